@@ -1,0 +1,133 @@
+"""Errors the kit can answer with, and the input checks that raise them.
+
+Role: one small vocabulary of failures shared by every server and client.
+
+Rules:
+  * Every refusal is a ``BankError(code, sentence)``. On the wire it becomes an
+    ``xmlrpc.client.Fault`` with the same code and sentence; nothing else (no
+    traceback, no Python class name) crosses the wire.
+  * The codes are stable: lab scripts in any language may test them. They borrow
+    HTTP's numbers so that they are easy to remember.
+  * Every check here either returns a clean value or raises; a refused input never
+    changes any state, because the checks run before any write.
+
+Glossary:
+  fault code   the number a client sees in ``Fault.faultCode``
+  acct ref     an account named across the bank: ``BRANCH/NUMBER``, e.g. ``Mumbai/1001``
+"""
+
+import enum
+import re
+
+
+class FaultCode(enum.IntEnum):
+    """The stable fault codes of the public API (documented in the README)."""
+    BAD_INPUT = 400            # an argument is malformed, missing or out of range
+    BAD_AMOUNT = 422           # an amount is not a valid positive decimal string
+    INSUFFICIENT_FUNDS = 402   # not enough *available* money (balance minus holds)
+    UNAUTHORIZED = 401         # missing or wrong shared-secret signature
+    NOT_ALLOWED = 403          # e.g. fault injection without --allow-faults
+    UNKNOWN_ACCOUNT = 404      # no such account (or branch) here
+    UNKNOWN_TXN = 410          # no such transaction is known here
+    UNKNOWN_METHOD = 405       # the server has no public method of that name
+    PROTOCOL_VIOLATION = 409   # a 2PC step that the protocol forbids (commit after abort)
+    NOT_PRIMARY = 421          # a replica refuses writes; the sentence names the primary
+    UNAVAILABLE = 503          # a branch or the coordinator cannot be reached
+    INTERNAL = 500             # a bug; details are in the server's log, not on the wire
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+
+class BankError(Exception):
+    """A refusal with a stable code and one sentence a student understands."""
+
+    def __init__(self, code: FaultCode, message: str):
+        super().__init__(message)
+        self.code = FaultCode(code)
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+
+# ---- input checks ---------------------------------------------------------------
+
+MAX_TEXT = 80                                   # owner names, branch names
+_NUMBER_RE = re.compile(r"^[0-9]{1,12}$")       # account numbers: digits only
+_BRANCH_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")   # txids and request ids
+
+
+def check_text(value, what: str, *, max_len: int = MAX_TEXT) -> str:
+    """A non-empty printable string of at most max_len characters."""
+    if not isinstance(value, str):
+        raise BankError(FaultCode.BAD_INPUT, f"The {what} must be text.")
+    value = value.strip()
+    if not value:
+        raise BankError(FaultCode.BAD_INPUT, f"The {what} must not be empty.")
+    if len(value) > max_len:
+        raise BankError(FaultCode.BAD_INPUT,
+                        f"The {what} is too long (at most {max_len} characters).")
+    if not value.isprintable():
+        raise BankError(FaultCode.BAD_INPUT,
+                        f"The {what} contains control characters.")
+    return value
+
+
+def check_account_number(value) -> str:
+    """Account numbers are 1 to 12 digits, sent as a string ("1001")."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
+        value = str(value)
+    if not isinstance(value, str) or not _NUMBER_RE.match(value.strip()):
+        raise BankError(FaultCode.BAD_INPUT,
+                        f"{_show(value)} is not an account number "
+                        "(use 1 to 12 digits, like \"1001\").")
+    return value.strip()
+
+
+def check_branch_name(value) -> str:
+    """Branch names: a letter, then letters, digits, '_' or '-' (at most 32)."""
+    if not isinstance(value, str) or not _BRANCH_RE.match(value.strip()):
+        raise BankError(FaultCode.BAD_INPUT,
+                        f"{_show(value)} is not a branch name (like \"Mumbai\").")
+    return value.strip()
+
+
+def check_token(value, what: str, *, optional: bool = False) -> str:
+    """Txids and request ids: 1-64 of letters, digits and _ . : -"""
+    if optional and (value is None or value == ""):
+        return ""
+    if not isinstance(value, str) or not _TOKEN_RE.match(value):
+        raise BankError(FaultCode.BAD_INPUT,
+                        f"{_show(value)} is not a valid {what} "
+                        "(1-64 letters, digits or _ . : -).")
+    return value
+
+
+def check_limit(value, *, default: int = 100, maximum: int = 10_000) -> int:
+    """A row count for listings: a whole number from 1 to maximum."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
+        raise BankError(FaultCode.BAD_INPUT,
+                        f"The limit must be a whole number from 1 to {maximum}.")
+    return value
+
+
+def split_acct_ref(value) -> tuple:
+    """'Mumbai/1001' -> ('Mumbai', '1001')."""
+    if not isinstance(value, str) or value.count("/") != 1:
+        raise BankError(FaultCode.BAD_INPUT,
+                        f"{_show(value)} is not an account; write it as BRANCH/NUMBER, "
+                        "like Mumbai/1001.")
+    branch, number = value.split("/")
+    return check_branch_name(branch), check_account_number(number)
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

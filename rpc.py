@@ -1,0 +1,363 @@
+"""XML-RPC plumbing shared by every server and client of the kit.
+
+Role: turn a service object's explicit list of public methods into a safe, threaded
+XML-RPC server, and give clients a connection that signs its calls and reports
+failures as plain sentences.
+
+Rules:
+  * Only the functions a service lists in ``PUBLIC_METHODS`` are served (plus
+    ``system.listMethods`` / ``system.methodHelp``). No dotted names, no reflection.
+  * Every failure reaches the client as a ``Fault(code, sentence)`` from errors.py;
+    a Python traceback is written to the server's log, never to the wire.
+  * Requests are checked before they are parsed: the body must declare its length
+    (at most ``MAX_BODY`` bytes), must not be compressed, must not carry a DOCTYPE,
+    and, when the server has a shared secret, must be signed (HMAC-SHA256 over a
+    timestamp, a nonce and the body; a stale or replayed signature is refused).
+  * HTTP/1.1 keep-alive: a client reuses one connection for many calls. Idle
+    connections time out; at most ``MAX_CONNECTIONS`` are served at once.
+
+Glossary:
+  service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
+  secret    a shared key from --secret-file; everyone in one bank uses the same one
+  nonce     a random string used once, so that a captured request cannot be replayed
+"""
+
+import hashlib
+import hmac
+import http.client
+import inspect
+import logging
+import os
+import pathlib
+import secrets
+import socket
+import socketserver
+import threading
+import time
+import xmlrpc.client
+from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
+
+from errors import BankError, FaultCode
+
+MAX_BODY = 256 * 1024          # bytes; a prepare with 64 ops is about 10 KB
+MAX_CONNECTIONS = 64           # connections served at once; more are turned away
+IDLE_TIMEOUT = 30              # seconds a connection may sit idle or trickle
+SIGNATURE_WINDOW = 120         # seconds a signed request stays valid
+DEFAULT_CALL_TIMEOUT = 10      # seconds a client waits for an answer
+
+log = logging.getLogger("rpc")
+
+
+# ---- shared-secret signatures ---------------------------------------------------------
+
+def new_secret() -> str:
+    """A fresh random secret for a classroom: 64 hex characters."""
+    return secrets.token_hex(32)
+
+
+def load_secret(path) -> str:
+    """Read a secret file; refuse one that is missing or too short to be safe."""
+    path = pathlib.Path(path)
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SystemExit(f"Cannot read the secret file {path}: {exc.strerror}.")
+    if len(secret) < 16:
+        raise SystemExit(f"The secret in {path} is too short (at least 16 characters); "
+                         "make one with: python cluster.py secret > secret.txt")
+    return secret
+
+
+def write_secret(path) -> str:
+    """Create a secret file readable by its owner only (mode 0600 where modes exist)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = new_secret()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secret + "\n")
+    return secret
+
+
+def sign(secret: str, body: bytes, now=None, nonce=None) -> dict:
+    """The three headers that prove a request comes from someone with the secret."""
+    stamp = str(int(time.time() if now is None else now))
+    nonce = nonce or secrets.token_hex(16)
+    mac = hmac.new(secret.encode(), f"{stamp}\n{nonce}\n".encode() + body, hashlib.sha256)
+    return {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Signature": mac.hexdigest()}
+
+
+class SignatureChecker:
+    """Verifies signed requests and remembers recent nonces to refuse replays."""
+
+    def __init__(self, secret: str):
+        self.secret = secret
+        self._seen = {}                 # nonce -> time it was used
+        self._lock = threading.Lock()
+
+    def problem(self, headers, body: bytes):
+        """None if the request is properly signed, else why not (for the log)."""
+        stamp, nonce = headers.get("X-Bank-Time", ""), headers.get("X-Bank-Nonce", "")
+        given = headers.get("X-Bank-Signature", "")
+        if not (stamp and nonce and given):
+            return "unsigned request"
+        if not stamp.isdigit() or abs(time.time() - int(stamp)) > SIGNATURE_WINDOW:
+            return "stale or malformed timestamp"
+        expected = sign(self.secret, body, now=int(stamp), nonce=nonce)["X-Bank-Signature"]
+        if not hmac.compare_digest(expected, given):
+            return "wrong signature"
+        with self._lock:
+            self._forget_old_nonces()
+            if nonce in self._seen:
+                return "replayed request"
+            self._seen[nonce] = time.time()
+        return None
+
+    def _forget_old_nonces(self):
+        cutoff = time.time() - 2 * SIGNATURE_WINDOW
+        if len(self._seen) > 1000:
+            self._seen = {n: t for n, t in self._seen.items() if t > cutoff}
+
+
+# ---- the server ----------------------------------------------------------------------
+
+class _Handler(SimpleXMLRPCRequestHandler):
+    """One HTTP connection. Checks the request before any XML is parsed."""
+    protocol_version = "HTTP/1.1"       # keep-alive: many calls per connection
+    rpc_paths = ("/", "/RPC2")
+    timeout = IDLE_TIMEOUT              # socket timeout for idle or slow clients
+
+    def do_POST(self):
+        if not self.is_rpc_path_valid():
+            return self._refuse(404, "Not found: post XML-RPC to /")
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit():
+            return self._refuse(411, "A Content-Length header is required.")
+        if int(length) > MAX_BODY:
+            return self._refuse(413, f"Request too large (at most {MAX_BODY} bytes).")
+        if self.headers.get("Content-Encoding", "identity").lower() != "identity":
+            return self._refuse(415, "Compressed requests are not accepted.")
+        body = self.rfile.read(int(length))
+        checker = self.server.checker
+        if checker is not None:
+            why = checker.problem(self.headers, body)
+            if why:
+                log.warning("refused a request from %s: %s", self.client_address[0], why)
+                return self._refuse(401, "Unauthorized: this server needs a signed "
+                                         "request (a shared secret).")
+        if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+            return self._refuse(400, "DOCTYPE and entity declarations are not accepted.")
+        response = self.server._marshaled_dispatch(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(response)))
+        self.end_headers()
+        self.wfile.write(response)
+
+    def _refuse(self, status: int, sentence: str):
+        payload = (sentence + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(payload)
+        self.close_connection = True
+
+    def log_message(self, fmt, *args):   # route http.server's chatter to our log
+        log.debug("%s " + fmt, self.client_address[0], *args)
+
+
+class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
+    """A threaded XML-RPC server for one service object's PUBLIC_METHODS."""
+    daemon_threads = True
+    allow_reuse_address = os.name != "nt"   # on Windows it would let ports be stolen
+
+    def __init__(self, service, host: str, port: int, secret=None):
+        super().__init__((host, port), requestHandler=_Handler, logRequests=False,
+                         allow_none=False, encoding="utf-8")
+        self.service_name = getattr(service, "name", type(service).__name__)
+        self.checker = SignatureChecker(secret) if secret else None
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        for name in service.PUBLIC_METHODS:
+            self.register_function(getattr(service, name), name)
+        self.register_introspection_functions()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # Bounded concurrency: a flood of connections cannot exhaust threads.
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            log.warning("too many connections; turning %s away", client_address[0])
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _marshaled_dispatch(self, data, dispatch_method=None, path=None):
+        """Parse, call and answer; every failure becomes a kit Fault."""
+        try:
+            params, method = xmlrpc.client.loads(data)
+        except Exception:
+            return _fault(FaultCode.BAD_INPUT, "The request is not valid XML-RPC.")
+        try:
+            result = self._call(method, params)
+            return xmlrpc.client.dumps((result,), methodresponse=True,
+                                       allow_none=False, encoding="utf-8").encode()
+        except BankError as exc:
+            return _fault(exc.code, exc.message)
+        except Exception:
+            log.exception("internal error in %s(%r)", method, params)
+            return _fault(FaultCode.INTERNAL,
+                          f"Internal error in {self.service_name} while running "
+                          f"{method}; the server's log has the details.")
+
+    def _call(self, method, params):
+        func = self.funcs.get(method) if isinstance(method, str) else None
+        if func is None:
+            raise BankError(FaultCode.UNKNOWN_METHOD,
+                            f"There is no method {str(method)[:60]!r}; "
+                            "system.listMethods lists them.")
+        try:
+            inspect.signature(func).bind(*params)
+        except TypeError:
+            raise BankError(FaultCode.BAD_INPUT,
+                            f"Wrong number of arguments for {method}{_signature(func)}.")
+        return func(*params)
+
+
+def _signature(func) -> str:
+    try:
+        return str(inspect.signature(func))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def _fault(code, sentence: str) -> bytes:
+    return xmlrpc.client.dumps(xmlrpc.client.Fault(int(code), sentence),
+                               methodresponse=True, encoding="utf-8").encode()
+
+
+def serve(server: Server, on_stop=None) -> None:
+    """Serve until Ctrl-C, then stop cleanly (the database is closed by on_stop)."""
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        print("\nStopping.", flush=True)
+    finally:
+        server.server_close()
+        if on_stop:
+            on_stop()
+
+
+def check_bind(host: str, secret, insecure: bool) -> None:
+    """Refuse to serve beyond this machine without a secret (unless told loudly)."""
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    if loopback or secret or insecure:
+        return
+    raise SystemExit(
+        f"Refusing to serve on {host} without a shared secret: anyone on the network "
+        "could move money.\nMake one with `python cluster.py secret > secret.txt`, hand "
+        "it to the class, and start every server with --secret-file secret.txt.\n"
+        "(To do it anyway on a trusted network, add --insecure-no-auth.)")
+
+
+def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
+    """Log to stderr and to logs/<name>.log (runtime logs live in logs/)."""
+    log_dir = pathlib.Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"{name}.log"
+    fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for handler in (logging.StreamHandler(), logging.FileHandler(path, encoding="utf-8")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    return path
+
+
+# ---- the client -----------------------------------------------------------------------
+
+class _Transport(xmlrpc.client.Transport):
+    """Keeps one HTTP/1.1 connection alive, with a timeout, and signs each call."""
+
+    def __init__(self, timeout: float, secret=None):
+        super().__init__()
+        self.timeout, self.secret = timeout, secret
+
+    def make_connection(self, host):
+        conn = super().make_connection(host)
+        conn.timeout = self.timeout
+        return conn
+
+    def send_content(self, connection, request_body):
+        if self.secret:
+            for key, value in sign(self.secret, request_body).items():
+                connection.putheader(key, value)
+        super().send_content(connection, request_body)
+
+
+def connect(url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT):
+    """A plain ServerProxy that signs its calls: what a lab script uses.
+
+    Not thread-safe (one HTTP connection): make one per thread.
+    """
+    return xmlrpc.client.ServerProxy(url, transport=_Transport(timeout, secret),
+                                     allow_none=False)
+
+
+class Client:
+    """Calls one server's methods; failures become BankError with a plain sentence.
+
+    Thread-safe: each thread keeps its own kept-alive connection.
+    """
+
+    def __init__(self, url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT,
+                 label: str = ""):
+        self.url, self.secret, self.timeout = url, secret, timeout
+        self.label = label or url
+        self._local = threading.local()
+
+    def call(self, method: str, *args):
+        proxy = getattr(self._local, "proxy", None)
+        if proxy is None:
+            proxy = self._local.proxy = connect(self.url, self.secret, self.timeout)
+        try:
+            return getattr(proxy, method)(*args)
+        except xmlrpc.client.Fault as fault:
+            raise BankError(_known_code(fault.faultCode), fault.faultString) from None
+        except xmlrpc.client.ProtocolError as exc:
+            self._local.proxy = None
+            if exc.errcode == 401:
+                raise BankError(FaultCode.UNAUTHORIZED,
+                                f"{self.label} refused the call: wrong or missing shared "
+                                "secret.") from None
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"{self.label} answered HTTP {exc.errcode}.") from None
+        except (OSError, http.client.HTTPException, socket.timeout) as exc:
+            self._local.proxy = None          # the connection is unusable; start afresh
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"{self.label} cannot be reached ({_why(exc)}).") from None
+
+
+def _known_code(code) -> FaultCode:
+    try:
+        return FaultCode(code)
+    except ValueError:
+        return FaultCode.INTERNAL
+
+
+def _why(exc) -> str:
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "no answer in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: is it running?"
+    return type(exc).__name__ if not str(exc) else str(exc)[:80]

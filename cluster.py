@@ -1,0 +1,303 @@
+"""The local cluster: start, crash, restart and stop the kit's processes on this machine.
+
+Role: launch branches and a coordinator as real processes on loopback, for a
+teacher's demo, a student's lab script, the shell, the window and the tests.
+
+Use it from the command line:
+    python cluster.py start      # Mumbai and Delhi (preloaded) + a coordinator
+    python cluster.py status     # what runs, where
+    python cluster.py stop
+    python cluster.py secret     # print a fresh shared secret for a classroom LAN
+
+or from Python (what labs and tests do):
+    with LocalCluster(home=tmpdir, branches=("Mumbai", "Delhi")) as bank:
+        coord = bank.coordinator()            # an rpc.Client
+        coord.call("transfer", "Mumbai/1001", "Delhi/1002", "100")
+        bank.kill("Mumbai"); bank.restart("Mumbai")
+
+Rules:
+  * Processes are started with ``subprocess`` (no fork) and ended with
+    ``Popen.kill()``, so it works the same on Windows, macOS and Linux.
+  * A member is ended only by the pid this launcher started.
+  * State is kept between runs: databases in HOME/data, logs in HOME/logs, and the
+    running cluster's URLs and pids in HOME/data/cluster.json.
+  * The cluster makes its own shared secret (HOME/data/cluster.secret, mode 0600) and
+    every member and client signs its calls with it.
+
+Glossary:
+  home    the folder that holds a cluster's data/ and logs/ (the repository by default)
+  member  one process of the cluster: a branch, or "coordinator"
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import rpc
+from errors import BankError, FaultCode
+
+KIT = pathlib.Path(__file__).resolve().parent
+DEFAULT_BRANCHES = ("Mumbai", "Delhi")
+DEFAULT_PORTS = {"coordinator": 9000, "Mumbai": 9100, "Delhi": 9101}
+START_TIMEOUT = 20.0          # seconds a member may take to start listening
+COORDINATOR = "coordinator"
+
+
+# A member must not die when the user presses Ctrl-C in the shell that started it.
+_DETACHED = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+             else {"start_new_session": True})
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+class Member:
+    """One launched process of the cluster, restartable on the same port."""
+
+    def __init__(self, name: str, script: str, args: list, home: pathlib.Path, port: int = 0):
+        self.name, self.script, self.args, self.home, self.port = name, script, args, home, port
+        self.proc = None
+        self.url = ""
+        self.url_file = home / "data" / f"{name}.url"
+        self.output = home / "logs" / f"{name}.out"
+
+    def start(self, extra=()) -> str:
+        """Start the process and wait (with a deadline) until it listens; return its URL."""
+        self.url_file.unlink(missing_ok=True)
+        cmd = [sys.executable, str(KIT / self.script), *self.args, "--port", str(self.port),
+               "--url-file", str(self.url_file), "--log-dir", str(self.home / "logs"),
+               *extra]
+        with open(self.output, "ab") as out:
+            self.proc = subprocess.Popen(cmd, cwd=self.home, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         **_DETACHED)
+        self.url = self._wait_for_url()
+        self.port = int(self.url.rsplit(":", 1)[1])      # a restart reuses the port
+        return self.url
+
+    def _wait_for_url(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.url_file.exists():
+                return self.url_file.read_text(encoding="utf-8").strip()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} "
+                                   f"while starting:\n{self.last_output()}")
+            time.sleep(0.05)                 # polling for a file, with a deadline
+        self.kill()
+        raise RuntimeError(f"{self.name} did not start within {START_TIMEOUT} s:\n"
+                           f"{self.last_output()}")
+
+    def last_output(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess)."""
+        if self.alive:
+            self.proc.kill()
+        if self.proc is not None:
+            self.proc.wait(timeout=10)
+
+    def wait_exit(self, timeout: float = 10.0):
+        """Wait for the process to end by itself (e.g. an armed crash); its exit code."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+class LocalCluster:
+    """Branches plus a coordinator on loopback, sharing one home folder and secret."""
+
+    def __init__(self, home=KIT, branches=DEFAULT_BRANCHES, *, preload=True,
+                 allow_faults=True, fixed_ports=False, coordinator_args=(),
+                 branch_args=()):
+        self.home = pathlib.Path(home).resolve()
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        self.secret_file = self.home / "data" / "cluster.secret"
+        if not self.secret_file.exists():
+            rpc.write_secret(self.secret_file)
+        self.secret = rpc.load_secret(self.secret_file)
+        common = ["--secret-file", str(self.secret_file)]
+        if allow_faults:
+            common.append("--allow-faults")
+        self.members = {}
+        for name in branches:
+            args = ["--name", name, "--db", str(self.home / "data" / f"{name}.db"), *common,
+                    *(["--preload"] if preload else []), *branch_args]
+            self.members[name] = Member(name, "branch.py", args, self.home,
+                                        self._port(name, fixed_ports))
+        self.coordinator_args = [*common, "--log", str(self.home / "logs" / "recovery.log"),
+                                 *coordinator_args]
+        self.members[COORDINATOR] = Member(COORDINATOR, "coordinator.py",
+                                           self.coordinator_args, self.home,
+                                           self._port(COORDINATOR, fixed_ports))
+
+    @staticmethod
+    def _port(name, fixed):
+        port = DEFAULT_PORTS.get(name, 0) if fixed else 0
+        return port if port and _port_is_free(port) else 0
+
+    @property
+    def branch_names(self) -> list:
+        return [n for n in self.members if n != COORDINATOR]
+
+    def start(self) -> "LocalCluster":
+        """Start every branch, then the coordinator that knows their URLs."""
+        for name in self.branch_names:
+            self.members[name].start()
+        self.start_member(COORDINATOR)
+        self.save_state()
+        return self
+
+    def start_member(self, name: str, extra=()) -> str:
+        member = self.member(name)
+        if name == COORDINATOR:
+            routes = [a for n in self.branch_names
+                      for a in ("--branch", f"{n}={self.members[n].url}")]
+            member.args = [*self.coordinator_args, *routes]
+        return member.start(extra)
+
+    def member(self, name: str) -> Member:
+        if name not in self.members:
+            raise BankError(FaultCode.BAD_INPUT, f"There is no cluster member {name!r}; members: "
+                                 f"{', '.join(self.members)}.")
+        return self.members[name]
+
+    def kill(self, name: str) -> None:
+        """Crash a member (no cleanup: like a power cut)."""
+        self.member(name).kill()
+
+    def restart(self, name: str, extra=()) -> str:
+        """Start a member again on its old port and database (kill it first if alive)."""
+        self.member(name).kill()
+        url = self.start_member(name, extra)
+        self.save_state()
+        return url
+
+    def stop(self) -> None:
+        for member in self.members.values():
+            member.kill()
+        (self.home / "data" / "cluster.json").unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def coordinator_url(self) -> str:
+        return self.members[COORDINATOR].url
+
+    def client(self, name: str, timeout: float = 10) -> rpc.Client:
+        """An rpc.Client for a member, signing with the cluster's secret."""
+        return rpc.Client(self.member(name).url, self.secret, timeout, label=name)
+
+    def coordinator(self, timeout: float = 30) -> rpc.Client:
+        return self.client(COORDINATOR, timeout)
+
+    def save_state(self) -> None:
+        state = {"secret_file": str(self.secret_file),
+                 "members": {n: {"url": m.url, "pid": m.proc.pid if m.proc else None}
+                             for n, m in self.members.items()}}
+        (self.home / "data" / "cluster.json").write_text(json.dumps(state, indent=2))
+
+
+# ---- attaching to a cluster that is already running ------------------------------------
+
+def running_cluster(home=KIT):
+    """The state of a cluster started earlier from `home`, if its coordinator answers."""
+    path = pathlib.Path(home) / "data" / "cluster.json"
+    try:
+        state = json.loads(path.read_text())
+        secret = rpc.load_secret(state["secret_file"])
+        url = state["members"][COORDINATOR]["url"]
+        rpc.Client(url, secret, timeout=2).call("ping")
+        return state
+    except (OSError, ValueError, KeyError, BankError, SystemExit):
+        return None
+
+
+def stop_running(home=KIT) -> list:
+    """Stop a cluster started by `python cluster.py start` (by its recorded pids)."""
+    path = pathlib.Path(home) / "data" / "cluster.json"
+    if not path.exists():
+        return []
+    state = json.loads(path.read_text())
+    stopped = []
+    for name, info in state["members"].items():
+        if info.get("pid") and _pid_answers(info["url"], state):
+            _end_pid(info["pid"])
+            stopped.append(name)
+    path.unlink(missing_ok=True)
+    return stopped
+
+
+def _pid_answers(url, state) -> bool:
+    try:
+        rpc.Client(url, rpc.load_secret(state["secret_file"]), timeout=2).call("ping")
+        return True
+    except (BankError, SystemExit):
+        return False
+
+
+def _end_pid(pid: int) -> None:
+    import signal
+    try:
+        os.kill(pid, signal.SIGTERM)     # TerminateProcess on Windows
+    except OSError:
+        pass
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Start or stop the local demo cluster.")
+    p.add_argument("command", choices=("start", "stop", "status", "secret"))
+    p.add_argument("--home", default=str(KIT), help="folder for data/ and logs/")
+    args = p.parse_args(argv)
+    if args.command == "secret":
+        print(rpc.new_secret())
+        return 0
+    if args.command == "stop":
+        stopped = stop_running(args.home)
+        print("Stopped: " + ", ".join(stopped) if stopped else "No local cluster was running.")
+        return 0
+    state = running_cluster(args.home)
+    if args.command == "status" or state:
+        if not state:
+            print("No local cluster is running. Start one with: python cluster.py start")
+            return 1
+        print("A local cluster is running:")
+        for name, info in state["members"].items():
+            print(f"  {name:<12} {info['url']}  (pid {info['pid']})")
+        return 0
+    cluster = LocalCluster(args.home, fixed_ports=True)
+    print("Starting the local cluster...", flush=True)
+    cluster.start()
+    for name, member in cluster.members.items():
+        print(f"  {name:<12} {member.url}  (pid {member.proc.pid})")
+    print(f"Logs in {cluster.home / 'logs'}; stop it with: python cluster.py stop")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

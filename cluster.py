@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import pathlib
+import signal
 import socket
 import subprocess
 import sys
@@ -68,6 +69,7 @@ class Member:
     def __init__(self, name: str, script: str, args: list, home: pathlib.Path, port: int = 0):
         self.name, self.script, self.args, self.home, self.port = name, script, args, home, port
         self.proc = None
+        self.pid = None               # set from cluster.json when attached, not started
         self.url = ""
         self.url_file = home / "data" / f"{name}.url"
         self.output = home / "logs" / f"{name}.out"
@@ -107,14 +109,20 @@ class Member:
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self.pid is not None and _answers(self.url)
 
     def kill(self) -> None:
         """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess)."""
-        if self.alive:
-            self.proc.kill()
         if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
             self.proc.wait(timeout=10)
+        elif self.pid is not None and _answers(self.url):
+            _kill_pid(self.pid)                 # a member started by another launcher
+            _wait_until_silent(self.url)
+        self.pid = None
 
     def wait_exit(self, timeout: float = 10.0):
         """Wait for the process to end by itself (e.g. an armed crash); its exit code."""
@@ -217,10 +225,42 @@ class LocalCluster:
         return self.client(COORDINATOR, timeout)
 
     def save_state(self) -> None:
+        """Record URLs, pids and command lines, so another program can attach."""
         state = {"secret_file": str(self.secret_file),
-                 "members": {n: {"url": m.url, "pid": m.proc.pid if m.proc else None}
+                 "coordinator_args": self.coordinator_args,
+                 "members": {n: {"url": m.url, "pid": m.proc.pid if m.proc else m.pid,
+                                 "script": m.script, "args": m.args, "port": m.port}
                              for n, m in self.members.items()}}
         (self.home / "data" / "cluster.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def attach(cls, home=KIT):
+        """The cluster started earlier from `home` (by another program), if it answers."""
+        state = running_cluster(home)
+        if state is None:
+            return None
+        cluster = cls.__new__(cls)
+        cluster.home = pathlib.Path(home).resolve()
+        cluster.secret_file = pathlib.Path(state["secret_file"])
+        cluster.secret = rpc.load_secret(cluster.secret_file)
+        cluster.coordinator_args = state["coordinator_args"]
+        cluster.members = {}
+        for name, info in state["members"].items():
+            member = Member(name, info["script"], info["args"], cluster.home, info["port"])
+            member.url, member.pid = info["url"], info["pid"]
+            cluster.members[name] = member
+        return cluster
+
+
+def attach_or_start(home=KIT):
+    """(cluster, started): attach to the local cluster if one runs, else start one.
+
+    The caller stops the cluster when it exits only if it started it.
+    """
+    cluster = LocalCluster.attach(home)
+    if cluster is not None:
+        return cluster, False
+    return LocalCluster(home, fixed_ports=True).start(), True
 
 
 # ---- attaching to a cluster that is already running ------------------------------------
@@ -246,27 +286,34 @@ def stop_running(home=KIT) -> list:
     state = json.loads(path.read_text())
     stopped = []
     for name, info in state["members"].items():
-        if info.get("pid") and _pid_answers(info["url"], state):
-            _end_pid(info["pid"])
+        if info.get("pid") and _answers(info["url"]):
+            _kill_pid(info["pid"])
             stopped.append(name)
     path.unlink(missing_ok=True)
     return stopped
 
 
-def _pid_answers(url, state) -> bool:
+def _answers(url) -> bool:
+    """Does anything answer HTTP at url? (Any answer, even 401, means it is up.)"""
     try:
-        rpc.Client(url, rpc.load_secret(state["secret_file"]), timeout=2).call("ping")
+        rpc.Client(url, None, timeout=2).call("ping")
         return True
-    except (BankError, SystemExit):
-        return False
+    except BankError as exc:
+        return exc.code != FaultCode.UNAVAILABLE or "HTTP" in exc.message
 
 
-def _end_pid(pid: int) -> None:
-    import signal
+def _kill_pid(pid: int) -> None:
+    """End a process we did not start ourselves (its pid is in cluster.json)."""
     try:
-        os.kill(pid, signal.SIGTERM)     # TerminateProcess on Windows
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # TerminateProcess on Windows
     except OSError:
         pass
+
+
+def _wait_until_silent(url, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _answers(url):
+        time.sleep(0.05)
 
 
 def main(argv=None):

@@ -74,9 +74,14 @@ class FaultPoints:
     def crash_if_armed(self, point: str) -> None:
         """If `point` is armed, die here and now, like a power cut."""
         if self.fires(point):
-            log.warning("crashing on purpose at %s (exit code %d)", point, CRASH_EXIT_CODE)
-            logging.shutdown()
-            os._exit(CRASH_EXIT_CODE)
+            self.crash_now(point)
+
+    @staticmethod
+    def crash_now(point: str) -> None:
+        """Die at once: no cleanup, no flush of anything not yet written (os._exit)."""
+        log.warning("crashing on purpose at %s (exit code %d)", point, CRASH_EXIT_CODE)
+        logging.shutdown()
+        os._exit(CRASH_EXIT_CODE)
 
     def maybe_delay(self) -> None:
         """Sleep if a delay is armed: this is the fault itself, not a wait for something."""

@@ -1,0 +1,95 @@
+"""Shared fixtures for the kit's tests: a scratch home folder and real branch processes.
+
+Rules for every test in this folder:
+  * Real processes run on 127.0.0.1 only, on ports the OS picks (``--port 0``).
+  * A process is ended only by the pid we started (``cluster.Member.kill``), never by name.
+  * Waiting is polling with a deadline (``Member.start``, ``Member.wait_exit``), never a
+    bare sleep.
+
+Fixtures (all function-scoped, so tests never depend on each other):
+  tmp_home       a fresh folder laid out like a cluster home: ``data/`` and ``logs/``
+  start_branch   a factory: ``start_branch("Delhi", preload=False)`` -> a started Member;
+                 every branch it started is killed at teardown
+  branch_member  one started branch "Mumbai" (preloaded: 1001 = 10000.00, 1002 = 5000.00,
+                 faults allowed, no secret), as a ``cluster.Member`` you can kill/restart
+  branch_url     that branch's URL, e.g. ``http://127.0.0.1:40123``
+  branch_client  an ``rpc.Client`` for it (failures arrive as ``BankError``)
+  dead_url       a loopback URL where nothing answers (connection refused at once): a
+                 coordinator address for prepares whose decision never comes
+"""
+
+import pathlib
+import socket
+import sys
+
+import pytest
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
+
+import cluster  # noqa: E402  (needs the kit on sys.path first)
+import rpc      # noqa: E402
+
+
+@pytest.fixture
+def tmp_home(tmp_path) -> pathlib.Path:
+    """A fresh home folder with data/ and logs/, as cluster.Member expects."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "logs").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def start_branch(tmp_home):
+    """Factory for real branch processes in tmp_home; all are killed (by pid) at teardown.
+
+    start_branch(name="Mumbai", *, preload=True, allow_faults=True, extra=()) starts
+    ``python branch.py --name NAME --port 0 --db HOME/data/NAME.db --log-dir HOME/logs
+    --url-file HOME/data/NAME.url [--preload] [--allow-faults] EXTRA...`` and returns the
+    started cluster.Member (``.url``, ``.kill()``, ``.start()`` restarts on the same port
+    and database, ``.wait_exit()``).
+    """
+    started = []
+
+    def start(name="Mumbai", *, preload=True, allow_faults=True, extra=()):
+        args = ["--name", name, "--db", str(tmp_home / "data" / f"{name}.db"),
+                *(["--preload"] if preload else []),
+                *(["--allow-faults"] if allow_faults else []), *extra]
+        member = cluster.Member(name, "branch.py", args, tmp_home)
+        started.append(member)
+        member.start()
+        return member
+
+    yield start
+    for member in started:
+        member.kill()
+
+
+@pytest.fixture
+def branch_member(start_branch) -> cluster.Member:
+    """One running branch, Mumbai: preloaded, faults allowed, no secret."""
+    return start_branch("Mumbai")
+
+
+@pytest.fixture
+def branch_url(branch_member) -> str:
+    """The URL of the running branch Mumbai."""
+    return branch_member.url
+
+
+@pytest.fixture
+def branch_client(branch_url) -> rpc.Client:
+    """An rpc.Client for Mumbai (a restart on the same port keeps it usable)."""
+    return rpc.Client(branch_url, timeout=10, label="Mumbai")
+
+
+@pytest.fixture
+def dead_url():
+    """A loopback URL on a port the OS gave us and that is bound but never listens.
+
+    Connecting to it is refused at once, for as long as the test runs.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -27,6 +27,7 @@ import os
 import pathlib
 import sys
 import threading
+import time
 
 import rpc
 from errors import (BankError, FaultCode, check_account_number, check_branch_name,
@@ -35,6 +36,7 @@ from faults import BRANCH_POINTS, FaultPoints
 from ledger import MAX_OPS, Ledger
 from money import format_amount, parse_amount, parse_delta
 from protocol import TxState
+from replication import HEARTBEAT_EVERY, Follower, Replicas
 
 log = logging.getLogger("branch")
 
@@ -47,24 +49,37 @@ class Branch:
 
     PUBLIC_METHODS = ("ping", "open_account", "account", "accounts", "deposit", "withdraw",
                       "transfer", "prepare", "commit", "abort", "status", "in_doubt",
-                      "journal")
+                      "journal", "promote",
+                      # replication between branch servers (replication.py)
+                      "replication", "changes_since", "attach_replica", "caught_up",
+                      "replicate", "follow")
 
     def __init__(self, name: str, db_path, *, allow_faults=False, secret=None,
-                 ask_every: float = ASK_EVERY):
+                 ask_every: float = ASK_EVERY, replica_of: str = "", synchronous=True):
         self.name = check_branch_name(name)
-        self.ledger = Ledger(db_path, self.name)
+        self.ledger = _open_ledger(db_path, self.name, replica_of)
         self.faults = FaultPoints("branch", BRANCH_POINTS, allow_faults)
         if allow_faults:
             self.PUBLIC_METHODS = Branch.PUBLIC_METHODS + ("fault",)
         self.secret, self.ask_every = secret, ask_every
+        self.url = ""                           # set once the server listens
         self._coordinators = {}                 # url -> rpc.Client
         self._stop = threading.Event()
+        self.epoch = int(self.ledger.meta("epoch", "1"))
+        self.role = "replica" if replica_of else self.ledger.meta("role", "primary")
+        self.primary_url = replica_of or self.ledger.meta("primary", "")
+        self.replicas = Replicas(self, synchronous)
+        self.follower = Follower(self, replica_of) if replica_of else None
+        self.ledger.set_meta(role=self.role, primary=self.primary_url)
 
     # ---- information ------------------------------------------------------------------
 
     def ping(self) -> dict:
-        """Who and what this server is: {"name", "role", "epoch", "accounts", "in_doubt"}."""
-        return {"name": self.name, "role": "primary", "epoch": 1,
+        """Who and what this server is: {"name", "role": "primary"|"replica"|"fenced",
+        "epoch", "primary", "applied", "in_sync", "accounts", "in_doubt", "faults"}."""
+        return {"name": self.name, "role": self.role, "epoch": self.epoch,
+                "primary": self.primary_url, "applied": self.ledger.applied_seq(),
+                "in_sync": bool(self.follower and self.follower.in_sync),
                 "accounts": self.ledger.count_accounts(),
                 "in_doubt": len(self.ledger.in_doubt()),
                 "faults": self.faults.describe()["armed"]}
@@ -99,7 +114,7 @@ class Branch:
         owner = check_text(owner, "owner name")
         amount = parse_amount(initial, allow_zero=True)
         number = check_account_number(number) if number not in ("", None) else ""
-        acct = self.ledger.open_account(owner, amount, number)
+        acct = self._write(self.ledger.open_account, owner, amount, number)
         log.info("opened %s/%s for %s with %s", self.name, acct["number"], owner,
                  acct["balance"])
         return acct
@@ -108,7 +123,7 @@ class Branch:
         """Add money to an account; returns the account. Example: deposit("1001", "250.00")"""
         args = (check_account_number(number), parse_amount(amount),
                 check_token(request_id, "request id", optional=True))
-        return self.ledger.deposit(*args)
+        return self._write(self.ledger.deposit, *args)
 
     def withdraw(self, number, amount, request_id="") -> dict:
         """Take money out, if that much is available (holds count as spent).
@@ -117,7 +132,7 @@ class Branch:
         """
         args = (check_account_number(number), parse_amount(amount),
                 check_token(request_id, "request id", optional=True))
-        return self.ledger.withdraw(*args)
+        return self._write(self.ledger.withdraw, *args)
 
     def transfer(self, src, dst, amount, request_id="") -> dict:
         """Move money between two accounts of this branch in one local transaction.
@@ -126,7 +141,7 @@ class Branch:
         """
         args = (check_account_number(src), check_account_number(dst), parse_amount(amount),
                 check_token(request_id, "request id", optional=True))
-        return self.ledger.transfer(*args)
+        return self._write(self.ledger.transfer, *args)
 
     # ---- 2PC participant --------------------------------------------------------------
 
@@ -143,7 +158,7 @@ class Branch:
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-vote")
         refuse = "fault injected: vote-no" if self.faults.fires("vote-no") else ""
-        vote, reason = self.ledger.prepare(txid, coordinator, parsed, refuse)  # durable here
+        vote, reason = self._write(self.ledger.prepare, txid, coordinator, parsed, refuse)
         log.info("prepare %s: vote %s %s", txid, vote.value, reason)
         self.faults.crash_if_armed("crash-after-vote")
         return {"vote": vote.value, "reason": reason}
@@ -156,7 +171,7 @@ class Branch:
         txid = check_token(txid, "transaction id")
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-commit")
-        state = self.ledger.commit(txid)                                # durable here
+        state = self._write(self.ledger.commit, txid)       # durable here and on replicas
         log.info("commit %s: done", txid)
         self.faults.crash_if_armed("crash-after-commit")
         return {"txid": txid, "state": state.value}
@@ -167,7 +182,7 @@ class Branch:
         """
         txid = check_token(txid, "transaction id")
         self.faults.maybe_delay()
-        state = self.ledger.abort(txid)
+        state = self._write(self.ledger.abort, txid)
         log.info("abort %s: done", txid)
         return {"txid": txid, "state": state.value}
 
@@ -197,9 +212,9 @@ class Branch:
         for txn in self.ledger.in_doubt():
             decision = self._ask_decision(txn["txid"], txn["coordinator"])
             if decision == TxState.COMMITTED.value:
-                self.ledger.commit(txn["txid"])
+                self._write(self.ledger.commit, txn["txid"])
             elif decision == TxState.ABORTED.value:
-                self.ledger.abort(txn["txid"])
+                self._write(self.ledger.abort, txn["txid"])
             else:
                 continue
             resolved += 1
@@ -222,13 +237,136 @@ class Branch:
         """Background loop: resolve in-doubt txns now (after a restart) and every few s."""
         while not self._stop.is_set():
             try:
-                self.resolve_in_doubt()
+                if self.role == "primary":
+                    self.resolve_in_doubt()
             except Exception:
                 log.exception("termination loop")
             self._stop.wait(self.ask_every)
 
+    def run_replication(self):
+        """Background loop: a primary sends heartbeats; a replica catches up when behind."""
+        self.check_fenced()
+        while not self._stop.wait(HEARTBEAT_EVERY):
+            try:
+                if self.role == "primary":
+                    self.replicas.heartbeat()
+                elif self.role == "replica" and not self.follower.in_sync:
+                    self.follower.catch_up()
+            except Exception:
+                log.exception("replication loop")
+
     def start_background(self):
         threading.Thread(target=self.run_termination, name="termination", daemon=True).start()
+        threading.Thread(target=self.run_replication, name="replication", daemon=True).start()
+
+    # ---- roles: primary, replica, fenced -----------------------------------------------
+
+    def _write(self, operation, *args):
+        """Rule 1 again, for replication: only a primary writes, and in synchronous mode
+        the reply waits until every in-sync replica has the change."""
+        if self.role != "primary":
+            where = f" The primary is {self.primary_url}." if self.primary_url else ""
+            raise BankError(FaultCode.NOT_PRIMARY,
+                            f"{self.name} at {self.url or 'this address'} is "
+                            f"{_role_words(self.role)} and does not accept writes.{where}")
+        result = operation(*args)
+        self.replicas.after_write()
+        return result
+
+    def set_role(self, role: str, epoch: int = 0, primary: str = "") -> None:
+        """Change role durably (and the epoch, which only ever grows)."""
+        self.epoch = max(self.epoch, epoch)
+        self.role, self.primary_url = role, primary
+        self.ledger.set_meta(role=role, epoch=self.epoch, primary=primary)
+        log.warning("now %s at epoch %d%s", role, self.epoch,
+                    f" (primary: {primary})" if primary else "")
+
+    def fence(self, why: str) -> None:
+        """A higher epoch exists: stop accepting writes (Rule 3 of replication.py)."""
+        if self.role == "primary":
+            self.set_role("fenced", primary=_primary_named_in(why))
+            log.warning("fenced: %s", why)
+
+    def check_fenced(self) -> None:
+        """After a restart, a primary asks the replicas it knew whether one was promoted."""
+        if self.role != "primary":
+            return
+        for url in list(self.replicas.links):
+            try:
+                info = rpc.Client(url, self.secret, timeout=2).call("ping")
+            except BankError:
+                continue
+            if info.get("epoch", 0) > self.epoch:
+                primary = url if info.get("role") == "primary" else info.get("primary", "")
+                self.set_role("fenced", epoch=info["epoch"], primary=primary)
+                return
+
+    def promote(self) -> dict:
+        """Make this in-sync replica the primary, with a higher epoch.
+
+        Refused (Fault 409) if it is out of sync or lacks changes it was told of.
+        Returns {"name", "role", "epoch", "applied"}.
+        """
+        if self.role != "replica":
+            raise BankError(FaultCode.PROTOCOL_VIOLATION, f"{self.name} is a {self.role}, "
+                                                          "not a replica: nothing to promote.")
+        why_not = self.follower.promotable()
+        if why_not:
+            raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                            f"{self.name} at {self.url} cannot be promoted: {why_not}.")
+        self.set_role("primary", epoch=self.epoch + 1)
+        self.follower = None
+        return {"name": self.name, "role": self.role, "epoch": self.epoch,
+                "applied": self.ledger.applied_seq()}
+
+    def follow(self, primary_url) -> dict:
+        """Become (or stay) a replica of primary_url, e.g. after a failover."""
+        primary_url = check_text(primary_url, "primary URL", max_len=200)
+        if self.role == "primary":
+            raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                            f"{self.name} is a primary; restart it with --replica-of to rejoin.")
+        self.set_role("replica", primary=primary_url)
+        self.follower = Follower(self, primary_url)
+        return {"name": self.name, "role": self.role, "primary": primary_url}
+
+    # ---- replication RPCs (between branch servers) -----------------------------------
+
+    def replication(self) -> dict:
+        """Replication status: {"role", "epoch", "applied", "replicas": [...], "follower": {...}}."""
+        return {"role": self.role, "epoch": self.epoch, "applied": self.ledger.applied_seq(),
+                "synchronous": self.replicas.synchronous, "replicas": self.replicas.status(),
+                "follower": self.follower.status() if self.follower else {}}
+
+    def changes_since(self, seq, limit=500) -> list:
+        """[[seq, change], ...] after seq, for a replica catching up."""
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            raise BankError(FaultCode.BAD_INPUT, "seq must be a whole number >= 0.")
+        return [[n, op] for n, op in self.ledger.changes_since(seq, check_limit(limit))]
+
+    def attach_replica(self, url, applied) -> dict:
+        """A replica introduces itself (it starts out of sync)."""
+        self._require_role("primary")
+        return self.replicas.attach(check_text(url, "replica URL", max_len=200), applied)
+
+    def caught_up(self, url, applied) -> dict:
+        """A replica has pulled everything; it becomes in sync after a final push."""
+        self._require_role("primary")
+        return self.replicas.caught_up(check_text(url, "replica URL", max_len=200), applied)
+
+    def replicate(self, epoch, changes, primary_seq, in_sync_urls) -> dict:
+        """A push from the primary: apply these changes in order."""
+        if self.role == "primary" and epoch > self.epoch:
+            self.fence(f"a primary at epoch {epoch} pushed changes")
+        self._require_role("replica")
+        return self.follower.receive(epoch, changes, primary_seq, in_sync_urls)
+
+    def _require_role(self, role: str) -> None:
+        if self.role != role:
+            raise BankError(FaultCode.NOT_PRIMARY if role == "primary" else
+                            FaultCode.PROTOCOL_VIOLATION,
+                            f"{self.name} at {self.url} is {_role_words(self.role)} "
+                            f"(epoch {self.epoch}), not a {role}." + (f" The primary is {self.primary_url}."
+                                                if self.primary_url else ""))
 
     def close(self):
         self._stop.set()
@@ -240,6 +378,38 @@ class Branch:
             for number, owner, balance in PRELOAD:
                 self.ledger.open_account(owner, balance, number)
             log.info("preloaded accounts %s", ", ".join(n for n, _, _ in PRELOAD))
+
+
+def _open_ledger(db_path, name: str, replica_of: str) -> Ledger:
+    """Open the ledger; a former primary rejoining as a replica starts from a fresh copy.
+
+    Its old database may hold changes no replica ever got, so it is kept aside
+    (NAME.db.before-rejoin-TIME), never merged.
+    """
+    ledger = Ledger(db_path, name)
+    if replica_of and ledger.meta("role", "primary") != "replica" and ledger.applied_seq():
+        ledger.close()
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            old = pathlib.Path(str(db_path) + suffix)
+            if old.exists():
+                os.replace(old, f"{old}.before-rejoin-{stamp}")
+        log.warning("rejoining as a replica: old database kept as %s.before-rejoin-%s",
+                    db_path, stamp)
+        ledger = Ledger(db_path, name)
+    return ledger
+
+
+def _role_words(role: str) -> str:
+    return {"fenced": "fenced (a former primary)"}.get(role, "a " + role)
+
+
+def _primary_named_in(sentence: str) -> str:
+    """The URL a NOT_PRIMARY fault names, if any."""
+    for word in sentence.split():
+        if word.startswith("http"):
+            return word.rstrip(".")
+    return ""
 
 
 def _parse_ops(ops) -> list:
@@ -284,6 +454,10 @@ def parse_args(argv=None):
     p.add_argument("--secret-file", help="shared secret: sign and require signed calls")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="serve beyond loopback without a secret (trusted networks only)")
+    p.add_argument("--replica-of", default="", metavar="URL",
+                   help="run as a replica of the primary at URL")
+    p.add_argument("--async-replication", action="store_true",
+                   help="answer writes before replicas have them (a lab: this can lose money)")
     p.add_argument("--ask-every", type=float, default=ASK_EVERY, metavar="SECONDS",
                    help="how often to ask the coordinator about in-doubt transactions")
     p.add_argument("--log-dir", default="logs", help="where the log file goes")
@@ -298,8 +472,12 @@ def main(argv=None):
     rpc.setup_logging(args.name, args.log_dir)
     branch = Branch(args.name, args.db or default_db(args.name),
                     allow_faults=args.allow_faults or bool(args.fail_at),
-                    secret=secret, ask_every=args.ask_every)
-    if args.preload:
+                    secret=secret, ask_every=args.ask_every, replica_of=args.replica_of,
+                    synchronous=not args.async_replication)
+    if args.async_replication:
+        print("WARNING: asynchronous replication: writes are acknowledged before the "
+              "replicas have them; a failover can lose acknowledged money.", flush=True)
+    if args.preload and branch.role == "primary":
         branch.preload()
     if args.fail_at:
         branch.faults.arm(args.fail_at)
@@ -307,7 +485,8 @@ def main(argv=None):
         server = rpc.Server(branch, args.host, args.port, secret)
     except OSError as exc:
         raise SystemExit(f"Cannot serve on {args.host}:{args.port}: {exc.strerror}.")
-    print(f"Branch {branch.name} serving at {server.url} "
+    branch.url = server.url
+    print(f"Branch {branch.name} ({branch.role}) serving at {server.url} "
           f"(database {branch.ledger.path}, authentication "
           f"{'on' if secret else 'OFF'}, faults {'allowed' if args.allow_faults else 'off'})",
           flush=True)

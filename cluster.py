@@ -63,6 +63,10 @@ def _port_is_free(port: int) -> bool:
             return False
 
 
+def replica_name(branch: str, k: int = 1) -> str:
+    return f"{branch}-replica{k}"
+
+
 class Member:
     """One launched process of the cluster, restartable on the same port."""
 
@@ -137,7 +141,7 @@ class LocalCluster:
 
     def __init__(self, home=KIT, branches=DEFAULT_BRANCHES, *, preload=True,
                  allow_faults=True, fixed_ports=False, coordinator_args=(),
-                 branch_args=()):
+                 branch_args=(), replicas=0):
         self.home = pathlib.Path(home).resolve()
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
@@ -154,6 +158,12 @@ class LocalCluster:
                     *(["--preload"] if preload else []), *branch_args]
             self.members[name] = Member(name, "branch.py", args, self.home,
                                         self._port(name, fixed_ports))
+            for k in range(1, replicas + 1):
+                replica = replica_name(name, k)
+                args = ["--name", name, "--db", str(self.home / "data" / f"{replica}.db"),
+                        *common, *branch_args]
+                self.members[replica] = Member(replica, "branch.py", args, self.home, 0)
+        self.replicas = replicas
         self.coordinator_args = [*common, "--log", str(self.home / "logs" / "recovery.log"),
                                  *coordinator_args]
         self.members[COORDINATOR] = Member(COORDINATOR, "coordinator.py",
@@ -167,12 +177,19 @@ class LocalCluster:
 
     @property
     def branch_names(self) -> list:
-        return [n for n in self.members if n != COORDINATOR]
+        """The branches' primaries as started (replicas are members named NAME-replicaK)."""
+        return [n for n in self.members if n != COORDINATOR and "-replica" not in n]
+
+    def replica_names(self, branch: str) -> list:
+        return [n for n in self.members if n.startswith(branch + "-replica")]
 
     def start(self) -> "LocalCluster":
-        """Start every branch, then the coordinator that knows their URLs."""
+        """Start every branch and its replicas, then the coordinator that knows them."""
         for name in self.branch_names:
             self.members[name].start()
+            for replica in self.replica_names(name):
+                self.members[replica].args += ["--replica-of", self.members[name].url]
+                self.members[replica].start()
         self.start_member(COORDINATOR)
         self.save_state()
         return self
@@ -180,8 +197,9 @@ class LocalCluster:
     def start_member(self, name: str, extra=()) -> str:
         member = self.member(name)
         if name == COORDINATOR:
-            routes = [a for n in self.branch_names
-                      for a in ("--branch", f"{n}={self.members[n].url}")]
+            routes = [a for n in self.branch_names for a in (
+                "--branch", n + "=" + ",".join(self.members[m].url
+                                               for m in [n, *self.replica_names(n)]))]
             member.args = [*self.coordinator_args, *routes]
         return member.start(extra)
 

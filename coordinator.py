@@ -111,13 +111,22 @@ def _summary_from_log(txid: str, data: dict) -> dict:
 # ---- links to branches ----------------------------------------------------------------------
 
 class BranchLink:
-    """How the coordinator reaches one branch (kept-alive connections per thread)."""
+    """How the coordinator reaches one branch: its primary, and its replicas' URLs."""
 
-    def __init__(self, name: str, url: str, secret):
-        self.name, self.url = name, url
-        self.client = rpc.Client(url, secret, timeout=PREPARE_TIMEOUT,
-                                 label=f"branch {name} at {url}")
+    def __init__(self, name: str, urls, secret):
+        self.name, self.secret = name, secret
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.partitioned = False
+        self.use(self.urls[0])
+
+    def use(self, url: str) -> None:
+        """Route to this server from now on (kept-alive connections per thread)."""
+        self.url = url
+        self.client = rpc.Client(url, self.secret, timeout=PREPARE_TIMEOUT,
+                                 label=f"branch {self.name} at {url}")
+
+    def replica_urls(self) -> list:
+        return [u for u in self.urls if u != self.url]
 
     def call(self, method: str, *args):
         if self.partitioned:
@@ -134,7 +143,7 @@ class Coordinator:
 
     PUBLIC_METHODS = ("ping", "branches", "open_account", "account", "accounts", "deposit",
                       "withdraw", "transfer", "transactions", "transaction", "decision",
-                      "recover", "journal")
+                      "recover", "journal", "failover")
     LAB_METHODS = ("fault", "partition", "heal")
 
     def __init__(self, name: str, branches: dict, log_path, *, secret=None,
@@ -161,20 +170,78 @@ class Coordinator:
                 "faults": self.faults.describe()["armed"]}
 
     def branches(self) -> list:
-        """Every branch: {"name", "url", "up", "role", "epoch", "in_doubt", "partitioned",
-        "error"}, pinged in parallel."""
+        """Every branch: {"name", "url", "up", "role", "epoch", "applied", "in_doubt",
+        "partitioned", "error", "replicas": [{"url", "up", "role", "epoch", "in_sync",
+        "applied", "lag"}]}, pinged in parallel."""
         return self._each_branch(self._branch_status)
 
     def _branch_status(self, link: BranchLink) -> dict:
         row = {"name": link.name, "url": link.url, "up": False, "role": "", "epoch": 0,
-               "in_doubt": 0, "partitioned": link.partitioned, "error": ""}
+               "applied": 0, "in_doubt": 0, "partitioned": link.partitioned, "error": ""}
         try:
             info = link.call("ping")
-            row.update(up=True, role=info.get("role", ""), epoch=info.get("epoch", 0),
-                       in_doubt=info.get("in_doubt", 0))
-        except BankError as exc:
-            row["error"] = exc.message
+            row.update(up=True, role=info["role"], epoch=info["epoch"],
+                       applied=info["applied"], in_doubt=info["in_doubt"])
+        except (BankError, KeyError) as exc:
+            row["error"] = str(exc)
+        row["replicas"] = [self._replica_status(link, url, row["applied"])
+                           for url in link.replica_urls()]
         return row
+
+    def _replica_status(self, link: BranchLink, url: str, primary_applied: int) -> dict:
+        row = {"url": url, "up": False, "role": "", "epoch": 0, "in_sync": False,
+               "applied": 0, "lag": 0}
+        try:
+            info = rpc.Client(url, self.secret, timeout=2).call("ping")
+            row.update(up=True, role=info["role"], epoch=info["epoch"],
+                       in_sync=info["in_sync"], applied=info["applied"],
+                       lag=max(0, primary_applied - info["applied"]))
+        except (BankError, KeyError):
+            pass
+        return row
+
+    def failover(self, branch) -> dict:
+        """Promote the best in-sync replica of a branch and route to it from now on.
+
+        The best is the in-sync replica with the most changes applied; an out-of-sync
+        one is never promoted. Transactions prepared on the old primary were replicated
+        before their vote, so they finish on the new one. Other replicas follow it.
+        Returns {"branch", "primary", "old_primary", "epoch", "applied"}.
+        """
+        link = self._link(branch)
+        reasons, candidates = [], []
+        for url in link.replica_urls():
+            status = self._replica_status(link, url, 0)
+            if not status["up"] or status["role"] != "replica":
+                reasons.append(f"{url} is {'down' if not status['up'] else status['role']}")
+            elif not status["in_sync"]:
+                reasons.append(f"{url} is out of sync")
+            else:
+                candidates.append((status["applied"], url))
+        for applied, url in sorted(candidates, reverse=True):
+            try:
+                promoted = rpc.Client(url, self.secret, timeout=5).call("promote")
+            except BankError as exc:
+                reasons.append(exc.message)
+                continue
+            old = link.url
+            link.use(url)
+            for other in link.replica_urls():
+                self._try_client(other, "follow", url)
+            log.warning("failover: %s now served by %s (epoch %s)", link.name, url,
+                        promoted["epoch"])
+            self._pool.submit(self.recover)
+            return {"branch": link.name, "primary": url, "old_primary": old,
+                    "epoch": promoted["epoch"], "applied": promoted["applied"]}
+        raise BankError(FaultCode.UNAVAILABLE,
+                        f"No replica of {link.name} can be promoted: "
+                        f"{'; '.join(reasons) or 'it has no replicas'}.")
+
+    def _try_client(self, url, method, *args):
+        try:
+            return rpc.Client(url, self.secret, timeout=3).call(method, *args)
+        except BankError:
+            return None
 
     def account(self, acct) -> dict:
         """One account by BRANCH/NUMBER. Example: account("Mumbai/1001")"""
@@ -572,8 +639,8 @@ def parse_args(argv=None):
     p.add_argument("--name", default=None, help="coordinator name, used in txids (C1)")
     p.add_argument("--port", type=int, default=None, help="port (default 9000; 0: any)")
     p.add_argument("--host", default=None, help="address to serve on (127.0.0.1)")
-    p.add_argument("--branch", action="append", default=[], metavar="NAME=URL",
-                   help="a branch and its URL; repeat for each branch")
+    p.add_argument("--branch", action="append", default=[], metavar="NAME=URL[,URL...]",
+                   help="a branch and its URL (then its replicas' URLs); repeat per branch")
     p.add_argument("--log", default=None, help="recovery log (logs/recovery.log)")
     p.add_argument("--allow-faults", action="store_true",
                    help="enable fault(), partition() and heal()")
@@ -589,8 +656,10 @@ def parse_args(argv=None):
     for item in args.branch:
         name, sep, url = item.partition("=")
         if not sep or not url:
-            p.error(f"--branch takes NAME=URL, not {item!r}")
-        branches[name.strip()] = url.strip()
+            p.error(f"--branch takes NAME=URL[,REPLICA_URL...], not {item!r}")
+        branches[name.strip()] = url
+    branches = {name: [u.strip() for u in urls.split(",") if u.strip()]
+                for name, urls in branches.items()}
     if not branches:
         p.error("name at least one branch: --branch Mumbai=http://127.0.0.1:9100")
     args.branches = branches
@@ -616,26 +685,16 @@ def main(argv=None):
         raise SystemExit(f"Cannot start the coordinator: {exc.strerror or exc}.")
     except BankError as exc:
         raise SystemExit(f"Cannot start the coordinator: {exc.message}")
-    coordinator.url = server.url if args.host not in ("0.0.0.0", "::") else \
-        f"http://{_lan_address()}:{server.server_address[1]}"
+    coordinator.url = server.url
     if args.fail_at:
         coordinator.faults.arm(args.fail_at)
     print(f"Coordinator {args.name} serving at {coordinator.url} (log {args.log}, "
-          f"branches {', '.join(f'{n}={u}' for n, u in args.branches.items())}, "
+          f"branches {', '.join(f'{n}={u[0]}' for n, u in args.branches.items())}, "
           f"authentication {'on' if secret else 'OFF'})", flush=True)
     if args.url_file:
         write_url_file(args.url_file, server.url)
     coordinator.start_background()
     rpc.serve(server, on_stop=coordinator.close)
-
-
-def _lan_address() -> str:
-    """The address other machines use to reach this one (branches call us back)."""
-    import socket
-    try:
-        return socket.gethostbyname(socket.gethostname())
-    except OSError:
-        return "127.0.0.1"
 
 
 if __name__ == "__main__":

@@ -16,11 +16,15 @@ Rules:
   * The journal is append-only, one row per balance change; for every account
     the amounts in its journal add up to its balance.
   * Prepare reserves (holds) debited funds, so a later commit can never fail.
+  * Every write also appends its call (method and arguments) to ``replog`` in the
+    same transaction. Replaying the replog in order on another database rebuilds the
+    same ledger: that is how replicas copy a primary (replication.py).
 
 Glossary:
   held        money reserved by prepared transactions; not available to spend
   available   balance - held
   request_id  a client-chosen id that makes a retried deposit/withdraw/transfer apply once
+  seq         a change's position in the replog; a replica has applied every seq up to its own
 """
 
 import contextlib
@@ -35,6 +39,7 @@ from money import format_amount
 from protocol import Event, ProtocolViolation, TxState, Vote, participant_next, repeated_vote
 
 MAX_OPS = 64          # ops in one prepare
+REPLICATED = ("open_account", "deposit", "withdraw", "transfer", "prepare", "commit", "abort")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(
     key   TEXT PRIMARY KEY,
@@ -63,6 +68,9 @@ CREATE TABLE IF NOT EXISTS journal(
     txid          TEXT NOT NULL DEFAULT '',
     request_id    TEXT NOT NULL DEFAULT '',
     detail        TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS replog(
+    seq INTEGER PRIMARY KEY,                -- the position of this change in the history
+    op  TEXT NOT NULL);                     -- JSON ["deposit", ["1001", 25000, ""]]
 CREATE TABLE IF NOT EXISTS requests(
     request_id  TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -85,6 +93,7 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._readers = threading.local()
+        self._replay_seq = None             # set while a replica applies a primary's change
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
         self._claim_name()
@@ -116,16 +125,20 @@ class Ledger:
     # ---- the one place where state changes become durable ----------------------------
 
     @contextlib.contextmanager
-    def _write(self):
+    def _write(self, change=None):
         """Run a block as one durable SQLite transaction, one writer at a time.
 
         When the block returns normally, COMMIT has reached the disk; only then may the
-        caller tell anyone. If it raises, everything it did is rolled back.
+        caller tell anyone. If it raises, everything it did is rolled back. `change`,
+        the (method, args) that caused the write, is appended to the replog with it.
         """
         with self._lock:
             self._writer.execute("BEGIN IMMEDIATE")
             try:
                 yield self._writer
+                if change is not None:
+                    self._writer.execute("INSERT INTO replog(seq, op) VALUES (?, ?)",
+                                         (self._replay_seq, json.dumps(change)))
             except BaseException:
                 self._writer.execute("ROLLBACK")
                 raise
@@ -190,7 +203,7 @@ class Ledger:
     # ---- local operations (one branch, no 2PC) ----------------------------------------
 
     def open_account(self, owner: str, initial: int, number: str = "") -> dict:
-        with self._write() as db:
+        with self._write(("open_account", [owner, initial, number])) as db:
             if not number:
                 row = db.execute("SELECT MAX(CAST(number AS INTEGER)) FROM accounts").fetchone()
                 number = str(max(1000, row[0] or 0) + 1)
@@ -206,17 +219,17 @@ class Ledger:
             return self._account_dict(self._get_account(db, number))
 
     def deposit(self, number: str, amount: int, request_id: str = "") -> dict:
-        return self._once(request_id, ("deposit", number, amount),
+        return self._once(request_id, ("deposit", [number, amount, request_id]),
                           lambda db: self._deposit(db, number, amount, request_id))
 
     def withdraw(self, number: str, amount: int, request_id: str = "") -> dict:
-        return self._once(request_id, ("withdraw", number, amount),
+        return self._once(request_id, ("withdraw", [number, amount, request_id]),
                           lambda db: self._withdraw(db, number, amount, request_id))
 
     def transfer(self, src: str, dst: str, amount: int, request_id: str = "") -> dict:
         if src == dst:
             raise BankError(FaultCode.BAD_INPUT, "Source and destination are the same account.")
-        return self._once(request_id, ("transfer", src, dst, amount),
+        return self._once(request_id, ("transfer", [src, dst, amount, request_id]),
                           lambda db: self._transfer(db, src, dst, amount, request_id))
 
     def _deposit(self, db, number, amount, request_id):
@@ -239,14 +252,15 @@ class Ledger:
         return {"src": self._account_dict(self._get_account(db, src)),
                 "dst": self._account_dict(self._get_account(db, dst))}
 
-    def _once(self, request_id: str, fingerprint: tuple, operation) -> dict:
+    def _once(self, request_id: str, change: tuple, operation) -> dict:
         """Run `operation` in one write; with a request_id, at most once ever.
 
         A retry with the same request_id gets the first result back; the same id
         with different arguments is refused.
         """
-        key = json.dumps(fingerprint)
-        with self._write() as db:
+        method, args = change
+        key = json.dumps([method, *args[:-1]])          # the call without its request id
+        with self._write(change) as db:
             if request_id:
                 row = db.execute("SELECT fingerprint, result FROM requests "
                                  "WHERE request_id=?", (request_id,)).fetchone()
@@ -271,7 +285,7 @@ class Ledger:
         A txid seen before gets its recorded vote again. Any invalid op (or a
         `refuse` reason, used by the vote-no fault) records 'aborted' and votes no.
         """
-        with self._write() as db:
+        with self._write(("prepare", [txid, coordinator, ops, refuse])) as db:
             state = self._state(db, txid)
             if state is not TxState.UNKNOWN:
                 return repeated_vote(state), f"already {state.value}"
@@ -288,7 +302,7 @@ class Ledger:
 
     def commit(self, txid: str) -> TxState:
         """Apply a prepared txn's ops and record 'committed'. Repeats are harmless."""
-        with self._write() as db:
+        with self._write(("commit", [txid])) as db:
             state = self._step(db, txid, Event.COMMIT)
             if state is TxState.COMMITTED:
                 return state                       # already done: answer ok again
@@ -303,7 +317,7 @@ class Ledger:
 
     def abort(self, txid: str, coordinator: str = "") -> TxState:
         """Release holds and record 'aborted'. An unknown txid is recorded aborted too."""
-        with self._write() as db:
+        with self._write(("abort", [txid, coordinator])) as db:
             state = self._step(db, txid, Event.ABORT)
             if state is TxState.UNKNOWN:
                 self._record(db, txid, coordinator, [], TxState.ABORTED,
@@ -346,6 +360,50 @@ class Ledger:
                 return (f"insufficient funds in {self.branch}/{number}: "
                         f"{format_amount(available)} available, {format_amount(amount)} needed")
         return ""
+
+    # ---- replication: the replog --------------------------------------------------------
+
+    def applied_seq(self) -> int:
+        """The last change in this database's history (0 for none)."""
+        return self._read().execute("SELECT COALESCE(MAX(seq), 0) FROM replog").fetchone()[0]
+
+    def changes_since(self, seq: int, limit: int = 500) -> list:
+        """[(seq, op_json)] after `seq`, oldest first: what a replica still lacks."""
+        rows = self._read().execute("SELECT seq, op FROM replog WHERE seq > ? ORDER BY seq "
+                                    "LIMIT ?", (seq, limit)).fetchall()
+        return [(r["seq"], r["op"]) for r in rows]
+
+    def apply_change(self, seq: int, op_json: str) -> bool:
+        """Replay a primary's change `seq` here (replicas only). False if already applied.
+
+        Changes must arrive in order: a gap raises BankError, and the replica catches up.
+        A replica has a single writer, the replication stream, which calls this in order.
+        """
+        method, args = json.loads(op_json)
+        if method not in REPLICATED:
+            raise BankError(FaultCode.BAD_INPUT, f"{method!r} is not a replicated change.")
+        applied = self.applied_seq()
+        if seq <= applied:
+            return False
+        if seq != applied + 1:
+            raise BankError(FaultCode.BAD_INPUT,
+                            f"change {seq} arrived but {applied + 1} is next: catching up.")
+        self._replay_seq = seq
+        try:
+            getattr(self, method)(*args)
+        finally:
+            self._replay_seq = None
+        return True
+
+    def meta(self, key: str, default: str = "") -> str:
+        row = self._read().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row["value"] if row else default
+
+    def set_meta(self, **values) -> None:
+        """Durably record role, epoch, primary URL... (one transaction)."""
+        with self._write() as db:
+            for key, value in values.items():
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
     # ---- small helpers -----------------------------------------------------------------
 

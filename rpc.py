@@ -185,7 +185,10 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
 
     @property
     def url(self) -> str:
+        """The URL others use to reach us (this machine's LAN address if bound to all)."""
         host, port = self.server_address[:2]
+        if host in ("0.0.0.0", "::"):
+            host = _lan_address()
         return f"http://{host}:{port}"
 
     # Bounded concurrency: a flood of connections cannot exhaust threads.
@@ -232,6 +235,13 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
             raise BankError(FaultCode.BAD_INPUT,
                             f"Wrong number of arguments for {method}{_signature(func)}.")
         return func(*params)
+
+
+def _lan_address() -> str:
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
 
 
 def _signature(func) -> str:

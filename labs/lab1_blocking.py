@@ -1,0 +1,54 @@
+"""Lab 1: 2PC blocks. The coordinator dies after collecting the votes.
+
+Goal: see why a participant that voted yes must wait, and how it unblocks.
+Read first: protocol.py (Rule 2), branch.py (resolve_in_doubt), coordinator.py (decision).
+
+Scenario: Mumbai and Delhi both vote yes for a transfer, then the coordinator
+crashes before deciding (fault point crash-after-prepare). Mumbai holds the money:
+it cannot spend it, and it cannot give it back on its own, because Delhi might have
+been told to commit. When the coordinator restarts it finds no commit record for
+the txid, so the transfer is aborted (presumed abort) and the hold is released.
+
+Questions: Why may Mumbai not abort on a timeout? What would go wrong if the
+coordinator answered "aborted" while it was still collecting votes? Which record in
+logs/recovery.log would have made the outcome "committed"?
+
+Run: python labs/lab1_blocking.py
+"""
+
+from labkit import BankError, LocalCluster, expect, fresh_home, show, step, total_money, wait_until
+
+
+def main():
+    with LocalCluster(home=fresh_home("lab1"), branch_args=("--ask-every", "0.5")) as bank:
+        coord, mumbai = bank.coordinator(), bank.client("Mumbai")
+        before = total_money(bank)
+        step(f"Total money in the bank: {before}. Arm crash-after-prepare on the coordinator.")
+        coord.call("fault", "crash-after-prepare")
+
+        step("Transfer 100 from Mumbai/1001 to Delhi/1002.")
+        try:
+            coord.call("transfer", "Mumbai/1001", "Delhi/1002", "100")
+            expect(False, "the coordinator to crash")
+        except BankError as exc:
+            show(f"the client hears: {exc.message}")
+        expect(bank.members["coordinator"].wait_exit(10) == 86, "the coordinator crashed on purpose")
+
+        step("Mumbai is blocked: the transfer is prepared, the money held.")
+        doubt = mumbai.call("in_doubt")
+        expect(len(doubt) == 1, "one in-doubt transaction on Mumbai")
+        show(f"in doubt: {doubt[0]['txid']} ops {doubt[0]['ops']}")
+        expect(mumbai.call("account", "1001")["held"] == "100.00", "100.00 held on Mumbai/1001")
+
+        step("Restart the coordinator. Mumbai asks it for the decision and unblocks by itself.")
+        bank.restart("coordinator")
+        wait_until(lambda: not mumbai.call("in_doubt"), "Mumbai has nothing in doubt")
+        status = mumbai.call("status", doubt[0]["txid"])
+        expect(status["state"] == "aborted", "presumed abort: no commit record, so aborted")
+        expect(mumbai.call("account", "1001")["held"] == "0.00", "the hold is released")
+        expect(total_money(bank) == before, f"money is conserved ({before})")
+    print("\nLab 1 passed.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Lab 2: the commit point. The coordinator dies right after logging "commit".
+
+Goal: see that once the commit record is on disk, the transfer WILL commit, even
+though no participant has heard of it yet.
+Read first: recovery_log.py (Rule 1), coordinator.py (_run_two_phase_commit, recovery).
+
+Scenario: both branches vote yes; the coordinator forces "commit" to its log and
+crashes before sending a single commit (crash-after-decision). Both branches are in
+doubt. On restart the coordinator reads its log, finds commit without end, and
+re-sends commit; both branches apply the transfer exactly once.
+
+Questions: Open logs/recovery.log in the lab's folder: which lines tell the story?
+Why must the commit record be fsynced, but the begin record need not be?
+
+Run: python labs/lab2_commit_point.py
+"""
+
+import pathlib
+
+from labkit import BankError, LocalCluster, expect, fresh_home, show, step, total_money, wait_until
+
+
+def main():
+    home = fresh_home("lab2")
+    with LocalCluster(home=home, branch_args=("--ask-every", "0.5")) as bank:
+        coord = bank.coordinator()
+        before = total_money(bank)
+        step("Arm crash-after-decision on the coordinator; transfer 250 Mumbai/1001 -> Delhi/1002.")
+        coord.call("fault", "crash-after-decision")
+        try:
+            coord.call("transfer", "Mumbai/1001", "Delhi/1002", "250")
+        except BankError as exc:
+            show(f"the client hears: {exc.message} (the outcome is not known to it)")
+        expect(bank.members["coordinator"].wait_exit(10) == 86, "the coordinator crashed on purpose")
+
+        step("Both branches are in doubt; the log already says commit.")
+        for name in ("Mumbai", "Delhi"):
+            expect(len(bank.client(name).call("in_doubt")) == 1, f"{name} has one transaction in doubt")
+        log = (pathlib.Path(home) / "logs" / "recovery.log").read_text()
+        for line in log.splitlines()[-2:]:
+            show(line[:110])
+        expect(" commit " in log, "a commit record in logs/recovery.log")
+
+        step("Restart the coordinator: recovery re-sends commit.")
+        bank.restart("coordinator")
+        for name in ("Mumbai", "Delhi"):
+            wait_until(lambda n=name: not bank.client(n).call("in_doubt"), f"{name} resolved")
+        expect(bank.client("Mumbai").call("account", "1001")["balance"] == "9750.00",
+               "Mumbai/1001 was debited once (9750.00)")
+        expect(bank.client("Delhi").call("account", "1002")["balance"] == "5250.00",
+               "Delhi/1002 was credited once (5250.00)")
+        expect(total_money(bank) == before, f"money is conserved ({before})")
+    print("\nLab 2 passed.")
+
+
+if __name__ == "__main__":
+    main()

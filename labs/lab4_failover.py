@@ -1,0 +1,55 @@
+"""Lab 4: replication and failover, with a transaction in doubt.
+
+Goal: see what must reach the backup before the primary may answer, and how a
+prepared transaction survives the loss of its primary.
+Read first: replication.py (the write path, Rule 1), branch.py (promote, fence).
+
+Scenario: every branch has a synchronous replica. Mumbai's primary votes yes and
+dies before replying (crash-after-vote). Because the prepare reached the replica
+before the vote, the replica holds the same promise. We fail over: the replica
+becomes primary at epoch 2 and the transaction finishes there. The old primary,
+restarted, is fenced.
+
+Questions: What would async replication lose here? Why does the promoted replica
+get a higher epoch, and who checks it?
+
+Run: python labs/lab4_failover.py
+"""
+
+from labkit import LocalCluster, expect, fresh_home, show, step, total_money, wait_until
+
+
+def main():
+    with LocalCluster(home=fresh_home("lab4"), replicas=1,
+                      branch_args=("--ask-every", "0.5")) as bank:
+        coord = bank.coordinator()
+        wait_until(lambda: all(r["in_sync"] for b in coord.call("branches") for r in b["replicas"]),
+                   "every replica is in sync")
+        before = total_money(bank)
+        step("Arm crash-after-vote on Mumbai's primary; transfer 40 Mumbai/1001 -> Delhi/1002.")
+        bank.client("Mumbai").call("fault", "crash-after-vote")
+        try:
+            show(f"the client hears: {coord.call('transfer', 'Mumbai/1001', 'Delhi/1002', '40')}")
+        except Exception as exc:       # the coordinator may also time out: that is fine here
+            show(f"the client hears: {exc}")
+        expect(bank.members["Mumbai"].wait_exit(10) == 86, "Mumbai's primary crashed")
+
+        step("The replica already holds the prepared transaction.")
+        replica = bank.client("Mumbai-replica1")
+        expect(len(replica.call("in_doubt")) == 1, "one prepared transaction on the replica")
+
+        step("Fail over Mumbai to its replica.")
+        result = coord.call("failover", "Mumbai")
+        show(f"new primary {result['primary']} at epoch {result['epoch']}")
+        wait_until(lambda: not replica.call("in_doubt"), "the transaction finished on the new primary")
+        expect(total_money(bank) == before, f"money is conserved ({before})")
+
+        step("Restart the old primary: it is fenced.")
+        bank.restart("Mumbai")
+        wait_until(lambda: bank.client("Mumbai").call("ping")["role"] == "fenced",
+                   "the old primary knows it was replaced")
+    print("\nLab 4 passed.")
+
+
+if __name__ == "__main__":
+    main()

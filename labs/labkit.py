@@ -1,0 +1,60 @@
+"""Small helpers shared by the lab scripts: steps, checks, waiting, money totals.
+
+A lab prints what it does as numbered steps, checks what the kit must guarantee,
+and exits non-zero (with the reason) the moment the kit misbehaves.
+"""
+
+import pathlib
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from cluster import LocalCluster                  # noqa: E402,F401  (labs import it from here)
+from errors import BankError                      # noqa: E402,F401
+
+_step = 0
+
+
+def step(text: str) -> None:
+    global _step
+    _step += 1
+    print(f"\n[{_step}] {text}", flush=True)
+
+
+def show(text: str) -> None:
+    print(f"    {text}", flush=True)
+
+
+def expect(condition: bool, what: str) -> None:
+    """A guarantee of the kit; if it does not hold, the lab fails loudly."""
+    if not condition:
+        print(f"\nLAB FAILED: expected {what}", flush=True)
+        sys.exit(1)
+    show(f"ok: {what}")
+
+
+def wait_until(predicate, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            show(f"ok: {what}")
+            return
+        time.sleep(0.1)
+    print(f"\nLAB FAILED: waited {timeout:.0f} s for {what}", flush=True)
+    sys.exit(1)
+
+
+def total_money(bank) -> str:
+    """Sum of every balance of every branch, as a decimal string (via integer paise)."""
+    paise = 0
+    for acct in bank.coordinator().call("accounts", ""):
+        units, cents = acct["balance"].split(".")
+        paise += int(units) * 100 + int(cents)
+    return f"{paise // 100}.{paise % 100:02d}"
+
+
+def fresh_home(name: str) -> str:
+    """A new temporary folder for this lab's cluster (data/ and logs/ inside)."""
+    return tempfile.mkdtemp(prefix=f"bank-{name}-")

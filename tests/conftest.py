@@ -14,6 +14,9 @@ Fixtures (all function-scoped, so tests never depend on each other):
                  faults allowed, no secret), as a ``cluster.Member`` you can kill/restart
   branch_url     that branch's URL, e.g. ``http://127.0.0.1:40123``
   branch_client  an ``rpc.Client`` for it (failures arrive as ``BankError``)
+  shared_branch_url  module-scoped: one Mumbai like the above, shared by the tests of a
+                 module, for tests that change nothing (refusals, introspection). Such a
+                 test must compare "before" and "after" itself, never assume a fresh state.
   dead_url       a loopback URL where nothing answers (connection refused at once): a
                  coordinator address for prepares whose decision never comes
 """
@@ -35,33 +38,43 @@ import rpc      # noqa: E402
 @pytest.fixture
 def tmp_home(tmp_path) -> pathlib.Path:
     """A fresh home folder with data/ and logs/, as cluster.Member expects."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "logs").mkdir()
-    return tmp_path
+    return make_home(tmp_path)
+
+
+def make_home(path: pathlib.Path) -> pathlib.Path:
+    """Lay out `path` as a cluster home: data/ and logs/."""
+    (path / "data").mkdir(parents=True, exist_ok=True)
+    (path / "logs").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def launch_branch(home, started: list, name="Mumbai", *, preload=True, allow_faults=True,
+                  extra=()) -> cluster.Member:
+    """Start ``python branch.py --name NAME --port 0 --db HOME/data/NAME.db --log-dir
+    HOME/logs --url-file HOME/data/NAME.url [--preload] [--allow-faults] EXTRA...``.
+
+    The Member is appended to `started` before it starts, so that the caller's teardown
+    kills it even if starting fails half-way.
+    """
+    args = ["--name", name, "--db", str(home / "data" / f"{name}.db"),
+            *(["--preload"] if preload else []),
+            *(["--allow-faults"] if allow_faults else []), *extra]
+    member = cluster.Member(name, "branch.py", args, home)
+    started.append(member)
+    member.start()
+    return member
 
 
 @pytest.fixture
 def start_branch(tmp_home):
     """Factory for real branch processes in tmp_home; all are killed (by pid) at teardown.
 
-    start_branch(name="Mumbai", *, preload=True, allow_faults=True, extra=()) starts
-    ``python branch.py --name NAME --port 0 --db HOME/data/NAME.db --log-dir HOME/logs
-    --url-file HOME/data/NAME.url [--preload] [--allow-faults] EXTRA...`` and returns the
+    start_branch(name="Mumbai", *, preload=True, allow_faults=True, extra=()) returns the
     started cluster.Member (``.url``, ``.kill()``, ``.start()`` restarts on the same port
-    and database, ``.wait_exit()``).
+    and database, ``.wait_exit()``). See launch_branch for the command line.
     """
     started = []
-
-    def start(name="Mumbai", *, preload=True, allow_faults=True, extra=()):
-        args = ["--name", name, "--db", str(tmp_home / "data" / f"{name}.db"),
-                *(["--preload"] if preload else []),
-                *(["--allow-faults"] if allow_faults else []), *extra]
-        member = cluster.Member(name, "branch.py", args, tmp_home)
-        started.append(member)
-        member.start()
-        return member
-
-    yield start
+    yield lambda *args, **kwargs: launch_branch(tmp_home, started, *args, **kwargs)
     for member in started:
         member.kill()
 
@@ -82,6 +95,17 @@ def branch_url(branch_member) -> str:
 def branch_client(branch_url) -> rpc.Client:
     """An rpc.Client for Mumbai (a restart on the same port keeps it usable)."""
     return rpc.Client(branch_url, timeout=10, label="Mumbai")
+
+
+@pytest.fixture(scope="module")
+def shared_branch_url(tmp_path_factory) -> str:
+    """One Mumbai for a whole module, for tests that change nothing; killed at the end."""
+    started = []
+    try:
+        yield launch_branch(make_home(tmp_path_factory.mktemp("shared-home")), started).url
+    finally:
+        for member in started:
+            member.kill()
 
 
 @pytest.fixture

@@ -1,0 +1,280 @@
+"""The coordinator's recovery log, on real files and with no processes.
+
+Rules checked (design section 5, recovery_log.py Rules 1-4):
+  * the commit record is on disk (fsync) before ``commit()`` returns: the commit point;
+  * recovery rebuilds what is in flight: commit without end -> re-send commit;
+    begin only -> no decision (presumed abort);
+  * a torn last record (a crash in the middle of a write) and a record whose CRC does
+    not match are ignored, and everything else is recovered;
+  * compaction keeps the active log small, so restart time follows work in flight,
+    not history.
+"""
+
+import os
+import pathlib
+import sys
+import time
+
+import pytest
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
+
+import recovery_log                      # noqa: E402  (needs the kit on sys.path first)
+from recovery_log import RecoveryLog     # noqa: E402
+
+INFO = {"src": "Mumbai/1001", "dst": "Delhi/1002", "amount": "50.00", "request_id": "",
+        "branches": ["Delhi", "Mumbai"], "began": "2026-11-25T13:01:02.123+00:00"}
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+@pytest.fixture
+def log_path(tmp_path) -> pathlib.Path:
+    """Where the recovery log of one test lives (a fresh folder per test)."""
+    return tmp_path / "recovery.log"
+
+
+def write_sample(path) -> None:
+    """T1 committed and ended, T2 committed (no end), T3 begun only; then a clean close."""
+    log = RecoveryLog(path)
+    log.begin("T1", INFO)
+    log.commit("T1")
+    log.end("T1", "committed")
+    log.begin("T2", INFO)
+    log.commit("T2")
+    log.begin("T3", INFO)
+    log.close()
+
+
+def lines_of(path) -> list:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def line_index(lines: list, kind: str, txid: str) -> int:
+    """Index of the one line recording `kind` for `txid`."""
+    found = [i for i, raw in enumerate(lines) if raw.split()[1:3] == [kind.encode(), txid.encode()]]
+    assert len(found) == 1, (kind, txid, lines)
+    return found[0]
+
+
+def assert_sample_recovered(log: RecoveryLog) -> None:
+    assert log.outcome("T1") == "committed"
+    assert "T1" not in log.in_flight
+    assert log.in_flight["T2"] == {"info": INFO, "decision": "commit"}
+    assert log.in_flight["T3"] == {"info": INFO, "decision": None}
+
+
+# ---- recovery of what is in flight -------------------------------------------------------
+
+def test_commit_without_end_is_recovered_as_committed(log_path):
+    """A txid with a commit record but no end is in flight after a restart, with decision
+    commit: recovery must re-send commit to its participants (never abort it)."""
+    log = RecoveryLog(log_path)
+    log.begin("T1", INFO)
+    log.commit("T1")
+    log.close()                           # the coordinator dies before phase 2 finishes
+
+    again = RecoveryLog(log_path)
+    assert again.in_flight == {"T1": {"info": INFO, "decision": "commit"}}
+    assert again.outcome("T1") == "committed"
+    again.close()
+
+
+def test_begin_only_is_recovered_without_a_decision(log_path):
+    """A txid with a begin but no commit record has no decision after a restart:
+    presumed abort (the coordinator may only abort it), and outcome() knows nothing final."""
+    log = RecoveryLog(log_path)
+    log.begin("T1", INFO)
+    log.close()
+
+    again = RecoveryLog(log_path)
+    assert again.in_flight == {"T1": {"info": INFO, "decision": None}}
+    assert again.outcome("T1") is None
+    again.close()
+
+
+def test_abort_and_end_are_recovered(log_path):
+    """An abort record is recovered as decision abort; an ended txid is finished, not
+    in flight, and keeps its outcome (for request ids and history)."""
+    log = RecoveryLog(log_path)
+    log.begin("TA", INFO)
+    log.abort("TA")
+    log.begin("TE", INFO)
+    log.commit("TE")
+    log.end("TE", "committed")
+    log.close()
+
+    again = RecoveryLog(log_path)
+    assert again.in_flight == {"TA": {"info": INFO, "decision": "abort"}}
+    assert again.outcome("TA") == "aborted"
+    assert again.outcome("TE") == "committed"
+    assert again.finished["TE"]["request_id"] == "" and again.finished["TE"]["src"] == INFO["src"]
+    again.close()
+
+
+def test_commit_is_forced_to_disk_before_it_returns(log_path, monkeypatch):
+    """The commit point: commit() returns only after an fsync that covers the commit
+    record (begin/abort/end need not be forced: presumed abort makes losing them safe)."""
+    real_fsync = os.fsync
+    synced_contents = []                  # the file as it was at each fsync
+
+    def spying_fsync(fd):
+        real_fsync(fd)
+        synced_contents.append(log_path.read_bytes() if log_path.exists() else b"")
+
+    log = RecoveryLog(log_path)
+    log.begin("T1", INFO)
+    monkeypatch.setattr(os, "fsync", spying_fsync)
+    log.commit("T1")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+
+    lines = lines_of(log_path)
+    commit_line = lines[line_index(lines, "commit", "T1")]
+    assert any(commit_line in content for content in synced_contents), \
+        "commit() returned without an fsync covering its commit record"
+    log.close()
+
+
+# ---- damaged records ------------------------------------------------------------------
+
+def test_torn_last_record_is_ignored_and_the_rest_recovered(log_path):
+    """A last record cut short by a crash mid-write is ignored; every complete record
+    before it is recovered, and the log stays usable (later records read back cleanly)."""
+    write_sample(log_path)
+    data = log_path.read_bytes()
+    last_start = data.rstrip(b"\n").rfind(b"\n") + 1
+    assert data[last_start:].split()[1:3] == [b"begin", b"T3"]
+    log_path.write_bytes(data[:last_start + (len(data) - last_start) // 2])
+
+    log = RecoveryLog(log_path)
+    assert log.torn == 1
+    assert log.outcome("T1") == "committed"
+    assert log.in_flight == {"T2": {"info": INFO, "decision": "commit"}}   # T3 was torn
+
+    log.begin("T4", INFO)                 # the next writes must not join the torn fragment
+    log.commit("T4")
+    log.close()
+    again = RecoveryLog(log_path)
+    assert again.torn == 0
+    assert set(again.in_flight) == {"T2", "T4"}
+    assert again.in_flight["T4"]["decision"] == "commit"
+    again.close()
+
+
+def test_garbage_appended_without_newline_is_ignored(log_path):
+    """Half a line at the end of the log (no newline: the write never finished) is
+    ignored and every complete record is recovered."""
+    write_sample(log_path)
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T3 {} crc=12")
+
+    log = RecoveryLog(log_path)
+    assert log.torn == 1
+    assert_sample_recovered(log)          # T3 is still undecided: its commit was torn
+    log.close()
+
+
+@pytest.mark.parametrize("damage", [
+    "wrong crc digits",
+    "body changed, crc kept",
+    "crc field missing",
+])
+def test_record_with_a_bad_crc_is_ignored(log_path, damage):
+    """A complete line whose CRC-32 does not match its text is garbled and ignored; the
+    other records are recovered. (Here T2's commit is damaged, so T2 falls back to no
+    decision: presumed abort, which is safe because the commit never returned.)"""
+    write_sample(log_path)
+    lines = lines_of(log_path)
+    i = line_index(lines, "commit", "T2")
+    body, crc = lines[i].rstrip(b"\n").rsplit(b" crc=", 1)
+    if damage == "wrong crc digits":
+        bad_crc = b"%08x" % (int(crc, 16) ^ 0x1)
+        lines[i] = body + b" crc=" + bad_crc + b"\n"
+    elif damage == "body changed, crc kept":
+        lines[i] = body.replace(b" T2 ", b" T9 ") + b" crc=" + crc + b"\n"
+    else:
+        lines[i] = body + b"\n"
+    log_path.write_bytes(b"".join(lines))
+
+    log = RecoveryLog(log_path)
+    assert log.torn == 1
+    assert log.outcome("T1") == "committed"
+    assert log.in_flight == {"T2": {"info": INFO, "decision": None},
+                             "T3": {"info": INFO, "decision": None}}
+    log.close()
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: recovery_log.py:152 RecoveryLog._parse decodes "
+                   "the line strictly (raw.decode('utf-8')) after matching a leniently "
+                   "decoded copy, so a garbled record with a non-UTF-8 byte raises "
+                   "UnicodeDecodeError and the coordinator cannot start, instead of "
+                   "ignoring the record (Rule 3)")
+def test_record_with_a_non_utf8_byte_is_ignored(log_path):
+    """A garbled record (here one byte flipped to 0xff, as disk corruption would) is
+    ignored like any record whose CRC does not match: it must not stop recovery."""
+    write_sample(log_path)
+    lines = lines_of(log_path)
+    i = line_index(lines, "commit", "T2")
+    lines[i] = lines[i].replace(b"{}", b"{\xff}")
+    log_path.write_bytes(b"".join(lines))
+
+    log = RecoveryLog(log_path)           # today: UnicodeDecodeError
+    assert log.torn == 1
+    assert log.in_flight["T2"]["decision"] is None
+    log.close()
+
+
+# ---- compaction ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_compaction_keeps_restart_proportional_to_work_in_flight(log_path, monkeypatch):
+    """Compaction keeps the active log small: after 100,000 finished transactions it holds
+    at most COMPACT_AFTER + KEEP_FINISHED records plus those of the txns in flight, and a
+    restart recovers every in-flight txn with its decision. The restart time is printed
+    (not asserted: it depends on the machine).
+
+    Speed only: os.fsync is replaced by a no-op in THIS test, because 100,000 forced
+    commits would take minutes on a real disk; durability is checked by
+    test_commit_is_forced_to_disk_before_it_returns.
+    """
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    total, every = 100_000, 10_000
+    expected_in_flight = {}
+    log = RecoveryLog(log_path)
+    write_started = time.monotonic()
+    for i in range(total):
+        txid = f"C1-done-{i:06d}"
+        log.begin(txid, dict(INFO, request_id=f"req-{i}"))
+        log.commit(txid)
+        log.end(txid, "committed")
+        if i % every == every // 2:       # a few txns stay unfinished, spread over history
+            committed, undecided = f"C1-open-commit-{i:06d}", f"C1-open-begin-{i:06d}"
+            log.begin(committed, INFO)
+            log.commit(committed)
+            log.begin(undecided, INFO)
+            expected_in_flight[committed] = "commit"
+            expected_in_flight[undecided] = None
+    write_seconds = time.monotonic() - write_started
+    in_flight_records = sum(2 if d else 1 for d in expected_in_flight.values())
+    bound = recovery_log.COMPACT_AFTER + recovery_log.KEEP_FINISHED + in_flight_records
+    active_before = len(lines_of(log_path))
+    log.close()
+
+    restart_started = time.monotonic()
+    again = RecoveryLog(log_path)                       # the restart
+    restart_seconds = time.monotonic() - restart_started
+    print(f"\nrecovery log: wrote {total} finished txns in {write_seconds:.1f} s; "
+          f"active log {active_before} records before restart, "
+          f"{len(lines_of(log_path))} after; restart took {restart_seconds * 1000:.0f} ms")
+
+    assert active_before <= bound
+    assert len(lines_of(log_path)) <= recovery_log.KEEP_FINISHED + in_flight_records
+    assert {t: e["decision"] for t, e in again.in_flight.items()} == expected_in_flight
+    assert again.torn == 0
+    newest = f"C1-done-{total - 1:06d}"
+    assert again.outcome(newest) == "committed"
+    assert again.finished[newest]["request_id"] == f"req-{total - 1}"
+    assert len(again.finished) == recovery_log.KEEP_FINISHED
+    again.close()

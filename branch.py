@@ -31,7 +31,7 @@ import time
 
 import rpc
 from errors import (BankError, FaultCode, check_account_number, check_branch_name,
-                    check_limit, check_text, check_token)
+                    check_limit, check_text, check_token, check_url)
 from faults import BRANCH_POINTS, FaultPoints
 from ledger import MAX_OPS, Ledger
 from money import format_amount, parse_amount, parse_delta
@@ -153,7 +153,7 @@ class Branch:
                          [{"account": "1001", "delta": "-50.00"}])
         """
         txid = check_token(txid, "transaction id")
-        coordinator = check_text(coordinator, "coordinator URL", max_len=200)
+        coordinator = check_url(coordinator, "coordinator URL")
         parsed = _parse_ops(ops)
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-vote")
@@ -209,8 +209,8 @@ class Branch:
         changes nothing: we simply ask again later (Rule 2).
         """
         resolved = 0
-        for txn in self.ledger.in_doubt():
-            decision = self._ask_decision(txn["txid"], txn["coordinator"])
+        for txn in self.ledger.in_doubt():          # one bad coordinator URL must not
+            decision = self._ask_decision(txn["txid"], txn["coordinator"])  # stop the rest
             if decision == TxState.COMMITTED.value:
                 self._write(self.ledger.commit, txn["txid"])
             elif decision == TxState.ABORTED.value:
@@ -321,7 +321,7 @@ class Branch:
 
     def follow(self, primary_url) -> dict:
         """Become (or stay) a replica of primary_url, e.g. after a failover."""
-        primary_url = check_text(primary_url, "primary URL", max_len=200)
+        primary_url = check_url(primary_url, "primary URL")
         if self.role == "primary":
             raise BankError(FaultCode.PROTOCOL_VIOLATION,
                             f"{self.name} is a primary; restart it with --replica-of to rejoin.")
@@ -339,19 +339,18 @@ class Branch:
 
     def changes_since(self, seq, limit=500) -> list:
         """[[seq, change], ...] after seq, for a replica catching up."""
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise BankError(FaultCode.BAD_INPUT, "seq must be a whole number >= 0.")
-        return [[n, op] for n, op in self.ledger.changes_since(seq, check_limit(limit))]
+        return [[n, op] for n, op in self.ledger.changes_since(_check_seq(seq),
+                                                                 check_limit(limit))]
 
     def attach_replica(self, url, applied) -> dict:
         """A replica introduces itself (it starts out of sync)."""
         self._require_role("primary")
-        return self.replicas.attach(check_text(url, "replica URL", max_len=200), applied)
+        return self.replicas.attach(check_url(url, "replica URL"), _check_seq(applied))
 
     def caught_up(self, url, applied) -> dict:
         """A replica has pulled everything; it becomes in sync after a final push."""
         self._require_role("primary")
-        return self.replicas.caught_up(check_text(url, "replica URL", max_len=200), applied)
+        return self.replicas.caught_up(check_url(url, "replica URL"), _check_seq(applied))
 
     def replicate(self, epoch, changes, primary_seq, in_sync_urls) -> dict:
         """A push from the primary: apply these changes in order."""
@@ -398,6 +397,12 @@ def _open_ledger(db_path, name: str, replica_of: str) -> Ledger:
                     db_path, stamp)
         ledger = Ledger(db_path, name)
     return ledger
+
+
+def _check_seq(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BankError(FaultCode.BAD_INPUT, "A replog position must be a whole number >= 0.")
+    return value
 
 
 def _role_words(role: str) -> str:

@@ -308,7 +308,8 @@ class Coordinator:
         commit record means aborted (presumed abort), unless the txn is still voting.
         """
         txid = check_token(txid, "transaction id")
-        if asker and asker in self.links and self.links[asker].partitioned:
+        asker = check_branch_name(asker) if asker not in ("", None) else ""
+        if asker in self.links and self.links[asker].partitioned:
             raise BankError(FaultCode.UNAVAILABLE, f"{asker} is cut off by a lab partition.")
         with self._lock:
             txn = self.txns.get(txid)
@@ -398,10 +399,18 @@ class Coordinator:
         return txn, True
 
     def _finished_request(self, txid: str) -> Txn:
-        """A stand-in Txn holding the outcome of a request finished before a restart."""
+        """A stand-in Txn holding the outcome of a request finished long ago.
+
+        If the outcome is no longer remembered, say so: never guess "aborted".
+        """
         data = self.log.finished.get(txid, {})
+        outcome = data.get("outcome") or self.log.outcome(txid)
+        if outcome is None:
+            raise BankError(FaultCode.UNKNOWN_TXN,
+                            f"That request id was used for transaction {txid}, whose outcome "
+                            "is no longer remembered here (only recent ones are); ask the "
+                            "branches with status(txid).")
         txn = Txn(txid, {}, data)
-        outcome = data.get("outcome") or self.log.outcome(txid) or "aborted"
         txn.result = {"txid": txid, "outcome": outcome, "reason": data.get("reason", ""),
                       "waiting_for": []}
         txn.done.set()

@@ -55,9 +55,10 @@ class BankError(Exception):
 # ---- input checks ---------------------------------------------------------------
 
 MAX_TEXT = 80                                   # owner names, branch names
-_NUMBER_RE = re.compile(r"^[0-9]{1,12}$")       # account numbers: digits only
-_BRANCH_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")   # txids and request ids
+# All matched with fullmatch(): "$" alone would also accept a trailing newline.
+_NUMBER_RE = re.compile(r"[0-9]{1,12}")           # account numbers: digits only
+_BRANCH_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")   # txids and request ids
 
 
 def check_text(value, what: str, *, max_len: int = MAX_TEXT) -> str:
@@ -80,7 +81,7 @@ def check_account_number(value) -> str:
     """Account numbers are 1 to 12 digits, sent as a string ("1001")."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
         value = str(value)
-    if not isinstance(value, str) or not _NUMBER_RE.match(value.strip()):
+    if not isinstance(value, str) or not _NUMBER_RE.fullmatch(value.strip()):
         raise BankError(FaultCode.BAD_INPUT,
                         f"{_show(value)} is not an account number "
                         "(use 1 to 12 digits, like \"1001\").")
@@ -89,7 +90,7 @@ def check_account_number(value) -> str:
 
 def check_branch_name(value) -> str:
     """Branch names: a letter, then letters, digits, '_' or '-' (at most 32)."""
-    if not isinstance(value, str) or not _BRANCH_RE.match(value.strip()):
+    if not isinstance(value, str) or not _BRANCH_RE.fullmatch(value.strip()):
         raise BankError(FaultCode.BAD_INPUT,
                         f"{_show(value)} is not a branch name (like \"Mumbai\").")
     return value.strip()
@@ -99,7 +100,7 @@ def check_token(value, what: str, *, optional: bool = False) -> str:
     """Txids and request ids: 1-64 of letters, digits and _ . : -"""
     if optional and (value is None or value == ""):
         return ""
-    if not isinstance(value, str) or not _TOKEN_RE.match(value):
+    if not isinstance(value, str) or not _TOKEN_RE.fullmatch(value):
         raise BankError(FaultCode.BAD_INPUT,
                         f"{_show(value)} is not a valid {what} "
                         "(1-64 letters, digits or _ . : -).")
@@ -110,11 +111,20 @@ def check_limit(value, *, default: int = 100, maximum: int = 10_000) -> int:
     """A row count for listings: a whole number from 1 to maximum."""
     if value is None or value == "":
         return default
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,6}", value.strip()):
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
         raise BankError(FaultCode.BAD_INPUT,
                         f"The limit must be a whole number from 1 to {maximum}.")
+    return value
+
+
+def check_url(value, what: str) -> str:
+    """An http:// or https:// URL (of a coordinator, primary or replica)."""
+    value = check_text(value, what, max_len=200)
+    if not value.startswith(("http://", "https://")):
+        raise BankError(FaultCode.BAD_INPUT, f"The {what} must start with http://, "
+                                             f"not {_show(value)}.")
     return value
 
 
@@ -128,6 +138,17 @@ def split_acct_ref(value) -> tuple:
     return check_branch_name(branch), check_account_number(number)
 
 
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def show_value(value) -> str:
+    """A short, safe rendering of a bad argument for a Fault sentence.
+
+    Only plain values are quoted; anything else is named by its XML-RPC type, so no
+    Python class name or memory address ever reaches the wire.
+    """
+    if isinstance(value, (str, int, float)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    kinds = {list: "a list", tuple: "a list", dict: "a struct"}
+    return kinds.get(type(value), "a value of another type (date or binary)")
+
+
+_show = show_value

@@ -19,7 +19,7 @@ Glossary:
 
 import re
 
-from errors import BankError, FaultCode
+from errors import BankError, FaultCode, show_value
 
 MINOR_PER_UNIT = 100
 MAX_AMOUNT = 1_000_000_000 * MINOR_PER_UNIT   # one billion units per operation
@@ -27,7 +27,7 @@ MAX_AMOUNT_TEXT = "1000000000.00"
 
 # Digits, optionally a point and one or two more digits. No sign, no exponent,
 # no spaces inside, no thousands separators: one obvious spelling.
-_AMOUNT_RE = re.compile(r"^(\d{1,15})(?:\.(\d{1,2}))?$")
+_AMOUNT_RE = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
 ACCEPTED = ('a positive decimal string with at most two decimals, like "500" or '
             '"500.50" (at most ' + MAX_AMOUNT_TEXT + ')')
 
@@ -58,10 +58,12 @@ def parse_amount(value, *, allow_zero=False) -> int:
 
 def parse_delta(value) -> int:
     """Parse a signed 2PC op delta such as "-50.00" into non-zero minor units."""
-    if isinstance(value, str) and value.strip().startswith("-"):
-        return -parse_amount(value.strip()[1:])
-    if isinstance(value, str) and value.strip().startswith("+"):
-        return parse_amount(value.strip()[1:])
+    if isinstance(value, str) and value.strip()[:1] in ("-", "+"):
+        text = value.strip()
+        sign, rest = (-1 if text[0] == "-" else 1), text[1:]
+        if rest[:1].isspace():
+            raise _bad(value, "the sign must touch the number")
+        return sign * parse_amount(rest)
     return parse_amount(value)
 
 
@@ -80,9 +82,9 @@ def format_delta(minor: int) -> str:
 def _parse_text(text: str) -> int:
     if text.startswith("-"):
         raise _bad(text, "amounts must be positive")
-    match = _AMOUNT_RE.match(text)
+    match = _AMOUNT_RE.fullmatch(text)
     if not match:
-        if re.match(r"^\d+\.\d{3,}$", text):
+        if re.fullmatch(r"[0-9]+\.[0-9]{3,}", text):
             raise _bad(text, "money has at most two decimals")
         raise _bad(text, "it is not a plain decimal number")
     units, cents = match.group(1), (match.group(2) or "").ljust(2, "0")
@@ -90,6 +92,5 @@ def _parse_text(text: str) -> int:
 
 
 def _bad(value, why: str) -> BankError:
-    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     return BankError(FaultCode.BAD_AMOUNT,
-                     f"{shown} is not a valid amount: {why}. Use {ACCEPTED}.")
+                     f"{show_value(value)} is not a valid amount: {why}. Use {ACCEPTED}.")

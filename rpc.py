@@ -337,10 +337,10 @@ class Client:
         self._local = threading.local()
 
     def call(self, method: str, *args):
-        proxy = getattr(self._local, "proxy", None)
-        if proxy is None:
-            proxy = self._local.proxy = connect(self.url, self.secret, self.timeout)
         try:
+            proxy = getattr(self._local, "proxy", None)
+            if proxy is None:
+                proxy = self._local.proxy = connect(self.url, self.secret, self.timeout)
             return getattr(proxy, method)(*args)
         except xmlrpc.client.Fault as fault:
             raise BankError(_known_code(fault.faultCode), fault.faultString) from None
@@ -352,7 +352,7 @@ class Client:
                                 "secret.") from None
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} answered HTTP {exc.errcode}.") from None
-        except (OSError, http.client.HTTPException, socket.timeout) as exc:
+        except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
             self._local.proxy = None          # the connection is unusable; start afresh
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} cannot be reached ({_why(exc)}).") from None

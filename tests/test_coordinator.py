@@ -326,14 +326,11 @@ def test_request_id_retry_after_coordinator_crash_returns_the_decided_outcome(ba
     assert_outcome_everywhere(bank, retry["txid"], EXPECTED[point])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: coordinator.py:337 _finished_request answers "
-                   "'aborted' for a request id whose txn is no longer in memory "
-                   "(KEEP_TXNS) nor in the log's finished list (KEEP_FINISHED), although "
-                   "the transfer committed: a definite wrong outcome")
 def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path,
                                                                         monkeypatch):
     """A client is never told 'aborted' for a transfer that committed: retrying an old
-    request id must return 'committed' (or refuse), however many transfers ran since.
+    request id returns 'committed' with the first txid, or refuses (outcome no longer
+    known), however many transfers ran since; it never moves money a second time.
 
     In-process coordinator with stand-in branches that always vote yes; KEEP_TXNS and
     KEEP_FINISHED are shrunk to 3 so that 'many transfers later' takes 5 transfers.
@@ -343,9 +340,13 @@ def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path
     coord = coordinator_module.Coordinator(
         "C1", {"Mumbai": "http://127.0.0.1:9", "Delhi": "http://127.0.0.1:9"},
         tmp_path / "recovery.log")
+    prepares = []
 
     def always_yes(method, *args):
-        return {"vote": "yes", "reason": ""} if method == "prepare" else {"txid": args[0]}
+        if method == "prepare":
+            prepares.append(args[0])
+            return {"vote": "yes", "reason": ""}
+        return {"txid": args[0]}
 
     for link in coord.links.values():
         monkeypatch.setattr(link, "call", always_yes)
@@ -354,9 +355,15 @@ def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path
         assert first["outcome"] == "committed"
         for i in range(5):
             assert coord.transfer(SRC, DST, "1", f"later-{i}")["outcome"] == "committed"
-        retry = coord.transfer(SRC, DST, "10", "old-request")
-        assert retry["txid"] == first["txid"]
-        assert retry["outcome"] == "committed"          # today: "aborted"
+        prepared_before_retry = len(prepares)
+        try:
+            retry = coord.transfer(SRC, DST, "10", "old-request")
+        except BankError as exc:                       # "no longer known" is honest
+            assert exc.code != FaultCode.INTERNAL, exc
+        else:
+            assert retry["txid"] == first["txid"]
+            assert retry["outcome"] == "committed"     # before b49de93: "aborted"
+        assert len(prepares) == prepared_before_retry  # no second transfer was started
     finally:
         coord.close()
 

@@ -362,8 +362,14 @@ class Coordinator:
                 dst_branch.name: [{"account": dst_no, "delta": format_delta(parse_amount(amount))}]}
         txn, first = self._claim(info, plan)
         if first:
-            self._run_two_phase_commit(txn)
+            try:
+                self._run_two_phase_commit(txn)
+            finally:
+                txn.done.set()      # a retry waiting on the same request id never hangs
         txn.done.wait()
+        if txn.result is None:
+            raise BankError(FaultCode.INTERNAL, f"Transfer {txn.txid} failed inside the "
+                            "coordinator; its outcome is in transactions() once recovered.")
         return txn.result
 
     def _local_transfer(self, link, src_no, dst_no, amount, request_id) -> dict:
@@ -442,8 +448,8 @@ class Coordinator:
         if decision is CoordState.COMMITTING:
             self.log.commit(txn.txid)                      # fsync: THE commit point
             txn.note(COORDINATOR, LOG, "decision", "commit (forced to disk)")
-            txn.published = TxState.COMMITTED
             self.faults.crash_if_armed("crash-after-decision")
+            txn.published = TxState.COMMITTED
         else:
             self.log.abort(txn.txid)
             txn.note(COORDINATOR, LOG, "decision", f"abort: {txn.core.reason}")

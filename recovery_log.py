@@ -42,7 +42,7 @@ import zlib
 from ledger import now
 
 COMPACT_AFTER = 20_000       # records in the active log before it is compacted
-KEEP_FINISHED = 1_000        # finished txns remembered (for request ids and history)
+KEEP_FINISHED = 10_000       # finished txns remembered (for request ids and history)
 _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done) +(\S+) (\{.*\}) crc=([0-9a-f]{8})$")
 
 log = logging.getLogger("recovery-log")
@@ -145,14 +145,15 @@ class RecoveryLog:
         """(kind, txid, data) from one line, or None if it is torn or garbled (Rule 3)."""
         if not raw.endswith(b"\n"):
             return None                          # the write was cut short by a crash
-        match = _LINE.match(raw.decode("utf-8", errors="replace").rstrip("\n"))
-        if not match:
+        body, _, crc = raw.rstrip(b"\n").rpartition(b" crc=")
+        if f"{zlib.crc32(body):08x}".encode() != crc:
+            return None                          # garbled: the checksum does not match
+        try:
+            match = _LINE.match(raw.decode("utf-8").rstrip("\n"))
+            return (match.group(2), match.group(3), json.loads(match.group(4))) if match \
+                else None
+        except (UnicodeDecodeError, ValueError):
             return None
-        ts, kind, txid, data, crc = match.groups()
-        body = raw.decode("utf-8").rstrip("\n").rsplit(" crc=", 1)[0]
-        if f"{zlib.crc32(body.encode()):08x}" != crc:
-            return None
-        return kind, txid, json.loads(data)
 
     def _replay(self, kind: str, txid: str, data: dict) -> None:
         if kind == "begin":

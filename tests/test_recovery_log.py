@@ -206,11 +206,6 @@ def test_record_with_a_bad_crc_is_ignored(log_path, damage):
     log.close()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: recovery_log.py:152 RecoveryLog._parse decodes "
-                   "the line strictly (raw.decode('utf-8')) after matching a leniently "
-                   "decoded copy, so a garbled record with a non-UTF-8 byte raises "
-                   "UnicodeDecodeError and the coordinator cannot start, instead of "
-                   "ignoring the record (Rule 3)")
 def test_record_with_a_non_utf8_byte_is_ignored(log_path):
     """A garbled record (here one byte flipped to 0xff, as disk corruption would) is
     ignored like any record whose CRC does not match: it must not stop recovery."""

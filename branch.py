@@ -354,6 +354,9 @@ class Branch:
 
     def replicate(self, epoch, changes, primary_seq, in_sync_urls) -> dict:
         """A push from the primary: apply these changes in order."""
+        epoch, primary_seq = _check_seq(epoch, "The epoch"), _check_seq(primary_seq)
+        if not isinstance(changes, list) or not isinstance(in_sync_urls, list):
+            raise BankError(FaultCode.BAD_INPUT, "changes and in_sync must be lists.")
         if self.role == "primary" and epoch > self.epoch:
             self.fence(f"a primary at epoch {epoch} pushed changes")
         self._require_role("replica")
@@ -399,9 +402,10 @@ def _open_ledger(db_path, name: str, replica_of: str) -> Ledger:
     return ledger
 
 
-def _check_seq(value) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BankError(FaultCode.BAD_INPUT, "A replog position must be a whole number >= 0.")
+def _check_seq(value, what: str = "A replog position") -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
+        raise BankError(FaultCode.BAD_INPUT, f"{what} must be a whole number from 0 to "
+                                             f"{2**31 - 1}.")
     return value
 
 

@@ -379,9 +379,12 @@ class Ledger:
         Changes must arrive in order: a gap raises BankError, and the replica catches up.
         A replica has a single writer, the replication stream, which calls this in order.
         """
-        method, args = json.loads(op_json)
-        if method not in REPLICATED:
-            raise BankError(FaultCode.BAD_INPUT, f"{method!r} is not a replicated change.")
+        try:
+            method, args = json.loads(op_json)
+        except (TypeError, ValueError):
+            method, args = None, None
+        if method not in REPLICATED or not isinstance(args, list):
+            raise BankError(FaultCode.BAD_INPUT, "That is not a replicated change.")
         applied = self.applied_seq()
         if seq <= applied:
             return False

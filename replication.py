@@ -161,6 +161,9 @@ class Follower:
             raise BankError(FaultCode.NOT_PRIMARY,
                             f"Fenced: epoch {epoch} is old; this branch is at epoch "
                             f"{self.branch.epoch}.")
+        if not all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], int)
+                   for c in changes):
+            raise BankError(FaultCode.BAD_INPUT, "changes must be [[seq, change], ...].")
         with self._apply_lock:
             for seq, op in changes:
                 self.ledger.apply_change(seq, op)

@@ -12,9 +12,11 @@ Rules:
   * Requests are checked before they are parsed: the body must declare its length
     (at most ``MAX_BODY`` bytes), must not be compressed, must not carry a DOCTYPE,
     and, when the server has a shared secret, must be signed (HMAC-SHA256 over a
-    timestamp, a nonce and the body; a stale or replayed signature is refused).
+    timestamp, a nonce, the server's port and the body; a stale or replayed
+    signature, or one made for another server, is refused).
   * HTTP/1.1 keep-alive: a client reuses one connection for many calls. Idle
-    connections time out; at most ``MAX_CONNECTIONS`` are served at once.
+    connections time out; at most ``MAX_CONNECTIONS`` are open at once, and when
+    all are taken the one idle the longest is closed to make room.
 
 Glossary:
   service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
@@ -26,9 +28,11 @@ import hashlib
 import hmac
 import http.client
 import inspect
+import ipaddress
 import logging
 import os
 import pathlib
+import re
 import secrets
 import socket
 import socketserver
@@ -79,20 +83,26 @@ def write_secret(path) -> str:
     return secret
 
 
-def sign(secret: str, body: bytes, now=None, nonce=None) -> dict:
-    """The three headers that prove a request comes from someone with the secret."""
-    stamp = str(int(time.time() if now is None else now))
+def sign(secret: str, body: bytes, port: int, now=None, nonce=None) -> dict:
+    """The three headers that prove a request comes from someone with the secret.
+
+    The MAC covers the time, a fresh nonce, the port of the server it is meant for,
+    and the body: it cannot be replayed later, twice, or to another server.
+    """
+    stamp = str(int((time.time() if now is None else now) * 1000))   # milliseconds
     nonce = nonce or secrets.token_hex(16)
-    mac = hmac.new(secret.encode(), f"{stamp}\n{nonce}\n".encode() + body, hashlib.sha256)
+    signed = f"{stamp}\n{nonce}\n{port}\n".encode() + body
+    mac = hmac.new(secret.encode(), signed, hashlib.sha256)
     return {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Signature": mac.hexdigest()}
 
 
 class SignatureChecker:
     """Verifies signed requests and remembers recent nonces to refuse replays."""
 
-    def __init__(self, secret: str):
-        self.secret = secret
-        self._seen = {}                 # nonce -> time it was used
+    def __init__(self, secret: str, port: int):
+        self.secret, self.port = secret, port
+        self.started_ms = int(time.time() * 1000)   # nonces seen before a restart are
+        self._seen = {}                  # forgotten, so older signatures are refused outright
         self._lock = threading.Lock()
 
     def problem(self, headers, body: bytes):
@@ -101,9 +111,12 @@ class SignatureChecker:
         given = headers.get("X-Bank-Signature", "")
         if not (stamp and nonce and given):
             return "unsigned request"
-        if not stamp.isdigit() or abs(time.time() - int(stamp)) > SIGNATURE_WINDOW:
+        if not _is_count(stamp) or abs(time.time() * 1000 - int(stamp)) > SIGNATURE_WINDOW * 1000:
             return "stale or malformed timestamp"
-        expected = sign(self.secret, body, now=int(stamp), nonce=nonce)["X-Bank-Signature"]
+        if int(stamp) < self.started_ms:
+            return "signed before this server started (a possible replay)"
+        expected = sign(self.secret, body, self.port, now=int(stamp) / 1000,
+                        nonce=nonce)["X-Bank-Signature"]
         if not hmac.compare_digest(expected, given):
             return "wrong signature"
         with self._lock:
@@ -121,17 +134,39 @@ class SignatureChecker:
 
 # ---- the server ----------------------------------------------------------------------
 
+def _is_count(text: str) -> bool:
+    """A plain ASCII whole number of at most 12 digits (str.isdigit() accepts '²')."""
+    return bool(re.fullmatch(r"[0-9]{1,15}", text))
+
+
 class _Handler(SimpleXMLRPCRequestHandler):
     """One HTTP connection. Checks the request before any XML is parsed."""
     protocol_version = "HTTP/1.1"       # keep-alive: many calls per connection
     rpc_paths = ("/", "/RPC2")
     timeout = IDLE_TIMEOUT              # socket timeout for idle or slow clients
+    server_version = "bank-kit"         # no Python version in the Server header
+    sys_version = ""
+
+    def setup(self):
+        super().setup()
+        self.server.connections.opened(self.connection)
+
+    def finish(self):
+        self.server.connections.closed(self.connection)
+        super().finish()
 
     def do_POST(self):
+        self.server.connections.busy(self.connection, True)
+        try:
+            self._serve_post()
+        finally:
+            self.server.connections.busy(self.connection, False)
+
+    def _serve_post(self):
         if not self.is_rpc_path_valid():
             return self._refuse(404, "Not found: post XML-RPC to /")
         length = self.headers.get("Content-Length", "")
-        if not length.isdigit():
+        if not _is_count(length):
             return self._refuse(411, "A Content-Length header is required.")
         if int(length) > MAX_BODY:
             return self._refuse(413, f"Request too large (at most {MAX_BODY} bytes).")
@@ -145,6 +180,8 @@ class _Handler(SimpleXMLRPCRequestHandler):
                 log.warning("refused a request from %s: %s", self.client_address[0], why)
                 return self._refuse(401, "Unauthorized: this server needs a signed "
                                          "request (a shared secret).")
+        if b"\x00" in body or body.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return self._refuse(400, "Requests must be UTF-8 XML.")   # no UTF-16/32 tricks
         if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
             return self._refuse(400, "DOCTYPE and entity declarations are not accepted.")
         response = self.server._marshaled_dispatch(body)
@@ -168,20 +205,65 @@ class _Handler(SimpleXMLRPCRequestHandler):
         log.debug("%s " + fmt, self.client_address[0], *args)
 
 
+class _Connections:
+    """Open connections, so that idle ones can make room for new clients.
+
+    A connection is busy while a request is being answered; otherwise it is idle
+    (kept alive between calls, or a slow client trickling its headers).
+    """
+
+    def __init__(self):
+        self._open = {}                    # socket -> [last activity, busy]
+        self._lock = threading.Lock()
+
+    def opened(self, sock):
+        with self._lock:
+            self._open[sock] = [time.monotonic(), False]
+
+    def closed(self, sock):
+        with self._lock:
+            self._open.pop(sock, None)
+
+    def busy(self, sock, busy: bool):
+        with self._lock:
+            if sock in self._open:
+                self._open[sock] = [time.monotonic(), busy]
+
+    def close_oldest_idle(self) -> bool:
+        """Shut the connection idle the longest; its thread then ends. False if none."""
+        with self._lock:
+            idle = [(t, s) for s, (t, busy) in self._open.items() if not busy]
+        if not idle:
+            return False
+        try:
+            min(idle, key=lambda pair: pair[0])[1].shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        return True
+
+
 class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
     """A threaded XML-RPC server for one service object's PUBLIC_METHODS."""
     daemon_threads = True
     allow_reuse_address = os.name != "nt"   # on Windows it would let ports be stolen
+    request_queue_size = 64                 # listen backlog: bursts of clients wait, not fail
 
     def __init__(self, service, host: str, port: int, secret=None):
         super().__init__((host, port), requestHandler=_Handler, logRequests=False,
                          allow_none=False, encoding="utf-8")
         self.service_name = getattr(service, "name", type(service).__name__)
-        self.checker = SignatureChecker(secret) if secret else None
+        self.checker = SignatureChecker(secret, self.server_address[1]) if secret else None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.connections = _Connections()
         for name in service.PUBLIC_METHODS:
             self.register_function(getattr(service, name), name)
         self.register_introspection_functions()
+
+    def system_methodHelp(self, method_name):
+        """Help text of a public method (its docstring)."""
+        if not isinstance(method_name, str):
+            raise BankError(FaultCode.BAD_INPUT, "methodHelp takes a method name (text).")
+        return super().system_methodHelp(method_name)
 
     @property
     def url(self) -> str:
@@ -194,9 +276,11 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
     # Bounded concurrency: a flood of connections cannot exhaust threads.
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
-            log.warning("too many connections; turning %s away", client_address[0])
-            self.shutdown_request(request)
-            return
+            self.connections.close_oldest_idle()       # make room, then wait a moment
+            if not self._slots.acquire(timeout=2):
+                log.warning("too many busy connections; turning %s away", client_address[0])
+                self.shutdown_request(request)
+                return
         super().process_request(request, client_address)
 
     def process_request_thread(self, request, client_address):
@@ -270,7 +354,10 @@ def serve(server: Server, on_stop=None) -> None:
 
 def check_bind(host: str, secret, insecure: bool) -> None:
     """Refuse to serve beyond this machine without a secret (unless told loudly)."""
-    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False                     # a host name: it may be reachable by anyone
     if loopback or secret or insecure:
         return
     raise SystemExit(
@@ -310,7 +397,7 @@ class _Transport(xmlrpc.client.Transport):
 
     def send_content(self, connection, request_body):
         if self.secret:
-            for key, value in sign(self.secret, request_body).items():
+            for key, value in sign(self.secret, request_body, connection.port).items():
                 connection.putheader(key, value)
         super().send_content(connection, request_body)
 

@@ -147,7 +147,7 @@ class Wire:
     def post(self, body: bytes):
         """("ok", result) | ("fault", code, sentence) | ("http", status, text) | ("dropped", why)"""
         headers = {"Content-Type": "text/xml", "Content-Length": str(len(body)),
-                   **rpc.sign(self.secret, body)}
+                   **rpc.sign(self.secret, body, self.address[1])}
         try:
             self.conn.request("POST", "/", body, headers)
             resp = self.conn.getresponse()
@@ -235,13 +235,7 @@ def args_strategy(service_class, method: str, server: str):
 # ---- known bugs (each shown by a strict xfail test at the end of this file) -------------
 
 def known_bug(server, method, args, code, text):
-    """The name of the known bug this answer shows, or None."""
-    if code == FaultCode.INTERNAL and method == "replicate" and args \
-            and not isinstance(args[0], (int, float)):
-        return "replicate-unchecked-epoch"
-    if code == FaultCode.INTERNAL and method == "changes_since" and args \
-            and isinstance(args[0], int) and args[0] >= 2**63:
-        return "replog-position-beyond-range"
+    """The name of the known bug this answer shows, or None (none are open now)."""
     return None
 
 
@@ -585,10 +579,6 @@ def test_attach_replica_refuses_a_text_position(bank, fresh_branch):
     assert answer[:2] == ("fault", FaultCode.BAD_INPUT) and status[0] == "ok", (answer, status)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: branch.py _check_seq has no upper bound: "
-                   "attach_replica(url, 2**40) is stored, then replication() answers Fault "
-                   "500 (its answer holds an int XML-RPC cannot carry); changes_since(2**70) "
-                   "reaches SQLite (OverflowError), Fault 500")
 @pytest.mark.parametrize("case", ["attach_replica-2**40", "changes_since-2**70"])
 def test_replog_positions_beyond_range_are_bad_input(bank, fresh_branch, case):
     """A replog position too big for XML-RPC ints (2**31) or SQLite (2**63) is BAD_INPUT
@@ -602,9 +592,6 @@ def test_replog_positions_beyond_range_are_bad_input(bank, fresh_branch, case):
     assert answer[:2] == ("fault", FaultCode.BAD_INPUT) and status[0] == "ok", (answer, status)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Branch.replicate compares `epoch > self.epoch` "
-                   "before checking its type: replicate('5', [], 0, []) on a primary is "
-                   "TypeError, Fault 500")
 def test_replicate_with_a_text_epoch_is_bad_input(bank, fresh_branch):
     """replicate(epoch, ...) with an epoch that is not a whole number is BAD_INPUT (400)."""
     answer = _fresh(fresh_branch, bank).post(call_body("replicate", ["5", [], 0, []]))

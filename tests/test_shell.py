@@ -1,0 +1,366 @@
+"""The shell (shell.py) against a real local cluster: commands, errors, diagrams, scripts.
+
+One cluster (Mumbai and Delhi preloaded, a coordinator) runs for the whole module in a
+scratch home; each test drives a fresh BankShell with onecmd() and a StringIO, or runs
+`python shell.py --home HOME` as a subprocess that attaches to that cluster. Tests that
+need exact balances open their own accounts, so they do not depend on each other.
+Waiting is polling with a deadline, never a bare sleep.
+"""
+
+import csv
+import io
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
+
+import activity  # noqa: E402
+import cluster   # noqa: E402
+import shell     # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    """A running local cluster in a scratch home, stopped (by pid) at the end."""
+    local = cluster.LocalCluster(home=tmp_path_factory.mktemp("bank")).start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def sh(bank):
+    """A fresh shell on that cluster, writing to a StringIO."""
+    client = shell.coordinator_client(bank.coordinator_url, bank.secret)
+    return shell.BankShell(client, bank, bank.home, stdout=io.StringIO())
+
+
+def run(sh, line: str) -> str:
+    """Run one command; return what it printed."""
+    sh.stdout.seek(0)
+    sh.stdout.truncate()
+    sh.onecmd(line)
+    return sh.stdout.getvalue()
+
+
+def wait_until(predicate, timeout=15.0):
+    """Poll `predicate` until it is true or the deadline passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def wait_for_output(sh, line: str, text: str, timeout=15.0) -> str:
+    """Run `line` until its output contains `text` (or the deadline passes); the output."""
+    outputs = []
+    wait_until(lambda: outputs.append(run(sh, line)) or text in outputs[-1], timeout)
+    return outputs[-1]
+
+
+def new_account(sh, branch: str, amount: str) -> str:
+    out = run(sh, f"open {branch} Test Owner {amount}")
+    return re.search(r"Opened (\S+/\d+)", out).group(1)
+
+
+def balance(bank, ref: str) -> str:
+    return bank.coordinator().call("account", ref)["balance"]
+
+
+def txid_in(text: str) -> str:
+    return re.search(r"txid (C1-[\w-]+)", text).group(1)
+
+
+def shell_cli(bank, *args, stdin=""):
+    return subprocess.run([sys.executable, str(KIT / "shell.py"), "--home", str(bank.home),
+                           *args], input=stdin, capture_output=True, text=True, timeout=60)
+
+
+# ---- money commands ---------------------------------------------------------------------
+
+def test_deposit_adds_money_and_says_the_new_balance(sh, bank):
+    """A deposit changes the balance by exactly the amount and reports the new balance."""
+    ref = new_account(sh, "Mumbai", "100")
+    out = run(sh, f"deposit {ref} 25.50")
+    assert f"Deposited 25.50 into {ref}; balance 125.50" in out
+    assert balance(bank, ref) == "125.50" and sh.failures == 0
+
+
+def test_cross_branch_transfer_commits(sh, bank):
+    """A transfer between branches commits: money leaves one branch and arrives at the other."""
+    src, dst = new_account(sh, "Mumbai", "300"), new_account(sh, "Delhi", "0")
+    out = run(sh, f"transfer {src} {dst} 120")
+    assert out.startswith(f"Committed: moved 120.00 from {src} to {dst}")
+    assert (balance(bank, src), balance(bank, dst)) == ("180.00", "120.00")
+
+
+def test_transfer_without_funds_aborts_and_names_the_available_amount(sh, bank):
+    """Insufficient funds: the transfer aborts, says what is available, moves nothing."""
+    src, dst = new_account(sh, "Mumbai", "50"), new_account(sh, "Delhi", "0")
+    out = run(sh, f"transfer {src} {dst} 80")
+    assert out.startswith("Aborted:") and "insufficient funds" in out
+    assert "50.00 available" in out and "no money moved" in out
+    assert sh.failures == 1
+    assert (balance(bank, src), balance(bank, dst)) == ("50.00", "0.00")
+
+
+@pytest.mark.parametrize("amount", ["1.234", "-5", "abc", "0", "1e3", "5,00"])
+def test_a_bad_amount_gets_one_sentence_saying_what_is_accepted(sh, amount):
+    """A bad amount is refused locally with one line that says what is accepted."""
+    out = run(sh, f"deposit Mumbai/1001 {amount}")
+    assert out.count("\n") == 1 and "is not a valid amount" in out
+    assert 'like "500" or "500.50"' in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("balance Mumbai/9999", "There is no account Mumbai/9999."),
+    ("balance Mumbai1001", "write it as BRANCH/NUMBER, like Mumbai/1001"),
+    ("balance Pune/1001", "There is no branch 'Pune'"),
+    ("transfer Mumbai/1001 Delhi/1002", "Usage: transfer SRC DST AMOUNT (for example:"),
+    ("open Delhi \"Meera", "A quote is not closed"),
+])
+def test_every_error_is_one_sentence_and_the_shell_goes_on(sh, line, expected):
+    """Errors are one plain line (no traceback), count as failures, and the shell keeps going."""
+    out = run(sh, line)
+    assert expected in out and out.count("\n") == 1 and "Traceback" not in out
+    assert sh.failures == 1
+    assert "Mumbai/1001 (Asha Rao)" in run(sh, "balance Mumbai/1001") and sh.failures == 1
+
+
+def test_a_typo_gets_a_suggestion(sh):
+    """An unknown command is answered with the closest commands (difflib)."""
+    out = run(sh, "tranfer Mumbai/1001 Delhi/1002 5")
+    assert "Unknown command 'tranfer', did you mean 'transfer'?" in out
+    assert "did you mean 'balance'" in run(sh, "balanse Mumbai/1001")
+
+
+# ---- check and show ---------------------------------------------------------------------
+
+def test_check_passes_on_a_quiet_bank(sh):
+    """With nothing in flight: money conserved, no negative balance, journals reconcile."""
+    out = wait_for_output(sh, "check", "All checks passed.")
+    assert "All checks passed." in out, out
+    for name in ("money conserved", "no negative balance", "journals reconcile",
+                 "in-doubt transactions"):
+        assert re.search(rf"{name}\s+ok", out), name
+
+
+def test_audit_catches_money_created_and_a_journal_that_does_not_add_up():
+    """The audit fails when transfers create money or a journal differs from its balance."""
+    accounts = [{"branch": "Mumbai", "number": "1", "balance": "150.00", "held": "0.00",
+                 "available": "150.00"}]
+    journal = [{"branch": "Mumbai", "account": "1", "kind": "open", "amount": "100.00"},
+               {"branch": "Mumbai", "account": "1", "kind": "2pc-credit", "amount": "40.00"}]
+    rows = {r[0]: r[1] for r in shell.audit(accounts, journal, [], [])}
+    assert rows["money conserved"] == "FAIL" and rows["journals reconcile"] == "FAIL"
+
+
+def test_show_draws_a_committed_transfer(sh):
+    """show TXID: prepare to both, two yes votes, COMMIT logged, commits, acks, end: in order."""
+    src, dst = new_account(sh, "Mumbai", "10"), new_account(sh, "Delhi", "0")
+    txid = txid_in(run(sh, f"transfer {src} {dst} 5"))
+    out = run(sh, f"show {txid}")
+    assert "Outcome: committed" in out
+    assert re.search(r"^\s+ms\s+coordinator\s+log\s+Delhi\s+Mumbai$", out, re.M)
+    order = [r"\|-+ begin -+>\|", r"-+ prepare -+>\|", r"\|<-+ vote yes -+\|",
+             r"\|-+ COMMIT -+>\|", r"-+ commit -+>\|", r"\|<-+ ack commit -+\|",
+             r"\|-+ end -+>\|"]
+    positions = [re.search(p, out).start() for p in order]
+    assert positions == sorted(positions), out
+    assert len(re.findall(r"vote yes", out)) == 2 and "forced to disk" in out
+    assert f"Delhi/{dst.split('/')[1]} +5.00" in out
+
+
+def test_show_draws_an_aborted_transfer(sh):
+    """show TXID of an abort: a no vote with its reason, ABORT logged, aborts sent, no COMMIT."""
+    src, dst = new_account(sh, "Mumbai", "1"), new_account(sh, "Delhi", "0")
+    txid = txid_in(run(sh, f"transfer {src} {dst} 5"))
+    out = run(sh, f"show {txid}")
+    assert "Outcome: aborted" in out and "COMMIT" not in out
+    assert re.search(r"\|<-+ vote no -+\|\s+insufficient funds", out)
+    assert re.search(r"\|-+ ABORT -+>\|", out) and len(re.findall(r" abort -+>\|", out)) == 2
+    assert "Votes: Delhi yes, Mumbai no" in out
+
+
+def test_show_finds_a_transfer_by_its_request_id(sh, bank):
+    """The request id the shell sent is enough to look a transfer up (Rule 3)."""
+    src, dst = new_account(sh, "Mumbai", "10"), new_account(sh, "Delhi", "0")
+    txid = txid_in(run(sh, f"transfer {src} {dst} 1"))
+    request_id = bank.coordinator().call("transaction", txid)["request_id"]
+    assert request_id.startswith("shell-")
+    assert f"Transfer {txid}" in run(sh, f"show {request_id}")
+
+
+def test_retries_are_folded_in_the_diagram():
+    """A run of identical retry rounds is drawn once plus a 'repeated N more times' row."""
+    trace = [{"ms": 0, "from": "coordinator", "to": "log", "msg": "begin", "detail": ""}]
+    for i in range(5):
+        trace += [{"ms": i, "from": "coordinator", "to": "coordinator", "msg": "retry",
+                   "detail": "waiting for Delhi"},
+                  {"ms": i, "from": "coordinator", "to": "Delhi", "msg": "commit", "detail": ""},
+                  {"ms": i, "from": "Delhi", "to": "coordinator", "msg": "error",
+                   "detail": "no ack"}]
+    txn = {"txid": "T", "src": "Mumbai/1", "dst": "Delhi/2", "amount": "1.00",
+           "participants": ["Delhi"], "trace": trace, "state": "committing",
+           "outcome": "committed", "waiting_for": ["Delhi"], "votes": {"Delhi": "yes"}}
+    out = shell.sequence_diagram(txn)
+    assert "the 3 message(s) above repeated 4 more time(s)" in out
+    assert out.count("[retry]") == 1 and "|x" in out
+    assert "Still waiting for an acknowledgement from: Delhi" in out
+
+
+# ---- crashes, faults, partitions --------------------------------------------------------
+
+def test_crash_and_restart_a_branch(sh, bank):
+    """A crashed branch shows DOWN, a transfer to it aborts, and after restart all settles."""
+    src = new_account(sh, "Mumbai", "10")
+    assert run(sh, "crash Delhi").startswith("Crashed Delhi")
+    assert re.search(r"Delhi\s+\S+\s+DOWN", run(sh, "branches"))
+    out = run(sh, f"transfer {src} Delhi/1001 3")
+    assert out.startswith("Aborted:") and "cannot be reached" in out
+    assert run(sh, "restart Delhi").startswith("Restarted Delhi at http://127.0.0.1:")
+    assert "Delhi/1001 (Asha Rao)" in run(sh, "balance Delhi/1001")
+    assert "(nothing to show)" in wait_for_output(sh, "txns in-doubt", "(nothing to show)")
+    assert balance(bank, src) == "10.00"
+
+
+def test_coordinator_crash_after_decision_is_reported_as_not_known(sh, bank):
+    """If the answer is lost, the shell says 'not known' (never 'aborted'); show tells later."""
+    src, dst = new_account(sh, "Mumbai", "10"), new_account(sh, "Delhi", "0")
+    assert "Armed crash-after-decision" in run(sh, "fault coordinator crash-after-decision")
+    out = run(sh, f"transfer {src} {dst} 4")
+    assert out.startswith("Outcome not known:") and "Aborted" not in out
+    request_id = re.search(r"`show (shell-\w+)`", out).group(1)
+    assert run(sh, "restart coordinator").startswith("Restarted coordinator")
+    shown = wait_for_output(sh, f"show {request_id}", "Outcome: committed")
+    assert "Outcome: committed" in shown, shown
+    assert wait_until(lambda: balance(bank, dst) == "4.00")
+
+
+def test_partition_makes_transfers_abort_until_healed(sh):
+    """While the coordinator cannot reach Delhi, transfers to it abort; heal ends that."""
+    src = new_account(sh, "Mumbai", "10")
+    assert "can no longer reach Delhi" in run(sh, "partition Delhi")
+    try:
+        out = run(sh, f"transfer {src} Delhi/1001 1")
+        assert out.startswith("Aborted:") and "partition" in out
+    finally:
+        assert "Delhi is reachable again" in run(sh, "heal Delhi")
+    assert run(sh, f"transfer {src} Delhi/1001 1").startswith("Committed")
+
+
+def test_crash_is_refused_when_not_on_a_local_cluster(bank):
+    """Attached to a coordinator by URL, crash and restart say they are unavailable."""
+    client = shell.coordinator_client(bank.coordinator_url, bank.secret)
+    remote = shell.BankShell(client, None, bank.home, stdout=io.StringIO())
+    out = run(remote, "crash Delhi")
+    assert "works only on a local cluster" in out and remote.failures == 1
+
+
+# ---- activity log, export, clear -------------------------------------------------------
+
+def test_export_writes_csv_that_reads_back(sh, tmp_path):
+    """export ACCT and export journal ACCT write CSV the csv module reads, with the right rows."""
+    ref = new_account(sh, "Mumbai", "100")
+    run(sh, f"deposit {ref} 5")
+    run(sh, f"withdraw {ref} 1000")                       # refused: recorded as not ok
+    assert "Wrote 3 activity rows" in run(sh, f"export {ref} {tmp_path / 'a.csv'}")
+    with open(tmp_path / "a.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["command"].split()[0], r["ok"]) for r in rows] == [
+        ("open", "yes"), ("deposit", "yes"), ("withdraw", "no")]
+    assert "Insufficient funds" in rows[2]["result"]
+    run(sh, f"export journal {ref} {tmp_path / 'j.csv'}")
+    with open(tmp_path / "j.csv", newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        journal = list(reader)
+    assert tuple(reader.fieldnames) == activity.JOURNAL_FIELDS
+    assert [(r["kind"], r["amount"], r["balance_after"]) for r in journal] == [
+        ("open", "100.00", "100.00"), ("deposit", "5.00", "105.00")]
+    assert ref in run(sh, f"log {ref}")
+
+
+def test_clear_asks_first_and_keeps_the_journals(sh, bank):
+    """clear needs a yes (or --yes in a script); it empties the activity log only."""
+    ref = new_account(sh, "Delhi", "7")
+    assert "Not cleared" in run(sh, "clear") and sh.failures == 1      # a script: no prompt
+    sh.interactive, sh.ask = True, lambda prompt: "n"
+    assert "Not cleared." in run(sh, "clear") and sh.activity.rows()
+    sh.ask = lambda prompt: "y"
+    assert "Cleared the activity log" in run(sh, "clear")
+    assert sh.activity.rows() == []
+    assert len(bank.coordinator().call("journal", ref, 10)) == 1
+
+
+# ---- completion and help ----------------------------------------------------------------
+
+def test_tab_completes_commands_accounts_nodes_and_txids(sh):
+    """Tab completion knows the commands, BRANCH/NUMBER accounts, nodes and txids."""
+    txid = txid_in(run(sh, "transfer Mumbai/1001 Delhi/1002 1"))
+    assert sh.completenames("tra") == ["transfer"]
+    assert "Mumbai/1001" in sh.completedefault("Mum", "balance Mum", 8, 11)
+    assert sh.completedefault("", "transfer Mumbai/1001 ", 21, 21)
+    assert sh.completedefault("coo", "crash coo", 6, 9) == ["coordinator"]
+    assert txid in sh.completedefault("C1", "show C1", 5, 7)
+
+
+def test_every_command_has_help_with_an_example(sh):
+    """Each do_ command's docstring starts with its usage and ends with 'Example: <command>'."""
+    for name in [*sh.command_names(), "EOF"]:
+        doc = getattr(sh, "do_" + name).__doc__
+        assert doc, name
+        usage, summary, example = shell.doc_parts(getattr(sh, "do_" + name))
+        assert usage.split()[0] == name and summary, name
+        assert shell.inspect.cleandoc(doc).splitlines()[-1].startswith("Example: " + name)
+    out = run(sh, "help")
+    assert all(name in out for name in sh.command_names())
+
+
+# ---- scripting ---------------------------------------------------------------------------
+
+def test_dash_c_runs_commands_echoes_them_and_exits_zero(bank):
+    """python shell.py -c "a; b" echoes each command after the prompt; all ok -> exit 0."""
+    done = shell_cli(bank, "-c", "deposit Mumbai/1002 1; balance Mumbai/1002")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bank> deposit Mumbai/1002 1\nDeposited 1.00 into Mumbai/1002" in done.stdout
+    assert "bank> balance Mumbai/1002\nMumbai/1002 (Vikram Shah)" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_a_script_on_stdin_exits_non_zero_when_a_command_fails(bank):
+    """python shell.py < script runs every line, echoes comments, exits 1 if one failed."""
+    script = "# a lab\nbalance Mumbai/9999\n\nbalance Mumbai/1001\n"
+    done = shell_cli(bank, stdin=script)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "# a lab\nbank> balance Mumbai/9999\nError: There is no account" in done.stdout
+    assert "bank> balance Mumbai/1001\nMumbai/1001 (Asha Rao)" in done.stdout
+
+
+def test_coordinator_option_attaches_by_url(bank):
+    """--coordinator URL --secret-file F attaches to a running coordinator."""
+    done = shell_cli(bank, "--coordinator", bank.coordinator_url, "--secret-file",
+                     str(bank.secret_file), "-c", "branches")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"Mumbai\s+http://127.0.0.1:\d+\s+up", done.stdout)
+    assert "crash and restart are unavailable here" in done.stderr
+
+
+def test_a_fresh_home_starts_a_cluster_runs_the_tour_and_stops_it(tmp_path):
+    """With no cluster running, the shell starts one, runs labs/shell_tour.txt, stops it."""
+    tour = (KIT / "labs" / "shell_tour.txt").read_text(encoding="utf-8")
+    done = subprocess.run([sys.executable, str(KIT / "shell.py"), "--home", str(tmp_path)],
+                          input=tour, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Starting a local cluster" in done.stderr and "Stopped the local cluster" in done.stderr
+    assert done.stdout.count("Outcome: committed") == 2 and "All checks passed" in done.stdout
+    assert cluster.running_cluster(tmp_path) is None

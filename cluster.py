@@ -56,6 +56,8 @@ _DETACHED = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name =
 
 def _port_is_free(port: int) -> bool:
     with socket.socket() as s:
+        if os.name != "nt":       # as the servers do: a port in TIME_WAIT is free to bind
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -184,13 +186,21 @@ class LocalCluster:
         return [n for n in self.members if n.startswith(branch + "-replica")]
 
     def start(self) -> "LocalCluster":
-        """Start every branch and its replicas, then the coordinator that knows them."""
-        for name in self.branch_names:
-            self.members[name].start()
-            for replica in self.replica_names(name):
-                self.members[replica].args += ["--replica-of", self.members[name].url]
-                self.members[replica].start()
-        self.start_member(COORDINATOR)
+        """Start every branch and its replicas, then the coordinator that knows them.
+
+        If any member fails to start (or Ctrl-C arrives), the ones already started are
+        stopped again: nothing is left running in the background.
+        """
+        try:
+            for name in self.branch_names:
+                self.members[name].start()
+                for replica in self.replica_names(name):
+                    self.members[replica].args += ["--replica-of", self.members[name].url]
+                    self.members[replica].start()
+            self.start_member(COORDINATOR)
+        except BaseException:
+            self.stop()
+            raise
         self.save_state()
         return self
 
@@ -290,10 +300,16 @@ def running_cluster(home=KIT):
         state = json.loads(path.read_text())
         secret = rpc.load_secret(state["secret_file"])
         url = state["members"][COORDINATOR]["url"]
-        rpc.Client(url, secret, timeout=2).call("ping")
-        return state
-    except (OSError, ValueError, KeyError, BankError, SystemExit):
+    except (OSError, ValueError, KeyError, SystemExit):
         return None
+    try:
+        rpc.Client(url, secret, timeout=2).call("ping")
+    except BankError as exc:
+        if exc.code == FaultCode.UNAVAILABLE:
+            return None                       # nothing answers there: not running
+        raise SystemExit(f"A cluster started from {home} answers at {url} but refused us "
+                         f"({exc.message}). Stop it with `python cluster.py stop`.")
+    return state
 
 
 def stop_running(home=KIT) -> list:

@@ -470,8 +470,9 @@ class Coordinator:
             vote, reason = Vote(answer["vote"]), answer.get("reason", "")
             txn.note(branch, COORDINATOR, "vote", vote.value + (f": {reason}" if reason else ""))
         except (BankError, KeyError, ValueError) as exc:
-            vote, reason = Vote.NO, str(exc)
-            txn.note(branch, COORDINATOR, "error", f"no vote: {reason}")
+            txn.note(branch, COORDINATOR, "error", f"no vote: {exc}")
+            txn.core.on_vote(branch, Vote.NO, str(exc), answered=False)
+            return
         txn.core.on_vote(branch, vote, reason)
 
     def _send_decision(self, txn: Txn) -> None:

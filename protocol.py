@@ -125,13 +125,14 @@ class CoordinatorTxn:
     acks: set = field(default_factory=set)
     reason: str = ""
 
-    def on_vote(self, branch: str, vote: Vote, reason: str = "") -> None:
-        """Record one vote (a timeout or error is recorded as NO with its reason)."""
+    def on_vote(self, branch: str, vote: Vote, reason: str = "", answered=True) -> None:
+        """Record one vote. A timeout or error (answered=False) counts as NO (Rule 3)."""
         if self.state is not CoordState.PREPARING:
             return                      # a late vote changes nothing
         self.votes[branch] = vote
         if vote is Vote.NO and not self.reason:
-            self.reason = f"{branch} voted no: {reason}" if reason else f"{branch} voted no"
+            said = "voted no" if answered else "gave no vote"
+            self.reason = f"{branch} {said}: {reason}" if reason else f"{branch} {said}"
 
     def decide(self) -> CoordState:
         """Rule 3: commit only if every participant voted yes; call once all votes are in."""

@@ -443,6 +443,9 @@ class Client:
             self._local.proxy = None          # the connection is unusable; start afresh
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} cannot be reached ({_why(exc)}).") from None
+        except BaseException:                 # e.g. Ctrl-C mid-call: the connection is
+            self._local.proxy = None          # half used, so never reuse it
+            raise
 
 
 def _known_code(code) -> FaultCode:

@@ -434,15 +434,23 @@ class BankShell(cmd.Cmd):
     # ---- the bank --------------------------------------------------------------------
 
     def do_branches(self, arg):
-        """branches: list the branches and the coordinator: URL, up or down, role.
+        """branches: list the branches, their replicas and the coordinator: URL, up or
+        down, role, epoch, replication lag (changes behind the primary).
         Example: branches"""
         self._args(arg, 0)
-        rows = [[b["name"], b["url"], "cut off" if b["partitioned"] else
-                 "up" if b["up"] else "DOWN", b["role"] or "-", b["in_doubt"]]
-                for b in self.coord.call("branches")]
-        rows.append([cluster.COORDINATOR, self.coord.url, "up", "coordinator", "-"])
-        self._table(rows, ["name", "url", "state", "role", "in doubt"], right=("in doubt",))
-        self._result = ", ".join(f"{r[0]} {r[2]}" for r in rows)
+        rows = []
+        for b in self.coord.call("branches"):
+            rows.append([b["name"], b["url"], "cut off" if b["partitioned"] else
+                         "up" if b["up"] else "DOWN", b["role"] or "-", b["epoch"] or "-",
+                         "-", b["in_doubt"]])
+            for r in b.get("replicas", []):
+                sync = ("in sync" if r["in_sync"] else "OUT OF SYNC") if r["up"] else "DOWN"
+                rows.append(["  replica", r["url"], sync, r["role"] or "-",
+                             r["epoch"] or "-", r["lag"] if r["up"] else "-", "-"])
+        rows.append([cluster.COORDINATOR, self.coord.url, "up", "coordinator", "-", "-", "-"])
+        self._table(rows, ["name", "url", "state", "role", "epoch", "lag", "in doubt"],
+                    right=("in doubt", "lag"))
+        self._result = ", ".join(f"{r[0].strip()} {r[2]}" for r in rows)
 
     def do_accounts(self, arg):
         """accounts [BRANCH]: list the accounts of one branch, or of all branches.
@@ -670,6 +678,14 @@ class BankShell(cmd.Cmd):
         Example: heal Delhi"""
         name = self.coord.call("heal", check_branch_name(*self._args(arg, 1)))["branch"]
         self._say(f"{name} is reachable again; unfinished transfers are being retried.")
+
+    def do_failover(self, arg):
+        """failover BRANCH: promote the branch's best in-sync replica and route to it.
+        Example: failover Mumbai"""
+        done = self.coord.call("failover", check_branch_name(*self._args(arg, 1)))
+        self._say(f"{done['branch']} is now served by {done['primary']} at epoch "
+                  f"{done['epoch']} (it had applied {done['applied']} changes); the old "
+                  f"primary {done['old_primary']} will be fenced if it comes back.")
 
     # ---- the activity log ------------------------------------------------------------
 

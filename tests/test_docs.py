@@ -11,6 +11,7 @@ import protocol                                   # noqa: E402
 from branch import Branch                         # noqa: E402
 from coordinator import Coordinator               # noqa: E402
 from errors import FaultCode                      # noqa: E402
+from shell import BankShell                       # noqa: E402
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -46,3 +47,14 @@ def test_every_fault_code_is_in_the_table():
 def test_state_diagram_matches_the_protocol_table():
     """The participant transition table in the README is generated from protocol.PARTICIPANT."""
     assert protocol.state_diagram() in README
+
+
+def test_every_shell_command_is_in_the_readme_table():
+    """Every shell command (one do_<verb> each) has a row in the README's command table,
+    and its help text ends with an example line."""
+    verbs = [name[3:] for name in dir(BankShell) if name.startswith("do_") and name != "do_EOF"]
+    missing = [v for v in verbs if f"| `{v}" not in README]
+    assert not missing, f"shell commands missing from the README: {missing}"
+    for verb in verbs:
+        doc = getattr(BankShell, "do_" + verb).__doc__ or ""
+        assert "Example:" in doc.strip().splitlines()[-1], verb

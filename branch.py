@@ -57,7 +57,7 @@ class Branch:
     def __init__(self, name: str, db_path, *, allow_faults=False, secret=None,
                  ask_every: float = ASK_EVERY, replica_of: str = "", synchronous=True):
         self.name = check_branch_name(name)
-        self.ledger = _open_ledger(db_path, self.name, replica_of)
+        self.ledger, replica_of = _open_ledger(db_path, self.name, replica_of, secret)
         self.faults = FaultPoints("branch", BRANCH_POINTS, allow_faults)
         if allow_faults:
             self.PUBLIC_METHODS = Branch.PUBLIC_METHODS + ("fault",)
@@ -244,10 +244,12 @@ class Branch:
             self._stop.wait(self.ask_every)
 
     def run_replication(self):
-        """Background loop: a primary sends heartbeats; a replica catches up when behind."""
-        self.check_fenced()
+        """Background loop: a primary checks it was not replaced and sends heartbeats;
+        a replica catches up when behind."""
         while not self._stop.wait(HEARTBEAT_EVERY):
             try:
+                if self.role == "primary":
+                    self.check_fenced(only_out_of_sync=True)
                 if self.role == "primary":
                     self.replicas.heartbeat()
                 elif self.role == "replica" and not self.follower.in_sync:
@@ -287,11 +289,17 @@ class Branch:
             self.set_role("fenced", primary=_primary_named_in(why))
             log.warning("fenced: %s", why)
 
-    def check_fenced(self) -> None:
-        """After a restart, a primary asks the replicas it knew whether one was promoted."""
+    def check_fenced(self, only_out_of_sync: bool = False) -> None:
+        """A primary asks the replicas it knew whether one was promoted (Rule 3).
+
+        Done before serving after a restart, and at every heartbeat for the replicas it
+        cannot push to (an in-sync replica would refuse a push from an old epoch anyway).
+        """
         if self.role != "primary":
             return
-        for url in list(self.replicas.links):
+        for url, link in list(self.replicas.links.items()):
+            if only_out_of_sync and link.in_sync:
+                continue
             try:
                 info = rpc.Client(url, self.secret, timeout=2).call("ping")
             except BankError:
@@ -322,9 +330,10 @@ class Branch:
     def follow(self, primary_url) -> dict:
         """Become (or stay) a replica of primary_url, e.g. after a failover."""
         primary_url = check_url(primary_url, "primary URL")
-        if self.role == "primary":
+        if self.role != "replica":
             raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} is a primary; restart it with --replica-of to rejoin.")
+                            f"{self.name} is {_role_words(self.role)}: its history may differ; "
+                            "restart it with --replica-of to rejoin from a fresh copy.")
         self.set_role("replica", primary=primary_url)
         self.follower = Follower(self, primary_url)
         return {"name": self.name, "role": self.role, "primary": primary_url}
@@ -342,10 +351,14 @@ class Branch:
         return [[n, op] for n, op in self.ledger.changes_since(_check_seq(seq),
                                                                  check_limit(limit))]
 
-    def attach_replica(self, url, applied) -> dict:
-        """A replica introduces itself (it starts out of sync)."""
+    def attach_replica(self, url, applied, last_hash="") -> dict:
+        """A replica introduces itself (it starts out of sync); last_hash fingerprints
+        its last change, so that a diverged history is detected and copied again."""
         self._require_role("primary")
-        return self.replicas.attach(check_url(url, "replica URL"), _check_seq(applied))
+        if not isinstance(last_hash, str) or len(last_hash) > 64:
+            raise BankError(FaultCode.BAD_INPUT, "last_hash must be a short text.")
+        return self.replicas.attach(check_url(url, "replica URL"), _check_seq(applied),
+                                    last_hash)
 
     def caught_up(self, url, applied) -> dict:
         """A replica has pulled everything; it becomes in sync after a final push."""
@@ -357,6 +370,11 @@ class Branch:
         epoch, primary_seq = _check_seq(epoch, "The epoch"), _check_seq(primary_seq)
         if not isinstance(changes, list) or not isinstance(in_sync_urls, list):
             raise BankError(FaultCode.BAD_INPUT, "changes and in_sync must be lists.")
+        if epoch < self.epoch:                      # the sender was replaced: fence it
+            primary = self.url if self.role == "primary" else self.primary_url
+            raise BankError(FaultCode.NOT_PRIMARY,
+                            f"Fenced: epoch {epoch} is over; {self.name} is at epoch "
+                            f"{self.epoch} and its primary is {primary}.")
         if self.role == "primary" and epoch > self.epoch:
             self.fence(f"a primary at epoch {epoch} pushed changes")
         self._require_role("replica")
@@ -382,14 +400,23 @@ class Branch:
             log.info("preloaded accounts %s", ", ".join(n for n, _, _ in PRELOAD))
 
 
-def _open_ledger(db_path, name: str, replica_of: str) -> Ledger:
-    """Open the ledger; a former primary rejoining as a replica starts from a fresh copy.
+def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
+    """(ledger, primary URL to follow or ""). A former primary rejoining as a replica
+    starts from a fresh copy.
 
     Its old database may hold changes no replica ever got, so it is kept aside
-    (NAME.db.before-rejoin-TIME), never merged.
+    (NAME.db.before-rejoin-TIME), never merged. But a database that is still the
+    newest primary (e.g. a promoted replica restarted with its old --replica-of) is
+    never set aside: it starts as the primary.
     """
     ledger = Ledger(db_path, name)
-    if replica_of and ledger.meta("role", "primary") != "replica" and ledger.applied_seq():
+    role = ledger.meta("role", "primary")
+    if replica_of and role == "primary" and ledger.applied_seq() and \
+            not _newer_primary_at(replica_of, int(ledger.meta("epoch", "1")), secret):
+        log.warning("%s is the primary's database and %s is not a newer primary: "
+                    "starting as the primary, not as its replica", db_path, replica_of)
+        return ledger, ""
+    if replica_of and role != "replica" and ledger.applied_seq():
         ledger.close()
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for suffix in ("", "-wal", "-shm"):
@@ -399,7 +426,16 @@ def _open_ledger(db_path, name: str, replica_of: str) -> Ledger:
         log.warning("rejoining as a replica: old database kept as %s.before-rejoin-%s",
                     db_path, stamp)
         ledger = Ledger(db_path, name)
-    return ledger
+    return ledger, replica_of
+
+
+def _newer_primary_at(url: str, epoch: int, secret) -> bool:
+    """Does a primary with a higher epoch than ours answer at url?"""
+    try:
+        info = rpc.Client(url, secret, timeout=3).call("ping")
+    except BankError:
+        return False
+    return info.get("role") == "primary" and info.get("epoch", 0) > epoch
 
 
 def _check_seq(value, what: str = "A replog position") -> int:
@@ -478,7 +514,7 @@ def main(argv=None):
     args = parse_args(argv)
     secret = rpc.load_secret(args.secret_file) if args.secret_file else None
     rpc.check_bind(args.host, secret, args.insecure_no_auth)
-    rpc.setup_logging(args.name, args.log_dir)
+    rpc.setup_logging(pathlib.Path(args.db).stem if args.db else args.name, args.log_dir)
     branch = Branch(args.name, args.db or default_db(args.name),
                     allow_faults=args.allow_faults or bool(args.fail_at),
                     secret=secret, ask_every=args.ask_every, replica_of=args.replica_of,
@@ -495,6 +531,7 @@ def main(argv=None):
     except OSError as exc:
         raise SystemExit(f"Cannot serve on {args.host}:{args.port}: {exc.strerror}.")
     branch.url = server.url
+    branch.check_fenced()               # an old primary learns of a promotion before serving
     print(f"Branch {branch.name} ({branch.role}) serving at {server.url} "
           f"(database {branch.ledger.path}, authentication "
           f"{'on' if secret else 'OFF'}, faults {'allowed' if args.allow_faults else 'off'})",

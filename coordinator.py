@@ -128,11 +128,35 @@ class BranchLink:
     def replica_urls(self) -> list:
         return [u for u in self.urls if u != self.url]
 
+    def find_primary(self) -> bool:
+        """Route to whichever server of this branch is the primary with the highest epoch
+        (after a failover, or a coordinator restart). True if the route changed."""
+        best = None
+        for url in self.urls:
+            try:
+                info = rpc.Client(url, self.secret, timeout=2).call("ping")
+            except BankError:
+                continue
+            if info.get("role") == "primary" and (best is None or info["epoch"] > best[0]):
+                best = (info["epoch"], url)
+        if best is None or best[1] == self.url:
+            return False
+        log.warning("%s is served by %s (epoch %d): routing there", self.name, best[1], best[0])
+        self.use(best[1])
+        return True
+
     def call(self, method: str, *args):
+        """Call the branch's primary; if the server says it no longer is one, find the
+        one that is and ask again (the refused call changed nothing)."""
         if self.partitioned:
             raise BankError(FaultCode.UNAVAILABLE,
                             f"branch {self.name} is cut off by a lab partition "
                             f"(heal {self.name} to reconnect).")
+        try:
+            return self.client.call(method, *args)
+        except BankError as exc:
+            if exc.code != FaultCode.NOT_PRIMARY or not self.find_primary():
+                raise
         return self.client.call(method, *args)
 
 
@@ -555,7 +579,11 @@ class Coordinator:
                 self._send_decision(txn)
 
     def start_background(self):
-        """Finish what the log says is unfinished at once, then keep retrying."""
+        """Find each branch's current primary, finish what the log says is unfinished,
+        then keep retrying."""
+        for link in self.links.values():
+            if len(link.urls) > 1:
+                self._pool.submit(link.find_primary)
         self._pool.submit(self.recover)
         threading.Thread(target=self.run_retries, name="retries", daemon=True).start()
 

@@ -29,6 +29,7 @@ Glossary:
 
 import contextlib
 import datetime
+import hashlib
 import json
 import pathlib
 import sqlite3
@@ -397,6 +398,17 @@ class Ledger:
         finally:
             self._replay_seq = None
         return True
+
+    def change_hash(self, seq: int) -> str:
+        """A fingerprint of change `seq`, to check that two histories agree up to it."""
+        row = self._read().execute("SELECT op FROM replog WHERE seq=?", (seq,)).fetchone()
+        return hashlib.sha256(row["op"].encode()).hexdigest()[:16] if row else ""
+
+    def reset(self) -> None:
+        """Forget everything (a replica whose history diverged copies the primary again)."""
+        with self._write() as db:
+            for table in ("journal", "requests", "txns", "accounts", "replog"):
+                db.execute(f"DELETE FROM {table}")
 
     def meta(self, key: str, default: str = "") -> str:
         row = self._read().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

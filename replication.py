@@ -77,16 +77,24 @@ class Replicas:
         for url in json.loads(self.ledger.meta("replicas", "[]")):
             self.links[url] = ReplicaLink(url, branch.secret, 0)   # out of sync until it calls
 
-    def attach(self, url: str, applied: int) -> dict:
-        """A replica introduces itself; it starts out of sync and catches up by pulling."""
+    def attach(self, url: str, applied: int, last_hash: str = "") -> dict:
+        """A replica introduces itself; it starts out of sync and catches up by pulling.
+
+        If its history differs from ours (it holds a change we never acknowledged,
+        e.g. from a primary that died), the answer says "diverged": it must start over.
+        """
+        diverged = applied > self.ledger.applied_seq() or \
+            (applied and last_hash != self.ledger.change_hash(applied))
         link = self.links.get(url)
         if link is None:
             link = self.links[url] = ReplicaLink(url, self.branch.secret, applied)
             self.ledger.set_meta(replicas=json.dumps(sorted(self.links)))
         with link.lock:
-            link.in_sync, link.acked = False, applied
-        log.info("replica %s attached at change %d", url, applied)
-        return {"epoch": self.branch.epoch, "primary_seq": self.ledger.applied_seq()}
+            link.in_sync, link.acked = False, 0 if diverged else applied
+        log.info("replica %s attached at change %d%s", url, applied,
+                 " (diverged: it starts over)" if diverged else "")
+        return {"epoch": self.branch.epoch, "primary_seq": self.ledger.applied_seq(),
+                "diverged": bool(diverged)}
 
     def caught_up(self, url: str, applied: int) -> dict:
         """A replica says it pulled everything; push what is left, then it is in sync."""
@@ -132,8 +140,19 @@ class Replicas:
         return sorted(url for url, link in self.links.items() if link.in_sync)
 
     def heartbeat(self) -> None:
-        """Keep replicas informed (and, in async mode, ship the changes)."""
+        """Keep replicas informed (and, in async mode, ship the changes). Out-of-sync
+        replicas are told so, so that they stop believing they are in sync and catch up."""
         self.sync_all(self.ledger.applied_seq())
+        for link in list(self.links.values()):
+            if not link.in_sync and link.lock.acquire(blocking=False):
+                try:
+                    link.client.call("replicate", self.branch.epoch, [],
+                                     self.ledger.applied_seq(), self.in_sync_urls())
+                except BankError as exc:
+                    if exc.code == FaultCode.NOT_PRIMARY:
+                        self.branch.fence(exc.message)
+                finally:
+                    link.lock.release()
 
     def status(self) -> list:
         seq = self.ledger.applied_seq()
@@ -175,8 +194,14 @@ class Follower:
     def catch_up(self) -> bool:
         """Attach to the primary, pull what we lack, and ask to be in sync again."""
         try:
-            info = self.primary.call("attach_replica", self.branch.url, self.ledger.applied_seq())
+            applied = self.ledger.applied_seq()
+            info = self.primary.call("attach_replica", self.branch.url, applied,
+                                     self.ledger.change_hash(applied))
             self._adopt_epoch(info["epoch"])
+            if info.get("diverged"):
+                log.warning("my history differs from the primary's: copying it again")
+                with self._apply_lock:
+                    self.ledger.reset()
             while True:
                 with self._apply_lock:
                     batch = self.primary.call("changes_since", self.ledger.applied_seq(), BATCH)

@@ -569,13 +569,6 @@ def test_replicas_answer_reads_and_refuse_writes(make_bank):
 
 # ---- bugs found (strict xfail: each passes once the bug is fixed) ---------------------------
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: branch.py Branch.replicate (line 355-362): a promoted primary answers the "
-    "old primary's push with _require_role('replica') -> PROTOCOL_VIOLATION, not NOT_PRIMARY, "
-    "so replication.Replicas._push only marks the link out of sync and never calls "
-    "fence(): after a failover while the old primary is alive (slow, or cut off from the "
-    "coordinator only) there are two primaries and the old one acknowledges writes no "
-    "replica has (synchronous mode loses them)"))
 def test_failover_fences_an_old_primary_that_is_still_alive(make_bank):
     """An old primary is fenced by the epoch: if a failover happens while it still runs,
     its next push meets the higher epoch and it stops accepting writes."""
@@ -596,12 +589,6 @@ def test_failover_fences_an_old_primary_that_is_still_alive(make_bank):
         and new_url in acked.message, f"the old primary acknowledged a write: {acked}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: branch.py Branch.check_fenced (line 290) runs once, at start "
-    "(run_replication, line 246); an old primary restarted while the promoted replica "
-    "is unreachable stays 'primary' at "
-    "epoch 1 forever, even after the new primary is back (its links start out of sync, "
-    "so heartbeats never reach the new primary either): two primaries"))
 def test_old_primary_restarted_while_new_primary_is_down_is_fenced_once_it_is_back(make_bank):
     """An old primary that comes back is fenced by the epoch, even if the new primary was
     briefly unreachable at that moment: once the new primary answers again, the old one
@@ -619,13 +606,6 @@ def test_old_primary_restarted_while_new_primary_is_down_is_fenced_once_it_is_ba
              "the old primary to learn the higher epoch")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: replication.py: a replica dropped after a push timeout is never told. "
-    "Replicas.sync_all/heartbeat (lines 109-136) only contact in-sync links and "
-    "Follower keeps in_sync=True from the last push, so branch.py run_replication "
-    "(line 253) never calls catch_up: it never catches up, branches() shows it in_sync "
-    "with lag > 0, and failover promotes it "
-    "without the acknowledged writes it lacks"))
 @pytest.mark.skipif(os.name == "nt", reason="pauses a process with SIGSTOP")
 def test_replica_dropped_after_a_timeout_catches_up_again(make_bank):
     """A replica that does not answer within the timeout is marked out of sync; it
@@ -645,11 +625,6 @@ def test_replica_dropped_after_a_timeout_catches_up_again(make_bank):
              "the dropped replica to catch up (it says in_sync but lacks writes)")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: coordinator.py BranchLink (line 120) always starts on urls[0] and failover "
-    "is kept only in memory: a coordinator restarted after a failover routes Mumbai to "
-    "the old primary (dead or fenced), and failover() cannot repair it (the promoted "
-    "server's role is 'primary', so it is not a candidate)"))
 def test_restarted_coordinator_routes_to_the_promoted_primary(make_bank):
     """The coordinator follows the promotion, also after its own restart."""
     bank = make_bank()
@@ -663,12 +638,6 @@ def test_restarted_coordinator_routes_to_the_promoted_primary(make_bank):
     assert D(acct["balance"]) == D("10003.00")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: branch.py _open_ledger (line 392) sets aside the database of a PROMOTED "
-    "primary when it is restarted with its old --replica-of (as cluster.py "
-    "LocalCluster.restart does: line 198 put '--replica-of OLD_PRIMARY' in Member.args); it "
-    "becomes an empty replica of a dead/old server and the acknowledged writes of the "
-    "new epoch are no longer served"))
 def test_restarting_the_promoted_replica_keeps_its_data(make_bank):
     """A promotion is durable: restarting the promoted server does not throw away the
     new primary's database (an acknowledged write after the failover stays served)."""
@@ -689,13 +658,6 @@ def test_restarting_the_promoted_replica_keeps_its_data(make_bank):
         assert balance(bank, MUMBAI_REPLICA, "1001") == D("10011.00")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: branch.py Branch.follow (line 322) lets a FENCED former primary become a "
-    "replica on its old database; that database may hold changes no replica got (an "
-    "unacknowledged in-flight write in sync mode, any recent write in async mode). "
-    "Catch-up matches histories by seq number only (Follower.catch_up / "
-    "Replicas.attach), so it skips the new primary's different change at that seq and "
-    "reports in_sync, lag 0 with different balances"))
 def test_fenced_old_primary_cannot_follow_on_a_divergent_database(make_bank):
     """A former primary rejoins only from a fresh copy: told to follow the new primary,
     it either refuses or ends up with exactly the new primary's accounts."""

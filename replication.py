@@ -15,8 +15,10 @@ Rules:
     every in-sync replica has made it durable. So a yes vote exists on the replicas
     before the coordinator hears it, and survives the loss of the primary.
   * Rule 2 - changes are applied in replog order; a replica that misses one (a gap,
-    a timeout) is out of sync: it no longer receives pushes, catches up by pulling
-    ``changes_since``, and is in sync again only once it has everything.
+    a timeout) is out of sync: it no longer receives changes, is told so at every
+    heartbeat, catches up by pulling ``changes_since``, and is in sync again only
+    once it has everything. A replica whose history differs from the primary's (it
+    holds a change the primary never had) throws its copy away and copies again.
   * Rule 3 - only an in-sync replica that has every change it was told of may be
     promoted; promotion raises the epoch. A server that sees a higher epoch than its
     own is fenced: an old primary coming back refuses writes and names the new one.
@@ -24,9 +26,11 @@ Rules:
     primary answers first and ships changes a moment later. A failover can then lose
     acknowledged writes.
 
-Limit (a lesson, not a bug to hide): if a replica is cut off from the primary but
-stays up, the primary marks it out of sync and goes on; the replica cannot know
-this. If the primary then dies for good, that replica believes it is in sync.
+Limit (a lesson, not a bug to hide): if the primary cannot reach a replica (a
+network cut, not a crash), it marks it out of sync and goes on; the replica learns
+this only when the primary reaches it again. If the primary dies for good before
+that, the replica believes it is in sync and may be promoted without the writes
+it missed.
 Real systems close this hole by keeping the in-sync set in a consensus service
 (ZooKeeper, Raft). Restarted replicas always start out of sync, so a kill -9 of a
 replica cannot cause it.

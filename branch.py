@@ -34,7 +34,7 @@ from errors import (BankError, FaultCode, check_account_number, check_branch_nam
                     check_limit, check_text, check_token, check_url)
 from faults import BRANCH_POINTS, FaultPoints
 from ledger import MAX_OPS, Ledger
-from money import format_amount, parse_amount, parse_delta
+from money import parse_amount, parse_delta
 from protocol import TxState
 from replication import HEARTBEAT_EVERY, Follower, Replicas
 

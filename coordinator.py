@@ -1,27 +1,21 @@
 """The coordinator: moves money between branches atomically with Two-Phase Commit.
 
-Role: drive 2PC for transfers between branches, keep the durable recovery log, finish
-interrupted transactions after a crash, answer branches that ask for a decision,
-and route single-branch operations to the right branch.
+Role: serve the bank's public API. Transfers between branches go to the 2PC driver
+(twopc.py), which keeps the durable recovery log and finishes interrupted
+transactions after a crash; everything else is routed to the right branch, whose
+primary this file keeps track of (failover).
 
 Run it:
     python coordinator.py --port 9000 --branch Mumbai=http://127.0.0.1:9100 \\
                                       --branch Delhi=http://127.0.0.1:9101
     python coordinator.py --config cluster.ini
 
-Rules (the decisions themselves live in protocol.py; this file moves them):
-  * Rule 1 - phase 1: send prepare to every participant in parallel, each with a
-    timeout. A no, an error or silence is a no.
-  * Rule 2 - the commit point: the commit decision is forced to the recovery log
-    before any commit is sent and before the client hears "committed". Until then
-    ``decision(txid)`` answers "pending", never a guess.
-  * Rule 3 - phase 2: tell every participant the decision in parallel, and retry in
-    the background until each acknowledges; then log ``end``.
-  * Rule 4 - presumed abort: a txid with no commit record is aborted, so recovery
-    re-sends commit for committed txids without ``end`` and aborts all the others.
-  * Rule 5 - a transfer inside one branch is that branch's local transfer: no 2PC.
-  * Every message sent and received is kept in the transaction's trace, with times,
-    so the shell and the window can draw its sequence diagram.
+Rules (2PC's own rules are in twopc.py, its decisions in protocol.py):
+  * Rule 1 - every argument is checked here, before any branch hears of it.
+  * Rule 2 - a transfer inside one branch is that branch's local transfer: no 2PC.
+  * Rule 3 - a branch's calls go to its primary; a server that answers "not the
+    primary" makes the coordinator look for the one that is, and ask again.
+  * Lab controls (faults, partitions) exist only with --allow-faults.
 
 Glossary (more in protocol.py):
   route       which branch holds an account: "Mumbai/1001" is served by Mumbai
@@ -31,81 +25,23 @@ Glossary (more in protocol.py):
 """
 
 import argparse
-import collections
 import concurrent.futures
 import configparser
 import logging
-import secrets
 import sys
-import threading
-import time
 
 import rpc
 from branch import write_url_file
 from errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
                     check_token, split_acct_ref)
 from faults import COORDINATOR_POINTS, FaultPoints
-from ledger import now
 from money import format_amount, format_delta, parse_amount
-from protocol import CoordinatorTxn, CoordState, TxState, Vote
 from recovery_log import RecoveryLog
+from twopc import TwoPhaseCommit
 
 log = logging.getLogger("coordinator")
 
-PREPARE_TIMEOUT = 5.0        # seconds to wait for a vote
-DECISION_TIMEOUT = 5.0       # seconds to wait for an acknowledgement
-RETRY_EVERY = 1.0            # seconds between phase-2 retries
-KEEP_TXNS = 1000             # transactions kept in memory with their traces
-COORDINATOR = "coordinator"
-LOG = "log"                  # the recovery log, drawn as a party in diagrams
-
-
-# ---- one transaction, with its trace -----------------------------------------------------
-
-class Txn:
-    """A transaction the coordinator drives: the protocol core plus what to show."""
-
-    def __init__(self, txid: str, plan: dict, info: dict):
-        self.core = CoordinatorTxn(txid, tuple(sorted(plan)))
-        self.plan = plan                   # branch -> ops for that branch
-        self.info = info                   # src, dst, amount, request_id
-        self.published = None              # the decision others may see (Rule 2)
-        self.began = now()
-        self.ended = ""
-        self.trace = []
-        self.done = threading.Event()      # set when the client has its answer
-        self.result = None
-        self.phase2_lock = threading.Lock()
-        self._t0 = time.monotonic()
-
-    @property
-    def txid(self) -> str:
-        return self.core.txid
-
-    def note(self, sender: str, receiver: str, msg: str, detail: str = "") -> None:
-        """Add one message to the trace (at most 500, oldest kept)."""
-        if len(self.trace) < 500:
-            self.trace.append({"at": now(), "ms": int((time.monotonic() - self._t0) * 1000),
-                               "from": sender, "to": receiver, "msg": msg, "detail": detail})
-
-    def summary(self) -> dict:
-        outcome = self.published.value if self.published else ""
-        return {"txid": self.txid, "state": self.core.state.value, "outcome": outcome,
-                "src": self.info.get("src", ""), "dst": self.info.get("dst", ""),
-                "amount": self.info.get("amount", ""), "reason": self.core.reason,
-                "request_id": self.info.get("request_id", ""), "began": self.began,
-                "ended": self.ended, "participants": list(self.core.participants),
-                "waiting_for": self.core.waiting_for() if self.published else []}
-
-
-def _summary_from_log(txid: str, data: dict) -> dict:
-    """A finished transaction known only from the recovery log (after a restart)."""
-    return {"txid": txid, "state": data.get("outcome", ""), "outcome": data.get("outcome", ""),
-            "src": data.get("src", ""), "dst": data.get("dst", ""),
-            "amount": data.get("amount", ""), "reason": data.get("reason", ""),
-            "request_id": data.get("request_id", ""), "began": data.get("began", ""),
-            "ended": data.get("ended", ""), "participants": data.get("branches", []),
-            "waiting_for": []}
+PREPARE_TIMEOUT = 5.0        # seconds to wait for a vote or an acknowledgement
 
 
 # ---- links to branches ----------------------------------------------------------------------
@@ -163,7 +99,7 @@ class BranchLink:
 # ---- the coordinator service ----------------------------------------------------------------
 
 class Coordinator:
-    """The public XML-RPC methods of the coordinator, and the 2PC driver behind them."""
+    """The public XML-RPC methods of the coordinator."""
 
     PUBLIC_METHODS = ("ping", "branches", "open_account", "account", "accounts", "deposit",
                       "withdraw", "transfer", "transactions", "transaction", "decision",
@@ -172,18 +108,24 @@ class Coordinator:
 
     def __init__(self, name: str, branches: dict, log_path, *, secret=None,
                  allow_faults=False, url=""):
-        self.name, self.url, self.secret = name, url, secret
+        self.name, self.secret = name, secret
         self.links = {n: BranchLink(check_branch_name(n), u, secret) for n, u in branches.items()}
         self.faults = FaultPoints("coordinator", COORDINATOR_POINTS, allow_faults)
         if allow_faults:
             self.PUBLIC_METHODS = Coordinator.PUBLIC_METHODS + Coordinator.LAB_METHODS
         self.log = RecoveryLog(log_path)
-        self.txns = collections.OrderedDict()      # txid -> Txn, newest last
-        self.requests = {}                         # request id -> (fingerprint, txid)
-        self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="2pc")
-        self._stop = threading.Event()
-        self._recover_from_log()
+        self.twopc = TwoPhaseCommit(name, self.links, self.log, self.faults, self._pool)
+        self.url = url
+
+    @property
+    def url(self) -> str:
+        """Our URL: branches call it back to ask for decisions."""
+        return self.twopc.url
+
+    @url.setter
+    def url(self, value: str) -> None:
+        self.twopc.url = value
 
     # ---- information ---------------------------------------------------------------
 
@@ -254,7 +196,7 @@ class Coordinator:
                 self._try_client(other, "follow", url)
             log.warning("failover: %s now served by %s (epoch %s)", link.name, url,
                         promoted["epoch"])
-            self._pool.submit(self.recover)
+            self._pool.submit(self.twopc.recover)
             return {"branch": link.name, "primary": url, "old_primary": old,
                     "epoch": promoted["epoch"], "applied": promoted["applied"]}
         raise BankError(FaultCode.UNAVAILABLE,
@@ -303,11 +245,7 @@ class Coordinator:
         if state not in ("", "committed", "aborted", "in-doubt"):
             raise BankError(FaultCode.BAD_INPUT,
                             'state must be "", "committed", "aborted" or "in-doubt".')
-        with self._lock:
-            rows = [t.summary() for t in self.txns.values()]
-            known = set(self.txns)
-        rows += [_summary_from_log(t, d) for t, d in self.log.finished.copy().items()
-                 if t not in known]
+        rows = self.twopc.summaries()
         rows.sort(key=lambda r: r["began"] or r["ended"], reverse=True)
         if state:
             rows = [r for r in rows if _matches(r, state)]
@@ -315,15 +253,7 @@ class Coordinator:
 
     def transaction(self, txid) -> dict:
         """One transfer with its votes and its trace (the messages, in order, with times)."""
-        txid = check_token(txid, "transaction id")
-        with self._lock:
-            txn = self.txns.get(txid)
-            if txn is not None:
-                return dict(txn.summary(), trace=list(txn.trace),
-                            votes={b: v.value for b, v in txn.core.votes.items()})
-        if txid in self.log.finished:
-            return dict(_summary_from_log(txid, self.log.finished[txid]), trace=[], votes={})
-        raise BankError(FaultCode.UNKNOWN_TXN, f"The coordinator knows no transaction {txid}.")
+        return self.twopc.detail(check_token(txid, "transaction id"))
 
     def decision(self, txid, asker="") -> dict:
         """What was decided for txid: {"txid", "decision": committed|aborted|pending}.
@@ -335,17 +265,7 @@ class Coordinator:
         asker = check_branch_name(asker) if asker not in ("", None) else ""
         if asker in self.links and self.links[asker].partitioned:
             raise BankError(FaultCode.UNAVAILABLE, f"{asker} is cut off by a lab partition.")
-        with self._lock:
-            txn = self.txns.get(txid)
-        if txn is not None and txn.published is None:
-            answer = "pending"
-        elif txn is not None:
-            answer = txn.published.value
-        else:
-            answer = self.log.outcome(txid) or TxState.ABORTED.value     # Rule 4
-        if txn is not None:
-            txn.note(asker or "?", COORDINATOR, "query", f"decision? -> {answer}")
-        return {"txid": txid, "decision": answer}
+        return {"txid": txid, "decision": self.twopc.decision(txid, asker)}
 
     # ---- single-branch operations (routed) ---------------------------------------
 
@@ -378,23 +298,13 @@ class Coordinator:
         (src_branch, src_no), (dst_branch, dst_no) = self._route(src), self._route(dst)
         amount = _amount_text(amount)
         request_id = check_token(request_id, "request id", optional=True)
-        if src_branch is dst_branch:                                       # Rule 5
+        if src_branch is dst_branch:                                       # Rule 2
             return self._local_transfer(src_branch, src_no, dst_no, amount, request_id)
         info = {"src": f"{src_branch.name}/{src_no}", "dst": f"{dst_branch.name}/{dst_no}",
                 "amount": amount, "request_id": request_id}
         plan = {src_branch.name: [{"account": src_no, "delta": format_delta(-parse_amount(amount))}],
                 dst_branch.name: [{"account": dst_no, "delta": format_delta(parse_amount(amount))}]}
-        txn, first = self._claim(info, plan)
-        if first:
-            try:
-                self._run_two_phase_commit(txn)
-            finally:
-                txn.done.set()      # a retry waiting on the same request id never hangs
-        txn.done.wait()
-        if txn.result is None:
-            raise BankError(FaultCode.INTERNAL, f"Transfer {txn.txid} failed inside the "
-                            "coordinator; its outcome is in transactions() once recovered.")
-        return txn.result
+        return self.twopc.transfer(info, plan)
 
     def _local_transfer(self, link, src_no, dst_no, amount, request_id) -> dict:
         try:
@@ -407,188 +317,23 @@ class Coordinator:
                         "waiting_for": [], "local": True}
             raise
 
-    def _claim(self, info: dict, plan: dict):
-        """A new Txn, or the one already started for the same request id (and False)."""
-        fingerprint = (info["src"], info["dst"], info["amount"])
-        with self._lock:
-            rid = info["request_id"]
-            if rid and rid in self.requests:
-                seen, txid = self.requests[rid]
-                if seen != fingerprint:
-                    raise BankError(FaultCode.BAD_INPUT, f"Request id {rid!r} was already "
-                                                         "used for a different transfer.")
-                if txid in self.txns:
-                    return self.txns[txid], False
-                return self._finished_request(txid), False
-            txn = Txn(self._new_txid(), plan, dict(info, branches=sorted(plan),
-                                                   began=now()))
-            self.txns[txn.txid] = txn
-            self._forget_old_txns()
-            if rid:
-                self.requests[rid] = (fingerprint, txn.txid)
-        return txn, True
-
-    def _finished_request(self, txid: str) -> Txn:
-        """A stand-in Txn holding the outcome of a request finished long ago.
-
-        If the outcome is no longer remembered, say so: never guess "aborted".
-        """
-        data = self.log.finished.get(txid, {})
-        outcome = data.get("outcome") or self.log.outcome(txid)
-        if outcome is None:
-            raise BankError(FaultCode.UNKNOWN_TXN,
-                            f"That request id was used for transaction {txid}, whose outcome "
-                            "is no longer remembered here (only recent ones are); ask the "
-                            "branches with status(txid).")
-        txn = Txn(txid, {}, data)
-        txn.result = {"txid": txid, "outcome": outcome, "reason": data.get("reason", ""),
-                      "waiting_for": []}
-        txn.done.set()
-        return txn
-
-    def _new_txid(self) -> str:
-        """Readable and globally unique: <coordinator>-<UTC time>-<random>."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        return f"{self.name}-{stamp}-{secrets.token_hex(3)}"
-
-    def _forget_old_txns(self):
-        while len(self.txns) > KEEP_TXNS:
-            txid, old = next(iter(self.txns.items()))
-            if old.core.state in (CoordState.COMMITTED, CoordState.ABORTED):
-                self.txns.popitem(last=False)
-            else:
-                break
-
-    def _run_two_phase_commit(self, txn: Txn) -> None:
-        """The whole protocol for one transaction; sets txn.result for the client."""
-        self.log.begin(txn.txid, txn.info)
-        txn.note(COORDINATOR, LOG, "begin", f"{txn.info['src']} -> {txn.info['dst']} "
-                                            f"{txn.info['amount']}")
-        # ---- Phase 1: voting (Rule 1) ----
-        list(self._pool.map(lambda b: self._ask_vote(txn, b), txn.core.participants))
-        self.faults.crash_if_armed("crash-after-prepare")
-        # ---- The decision, durable before visible (Rule 2) ----
-        decision = txn.core.decide()
-        if decision is CoordState.COMMITTING:
-            self.log.commit(txn.txid)                      # fsync: THE commit point
-            txn.note(COORDINATOR, LOG, "decision", "commit (forced to disk)")
-            self.faults.crash_if_armed("crash-after-decision")
-            txn.published = TxState.COMMITTED
-        else:
-            self.log.abort(txn.txid)
-            txn.note(COORDINATOR, LOG, "decision", f"abort: {txn.core.reason}")
-            txn.published = TxState.ABORTED
-        log.info("%s: decided %s %s", txn.txid, txn.published.value, txn.core.reason)
-        # ---- Phase 2: the decision (Rule 3) ----
-        self._send_decision(txn)
-        txn.result = {"txid": txn.txid, "outcome": txn.published.value,
-                      "reason": txn.core.reason, "waiting_for": txn.core.waiting_for()}
-        txn.done.set()
-
-    def _ask_vote(self, txn: Txn, branch: str) -> None:
-        ops = txn.plan[branch]
-        txn.note(COORDINATOR, branch, "prepare", ", ".join(
-            f"{o['account']} {o['delta']}" for o in ops))
-        try:
-            answer = self.links[branch].call("prepare", txn.txid, self.url, ops)
-            vote, reason = Vote(answer["vote"]), answer.get("reason", "")
-            txn.note(branch, COORDINATOR, "vote", vote.value + (f": {reason}" if reason else ""))
-        except (BankError, KeyError, ValueError) as exc:
-            txn.note(branch, COORDINATOR, "error", f"no vote: {exc}")
-            txn.core.on_vote(branch, Vote.NO, str(exc), answered=False)
-            return
-        txn.core.on_vote(branch, vote, reason)
-
-    def _send_decision(self, txn: Txn) -> None:
-        """Tell every participant that has not acknowledged yet; log end when all have."""
-        if not txn.phase2_lock.acquire(blocking=False):
-            return                                   # another thread is already at it
-        try:
-            targets = txn.core.waiting_for()
-            if txn.published is TxState.COMMITTED and self.faults.fires("crash-mid-commit"):
-                self._tell(txn, targets[0])              # one participant told...
-                self.faults.crash_now("crash-mid-commit")  # ...and the others never
-            list(self._pool.map(lambda b: self._tell(txn, b), targets))
-            if not txn.core.waiting_for() and not txn.ended:
-                self.log.end(txn.txid, txn.published.value, txn.core.reason)
-                txn.ended = now()
-                txn.note(COORDINATOR, LOG, "end", "every participant acknowledged")
-        finally:
-            txn.phase2_lock.release()
-
-    def _tell(self, txn: Txn, branch: str) -> None:
-        method = "commit" if txn.published is TxState.COMMITTED else "abort"
-        txn.note(COORDINATOR, branch, method)
-        try:
-            self.links[branch].call(method, txn.txid)
-            txn.note(branch, COORDINATOR, "ack", method)
-            txn.core.on_ack(branch)
-        except BankError as exc:
-            txn.note(branch, COORDINATOR, "error", f"no ack: {exc.message}")
-
-    # ---- recovery and background retries (Rules 3 and 4) ---------------------------
-
-    def _recover_from_log(self) -> None:
-        """Rebuild in-flight transactions from the log: commits are re-sent, the rest aborted."""
-        for txid, entry in list(self.log.in_flight.items()):
-            info = entry["info"]
-            plan = {b: [] for b in info.get("branches", [])}
-            txn = Txn(txid, plan, info)
-            txn.began = info.get("began", "")
-            txn.core.state = CoordState.COMMITTING if entry["decision"] == "commit" \
-                else CoordState.ABORTING
-            txn.published = txn.core.decision
-            if entry["decision"] != "commit":
-                self.log.abort(txid)
-            txn.note(COORDINATOR, LOG, "recovered",
-                     f"found after a restart: {txn.published.value} (re-sending)")
-            txn.result = {"txid": txid, "outcome": txn.published.value, "reason": "",
-                          "waiting_for": txn.core.waiting_for()}
-            txn.done.set()
-            self.txns[txid] = txn
-            if info.get("request_id"):
-                self.requests[info["request_id"]] = (
-                    (info.get("src"), info.get("dst"), info.get("amount")), txid)
-        for txid, data in self.log.finished.items():
-            if data.get("request_id"):
-                self.requests[data["request_id"]] = (
-                    (data.get("src"), data.get("dst"), data.get("amount")), txid)
-        if self.log.in_flight:
-            log.info("recovery: %d transaction(s) to finish", len(self.log.in_flight))
-
     def recover(self) -> dict:
         """Re-send the decision of every unfinished transaction now.
 
         Returns {"resent": n, "unfinished": [txid, ...]} (those still waiting afterwards).
         """
-        pending = self._unfinished()
-        for txn in pending:
-            self._send_decision(txn)
-        return {"resent": len(pending), "unfinished": [t.txid for t in self._unfinished()]}
-
-    def _unfinished(self) -> list:
-        with self._lock:
-            return [t for t in self.txns.values() if t.published and not t.ended]
-
-    def run_retries(self) -> None:
-        """Background loop: keep telling the decision until every participant acks."""
-        while not self._stop.wait(RETRY_EVERY):
-            for txn in self._unfinished():
-                txn.note(COORDINATOR, COORDINATOR, "retry",
-                         "waiting for " + ", ".join(txn.core.waiting_for()))
-                self._send_decision(txn)
+        return self.twopc.recover()
 
     def start_background(self):
-        """Find each branch's current primary, finish what the log says is unfinished,
-        then keep retrying."""
+        """Find each branch's current primary, then let the 2PC driver finish what the
+        log says is unfinished and keep retrying."""
         for link in self.links.values():
             if len(link.urls) > 1:
                 self._pool.submit(link.find_primary)
-        self._pool.submit(self.recover)
-        threading.Thread(target=self.run_retries, name="retries", daemon=True).start()
+        self.twopc.start()
 
     def close(self):
-        self._stop.set()
+        self.twopc.stop()
         self._pool.shutdown(wait=False)
         self.log.close()
 
@@ -611,7 +356,7 @@ class Coordinator:
         link = self._link(branch)
         link.partitioned = False
         log.warning("heal: %s is reachable again", link.name)
-        self._pool.submit(self.recover)
+        self._pool.submit(self.twopc.recover)
         return {"branch": link.name, "partitioned": False}
 
     # ---- helpers --------------------------------------------------------------------

@@ -28,6 +28,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 import coordinator as coordinator_module     # noqa: E402  (needs the kit on sys.path)
+import twopc                                  # noqa: E402
 import recovery_log                          # noqa: E402
 from cluster import COORDINATOR, LocalCluster  # noqa: E402
 from errors import BankError, FaultCode      # noqa: E402
@@ -335,7 +336,7 @@ def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path
     In-process coordinator with stand-in branches that always vote yes; KEEP_TXNS and
     KEEP_FINISHED are shrunk to 3 so that 'many transfers later' takes 5 transfers.
     """
-    monkeypatch.setattr(coordinator_module, "KEEP_TXNS", 3)
+    monkeypatch.setattr(twopc, "KEEP_TXNS", 3)
     monkeypatch.setattr(recovery_log, "KEEP_FINISHED", 3)
     coord = coordinator_module.Coordinator(
         "C1", {"Mumbai": "http://127.0.0.1:9", "Delhi": "http://127.0.0.1:9"},

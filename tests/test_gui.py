@@ -1,0 +1,624 @@
+"""The desktop window (gui_tk.py), driven for real: real Tk on an X display, real processes.
+
+Rules checked here: the window shows the bank and the protocol as they are; every call
+runs off the Tk thread, so the window never freezes; input is checked before it is sent;
+logs export as CSV that reads back; the lab controls really crash and restart members;
+and a window that started the local cluster leaves no process behind when it closes.
+
+How: Tk needs an X display. If DISPLAY is unset, the ``display`` fixture starts Xvfb
+on a free display number (``-displayfd``: the server picks it and says so once it
+accepts connections) and kills it by pid at the end. Tests skip only when there is no
+display and no Xvfb. Waiting is always polling with a deadline: ``until()`` runs Tk's
+event loop (``root.update()``) until a condition holds.
+
+The X11 helpers at the bottom talk to the X server through libX11 (ctypes, no extra
+tools): a screenshot of the screen (written as PNG with zlib) and the WM_DELETE_WINDOW
+message a window manager sends when a user clicks the close button.
+"""
+
+import csv
+import ctypes
+import ctypes.util
+import json
+import os
+import pathlib
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+import pytest
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
+
+import cluster  # noqa: E402
+from activity import ActivityLog  # noqa: E402
+
+tk = pytest.importorskip("tkinter")
+gui_tk = pytest.importorskip("gui_tk")
+import gui_diagram as draw  # noqa: E402
+
+SCREENSHOT = KIT / "docs" / "screenshot.png"
+
+
+# ---- fixtures: a display, a cluster, the app ----------------------------------------------
+
+@pytest.fixture(scope="session")
+def display():
+    """An X display for Tk: $DISPLAY if set, else a private Xvfb (killed by pid at the end)."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("no X display and no Xvfb to start one")
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0",
+                             "1280x800x24", "-nolisten", "tcp"], pass_fds=(write_end,),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    number, deadline = b"", time.monotonic() + 20
+    while not number.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([read_end], [], [], deadline - time.monotonic())
+        chunk = os.read(read_end, 16) if ready else b""
+        if not chunk:
+            break
+        number += chunk
+    os.close(read_end)
+    if not number.strip().isdigit():
+        proc.kill()
+        proc.wait()
+        pytest.fail("Xvfb did not report a display number within 20 s")
+    os.environ["DISPLAY"] = f":{number.decode().strip()}"   # Xvfb accepts connections now
+    try:
+        yield os.environ["DISPLAY"]
+    finally:
+        del os.environ["DISPLAY"]
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def bank(tmp_path):
+    """A real local cluster (Mumbai, Delhi, coordinator) in tmp_path, stopped at the end."""
+    local = cluster.LocalCluster(home=tmp_path).start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def app(display, bank, tmp_path):
+    """The window built on that cluster, with its own activity log; closed at the end."""
+    root = tk.Tk()
+    window = gui_tk.App(root, bank.coordinator(timeout=15), cluster=bank,
+                        activity=ActivityLog(tmp_path / "activity.csv"),
+                        source=f"local cluster · {bank.coordinator_url}")
+    root.app = window                         # for until()'s failure message
+    until(root, lambda: window.branch_state("Mumbai") == "up"
+          and window.branch_state("Delhi") == "up" and window.branch_state("coordinator")
+          == "up" and len(window.account_refs()) == 4, "the cluster to show up")
+    yield window
+    window.close()
+
+
+def until(root, condition, what: str, timeout: float = 20.0):
+    """Run Tk's event loop until condition() is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        root.update()
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)                      # poll, don't spin
+    window = getattr(root, "app", None)
+    said = f" (the window says: {window.result.cget('text')!r})" if window else ""
+    pytest.fail(f"timed out after {timeout} s waiting for {what}{said}")
+
+
+def tree_values(tree, iid: str) -> dict:
+    """A Treeview row as {column: value}."""
+    return dict(zip(tree.cget("columns"), tree.item(iid, "values")))
+
+
+def balance(app, acct: str) -> str:
+    iid = f"a:{acct}"
+    return tree_values(app.branch_tree, iid)["balance"] if app.branch_tree.exists(iid) else ""
+
+
+def transfer(app, src, dst, amount):
+    app.left_tabs.select(0)
+    app.transfer_src.set(src)
+    app.transfer_dst.set(dst)
+    app.transfer_amount.set(amount)
+    app.transfer_button.invoke()
+
+
+def arrows(canvas, msg: str, src: str, dst: str) -> tuple:
+    return canvas.find_withtag(f"arrow&&msg-{msg}&&from-{src}&&to-{dst}")
+
+
+# ---- the drawings' arithmetic (no display needed) ----------------------------------------
+
+def _acct(number, balance, held="0.00"):
+    return {"number": number, "owner": "x", "balance": balance, "held": held}
+
+
+def _prepared(delta, elsewhere=""):
+    return [{"txid": "C1-t", "ops": [{"account": "1001", "delta": delta}],
+             "elsewhere": elsewhere}]
+
+
+GAUGE_CASES = [
+    # (the moment of a 100.00 transfer Mumbai -> Delhi, Mumbai's books, Delhi's books,
+    #  expected (available, held, in flight, unreachable))
+    ("before", {"accounts": [_acct("1001", "500.00")]},
+     {"accounts": [_acct("1001", "500.00")]}, (1000_00, 0, 0, 0)),
+    ("both prepared: the debit is held", {"accounts": [_acct("1001", "500.00", "100.00")],
+                                          "prepared": _prepared("-100.00")},
+     {"accounts": [_acct("1001", "500.00")], "prepared": _prepared("+100.00")},
+     (900_00, 100_00, 0, 0)),
+    ("source committed, destination prepared: in flight",
+     {"accounts": [_acct("1001", "400.00")]},
+     {"accounts": [_acct("1001", "500.00")], "prepared": _prepared("+100.00", "committed")},
+     (900_00, 0, 100_00, 0)),
+    ("destination committed, source still holds it: counted once",
+     {"accounts": [_acct("1001", "500.00", "100.00")],
+      "prepared": _prepared("-100.00", "committed")},
+     {"accounts": [_acct("1001", "600.00")]}, (1000_00, 0, 0, 0)),
+    ("a branch is down: its last seen money", {"accounts": [_acct("1001", "500.00")]},
+     {"up": False, "accounts": [_acct("1001", "500.00")]}, (500_00, 0, 0, 500_00)),
+]
+
+
+@pytest.mark.parametrize("moment, mumbai, delhi, expected", GAUGE_CASES,
+                         ids=[c[0] for c in GAUGE_CASES])
+def test_the_gauge_counts_every_rupee_once(moment, mumbai, delhi, expected):
+    """At every step of a transfer the gauge's parts add up to the same total: held money
+    is still in its source's balance, money in flight is in no balance, and a hold whose
+    credit already landed is not counted twice."""
+    books = {"Mumbai": {"up": True, **mumbai}, "Delhi": {"up": True, **delhi}}
+    split = draw.money_split(books)
+    assert (split["available"], split["held"], split["in_flight"],
+            split["unreachable"]) == expected
+    assert split["total"] == 1000_00
+
+
+def test_repeated_retries_are_drawn_once_with_a_count():
+    """A branch that stays down makes the coordinator retry every second: the diagram
+    folds identical rounds into one, labelled with how many times and until when."""
+    def row(ms, src, dst, msg, detail=""):
+        return {"at": "", "ms": ms, "from": src, "to": dst, "msg": msg, "detail": detail}
+    trace = [row(0, "coordinator", "Delhi", "commit"),
+             row(1, "Delhi", "coordinator", "error", "no ack: refused")]
+    for second in range(1, 6):
+        trace += [row(second * 1000, "coordinator", "coordinator", "retry", "waiting for Delhi"),
+                  row(second * 1000, "coordinator", "Delhi", "commit"),
+                  row(second * 1000 + 1, "Delhi", "coordinator", "error", "no ack: refused")]
+    folded = draw.compress(trace)
+    assert [(r["msg"], times) for r, times, _ in folded] == [
+        ("commit", 1), ("error", 1), ("retry", 5), ("commit", 1), ("error", 1)]
+    assert folded[2][2] == 5000                      # the last retry, in ms
+    assert draw.compress(trace[:2]) == [(trace[0], 1, 0), (trace[1], 1, 1)]
+
+
+# ---- the window, for real ----------------------------------------------------------------
+
+@pytest.mark.slow
+def test_transfer_updates_balances_list_and_diagram(app):
+    """A transfer from the form moves the money on screen, lists the transaction as
+    committed, and its diagram has one arrow per 2PC message: prepare, vote, commit and
+    ack for every branch, with the decision logged before any commit."""
+    transfer(app, "Mumbai/1001  Asha Rao", "Delhi/1002", "250")
+    until(app.root, lambda: balance(app, "Mumbai/1001") == "9,750.00"
+          and balance(app, "Delhi/1002") == "5,250.00", "the balances to move")
+    assert "Done: 250.00 moved from Mumbai/1001 to Delhi/1002" in app.result.cget("text")
+    txid = until(app.root, lambda: next(iter(app.txns), ""), "the transaction list")
+    row = tree_values(app.txn_tree, txid)
+    assert row["state"] == "committed" and "committed" in app.txn_tree.item(txid, "tags")
+    app.txn_tree.selection_set(txid)
+    until(app.root, lambda: arrows(app.diagram, "end", "coordinator", "log"),
+          "the sequence diagram")
+    canvas = app.diagram
+    for branch in ("Mumbai", "Delhi"):
+        assert len(arrows(canvas, "prepare", "coordinator", branch)) == 1
+        assert len(arrows(canvas, "vote", branch, "coordinator")) == 1
+        assert len(arrows(canvas, "commit", "coordinator", branch)) == 1
+        assert len(arrows(canvas, "ack", branch, "coordinator")) == 1
+    decision, = arrows(canvas, "decision", "coordinator", "log")
+    first_commit = min(canvas.coords(i)[1] for i in canvas.find_withtag("msg-commit&&arrow"))
+    assert canvas.coords(decision)[1] < first_commit          # logged before it is sent
+    assert not canvas.find_withtag("cut")
+
+
+@pytest.mark.slow
+def test_the_money_gauge_stays_constant_while_transfers_run(app):
+    """Transfers only move money: every gauge the window draws while several run at
+    once adds up to the same total (held and in-flight money included)."""
+    totals = []
+    shown = app._got_money
+
+    def spy(result, error):                  # record every gauge the window computes
+        shown(result, error)
+        if result is not None:
+            totals.append(app.split["total"])
+    app._got_money = spy
+    for amount in ("11", "12.50", "13", "14", "15.25", "16"):
+        transfer(app, "Mumbai/1001", "Delhi/1001", amount)
+        transfer(app, "Delhi/1002", "Mumbai/1002", amount)
+
+    def landed():
+        app.refresh()                        # ask again as soon as the last answer is in
+        return balance(app, "Mumbai/1002") == "5,081.75" and \
+            balance(app, "Delhi/1001") == "10,081.75"
+    until(app.root, landed, "every transfer to land", 30)
+    count = len(totals)
+    until(app.root, lambda: len(totals) >= count + 2, "two more gauges")
+    assert set(totals) == {30_000_00}, totals
+    assert app.split["available"] == 30_000_00
+
+
+@pytest.mark.slow
+def test_input_is_checked_before_sending(app):
+    """A bad amount or account is refused on the spot with a sentence; nothing is sent."""
+    cases = [  # (src, dst, amount, words in the answer)
+        ("Mumbai/1001", "Delhi/1002", "12.345", "at most two decimals"),
+        ("Mumbai/1001", "Delhi/1002", "-5", "positive"),
+        ("Mumbai/1001", "Delhi/1002", "", "not a plain decimal"),
+        ("Mumbai/1001", "Delhi/1002", "1e3", "not a plain decimal"),
+        ("Mumbai/1001", "Mumbai/1001", "5", "the same"),
+        ("", "Delhi/1002", "5", "Choose the from account"),
+        ("Mumbai-1001", "Delhi/1002", "5", "BRANCH/NUMBER"),
+        ("Pune/1001", "Delhi/1002", "5", "no branch 'Pune'"),
+    ]
+    for src, dst, amount, words in cases:
+        app.transfer_src.set(src)
+        app.transfer_dst.set(dst)
+        app.transfer_amount.set(amount)
+        assert app.transfer_ok() is None, (src, dst, amount)
+        assert words in app.result.cget("text"), (words, app.result.cget("text"))
+    app.transfer_amount.set("0.5")
+    app.transfer_src.set("Mumbai/1001")
+    app.transfer_dst.set("Delhi/1002  Vikram Shah")
+    assert app.transfer_ok() == ("Mumbai/1001", "Delhi/1002", "0.50")
+    app.transfer_button.invoke()          # ... and this one goes through
+    until(app.root, lambda: balance(app, "Delhi/1002") == "5,000.50", "the transfer")
+
+
+@pytest.mark.slow
+def test_activity_and_journal_export_as_csv(app, tmp_path, monkeypatch):
+    """Every operation lands in the activity log; the log (one account or all) and a
+    branch journal export through the file dialog as CSV that reads back."""
+    transfer(app, "Mumbai/1001", "Delhi/1002", "10")
+    until(app.root, lambda: "Done" in app.result.cget("text"), "the transfer")
+    app.left_tabs.select(1)
+    app.deposit_acct.set("Mumbai/1002")
+    app.deposit_amount.set("5")
+    app.deposit_button.invoke()
+    until(app.root, lambda: "deposited 5.00" in app.result.cget("text"), "the deposit")
+    until(app.root, lambda: len(app.activity_tree.get_children()) == 2, "activity rows")
+    target = tmp_path / "export" / "activity.csv"
+    monkeypatch.setattr(gui_tk.filedialog, "asksaveasfilename", lambda **kw: str(target))
+    app.activity_filter.set("Mumbai/1002")
+    app.show_activity()
+    assert len(app.activity_tree.get_children()) == 1
+    app.export_activity_button.invoke()
+    rows = list(csv.DictReader(open(target, newline="", encoding="utf-8")))
+    assert [r["command"] for r in rows] == ["deposit Mumbai/1002 5.00"]
+    app.activity_filter.set(gui_tk.ALL)
+    app.export_activity_button.invoke()
+    rows = list(csv.DictReader(open(target, newline="", encoding="utf-8")))
+    assert [r["command"] for r in rows] == ["transfer Mumbai/1001 Delhi/1002 10.00",
+                                            "deposit Mumbai/1002 5.00"]
+    assert all(r["ok"] == "yes" and r["source"] == "gui" for r in rows)
+    # the branch journal of one account
+    app.journal_scope.set("Delhi/1002")
+    app.load_journal()
+    until(app.root, lambda: len(app.journal_rows) == 2, "the journal of Delhi/1002")
+    app.export_journal_button.invoke()
+    rows = list(csv.DictReader(open(target, newline="", encoding="utf-8")))
+    assert [(r["kind"], r["amount"], r["balance_after"]) for r in rows] == [
+        ("open", "5000.00", "5000.00"), ("2pc-credit", "10.00", "5010.00")]
+    # clearing asks first; "no" keeps everything
+    monkeypatch.setattr(gui_tk.messagebox, "askyesno", lambda *a, **kw: False)
+    app.clear_activity_button.invoke()
+    assert len(app.activity.rows()) == 2
+    monkeypatch.setattr(gui_tk.messagebox, "askyesno", lambda *a, **kw: True)
+    app.clear_activity_button.invoke()
+    assert app.activity.rows() == [] and not app.activity_tree.get_children()
+
+
+@pytest.mark.slow
+def test_crash_and_restart_from_the_lab_controls(app, bank):
+    """Crashing a branch shows it down (its money as last seen) while the rest keeps
+    working; restarting it shows it up again with the same accounts."""
+    app.left_tabs.select(4)
+    app.lab_buttons["Mumbai"]["crash"].invoke()
+    until(app.root, lambda: app.branch_state("Mumbai") == "down", "Mumbai shown down")
+    assert not bank.members["Mumbai"].alive
+    assert "down" in app.branch_tree.item("m:Mumbai", "values")[0]
+    until(app.root, lambda: app.split["unreachable"] == 15_000_00, "Mumbai's money greyed")
+    assert app.split["total"] == 30_000_00
+    app.left_tabs.select(1)                 # the rest keeps working: Delhi takes a deposit
+    app.deposit_acct.set("Delhi/1001")
+    app.deposit_amount.set("1")
+    app.deposit_button.invoke()
+    until(app.root, lambda: balance(app, "Delhi/1001") == "10,001.00", "a deposit at Delhi")
+    app.lab_buttons["Mumbai"]["restart"].invoke()
+    until(app.root, lambda: app.branch_state("Mumbai") == "up", "Mumbai shown up again")
+    until(app.root, lambda: app.split["unreachable"] == 0, "Mumbai's money counted again")
+    assert balance(app, "Mumbai/1001") == "10,000.00"
+
+
+@pytest.mark.slow
+def test_a_slow_branch_never_freezes_the_window(app):
+    """With a branch delaying every vote by 2 s, the transfer takes seconds but the Tk
+    event loop keeps turning: no single update() takes more than a fraction of that."""
+    app.left_tabs.select(4)
+    app.fault_member.set("Delhi")
+    app.fault_point.set("delay=2")
+    app.arm_button.invoke()
+    until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "7")
+    slowest, started = 0.0, time.monotonic()
+    while "Done" not in app.result.cget("text"):
+        assert time.monotonic() - started < 30, app.result.cget("text")
+        tick = time.monotonic()
+        app.root.update()
+        slowest = max(slowest, time.monotonic() - tick)
+        time.sleep(0.02)
+    assert time.monotonic() - started > 1.5          # it really was slow...
+    assert slowest < 0.5                              # ...and the window never waited
+
+
+@pytest.mark.slow
+def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
+    """A branch that crashes before applying a logged commit leaves the transaction in
+    doubt: amber in the list, its diagram cut where the commit got no ack; once the branch
+    is restarted it learns the decision and the transaction turns green."""
+    app.left_tabs.select(4)
+    app.fault_member.set("Delhi")
+    app.fault_point.set("crash-before-commit")
+    app.arm_button.invoke()
+    until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "300")
+    until(app.root, lambda: "has not confirmed yet" in app.result.cget("text"), "the result")
+    until(app.root, lambda: app.branch_state("Delhi") == "down", "Delhi shown down")
+    txid = until(app.root, lambda: next(iter(app.txns), ""), "the transaction")
+    until(app.root, lambda: "in-doubt" in app.txn_tree.item(txid, "tags"), "an amber row")
+    assert "waiting for Delhi" in tree_values(app.txn_tree, txid)["state"]
+    app.txn_tree.selection_set(txid)
+    until(app.root, lambda: app.diagram.find_withtag("waiting"), "the in-doubt mark")
+    assert arrows(app.diagram, "error", "Delhi", "coordinator")     # no ack: cut there
+    assert app.diagram.find_withtag("cut")
+    app.lab_buttons["Delhi"]["restart"].invoke()
+    until(app.root, lambda: "committed" in app.txn_tree.item(txid, "tags"), "a green row")
+    until(app.root, lambda: balance(app, "Delhi/1002") == "5,300.00", "the credit landed")
+    until(app.root, lambda: not app.diagram.find_withtag("waiting"), "the diagram updated")
+    until(app.root, lambda: app.split["unreachable"] == 0, "every branch counted")
+    assert app.split["total"] == 30_000_00 and app.split["held"] == 0
+
+
+@pytest.mark.slow
+def test_money_in_flight_keeps_the_total(app):
+    """If the coordinator dies after the source committed but before the destination
+    heard the decision, the window says the outcome is unknown (never "aborted"), the
+    money in flight is counted as in doubt so the total stays the same, and after the
+    coordinator's restart it finishes the commit from its recovery log."""
+    app.left_tabs.select(4)
+    app.fault_member.set("coordinator")
+    app.fault_point.set("crash-mid-commit")       # tells Delhi (first by name), then dies
+    app.arm_button.invoke()
+    until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+    transfer(app, "Delhi/1001", "Mumbai/1002", "400")
+    until(app.root, lambda: "outcome of this transfer is not known" in app.result.cget("text"),
+          "an unknown outcome")
+    until(app.root, lambda: app.branch_state("coordinator") == "down", "coordinator down")
+    until(app.root, lambda: app.split["in_flight"] == 400_00, "the money in flight")
+    assert app.split["total"] == 30_000_00
+    assert balance(app, "Delhi/1001") == "9,600.00" and balance(app, "Mumbai/1002") == \
+        "5,000.00"
+    app.lab_buttons["coordinator"]["restart"].invoke()
+    until(app.root, lambda: balance(app, "Mumbai/1002") == "5,400.00", "the commit finished")
+    until(app.root, lambda: app.split["in_flight"] == 0, "nothing in flight")
+    assert app.split["total"] == 30_000_00
+    txid = until(app.root, lambda: next(iter(app.txns), ""), "the recovered transaction")
+    app.txn_tree.selection_set(txid)
+    until(app.root, lambda: arrows(app.diagram, "recovered", "coordinator", "log"),
+          "the recovered mark")
+    assert app.diagram.find_withtag("cut")
+
+
+@pytest.mark.slow
+def test_screenshot_for_the_readme(app, bank, display):
+    """The window fits 1280x800 and is captured to docs/screenshot.png for the README."""
+    x11 = X11.open(display)
+    if x11 is None:
+        pytest.skip("libX11 cannot be loaded here: no screenshot")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
+    until(app.root, lambda: "Done" in app.result.cget("text"), "a first transfer")
+    transfer(app, "Delhi/1002", "Mumbai/1001", "99999")
+    until(app.root, lambda: "Not done" in app.result.cget("text"), "an aborted transfer")
+    transfer(app, "Delhi/1001", "Mumbai/1002", "450.50")
+    until(app.root, lambda: "Done: 450.50" in app.result.cget("text"), "a third transfer")
+    until(app.root, lambda: len(app.txns) == 3, "three transactions listed")
+    txid = app.txn_tree.get_children()[2]
+    app.txn_tree.selection_set(txid)
+    until(app.root, lambda: arrows(app.diagram, "end", "coordinator", "log"), "the diagram")
+    app.left_tabs.select(0)
+    until(app.root, lambda: app.root.winfo_ismapped() and app.root.winfo_width() == 1280,
+          "the window drawn at full size")
+    app.root.update()
+    png = x11.screenshot(0, 0, 1280, 800)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (1280, 800)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    SCREENSHOT.write_bytes(png)
+
+
+@pytest.mark.slow
+def test_closing_the_window_stops_the_cluster_it_started(display, tmp_path):
+    """`python gui_tk.py --home DIR` starts a local cluster; closing its window the way
+    a user does (the window manager's WM_DELETE_WINDOW) stops every process it started."""
+    x11 = X11.open(display)
+    if x11 is None:
+        pytest.skip("libX11 cannot be loaded here")
+    proc = subprocess.Popen([sys.executable, str(KIT / "gui_tk.py"), "--home", str(tmp_path)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    state_file, pids = tmp_path / "data" / "cluster.json", []
+    try:
+        deadline = time.monotonic() + 30
+        window = None
+        while window is None and time.monotonic() < deadline and proc.poll() is None:
+            window = x11.find_window(gui_tk.TITLE)
+            time.sleep(0.05)
+        assert window, f"no window appeared: {proc.stdout.read1().decode()!r}"
+        state = json.loads(state_file.read_text())
+        pids = [m["pid"] for m in state["members"].values()]
+        assert len(pids) == 3 and all(_running(pid) for pid in pids)
+        x11.close_window(window)
+        assert proc.wait(timeout=20) == 0
+        assert not any(_running(pid) for pid in pids)
+        assert not state_file.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in pids:                      # only the pids this test's window started
+            if _running(pid):
+                os.kill(pid, 9)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# ---- X11 through ctypes: a screenshot and a polite close ---------------------------------
+
+class _XImage(ctypes.Structure):
+    _fields_ = [("width", ctypes.c_int), ("height", ctypes.c_int),
+                ("xoffset", ctypes.c_int), ("format", ctypes.c_int),
+                ("data", ctypes.POINTER(ctypes.c_ubyte)), ("byte_order", ctypes.c_int),
+                ("bitmap_unit", ctypes.c_int), ("bitmap_bit_order", ctypes.c_int),
+                ("bitmap_pad", ctypes.c_int), ("depth", ctypes.c_int),
+                ("bytes_per_line", ctypes.c_int), ("bits_per_pixel", ctypes.c_int),
+                ("red_mask", ctypes.c_ulong), ("green_mask", ctypes.c_ulong),
+                ("blue_mask", ctypes.c_ulong)]
+
+
+class _XClientMessage(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong),
+                ("send_event", ctypes.c_int), ("display", ctypes.c_void_p),
+                ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
+                ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
+
+
+class _XEvent(ctypes.Union):
+    _fields_ = [("client", _XClientMessage), ("pad", ctypes.c_long * 24)]
+
+
+class X11:
+    """Just enough of Xlib: grab the screen, find a window by title, ask it to close."""
+
+    def __init__(self, lib, display):
+        self.lib, self.display = lib, display
+        self.root = lib.XDefaultRootWindow(display)
+
+    @classmethod
+    def open(cls, name: str):
+        path = ctypes.util.find_library("X11")
+        if not path:
+            return None
+        lib = ctypes.CDLL(path)
+        lib.XOpenDisplay.restype = ctypes.c_void_p
+        lib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        lib.XDefaultRootWindow.restype = ctypes.c_ulong
+        lib.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
+        lib.XGetImage.restype = ctypes.POINTER(_XImage)
+        lib.XGetImage.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_int,
+                                  ctypes.c_uint, ctypes.c_uint, ctypes.c_ulong, ctypes.c_int]
+        lib.XFree.argtypes = [ctypes.c_void_p]
+        lib.XQueryTree.argtypes = [ctypes.c_void_p, ctypes.c_ulong,
+                                   ctypes.POINTER(ctypes.c_ulong),
+                                   ctypes.POINTER(ctypes.c_ulong),
+                                   ctypes.POINTER(ctypes.POINTER(ctypes.c_ulong)),
+                                   ctypes.POINTER(ctypes.c_uint)]
+        lib.XFetchName.argtypes = [ctypes.c_void_p, ctypes.c_ulong,
+                                   ctypes.POINTER(ctypes.c_char_p)]
+        lib.XInternAtom.restype = ctypes.c_ulong
+        lib.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        lib.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int,
+                                   ctypes.c_long, ctypes.POINTER(_XEvent)]
+        lib.XFlush.argtypes = [ctypes.c_void_p]
+        lib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        display = lib.XOpenDisplay(name.encode())
+        return cls(lib, display) if display else None
+
+    def close(self) -> None:
+        self.lib.XCloseDisplay(self.display)
+
+    def screenshot(self, x: int, y: int, width: int, height: int) -> bytes:
+        """The screen's pixels in that rectangle, as PNG bytes (24-bit RGB)."""
+        image = self.lib.XGetImage(self.display, self.root, x, y, width, height,
+                                   0xFFFFFFFF, 2)                       # ZPixmap
+        assert image, "XGetImage failed"
+        img = image.contents
+        assert img.bits_per_pixel == 32, img.bits_per_pixel
+        raw = ctypes.string_at(img.data, img.bytes_per_line * height)
+        rows = []
+        for row in range(height):                # BGRX (little-endian) -> RGB
+            line = raw[row * img.bytes_per_line:row * img.bytes_per_line + 4 * width]
+            rgb = bytearray(3 * width)
+            rgb[0::3], rgb[1::3], rgb[2::3] = line[2::4], line[1::4], line[0::4]
+            rows.append(b"\x00" + bytes(rgb))
+        self.lib.XFree(img.data)
+        self.lib.XFree(image)
+        return _png(width, height, b"".join(rows))
+
+    def find_window(self, title: str):
+        """A top-level window whose name is `title`, or None."""
+        root_ret, parent = ctypes.c_ulong(), ctypes.c_ulong()
+        children, count = ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
+        self.lib.XQueryTree(self.display, self.root, ctypes.byref(root_ret),
+                            ctypes.byref(parent), ctypes.byref(children), ctypes.byref(count))
+        found = None
+        for i in range(count.value):
+            name = ctypes.c_char_p()
+            if self.lib.XFetchName(self.display, children[i], ctypes.byref(name)) and \
+                    name.value:
+                if name.value.decode(errors="replace") == title:
+                    found = children[i]
+                self.lib.XFree(name)
+        if children:
+            self.lib.XFree(children)
+        return found
+
+    def close_window(self, window: int) -> None:
+        """Send WM_DELETE_WINDOW, as a window manager does for the close button."""
+        event = _XEvent()
+        event.client.type = 33                                           # ClientMessage
+        event.client.window = window
+        event.client.message_type = self.lib.XInternAtom(self.display, b"WM_PROTOCOLS", 0)
+        event.client.format = 32
+        event.client.data[0] = self.lib.XInternAtom(self.display, b"WM_DELETE_WINDOW", 0)
+        self.lib.XSendEvent(self.display, window, 0, 0, ctypes.byref(event))
+        self.lib.XFlush(self.display)
+
+
+def _png(width: int, height: int, scanlines: bytes) -> bytes:
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + \
+            struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)       # 8-bit RGB
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
+            chunk(b"IDAT", zlib.compress(scanlines, 9)) + chunk(b"IEND", b""))

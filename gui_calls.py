@@ -19,10 +19,16 @@ import logging
 import queue
 import secrets
 import threading
+import time
 
 from errors import BankError, FaultCode, split_acct_ref
 
 log = logging.getLogger("gui")
+
+# Jobs that finished after their window closed. They are kept, never freed: freeing
+# them here could free the window's Tk objects on a worker thread, which Tcl forbids
+# (it aborts the process). Only calls slower than Workers.stop's wait end up here.
+_ABANDONED = []
 
 WORKERS = 6                # threads making calls; the Tk thread never does
 TXN_LIMIT = 100            # transactions listed
@@ -40,6 +46,7 @@ class Workers:
 
     def __init__(self, count: int = WORKERS):
         self.jobs, self.results = queue.Queue(), queue.Queue()
+        self.stopped = False
         self.threads = [threading.Thread(target=self._work, name=f"gui-worker-{i}",
                                          daemon=True) for i in range(count)]
         for thread in self.threads:
@@ -62,11 +69,29 @@ class Workers:
                 log.exception("call %s failed", getattr(fn, "__name__", fn))
                 result, error = None, BankError(FaultCode.INTERNAL,
                                                 f"{type(exc).__name__}: {exc}")
-            self.results.put((done, result, error))
+            if self.stopped:                  # the window has closed meanwhile
+                _ABANDONED.append(job)
+            else:
+                self.results.put((done, result, error))
+            # Hold nothing while waiting: callbacks lead to widgets, and the last
+            # reference to a Tk object must never be dropped on a worker thread.
+            del job, fn, args, done, result, error
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 1.0) -> None:
+        """Drop queued jobs and results, end the threads; wait a little for calls
+        in flight (a slow one is abandoned: the threads are daemons)."""
+        self.stopped = True
+        for box in (self.jobs, self.results):
+            while True:
+                try:
+                    box.get_nowait()
+                except queue.Empty:
+                    break
         for _ in self.threads:
             self.jobs.put(None)
+        deadline = time.monotonic() + wait
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 # ---- calls made on worker threads (plain data in, plain data out) ------------------------

@@ -100,7 +100,6 @@ def app(display, bank, tmp_path):
     window = gui_tk.App(root, bank.coordinator(timeout=15), cluster=bank,
                         activity=ActivityLog(tmp_path / "activity.csv"),
                         source=f"local cluster · {bank.coordinator_url}")
-    root.app = window                         # for until()'s failure message
     until(root, lambda: window.branch_state("Mumbai") == "up"
           and window.branch_state("Delhi") == "up" and window.branch_state("coordinator")
           == "up" and len(window.account_refs()) == 4, "the cluster to show up")
@@ -117,9 +116,15 @@ def until(root, condition, what: str, timeout: float = 20.0):
         if value:
             return value
         time.sleep(0.02)                      # poll, don't spin
-    window = getattr(root, "app", None)
-    said = f" (the window says: {window.result.cget('text')!r})" if window else ""
-    pytest.fail(f"timed out after {timeout} s waiting for {what}{said}")
+    said = [w.cget("text") for w in _all_widgets(root) if w.winfo_class() == "TLabel"
+            and str(w.cget("style")) in ("Ok.TLabel", "Bad.TLabel", "Unknown.TLabel")]
+    pytest.fail(f"timed out after {timeout} s waiting for {what} (the window says: {said})")
+
+
+def _all_widgets(widget):
+    yield widget
+    for child in widget.winfo_children():
+        yield from _all_widgets(child)
 
 
 def tree_values(tree, iid: str) -> dict:
@@ -218,10 +223,12 @@ def test_transfer_updates_balances_list_and_diagram(app):
     transfer(app, "Mumbai/1001  Asha Rao", "Delhi/1002", "250")
     until(app.root, lambda: balance(app, "Mumbai/1001") == "9,750.00"
           and balance(app, "Delhi/1002") == "5,250.00", "the balances to move")
-    assert "Done: 250.00 moved from Mumbai/1001 to Delhi/1002" in app.result.cget("text")
+    until(app.root, lambda: "Done: 250.00 moved from Mumbai/1001 to Delhi/1002" in
+          app.result.cget("text"), "the result in plain words")
     txid = until(app.root, lambda: next(iter(app.txns), ""), "the transaction list")
-    row = tree_values(app.txn_tree, txid)
-    assert row["state"] == "committed" and "committed" in app.txn_tree.item(txid, "tags")
+    until(app.root, lambda: tree_values(app.txn_tree, txid)["state"] == "committed",
+          "the transaction listed as committed")
+    assert "committed" in app.txn_tree.item(txid, "tags")          # drawn green
     app.txn_tree.selection_set(txid)
     until(app.root, lambda: arrows(app.diagram, "end", "coordinator", "log"),
           "the sequence diagram")
@@ -422,8 +429,8 @@ def test_money_in_flight_keeps_the_total(app):
     until(app.root, lambda: app.branch_state("coordinator") == "down", "coordinator down")
     until(app.root, lambda: app.split["in_flight"] == 400_00, "the money in flight")
     assert app.split["total"] == 30_000_00
-    assert balance(app, "Delhi/1001") == "9,600.00" and balance(app, "Mumbai/1002") == \
-        "5,000.00"
+    until(app.root, lambda: balance(app, "Delhi/1001") == "9,600.00", "the debit shown")
+    assert balance(app, "Mumbai/1002") == "5,000.00"            # the credit is not there
     app.lab_buttons["coordinator"]["restart"].invoke()
     until(app.root, lambda: balance(app, "Mumbai/1002") == "5,400.00", "the commit finished")
     until(app.root, lambda: app.split["in_flight"] == 0, "nothing in flight")

@@ -34,6 +34,7 @@ import os
 import pathlib
 import re
 import secrets
+import select
 import socket
 import socketserver
 import threading
@@ -384,11 +385,23 @@ def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
 # ---- the client -----------------------------------------------------------------------
 
 class _Transport(xmlrpc.client.Transport):
-    """Keeps one HTTP/1.1 connection alive, with a timeout, and signs each call."""
+    """Keeps one HTTP/1.1 connection alive, with a timeout, and signs each call.
+
+    It sends each request once. (The standard Transport sends it again when the
+    connection breaks, and so may apply a call twice, or report "connection refused"
+    for a call that was applied.) A kept-alive connection that the server has closed
+    meanwhile is noticed before sending, and replaced.
+    """
 
     def __init__(self, timeout: float, secret=None):
         super().__init__()
         self.timeout, self.secret = timeout, secret
+
+    def request(self, host, handler, request_body, verbose=False):
+        conn = self._connection[1]
+        if conn is not None and (conn.sock is None or _closed_by_peer(conn.sock)):
+            self.close()
+        return self.single_request(host, handler, request_body, verbose)
 
     def make_connection(self, host):
         conn = super().make_connection(host)
@@ -400,6 +413,15 @@ class _Transport(xmlrpc.client.Transport):
             for key, value in sign(self.secret, request_body, connection.port).items():
                 connection.putheader(key, value)
         super().send_content(connection, request_body)
+
+
+def _closed_by_peer(sock) -> bool:
+    """An idle kept-alive socket that is readable has been closed by the server."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def connect(url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT):

@@ -38,6 +38,7 @@ log = logging.getLogger("coordinator")
 
 RETRY_EVERY = 1.0            # seconds between phase-2 retries
 KEEP_TXNS = 1000             # transactions kept in memory with their traces
+TRACE_HEAD, TRACE_TAIL = 200, 300   # messages kept per trace: the first and the last
 COORDINATOR = "coordinator"
 LOG = "log"                  # the recovery log, drawn as a party in diagrams
 
@@ -54,7 +55,8 @@ class Txn:
         self.published = None              # the decision others may see (Rule 2)
         self.began = now()
         self.ended = ""
-        self.trace = []
+        self._head, self._tail = [], collections.deque(maxlen=TRACE_TAIL)
+        self._dropped = 0
         self.done = threading.Event()      # set when the client has its answer
         self.result = None
         self.phase2_lock = threading.Lock()
@@ -65,10 +67,24 @@ class Txn:
         return self.core.txid
 
     def note(self, sender: str, receiver: str, msg: str, detail: str = "") -> None:
-        """Add one message to the trace (at most 500, oldest kept)."""
-        if len(self.trace) < 500:
-            self.trace.append({"at": now(), "ms": int((time.monotonic() - self._t0) * 1000),
-                               "from": sender, "to": receiver, "msg": msg, "detail": detail})
+        """Add one message to the trace. A long outage (retries every second) keeps the
+        first TRACE_HEAD and the last TRACE_TAIL messages, so the end is always shown."""
+        entry = {"at": now(), "ms": int((time.monotonic() - self._t0) * 1000),
+                 "from": sender, "to": receiver, "msg": msg, "detail": detail}
+        if len(self._head) < TRACE_HEAD:
+            self._head.append(entry)
+            return
+        if len(self._tail) == self._tail.maxlen:
+            self._dropped += 1
+        self._tail.append(entry)
+
+    @property
+    def trace(self) -> list:
+        gap = [{"at": self._tail[0]["at"], "ms": self._tail[0]["ms"], "from": COORDINATOR,
+                "to": COORDINATOR, "msg": "skipped",
+                "detail": f"{self._dropped} messages (retries) not kept"}] \
+            if self._dropped else []
+        return self._head + gap + list(self._tail)
 
     def summary(self) -> dict:
         outcome = self.published.value if self.published else ""

@@ -82,8 +82,9 @@ class BranchLink:
         return True
 
     def call(self, method: str, *args):
-        """Call the branch's primary; if the server says it no longer is one, find the
-        one that is and ask again (the refused call changed nothing)."""
+        """Call the branch's primary; if the server says it no longer is one, or nothing
+        listens there any more, find the one that is and ask again (the refused call
+        changed nothing)."""
         if self.partitioned:
             raise BankError(FaultCode.UNAVAILABLE,
                             f"branch {self.name} is cut off by a lab partition "
@@ -91,7 +92,8 @@ class BranchLink:
         try:
             return self.client.call(method, *args)
         except BankError as exc:
-            if exc.code != FaultCode.NOT_PRIMARY or not self.find_primary():
+            moved = exc.code == FaultCode.NOT_PRIMARY or (exc.not_sent and len(self.urls) > 1)
+            if not moved or not self.find_primary():
                 raise
         return self.client.call(method, *args)
 
@@ -327,9 +329,8 @@ class Coordinator:
     def start_background(self):
         """Find each branch's current primary, then let the 2PC driver finish what the
         log says is unfinished and keep retrying."""
-        for link in self.links.values():
-            if len(link.urls) > 1:
-                self._pool.submit(link.find_primary)
+        with_replicas = [link for link in self.links.values() if len(link.urls) > 1]
+        list(self._pool.map(lambda link: link.find_primary(), with_replicas))
         self.twopc.start()
 
     def close(self):

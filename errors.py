@@ -43,10 +43,11 @@ class FaultCode(enum.IntEnum):
 class BankError(Exception):
     """A refusal with a stable code and one sentence a student understands."""
 
-    def __init__(self, code: FaultCode, message: str):
+    def __init__(self, code: FaultCode, message: str, *, not_sent: bool = False):
         super().__init__(message)
         self.code = FaultCode(code)
         self.message = message
+        self.not_sent = not_sent    # UNAVAILABLE before the request left: safe to resend
 
     def __str__(self):
         return self.message

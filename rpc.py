@@ -464,7 +464,8 @@ class Client:
         except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
             self._local.proxy = None          # the connection is unusable; start afresh
             raise BankError(FaultCode.UNAVAILABLE,
-                            f"{self.label} cannot be reached ({_why(exc)}).") from None
+                            f"{self.label} cannot be reached ({_why(exc)}).",
+                            not_sent=isinstance(exc, ConnectionRefusedError)) from None
         except BaseException:                 # e.g. Ctrl-C mid-call: the connection is
             self._local.proxy = None          # half used, so never reuse it
             raise

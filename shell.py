@@ -2,7 +2,8 @@
 
 Role: turn what a person types into calls to the coordinator (and, for crash and
 restart, to the local cluster) and show the answers as tables, sentences and text
-sequence diagrams. Most students meet the kit here.
+sequence diagrams (drawn by shell_views.py, which does no I/O). Most students meet
+the kit here.
 
 Run it:
     python shell.py                       # attach to the local cluster, or start one
@@ -54,11 +55,11 @@ import rpc
 from errors import BankError, FaultCode, check_branch_name, split_acct_ref
 from faults import BRANCH_POINTS, COORDINATOR_POINTS
 from money import format_amount, parse_amount
+from shell_views import audit, minor, sequence_diagram
 
 KIT = pathlib.Path(__file__).resolve().parent
 COORDINATOR_TIMEOUT = 30       # seconds: longer than a 2PC round with its vote timeouts
 JOURNAL_ALL = 10_000           # the most journal rows one call returns (check, export)
-EXTERNAL_KINDS = ("open", "deposit", "withdraw")   # journal rows that bring money in/out
 TXN_STATES = ("in-doubt", "committed", "aborted")
 ACCT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/\d+$")
 AMOUNT_LIKE = re.compile(r"^[-+]?[\d.,]+$")
@@ -101,13 +102,6 @@ def split_words(arg: str) -> list:
     return [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w for w in words]
 
 
-def minor(text: str) -> int:
-    """"-100.50" (a balance or journal amount) -> -10050 minor units, without floats."""
-    units, _, cents = text.strip().lstrip("+-").partition(".")
-    value = int(units or 0) * 100 + int((cents + "00")[:2])
-    return -value if text.strip().startswith("-") else value
-
-
 def sentence(exc: BankError) -> str:
     """A BankError's sentence, starting with a capital letter."""
     return exc.message.strip()[:1].upper() + exc.message.strip()[1:]
@@ -116,137 +110,6 @@ def sentence(exc: BankError) -> str:
 def when(ts: str) -> str:
     """'2026-11-25T13:17:33.255+00:00' -> '2026-11-25 13:17:33' (UTC)."""
     return ts[:19].replace("T", " ")
-
-
-# ---- the sequence diagram of one transfer -------------------------------------------------
-
-COLUMN = 16                    # characters per party; each lifeline sits at COLUMN // 2
-
-
-def sequence_diagram(txn: dict) -> str:
-    """A transfer's trace as text: one column per party, one row per message."""
-    parties = ["coordinator", "log", *txn.get("participants", [])]
-    for m in txn.get("trace", []):
-        parties += [p for p in (m["from"], m["to"]) if p not in parties]
-    lines = [f"Transfer {txn['txid']}: {txn['src']} -> {txn['dst']}, {txn['amount']}",
-             f"Outcome: {txn['outcome'] or 'not decided yet'} (coordinator state: "
-             f"{txn['state']})", ""]
-    if not txn.get("trace"):
-        return "\n".join(lines + ["No message trace: the coordinator restarted since this "
-                                  "transfer finished; the outcome comes from its log."])
-    names = "".join(p.center(COLUMN - 1) + " " for p in parties)
-    lifelines = "        " + ("|".rjust(COLUMN // 2) + " " * (COLUMN // 2)) * len(parties)
-    lines += ["    ms  " + names.rstrip(), lifelines.rstrip()]
-    lines += [_diagram_row(item, len(parties), parties) for item in collapse(txn["trace"])]
-    return "\n".join(lines + [lifelines.rstrip()] + _diagram_summary(txn))
-
-
-def _diagram_row(item: dict, count: int, parties: list) -> str:
-    if "repeat" in item:
-        return (f"{'':8}{'. . .':^{COLUMN * count}}  the {item['size']} message(s) above "
-                f"repeated {item['repeat']} more time(s), until {item['until']} ms")
-    label, note, head = message_label(item)
-    line = list(("|".rjust(COLUMN // 2) + " " * (COLUMN // 2)) * count)
-    a, b = (parties.index(item[end]) * COLUMN + COLUMN // 2 - 1 for end in ("from", "to"))
-    if a == b:                                    # a message to itself: a retry
-        line[a + 2:a + 4 + len(label)] = f"[{label}]"
-    else:
-        lo, hi = min(a, b), max(a, b)
-        line[lo + 1:hi] = "-" * (hi - lo - 1)
-        tip = b - 1 if b > a else b + 1           # the end where the message arrives
-        line[tip] = "x" if head == "x" else ">" if b > a else "<"
-        text = f" {label} "[:hi - lo - 5]
-        start = lo + 2 + (hi - lo - 3 - len(text)) // 2
-        line[start:start + len(text)] = text
-    return f"{item['ms']:>6}  {''.join(line)}  {note}".rstrip()
-
-
-def message_label(m: dict) -> tuple:
-    """(label on the arrow, note beside it, arrow head: ">" or "x" for no reply)."""
-    msg, detail = m["msg"], m.get("detail", "")
-    first, _, rest = detail.partition(": ")
-    if msg == "vote":
-        return f"vote {first}", rest, ">"
-    if msg == "decision":                         # "commit (forced to disk)" or "abort: why"
-        return (first.split() or ["?"])[0].upper(), rest or "forced to disk: the commit point", ">"
-    if msg == "error":
-        return "no reply", detail, "x"
-    if msg == "query":
-        return "decision?", detail.replace("decision? -> ", "answered: "), ">"
-    if msg == "prepare":
-        return "prepare", f"{m['to']}/{detail}", ">"
-    return (f"ack {detail}", "", ">") if msg == "ack" else (msg, detail, ">")
-
-
-def collapse(trace: list, longest: int = 4) -> list:
-    """Fold 3+ repeats of the same group of messages (retry rounds) into a marker row."""
-    def group(i, k):
-        return [(m["from"], m["to"], m["msg"], m.get("detail")) for m in trace[i:i + k]]
-    out, i = [], 0
-    while i < len(trace):
-        for k in range(1, longest + 1):
-            n = 1
-            while i + (n + 1) * k <= len(trace) and group(i + n * k, k) == group(i, k):
-                n += 1
-            if n >= 3:
-                out += trace[i:i + k] + [{"repeat": n - 1, "size": k,
-                                          "until": trace[i + n * k - 1]["ms"]}]
-                i += n * k
-                break
-        else:
-            out.append(trace[i])
-            i += 1
-    return out
-
-
-def _diagram_summary(txn: dict) -> list:
-    trace, votes = txn["trace"], txn.get("votes") or {}
-    decided = [m["detail"] for m in trace if m["msg"] == "decision"]
-    lines = ["Votes: " + (", ".join(f"{b} {v}" for b, v in sorted(votes.items())) or "none"),
-             "Decision (logged): " + (decided[-1] if decided else "none logged yet")]
-    retries, queries = (sum(m["msg"] == kind for m in trace) for kind in ("retry", "query"))
-    if retries or queries:
-        lines.append(f"Retries by the coordinator: {retries}; decision queries from "
-                     f"branches: {queries}")
-    if txn.get("waiting_for"):
-        lines.append("Still waiting for an acknowledgement from: "
-                     f"{', '.join(txn['waiting_for'])} (the coordinator keeps retrying)")
-    return lines
-
-
-# ---- the audit behind `check` ---------------------------------------------------------------
-
-def audit(accounts: list, journal: list, in_doubt: list, branches: list,
-          start_total=None, missing=()) -> list:
-    """(check, result, detail) rows; result is "ok", "wait" (work in flight) or "FAIL"."""
-    balances = {f"{a['branch']}/{a['number']}": a for a in accounts}
-    sums = dict.fromkeys(balances, 0)              # account -> sum of its journal amounts
-    for j in journal:
-        key = f"{j['branch']}/{j['account']}"
-        sums[key] = sums.get(key, 0) + minor(j["amount"])
-    total = sum(minor(a["balance"]) for a in accounts)
-    brought_in = sum(minor(j["amount"]) for j in journal if j["kind"] in EXTERNAL_KINDS)
-    busy = bool(in_doubt) or any(b.get("in_doubt") for b in branches)
-    start = "" if start_total is None else f" (at shell start {format_amount(start_total)})"
-    detail = (f"total {format_amount(total)}{start}; opening balances + deposits - "
-              f"withdrawals {format_amount(brought_in)}")
-    result = "ok" if total == brought_in else "wait" if busy else "FAIL"
-    if missing:
-        result, detail = "?", f"cannot tell while {', '.join(missing)} cannot be read"
-    negative = [k for k, a in balances.items() if minor(a["balance"]) < 0]
-    wrong = [f"{k}: journal {format_amount(sums[k])}, balance {a['balance']}"
-             for k, a in balances.items() if sums[k] != minor(a["balance"])]
-    held = [f"{k} holds {a['held']}" for k, a in balances.items() if minor(a["held"])]
-    doubts = [f"{t['txid']} ({t['state']}, waiting for {', '.join(t['waiting_for']) or '-'})"
-              for t in in_doubt]
-    doubts += [f"{b['name']} has {b['in_doubt']} prepared" for b in branches if b.get("in_doubt")]
-    return [("money conserved", result, detail),
-            ("no negative balance", "FAIL" if negative else "ok",
-             ", ".join(negative) or f"all {len(accounts)} accounts >= 0"),
-            ("journals reconcile", "FAIL" if wrong else "ok",
-             "; ".join(wrong) or "every account's journal adds up to its balance"),
-            ("holds", "wait" if held else "ok", ", ".join(held) or "none"),
-            ("in-doubt transactions", "wait" if doubts else "ok", "; ".join(doubts) or "none")]
 
 
 # ---- the shell ---------------------------------------------------------------------------------

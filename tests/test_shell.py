@@ -24,6 +24,7 @@ if str(KIT) not in sys.path:
 import activity  # noqa: E402
 import cluster   # noqa: E402
 import shell     # noqa: E402
+import shell_views     # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -161,7 +162,7 @@ def test_audit_catches_money_created_and_a_journal_that_does_not_add_up():
                  "available": "150.00"}]
     journal = [{"branch": "Mumbai", "account": "1", "kind": "open", "amount": "100.00"},
                {"branch": "Mumbai", "account": "1", "kind": "2pc-credit", "amount": "40.00"}]
-    rows = {r[0]: r[1] for r in shell.audit(accounts, journal, [], [])}
+    rows = {r[0]: r[1] for r in shell_views.audit(accounts, journal, [], [])}
     assert rows["money conserved"] == "FAIL" and rows["journals reconcile"] == "FAIL"
 
 
@@ -213,7 +214,7 @@ def test_retries_are_folded_in_the_diagram():
     txn = {"txid": "T", "src": "Mumbai/1", "dst": "Delhi/2", "amount": "1.00",
            "participants": ["Delhi"], "trace": trace, "state": "committing",
            "outcome": "committed", "waiting_for": ["Delhi"], "votes": {"Delhi": "yes"}}
-    out = shell.sequence_diagram(txn)
+    out = shell_views.sequence_diagram(txn)
     assert "the 3 message(s) above repeated 4 more time(s)" in out
     assert out.count("[retry]") == 1 and "|x" in out
     assert "Still waiting for an acknowledgement from: Delhi" in out

@@ -1,0 +1,159 @@
+"""What the shell prints about transfers, computed without any I/O.
+
+Role: turn a transaction's trace into a text sequence diagram, and a snapshot of
+the bank into the rows of `check`. Nothing here touches the network or a file,
+so both can be tested (and printed by a lab) on plain data.
+
+Rules:
+  * One column per party (coordinator, its log, each branch), one row per message,
+    with its time in ms since the transaction began; an "x" head marks a message
+    that got no reply; three or more identical retry rounds fold into one row.
+  * The audit says "ok" only for what it can see; work in flight is "wait", a broken
+    invariant "FAIL".
+
+Glossary:
+  trace   the coordinator's list of messages: {"at", "ms", "from", "to", "msg", "detail"}
+  party   a sender or receiver in a trace
+"""
+
+from money import format_amount
+
+EXTERNAL_KINDS = ("open", "deposit", "withdraw")   # journal rows that bring money in/out
+
+
+def minor(text: str) -> int:
+    """"-100.50" (a balance or journal amount) -> -10050 minor units, without floats."""
+    units, _, cents = text.strip().lstrip("+-").partition(".")
+    value = int(units or 0) * 100 + int((cents + "00")[:2])
+    return -value if text.strip().startswith("-") else value
+
+
+# ---- the sequence diagram of one transfer -------------------------------------------------
+
+COLUMN = 16                    # characters per party; each lifeline sits at COLUMN // 2
+
+
+def sequence_diagram(txn: dict) -> str:
+    """A transfer's trace as text: one column per party, one row per message."""
+    parties = ["coordinator", "log", *txn.get("participants", [])]
+    for m in txn.get("trace", []):
+        parties += [p for p in (m["from"], m["to"]) if p not in parties]
+    lines = [f"Transfer {txn['txid']}: {txn['src']} -> {txn['dst']}, {txn['amount']}",
+             f"Outcome: {txn['outcome'] or 'not decided yet'} (coordinator state: "
+             f"{txn['state']})", ""]
+    if not txn.get("trace"):
+        return "\n".join(lines + ["No message trace: the coordinator restarted since this "
+                                  "transfer finished; the outcome comes from its log."])
+    names = "".join(p.center(COLUMN - 1) + " " for p in parties)
+    lifelines = "        " + ("|".rjust(COLUMN // 2) + " " * (COLUMN // 2)) * len(parties)
+    lines += ["    ms  " + names.rstrip(), lifelines.rstrip()]
+    lines += [_diagram_row(item, len(parties), parties) for item in collapse(txn["trace"])]
+    return "\n".join(lines + [lifelines.rstrip()] + _diagram_summary(txn))
+
+
+def _diagram_row(item: dict, count: int, parties: list) -> str:
+    if "repeat" in item:
+        return (f"{'':8}{'. . .':^{COLUMN * count}}  the {item['size']} message(s) above "
+                f"repeated {item['repeat']} more time(s), until {item['until']} ms")
+    label, note, head = message_label(item)
+    line = list(("|".rjust(COLUMN // 2) + " " * (COLUMN // 2)) * count)
+    a, b = (parties.index(item[end]) * COLUMN + COLUMN // 2 - 1 for end in ("from", "to"))
+    if a == b:                                    # a message to itself: a retry
+        line[a + 2:a + 4 + len(label)] = f"[{label}]"
+    else:
+        lo, hi = min(a, b), max(a, b)
+        line[lo + 1:hi] = "-" * (hi - lo - 1)
+        tip = b - 1 if b > a else b + 1           # the end where the message arrives
+        line[tip] = "x" if head == "x" else ">" if b > a else "<"
+        text = f" {label} "[:hi - lo - 5]
+        start = lo + 2 + (hi - lo - 3 - len(text)) // 2
+        line[start:start + len(text)] = text
+    return f"{item['ms']:>6}  {''.join(line)}  {note}".rstrip()
+
+
+def message_label(m: dict) -> tuple:
+    """(label on the arrow, note beside it, arrow head: ">" or "x" for no reply)."""
+    msg, detail = m["msg"], m.get("detail", "")
+    first, _, rest = detail.partition(": ")
+    if msg == "vote":
+        return f"vote {first}", rest, ">"
+    if msg == "decision":                         # "commit (forced to disk)" or "abort: why"
+        return (first.split() or ["?"])[0].upper(), rest or "forced to disk: the commit point", ">"
+    if msg == "error":
+        return "no reply", detail, "x"
+    if msg == "query":
+        return "decision?", detail.replace("decision? -> ", "answered: "), ">"
+    if msg == "prepare":
+        return "prepare", f"{m['to']}/{detail}", ">"
+    return (f"ack {detail}", "", ">") if msg == "ack" else (msg, detail, ">")
+
+
+def collapse(trace: list, longest: int = 4) -> list:
+    """Fold 3+ repeats of the same group of messages (retry rounds) into a marker row."""
+    def group(i, k):
+        return [(m["from"], m["to"], m["msg"], m.get("detail")) for m in trace[i:i + k]]
+    out, i = [], 0
+    while i < len(trace):
+        for k in range(1, longest + 1):
+            n = 1
+            while i + (n + 1) * k <= len(trace) and group(i + n * k, k) == group(i, k):
+                n += 1
+            if n >= 3:
+                out += trace[i:i + k] + [{"repeat": n - 1, "size": k,
+                                          "until": trace[i + n * k - 1]["ms"]}]
+                i += n * k
+                break
+        else:
+            out.append(trace[i])
+            i += 1
+    return out
+
+
+def _diagram_summary(txn: dict) -> list:
+    trace, votes = txn["trace"], txn.get("votes") or {}
+    decided = [m["detail"] for m in trace if m["msg"] == "decision"]
+    lines = ["Votes: " + (", ".join(f"{b} {v}" for b, v in sorted(votes.items())) or "none"),
+             "Decision (logged): " + (decided[-1] if decided else "none logged yet")]
+    retries, queries = (sum(m["msg"] == kind for m in trace) for kind in ("retry", "query"))
+    if retries or queries:
+        lines.append(f"Retries by the coordinator: {retries}; decision queries from "
+                     f"branches: {queries}")
+    if txn.get("waiting_for"):
+        lines.append("Still waiting for an acknowledgement from: "
+                     f"{', '.join(txn['waiting_for'])} (the coordinator keeps retrying)")
+    return lines
+
+
+# ---- the audit behind `check` ---------------------------------------------------------------
+
+def audit(accounts: list, journal: list, in_doubt: list, branches: list,
+          start_total=None, missing=()) -> list:
+    """(check, result, detail) rows; result is "ok", "wait" (work in flight) or "FAIL"."""
+    balances = {f"{a['branch']}/{a['number']}": a for a in accounts}
+    sums = dict.fromkeys(balances, 0)              # account -> sum of its journal amounts
+    for j in journal:
+        key = f"{j['branch']}/{j['account']}"
+        sums[key] = sums.get(key, 0) + minor(j["amount"])
+    total = sum(minor(a["balance"]) for a in accounts)
+    brought_in = sum(minor(j["amount"]) for j in journal if j["kind"] in EXTERNAL_KINDS)
+    busy = bool(in_doubt) or any(b.get("in_doubt") for b in branches)
+    start = "" if start_total is None else f" (at shell start {format_amount(start_total)})"
+    detail = (f"total {format_amount(total)}{start}; opening balances + deposits - "
+              f"withdrawals {format_amount(brought_in)}")
+    result = "ok" if total == brought_in else "wait" if busy else "FAIL"
+    if missing:
+        result, detail = "?", f"cannot tell while {', '.join(missing)} cannot be read"
+    negative = [k for k, a in balances.items() if minor(a["balance"]) < 0]
+    wrong = [f"{k}: journal {format_amount(sums[k])}, balance {a['balance']}"
+             for k, a in balances.items() if sums[k] != minor(a["balance"])]
+    held = [f"{k} holds {a['held']}" for k, a in balances.items() if minor(a["held"])]
+    doubts = [f"{t['txid']} ({t['state']}, waiting for {', '.join(t['waiting_for']) or '-'})"
+              for t in in_doubt]
+    doubts += [f"{b['name']} has {b['in_doubt']} prepared" for b in branches if b.get("in_doubt")]
+    return [("money conserved", result, detail),
+            ("no negative balance", "FAIL" if negative else "ok",
+             ", ".join(negative) or f"all {len(accounts)} accounts >= 0"),
+            ("journals reconcile", "FAIL" if wrong else "ok",
+             "; ".join(wrong) or "every account's journal adds up to its balance"),
+            ("holds", "wait" if held else "ok", ", ".join(held) or "none"),
+            ("in-doubt transactions", "wait" if doubts else "ok", "; ".join(doubts) or "none")]

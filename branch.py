@@ -478,14 +478,6 @@ def default_db(name: str) -> pathlib.Path:
     return pathlib.Path("data") / f"{name}.db"
 
 
-def write_url_file(path, url: str) -> None:
-    """Tell a launcher where we listen (atomic: it never sees half a file)."""
-    path = pathlib.Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(url + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Run one bank branch (a 2PC participant).")
     p.add_argument("--name", required=True, help="branch name, e.g. Mumbai")
@@ -536,10 +528,8 @@ def main(argv=None):
           f"(database {branch.ledger.path}, authentication "
           f"{'on' if secret else 'OFF'}, faults {'allowed' if args.allow_faults else 'off'})",
           flush=True)
-    if args.url_file:
-        write_url_file(args.url_file, server.url)
     branch.start_background()
-    rpc.serve(server, on_stop=branch.close)
+    rpc.serve(server, on_stop=branch.close, url_file=args.url_file)
 
 
 if __name__ == "__main__":

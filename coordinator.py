@@ -31,7 +31,6 @@ import logging
 import sys
 
 import rpc
-from branch import write_url_file
 from errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
                     check_token, split_acct_ref)
 from faults import COORDINATOR_POINTS, FaultPoints
@@ -481,10 +480,8 @@ def main(argv=None):
     print(f"Coordinator {args.name} serving at {coordinator.url} (log {args.log}, "
           f"branches {', '.join(f'{n}={u[0]}' for n, u in args.branches.items())}, "
           f"authentication {'on' if secret else 'OFF'})", flush=True)
-    if args.url_file:
-        write_url_file(args.url_file, server.url)
     coordinator.start_background()
-    rpc.serve(server, on_stop=coordinator.close)
+    rpc.serve(server, on_stop=coordinator.close, url_file=args.url_file)
 
 
 if __name__ == "__main__":

@@ -341,8 +341,16 @@ def _fault(code, sentence: str) -> bytes:
                                methodresponse=True, encoding="utf-8").encode()
 
 
-def serve(server: Server, on_stop=None) -> None:
-    """Serve until Ctrl-C, then stop cleanly (the database is closed by on_stop)."""
+def serve(server: Server, on_stop=None, url_file=None) -> None:
+    """Serve until Ctrl-C, then stop cleanly (the database is closed by on_stop).
+
+    url_file: where to write our URL once we listen, for a launcher (cluster.py).
+    """
+    if url_file:
+        path = pathlib.Path(url_file)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(server.url + "\n", encoding="utf-8")
+        os.replace(tmp, path)              # atomic: a launcher never sees half a file
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

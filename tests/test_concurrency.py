@@ -29,6 +29,7 @@ if str(KIT) not in sys.path:
 
 from cluster import COORDINATOR, LocalCluster  # noqa: E402  (needs the kit on sys.path)
 from errors import BankError, FaultCode        # noqa: E402
+from polling import wait_for                  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -59,21 +60,6 @@ def call(bank, member, method, *args):
     return bank.client(member, timeout=10).call(method, *args)
 
 
-def wait_for(predicate, timeout, what, interval=0.2):
-    """Poll predicate() until truthy; a BankError counts as "not yet"."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except BankError as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
-                                 f"last seen: {last!r}")
-        time.sleep(interval)
 
 
 def random_transfer(rng: random.Random) -> tuple:

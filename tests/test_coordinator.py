@@ -33,6 +33,7 @@ import recovery_log                          # noqa: E402
 from cluster import COORDINATOR, LocalCluster  # noqa: E402
 from errors import BankError, FaultCode      # noqa: E402
 from faults import BRANCH_POINTS, COORDINATOR_POINTS, CRASH_EXIT_CODE  # noqa: E402
+from polling import wait_for                  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -65,24 +66,6 @@ def call(bank, member, method, *args, timeout=10):
     return bank.client(member, timeout=timeout).call(method, *args)
 
 
-def wait_for(predicate, timeout, what, interval=0.1):
-    """Poll predicate() until it returns something truthy; fail after `timeout` s.
-
-    A BankError (e.g. a member still restarting) counts as "not yet".
-    """
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = predicate()
-            if last:
-                return last
-        except BankError as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
-                                 f"last seen: {last!r}")
-        time.sleep(interval)
 
 
 def money(text) -> decimal.Decimal:

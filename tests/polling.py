@@ -1,0 +1,25 @@
+"""Polling with a deadline, shared by the tests: never sleep to wait for something."""
+
+import time
+
+from errors import BankError
+
+
+def wait_for(predicate, timeout, what, interval=0.1):
+    """Poll predicate() until it returns something truthy; fail after `timeout` s.
+
+    A BankError (a member still restarting, say) counts as "not yet".
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except BankError as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}; "
+                                 f"last seen: {last!r}")
+        time.sleep(interval)

@@ -69,7 +69,7 @@ class Branch:
         self.role = "replica" if replica_of else self.ledger.meta("role", "primary")
         self.primary_url = replica_of or self.ledger.meta("primary", "")
         self.replicas = Replicas(self, synchronous)
-        self.follower = Follower(self, replica_of) if replica_of else None
+        self.follower = Follower(self, self.primary_url) if self.role == "replica" else None
         self.ledger.set_meta(role=self.role, primary=self.primary_url)
 
     # ---- information ------------------------------------------------------------------
@@ -228,7 +228,8 @@ class Branch:
             client = self._coordinators[coordinator_url] = rpc.Client(
                 coordinator_url, self.secret, timeout=3, label="the coordinator")
         try:
-            return client.call("decision", txid, self.name).get("decision", "")
+            answer = client.call("decision", txid, self.name)
+            return answer.get("decision", "") if isinstance(answer, dict) else ""
         except BankError as exc:
             log.debug("termination: no decision for %s yet (%s)", txid, exc)
             return ""
@@ -273,6 +274,11 @@ class Branch:
                             f"{_role_words(self.role)} and does not accept writes.{where}")
         result = operation(*args)
         self.replicas.after_write()
+        if self.role != "primary":        # a replica refused our push: we were replaced
+            raise BankError(FaultCode.NOT_PRIMARY,
+                            f"{self.name} at {self.url} was replaced by a newer primary "
+                            f"({self.primary_url or 'see the replicas'}) while writing: "
+                            "this change is not acknowledged.")
         return result
 
     def set_role(self, role: str, epoch: int = 0, primary: str = "") -> None:
@@ -322,7 +328,9 @@ class Branch:
         if why_not:
             raise BankError(FaultCode.PROTOCOL_VIOLATION,
                             f"{self.name} at {self.url} cannot be promoted: {why_not}.")
+        old_primary = self.primary_url
         self.set_role("primary", epoch=self.epoch + 1)
+        self.ledger.set_meta(promoted_from=old_primary)
         self.follower = None
         return {"name": self.name, "role": self.role, "epoch": self.epoch,
                 "applied": self.ledger.applied_seq()}
@@ -411,11 +419,17 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
     """
     ledger = Ledger(db_path, name)
     role = ledger.meta("role", "primary")
-    if replica_of and role == "primary" and ledger.applied_seq() and \
-            not _newer_primary_at(replica_of, int(ledger.meta("epoch", "1")), secret):
-        log.warning("%s is the primary's database and %s is not a newer primary: "
-                    "starting as the primary, not as its replica", db_path, replica_of)
-        return ledger, ""
+    if replica_of and role == "primary" and ledger.applied_seq():
+        if replica_of == ledger.meta("promoted_from"):
+            log.warning("%s was promoted to replace %s: starting as the primary",
+                        db_path, replica_of)
+            return ledger, ""                  # a stale --replica-of after a failover
+        if not _newer_primary_at(replica_of, int(ledger.meta("epoch", "1")), secret):
+            ledger.close()
+            raise SystemExit(
+                f"{db_path} holds a primary's data, and {replica_of} does not answer as a "
+                "newer primary, so rejoining it could lose or fork data. Start this server "
+                f"when {replica_of} is up, or without --replica-of to serve as the primary.")
     if replica_of and role != "replica" and ledger.applied_seq():
         ledger.close()
         stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -506,6 +520,7 @@ def main(argv=None):
     args = parse_args(argv)
     secret = rpc.load_secret(args.secret_file) if args.secret_file else None
     rpc.check_bind(args.host, secret, args.insecure_no_auth)
+    rpc.hold_exclusive(args.db or default_db(args.name), "database")
     rpc.setup_logging(pathlib.Path(args.db).stem if args.db else args.name, args.log_dir)
     branch = Branch(args.name, args.db or default_db(args.name),
                     allow_faults=args.allow_faults or bool(args.fail_at),
@@ -524,6 +539,7 @@ def main(argv=None):
         raise SystemExit(f"Cannot serve on {args.host}:{args.port}: {exc.strerror}.")
     branch.url = server.url
     branch.check_fenced()               # an old primary learns of a promotion before serving
+    branch.replicas.heartbeat()         # and tells its replicas they are out of sync
     print(f"Branch {branch.name} ({branch.role}) serving at {server.url} "
           f"(database {branch.ledger.path}, authentication "
           f"{'on' if secret else 'OFF'}, faults {'allowed' if args.allow_faults else 'off'})",

@@ -7,7 +7,8 @@ Use it from the command line:
     python cluster.py start      # Mumbai and Delhi (preloaded) + a coordinator
     python cluster.py status     # what runs, where
     python cluster.py stop
-    python cluster.py secret     # print a fresh shared secret for a classroom LAN
+    python cluster.py reset      # delete its databases and logs (when stopped)
+    python cluster.py secret secret.txt   # a fresh shared secret for a classroom LAN
 
 or from Python (what labs and tests do):
     with LocalCluster(home=tmpdir, branches=("Mumbai", "Delhi")) as bank:
@@ -231,8 +232,15 @@ class LocalCluster:
         return url
 
     def stop(self) -> None:
-        for member in self.members.values():
+        """End every member: those we started, and those another program (a shell
+        attached to this cluster, say) restarted since, by the pid it recorded."""
+        recorded = _recorded_pids(self.home)
+        for name, member in self.members.items():
             member.kill()
+            pid = recorded.get(name)
+            if pid and (member.proc is None or pid != member.proc.pid) and _answers(member.url):
+                _kill_pid(pid)
+                _wait_until_silent(member.url)
         (self.home / "data" / "cluster.json").unlink(missing_ok=True)
 
     def __enter__(self):
@@ -327,6 +335,33 @@ def stop_running(home=KIT) -> list:
     return stopped
 
 
+def _recorded_pids(home) -> dict:
+    """member name -> pid, from HOME/data/cluster.json ({} if there is none)."""
+    try:
+        state = json.loads((pathlib.Path(home) / "data" / "cluster.json").read_text())
+        return {n: info.get("pid") for n, info in state["members"].items()}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def reset(home=KIT) -> list:
+    """Delete a stopped cluster's databases, logs and secret: the next start is fresh."""
+    home = pathlib.Path(home)
+    if running_cluster(home) is not None:
+        raise SystemExit("A local cluster is running from here: python cluster.py stop first.")
+    removed = []
+    for pattern in ("data/*.db*", "data/*.url", "data/cluster.*", "logs/*.log*", "logs/*.out",
+                    "logs/*.csv", "logs/.shell_history"):
+        for path in home.glob(pattern):
+            try:
+                path.unlink()
+                removed.append(str(path.relative_to(home)))
+            except OSError as exc:       # e.g. still open by a process started by hand
+                raise SystemExit(f"Cannot delete {path}: {exc.strerror}. Is a branch or "
+                                 "coordinator started by hand still running?")
+    return removed
+
+
 def _answers(url) -> bool:
     """Does anything answer HTTP at url? (Any answer, even 401, means it is up.)"""
     try:
@@ -352,11 +387,24 @@ def _wait_until_silent(url, timeout: float = 10.0) -> None:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Start or stop the local demo cluster.")
-    p.add_argument("command", choices=("start", "stop", "status", "secret"))
+    p.add_argument("command", choices=("start", "stop", "status", "reset", "secret"),
+                   help="reset deletes the databases and logs of a stopped cluster; "
+                        "secret [FILE] makes a shared secret for a classroom LAN")
+    p.add_argument("file", nargs="?", help="with secret: write it to FILE (mode 0600)")
     p.add_argument("--home", default=str(KIT), help="folder for data/ and logs/")
     args = p.parse_args(argv)
     if args.command == "secret":
-        print(rpc.new_secret())
+        if args.file:
+            rpc.write_secret(args.file)
+            print(f"Wrote a new secret to {args.file} (readable by you only); copy it to "
+                  "every laptop and start each server with --secret-file.")
+        else:
+            print(rpc.new_secret())
+        return 0
+    if args.command == "reset":
+        removed = reset(args.home)
+        print(f"Removed {len(removed)} files: the next start begins with fresh accounts."
+              if removed else "Nothing to remove.")
         return 0
     if args.command == "stop":
         stopped = stop_running(args.home)

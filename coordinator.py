@@ -93,8 +93,26 @@ class BranchLink:
         except BankError as exc:
             moved = exc.code == FaultCode.NOT_PRIMARY or (exc.not_sent and len(self.urls) > 1)
             if not moved or not self.find_primary():
+                if exc.not_sent:                  # the branch never got it: say so
+                    raise BankError(exc.code, exc.message + " Nothing was done.",
+                                    not_sent=True) from None
                 raise
         return self.client.call(method, *args)
+
+    def read(self, method: str, *args):
+        """A read goes to the primary, or to a replica if the primary cannot be reached
+        (replicas serve reads; they may lag a little behind)."""
+        try:
+            return self.call(method, *args)
+        except BankError as exc:
+            if exc.code != FaultCode.UNAVAILABLE or self.partitioned:
+                raise
+            for url in self.replica_urls():
+                try:
+                    return rpc.Client(url, self.secret, timeout=3).call(method, *args)
+                except BankError:
+                    continue
+            raise
 
 
 # ---- the coordinator service ----------------------------------------------------------------
@@ -213,12 +231,12 @@ class Coordinator:
     def account(self, acct) -> dict:
         """One account by BRANCH/NUMBER. Example: account("Mumbai/1001")"""
         branch, number = self._route(acct)
-        return branch.call("account", number)
+        return branch.read("account", number)
 
     def accounts(self, branch="") -> list:
         """The accounts of one branch, or of every reachable branch if "" is given."""
         if branch:
-            return self._link(branch).call("accounts")
+            return self._link(branch).read("accounts")
         lists = self._each_branch(lambda link: self._try(link, "accounts", default=[]))
         return [acct for rows in lists for acct in rows]
 
@@ -230,9 +248,9 @@ class Coordinator:
         limit = check_limit(limit)
         if isinstance(acct_or_branch, str) and "/" in acct_or_branch:
             branch, number = self._route(acct_or_branch)
-            return branch.call("journal", number, limit)
+            return branch.read("journal", number, limit)
         if acct_or_branch:
-            return self._link(acct_or_branch).call("journal", "", limit)
+            return self._link(acct_or_branch).read("journal", "", limit)
         lists = self._each_branch(lambda link: self._try(link, "journal", "", limit, default=[]))
         rows = sorted((r for rows in lists for r in rows), key=lambda r: r["ts"])
         return rows[-limit:]
@@ -379,7 +397,7 @@ class Coordinator:
     @staticmethod
     def _try(link: BranchLink, method: str, *args, default):
         try:
-            return link.call(method, *args)
+            return link.read(method, *args)
         except BankError:
             return default
 
@@ -465,6 +483,7 @@ def main(argv=None):
     args = parse_args(argv)
     secret = rpc.load_secret(args.secret_file) if args.secret_file else None
     rpc.check_bind(args.host, secret, args.insecure_no_auth)
+    rpc.hold_exclusive(args.log, "recovery log")
     rpc.setup_logging("coordinator", args.log_dir)
     try:
         coordinator = Coordinator(args.name, args.branches, args.log, secret=secret,

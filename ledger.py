@@ -94,7 +94,7 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._readers = threading.local()
-        self._replay_seq = None             # set while a replica applies a primary's change
+        self._replay = threading.local()    # .seq: set while a replica applies a change
         self._writer = self._connect()
         self._writer.executescript(SCHEMA)
         self._claim_name()
@@ -139,11 +139,13 @@ class Ledger:
                 yield self._writer
                 if change is not None:
                     self._writer.execute("INSERT INTO replog(seq, op) VALUES (?, ?)",
-                                         (self._replay_seq, json.dumps(change)))
+                                         (getattr(self._replay, "seq", None),
+                                          json.dumps(change)))
+                self._writer.execute("COMMIT")      # durable here (synchronous=FULL)
             except BaseException:
-                self._writer.execute("ROLLBACK")
+                if self._writer.in_transaction:     # also when COMMIT itself failed
+                    self._writer.execute("ROLLBACK")
                 raise
-            self._writer.execute("COMMIT")
 
     def _read(self) -> sqlite3.Connection:
         conn = getattr(self._readers, "conn", None)
@@ -392,11 +394,14 @@ class Ledger:
         if seq != applied + 1:
             raise BankError(FaultCode.BAD_INPUT,
                             f"change {seq} arrived but {applied + 1} is next: catching up.")
-        self._replay_seq = seq
+        self._replay.seq = seq
         try:
             getattr(self, method)(*args)
+        except (TypeError, ValueError, sqlite3.Error) as exc:
+            raise BankError(FaultCode.BAD_INPUT,
+                            f"Change {seq} ({method}) cannot be applied here: {exc}.") from None
         finally:
-            self._replay_seq = None
+            self._replay.seq = None
         return True
 
     def change_hash(self, seq: int) -> str:

@@ -56,6 +56,14 @@ class Outcome(str, enum.Enum):
     IN_DOUBT = "in-doubt"     # not yet known to *this caller*; never a guess
 
 
+class _Step(str):
+    """A coordinator event named by a phrase (it has .value like the Enums above)."""
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
 class ProtocolViolation(Exception):
     """An illegal step: names the role, the state and the event; changes nothing."""
 
@@ -137,9 +145,14 @@ class CoordinatorTxn:
     def decide(self) -> CoordState:
         """Rule 3: commit only if every participant voted yes; call once all votes are in."""
         all_yes = all(self.votes.get(p) is Vote.YES for p in self.participants)
-        event = "all voted yes" if all_yes else "a no, error or timeout"
-        self.state = COORDINATOR[(self.state, event)]
+        self.state = self._next("all voted yes" if all_yes else "a no, error or timeout")
         return self.state
+
+    def _next(self, event: str) -> CoordState:
+        try:
+            return COORDINATOR[(self.state, event)]
+        except KeyError:
+            raise ProtocolViolation("coordinator", self.state, _Step(event)) from None
 
     @property
     def decision(self) -> TxState:
@@ -152,7 +165,7 @@ class CoordinatorTxn:
         self.acks.add(branch)
         if self.state in (CoordState.COMMITTING, CoordState.ABORTING) and \
                 self.acks >= set(self.participants):
-            self.state = COORDINATOR[(self.state, "all acknowledged")]
+            self.state = self._next("all acknowledged")
             return True
         return False
 

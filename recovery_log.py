@@ -111,7 +111,8 @@ class RecoveryLog:
 
     def _append(self, kind: str, txid: str, data: dict) -> int:
         """Write one line (caller holds _write_lock); it is in the OS, not yet on disk."""
-        self._file.write(self._line(kind, txid, data).encode())   # unbuffered file
+        self._file.write(self._line(kind, txid, data).encode())   # all of it, then
+        self._file.flush()                                         # into the OS now
         self._written += 1
         self.records += 1
         return self._written
@@ -174,11 +175,12 @@ class RecoveryLog:
     # ---- compaction (Rule 4) -------------------------------------------------------
 
     def compact(self) -> None:
-        """Rewrite the log with only in-flight txns and recent summaries; archive the rest."""
+        """Rewrite the log with only in-flight txns and recent summaries; archive the rest.
+
+        The new file is complete and on disk before it replaces the old one, and the
+        old one stays open for appends until then: a failure leaves a working log.
+        """
         with self._write_lock, self._sync_lock:
-            if self._file is not None:
-                self._file.close()
-            self._archive_old_lines()
             tmp = self.path.with_suffix(".compacting")
             lines = [self._line("done", t, s) for t, s in self.finished.items()]
             for txid, entry in self.in_flight.items():
@@ -189,9 +191,12 @@ class RecoveryLog:
                 f.write("".join(lines).encode())
                 f.flush()
                 os.fsync(f.fileno())
+            self._archive_old_lines()
             os.replace(tmp, self.path)           # atomic: old or new, never half
             _fsync_directory(self.path.parent)
-            self._file = open(self.path, "ab", buffering=0)
+            if self._file is not None:
+                self._file.close()
+            self._file = open(self.path, "ab")
             self.records = len(lines)
             self._written = self._synced = 0
 

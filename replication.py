@@ -30,7 +30,8 @@ Limit (a lesson, not a bug to hide): if the primary cannot reach a replica (a
 network cut, not a crash), it marks it out of sync and goes on; the replica learns
 this only when the primary reaches it again. If the primary dies for good before
 that, the replica believes it is in sync and may be promoted without the writes
-it missed.
+it missed. (A restarted primary tells every replica it can reach that it is out
+of sync before it serves, and a restarted replica starts out of sync.)
 Real systems close this hole by keeping the in-sync set in a consensus service
 (ZooKeeper, Raft). Restarted replicas always start out of sync, so a kill -9 of a
 replica cannot cause it.

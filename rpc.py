@@ -39,6 +39,7 @@ import socket
 import socketserver
 import threading
 import time
+import xml.parsers.expat
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
@@ -69,7 +70,7 @@ def load_secret(path) -> str:
         raise SystemExit(f"Cannot read the secret file {path}: {exc.strerror}.")
     if len(secret) < 16:
         raise SystemExit(f"The secret in {path} is too short (at least 16 characters); "
-                         "make one with: python cluster.py secret > secret.txt")
+                         "make one with: python cluster.py secret secret.txt")
     return secret
 
 
@@ -136,7 +137,7 @@ class SignatureChecker:
 # ---- the server ----------------------------------------------------------------------
 
 def _is_count(text: str) -> bool:
-    """A plain ASCII whole number of at most 12 digits (str.isdigit() accepts '²')."""
+    """A plain ASCII whole number of at most 15 digits (str.isdigit() accepts '²')."""
     return bool(re.fullmatch(r"[0-9]{1,15}", text))
 
 
@@ -371,9 +372,37 @@ def check_bind(host: str, secret, insecure: bool) -> None:
         return
     raise SystemExit(
         f"Refusing to serve on {host} without a shared secret: anyone on the network "
-        "could move money.\nMake one with `python cluster.py secret > secret.txt`, hand "
+        "could move money.\nMake one with `python cluster.py secret secret.txt`, hand "
         "it to the class, and start every server with --secret-file secret.txt.\n"
         "(To do it anyway on a trusted network, add --insecure-no-auth.)")
+
+
+_HELD_LOCKS = []              # lock files held for the life of the process
+
+
+def hold_exclusive(path, what: str) -> None:
+    """Refuse to run if another process already uses `path` (a database, a log).
+
+    Two coordinators appending to one recovery log, or two branches serving one
+    database, would each believe they own it. The lock is released when the process
+    ends, however it ends (the OS drops it), so a crash never leaves it stuck.
+    """
+    lock_path = pathlib.Path(str(path) + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+")
+    try:
+        if os.name == "nt":
+            import msvcrt
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise SystemExit(f"Another process is already using {path} as its {what}. Stop it "
+                         "first (a local cluster: python cluster.py stop), or give this one "
+                         "its own file (--db / --log).")
+    _HELD_LOCKS.append(handle)
 
 
 def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
@@ -469,6 +498,11 @@ class Client:
                                 "secret.") from None
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} answered HTTP {exc.errcode}.") from None
+        except (xmlrpc.client.Error, xml.parsers.expat.ExpatError) as exc:
+            self._local.proxy = None
+            raise BankError(FaultCode.UNAVAILABLE, f"{self.label} answered something that "
+                            f"is not XML-RPC ({type(exc).__name__}): is that the right "
+                            "address?") from None
         except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
             self._local.proxy = None          # the connection is unusable; start afresh
             raise BankError(FaultCode.UNAVAILABLE,

@@ -278,16 +278,17 @@ class BankShell(cmd.Cmd):
     def _write(self, method: str, args: tuple, learn: str) -> dict:
         """Call a money-moving method with a fresh request id (Rule 3).
 
-        A call without an answer may still have been applied, even when the error
-        reads "connection refused" (the client retries once on a fresh connection
-        after the first attempt may have been delivered): so the outcome is reported
-        as not known, with how to learn it, never as failed.
+        A call without an answer may still have been applied: so the outcome is
+        reported as not known, with how to learn it, never as failed. Only when the
+        request provably never left ("Nothing was done", or a refused connection
+        here) is it a plain failure.
         """
         request_id = "shell-" + uuid.uuid4().hex[:12]
         try:
             return self.coord.call(method, *args, request_id)
         except (BankError, KeyboardInterrupt) as exc:
-            if isinstance(exc, BankError) and exc.code != FaultCode.UNAVAILABLE:
+            if isinstance(exc, BankError) and (exc.code != FaultCode.UNAVAILABLE or exc.not_sent
+                                               or exc.message.endswith("Nothing was done.")):
                 raise
             why = self._explain(exc) if isinstance(exc, BankError) else "Interrupted."
             self._reconnect()
@@ -297,8 +298,9 @@ class BankShell(cmd.Cmd):
     # ---- the bank --------------------------------------------------------------------
 
     def do_branches(self, arg):
-        """branches: list the branches, their replicas and the coordinator: URL, up or
-        down, role, epoch, replication lag (changes behind the primary).
+        """branches: list the branches, their replicas and the coordinator.
+        Shows each server's URL, whether it is up, its role and epoch, and for a
+        replica its lag (changes behind the primary).
         Example: branches"""
         self._args(arg, 0)
         rows = []
@@ -308,7 +310,7 @@ class BankShell(cmd.Cmd):
                          "-", b["in_doubt"]])
             for r in b.get("replicas", []):
                 sync = ("in sync" if r["in_sync"] else "OUT OF SYNC") if r["up"] else "DOWN"
-                rows.append(["  replica", r["url"], sync, r["role"] or "-",
+                rows.append([f"  {b['name']} replica", r["url"], sync, r["role"] or "-",
                              r["epoch"] or "-", r["lag"] if r["up"] else "-", "-"])
         rows.append([cluster.COORDINATOR, self.coord.url, "up", "coordinator", "-", "-", "-"])
         self._table(rows, ["name", "url", "state", "role", "epoch", "lag", "in doubt"],

@@ -59,8 +59,9 @@ class Txn:
         self._dropped = 0
         self.done = threading.Event()      # set when the client has its answer
         self.result = None
-        self.phase2_lock = threading.Lock()
-        self._t0 = time.monotonic()
+        self.phase2_lock = threading.Lock()   # one phase-2 round at a time
+        self.lock = threading.Lock()          # guards core and trace: votes and acks
+        self._t0 = time.monotonic()           # arrive on several threads at once
 
     @property
     def txid(self) -> str:
@@ -71,20 +72,26 @@ class Txn:
         first TRACE_HEAD and the last TRACE_TAIL messages, so the end is always shown."""
         entry = {"at": now(), "ms": int((time.monotonic() - self._t0) * 1000),
                  "from": sender, "to": receiver, "msg": msg, "detail": detail}
-        if len(self._head) < TRACE_HEAD:
-            self._head.append(entry)
-            return
-        if len(self._tail) == self._tail.maxlen:
-            self._dropped += 1
-        self._tail.append(entry)
+        with self.lock:
+            if len(self._head) < TRACE_HEAD:
+                self._head.append(entry)
+                return
+            if len(self._tail) == self._tail.maxlen:
+                self._dropped += 1
+            self._tail.append(entry)
 
     @property
     def trace(self) -> list:
-        gap = [{"at": self._tail[0]["at"], "ms": self._tail[0]["ms"], "from": COORDINATOR,
-                "to": COORDINATOR, "msg": "skipped",
-                "detail": f"{self._dropped} messages (retries) not kept"}] \
-            if self._dropped else []
-        return self._head + gap + list(self._tail)
+        with self.lock:
+            gap = [{"at": self._tail[0]["at"], "ms": self._tail[0]["ms"],
+                    "from": COORDINATOR, "to": COORDINATOR, "msg": "skipped",
+                    "detail": f"{self._dropped} messages (retries) not kept"}] \
+                if self._dropped else []
+            return self._head + gap + list(self._tail)
+
+    def votes(self) -> dict:
+        with self.lock:
+            return {b: v.value for b, v in self.core.votes.items()}
 
     def summary(self) -> dict:
         outcome = self.published.value if self.published else ""
@@ -203,9 +210,10 @@ class TwoPhaseCommit:
         list(self._pool.map(lambda b: self._ask_vote(txn, b), txn.core.participants))
         self.faults.crash_if_armed("crash-after-prepare")
         # ---- The decision, durable before visible (Rule 2) ----
-        decision = txn.core.decide()
+        with txn.lock:
+            decision = txn.core.decide()
         if decision is CoordState.COMMITTING:
-            self.log.commit(txn.txid)                      # fsync: THE commit point
+            self._force_commit(txn)                        # fsync: THE commit point
             txn.note(COORDINATOR, LOG, "decision", "commit (forced to disk)")
             self.faults.crash_if_armed("crash-after-decision")
             txn.published = TxState.COMMITTED
@@ -220,7 +228,19 @@ class TwoPhaseCommit:
                       "reason": txn.core.reason, "waiting_for": txn.core.waiting_for()}
         txn.done.set()
 
+    def _force_commit(self, txn: Txn) -> None:
+        """Log the commit decision durably. If the disk refuses, stop the process: the
+        decision may or may not be on disk, and only recovery can tell (Rule 4)."""
+        try:
+            self.log.commit(txn.txid)
+        except OSError:
+            log.critical("cannot force the commit of %s to the log: stopping; recovery "
+                         "will finish it from what the log holds", txn.txid, exc_info=True)
+            self.faults.crash_now("the recovery log could not be written")
+
     def _ask_vote(self, txn: Txn, branch: str) -> None:
+        """One participant's vote. Anything but a clear yes (an error, a timeout, an
+        answer we do not understand) is counted as no (Rule 1)."""
         ops = txn.plan[branch]
         txn.note(COORDINATOR, branch, "prepare", ", ".join(
             f"{o['account']} {o['delta']}" for o in ops))
@@ -228,11 +248,14 @@ class TwoPhaseCommit:
             answer = self.links[branch].call("prepare", txn.txid, self.url, ops)
             vote, reason = Vote(answer["vote"]), answer.get("reason", "")
             txn.note(branch, COORDINATOR, "vote", vote.value + (f": {reason}" if reason else ""))
-        except (BankError, KeyError, ValueError) as exc:
-            txn.note(branch, COORDINATOR, "error", f"no vote: {exc}")
-            txn.core.on_vote(branch, Vote.NO, str(exc), answered=False)
+        except Exception as exc:                # noqa: BLE001 - every failure is a no
+            why = exc.message if isinstance(exc, BankError) else f"a strange answer ({exc!r})"
+            txn.note(branch, COORDINATOR, "error", f"no vote: {why}")
+            with txn.lock:
+                txn.core.on_vote(branch, Vote.NO, why, answered=False)
             return
-        txn.core.on_vote(branch, vote, reason)
+        with txn.lock:
+            txn.core.on_vote(branch, vote, reason)
 
     def _send_decision(self, txn: Txn) -> None:
         """Tell every participant that has not acknowledged yet; log end when all have."""
@@ -240,7 +263,8 @@ class TwoPhaseCommit:
             return                                   # another thread is already at it
         try:
             targets = txn.core.waiting_for()
-            if txn.published is TxState.COMMITTED and self.faults.fires("crash-mid-commit"):
+            if targets and txn.published is TxState.COMMITTED and \
+                    self.faults.fires("crash-mid-commit"):
                 self._tell(txn, targets[0])              # one participant told...
                 self.faults.crash_now("crash-mid-commit")  # ...and the others never
             list(self._pool.map(lambda b: self._tell(txn, b), targets))
@@ -256,10 +280,13 @@ class TwoPhaseCommit:
         txn.note(COORDINATOR, branch, method)
         try:
             self.links[branch].call(method, txn.txid)
-            txn.note(branch, COORDINATOR, "ack", method)
+        except Exception as exc:                # noqa: BLE001 - no ack; retried later
+            why = exc.message if isinstance(exc, BankError) else repr(exc)
+            txn.note(branch, COORDINATOR, "error", f"no ack: {why}")
+            return
+        txn.note(branch, COORDINATOR, "ack", method)
+        with txn.lock:
             txn.core.on_ack(branch)
-        except BankError as exc:
-            txn.note(branch, COORDINATOR, "error", f"no ack: {exc.message}")
 
     # ---- what the API shows ---------------------------------------------------------
 
@@ -295,8 +322,7 @@ class TwoPhaseCommit:
         with self._lock:
             txn = self.txns.get(txid)
             if txn is not None:
-                return dict(txn.summary(), trace=list(txn.trace),
-                            votes={b: v.value for b, v in txn.core.votes.items()})
+                return dict(txn.summary(), trace=txn.trace, votes=txn.votes())
         if txid in self.log.finished:
             return dict(summary_from_log(txid, self.log.finished[txid]), trace=[], votes={})
         raise BankError(FaultCode.UNKNOWN_TXN, f"The coordinator knows no transaction {txid}.")
@@ -349,9 +375,12 @@ class TwoPhaseCommit:
         """Background loop: keep telling the decision until every participant acks."""
         while not self._stop.wait(RETRY_EVERY):
             for txn in self._unfinished():
-                txn.note(COORDINATOR, COORDINATOR, "retry",
-                         "waiting for " + ", ".join(txn.core.waiting_for()))
-                self._send_decision(txn)
+                try:
+                    txn.note(COORDINATOR, COORDINATOR, "retry",
+                             "waiting for " + ", ".join(txn.core.waiting_for()))
+                    self._send_decision(txn)
+                except Exception:               # noqa: BLE001 - never stop retrying
+                    log.exception("retrying the decision of %s", txn.txid)
 
     def start(self) -> None:
         """Finish what the log says is unfinished, then keep retrying in the background."""

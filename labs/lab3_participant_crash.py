@@ -14,7 +14,11 @@ What would happen if the coordinator had received the yes just before the crash?
 Run: python labs/lab3_participant_crash.py
 """
 
-from labkit import LocalCluster, expect, fresh_home, show, step, total_money, wait_until
+import pathlib
+import sqlite3
+
+from labkit import (LocalCluster, expect, format_amount, fresh_home, show, step, total_money,
+                    wait_until)
 
 
 def main():
@@ -28,13 +32,19 @@ def main():
         expect(result["outcome"] == "aborted", "no vote arrived, so the coordinator aborted")
         expect(bank.members["Delhi"].wait_exit(10) == 86, "Delhi crashed on purpose")
 
-        step("Restart Delhi: its promise survived the crash.")
-        bank.restart("Delhi")
-        status = delhi.call("status", result["txid"])
-        show(f"Delhi's state for {result['txid']}: {status['state']}")
-        expect(status["state"] in ("prepared", "aborted"), "the prepared record survived")
+        step("Delhi is down. Look inside its SQLite file: the promise is on disk.")
+        db = sqlite3.connect(pathlib.Path(bank.home) / "data" / "Delhi.db")
+        state = db.execute("SELECT state FROM txns WHERE txid=?", (result["txid"],)).fetchone()
+        held = db.execute("SELECT held FROM accounts WHERE number='1001'").fetchone()
+        db.close()
+        show(f"txns row for {result['txid']}: {state[0]}; Delhi/1001 held: "
+             f"{format_amount(held[0])}")
+        expect(state[0] == "prepared", "the prepared record survived the crash")
+        expect(held[0] == 7500, "75.00 is still held for it")
 
-        step("Delhi learns the decision and releases the hold.")
+        step("Restart Delhi. It does not decide alone: it asks the coordinator, learns the "
+             "decision and releases the hold.")
+        bank.restart("Delhi")
         wait_until(lambda: delhi.call("status", result["txid"])["state"] == "aborted",
                    "Delhi aborted, as decided")
         expect(delhi.call("account", "1001")["held"] == "0.00", "nothing is held on Delhi/1001")

@@ -23,13 +23,15 @@ def main():
     with LocalCluster(home=fresh_home("lab4"), replicas=1,
                       branch_args=("--ask-every", "0.5")) as bank:
         coord = bank.coordinator()
+        step("Start: every branch has a synchronous replica.")
         wait_until(lambda: all(r["in_sync"] for b in coord.call("branches") for r in b["replicas"]),
                    "every replica is in sync")
         before = total_money(bank)
         step("Arm crash-after-vote on Mumbai's primary; transfer 40 Mumbai/1001 -> Delhi/1002.")
         bank.client("Mumbai").call("fault", "crash-after-vote")
         try:
-            show(f"the client hears: {coord.call('transfer', 'Mumbai/1001', 'Delhi/1002', '40')}")
+            heard = coord.call("transfer", "Mumbai/1001", "Delhi/1002", "40")
+            show(f"the client hears: {heard['outcome']} ({heard['reason']})")
         except Exception as exc:       # the coordinator may also time out: that is fine here
             show(f"the client hears: {exc}")
         expect(bank.members["Mumbai"].wait_exit(10) == 86, "Mumbai's primary crashed")

@@ -13,12 +13,15 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from cluster import LocalCluster                  # noqa: E402,F401  (labs import it from here)
 from errors import BankError                      # noqa: E402,F401
+from money import format_amount, parse_amount     # noqa: E402,F401
 
 _step = 0
 
 
 def step(text: str) -> None:
     global _step
+    if _step == 0:                                 # the lab's title: its docstring's first line
+        print((sys.modules["__main__"].__doc__ or "").strip().splitlines()[0], flush=True)
     _step += 1
     print(f"\n[{_step}] {text}", flush=True)
 
@@ -48,11 +51,8 @@ def wait_until(predicate, what: str, timeout: float = 20.0) -> None:
 
 def total_money(bank) -> str:
     """Sum of every balance of every branch, as a decimal string (via integer paise)."""
-    paise = 0
-    for acct in bank.coordinator().call("accounts", ""):
-        units, cents = acct["balance"].split(".")
-        paise += int(units) * 100 + int(cents)
-    return f"{paise // 100}.{paise % 100:02d}"
+    accounts = bank.coordinator().call("accounts", "")
+    return format_amount(sum(parse_amount(a["balance"], allow_zero=True) for a in accounts))
 
 
 def fresh_home(name: str) -> str:

@@ -1,0 +1,106 @@
+"""Regression tests for faults found in review: each states the rule that was broken."""
+
+import http.server
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import cluster
+import rpc
+from errors import BankError, FaultCode
+from polling import wait_for
+
+KIT = cluster.KIT
+
+
+def test_a_replaced_primary_never_acknowledges_a_write(start_branch, tmp_home):
+    """A primary that learns, while writing, that a replica was promoted over it (the
+    replica refuses its push: old epoch) refuses the write instead of acknowledging a
+    change no one else will ever have; from then on it is fenced."""
+    primary = start_branch("Mumbai")
+    replica = cluster.Member("Mumbai-r", "branch.py", [
+        "--name", "Mumbai", "--db", str(tmp_home / "data" / "Mumbai-r.db"),
+        "--replica-of", primary.url], tmp_home)
+    try:
+        replica.start()
+        p, r = rpc.Client(primary.url), rpc.Client(replica.url)
+        wait_for(lambda: r.call("ping")["in_sync"], 15, "the replica in sync")
+        r.call("promote")                          # a failover while the primary still runs
+        with pytest.raises(BankError) as refused:
+            p.call("deposit", "1001", "5.00")
+        assert refused.value.code == FaultCode.NOT_PRIMARY
+        assert p.call("ping")["role"] == "fenced"
+        assert r.call("account", "1001")["balance"] == "10000.00"   # nothing acknowledged
+    finally:
+        replica.kill()
+
+
+def test_a_second_server_on_the_same_database_refuses_to_start(start_branch, tmp_home):
+    """One database, one server: a second branch process on the same SQLite file exits
+    with a sentence instead of serving it alongside the first."""
+    first = start_branch("Mumbai")
+    second = subprocess.run(
+        [sys.executable, str(KIT / "branch.py"), "--name", "Mumbai", "--port", "0",
+         "--db", str(tmp_home / "data" / "Mumbai.db"), "--log-dir", str(tmp_home / "logs")],
+        capture_output=True, text=True, timeout=30)
+    assert second.returncode != 0
+    assert "already using" in second.stderr and "Traceback" not in second.stderr
+    assert rpc.Client(first.url).call("ping")["name"] == "Mumbai"
+
+
+def test_a_second_coordinator_on_the_same_log_refuses_to_start(tmp_home):
+    """One recovery log, one coordinator: a second one would compact the first one's
+    log away (losing commit records), so it refuses to start."""
+    log_path = tmp_home / "logs" / "recovery.log"
+    rpc.hold_exclusive(log_path, "recovery log")   # this test process plays the first one
+    second = subprocess.run(
+        [sys.executable, str(KIT / "coordinator.py"), "--port", "0", "--log", str(log_path),
+         "--log-dir", str(tmp_home / "logs"), "--branch", "A=http://127.0.0.1:1"],
+        capture_output=True, text=True, timeout=30)
+    assert second.returncode != 0 and "already using" in second.stderr
+
+
+class _NotXmlRpc(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b"<html><body>Welcome to some other server</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_wrong_address_is_a_sentence_not_a_traceback():
+    """A client pointed at an HTTP server that does not speak XML-RPC (a wrong port)
+    gets BankError UNAVAILABLE with a sentence, not a Python exception."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), _NotXmlRpc)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(BankError) as err:
+            rpc.Client(f"http://127.0.0.1:{server.server_address[1]}").call("ping")
+        assert err.value.code == FaultCode.UNAVAILABLE
+        assert "not XML-RPC" in err.value.message
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_reset_refuses_while_running_and_empties_a_stopped_cluster(tmp_path):
+    """`cluster.py reset` never deletes the files of a running cluster; once it is
+    stopped, the next start begins with fresh accounts."""
+    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    try:
+        bank.coordinator().call("deposit", "Mumbai/1001", "1.00")
+        with pytest.raises(SystemExit):
+            cluster.reset(tmp_path)
+    finally:
+        bank.stop()
+    assert any(p.endswith(".db") for p in cluster.reset(tmp_path))
+    with cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)) as again:
+        assert again.coordinator().call("account", "Mumbai/1001")["balance"] == "10000.00"

@@ -22,6 +22,7 @@ Glossary (more in protocol.py):
 """
 
 import argparse
+import errno
 import logging
 import os
 import pathlib
@@ -536,7 +537,8 @@ def main(argv=None):
     try:
         server = rpc.Server(branch, args.host, args.port, secret)
     except OSError as exc:
-        raise SystemExit(f"Cannot serve on {args.host}:{args.port}: {exc.strerror}.")
+        raise SystemExit(f"Cannot serve on {args.host}:{args.port}: {exc.strerror}."
+                         + (rpc.PORT_HINT if exc.errno == errno.EADDRINUSE else ""))
     branch.url = server.url
     branch.check_fenced()               # an old primary learns of a promotion before serving
     branch.replicas.heartbeat()         # and tells its replicas they are out of sync

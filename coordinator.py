@@ -26,6 +26,7 @@ Glossary (more in protocol.py):
 
 import argparse
 import concurrent.futures
+import errno
 import configparser
 import logging
 import sys
@@ -490,7 +491,8 @@ def main(argv=None):
                                   allow_faults=args.allow_faults or bool(args.fail_at))
         server = rpc.Server(coordinator, args.host, args.port, secret)
     except OSError as exc:
-        raise SystemExit(f"Cannot start the coordinator: {exc.strerror or exc}.")
+        raise SystemExit(f"Cannot start the coordinator: {exc.strerror or exc}."
+                         + (rpc.PORT_HINT if exc.errno == errno.EADDRINUSE else ""))
     except BankError as exc:
         raise SystemExit(f"Cannot start the coordinator: {exc.message}")
     coordinator.url = server.url

@@ -49,13 +49,6 @@ class Vote(str, enum.Enum):
     NO = "no"
 
 
-class Outcome(str, enum.Enum):
-    """What a client is told about a transfer."""
-    COMMITTED = "committed"
-    ABORTED = "aborted"
-    IN_DOUBT = "in-doubt"     # not yet known to *this caller*; never a guess
-
-
 class _Step(str):
     """A coordinator event named by a phrase (it has .value like the Enums above)."""
 
@@ -172,11 +165,6 @@ class CoordinatorTxn:
     def waiting_for(self) -> list:
         """Participants that have not acknowledged the decision yet."""
         return [p for p in self.participants if p not in self.acks]
-
-
-def presumed_outcome(logged: set) -> TxState:
-    """Rule 4: what the log says about a txid ("commit" in logged means committed)."""
-    return TxState.COMMITTED if "commit" in logged else TxState.ABORTED
 
 
 def state_diagram() -> str:

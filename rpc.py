@@ -45,6 +45,8 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 from errors import BankError, FaultCode
 
+PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py stop), "
+             "or pick another with --port (0 = any free port).")
 MAX_BODY = 256 * 1024          # bytes; a prepare with 64 ops is about 10 KB
 MAX_CONNECTIONS = 64           # connections served at once; more are turned away
 IDLE_TIMEOUT = 30              # seconds a connection may sit idle or trickle

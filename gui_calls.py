@@ -117,7 +117,10 @@ def fetch_branch(name: str, client, coordinator=None) -> dict:
     except BankError as exc:
         if coordinator is None or exc.code != FaultCode.UNAVAILABLE:
             raise
-        accounts = coordinator.call("accounts", name)     # fails too if it is really down
+        seen = {b["name"]: b["up"] for b in coordinator.call("branches")}
+        if not seen.get(name):
+            raise                                         # its primary is really down
+        accounts = coordinator.call("accounts", name)
         return {"ping": {"role": "seen via the coordinator"}, "accounts": accounts}
     return {"ping": ping, "accounts": client.call("accounts")}
 

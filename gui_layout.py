@@ -249,8 +249,9 @@ class Layout:
                     ("crash", "Crash", self.do_crash, local),
                     ("restart", "Restart", self.do_restart, local),
                     ("partition", "Partition", self.do_partition, "normal"),
-                    ("heal", "Heal", self.do_heal, "normal")), start=2):
-                if name == COORD and key in ("partition", "heal"):
+                    ("heal", "Heal", self.do_heal, "normal"),
+                    ("failover", "Failover", self.do_failover, "normal")), start=2):
+                if name == COORD and key in ("partition", "heal", "failover"):
                     continue
                 button = ttk.Button(self.lab_rows, text=text, width=7, state=enabled,
                                     style="Danger.Small.TButton" if key in ("crash",

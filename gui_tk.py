@@ -95,6 +95,7 @@ class App(Layout):
         self.routes = {}                   # branch -> URL
         self.clients = {}                  # branch -> short-timeout rpc.Client
         self.partitioned = {}              # branch -> bool (a lab partition)
+        self.replication = {}              # branch -> (epoch, [replica rows]) from branches()
         self.snaps = {}                    # branch -> last snapshot (see fetch_branch)
         self.coord = {"up": None, "ping": {}, "error": "", "seen": ""}
         self.txns = {}                     # txid -> summary row
@@ -205,8 +206,9 @@ class App(Layout):
             return
         for row in result:
             self.partitioned[row["name"]] = bool(row.get("partitioned"))
-            if self.cluster is None or row["name"] not in self.routes:
-                self.routes[row["name"]] = row["url"]
+            self.replication[row["name"]] = (row.get("epoch", 0), row.get("replicas", []))
+            if self.cluster is None or row["name"] not in self.routes or row.get("up"):
+                self.routes[row["name"]] = row["url"]      # follows a failover, too
         self._update_clients()
         self._render_branches()
 
@@ -258,6 +260,14 @@ class App(Layout):
                          *(draw.show_money(t) if accounts else "" for t in totals)),
                          self._member_tag(name))
             wanted.append(iid)
+            for k, rep in enumerate(self.replication.get(name, (0, []))[1]):
+                rid = f"r:{name}/{k}"              # a replica: role, sync state and lag
+                state = ("○ down" if not rep["up"] else
+                         f"● {'in sync' if rep['in_sync'] else 'OUT OF SYNC'} · "
+                         f"lag {rep['lag']}")
+                self._upsert(tree, rid, iid, rep["role"] or "server", (state, "", "", ""),
+                             "up" if rep["up"] and rep["in_sync"] else "down")
+                wanted.append(rid)
             for acct in accounts:
                 aid = f"a:{name}/{acct['number']}"
                 tag = "stale" if not snap.get("up") else (
@@ -295,6 +305,9 @@ class App(Layout):
         if state == "":
             return "..."
         text = f"● up · {snap.get('role', '')}"
+        epoch, replicas = self.replication.get(name, (0, []))
+        if replicas:
+            text += f" · epoch {epoch}"
         if snap.get("in_doubt"):
             text += f" · {snap['in_doubt']} in doubt"
         if self.partitioned.get(name):
@@ -719,6 +732,11 @@ class App(Layout):
         self._lab(f"heal {name}", self.bank.call, ("heal", name),
                   lambda r: f"{name} is reachable again; unfinished transactions are "
                             "retried.")
+
+    def do_failover(self, name: str) -> None:
+        self._lab(f"failover {name}", self.bank.call, ("failover", name),
+                  lambda r: f"{name} is now served by {r['primary']} at epoch {r['epoch']}; "
+                            "the old primary is fenced if it comes back.")
 
     def do_arm(self, disarm=False) -> None:
         name = self.fault_member.get()

@@ -363,6 +363,31 @@ def test_crash_and_restart_from_the_lab_controls(app, bank):
     assert balance(app, "Mumbai/1001") == "10,000.00"
 
 
+def test_failover_from_the_lab_controls(display, tmp_path):
+    """With a replica per branch, the window shows each replica in sync with its lag;
+    after the primary is crashed, the Failover button promotes the replica (epoch 2)
+    and the window follows the new primary."""
+    local = cluster.LocalCluster(home=tmp_path, replicas=1).start()
+    root = tk.Tk()
+    window = gui_tk.App(root, local.coordinator(timeout=15), cluster=local,
+                        activity=ActivityLog(tmp_path / "activity.csv"))
+    try:
+        until(root, lambda: "in sync" in str(window.branch_tree.item("r:Mumbai/0", "values"))
+              if window.branch_tree.exists("r:Mumbai/0") else False, "Mumbai's replica in sync")
+        window.left_tabs.select(4)
+        window.lab_buttons["Mumbai"]["crash"].invoke()
+        until(root, lambda: window.branch_state("Mumbai") == "down", "Mumbai shown down")
+        window.lab_buttons["Mumbai"]["failover"].invoke()
+        until(root, lambda: "now served by" in window.result.cget("text"), "the failover")
+        until(root, lambda: window.branch_state("Mumbai") == "up"
+              and "epoch 2" in window.branch_tree.item("m:Mumbai", "values")[0],
+              "the promoted primary shown at epoch 2")
+        assert balance(window, "Mumbai/1001") == "10,000.00"
+    finally:
+        window.close()
+        local.stop()
+
+
 @pytest.mark.slow
 def test_a_slow_branch_never_freezes_the_window(app):
     """With a branch delaying every vote by 2 s, the transfer takes seconds but the Tk

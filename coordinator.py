@@ -312,7 +312,8 @@ class Coordinator:
         """Move money from src to dst (BRANCH/NUMBER each); atomic across branches.
 
         Returns {"txid", "outcome": "committed"|"aborted", "reason", "waiting_for"}.
-        With a request_id, a retry returns the first outcome and never moves money twice.
+        With a request_id, a retry returns the first outcome and never moves money twice
+        (across a coordinator restart: for the last 10,000 transfers, see recovery_log.py).
         Example: transfer("Mumbai/1001", "Delhi/1002", "100.00", "lab1-try1")
         """
         (src_branch, src_no), (dst_branch, dst_no) = self._route(src), self._route(dst)

@@ -126,9 +126,8 @@ class Member:
             if self.proc.poll() is None:
                 self.proc.kill()
             self.proc.wait(timeout=10)
-        elif self.pid is not None and _answers(self.url):
-            _kill_pid(self.pid)                 # a member started by another launcher
-            _wait_until_silent(self.url)
+        else:
+            _end_recorded(self.pid, self.url)   # a member started by another launcher
         self.pid = None
 
     def wait_exit(self, timeout: float = 10.0):
@@ -234,13 +233,12 @@ class LocalCluster:
     def stop(self) -> None:
         """End every member: those we started, and those another program (a shell
         attached to this cluster, say) restarted since, by the pid it recorded."""
-        recorded = _recorded_pids(self.home)
+        recorded = _recorded(self.home)
         for name, member in self.members.items():
             member.kill()
-            pid = recorded.get(name)
-            if pid and (member.proc is None or pid != member.proc.pid) and _answers(member.url):
-                _kill_pid(pid)
-                _wait_until_silent(member.url)
+            pid, _ = recorded.get(name, (None, ""))
+            if member.proc is None or pid != member.proc.pid:
+                _end_recorded(pid, member.url)
         (self.home / "data" / "cluster.json").unlink(missing_ok=True)
 
     def __enter__(self):
@@ -322,26 +320,29 @@ def running_cluster(home=KIT):
 
 def stop_running(home=KIT) -> list:
     """Stop a cluster started by `python cluster.py start` (by its recorded pids)."""
-    path = pathlib.Path(home) / "data" / "cluster.json"
-    if not path.exists():
-        return []
-    state = json.loads(path.read_text())
-    stopped = []
-    for name, info in state["members"].items():
-        if info.get("pid") and _answers(info["url"]):
-            _kill_pid(info["pid"])
-            stopped.append(name)
-    path.unlink(missing_ok=True)
+    stopped = [name for name, (pid, url) in _recorded(home).items()
+               if _end_recorded(pid, url)]
+    (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
     return stopped
 
 
-def _recorded_pids(home) -> dict:
-    """member name -> pid, from HOME/data/cluster.json ({} if there is none)."""
+def _recorded(home) -> dict:
+    """member name -> (pid, url), from HOME/data/cluster.json ({} if there is none)."""
     try:
         state = json.loads((pathlib.Path(home) / "data" / "cluster.json").read_text())
-        return {n: info.get("pid") for n, info in state["members"].items()}
+        return {n: (info.get("pid"), info["url"]) for n, info in state["members"].items()}
     except (OSError, ValueError, KeyError):
         return {}
+
+
+def _end_recorded(pid, url) -> bool:
+    """End a member we did not start ourselves, by its recorded pid, if it still answers
+    at its URL (so a reused pid of some other program is never touched)."""
+    if not pid or not _answers(url):
+        return False
+    _kill_pid(pid)
+    _wait_until_silent(url)
+    return True
 
 
 def reset(home=KIT) -> list:

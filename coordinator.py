@@ -64,13 +64,18 @@ class BranchLink:
     def replica_urls(self) -> list:
         return [u for u in self.urls if u != self.url]
 
+    def ask(self, url: str, method: str, *args, timeout: float = 3):
+        """Call one particular server of this branch (a replica, say), not the route."""
+        return rpc.Client(url, self.secret, timeout=timeout,
+                          label=f"{self.name} server {url}").call(method, *args)
+
     def find_primary(self) -> bool:
         """Route to whichever server of this branch is the primary with the highest epoch
         (after a failover, or a coordinator restart). True if the route changed."""
         best = None
         for url in self.urls:
             try:
-                info = rpc.Client(url, self.secret, timeout=2).call("ping")
+                info = self.ask(url, "ping", timeout=2)
             except BankError:
                 continue
             if info.get("role") == "primary" and (best is None or info["epoch"] > best[0]):
@@ -110,7 +115,7 @@ class BranchLink:
                 raise
             for url in self.replica_urls():
                 try:
-                    return rpc.Client(url, self.secret, timeout=3).call(method, *args)
+                    return self.ask(url, method, *args)
                 except BankError:
                     continue
             raise
@@ -178,7 +183,7 @@ class Coordinator:
         row = {"url": url, "up": False, "role": "", "epoch": 0, "in_sync": False,
                "applied": 0, "lag": 0}
         try:
-            info = rpc.Client(url, self.secret, timeout=2).call("ping")
+            info = link.ask(url, "ping", timeout=2)
             row.update(up=True, role=info["role"], epoch=info["epoch"],
                        in_sync=info["in_sync"], applied=info["applied"],
                        lag=max(0, primary_applied - info["applied"]))
@@ -206,14 +211,17 @@ class Coordinator:
                 candidates.append((status["applied"], url))
         for applied, url in sorted(candidates, reverse=True):
             try:
-                promoted = rpc.Client(url, self.secret, timeout=5).call("promote")
+                promoted = link.ask(url, "promote", timeout=5)
             except BankError as exc:
                 reasons.append(exc.message)
                 continue
             old = link.url
             link.use(url)
             for other in link.replica_urls():
-                self._try_client(other, "follow", url)
+                try:
+                    link.ask(other, "follow", url)
+                except BankError:
+                    pass                     # a replica that is down is left as it is
             log.warning("failover: %s now served by %s (epoch %s)", link.name, url,
                         promoted["epoch"])
             self._pool.submit(self.twopc.recover)
@@ -222,12 +230,6 @@ class Coordinator:
         raise BankError(FaultCode.UNAVAILABLE,
                         f"No replica of {link.name} can be promoted: "
                         f"{'; '.join(reasons) or 'it has no replicas'}.")
-
-    def _try_client(self, url, method, *args):
-        try:
-            return rpc.Client(url, self.secret, timeout=3).call(method, *args)
-        except BankError:
-            return None
 
     def account(self, acct) -> dict:
         """One account by BRANCH/NUMBER. Example: account("Mumbai/1001")"""

@@ -296,10 +296,7 @@ class Ledger:
             if problem:
                 self._record(db, txid, coordinator, ops, TxState.ABORTED, problem)
                 return Vote.NO, problem
-            for number, delta in ops:
-                if delta < 0:
-                    db.execute("UPDATE accounts SET held = held + ? WHERE number=?",
-                               (-delta, number))
+            self._hold(db, ops, +1)
             self._record(db, txid, coordinator, ops, participant_next(state, Event.PREPARE_OK))
             return Vote.YES, ""
 
@@ -309,10 +306,9 @@ class Ledger:
             state = self._step(db, txid, Event.COMMIT)
             if state is TxState.COMMITTED:
                 return state                       # already done: answer ok again
-            for number, delta in self._ops(db, txid):
-                if delta < 0:
-                    db.execute("UPDATE accounts SET held = held - ? WHERE number=?",
-                               (-delta, number))
+            ops = self._ops(db, txid)
+            self._hold(db, ops, -1)
+            for number, delta in ops:
                 self._change_balance(db, number, delta,
                                      "2pc-debit" if delta < 0 else "2pc-credit", txid=txid)
             self._decide(db, txid, TxState.COMMITTED)
@@ -326,12 +322,17 @@ class Ledger:
                 self._record(db, txid, coordinator, [], TxState.ABORTED,
                              "aborted before any prepare arrived")
             elif state is TxState.PREPARED:
-                for number, delta in self._ops(db, txid):
-                    if delta < 0:
-                        db.execute("UPDATE accounts SET held = held - ? WHERE number=?",
-                                   (-delta, number))
+                self._hold(db, self._ops(db, txid), -1)
                 self._decide(db, txid, TxState.ABORTED)
             return TxState.ABORTED
+
+    @staticmethod
+    def _hold(db, ops, sign: int) -> None:
+        """Reserve (+1, at prepare) or release (-1, at commit or abort) the debits of ops."""
+        for number, delta in ops:
+            if delta < 0:
+                db.execute("UPDATE accounts SET held = held + ? WHERE number=?",
+                           (sign * -delta, number))
 
     def _step(self, db, txid, event: Event) -> TxState:
         """The current state, after checking the protocol allows `event` from it."""

@@ -52,15 +52,15 @@ import time
 import tkinter as tk
 from tkinter import filedialog, messagebox
 
-import cluster as local_cluster
-import gui_diagram as draw
-import rpc
-from activity import JOURNAL_FIELDS, ActivityLog, write_csv
-from errors import BankError, FaultCode, check_text, split_acct_ref
-from gui_calls import (ALL, WORKERS, Workers, fetch_branch, fetch_coordinator, fetch_journal,
+from bank import local_cluster
+from bank.window import diagram as draw
+from bank import rpc
+from bank.activity import JOURNAL_FIELDS, ActivityLog, write_csv
+from bank.errors import BankError, FaultCode, check_text, split_acct_ref
+from bank.window.calls import (ALL, WORKERS, Workers, fetch_branch, fetch_coordinator, fetch_journal,
                        fetch_money, fetch_routes, new_request_id)
-from gui_layout import TITLE, Layout  # noqa: F401  (TITLE: the window's name)
-from money import format_amount, parse_amount
+from bank.window.layout import TITLE, Layout  # noqa: F401  (TITLE: the window's name)
+from bank.money import format_amount, parse_amount
 
 log = logging.getLogger("gui")
 
@@ -801,7 +801,7 @@ def connect(args):
     if args.coordinator or args.config:
         url, secret_file = args.coordinator, args.secret_file
         if args.config:
-            from coordinator import read_config
+            from bank.config import read_config
             config = read_config(args.config)
             host = config.get("host", "127.0.0.1")
             host = "127.0.0.1" if host in ("0.0.0.0", "::") else host

@@ -49,13 +49,13 @@ import uuid
 
 from tabulate import tabulate
 
-import activity
-import cluster
-import rpc
-from errors import BankError, FaultCode, check_branch_name, split_acct_ref
-from faults import BRANCH_POINTS, COORDINATOR_POINTS
-from money import format_amount, parse_amount
-from shell_views import audit, minor, sequence_diagram
+from bank import activity
+from bank import local_cluster as cluster
+from bank import rpc
+from bank.errors import BankError, FaultCode, check_branch_name, split_acct_ref
+from bank.faults import BRANCH_POINTS, COORDINATOR_POINTS
+from bank.money import format_amount, parse_amount
+from bank.shell_views import audit, minor, sequence_diagram
 
 KIT = pathlib.Path(__file__).resolve().parent
 COORDINATOR_TIMEOUT = 30       # seconds: longer than a 2PC round with its vote timeouts

@@ -18,8 +18,8 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from cluster import LocalCluster                     # noqa: E402
-from recovery_log import RecoveryLog                 # noqa: E402
+from bank.local_cluster import LocalCluster                     # noqa: E402
+from bank.recovery_log import RecoveryLog                 # noqa: E402
 
 
 def percentile(values, p):

@@ -11,9 +11,9 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
-from cluster import LocalCluster                  # noqa: E402,F401  (labs import it from here)
-from errors import BankError                      # noqa: E402,F401
-from money import format_amount, parse_amount     # noqa: E402,F401
+from bank.local_cluster import LocalCluster                  # noqa: E402,F401  (labs import it from here)
+from bank.errors import BankError                      # noqa: E402,F401
+from bank.money import format_amount, parse_amount     # noqa: E402,F401
 
 _step = 0
 

@@ -31,8 +31,8 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-import cluster  # noqa: E402  (needs the kit on sys.path first)
-import rpc      # noqa: E402
+from bank import local_cluster as cluster  # noqa: E402  (needs the kit on sys.path first)
+from bank import rpc      # noqa: E402
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import time
 
-from errors import BankError
+from bank.errors import BankError
 
 
 def wait_for(predicate, timeout, what, interval=0.1):

@@ -21,12 +21,12 @@ import xmlrpc.client
 
 import pytest
 
-import cluster
-import rpc
-from branch import Branch
-from errors import BankError, FaultCode
-from faults import CRASH_EXIT_CODE
-from money import format_amount, parse_amount
+from bank import local_cluster as cluster
+from bank import rpc
+from bank.branch_service import Branch
+from bank.errors import BankError, FaultCode
+from bank.faults import CRASH_EXIT_CODE
+from bank.money import format_amount, parse_amount
 
 pytestmark = pytest.mark.slow          # real processes
 

@@ -27,8 +27,8 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-from cluster import COORDINATOR, LocalCluster  # noqa: E402  (needs the kit on sys.path)
-from errors import BankError, FaultCode        # noqa: E402
+from bank.local_cluster import COORDINATOR, LocalCluster  # noqa: E402  (needs the kit on sys.path)
+from bank.errors import BankError, FaultCode        # noqa: E402
 from polling import wait_for                  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -27,12 +27,12 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-import coordinator as coordinator_module     # noqa: E402  (needs the kit on sys.path)
-import twopc                                  # noqa: E402
-import recovery_log                          # noqa: E402
-from cluster import COORDINATOR, LocalCluster  # noqa: E402
-from errors import BankError, FaultCode      # noqa: E402
-from faults import BRANCH_POINTS, COORDINATOR_POINTS, CRASH_EXIT_CODE  # noqa: E402
+from bank import coordinator_service as coordinator_module   # noqa: E402
+from bank import twopc                                  # noqa: E402
+from bank import recovery_log                          # noqa: E402
+from bank.local_cluster import COORDINATOR, LocalCluster  # noqa: E402
+from bank.errors import BankError, FaultCode      # noqa: E402
+from bank.faults import BRANCH_POINTS, COORDINATOR_POINTS, CRASH_EXIT_CODE  # noqa: E402
 from polling import wait_for                  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import protocol                                   # noqa: E402
-from branch import Branch                         # noqa: E402
-from coordinator import Coordinator               # noqa: E402
-from errors import FaultCode                      # noqa: E402
+from bank import protocol                                   # noqa: E402
+from bank.branch_service import Branch                         # noqa: E402
+from bank.coordinator_service import Coordinator               # noqa: E402
+from bank.errors import FaultCode                      # noqa: E402
 from shell import BankShell                       # noqa: E402
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")

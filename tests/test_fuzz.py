@@ -50,11 +50,11 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-import rpc                                   # noqa: E402
-from branch import Branch                    # noqa: E402
-from cluster import LocalCluster, Member     # noqa: E402
-from coordinator import Coordinator          # noqa: E402
-from errors import BankError, FaultCode      # noqa: E402
+from bank import rpc                                   # noqa: E402
+from bank.branch_service import Branch                    # noqa: E402
+from bank.local_cluster import LocalCluster, Member     # noqa: E402
+from bank.coordinator_service import Coordinator          # noqa: E402
+from bank.errors import BankError, FaultCode      # noqa: E402
 
 SEED = 20261125                  # change it to explore further; failures replay with it
 EXAMPLES = 30                    # per method: 34 methods, ~1000 calls in all

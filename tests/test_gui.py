@@ -36,12 +36,12 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-import cluster  # noqa: E402
-from activity import ActivityLog  # noqa: E402
+from bank import local_cluster as cluster  # noqa: E402
+from bank.activity import ActivityLog  # noqa: E402
 
 tk = pytest.importorskip("tkinter")
 gui_tk = pytest.importorskip("gui_tk")
-import gui_diagram as draw  # noqa: E402
+from bank.window import diagram as draw  # noqa: E402
 
 SCREENSHOT = KIT / "docs" / "screenshot.png"   # rewritten only with BANK_SCREENSHOT=1
 

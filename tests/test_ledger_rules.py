@@ -21,10 +21,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from errors import BankError, FaultCode
-from ledger import Ledger
-from money import format_amount
-from protocol import TxState, Vote
+from bank.errors import BankError, FaultCode
+from bank.ledger import Ledger
+from bank.money import format_amount
+from bank.protocol import TxState, Vote
 
 BRANCH = "Mumbai"
 COORD = "http://127.0.0.1:1"          # only stored; the ledger never calls it

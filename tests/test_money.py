@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from errors import BankError, FaultCode
-from money import MAX_AMOUNT, format_amount, format_delta, parse_amount, parse_delta
+from bank.errors import BankError, FaultCode
+from bank.money import MAX_AMOUNT, format_amount, format_delta, parse_amount, parse_delta
 
 REJECT = "rejected"
 

@@ -21,8 +21,8 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-import recovery_log                      # noqa: E402  (needs the kit on sys.path first)
-from recovery_log import RecoveryLog     # noqa: E402
+from bank import recovery_log                      # noqa: E402  (needs the kit on sys.path first)
+from bank.recovery_log import RecoveryLog     # noqa: E402
 
 INFO = {"src": "Mumbai/1001", "dst": "Delhi/1002", "amount": "50.00", "request_id": "",
         "branches": ["Delhi", "Mumbai"], "began": "2026-11-25T13:01:02.123+00:00"}

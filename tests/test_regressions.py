@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-import cluster
-import rpc
-from errors import BankError, FaultCode
+from bank import local_cluster as cluster
+from bank import rpc
+from bank.errors import BankError, FaultCode
 from polling import wait_for
 
 KIT = cluster.KIT

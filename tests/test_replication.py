@@ -32,9 +32,9 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-from cluster import COORDINATOR, LocalCluster, replica_name  # noqa: E402
-from errors import BankError, FaultCode                       # noqa: E402
-from faults import CRASH_EXIT_CODE                            # noqa: E402
+from bank.local_cluster import COORDINATOR, LocalCluster, replica_name  # noqa: E402
+from bank.errors import BankError, FaultCode                       # noqa: E402
+from bank.faults import CRASH_EXIT_CODE                            # noqa: E402
 from polling import wait_for                  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -40,9 +40,9 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-import rpc                                     # noqa: E402
-from cluster import LocalCluster, Member       # noqa: E402
-from errors import BankError, FaultCode        # noqa: E402
+from bank import rpc                                     # noqa: E402
+from bank.local_cluster import LocalCluster, Member       # noqa: E402
+from bank.errors import BankError, FaultCode        # noqa: E402
 
 SERVERS = ("Mumbai", "coordinator")
 LEAK_MARKERS = ("Traceback", "<class", 'File "', " object at 0x", "Error:")

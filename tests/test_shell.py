@@ -21,10 +21,10 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-import activity  # noqa: E402
-import cluster   # noqa: E402
+from bank import activity  # noqa: E402
+from bank import local_cluster as cluster   # noqa: E402
 import shell     # noqa: E402
-import shell_views     # noqa: E402
+from bank import shell_views     # noqa: E402
 
 pytestmark = pytest.mark.slow
 

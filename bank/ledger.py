@@ -35,9 +35,9 @@ import pathlib
 import sqlite3
 import threading
 
-from errors import BankError, FaultCode
-from money import format_amount
-from protocol import Event, ProtocolViolation, TxState, Vote, participant_next, repeated_vote
+from bank.errors import BankError, FaultCode
+from bank.money import format_amount
+from bank.protocol import Event, ProtocolViolation, TxState, Vote, participant_next, repeated_vote
 
 MAX_OPS = 64          # ops in one prepare
 REPLICATED = ("open_account", "deposit", "withdraw", "transfer", "prepare", "commit", "abort")

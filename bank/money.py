@@ -19,7 +19,7 @@ Glossary:
 
 import re
 
-from errors import BankError, FaultCode, show_value
+from bank.errors import BankError, FaultCode, show_value
 
 MINOR_PER_UNIT = 100
 MAX_AMOUNT = 1_000_000_000 * MINOR_PER_UNIT   # one billion units per operation

@@ -26,7 +26,7 @@ Glossary:
 
 import re
 
-from money import format_amount, parse_amount, parse_delta
+from bank.money import format_amount, parse_amount, parse_delta
 
 # ---- palette and sizes -------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import csv
 import pathlib
 import threading
 
-from ledger import now
+from bank.ledger import now
 
 FIELDS = ("ts", "source", "command", "accounts", "ok", "result")
 JOURNAL_FIELDS = ("seq", "ts", "branch", "account", "kind", "amount", "balance_after",

@@ -39,7 +39,7 @@ import re
 import threading
 import zlib
 
-from ledger import now
+from bank.ledger import now
 
 COMPACT_AFTER = 20_000       # records in the active log before it is compacted
 KEEP_FINISHED = 10_000       # finished txns remembered (for request ids and history)

@@ -48,8 +48,8 @@ import logging
 import threading
 import time
 
-import rpc
-from errors import BankError, FaultCode
+from bank import rpc
+from bank.errors import BankError, FaultCode
 
 PUSH_TIMEOUT = 2.0       # seconds a replica may take to apply a push before it is dropped
 HEARTBEAT_EVERY = 1.0    # seconds between pushes when nothing is written

@@ -19,7 +19,7 @@ import os
 import threading
 import time
 
-from errors import BankError, FaultCode
+from bank.errors import BankError, FaultCode
 
 CRASH_EXIT_CODE = 86          # easy to recognise in a test: "crashed on purpose"
 MAX_DELAY_SECONDS = 60

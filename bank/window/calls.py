@@ -21,7 +21,7 @@ import secrets
 import threading
 import time
 
-from errors import BankError, FaultCode, split_acct_ref
+from bank.errors import BankError, FaultCode, split_acct_ref
 
 log = logging.getLogger("gui")
 

@@ -20,10 +20,10 @@ import tkinter as tk
 from tkinter import font as tkfont
 from tkinter import ttk
 
-import gui_diagram as draw
-from cluster import COORDINATOR as COORD
-from faults import BRANCH_POINTS, COORDINATOR_POINTS
-from gui_calls import ALL
+from bank.window import diagram as draw
+from bank.local_cluster import COORDINATOR as COORD
+from bank.faults import BRANCH_POINTS, COORDINATOR_POINTS
+from bank.window.calls import ALL
 
 TITLE = "Distributed bank - Two-Phase Commit"
 

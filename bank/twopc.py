@@ -30,9 +30,9 @@ import secrets
 import threading
 import time
 
-from errors import BankError, FaultCode
-from ledger import now
-from protocol import CoordinatorTxn, CoordState, TxState, Vote
+from bank.errors import BankError, FaultCode
+from bank.ledger import now
+from bank.protocol import CoordinatorTxn, CoordState, TxState, Vote
 
 log = logging.getLogger("coordinator")
 

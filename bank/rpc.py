@@ -43,7 +43,7 @@ import xml.parsers.expat
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
-from errors import BankError, FaultCode
+from bank.errors import BankError, FaultCode
 
 PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py stop), "
              "or pick another with --port (0 = any free port).")

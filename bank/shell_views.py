@@ -16,7 +16,7 @@ Glossary:
   party   a sender or receiver in a trace
 """
 
-from money import format_amount
+from bank.money import format_amount
 
 EXTERNAL_KINDS = ("open", "deposit", "withdraw")   # journal rows that bring money in/out
 

@@ -1,0 +1,414 @@
+"""The coordinator: moves money between branches atomically with Two-Phase Commit.
+
+Role: serve the bank's public API. Transfers between branches go to the 2PC driver
+(twopc.py), which keeps the durable recovery log and finishes interrupted
+transactions after a crash; everything else is routed to the right branch, whose
+primary this file keeps track of (failover).
+
+Run it:
+    python coordinator.py --port 9000 --branch Mumbai=http://127.0.0.1:9100 \\
+                                      --branch Delhi=http://127.0.0.1:9101
+    python coordinator.py --config cluster.ini
+
+Rules (2PC's own rules are in twopc.py, its decisions in protocol.py):
+  * Rule 1 - every argument is checked here, before any branch hears of it.
+  * Rule 2 - a transfer inside one branch is that branch's local transfer: no 2PC.
+  * Rule 3 - a branch's calls go to its primary; a server that answers "not the
+    primary" makes the coordinator look for the one that is, and ask again.
+  * Lab controls (faults, partitions) exist only with --allow-faults.
+
+Glossary (more in protocol.py):
+  route       which branch holds an account: "Mumbai/1001" is served by Mumbai
+  trace       the list of messages of one transaction: who, to whom, what, when
+  partition   a lab switch: the coordinator pretends it cannot reach a branch at all
+  request id  a client-chosen id: a retried transfer returns the first outcome
+"""
+
+import concurrent.futures
+import logging
+
+from bank import rpc
+from bank.errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
+                    check_token, split_acct_ref)
+from bank.faults import COORDINATOR_POINTS, FaultPoints
+from bank.money import format_amount, format_delta, parse_amount
+from bank.recovery_log import RecoveryLog
+from bank.twopc import TwoPhaseCommit
+
+log = logging.getLogger("coordinator")
+
+PREPARE_TIMEOUT = 5.0        # seconds to wait for a vote or an acknowledgement
+
+
+# ---- links to branches ----------------------------------------------------------------------
+
+class BranchLink:
+    """How the coordinator reaches one branch: its primary, and its replicas' URLs."""
+
+    def __init__(self, name: str, urls, secret):
+        self.name, self.secret = name, secret
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self.partitioned = False
+        self.use(self.urls[0])
+
+    def use(self, url: str) -> None:
+        """Route to this server from now on (kept-alive connections per thread)."""
+        self.url = url
+        self.client = rpc.Client(url, self.secret, timeout=PREPARE_TIMEOUT,
+                                 label=f"branch {self.name} at {url}")
+
+    def replica_urls(self) -> list:
+        return [u for u in self.urls if u != self.url]
+
+    def ask(self, url: str, method: str, *args, timeout: float = 3):
+        """Call one particular server of this branch (a replica, say), not the route."""
+        return rpc.Client(url, self.secret, timeout=timeout,
+                          label=f"{self.name} server {url}").call(method, *args)
+
+    def find_primary(self) -> bool:
+        """Route to whichever server of this branch is the primary with the highest epoch
+        (after a failover, or a coordinator restart). True if the route changed."""
+        best = None
+        for url in self.urls:
+            try:
+                info = self.ask(url, "ping", timeout=2)
+            except BankError:
+                continue
+            if info.get("role") == "primary" and (best is None or info["epoch"] > best[0]):
+                best = (info["epoch"], url)
+        if best is None or best[1] == self.url:
+            return False
+        log.warning("%s is served by %s (epoch %d): routing there", self.name, best[1], best[0])
+        self.use(best[1])
+        return True
+
+    def call(self, method: str, *args):
+        """Call the branch's primary; if the server says it no longer is one, or nothing
+        listens there any more, find the one that is and ask again (the refused call
+        changed nothing)."""
+        if self.partitioned:
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"branch {self.name} is cut off by a lab partition "
+                            f"(heal {self.name} to reconnect).")
+        try:
+            return self.client.call(method, *args)
+        except BankError as exc:
+            moved = exc.code == FaultCode.NOT_PRIMARY or (exc.not_sent and len(self.urls) > 1)
+            if not moved or not self.find_primary():
+                if exc.not_sent:                  # the branch never got it: say so
+                    raise BankError(exc.code, exc.message + " Nothing was done.",
+                                    not_sent=True) from None
+                raise
+        return self.client.call(method, *args)
+
+    def read(self, method: str, *args):
+        """A read goes to the primary, or to a replica if the primary cannot be reached
+        (replicas serve reads; they may lag a little behind)."""
+        try:
+            return self.call(method, *args)
+        except BankError as exc:
+            if exc.code != FaultCode.UNAVAILABLE or self.partitioned:
+                raise
+            for url in self.replica_urls():
+                try:
+                    return self.ask(url, method, *args)
+                except BankError:
+                    continue
+            raise
+
+
+# ---- the coordinator service ----------------------------------------------------------------
+
+class Coordinator:
+    """The public XML-RPC methods of the coordinator."""
+
+    PUBLIC_METHODS = ("ping", "branches", "open_account", "account", "accounts", "deposit",
+                      "withdraw", "transfer", "transactions", "transaction", "decision",
+                      "recover", "journal", "failover")
+    LAB_METHODS = ("fault", "partition", "heal")
+
+    def __init__(self, name: str, branches: dict, log_path, *, secret=None,
+                 allow_faults=False, url=""):
+        self.name, self.secret = name, secret
+        self.links = {n: BranchLink(check_branch_name(n), u, secret) for n, u in branches.items()}
+        self.faults = FaultPoints("coordinator", COORDINATOR_POINTS, allow_faults)
+        if allow_faults:
+            self.PUBLIC_METHODS = Coordinator.PUBLIC_METHODS + Coordinator.LAB_METHODS
+        self.log = RecoveryLog(log_path)
+        self._pool = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="2pc")
+        self.twopc = TwoPhaseCommit(name, self.links, self.log, self.faults, self._pool)
+        self.url = url
+
+    @property
+    def url(self) -> str:
+        """Our URL: branches call it back to ask for decisions."""
+        return self.twopc.url
+
+    @url.setter
+    def url(self, value: str) -> None:
+        self.twopc.url = value
+
+    # ---- information ---------------------------------------------------------------
+
+    def ping(self) -> dict:
+        """Who this is: {"name", "role": "coordinator", "url", "branches", "in_flight"}."""
+        return {"name": self.name, "role": "coordinator", "url": self.url, "epoch": 1,
+                "branches": sorted(self.links), "in_flight": len(self.log.in_flight),
+                "faults": self.faults.describe()["armed"]}
+
+    def branches(self) -> list:
+        """Every branch: {"name", "url", "up", "role", "epoch", "applied", "in_doubt",
+        "partitioned", "error", "replicas": [{"url", "up", "role", "epoch", "in_sync",
+        "applied", "lag"}]}, pinged in parallel."""
+        return self._each_branch(self._branch_status)
+
+    def _branch_status(self, link: BranchLink) -> dict:
+        row = {"name": link.name, "url": link.url, "up": False, "role": "", "epoch": 0,
+               "applied": 0, "in_doubt": 0, "partitioned": link.partitioned, "error": ""}
+        try:
+            info = link.call("ping")
+            row.update(up=True, role=info["role"], epoch=info["epoch"],
+                       applied=info["applied"], in_doubt=info["in_doubt"])
+        except (BankError, KeyError) as exc:
+            row["error"] = str(exc)
+        row["replicas"] = [self._replica_status(link, url, row["applied"])
+                           for url in link.replica_urls()]
+        return row
+
+    def _replica_status(self, link: BranchLink, url: str, primary_applied: int) -> dict:
+        row = {"url": url, "up": False, "role": "", "epoch": 0, "in_sync": False,
+               "applied": 0, "lag": 0}
+        try:
+            info = link.ask(url, "ping", timeout=2)
+            row.update(up=True, role=info["role"], epoch=info["epoch"],
+                       in_sync=info["in_sync"], applied=info["applied"],
+                       lag=max(0, primary_applied - info["applied"]))
+        except (BankError, KeyError):
+            pass
+        return row
+
+    def failover(self, branch) -> dict:
+        """Promote the best in-sync replica of a branch and route to it from now on.
+
+        The best is the in-sync replica with the most changes applied; an out-of-sync
+        one is never promoted. Transactions prepared on the old primary were replicated
+        before their vote, so they finish on the new one. Other replicas follow it.
+        Returns {"branch", "primary", "old_primary", "epoch", "applied"}.
+        """
+        link = self._link(branch)
+        reasons, candidates = [], []
+        for url in link.replica_urls():
+            status = self._replica_status(link, url, 0)
+            if not status["up"] or status["role"] != "replica":
+                reasons.append(f"{url} is {'down' if not status['up'] else status['role']}")
+            elif not status["in_sync"]:
+                reasons.append(f"{url} is out of sync")
+            else:
+                candidates.append((status["applied"], url))
+        for applied, url in sorted(candidates, reverse=True):
+            try:
+                promoted = link.ask(url, "promote", timeout=5)
+            except BankError as exc:
+                reasons.append(exc.message)
+                continue
+            old = link.url
+            link.use(url)
+            for other in link.replica_urls():
+                try:
+                    link.ask(other, "follow", url)
+                except BankError:
+                    pass                     # a replica that is down is left as it is
+            log.warning("failover: %s now served by %s (epoch %s)", link.name, url,
+                        promoted["epoch"])
+            self._pool.submit(self.twopc.recover)
+            return {"branch": link.name, "primary": url, "old_primary": old,
+                    "epoch": promoted["epoch"], "applied": promoted["applied"]}
+        raise BankError(FaultCode.UNAVAILABLE,
+                        f"No replica of {link.name} can be promoted: "
+                        f"{'; '.join(reasons) or 'it has no replicas'}.")
+
+    def account(self, acct) -> dict:
+        """One account by BRANCH/NUMBER. Example: account("Mumbai/1001")"""
+        branch, number = self._route(acct)
+        return branch.read("account", number)
+
+    def accounts(self, branch="") -> list:
+        """The accounts of one branch, or of every reachable branch if "" is given."""
+        if branch:
+            return self._link(branch).read("accounts")
+        lists = self._each_branch(lambda link: self._try(link, "accounts", default=[]))
+        return [acct for rows in lists for acct in rows]
+
+    def journal(self, acct_or_branch="", limit=100) -> list:
+        """Journal rows of one account ("Mumbai/1001"), one branch ("Mumbai") or all ("").
+
+        Example: journal("Mumbai/1001", 20)
+        """
+        limit = check_limit(limit)
+        if isinstance(acct_or_branch, str) and "/" in acct_or_branch:
+            branch, number = self._route(acct_or_branch)
+            return branch.read("journal", number, limit)
+        if acct_or_branch:
+            return self._link(acct_or_branch).read("journal", "", limit)
+        lists = self._each_branch(lambda link: self._try(link, "journal", "", limit, default=[]))
+        rows = sorted((r for rows in lists for r in rows), key=lambda r: r["ts"])
+        return rows[-limit:]
+
+    def transactions(self, limit=50, state="") -> list:
+        """Recent transfers, newest first. state: "", "committed", "aborted" or "in-doubt".
+
+        Each: {"txid", "state", "outcome", "src", "dst", "amount", "reason", "waiting_for"}.
+        """
+        limit = check_limit(limit, default=50)
+        if state not in ("", "committed", "aborted", "in-doubt"):
+            raise BankError(FaultCode.BAD_INPUT,
+                            'state must be "", "committed", "aborted" or "in-doubt".')
+        rows = self.twopc.summaries()
+        rows.sort(key=lambda r: r["began"] or r["ended"], reverse=True)
+        if state:
+            rows = [r for r in rows if _matches(r, state)]
+        return rows[:limit]
+
+    def transaction(self, txid) -> dict:
+        """One transfer with its votes and its trace (the messages, in order, with times)."""
+        return self.twopc.detail(check_token(txid, "transaction id"))
+
+    def decision(self, txid, asker="") -> dict:
+        """What was decided for txid: {"txid", "decision": committed|aborted|pending}.
+
+        Branches ask this when they hold a prepared txid (termination protocol). No
+        commit record means aborted (presumed abort), unless the txn is still voting.
+        """
+        txid = check_token(txid, "transaction id")
+        asker = check_branch_name(asker) if asker not in ("", None) else ""
+        if asker in self.links and self.links[asker].partitioned:
+            raise BankError(FaultCode.UNAVAILABLE, f"{asker} is cut off by a lab partition.")
+        return {"txid": txid, "decision": self.twopc.decision(txid, asker)}
+
+    # ---- single-branch operations (routed) ---------------------------------------
+
+    def open_account(self, branch, owner, initial="0") -> dict:
+        """Open an account at a branch. Example: open_account("Delhi", "Meera Iyer", "500")"""
+        owner = check_text(owner, "owner name")
+        return self._link(branch).call("open_account", owner, _amount_text(initial, True))
+
+    def deposit(self, acct, amount, request_id="") -> dict:
+        """Deposit into BRANCH/NUMBER. Example: deposit("Mumbai/1001", "250.00")"""
+        branch, number = self._route(acct)
+        return branch.call("deposit", number, _amount_text(amount),
+                           check_token(request_id, "request id", optional=True))
+
+    def withdraw(self, acct, amount, request_id="") -> dict:
+        """Withdraw from BRANCH/NUMBER. Example: withdraw("Delhi/1002", "100")"""
+        branch, number = self._route(acct)
+        return branch.call("withdraw", number, _amount_text(amount),
+                           check_token(request_id, "request id", optional=True))
+
+    # ---- transfer: local or Two-Phase Commit --------------------------------------
+
+    def transfer(self, src, dst, amount, request_id="") -> dict:
+        """Move money from src to dst (BRANCH/NUMBER each); atomic across branches.
+
+        Returns {"txid", "outcome": "committed"|"aborted", "reason", "waiting_for"}.
+        With a request_id, a retry returns the first outcome and never moves money twice
+        (across a coordinator restart: for the last 10,000 transfers, see recovery_log.py).
+        Example: transfer("Mumbai/1001", "Delhi/1002", "100.00", "lab1-try1")
+        """
+        (src_branch, src_no), (dst_branch, dst_no) = self._route(src), self._route(dst)
+        amount = _amount_text(amount)
+        request_id = check_token(request_id, "request id", optional=True)
+        if src_branch is dst_branch:                                       # Rule 2
+            return self._local_transfer(src_branch, src_no, dst_no, amount, request_id)
+        info = {"src": f"{src_branch.name}/{src_no}", "dst": f"{dst_branch.name}/{dst_no}",
+                "amount": amount, "request_id": request_id}
+        plan = {src_branch.name: [{"account": src_no, "delta": format_delta(-parse_amount(amount))}],
+                dst_branch.name: [{"account": dst_no, "delta": format_delta(parse_amount(amount))}]}
+        return self.twopc.transfer(info, plan)
+
+    def _local_transfer(self, link, src_no, dst_no, amount, request_id) -> dict:
+        try:
+            link.call("transfer", src_no, dst_no, amount, request_id)
+            return {"txid": "", "outcome": "committed", "reason": "", "waiting_for": [],
+                    "local": True}
+        except BankError as exc:
+            if exc.code in (FaultCode.INSUFFICIENT_FUNDS, FaultCode.UNKNOWN_ACCOUNT):
+                return {"txid": "", "outcome": "aborted", "reason": exc.message,
+                        "waiting_for": [], "local": True}
+            raise
+
+    def recover(self) -> dict:
+        """Re-send the decision of every unfinished transaction now.
+
+        Returns {"resent": n, "unfinished": [txid, ...]} (those still waiting afterwards).
+        """
+        return self.twopc.recover()
+
+    def start_background(self):
+        """Find each branch's current primary, then let the 2PC driver finish what the
+        log says is unfinished and keep retrying."""
+        with_replicas = [link for link in self.links.values() if len(link.urls) > 1]
+        list(self._pool.map(lambda link: link.find_primary(), with_replicas))
+        self.twopc.start()
+
+    def close(self):
+        self.twopc.stop()
+        self._pool.shutdown(wait=False)
+        self.log.close()
+
+    # ---- lab controls (only with --allow-faults) ------------------------------------
+
+    def fault(self, point) -> dict:
+        """Arm a coordinator fault point: crash-after-prepare, crash-after-decision,
+        crash-mid-commit ("" disarms)."""
+        return self.faults.arm(point)
+
+    def partition(self, branch) -> dict:
+        """Lab: from now on the coordinator cannot reach this branch at all."""
+        link = self._link(branch)
+        link.partitioned = True
+        log.warning("partition: %s is cut off", link.name)
+        return {"branch": link.name, "partitioned": True}
+
+    def heal(self, branch) -> dict:
+        """Lab: end a partition; unfinished transactions are retried at once."""
+        link = self._link(branch)
+        link.partitioned = False
+        log.warning("heal: %s is reachable again", link.name)
+        self._pool.submit(self.twopc.recover)
+        return {"branch": link.name, "partitioned": False}
+
+    # ---- helpers --------------------------------------------------------------------
+
+    def _link(self, name) -> BranchLink:
+        name = check_branch_name(name)
+        if name not in self.links:
+            raise BankError(FaultCode.UNKNOWN_ACCOUNT,
+                            f"There is no branch {name!r}; the branches are "
+                            f"{', '.join(sorted(self.links))}.")
+        return self.links[name]
+
+    def _route(self, acct) -> tuple:
+        branch, number = split_acct_ref(acct)
+        return self._link(branch), number
+
+    def _each_branch(self, fn) -> list:
+        return list(self._pool.map(fn, [self.links[n] for n in sorted(self.links)]))
+
+    @staticmethod
+    def _try(link: BranchLink, method: str, *args, default):
+        try:
+            return link.read(method, *args)
+        except BankError:
+            return default
+
+
+def _amount_text(value, allow_zero=False) -> str:
+    """Check an amount here (so a bad one never reaches a branch) and send it as text."""
+    return format_amount(parse_amount(value, allow_zero=allow_zero))
+
+
+def _matches(row: dict, state: str) -> bool:
+    if state == "in-doubt":
+        return row["state"] in ("preparing", "committing", "aborting")
+    return row["outcome"] == state and row["state"] in ("committed", "aborted",
+                                                        "committing", "aborting")

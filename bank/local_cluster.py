@@ -1,0 +1,385 @@
+"""The local cluster: start, crash, restart and stop the kit's processes on this machine.
+
+Role: launch branches and a coordinator as real processes on loopback, for a
+teacher's demo, a student's lab script, the shell, the window and the tests.
+
+Use it from the command line:
+    python cluster.py start      # Mumbai and Delhi (preloaded) + a coordinator
+    python cluster.py status     # what runs, where
+    python cluster.py stop
+    python cluster.py reset      # delete its databases and logs (when stopped)
+    python cluster.py secret secret.txt   # a fresh shared secret for a classroom LAN
+
+or from Python (what labs and tests do):
+    with LocalCluster(home=tmpdir, branches=("Mumbai", "Delhi")) as bank:
+        coord = bank.coordinator()            # an rpc.Client
+        coord.call("transfer", "Mumbai/1001", "Delhi/1002", "100")
+        bank.kill("Mumbai"); bank.restart("Mumbai")
+
+Rules:
+  * Processes are started with ``subprocess`` (no fork) and ended with
+    ``Popen.kill()``, so it works the same on Windows, macOS and Linux.
+  * A member is ended only by the pid this launcher started.
+  * State is kept between runs: databases in HOME/data, logs in HOME/logs, and the
+    running cluster's URLs and pids in HOME/data/cluster.json.
+  * The cluster makes its own shared secret (HOME/data/cluster.secret, mode 0600) and
+    every member and client signs its calls with it.
+
+Glossary:
+  home    the folder that holds a cluster's data/ and logs/ (the repository by default)
+  member  one process of the cluster: a branch, or "coordinator"
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from bank import rpc
+from bank.errors import BankError, FaultCode
+
+KIT = pathlib.Path(__file__).resolve().parent.parent   # the repository: programs on top
+DEFAULT_BRANCHES = ("Mumbai", "Delhi")
+DEFAULT_PORTS = {"coordinator": 9000, "Mumbai": 9100, "Delhi": 9101}
+START_TIMEOUT = 20.0          # seconds a member may take to start listening
+COORDINATOR = "coordinator"
+
+
+# A member must not die when the user presses Ctrl-C in the shell that started it.
+_DETACHED = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
+             else {"start_new_session": True})
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        if os.name != "nt":       # as the servers do: a port in TIME_WAIT is free to bind
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def replica_name(branch: str, k: int = 1) -> str:
+    return f"{branch}-replica{k}"
+
+
+class Member:
+    """One launched process of the cluster, restartable on the same port."""
+
+    def __init__(self, name: str, script: str, args: list, home: pathlib.Path, port: int = 0):
+        self.name, self.script, self.args, self.home, self.port = name, script, args, home, port
+        self.proc = None
+        self.pid = None               # set from cluster.json when attached, not started
+        self.url = ""
+        self.url_file = home / "data" / f"{name}.url"
+        self.output = home / "logs" / f"{name}.out"
+
+    def start(self, extra=()) -> str:
+        """Start the process and wait (with a deadline) until it listens; return its URL."""
+        self.url_file.unlink(missing_ok=True)
+        cmd = [sys.executable, str(KIT / self.script), *self.args, "--port", str(self.port),
+               "--url-file", str(self.url_file), "--log-dir", str(self.home / "logs"),
+               *extra]
+        with open(self.output, "ab") as out:
+            self.proc = subprocess.Popen(cmd, cwd=self.home, stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         **_DETACHED)
+        self.url = self._wait_for_url()
+        self.port = int(self.url.rsplit(":", 1)[1])      # a restart reuses the port
+        return self.url
+
+    def _wait_for_url(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.url_file.exists():
+                return self.url_file.read_text(encoding="utf-8").strip()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} "
+                                   f"while starting:\n{self.last_output()}")
+            time.sleep(0.05)                 # polling for a file, with a deadline
+        self.kill()
+        raise RuntimeError(f"{self.name} did not start within {START_TIMEOUT} s:\n"
+                           f"{self.last_output()}")
+
+    def last_output(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @property
+    def alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self.pid is not None and _answers(self.url)
+
+    def kill(self) -> None:
+        """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess)."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait(timeout=10)
+        else:
+            _end_recorded(self.pid, self.url)   # a member started by another launcher
+        self.pid = None
+
+    def wait_exit(self, timeout: float = 10.0):
+        """Wait for the process to end by itself (e.g. an armed crash); its exit code."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+class LocalCluster:
+    """Branches plus a coordinator on loopback, sharing one home folder and secret."""
+
+    def __init__(self, home=KIT, branches=DEFAULT_BRANCHES, *, preload=True,
+                 allow_faults=True, fixed_ports=False, coordinator_args=(),
+                 branch_args=(), replicas=0):
+        self.home = pathlib.Path(home).resolve()
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        (self.home / "logs").mkdir(parents=True, exist_ok=True)
+        self.secret_file = self.home / "data" / "cluster.secret"
+        if not self.secret_file.exists():
+            rpc.write_secret(self.secret_file)
+        self.secret = rpc.load_secret(self.secret_file)
+        common = ["--secret-file", str(self.secret_file)]
+        if allow_faults:
+            common.append("--allow-faults")
+        self.members = {}
+        for name in branches:
+            args = ["--name", name, "--db", str(self.home / "data" / f"{name}.db"), *common,
+                    *(["--preload"] if preload else []), *branch_args]
+            self.members[name] = Member(name, "branch.py", args, self.home,
+                                        self._port(name, fixed_ports))
+            for k in range(1, replicas + 1):
+                replica = replica_name(name, k)
+                args = ["--name", name, "--db", str(self.home / "data" / f"{replica}.db"),
+                        *common, *branch_args]
+                self.members[replica] = Member(replica, "branch.py", args, self.home, 0)
+        self.replicas = replicas
+        self.coordinator_args = [*common, "--log", str(self.home / "logs" / "recovery.log"),
+                                 *coordinator_args]
+        self.members[COORDINATOR] = Member(COORDINATOR, "coordinator.py",
+                                           self.coordinator_args, self.home,
+                                           self._port(COORDINATOR, fixed_ports))
+
+    @staticmethod
+    def _port(name, fixed):
+        port = DEFAULT_PORTS.get(name, 0) if fixed else 0
+        return port if port and _port_is_free(port) else 0
+
+    @property
+    def branch_names(self) -> list:
+        """The branches' primaries as started (replicas are members named NAME-replicaK)."""
+        return [n for n in self.members if n != COORDINATOR and "-replica" not in n]
+
+    def replica_names(self, branch: str) -> list:
+        return [n for n in self.members if n.startswith(branch + "-replica")]
+
+    def start(self) -> "LocalCluster":
+        """Start every branch and its replicas, then the coordinator that knows them.
+
+        If any member fails to start (or Ctrl-C arrives), the ones already started are
+        stopped again: nothing is left running in the background.
+        """
+        try:
+            for name in self.branch_names:
+                self.members[name].start()
+                for replica in self.replica_names(name):
+                    self.members[replica].args += ["--replica-of", self.members[name].url]
+                    self.members[replica].start()
+            self.start_member(COORDINATOR)
+        except BaseException:
+            self.stop()
+            raise
+        self.save_state()
+        return self
+
+    def start_member(self, name: str, extra=()) -> str:
+        member = self.member(name)
+        if name == COORDINATOR:
+            routes = [a for n in self.branch_names for a in (
+                "--branch", n + "=" + ",".join(self.members[m].url
+                                               for m in [n, *self.replica_names(n)]))]
+            member.args = [*self.coordinator_args, *routes]
+        return member.start(extra)
+
+    def member(self, name: str) -> Member:
+        if name not in self.members:
+            raise BankError(FaultCode.BAD_INPUT, f"There is no cluster member {name!r}; members: "
+                                 f"{', '.join(self.members)}.")
+        return self.members[name]
+
+    def kill(self, name: str) -> None:
+        """Crash a member (no cleanup: like a power cut)."""
+        self.member(name).kill()
+
+    def restart(self, name: str, extra=()) -> str:
+        """Start a member again on its old port and database (kill it first if alive)."""
+        self.member(name).kill()
+        url = self.start_member(name, extra)
+        self.save_state()
+        return url
+
+    def stop(self) -> None:
+        """End every member: those we started, and those another program (a shell
+        attached to this cluster, say) restarted since, by the pid it recorded."""
+        recorded = _recorded(self.home)
+        for name, member in self.members.items():
+            member.kill()
+            pid, _ = recorded.get(name, (None, ""))
+            if member.proc is None or pid != member.proc.pid:
+                _end_recorded(pid, member.url)
+        (self.home / "data" / "cluster.json").unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def coordinator_url(self) -> str:
+        return self.members[COORDINATOR].url
+
+    def client(self, name: str, timeout: float = 10) -> rpc.Client:
+        """An rpc.Client for a member, signing with the cluster's secret."""
+        return rpc.Client(self.member(name).url, self.secret, timeout, label=name)
+
+    def coordinator(self, timeout: float = 30) -> rpc.Client:
+        return self.client(COORDINATOR, timeout)
+
+    def save_state(self) -> None:
+        """Record URLs, pids and command lines, so another program can attach."""
+        state = {"secret_file": str(self.secret_file),
+                 "coordinator_args": self.coordinator_args,
+                 "members": {n: {"url": m.url, "pid": m.proc.pid if m.proc else m.pid,
+                                 "script": m.script, "args": m.args, "port": m.port}
+                             for n, m in self.members.items()}}
+        (self.home / "data" / "cluster.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def attach(cls, home=KIT):
+        """The cluster started earlier from `home` (by another program), if it answers."""
+        state = running_cluster(home)
+        if state is None:
+            return None
+        cluster = cls.__new__(cls)
+        cluster.home = pathlib.Path(home).resolve()
+        cluster.secret_file = pathlib.Path(state["secret_file"])
+        cluster.secret = rpc.load_secret(cluster.secret_file)
+        cluster.coordinator_args = state["coordinator_args"]
+        cluster.members = {}
+        for name, info in state["members"].items():
+            member = Member(name, info["script"], info["args"], cluster.home, info["port"])
+            member.url, member.pid = info["url"], info["pid"]
+            cluster.members[name] = member
+        return cluster
+
+
+def attach_or_start(home=KIT):
+    """(cluster, started): attach to the local cluster if one runs, else start one.
+
+    The caller stops the cluster when it exits only if it started it.
+    """
+    cluster = LocalCluster.attach(home)
+    if cluster is not None:
+        return cluster, False
+    return LocalCluster(home, fixed_ports=True).start(), True
+
+
+# ---- attaching to a cluster that is already running ------------------------------------
+
+def running_cluster(home=KIT):
+    """The state of a cluster started earlier from `home`, if its coordinator answers."""
+    path = pathlib.Path(home) / "data" / "cluster.json"
+    try:
+        state = json.loads(path.read_text())
+        secret = rpc.load_secret(state["secret_file"])
+        url = state["members"][COORDINATOR]["url"]
+    except (OSError, ValueError, KeyError, SystemExit):
+        return None
+    try:
+        rpc.Client(url, secret, timeout=2).call("ping")
+    except BankError as exc:
+        if exc.code == FaultCode.UNAVAILABLE:
+            return None                       # nothing answers there: not running
+        raise SystemExit(f"A cluster started from {home} answers at {url} but refused us "
+                         f"({exc.message}). Stop it with `python cluster.py stop`.")
+    return state
+
+
+def stop_running(home=KIT) -> list:
+    """Stop a cluster started by `python cluster.py start` (by its recorded pids)."""
+    stopped = [name for name, (pid, url) in _recorded(home).items()
+               if _end_recorded(pid, url)]
+    (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
+    return stopped
+
+
+def _recorded(home) -> dict:
+    """member name -> (pid, url), from HOME/data/cluster.json ({} if there is none)."""
+    try:
+        state = json.loads((pathlib.Path(home) / "data" / "cluster.json").read_text())
+        return {n: (info.get("pid"), info["url"]) for n, info in state["members"].items()}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _end_recorded(pid, url) -> bool:
+    """End a member we did not start ourselves, by its recorded pid, if it still answers
+    at its URL (so a reused pid of some other program is never touched)."""
+    if not pid or not _answers(url):
+        return False
+    _kill_pid(pid)
+    _wait_until_silent(url)
+    return True
+
+
+def reset(home=KIT) -> list:
+    """Delete a stopped cluster's databases, logs and secret: the next start is fresh."""
+    home = pathlib.Path(home)
+    if running_cluster(home) is not None:
+        raise SystemExit("A local cluster is running from here: python cluster.py stop first.")
+    removed = []
+    for pattern in ("data/*.db*", "data/*.url", "data/cluster.*", "logs/*.log*", "logs/*.out",
+                    "logs/*.csv", "logs/.shell_history"):
+        for path in home.glob(pattern):
+            try:
+                path.unlink()
+                removed.append(str(path.relative_to(home)))
+            except OSError as exc:       # e.g. still open by a process started by hand
+                raise SystemExit(f"Cannot delete {path}: {exc.strerror}. Is a branch or "
+                                 "coordinator started by hand still running?")
+    return removed
+
+
+def _answers(url) -> bool:
+    """Does anything answer HTTP at url? (Any answer, even 401, means it is up.)"""
+    try:
+        rpc.Client(url, None, timeout=2).call("ping")
+        return True
+    except BankError as exc:
+        return exc.code != FaultCode.UNAVAILABLE or "HTTP" in exc.message
+
+
+def _kill_pid(pid: int) -> None:
+    """End a process we did not start ourselves (its pid is in cluster.json)."""
+    try:
+        os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # TerminateProcess on Windows
+    except OSError:
+        pass
+
+
+def _wait_until_silent(url, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _answers(url):
+        time.sleep(0.05)

@@ -33,7 +33,7 @@ from bank.errors import (BankError, FaultCode, check_account_number, check_branc
 from bank.faults import BRANCH_POINTS, FaultPoints
 from bank.ledger import MAX_OPS, Ledger
 from bank.money import parse_amount, parse_delta
-from bank.protocol import TxState
+from bank.core.messages import TxState
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
 
 log = logging.getLogger("branch")

@@ -37,9 +37,9 @@ import threading
 
 from bank.errors import BankError, FaultCode
 from bank.money import format_amount
-from bank.protocol import Event, ProtocolViolation, TxState, Vote, participant_next, repeated_vote
+from bank.core.messages import Apply, Hold, ProtocolViolation, Record, Reply, TxState
+from bank.core.participant import MAX_OPS, ParticipantTxn
 
-MAX_OPS = 64          # ops in one prepare
 REPLICATED = ("open_account", "deposit", "withdraw", "transfer", "prepare", "commit", "abort")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(
@@ -279,91 +279,99 @@ class Ledger:
                            (request_id, key, json.dumps(result)))
             return result
 
-    # ---- 2PC participant steps ------------------------------------------------------
+    # ---- 2PC participant steps: the core decides, the ledger carries out -----------------
 
     def prepare(self, txid: str, coordinator: str, ops: list, refuse: str = "") -> tuple:
-        """Validate ops, hold debited funds, record 'prepared': vote yes. Durable on return.
+        """Phase 1 (rules P1-P3): the participant core votes; its effects are made durable.
 
-        ops: [(account number, signed minor units)]. Returns (Vote, reason).
-        A txid seen before gets its recorded vote again. Any invalid op (or a
-        `refuse` reason, used by the vote-no fault) records 'aborted' and votes no.
+        ops: [(account number, signed minor units)]. Returns (Vote, reason) once the
+        vote's record is on disk. `refuse` is a reason to vote no (the vote-no fault).
         """
         with self._write(("prepare", [txid, coordinator, ops, refuse])) as db:
-            state = self._state(db, txid)
-            if state is not TxState.UNKNOWN:
-                return repeated_vote(state), f"already {state.value}"
-            problem = refuse or self._problem_with(db, ops)
-            if problem:
-                self._record(db, txid, coordinator, ops, TxState.ABORTED, problem)
-                return Vote.NO, problem
-            self._hold(db, ops, +1)
-            self._record(db, txid, coordinator, ops, participant_next(state, Event.PREPARE_OK))
-            return Vote.YES, ""
+            txn = self._participant(db, txid)
+            effects = txn.on_prepare(coordinator, ops, self._balances(db, ops), refuse)
+            vote = self._carry_out(db, txn, effects)
+            return vote.vote, vote.reason
 
     def commit(self, txid: str) -> TxState:
-        """Apply a prepared txn's ops and record 'committed'. Repeats are harmless."""
+        """Phase 2 (rules P4, P3, P7): apply a prepared txn's ops. Repeats are harmless."""
         with self._write(("commit", [txid])) as db:
-            state = self._step(db, txid, Event.COMMIT)
-            if state is TxState.COMMITTED:
-                return state                       # already done: answer ok again
-            ops = self._ops(db, txid)
-            self._hold(db, ops, -1)
-            for number, delta in ops:
-                self._change_balance(db, number, delta,
-                                     "2pc-debit" if delta < 0 else "2pc-credit", txid=txid)
-            self._decide(db, txid, TxState.COMMITTED)
-            return TxState.COMMITTED
+            txn = self._participant(db, txid)
+            return self._carry_out(db, txn, self._allowed(txn, "commit", txn.on_commit)).state
 
     def abort(self, txid: str, coordinator: str = "") -> TxState:
-        """Release holds and record 'aborted'. An unknown txid is recorded aborted too."""
+        """Phase 2 (rules P5, P3, P7): release holds, record 'aborted' (unknown txids too)."""
         with self._write(("abort", [txid, coordinator])) as db:
-            state = self._step(db, txid, Event.ABORT)
-            if state is TxState.UNKNOWN:
-                self._record(db, txid, coordinator, [], TxState.ABORTED,
-                             "aborted before any prepare arrived")
-            elif state is TxState.PREPARED:
-                self._hold(db, self._ops(db, txid), -1)
-                self._decide(db, txid, TxState.ABORTED)
-            return TxState.ABORTED
+            txn = self._participant(db, txid)
+            effects = self._allowed(txn, "abort", lambda: txn.on_abort(coordinator))
+            return self._carry_out(db, txn, effects).state
 
-    @staticmethod
-    def _hold(db, ops, sign: int) -> None:
-        """Reserve (+1, at prepare) or release (-1, at commit or abort) the debits of ops."""
-        for number, delta in ops:
-            if delta < 0:
-                db.execute("UPDATE accounts SET held = held + ? WHERE number=?",
-                           (sign * -delta, number))
+    def waiting(self) -> list:
+        """The participant core of every prepared txn (in doubt here), oldest first."""
+        rows = self._read().execute("SELECT * FROM txns WHERE state='prepared' "
+                                    "ORDER BY created").fetchall()
+        return [self._participant_from(r) for r in rows]
 
-    def _step(self, db, txid, event: Event) -> TxState:
-        """The current state, after checking the protocol allows `event` from it."""
-        state = self._state(db, txid)
+    def _allowed(self, txn: ParticipantTxn, verb: str, step) -> list:
+        """Run a core step; a protocol violation (P7) becomes a refusal for the caller."""
         try:
-            participant_next(state, event)
+            return step()
         except ProtocolViolation as exc:
             raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.branch} refuses to {event.value} {txid}: it is "
-                            f"{state.value} here.") from exc
-        return state
+                            f"{self.branch} refuses to {verb} {txn.txid}: it is "
+                            f"{txn.state.value} here.") from exc
 
-    def _problem_with(self, db, ops) -> str:
-        """Why these ops cannot be prepared, or '' if they can."""
-        if not ops:
-            return "no operations for this branch"
-        if len(ops) > MAX_OPS:
-            return f"too many operations (at most {MAX_OPS})"
-        debits = {}
-        for number, delta in ops:
-            if not self._find_account(db, number):
-                return f"account {self.branch}/{number} does not exist"
-            if delta < 0:
-                debits[number] = debits.get(number, 0) - delta
-        for number, amount in debits.items():
-            row = self._find_account(db, number)
-            available = row["balance"] - row["held"]
-            if available < amount:
-                return (f"insufficient funds in {self.branch}/{number}: "
-                        f"{format_amount(available)} available, {format_amount(amount)} needed")
-        return ""
+    def _carry_out(self, db, txn: ParticipantTxn, effects: list):
+        """Do what the participant's table decided, in order, inside this one SQLite
+        transaction; return the answer. The caller's COMMIT makes it all durable at
+        once, and only then does the answer leave the branch (durable before visible)."""
+        answer = None
+        for effect in effects:
+            if isinstance(effect, Hold):
+                db.execute("UPDATE accounts SET held = held + ? WHERE number=?",
+                           (effect.amount, effect.account))
+            elif isinstance(effect, Apply):
+                kind = "2pc-debit" if effect.delta < 0 else "2pc-credit"
+                self._change_balance(db, effect.account, effect.delta, kind, txid=effect.txid)
+            elif isinstance(effect, Record):
+                self._save_txn(db, txn, effect)
+            elif isinstance(effect, Reply):
+                answer = effect.message
+            else:
+                raise AssertionError(f"a ledger cannot carry out {effect!r}")
+        assert answer is not None, "every participant step answers its caller"
+        return answer
+
+    def _participant(self, db, txid: str) -> ParticipantTxn:
+        """Rebuild the core for txid from its durable row (UNKNOWN if there is none)."""
+        row = db.execute("SELECT * FROM txns WHERE txid=?", (txid,)).fetchone()
+        return self._participant_from(row) if row else ParticipantTxn(self.branch, txid)
+
+    def _participant_from(self, row) -> ParticipantTxn:
+        ops = tuple((op["account"], op["delta"]) for op in json.loads(row["ops"]))
+        return ParticipantTxn(self.branch, row["txid"], TxState(row["state"]),
+                              row["coordinator"], ops, row["reason"])
+
+    @staticmethod
+    def _balances(db, ops) -> dict:
+        """number -> (balance, held) of the accounts among ops that exist."""
+        found = {}
+        for number, _ in ops[:MAX_OPS + 1]:
+            row = db.execute("SELECT balance, held FROM accounts WHERE number=?",
+                             (number,)).fetchone()
+            if row is not None:
+                found[number] = (row["balance"], row["held"])
+        return found
+
+    def _save_txn(self, db, txn: ParticipantTxn, record: Record) -> None:
+        """The txns row is the participant's durable state: insert it or move it on."""
+        ops_json = json.dumps([{"account": n, "delta": d} for n, d in txn.ops])
+        decided = None if record.kind == TxState.PREPARED.value else now()
+        db.execute("INSERT INTO txns(txid, coordinator, ops, state, reason, created, decided)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(txid) DO UPDATE SET "
+                   "state=excluded.state, decided=excluded.decided",
+                   (txn.txid, txn.coordinator, ops_json, record.kind, record.reason, now(),
+                    decided))
 
     # ---- replication: the replog --------------------------------------------------------
 
@@ -427,25 +435,6 @@ class Ledger:
                 db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
     # ---- small helpers -----------------------------------------------------------------
-
-    def _state(self, db, txid) -> TxState:
-        row = db.execute("SELECT state FROM txns WHERE txid=?", (txid,)).fetchone()
-        return TxState(row["state"]) if row else TxState.UNKNOWN
-
-    def _ops(self, db, txid) -> list:
-        row = db.execute("SELECT ops FROM txns WHERE txid=?", (txid,)).fetchone()
-        return [(op["account"], op["delta"]) for op in json.loads(row["ops"])]
-
-    def _record(self, db, txid, coordinator, ops, state: TxState, reason=""):
-        ops_json = json.dumps([{"account": n, "delta": d} for n, d in ops])
-        decided = None if state is TxState.PREPARED else now()
-        db.execute("INSERT INTO txns(txid, coordinator, ops, state, reason, created, decided)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (txid, coordinator, ops_json, state.value, reason, now(), decided))
-
-    def _decide(self, db, txid, state: TxState):
-        db.execute("UPDATE txns SET state=?, decided=? WHERE txid=?",
-                   (state.value, now(), txid))
 
     def _find_account(self, db, number):
         return db.execute("SELECT * FROM accounts WHERE number=?", (number,)).fetchone()

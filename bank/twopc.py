@@ -3,22 +3,24 @@
 Role: run the protocol for each transfer between branches, remember every
 transaction with its trace, finish interrupted ones after a crash, and answer
 "what was decided?". coordinator.py serves this over XML-RPC and routes everything
-else; protocol.py holds the decisions themselves; recovery_log.py the durable log.
+else. The decisions themselves are the coordinator core's (bank/core/coordinator.py,
+rules C1-C9); this file only carries out the effects the core returns and feeds the
+answers back in; bank/recovery_log.py is the durable log.
 
-Rules:
-  * Rule 1 - phase 1: send prepare to every participant in parallel, each with a
-    timeout. A no, an error or silence is a no.
-  * Rule 2 - the commit point: the commit decision is forced to the recovery log
-    before any commit is sent and before the client hears "committed". Until then
-    ``decision(txid)`` answers "pending", never a guess.
-  * Rule 3 - phase 2: tell every participant the decision in parallel, and retry in
-    the background until each acknowledges; then log ``end``.
-  * Rule 4 - presumed abort: a txid with no commit record is aborted, so recovery
-    re-sends commit for committed txids without ``end`` and aborts all the others.
+Rules (how the core's effects are carried out):
+  * D1 - records first, then messages: every Record effect of a step is written (and
+    a forced one fsynced) while the transaction's lock is held, before any Send or
+    Reply of that step leaves. So nobody sees a decision that is not durable (C3, C7).
+  * D2 - the sends of a step go out in parallel, each with a timeout; each answer (or
+    its absence, as a Silence: never a "no") is fed back into the core.
+  * D3 - the client is answered after the first round of phase 2, with
+    ``waiting_for`` naming the participants that have not acknowledged yet.
+  * D4 - retries run in the background until every participant acknowledges (C6);
+    no work ever waits on the thread pool it runs on.
   * Every message sent and received is kept in the transaction's trace, with times,
     so the shell and the window can draw its sequence diagram.
 
-Glossary (more in protocol.py):
+Glossary (more in bank/core/messages.py):
   plan        which ops each participant is asked to prepare
   trace       the list of messages of one transaction: who, to whom, what, when
   request id  a client-chosen id: a retried transfer returns the first outcome
@@ -32,7 +34,8 @@ import time
 
 from bank.errors import BankError, FaultCode
 from bank.ledger import now
-from bank.protocol import CoordinatorTxn, CoordState, TxState, Vote
+from bank.core.coordinator import DECIDED, CoordinatorTxn, presumed_outcome
+from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
 
 log = logging.getLogger("coordinator")
 
@@ -48,11 +51,9 @@ LOG = "log"                  # the recovery log, drawn as a party in diagrams
 class Txn:
     """A transaction the coordinator drives: the protocol core plus what to show."""
 
-    def __init__(self, txid: str, plan: dict, info: dict):
-        self.core = CoordinatorTxn(txid, tuple(sorted(plan)))
-        self.plan = plan                   # branch -> ops for that branch
+    def __init__(self, txid: str, plan: dict, info: dict, url: str = COORDINATOR):
+        self.core = CoordinatorTxn(txid, plan, url)   # decides; see bank/core/coordinator.py
         self.info = info                   # src, dst, amount, request_id
-        self.published = None              # the decision others may see (Rule 2)
         self.began = now()
         self.ended = ""
         self._head, self._tail = [], collections.deque(maxlen=TRACE_TAIL)
@@ -60,19 +61,25 @@ class Txn:
         self.done = threading.Event()      # set when the client has its answer
         self.result = None
         self.phase2_lock = threading.Lock()   # one phase-2 round at a time
-        self.lock = threading.Lock()          # guards core and trace: votes and acks
-        self._t0 = time.monotonic()           # arrive on several threads at once
+        self.lock = threading.Lock()          # guards the core: votes and acks arrive
+        self._trace_lock = threading.Lock()   # on several threads at once
+        self._t0 = time.monotonic()
 
     @property
     def txid(self) -> str:
         return self.core.txid
+
+    @property
+    def published(self):
+        """The decision others may see: set only once it is durable (D1), else None."""
+        return self.core.decision if self.core.state in DECIDED else None
 
     def note(self, sender: str, receiver: str, msg: str, detail: str = "") -> None:
         """Add one message to the trace. A long outage (retries every second) keeps the
         first TRACE_HEAD and the last TRACE_TAIL messages, so the end is always shown."""
         entry = {"at": now(), "ms": int((time.monotonic() - self._t0) * 1000),
                  "from": sender, "to": receiver, "msg": msg, "detail": detail}
-        with self.lock:
+        with self._trace_lock:
             if len(self._head) < TRACE_HEAD:
                 self._head.append(entry)
                 return
@@ -82,7 +89,7 @@ class Txn:
 
     @property
     def trace(self) -> list:
-        with self.lock:
+        with self._trace_lock:
             gap = [{"at": self._tail[0]["at"], "ms": self._tail[0]["ms"],
                     "from": COORDINATOR, "to": COORDINATOR, "msg": "skipped",
                     "detail": f"{self._dropped} messages (retries) not kept"}] \
@@ -163,7 +170,7 @@ class TwoPhaseCommit:
                     return self.txns[txid], False
                 return self._finished_request(txid), False
             txn = Txn(self._new_txid(), plan, dict(info, branches=sorted(plan),
-                                                   began=now()))
+                                                   began=now()), self.url)
             self.txns[txn.txid] = txn
             self._forget_old_txns()
             if rid:
@@ -203,34 +210,59 @@ class TwoPhaseCommit:
 
     def _run_two_phase_commit(self, txn: Txn) -> None:
         """The whole protocol for one transaction; sets txn.result for the client."""
-        self.log.begin(txn.txid, txn.info)
-        txn.note(COORDINATOR, LOG, "begin", f"{txn.info['src']} -> {txn.info['dst']} "
-                                            f"{txn.info['amount']}")
-        # ---- Phase 1: voting (Rule 1) ----
-        list(self._pool.map(lambda b: self._ask_vote(txn, b), txn.core.participants))
+        # ---- Phase 1: voting (C1, C2) ----
+        prepares = self._step(txn, txn.core.begin)
+        list(self._pool.map(lambda send: self._ask_vote(txn, send), prepares))
         self.faults.crash_if_armed("crash-after-prepare")
-        # ---- The decision, durable before visible (Rule 2) ----
+        # ---- The decision, durable before visible (C3, C4; D1) ----
+        after = self._step(txn, txn.core.decide)
+        log.info("%s: decided %s %s", txn.txid, txn.published.value, txn.core.reason)
+        if txn.published is TxState.COMMITTED:
+            self.faults.crash_if_armed("crash-after-decision")
+        # ---- Phase 2: the decision (C5, C6), then the client's answer (D3) ----
+        self._send_decision(txn, [e for e in after if isinstance(e, Send)])
+        outcome = next(e.message for e in after if isinstance(e, Reply))
+        txn.result = {"txid": txn.txid, "outcome": outcome.outcome,
+                      "reason": outcome.reason, "waiting_for": txn.core.waiting_for()}
+        txn.done.set()
+
+    def _step(self, txn: Txn, event, *args) -> list:
+        """Feed one event to the core and write the records it asks for (D1).
+
+        The records are written while the transaction's lock is held, so no query or
+        retry sees the new state before it is durable; the sends and replies, which
+        every row lists after its records, are returned for the caller to carry out.
+        """
         with txn.lock:
-            decision = txn.core.decide()
-        if decision is CoordState.COMMITTING:
+            effects = event(*args)
+            for effect in effects:
+                if isinstance(effect, Record):
+                    self._write_record(txn, effect)
+            return [e for e in effects if not isinstance(e, Record)]
+
+    def _write_record(self, txn: Txn, record: Record) -> None:
+        """One Record effect into the recovery log; forced ones are fsynced (C3)."""
+        info = txn.info
+        if record.kind == "begin":
+            self.log.begin(txn.txid, info)
+            txn.note(COORDINATOR, LOG, "begin",
+                     f"{info.get('src', '')} -> {info.get('dst', '')} {info.get('amount', '')}")
+        elif record.kind == "commit":
+            assert record.forced, "C3: the commit record is always forced"
             self._force_commit(txn)                        # fsync: THE commit point
             txn.note(COORDINATOR, LOG, "decision", "commit (forced to disk)")
-            self.faults.crash_if_armed("crash-after-decision")
-            txn.published = TxState.COMMITTED
-        else:
+        elif record.kind == "abort":
             self.log.abort(txn.txid)
-            txn.note(COORDINATOR, LOG, "decision", f"abort: {txn.core.reason}")
-            txn.published = TxState.ABORTED
-        log.info("%s: decided %s %s", txn.txid, txn.published.value, txn.core.reason)
-        # ---- Phase 2: the decision (Rule 3) ----
-        self._send_decision(txn)
-        txn.result = {"txid": txn.txid, "outcome": txn.published.value,
-                      "reason": txn.core.reason, "waiting_for": txn.core.waiting_for()}
-        txn.done.set()
+            txn.note(COORDINATOR, LOG, "decision", f"abort: {record.reason}".rstrip(": "))
+        else:
+            assert record.kind == "end", record
+            self.log.end(txn.txid, txn.core.decision.value, record.reason)
+            txn.ended = now()
+            txn.note(COORDINATOR, LOG, "end", "every participant acknowledged")
 
     def _force_commit(self, txn: Txn) -> None:
         """Log the commit decision durably. If the disk refuses, stop the process: the
-        decision may or may not be on disk, and only recovery can tell (Rule 4)."""
+        decision may or may not be on disk, and only recovery can tell (C8)."""
         try:
             self.log.commit(txn.txid)
         except OSError:
@@ -238,74 +270,64 @@ class TwoPhaseCommit:
                          "will finish it from what the log holds", txn.txid, exc_info=True)
             self.faults.crash_now("the recovery log could not be written")
 
-    def _ask_vote(self, txn: Txn, branch: str) -> None:
-        """One participant's vote. Anything but a clear yes (an error, a timeout, an
-        answer we do not understand) is counted as no (Rule 1)."""
-        ops = txn.plan[branch]
+    def _ask_vote(self, txn: Txn, send: Send) -> None:
+        """One participant's vote (D2). Anything but a clear yes or no (an error, a
+        timeout, an answer we do not understand) is a Silence, which the core counts
+        as a missing vote: abort (C4), but never recorded as a "no"."""
+        branch, prepare = send.to, send.message
+        ops = list(prepare.ops)
         txn.note(COORDINATOR, branch, "prepare", ", ".join(
             f"{o['account']} {o['delta']}" for o in ops))
         try:
-            answer = self.links[branch].call("prepare", txn.txid, self.url, ops)
+            answer = self.links[branch].call("prepare", txn.txid, prepare.coordinator, ops)
             vote, reason = Vote(answer["vote"]), answer.get("reason", "")
             txn.note(branch, COORDINATOR, "vote", vote.value + (f": {reason}" if reason else ""))
-        except Exception as exc:                # noqa: BLE001 - every failure is a no
-            why = exc.message if isinstance(exc, BankError) else f"a strange answer ({exc!r})"
-            txn.note(branch, COORDINATOR, "error", f"no vote: {why}")
-            with txn.lock:
-                txn.core.on_vote(branch, Vote.NO, why, answered=False)
-            return
-        with txn.lock:
-            txn.core.on_vote(branch, vote, reason)
+        except Exception as exc:                # noqa: BLE001 - every failure is a silence
+            vote, reason = _silence(exc)
+            txn.note(branch, COORDINATOR, "error", f"no vote: {reason}")
+        self._step(txn, txn.core.on_vote, branch, vote, reason)
 
-    def _send_decision(self, txn: Txn) -> None:
-        """Tell every participant that has not acknowledged yet; log end when all have."""
+    def _send_decision(self, txn: Txn, sends=None) -> None:
+        """Carry out the decision's sends (or, for a retry, ask the core for them: C6)."""
         if not txn.phase2_lock.acquire(blocking=False):
             return                                   # another thread is already at it
         try:
-            targets = txn.core.waiting_for()
-            if targets and txn.published is TxState.COMMITTED and \
+            if sends is None:
+                sends = self._step(txn, txn.core.on_retry)
+            if sends and txn.published is TxState.COMMITTED and \
                     self.faults.fires("crash-mid-commit"):
-                self._tell(txn, targets[0])              # one participant told...
+                self._tell(txn, sends[0])                # one participant told...
                 self.faults.crash_now("crash-mid-commit")  # ...and the others never
-            list(self._pool.map(lambda b: self._tell(txn, b), targets))
-            if not txn.core.waiting_for() and not txn.ended:
-                self.log.end(txn.txid, txn.published.value, txn.core.reason)
-                txn.ended = now()
-                txn.note(COORDINATOR, LOG, "end", "every participant acknowledged")
+            list(self._pool.map(lambda send: self._tell(txn, send), sends))
         finally:
             txn.phase2_lock.release()
 
-    def _tell(self, txn: Txn, branch: str) -> None:
-        method = "commit" if txn.published is TxState.COMMITTED else "abort"
+    def _tell(self, txn: Txn, send: Send) -> None:
+        branch, method = send.to, type(send.message).__name__.lower()   # commit | abort
         txn.note(COORDINATOR, branch, method)
         try:
             self.links[branch].call(method, txn.txid)
-        except Exception as exc:                # noqa: BLE001 - no ack; retried later
+        except Exception as exc:                # noqa: BLE001 - no ack; retried later (C6)
             why = exc.message if isinstance(exc, BankError) else repr(exc)
             txn.note(branch, COORDINATOR, "error", f"no ack: {why}")
             return
         txn.note(branch, COORDINATOR, "ack", method)
-        with txn.lock:
-            txn.core.on_ack(branch)
+        self._step(txn, txn.core.on_ack, branch)
 
     # ---- what the API shows ---------------------------------------------------------
 
     def decision(self, txid: str, asker: str = "") -> str:
         """committed, aborted, or pending while the votes are still being collected.
 
-        Only a decision that is durable is ever answered (Rule 2); a txid with no
-        commit record is aborted (Rule 4).
+        Only a decision that is durable is ever answered (C7); a txid with no
+        commit record is aborted (C8).
         """
         with self._lock:
             txn = self.txns.get(txid)
-        if txn is not None and txn.published is None:
-            answer = "pending"
-        elif txn is not None:
-            answer = txn.published.value
-        else:
-            answer = self.log.outcome(txid) or TxState.ABORTED.value
-        if txn is not None:
-            txn.note(asker or "?", COORDINATOR, "query", f"decision? -> {answer}")
+        if txn is None:
+            return self.log.outcome(txid) or presumed_outcome()          # C8
+        answer = self._step(txn, txn.core.on_query)[0].message.outcome   # C7
+        txn.note(asker or "?", COORDINATOR, "query", f"decision? -> {answer}")
         return answer
 
     def summaries(self) -> list:
@@ -330,19 +352,16 @@ class TwoPhaseCommit:
     # ---- recovery and background retries (Rules 3 and 4) ---------------------------
 
     def _recover_from_log(self) -> None:
-        """Rebuild in-flight transactions from the log: commits are re-sent, the rest aborted."""
+        """Rebuild each unfinished transaction from its log records through the core (C8):
+        a logged commit is re-sent, anything else is aborted."""
         for txid, entry in list(self.log.in_flight.items()):
             info = entry["info"]
-            plan = {b: [] for b in info.get("branches", [])}
-            txn = Txn(txid, plan, info)
+            txn = Txn(txid, {b: [] for b in info.get("branches", [])}, info)
             txn.began = info.get("began", "")
-            txn.core.state = CoordState.COMMITTING if entry["decision"] == "commit" \
-                else CoordState.ABORTING
-            txn.published = txn.core.decision
-            if entry["decision"] != "commit":
-                self.log.abort(txid)
-            txn.note(COORDINATOR, LOG, "recovered",
-                     f"found after a restart: {txn.published.value} (re-sending)")
+            decision = entry["decision"] or ""
+            txn.note(COORDINATOR, LOG, "recovered", "found after a restart: "
+                     f"{'committed' if decision == 'commit' else 'aborted'} (re-sending)")
+            self._step(txn, txn.core.on_restart, decision)
             txn.result = {"txid": txid, "outcome": txn.published.value, "reason": "",
                           "waiting_for": txn.core.waiting_for()}
             txn.done.set()
@@ -389,3 +408,16 @@ class TwoPhaseCommit:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def _silence(exc: Exception) -> tuple:
+    """(Silence, sentence) for a vote that did not arrive: say what is known, no more."""
+    if not isinstance(exc, BankError):
+        return Silence.ERROR, f"a strange answer ({exc!r})"
+    if exc.code == FaultCode.UNAVAILABLE and "lab partition" in exc.message:
+        return Silence.CUT_OFF, exc.message
+    if exc.code == FaultCode.UNAVAILABLE and "no answer in time" in exc.message:
+        return Silence.TIMEOUT, exc.message
+    if exc.code == FaultCode.UNAVAILABLE:
+        return Silence.UNREACHABLE, exc.message
+    return Silence.ERROR, exc.message

@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from bank.errors import BankError, FaultCode
 from bank.ledger import Ledger
 from bank.money import format_amount
-from bank.protocol import TxState, Vote
+from bank.core.messages import TxState, Vote
 
 BRANCH = "Mumbai"
 COORD = "http://127.0.0.1:1"          # only stored; the ledger never calls it

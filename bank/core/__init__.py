@@ -1,0 +1,10 @@
+"""The pure core: every protocol decision of the kit, as tables, with no I/O.
+
+  messages.py     the vocabulary: states, messages, effects (read first)
+  participant.py  one branch's view of one transaction (rules P1-P7)
+  coordinator.py  one transaction at the coordinator (rules C1-C9)
+  replica.py      a branch server's replication role: primary, replica, fenced (R1-R6)
+
+Servers only carry out the effects these tables return; the explorer runs the very
+same objects in a simulator. Nothing here reads a clock, a file or a socket.
+"""

@@ -1,0 +1,200 @@
+"""The participant: one branch's view of one transaction, as a table that decides.
+
+Role: decide every 2PC step of a branch: how to vote, what to hold, what to apply,
+what to record, what to answer. It is pure: no SQL, no sockets, no threads, no
+clock. bank/ledger.py carries out the effects inside one SQLite transaction, and
+bank/branch_service.py sends the answers; neither decides anything.
+
+The table (the first thing to read; the README's copy is generated from it):
+
+    PARTICIPANT[(state, event)] = Step(rule, next state, effects in order)
+
+Rules:
+  * P1 - vote yes only with the money held: a valid prepare holds every debit and
+    records "prepared" durably, and only then does the yes vote leave the branch.
+  * P2 - a prepare that cannot be applied (no such account, not enough available
+    money, a refusal) records "aborted" and votes no with the reason.
+  * P3 - messages may be repeated: a prepare for a known txid gets the recorded vote
+    again; a repeated commit or abort is acknowledged again and changes nothing.
+  * P4 - commit releases the holds and applies every op, durably, then acknowledges.
+    It cannot fail: the money was reserved at prepare (P1).
+  * P5 - abort releases the holds (if any) and records "aborted". An abort for an
+    unknown txid is recorded too, so that a prepare arriving late votes no.
+  * P6 - a participant that voted yes never decides alone: on a timeout or after a
+    restart it keeps the holds and asks the coordinator (termination protocol).
+  * P7 - anything else is a protocol violation, refused, changing nothing: commit of
+    an unknown or aborted txid, abort of a committed one.
+
+Glossary:
+  op        one account change of a transaction: (account number, signed paise)
+  hold      money reserved by a prepared transaction; not available to spend
+  in doubt  prepared, the decision not yet known here
+"""
+
+import enum
+from dataclasses import dataclass
+
+from bank.core.messages import (Ack, Apply, DecisionQuery, Hold, ProtocolViolation, Record,
+                                Reply, Send, TxState, Vote, VoteMsg)
+
+MAX_OPS = 64                      # ops in one prepare
+
+
+class Event(str, enum.Enum):
+    """What can happen to a participant's transaction."""
+    PREPARE_OK = "prepare (all ops valid)"
+    PREPARE_FAIL = "prepare (an op is invalid)"
+    PREPARE_AGAIN = "prepare (txid already known)"
+    COMMIT = "commit"
+    ABORT = "abort"
+    TIMEOUT = "timeout (no decision yet)"
+    RESTART = "restart"
+
+
+class Do(str, enum.Enum):
+    """The effects a row can name; ParticipantTxn turns each into effect values."""
+    HOLD_DEBITS = "hold debits"
+    RELEASE_HOLDS = "release holds"
+    APPLY_OPS = "apply ops"
+    RECORD = "record state (durable)"
+    VOTE_YES = "vote yes"
+    VOTE_NO = "vote no"
+    VOTE_AGAIN = "answer the recorded vote"
+    ACK = "acknowledge"
+    ASK = "ask the coordinator"
+
+
+@dataclass(frozen=True)
+class Step:
+    rule: str
+    next: TxState
+    effects: tuple
+
+
+U, P, C, A = TxState.UNKNOWN, TxState.PREPARED, TxState.COMMITTED, TxState.ABORTED
+
+PARTICIPANT = {
+    (U, Event.PREPARE_OK):    Step("P1", P, (Do.HOLD_DEBITS, Do.RECORD, Do.VOTE_YES)),
+    (U, Event.PREPARE_FAIL):  Step("P2", A, (Do.RECORD, Do.VOTE_NO)),
+    (P, Event.PREPARE_AGAIN): Step("P3", P, (Do.VOTE_AGAIN,)),
+    (C, Event.PREPARE_AGAIN): Step("P3", C, (Do.VOTE_AGAIN,)),
+    (A, Event.PREPARE_AGAIN): Step("P3", A, (Do.VOTE_AGAIN,)),
+    (P, Event.COMMIT):        Step("P4", C, (Do.RELEASE_HOLDS, Do.APPLY_OPS, Do.RECORD, Do.ACK)),
+    (C, Event.COMMIT):        Step("P3", C, (Do.ACK,)),
+    (P, Event.ABORT):         Step("P5", A, (Do.RELEASE_HOLDS, Do.RECORD, Do.ACK)),
+    (U, Event.ABORT):         Step("P5", A, (Do.RECORD, Do.ACK)),
+    (A, Event.ABORT):         Step("P3", A, (Do.ACK,)),
+    (P, Event.TIMEOUT):       Step("P6", P, (Do.ASK,)),
+    (P, Event.RESTART):       Step("P6", P, (Do.ASK,)),
+    # Anything else is P7: (U, COMMIT), (A, COMMIT), (C, ABORT), and a timeout or
+    # restart of a transaction that is not in doubt.
+}
+del U, P, C, A
+
+
+def problem_with(ops, accounts: dict, branch: str) -> str:
+    """Why these ops cannot be prepared, or '' if they can (rules P1, P2).
+
+    accounts: number -> (balance, held) for the accounts that exist among the ops'.
+    """
+    if not ops:
+        return "no operations for this branch"
+    if len(ops) > MAX_OPS:
+        return f"too many operations (at most {MAX_OPS})"
+    debits = {}
+    for number, delta in ops:
+        if number not in accounts:
+            return f"account {branch}/{number} does not exist"
+        if delta < 0:
+            debits[number] = debits.get(number, 0) - delta
+    for number, amount in debits.items():
+        balance, held = accounts[number]
+        if balance - held < amount:
+            return (f"insufficient funds in {branch}/{number}: {_money(balance - held)} "
+                    f"available, {_money(amount)} needed")
+    return ""
+
+
+def _money(paise: int) -> str:
+    # The core formats its own reasons, so it needs no import from the wire layer.
+    sign = "-" if paise < 0 else ""
+    return f"{sign}{abs(paise) // 100}.{abs(paise) % 100:02d}"
+
+
+class ParticipantTxn:
+    """One transaction at one branch. Feed it events; carry out the effects it returns.
+
+    Its fields are exactly what the branch keeps durably for the txid (its txns row),
+    so recovery rebuilds it from that row alone.
+    """
+
+    def __init__(self, branch: str, txid: str, state: TxState = TxState.UNKNOWN,
+                 coordinator: str = "", ops: tuple = (), reason: str = ""):
+        self.branch, self.txid, self.state = branch, txid, state
+        self.coordinator, self.ops, self.reason = coordinator, tuple(ops), reason
+
+    # ---- events ----------------------------------------------------------------------
+
+    def on_prepare(self, coordinator: str, ops, accounts: dict, refuse: str = "") -> list:
+        """A prepare: P1 or P2 for a new txid (accounts as in problem_with), P3 if known."""
+        if self.state is not TxState.UNKNOWN:
+            return self._step(Event.PREPARE_AGAIN)
+        problem = refuse or problem_with(ops, accounts, self.branch)
+        self.coordinator, self.ops, self.reason = coordinator, tuple(ops), problem
+        return self._step(Event.PREPARE_FAIL if problem else Event.PREPARE_OK)
+
+    def on_commit(self) -> list:
+        return self._step(Event.COMMIT)
+
+    def on_abort(self, coordinator: str = "") -> list:
+        if self.state is TxState.UNKNOWN:
+            self.coordinator, self.reason = coordinator, "aborted before any prepare arrived"
+        return self._step(Event.ABORT)
+
+    def on_timeout(self) -> list:
+        return self._step(Event.TIMEOUT)
+
+    def on_restart(self) -> list:
+        return self._step(Event.RESTART)
+
+    def on_decision(self, outcome: str) -> list:
+        """The coordinator's answer to our query: committed, aborted, or pending (wait)."""
+        if outcome == TxState.COMMITTED.value:
+            return self.on_commit()
+        if outcome == TxState.ABORTED.value:
+            return self.on_abort()
+        return []                                   # P6: still undecided, keep waiting
+
+    # ---- the table at work -------------------------------------------------------------
+
+    def _step(self, event: Event) -> list:
+        """Look the step up (P7 if absent: nothing changes), build its effects, move on."""
+        row = PARTICIPANT.get((self.state, event))
+        if row is None:
+            raise ProtocolViolation(f"participant {self.branch}", self.state, event.value, "P7")
+        effects = [e for do in row.effects for e in self._effects(do, row.next)]
+        self.state = row.next
+        return effects
+
+    def _effects(self, do: Do, next_state: TxState) -> list:
+        debits = [(n, -d) for n, d in self.ops if d < 0]
+        if do is Do.HOLD_DEBITS:
+            return [Hold(n, amount) for n, amount in debits]
+        if do is Do.RELEASE_HOLDS:
+            return [Hold(n, -amount) for n, amount in debits]
+        if do is Do.APPLY_OPS:
+            return [Apply(n, d, self.txid) for n, d in self.ops]
+        if do is Do.RECORD:
+            return [Record(self.txid, next_state.value, forced=True, reason=self.reason)]
+        if do is Do.VOTE_YES:
+            return [Reply(VoteMsg(self.txid, self.branch, Vote.YES))]
+        if do is Do.VOTE_NO:
+            return [Reply(VoteMsg(self.txid, self.branch, Vote.NO, self.reason))]
+        if do is Do.VOTE_AGAIN:
+            yes = self.state in (TxState.PREPARED, TxState.COMMITTED)
+            return [Reply(VoteMsg(self.txid, self.branch, Vote.YES if yes else Vote.NO,
+                                  f"already {self.state.value}"))]
+        if do is Do.ACK:
+            return [Reply(Ack(self.txid, self.branch, next_state))]
+        assert do is Do.ASK, do
+        return [Send(self.coordinator, DecisionQuery(self.txid, self.branch))]

@@ -33,7 +33,9 @@ from bank.errors import (BankError, FaultCode, check_account_number, check_branc
 from bank.faults import BRANCH_POINTS, FaultPoints
 from bank.ledger import MAX_OPS, Ledger
 from bank.money import parse_amount, parse_delta
-from bank.core.messages import TxState
+from bank.core.messages import Role, TxState
+from bank.core.replica import BranchRole, RoleRefused
+from bank.core.replica import Do as ReplicaDo
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
 
 log = logging.getLogger("branch")
@@ -63,19 +65,26 @@ class Branch:
         self.url = ""                           # set once the server listens
         self._coordinators = {}                 # url -> rpc.Client
         self._stop = threading.Event()
-        self.epoch = int(self.ledger.meta("epoch", "1"))
-        self.role = "replica" if replica_of else self.ledger.meta("role", "primary")
-        self.primary_url = replica_of or self.ledger.meta("primary", "")
+        self.roles = BranchRole(Role.REPLICA if replica_of else
+                                Role(self.ledger.meta("role", "primary")),
+                                int(self.ledger.meta("epoch", "1")),
+                                replica_of or self.ledger.meta("primary", ""))
+        self._recorded_role = None
+        self._record_role()
         self.replicas = Replicas(self, synchronous)
         self.follower = Follower(self, self.primary_url) if self.role == "replica" else None
-        self.ledger.set_meta(role=self.role, primary=self.primary_url)
+
+    # The replication role is the core's (bank/core/replica.py, rules R1-R6).
+    role = property(lambda self: self.roles.role)
+    epoch = property(lambda self: self.roles.epoch)
+    primary_url = property(lambda self: self.roles.primary)
 
     # ---- information ------------------------------------------------------------------
 
     def ping(self) -> dict:
         """Who and what this server is: {"name", "role": "primary"|"replica"|"fenced",
         "epoch", "primary", "applied", "in_sync", "accounts", "in_doubt", "faults"}."""
-        return {"name": self.name, "role": self.role, "epoch": self.epoch,
+        return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "primary": self.primary_url, "applied": self.ledger.applied_seq(),
                 "in_sync": bool(self.follower and self.follower.in_sync),
                 "accounts": self.ledger.count_accounts(),
@@ -263,38 +272,50 @@ class Branch:
     # ---- roles: primary, replica, fenced -----------------------------------------------
 
     def _write(self, operation, *args):
-        """Rule 1 again, for replication: only a primary writes, and in synchronous mode
-        the reply waits until every in-sync replica has the change."""
-        if self.role != "primary":
+        """R1: only a primary writes, and in synchronous mode the reply waits until every
+        in-sync replica has the change; R2: anyone else refuses, naming the primary."""
+        try:
+            self.roles.on_write()
+        except RoleRefused:
             where = f" The primary is {self.primary_url}." if self.primary_url else ""
             raise BankError(FaultCode.NOT_PRIMARY,
                             f"{self.name} at {self.url or 'this address'} is "
-                            f"{_role_words(self.role)} and does not accept writes.{where}")
-        result = operation(*args)
-        self.replicas.after_write()
+                            f"{_role_words(self.role)} and does not accept writes.{where}") \
+                from None
+        result = operation(*args)                         # APPLY
+        self.replicas.after_write()                       # PUSH to in-sync replicas
         if self.role != "primary":        # a replica refused our push: we were replaced
             raise BankError(FaultCode.NOT_PRIMARY,
                             f"{self.name} at {self.url} was replaced by a newer primary "
                             f"({self.primary_url or 'see the replicas'}) while writing: "
                             "this change is not acknowledged.")
-        return result
+        return result                                     # ANSWER
 
-    def set_role(self, role: str, epoch: int = 0, primary: str = "") -> None:
-        """Change role durably (and the epoch, which only ever grows)."""
-        self.epoch = max(self.epoch, epoch)
-        self.role, self.primary_url = role, primary
-        self.ledger.set_meta(role=role, epoch=self.epoch, primary=primary)
-        log.warning("now %s at epoch %d%s", role, self.epoch,
-                    f" (primary: {primary})" if primary else "")
+    def _record_role(self) -> None:
+        """Carry out RECORD_ROLE: the role, epoch and primary, durably (only if changed)."""
+        now = (self.role.value, self.epoch, self.primary_url)
+        if now == self._recorded_role:
+            return
+        self.ledger.set_meta(role=self.role.value, epoch=self.epoch, primary=self.primary_url)
+        if self._recorded_role is not None:
+            log.warning("now %s at epoch %d%s", self.role.value, self.epoch,
+                        f" (primary: {self.primary_url})" if self.primary_url else "")
+        self._recorded_role = now
+
+    def learn_epoch(self, epoch: int, primary: str = "") -> None:
+        """R4: a higher epoch exists; adopt it (a primary is fenced by it)."""
+        if self.roles.on_higher_epoch(epoch, primary):
+            self._record_role()
 
     def fence(self, why: str) -> None:
-        """A higher epoch exists: stop accepting writes (Rule 3 of replication.py)."""
+        """R4: a replica refused our push because a newer primary exists."""
         if self.role == "primary":
-            self.set_role("fenced", primary=_primary_named_in(why))
+            self.roles.on_replaced(_primary_named_in(why))
+            self._record_role()
             log.warning("fenced: %s", why)
 
     def check_fenced(self, only_out_of_sync: bool = False) -> None:
-        """A primary asks the replicas it knew whether one was promoted (Rule 3).
+        """A primary asks the replicas it knew whether one was promoted (R4).
 
         Done before serving after a restart, and at every heartbeat for the replicas it
         cannot push to (an in-sync replica would refuse a push from an old epoch anyway).
@@ -310,7 +331,7 @@ class Branch:
                 continue
             if info.get("epoch", 0) > self.epoch:
                 primary = url if info.get("role") == "primary" else info.get("primary", "")
-                self.set_role("fenced", epoch=info["epoch"], primary=primary)
+                self.learn_epoch(info["epoch"], primary)
                 return
 
     def promote(self) -> dict:
@@ -319,36 +340,42 @@ class Branch:
         Refused (Fault 409) if it is out of sync or lacks changes it was told of.
         Returns {"name", "role", "epoch", "applied"}.
         """
-        if self.role != "replica":
-            raise BankError(FaultCode.PROTOCOL_VIOLATION, f"{self.name} is a {self.role}, "
-                                                          "not a replica: nothing to promote.")
-        why_not = self.follower.promotable()
-        if why_not:
-            raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} at {self.url} cannot be promoted: {why_not}.")
+        why_not = self.follower.promotable() if self.follower else ""
         old_primary = self.primary_url
-        self.set_role("primary", epoch=self.epoch + 1)
+        try:
+            self.roles.on_promote(in_sync=not why_not)             # R5
+        except RoleRefused:
+            if self.role != "replica":
+                raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                                f"{self.name} is a {self.role.value}, not a replica: "
+                                "nothing to promote.") from None
+            raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                            f"{self.name} at {self.url} cannot be promoted: {why_not}.") \
+                from None
+        self._record_role()
         self.ledger.set_meta(promoted_from=old_primary)
         self.follower = None
-        return {"name": self.name, "role": self.role, "epoch": self.epoch,
+        return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "applied": self.ledger.applied_seq()}
 
     def follow(self, primary_url) -> dict:
         """Become (or stay) a replica of primary_url, e.g. after a failover."""
         primary_url = check_url(primary_url, "primary URL")
-        if self.role != "replica":
+        try:
+            self.roles.on_follow(primary_url)                       # R6
+        except RoleRefused:
             raise BankError(FaultCode.PROTOCOL_VIOLATION,
                             f"{self.name} is {_role_words(self.role)}: its history may differ; "
-                            "restart it with --replica-of to rejoin from a fresh copy.")
-        self.set_role("replica", primary=primary_url)
+                            "restart it with --replica-of to rejoin from a fresh copy.") from None
+        self._record_role()
         self.follower = Follower(self, primary_url)
-        return {"name": self.name, "role": self.role, "primary": primary_url}
+        return {"name": self.name, "role": self.role.value, "primary": primary_url}
 
     # ---- replication RPCs (between branch servers) -----------------------------------
 
     def replication(self) -> dict:
         """Replication status: {"role", "epoch", "applied", "replicas": [...], "follower": {...}}."""
-        return {"role": self.role, "epoch": self.epoch, "applied": self.ledger.applied_seq(),
+        return {"role": self.role.value, "epoch": self.epoch, "applied": self.ledger.applied_seq(),
                 "synchronous": self.replicas.synchronous, "replicas": self.replicas.status(),
                 "follower": self.follower.status() if self.follower else {}}
 
@@ -376,21 +403,24 @@ class Branch:
         epoch, primary_seq = _check_seq(epoch, "The epoch"), _check_seq(primary_seq)
         if not isinstance(changes, list) or not isinstance(in_sync_urls, list):
             raise BankError(FaultCode.BAD_INPUT, "changes and in_sync must be lists.")
-        if epoch < self.epoch:                      # the sender was replaced: fence it
+        try:
+            effects = self.roles.on_push(epoch)                     # R3, R4
+        except RoleRefused:                         # the sender was replaced: fence it
             primary = self.url if self.role == "primary" else self.primary_url
             raise BankError(FaultCode.NOT_PRIMARY,
                             f"Fenced: epoch {epoch} is over; {self.name} is at epoch "
-                            f"{self.epoch} and its primary is {primary}.")
-        if self.role == "primary" and epoch > self.epoch:
-            self.fence(f"a primary at epoch {epoch} pushed changes")
-        self._require_role("replica")
-        return self.follower.receive(epoch, changes, primary_seq, in_sync_urls)
+                            f"{self.epoch} and its primary is {primary}.") from None
+        self._record_role()
+        if ReplicaDo.REFUSE in effects:             # we were a primary: now fenced (R4)
+            log.warning("fenced: a primary at epoch %d pushed changes", epoch)
+            self._require_role("replica")
+        return self.follower.receive(changes, primary_seq, in_sync_urls)
 
     def _require_role(self, role: str) -> None:
         if self.role != role:
             raise BankError(FaultCode.NOT_PRIMARY if role == "primary" else
                             FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} at {self.url} is {_role_words(self.role)} "
+                            f"{self.name} at {self.url} is {_role_words(self.role.value)} "
                             f"(epoch {self.epoch}), not a {role}." + (f" The primary is {self.primary_url}."
                                                 if self.primary_url else ""))
 
@@ -457,7 +487,8 @@ def _check_seq(value, what: str = "A replog position") -> int:
     return value
 
 
-def _role_words(role: str) -> str:
+def _role_words(role) -> str:
+    role = getattr(role, "value", role)
     return {"fenced": "fenced (a former primary)"}.get(role, "a " + role)
 
 

@@ -179,12 +179,9 @@ class Follower:
         self.last_heard = 0.0
         self._apply_lock = threading.Lock()
 
-    def receive(self, epoch: int, changes: list, primary_seq: int, in_sync_urls: list) -> dict:
-        """A push from the primary: apply the changes in order (Rule 2)."""
-        if epoch < self.branch.epoch:
-            raise BankError(FaultCode.NOT_PRIMARY,
-                            f"Fenced: epoch {epoch} is old; this branch is at epoch "
-                            f"{self.branch.epoch}.")
+    def receive(self, changes: list, primary_seq: int, in_sync_urls: list) -> dict:
+        """A push from the primary, whose epoch the branch has checked (R3): apply the
+        changes in order (Rule 2)."""
         if not all(isinstance(c, list) and len(c) == 2 and isinstance(c[0], int)
                    for c in changes):
             raise BankError(FaultCode.BAD_INPUT, "changes must be [[seq, change], ...].")
@@ -224,7 +221,7 @@ class Follower:
 
     def _adopt_epoch(self, epoch: int) -> None:
         if epoch > self.branch.epoch:
-            self.branch.set_role("replica", epoch=epoch, primary=self.primary_url)
+            self.branch.learn_epoch(epoch, self.primary_url)
 
     def promotable(self) -> str:
         """'' if this replica may become the primary (Rule 3), else why not."""

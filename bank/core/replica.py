@@ -1,0 +1,174 @@
+"""A branch server's replication role: primary, replica or fenced, with epochs.
+
+Role: decide what a branch server may do given its role: serve a write, take a push
+from a primary, be promoted, follow a new primary, step down. It is pure: no
+sockets, no SQL. bank/branch_service.py carries out the effects (the role and epoch
+are kept durably in the ledger's meta table) and bank/replication.py moves changes.
+
+The table (the README's copy is generated from it):
+
+    REPLICA[(role, event)] = Step(rule, next role, effects in order)
+
+Rules:
+  * R1 - only a primary serves writes, and it answers a write only after every
+    in-sync replica has it (the push is part of the write, before the answer).
+  * R2 - a replica or a fenced server refuses writes, naming the primary it knows.
+  * R3 - a replica takes a push only from its epoch or a newer one; a push from an
+    older epoch is refused, which tells its sender it was replaced (it fences itself).
+  * R4 - a server that sees a higher epoch than its own adopts it; a primary that
+    sees one is fenced: it never serves a write again (it may rejoin as a replica
+    from a fresh copy).
+  * R5 - only an in-sync replica is promoted, and promotion raises the epoch, durably,
+    before the new primary serves.
+  * R6 - a replica may be told to follow another primary (after a failover); a
+    primary or a fenced server may not: its history may differ from the new one.
+  * In-sync set: a replica that misses a push (a gap, a timeout) is out of sync; it
+    gets no pushes until it has pulled everything (``LINK`` below).
+
+Glossary:
+  epoch     a number raised by every promotion; higher wins
+  in sync   a replica holding every change its primary has acknowledged
+  fenced    a former primary that learned of a higher epoch
+"""
+
+import enum
+from dataclasses import dataclass
+
+from bank.core.messages import Role
+
+
+class Event(str, enum.Enum):
+    WRITE = "a write (deposit, prepare, commit, ...)"
+    PUSH = "a push from its primary or a newer one"
+    OLD_PUSH = "a push from a primary that is not newer"
+    HIGHER_EPOCH = "a higher epoch seen"
+    PROMOTE = "promote (in sync)"
+    PROMOTE_BEHIND = "promote (out of sync)"
+    FOLLOW = "follow a new primary"
+
+
+class Do(str, enum.Enum):
+    APPLY = "apply the change"
+    PUSH_REPLICAS = "push it to every in-sync replica"
+    ANSWER = "answer"
+    ADOPT_EPOCH = "adopt the higher epoch"
+    RAISE_EPOCH = "raise the epoch"
+    RECORD_ROLE = "record role and epoch (durable)"
+    REFUSE = "refuse, naming the primary"
+
+
+@dataclass(frozen=True)
+class Step:
+    rule: str
+    next: Role
+    effects: tuple
+
+
+PR, RE, FE = Role.PRIMARY, Role.REPLICA, Role.FENCED
+E = Event
+
+REPLICA = {
+    (PR, E.WRITE):          Step("R1", PR, (Do.APPLY, Do.PUSH_REPLICAS, Do.ANSWER)),
+    (RE, E.WRITE):          Step("R2", RE, (Do.REFUSE,)),
+    (FE, E.WRITE):          Step("R2", FE, (Do.REFUSE,)),
+    (RE, E.PUSH):           Step("R3", RE, (Do.ADOPT_EPOCH, Do.RECORD_ROLE, Do.APPLY,
+                                                Do.ANSWER)),
+    (RE, E.OLD_PUSH):       Step("R3", RE, (Do.REFUSE,)),
+    (PR, E.OLD_PUSH):       Step("R3", PR, (Do.REFUSE,)),
+    (FE, E.OLD_PUSH):       Step("R3", FE, (Do.REFUSE,)),
+    (PR, E.PUSH):           Step("R4", FE, (Do.ADOPT_EPOCH, Do.RECORD_ROLE, Do.REFUSE)),
+    (FE, E.PUSH):           Step("R4", FE, (Do.ADOPT_EPOCH, Do.RECORD_ROLE, Do.REFUSE)),
+    (PR, E.HIGHER_EPOCH):   Step("R4", FE, (Do.ADOPT_EPOCH, Do.RECORD_ROLE)),
+    (RE, E.HIGHER_EPOCH):   Step("R4", RE, (Do.ADOPT_EPOCH, Do.RECORD_ROLE)),
+    (FE, E.HIGHER_EPOCH):   Step("R4", FE, (Do.ADOPT_EPOCH, Do.RECORD_ROLE)),
+    (RE, E.PROMOTE):        Step("R5", PR, (Do.RAISE_EPOCH, Do.RECORD_ROLE, Do.ANSWER)),
+    (RE, E.PROMOTE_BEHIND): Step("R5", RE, (Do.REFUSE,)),
+    (RE, E.FOLLOW):         Step("R6", RE, (Do.RECORD_ROLE, Do.ANSWER)),
+    # Anything else is refused as a protocol violation: promoting a primary or a
+    # fenced server, a primary told to follow another.
+}
+del PR, RE, FE, E
+
+
+class Link(str, enum.Enum):
+    """A replica as its primary sees it."""
+    OUT_OF_SYNC = "out of sync"
+    IN_SYNC = "in sync"
+
+
+LINK = {
+    (Link.OUT_OF_SYNC, "attached"): Link.OUT_OF_SYNC,    # a replica starts out of sync
+    (Link.IN_SYNC, "attached"): Link.OUT_OF_SYNC,        # ... also when it restarted
+    (Link.OUT_OF_SYNC, "caught up and pushed"): Link.IN_SYNC,
+    (Link.IN_SYNC, "push applied"): Link.IN_SYNC,
+    (Link.IN_SYNC, "push failed"): Link.OUT_OF_SYNC,     # gets no pushes until caught up
+    (Link.OUT_OF_SYNC, "push failed"): Link.OUT_OF_SYNC,
+}
+
+
+class RoleRefused(Exception):
+    """A step this role may not take. ``not_primary``: a write at a non-primary (R2)
+    or a push from an old epoch (R3); otherwise a protocol violation."""
+
+    def __init__(self, role: Role, event: Event, rule: str, not_primary: bool):
+        self.role, self.event, self.rule, self.not_primary = role, event, rule, not_primary
+        super().__init__(f"a {role.value} refuses {event.value} ({rule})")
+
+
+class BranchRole:
+    """The replication role of one branch server: its role, epoch and known primary."""
+
+    def __init__(self, role: Role = Role.PRIMARY, epoch: int = 1, primary: str = ""):
+        assert epoch >= 1, epoch
+        self.role, self.epoch, self.primary = Role(role), epoch, primary
+
+    # ---- events: each returns the effects to carry out, or raises RoleRefused ----------
+
+    def on_write(self) -> list:
+        return self._step(Event.WRITE)
+
+    def on_push(self, epoch: int) -> list:
+        """A primary pushes changes from `epoch` (R3, R4). A replica takes its own epoch;
+        a primary or a fenced server only learns from a strictly newer one."""
+        newer = epoch > self.epoch or (epoch == self.epoch and self.role is Role.REPLICA)
+        if not newer:
+            return self._step(Event.OLD_PUSH)
+        return self._step(Event.PUSH, epoch=epoch)
+
+    def on_higher_epoch(self, epoch: int, primary: str = "") -> list:
+        """We learned that `epoch` exists, with `primary` serving it (R4)."""
+        if epoch <= self.epoch:
+            return []
+        return self._step(Event.HIGHER_EPOCH, epoch=epoch, primary=primary)
+
+    def on_replaced(self, primary: str = "") -> list:
+        """A replica refused our push: a newer epoch exists, its number unknown (R4)."""
+        return self._step(Event.HIGHER_EPOCH, primary=primary)
+
+    def on_promote(self, in_sync: bool) -> list:
+        return self._step(Event.PROMOTE if in_sync else Event.PROMOTE_BEHIND)
+
+    def on_follow(self, primary: str) -> list:
+        return self._step(Event.FOLLOW, primary=primary)
+
+    # ---- the table at work -----------------------------------------------------------
+
+    def _step(self, event: Event, epoch: int = 0, primary: str = None) -> list:
+        row = REPLICA.get((self.role, event))
+        if row is None:
+            raise RoleRefused(self.role, event, "R5" if "promote" in event.value else "R6",
+                              not_primary=False)
+        if row.effects == (Do.REFUSE,):                 # nothing changes: refuse (R2, R3, R5)
+            raise RoleRefused(self.role, event, row.rule,
+                              not_primary=event in (Event.WRITE, Event.OLD_PUSH))
+        effects = list(row.effects)
+        if Do.ADOPT_EPOCH in effects:
+            self.epoch = max(self.epoch, epoch)
+        if Do.RAISE_EPOCH in effects:
+            self.epoch += 1
+        if primary is not None:
+            self.primary = primary
+        if row.next is Role.PRIMARY and self.role is not Role.PRIMARY:
+            self.primary = ""
+        self.role = row.next
+        return effects                   # R4 on a push ends in REFUSE: record, then refuse

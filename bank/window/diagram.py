@@ -1,7 +1,7 @@
 """Drawings for the desktop window: the 2PC sequence diagram and the money gauge.
 
 Role: turn plain data (a transaction's trace, the branches' accounts) into pictures on
-a Tk Canvas. gui_tk.py owns the window; this file only draws and counts.
+a Tk Canvas. The panels own the window; this file only draws and counts.
 
 Rules:
   * Rule 1 - no network, no threads: every function here gets plain dicts and lists
@@ -286,7 +286,7 @@ def money_split(branches: dict) -> dict:
 
     `branches`: name -> {"up": bool, "accounts": [account dicts], "prepared": [txns from
     in_doubt(), each with "elsewhere": "committed" if another branch already committed it]},
-    all read at one moment (gui_calls.fetch_money). A down branch's accounts are its last
+    all read at one moment (calls.fetch_money). A down branch's accounts are its last
     seen ones.
 
     While a transfer runs the total stays the same: before the source commits, the money

@@ -39,6 +39,7 @@ if str(KIT) not in sys.path:
 
 from bank import local_cluster as cluster  # noqa: E402
 from bank.activity import ActivityLog  # noqa: E402
+from bank.errors import BankError, FaultCode  # noqa: E402
 
 tk = pytest.importorskip("tkinter")
 from bank.window import diagram as draw  # noqa: E402
@@ -46,6 +47,7 @@ from bank.window import logs as logs_panel  # noqa: E402
 from bank.window.app import App  # noqa: E402
 from bank.window.calls import ALL  # noqa: E402
 from bank.window.look import TITLE  # noqa: E402
+from bank.window.seen import Seen  # noqa: E402
 
 SCREENSHOT = KIT / "docs" / "screenshot.png"   # rewritten only with BANK_SCREENSHOT=1
 
@@ -215,6 +217,39 @@ def test_repeated_retries_are_drawn_once_with_a_count():
         ("commit", 1), ("error", 1), ("retry", 5), ("commit", 1), ("error", 1)]
     assert folded[2][2] == 5000                      # the last retry, in ms
     assert draw.compress(trace[:2]) == [(trace[0], 1, 0), (trace[1], 1, 1)]
+
+
+def test_a_branch_that_stops_answering_keeps_its_last_accounts():
+    """A branch that stops answering is shown down with its last seen accounts, and the
+    gauge counts that money as unreachable instead of losing it (seen.py Rule S2)."""
+    seen = Seen({"Mumbai": "http://127.0.0.1:1", "Delhi": "http://127.0.0.1:2"})
+    accounts = [_acct("1001", "500.00")]
+    seen.got_branch("Mumbai", {"ping": {"role": "primary"}, "accounts": accounts}, None)
+    assert seen.branch_state("Mumbai") == "up" and seen.branch_state("Delhi") == ""
+    seen.got_branch("Mumbai", None, BankError(FaultCode.UNAVAILABLE, "Mumbai is down."))
+    assert seen.branch_state("Mumbai") == "down"
+    assert seen.account_refs() == ["Mumbai/1001"]
+    books = seen.books({"Delhi": {"accounts": [_acct("1001", "300.00")], "prepared": []}})
+    assert books["Mumbai"] == {"up": False, "accounts": accounts}
+    split = draw.money_split(books)
+    assert (split["available"], split["unreachable"], split["total"]) == (300_00, 500_00,
+                                                                          800_00)
+
+
+ROUTE_CASES = [  # (a local cluster?, the coordinator reports Mumbai up?, URL followed?)
+    (True, False, False), (True, True, True), (False, False, True), (False, True, True)]
+
+
+@pytest.mark.parametrize("local, up, follows", ROUTE_CASES)
+def test_the_window_follows_a_failover_to_the_new_primary(local, up, follows):
+    """With a local cluster the window keeps a branch's own address unless the
+    coordinator reports it up elsewhere (a failover); with a remote coordinator it
+    always uses the coordinator's routes (seen.py Rule S3)."""
+    seen = Seen({"Mumbai": "http://127.0.0.1:1"})
+    seen.got_routes([{"name": "Mumbai", "url": "http://127.0.0.1:9", "up": up,
+                      "partitioned": False, "epoch": 2, "replicas": []}], local=local)
+    assert seen.routes["Mumbai"] == ("http://127.0.0.1:9" if follows else "http://127.0.0.1:1")
+    assert seen.replication["Mumbai"] == (2, [])
 
 
 # ---- the window, for real ----------------------------------------------------------------

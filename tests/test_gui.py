@@ -1,4 +1,5 @@
-"""The desktop window (gui_tk.py), driven for real: real Tk on an X display, real processes.
+"""The desktop window (gui_tk.py and bank/window/), driven for real: real Tk on an X
+display, real processes.
 
 Rules checked here: the window shows the bank and the protocol as they are; every call
 runs off the Tk thread, so the window never freezes; input is checked before it is sent;
@@ -38,10 +39,15 @@ if str(KIT) not in sys.path:
 
 from bank import local_cluster as cluster  # noqa: E402
 from bank.activity import ActivityLog  # noqa: E402
+from bank.errors import BankError, FaultCode  # noqa: E402
 
 tk = pytest.importorskip("tkinter")
-gui_tk = pytest.importorskip("gui_tk")
 from bank.window import diagram as draw  # noqa: E402
+from bank.window import logs as logs_panel  # noqa: E402
+from bank.window.app import App  # noqa: E402
+from bank.window.calls import ALL  # noqa: E402
+from bank.window.look import TITLE  # noqa: E402
+from bank.window.seen import Seen  # noqa: E402
 
 SCREENSHOT = KIT / "docs" / "screenshot.png"   # rewritten only with BANK_SCREENSHOT=1
 
@@ -97,12 +103,12 @@ def bank(tmp_path):
 def app(display, bank, tmp_path):
     """The window built on that cluster, with its own activity log; closed at the end."""
     root = tk.Tk()
-    window = gui_tk.App(root, bank.coordinator(timeout=15), cluster=bank,
-                        activity=ActivityLog(tmp_path / "activity.csv"),
-                        source=f"local cluster · {bank.coordinator_url}")
-    until(root, lambda: window.branch_state("Mumbai") == "up"
-          and window.branch_state("Delhi") == "up" and window.branch_state("coordinator")
-          == "up" and len(window.account_refs()) == 4, "the cluster to show up")
+    window = App(root, bank.coordinator(timeout=15), cluster=bank,
+                 activity=ActivityLog(tmp_path / "activity.csv"),
+                 source=f"local cluster · {bank.coordinator_url}")
+    until(root, lambda: window.seen.branch_state("Mumbai") == "up"
+          and window.seen.branch_state("Delhi") == "up" and window.seen.branch_state("coordinator")
+          == "up" and len(window.seen.account_refs()) == 4, "the cluster to show up")
     yield window
     window.close()
 
@@ -134,15 +140,15 @@ def tree_values(tree, iid: str) -> dict:
 
 def balance(app, acct: str) -> str:
     iid = f"a:{acct}"
-    return tree_values(app.branch_tree, iid)["balance"] if app.branch_tree.exists(iid) else ""
+    return tree_values(app.branches.tree, iid)["balance"] if app.branches.tree.exists(iid) else ""
 
 
 def transfer(app, src, dst, amount):
     app.left_tabs.select(0)
-    app.transfer_src.set(src)
-    app.transfer_dst.set(dst)
-    app.transfer_amount.set(amount)
-    app.transfer_button.invoke()
+    app.operations.transfer.src.set(src)
+    app.operations.transfer.dst.set(dst)
+    app.operations.transfer.amount.set(amount)
+    app.operations.transfer.button.invoke()
 
 
 def arrows(canvas, msg: str, src: str, dst: str) -> tuple:
@@ -213,6 +219,39 @@ def test_repeated_retries_are_drawn_once_with_a_count():
     assert draw.compress(trace[:2]) == [(trace[0], 1, 0), (trace[1], 1, 1)]
 
 
+def test_a_branch_that_stops_answering_keeps_its_last_accounts():
+    """A branch that stops answering is shown down with its last seen accounts, and the
+    gauge counts that money as unreachable instead of losing it (seen.py Rule S2)."""
+    seen = Seen({"Mumbai": "http://127.0.0.1:1", "Delhi": "http://127.0.0.1:2"})
+    accounts = [_acct("1001", "500.00")]
+    seen.got_branch("Mumbai", {"ping": {"role": "primary"}, "accounts": accounts}, None)
+    assert seen.branch_state("Mumbai") == "up" and seen.branch_state("Delhi") == ""
+    seen.got_branch("Mumbai", None, BankError(FaultCode.UNAVAILABLE, "Mumbai is down."))
+    assert seen.branch_state("Mumbai") == "down"
+    assert seen.account_refs() == ["Mumbai/1001"]
+    books = seen.books({"Delhi": {"accounts": [_acct("1001", "300.00")], "prepared": []}})
+    assert books["Mumbai"] == {"up": False, "accounts": accounts}
+    split = draw.money_split(books)
+    assert (split["available"], split["unreachable"], split["total"]) == (300_00, 500_00,
+                                                                          800_00)
+
+
+ROUTE_CASES = [  # (a local cluster?, the coordinator reports Mumbai up?, URL followed?)
+    (True, False, False), (True, True, True), (False, False, True), (False, True, True)]
+
+
+@pytest.mark.parametrize("local, up, follows", ROUTE_CASES)
+def test_the_window_follows_a_failover_to_the_new_primary(local, up, follows):
+    """With a local cluster the window keeps a branch's own address unless the
+    coordinator reports it up elsewhere (a failover); with a remote coordinator it
+    always uses the coordinator's routes (seen.py Rule S3)."""
+    seen = Seen({"Mumbai": "http://127.0.0.1:1"})
+    seen.got_routes([{"name": "Mumbai", "url": "http://127.0.0.1:9", "up": up,
+                      "partitioned": False, "epoch": 2, "replicas": []}], local=local)
+    assert seen.routes["Mumbai"] == ("http://127.0.0.1:9" if follows else "http://127.0.0.1:1")
+    assert seen.replication["Mumbai"] == (2, [])
+
+
 # ---- the window, for real ----------------------------------------------------------------
 
 @pytest.mark.slow
@@ -225,14 +264,14 @@ def test_transfer_updates_balances_list_and_diagram(app):
           and balance(app, "Delhi/1002") == "5,250.00", "the balances to move")
     until(app.root, lambda: "Done: 250.00 moved from Mumbai/1001 to Delhi/1002" in
           app.result.cget("text"), "the result in plain words")
-    txid = until(app.root, lambda: next(iter(app.txns), ""), "the transaction list")
-    until(app.root, lambda: tree_values(app.txn_tree, txid)["state"] == "committed",
+    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction list")
+    until(app.root, lambda: tree_values(app.transactions.tree, txid)["state"] == "committed",
           "the transaction listed as committed")
-    assert "committed" in app.txn_tree.item(txid, "tags")          # drawn green
-    app.txn_tree.selection_set(txid)
-    until(app.root, lambda: arrows(app.diagram, "end", "coordinator", "log"),
+    assert "committed" in app.transactions.tree.item(txid, "tags")          # drawn green
+    app.transactions.tree.selection_set(txid)
+    until(app.root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
           "the sequence diagram")
-    canvas = app.diagram
+    canvas = app.transactions.diagram
     for branch in ("Mumbai", "Delhi"):
         assert len(arrows(canvas, "prepare", "coordinator", branch)) == 1
         assert len(arrows(canvas, "vote", branch, "coordinator")) == 1
@@ -249,13 +288,13 @@ def test_the_money_gauge_stays_constant_while_transfers_run(app):
     """Transfers only move money: every gauge the window draws while several run at
     once adds up to the same total (held and in-flight money included)."""
     totals = []
-    shown = app._got_money
+    shown = app.branches.got_money
 
     def spy(result, error):                  # record every gauge the window computes
         shown(result, error)
         if result is not None:
-            totals.append(app.split["total"])
-    app._got_money = spy
+            totals.append(app.branches.split["total"])
+    app.branches.got_money = spy
     for amount in ("11", "12.50", "13", "14", "15.25", "16"):
         transfer(app, "Mumbai/1001", "Delhi/1001", amount)
         transfer(app, "Delhi/1002", "Mumbai/1002", amount)
@@ -268,7 +307,7 @@ def test_the_money_gauge_stays_constant_while_transfers_run(app):
     count = len(totals)
     until(app.root, lambda: len(totals) >= count + 2, "two more gauges")
     assert set(totals) == {30_000_00}, totals
-    assert app.split["available"] == 30_000_00
+    assert app.branches.split["available"] == 30_000_00
 
 
 @pytest.mark.slow
@@ -285,16 +324,16 @@ def test_input_is_checked_before_sending(app):
         ("Pune/1001", "Delhi/1002", "5", "no branch 'Pune'"),
     ]
     for src, dst, amount, words in cases:
-        app.transfer_src.set(src)
-        app.transfer_dst.set(dst)
-        app.transfer_amount.set(amount)
-        assert app.transfer_ok() is None, (src, dst, amount)
+        app.operations.transfer.src.set(src)
+        app.operations.transfer.dst.set(dst)
+        app.operations.transfer.amount.set(amount)
+        assert app.operations.transfer.entry_ok() is None, (src, dst, amount)
         assert words in app.result.cget("text"), (words, app.result.cget("text"))
-    app.transfer_amount.set("0.5")
-    app.transfer_src.set("Mumbai/1001")
-    app.transfer_dst.set("Delhi/1002  Vikram Shah")
-    assert app.transfer_ok() == ("Mumbai/1001", "Delhi/1002", "0.50")
-    app.transfer_button.invoke()          # ... and this one goes through
+    app.operations.transfer.amount.set("0.5")
+    app.operations.transfer.src.set("Mumbai/1001")
+    app.operations.transfer.dst.set("Delhi/1002  Vikram Shah")
+    assert app.operations.transfer.entry_ok() == ("Mumbai/1001", "Delhi/1002", "0.50")
+    app.operations.transfer.button.invoke()          # ... and this one goes through
     until(app.root, lambda: balance(app, "Delhi/1002") == "5,000.50", "the transfer")
 
 
@@ -305,40 +344,40 @@ def test_activity_and_journal_export_as_csv(app, tmp_path, monkeypatch):
     transfer(app, "Mumbai/1001", "Delhi/1002", "10")
     until(app.root, lambda: "Done" in app.result.cget("text"), "the transfer")
     app.left_tabs.select(1)
-    app.deposit_acct.set("Mumbai/1002")
-    app.deposit_amount.set("5")
-    app.deposit_button.invoke()
+    app.operations.deposit.account.set("Mumbai/1002")
+    app.operations.deposit.amount.set("5")
+    app.operations.deposit.button.invoke()
     until(app.root, lambda: "deposited 5.00" in app.result.cget("text"), "the deposit")
-    until(app.root, lambda: len(app.activity_tree.get_children()) == 2, "activity rows")
+    until(app.root, lambda: len(app.logs.activity_tree.get_children()) == 2, "activity rows")
     target = tmp_path / "export" / "activity.csv"
-    monkeypatch.setattr(gui_tk.filedialog, "asksaveasfilename", lambda **kw: str(target))
-    app.activity_filter.set("Mumbai/1002")
-    app.show_activity()
-    assert len(app.activity_tree.get_children()) == 1
-    app.export_activity_button.invoke()
+    monkeypatch.setattr(logs_panel.filedialog, "asksaveasfilename", lambda **kw: str(target))
+    app.logs.activity_filter.set("Mumbai/1002")
+    app.logs.show_activity()
+    assert len(app.logs.activity_tree.get_children()) == 1
+    app.logs.export_activity_button.invoke()
     rows = list(csv.DictReader(open(target, newline="", encoding="utf-8")))
     assert [r["command"] for r in rows] == ["deposit Mumbai/1002 5.00"]
-    app.activity_filter.set(gui_tk.ALL)
-    app.export_activity_button.invoke()
+    app.logs.activity_filter.set(ALL)
+    app.logs.export_activity_button.invoke()
     rows = list(csv.DictReader(open(target, newline="", encoding="utf-8")))
     assert [r["command"] for r in rows] == ["transfer Mumbai/1001 Delhi/1002 10.00",
                                             "deposit Mumbai/1002 5.00"]
     assert all(r["ok"] == "yes" and r["source"] == "gui" for r in rows)
     # the branch journal of one account
-    app.journal_scope.set("Delhi/1002")
-    app.load_journal()
-    until(app.root, lambda: len(app.journal_rows) == 2, "the journal of Delhi/1002")
-    app.export_journal_button.invoke()
+    app.logs.journal_scope.set("Delhi/1002")
+    app.logs.load_journal()
+    until(app.root, lambda: len(app.logs.journal_rows) == 2, "the journal of Delhi/1002")
+    app.logs.export_journal_button.invoke()
     rows = list(csv.DictReader(open(target, newline="", encoding="utf-8")))
     assert [(r["kind"], r["amount"], r["balance_after"]) for r in rows] == [
         ("open", "5000.00", "5000.00"), ("2pc-credit", "10.00", "5010.00")]
     # clearing asks first; "no" keeps everything
-    monkeypatch.setattr(gui_tk.messagebox, "askyesno", lambda *a, **kw: False)
-    app.clear_activity_button.invoke()
+    monkeypatch.setattr(logs_panel.messagebox, "askyesno", lambda *a, **kw: False)
+    app.logs.clear_activity_button.invoke()
     assert len(app.activity.rows()) == 2
-    monkeypatch.setattr(gui_tk.messagebox, "askyesno", lambda *a, **kw: True)
-    app.clear_activity_button.invoke()
-    assert app.activity.rows() == [] and not app.activity_tree.get_children()
+    monkeypatch.setattr(logs_panel.messagebox, "askyesno", lambda *a, **kw: True)
+    app.logs.clear_activity_button.invoke()
+    assert app.activity.rows() == [] and not app.logs.activity_tree.get_children()
 
 
 @pytest.mark.slow
@@ -346,20 +385,20 @@ def test_crash_and_restart_from_the_lab_controls(app, bank):
     """Crashing a branch shows it down (its money as last seen) while the rest keeps
     working; restarting it shows it up again with the same accounts."""
     app.left_tabs.select(4)
-    app.lab_buttons["Mumbai"]["crash"].invoke()
-    until(app.root, lambda: app.branch_state("Mumbai") == "down", "Mumbai shown down")
+    app.lab.buttons["Mumbai"]["crash"].invoke()
+    until(app.root, lambda: app.seen.branch_state("Mumbai") == "down", "Mumbai shown down")
     assert not bank.members["Mumbai"].alive
-    assert "down" in app.branch_tree.item("m:Mumbai", "values")[0]
-    until(app.root, lambda: app.split["unreachable"] == 15_000_00, "Mumbai's money greyed")
-    assert app.split["total"] == 30_000_00
+    assert "down" in app.branches.tree.item("m:Mumbai", "values")[0]
+    until(app.root, lambda: app.branches.split["unreachable"] == 15_000_00, "Mumbai's money greyed")
+    assert app.branches.split["total"] == 30_000_00
     app.left_tabs.select(1)                 # the rest keeps working: Delhi takes a deposit
-    app.deposit_acct.set("Delhi/1001")
-    app.deposit_amount.set("1")
-    app.deposit_button.invoke()
+    app.operations.deposit.account.set("Delhi/1001")
+    app.operations.deposit.amount.set("1")
+    app.operations.deposit.button.invoke()
     until(app.root, lambda: balance(app, "Delhi/1001") == "10,001.00", "a deposit at Delhi")
-    app.lab_buttons["Mumbai"]["restart"].invoke()
-    until(app.root, lambda: app.branch_state("Mumbai") == "up", "Mumbai shown up again")
-    until(app.root, lambda: app.split["unreachable"] == 0, "Mumbai's money counted again")
+    app.lab.buttons["Mumbai"]["restart"].invoke()
+    until(app.root, lambda: app.seen.branch_state("Mumbai") == "up", "Mumbai shown up again")
+    until(app.root, lambda: app.branches.split["unreachable"] == 0, "Mumbai's money counted again")
     assert balance(app, "Mumbai/1001") == "10,000.00"
 
 
@@ -369,18 +408,18 @@ def test_failover_from_the_lab_controls(display, tmp_path):
     and the window follows the new primary."""
     local = cluster.LocalCluster(home=tmp_path, replicas=1).start()
     root = tk.Tk()
-    window = gui_tk.App(root, local.coordinator(timeout=15), cluster=local,
-                        activity=ActivityLog(tmp_path / "activity.csv"))
+    window = App(root, local.coordinator(timeout=15), cluster=local,
+                 activity=ActivityLog(tmp_path / "activity.csv"))
     try:
-        until(root, lambda: "in sync" in str(window.branch_tree.item("r:Mumbai/0", "values"))
-              if window.branch_tree.exists("r:Mumbai/0") else False, "Mumbai's replica in sync")
+        until(root, lambda: "in sync" in str(window.branches.tree.item("r:Mumbai/0", "values"))
+              if window.branches.tree.exists("r:Mumbai/0") else False, "Mumbai's replica in sync")
         window.left_tabs.select(4)
-        window.lab_buttons["Mumbai"]["crash"].invoke()
-        until(root, lambda: window.branch_state("Mumbai") == "down", "Mumbai shown down")
-        window.lab_buttons["Mumbai"]["failover"].invoke()
+        window.lab.buttons["Mumbai"]["crash"].invoke()
+        until(root, lambda: window.seen.branch_state("Mumbai") == "down", "Mumbai shown down")
+        window.lab.buttons["Mumbai"]["failover"].invoke()
         until(root, lambda: "now served by" in window.result.cget("text"), "the failover")
-        until(root, lambda: window.branch_state("Mumbai") == "up"
-              and "epoch 2" in window.branch_tree.item("m:Mumbai", "values")[0],
+        until(root, lambda: window.seen.branch_state("Mumbai") == "up"
+              and "epoch 2" in window.branches.tree.item("m:Mumbai", "values")[0],
               "the promoted primary shown at epoch 2")
         assert balance(window, "Mumbai/1001") == "10,000.00"
     finally:
@@ -393,9 +432,9 @@ def test_a_slow_branch_never_freezes_the_window(app):
     """With a branch delaying every vote by 2 s, the transfer takes seconds but the Tk
     event loop keeps turning: no single update() takes more than a fraction of that."""
     app.left_tabs.select(4)
-    app.fault_member.set("Delhi")
-    app.fault_point.set("delay=2")
-    app.arm_button.invoke()
+    app.lab.fault_member.set("Delhi")
+    app.lab.fault_point.set("delay=2")
+    app.lab.arm_button.invoke()
     until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
     transfer(app, "Mumbai/1001", "Delhi/1002", "7")
     slowest, started = 0.0, time.monotonic()
@@ -415,26 +454,27 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     doubt: amber in the list, its diagram cut where the commit got no ack; once the branch
     is restarted it learns the decision and the transaction turns green."""
     app.left_tabs.select(4)
-    app.fault_member.set("Delhi")
-    app.fault_point.set("crash-before-commit")
-    app.arm_button.invoke()
+    app.lab.fault_member.set("Delhi")
+    app.lab.fault_point.set("crash-before-commit")
+    app.lab.arm_button.invoke()
     until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
     transfer(app, "Mumbai/1001", "Delhi/1002", "300")
     until(app.root, lambda: "has not confirmed yet" in app.result.cget("text"), "the result")
-    until(app.root, lambda: app.branch_state("Delhi") == "down", "Delhi shown down")
-    txid = until(app.root, lambda: next(iter(app.txns), ""), "the transaction")
-    until(app.root, lambda: "in-doubt" in app.txn_tree.item(txid, "tags"), "an amber row")
-    assert "waiting for Delhi" in tree_values(app.txn_tree, txid)["state"]
-    app.txn_tree.selection_set(txid)
-    until(app.root, lambda: app.diagram.find_withtag("waiting"), "the in-doubt mark")
-    assert arrows(app.diagram, "error", "Delhi", "coordinator")     # no ack: cut there
-    assert app.diagram.find_withtag("cut")
-    app.lab_buttons["Delhi"]["restart"].invoke()
-    until(app.root, lambda: "committed" in app.txn_tree.item(txid, "tags"), "a green row")
+    until(app.root, lambda: app.seen.branch_state("Delhi") == "down", "Delhi shown down")
+    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction")
+    until(app.root, lambda: "in-doubt" in app.transactions.tree.item(txid, "tags"), "an amber row")
+    assert "waiting for Delhi" in tree_values(app.transactions.tree, txid)["state"]
+    app.transactions.tree.selection_set(txid)
+    until(app.root, lambda: app.transactions.diagram.find_withtag("waiting"), "the in-doubt mark")
+    assert arrows(app.transactions.diagram, "error", "Delhi", "coordinator")     # no ack: cut there
+    assert app.transactions.diagram.find_withtag("cut")
+    app.lab.buttons["Delhi"]["restart"].invoke()
+    until(app.root, lambda: "committed" in app.transactions.tree.item(txid, "tags"), "a green row")
     until(app.root, lambda: balance(app, "Delhi/1002") == "5,300.00", "the credit landed")
-    until(app.root, lambda: not app.diagram.find_withtag("waiting"), "the diagram updated")
-    until(app.root, lambda: app.split["unreachable"] == 0, "every branch counted")
-    assert app.split["total"] == 30_000_00 and app.split["held"] == 0
+    until(app.root, lambda: not app.transactions.diagram.find_withtag("waiting"),
+          "the diagram updated")
+    until(app.root, lambda: app.branches.split["unreachable"] == 0, "every branch counted")
+    assert app.branches.split["total"] == 30_000_00 and app.branches.split["held"] == 0
 
 
 @pytest.mark.slow
@@ -444,27 +484,28 @@ def test_money_in_flight_keeps_the_total(app):
     money in flight is counted as in doubt so the total stays the same, and after the
     coordinator's restart it finishes the commit from its recovery log."""
     app.left_tabs.select(4)
-    app.fault_member.set("coordinator")
-    app.fault_point.set("crash-mid-commit")       # tells Delhi (first by name), then dies
-    app.arm_button.invoke()
+    app.lab.fault_member.set("coordinator")
+    app.lab.fault_point.set("crash-mid-commit")       # tells Delhi (first by name), then dies
+    app.lab.arm_button.invoke()
     until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
     transfer(app, "Delhi/1001", "Mumbai/1002", "400")
     until(app.root, lambda: "outcome of this transfer is not known" in app.result.cget("text"),
           "an unknown outcome")
-    until(app.root, lambda: app.branch_state("coordinator") == "down", "coordinator down")
-    until(app.root, lambda: app.split["in_flight"] == 400_00, "the money in flight")
-    assert app.split["total"] == 30_000_00
+    until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
+    until(app.root, lambda: app.branches.split["in_flight"] == 400_00, "the money in flight")
+    assert app.branches.split["total"] == 30_000_00
     until(app.root, lambda: balance(app, "Delhi/1001") == "9,600.00", "the debit shown")
     assert balance(app, "Mumbai/1002") == "5,000.00"            # the credit is not there
-    app.lab_buttons["coordinator"]["restart"].invoke()
+    app.lab.buttons["coordinator"]["restart"].invoke()
     until(app.root, lambda: balance(app, "Mumbai/1002") == "5,400.00", "the commit finished")
-    until(app.root, lambda: app.split["in_flight"] == 0, "nothing in flight")
-    assert app.split["total"] == 30_000_00
-    txid = until(app.root, lambda: next(iter(app.txns), ""), "the recovered transaction")
-    app.txn_tree.selection_set(txid)
-    until(app.root, lambda: arrows(app.diagram, "recovered", "coordinator", "log"),
+    until(app.root, lambda: app.branches.split["in_flight"] == 0, "nothing in flight")
+    assert app.branches.split["total"] == 30_000_00
+    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""),
+                 "the recovered transaction")
+    app.transactions.tree.selection_set(txid)
+    until(app.root, lambda: arrows(app.transactions.diagram, "recovered", "coordinator", "log"),
           "the recovered mark")
-    assert app.diagram.find_withtag("cut")
+    assert app.transactions.diagram.find_withtag("cut")
 
 
 @pytest.mark.slow
@@ -481,10 +522,11 @@ def test_screenshot_for_the_readme(app, bank, display, tmp_path):
     until(app.root, lambda: "Not done" in app.result.cget("text"), "an aborted transfer")
     transfer(app, "Delhi/1001", "Mumbai/1002", "450.50")
     until(app.root, lambda: "Done: 450.50" in app.result.cget("text"), "a third transfer")
-    until(app.root, lambda: len(app.txns) == 3, "three transactions listed")
-    txid = app.txn_tree.get_children()[2]
-    app.txn_tree.selection_set(txid)
-    until(app.root, lambda: arrows(app.diagram, "end", "coordinator", "log"), "the diagram")
+    until(app.root, lambda: len(app.transactions.txns) == 3, "three transactions listed")
+    txid = app.transactions.tree.get_children()[2]
+    app.transactions.tree.selection_set(txid)
+    until(app.root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
+          "the diagram")
     app.left_tabs.select(0)
     until(app.root, lambda: app.root.winfo_ismapped() and app.root.winfo_width() == 1280,
           "the window drawn at full size")
@@ -511,7 +553,7 @@ def test_closing_the_window_stops_the_cluster_it_started(display, tmp_path):
         deadline = time.monotonic() + 30
         window = None
         while window is None and time.monotonic() < deadline and proc.poll() is None:
-            window = x11.find_window(gui_tk.TITLE)
+            window = x11.find_window(TITLE)
             time.sleep(0.05)
         assert window, f"no window appeared: {proc.stdout.read1().decode()!r}"
         state = json.loads(state_file.read_text())

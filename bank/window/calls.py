@@ -1,11 +1,11 @@
-"""Calls the desktop window makes, run on worker threads: the network side of gui_tk.py.
+"""Calls the desktop window makes, run on worker threads: the network side of the window.
 
 Role: fetch what the window shows (the coordinator's state, each branch's accounts and
 prepared transactions, journals) and run operations, off the Tk thread.
 
 Rules:
   * Rule 1 - nothing here touches a widget. Functions take plain values (clients,
-    names) and return plain dicts and lists; gui_tk.py puts them on screen.
+    names) and return plain dicts and lists; the panels put them on screen.
   * Rule 2 - every call has a socket timeout (rpc.Client's), so a worker is never
     stuck for long, and a failure is a BankError with a sentence, never a hang.
   * Workers are daemon threads: closing the window never waits for a slow call.

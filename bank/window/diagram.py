@@ -1,7 +1,7 @@
 """Drawings for the desktop window: the 2PC sequence diagram and the money gauge.
 
 Role: turn plain data (a transaction's trace, the branches' accounts) into pictures on
-a Tk Canvas. gui_tk.py owns the window; this file only draws and counts.
+a Tk Canvas. The panels own the window; this file only draws and counts.
 
 Rules:
   * Rule 1 - no network, no threads: every function here gets plain dicts and lists
@@ -127,7 +127,15 @@ def draw_sequence(canvas, txn: dict, width: int) -> int:
     bottom = TOP + HEAD_H + 20 + ROW_H * (len(shown) + cuts + 2)
     for name in parties:
         _draw_party(canvas, name, xs[name], bottom)
-    y = TOP + HEAD_H + 26
+    y = _draw_rows(canvas, rows, shown, xs, TOP + HEAD_H + 26)
+    y = _draw_ending(canvas, txn, xs, y + ROW_H)
+    height = max(bottom, y + ROW_H)
+    canvas.configure(scrollregion=(0, 0, max(width, xs[parties[-1]] + 90), height))
+    return height
+
+
+def _draw_rows(canvas, rows: list, shown: list, xs: dict, y: float) -> float:
+    """One arrow per shown row, a cut where the coordinator restarted; the last y."""
     if not rows:
         canvas.create_text(LEFT + 8, y + 10, anchor="w", fill=GREY, tags=("note",),
                            text="No messages kept for this transaction: it finished before "
@@ -143,10 +151,7 @@ def draw_sequence(canvas, txn: dict, width: int) -> int:
         y += ROW_H
         canvas.create_text(LEFT + 8, y, anchor="w", fill=GREY, tags=("note",),
                            text=f"... {len(rows) - len(shown)} more rows not drawn")
-    y = _draw_ending(canvas, txn, xs, y + ROW_H)
-    height = max(bottom, y + ROW_H)
-    canvas.configure(scrollregion=(0, 0, max(width, xs[parties[-1]] + 90), height))
-    return height
+    return y
 
 
 def _draw_party(canvas, name: str, x: float, bottom: float) -> None:
@@ -208,13 +213,8 @@ def _draw_message(canvas, row, times, last_ms, xs, y) -> None:
         return
     dashed = msg in ("query", "error", "ack", "vote")
     if msg == "decision":                    # the commit point: a box on the log's lifeline
-        logged = "commit" if "commit" in row["detail"] else "abort"
-        x2 = x2 + 66 if x2 < x1 else x2 - 66
-        canvas.create_rectangle(xs[dst] - 66, y - 10, xs[dst] + 66, y + 10, fill="#fff7d6",
-                                outline=colour, width=2, tags=("decision-box",))
-        canvas.create_text(xs[dst], y, text=f"{logged}: on disk" if logged == "commit"
-                           else "abort: logged", fill=colour, font=("TkHeadingFont",),
-                           tags=("decision-box",))
+        _decision_box(canvas, row, colour, xs[dst], y)
+        x2 = x2 + 66 if x2 < x1 else x2 - 66     # the arrow stops at the box
     canvas.create_line(x1, y, x2, y, arrow="last", fill=colour, width=3 if msg == "decision"
                        else 2, dash=(6, 3) if dashed else (), tags=tags)
     if "log" in (src, dst):                  # the log is leftmost: use the room beside it
@@ -228,6 +228,15 @@ def _draw_message(canvas, row, times, last_ms, xs, y) -> None:
         _fit(canvas, label, abs(x2 - x1) + 40)
     if msg == "error":                       # the reply never came: cut the arrow
         _cross(canvas, x1, y)
+
+
+def _decision_box(canvas, row: dict, colour: str, x: float, y: float) -> None:
+    """The decision as written to the recovery log: "commit: on disk" or "abort: logged"."""
+    logged = "commit: on disk" if "commit" in row["detail"] else "abort: logged"
+    canvas.create_rectangle(x - 66, y - 10, x + 66, y + 10, fill="#fff7d6", outline=colour,
+                            width=2, tags=("decision-box",))
+    canvas.create_text(x, y, text=logged, fill=colour, font=("TkHeadingFont",),
+                       tags=("decision-box",))
 
 
 def _fit(canvas, item, room: float) -> None:
@@ -286,7 +295,7 @@ def money_split(branches: dict) -> dict:
 
     `branches`: name -> {"up": bool, "accounts": [account dicts], "prepared": [txns from
     in_doubt(), each with "elsewhere": "committed" if another branch already committed it]},
-    all read at one moment (gui_calls.fetch_money). A down branch's accounts are its last
+    all read at one moment (calls.fetch_money). A down branch's accounts are its last
     seen ones.
 
     While a transfer runs the total stays the same: before the source commits, the money

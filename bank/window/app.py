@@ -1,0 +1,282 @@
+"""The desktop window's app: worker threads, the queue pump, the refresh, and the panels.
+
+Role: show a classroom what a dashboard shows (branches, balances, operations, logs) and
+what no banking demo shows: the protocol itself, message by message, and where money is
+while a transaction is in doubt. The window is a client like any lab script: it only
+calls the coordinator's and the branches' public XML-RPC methods.
+
+This file keeps the plumbing; each panel (a module of bank/window/) owns its widgets
+and its handlers, and the app hands it the answers it asked for:
+  branches.py      members, replicas, accounts, and the money gauge
+  operations.py    the transfer, deposit, withdraw and open-account forms
+  transactions.py  the list of transactions and the selected one's sequence diagram
+  logs.py          the activity log and the branch journals, CSV export
+  lab.py           crash, restart, fault points, partition/heal, failover
+  seen.py          what the window last heard (plain data);  look.py  fonts and styles
+  calls.py         what runs on worker threads;  diagram.py  the drawings
+
+Rules (the window's, carried out here and in every panel):
+  * Rule W1 - only the Tk thread touches widgets. Every network call runs on a few worker
+    threads (``Workers``); its result goes on a ``queue.Queue`` and the Tk thread picks
+    it up every 50 ms (``after()`` polling, ``pump``), then a panel updates its widgets.
+  * Rule W2 - the window never waits on the network. Calls have short socket timeouts, an
+    unreachable branch is shown as down while the rest keeps working, and a refresh
+    (about once a second) is skipped for a source whose previous one is still running
+    (``start``), so slow calls never pile up.
+  * Rule W3 - one callback that fails is logged and the pump goes on: a bug in one panel
+    never stops the window from updating.
+  * Rule W4 - if the window started the local cluster, it stops it when it closes; a
+    cluster it merely attached to keeps running.
+  * Local files (the activity log and CSV exports) are read and written on the Tk thread:
+    they are small and on this machine. Only the network is kept off it.
+
+Glossary (more in bank/protocol.py and bank/twopc.py):
+  source     something the window refreshes: the coordinator, or one branch
+  job        (fn, args, done): fn(*args) runs on a worker, done(result, error) on Tk
+  busy       the sources with a call in flight (not asked again until it answers)
+  panel      a part of the window with its own widgets and handlers (see the list above)
+"""
+
+import logging
+import pathlib
+import queue
+import time
+import tkinter as tk
+from tkinter import ttk
+
+from bank import rpc
+from bank.activity import ActivityLog
+from bank.local_cluster import COORDINATOR as COORD
+from bank.window.branches import BranchesPanel
+from bank.window.calls import (WORKERS, Workers, fetch_branch, fetch_coordinator,
+                               fetch_money, fetch_routes)
+from bank.window.lab import LabPanel
+from bank.window.logs import LogsPanel
+from bank.window.look import Look
+from bank.window.operations import OperationsPanel
+from bank.window.seen import Seen
+from bank.window.transactions import TransactionsPanel
+
+log = logging.getLogger("gui")
+
+POLL_MS = 50               # how often the Tk thread collects finished calls
+REFRESH_MS = 1000          # how often each source is refreshed
+CALL_TIMEOUT = 3           # seconds: refresh calls give up quickly
+FONT_SIZE = 10             # points; --font-size 14 for a big projector
+
+
+class App:
+    """The whole window. Build it with a coordinator client; tests drive it directly.
+
+    ``App(root, bank, cluster=LocalCluster or None, activity=ActivityLog)``. ``pump()``
+    runs the callbacks of finished calls; ``refresh()`` asks every source again. The
+    panels are ``branches``, ``operations``, ``transactions``, ``logs`` and ``lab``;
+    ``seen`` is what the window last heard.
+    """
+
+    def __init__(self, root, bank, *, cluster=None, activity=None, started=False,
+                 source="", refresh_ms=REFRESH_MS, workers=WORKERS, font_size=FONT_SIZE):
+        self.root, self.bank, self.cluster, self.started = root, bank, cluster, started
+        self.activity = activity or ActivityLog(pathlib.Path("logs") / "activity.csv")
+        self.refresh_ms = refresh_ms
+        self.secret = getattr(bank, "secret", None)
+        self.poll_client = rpc.Client(bank.url, self.secret, timeout=CALL_TIMEOUT,
+                                      label="the coordinator")
+        self.workers = Workers(workers)
+        self.busy = set()                  # sources with a refresh in flight (Rule W2)
+        self.clients = {}                  # branch -> short-timeout rpc.Client
+        self.seen = Seen({name: cluster.members[name].url for name in cluster.branch_names}
+                         if cluster is not None else {})
+        self.closed = False
+        self.look = Look(root, font_size)
+        self._build(source)
+        self._update_clients()
+        self.root.protocol("WM_DELETE_WINDOW", self.close)
+        self._poll_id = self.root.after(POLL_MS, self._poll)
+        self._tick_id = self.root.after(10, self._tick)
+
+    # ---- the frame: a header, two columns of panels, a status line ------------------------
+
+    def _build(self, source: str) -> None:
+        top = ttk.Frame(self.root, padding=(10, 6, 10, 2))
+        top.pack(fill="x")
+        ttk.Label(top, text="Distributed bank", style="Title.TLabel").pack(side="left")
+        ttk.Label(top, text="  branches, balances and the Two-Phase Commit protocol, live",
+                  style="Dim.TLabel").pack(side="left")
+        self.source_label = ttk.Label(top, text=source, style="Dim.TLabel")
+        self.source_label.pack(side="right")
+        self.status = ttk.Label(self.root, padding=(10, 2), style="Dim.TLabel",
+                                text="Connecting...")
+        self.status.pack(side="bottom", fill="x")
+        panes = ttk.PanedWindow(self.root, orient="horizontal")
+        panes.pack(fill="both", expand=True, padx=8, pady=4)
+        left, right = ttk.Frame(panes), ttk.Frame(panes)
+        panes.add(left, weight=0)             # the left column keeps its natural width
+        panes.add(right, weight=1)
+        self._build_left(left)
+        self._build_right(right)
+
+    def _build_left(self, left) -> None:
+        """Bottom up, so the branches tree takes what is left: result, forms, branches."""
+        self.result = self._build_result(left)
+        self.left_tabs = ttk.Notebook(left)
+        self.left_tabs.pack(side="bottom", fill="x", pady=(6, 0))
+        self.operations = OperationsPanel(self.left_tabs, self)    # tabs 0-3
+        self.lab = LabPanel(self.left_tabs, self)                  # tab 4
+        self.branches = BranchesPanel(left, self)
+
+    def _build_right(self, right) -> None:
+        self.right_tabs = ttk.Notebook(right)
+        self.right_tabs.pack(fill="both", expand=True)
+        self.transactions = TransactionsPanel(self.right_tabs, self)
+        self.logs = LogsPanel(self.right_tabs, self)
+
+    @staticmethod
+    def _build_result(parent) -> ttk.Label:
+        """The answer to the last operation, in plain words (packed first: never cut)."""
+        box = ttk.LabelFrame(parent, text="Result", style="Panel.TLabelframe", padding=4)
+        box.pack(side="bottom", fill="x", pady=(6, 0))
+        result = ttk.Label(box, text="Choose an operation above; its result is explained "
+                           "here.", style="Dim.TLabel", wraplength=500, justify="left")
+        result.pack(fill="x")
+        box.bind("<Configure>", lambda e: result.configure(wraplength=max(200, e.width - 16)))
+        return result
+
+    # ---- plumbing: calls off the Tk thread, results back on it (Rules W1-W3) --------------
+
+    def submit(self, fn, args, done) -> None:
+        """Run fn(*args) on a worker; done(result, error) runs later on the Tk thread."""
+        self.workers.submit(fn, args, done)
+
+    def start(self, key: str, fn, args, done) -> bool:
+        """Like submit, but not while the previous call for `key` is still running."""
+        if key in self.busy:
+            return False
+        self.busy.add(key)
+
+        def finish(result, error):
+            self.busy.discard(key)
+            done(result, error)
+        self.submit(fn, args, finish)
+        return True
+
+    def pump(self) -> int:
+        """Run the callbacks of every finished call (Tk thread only); how many ran."""
+        count = 0
+        while True:
+            try:
+                done, result, error = self.workers.results.get_nowait()
+            except queue.Empty:
+                return count
+            count += 1
+            if self.closed:
+                continue
+            try:
+                done(result, error)
+            except Exception:                 # Rule W3: a bug in one callback
+                log.exception("callback failed")
+
+    def _poll(self) -> None:
+        if self.closed:
+            return
+        self.pump()
+        self._poll_id = self.root.after(POLL_MS, self._poll)
+
+    def _tick(self) -> None:
+        if self.closed:
+            return
+        self.refresh()
+        self._tick_id = self.root.after(self.refresh_ms, self._tick)
+
+    # ---- the refresh: ask every source, hand the answers to the panels --------------------
+
+    def refresh(self) -> None:
+        """Ask every source again (skipping those still answering the last time)."""
+        slow = []
+        if not self.start("coordinator", fetch_coordinator, (self.poll_client,),
+                          self._got_coordinator):
+            slow.append(COORD)
+        self.start("routes", fetch_routes, (self.poll_client,), self._got_routes)
+        for name, client in self.clients.items():
+            if not self.start(f"branch:{name}", fetch_branch, (name, client, self.poll_client),
+                              lambda result, error, n=name: self._got_branch(n, result, error)):
+                slow.append(name)
+        self.start("money", fetch_money, (dict(self.clients),), self.branches.got_money)
+        self.transactions.follow()
+        self.logs.reload_activity_if_changed()
+        self._show_status(slow)
+
+    def _show_status(self, slow: list) -> None:
+        text = f"Refreshed {time.strftime('%H:%M:%S')}"
+        if slow:
+            text += f" · still waiting for {', '.join(slow)} (not asked again until it answers)"
+        if self.seen.coord.get("error"):
+            text += f" · coordinator: {self.seen.coord['error']}"
+        self.status.configure(text=text)
+
+    def _got_coordinator(self, result, error) -> None:
+        self.seen.got_coordinator(result, error)
+        if error is None:
+            self.transactions.show(result["txns"])
+        self.render()
+
+    def _got_routes(self, result, error) -> None:
+        if error is not None:
+            return
+        self.seen.got_routes(result, local=self.cluster is not None)
+        self._update_clients()
+        self.render()
+
+    def _got_branch(self, name: str, result, error) -> None:
+        self.seen.got_branch(name, result, error)
+        self.render()
+
+    def _update_clients(self) -> None:
+        """A short-timeout client per branch, following its route; a lab row for each."""
+        for name, url in self.seen.routes.items():
+            client = self.clients.get(name)
+            if client is None or client.url != url:
+                self.clients[name] = rpc.Client(url, self.secret, timeout=CALL_TIMEOUT,
+                                                label=f"branch {name}")
+        self.lab.add_rows([COORD, *sorted(self.seen.routes)])
+
+    def render(self) -> None:
+        """Show what was last seen in every panel that lists members or accounts."""
+        self.branches.render()
+        self.lab.render()
+        self.operations.offer(self.seen)
+        self.logs.offer(self.seen)
+
+    # ---- telling the user -----------------------------------------------------------------
+
+    def say(self, text: str, kind: str = "info") -> None:
+        """Show a result in plain words: kind is ok, bad, unknown or info."""
+        self.result.configure(text=text, style=f"{kind.capitalize()}.TLabel")
+
+    def finish(self, command: str, accounts, kind: str, text: str, ok=None) -> None:
+        """Show the result of an operation and add it to the activity log."""
+        self.say(text, kind)
+        try:
+            self.activity.record("gui", command, accounts,
+                                 ok=kind == "ok" if ok is None else ok, result=text)
+        except OSError as exc:
+            self.status.configure(text=f"Cannot write the activity log: {exc}")
+        self.logs.reload_activity_if_changed()
+
+    # ---- closing (Rule W4) ----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the window; stop the local cluster if this window started it."""
+        if self.closed:
+            return
+        self.closed = True
+        for after_id in (self._poll_id, self._tick_id):
+            try:
+                self.root.after_cancel(after_id)
+            except tk.TclError:
+                pass
+        self.workers.stop()
+        if self.started and self.cluster is not None:
+            self.root.withdraw()
+            self.cluster.stop()
+        self.root.destroy()

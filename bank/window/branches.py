@@ -1,0 +1,179 @@
+"""The branches panel of the desktop window: members, replicas, accounts, and the gauge.
+
+Role: show every member (the coordinator and each branch) up or down with its role,
+epoch, transactions in doubt, armed fault and lab partition; under each branch its
+replicas (in sync or not, and their lag) and its accounts (balance, held, available);
+and below, the gauge that counts all the money in the bank.
+
+Rules:
+  * Rule B1 - only the Tk thread runs this code; it draws what ``app.seen`` holds and
+    never calls the network itself (the app's refresh does, on workers).
+  * Rule B2 - a branch that is down keeps its last accounts, greyed ("stale"): the
+    money is still there, the window just cannot see it move.
+  * Rule B3 - the gauge is drawn only from a consistent snapshot of every branch
+    (calls.fetch_money); when the books kept moving (None), the last gauge stays, so
+    its total never jumps.
+  * Rule B4 - rows are updated in place (``_upsert``), never cleared and rebuilt, so a
+    refresh every second neither flickers nor loses the user's scroll position.
+
+Glossary:
+  row id   "m:NAME" a member, "r:NAME/K" its K-th replica, "a:NAME/NUMBER" an account
+  gauge    the bar that counts all the money: available, held, in doubt, unreachable
+  split    the gauge's numbers, in minor units (diagram.money_split)
+"""
+
+import tkinter as tk
+from tkinter import ttk
+
+from bank.local_cluster import COORDINATOR as COORD
+from bank.money import parse_amount
+from bank.window import diagram as draw
+
+MONEY_COLUMNS = ("balance", "held", "available")
+TAG_COLOURS = {"up": draw.GREEN, "down": draw.RED, "cut": draw.AMBER}
+
+
+def _minor(text: str) -> int:
+    return parse_amount(text, allow_zero=True)
+
+
+class BranchesPanel:
+    """The tree of members and accounts (``tree``) and the money gauge (``gauge``)."""
+
+    def __init__(self, parent, app):
+        self.app, self.seen = app, app.seen
+        box = ttk.LabelFrame(parent, text="Branches and accounts", style="Panel.TLabelframe",
+                             padding=4)
+        self.tree = self._build_tree(box, app.look.px)
+        gauge_box = ttk.LabelFrame(parent, text="All the money in the bank",
+                                   style="Panel.TLabelframe", padding=2)
+        gauge_box.pack(side="bottom", fill="x", pady=(6, 0))
+        box.pack(side="top", fill="both", expand=True)    # after the gauge: takes the rest
+        self.gauge = tk.Canvas(gauge_box, height=82, background=draw.PAPER,
+                               highlightthickness=0)
+        self.gauge.pack(fill="x")
+        self.gauge.bind("<Configure>", lambda e: self.draw_gauge())
+        self.split = draw.money_split({})
+
+    @staticmethod
+    def _build_tree(box, px) -> ttk.Treeview:
+        tree = ttk.Treeview(box, columns=("owner", *MONEY_COLUMNS), height=5,
+                            selectmode="browse")
+        tree.heading("#0", text="Branch", anchor="w")
+        tree.column("#0", width=px(14), stretch=False)
+        for col, text, width in (("owner", "Owner / state", 19), ("balance", "Balance", 11),
+                                 ("held", "Held", 9), ("available", "Available", 11)):
+            anchor = "w" if col == "owner" else "e"
+            tree.heading(col, text=text, anchor=anchor)
+            tree.column(col, width=px(width), anchor=anchor, stretch=col == "owner")
+        for tag, colour in TAG_COLOURS.items():
+            tree.tag_configure(tag, foreground=colour, font="TkHeadingFont")
+        tree.tag_configure("stale", foreground="#9a9a9a")
+        tree.tag_configure("holding", foreground=draw.AMBER)
+        tree.pack(fill="both", expand=True)
+        return tree
+
+    # ---- the tree -------------------------------------------------------------------------
+
+    def render(self) -> None:
+        """Show what was last seen: one row per member, replica and account (Rule B4)."""
+        wanted = [self._upsert("m:" + COORD, "", "coordinator",
+                               (self.member_text(COORD), "", "", ""), self.member_tag(COORD))]
+        for name in sorted(self.seen.routes):
+            wanted += self._render_branch(name)
+        self._drop_rows_except(set(wanted))
+
+    def _render_branch(self, name: str) -> list:
+        """The branch's row, then its replicas and accounts under it; their row ids."""
+        accounts = self.seen.accounts(name)
+        totals = [sum(_minor(a[k]) for a in accounts) for k in MONEY_COLUMNS]
+        iid = self._upsert("m:" + name, "", name, (
+            self.member_text(name), *(draw.show_money(t) if accounts else "" for t in totals)),
+            self.member_tag(name))
+        return [iid, *self._render_replicas(name, iid), *self._render_accounts(name, iid)]
+
+    def _render_replicas(self, name: str, parent: str) -> list:
+        """A row per replica: its role, sync state and lag."""
+        rows = []
+        for k, rep in enumerate(self.seen.replication.get(name, (0, []))[1]):
+            state = ("○ down" if not rep["up"] else
+                     f"● {'in sync' if rep['in_sync'] else 'OUT OF SYNC'} · lag {rep['lag']}")
+            rows.append(self._upsert(f"r:{name}/{k}", parent, rep["role"] or "server",
+                                     (state, "", "", ""),
+                                     "up" if rep["up"] and rep["in_sync"] else "down"))
+        return rows
+
+    def _render_accounts(self, name: str, parent: str) -> list:
+        """A row per account; greyed if the branch is down (Rule B2), amber if held."""
+        up, rows = self.seen.snaps.get(name, {}).get("up"), []
+        for acct in self.seen.accounts(name):
+            tag = "stale" if not up else ("holding" if _minor(acct["held"]) else "")
+            rows.append(self._upsert(f"a:{name}/{acct['number']}", parent, acct["number"], (
+                acct["owner"], *(draw.show_money(_minor(acct[k])) for k in MONEY_COLUMNS)),
+                tag))
+        return rows
+
+    def _drop_rows_except(self, wanted: set) -> None:
+        """Delete the rows of members, replicas and accounts that are gone."""
+        tree = self.tree
+        members = tree.get_children("")
+        for iid in [*members, *(child for m in members for child in tree.get_children(m))]:
+            if iid not in wanted and tree.exists(iid):
+                tree.delete(iid)
+
+    def _upsert(self, iid, parent, text, values, tag) -> str:
+        """Update row `iid` in place, or add it (open, so accounts show); returns iid."""
+        tags = (tag,) if tag else ()
+        if self.tree.exists(iid):
+            self.tree.item(iid, text=text, values=values, tags=tags)
+        else:
+            self.tree.insert(parent, "end", iid=iid, text=text, values=values, tags=tags,
+                             open=True)
+        return iid
+
+    # ---- a member's state in words ------------------------------------------------------
+
+    def member_text(self, name: str) -> str:
+        """The state column of a member's row: '● up · ...', '○ down' or '...'."""
+        state = self.seen.branch_state(name)
+        if state == "down":
+            return "○ down"
+        if state == "":
+            return "..."
+        armed = self.seen.armed(name)
+        text = self._coordinator_text() if name == COORD else self._branch_text(name)
+        return text + (f" · armed: {armed}" if armed else "")
+
+    def _coordinator_text(self) -> str:
+        return f"● up · {self.seen.coord.get('ping', {}).get('in_flight', 0)} in flight"
+
+    def _branch_text(self, name: str) -> str:
+        snap = self.seen.snaps.get(name, {})
+        text = f"● up · {snap.get('role', '')}"
+        epoch, replicas = self.seen.replication.get(name, (0, []))
+        if replicas:
+            text += f" · epoch {epoch}"
+        if snap.get("in_doubt"):
+            text += f" · {snap['in_doubt']} in doubt"
+        if self.seen.partitioned.get(name):
+            text += " · cut off"
+        return text
+
+    def member_tag(self, name: str) -> str:
+        """The row's colour: up (green), down (red), cut off by a partition (amber)."""
+        state = self.seen.branch_state(name)
+        if state == "up" and self.seen.partitioned.get(name):
+            return "cut"
+        return {"up": "up", "down": "down"}.get(state, "")
+
+    # ---- the money gauge (Rule B3) ------------------------------------------------------
+
+    def got_money(self, result, error) -> None:
+        """A consistent snapshot arrived (None: the books kept moving; keep the last)."""
+        if error is not None or result is None:
+            return
+        self.split = draw.money_split(self.seen.books(result))
+        self.draw_gauge()
+
+    def draw_gauge(self) -> None:
+        draw.draw_gauge(self.gauge, self.split, self.gauge.winfo_width())

@@ -1,0 +1,196 @@
+"""The lab panel of the desktop window: the controls that break things on purpose.
+
+Role: the "⚠ Lab" tab of the left notebook. One row per member (the coordinator and each
+branch) with its state and buttons: Crash, Restart, and for branches Partition, Heal and
+Failover; below them, arming a named fault point, and "Recover now".
+
+Rules:
+  * Rule A1 - a lab action is an ordinary call, made on a worker (``app.submit``); its
+    outcome is explained in the result line and recorded in the activity log, then the
+    window refreshes at once to show the damage.
+  * Rule A2 - Crash and Restart need the local cluster (they kill and start processes on
+    this machine); with a remote coordinator they are shown but disabled.
+  * Rule A3 - a member's state label says what its last answer said: armed (a fault is
+    set), cut off (a lab partition), up, down, or "?" (not heard from yet).
+  * Rule A4 - rows are added as members appear (a branch the coordinator reports later
+    gets its row then); a row is never removed while the window is open.
+
+Glossary:
+  member       the coordinator or a branch
+  fault point  a named step where a member misbehaves once (bank/faults.py), or
+               ``delay=SECONDS`` which slows every 2PC step there until disarmed
+  partition    the coordinator cannot reach that branch (this window still can)
+  failover     promote the branch's in-sync replica to primary, at a higher epoch
+"""
+
+import tkinter as tk
+from tkinter import ttk
+
+from bank.faults import BRANCH_POINTS, COORDINATOR_POINTS
+from bank.local_cluster import COORDINATOR as COORD
+from bank.window import diagram as draw
+
+DANGER = ("crash", "partition")                    # drawn in red
+BRANCH_ONLY = ("partition", "heal", "failover")    # the coordinator has no such buttons
+NOTE = ("Crash kills the process, like a power cut. Partition cuts the coordinator off a "
+        "branch (this window still sees it).")
+
+
+class LabPanel:
+    """The lab tab: ``buttons`` (member -> key -> Button), ``labels``, the fault arming."""
+
+    def __init__(self, tabs: ttk.Notebook, app):
+        self.app, self.seen = app, app.seen
+        frame = ttk.Frame(tabs, padding=(8, 4))
+        tabs.add(frame, text="⚠ Lab")
+        ttk.Label(frame, text="Lab controls: these break things on purpose.",
+                  foreground=draw.RED, font="TkHeadingFont").pack(anchor="w")
+        self.rows = ttk.Frame(frame)
+        self.rows.pack(fill="x", pady=(2, 0))
+        self.buttons, self.labels = {}, {}
+        self._build_arming(frame)
+        self._build_recover(frame)
+        self._fault_choices()
+        self.add_rows([COORD, *self.seen.routes])
+
+    def _build_arming(self, frame) -> None:
+        """Fault point: [member] [point] [Arm] [Disarm]."""
+        arm = ttk.Frame(frame)
+        arm.pack(fill="x", pady=(6, 0))
+        ttk.Label(arm, text="Fault point").pack(side="left")
+        self.fault_member = tk.StringVar(value=COORD)
+        self.fault_member_box = ttk.Combobox(arm, textvariable=self.fault_member, width=11,
+                                             state="readonly")
+        self.fault_member_box.pack(side="left", padx=4)
+        self.fault_member_box.bind("<<ComboboxSelected>>", lambda e: self._fault_choices())
+        self.fault_point = tk.StringVar(value=COORDINATOR_POINTS[1])
+        self.fault_point_box = ttk.Combobox(arm, textvariable=self.fault_point, width=18)
+        self.fault_point_box.pack(side="left", padx=(0, 4))
+        self.arm_button = ttk.Button(arm, text="Arm", style="Danger.Small.TButton", width=6,
+                                     command=self.arm)
+        self.arm_button.pack(side="left")
+        ttk.Button(arm, text="Disarm", style="Small.TButton", width=7,
+                   command=lambda: self.arm(disarm=True)).pack(side="left", padx=(4, 0))
+
+    def _build_recover(self, frame) -> None:
+        bottom = ttk.Frame(frame)
+        bottom.pack(fill="x", pady=(6, 0))
+        ttk.Button(bottom, text="Recover now", style="Small.TButton",
+                   command=self.recover).pack(side="left", anchor="n")
+        note = NOTE if self.app.cluster is not None else \
+            "Crash and restart need the local cluster. " + NOTE     # Rule A2
+        ttk.Label(bottom, text=note, style="Dim.TLabel", wraplength=380).pack(
+            side="left", padx=8)
+
+    # ---- one row per member (Rule A4) -----------------------------------------------------
+
+    def add_rows(self, names) -> None:
+        """A row for each member that has none yet: its name, state and buttons."""
+        for name in names:
+            if name not in self.buttons:
+                self._add_row(name, len(self.buttons))
+        self.fault_member_box.configure(values=list(self.buttons))
+
+    def _add_row(self, name: str, row: int) -> None:
+        ttk.Label(self.rows, text=name, font="TkHeadingFont", width=11).grid(
+            row=row, column=0, sticky="w")
+        self.labels[name] = ttk.Label(self.rows, text="?", width=8)
+        self.labels[name].grid(row=row, column=1, sticky="w")
+        local = "normal" if self.app.cluster is not None else "disabled"    # Rule A2
+        actions = (("crash", "Crash", self.crash, local),
+                   ("restart", "Restart", self.restart, local),
+                   ("partition", "Partition", self.partition, "normal"),
+                   ("heal", "Heal", self.heal, "normal"),
+                   ("failover", "Failover", self.failover, "normal"))
+        buttons = {}
+        for col, (key, text, command, state) in enumerate(actions, start=2):
+            if name == COORD and key in BRANCH_ONLY:
+                continue
+            buttons[key] = ttk.Button(
+                self.rows, text=text, width=7, state=state, command=lambda c=command: c(name),
+                style="Danger.Small.TButton" if key in DANGER else "Small.TButton")
+            buttons[key].grid(row=row, column=col, padx=2, pady=2)
+        self.buttons[name] = buttons
+
+    def _fault_choices(self) -> None:
+        """The points the chosen member knows (a branch's, or the coordinator's)."""
+        branch = self.fault_member.get() != COORD
+        points = [*BRANCH_POINTS, "delay=3"] if branch else list(COORDINATOR_POINTS)
+        self.fault_point_box.configure(values=points)
+        if self.fault_point.get() not in points:
+            self.fault_point.set(points[0])
+
+    def render(self) -> None:
+        """Each member's state label, from its last answer (Rule A3)."""
+        for name, label in self.labels.items():
+            state = self.seen.branch_state(name) or "?"
+            if self.seen.armed(name):
+                label.configure(text="armed", foreground=draw.AMBER)
+            elif self.seen.partitioned.get(name) and state == "up":
+                label.configure(text="cut off", foreground=draw.AMBER)
+            else:
+                label.configure(text=state, foreground=draw.GREEN if state == "up"
+                                else draw.RED)
+
+    # ---- the actions (Rule A1) ------------------------------------------------------------
+
+    def _run(self, command: str, fn, args, explain) -> None:
+        """Call fn(*args) on a worker; explain(result) says what happened, in words."""
+        self.app.say(f"Lab: {command}...", "info")
+
+        def done(result, error):
+            if error is not None:
+                self.app.finish(f"lab: {command}", (), "bad",
+                                f"Lab: {command} failed: {error.message}")
+            else:
+                self.app.finish(f"lab: {command}", (), "ok", "Lab: " + explain(result))
+            self.app.refresh()
+        self.app.submit(fn, args, done)
+
+    def crash(self, name: str) -> None:
+        self._run(f"crash {name}", self.app.cluster.kill, (name,),
+                  lambda r: f"{name} crashed (its process was killed, like a power cut).")
+
+    def restart(self, name: str) -> None:
+        self._run(f"restart {name}", self.app.cluster.restart, (name,),
+                  lambda url: f"{name} restarted at {url}; it recovers from its "
+                              f"{'recovery log' if name == COORD else 'database'}.")
+
+    def partition(self, name: str) -> None:
+        self._run(f"partition {name}", self.app.bank.call, ("partition", name),
+                  lambda r: f"the coordinator is cut off from {name} (this window still "
+                            "sees it).")
+
+    def heal(self, name: str) -> None:
+        self._run(f"heal {name}", self.app.bank.call, ("heal", name),
+                  lambda r: f"{name} is reachable again; unfinished transactions are "
+                            "retried.")
+
+    def failover(self, name: str) -> None:
+        self._run(f"failover {name}", self.app.bank.call, ("failover", name),
+                  lambda r: f"{name} is now served by {r['primary']} at epoch {r['epoch']}; "
+                            "the old primary is fenced if it comes back.")
+
+    def arm(self, disarm=False) -> None:
+        """Arm the chosen fault point on the chosen member (or disarm it)."""
+        name = self.fault_member.get()
+        point = "" if disarm else self.fault_point.get().strip()
+        if not disarm and not point:
+            self.app.say("Choose a fault point to arm.", "bad")
+            return
+        client = self.app.bank if name == COORD else self.app.clients.get(name)
+        if client is None:
+            self.app.say(f"There is no member {name!r}.", "bad")
+            return
+        what = f"disarm {name}" if disarm else f"arm {point} on {name}"
+        fires = ("it slows every prepare, commit and abort there until disarmed"
+                 if point.startswith("delay=") else
+                 "it fires once, at that step of the next transfer")
+        self._run(what, client.call, ("fault", point),
+                  lambda r: f"{name}: no fault armed." if disarm else
+                  f"{point} is armed on {name}; {fires}.")
+
+    def recover(self) -> None:
+        self._run("recover", self.app.bank.call, ("recover",),
+                  lambda r: f"re-sent {r['resent']} decision(s); still unfinished: "
+                            f"{', '.join(r['unfinished']) or 'none'}.")

@@ -1,0 +1,296 @@
+"""The operations panel of the desktop window: transfer, deposit, withdraw, open account.
+
+Role: one form per operation, each a tab of the left notebook. A form checks what was
+typed, sends it to the coordinator on a worker thread, and explains the answer in plain
+words (and in the activity log).
+
+Rules:
+  * Rule O1 - input is checked before anything is sent. Each form's ``entry_ok()`` (IDLE's
+    habit) returns the checked values, or None after saying what is wrong: a rejected
+    input changes nothing and gets one clear sentence.
+  * Rule O2 - never report "aborted" when it may have committed: when the coordinator
+    stops answering in the middle of a call, the form says the outcome is unknown.
+  * Rule O3 - a call carries a fresh request id, so a retried deposit or transfer
+    applies once.
+  * Rule O4 - the Tk thread never waits: forms only submit calls (``app.submit``); the
+    answer comes back to a ``_done`` method on the Tk thread.
+
+Glossary:
+  form      one tab: labels, fields (pickers and entries), a button, a check, a done
+  picker    a ttk.Combobox of accounts (BRANCH/NUMBER  owner) or of branches
+  checked   the values entry_ok() returned: exactly what will be sent
+"""
+
+import tkinter as tk
+from tkinter import ttk
+
+from bank.errors import BankError, FaultCode, check_text, split_acct_ref
+from bank.money import format_amount, parse_amount
+from bank.window.calls import new_request_id
+
+
+def failure_text(what: str, error: BankError):
+    """(text, kind) for a refusal, or (Rule O2) for an outcome we cannot know yet.
+
+    An unreachable server is never taken as "nothing happened": the call may have
+    arrived just before it went down (and xmlrpc.client re-sends a request once on
+    a reset connection, so even "connection refused" can follow a delivered call).
+    """
+    if error.code == FaultCode.UNAVAILABLE:
+        return (f"The outcome of this {what} is not known: {error.message} If it was "
+                "down before you pressed the button, nothing happened; if it went down "
+                "during the call, the operation may still complete. Watch the balances "
+                "and the transactions list."), "unknown"
+    return f"Refused: {error.message}", "bad"
+
+
+# ---- what every form has -------------------------------------------------------------------
+
+class Form:
+    """One tab of the operations notebook: a grid of labels and fields, and a button."""
+
+    def __init__(self, tabs: ttk.Notebook, title: str, app):
+        self.app = app
+        self.frame = ttk.Frame(tabs, padding=8)
+        self.frame.columnconfigure(1, weight=1)
+        tabs.add(self.frame, text=title)
+        self.account_boxes, self.branch_boxes = [], []
+
+    # ---- building -----------------------------------------------------------------------
+
+    def _label(self, row: int, text: str) -> None:
+        ttk.Label(self.frame, text=text).grid(row=row, column=0, sticky="w", pady=3,
+                                              padx=(0, 8))
+
+    def _picker(self, row: int, label: str, branches=False) -> tk.StringVar:
+        """A combobox of accounts (or of branches); its values follow the bank."""
+        self._label(row, label)
+        var = tk.StringVar()
+        box = ttk.Combobox(self.frame, textvariable=var, width=30)
+        box.grid(row=row, column=1, sticky="we", pady=3)
+        (self.branch_boxes if branches else self.account_boxes).append(box)
+        return var
+
+    def _entry(self, row: int, label: str) -> tk.StringVar:
+        self._label(row, label)
+        var = tk.StringVar()
+        ttk.Entry(self.frame, textvariable=var, width=32).grid(row=row, column=1,
+                                                               sticky="we", pady=3)
+        return var
+
+    def _button(self, row: int, text: str) -> ttk.Button:
+        button = ttk.Button(self.frame, text=text, command=self.go, style="Go.TButton")
+        button.grid(row=row, column=1, sticky="e", pady=(6, 0))
+        return button
+
+    def offer(self, accounts: list, branches: list) -> None:
+        """Set the pickers' choices (only when they changed: typing is not disturbed)."""
+        for boxes, choices in ((self.account_boxes, accounts), (self.branch_boxes, branches)):
+            for box in boxes:
+                if list(box.cget("values")) != choices:
+                    box.configure(values=choices)
+
+    # ---- checks shared by the forms (Rule O1) ---------------------------------------------
+
+    def say(self, text: str, kind: str = "info") -> None:
+        self.app.say(text, kind)
+
+    def account_ok(self, text: str, what: str):
+        """BRANCH/NUMBER from a picker (the owner shown after it is ignored), or None."""
+        text = (text or "").strip().split()[0] if (text or "").strip() else ""
+        if not text:
+            self.say(f"Choose {what} account (like Mumbai/1001).", "bad")
+            return None
+        try:
+            branch, number = split_acct_ref(text)
+        except BankError as exc:
+            self.say(exc.message, "bad")
+            return None
+        routes = self.app.seen.routes
+        if routes and branch not in routes:
+            self.say(f"There is no branch {branch!r}; the branches are "
+                     f"{', '.join(sorted(routes))}.", "bad")
+            return None
+        return f"{branch}/{number}"
+
+    def amount_ok(self, text: str, allow_zero=False):
+        """The amount as a two-decimal string, or None (with the reason shown)."""
+        try:
+            return format_amount(parse_amount((text or "").strip(), allow_zero=allow_zero))
+        except BankError as exc:
+            self.say(exc.message, "bad")
+            return None
+
+    # ---- sending and telling --------------------------------------------------------------
+
+    def go(self) -> None:
+        """The button: check the input (entry_ok), then send it."""
+        checked = self.entry_ok()
+        if checked is not None:
+            self.send(checked)
+
+    def entry_ok(self):
+        raise NotImplementedError
+
+    def send(self, checked) -> None:
+        raise NotImplementedError
+
+    def _call(self, args: tuple, done) -> None:
+        """Call the coordinator on a worker (Rule O4); done(result, error) on Tk."""
+        self.app.submit(self.app.bank.call, args, done)
+
+    def _tell(self, command: str, accounts, kind: str, text: str, ok=None) -> None:
+        """Show the outcome, log it, and refresh at once (the balances have moved)."""
+        self.app.finish(command, accounts, kind, text, ok=ok)
+        self.app.refresh()
+
+
+# ---- the four forms ------------------------------------------------------------------------
+
+class TransferForm(Form):
+    """Move money between two accounts (Two-Phase Commit when they are in two branches)."""
+
+    def __init__(self, tabs, app):
+        super().__init__(tabs, "Transfer", app)
+        self.src = self._picker(0, "From account")
+        self.dst = self._picker(1, "To account")
+        self.amount = self._entry(2, "Amount")
+        self.button = self._button(3, "Transfer")
+
+    def entry_ok(self):
+        """(src, dst, amount) from the form, or None."""
+        src = self.account_ok(self.src.get(), "the from")
+        dst = src and self.account_ok(self.dst.get(), "the to")
+        amount = dst and self.amount_ok(self.amount.get())
+        if not amount:
+            return None
+        if src == dst:
+            self.say("The two accounts are the same; choose another destination.", "bad")
+            return None
+        return src, dst, amount
+
+    def send(self, checked) -> None:
+        src, dst, amount = checked
+        self.say(f"Transferring {amount} from {src} to {dst}...", "info")
+        self._call(("transfer", src, dst, amount, new_request_id()),
+                   lambda result, error: self._done(checked, result, error))
+
+    def _done(self, checked, result, error) -> None:
+        src, dst, amount = checked
+        if error is not None:
+            text, kind = failure_text("transfer", error)
+        elif result["outcome"] == "committed":
+            text, kind = self._committed_text(checked, result)
+        else:
+            text, kind = (f"Not done: the transfer was aborted and no money moved. "
+                          f"Why: {result['reason'] or 'a participant voted no'}."), "bad"
+        committed = error is None and result["outcome"] == "committed"
+        self._tell(f"transfer {src} {dst} {amount}", (src, dst), kind, text, ok=committed)
+        if result and result.get("txid"):
+            self.app.transactions.select(result["txid"])
+
+    @staticmethod
+    def _committed_text(checked, result):
+        """Done, and how; "unknown" while a branch has not confirmed the commit yet."""
+        src, dst, amount = checked
+        how = ("one branch: a local transaction, no Two-Phase Commit needed"
+               if result.get("local") else
+               f"both branches voted yes and the decision was logged; {result['txid']}")
+        text = f"Done: {amount} moved from {src} to {dst} ({how})."
+        if not result.get("waiting_for"):
+            return text, "ok"
+        return text + (f" {', '.join(result['waiting_for'])} has not confirmed yet; the "
+                       "coordinator keeps telling it until it does."), "unknown"
+
+
+class CashForm(Form):
+    """Deposit into an account, or withdraw from it (`verb`): one branch, no 2PC."""
+
+    def __init__(self, tabs, app, verb: str):
+        super().__init__(tabs, verb.capitalize(), app)
+        self.verb = verb
+        self.account = self._picker(0, "Account")
+        self.amount = self._entry(1, "Amount")
+        self.button = self._button(2, verb.capitalize())
+
+    def entry_ok(self):
+        """(account, amount) from the form, or None."""
+        acct = self.account_ok(self.account.get(), "an")
+        amount = acct and self.amount_ok(self.amount.get())
+        return (acct, amount) if amount else None
+
+    def send(self, checked) -> None:
+        acct, amount = checked
+        self.say(f"{self.verb.capitalize()}ing {amount} ...", "info")
+        self._call((self.verb, acct, amount, new_request_id()),
+                   lambda result, error: self._done(checked, result, error))
+
+    def _done(self, checked, result, error) -> None:
+        acct, amount = checked
+        if error is not None:
+            text, kind = failure_text(self.verb, error)
+        else:
+            did, into = ("deposited", "into") if self.verb == "deposit" else ("withdrew", "from")
+            text, kind = (f"Done: {did} {amount} {into} {acct}; its balance is now "
+                          f"{result['balance']} ({result['available']} available)."), "ok"
+        self._tell(f"{self.verb} {acct} {amount}", (acct,), kind, text)
+
+
+class OpenAccountForm(Form):
+    """Open an account at a branch, with an opening deposit (may be 0)."""
+
+    def __init__(self, tabs, app):
+        super().__init__(tabs, "Open account", app)
+        self.branch = self._picker(0, "Branch", branches=True)
+        self.owner = self._entry(1, "Owner")
+        self.initial = self._entry(2, "Opening deposit")
+        self.initial.set("0")
+        self.button = self._button(3, "Open account")
+
+    def entry_ok(self):
+        """(branch, owner, initial) from the form, or None."""
+        branch, routes = self.branch.get().strip(), self.app.seen.routes
+        if branch not in routes:
+            self.say("Choose a branch: " + ", ".join(sorted(routes)) + ".", "bad")
+            return None
+        try:
+            owner = check_text(self.owner.get(), "owner name")
+        except BankError as exc:
+            self.say(exc.message, "bad")
+            return None
+        initial = self.amount_ok(self.initial.get() or "0", allow_zero=True)
+        return (branch, owner, initial) if initial else None
+
+    def send(self, checked) -> None:
+        self._call(("open_account", *checked),
+                   lambda result, error: self._done(checked, result, error))
+
+    def _done(self, checked, result, error) -> None:
+        branch, owner, initial = checked
+        if error is not None:
+            (text, kind), accounts = failure_text("account opening", error), ()
+        else:
+            acct = f"{branch}/{result['number']}"
+            text, kind = f"Done: opened {acct} for {owner} with {result['balance']}.", "ok"
+            accounts = (acct,)
+        self._tell(f"open {branch} {owner!r} {initial}", accounts, kind, text)
+
+
+# ---- the panel: the four forms, as tabs --------------------------------------------------
+
+class OperationsPanel:
+    """The four forms, tabs 0-3 of the left notebook (the lab is tab 4)."""
+
+    def __init__(self, tabs: ttk.Notebook, app):
+        self.transfer = TransferForm(tabs, app)
+        self.deposit = CashForm(tabs, app, "deposit")
+        self.withdraw = CashForm(tabs, app, "withdraw")
+        self.open_account = OpenAccountForm(tabs, app)
+        self.forms = (self.transfer, self.deposit, self.withdraw, self.open_account)
+
+    def offer(self, seen) -> None:
+        """Give every picker the accounts and branches last seen."""
+        accounts = [f"{ref}  {owner}" for ref, owner in seen.owners().items()]
+        branches = sorted(seen.routes)
+        for form in self.forms:
+            form.offer(accounts, branches)

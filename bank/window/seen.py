@@ -1,0 +1,102 @@
+"""What the desktop window last heard from each source: plain data, no widgets.
+
+Role: keep the latest answers of the coordinator and of every branch (up or down, role,
+epoch, replicas, accounts, armed fault, lab partition) and answer the questions every
+panel asks about them: is this member up, what is armed there, which accounts exist.
+
+Rules:
+  * Rule S1 - no widgets and no network: the app feeds answers in (on the Tk thread),
+    panels read them out. A student can build a ``Seen`` by hand and test it.
+  * Rule S2 - a branch that stops answering keeps its last accounts, marked down, so the
+    window can still show (greyed) where its money was.
+  * Rule S3 - with a local cluster, a branch's address is the cluster's own, unless the
+    coordinator reports it up somewhere else (after a failover): the window follows.
+
+Glossary:
+  source     something the window refreshes: the coordinator, or one branch
+  snapshot   the last answer from a branch: {"up", "error", "role", "faults", "in_doubt",
+             "accounts", "seen"}; a down branch keeps its last accounts
+  route      where a branch's primary answers: branch -> URL
+  member     the coordinator or a branch (what the lab controls crash and restart)
+"""
+
+import time
+
+from bank.local_cluster import COORDINATOR as COORD
+
+
+class Seen:
+    """The window's picture of the bank, built only from answers it received."""
+
+    def __init__(self, routes=None):
+        self.routes = dict(routes or {})   # branch -> URL of its primary
+        self.partitioned = {}              # branch -> bool (a lab partition)
+        self.replication = {}              # branch -> (epoch, [replica rows]) from branches()
+        self.snaps = {}                    # branch -> last snapshot (see fetch_branch)
+        self.coord = {"up": None, "ping": {}, "error": "", "seen": ""}
+
+    # ---- answers coming in --------------------------------------------------------------
+
+    def got_coordinator(self, result, error) -> None:
+        """The coordinator's ping (or why it did not answer)."""
+        if error is None:
+            self.coord = {"up": True, "ping": result["ping"], "error": "",
+                          "seen": time.strftime("%H:%M:%S")}
+        else:
+            self.coord.update(up=False, error=error.message)
+
+    def got_routes(self, rows: list, local: bool) -> None:
+        """The coordinator's branches(): partitions, replicas, and where primaries are."""
+        for row in rows:
+            name = row["name"]
+            self.partitioned[name] = bool(row.get("partitioned"))
+            self.replication[name] = (row.get("epoch", 0), row.get("replicas", []))
+            if not local or name not in self.routes or row.get("up"):
+                self.routes[name] = row["url"]          # Rule S3: follows a failover
+
+    def got_branch(self, name: str, result, error) -> None:
+        """One branch's ping and accounts (or why it did not answer: Rule S2)."""
+        snap = self.snaps.setdefault(name, {"accounts": []})
+        if error is None:
+            ping = result["ping"]
+            snap.update(up=True, error="", role=ping.get("role", ""),
+                        faults=ping.get("faults", ""), in_doubt=ping.get("in_doubt", 0),
+                        accounts=result["accounts"], seen=time.strftime("%H:%M:%S"))
+        else:
+            snap.update(up=False, error=error.message, in_doubt=0)
+
+    # ---- questions panels ask -----------------------------------------------------------
+
+    def branch_state(self, name: str) -> str:
+        """'up', 'down' or '' (not heard from yet) for a member."""
+        up = self.coord.get("up") if name == COORD else self.snaps.get(name, {}).get("up")
+        return "" if up is None else ("up" if up else "down")
+
+    def armed(self, name: str) -> str:
+        """The fault point armed in a member, as its last ping said ('' if none)."""
+        if self.branch_state(name) != "up":
+            return ""
+        snap = self.coord.get("ping", {}) if name == COORD else self.snaps.get(name, {})
+        return snap.get("faults", "")
+
+    def accounts(self, name: str) -> list:
+        """A branch's accounts as last seen (kept while it is down)."""
+        return self.snaps.get(name, {}).get("accounts", [])
+
+    def account_refs(self) -> list:
+        """Every account known, as BRANCH/NUMBER, branches in name order."""
+        return [f"{n}/{a['number']}" for n in sorted(self.routes) for a in self.accounts(n)]
+
+    def owners(self) -> dict:
+        """BRANCH/NUMBER -> owner, for the pickers (branches in the order they were heard of)."""
+        return {f"{n}/{a['number']}": a["owner"] for n in self.routes
+                for a in self.accounts(n)}
+
+    def books(self, money: dict) -> dict:
+        """fetch_money's snapshot, with each unreachable branch's last seen accounts."""
+        books = {}
+        for name in self.routes:
+            read = money.get(name)
+            books[name] = {"up": True, **read} if read else {
+                "up": False, "accounts": self.accounts(name)}
+        return books

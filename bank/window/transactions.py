@@ -1,0 +1,176 @@
+"""The transactions panel of the desktop window: the list, and the chosen one's diagram.
+
+Role: list the coordinator's recent transactions, coloured by how they stand (committed
+green, aborted red, in doubt amber), and draw the selected one as a sequence diagram:
+one arrow per Two-Phase Commit message, as the coordinator's trace recorded it.
+
+Rules:
+  * Rule T1 - the list is the coordinator's answer, updated in place and in its order;
+    a row is never coloured by a guess, only by the state the coordinator reported.
+  * Rule T2 - the selected transaction is fetched again on every refresh while it is in
+    doubt, and once more when its listed state changes, so its diagram follows the
+    protocol to the end. A finished one is not asked again.
+  * Rule T3 - an answer for a transaction the user has moved away from is dropped: the
+    diagram always shows the selected one.
+  * Rule T4 - while a transaction is in doubt, the diagram keeps its latest messages in
+    view, unless the user has scrolled up to read.
+
+Glossary:
+  txid       a transaction id, e.g. "coordinator-20240102-ab12cd"; the row id in the list
+  row        a summary from transactions(): txid, src, dst, amount, state, waiting_for
+  shown      the full transaction() reply (with its trace) that the diagram draws
+  in doubt   decided or not, some participant has not been told yet
+"""
+
+import tkinter as tk
+from tkinter import ttk
+
+from bank.money import parse_amount
+from bank.window import diagram as draw
+from bank.window.look import scrolled
+
+HINT = ("Make a transfer between two branches, or select one above:\n"
+        "its Two-Phase Commit is drawn here, one arrow per message,\n"
+        "with the time each one was sent (ms after it began).")
+LIST_COLUMNS = (("txid", "Transaction id", 25), ("transfer", "From → to", 24),
+                ("amount", "Amount", 10), ("state", "State", 26))
+
+
+class TransactionsPanel:
+    """The "Transactions" tab: ``tree`` (the list) over ``diagram`` (a Canvas)."""
+
+    def __init__(self, notebook: ttk.Notebook, app):
+        self.app = app
+        self.txns = {}                     # txid -> summary row, as last listed
+        self.selected = ""                 # txid whose diagram is shown
+        self.shown = None                  # the transaction() reply drawn
+        panes = ttk.PanedWindow(notebook, orient="vertical")
+        notebook.add(panes, text="Transactions")
+        top, bottom = ttk.Frame(panes, padding=4), ttk.Frame(panes, padding=4)
+        self.tree = self._build_list(top, app.look.px)
+        self.title, self.diagram = self._build_diagram(bottom)
+        panes.add(top, weight=1)
+        panes.add(bottom, weight=4)
+
+    def _build_list(self, frame, px) -> ttk.Treeview:
+        tree = ttk.Treeview(frame, columns=[c[0] for c in LIST_COLUMNS], height=5,
+                            selectmode="browse", show="headings")
+        for col, text, width in LIST_COLUMNS:
+            anchor = "e" if col == "amount" else "w"
+            tree.heading(col, text=text, anchor=anchor)
+            tree.column(col, width=px(width), anchor=anchor, stretch=col == "state")
+        for category, colour in draw.STATE_BG.items():
+            tree.tag_configure(category, background=colour)
+        scroll = ttk.Scrollbar(frame, orient="vertical", command=tree.yview)
+        tree.configure(yscrollcommand=scroll.set)
+        tree.pack(side="left", fill="both", expand=True)
+        scroll.pack(side="left", fill="y")
+        tree.bind("<<TreeviewSelect>>", lambda e: self._on_select())
+        return tree
+
+    def _build_diagram(self, frame):
+        """The diagram's title line and its scrolled Canvas."""
+        title = ttk.Label(frame, text="Select a transaction to see its messages.",
+                          style="Dim.TLabel")
+        title.pack(fill="x")
+        frame.bind("<Configure>", lambda e: title.configure(wraplength=max(300, e.width - 16)))
+        holder = ttk.Frame(frame)
+        holder.pack(fill="both", expand=True)
+        canvas = tk.Canvas(holder, background=draw.PAPER, highlightthickness=1,
+                           highlightbackground="#c8c8c8")
+        scrolled(holder, canvas)
+        canvas.bind("<Configure>", lambda e: self.draw())
+        canvas.bind("<MouseWheel>", lambda e: canvas.yview_scroll(-e.delta // 120, "units"))
+        canvas.bind("<Button-4>", lambda e: canvas.yview_scroll(-2, "units"))
+        canvas.bind("<Button-5>", lambda e: canvas.yview_scroll(2, "units"))
+        canvas.create_text(16, 16, anchor="nw", fill=draw.GREY, tags=("note",), text=HINT)
+        return title, canvas
+
+    # ---- the list (Rule T1) ---------------------------------------------------------------
+
+    def show(self, rows: list) -> None:
+        """List the coordinator's transactions, newest first, as it sent them."""
+        self.txns = {r["txid"]: r for r in rows}
+        for index, row in enumerate(rows):
+            self._show_row(index, row)
+        for iid in self.tree.get_children(""):
+            if iid not in self.txns:
+                self.tree.delete(iid)
+        if self.selected in self.txns and self.tree.selection() != (self.selected,):
+            self.tree.selection_set(self.selected)     # chosen before its row was listed
+        if self.selected in self.txns and self.shown is not None and \
+                self.shown.get("state") != self.txns[self.selected]["state"]:
+            self._fetch(self.selected)                 # Rule T2: its state moved on
+
+    def _show_row(self, index: int, row: dict) -> None:
+        tree, txid = self.tree, row["txid"]
+        values = (txid, f"{row['src']} → {row['dst']}",
+                  draw.show_money(parse_amount(row["amount"])) if row.get("amount") else "",
+                  draw.txn_state_text(row))
+        tags = (draw.txn_category(row),)
+        if not tree.exists(txid):
+            tree.insert("", index, iid=txid, values=values, tags=tags)
+            return
+        tree.item(txid, values=values, tags=tags)
+        if tree.index(txid) != index:
+            tree.move(txid, "", index)
+
+    def select(self, txid: str) -> None:
+        """Select a transaction in the list (its diagram follows)."""
+        if self.tree.exists(txid):
+            self.tree.selection_set(txid)
+            self.tree.see(txid)
+        else:
+            self.selected = txid
+            self._fetch(txid)
+
+    def _on_select(self) -> None:
+        chosen = self.tree.selection()
+        if chosen and chosen[0] != self.selected:
+            self.selected = chosen[0]
+            self.shown = None
+            self.diagram.delete("all")
+            self.title.configure(text=f"{self.selected}: loading...")
+            self._fetch(self.selected)
+
+    # ---- the diagram (Rules T2-T4) --------------------------------------------------------
+
+    def follow(self) -> None:
+        """On each refresh: fetch the selected transaction again while it is in doubt."""
+        if self.selected and self._unfinished(self.selected):
+            self._fetch(self.selected)
+
+    def _unfinished(self, txid: str) -> bool:
+        row = self.txns.get(txid) or self.shown or {}
+        return draw.txn_category(row) == "in-doubt"
+
+    def _fetch(self, txid: str) -> None:
+        self.app.start(f"txn:{txid}", self.app.poll_client.call, ("transaction", txid),
+                       lambda result, error: self._got(txid, result, error))
+
+    def _got(self, txid: str, result, error) -> None:
+        if txid != self.selected:
+            return                        # Rule T3: the user has moved on
+        if error is not None:
+            self.title.configure(text=f"{txid}: {error.message}")
+            return
+        if result == self.shown:
+            return
+        new = self.shown is None or self.shown["txid"] != txid
+        following = new or self.diagram.yview()[1] > 0.99
+        self.shown = result
+        self.draw()
+        if following and draw.txn_category(result) == "in-doubt":
+            self.diagram.yview_moveto(1.0)   # Rule T4: keep the latest messages in view
+
+    def draw(self) -> None:
+        """Draw the shown transaction: its title line, coloured, and its diagram."""
+        txn = self.shown
+        if txn is None:
+            return
+        self.title.configure(
+            text=f"{txn['txid']}:  {txn['src']} → {txn['dst']}  {txn['amount']}  ·  "
+                 f"{draw.txn_state_text(txn)}",
+            style={"committed": "Ok.TLabel", "aborted": "Bad.TLabel"}.get(
+                draw.txn_category(txn), "Unknown.TLabel"))
+        draw.draw_sequence(self.diagram, txn, self.diagram.winfo_width())

@@ -4,10 +4,12 @@ import pathlib
 import re
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bank import protocol                                   # noqa: E402
+from bank import docs                                       # noqa: E402
 from bank.branch_service import Branch                         # noqa: E402
 from bank.coordinator_service import Coordinator               # noqa: E402
 from bank.errors import FaultCode                      # noqa: E402
@@ -44,9 +46,13 @@ def test_every_fault_code_is_in_the_table():
         assert re.search(rf"\| {int(code)} \| {code.name} \|", README), code.name
 
 
-def test_state_diagram_matches_the_protocol_table():
-    """The participant transition table in the README is generated from protocol.PARTICIPANT."""
-    assert protocol.state_diagram() in README
+@pytest.mark.parametrize("name", sorted(docs.generated()))
+def test_generated_parts_of_the_readme_match_the_code(name):
+    """The README's file map and every role's table and diagram are generated from the
+    code (`python -m bank.docs`): the README's copy is identical, so it cannot drift."""
+    assert f"<!-- BEGIN generated:{name} -->" in README, name
+    assert docs.region(README, name) == docs.generated()[name], \
+        f"README.md's {name} is out of date: run python -m bank.docs"
 
 
 def test_every_shell_command_is_in_the_readme_table():

@@ -1,0 +1,295 @@
+"""The pure core, tested directly: every row of every table, and illegal steps.
+
+No processes, no files, no sockets: bank/core decides, so its rules can be checked
+on their own in well under a second. Each test's docstring is the rule it checks.
+"""
+
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+from bank.core import coordinator as C            # noqa: E402
+from bank.core import participant as P            # noqa: E402
+from bank.core import replica as R                # noqa: E402
+from bank.core.messages import (Abort, Ack, Apply, Commit, CoordState, DecisionAnswer,  # noqa: E402
+                                DecisionQuery, Hold, Outcome, Prepare, ProtocolViolation,
+                                Record, Reply, Role, Send, Silence, TxState, Vote, VoteMsg)
+
+OPS = (("1001", -5000), ("1002", 5000))           # move 50.00 from 1001 to 1002
+RICH = {"1001": (10000, 0), "1002": (0, 0)}
+POOR = {"1001": (1000, 0), "1002": (0, 0)}
+
+
+def participant(state=TxState.UNKNOWN, ops=OPS):
+    return P.ParticipantTxn("Mumbai", "T1", state, "http://coord", ops)
+
+
+# ---- the participant ------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", list(P.PARTICIPANT), ids=lambda k: f"{k[0].value}|{k[1].value}")
+def test_every_participant_row_sets_the_state_it_names(key):
+    """Each row of the participant's table is the rule: the core moves to exactly the
+    next state the row names, and returns effects for exactly the row's effect kinds."""
+    state, event = key
+    txn = participant(state)
+    effects = txn._step(event)
+    assert txn.state is P.PARTICIPANT[key].next
+    assert effects or not P.PARTICIPANT[key].effects
+
+
+def test_p1_yes_vote_only_with_the_money_held_and_recorded_first():
+    """P1: a valid prepare holds every debit and records 'prepared' durably before the
+    yes vote, in that order."""
+    txn = participant()
+    effects = txn.on_prepare("http://coord", OPS, RICH)
+    assert effects == [Hold("1001", 5000), Record("T1", "prepared", forced=True),
+                       Reply(VoteMsg("T1", "Mumbai", Vote.YES))]
+    assert txn.state is TxState.PREPARED
+
+
+def test_p2_insufficient_funds_votes_no_with_the_reason_and_holds_nothing():
+    """P2: a prepare that cannot be applied records 'aborted' and votes no with a reason."""
+    txn = participant()
+    effects = txn.on_prepare("http://coord", OPS, POOR)
+    assert not [e for e in effects if isinstance(e, Hold)]
+    vote = effects[-1].message
+    assert vote.vote is Vote.NO and "insufficient funds in Mumbai/1001" in vote.reason
+    assert txn.state is TxState.ABORTED
+
+
+def test_p2_unknown_account_and_refusal_vote_no():
+    """P2: an op on an account that does not exist, or a refusal (the vote-no fault),
+    votes no."""
+    assert "does not exist" in participant().on_prepare("c", OPS, {"1002": (0, 0)})[-1] \
+        .message.reason
+    assert participant().on_prepare("c", OPS, RICH, refuse="fault")[-1].message.vote is Vote.NO
+
+
+@pytest.mark.parametrize("state, vote", [(TxState.PREPARED, Vote.YES),
+                                         (TxState.COMMITTED, Vote.YES),
+                                         (TxState.ABORTED, Vote.NO)])
+def test_p3_a_repeated_prepare_gets_the_recorded_vote_and_changes_nothing(state, vote):
+    """P3: a prepare for a known txid is answered with the recorded vote; no hold, no record."""
+    txn = participant(state)
+    assert txn.on_prepare("c", OPS, {}) == [Reply(VoteMsg("T1", "Mumbai", vote,
+                                                          f"already {state.value}"))]
+    assert txn.state is state
+
+
+def test_p4_commit_releases_holds_applies_ops_records_then_acks():
+    """P4: commit releases the holds, applies every op, records 'committed', then acks."""
+    effects = participant(TxState.PREPARED).on_commit()
+    assert effects == [Hold("1001", -5000), Apply("1001", -5000, "T1"), Apply("1002", 5000, "T1"),
+                       Record("T1", "committed", forced=True),
+                       Reply(Ack("T1", "Mumbai", TxState.COMMITTED))]
+
+
+def test_p5_abort_releases_holds_and_an_unknown_txid_is_remembered_aborted():
+    """P5: abort releases holds; an abort for an unknown txid is recorded, so a late
+    prepare votes no (P3)."""
+    assert participant(TxState.PREPARED).on_abort()[0] == Hold("1001", -5000)
+    txn = participant()
+    assert isinstance(txn.on_abort("c")[0], Record)
+    assert txn.on_prepare("c", OPS, RICH)[-1].message.vote is Vote.NO
+
+
+def test_p6_a_prepared_participant_never_decides_alone():
+    """P6: on a timeout or a restart a prepared participant keeps its holds and asks the
+    coordinator; a 'pending' answer changes nothing."""
+    txn = participant(TxState.PREPARED)
+    assert txn.on_timeout() == [Send("http://coord", DecisionQuery("T1", "Mumbai"))]
+    assert txn.on_restart() == [Send("http://coord", DecisionQuery("T1", "Mumbai"))]
+    assert txn.on_decision("pending") == [] and txn.state is TxState.PREPARED
+    assert txn.on_decision("committed")[-1].message.state is TxState.COMMITTED
+
+
+@pytest.mark.parametrize("state, step", [(TxState.UNKNOWN, "on_commit"),
+                                         (TxState.ABORTED, "on_commit"),
+                                         (TxState.COMMITTED, "on_abort"),
+                                         (TxState.UNKNOWN, "on_timeout"),
+                                         (TxState.COMMITTED, "on_restart")])
+def test_p7_illegal_steps_are_refused_and_change_nothing(state, step):
+    """P7: commit of an unknown or aborted txid, abort of a committed one, and a timeout of
+    a txid not in doubt are protocol violations naming the role, state and event."""
+    txn = participant(state)
+    with pytest.raises(ProtocolViolation) as refused:
+        getattr(txn, step)()
+    assert txn.state is state
+    assert "participant Mumbai" in str(refused.value) and state.value in str(refused.value)
+
+
+# ---- the coordinator ------------------------------------------------------------------
+
+PLAN = {"Mumbai": (("1001", -5000),), "Delhi": (("1002", 5000),)}
+
+
+def coordinator_at(state):
+    txn = C.CoordinatorTxn("T1", PLAN, "http://coord")
+    txn.state = state
+    return txn
+
+
+@pytest.mark.parametrize("key", list(C.COORDINATOR), ids=lambda k: f"{k[0].value}|{k[1].value}")
+def test_every_coordinator_row_sets_the_state_it_names(key):
+    """Each row of the coordinator's table moves to exactly the state it names."""
+    state, event = key
+    txn = coordinator_at(state)
+    txn._step(event)
+    assert txn.state is C.COORDINATOR[key].next
+
+
+def test_c1_begin_logs_unforced_then_sends_prepare_to_all():
+    """C1: begin is logged (not forced) before prepare goes to every participant."""
+    effects = C.CoordinatorTxn("T1", PLAN, "http://coord").begin()
+    assert effects[0] == Record("T1", "begin", forced=False)
+    assert {e.to for e in effects[1:]} == {"Mumbai", "Delhi"}
+    assert all(isinstance(e.message, Prepare) for e in effects[1:])
+
+
+def test_c3_commit_is_forced_before_any_commit_is_sent_or_the_client_told():
+    """C3: with every vote yes, the forced commit record comes first, then the commits,
+    then the client's answer."""
+    txn = coordinator_at(CoordState.PREPARING)
+    for branch in PLAN:
+        assert txn.on_vote(branch, Vote.YES) == []          # C2: votes never decide alone
+    effects = txn.decide()
+    assert effects[0] == Record("T1", "commit", forced=True)
+    assert [type(e.message) for e in effects[1:3]] == [Commit, Commit]
+    assert effects[3] == Reply(Outcome("T1", "committed", ""))
+
+
+@pytest.mark.parametrize("silence", list(Silence))
+def test_c4_a_missing_vote_aborts_but_is_never_recorded_as_a_no(silence):
+    """C4: a vote that did not arrive (timeout, unreachable, cut off, error) means abort;
+    the vote is kept as what it was, never as a no."""
+    txn = coordinator_at(CoordState.PREPARING)
+    txn.on_vote("Mumbai", Vote.YES)
+    txn.on_vote("Delhi", silence, "slow")
+    effects = txn.decide()
+    assert effects[0] == Record("T1", "abort", forced=False, reason=txn.reason)
+    assert txn.votes["Delhi"] is silence and silence.value in txn.reason
+    assert effects[-1].message.outcome == "aborted"
+
+
+def test_c4_no_vote_at_all_aborts():
+    """C4: phase 1 over with a participant that never answered is an abort."""
+    txn = coordinator_at(CoordState.PREPARING)
+    txn.on_vote("Mumbai", Vote.YES)
+    txn.decide()
+    assert txn.state is CoordState.ABORTING and "Delhi" in txn.reason
+
+
+def test_c5_end_is_logged_after_the_last_ack_only():
+    """C5: end is logged once every participant acknowledged, not before; repeats are
+    harmless."""
+    txn = coordinator_at(CoordState.COMMITTING)
+    assert txn.on_ack("Mumbai") == []
+    assert txn.on_ack("Delhi") == [Record("T1", "end", forced=False)]
+    assert txn.on_ack("Delhi") == [] and txn.state is CoordState.COMMITTED
+
+
+def test_c6_retries_go_only_to_those_that_have_not_acknowledged():
+    """C6: a retry tells the decision again to exactly the participants still waiting."""
+    txn = coordinator_at(CoordState.ABORTING)
+    txn.on_ack("Mumbai")
+    assert txn.on_retry() == [Send("Delhi", Abort("T1"))]
+
+
+@pytest.mark.parametrize("state, answer", [(CoordState.PREPARING, "pending"),
+                                           (CoordState.COMMITTING, "committed"),
+                                           (CoordState.ABORTED, "aborted"),
+                                           (CoordState.IN_DOUBT, "pending")])
+def test_c7_c9_queries_get_only_a_durable_decision(state, answer):
+    """C7/C9: a query gets 'pending' until the decision is made (or while the records
+    are damaged), never a guess."""
+    assert coordinator_at(state).on_query() == [Reply(DecisionAnswer("T1", answer))]
+
+
+@pytest.mark.parametrize("decision, state, logs_abort", [("commit", CoordState.COMMITTING, False),
+                                                         ("abort", CoordState.ABORTING, False),
+                                                         ("", CoordState.ABORTING, True)])
+def test_c8_recovery_presumes_abort_without_a_commit_record(decision, state, logs_abort):
+    """C8: after a restart a logged commit is re-sent; anything without one is aborted,
+    and a txid with no record at all was aborted."""
+    txn = C.CoordinatorTxn("T1", PLAN)
+    effects = txn.on_restart(decision)
+    assert txn.state is state and bool(effects) is logs_abort
+    assert txn.on_retry()[0].message == (Commit("T1") if decision == "commit" else Abort("T1"))
+    assert C.presumed_outcome() == "aborted"
+
+
+def test_coordinator_illegal_steps_are_refused_and_change_nothing():
+    """A step the coordinator's table does not list (deciding twice, a restart of a live
+    transaction) is refused and changes nothing."""
+    txn = coordinator_at(CoordState.COMMITTING)
+    for step in (txn.decide, lambda: txn.on_restart("abort"), txn.begin):
+        with pytest.raises(ProtocolViolation):
+            step()
+        assert txn.state is CoordState.COMMITTING
+
+
+# ---- replication roles ----------------------------------------------------------------
+
+@pytest.mark.parametrize("key", list(R.REPLICA), ids=lambda k: f"{k[0].value}|{k[1].value}")
+def test_every_replica_row_sets_the_role_it_names_or_refuses(key):
+    """Each row of the replication table moves to the role it names; a row that only
+    refuses raises RoleRefused and changes nothing."""
+    role, event = key
+    node = R.BranchRole(role, 3, "http://p")
+    row = R.REPLICA[key]
+    if row.effects == (R.Do.REFUSE,):
+        with pytest.raises(R.RoleRefused):
+            node._step(event, epoch=4)
+        assert (node.role, node.epoch) == (role, 3)
+    else:
+        node._step(event, epoch=4)
+        assert node.role is row.next
+
+
+def test_r1_r2_only_a_primary_serves_writes():
+    """R1/R2: a primary writes and pushes before answering; a replica or fenced server
+    refuses, as 'not the primary'."""
+    assert R.BranchRole(Role.PRIMARY).on_write() == [R.Do.APPLY, R.Do.PUSH_REPLICAS, R.Do.ANSWER]
+    for role in (Role.REPLICA, Role.FENCED):
+        with pytest.raises(R.RoleRefused) as refused:
+            R.BranchRole(role).on_write()
+        assert refused.value.not_primary
+
+
+def test_r3_r4_pushes_and_epochs():
+    """R3/R4: a replica takes pushes from its epoch or newer and refuses older ones; a
+    primary that receives a push from a newer epoch is fenced, one from its own is refused."""
+    replica = R.BranchRole(Role.REPLICA, 2)
+    assert R.Do.APPLY in replica.on_push(3) and replica.epoch == 3
+    with pytest.raises(R.RoleRefused):
+        replica.on_push(2)
+    primary = R.BranchRole(Role.PRIMARY, 2)
+    with pytest.raises(R.RoleRefused):
+        primary.on_push(2)
+    assert primary.role is Role.PRIMARY
+    assert R.Do.REFUSE in primary.on_push(5) and primary.role is Role.FENCED
+    assert primary.epoch == 5
+
+
+def test_r5_only_an_in_sync_replica_is_promoted_with_a_higher_epoch():
+    """R5: promotion raises the epoch; an out-of-sync replica or a primary is refused."""
+    node = R.BranchRole(Role.REPLICA, 1, "http://old")
+    with pytest.raises(R.RoleRefused):
+        node.on_promote(in_sync=False)
+    node.on_promote(in_sync=True)
+    assert (node.role, node.epoch, node.primary) == (Role.PRIMARY, 2, "")
+    with pytest.raises(R.RoleRefused):
+        node.on_promote(in_sync=True)
+
+
+def test_r6_only_a_replica_follows_a_new_primary():
+    """R6: a replica may follow another primary; a primary or a fenced server may not."""
+    node = R.BranchRole(Role.REPLICA, 1, "http://a")
+    node.on_follow("http://b")
+    assert node.primary == "http://b"
+    for role in (Role.PRIMARY, Role.FENCED):
+        with pytest.raises(R.RoleRefused):
+            R.BranchRole(role).on_follow("http://b")

@@ -31,7 +31,8 @@ from bank import rpc
 from bank.errors import (BankError, FaultCode, check_account_number, check_branch_name,
                     check_limit, check_text, check_token, check_url)
 from bank.faults import BRANCH_POINTS, FaultPoints
-from bank.ledger import MAX_OPS, Ledger
+from bank.core.participant import MAX_OPS
+from bank.ledger import Ledger
 from bank.money import parse_amount, parse_delta
 from bank.core.messages import Role, TxState
 from bank.core.replica import BranchRole, RoleRefused

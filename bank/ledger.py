@@ -28,8 +28,6 @@ Glossary:
 """
 
 import contextlib
-import datetime
-import hashlib
 import json
 import pathlib
 import sqlite3
@@ -37,10 +35,11 @@ import threading
 
 from bank.errors import BankError, FaultCode
 from bank.money import format_amount
-from bank.core.messages import Apply, Hold, ProtocolViolation, Record, Reply, TxState
-from bank.core.participant import MAX_OPS, ParticipantTxn
+from bank.clock import now                 # noqa: F401  (others import it from here too)
+from bank.core.messages import TxState
+from bank.ledger_2pc import ParticipantSteps
+from bank.ledger_replog import Replog
 
-REPLICATED = ("open_account", "deposit", "withdraw", "transfer", "prepare", "commit", "abort")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(
     key   TEXT PRIMARY KEY,
@@ -81,13 +80,11 @@ CREATE INDEX IF NOT EXISTS txns_by_state ON txns(state);
 """
 
 
-def now() -> str:
-    """A UTC timestamp with milliseconds, as stored everywhere in the kit."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
-
-class Ledger:
-    """One branch's SQLite database."""
+class Ledger(ParticipantSteps, Replog):
+    """One branch's SQLite database. Its 2PC steps are in bank/ledger_2pc.py and its
+    replication log in bank/ledger_replog.py; this class holds the storage itself,
+    the reads and the local operations."""
 
     def __init__(self, path, branch: str):
         self.path, self.branch = pathlib.Path(path), branch
@@ -278,151 +275,6 @@ class Ledger:
                 db.execute("INSERT INTO requests VALUES (?, ?, ?)",
                            (request_id, key, json.dumps(result)))
             return result
-
-    # ---- 2PC participant steps: the core decides, the ledger carries out -----------------
-
-    def prepare(self, txid: str, coordinator: str, ops: list, refuse: str = "") -> tuple:
-        """Phase 1 (rules P1-P3): the participant core votes; its effects are made durable.
-
-        ops: [(account number, signed minor units)]. Returns (Vote, reason) once the
-        vote's record is on disk. `refuse` is a reason to vote no (the vote-no fault).
-        """
-        with self._write(("prepare", [txid, coordinator, ops, refuse])) as db:
-            txn = self._participant(db, txid)
-            effects = txn.on_prepare(coordinator, ops, self._balances(db, ops), refuse)
-            vote = self._carry_out(db, txn, effects)
-            return vote.vote, vote.reason
-
-    def commit(self, txid: str) -> TxState:
-        """Phase 2 (rules P4, P3, P7): apply a prepared txn's ops. Repeats are harmless."""
-        with self._write(("commit", [txid])) as db:
-            txn = self._participant(db, txid)
-            return self._carry_out(db, txn, self._allowed(txn, "commit", txn.on_commit)).state
-
-    def abort(self, txid: str, coordinator: str = "") -> TxState:
-        """Phase 2 (rules P5, P3, P7): release holds, record 'aborted' (unknown txids too)."""
-        with self._write(("abort", [txid, coordinator])) as db:
-            txn = self._participant(db, txid)
-            effects = self._allowed(txn, "abort", lambda: txn.on_abort(coordinator))
-            return self._carry_out(db, txn, effects).state
-
-    def waiting(self) -> list:
-        """The participant core of every prepared txn (in doubt here), oldest first."""
-        rows = self._read().execute("SELECT * FROM txns WHERE state='prepared' "
-                                    "ORDER BY created").fetchall()
-        return [self._participant_from(r) for r in rows]
-
-    def _allowed(self, txn: ParticipantTxn, verb: str, step) -> list:
-        """Run a core step; a protocol violation (P7) becomes a refusal for the caller."""
-        try:
-            return step()
-        except ProtocolViolation as exc:
-            raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.branch} refuses to {verb} {txn.txid}: it is "
-                            f"{txn.state.value} here.") from exc
-
-    def _carry_out(self, db, txn: ParticipantTxn, effects: list):
-        """Do what the participant's table decided, in order, inside this one SQLite
-        transaction; return the answer. The caller's COMMIT makes it all durable at
-        once, and only then does the answer leave the branch (durable before visible)."""
-        answer = None
-        for effect in effects:
-            if isinstance(effect, Hold):
-                db.execute("UPDATE accounts SET held = held + ? WHERE number=?",
-                           (effect.amount, effect.account))
-            elif isinstance(effect, Apply):
-                kind = "2pc-debit" if effect.delta < 0 else "2pc-credit"
-                self._change_balance(db, effect.account, effect.delta, kind, txid=effect.txid)
-            elif isinstance(effect, Record):
-                self._save_txn(db, txn, effect)
-            elif isinstance(effect, Reply):
-                answer = effect.message
-            else:
-                raise AssertionError(f"a ledger cannot carry out {effect!r}")
-        assert answer is not None, "every participant step answers its caller"
-        return answer
-
-    def _participant(self, db, txid: str) -> ParticipantTxn:
-        """Rebuild the core for txid from its durable row (UNKNOWN if there is none)."""
-        row = db.execute("SELECT * FROM txns WHERE txid=?", (txid,)).fetchone()
-        return self._participant_from(row) if row else ParticipantTxn(self.branch, txid)
-
-    def _participant_from(self, row) -> ParticipantTxn:
-        ops = tuple((op["account"], op["delta"]) for op in json.loads(row["ops"]))
-        return ParticipantTxn(self.branch, row["txid"], TxState(row["state"]),
-                              row["coordinator"], ops, row["reason"])
-
-    @staticmethod
-    def _balances(db, ops) -> dict:
-        """number -> (balance, held) of the accounts among ops that exist."""
-        found = {}
-        for number, _ in ops[:MAX_OPS + 1]:
-            row = db.execute("SELECT balance, held FROM accounts WHERE number=?",
-                             (number,)).fetchone()
-            if row is not None:
-                found[number] = (row["balance"], row["held"])
-        return found
-
-    def _save_txn(self, db, txn: ParticipantTxn, record: Record) -> None:
-        """The txns row is the participant's durable state: insert it or move it on."""
-        ops_json = json.dumps([{"account": n, "delta": d} for n, d in txn.ops])
-        decided = None if record.kind == TxState.PREPARED.value else now()
-        db.execute("INSERT INTO txns(txid, coordinator, ops, state, reason, created, decided)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(txid) DO UPDATE SET "
-                   "state=excluded.state, decided=excluded.decided",
-                   (txn.txid, txn.coordinator, ops_json, record.kind, record.reason, now(),
-                    decided))
-
-    # ---- replication: the replog --------------------------------------------------------
-
-    def applied_seq(self) -> int:
-        """The last change in this database's history (0 for none)."""
-        return self._read().execute("SELECT COALESCE(MAX(seq), 0) FROM replog").fetchone()[0]
-
-    def changes_since(self, seq: int, limit: int = 500) -> list:
-        """[(seq, op_json)] after `seq`, oldest first: what a replica still lacks."""
-        rows = self._read().execute("SELECT seq, op FROM replog WHERE seq > ? ORDER BY seq "
-                                    "LIMIT ?", (seq, limit)).fetchall()
-        return [(r["seq"], r["op"]) for r in rows]
-
-    def apply_change(self, seq: int, op_json: str) -> bool:
-        """Replay a primary's change `seq` here (replicas only). False if already applied.
-
-        Changes must arrive in order: a gap raises BankError, and the replica catches up.
-        A replica has a single writer, the replication stream, which calls this in order.
-        """
-        try:
-            method, args = json.loads(op_json)
-        except (TypeError, ValueError):
-            method, args = None, None
-        if method not in REPLICATED or not isinstance(args, list):
-            raise BankError(FaultCode.BAD_INPUT, "That is not a replicated change.")
-        applied = self.applied_seq()
-        if seq <= applied:
-            return False
-        if seq != applied + 1:
-            raise BankError(FaultCode.BAD_INPUT,
-                            f"change {seq} arrived but {applied + 1} is next: catching up.")
-        self._replay.seq = seq
-        try:
-            getattr(self, method)(*args)
-        except (TypeError, ValueError, sqlite3.Error) as exc:
-            raise BankError(FaultCode.BAD_INPUT,
-                            f"Change {seq} ({method}) cannot be applied here: {exc}.") from None
-        finally:
-            self._replay.seq = None
-        return True
-
-    def change_hash(self, seq: int) -> str:
-        """A fingerprint of change `seq`, to check that two histories agree up to it."""
-        row = self._read().execute("SELECT op FROM replog WHERE seq=?", (seq,)).fetchone()
-        return hashlib.sha256(row["op"].encode()).hexdigest()[:16] if row else ""
-
-    def reset(self) -> None:
-        """Forget everything (a replica whose history diverged copies the primary again)."""
-        with self._write() as db:
-            for table in ("journal", "requests", "txns", "accounts", "replog"):
-                db.execute(f"DELETE FROM {table}")
 
     def meta(self, key: str, default: str = "") -> str:
         row = self._read().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

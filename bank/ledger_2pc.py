@@ -1,0 +1,121 @@
+"""A branch's 2PC steps in SQLite: the participant core decides, this carries it out.
+
+Role: for prepare, commit and abort, rebuild the participant core of the txid from
+its durable row (bank/core/participant.py), feed it the event, and carry out the
+effects it returns (holds, balance changes, the txns row) inside ONE SQLite
+transaction. It is mixed into bank.ledger.Ledger and uses its ``_write()``.
+
+Rules:
+  * Durable before visible: every effect of a step is written in the same SQLite
+    transaction, and the answer is returned only after its COMMIT (P1, P4).
+  * The core decides; this file never chooses a next state or a vote itself.
+  * A protocol violation (P7) becomes a Fault 409 sentence and changes nothing.
+
+Glossary:
+  txns row   a txid's durable participant state: state, coordinator, ops, reason
+"""
+
+import json
+
+from bank.clock import now
+from bank.core.messages import Apply, Hold, ProtocolViolation, Record, Reply, TxState
+from bank.core.participant import MAX_OPS, ParticipantTxn
+from bank.errors import BankError, FaultCode
+
+
+class ParticipantSteps:
+    """Mixed into Ledger: prepare, commit and abort, carried out from the core's effects."""
+
+    # ---- 2PC participant steps: the core decides, the ledger carries out -----------------
+
+    def prepare(self, txid: str, coordinator: str, ops: list, refuse: str = "") -> tuple:
+        """Phase 1 (rules P1-P3): the participant core votes; its effects are made durable.
+
+        ops: [(account number, signed minor units)]. Returns (Vote, reason) once the
+        vote's record is on disk. `refuse` is a reason to vote no (the vote-no fault).
+        """
+        with self._write(("prepare", [txid, coordinator, ops, refuse])) as db:
+            txn = self._participant(db, txid)
+            effects = txn.on_prepare(coordinator, ops, self._balances(db, ops), refuse)
+            vote = self._carry_out(db, txn, effects)
+            return vote.vote, vote.reason
+
+    def commit(self, txid: str) -> TxState:
+        """Phase 2 (rules P4, P3, P7): apply a prepared txn's ops. Repeats are harmless."""
+        with self._write(("commit", [txid])) as db:
+            txn = self._participant(db, txid)
+            return self._carry_out(db, txn, self._allowed(txn, "commit", txn.on_commit)).state
+
+    def abort(self, txid: str, coordinator: str = "") -> TxState:
+        """Phase 2 (rules P5, P3, P7): release holds, record 'aborted' (unknown txids too)."""
+        with self._write(("abort", [txid, coordinator])) as db:
+            txn = self._participant(db, txid)
+            effects = self._allowed(txn, "abort", lambda: txn.on_abort(coordinator))
+            return self._carry_out(db, txn, effects).state
+
+    def waiting(self) -> list:
+        """The participant core of every prepared txn (in doubt here), oldest first."""
+        rows = self._read().execute("SELECT * FROM txns WHERE state='prepared' "
+                                    "ORDER BY created").fetchall()
+        return [self._participant_from(r) for r in rows]
+
+    def _allowed(self, txn: ParticipantTxn, verb: str, step) -> list:
+        """Run a core step; a protocol violation (P7) becomes a refusal for the caller."""
+        try:
+            return step()
+        except ProtocolViolation as exc:
+            raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                            f"{self.branch} refuses to {verb} {txn.txid}: it is "
+                            f"{txn.state.value} here.") from exc
+
+    def _carry_out(self, db, txn: ParticipantTxn, effects: list):
+        """Do what the participant's table decided, in order, inside this one SQLite
+        transaction; return the answer. The caller's COMMIT makes it all durable at
+        once, and only then does the answer leave the branch (durable before visible)."""
+        answer = None
+        for effect in effects:
+            if isinstance(effect, Hold):
+                db.execute("UPDATE accounts SET held = held + ? WHERE number=?",
+                           (effect.amount, effect.account))
+            elif isinstance(effect, Apply):
+                kind = "2pc-debit" if effect.delta < 0 else "2pc-credit"
+                self._change_balance(db, effect.account, effect.delta, kind, txid=effect.txid)
+            elif isinstance(effect, Record):
+                self._save_txn(db, txn, effect)
+            elif isinstance(effect, Reply):
+                answer = effect.message
+            else:
+                raise AssertionError(f"a ledger cannot carry out {effect!r}")
+        assert answer is not None, "every participant step answers its caller"
+        return answer
+
+    def _participant(self, db, txid: str) -> ParticipantTxn:
+        """Rebuild the core for txid from its durable row (UNKNOWN if there is none)."""
+        row = db.execute("SELECT * FROM txns WHERE txid=?", (txid,)).fetchone()
+        return self._participant_from(row) if row else ParticipantTxn(self.branch, txid)
+
+    def _participant_from(self, row) -> ParticipantTxn:
+        ops = tuple((op["account"], op["delta"]) for op in json.loads(row["ops"]))
+        return ParticipantTxn(self.branch, row["txid"], TxState(row["state"]),
+                              row["coordinator"], ops, row["reason"])
+
+    @staticmethod
+    def _balances(db, ops) -> dict:
+        """number -> (balance, held) of the accounts among ops that exist."""
+        found = {}
+        for number, _ in ops[:MAX_OPS + 1]:
+            row = db.execute("SELECT balance, held FROM accounts WHERE number=?",
+                             (number,)).fetchone()
+            if row is not None:
+                found[number] = (row["balance"], row["held"])
+        return found
+
+    def _save_txn(self, db, txn: ParticipantTxn, record: Record) -> None:
+        """The txns row is the participant's durable state: insert it or move it on."""
+        ops_json = json.dumps([{"account": n, "delta": d} for n, d in txn.ops])
+        decided = None if record.kind == TxState.PREPARED.value else now()
+        db.execute("INSERT INTO txns(txid, coordinator, ops, state, reason, created, decided)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(txid) DO UPDATE SET "
+                   "state=excluded.state, decided=excluded.decided",
+                   (txn.txid, txn.coordinator, ops_json, record.kind, record.reason, now(),
+                    decided))

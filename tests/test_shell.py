@@ -1,4 +1,4 @@
-"""The shell (shell.py) against a real local cluster: commands, errors, diagrams, scripts.
+"""The shell (shell.py, bank/shell/) against a real local cluster: commands, errors, diagrams, scripts.
 
 One cluster (Mumbai and Delhi preloaded, a coordinator) runs for the whole module in a
 scratch home; each test drives a fresh BankShell with onecmd() and a StringIO, or runs
@@ -8,6 +8,7 @@ Waiting is polling with a deadline, never a bare sleep.
 """
 
 import csv
+import inspect
 import io
 import pathlib
 import re
@@ -23,8 +24,8 @@ if str(KIT) not in sys.path:
 
 from bank import activity  # noqa: E402
 from bank import local_cluster as cluster   # noqa: E402
-import shell     # noqa: E402
-from bank import shell_views     # noqa: E402
+from bank import shell     # noqa: E402
+from bank import views     # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -162,7 +163,7 @@ def test_audit_catches_money_created_and_a_journal_that_does_not_add_up():
                  "available": "150.00"}]
     journal = [{"branch": "Mumbai", "account": "1", "kind": "open", "amount": "100.00"},
                {"branch": "Mumbai", "account": "1", "kind": "2pc-credit", "amount": "40.00"}]
-    rows = {r[0]: r[1] for r in shell_views.audit(accounts, journal, [], [])}
+    rows = {r[0]: r[1] for r in views.audit(accounts, journal, [], [])}
     assert rows["money conserved"] == "FAIL" and rows["journals reconcile"] == "FAIL"
 
 
@@ -214,7 +215,7 @@ def test_retries_are_folded_in_the_diagram():
     txn = {"txid": "T", "src": "Mumbai/1", "dst": "Delhi/2", "amount": "1.00",
            "participants": ["Delhi"], "trace": trace, "state": "committing",
            "outcome": "committed", "waiting_for": ["Delhi"], "votes": {"Delhi": "yes"}}
-    out = shell_views.sequence_diagram(txn)
+    out = views.sequence_diagram(txn)
     assert "the 3 message(s) above repeated 4 more time(s)" in out
     assert out.count("[retry]") == 1 and "|x" in out
     assert "Still waiting for an acknowledgement from: Delhi" in out
@@ -322,7 +323,7 @@ def test_every_command_has_help_with_an_example(sh):
         assert doc, name
         usage, summary, example = shell.doc_parts(getattr(sh, "do_" + name))
         assert usage.split()[0] == name and summary, name
-        assert shell.inspect.cleandoc(doc).splitlines()[-1].startswith("Example: " + name)
+        assert inspect.cleandoc(doc).splitlines()[-1].startswith("Example: " + name)
     out = run(sh, "help")
     assert all(name in out for name in sh.command_names())
 

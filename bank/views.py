@@ -1,10 +1,16 @@
-"""What the shell prints about transfers, computed without any I/O.
+"""What a person is shown: a transfer's state in words, text diagrams, the audit.
 
-Role: turn a transaction's trace into a text sequence diagram, and a snapshot of
-the bank into the rows of `check`. Nothing here touches the network or a file,
-so both can be tested (and printed by a lab) on plain data.
+Role: the one place that decides how the bank's facts read to a person, computed
+without any I/O: what a transaction's state means (committed, aborted, in doubt)
+for both the shell and the window, a trace as a text sequence diagram, and the
+branches' books as the rows of `check`. Nothing here touches the network or a
+file, so all of it can be tested (and printed by a lab) on plain data.
 
 Rules:
+  * Rule 1 - three words for a transfer, everywhere: "committed" and "aborted" once
+    every participant has been told, "in-doubt" while the votes are being collected
+    or the decision is still being delivered ("committing" is in doubt: the commit is
+    durable, but a branch has not applied it yet).
   * One column per party (coordinator, its log, each branch), one row per message,
     with its time in ms since the transaction began; an "x" head marks a message
     that got no reply; three or more identical retry rounds fold into one row.
@@ -12,6 +18,7 @@ Rules:
     invariant "FAIL".
 
 Glossary:
+  category  committed, aborted or in-doubt: what a person is told about a transfer
   trace   the coordinator's list of messages: {"at", "ms", "from", "to", "msg", "detail"}
   party   a sender or receiver in a trace
 """
@@ -26,6 +33,29 @@ def minor(text: str) -> int:
     units, _, cents = text.strip().lstrip("+-").partition(".")
     value = int(units or 0) * 100 + int((cents + "00")[:2])
     return -value if text.strip().startswith("-") else value
+
+
+# ---- the state of a transaction, in words (Rule 1) ----------------------------------------
+
+def txn_category(row: dict) -> str:
+    """committed, aborted or in-doubt (still being decided or still being told)."""
+    state = row.get("state", "")
+    if state in ("committed", "aborted"):
+        return state
+    return "in-doubt"
+
+
+def txn_state_text(row: dict) -> str:
+    """A short phrase for a list of transfers: "committed", "aborted: ...", ..."""
+    state, waiting = row.get("state", ""), row.get("waiting_for") or []
+    if state == "committed":
+        return "committed"
+    if state == "aborted":
+        return "aborted" + (f": {row['reason']}" if row.get("reason") else "")
+    if state == "preparing":
+        return "in doubt: collecting votes"
+    decided = "committed" if state == "committing" else "aborted"
+    return f"in doubt: {decided}, waiting for {', '.join(waiting) or 'acknowledgements'}"
 
 
 # ---- the sequence diagram of one transfer -------------------------------------------------

@@ -177,8 +177,7 @@ def audit(accounts: list, journal: list, in_doubt: list, branches: list,
     wrong = [f"{k}: journal {format_amount(sums[k])}, balance {a['balance']}"
              for k, a in balances.items() if sums[k] != minor(a["balance"])]
     held = [f"{k} holds {a['held']}" for k, a in balances.items() if minor(a["held"])]
-    doubts = [f"{t['txid']} ({t['state']}, waiting for {', '.join(t['waiting_for']) or '-'})"
-              for t in in_doubt]
+    doubts = [f"{t['txid']} ({txn_state_text(t)})" for t in in_doubt]
     doubts += [f"{b['name']} has {b['in_doubt']} prepared" for b in branches if b.get("in_doubt")]
     return [("money conserved", result, detail),
             ("no negative balance", "FAIL" if negative else "ok",

@@ -221,6 +221,35 @@ def test_retries_are_folded_in_the_diagram():
     assert "Still waiting for an acknowledgement from: Delhi" in out
 
 
+def test_a_decided_commit_not_yet_applied_is_in_doubt_in_the_shell_as_in_the_window(sh, bank):
+    """One mapping (views.txn_category): a transfer whose commit is durable but not yet
+    applied by a branch ("committing") is listed as in doubt, never as committed."""
+    src, dst = new_account(sh, "Mumbai", "10"), new_account(sh, "Delhi", "0")
+    assert "Armed crash-before-commit on Delhi" in run(sh, "fault Delhi crash-before-commit")
+    try:
+        txid = txid_in(run(sh, f"transfer {src} {dst} 2"))
+        in_doubt = run(sh, "txns in-doubt 1000")
+        assert txid in in_doubt and "in doubt: committed, waiting for Delhi" in in_doubt
+        assert txid not in run(sh, "txns committed 1000")
+    finally:
+        run(sh, "restart Delhi")
+    assert txid in wait_for_output(sh, "txns committed 1000", txid)
+    assert txid not in run(sh, "txns in-doubt 1000")
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("journal Mumbai \u00b2", "is not a branch name"),
+    ("log \u00b2", "is not an account"),
+    ("txns \u00b3", "is not a state"),
+    ("txns \u0663", "is not a state"),
+])
+def test_counts_are_ascii_digits_only(sh, line, expected):
+    """A superscript or non-ASCII digit is not a row count: one sentence, never a ValueError."""
+    out = run(sh, line)
+    assert expected in out and out.count("\n") == 1, out
+    assert "failed on this command" not in out and "ValueError" not in out
+
+
 # ---- crashes, faults, partitions --------------------------------------------------------
 
 def test_crash_and_restart_a_branch(sh, bank):

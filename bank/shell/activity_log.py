@@ -17,7 +17,7 @@ import re
 
 from bank import activity
 from bank.errors import check_branch_name
-from bank.shell.plumbing import ACCT_RE, ShellError, when
+from bank.shell.plumbing import ACCT_RE, ShellError, is_count, when
 from bank.shell.records import JOURNAL_ALL
 
 
@@ -29,7 +29,7 @@ class ActivityCommands:
         Example: log Mumbai/1001"""
         account, limit = "", 20
         for word in self._args(arg, 0, 2):
-            account, limit = (account, int(word)) if word.isdigit() else (self._acct(word), limit)
+            account, limit = (account, int(word)) if is_count(word) else (self._acct(word), limit)
         rows = self.activity.rows(account)
         self._table([[when(r["ts"]), r["source"], r["command"], r["ok"], r["result"][:70]]
                      for r in rows[-limit:]], ["time (UTC)", "from", "command", "ok", "result"])

@@ -39,6 +39,7 @@ from bank.views import minor
 KIT = pathlib.Path(__file__).resolve().parents[2]   # the kit's folder: the default home
 COORDINATOR_TIMEOUT = 30       # seconds: longer than a 2PC round with its vote timeouts
 ACCT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/[0-9]+$")
+COUNT_RE = re.compile(r"[0-9]{1,6}")   # ASCII only: str.isdigit() also accepts "²", which int() refuses
 NOT_RECORDED = ("help", "log", "clear", "quit", "exit", "EOF")
 
 
@@ -72,6 +73,11 @@ def split_words(arg: str) -> list:
 def sentence(exc: BankError) -> str:
     """A BankError's sentence, starting with a capital letter."""
     return exc.message.strip()[:1].upper() + exc.message.strip()[1:]
+
+
+def is_count(word: str) -> bool:
+    """True for a row count typed in ASCII digits ("20"); never for "²" or "٣"."""
+    return COUNT_RE.fullmatch(word) is not None
 
 
 def when(ts: str) -> str:

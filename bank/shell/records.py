@@ -17,10 +17,11 @@ Glossary:
 
 from bank.errors import BankError, FaultCode, check_branch_name
 from bank.shell.guide import TXN_STATES
-from bank.shell.plumbing import ShellError, when
-from bank.views import audit, sequence_diagram
+from bank.shell.plumbing import ShellError, is_count, when
+from bank.views import audit, sequence_diagram, txn_category, txn_state_text
 
-JOURNAL_ALL = 10_000           # the most journal rows one call returns (check, export)
+JOURNAL_ALL = 10_000           # the most journal rows one call returns (export)
+REMEMBERED = 1000              # the coordinator keeps this many transfers (twopc.KEEP_TXNS)
 
 
 class RecordsCommands:
@@ -31,7 +32,7 @@ class RecordsCommands:
         Example: journal Mumbai/1001 10"""
         target, limit = "", 20
         for word in self._args(arg, 0, 2):
-            if word.isdigit():
+            if is_count(word):
                 limit = int(word)
             else:
                 target = self._acct(word) if "/" in word else check_branch_name(word)
@@ -48,13 +49,14 @@ class RecordsCommands:
         Example: txns in-doubt"""
         state, limit = "", 20
         for word in self._args(arg, 0, 2):
-            if not (word.isdigit() or word in TXN_STATES):
-                raise ShellError(f"{word!r} is not a state: use {', '.join(TXN_STATES)}.")
-            state, limit = (state, int(word)) if word.isdigit() else (word, limit)
-        rows = self.coord.call("transactions", limit, state)
-        self._table([[t["txid"], t["state"], t["src"], t["dst"], t["amount"],
-                      ", ".join(t["waiting_for"]) or "-", t["reason"][:60]] for t in rows],
-                    ["txid", "state", "from", "to", "amount", "waiting for", "reason"],
+            if not (is_count(word) or word in TXN_STATES):
+                raise ShellError(f"{word!r} is not a state: use {', '.join(TXN_STATES)}, "
+                                 "or a number of rows.")
+            state, limit = (state, int(word)) if is_count(word) else (word, limit)
+        rows = self.coord.call("transactions", REMEMBERED if state else limit, "")
+        rows = [t for t in rows if not state or txn_category(t) == state][:limit]
+        self._table([[t["txid"], t["src"], t["dst"], t["amount"], txn_state_text(t)[:80]]
+                     for t in rows], ["txid", "from", "to", "amount", "state"],
                     right=("amount",))
         self._result = f"{len(rows)} transfers"
 
@@ -105,7 +107,8 @@ class RecordsCommands:
             except BankError as exc:
                 rows.append(("branch reachable", "FAIL", self._explain(exc)))
                 missing.append(b["name"])
-        in_doubt = self.coord.call("transactions", 1000, "in-doubt")
+        in_doubt = [t for t in self.coord.call("transactions", REMEMBERED, "")
+                    if txn_category(t) == "in-doubt"]
         rows += audit(accounts, journal, in_doubt, branches, self.start_total, missing)
         self._table(rows, ["check", "result", "detail"])
         failed = [r[0] for r in rows if r[1] == "FAIL"]

@@ -321,6 +321,72 @@ def test_export_writes_csv_that_reads_back(sh, tmp_path):
     assert ref in run(sh, f"log {ref}")
 
 
+def test_export_never_overwrites_a_file_unless_asked(sh, tmp_path):
+    """An existing file is kept: a script is refused without --force; at the prompt the
+    shell asks y/N; --force (or a yes) overwrites."""
+    target = tmp_path / "kept.csv"
+    target.write_text("precious\n", encoding="utf-8")
+    out = run(sh, f"export all {target}")
+    assert "already exists" in out and "--force" in out and out.count("\n") == 1
+    assert target.read_text(encoding="utf-8") == "precious\n" and sh.failures == 1
+    sh.interactive, sh.ask = True, lambda prompt: "n"
+    assert "is kept as it was" in run(sh, f"export all {target}")
+    assert target.read_text(encoding="utf-8") == "precious\n"
+    sh.ask = lambda prompt: "y"
+    assert "activity rows to" in run(sh, f"export all {target}")
+    assert target.read_text(encoding="utf-8").startswith("ts,source,command")
+    sh.interactive = False
+    assert "Wrote" in run(sh, f"export journal Mumbai {target} --force")
+    assert target.read_text(encoding="utf-8").startswith("seq,ts,branch")
+
+
+def test_export_never_writes_a_servers_files_even_with_force(sh, bank):
+    """The recovery log, a branch database and anything in data/ are never export targets."""
+    recovery_log = bank.home / "logs" / "recovery.log"
+    before = recovery_log.read_bytes()
+    for target in (recovery_log, bank.home / "data" / "Mumbai.db",
+                   bank.home / "data" / "new.csv", bank.home / "logs" / "activity.csv"):
+        out = run(sh, f"export journal all {target} --force")
+        assert out.startswith("Not written:") and out.count("\n") == 1, out
+    assert recovery_log.read_bytes() == before
+    assert not (bank.home / "data" / "new.csv").exists()
+    assert "Mumbai/1001 (Asha Rao)" in run(sh, "balance Mumbai/1001")
+
+
+def test_a_bare_export_name_goes_to_the_homes_logs_folder(sh, bank, tmp_path, monkeypatch):
+    """`export all FILE` with a bare name writes HOME/logs/FILE, as the help says."""
+    monkeypatch.chdir(tmp_path)
+    name = f"bare-{tmp_path.name}.csv"
+    assert "Wrote" in run(sh, f"export all {name}")
+    assert (bank.home / "logs" / name).exists() and not (tmp_path / name).exists()
+
+
+def test_export_journal_all_names_a_branch_that_is_down(sh, bank, tmp_path):
+    """export journal all with a branch down writes what it can and says which is missing."""
+    assert run(sh, "crash Delhi").startswith("Crashed Delhi")
+    try:
+        out = run(sh, f"export journal all {tmp_path / 'j.csv'}")
+    finally:
+        run(sh, "restart Delhi")
+    assert "without the journals of Delhi" in out and sh.failures == 1, out
+    with open(tmp_path / "j.csv", newline="", encoding="utf-8") as f:
+        assert {r["branch"] for r in csv.DictReader(f)} == {"Mumbai"}
+
+
+def test_write_csv_refuses_an_existing_file_unless_forced(tmp_path):
+    """activity.write_csv keeps an existing file (force=False) and never writes a .db."""
+    target = tmp_path / "x.csv"
+    target.write_text("old", encoding="utf-8")
+    with pytest.raises(activity.ExportRefused) as refused:
+        activity.write_csv([], target)
+    assert refused.value.exists and target.read_text(encoding="utf-8") == "old"
+    assert activity.write_csv([], target, force=True) == 0
+    with pytest.raises(activity.ExportRefused) as refused:
+        activity.write_csv([], tmp_path / "bank.db", force=True)
+    assert not refused.value.exists and not (tmp_path / "bank.db").exists()
+    assert activity.write_csv([], tmp_path / "out" / "activity.csv") == 0   # not a home's logs/
+
+
 def test_clear_asks_first_and_keeps_the_journals(sh, bank):
     """clear needs a yes (or --yes in a script); it empties the activity log only."""
     ref = new_account(sh, "Delhi", "7")

@@ -21,7 +21,8 @@ import re
 from bank import activity
 from bank.errors import BankError, check_branch_name
 from bank.shell.plumbing import ACCT_RE, ShellError, is_count, when
-from bank.shell.records import JOURNAL_ALL
+
+JOURNAL_ALL = 10_000           # the most journal rows one call returns (per branch)
 
 
 class ActivityCommands:
@@ -63,6 +64,9 @@ class ActivityCommands:
                                  f"{kind}-{which.replace('/', '-')}.csv")
         selector = "" if which == "all" else self._acct(which) if "/" in which else \
             check_branch_name(which)
+        if activity.protected_reason(path):         # say so before fetching any rows
+            raise ShellError(f"Not written: {path} {activity.protected_reason(path)}; "
+                             "export to another file.")
         rows, missing = self._journal_rows(selector) if kind == "journal" else (None, [])
         count = self._write_export(rows, path, selector, force)
         done = f"Wrote {count} {kind} rows to {path.resolve()}"

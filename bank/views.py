@@ -205,7 +205,9 @@ def audit(books: list, in_doubt: list, branches: list, start_total=None, missing
             ("in-doubt transactions", "wait" if doubts else "ok", "; ".join(doubts) or "none")]
     if refused:
         rows.append(("decisions accepted", "FAIL", "; ".join(
-            f"{branch} refuses the decision of {txid} for good: {answer}"
+            (answer.rstrip(".") if branch in answer and txid in answer else
+             f"{branch} refuses the decision of {txid}: {answer.rstrip('.')}") +
+            " (the decision is logged: every retry will be refused)"
             for txid, branch, answer in refused)))
     return rows
 

@@ -191,6 +191,22 @@ def test_check_is_exact_past_ten_thousand_journal_rows(sh, bank):
     assert balance(bank, ref) == "100.01"
 
 
+def test_only_a_branchs_latest_refusal_counts_as_refusing():
+    """views.refusals: a waiting branch whose latest answer is a refusal refuses; one that
+    is only unreachable, or that acknowledged since, does not."""
+    def answer(branch, msg, detail=""):
+        return {"ms": 0, "from": branch, "to": "coordinator", "msg": msg, "detail": detail}
+    refused = "no ack: Delhi refuses to commit T: it is unknown here."
+    silent = "no ack: branch Pune at http://127.0.0.1:1 cannot be reached."
+    txn = {"txid": "T", "waiting_for": ["Delhi", "Pune"],
+           "trace": [answer("Mumbai", "error", refused.replace("Delhi", "Mumbai")),
+                     answer("Mumbai", "ack", "commit"), answer("Delhi", "error", silent),
+                     answer("Delhi", "error", refused), answer("Pune", "error", silent)]}
+    assert views.refusals(txn) == [("Delhi", "Delhi refuses to commit T: it is unknown here.")]
+    txn["trace"].append(answer("Delhi", "error", silent.replace("Pune", "Delhi")))
+    assert views.refusals(txn) == []
+
+
 def test_show_draws_a_committed_transfer(sh):
     """show TXID: prepare to both, two yes votes, COMMIT logged, commits, acks, end: in order."""
     src, dst = new_account(sh, "Mumbai", "10"), new_account(sh, "Delhi", "0")
@@ -312,6 +328,30 @@ def test_partition_makes_transfers_abort_until_healed(sh):
     finally:
         assert "Delhi is reachable again" in run(sh, "heal Delhi")
     assert run(sh, f"transfer {src} Delhi/1001 1").startswith("Committed")
+
+
+def test_check_fails_when_a_branch_refuses_a_logged_commit_for_good(tmp_path):
+    """A branch that refuses a committed decision (its storage lost the prepare) will refuse
+    every retry: check fails and names the branch and the transfer; it is not "in flight".
+    (Deleting the prepared row while Delhi is down stands in for a deleted WAL file.)"""
+    own = cluster.LocalCluster(home=tmp_path).start()
+    try:
+        sh = shell.BankShell(shell.coordinator_client(own.coordinator_url, own.secret), own,
+                             own.home, stdout=io.StringIO())
+        assert "Armed" in run(sh, "fault Delhi crash-before-commit")
+        txid = txid_in(run(sh, "transfer Mumbai/1001 Delhi/1002 5"))
+        assert wait_until(lambda: not own.members["Delhi"].alive), "Delhi did not die"
+        db = sqlite3.connect(own.home / "data" / "Delhi.db", isolation_level=None)
+        try:
+            assert db.execute("DELETE FROM txns WHERE txid = ?", (txid,)).rowcount == 1
+        finally:
+            db.close()
+        assert run(sh, "restart Delhi").startswith("Restarted Delhi")
+        out = wait_for_output(sh, "check", "refuses")
+        assert re.search(rf"decisions accepted\s+FAIL\s+Delhi refuses to commit {txid}", out), out
+        assert "The check failed" in out and "still in flight" not in out
+    finally:
+        own.stop()
 
 
 def test_crash_is_refused_when_not_on_a_local_cluster(bank):

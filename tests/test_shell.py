@@ -24,6 +24,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import activity  # noqa: E402
+from bank import config  # noqa: E402
 from bank import local_cluster as cluster   # noqa: E402
 from bank import shell     # noqa: E402
 from bank import views     # noqa: E402
@@ -505,6 +506,21 @@ def test_a_script_on_stdin_exits_non_zero_when_a_command_fails(bank):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "# a lab\nbank> balance Mumbai/9999\nError: There is no account" in done.stdout
     assert "bank> balance Mumbai/1001\nMumbai/1001 (Asha Rao)" in done.stdout
+
+
+def test_the_client_address_comes_from_the_one_config_reader(tmp_path):
+    """bank.config.coordinator_address: a coordinator on 0.0.0.0 is dialled on loopback, a
+    relative secret_file is found beside the file, and a file without [coordinator] is
+    refused with a sentence."""
+    (tmp_path / "secret.txt").write_text("s" * 40, encoding="utf-8")
+    ini = tmp_path / "cluster.ini"
+    ini.write_text("[coordinator]\nhost = 0.0.0.0\nport = 9123\nsecret_file = secret.txt\n"
+                   "[branches]\nMumbai = http://127.0.0.1:9100\n", encoding="utf-8")
+    assert config.coordinator_address(ini) == ("http://127.0.0.1:9123",
+                                               str(tmp_path / "secret.txt"))
+    ini.write_text("[branches]\nMumbai = http://127.0.0.1:9100\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="Cannot read a \\[coordinator\\] section"):
+        config.coordinator_address(ini)
 
 
 def test_coordinator_option_attaches_by_url(bank):

@@ -52,7 +52,8 @@ def parse_args(argv=None):
 def open_shell(args, say) -> tuple:
     """(shell, banner, the LocalCluster to stop at exit, or None)."""
     if args.config or args.coordinator:
-        url, secret_file = coordinator_address(args.config) if args.config else (args.coordinator, None)
+        url, secret_file = coordinator_address(args.config) if args.config else \
+            (args.coordinator, None)
         secret_file = args.secret_file or secret_file
         client = coordinator_client(url, rpc.load_secret(secret_file) if secret_file else None)
         try:

@@ -191,7 +191,7 @@ def audit(books: list, in_doubt: list, branches: list, start_total=None, missing
     accounts = sum(b["accounts"] for b in books)
     negative = _named(books, "negative", lambda b, n: f"{b}/{n}")
     wrong = _named(books, "mismatched", lambda b, m: f"{b}/{m['account']}: journal "
-                                                     f"{m['journal_total']}, balance {m['balance']}")
+                   f"{m['journal_total']}, balance {m['balance']}")
     held = _named(books, "holds", lambda b, h: f"{b}/{h['account']} holds {h['held']}")
     doubts = [f"{t['txid']} ({txn_state_text(t)})" for t in in_doubt]
     doubts += [f"{b['name']} has {b['in_doubt']} prepared" for b in branches if b.get("in_doubt")]

@@ -1,4 +1,4 @@
-"""The shell (shell.py, bank/shell/) against a real local cluster: commands, errors, diagrams, scripts.
+"""The shell (shell.py, bank/shell/) on a real local cluster: commands, errors, diagrams, scripts.
 
 One cluster (Mumbai and Delhi preloaded, a coordinator) runs for the whole module in a
 scratch home; each test drives a fresh BankShell with onecmd() and a StringIO, or runs

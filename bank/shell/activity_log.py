@@ -42,7 +42,7 @@ class ActivityCommands:
                         f"`export {account or 'all'}` writes them all)")
 
     def do_export(self, arg):
-        """export [journal] [ACCT|BRANCH|all] [FILE] [--force]: write the activity log or journals as CSV.
+        """export [journal] [ACCT|BRANCH|all] [FILE] [--force]: write activity or journals as CSV.
         `export [ACCT|all] [FILE]` writes the activity log; `export journal
         [ACCT|BRANCH|all] [FILE]` writes the branch journals. A bare FILE name (or none)
         goes to logs/ in the cluster's folder; a path (./f.csv, /tmp/f.csv) is used as

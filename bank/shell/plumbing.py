@@ -39,7 +39,8 @@ from bank.views import minor
 KIT = pathlib.Path(__file__).resolve().parents[2]   # the kit's folder: the default home
 COORDINATOR_TIMEOUT = 30       # seconds: longer than a 2PC round with its vote timeouts
 ACCT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/[0-9]+$")
-COUNT_RE = re.compile(r"[0-9]{1,6}")   # ASCII only: str.isdigit() also accepts "²", which int() refuses
+# Row counts are ASCII digits: str.isdigit() also accepts "²", which int() refuses.
+COUNT_RE = re.compile(r"[0-9]{1,6}")
 NOT_RECORDED = ("help", "log", "clear", "quit", "exit", "EOF")
 
 

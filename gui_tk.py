@@ -42,6 +42,7 @@ import tkinter as tk
 
 from bank import local_cluster
 from bank import rpc
+from bank.config import coordinator_address
 from bank.activity import ActivityLog
 from bank.window.app import FONT_SIZE, App
 
@@ -69,12 +70,8 @@ def connect(args):
     if args.coordinator or args.config:
         url, secret_file = args.coordinator, args.secret_file
         if args.config:
-            from bank.config import read_config
-            config = read_config(args.config)
-            host = config.get("host", "127.0.0.1")
-            host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-            url = url or f"http://{host}:{config.get('port', 9000)}"
-            secret_file = secret_file or config.get("secret_file")
+            dialled, in_file = coordinator_address(args.config)
+            url, secret_file = url or dialled, secret_file or in_file
         secret = rpc.load_secret(secret_file) if secret_file else None
         bank = rpc.Client(url, secret, timeout=OPERATION_TIMEOUT, label="the coordinator")
         return bank, None, False, f"coordinator {url}"

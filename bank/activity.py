@@ -8,13 +8,20 @@ journals (append-only, in each branch's SQLite) are the truth and are never clea
 Rules:
   * One CSV file, logs/activity.csv by default, appended one row per operation.
   * Exports are plain CSV that any spreadsheet (and Python's csv module) reads.
+  * Rule E1 - an export never overwrites an existing file unless asked (force=True,
+    after the person said yes); the check and the creation are one step (mode "x").
+  * Rule E2 - an export never writes a running server's files, even with force: a
+    database and its WAL, a log, a lock, a URL or secret file, the activity log being
+    kept, or anything in a folder that holds a branch database (a cluster home's data/).
   * Clearing empties this file only.
 
 Glossary:
-  activity row  {"ts", "source", "command", "accounts", "ok", "result"}
+  activity row   {"ts", "source", "command", "accounts", "ok", "result"}
+  protected file a file a server or the kit is using (Rule E2): never an export target
 """
 
 import csv
+import errno
 import pathlib
 import threading
 
@@ -23,6 +30,23 @@ from bank.ledger import now
 FIELDS = ("ts", "source", "command", "accounts", "ok", "result")
 JOURNAL_FIELDS = ("seq", "ts", "branch", "account", "kind", "amount", "balance_after",
                   "txid", "request_id", "detail")
+# Rule E2: what servers and the kit keep open or rely on. Compared in lower case.
+PROTECTED_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal", ".wal", ".shm", ".log",
+                      ".lock", ".out", ".url", ".secret", ".pid")
+PROTECTED_NAMES = ("cluster.json", "cluster.secret", "cluster.ini")
+HOME_LOG_NAMES = ("activity.csv", ".shell_history")   # protected in a cluster home's logs/
+
+
+class ExportRefused(OSError):
+    """An export that was not written; str() is the sentence to show. `exists` is True
+    when only Rule E1 stopped it (asking the person, then force=True, may go on)."""
+
+    def __init__(self, sentence: str, exists: bool = False):
+        super().__init__(errno.EEXIST if exists else errno.EPERM, sentence)
+        self.sentence, self.exists = sentence, exists
+
+    def __str__(self) -> str:
+        return self.sentence
 
 
 class ActivityLog:
@@ -53,9 +77,15 @@ class ActivityLog:
             rows = [r for r in rows if account in (r.get("accounts") or "").split()]
         return rows
 
-    def export(self, target, account: str = "") -> int:
-        """Write the (filtered) activity as CSV to `target`; returns the number of rows."""
-        return write_csv(self.rows(account), target, FIELDS)
+    def export(self, target, account: str = "", force: bool = False) -> int:
+        """Write the (filtered) activity as CSV to `target`; returns the number of rows.
+
+        An existing target is refused unless force; a protected one always (Rules E1, E2).
+        """
+        if pathlib.Path(target).expanduser().resolve() == self.path.resolve():
+            raise ExportRefused(f"Not written: {target} is the activity log itself; "
+                                "export to another file.")
+        return write_csv(self.rows(account), target, FIELDS, force=force)
 
     def clear(self) -> int:
         """Empty the activity log (the branch journals are untouched); rows removed."""
@@ -65,12 +95,39 @@ class ActivityLog:
         return count
 
 
-def write_csv(rows: list, target, fields=JOURNAL_FIELDS) -> int:
-    """Write dicts as CSV with a header row; returns the number of rows written."""
+def write_csv(rows: list, target, fields=JOURNAL_FIELDS, force: bool = False) -> int:
+    """Write dicts as CSV with a header row; returns the number of rows written.
+
+    Raises ExportRefused for a protected target (always) or an existing one (unless
+    force): Rules E1 and E2. Nothing is written then.
+    """
     target = pathlib.Path(target)
+    why = protected_reason(target)
+    if why:
+        raise ExportRefused(f"Not written: {target} {why}; export to another file.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "w", newline="", encoding="utf-8") as f:
+    try:
+        f = open(target, "w" if force else "x", newline="", encoding="utf-8")
+    except FileExistsError:
+        raise ExportRefused(f"Not written: {target} already exists; choose another name "
+                            "or confirm overwriting it.", exists=True) from None
+    with f:
         writer = csv.DictWriter(f, fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)
+
+
+def protected_reason(target: pathlib.Path) -> str:
+    """Why `target` must never be an export (Rule E2), or "" if it may be written."""
+    path = target.expanduser().resolve()
+    name = path.name.lower()
+    if name.endswith(PROTECTED_SUFFIXES) or name in PROTECTED_NAMES:
+        return "is a file the servers or the kit use (a database, a log, a lock, a secret)"
+    if name in HOME_LOG_NAMES and path.parent.name == "logs" and \
+            (path.parent.parent / "data").is_dir():
+        return "is the activity log (or history) of a cluster's home"
+    if path.parent.is_dir() and (any(path.parent.glob("*.db")) or
+                                 (path.parent / "cluster.secret").exists()):
+        return "is in a folder that holds a branch's database (a cluster's data/ folder)"
+    return ""

@@ -53,7 +53,9 @@ class Branch:
                       "journal", "promote",
                       # replication between branch servers (replication.py)
                       "replication", "changes_since", "attach_replica", "caught_up",
-                      "replicate", "follow")
+                      "replicate", "follow",
+                      # the shell's `check`
+                      "audit")
 
     def __init__(self, name: str, db_path, *, allow_faults=False, secret=None,
                  ask_every: float = ASK_EVERY, replica_of: str = "", synchronous=True):
@@ -435,6 +437,14 @@ class Branch:
             for number, owner, balance in PRELOAD:
                 self.ledger.open_account(owner, balance, number)
             log.info("preloaded accounts %s", ", ".join(n for n, _, _ in PRELOAD))
+
+    # ---- the audit (the shell's `check`) --------------------------------------------
+
+    def audit(self) -> dict:
+        """This branch's books reconciled in SQL over every journal row, exact at any size:
+        {"branch", "accounts", "journal_rows", "total", "held", "brought_in", "negative",
+        "holds", "mismatched", and their counts}. Example: audit()"""
+        return self.ledger.audit()
 
 
 def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:

@@ -1,7 +1,8 @@
 """cluster.ini: the one reader of the kit's configuration file.
 
 Role: turn cluster.ini (see the sample in the repository) into plain values for the
-coordinator, the shell and the window. It never starts anything.
+coordinator (``read_config``), the shell and the window (``coordinator_address``).
+It never starts anything, and no other module parses the file.
 
 Format:
   [coordinator]  name, host, port, log, secret_file, allow_faults
@@ -9,6 +10,7 @@ Format:
 """
 
 import configparser
+import pathlib
 
 
 def read_config(path) -> dict:
@@ -22,6 +24,24 @@ def read_config(path) -> dict:
     names = {k.lower(): k for k in _raw_keys(path, "branches")}
     return {"branches": {names.get(k, k): v.strip() for k, v in branches.items()},
             **{k: v for k, v in section.items()}}
+
+
+def coordinator_address(path) -> tuple:
+    """cluster.ini -> (the coordinator's URL as a client dials it, its secret file or None).
+
+    A coordinator listening on every interface (0.0.0.0, ::) is dialled on loopback;
+    a relative secret_file is looked up beside the config file if not found here.
+    """
+    config = read_config(path)
+    if set(config) == {"branches"}:
+        raise SystemExit(f"Cannot read a [coordinator] section from {path}.")
+    host = config.get("host", "127.0.0.1").strip()
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    secret_file = config.get("secret_file", "").strip() or None
+    beside = pathlib.Path(path).resolve().parent / (secret_file or "")
+    if secret_file and not pathlib.Path(secret_file).exists() and beside.exists():
+        secret_file = str(beside)
+    return f"http://{host}:{config.get('port', '9000').strip()}", secret_file
 
 
 def _raw_keys(path, section_name) -> list:

@@ -124,7 +124,7 @@ class Coordinator:
 
     PUBLIC_METHODS = ("ping", "branches", "open_account", "account", "accounts", "deposit",
                       "withdraw", "transfer", "transactions", "transaction", "decision",
-                      "recover", "journal", "failover")
+                      "recover", "journal", "failover", "audit")
     LAB_METHODS = ("fault", "partition", "heal")
 
     def __init__(self, name: str, branches: dict, log_path, *, secret=None,
@@ -400,6 +400,15 @@ class Coordinator:
             return link.read(method, *args)
         except BankError:
             return default
+
+    # ---- the audit (the shell's `check`) --------------------------------------------
+
+    def audit(self, branch) -> dict:
+        """One branch's books reconciled in SQL, exact at any size (the branch's audit()).
+
+        Example: audit("Mumbai")
+        """
+        return self._link(branch).read("audit")
 
 
 def _amount_text(value, allow_zero=False) -> str:

@@ -13,7 +13,7 @@ from bank import docs                                       # noqa: E402
 from bank.branch_service import Branch                         # noqa: E402
 from bank.coordinator_service import Coordinator               # noqa: E402
 from bank.errors import FaultCode                      # noqa: E402
-from shell import BankShell                       # noqa: E402
+from bank.shell import BankShell                 # noqa: E402
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

@@ -1,4 +1,4 @@
-"""The shell (shell.py) against a real local cluster: commands, errors, diagrams, scripts.
+"""The shell (shell.py, bank/shell/) on a real local cluster: commands, errors, diagrams, scripts.
 
 One cluster (Mumbai and Delhi preloaded, a coordinator) runs for the whole module in a
 scratch home; each test drives a fresh BankShell with onecmd() and a StringIO, or runs
@@ -8,9 +8,11 @@ Waiting is polling with a deadline, never a bare sleep.
 """
 
 import csv
+import inspect
 import io
 import pathlib
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,9 +24,10 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import activity  # noqa: E402
+from bank import config  # noqa: E402
 from bank import local_cluster as cluster   # noqa: E402
-import shell     # noqa: E402
-from bank import shell_views     # noqa: E402
+from bank import shell     # noqa: E402
+from bank import views     # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -158,12 +161,51 @@ def test_check_passes_on_a_quiet_bank(sh):
 
 def test_audit_catches_money_created_and_a_journal_that_does_not_add_up():
     """The audit fails when transfers create money or a journal differs from its balance."""
-    accounts = [{"branch": "Mumbai", "number": "1", "balance": "150.00", "held": "0.00",
-                 "available": "150.00"}]
-    journal = [{"branch": "Mumbai", "account": "1", "kind": "open", "amount": "100.00"},
-               {"branch": "Mumbai", "account": "1", "kind": "2pc-credit", "amount": "40.00"}]
-    rows = {r[0]: r[1] for r in shell_views.audit(accounts, journal, [], [])}
+    books = [{"branch": "Mumbai", "accounts": 1, "journal_rows": 2, "total": "150.00",
+              "held": "0.00", "brought_in": "100.00", "negative": [], "holds": [],
+              "mismatched": [{"account": "1", "balance": "150.00",
+                              "journal_total": "140.00"}]}]
+    rows = {r[0]: r[1] for r in views.audit(books, [], [])}
     assert rows["money conserved"] == "FAIL" and rows["journals reconcile"] == "FAIL"
+
+
+def test_check_is_exact_past_ten_thousand_journal_rows(sh, bank):
+    """check reconciles every journal row, however many: a healthy branch with more than
+    10,000 rows passes. (The rows are written straight into Mumbai's SQLite file, as one
+    transaction of 10,001 one-paisa deposits: 10,001 fsynced RPCs would take minutes.)"""
+    ref = new_account(sh, "Mumbai", "0")
+    number, deposits = ref.split("/")[1], 10_001
+    db = sqlite3.connect(bank.home / "data" / "Mumbai.db", isolation_level=None, timeout=30)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO journal(ts, account, kind, amount, balance_after) "
+                       "VALUES ('2026-01-01T00:00:00.000+00:00', ?, 'deposit', 1, ?)",
+                       [(number, k) for k in range(1, deposits + 1)])
+        db.execute("UPDATE accounts SET balance = balance + ? WHERE number = ?",
+                   (deposits, number))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    sh.start_total = None
+    out = wait_for_output(sh, "check", "All checks passed")
+    assert "All checks passed" in out and re.search(r"journals reconcile\s+ok", out), out
+    assert balance(bank, ref) == "100.01"
+
+
+def test_only_a_branchs_latest_refusal_counts_as_refusing():
+    """views.refusals: a waiting branch whose latest answer is a refusal refuses; one that
+    is only unreachable, or that acknowledged since, does not."""
+    def answer(branch, msg, detail=""):
+        return {"ms": 0, "from": branch, "to": "coordinator", "msg": msg, "detail": detail}
+    refused = "no ack: Delhi refuses to commit T: it is unknown here."
+    silent = "no ack: branch Pune at http://127.0.0.1:1 cannot be reached."
+    txn = {"txid": "T", "waiting_for": ["Delhi", "Pune"],
+           "trace": [answer("Mumbai", "error", refused.replace("Delhi", "Mumbai")),
+                     answer("Mumbai", "ack", "commit"), answer("Delhi", "error", silent),
+                     answer("Delhi", "error", refused), answer("Pune", "error", silent)]}
+    assert views.refusals(txn) == [("Delhi", "Delhi refuses to commit T: it is unknown here.")]
+    txn["trace"].append(answer("Delhi", "error", silent.replace("Pune", "Delhi")))
+    assert views.refusals(txn) == []
 
 
 def test_show_draws_a_committed_transfer(sh):
@@ -214,10 +256,39 @@ def test_retries_are_folded_in_the_diagram():
     txn = {"txid": "T", "src": "Mumbai/1", "dst": "Delhi/2", "amount": "1.00",
            "participants": ["Delhi"], "trace": trace, "state": "committing",
            "outcome": "committed", "waiting_for": ["Delhi"], "votes": {"Delhi": "yes"}}
-    out = shell_views.sequence_diagram(txn)
+    out = views.sequence_diagram(txn)
     assert "the 3 message(s) above repeated 4 more time(s)" in out
     assert out.count("[retry]") == 1 and "|x" in out
     assert "Still waiting for an acknowledgement from: Delhi" in out
+
+
+def test_a_decided_commit_not_yet_applied_is_in_doubt_in_the_shell_as_in_the_window(sh, bank):
+    """One mapping (views.txn_category): a transfer whose commit is durable but not yet
+    applied by a branch ("committing") is listed as in doubt, never as committed."""
+    src, dst = new_account(sh, "Mumbai", "10"), new_account(sh, "Delhi", "0")
+    assert "Armed crash-before-commit on Delhi" in run(sh, "fault Delhi crash-before-commit")
+    try:
+        txid = txid_in(run(sh, f"transfer {src} {dst} 2"))
+        in_doubt = run(sh, "txns in-doubt 1000")
+        assert txid in in_doubt and "in doubt: committed, waiting for Delhi" in in_doubt
+        assert txid not in run(sh, "txns committed 1000")
+    finally:
+        run(sh, "restart Delhi")
+    assert txid in wait_for_output(sh, "txns committed 1000", txid)
+    assert txid not in run(sh, "txns in-doubt 1000")
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("journal Mumbai \u00b2", "is not a branch name"),
+    ("log \u00b2", "is not an account"),
+    ("txns \u00b3", "is not a state"),
+    ("txns \u0663", "is not a state"),
+])
+def test_counts_are_ascii_digits_only(sh, line, expected):
+    """A superscript or non-ASCII digit is not a row count: one sentence, never a ValueError."""
+    out = run(sh, line)
+    assert expected in out and out.count("\n") == 1, out
+    assert "failed on this command" not in out and "ValueError" not in out
 
 
 # ---- crashes, faults, partitions --------------------------------------------------------
@@ -260,6 +331,30 @@ def test_partition_makes_transfers_abort_until_healed(sh):
     assert run(sh, f"transfer {src} Delhi/1001 1").startswith("Committed")
 
 
+def test_check_fails_when_a_branch_refuses_a_logged_commit_for_good(tmp_path):
+    """A branch that refuses a committed decision (its storage lost the prepare) will refuse
+    every retry: check fails and names the branch and the transfer; it is not "in flight".
+    (Deleting the prepared row while Delhi is down stands in for a deleted WAL file.)"""
+    own = cluster.LocalCluster(home=tmp_path).start()
+    try:
+        sh = shell.BankShell(shell.coordinator_client(own.coordinator_url, own.secret), own,
+                             own.home, stdout=io.StringIO())
+        assert "Armed" in run(sh, "fault Delhi crash-before-commit")
+        txid = txid_in(run(sh, "transfer Mumbai/1001 Delhi/1002 5"))
+        assert wait_until(lambda: not own.members["Delhi"].alive), "Delhi did not die"
+        db = sqlite3.connect(own.home / "data" / "Delhi.db", isolation_level=None)
+        try:
+            assert db.execute("DELETE FROM txns WHERE txid = ?", (txid,)).rowcount == 1
+        finally:
+            db.close()
+        assert run(sh, "restart Delhi").startswith("Restarted Delhi")
+        out = wait_for_output(sh, "check", "refuses")
+        assert re.search(rf"decisions accepted\s+FAIL\s+Delhi refuses to commit {txid}", out), out
+        assert "The check failed" in out and "still in flight" not in out
+    finally:
+        own.stop()
+
+
 def test_crash_is_refused_when_not_on_a_local_cluster(bank):
     """Attached to a coordinator by URL, crash and restart say they are unavailable."""
     client = shell.coordinator_client(bank.coordinator_url, bank.secret)
@@ -289,6 +384,72 @@ def test_export_writes_csv_that_reads_back(sh, tmp_path):
     assert [(r["kind"], r["amount"], r["balance_after"]) for r in journal] == [
         ("open", "100.00", "100.00"), ("deposit", "5.00", "105.00")]
     assert ref in run(sh, f"log {ref}")
+
+
+def test_export_never_overwrites_a_file_unless_asked(sh, tmp_path):
+    """An existing file is kept: a script is refused without --force; at the prompt the
+    shell asks y/N; --force (or a yes) overwrites."""
+    target = tmp_path / "kept.csv"
+    target.write_text("precious\n", encoding="utf-8")
+    out = run(sh, f"export all {target}")
+    assert "already exists" in out and "--force" in out and out.count("\n") == 1
+    assert target.read_text(encoding="utf-8") == "precious\n" and sh.failures == 1
+    sh.interactive, sh.ask = True, lambda prompt: "n"
+    assert "is kept as it was" in run(sh, f"export all {target}")
+    assert target.read_text(encoding="utf-8") == "precious\n"
+    sh.ask = lambda prompt: "y"
+    assert "activity rows to" in run(sh, f"export all {target}")
+    assert target.read_text(encoding="utf-8").startswith("ts,source,command")
+    sh.interactive = False
+    assert "Wrote" in run(sh, f"export journal Mumbai/1001 {target} --force")
+    assert target.read_text(encoding="utf-8").startswith("seq,ts,branch")
+
+
+def test_export_never_writes_a_servers_files_even_with_force(sh, bank):
+    """The recovery log, a branch database and anything in data/ are never export targets."""
+    recovery_log = bank.home / "logs" / "recovery.log"
+    before = recovery_log.read_bytes()
+    for target in (recovery_log, bank.home / "data" / "Mumbai.db",
+                   bank.home / "data" / "new.csv", bank.home / "logs" / "activity.csv"):
+        out = run(sh, f"export journal all {target} --force")
+        assert out.startswith("Not written:") and out.count("\n") == 1, out
+    assert recovery_log.read_bytes() == before
+    assert not (bank.home / "data" / "new.csv").exists()
+    assert "Mumbai/1001 (Asha Rao)" in run(sh, "balance Mumbai/1001")
+
+
+def test_a_bare_export_name_goes_to_the_homes_logs_folder(sh, bank, tmp_path, monkeypatch):
+    """`export all FILE` with a bare name writes HOME/logs/FILE, as the help says."""
+    monkeypatch.chdir(tmp_path)
+    name = f"bare-{tmp_path.name}.csv"
+    assert "Wrote" in run(sh, f"export all {name}")
+    assert (bank.home / "logs" / name).exists() and not (tmp_path / name).exists()
+
+
+def test_export_journal_all_names_a_branch_that_is_down(sh, bank, tmp_path):
+    """export journal all with a branch down writes what it can and says which is missing."""
+    assert run(sh, "crash Delhi").startswith("Crashed Delhi")
+    try:
+        out = run(sh, f"export journal all {tmp_path / 'j.csv'}")
+    finally:
+        run(sh, "restart Delhi")
+    assert "without the journals of Delhi" in out and sh.failures == 1, out
+    with open(tmp_path / "j.csv", newline="", encoding="utf-8") as f:
+        assert {r["branch"] for r in csv.DictReader(f)} == {"Mumbai"}
+
+
+def test_write_csv_refuses_an_existing_file_unless_forced(tmp_path):
+    """activity.write_csv keeps an existing file (force=False) and never writes a .db."""
+    target = tmp_path / "x.csv"
+    target.write_text("old", encoding="utf-8")
+    with pytest.raises(activity.ExportRefused) as refused:
+        activity.write_csv([], target)
+    assert refused.value.exists and target.read_text(encoding="utf-8") == "old"
+    assert activity.write_csv([], target, force=True) == 0
+    with pytest.raises(activity.ExportRefused) as refused:
+        activity.write_csv([], tmp_path / "bank.db", force=True)
+    assert not refused.value.exists and not (tmp_path / "bank.db").exists()
+    assert activity.write_csv([], tmp_path / "out" / "activity.csv") == 0   # not a home's logs/
 
 
 def test_clear_asks_first_and_keeps_the_journals(sh, bank):
@@ -322,7 +483,7 @@ def test_every_command_has_help_with_an_example(sh):
         assert doc, name
         usage, summary, example = shell.doc_parts(getattr(sh, "do_" + name))
         assert usage.split()[0] == name and summary, name
-        assert shell.inspect.cleandoc(doc).splitlines()[-1].startswith("Example: " + name)
+        assert inspect.cleandoc(doc).splitlines()[-1].startswith("Example: " + name)
     out = run(sh, "help")
     assert all(name in out for name in sh.command_names())
 
@@ -345,6 +506,21 @@ def test_a_script_on_stdin_exits_non_zero_when_a_command_fails(bank):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "# a lab\nbank> balance Mumbai/9999\nError: There is no account" in done.stdout
     assert "bank> balance Mumbai/1001\nMumbai/1001 (Asha Rao)" in done.stdout
+
+
+def test_the_client_address_comes_from_the_one_config_reader(tmp_path):
+    """bank.config.coordinator_address: a coordinator on 0.0.0.0 is dialled on loopback, a
+    relative secret_file is found beside the file, and a file without [coordinator] is
+    refused with a sentence."""
+    (tmp_path / "secret.txt").write_text("s" * 40, encoding="utf-8")
+    ini = tmp_path / "cluster.ini"
+    ini.write_text("[coordinator]\nhost = 0.0.0.0\nport = 9123\nsecret_file = secret.txt\n"
+                   "[branches]\nMumbai = http://127.0.0.1:9100\n", encoding="utf-8")
+    assert config.coordinator_address(ini) == ("http://127.0.0.1:9123",
+                                               str(tmp_path / "secret.txt"))
+    ini.write_text("[branches]\nMumbai = http://127.0.0.1:9100\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="Cannot read a \\[coordinator\\] section"):
+        config.coordinator_address(ini)
 
 
 def test_coordinator_option_attaches_by_url(bank):

@@ -27,6 +27,7 @@ Glossary:
 import re
 
 from bank.money import format_amount, parse_amount, parse_delta
+from bank.views import txn_category, txn_state_text  # noqa: F401  (one mapping: views.py)
 
 # ---- palette and sizes -------------------------------------------------------------------
 
@@ -50,29 +51,6 @@ MAX_ROWS = 220       # a long outage is summarised, not drawn forever
 MSG_COLOUR = {"begin": GREY, "prepare": BLUE, "vote": GREEN, "decision": GREEN,
               "commit": GREEN, "abort": RED, "ack": GREY, "end": GREY, "error": RED,
               "retry": AMBER, "query": PURPLE, "recovered": AMBER}
-
-
-# ---- the state of a transaction, in words ---------------------------------------------------
-
-def txn_category(row: dict) -> str:
-    """committed, aborted or in-doubt (still being decided or still being told)."""
-    state = row.get("state", "")
-    if state in ("committed", "aborted"):
-        return state
-    return "in-doubt"
-
-
-def txn_state_text(row: dict) -> str:
-    """A short phrase for the transactions list: "committed", "aborted: ...", ..."""
-    state, waiting = row.get("state", ""), row.get("waiting_for") or []
-    if state == "committed":
-        return "committed"
-    if state == "aborted":
-        return "aborted" + (f": {row['reason']}" if row.get("reason") else "")
-    if state == "preparing":
-        return "in doubt: collecting votes"
-    decided = "committed" if state == "committing" else "aborted"
-    return f"in doubt: {decided}, waiting for {', '.join(waiting) or 'acknowledgements'}"
 
 
 # ---- the sequence diagram ---------------------------------------------------------------------

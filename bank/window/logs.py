@@ -147,7 +147,7 @@ class LogsPanel:
         if not path:
             return
         try:
-            count = self.activity.export(path, account)
+            count = self.activity.export(path, account, force=True)   # the dialog asked
         except OSError as exc:
             self.app.say(f"Could not export the activity log: {exc}", "bad")
             return
@@ -205,7 +205,8 @@ class LogsPanel:
         if not path:
             return
         try:
-            count = write_csv(self.journal_rows, path, JOURNAL_FIELDS)
+            count = write_csv(self.journal_rows, path, JOURNAL_FIELDS,
+                              force=True)                  # the save dialog asked
         except OSError as exc:
             self.app.say(f"Could not export the journal: {exc}", "bad")
             return

@@ -1,24 +1,31 @@
-"""What the shell prints about transfers, computed without any I/O.
+"""What a person is shown: a transfer's state in words, text diagrams, the audit.
 
-Role: turn a transaction's trace into a text sequence diagram, and a snapshot of
-the bank into the rows of `check`. Nothing here touches the network or a file,
-so both can be tested (and printed by a lab) on plain data.
+Role: the one place that decides how the bank's facts read to a person, computed
+without any I/O: what a transaction's state means (committed, aborted, in doubt)
+for both the shell and the window, a trace as a text sequence diagram, and the
+branches' books as the rows of `check`. Nothing here touches the network or a
+file, so all of it can be tested (and printed by a lab) on plain data.
 
 Rules:
+  * Rule 1 - three words for a transfer, everywhere: "committed" and "aborted" once
+    every participant has been told, "in-doubt" while the votes are being collected
+    or the decision is still being delivered ("committing" is in doubt: the commit is
+    durable, but a branch has not applied it yet).
   * One column per party (coordinator, its log, each branch), one row per message,
     with its time in ms since the transaction began; an "x" head marks a message
     that got no reply; three or more identical retry rounds fold into one row.
   * The audit says "ok" only for what it can see; work in flight is "wait", a broken
-    invariant "FAIL".
+    invariant "FAIL". It works on each branch's own sums (Branch.audit(), made in SQL
+    over every journal row), so it is exact at any size. A decision a branch refuses
+    (a protocol violation, not silence) is a failure: retrying will not end it.
 
 Glossary:
+  category  committed, aborted or in-doubt: what a person is told about a transfer
   trace   the coordinator's list of messages: {"at", "ms", "from", "to", "msg", "detail"}
   party   a sender or receiver in a trace
 """
 
 from bank.money import format_amount
-
-EXTERNAL_KINDS = ("open", "deposit", "withdraw")   # journal rows that bring money in/out
 
 
 def minor(text: str) -> int:
@@ -26,6 +33,29 @@ def minor(text: str) -> int:
     units, _, cents = text.strip().lstrip("+-").partition(".")
     value = int(units or 0) * 100 + int((cents + "00")[:2])
     return -value if text.strip().startswith("-") else value
+
+
+# ---- the state of a transaction, in words (Rule 1) ----------------------------------------
+
+def txn_category(row: dict) -> str:
+    """committed, aborted or in-doubt (still being decided or still being told)."""
+    state = row.get("state", "")
+    if state in ("committed", "aborted"):
+        return state
+    return "in-doubt"
+
+
+def txn_state_text(row: dict) -> str:
+    """A short phrase for a list of transfers: "committed", "aborted: ...", ..."""
+    state, waiting = row.get("state", ""), row.get("waiting_for") or []
+    if state == "committed":
+        return "committed"
+    if state == "aborted":
+        return "aborted" + (f": {row['reason']}" if row.get("reason") else "")
+    if state == "preparing":
+        return "in doubt: collecting votes"
+    decided = "committed" if state == "committing" else "aborted"
+    return f"in doubt: {decided}, waiting for {', '.join(waiting) or 'acknowledgements'}"
 
 
 # ---- the sequence diagram of one transfer -------------------------------------------------
@@ -126,34 +156,67 @@ def _diagram_summary(txn: dict) -> list:
 
 # ---- the audit behind `check` ---------------------------------------------------------------
 
-def audit(accounts: list, journal: list, in_doubt: list, branches: list,
-          start_total=None, missing=()) -> list:
-    """(check, result, detail) rows; result is "ok", "wait" (work in flight) or "FAIL"."""
-    balances = {f"{a['branch']}/{a['number']}": a for a in accounts}
-    sums = dict.fromkeys(balances, 0)              # account -> sum of its journal amounts
-    for j in journal:
-        key = f"{j['branch']}/{j['account']}"
-        sums[key] = sums.get(key, 0) + minor(j["amount"])
-    total = sum(minor(a["balance"]) for a in accounts)
-    brought_in = sum(minor(j["amount"]) for j in journal if j["kind"] in EXTERNAL_KINDS)
+REFUSAL = "refuses to"       # in a branch's answer: a protocol violation (Fault 409), not silence
+
+
+def refusals(txn: dict) -> list:
+    """(branch, its answer) for each branch still to acknowledge `txn`'s decision whose
+    latest answer in the trace is a refusal: it will refuse every retry, so this is a
+    failure to report, not work in flight."""
+    latest = {}
+    for m in txn.get("trace", []):
+        if m["to"] == "coordinator" and m["msg"] in ("ack", "error"):
+            latest[m["from"]] = m
+    return [(b, latest[b]["detail"].partition(": ")[2] or latest[b]["detail"])
+            for b in txn.get("waiting_for") or []
+            if b in latest and latest[b]["msg"] == "error" and REFUSAL in latest[b]["detail"]]
+
+
+def audit(books: list, in_doubt: list, branches: list, start_total=None, missing=(),
+          refused=()) -> list:
+    """(check, result, detail) rows; result is "ok", "wait" (work in flight) or "FAIL".
+
+    books: each branch's audit() (sums over its whole journal, made in SQL);
+    refused: (txid, branch, answer) for decisions a branch refuses for good.
+    """
+    total = sum(minor(b["total"]) for b in books)
+    brought_in = sum(minor(b["brought_in"]) for b in books)
     busy = bool(in_doubt) or any(b.get("in_doubt") for b in branches)
     start = "" if start_total is None else f" (at shell start {format_amount(start_total)})"
     detail = (f"total {format_amount(total)}{start}; opening balances + deposits - "
               f"withdrawals {format_amount(brought_in)}")
-    result = "ok" if total == brought_in else "wait" if busy else "FAIL"
+    result = "ok" if total == brought_in else "wait" if busy and not refused else "FAIL"
     if missing:
         result, detail = "?", f"cannot tell while {', '.join(missing)} cannot be read"
-    negative = [k for k, a in balances.items() if minor(a["balance"]) < 0]
-    wrong = [f"{k}: journal {format_amount(sums[k])}, balance {a['balance']}"
-             for k, a in balances.items() if sums[k] != minor(a["balance"])]
-    held = [f"{k} holds {a['held']}" for k, a in balances.items() if minor(a["held"])]
-    doubts = [f"{t['txid']} ({t['state']}, waiting for {', '.join(t['waiting_for']) or '-'})"
-              for t in in_doubt]
+    accounts = sum(b["accounts"] for b in books)
+    negative = _named(books, "negative", lambda b, n: f"{b}/{n}")
+    wrong = _named(books, "mismatched", lambda b, m: f"{b}/{m['account']}: journal "
+                   f"{m['journal_total']}, balance {m['balance']}")
+    held = _named(books, "holds", lambda b, h: f"{b}/{h['account']} holds {h['held']}")
+    doubts = [f"{t['txid']} ({txn_state_text(t)})" for t in in_doubt]
     doubts += [f"{b['name']} has {b['in_doubt']} prepared" for b in branches if b.get("in_doubt")]
-    return [("money conserved", result, detail),
+    rows = [("money conserved", result, detail),
             ("no negative balance", "FAIL" if negative else "ok",
-             ", ".join(negative) or f"all {len(accounts)} accounts >= 0"),
+             ", ".join(negative) or f"all {accounts} accounts >= 0"),
             ("journals reconcile", "FAIL" if wrong else "ok",
-             "; ".join(wrong) or "every account's journal adds up to its balance"),
+             "; ".join(wrong) or "every account's journal adds up to its balance "
+                                 f"({sum(b['journal_rows'] for b in books)} rows)"),
             ("holds", "wait" if held else "ok", ", ".join(held) or "none"),
             ("in-doubt transactions", "wait" if doubts else "ok", "; ".join(doubts) or "none")]
+    if refused:
+        rows.append(("decisions accepted", "FAIL", "; ".join(
+            (answer.rstrip(".") if branch in answer and txid in answer else
+             f"{branch} refuses the decision of {txid}: {answer.rstrip('.')}") +
+            " (the decision is logged: every retry will be refused)"
+            for txid, branch, answer in refused)))
+    return rows
+
+
+def _named(books: list, key: str, show) -> list:
+    """The accounts each branch named under `key`, and how many it left unnamed."""
+    out = []
+    for b in books:
+        out += [show(b["branch"], item) for item in b[key]]
+        if b.get(key + "_count", 0) > len(b[key]):
+            out.append(f"{b['branch']}: {b[key + '_count'] - len(b[key])} more")
+    return out

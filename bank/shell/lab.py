@@ -1,0 +1,101 @@
+"""The shell's lab controls: crash, restart, fault, partition, heal and failover.
+
+Role: break and mend the cluster on purpose, so a class can watch 2PC survive it.
+crash and restart need the local cluster this shell attached to (they kill and start
+processes); the others are calls to the coordinator or a branch started with
+--allow-faults.
+
+Rules:
+  * Each control says in one sentence what it did and how to undo it.
+  * A fault point has a name (bank/faults.py) and a documented effect (FAULT_EFFECTS).
+
+Glossary:
+  node        a cluster member: a branch name or "coordinator"
+  fault point a named place where a server misbehaves once armed (vote-no, crash-...)
+  partition   the coordinator cannot reach a branch at all, until healed
+"""
+
+from bank import local_cluster as cluster
+from bank import rpc
+from bank.errors import check_branch_name
+from bank.shell.plumbing import ShellError
+
+FAULT_EFFECTS = {
+    "vote-no": "its next prepare votes no",
+    "crash-before-vote": "it dies at its next prepare, before recording anything",
+    "crash-after-vote": "it dies right after durably voting yes, before the vote is sent",
+    "crash-before-commit": "it dies when the next commit arrives, before applying it",
+    "crash-after-commit": "it dies right after applying the next commit, before the ack",
+    "crash-after-prepare": "it dies once the votes are in, before logging a decision",
+    "crash-after-decision": "it dies right after logging a commit, before telling anyone",
+    "crash-mid-commit": "it dies after telling only one participant to commit"}
+
+
+class LabCommands:
+    """The lab controls (a mixin of BankShell)."""
+
+    def do_crash(self, arg):
+        """crash NODE: kill a branch or the coordinator at once, like a power cut.
+        Example: crash Delhi"""
+        self._need_local()
+        name = self._node(*self._args(arg, 1))
+        if not self.local.members[name].alive:
+            return self._say(f"{name} is already down; `restart {name}` starts it.")
+        self.local.kill(name)
+        self._say(f"Crashed {name}: killed with no cleanup. What it made durable survives; "
+                  f"`restart {name}` brings it back.")
+
+    def do_restart(self, arg):
+        """restart NODE: start a crashed (or running) node again, on its port and its data.
+        Example: restart Delhi"""
+        self._need_local()
+        name = self._node(*self._args(arg, 1))
+        try:
+            url = self.local.restart(name)
+        except RuntimeError as exc:
+            raise ShellError(f"{name} did not start again: {str(exc).splitlines()[0]}")
+        self._say(f"Restarted {name} at {url}; " + (
+            "it read its recovery log and finishes what was in flight."
+            if name == cluster.COORDINATOR else
+            "it asks the coordinator about its in-doubt transfers at once."))
+
+    def do_fault(self, arg):
+        """fault NODE POINT: arm a named fault point on a node (off disarms).
+        Branch points: vote-no, crash-before-vote, crash-after-vote, crash-before-commit,
+        crash-after-commit, delay=SECONDS. Coordinator points: crash-after-prepare,
+        crash-after-decision, crash-mid-commit.
+        Example: fault Delhi crash-after-vote"""
+        node, point = self._args(arg, 2)
+        node, point = self._node(node), "" if point in ("off", "none") else point
+        if node == cluster.COORDINATOR:
+            client = self.coord
+        elif self.local is not None:
+            client = self.local.client(node)
+        else:
+            url = {b["name"]: b["url"] for b in self.coord.call("branches")}[node]
+            client = rpc.Client(url, self.coord.secret, label=f"branch {node} at {url}")
+        client.call("fault", point)
+        effect = FAULT_EFFECTS.get(point, f"each prepare, commit and abort waits "
+                                          f"{point.partition('=')[2]} s")
+        self._say(f"Armed {point} on {node}: {effect}." if point
+                  else f"Disarmed the faults of {node}.")
+
+    def do_partition(self, arg):
+        """partition BRANCH: cut the coordinator off from a branch (a lab network fault).
+        Example: partition Delhi"""
+        name = self.coord.call("partition", check_branch_name(*self._args(arg, 1)))["branch"]
+        self._say(f"The coordinator can no longer reach {name}; `heal {name}` reconnects it.")
+
+    def do_heal(self, arg):
+        """heal BRANCH: end a partition; unfinished transfers are retried at once.
+        Example: heal Delhi"""
+        name = self.coord.call("heal", check_branch_name(*self._args(arg, 1)))["branch"]
+        self._say(f"{name} is reachable again; unfinished transfers are being retried.")
+
+    def do_failover(self, arg):
+        """failover BRANCH: promote the branch's best in-sync replica and route to it.
+        Example: failover Mumbai"""
+        done = self.coord.call("failover", check_branch_name(*self._args(arg, 1)))
+        self._say(f"{done['branch']} is now served by {done['primary']} at epoch "
+                  f"{done['epoch']} (it had applied {done['applied']} changes); the old "
+                  f"primary {done['old_primary']} will be fenced if it comes back.")

@@ -1,22 +1,21 @@
 """A bank branch: a 2PC participant with its own SQLite ledger, served over XML-RPC.
 
-Role: check every request, hand it to the ledger (which makes it durable), and only
-then answer. It also runs the participant's half of the termination protocol: a
-branch holding a prepared transaction asks the coordinator for the decision until
-it learns it.
-
-Run it:  python branch.py --name Mumbai --port 9100 --preload
+Role: check every request, hand it to the ledger (where the participant core,
+bank/core/participant.py, decides and SQLite makes it durable), and only then
+answer. It also runs the participant's timer (rule P6): a branch holding a prepared
+transaction asks the coordinator for the decision until it learns it. Its
+replication role (primary, replica, fenced) is bank/branch_roles.py.
+The program that starts it is branch.py at the top of the repository.
 
 Rules:
-  * Rule 1 - check, then write, then reply. Arguments are checked before anything
-    changes; ledger.py makes the change durable; the reply leaves afterwards.
-  * Rule 2 - a yes vote is a promise. Funds are held at prepare, so a later commit
-    cannot fail. A prepared transaction never times out by itself: it waits for the
-    coordinator's decision, asking for it every few seconds (``--ask-every``).
-  * Rule 3 - fault points sit exactly between those steps (see faults.py), so a
+  * B1 - check, then write, then reply. Arguments are checked before anything
+    changes; the ledger makes the change durable; the reply leaves afterwards.
+  * B2 - a yes vote is a promise (P1, P6). A prepared transaction never times out
+    by itself: it asks for the decision every few seconds (``--ask-every``).
+  * B3 - fault points sit exactly between those steps (see faults.py), so a
     student can crash the branch "after the vote was recorded, before it was sent".
 
-Glossary (more in protocol.py):
+Glossary (more in bank/core/messages.py):
   ops        what a prepare asks this branch to do: [{"account": "1001", "delta": "-50.00"}]
   in doubt   prepared here, decision not yet known
 """
@@ -30,13 +29,14 @@ import time
 from bank import rpc
 from bank.errors import (BankError, FaultCode, check_account_number, check_branch_name,
                     check_limit, check_text, check_token, check_url)
-from bank.faults import BRANCH_POINTS, FaultPoints
+from bank.faults import FaultPoints
+from bank.core.messages import BRANCH_POINTS
 from bank.core.participant import MAX_OPS
 from bank.ledger import Ledger
 from bank.money import parse_amount, parse_delta
 from bank.core.messages import Role, TxState
-from bank.core.replica import BranchRole, RoleRefused
-from bank.core.replica import Do as ReplicaDo
+from bank.branch_roles import ReplicationRoles
+from bank.core.replica import BranchRole
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
 
 log = logging.getLogger("branch")
@@ -45,7 +45,7 @@ PRELOAD = (("1001", "Asha Rao", 10_000_00), ("1002", "Vikram Shah", 5_000_00))
 ASK_EVERY = 2.0          # seconds between decision queries for an in-doubt txn
 
 
-class Branch:
+class Branch(ReplicationRoles):
     """The public XML-RPC methods of one branch. Each returns a dict or a list of dicts."""
 
     PUBLIC_METHODS = ("ping", "open_account", "account", "accounts", "deposit", "withdraw",
@@ -213,23 +213,23 @@ class Branch:
     # ---- termination protocol: ask for the decisions we are waiting on ---------------
 
     def resolve_in_doubt(self) -> int:
-        """Ask each in-doubt txn's coordinator for its decision; apply what we learn.
+        """P6: each prepared txn's timer fires; the core asks its coordinator for the
+        decision, and what we learn goes through the core's commit or abort step.
 
         Returns how many were resolved. A coordinator that is down or still deciding
-        changes nothing: we simply ask again later (Rule 2).
+        changes nothing: we simply ask again later.
         """
+        learn = {TxState.COMMITTED.value: self.ledger.commit,
+                 TxState.ABORTED.value: self.ledger.abort}
         resolved = 0
-        for txn in self.ledger.in_doubt():          # one bad coordinator URL must not
-            decision = self._ask_decision(txn["txid"], txn["coordinator"])  # stop the rest
-            if decision == TxState.COMMITTED.value:
-                self._write(self.ledger.commit, txn["txid"])
-            elif decision == TxState.ABORTED.value:
-                self._write(self.ledger.abort, txn["txid"])
-            else:
-                continue
-            resolved += 1
-            log.info("termination: learned %s for %s from %s", decision, txn["txid"],
-                     txn["coordinator"])
+        for txn in self.ledger.waiting():           # one bad coordinator URL must not
+            for query in txn.on_timeout():          # stop the rest: Send(DecisionQuery)
+                decision = self._ask_decision(query.message.txid, query.to)
+                if decision in learn:
+                    self._write(learn[decision], txn.txid)
+                    resolved += 1
+                    log.info("termination: learned %s for %s from %s", decision, txn.txid,
+                             query.to)
         return resolved
 
     def _ask_decision(self, txid: str, coordinator_url: str) -> str:
@@ -271,161 +271,6 @@ class Branch:
     def start_background(self):
         threading.Thread(target=self.run_termination, name="termination", daemon=True).start()
         threading.Thread(target=self.run_replication, name="replication", daemon=True).start()
-
-    # ---- roles: primary, replica, fenced -----------------------------------------------
-
-    def _write(self, operation, *args):
-        """R1: only a primary writes, and in synchronous mode the reply waits until every
-        in-sync replica has the change; R2: anyone else refuses, naming the primary."""
-        try:
-            self.roles.on_write()
-        except RoleRefused:
-            where = f" The primary is {self.primary_url}." if self.primary_url else ""
-            raise BankError(FaultCode.NOT_PRIMARY,
-                            f"{self.name} at {self.url or 'this address'} is "
-                            f"{_role_words(self.role)} and does not accept writes.{where}") \
-                from None
-        result = operation(*args)                         # APPLY
-        self.replicas.after_write()                       # PUSH to in-sync replicas
-        if self.role != "primary":        # a replica refused our push: we were replaced
-            raise BankError(FaultCode.NOT_PRIMARY,
-                            f"{self.name} at {self.url} was replaced by a newer primary "
-                            f"({self.primary_url or 'see the replicas'}) while writing: "
-                            "this change is not acknowledged.")
-        return result                                     # ANSWER
-
-    def _record_role(self) -> None:
-        """Carry out RECORD_ROLE: the role, epoch and primary, durably (only if changed)."""
-        now = (self.role.value, self.epoch, self.primary_url)
-        if now == self._recorded_role:
-            return
-        self.ledger.set_meta(role=self.role.value, epoch=self.epoch, primary=self.primary_url)
-        if self._recorded_role is not None:
-            log.warning("now %s at epoch %d%s", self.role.value, self.epoch,
-                        f" (primary: {self.primary_url})" if self.primary_url else "")
-        self._recorded_role = now
-
-    def learn_epoch(self, epoch: int, primary: str = "") -> None:
-        """R4: a higher epoch exists; adopt it (a primary is fenced by it)."""
-        if self.roles.on_higher_epoch(epoch, primary):
-            self._record_role()
-
-    def fence(self, why: str) -> None:
-        """R4: a replica refused our push because a newer primary exists."""
-        if self.role == "primary":
-            self.roles.on_replaced(_primary_named_in(why))
-            self._record_role()
-            log.warning("fenced: %s", why)
-
-    def check_fenced(self, only_out_of_sync: bool = False) -> None:
-        """A primary asks the replicas it knew whether one was promoted (R4).
-
-        Done before serving after a restart, and at every heartbeat for the replicas it
-        cannot push to (an in-sync replica would refuse a push from an old epoch anyway).
-        """
-        if self.role != "primary":
-            return
-        for url, link in list(self.replicas.links.items()):
-            if only_out_of_sync and link.in_sync:
-                continue
-            try:
-                info = rpc.Client(url, self.secret, timeout=2).call("ping")
-            except BankError:
-                continue
-            if info.get("epoch", 0) > self.epoch:
-                primary = url if info.get("role") == "primary" else info.get("primary", "")
-                self.learn_epoch(info["epoch"], primary)
-                return
-
-    def promote(self) -> dict:
-        """Make this in-sync replica the primary, with a higher epoch.
-
-        Refused (Fault 409) if it is out of sync or lacks changes it was told of.
-        Returns {"name", "role", "epoch", "applied"}.
-        """
-        why_not = self.follower.promotable() if self.follower else ""
-        old_primary = self.primary_url
-        try:
-            self.roles.on_promote(in_sync=not why_not)             # R5
-        except RoleRefused:
-            if self.role != "replica":
-                raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                                f"{self.name} is a {self.role.value}, not a replica: "
-                                "nothing to promote.") from None
-            raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} at {self.url} cannot be promoted: {why_not}.") \
-                from None
-        self._record_role()
-        self.ledger.set_meta(promoted_from=old_primary)
-        self.follower = None
-        return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
-                "applied": self.ledger.applied_seq()}
-
-    def follow(self, primary_url) -> dict:
-        """Become (or stay) a replica of primary_url, e.g. after a failover."""
-        primary_url = check_url(primary_url, "primary URL")
-        try:
-            self.roles.on_follow(primary_url)                       # R6
-        except RoleRefused:
-            raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} is {_role_words(self.role)}: its history may differ; "
-                            "restart it with --replica-of to rejoin from a fresh copy.") from None
-        self._record_role()
-        self.follower = Follower(self, primary_url)
-        return {"name": self.name, "role": self.role.value, "primary": primary_url}
-
-    # ---- replication RPCs (between branch servers) -----------------------------------
-
-    def replication(self) -> dict:
-        """Replication status: {"role", "epoch", "applied", "replicas": [...], "follower": {...}}."""
-        return {"role": self.role.value, "epoch": self.epoch, "applied": self.ledger.applied_seq(),
-                "synchronous": self.replicas.synchronous, "replicas": self.replicas.status(),
-                "follower": self.follower.status() if self.follower else {}}
-
-    def changes_since(self, seq, limit=500) -> list:
-        """[[seq, change], ...] after seq, for a replica catching up."""
-        return [[n, op] for n, op in self.ledger.changes_since(_check_seq(seq),
-                                                                 check_limit(limit))]
-
-    def attach_replica(self, url, applied, last_hash="") -> dict:
-        """A replica introduces itself (it starts out of sync); last_hash fingerprints
-        its last change, so that a diverged history is detected and copied again."""
-        self._require_role("primary")
-        if not isinstance(last_hash, str) or len(last_hash) > 64:
-            raise BankError(FaultCode.BAD_INPUT, "last_hash must be a short text.")
-        return self.replicas.attach(check_url(url, "replica URL"), _check_seq(applied),
-                                    last_hash)
-
-    def caught_up(self, url, applied) -> dict:
-        """A replica has pulled everything; it becomes in sync after a final push."""
-        self._require_role("primary")
-        return self.replicas.caught_up(check_url(url, "replica URL"), _check_seq(applied))
-
-    def replicate(self, epoch, changes, primary_seq, in_sync_urls) -> dict:
-        """A push from the primary: apply these changes in order."""
-        epoch, primary_seq = _check_seq(epoch, "The epoch"), _check_seq(primary_seq)
-        if not isinstance(changes, list) or not isinstance(in_sync_urls, list):
-            raise BankError(FaultCode.BAD_INPUT, "changes and in_sync must be lists.")
-        try:
-            effects = self.roles.on_push(epoch)                     # R3, R4
-        except RoleRefused:                         # the sender was replaced: fence it
-            primary = self.url if self.role == "primary" else self.primary_url
-            raise BankError(FaultCode.NOT_PRIMARY,
-                            f"Fenced: epoch {epoch} is over; {self.name} is at epoch "
-                            f"{self.epoch} and its primary is {primary}.") from None
-        self._record_role()
-        if ReplicaDo.REFUSE in effects:             # we were a primary: now fenced (R4)
-            log.warning("fenced: a primary at epoch %d pushed changes", epoch)
-            self._require_role("replica")
-        return self.follower.receive(changes, primary_seq, in_sync_urls)
-
-    def _require_role(self, role: str) -> None:
-        if self.role != role:
-            raise BankError(FaultCode.NOT_PRIMARY if role == "primary" else
-                            FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} at {self.url} is {_role_words(self.role.value)} "
-                            f"(epoch {self.epoch}), not a {role}." + (f" The primary is {self.primary_url}."
-                                                if self.primary_url else ""))
 
     def close(self):
         self._stop.set()
@@ -491,24 +336,10 @@ def _newer_primary_at(url: str, epoch: int, secret) -> bool:
     return info.get("role") == "primary" and info.get("epoch", 0) > epoch
 
 
-def _check_seq(value, what: str = "A replog position") -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
-        raise BankError(FaultCode.BAD_INPUT, f"{what} must be a whole number from 0 to "
-                                             f"{2**31 - 1}.")
-    return value
 
 
-def _role_words(role) -> str:
-    role = getattr(role, "value", role)
-    return {"fenced": "fenced (a former primary)"}.get(role, "a " + role)
 
 
-def _primary_named_in(sentence: str) -> str:
-    """The URL a NOT_PRIMARY fault names, if any."""
-    for word in sentence.split():
-        if word.startswith("http"):
-            return word.rstrip(".")
-    return ""
 
 
 def _parse_ops(ops) -> list:

@@ -10,14 +10,14 @@ Run it:
                                       --branch Delhi=http://127.0.0.1:9101
     python coordinator.py --config cluster.ini
 
-Rules (2PC's own rules are in twopc.py, its decisions in protocol.py):
+Rules (2PC's own rules are the core's, bank/core/coordinator.py; twopc.py carries them out):
   * Rule 1 - every argument is checked here, before any branch hears of it.
   * Rule 2 - a transfer inside one branch is that branch's local transfer: no 2PC.
   * Rule 3 - a branch's calls go to its primary; a server that answers "not the
     primary" makes the coordinator look for the one that is, and ask again.
   * Lab controls (faults, partitions) exist only with --allow-faults.
 
-Glossary (more in protocol.py):
+Glossary (more in bank/core/messages.py):
   route       which branch holds an account: "Mumbai/1001" is served by Mumbai
   trace       the list of messages of one transaction: who, to whom, what, when
   partition   a lab switch: the coordinator pretends it cannot reach a branch at all
@@ -30,7 +30,8 @@ import logging
 from bank import rpc
 from bank.errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
                     check_token, split_acct_ref)
-from bank.faults import COORDINATOR_POINTS, FaultPoints
+from bank.faults import FaultPoints
+from bank.core.messages import COORDINATOR_POINTS
 from bank.money import format_amount, format_delta, parse_amount
 from bank.recovery_log import RecoveryLog
 from bank.twopc import TwoPhaseCommit

@@ -24,9 +24,6 @@ from bank.errors import BankError, FaultCode
 CRASH_EXIT_CODE = 86          # easy to recognise in a test: "crashed on purpose"
 MAX_DELAY_SECONDS = 60
 
-BRANCH_POINTS = ("vote-no", "crash-before-vote", "crash-after-vote",
-                 "crash-before-commit", "crash-after-commit")
-COORDINATOR_POINTS = ("crash-after-prepare", "crash-after-decision", "crash-mid-commit")
 
 log = logging.getLogger("faults")
 

@@ -37,7 +37,7 @@ Real systems close this hole by keeping the in-sync set in a consensus service
 replica cannot cause it.
 
 Glossary:
-  replog     the ordered list of changes of a branch (ledger.py); seq is a position in it
+  replog     the ordered list of changes of a branch (ledger_replog.py); seq is a position in it
   in sync    a replica holding every change the primary has acknowledged
   epoch      a number raised by every promotion; higher wins
   fenced     a former primary that learned of a higher epoch: it refuses writes

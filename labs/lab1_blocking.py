@@ -1,7 +1,7 @@
 """Lab 1: 2PC blocks. The coordinator dies after collecting the votes.
 
 Goal: see why a participant that voted yes must wait, and how it unblocks.
-Read first: protocol.py (Rule 2), branch.py (resolve_in_doubt), coordinator.py (decision).
+Read first: bank/core/participant.py (rule P6), bank/branch_service.py (resolve_in_doubt), bank/twopc.py (decision, rule C7).
 
 Scenario: Mumbai and Delhi both vote yes for a transfer, then the coordinator
 crashes before deciding (fault point crash-after-prepare). Mumbai holds the money:

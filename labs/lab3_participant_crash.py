@@ -1,7 +1,7 @@
 """Lab 3: a participant crashes right after voting yes.
 
 Goal: see that a yes vote is a durable promise: it survives a crash of the voter.
-Read first: ledger.py (prepare, the hold), branch.py (prepare: where the fault sits).
+Read first: bank/core/participant.py (rule P1), bank/ledger_2pc.py (prepare), bank/branch_service.py (prepare: where the fault sits).
 
 Scenario: Delhi records "prepared" in SQLite and dies before its yes reaches the
 coordinator (crash-after-vote). The coordinator hears nothing, so it decides abort.

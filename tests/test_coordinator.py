@@ -32,7 +32,8 @@ from bank import twopc                                  # noqa: E402
 from bank import recovery_log                          # noqa: E402
 from bank.local_cluster import COORDINATOR, LocalCluster  # noqa: E402
 from bank.errors import BankError, FaultCode      # noqa: E402
-from bank.faults import BRANCH_POINTS, COORDINATOR_POINTS, CRASH_EXIT_CODE  # noqa: E402
+from bank.faults import CRASH_EXIT_CODE
+from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS# noqa: E402
 from polling import wait_for                  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -186,6 +186,13 @@ class Reply:
     message: object
 
 
+# ---- named fault points: the protocol steps a lab may crash at (the one list) --------------
+
+BRANCH_POINTS = ("vote-no", "crash-before-vote", "crash-after-vote",
+                 "crash-before-commit", "crash-after-commit")
+COORDINATOR_POINTS = ("crash-after-prepare", "crash-after-decision", "crash-mid-commit")
+
+
 # ---- refusals ------------------------------------------------------------------------------
 
 class ProtocolViolation(Exception):

@@ -23,7 +23,7 @@ import time
 from bank import local_cluster as cluster
 from bank import rpc
 from bank.errors import BankError
-from bank.faults import BRANCH_POINTS, COORDINATOR_POINTS
+from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS
 from bank.shell.plumbing import doc_parts
 
 TXN_STATES = ("in-doubt", "committed", "aborted")

@@ -30,7 +30,7 @@ Rules (the window's, carried out here and in every panel):
   * Local files (the activity log and CSV exports) are read and written on the Tk thread:
     they are small and on this machine. Only the network is kept off it.
 
-Glossary (more in bank/protocol.py and bank/twopc.py):
+Glossary (more in bank/core/messages.py and bank/twopc.py):
   source     something the window refreshes: the coordinator, or one branch
   job        (fn, args, done): fn(*args) runs on a worker, done(result, error) on Tk
   busy       the sources with a call in flight (not asked again until it answers)

@@ -27,7 +27,6 @@ Glossary:
 import re
 
 from bank.money import format_amount, parse_amount, parse_delta
-from bank.views import txn_category, txn_state_text  # noqa: F401  (one mapping: views.py)
 
 # ---- palette and sizes -------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ Glossary:
 import tkinter as tk
 from tkinter import ttk
 
-from bank.faults import BRANCH_POINTS, COORDINATOR_POINTS
+from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS
 from bank.local_cluster import COORDINATOR as COORD
 from bank.window import diagram as draw
 

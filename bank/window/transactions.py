@@ -26,6 +26,7 @@ import tkinter as tk
 from tkinter import ttk
 
 from bank.money import parse_amount
+from bank.views import txn_category, txn_state_text
 from bank.window import diagram as draw
 from bank.window.look import scrolled
 
@@ -106,8 +107,8 @@ class TransactionsPanel:
         tree, txid = self.tree, row["txid"]
         values = (txid, f"{row['src']} → {row['dst']}",
                   draw.show_money(parse_amount(row["amount"])) if row.get("amount") else "",
-                  draw.txn_state_text(row))
-        tags = (draw.txn_category(row),)
+                  txn_state_text(row))
+        tags = (txn_category(row),)
         if not tree.exists(txid):
             tree.insert("", index, iid=txid, values=values, tags=tags)
             return
@@ -142,7 +143,7 @@ class TransactionsPanel:
 
     def _unfinished(self, txid: str) -> bool:
         row = self.txns.get(txid) or self.shown or {}
-        return draw.txn_category(row) == "in-doubt"
+        return txn_category(row) == "in-doubt"
 
     def _fetch(self, txid: str) -> None:
         self.app.start(f"txn:{txid}", self.app.poll_client.call, ("transaction", txid),
@@ -160,7 +161,7 @@ class TransactionsPanel:
         following = new or self.diagram.yview()[1] > 0.99
         self.shown = result
         self.draw()
-        if following and draw.txn_category(result) == "in-doubt":
+        if following and txn_category(result) == "in-doubt":
             self.diagram.yview_moveto(1.0)   # Rule T4: keep the latest messages in view
 
     def draw(self) -> None:
@@ -170,7 +171,7 @@ class TransactionsPanel:
             return
         self.title.configure(
             text=f"{txn['txid']}:  {txn['src']} → {txn['dst']}  {txn['amount']}  ·  "
-                 f"{draw.txn_state_text(txn)}",
+                 f"{txn_state_text(txn)}",
             style={"committed": "Ok.TLabel", "aborted": "Bad.TLabel"}.get(
-                draw.txn_category(txn), "Unknown.TLabel"))
+                txn_category(txn), "Unknown.TLabel"))
         draw.draw_sequence(self.diagram, txn, self.diagram.winfo_width())

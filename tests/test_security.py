@@ -119,8 +119,9 @@ def call_body(method: str, *args) -> bytes:
 
 
 def signed(bank, body: bytes, url: str, **kw) -> dict:
-    """Headers signing `body` for the server at `url` (signatures name the server's port)."""
-    return rpc.sign(bank.secret, body, urllib.parse.urlsplit(url).port, **kw)
+    """Headers signing `body` for the server at `url` (signatures name the server's id,
+    NAME@HOST:PORT, which it announces in the X-Bank-Server header of every answer)."""
+    return rpc.sign(bank.secret, body, rpc.server_id_at(url), **kw)
 
 
 def post_signed(bank, url: str, body: bytes, extra=None, **kw):
@@ -207,7 +208,7 @@ def _unsigned(bank, body, url):
 
 
 def _other_secret(bank, body, url):
-    return rpc.sign("another-secret-" + "x" * 40, body, urllib.parse.urlsplit(url).port)
+    return rpc.sign("another-secret-" + "x" * 40, body, rpc.server_id_at(url))
 
 
 def _stale(bank, body, url):
@@ -312,6 +313,61 @@ def test_request_replayed_after_a_restart_gets_401(bank, plain):
     before = client.call("account", "1001")
     status, _ = exchange(pune.url, body, headers)
     assert (status, client.call("account", "1001")) == (401, before)
+
+
+def _raw_post(host: str, port: int, body: bytes, headers: dict) -> int:
+    """POST exactly these bytes to a loopback address; the HTTP status."""
+    assert host.startswith("127.")                 # loopback only (127.0.0.2 on Linux)
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("POST", "/", body, {"Content-Type": "text/xml", **headers})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="127.0.0.2 is loopback on Linux only")
+def test_request_replayed_to_another_server_on_the_same_port_gets_401(tmp_path):
+    """A signature names its server, not only its port: a deposit signed for Mumbai at
+    127.0.0.1:P, replayed byte for byte to Delhi at 127.0.0.2:P (same port, same secret),
+    gets HTTP 401 and changes nothing there."""
+    for sub in ("data", "logs"):
+        (tmp_path / sub).mkdir()
+    secret_file = tmp_path / "secret.txt"
+    secret = rpc.write_secret(secret_file)
+    port = _free_port()
+    started = []
+    try:
+        for name, host in (("Mumbai", "127.0.0.1"), ("Delhi", "127.0.0.2")):
+            member = Member(name, "branch.py",
+                            ["--name", name, "--host", host, "--preload", "--secret-file",
+                             str(secret_file), "--db", str(tmp_path / "data" / f"{name}.db")],
+                            tmp_path, port=port)
+            started.append(member)
+            member.start()
+        mumbai, delhi = started
+        assert mumbai.port == delhi.port == port
+        assert rpc.server_id_at(mumbai.url) == f"Mumbai@127.0.0.1:{port}"
+        body = call_body("deposit", "1001", "1.00")
+        headers = rpc.sign(secret, body, rpc.server_id_at(mumbai.url))
+        assert _raw_post("127.0.0.1", port, body, headers) == 200
+        delhi_client = rpc.Client(delhi.url, secret)
+        before = delhi_client.call("journal", "", 1000)
+        assert _raw_post("127.0.0.2", port, body, headers) == 401
+        assert delhi_client.call("journal", "", 1000) == before
+        assert delhi_client.call("account", "1001")["balance"] == "10000.00"
+    finally:
+        for member in started:
+            member.kill()
 
 
 # ---- hostile and malformed bodies ---------------------------------------------------------

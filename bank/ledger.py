@@ -35,11 +35,13 @@ import pathlib
 import sqlite3
 import threading
 
-from bank.errors import BankError, FaultCode
+from bank.errors import MAX_ACCOUNT_NUMBER, BankError, FaultCode, check_account_number
 from bank.money import format_amount
 from bank.protocol import Event, ProtocolViolation, TxState, Vote, participant_next, repeated_vote
 
 MAX_OPS = 64          # ops in one prepare
+FIRST_NUMBER = 1001   # numbers a branch chooses: the smallest free one from here...
+LAST_NUMBER = MAX_ACCOUNT_NUMBER   # ...to here, all of them ones the API accepts
 REPLICATED = ("open_account", "deposit", "withdraw", "transfer", "prepare", "commit", "abort")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(
@@ -206,10 +208,10 @@ class Ledger:
     # ---- local operations (one branch, no 2PC) ----------------------------------------
 
     def open_account(self, owner: str, initial: int, number: str = "") -> dict:
+        number = check_account_number(number) if number else ""
         with self._write(("open_account", [owner, initial, number])) as db:
             if not number:
-                row = db.execute("SELECT MAX(CAST(number AS INTEGER)) FROM accounts").fetchone()
-                number = str(max(1000, row[0] or 0) + 1)
+                number = self._free_number(db)
             elif db.execute("SELECT 1 FROM accounts WHERE number=?", (number,)).fetchone():
                 raise BankError(FaultCode.BAD_INPUT,
                                 f"Account {self.branch}/{number} already exists.")
@@ -220,6 +222,25 @@ class Ledger:
             else:
                 self._journal(db, number, "open", 0, 0, detail="opened empty")
             return self._account_dict(self._get_account(db, number))
+
+    def _free_number(self, db) -> str:
+        """The smallest number from FIRST_NUMBER to LAST_NUMBER no account has yet.
+
+        Not MAX + 1: one account opened as 999999999999 would make every later
+        number 13 digits long, which no other call accepts (the money would be stuck).
+        """
+        row = db.execute(
+            "SELECT MIN(candidate) FROM (SELECT ? AS candidate UNION ALL "
+            "  SELECT CAST(number AS INTEGER) + 1 FROM accounts "
+            "  WHERE CAST(number AS INTEGER) BETWEEN ? AND ?) "
+            "WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE number = CAST(candidate AS TEXT))",
+            (FIRST_NUMBER, FIRST_NUMBER, LAST_NUMBER - 1)).fetchone()
+        if row[0] is None:
+            raise BankError(FaultCode.BAD_INPUT,
+                            f"{self.branch} has no free account number left (every number "
+                            f"from {FIRST_NUMBER} to {LAST_NUMBER} is taken).")
+        assert FIRST_NUMBER <= row[0] <= LAST_NUMBER, row[0]
+        return str(row[0])
 
     def deposit(self, number: str, amount: int, request_id: str = "") -> dict:
         return self._once(request_id, ("deposit", [number, amount, request_id]),

@@ -22,7 +22,9 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
+from bank import ledger as ledger_module                  # noqa: E402
 from bank import rpc                                      # noqa: E402
+from bank.errors import BankError, FaultCode              # noqa: E402
 
 
 # ---- the replay cache (issue 13 item 1) -----------------------------------------------------
@@ -77,3 +79,38 @@ def test_replay_is_refused_even_after_the_cache_overflows(monkeypatch):
         assert checker.problem(_signed_headers(secret, checker, clock, i), b"<body/>") is None
     assert len(checker.nonces) <= 50
     assert checker.problem(first, b"<body/>") is not None
+
+
+# ---- account numbers (issue 18 item 8) ------------------------------------------------------
+
+def test_a_branch_only_opens_numbers_the_api_accepts(branch_client):
+    """After an account is opened as 999999999999 (the largest number the API takes), a
+    branch still chooses numbers every other call accepts: the smallest free one from
+    1001, never a 13-digit one; a 13-digit number is refused and changes nothing."""
+    top = branch_client.call("open_account", "Top Number", "5", "999999999999")
+    assert top["number"] == "999999999999"
+    chosen = branch_client.call("open_account", "Next Customer", "7")
+    assert chosen["number"] == "1003"                    # 1001 and 1002 are preloaded
+    assert branch_client.call("deposit", chosen["number"], "1")["balance"] == "8.00"
+    assert branch_client.call("account", top["number"])["balance"] == "5.00"
+    before = branch_client.call("accounts")
+    with pytest.raises(BankError) as err:
+        branch_client.call("open_account", "Too Long", "1", "1000000000000")
+    assert err.value.code == FaultCode.BAD_INPUT and "account number" in err.value.message
+    assert branch_client.call("accounts") == before
+
+
+def test_a_full_number_range_is_refused_with_a_sentence(tmp_path, monkeypatch):
+    """When every number of the range is taken, opening one more is refused with one
+    sentence and changes nothing (a tiny range stands in for 12 digits)."""
+    monkeypatch.setattr(ledger_module, "LAST_NUMBER", 1003)
+    ledger = ledger_module.Ledger(tmp_path / "Pune.db", "Pune")
+    try:
+        numbers = [ledger.open_account("Owner", 0)["number"] for _ in range(3)]
+        assert numbers == ["1001", "1002", "1003"]
+        with pytest.raises(BankError) as err:
+            ledger.open_account("One Too Many", 0)
+        assert "no free account number" in err.value.message
+        assert ledger.count_accounts() == 3
+    finally:
+        ledger.close()

@@ -31,7 +31,7 @@ from bank import rpc
 from bank.errors import (BankError, FaultCode, check_account_number, check_branch_name,
                     check_limit, check_text, check_token, check_url)
 from bank.faults import BRANCH_POINTS, FaultPoints
-from bank.ledger import MAX_OPS, Ledger
+from bank.ledger import MAX_OPS, Ledger, RememberedRefusal
 from bank.money import parse_amount, parse_delta
 from bank.protocol import TxState
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
@@ -104,15 +104,18 @@ class Branch:
 
     # ---- local operations -------------------------------------------------------------
 
-    def open_account(self, owner, initial="0", number="") -> dict:
-        """Open an account with an opening balance; the number is chosen if "" is given.
+    def open_account(self, owner, initial="0", number="", request_id="") -> dict:
+        """Open an account with an opening balance; the number is chosen if "" is given
+        (the smallest free one from 1001). With a request_id, a retry opens nothing more
+        and answers the same account.
 
         Example: open_account("Meera Iyer", "2500.00")
         """
         owner = check_text(owner, "owner name")
         amount = parse_amount(initial, allow_zero=True)
         number = check_account_number(number) if number not in ("", None) else ""
-        acct = self._write(self.ledger.open_account, owner, amount, number)
+        acct = self._write(self.ledger.open_account, owner, amount, number,
+                           check_token(request_id, "request id", optional=True))
         log.info("opened %s/%s for %s with %s", self.name, acct["number"], owner,
                  acct["balance"])
         return acct
@@ -270,7 +273,11 @@ class Branch:
             raise BankError(FaultCode.NOT_PRIMARY,
                             f"{self.name} at {self.url or 'this address'} is "
                             f"{_role_words(self.role)} and does not accept writes.{where}")
-        result = operation(*args)
+        try:
+            result = operation(*args)
+        except RememberedRefusal:             # a remembered refusal is a write too:
+            self.replicas.after_write()       # replicas have it before the client hears
+            raise
         self.replicas.after_write()
         if self.role != "primary":        # a replica refused our push: we were replaced
             raise BankError(FaultCode.NOT_PRIMARY,

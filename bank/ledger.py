@@ -23,7 +23,8 @@ Rules:
 Glossary:
   held        money reserved by prepared transactions; not available to spend
   available   balance - held
-  request_id  a client-chosen id that makes a retried deposit/withdraw/transfer apply once
+  request_id  a client-chosen id that makes a retried deposit/withdraw/transfer/opening
+              apply once; its first outcome, a refusal included, is its only outcome
   seq         a change's position in the replog; a replica has applied every seq up to its own
 """
 
@@ -81,6 +82,11 @@ CREATE TABLE IF NOT EXISTS requests(
 CREATE INDEX IF NOT EXISTS journal_by_account ON journal(account, seq);
 CREATE INDEX IF NOT EXISTS txns_by_state ON txns(state);
 """
+
+
+class RememberedRefusal(BankError):
+    """A refusal recorded as the outcome of its request id: a durable write, like a
+    result (replicas apply it too), so a retry is refused again, never re-run."""
 
 
 def now() -> str:
@@ -207,21 +213,25 @@ class Ledger:
 
     # ---- local operations (one branch, no 2PC) ----------------------------------------
 
-    def open_account(self, owner: str, initial: int, number: str = "") -> dict:
+    def open_account(self, owner: str, initial: int, number: str = "",
+                     request_id: str = "") -> dict:
         number = check_account_number(number) if number else ""
-        with self._write(("open_account", [owner, initial, number])) as db:
-            if not number:
-                number = self._free_number(db)
-            elif db.execute("SELECT 1 FROM accounts WHERE number=?", (number,)).fetchone():
-                raise BankError(FaultCode.BAD_INPUT,
-                                f"Account {self.branch}/{number} already exists.")
-            db.execute("INSERT INTO accounts(number, owner, balance, held, opened) "
-                       "VALUES (?, ?, 0, 0, ?)", (number, owner, now()))
-            if initial:
-                self._change_balance(db, number, initial, "open", detail="opening deposit")
-            else:
-                self._journal(db, number, "open", 0, 0, detail="opened empty")
-            return self._account_dict(self._get_account(db, number))
+        return self._once(request_id, ("open_account", [owner, initial, number, request_id]),
+                          lambda db: self._open_account(db, owner, initial, number))
+
+    def _open_account(self, db, owner, initial, number):
+        if not number:
+            number = self._free_number(db)
+        elif db.execute("SELECT 1 FROM accounts WHERE number=?", (number,)).fetchone():
+            raise BankError(FaultCode.BAD_INPUT,
+                            f"Account {self.branch}/{number} already exists.")
+        db.execute("INSERT INTO accounts(number, owner, balance, held, opened) "
+                   "VALUES (?, ?, 0, 0, ?)", (number, owner, now()))
+        if initial:
+            self._change_balance(db, number, initial, "open", detail="opening deposit")
+        else:
+            self._journal(db, number, "open", 0, 0, detail="opened empty")
+        return self._account_dict(self._get_account(db, number))
 
     def _free_number(self, db) -> str:
         """The smallest number from FIRST_NUMBER to LAST_NUMBER no account has yet.
@@ -279,26 +289,41 @@ class Ledger:
     def _once(self, request_id: str, change: tuple, operation) -> dict:
         """Run `operation` in one write; with a request_id, at most once ever.
 
-        A retry with the same request_id gets the first result back; the same id
-        with different arguments is refused.
+        A retry with the same request_id gets the first outcome back: the first
+        result, or the first refusal (insufficient funds stays refused, even after a
+        deposit). The same id with different arguments is refused.
         """
+        if not request_id:
+            with self._write(change) as db:
+                return operation(db)
         method, args = change
         key = json.dumps([method, *args[:-1]])          # the call without its request id
         with self._write(change) as db:
-            if request_id:
-                row = db.execute("SELECT fingerprint, result FROM requests "
-                                 "WHERE request_id=?", (request_id,)).fetchone()
-                if row is not None:
-                    if row["fingerprint"] != key:
-                        raise BankError(FaultCode.BAD_INPUT,
-                                        f"Request id {request_id!r} was already used for a "
-                                        "different operation.")
-                    return json.loads(row["result"])
-            result = operation(db)
-            if request_id:
-                db.execute("INSERT INTO requests VALUES (?, ?, ?)",
-                           (request_id, key, json.dumps(result)))
-            return result
+            row = db.execute("SELECT fingerprint, result FROM requests "
+                             "WHERE request_id=?", (request_id,)).fetchone()
+            if row is not None and row["fingerprint"] != key:
+                raise BankError(FaultCode.BAD_INPUT,
+                                f"Request id {request_id!r} was already used for a "
+                                "different operation.")
+            outcome = json.loads(row["result"]) if row is not None else \
+                self._run_remembered(db, request_id, key, operation)
+        if "refused" in outcome:                  # durable (and replicated) like a result
+            raise RememberedRefusal(outcome["refused"]["code"], outcome["refused"]["message"])
+        return outcome
+
+    @staticmethod
+    def _run_remembered(db, request_id: str, key: str, operation) -> dict:
+        """Run operation and record its outcome, a refusal included, for request_id."""
+        db.execute("SAVEPOINT operation")
+        try:
+            outcome = operation(db)
+        except BankError as exc:
+            db.execute("ROLLBACK TO operation")         # nothing of it stays...
+            outcome = {"refused": {"code": int(exc.code), "message": exc.message}}
+        db.execute("RELEASE operation")                 # ...but its refusal does
+        db.execute("INSERT INTO requests VALUES (?, ?, ?)",
+                   (request_id, key, json.dumps(outcome)))
+        return outcome
 
     # ---- 2PC participant steps ------------------------------------------------------
 
@@ -419,6 +444,8 @@ class Ledger:
         self._replay.seq = seq
         try:
             getattr(self, method)(*args)
+        except RememberedRefusal:
+            pass                            # the primary refused it too, and remembered that
         except (TypeError, ValueError, sqlite3.Error) as exc:
             raise BankError(FaultCode.BAD_INPUT,
                             f"Change {seq} ({method}) cannot be applied here: {exc}.") from None

@@ -114,3 +114,30 @@ def test_a_full_number_range_is_refused_with_a_sentence(tmp_path, monkeypatch):
         assert ledger.count_accounts() == 3
     finally:
         ledger.close()
+
+
+# ---- request ids at a branch (issue 18 items 7 and 9) -----------------------------------------
+
+def test_a_branch_remembers_a_refusal_as_the_outcome_of_its_request_id(branch_client):
+    """A local transfer refused for lack of funds stays refused when retried with the same
+    request id, even after a deposit made it affordable: the first outcome is the only one."""
+    with pytest.raises(BankError) as first:
+        branch_client.call("transfer", "1002", "1001", "6000", "rid-poor")
+    assert first.value.code == FaultCode.INSUFFICIENT_FUNDS
+    branch_client.call("deposit", "1002", "2000")
+    with pytest.raises(BankError) as again:
+        branch_client.call("transfer", "1002", "1001", "6000", "rid-poor")
+    assert (again.value.code, again.value.message) == (first.value.code, first.value.message)
+    assert branch_client.call("account", "1002")["balance"] == "7000.00"
+
+
+def test_open_account_with_a_request_id_opens_one_account(branch_client):
+    """open_account(owner, initial, number, request_id): a retry with the same id answers
+    the same account and opens no second one; the id reused for another opening is refused."""
+    first = branch_client.call("open_account", "Meera Iyer", "500", "", "rid-open")
+    again = branch_client.call("open_account", "Meera Iyer", "500", "", "rid-open")
+    assert again == first
+    assert [a["owner"] for a in branch_client.call("accounts")].count("Meera Iyer") == 1
+    with pytest.raises(BankError) as err:
+        branch_client.call("open_account", "Someone Else", "500", "", "rid-open")
+    assert err.value.code == FaultCode.BAD_INPUT

@@ -562,7 +562,7 @@ class _Transport(xmlrpc.client.Transport):
     def __init__(self, timeout: float, secret=None):
         super().__init__()
         self.timeout, self.secret = timeout, secret
-        self._host = ""
+        self._host, self._signed_for = "", ""
 
     def request(self, host, handler, request_body, verbose=False):
         conn = self._connection[1]
@@ -574,7 +574,7 @@ class _Transport(xmlrpc.client.Transport):
         except xmlrpc.client.ProtocolError as exc:
             announced = _header(exc.headers, SERVER_HEADER)
             if exc.errcode != 401 or not self.secret or not announced \
-                    or announced == _SERVER_IDS.get(host):
+                    or announced == self._signed_for:
                 raise
             _SERVER_IDS[host] = announced          # learnt: sign for it from now on
             self.close()
@@ -587,8 +587,8 @@ class _Transport(xmlrpc.client.Transport):
 
     def send_content(self, connection, request_body):
         if self.secret:
-            server_id = _SERVER_IDS.get(self._host, "")
-            for key, value in sign(self.secret, request_body, server_id).items():
+            self._signed_for = _SERVER_IDS.get(self._host, "")
+            for key, value in sign(self.secret, request_body, self._signed_for).items():
                 connection.putheader(key, value)
         super().send_content(connection, request_body)
 

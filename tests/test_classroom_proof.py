@@ -25,6 +25,7 @@ if str(KIT) not in sys.path:
 from bank import ledger as ledger_module                  # noqa: E402
 from bank import rpc                                      # noqa: E402
 from bank.errors import BankError, FaultCode              # noqa: E402
+from bank.local_cluster import LocalCluster               # noqa: E402
 
 
 # ---- the replay cache (issue 13 item 1) -----------------------------------------------------
@@ -141,3 +142,77 @@ def test_open_account_with_a_request_id_opens_one_account(branch_client):
     with pytest.raises(BankError) as err:
         branch_client.call("open_account", "Someone Else", "500", "", "rid-open")
     assert err.value.code == FaultCode.BAD_INPUT
+
+
+# ---- request ids at the coordinator (issue 18 items 7 and 9) ----------------------------------
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    """Mumbai and Delhi (preloaded: 1001 = 10000.00, 1002 = 5000.00) and a coordinator."""
+    cluster = LocalCluster(home=tmp_path_factory.mktemp("proof"),
+                           branches=("Mumbai", "Delhi")).start()
+    yield cluster
+    cluster.stop()
+
+
+def _code(call, *args):
+    with pytest.raises(BankError) as err:
+        call(*args)
+    return err.value.code
+
+
+def test_one_request_id_is_one_operation_on_every_route(bank):
+    """A request id used for a cross-branch transfer is refused for a local transfer and
+    for a deposit (and so on, whichever route came first); the refusals change nothing."""
+    coord = bank.coordinator()
+    first = coord.call("transfer", "Mumbai/1001", "Delhi/1002", "1.00", "rid-route")
+    assert first["outcome"] == "committed"
+    before = [coord.call("account", a) for a in ("Mumbai/1001", "Mumbai/1002", "Delhi/1001")]
+    assert _code(coord.call, "transfer", "Mumbai/1001", "Mumbai/1002", "1.00",
+                 "rid-route") == FaultCode.BAD_INPUT
+    assert _code(coord.call, "deposit", "Delhi/1001", "1.00", "rid-route") == FaultCode.BAD_INPUT
+    assert _code(coord.call, "open_account", "Delhi", "X", "1", "rid-route") == FaultCode.BAD_INPUT
+    assert [coord.call("account", a) for a in ("Mumbai/1001", "Mumbai/1002", "Delhi/1001")] \
+        == before
+    assert coord.call("transfer", "Mumbai/1001", "Delhi/1002", "1.00", "rid-route") == first
+    coord.call("deposit", "Delhi/1001", "2.00", "rid-deposit")
+    assert _code(coord.call, "transfer", "Mumbai/1001", "Delhi/1002", "2.00",
+                 "rid-deposit") == FaultCode.BAD_INPUT
+
+
+def test_a_refused_local_transfer_stays_aborted_when_retried(bank):
+    """A same-branch transfer aborted for lack of funds is answered "aborted" again when
+    retried with its request id after a deposit, as a cross-branch one is: never re-run."""
+    coord = bank.coordinator()
+    coord.call("open_account", "Mumbai", "Poor Owner", "0", "rid-open-poor")
+    poor = [a for a in coord.call("accounts", "Mumbai") if a["owner"] == "Poor Owner"][0]
+    acct = f"Mumbai/{poor['number']}"
+    first = coord.call("transfer", acct, "Mumbai/1001", "50", "rid-local-poor")
+    assert first["outcome"] == "aborted"
+    coord.call("deposit", acct, "100")
+    again = coord.call("transfer", acct, "Mumbai/1001", "50", "rid-local-poor")
+    assert (again["outcome"], again["reason"]) == ("aborted", first["reason"])
+    assert coord.call("account", acct)["balance"] == "100.00"
+
+
+def test_show_request_id_knows_local_operations(bank):
+    """The coordinator remembers local operations by request id: transaction(REQUEST_ID)
+    answers the outcome of a same-branch transfer and of a deposit (txid "", local)."""
+    coord = bank.coordinator()
+    coord.call("transfer", "Delhi/1001", "Delhi/1002", "3.00", "rid-show-local")
+    shown = coord.call("transaction", "rid-show-local")
+    assert (shown["txid"], shown["outcome"], shown["local"]) == ("", "committed", True)
+    assert (shown["src"], shown["dst"], shown["amount"]) == ("Delhi/1001", "Delhi/1002", "3.00")
+    assert [m["msg"] for m in shown["trace"]] == ["transfer", "done"]
+    coord.call("deposit", "Delhi/1002", "4.00", "rid-show-deposit")
+    assert coord.call("transaction", "rid-show-deposit")["outcome"] == "committed"
+
+
+def test_open_through_the_coordinator_with_a_request_id_opens_once(bank):
+    """open_account(branch, owner, initial, request_id) at the coordinator: a retry (as
+    after a timeout) answers the same account and opens no second one."""
+    coord = bank.coordinator()
+    first = coord.call("open_account", "Delhi", "Retry Owner", "10", "rid-open-once")
+    assert coord.call("open_account", "Delhi", "Retry Owner", "10", "rid-open-once") == first
+    owners = [a["owner"] for a in coord.call("accounts", "Delhi")]
+    assert owners.count("Retry Owner") == 1

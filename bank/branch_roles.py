@@ -19,7 +19,7 @@ import logging
 from bank import rpc
 from bank.core.replica import Do as ReplicaDo
 from bank.core.replica import RoleRefused
-from bank.errors import BankError, FaultCode, check_limit, check_url
+from bank.errors import BankError, FaultCode, RememberedRefusal, check_limit, check_url
 from bank.replication import Follower
 
 log = logging.getLogger("branch")
@@ -41,7 +41,11 @@ class ReplicationRoles:
                             f"{self.name} at {self.url or 'this address'} is "
                             f"{_role_words(self.role)} and does not accept writes.{where}") \
                 from None
-        result = operation(*args)                         # APPLY
+        try:
+            result = operation(*args)                     # APPLY
+        except RememberedRefusal:             # a remembered refusal is a write too:
+            self.replicas.after_write()       # replicas have it before the client hears
+            raise
         self.replicas.after_write()                       # PUSH to in-sync replicas
         if self.role != "primary":        # a replica refused our push: we were replaced
             raise BankError(FaultCode.NOT_PRIMARY,

@@ -116,15 +116,18 @@ class Branch(ReplicationRoles):
 
     # ---- local operations -------------------------------------------------------------
 
-    def open_account(self, owner, initial="0", number="") -> dict:
-        """Open an account with an opening balance; the number is chosen if "" is given.
+    def open_account(self, owner, initial="0", number="", request_id="") -> dict:
+        """Open an account with an opening balance; the number is chosen if "" is given
+        (the smallest free one from 1001). With a request_id, a retry opens nothing more
+        and answers the same account.
 
         Example: open_account("Meera Iyer", "2500.00")
         """
         owner = check_text(owner, "owner name")
         amount = parse_amount(initial, allow_zero=True)
         number = check_account_number(number) if number not in ("", None) else ""
-        acct = self._write(self.ledger.open_account, owner, amount, number)
+        acct = self._write(self.ledger.open_account, owner, amount, number,
+                           check_token(request_id, "request id", optional=True))
         log.info("opened %s/%s for %s with %s", self.name, acct["number"], owner,
                  acct["balance"])
         return acct

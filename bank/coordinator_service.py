@@ -15,13 +15,16 @@ Rules (2PC's own rules are the core's, bank/core/coordinator.py; twopc.py carrie
   * Rule 2 - a transfer inside one branch is that branch's local transfer: no 2PC.
   * Rule 3 - a branch's calls go to its primary; a server that answers "not the
     primary" makes the coordinator look for the one that is, and ask again.
+  * Rule 4 - one request id, one operation, one outcome, whatever the route: deposits,
+    withdrawals, openings, local and cross-branch transfers share one registry
+    (requests.py); `transaction(REQUEST_ID)` shows any of them.
   * Lab controls (faults, partitions) exist only with --allow-faults.
 
 Glossary (more in bank/core/messages.py):
   route       which branch holds an account: "Mumbai/1001" is served by Mumbai
   trace       the list of messages of one transaction: who, to whom, what, when
   partition   a lab switch: the coordinator pretends it cannot reach a branch at all
-  request id  a client-chosen id: a retried transfer returns the first outcome
+  request id  a client-chosen id: a retried call returns the first outcome
 """
 
 import concurrent.futures
@@ -34,6 +37,8 @@ from bank.faults import FaultPoints
 from bank.core.messages import COORDINATOR_POINTS
 from bank.money import format_amount, format_delta, parse_amount
 from bank.recovery_log import RecoveryLog
+from bank.ledger import now
+from bank.requests import RequestRegistry, describe
 from bank.twopc import TwoPhaseCommit
 
 log = logging.getLogger("coordinator")
@@ -137,7 +142,9 @@ class Coordinator:
             self.PUBLIC_METHODS = Coordinator.PUBLIC_METHODS + Coordinator.LAB_METHODS
         self.log = RecoveryLog(log_path)
         self._pool = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="2pc")
-        self.twopc = TwoPhaseCommit(name, self.links, self.log, self.faults, self._pool)
+        self.requests = RequestRegistry()                                   # Rule 4
+        self.twopc = TwoPhaseCommit(name, self.links, self.log, self.faults, self._pool,
+                                    requests=self.requests)
         self.url = url
 
     @property
@@ -271,8 +278,21 @@ class Coordinator:
         return rows[:limit]
 
     def transaction(self, txid) -> dict:
-        """One transfer with its votes and its trace (the messages, in order, with times)."""
-        return self.twopc.detail(check_token(txid, "transaction id"))
+        """One transfer with its votes and its trace (the messages, in order, with times).
+
+        txid may also be a request id: of a transfer, or of a deposit, withdrawal,
+        opening or local transfer (those have txid "" and "local": true).
+        """
+        ident = check_token(txid, "transaction id")
+        try:
+            return self.twopc.detail(ident)
+        except BankError as exc:
+            entry = self.requests.lookup(ident)
+            if exc.code != FaultCode.UNKNOWN_TXN or entry is None:
+                raise
+        if entry.txid:
+            return self.twopc.detail(entry.txid)
+        return _local_detail(entry)
 
     def decision(self, txid, asker="") -> dict:
         """What was decided for txid: {"txid", "decision": committed|aborted|pending}.
@@ -288,22 +308,52 @@ class Coordinator:
 
     # ---- single-branch operations (routed) ---------------------------------------
 
-    def open_account(self, branch, owner, initial="0") -> dict:
-        """Open an account at a branch. Example: open_account("Delhi", "Meera Iyer", "500")"""
-        owner = check_text(owner, "owner name")
-        return self._link(branch).call("open_account", owner, _amount_text(initial, True))
+    def open_account(self, branch, owner, initial="0", request_id="") -> dict:
+        """Open an account at a branch; with a request_id a retry opens no second one.
+
+        Example: open_account("Delhi", "Meera Iyer", "500", "open-meera-1")
+        """
+        link, owner = self._link(branch), check_text(owner, "owner name")
+        initial = _amount_text(initial, True)
+        request_id = check_token(request_id, "request id", optional=True)
+        return self._once(request_id, ("open_account", link.name, owner, initial), link.name,
+                          lambda: link.call("open_account", owner, initial, "", request_id))
 
     def deposit(self, acct, amount, request_id="") -> dict:
         """Deposit into BRANCH/NUMBER. Example: deposit("Mumbai/1001", "250.00")"""
-        branch, number = self._route(acct)
-        return branch.call("deposit", number, _amount_text(amount),
-                           check_token(request_id, "request id", optional=True))
+        return self._cash("deposit", acct, amount, request_id)
 
     def withdraw(self, acct, amount, request_id="") -> dict:
         """Withdraw from BRANCH/NUMBER. Example: withdraw("Delhi/1002", "100")"""
-        branch, number = self._route(acct)
-        return branch.call("withdraw", number, _amount_text(amount),
-                           check_token(request_id, "request id", optional=True))
+        return self._cash("withdraw", acct, amount, request_id)
+
+    def _cash(self, method: str, acct, amount, request_id) -> dict:
+        link, number = self._route(acct)
+        amount = _amount_text(amount)
+        request_id = check_token(request_id, "request id", optional=True)
+        return self._once(request_id, (method, f"{link.name}/{number}", amount), link.name,
+                          lambda: link.call(method, number, amount, request_id))
+
+    def _once(self, request_id: str, fingerprint: tuple, branch: str, call):
+        """Route one call under its request id (Rule 4): a definite first outcome is
+        repeated, never run again; an unknown one is asked again with the same id (the
+        branch applies an id once). Every routed call is traced for `show`."""
+        if not request_id:
+            return call()
+        entry = self.requests.claim(request_id, fingerprint)
+        if entry.definite:
+            return entry.repeat()
+        _trace(entry, COORDINATOR_PARTY, branch, fingerprint[0], " ".join(fingerprint[1:]))
+        try:
+            result = call()
+        except BankError as exc:
+            self.requests.finish(entry, error=exc)
+            _trace(entry, branch, COORDINATOR_PARTY, "refused" if entry.definite else "error",
+                   exc.message)
+            raise
+        self.requests.finish(entry, result=result)
+        _trace(entry, branch, COORDINATOR_PARTY, "done")
+        return result
 
     # ---- transfer: local or Two-Phase Commit --------------------------------------
 
@@ -327,8 +377,10 @@ class Coordinator:
         return self.twopc.transfer(info, plan)
 
     def _local_transfer(self, link, src_no, dst_no, amount, request_id) -> dict:
+        fingerprint = ("transfer", f"{link.name}/{src_no}", f"{link.name}/{dst_no}", amount)
         try:
-            link.call("transfer", src_no, dst_no, amount, request_id)
+            self._once(request_id, fingerprint, link.name,
+                       lambda: link.call("transfer", src_no, dst_no, amount, request_id))
             return {"txid": "", "outcome": "committed", "reason": "", "waiting_for": [],
                     "local": True}
         except BankError as exc:
@@ -410,6 +462,37 @@ class Coordinator:
         Example: audit("Mumbai")
         """
         return self._link(branch).read("audit")
+
+
+COORDINATOR_PARTY = "coordinator"
+
+
+def _trace(entry, sender: str, receiver: str, msg: str, detail: str = "") -> None:
+    """One message of a routed call, for `show REQUEST_ID` (a short list: 2 or so)."""
+    if len(entry.trace) < 20:
+        entry.trace.append({"at": now(), "ms": 0, "from": sender, "to": receiver,
+                            "msg": msg, "detail": detail})
+
+
+def _local_detail(entry) -> dict:
+    """A routed call (no 2PC) shaped like a transaction, for `show REQUEST_ID`."""
+    kind, *args = entry.fingerprint
+    src, dst, amount = {"transfer": lambda: args, "withdraw": lambda: (args[0], "", args[1]),
+                        "deposit": lambda: ("", args[0], args[1]),
+                        "open_account": lambda: ("", f"{args[0]} (new account)", args[2])
+                        }[kind]()
+    if entry.result is not None:
+        outcome, reason = "committed", ""
+    elif entry.refusal is not None:
+        outcome, reason = "aborted", entry.refusal[1]
+    else:
+        outcome, reason = "", "no answer from the branch yet: retry with the same request id"
+    branch = (src or dst).split("/")[0].split(" ")[0]
+    return {"txid": "", "request_id": entry.request_id, "kind": describe(entry.fingerprint),
+            "state": outcome or "unknown", "outcome": outcome, "src": src, "dst": dst,
+            "amount": amount, "reason": reason, "began": entry.began, "ended": entry.ended,
+            "participants": [branch], "waiting_for": [], "trace": list(entry.trace),
+            "votes": {}, "local": True}
 
 
 def _amount_text(value, allow_zero=False) -> str:

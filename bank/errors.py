@@ -56,6 +56,7 @@ class BankError(Exception):
 # ---- input checks ---------------------------------------------------------------
 
 MAX_TEXT = 80                                   # owner names, branch names
+MAX_ACCOUNT_NUMBER = 10**12 - 1                 # the largest number check_account_number takes
 # All matched with fullmatch(): "$" alone would also accept a trailing newline.
 _NUMBER_RE = re.compile(r"[0-9]{1,12}")           # account numbers: digits only
 _BRANCH_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
@@ -79,8 +80,12 @@ def check_text(value, what: str, *, max_len: int = MAX_TEXT) -> str:
 
 
 def check_account_number(value) -> str:
-    """Account numbers are 1 to 12 digits, sent as a string ("1001")."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**12:
+    """Account numbers are 1 to 12 digits, sent as a string ("1001").
+
+    A branch never opens an account with a number this refuses (ledger.open_account).
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            0 <= value <= MAX_ACCOUNT_NUMBER:
         value = str(value)
     if not isinstance(value, str) or not _NUMBER_RE.fullmatch(value.strip()):
         raise BankError(FaultCode.BAD_INPUT,
@@ -153,3 +158,8 @@ def show_value(value) -> str:
 
 
 _show = show_value
+
+
+class RememberedRefusal(BankError):
+    """A refusal recorded as the outcome of its request id: a durable write, like a
+    result (replicas apply it too), so a retry is refused again, never re-run."""

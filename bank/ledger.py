@@ -23,7 +23,8 @@ Rules:
 Glossary:
   held        money reserved by prepared transactions; not available to spend
   available   balance - held
-  request_id  a client-chosen id that makes a retried deposit/withdraw/transfer apply once
+  request_id  a client-chosen id that makes a retried deposit/withdraw/transfer/opening
+              apply once; its first outcome, a refusal included, is its only outcome
   seq         a change's position in the replog; a replica has applied every seq up to its own
 """
 
@@ -33,13 +34,16 @@ import pathlib
 import sqlite3
 import threading
 
-from bank.errors import BankError, FaultCode
+from bank.errors import (MAX_ACCOUNT_NUMBER, BankError, FaultCode, RememberedRefusal,
+                         check_account_number)
 from bank.money import format_amount
 from bank.clock import now                 # noqa: F401  (others import it from here too)
 from bank.core.messages import TxState
 from bank.ledger_2pc import ParticipantSteps
 from bank.ledger_replog import Replog
 
+FIRST_NUMBER = 1001   # numbers a branch chooses: the smallest free one from here...
+LAST_NUMBER = MAX_ACCOUNT_NUMBER   # ...to here, all of them ones the API accepts
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(
     key   TEXT PRIMARY KEY,
@@ -202,21 +206,44 @@ class Ledger(ParticipantSteps, Replog):
 
     # ---- local operations (one branch, no 2PC) ----------------------------------------
 
-    def open_account(self, owner: str, initial: int, number: str = "") -> dict:
-        with self._write(("open_account", [owner, initial, number])) as db:
-            if not number:
-                row = db.execute("SELECT MAX(CAST(number AS INTEGER)) FROM accounts").fetchone()
-                number = str(max(1000, row[0] or 0) + 1)
-            elif db.execute("SELECT 1 FROM accounts WHERE number=?", (number,)).fetchone():
-                raise BankError(FaultCode.BAD_INPUT,
-                                f"Account {self.branch}/{number} already exists.")
-            db.execute("INSERT INTO accounts(number, owner, balance, held, opened) "
-                       "VALUES (?, ?, 0, 0, ?)", (number, owner, now()))
-            if initial:
-                self._change_balance(db, number, initial, "open", detail="opening deposit")
-            else:
-                self._journal(db, number, "open", 0, 0, detail="opened empty")
-            return self._account_dict(self._get_account(db, number))
+    def open_account(self, owner: str, initial: int, number: str = "",
+                     request_id: str = "") -> dict:
+        number = check_account_number(number) if number else ""
+        return self._once(request_id, ("open_account", [owner, initial, number, request_id]),
+                          lambda db: self._open_account(db, owner, initial, number))
+
+    def _open_account(self, db, owner, initial, number):
+        if not number:
+            number = self._free_number(db)
+        elif db.execute("SELECT 1 FROM accounts WHERE number=?", (number,)).fetchone():
+            raise BankError(FaultCode.BAD_INPUT,
+                            f"Account {self.branch}/{number} already exists.")
+        db.execute("INSERT INTO accounts(number, owner, balance, held, opened) "
+                   "VALUES (?, ?, 0, 0, ?)", (number, owner, now()))
+        if initial:
+            self._change_balance(db, number, initial, "open", detail="opening deposit")
+        else:
+            self._journal(db, number, "open", 0, 0, detail="opened empty")
+        return self._account_dict(self._get_account(db, number))
+
+    def _free_number(self, db) -> str:
+        """The smallest number from FIRST_NUMBER to LAST_NUMBER no account has yet.
+
+        Not MAX + 1: one account opened as 999999999999 would make every later
+        number 13 digits long, which no other call accepts (the money would be stuck).
+        """
+        row = db.execute(
+            "SELECT MIN(candidate) FROM (SELECT ? AS candidate UNION ALL "
+            "  SELECT CAST(number AS INTEGER) + 1 FROM accounts "
+            "  WHERE CAST(number AS INTEGER) BETWEEN ? AND ?) "
+            "WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE number = CAST(candidate AS TEXT))",
+            (FIRST_NUMBER, FIRST_NUMBER, LAST_NUMBER - 1)).fetchone()
+        if row[0] is None:
+            raise BankError(FaultCode.BAD_INPUT,
+                            f"{self.branch} has no free account number left (every number "
+                            f"from {FIRST_NUMBER} to {LAST_NUMBER} is taken).")
+        assert FIRST_NUMBER <= row[0] <= LAST_NUMBER, row[0]
+        return str(row[0])
 
     def deposit(self, number: str, amount: int, request_id: str = "") -> dict:
         return self._once(request_id, ("deposit", [number, amount, request_id]),
@@ -255,26 +282,41 @@ class Ledger(ParticipantSteps, Replog):
     def _once(self, request_id: str, change: tuple, operation) -> dict:
         """Run `operation` in one write; with a request_id, at most once ever.
 
-        A retry with the same request_id gets the first result back; the same id
-        with different arguments is refused.
+        A retry with the same request_id gets the first outcome back: the first
+        result, or the first refusal (insufficient funds stays refused, even after a
+        deposit). The same id with different arguments is refused.
         """
+        if not request_id:
+            with self._write(change) as db:
+                return operation(db)
         method, args = change
         key = json.dumps([method, *args[:-1]])          # the call without its request id
         with self._write(change) as db:
-            if request_id:
-                row = db.execute("SELECT fingerprint, result FROM requests "
-                                 "WHERE request_id=?", (request_id,)).fetchone()
-                if row is not None:
-                    if row["fingerprint"] != key:
-                        raise BankError(FaultCode.BAD_INPUT,
-                                        f"Request id {request_id!r} was already used for a "
-                                        "different operation.")
-                    return json.loads(row["result"])
-            result = operation(db)
-            if request_id:
-                db.execute("INSERT INTO requests VALUES (?, ?, ?)",
-                           (request_id, key, json.dumps(result)))
-            return result
+            row = db.execute("SELECT fingerprint, result FROM requests "
+                             "WHERE request_id=?", (request_id,)).fetchone()
+            if row is not None and row["fingerprint"] != key:
+                raise BankError(FaultCode.BAD_INPUT,
+                                f"Request id {request_id!r} was already used for a "
+                                "different operation.")
+            outcome = json.loads(row["result"]) if row is not None else \
+                self._run_remembered(db, request_id, key, operation)
+        if "refused" in outcome:                  # durable (and replicated) like a result
+            raise RememberedRefusal(outcome["refused"]["code"], outcome["refused"]["message"])
+        return outcome
+
+    @staticmethod
+    def _run_remembered(db, request_id: str, key: str, operation) -> dict:
+        """Run operation and record its outcome, a refusal included, for request_id."""
+        db.execute("SAVEPOINT operation")
+        try:
+            outcome = operation(db)
+        except BankError as exc:
+            db.execute("ROLLBACK TO operation")         # nothing of it stays...
+            outcome = {"refused": {"code": int(exc.code), "message": exc.message}}
+        db.execute("RELEASE operation")                 # ...but its refusal does
+        db.execute("INSERT INTO requests VALUES (?, ?, ?)",
+                   (request_id, key, json.dumps(outcome)))
+        return outcome
 
     def meta(self, key: str, default: str = "") -> str:
         row = self._read().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

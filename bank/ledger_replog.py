@@ -17,7 +17,7 @@ import hashlib
 import json
 import sqlite3
 
-from bank.errors import BankError, FaultCode
+from bank.errors import BankError, FaultCode, RememberedRefusal
 
 REPLICATED = ("open_account", "deposit", "withdraw", "transfer", "prepare", "commit", "abort")
 
@@ -58,6 +58,8 @@ class Replog:
         self._replay.seq = seq
         try:
             getattr(self, method)(*args)
+        except RememberedRefusal:
+            pass                            # the primary refused it too, and remembered that
         except (TypeError, ValueError, sqlite3.Error) as exc:
             raise BankError(FaultCode.BAD_INPUT,
                             f"Change {seq} ({method}) cannot be applied here: {exc}.") from None

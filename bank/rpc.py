@@ -12,22 +12,32 @@ Rules:
   * Requests are checked before they are parsed: the body must declare its length
     (at most ``MAX_BODY`` bytes), must not be compressed, must not carry a DOCTYPE,
     and, when the server has a shared secret, must be signed (HMAC-SHA256 over a
-    timestamp, a nonce, the server's port and the body; a stale or replayed
+    timestamp, a nonce, the server's id and the body; a stale or replayed
     signature, or one made for another server, is refused).
-  * HTTP/1.1 keep-alive: a client reuses one connection for many calls. Idle
-    connections time out; at most ``MAX_CONNECTIONS`` are open at once, and when
-    all are taken the one idle the longest is closed to make room.
+  * Every answer names the server in an ``X-Bank-Server`` header: its id,
+    ``NAME@HOST:PORT`` (e.g. ``Mumbai@127.0.0.1:9100``). A client signs for that id;
+    one that does not know it yet learns it from the header of any answer (the
+    kit's client: from the 401 of its first call, which it then sends again).
+  * HTTP/1.1 keep-alive: a client reuses one connection for many calls. A connection
+    may wait ``IDLE_TIMEOUT`` s for its next request; once a request begins, all of it
+    (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total, however
+    slowly the bytes trickle. At most ``MAX_CONNECTIONS`` are open at once; when all
+    are taken, the one that has waited or trickled the longest is closed to make room.
+    Only a connection whose call is running counts as busy and is never closed.
 
 Glossary:
   service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
   secret    a shared key from --secret-file; everyone in one bank uses the same one
   nonce     a random string used once, so that a captured request cannot be replayed
+  server id who a signature is for: NAME@HOST:PORT, as the server announces it
 """
 
+import collections
 import hashlib
 import hmac
 import http.client
 import inspect
+import io
 import ipaddress
 import logging
 import os
@@ -45,12 +55,15 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 from bank.errors import BankError, FaultCode
 
+SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name
 PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py stop), "
              "or pick another with --port (0 = any free port).")
 MAX_BODY = 256 * 1024          # bytes; a prepare with 64 ops is about 10 KB
 MAX_CONNECTIONS = 64           # connections served at once; more are turned away
-IDLE_TIMEOUT = 30              # seconds a connection may sit idle or trickle
+IDLE_TIMEOUT = 30              # seconds a connection may wait between requests
+REQUEST_TIMEOUT = 10           # seconds a whole request may take to arrive, once begun
 SIGNATURE_WINDOW = 120         # seconds a signed request stays valid
+MAX_NONCES = 100_000           # nonces remembered at most (about 25 MB): see RecentNonces
 DEFAULT_CALL_TIMEOUT = 10      # seconds a client waits for an answer
 
 log = logging.getLogger("rpc")
@@ -87,27 +100,74 @@ def write_secret(path) -> str:
     return secret
 
 
-def sign(secret: str, body: bytes, port: int, now=None, nonce=None) -> dict:
+def sign(secret: str, body: bytes, server_id: str, now=None, nonce=None) -> dict:
     """The three headers that prove a request comes from someone with the secret.
 
-    The MAC covers the time, a fresh nonce, the port of the server it is meant for,
-    and the body: it cannot be replayed later, twice, or to another server.
+    The MAC covers the time, a fresh nonce, the id of the server it is meant for
+    (NAME@HOST:PORT, from that server's X-Bank-Server header) and the body: it cannot
+    be replayed later, twice, or to another server, even one on the same port.
     """
     stamp = str(int((time.time() if now is None else now) * 1000))   # milliseconds
     nonce = nonce or secrets.token_hex(16)
-    signed = f"{stamp}\n{nonce}\n{port}\n".encode() + body
+    signed = f"{stamp}\n{nonce}\n{server_id}\n".encode() + body
     mac = hmac.new(secret.encode(), signed, hashlib.sha256)
     return {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Signature": mac.hexdigest()}
+
+
+class RecentNonces:
+    """The nonces seen lately, forgotten oldest first: a replay cache of bounded size.
+
+    A nonce is kept for 2 * SIGNATURE_WINDOW after it arrived: a request signed at
+    time s is accepted only until s + SIGNATURE_WINDOW, and arrives no earlier than
+    s - SIGNATURE_WINDOW, so after that no replay of it can pass the time check.
+    Arrivals come in time order, so expiring is popping from the left of a deque:
+    each nonce is added once and removed once, whatever the uptime (issue 13).
+    At most ``limit`` are kept; when a flood exceeds it, the oldest is dropped and
+    ``floor_ms`` rises to its timestamp, so that a replay of it is still refused.
+    """
+
+    def __init__(self, keep_for: float, limit: int):
+        self.keep_for, self.limit = keep_for, limit
+        self._order = collections.deque()     # (arrival time, nonce, stamp ms), oldest left
+        self._seen = set()
+        self.floor_ms = 0                     # stamps at or below this are refused
+        self.steps = 0                        # entries touched, to show the cost is flat
+
+    def __len__(self):
+        return len(self._seen)
+
+    def add(self, nonce: str, stamp_ms: int, now: float) -> bool:
+        """Remember nonce; False if it was seen already (a replay)."""
+        self._expire(now)
+        if nonce in self._seen:
+            return False
+        self._order.append((now, nonce, stamp_ms))
+        self._seen.add(nonce)
+        self.steps += 1
+        if len(self._order) > self.limit:
+            self._drop_oldest()
+        assert len(self._order) == len(self._seen) <= self.limit
+        return True
+
+    def _expire(self, now: float) -> None:
+        while self._order and self._order[0][0] < now - self.keep_for:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        _, nonce, stamp_ms = self._order.popleft()
+        self._seen.discard(nonce)
+        self.floor_ms = max(self.floor_ms, stamp_ms)
+        self.steps += 1
 
 
 class SignatureChecker:
     """Verifies signed requests and remembers recent nonces to refuse replays."""
 
-    def __init__(self, secret: str, port: int):
-        self.secret, self.port = secret, port
-        self.started_ms = int(time.time() * 1000)   # nonces seen before a restart are
-        self._seen = {}                  # forgotten, so older signatures are refused outright
-        self._lock = threading.Lock()
+    def __init__(self, secret: str, server_id: str, clock=time.time):
+        self.secret, self.server_id, self.clock = secret, server_id, clock
+        self.started_ms = int(clock() * 1000)    # nonces seen before a restart are
+        self.nonces = RecentNonces(2 * SIGNATURE_WINDOW, MAX_NONCES)   # forgotten, so
+        self._lock = threading.Lock()            # older signatures are refused outright
 
     def problem(self, headers, body: bytes):
         """None if the request is properly signed, else why not (for the log)."""
@@ -115,25 +175,21 @@ class SignatureChecker:
         given = headers.get("X-Bank-Signature", "")
         if not (stamp and nonce and given):
             return "unsigned request"
-        if not _is_count(stamp) or abs(time.time() * 1000 - int(stamp)) > SIGNATURE_WINDOW * 1000:
+        now = self.clock()
+        if not _is_count(stamp) or abs(now * 1000 - int(stamp)) > SIGNATURE_WINDOW * 1000:
             return "stale or malformed timestamp"
         if int(stamp) < self.started_ms:
             return "signed before this server started (a possible replay)"
-        expected = sign(self.secret, body, self.port, now=int(stamp) / 1000,
+        expected = sign(self.secret, body, self.server_id, now=int(stamp) / 1000,
                         nonce=nonce)["X-Bank-Signature"]
         if not hmac.compare_digest(expected, given):
             return "wrong signature"
         with self._lock:
-            self._forget_old_nonces()
-            if nonce in self._seen:
+            if int(stamp) <= self.nonces.floor_ms:
+                return "signed too long ago for its nonce to be checked (a possible replay)"
+            if not self.nonces.add(nonce, int(stamp), now):
                 return "replayed request"
-            self._seen[nonce] = time.time()
         return None
-
-    def _forget_old_nonces(self):
-        cutoff = time.time() - 2 * SIGNATURE_WINDOW
-        if len(self._seen) > 1000:
-            self._seen = {n: t for n, t in self._seen.items() if t > cutoff}
 
 
 # ---- the server ----------------------------------------------------------------------
@@ -153,20 +209,20 @@ class _Handler(SimpleXMLRPCRequestHandler):
 
     def setup(self):
         super().setup()
+        self.rfile.close()                  # read through a clock instead (_RequestClock)
+        self.clock = _RequestClock(self.connection)
+        self.rfile = io.BufferedReader(self.clock)
         self.server.connections.opened(self.connection)
+
+    def handle_one_request(self):
+        self.clock.next_request()
+        super().handle_one_request()
 
     def finish(self):
         self.server.connections.closed(self.connection)
         super().finish()
 
     def do_POST(self):
-        self.server.connections.busy(self.connection, True)
-        try:
-            self._serve_post()
-        finally:
-            self.server.connections.busy(self.connection, False)
-
-    def _serve_post(self):
         if not self.is_rpc_path_valid():
             return self._refuse(404, "Not found: post XML-RPC to /")
         length = self.headers.get("Content-Length", "")
@@ -177,6 +233,10 @@ class _Handler(SimpleXMLRPCRequestHandler):
         if self.headers.get("Content-Encoding", "identity").lower() != "identity":
             return self._refuse(415, "Compressed requests are not accepted.")
         body = self.rfile.read(int(length))
+        self.connection.settimeout(IDLE_TIMEOUT)      # reading is over: a normal timeout
+        if len(body) != int(length):                  # to send the answer
+            self.close_connection = True              # the client left, or was made to
+            return
         checker = self.server.checker
         if checker is not None:
             why = checker.problem(self.headers, body)
@@ -188,14 +248,19 @@ class _Handler(SimpleXMLRPCRequestHandler):
             return self._refuse(400, "Requests must be UTF-8 XML.")   # no UTF-16/32 tricks
         if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
             return self._refuse(400, "DOCTYPE and entity declarations are not accepted.")
-        response = self.server._marshaled_dispatch(body)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(response)))
-        self.end_headers()
-        self.wfile.write(response)
+        self.server.connections.busy(self.connection, True)    # never closed to make room
+        try:
+            response = self.server._marshaled_dispatch(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(response)))
+            self.end_headers()
+            self.wfile.write(response)
+        finally:
+            self.server.connections.busy(self.connection, False)
 
     def _refuse(self, status: int, sentence: str):
+        self.connection.settimeout(IDLE_TIMEOUT)
         payload = (sentence + "\n").encode()
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
@@ -205,15 +270,62 @@ class _Handler(SimpleXMLRPCRequestHandler):
         self.wfile.write(payload)
         self.close_connection = True
 
+    def end_headers(self):
+        self.send_header(SERVER_HEADER, self.server.server_id)   # on every answer
+        super().end_headers()
+
     def log_message(self, fmt, *args):   # route http.server's chatter to our log
         log.debug("%s " + fmt, self.client_address[0], *args)
+
+    def date_time_string(self, timestamp=None):
+        """The Date header, formatted once a second instead of on every answer."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second = int(time.time())
+        if _DATE[0] != second:
+            _DATE[:] = [second, super().date_time_string(second)]
+        return _DATE[1]
+
+
+_DATE = [0, ""]                # (second, its Date header text): formatted once a second
+
+
+class _RequestClock(io.RawIOBase):
+    """The connection's socket, read against one deadline per request.
+
+    Between requests a connection may wait IDLE_TIMEOUT seconds for the first byte;
+    from that byte on, the whole request must arrive within REQUEST_TIMEOUT seconds.
+    A per-read timeout alone would let a client that sends one byte every few
+    seconds hold its connection (and a thread) for ever.
+    """
+
+    def __init__(self, sock):
+        super().__init__()
+        self.sock = sock
+        self.next_request()
+
+    def readable(self) -> bool:
+        return True
+
+    def next_request(self) -> None:
+        self.waiting, self.deadline = True, time.monotonic() + IDLE_TIMEOUT
+
+    def readinto(self, buffer) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self.sock.settimeout(left)
+        count = self.sock.recv_into(buffer)
+        if count and self.waiting:          # the first byte: the request's clock starts
+            self.waiting, self.deadline = False, time.monotonic() + REQUEST_TIMEOUT
+        return count
 
 
 class _Connections:
     """Open connections, so that idle ones can make room for new clients.
 
-    A connection is busy while a request is being answered; otherwise it is idle
-    (kept alive between calls, or a slow client trickling its headers).
+    A connection is busy while its call runs and its answer is sent; otherwise it is
+    idle (kept alive between calls, or a client still sending its request).
     """
 
     def __init__(self):
@@ -256,12 +368,14 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
         super().__init__((host, port), requestHandler=_Handler, logRequests=False,
                          allow_none=False, encoding="utf-8")
         self.service_name = getattr(service, "name", type(service).__name__)
-        self.checker = SignatureChecker(secret, self.server_address[1]) if secret else None
+        self.server_id = f"{self.service_name}@{self.url.split('://', 1)[1]}"
+        self.checker = SignatureChecker(secret, self.server_id) if secret else None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.connections = _Connections()
         for name in service.PUBLIC_METHODS:
             self.register_function(getattr(service, name), name)
         self.register_introspection_functions()
+        self.arities = {name: _arity(func) for name, func in self.funcs.items()}
 
     def system_methodHelp(self, method_name):
         """Help text of a public method (its docstring)."""
@@ -317,9 +431,8 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
             raise BankError(FaultCode.UNKNOWN_METHOD,
                             f"There is no method {str(method)[:60]!r}; "
                             "system.listMethods lists them.")
-        try:
-            inspect.signature(func).bind(*params)
-        except TypeError:
+        fewest, most = self.arities[method]       # computed once, at registration
+        if not fewest <= len(params) <= most:
             raise BankError(FaultCode.BAD_INPUT,
                             f"Wrong number of arguments for {method}{_signature(func)}.")
         return func(*params)
@@ -330,6 +443,18 @@ def _lan_address() -> str:
         return socket.gethostbyname(socket.gethostname())
     except OSError:
         return "127.0.0.1"
+
+
+def _arity(func) -> tuple:
+    """(fewest, most) positional arguments func takes; most is huge for *args."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return 0, 10**6
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    fewest = sum(1 for p in positional if p.default is p.empty)
+    varargs = any(p.kind is p.VAR_POSITIONAL for p in params)
+    return fewest, 10**6 if varargs else len(positional)
 
 
 def _signature(func) -> str:
@@ -429,18 +554,31 @@ class _Transport(xmlrpc.client.Transport):
     It sends each request once. (The standard Transport sends it again when the
     connection breaks, and so may apply a call twice, or report "connection refused"
     for a call that was applied.) A kept-alive connection that the server has closed
-    meanwhile is noticed before sending, and replaced.
+    meanwhile is noticed before sending, and replaced. The one exception: a call
+    refused with 401 because it was signed for another server id is signed for the
+    id that server announced and sent again (a 401 changed nothing).
     """
 
     def __init__(self, timeout: float, secret=None):
         super().__init__()
         self.timeout, self.secret = timeout, secret
+        self._host, self._signed_for = "", ""
 
     def request(self, host, handler, request_body, verbose=False):
         conn = self._connection[1]
         if conn is not None and (conn.sock is None or _closed_by_peer(conn.sock)):
             self.close()
-        return self.single_request(host, handler, request_body, verbose)
+        self._host = host
+        try:
+            return self.single_request(host, handler, request_body, verbose)
+        except xmlrpc.client.ProtocolError as exc:
+            announced = _header(exc.headers, SERVER_HEADER)
+            if exc.errcode != 401 or not self.secret or not announced \
+                    or announced == self._signed_for:
+                raise
+            _SERVER_IDS[host] = announced          # learnt: sign for it from now on
+            self.close()
+            return self.single_request(host, handler, request_body, verbose)
 
     def make_connection(self, host):
         conn = super().make_connection(host)
@@ -449,9 +587,38 @@ class _Transport(xmlrpc.client.Transport):
 
     def send_content(self, connection, request_body):
         if self.secret:
-            for key, value in sign(self.secret, request_body, connection.port).items():
+            self._signed_for = _SERVER_IDS.get(self._host, "")
+            for key, value in sign(self.secret, request_body, self._signed_for).items():
                 connection.putheader(key, value)
         super().send_content(connection, request_body)
+
+
+_SERVER_IDS = {}             # "host:port" as in a URL -> the id that server announced
+
+
+def _header(headers, name: str) -> str:
+    """A header's value from a ProtocolError's headers (any case), or ""."""
+    for key, value in (headers or {}).items():
+        if key.lower() == name.lower():
+            return value
+    return ""
+
+
+def server_id_at(url: str, timeout: float = DEFAULT_CALL_TIMEOUT) -> str:
+    """The id a server announces (X-Bank-Server), learnt from one unsigned request.
+
+    What a lab script in another language does once before signing its calls.
+    """
+    parts = url.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = parts.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("POST", "/", b"", {"Content-Type": "text/xml"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.getheader(SERVER_HEADER, "")
+    finally:
+        conn.close()
 
 
 def _closed_by_peer(sock) -> bool:

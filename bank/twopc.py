@@ -36,6 +36,7 @@ from bank.errors import BankError, FaultCode
 from bank.ledger import now
 from bank.core.coordinator import DECIDED, CoordinatorTxn, presumed_outcome
 from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
+from bank.requests import RequestRegistry
 
 log = logging.getLogger("coordinator")
 
@@ -129,11 +130,11 @@ class TwoPhaseCommit:
     log: the RecoveryLog; faults: the coordinator's FaultPoints; pool: a thread pool.
     """
 
-    def __init__(self, name: str, links: dict, recovery_log, faults, pool):
+    def __init__(self, name: str, links: dict, recovery_log, faults, pool, requests=None):
         self.name, self.links, self.log, self.faults = name, links, recovery_log, faults
         self.url = ""                              # ours, sent with every prepare
         self.txns = collections.OrderedDict()      # txid -> Txn, newest last
-        self.requests = {}                         # request id -> (fingerprint, txid)
+        self.requests = requests if requests is not None else RequestRegistry()   # shared
         self._lock = threading.Lock()
         self._pool = pool
         self._stop = threading.Event()
@@ -158,14 +159,11 @@ class TwoPhaseCommit:
 
     def _claim(self, info: dict, plan: dict):
         """A new Txn, or the one already started for the same request id (and False)."""
-        fingerprint = (info["src"], info["dst"], info["amount"])
+        fingerprint = ("transfer", info["src"], info["dst"], info["amount"])
         with self._lock:
             rid = info["request_id"]
-            if rid and rid in self.requests:
-                seen, txid = self.requests[rid]
-                if seen != fingerprint:
-                    raise BankError(FaultCode.BAD_INPUT, f"Request id {rid!r} was already "
-                                                         "used for a different transfer.")
+            txid = self.requests.check(rid, fingerprint) if rid else ""   # refuses another op
+            if txid:
                 if txid in self.txns:
                     return self.txns[txid], False
                 return self._finished_request(txid), False
@@ -174,7 +172,7 @@ class TwoPhaseCommit:
             self.txns[txn.txid] = txn
             self._forget_old_txns()
             if rid:
-                self.requests[rid] = (fingerprint, txn.txid)
+                self.requests.record(rid, fingerprint, txn.txid)
         return txn, True
 
     def _finished_request(self, txid: str) -> Txn:
@@ -367,12 +365,12 @@ class TwoPhaseCommit:
             txn.done.set()
             self.txns[txid] = txn
             if info.get("request_id"):
-                self.requests[info["request_id"]] = (
-                    (info.get("src"), info.get("dst"), info.get("amount")), txid)
+                self.requests.record(info["request_id"], (
+                    "transfer", info.get("src"), info.get("dst"), info.get("amount")), txid)
         for txid, data in self.log.finished.items():
             if data.get("request_id"):
-                self.requests[data["request_id"]] = (
-                    (data.get("src"), data.get("dst"), data.get("amount")), txid)
+                self.requests.record(data["request_id"], (
+                    "transfer", data.get("src"), data.get("dst"), data.get("amount")), txid)
         if self.log.in_flight:
             log.info("recovery: %d transaction(s) to finish", len(self.log.in_flight))
 

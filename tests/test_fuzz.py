@@ -143,11 +143,12 @@ class Wire:
         assert parts.hostname == "127.0.0.1"
         self.address, self.secret = (parts.hostname, parts.port), secret
         self.conn = http.client.HTTPConnection(*self.address, timeout=30)
+        self.server_id = rpc.server_id_at(url)      # signatures name the server
 
     def post(self, body: bytes):
         """("ok", result) | ("fault", code, sentence) | ("http", status, text) | ("dropped", why)"""
         headers = {"Content-Type": "text/xml", "Content-Length": str(len(body)),
-                   **rpc.sign(self.secret, body, self.address[1])}
+                   **rpc.sign(self.secret, body, self.server_id)}
         try:
             self.conn.request("POST", "/", body, headers)
             resp = self.conn.getresponse()

@@ -7,7 +7,8 @@ Rules checked (design section 4):
   * a committed transaction's ops appear in the journal exactly once, others never;
   * prepare holds funds or votes no; commit of an unknown/aborted txid and abort of a
     committed one are protocol violations that change nothing;
-  * a request_id makes a local operation apply at most once.
+  * a request_id makes a local operation apply at most once, and its first outcome,
+    a refusal for lack of funds included, is its only outcome.
 """
 
 import collections
@@ -109,6 +110,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.held = dict.fromkeys(ACCOUNTS, 0)
         self.txns = {}                   # txid -> (TxState, ops)
         self.requests = {}               # request_id -> fingerprint
+        self.refused_ids = set()         # request ids whose first outcome was a refusal
 
     def teardown(self):
         self.conn.close()
@@ -130,11 +132,27 @@ class LedgerMachine(RuleBasedStateMachine):
                 refused(self.conn, FaultCode.BAD_INPUT, call)
                 return
             before = raw_state(self.conn)
-            call()                                   # a retry: the first result again
+            if request_id in self.refused_ids:       # a retry: the first refusal again
+                with pytest.raises(BankError) as info:
+                    call()
+                assert info.value.code is FaultCode.INSUFFICIENT_FUNDS
+            else:
+                call()                               # a retry: the first result again
             assert raw_state(self.conn) == before, "a replayed request applied twice"
             return
         if need and self.available(need[0]) < need[1]:
-            refused(self.conn, FaultCode.INSUFFICIENT_FUNDS, call)
+            if not request_id:
+                refused(self.conn, FaultCode.INSUFFICIENT_FUNDS, call)
+                return
+            before = raw_state(self.conn)            # the refusal is remembered for its
+            with pytest.raises(BankError) as info:   # id; no money or journal row moves
+                call()
+            assert info.value.code is FaultCode.INSUFFICIENT_FUNDS
+            after = raw_state(self.conn)
+            assert {k: v for k, v in after.items() if k != "requests"} == \
+                {k: v for k, v in before.items() if k != "requests"}
+            self.requests[request_id] = fingerprint
+            self.refused_ids.add(request_id)
             return
         call()
         for number, delta in changes.items():

@@ -43,6 +43,7 @@ if str(KIT) not in sys.path:
 from bank import rpc                                     # noqa: E402
 from bank.local_cluster import LocalCluster, Member       # noqa: E402
 from bank.errors import BankError, FaultCode        # noqa: E402
+from polling import wait_for                             # noqa: E402
 
 SERVERS = ("Mumbai", "coordinator")
 LEAK_MARKERS = ("Traceback", "<class", 'File "', " object at 0x", "Error:")
@@ -118,8 +119,9 @@ def call_body(method: str, *args) -> bytes:
 
 
 def signed(bank, body: bytes, url: str, **kw) -> dict:
-    """Headers signing `body` for the server at `url` (signatures name the server's port)."""
-    return rpc.sign(bank.secret, body, urllib.parse.urlsplit(url).port, **kw)
+    """Headers signing `body` for the server at `url` (signatures name the server's id,
+    NAME@HOST:PORT, which it announces in the X-Bank-Server header of every answer)."""
+    return rpc.sign(bank.secret, body, rpc.server_id_at(url), **kw)
 
 
 def post_signed(bank, url: str, body: bytes, extra=None, **kw):
@@ -206,7 +208,7 @@ def _unsigned(bank, body, url):
 
 
 def _other_secret(bank, body, url):
-    return rpc.sign("another-secret-" + "x" * 40, body, urllib.parse.urlsplit(url).port)
+    return rpc.sign("another-secret-" + "x" * 40, body, rpc.server_id_at(url))
 
 
 def _stale(bank, body, url):
@@ -311,6 +313,61 @@ def test_request_replayed_after_a_restart_gets_401(bank, plain):
     before = client.call("account", "1001")
     status, _ = exchange(pune.url, body, headers)
     assert (status, client.call("account", "1001")) == (401, before)
+
+
+def _raw_post(host: str, port: int, body: bytes, headers: dict) -> int:
+    """POST exactly these bytes to a loopback address; the HTTP status."""
+    assert host.startswith("127.")                 # loopback only (127.0.0.2 on Linux)
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("POST", "/", body, {"Content-Type": "text/xml", **headers})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="127.0.0.2 is loopback on Linux only")
+def test_request_replayed_to_another_server_on_the_same_port_gets_401(tmp_path):
+    """A signature names its server, not only its port: a deposit signed for Mumbai at
+    127.0.0.1:P, replayed byte for byte to Delhi at 127.0.0.2:P (same port, same secret),
+    gets HTTP 401 and changes nothing there."""
+    for sub in ("data", "logs"):
+        (tmp_path / sub).mkdir()
+    secret_file = tmp_path / "secret.txt"
+    secret = rpc.write_secret(secret_file)
+    port = _free_port()
+    started = []
+    try:
+        for name, host in (("Mumbai", "127.0.0.1"), ("Delhi", "127.0.0.2")):
+            member = Member(name, "branch.py",
+                            ["--name", name, "--host", host, "--preload", "--secret-file",
+                             str(secret_file), "--db", str(tmp_path / "data" / f"{name}.db")],
+                            tmp_path, port=port)
+            started.append(member)
+            member.start()
+        mumbai, delhi = started
+        assert mumbai.port == delhi.port == port
+        assert rpc.server_id_at(mumbai.url) == f"Mumbai@127.0.0.1:{port}"
+        body = call_body("deposit", "1001", "1.00")
+        headers = rpc.sign(secret, body, rpc.server_id_at(mumbai.url))
+        assert _raw_post("127.0.0.1", port, body, headers) == 200
+        delhi_client = rpc.Client(delhi.url, secret)
+        before = delhi_client.call("journal", "", 1000)
+        assert _raw_post("127.0.0.2", port, body, headers) == 401
+        assert delhi_client.call("journal", "", 1000) == before
+        assert delhi_client.call("account", "1001")["balance"] == "10000.00"
+    finally:
+        for member in started:
+            member.kill()
 
 
 # ---- hostile and malformed bodies ---------------------------------------------------------
@@ -592,6 +649,62 @@ def test_many_idle_connections_do_not_starve_a_signed_client(bank, plain):
             except BankError:
                 time.sleep(0.05)
     assert served, "a signed client was kept out by idle connections"
+
+
+def _trickling_requests(url: str, count: int) -> list:
+    """`count` loopback connections whose headers announce a large body, which then
+    arrives one byte at a time (the caller sends the bytes)."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname == "127.0.0.1"
+    socks = []
+    for _ in range(count):
+        sock = _connect((parts.hostname, parts.port))
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
+                     b"Content-Length: 200000\r\n\r\n<")
+        socks.append(sock)
+    return socks
+
+
+def _closed_by_server(sock) -> bool:
+    """Has the server closed (or reset) this connection?"""
+    try:
+        sock.setblocking(False)
+        return sock.recv(1024) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
+def test_slow_bodies_neither_lock_out_clients_nor_last(bank, plain):
+    """A slow client cannot lock a server out: MAX_CONNECTIONS connections whose headers
+    announce a large body that trickles in byte by byte do not keep a signed client out
+    (served within 5 s), and a body still trickling is cut off once the whole request
+    has taken REQUEST_TIMEOUT s, although each read alone is quick."""
+    pune = plain["Pune"]
+    client = rpc.Client(pune.url, bank.secret, timeout=3)
+    socks = _trickling_requests(pune.url, rpc.MAX_CONNECTIONS)
+    try:
+        start = time.monotonic()
+        assert wait_for(lambda: client.call("ping"), 5, "a ping past the slow bodies")
+        assert time.monotonic() - start < 5
+        slow = socks[-4:]                       # the newest: not closed to make room
+        deadline = start + rpc.REQUEST_TIMEOUT + 5
+        while not all(_closed_by_server(s) for s in slow):
+            assert time.monotonic() < deadline, "a trickling request was never cut off"
+            for sock in slow:
+                try:
+                    sock.send(b"x")             # one more byte: each read is quick
+                except OSError:
+                    pass
+            time.sleep(0.5)                     # the trickle's pace, not a wait for state
+        assert time.monotonic() - start > rpc.REQUEST_TIMEOUT - 2    # cut by the deadline
+    finally:
+        for sock in socks:
+            sock.close()
+        wait_for(lambda: client.call("ping"), 10, "Pune serving again")
 
 
 # ---- binding -----------------------------------------------------------------------------

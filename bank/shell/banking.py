@@ -71,8 +71,8 @@ class BankingCommands:
         words = self._args(arg, 2, 20)
         branch = check_branch_name(words[0])
         amount = words.pop() if len(words) > 2 and AMOUNT_LIKE.match(words[-1]) else "0"
-        acct = self.coord.call("open_account", branch, " ".join(words[1:]),
-                               self._amount(amount, allow_zero=True))
+        acct = self._write("open_account", (branch, " ".join(words[1:]), self._amount(
+            amount, allow_zero=True)), "`show {}` tells it once the coordinator answers")
         self._extra = [f"{acct['branch']}/{acct['number']}"]
         self._say(f"Opened {self._extra[0]} for {acct['owner']} with {acct['balance']}.")
 

@@ -22,7 +22,6 @@ Glossary (more in protocol.py):
 """
 
 import logging
-import os
 import pathlib
 import threading
 import time
@@ -35,6 +34,7 @@ from bank.ledger import MAX_OPS, Ledger
 from bank.money import parse_amount, parse_delta
 from bank.protocol import TxState
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
+from bank.storage import durable_replace
 
 log = logging.getLogger("branch")
 
@@ -433,8 +433,8 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for suffix in ("", "-wal", "-shm"):
             old = pathlib.Path(str(db_path) + suffix)
-            if old.exists():
-                os.replace(old, f"{old}.before-rejoin-{stamp}")
+            if old.exists():             # synced, renamed, folder synced: kept for sure
+                durable_replace(old, f"{old}.before-rejoin-{stamp}")
         log.warning("rejoining as a replica: old database kept as %s.before-rejoin-%s",
                     db_path, stamp)
         ledger = Ledger(db_path, name)

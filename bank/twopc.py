@@ -33,6 +33,7 @@ import time
 from bank.errors import BankError, FaultCode
 from bank.ledger import now
 from bank.protocol import CoordinatorTxn, CoordState, TxState, Vote
+from bank.recovery_log import IN_DOUBT, LogWriteError
 
 log = logging.getLogger("coordinator")
 
@@ -203,7 +204,11 @@ class TwoPhaseCommit:
 
     def _run_two_phase_commit(self, txn: Txn) -> None:
         """The whole protocol for one transaction; sets txn.result for the client."""
-        self.log.begin(txn.txid, txn.info)
+        try:
+            self.log.begin(txn.txid, txn.info)
+        except LogWriteError:          # storage faults: refused before any prepare was sent
+            self._forget(txn)
+            raise
         txn.note(COORDINATOR, LOG, "begin", f"{txn.info['src']} -> {txn.info['dst']} "
                                             f"{txn.info['amount']}")
         # ---- Phase 1: voting (Rule 1) ----
@@ -212,8 +217,9 @@ class TwoPhaseCommit:
         # ---- The decision, durable before visible (Rule 2) ----
         with txn.lock:
             decision = txn.core.decide()
+        if decision is CoordState.COMMITTING and not self._force_commit(txn):
+            decision = CoordState.ABORTING     # storage faults: no commit record, no commit
         if decision is CoordState.COMMITTING:
-            self._force_commit(txn)                        # fsync: THE commit point
             txn.note(COORDINATOR, LOG, "decision", "commit (forced to disk)")
             self.faults.crash_if_armed("crash-after-decision")
             txn.published = TxState.COMMITTED
@@ -228,15 +234,32 @@ class TwoPhaseCommit:
                       "reason": txn.core.reason, "waiting_for": txn.core.waiting_for()}
         txn.done.set()
 
-    def _force_commit(self, txn: Txn) -> None:
-        """Log the commit decision durably. If the disk refuses, stop the process: the
-        decision may or may not be on disk, and only recovery can tell (Rule 4)."""
+    def _force_commit(self, txn: Txn) -> bool:
+        """Log the commit decision durably (fsync: THE commit point); True once it is.
+
+        False if the record certainly did not reach the log (a full disk: the log cut
+        the line off again); then the transaction is aborted, as presumed abort says.
+        If the fsync fails, stop the process: the decision may or may not be on disk,
+        and only recovery can tell (Rule 4)."""
         try:
             self.log.commit(txn.txid)
+            return True
+        except LogWriteError as exc:
+            with txn.lock:             # nobody has seen a commit: abort is still open
+                txn.core.state, txn.core.reason = CoordState.ABORTING, exc.message
+            return False
         except OSError:
             log.critical("cannot force the commit of %s to the log: stopping; recovery "
                          "will finish it from what the log holds", txn.txid, exc_info=True)
             self.faults.crash_now("the recovery log could not be written")
+
+    def _forget(self, txn: Txn) -> None:
+        """Drop a transaction that never started (its begin could not be logged)."""
+        with self._lock:
+            self.txns.pop(txn.txid, None)
+            rid = txn.info.get("request_id")
+            if rid and self.requests.get(rid, (None, None))[1] == txn.txid:
+                del self.requests[rid]
 
     def _ask_vote(self, txn: Txn, branch: str) -> None:
         """One participant's vote. Anything but a clear yes (an error, a timeout, an
@@ -298,7 +321,9 @@ class TwoPhaseCommit:
         """
         with self._lock:
             txn = self.txns.get(txid)
-        if txn is not None and txn.published is None:
+        if self.log.in_doubt_about(txid):       # storage faults: a damaged log may hide
+            answer = IN_DOUBT                   # it, so never presume abort (Rule 6 there)
+        elif txn is not None and txn.published is None:
             answer = "pending"
         elif txn is not None:
             answer = txn.published.value
@@ -336,6 +361,12 @@ class TwoPhaseCommit:
             plan = {b: [] for b in info.get("branches", [])}
             txn = Txn(txid, plan, info)
             txn.began = info.get("began", "")
+            if info.get("request_id"):
+                self.requests[info["request_id"]] = (
+                    (info.get("src"), info.get("dst"), info.get("amount")), txid)
+            if txid in self.log.in_doubt:       # storage faults: kept in doubt, not aborted
+                self._keep_in_doubt(txn)
+                continue
             txn.core.state = CoordState.COMMITTING if entry["decision"] == "commit" \
                 else CoordState.ABORTING
             txn.published = txn.core.decision
@@ -347,15 +378,19 @@ class TwoPhaseCommit:
                           "waiting_for": txn.core.waiting_for()}
             txn.done.set()
             self.txns[txid] = txn
-            if info.get("request_id"):
-                self.requests[info["request_id"]] = (
-                    (info.get("src"), info.get("dst"), info.get("amount")), txid)
         for txid, data in self.log.finished.items():
             if data.get("request_id"):
                 self.requests[data["request_id"]] = (
                     (data.get("src"), data.get("dst"), data.get("amount")), txid)
         if self.log.in_flight:
             log.info("recovery: %d transaction(s) to finish", len(self.log.in_flight))
+
+    def _keep_in_doubt(self, txn: Txn) -> None:
+        """A txn the damaged log may have decided: shown in doubt, never sent a decision."""
+        txn.core.reason = "in doubt: the recovery log is damaged (--accept-damaged-log)"
+        txn.note(COORDINATOR, LOG, "recovered", txn.core.reason)
+        txn.done.set()
+        self.txns[txn.txid] = txn
 
     def recover(self) -> dict:
         """Re-send the decision of every unfinished transaction now.

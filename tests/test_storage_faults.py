@@ -1,0 +1,294 @@
+"""Storage faults (issue 17): torn writes, damaged files, lost unsynced writes, full disks.
+
+Rules checked (recovery_log.py Rules 6 and 7, ledger.py's storage-fault rules):
+  * a torn last record (a write cut short) is cut off and recovery goes on;
+  * a damaged record (written whole, wrong now) is refused with the file and line
+    named, and the coordinator sends nothing to any branch;
+  * with --accept-damaged-log, what the damage may hide stays in doubt, never aborted;
+  * losing every write that was not fsynced loses nothing that was acknowledged;
+  * a full disk refuses the operation at hand with a sentence and changes nothing;
+  * a branch refuses to serve a damaged database, saying why.
+
+Real files, real processes on 127.0.0.1, ports from the OS; waits poll with deadlines.
+"""
+
+import os
+import pathlib
+import socket
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from conftest import KIT
+from polling import wait_for
+
+from bank import local_cluster as cluster
+from bank.errors import BankError
+from bank.money import format_amount, parse_amount
+from bank.recovery_log import LogDamaged, RecoveryLog
+
+INFO = {"src": "Mumbai/1001", "dst": "Delhi/1002", "amount": "7.00", "request_id": "",
+        "branches": ["Delhi", "Mumbai"], "began": "2026-11-25T13:01:02.123+00:00"}
+TOTAL = "30000.00"              # two preloaded branches: 10000 + 5000 each
+
+
+# ---- helpers: logs made of valid lines -------------------------------------------------------
+
+def line(kind: str, txid: str, data=None) -> bytes:
+    return RecoveryLog._line(kind, txid, INFO if data is None and kind == "begin"
+                             else data or {}).encode()
+
+
+def finished(txid: str) -> bytes:
+    return line("done", txid, dict(INFO, outcome="committed", reason="", ended="x"))
+
+
+def valid_log(last_kind: str) -> list:
+    """Lines of a log this program could have written, every kind present, ending with
+    a record of `last_kind` (a log of only summaries for "done")."""
+    dones = [finished(f"D{i}") for i in range(1, 4)]
+    if last_kind == "done":
+        return dones
+    body = [line("begin", "A"), line("commit", "A"),
+            line("end", "A", {"outcome": "committed", "reason": "", "ended": "x"}),
+            line("begin", "B"), line("abort", "B"),
+            line("end", "B", {"outcome": "aborted", "reason": "", "ended": "x"}),
+            line("begin", "C"), line("commit", "C"),
+            line("end", "C", {"outcome": "committed", "reason": "", "ended": "x"})]
+    tail = {"begin": [line("begin", "Y")],
+            "commit": [line("begin", "Y"), line("commit", "Y")],
+            "abort": [line("begin", "Y"), line("abort", "Y")], "end": []}[last_kind]
+    return dones + body + tail
+
+
+def flip_a_byte(raw: bytes) -> bytes:
+    """One bit changed in the middle of the line (never its end of line)."""
+    i = len(raw) // 2
+    return raw[:i] + bytes([raw[i] ^ 0x01]) + raw[i + 1:]
+
+
+DAMAGE_CASES = [(kind, where) for kind in ("begin", "commit", "abort", "end", "done")
+                for where in ("start", "middle", "end")]
+
+
+def damaged_log(path: pathlib.Path, kind: str, where: str) -> int:
+    """Write a valid log with one byte flipped in its first, middle or last `kind`
+    record; returns that record's line number (1-based)."""
+    lines = valid_log(kind)
+    found = [i for i, raw in enumerate(lines) if raw.split()[1] == kind.encode()]
+    i = {"start": found[0], "middle": found[len(found) // 2], "end": found[-1]}[where]
+    lines[i] = flip_a_byte(lines[i])
+    path.write_bytes(b"".join(lines))
+    return i + 1
+
+
+# ---- torn tail: cut, and recovery goes on -------------------------------------------------
+
+def test_a_torn_last_record_is_cut_at_every_byte_offset(tmp_path):
+    """A last record cut short at ANY byte (a crash mid-write; never acknowledged) is cut
+    off, reported, and every record before it recovered; later writes read back cleanly."""
+    log_path = tmp_path / "recovery.log"
+    lines = valid_log("commit")                   # ... begin Y, commit Y (the last)
+    whole = b"".join(lines[:-1])
+    for cut in range(len(lines[-1])):             # 0 .. every byte but the end of line
+        log_path.write_bytes(whole + lines[-1][:cut])
+        log = RecoveryLog(log_path)
+        assert log.torn == (1 if cut else 0), cut
+        assert log.damage == [] and log.in_doubt == set()
+        assert log.in_flight == {"Y": {"info": INFO, "decision": None}}, cut
+        assert log.outcome("A") == "committed" and log.outcome("B") == "aborted"
+        log.commit("Y")
+        log.close()
+        again = RecoveryLog(log_path)
+        assert again.torn == 0 and again.outcome("Y") == "committed", cut
+        again.close()
+
+
+def test_a_tail_of_zero_bytes_is_torn_not_damage(tmp_path):
+    """Zero bytes after the last record (the file grew, its data never reached the
+    disk: a power cut) are a torn tail: cut, and the log opens."""
+    log_path = tmp_path / "recovery.log"
+    log_path.write_bytes(b"".join(valid_log("end")) + b"\0" * 300)
+    log = RecoveryLog(log_path)
+    assert log.torn == 1 and log.damage == []
+    assert log.outcome("C") == "committed"
+    log.close()
+    assert b"\0" not in log_path.read_bytes()
+
+
+# ---- damage: refused, line named ----------------------------------------------------------
+
+@pytest.mark.parametrize("kind,where", DAMAGE_CASES, ids=[f"{k}-{w}" for k, w in DAMAGE_CASES])
+def test_a_flipped_byte_is_damage_and_refused_with_its_line(tmp_path, kind, where):
+    """One flipped byte in any kind of record, at the start, middle or end of the log,
+    is damage: the log refuses to open, naming the file and the line, and the file is
+    left exactly as it was (the evidence is kept)."""
+    log_path = tmp_path / "recovery.log"
+    line_no = damaged_log(log_path, kind, where)
+    before = log_path.read_bytes()
+    with pytest.raises(LogDamaged) as refused:
+        RecoveryLog(log_path)
+    assert f"{log_path} is damaged at line {line_no}:" in refused.value.message
+    assert "--accept-damaged-log" in refused.value.message
+    assert log_path.read_bytes() == before
+
+
+@pytest.mark.parametrize("records,problem", [
+    ([("commit", "X")], "was never begun"),
+    ([("begin", "X"), ("begin", "X")], "already holds"),
+    ([("begin", "X"), ("commit", "X"), ("abort", "X")], "already decided commit"),
+    ([("begin", "X"), ("abort", "X"), ("end", "X", {"outcome": "committed"})], "an end saying"),
+    ([("begin", "X"), ("abort", "X"), ("end", "X", {"outcome": "aborted"}), ("commit", "X")],
+     "had already ended"),
+])
+def test_a_record_contradicting_the_ones_before_it_is_damage(tmp_path, records, problem):
+    """A well-formed record that cannot follow the ones before it (a commit for a
+    transaction never begun, two decisions, an end that disagrees) is damage too; with
+    the damage accepted, the transaction it names is kept in doubt."""
+    log_path = tmp_path / "recovery.log"
+    log_path.write_bytes(b"".join(line(*r) for r in records) + line("begin", "Z"))
+    with pytest.raises(LogDamaged) as refused:
+        RecoveryLog(log_path)
+    assert f"line {len(records)}:" in refused.value.message and problem in refused.value.message
+    accepted = RecoveryLog(log_path, accept_damage=True)
+    assert "X" in accepted.in_doubt and accepted.outcome("X") is None
+    accepted.close()
+
+
+def test_accepted_damage_keeps_in_doubt_what_it_may_hide(tmp_path):
+    """With the damage accepted, every transaction the damaged line may have decided is
+    in doubt: each one in flight without a decision, and any txid the log does not know
+    (the damaged line may have named it). Decided ones keep their outcome; the damaged
+    log is not compacted, so a second start sees the same damage."""
+    log_path = tmp_path / "recovery.log"
+    damaged_log(log_path, "commit", "end")         # Y's commit: Y is begun, undecided
+    log = RecoveryLog(log_path, accept_damage=True)
+    assert log.in_doubt == {"Y"} and log.in_doubt_about("Y")
+    assert log.in_doubt_about("never-heard-of")    # no presumed abort while damaged
+    assert not log.in_doubt_about("A") and log.outcome("A") == "committed"
+    assert log.describe()["damaged"][0].startswith("line ")
+    log.close()
+    with pytest.raises(LogDamaged):
+        RecoveryLog(log_path)                       # the evidence is still there
+
+
+def run_coordinator(home: pathlib.Path, log_path, branch_url: str, *extra) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(KIT / "coordinator.py"), "--port", "0", "--log", str(log_path),
+         "--log-dir", str(home / "logs"), "--branch", f"Mumbai={branch_url}", *extra],
+        capture_output=True, text=True, timeout=60, cwd=home)
+
+
+@pytest.fixture
+def listener():
+    """A loopback socket that records whether anyone connected: a branch that must
+    never be called."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        sock.setblocking(False)
+        yield sock
+
+
+def nobody_called(sock) -> bool:
+    try:
+        conn, _ = sock.accept()
+    except BlockingIOError:
+        return True
+    conn.close()
+    return False
+
+
+@pytest.mark.parametrize("kind,where", DAMAGE_CASES, ids=[f"{k}-{w}" for k, w in DAMAGE_CASES])
+def test_a_coordinator_on_a_damaged_log_stops_before_calling_any_branch(
+        tmp_home, listener, kind, where):
+    """coordinator.py on a damaged log exits non-zero with one sentence naming the file
+    and the line, before it serves or sends anything to any branch."""
+    log_path = tmp_home / "logs" / "recovery.log"
+    line_no = damaged_log(log_path, kind, where)
+    url = "http://127.0.0.1:%d" % listener.getsockname()[1]
+    done = run_coordinator(tmp_home, log_path, url)
+    assert done.returncode != 0
+    assert f"is damaged at line {line_no}:" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert nobody_called(listener)
+
+
+# ---- the case from the issue, end to end --------------------------------------------------
+
+def balances(bank) -> dict:
+    """Every balance, asked of the branches themselves (the coordinator may be down)."""
+    return {f"{a['branch']}/{a['number']}": parse_amount(a["balance"], allow_zero=True)
+            for name in bank.branch_names for a in bank.client(name).call("accounts")}
+
+
+def total_once_settled(bank) -> str:
+    """The bank's total with every prepared (in-doubt) transfer counted as it was decided
+    on the branch that already applied it: balances plus the deltas still pending."""
+    total = sum(balances(bank).values())
+    for name in bank.branch_names:
+        for txn in bank.client(name).call("in_doubt"):
+            total += sum(parse_amount(op["delta"].lstrip("-"), allow_zero=True) *
+                         (-1 if op["delta"].startswith("-") else 1) for op in txn["ops"])
+    return format_amount(total)
+
+
+@pytest.fixture
+def half_committed(tmp_path):
+    """The issue's scene: Delhi committed a 7.00 credit, Mumbai holds the debit
+    prepared, the coordinator crashed; then one character of the commit record in
+    logs/recovery.log was changed. Yields (bank, txid, original log bytes)."""
+    with cluster.LocalCluster(home=tmp_path, branch_args=("--ask-every", "0.3")) as bank:
+        coord = bank.coordinator()
+        coord.call("fault", "crash-mid-commit")
+        with pytest.raises(BankError):
+            coord.call("transfer", "Mumbai/1001", "Delhi/1002", "7.00")
+        assert bank.members["coordinator"].wait_exit(10) == 86
+        assert bank.client("Delhi").call("account", "1002")["balance"] == "5007.00"
+        [txn] = bank.client("Mumbai").call("in_doubt")
+        log_path = tmp_path / "logs" / "recovery.log"
+        original = log_path.read_bytes()
+        lines = original.splitlines(keepends=True)
+        i = next(k for k, raw in enumerate(lines) if raw.split()[1] == b"commit")
+        lines[i] = lines[i].replace(txn["txid"].encode(),
+                                    txn["txid"][:-1].encode() + b"#", 1)  # one character
+        log_path.write_bytes(b"".join(lines))
+        yield bank, txn["txid"], original
+
+
+def test_the_issue_case_refused_then_restored_keeps_the_total(half_committed):
+    """The coordinator refuses the damaged log (no presumed abort of Mumbai, so no 7.00
+    out of nowhere); once the file is restored, recovery commits Mumbai and the bank's
+    total is what it was."""
+    bank, txid, original = half_committed
+    with pytest.raises(RuntimeError) as refused:
+        bank.start_member("coordinator")
+    assert "recovery.log is damaged at line" in str(refused.value)
+    assert bank.client("Mumbai").call("status", txid)["state"] == "prepared"
+    assert total_once_settled(bank) == TOTAL
+
+    (bank.home / "logs" / "recovery.log").write_bytes(original)     # the operator restores
+    bank.start_member("coordinator")
+    wait_for(lambda: bank.client("Mumbai").call("status", txid)["state"] == "committed",
+             20, "Mumbai to commit once the log is restored")
+    assert format_amount(sum(balances(bank).values())) == TOTAL
+
+
+def test_the_issue_case_accepted_keeps_the_txn_in_doubt(half_committed):
+    """With --accept-damaged-log the damaged transaction is shown in doubt (ping, the
+    transaction list); Mumbai asks for the decision, hears "in-doubt", keeps waiting
+    prepared, and the bank's total stays unchanged."""
+    bank, txid, _ = half_committed
+    bank.start_member("coordinator", extra=("--accept-damaged-log",))
+    coord = bank.coordinator()
+    found = coord.call("ping")["log"]
+    assert txid in found["in_doubt"] and found["damaged"][0].startswith("line ")
+    assert txid in [t["txid"] for t in coord.call("transactions", 50, "in-doubt")]
+    assert coord.call("decision", txid)["decision"] == "in-doubt"
+    wait_for(lambda: any(m["msg"] == "query" and m["from"] == "Mumbai"
+                         for m in coord.call("transaction", txid)["trace"]),
+             20, "Mumbai to ask the coordinator for the decision")
+    assert bank.client("Mumbai").call("status", txid)["state"] == "prepared"
+    assert total_once_settled(bank) == TOTAL

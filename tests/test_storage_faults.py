@@ -292,3 +292,153 @@ def test_the_issue_case_accepted_keeps_the_txn_in_doubt(half_committed):
              20, "Mumbai to ask the coordinator for the decision")
     assert bank.client("Mumbai").call("status", txid)["state"] == "prepared"
     assert total_once_settled(bank) == TOTAL
+
+
+# ---- a full or failing disk: refuse, change nothing, resume ---------------------------------
+
+resource = pytest.importorskip("resource") if os.name != "nt" else None
+needs_prlimit = pytest.mark.skipif(
+    resource is None or not hasattr(resource, "prlimit"),
+    reason="a file-size limit on a running process (prlimit) exists on Linux only")
+
+
+def limit_file_size(member, size) -> None:
+    """Let the process write no file past `size` bytes (None: no limit again). Python
+    ignores SIGXFSZ, so a write past the limit fails with EFBIG, like a full disk."""
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.prlimit(member.proc.pid, resource.RLIMIT_FSIZE,
+                     (resource.RLIM_INFINITY if size is None else size, hard))
+
+
+@needs_prlimit
+def test_a_branch_that_cannot_write_votes_no_and_keeps_serving_reads(tmp_path):
+    """A branch whose disk refuses every write refuses the prepare with a sentence (so
+    the transfer aborts: no yes without a durable prepare), changes nothing, still
+    answers reads, and writes again once the disk has room."""
+    with cluster.LocalCluster(home=tmp_path) as bank:
+        coord = bank.coordinator()
+        limit_file_size(bank.members["Mumbai"], 1)
+        outcome = coord.call("transfer", "Mumbai/1001", "Delhi/1002", "25.00")
+        assert outcome["outcome"] == "aborted"
+        assert "could not write to its database" in outcome["reason"]
+        with pytest.raises(BankError) as refused:
+            bank.client("Mumbai").call("deposit", "1001", "5")
+        assert "nothing was changed" in refused.value.message
+        assert bank.client("Mumbai").call("account", "1001")["balance"] == "10000.00"
+        assert format_amount(sum(balances(bank).values())) == TOTAL
+
+        limit_file_size(bank.members["Mumbai"], None)              # space returns
+        assert coord.call("transfer", "Mumbai/1001", "Delhi/1002", "25.00")["outcome"] \
+            == "committed"
+        assert bank.client("Mumbai").call("account", "1001")["balance"] == "9975.00"
+        assert format_amount(sum(balances(bank).values())) == TOTAL
+
+
+def begin_line_length(coordinator_name="C1") -> int:
+    """How long the begin record of a Mumbai/1001 -> Delhi/1002 25.00 transfer is."""
+    info = {"src": "Mumbai/1001", "dst": "Delhi/1002", "amount": "25.00", "request_id": "",
+            "branches": ["Delhi", "Mumbai"], "began": "2026-11-25T13:01:02.123+00:00"}
+    return len(RecoveryLog._line("begin", f"{coordinator_name}-20261125T130102-9f3a2c", info))
+
+
+@needs_prlimit
+def test_a_full_disk_under_the_recovery_log_refuses_transfers_and_changes_nothing(tmp_path):
+    """A recovery log that cannot grow: a transfer is refused with a sentence before any
+    branch hears of it (no begin), or aborted if only its commit record does not fit
+    (never a commit without the forced record); the log keeps no half line, reads still
+    work, and transfers commit again once the disk has room."""
+    with cluster.LocalCluster(home=tmp_path) as bank:
+        coord, member = bank.coordinator(), bank.members["coordinator"]
+        log_path = tmp_path / "logs" / "recovery.log"
+        size = log_path.stat().st_size
+
+        limit_file_size(member, size + 1)                  # not even a begin fits
+        with pytest.raises(BankError) as refused:
+            coord.call("transfer", "Mumbai/1001", "Delhi/1002", "25.00")
+        assert "could not be written" in refused.value.message
+        assert "nothing was done" in refused.value.message
+        assert log_path.stat().st_size == size             # the byte that fitted was cut
+        assert bank.client("Mumbai").call("in_doubt") == []
+        assert len(coord.call("accounts", "")) == 4        # reads still work
+
+        limit_file_size(member, size + begin_line_length() + 5)   # begin fits, commit not
+        outcome = coord.call("transfer", "Mumbai/1001", "Delhi/1002", "25.00")
+        assert outcome["outcome"] == "aborted"
+        assert "could not be written" in outcome["reason"]
+        assert format_amount(sum(balances(bank).values())) == TOTAL
+        wait_for(lambda: not bank.client("Mumbai").call("in_doubt"), 10, "holds released")
+
+        limit_file_size(member, None)                       # space returns
+        assert coord.call("transfer", "Mumbai/1001", "Delhi/1002", "25.00")["outcome"] \
+            == "committed"
+        assert format_amount(sum(balances(bank).values())) == TOTAL
+
+
+# ---- a damaged branch database is never served ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def healthy_db(tmp_path_factory) -> pathlib.Path:
+    """A preloaded Mumbai database with one prepared debit of 7.00 on 1001, checkpointed
+    into one file."""
+    home = tmp_path_factory.mktemp("healthy")
+    (home / "data").mkdir()
+    (home / "logs").mkdir()
+    member = cluster.Member("Mumbai", "branch.py", ["--name", "Mumbai", "--preload",
+                                                    "--db", str(home / "data" / "Mumbai.db")],
+                            home)
+    try:
+        member.start()
+        client = cluster.rpc.Client(member.url, timeout=10)
+        client.call("prepare", "T-held", "http://127.0.0.1:1",
+                    [{"account": "1001", "delta": "-7.00"}])
+    finally:
+        member.kill()
+    db = home / "data" / "Mumbai.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db
+
+
+def corrupt_bytes(db: pathlib.Path) -> None:
+    data = bytearray(db.read_bytes())
+    page = 4096 if len(data) > 8192 else 1024
+    data[page:page + 200] = b"\xa5" * 200                # garbage over the second page
+    db.write_bytes(bytes(data))
+
+
+DAMAGED_DATABASES = [
+    ("balance changed without a journal row",
+     "UPDATE accounts SET balance = balance + 100 WHERE number='1001'", "does not reconcile"),
+    ("held changed without a prepared transaction",
+     "UPDATE accounts SET held = 0 WHERE number='1001'", "prepared transactions debit"),
+    ("a CHECK rule broken", "UPDATE accounts SET held = balance + 1 WHERE number='1002'",
+     "breaks its own rules|CHECK constraint failed"),
+    ("a txn state the schema forbids", "UPDATE txns SET state='maybe'",
+     "breaks its own rules|CHECK constraint failed"),
+    ("bytes overwritten", corrupt_bytes, "Mumbai.db"),
+]
+
+
+@pytest.mark.parametrize("what,damage,phrase", DAMAGED_DATABASES,
+                         ids=[d[0] for d in DAMAGED_DATABASES])
+def test_a_branch_refuses_to_serve_a_damaged_database(tmp_path, healthy_db, what, damage, phrase):
+    """A branch checks its database before it serves (quick_check, CHECK rules, journal
+    and holds reconcile): a damaged one makes it exit non-zero with one sentence naming
+    the file and the problem, instead of voting on it."""
+    db = tmp_path / "Mumbai.db"
+    db.write_bytes(healthy_db.read_bytes())
+    if callable(damage):
+        damage(db)
+    else:
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA ignore_check_constraints=ON")
+            conn.execute(damage)
+        with sqlite3.connect(db) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    done = subprocess.run([sys.executable, str(KIT / "branch.py"), "--name", "Mumbai",
+                           "--port", "0", "--db", str(db), "--log-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode != 0, done.stdout
+    assert "Branch Mumbai will not serve:" in done.stderr and str(db) in done.stderr
+    assert any(p in done.stderr for p in phrase.split("|")), done.stderr
+    assert "Traceback" not in done.stderr

@@ -14,6 +14,8 @@ import sys
 
 from bank import rpc
 from bank.branch_service import ASK_EVERY, Branch
+from bank.errors import BankError
+from bank.ledger import check_database
 
 def default_db(name: str) -> pathlib.Path:
     return pathlib.Path("data") / f"{name}.db"
@@ -49,10 +51,18 @@ def main(argv=None):
     rpc.check_bind(args.host, secret, args.insecure_no_auth)
     rpc.hold_exclusive(args.db or default_db(args.name), "database")
     rpc.setup_logging(pathlib.Path(args.db).stem if args.db else args.name, args.log_dir)
-    branch = Branch(args.name, args.db or default_db(args.name),
-                    allow_faults=args.allow_faults or bool(args.fail_at),
-                    secret=secret, ask_every=args.ask_every, replica_of=args.replica_of,
-                    synchronous=not args.async_replication)
+    db = args.db or default_db(args.name)
+    problem = check_database(db)        # never vote on a damaged ledger
+    if problem:
+        raise SystemExit(f"Branch {args.name} will not serve: {problem}. Restore the "
+                         "database from a backup, or start this branch as a replica of "
+                         "a healthy primary (--replica-of URL) after moving the file aside.")
+    try:
+        branch = Branch(args.name, db, allow_faults=args.allow_faults or bool(args.fail_at),
+                        secret=secret, ask_every=args.ask_every, replica_of=args.replica_of,
+                        synchronous=not args.async_replication)
+    except BankError as exc:             # e.g. a full disk while it records its role
+        raise SystemExit(f"Branch {args.name} cannot start: {exc.message}")
     if args.async_replication:
         print("WARNING: asynchronous replication: writes are acknowledged before the "
               "replicas have them; a failover can lose acknowledged money.", flush=True)

@@ -29,6 +29,9 @@ def parse_args(argv=None):
     p.add_argument("--branch", action="append", default=[], metavar="NAME=URL[,URL...]",
                    help="a branch and its URL (then its replicas' URLs); repeat per branch")
     p.add_argument("--log", default=None, help="recovery log (logs/recovery.log)")
+    p.add_argument("--accept-damaged-log", action="store_true",
+                   help="start even though the recovery log is damaged: every transaction "
+                        "the damage may touch is kept in doubt, never presumed aborted")
     p.add_argument("--allow-faults", action="store_true",
                    help="enable fault(), partition() and heal()")
     p.add_argument("--fail-at", default="", metavar="POINT", help="arm a fault point now")
@@ -67,7 +70,8 @@ def main(argv=None):
     rpc.setup_logging("coordinator", args.log_dir)
     try:
         coordinator = Coordinator(args.name, args.branches, args.log, secret=secret,
-                                  allow_faults=args.allow_faults or bool(args.fail_at))
+                                  allow_faults=args.allow_faults or bool(args.fail_at),
+                                  accept_damaged_log=args.accept_damaged_log)
         server = rpc.Server(coordinator, args.host, args.port, secret)
     except OSError as exc:
         raise SystemExit(f"Cannot start the coordinator: {exc.strerror or exc}."
@@ -80,6 +84,11 @@ def main(argv=None):
     print(f"Coordinator {args.name} serving at {coordinator.url} (log {args.log}, "
           f"branches {', '.join(f'{n}={u[0]}' for n, u in args.branches.items())}, "
           f"authentication {'on' if secret else 'OFF'})", flush=True)
+    if coordinator.log.damage:
+        found = coordinator.log.describe()
+        print(f"WARNING: the recovery log is damaged ({'; '.join(found['damaged'])}); "
+              f"kept in doubt, never presumed aborted: {', '.join(found['in_doubt']) or '-'} "
+              "(and any transaction the log does not know).", flush=True)
     coordinator.start_background()
     rpc.serve(server, on_stop=coordinator.close, url_file=args.url_file)
 

@@ -21,7 +21,6 @@ Glossary (more in bank/core/messages.py):
 """
 
 import logging
-import os
 import pathlib
 import threading
 import time
@@ -38,6 +37,7 @@ from bank.core.messages import Role, TxState
 from bank.branch_roles import ReplicationRoles
 from bank.core.replica import BranchRole
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
+from bank.storage import durable_replace
 
 log = logging.getLogger("branch")
 
@@ -322,8 +322,8 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for suffix in ("", "-wal", "-shm"):
             old = pathlib.Path(str(db_path) + suffix)
-            if old.exists():
-                os.replace(old, f"{old}.before-rejoin-{stamp}")
+            if old.exists():             # synced, renamed, folder synced: kept for sure
+                durable_replace(old, f"{old}.before-rejoin-{stamp}")
         log.warning("rejoining as a replica: old database kept as %s.before-rejoin-%s",
                     db_path, stamp)
         ledger = Ledger(db_path, name)

@@ -134,13 +134,13 @@ class Coordinator:
     LAB_METHODS = ("fault", "partition", "heal")
 
     def __init__(self, name: str, branches: dict, log_path, *, secret=None,
-                 allow_faults=False, url=""):
+                 allow_faults=False, url="", accept_damaged_log=False):
         self.name, self.secret = name, secret
         self.links = {n: BranchLink(check_branch_name(n), u, secret) for n, u in branches.items()}
         self.faults = FaultPoints("coordinator", COORDINATOR_POINTS, allow_faults)
         if allow_faults:
             self.PUBLIC_METHODS = Coordinator.PUBLIC_METHODS + Coordinator.LAB_METHODS
-        self.log = RecoveryLog(log_path)
+        self.log = RecoveryLog(log_path, accept_damage=accept_damaged_log)
         self._pool = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="2pc")
         self.requests = RequestRegistry()                                   # Rule 4
         self.twopc = TwoPhaseCommit(name, self.links, self.log, self.faults, self._pool,
@@ -159,10 +159,13 @@ class Coordinator:
     # ---- information ---------------------------------------------------------------
 
     def ping(self) -> dict:
-        """Who this is: {"name", "role": "coordinator", "url", "branches", "in_flight"}."""
+        """Who this is: {"name", "role": "coordinator", "url", "branches", "in_flight",
+        "faults", "log"}. "log" is what recovery found in the recovery log:
+        {"torn_tail_cut": lines cut, "damaged": ["line N: what is wrong", ...],
+        "in_doubt": [txid, ...] kept in doubt because of the damage, "writable"}."""
         return {"name": self.name, "role": "coordinator", "url": self.url, "epoch": 1,
                 "branches": sorted(self.links), "in_flight": len(self.log.in_flight),
-                "faults": self.faults.describe()["armed"]}
+                "faults": self.faults.describe()["armed"], "log": self.log.describe()}
 
     def branches(self) -> list:
         """Every branch: {"name", "url", "up", "role", "epoch", "applied", "in_doubt",
@@ -295,10 +298,12 @@ class Coordinator:
         return _local_detail(entry)
 
     def decision(self, txid, asker="") -> dict:
-        """What was decided for txid: {"txid", "decision": committed|aborted|pending}.
+        """What was decided for txid: {"txid", "decision": committed|aborted|pending|in-doubt}.
 
         Branches ask this when they hold a prepared txid (termination protocol). No
-        commit record means aborted (presumed abort), unless the txn is still voting.
+        commit record means aborted (presumed abort), unless the txn is still voting,
+        or the recovery log is damaged and the damage may hide its outcome (in-doubt:
+        accepted with --accept-damaged-log; the branch keeps waiting).
         """
         txid = check_token(txid, "transaction id")
         asker = check_branch_name(asker) if asker not in ("", None) else ""
@@ -502,6 +507,6 @@ def _amount_text(value, allow_zero=False) -> str:
 
 def _matches(row: dict, state: str) -> bool:
     if state == "in-doubt":
-        return row["state"] in ("preparing", "committing", "aborting")
+        return row["state"] in ("new", "preparing", "committing", "aborting", "in doubt")
     return row["outcome"] == state and row["state"] in ("committed", "aborted",
                                                         "committing", "aborting")

@@ -135,18 +135,28 @@ class Ledger(ParticipantSteps, Replog):
         the (method, args) that caused the write, is appended to the replog with it.
         """
         with self._lock:
-            self._writer.execute("BEGIN IMMEDIATE")
             try:
+                self._writer.execute("BEGIN IMMEDIATE")
                 yield self._writer
                 if change is not None:
                     self._writer.execute("INSERT INTO replog(seq, op) VALUES (?, ?)",
                                          (getattr(self._replay, "seq", None),
                                           json.dumps(change)))
                 self._writer.execute("COMMIT")      # durable here (synchronous=FULL)
-            except BaseException:
-                if self._writer.in_transaction:     # also when COMMIT itself failed
-                    self._writer.execute("ROLLBACK")
+            except BaseException as exc:
+                self._roll_back()                   # also when COMMIT itself failed
+                if _is_storage_failure(exc):        # disk full, I/O error: say so
+                    raise storage_refusal(self.path, self.branch, exc) from None
                 raise
+
+    def _roll_back(self) -> None:
+        """Undo the write in progress; a rollback that fails (the disk again) leaves
+        SQLite to undo it from its WAL, as after a crash."""
+        try:
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
     def _read(self) -> sqlite3.Connection:
         conn = getattr(self._readers, "conn", None)
@@ -419,3 +429,96 @@ class Ledger(ParticipantSteps, Replog):
                 "holds": [{"account": r[0], "held": format_amount(r[1])} for r in holds][:named],
                 "holds_count": len(holds),
                 "mismatched": mismatched[:named], "mismatched_count": len(mismatched)}
+
+# ---- storage faults: a failing disk, a damaged database --------------------------------------
+#
+# Rules:
+#   * A write the disk refuses (full, I/O error) is rolled back and refused with a
+#     sentence (BankError UNAVAILABLE): the branch never votes yes without its durable
+#     prepare, keeps serving reads, and writes again once the disk has room.
+#   * A branch checks its database before it serves (check_database): a damaged ledger
+#     is refused with one sentence naming the file and the problem, never voted on.
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    """A failure of the disk or file under SQLite, not of the kit's own rules."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def storage_refusal(path, branch: str, exc: BaseException) -> BankError:
+    """The sentence for a write the database could not make (nothing was changed)."""
+    return BankError(FaultCode.UNAVAILABLE,
+                     f"{branch} could not write to its database {path} ({exc}), so "
+                     "nothing was changed. Reads still work; writes resume when the "
+                     "disk has room again.")
+
+
+def check_database(path, branch: str = "") -> str:
+    """What is wrong with the branch database at `path`, or "" if it may be served.
+
+    Checks, in order: SQLite's own quick_check; the schema's CHECK rules (balance >= 0,
+    0 <= held <= balance, known txn states); every account's journal adds up to its
+    balance; every account's held equals the debits of its prepared transactions.
+    A file that does not exist yet is fine (the branch creates it).
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return ""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    except sqlite3.Error as exc:
+        return f"{path} cannot be opened as an SQLite database ({exc})"
+    try:
+        conn.row_factory = sqlite3.Row
+        return _first_problem(conn, path)
+    except sqlite3.Error as exc:
+        return f"{path} is not a readable bank database ({exc})"
+    finally:
+        conn.close()
+
+
+def _first_problem(conn, path) -> str:
+    verdict = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    if verdict != ["ok"]:
+        return f"{path} is damaged: SQLite's quick_check says {'; '.join(verdict[:3])}"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not {"accounts", "txns", "journal"} <= tables:
+        return ""                                # a new database: the schema comes next
+    bad = conn.execute("SELECT number, balance, held FROM accounts WHERE NOT "
+                       "(balance >= 0 AND held >= 0 AND held <= balance)").fetchone()
+    if bad:
+        return (f"{path} breaks its own rules: account {bad['number']} has balance "
+                f"{bad['balance']} and held {bad['held']} (minor units)")
+    bad = conn.execute("SELECT txid, state FROM txns WHERE state NOT IN "
+                       "('prepared', 'committed', 'aborted')").fetchone()
+    if bad:
+        return f"{path} breaks its own rules: transaction {bad['txid']} is {bad['state']!r}"
+    return _journal_problem(conn, path) or _held_problem(conn, path)
+
+
+def _journal_problem(conn, path) -> str:
+    bad = conn.execute("SELECT a.number, a.balance, COALESCE(SUM(j.amount), 0) AS total "
+                       "FROM accounts a LEFT JOIN journal j ON j.account = a.number "
+                       "GROUP BY a.number HAVING total != a.balance").fetchone()
+    if bad:
+        return (f"{path} does not reconcile: account {bad['number']} has balance "
+                f"{format_amount(bad['balance'])} but its journal adds up to "
+                f"{format_amount(bad['total'])}")
+    return ""
+
+
+def _held_problem(conn, path) -> str:
+    debits = {}
+    for row in conn.execute("SELECT txid, ops FROM txns WHERE state='prepared'"):
+        try:
+            ops = [(op["account"], int(op["delta"])) for op in json.loads(row["ops"])]
+        except (TypeError, ValueError, KeyError):
+            return f"{path} holds unreadable operations for prepared transaction {row['txid']}"
+        for number, delta in ops:
+            if delta < 0:
+                debits[number] = debits.get(number, 0) - delta
+    for row in conn.execute("SELECT number, held FROM accounts"):
+        if row["held"] != debits.get(row["number"], 0):
+            return (f"{path} does not reconcile: account {row['number']} holds "
+                    f"{format_amount(row['held'])} but its prepared transactions debit "
+                    f"{format_amount(debits.get(row['number'], 0))}")
+    return ""

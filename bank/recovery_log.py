@@ -15,19 +15,42 @@ Rules:
     disk (fsync). The coordinator sends no commit, and tells no client, before that.
   * Rule 2 - presumed abort. ``begin``, ``abort`` and ``end`` are written but not
     forced: losing them is safe, because a txid without a commit record is aborted.
-  * Rule 3 - every line ends with a CRC-32 of the rest of the line. A line that is
-    cut short or garbled (a crash in the middle of a write) is ignored.
+  * Rule 3 - every line ends with a CRC-32 of the rest of the line.
   * Rule 4 - compaction. When the log grows past ``COMPACT_AFTER`` records (and at
     every start), it is rewritten to hold only unfinished transactions and a one-line
     summary of the last ``KEEP_FINISHED`` finished ones; the old lines are appended to
     recovery.history.log. So restart time follows work in flight, not history.
   * Rule 5 - group commit. Concurrent ``commit()`` calls share one fsync: whoever
     syncs first makes everything written so far durable.
+  * Rule 6 - a torn tail is cut; damage stops the coordinator. A crash can only cut
+    the LAST write short: a last line without its end of line (or holding the zero
+    bytes of a write that never reached the disk) is a torn tail. It was never
+    acknowledged, so it is cut off and reported. Anything else is damage: a complete
+    line failing its checksum or its grammar, or a record that contradicts the ones
+    before it (a commit for a transaction never begun, two different decisions).
+    Reading on as if the line were absent would turn corruption into a different
+    history (presume abort of a transaction a branch already committed), so the
+    log refuses to open (``LogDamaged``, naming the file, the line and the problem).
+    An operator restores the file, or opens it with ``accept_damage=True``
+    (coordinator.py ``--accept-damaged-log``): then every transaction the damage
+    could touch is kept IN DOUBT, never presumed aborted (``in_doubt_about``), and
+    the damaged log is never compacted, so the evidence stays and every restart
+    decides the same way.
+  * Rule 7 - a failed write changes nothing. A line that cannot be written whole
+    (disk full, I/O error) is cut off again and the call raises ``LogWriteError``:
+    the operation at hand is refused, the log stays line-clean, and the next write
+    tries again (writes resume when space returns). If the cut itself fails, the log
+    refuses every later write (``broken``). A failed fsync raises OSError: the
+    record may or may not be on disk, and only a restart can tell.
 
 Glossary:
-  forced    written and fsynced before the call returns
-  in flight a txid with a begin but no end: recovery must finish it
-  done      a compaction summary of a finished transaction (outcome, accounts, request id)
+  forced     written and fsynced before the call returns
+  in flight  a txid with a begin but no end: recovery must finish it
+  done       a compaction summary of a finished transaction (outcome, accounts, request id)
+  torn tail  the last line, cut short by a crash in the middle of its write
+  damage     a line that was written whole and is wrong now (Rule 6)
+  in doubt   a txid whose outcome a damaged line may have held: neither committed
+             nor aborted until an operator decides
 """
 
 import collections
@@ -39,83 +62,260 @@ import re
 import threading
 import zlib
 
+from bank.errors import BankError, FaultCode
 from bank.ledger import now
+from bank.storage import fsync_folder, truncate_to
 
 COMPACT_AFTER = 20_000       # records in the active log before it is compacted
 KEEP_FINISHED = 10_000       # finished txns remembered (for request ids and history)
+KINDS = ("begin", "commit", "abort", "end", "done")
 _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done) +(\S+) (\{.*\}) crc=([0-9a-f]{8})$")
+_LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done) +([A-Za-z0-9_.:-]{1,64}) ")
+IN_DOUBT = "in-doubt"        # what decision() answers for a txid the damage may touch
 
 log = logging.getLogger("recovery-log")
 
 
-class RecoveryLog:
-    """Read at start, appended while running, compacted now and then."""
+class LogDamaged(BankError):
+    """The recovery log holds damage (Rule 6): the coordinator must not serve on it."""
 
-    def __init__(self, path):
+    def __init__(self, message: str):
+        super().__init__(FaultCode.INTERNAL, message)
+
+
+class LogWriteError(BankError):
+    """A record could not be written; nothing of it is in the log (Rule 7)."""
+
+    def __init__(self, message: str):
+        super().__init__(FaultCode.UNAVAILABLE, message)
+
+
+# ---- reading at start: torn tail or damage (Rule 6) ----------------------------------------
+
+class Problem:
+    """What is wrong with one line of the log, for the operator."""
+
+    def __init__(self, line_no: int, what: str, raw: bytes = b"", txid: str = ""):
+        legible = _LEGIBLE.match(raw)
+        self.line_no, self.what = line_no, what
+        self.kind = legible.group(1).decode() if legible else ""
+        self.txid = txid or (legible.group(2).decode() if legible else "")
+
+    def __str__(self):
+        about = f" ({self.kind or 'a record'} of {self.txid}, as far as it can be read)" \
+            if self.txid else ""
+        return f"line {self.line_no}: {self.what}{about}"
+
+
+def read_lines(path: pathlib.Path):
+    """(records, torn, damage, good_size) from the log file at `path`.
+
+    records: [(line_no, kind, txid, data)] of the well-formed lines, in order (checked
+    for contradictions later); torn: the torn tail's lines (cut); damage: [Problem];
+    good_size: the file's length without its torn tail.
+    """
+    data = path.read_bytes() if path.exists() else b""
+    lines = data.splitlines(keepends=True)
+    tail_start = len(lines)
+    while tail_start > 0 and _looks_torn(lines[tail_start - 1]):
+        tail_start -= 1
+    records, damage = [], []
+    for i, raw in enumerate(lines[:tail_start], start=1):
+        record, problem = parse_line(raw)
+        if problem:
+            damage.append(Problem(i, problem, raw))
+        else:
+            records.append((i, *record))
+    good_size = sum(len(raw) for raw in lines[:tail_start])
+    return records, lines[tail_start:], damage, good_size
+
+
+def _looks_torn(raw: bytes) -> bool:
+    """A write that never finished: no end of line, or zero bytes the disk never got."""
+    return not raw.endswith(b"\n") or b"\0" in raw
+
+
+def parse_line(raw: bytes):
+    """((kind, txid, data), "") from one complete line, or (None, what is wrong)."""
+    body, sep, crc = raw.rstrip(b"\n").rpartition(b" crc=")
+    if not sep:
+        return None, "it has no checksum (crc=)"
+    if f"{zlib.crc32(body):08x}".encode() != crc:
+        return None, "its checksum does not match its text (a changed or garbled byte)"
+    try:
+        match = _LINE.match(raw.decode("utf-8").rstrip("\n"))
+        data = json.loads(match.group(4)) if match else None
+    except (UnicodeDecodeError, ValueError):
+        match = data = None
+    if match is None or not isinstance(data, dict):
+        return None, "its checksum matches but it is not a record of this log"
+    return (match.group(2), match.group(3), data), ""
+
+
+def contradiction(kind: str, txid: str, data: dict, in_flight: dict, finished) -> str:
+    """Why this record cannot follow the ones before it, or "" if it can.
+
+    In a log this program wrote, a txid's records come in order: begin, one decision
+    (repeated only after a restart), end; compaction keeps begin and the decision of
+    txns in flight and one ``done`` for finished ones. Anything else is damage.
+    """
+    known = txid in in_flight or txid in finished
+    decision = in_flight.get(txid, {}).get("decision")
+    if kind in ("begin", "done") and known:
+        return f"a {kind} for {txid}, which the log already holds"
+    if kind in ("commit", "abort", "end") and txid not in in_flight:
+        return (f"a {kind} for {txid}, which " +
+                ("had already ended" if txid in finished else "was never begun"))
+    if kind in ("commit", "abort") and decision not in (None, kind):
+        return f"a {kind} for {txid}, which was already decided {decision}"
+    if kind == "end" and (data.get("outcome") == "committed") != (decision == "commit") \
+            and not (data.get("outcome") == "aborted" and decision is None):
+        return f"an end saying {data.get('outcome')!r} for {txid}, decided {decision}"
+    return ""
+
+
+# ---- the log -----------------------------------------------------------------------------
+
+class RecoveryLog:
+    """Read at start, appended while running, compacted now and then.
+
+    accept_damage: open a damaged log anyway, keeping every transaction the damage
+    could touch in doubt (Rule 6); without it a damaged log raises LogDamaged.
+    """
+
+    def __init__(self, path, accept_damage: bool = False):
         self.path = pathlib.Path(path)
         self.history_path = self.path.with_name(self.path.stem + ".history" + self.path.suffix)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.in_flight = {}           # txid -> {"info": begin data, "decision": str|None}
         self.finished = collections.OrderedDict()   # txid -> summary, oldest first
         self.records = 0
-        self.torn = 0
+        self.torn = 0                 # lines of torn tail cut at start
+        self.damage = []              # [Problem]: what recovery found damaged (Rule 6)
+        self.in_doubt = set()         # txids the damage may touch: never presumed aborted
+        self.broken = ""              # why no write is possible any more (Rule 7)
         self._write_lock = threading.Lock()     # one writer of lines at a time
         self._sync_lock = threading.Lock()      # one fsync at a time (group commit)
         self._written = 0                       # lines written so far
         self._synced = 0                        # lines known to be on disk
-        self._read_existing()
         self._file = None
-        self.compact()
+        self._size = 0                          # bytes in the file: a failed write is cut back here
+        self._read_existing(accept_damage)
+        if self.damage:
+            self._open_for_appends()            # never compacted: keep the evidence
+        else:
+            self.compact()
 
     # ---- appending ----------------------------------------------------------------
 
     def begin(self, txid: str, info: dict) -> None:
-        """A transaction starts (not forced: Rule 2)."""
+        """A transaction starts (not forced: Rule 2). LogWriteError if it cannot be written."""
         with self._write_lock:
-            self.in_flight[txid] = {"info": info, "decision": None}
             self._append("begin", txid, info)
+            self.in_flight[txid] = {"info": info, "decision": None}
 
     def commit(self, txid: str) -> None:
-        """THE commit point: returns only once the commit record is on disk (Rule 1)."""
+        """THE commit point: returns only once the commit record is on disk (Rule 1).
+
+        LogWriteError: the record is certainly NOT in the log (the commit did not happen).
+        OSError: the fsync failed; the record may or may not be on disk.
+        """
         with self._write_lock:
-            self._entry(txid)["decision"] = "commit"
             line_no = self._append("commit", txid, {})
+            self._entry(txid)["decision"] = "commit"
         self._sync_to(line_no)
 
     def abort(self, txid: str) -> None:
-        """The abort decision (not forced: presumed abort makes it safe to lose)."""
+        """The abort decision (not forced: presumed abort makes it safe to lose, so a
+        failed write is only reported)."""
         with self._write_lock:
             self._entry(txid)["decision"] = "abort"
-            self._append("abort", txid, {})
+            self._append_if_possible("abort", txid, {})
 
     def end(self, txid: str, outcome: str, reason: str = "") -> None:
-        """Every participant acknowledged: the transaction needs no more work."""
+        """Every participant acknowledged: the transaction needs no more work.
+
+        Not forced; if it cannot be written, a restart only re-sends the decision.
+        """
         data = {"outcome": outcome, "reason": reason, "ended": now()}
         with self._write_lock:
             entry = self.in_flight.pop(txid, {"info": {}})
             self._remember_finished(txid, dict(entry["info"], **data))
-            self._append("end", txid, data)
-        if self.records >= COMPACT_AFTER:
+            self._append_if_possible("end", txid, data)
+        if self.records >= COMPACT_AFTER and not self.damage:
             self.compact()
 
     def outcome(self, txid: str):
         """'committed', 'aborted', or None if this log knows nothing final yet."""
         with self._write_lock:
+            if txid in self.in_doubt:
+                return None
             if txid in self.finished:
                 return self.finished[txid]["outcome"]
             decision = self.in_flight.get(txid, {}).get("decision")
         return {"commit": "committed", "abort": "aborted"}.get(decision)
 
+    def in_doubt_about(self, txid: str) -> bool:
+        """May accepted damage have hidden this txid's outcome? (Rule 6)
+
+        True for the txids in ``in_doubt``, and, once the log is damaged, for any txid
+        it does not know at all: the damaged line may have been about it, so "no
+        commit record" no longer means "aborted".
+        """
+        with self._write_lock:
+            if txid in self.in_doubt:
+                return True
+            known = txid in self.in_flight or txid in self.finished
+        return bool(self.damage) and not known
+
+    def describe(self) -> dict:
+        """What recovery found, for ping(): torn tail cut, damage, txids in doubt."""
+        return {"torn_tail_cut": self.torn, "damaged": [str(p) for p in self.damage],
+                "in_doubt": sorted(self.in_doubt), "writable": not self.broken}
+
     def _entry(self, txid: str) -> dict:
         return self.in_flight.setdefault(txid, {"info": {}, "decision": None})
 
     def _append(self, kind: str, txid: str, data: dict) -> int:
-        """Write one line (caller holds _write_lock); it is in the OS, not yet on disk."""
-        self._file.write(self._line(kind, txid, data).encode())   # all of it, then
-        self._file.flush()                                         # into the OS now
+        """Write one whole line (caller holds _write_lock); it is in the OS, not yet on
+        disk. A line that cannot be written whole is cut off again (Rule 7)."""
+        if self.broken:
+            raise LogWriteError(f"The recovery log {self.path} cannot be written any more "
+                                f"({self.broken}); restart the coordinator once the disk "
+                                "is repaired. Nothing was done.")
+        line = self._line(kind, txid, data).encode()
+        try:
+            self._write_all(line)
+        except OSError as exc:
+            self._cut_back()
+            raise LogWriteError(f"The recovery log {self.path} could not be written "
+                                f"({exc.strerror or exc}), so the coordinator did not "
+                                f"record this {kind}: nothing was done. Reads still work; "
+                                "writes resume when the disk has room again.") from None
+        self._size += len(line)
         self._written += 1
         self.records += 1
         return self._written
+
+    def _write_all(self, line: bytes) -> None:
+        view = memoryview(line)
+        while view:
+            view = view[self._file.write(view):]   # a raw write may be partial
+
+    def _cut_back(self) -> None:
+        """Remove the part of a failed line that did reach the file (Rule 7)."""
+        try:
+            truncate_to(self._file.fileno(), self._size)
+        except OSError as exc:
+            self.broken = f"a failed write could not be undone: {exc.strerror or exc}"
+            log.critical("recovery log %s: %s", self.path, self.broken)
+
+    def _append_if_possible(self, kind: str, txid: str, data: dict) -> None:
+        """For records presumed abort makes safe to lose (Rule 2)."""
+        try:
+            self._append(kind, txid, data)
+        except LogWriteError as exc:
+            log.warning("%s (%s %s; safe to lose: presumed abort)", exc.message, kind, txid)
 
     def _sync_to(self, line_no: int) -> None:
         """Make sure line `line_no` is on disk, sharing the fsync with others (Rule 5)."""
@@ -126,35 +326,55 @@ class RecoveryLog:
             os.fsync(self._file.fileno())
             self._synced = target
 
-    # ---- reading at start ---------------------------------------------------------
+    # ---- reading at start (Rule 6) -------------------------------------------------
 
-    def _read_existing(self) -> None:
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as f:
-            for raw in f:
-                record = self._parse(raw)
-                if record is None:
-                    self.torn += 1
-                    continue
-                self._replay(*record)
-        if self.torn:
-            log.warning("ignored %d torn or garbled record(s) in %s", self.torn, self.path)
+    def _read_existing(self, accept_damage: bool) -> None:
+        records, torn, self.damage, good_size = read_lines(self.path)
+        for line_no, kind, txid, data in records:
+            problem = contradiction(kind, txid, data, self.in_flight, self.finished)
+            if problem:
+                self.damage.append(Problem(line_no, problem, txid=txid))
+                self.in_doubt.add(txid)
+            else:
+                self._replay(kind, txid, data)
+        self.damage.sort(key=lambda p: p.line_no)
+        if self.damage:
+            self._face_damage(accept_damage)
+        if torn:
+            self._cut_torn_tail(torn, good_size)
 
-    @staticmethod
-    def _parse(raw: bytes):
-        """(kind, txid, data) from one line, or None if it is torn or garbled (Rule 3)."""
-        if not raw.endswith(b"\n"):
-            return None                          # the write was cut short by a crash
-        body, _, crc = raw.rstrip(b"\n").rpartition(b" crc=")
-        if f"{zlib.crc32(body):08x}".encode() != crc:
-            return None                          # garbled: the checksum does not match
-        try:
-            match = _LINE.match(raw.decode("utf-8").rstrip("\n"))
-            return (match.group(2), match.group(3), json.loads(match.group(4))) if match \
-                else None
-        except (UnicodeDecodeError, ValueError):
-            return None
+    def _face_damage(self, accept_damage: bool) -> None:
+        """Refuse a damaged log, or keep what it may hide in doubt (Rule 6)."""
+        first, more = self.damage[0], self.damage[1:]
+        others = f" (and {len(more)} more damaged line(s): " \
+                 f"{', '.join(str(p.line_no) for p in more)})" if more else ""
+        if not accept_damage:
+            raise LogDamaged(
+                f"The recovery log {self.path} is damaged at {first}{others}. Reading "
+                "on could abort a transaction a branch already committed, so the "
+                "coordinator will not start. Restore the file from a backup, or start "
+                "with --accept-damaged-log to keep every transaction this damage may "
+                "touch in doubt (never presumed aborted) until an operator settles it.")
+        self.in_doubt |= {t for t, e in self.in_flight.items() if e["decision"] is None}
+        self.in_doubt |= {p.txid for p in self.damage if p.txid and p.txid not in
+                          self.in_flight and p.txid not in self.finished}
+        log.critical("recovery log %s is damaged at %s%s; accepted: %d transaction(s) "
+                     "kept in doubt: %s", self.path, first, others, len(self.in_doubt),
+                     ", ".join(sorted(self.in_doubt)) or "none known")
+
+    def _cut_torn_tail(self, torn: list, good_size: int) -> None:
+        """Cut the unfinished last write off (it was never acknowledged), keeping a
+        copy in the history file for whoever wants to look."""
+        self.torn = len(torn)
+        with open(self.history_path, "ab") as history:
+            history.write(b"".join(raw.rstrip(b"\n") + b"  (torn tail, cut)\n"
+                                   for raw in torn))
+            history.flush()
+            os.fsync(history.fileno())
+        with open(self.path, "r+b") as f:
+            truncate_to(f.fileno(), good_size)
+        log.warning("cut a torn tail of %d line(s) from %s: a write cut short by a "
+                    "crash, never acknowledged", self.torn, self.path)
 
     def _replay(self, kind: str, txid: str, data: dict) -> None:
         if kind == "begin":
@@ -166,6 +386,7 @@ class RecoveryLog:
             self._remember_finished(txid, dict(entry["info"], **data))
         elif kind == "done":
             self._remember_finished(txid, data)
+        self.records += 1
 
     def _remember_finished(self, txid: str, summary: dict) -> None:
         self.finished[txid] = summary
@@ -179,7 +400,9 @@ class RecoveryLog:
 
         The new file is complete and on disk before it replaces the old one, and the
         old one stays open for appends until then: a failure leaves a working log.
+        The history is on disk before the old lines leave the active log.
         """
+        assert not self.damage, "a damaged log is never compacted (Rule 6)"
         with self._write_lock, self._sync_lock:
             tmp = self.path.with_suffix(".compacting")
             lines = [self._line("done", t, s) for t, s in self.finished.items()]
@@ -193,21 +416,32 @@ class RecoveryLog:
                 os.fsync(f.fileno())
             self._archive_old_lines()
             os.replace(tmp, self.path)           # atomic: old or new, never half
-            _fsync_directory(self.path.parent)
-            if self._file is not None:
-                self._file.close()
-            self._file = open(self.path, "ab")
+            fsync_folder(self.path.parent)       # and the rename survives a power cut
+            self._open_for_appends()
             self.records = len(lines)
             self._written = self._synced = 0
 
+    def _open_for_appends(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        # Unbuffered: each line goes to the OS in whole writes we control (Rule 7).
+        self._file = open(self.path, "ab", buffering=0)
+        self._size = os.fstat(self._file.fileno()).st_size
+
     def _archive_old_lines(self) -> None:
-        """Append the original records (not our own summaries) to the history file."""
+        """Append the original records (not our own summaries) to the history file,
+        and make them durable (file and folder) before the caller drops them."""
         if not self.path.exists():
             return
+        new_file = not self.history_path.exists()
         with open(self.path, "rb") as src, open(self.history_path, "ab") as dst:
             for raw in src:
                 if b" done " not in raw[:40]:
                     dst.write(raw if raw.endswith(b"\n") else raw + b"  (torn)\n")
+            dst.flush()
+            os.fsync(dst.fileno())
+        if new_file:
+            fsync_folder(self.history_path.parent)
 
     @staticmethod
     def _line(kind: str, txid: str, data: dict) -> str:
@@ -219,14 +453,3 @@ class RecoveryLog:
             if self._file is not None:
                 self._file.close()
                 self._file = None
-
-
-def _fsync_directory(folder: pathlib.Path) -> None:
-    """Make a rename durable (POSIX); Windows has no directory fsync."""
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -112,6 +112,14 @@ class RequestRegistry:
             if request_id not in self._entries:
                 self._add(Entry(request_id, fingerprint, txid))
 
+    def forget(self, request_id: str, txid: str) -> None:
+        """Forget request_id if it names txid: that transaction never started (its
+        begin could not be logged), so a retry may start it afresh."""
+        with self._lock:
+            entry = self._entries.get(request_id)
+            if entry is not None and entry.txid == txid:
+                del self._entries[request_id]
+
     # ---- helpers --------------------------------------------------------------------
 
     def _add(self, entry: Entry) -> Entry:

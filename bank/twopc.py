@@ -37,6 +37,7 @@ from bank.ledger import now
 from bank.core.coordinator import DECIDED, CoordinatorTxn, presumed_outcome
 from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
 from bank.requests import RequestRegistry
+from bank.recovery_log import IN_DOUBT, LogWriteError
 
 log = logging.getLogger("coordinator")
 
@@ -209,7 +210,11 @@ class TwoPhaseCommit:
     def _run_two_phase_commit(self, txn: Txn) -> None:
         """The whole protocol for one transaction; sets txn.result for the client."""
         # ---- Phase 1: voting (C1, C2) ----
-        prepares = self._step(txn, txn.core.begin)
+        try:
+            prepares = self._step(txn, txn.core.begin)
+        except LogWriteError:          # storage faults: refused before any prepare was sent
+            self._forget(txn)
+            raise
         list(self._pool.map(lambda send: self._ask_vote(txn, send), prepares))
         self.faults.crash_if_armed("crash-after-prepare")
         # ---- The decision, durable before visible (C3, C4; D1) ----
@@ -233,9 +238,17 @@ class TwoPhaseCommit:
         """
         with txn.lock:
             effects = event(*args)
-            for effect in effects:
-                if isinstance(effect, Record):
-                    self._write_record(txn, effect)
+            try:
+                for effect in effects:
+                    if isinstance(effect, Record):
+                        self._write_record(txn, effect)
+            except LogWriteError as exc:
+                if effect.kind != "commit":
+                    raise
+                effects = txn.core.on_commit_not_logged(exc.message)    # C3: no record, no
+                for effect in effects:                                   # commit: abort
+                    if isinstance(effect, Record):
+                        self._write_record(txn, effect)
             return [e for e in effects if not isinstance(e, Record)]
 
     def _write_record(self, txn: Txn, record: Record) -> None:
@@ -259,10 +272,15 @@ class TwoPhaseCommit:
             txn.note(COORDINATOR, LOG, "end", "every participant acknowledged")
 
     def _force_commit(self, txn: Txn) -> None:
-        """Log the commit decision durably. If the disk refuses, stop the process: the
-        decision may or may not be on disk, and only recovery can tell (C8)."""
+        """Log the commit decision durably (fsync: THE commit point).
+
+        LogWriteError (a full disk: the record certainly is not in the log) goes up to
+        _step, which asks the core to abort instead. If the fsync itself fails, stop the
+        process: the decision may or may not be on disk, and only recovery can tell (C8)."""
         try:
             self.log.commit(txn.txid)
+        except LogWriteError:
+            raise
         except OSError:
             log.critical("cannot force the commit of %s to the log: stopping; recovery "
                          "will finish it from what the log holds", txn.txid, exc_info=True)
@@ -322,9 +340,11 @@ class TwoPhaseCommit:
         """
         with self._lock:
             txn = self.txns.get(txid)
-        if txn is None:
+        if txn is None:                                                  # storage faults:
+            if self.log.in_doubt_about(txid):     # a damaged log may hide it: never presume
+                return IN_DOUBT
             return self.log.outcome(txid) or presumed_outcome()          # C8
-        answer = self._step(txn, txn.core.on_query)[0].message.outcome   # C7
+        answer = self._step(txn, txn.core.on_query)[0].message.outcome   # C7, C9
         txn.note(asker or "?", COORDINATOR, "query", f"decision? -> {answer}")
         return answer
 
@@ -357,6 +377,12 @@ class TwoPhaseCommit:
             txn = Txn(txid, {b: [] for b in info.get("branches", [])}, info)
             txn.began = info.get("began", "")
             decision = entry["decision"] or ""
+            if info.get("request_id"):
+                self.requests.record(info["request_id"], (
+                    "transfer", info.get("src"), info.get("dst"), info.get("amount")), txid)
+            if txid in self.log.in_doubt:       # storage faults: kept in doubt (C9)
+                self._keep_in_doubt(txn, decision)
+                continue
             txn.note(COORDINATOR, LOG, "recovered", "found after a restart: "
                      f"{'committed' if decision == 'commit' else 'aborted'} (re-sending)")
             self._step(txn, txn.core.on_restart, decision)
@@ -364,15 +390,28 @@ class TwoPhaseCommit:
                           "waiting_for": txn.core.waiting_for()}
             txn.done.set()
             self.txns[txid] = txn
-            if info.get("request_id"):
-                self.requests.record(info["request_id"], (
-                    "transfer", info.get("src"), info.get("dst"), info.get("amount")), txid)
         for txid, data in self.log.finished.items():
             if data.get("request_id"):
                 self.requests.record(data["request_id"], (
                     "transfer", data.get("src"), data.get("dst"), data.get("amount")), txid)
         if self.log.in_flight:
             log.info("recovery: %d transaction(s) to finish", len(self.log.in_flight))
+
+    def _keep_in_doubt(self, txn: Txn, decision: str) -> None:
+        """C9: a txn the damaged log may have decided: shown in doubt, never sent a
+        decision, out of the retry loop (it is not decided)."""
+        txn.core.reason = "in doubt: the recovery log is damaged (--accept-damaged-log)"
+        txn.note(COORDINATOR, LOG, "recovered", txn.core.reason)
+        self._step(txn, txn.core.on_restart, decision, True)
+        txn.done.set()
+        self.txns[txn.txid] = txn
+
+    def _forget(self, txn: Txn) -> None:
+        """Drop a transaction that never started (its begin could not be logged)."""
+        with self._lock:
+            self.txns.pop(txn.txid, None)
+        if txn.info.get("request_id"):
+            self.requests.forget(txn.info["request_id"], txn.txid)
 
     def recover(self) -> dict:
         """Re-send the decision of every unfinished transaction now.

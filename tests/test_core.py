@@ -201,10 +201,10 @@ def test_c6_retries_go_only_to_those_that_have_not_acknowledged():
 @pytest.mark.parametrize("state, answer", [(CoordState.PREPARING, "pending"),
                                            (CoordState.COMMITTING, "committed"),
                                            (CoordState.ABORTED, "aborted"),
-                                           (CoordState.IN_DOUBT, "pending")])
+                                           (CoordState.IN_DOUBT, "in-doubt")])
 def test_c7_c9_queries_get_only_a_durable_decision(state, answer):
-    """C7/C9: a query gets 'pending' until the decision is made (or while the records
-    are damaged), never a guess."""
+    """C7/C9: a query gets 'pending' until the decision is made, and 'in-doubt' while the
+    records are damaged: never a guess."""
     assert coordinator_at(state).on_query() == [Reply(DecisionAnswer("T1", answer))]
 
 
@@ -293,3 +293,12 @@ def test_r6_only_a_replica_follows_a_new_primary():
     for role in (Role.PRIMARY, Role.FENCED):
         with pytest.raises(R.RoleRefused):
             R.BranchRole(role).on_follow("http://b")
+
+
+def test_c3_a_commit_record_that_cannot_be_written_means_abort():
+    """C3: if the forced commit record certainly did not reach the log (a full disk),
+    nobody has seen a commit: the coordinator aborts and tells the client so."""
+    txn = coordinator_at(CoordState.COMMITTING)
+    effects = txn.on_commit_not_logged("disk full")
+    assert txn.state is CoordState.ABORTING and effects[0].kind == "abort"
+    assert effects[-1].message.outcome == "aborted" and "disk full" in txn.reason

@@ -4,8 +4,9 @@ Rules checked (design section 5, recovery_log.py Rules 1-4):
   * the commit record is on disk (fsync) before ``commit()`` returns: the commit point;
   * recovery rebuilds what is in flight: commit without end -> re-send commit;
     begin only -> no decision (presumed abort);
-  * a torn last record (a crash in the middle of a write) and a record whose CRC does
-    not match are ignored, and everything else is recovered;
+  * a torn last record (a crash in the middle of a write) is cut and everything else
+    is recovered; a damaged record in the middle (its CRC does not match) is refused
+    (Rule 6; tests/test_storage_faults.py checks every kind and place);
   * compaction keeps the active log small, so restart time follows work in flight,
     not history.
 """
@@ -22,7 +23,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import recovery_log                      # noqa: E402  (needs the kit on sys.path first)
-from bank.recovery_log import RecoveryLog     # noqa: E402
+from bank.recovery_log import LogDamaged, RecoveryLog     # noqa: E402
 
 INFO = {"src": "Mumbai/1001", "dst": "Delhi/1002", "amount": "50.00", "request_id": "",
         "branches": ["Delhi", "Mumbai"], "began": "2026-11-25T13:01:02.123+00:00"}
@@ -181,10 +182,10 @@ def test_garbage_appended_without_newline_is_ignored(log_path):
     "body changed, crc kept",
     "crc field missing",
 ])
-def test_record_with_a_bad_crc_is_ignored(log_path, damage):
-    """A complete line whose CRC-32 does not match its text is garbled and ignored; the
-    other records are recovered. (Here T2's commit is damaged, so T2 falls back to no
-    decision: presumed abort, which is safe because the commit never returned.)"""
+def test_middle_record_with_a_bad_crc_is_damage_and_refused(log_path, damage):
+    """A complete line in the MIDDLE of the log whose CRC-32 does not match its text is
+    damage, not a torn write: the log refuses to open, naming the file and the line, and
+    changes nothing. (Ignoring it would presume abort of T2, which may have committed.)"""
     write_sample(log_path)
     lines = lines_of(log_path)
     i = line_index(lines, "commit", "T2")
@@ -197,28 +198,34 @@ def test_record_with_a_bad_crc_is_ignored(log_path, damage):
     else:
         lines[i] = body + b"\n"
     log_path.write_bytes(b"".join(lines))
+    before = log_path.read_bytes()
 
-    log = RecoveryLog(log_path)
-    assert log.torn == 1
-    assert log.outcome("T1") == "committed"
-    assert log.in_flight == {"T2": {"info": INFO, "decision": None},
-                             "T3": {"info": INFO, "decision": None}}
-    log.close()
+    with pytest.raises(LogDamaged) as refused:
+        RecoveryLog(log_path)
+    assert str(log_path) in refused.value.message
+    assert f"line {i + 1}:" in refused.value.message
+    assert "--accept-damaged-log" in refused.value.message
+    assert log_path.read_bytes() == before
+
+    accepted = RecoveryLog(log_path, accept_damage=True)
+    assert accepted.outcome("T1") == "committed"
+    assert accepted.in_doubt >= {"T2", "T3"}           # never presumed aborted
+    assert accepted.outcome("T2") is None and accepted.in_doubt_about("T2")
+    accepted.close()
 
 
-def test_record_with_a_non_utf8_byte_is_ignored(log_path):
-    """A garbled record (here one byte flipped to 0xff, as disk corruption would) is
-    ignored like any record whose CRC does not match: it must not stop recovery."""
+def test_record_with_a_non_utf8_byte_is_damage(log_path):
+    """A garbled record (here one byte flipped to 0xff, as disk corruption would) in the
+    middle of the log is damage: refused with the line named, never a traceback."""
     write_sample(log_path)
     lines = lines_of(log_path)
     i = line_index(lines, "commit", "T2")
     lines[i] = lines[i].replace(b"{}", b"{\xff}")
     log_path.write_bytes(b"".join(lines))
 
-    log = RecoveryLog(log_path)           # today: UnicodeDecodeError
-    assert log.torn == 1
-    assert log.in_flight["T2"]["decision"] is None
-    log.close()
+    with pytest.raises(LogDamaged) as refused:
+        RecoveryLog(log_path)
+    assert f"line {i + 1}:" in refused.value.message
 
 
 # ---- compaction ---------------------------------------------------------------------------

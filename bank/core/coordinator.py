@@ -16,7 +16,9 @@ Rules:
   * C2 - collect every vote (each has a timeout). A vote that arrives after the
     decision changes nothing.
   * C3 - the commit point: commit only if every participant voted yes, and force the
-    commit record to disk BEFORE any commit is sent or the client is told.
+    commit record to disk BEFORE any commit is sent or the client is told. If the
+    record certainly could not be written (a full disk), nobody has seen the commit
+    yet: abort instead.
   * C4 - any no, or any vote that did not arrive (timeout, unreachable, error), means
     abort. The abort record is not forced (presumed abort, C8).
   * C5 - phase 2: once every participant has acknowledged, log "end" (unforced).
@@ -27,7 +29,7 @@ Rules:
   * C8 - presumed abort: after a restart a transaction with no commit record is
     aborted, and a txid the coordinator does not know at all was aborted.
   * C9 - a transaction whose records were damaged is in doubt: never presumed either
-    way, every query answered "pending", until an operator restores the log.
+    way, every query answered "in-doubt", until an operator restores the log.
 
 Glossary:
   participant  a branch taking part in the transaction
@@ -56,6 +58,7 @@ class Event(str, enum.Enum):
     RESTART_ABORT = "restart: abort logged"
     RESTART_NONE = "restart: no decision logged"
     RESTART_DAMAGED = "restart: its records are damaged"
+    COMMIT_NOT_LOGGED = "the commit record could not be written"
 
 
 class Do(str, enum.Enum):
@@ -90,6 +93,7 @@ COORDINATOR = {
     (AD, E.VOTE):            Step("C2", AD, ()),
     (P, E.ALL_YES):          Step("C3", CG, (Do.FORCE_COMMIT, Do.SEND_DECISION, Do.TELL_CLIENT)),
     (P, E.NOT_ALL_YES):      Step("C4", AG, (Do.LOG_ABORT, Do.SEND_DECISION, Do.TELL_CLIENT)),
+    (CG, E.COMMIT_NOT_LOGGED): Step("C3", AG, (Do.LOG_ABORT, Do.SEND_DECISION, Do.TELL_CLIENT)),
     (CG, E.ACK):             Step("C5", CG, ()),
     (AG, E.ACK):             Step("C5", AG, ()),
     (CG, E.LAST_ACK):        Step("C5", CD, (Do.LOG_END,)),
@@ -171,6 +175,11 @@ class CoordinatorTxn:
     def on_query(self) -> list:
         return self._step(Event.QUERY)
 
+    def on_commit_not_logged(self, why: str) -> list:
+        """C3: the forced commit record did not reach the log: abort while nobody knows."""
+        self.reason = f"the commit record could not be written: {why}"
+        return self._step(Event.COMMIT_NOT_LOGGED)
+
     def on_restart(self, decision: str, damaged: bool = False) -> list:
         """Rebuild from the log: decision is "commit", "abort" or "" (none logged)."""
         if damaged:
@@ -220,5 +229,6 @@ class CoordinatorTxn:
         if do is Do.TELL_CLIENT:
             return [Reply(Outcome(self.txid, self.decision.value, self.reason))]
         assert do is Do.ANSWER, do
-        answer = self.decision.value if self.state in DECIDED else "pending"
+        answer = self.decision.value if self.state in DECIDED else \
+            "in-doubt" if self.state is CoordState.IN_DOUBT else "pending"
         return [Reply(DecisionAnswer(self.txid, answer))]

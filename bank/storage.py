@@ -1,0 +1,64 @@
+"""Durable file operations: what a power cut can and cannot take away.
+
+Role: the few file-system steps that durability depends on, in one place, so that
+the recovery log (compaction, history) and the branches (a database set aside when
+a replica rejoins) do them the same way.
+
+Rules:
+  * Rule 1 - a file's data is on disk only after ``fsync`` of the file.
+  * Rule 2 - a file's NAME is on disk only after ``fsync`` of its folder. A rename
+    or a new file that is not followed by a folder fsync can vanish in a power cut,
+    even though the data it names was synced (POSIX; ext4 and XFS really do this).
+  * Rule 3 - ``os.replace`` is atomic: after a crash the name points at the old file
+    or the new one, never at half of either.
+  * Windows cannot open a folder to fsync it; there NTFS's own journal keeps renames,
+    and the folder step is skipped.
+
+Glossary:
+  fsync      ask the OS to write a file's data (or a folder's list of names) to disk
+             and wait until the disk says it has it
+  torn write a write cut short by a crash: only its beginning reached the disk
+"""
+
+import os
+import pathlib
+
+
+def fsync_folder(folder) -> None:
+    """Make the names in `folder` durable: new files, renames, removals (Rule 2)."""
+    if os.name == "nt":
+        return                                   # no folder fsync on Windows
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path) -> None:
+    """Make the data of the file at `path` durable (Rule 1)."""
+    flags = os.O_RDONLY if os.name != "nt" else os.O_RDWR   # Windows needs write access
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def durable_replace(src, dst) -> None:
+    """Rename src to dst so that a power cut keeps the new name and its data.
+
+    The data is synced before the rename (so the name never points at unsynced
+    bytes) and the folder after it (so the rename itself is kept).
+    """
+    fsync_file(src)
+    os.replace(src, dst)                         # atomic (Rule 3)
+    fsync_folder(pathlib.Path(dst).parent)
+    if pathlib.Path(src).parent != pathlib.Path(dst).parent:
+        fsync_folder(pathlib.Path(src).parent)   # the old name's removal, too
+
+
+def truncate_to(fd: int, size: int) -> None:
+    """Cut an open file back to `size` bytes and make the cut durable."""
+    os.ftruncate(fd, size)
+    os.fsync(fd)

@@ -31,6 +31,7 @@ import concurrent.futures
 import logging
 
 from bank import rpc
+from bank.coordinator_lab import LabControls
 from bank.errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
                     check_token, split_acct_ref)
 from bank.faults import FaultPoints
@@ -125,7 +126,7 @@ class BranchLink:
 
 # ---- the coordinator service ----------------------------------------------------------------
 
-class Coordinator:
+class Coordinator(LabControls):
     """The public XML-RPC methods of the coordinator."""
 
     PUBLIC_METHODS = ("ping", "branches", "open_account", "account", "accounts", "deposit",
@@ -197,46 +198,6 @@ class Coordinator:
         except (BankError, KeyError):
             pass
         return row
-
-    def failover(self, branch) -> dict:
-        """Promote the best in-sync replica of a branch and route to it from now on.
-
-        The best is the in-sync replica with the most changes applied; an out-of-sync
-        one is never promoted. Transactions prepared on the old primary were replicated
-        before their vote, so they finish on the new one. Other replicas follow it.
-        Returns {"branch", "primary", "old_primary", "epoch", "applied"}.
-        """
-        link = self._link(branch)
-        reasons, candidates = [], []
-        for url in link.replica_urls():
-            status = self._replica_status(link, url, 0)
-            if not status["up"] or status["role"] != "replica":
-                reasons.append(f"{url} is {'down' if not status['up'] else status['role']}")
-            elif not status["in_sync"]:
-                reasons.append(f"{url} is out of sync")
-            else:
-                candidates.append((status["applied"], url))
-        for applied, url in sorted(candidates, reverse=True):
-            try:
-                promoted = link.ask(url, "promote", timeout=5)
-            except BankError as exc:
-                reasons.append(exc.message)
-                continue
-            old = link.url
-            link.use(url)
-            for other in link.replica_urls():
-                try:
-                    link.ask(other, "follow", url)
-                except BankError:
-                    pass                     # a replica that is down is left as it is
-            log.warning("failover: %s now served by %s (epoch %s)", link.name, url,
-                        promoted["epoch"])
-            self._pool.submit(self.twopc.recover)
-            return {"branch": link.name, "primary": url, "old_primary": old,
-                    "epoch": promoted["epoch"], "applied": promoted["applied"]}
-        raise BankError(FaultCode.UNAVAILABLE,
-                        f"No replica of {link.name} can be promoted: "
-                        f"{'; '.join(reasons) or 'it has no replicas'}.")
 
     def account(self, acct) -> dict:
         """One account by BRANCH/NUMBER. Example: account("Mumbai/1001")"""
@@ -412,28 +373,6 @@ class Coordinator:
         self.twopc.stop()
         self._pool.shutdown(wait=False)
         self.log.close()
-
-    # ---- lab controls (only with --allow-faults) ------------------------------------
-
-    def fault(self, point) -> dict:
-        """Arm a coordinator fault point: crash-after-prepare, crash-after-decision,
-        crash-mid-commit ("" disarms)."""
-        return self.faults.arm(point)
-
-    def partition(self, branch) -> dict:
-        """Lab: from now on the coordinator cannot reach this branch at all."""
-        link = self._link(branch)
-        link.partitioned = True
-        log.warning("partition: %s is cut off", link.name)
-        return {"branch": link.name, "partitioned": True}
-
-    def heal(self, branch) -> dict:
-        """Lab: end a partition; unfinished transactions are retried at once."""
-        link = self._link(branch)
-        link.partitioned = False
-        log.warning("heal: %s is reachable again", link.name)
-        self._pool.submit(self.twopc.recover)
-        return {"branch": link.name, "partitioned": False}
 
     # ---- helpers --------------------------------------------------------------------
 

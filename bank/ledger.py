@@ -40,6 +40,7 @@ from bank.money import format_amount
 from bank.clock import now                 # noqa: F401  (others import it from here too)
 from bank.core.messages import TxState
 from bank.ledger_2pc import ParticipantSteps
+from bank.ledger_audit import Audit
 from bank.ledger_replog import Replog
 
 FIRST_NUMBER = 1001   # numbers a branch chooses: the smallest free one from here...
@@ -85,7 +86,7 @@ CREATE INDEX IF NOT EXISTS txns_by_state ON txns(state);
 
 
 
-class Ledger(ParticipantSteps, Replog):
+class Ledger(ParticipantSteps, Replog, Audit):
     """One branch's SQLite database. Its 2PC steps are in bank/ledger_2pc.py and its
     replication log in bank/ledger_replog.py; this class holds the storage itself,
     the reads and the local operations."""
@@ -204,15 +205,6 @@ class Ledger(ParticipantSteps, Replog):
         rows = self._read().execute("SELECT * FROM txns WHERE state='prepared' "
                                     "ORDER BY created").fetchall()
         return [self._txn_dict(r) for r in rows]
-
-    def reconcile(self) -> list:
-        """Accounts whose journal does not add up to their balance (should be none)."""
-        rows = self._read().execute(
-            "SELECT a.number, a.balance, COALESCE(SUM(j.amount), 0) AS total "
-            "FROM accounts a LEFT JOIN journal j ON j.account = a.number "
-            "GROUP BY a.number HAVING total != a.balance").fetchall()
-        return [{"account": r["number"], "balance": format_amount(r["balance"]),
-                 "journal_total": format_amount(r["total"])} for r in rows]
 
     # ---- local operations (one branch, no 2PC) ----------------------------------------
 
@@ -392,43 +384,6 @@ class Ledger(ParticipantSteps, Replog):
                 "ops": ops, "reason": row["reason"], "created": row["created"],
                 "decided": row["decided"] or ""}
 
-    # ---- the audit behind the shell's `check` (exact at any size) ---------------------
-
-    AUDIT_NAMED = 50         # accounts named per finding; the counts are always exact
-
-    def audit(self) -> dict:
-        """This branch's books, summed in SQL over every row in one read snapshot.
-
-        Exact at any size: no row limit. Amounts are decimal strings. Returns
-        {"branch", "accounts", "journal_rows", "total", "held", "brought_in"
-        (opening balances + deposits - withdrawals), "negative" [numbers],
-        "holds" [{"account", "held"}], "mismatched" [{"account", "balance",
-        "journal_total"}], "negative_count", "holds_count", "mismatched_count"};
-        each list names at most AUDIT_NAMED accounts.
-        """
-        db, named = self._read(), self.AUDIT_NAMED
-        db.execute("BEGIN")                  # one snapshot: balances and journal agree
-        try:
-            sums = db.execute(
-                "SELECT (SELECT COUNT(*) FROM accounts), (SELECT COUNT(*) FROM journal), "
-                "(SELECT COALESCE(SUM(balance), 0) FROM accounts), "
-                "(SELECT COALESCE(SUM(held), 0) FROM accounts), "
-                "(SELECT COALESCE(SUM(amount), 0) FROM journal "
-                " WHERE kind IN ('open', 'deposit', 'withdraw'))").fetchone()
-            negative = [r[0] for r in db.execute(
-                "SELECT number FROM accounts WHERE balance < 0 ORDER BY number")]
-            holds = db.execute("SELECT number, held FROM accounts WHERE held != 0 "
-                               "ORDER BY number").fetchall()
-            mismatched = self.reconcile()
-        finally:
-            db.execute("COMMIT")
-        return {"branch": self.branch, "accounts": sums[0], "journal_rows": sums[1],
-                "total": format_amount(sums[2]), "held": format_amount(sums[3]),
-                "brought_in": format_amount(sums[4]),
-                "negative": negative[:named], "negative_count": len(negative),
-                "holds": [{"account": r[0], "held": format_amount(r[1])} for r in holds][:named],
-                "holds_count": len(holds),
-                "mismatched": mismatched[:named], "mismatched_count": len(mismatched)}
 
 # ---- storage faults: a failing disk, a damaged database --------------------------------------
 #

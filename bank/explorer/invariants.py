@@ -21,11 +21,11 @@ Rules (the invariants, by id; the explorer reports the first one broken):
 
 How progress is checked (a sound, cheaper stand-in for "from every reachable state,
 some run without faults finishes"): from each state the world runs on with one fixed
-fair schedule and no faults (restart what is down, heal what is cut, deliver every
-message, fire the timers); if that run finishes, a fault-free finishing run exists.
-A state from which this run is known to finish is remembered, so later runs stop as
-soon as they reach one. If the run ends unfinished, or repeats a state, or takes more
-than CALM_STEPS steps, that is a progress violation, shown with the run itself.
+fair schedule and no faults, the calm run (restart what is down, heal what is cut,
+deliver every message, fire the timers that are due); if it finishes, a fault-free
+finishing run exists. If it ends unfinished, or repeats a state, or takes more than
+CALM_STEPS steps, that is a progress violation, shown with the calm run itself. A
+breadth-first search does this for every state at no extra cost (CalmGraph).
 
 Glossary:
   calm run   the fault-free fair schedule used for progress
@@ -166,44 +166,74 @@ def finished(world, state) -> bool:
             and not any(a[2] for b in state.branches for a in b.accounts))
 
 
-def calm_action(world, state):
+def calm_action(world, state, actions=None):
     """The next action of the fault-free fair schedule, or None when nothing can happen."""
-    actions = [a for a in world.actions(state) if a.kind not in FAULT_KINDS]
+    calm = [a for a in (world.actions(state) if actions is None else actions)
+            if a.kind not in FAULT_KINDS]
     for kind in CALM_ORDER:
-        for action in actions:
+        for action in calm:
             if action.kind == kind:
                 return action
     return None
 
 
-class Progress:
-    """Checks progress from states, remembering those known to finish (see above)."""
+def calm_run(world, state) -> tuple:
+    """Run the calm schedule from state: (its actions, '' if it finishes, else why not)."""
+    seen, actions = set(), []
+    while not finished(world, state):
+        action = calm_action(world, state)
+        if action is None or state in seen or len(actions) >= CALM_STEPS:
+            why = ("nothing more can happen" if action is None else
+                   "it goes round in a circle" if state in seen else
+                   f"it has not finished after {CALM_STEPS} steps")
+            return actions, f"with no more faults, {why}: " + describe_unfinished(world, state)
+        seen.add(state)
+        actions.append(action)
+        state = world.step(state, action, with_notes=False)[0]
+    return actions, ""
+
+
+def progress_violation(world, state):
+    """(Violation, the calm run's actions) if the calm run from state does not finish."""
+    actions, why = calm_run(world, state)
+    return (Violation("progress", why), actions) if why else None
+
+
+class CalmGraph:
+    """Progress for a whole breadth-first search, with no extra steps: each expanded
+    state remembers which state its calm action leads to (one of its successors,
+    stepped anyway); at the end every chain is followed once, with memory."""
+
+    FINISHED = "finished"
 
     def __init__(self, world):
-        self.world = world
-        self.finishes = set()        # hashes of states whose calm run finishes
-        self.calm_steps = 0          # steps taken by calm runs (for the report)
+        self.world, self.next = world, {}      # state hash -> next hash, FINISHED or None
 
-    def stuck(self, state):
-        """None if the calm run from state finishes; else (Violation, its actions)."""
-        path, seen, actions = [], set(), []
-        while True:
-            key = hash(state)
-            if key in self.finishes or finished(self.world, state):
-                self.finishes.update(path + [key])
-                return None
-            action = calm_action(self.world, state)
-            if action is None or key in seen or len(actions) >= CALM_STEPS:
-                why = ("nothing more can happen" if action is None else
-                       "it goes round in a circle" if key in seen else
-                       f"it has not finished after {CALM_STEPS} steps")
-                return Violation("progress", f"with no more faults, {why}: "
-                                 + describe_unfinished(self.world, state)), actions
-            seen.add(key)
-            path.append(key)
-            actions.append(action)
-            state = self.world.step(state, action, with_notes=False)[0]
-            self.calm_steps += 1
+    def remember(self, world, key, state, calm_key) -> None:
+        self.next[key] = self.FINISHED if finished(world, state) else calm_key
+
+    def first_stuck(self):
+        """The hash of the first remembered state (breadth-first order) whose calm run
+        does not finish, or None. A chain that leaves the remembered states (a search
+        stopped by max_states) is not judged."""
+        verdict = {}
+        for start in self.next:
+            chain, key = [], start
+            while key not in verdict:
+                if key is None or key in chain:
+                    ok = False
+                    break
+                if key == self.FINISHED or key not in self.next:
+                    ok = True
+                    break
+                chain.append(key)
+                key = self.next[key]
+            else:
+                ok = verdict[key]
+            verdict.update(dict.fromkeys(chain, ok))
+            if not verdict.get(start, ok):
+                return start
+        return None
 
 
 def describe_unfinished(world, state) -> str:

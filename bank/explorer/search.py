@@ -28,7 +28,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from bank.explorer.invariants import Progress, first_violation
+from bank.explorer.invariants import (CalmGraph, calm_action, first_violation,
+                                      progress_violation)
 
 MAX_STATES = 3_000_000
 WALK_DEPTH = 120               # a random walk starts again after this many steps
@@ -61,41 +62,50 @@ def breadth_first(world, max_states: int = MAX_STATES) -> Result:
     result = Result("breadth-first")
     start = world.initial()
     parents = {hash(start): None}          # state hash -> (parent hash, action)
-    progress, stuck = Progress(world), None
-    frontier = [start]
+    calm = CalmGraph(world)
     violation = first_violation(world, start)
     found = (violation, [], []) if violation else None
-    while frontier and not found:
+    frontier = [start]
+    while frontier and not found and len(parents) < max_states:
         level = []
         for state in frontier:
-            if stuck is None:
-                calm = progress.stuck(state)
-                stuck = calm and (calm[0], _path(parents, hash(state)), calm[1])
-            for action, after in world.successors(state):
+            key, actions = hash(state), world.actions(state)
+            quiet, calm_key = calm_action(world, state, actions), None
+            for action, after in world.successors(state, actions):
                 result.explored += 1
-                key = hash(after)
-                if key in parents:
+                after_key = hash(after)
+                calm_key = after_key if action == quiet else calm_key
+                if after_key in parents:
                     continue
-                parents[key] = (hash(state), action)
+                parents[after_key] = (key, action)
                 level.append(after)
                 violation = first_violation(world, after)
                 if violation:
-                    found = violation, _path(parents, key), []
+                    found = violation, _path(parents, after_key), []
                     break
+            calm.remember(world, key, state, calm_key)
             if found:
                 break
-        if level:
-            result.depth += 1
+        result.depth += bool(level)
         frontier = level
-        if len(parents) >= max_states:
-            result.complete = False
-            break
+    result.complete = not frontier or bool(found)
     result.distinct = len(parents)
-    found = found or stuck
+    found = found or _stuck(world, parents, calm)
     if found:
         result.violation, result.trace, result.continuation = found
     result.seconds = time.perf_counter() - began
     return result
+
+
+def _stuck(world, parents: dict, calm: CalmGraph):
+    """The shallowest progress violation, with its run and the calm run after it."""
+    key = calm.first_stuck()
+    if key is None:
+        return None
+    trace = _path(parents, key)
+    state = replay(world, trace)[0][-1]
+    violation, continuation = progress_violation(world, state)
+    return violation, trace, continuation
 
 
 def _path(parents: dict, key) -> list:
@@ -112,13 +122,12 @@ def random_walk(world, steps: int, seed: int) -> Result:
     began = time.perf_counter()
     rng = random.Random(seed)
     result = Result("random walk", seed=seed, walks=1)
-    progress = Progress(world)
     seen = set()
     state, trace = world.initial(), []
     for _ in range(steps):
         options = list(world.successors(state))
         if not options or len(trace) >= WALK_DEPTH:
-            stuck = progress.stuck(state)
+            stuck = progress_violation(world, state)
             if stuck:
                 result.violation, result.trace, result.continuation = stuck[0], trace, stuck[1]
                 break

@@ -30,48 +30,67 @@ from bank.money import format_amount
 
 LOG = "log"
 DECIDED_BY_LOG = {"commit": TxState.COMMITTED.value, "abort": TxState.ABORTED.value}
+DECIDED = (TxState.COMMITTED.value, TxState.ABORTED.value)
 
 
 class StepRun:
     """One step being carried out on mutable copies of a state's parts."""
 
     def __init__(self, world, state: State, with_notes: bool):
-        self.world, self.variant = world, world.variant
+        self.world, self.variant, self.state = world, world.variant, state
         self.notes = [] if with_notes else None
         self.cuts, self.position, self.crash_after, self.stopped = [], 0, 0, False
         c = state.coordinator
-        self.coord_up, self.log, self.unflushed = c.up, list(c.log), list(c.unflushed)
-        self.memory = {m[0]: m for m in c.memory}
-        names = world.names
-        self.branch_up = {n: b.up for n, b in zip(names, state.branches)}
-        self.accounts = {n: {a[0]: [a[1], a[2]] for a in b.accounts}
-                         for n, b in zip(names, state.branches)}
-        self.rows = {n: {r[0]: r for r in b.rows} for n, b in zip(names, state.branches)}
-        self.network, self.cut = set(state.network), set(state.cut)
-        self.started, self.told, self.used = set(state.started), set(state.told), list(state.used)
-        g = state.ghost
-        self.yes, self.decisions, self.lone = set(g.yes_votes), set(g.decisions), set(g.lone_aborts)
+        self.coord_up, self.log, self.unflushed = c.up, c.log, c.unflushed
+        self.memory = {m[0]: m for m in c.memory}     # volatile: lost in a crash
+        self.memory_changed = False
+        # Frozensets and tuples are replaced, never changed; a branch is copied into
+        # self.drafts only when a step changes it (most steps touch one process).
+        self.branch_up, self.drafts = {}, {}
+        self.network, self.cut, self.started, self.told = (state.network, state.cut,
+                                                           state.started, state.told)
+        self.used, g = state.used, state.ghost
+        self.yes, self.decisions, self.lone = g.yes_votes, g.decisions, g.lone_aborts
 
     def do(self, action) -> None:
-        """Carry out one action (the handlers are listed here, so a reader can grep them)."""
+        """Carry out one action (HANDLERS, at the end of this file, lists who does what)."""
         self.crash_after = action.crash_after
-        handler = {"start": self.start, "deliver": self.deliver, "duplicate": self.duplicate,
-                   "lose": self.lose, "crash": self.crash, "restart": self.restart,
-                   "timeout": self.timeout, "vote-timeout": self.vote_timeout,
-                   "retry": self.retry, "partition": self.partition, "heal": self.heal}
-        handler[action.kind](action)
+        HANDLERS[action.kind](self, action)
 
     def freeze(self) -> State:
-        names = self.world.names
-        memory = tuple(sorted(self.memory.values(), key=lambda m: m[0]))
-        branches = tuple(Branch(self.branch_up[n],
-                                tuple((k, b, h) for k, (b, h) in sorted(self.accounts[n].items())),
-                                tuple(sorted(self.rows[n].values(), key=lambda r: r[0])))
-                         for n in names)
-        return State(Coordinator(self.coord_up, tuple(self.log), tuple(self.unflushed), memory),
-                     branches, frozenset(self.network), frozenset(self.cut),
-                     frozenset(self.started), frozenset(self.told), tuple(self.used),
-                     Ghost(frozenset(self.yes), frozenset(self.decisions), frozenset(self.lone)))
+        memory = (tuple(sorted(self.memory.values(), key=lambda m: m[0]))
+                  if self.memory_changed else self.state.coordinator.memory)
+        branches = tuple(self.frozen_branch(n, b)
+                         for n, b in zip(self.world.names, self.state.branches))
+        return State(Coordinator(self.coord_up, self.log, self.unflushed, memory), branches,
+                     self.network, self.cut, self.started, self.told, self.used,
+                     Ghost(self.yes, self.decisions, self.lone))
+
+    def frozen_branch(self, name: str, branch: Branch) -> Branch:
+        up = self.branch_up.get(name, branch.up)
+        if name not in self.drafts:
+            return branch if up == branch.up else branch._replace(up=up)
+        accounts, rows = self.drafts[name]
+        return Branch(up, tuple((k, b, h) for k, (b, h) in sorted(accounts.items())),
+                      tuple(sorted(rows.values(), key=lambda r: r[0])))
+
+    def draft(self, name: str) -> tuple:
+        """(accounts, rows) of a branch, as dicts this step may change."""
+        if name not in self.drafts:
+            b = self.state.branches[self.world.index[name]]
+            self.drafts[name] = ({a[0]: [a[1], a[2]] for a in b.accounts},
+                                 {r[0]: r for r in b.rows})
+        return self.drafts[name]
+
+    def rows_of(self, name: str) -> dict:
+        if name in self.drafts:
+            return self.drafts[name][1]
+        return {r[0]: r for r in self.state.branches[self.world.index[name]].rows}
+
+    def is_up(self, who: str) -> bool:
+        if who == COORDINATOR:
+            return self.coord_up
+        return self.branch_up.get(who, self.state.branches[self.world.index[who]].up)
 
     def note(self, src, dst, label, detail="", kind="msg") -> None:
         if self.notes is not None:
@@ -82,7 +101,7 @@ class StepRun:
     def start(self, action) -> None:
         """The client asks for a transfer: the coordinator begins it (C1)."""
         t = next(t for t in self.world.transfers if t.txid == action.txid)
-        self.started.add(t.txid)
+        self.started = self.started | {t.txid}
         self.note(CLIENT, COORDINATOR, f"transfer {t.txid}",
                   f"{t.src}/1001 -> {t.dst}/1001 {format_amount(t.amount)}")
         core = self.variant.coordinator(t.txid, self.world.plans[t.txid], COORDINATOR)
@@ -92,10 +111,11 @@ class StepRun:
     def deliver(self, action, keep: bool = False) -> None:
         env = action.envelope
         if not keep:
-            self.network.discard(env)
-        label, detail = describe(env.message)
-        self.note(env.src, env.dst, label, detail + (" (duplicated: a copy stays on its "
-                                                     "way)" if keep else ""))
+            self.network = self.network - {env}
+        if self.notes is not None:
+            label, detail = describe(env.message)
+            self.note(env.src, env.dst, label, detail + (" (duplicated: a copy stays on "
+                                                         "its way)" if keep else ""))
         if env.dst == COORDINATOR:
             self.at_coordinator(env)
         else:
@@ -108,28 +128,26 @@ class StepRun:
     def lose(self, action) -> None:
         env = action.envelope
         self.use("losses")
-        self.network.discard(env)
-        label, _ = describe(env.message)
-        self.note(env.src, env.dst, label, "LOST on the way", kind="lost")
+        self.network = self.network - {env}
+        self.note(env.src, env.dst, describe(env.message)[0], "LOST on the way", kind="lost")
 
     def send(self, src, dst, message) -> None:
         """Put a message on its way; a process that is down gets nothing (W4)."""
-        up = self.coord_up if dst == COORDINATOR else self.branch_up[dst]
-        if up:
-            self.network.add(Envelope(src, dst, message))
-        else:
+        if self.is_up(dst):
+            self.network = self.network | {Envelope(src, dst, message)}
+        elif self.notes is not None:
             self.note(src, dst, describe(message)[0], f"{dst} is down: the call fails",
                       kind="lost")
         self.reveal(message)
 
     def partition(self, action) -> None:
         self.use("partitions")
-        self.cut.add(action.branch)
+        self.cut = self.cut | {action.branch}
         self.note(COORDINATOR, action.branch, "PARTITION", "nothing passes until healed",
                   kind="lost")
 
     def heal(self, action) -> None:
-        self.cut.discard(action.branch)
+        self.cut = self.cut - {action.branch}
         self.note(COORDINATOR, action.branch, "healed", "the link works again", kind="self")
 
     # ---- crashes and restarts -----------------------------------------------------------
@@ -142,10 +160,11 @@ class StepRun:
         self.use("crashes")
         self.stopped = True
         if who == COORDINATOR:
-            self.coord_up, self.memory, self.unflushed = False, {}, []
+            self.coord_up, self.memory, self.unflushed = False, {}, frozenset()
+            self.memory_changed = True
         else:
             self.branch_up[who] = False
-        self.network = {e for e in self.network if e.dst != who}
+        self.network = frozenset(e for e in self.network if e.dst != who)
         self.note(who, who, "CRASH", "volatile state lost", kind="crash")
 
     def restart(self, action) -> None:
@@ -156,7 +175,7 @@ class StepRun:
             self.recover_coordinator()
         else:
             self.branch_up[who] = True
-            for txid, row in sorted(self.rows[who].items()):
+            for txid, row in sorted(self.rows_of(who).items()):
                 if row[1] is TxState.PREPARED:
                     txn = self.participant(who, txid)
                     self.participant_effects(who, txn, txn.on_restart(), caller=None)
@@ -164,11 +183,10 @@ class StepRun:
     def recover_coordinator(self) -> None:
         """Rebuild every transaction the log has not ended, through the core (C8), then
         retry its decision, as bank/twopc.py does at start."""
-        durable = set(self.log)
-        for txid in dict.fromkeys(t for t, _ in self.log):
-            if (txid, "end") in durable:
+        for txid in sorted({t for t, _ in self.log}):
+            if (txid, "end") in self.log:
                 continue
-            decision = next((k for k in ("commit", "abort") if (txid, k) in durable), "")
+            decision = next((k for k in ("commit", "abort") if (txid, k) in self.log), "")
             core = self.variant.coordinator(txid, self.world.plans[txid], COORDINATOR)
             self.coordinator_effects(core, core.on_restart(decision), caller=None)
             self.coordinator_effects(core, core.on_retry(), caller=None)
@@ -205,8 +223,7 @@ class StepRun:
         m = env.message
         if m.txid not in self.memory:
             if isinstance(m, DecisionQuery):                      # C8, from the log
-                decided = next((k for t, k in self.log if t == m.txid and k in
-                                DECIDED_BY_LOG), "")
+                decided = next((k for k in DECIDED_BY_LOG if (m.txid, k) in self.log), "")
                 answer = DECIDED_BY_LOG.get(decided) or presumed_outcome()
                 self.send(COORDINATOR, env.src, DecisionAnswer(m.txid, answer))
             return                                              # a vote or ack for nothing
@@ -236,10 +253,11 @@ class StepRun:
     def save(self, core) -> None:
         if not self.coord_up:
             return                                  # crashed during the step: memory is gone
+        self.memory_changed = True
         self.memory[core.txid] = (core.txid, core.state, tuple(sorted(core.votes.items())),
                                   frozenset(core.acks), core.reason)
         if core.decision is not TxState.UNKNOWN:
-            self.decisions.add((core.txid, core.decision.value))
+            self.decide(core.txid, core.decision.value)
 
     def coordinator_effects(self, core, effects: list, caller) -> None:
         """Carry out the coordinator's effects in order (S1); records go to the log (W3)."""
@@ -251,7 +269,7 @@ class StepRun:
             elif isinstance(effect, Send):
                 self.send(COORDINATOR, effect.to, effect.message)
             elif isinstance(effect, Reply) and isinstance(effect.message, Outcome):
-                self.told.add((effect.message.txid, effect.message.outcome))
+                self.told = self.told | {(effect.message.txid, effect.message.outcome)}
                 self.reveal(effect.message)
                 self.note(COORDINATOR, CLIENT, effect.message.outcome,
                           effect.message.reason, kind="msg")
@@ -260,10 +278,10 @@ class StepRun:
 
     def write_log(self, record: Record) -> None:
         if record.forced:
-            self.log += self.unflushed + [(record.txid, record.kind)]
-            self.unflushed = []
+            self.log = self.log | self.unflushed | {(record.txid, record.kind)}
+            self.unflushed = frozenset()
         else:
-            self.unflushed.append((record.txid, record.kind))
+            self.unflushed = self.unflushed | {(record.txid, record.kind)}
         self.note(COORDINATOR, LOG, f"{record.kind} {record.txid}",
                   "forced to disk" if record.forced else "not forced")
 
@@ -290,28 +308,28 @@ class StepRun:
 
     def participant(self, name: str, txid: str):
         """Rebuild the participant core from its txns row, as the ledger does."""
-        row = self.rows[name].get(txid)
+        row = self.rows_of(name).get(txid)
         if row is None:
             return self.variant.participant(name, txid)
         _, state, coordinator, ops, reason = row
         return self.variant.participant(name, txid, state, coordinator, ops, reason)
 
     def balances(self, name: str, ops) -> dict:
-        accounts = self.accounts[name]
+        accounts = self.draft(name)[0]
         return {n: tuple(accounts[n]) for n, _ in ops if n in accounts}
 
     def participant_effects(self, name: str, txn, effects: list, caller) -> None:
         """Carry out a participant's effects: one SQLite transaction, then the answer (W2)."""
-        did = []
+        did, (accounts, _) = [], self.draft(name)
         for effect in effects:
             if not self.may_carry_out(name, effect):
                 break
             if isinstance(effect, Hold):
-                self.accounts[name][effect.account][1] += effect.amount
+                accounts[effect.account][1] += effect.amount
                 did.append(f"{'holds' if effect.amount > 0 else 'releases'} "
                            f"{format_amount(abs(effect.amount))}")
             elif isinstance(effect, Apply):
-                self.accounts[name][effect.account][0] += effect.delta
+                accounts[effect.account][0] += effect.delta
                 did.append(f"balance {'+' if effect.delta > 0 else ''}"
                            f"{format_amount(effect.delta)}")
             elif isinstance(effect, Record):
@@ -321,7 +339,7 @@ class StepRun:
                 if caller is not None:
                     self.send(name, caller, effect.message)
                 if isinstance(effect.message, VoteMsg) and effect.message.vote is Vote.YES:
-                    self.yes.add((name, txn.txid))
+                    self.yes = self.yes | {(name, txn.txid)}
             else:
                 assert isinstance(effect, Send), effect
                 self.send(name, effect.to, effect.message)
@@ -330,13 +348,16 @@ class StepRun:
 
     def write_row(self, name: str, txn, record: Record) -> None:
         """The txns row moves on; its first reason stays (as ledger._save_txn does)."""
-        old = self.rows[name].get(txn.txid)
+        rows = self.draft(name)[1]
+        old = rows.get(txn.txid)
         reason = old[4] if old else record.reason
         state = TxState(record.kind)
-        self.rows[name][txn.txid] = (txn.txid, state, txn.coordinator, txn.ops, reason)
+        rows[txn.txid] = (txn.txid, state, txn.coordinator, txn.ops, reason)
         if state is TxState.ABORTED and (name, txn.txid) in self.yes \
                 and (txn.txid, TxState.ABORTED.value) not in self.decisions:
-            self.lone.add((name, txn.txid))
+            self.lone = self.lone | {(name, txn.txid)}
+        if state is not TxState.PREPARED:            # final: its yes vote matters no more
+            self.yes = self.yes - {(name, txn.txid)}
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
@@ -358,16 +379,27 @@ class StepRun:
     def reveal(self, message) -> None:
         """A message that carries a decision shows the coordinator has taken it (S3)."""
         if isinstance(message, Commit):
-            self.decisions.add((message.txid, TxState.COMMITTED.value))
-        elif isinstance(message, Abort) or isinstance(message, (Outcome, DecisionAnswer)) \
-                and message.outcome == TxState.ABORTED.value:
-            self.decisions.add((message.txid, TxState.ABORTED.value))
-        elif isinstance(message, (Outcome, DecisionAnswer)) \
-                and message.outcome == TxState.COMMITTED.value:
-            self.decisions.add((message.txid, TxState.COMMITTED.value))
+            self.decide(message.txid, TxState.COMMITTED.value)
+        elif isinstance(message, Abort):
+            self.decide(message.txid, TxState.ABORTED.value)
+        elif isinstance(message, (Outcome, DecisionAnswer)) and message.outcome in DECIDED:
+            self.decide(message.txid, message.outcome)
+
+    def decide(self, txid: str, outcome: str) -> None:
+        """Only an abort decision is kept: it is all the rule no-lone-abort asks about."""
+        if outcome == TxState.ABORTED.value and (txid, outcome) not in self.decisions:
+            self.decisions = self.decisions | {(txid, outcome)}
 
     def use(self, fault: str) -> None:
-        self.used[FAULTS.index(fault)] += 1
+        i = FAULTS.index(fault)
+        self.used = self.used[:i] + (self.used[i] + 1,) + self.used[i + 1:]
+
+
+HANDLERS = {"start": StepRun.start, "deliver": StepRun.deliver,
+            "duplicate": StepRun.duplicate, "lose": StepRun.lose, "crash": StepRun.crash,
+            "restart": StepRun.restart, "timeout": StepRun.timeout,
+            "vote-timeout": StepRun.vote_timeout, "retry": StepRun.retry,
+            "partition": StepRun.partition, "heal": StepRun.heal}
 
 
 def describe(message) -> tuple:

@@ -97,15 +97,15 @@ class Branch(NamedTuple):
 
 class Coordinator(NamedTuple):
     up: bool
-    log: tuple               # durable records: ((txid, kind), ...) in order
-    unflushed: tuple         # records written but not forced: lost in a crash (W3)
+    log: frozenset           # durable records: {(txid, kind), ...} (recovery needs no order)
+    unflushed: frozenset     # records written but not forced: lost in a crash (W3)
     memory: tuple            # ((txid, state, votes, acks, reason), ...): volatile
 
 
 class Ghost(NamedTuple):
     """What the invariants need to know about the past."""
-    yes_votes: frozenset     # (branch, txid): a yes vote left the branch
-    decisions: frozenset     # (txid, "committed"|"aborted"): what the coordinator decided
+    yes_votes: frozenset     # (branch, txid): a yes vote left the branch, still prepared
+    decisions: frozenset     # (txid, "aborted"): the coordinator decided abort
     lone_aborts: frozenset   # (branch, txid): aborted after a yes, no abort decided
 
 
@@ -149,13 +149,14 @@ class World:
         self.config = config
         self.variant = variants.get(config.variant)
         self.names = BRANCH_NAMES[:config.branches]
+        self.index = {name: i for i, name in enumerate(self.names)}
         self.transfers = transfers_for(config)
         self.plans = {t.txid: {t.src: ((ACCOUNT, -t.amount),), t.dst: ((ACCOUNT, t.amount),)}
                       for t in self.transfers}
 
     def initial(self) -> State:
         branch = Branch(True, ((ACCOUNT, OPENING, 0),), ())
-        return State(Coordinator(True, (), (), ()), (branch,) * len(self.names),
+        return State(Coordinator(True, frozenset(), frozenset(), ()), (branch,) * len(self.names),
                      frozenset(), frozenset(), frozenset(), frozenset(),
                      (0,) * len(FAULTS), Ghost(frozenset(), frozenset(), frozenset()))
 
@@ -171,7 +172,7 @@ class World:
         found = [Action("start", CLIENT, t.txid) for t in self.transfers
                  if t.txid not in state.started and up[COORDINATOR]]
         for env in sorted(state.network, key=_order):
-            if self.deliverable(state, env):
+            if self.deliverable(state, env, up):
                 found.append(Action("deliver", env.dst, envelope=env))
                 if left["duplicates"]:
                     found.append(Action("duplicate", env.dst, envelope=env))
@@ -189,7 +190,7 @@ class World:
 
     def _timer_actions(self, state: State, up: dict) -> list:
         """Timers that are due (W8): a vote timeout, a retry, a branch's query."""
-        busy = {env.message.txid for env in state.network if self.deliverable(state, env)}
+        busy = {env.message.txid for env in state.network if self.deliverable(state, env, up)}
         found = []
         if up[COORDINATOR]:
             for txid, cstate, votes, acks, _ in state.coordinator.memory:
@@ -207,10 +208,10 @@ class World:
                           if row[1] is TxState.PREPARED and row[0] not in busy]
         return found
 
-    def successors(self, state: State):
+    def successors(self, state: State, actions=None):
         """(action, next state) for every action, and every crash that cuts a step (W5)."""
         crashes_left = state.used[0] < self.config.crashes
-        for action in self.actions(state):
+        for action in self.actions(state) if actions is None else actions:
             after, _, cuts = self.step(state, action, with_notes=False)
             yield action, after
             if crashes_left:
@@ -222,9 +223,10 @@ class World:
         return {COORDINATOR: state.coordinator.up,
                 **{n: b.up for n, b in zip(self.names, state.branches)}}
 
-    def deliverable(self, state: State, env: Envelope) -> bool:
-        ends = {env.src, env.dst}
-        return self.up(state)[env.dst] and not (ends & state.cut and COORDINATOR in ends)
+    def deliverable(self, state: State, env: Envelope, up=None) -> bool:
+        if not (up or self.up(state))[env.dst]:
+            return False
+        return not state.cut or env.src not in state.cut and env.dst not in state.cut
 
     # ---- one step ------------------------------------------------------------------------
 
@@ -239,6 +241,12 @@ class World:
 
 def _order(env: Envelope) -> tuple:
     """A fixed order for envelopes, so every run lists its actions the same way."""
-    m = env.message
-    return (m.txid, env.src, env.dst, type(m).__name__, repr(m))
+    key = _ORDER.get(env)
+    if key is None:
+        m = env.message
+        key = _ORDER[env] = (m.txid, env.src, env.dst, type(m).__name__, repr(m))
+    return key
+
+
+_ORDER = {}          # envelope -> its place in the order (a few hundred envelopes at most)
 

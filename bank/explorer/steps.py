@@ -26,7 +26,7 @@ from bank.core.messages import (Abort, Ack, Apply, Commit, CoordState, DecisionA
 from bank.core.coordinator import presumed_outcome
 from bank.explorer.world import (CLIENT, COORDINATOR, FAULTS, Branch, Coordinator,
                                  Envelope, Ghost, Note, State)
-from bank.money import format_amount
+from bank.money import format_amount, format_delta
 
 LOG = "log"
 DECIDED_BY_LOG = {"commit": TxState.COMMITTED.value, "abort": TxState.ABORTED.value}
@@ -155,7 +155,7 @@ class StepRun:
     def crash(self, action) -> None:
         self.crash_now(action.who)
 
-    def crash_now(self, who: str) -> None:
+    def crash_now(self, who: str, when: str = "") -> None:
         """Down, volatile state gone, calls on their way to it lost (W4)."""
         self.use("crashes")
         self.stopped = True
@@ -165,7 +165,7 @@ class StepRun:
         else:
             self.branch_up[who] = False
         self.network = frozenset(e for e in self.network if e.dst != who)
-        self.note(who, who, "CRASH", "volatile state lost", kind="crash")
+        self.note(who, who, "CRASH" + when, "volatile state lost", kind="crash")
 
     def restart(self, action) -> None:
         who = action.who
@@ -322,6 +322,9 @@ class StepRun:
         """Carry out a participant's effects: one SQLite transaction, then the answer (W2)."""
         did, (accounts, _) = [], self.draft(name)
         for effect in effects:
+            if did and isinstance(effect, (Reply, Send)):      # what it did, then its answer
+                self.note(name, name, f"{txn.txid}: " + ", ".join(did), kind="self")
+                did = []
             if not self.may_carry_out(name, effect):
                 break
             if isinstance(effect, Hold):
@@ -330,8 +333,7 @@ class StepRun:
                            f"{format_amount(abs(effect.amount))}")
             elif isinstance(effect, Apply):
                 accounts[effect.account][0] += effect.delta
-                did.append(f"balance {'+' if effect.delta > 0 else ''}"
-                           f"{format_amount(effect.delta)}")
+                did.append(f"balance {format_delta(effect.delta)}")
             elif isinstance(effect, Record):
                 self.write_row(name, txn, effect)
                 did.append(effect.kind)
@@ -371,7 +373,7 @@ class StepRun:
         if k and (who == COORDINATOR or isinstance(effect, (Send, Reply))):
             self.cuts.append(k)
             if k == self.crash_after:
-                self.crash_now(who)
+                self.crash_now(who, f" (in the middle of a step, after {k} of its effects)")
                 return False
         self.position += 1
         return True
@@ -405,7 +407,7 @@ HANDLERS = {"start": StepRun.start, "deliver": StepRun.deliver,
 def describe(message) -> tuple:
     """(label on the arrow, detail beside it) for a message."""
     if isinstance(message, Prepare):
-        ops = ", ".join(f"{n} {format_amount(d)}" for n, d in message.ops)
+        ops = ", ".join(f"{n} {format_delta(d)}" for n, d in message.ops)
         return f"prepare {message.txid}", ops
     if isinstance(message, VoteMsg):
         return f"vote {message.vote.value} {message.txid}", message.reason

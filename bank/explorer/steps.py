@@ -3,8 +3,8 @@
 Role: what bank/ledger.py (a participant's SQLite transaction), bank/twopc.py (the
 coordinator's driver) and the network do for real, done on plain Python values. A
 StepRun copies the parts of a State it may change, carries out one Action and
-freezes the result into the next State. It decides nothing about the protocol: the
-core objects do (rule W1 in world.py).
+freezes the result into the next State (BranchSteps holds its ledger part). It
+decides nothing about the protocol: the core objects do (rule W1 in world.py).
 
 Rules (the W rules are in world.py):
   * S1 - effects are carried out in the order the core lists them; before each one a
@@ -33,7 +33,86 @@ DECIDED_BY_LOG = {"commit": TxState.COMMITTED.value, "abort": TxState.ABORTED.va
 DECIDED = (TxState.COMMITTED.value, TxState.ABORTED.value)
 
 
-class StepRun:
+class BranchSteps:
+    """What a branch's ledger does in a step (bank/ledger.py for real): a part of StepRun."""
+
+    def at_branch(self, env) -> None:
+        name, m = env.dst, env.message
+        txn = self.participant(name, m.txid)
+        try:
+            if isinstance(m, Prepare):
+                effects = txn.on_prepare(m.coordinator, m.ops, self.balances(name, m.ops))
+            elif isinstance(m, Commit):
+                effects = txn.on_commit()
+            elif isinstance(m, Abort):
+                effects = txn.on_abort(env.src)
+            else:
+                assert isinstance(m, DecisionAnswer), m
+                effects = txn.on_decision(m.outcome)
+        except ProtocolViolation as exc:                      # S2
+            self.note(name, name, "refused", str(exc), kind="self")
+            return
+        caller = None if isinstance(m, DecisionAnswer) else env.src
+        self.participant_effects(name, txn, effects, caller)
+
+    def participant(self, name: str, txid: str):
+        """Rebuild the participant core from its txns row, as the ledger does."""
+        row = self.rows_of(name).get(txid)
+        if row is None:
+            return self.variant.participant(name, txid)
+        _, state, coordinator, ops, reason = row
+        return self.variant.participant(name, txid, state, coordinator, ops, reason)
+
+    def balances(self, name: str, ops) -> dict:
+        accounts = self.draft(name)[0]
+        return {n: tuple(accounts[n]) for n, _ in ops if n in accounts}
+
+    def participant_effects(self, name: str, txn, effects: list, caller) -> None:
+        """Carry out a participant's effects: one SQLite transaction, then the answer (W2)."""
+        did, (accounts, _) = [], self.draft(name)
+        for effect in effects:
+            if did and isinstance(effect, (Reply, Send)):      # what it did, then its answer
+                self.note(name, name, f"{txn.txid}: " + ", ".join(did), kind="self")
+                did = []
+            if not self.may_carry_out(name, effect):
+                break
+            if isinstance(effect, Hold):
+                accounts[effect.account][1] += effect.amount
+                did.append(f"{'holds' if effect.amount > 0 else 'releases'} "
+                           f"{format_amount(abs(effect.amount))}")
+            elif isinstance(effect, Apply):
+                accounts[effect.account][0] += effect.delta
+                did.append(f"balance {format_delta(effect.delta)}")
+            elif isinstance(effect, Record):
+                self.write_row(name, txn, effect)
+                did.append(effect.kind)
+            elif isinstance(effect, Reply):
+                if caller is not None:
+                    self.send(name, caller, effect.message)
+                if isinstance(effect.message, VoteMsg) and effect.message.vote is Vote.YES:
+                    self.yes = self.yes | {(name, txn.txid)}
+            else:
+                assert isinstance(effect, Send), effect
+                self.send(name, effect.to, effect.message)
+        if did:
+            self.note(name, name, f"{txn.txid}: " + ", ".join(did), kind="self")
+
+    def write_row(self, name: str, txn, record: Record) -> None:
+        """The txns row moves on; its first reason stays (as ledger._save_txn does)."""
+        rows = self.draft(name)[1]
+        old = rows.get(txn.txid)
+        reason = old[4] if old else record.reason
+        state = TxState(record.kind)
+        rows[txn.txid] = (txn.txid, state, txn.coordinator, txn.ops, reason)
+        if state is TxState.ABORTED and (name, txn.txid) in self.yes \
+                and (txn.txid, TxState.ABORTED.value) not in self.decisions:
+            self.lone = self.lone | {(name, txn.txid)}
+        if state is not TxState.PREPARED:            # final: its yes vote matters no more
+            self.yes = self.yes - {(name, txn.txid)}
+
+
+
+class StepRun(BranchSteps):
     """One step being carried out on mutable copies of a state's parts."""
 
     def __init__(self, world, state: State, with_notes: bool):
@@ -284,82 +363,6 @@ class StepRun:
             self.unflushed = self.unflushed | {(record.txid, record.kind)}
         self.note(COORDINATOR, LOG, f"{record.kind} {record.txid}",
                   "forced to disk" if record.forced else "not forced")
-
-    # ---- at a branch ------------------------------------------------------------------------
-
-    def at_branch(self, env) -> None:
-        name, m = env.dst, env.message
-        txn = self.participant(name, m.txid)
-        try:
-            if isinstance(m, Prepare):
-                effects = txn.on_prepare(m.coordinator, m.ops, self.balances(name, m.ops))
-            elif isinstance(m, Commit):
-                effects = txn.on_commit()
-            elif isinstance(m, Abort):
-                effects = txn.on_abort(env.src)
-            else:
-                assert isinstance(m, DecisionAnswer), m
-                effects = txn.on_decision(m.outcome)
-        except ProtocolViolation as exc:                      # S2
-            self.note(name, name, "refused", str(exc), kind="self")
-            return
-        caller = None if isinstance(m, DecisionAnswer) else env.src
-        self.participant_effects(name, txn, effects, caller)
-
-    def participant(self, name: str, txid: str):
-        """Rebuild the participant core from its txns row, as the ledger does."""
-        row = self.rows_of(name).get(txid)
-        if row is None:
-            return self.variant.participant(name, txid)
-        _, state, coordinator, ops, reason = row
-        return self.variant.participant(name, txid, state, coordinator, ops, reason)
-
-    def balances(self, name: str, ops) -> dict:
-        accounts = self.draft(name)[0]
-        return {n: tuple(accounts[n]) for n, _ in ops if n in accounts}
-
-    def participant_effects(self, name: str, txn, effects: list, caller) -> None:
-        """Carry out a participant's effects: one SQLite transaction, then the answer (W2)."""
-        did, (accounts, _) = [], self.draft(name)
-        for effect in effects:
-            if did and isinstance(effect, (Reply, Send)):      # what it did, then its answer
-                self.note(name, name, f"{txn.txid}: " + ", ".join(did), kind="self")
-                did = []
-            if not self.may_carry_out(name, effect):
-                break
-            if isinstance(effect, Hold):
-                accounts[effect.account][1] += effect.amount
-                did.append(f"{'holds' if effect.amount > 0 else 'releases'} "
-                           f"{format_amount(abs(effect.amount))}")
-            elif isinstance(effect, Apply):
-                accounts[effect.account][0] += effect.delta
-                did.append(f"balance {format_delta(effect.delta)}")
-            elif isinstance(effect, Record):
-                self.write_row(name, txn, effect)
-                did.append(effect.kind)
-            elif isinstance(effect, Reply):
-                if caller is not None:
-                    self.send(name, caller, effect.message)
-                if isinstance(effect.message, VoteMsg) and effect.message.vote is Vote.YES:
-                    self.yes = self.yes | {(name, txn.txid)}
-            else:
-                assert isinstance(effect, Send), effect
-                self.send(name, effect.to, effect.message)
-        if did:
-            self.note(name, name, f"{txn.txid}: " + ", ".join(did), kind="self")
-
-    def write_row(self, name: str, txn, record: Record) -> None:
-        """The txns row moves on; its first reason stays (as ledger._save_txn does)."""
-        rows = self.draft(name)[1]
-        old = rows.get(txn.txid)
-        reason = old[4] if old else record.reason
-        state = TxState(record.kind)
-        rows[txn.txid] = (txn.txid, state, txn.coordinator, txn.ops, reason)
-        if state is TxState.ABORTED and (name, txn.txid) in self.yes \
-                and (txn.txid, TxState.ABORTED.value) not in self.decisions:
-            self.lone = self.lone | {(name, txn.txid)}
-        if state is not TxState.PREPARED:            # final: its yes vote matters no more
-            self.yes = self.yes - {(name, txn.txid)}
 
     # ---- bookkeeping ------------------------------------------------------------------------
 

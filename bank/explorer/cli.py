@@ -1,0 +1,131 @@
+"""The explorer's command line, and run(options) for the shell to call.
+
+Role: read the options, build the world, search (or replay), print the report, save
+the run. `python -m bank.explorer --help` lists the options; explore.py at the top
+of the kit is the same program.
+
+Rules:
+  * A bad option gets one sentence and exit code 2; nothing is searched.
+  * Exit code 0: no violation; 1: a violation was found (labs can rely on it).
+  * A random walk without --seed picks one and prints it, so the walk can be replayed.
+
+Glossary:
+  options   an argparse Namespace, or the words of a command line
+"""
+
+import argparse
+import secrets
+import sys
+
+from bank.explorer import render, search, traces, variants
+from bank.explorer.world import Config, World
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bank.explorer",
+        description="Explore every run of the kit's Two-Phase Commit (the real protocol "
+                    "cores) within fault budgets, checking its invariants in every state.",
+        epilog="Variants (each breaks one rule): " + ", ".join(variants.VARIANTS))
+    p.add_argument("--branches", type=int, default=2, help="2 or 3 (default 2)")
+    p.add_argument("--transfers", type=int, default=2,
+                   help="1 to 3 concurrent transfers; T2 is unaffordable (default 2)")
+    p.add_argument("--crashes", type=int, default=1, help="crash budget (default 1)")
+    p.add_argument("--losses", type=int, default=1, help="lost messages (default 1)")
+    p.add_argument("--duplicates", type=int, default=0, help="duplicated messages (default 0)")
+    p.add_argument("--partitions", type=int, default=0, help="partitions (default 0)")
+    p.add_argument("--variant", default="", help="a broken variant to explore instead of the kit")
+    p.add_argument("--random-walk", type=int, metavar="STEPS", default=0,
+                   help="seeded random walks of this many steps in all, instead of "
+                        "the exhaustive search")
+    p.add_argument("--seed", type=int, help="the random walk's seed (printed if not given)")
+    p.add_argument("--max-states", type=int, default=search.MAX_STATES,
+                   help=f"stop the exhaustive search here (default {search.MAX_STATES:,})")
+    p.add_argument("--save", metavar="FILE", help="save the run to a violation as JSON")
+    p.add_argument("--replay", metavar="FILE", help="replay a saved run and draw it")
+    return p
+
+
+def options_from(options) -> argparse.Namespace:
+    """A Namespace from a Namespace, a list of words or one string of them."""
+    if isinstance(options, argparse.Namespace):
+        return options
+    words = options.split() if isinstance(options, str) else list(options)
+    return parser().parse_args(words)
+
+
+def check(options) -> Config:
+    """The Config the options ask for, or a ValueError saying what is wrong."""
+    if options.branches not in (2, 3):
+        raise ValueError("--branches must be 2 or 3.")
+    if not 1 <= options.transfers <= 3:
+        raise ValueError("--transfers must be 1, 2 or 3.")
+    for name in ("crashes", "losses", "duplicates", "partitions"):
+        if not 0 <= getattr(options, name) <= 5:
+            raise ValueError(f"--{name} must be between 0 and 5.")
+    if options.random_walk < 0 or options.max_states < 1:
+        raise ValueError("--random-walk and --max-states must be positive.")
+    variants.get(options.variant)                      # a sentence if unknown
+    return Config(options.branches, options.transfers, options.crashes, options.losses,
+                  options.duplicates, options.partitions, options.variant)
+
+
+def explore(options) -> tuple:
+    """(report text, True if a violation was found). Raises ValueError for bad options."""
+    options = options_from(options)
+    if options.replay:
+        return replay_file(options.replay)
+    world = World(check(options))
+    if options.random_walk:
+        seed = options.seed if options.seed is not None else secrets.randbelow(10**6)
+        result = search.random_walk(world, options.random_walk, seed)
+    else:
+        result = search.breadth_first(world, options.max_states)
+    return draw(world, result, options.save), result.violation is not None
+
+
+def draw(world, result, save: str = "") -> str:
+    notes, calm_notes = [], []
+    if result.violation is not None:
+        notes = search.replay(world, result.trace + result.continuation)[1]
+        notes, calm_notes = notes[:len(result.trace)], notes[len(result.trace):]
+        if save:
+            traces.save(save, world.config, result.trace, result.violation)
+    elif save:
+        save = ""                                  # nothing to save
+    return render.report(world, result, notes, calm_notes, save)
+
+
+def replay_file(path: str) -> tuple:
+    config, actions = traces.load(path)
+    world = World(config)
+    states, notes, violation = search.replay(world, actions)
+    result = search.Result("replay", explored=len(actions), distinct=len(set(states)),
+                           depth=len(actions), violation=violation, trace=actions)
+    text = render.report(world, result, notes)
+    if violation is None:
+        text += "\n\nThe run replays to its end without breaking any invariant:\n\n" \
+                + render.diagram(world, notes)
+    text += f"\n\nFinal state fingerprint: {search.fingerprint(states[-1])}"
+    return text, violation is not None
+
+
+def run(options) -> str:
+    """The report for these options (a Namespace or command-line words): for the shell.
+    A bad option is answered with its sentence instead of a report."""
+    try:
+        return explore(options)[0]
+    except ValueError as exc:
+        return str(exc)
+    except SystemExit:                                 # argparse has printed why
+        return "Those options are not understood: try --help."
+
+
+def main(argv=None) -> int:
+    try:
+        text, found = explore(parser().parse_args(argv))
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(text)
+    return 1 if found else 0

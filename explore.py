@@ -1,0 +1,13 @@
+"""The explorer: every run of Two-Phase Commit within fault budgets (bank/explorer).
+
+    python explore.py                      # the kit, exhaustively (about a minute)
+    python explore.py --variant abort-on-restart --save run.json
+    python explore.py --replay run.json
+"""
+
+import sys
+
+from bank.explorer.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,7 @@
     python explore.py                      # the kit, exhaustively (about a minute)
     python explore.py --variant abort-on-restart --save run.json
     python explore.py --replay run.json
+    python explore.py --replay run.json --window   # step through it, forward and back
 """
 
 import sys

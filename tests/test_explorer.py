@@ -144,3 +144,19 @@ def test_a_participant_that_never_commits_breaks_progress(monkeypatch):
                                                variant=broken.name)))
     assert result.violation is not None and result.violation.invariant == "progress"
     assert "circle" in result.violation.detail and result.continuation
+
+
+def test_the_shell_explore_command_catches_a_broken_variant(tmp_path, dead_url):
+    """The shell's `explore` runs the same search as explore.py: a broken variant is
+    reported with the rule it breaks, and bad options get one sentence, not a traceback.
+    (It needs no cluster: the coordinator here is an address where nothing answers.)"""
+    import io
+    from bank import rpc
+    from bank.shell import BankShell
+    out = io.StringIO()
+    shell = BankShell(rpc.Client(dead_url, None, timeout=1), home=tmp_path, stdout=out)
+    shell.onecmd("explore --variant abort-on-restart --transfers 1 --losses 0")
+    assert "VIOLATION of no-lone-abort" in out.getvalue()
+    assert shell.failures == 0
+    shell.onecmd("explore --crashes lots")
+    assert "not understood" in out.getvalue() and shell.failures == 1

@@ -43,6 +43,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"stop the exhaustive search here (default {search.MAX_STATES:,})")
     p.add_argument("--save", metavar="FILE", help="save the run to a violation as JSON")
     p.add_argument("--replay", metavar="FILE", help="replay a saved run and draw it")
+    p.add_argument("--window", action="store_true",
+                   help="with --replay: step through the run in a window, forward and back")
     return p
 
 
@@ -122,8 +124,15 @@ def run(options) -> str:
 
 
 def main(argv=None) -> int:
+    options = parser().parse_args(argv)
+    if options.window:
+        if not options.replay:
+            print("--window goes with --replay FILE.", file=sys.stderr)
+            return 2
+        from bank.window.replay import open_window     # Tk only when a window is asked for
+        return open_window(options.replay)
     try:
-        text, found = explore(parser().parse_args(argv))
+        text, found = explore(options)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -36,6 +36,7 @@ Glossary:
 
 from bank.shell.activity_log import ActivityCommands
 from bank.shell.banking import BankingCommands
+from bank.shell.explore import ExploreCommands
 from bank.shell.guide import GuideCommands
 from bank.shell.lab import LabCommands
 from bank.shell.plumbing import (KIT, ShellCore, ShellError, coordinator_client,
@@ -45,8 +46,8 @@ from bank.shell.records import RecordsCommands
 __all__ = ["BankShell", "KIT", "ShellError", "coordinator_client", "doc_parts", "sentence"]
 
 
-class BankShell(BankingCommands, RecordsCommands, LabCommands, ActivityCommands,
-                GuideCommands, ShellCore):
+class BankShell(BankingCommands, RecordsCommands, LabCommands, ExploreCommands,
+                ActivityCommands, GuideCommands, ShellCore):
     """The bank at a prompt: every command class over the plumbing.
 
     The order of the bases is the order of `help`. `local` is the LocalCluster (for

@@ -22,8 +22,9 @@ Rules:
   * A member is ended only by the pid this launcher started.
   * State is kept between runs: databases in HOME/data, logs in HOME/logs, and the
     running cluster's URLs and pids in HOME/data/cluster.json.
-  * The cluster makes its own shared secret (HOME/data/cluster.secret, mode 0600) and
-    every member and client signs its calls with it.
+  * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
+    three role keys (student, teacher, server; bank/keys.py): every member and client
+    on this laptop holds every role, so one laptop needs no extra step.
 
 Glossary:
   home    the folder that holds a cluster's data/ and logs/ (the repository by default)
@@ -146,7 +147,7 @@ class LocalCluster:
         self.home = pathlib.Path(home).resolve()
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        self.secret_file = self.home / "data" / "cluster.secret"
+        self.secret_file = self.home / "data" / "cluster.keys"   # all three roles
         if not self.secret_file.exists():
             rpc.write_secret(self.secret_file)
         self.secret = rpc.load_secret(self.secret_file)

@@ -42,7 +42,6 @@ import logging
 import os
 import pathlib
 import re
-import secrets
 import socket
 import socketserver
 import threading
@@ -50,9 +49,10 @@ import time
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
+from bank import keys
 from bank.errors import BankError, FaultCode
-from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, SERVER_HEADER, Client,  # noqa: F401
-                             connect, server_id_at, sign)                  # (re-exported)
+from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
+                             SERVER_HEADER, Client, connect, server_id_at, sign)
 
 PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py stop), "
              "or pick another with --port (0 = any free port).")
@@ -69,32 +69,18 @@ log = logging.getLogger("rpc")
 # ---- shared-secret signatures ---------------------------------------------------------
 
 def new_secret() -> str:
-    """A fresh random secret for a classroom: 64 hex characters."""
-    return secrets.token_hex(32)
+    """A fresh random key: 64 hex characters."""
+    return keys.new_key()
 
 
-def load_secret(path) -> str:
-    """Read a secret file; refuse one that is missing or too short to be safe."""
-    path = pathlib.Path(path)
-    try:
-        secret = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise SystemExit(f"Cannot read the secret file {path}: {exc.strerror}.")
-    if len(secret) < 16:
-        raise SystemExit(f"The secret in {path} is too short (at least 16 characters); "
-                         "make one with: python cluster.py secret secret.txt")
-    return secret
+def load_secret(path) -> keys.Keyring:
+    """Read a keys file (or an old single-secret file); refuse a bad one in a sentence."""
+    return keys.load_keys(path)
 
 
-def write_secret(path) -> str:
-    """Create a secret file readable by its owner only (mode 0600 where modes exist)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = new_secret()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(secret + "\n")
-    return secret
+def write_secret(path) -> keys.Keyring:
+    """Create a keys file with three fresh role keys, readable by its owner only."""
+    return keys.write_keys(path, keys.new_keyring())
 
 
 class RecentNonces:
@@ -144,35 +130,42 @@ class RecentNonces:
 
 
 class SignatureChecker:
-    """Verifies signed requests and remembers recent nonces to refuse replays."""
+    """Verifies signed requests, learns their role, and refuses replays."""
 
-    def __init__(self, secret: str, server_id: str, clock=time.time):
-        self.secret, self.server_id, self.clock = secret, server_id, clock
+    def __init__(self, secret, server_id: str, clock=time.time):
+        self.keyring = keys.as_keyring(secret)
+        self.server_id, self.clock = server_id, clock
         self.started_ms = int(clock() * 1000)    # nonces seen before a restart are
         self.nonces = RecentNonces(2 * SIGNATURE_WINDOW, MAX_NONCES)   # forgotten, so
         self._lock = threading.Lock()            # older signatures are refused outright
 
     def problem(self, headers, body: bytes):
         """None if the request is properly signed, else why not (for the log)."""
+        return self.verify(headers, body)[0]
+
+    def verify(self, headers, body: bytes) -> tuple:
+        """(None, role) if the request is properly signed with role's key, else (why, "")."""
         stamp, nonce = headers.get("X-Bank-Time", ""), headers.get("X-Bank-Nonce", "")
-        given = headers.get("X-Bank-Signature", "")
-        if not (stamp and nonce and given):
-            return "unsigned request"
+        given, role = headers.get("X-Bank-Signature", ""), headers.get("X-Bank-Key", "")
+        if not (stamp and nonce and given and role):
+            return "unsigned request (or no X-Bank-Key)", ""
+        key = self.keyring.keys.get(role)
+        if key is None:
+            return f"signed with a key this server does not hold ({role[:20]!r})", ""
         now = self.clock()
         if not _is_count(stamp) or abs(now * 1000 - int(stamp)) > SIGNATURE_WINDOW * 1000:
-            return "stale or malformed timestamp"
+            return "stale or malformed timestamp", ""
         if int(stamp) < self.started_ms:
-            return "signed before this server started (a possible replay)"
-        expected = sign(self.secret, body, self.server_id, now=int(stamp) / 1000,
-                        nonce=nonce)["X-Bank-Signature"]
+            return "signed before this server started (a possible replay)", ""
+        expected = keys.mac(key, keys.signed_text(stamp, nonce, role, self.server_id, body))
         if not hmac.compare_digest(expected, given):
-            return "wrong signature"
+            return "wrong signature", ""
         with self._lock:
             if int(stamp) <= self.nonces.floor_ms:
-                return "signed too long ago for its nonce to be checked (a possible replay)"
+                return "signed too long ago for its nonce to be checked (a possible replay)", ""
             if not self.nonces.add(nonce, int(stamp), now):
-                return "replayed request"
-        return None
+                return "replayed request", ""
+        return None, role
 
 
 # ---- the server ----------------------------------------------------------------------
@@ -220,20 +213,26 @@ class _Handler(SimpleXMLRPCRequestHandler):
         if len(body) != int(length):                  # to send the answer
             self.close_connection = True              # the client left, or was made to
             return
+        role = None                                   # no keys: loopback, every role
         checker = self.server.checker
         if checker is not None:
-            why = checker.problem(self.headers, body)
+            why, role = checker.verify(self.headers, body)
             if why:
                 log.warning("refused a request from %s: %s", self.client_address[0], why)
-                return self._refuse(401, "Unauthorized: this server needs a signed "
-                                         "request (a shared secret).")
+                return self._refuse(401, "Unauthorized: this server needs a request "
+                                         "signed with a role's key (X-Bank-Key).")
         if b"\x00" in body or body.startswith((b"\xff\xfe", b"\xfe\xff")):
             return self._refuse(400, "Requests must be UTF-8 XML.")   # no UTF-16/32 tricks
         if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
             return self._refuse(400, "DOCTYPE and entity declarations are not accepted.")
+        call = self.server.parse(body)                # (method, params), or None
+        forbidden = call and role and self.server.forbidden(role, *call)
+        if forbidden:                                 # K2: not this role's method
+            log.warning("refused %s from %s: %s", call[0], self.client_address[0], forbidden)
+            return self._refuse(403, forbidden)
         self.server.connections.busy(self.connection, True)    # never closed to make room
         try:
-            response = self.server._marshaled_dispatch(body)
+            response = self.server.answer(call, role)
             self.send_response(200)
             self.send_header("Content-Type", "text/xml")
             self.send_header("Content-Length", str(len(response)))
@@ -246,6 +245,8 @@ class _Handler(SimpleXMLRPCRequestHandler):
         self.connection.settimeout(IDLE_TIMEOUT)
         payload = (sentence + "\n").encode()
         self.send_response(status)
+        if status == 403:                             # the client shows this sentence
+            self.send_header(REFUSAL_HEADER, sentence.encode("ascii", "replace").decode())
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")
@@ -350,7 +351,9 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
     def __init__(self, service, host: str, port: int, secret=None):
         super().__init__((host, port), requestHandler=_Handler, logRequests=False,
                          allow_none=False, encoding="utf-8")
+        self.service = service
         self.service_name = getattr(service, "name", type(service).__name__)
+        self._caller = threading.local()        # the role of the call this thread runs
         self.server_id = f"{self.service_name}@{self.url.split('://', 1)[1]}"
         self.checker = SignatureChecker(secret, self.server_id) if secret else None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
@@ -359,6 +362,12 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
             self.register_function(getattr(service, name), name)
         self.register_introspection_functions()
         self.arities = {name: _arity(func) for name, func in self.funcs.items()}
+
+    def system_listMethods(self):
+        """The methods this caller's key may call (all of them without keys)."""
+        names = super().system_listMethods()
+        role = self._caller.role
+        return [n for n in names if role is None or keys.may_call(role, n)]
 
     def system_methodHelp(self, method_name):
         """Help text of a public method (its docstring)."""
@@ -390,12 +399,33 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
         finally:
             self._slots.release()
 
-    def _marshaled_dispatch(self, data, dispatch_method=None, path=None):
-        """Parse, call and answer; every failure becomes a kit Fault."""
+    # ---- one call: parse, check the caller's role, run, answer --------------------------
+
+    def parse(self, data: bytes):
+        """(method, params) of a request body, or None if it is not XML-RPC."""
         try:
             params, method = xmlrpc.client.loads(data)
         except Exception:
+            return None
+        return method, params
+
+    def forbidden(self, role: str, method, params) -> str:
+        """Why a caller with `role`'s key may not make this call, or "" (K2, then the
+        service's own check of who is calling, e.g. a branch's configured coordinator).
+        A method this server does not have is left to the dispatch (UNKNOWN_METHOD)."""
+        if method not in self.funcs:
+            return ""
+        if not keys.may_call(role, method):
+            return keys.refusal(role, method)
+        check = getattr(self.service, "refuse_caller", None)
+        return check(role, method, params) if check else ""
+
+    def answer(self, call, role=None) -> bytes:
+        """Run a parsed call; every failure becomes a kit Fault."""
+        if call is None:
             return _fault(FaultCode.BAD_INPUT, "The request is not valid XML-RPC.")
+        method, params = call
+        self._caller.role = role
         try:
             result = self._call(method, params)
             return xmlrpc.client.dumps((result,), methodresponse=True,
@@ -407,6 +437,12 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
             return _fault(FaultCode.INTERNAL,
                           f"Internal error in {self.service_name} while running "
                           f"{method}; the server's log has the details.")
+        finally:
+            self._caller.role = None
+
+    def _marshaled_dispatch(self, data, dispatch_method=None, path=None):
+        """Parse, call and answer (the standard library's entry point; no role check)."""
+        return self.answer(self.parse(data))
 
     def _call(self, method, params):
         func = self.funcs.get(method) if isinstance(method, str) else None

@@ -9,8 +9,11 @@ Rules:
     replaced; the only resend is of a call refused with 401 because it was signed for
     another server id (a 401 changed nothing).
   * Every call has a timeout (DEFAULT_CALL_TIMEOUT unless told otherwise).
-  * Signatures are HMAC-SHA256 over a timestamp, a nonce, the server's id and the
-    body (sign() below); the server side that checks them is bank/rpc.py.
+  * Signatures are HMAC-SHA256 over a timestamp, a nonce, the key's role, the
+    server's id and the body (sign() below), with the weakest key held that may make
+    the call (bank/keys.py, K1-K4); the server side that checks them is bank/rpc.py.
+  * A call refused for its role (HTTP 403) becomes BankError(NOT_ALLOWED) with the
+    server's sentence, which names the role and the method.
 
 Glossary:
   server id  who a signature is for: NAME@HOST:PORT, as the server announces it in the
@@ -18,9 +21,9 @@ Glossary:
   nonce      a random string used once, so that a captured request cannot be replayed
 """
 
-import hashlib
-import hmac
+import functools
 import http.client
+import re
 import secrets
 import select
 import socket
@@ -29,26 +32,51 @@ import time
 import xml.parsers.expat
 import xmlrpc.client
 
+from bank import keys
 from bank.errors import BankError, FaultCode
 
 SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name
+REFUSAL_HEADER = "X-Bank-Refusal"  # a 403: the sentence naming the role and the method
 DEFAULT_CALL_TIMEOUT = 10      # seconds a client waits for an answer
 
 
 # ---- signatures -----------------------------------------------------------------------
 
-def sign(secret: str, body: bytes, server_id: str, now=None, nonce=None) -> dict:
-    """The three headers that prove a request comes from someone with the secret.
+def sign(secret, body: bytes, server_id: str, now=None, nonce=None, role="") -> dict:
+    """The four headers that prove a request comes from the holder of a role's key.
 
-    The MAC covers the time, a fresh nonce, the id of the server it is meant for
-    (NAME@HOST:PORT, from that server's X-Bank-Server header) and the body: it cannot
-    be replayed later, twice, or to another server, even one on the same port.
+    secret: a Keyring, or a key text (see bank/keys.py). The key is the weakest role
+    held that may call the body's method, unless `role` is given. The MAC covers the
+    time, a fresh nonce, the role (the key id, K3), the id of the server it is meant
+    for (NAME@HOST:PORT, from that server's X-Bank-Server header) and the body: it
+    cannot be replayed later, twice, or to another server, even one on the same port.
     """
+    keyring = _keyring(secret)
+    role = role or keyring.role_for(method_in(body))
     stamp = str(int((time.time() if now is None else now) * 1000))   # milliseconds
     nonce = nonce or secrets.token_hex(16)
-    signed = f"{stamp}\n{nonce}\n{server_id}\n".encode() + body
-    mac = hmac.new(secret.encode(), signed, hashlib.sha256)
-    return {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Signature": mac.hexdigest()}
+    text = keys.signed_text(stamp, nonce, role, server_id, body)
+    return {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Key": role,
+            "X-Bank-Signature": keys.mac(keyring.keys[role], text)}
+
+
+def method_in(body: bytes) -> str:
+    """The method name of an XML-RPC request body, or "" (to choose the key to sign with)."""
+    found = _METHOD_NAME.search(body[:4096])
+    return found.group(1).decode("ascii", "replace") if found else ""
+
+
+_METHOD_NAME = re.compile(rb"<methodName>\s*([A-Za-z0-9_.]{1,100})\s*</methodName>")
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str) -> keys.Keyring:
+    return keys.Keyring.parse(text)
+
+
+def _keyring(secret) -> keys.Keyring:
+    """A Keyring as is; a key text parsed once (a bare master key derives all three)."""
+    return secret if isinstance(secret, keys.Keyring) else _parsed(str(secret))
 
 
 # ---- the client -----------------------------------------------------------------------
@@ -66,7 +94,7 @@ class _Transport(xmlrpc.client.Transport):
 
     def __init__(self, timeout: float, secret=None):
         super().__init__()
-        self.timeout, self.secret = timeout, secret
+        self.timeout, self.secret = timeout, None if secret is None else _keyring(secret)
         self._host, self._signed_for = "", ""
 
     def request(self, host, handler, request_body, verbose=False):
@@ -168,8 +196,11 @@ class Client:
             self._local.proxy = None
             if exc.errcode == 401:
                 raise BankError(FaultCode.UNAUTHORIZED,
-                                f"{self.label} refused the call: wrong or missing shared "
-                                "secret.") from None
+                                f"{self.label} refused the call: wrong or missing key "
+                                "(a keys file from python cluster.py secret).") from None
+            if exc.errcode == 403:
+                raise BankError(FaultCode.NOT_ALLOWED, f"{self.label} refused the call. "
+                                + _header(exc.headers, REFUSAL_HEADER)) from None
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} answered HTTP {exc.errcode}.") from None
         except (xmlrpc.client.Error, xml.parsers.expat.ExpatError) as exc:

@@ -8,7 +8,7 @@ Use it from the command line:
     python cluster.py status     # what runs, where
     python cluster.py stop
     python cluster.py reset      # delete its databases and logs (when stopped)
-    python cluster.py secret secret.txt   # a fresh shared secret for a classroom LAN
+    python cluster.py secret classroom.keys   # three role keys for a classroom LAN
 
 or from Python (what labs and tests do):
     with LocalCluster(home=tmpdir, branches=("Mumbai", "Delhi")) as bank:
@@ -252,7 +252,7 @@ class LocalCluster:
         return self.members[COORDINATOR].url
 
     def client(self, name: str, timeout: float = 10) -> rpc.Client:
-        """An rpc.Client for a member, signing with the cluster's secret."""
+        """An rpc.Client for a member, signing with the cluster's keys (all roles)."""
         return rpc.Client(self.member(name).url, self.secret, timeout, label=name)
 
     def coordinator(self, timeout: float = 30) -> rpc.Client:
@@ -346,7 +346,7 @@ def _end_recorded(pid, url) -> bool:
 
 
 def reset(home=KIT) -> list:
-    """Delete a stopped cluster's databases, logs and secret: the next start is fresh."""
+    """Delete a stopped cluster's databases, logs and keys: the next start is fresh."""
     home = pathlib.Path(home)
     if running_cluster(home) is not None:
         raise SystemExit("A local cluster is running from here: python cluster.py stop first.")

@@ -12,9 +12,14 @@ Rules:
     a Python traceback is written to the server's log, never to the wire.
   * Requests are checked before they are parsed: the body must declare its length
     (at most ``MAX_BODY`` bytes), must not be compressed, must not carry a DOCTYPE,
-    and, when the server has a shared secret, must be signed (HMAC-SHA256 over a
-    timestamp, a nonce, the server's id and the body; a stale or replayed
-    signature, or one made for another server, is refused).
+    and, when the server has keys, must be signed (HMAC-SHA256 over a timestamp, a
+    nonce, the key's role, the server's id and the body; a stale or replayed
+    signature, or one made for another server, is refused with HTTP 401).
+  * Roles (bank/keys.py, K1-K4): a signed request may call only the methods of its
+    key's role; any other is refused with HTTP 403 and one sentence naming the role
+    and the method, before anything runs; so is a call the service itself refuses
+    for its caller (``refuse_caller``, e.g. a branch's configured coordinator).
+    ``system.listMethods`` lists a caller only what its role may call.
   * Every answer names the server in an ``X-Bank-Server`` header: its id,
     ``NAME@HOST:PORT`` (e.g. ``Mumbai@127.0.0.1:9100``). A client signs for that id;
     one that does not know it yet learns it from the header of any answer (the
@@ -28,7 +33,8 @@ Rules:
 
 Glossary:
   service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
-  secret    a shared key from --secret-file; everyone in one bank uses the same one
+  keys      the role keys from --secret-file (a keys file); a server holds all three
+  role      student, teacher or server: what a request's key may call
   nonce     a random string used once, so that a captured request cannot be replayed
   server id who a signature is for: NAME@HOST:PORT, as the server announces it
 """
@@ -517,9 +523,10 @@ def check_bind(host: str, secret, insecure: bool) -> None:
     if loopback or secret or insecure:
         return
     raise SystemExit(
-        f"Refusing to serve on {host} without a shared secret: anyone on the network "
-        "could move money.\nMake one with `python cluster.py secret secret.txt`, hand "
-        "it to the class, and start every server with --secret-file secret.txt.\n"
+        f"Refusing to serve on {host} without keys: anyone on the network "
+        "could move money.\nMake keys with `python cluster.py secret classroom.keys`, "
+        "start every server with --secret-file classroom.keys, and give students only "
+        "`python cluster.py secret student.keys --role student --from classroom.keys`.\n"
         "(To do it anyway on a trusted network, add --insecure-no-auth.)")
 
 

@@ -340,3 +340,18 @@ def test_a_client_in_another_language_signs_with_only_its_role_key(bank, tmp_pat
     assert status == 200 and xmlrpc.client.loads(data)[0][0]["number"] == "1002"
     status, data = call("fault", "vote-no")
     assert status == 403 and b"student key may not call fault" in data
+
+
+def test_readme_lists_every_method_with_its_role():
+    """Docs that cannot rot: the LAN guide's table of methods by role names every method
+    in the row of its one role, and shows the three key files."""
+    readme = (KIT / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines()
+            if line.startswith("| `") and line.split("|")[1].strip(" `") in keys.ROLES
+            and line.count("|") == 4 and "`," in line}
+    assert set(rows) == set(keys.ROLES), sorted(rows)
+    for method, role in keys.METHOD_ROLES.items():
+        owners = [r for r, line in rows.items() if f"`{method}`" in line]
+        assert owners == [role], (method, owners)
+    for name in ("classroom.keys", "teacher.keys", "student.keys"):
+        assert f"`{name}`" in readme

@@ -72,7 +72,7 @@ MAX_NONCES = 100_000           # nonces remembered at most (about 25 MB): see Re
 log = logging.getLogger("rpc")
 
 
-# ---- shared-secret signatures ---------------------------------------------------------
+# ---- keys files and signature checks -----------------------------------------------
 
 def new_secret() -> str:
     """A fresh random key: 64 hex characters."""
@@ -523,8 +523,8 @@ def check_bind(host: str, secret, insecure: bool) -> None:
     if loopback or secret or insecure:
         return
     raise SystemExit(
-        f"Refusing to serve on {host} without keys: anyone on the network "
-        "could move money.\nMake keys with `python cluster.py secret classroom.keys`, "
+        f"Refusing to serve on {host} without a shared secret (keys): anyone on the "
+        "network could move money.\nMake keys with `python cluster.py secret classroom.keys`, "
         "start every server with --secret-file classroom.keys, and give students only "
         "`python cluster.py secret student.keys --role student --from classroom.keys`.\n"
         "(To do it anyway on a trusted network, add --insecure-no-auth.)")

@@ -34,6 +34,8 @@ def parse_args(argv=None):
     p.add_argument("--secret-file", help="shared secret: sign and require signed calls")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="serve beyond loopback without a secret (trusted networks only)")
+    p.add_argument("--coordinator", default="", metavar="URL",
+                   help="take part only in transactions of this coordinator (a LAN)")
     p.add_argument("--replica-of", default="", metavar="URL",
                    help="run as a replica of the primary at URL")
     p.add_argument("--async-replication", action="store_true",
@@ -60,7 +62,8 @@ def main(argv=None):
     try:
         branch = Branch(args.name, db, allow_faults=args.allow_faults or bool(args.fail_at),
                         secret=secret, ask_every=args.ask_every, replica_of=args.replica_of,
-                        synchronous=not args.async_replication)
+                        synchronous=not args.async_replication,
+                        coordinator=args.coordinator)
     except BankError as exc:             # e.g. a full disk while it records its role
         raise SystemExit(f"Branch {args.name} cannot start: {exc.message}")
     if args.async_replication:

@@ -4,7 +4,8 @@
     python cluster.py status     # what runs, where
     python cluster.py stop
     python cluster.py reset      # delete its databases and logs (when stopped)
-    python cluster.py secret secret.txt   # a fresh shared secret for a classroom LAN
+    python cluster.py secret classroom.keys                 # three role keys for a LAN
+    python cluster.py secret student.keys --role student --from classroom.keys
 
 The launcher itself (LocalCluster, used by labs, the shell, the window and the tests)
 is bank/local_cluster.py; this file is its command line.
@@ -13,7 +14,7 @@ is bank/local_cluster.py; this file is its command line.
 import argparse
 import sys
 
-from bank import rpc
+from bank import keys
 from bank.local_cluster import KIT, LocalCluster, reset, running_cluster, stop_running
 
 def main(argv=None):
@@ -21,17 +22,15 @@ def main(argv=None):
     p.add_argument("command", choices=("start", "stop", "status", "reset", "secret"),
                    help="reset deletes the databases and logs of a stopped cluster; "
                         "secret [FILE] makes a shared secret for a classroom LAN")
-    p.add_argument("file", nargs="?", help="with secret: write it to FILE (mode 0600)")
+    p.add_argument("file", nargs="?", help="with secret: write the keys to FILE (mode 0600)")
+    p.add_argument("--role", choices=keys.ROLES,
+                   help="with secret: write only this role's key, taken from --from")
+    p.add_argument("--from", dest="source", metavar="KEYS",
+                   help="with secret --role: the classroom's keys file to take it from")
     p.add_argument("--home", default=str(KIT), help="folder for data/ and logs/")
     args = p.parse_args(argv)
     if args.command == "secret":
-        if args.file:
-            rpc.write_secret(args.file)
-            print(f"Wrote a new secret to {args.file} (readable by you only); copy it to "
-                  "every laptop and start each server with --secret-file.")
-        else:
-            print(rpc.new_secret())
-        return 0
+        return make_keys(args.file, args.role, args.source)
     if args.command == "reset":
         removed = reset(args.home)
         print(f"Removed {len(removed)} files: the next start begins with fresh accounts."
@@ -56,6 +55,33 @@ def main(argv=None):
     for name, member in cluster.members.items():
         print(f"  {name:<12} {member.url}  (pid {member.proc.pid})")
     print(f"Logs in {cluster.home / 'logs'}; stop it with: python cluster.py stop")
+    return 0
+
+
+def make_keys(path, role, source) -> int:
+    """`secret`: a new keys file with three role keys, or one role's key from it (K4)."""
+    if role and not source:
+        print("Say which keys file to take the key from: "
+              f"python cluster.py secret {path or role + '.keys'} --role {role} "
+              "--from classroom.keys", file=sys.stderr)
+        return 2
+    try:
+        keyring = keys.load_keys(source).only(role) if role else keys.new_keyring()
+    except ValueError as exc:
+        print(f"{source}: {exc}", file=sys.stderr)
+        return 2
+    if not path:
+        print(keyring.text(), end="")
+        return 0
+    keys.write_keys(path, keyring)
+    given = {"student": "each student's laptop", "teacher": "the teacher's laptop",
+             "server": "a server laptop"}
+    print(f"Wrote the {role} key to {path} (readable by you only): copy it to "
+          f"{given[role]}." if role else
+          f"Wrote three role keys (student, teacher, server) to {path} (readable by you "
+          "only). Copy it to every branch laptop and the coordinator's; give students "
+          f"only the student key: python cluster.py secret student.keys --role student "
+          f"--from {path}")
     return 0
 
 

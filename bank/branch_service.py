@@ -14,6 +14,9 @@ Rules:
     by itself: it asks for the decision every few seconds (``--ask-every``).
   * B3 - fault points sit exactly between those steps (see faults.py), so a
     student can crash the branch "after the vote was recorded, before it was sent".
+  * B4 - roles (bank/keys.py): a branch started with ``--coordinator URL`` carries out
+    participant steps only for that coordinator: a prepare naming another one is
+    refused like a wrong role (HTTP 403), before anything changes (refuse_caller).
 
 Glossary (more in bank/core/messages.py):
   ops        what a prepare asks this branch to do: [{"account": "1001", "delta": "-50.00"}]
@@ -58,8 +61,10 @@ class Branch(ReplicationRoles):
                       "audit")
 
     def __init__(self, name: str, db_path, *, allow_faults=False, secret=None,
-                 ask_every: float = ASK_EVERY, replica_of: str = "", synchronous=True):
+                 ask_every: float = ASK_EVERY, replica_of: str = "", synchronous=True,
+                 coordinator: str = ""):
         self.name = check_branch_name(name)
+        self.coordinator = check_url(coordinator, "coordinator URL") if coordinator else ""
         self.ledger, replica_of = _open_ledger(db_path, self.name, replica_of, secret)
         self.faults = FaultPoints("branch", BRANCH_POINTS, allow_faults)
         if allow_faults:
@@ -206,6 +211,20 @@ class Branch(ReplicationRoles):
     def in_doubt(self) -> list:
         """Prepared transactions waiting for a decision, with their held ops."""
         return self.ledger.in_doubt()
+
+    def refuse_caller(self, role: str, method: str, params) -> str:
+        """B4: why this well-signed call is not for us to carry out, or "" (rpc.py asks).
+
+        Participant steps are only for the coordinator this branch is configured with;
+        without --coordinator (one laptop) any coordinator holding the server key may.
+        """
+        if method != "prepare" or not self.coordinator or len(params) < 2:
+            return ""
+        if params[1] == self.coordinator:
+            return ""
+        return (f"Forbidden: branch {self.name} takes part only in transactions of the "
+                f"coordinator it is configured with ({self.coordinator}), not "
+                f"{str(params[1])[:80]!r}. Nothing was changed.")
 
     def fault(self, point) -> dict:
         """Arm a fault point (only with --allow-faults): vote-no, crash-before-vote,

@@ -8,7 +8,7 @@ Use it from the command line:
     python cluster.py status     # what runs, where
     python cluster.py stop
     python cluster.py reset      # delete its databases and logs (when stopped)
-    python cluster.py secret secret.txt   # a fresh shared secret for a classroom LAN
+    python cluster.py secret classroom.keys   # three role keys for a classroom LAN
 
 or from Python (what labs and tests do):
     with LocalCluster(home=tmpdir, branches=("Mumbai", "Delhi")) as bank:
@@ -22,8 +22,9 @@ Rules:
   * A member is ended only by the pid this launcher started.
   * State is kept between runs: databases in HOME/data, logs in HOME/logs, and the
     running cluster's URLs and pids in HOME/data/cluster.json.
-  * The cluster makes its own shared secret (HOME/data/cluster.secret, mode 0600) and
-    every member and client signs its calls with it.
+  * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
+    three role keys (student, teacher, server; bank/keys.py): every member and client
+    on this laptop holds every role, so one laptop needs no extra step.
 
 Glossary:
   home    the folder that holds a cluster's data/ and logs/ (the repository by default)
@@ -146,7 +147,7 @@ class LocalCluster:
         self.home = pathlib.Path(home).resolve()
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        self.secret_file = self.home / "data" / "cluster.secret"
+        self.secret_file = self.home / "data" / "cluster.keys"   # all three roles
         if not self.secret_file.exists():
             rpc.write_secret(self.secret_file)
         self.secret = rpc.load_secret(self.secret_file)
@@ -251,7 +252,7 @@ class LocalCluster:
         return self.members[COORDINATOR].url
 
     def client(self, name: str, timeout: float = 10) -> rpc.Client:
-        """An rpc.Client for a member, signing with the cluster's secret."""
+        """An rpc.Client for a member, signing with the cluster's keys (all roles)."""
         return rpc.Client(self.member(name).url, self.secret, timeout, label=name)
 
     def coordinator(self, timeout: float = 30) -> rpc.Client:
@@ -345,7 +346,7 @@ def _end_recorded(pid, url) -> bool:
 
 
 def reset(home=KIT) -> list:
-    """Delete a stopped cluster's databases, logs and secret: the next start is fresh."""
+    """Delete a stopped cluster's databases, logs and keys: the next start is fresh."""
     home = pathlib.Path(home)
     if running_cluster(home) is not None:
         raise SystemExit("A local cluster is running from here: python cluster.py stop first.")

@@ -1,8 +1,9 @@
-"""XML-RPC plumbing shared by every server and client of the kit.
+"""The server half of the kit's XML-RPC: what every branch and coordinator serves with.
 
 Role: turn a service object's explicit list of public methods into a safe, threaded
-XML-RPC server, and give clients a connection that signs its calls and reports
-failures as plain sentences.
+XML-RPC server. The client half (connections that sign their calls and report
+failures as plain sentences) is bank/rpc_client.py; its names are re-exported here
+(rpc.Client, rpc.connect, rpc.sign, rpc.server_id_at) for the programs that use them.
 
 Rules:
   * Only the functions a service lists in ``PUBLIC_METHODS`` are served (plus
@@ -11,9 +12,14 @@ Rules:
     a Python traceback is written to the server's log, never to the wire.
   * Requests are checked before they are parsed: the body must declare its length
     (at most ``MAX_BODY`` bytes), must not be compressed, must not carry a DOCTYPE,
-    and, when the server has a shared secret, must be signed (HMAC-SHA256 over a
-    timestamp, a nonce, the server's id and the body; a stale or replayed
-    signature, or one made for another server, is refused).
+    and, when the server has keys, must be signed (HMAC-SHA256 over a timestamp, a
+    nonce, the key's role, the server's id and the body; a stale or replayed
+    signature, or one made for another server, is refused with HTTP 401).
+  * Roles (bank/keys.py, K1-K4): a signed request may call only the methods of its
+    key's role; any other is refused with HTTP 403 and one sentence naming the role
+    and the method, before anything runs; so is a call the service itself refuses
+    for its caller (``refuse_caller``, e.g. a branch's configured coordinator).
+    ``system.listMethods`` lists a caller only what its role may call.
   * Every answer names the server in an ``X-Bank-Server`` header: its id,
     ``NAME@HOST:PORT`` (e.g. ``Mumbai@127.0.0.1:9100``). A client signs for that id;
     one that does not know it yet learns it from the header of any answer (the
@@ -27,15 +33,14 @@ Rules:
 
 Glossary:
   service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
-  secret    a shared key from --secret-file; everyone in one bank uses the same one
+  keys      the role keys from --secret-file (a keys file); a server holds all three
+  role      student, teacher or server: what a request's key may call
   nonce     a random string used once, so that a captured request cannot be replayed
   server id who a signature is for: NAME@HOST:PORT, as the server announces it
 """
 
 import collections
-import hashlib
 import hmac
-import http.client
 import inspect
 import io
 import ipaddress
@@ -43,19 +48,18 @@ import logging
 import os
 import pathlib
 import re
-import secrets
-import select
 import socket
 import socketserver
 import threading
 import time
-import xml.parsers.expat
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
+from bank import keys
 from bank.errors import BankError, FaultCode
+from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
+                             SERVER_HEADER, Client, connect, server_id_at, sign)
 
-SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name
 PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py stop), "
              "or pick another with --port (0 = any free port).")
 MAX_BODY = 256 * 1024          # bytes; a prepare with 64 ops is about 10 KB
@@ -64,54 +68,25 @@ IDLE_TIMEOUT = 30              # seconds a connection may wait between requests
 REQUEST_TIMEOUT = 10           # seconds a whole request may take to arrive, once begun
 SIGNATURE_WINDOW = 120         # seconds a signed request stays valid
 MAX_NONCES = 100_000           # nonces remembered at most (about 25 MB): see RecentNonces
-DEFAULT_CALL_TIMEOUT = 10      # seconds a client waits for an answer
 
 log = logging.getLogger("rpc")
 
 
-# ---- shared-secret signatures ---------------------------------------------------------
+# ---- keys files and signature checks -----------------------------------------------
 
 def new_secret() -> str:
-    """A fresh random secret for a classroom: 64 hex characters."""
-    return secrets.token_hex(32)
+    """A fresh random key: 64 hex characters."""
+    return keys.new_key()
 
 
-def load_secret(path) -> str:
-    """Read a secret file; refuse one that is missing or too short to be safe."""
-    path = pathlib.Path(path)
-    try:
-        secret = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise SystemExit(f"Cannot read the secret file {path}: {exc.strerror}.")
-    if len(secret) < 16:
-        raise SystemExit(f"The secret in {path} is too short (at least 16 characters); "
-                         "make one with: python cluster.py secret secret.txt")
-    return secret
+def load_secret(path) -> keys.Keyring:
+    """Read a keys file (or an old single-secret file); refuse a bad one in a sentence."""
+    return keys.load_keys(path)
 
 
-def write_secret(path) -> str:
-    """Create a secret file readable by its owner only (mode 0600 where modes exist)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = new_secret()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(secret + "\n")
-    return secret
-
-
-def sign(secret: str, body: bytes, server_id: str, now=None, nonce=None) -> dict:
-    """The three headers that prove a request comes from someone with the secret.
-
-    The MAC covers the time, a fresh nonce, the id of the server it is meant for
-    (NAME@HOST:PORT, from that server's X-Bank-Server header) and the body: it cannot
-    be replayed later, twice, or to another server, even one on the same port.
-    """
-    stamp = str(int((time.time() if now is None else now) * 1000))   # milliseconds
-    nonce = nonce or secrets.token_hex(16)
-    signed = f"{stamp}\n{nonce}\n{server_id}\n".encode() + body
-    mac = hmac.new(secret.encode(), signed, hashlib.sha256)
-    return {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Signature": mac.hexdigest()}
+def write_secret(path) -> keys.Keyring:
+    """Create a keys file with three fresh role keys, readable by its owner only."""
+    return keys.write_keys(path, keys.new_keyring())
 
 
 class RecentNonces:
@@ -161,35 +136,42 @@ class RecentNonces:
 
 
 class SignatureChecker:
-    """Verifies signed requests and remembers recent nonces to refuse replays."""
+    """Verifies signed requests, learns their role, and refuses replays."""
 
-    def __init__(self, secret: str, server_id: str, clock=time.time):
-        self.secret, self.server_id, self.clock = secret, server_id, clock
+    def __init__(self, secret, server_id: str, clock=time.time):
+        self.keyring = keys.as_keyring(secret)
+        self.server_id, self.clock = server_id, clock
         self.started_ms = int(clock() * 1000)    # nonces seen before a restart are
         self.nonces = RecentNonces(2 * SIGNATURE_WINDOW, MAX_NONCES)   # forgotten, so
         self._lock = threading.Lock()            # older signatures are refused outright
 
     def problem(self, headers, body: bytes):
         """None if the request is properly signed, else why not (for the log)."""
+        return self.verify(headers, body)[0]
+
+    def verify(self, headers, body: bytes) -> tuple:
+        """(None, role) if the request is properly signed with role's key, else (why, "")."""
         stamp, nonce = headers.get("X-Bank-Time", ""), headers.get("X-Bank-Nonce", "")
-        given = headers.get("X-Bank-Signature", "")
-        if not (stamp and nonce and given):
-            return "unsigned request"
+        given, role = headers.get("X-Bank-Signature", ""), headers.get("X-Bank-Key", "")
+        if not (stamp and nonce and given and role):
+            return "unsigned request (or no X-Bank-Key)", ""
+        key = self.keyring.keys.get(role)
+        if key is None:
+            return f"signed with a key this server does not hold ({role[:20]!r})", ""
         now = self.clock()
         if not _is_count(stamp) or abs(now * 1000 - int(stamp)) > SIGNATURE_WINDOW * 1000:
-            return "stale or malformed timestamp"
+            return "stale or malformed timestamp", ""
         if int(stamp) < self.started_ms:
-            return "signed before this server started (a possible replay)"
-        expected = sign(self.secret, body, self.server_id, now=int(stamp) / 1000,
-                        nonce=nonce)["X-Bank-Signature"]
+            return "signed before this server started (a possible replay)", ""
+        expected = keys.mac(key, keys.signed_text(stamp, nonce, role, self.server_id, body))
         if not hmac.compare_digest(expected, given):
-            return "wrong signature"
+            return "wrong signature", ""
         with self._lock:
             if int(stamp) <= self.nonces.floor_ms:
-                return "signed too long ago for its nonce to be checked (a possible replay)"
+                return "signed too long ago for its nonce to be checked (a possible replay)", ""
             if not self.nonces.add(nonce, int(stamp), now):
-                return "replayed request"
-        return None
+                return "replayed request", ""
+        return None, role
 
 
 # ---- the server ----------------------------------------------------------------------
@@ -237,20 +219,26 @@ class _Handler(SimpleXMLRPCRequestHandler):
         if len(body) != int(length):                  # to send the answer
             self.close_connection = True              # the client left, or was made to
             return
+        role = None                                   # no keys: loopback, every role
         checker = self.server.checker
         if checker is not None:
-            why = checker.problem(self.headers, body)
+            why, role = checker.verify(self.headers, body)
             if why:
                 log.warning("refused a request from %s: %s", self.client_address[0], why)
-                return self._refuse(401, "Unauthorized: this server needs a signed "
-                                         "request (a shared secret).")
+                return self._refuse(401, "Unauthorized: this server needs a request "
+                                         "signed with a role's key (X-Bank-Key).")
         if b"\x00" in body or body.startswith((b"\xff\xfe", b"\xfe\xff")):
             return self._refuse(400, "Requests must be UTF-8 XML.")   # no UTF-16/32 tricks
         if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
             return self._refuse(400, "DOCTYPE and entity declarations are not accepted.")
+        call = self.server.parse(body)                # (method, params), or None
+        forbidden = call and role and self.server.forbidden(role, *call)
+        if forbidden:                                 # K2: not this role's method
+            log.warning("refused %s from %s: %s", call[0], self.client_address[0], forbidden)
+            return self._refuse(403, forbidden)
         self.server.connections.busy(self.connection, True)    # never closed to make room
         try:
-            response = self.server._marshaled_dispatch(body)
+            response = self.server.answer(call, role)
             self.send_response(200)
             self.send_header("Content-Type", "text/xml")
             self.send_header("Content-Length", str(len(response)))
@@ -263,6 +251,8 @@ class _Handler(SimpleXMLRPCRequestHandler):
         self.connection.settimeout(IDLE_TIMEOUT)
         payload = (sentence + "\n").encode()
         self.send_response(status)
+        if status == 403:                             # the client shows this sentence
+            self.send_header(REFUSAL_HEADER, sentence.encode("ascii", "replace").decode())
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")
@@ -367,7 +357,9 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
     def __init__(self, service, host: str, port: int, secret=None):
         super().__init__((host, port), requestHandler=_Handler, logRequests=False,
                          allow_none=False, encoding="utf-8")
+        self.service = service
         self.service_name = getattr(service, "name", type(service).__name__)
+        self._caller = threading.local()        # the role of the call this thread runs
         self.server_id = f"{self.service_name}@{self.url.split('://', 1)[1]}"
         self.checker = SignatureChecker(secret, self.server_id) if secret else None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
@@ -376,6 +368,12 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
             self.register_function(getattr(service, name), name)
         self.register_introspection_functions()
         self.arities = {name: _arity(func) for name, func in self.funcs.items()}
+
+    def system_listMethods(self):
+        """The methods this caller's key may call (all of them without keys)."""
+        names = super().system_listMethods()
+        role = self._caller.role
+        return [n for n in names if role is None or keys.may_call(role, n)]
 
     def system_methodHelp(self, method_name):
         """Help text of a public method (its docstring)."""
@@ -407,12 +405,33 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
         finally:
             self._slots.release()
 
-    def _marshaled_dispatch(self, data, dispatch_method=None, path=None):
-        """Parse, call and answer; every failure becomes a kit Fault."""
+    # ---- one call: parse, check the caller's role, run, answer --------------------------
+
+    def parse(self, data: bytes):
+        """(method, params) of a request body, or None if it is not XML-RPC."""
         try:
             params, method = xmlrpc.client.loads(data)
         except Exception:
+            return None
+        return method, params
+
+    def forbidden(self, role: str, method, params) -> str:
+        """Why a caller with `role`'s key may not make this call, or "" (K2, then the
+        service's own check of who is calling, e.g. a branch's configured coordinator).
+        A method this server does not have is left to the dispatch (UNKNOWN_METHOD)."""
+        if method not in self.funcs:
+            return ""
+        if not keys.may_call(role, method):
+            return keys.refusal(role, method)
+        check = getattr(self.service, "refuse_caller", None)
+        return check(role, method, params) if check else ""
+
+    def answer(self, call, role=None) -> bytes:
+        """Run a parsed call; every failure becomes a kit Fault."""
+        if call is None:
             return _fault(FaultCode.BAD_INPUT, "The request is not valid XML-RPC.")
+        method, params = call
+        self._caller.role = role
         try:
             result = self._call(method, params)
             return xmlrpc.client.dumps((result,), methodresponse=True,
@@ -424,6 +443,12 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
             return _fault(FaultCode.INTERNAL,
                           f"Internal error in {self.service_name} while running "
                           f"{method}; the server's log has the details.")
+        finally:
+            self._caller.role = None
+
+    def _marshaled_dispatch(self, data, dispatch_method=None, path=None):
+        """Parse, call and answer (the standard library's entry point; no role check)."""
+        return self.answer(self.parse(data))
 
     def _call(self, method, params):
         func = self.funcs.get(method) if isinstance(method, str) else None
@@ -498,9 +523,10 @@ def check_bind(host: str, secret, insecure: bool) -> None:
     if loopback or secret or insecure:
         return
     raise SystemExit(
-        f"Refusing to serve on {host} without a shared secret: anyone on the network "
-        "could move money.\nMake one with `python cluster.py secret secret.txt`, hand "
-        "it to the class, and start every server with --secret-file secret.txt.\n"
+        f"Refusing to serve on {host} without a shared secret (keys): anyone on the "
+        "network could move money.\nMake keys with `python cluster.py secret classroom.keys`, "
+        "start every server with --secret-file classroom.keys, and give students only "
+        "`python cluster.py secret student.keys --role student --from classroom.keys`.\n"
         "(To do it anyway on a trusted network, add --insecure-no-auth.)")
 
 
@@ -544,154 +570,3 @@ def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
         handler.setFormatter(fmt)
         root.addHandler(handler)
     return path
-
-
-# ---- the client -----------------------------------------------------------------------
-
-class _Transport(xmlrpc.client.Transport):
-    """Keeps one HTTP/1.1 connection alive, with a timeout, and signs each call.
-
-    It sends each request once. (The standard Transport sends it again when the
-    connection breaks, and so may apply a call twice, or report "connection refused"
-    for a call that was applied.) A kept-alive connection that the server has closed
-    meanwhile is noticed before sending, and replaced. The one exception: a call
-    refused with 401 because it was signed for another server id is signed for the
-    id that server announced and sent again (a 401 changed nothing).
-    """
-
-    def __init__(self, timeout: float, secret=None):
-        super().__init__()
-        self.timeout, self.secret = timeout, secret
-        self._host, self._signed_for = "", ""
-
-    def request(self, host, handler, request_body, verbose=False):
-        conn = self._connection[1]
-        if conn is not None and (conn.sock is None or _closed_by_peer(conn.sock)):
-            self.close()
-        self._host = host
-        try:
-            return self.single_request(host, handler, request_body, verbose)
-        except xmlrpc.client.ProtocolError as exc:
-            announced = _header(exc.headers, SERVER_HEADER)
-            if exc.errcode != 401 or not self.secret or not announced \
-                    or announced == self._signed_for:
-                raise
-            _SERVER_IDS[host] = announced          # learnt: sign for it from now on
-            self.close()
-            return self.single_request(host, handler, request_body, verbose)
-
-    def make_connection(self, host):
-        conn = super().make_connection(host)
-        conn.timeout = self.timeout
-        return conn
-
-    def send_content(self, connection, request_body):
-        if self.secret:
-            self._signed_for = _SERVER_IDS.get(self._host, "")
-            for key, value in sign(self.secret, request_body, self._signed_for).items():
-                connection.putheader(key, value)
-        super().send_content(connection, request_body)
-
-
-_SERVER_IDS = {}             # "host:port" as in a URL -> the id that server announced
-
-
-def _header(headers, name: str) -> str:
-    """A header's value from a ProtocolError's headers (any case), or ""."""
-    for key, value in (headers or {}).items():
-        if key.lower() == name.lower():
-            return value
-    return ""
-
-
-def server_id_at(url: str, timeout: float = DEFAULT_CALL_TIMEOUT) -> str:
-    """The id a server announces (X-Bank-Server), learnt from one unsigned request.
-
-    What a lab script in another language does once before signing its calls.
-    """
-    parts = url.split("://", 1)[-1].split("/", 1)[0]
-    host, _, port = parts.rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
-    try:
-        conn.request("POST", "/", b"", {"Content-Type": "text/xml"})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.getheader(SERVER_HEADER, "")
-    finally:
-        conn.close()
-
-
-def _closed_by_peer(sock) -> bool:
-    """An idle kept-alive socket that is readable has been closed by the server."""
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
-
-
-def connect(url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT):
-    """A plain ServerProxy that signs its calls: what a lab script uses.
-
-    Not thread-safe (one HTTP connection): make one per thread.
-    """
-    return xmlrpc.client.ServerProxy(url, transport=_Transport(timeout, secret),
-                                     allow_none=False)
-
-
-class Client:
-    """Calls one server's methods; failures become BankError with a plain sentence.
-
-    Thread-safe: each thread keeps its own kept-alive connection.
-    """
-
-    def __init__(self, url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT,
-                 label: str = ""):
-        self.url, self.secret, self.timeout = url, secret, timeout
-        self.label = label or url
-        self._local = threading.local()
-
-    def call(self, method: str, *args):
-        try:
-            proxy = getattr(self._local, "proxy", None)
-            if proxy is None:
-                proxy = self._local.proxy = connect(self.url, self.secret, self.timeout)
-            return getattr(proxy, method)(*args)
-        except xmlrpc.client.Fault as fault:
-            raise BankError(_known_code(fault.faultCode), fault.faultString) from None
-        except xmlrpc.client.ProtocolError as exc:
-            self._local.proxy = None
-            if exc.errcode == 401:
-                raise BankError(FaultCode.UNAUTHORIZED,
-                                f"{self.label} refused the call: wrong or missing shared "
-                                "secret.") from None
-            raise BankError(FaultCode.UNAVAILABLE,
-                            f"{self.label} answered HTTP {exc.errcode}.") from None
-        except (xmlrpc.client.Error, xml.parsers.expat.ExpatError) as exc:
-            self._local.proxy = None
-            raise BankError(FaultCode.UNAVAILABLE, f"{self.label} answered something that "
-                            f"is not XML-RPC ({type(exc).__name__}): is that the right "
-                            "address?") from None
-        except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
-            self._local.proxy = None          # the connection is unusable; start afresh
-            raise BankError(FaultCode.UNAVAILABLE,
-                            f"{self.label} cannot be reached ({_why(exc)}).",
-                            not_sent=isinstance(exc, ConnectionRefusedError)) from None
-        except BaseException:                 # e.g. Ctrl-C mid-call: the connection is
-            self._local.proxy = None          # half used, so never reuse it
-            raise
-
-
-def _known_code(code) -> FaultCode:
-    try:
-        return FaultCode(code)
-    except ValueError:
-        return FaultCode.INTERNAL
-
-
-def _why(exc) -> str:
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "no answer in time"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused: is it running?"
-    return type(exc).__name__ if not str(exc) else str(exc)[:80]

@@ -28,6 +28,10 @@ Inputs that hit a bug already shown by a strict xfail test at the end of this fi
 are counted as known (see known_bug) instead of failing the fuzz; whoever fixes the
 bug removes its entry there together with the xfail mark.
 
+Roles (issue 16): the main fuzz signs each call with the weakest role that may make it;
+test_fuzz_every_method_under_every_role also signs every method with every role's key,
+and a method outside the role must always get HTTP 403 and change nothing.
+
 Traffic: 127.0.0.1 only, to the processes started here; a prepare's coordinator URL
 (which a branch calls back) is always a loopback URL.
 """
@@ -55,6 +59,7 @@ from bank.branch_service import Branch                    # noqa: E402
 from bank.local_cluster import LocalCluster, Member     # noqa: E402
 from bank.coordinator_service import Coordinator          # noqa: E402
 from bank.errors import BankError, FaultCode      # noqa: E402
+from bank.keys import ROLES, may_call               # noqa: E402
 
 SEED = 20261125                  # change it to explore further; failures replay with it
 EXAMPLES = 30                    # per method: 34 methods, ~1000 calls in all
@@ -138,17 +143,17 @@ def call_body(method: str, args) -> bytes:
 class Wire:
     """A kept-alive, signed HTTP connection to one server of the kit (loopback only)."""
 
-    def __init__(self, url: str, secret: str):
+    def __init__(self, url: str, secret, role: str = ""):
         parts = urllib.parse.urlsplit(url)
         assert parts.hostname == "127.0.0.1"
-        self.address, self.secret = (parts.hostname, parts.port), secret
+        self.address, self.secret, self.role = (parts.hostname, parts.port), secret, role
         self.conn = http.client.HTTPConnection(*self.address, timeout=30)
         self.server_id = rpc.server_id_at(url)      # signatures name the server
 
     def post(self, body: bytes):
         """("ok", result) | ("fault", code, sentence) | ("http", status, text) | ("dropped", why)"""
         headers = {"Content-Type": "text/xml", "Content-Length": str(len(body)),
-                   **rpc.sign(self.secret, body, self.server_id)}
+                   **rpc.sign(self.secret, body, self.server_id, role=self.role)}
         try:
             self.conn.request("POST", "/", body, headers)
             resp = self.conn.getresponse()
@@ -268,14 +273,17 @@ def _loopback_only(value, ctx):
     return value
 
 
-def fuzz_method(bank, known_hits, server: str, method: str, url: str):
-    """Fuzz one method of one server (server: "branch" or "coordinator"; url: where)."""
+def fuzz_method(bank, known_hits, server: str, method: str, url: str, role: str = "",
+                examples: int = EXAMPLES):
+    """Fuzz one method of one server (server: "branch" or "coordinator"; url: where),
+    signed with `role`'s key (by default the weakest role that may call it)."""
     service_class = Branch if server == "branch" else Coordinator
-    wire = Wire(url, bank.secret)
+    wire = Wire(url, bank.secret, role)
     ctx = {"coordinator_url": bank.coordinator_url, "txids": []}
+    refused = bool(role) and not may_call(role, method)
 
     @seed(SEED)
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
+    @settings(max_examples=examples, deadline=None, database=None, print_blob=True,
               suppress_health_check=list(HealthCheck))
     @given(raw_args=args_strategy(service_class, method, server))
     def one_call(raw_args):
@@ -287,8 +295,10 @@ def fuzz_method(bank, known_hits, server: str, method: str, url: str):
         kind = answer[0]
         assert kind != "dropped", "the server did not answer"
         if kind == "http":
-            assert answer[1] == 413 and len(body) > rpc.MAX_BODY, "unexpected HTTP refusal"
+            too_big = answer[1] == 413 and len(body) > rpc.MAX_BODY
+            assert too_big or (refused and answer[1] == 403), "unexpected HTTP refusal"
             return
+        assert not refused, f"the {role} key was allowed {method}"
         if kind == "ok":
             if method == "transfer" and isinstance(answer[1], dict) and answer[1].get("txid"):
                 ctx["txids"].append(answer[1]["txid"])
@@ -358,9 +368,12 @@ def assert_ledgers_consistent(bank, extra=None) -> dict:
 
 @pytest.mark.parametrize("server", ["Mumbai", "coordinator"])
 def test_fuzz_covers_every_listed_method(bank, server):
-    """The fuzzed methods are exactly what system.listMethods lists, minus system.* and
-    the lab methods (fault, partition, heal)."""
-    listed = bank.client(server).call("system.listMethods")
+    """The fuzzed methods are exactly what system.listMethods lists to the three roles
+    together (each key sees only its role's methods), minus system.* and the lab
+    methods (fault, partition, heal)."""
+    url = bank.members[server].url
+    listed = {m for role in ROLES
+              for m in rpc.Client(url, bank.secret.only(role)).call("system.listMethods")}
     public = {m for m in listed if not m.startswith("system.") and m not in LAB_METHODS}
     fuzzed = BRANCH_METHODS + list(ROLE_METHODS) if server == "Mumbai" else COORDINATOR_METHODS
     assert public == set(fuzzed)
@@ -406,6 +419,39 @@ def test_fuzz_coordinator_method(bank, known_hits, method):
     INTERNAL, never internals in the sentence), the coordinator keeps serving, and the
     branches' ledgers stay consistent."""
     fuzz_method(bank, known_hits, "coordinator", method, bank.coordinator_url)
+    assert_ledgers_consistent(bank)
+
+
+# Every method under every role: refused ones must all be 403 (and change nothing: the
+# ledgers are checked after each); allowed ones are fuzzed with that role's key, except
+# those that would derail the money fuzz on Mumbai (the lab controls, which arm crashes,
+# and the replication methods, fuzzed on a fresh branch above).
+ROLE_EXAMPLES = 4
+ROLE_CASES = [(role, server, method) for role in ROLES
+              for server, methods in (("branch", BRANCH_METHODS + list(ROLE_METHODS) + ["fault"]),
+                                      ("coordinator", COORDINATOR_METHODS + sorted(LAB_METHODS)))
+              for method in methods
+              if not may_call(role, method)
+              or (method not in LAB_METHODS and method not in ROLE_METHODS)]
+
+
+def _money(bank) -> dict:
+    """Balances and journals (what a refused call must not change; holds may still be
+    released meanwhile by the termination protocol of earlier fuzzed prepares)."""
+    return {name: ([(a["number"], a["balance"]) for a in books["accounts"]], books["journal"])
+            for name, books in ledgers(bank).items()}
+
+
+@pytest.mark.parametrize("role,server,method", ROLE_CASES)
+def test_fuzz_every_method_under_every_role(bank, known_hits, role, server, method):
+    """Arbitrary arguments to every method signed with every role's key: a method outside
+    the role is always refused with HTTP 403 and changes nothing; one inside it succeeds
+    or answers a documented Fault; the ledgers stay consistent."""
+    before = _money(bank) if not may_call(role, method) else None
+    url = bank.members["Mumbai"].url if server == "branch" else bank.coordinator_url
+    fuzz_method(bank, known_hits, server, method, url, role, ROLE_EXAMPLES)
+    if before is not None:
+        assert _money(bank) == before
     assert_ledgers_consistent(bank)
 
 

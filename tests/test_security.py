@@ -180,11 +180,14 @@ def cents(text: str) -> int:
 
 # ---- the cluster's own setup -------------------------------------------------------------
 
-def test_cluster_is_loopback_and_its_secret_file_is_private(bank):
-    """Every member serves on 127.0.0.1; the cluster's secret file is owner-only (0600)."""
+def test_cluster_is_loopback_and_its_keys_file_is_private(bank):
+    """Every member serves on 127.0.0.1; the cluster's keys file holds all three role keys
+    (one laptop needs no extra step) and is owner-only (0600)."""
     for name, member in bank.members.items():
         assert member.url.startswith("http://127.0.0.1:"), (name, member.url)
-    assert len(bank.secret) >= 32
+    assert bank.secret.roles == ("student", "teacher", "server")
+    assert all(len(key) >= 32 for key in bank.secret.keys.values())
+    assert len(set(bank.secret.keys.values())) == 3          # independent keys
     if os.name == "posix":
         mode = stat.S_IMODE(bank.secret_file.stat().st_mode)
         assert mode & 0o077 == 0, oct(mode)
@@ -743,8 +746,8 @@ def test_non_loopback_bind_without_secret_is_refused(tmp_path, case):
 @pytest.mark.parametrize("member", ["Pune", "C2"])
 def test_lab_methods_do_not_exist_without_allow_faults(bank, plain, member):
     """On a server started without --allow-faults, fault/partition/heal are not listed
-    and calling them is UNKNOWN_METHOD (405), even signed."""
-    client = rpc.Client(plain[member].url, bank.secret)
+    and calling them is UNKNOWN_METHOD (405), even signed with the teacher's key."""
+    client = rpc.Client(plain[member].url, bank.secret.only("teacher"))
     listed = client.call("system.listMethods")
     assert "ping" in listed and not set(LAB_METHODS) & set(listed), listed
     for method in LAB_METHODS:
@@ -758,6 +761,8 @@ def test_lab_methods_do_not_exist_without_allow_faults(bank, plain, member):
 
 def test_lab_methods_exist_with_allow_faults(bank):
     """Control for the test above: the cluster's servers run with --allow-faults and list
-    fault (and the coordinator partition/heal)."""
-    assert "fault" in bank.client("Mumbai").call("system.listMethods")
-    assert set(LAB_METHODS) <= set(bank.coordinator().call("system.listMethods"))
+    fault (and the coordinator partition/heal) to the teacher's key."""
+    teacher = bank.secret.only("teacher")
+    assert "fault" in rpc.Client(url_of(bank, "Mumbai"), teacher).call("system.listMethods")
+    listed = rpc.Client(url_of(bank, "coordinator"), teacher).call("system.listMethods")
+    assert set(LAB_METHODS) <= set(listed)

@@ -1,0 +1,233 @@
+"""The client half of the kit's XML-RPC: connections that sign their calls.
+
+Role: give every program of the kit (the shell, the window, the servers calling one
+another, lab scripts) a connection to one server that signs each call and reports
+every failure as a plain sentence (a BankError), never a traceback.
+
+Rules:
+  * A call is sent once. A broken kept-alive connection is noticed before sending and
+    replaced; the only resend is of a call refused with 401 because it was signed for
+    another server id (a 401 changed nothing).
+  * Every call has a timeout (DEFAULT_CALL_TIMEOUT unless told otherwise).
+  * Signatures are HMAC-SHA256 over a timestamp, a nonce, the key's role, the
+    server's id and the body (sign() below), with the weakest key held that may make
+    the call (bank/keys.py, K1-K4); the server side that checks them is bank/rpc.py.
+  * A call refused for its role (HTTP 403) becomes BankError(NOT_ALLOWED) with the
+    server's sentence, which names the role and the method.
+
+Glossary:
+  server id  who a signature is for: NAME@HOST:PORT, as the server announces it in the
+             X-Bank-Server header of every answer
+  nonce      a random string used once, so that a captured request cannot be replayed
+"""
+
+import functools
+import http.client
+import re
+import secrets
+import select
+import socket
+import threading
+import time
+import xml.parsers.expat
+import xmlrpc.client
+
+from bank import keys
+from bank.errors import BankError, FaultCode
+
+SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name
+REFUSAL_HEADER = "X-Bank-Refusal"  # a 403: the sentence naming the role and the method
+DEFAULT_CALL_TIMEOUT = 10      # seconds a client waits for an answer
+
+
+# ---- signatures -----------------------------------------------------------------------
+
+def sign(secret, body: bytes, server_id: str, now=None, nonce=None, role="") -> dict:
+    """The four headers that prove a request comes from the holder of a role's key.
+
+    secret: a Keyring, or a key text (see bank/keys.py). The key is the weakest role
+    held that may call the body's method, unless `role` is given. The MAC covers the
+    time, a fresh nonce, the role (the key id, K3), the id of the server it is meant
+    for (NAME@HOST:PORT, from that server's X-Bank-Server header) and the body: it
+    cannot be replayed later, twice, or to another server, even one on the same port.
+    """
+    keyring = _keyring(secret)
+    role = role or keyring.role_for(method_in(body))
+    stamp = str(int((time.time() if now is None else now) * 1000))   # milliseconds
+    nonce = nonce or secrets.token_hex(16)
+    text = keys.signed_text(stamp, nonce, role, server_id, body)
+    return {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Key": role,
+            "X-Bank-Signature": keys.mac(keyring.keys[role], text)}
+
+
+def method_in(body: bytes) -> str:
+    """The method name of an XML-RPC request body, or "" (to choose the key to sign with)."""
+    found = _METHOD_NAME.search(body[:4096])
+    return found.group(1).decode("ascii", "replace") if found else ""
+
+
+_METHOD_NAME = re.compile(rb"<methodName>\s*([A-Za-z0-9_.]{1,100})\s*</methodName>")
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str) -> keys.Keyring:
+    return keys.Keyring.parse(text)
+
+
+def _keyring(secret) -> keys.Keyring:
+    """A Keyring as is; a key text parsed once (a bare master key derives all three)."""
+    return secret if isinstance(secret, keys.Keyring) else _parsed(str(secret))
+
+
+# ---- the client -----------------------------------------------------------------------
+
+class _Transport(xmlrpc.client.Transport):
+    """Keeps one HTTP/1.1 connection alive, with a timeout, and signs each call.
+
+    It sends each request once. (The standard Transport sends it again when the
+    connection breaks, and so may apply a call twice, or report "connection refused"
+    for a call that was applied.) A kept-alive connection that the server has closed
+    meanwhile is noticed before sending, and replaced. The one exception: a call
+    refused with 401 because it was signed for another server id is signed for the
+    id that server announced and sent again (a 401 changed nothing).
+    """
+
+    def __init__(self, timeout: float, secret=None):
+        super().__init__()
+        self.timeout, self.secret = timeout, None if secret is None else _keyring(secret)
+        self._host, self._signed_for = "", ""
+
+    def request(self, host, handler, request_body, verbose=False):
+        conn = self._connection[1]
+        if conn is not None and (conn.sock is None or _closed_by_peer(conn.sock)):
+            self.close()
+        self._host = host
+        try:
+            return self.single_request(host, handler, request_body, verbose)
+        except xmlrpc.client.ProtocolError as exc:
+            announced = _header(exc.headers, SERVER_HEADER)
+            if exc.errcode != 401 or not self.secret or not announced \
+                    or announced == self._signed_for:
+                raise
+            _SERVER_IDS[host] = announced          # learnt: sign for it from now on
+            self.close()
+            return self.single_request(host, handler, request_body, verbose)
+
+    def make_connection(self, host):
+        conn = super().make_connection(host)
+        conn.timeout = self.timeout
+        return conn
+
+    def send_content(self, connection, request_body):
+        if self.secret:
+            self._signed_for = _SERVER_IDS.get(self._host, "")
+            for key, value in sign(self.secret, request_body, self._signed_for).items():
+                connection.putheader(key, value)
+        super().send_content(connection, request_body)
+
+
+_SERVER_IDS = {}             # "host:port" as in a URL -> the id that server announced
+
+
+def _header(headers, name: str) -> str:
+    """A header's value from a ProtocolError's headers (any case), or ""."""
+    for key, value in (headers or {}).items():
+        if key.lower() == name.lower():
+            return value
+    return ""
+
+
+def server_id_at(url: str, timeout: float = DEFAULT_CALL_TIMEOUT) -> str:
+    """The id a server announces (X-Bank-Server), learnt from one unsigned request.
+
+    What a lab script in another language does once before signing its calls.
+    """
+    parts = url.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port = parts.rpartition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("POST", "/", b"", {"Content-Type": "text/xml"})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.getheader(SERVER_HEADER, "")
+    finally:
+        conn.close()
+
+
+def _closed_by_peer(sock) -> bool:
+    """An idle kept-alive socket that is readable has been closed by the server."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def connect(url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT):
+    """A plain ServerProxy that signs its calls: what a lab script uses.
+
+    Not thread-safe (one HTTP connection): make one per thread.
+    """
+    return xmlrpc.client.ServerProxy(url, transport=_Transport(timeout, secret),
+                                     allow_none=False)
+
+
+class Client:
+    """Calls one server's methods; failures become BankError with a plain sentence.
+
+    Thread-safe: each thread keeps its own kept-alive connection.
+    """
+
+    def __init__(self, url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT,
+                 label: str = ""):
+        self.url, self.secret, self.timeout = url, secret, timeout
+        self.label = label or url
+        self._local = threading.local()
+
+    def call(self, method: str, *args):
+        try:
+            proxy = getattr(self._local, "proxy", None)
+            if proxy is None:
+                proxy = self._local.proxy = connect(self.url, self.secret, self.timeout)
+            return getattr(proxy, method)(*args)
+        except xmlrpc.client.Fault as fault:
+            raise BankError(_known_code(fault.faultCode), fault.faultString) from None
+        except xmlrpc.client.ProtocolError as exc:
+            self._local.proxy = None
+            if exc.errcode == 401:
+                raise BankError(FaultCode.UNAUTHORIZED,
+                                f"{self.label} refused the call: wrong or missing key "
+                                "(a keys file from python cluster.py secret).") from None
+            if exc.errcode == 403:
+                raise BankError(FaultCode.NOT_ALLOWED, f"{self.label} refused the call. "
+                                + _header(exc.headers, REFUSAL_HEADER)) from None
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"{self.label} answered HTTP {exc.errcode}.") from None
+        except (xmlrpc.client.Error, xml.parsers.expat.ExpatError) as exc:
+            self._local.proxy = None
+            raise BankError(FaultCode.UNAVAILABLE, f"{self.label} answered something that "
+                            f"is not XML-RPC ({type(exc).__name__}): is that the right "
+                            "address?") from None
+        except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
+            self._local.proxy = None          # the connection is unusable; start afresh
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"{self.label} cannot be reached ({_why(exc)}).",
+                            not_sent=isinstance(exc, ConnectionRefusedError)) from None
+        except BaseException:                 # e.g. Ctrl-C mid-call: the connection is
+            self._local.proxy = None          # half used, so never reuse it
+            raise
+
+
+def _known_code(code) -> FaultCode:
+    try:
+        return FaultCode(code)
+    except ValueError:
+        return FaultCode.INTERNAL
+
+
+def _why(exc) -> str:
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "no answer in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: is it running?"
+    return type(exc).__name__ if not str(exc) else str(exc)[:80]

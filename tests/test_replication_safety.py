@@ -237,7 +237,9 @@ def test_a_replica_pointed_at_another_branch_is_refused_and_keeps_its_copy(make_
     is refused by Delhi (naming both branches), keeps Mumbai's ledger, and a failover
     of Mumbai never installs Delhi's ledger: the bank's total is unchanged."""
     bank = make_bank((MUMBAI, DELHI))
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "777.00", "tell-them-apart")
     mumbai_total = total(bank, MUMBAI)
+    assert mumbai_total != total(bank, DELHI)
     bank.kill(REPLICA)
     replica = bank.members[REPLICA]
     replica.args = [a for a in replica.args]

@@ -171,23 +171,21 @@ class Replicas:
         """R7: stop waiting for this replica, once the manager recorded that it left the
         in-sync set (caller holds link.lock). Raises BankError (the write is not
         acknowledged) if the manager cannot record it within DROP_WAIT seconds."""
-        if link.url not in self.in_set:
-            link.in_sync = False         # never recorded in sync: no one may promote it
+        if link.url not in self.in_set or self.branch.role != "primary":
+            link.in_sync = False         # never recorded in sync, or we were replaced
             log.warning("replica %s is out of sync: %s", link.url, why)
             return
         self.branch.roles.on_replica_silent()                 # ASK_MANAGER_TO_DROP
         refusal = self._ask_manager_to_drop(link.url)
-        if refusal:
-            try:
-                self.branch.roles.on_drop_answer(recorded=False)   # REFUSE (R7)
-            except RoleRefused:
-                pass
+        try:
+            self.branch.roles.on_drop_answer(recorded=not refusal)   # MARK_OUT_OF_SYNC
+        except RoleRefused:                          # REFUSE: the write is not acknowledged
             raise BankError(FaultCode.UNAVAILABLE,
                             f"Not acknowledged: {self.branch.name}'s replica {link.url} did "
                             f"not take the change ({why}), and the configuration manager "
                             f"could not record it out of sync ({refusal}). The change is "
-                            "kept here but may be lost in a failover; try again later.")
-        self.branch.roles.on_drop_answer(recorded=True)       # MARK_OUT_OF_SYNC, ANSWER
+                            "kept here but may be lost in a failover; try again later.") \
+                from None
         self._save_in_set(self.in_set - {link.url})
         link.in_sync = False
         log.warning("replica %s is out of sync (recorded by the manager): %s", link.url, why)

@@ -53,9 +53,10 @@ def make_bank(tmp_path):
     waited on until each replica is recorded in sync by the manager."""
     started = []
 
-    def make(branches=(MUMBAI,)):
+    def make(branches=(MUMBAI,), coordinator_args=()):
         bank = LocalCluster(home=tmp_path / f"bank{len(started)}", branches=branches,
-                            replicas=1, branch_args=("--ask-every", "0.3"))
+                            replicas=1, branch_args=("--ask-every", "0.3"),
+                            coordinator_args=coordinator_args)
         started.append(bank)
         bank.start()
         for name in branches:
@@ -199,10 +200,10 @@ def test_a_primary_cut_off_from_the_manager_stops_serving_writes(make_bank):
     refuses writes and says why; after the heal it serves again."""
     bank = make_bank()
     call(bank, COORDINATOR, "partition", MUMBAI)
-    refusal = wait_for(lambda: _refusal(bank), lease_wait() + 10, "the lease to run out")
+    refusal = wait_for(lambda: _refusal(bank), lease_wait() + 25, "the lease to run out")
     assert refusal.code == FaultCode.UNAVAILABLE and "lease" in refusal.message
     call(bank, COORDINATOR, "heal", MUMBAI)
-    wait_for(lambda: _deposit_ok(bank, "after-heal"), 15, "writes after the heal")
+    wait_for(lambda: _deposit_ok(bank, "after-heal"), 30, "writes after the heal")
 
 
 def _refusal(bank):
@@ -211,6 +212,24 @@ def _refusal(bank):
     except BankError as exc:
         return exc
     return None
+
+
+# ---- automatic failover -----------------------------------------------------------------
+
+def test_auto_failover_replaces_a_silent_primary_and_keeps_every_write(make_bank):
+    """Item 4 (--auto-failover 2): a primary killed -9 stops renewing its lease; the
+    coordinator promotes the recorded in-sync replica on its own, after the lease ran
+    out, and every acknowledged deposit is there."""
+    bank = make_bank(coordinator_args=("--auto-failover", "2"))
+    acked = []
+    for i in range(10):
+        call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", f"auto-{i}")
+        acked.append(f"auto-{i}")
+    bank.kill(MUMBAI)
+    wait_for(lambda: call(bank, REPLICA, "ping")["role"] == "primary", 30,
+             "the coordinator to fail over on its own")
+    assert call(bank, COORDINATOR, "configuration", MUMBAI)["epoch"] == 2
+    assert_nothing_lost(bank, acked)
 
 
 # ---- the configuration is durable ---------------------------------------------------------

@@ -1,6 +1,7 @@
 """Start, stop and inspect the local demo cluster (a teacher's one-laptop bank).
 
     python cluster.py start      # Mumbai and Delhi (preloaded) + a coordinator
+    python cluster.py start --replicas 1   # ... and one synchronous replica per branch
     python cluster.py status     # what runs, where
     python cluster.py stop
     python cluster.py reset      # delete its databases and logs (when stopped)
@@ -15,7 +16,8 @@ import argparse
 import sys
 
 from bank import keys
-from bank.local_cluster import KIT, LocalCluster, reset, running_cluster, stop_running
+from bank.local_cluster import (KIT, LocalCluster, replicas_arg, reset, running_cluster,
+                                stop_running)
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Start or stop the local demo cluster.")
@@ -28,6 +30,9 @@ def main(argv=None):
     p.add_argument("--from", dest="source", metavar="KEYS",
                    help="with secret --role: the classroom's keys file to take it from")
     p.add_argument("--home", default=str(KIT), help="folder for data/ and logs/")
+    p.add_argument("--replicas", type=replicas_arg, default=0, metavar="N",
+                   help="with start: N synchronous replicas per branch (0 to 3), each its "
+                        "own process and database")
     args = p.parse_args(argv)
     if args.command == "secret":
         return make_keys(args.file, args.role, args.source)
@@ -49,7 +54,7 @@ def main(argv=None):
         for name, info in state["members"].items():
             print(f"  {name:<12} {info['url']}  (pid {info['pid']})")
         return 0
-    cluster = LocalCluster(args.home, fixed_ports=True)
+    cluster = LocalCluster(args.home, fixed_ports=True, replicas=args.replicas)
     print("Starting the local cluster...", flush=True)
     cluster.start()
     for name, member in cluster.members.items():

@@ -32,6 +32,9 @@ def parse_args(argv=None):
     p.add_argument("--accept-damaged-log", action="store_true",
                    help="start even though the recovery log is damaged: every transaction "
                         "the damage may touch is kept in doubt, never presumed aborted")
+    p.add_argument("--auto-failover", type=float, default=0.0, metavar="SECONDS",
+                   help="replace a primary by an in-sync replica once it has not renewed "
+                        "its lease for SECONDS (0, the default: failover only by hand)")
     p.add_argument("--allow-faults", action="store_true",
                    help="enable fault(), partition() and heal()")
     p.add_argument("--fail-at", default="", metavar="POINT", help="arm a fault point now")
@@ -71,7 +74,8 @@ def main(argv=None):
     try:
         coordinator = Coordinator(args.name, args.branches, args.log, secret=secret,
                                   allow_faults=args.allow_faults or bool(args.fail_at),
-                                  accept_damaged_log=args.accept_damaged_log)
+                                  accept_damaged_log=args.accept_damaged_log,
+                                  auto_failover=args.auto_failover)
         server = rpc.Server(coordinator, args.host, args.port, secret)
     except OSError as exc:
         raise SystemExit(f"Cannot start the coordinator: {exc.strerror or exc}."

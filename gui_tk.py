@@ -57,6 +57,8 @@ def parse_args(argv=None):
                    "http://192.168.1.30:9000 (default: the local cluster)")
     p.add_argument("--secret-file", help="the shared secret of that coordinator")
     p.add_argument("--config", help="cluster.ini: use the coordinator it describes")
+    p.add_argument("--replicas", type=local_cluster.replicas_arg, default=0, metavar="N",
+                   help="if it starts the local cluster: N replicas per branch (0 to 3)")
     p.add_argument("--home", default=str(local_cluster.KIT),
                    help="the local cluster's folder (data/ and logs/)")
     p.add_argument("--activity", help="the activity log (default HOME/logs/activity.csv)")
@@ -76,7 +78,7 @@ def connect(args):
         bank = rpc.Client(url, secret, timeout=OPERATION_TIMEOUT, label="the coordinator")
         return bank, None, False, f"coordinator {url}"
     print("Attaching to the local cluster, or starting one...", flush=True)
-    cluster, started = local_cluster.attach_or_start(args.home)
+    cluster, started = local_cluster.attach_or_start(args.home, args.replicas)
     bank = cluster.coordinator(timeout=OPERATION_TIMEOUT)
     how = "started by this window (stops when it closes)" if started else "attached"
     return bank, cluster, started, f"local cluster, {how} · {cluster.coordinator_url}"

@@ -41,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--coordinator", metavar="URL", help="attach to this coordinator")
     p.add_argument("--secret-file", help="the shared secret of that coordinator")
     p.add_argument("--config", help="attach to the coordinator named in a cluster.ini")
+    p.add_argument("--replicas", type=cluster.replicas_arg, default=0, metavar="N",
+                   help="if it starts the local cluster: N replicas per branch (0 to 3)")
     p.add_argument("--home", default=str(KIT),
                    help="the local cluster's folder (data/, logs/); default: the kit's")
     args = p.parse_args(argv)
@@ -65,7 +67,7 @@ def open_shell(args, say) -> tuple:
                        "they work only on the local cluster that `python shell.py` starts."), None
     if cluster.running_cluster(args.home) is None:
         say(f"Starting a local cluster in {pathlib.Path(args.home).resolve()} ...")
-    local, started = cluster.attach_or_start(args.home)
+    local, started = cluster.attach_or_start(args.home, args.replicas)
     shell = BankShell(coordinator_client(local.coordinator_url, local.secret), local,
                       args.home, where=f"the local cluster in {local.home}")
     how = "started now; it stops when you quit" if started else "it keeps running after you quit"

@@ -1,25 +1,34 @@
 """A branch server's replication roles: primary, replica, fenced, and the RPCs between them.
 
-Role: carry out the replication-role core (bank/core/replica.py, rules R1-R6) for a
-branch server: check the role before a write (R1, R2), take or refuse a push (R3,
-R4), promote (R5), follow (R6), and record the role and epoch durably. Pushing and
-pulling changes is bank/replication.py's job. Mixed into bank.branch_service.Branch.
+Role: carry out the replication-role core (bank/core/replica.py, rules R1-R9) for a
+branch server: check the role and the lease before a write (R1, R2, R8), take or
+refuse a push (R3, R4), be promoted by the configuration manager (R5), follow (R6),
+refuse other branches (R9), and record the role and epoch durably. Pushing and
+pulling changes, and dropping replicas through the manager (R7), is
+bank/replication.py's job. Mixed into bank.branch_service.Branch.
 
 Rules:
   * The core decides the role; this file only asks it and records what it returns.
   * A role change is durable (the ledger's meta table) before the server acts on it.
+  * The manager's URL is told by the coordinator (``use_manager``) and kept durably.
+  * A lease counts from the moment the request was SENT (time.monotonic), so that it
+    ends on this server before the manager thinks it does (config_manager.py M4).
 
 Glossary:
   epoch     a number raised by every promotion; higher wins
   fenced    a former primary that learned of a higher epoch: it refuses writes
+  manager   the configuration manager (the coordinator): bank/config_manager.py
+  lease     until when this primary may serve writes without asking the manager again
 """
 
 import logging
+import time
 
 from bank import rpc
 from bank.core.replica import Do as ReplicaDo
 from bank.core.replica import RoleRefused
-from bank.errors import BankError, FaultCode, RememberedRefusal, check_limit, check_url
+from bank.errors import (BankError, FaultCode, RememberedRefusal, check_branch_name,
+                         check_limit, check_url)
 from bank.replication import Follower
 
 log = logging.getLogger("branch")
@@ -28,19 +37,16 @@ log = logging.getLogger("branch")
 class ReplicationRoles:
     """Mixed into Branch: its role (self.roles, a core BranchRole) carried out."""
 
+    _lease_until = 0.0            # time.monotonic() until which our lease holds (R8)
+    _manager_client = None
+
     # ---- roles: primary, replica, fenced -----------------------------------------------
 
     def _write(self, operation, *args):
         """R1: only a primary writes, and in synchronous mode the reply waits until every
-        in-sync replica has the change; R2: anyone else refuses, naming the primary."""
-        try:
-            self.roles.on_write()
-        except RoleRefused:
-            where = f" The primary is {self.primary_url}." if self.primary_url else ""
-            raise BankError(FaultCode.NOT_PRIMARY,
-                            f"{self.name} at {self.url or 'this address'} is "
-                            f"{_role_words(self.role)} and does not accept writes.{where}") \
-                from None
+        in-sync replica has the change; R2: anyone else refuses, naming the primary;
+        R8: a primary whose lease ran out refuses too."""
+        self._check_role_for_write()
         try:
             result = operation(*args)                     # APPLY
         except RememberedRefusal:             # a remembered refusal is a write too:
@@ -52,7 +58,76 @@ class ReplicationRoles:
                             f"{self.name} at {self.url} was replaced by a newer primary "
                             f"({self.primary_url or 'see the replicas'}) while writing: "
                             "this change is not acknowledged.")
+        if not self.lease_ok():                           # R8, again before the answer
+            raise BankError(FaultCode.UNAVAILABLE, self._no_lease_sentence(
+                " This change is kept here but not acknowledged."))
         return result                                     # ANSWER
+
+    def _check_role_for_write(self) -> None:
+        try:
+            self.roles.on_write(lease_ok=self.lease_ok())
+        except RoleRefused as refused:
+            if refused.rule == "R8":
+                raise BankError(FaultCode.UNAVAILABLE, self._no_lease_sentence("")) from None
+            where = f" The primary is {self.primary_url}." if self.primary_url else ""
+            raise BankError(FaultCode.NOT_PRIMARY,
+                            f"{self.name} at {self.url or 'this address'} is "
+                            f"{_role_words(self.role)} and does not accept writes.{where}") \
+                from None
+
+    # ---- the configuration manager and the lease (R7, R8) ------------------------------
+
+    def lease_ok(self) -> bool:
+        """R8: a lease is needed once a replica may be in the manager's in-sync set."""
+        return not self.replicas.in_set or time.monotonic() < self._lease_until
+
+    def _no_lease_sentence(self, tail: str) -> str:
+        where = self.ledger.meta("manager", "") or "no manager known yet"
+        return (f"{self.name} at {self.url} holds no lease from the configuration manager "
+                f"({where}), so it serves no writes: a replica may be promoted in its "
+                f"place. It renews the lease once the manager answers.{tail}")
+
+    def use_manager(self, url) -> dict:
+        """The coordinator says it is this branch's configuration manager (kept durably)."""
+        url = check_url(url, "manager URL")
+        if url != self.ledger.meta("manager", ""):
+            self.ledger.set_meta(manager=url)
+            self._manager_client = None
+        return {"name": self.name, "manager": url}
+
+    def manager(self):
+        """An rpc.Client for the configuration manager, or None if none is known."""
+        url = self.ledger.meta("manager", "")
+        if not url:
+            return None
+        if self._manager_client is None or self._manager_client.url != url:
+            self._manager_client = rpc.Client(url, self.secret, timeout=2,
+                                              label="the configuration manager")
+        return self._manager_client
+
+    def renew_lease(self) -> None:
+        """R8: a primary asks the manager for a lease, counted from before the request."""
+        manager = self.manager()
+        if self.role != "primary" or manager is None or not self.url:
+            return
+        sent = time.monotonic()
+        try:
+            answer = manager.call("lease", self.name, self.url, self.epoch)
+        except BankError as exc:
+            if exc.code == FaultCode.NOT_PRIMARY:
+                self.learn_from_manager()
+            log.info("lease not renewed: %s", exc.message)
+            return
+        self._lease_until = sent + float(answer["seconds"])
+
+    def learn_from_manager(self) -> None:
+        """R4: the manager says we are not the primary: learn its epoch (we are fenced)."""
+        try:
+            config = self.manager().call("config", self.name)
+        except (BankError, AttributeError):
+            return
+        if config and config.get("primary") != self.url:
+            self.learn_epoch(int(config["epoch"]), config["primary"])
 
     def _record_role(self) -> None:
         """Carry out RECORD_ROLE: the role, epoch and primary, durably (only if changed)."""
@@ -97,33 +172,64 @@ class ReplicationRoles:
                 self.learn_epoch(info["epoch"], primary)
                 return
 
-    def promote(self) -> dict:
-        """Make this in-sync replica the primary, with a higher epoch.
+    def promote(self, branch="", epoch=0) -> dict:
+        """Become the primary of `branch` at `epoch`: called by the configuration manager
+        (the coordinator's failover), which recorded that configuration first (R5).
 
-        Refused (Fault 409) if it is out of sync or lacks changes it was told of.
+        Refused (Fault 409) without a branch and epoch (ask the coordinator: ``failover
+        NAME``), for another branch (R9), or at an epoch not newer than ours.
         Returns {"name", "role", "epoch", "applied"}.
         """
-        why_not = self.follower.promotable() if self.follower else ""
+        if not branch or not isinstance(epoch, int) or isinstance(epoch, bool) or not epoch:
+            raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                            f"{self.name} at {self.url} is promoted only by its configuration "
+                            "manager, which checks that it holds every acknowledged write: "
+                            f"ask the coordinator (failover {self.name}).")
+        self._check_same_branch(check_branch_name(branch), "be promoted")
+        if self.role == "primary" and epoch == self.epoch:
+            return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
+                    "applied": self.ledger.applied_seq()}   # the manager asks again: same answer
         old_primary = self.primary_url
         try:
-            self.roles.on_promote(in_sync=not why_not)             # R5
+            self.roles.on_promote(epoch)                              # R5
         except RoleRefused:
             if self.role != "replica":
                 raise BankError(FaultCode.PROTOCOL_VIOLATION,
                                 f"{self.name} is a {self.role.value}, not a replica: "
                                 "nothing to promote.") from None
             raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} at {self.url} cannot be promoted: {why_not}.") \
-                from None
+                            f"{self.name} at {self.url} is at epoch {self.epoch}: a promotion "
+                            f"at epoch {epoch} is stale.") from None
         self._record_role()
         self.ledger.set_meta(promoted_from=old_primary)
         self.follower = None
+        self._lease_until = time.monotonic() + 1.0    # until the first renewal, a second
         return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "applied": self.ledger.applied_seq()}
 
-    def follow(self, primary_url) -> dict:
-        """Become (or stay) a replica of primary_url, e.g. after a failover."""
+    def _check_same_branch(self, theirs: str, what: str) -> None:
+        """R9: refuse, naming both branches."""
+        try:
+            self.roles.check_same_branch(self.name, theirs)
+        except RoleRefused:
+            raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                            f"{self.url or 'This server'} is a server of {self.name}, not of "
+                            f"{theirs}: it will not {what} for {theirs}.") from None
+
+    def follow(self, primary_url, branch="") -> dict:
+        """Become (or stay) a replica of primary_url, e.g. after a failover. The new
+        primary must be a server of this branch (R9)."""
         primary_url = check_url(primary_url, "primary URL")
+        if branch:
+            self._check_same_branch(check_branch_name(branch), "follow a primary")
+        try:
+            theirs = rpc.Client(primary_url, self.secret, timeout=2).call("ping")["name"]
+        except (BankError, KeyError, TypeError):
+            theirs = self.name                  # unreachable now: attach checks it later
+        if theirs != self.name:
+            raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                            f"{primary_url} is a server of {theirs}, not of {self.name}: "
+                            f"{self.name} at {self.url} will not follow it.")
         try:
             self.roles.on_follow(primary_url)                       # R6
         except RoleRefused:
@@ -147,10 +253,17 @@ class ReplicationRoles:
         return [[n, op] for n, op in self.ledger.changes_since(_check_seq(seq),
                                                                  check_limit(limit))]
 
-    def attach_replica(self, url, applied, last_hash="") -> dict:
-        """A replica introduces itself (it starts out of sync); last_hash fingerprints
-        its last change, so that a diverged history is detected and copied again."""
+    def attach_replica(self, url, applied, last_hash="", branch="") -> dict:
+        """A replica of `branch` introduces itself (it starts out of sync); last_hash
+        fingerprints its last change, so that a diverged history is detected and copied
+        again. A replica of another branch is refused, naming both (R9)."""
         self._require_role("primary")
+        if branch not in ("", None):
+            branch = check_branch_name(branch)
+            if branch != self.name:
+                raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                                f"{self.url} is {self.name}'s primary, not {branch}'s: a "
+                                f"replica of {branch} cannot follow it (check --replica-of).")
         if not isinstance(last_hash, str) or len(last_hash) > 64:
             raise BankError(FaultCode.BAD_INPUT, "last_hash must be a short text.")
         return self.replicas.attach(check_url(url, "replica URL"), _check_seq(applied),

@@ -56,7 +56,7 @@ class Branch(ReplicationRoles):
                       "journal", "promote",
                       # replication between branch servers (replication.py)
                       "replication", "changes_since", "attach_replica", "caught_up",
-                      "replicate", "follow",
+                      "replicate", "follow", "use_manager",
                       # the shell's `check`
                       "audit")
 
@@ -283,6 +283,8 @@ class Branch(ReplicationRoles):
             try:
                 if self.role == "primary":
                     self.check_fenced(only_out_of_sync=True)
+                if self.role == "primary":
+                    self.renew_lease()                      # R8
                 if self.role == "primary":
                     self.replicas.heartbeat()
                 elif self.role == "replica" and not self.follower.in_sync:

@@ -1,15 +1,25 @@
-"""The coordinator's lab controls: faults, partitions, and failover of a branch.
+"""The coordinator's lab controls and its work as configuration manager: faults,
+partitions, failover, and the configuration RPCs the primaries call.
 
 Role: the switches a teacher uses to break the bank on purpose (a crash point, a
-partition between the coordinator and a branch) and to replace a branch's primary
-by an in-sync replica. Mixed into bank.coordinator_service.Coordinator; faults and
+partition between the coordinator and a branch), the replacement of a branch's
+primary by an in-sync replica (failover, by hand or automatic), and the RPCs of the
+configuration manager (bank/config_manager.py): lease, add_replica, drop_replica,
+configuration. Mixed into bank.coordinator_service.Coordinator; faults and
 partitions exist only with --allow-faults.
 
 Rules:
   * A partition cuts the coordinator off from a branch in both directions: no call
-    leaves, and the branch's decision queries are refused (bank/twopc.py D2).
+    leaves, and the branch's decision queries and configuration requests are
+    refused (bank/twopc.py D2), so a partitioned primary loses its lease.
   * Healing retries every unfinished decision at once.
-  * Failover promotes only an in-sync replica (rule R5 of bank/core/replica.py).
+  * Failover promotes only a member of the recorded in-sync set (R5, M5), after the
+    old primary's lease has surely run out (M4), and only a server that answers with
+    the branch's own name (R9, M6). The new configuration is recorded before the
+    replica hears of it; a failover cut short is finished by the next one.
+  * Automatic failover (coordinator.py --auto-failover SECONDS): a primary that has
+    not renewed its lease for that long, while the recorded set has a member, is
+    replaced the same way.
 
 Glossary:
   partition   a lab switch: the coordinator pretends it cannot reach a branch at all
@@ -17,8 +27,9 @@ Glossary:
 """
 
 import logging
+import threading
 
-from bank.errors import BankError, FaultCode
+from bank.errors import BankError, FaultCode, check_url
 
 log = logging.getLogger("coordinator")
 
@@ -47,42 +58,148 @@ class LabControls:
         return {"branch": link.name, "partitioned": False}
 
 
-    def failover(self, branch) -> dict:
-        """Promote the best in-sync replica of a branch and route to it from now on.
+    # ---- the configuration manager's RPCs (bank/config_manager.py) -------------------
 
-        The best is the in-sync replica with the most changes applied; an out-of-sync
-        one is never promoted. Transactions prepared on the old primary were replicated
-        before their vote, so they finish on the new one. Other replicas follow it.
+    def configuration(self, branch) -> dict:
+        """A branch's recorded configuration: {"primary", "in_sync", "epoch", "version"}
+        ({} if none yet)."""
+        return self.manager.config(self._link(branch).name)
+
+    def lease(self, branch, url, epoch) -> dict:
+        """A primary renews its lease (M2): {"granted", "seconds", "primary", "in_sync",
+        "epoch", "version"}, or NOT_PRIMARY naming the recorded primary."""
+        link, url, epoch = self._manager_args(branch, url, epoch)
+        if not self.manager.config(link.name):
+            self._check_claim(link, url, epoch)        # the first primary to ask is checked
+        return self.manager.lease(link.name, url, epoch)
+
+    def add_replica(self, branch, url, epoch, replica) -> dict:
+        """The primary `url` pushed everything to `replica`: record it in sync (M3)."""
+        link, url, epoch = self._manager_args(branch, url, epoch)
+        return self.manager.add_replica(link.name, url, epoch,
+                                        check_url(replica, "replica URL"))
+
+    def drop_replica(self, branch, url, epoch, replica) -> dict:
+        """The primary `url` cannot push to `replica`: record it out of sync (M3, R7)."""
+        link, url, epoch = self._manager_args(branch, url, epoch)
+        return self.manager.drop_replica(link.name, url, epoch,
+                                         check_url(replica, "replica URL"))
+
+    def _manager_args(self, branch, url, epoch) -> tuple:
+        link = self._link(branch)
+        if link.partitioned:
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"branch {link.name} is cut off by a lab partition.")
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or not 1 <= epoch < 2**31:
+            raise BankError(FaultCode.BAD_INPUT, "The epoch must be a whole number from 1.")
+        return link, check_url(url, "primary URL"), epoch
+
+    def _check_claim(self, link, url: str, epoch: int) -> None:
+        """Before recording a first configuration, the claimant must really be a primary
+        of this branch at that epoch (M6)."""
+        try:
+            info = link.ask(url, "ping", timeout=2)
+        except BankError as exc:
+            raise BankError(FaultCode.UNAVAILABLE, f"{url} does not answer: {exc.message}")
+        if info.get("name") != link.name or info.get("role") != "primary" \
+                or info.get("epoch") != epoch:
+            raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                            f"{url} is not {link.name}'s primary at epoch {epoch} "
+                            f"(it says {info.get('name')}, {info.get('role')}, epoch "
+                            f"{info.get('epoch')}).")
+
+    def tell_servers_their_manager(self) -> None:
+        """Every server of every branch learns this coordinator's URL (use_manager)."""
+        for link in list(self.links.values()):
+            if link.partitioned or not self.url:
+                continue
+            for url in link.urls:
+                try:
+                    link.ask(url, "use_manager", self.url, timeout=1)
+                except BankError:
+                    pass                                  # down: told at the next round
+
+    def run_configuration(self, auto_failover: float, stop: threading.Event) -> None:
+        """Background: tell servers who their manager is, and fail over a primary that
+        has been silent for `auto_failover` seconds (0: never)."""
+        while not stop.wait(1.0):
+            try:
+                self.tell_servers_their_manager()
+                if auto_failover:
+                    self._auto_failover(auto_failover)
+            except Exception:
+                log.exception("configuration loop")
+
+    def _auto_failover(self, after: float) -> None:
+        for name in list(self.links):
+            config = self.manager.config(name)
+            if config.get("in_sync") and self.manager.silent_for(name) >= after:
+                log.warning("auto-failover: %s's primary %s silent for %.1f s", name,
+                            config["primary"], self.manager.silent_for(name))
+                try:
+                    self.failover(name)
+                except BankError as exc:
+                    log.warning("auto-failover of %s: %s", name, exc.message)
+
+    # ---- failover (R5, M4, M5) --------------------------------------------------------
+
+    def failover(self, branch) -> dict:
+        """Promote the best member of the recorded in-sync set and route to it.
+
+        The best is the one with the most changes applied; a server not in the recorded
+        set is never promoted, nor one that answers with another branch's name. Waits
+        until the old primary's lease has surely run out. Transactions prepared on the
+        old primary were replicated before their vote, so they finish on the new one.
+        Other replicas follow it.
         Returns {"branch", "primary", "old_primary", "epoch", "applied"}.
         """
         link = self._link(branch)
+        config = self.manager.config(link.name)
+        if config and config["primary"] != link.url:
+            unfinished = self._finish_failover(link, config)
+            if unfinished:
+                return unfinished
         reasons, candidates = [], []
         for url in link.replica_urls():
+            if url not in config.get("in_sync", []):
+                reasons.append(f"{url} is out of sync (not in the recorded in-sync set"
+                               + (f", version {config['version']})" if config else ")"))
+                continue
             status = self._replica_status(link, url, 0)
-            if not status["up"] or status["role"] != "replica":
+            if status.get("name", link.name) != link.name:
+                reasons.append(f"{url} answers as {status['name']}, not {link.name}")
+            elif not status["up"] or status["role"] != "replica":
                 reasons.append(f"{url} is {'down' if not status['up'] else status['role']}")
-            elif not status["in_sync"]:
-                reasons.append(f"{url} is out of sync")
             else:
                 candidates.append((status["applied"], url))
-        for applied, url in sorted(candidates, reverse=True):
+        if not candidates:
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"No replica of {link.name} can be promoted: "
+                            f"{'; '.join(reasons) or 'it has no replicas'}.")
+        url = max(candidates)[1]
+        installed = self.manager.install(link.name, url, config["version"])     # M4, M5
+        return self._promote(link, url, installed["epoch"], old=link.url)
+
+    def _finish_failover(self, link, config: dict):
+        """A failover recorded but cut short (the promote never arrived): finish it."""
+        try:
+            info = link.ask(config["primary"], "ping", timeout=2)
+        except BankError:
+            return None
+        if info.get("role") == "replica" and info.get("epoch", 0) < config["epoch"] \
+                and info.get("name") == link.name:
+            return self._promote(link, config["primary"], config["epoch"], old=link.url)
+        return None
+
+    def _promote(self, link, url: str, epoch: int, old: str) -> dict:
+        promoted = link.ask(url, "promote", link.name, epoch, timeout=5)
+        link.use(url)
+        for other in link.replica_urls():
             try:
-                promoted = link.ask(url, "promote", timeout=5)
-            except BankError as exc:
-                reasons.append(exc.message)
-                continue
-            old = link.url
-            link.use(url)
-            for other in link.replica_urls():
-                try:
-                    link.ask(other, "follow", url)
-                except BankError:
-                    pass                     # a replica that is down is left as it is
-            log.warning("failover: %s now served by %s (epoch %s)", link.name, url,
-                        promoted["epoch"])
-            self._pool.submit(self.twopc.recover)
-            return {"branch": link.name, "primary": url, "old_primary": old,
-                    "epoch": promoted["epoch"], "applied": promoted["applied"]}
-        raise BankError(FaultCode.UNAVAILABLE,
-                        f"No replica of {link.name} can be promoted: "
-                        f"{'; '.join(reasons) or 'it has no replicas'}.")
+                link.ask(other, "follow", url, link.name)
+            except BankError:
+                pass                     # a replica that is down is left as it is
+        log.warning("failover: %s now served by %s (epoch %s)", link.name, url, epoch)
+        self._pool.submit(self.twopc.recover)
+        return {"branch": link.name, "primary": url, "old_primary": old,
+                "epoch": promoted["epoch"], "applied": promoted["applied"]}

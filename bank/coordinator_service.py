@@ -29,8 +29,10 @@ Glossary (more in bank/core/messages.py):
 
 import concurrent.futures
 import logging
+import threading
 
 from bank import rpc
+from bank.config_manager import ConfigManager
 from bank.coordinator_lab import LabControls
 from bank.errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
                     check_token, split_acct_ref)
@@ -131,11 +133,13 @@ class Coordinator(LabControls):
 
     PUBLIC_METHODS = ("ping", "branches", "open_account", "account", "accounts", "deposit",
                       "withdraw", "transfer", "transactions", "transaction", "decision",
-                      "recover", "journal", "failover", "audit")
+                      "recover", "journal", "failover", "audit",
+                      # the configuration manager (config_manager.py, coordinator_lab.py)
+                      "configuration", "lease", "add_replica", "drop_replica")
     LAB_METHODS = ("fault", "partition", "heal")
 
     def __init__(self, name: str, branches: dict, log_path, *, secret=None,
-                 allow_faults=False, url="", accept_damaged_log=False):
+                 allow_faults=False, url="", accept_damaged_log=False, auto_failover=0.0):
         self.name, self.secret = name, secret
         self.links = {n: BranchLink(check_branch_name(n), u, secret) for n, u in branches.items()}
         self.faults = FaultPoints("coordinator", COORDINATOR_POINTS, allow_faults)
@@ -144,6 +148,9 @@ class Coordinator(LabControls):
         self.log = RecoveryLog(log_path, accept_damage=accept_damaged_log)
         self._pool = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="2pc")
         self.requests = RequestRegistry()                                   # Rule 4
+        self.manager = ConfigManager(self.log, self.links)      # config_manager.py M1-M6
+        self.auto_failover = auto_failover
+        self._stop_config = threading.Event()
         self.twopc = TwoPhaseCommit(name, self.links, self.log, self.faults, self._pool,
                                     requests=self.requests)
         self.url = url
@@ -189,11 +196,12 @@ class Coordinator(LabControls):
 
     def _replica_status(self, link: BranchLink, url: str, primary_applied: int) -> dict:
         row = {"url": url, "up": False, "role": "", "epoch": 0, "in_sync": False,
-               "applied": 0, "lag": 0}
+               "applied": 0, "lag": 0,
+               "recorded": url in self.manager.config(link.name).get("in_sync", [])}
         try:
             info = link.ask(url, "ping", timeout=2)
-            row.update(up=True, role=info["role"], epoch=info["epoch"],
-                       in_sync=info["in_sync"], applied=info["applied"],
+            row.update(up=True, role=info["role"], epoch=info["epoch"], name=info["name"],
+                       in_sync=info["in_sync"] and row["recorded"], applied=info["applied"],
                        lag=max(0, primary_applied - info["applied"]))
         except (BankError, KeyError):
             pass
@@ -368,8 +376,11 @@ class Coordinator(LabControls):
         with_replicas = [link for link in self.links.values() if len(link.urls) > 1]
         list(self._pool.map(lambda link: link.find_primary(), with_replicas))
         self.twopc.start()
+        threading.Thread(target=self.run_configuration, name="configuration", daemon=True,
+                         args=(self.auto_failover, self._stop_config)).start()
 
     def close(self):
+        self._stop_config.set()
         self.twopc.stop()
         self._pool.shutdown(wait=False)
         self.log.close()

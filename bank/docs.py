@@ -15,6 +15,7 @@ import pathlib
 import re
 import sys
 
+from bank import keys
 from bank.core import coordinator, participant, replica
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -76,9 +77,24 @@ def role_diagram(table: dict) -> str:
     return "\n".join(lines + ["```"])
 
 
+ROLE_WHAT = {"student": "banking and every read", "teacher": "the lab controls",
+             "server": "the servers among themselves: 2PC, termination, replication, "
+                       "fencing, leases"}
+
+
+def method_roles() -> str:
+    """The table of methods by role (bank/keys.py METHOD_ROLES, rule K2)."""
+    rows = ["| role | what | methods |", "|---|---|---|"]
+    for role in keys.ROLES:
+        methods = [m for m, r in keys.METHOD_ROLES.items() if r == role]
+        rows.append(f"| `{role}` | {ROLE_WHAT.get(role, '')} | "
+                    + ", ".join(f"`{m}`" for m in methods) + " |")
+    return "\n".join(rows)
+
+
 def generated() -> dict:
     """NAME -> the text the README must hold between that NAME's markers."""
-    parts = {"file-map": file_map()}
+    parts = {"file-map": file_map(), "method-roles": method_roles()}
     for role, table in ROLES.items():
         parts[f"{role}-table"] = role_table(table)
         parts[f"{role}-diagram"] = role_diagram(table)

@@ -52,7 +52,7 @@ METHOD_ROLES = {
     "account": "student", "accounts": "student", "journal": "student",
     "branches": "student", "transactions": "student", "transaction": "student",
     "status": "student", "in_doubt": "student", "audit": "student",
-    "replication": "student",
+    "replication": "student", "configuration": "student",
     # the teacher: lab controls
     "fault": "teacher", "partition": "teacher", "heal": "teacher", "failover": "teacher",
     "recover": "teacher",
@@ -60,6 +60,9 @@ METHOD_ROLES = {
     "prepare": "server", "commit": "server", "abort": "server", "decision": "server",
     "changes_since": "server", "attach_replica": "server", "caught_up": "server",
     "replicate": "server", "follow": "server", "promote": "server",
+    # servers and the configuration manager (the coordinator): leases and the in-sync set
+    "lease": "server", "add_replica": "server", "drop_replica": "server",
+    "use_manager": "server",
 }
 assert set(METHOD_ROLES.values()) <= set(ROLES)
 

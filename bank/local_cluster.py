@@ -31,6 +31,7 @@ Glossary:
   member  one process of the cluster: a branch, or "coordinator"
 """
 
+import argparse
 import json
 import os
 import pathlib
@@ -286,15 +287,23 @@ class LocalCluster:
         return cluster
 
 
-def attach_or_start(home=KIT):
-    """(cluster, started): attach to the local cluster if one runs, else start one.
+def attach_or_start(home=KIT, replicas: int = 0):
+    """(cluster, started): attach to the local cluster if one runs, else start one with
+    `replicas` replicas per branch (each its own process and database).
 
     The caller stops the cluster when it exits only if it started it.
     """
     cluster = LocalCluster.attach(home)
     if cluster is not None:
         return cluster, False
-    return LocalCluster(home, fixed_ports=True).start(), True
+    return LocalCluster(home, fixed_ports=True, replicas=replicas).start(), True
+
+
+def replicas_arg(text: str) -> int:
+    """argparse type for --replicas N: a whole number from 0 to 3."""
+    if not text.isdigit() or not 0 <= int(text) <= 3:
+        raise argparse.ArgumentTypeError(f"--replicas takes 0 to 3, not {text!r}")
+    return int(text)
 
 
 # ---- attaching to a cluster that is already running ------------------------------------

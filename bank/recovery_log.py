@@ -9,6 +9,7 @@ One record per line (open logs/recovery.log in any editor):
     2026-11-25T13:01:02.123+00:00 begin  C1-20261125T130102-9f3a2c {"branches": [...], ...} crc=1a2b3c4d
     2026-11-25T13:01:02.140+00:00 commit C1-20261125T130102-9f3a2c {} crc=...
     2026-11-25T13:01:02.152+00:00 end    C1-20261125T130102-9f3a2c {"outcome": "committed"} crc=...
+    2026-11-25T13:01:03.001+00:00 config Mumbai {"epoch": 2, "in_sync": [], "primary": "http://...", "version": 5} crc=...
 
 Rules:
   * Rule 1 - the commit point. ``commit()`` returns only after the record is on
@@ -43,7 +44,14 @@ Rules:
     refuses every later write (``broken``). A failed fsync raises OSError: the
     record may or may not be on disk, and only a restart can tell.
 
+  * Rule 8 - configurations (bank/config_manager.py). A ``config`` record holds one
+    branch's whole configuration (primary, in-sync replicas, epoch, version); the
+    last one of a branch is its configuration. It is forced like a commit, and
+    compaction keeps the last one of every branch. A config whose version is not
+    higher than the one before it, or whose epoch is lower, is damage (Rule 6).
+
 Glossary:
+  config     a branch's configuration, as its configuration manager recorded it
   forced     written and fsynced before the call returns
   in flight  a txid with a begin but no end: recovery must finish it
   done       a compaction summary of a finished transaction (outcome, accounts, request id)
@@ -68,9 +76,10 @@ from bank.storage import fsync_folder, truncate_to
 
 COMPACT_AFTER = 20_000       # records in the active log before it is compacted
 KEEP_FINISHED = 10_000       # finished txns remembered (for request ids and history)
-KINDS = ("begin", "commit", "abort", "end", "done")
-_LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done) +(\S+) (\{.*\}) crc=([0-9a-f]{8})$")
-_LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done) +([A-Za-z0-9_.:-]{1,64}) ")
+KINDS = ("begin", "commit", "abort", "end", "done", "config")
+_LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\}) "
+                   r"crc=([0-9a-f]{8})$")
+_LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
 IN_DOUBT = "in-doubt"        # what decision() answers for a txid the damage may touch
 
 log = logging.getLogger("recovery-log")
@@ -152,6 +161,18 @@ def parse_line(raw: bytes):
     return (match.group(2), match.group(3), data), ""
 
 
+def config_contradiction(branch: str, data: dict, before: dict) -> str:
+    """Why this config record cannot follow `before` (the branch's last one), or "" (Rule 8)."""
+    if not all(isinstance(data.get(k), int) for k in ("epoch", "version")) \
+            or not isinstance(data.get("primary"), str) \
+            or not isinstance(data.get("in_sync"), list):
+        return f"a config for {branch} without primary, in_sync, epoch and version"
+    if before and (data["version"] <= before["version"] or data["epoch"] < before["epoch"]):
+        return (f"a config for {branch} at version {data['version']}, epoch {data['epoch']}, "
+                f"after version {before['version']}, epoch {before['epoch']}")
+    return ""
+
+
 def contradiction(kind: str, txid: str, data: dict, in_flight: dict, finished) -> str:
     """Why this record cannot follow the ones before it, or "" if it can.
 
@@ -193,6 +214,7 @@ class RecoveryLog:
         self.torn = 0                 # lines of torn tail cut at start
         self.damage = []              # [Problem]: what recovery found damaged (Rule 6)
         self.in_doubt = set()         # txids the damage may touch: never presumed aborted
+        self.configs = {}             # branch -> its last config record (Rule 8)
         self.broken = ""              # why no write is possible any more (Rule 7)
         self._write_lock = threading.Lock()     # one writer of lines at a time
         self._sync_lock = threading.Lock()      # one fsync at a time (group commit)
@@ -244,6 +266,19 @@ class RecoveryLog:
             self._append_if_possible("end", txid, data)
         if self.records >= COMPACT_AFTER and not self.damage:
             self.compact()
+
+    def config(self, branch: str, data: dict) -> None:
+        """Record a branch's new configuration, forced: on disk before it returns (Rule 8).
+
+        LogWriteError: it is certainly not recorded (the change did not happen).
+        """
+        problem = config_contradiction(branch, data, self.configs.get(branch, {}))
+        assert not problem, problem
+        with self._write_lock:
+            line_no = self._append("config", branch, data)
+        self._sync_to(line_no)
+        with self._write_lock:
+            self.configs[branch] = dict(data)
 
     def outcome(self, txid: str):
         """'committed', 'aborted', or None if this log knows nothing final yet."""
@@ -331,7 +366,10 @@ class RecoveryLog:
     def _read_existing(self, accept_damage: bool) -> None:
         records, torn, self.damage, good_size = read_lines(self.path)
         for line_no, kind, txid, data in records:
-            problem = contradiction(kind, txid, data, self.in_flight, self.finished)
+            if kind == "config":
+                problem = config_contradiction(txid, data, self.configs.get(txid, {}))
+            else:
+                problem = contradiction(kind, txid, data, self.in_flight, self.finished)
             if problem:
                 self.damage.append(Problem(line_no, problem, txid=txid))
                 self.in_doubt.add(txid)
@@ -386,6 +424,8 @@ class RecoveryLog:
             self._remember_finished(txid, dict(entry["info"], **data))
         elif kind == "done":
             self._remember_finished(txid, data)
+        elif kind == "config":
+            self.configs[txid] = data
         self.records += 1
 
     def _remember_finished(self, txid: str, summary: dict) -> None:
@@ -405,7 +445,8 @@ class RecoveryLog:
         assert not self.damage, "a damaged log is never compacted (Rule 6)"
         with self._write_lock, self._sync_lock:
             tmp = self.path.with_suffix(".compacting")
-            lines = [self._line("done", t, s) for t, s in self.finished.items()]
+            lines = [self._line("config", b, c) for b, c in sorted(self.configs.items())]
+            lines += [self._line("done", t, s) for t, s in self.finished.items()]
             for txid, entry in self.in_flight.items():
                 lines.append(self._line("begin", txid, entry["info"]))
                 if entry["decision"]:

@@ -19,22 +19,19 @@ Rules:
     heartbeat, catches up by pulling ``changes_since``, and is in sync again only
     once it has everything. A replica whose history differs from the primary's (it
     holds a change the primary never had) throws its copy away and copies again.
-  * Rule 3 - only an in-sync replica that has every change it was told of may be
-    promoted; promotion raises the epoch. A server that sees a higher epoch than its
-    own is fenced: an old primary coming back refuses writes and names the new one.
+  * Rule 3 - the in-sync set that counts is the one the configuration manager (the
+    coordinator, bank/config_manager.py) recorded. A replica joins it after the
+    primary pushed it everything; it leaves it only once the manager recorded the
+    removal (R7 of bank/core/replica.py): until then a write that it lacks is not
+    acknowledged, and if the manager cannot be asked within DROP_WAIT seconds the
+    write fails with a sentence saying why. The primary keeps the set it may be in
+    the manager's record durably (``in_set``), so a restarted primary pushes to them
+    too. Nothing is acknowledged that a promotion could lose.
+  * Rule 4 - a primary with a non-empty ``in_set`` renews a lease from the manager
+    every heartbeat and serves writes only while it holds one (R8).
   * Async mode (``--async-replication``, for the lab that shows what it loses): the
     primary answers first and ships changes a moment later. A failover can then lose
-    acknowledged writes.
-
-Limit (a lesson, not a bug to hide): if the primary cannot reach a replica (a
-network cut, not a crash), it marks it out of sync and goes on; the replica learns
-this only when the primary reaches it again. If the primary dies for good before
-that, the replica believes it is in sync and may be promoted without the writes
-it missed. (A restarted primary tells every replica it can reach that it is out
-of sync before it serves, and a restarted replica starts out of sync.)
-Real systems close this hole by keeping the in-sync set in a consensus service
-(ZooKeeper, Raft). Restarted replicas always start out of sync, so a kill -9 of a
-replica cannot cause it.
+    acknowledged writes. It is the lesson, never the default.
 
 Glossary:
   replog     the ordered list of changes of a branch (ledger_replog.py); seq is a position in it
@@ -49,9 +46,11 @@ import threading
 import time
 
 from bank import rpc
+from bank.core.replica import RoleRefused
 from bank.errors import BankError, FaultCode
 
 PUSH_TIMEOUT = 2.0       # seconds a replica may take to apply a push before it is dropped
+DROP_WAIT = 6.0          # seconds a write waits for the manager to record a drop (R7)
 HEARTBEAT_EVERY = 1.0    # seconds between pushes when nothing is written
 BATCH = 200              # changes per push or pull
 
@@ -81,6 +80,9 @@ class Replicas:
         self.links = {}
         for url in json.loads(self.ledger.meta("replicas", "[]")):
             self.links[url] = ReplicaLink(url, branch.secret, 0)   # out of sync until it calls
+        self.in_set = set(json.loads(self.ledger.meta("in_set", "[]")))        # Rule 3
+        for url in self.in_set:          # may be in the manager's set: push to it as before
+            self.links.setdefault(url, ReplicaLink(url, branch.secret, 0)).in_sync = True
 
     def attach(self, url: str, applied: int, last_hash: str = "") -> dict:
         """A replica introduces itself; it starts out of sync and catches up by pulling.
@@ -95,11 +97,13 @@ class Replicas:
             link = self.links[url] = ReplicaLink(url, self.branch.secret, applied)
             self.ledger.set_meta(replicas=json.dumps(sorted(self.links)))
         with link.lock:
+            if link.in_sync:             # it restarted: drop it through the manager first
+                self._drop(link, "it attached again, after a restart")
             link.in_sync, link.acked = False, 0 if diverged else applied
         log.info("replica %s attached at change %d%s", url, applied,
                  " (diverged: it starts over)" if diverged else "")
         return {"epoch": self.branch.epoch, "primary_seq": self.ledger.applied_seq(),
-                "diverged": bool(diverged)}
+                "diverged": bool(diverged), "name": self.branch.name}
 
     def caught_up(self, url: str, applied: int) -> dict:
         """A replica says it pulled everything; push what is left, then it is in sync."""
@@ -108,11 +112,33 @@ class Replicas:
             raise BankError(FaultCode.BAD_INPUT, f"{url} is not attached as a replica here.")
         with link.lock:
             link.acked = applied
-            link.in_sync = True                      # push() clears it again on failure
+            link.in_sync = True              # pushed to from now on; _push clears it on failure
             self._push(link, self.ledger.applied_seq())
+            if link.in_sync:
+                self._join_manager_set(link)
         if link.in_sync:
             log.info("replica %s is in sync at change %d", url, link.acked)
         return {"in_sync": link.in_sync, "applied": link.acked}
+
+    def _join_manager_set(self, link: ReplicaLink) -> None:
+        """Rule 3: ask the manager to record it in sync. It counts as maybe-recorded
+        (in_set, durable) BEFORE we ask: an answer lost on the way must not let us
+        forget that the manager may list it."""
+        manager = self.branch.manager()
+        if manager is None:
+            return                        # no manager: no one can promote it, nothing to record
+        self._save_in_set(self.in_set | {link.url})
+        try:
+            manager.call("add_replica", self.branch.name, self.branch.url, self.branch.epoch,
+                         link.url)
+        except BankError as exc:
+            log.warning("the manager did not record %s in sync: %s", link.url, exc.message)
+            if exc.code == FaultCode.NOT_PRIMARY:
+                self.branch.learn_from_manager()
+
+    def _save_in_set(self, urls: set) -> None:
+        self.ledger.set_meta(in_set=json.dumps(sorted(urls)))
+        self.in_set = set(urls)
 
     def after_write(self) -> None:
         """Rule 1: in synchronous mode, return only once every in-sync replica has it."""
@@ -137,9 +163,51 @@ class Replicas:
                     return
         except BankError as exc:
             if exc.code == FaultCode.NOT_PRIMARY:
-                self.branch.fence(exc.message)       # Rule 3: someone was promoted
-            link.in_sync = False
-            log.warning("replica %s is out of sync: %s", link.url, exc.message)
+                self.branch.fence(exc.message)       # R4: someone was promoted
+                return                               # the write is refused: we are fenced
+            self._drop(link, exc.message)
+
+    def _drop(self, link: ReplicaLink, why: str) -> None:
+        """R7: stop waiting for this replica, once the manager recorded that it left the
+        in-sync set (caller holds link.lock). Raises BankError (the write is not
+        acknowledged) if the manager cannot record it within DROP_WAIT seconds."""
+        if link.url not in self.in_set or self.branch.role != "primary":
+            link.in_sync = False         # never recorded in sync, or we were replaced
+            log.warning("replica %s is out of sync: %s", link.url, why)
+            return
+        self.branch.roles.on_replica_silent()                 # ASK_MANAGER_TO_DROP
+        refusal = self._ask_manager_to_drop(link.url)
+        try:
+            self.branch.roles.on_drop_answer(recorded=not refusal)   # MARK_OUT_OF_SYNC
+        except RoleRefused:                          # REFUSE: the write is not acknowledged
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"Not acknowledged: {self.branch.name}'s replica {link.url} did "
+                            f"not take the change ({why}), and the configuration manager "
+                            f"could not record it out of sync ({refusal}). The change is "
+                            "kept here but may be lost in a failover; try again later.") \
+                from None
+        self._save_in_set(self.in_set - {link.url})
+        link.in_sync = False
+        log.warning("replica %s is out of sync (recorded by the manager): %s", link.url, why)
+
+    def _ask_manager_to_drop(self, url: str) -> str:
+        """"" once the manager recorded the removal, else why not (after DROP_WAIT s)."""
+        deadline, why = time.monotonic() + DROP_WAIT, "no configuration manager is known"
+        while True:
+            manager = self.branch.manager()
+            if manager is not None:
+                try:
+                    manager.call("drop_replica", self.branch.name, self.branch.url,
+                                 self.branch.epoch, url)
+                    return ""
+                except BankError as exc:
+                    why = exc.message
+                    if exc.code == FaultCode.NOT_PRIMARY:
+                        self.branch.learn_from_manager()
+                        return why
+            if time.monotonic() >= deadline:
+                return why
+            time.sleep(0.3)               # a bounded wait for the manager to come back
 
     def in_sync_urls(self) -> list:
         return sorted(url for url, link in self.links.items() if link.in_sync)
@@ -147,7 +215,19 @@ class Replicas:
     def heartbeat(self) -> None:
         """Keep replicas informed (and, in async mode, ship the changes). Out-of-sync
         replicas are told so, so that they stop believing they are in sync and catch up."""
-        self.sync_all(self.ledger.applied_seq())
+        try:
+            self.sync_all(self.ledger.applied_seq())
+        except BankError as exc:                  # R7: a drop the manager did not record
+            log.warning("heartbeat: %s", exc.message)
+        if self.branch.manager() is not None:
+            for link in list(self.links.values()):     # in sync before the manager was known
+                if link.in_sync and link.url not in self.in_set \
+                        and link.lock.acquire(blocking=False):
+                    try:
+                        if link.in_sync:
+                            self._join_manager_set(link)
+                    finally:
+                        link.lock.release()
         for link in list(self.links.values()):
             if not link.in_sync and link.lock.acquire(blocking=False):
                 try:
@@ -198,7 +278,8 @@ class Follower:
         try:
             applied = self.ledger.applied_seq()
             info = self.primary.call("attach_replica", self.branch.url, applied,
-                                     self.ledger.change_hash(applied))
+                                     self.ledger.change_hash(applied), self.branch.name)
+            self.branch.roles.check_same_branch(self.branch.name, info.get("name"))   # R9
             self._adopt_epoch(info["epoch"])
             if info.get("diverged"):
                 log.warning("my history differs from the primary's: copying it again")
@@ -217,20 +298,14 @@ class Follower:
             self.last_heard = time.monotonic()
         except BankError as exc:
             log.info("catching up from %s: %s", self.primary_url, exc.message)
+        except RoleRefused:
+            log.error("%s at %s is not a primary of %s: I do not follow it (R9)",
+                      info.get("name"), self.primary_url, self.branch.name)
         return self.in_sync
 
     def _adopt_epoch(self, epoch: int) -> None:
         if epoch > self.branch.epoch:
             self.branch.learn_epoch(epoch, self.primary_url)
-
-    def promotable(self) -> str:
-        """'' if this replica may become the primary (Rule 3), else why not."""
-        applied = self.ledger.applied_seq()
-        if not self.in_sync:
-            return "it is out of sync (it may lack acknowledged writes); let it catch up first"
-        if applied < self.primary_seq:
-            return f"it has applied {applied} of the {self.primary_seq} changes it was told of"
-        return ""
 
     def status(self) -> dict:
         return {"primary": self.primary_url, "in_sync": self.in_sync,

@@ -274,15 +274,49 @@ def test_r3_r4_pushes_and_epochs():
     assert primary.epoch == 5
 
 
-def test_r5_only_an_in_sync_replica_is_promoted_with_a_higher_epoch():
-    """R5: promotion raises the epoch; an out-of-sync replica or a primary is refused."""
+def test_r5_promotion_takes_the_managers_newer_epoch():
+    """R5: a replica is promoted at the epoch the manager recorded, which must be newer
+    than its own; a stale promotion, or promoting a primary, is refused."""
     node = R.BranchRole(Role.REPLICA, 1, "http://old")
     with pytest.raises(R.RoleRefused):
-        node.on_promote(in_sync=False)
-    node.on_promote(in_sync=True)
-    assert (node.role, node.epoch, node.primary) == (Role.PRIMARY, 2, "")
+        node.on_promote(1)
+    assert (node.role, node.epoch) == (Role.REPLICA, 1)
+    node.on_promote(3)
+    assert (node.role, node.epoch, node.primary) == (Role.PRIMARY, 3, "")
     with pytest.raises(R.RoleRefused):
-        node.on_promote(in_sync=True)
+        node.on_promote(4)
+
+
+def test_r7_a_silent_replica_is_dropped_only_once_the_manager_recorded_it():
+    """R7: a primary asks the manager to drop a silent replica; it stops waiting for it
+    only when the removal is recorded, and refuses the write (no answer) otherwise."""
+    node = R.BranchRole(Role.PRIMARY, 2)
+    assert node.on_replica_silent() == [R.Do.ASK_MANAGER_TO_DROP]
+    assert node.on_drop_answer(recorded=True) == [R.Do.MARK_OUT_OF_SYNC, R.Do.ANSWER]
+    with pytest.raises(R.RoleRefused) as refused:
+        node.on_drop_answer(recorded=False)
+    assert refused.value.rule == "R7" and node.role is Role.PRIMARY
+    with pytest.raises(R.RoleRefused):
+        R.BranchRole(Role.REPLICA).on_replica_silent()
+
+
+def test_r8_a_primary_without_a_lease_refuses_writes():
+    """R8: a primary whose lease ran out refuses a write, and stays a primary."""
+    node = R.BranchRole(Role.PRIMARY, 2)
+    with pytest.raises(R.RoleRefused) as refused:
+        node.on_write(lease_ok=False)
+    assert refused.value.rule == "R8" and node.role is Role.PRIMARY
+    assert R.Do.APPLY in node.on_write(lease_ok=True)
+
+
+def test_r9_a_server_refuses_another_branch():
+    """R9: any role refuses a server of another branch; the same branch passes."""
+    for role in (Role.PRIMARY, Role.REPLICA, Role.FENCED):
+        node = R.BranchRole(role, 2)
+        node.check_same_branch("Mumbai", "Mumbai")
+        with pytest.raises(R.RoleRefused) as refused:
+            node.check_same_branch("Mumbai", "Delhi")
+        assert refused.value.rule == "R9" and node.role is role
 
 
 def test_r6_only_a_replica_follows_a_new_primary():

@@ -27,7 +27,7 @@ def test_a_replaced_primary_never_acknowledges_a_write(start_branch, tmp_home):
         replica.start()
         p, r = rpc.Client(primary.url), rpc.Client(replica.url)
         wait_for(lambda: r.call("ping")["in_sync"], 15, "the replica in sync")
-        r.call("promote")                          # a failover while the primary still runs
+        r.call("promote", "Mumbai", 2)             # as the manager would, while the primary runs
         with pytest.raises(BankError) as refused:
             p.call("deposit", "1001", "5.00")
         assert refused.value.code == FaultCode.NOT_PRIMARY

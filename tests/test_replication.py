@@ -403,9 +403,10 @@ def test_replica_restarted_mid_stream_catches_up(make_bank):
 # ---- 4. a lagging replica cannot be promoted ------------------------------------------
 
 def test_lagging_replica_cannot_be_promoted(make_bank):
-    """Only an in-sync replica may be promoted: a replica that missed writes while it
-    was down, and cannot reach the (dead) primary to catch up, is refused by
-    failover (a Fault naming it and saying it is out of sync) and by promote()."""
+    """Only a member of the recorded in-sync set may be promoted (R5, M5): a replica that
+    missed writes while it was down, and cannot reach the (dead) primary to catch up,
+    is refused by failover (a Fault naming it and saying it is out of sync); promote()
+    called directly is refused with a sentence saying to ask the coordinator."""
     bank = make_bank()
     replica_url = bank.members[MUMBAI_REPLICA].url
     bank.kill(MUMBAI_REPLICA)
@@ -424,7 +425,7 @@ def test_lagging_replica_cannot_be_promoted(make_bank):
     with pytest.raises(BankError) as refused:
         call(bank, MUMBAI_REPLICA, "promote")
     assert fault_code(refused) == FaultCode.PROTOCOL_VIOLATION
-    assert "out of sync" in refused.value.message
+    assert "failover Mumbai" in refused.value.message
     ping = call(bank, MUMBAI_REPLICA, "ping")
     assert ping["role"] == "replica" and ping["epoch"] == 1
     assert balance(bank, MUMBAI_REPLICA, "1001") == D("10000.00")   # it lacks the deposits

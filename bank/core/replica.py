@@ -18,17 +18,31 @@ Rules:
   * R4 - a server that sees a higher epoch than its own adopts it; a primary that
     sees one is fenced: it never serves a write again (it may rejoin as a replica
     from a fresh copy).
-  * R5 - only an in-sync replica is promoted, and promotion raises the epoch, durably,
-    before the new primary serves.
+  * R5 - a replica is promoted only by its configuration manager (the coordinator,
+    bank/config_manager.py), which picks a member of the in-sync set it recorded and
+    records the new configuration, with a higher epoch, durably first; the replica
+    takes that epoch. A promotion at an epoch not newer than its own is refused, and
+    so is a promote that does not come from the manager.
   * R6 - a replica may be told to follow another primary (after a failover); a
     primary or a fenced server may not: its history may differ from the new one.
-  * In-sync set: a replica that misses a push (a gap, a timeout) is out of sync; it
-    gets no pushes until it has pulled everything (``LINK`` below).
+  * R7 - a primary drops an in-sync replica that does not answer only once the
+    configuration manager has recorded the removal; until then the write waits, and
+    if the manager cannot be asked in time the write is refused (not acknowledged).
+  * R8 - a primary with replicas in its recorded in-sync set serves writes only while
+    it holds a lease from the manager; one whose lease ran out refuses writes and
+    says so. (The manager installs a new primary only once the old lease has surely
+    run out: rule M4 of bank/config_manager.py. Clock assumption there.)
+  * R9 - a server of one branch refuses to replicate, attach to, follow or be promoted
+    for another branch: the names must match, and the refusal names both.
+  * In-sync set: a replica that misses a push (a gap, a timeout) is out of sync (R7);
+    it gets no pushes until it has pulled everything (``LINK`` below).
 
 Glossary:
   epoch     a number raised by every promotion; higher wins
   in sync   a replica holding every change its primary has acknowledged
   fenced    a former primary that learned of a higher epoch
+  lease     a promise from the manager: "no one else is made primary before it ends"
+  manager   the configuration manager: the coordinator, keeper of primary, in-sync set, epoch
 """
 
 import enum
@@ -42,9 +56,14 @@ class Event(str, enum.Enum):
     PUSH = "a push from its primary or a newer one"
     OLD_PUSH = "a push from a primary that is not newer"
     HIGHER_EPOCH = "a higher epoch seen"
-    PROMOTE = "promote (in sync)"
-    PROMOTE_BEHIND = "promote (out of sync)"
+    PROMOTE = "promote, from the manager, at a newer epoch"
+    PROMOTE_STALE = "promote at an epoch not newer than ours"
     FOLLOW = "follow a new primary"
+    WRITE_NO_LEASE = "a write, with the lease run out"
+    REPLICA_SILENT = "an in-sync replica did not take a push"
+    DROP_RECORDED = "the manager recorded the replica's removal"
+    DROP_UNRECORDED = "the manager could not record the removal in time"
+    OTHER_BRANCH = "a server of another branch"
 
 
 class Do(str, enum.Enum):
@@ -52,9 +71,10 @@ class Do(str, enum.Enum):
     PUSH_REPLICAS = "push it to every in-sync replica"
     ANSWER = "answer"
     ADOPT_EPOCH = "adopt the higher epoch"
-    RAISE_EPOCH = "raise the epoch"
     RECORD_ROLE = "record role and epoch (durable)"
     REFUSE = "refuse, naming the primary"
+    ASK_MANAGER_TO_DROP = "ask the manager to drop the replica (forced record there)"
+    MARK_OUT_OF_SYNC = "stop waiting for that replica"
 
 
 @dataclass(frozen=True)
@@ -81,9 +101,16 @@ REPLICA = {
     (PR, E.HIGHER_EPOCH):   Step("R4", FE, (Do.ADOPT_EPOCH, Do.RECORD_ROLE)),
     (RE, E.HIGHER_EPOCH):   Step("R4", RE, (Do.ADOPT_EPOCH, Do.RECORD_ROLE)),
     (FE, E.HIGHER_EPOCH):   Step("R4", FE, (Do.ADOPT_EPOCH, Do.RECORD_ROLE)),
-    (RE, E.PROMOTE):        Step("R5", PR, (Do.RAISE_EPOCH, Do.RECORD_ROLE, Do.ANSWER)),
-    (RE, E.PROMOTE_BEHIND): Step("R5", RE, (Do.REFUSE,)),
+    (RE, E.PROMOTE):        Step("R5", PR, (Do.ADOPT_EPOCH, Do.RECORD_ROLE, Do.ANSWER)),
+    (RE, E.PROMOTE_STALE):  Step("R5", RE, (Do.REFUSE,)),
     (RE, E.FOLLOW):         Step("R6", RE, (Do.RECORD_ROLE, Do.ANSWER)),
+    (PR, E.REPLICA_SILENT): Step("R7", PR, (Do.ASK_MANAGER_TO_DROP,)),
+    (PR, E.DROP_RECORDED):  Step("R7", PR, (Do.MARK_OUT_OF_SYNC, Do.ANSWER)),
+    (PR, E.DROP_UNRECORDED): Step("R7", PR, (Do.REFUSE,)),
+    (PR, E.WRITE_NO_LEASE): Step("R8", PR, (Do.REFUSE,)),
+    (PR, E.OTHER_BRANCH):   Step("R9", PR, (Do.REFUSE,)),
+    (RE, E.OTHER_BRANCH):   Step("R9", RE, (Do.REFUSE,)),
+    (FE, E.OTHER_BRANCH):   Step("R9", FE, (Do.REFUSE,)),
     # Anything else is refused as a protocol violation: promoting a primary or a
     # fenced server, a primary told to follow another.
 }
@@ -124,8 +151,10 @@ class BranchRole:
 
     # ---- events: each returns the effects to carry out, or raises RoleRefused ----------
 
-    def on_write(self) -> list:
-        return self._step(Event.WRITE)
+    def on_write(self, lease_ok: bool = True) -> list:
+        """R1, R2; R8: a primary whose lease ran out refuses (lease_ok is False)."""
+        return self._step(Event.WRITE if lease_ok or self.role is not Role.PRIMARY
+                          else Event.WRITE_NO_LEASE)
 
     def on_push(self, epoch: int) -> list:
         """A primary pushes changes from `epoch` (R3, R4). A replica takes its own epoch;
@@ -145,8 +174,24 @@ class BranchRole:
         """A replica refused our push: a newer epoch exists, its number unknown (R4)."""
         return self._step(Event.HIGHER_EPOCH, primary=primary)
 
-    def on_promote(self, in_sync: bool) -> list:
-        return self._step(Event.PROMOTE if in_sync else Event.PROMOTE_BEHIND)
+    def on_promote(self, epoch: int) -> list:
+        """R5: the manager promotes us at `epoch`, which it recorded durably first."""
+        if epoch <= self.epoch:
+            return self._step(Event.PROMOTE_STALE)
+        return self._step(Event.PROMOTE, epoch=epoch)
+
+    def on_replica_silent(self) -> list:
+        """R7: an in-sync replica did not take a push: ask the manager to drop it."""
+        return self._step(Event.REPLICA_SILENT)
+
+    def on_drop_answer(self, recorded: bool) -> list:
+        """R7: the manager recorded the removal (stop waiting for it), or could not."""
+        return self._step(Event.DROP_RECORDED if recorded else Event.DROP_UNRECORDED)
+
+    def check_same_branch(self, mine: str, theirs: str) -> None:
+        """R9: refuse anything from or about a server of another branch."""
+        if mine != theirs:
+            self._step(Event.OTHER_BRANCH)
 
     def on_follow(self, primary: str) -> list:
         return self._step(Event.FOLLOW, primary=primary)
@@ -156,16 +201,15 @@ class BranchRole:
     def _step(self, event: Event, epoch: int = 0, primary: str = None) -> list:
         row = REPLICA.get((self.role, event))
         if row is None:
-            raise RoleRefused(self.role, event, "R5" if "promote" in event.value else "R6",
-                              not_primary=False)
+            raise RoleRefused(self.role, event, "R5" if "promote" in event.value else
+                              "R7" if "manager" in event.value or "replica" in event.value
+                              else "R6", not_primary=False)
         if row.effects == (Do.REFUSE,):                 # nothing changes: refuse (R2, R3, R5)
             raise RoleRefused(self.role, event, row.rule,
                               not_primary=event in (Event.WRITE, Event.OLD_PUSH))
         effects = list(row.effects)
         if Do.ADOPT_EPOCH in effects:
             self.epoch = max(self.epoch, epoch)
-        if Do.RAISE_EPOCH in effects:
-            self.epoch += 1
         if primary is not None:
             self.primary = primary
         if row.next is Role.PRIMARY and self.role is not Role.PRIMARY:

@@ -8,7 +8,8 @@ partitions exist only with --allow-faults.
 Rules:
   * A partition cuts the coordinator off from a branch in both directions: no call
     leaves, and the branch's decision queries are refused (bank/twopc.py D2).
-  * Healing retries every unfinished decision at once.
+  * Healing retries every unfinished decision at once: it asks for a recovery pass and
+    does not wait for it; a burst of heals coalesces into one or two passes (D4).
   * Failover promotes only an in-sync replica (rule R5 of bank/core/replica.py).
 
 Glossary:
@@ -43,9 +44,8 @@ class LabControls:
         link = self._link(branch)
         link.partitioned = False
         log.warning("heal: %s is reachable again", link.name)
-        self._pool.submit(self.twopc.recover)
+        self.twopc.request_recovery()
         return {"branch": link.name, "partitioned": False}
-
 
     def failover(self, branch) -> dict:
         """Promote the best in-sync replica of a branch and route to it from now on.
@@ -80,7 +80,7 @@ class LabControls:
                     pass                     # a replica that is down is left as it is
             log.warning("failover: %s now served by %s (epoch %s)", link.name, url,
                         promoted["epoch"])
-            self._pool.submit(self.twopc.recover)
+            self.twopc.request_recovery()
             return {"branch": link.name, "primary": url, "old_primary": old,
                     "epoch": promoted["epoch"], "applied": promoted["applied"]}
         raise BankError(FaultCode.UNAVAILABLE,

@@ -139,6 +139,7 @@ class TwoPhaseCommit:
         self._lock = threading.Lock()
         self._pool = pool
         self._stop = threading.Event()
+        self._recovery = OnceAtATime(self._recovery_pass, "recovery")
         self._recover_from_log()
 
     def transfer(self, info: dict, plan: dict) -> dict:
@@ -303,13 +304,11 @@ class TwoPhaseCommit:
             txn.note(branch, COORDINATOR, "error", f"no vote: {reason}")
         self._step(txn, txn.core.on_vote, branch, vote, reason)
 
-    def _send_decision(self, txn: Txn, sends=None) -> None:
-        """Carry out the decision's sends (or, for a retry, ask the core for them: C6)."""
+    def _send_decision(self, txn: Txn, sends: list) -> None:
+        """Carry out the first round of the decision's sends (C5; retries: C6, below)."""
         if not txn.phase2_lock.acquire(blocking=False):
             return                                   # another thread is already at it
         try:
-            if sends is None:
-                sends = self._step(txn, txn.core.on_retry)
             if sends and txn.published is TxState.COMMITTED and \
                     self.faults.fires("crash-mid-commit"):
                 self._tell(txn, sends[0])                # one participant told...
@@ -414,33 +413,64 @@ class TwoPhaseCommit:
             self.requests.forget(txn.info["request_id"], txn.txid)
 
     def recover(self) -> dict:
-        """Re-send the decision of every unfinished transaction now.
+        """Re-send the decision of every unfinished transaction now, and wait for it.
 
-        Returns {"resent": n, "unfinished": [txid, ...]} (those still waiting afterwards).
+        Returns {"resent": n, "unfinished": [txid, ...]}: n transactions whose decision
+        this pass really sent, and those still waiting afterwards. Recovery runs on its
+        own thread, once at a time; callers arriving during a pass share the next (D4).
         """
-        pending = self._unfinished()
-        for txn in pending:
-            self._send_decision(txn)
-        return {"resent": len(pending), "unfinished": [t.txid for t in self._unfinished()]}
+        return self._recovery.request(wait=True)
+
+    def request_recovery(self) -> None:
+        """Ask for a recovery pass soon, without waiting (heal, failover, start): a burst
+        of requests coalesces into one or two passes."""
+        self._recovery.request()
+
+    def _recovery_pass(self) -> dict:
+        """One pass: claim every unfinished transaction no other thread is telling, send
+        all their decisions in parallel on the pool, then release them. It runs on the
+        recovery thread, never on the pool it waits on (D4)."""
+        claimed = [t for t in self._unfinished() if self._claim_phase2(t)]
+        try:
+            sends = []
+            for txn in claimed:
+                txn.note(COORDINATOR, COORDINATOR, "retry",
+                         "waiting for " + ", ".join(txn.core.waiting_for()))
+                sends += [(txn, send) for send in self._step(txn, txn.core.on_retry)]
+            list(self._pool.map(lambda job: self._tell(*job), sends))
+        finally:
+            for txn in claimed:
+                txn.phase2_lock.release()
+        return {"resent": len(claimed), "unfinished": [t.txid for t in self._unfinished()]}
+
+    @staticmethod
+    def _claim_phase2(txn: Txn) -> bool:
+        """Take the transaction's phase-2 lock if it is free and there is still someone to
+        tell (a round that just finished may have logged end)."""
+        if not txn.phase2_lock.acquire(blocking=False):
+            return False
+        if txn.core.state in (CoordState.COMMITTING, CoordState.ABORTING):
+            return True
+        txn.phase2_lock.release()
+        return False
 
     def _unfinished(self) -> list:
         with self._lock:
             return [t for t in self.txns.values() if t.published and not t.ended]
 
     def run_retries(self) -> None:
-        """Background loop: keep telling the decision until every participant acks."""
+        """Background loop: keep telling the decision until every participant acks (C6).
+        Each round is a recovery pass, so retries and `recover` never overlap."""
         while not self._stop.wait(RETRY_EVERY):
-            for txn in self._unfinished():
+            if self._unfinished():
                 try:
-                    txn.note(COORDINATOR, COORDINATOR, "retry",
-                             "waiting for " + ", ".join(txn.core.waiting_for()))
-                    self._send_decision(txn)
+                    self._recovery.request(wait=True)
                 except Exception:               # noqa: BLE001 - never stop retrying
-                    log.exception("retrying the decision of %s", txn.txid)
+                    log.exception("retrying unfinished decisions")
 
     def start(self) -> None:
         """Finish what the log says is unfinished, then keep retrying in the background."""
-        self._pool.submit(self.recover)
+        self.request_recovery()
         threading.Thread(target=self.run_retries, name="retries", daemon=True).start()
 
     def stop(self) -> None:
@@ -458,3 +488,53 @@ def _silence(exc: Exception) -> tuple:
     if exc.code == FaultCode.UNAVAILABLE:
         return Silence.UNREACHABLE, exc.message
     return Silence.ERROR, exc.message
+
+
+class OnceAtATime:
+    """Runs one job on its own thread, one run at a time (D4).
+
+    request() asks for a run that starts after the request; requests that arrive while
+    a run is under way are all served by the next one (a burst coalesces). With
+    wait=True it blocks until that run is over and returns its result (or raises its
+    error). The job never runs on a caller's thread, so a caller on a pool thread
+    cannot starve the pool the job waits on.
+    """
+
+    def __init__(self, job, name: str):
+        self._job, self._name = job, name
+        self._cond = threading.Condition()
+        self._asked = self._done = 0          # request tickets: asked, and served
+        self._running = False
+        self._result, self._error = None, None
+
+    def request(self, wait: bool = False):
+        with self._cond:
+            self._asked += 1
+            ticket = self._asked
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name=self._name, daemon=True).start()
+            if not wait:
+                return None
+            while self._done < ticket:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+            return self._result
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._done == self._asked:
+                    self._running = False
+                    return
+                serving = self._asked            # every request so far is served by this run
+            result, error = None, None
+            try:
+                result = self._job()
+            except Exception as exc:             # noqa: BLE001 - reported to the waiters
+                log.exception("%s failed", self._name)
+                error = exc
+            with self._cond:
+                self._done, self._result, self._error = serving, result, error
+                self._cond.notify_all()

@@ -17,6 +17,10 @@ Rules (how the core's effects are carried out):
     ``waiting_for`` naming the participants that have not acknowledged yet.
   * D4 - retries run in the background until every participant acknowledges (C6);
     no work ever waits on the thread pool it runs on.
+  * D5 - say what is known, no more: every answer in the trace keeps its kind (yes,
+    no, timeout, unreachable, cut-off, error); a missing vote is never a "no"; a message
+    refused before it left (a partition, a refused connection) is marked "sent": False,
+    so a diagram draws it at the sender only, with the reason.
   * Every message sent and received is kept in the transaction's trace, with times,
     so the shell and the window can draw its sequence diagram.
 
@@ -24,6 +28,10 @@ Glossary (more in bank/core/messages.py):
   plan        which ops each participant is asked to prepare
   trace       the list of messages of one transaction: who, to whom, what, when
   request id  a client-chosen id: a retried transfer returns the first outcome
+  kind        what an answer was: yes, no, ack, or a silence: timeout (sent, no answer
+              in time), unreachable (connection refused), cut-off (a lab partition),
+              error (sent; an error came back, or the connection broke)
+  never sent  a message refused before it left this process; it cannot have arrived
 """
 
 import collections
@@ -66,6 +74,8 @@ class Txn:
         self.lock = threading.Lock()          # guards the core: votes and acks arrive
         self._trace_lock = threading.Lock()   # on several threads at once
         self._t0 = time.monotonic()
+        self.vote_words = {}                  # branch -> its vote or silence, in words
+        self.voted_at = {}                    # branch -> Unix time its vote arrived
 
     @property
     def txid(self) -> str:
@@ -76,18 +86,27 @@ class Txn:
         """The decision others may see: set only once it is durable (D1), else None."""
         return self.core.decision if self.core.state in DECIDED else None
 
-    def note(self, sender: str, receiver: str, msg: str, detail: str = "") -> None:
-        """Add one message to the trace. A long outage (retries every second) keeps the
-        first TRACE_HEAD and the last TRACE_TAIL messages, so the end is always shown."""
+    def note(self, sender: str, receiver: str, msg: str, detail: str = "", **extra) -> dict:
+        """Add one message to the trace and return its entry (D5 may mark it never sent).
+        A long outage (retries every second) keeps the first TRACE_HEAD and the last
+        TRACE_TAIL messages, so the end is always shown. extra: "kind" of an answer."""
         entry = {"at": now(), "ms": int((time.monotonic() - self._t0) * 1000),
-                 "from": sender, "to": receiver, "msg": msg, "detail": detail}
+                 "from": sender, "to": receiver, "msg": msg, "detail": detail, **extra}
         with self._trace_lock:
             if len(self._head) < TRACE_HEAD:
                 self._head.append(entry)
-                return
+                return entry
             if len(self._tail) == self._tail.maxlen:
                 self._dropped += 1
             self._tail.append(entry)
+        return entry
+
+    def never_sent(self, entry: dict, why: str) -> None:
+        """D5: the message of `entry` was refused before it left (a partition, a refused
+        connection): the diagram draws it at the sender only, with the reason."""
+        with self._trace_lock:
+            entry.update(sent=False, detail=(entry["detail"] + "; " if entry["detail"]
+                                             else "") + "never sent: " + why)
 
     @property
     def trace(self) -> list:
@@ -99,8 +118,15 @@ class Txn:
             return self._head + gap + list(self._tail)
 
     def votes(self) -> dict:
+        """branch -> what came back, in words: "yes", "no: reason", "no answer in time
+        (5 s)", "cut off (lab partition)", ... (D5: a missing vote is never a "no")."""
         with self.lock:
-            return {b: v.value for b, v in self.core.votes.items()}
+            return {b: self.vote_words.get(b, v.value) for b, v in self.core.votes.items()}
+
+    def vote_kinds(self) -> dict:
+        """branch -> "yes", "no", "timeout", "unreachable", "cut-off" or "error"."""
+        with self.lock:
+            return {b: kind_of(v) for b, v in self.core.votes.items()}
 
     def summary(self) -> dict:
         outcome = self.published.value if self.published else ""
@@ -290,19 +316,41 @@ class TwoPhaseCommit:
     def _ask_vote(self, txn: Txn, send: Send) -> None:
         """One participant's vote (D2). Anything but a clear yes or no (an error, a
         timeout, an answer we do not understand) is a Silence, which the core counts
-        as a missing vote: abort (C4), but never recorded as a "no"."""
+        as a missing vote: abort (C4), but never recorded as a "no" (D5)."""
         branch, prepare = send.to, send.message
         ops = list(prepare.ops)
-        txn.note(COORDINATOR, branch, "prepare", ", ".join(
+        asked = txn.note(COORDINATOR, branch, "prepare", ", ".join(
             f"{o['account']} {o['delta']}" for o in ops))
         try:
             answer = self.links[branch].call("prepare", txn.txid, prepare.coordinator, ops)
             vote, reason = Vote(answer["vote"]), answer.get("reason", "")
-            txn.note(branch, COORDINATOR, "vote", vote.value + (f": {reason}" if reason else ""))
+            words = vote.value + (f": {reason}" if reason else "")
+            txn.note(branch, COORDINATOR, "vote", words, kind=vote.value)
+            txn.voted_at[branch] = time.time()
         except Exception as exc:                # noqa: BLE001 - every failure is a silence
-            vote, reason = _silence(exc)
-            txn.note(branch, COORDINATOR, "error", f"no vote: {reason}")
+            vote, words, sent = _silence(exc, self._timeout(branch))
+            reason = self._note_silence(txn, asked, branch, vote, words, sent, "vote")
+        with txn.lock:
+            txn.vote_words[branch] = words
         self._step(txn, txn.core.on_vote, branch, vote, reason)
+
+    def _note_silence(self, txn: Txn, asked: dict, branch: str, silence: Silence,
+                      words: str, sent: bool, what: str) -> str:
+        """Trace a missing answer (D5): a message never sent is marked so at the sender;
+        one sent and unanswered gets an "error" row from the branch with its kind.
+        Returns the reason for the core (what is known beyond the kind)."""
+        if not sent:
+            txn.never_sent(asked, words)
+            return "never sent"
+        txn.note(branch, COORDINATOR, "error", f"{what} not received: {words}",
+                 kind=kind_of(silence))
+        if silence is Silence.TIMEOUT:
+            return "waited " + words.removeprefix(silence.value).strip(" ()")
+        return words
+
+    def _timeout(self, branch: str):
+        """Seconds a call to `branch` waits for an answer (None if unknown)."""
+        return getattr(getattr(self.links.get(branch), "client", None), "timeout", None)
 
     def _send_decision(self, txn: Txn, sends: list) -> None:
         """Carry out the first round of the decision's sends (C5; retries: C6, below)."""
@@ -319,14 +367,14 @@ class TwoPhaseCommit:
 
     def _tell(self, txn: Txn, send: Send) -> None:
         branch, method = send.to, type(send.message).__name__.lower()   # commit | abort
-        txn.note(COORDINATOR, branch, method)
+        told = txn.note(COORDINATOR, branch, method)
         try:
             self.links[branch].call(method, txn.txid)
         except Exception as exc:                # noqa: BLE001 - no ack; retried later (C6)
-            why = exc.message if isinstance(exc, BankError) else repr(exc)
-            txn.note(branch, COORDINATOR, "error", f"no ack: {why}")
+            silence, words, sent = _silence(exc, self._timeout(branch))
+            self._note_silence(txn, told, branch, silence, words, sent, "ack")
             return
-        txn.note(branch, COORDINATOR, "ack", method)
+        txn.note(branch, COORDINATOR, "ack", method, kind="ack")
         self._step(txn, txn.core.on_ack, branch)
 
     # ---- what the API shows ---------------------------------------------------------
@@ -347,6 +395,16 @@ class TwoPhaseCommit:
         txn.note(asker or "?", COORDINATOR, "query", f"decision? -> {answer}")
         return answer
 
+    def held_at(self, branch: str) -> tuple:
+        """(count, when): transactions `branch` voted yes to and has not acknowledged the
+        decision of, so it holds them prepared as of its last vote (Unix time; 0: none).
+        What a branch that does not answer now last told us (views.in_doubt_text)."""
+        with self._lock:
+            txns = [t for t in self.txns.values() if not t.ended]
+        held = [t.voted_at[branch] for t in txns if branch in t.voted_at and
+                t.core.votes.get(branch) is Vote.YES and branch not in t.core.acks]
+        return len(held), max(held, default=0.0)
+
     def summaries(self) -> list:
         """Every transaction remembered, in memory or in the log's recent history."""
         with self._lock:
@@ -361,9 +419,11 @@ class TwoPhaseCommit:
         with self._lock:
             txn = self.txns.get(txid)
             if txn is not None:
-                return dict(txn.summary(), trace=txn.trace, votes=txn.votes())
+                return dict(txn.summary(), trace=txn.trace, votes=txn.votes(),
+                            vote_kinds=txn.vote_kinds())
         if txid in self.log.finished:
-            return dict(summary_from_log(txid, self.log.finished[txid]), trace=[], votes={})
+            return dict(summary_from_log(txid, self.log.finished[txid]), trace=[], votes={},
+                        vote_kinds={})
         raise BankError(FaultCode.UNKNOWN_TXN, f"The coordinator knows no transaction {txid}.")
 
     # ---- recovery and background retries (Rules 3 and 4) ---------------------------
@@ -477,17 +537,26 @@ class TwoPhaseCommit:
         self._stop.set()
 
 
-def _silence(exc: Exception) -> tuple:
-    """(Silence, sentence) for a vote that did not arrive: say what is known, no more."""
+def _silence(exc: Exception, seconds=None) -> tuple:
+    """(Silence, words, sent) for an answer that did not arrive: say what is known, no
+    more (D5). "sent" is False when the call was refused before it left this process
+    (a lab partition) or the connection was refused (nothing listens there)."""
     if not isinstance(exc, BankError):
-        return Silence.ERROR, f"a strange answer ({exc!r})"
+        return Silence.ERROR, f"a strange answer ({exc!r})", True
     if exc.code == FaultCode.UNAVAILABLE and "lab partition" in exc.message:
-        return Silence.CUT_OFF, exc.message
+        return Silence.CUT_OFF, Silence.CUT_OFF.value, False
     if exc.code == FaultCode.UNAVAILABLE and "no answer in time" in exc.message:
-        return Silence.TIMEOUT, exc.message
-    if exc.code == FaultCode.UNAVAILABLE:
-        return Silence.UNREACHABLE, exc.message
-    return Silence.ERROR, exc.message
+        waited = f" ({seconds:g} s)" if seconds else ""
+        return Silence.TIMEOUT, Silence.TIMEOUT.value + waited, True
+    if exc.code == FaultCode.UNAVAILABLE and exc.not_sent:
+        return Silence.UNREACHABLE, f"{Silence.UNREACHABLE.value} (connection refused)", False
+    return Silence.ERROR, exc.message, True
+
+
+def kind_of(answer) -> str:
+    """The kind of an answer, one word for tests and views: yes, no, timeout,
+    unreachable, cut-off, error."""
+    return answer.value if isinstance(answer, Vote) else answer.name.lower().replace("_", "-")
 
 
 class OnceAtATime:

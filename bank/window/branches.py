@@ -22,6 +22,7 @@ Glossary:
   split    the gauge's numbers, in minor units (diagram.money_split)
 """
 
+import time
 import tkinter as tk
 from tkinter import ttk
 
@@ -137,7 +138,9 @@ class BranchesPanel:
         """The state column of a member's row: '● up · ...', '○ down' or '...'."""
         state = self.seen.branch_state(name)
         if state == "down":
-            return "○ down"
+            doubt = "" if name == COORD else self.seen.in_doubt_text(name, time.time())
+            return "○ down" + ("" if doubt in ("", "0", "?") or doubt.startswith("0 ")
+                               else f" · in doubt: {doubt}")
         if state == "":
             return "..."
         armed = self.seen.armed(name)

@@ -8,7 +8,9 @@ Rules:
     and is called on the Tk thread (the only thread that touches widgets).
   * Rule 2 - the picture follows the trace. One lifeline per party, one arrow per
     message in the order the coordinator noted them; nothing is invented. Where the
-    trace says a message failed, the arrow is red and cut with a cross.
+    trace says a message failed, the arrow is red and cut with a cross; a message the
+    trace marks never sent ("sent": False) is a short stub at its sender with a cross
+    and the reason, tagged ``never-sent`` (not ``arrow``): it reached nobody.
   * Rule 3 - money is counted in integer minor units (money.py), never floats; the
     gauge's parts always add up to its total.
   * Canvas items carry tags a test (or a curious student) can search:
@@ -156,6 +158,8 @@ def _label(row: dict, times: int, last_ms: int) -> str:
         text = "end (all acknowledged)"
     elif msg == "recovered":
         text = "recovered: " + detail.replace("found after a restart: ", "")
+    elif row.get("sent") is False:
+        text = f"{msg}: " + detail[detail.find("never sent"):]
     elif msg == "error":
         text = re.sub(r"branch \S+ at \S+ cannot be reached", "unreachable", detail)
     elif msg == "ack":
@@ -182,6 +186,9 @@ def _draw_message(canvas, row, times, last_ms, xs, y) -> None:
                        font=("TkFixedFont",), tags=("time",))
     x1, x2 = xs[src], xs[dst]
     label_tags = ("label", f"msg-{msg}")
+    if row.get("sent") is False:             # refused before it left: at the sender only
+        _draw_never_sent(canvas, row, x1, x2, y, _label(row, times, last_ms))
+        return
     if x1 == x2:                             # a message to itself: a small loop
         canvas.create_line(x1, y - 8, x1 + 26, y - 8, x1 + 26, y + 4, x1 + 3, y + 4,
                            arrow="last", fill=colour, width=2, tags=tags)
@@ -205,6 +212,16 @@ def _draw_message(canvas, row, times, last_ms, xs, y) -> None:
         _fit(canvas, label, abs(x2 - x1) + 40)
     if msg == "error":                       # the reply never came: cut the arrow
         _cross(canvas, x1, y)
+
+
+def _draw_never_sent(canvas, row: dict, x1: float, x2: float, y: float, text: str) -> None:
+    """A stub from the sender towards the receiver, crossed, with why it never left."""
+    tip = x1 + (30 if x2 > x1 else -30)
+    tags = ("never-sent", f"msg-{row['msg']}", f"from-{row['from']}", f"to-{row['to']}")
+    canvas.create_line(x1, y, tip, y, fill=RED, width=2, tags=tags)
+    _cross(canvas, tip, y)
+    canvas.create_text(tip + (10 if x2 > x1 else -10), y, anchor="w" if x2 > x1 else "e",
+                       text=text, fill=RED, tags=("label", "never-sent"))
 
 
 def _decision_box(canvas, row: dict, colour: str, x: float, y: float) -> None:

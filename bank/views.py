@@ -190,10 +190,10 @@ def _diagram_summary(txn: dict) -> list:
 
 def vote_text(branch: str, words: str, kind=None) -> str:
     """One participant's vote for a summary (Rule 2): "Delhi: yes", "Delhi: no: reason",
-    or "Mumbai: no answer in time (5 s) - no vote arrived, which is not a no"."""
+    or "Mumbai: none arrived - no answer in time (5 s)": a missing vote is not a no."""
     if kind in (None, "yes", "no") and words.split(":")[0] in ("yes", "no"):
         return f"{branch}: {words}"
-    return f"{branch}: {words} - no vote arrived, which is not a no"
+    return f"{branch}: none arrived - {words}"
 
 
 # ---- the audit behind `check` ---------------------------------------------------------------

@@ -319,6 +319,7 @@ def money_split(branches: dict) -> dict:
                 else:
                     split["held"] += delta          # already credited elsewhere
     split["total"] = sum(split[k] for k in GAUGE_COLOURS)
+    split["unread"] = sorted(name for name, snap in branches.items() if not snap.get("up"))
     return split
 
 
@@ -329,8 +330,9 @@ def show_money(minor: int) -> str:
     return f"{sign}{int(units.lstrip('-')):,}.{cents}"
 
 
-def draw_gauge(canvas, split: dict, width: int) -> None:
-    """A horizontal bar: one coloured segment per part of the money, with a legend."""
+def draw_gauge(canvas, split: dict, width: int, note: str = "") -> None:
+    """A horizontal bar: one coloured segment per part of the money, with a legend, and
+    under it `note`: when the numbers were read, or why they are old (tag gauge-note)."""
     canvas.delete("all")
     total = split.get("total", 0)
     x0, x1, y0, y1 = 10, max(60, width - 10), 8, 34
@@ -344,7 +346,8 @@ def draw_gauge(canvas, split: dict, width: int) -> None:
                                 stipple="gray50" if key == "unreachable" else "",
                                 tags=("gauge", f"gauge-{key}"))
         x = end
-    approx = "  (approximate: a branch is down)" if split.get("unreachable") else ""
+    unread = ", ".join(split.get("unread") or [])
+    approx = f"  (approximate: {unread} not read; its part is as last seen)" if unread else ""
     canvas.create_text((x0 + x1) / 2, (y0 + y1) / 2, tags=("gauge", "gauge-total"),
                        text=f"total {show_money(total)}{approx}", font=("TkHeadingFont",))
     column = (x1 - x0) / 2
@@ -354,3 +357,6 @@ def draw_gauge(canvas, split: dict, width: int) -> None:
                                 outline=GREY, tags=("legend", f"legend-{key}"))
         canvas.create_text(lx + 17, ly, anchor="w", tags=("legend",),
                            text=f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}")
+    if note:
+        canvas.create_text(x0, y1 + 14 + 2 * 20, anchor="w", text=note, tags=("gauge-note",),
+                           fill=RED if note.startswith("NOT") else GREY)

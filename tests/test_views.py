@@ -16,6 +16,7 @@ deadline, never a bare sleep.
 import io
 import pathlib
 import re
+import signal
 import sys
 import threading
 
@@ -171,15 +172,21 @@ def test_a_partition_in_phase_two_holds_commit_unsent_and_branches_keeps_the_cou
 
 # ---- a silent branch's last answer, with its age (case 4) ------------------------------------
 
-def test_a_frozen_branch_keeps_its_last_in_doubt_count_with_its_age(bank, sh):
+def test_a_frozen_branch_is_slow_not_unreachable_and_keeps_its_last_count(bank, sh):
     """A branch that stops answering (SIGSTOP) is shown DOWN with the in-doubt count of
-    its last ping, labelled with its age, not a 0 it never said."""
+    its last ping, labelled with its age, not a 0 it never said; a call to it "gave no
+    answer in time" (it may still happen), never "cannot be reached"."""
     assert re.search(r"^Delhi\s.*\s0\s*$", run(sh, "branches"), re.M)      # it answered
     member = bank.member("Delhi")
-    member.proc.send_signal(__import__("signal").SIGSTOP)
+    member.proc.send_signal(signal.SIGSTOP)
     try:
         listing = run(sh, "branches")
+        deposit = run(sh, "deposit Delhi/1001 5")
+        moved = run(sh, "transfer Mumbai/1001 Delhi/1002 7")
     finally:
-        member.proc.send_signal(__import__("signal").SIGCONT)
+        member.proc.send_signal(signal.SIGCONT)
     delhi = next(line for line in listing.splitlines() if line.startswith("Delhi"))
     assert "DOWN" in delhi and re.search(r"\b0 \(as of \d+ s ago\)", delhi), listing
+    assert deposit.startswith("Outcome not known:") and "gave no answer in time." in deposit
+    assert "Delhi gave no vote (no answer in time): waited 5 s" in moved, moved
+    assert "cannot be reached" not in deposit + moved

@@ -148,9 +148,118 @@ def summary_from_log(txid: str, data: dict) -> dict:
             "waiting_for": []}
 
 
+# ---- recovery and background retries (D4) -------------------------------------------------
+
+class Recovery:
+    """Mixed into TwoPhaseCommit: rebuild from the log after a restart (C8, C9), and
+    finish unfinished decisions: `recover`, heals and the retry timer all ask for a
+    recovery pass, which runs on its own thread, once at a time (D4)."""
+
+    def _recover_from_log(self) -> None:
+        """Rebuild each unfinished transaction from its log records through the core (C8):
+        a logged commit is re-sent, anything else is aborted."""
+        for txid, entry in list(self.log.in_flight.items()):
+            info = entry["info"]
+            txn = Txn(txid, {b: [] for b in info.get("branches", [])}, info)
+            txn.began = info.get("began", "")
+            decision = entry["decision"] or ""
+            if info.get("request_id"):
+                self.requests.record(info["request_id"], (
+                    "transfer", info.get("src"), info.get("dst"), info.get("amount")), txid)
+            if txid in self.log.in_doubt:       # storage faults: kept in doubt (C9)
+                self._keep_in_doubt(txn, decision)
+                continue
+            txn.note(COORDINATOR, LOG, "recovered", "found after a restart: "
+                     f"{'committed' if decision == 'commit' else 'aborted'} (re-sending)")
+            self._step(txn, txn.core.on_restart, decision)
+            txn.result = {"txid": txid, "outcome": txn.published.value, "reason": "",
+                          "waiting_for": txn.core.waiting_for()}
+            txn.done.set()
+            self.txns[txid] = txn
+        for txid, data in self.log.finished.items():
+            if data.get("request_id"):
+                self.requests.record(data["request_id"], (
+                    "transfer", data.get("src"), data.get("dst"), data.get("amount")), txid)
+        if self.log.in_flight:
+            log.info("recovery: %d transaction(s) to finish", len(self.log.in_flight))
+
+    def _keep_in_doubt(self, txn: Txn, decision: str) -> None:
+        """C9: a txn the damaged log may have decided: shown in doubt, never sent a
+        decision, out of the retry loop (it is not decided)."""
+        txn.core.reason = "in doubt: the recovery log is damaged (--accept-damaged-log)"
+        txn.note(COORDINATOR, LOG, "recovered", txn.core.reason)
+        self._step(txn, txn.core.on_restart, decision, True)
+        txn.done.set()
+        self.txns[txn.txid] = txn
+
+    def recover(self) -> dict:
+        """Re-send the decision of every unfinished transaction now, and wait for it.
+
+        Returns {"resent": n, "unfinished": [txid, ...]}: n transactions whose decision
+        this pass really sent, and those still waiting afterwards. Recovery runs on its
+        own thread, once at a time; callers arriving during a pass share the next (D4).
+        """
+        return self._recovery.request(wait=True)
+
+    def request_recovery(self) -> None:
+        """Ask for a recovery pass soon, without waiting (heal, failover, start): a burst
+        of requests coalesces into one or two passes."""
+        self._recovery.request()
+
+    def _recovery_pass(self) -> dict:
+        """One pass: claim every unfinished transaction no other thread is telling, send
+        all their decisions in parallel on the pool, then release them. It runs on the
+        recovery thread, never on the pool it waits on (D4)."""
+        claimed = [t for t in self._unfinished() if self._claim_phase2(t)]
+        try:
+            sends = []
+            for txn in claimed:
+                txn.note(COORDINATOR, COORDINATOR, "retry",
+                         "waiting for " + ", ".join(txn.core.waiting_for()))
+                sends += [(txn, send) for send in self._step(txn, txn.core.on_retry)]
+            list(self._pool.map(lambda job: self._tell(*job), sends))
+        finally:
+            for txn in claimed:
+                txn.phase2_lock.release()
+        return {"resent": len(claimed), "unfinished": [t.txid for t in self._unfinished()]}
+
+    @staticmethod
+    def _claim_phase2(txn: Txn) -> bool:
+        """Take the transaction's phase-2 lock if it is free and there is still someone to
+        tell (a round that just finished may have logged end)."""
+        if not txn.phase2_lock.acquire(blocking=False):
+            return False
+        if txn.core.state in (CoordState.COMMITTING, CoordState.ABORTING):
+            return True
+        txn.phase2_lock.release()
+        return False
+
+    def _unfinished(self) -> list:
+        with self._lock:
+            return [t for t in self.txns.values() if t.published and not t.ended]
+
+    def run_retries(self) -> None:
+        """Background loop: keep telling the decision until every participant acks (C6).
+        Each round is a recovery pass, so retries and `recover` never overlap."""
+        while not self._stop.wait(RETRY_EVERY):
+            if self._unfinished():
+                try:
+                    self._recovery.request(wait=True)
+                except Exception:               # noqa: BLE001 - never stop retrying
+                    log.exception("retrying unfinished decisions")
+
+    def start(self) -> None:
+        """Finish what the log says is unfinished, then keep retrying in the background."""
+        self.request_recovery()
+        threading.Thread(target=self.run_retries, name="retries", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 # ---- the driver ------------------------------------------------------------------------------
 
-class TwoPhaseCommit:
+class TwoPhaseCommit(Recovery):
     """Drives 2PC for transfers and remembers them, with their traces, for the API.
 
     links: branch name -> an object with call(method, *args) (coordinator.BranchLink);
@@ -426,115 +535,12 @@ class TwoPhaseCommit:
                         vote_kinds={})
         raise BankError(FaultCode.UNKNOWN_TXN, f"The coordinator knows no transaction {txid}.")
 
-    # ---- recovery and background retries (Rules 3 and 4) ---------------------------
-
-    def _recover_from_log(self) -> None:
-        """Rebuild each unfinished transaction from its log records through the core (C8):
-        a logged commit is re-sent, anything else is aborted."""
-        for txid, entry in list(self.log.in_flight.items()):
-            info = entry["info"]
-            txn = Txn(txid, {b: [] for b in info.get("branches", [])}, info)
-            txn.began = info.get("began", "")
-            decision = entry["decision"] or ""
-            if info.get("request_id"):
-                self.requests.record(info["request_id"], (
-                    "transfer", info.get("src"), info.get("dst"), info.get("amount")), txid)
-            if txid in self.log.in_doubt:       # storage faults: kept in doubt (C9)
-                self._keep_in_doubt(txn, decision)
-                continue
-            txn.note(COORDINATOR, LOG, "recovered", "found after a restart: "
-                     f"{'committed' if decision == 'commit' else 'aborted'} (re-sending)")
-            self._step(txn, txn.core.on_restart, decision)
-            txn.result = {"txid": txid, "outcome": txn.published.value, "reason": "",
-                          "waiting_for": txn.core.waiting_for()}
-            txn.done.set()
-            self.txns[txid] = txn
-        for txid, data in self.log.finished.items():
-            if data.get("request_id"):
-                self.requests.record(data["request_id"], (
-                    "transfer", data.get("src"), data.get("dst"), data.get("amount")), txid)
-        if self.log.in_flight:
-            log.info("recovery: %d transaction(s) to finish", len(self.log.in_flight))
-
-    def _keep_in_doubt(self, txn: Txn, decision: str) -> None:
-        """C9: a txn the damaged log may have decided: shown in doubt, never sent a
-        decision, out of the retry loop (it is not decided)."""
-        txn.core.reason = "in doubt: the recovery log is damaged (--accept-damaged-log)"
-        txn.note(COORDINATOR, LOG, "recovered", txn.core.reason)
-        self._step(txn, txn.core.on_restart, decision, True)
-        txn.done.set()
-        self.txns[txn.txid] = txn
-
     def _forget(self, txn: Txn) -> None:
         """Drop a transaction that never started (its begin could not be logged)."""
         with self._lock:
             self.txns.pop(txn.txid, None)
         if txn.info.get("request_id"):
             self.requests.forget(txn.info["request_id"], txn.txid)
-
-    def recover(self) -> dict:
-        """Re-send the decision of every unfinished transaction now, and wait for it.
-
-        Returns {"resent": n, "unfinished": [txid, ...]}: n transactions whose decision
-        this pass really sent, and those still waiting afterwards. Recovery runs on its
-        own thread, once at a time; callers arriving during a pass share the next (D4).
-        """
-        return self._recovery.request(wait=True)
-
-    def request_recovery(self) -> None:
-        """Ask for a recovery pass soon, without waiting (heal, failover, start): a burst
-        of requests coalesces into one or two passes."""
-        self._recovery.request()
-
-    def _recovery_pass(self) -> dict:
-        """One pass: claim every unfinished transaction no other thread is telling, send
-        all their decisions in parallel on the pool, then release them. It runs on the
-        recovery thread, never on the pool it waits on (D4)."""
-        claimed = [t for t in self._unfinished() if self._claim_phase2(t)]
-        try:
-            sends = []
-            for txn in claimed:
-                txn.note(COORDINATOR, COORDINATOR, "retry",
-                         "waiting for " + ", ".join(txn.core.waiting_for()))
-                sends += [(txn, send) for send in self._step(txn, txn.core.on_retry)]
-            list(self._pool.map(lambda job: self._tell(*job), sends))
-        finally:
-            for txn in claimed:
-                txn.phase2_lock.release()
-        return {"resent": len(claimed), "unfinished": [t.txid for t in self._unfinished()]}
-
-    @staticmethod
-    def _claim_phase2(txn: Txn) -> bool:
-        """Take the transaction's phase-2 lock if it is free and there is still someone to
-        tell (a round that just finished may have logged end)."""
-        if not txn.phase2_lock.acquire(blocking=False):
-            return False
-        if txn.core.state in (CoordState.COMMITTING, CoordState.ABORTING):
-            return True
-        txn.phase2_lock.release()
-        return False
-
-    def _unfinished(self) -> list:
-        with self._lock:
-            return [t for t in self.txns.values() if t.published and not t.ended]
-
-    def run_retries(self) -> None:
-        """Background loop: keep telling the decision until every participant acks (C6).
-        Each round is a recovery pass, so retries and `recover` never overlap."""
-        while not self._stop.wait(RETRY_EVERY):
-            if self._unfinished():
-                try:
-                    self._recovery.request(wait=True)
-                except Exception:               # noqa: BLE001 - never stop retrying
-                    log.exception("retrying unfinished decisions")
-
-    def start(self) -> None:
-        """Finish what the log says is unfinished, then keep retrying in the background."""
-        self.request_recovery()
-        threading.Thread(target=self.run_retries, name="retries", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def _silence(exc: Exception, seconds=None) -> tuple:

@@ -12,7 +12,8 @@ Rules:
   * A partition cuts the coordinator off from a branch in both directions: no call
     leaves, and the branch's decision queries and configuration requests are
     refused (bank/twopc.py D2), so a partitioned primary loses its lease.
-  * Healing retries every unfinished decision at once.
+  * Healing retries every unfinished decision at once: it asks for a recovery pass and
+    does not wait for it; a burst of heals coalesces into one or two passes (D4).
   * Failover promotes only a member of the recorded in-sync set (R5, M5), after the
     old primary's lease has surely run out (M4), and only a server that answers with
     the branch's own name (R9, M6). The new configuration is recorded before the
@@ -54,7 +55,7 @@ class LabControls:
         link = self._link(branch)
         link.partitioned = False
         log.warning("heal: %s is reachable again", link.name)
-        self._pool.submit(self.twopc.recover)
+        self.twopc.request_recovery()
         return {"branch": link.name, "partitioned": False}
 
 
@@ -200,6 +201,6 @@ class LabControls:
             except BankError:
                 pass                     # a replica that is down is left as it is
         log.warning("failover: %s now served by %s (epoch %s)", link.name, url, epoch)
-        self._pool.submit(self.twopc.recover)
+        self.twopc.request_recovery()
         return {"branch": link.name, "primary": url, "old_primary": old,
                 "epoch": promoted["epoch"], "applied": promoted["applied"]}

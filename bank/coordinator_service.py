@@ -30,6 +30,7 @@ Glossary (more in bank/core/messages.py):
 import concurrent.futures
 import logging
 import threading
+import time
 
 from bank import rpc
 from bank.config_manager import ConfigManager
@@ -58,6 +59,7 @@ class BranchLink:
         self.name, self.secret = name, secret
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.partitioned = False
+        self.last_answer = None       # (time.time(), ping) of the last ping it answered
         self.use(self.urls[0])
 
     def use(self, url: str) -> None:
@@ -177,22 +179,37 @@ class Coordinator(LabControls):
 
     def branches(self) -> list:
         """Every branch: {"name", "url", "up", "role", "epoch", "applied", "in_doubt",
-        "partitioned", "error", "replicas": [{"url", "up", "role", "epoch", "in_sync",
-        "applied", "lag"}]}, pinged in parallel."""
+        "partitioned", "error", "answered_at", "stale", "replicas": [{"url", "up", "role",
+        "epoch", "in_sync", "applied", "lag"}]}, pinged in parallel. A branch that does
+        not answer now (down, slow, cut off) shows the in-doubt count of the last answer it gave,
+        with "stale": true and "answered_at" (Unix time; 0: it never answered)."""
         return self._each_branch(self._branch_status)
 
     def _branch_status(self, link: BranchLink) -> dict:
         row = {"name": link.name, "url": link.url, "up": False, "role": "", "epoch": 0,
-               "applied": 0, "in_doubt": 0, "partitioned": link.partitioned, "error": ""}
+               "applied": 0, "in_doubt": 0, "partitioned": link.partitioned, "error": "",
+               "answered_at": 0.0, "stale": False}
         try:
             info = link.call("ping")
             row.update(up=True, role=info["role"], epoch=info["epoch"],
                        applied=info["applied"], in_doubt=info["in_doubt"])
+            link.last_answer = (time.time(), info)
+            row["answered_at"] = link.last_answer[0]
         except (BankError, KeyError) as exc:
             row["error"] = str(exc)
+            row.update(self._last_word(link), stale=True)
         row["replicas"] = [self._replica_status(link, url, row["applied"])
                            for url in link.replica_urls()]
         return row
+
+    def _last_word(self, link: BranchLink) -> dict:
+        """A silent branch's in-doubt count from the last answer it gave: its last ping,
+        or its yes votes since (prepared here, not acknowledged), whichever is newer."""
+        pinged_at, info = link.last_answer or (0.0, {})
+        held, voted_at = self.twopc.held_at(link.name)
+        if voted_at > pinged_at:
+            return {"in_doubt": held, "answered_at": voted_at}
+        return {"in_doubt": info.get("in_doubt", 0), "answered_at": pinged_at}
 
     def _replica_status(self, link: BranchLink, url: str, primary_applied: int) -> dict:
         row = {"url": url, "up": False, "role": "", "epoch": 0, "in_sync": False,

@@ -17,6 +17,10 @@ Rules (how the core's effects are carried out):
     ``waiting_for`` naming the participants that have not acknowledged yet.
   * D4 - retries run in the background until every participant acknowledges (C6);
     no work ever waits on the thread pool it runs on.
+  * D5 - say what is known, no more: every answer in the trace keeps its kind (yes,
+    no, timeout, unreachable, cut-off, error); a missing vote is never a "no"; a message
+    refused before it left (a partition, a refused connection) is marked "sent": False,
+    so a diagram draws it at the sender only, with the reason.
   * Every message sent and received is kept in the transaction's trace, with times,
     so the shell and the window can draw its sequence diagram.
 
@@ -24,6 +28,10 @@ Glossary (more in bank/core/messages.py):
   plan        which ops each participant is asked to prepare
   trace       the list of messages of one transaction: who, to whom, what, when
   request id  a client-chosen id: a retried transfer returns the first outcome
+  kind        what an answer was: yes, no, ack, or a silence: timeout (sent, no answer
+              in time), unreachable (connection refused), cut-off (a lab partition),
+              error (sent; an error came back, or the connection broke)
+  never sent  a message refused before it left this process; it cannot have arrived
 """
 
 import collections
@@ -66,6 +74,8 @@ class Txn:
         self.lock = threading.Lock()          # guards the core: votes and acks arrive
         self._trace_lock = threading.Lock()   # on several threads at once
         self._t0 = time.monotonic()
+        self.vote_words = {}                  # branch -> its vote or silence, in words
+        self.voted_at = {}                    # branch -> Unix time its vote arrived
 
     @property
     def txid(self) -> str:
@@ -76,18 +86,27 @@ class Txn:
         """The decision others may see: set only once it is durable (D1), else None."""
         return self.core.decision if self.core.state in DECIDED else None
 
-    def note(self, sender: str, receiver: str, msg: str, detail: str = "") -> None:
-        """Add one message to the trace. A long outage (retries every second) keeps the
-        first TRACE_HEAD and the last TRACE_TAIL messages, so the end is always shown."""
+    def note(self, sender: str, receiver: str, msg: str, detail: str = "", **extra) -> dict:
+        """Add one message to the trace and return its entry (D5 may mark it never sent).
+        A long outage (retries every second) keeps the first TRACE_HEAD and the last
+        TRACE_TAIL messages, so the end is always shown. extra: "kind" of an answer."""
         entry = {"at": now(), "ms": int((time.monotonic() - self._t0) * 1000),
-                 "from": sender, "to": receiver, "msg": msg, "detail": detail}
+                 "from": sender, "to": receiver, "msg": msg, "detail": detail, **extra}
         with self._trace_lock:
             if len(self._head) < TRACE_HEAD:
                 self._head.append(entry)
-                return
+                return entry
             if len(self._tail) == self._tail.maxlen:
                 self._dropped += 1
             self._tail.append(entry)
+        return entry
+
+    def never_sent(self, entry: dict, why: str) -> None:
+        """D5: the message of `entry` was refused before it left (a partition, a refused
+        connection): the diagram draws it at the sender only, with the reason."""
+        with self._trace_lock:
+            entry.update(sent=False, detail=(entry["detail"] + "; " if entry["detail"]
+                                             else "") + "never sent: " + why)
 
     @property
     def trace(self) -> list:
@@ -99,8 +118,15 @@ class Txn:
             return self._head + gap + list(self._tail)
 
     def votes(self) -> dict:
+        """branch -> what came back, in words: "yes", "no: reason", "no answer in time
+        (5 s)", "cut off (lab partition)", ... (D5: a missing vote is never a "no")."""
         with self.lock:
-            return {b: v.value for b, v in self.core.votes.items()}
+            return {b: self.vote_words.get(b, v.value) for b, v in self.core.votes.items()}
+
+    def vote_kinds(self) -> dict:
+        """branch -> "yes", "no", "timeout", "unreachable", "cut-off" or "error"."""
+        with self.lock:
+            return {b: kind_of(v) for b, v in self.core.votes.items()}
 
     def summary(self) -> dict:
         outcome = self.published.value if self.published else ""
@@ -122,9 +148,118 @@ def summary_from_log(txid: str, data: dict) -> dict:
             "waiting_for": []}
 
 
+# ---- recovery and background retries (D4) -------------------------------------------------
+
+class Recovery:
+    """Mixed into TwoPhaseCommit: rebuild from the log after a restart (C8, C9), and
+    finish unfinished decisions: `recover`, heals and the retry timer all ask for a
+    recovery pass, which runs on its own thread, once at a time (D4)."""
+
+    def _recover_from_log(self) -> None:
+        """Rebuild each unfinished transaction from its log records through the core (C8):
+        a logged commit is re-sent, anything else is aborted."""
+        for txid, entry in list(self.log.in_flight.items()):
+            info = entry["info"]
+            txn = Txn(txid, {b: [] for b in info.get("branches", [])}, info)
+            txn.began = info.get("began", "")
+            decision = entry["decision"] or ""
+            if info.get("request_id"):
+                self.requests.record(info["request_id"], (
+                    "transfer", info.get("src"), info.get("dst"), info.get("amount")), txid)
+            if txid in self.log.in_doubt:       # storage faults: kept in doubt (C9)
+                self._keep_in_doubt(txn, decision)
+                continue
+            txn.note(COORDINATOR, LOG, "recovered", "found after a restart: "
+                     f"{'committed' if decision == 'commit' else 'aborted'} (re-sending)")
+            self._step(txn, txn.core.on_restart, decision)
+            txn.result = {"txid": txid, "outcome": txn.published.value, "reason": "",
+                          "waiting_for": txn.core.waiting_for()}
+            txn.done.set()
+            self.txns[txid] = txn
+        for txid, data in self.log.finished.items():
+            if data.get("request_id"):
+                self.requests.record(data["request_id"], (
+                    "transfer", data.get("src"), data.get("dst"), data.get("amount")), txid)
+        if self.log.in_flight:
+            log.info("recovery: %d transaction(s) to finish", len(self.log.in_flight))
+
+    def _keep_in_doubt(self, txn: Txn, decision: str) -> None:
+        """C9: a txn the damaged log may have decided: shown in doubt, never sent a
+        decision, out of the retry loop (it is not decided)."""
+        txn.core.reason = "in doubt: the recovery log is damaged (--accept-damaged-log)"
+        txn.note(COORDINATOR, LOG, "recovered", txn.core.reason)
+        self._step(txn, txn.core.on_restart, decision, True)
+        txn.done.set()
+        self.txns[txn.txid] = txn
+
+    def recover(self) -> dict:
+        """Re-send the decision of every unfinished transaction now, and wait for it.
+
+        Returns {"resent": n, "unfinished": [txid, ...]}: n transactions whose decision
+        this pass really sent, and those still waiting afterwards. Recovery runs on its
+        own thread, once at a time; callers arriving during a pass share the next (D4).
+        """
+        return self._recovery.request(wait=True)
+
+    def request_recovery(self) -> None:
+        """Ask for a recovery pass soon, without waiting (heal, failover, start): a burst
+        of requests coalesces into one or two passes."""
+        self._recovery.request()
+
+    def _recovery_pass(self) -> dict:
+        """One pass: claim every unfinished transaction no other thread is telling, send
+        all their decisions in parallel on the pool, then release them. It runs on the
+        recovery thread, never on the pool it waits on (D4)."""
+        claimed = [t for t in self._unfinished() if self._claim_phase2(t)]
+        try:
+            sends = []
+            for txn in claimed:
+                txn.note(COORDINATOR, COORDINATOR, "retry",
+                         "waiting for " + ", ".join(txn.core.waiting_for()))
+                sends += [(txn, send) for send in self._step(txn, txn.core.on_retry)]
+            list(self._pool.map(lambda job: self._tell(*job), sends))
+        finally:
+            for txn in claimed:
+                txn.phase2_lock.release()
+        return {"resent": len(claimed), "unfinished": [t.txid for t in self._unfinished()]}
+
+    @staticmethod
+    def _claim_phase2(txn: Txn) -> bool:
+        """Take the transaction's phase-2 lock if it is free and there is still someone to
+        tell (a round that just finished may have logged end)."""
+        if not txn.phase2_lock.acquire(blocking=False):
+            return False
+        if txn.core.state in (CoordState.COMMITTING, CoordState.ABORTING):
+            return True
+        txn.phase2_lock.release()
+        return False
+
+    def _unfinished(self) -> list:
+        with self._lock:
+            return [t for t in self.txns.values() if t.published and not t.ended]
+
+    def run_retries(self) -> None:
+        """Background loop: keep telling the decision until every participant acks (C6).
+        Each round is a recovery pass, so retries and `recover` never overlap."""
+        while not self._stop.wait(RETRY_EVERY):
+            if self._unfinished():
+                try:
+                    self._recovery.request(wait=True)
+                except Exception:               # noqa: BLE001 - never stop retrying
+                    log.exception("retrying unfinished decisions")
+
+    def start(self) -> None:
+        """Finish what the log says is unfinished, then keep retrying in the background."""
+        self.request_recovery()
+        threading.Thread(target=self.run_retries, name="retries", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 # ---- the driver ------------------------------------------------------------------------------
 
-class TwoPhaseCommit:
+class TwoPhaseCommit(Recovery):
     """Drives 2PC for transfers and remembers them, with their traces, for the API.
 
     links: branch name -> an object with call(method, *args) (coordinator.BranchLink);
@@ -139,6 +274,7 @@ class TwoPhaseCommit:
         self._lock = threading.Lock()
         self._pool = pool
         self._stop = threading.Event()
+        self._recovery = OnceAtATime(self._recovery_pass, "recovery")
         self._recover_from_log()
 
     def transfer(self, info: dict, plan: dict) -> dict:
@@ -289,27 +425,47 @@ class TwoPhaseCommit:
     def _ask_vote(self, txn: Txn, send: Send) -> None:
         """One participant's vote (D2). Anything but a clear yes or no (an error, a
         timeout, an answer we do not understand) is a Silence, which the core counts
-        as a missing vote: abort (C4), but never recorded as a "no"."""
+        as a missing vote: abort (C4), but never recorded as a "no" (D5)."""
         branch, prepare = send.to, send.message
         ops = list(prepare.ops)
-        txn.note(COORDINATOR, branch, "prepare", ", ".join(
+        asked = txn.note(COORDINATOR, branch, "prepare", ", ".join(
             f"{o['account']} {o['delta']}" for o in ops))
         try:
             answer = self.links[branch].call("prepare", txn.txid, prepare.coordinator, ops)
             vote, reason = Vote(answer["vote"]), answer.get("reason", "")
-            txn.note(branch, COORDINATOR, "vote", vote.value + (f": {reason}" if reason else ""))
+            words = vote.value + (f": {reason}" if reason else "")
+            txn.note(branch, COORDINATOR, "vote", words, kind=vote.value)
+            txn.voted_at[branch] = time.time()
         except Exception as exc:                # noqa: BLE001 - every failure is a silence
-            vote, reason = _silence(exc)
-            txn.note(branch, COORDINATOR, "error", f"no vote: {reason}")
+            vote, words, sent = _silence(exc, self._timeout(branch))
+            reason = self._note_silence(txn, asked, branch, vote, words, sent, "vote")
+        with txn.lock:
+            txn.vote_words[branch] = words
         self._step(txn, txn.core.on_vote, branch, vote, reason)
 
-    def _send_decision(self, txn: Txn, sends=None) -> None:
-        """Carry out the decision's sends (or, for a retry, ask the core for them: C6)."""
+    def _note_silence(self, txn: Txn, asked: dict, branch: str, silence: Silence,
+                      words: str, sent: bool, what: str) -> str:
+        """Trace a missing answer (D5): a message never sent is marked so at the sender;
+        one sent and unanswered gets an "error" row from the branch with its kind.
+        Returns the reason for the core (what is known beyond the kind)."""
+        if not sent:
+            txn.never_sent(asked, words)
+            return "never sent"
+        txn.note(branch, COORDINATOR, "error", f"{what} not received: {words}",
+                 kind=kind_of(silence))
+        if silence is Silence.TIMEOUT:
+            return "waited " + words.removeprefix(silence.value).strip(" ()")
+        return words
+
+    def _timeout(self, branch: str):
+        """Seconds a call to `branch` waits for an answer (None if unknown)."""
+        return getattr(getattr(self.links.get(branch), "client", None), "timeout", None)
+
+    def _send_decision(self, txn: Txn, sends: list) -> None:
+        """Carry out the first round of the decision's sends (C5; retries: C6, below)."""
         if not txn.phase2_lock.acquire(blocking=False):
             return                                   # another thread is already at it
         try:
-            if sends is None:
-                sends = self._step(txn, txn.core.on_retry)
             if sends and txn.published is TxState.COMMITTED and \
                     self.faults.fires("crash-mid-commit"):
                 self._tell(txn, sends[0])                # one participant told...
@@ -320,14 +476,14 @@ class TwoPhaseCommit:
 
     def _tell(self, txn: Txn, send: Send) -> None:
         branch, method = send.to, type(send.message).__name__.lower()   # commit | abort
-        txn.note(COORDINATOR, branch, method)
+        told = txn.note(COORDINATOR, branch, method)
         try:
             self.links[branch].call(method, txn.txid)
         except Exception as exc:                # noqa: BLE001 - no ack; retried later (C6)
-            why = exc.message if isinstance(exc, BankError) else repr(exc)
-            txn.note(branch, COORDINATOR, "error", f"no ack: {why}")
+            silence, words, sent = _silence(exc, self._timeout(branch))
+            self._note_silence(txn, told, branch, silence, words, sent, "ack")
             return
-        txn.note(branch, COORDINATOR, "ack", method)
+        txn.note(branch, COORDINATOR, "ack", method, kind="ack")
         self._step(txn, txn.core.on_ack, branch)
 
     # ---- what the API shows ---------------------------------------------------------
@@ -348,6 +504,16 @@ class TwoPhaseCommit:
         txn.note(asker or "?", COORDINATOR, "query", f"decision? -> {answer}")
         return answer
 
+    def held_at(self, branch: str) -> tuple:
+        """(count, when): transactions `branch` voted yes to and has not acknowledged the
+        decision of, so it holds them prepared as of its last vote (Unix time; 0: none).
+        What a branch that does not answer now last told us (views.in_doubt_text)."""
+        with self._lock:
+            txns = [t for t in self.txns.values() if not t.ended]
+        held = [t.voted_at[branch] for t in txns if branch in t.voted_at and
+                t.core.votes.get(branch) is Vote.YES and branch not in t.core.acks]
+        return len(held), max(held, default=0.0)
+
     def summaries(self) -> list:
         """Every transaction remembered, in memory or in the log's recent history."""
         with self._lock:
@@ -362,49 +528,12 @@ class TwoPhaseCommit:
         with self._lock:
             txn = self.txns.get(txid)
             if txn is not None:
-                return dict(txn.summary(), trace=txn.trace, votes=txn.votes())
+                return dict(txn.summary(), trace=txn.trace, votes=txn.votes(),
+                            vote_kinds=txn.vote_kinds())
         if txid in self.log.finished:
-            return dict(summary_from_log(txid, self.log.finished[txid]), trace=[], votes={})
+            return dict(summary_from_log(txid, self.log.finished[txid]), trace=[], votes={},
+                        vote_kinds={})
         raise BankError(FaultCode.UNKNOWN_TXN, f"The coordinator knows no transaction {txid}.")
-
-    # ---- recovery and background retries (Rules 3 and 4) ---------------------------
-
-    def _recover_from_log(self) -> None:
-        """Rebuild each unfinished transaction from its log records through the core (C8):
-        a logged commit is re-sent, anything else is aborted."""
-        for txid, entry in list(self.log.in_flight.items()):
-            info = entry["info"]
-            txn = Txn(txid, {b: [] for b in info.get("branches", [])}, info)
-            txn.began = info.get("began", "")
-            decision = entry["decision"] or ""
-            if info.get("request_id"):
-                self.requests.record(info["request_id"], (
-                    "transfer", info.get("src"), info.get("dst"), info.get("amount")), txid)
-            if txid in self.log.in_doubt:       # storage faults: kept in doubt (C9)
-                self._keep_in_doubt(txn, decision)
-                continue
-            txn.note(COORDINATOR, LOG, "recovered", "found after a restart: "
-                     f"{'committed' if decision == 'commit' else 'aborted'} (re-sending)")
-            self._step(txn, txn.core.on_restart, decision)
-            txn.result = {"txid": txid, "outcome": txn.published.value, "reason": "",
-                          "waiting_for": txn.core.waiting_for()}
-            txn.done.set()
-            self.txns[txid] = txn
-        for txid, data in self.log.finished.items():
-            if data.get("request_id"):
-                self.requests.record(data["request_id"], (
-                    "transfer", data.get("src"), data.get("dst"), data.get("amount")), txid)
-        if self.log.in_flight:
-            log.info("recovery: %d transaction(s) to finish", len(self.log.in_flight))
-
-    def _keep_in_doubt(self, txn: Txn, decision: str) -> None:
-        """C9: a txn the damaged log may have decided: shown in doubt, never sent a
-        decision, out of the retry loop (it is not decided)."""
-        txn.core.reason = "in doubt: the recovery log is damaged (--accept-damaged-log)"
-        txn.note(COORDINATOR, LOG, "recovered", txn.core.reason)
-        self._step(txn, txn.core.on_restart, decision, True)
-        txn.done.set()
-        self.txns[txn.txid] = txn
 
     def _forget(self, txn: Txn) -> None:
         """Drop a transaction that never started (its begin could not be logged)."""
@@ -413,48 +542,74 @@ class TwoPhaseCommit:
         if txn.info.get("request_id"):
             self.requests.forget(txn.info["request_id"], txn.txid)
 
-    def recover(self) -> dict:
-        """Re-send the decision of every unfinished transaction now.
 
-        Returns {"resent": n, "unfinished": [txid, ...]} (those still waiting afterwards).
-        """
-        pending = self._unfinished()
-        for txn in pending:
-            self._send_decision(txn)
-        return {"resent": len(pending), "unfinished": [t.txid for t in self._unfinished()]}
-
-    def _unfinished(self) -> list:
-        with self._lock:
-            return [t for t in self.txns.values() if t.published and not t.ended]
-
-    def run_retries(self) -> None:
-        """Background loop: keep telling the decision until every participant acks."""
-        while not self._stop.wait(RETRY_EVERY):
-            for txn in self._unfinished():
-                try:
-                    txn.note(COORDINATOR, COORDINATOR, "retry",
-                             "waiting for " + ", ".join(txn.core.waiting_for()))
-                    self._send_decision(txn)
-                except Exception:               # noqa: BLE001 - never stop retrying
-                    log.exception("retrying the decision of %s", txn.txid)
-
-    def start(self) -> None:
-        """Finish what the log says is unfinished, then keep retrying in the background."""
-        self._pool.submit(self.recover)
-        threading.Thread(target=self.run_retries, name="retries", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def _silence(exc: Exception) -> tuple:
-    """(Silence, sentence) for a vote that did not arrive: say what is known, no more."""
+def _silence(exc: Exception, seconds=None) -> tuple:
+    """(Silence, words, sent) for an answer that did not arrive: say what is known, no
+    more (D5). "sent" is False when the call was refused before it left this process
+    (a lab partition) or the connection was refused (nothing listens there)."""
     if not isinstance(exc, BankError):
-        return Silence.ERROR, f"a strange answer ({exc!r})"
+        return Silence.ERROR, f"a strange answer ({exc!r})", True
     if exc.code == FaultCode.UNAVAILABLE and "lab partition" in exc.message:
-        return Silence.CUT_OFF, exc.message
+        return Silence.CUT_OFF, Silence.CUT_OFF.value, False
     if exc.code == FaultCode.UNAVAILABLE and "no answer in time" in exc.message:
-        return Silence.TIMEOUT, exc.message
-    if exc.code == FaultCode.UNAVAILABLE:
-        return Silence.UNREACHABLE, exc.message
-    return Silence.ERROR, exc.message
+        waited = f" ({seconds:g} s)" if seconds else ""
+        return Silence.TIMEOUT, Silence.TIMEOUT.value + waited, True
+    if exc.code == FaultCode.UNAVAILABLE and exc.not_sent:
+        return Silence.UNREACHABLE, f"{Silence.UNREACHABLE.value} (connection refused)", False
+    return Silence.ERROR, exc.message, True
+
+
+def kind_of(answer) -> str:
+    """The kind of an answer, one word for tests and views: yes, no, timeout,
+    unreachable, cut-off, error."""
+    return answer.value if isinstance(answer, Vote) else answer.name.lower().replace("_", "-")
+
+
+class OnceAtATime:
+    """Runs one job on its own thread, one run at a time (D4).
+
+    request() asks for a run that starts after the request; requests that arrive while
+    a run is under way are all served by the next one (a burst coalesces). With
+    wait=True it blocks until that run is over and returns its result (or raises its
+    error). The job never runs on a caller's thread, so a caller on a pool thread
+    cannot starve the pool the job waits on.
+    """
+
+    def __init__(self, job, name: str):
+        self._job, self._name = job, name
+        self._cond = threading.Condition()
+        self._asked = self._done = 0          # request tickets: asked, and served
+        self._running = False
+        self._result, self._error = None, None
+
+    def request(self, wait: bool = False):
+        with self._cond:
+            self._asked += 1
+            ticket = self._asked
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name=self._name, daemon=True).start()
+            if not wait:
+                return None
+            while self._done < ticket:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+            return self._result
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._done == self._asked:
+                    self._running = False
+                    return
+                serving = self._asked            # every request so far is served by this run
+            result, error = None, None
+            try:
+                result = self._job()
+            except Exception as exc:             # noqa: BLE001 - reported to the waiters
+                log.exception("%s failed", self._name)
+                error = exc
+            with self._cond:
+                self._done, self._result, self._error = serving, result, error
+                self._cond.notify_all()

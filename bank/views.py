@@ -14,6 +14,13 @@ Rules:
   * One column per party (coordinator, its log, each branch), one row per message,
     with its time in ms since the transaction began; an "x" head marks a message
     that got no reply; three or more identical retry rounds fold into one row.
+  * Rule 2 - say what is known, no more: a vote that did not arrive is shown by its
+    kind ("no answer in time (5 s)", "cut off (lab partition)"), never as a "no"; a
+    message refused before it left (never sent) is drawn at its sender only, with the
+    reason, never as an arrow reaching the other party.
+  * Rule 3 - a number that may be old says so: a branch that does not answer now
+    shows the count from the last answer it gave, with its age ("1, as of 12 s ago"),
+    never a 0 it did not say (in_doubt_text: the shell and the window both use it).
   * The audit says "ok" only for what it can see; work in flight is "wait", a broken
     invariant "FAIL". It works on each branch's own sums (Branch.audit(), made in SQL
     over every journal row), so it is exact at any size. A decision a branch refuses
@@ -58,6 +65,26 @@ def txn_state_text(row: dict) -> str:
     return f"in doubt: {decided}, waiting for {', '.join(waiting) or 'acknowledgements'}"
 
 
+# ---- numbers that may be old (Rule 3) ---------------------------------------------------
+
+def age_text(answered_at: float, now: float) -> str:
+    """"as of 12 s ago" (or "4 min ago") for a Unix time; "never answered" for 0."""
+    if not answered_at:
+        return "never answered"
+    seconds = max(0, int(now - answered_at))
+    return f"as of {seconds} s ago" if seconds < 120 else f"as of {seconds // 60} min ago"
+
+
+def in_doubt_text(row: dict, now: float) -> str:
+    """A branch's in-doubt count from coordinator.branches(): the number if it answered
+    just now, else its last answer with its age, or "?" if it never answered."""
+    if not row.get("stale") and row.get("up"):
+        return str(row.get("in_doubt", 0))
+    if not row.get("answered_at"):
+        return "?"
+    return f"{row.get('in_doubt', 0)} ({age_text(row['answered_at'], now)})"
+
+
 # ---- the sequence diagram of one transfer -------------------------------------------------
 
 COLUMN = 16                    # characters per party; each lifeline sits at COLUMN // 2
@@ -88,7 +115,10 @@ def _diagram_row(item: dict, count: int, parties: list) -> str:
     label, note, head = message_label(item)
     line = list(("|".rjust(COLUMN // 2) + " " * (COLUMN // 2)) * count)
     a, b = (parties.index(item[end]) * COLUMN + COLUMN // 2 - 1 for end in ("from", "to"))
-    if a == b:                                    # a message to itself: a retry
+    if item.get("sent") is False:                 # Rule 2: it never left the sender
+        mark = f"[{label} NOT SENT]"
+        line[a + 2:a + 2 + len(mark)] = mark
+    elif a == b:                                  # a message to itself: a retry
         line[a + 2:a + 4 + len(label)] = f"[{label}]"
     else:
         lo, hi = min(a, b), max(a, b)
@@ -105,12 +135,15 @@ def message_label(m: dict) -> tuple:
     """(label on the arrow, note beside it, arrow head: ">" or "x" for no reply)."""
     msg, detail = m["msg"], m.get("detail", "")
     first, _, rest = detail.partition(": ")
+    if m.get("sent") is False:
+        return msg, detail[detail.find("never sent"):], ""
     if msg == "vote":
         return f"vote {first}", rest, ">"
     if msg == "decision":                         # "commit (forced to disk)" or "abort: why"
         return (first.split() or ["?"])[0].upper(), rest or "forced to disk: the commit point", ">"
     if msg == "error":
-        return "no reply", detail, "x"
+        return {"timeout": "no answer", "error": "error"}.get(m.get("kind"), "no reply"), \
+            detail, "x"
     if msg == "query":
         return "decision?", detail.replace("decision? -> ", "answered: "), ">"
     if msg == "prepare":
@@ -142,7 +175,8 @@ def collapse(trace: list, longest: int = 4) -> list:
 def _diagram_summary(txn: dict) -> list:
     trace, votes = txn["trace"], txn.get("votes") or {}
     decided = [m["detail"] for m in trace if m["msg"] == "decision"]
-    lines = ["Votes: " + (", ".join(f"{b} {v}" for b, v in sorted(votes.items())) or "none"),
+    lines = ["Votes: " + ("; ".join(vote_text(b, v, (txn.get("vote_kinds") or {}).get(b))
+                                    for b, v in sorted(votes.items())) or "none"),
              "Decision (logged): " + (decided[-1] if decided else "none logged yet")]
     retries, queries = (sum(m["msg"] == kind for m in trace) for kind in ("retry", "query"))
     if retries or queries:
@@ -152,6 +186,14 @@ def _diagram_summary(txn: dict) -> list:
         lines.append("Still waiting for an acknowledgement from: "
                      f"{', '.join(txn['waiting_for'])} (the coordinator keeps retrying)")
     return lines
+
+
+def vote_text(branch: str, words: str, kind=None) -> str:
+    """One participant's vote for a summary (Rule 2): "Delhi: yes", "Delhi: no: reason",
+    or "Mumbai: none arrived - no answer in time (5 s)": a missing vote is not a no."""
+    if kind in (None, "yes", "no") and words.split(":")[0] in ("yes", "no"):
+        return f"{branch}: {words}"
+    return f"{branch}: none arrived - {words}"
 
 
 # ---- the audit behind `check` ---------------------------------------------------------------

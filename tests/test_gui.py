@@ -25,6 +25,7 @@ import os
 import pathlib
 import select
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -699,3 +700,54 @@ def _png(width: int, height: int, scanlines: bytes) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)       # 8-bit RGB
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
             chunk(b"IDAT", zlib.compress(scanlines, 9)) + chunk(b"IEND", b""))
+
+
+# ---- views that never mislead (issue 19) ------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_partitioned_branch_gets_no_arrows_only_never_sent_stubs(app, bank):
+    """Cut off by a lab partition, Delhi is sent nothing: the diagram draws the prepare
+    and the abort as crossed stubs at the coordinator with the reason (never-sent), and
+    no arrow reaches Delhi; Mumbai's arrows are drawn as usual."""
+    bank.coordinator().call("partition", "Delhi")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "10")
+    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction")
+    app.transactions.tree.selection_set(txid)
+    diagram = app.transactions.diagram
+    until(app.root, lambda: arrows(diagram, "prepare", "coordinator", "Mumbai"), "the diagram")
+    until(app.root, lambda: diagram.find_withtag("never-sent&&msg-abort&&to-Delhi"),
+          "the abort stub")
+    assert diagram.find_withtag("never-sent&&msg-prepare&&to-Delhi")
+    assert not diagram.find_withtag("arrow&&to-Delhi") and not diagram.find_withtag(
+        "arrow&&from-Delhi")
+    labels = [diagram.itemcget(i, "text") for i in diagram.find_withtag("label&&never-sent")]
+    assert any("never sent: cut off (lab partition)" in text for text in labels), labels
+    bank.coordinator().call("heal", "Delhi")
+
+
+@pytest.mark.slow
+def test_a_frozen_branch_makes_the_gauge_say_what_it_could_not_read(app, bank):
+    """With Delhi frozen (SIGSTOP), the gauge names Delhi as not read and counts its last
+    seen money apart, never as available; a snapshot that cannot be made consistent is
+    shown as not current, with the time of the one still drawn."""
+    gauge = app.branches.gauge
+
+    def texts(tag):
+        return " ".join(gauge.itemcget(i, "text") for i in gauge.find_withtag(tag))
+    until(app.root, lambda: texts("gauge-note").startswith("a consistent snapshot, as of"),
+          "a dated gauge")
+    delhi = bank.member("Delhi").proc
+    delhi.send_signal(signal.SIGSTOP)
+    try:
+        until(app.root, lambda: "Delhi not read" in texts("gauge-total"), "Delhi named",
+              timeout=30)
+        assert app.branches.split["unreachable"] == 15_000_00       # Delhi's, as last seen
+        assert app.branches.split["available"] == 15_000_00         # Mumbai's only
+        assert texts("gauge-note").startswith("a consistent snapshot, as of")
+        app.branches.got_money(None, None)          # what fetch_money says when it gives up
+        assert texts("gauge-note").startswith("NOT CURRENT: transfers kept changing the "
+                                              "books") and "showing the snapshot of" in \
+            texts("gauge-note")
+    finally:
+        delhi.send_signal(signal.SIGCONT)
+    until(app.root, lambda: app.branches.split["unread"] == [], "Delhi read again", timeout=30)

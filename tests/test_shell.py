@@ -232,7 +232,7 @@ def test_show_draws_an_aborted_transfer(sh):
     assert "Outcome: aborted" in out and "COMMIT" not in out
     assert re.search(r"\|<-+ vote no -+\|\s+insufficient funds", out)
     assert re.search(r"\|-+ ABORT -+>\|", out) and len(re.findall(r" abort -+>\|", out)) == 2
-    assert "Votes: Delhi yes, Mumbai no" in out
+    assert "Votes: Delhi: yes; Mumbai: no: insufficient funds" in out
 
 
 def test_show_finds_a_transfer_by_its_request_id(sh, bank):

@@ -15,9 +15,11 @@ Glossary:
 """
 
 import re
+import time
 
 from bank import local_cluster as cluster
 from bank.errors import BankError, check_branch_name
+from bank.views import in_doubt_text
 
 AMOUNT_LIKE = re.compile(r"^[-+]?[0-9.,]+$")
 
@@ -28,14 +30,15 @@ class BankingCommands:
     def do_branches(self, arg):
         """branches: list the branches, their replicas and the coordinator.
         Shows each server's URL, whether it is up, its role and epoch, and for a
-        replica its lag (changes behind the primary).
+        replica its lag (changes behind the primary). A branch that does not answer
+        shows the in-doubt count of its last answer, with its age.
         Example: branches"""
         self._args(arg, 0)
         rows = []
         for b in self.coord.call("branches"):
             rows.append([b["name"], b["url"], "cut off" if b["partitioned"] else
                          "up" if b["up"] else "DOWN", b["role"] or "-", b["epoch"] or "-",
-                         "-", b["in_doubt"]])
+                         "-", in_doubt_text(b, time.time())])
             for r in b.get("replicas", []):
                 sync = ("in sync" if r["in_sync"] else "OUT OF SYNC") if r["up"] else "DOWN"
                 rows.append([f"  {b['name']} replica", r["url"], sync, r["role"] or "-",

@@ -11,6 +11,8 @@ Rules:
   * Rule 4 - every error is one sentence and the shell keeps running; a failed command
     counts in `failures`, so a script exits non-zero.
   * Rule 5 - every command and its result go to the activity log (logs/activity.csv).
+  * Rule 6 - words match facts: "no answer in time" for a timeout (it may still have
+    happened), "cannot be reached" only for a refused connection.
   * Output goes to ``self.stdout`` only, so tests drive ``onecmd()`` with a StringIO.
 
 Glossary:
@@ -71,9 +73,15 @@ def split_words(arg: str) -> list:
     return [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w for w in words]
 
 
+TIMED_OUT = re.compile(r"cannot be reached \(no answer in time\)\.?")
+
+
 def sentence(exc: BankError) -> str:
-    """A BankError's sentence, starting with a capital letter."""
-    return exc.message.strip()[:1].upper() + exc.message.strip()[1:]
+    """A BankError's sentence, starting with a capital letter. Words match facts (Rule 6):
+    a call that timed out was sent and may have been done, so it "gave no answer in
+    time"; "cannot be reached" stays for a refused connection."""
+    text = TIMED_OUT.sub("gave no answer in time.", exc.message.strip())
+    return text[:1].upper() + text[1:]
 
 
 def is_count(word: str) -> bool:

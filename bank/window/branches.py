@@ -11,8 +11,10 @@ Rules:
   * Rule B2 - a branch that is down keeps its last accounts, greyed ("stale"): the
     money is still there, the window just cannot see it move.
   * Rule B3 - the gauge is drawn only from a consistent snapshot of every branch
-    (calls.fetch_money); when the books kept moving (None), the last gauge stays, so
-    its total never jumps.
+    (calls.fetch_money), and says when it was read. When the books kept moving (None)
+    or the read failed, the last gauge stays (its total never jumps) but says so in
+    red: "NOT CURRENT: ..., showing the snapshot of 10:42:07". A branch it could not
+    read is named, and its part (its last seen accounts) called approximate.
   * Rule B4 - rows are updated in place (``_upsert``), never cleared and rebuilt, so a
     refresh every second neither flickers nor loses the user's scroll position.
 
@@ -22,6 +24,7 @@ Glossary:
   split    the gauge's numbers, in minor units (diagram.money_split)
 """
 
+import time
 import tkinter as tk
 from tkinter import ttk
 
@@ -49,11 +52,12 @@ class BranchesPanel:
                                    style="Panel.TLabelframe", padding=2)
         gauge_box.pack(side="bottom", fill="x", pady=(6, 0))
         box.pack(side="top", fill="both", expand=True)    # after the gauge: takes the rest
-        self.gauge = tk.Canvas(gauge_box, height=82, background=draw.PAPER,
+        self.gauge = tk.Canvas(gauge_box, height=100, background=draw.PAPER,
                                highlightthickness=0)
         self.gauge.pack(fill="x")
         self.gauge.bind("<Configure>", lambda e: self.draw_gauge())
         self.split = draw.money_split({})
+        self.money_at, self.gauge_note = "", ""     # when the split was read; what to say
 
     @staticmethod
     def _build_tree(box, px) -> ttk.Treeview:
@@ -137,7 +141,9 @@ class BranchesPanel:
         """The state column of a member's row: '● up · ...', '○ down' or '...'."""
         state = self.seen.branch_state(name)
         if state == "down":
-            return "○ down"
+            doubt = "" if name == COORD else self.seen.in_doubt_text(name, time.time())
+            return "○ down" + ("" if doubt in ("", "0", "?") or doubt.startswith("0 ")
+                               else f" · in doubt: {doubt}")
         if state == "":
             return "..."
         armed = self.seen.armed(name)
@@ -169,11 +175,20 @@ class BranchesPanel:
     # ---- the money gauge (Rule B3) ------------------------------------------------------
 
     def got_money(self, result, error) -> None:
-        """A consistent snapshot arrived (None: the books kept moving; keep the last)."""
-        if error is not None or result is None:
-            return
-        self.split = draw.money_split(self.seen.books(result))
+        """A consistent snapshot arrived; or None (the books kept moving) or an error:
+        keep the last gauge, marked as not current (Rule B3)."""
+        shown = f"showing the snapshot of {self.money_at}" if self.money_at else \
+            "no snapshot yet"
+        if error is not None:
+            self.gauge_note = f"NOT CURRENT: the books could not be read ({error.message}); {shown}"
+        elif result is None:
+            self.gauge_note = ("NOT CURRENT: transfers kept changing the books, so no "
+                               f"consistent snapshot could be made; {shown}")
+        else:
+            self.split = draw.money_split(self.seen.books(result))
+            self.money_at = time.strftime("%H:%M:%S")
+            self.gauge_note = f"a consistent snapshot, as of {self.money_at}"
         self.draw_gauge()
 
     def draw_gauge(self) -> None:
-        draw.draw_gauge(self.gauge, self.split, self.gauge.winfo_width())
+        draw.draw_gauge(self.gauge, self.split, self.gauge.winfo_width(), self.gauge_note)

@@ -8,7 +8,9 @@ Rules:
     and is called on the Tk thread (the only thread that touches widgets).
   * Rule 2 - the picture follows the trace. One lifeline per party, one arrow per
     message in the order the coordinator noted them; nothing is invented. Where the
-    trace says a message failed, the arrow is red and cut with a cross.
+    trace says a message failed, the arrow is red and cut with a cross; a message the
+    trace marks never sent ("sent": False) is a short stub at its sender with a cross
+    and the reason, tagged ``never-sent`` (not ``arrow``): it reached nobody.
   * Rule 3 - money is counted in integer minor units (money.py), never floats; the
     gauge's parts always add up to its total.
   * Canvas items carry tags a test (or a curious student) can search:
@@ -156,6 +158,8 @@ def _label(row: dict, times: int, last_ms: int) -> str:
         text = "end (all acknowledged)"
     elif msg == "recovered":
         text = "recovered: " + detail.replace("found after a restart: ", "")
+    elif row.get("sent") is False:
+        text = f"{msg}: " + detail[detail.find("never sent"):]
     elif msg == "error":
         text = re.sub(r"branch \S+ at \S+ cannot be reached", "unreachable", detail)
     elif msg == "ack":
@@ -182,6 +186,9 @@ def _draw_message(canvas, row, times, last_ms, xs, y) -> None:
                        font=("TkFixedFont",), tags=("time",))
     x1, x2 = xs[src], xs[dst]
     label_tags = ("label", f"msg-{msg}")
+    if row.get("sent") is False:             # refused before it left: at the sender only
+        _draw_never_sent(canvas, row, x1, x2, y, _label(row, times, last_ms))
+        return
     if x1 == x2:                             # a message to itself: a small loop
         canvas.create_line(x1, y - 8, x1 + 26, y - 8, x1 + 26, y + 4, x1 + 3, y + 4,
                            arrow="last", fill=colour, width=2, tags=tags)
@@ -205,6 +212,16 @@ def _draw_message(canvas, row, times, last_ms, xs, y) -> None:
         _fit(canvas, label, abs(x2 - x1) + 40)
     if msg == "error":                       # the reply never came: cut the arrow
         _cross(canvas, x1, y)
+
+
+def _draw_never_sent(canvas, row: dict, x1: float, x2: float, y: float, text: str) -> None:
+    """A stub from the sender towards the receiver, crossed, with why it never left."""
+    tip = x1 + (30 if x2 > x1 else -30)
+    tags = ("never-sent", f"msg-{row['msg']}", f"from-{row['from']}", f"to-{row['to']}")
+    canvas.create_line(x1, y, tip, y, fill=RED, width=2, tags=tags)
+    _cross(canvas, tip, y)
+    canvas.create_text(tip + (10 if x2 > x1 else -10), y, anchor="w" if x2 > x1 else "e",
+                       text=text, fill=RED, tags=("label", "never-sent"))
 
 
 def _decision_box(canvas, row: dict, colour: str, x: float, y: float) -> None:
@@ -302,6 +319,7 @@ def money_split(branches: dict) -> dict:
                 else:
                     split["held"] += delta          # already credited elsewhere
     split["total"] = sum(split[k] for k in GAUGE_COLOURS)
+    split["unread"] = sorted(name for name, snap in branches.items() if not snap.get("up"))
     return split
 
 
@@ -312,8 +330,9 @@ def show_money(minor: int) -> str:
     return f"{sign}{int(units.lstrip('-')):,}.{cents}"
 
 
-def draw_gauge(canvas, split: dict, width: int) -> None:
-    """A horizontal bar: one coloured segment per part of the money, with a legend."""
+def draw_gauge(canvas, split: dict, width: int, note: str = "") -> None:
+    """A horizontal bar: one coloured segment per part of the money, with a legend, and
+    under it `note`: when the numbers were read, or why they are old (tag gauge-note)."""
     canvas.delete("all")
     total = split.get("total", 0)
     x0, x1, y0, y1 = 10, max(60, width - 10), 8, 34
@@ -327,7 +346,8 @@ def draw_gauge(canvas, split: dict, width: int) -> None:
                                 stipple="gray50" if key == "unreachable" else "",
                                 tags=("gauge", f"gauge-{key}"))
         x = end
-    approx = "  (approximate: a branch is down)" if split.get("unreachable") else ""
+    unread = ", ".join(split.get("unread") or [])
+    approx = f"  (approximate: {unread} not read; its part is as last seen)" if unread else ""
     canvas.create_text((x0 + x1) / 2, (y0 + y1) / 2, tags=("gauge", "gauge-total"),
                        text=f"total {show_money(total)}{approx}", font=("TkHeadingFont",))
     column = (x1 - x0) / 2
@@ -337,3 +357,6 @@ def draw_gauge(canvas, split: dict, width: int) -> None:
                                 outline=GREY, tags=("legend", f"legend-{key}"))
         canvas.create_text(lx + 17, ly, anchor="w", tags=("legend",),
                            text=f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}")
+    if note:
+        canvas.create_text(x0, y1 + 14 + 2 * 20, anchor="w", text=note, tags=("gauge-note",),
+                           fill=RED if note.startswith("NOT") else GREY)

@@ -8,7 +8,8 @@ Rules:
   * Rule S1 - no widgets and no network: the app feeds answers in (on the Tk thread),
     panels read them out. A student can build a ``Seen`` by hand and test it.
   * Rule S2 - a branch that stops answering keeps its last accounts, marked down, so the
-    window can still show (greyed) where its money was.
+    window can still show (greyed) where its money was; its in-doubt count is the last
+    one it gave, with its age, never a 0 it did not say.
   * Rule S3 - with a local cluster, a branch's address is the cluster's own, unless the
     coordinator reports it up somewhere else (after a failover): the window follows.
 
@@ -23,6 +24,7 @@ Glossary:
 import time
 
 from bank.local_cluster import COORDINATOR as COORD
+from bank.views import in_doubt_text
 
 
 class Seen:
@@ -32,6 +34,7 @@ class Seen:
         self.routes = dict(routes or {})   # branch -> URL of its primary
         self.partitioned = {}              # branch -> bool (a lab partition)
         self.replication = {}              # branch -> (epoch, [replica rows]) from branches()
+        self.last_word = {}                # branch -> its row of branches(): in_doubt, stale
         self.snaps = {}                    # branch -> last snapshot (see fetch_branch)
         self.coord = {"up": None, "ping": {}, "error": "", "seen": ""}
 
@@ -51,6 +54,7 @@ class Seen:
             name = row["name"]
             self.partitioned[name] = bool(row.get("partitioned"))
             self.replication[name] = (row.get("epoch", 0), row.get("replicas", []))
+            self.last_word[name] = row
             if not local or name not in self.routes or row.get("up"):
                 self.routes[name] = row["url"]          # Rule S3: follows a failover
 
@@ -63,9 +67,17 @@ class Seen:
                         faults=ping.get("faults", ""), in_doubt=ping.get("in_doubt", 0),
                         accounts=result["accounts"], seen=time.strftime("%H:%M:%S"))
         else:
-            snap.update(up=False, error=error.message, in_doubt=0)
+            snap.update(up=False, error=error.message)     # in doubt: see in_doubt_text
 
     # ---- questions panels ask -----------------------------------------------------------
+
+    def in_doubt_text(self, name: str, now: float) -> str:
+        """A branch's in-doubt count: its own if it answers the window, else the last
+        answer it gave the coordinator, with its age (views.in_doubt_text, Rule S2)."""
+        snap = self.snaps.get(name, {})
+        if snap.get("up"):
+            return str(snap.get("in_doubt", 0))
+        return in_doubt_text(self.last_word.get(name, {}), now)
 
     def branch_state(self, name: str) -> str:
         """'up', 'down' or '' (not heard from yet) for a member."""

@@ -1,18 +1,50 @@
-"""Every lab script runs on its own and passes: the labs cannot drift from the kit."""
+"""Every lab script runs on its own and passes: the labs cannot drift from the kit.
+
+Each lab is run as a student runs it (a new process, normal mode), and must end with its
+own "Lab N passed" line, leave no folder behind, and take the options every handout names.
+"""
 
 import pathlib
+import re
 import subprocess
 import sys
+import shutil
+import tempfile
 
 import pytest
 
-LABS = sorted((pathlib.Path(__file__).resolve().parent.parent / "labs").glob("lab[0-9]*.py"))
+LABS_DIR = pathlib.Path(__file__).resolve().parent.parent / "labs"
+LABS = sorted(LABS_DIR.glob("lab[0-9]*.py"))
+
+
+def lab_number(lab: pathlib.Path) -> int:
+    return int(re.match(r"lab(\d+)_", lab.name).group(1))
 
 
 @pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
-def test_lab_passes(lab):
-    """A lab stages its failure, the kit keeps its guarantees, and the script exits 0."""
+def test_lab_passes_and_cleans_up(lab):
+    """A lab stages its failure, the kit keeps its guarantees, the script exits 0 with
+    its own "Lab N passed" line, and the folder it printed is gone (no --keep)."""
     done = subprocess.run([sys.executable, str(lab)], capture_output=True, text=True,
-                          timeout=180)
+                          timeout=180, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "passed" in done.stdout
+    assert f"Lab {lab_number(lab)} passed" in done.stdout
+    folder = re.search(r"^Folder: (\S+)", done.stdout, re.M)
+    if folder:                                   # the explorer's lab starts no servers
+        assert not pathlib.Path(folder.group(1)).exists(), "the lab left its folder behind"
+
+
+def test_step_mode_pauses_and_keep_keeps_the_folder():
+    """--step stops before each next step until Enter (here fed as newlines); --keep
+    leaves the lab's folder (data/, logs/) for a look, and says where."""
+    lab = LABS_DIR / "lab03_branch_crash.py"
+    done = subprocess.run([sys.executable, str(lab), "--step", "--keep"], input="\n" * 20,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count("Press Enter to go on.") == 3     # before steps 2, 3 and 4
+    folder = pathlib.Path(re.search(r"^Kept \(--keep\): (\S+)", done.stdout, re.M).group(1))
+    try:
+        assert (folder / "logs" / "recovery.log").exists()
+        assert folder.is_relative_to(pathlib.Path(tempfile.gettempdir()))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

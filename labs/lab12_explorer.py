@@ -1,4 +1,4 @@
-"""Lab 6: the explorer. Every run of 2PC within fault budgets, and the bug it finds.
+"""Lab 12: the explorer. Every run of 2PC within fault budgets, and the bug it finds.
 
 Goal: see the difference between testing and checking. A test tries the runs someone
 thought of; the explorer tries every order of messages, every crash point and every
@@ -23,22 +23,20 @@ decision-in-memory --save run.json`) and step through it with `python explore.py
 with what Delhi did? How many states does the default world have (`python
 explore.py`, about a minute), and why does one more transfer multiply it?
 
-Run: python labs/lab6_explorer.py        (about 10 seconds; it starts no servers)
+Run: python labs/lab12_explorer.py [--step]   (about 10 seconds; it starts no servers, so it
+has no folder)     Handout: labs/lab12_explorer.md
 """
 
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from labkit import options, step
 
-from bank.explorer import cli, variants           # noqa: E402
-
-
-def step(text: str) -> None:
-    print(f"\n== {text}", flush=True)
+from bank.explorer import cli, variants
 
 
 def main() -> int:
+    options()                     # --step pauses between stages; breadth-first search is not random
+    print(__doc__.strip().splitlines()[0], flush=True)
     step("The kit's own core: one transfer, one crash, one lost message, every run.")
     text, found = cli.explore(["--transfers", "1"])
     print("\n".join(line for line in text.splitlines() if line.startswith(("States", "Result"))))
@@ -55,7 +53,7 @@ def main() -> int:
         lines = text.splitlines()
         print(text if number == 0 else "\n".join(l for l in lines if l.startswith(
             ("States", "Result", "  What", "  The variant", "The shortest"))))
-    print("\nLab 6 passed: the correct core keeps every invariant, and every broken "
+    print("\nLab 12 passed: the correct core keeps every invariant, and every broken "
           "variant is caught with its shortest run.")
     return 0
 

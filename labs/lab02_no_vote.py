@@ -1,0 +1,57 @@
+"""Lab 2: a no vote. One branch refuses, and nobody applies anything.
+
+Goal: see that a single no vote aborts the whole transfer, that a branch which voted
+yes is told to abort and releases what it held, and that a no can come from the
+ledger's own rules (not enough money) as well as from a branch told to refuse.
+Read first: bank/core/coordinator.py (C4: any no decides abort), bank/core/participant.py
+(P2: a no vote needs no record), bank/ledger_2pc.py (prepare: when a branch votes no).
+
+Scenario:
+  1. Transfer 6000 from Mumbai/1002, which holds 5000.00: Mumbai votes no.
+  2. Delhi is told to refuse its next prepare (fault vote-no); transfer 100 from
+     Mumbai/1001 to Delhi/1002. Mumbai votes yes and holds 100.00; Delhi votes no;
+     the coordinator decides abort and tells Mumbai, which releases the hold.
+
+Questions: Why may the coordinator decide abort as soon as the first no arrives,
+without waiting for the other votes? Why does a no vote need no forced record at
+the branch, while a yes vote does? What does presumed abort save here?
+
+Run: python labs/lab02_no_vote.py [--step] [--keep]     Handout: labs/lab02_no_vote.md
+"""
+
+from labkit import expect, lab_cluster, passed, show, show_log, step, total_money
+
+
+def votes(bank, txid: str) -> str:
+    trace = bank.coordinator().call("transaction", txid)["trace"]
+    return "; ".join(f"{m['from']}: {m['detail']}" for m in trace if m["msg"] == "vote")
+
+
+def main():
+    with lab_cluster("lab02") as bank:
+        coord, mumbai = bank.coordinator(), bank.client("Mumbai")
+        before = total_money(bank)
+        step("Transfer 6000 from Mumbai/1002 (it holds 5000.00) to Delhi/1001.")
+        result = coord.call("transfer", "Mumbai/1002", "Delhi/1001", "6000")
+        show(f"the client hears: {result['outcome']} ({result['reason']})")
+        show(f"votes: {votes(bank, result['txid'])}")
+        expect(result["outcome"] == "aborted", "Mumbai's no vote aborted the transfer")
+
+        step("Arm vote-no on Delhi; transfer 100 from Mumbai/1001 to Delhi/1002.")
+        bank.client("Delhi").call("fault", "vote-no")
+        result = coord.call("transfer", "Mumbai/1001", "Delhi/1002", "100")
+        show(f"the client hears: {result['outcome']} ({result['reason']})")
+        show(f"votes: {votes(bank, result['txid'])}")
+        expect(result["outcome"] == "aborted", "Delhi's no vote aborted the transfer")
+
+        step("Mumbai had voted yes: it was told to abort, and released its hold.")
+        expect(mumbai.call("status", result["txid"])["state"] == "aborted", "Mumbai aborted it")
+        expect(mumbai.call("account", "1001")["held"] == "0.00", "nothing is held on Mumbai/1001")
+        show("the recovery log (an abort is not forced: presumed abort):")
+        show_log(bank, result["txid"])
+        expect(total_money(bank) == before, f"no money moved ({before})")
+    passed(2, "one no vote aborts everywhere; a yes voter is told and releases its hold.")
+
+
+if __name__ == "__main__":
+    main()

@@ -12,9 +12,10 @@ Scenario:
      Mumbai/1001 to Delhi/1002. Mumbai votes yes and holds 100.00; Delhi votes no;
      the coordinator decides abort and tells Mumbai, which releases the hold.
 
-Questions: Why may the coordinator decide abort as soon as the first no arrives,
-without waiting for the other votes? Why does a no vote need no forced record at
-the branch, while a yes vote does? What does presumed abort save here?
+Questions: The kit's coordinator waits for every vote (or its timeout) before it
+decides (bank/core/coordinator.py, decide): would it be safe to decide abort at the
+first no, and what would it gain? Why does a no vote need no forced record at the
+branch, while a yes vote does? What does presumed abort save here?
 
 Run: python labs/lab02_no_vote.py [--step] [--keep]     Handout: labs/lab02_no_vote.md
 """

@@ -48,3 +48,16 @@ def test_step_mode_pauses_and_keep_keeps_the_folder():
         assert folder.is_relative_to(pathlib.Path(tempfile.gettempdir()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+def test_every_lab_has_a_handout_and_answers():
+    """Every lab has a handout (goal, files, steps, expected transcript, questions) next
+    to it, a teacher's answer file in labs/answers/, and a line in the course plan."""
+    plan = (LABS_DIR / "README.md").read_text()
+    for lab in LABS:
+        handout = (LABS_DIR / f"{lab.stem}.md").read_text()
+        for heading in ("## Goal", "## Read first", "## Steps", "## Expected transcript",
+                        "## Questions"):
+            assert heading in handout, f"{lab.stem}.md has no {heading!r}"
+        assert (LABS_DIR / "answers" / f"{lab.stem}.md").exists(), f"no answers for {lab.stem}"
+        assert lab.name in plan, f"labs/README.md does not list {lab.name}"
+
+

@@ -3,7 +3,7 @@
 Goal: see that once the commit record is on disk, the transfer WILL commit, even
 though no participant has heard of it yet.
 Read first: bank/core/coordinator.py (rules C3, C8), bank/recovery_log.py (Rule 1),
-bank/twopc.py (run_two_phase_commit, and recover() for the restart).
+bank/twopc.py (_run_two_phase_commit, and recover() for the restart).
 
 Scenario: both branches vote yes; the coordinator forces "commit" to its log and
 crashes before sending a single commit (crash-after-decision). Both branches are in

@@ -3,9 +3,9 @@
 Goal: see that a network cut is not a crash: both sides keep running, but the
 branch cannot learn the decision, so it holds the money and keeps asking; healing
 the cut delivers the decision at once.
-Read first: bank/coordinator_lab.py (partition, heal), bank/twopc.py (rule D2: a
-partitioned branch's questions are refused; the decision is retried),
-bank/core/participant.py (P6).
+Read first: bank/coordinator_lab.py (partition, heal), bank/coordinator_service.py
+(decision: a partitioned branch's questions are refused), bank/twopc.py (D4: the
+decision is retried in the background), bank/core/participant.py (P6).
 
 Scenario: Mumbai answers every 2PC call one second late (fault delay=1), so the
 transfer stays open long enough to act. Delhi votes yes at once; then the

@@ -1,4 +1,4 @@
-"""Lab 12: the explorer. Every run of 2PC within fault budgets, and the bug it finds.
+"""Lab 13: the explorer. Every run of 2PC within fault budgets, and the bug it finds.
 
 Goal: see the difference between testing and checking. A test tries the runs someone
 thought of; the explorer tries every order of messages, every crash point and every
@@ -23,8 +23,8 @@ decision-in-memory --save run.json`) and step through it with `python explore.py
 with what Delhi did? How many states does the default world have (`python
 explore.py`, about a minute), and why does one more transfer multiply it?
 
-Run: python labs/lab12_explorer.py [--step]   (about 10 seconds; it starts no servers, so it
-has no folder)     Handout: labs/lab12_explorer.md
+Run: python labs/lab13_explorer.py [--step]   (about 10 seconds; it starts no servers, so it
+has no folder)     Handout: labs/lab13_explorer.md
 """
 
 import sys
@@ -53,7 +53,7 @@ def main() -> int:
         lines = text.splitlines()
         print(text if number == 0 else "\n".join(l for l in lines if l.startswith(
             ("States", "Result", "  What", "  The variant", "The shortest"))))
-    print("\nLab 12 passed: the correct core keeps every invariant, and every broken "
+    print("\nLab 13 passed: the correct core keeps every invariant, and every broken "
           "variant is caught with its shortest run.")
     return 0
 

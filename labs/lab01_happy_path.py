@@ -3,7 +3,7 @@
 Goal: follow one Two-Phase Commit from start to end in the four places it leaves a
 trace: the coordinator's recovery log, each branch's process log, each branch's
 journal, and the coordinator's message trace (the diagram the shell draws).
-Read first: design.md's overview (or the README's "How a transfer works"),
+Read first: the README's section "Two-Phase Commit in this kit",
 bank/core/messages.py (the vocabulary), bank/core/coordinator.py (C1-C4),
 bank/core/participant.py (P1, P3).
 

@@ -4,7 +4,7 @@ Goal: see that a single no vote aborts the whole transfer, that a branch which v
 yes is told to abort and releases what it held, and that a no can come from the
 ledger's own rules (not enough money) as well as from a branch told to refuse.
 Read first: bank/core/coordinator.py (C4: any no decides abort), bank/core/participant.py
-(P2: a no vote needs no record), bank/ledger_2pc.py (prepare: when a branch votes no).
+(P2: a branch that cannot apply a prepare records aborted and votes no), bank/ledger_2pc.py (prepare: when a branch votes no).
 
 Scenario:
   1. Transfer 6000 from Mumbai/1002, which holds 5000.00: Mumbai votes no.
@@ -14,8 +14,9 @@ Scenario:
 
 Questions: The kit's coordinator waits for every vote (or its timeout) before it
 decides (bank/core/coordinator.py, decide): would it be safe to decide abort at the
-first no, and what would it gain? Why does a no vote need no forced record at the
-branch, while a yes vote does? What does presumed abort save here?
+first no, and what would it gain? Mumbai records "aborted" when it votes no (P2):
+what would go wrong if a crash lost that record, and what if it lost a "prepared"
+record (a yes)? What does presumed abort save here?
 
 Run: python labs/lab02_no_vote.py [--step] [--keep]     Handout: labs/lab02_no_vote.md
 """

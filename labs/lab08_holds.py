@@ -5,7 +5,7 @@ amount on hold: the balance is unchanged, but the money is no longer available,
 so a second transfer (or a withdrawal) that would need it is refused, at once,
 instead of waiting for the first one to finish.
 Read first: bank/ledger_2pc.py (prepare: hold the debit), bank/ledger.py (available =
-balance - held; withdraw), bank/core/participant.py (P1), design.md (holds).
+balance - held; withdraw), bank/core/participant.py (P1: vote yes only with the money held).
 
 Scenario: Mumbai/1002 holds 5000.00. Delhi answers every 2PC call one second late
 (fault delay=1), so transfer T1 of A (A from --seed, more than half of 5000.00) from

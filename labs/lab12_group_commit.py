@@ -7,8 +7,8 @@ all of them durable together (group commit), so the cost is shared.
 Read first: bank/recovery_log.py (Rules 1, 2 and 5: commit, _sync_to), lab 1 (which
 record is forced), README "The recovery log".
 
-Scenario (no servers: the lab drives the coordinator's RecoveryLog itself, in its
-folder, and counts every fsync it makes):
+Scenario: no servers. The lab drives the coordinator's RecoveryLog itself, in its
+folder, and counts every fsync it makes:
   1. The cost of one real fsync on this machine (the folder's disk; on a RAM disk it
      is almost free, on a laptop's SSD often 1-10 ms).
   2. N begin records (not forced): no fsync at all.

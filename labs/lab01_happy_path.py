@@ -12,6 +12,15 @@ coordinator writes "begin", asks both branches to prepare, each holds or reserve
 the money and votes yes, the coordinator forces "commit" to disk, tells both, and
 writes "end" once both acknowledged. Then a deposit, which is local: no 2PC at all.
 
+Steps:
+  1. Run `python labs/lab01_happy_path.py --step --keep`. It prints its folder: note it.
+  2. At each pause, open the file the step names in the folder (`logs/recovery.log`,
+     `logs/Mumbai.log`, `logs/Delhi.log`) in an editor or with `cat`, and find the txid.
+  3. In a second terminal, attach the shell to the lab's cluster while it runs:
+     `python shell.py --home FOLDER`, then `show last` and `journal Mumbai/1001`.
+  4. After the lab, `python shell.py --home FOLDER` no longer finds a cluster; the files stay
+     (because of `--keep`). Delete the folder when you are done.
+
 Questions: Which of the three recovery-log records is forced (fsynced) and why is it
 the only one? In the trace, what happens between the last vote and the first commit?
 Why does the deposit leave no line in logs/recovery.log?

@@ -12,6 +12,13 @@ Scenario:
      Mumbai/1001 to Delhi/1002. Mumbai votes yes and holds 100.00; Delhi votes no;
      the coordinator decides abort and tells Mumbai, which releases the hold.
 
+Steps:
+  1. Run `python labs/lab02_no_vote.py --step`.
+  2. At the first pause, note the reason the client hears: it comes from Mumbai's ledger.
+  3. At the second pause, compare the order of the votes: did the coordinator wait for Delhi?
+  4. At the last step, read the three recovery-log lines: which kind of record is there
+     instead of `commit`? (Compare with lab 1.)
+
 Questions: The kit's coordinator waits for every vote (or its timeout) before it
 decides (bank/core/coordinator.py, decide): would it be safe to decide abort at the
 first no, and what would it gain? Mumbai records "aborted" when it votes no (P2):

@@ -14,6 +14,14 @@ Scenario:
      abort. Delhi, down, still holds the money in its SQLite file. Restarted, it
      does not decide alone: it asks the coordinator, learns "aborted", and releases.
 
+Steps:
+  1. Run `python labs/lab03_branch_crash.py --step --keep`.
+  2. At the pause after the second crash (Delhi is down), open Delhi's database yourself:
+     `sqlite3 FOLDER/data/Delhi.db "SELECT txid, state FROM txns"` (or Python's `sqlite3`).
+  3. Read `FOLDER/logs/Delhi.log` after the restart: find the line where Delhi learns the
+     decision ("termination: learned aborted").
+  4. Compare with case 1: why is there no `txns` row at all?
+
 Questions: Why must Delhi not simply forget an unanswered prepare after a restart?
 What would happen if the coordinator had received the yes just before the crash?
 Why is forgetting safe in case 1 but not in case 2?

@@ -9,6 +9,15 @@ it cannot spend it, and it cannot give it back on its own, because Delhi might h
 been told to commit. When the coordinator restarts it finds no commit record for
 the txid, so the transfer is aborted (presumed abort) and the hold is released.
 
+Steps:
+  1. Run `python labs/lab04_blocking.py --step --keep`.
+  2. At the pause where Mumbai is blocked, open its database:
+     `sqlite3 FOLDER/data/Mumbai.db "SELECT number, balance, held FROM accounts"`. The
+     coordinator is down, so the shell cannot reach the bank: read `FOLDER/logs/Mumbai.log`
+     and `FOLDER/logs/recovery.log` instead.
+  3. Count the lines of the recovery log for the txid. Which record is missing?
+  4. After the restart, find in `FOLDER/logs/Mumbai.log` the line where Mumbai learns "aborted".
+
 Questions: Why may Mumbai not abort on a timeout? What would go wrong if the
 coordinator answered "aborted" while it was still collecting votes? Which record in
 logs/recovery.log would have made the outcome "committed"?

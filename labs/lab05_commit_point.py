@@ -10,6 +10,14 @@ crashes before sending a single commit (crash-after-decision). Both branches are
 doubt. On restart the coordinator reads its log, finds commit without end, and
 re-sends commit; both branches apply the transfer exactly once.
 
+Steps:
+  1. Run `python labs/lab05_commit_point.py --step --keep`.
+  2. At the pause after the crash, read the recovery log lines printed: `begin`, then `commit`,
+     and no `end`. Both branches are prepared: neither has heard "commit".
+  3. After the restart, read `FOLDER/logs/coordinator.log`: find where recovery re-sends commit.
+  4. Check both journals (`journal Mumbai/1001` in the shell, with `--home FOLDER`, before the
+     lab ends): one debit and one credit, each once.
+
 Questions: Open logs/recovery.log in the lab's folder: which lines tell the story?
 Why must the commit record be fsynced, but the begin record need not be?
 

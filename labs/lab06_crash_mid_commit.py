@@ -14,6 +14,13 @@ coordinator every half second and gets no answer. Counted naively, the bank hold
 7.00 more than it should. The coordinator restarts, reads "commit" without "end",
 and re-sends commit: Mumbai applies the debit, the total is right again.
 
+Steps:
+  1. Run `python labs/lab06_crash_mid_commit.py --step --keep`.
+  2. At the pause "Half applied", add up the balances yourself from both databases
+     (`SELECT number, balance, held FROM accounts` in `FOLDER/data/Mumbai.db` and `Delhi.db`).
+  3. Explain the extra 7.00: where is it, and who could spend it?
+  4. After the restart, check that Delhi's journal has exactly one credit for the txid.
+
 Questions: Between the crash and the restart, is the money "created" real? Who
 could spend it? Why may Mumbai not abort, although the coordinator is down? If
 recovery re-sends commit to Delhi too, why is Delhi's credit not applied twice?

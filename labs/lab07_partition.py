@@ -14,6 +14,13 @@ forces commit and tells Mumbai; it cannot tell Delhi. The client already hears
 "committed" (the decision is durable); Delhi is prepared, holds nothing on a credit,
 but has not applied it, and its questions go unanswered. Heal: Delhi commits.
 
+Steps:
+  1. Run `python labs/lab07_partition.py --step --keep`.
+  2. At the pause after the partition, read `FOLDER/logs/coordinator.log`: the partition line,
+     and the commit to Delhi that could not be sent.
+  3. Note what the client heard, and its `waiting_for`.
+  4. After healing, find in the coordinator's log how quickly the decision was retried.
+
 Questions: The client heard "committed" while Delhi had not applied anything: is
 that a lie? What would the client see if Delhi had been the debit side? Delhi cannot
 tell a partition from a dead coordinator: why does it not matter for what it does?

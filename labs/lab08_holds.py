@@ -14,6 +14,14 @@ transfer T2 of A from the same account is refused by Mumbai's no vote (only
 5000.00 - A is free), a withdrawal of more than what is free is refused, and a
 withdrawal of what is free succeeds. Then T1 commits.
 
+Steps:
+  1. Run `python labs/lab08_holds.py --step`, then again with `--seed 7`: the amounts
+     change, the lesson does not.
+  2. At the first pause, note balance, held and available for Mumbai/1002.
+  3. At each next pause, predict the answer before pressing Enter.
+  4. Read `bank/ledger.py` for where `available` is computed, and `bank/ledger_2pc.py` for
+     where `prepare` refuses.
+
 Questions: Why does the branch refuse T2 rather than make it wait for T1? If T1 had
 aborted, would T2 have been wrong to be refused? What would happen without holds
 (check the balance at prepare time only)? Where exactly is "available" computed?

@@ -10,6 +10,14 @@ before the vote, the replica holds the same promise. We fail over: the replica
 becomes primary at epoch 2 and the transaction finishes there. The old primary,
 restarted, is fenced.
 
+Steps:
+  1. Run `python labs/lab09_failover.py --step --keep`.
+  2. At the pause after the crash, compare the replica's database with the dead primary's:
+     both have the transaction `prepared` (`SELECT txid, state FROM txns` in
+     `FOLDER/data/Mumbai.db` and `FOLDER/data/Mumbai-replica1.db`).
+  3. After the failover, note the epoch; after the old primary restarts, read its log for
+     the line that says it is fenced.
+
 Questions: What would async replication lose here? Why does the promoted replica
 get a higher epoch, and who checks it?
 

@@ -15,6 +15,13 @@ so it believes it is in sync, and the coordinator promotes it. Its Mumbai/1001
 holds 10000.00. If the race is lost (a heartbeat slipped in), the lab tries again,
 up to five times, and says so.
 
+Steps:
+  1. First run lab 9 (the synchronous case).
+  2. Run `python labs/lab10_async_loss.py --step --keep`.
+  3. At the pause after the deposit, the customer's receipt says 10123.00: write it down.
+  4. After the failover, compare with the new primary's balance, and read the replica's
+     journal (`FOLDER/data/Mumbai-replica1.db`, table `journal`): the deposit is not there.
+
 Questions: Why is the replica allowed to be promoted, although it misses a change?
 What would a synchronous replica have done before the deposit was acknowledged
 (lab 9)? Which is worse for a bank: this loss, or a slower deposit? Could 2PC's yes

@@ -17,6 +17,13 @@ Scenario:
      doubt, and Mumbai keeps waiting instead of aborting. Restoring the file lets
      recovery commit Mumbai: the bank's total is what it was.
 
+Steps:
+  1. Run `python labs/lab11_storage_faults.py --step --keep`.
+  2. At the first pause, look at the end of `FOLDER/logs/recovery.log`: the torn half-line is gone.
+  3. At the damage step, compare the changed line with the original (the lab prints it).
+  4. Read the coordinator's refusal: it names the line. Then read how `--accept-damaged-log`
+     keeps that transaction in doubt rather than presuming abort.
+
 Questions: Why is cutting the torn tail safe, but skipping the damaged line not?
 Which transactions must stay in doubt when a damaged line hides its txid?
 

@@ -17,6 +17,15 @@ folder, and counts every fsync it makes:
      SLOW_FSYNC_MS (so the result does not depend on this machine's disk): the
      commits share fsyncs; the lab prints commits per fsync.
 
+Steps:
+  1. Run `python labs/lab12_group_commit.py --step --keep`.
+  2. At the first pause, note the cost of one fsync here. Run the lab again with the folder on
+     another disk if you have one (set TMPDIR, e.g. `TMPDIR=$HOME python labs/...`): compare.
+  3. Open `FOLDER/logs/recovery.log` after step 2: 200 begin lines, none of them forced.
+  4. At the last step, compute the throughput (commits per second) alone and together from
+     the per-commit times; then read `_sync_to` in bank/recovery_log.py and explain the
+     "commits per fsync" number.
+
 Questions: Why may begin skip the fsync but commit may not? In step 4, a commit
 returns only when ITS record is on disk: how can another thread's fsync make it so
 (read _sync_to)? What does group commit do to the latency of one transfer, and to

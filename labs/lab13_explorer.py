@@ -15,6 +15,15 @@ original toy did; abort on a timeout after voting yes; send commit before the
 decision is forced; keep the decision only in memory): the explorer finds the
 shortest run that breaks the rule, and the lab prints the first one in full.
 
+Steps:
+  1. Run `python labs/lab13_explorer.py --step`.
+  2. Read the first broken variant's shortest run step by step, with
+     `bank/explorer/variants.py` open beside it.
+  3. Save a run and replay it in the window:
+     `python explore.py --variant decision-in-memory --save run.json`, then
+     `python explore.py --replay run.json --window`.
+  4. Optional (about a minute): `python explore.py` for the default world's state count.
+
 Questions: In the abort-on-restart run, which step makes the atomicity impossible to
 keep, and which rule (P-id) says so? Why is the shortest run for decision-in-memory
 longer than the one for abort-on-restart? Save a run (`python explore.py --variant

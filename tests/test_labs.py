@@ -61,3 +61,11 @@ def test_every_lab_has_a_handout_and_answers():
         assert lab.name in plan, f"labs/README.md does not list {lab.name}"
 
 
+
+
+def test_every_handout_matches_its_lab():
+    """A handout is written from its lab's docstring (labs/handouts.py): none may drift
+    from the lab it describes. (The check keeps each handout's transcript; it runs no lab.)"""
+    done = subprocess.run([sys.executable, str(LABS_DIR / "handouts.py"), "--check"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr

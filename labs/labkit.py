@@ -1,10 +1,27 @@
-"""Small helpers shared by the lab scripts: steps, checks, waiting, money totals.
+"""Small helpers shared by the lab scripts: options, the lab's folder, steps, checks, waiting.
 
-A lab prints what it does as numbered steps, checks what the kit must guarantee,
-and exits non-zero (with the reason) the moment the kit misbehaves.
+Role: every lab is one script that starts its own cluster in a fresh folder, prints
+what it does as numbered steps, checks what the kit must guarantee, and exits
+non-zero (with the reason) the moment the kit misbehaves.
+
+Rules:
+  * Every lab takes the same options: --step (stop at each state worth looking at
+    until Enter is pressed), --seed N (anything random in the lab comes from it; the
+    lab prints it so a run replays), --keep (keep the lab's folder afterwards).
+  * A lab prints its folder first. It deletes the folder when it ends, unless --keep
+    was given or the lab failed (then the folder is kept for a look, and named).
+  * A lab never sleeps to wait: wait_until polls with a deadline.
+
+Glossary:
+  home     the lab's temporary folder: data/ (SQLite files) and logs/ (recovery.log, *.log)
+  step     one numbered stage of the lab; in --step mode the lab stops before the next one
 """
 
+import argparse
+import contextlib
 import pathlib
+import random
+import shutil
 import sys
 import tempfile
 import time
@@ -16,14 +33,81 @@ from bank.errors import BankError                      # noqa: E402,F401
 from bank.money import format_amount, parse_amount     # noqa: E402,F401
 
 _step = 0
+_options = None
+rng = random.Random(1)          # the lab's only source of randomness (seeded by --seed)
 
+
+def options() -> argparse.Namespace:
+    """The lab's command-line options (parsed once): step, seed, keep."""
+    global _options
+    if _options is None:
+        parser = argparse.ArgumentParser(description=_title())
+        parser.add_argument("--step", action="store_true",
+                            help="stop at each state worth looking at until Enter is pressed")
+        parser.add_argument("--seed", type=int, default=1,
+                            help="seed of anything random in the lab (default 1)")
+        parser.add_argument("--keep", action="store_true",
+                            help="keep the lab's folder (data/, logs/) afterwards")
+        _options = parser.parse_args()
+        rng.seed(_options.seed)
+    return _options
+
+
+def _title() -> str:
+    """The lab's title: the first line of its docstring."""
+    return ((sys.modules["__main__"].__doc__ or "").strip().splitlines() or [""])[0]
+
+
+# ---- the lab's folder and cluster ----------------------------------------------------------
+
+@contextlib.contextmanager
+def lab_folder(name: str):
+    """A fresh temporary folder for this lab, printed first, removed at the end unless
+    --keep (or the lab failed: then it is kept and named, to look inside)."""
+    opts = options()
+    home = pathlib.Path(tempfile.mkdtemp(prefix=f"bank-{name}-"))
+    print(_title(), flush=True)
+    print(f"Folder: {home}   (seed {opts.seed}{'; --step: press Enter at each pause' if opts.step else ''})",
+          flush=True)
+    try:
+        yield home
+    except BaseException:
+        print(f"\nThe lab's folder is kept for a look: {home}", flush=True)
+        raise
+    if opts.keep:
+        print(f"\nKept (--keep): {home}   (look: python shell.py --home {home})", flush=True)
+    else:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def lab_cluster(name: str, **cluster_args):
+    """Start a LocalCluster in a fresh lab folder; stop it and clean up at the end."""
+    with lab_folder(name) as home:
+        with LocalCluster(home=home, **cluster_args) as bank:
+            yield bank
+
+
+# ---- steps, pauses and checks ------------------------------------------------------------
 
 def step(text: str) -> None:
+    """Begin the next numbered step (in --step mode, first wait for Enter)."""
     global _step
-    if _step == 0:                                 # the lab's title: its docstring's first line
-        print((sys.modules["__main__"].__doc__ or "").strip().splitlines()[0], flush=True)
+    if _step:
+        pause()
     _step += 1
     print(f"\n[{_step}] {text}", flush=True)
+
+
+def pause(what: str = "") -> None:
+    """In --step mode: stop here until Enter is pressed, so the class can look."""
+    if not options().step:
+        return
+    prompt = f"    -- paused{': ' + what if what else ''}. Press Enter to go on. "
+    try:
+        input(prompt)
+    except EOFError:                 # no terminal (a pipe ran dry): go on
+        print()
 
 
 def show(text: str) -> None:
@@ -39,15 +123,22 @@ def expect(condition: bool, what: str) -> None:
 
 
 def wait_until(predicate, what: str, timeout: float = 20.0) -> None:
+    """Poll predicate (every 0.1 s) until it holds, or fail the lab after timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             show(f"ok: {what}")
             return
-        time.sleep(0.1)
+        time.sleep(0.1)              # polling with a deadline, not waiting blindly
     print(f"\nLAB FAILED: waited {timeout:.0f} s for {what}", flush=True)
     sys.exit(1)
 
+
+def passed(number: int, lesson: str) -> None:
+    print(f"\nLab {number} passed: {lesson}", flush=True)
+
+
+# ---- reading the bank ---------------------------------------------------------------------
 
 def total_money(bank) -> str:
     """Sum of every balance of every branch, as a decimal string (via integer paise)."""
@@ -55,6 +146,23 @@ def total_money(bank) -> str:
     return format_amount(sum(parse_amount(a["balance"], allow_zero=True) for a in accounts))
 
 
-def fresh_home(name: str) -> str:
-    """A new temporary folder for this lab's cluster (data/ and logs/ inside)."""
-    return tempfile.mkdtemp(prefix=f"bank-{name}-")
+def branch_total(bank, names=("Mumbai", "Delhi")) -> str:
+    """Every balance, asked of the branches themselves (the coordinator may be down)."""
+    return format_amount(sum(parse_amount(a["balance"], allow_zero=True)
+                             for name in names for a in bank.client(name).call("accounts")))
+
+
+def log_lines(bank, txid: str = "") -> list:
+    """The coordinator's recovery log, whole lines (only those of txid, if given)."""
+    text = (bank.home / "logs" / "recovery.log").read_text(errors="replace")
+    return [line for line in text.splitlines() if txid in line]
+
+
+def show_log(bank, txid: str = "") -> None:
+    """Print the recovery log's lines for txid: time, record and txid, then its details
+    (the JSON) whole on the next line, never cut in the middle."""
+    for line in log_lines(bank, txid):
+        head, _, details = line.partition(" {")
+        show(" ".join(head.split()))
+        if details:
+            show("    {" + details)

@@ -22,7 +22,7 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-from bank.local_cluster import COORDINATOR, LocalCluster  # noqa: E402
+from bank.local_cluster import LocalCluster  # noqa: E402
 from polling import wait_for                              # noqa: E402
 
 pytestmark = pytest.mark.slow

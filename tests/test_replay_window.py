@@ -27,7 +27,7 @@ def saved_run(tmp_path) -> pathlib.Path:
     return path
 
 
-def test_replay_steps_forward_and_back_showing_each_steps_state(display, saved_run):
+def test_replay_steps_forward_and_back_showing_each_steps_state(display, saved_run):  # noqa: F811
     """Stepping through a saved run shows, at every step, the parties' state after that
     step as the simulator computes it, and going back shows the earlier state again."""
     from bank.window.replay import Replay, party_states
@@ -59,7 +59,7 @@ def test_replay_steps_forward_and_back_showing_each_steps_state(display, saved_r
         root.destroy()
 
 
-def test_a_file_that_is_not_a_run_is_refused_with_a_sentence(display, tmp_path):
+def test_a_file_that_is_not_a_run_is_refused_with_a_sentence(display, tmp_path):  # noqa: F811
     """V2: a file that is not a saved run is refused with one sentence, no traceback."""
     from bank.window.replay import open_window
     bad = tmp_path / "bad.json"

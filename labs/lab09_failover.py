@@ -1,4 +1,4 @@
-"""Lab 4: replication and failover, with a transaction in doubt.
+"""Lab 9: replication and failover, with a transaction in doubt.
 
 Goal: see what must reach the backup before the primary may answer, and how a
 prepared transaction survives the loss of its primary.
@@ -10,18 +10,25 @@ before the vote, the replica holds the same promise. We fail over: the replica
 becomes primary at epoch 2 and the transaction finishes there. The old primary,
 restarted, is fenced.
 
+Steps:
+  1. Run `python labs/lab09_failover.py --step --keep`.
+  2. At the pause after the crash, compare the replica's database with the dead primary's:
+     both have the transaction `prepared` (`SELECT txid, state FROM txns` in
+     `FOLDER/data/Mumbai.db` and `FOLDER/data/Mumbai-replica1.db`).
+  3. After the failover, note the epoch; after the old primary restarts, read its log for
+     the line that says it is fenced.
+
 Questions: What would async replication lose here? Why does the promoted replica
 get a higher epoch, and who checks it?
 
-Run: python labs/lab4_failover.py
+Run: python labs/lab09_failover.py [--step] [--keep]     Handout: labs/lab09_failover.md
 """
 
-from labkit import LocalCluster, expect, fresh_home, show, step, total_money, wait_until
+from labkit import expect, lab_cluster, passed, show, step, total_money, wait_until
 
 
 def main():
-    with LocalCluster(home=fresh_home("lab4"), replicas=1,
-                      branch_args=("--ask-every", "0.5")) as bank:
+    with lab_cluster("lab09", replicas=1, branch_args=("--ask-every", "0.5")) as bank:
         coord = bank.coordinator()
         step("Start: every branch has a synchronous replica.")
         wait_until(lambda: all(r["in_sync"] for b in coord.call("branches") for r in b["replicas"]),
@@ -50,7 +57,7 @@ def main():
         bank.restart("Mumbai")
         wait_until(lambda: bank.client("Mumbai").call("ping")["role"] == "fenced",
                    "the old primary knows it was replaced")
-    print("\nLab 4 passed.")
+    passed(9, "a prepared transaction reached the replica before the vote, so it survives failover.")
 
 
 if __name__ == "__main__":

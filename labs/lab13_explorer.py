@@ -1,4 +1,4 @@
-"""Lab 6: the explorer. Every run of 2PC within fault budgets, and the bug it finds.
+"""Lab 13: the explorer. Every run of 2PC within fault budgets, and the bug it finds.
 
 Goal: see the difference between testing and checking. A test tries the runs someone
 thought of; the explorer tries every order of messages, every crash point and every
@@ -15,6 +15,15 @@ original toy did; abort on a timeout after voting yes; send commit before the
 decision is forced; keep the decision only in memory): the explorer finds the
 shortest run that breaks the rule, and the lab prints the first one in full.
 
+Steps:
+  1. Run `python labs/lab13_explorer.py --step`.
+  2. Read the first broken variant's shortest run step by step, with
+     `bank/explorer/variants.py` open beside it.
+  3. Save a run and replay it in the window:
+     `python explore.py --variant decision-in-memory --save run.json`, then
+     `python explore.py --replay run.json --window`.
+  4. Optional (about a minute): `python explore.py` for the default world's state count.
+
 Questions: In the abort-on-restart run, which step makes the atomicity impossible to
 keep, and which rule (P-id) says so? Why is the shortest run for decision-in-memory
 longer than the one for abort-on-restart? Save a run (`python explore.py --variant
@@ -23,22 +32,20 @@ decision-in-memory --save run.json`) and step through it with `python explore.py
 with what Delhi did? How many states does the default world have (`python
 explore.py`, about a minute), and why does one more transfer multiply it?
 
-Run: python labs/lab6_explorer.py        (about 10 seconds; it starts no servers)
+Run: python labs/lab13_explorer.py [--step]   (about 10 seconds; it starts no servers, so it
+has no folder)     Handout: labs/lab13_explorer.md
 """
 
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from labkit import options, step
 
-from bank.explorer import cli, variants           # noqa: E402
-
-
-def step(text: str) -> None:
-    print(f"\n== {text}", flush=True)
+from bank.explorer import cli, variants
 
 
 def main() -> int:
+    options()                     # --step pauses between stages; breadth-first search is not random
+    print(__doc__.strip().splitlines()[0], flush=True)
     step("The kit's own core: one transfer, one crash, one lost message, every run.")
     text, found = cli.explore(["--transfers", "1"])
     print("\n".join(line for line in text.splitlines() if line.startswith(("States", "Result"))))
@@ -55,7 +62,7 @@ def main() -> int:
         lines = text.splitlines()
         print(text if number == 0 else "\n".join(l for l in lines if l.startswith(
             ("States", "Result", "  What", "  The variant", "The shortest"))))
-    print("\nLab 6 passed: the correct core keeps every invariant, and every broken "
+    print("\nLab 13 passed: the correct core keeps every invariant, and every broken "
           "variant is caught with its shortest run.")
     return 0
 

@@ -1,4 +1,4 @@
-"""Lab 1: 2PC blocks. The coordinator dies after collecting the votes.
+"""Lab 4: 2PC blocks. The coordinator dies after collecting the votes, before deciding.
 
 Goal: see why a participant that voted yes must wait, and how it unblocks.
 Read first: bank/core/participant.py (rule P6), bank/branch_service.py (resolve_in_doubt), bank/twopc.py (decision, rule C7).
@@ -9,18 +9,27 @@ it cannot spend it, and it cannot give it back on its own, because Delhi might h
 been told to commit. When the coordinator restarts it finds no commit record for
 the txid, so the transfer is aborted (presumed abort) and the hold is released.
 
+Steps:
+  1. Run `python labs/lab04_blocking.py --step --keep`.
+  2. At the pause where Mumbai is blocked, open its database:
+     `sqlite3 FOLDER/data/Mumbai.db "SELECT number, balance, held FROM accounts"`. The
+     coordinator is down, so the shell cannot reach the bank: read `FOLDER/logs/Mumbai.log`
+     and `FOLDER/logs/recovery.log` instead.
+  3. Count the lines of the recovery log for the txid. Which record is missing?
+  4. After the restart, find in `FOLDER/logs/Mumbai.log` the line where Mumbai learns "aborted".
+
 Questions: Why may Mumbai not abort on a timeout? What would go wrong if the
 coordinator answered "aborted" while it was still collecting votes? Which record in
 logs/recovery.log would have made the outcome "committed"?
 
-Run: python labs/lab1_blocking.py
+Run: python labs/lab04_blocking.py [--step] [--keep]     Handout: labs/lab04_blocking.md
 """
 
-from labkit import BankError, LocalCluster, expect, fresh_home, show, step, total_money, wait_until
+from labkit import BankError, expect, lab_cluster, passed, show, show_log, step, total_money, wait_until
 
 
 def main():
-    with LocalCluster(home=fresh_home("lab1"), branch_args=("--ask-every", "0.5")) as bank:
+    with lab_cluster("lab04", branch_args=("--ask-every", "0.5")) as bank:
         coord, mumbai = bank.coordinator(), bank.client("Mumbai")
         before = total_money(bank)
         step(f"Total money in the bank: {before}. Arm crash-after-prepare on the coordinator.")
@@ -40,6 +49,9 @@ def main():
         show(f"in doubt: {doubt[0]['txid']} ops {doubt[0]['ops']}")
         expect(mumbai.call("account", "1001")["held"] == "100.00", "100.00 held on Mumbai/1001")
 
+        show("the recovery log has no decision for it:")
+        show_log(bank, doubt[0]["txid"])
+
         step("Restart the coordinator. Mumbai asks it for the decision and unblocks by itself.")
         bank.restart("coordinator")
         wait_until(lambda: not mumbai.call("in_doubt"), "Mumbai has nothing in doubt")
@@ -47,7 +59,7 @@ def main():
         expect(status["state"] == "aborted", "presumed abort: no commit record, so aborted")
         expect(mumbai.call("account", "1001")["held"] == "0.00", "the hold is released")
         expect(total_money(bank) == before, f"money is conserved ({before})")
-    print("\nLab 1 passed.")
+    passed(4, "a yes voter waits for the decision; with no commit record, presumed abort.")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Lab 5: storage faults. A torn tail is cut; a damaged record stops the coordinator.
+"""Lab 11: storage faults. A torn tail is cut; a damaged record stops the coordinator.
 
 Goal: tell the two apart, as the recovery log does. A crash can only cut the LAST
 write short (a torn tail): it was never acknowledged, so cutting it is safe. A line
@@ -17,30 +17,26 @@ Scenario:
      doubt, and Mumbai keeps waiting instead of aborting. Restoring the file lets
      recovery commit Mumbai: the bank's total is what it was.
 
+Steps:
+  1. Run `python labs/lab11_storage_faults.py --step --keep`.
+  2. At the first pause, look at the end of `FOLDER/logs/recovery.log`: the torn half-line is gone.
+  3. At the damage step, compare the changed line with the original (the lab prints it).
+  4. Read the coordinator's refusal: it names the line. Then read how `--accept-damaged-log`
+     keeps that transaction in doubt rather than presuming abort.
+
 Questions: Why is cutting the torn tail safe, but skipping the damaged line not?
 Which transactions must stay in doubt when a damaged line hides its txid?
 
-Run: python labs/lab5_storage_faults.py
+Run: python labs/lab11_storage_faults.py [--step] [--keep]     Handout: labs/lab11_storage_faults.md
 """
 
-import pathlib
-
-from labkit import (BankError, LocalCluster, expect, format_amount, fresh_home, parse_amount,
-                    show, step, wait_until)
-
-
-def balances_total(bank) -> str:
-    """Every balance, asked of the branches themselves (the coordinator may be down)."""
-    return format_amount(sum(parse_amount(a["balance"], allow_zero=True)
-                             for name in ("Mumbai", "Delhi")
-                             for a in bank.client(name).call("accounts")))
+from labkit import BankError, branch_total, expect, lab_cluster, passed, show, step, wait_until
 
 
 def main():
-    home = fresh_home("lab5")
-    log_path = pathlib.Path(home) / "logs" / "recovery.log"
-    with LocalCluster(home=home, branch_args=("--ask-every", "0.3")) as bank:
-        before = balances_total(bank)
+    with lab_cluster("lab11", branch_args=("--ask-every", "0.3")) as bank:
+        log_path = bank.home / "logs" / "recovery.log"
+        before = branch_total(bank)
 
         step("A torn tail: half a line at the end of the log, then a restart.")
         bank.kill("coordinator")
@@ -100,8 +96,8 @@ def main():
         bank.start_member("coordinator")
         wait_until(lambda: bank.client("Mumbai").call("status", txid)["state"] == "committed",
                    "Mumbai committed")
-        expect(balances_total(bank) == before, f"the bank's total is unchanged ({before})")
-    print("\nLab 5 passed.")
+        expect(branch_total(bank) == before, f"the bank's total is unchanged ({before})")
+    passed(11, "a torn tail is cut; damage stops the coordinator, and nothing is presumed.")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ Rules:
   * A role change is durable (the ledger's meta table) before the server acts on it.
   * The manager's URL is told by the coordinator (``use_manager``) and kept durably.
   * A lease counts from the moment the request was SENT (time.monotonic), so that it
-    ends on this server before the manager thinks it does (config_manager.py M4).
+    ends on this server before the manager thinks it does (bank/core/manager.py M4).
 
 Glossary:
   epoch     a number raised by every promotion; higher wins
   fenced    a former primary that learned of a higher epoch: it refuses writes
-  manager   the configuration manager (the coordinator): bank/config_manager.py
+  manager   the configuration manager (the coordinator): bank/core/manager.py (its service: bank/config_manager.py)
   lease     until when this primary may serve writes without asking the manager again
 """
 
@@ -53,14 +53,16 @@ class ReplicationRoles:
             self.replicas.after_write()       # replicas have it before the client hears
             raise
         self.replicas.after_write()                       # PUSH to in-sync replicas
-        if self.role != "primary":        # a replica refused our push: we were replaced
-            raise BankError(FaultCode.NOT_PRIMARY,
+        try:
+            self.roles.on_write_pushed(lease_ok=self.lease_ok())   # R1, again R4 and R8
+        except RoleRefused as refused:
+            if refused.rule == "R8":
+                raise BankError(FaultCode.UNAVAILABLE, self._no_lease_sentence(
+                    " This change is kept here but not acknowledged.")) from None
+            raise BankError(FaultCode.NOT_PRIMARY,    # a replica refused our push: replaced
                             f"{self.name} at {self.url} was replaced by a newer primary "
                             f"({self.primary_url or 'see the replicas'}) while writing: "
-                            "this change is not acknowledged.")
-        if not self.lease_ok():                           # R8, again before the answer
-            raise BankError(FaultCode.UNAVAILABLE, self._no_lease_sentence(
-                " This change is kept here but not acknowledged."))
+                            "this change is not acknowledged.") from None
         return result                                     # ANSWER
 
     def _check_role_for_write(self) -> None:

@@ -1,58 +1,33 @@
-"""The configuration manager: who is each branch's primary, who is in sync, which epoch.
+"""The configuration manager's service: the manager core's decisions, made durable.
 
-Role: the coordinator keeps, for every replicated branch, its configuration: the
-primary, the in-sync replicas, the epoch (raised when the primary changes) and a
-version (raised at every change). Primaries ask it to add or drop a replica and to
-renew their lease; failover asks it to install a new primary. It is PacificA's
-configuration manager (Lin et al., Microsoft Research, 2008) without the Paxos group:
-the coordinator's recovery log is its durable store.
+Role: the coordinator keeps, for every replicated branch, its configuration (primary,
+in-sync replicas, epoch, version). The decisions are the pure core's
+(bank/core/manager.py, rules M1-M5); this file carries them out: it writes each new
+configuration to the coordinator's recovery log (forced, bank/recovery_log.py Rule 8)
+before answering, reads the clock for leases, and checks M6 (every server named is
+one of the branch's servers), which needs the cluster's addresses.
 
 Rules:
-  * M1 - every change is a forced record in the recovery log (bank/recovery_log.py
-    Rule 8) before anyone hears of it; a restart reads the last record of each branch.
-  * M2 - only the recorded primary, at the recorded epoch, may change its branch's
-    in-sync set or renew its lease; anyone else is told who the primary is.
-  * M3 - a replica joins the in-sync set when its primary asks (after pushing it
-    everything) and leaves it when its primary asks (R7): the primary waits for the
-    record before it answers a write without that replica.
-  * M4 - a new primary is installed only once the old primary's lease has surely run
-    out: LEASE_SECONDS x (1 + 2 x CLOCK_DRIFT) + LEASE_MARGIN after the last grant,
-    measured on this process's monotonic clock. After a restart every branch is
-    treated as if a lease had just been granted.
-  * M5 - only a member of the recorded in-sync set is promoted, and the new
-    configuration (new primary, epoch + 1, empty in-sync set) is recorded first.
-  * M6 - every request names its branch, and the servers it names must be that
-    branch's servers in the coordinator's configuration (issue 18: a replica listed
-    under the wrong branch is refused, naming both).
-
-Clock assumption: the monotonic clocks of the coordinator and of the branch
-servers each run at real-time rate within CLOCK_DRIFT (1 %); no wall clock is used.
-A primary counts its lease from the moment it SENT the request (before the grant),
-and the manager from the moment it granted it (after), so the network delay only
-makes the primary's lease end earlier than the manager thinks.
+  * S1 - one change at a time (a lock), and the record is forced before the answer; if
+    the record cannot be written, the core's configuration is put back as it was.
+  * S2 - after a restart every branch is treated as if a lease had just been granted
+    (M4), since the last grant's time is not durable.
 
 Glossary:
   configuration  primary + in-sync set + epoch + version, of one branch
   lease          "until T, no one else is made primary": held by the primary
-  in-sync set    the replicas that hold every acknowledged write, as recorded here
 """
 
 import logging
 import threading
 import time
 
+from bank.core.manager import (LEASE_SECONDS, Configuration, Manager, Refused,
+                               lease_wait)  # noqa: F401  (lease_wait: tests, labs)
+from bank.core.messages import Record
 from bank.errors import BankError, FaultCode
 
-LEASE_SECONDS = 4.0          # how long a granted lease lasts (the primary renews every second)
-CLOCK_DRIFT = 0.01           # the clock assumption: rates within 1 % of real time
-LEASE_MARGIN = 0.5           # seconds added on top of the lease before a failover
-
 log = logging.getLogger("config-manager")
-
-
-def lease_wait() -> float:
-    """M4: how long after its last grant an old primary's lease has surely run out."""
-    return LEASE_SECONDS * (1 + 2 * CLOCK_DRIFT) + LEASE_MARGIN
 
 
 class ConfigManager:
@@ -60,100 +35,102 @@ class ConfigManager:
 
     def __init__(self, recovery_log, links: dict, clock=time.monotonic):
         self.log, self.links, self.clock = recovery_log, links, clock
-        self._lock = threading.Lock()              # one configuration change at a time
-        self._granted = {name: clock() for name in recovery_log.configs}   # M4 after a restart
+        self._lock = threading.Lock()              # S1: one configuration change at a time
+        self._cores = {}                           # branch -> Manager (bank/core/manager.py)
+        for name, data in recovery_log.configs.items():
+            config = Configuration(data["primary"], tuple(data["in_sync"]), data["epoch"],
+                                   data["version"])
+            self._cores[name] = Manager(name, config, granted_at=clock())   # S2
 
-    # ---- what the primaries ask (M2, M3) ------------------------------------------------
+    # ---- what the primaries ask (M1-M3) --------------------------------------------------
 
     def config(self, branch: str) -> dict:
         """The branch's configuration, or {} if none was recorded yet."""
-        return dict(self.log.configs.get(branch, {}))
+        core = self._cores.get(branch)
+        return core.config.as_dict() if core else {}
 
     def lease(self, branch: str, url: str, epoch: int) -> dict:
-        """M2: renew the lease of the recorded primary. The first primary to ask for a
+        """M1/M2: renew the lease of the recorded primary; the first primary to ask for a
         branch with no configuration yet is recorded as its primary, at its epoch."""
         with self._lock:
             if not self.config(branch):
                 self._check_server(branch, url)
-                self._record(branch, primary=url, in_sync=[], epoch=epoch, version=0)
-            current = self._check_primary(branch, url, epoch)
-            self._granted[branch] = self.clock()
-        return dict(current, granted=True, seconds=LEASE_SECONDS)
+            answer = self._carry_out(branch, lambda core: core.lease(url, epoch, self.clock()))
+        return dict(answer, granted=True, seconds=LEASE_SECONDS)
 
     def add_replica(self, branch: str, url: str, epoch: int, replica: str) -> dict:
         """M3: the primary pushed everything to `replica`: it is in sync from now on."""
         with self._lock:
-            current = self._check_primary(branch, url, epoch)
             self._check_server(branch, replica)
-            if replica == url:
-                raise BankError(FaultCode.BAD_INPUT, f"{url} is {branch}'s primary, not a "
-                                                     "replica of it.")
-            if replica not in current["in_sync"]:
-                current = self._record(branch, **dict(
-                    current, in_sync=sorted(current["in_sync"] + [replica])))
-                log.warning("%s: %s joins the in-sync set (version %d)", branch, replica,
-                            current["version"])
-            return current
+            return self._carry_out(branch, lambda core: core.add(url, epoch, replica,
+                                                                 self.clock()))
 
     def drop_replica(self, branch: str, url: str, epoch: int, replica: str) -> dict:
         """M3/R7: the primary could not push to `replica`: record it out of sync."""
         with self._lock:
-            current = self._check_primary(branch, url, epoch)
-            if replica in current["in_sync"]:
-                current = self._record(branch, **dict(
-                    current, in_sync=[u for u in current["in_sync"] if u != replica]))
-                log.warning("%s: %s leaves the in-sync set (version %d)", branch, replica,
-                            current["version"])
-            return current
+            return self._carry_out(branch, lambda core: core.drop(url, epoch, replica,
+                                                                  self.clock()))
 
     # ---- what failover asks (M4, M5) ------------------------------------------------------
 
     def silent_for(self, branch: str) -> float:
         """Seconds since the branch's primary last renewed its lease."""
-        granted = self._granted.get(branch)
+        core = self._cores.get(branch)
+        granted = core.granted_at if core else None
         return 0.0 if granted is None else self.clock() - granted
 
     def lease_left(self, branch: str) -> float:
         """M4: seconds until the current primary's lease has surely run out (0 if it has)."""
-        granted = self._granted.get(branch)
-        return 0.0 if granted is None else max(0.0, granted + lease_wait() - self.clock())
+        core = self._cores.get(branch)
+        return core.lease_left(self.clock()) if core else 0.0
 
     def install(self, branch: str, new_primary: str, expected_version: int) -> dict:
-        """M5: record `new_primary` (a member of the in-sync set) as the primary, at the
-        next epoch, with an empty in-sync set. Waits out the old lease first (M4).
-        `expected_version`: the configuration the caller chose from; if it changed
-        meanwhile, the caller must choose again."""
+        """M4, M5: record `new_primary` (a member of the in-sync set) as the primary, at the
+        next epoch. Waits out the old lease first, holding the lock so that no renewal
+        can sneak in. `expected_version`: the configuration the caller chose from."""
         with self._lock:
-            wait = self.lease_left(branch)
-            if wait:
-                log.warning("%s: waiting %.1f s for the old primary's lease to run out",
-                            branch, wait)
-                time.sleep(wait)           # the lock is held: no renewal can sneak in
-            current = self.config(branch)
-            if current.get("version") != expected_version:
-                raise BankError(FaultCode.UNAVAILABLE,
-                                f"{branch}'s configuration changed during the failover "
-                                f"(now version {current.get('version')}); try again.")
-            if new_primary not in current["in_sync"]:
-                raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                                f"{new_primary} is not in {branch}'s recorded in-sync set.")
-            installed = self._record(branch, primary=new_primary, in_sync=[],
-                                     epoch=current["epoch"] + 1, version=current["version"])
-            self._granted[branch] = self.clock()    # the new primary starts with a lease
+            while True:
+                try:
+                    installed = self._carry_out(branch, lambda core: core.install(
+                        new_primary, expected_version, self.clock()))
+                    break
+                except _Wait as wait:
+                    log.warning("%s: waiting %.1f s for the old primary's lease to run "
+                                "out", branch, wait.seconds)
+                    time.sleep(wait.seconds)
             log.warning("%s: %s is the primary at epoch %d (version %d)", branch,
                         new_primary, installed["epoch"], installed["version"])
             return installed
 
-    # ---- checks and the record -----------------------------------------------------------
+    # ---- carrying out the core's effects -------------------------------------------------
 
-    def _record(self, branch: str, *, primary: str, in_sync: list, epoch: int,
-                version: int, **_ignored) -> dict:
-        """M1: the new configuration, forced to the log before it is used."""
-        data = {"primary": primary, "in_sync": list(in_sync), "epoch": epoch,
-                "version": version + 1}
-        self.log.config(branch, data)
-        return dict(data)
+    def _carry_out(self, branch: str, decide) -> dict:
+        """Ask the branch's core; force its record to the log (M1), then answer (S1)."""
+        core = self._cores.setdefault(branch, Manager(branch))
+        before = (core.config, core.granted_at)
+        try:
+            effects = decide(core)
+        except Refused as exc:
+            if exc.wait:
+                raise _Wait(exc.wait) from None
+            code = FaultCode.NOT_PRIMARY if exc.not_primary else \
+                FaultCode.UNAVAILABLE if "No configuration" in str(exc) else \
+                FaultCode.PROTOCOL_VIOLATION if exc.rule == "M5" and "in-sync" in str(exc) \
+                else FaultCode.BAD_INPUT if exc.rule == "M3" else FaultCode.UNAVAILABLE
+            raise BankError(code, str(exc)) from None
+        try:
+            for effect in effects:
+                if isinstance(effect, Record):
+                    self.log.config(branch, core.config.as_dict())      # forced (M1)
+                    log.warning("%s: configuration version %d: primary %s, in sync %s",
+                                branch, core.config.version, core.config.primary,
+                                list(core.config.in_sync) or "none")
+        except BaseException:
+            core.config, core.granted_at = before                       # S1
+            raise
+        return core.config.as_dict()
 
+    # ---- M6 ------------------------------------------------------------------------------
     def _check_server(self, branch: str, url: str) -> None:
         """M6: url must be one of this branch's servers in the coordinator's configuration."""
         link = self.links.get(branch)
@@ -167,16 +144,9 @@ class ConfigManager:
                             f"{url} is not a server of {branch} in the coordinator's "
                             f"configuration{where}; its servers are {', '.join(link.urls)}.")
 
-    def _check_primary(self, branch: str, url: str, epoch: int) -> dict:
-        """M2: url must be the recorded primary at the recorded epoch."""
-        current = self.config(branch)
-        if not current:
-            raise BankError(FaultCode.UNAVAILABLE,
-                            f"No configuration is recorded for {branch} yet: its primary "
-                            "must ask for a lease first.")
-        if current["primary"] != url or current["epoch"] != epoch:
-            raise BankError(FaultCode.NOT_PRIMARY,
-                            f"Fenced: {branch}'s primary is {current['primary']} at epoch "
-                            f"{current['epoch']} (configuration version "
-                            f"{current['version']}), not {url} at epoch {epoch}.")
-        return current
+
+class _Wait(Exception):
+    """M4: the old lease may still be held for `seconds`."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds

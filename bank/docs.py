@@ -16,7 +16,7 @@ import re
 import sys
 
 from bank import keys
-from bank.core import coordinator, participant, replica
+from bank.core import coordinator, manager, participant, replica
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROGRAMS = ("branch.py", "coordinator.py", "cluster.py", "shell.py", "gui_tk.py", "explore.py")
@@ -63,6 +63,20 @@ def role_table(table: dict) -> str:
     return "```\n" + "\n".join(line.rstrip() for line in lines) + "\n```"
 
 
+def manager_table() -> str:
+    """The configuration manager's table: it has one state (the configuration), so its
+    rows are keyed by event alone; the guards are in bank/core/manager.py."""
+    rows = [("rule", "event", "effects, in order")]
+    for event, step in manager.MANAGER.items():
+        rows.append((step.rule, _name(event), ", ".join(_name(e) for e in step.effects)))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r[:2], widths)) + "  " + r[2]
+             for r in rows]
+    lines.append("(a request the guards refuse changes nothing: not the recorded primary (M2), "
+                 "the old lease (M4), not in sync (M5))")
+    return "```\n" + "\n".join(line.rstrip() for line in lines) + "\n```"
+
+
 def role_diagram(table: dict) -> str:
     """One role's state diagram (Mermaid, which GitHub draws): every change of state."""
     edges = {}
@@ -94,7 +108,8 @@ def method_roles() -> str:
 
 def generated() -> dict:
     """NAME -> the text the README must hold between that NAME's markers."""
-    parts = {"file-map": file_map(), "method-roles": method_roles()}
+    parts = {"file-map": file_map(), "method-roles": method_roles(),
+             "manager-table": manager_table()}
     for role, table in ROLES.items():
         parts[f"{role}-table"] = role_table(table)
         parts[f"{role}-diagram"] = role_diagram(table)

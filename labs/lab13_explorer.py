@@ -30,7 +30,9 @@ longer than the one for abort-on-restart? Save a run (`python explore.py --varia
 decision-in-memory --save run.json`) and step through it with `python explore.py
 --replay run.json --window`: at which step does the coordinator's log stop agreeing
 with what Delhi did? How many states does the default world have (`python
-explore.py`, about a minute), and why does one more transfer multiply it?
+explore.py`, about a minute), and why does one more transfer multiply it? In the
+replication world, which step of the drop-without-manager run would the correct kit
+refuse, and which rule (R7) says so? Why must the failover wait for a tick (M4)?
 
 Run: python labs/lab13_explorer.py [--step]   (about 10 seconds; it starts no servers, so it
 has no folder)     Handout: labs/lab13_explorer.md
@@ -40,7 +42,7 @@ import sys
 
 from labkit import options, step
 
-from bank.explorer import cli, variants
+from bank.explorer import cli, replication, variants
 
 
 def main() -> int:
@@ -62,7 +64,22 @@ def main() -> int:
         lines = text.splitlines()
         print(text if number == 0 else "\n".join(l for l in lines if l.startswith(
             ("States", "Result", "  What", "  The variant", "The shortest"))))
-    print("\nLab 13 passed: the correct core keeps every invariant, and every broken "
+    step("The replication world: a primary, its replica, the coordinator as configuration "
+         "manager; a crash, a lost push, leases running out, a failover at any moment.")
+    text, found = cli.explore(["--world", "replication"])
+    print("\n".join(line for line in text.splitlines() if line.startswith(("States", "Result"))))
+    if found:
+        print(text)
+        print("\nFAILED: the correct replication rules lost an acknowledged write.")
+        return 1
+    for name in replication.VARIANTS:
+        step(f"Broken replication variant {name}: it breaks {replication.VARIANTS[name]}")
+        text, found = cli.explore(["--world", "replication", "--variant", name])
+        if not found:
+            print(f"\nFAILED: the explorer did not catch {name}.")
+            return 1
+        print(text.split("\n\n", 1)[1])
+    print("\nLab 13 passed: the correct cores keep every invariant, and every broken "
           "variant is caught with its shortest run.")
     return 0
 

@@ -336,3 +336,65 @@ def test_c3_a_commit_record_that_cannot_be_written_means_abort():
     effects = txn.on_commit_not_logged("disk full")
     assert txn.state is CoordState.ABORTING and effects[0].kind == "abort"
     assert effects[-1].message.outcome == "aborted" and "disk full" in txn.reason
+
+
+# ---- the configuration manager ----------------------------------------------------------
+
+from bank.core import manager as M                # noqa: E402
+
+
+def managed(in_sync=("http://q",), granted_at=0.0):
+    return M.Manager("Mumbai", M.Configuration("http://p", tuple(in_sync), 1, 3), granted_at)
+
+
+def test_m1_the_first_lease_records_the_configuration_before_answering():
+    """M1: the first primary to ask is recorded (forced) before it hears the answer."""
+    core = M.Manager("Mumbai")
+    effects = core.lease("http://p", 1, now=5.0)
+    assert effects[0] == Record("Mumbai", "config", forced=True)
+    assert effects[1].message == M.Configuration("http://p", (), 1, 1)
+    assert core.granted_at == 5.0
+
+
+def test_m2_only_the_recorded_primary_at_its_epoch_may_change_anything():
+    """M2: another server, or the primary at an old epoch, is refused as not the primary,
+    and nothing changes."""
+    core = managed()
+    for url, epoch in (("http://q", 1), ("http://p", 0)):
+        for request in (lambda: core.lease(url, epoch, 1.0),
+                        lambda: core.drop(url, epoch, "http://q", 1.0)):
+            with pytest.raises(M.Refused) as refused:
+                request()
+            assert refused.value.not_primary and core.config.in_sync == ("http://q",)
+
+
+def test_m3_joining_and_leaving_the_in_sync_set_is_recorded_first():
+    """M3: add and drop are forced records; a drop that changes nothing records nothing."""
+    core = managed(in_sync=())
+    assert core.add("http://p", 1, "http://q", 1.0)[0].kind == "config"
+    assert core.config.in_sync == ("http://q",) and core.config.version == 4
+    assert core.drop("http://p", 1, "http://q", 1.0)[0].kind == "config"
+    assert core.drop("http://p", 1, "http://q", 1.0) == [Reply(core.config)]
+
+
+def test_m4_no_new_primary_while_the_old_lease_may_be_held():
+    """M4: install is refused, with the time left, until lease_wait() after the grant."""
+    core = managed(granted_at=10.0)
+    with pytest.raises(M.Refused) as refused:
+        core.install("http://q", 3, now=10.0 + M.LEASE_SECONDS)
+    assert refused.value.wait > 0 and core.config.primary == "http://p"
+    core.install("http://q", 3, now=10.0 + M.lease_wait())
+    assert (core.config.primary, core.config.epoch) == ("http://q", 2)
+
+
+def test_m5_only_a_member_of_the_recorded_in_sync_set_is_promoted():
+    """M5: a replica not in the recorded set, or a stale version, is refused; a promotion
+    records the new primary at epoch + 1 with an empty in-sync set."""
+    core = managed(in_sync=(), granted_at=None)
+    with pytest.raises(M.Refused):
+        core.install("http://q", 3, now=0.0)
+    core = managed(granted_at=None)
+    with pytest.raises(M.Refused):
+        core.install("http://q", 2, now=0.0)
+    effects = core.install("http://q", 3, now=0.0)
+    assert effects[0].forced and core.config == M.Configuration("http://q", (), 2, 4)

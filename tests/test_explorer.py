@@ -160,3 +160,38 @@ def test_the_shell_explore_command_catches_a_broken_variant(tmp_path, dead_url):
     assert shell.failures == 0
     shell.onecmd("explore --crashes lots")
     assert "not understood" in out.getvalue() and shell.failures == 1
+
+
+# ---- the replication world (bank/explorer/replication.py) ------------------------------
+
+from bank.explorer import replication as repl        # noqa: E402
+
+
+def test_replication_world_keeps_every_acknowledged_write():
+    """The kit's replication cores (R1-R8 at the servers, M1-M5 at the manager), with a
+    crash, a lost push and leases running out: every acknowledged write is in the log of
+    the recorded primary, also after a failover, and no two servers acknowledged writes
+    in the same epoch."""
+    text, found = repl.report(repl.Budgets())
+    assert not found, text
+    assert "no violation" in text
+
+
+@pytest.mark.parametrize("variant, rule", [("promote-out-of-sync", "M5"),
+                                           ("drop-without-manager", "R7")])
+def test_each_replication_variant_loses_an_acknowledged_write(variant, rule):
+    """A manager that promotes a replica outside the recorded in-sync set (M5), or a
+    primary that drops a silent replica on its own say (R7), loses an acknowledged write:
+    the explorer finds the shortest run, a failover after the write was acknowledged."""
+    text, found = repl.report(repl.Budgets(variant=variant))
+    assert found and "VIOLATION of acked-writes-survive" in text, text
+    assert f"breaks {rule}" in text and "promote" in text
+
+
+def test_replication_world_from_the_command_line():
+    """`explore.py --world replication` runs the same search; an unknown variant there is
+    refused with one sentence."""
+    text, found = cli.explore(["--world", "replication", "--variant", "promote-out-of-sync"])
+    assert found
+    with pytest.raises(ValueError, match="no replication variant"):
+        cli.explore(["--world", "replication", "--variant", "abort-on-restart"])

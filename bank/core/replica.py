@@ -19,7 +19,7 @@ Rules:
     sees one is fenced: it never serves a write again (it may rejoin as a replica
     from a fresh copy).
   * R5 - a replica is promoted only by its configuration manager (the coordinator,
-    bank/config_manager.py), which picks a member of the in-sync set it recorded and
+    bank/core/manager.py), which picks a member of the in-sync set it recorded and
     records the new configuration, with a higher epoch, durably first; the replica
     takes that epoch. A promotion at an epoch not newer than its own is refused, and
     so is a promote that does not come from the manager.
@@ -31,7 +31,7 @@ Rules:
   * R8 - a primary with replicas in its recorded in-sync set serves writes only while
     it holds a lease from the manager; one whose lease ran out refuses writes and
     says so. (The manager installs a new primary only once the old lease has surely
-    run out: rule M4 of bank/config_manager.py. Clock assumption there.)
+    run out: rule M4 of bank/core/manager.py. Clock assumption there.)
   * R9 - a server of one branch refuses to replicate, attach to, follow or be promoted
     for another branch: the names must match, and the refusal names both.
   * In-sync set: a replica that misses a push (a gap, a timeout) is out of sync (R7);
@@ -60,6 +60,8 @@ class Event(str, enum.Enum):
     PROMOTE_STALE = "promote at an epoch not newer than ours"
     FOLLOW = "follow a new primary"
     WRITE_NO_LEASE = "a write, with the lease run out"
+    PUSHED = "a write's pushes are done"
+    PUSHED_NO_LEASE = "a write's pushes are done, the lease run out meanwhile"
     REPLICA_SILENT = "an in-sync replica did not take a push"
     DROP_RECORDED = "the manager recorded the replica's removal"
     DROP_UNRECORDED = "the manager could not record the removal in time"
@@ -108,6 +110,10 @@ REPLICA = {
     (PR, E.DROP_RECORDED):  Step("R7", PR, (Do.MARK_OUT_OF_SYNC, Do.ANSWER)),
     (PR, E.DROP_UNRECORDED): Step("R7", PR, (Do.REFUSE,)),
     (PR, E.WRITE_NO_LEASE): Step("R8", PR, (Do.REFUSE,)),
+    (PR, E.PUSHED):         Step("R1", PR, (Do.ANSWER,)),
+    (PR, E.PUSHED_NO_LEASE): Step("R8", PR, (Do.REFUSE,)),
+    (FE, E.PUSHED):         Step("R4", FE, (Do.REFUSE,)),
+    (FE, E.PUSHED_NO_LEASE): Step("R4", FE, (Do.REFUSE,)),
     (PR, E.OTHER_BRANCH):   Step("R9", PR, (Do.REFUSE,)),
     (RE, E.OTHER_BRANCH):   Step("R9", RE, (Do.REFUSE,)),
     (FE, E.OTHER_BRANCH):   Step("R9", FE, (Do.REFUSE,)),
@@ -155,6 +161,12 @@ class BranchRole:
         """R1, R2; R8: a primary whose lease ran out refuses (lease_ok is False)."""
         return self._step(Event.WRITE if lease_ok or self.role is not Role.PRIMARY
                           else Event.WRITE_NO_LEASE)
+
+    def on_write_pushed(self, lease_ok: bool = True) -> list:
+        """R1: answer a write only if, once its pushes are done, this server is still the
+        primary (R4: a replica refused a push because a newer primary exists) and still
+        holds its lease (R8). Otherwise the write is kept but not acknowledged."""
+        return self._step(Event.PUSHED if lease_ok else Event.PUSHED_NO_LEASE)
 
     def on_push(self, epoch: int) -> list:
         """A primary pushes changes from `epoch` (R3, R4). A replica takes its own epoch;

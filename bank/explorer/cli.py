@@ -17,7 +17,7 @@ import argparse
 import secrets
 import sys
 
-from bank.explorer import render, search, traces, variants
+from bank.explorer import render, replication, search, traces, variants
 from bank.explorer.world import Config, World
 
 
@@ -26,7 +26,15 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m bank.explorer",
         description="Explore every run of the kit's Two-Phase Commit (the real protocol "
                     "cores) within fault budgets, checking its invariants in every state.",
-        epilog="Variants (each breaks one rule): " + ", ".join(variants.VARIANTS))
+        epilog="Variants (each breaks one rule): " + ", ".join(variants.VARIANTS)
+               + "; in the replication world: " + ", ".join(replication.VARIANTS))
+    p.add_argument("--world", choices=("2pc", "replication"), default="2pc",
+                   help="2pc (default): a coordinator, branches, transfers; replication: a "
+                        "primary, its replica and the configuration manager")
+    p.add_argument("--writes", type=int, default=2,
+                   help="replication world: deposits the client makes (default 2)")
+    p.add_argument("--ticks", type=int, default=2,
+                   help="replication world: lease periods that may pass (default 2)")
     p.add_argument("--branches", type=int, default=2, help="2 or 3 (default 2)")
     p.add_argument("--transfers", type=int, default=2,
                    help="1 to 3 concurrent transfers; T2 is unaffordable (default 2)")
@@ -75,6 +83,8 @@ def check(options) -> Config:
 def explore(options) -> tuple:
     """(report text, True if a violation was found). Raises ValueError for bad options."""
     options = options_from(options)
+    if options.world == "replication":
+        return explore_replication(options)
     if options.replay:
         return replay_file(options.replay)
     world = World(check(options))
@@ -84,6 +94,16 @@ def explore(options) -> tuple:
     else:
         result = search.breadth_first(world, options.max_states)
     return draw(world, result, options.save), result.violation is not None
+
+
+def explore_replication(options) -> tuple:
+    """The replication world (bank/explorer/replication.py): (report, violation found)."""
+    for name in ("writes", "crashes", "losses", "ticks"):
+        if not 0 <= getattr(options, name) <= 4:
+            raise ValueError(f"--{name} must be between 0 and 4.")
+    budgets = replication.Budgets(options.writes, options.crashes, options.losses,
+                                  options.ticks, options.variant)
+    return replication.report(budgets)
 
 
 def draw(world, result, save: str = "") -> str:

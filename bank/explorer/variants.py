@@ -115,5 +115,6 @@ def get(name: str) -> Variant:
         return KIT
     if name not in VARIANTS:
         raise ValueError(f"There is no variant {name!r}; the variants are: "
-                         f"{', '.join(VARIANTS)}.")
+                         f"{', '.join(VARIANTS)} (and, with --world replication, "
+                         "promote-out-of-sync and drop-without-manager).")
     return VARIANTS[name]

@@ -28,7 +28,8 @@ class ExploreCommands:
         Options as for `python explore.py`: --variant NAME (abort-on-restart,
         vote-yes-without-hold, abort-after-timeout, commit-before-force,
         decision-in-memory), --crashes N, --losses N, --transfers N, --branches N,
-        --random-walk STEPS --seed S, --save FILE, --replay FILE. The default search
+        --random-walk STEPS --seed S, --save FILE, --replay FILE; --world replication
+        (variants promote-out-of-sync, drop-without-manager). The default search
         takes about a minute; a broken variant is caught in seconds.
         Example: explore --variant abort-on-restart"""
         try:

@@ -1,0 +1,184 @@
+"""The configuration manager: one branch's configuration, as a table that decides.
+
+Role: decide every change of a replicated branch's configuration: who its primary is,
+which replicas are in sync (hold every acknowledged write), the epoch (raised when the
+primary changes) and a version (raised at every change). It is pure: no log file, no
+clock reads (time comes in as an argument), no sockets. bank/config_manager.py
+carries out the effects (the coordinator's recovery log is the durable store) and
+bank/explorer checks the same object in its replication world. It is PacificA's
+configuration manager (Lin et al., 2008) without the Paxos group.
+
+The table (the README's copy is generated from it):
+
+    MANAGER[event] = Step(rule, effects in order)        (guards: see Configuration)
+
+Rules:
+  * M1 - every change is a forced record before anyone hears of it.
+  * M2 - only the recorded primary, at the recorded epoch, may change its branch's
+    in-sync set or renew its lease; anyone else is refused, told who the primary is.
+  * M3 - a replica joins the in-sync set when its primary asks (after pushing it
+    everything) and leaves it when its primary asks (R7); the primary answers a write
+    without that replica only once the removal is recorded.
+  * M4 - a new primary is installed only once the old primary's lease has surely run
+    out (LEASE_SECONDS x (1 + 2 x CLOCK_DRIFT) + LEASE_MARGIN after the last grant).
+  * M5 - only a member of the recorded in-sync set is promoted, and the new
+    configuration (new primary, epoch + 1, empty in-sync set) is recorded first.
+  * M6 - every server named must be one of the branch's servers (a replica of Delhi
+    listed under Mumbai is refused, naming both) - checked by the service, which knows
+    the cluster's addresses.
+
+Clock assumption (M4): the monotonic clocks of the coordinator and of the branch
+servers each run at real-time rate within CLOCK_DRIFT; no wall clock is used.
+
+Glossary:
+  configuration  primary + in-sync set + epoch + version, of one branch
+  lease          "until T, no one else is made primary": held by the primary
+"""
+
+import enum
+from dataclasses import dataclass, replace
+
+from bank.core.messages import Record, Reply
+
+LEASE_SECONDS = 4.0          # how long a granted lease lasts (the primary renews every second)
+CLOCK_DRIFT = 0.01           # the clock assumption: rates within 1 % of real time
+LEASE_MARGIN = 0.5           # seconds added on top of the lease before a failover
+
+
+class Event(str, enum.Enum):
+    FIRST_LEASE = "the first primary asks for a lease"
+    LEASE = "the recorded primary renews its lease"
+    ADD = "the primary pushed everything to a replica"
+    DROP = "the primary cannot push to a replica"
+    INSTALL = "failover: install an in-sync replica as primary"
+
+
+class Do(str, enum.Enum):
+    RECORD = "record the configuration (forced)"
+    GRANT = "grant the lease (note the time)"
+    ANSWER = "answer with the configuration"
+
+
+@dataclass(frozen=True)
+class Step:
+    rule: str
+    effects: tuple
+
+
+MANAGER = {
+    Event.FIRST_LEASE: Step("M1", (Do.RECORD, Do.GRANT, Do.ANSWER)),
+    Event.LEASE:       Step("M2", (Do.GRANT, Do.ANSWER)),
+    Event.ADD:         Step("M3", (Do.RECORD, Do.ANSWER)),
+    Event.DROP:        Step("M3", (Do.RECORD, Do.ANSWER)),
+    Event.INSTALL:     Step("M5", (Do.RECORD, Do.GRANT, Do.ANSWER)),
+}
+
+
+def lease_wait() -> float:
+    """M4: how long after its last grant an old primary's lease has surely run out."""
+    return LEASE_SECONDS * (1 + 2 * CLOCK_DRIFT) + LEASE_MARGIN
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One branch's configuration, as recorded (version 0: none recorded yet)."""
+    primary: str = ""
+    in_sync: tuple = ()
+    epoch: int = 0
+    version: int = 0
+
+    def as_dict(self) -> dict:
+        return {"primary": self.primary, "in_sync": list(self.in_sync), "epoch": self.epoch,
+                "version": self.version} if self.version else {}
+
+
+class Refused(Exception):
+    """A configuration change the rules forbid; nothing changes. ``not_primary``: the
+    asker is not the recorded primary at the recorded epoch (M2)."""
+
+    def __init__(self, rule: str, sentence: str, not_primary: bool = False, wait: float = 0):
+        self.rule, self.not_primary, self.wait = rule, not_primary, wait
+        super().__init__(sentence)
+
+
+class Manager:
+    """One branch's configuration and its last lease grant. Feed it requests; carry out
+    the effects it returns (Record: forced to the log first; then the answer)."""
+
+    def __init__(self, branch: str, config: Configuration = Configuration(),
+                 granted_at: float = None):
+        self.branch, self.config, self.granted_at = branch, config, granted_at
+
+    # ---- requests from the primary (M1-M3) ------------------------------------------
+
+    def lease(self, url: str, epoch: int, now: float) -> list:
+        if not self.config.version:                           # M1: the first primary
+            return self._step(Event.FIRST_LEASE, now,
+                              Configuration(url, (), epoch, 0))
+        self._check_primary(url, epoch)
+        return self._step(Event.LEASE, now)
+
+    def add(self, url: str, epoch: int, replica: str, now: float) -> list:
+        self._check_primary(url, epoch)
+        if replica == url:
+            raise Refused("M3", f"{url} is {self.branch}'s primary, not a replica of it.")
+        in_sync = tuple(sorted(set(self.config.in_sync) | {replica}))
+        return self._step(Event.ADD, now, replace(self.config, in_sync=in_sync))
+
+    def drop(self, url: str, epoch: int, replica: str, now: float) -> list:
+        self._check_primary(url, epoch)
+        in_sync = tuple(r for r in self.config.in_sync if r != replica)
+        return self._step(Event.DROP, now, replace(self.config, in_sync=in_sync))
+
+    # ---- failover (M4, M5) ---------------------------------------------------------------
+
+    def lease_left(self, now: float) -> float:
+        """M4: seconds until the primary's lease has surely run out (0 if it has)."""
+        if self.granted_at is None:
+            return 0.0
+        return max(0.0, self.granted_at + lease_wait() - now)
+
+    def install(self, new_primary: str, expected_version: int, now: float) -> list:
+        """M4, M5: `new_primary` from the in-sync set, once the old lease has run out.
+        Refused with `wait` > 0 while the lease may still be held."""
+        wait = self.lease_left(now)
+        if wait:
+            raise Refused("M4", f"{self.branch}'s old primary may still hold its lease for "
+                                f"{wait:.1f} s.", wait=wait)
+        if self.config.version != expected_version:
+            raise Refused("M5", f"{self.branch}'s configuration changed during the failover "
+                                f"(now version {self.config.version}); try again.")
+        if new_primary not in self.config.in_sync:
+            raise Refused("M5", f"{new_primary} is not in {self.branch}'s recorded in-sync "
+                                "set.")
+        return self._step(Event.INSTALL, now,
+                          Configuration(new_primary, (), self.config.epoch + 1,
+                                        self.config.version))
+
+    # ---- the table at work ---------------------------------------------------------------
+
+    def _check_primary(self, url: str, epoch: int) -> None:
+        """M2: only the recorded primary at the recorded epoch."""
+        c = self.config
+        if not c.version:
+            raise Refused("M2", f"No configuration is recorded for {self.branch} yet: its "
+                                "primary must ask for a lease first.")
+        if c.primary != url or c.epoch != epoch:
+            raise Refused("M2", f"Fenced: {self.branch}'s primary is {c.primary} at epoch "
+                                f"{c.epoch} (configuration version {c.version}), not {url} "
+                                f"at epoch {epoch}.", not_primary=True)
+
+    def _step(self, event: Event, now: float, new: Configuration = None) -> list:
+        row, effects = MANAGER[event], []
+        for do in row.effects:
+            if do is Do.RECORD:
+                new = replace(new, version=new.version + 1)
+                if new == replace(self.config, version=new.version) and self.config.version:
+                    continue                                  # nothing changed: no record
+                self.config = new
+                effects.append(Record(self.branch, "config", forced=True))
+            elif do is Do.GRANT:
+                self.granted_at = now
+            else:
+                effects.append(Reply(self.config))
+        return effects

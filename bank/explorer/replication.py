@@ -1,0 +1,420 @@
+"""The replication world: a primary, its replica and the configuration manager, explored.
+
+Role: check the kit's replication rules the way bank/explorer/world.py checks 2PC:
+every order of pushes and acknowledgements, a crash, a lost push, time passing
+(leases running out), a failover at any moment, on the very cores the servers run:
+BranchRole (bank/core/replica.py, R1-R8) at each branch server and Manager
+(bank/core/manager.py, M1-M5) at the coordinator. This file plays the network, the
+clock and the disks; the cores decide.
+
+Rules:
+  * X1 - a branch server's durable state is its role, epoch, known primary, the writes
+    it applied and the replicas it pushes to; what it is waiting for is volatile.
+  * X2 - the manager is always reachable here (the coordinator does not crash in this
+    world: tests/test_replication_safety.py covers that case with real processes).
+  * X3 - time moves in ticks of lease_wait() (M4): after a tick every lease that was
+    not renewed has run out, for the primary (R8) and for the manager alike. The clock
+    assumption of bank/core/manager.py is what makes that one tick for both.
+  * X4 - budgets bound the writes, crashes, lost messages and ticks.
+
+Invariants:
+  * acked-writes-survive  every write a client was told is acknowledged is in the log
+                          of the branch's recorded primary (even after a failover)
+  * one-primary-per-epoch no two servers acknowledged writes in the same epoch
+
+Glossary:
+  push     the primary sending one write to a replica (and the replica's answer)
+  view     the replicas a primary waits for before it acknowledges a write
+"""
+
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from bank.core.manager import LEASE_SECONDS, Configuration, Manager, Refused, lease_wait
+from bank.core.messages import Role
+from bank.core.replica import BranchRole, Do, RoleRefused
+from bank.explorer.world import Note
+
+PRIMARY, REPLICA, MANAGER, CLIENT = "Mumbai", "Mumbai-r1", "coordinator", "client"
+SERVERS = (PRIMARY, REPLICA)
+PARTIES = (CLIENT, MANAGER, PRIMARY, REPLICA)
+TICK = lease_wait()
+RULES = {
+    "acked-writes-survive": "every acknowledged write is in the log of the branch's "
+                            "recorded primary, also after a failover (R1, R7, M5)",
+    "one-primary-per-epoch": "no two servers acknowledged writes in the same epoch (R8, M4)",
+}
+
+
+@dataclass(frozen=True)
+class Budgets:
+    writes: int = 2
+    crashes: int = 1
+    losses: int = 1
+    ticks: int = 2
+    variant: str = ""
+
+
+class Server(NamedTuple):
+    up: bool
+    role: Role
+    epoch: int
+    primary: str
+    log: tuple               # writes applied, in order (durable)
+    view: tuple              # replicas it pushes to and waits for (durable)
+    lease_from: float        # when its lease was granted (-1: none)
+
+
+class Push(NamedTuple):
+    src: str
+    dst: str
+    kind: str                # "push", "ack", "refused"
+    write: str
+    epoch: int
+
+
+class State(NamedTuple):
+    clock: int
+    config: Configuration
+    granted_at: float
+    servers: tuple           # Server per name in SERVERS
+    network: frozenset       # Push messages on their way
+    pending: frozenset       # (write, server, replica): a primary still waits (volatile)
+    written: tuple           # writes the client has sent
+    acked: frozenset         # (write, server, epoch) the client was told
+    used: tuple              # (crashes, losses, ticks)
+
+
+# ---- the broken variants (each a small change to a real core) --------------------------
+
+class PromoteOutOfSync(Manager):
+    """Breaks M5: the manager installs any replica, in the recorded in-sync set or not."""
+
+    def install(self, new_primary, expected_version, now):
+        self.config = Configuration(self.config.primary, (new_primary,), self.config.epoch,
+                                    self.config.version)
+        return super().install(new_primary, expected_version, now)
+
+
+VARIANTS = {"promote-out-of-sync": "M5: only a member of the recorded in-sync set is promoted",
+            "drop-without-manager": "R7: a primary drops a silent replica only once the "
+                                    "manager has recorded it"}
+
+
+class ReplicationWorld:
+    """The simulator: initial state, enabled actions, one step (with diagram notes)."""
+
+    def __init__(self, budgets: Budgets = Budgets()):
+        if budgets.variant and budgets.variant not in VARIANTS:
+            raise ValueError(f"There is no replication variant {budgets.variant!r}; the "
+                             f"variants are: {', '.join(VARIANTS)}.")
+        self.budgets = budgets
+        self.manager_class = PromoteOutOfSync if budgets.variant == "promote-out-of-sync" \
+            else Manager
+
+    def initial(self) -> State:
+        primary = Server(True, Role.PRIMARY, 1, "", (), (REPLICA,), 0.0)
+        replica = Server(True, Role.REPLICA, 1, PRIMARY, (), (), -1.0)
+        return State(0, Configuration(PRIMARY, (REPLICA,), 1, 1), 0.0, (primary, replica),
+                     frozenset(), frozenset(), (), frozenset(), (0, 0, 0))
+
+    # ---- what may happen next ---------------------------------------------------------
+
+    def actions(self, s: State) -> list:
+        b, (crashes, losses, ticks) = self.budgets, s.used
+        found = []
+        if len(s.written) < b.writes:
+            found += [("write", name) for name in SERVERS if self._server(s, name).up]
+        for msg in sorted(s.network):
+            if self._server(s, msg.dst).up:
+                found.append(("deliver", msg))
+            if losses < b.losses:
+                found.append(("lose", msg))
+        found += [("silent", who) for who in sorted({(o, r) for _, o, r in s.pending})]
+        for name in SERVERS:
+            server = self._server(s, name)
+            if server.up and server.role is Role.PRIMARY:
+                found.append(("renew", name))
+            if not server.up:
+                found.append(("restart", name))
+            elif crashes < b.crashes:
+                found.append(("crash", name))
+            if server.up and name != s.config.primary:
+                found.append(("failover", name))
+        if ticks < b.ticks:
+            found.append(("tick", ""))
+        return found
+
+    # ---- one step ----------------------------------------------------------------------
+
+    def step(self, s: State, action: tuple) -> tuple:
+        """(next state, notes). The cores decide; this only moves values around."""
+        kind, what = action
+        notes = []
+        s = getattr(self, "_" + kind)(s, what, notes)
+        return s, notes
+
+    def _write(self, s, name, notes):
+        w = f"W{len(s.written) + 1}"
+        s = s._replace(written=s.written + (w,))
+        server = self._server(s, name)
+        notes.append(Note(CLIENT, name, f"deposit {w}"))
+        role = BranchRole(server.role, server.epoch, server.primary)
+        try:
+            role.on_write(lease_ok=self._lease_ok(s, server))       # R1, R2, R8
+        except RoleRefused as exc:
+            notes.append(Note(name, name, "refused", f"{exc.rule}: not serving writes"))
+            return s
+        server = server._replace(log=server.log + (w,))
+        notes.append(Note(name, name, f"applied {w}", "durable"))
+        s = self._put(s, name, server)
+        pushes = {Push(name, r, "push", w, server.epoch) for r in server.view}
+        s = s._replace(network=s.network | pushes,
+                       pending=s.pending | {(w, name, r) for r in server.view})
+        return self._ack_if_done(s, name, w, notes)
+
+    def _deliver(self, s, msg, notes):
+        s = s._replace(network=s.network - {msg})
+        notes.append(Note(msg.src, msg.dst, f"{msg.kind} {msg.write}"))
+        if msg.kind == "push":
+            return self._receive_push(s, msg, notes)
+        sender_left = (msg.write, msg.dst, msg.src)
+        if sender_left not in s.pending:
+            return s                                   # the primary forgot (a crash)
+        if msg.kind == "refused":                      # R3/R4: we were replaced
+            server = self._server(s, msg.dst)
+            role = BranchRole(server.role, server.epoch, server.primary)
+            role.on_replaced()
+            s = self._put(s, msg.dst, server._replace(role=role.role))
+            notes.append(Note(msg.dst, msg.dst, "fenced", "a newer primary exists (R4)"))
+            return s._replace(pending=frozenset(p for p in s.pending if p[1] != msg.dst))
+        s = s._replace(pending=s.pending - {sender_left})
+        return self._ack_if_done(s, msg.dst, msg.write, notes)
+
+    def _receive_push(self, s, msg, notes):
+        server = self._server(s, msg.dst)
+        role = BranchRole(server.role, server.epoch, server.primary)
+        try:
+            effects = role.on_push(msg.epoch)                         # R3, R4
+        except RoleRefused:
+            effects = [Do.REFUSE]
+        server = server._replace(role=role.role, epoch=role.epoch)
+        if Do.REFUSE in effects:
+            notes.append(Note(msg.dst, msg.dst, "refused the push", f"epoch {msg.epoch} (R3)"))
+            reply = msg._replace(src=msg.dst, dst=msg.src, kind="refused")
+        else:
+            if msg.write not in server.log:
+                server = server._replace(log=server.log + (msg.write,))
+            notes.append(Note(msg.dst, msg.dst, f"applied {msg.write}", "durable"))
+            reply = msg._replace(src=msg.dst, dst=msg.src, kind="ack")
+        s = self._put(s, msg.dst, server)
+        return s._replace(network=s.network | {reply})
+
+    def _silent(self, s, who, notes):
+        """R7: the primary waited too long for `replica`: the manager must drop it first."""
+        name, replica = who
+        server = self._server(s, name)
+        role = BranchRole(server.role, server.epoch, server.primary)
+        notes.append(Note(name, name, "timeout", f"{replica} did not answer"))
+        try:
+            role.on_replica_silent()
+        except RoleRefused:
+            return s
+        if self.budgets.variant != "drop-without-manager":
+            manager = self._manager(s)
+            try:
+                manager.drop(name, server.epoch, replica, self._now(s))        # M3
+                notes.append(Note(name, MANAGER, "drop", f"{replica}: recorded (forced)"))
+                s = self._with_manager(s, manager)
+                role.on_drop_answer(recorded=True)
+            except Refused as exc:
+                notes.append(Note(MANAGER, name, "refused", str(exc)[:40]))
+                return s
+        server = server._replace(view=tuple(r for r in server.view if r != replica))
+        s = self._put(s, name, server)
+        waiting = {w for w, o, r in s.pending if (o, r) == who}
+        s = s._replace(pending=frozenset(p for p in s.pending if p[1:] != who))
+        for w in sorted(waiting):
+            s = self._ack_if_done(s, name, w, notes)
+        return s
+
+    def _renew(self, s, name, notes):
+        server = self._server(s, name)
+        manager = self._manager(s)
+        try:
+            manager.lease(name, server.epoch, self._now(s))                    # M2
+        except Refused:
+            role = BranchRole(server.role, server.epoch, server.primary)
+            role.on_higher_epoch(manager.config.epoch, manager.config.primary)  # R4
+            notes.append(Note(MANAGER, name, "not the primary", "fenced (R4)"))
+            return self._put(s, name, server._replace(role=role.role, epoch=role.epoch))
+        notes.append(Note(name, MANAGER, "lease", "renewed"))
+        s = self._with_manager(s, manager)
+        return self._put(s, name, server._replace(lease_from=self._now(s)))
+
+    def _failover(self, s, name, notes):
+        manager = self._manager(s)
+        try:
+            manager.install(name, s.config.version, self._now(s))             # M4, M5
+        except Refused as exc:
+            notes.append(Note(MANAGER, MANAGER, "failover refused", f"{exc.rule}"))
+            return s
+        s = self._with_manager(s, manager)
+        server = self._server(s, name)
+        role = BranchRole(server.role, server.epoch, server.primary)
+        role.on_promote(manager.config.epoch)                                 # R5
+        notes.append(Note(MANAGER, name, "promote", f"epoch {role.epoch} (recorded first)"))
+        return self._put(s, name, server._replace(role=role.role, epoch=role.epoch,
+                                                  primary="", view=(),
+                                                  lease_from=self._now(s)))
+
+    def _crash(self, s, name, notes):
+        notes.append(Note(name, name, "CRASH", "volatile state lost", kind="crash"))
+        crashes, losses, ticks = s.used
+        s = s._replace(used=(crashes + 1, losses, ticks),
+                       network=frozenset(m for m in s.network if m.dst != name))
+        s = s._replace(pending=frozenset(p for p in s.pending if p[1] != name))
+        return self._put(s, name, self._server(s, name)._replace(up=False))
+
+    def _restart(self, s, name, notes):
+        notes.append(Note(name, name, "restart", "from its durable state"))
+        return self._put(s, name, self._server(s, name)._replace(up=True, lease_from=-1.0))
+
+    def _lose(self, s, msg, notes):
+        notes.append(Note(msg.src, msg.dst, f"{msg.kind} {msg.write}", "LOST", kind="lost"))
+        crashes, losses, ticks = s.used
+        return s._replace(network=s.network - {msg}, used=(crashes, losses + 1, ticks))
+
+    def _tick(self, s, _what, notes):
+        notes.append(Note(MANAGER, MANAGER, "time passes", "every lease not renewed ends"))
+        crashes, losses, ticks = s.used
+        return s._replace(clock=s.clock + 1, used=(crashes, losses, ticks + 1))
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _ack_if_done(self, s, name, w, notes):
+        if any(p[:2] == (w, name) for p in s.pending):
+            return s
+        server = self._server(s, name)
+        role = BranchRole(server.role, server.epoch, server.primary)
+        try:
+            role.on_write_pushed(lease_ok=self._lease_ok(s, server))     # R1, R4, R8
+        except RoleRefused as exc:
+            notes.append(Note(name, CLIENT, f"not acknowledged {w}", f"{exc.rule}"))
+            return s
+        notes.append(Note(name, CLIENT, f"ack {w}", f"epoch {server.epoch}"))
+        return s._replace(acked=s.acked | {(w, name, server.epoch)})
+
+    def _now(self, s) -> float:
+        return s.clock * TICK
+
+    def _lease_ok(self, s, server: Server) -> bool:
+        return server.lease_from >= 0 and \
+            self._now(s) < server.lease_from + LEASE_SECONDS    # shorter than a tick (X3)
+
+    def _manager(self, s) -> Manager:
+        return self.manager_class(PRIMARY, s.config, s.granted_at)
+
+    def _with_manager(self, s, manager) -> State:
+        return s._replace(config=manager.config, granted_at=manager.granted_at)
+
+    def _server(self, s, name) -> Server:
+        return s.servers[SERVERS.index(name)]
+
+    def _put(self, s, name, server) -> State:
+        servers = list(s.servers)
+        servers[SERVERS.index(name)] = server
+        return s._replace(servers=tuple(servers))
+
+
+# ---- invariants ------------------------------------------------------------------------------
+
+def violation(s: State):
+    """(invariant, what is wrong) for the first rule broken in s, or None."""
+    primary = s.servers[SERVERS.index(s.config.primary)]
+    for w, name, epoch in sorted(s.acked):
+        if w not in primary.log:
+            return ("acked-writes-survive",
+                    f"{w} was acknowledged by {name} at epoch {epoch}, but the recorded "
+                    f"primary {s.config.primary} does not have it")
+    by_epoch = {}
+    for _w, name, epoch in s.acked:
+        if by_epoch.setdefault(epoch, name) != name:
+            return ("one-primary-per-epoch",
+                    f"{by_epoch[epoch]} and {name} both acknowledged writes at epoch {epoch}")
+    return None
+
+
+# ---- the search ------------------------------------------------------------------------------
+
+def explore(budgets: Budgets = Budgets(), max_states: int = 2_000_000) -> dict:
+    """Breadth-first over every state within the budgets; the first violation has a
+    shortest run. Returns {"states", "explored", "depth", "seconds", "violation",
+    "trace", "notes"}."""
+    world, began = ReplicationWorld(budgets), time.perf_counter()
+    start = world.initial()
+    parents, frontier, explored, depth = {start: None}, [start], 0, 0
+    found = None
+    while frontier and not found and len(parents) < max_states:
+        level = []
+        for state in frontier:
+            for action in world.actions(state):
+                explored += 1
+                after = world.step(state, action)[0]
+                if after in parents:
+                    continue
+                parents[after] = (state, action)
+                level.append(after)
+                if violation(after):
+                    found = after
+                    break
+            if found:
+                break
+        depth += bool(level)
+        frontier = level
+    trace, notes = [], []
+    if found:
+        key = found
+        while parents[key] is not None:
+            key, action = parents[key]
+            trace.append(action)
+        trace.reverse()
+        state = start
+        for action in trace:
+            state, step_notes = world.step(state, action)
+            notes.append(step_notes)
+    return {"states": len(parents), "explored": explored, "depth": depth,
+            "seconds": time.perf_counter() - began,
+            "violation": violation(found) if found else None, "trace": trace,
+            "notes": notes}
+
+
+def report(budgets: Budgets = Budgets()) -> tuple:
+    """(text, True if a violation was found): what explore() found, for a person."""
+    from bank.explorer.render import COLUMN, _row
+    result = explore(budgets)
+    b = budgets
+    lines = [f"The explorer, replication world: "
+             f"{'the kit as it is' if not b.variant else 'variant ' + b.variant}",
+             f"World: {PRIMARY} (primary) and {REPLICA} (in sync), the coordinator as "
+             "configuration manager",
+             f"Budgets: writes {b.writes}, crashes {b.crashes}, lost messages {b.losses}, "
+             f"lease periods passing {b.ticks}",
+             "Invariants: " + ", ".join(RULES),
+             f"States: {result['states']:,} distinct, {result['explored']:,} explored, depth "
+             f"{result['depth']}, {result['seconds']:.1f} s", ""]
+    if result["violation"] is None:
+        lines.append("Result: no violation. Every invariant held in every state reached.")
+        return "\n".join(lines), False
+    rule, what = result["violation"]
+    lines += [f"Result: VIOLATION of {rule}: {RULES[rule]}.", f"  What is wrong: {what}."]
+    if b.variant:
+        lines.append(f"  The variant {b.variant} breaks {VARIANTS[b.variant]}.")
+    lines += ["", f"The shortest run to it ({len(result['trace'])} steps):", "",
+              "step  " + "".join(p.center(COLUMN) for p in PARTIES).rstrip()]
+    for number, step_notes in enumerate(result["notes"], 1):
+        for i, note in enumerate(step_notes):
+            prefix = f"{number:>4}  " if i == 0 else "      "
+            lines.append(prefix + _row(note, list(PARTIES)))
+    return "\n".join(lines), True

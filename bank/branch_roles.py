@@ -65,6 +65,14 @@ class ReplicationRoles:
                             "this change is not acknowledged.") from None
         return result                                     # ANSWER
 
+    def check_replication_link(self) -> None:
+        """The lab's partition of the replication link (fault cut-replication): while it
+        is on, this server neither sends nor takes replication traffic."""
+        if self.faults.is_on("cut-replication"):
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"{self.name} at {self.url}: the replication link is cut off "
+                            "(lab partition).")
+
     def _check_role_for_write(self) -> None:
         try:
             self.roles.on_write(lease_ok=self.lease_ok())
@@ -252,6 +260,7 @@ class ReplicationRoles:
 
     def changes_since(self, seq, limit=500) -> list:
         """[[seq, change], ...] after seq, for a replica catching up."""
+        self.check_replication_link()                      # lab: cut-replication
         return [[n, op] for n, op in self.ledger.changes_since(_check_seq(seq),
                                                                  check_limit(limit))]
 
@@ -259,6 +268,7 @@ class ReplicationRoles:
         """A replica of `branch` introduces itself (it starts out of sync); last_hash
         fingerprints its last change, so that a diverged history is detected and copied
         again. A replica of another branch is refused, naming both (R9)."""
+        self.check_replication_link()                      # lab: cut-replication
         self._require_role("primary")
         if branch not in ("", None):
             branch = check_branch_name(branch)
@@ -273,11 +283,13 @@ class ReplicationRoles:
 
     def caught_up(self, url, applied) -> dict:
         """A replica has pulled everything; it becomes in sync after a final push."""
+        self.check_replication_link()                      # lab: cut-replication
         self._require_role("primary")
         return self.replicas.caught_up(check_url(url, "replica URL"), _check_seq(applied))
 
     def replicate(self, epoch, changes, primary_seq, in_sync_urls) -> dict:
         """A push from the primary: apply these changes in order."""
+        self.check_replication_link()                      # lab: cut-replication
         epoch, primary_seq = _check_seq(epoch, "The epoch"), _check_seq(primary_seq)
         if not isinstance(changes, list) or not isinstance(in_sync_urls, list):
             raise BankError(FaultCode.BAD_INPUT, "changes and in_sync must be lists.")

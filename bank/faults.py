@@ -8,7 +8,9 @@ Rules:
   * A crash is ``os._exit(CRASH_EXIT_CODE)``: no cleanup, no flush, like a power cut.
     Whatever SQLite or the recovery log made durable before it survives; nothing else.
   * An armed crash fires once. ``vote-no`` also fires once; ``delay=SECONDS`` stays
-    until disarmed (it slows every prepare, commit and abort).
+    until disarmed (it slows every prepare, commit and abort), and so does
+    ``cut-replication`` (a lab partition of the replication link: this server neither
+    sends nor takes pushes, pulls or attaches until ``fault("")``).
 
 Glossary:
   point   a named place in the protocol where a fault can be injected
@@ -19,6 +21,7 @@ import os
 import threading
 import time
 
+from bank.core.messages import SWITCHES
 from bank.errors import BankError, FaultCode
 
 CRASH_EXIT_CODE = 86          # easy to recognise in a test: "crashed on purpose"
@@ -35,6 +38,7 @@ class FaultPoints:
         self.role, self.points, self.allowed = role, points, allowed
         self._armed = ""
         self._delay = 0
+        self._switches = set()          # SWITCHES armed: they stay on until disarmed
         self._lock = threading.Lock()
 
     def arm(self, point: str) -> dict:
@@ -45,6 +49,9 @@ class FaultPoints:
         with self._lock:
             if point == "":
                 self._armed, self._delay = "", 0
+                self._switches.clear()
+            elif point in SWITCHES and point in self.points:
+                self._switches.add(point)
             elif point.startswith("delay="):
                 self._delay = self._parse_delay(point)
             elif point in self.points:
@@ -57,7 +64,12 @@ class FaultPoints:
         return self.describe()
 
     def describe(self) -> dict:
-        return {"armed": self._armed, "delay": str(self._delay)}
+        armed = " ".join(filter(None, [self._armed, *sorted(self._switches)]))
+        return {"armed": armed, "delay": str(self._delay)}
+
+    def is_on(self, switch: str) -> bool:
+        """Is a switch (a point that stays armed, like cut-replication) on?"""
+        return switch in self._switches
 
     def fires(self, point: str) -> bool:
         """True once if `point` is armed (then disarms it). For non-crash faults."""

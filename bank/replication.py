@@ -155,6 +155,7 @@ class Replicas:
         """Send link every change up to `upto` (caller holds link.lock); drop it on failure."""
         try:
             while link.in_sync:
+                self.branch.check_replication_link()     # lab: cut-replication
                 batch = self.ledger.changes_since(link.acked, BATCH)
                 answer = link.client.call("replicate", self.branch.epoch, batch,
                                           self.ledger.applied_seq(), self.in_sync_urls())
@@ -231,6 +232,7 @@ class Replicas:
         for link in list(self.links.values()):
             if not link.in_sync and link.lock.acquire(blocking=False):
                 try:
+                    self.branch.check_replication_link()     # lab: cut-replication
                     link.client.call("replicate", self.branch.epoch, [],
                                      self.ledger.applied_seq(), self.in_sync_urls())
                 except BankError as exc:
@@ -276,6 +278,7 @@ class Follower:
     def catch_up(self) -> bool:
         """Attach to the primary, pull what we lack, and ask to be in sync again."""
         try:
+            self.branch.check_replication_link()             # lab: cut-replication
             applied = self.ledger.applied_seq()
             info = self.primary.call("attach_replica", self.branch.url, applied,
                                      self.ledger.change_hash(applied), self.branch.name)

@@ -336,3 +336,40 @@ def test_nemesis_kill_and_pause_of_primary_and_replica_lose_no_acknowledged_writ
     assert all(D(a["held"]) == 0 for a in call(bank, primary, "accounts"))
     print(f"\nnemesis: {faults} faults, {len(stream.acked)} deposits acknowledged, "
           f"{stream.failed} refused, {landed} on the new primary, 0 lost")
+
+
+def test_nemesis_partition_of_the_replication_link_loses_no_acknowledged_write(make_bank):
+    """Under a stream of deposits, a lab partition of the replication link (fault
+    cut-replication), first on the replica then on the primary, each for 2.5 s: the
+    primary drops the replica only through the manager (R7), so no acknowledged write
+    depends on it; after each heal the replica catches up and is recorded in sync again.
+    Then the primary is killed and the replica promoted: every acknowledged deposit is
+    on it, money is conserved, nothing is held or in doubt."""
+    bank = make_bank()
+    start_total = total(bank, MUMBAI)
+    with Deposits(bank, "cut", seconds=60) as stream:
+        def acked_more(n=5):
+            goal = len(stream.acked) + n
+            wait_for(lambda: len(stream.acked) >= goal, 30, "deposits acknowledged")
+        acked_more()
+        for member in (REPLICA, MUMBAI):
+            call(bank, member, "fault", "cut-replication")
+            try:
+                wait_for(lambda: not call(bank, COORDINATOR, "configuration", MUMBAI)
+                         .get("in_sync"), 20, "the manager to record the replica dropped")
+                acked_more()                             # served without the replica
+            finally:
+                call(bank, member, "fault", "")
+            wait_recorded(bank, MUMBAI)                  # caught up, in sync again
+            acked_more()
+        bank.kill(MUMBAI)
+    call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
+    assert_nothing_lost(bank, stream.acked)
+    primary = current_primary(bank)
+    assert primary == REPLICA
+    landed = len([r for r in request_ids(bank, primary) if r.startswith("cut-")])
+    assert total(bank, primary) == start_total + landed
+    assert call(bank, primary, "in_doubt") == []
+    assert all(D(a["held"]) == 0 for a in call(bank, primary, "accounts"))
+    print(f"\ncut-replication nemesis: 3 faults, {len(stream.acked)} deposits acknowledged, "
+          f"{stream.failed} refused, {landed} on the new primary, 0 lost")

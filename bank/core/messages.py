@@ -189,7 +189,8 @@ class Reply:
 # ---- named fault points: the protocol steps a lab may crash at (the one list) --------------
 
 BRANCH_POINTS = ("vote-no", "crash-before-vote", "crash-after-vote",
-                 "crash-before-commit", "crash-after-commit")
+                 "crash-before-commit", "crash-after-commit", "cut-replication")
+SWITCHES = ("cut-replication",)      # points that stay on until disarmed (not once)
 COORDINATOR_POINTS = ("crash-after-prepare", "crash-after-decision", "crash-mid-commit")
 
 

@@ -26,6 +26,7 @@ FAULT_EFFECTS = {
     "crash-after-vote": "it dies right after durably voting yes, before the vote is sent",
     "crash-before-commit": "it dies when the next commit arrives, before applying it",
     "crash-after-commit": "it dies right after applying the next commit, before the ack",
+    "cut-replication": "its replication link is cut (no pushes or pulls) until `fault NODE off`",
     "crash-after-prepare": "it dies once the votes are in, before logging a decision",
     "crash-after-decision": "it dies right after logging a commit, before telling anyone",
     "crash-mid-commit": "it dies after telling only one participant to commit"}

@@ -35,6 +35,9 @@ def parse_args(argv=None):
     p.add_argument("--auto-failover", type=float, default=0.0, metavar="SECONDS",
                    help="replace a primary by an in-sync replica once it has not renewed "
                         "its lease for SECONDS (0, the default: failover only by hand)")
+    p.add_argument("--presumption", choices=("nothing", "abort", "commit"), default=None,
+                   help="what a missing record means (bank/core/coordinator.py C8, C10-C13): "
+                        "nothing, abort (the default) or commit")
     p.add_argument("--allow-faults", action="store_true",
                    help="enable fault(), partition() and heal()")
     p.add_argument("--fail-at", default="", metavar="POINT", help="arm a fault point now")
@@ -62,6 +65,10 @@ def parse_args(argv=None):
     args.log = args.log or config.get("log", "logs/recovery.log")
     args.secret_file = args.secret_file or config.get("secret_file") or None
     args.allow_faults = args.allow_faults or config.get("allow_faults", "no") == "yes"
+    args.presumption = args.presumption or config.get("presumption", "abort")
+    if args.presumption not in ("nothing", "abort", "commit"):
+        p.error(f"presumption = {args.presumption!r} in {args.config}: say nothing, abort "
+                "or commit")
     return args
 
 
@@ -75,7 +82,8 @@ def main(argv=None):
         coordinator = Coordinator(args.name, args.branches, args.log, secret=secret,
                                   allow_faults=args.allow_faults or bool(args.fail_at),
                                   accept_damaged_log=args.accept_damaged_log,
-                                  auto_failover=args.auto_failover)
+                                  auto_failover=args.auto_failover,
+                                  presumption=args.presumption)
         server = rpc.Server(coordinator, args.host, args.port, secret)
     except OSError as exc:
         raise SystemExit(f"Cannot start the coordinator: {exc.strerror or exc}."
@@ -87,7 +95,8 @@ def main(argv=None):
         coordinator.faults.arm(args.fail_at)
     print(f"Coordinator {args.name} serving at {coordinator.url} (log {args.log}, "
           f"branches {', '.join(f'{n}={u[0]}' for n, u in args.branches.items())}, "
-          f"authentication {'on' if secret else 'OFF'})", flush=True)
+          f"authentication {'on' if secret else 'OFF'}, presumed {args.presumption})",
+          flush=True)
     if coordinator.log.damage:
         found = coordinator.log.describe()
         print(f"WARNING: the recovery log is damaged ({'; '.join(found['damaged'])}); "

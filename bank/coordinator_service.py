@@ -141,7 +141,8 @@ class Coordinator(LabControls):
     LAB_METHODS = ("fault", "partition", "heal")
 
     def __init__(self, name: str, branches: dict, log_path, *, secret=None,
-                 allow_faults=False, url="", accept_damaged_log=False, auto_failover=0.0):
+                 allow_faults=False, url="", accept_damaged_log=False, auto_failover=0.0,
+                 presumption="abort"):
         self.name, self.secret = name, secret
         self.links = {n: BranchLink(check_branch_name(n), u, secret) for n, u in branches.items()}
         self.faults = FaultPoints("coordinator", COORDINATOR_POINTS, allow_faults)
@@ -154,7 +155,7 @@ class Coordinator(LabControls):
         self.auto_failover = auto_failover
         self._stop_config = threading.Event()
         self.twopc = TwoPhaseCommit(name, self.links, self.log, self.faults, self._pool,
-                                    requests=self.requests)
+                                    requests=self.requests, presumption=presumption)
         self.url = url
 
     @property

@@ -63,6 +63,22 @@ def role_table(table: dict) -> str:
     return "```\n" + "\n".join(line.rstrip() for line in lines) + "\n```"
 
 
+def presumption_rows() -> str:
+    """The rows each other presumption changes in the coordinator's table (C10-C13):
+    presumed abort (above) is the default; the others are the same table but these."""
+    parts = []
+    for presumption, table in coordinator.TABLES.items():
+        if table is coordinator.COORDINATOR:
+            continue
+        changed = {k: v for k, v in table.items() if coordinator.COORDINATOR.get(k) != v}
+        text = role_table(changed).splitlines()[:-2]          # without the closing note
+        gone = sorted({_name(k[0]) for k in coordinator.COORDINATOR if k not in table})
+        note = f"(every other row as presumed abort{'; never ' + ', '.join(gone) if gone else ''})"
+        parts.append(f"Presumed {presumption.value} (`--presumption {presumption.value}`):\n\n"
+                     + "\n".join(text + [note, "```"]))
+    return "\n\n".join(parts)
+
+
 def manager_table() -> str:
     """The configuration manager's table: it has one state (the configuration), so its
     rows are keyed by event alone; the guards are in bank/core/manager.py."""
@@ -109,7 +125,7 @@ def method_roles() -> str:
 def generated() -> dict:
     """NAME -> the text the README must hold between that NAME's markers."""
     parts = {"file-map": file_map(), "method-roles": method_roles(),
-             "manager-table": manager_table()}
+             "manager-table": manager_table(), "presumption-rows": presumption_rows()}
     for role, table in ROLES.items():
         parts[f"{role}-table"] = role_table(table)
         parts[f"{role}-diagram"] = role_diagram(table)

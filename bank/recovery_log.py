@@ -16,6 +16,11 @@ Rules:
     disk (fsync). The coordinator sends no commit, and tells no client, before that.
   * Rule 2 - presumed abort. ``begin``, ``abort`` and ``end`` are written but not
     forced: losing them is safe, because a txid without a commit record is aborted.
+    Under the other presumptions (bank/core/coordinator.py C10-C13) the core asks
+    for more: ``begin(forced=True)`` (presumed commit) and ``abort(forced=True)``
+    (presumed nothing and presumed commit) return only once the record is on disk.
+    A transaction whose begin says {"presumption": "commit"} is finished by its
+    commit record: it needs, and gets, no end (C12).
   * Rule 3 - every line ends with a CRC-32 of the rest of the line.
   * Rule 4 - compaction. When the log grows past ``COMPACT_AFTER`` records (and at
     every start), it is rewritten to hold only unfinished transactions and a one-line
@@ -230,11 +235,14 @@ class RecoveryLog:
 
     # ---- appending ----------------------------------------------------------------
 
-    def begin(self, txid: str, info: dict) -> None:
-        """A transaction starts (not forced: Rule 2). LogWriteError if it cannot be written."""
+    def begin(self, txid: str, info: dict, forced: bool = False) -> None:
+        """A transaction starts (not forced: Rule 2, unless presumed commit asks: C11).
+        LogWriteError if it cannot be written."""
         with self._write_lock:
-            self._append("begin", txid, info)
+            line_no = self._append("begin", txid, info)
             self.in_flight[txid] = {"info": info, "decision": None}
+        if forced:
+            self._sync_to(line_no)
 
     def commit(self, txid: str) -> None:
         """THE commit point: returns only once the commit record is on disk (Rule 1).
@@ -245,14 +253,19 @@ class RecoveryLog:
         with self._write_lock:
             line_no = self._append("commit", txid, {})
             self._entry(txid)["decision"] = "commit"
+            self._finish_if_presumed_commit(txid)
         self._sync_to(line_no)
 
-    def abort(self, txid: str) -> None:
+    def abort(self, txid: str, forced: bool = False) -> None:
         """The abort decision (not forced: presumed abort makes it safe to lose, so a
-        failed write is only reported)."""
+        failed write is only reported). forced (C10, C13): on disk before it returns,
+        if it could be written; if not, a restart finds begin without a decision and
+        aborts again, so it is still only reported."""
         with self._write_lock:
             self._entry(txid)["decision"] = "abort"
-            self._append_if_possible("abort", txid, {})
+            written = self._append_if_possible("abort", txid, {})
+        if forced and written:
+            self._sync_to(written)
 
     def end(self, txid: str, outcome: str, reason: str = "") -> None:
         """Every participant acknowledged: the transaction needs no more work.
@@ -311,6 +324,14 @@ class RecoveryLog:
     def _entry(self, txid: str) -> dict:
         return self.in_flight.setdefault(txid, {"info": {}, "decision": None})
 
+    def _finish_if_presumed_commit(self, txid: str, ended=None) -> None:
+        """C12: under presumed commit the commit record finishes the transaction."""
+        entry = self.in_flight.get(txid, {"info": {}})
+        if entry["info"].get("presumption") == "commit":
+            del self.in_flight[txid]
+            self._remember_finished(txid, dict(entry["info"], outcome="committed",
+                                               reason="", ended=now() if ended is None else ended))
+
     def _append(self, kind: str, txid: str, data: dict) -> int:
         """Write one whole line (caller holds _write_lock); it is in the OS, not yet on
         disk. A line that cannot be written whole is cut off again (Rule 7)."""
@@ -345,12 +366,14 @@ class RecoveryLog:
             self.broken = f"a failed write could not be undone: {exc.strerror or exc}"
             log.critical("recovery log %s: %s", self.path, self.broken)
 
-    def _append_if_possible(self, kind: str, txid: str, data: dict) -> None:
-        """For records presumed abort makes safe to lose (Rule 2)."""
+    def _append_if_possible(self, kind: str, txid: str, data: dict) -> int:
+        """For records presumed abort makes safe to lose (Rule 2): the line number
+        written, or 0 if it could not be."""
         try:
-            self._append(kind, txid, data)
+            return self._append(kind, txid, data)
         except LogWriteError as exc:
             log.warning("%s (%s %s; safe to lose: presumed abort)", exc.message, kind, txid)
+            return 0
 
     def _sync_to(self, line_no: int) -> None:
         """Make sure line `line_no` is on disk, sharing the fsync with others (Rule 5)."""
@@ -419,6 +442,8 @@ class RecoveryLog:
             self.in_flight[txid] = {"info": data, "decision": None}
         elif kind in ("commit", "abort"):
             self._entry(txid)["decision"] = kind
+            if kind == "commit":
+                self._finish_if_presumed_commit(txid, ended="")   # its time is in the line
         elif kind == "end":
             entry = self.in_flight.pop(txid, {"info": {}})
             self._remember_finished(txid, dict(entry["info"], **data))

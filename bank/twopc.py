@@ -23,6 +23,11 @@ Rules (how the core's effects are carried out):
     so a diagram draws it at the sender only, with the reason.
   * Every message sent and received is kept in the transaction's trace, with times,
     so the shell and the window can draw its sequence diagram.
+  * D6 - one presumption per log: the coordinator runs the core's table of its
+    --presumption (C1-C13), writes it into every begin record (so recovery finishes
+    each transaction under its own), counts each transaction's writes and messages
+    (bank/counters.py, N1-N2), and refuses to start on a log written under another
+    presumption: a txid it no longer knows would be presumed the other way.
 
 Glossary (more in bank/core/messages.py):
   plan        which ops each participant is asked to prepare
@@ -42,7 +47,8 @@ import time
 
 from bank.errors import BankError, FaultCode
 from bank.ledger import now
-from bank.core.coordinator import DECIDED, CoordinatorTxn, presumed_outcome
+from bank.core.coordinator import DECIDED, CoordinatorTxn, Presumption, presumed_outcome
+from bank.counters import TxnCounters
 from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
 from bank.requests import RequestRegistry
 from bank.recovery_log import IN_DOUBT, LogWriteError
@@ -62,8 +68,10 @@ class Txn:
     """A transaction the coordinator drives: the protocol core plus what to show."""
 
     def __init__(self, txid: str, plan: dict, info: dict, url: str = COORDINATOR):
-        self.core = CoordinatorTxn(txid, plan, url)   # decides; see bank/core/coordinator.py
-        self.info = info                   # src, dst, amount, request_id
+        self.core = CoordinatorTxn(txid, plan, url,  # decides; see bank/core/coordinator.py
+                                   info.get("presumption", Presumption.ABORT.value))
+        self.info = info                   # src, dst, amount, request_id, presumption
+        self.counts = TxnCounters()        # writes and messages, per party (N1, N2)
         self.began = now()
         self.ended = ""
         self._head, self._tail = [], collections.deque(maxlen=TRACE_TAIL)
@@ -266,8 +274,11 @@ class TwoPhaseCommit(Recovery):
     log: the RecoveryLog; faults: the coordinator's FaultPoints; pool: a thread pool.
     """
 
-    def __init__(self, name: str, links: dict, recovery_log, faults, pool, requests=None):
+    def __init__(self, name: str, links: dict, recovery_log, faults, pool, requests=None,
+                 presumption: str = Presumption.ABORT.value):
         self.name, self.links, self.log, self.faults = name, links, recovery_log, faults
+        self.presumption = Presumption(presumption)
+        check_presumption(recovery_log, self.presumption)           # D6
         self.url = ""                              # ours, sent with every prepare
         self.txns = collections.OrderedDict()      # txid -> Txn, newest last
         self.requests = requests if requests is not None else RequestRegistry()   # shared
@@ -304,13 +315,19 @@ class TwoPhaseCommit(Recovery):
                 if txid in self.txns:
                     return self.txns[txid], False
                 return self._finished_request(txid), False
-            txn = Txn(self._new_txid(), plan, dict(info, branches=sorted(plan),
-                                                   began=now()), self.url)
+            txn = Txn(self._new_txid(), plan, dict(info, branches=sorted(plan), began=now(),
+                                                   **self._presumption_info()), self.url)
             self.txns[txn.txid] = txn
             self._forget_old_txns()
             if rid:
                 self.requests.record(rid, fingerprint, txn.txid)
         return txn, True
+
+    def _presumption_info(self) -> dict:
+        """D6: what the begin record says of the presumption (nothing for the default,
+        so a presumed-abort log reads exactly as it always has)."""
+        return {} if self.presumption is Presumption.ABORT else \
+            {"presumption": self.presumption.value}
 
     def _finished_request(self, txid: str) -> Txn:
         """A stand-in Txn holding the outcome of a request finished long ago.
@@ -385,27 +402,31 @@ class TwoPhaseCommit(Recovery):
                 for effect in effects:                                   # commit: abort
                     if isinstance(effect, Record):
                         self._write_record(txn, effect)
+            if txn.core.state in (CoordState.COMMITTED, CoordState.ABORTED) and not txn.ended:
+                txn.ended = now()         # C12: presumed commit finishes without an end
             return [e for e in effects if not isinstance(e, Record)]
 
     def _write_record(self, txn: Txn, record: Record) -> None:
         """One Record effect into the recovery log; forced ones are fsynced (C3)."""
-        info = txn.info
+        info, forced = txn.info, " (forced to disk)" if record.forced else ""
         if record.kind == "begin":
-            self.log.begin(txn.txid, info)
-            txn.note(COORDINATOR, LOG, "begin",
-                     f"{info.get('src', '')} -> {info.get('dst', '')} {info.get('amount', '')}")
+            self.log.begin(txn.txid, info, forced=record.forced)
+            txn.note(COORDINATOR, LOG, "begin", f"{info.get('src', '')} -> "
+                     f"{info.get('dst', '')} {info.get('amount', '')}{forced}")
         elif record.kind == "commit":
             assert record.forced, "C3: the commit record is always forced"
             self._force_commit(txn)                        # fsync: THE commit point
             txn.note(COORDINATOR, LOG, "decision", "commit (forced to disk)")
         elif record.kind == "abort":
-            self.log.abort(txn.txid)
-            txn.note(COORDINATOR, LOG, "decision", f"abort: {record.reason}".rstrip(": "))
+            self.log.abort(txn.txid, forced=record.forced)
+            txn.note(COORDINATOR, LOG, "decision",
+                     f"abort: {record.reason}".rstrip(": ") + forced)
         else:
             assert record.kind == "end", record
             self.log.end(txn.txid, txn.core.decision.value, record.reason)
             txn.ended = now()
             txn.note(COORDINATOR, LOG, "end", "every participant acknowledged")
+        txn.counts.wrote(COORDINATOR, record.forced)                # N1
 
     def _force_commit(self, txn: Txn) -> None:
         """Log the commit decision durably (fsync: THE commit point).
@@ -432,12 +453,16 @@ class TwoPhaseCommit(Recovery):
             f"{o['account']} {o['delta']}" for o in ops))
         try:
             answer = self.links[branch].call("prepare", txn.txid, prepare.coordinator, ops)
+            txn.counts.sent(COORDINATOR)                            # N1: prepare
+            txn.counts.sent(branch)                                 # N2: its vote
             vote, reason = Vote(answer["vote"]), answer.get("reason", "")
             words = vote.value + (f": {reason}" if reason else "")
             txn.note(branch, COORDINATOR, "vote", words, kind=vote.value)
             txn.voted_at[branch] = time.time()
         except Exception as exc:                # noqa: BLE001 - every failure is a silence
             vote, words, sent = _silence(exc, self._timeout(branch))
+            if sent:
+                txn.counts.sent(COORDINATOR)                        # N1: it left
             reason = self._note_silence(txn, asked, branch, vote, words, sent, "vote")
         with txn.lock:
             txn.vote_words[branch] = words
@@ -481,8 +506,12 @@ class TwoPhaseCommit(Recovery):
             self.links[branch].call(method, txn.txid)
         except Exception as exc:                # noqa: BLE001 - no ack; retried later (C6)
             silence, words, sent = _silence(exc, self._timeout(branch))
+            if sent:
+                txn.counts.sent(COORDINATOR)                        # N1: it left
             self._note_silence(txn, told, branch, silence, words, sent, "ack")
             return
+        txn.counts.sent(COORDINATOR)                                # N1: commit or abort
+        txn.counts.sent(branch)                                     # N2: its answer
         txn.note(branch, COORDINATOR, "ack", method, kind="ack")
         self._step(txn, txn.core.on_ack, branch)
 
@@ -499,9 +528,11 @@ class TwoPhaseCommit(Recovery):
         if txn is None:                                                  # storage faults:
             if self.log.in_doubt_about(txid):     # a damaged log may hide it: never presume
                 return IN_DOUBT
-            return self.log.outcome(txid) or presumed_outcome()          # C8
+            return self.log.outcome(txid) or presumed_outcome(self.presumption)  # C8, C12
         answer = self._step(txn, txn.core.on_query)[0].message.outcome   # C7, C9
         txn.note(asker or "?", COORDINATOR, "query", f"decision? -> {answer}")
+        txn.counts.sent(asker or "?")                               # N2: the query
+        txn.counts.sent(COORDINATOR)                                # N1: the answer
         return answer
 
     def held_at(self, branch: str) -> tuple:
@@ -529,7 +560,7 @@ class TwoPhaseCommit(Recovery):
             txn = self.txns.get(txid)
             if txn is not None:
                 return dict(txn.summary(), trace=txn.trace, votes=txn.votes(),
-                            vote_kinds=txn.vote_kinds())
+                            vote_kinds=txn.vote_kinds(), counts=txn.counts.as_dict())
         if txid in self.log.finished:
             return dict(summary_from_log(txid, self.log.finished[txid]), trace=[], votes={},
                         vote_kinds={})
@@ -541,6 +572,21 @@ class TwoPhaseCommit(Recovery):
             self.txns.pop(txn.txid, None)
         if txn.info.get("request_id"):
             self.requests.forget(txn.info["request_id"], txn.txid)
+
+
+def check_presumption(recovery_log, presumption: Presumption) -> None:
+    """D6: refuse a log whose transactions were run under another presumption (a begin
+    without one is from before the switch: presumed abort)."""
+    infos = [e["info"] for e in recovery_log.in_flight.values()]
+    infos += list(recovery_log.finished.values())
+    found = {i.get("presumption", Presumption.ABORT.value) for i in infos if i}
+    other = sorted(found - {presumption.value})
+    if other:
+        raise BankError(FaultCode.BAD_INPUT, (
+            f"The recovery log {recovery_log.path} holds transactions run under presumed "
+            f"{other[0]}, so this coordinator cannot run presumed {presumption.value} on it "
+            "(a transaction it no longer remembers would be presumed the other way): start "
+            f"with --presumption {other[0]}, or with a new --log."))
 
 
 def _silence(exc: Exception, seconds=None) -> tuple:

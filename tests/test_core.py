@@ -231,6 +231,100 @@ def test_coordinator_illegal_steps_are_refused_and_change_nothing():
         assert txn.state is CoordState.COMMITTING
 
 
+# ---- the presumptions (C10-C13): one table each ---------------------------------------------
+
+ALL_ROWS = [(pr, key) for pr, table in C.TABLES.items() for key in table]
+
+
+@pytest.mark.parametrize("presumption, key", ALL_ROWS,
+                         ids=lambda v: v.value if isinstance(v, C.Presumption)
+                         else f"{v[0].value}|{v[1].value}")
+def test_every_row_of_every_presumption_sets_the_state_it_names(presumption, key):
+    """Each row of each presumption's table moves to exactly the state it names."""
+    txn = C.CoordinatorTxn("T1", PLAN, "http://coord", presumption)
+    txn.state = key[0]
+    txn._step(key[1])
+    assert txn.state is C.TABLES[presumption][key].next
+
+
+def test_presumed_abort_is_the_default_and_its_table_is_the_one_of_c1_c9():
+    """Presumed abort stays the default: a core built without a presumption uses the
+    table COORDINATOR, and no row of it names C10-C13."""
+    assert C.CoordinatorTxn("T1", PLAN).table is C.COORDINATOR
+    assert C.TABLES[C.Presumption.ABORT] is C.COORDINATOR
+    assert {s.rule for s in C.COORDINATOR.values()} <= {f"C{i}" for i in range(1, 10)}
+
+
+def run_to_decision(presumption, votes):
+    """Begin, feed the votes, decide: (effects of begin, effects of the decision, txn)."""
+    txn = C.CoordinatorTxn("T1", PLAN, "http://coord", presumption)
+    begun = txn.begin()
+    for branch, vote in votes.items():
+        txn.on_vote(branch, vote)
+    return begun, txn.decide(), txn
+
+
+YES = {"Mumbai": Vote.YES, "Delhi": Vote.YES}
+ONE_NO = {"Mumbai": Vote.NO, "Delhi": Vote.YES}
+
+
+def test_c10_presumed_nothing_forces_every_abort_and_awaits_its_acks():
+    """C10: presumed nothing forces the abort record like a commit, sends abort to every
+    participant, and logs end only after every acknowledgement."""
+    _, effects, txn = run_to_decision(C.Presumption.NOTHING, ONE_NO)
+    assert effects[0] == Record("T1", "abort", forced=True, reason=txn.reason)
+    assert {e.to for e in effects if isinstance(e, Send)} == {"Mumbai", "Delhi"}
+    assert txn.on_ack("Mumbai") == [] and txn.state is CoordState.ABORTING
+    assert txn.on_ack("Delhi") == [Record("T1", "end", forced=False, reason=txn.reason)]
+    restarted = C.CoordinatorTxn("T1", PLAN, presumption=C.Presumption.NOTHING)
+    assert restarted.on_restart("") == [Record("T1", "abort", forced=True)]
+
+
+def test_c11_presumed_commit_forces_begin_before_any_prepare():
+    """C11: under presumed commit the begin record is forced, and it comes before every
+    prepare."""
+    begun, _, _ = run_to_decision(C.Presumption.COMMIT, YES)
+    assert begun[0] == Record("T1", "begin", forced=True)
+    assert all(isinstance(e, Send) and isinstance(e.message, Prepare) for e in begun[1:])
+
+
+def test_c12_presumed_commit_is_finished_once_commit_is_forced():
+    """C12: commit is forced, sent, and the transaction is finished at once: nobody is
+    waited for, an acknowledgement logs nothing, a restart re-sends nothing, and an
+    unknown txid was committed."""
+    _, effects, txn = run_to_decision(C.Presumption.COMMIT, YES)
+    assert effects[0] == Record("T1", "commit", forced=True)
+    assert [type(e.message) for e in effects[1:3]] == [Commit, Commit]
+    assert txn.state is CoordState.COMMITTED and txn.waiting_for() == []
+    assert txn.on_ack("Mumbai") == [] and txn.on_query()[0].message.outcome == "committed"
+    restarted = C.CoordinatorTxn("T1", PLAN, presumption=C.Presumption.COMMIT)
+    assert restarted.on_restart("commit") == [] and restarted.state is CoordState.COMMITTED
+    assert C.presumed_outcome(C.Presumption.COMMIT) == "committed"
+    assert C.presumed_outcome(C.Presumption.NOTHING) == "aborted"
+
+
+def test_c13_presumed_commit_forces_abort_and_awaits_every_ack():
+    """C13: under presumed commit an abort is forced and acknowledged by everyone before
+    end; a restart that finds begin without a decision forces an abort."""
+    _, effects, txn = run_to_decision(C.Presumption.COMMIT, ONE_NO)
+    assert effects[0] == Record("T1", "abort", forced=True, reason=txn.reason)
+    txn.on_ack("Mumbai")
+    assert txn.waiting_for() == ["Delhi"]
+    assert txn.on_ack("Delhi")[0].kind == "end"
+    restarted = C.CoordinatorTxn("T1", PLAN, presumption=C.Presumption.COMMIT)
+    assert restarted.on_restart("") == [Record("T1", "abort", forced=True)]
+    assert restarted.on_retry() == [Send("Delhi", Abort("T1")), Send("Mumbai", Abort("T1"))]
+
+
+def test_c3_under_presumed_commit_an_unwritten_commit_means_a_forced_abort():
+    """C3 with C13: if the commit record could not be written, the transaction aborts
+    (forced) and nothing says commit."""
+    _, _, txn = run_to_decision(C.Presumption.COMMIT, YES)
+    effects = txn.on_commit_not_logged("disk full")
+    assert effects[0] == Record("T1", "abort", forced=True, reason=txn.reason)
+    assert all(isinstance(e.message, (Abort, Outcome)) for e in effects[1:])
+
+
 # ---- replication roles ----------------------------------------------------------------
 
 @pytest.mark.parametrize("key", list(R.REPLICA), ids=lambda k: f"{k[0].value}|{k[1].value}")

@@ -31,7 +31,25 @@ Rules:
   * C9 - a transaction whose records were damaged is in doubt: never presumed either
     way, every query answered "in-doubt", until an operator restores the log.
 
+The presumption (issue 14; Mohan, Lindsay and Obermarck, R*, 1986) picks the table.
+C1-C9 above are presumed abort, the default (COORDINATOR). The other two change a few
+rows each (PRESUMED_NOTHING, PRESUMED_COMMIT; TABLES holds all three):
+  * C10 - presumed nothing: nothing is presumed, so every decision is forced: an
+    abort like a commit (after a no, and after a restart that found no decision),
+    and every participant acknowledges it before end.
+  * C11 - presumed commit: begin (the "collecting" record, naming every participant)
+    is forced BEFORE any prepare leaves: after a crash it is the only trace of a
+    transaction that may still be undecided, which must not be presumed committed.
+  * C12 - presumed commit: once commit is forced the transaction is finished: no
+    acknowledgement is awaited, no end is logged, and a txid the coordinator does
+    not know was committed (C8 turned round).
+  * C13 - presumed commit: abort is forced (without it the txid would be presumed
+    committed), every participant acknowledges it, then end; after a restart, a
+    begin with no decision is aborted the same way.
+
 Glossary:
+  presumption  what the coordinator answers for a txid it has no record of: nothing
+               (it never forgets an undecided one), abort (default) or commit
   participant  a branch taking part in the transaction
   plan         branch -> the ops that branch is asked to prepare
   waiting_for  participants that have not acknowledged the decision yet
@@ -61,11 +79,20 @@ class Event(str, enum.Enum):
     COMMIT_NOT_LOGGED = "the commit record could not be written"
 
 
+class Presumption(str, enum.Enum):
+    """What a missing record means; the coordinator's --presumption picks one."""
+    NOTHING = "nothing"
+    ABORT = "abort"
+    COMMIT = "commit"
+
+
 class Do(str, enum.Enum):
     """The effects a row can name; CoordinatorTxn turns each into effect values."""
     LOG_BEGIN = "log begin"
+    FORCE_BEGIN = "force begin to disk"
     FORCE_COMMIT = "force commit to disk"
     LOG_ABORT = "log abort"
+    FORCE_ABORT = "force abort to disk"
     LOG_END = "log end"
     SEND_PREPARE = "send prepare to all"
     SEND_DECISION = "send the decision to those not acknowledged"
@@ -114,25 +141,58 @@ COORDINATOR = {
     (N, E.RESTART_DAMAGED):  Step("C9", DB, ()),
     (DB, E.QUERY):           Step("C9", DB, (Do.ANSWER,)),
 }
+
+# Presumed nothing: the rows of presumed abort, with every abort forced (C10).
+PRESUMED_NOTHING = {
+    **COORDINATOR,
+    (P, E.NOT_ALL_YES):      Step("C10", AG, (Do.FORCE_ABORT, Do.SEND_DECISION, Do.TELL_CLIENT)),
+    (CG, E.COMMIT_NOT_LOGGED): Step("C10", AG, (Do.FORCE_ABORT, Do.SEND_DECISION,
+                                                Do.TELL_CLIENT)),
+    (N, E.RESTART_NONE):     Step("C10", AG, (Do.FORCE_ABORT,)),
+}
+
+# Presumed commit: begin forced (C11); a forced commit finishes the transaction, so
+# "committing" is never a state (C12); abort forced and acknowledged (C13).
+PRESUMED_COMMIT = {
+    **{key: step for key, step in COORDINATOR.items() if key[0] is not CG},
+    (N, E.BEGIN):            Step("C11", P, (Do.FORCE_BEGIN, Do.SEND_PREPARE)),
+    (P, E.ALL_YES):          Step("C12", CD, (Do.FORCE_COMMIT, Do.SEND_DECISION,
+                                              Do.TELL_CLIENT)),
+    (P, E.NOT_ALL_YES):      Step("C13", AG, (Do.FORCE_ABORT, Do.SEND_DECISION, Do.TELL_CLIENT)),
+    (CD, E.COMMIT_NOT_LOGGED): Step("C3", AG, (Do.FORCE_ABORT, Do.SEND_DECISION,
+                                               Do.TELL_CLIENT)),
+    (N, E.RESTART_COMMIT):   Step("C12", CD, ()),
+    (N, E.RESTART_NONE):     Step("C13", AG, (Do.FORCE_ABORT,)),
+}
 del N, P, CG, AG, CD, AD, DB, E
+
+TABLES = {Presumption.NOTHING: PRESUMED_NOTHING, Presumption.ABORT: COORDINATOR,
+          Presumption.COMMIT: PRESUMED_COMMIT}
 
 DECIDED = (CoordState.COMMITTING, CoordState.COMMITTED, CoordState.ABORTING,
            CoordState.ABORTED)
 
 
-def presumed_outcome() -> str:
-    """C8: the answer for a txid with no record at all."""
-    return TxState.ABORTED.value
+def presumed_outcome(presumption: Presumption = Presumption.ABORT) -> str:
+    """C8, C12: the answer for a txid with no record at all. Presumed nothing answers
+    aborted too: it forgets a txid only once every participant has acknowledged its
+    decision, so one it does not know was never decided (C10)."""
+    return TxState.COMMITTED.value if Presumption(presumption) is Presumption.COMMIT \
+        else TxState.ABORTED.value
 
 
 class CoordinatorTxn:
     """One transaction at the coordinator. Feed it events; carry out what it returns.
 
     plan: branch -> the ops for that branch (carried in Prepare as they are given).
+    presumption: which table decides (C10-C13); presumed abort unless told.
     """
 
-    def __init__(self, txid: str, plan: dict, coordinator: str = "coordinator"):
+    def __init__(self, txid: str, plan: dict, coordinator: str = "coordinator",
+                 presumption: Presumption = Presumption.ABORT):
         self.txid, self.plan, self.coordinator = txid, dict(plan), coordinator
+        self.presumption = Presumption(presumption)
+        self.table = TABLES[self.presumption]
         self.participants = tuple(sorted(plan))
         self.state = CoordState.NEW
         self.votes = {}                 # branch -> Vote, or Silence when none arrived
@@ -199,25 +259,32 @@ class CoordinatorTxn:
         return TxState.UNKNOWN
 
     def waiting_for(self) -> list:
-        """Participants that have not acknowledged the decision yet."""
+        """Participants whose acknowledgement is still awaited: none once the transaction
+        is finished (under presumed commit, as soon as commit is forced: C12)."""
+        if self.state in (CoordState.COMMITTED, CoordState.ABORTED):
+            return []
+        return self._not_acknowledged()
+
+    def _not_acknowledged(self) -> list:
         return [p for p in self.participants if p not in self.acks]
 
     # ---- the table at work -------------------------------------------------------------
 
     def _step(self, event: Event) -> list:
-        row = COORDINATOR.get((self.state, event))
+        row = self.table.get((self.state, event))
         if row is None:
             raise ProtocolViolation("coordinator", self.state, event.value)
         self.state = row.next
         return [e for do in row.effects for e in self._effects(do)]
 
     def _effects(self, do: Do) -> list:
-        if do is Do.LOG_BEGIN:
-            return [Record(self.txid, "begin", forced=False)]
+        if do in (Do.LOG_BEGIN, Do.FORCE_BEGIN):
+            return [Record(self.txid, "begin", forced=do is Do.FORCE_BEGIN)]
         if do is Do.FORCE_COMMIT:
             return [Record(self.txid, "commit", forced=True)]
-        if do is Do.LOG_ABORT:
-            return [Record(self.txid, "abort", forced=False, reason=self.reason)]
+        if do in (Do.LOG_ABORT, Do.FORCE_ABORT):
+            return [Record(self.txid, "abort", forced=do is Do.FORCE_ABORT,
+                           reason=self.reason)]
         if do is Do.LOG_END:
             return [Record(self.txid, "end", forced=False, reason=self.reason)]
         if do is Do.SEND_PREPARE:
@@ -225,7 +292,7 @@ class CoordinatorTxn:
                     for b in self.participants]
         if do is Do.SEND_DECISION:
             message = Commit if self.decision is TxState.COMMITTED else Abort
-            return [Send(b, message(self.txid)) for b in self.waiting_for()]
+            return [Send(b, message(self.txid)) for b in self._not_acknowledged()]
         if do is Do.TELL_CLIENT:
             return [Reply(Outcome(self.txid, self.decision.value, self.reason))]
         assert do is Do.ANSWER, do

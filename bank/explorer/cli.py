@@ -42,6 +42,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", type=int, default=1, help="lost messages (default 1)")
     p.add_argument("--duplicates", type=int, default=0, help="duplicated messages (default 0)")
     p.add_argument("--partitions", type=int, default=0, help="partitions (default 0)")
+    p.add_argument("--presumption", choices=("nothing", "abort", "commit"), default="abort",
+                   help="the coordinator's presumption, C8/C10-C13 (default abort)")
     p.add_argument("--variant", default="", help="a broken variant to explore instead of the kit")
     p.add_argument("--random-walk", type=int, metavar="STEPS", default=0,
                    help="seeded random walks of this many steps in all, instead of "
@@ -77,7 +79,8 @@ def check(options) -> Config:
         raise ValueError("--random-walk and --max-states must be positive.")
     variants.get(options.variant)                      # a sentence if unknown
     return Config(options.branches, options.transfers, options.crashes, options.losses,
-                  options.duplicates, options.partitions, options.variant)
+                  options.duplicates, options.partitions, options.variant,
+                  getattr(options, "presumption", "abort"))
 
 
 def explore(options) -> tuple:

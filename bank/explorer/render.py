@@ -58,7 +58,10 @@ def describe_world(world) -> list:
         + (" (more than there is: a no vote)" if t.amount > OPENING else "")
         for t in world.transfers)
     budgets = ", ".join(f"{FAULT_NAMES[f]} {c.budget(f)}" for f in FAULT_NAMES)
-    return [f"The explorer: {'the kit as it is' if not c.variant else 'variant ' + c.variant}",
+    kit = 'the kit as it is' if not c.variant else 'variant ' + c.variant
+    if c.presumption != "abort":
+        kit += f", presumed {c.presumption}"
+    return [f"The explorer: {kit}",
             f"World: a coordinator and {len(names)} branches ({', '.join(names)}), "
             f"one account each holding {format_amount(OPENING)}",
             f"Transfers: {transfers}",

@@ -183,7 +183,7 @@ class StepRun(BranchSteps):
         self.started = self.started | {t.txid}
         self.note(CLIENT, COORDINATOR, f"transfer {t.txid}",
                   f"{t.src}/1001 -> {t.dst}/1001 {format_amount(t.amount)}")
-        core = self.variant.coordinator(t.txid, self.world.plans[t.txid], COORDINATOR)
+        core = self.new_core(t.txid)
         self.coordinator_effects(core, core.begin(), caller=CLIENT)
         self.save(core)
 
@@ -266,9 +266,10 @@ class StepRun(BranchSteps):
             if (txid, "end") in self.log:
                 continue
             decision = next((k for k in ("commit", "abort") if (txid, k) in self.log), "")
-            core = self.variant.coordinator(txid, self.world.plans[txid], COORDINATOR)
+            core = self.new_core(txid)
             self.coordinator_effects(core, core.on_restart(decision), caller=None)
-            self.coordinator_effects(core, core.on_retry(), caller=None)
+            if core.state in (CoordState.COMMITTING, CoordState.ABORTING):   # C12: none
+                self.coordinator_effects(core, core.on_retry(), caller=None)
             self.save(core)
 
     # ---- timers ---------------------------------------------------------------------------
@@ -303,7 +304,8 @@ class StepRun(BranchSteps):
         if m.txid not in self.memory:
             if isinstance(m, DecisionQuery):                      # C8, from the log
                 decided = next((k for k in DECIDED_BY_LOG if (m.txid, k) in self.log), "")
-                answer = DECIDED_BY_LOG.get(decided) or presumed_outcome()
+                answer = DECIDED_BY_LOG.get(decided) or presumed_outcome(
+                    self.world.config.presumption)
                 self.send(COORDINATOR, env.src, DecisionAnswer(m.txid, answer))
             return                                              # a vote or ack for nothing
         core = self.coordinator_core(m.txid)
@@ -325,9 +327,14 @@ class StepRun(BranchSteps):
     def coordinator_core(self, txid: str):
         """The transaction's core, rebuilt from the coordinator's memory."""
         _, state, votes, acks, reason = self.memory[txid]
-        core = self.variant.coordinator(txid, self.world.plans[txid], COORDINATOR)
+        core = self.new_core(txid)
         core.state, core.votes, core.acks, core.reason = state, dict(votes), set(acks), reason
         return core
+
+    def new_core(self, txid: str):
+        """A new coordinator core for txid, of the variant and presumption explored."""
+        return self.variant.coordinator(txid, self.world.plans[txid], COORDINATOR,
+                                        self.world.config.presumption)
 
     def save(self, core) -> None:
         if not self.coord_up:

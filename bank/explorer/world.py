@@ -59,6 +59,7 @@ class Config:
     duplicates: int = 0
     partitions: int = 0
     variant: str = ""        # "" is the kit as it is; else a name in variants.VARIANTS
+    presumption: str = "abort"   # the coordinator's table: nothing, abort or commit
 
     def budget(self, fault: str) -> int:
         return getattr(self, fault)

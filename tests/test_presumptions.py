@@ -1,0 +1,96 @@
+"""The presumption switch, on real processes: the counters of each presumption against
+the table of lab 14, and what a missing record means under each.
+
+Each test starts its own cluster (coordinator and two branches on 127.0.0.1, ports
+from the OS, SQLite files and a recovery log in tmp_path) with --presumption, and stops
+it. Waiting is polling with a deadline (tests/polling.py).
+"""
+
+import importlib
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "labs"))
+
+from bank.counters import branch_writes                   # noqa: E402
+from bank.errors import BankError                         # noqa: E402
+from bank.local_cluster import LocalCluster               # noqa: E402
+from bank.recovery_log import RecoveryLog                 # noqa: E402
+from bank.twopc import check_presumption                  # noqa: E402
+from bank.core.coordinator import Presumption             # noqa: E402
+from polling import wait_for                              # noqa: E402
+
+lab14 = importlib.import_module("lab14_presumptions")
+
+
+def run_case(bank, case: str) -> dict:
+    """One transfer of lab 14's case, finished everywhere; its cells as the lab counts."""
+    coord = bank.coordinator()
+    result = coord.call("transfer", *lab14.CASES[case])
+    outcome = "committed" if case == "commit" else "aborted"
+    assert result["outcome"] == outcome
+    txid = result["txid"]
+    wait_for(lambda: coord.call("transaction", txid)["state"] == outcome and all(
+        bank.client(b).call("status", txid)["state"] == outcome for b in ("Mumbai", "Delhi")),
+        timeout=20, what=f"{txid} finished everywhere")
+    counts = coord.call("transaction", txid)["counts"]
+    writes = {b: branch_writes(bank.home / "data" / f"{b}.db", txid) for b in ("Mumbai", "Delhi")}
+    return {"txid": txid, **lab14.as_cells({"counts": counts, "writes": writes})}
+
+
+@pytest.mark.parametrize("presumption", lab14.PRESUMPTIONS)
+def test_counters_of_each_presumption_match_the_lab_table(tmp_path, presumption):
+    """C1-C13 with N1-N3: under each presumption, a committed and an aborted transfer
+    cost exactly the writes (forced and not) and messages lab 14's table says, at the
+    coordinator and at each branch."""
+    with LocalCluster(home=tmp_path, coordinator_args=["--presumption", presumption]) as bank:
+        for case in ("commit", "abort"):
+            cells = run_case(bank, case)
+            expected = lab14.KIT[(presumption, case)]
+            assert (cells["coordinator"], cells["branch"]) == \
+                (expected["coordinator"], expected["branch"]), (presumption, case, cells)
+            if case == "abort":
+                assert cells["no-voter"] == lab14.NO_VOTER_KIT
+
+
+def test_presumed_commit_logs_no_end_and_presumes_commit_for_unknown_txids(tmp_path):
+    """C11, C12: under presumed commit the begin record says so, a committed transfer has
+    no end record (its forced commit finishes it), and a txid the coordinator has no
+    record of is answered "committed"; under the default it is "aborted" (C8)."""
+    with LocalCluster(home=tmp_path, coordinator_args=["--presumption", "commit"]) as bank:
+        txid = run_case(bank, "commit")["txid"]
+        lines = [l for l in (tmp_path / "logs" / "recovery.log").read_text().splitlines()
+                 if txid in l]
+        assert [l.split()[1] for l in lines] == ["begin", "commit"]
+        assert '"presumption": "commit"' in lines[0]
+        assert bank.coordinator().call("decision", "C1-unknown-txid")["decision"] == "committed"
+
+
+def test_presumed_abort_log_reads_as_before_and_answers_aborted(tmp_path):
+    """Presumed abort is unchanged: its begin record names no presumption, the
+    transaction ends with an end record, and an unknown txid was aborted (C8)."""
+    with LocalCluster(home=tmp_path) as bank:
+        txid = run_case(bank, "commit")["txid"]
+        lines = [l for l in (tmp_path / "logs" / "recovery.log").read_text().splitlines()
+                 if txid in l]
+        assert [l.split()[1] for l in lines] == ["begin", "commit", "end"]
+        assert "presumption" not in lines[0]
+        assert bank.coordinator().call("decision", "C1-unknown-txid")["decision"] == "aborted"
+
+
+def test_a_log_of_another_presumption_is_refused_with_one_sentence(tmp_path):
+    """D6: a coordinator asked for one presumption refuses a recovery log that holds
+    transactions of another (one sentence naming both), and accepts its own."""
+    log = RecoveryLog(tmp_path / "recovery.log")
+    log.begin("T1", {"branches": ["Mumbai"], "presumption": "commit"}, forced=True)
+    log.commit("T1")
+    with pytest.raises(BankError) as refused:
+        check_presumption(log, Presumption.ABORT)
+    assert "presumed commit" in refused.value.message and "\n" not in refused.value.message
+    check_presumption(log, Presumption.COMMIT)
+    assert log.outcome("T1") == "committed" and "T1" not in log.in_flight
+    log.close()

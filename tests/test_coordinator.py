@@ -33,7 +33,7 @@ from bank import recovery_log                          # noqa: E402
 from bank.local_cluster import COORDINATOR, LocalCluster  # noqa: E402
 from bank.errors import BankError, FaultCode      # noqa: E402
 from bank.faults import CRASH_EXIT_CODE
-from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS# noqa: E402
+from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS, SWITCHES  # noqa: E402
 from polling import wait_for                  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -156,11 +156,12 @@ EXPECTED = {
     "crash-before-commit": "committed",   # decided: the branch commits after its restart
     "crash-after-commit": "committed",
 }
-assert set(EXPECTED) == set(BRANCH_POINTS) | set(COORDINATOR_POINTS)
+TWO_PC_POINTS = [p for p in BRANCH_POINTS if p not in SWITCHES]   # cut-replication: not 2PC
+assert set(EXPECTED) == set(TWO_PC_POINTS) | set(COORDINATOR_POINTS)
 
 CASES = ([pytest.param(COORDINATOR, p, id=p) for p in COORDINATOR_POINTS] +
          [pytest.param(branch, p, id=f"{role}-{p}")
-          for p in BRANCH_POINTS for role, branch in (("source", SRC_BRANCH),
+          for p in TWO_PC_POINTS for role, branch in (("source", SRC_BRANCH),
                                                       ("destination", DST_BRANCH))])
 
 

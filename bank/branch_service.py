@@ -66,7 +66,7 @@ class Branch(ReplicationRoles):
         self.name = check_branch_name(name)
         self.coordinator = check_url(coordinator, "coordinator URL") if coordinator else ""
         self.ledger, replica_of = _open_ledger(db_path, self.name, replica_of, secret)
-        self.faults = FaultPoints("branch", BRANCH_POINTS, allow_faults)
+        self.faults = FaultPoints("branch", BRANCH_POINTS, allow_faults, delays=True)
         if allow_faults:
             self.PUBLIC_METHODS = Branch.PUBLIC_METHODS + ("fault",)
         self.secret, self.ask_every = secret, ask_every

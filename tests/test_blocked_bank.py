@@ -26,9 +26,12 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
+from bank import local_cluster as cluster                    # noqa: E402
+from bank import shell                                       # noqa: E402
 from bank.errors import BankError                            # noqa: E402
 from bank.faults import FaultPoints                          # noqa: E402
 from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS   # noqa: E402
+from polling import wait_for                                 # noqa: E402
 
 
 # ---- fault points (F1, F2) ---------------------------------------------------------------
@@ -59,3 +62,85 @@ def test_a_delay_not_in_ascii_digits_is_refused_and_changes_nothing(text):
         branch.arm(f"delay={text}")
     assert refused.value.message.startswith("delay must be a number of seconds")
     assert branch.describe()["delay"] == "3"
+
+
+# ---- the shell with the coordinator down (V1-V4) ------------------------------------------
+
+@pytest.fixture
+def bank(tmp_path):
+    """Mumbai and Delhi (preloaded) and a coordinator in tmp_path, stopped by pid."""
+    local = cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi"),
+                                 branch_args=("--ask-every", "0.3"))
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def sh(bank):
+    client = shell.coordinator_client(bank.coordinator_url, bank.secret)
+    return shell.BankShell(client, bank, bank.home, stdout=io.StringIO())
+
+
+def run(sh, line: str) -> str:
+    sh.stdout.seek(0)
+    sh.stdout.truncate()
+    sh.onecmd(line)
+    return sh.stdout.getvalue()
+
+
+def block_a_transfer(sh, fault: str) -> str:
+    """Crash the coordinator at `fault` during a 100.00 transfer Mumbai/1001 -> Delhi/1002;
+    return what the transfer printed."""
+    assert "Armed" in run(sh, f"fault coordinator {fault}")
+    out = run(sh, "transfer Mumbai/1001 Delhi/1002 100")
+    assert out.startswith("Outcome not known"), out
+    wait_for(lambda: not sh.local.members["coordinator"].alive, 10, "the coordinator to die")
+    return out
+
+
+UNREACHABLE = re.compile(r"^The coordinator at http://127\.0\.0\.1:\d+ cannot be reached "
+                         r"\(connection refused[^)]*\); read from the branches directly\.")
+
+
+def test_with_the_coordinator_down_the_shell_reads_the_branches(sh, bank):
+    """V1-V4: with a transfer in doubt and the coordinator dead, balance, branches,
+    txns in-doubt and journal answer from the branches, under the unreachable line;
+    every one of them shows who holds what."""
+    block_a_transfer(sh, "crash-after-prepare")
+    txid = wait_for(lambda: bank.client("Mumbai").call("in_doubt"), 10, "a prepare")[0]["txid"]
+    failed_before = sh.failures          # the transfer's "not known" counted as failed
+
+    out = run(sh, "balance Mumbai/1001")
+    assert UNREACHABLE.match(out), out
+    assert "Mumbai/1001 (Asha Rao): balance 10000.00, held 100.00, available 9900.00." in out
+
+    out = run(sh, "branches")
+    assert UNREACHABLE.match(out), out
+    assert re.search(r"Mumbai\s+http\S+\s+up\s+primary\s+1\s+-\s+1", out), out
+    assert re.search(r"Delhi\s+http\S+\s+up\s+primary\s+1\s+-\s+1", out), out
+    assert re.search(r"coordinator\s+http\S+\s+DOWN", out), out
+
+    out = run(sh, "txns in-doubt")
+    assert UNREACHABLE.match(out), out
+    assert re.search(rf"{txid}\s+Delhi\s+Delhi/1002 100\.00", out), out
+    assert re.search(rf"{txid}\s+Mumbai\s+Mumbai/1001 -100\.00", out), out
+    assert out.count("voted yes, holding it until the coordinator decides") == 2
+
+    out = run(sh, "journal Mumbai/1001 5")
+    assert UNREACHABLE.match(out) and "Mumbai/1001" in out and "open" in out, out
+    assert sh.failures == failed_before
+
+    out = run(sh, "txns committed")
+    assert UNREACHABLE.match(out) and "Only the coordinator lists committed transfers" in out
+    assert sh.failures == failed_before + 1
+
+
+def test_an_error_the_coordinator_answers_is_not_hidden_by_a_direct_read(sh, bank):
+    """V2: only an unreachable coordinator makes the shell read the branches: an error
+    the coordinator answered (here: a branch that is down) is shown as it is."""
+    run(sh, "crash Delhi")
+    out = run(sh, "balance Delhi/1001")
+    assert out.startswith("Error:") and "read from the branches" not in out, out

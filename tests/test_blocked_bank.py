@@ -144,3 +144,51 @@ def test_an_error_the_coordinator_answers_is_not_hidden_by_a_direct_read(sh, ban
     run(sh, "crash Delhi")
     out = run(sh, "balance Delhi/1001")
     assert out.startswith("Error:") and "read from the branches" not in out, out
+
+
+# ---- a recovered transaction's story (T1-T3) ----------------------------------------------
+
+def diagram_rows(shown: str) -> list:
+    """(ms, the rest) for each message row of a `show` diagram, in order."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"^ {0,5}(\?|\d+)  (.*)$", shown,
+                                                           re.MULTILINE)]
+
+
+def test_a_recovered_commit_is_drawn_from_its_log_then_its_recovery(sh, bank):
+    """T1-T3: after crash-after-decision and a restart, `show` draws begin, the prepares,
+    the yes votes and the forced COMMIT from before the crash (rebuilt from the log),
+    then the restart and the commits re-sent; the summary names the logged decision."""
+    out = block_a_transfer(sh, "crash-after-decision")
+    request_id = re.search(r"`show (shell-\w+)`", out).group(1)
+    assert run(sh, "restart coordinator").startswith("Restarted coordinator")
+    shown = wait_for(lambda: (lambda s: "Still waiting" not in s and s)(
+        run(sh, f"show {request_id}")), 20, "the recovered commit to be acknowledged")
+    rows = [rest for _, rest in diagram_rows(shown)]
+    order = ["begin", "prepare", "prepare", "vote yes", "vote yes", "COMMIT", "recovered",
+             "commit"]
+    found = _positions(rows, order)            # each one after the one before it
+    assert "forced to disk" in rows[found[5]] and "rebuilt from the log" in rows[found[1]]
+    assert "Decision (logged): commit (forced to disk)" in shown, shown
+    assert "rebuilt from the log" in rows[found[3]] and "rebuilt from the log" in rows[found[5]]
+    assert re.search(r"Votes: Delhi: yes: implied by the logged commit.*; Mumbai: yes", shown)
+    assert "none logged yet" not in shown and "Outcome: committed" in shown
+    assert "Before the restart: rebuilt from the recovery log" in shown
+
+
+def _positions(rows: list, words: list) -> list:
+    """The index of each word's row, each found after the one before it."""
+    at, found = -1, []
+    for word in words:
+        at = next(i for i in range(at + 1, len(rows)) if f" {word} " in rows[i]
+                  or rows[i].rstrip().endswith(word) or f"[{word}" in rows[i])
+        found.append(at)
+    return found
+
+
+def test_an_abort_is_never_drawn_as_forced_to_disk():
+    """Rule 2 of views: only a commit is forced (the commit point); a decision to abort
+    is written unforced (presumed abort), and the diagram says so."""
+    from bank.views import message_label
+    assert message_label({"msg": "decision", "detail": "abort"})[1].startswith("not forced")
+    assert message_label({"msg": "decision", "detail": "commit (forced to disk)"})[1] == \
+        "forced to disk: the commit point"

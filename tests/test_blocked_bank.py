@@ -9,7 +9,8 @@ Rules checked:
     and then the recovery; never "none logged yet" for a decided one (bank/twopc_recovery.py);
   * fault points: delay=SECONDS is a branch point only (F1), in ASCII digits (F2);
   * the activity log shows the rows of the cluster the shell is attached to;
-  * a branch narrates its 2PC steps in plain sentences in its log.
+  * a branch narrates its 2PC steps in plain sentences in its log (B5 in
+    bank/branch_service.py), and says it is still holding money while it asks.
 
 Process tests get their own cluster in tmp_path, stopped (by pid) by the fixture; the
 shell runs in-process (onecmd into a StringIO). Waiting is polling with a deadline.
@@ -132,6 +133,14 @@ def test_with_the_coordinator_down_the_shell_reads_the_branches(sh, bank):
     out = run(sh, "journal Mumbai/1001 5")
     assert UNREACHABLE.match(out) and "Mumbai/1001" in out and "open" in out, out
     assert sh.failures == failed_before
+
+    mumbai_log = bank.home / "logs" / "Mumbai.log"
+    narrated = wait_for(lambda: re.search(
+        rf"termination: {txid} is in doubt; asked the coordinator at \S+ for the decision: "
+        r"no answer\. Still holding 100\.00 of Mumbai/1001\.", mumbai_log.read_text()), 10,
+        "Mumbai to narrate that it is blocked")
+    assert narrated and f"prepare {txid} (Mumbai/1001 -100.00): vote yes, recorded on disk; " \
+        "holding 100.00 of Mumbai/1001 until the coordinator decides." in mumbai_log.read_text()
 
     out = run(sh, "txns committed")
     assert UNREACHABLE.match(out) and "Only the coordinator lists committed transfers" in out

@@ -201,3 +201,50 @@ def test_an_abort_is_never_drawn_as_forced_to_disk():
     assert message_label({"msg": "decision", "detail": "abort"})[1].startswith("not forced")
     assert message_label({"msg": "decision", "detail": "commit (forced to disk)"})[1] == \
         "forced to disk: the commit point"
+
+
+# ---- the activity log of one cluster (A1, A2) ---------------------------------------------
+
+def test_the_activity_log_shows_the_rows_of_its_own_cluster(tmp_path):
+    """A1: two clusters sharing one activity file each see only their own rows; --all
+    (every=True) shows both; clearing empties the file for both."""
+    from bank.activity import ActivityLog
+    path = tmp_path / "logs" / "activity.csv"
+    first, second = (ActivityLog(path, cluster=f"http://127.0.0.1:{p}") for p in (9000, 9100))
+    first.record("shell", "deposit Mumbai/1001 5", ["Mumbai/1001"])
+    second.record("shell", "deposit Mumbai/1001 7", ["Mumbai/1001"])
+    assert [r["command"] for r in first.rows()] == ["deposit Mumbai/1001 5"]
+    assert [r["command"] for r in second.rows("Mumbai/1001")] == ["deposit Mumbai/1001 7"]
+    assert len(first.rows(every=True)) == 2
+    assert first.clear() == 2 and second.rows(every=True) == []
+
+
+def test_an_activity_file_from_before_clusters_is_upgraded_not_misaligned(tmp_path):
+    """A2: a file with the old header is rewritten once with the cluster column; its old
+    rows keep an empty cluster and every column stays in its place."""
+    from bank.activity import ActivityLog
+    path = tmp_path / "activity.csv"
+    path.write_text("ts,source,command,accounts,ok,result\n"
+                    "2026-11-25T13:00:00+00:00,shell,balance Mumbai/1001,Mumbai/1001,yes,"
+                    "fine\n", encoding="utf-8")
+    log = ActivityLog(path, cluster="http://127.0.0.1:9000")
+    log.record("shell", "balance Delhi/1001", ["Delhi/1001"], True, "ok")
+    every = log.rows(every=True)
+    assert path.read_text(encoding="utf-8").splitlines()[0].endswith(",result,cluster")
+    assert [(r["command"], r["result"], r["cluster"]) for r in every] == [
+        ("balance Mumbai/1001", "fine", ""), ("balance Delhi/1001", "ok", "http://127.0.0.1:9000")]
+    assert [r["command"] for r in log.rows()] == ["balance Delhi/1001"]
+
+
+def test_the_shell_log_hides_other_clusters_and_says_so(sh, bank):
+    """A1 in the shell: `log` shows this cluster's rows and counts the others'; `log --all`
+    shows them with their cluster."""
+    from bank.activity import ActivityLog
+    ActivityLog(bank.home / "logs" / "activity.csv", cluster="http://10.0.0.9:9000").record(
+        "shell", "deposit Delhi/1001 1", ["Delhi/1001"])
+    run(sh, "balance Mumbai/1001")
+    out = run(sh, "log")
+    assert "balance Mumbai/1001" in out and "deposit Delhi/1001 1" not in out
+    assert "1 rows of other clusters" in out and "`log --all`" in out
+    out = run(sh, "log --all")
+    assert "deposit Delhi/1001 1" in out and "http://10.0.0.9:9000" in out

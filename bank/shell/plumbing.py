@@ -106,7 +106,8 @@ class ShellCore(cmd.Cmd):
         super().__init__(stdout=stdout)
         self.coord, self.local, self.home = coordinator, local, pathlib.Path(home)
         self.branch_urls = dict(branch_urls or {})     # name -> URL, for direct reads
-        self.activity = activity.ActivityLog(self.home / "logs" / "activity.csv")
+        self.activity = activity.ActivityLog(self.home / "logs" / "activity.csv",
+                                             cluster=coordinator.url)     # A1
         self.where = where or f"the coordinator at {coordinator.url}"
         self.interactive, self.ask, self.failures = False, input, 0   # tests replace ask
         self._names, self._names_at = {}, 0.0

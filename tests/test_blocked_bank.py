@@ -248,3 +248,32 @@ def test_the_shell_log_hides_other_clusters_and_says_so(sh, bank):
     assert "1 rows of other clusters" in out and "`log --all`" in out
     out = run(sh, "log --all")
     assert "deposit Delhi/1001 1" in out and "http://10.0.0.9:9000" in out
+
+
+# ---- the LAN guide (README "Running on a LAN safely", cluster-lan.ini) -----------------------
+
+def lan_commands(text: str, program: str) -> list:
+    """The `python PROGRAM ...` commands in a text, joined across backslash line ends."""
+    text = re.sub(r"\\\n\s*", " ", text)
+    return [re.split(r"[#`;]", line.split(f"python {program}", 1)[1])[0].split()
+            for line in text.splitlines() if f"python {program}" in line]
+
+
+def test_the_lan_guide_says_to_edit_the_addresses_and_gives_every_command():
+    """The LAN guide (README and cluster-lan.ini) says to edit the addresses, starts
+    branches with lab controls that argparse accepts, and gives the teacher's and the
+    students' shell commands, which name cluster-lan.ini and the right keys."""
+    import branch
+    import shell as shell_main
+    readme = (KIT / "README.md").read_text(encoding="utf-8")
+    lan = readme.split("## Running on a LAN safely", 1)[1].split("\n## ", 1)[0]
+    ini = (KIT / "cluster-lan.ini").read_text(encoding="utf-8")
+    assert "Edit the addresses in `cluster-lan.ini`" in lan and "EDIT THE ADDRESSES" in ini
+    for text in (lan, ini):
+        branches = lan_commands(text, "branch.py")
+        assert len(branches) == 2 and all(branch.parse_args(a).allow_faults for a in branches)
+        shells = [" ".join(a) for a in lan_commands(text, "shell.py")]
+        assert any("--secret-file student.keys" in a and "--config cluster-lan.ini" in a
+                   for a in shells), shells
+        for args in lan_commands(text, "shell.py"):
+            assert shell_main.parse_args(args).config == "cluster-lan.ini"

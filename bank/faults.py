@@ -94,8 +94,8 @@ class FaultPoints:
         """The sentence for a name this process does not arm (F1 names the delay's owner)."""
         choices = ", ".join(self.points) + (", delay=SECONDS" if self.delays else "")
         if point.startswith("delay=") and not self.delays:
-            return (f"delay=SECONDS is a branch point, not a fault point of a {self.role}; "
-                    f"choose one of: {choices}.")
+            return (f"A delay (delay=SECONDS) is a branch point, not a fault point of a "
+                    f"{self.role}; choose one of: {choices}.")
         return f"{point[:40]!r} is not a fault point of a {self.role}; choose one of: {choices}."
 
     @staticmethod

@@ -42,8 +42,18 @@ def test_a_delay_is_refused_by_the_coordinator_with_one_sentence():
     coordinator = FaultPoints("coordinator", COORDINATOR_POINTS, True)
     with pytest.raises(BankError) as refused:
         coordinator.arm("delay=1")
-    assert "delay=SECONDS is a branch point" in refused.value.message
+    assert refused.value.message.startswith("A delay (delay=SECONDS) is a branch point")
     assert coordinator.describe() == {"armed": "", "delay": "0"}
+
+
+def test_the_shell_cannot_arm_a_delay_on_the_coordinator(sh, bank):
+    """F1 end to end: `fault coordinator delay=1` is refused in one sentence and nothing is
+    armed; `fault Delhi delay=1` is armed."""
+    out = run(sh, "fault coordinator delay=1")
+    assert out.startswith("Error: A delay (delay=SECONDS) is a branch point") and "\n" == out[-1:], out
+    assert bank.coordinator().call("ping")["faults"] == ""
+    assert run(sh, "fault Delhi delay=1").startswith("Armed delay=1 on Delhi")
+    assert bank.client("Delhi").call("ping") and run(sh, "fault Delhi off").startswith("Disarmed")
 
 
 @pytest.mark.parametrize("text, seconds", [("2", 2), ("0.5", 0.5), ("1.25", 1.25), ("0", 0),

@@ -14,7 +14,7 @@ Rules:
     the begin); a commit record proves every participant voted yes (C3: commit is
     logged only after every yes) and that the decision was forced to disk. Nothing
     is drawn for what the log cannot tell: with no decision logged, the votes are
-    unknown (the branches' own states tell, afterwards).
+    unknown and none is drawn (the acks of the abort that recovery sends follow).
   * T2 - rebuilt rows say so: each carries "rebuilt": True and a detail naming its
     evidence; a time the log does not hold is drawn as "?", never invented.
   * T3 - the restart is one "recovered" row between the two stories (the window draws

@@ -3,12 +3,13 @@
 Rules checked:
   * the shell with the coordinator down answers balance, branches, txns in-doubt and
     journal from the branches directly, under a line saying the coordinator cannot be
-    reached (bank/shell/direct.py, Rules V1-V3);
+    reached (bank/shell/direct.py, Rules V1-V4);
   * after a coordinator restart, `show` of a recovered transfer draws what the recovery
     log proves happened before the crash (begin, prepares, yes votes, the forced commit)
     and then the recovery; never "none logged yet" for a decided one (bank/twopc_recovery.py);
   * fault points: delay=SECONDS is a branch point only (F1), in ASCII digits (F2);
-  * the activity log shows the rows of the cluster the shell is attached to;
+  * the activity log shows the rows of the cluster the shell is attached to (A1, A2);
+  * the LAN guide says to edit the addresses and gives commands that parse;
   * a branch narrates its 2PC steps in plain sentences in its log (B5 in
     bank/branch_service.py), and says it is still holding money while it asks.
 

@@ -93,7 +93,7 @@ def main(argv=None):
         print(f"Cannot start the local cluster: {exc}", file=sys.stderr)
         return 1
     home = pathlib.Path(args.home) if cluster is not None else local_cluster.KIT
-    activity = ActivityLog(args.activity or home / "logs" / "activity.csv")
+    activity = ActivityLog(args.activity or home / "logs" / "activity.csv", cluster=bank.url)
     try:
         try:
             root = tk.Tk()

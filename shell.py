@@ -27,7 +27,7 @@ import sys
 
 from bank import local_cluster as cluster
 from bank import rpc
-from bank.config import coordinator_address
+from bank.config import coordinator_address, read_config
 from bank.errors import BankError
 from bank.shell import KIT, BankShell, coordinator_client, sentence
 
@@ -62,7 +62,11 @@ def open_shell(args, say) -> tuple:
             client.call("ping")
         except BankError as exc:
             say(f"Warning: {sentence(exc)}")
-        shell = BankShell(client, home=args.home)
+        shell = BankShell(client, home=args.home, branch_urls=_branch_urls(args.config))
+        try:
+            shell.learn_branches(client.call("branches"))     # for reads while it is down
+        except BankError:
+            pass                                             # the warning above said so
         return shell, (f"Connected to {shell.where}; crash and restart are unavailable here: "
                        "they work only on the local cluster that `python shell.py` starts."), None
     if cluster.running_cluster(args.home) is None:
@@ -73,6 +77,14 @@ def open_shell(args, say) -> tuple:
     how = "started now; it stops when you quit" if started else "it keeps running after you quit"
     members = "\n".join(f"  {n:<12} {m.url}" for n, m in local.members.items())
     return shell, f"Connected to {shell.where} ({how}):\n{members}", local if started else None
+
+
+def _branch_urls(config_path) -> dict:
+    """name -> primary URL from a cluster.ini (for reads while the coordinator is down)."""
+    if not config_path:
+        return {}
+    return {name: urls.split(",")[0].strip()
+            for name, urls in read_config(config_path)["branches"].items()}
 
 
 def main(argv=None) -> int:

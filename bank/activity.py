@@ -14,9 +14,15 @@ Rules:
     database and its WAL, a log, a lock, a URL or secret file, the activity log being
     kept, or anything in a folder that holds a branch database (a cluster home's data/).
   * Clearing empties this file only.
+  * Rule A1 - one file may serve several clusters (a shell attached by URL keeps the
+    kit's logs/activity.csv): each row names its cluster (the coordinator's URL), and a
+    log made for a cluster shows only that cluster's rows unless asked for all.
+  * Rule A2 - a file written before rows named their cluster is rewritten once with the
+    new header (its old rows keep an empty cluster), never appended to out of step.
 
 Glossary:
-  activity row   {"ts", "source", "command", "accounts", "ok", "result"}
+  activity row   {"ts", "source", "command", "accounts", "ok", "result", "cluster"}
+  cluster        the coordinator's URL the operation was sent to ("" in rows made before A1)
   protected file a file a server or the kit is using (Rule E2): never an export target
 """
 
@@ -27,7 +33,7 @@ import threading
 
 from bank.ledger import now
 
-FIELDS = ("ts", "source", "command", "accounts", "ok", "result")
+FIELDS = ("ts", "source", "command", "accounts", "ok", "result", "cluster")
 JOURNAL_FIELDS = ("seq", "ts", "branch", "account", "kind", "amount", "balance_after",
                   "txid", "request_id", "detail")
 # Rule E2: what servers and the kit keep open or rely on. Compared in lower case.
@@ -50,16 +56,21 @@ class ExportRefused(OSError):
 
 
 class ActivityLog:
-    def __init__(self, path="logs/activity.csv"):
+    """The activity of one cluster (`cluster`: its coordinator's URL; "" for every row)."""
+
+    def __init__(self, path="logs/activity.csv", cluster: str = ""):
         self.path = pathlib.Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.cluster = cluster
         self._lock = threading.Lock()
 
     def record(self, source: str, command: str, accounts=(), ok=True, result="") -> None:
-        """Append one operation and its result."""
+        """Append one operation and its result, naming this log's cluster (A1)."""
         row = {"ts": now(), "source": source, "command": command,
-               "accounts": " ".join(accounts), "ok": "yes" if ok else "no", "result": result}
+               "accounts": " ".join(accounts), "ok": "yes" if ok else "no", "result": result,
+               "cluster": self.cluster}
         with self._lock:
+            self._upgrade_old_header()
             new = not self.path.exists() or self.path.stat().st_size == 0
             with open(self.path, "a", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, FIELDS)
@@ -67,12 +78,35 @@ class ActivityLog:
                     writer.writeheader()
                 writer.writerow(row)
 
-    def rows(self, account: str = "") -> list:
-        """All rows, oldest first; only those naming `account` (e.g. Mumbai/1001) if given."""
+    def _upgrade_old_header(self) -> None:
+        """A2: rewrite a file whose header lacks a column (made before A1) with FIELDS."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+        if tuple(header) == FIELDS:
+            return
+        rows = self._read_all()
+        tmp = self.path.with_suffix(".upgrading")
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, FIELDS, extrasaction="ignore", restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(self.path)                     # whole, or not at all
+
+    def _read_all(self) -> list:
         if not self.path.exists():
             return []
         with open(self.path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+            return [{k: v or "" for k, v in r.items() if k is not None}
+                    for r in csv.DictReader(f, restval="")]
+
+    def rows(self, account: str = "", every: bool = False) -> list:
+        """This cluster's rows (every cluster's if `every` or no cluster), oldest first;
+        only those naming `account` (e.g. Mumbai/1001) if given (A1)."""
+        rows = self._read_all()
+        if self.cluster and not every:
+            rows = [r for r in rows if r.get("cluster", "") == self.cluster]
         if account:
             rows = [r for r in rows if account in (r.get("accounts") or "").split()]
         return rows
@@ -90,7 +124,7 @@ class ActivityLog:
     def clear(self) -> int:
         """Empty the activity log (the branch journals are untouched); rows removed."""
         with self._lock:
-            count = len(self.rows())
+            count = len(self.rows(every=True))
             self.path.write_text("", encoding="utf-8")
         return count
 

@@ -17,6 +17,10 @@ Rules:
   * B4 - roles (bank/keys.py): a branch started with ``--coordinator URL`` carries out
     participant steps only for that coordinator: a prepare naming another one is
     refused like a wrong role (HTTP 403), before anything changes (refuse_caller).
+  * B5 - the branch narrates its 2PC steps in its terminal and log (INFO, one plain
+    sentence each): the prepare and its vote, the commit or abort, and each time it
+    asks the coordinator for a decision while it holds money ("still holding 100.00").
+    So a class watching the branch windows sees who is blocked, and on what.
 
 Glossary (more in bank/core/messages.py):
   ops        what a prepare asks this branch to do: [{"account": "1001", "delta": "-50.00"}]
@@ -35,7 +39,7 @@ from bank.faults import FaultPoints
 from bank.core.messages import BRANCH_POINTS
 from bank.core.participant import MAX_OPS
 from bank.ledger import Ledger
-from bank.money import parse_amount, parse_delta
+from bank.money import format_amount, format_delta, parse_amount, parse_delta
 from bank.core.messages import Role, TxState
 from bank.branch_roles import ReplicationRoles
 from bank.core.replica import BranchRole
@@ -66,7 +70,7 @@ class Branch(ReplicationRoles):
         self.name = check_branch_name(name)
         self.coordinator = check_url(coordinator, "coordinator URL") if coordinator else ""
         self.ledger, replica_of = _open_ledger(db_path, self.name, replica_of, secret)
-        self.faults = FaultPoints("branch", BRANCH_POINTS, allow_faults)
+        self.faults = FaultPoints("branch", BRANCH_POINTS, allow_faults, delays=True)
         if allow_faults:
             self.PUBLIC_METHODS = Branch.PUBLIC_METHODS + ("fault",)
         self.secret, self.ask_every = secret, ask_every
@@ -177,7 +181,13 @@ class Branch(ReplicationRoles):
         self.faults.crash_if_armed("crash-before-vote")
         refuse = "fault injected: vote-no" if self.faults.fires("vote-no") else ""
         vote, reason = self._write(self.ledger.prepare, txid, coordinator, parsed, refuse)
-        log.info("prepare %s: vote %s %s", txid, vote.value, reason)
+        if vote.value == "yes":
+            log.info("prepare %s (%s): vote yes, recorded on disk; %s until the "
+                     "coordinator decides.", txid, _ops_text(self.name, parsed),
+                     _held_text(self.name, parsed))
+        else:
+            log.info("prepare %s (%s): vote no (%s); nothing is held.", txid,
+                     _ops_text(self.name, parsed), reason or "no reason given")
         self.faults.crash_if_armed("crash-after-vote")
         return {"vote": vote.value, "reason": reason}
 
@@ -190,7 +200,8 @@ class Branch(ReplicationRoles):
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-commit")
         state = self._write(self.ledger.commit, txid)       # durable here and on replicas
-        log.info("commit %s: done", txid)
+        log.info("commit %s: the coordinator decided commit; applied here (%s), the hold "
+                 "is released.", txid, state.value)
         self.faults.crash_if_armed("crash-after-commit")
         return {"txid": txid, "state": state.value}
 
@@ -201,7 +212,8 @@ class Branch(ReplicationRoles):
         txid = check_token(txid, "transaction id")
         self.faults.maybe_delay()
         state = self._write(self.ledger.abort, txid)
-        log.info("abort %s: done", txid)
+        log.info("abort %s: the coordinator decided abort; nothing applied here (%s), any "
+                 "hold is released.", txid, state.value)
         return {"txid": txid, "state": state.value}
 
     def status(self, txid) -> dict:
@@ -250,8 +262,12 @@ class Branch(ReplicationRoles):
                 if decision in learn:
                     self._write(learn[decision], txn.txid)
                     resolved += 1
-                    log.info("termination: learned %s for %s from %s", decision, txn.txid,
-                             query.to)
+                    log.info("termination: learned %s for %s from the coordinator at %s; "
+                             "the hold is released.", decision, txn.txid, query.to)
+                else:                                               # B5: still blocked
+                    log.info("termination: %s is in doubt; asked the coordinator at %s "
+                             "for the decision: %s. Still %s.", txn.txid, query.to,
+                             _answer_text(decision), _held_text(self.name, txn.ops))
         return resolved
 
     def _ask_decision(self, txid: str, coordinator_url: str) -> str:
@@ -364,6 +380,28 @@ def _newer_primary_at(url: str, epoch: int, secret) -> bool:
 
 
 
+
+
+def _ops_text(branch: str, ops) -> str:
+    """[("1001", -10000)] -> "Mumbai/1001 -100.00" (B5's sentences)."""
+    return ", ".join(f"{branch}/{number} {format_delta(delta)}" for number, delta in ops)
+
+
+def _held_text(branch: str, ops) -> str:
+    """What a yes vote holds (B5): "holding 100.00 of Mumbai/1001"; a credit holds nothing
+    but waits too ("holding nothing; its credit of 100.00 to Delhi/1002 waits")."""
+    debits = [f"{format_amount(-delta)} of {branch}/{number}" for number, delta in ops
+              if delta < 0]
+    credits = [f"{format_amount(delta)} to {branch}/{number}" for number, delta in ops
+               if delta > 0]
+    if debits:
+        return "holding " + ", ".join(debits)
+    return "holding nothing; its credit of " + ", ".join(credits) + " waits"
+
+
+def _answer_text(decision: str) -> str:
+    """The coordinator's answer to a decision query, in words (B5)."""
+    return {"": "no answer", "pending": "not decided yet"}.get(decision, decision)
 
 
 def _parse_ops(ops) -> list:

@@ -11,6 +11,11 @@ Rules:
     until disarmed (it slows every prepare, commit and abort), and so does
     ``cut-replication`` (a lab partition of the replication link: this server neither
     sends nor takes pushes, pulls or attaches until ``fault("")``).
+  * F1 - ``delay=SECONDS`` is a branch point: a process made with ``delays=False`` (the
+    coordinator) refuses it with a sentence, so a lab never believes it armed a delay
+    that nothing would ever carry out.
+  * F2 - SECONDS is written in ASCII: "2" or "0.5". ``str.isdigit()`` also accepts "²",
+    which is not a number a person meant; such text is refused like any other.
 
 Glossary:
   point   a named place in the protocol where a fault can be injected
@@ -18,6 +23,7 @@ Glossary:
 
 import logging
 import os
+import re
 import threading
 import time
 
@@ -26,6 +32,7 @@ from bank.errors import BankError, FaultCode
 
 CRASH_EXIT_CODE = 86          # easy to recognise in a test: "crashed on purpose"
 MAX_DELAY_SECONDS = 60
+DELAY_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3})?")     # F2: ASCII digits, e.g. 2 or 0.5
 
 
 log = logging.getLogger("faults")
@@ -34,8 +41,8 @@ log = logging.getLogger("faults")
 class FaultPoints:
     """The armed fault of one process (at most one at a time)."""
 
-    def __init__(self, role: str, points: tuple, allowed: bool):
-        self.role, self.points, self.allowed = role, points, allowed
+    def __init__(self, role: str, points: tuple, allowed: bool, delays: bool = False):
+        self.role, self.points, self.allowed, self.delays = role, points, allowed, delays
         self._armed = ""
         self._delay = 0
         self._switches = set()          # SWITCHES armed: they stay on until disarmed
@@ -52,14 +59,12 @@ class FaultPoints:
                 self._switches.clear()
             elif point in SWITCHES and point in self.points:
                 self._switches.add(point)
-            elif point.startswith("delay="):
+            elif point.startswith("delay=") and self.delays:
                 self._delay = self._parse_delay(point)
             elif point in self.points:
                 self._armed = point
             else:
-                raise BankError(FaultCode.BAD_INPUT,
-                                f"{point!r} is not a fault point of a {self.role}; "
-                                f"choose one of: {', '.join(self.points)}, delay=SECONDS.")
+                raise BankError(FaultCode.BAD_INPUT, self._not_a_point(point))
         log.warning("fault armed: %r", point or "(none)")
         return self.describe()
 
@@ -97,13 +102,21 @@ class FaultPoints:
         if self._delay:
             time.sleep(self._delay)
 
+    def _not_a_point(self, point: str) -> str:
+        """The sentence for a name this process does not arm (F1 names the delay's owner)."""
+        choices = ", ".join(self.points) + (", delay=SECONDS" if self.delays else "")
+        if point.startswith("delay=") and not self.delays:
+            return (f"A delay (delay=SECONDS) is a branch point, not a fault point of a "
+                    f"{self.role}; choose one of: {choices}.")
+        return f"{point[:40]!r} is not a fault point of a {self.role}; choose one of: {choices}."
+
     @staticmethod
     def _parse_delay(point: str) -> float:
+        """F2: "2" -> 2, "0.5" -> 0.5; anything but ASCII digits (with one dot) is refused."""
         text = point.split("=", 1)[1]
-        try:
-            seconds = int(text) if text.isdigit() else round(float(text), 3)
-        except ValueError:
-            seconds = -1
+        seconds = round(float(text), 3) if DELAY_RE.fullmatch(text) else -1
+        if seconds == int(seconds):
+            seconds = int(seconds)
         if not 0 <= seconds <= MAX_DELAY_SECONDS:
             raise BankError(FaultCode.BAD_INPUT,
                             f"delay must be a number of seconds from 0 to {MAX_DELAY_SECONDS}.")

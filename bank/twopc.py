@@ -51,6 +51,7 @@ from bank.core.coordinator import DECIDED, CoordinatorTxn, Presumption, presumed
 from bank.counters import TxnCounters
 from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
 from bank.requests import RequestRegistry
+from bank.twopc_recovery import rebuild_before_crash
 from bank.recovery_log import IN_DOUBT, LogWriteError
 
 log = logging.getLogger("coordinator")
@@ -84,6 +85,8 @@ class Txn:
         self._t0 = time.monotonic()
         self.vote_words = {}                  # branch -> its vote or silence, in words
         self.voted_at = {}                    # branch -> Unix time its vote arrived
+        self.implied_votes = {}               # branch -> words: yes implied by a logged
+                                              # commit, after a restart (twopc_recovery)
 
     @property
     def txid(self) -> str:
@@ -129,12 +132,14 @@ class Txn:
         """branch -> what came back, in words: "yes", "no: reason", "no answer in time
         (5 s)", "cut off (lab partition)", ... (D5: a missing vote is never a "no")."""
         with self.lock:
-            return {b: self.vote_words.get(b, v.value) for b, v in self.core.votes.items()}
+            return {**self.implied_votes, **{b: self.vote_words.get(b, v.value)
+                                             for b, v in self.core.votes.items()}}
 
     def vote_kinds(self) -> dict:
         """branch -> "yes", "no", "timeout", "unreachable", "cut-off" or "error"."""
         with self.lock:
-            return {b: kind_of(v) for b, v in self.core.votes.items()}
+            return {**{b: "yes" for b in self.implied_votes},
+                    **{b: kind_of(v) for b, v in self.core.votes.items()}}
 
     def summary(self) -> dict:
         outcome = self.published.value if self.published else ""
@@ -165,7 +170,8 @@ class Recovery:
 
     def _recover_from_log(self) -> None:
         """Rebuild each unfinished transaction from its log records through the core (C8):
-        a logged commit is re-sent, anything else is aborted."""
+        a logged commit is re-sent, anything else is aborted. Its trace first gets what
+        the log proves happened before the crash (bank/twopc_recovery.py)."""
         for txid, entry in list(self.log.in_flight.items()):
             info = entry["info"]
             txn = Txn(txid, {b: [] for b in info.get("branches", [])}, info)
@@ -177,8 +183,7 @@ class Recovery:
             if txid in self.log.in_doubt:       # storage faults: kept in doubt (C9)
                 self._keep_in_doubt(txn, decision)
                 continue
-            txn.note(COORDINATOR, LOG, "recovered", "found after a restart: "
-                     f"{'committed' if decision == 'commit' else 'aborted'} (re-sending)")
+            rebuild_before_crash(txn, decision)     # what the log proves, then "recovered"
             self._step(txn, txn.core.on_restart, decision)
             txn.result = {"txid": txid, "outcome": txn.published.value, "reason": "",
                           "waiting_for": txn.core.waiting_for()}

@@ -18,6 +18,9 @@ Rules:
     kind ("no answer in time (5 s)", "cut off (lab partition)"), never as a "no"; a
     message refused before it left (never sent) is drawn at its sender only, with the
     reason, never as an arrow reaching the other party.
+  * Rule 2b - a recovered transfer's rows from before a coordinator restart are rebuilt
+    from its recovery log (bank/twopc_recovery.py): they say so, and a time the log does
+    not hold is drawn as "?".
   * Rule 3 - a number that may be old says so: a branch that does not answer now
     shows the count from the last answer it gave, with its age ("1, as of 12 s ago"),
     never a 0 it did not say (in_doubt_text: the shell and the window both use it).
@@ -128,6 +131,8 @@ def _diagram_row(item: dict, count: int, parties: list) -> str:
         text = f" {label} "[:hi - lo - 5]
         start = lo + 2 + (hi - lo - 3 - len(text)) // 2
         line[start:start + len(text)] = text
+    if item.get("rebuilt"):                      # Rule 2b: it says where it came from
+        note += " (rebuilt from the log)"
     return f"{item['ms']:>6}  {''.join(line)}  {note}".rstrip()
 
 
@@ -140,7 +145,9 @@ def message_label(m: dict) -> tuple:
     if msg == "vote":
         return f"vote {first}", rest, ">"
     if msg == "decision":                         # "commit (forced to disk)" or "abort: why"
-        return (first.split() or ["?"])[0].upper(), rest or "forced to disk: the commit point", ">"
+        forced = "forced to disk: the commit point" if first.startswith("commit") else \
+            "not forced: a lost abort is presumed anyway (C8)"
+        return (first.split() or ["?"])[0].upper(), rest or forced, ">"
     if msg == "error":
         return {"timeout": "no answer", "error": "error"}.get(m.get("kind"), "no reply"), \
             detail, "x"
@@ -178,6 +185,9 @@ def _diagram_summary(txn: dict) -> list:
     lines = ["Votes: " + ("; ".join(vote_text(b, v, (txn.get("vote_kinds") or {}).get(b))
                                     for b, v in sorted(votes.items())) or "none"),
              "Decision (logged): " + (decided[-1] if decided else "none logged yet")]
+    if any(m.get("rebuilt") for m in trace):
+        lines.append("Before the restart: rebuilt from the recovery log (times it does not "
+                     "hold are shown as ?); after it: as it happened")
     retries, queries = (sum(m["msg"] == kind for m in trace) for kind in ("retry", "query"))
     if retries or queries:
         lines.append(f"Retries by the coordinator: {retries}; decision queries from "

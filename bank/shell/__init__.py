@@ -1,7 +1,8 @@
 """The interactive shell: the whole bank from a `cmd` prompt, scriptable for labs.
 
-Role: turn what a person types into calls to the coordinator (and, for crash and
-restart, to the local cluster) and show the answers as tables, sentences and text
+Role: turn what a person types into calls to the coordinator (for crash and restart,
+to the local cluster; for reads while the coordinator is down, to the branches
+themselves) and show the answers as tables, sentences and text
 sequence diagrams. Most students meet the kit here. shell.py at the top level only
 reads the command line, connects, and runs this BankShell.
 
@@ -9,6 +10,7 @@ The shell is split by role; each file holds one group of commands:
     plumbing.py      running one command: output, errors, arguments (the base class)
     banking.py       branches, accounts, open, balance, deposit, withdraw, transfer
     records.py       journal, txns, show, recover, check
+    direct.py        reads from the branches themselves while the coordinator is down
     lab.py           crash, restart, fault, partition, heal, failover
     activity_log.py  log, export, clear
     guide.py         help, quit, exit; typo hints and tab completion
@@ -36,6 +38,7 @@ Glossary:
 
 from bank.shell.activity_log import ActivityCommands
 from bank.shell.banking import BankingCommands
+from bank.shell.direct import DirectReads
 from bank.shell.explore import ExploreCommands
 from bank.shell.guide import GuideCommands
 from bank.shell.lab import LabCommands
@@ -47,7 +50,7 @@ __all__ = ["BankShell", "KIT", "ShellError", "coordinator_client", "doc_parts", 
 
 
 class BankShell(BankingCommands, RecordsCommands, LabCommands, ExploreCommands,
-                ActivityCommands, GuideCommands, ShellCore):
+                ActivityCommands, GuideCommands, DirectReads, ShellCore):
     """The bank at a prompt: every command class over the plumbing.
 
     The order of the bases is the order of `help`. `local` is the LocalCluster (for

@@ -4,6 +4,7 @@ Role: show, export and clear what people did from the shell and the window
 (bank/activity.py keeps it), and export the branch journals as CSV.
 
 Rules:
+  * `log` shows this cluster's rows only (Rule A1 in bank/activity.py), unless --all.
   * Rule 5 - the activity log is a convenience; the branch journals are the bank's
     record and nothing here ever clears them.
   * Clearing asks first (y/N), or needs --yes in a script.
@@ -29,17 +30,28 @@ class ActivityCommands:
     """log, export and clear (a mixin of BankShell)."""
 
     def do_log(self, arg):
-        """log [ACCT] [N]: the last N (20) operations run from the shell or the window.
+        """log [ACCT] [N] [--all]: the last N (20) operations run from the shell or the window.
+        Only this cluster's operations (sent to this coordinator), unless --all is given:
+        then every cluster's that this folder's log holds, with a cluster column.
         Example: log Mumbai/1001"""
+        words = self._args(arg, 0, 3)
+        every = "--all" in words
         account, limit = "", 20
-        for word in self._args(arg, 0, 2):
+        for word in (w for w in words if w != "--all"):
             account, limit = (account, int(word)) if is_count(word) else (self._acct(word), limit)
-        rows = self.activity.rows(account)
-        self._table([[when(r["ts"]), r["source"], r["command"], r["ok"], r["result"][:70]]
-                     for r in rows[-limit:]], ["time (UTC)", "from", "command", "ok", "result"])
+        rows = self.activity.rows(account, every=every)
+        extra = (lambda r: [r.get("cluster") or "?"]) if every else (lambda r: [])
+        self._table([[when(r["ts"]), r["source"], r["command"], r["ok"], r["result"][:70],
+                      *extra(r)] for r in rows[-limit:]],
+                    ["time (UTC)", "from", "command", "ok", "result"] +
+                    (["cluster"] if every else []))
         if len(rows) > limit:
             self._print(f"({len(rows) - limit} older rows not shown; "
                         f"`export {account or 'all'}` writes them all)")
+        others = len(self.activity.rows(account, every=True)) - len(rows)
+        if others and not every:
+            self._print(f"({others} rows of other clusters in {self.activity.path} are not "
+                        "shown; `log --all` shows them)")
 
     def do_export(self, arg):
         """export [journal] [ACCT|BRANCH|all] [FILE] [--force]: write activity or journals as CSV.
@@ -132,7 +144,8 @@ class ActivityCommands:
             raise ShellError("Usage: clear [--yes] (for example: clear).")
         if not words and not self.interactive:
             raise ShellError("Not cleared: in a script, confirm with `clear --yes`.")
-        question = (f"Clear the activity log ({len(self.activity.rows())} rows)? "
+        question = (f"Clear the activity log ({len(self.activity.rows(every=True))} rows, "
+                    "of every cluster it holds)? "
                     "The branch journals are kept. [y/N] ")
         try:
             if not words and self.ask(question).strip().lower() not in ("y", "yes"):

@@ -34,8 +34,16 @@ class BankingCommands:
         shows the in-doubt count of its last answer, with its age.
         Example: branches"""
         self._args(arg, 0)
+        try:
+            answer = self.coord.call("branches")
+        except BankError as exc:
+            if not self._coordinator_down(exc):
+                raise
+            self._say_unreachable(exc)
+            return self._branch_table(self._direct_branch_rows())
+        self.learn_branches(answer)
         rows = []
-        for b in self.coord.call("branches"):
+        for b in answer:
             rows.append([b["name"], b["url"], "cut off" if b["partitioned"] else
                          "up" if b["up"] else "DOWN", b["role"] or "-", b["epoch"] or "-",
                          "-", in_doubt_text(b, time.time())])
@@ -44,6 +52,9 @@ class BankingCommands:
                 rows.append([f"  {b['name']} replica", r["url"], sync, r["role"] or "-",
                              r["epoch"] or "-", r["lag"] if r["up"] else "-", "-"])
         rows.append([cluster.COORDINATOR, self.coord.url, "up", "coordinator", "-", "-", "-"])
+        self._branch_table(rows)
+
+    def _branch_table(self, rows: list) -> None:
         self._table(rows, ["name", "url", "state", "role", "epoch", "lag", "in doubt"],
                     right=("in doubt", "lag"))
         self._result = ", ".join(f"{r[0].strip()} {r[2]}" for r in rows)
@@ -52,11 +63,11 @@ class BankingCommands:
         """accounts [BRANCH]: list the accounts of one branch, or of all branches.
         Example: accounts Mumbai"""
         words = self._args(arg, 0, 1)
-        names = [check_branch_name(words[0])] if words else self.coord.call("ping")["branches"]
+        names = [check_branch_name(words[0])] if words else self._branch_names()
         rows = []
         for name in names:
             try:
-                rows += self.coord.call("accounts", name)
+                rows += self._read("accounts", name)
             except BankError as exc:
                 if words:
                     raise
@@ -82,7 +93,7 @@ class BankingCommands:
     def do_balance(self, arg):
         """balance ACCT: show an account's balance, held and available money.
         Example: balance Mumbai/1001"""
-        acct = self.coord.call("account", self._acct(*self._args(arg, 1)))
+        acct = self._read("account", self._acct(*self._args(arg, 1)))
         self._say(f"{acct['branch']}/{acct['number']} ({acct['owner']}): balance "
                   f"{acct['balance']}, held {acct['held']}, available {acct['available']}.")
 

@@ -102,14 +102,17 @@ class ShellCore(cmd.Cmd):
     prompt = "bank> "
 
     def __init__(self, coordinator: rpc.Client, local=None, home=KIT, stdout=None,
-                 where: str = ""):
+                 where: str = "", branch_urls=None):
         super().__init__(stdout=stdout)
         self.coord, self.local, self.home = coordinator, local, pathlib.Path(home)
-        self.activity = activity.ActivityLog(self.home / "logs" / "activity.csv")
+        self.branch_urls = dict(branch_urls or {})     # name -> URL, for direct reads
+        self.activity = activity.ActivityLog(self.home / "logs" / "activity.csv",
+                                             cluster=coordinator.url)     # A1
         self.where = where or f"the coordinator at {coordinator.url}"
         self.interactive, self.ask, self.failures = False, input, 0   # tests replace ask
         self._names, self._names_at = {}, 0.0
         self._cmd, self._failed, self._result, self._extra = "", False, "", []
+        self._direct = False           # True once a command reads from the branches
         self.start_total = self._total()
 
     # ---- running commands ----------------------------------------------------------
@@ -122,7 +125,7 @@ class ShellCore(cmd.Cmd):
         self._cmd = self.parseline(line)[0] or ""
         if self._cmd.lower() != self._cmd and self._cmd.lower() in self.command_names():
             line, self._cmd = self._cmd.lower() + line[len(self._cmd):], self._cmd.lower()
-        self._failed, self._result, self._extra = False, "", []
+        self._failed, self._result, self._extra, self._direct = False, "", [], False
         self._names_at, stop = 0.0, False      # completion names may have changed
         try:
             stop = super().onecmd(line)

@@ -8,6 +8,8 @@ Rules:
   * A transfer's state reads the same here as in the window (views.txn_category).
   * `check` says "ok" only for what it can see; work in flight is "wait", a broken
     invariant "FAIL".
+  * While the coordinator is down, `journal` and `txns in-doubt` read the branches
+    directly, under a line saying so (bank/shell/direct.py, V1-V4).
 
 Glossary:
   journal   a branch's append-only list of every balance change (the bank's record)
@@ -36,7 +38,7 @@ class RecordsCommands:
                 limit = int(word)
             else:
                 target = self._acct(word) if "/" in word else check_branch_name(word)
-        rows = self.coord.call("journal", target, limit)
+        rows = self._read("journal", target, limit)
         self._table([[r["seq"], when(r["ts"]), f"{r['branch']}/{r['account']}", r["kind"],
                       r["amount"], r["balance_after"], r["txid"] or r["request_id"],
                       r["detail"]] for r in rows],
@@ -53,12 +55,28 @@ class RecordsCommands:
                 raise ShellError(f"{word!r} is not a state: use {', '.join(TXN_STATES)}, "
                                  "or a number of rows.")
             state, limit = (state, int(word)) if is_count(word) else (word, limit)
-        rows = self.coord.call("transactions", REMEMBERED if state else limit, "")
+        try:
+            rows = self.coord.call("transactions", REMEMBERED if state else limit, "")
+        except BankError as exc:
+            if not self._coordinator_down(exc):
+                raise
+            return self._txns_from_branches(exc, state, limit)
         rows = [t for t in rows if not state or txn_category(t) == state][:limit]
         self._table([[t["txid"], t["src"], t["dst"], t["amount"], txn_state_text(t)[:80]]
                      for t in rows], ["txid", "from", "to", "amount", "state"],
                     right=("amount",))
         self._result = f"{len(rows)} transfers"
+
+    def _txns_from_branches(self, exc: BankError, state: str, limit: int) -> None:
+        """The coordinator is down: the branches know only what they hold in doubt (V4)."""
+        self._say_unreachable(exc)
+        if state not in ("", "in-doubt"):
+            raise ShellError(f"Only the coordinator lists {state} transfers; while it is "
+                             "down, `txns in-doubt` reads what the branches hold.")
+        if not state:
+            self._print("Only the transfers the branches hold in doubt are known while the "
+                        "coordinator is down:")
+        self._direct_in_doubt(limit)
 
     def do_show(self, arg):
         """show TXID: draw a transfer's messages as a sequence diagram.

@@ -1,0 +1,172 @@
+"""The shell's reads when the coordinator is down: straight from the branches.
+
+Role: a class watching a blocked bank must still see who is blocked and on what. When
+the coordinator cannot be reached, `balance`, `accounts`, `branches`, `txns in-doubt`
+and `journal` ask each branch themselves (its own XML-RPC reads, the student role),
+under one line that says the coordinator is unreachable. Nothing here writes: money
+still moves only through the coordinator (Rule 2 of the shell).
+
+Rules:
+  * V1 - say where an answer came from: a read served by the branches follows one line
+    naming the coordinator that cannot be reached ("...; read from the branches
+    directly"). It is never passed off as the coordinator's answer.
+  * V2 - only reads fall back, and only when the coordinator itself cannot be reached
+    (its own connection failed): an error the coordinator answered (a branch down
+    behind it, a bad account) is shown as it is.
+  * V3 - the branches' addresses come from the local cluster, the cluster.ini the shell
+    was given, or the coordinator's last `branches` answer; a branch that does not
+    answer either is named, never left out in silence.
+  * V4 - the branches know their prepared transfers (in doubt: holding money, waiting
+    for the decision) but not the coordinator's list of committed and aborted ones, so
+    only `txns in-doubt` (and `txns`) can be answered while it is down.
+
+Glossary:
+  direct read  a read sent to a branch by the shell itself, not through the coordinator
+  prepared     a branch voted yes and holds the money until it learns the decision
+"""
+
+import time
+from datetime import datetime
+
+from bank import local_cluster as cluster
+from bank import rpc
+from bank.errors import BankError, FaultCode, split_acct_ref
+from bank.shell.plumbing import sentence
+from bank.views import age_text
+
+BRANCH_TIMEOUT = 3             # seconds a direct read waits for a branch
+
+
+class DirectReads:
+    """Reads that fall back to the branches themselves (a mixin of BankShell)."""
+
+    # ---- V2: when to fall back ---------------------------------------------------------
+
+    def _coordinator_down(self, exc: BankError) -> bool:
+        """True if the coordinator itself could not be reached (not an error it answered)."""
+        return exc.code == FaultCode.UNAVAILABLE and \
+            exc.message.startswith(f"{self.coord.label} cannot be reached")
+
+    def _read(self, method: str, *args):
+        """The coordinator's answer to a read, or the same answer from the branches (V1)."""
+        if not self._direct:                    # once down in a command, not asked again
+            try:
+                return self.coord.call(method, *args)
+            except BankError as exc:
+                if not self._coordinator_down(exc):
+                    raise
+                self._say_unreachable(exc)
+        if method == "account":
+            branch, number = self._split(args[0])
+            return self._ask(branch, "account", number)
+        if method == "accounts":
+            return self._each(lambda b: self._ask(b, "accounts"), *args[:1])
+        assert method == "journal", method
+        target, limit = args
+        if "/" in target:
+            branch, number = self._split(target)
+            return self._ask(branch, "journal", number, limit)
+        rows = self._each(lambda b: self._ask(b, "journal", "", limit), target)
+        return sorted(rows, key=lambda r: r["ts"])[-limit:]
+
+    def _say_unreachable(self, exc: BankError) -> None:
+        """V1: the line above every answer read from the branches directly (once)."""
+        if not self._direct:
+            self._print(f"{sentence(exc).rstrip('.')}; read from the branches directly. A "
+                        "transfer they hold in doubt stays blocked until it is back.")
+        self._direct = True
+
+    # ---- V3: the branches and their addresses ------------------------------------------
+
+    def _branch_names(self) -> list:
+        """The branches' names: the coordinator's list, or the known addresses' (V3)."""
+        if not self._direct:
+            try:
+                return self.coord.call("ping")["branches"]
+            except BankError as exc:
+                if not self._coordinator_down(exc):
+                    raise
+                self._say_unreachable(exc)
+        return sorted(self._branch_urls())
+
+    def _branch_urls(self) -> dict:
+        """name -> URL of each branch's primary, from what this shell knows (V3)."""
+        urls = dict(self.branch_urls)
+        if self.local is not None:
+            for name in self.local.branch_names:
+                urls.setdefault(name, self.local.members[name].url)
+        return urls
+
+    def learn_branches(self, rows: list) -> None:
+        """Remember the addresses from a `branches` answer (a failover moves a primary)."""
+        self.branch_urls.update({b["name"]: b["url"] for b in rows if b.get("url")})
+
+    def _branch_client(self, name: str) -> rpc.Client:
+        url = self._branch_urls()[name]
+        return rpc.Client(url, self.coord.secret, BRANCH_TIMEOUT, label=f"branch {name} at {url}")
+
+    def _ask(self, branch: str, method: str, *args):
+        return self._branch_client(branch).call(method, *args)
+
+    def _split(self, acct: str) -> tuple:
+        """("Mumbai", "1001") for an account of a branch this shell knows the address of."""
+        branch, number = split_acct_ref(acct)
+        return self._known(branch), number
+
+    def _known(self, branch: str) -> str:
+        urls = self._branch_urls()
+        for name in urls:
+            if name.lower() == branch.lower():
+                return name
+        known = ", ".join(sorted(urls)) or "none"
+        raise BankError(FaultCode.BAD_INPUT, f"This shell knows no address for a branch "
+                                             f"{branch!r} (it knows: {known}).")
+
+    def _each(self, read, branch: str = "") -> list:
+        """read(name) for one branch, or for every known branch; a branch that does not
+        answer is named in one line (V3) and the others are still shown."""
+        if branch:
+            return read(self._known(branch))
+        rows = []
+        for name in sorted(self._branch_urls()):
+            try:
+                rows += read(name)
+            except BankError as exc:
+                self._print(f"({self._explain(exc).rstrip('.')}: its rows are missing.)")
+        return rows
+
+    # ---- the views: branches and in-doubt transfers ------------------------------------
+
+    def _direct_branch_rows(self) -> list:
+        """Rows of `branches` from each branch's own ping, and the coordinator DOWN."""
+        rows = []
+        for name, url in sorted(self._branch_urls().items()):
+            try:
+                info = self._ask(name, "ping")
+                rows.append([name, url, "up", info["role"], info["epoch"], "-",
+                             str(info["in_doubt"])])
+            except BankError:
+                rows.append([name, url, "DOWN", "-", "-", "-", "?"])
+        rows.append([cluster.COORDINATOR, self.coord.url, "DOWN", "coordinator", "-", "-",
+                     "-"])
+        return rows
+
+    def _direct_in_doubt(self, limit: int) -> None:
+        """V4: each branch's prepared transfers: what it holds and since when."""
+        rows = self._each(lambda b: [dict(t, branch=b) for t in self._ask(b, "in_doubt")])
+        rows.sort(key=lambda t: t["created"], reverse=True)
+        now = time.time()
+        self._table([[t["txid"], t["branch"], ", ".join(f"{t['branch']}/{o['account']} "
+                                                        f"{o['delta']}" for o in t["ops"]),
+                      _since(t["created"], now),
+                      "prepared: voted yes, holding it until the coordinator decides"]
+                     for t in rows[:limit]], ["txid", "branch", "holds", "since", "state"])
+        self._result = f"{len(rows[:limit])} transfers in doubt at the branches"
+
+
+def _since(created: str, now: float) -> str:
+    """'2026-11-25T13:17:33.255+00:00' -> '12 s ago' (or the time itself if unreadable)."""
+    try:
+        return age_text(datetime.fromisoformat(created).timestamp(), now).replace("as of ", "")
+    except ValueError:
+        return created[:19].replace("T", " ")

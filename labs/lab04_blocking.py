@@ -13,8 +13,9 @@ Steps:
   1. Run `python labs/lab04_blocking.py --step --keep`.
   2. At the pause where Mumbai is blocked, open its database:
      `sqlite3 FOLDER/data/Mumbai.db "SELECT number, balance, held FROM accounts"`. The
-     coordinator is down, so the shell cannot reach the bank: read `FOLDER/logs/Mumbai.log`
-     and `FOLDER/logs/recovery.log` instead.
+     coordinator is down; the shell (`python shell.py --home FOLDER`) reads the branches
+     directly: `txns in-doubt` shows what Mumbai holds and since when. Read
+     `FOLDER/logs/Mumbai.log` (it says it is asking) and `FOLDER/logs/recovery.log`.
   3. Count the lines of the recovery log for the txid. Which record is missing?
   4. After the restart, find in `FOLDER/logs/Mumbai.log` the line where Mumbai learns "aborted".
 

@@ -66,7 +66,7 @@ def display():
         pytest.skip("no X display and no Xvfb to start one")
     read_end, write_end = os.pipe()
     proc = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0",
-                             "1280x800x24", "-nolisten", "tcp"], pass_fds=(write_end,),
+                             "1920x1080x24", "-nolisten", "tcp"], pass_fds=(write_end,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_end)
     number, deadline = b"", time.monotonic() + 20
@@ -538,6 +538,73 @@ def test_screenshot_for_the_readme(app, bank, display, tmp_path):
     target = SCREENSHOT if os.environ.get("BANK_SCREENSHOT") == "1" else tmp_path / "shot.png"
     target.parent.mkdir(exist_ok=True)
     target.write_bytes(png)
+
+
+@pytest.mark.parametrize("scale, screen, expected", [
+    (1.0, (1920, 1080), (1280, 800)), (1.4, (1920, 1080), (1792, 1080)),
+    (1.0, (1024, 768), (1024, 768)), (1.6, (1280, 800), (1280, 800))])
+def test_the_window_grows_with_the_font_but_never_past_the_screen(scale, screen, expected):
+    """Rule L4: the window opens at 1280x800 times font-size / 10, within the screen."""
+    from bank.window.look import window_size
+    assert window_size(scale, screen) == expected
+
+
+def _overlap(a, b) -> bool:
+    """Two canvas bounding boxes (x0, y0, x1, y1) share more than a pixel's edge."""
+    return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1
+
+
+def _projector_window(bank, tmp_path, font_size: int, geometry: str):
+    root = tk.Tk()
+    window = App(root, bank.coordinator(timeout=15), cluster=bank, font_size=font_size,
+                 activity=ActivityLog(tmp_path / f"activity-{font_size}.csv"))
+    if geometry:
+        root.geometry(geometry)
+    until(root, lambda: len(window.seen.account_refs()) == 4, "the accounts")
+    return window
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("font_size, geometry, least_width", [
+    (10, "1024x768", 1024), (14, "", 1700)])
+def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_path,
+                                                            font_size, geometry, least_width):
+    """Rule L4 and diagram Rule 4: at 1024x768, and at --font-size 14 on a 1920x1080
+    screen (where the window grows with the font), no column of any table is narrower
+    than its heading, and the diagram's boxes (parties, the decision) overlap neither
+    each other nor the labels beside them; a party's name fits in its box."""
+    app = _projector_window(bank, tmp_path, font_size, geometry)
+    try:
+        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
+        until(app.root, lambda: "Done" in app.result.cget("text"), "the transfer")
+        txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "listed")
+        app.transactions.tree.selection_set(txid)
+        canvas = app.transactions.diagram
+        until(app.root, lambda: arrows(canvas, "end", "coordinator", "log"), "the diagram")
+        until(app.root, lambda: app.root.winfo_width() >= least_width, "the window's size")
+        app.root.update()
+        trees = [w for w in _all_widgets(app.root) if isinstance(w, tk.ttk.Treeview)]
+        assert len(trees) >= 4                  # branches, transactions, activity, journals
+        for tree in trees:
+            for col in ("#0", *tree.cget("columns")):
+                heading = tree.heading(col, "text")
+                if heading and (col != "#0" or "tree" in str(tree.cget("show"))):
+                    assert tree.column(col, "width") >= \
+                        app.look.heading_font.measure(heading), (heading, font_size)
+        boxes = [canvas.bbox(i) for i in canvas.find_withtag("party-box")]
+        boxes += [canvas.bbox(canvas.find_withtag("decision-box")[0])]
+        assert len(boxes) == 5
+        for i, a in enumerate(boxes):
+            assert not any(_overlap(a, b) for b in boxes[i + 1:]), (a, font_size)
+        for label in canvas.find_withtag("label"):
+            assert not _overlap(canvas.bbox(label), boxes[-1]), canvas.itemcget(label, "text")
+        for title in canvas.find_withtag("party-title"):
+            name = canvas.gettags(title)[1]
+            box = canvas.bbox(canvas.find_withtag(f"{name}&&party-box")[0])
+            tx0, _, tx1, _ = canvas.bbox(title)
+            assert box[0] <= tx0 and tx1 <= box[2], name
+    finally:
+        app.close()
 
 
 @pytest.mark.slow

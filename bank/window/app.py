@@ -63,6 +63,7 @@ POLL_MS = 50               # how often the Tk thread collects finished calls
 REFRESH_MS = 1000          # how often each source is refreshed
 CALL_TIMEOUT = 3           # seconds: refresh calls give up quickly
 FONT_SIZE = 10             # points; --font-size 14 for a big projector
+LEFT_SHARE = 0.55          # the most of the window's width the left column takes
 
 
 class App:
@@ -111,10 +112,23 @@ class App:
         panes = ttk.PanedWindow(self.root, orient="horizontal")
         panes.pack(fill="both", expand=True, padx=8, pady=4)
         left, right = ttk.Frame(panes), ttk.Frame(panes)
-        panes.add(left, weight=0)             # the left column keeps its natural width
+        panes.add(left, weight=0)             # the left column keeps its natural width...
         panes.add(right, weight=1)
         self._build_left(left)
         self._build_right(right)
+        self.panes = panes
+        panes.bind("<Configure>", lambda e: self._place_sash(e.width, left), add="+")
+
+    def _place_sash(self, width: int, left) -> None:
+        """...but on a small screen (1024x768) it gives up room so the diagram keeps at
+        least 45% of the window. Done once, when the window first gets its size: after
+        that the sash is the user's."""
+        if width < 100 or getattr(self, "_sash_placed", False):
+            return
+        self._sash_placed = True
+        wanted = left.winfo_reqwidth()
+        if wanted > width * LEFT_SHARE:
+            self.panes.sashpos(0, int(width * LEFT_SHARE))
 
     def _build_left(self, left) -> None:
         """Bottom up, so the branches tree takes what is left: result, forms, branches."""

@@ -28,13 +28,14 @@ from tkinter import ttk
 from bank.money import parse_amount
 from bank.views import txn_category, txn_state_text
 from bank.window import diagram as draw
-from bank.window.look import scrolled
+from bank.window.look import Hover, scrolled
 
 HINT = ("Make a transfer between two branches, or select one above:\n"
         "its Two-Phase Commit is drawn here, one arrow per message,\n"
         "with the time each one was sent (ms after it began).")
-LIST_COLUMNS = (("txid", "Transaction id", 25), ("transfer", "From → to", 24),
-                ("amount", "Amount", 10), ("state", "State", 26))
+# What a class reads first comes first; the long id last (Rule L4: hover shows cut text).
+LIST_COLUMNS = (("transfer", "From → to", 23), ("amount", "Amount", 10),
+                ("state", "State", 30), ("txid", "Transaction id", 25))
 
 
 class TransactionsPanel:
@@ -48,24 +49,23 @@ class TransactionsPanel:
         panes = ttk.PanedWindow(notebook, orient="vertical")
         notebook.add(panes, text="Transactions")
         top, bottom = ttk.Frame(panes, padding=4), ttk.Frame(panes, padding=4)
-        self.tree = self._build_list(top, app.look.px)
+        self.tree = self._build_list(top, app.look)
         self.title, self.diagram = self._build_diagram(bottom)
         panes.add(top, weight=1)
         panes.add(bottom, weight=4)
 
-    def _build_list(self, frame, px) -> ttk.Treeview:
-        tree = ttk.Treeview(frame, columns=[c[0] for c in LIST_COLUMNS], height=5,
+    def _build_list(self, frame, look) -> ttk.Treeview:
+        holder = ttk.Frame(frame)
+        holder.pack(fill="both", expand=True)
+        tree = ttk.Treeview(holder, columns=[c[0] for c in LIST_COLUMNS], height=5,
                             selectmode="browse", show="headings")
         for col, text, width in LIST_COLUMNS:
-            anchor = "e" if col == "amount" else "w"
-            tree.heading(col, text=text, anchor=anchor)
-            tree.column(col, width=px(width), anchor=anchor, stretch=col == "state")
+            look.column(tree, col, text, width, "e" if col == "amount" else "w",
+                        stretch=col == "state")
         for category, colour in draw.STATE_BG.items():
             tree.tag_configure(category, background=colour)
-        scroll = ttk.Scrollbar(frame, orient="vertical", command=tree.yview)
-        tree.configure(yscrollcommand=scroll.set)
-        tree.pack(side="left", fill="both", expand=True)
-        scroll.pack(side="left", fill="y")
+        scrolled(holder, tree)
+        Hover(tree)
         tree.bind("<<TreeviewSelect>>", lambda e: self._on_select())
         return tree
 
@@ -105,9 +105,9 @@ class TransactionsPanel:
 
     def _show_row(self, index: int, row: dict) -> None:
         tree, txid = self.tree, row["txid"]
-        values = (txid, f"{row['src']} → {row['dst']}",
+        values = (f"{row['src']} → {row['dst']}",
                   draw.show_money(parse_amount(row["amount"])) if row.get("amount") else "",
-                  txn_state_text(row))
+                  txn_state_text(row), txid)
         tags = (txn_category(row),)
         if not tree.exists(txid):
             tree.insert("", index, iid=txid, values=values, tags=tags)

@@ -125,8 +125,9 @@ def compress(trace: list) -> list:
     return out
 
 
-def draw_sequence(canvas, txn: dict, width: int) -> int:
-    """Draw `txn` (coordinator.transaction() reply) as a sequence diagram; returns its height."""
+def draw_sequence(canvas, txn: dict, width: int, ending: bool = True) -> int:
+    """Draw `txn` (coordinator.transaction() reply) as a sequence diagram; returns its height.
+    A replay that stops half way leaves out the `ending` (how the transfer stands now)."""
     canvas.delete("all")
     parties = parties_of(txn)
     size = sizes(canvas, [PARTY_TITLES.get(name, name) for name in parties])
@@ -139,7 +140,8 @@ def draw_sequence(canvas, txn: dict, width: int) -> int:
     for name in parties:
         _draw_party(canvas, name, xs[name], bottom, size)
     y = _draw_rows(canvas, rows, shown, xs, TOP + size.head_h + size.row_h - 1, size)
-    y = _draw_ending(canvas, txn, xs, y + size.row_h, size)
+    if ending:
+        y = _draw_ending(canvas, txn, xs, y + size.row_h, size)
     height = max(bottom, y + size.row_h)
     canvas.configure(scrollregion=(0, 0, max(width, xs[parties[-1]] + size.half + 30), height))
     return height

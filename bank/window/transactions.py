@@ -28,6 +28,7 @@ from tkinter import ttk
 from bank.money import parse_amount
 from bank.views import txn_category, txn_state_text
 from bank.window import diagram as draw
+from bank.window import trace_replay
 from bank.window.look import Hover, scrolled
 
 HINT = ("Make a transfer between two branches, or select one above:\n"
@@ -71,10 +72,19 @@ class TransactionsPanel:
 
     def _build_diagram(self, frame):
         """The diagram's title line and its scrolled Canvas."""
-        title = ttk.Label(frame, text="Select a transaction to see its messages.",
+        bar = ttk.Frame(frame)
+        bar.pack(fill="x")
+        self.replay_button = ttk.Button(bar, text="▶ Replay step by step", state="disabled",
+                                        style="Small.TButton", command=self.replay)
+        self.save_button = ttk.Button(bar, text="Save trace", state="disabled",
+                                      style="Small.TButton", command=self.save)
+        self.save_button.pack(side="right")
+        self.replay_button.pack(side="right", padx=4)
+        title = ttk.Label(bar, text="Select a transaction to see its messages.",
                           style="Dim.TLabel")
-        title.pack(fill="x")
-        frame.bind("<Configure>", lambda e: title.configure(wraplength=max(300, e.width - 16)))
+        title.pack(side="left", fill="x", expand=True)
+        frame.bind("<Configure>", lambda e: title.configure(
+            wraplength=max(200, e.width - self.app.look.px(36))))
         holder = ttk.Frame(frame)
         holder.pack(fill="both", expand=True)
         canvas = tk.Canvas(holder, background=draw.PAPER, highlightthickness=1,
@@ -175,3 +185,26 @@ class TransactionsPanel:
             style={"committed": "Ok.TLabel", "aborted": "Bad.TLabel"}.get(
                 txn_category(txn), "Unknown.TLabel"))
         draw.draw_sequence(self.diagram, txn, self.diagram.winfo_width())
+        for button in (self.replay_button, self.save_button):
+            button.configure(state="normal" if txn.get("trace") else "disabled")
+
+    # ---- replaying the shown transaction, or saving it to replay later ---------------------
+
+    def replay(self):
+        """Open the shown transfer in a replay window: one message at a time."""
+        if self.shown is not None and self.shown.get("trace"):
+            return trace_replay.open_window(self.app.root, self.shown)
+        return None
+
+    def save(self) -> None:
+        """Save the shown transfer's trace next to the activity log, for --replay FILE."""
+        if self.shown is None:
+            return
+        name = "trace-" + (self.shown["txid"] or self.shown.get("request_id", "")) + ".json"
+        try:
+            path = trace_replay.save_trace(self.shown, self.app.activity.path.parent / name)
+        except OSError as exc:
+            self.app.say(f"Cannot save the trace: {exc}", "bad")
+            return
+        self.app.say(f"Saved to {path}; replay it with: python gui_tk.py --replay {path}",
+                     "ok")

@@ -510,6 +510,42 @@ def test_money_in_flight_keeps_the_total(app):
 
 
 @pytest.mark.slow
+def test_a_blocked_bank_is_visible_while_the_coordinator_is_down(app):
+    """Rule T5: the coordinator crashes right after forcing its commit decision, before
+    telling anyone. While it is down, the window reads the branches directly: the
+    in-doubt transfer is on screen with each branch that holds it, the money held, and
+    that it waits for a coordinator that is down; the gauge writes the held amount on
+    it; the last diagram says it is not current. After the restart the map empties."""
+    app.left_tabs.select(4)
+    app.lab.fault_member.set("coordinator")
+    app.lab.fault_point.set("crash-after-decision")
+    app.lab.arm_button.invoke()
+    until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "400")
+    until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
+    blocked = app.transactions.blocked
+    def blocking_rows():
+        rows = [tree_values(blocked, iid) for iid in blocked.get_children()]
+        return len(rows) == 2 and all("DOWN" in row["waiting"] for row in rows) and rows
+    rows = until(app.root, blocking_rows, "the blocking map, saying the coordinator is down")
+    assert app.transactions.blocked_box.winfo_ismapped()
+    by_branch = {row["branch"]: row for row in rows}
+    assert by_branch["Mumbai"]["money"] == "holds 400.00 of 1001"
+    assert by_branch["Delhi"]["money"] == "to credit 400.00 to 1002"
+    assert all("coordinator is DOWN" in row["waiting"] for row in rows)
+    assert by_branch["Mumbai"]["txid"] == by_branch["Delhi"]["txid"]
+    until(app.root, lambda: app.branches.split["held"] == 400_00, "the held money")
+    callouts = [app.branches.gauge.itemcget(i, "text")
+                for i in app.branches.gauge.find_withtag("callout-held")
+                if app.branches.gauge.type(i) == "text"]
+    assert "held 400.00" in callouts
+    app.lab.buttons["coordinator"]["restart"].invoke()
+    until(app.root, lambda: not blocked.get_children(), "the map emptied")
+    until(app.root, lambda: balance(app, "Delhi/1002") == "5,400.00", "the commit finished")
+    assert not app.transactions.blocked_box.winfo_ismapped()
+
+
+@pytest.mark.slow
 def test_screenshot_for_the_readme(app, bank, display, tmp_path):
     """The window fits 1280x800 and can be captured as a PNG. With BANK_SCREENSHOT=1 the
     capture replaces docs/screenshot.png for the README; otherwise it goes to a temp

@@ -54,7 +54,7 @@ from bank.window.lab import LabPanel
 from bank.window.logs import LogsPanel
 from bank.window.look import Look
 from bank.window.operations import OperationsPanel
-from bank.window.seen import Seen
+from bank.window.seen import Seen, blocking_map
 from bank.window.transactions import TransactionsPanel
 
 log = logging.getLogger("gui")
@@ -215,7 +215,7 @@ class App:
             if not self.start(f"branch:{name}", fetch_branch, (name, client, self.poll_client),
                               lambda result, error, n=name: self._got_branch(n, result, error)):
                 slow.append(name)
-        self.start("money", fetch_money, (dict(self.clients),), self.branches.got_money)
+        self.start("money", fetch_money, (dict(self.clients),), self._got_money)
         self.transactions.follow()
         self.logs.reload_activity_if_changed()
         self._show_status(slow)
@@ -232,7 +232,17 @@ class App:
         self.seen.got_coordinator(result, error)
         if error is None:
             self.transactions.show(result["txns"])
+        else:
+            self.transactions.coordinator_down(self.seen.coord.get("seen", ""))
         self.render()
+
+    def _got_money(self, result, error) -> None:
+        """The branches read directly: the gauge, and the blocking map (the transactions
+        each branch holds prepared), which shows even while the coordinator is down."""
+        self.branches.got_money(result, error)
+        if error is None and result is not None:
+            self.transactions.show_blocked(
+                blocking_map(self.seen.books(result), self.seen.coord.get("up")))
 
     def _got_routes(self, result, error) -> None:
         if error is not None:

@@ -14,6 +14,11 @@ Rules:
     diagram always shows the selected one.
   * Rule T4 - while a transaction is in doubt, the diagram keeps its latest messages in
     view, unless the user has scrolled up to read.
+  * Rule T5 - what a blocked bank looks like is read from the branches, not from the
+    coordinator: every transaction a branch holds prepared is listed (the blocking map:
+    branch, money held, since when, what it waits for), so a transfer left in doubt by a
+    crashed coordinator is on screen; and while the coordinator is down the last diagram
+    says it is not current instead of staying green.
 
 Glossary:
   txid       a transaction id, e.g. "coordinator-20240102-ab12cd"; the row id in the list
@@ -39,6 +44,11 @@ LIST_COLUMNS = (("transfer", "From → to", 23), ("amount", "Amount", 10),
                 ("state", "State", 30), ("txid", "Transaction id", 25))
 
 
+BLOCKED_COLUMNS = (("branch", "Branch", 9), ("money", "Money held", 20),
+                   ("since", "Since (UTC)", 10), ("waiting", "Waiting for", 30),
+                   ("txid", "Transaction id", 25))
+
+
 class TransactionsPanel:
     """The "Transactions" tab: ``tree`` (the list) over ``diagram`` (a Canvas)."""
 
@@ -50,10 +60,26 @@ class TransactionsPanel:
         panes = ttk.PanedWindow(notebook, orient="vertical")
         notebook.add(panes, text="Transactions")
         top, bottom = ttk.Frame(panes, padding=4), ttk.Frame(panes, padding=4)
+        self.blocked_box, self.blocked = self._build_blocked(top, app.look)
         self.tree = self._build_list(top, app.look)
         self.title, self.diagram = self._build_diagram(bottom)
         panes.add(top, weight=1)
         panes.add(bottom, weight=4)
+
+    @staticmethod
+    def _build_blocked(frame, look):
+        """The blocking map (Rule T5): shown only while some branch holds a transaction."""
+        box = ttk.LabelFrame(frame, style="Panel.TLabelframe", padding=2,
+                             text="Blocked: money held at the branches for transactions "
+                                  "in doubt (read from the branches)")
+        tree = ttk.Treeview(box, columns=[c[0] for c in BLOCKED_COLUMNS], height=3,
+                            show="headings", selectmode="none")
+        for col, text, width in BLOCKED_COLUMNS:
+            look.column(tree, col, text, width, stretch=col == "waiting")
+        tree.tag_configure("blocked", background=draw.STATE_BG["in-doubt"])
+        tree.pack(fill="x")
+        Hover(tree)
+        return box, tree
 
     def _build_list(self, frame, look) -> ttk.Treeview:
         holder = ttk.Frame(frame)
@@ -96,6 +122,29 @@ class TransactionsPanel:
         canvas.bind("<Button-5>", lambda e: canvas.yview_scroll(2, "units"))
         canvas.create_text(16, 16, anchor="nw", fill=draw.GREY, tags=("note",), text=HINT)
         return title, canvas
+
+    # ---- the blocking map and a coordinator that is down (Rule T5) ------------------------
+
+    def show_blocked(self, rows: list) -> None:
+        """Every transaction a branch holds prepared, with its money and what it waits for."""
+        tree = self.blocked
+        tree.delete(*tree.get_children(""))
+        for row in rows:
+            tree.insert("", "end", values=tuple(row[c[0]] for c in BLOCKED_COLUMNS),
+                        tags=("blocked",))
+        tree.configure(height=max(1, min(len(rows), 4)))
+        if rows and not self.blocked_box.winfo_ismapped():
+            self.blocked_box.pack(side="top", fill="x", before=self.tree.master)
+        elif not rows and self.blocked_box.winfo_manager():
+            self.blocked_box.pack_forget()
+
+    def coordinator_down(self, last_seen: str) -> None:
+        """The list and the diagram are the coordinator's: say they are old, not green."""
+        if self.shown is not None:
+            self.title.configure(style="Dim.TLabel", text=(
+                f"NOT CURRENT: the coordinator is down; as last seen"
+                f"{' at ' + last_seen if last_seen else ''}: {self.shown['txid']}  "
+                f"{txn_state_text(self.shown)}. What the branches hold is listed above."))
 
     # ---- the list (Rule T1) ---------------------------------------------------------------
 

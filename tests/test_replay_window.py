@@ -150,3 +150,32 @@ def test_a_file_that_is_not_a_trace_is_refused_with_a_sentence(display, tmp_path
     assert open_file(bad, 10) == 2
     out = capsys.readouterr().out.strip()
     assert out.count("\n") == 0 and "trace" in out and "Traceback" not in out
+
+
+def test_screenshot_of_a_trace_replay(display, tmp_path):  # noqa: F811
+    """A replay stopped at the commit point (step 6) can be captured. With
+    BANK_SCREENSHOT=1 it replaces docs/trace-replay.png for the README."""
+    import os
+    import struct
+    from test_gui import X11, until
+    from bank.window.look import Look
+    from bank.window.trace_replay import TraceReplay
+    x11 = X11.open(display)
+    if x11 is None:
+        pytest.skip("libX11 cannot be loaded here: no screenshot")
+    root = tk.Tk()
+    try:
+        Look(root, 12)
+        root.geometry("1280x600+0+0")
+        view = TraceReplay(root, TRACE)
+        view.show(6)
+        until(root, lambda: root.winfo_ismapped() and root.winfo_width() == 1280
+              and view.diagram.find_withtag("decision-box"), "the replay drawn")
+        root.update()
+        png = x11.screenshot(0, 0, 1280, 600)
+        assert struct.unpack(">II", png[16:24]) == (1280, 600)
+        target = pathlib.Path(__file__).resolve().parent.parent / "docs" / "trace-replay.png" \
+            if os.environ.get("BANK_SCREENSHOT") == "1" else tmp_path / "replay.png"
+        target.write_bytes(png)
+    finally:
+        root.destroy()

@@ -151,9 +151,9 @@ def _thousands(minor: int) -> str:
 
 def _waiting_text(txn: dict, coordinator_up) -> str:
     if txn.get("elsewhere") == "committed":
-        what = "the commit (another branch has already applied it)"
+        what = "the commit (another branch applied it)"
     else:
         what = "the coordinator's decision"
     if coordinator_up is False:
-        return f"{what}; the coordinator is DOWN, so it waits (it may not decide alone)"
+        return f"{what} (coordinator DOWN: it may not decide alone)"
     return what

@@ -57,6 +57,7 @@ class TransactionsPanel:
         self.txns = {}                     # txid -> summary row, as last listed
         self.selected = ""                 # txid whose diagram is shown
         self.shown = None                  # the transaction() reply drawn
+        self.last_seen = ""                # when the coordinator last answered
         panes = ttk.PanedWindow(notebook, orient="vertical")
         notebook.add(panes, text="Transactions")
         top, bottom = ttk.Frame(panes, padding=4), ttk.Frame(panes, padding=4)
@@ -70,8 +71,8 @@ class TransactionsPanel:
     def _build_blocked(frame, look):
         """The blocking map (Rule T5): shown only while some branch holds a transaction."""
         box = ttk.LabelFrame(frame, style="Panel.TLabelframe", padding=2,
-                             text="Blocked: money held at the branches for transactions "
-                                  "in doubt (read from the branches)")
+                             text="Blocked: money held for transactions in doubt "
+                                  "(read from the branches)")
         tree = ttk.Treeview(box, columns=[c[0] for c in BLOCKED_COLUMNS], height=3,
                             show="headings", selectmode="none")
         for col, text, width in BLOCKED_COLUMNS:
@@ -140,11 +141,8 @@ class TransactionsPanel:
 
     def coordinator_down(self, last_seen: str) -> None:
         """The list and the diagram are the coordinator's: say they are old, not green."""
-        if self.shown is not None:
-            self.title.configure(style="Dim.TLabel", text=(
-                f"NOT CURRENT: the coordinator is down; as last seen"
-                f"{' at ' + last_seen if last_seen else ''}: {self.shown['txid']}  "
-                f"{txn_state_text(self.shown)}. What the branches hold is listed above."))
+        self.last_seen = last_seen
+        self._show_title()
 
     # ---- the list (Rule T1) ---------------------------------------------------------------
 
@@ -228,14 +226,27 @@ class TransactionsPanel:
         txn = self.shown
         if txn is None:
             return
-        self.title.configure(
-            text=f"{txn['txid']}:  {txn['src']} → {txn['dst']}  {txn['amount']}  ·  "
-                 f"{txn_state_text(txn)}",
-            style={"committed": "Ok.TLabel", "aborted": "Bad.TLabel"}.get(
-                txn_category(txn), "Unknown.TLabel"))
+        self._show_title()
         draw.draw_sequence(self.diagram, txn, self.diagram.winfo_width())
         for button in (self.replay_button, self.save_button):
             button.configure(state="normal" if txn.get("trace") else "disabled")
+
+    def _show_title(self) -> None:
+        """The diagram's title: the transfer and its state, coloured; or, while the
+        coordinator is down, that this is as last seen (Rule T5)."""
+        txn = self.shown
+        if txn is None:
+            return
+        text = (f"{txn['txid']}:  {txn['src']} → {txn['dst']}  {txn['amount']}  ·  "
+                f"{txn_state_text(txn)}")
+        if self.app.seen.coord.get("up") is False:
+            when = f" at {self.last_seen}" if self.last_seen else ""
+            self.title.configure(style="Dim.TLabel", text=(
+                f"NOT CURRENT: the coordinator is down; as last seen{when}: {text}"))
+            return
+        self.title.configure(text=text, style={"committed": "Ok.TLabel",
+                                               "aborted": "Bad.TLabel"}.get(
+            txn_category(txn), "Unknown.TLabel"))
 
     # ---- replaying the shown transaction, or saving it to replay later ---------------------
 

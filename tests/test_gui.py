@@ -20,6 +20,7 @@ message a window manager sends when a user clicks the close button.
 import csv
 import ctypes
 import ctypes.util
+import gc
 import json
 import os
 import pathlib
@@ -112,6 +113,14 @@ def app(display, bank, tmp_path):
           == "up" and len(window.seen.account_refs()) == 4, "the cluster to show up")
     yield window
     window.close()
+    del window
+    gc.collect()        # free the window's Tk objects here, on the Tk thread (see below)
+
+
+# A closed window is a web of reference cycles (widgets and their callbacks). Left to the
+# cyclic garbage collector, it may be freed on whatever thread allocates next: a worker of
+# the next window, where freeing a Tk variable fails ("main thread is not in main loop").
+# So every test that closes a window collects it at once, on the Tk thread.
 
 
 def until(root, condition, what: str, timeout: float = 20.0):
@@ -642,6 +651,8 @@ def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_p
             assert box[0] <= tx0 and tx1 <= box[2], name
     finally:
         app.close()
+        del app
+        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
 
 
 @pytest.mark.slow
@@ -682,6 +693,8 @@ def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
         target.write_bytes(png)
     finally:
         app.close()
+        del app
+        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ A run the explorer saved is opened, stepped forward and back, and the state show
 each step is the state the explorer's replay computes for that step.
 """
 
+import gc
 import pathlib
 import sys
 
@@ -57,6 +58,7 @@ def test_replay_steps_forward_and_back_showing_each_steps_state(display, saved_r
         assert marked.count("\n") == len(notes) and notes[0].label in marked, marked
     finally:
         root.destroy()
+        gc.collect()        # free Tk objects on this thread (see test_gui.py)
 
 
 def test_a_file_that_is_not_a_run_is_refused_with_a_sentence(display, tmp_path):  # noqa: F811
@@ -137,6 +139,7 @@ def test_a_saved_trace_steps_forward_and_back_with_every_partys_state(display, t
         assert view.diagram.find_withtag("decision-box") == ()     # not decided at step 0
     finally:
         root.destroy()
+        gc.collect()        # free Tk objects on this thread (see test_gui.py)
 
 
 @pytest.mark.parametrize("content", ["{}", "not json", '{"txid": "x", "trace": [1]}'])
@@ -179,3 +182,4 @@ def test_screenshot_of_a_trace_replay(display, tmp_path):  # noqa: F811
         target.write_bytes(png)
     finally:
         root.destroy()
+        gc.collect()        # free Tk objects on this thread (see test_gui.py)

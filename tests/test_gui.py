@@ -595,6 +595,15 @@ def test_the_window_grows_with_the_font_but_never_past_the_screen(scale, screen,
     assert window_size(scale, screen) == expected
 
 
+@pytest.mark.parametrize("wire, shown", [("-1200.00", "-1,200.00"), ("1200.00", "1,200.00"),
+                                          ("0.00", "0.00"), ("+3.50", "3.50"),
+                                          ("5000000.00", "5,000,000.00"), ("odd", "odd")])
+def test_the_journal_tab_shows_money_like_the_branches_tree(wire, shown):
+    """The journal tab formats money as the tree does (thousands separated, never a
+    float); the CSV export keeps the wire form; anything odd is shown as it came."""
+    assert logs_panel.money_text(wire) == shown
+
+
 def _overlap(a, b) -> bool:
     """Two canvas bounding boxes (x0, y0, x1, y1) share more than a pixel's edge."""
     return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1

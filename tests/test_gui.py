@@ -604,6 +604,19 @@ def test_the_journal_tab_shows_money_like_the_branches_tree(wire, shown):
     assert logs_panel.money_text(wire) == shown
 
 
+@pytest.mark.parametrize("rows, expected", [
+    ([("begin", 1), ("prepare", 2), ("vote", 3), ("decision", 4), ("commit", 5), ("end", 6)],
+     [("voting", 1, 3), ("decision", 4, 4), ("completion", 5, 6)]),
+    ([("begin", 1), ("prepare", 2), ("error", 3)], [("voting", 1, 3)]),
+    ([("recovered", 1), ("decision", 2), ("commit", 3)],
+     [("voting", 1, 1), ("decision", 2, 2), ("completion", 3, 3)]),
+    ([], [])])
+def test_the_diagram_draws_the_phases_around_the_commit_point(rows, expected):
+    """Diagram: voting runs up to the decision, the decision row is the commit point,
+    completion follows it; with no decision yet, everything drawn is voting."""
+    assert draw.phases(rows) == expected
+
+
 def _overlap(a, b) -> bool:
     """Two canvas bounding boxes (x0, y0, x1, y1) share more than a pixel's edge."""
     return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1
@@ -646,6 +659,8 @@ def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_p
                 if heading and (col != "#0" or "tree" in str(tree.cget("show"))):
                     assert tree.column(col, "width") >= \
                         app.look.heading_font.measure(heading), (heading, font_size)
+        assert {canvas.gettags(i)[1] for i in canvas.find_withtag("phase")} >= {
+            "phase-voting", "phase-decision", "phase-completion"}
         boxes = [canvas.bbox(i) for i in canvas.find_withtag("party-box")]
         boxes += [canvas.bbox(canvas.find_withtag("decision-box")[0])]
         assert len(boxes) == 5

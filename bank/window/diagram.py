@@ -13,6 +13,9 @@ Rules:
     and the reason, tagged ``never-sent`` (not ``arrow``): it reached nobody.
   * Rule 3 - money is counted in integer minor units (money.py), never floats; the
     gauge's parts always add up to its total.
+  * The two phases are light bands behind the rows (``phases``): phase 1 (voting) up
+    to the decision, the decision's own row (the commit point: "commit: on disk"), and
+    phase 2 (completion) after it; tags ``phase-voting``, ``phase-decision``, ...
   * Rule 4 - every length follows the font (``sizes``): with ``--font-size 14`` on a
     projector the boxes, rows and gaps grow with the text, so no box overlaps another
     and a label is shortened with a visible "…" only when its arrow is too short.
@@ -80,7 +83,8 @@ def sizes(canvas, titles=("recovery log", "coordinator")) -> Sizes:
     box_half = bold.measure("commit: on disk") / 2 + char
     # Between two lifelines: two half boxes, or the decision box and its arrow's label.
     gap = max(130, 2 * half + 2 * char, box_half + plain.measure("decision") + 4 * char)
-    return Sizes(left=max(64, fixed.measure("99999 ms") + char), head_h=line + 12,
+    # The time column, then room for the phase bands' names, written upwards.
+    return Sizes(left=max(64, fixed.measure("99999 ms") + char) + line, head_h=line + 12,
                  half=half, row_h=max(27, plain.metrics("linespace") + 12), gap=gap,
                  box_half=box_half, wait_half=bold.measure("in doubt") / 2 + char, char=char)
 
@@ -154,6 +158,7 @@ def _draw_rows(canvas, rows: list, shown: list, xs: dict, y: float, size: Sizes)
                            text="No messages kept for this transaction: it finished before "
                                 "the coordinator last restarted,\nso only its outcome is in "
                                 "the recovery log.")
+    ys = []                                  # (message, y) of every drawn row
     for row, times, last_ms in shown:
         if row["msg"] == "recovered":        # the coordinator restarted: cut across all
             y += size.row_h
@@ -161,11 +166,53 @@ def _draw_rows(canvas, rows: list, shown: list, xs: dict, y: float, size: Sizes)
                       size)
         y += size.row_h
         _draw_message(canvas, row, times, last_ms, xs, y, size)
+        ys.append((row["msg"], y))
+    _draw_phases(canvas, ys, size)
     if len(rows) > len(shown):
         y += size.row_h
         canvas.create_text(size.left + 8, y, anchor="w", fill=GREY, tags=("note",),
                            text=f"... {len(rows) - len(shown)} more rows not drawn")
     return y
+
+
+PHASE_BG = {"voting": "#eef3fb", "decision": "#fff7d6", "completion": "#eef7ee"}
+PHASE_NAMES = {"voting": ("phase 1: voting", "voting"),
+               "completion": ("phase 2: completion", "phase 2")}
+
+
+def phases(ys: list) -> list:
+    """(phase, first y, last y) from the drawn rows' (message, y): voting runs from the
+    first row to the last before the decision, the decision is its own row (the commit
+    point), completion runs from the row after it to the end. No decision: all voting."""
+    decided = [y for msg, y in ys if msg == "decision"]
+    if not ys:
+        return []
+    if not decided:
+        return [("voting", ys[0][1], ys[-1][1])]
+    point = decided[0]
+    before = [y for _, y in ys if y < point]
+    after = [y for _, y in ys if y > point]
+    out = [("voting", before[0], before[-1])] if before else []
+    out.append(("decision", point, point))
+    return out + ([("completion", after[0], after[-1])] if after else [])
+
+
+def _draw_phases(canvas, ys: list, size: Sizes) -> None:
+    """Light bands behind the rows, one per phase, each named in the left margin
+    (written upwards); the decision's band is the commit point itself."""
+    plain = tkfont.nametofont("TkDefaultFont", root=canvas)
+    x0, x1 = size.left - plain.metrics("linespace") - 2, 10_000
+    for phase, first, last in phases(ys):
+        top, bottom = first - size.row_h / 2, last + size.row_h / 2
+        band = canvas.create_rectangle(x0, top, x1, bottom, fill=PHASE_BG[phase], outline="",
+                                       tags=("phase", f"phase-{phase}", "phase-band"))
+        canvas.tag_lower(band)
+        names = PHASE_NAMES.get(phase, ())
+        name = next((n for n in names if plain.measure(n) < bottom - top - 4), "")
+        if name:
+            canvas.create_text(x0 + plain.metrics("linespace") / 2 + 1, (top + bottom) / 2,
+                               text=name, angle=90, fill=GREY,
+                               tags=("phase", f"phase-name-{phase}"))
 
 
 PARTY_TITLES = {"log": "recovery log", "coordinator": "coordinator"}
@@ -221,7 +268,7 @@ def _draw_message(canvas, row, times, last_ms, xs, y, size: Sizes) -> None:
     src, dst, msg = row["from"], row["to"], row["msg"]
     colour, lift = _colour(row), size.row_h / 2 - 4      # a label sits just above its arrow
     tags = ("arrow", f"msg-{msg}", f"from-{src}", f"to-{dst}")
-    canvas.create_text(8, y, anchor="w", text=f"{row['ms']} ms", fill=GREY,
+    canvas.create_text(4, y, anchor="w", text=f"{row['ms']} ms", fill=GREY,
                        font=("TkFixedFont",), tags=("time",))
     x1, x2 = xs[src], xs[dst]
     label_tags = ("label", f"msg-{msg}")

@@ -205,6 +205,8 @@ class TraceReplay:
             mark = self.diagram.create_rectangle(0, y0 - 16, max(x1, 2000), y1 + 4,
                                                  fill="#fff0c2", outline="", tags=("now",))
             self.diagram.tag_lower(mark)
+            for band in self.diagram.find_withtag("phase-band"):
+                self.diagram.tag_raise(mark, band)      # over the phase bands, under the rest
 
     def _write_parties(self) -> None:
         before = self.states[self.step - 1] if self.step else {}

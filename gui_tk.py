@@ -10,6 +10,7 @@ Run it:
     python gui_tk.py --coordinator http://192.168.1.30:9000 --secret-file secret.txt
     python gui_tk.py --config cluster.ini
     python gui_tk.py --font-size 14       # for a projector; --activity FILE for the log
+    python gui_tk.py --replay FILE        # step through a saved trace (no bank needed)
 
 Files (one role each, in bank/window/):
   app.py           the plumbing: worker threads, the queue pump, the refresh
@@ -18,6 +19,7 @@ Files (one role each, in bank/window/):
   transactions.py  the list of transactions and the sequence diagram
   logs.py          the activity log, the branch journals, CSV export
   lab.py           crash, restart, fault points, partition/heal, failover
+  trace_replay.py  a transfer's trace replayed message by message (--replay FILE)
   seen.py, look.py, calls.py, diagram.py   what was heard, the look, the calls, drawing
 
 Rules:
@@ -44,6 +46,7 @@ from bank import local_cluster
 from bank import rpc
 from bank.config import coordinator_address
 from bank.activity import ActivityLog
+from bank.window import trace_replay
 from bank.window.app import FONT_SIZE, App
 
 OPERATION_TIMEOUT = 15     # seconds: a transfer may wait for a slow vote (5 s at most)
@@ -64,6 +67,8 @@ def parse_args(argv=None):
     p.add_argument("--activity", help="the activity log (default HOME/logs/activity.csv)")
     p.add_argument("--font-size", type=int, default=FONT_SIZE,
                    help=f"text size in points (default {FONT_SIZE}; try 14 on a projector)")
+    p.add_argument("--replay", metavar="FILE", help="step through a saved trace (the "
+                   "transactions panel's Save trace) or a run saved by explore.py --save")
     return p.parse_args(argv)
 
 
@@ -87,6 +92,12 @@ def connect(args):
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    if args.replay:                         # a replay needs no bank: the trace is in the file
+        try:
+            return trace_replay.open_file(args.replay, args.font_size)
+        except tk.TclError as exc:
+            print(f"Cannot open the window ({exc}): is there a display?", file=sys.stderr)
+            return 1
     try:
         bank, cluster, started, description = connect(args)
     except (RuntimeError, OSError) as exc:

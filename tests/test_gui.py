@@ -20,6 +20,7 @@ message a window manager sends when a user clicks the close button.
 import csv
 import ctypes
 import ctypes.util
+import gc
 import json
 import os
 import pathlib
@@ -66,7 +67,7 @@ def display():
         pytest.skip("no X display and no Xvfb to start one")
     read_end, write_end = os.pipe()
     proc = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0",
-                             "1280x800x24", "-nolisten", "tcp"], pass_fds=(write_end,),
+                             "1920x1080x24", "-nolisten", "tcp"], pass_fds=(write_end,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write_end)
     number, deadline = b"", time.monotonic() + 20
@@ -112,6 +113,14 @@ def app(display, bank, tmp_path):
           == "up" and len(window.seen.account_refs()) == 4, "the cluster to show up")
     yield window
     window.close()
+    del window
+    gc.collect()        # free the window's Tk objects here, on the Tk thread (see below)
+
+
+# A closed window is a web of reference cycles (widgets and their callbacks). Left to the
+# cyclic garbage collector, it may be freed on whatever thread allocates next: a worker of
+# the next window, where freeing a Tk variable fails ("main thread is not in main loop").
+# So every test that closes a window collects it at once, on the Tk thread.
 
 
 def until(root, condition, what: str, timeout: float = 20.0):
@@ -510,6 +519,43 @@ def test_money_in_flight_keeps_the_total(app):
 
 
 @pytest.mark.slow
+def test_a_blocked_bank_is_visible_while_the_coordinator_is_down(app):
+    """Rule T5: the coordinator crashes right after forcing its commit decision, before
+    telling anyone. While it is down, the window reads the branches directly: the
+    in-doubt transfer is on screen with each branch that holds it, the money held, and
+    that it waits for a coordinator that is down; the gauge writes the held amount on
+    it. After the restart the map empties. (The last diagram's "NOT CURRENT" title is
+    checked by the projector screenshot test.)"""
+    app.left_tabs.select(4)
+    app.lab.fault_member.set("coordinator")
+    app.lab.fault_point.set("crash-after-decision")
+    app.lab.arm_button.invoke()
+    until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "400")
+    until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
+    blocked = app.transactions.blocked
+    def blocking_rows():
+        rows = [tree_values(blocked, iid) for iid in blocked.get_children()]
+        return len(rows) == 2 and all("DOWN" in row["waiting"] for row in rows) and rows
+    rows = until(app.root, blocking_rows, "the blocking map, saying the coordinator is down")
+    assert app.transactions.blocked_box.winfo_ismapped()
+    by_branch = {row["branch"]: row for row in rows}
+    assert by_branch["Mumbai"]["money"] == "holds 400.00 of 1001"
+    assert by_branch["Delhi"]["money"] == "to credit 400.00 to 1002"
+    assert all("coordinator DOWN" in row["waiting"] for row in rows)
+    assert by_branch["Mumbai"]["txid"] == by_branch["Delhi"]["txid"]
+    until(app.root, lambda: app.branches.split["held"] == 400_00, "the held money")
+    callouts = [app.branches.gauge.itemcget(i, "text")
+                for i in app.branches.gauge.find_withtag("callout-held")
+                if app.branches.gauge.type(i) == "text"]
+    assert "held 400.00" in callouts
+    app.lab.buttons["coordinator"]["restart"].invoke()
+    until(app.root, lambda: not blocked.get_children(), "the map emptied")
+    until(app.root, lambda: balance(app, "Delhi/1002") == "5,400.00", "the commit finished")
+    assert not app.transactions.blocked_box.winfo_ismapped()
+
+
+@pytest.mark.slow
 def test_screenshot_for_the_readme(app, bank, display, tmp_path):
     """The window fits 1280x800 and can be captured as a PNG. With BANK_SCREENSHOT=1 the
     capture replaces docs/screenshot.png for the README; otherwise it goes to a temp
@@ -538,6 +584,141 @@ def test_screenshot_for_the_readme(app, bank, display, tmp_path):
     target = SCREENSHOT if os.environ.get("BANK_SCREENSHOT") == "1" else tmp_path / "shot.png"
     target.parent.mkdir(exist_ok=True)
     target.write_bytes(png)
+
+
+@pytest.mark.parametrize("scale, screen, expected", [
+    (1.0, (1920, 1080), (1280, 800)), (1.4, (1920, 1080), (1792, 1080)),
+    (1.0, (1024, 768), (1024, 768)), (1.6, (1280, 800), (1280, 800))])
+def test_the_window_grows_with_the_font_but_never_past_the_screen(scale, screen, expected):
+    """Rule L4: the window opens at 1280x800 times font-size / 10, within the screen."""
+    from bank.window.look import window_size
+    assert window_size(scale, screen) == expected
+
+
+@pytest.mark.parametrize("wire, shown", [("-1200.00", "-1,200.00"), ("1200.00", "1,200.00"),
+                                          ("0.00", "0.00"), ("+3.50", "3.50"),
+                                          ("5000000.00", "5,000,000.00"), ("odd", "odd")])
+def test_the_journal_tab_shows_money_like_the_branches_tree(wire, shown):
+    """The journal tab formats money as the tree does (thousands separated, never a
+    float); the CSV export keeps the wire form; anything odd is shown as it came."""
+    assert logs_panel.money_text(wire) == shown
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([("begin", 1), ("prepare", 2), ("vote", 3), ("decision", 4), ("commit", 5), ("end", 6)],
+     [("voting", 1, 3), ("decision", 4, 4), ("completion", 5, 6)]),
+    ([("begin", 1), ("prepare", 2), ("error", 3)], [("voting", 1, 3)]),
+    ([("recovered", 1), ("decision", 2), ("commit", 3)],
+     [("voting", 1, 1), ("decision", 2, 2), ("completion", 3, 3)]),
+    ([], [])])
+def test_the_diagram_draws_the_phases_around_the_commit_point(rows, expected):
+    """Diagram: voting runs up to the decision, the decision row is the commit point,
+    completion follows it; with no decision yet, everything drawn is voting."""
+    assert draw.phases(rows) == expected
+
+
+def _overlap(a, b) -> bool:
+    """Two canvas bounding boxes (x0, y0, x1, y1) share more than a pixel's edge."""
+    return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1
+
+
+def _projector_window(bank, tmp_path, font_size: int, geometry: str):
+    root = tk.Tk()
+    window = App(root, bank.coordinator(timeout=15), cluster=bank, font_size=font_size,
+                 activity=ActivityLog(tmp_path / f"activity-{font_size}.csv"))
+    if geometry:
+        root.geometry(geometry)
+    until(root, lambda: len(window.seen.account_refs()) == 4, "the accounts")
+    return window
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("font_size, geometry, least_width", [
+    (10, "1024x768", 1024), (14, "", 1700)])
+def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_path,
+                                                            font_size, geometry, least_width):
+    """Rule L4 and diagram Rule 4: at 1024x768, and at --font-size 14 on a 1920x1080
+    screen (where the window grows with the font), no column of any table is narrower
+    than its heading, and the diagram's boxes (parties, the decision) overlap neither
+    each other nor the labels beside them; a party's name fits in its box."""
+    app = _projector_window(bank, tmp_path, font_size, geometry)
+    try:
+        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
+        until(app.root, lambda: "Done" in app.result.cget("text"), "the transfer")
+        txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "listed")
+        app.transactions.tree.selection_set(txid)
+        canvas = app.transactions.diagram
+        until(app.root, lambda: arrows(canvas, "end", "coordinator", "log"), "the diagram")
+        until(app.root, lambda: app.root.winfo_width() >= least_width, "the window's size")
+        app.root.update()
+        trees = [w for w in _all_widgets(app.root) if isinstance(w, tk.ttk.Treeview)]
+        assert len(trees) >= 4                  # branches, transactions, activity, journals
+        for tree in trees:
+            for col in ("#0", *tree.cget("columns")):
+                heading = tree.heading(col, "text")
+                if heading and (col != "#0" or "tree" in str(tree.cget("show"))):
+                    assert tree.column(col, "width") >= \
+                        app.look.heading_font.measure(heading), (heading, font_size)
+        assert {canvas.gettags(i)[1] for i in canvas.find_withtag("phase")} >= {
+            "phase-voting", "phase-decision", "phase-completion"}
+        boxes = [canvas.bbox(i) for i in canvas.find_withtag("party-box")]
+        boxes += [canvas.bbox(canvas.find_withtag("decision-box")[0])]
+        assert len(boxes) == 5
+        for i, a in enumerate(boxes):
+            assert not any(_overlap(a, b) for b in boxes[i + 1:]), (a, font_size)
+        for label in canvas.find_withtag("label"):
+            assert not _overlap(canvas.bbox(label), boxes[-1]), canvas.itemcget(label, "text")
+        for title in canvas.find_withtag("party-title"):
+            name = canvas.gettags(title)[1]
+            box = canvas.bbox(canvas.find_withtag(f"{name}&&party-box")[0])
+            tx0, _, tx1, _ = canvas.bbox(title)
+            assert box[0] <= tx0 and tx1 <= box[2], name
+    finally:
+        app.close()
+        del app
+        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
+
+
+@pytest.mark.slow
+def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
+    """At --font-size 14 on a 1920x1080 screen the window grows to 1792x1080 and can be
+    captured: a committed transfer's diagram, then the coordinator crashed after its
+    decision, the blocking map and the held money on the gauge. With BANK_SCREENSHOT=1
+    the capture replaces docs/projector.png for the README (else a temp file)."""
+    x11 = X11.open(display)
+    if x11 is None:
+        pytest.skip("libX11 cannot be loaded here: no screenshot")
+    app = _projector_window(bank, tmp_path, 14, "+0+0")
+    try:
+        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
+        until(app.root, lambda: "Done" in app.result.cget("text"), "a first transfer")
+        txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "listed")
+        app.transactions.tree.selection_set(txid)
+        until(app.root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
+              "the diagram")
+        app.left_tabs.select(4)
+        app.lab.fault_member.set("coordinator")
+        app.lab.fault_point.set("crash-after-decision")
+        app.lab.arm_button.invoke()
+        until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+        transfer(app, "Delhi/1001", "Mumbai/1002", "400")
+        until(app.root, lambda: len(app.transactions.blocked.get_children()) == 2
+              and app.branches.split["held"] == 400_00
+              and "NOT CURRENT" in app.transactions.title.cget("text")
+              and all("DOWN" in app.transactions.blocked.set(i, "waiting")
+                      for i in app.transactions.blocked.get_children()), "the blocked bank")
+        size = app.look.size
+        until(app.root, lambda: (app.root.winfo_width(), app.root.winfo_height()) == size,
+              "the window at its full size")
+        png = x11.screenshot(0, 0, *size)
+        assert struct.unpack(">II", png[16:24]) == size == (1792, 1080)
+        target = KIT / "docs" / "projector.png" if os.environ.get("BANK_SCREENSHOT") == "1" \
+            else tmp_path / "projector.png"
+        target.write_bytes(png)
+    finally:
+        app.close()
+        del app
+        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
 
 
 @pytest.mark.slow

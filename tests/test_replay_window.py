@@ -4,6 +4,7 @@ A run the explorer saved is opened, stepped forward and back, and the state show
 each step is the state the explorer's replay computes for that step.
 """
 
+import gc
 import pathlib
 import sys
 
@@ -57,6 +58,7 @@ def test_replay_steps_forward_and_back_showing_each_steps_state(display, saved_r
         assert marked.count("\n") == len(notes) and notes[0].label in marked, marked
     finally:
         root.destroy()
+        gc.collect()        # free Tk objects on this thread (see test_gui.py)
 
 
 def test_a_file_that_is_not_a_run_is_refused_with_a_sentence(display, tmp_path):  # noqa: F811
@@ -65,3 +67,119 @@ def test_a_file_that_is_not_a_run_is_refused_with_a_sentence(display, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{}", encoding="utf-8")
     assert open_window(bad) == 2
+
+
+# ---- a transfer's own trace (bank/window/trace_replay.py) ----------------------------------
+
+def _row(ms, src, dst, msg, detail=""):
+    return {"at": "", "ms": ms, "from": src, "to": dst, "msg": msg, "detail": detail}
+
+
+TRACE = {"txid": "C1-20261128T225709-5c0926", "state": "committed", "outcome": "committed",
+         "src": "Mumbai/1001", "dst": "Delhi/1002", "amount": "1200.00", "reason": "",
+         "participants": ["Delhi", "Mumbai"], "waiting_for": [], "trace": [
+             _row(0, "coordinator", "log", "begin", "Mumbai/1001 -> Delhi/1002 1200.00"),
+             _row(0, "coordinator", "Delhi", "prepare", "1002 +1200.00"),
+             _row(1, "coordinator", "Mumbai", "prepare", "1001 -1200.00"),
+             _row(16, "Delhi", "coordinator", "vote", "yes"),
+             _row(20, "Mumbai", "coordinator", "vote", "yes"),
+             _row(20, "coordinator", "log", "decision", "commit (forced to disk)"),
+             _row(21, "coordinator", "Delhi", "commit"),
+             _row(21, "coordinator", "Mumbai", "commit"),
+             _row(25, "Delhi", "coordinator", "ack", "commit"),
+             _row(25, "Mumbai", "coordinator", "ack", "commit"),
+             _row(25, "coordinator", "log", "end", "every participant acknowledged")]}
+
+# step -> lines the parties panel must show after it (Rule RP1)
+EXPECTED = {
+    0: ["recovery log: empty", "durable state: nothing yet"],
+    1: ["recovery log: begin", "doing: asking for votes"],
+    4: ["Delhi\n    durable state: prepared (durable): waiting for the decision\n    held: 0.00",
+        "Mumbai\n    durable state: nothing yet\n    held: 0.00"],
+    5: ["Mumbai\n    durable state: prepared (durable): waiting for the decision\n"
+        "    held: 1,200.00\n    balance change: none yet"],
+    6: ["recovery log: begin, commit (forced)", "doing: decided commit: telling the branches",
+        "held: 1,200.00"],
+    9: ["Delhi\n    durable state: committed (durable)\n    held: 0.00\n"
+        "    balance change: 1002 +1,200.00",
+        "Mumbai\n    durable state: prepared (durable): waiting for the decision\n"
+        "    held: 1,200.00"],
+    11: ["recovery log: begin, commit (forced), end", "balance change: 1001 -1,200.00",
+         "doing: finished: every branch acknowledged"],
+}
+
+
+def test_a_saved_trace_steps_forward_and_back_with_every_partys_state(display, tmp_path):  # noqa: F811
+    """RP1: stepping through a transfer's saved trace shows, after each message, the
+    state the messages imply (a vote yes: prepared and holding the debit; the logged
+    commit: the decision in the recovery log; an ack: committed, hold released, balance
+    changed), the step's arrow marked; going back shows the earlier state again."""
+    from bank.window.trace_replay import TraceReplay, load_trace, save_trace
+    path = save_trace(TRACE, tmp_path / "trace.json")
+    root = tk.Tk()
+    try:
+        view = TraceReplay(root, load_trace(path))
+        root.update()
+        seen = {}
+        for step in range(len(TRACE["trace"]) + 1):
+            view.show(step)
+            root.update()
+            seen[step] = view.state_text()
+            for line in EXPECTED.get(step, []):
+                assert line in seen[step], (step, line, seen[step])
+            assert bool(view.diagram.find_withtag("now")) == (step > 0)
+            assert len(view.diagram.find_withtag("arrow")) <= step
+        assert "step 11: coordinator → log   end" in view.where.cget("text")
+        view.show(99)                                   # past the end: stays at the end
+        assert view.step == len(TRACE["trace"])
+        for step in (6, 5, 0):                          # back: the same states again
+            view.show(step)
+            root.update()
+            assert view.state_text() == seen[step], step
+        assert view.diagram.find_withtag("decision-box") == ()     # not decided at step 0
+    finally:
+        root.destroy()
+        gc.collect()        # free Tk objects on this thread (see test_gui.py)
+
+
+@pytest.mark.parametrize("content", ["{}", "not json", '{"txid": "x", "trace": [1]}'])
+def test_a_file_that_is_not_a_trace_is_refused_with_a_sentence(display, tmp_path, content,  # noqa: F811
+                                                              capsys):
+    """RP2: gui_tk.py --replay on a file that is neither a trace nor an explorer run
+    answers one sentence and exit code 2, never a traceback."""
+    from bank.window.trace_replay import open_file
+    bad = tmp_path / "bad.json"
+    bad.write_text(content, encoding="utf-8")
+    assert open_file(bad, 10) == 2
+    out = capsys.readouterr().out.strip()
+    assert out.count("\n") == 0 and "trace" in out and "Traceback" not in out
+
+
+def test_screenshot_of_a_trace_replay(display, tmp_path):  # noqa: F811
+    """A replay stopped at the commit point (step 6) can be captured. With
+    BANK_SCREENSHOT=1 it replaces docs/trace-replay.png for the README."""
+    import os
+    import struct
+    from test_gui import X11, until
+    from bank.window.look import Look
+    from bank.window.trace_replay import TraceReplay
+    x11 = X11.open(display)
+    if x11 is None:
+        pytest.skip("libX11 cannot be loaded here: no screenshot")
+    root = tk.Tk()
+    try:
+        Look(root, 12)
+        root.geometry("1280x600+0+0")
+        view = TraceReplay(root, TRACE)
+        view.show(6)
+        until(root, lambda: root.winfo_ismapped() and root.winfo_width() == 1280
+              and view.diagram.find_withtag("decision-box"), "the replay drawn")
+        root.update()
+        png = x11.screenshot(0, 0, 1280, 600)
+        assert struct.unpack(">II", png[16:24]) == (1280, 600)
+        target = pathlib.Path(__file__).resolve().parent.parent / "docs" / "trace-replay.png" \
+            if os.environ.get("BANK_SCREENSHOT") == "1" else tmp_path / "replay.png"
+        target.write_bytes(png)
+    finally:
+        root.destroy()
+        gc.collect()        # free Tk objects on this thread (see test_gui.py)

@@ -54,7 +54,7 @@ from bank.window.lab import LabPanel
 from bank.window.logs import LogsPanel
 from bank.window.look import Look
 from bank.window.operations import OperationsPanel
-from bank.window.seen import Seen
+from bank.window.seen import Seen, blocking_map
 from bank.window.transactions import TransactionsPanel
 
 log = logging.getLogger("gui")
@@ -63,6 +63,7 @@ POLL_MS = 50               # how often the Tk thread collects finished calls
 REFRESH_MS = 1000          # how often each source is refreshed
 CALL_TIMEOUT = 3           # seconds: refresh calls give up quickly
 FONT_SIZE = 10             # points; --font-size 14 for a big projector
+LEFT_SHARE = 0.55          # the most of the window's width the left column takes
 
 
 class App:
@@ -111,10 +112,23 @@ class App:
         panes = ttk.PanedWindow(self.root, orient="horizontal")
         panes.pack(fill="both", expand=True, padx=8, pady=4)
         left, right = ttk.Frame(panes), ttk.Frame(panes)
-        panes.add(left, weight=0)             # the left column keeps its natural width
+        panes.add(left, weight=0)             # the left column keeps its natural width...
         panes.add(right, weight=1)
         self._build_left(left)
         self._build_right(right)
+        self.panes = panes
+        panes.bind("<Configure>", lambda e: self._place_sash(e.width, left), add="+")
+
+    def _place_sash(self, width: int, left) -> None:
+        """...but on a small screen (1024x768) it gives up room so the diagram keeps at
+        least 45% of the window. Done once, when the window first gets its size: after
+        that the sash is the user's."""
+        if width < 100 or getattr(self, "_sash_placed", False):
+            return
+        self._sash_placed = True
+        wanted = left.winfo_reqwidth()
+        if wanted > width * LEFT_SHARE:
+            self.panes.sashpos(0, int(width * LEFT_SHARE))
 
     def _build_left(self, left) -> None:
         """Bottom up, so the branches tree takes what is left: result, forms, branches."""
@@ -201,7 +215,7 @@ class App:
             if not self.start(f"branch:{name}", fetch_branch, (name, client, self.poll_client),
                               lambda result, error, n=name: self._got_branch(n, result, error)):
                 slow.append(name)
-        self.start("money", fetch_money, (dict(self.clients),), self.branches.got_money)
+        self.start("money", fetch_money, (dict(self.clients),), self._got_money)
         self.transactions.follow()
         self.logs.reload_activity_if_changed()
         self._show_status(slow)
@@ -218,7 +232,17 @@ class App:
         self.seen.got_coordinator(result, error)
         if error is None:
             self.transactions.show(result["txns"])
+        else:
+            self.transactions.coordinator_down(self.seen.coord.get("seen", ""))
         self.render()
+
+    def _got_money(self, result, error) -> None:
+        """The branches read directly: the gauge, and the blocking map (the transactions
+        each branch holds prepared), which shows even while the coordinator is down."""
+        self.branches.got_money(result, error)
+        if error is None and result is not None:
+            self.transactions.show_blocked(
+                blocking_map(self.seen.books(result), self.seen.coord.get("up")))
 
     def _got_routes(self, result, error) -> None:
         if error is not None:

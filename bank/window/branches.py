@@ -31,6 +31,7 @@ from tkinter import ttk
 from bank.local_cluster import COORDINATOR as COORD
 from bank.money import parse_amount
 from bank.window import diagram as draw
+from bank.window.look import Hover
 
 MONEY_COLUMNS = ("balance", "held", "available")
 TAG_COLOURS = {"up": draw.GREEN, "down": draw.RED, "cut": draw.AMBER}
@@ -47,7 +48,7 @@ class BranchesPanel:
         self.app, self.seen = app, app.seen
         box = ttk.LabelFrame(parent, text="Branches and accounts", style="Panel.TLabelframe",
                              padding=4)
-        self.tree = self._build_tree(box, app.look.px)
+        self.tree = self._build_tree(box, app.look)
         gauge_box = ttk.LabelFrame(parent, text="All the money in the bank",
                                    style="Panel.TLabelframe", padding=2)
         gauge_box.pack(side="bottom", fill="x", pady=(6, 0))
@@ -60,16 +61,15 @@ class BranchesPanel:
         self.money_at, self.gauge_note = "", ""     # when the split was read; what to say
 
     @staticmethod
-    def _build_tree(box, px) -> ttk.Treeview:
+    def _build_tree(box, look) -> ttk.Treeview:
         tree = ttk.Treeview(box, columns=("owner", *MONEY_COLUMNS), height=5,
                             selectmode="browse")
-        tree.heading("#0", text="Branch", anchor="w")
-        tree.column("#0", width=px(14), stretch=False)
+        look.column(tree, "#0", "Branch", 14)
         for col, text, width in (("owner", "Owner / state", 19), ("balance", "Balance", 11),
                                  ("held", "Held", 9), ("available", "Available", 11)):
-            anchor = "w" if col == "owner" else "e"
-            tree.heading(col, text=text, anchor=anchor)
-            tree.column(col, width=px(width), anchor=anchor, stretch=col == "owner")
+            look.column(tree, col, text, width, "w" if col == "owner" else "e",
+                        stretch=col == "owner")
+        Hover(tree)                      # a long state shows in full under the pointer
         for tag, colour in TAG_COLOURS.items():
             tree.tag_configure(tag, foreground=colour, font="TkHeadingFont")
         tree.tag_configure("stale", foreground="#9a9a9a")
@@ -191,4 +191,8 @@ class BranchesPanel:
         self.draw_gauge()
 
     def draw_gauge(self) -> None:
-        draw.draw_gauge(self.gauge, self.split, self.gauge.winfo_width(), self.gauge_note)
+        """Draw the gauge; give it the height its drawing needs (it grows with the font)."""
+        height = draw.draw_gauge(self.gauge, self.split, self.gauge.winfo_width(),
+                                 self.gauge_note)
+        if abs(int(self.gauge.cget("height")) - height) > 2:
+            self.gauge.configure(height=height)

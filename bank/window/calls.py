@@ -47,6 +47,7 @@ class Workers:
     def __init__(self, count: int = WORKERS):
         self.jobs, self.results = queue.Queue(), queue.Queue()
         self.stopped = False
+        self.lock = threading.Lock()          # guards stopped against a late result
         self.threads = [threading.Thread(target=self._work, name=f"gui-worker-{i}",
                                          daemon=True) for i in range(count)]
         for thread in self.threads:
@@ -69,10 +70,11 @@ class Workers:
                 log.exception("call %s failed", getattr(fn, "__name__", fn))
                 result, error = None, BankError(FaultCode.INTERNAL,
                                                 f"{type(exc).__name__}: {exc}")
-            if self.stopped:                  # the window has closed meanwhile
-                _ABANDONED.append(job)
-            else:
-                self.results.put((done, result, error))
+            with self.lock:                   # never a result after stop() drained them
+                if self.stopped:              # the window has closed meanwhile
+                    _ABANDONED.append(job)
+                else:
+                    self.results.put((done, result, error))
             # Hold nothing while waiting: callbacks lead to widgets, and the last
             # reference to a Tk object must never be dropped on a worker thread.
             del job, fn, args, done, result, error
@@ -80,7 +82,8 @@ class Workers:
     def stop(self, wait: float = 1.0) -> None:
         """Drop queued jobs and results, end the threads; wait a little for calls
         in flight (a slow one is abandoned: the threads are daemons)."""
-        self.stopped = True
+        with self.lock:                       # a result put after this would be freed,
+            self.stopped = True               # with its widgets, on a worker thread
         for box in (self.jobs, self.results):
             while True:
                 try:

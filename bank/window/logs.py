@@ -26,6 +26,9 @@ import tkinter as tk
 from tkinter import filedialog, messagebox, ttk
 
 from bank.activity import JOURNAL_FIELDS, write_csv
+from bank.errors import BankError
+from bank.money import parse_amount, parse_delta
+from bank.window.diagram import show_money
 from bank.window.calls import ALL, fetch_journal
 
 ACTIVITY_SHOWN = 1000              # newest rows in the table; the file keeps them all
@@ -193,8 +196,10 @@ class LogsPanel:
         tree.delete(*tree.get_children(""))
         for row in reversed(result):
             tree.insert("", "end", values=(row["ts"][5:23].replace("T", " "), row["branch"],
-                                           row["account"], row["kind"], row["amount"],
-                                           row["balance_after"], row["txid"], row["detail"]))
+                                           row["account"], row["kind"],
+                                           money_text(row["amount"]),
+                                           money_text(row["balance_after"]), row["txid"],
+                                           row["detail"]))
 
     def export_journal(self) -> None:
         if not self.journal_rows:
@@ -211,3 +216,14 @@ class LogsPanel:
             self.app.say(f"Could not export the journal: {exc}", "bad")
             return
         self.app.say(f"Exported {count} journal rows ({scope}) to {path}.", "ok")
+
+
+def money_text(text: str) -> str:
+    """A journal amount as the branches tree shows money: '-1200.00' -> '-1,200.00'
+    (on screen only: the CSV export keeps the wire form). Anything odd is shown as is."""
+    try:
+        minor = parse_delta(text) if str(text)[:1] in "+-" else parse_amount(text,
+                                                                             allow_zero=True)
+    except BankError:
+        return str(text)
+    return show_money(minor)

@@ -1,14 +1,19 @@
 """The look of the desktop window: theme, fonts, named styles and widths.
 
 Role: set up ttk (theme 'clam', fonts at ``--font-size``, the named styles the panels
-use) so the window reads well at 1280x800, and offer the two helpers every panel needs:
-``px`` (a width) and ``table`` (a scrolled Treeview).
+use) so the window reads well from a laptop (1024x768) to a classroom wall (a projector
+at 1920x1080, ``--font-size 14``), and offer the helpers every panel needs: ``px`` (a
+width), ``columns`` (headings that are never cut), ``table`` (a scrolled Treeview) and
+``Hover`` (a cell cut short shows in full under the pointer).
 
 Rules:
   * Rule L1 - look only: no network, no state of the bank. Panels decide what to show;
     this file decides how it looks.
   * Rule L2 - widths are given in digits of the default font (``px``), so a bigger
     ``--font-size`` keeps every column readable.
+  * Rule L4 - projector mode: every size follows the font. The window opens at 1280x800
+    scaled by font-size / 10 (never larger than the screen); a column is never narrower
+    than its heading; a cell too long for its column shows in full on hover.
   * Rule L3 - a style is named for what it means ("Ok.TLabel" is good news, in green),
     never for its colour, so a panel says what it means and this file picks the colour.
 
@@ -16,6 +21,7 @@ Glossary:
   px       a width in pixels for N digits of the default font
   style    a named ttk style, e.g. "Bad.TLabel" (a refusal) or "Danger.Small.TButton"
   table    a ttk.Treeview with both scrollbars, columns given as (name, heading, digits)
+  scale    font-size / 10: how much bigger than the default everything is drawn
 """
 
 import tkinter as tk
@@ -26,6 +32,8 @@ from bank.window import diagram as draw
 
 TITLE = "Distributed bank - Two-Phase Commit"     # the window's name (tests find it by this)
 RIGHT_ALIGNED = ("amount", "balance_after")       # table columns that hold money
+BASE_FONT = 10                                    # the size the window was laid out for
+BASE_SIZE = (1280, 800)                           # the window at BASE_FONT (Rule L4)
 
 
 class Look:
@@ -33,6 +41,7 @@ class Look:
 
     def __init__(self, root: tk.Tk, font_size: int):
         self.root, self.font_size = root, font_size
+        self.scale = font_size / BASE_FONT
         self._size_window()
         style = ttk.Style(root)
         style.theme_use("clam")
@@ -42,9 +51,12 @@ class Look:
     # ---- set up once ------------------------------------------------------------------
 
     def _size_window(self) -> None:
+        """1280x800 at the default font, scaled with it, never past the screen (L4)."""
         self.root.title(TITLE)
-        self.root.geometry("1280x800")
-        self.root.minsize(960, 620)
+        self.size = window_size(self.scale, (self.root.winfo_screenwidth(),
+                                             self.root.winfo_screenheight()))
+        self.root.geometry("{}x{}".format(*self.size))
+        self.root.minsize(min(960, self.size[0]), min(620, self.size[1]))
 
     def _fonts(self) -> None:
         size = self.font_size
@@ -58,11 +70,12 @@ class Look:
                                       size=size + 4, weight="bold")
         self.char_px = default.measure("0")
         self.line_px = default.metrics("linespace")
+        self.heading_font = tkfont.nametofont("TkHeadingFont")
 
     def _styles(self, style: ttk.Style) -> None:
         style.configure("Treeview", rowheight=self.line_px + 7)
         style.configure("Treeview.Heading", font="TkHeadingFont")
-        style.configure("TNotebook.Tab", padding=(10, 4))
+        style.configure("TNotebook.Tab", padding=(self.px(1), 4))
         style.configure("Title.TLabel", font=self.title_font)
         for name, colour in (("Dim", draw.GREY), ("Ok", draw.GREEN), ("Bad", draw.RED),
                              ("Unknown", draw.AMBER), ("Info", draw.INK)):
@@ -79,19 +92,82 @@ class Look:
         """A width in pixels for `chars` digits of the default font (Rule L2)."""
         return int(chars * self.char_px)
 
+    def heading_px(self, heading: str) -> int:
+        """The least width of a column headed `heading`: the bold text and its padding."""
+        return self.heading_font.measure(heading) + self.px(2)
+
+    def column(self, tree, col: str, heading: str, digits: float, anchor: str = "w",
+               stretch: bool = False) -> None:
+        """Set up one column: `digits` wide, and never narrower than its heading (L4)."""
+        least = self.heading_px(heading)
+        tree.heading(col, text=heading, anchor=anchor)
+        tree.column(col, width=max(self.px(digits), least), minwidth=least, anchor=anchor,
+                    stretch=stretch)
+
     def table(self, parent, columns) -> ttk.Treeview:
         """A Treeview with scrollbars; columns are (name, heading, width in digits)."""
         holder = ttk.Frame(parent)
         holder.pack(fill="both", expand=True, pady=(6, 0))
         tree = ttk.Treeview(holder, columns=[c[0] for c in columns], show="headings")
         for col, heading, width in columns:
-            anchor = "e" if col in RIGHT_ALIGNED else "w"
-            tree.heading(col, text=heading, anchor=anchor)
-            tree.column(col, width=self.px(width), minwidth=self.px(3), anchor=anchor,
-                        stretch=False)
+            self.column(tree, col, heading, width, "e" if col in RIGHT_ALIGNED else "w")
         tree.tag_configure("refused", foreground=draw.RED)
         scrolled(holder, tree)
+        Hover(tree)
         return tree
+
+
+def window_size(scale: float, screen: tuple) -> tuple:
+    """The window's size: BASE_SIZE times `scale`, within the screen (Rule L4)."""
+    return tuple(min(int(base * scale), room) for base, room in zip(BASE_SIZE, screen))
+
+
+class Hover:
+    """Show a Treeview cell in full in a small box under the pointer when its column is
+    too narrow for it (Treeview itself cuts long text without a mark) (Rule L4)."""
+
+    def __init__(self, tree: ttk.Treeview):
+        self.tree, self.tip, self.cell = tree, None, None
+        tree.bind("<Motion>", self._moved, add="+")
+        tree.bind("<Leave>", lambda _e: self.hide(), add="+")
+
+    def full_text(self, row: str, col: str) -> str:
+        """The cell's text if it is wider than its column, else ''."""
+        tree = self.tree
+        if not row or not col:
+            return ""
+        if col == "#0":
+            text = tree.item(row, "text")
+        else:
+            index = int(col[1:]) - 1
+            values = tree.item(row, "values")
+            text = str(values[index]) if index < len(values) else ""
+        width = tree.column(col, "width")
+        font = tkfont.nametofont("TkDefaultFont")
+        return text if font.measure(text) + 12 > width else ""
+
+    def _moved(self, event) -> None:
+        row = self.tree.identify_row(event.y)
+        col = self.tree.identify_column(event.x)
+        if (row, col) == self.cell:
+            return
+        self.hide()
+        self.cell = (row, col)
+        text = self.full_text(row, col)
+        if text:
+            self.show(text, event.x_root + 12, event.y_root + 16)
+
+    def show(self, text: str, x: int, y: int) -> None:
+        self.tip = tk.Toplevel(self.tree)
+        self.tip.wm_overrideredirect(True)
+        self.tip.wm_geometry(f"+{x}+{y}")
+        tk.Label(self.tip, text=text, background="#ffffe0", relief="solid", borderwidth=1,
+                 justify="left", wraplength=self.tree.winfo_screenwidth() // 2).pack()
+
+    def hide(self) -> None:
+        if self.tip is not None:
+            self.tip.destroy()
+        self.tip, self.cell = None, None
 
 
 def scrolled(holder, widget) -> None:

@@ -19,10 +19,14 @@ Glossary:
              "accounts", "seen"}; a down branch keeps its last accounts
   route      where a branch's primary answers: branch -> URL
   member     the coordinator or a branch (what the lab controls crash and restart)
+  blocking map  each transaction a branch holds prepared, with the money it keeps
+             for it, since when, and what it waits for (read from the branches: it
+             shows even while the coordinator is down)
 """
 
 import time
 
+from bank.money import format_amount, parse_delta
 from bank.local_cluster import COORDINATOR as COORD
 from bank.views import in_doubt_text
 
@@ -112,3 +116,44 @@ class Seen:
             books[name] = {"up": True, **read} if read else {
                 "up": False, "accounts": self.accounts(name)}
         return books
+
+
+def blocking_map(books: dict, coordinator_up) -> list:
+    """One row per (transaction, branch) a branch holds prepared, from Seen.books():
+    {"txid", "branch", "money", "since", "waiting"}. Read from the branches themselves,
+    so it is there exactly when the coordinator is not (2PC's blocking, made visible)."""
+    rows = []
+    for branch in sorted(books):
+        snap = books[branch]
+        for txn in snap.get("prepared", []) if snap.get("up") else []:
+            rows.append({"txid": txn["txid"], "branch": branch,
+                         "money": _money_text(txn.get("ops", [])),
+                         "since": (txn.get("created") or "")[11:19],
+                         "waiting": _waiting_text(txn, coordinator_up)})
+    return rows
+
+
+def _money_text(ops: list) -> str:
+    """'holds 400.00 of 1001' for a debit, 'to credit 400.00 to 1002' for a credit."""
+    parts = []
+    for op in ops:
+        delta = parse_delta(op["delta"])
+        parts.append(f"holds {_thousands(-delta)} of {op['account']}" if delta < 0 else
+                     f"to credit {_thousands(delta)} to {op['account']}")
+    return "; ".join(parts)
+
+
+def _thousands(minor: int) -> str:
+    """400000 -> '4,000.00', like the branches tree (never a float)."""
+    units, cents = format_amount(minor).split(".")
+    return f"{int(units):,}.{cents}"
+
+
+def _waiting_text(txn: dict, coordinator_up) -> str:
+    if txn.get("elsewhere") == "committed":
+        what = "the commit (another branch applied it)"
+    else:
+        what = "the coordinator's decision"
+    if coordinator_up is False:
+        return f"{what} (coordinator DOWN: it may not decide alone)"
+    return what

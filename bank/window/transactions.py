@@ -14,6 +14,11 @@ Rules:
     diagram always shows the selected one.
   * Rule T4 - while a transaction is in doubt, the diagram keeps its latest messages in
     view, unless the user has scrolled up to read.
+  * Rule T5 - what a blocked bank looks like is read from the branches, not from the
+    coordinator: every transaction a branch holds prepared is listed (the blocking map:
+    branch, money held, since when, what it waits for), so a transfer left in doubt by a
+    crashed coordinator is on screen; and while the coordinator is down the last diagram
+    says it is not current instead of staying green.
 
 Glossary:
   txid       a transaction id, e.g. "coordinator-20240102-ab12cd"; the row id in the list
@@ -28,13 +33,20 @@ from tkinter import ttk
 from bank.money import parse_amount
 from bank.views import txn_category, txn_state_text
 from bank.window import diagram as draw
-from bank.window.look import scrolled
+from bank.window import trace_replay
+from bank.window.look import Hover, scrolled
 
 HINT = ("Make a transfer between two branches, or select one above:\n"
         "its Two-Phase Commit is drawn here, one arrow per message,\n"
         "with the time each one was sent (ms after it began).")
-LIST_COLUMNS = (("txid", "Transaction id", 25), ("transfer", "From → to", 24),
-                ("amount", "Amount", 10), ("state", "State", 26))
+# What a class reads first comes first; the long id last (Rule L4: hover shows cut text).
+LIST_COLUMNS = (("transfer", "From → to", 23), ("amount", "Amount", 10),
+                ("state", "State", 30), ("txid", "Transaction id", 25))
+
+
+BLOCKED_COLUMNS = (("branch", "Branch", 9), ("money", "Money held", 20),
+                   ("since", "Since (UTC)", 10), ("waiting", "Waiting for", 30),
+                   ("txid", "Transaction id", 25))
 
 
 class TransactionsPanel:
@@ -45,36 +57,61 @@ class TransactionsPanel:
         self.txns = {}                     # txid -> summary row, as last listed
         self.selected = ""                 # txid whose diagram is shown
         self.shown = None                  # the transaction() reply drawn
+        self.last_seen = ""                # when the coordinator last answered
         panes = ttk.PanedWindow(notebook, orient="vertical")
         notebook.add(panes, text="Transactions")
         top, bottom = ttk.Frame(panes, padding=4), ttk.Frame(panes, padding=4)
-        self.tree = self._build_list(top, app.look.px)
+        self.blocked_box, self.blocked = self._build_blocked(top, app.look)
+        self.tree = self._build_list(top, app.look)
         self.title, self.diagram = self._build_diagram(bottom)
         panes.add(top, weight=1)
         panes.add(bottom, weight=4)
 
-    def _build_list(self, frame, px) -> ttk.Treeview:
-        tree = ttk.Treeview(frame, columns=[c[0] for c in LIST_COLUMNS], height=5,
+    @staticmethod
+    def _build_blocked(frame, look):
+        """The blocking map (Rule T5): shown only while some branch holds a transaction."""
+        box = ttk.LabelFrame(frame, style="Panel.TLabelframe", padding=2,
+                             text="Blocked: money held for transactions in doubt "
+                                  "(read from the branches)")
+        tree = ttk.Treeview(box, columns=[c[0] for c in BLOCKED_COLUMNS], height=3,
+                            show="headings", selectmode="none")
+        for col, text, width in BLOCKED_COLUMNS:
+            look.column(tree, col, text, width, stretch=col == "waiting")
+        tree.tag_configure("blocked", background=draw.STATE_BG["in-doubt"])
+        tree.pack(fill="x")
+        Hover(tree)
+        return box, tree
+
+    def _build_list(self, frame, look) -> ttk.Treeview:
+        holder = ttk.Frame(frame)
+        holder.pack(fill="both", expand=True)
+        tree = ttk.Treeview(holder, columns=[c[0] for c in LIST_COLUMNS], height=5,
                             selectmode="browse", show="headings")
         for col, text, width in LIST_COLUMNS:
-            anchor = "e" if col == "amount" else "w"
-            tree.heading(col, text=text, anchor=anchor)
-            tree.column(col, width=px(width), anchor=anchor, stretch=col == "state")
+            look.column(tree, col, text, width, "e" if col == "amount" else "w",
+                        stretch=col == "state")
         for category, colour in draw.STATE_BG.items():
             tree.tag_configure(category, background=colour)
-        scroll = ttk.Scrollbar(frame, orient="vertical", command=tree.yview)
-        tree.configure(yscrollcommand=scroll.set)
-        tree.pack(side="left", fill="both", expand=True)
-        scroll.pack(side="left", fill="y")
+        scrolled(holder, tree)
+        Hover(tree)
         tree.bind("<<TreeviewSelect>>", lambda e: self._on_select())
         return tree
 
     def _build_diagram(self, frame):
         """The diagram's title line and its scrolled Canvas."""
-        title = ttk.Label(frame, text="Select a transaction to see its messages.",
+        bar = ttk.Frame(frame)
+        bar.pack(fill="x")
+        self.replay_button = ttk.Button(bar, text="▶ Replay step by step", state="disabled",
+                                        style="Small.TButton", command=self.replay)
+        self.save_button = ttk.Button(bar, text="Save trace", state="disabled",
+                                      style="Small.TButton", command=self.save)
+        self.save_button.pack(side="right")
+        self.replay_button.pack(side="right", padx=4)
+        title = ttk.Label(bar, text="Select a transaction to see its messages.",
                           style="Dim.TLabel")
-        title.pack(fill="x")
-        frame.bind("<Configure>", lambda e: title.configure(wraplength=max(300, e.width - 16)))
+        title.pack(side="left", fill="x", expand=True)
+        frame.bind("<Configure>", lambda e: title.configure(
+            wraplength=max(200, e.width - self.app.look.px(36))))
         holder = ttk.Frame(frame)
         holder.pack(fill="both", expand=True)
         canvas = tk.Canvas(holder, background=draw.PAPER, highlightthickness=1,
@@ -86,6 +123,26 @@ class TransactionsPanel:
         canvas.bind("<Button-5>", lambda e: canvas.yview_scroll(2, "units"))
         canvas.create_text(16, 16, anchor="nw", fill=draw.GREY, tags=("note",), text=HINT)
         return title, canvas
+
+    # ---- the blocking map and a coordinator that is down (Rule T5) ------------------------
+
+    def show_blocked(self, rows: list) -> None:
+        """Every transaction a branch holds prepared, with its money and what it waits for."""
+        tree = self.blocked
+        tree.delete(*tree.get_children(""))
+        for row in rows:
+            tree.insert("", "end", values=tuple(row[c[0]] for c in BLOCKED_COLUMNS),
+                        tags=("blocked",))
+        tree.configure(height=max(1, min(len(rows), 4)))
+        if rows and not self.blocked_box.winfo_ismapped():
+            self.blocked_box.pack(side="top", fill="x", before=self.tree.master)
+        elif not rows and self.blocked_box.winfo_manager():
+            self.blocked_box.pack_forget()
+
+    def coordinator_down(self, last_seen: str) -> None:
+        """The list and the diagram are the coordinator's: say they are old, not green."""
+        self.last_seen = last_seen
+        self._show_title()
 
     # ---- the list (Rule T1) ---------------------------------------------------------------
 
@@ -105,9 +162,9 @@ class TransactionsPanel:
 
     def _show_row(self, index: int, row: dict) -> None:
         tree, txid = self.tree, row["txid"]
-        values = (txid, f"{row['src']} → {row['dst']}",
+        values = (f"{row['src']} → {row['dst']}",
                   draw.show_money(parse_amount(row["amount"])) if row.get("amount") else "",
-                  txn_state_text(row))
+                  txn_state_text(row), txid)
         tags = (txn_category(row),)
         if not tree.exists(txid):
             tree.insert("", index, iid=txid, values=values, tags=tags)
@@ -169,9 +226,45 @@ class TransactionsPanel:
         txn = self.shown
         if txn is None:
             return
-        self.title.configure(
-            text=f"{txn['txid']}:  {txn['src']} → {txn['dst']}  {txn['amount']}  ·  "
-                 f"{txn_state_text(txn)}",
-            style={"committed": "Ok.TLabel", "aborted": "Bad.TLabel"}.get(
-                txn_category(txn), "Unknown.TLabel"))
+        self._show_title()
         draw.draw_sequence(self.diagram, txn, self.diagram.winfo_width())
+        for button in (self.replay_button, self.save_button):
+            button.configure(state="normal" if txn.get("trace") else "disabled")
+
+    def _show_title(self) -> None:
+        """The diagram's title: the transfer and its state, coloured; or, while the
+        coordinator is down, that this is as last seen (Rule T5)."""
+        txn = self.shown
+        if txn is None:
+            return
+        text = (f"{txn['txid']}:  {txn['src']} → {txn['dst']}  {txn['amount']}  ·  "
+                f"{txn_state_text(txn)}")
+        if self.app.seen.coord.get("up") is False:
+            when = f" at {self.last_seen}" if self.last_seen else ""
+            self.title.configure(style="Dim.TLabel", text=(
+                f"NOT CURRENT: the coordinator is down; as last seen{when}: {text}"))
+            return
+        self.title.configure(text=text, style={"committed": "Ok.TLabel",
+                                               "aborted": "Bad.TLabel"}.get(
+            txn_category(txn), "Unknown.TLabel"))
+
+    # ---- replaying the shown transaction, or saving it to replay later ---------------------
+
+    def replay(self):
+        """Open the shown transfer in a replay window: one message at a time."""
+        if self.shown is not None and self.shown.get("trace"):
+            return trace_replay.open_window(self.app.root, self.shown)
+        return None
+
+    def save(self) -> None:
+        """Save the shown transfer's trace next to the activity log, for --replay FILE."""
+        if self.shown is None:
+            return
+        name = "trace-" + (self.shown["txid"] or self.shown.get("request_id", "")) + ".json"
+        try:
+            path = trace_replay.save_trace(self.shown, self.app.activity.path.parent / name)
+        except OSError as exc:
+            self.app.say(f"Cannot save the trace: {exc}", "bad")
+            return
+        self.app.say(f"Saved to {path}; replay it with: python gui_tk.py --replay {path}",
+                     "ok")

@@ -264,6 +264,14 @@ def test_the_window_follows_a_failover_to_the_new_primary(local, up, follows):
 
 # ---- the window, for real ----------------------------------------------------------------
 
+def test_failover_is_disabled_with_its_reason_for_a_branch_without_replica(app):
+    """Issue 12: a branch with no replica has nothing to promote, so its Failover
+    button is disabled and the reason is written beside it."""
+    until(app.root, lambda: str(app.lab.buttons["Mumbai"]["failover"].cget("state"))
+          == "disabled", "Failover disabled for Mumbai")
+    assert "no replica" in app.lab.reasons["Mumbai"].cget("text")
+
+
 @pytest.mark.slow
 def test_transfer_updates_balances_list_and_diagram(app):
     """A transfer from the form moves the money on screen, lists the transaction as
@@ -424,6 +432,8 @@ def test_failover_from_the_lab_controls(display, tmp_path):
         until(root, lambda: "in sync" in str(window.branches.tree.item("r:Mumbai/0", "values"))
               if window.branches.tree.exists("r:Mumbai/0") else False, "Mumbai's replica in sync")
         window.left_tabs.select(4)
+        until(root, lambda: str(window.lab.buttons["Mumbai"]["failover"].cget("state"))
+              == "normal", "Failover enabled for a branch with a replica")
         window.lab.buttons["Mumbai"]["crash"].invoke()
         until(root, lambda: window.seen.branch_state("Mumbai") == "down", "Mumbai shown down")
         window.lab.buttons["Mumbai"]["failover"].invoke()

@@ -47,7 +47,7 @@ class LabPanel:
                   foreground=draw.RED, font="TkHeadingFont").pack(anchor="w")
         self.rows = ttk.Frame(frame)
         self.rows.pack(fill="x", pady=(2, 0))
-        self.buttons, self.labels = {}, {}
+        self.buttons, self.labels, self.reasons = {}, {}, {}
         self._build_arming(frame)
         self._build_recover(frame)
         self._fault_choices()
@@ -111,6 +111,8 @@ class LabPanel:
                 style="Danger.Small.TButton" if key in DANGER else "Small.TButton")
             buttons[key].grid(row=row, column=col, padx=2, pady=2)
         self.buttons[name] = buttons
+        self.reasons[name] = ttk.Label(self.rows, text="", style="Dim.TLabel")
+        self.reasons[name].grid(row=row, column=2 + len(actions), sticky="w", padx=4)
 
     def _fault_choices(self) -> None:
         """The points the chosen member knows (a branch's, or the coordinator's)."""
@@ -121,7 +123,13 @@ class LabPanel:
             self.fault_point.set(points[0])
 
     def render(self) -> None:
-        """Each member's state label, from its last answer (Rule A3)."""
+        """Each member's state label, from its last answer (Rule A3); Failover disabled,
+        with the reason beside it, for a branch that has no replica."""
+        for name, buttons in self.buttons.items():
+            if "failover" in buttons:
+                why = self.seen.failover_refusal(name)
+                buttons["failover"].configure(state="disabled" if why else "normal")
+                self.reasons[name].configure(text=why)
         for name, label in self.labels.items():
             state = self.seen.branch_state(name) or "?"
             if self.seen.armed(name):

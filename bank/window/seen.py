@@ -83,6 +83,14 @@ class Seen:
             return str(snap.get("in_doubt", 0))
         return in_doubt_text(self.last_word.get(name, {}), now)
 
+    def failover_refusal(self, name: str) -> str:
+        """Why Failover cannot work for this branch now ("" if it may): a branch with no
+        replica has nothing to promote (issue 12: disabled, with the reason shown)."""
+        if name not in self.replication:
+            return ""                                # not heard of yet: let the call say
+        _epoch, replicas = self.replication[name]
+        return "" if replicas else f"{name} has no replica: nothing to promote"
+
     def branch_state(self, name: str) -> str:
         """'up', 'down' or '' (not heard from yet) for a member."""
         up = self.coord.get("up") if name == COORD else self.snaps.get(name, {}).get("up")

@@ -86,13 +86,15 @@ class Branch(ReplicationRoles):
 
     def ping(self) -> dict:
         """Who and what this server is: {"name", "role": "primary"|"replica"|"fenced",
-        "epoch", "primary", "applied", "in_sync", "accounts", "in_doubt", "faults"}."""
+        "epoch", "primary", "applied", "in_sync", "accounts", "in_doubt", "faults",
+        "counters": {"fsyncs", "steps"} of the ledger (bank/group_commit.py)}."""
         return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "primary": self.primary_url, "applied": self.ledger.applied_seq(),
                 "in_sync": bool(self.follower and self.follower.in_sync),
                 "accounts": self.ledger.count_accounts(),
                 "in_doubt": len(self.ledger.in_doubt()),
-                "faults": self.faults.describe()["armed"]}
+                "faults": self.faults.describe()["armed"],
+                "counters": self.ledger.counters()}
 
     def account(self, number) -> dict:
         """One account: {"branch", "number", "owner", "balance", "held", "available"}.

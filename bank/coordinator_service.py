@@ -32,6 +32,7 @@ import logging
 
 from bank import rpc
 from bank.coordinator_lab import LabControls
+from bank.counters import COUNTS
 from bank.errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
                     check_token, split_acct_ref)
 from bank.faults import FaultPoints
@@ -93,6 +94,7 @@ class BranchLink:
         """Call the branch's primary; if the server says it no longer is one, or nothing
         listens there any more, find the one that is and ask again (the refused call
         changed nothing)."""
+        COUNTS.add("rpcs_sent")
         if self.partitioned:
             raise BankError(FaultCode.UNAVAILABLE,
                             f"branch {self.name} is cut off by a lab partition "
@@ -161,12 +163,14 @@ class Coordinator(LabControls):
 
     def ping(self) -> dict:
         """Who this is: {"name", "role": "coordinator", "url", "branches", "in_flight",
-        "faults", "log"}. "log" is what recovery found in the recovery log:
+        "faults", "log", "counters"}. "counters": {"transfers", "rpcs_sent", "fsyncs"}
+        so far (bank/counters.py). "log" is what recovery found in the recovery log:
         {"torn_tail_cut": lines cut, "damaged": ["line N: what is wrong", ...],
         "in_doubt": [txid, ...] kept in doubt because of the damage, "writable"}."""
         return {"name": self.name, "role": "coordinator", "url": self.url, "epoch": 1,
                 "branches": sorted(self.links), "in_flight": len(self.log.in_flight),
-                "faults": self.faults.describe()["armed"], "log": self.log.describe()}
+                "faults": self.faults.describe()["armed"], "log": self.log.describe(),
+                "counters": dict(COUNTS.snapshot(), fsyncs=self.log.fsyncs)}
 
     def branches(self) -> list:
         """Every branch: {"name", "url", "up", "role", "epoch", "applied", "in_doubt",
@@ -340,6 +344,7 @@ class Coordinator(LabControls):
                 "amount": amount, "request_id": request_id}
         plan = {src_branch.name: [{"account": src_no, "delta": format_delta(-parse_amount(amount))}],
                 dst_branch.name: [{"account": dst_no, "delta": format_delta(parse_amount(amount))}]}
+        COUNTS.add("transfers")
         return self.twopc.transfer(info, plan)
 
     def _local_transfer(self, link, src_no, dst_no, amount, request_id) -> dict:

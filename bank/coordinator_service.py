@@ -94,7 +94,8 @@ class BranchLink:
         """Call the branch's primary; if the server says it no longer is one, or nothing
         listens there any more, find the one that is and ask again (the refused call
         changed nothing)."""
-        COUNTS.add("rpcs_sent")
+        if method in ("prepare", "commit", "abort"):        # the protocol's messages
+            COUNTS.add("rpcs_sent")
         if self.partitioned:
             raise BankError(FaultCode.UNAVAILABLE,
                             f"branch {self.name} is cut off by a lab partition "
@@ -174,8 +175,8 @@ class Coordinator(LabControls):
 
     def branches(self) -> list:
         """Every branch: {"name", "url", "up", "role", "epoch", "applied", "in_doubt",
-        "partitioned", "error", "replicas": [{"url", "up", "role", "epoch", "in_sync",
-        "applied", "lag"}]}, pinged in parallel."""
+        "partitioned", "error", "counters" (when up: see ping), "replicas": [{"url",
+        "up", "role", "epoch", "in_sync", "applied", "lag"}]}, pinged in parallel."""
         return self._each_branch(self._branch_status)
 
     def _branch_status(self, link: BranchLink) -> dict:
@@ -184,7 +185,8 @@ class Coordinator(LabControls):
         try:
             info = link.call("ping")
             row.update(up=True, role=info["role"], epoch=info["epoch"],
-                       applied=info["applied"], in_doubt=info["in_doubt"])
+                       applied=info["applied"], in_doubt=info["in_doubt"],
+                       counters=info.get("counters", {}))
         except (BankError, KeyError) as exc:
             row["error"] = str(exc)
         row["replicas"] = [self._replica_status(link, url, row["applied"])

@@ -1,7 +1,8 @@
 """Counters a server keeps so a lab can watch the cost of a transfer: fsyncs, messages.
 
 Role: cumulative, process-wide totals, shown by ping() ("counters") and by the
-shell's `counters` command, which divides them by the transfers made.
+shell's `counters` command, which divides them by the transfers made
+(``per_transfer``, pure: no I/O).
 
 Rules:
   * Counters only ever grow while a process runs; they start at 0 with it.
@@ -10,7 +11,8 @@ Rules:
 Glossary:
   fsyncs      COMMITs of a branch's ledger that wrote (group commit shares them) and
               forced writes of the coordinator's recovery log
-  rpcs_sent   calls the coordinator made to branches (prepare, commit, abort, ...)
+  rpcs_sent   2PC calls the coordinator made to branches (prepare, commit, abort);
+              pings and reads are not counted
   transfers   transfers between branches the coordinator ran
 """
 
@@ -32,3 +34,33 @@ class Counters:
 
 
 COUNTS = Counters()        # this process's
+
+
+def totals(coordinator: dict, branches: dict) -> dict:
+    """The bank's totals from the coordinator's and each branch's ping counters."""
+    steps = sum(c.get("steps", 0) for c in branches.values())
+    branch_fsyncs = sum(c.get("fsyncs", 0) for c in branches.values())
+    transfers = coordinator.get("transfers", 0)
+    return {"transfers": transfers, "rpcs": coordinator.get("rpcs_sent", 0) + transfers,
+            "log_fsyncs": coordinator.get("fsyncs", 0), "branch_fsyncs": branch_fsyncs,
+            "steps": steps}
+
+
+def per_transfer(now: dict, before: dict = None) -> list:
+    """[(what, value, meaning)] rows for the change from `before` to `now` (totals())."""
+    before = before or dict.fromkeys(now, 0)
+    d = {k: now[k] - before.get(k, 0) for k in now}
+    n = d["transfers"]
+
+    def each(x):
+        return f"{x / n:.2f}" if n else "-"
+    shared = f"{d['steps'] / d['branch_fsyncs']:.2f}" if d["branch_fsyncs"] else "-"
+    return [("transfers between branches", str(n), "run by the coordinator"),
+            ("messages per transfer", each(d["rpcs"]),
+             "the client's call + the coordinator's calls to branches (5 unbatched)"),
+            ("fsyncs per transfer", each(d["log_fsyncs"] + d["branch_fsyncs"]),
+             "recovery log + branch COMMITs (5 without group commit)"),
+            ("  of which the recovery log", each(d["log_fsyncs"]), "forced commit records"),
+            ("  of which branch COMMITs", each(d["branch_fsyncs"]), "one per group"),
+            ("ledger steps per branch COMMIT", shared,
+             "above 1.00: group commit at work")]

@@ -196,3 +196,40 @@ def test_the_replay_cache_stays_bounded_and_its_cost_per_request_flat():
     first, last = work[1] - work[0], cache.steps - work[-1]
     assert last <= 2 * 10_000 and abs(last - first) <= 10_000, (first, last)
     assert not cache.add(f"n{299_999}", int(now * 1000), now)     # a replay is refused
+
+
+def test_the_shell_shows_fsyncs_and_messages_per_transfer(tmp_path):
+    """Issue 13 item 6: `counters` shows the change since the last `counters`: eight
+    transfers between branches made by four clients at once cost 5 messages each
+    (the client's call, prepare and commit to each branch) and at most 5 fsyncs each
+    (group commit can only lower it)."""
+    import io
+    import re
+    import shell
+    from bank.local_cluster import LocalCluster
+    with LocalCluster(home=tmp_path, allow_faults=False) as bank:
+        sh = shell.BankShell(shell.coordinator_client(bank.coordinator_url, bank.secret),
+                             bank, bank.home, stdout=io.StringIO())
+        sh.onecmd("counters")
+        assert "Since the servers started." in sh.stdout.getvalue()
+
+        def two_transfers():
+            coordinator = bank.coordinator()
+            for src, dst in (("Mumbai/1001", "Delhi/1002"), ("Delhi/1002", "Mumbai/1001")):
+                assert coordinator.call("transfer", src, dst, "1.00")["outcome"] == "committed"
+        clients = [threading.Thread(target=two_transfers) for _ in range(4)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join(30)
+        wait_for(lambda: all(b["in_doubt"] == 0 for b in bank.coordinator().call("branches")),
+                 15, "every commit to reach the branches")
+        sh.stdout.seek(0)
+        sh.stdout.truncate()
+        sh.onecmd("counters")
+        out = sh.stdout.getvalue()
+    assert re.search(r"transfers between branches\s+8\b", out), out
+    assert re.search(r"messages per transfer\s+5\.00\b", out), out
+    fsyncs = float(re.search(r"fsyncs per transfer\s+([0-9.]+)", out).group(1))
+    assert 0 < fsyncs <= 5.0, out
+    assert "Since the last `counters`." in out

@@ -31,6 +31,7 @@ import concurrent.futures
 import logging
 
 from bank import rpc
+from bank.batching import batching_links
 from bank.coordinator_lab import LabControls
 from bank.counters import COUNTS
 from bank.errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
@@ -94,7 +95,7 @@ class BranchLink:
         """Call the branch's primary; if the server says it no longer is one, or nothing
         listens there any more, find the one that is and ask again (the refused call
         changed nothing)."""
-        if method in ("prepare", "commit", "abort"):        # the protocol's messages
+        if method in ("prepare", "commit", "abort", "batch"):   # the protocol's messages
             COUNTS.add("rpcs_sent")
         if self.partitioned:
             raise BankError(FaultCode.UNAVAILABLE,
@@ -138,7 +139,7 @@ class Coordinator(LabControls):
     LAB_METHODS = ("fault", "partition", "heal")
 
     def __init__(self, name: str, branches: dict, log_path, *, secret=None,
-                 allow_faults=False, url="", accept_damaged_log=False):
+                 allow_faults=False, url="", accept_damaged_log=False, batching=True):
         self.name, self.secret = name, secret
         self.links = {n: BranchLink(check_branch_name(n), u, secret) for n, u in branches.items()}
         self.faults = FaultPoints("coordinator", COORDINATOR_POINTS, allow_faults)
@@ -147,7 +148,8 @@ class Coordinator(LabControls):
         self.log = RecoveryLog(log_path, accept_damage=accept_damaged_log)
         self._pool = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="2pc")
         self.requests = RequestRegistry()                                   # Rule 4
-        self.twopc = TwoPhaseCommit(name, self.links, self.log, self.faults, self._pool,
+        self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching),  # optional
+                                    self.log, self.faults, self._pool,
                                     requests=self.requests)
         self.url = url
 

@@ -200,9 +200,9 @@ def test_the_replay_cache_stays_bounded_and_its_cost_per_request_flat():
 
 def test_the_shell_shows_fsyncs_and_messages_per_transfer(tmp_path):
     """Issue 13 item 6: `counters` shows the change since the last `counters`: eight
-    transfers between branches made by four clients at once cost 5 messages each
-    (the client's call, prepare and commit to each branch) and at most 5 fsyncs each
-    (group commit can only lower it)."""
+    transfers between branches made by four clients at once cost at most 5 messages
+    each (the client's call, prepare and commit to each branch; batching can only
+    lower it) and at most 5 fsyncs each (group commit can only lower it)."""
     import io
     import re
     import shell
@@ -229,7 +229,8 @@ def test_the_shell_shows_fsyncs_and_messages_per_transfer(tmp_path):
         sh.onecmd("counters")
         out = sh.stdout.getvalue()
     assert re.search(r"transfers between branches\s+8\b", out), out
-    assert re.search(r"messages per transfer\s+5\.00\b", out), out
+    messages = float(re.search(r"messages per transfer\s+([0-9.]+)", out).group(1))
+    assert 1 < messages <= 5.0, out
     fsyncs = float(re.search(r"fsyncs per transfer\s+([0-9.]+)", out).group(1))
     assert 0 < fsyncs <= 5.0, out
     assert "Since the last `counters`." in out

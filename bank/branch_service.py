@@ -176,7 +176,7 @@ class Branch(ReplicationRoles):
         self.faults.crash_if_armed("crash-before-vote")
         refuse = "fault injected: vote-no" if self.faults.fires("vote-no") else ""
         vote, reason = self._write(self.ledger.prepare, txid, coordinator, parsed, refuse)
-        log.info("prepare %s: vote %s %s", txid, vote.value, reason)
+        log.debug("prepare %s: vote %s %s", txid, vote.value, reason)   # routine: debug
         self.faults.crash_if_armed("crash-after-vote")
         return {"vote": vote.value, "reason": reason}
 
@@ -189,7 +189,7 @@ class Branch(ReplicationRoles):
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-commit")
         state = self._write(self.ledger.commit, txid)       # durable here and on replicas
-        log.info("commit %s: done", txid)
+        log.debug("commit %s: done", txid)
         self.faults.crash_if_armed("crash-after-commit")
         return {"txid": txid, "state": state.value}
 
@@ -200,7 +200,7 @@ class Branch(ReplicationRoles):
         txid = check_token(txid, "transaction id")
         self.faults.maybe_delay()
         state = self._write(self.ledger.abort, txid)
-        log.info("abort %s: done", txid)
+        log.debug("abort %s: done", txid)
         return {"txid": txid, "state": state.value}
 
     def batch(self, calls) -> list:

@@ -219,7 +219,7 @@ class TwoPhaseCommit:
         self.faults.crash_if_armed("crash-after-prepare")
         # ---- The decision, durable before visible (C3, C4; D1) ----
         after = self._step(txn, txn.core.decide)
-        log.info("%s: decided %s %s", txn.txid, txn.published.value, txn.core.reason)
+        log.debug("%s: decided %s %s", txn.txid, txn.published.value, txn.core.reason)
         if txn.published is TxState.COMMITTED:
             self.faults.crash_if_armed("crash-after-decision")
         # ---- Phase 2: the decision (C5, C6), then the client's answer (D3) ----

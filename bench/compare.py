@@ -6,7 +6,7 @@ Run:  python bench/compare.py                    (about 3 minutes)
       python bench/compare.py --kit /path/to/other/checkout   (measure another version)
 
 For each workload (hot pair, spread accounts) and each number of clients (1, 2, 4,
-8, 16) it runs the kit, then PostgreSQL (the order swaps every step, so neither
+8, 16) it runs the kit, then PostgreSQL (the order rotates every step, so neither
 always runs on a warmer machine), prints one table and saves the rows as JSON for
 bench/plot.py. PostgreSQL is skipped, with a sentence, when it is not installed.
 
@@ -47,6 +47,8 @@ def measure(args) -> list:
         print(f"PostgreSQL is left out: {why_not}.", flush=True)
     for branches in args.branches:
         kinds = [systems.Kit(branches)] + ([] if why_not else [systems.Postgres(branches)])
+        if args.unbatched:
+            kinds.append(systems.Kit(branches, batching=False))
         started = []
         try:
             for system in kinds:
@@ -55,7 +57,7 @@ def measure(args) -> list:
             step = 0
             for name in args.workloads:
                 for clients in args.clients:
-                    order = started if step % 2 == 0 else started[::-1]
+                    order = started[step % len(started):] + started[:step % len(started)]
                     step += 1
                     for system in order:
                         workload.run(system, name, clients, min(1.0, args.seconds))  # warm
@@ -76,6 +78,8 @@ def main():
     p.add_argument("--workloads", nargs="+", default=["hot", "spread"],
                    choices=["hot", "spread"])
     p.add_argument("--no-postgres", dest="postgres", action="store_false")
+    p.add_argument("--unbatched", action="store_true",
+                   help="also run the kit with --no-batching (group commit still on)")
     p.add_argument("--kit", default=str(HERE.parent), help="the kit's folder")
     p.add_argument("--save", default="", help="write the rows as JSON here")
     args = p.parse_args()

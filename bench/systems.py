@@ -59,12 +59,15 @@ class Kit:
 
     name = "kit"
 
-    def __init__(self, branches: int = 2):
+    def __init__(self, branches: int = 2, batching: bool = True):
         from bank.local_cluster import LocalCluster
         self._home = tempfile.TemporaryDirectory(prefix="bench-kit-")
         self.branches = BRANCH_NAMES[:branches]
+        if not batching:
+            self.name = "kit, no batching"
         self.cluster = LocalCluster(home=self._home.name, branches=self.branches,
-                                    allow_faults=False)
+                                    allow_faults=False,
+                                    coordinator_args=() if batching else ("--no-batching",))
 
     def start(self) -> "Kit":
         self.cluster.start()

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import pathlib
+import signal
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -83,6 +84,8 @@ def main():
     p.add_argument("--kit", default=str(HERE.parent), help="the kit's folder")
     p.add_argument("--save", default="", help="write the rows as JSON here")
     args = p.parse_args()
+    # A `kill` (or a timeout) ends us through the finally blocks: servers stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     systems.add_kit_to_path(args.kit)
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     rows = measure(args)

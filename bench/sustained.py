@@ -15,6 +15,7 @@ README and closing notes, never for tests.
 import argparse
 import os
 import pathlib
+import signal
 import statistics
 import sys
 import threading
@@ -91,6 +92,8 @@ def main():
     p.add_argument("--workload", default="hot", choices=["hot", "spread"])
     p.add_argument("--kit", default=str(HERE.parent), help="the kit's folder")
     args = p.parse_args()
+    # A `kill` (or a timeout) ends us through the finally blocks: servers stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     systems.add_kit_to_path(args.kit)
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{args.clients} clients, {args.workload}, {args.seconds:.0f} s", flush=True)

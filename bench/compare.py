@@ -3,7 +3,7 @@
 Run:  python bench/compare.py                    (about 3 minutes)
       python bench/compare.py --seconds 2 --clients 1 8     (a quick look)
       python bench/compare.py --branches 2 4 8 --workloads spread --no-postgres
-      python bench/compare.py --kit /path/to/other/checkout   (measure another version)
+      python bench/compare.py --also-kit /tmp/old=before    (before and after, one run)
 
 For each workload (hot pair, spread accounts) and each number of clients (1, 2, 4,
 8, 16) it runs the kit, then PostgreSQL (the order rotates every step, so neither
@@ -50,6 +50,9 @@ def measure(args) -> list:
         kinds = [systems.Kit(branches)] + ([] if why_not else [systems.Postgres(branches)])
         if args.unbatched:
             kinds.append(systems.Kit(branches, batching=False))
+        for spec in args.also_kit:
+            folder, _, label = spec.partition("=")
+            kinds.append(systems.Kit(branches, folder=folder, label=label or folder))
         started = []
         try:
             for system in kinds:
@@ -82,6 +85,9 @@ def main():
     p.add_argument("--unbatched", action="store_true",
                    help="also run the kit with --no-batching (group commit still on)")
     p.add_argument("--kit", default=str(HERE.parent), help="the kit's folder")
+    p.add_argument("--also-kit", action="append", default=[], metavar="FOLDER[=LABEL]",
+                   help="also run another checkout's programs (e.g. the version before a "
+                        "change), alternating with the rest")
     p.add_argument("--save", default="", help="write the rows as JSON here")
     args = p.parse_args()
     # A `kill` (or a timeout) ends us through the finally blocks: servers stopped too.

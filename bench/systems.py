@@ -59,15 +59,23 @@ class Kit:
 
     name = "kit"
 
-    def __init__(self, branches: int = 2, batching: bool = True):
+    def __init__(self, branches: int = 2, batching: bool = True, folder: str = "",
+                 label: str = ""):
+        """folder: run the programs of another checkout of the kit (an older version,
+        to measure before and after in one run); label names it in the table."""
         from bank.local_cluster import LocalCluster
         self._home = tempfile.TemporaryDirectory(prefix="bench-kit-")
         self.branches = BRANCH_NAMES[:branches]
         if not batching:
             self.name = "kit, no batching"
+        if label:
+            self.name = f"kit {label}"
         self.cluster = LocalCluster(home=self._home.name, branches=self.branches,
                                     allow_faults=False,
                                     coordinator_args=() if batching else ("--no-batching",))
+        for member in self.cluster.members.values():
+            if folder:
+                member.script = str(pathlib.Path(folder).resolve() / member.script)
 
     def start(self) -> "Kit":
         self.cluster.start()

@@ -18,6 +18,8 @@ def main(src: str, out: str) -> None:
     rows = json.load(open(src))
     fig, (rate, p99) = plt.subplots(1, 2, figsize=(11, 4.2))
     lines = sorted({(r["system"], r["workload"], r["branches"]) for r in rows})
+    systems = sorted({line[0] for line in lines})
+    colour = {name: f"C{k}" for k, name in enumerate(systems)}     # one colour per system
     for system, workload, branches in lines:
         pts = sorted((r["clients"], r["per_s"], r["p99_ms"]) for r in rows
                      if (r["system"], r["workload"], r["branches"]) == (system, workload,
@@ -25,8 +27,9 @@ def main(src: str, out: str) -> None:
         label = f"{system}, {workload}" + (f", {branches} branches" if branches != 2 else "")
         style = "-" if workload == "hot" else "--"
         marker = "o" if system.startswith("kit") else "s"
-        rate.plot([p[0] for p in pts], [p[1] for p in pts], style, marker=marker, label=label)
-        p99.plot([p[0] for p in pts], [p[2] for p in pts], style, marker=marker, label=label)
+        for ax, k in ((rate, 1), (p99, 2)):
+            ax.plot([p[0] for p in pts], [p[k] for p in pts], style, marker=marker,
+                    color=colour[system], label=label)
     for ax, title in ((rate, "transfers per second"), (p99, "p99 latency (ms)")):
         ax.set_xscale("log", base=2)
         ax.set_xticks([1, 2, 4, 8, 16], ["1", "2", "4", "8", "16"])

@@ -55,11 +55,12 @@ def sustained(system, name: str, clients: int, seconds: float, window: float) ->
     start = time.monotonic()
     for t in threads:
         t.start()
-    rows, seen = [], 0
+    rows = []
     for w in range(1, int(seconds // window) + 1):
         time.sleep(max(0.0, start + w * window - time.monotonic()))   # paces the report
-        with lock:
-            batch, seen = done[seen:], len(done)
+        with lock:                          # take this window's samples: the client's
+            batch = done[:]                 # own memory stays flat too
+            done.clear()
         ms = [lat for _, lat in batch]
         memory = {n: systems.rss_kib(p) for n, p in pids.items()}
         row = (len(ms) / window, statistics.median(ms) if ms else 0,

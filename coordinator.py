@@ -41,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--allow-faults", action="store_true",
                    help="enable fault(), partition() and heal()")
     p.add_argument("--fail-at", default="", metavar="POINT", help="arm a fault point now")
+    p.add_argument("--no-batching", dest="batching", action="store_false",
+                   help="send every prepare/commit/abort alone (bank/batching.py off)")
     p.add_argument("--secret-file", help="shared secret: sign and require signed calls")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="serve beyond loopback without a secret (trusted networks only)")
@@ -83,7 +85,8 @@ def main(argv=None):
                                   allow_faults=args.allow_faults or bool(args.fail_at),
                                   accept_damaged_log=args.accept_damaged_log,
                                   auto_failover=args.auto_failover,
-                                  presumption=args.presumption)
+                                  presumption=args.presumption,
+                                  batching=args.batching)
         server = rpc.Server(coordinator, args.host, args.port, secret)
     except OSError as exc:
         raise SystemExit(f"Cannot start the coordinator: {exc.strerror or exc}."

@@ -33,6 +33,7 @@ import threading
 import time
 
 from bank import rpc
+from bank.batching import BatchRunner
 from bank.errors import (BankError, FaultCode, check_account_number, check_branch_name,
                     check_limit, check_text, check_token, check_url)
 from bank.faults import FaultPoints
@@ -57,7 +58,7 @@ class Branch(ReplicationRoles):
 
     PUBLIC_METHODS = ("ping", "open_account", "account", "accounts", "deposit", "withdraw",
                       "transfer", "prepare", "commit", "abort", "status", "in_doubt",
-                      "journal", "promote",
+                      "journal", "promote", "batch",
                       # replication between branch servers (replication.py)
                       "replication", "changes_since", "attach_replica", "caught_up",
                       "replicate", "follow", "use_manager",
@@ -85,6 +86,7 @@ class Branch(ReplicationRoles):
         self._record_role()
         self.replicas = Replicas(self, synchronous)
         self.follower = Follower(self, self.primary_url) if self.role == "replica" else None
+        self._batches = BatchRunner(self)       # carries out batch() (bank/batching.py)
 
     # The replication role is the core's (bank/core/replica.py, rules R1-R6).
     role = property(lambda self: self.roles.role)
@@ -95,13 +97,15 @@ class Branch(ReplicationRoles):
 
     def ping(self) -> dict:
         """Who and what this server is: {"name", "role": "primary"|"replica"|"fenced",
-        "epoch", "primary", "applied", "in_sync", "accounts", "in_doubt", "faults"}."""
+        "epoch", "primary", "applied", "in_sync", "accounts", "in_doubt", "faults",
+        "counters": {"fsyncs", "steps"} of the ledger (bank/group_commit.py)}."""
         return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "primary": self.primary_url, "applied": self.ledger.applied_seq(),
                 "in_sync": bool(self.follower and self.follower.in_sync),
                 "accounts": self.ledger.count_accounts(),
                 "in_doubt": len(self.ledger.in_doubt()),
-                "faults": self.faults.describe()["armed"]}
+                "faults": self.faults.describe()["armed"],
+                "counters": self.ledger.counters()}
 
     def account(self, number) -> dict:
         """One account: {"branch", "number", "owner", "balance", "held", "available"}.
@@ -215,6 +219,15 @@ class Branch(ReplicationRoles):
         log.info("abort %s: the coordinator decided abort; nothing applied here (%s), any "
                  "hold is released.", txid, state.value)
         return {"txid": txid, "state": state.value}
+
+    def batch(self, calls) -> list:
+        """Several prepare/commit/abort calls in one message (bank/batching.py, B1-B4).
+
+        calls: [[method, [arguments]], ...]; each runs exactly as that call alone would.
+        Answers one slot per call, in order: {"result": ...} or {"fault", "message"}.
+        Example: batch([["commit", ["C1-20261125T130102-9f3a2c"]], ["abort", ["C1-..."]]])
+        """
+        return self._batches.run(calls)
 
     def status(self, txid) -> dict:
         """This branch's state for a txid: unknown, prepared, committed or aborted."""

@@ -33,8 +33,10 @@ import threading
 import time
 
 from bank import rpc
+from bank.batching import batching_links
 from bank.config_manager import ConfigManager
 from bank.coordinator_lab import LabControls
+from bank.counters import COUNTS
 from bank.errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
                     check_token, split_acct_ref)
 from bank.faults import FaultPoints
@@ -97,6 +99,8 @@ class BranchLink:
         """Call the branch's primary; if the server says it no longer is one, or nothing
         listens there any more, find the one that is and ask again (the refused call
         changed nothing)."""
+        if method in ("prepare", "commit", "abort", "batch"):   # the protocol's messages
+            COUNTS.add("rpcs_sent")
         if self.partitioned:
             raise BankError(FaultCode.UNAVAILABLE,
                             f"branch {self.name} is cut off by a lab partition "
@@ -142,7 +146,7 @@ class Coordinator(LabControls):
 
     def __init__(self, name: str, branches: dict, log_path, *, secret=None,
                  allow_faults=False, url="", accept_damaged_log=False, auto_failover=0.0,
-                 presumption="abort"):
+                 presumption="abort", batching=True):
         self.name, self.secret = name, secret
         self.links = {n: BranchLink(check_branch_name(n), u, secret) for n, u in branches.items()}
         self.faults = FaultPoints("coordinator", COORDINATOR_POINTS, allow_faults)
@@ -154,7 +158,8 @@ class Coordinator(LabControls):
         self.manager = ConfigManager(self.log, self.links)      # config_manager.py M1-M6
         self.auto_failover = auto_failover
         self._stop_config = threading.Event()
-        self.twopc = TwoPhaseCommit(name, self.links, self.log, self.faults, self._pool,
+        self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching),  # optional
+                                    self.log, self.faults, self._pool,
                                     requests=self.requests, presumption=presumption)
         self.url = url
 
@@ -171,19 +176,22 @@ class Coordinator(LabControls):
 
     def ping(self) -> dict:
         """Who this is: {"name", "role": "coordinator", "url", "branches", "in_flight",
-        "faults", "log"}. "log" is what recovery found in the recovery log:
+        "faults", "log", "counters"}. "counters": {"transfers", "rpcs_sent", "fsyncs"}
+        so far (bank/counters.py). "log" is what recovery found in the recovery log:
         {"torn_tail_cut": lines cut, "damaged": ["line N: what is wrong", ...],
         "in_doubt": [txid, ...] kept in doubt because of the damage, "writable"}."""
         return {"name": self.name, "role": "coordinator", "url": self.url, "epoch": 1,
                 "branches": sorted(self.links), "in_flight": len(self.log.in_flight),
-                "faults": self.faults.describe()["armed"], "log": self.log.describe()}
+                "faults": self.faults.describe()["armed"], "log": self.log.describe(),
+                "counters": dict(COUNTS.snapshot(), fsyncs=self.log.fsyncs)}
 
     def branches(self) -> list:
         """Every branch: {"name", "url", "up", "role", "epoch", "applied", "in_doubt",
-        "partitioned", "error", "answered_at", "stale", "replicas": [{"url", "up", "role",
-        "epoch", "in_sync", "applied", "lag"}]}, pinged in parallel. A branch that does
-        not answer now (down, slow, cut off) shows the in-doubt count of the last answer it gave,
-        with "stale": true and "answered_at" (Unix time; 0: it never answered)."""
+        "partitioned", "error", "counters" (when up: see ping), "answered_at", "stale",
+        "replicas": [{"url", "up", "role", "epoch", "in_sync", "applied", "lag"}]}, pinged
+        in parallel. A branch that does not answer now (down, slow, cut off) shows the
+        in-doubt count of the last answer it gave, with "stale": true and "answered_at"
+        (Unix time; 0: it never answered)."""
         return self._each_branch(self._branch_status)
 
     def _branch_status(self, link: BranchLink) -> dict:
@@ -193,7 +201,8 @@ class Coordinator(LabControls):
         try:
             info = link.call("ping")
             row.update(up=True, role=info["role"], epoch=info["epoch"],
-                       applied=info["applied"], in_doubt=info["in_doubt"])
+                       applied=info["applied"], in_doubt=info["in_doubt"],
+                       counters=info.get("counters", {}))
             link.last_answer = (time.time(), info)
             row["answered_at"] = link.last_answer[0]
         except (BankError, KeyError) as exc:
@@ -366,6 +375,7 @@ class Coordinator(LabControls):
                 "amount": amount, "request_id": request_id}
         plan = {src_branch.name: [{"account": src_no, "delta": format_delta(-parse_amount(amount))}],
                 dst_branch.name: [{"account": dst_no, "delta": format_delta(parse_amount(amount))}]}
+        COUNTS.add("transfers")
         return self.twopc.transfer(info, plan)
 
     def _local_transfer(self, link, src_no, dst_no, amount, request_id) -> dict:

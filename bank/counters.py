@@ -1,71 +1,66 @@
-"""What one transaction cost: log writes (forced or not) and messages, per party.
+"""Counters a server keeps so a lab can watch the cost of a transfer: fsyncs, messages.
 
-Role: count, for each transaction, the records each party wrote (forced: on disk
-before the next step; unforced: only written) and the protocol messages each party
-sent, so the presumption lab (labs/lab14_presumptions.py) can print the table of
-Mohan, Lindsay and Obermarck (R*, 1986) from the kit's own numbers.
+Role: cumulative, process-wide totals, shown by ping() ("counters") and by the
+shell's `counters` command, which divides them by the transfers made
+(``per_transfer``, pure: no I/O).
 
 Rules:
-  * N1 - the coordinator counts what it does itself: each Record effect it writes
-    (forced or not, as the core said) and each message it sends that leaves the
-    process (a message refused before it left is not counted: it cost nothing).
-  * N2 - a branch's messages are counted where they arrive: each answer the
-    coordinator gets back from it (a vote, an acknowledgement) is one message the
-    branch sent. A call that brought no answer counts nothing for the branch.
-  * N3 - a branch's writes are counted from its own SQLite file: each write of a
-    branch is one COMMIT with synchronous=FULL (forced), and each leaves one row in
-    its replog naming the method and the txid (branch_writes).
+  * Counters only ever grow while a process runs; they start at 0 with it.
+  * Counting is cheap (one lock, one addition) and never changes what a server does.
 
 Glossary:
-  party    "coordinator" or a branch name
-  forced   a write that is on disk before the party takes its next step (fsync)
-  unforced a write left to the operating system: a crash may lose it
+  fsyncs      COMMITs of a branch's ledger that wrote (group commit shares them) and
+              forced writes of the coordinator's recovery log
+  rpcs_sent   2PC calls the coordinator made to branches (prepare, commit, abort);
+              pings and reads are not counted
+  transfers   transfers between branches the coordinator ran
 """
 
-import json
-import sqlite3
 import threading
 
-COORDINATOR = "coordinator"
-FIELDS = ("forced", "unforced", "messages")
-TWO_PC_METHODS = ("prepare", "commit", "abort")
 
-
-class TxnCounters:
-    """The counts of one transaction: party -> {forced, unforced, messages}."""
-
+class Counters:
     def __init__(self):
+        self._lock = threading.Lock()
         self._counts = {}
-        self._lock = threading.Lock()        # votes and acks arrive on several threads
 
-    def wrote(self, party: str, forced: bool) -> None:
-        self._add(party, "forced" if forced else "unforced")
-
-    def sent(self, party: str) -> None:
-        self._add(party, "messages")
-
-    def as_dict(self) -> dict:
-        """party -> {"forced": n, "unforced": n, "messages": n} (a copy)."""
+    def add(self, name: str, n: int = 1) -> None:
         with self._lock:
-            return {party: dict(counts) for party, counts in self._counts.items()}
+            self._counts[name] = self._counts.get(name, 0) + n
 
-    def _add(self, party: str, field: str) -> None:
+    def snapshot(self) -> dict:
         with self._lock:
-            counts = self._counts.setdefault(party, dict.fromkeys(FIELDS, 0))
-            counts[field] += 1
+            return dict(self._counts)
 
 
-def branch_writes(db_path, txid: str) -> int:
-    """N3: the forced writes a branch made for txid (its prepare, commit and abort
-    steps, repeats included), read from the branch's SQLite file."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT op FROM replog").fetchall()
-    finally:
-        conn.close()
-    count = 0
-    for (op,) in rows:
-        method, args = json.loads(op)
-        if method in TWO_PC_METHODS and args and args[0] == txid:
-            count += 1
-    return count
+COUNTS = Counters()        # this process's
+
+
+def totals(coordinator: dict, branches: dict) -> dict:
+    """The bank's totals from the coordinator's and each branch's ping counters."""
+    steps = sum(c.get("steps", 0) for c in branches.values())
+    branch_fsyncs = sum(c.get("fsyncs", 0) for c in branches.values())
+    transfers = coordinator.get("transfers", 0)
+    return {"transfers": transfers, "rpcs": coordinator.get("rpcs_sent", 0) + transfers,
+            "log_fsyncs": coordinator.get("fsyncs", 0), "branch_fsyncs": branch_fsyncs,
+            "steps": steps}
+
+
+def per_transfer(now: dict, before: dict = None) -> list:
+    """[(what, value, meaning)] rows for the change from `before` to `now` (totals())."""
+    before = before or dict.fromkeys(now, 0)
+    d = {k: now[k] - before.get(k, 0) for k in now}
+    n = d["transfers"]
+
+    def each(x):
+        return f"{x / n:.2f}" if n else "-"
+    shared = f"{d['steps'] / d['branch_fsyncs']:.2f}" if d["branch_fsyncs"] else "-"
+    return [("transfers between branches", str(n), "run by the coordinator"),
+            ("messages per transfer", each(d["rpcs"]),
+             "the client's call + the coordinator's calls to branches (5 unbatched)"),
+            ("fsyncs per transfer", each(d["log_fsyncs"] + d["branch_fsyncs"]),
+             "recovery log + branch COMMITs (5 without group commit)"),
+            ("  of which the recovery log", each(d["log_fsyncs"]), "forced commit records"),
+            ("  of which branch COMMITs", each(d["branch_fsyncs"]), "one per group"),
+            ("ledger steps per branch COMMIT", shared,
+             "above 1.00: group commit at work")]

@@ -62,7 +62,7 @@ METHOD_ROLES = {
     "replicate": "server", "follow": "server", "promote": "server",
     # servers and the configuration manager (the coordinator): leases and the in-sync set
     "lease": "server", "add_replica": "server", "drop_replica": "server",
-    "use_manager": "server",
+    "use_manager": "server", "batch": "server",
 }
 assert set(METHOD_ROLES.values()) <= set(ROLES)
 

@@ -9,8 +9,9 @@ Rules:
     the change, COMMIT (WAL + synchronous=FULL, so COMMIT means "on disk"). Only
     after it returns may the caller reply. A crash at any point leaves exactly what
     the last COMMIT said.
-  * One writer: a lock serialises all writes of this branch; readers use their own
-    connections and are never blocked (WAL).
+  * One writer: one connection makes all writes of this branch, one step at a time;
+    steps that queue up share one COMMIT (group commit, bank/group_commit.py G1-G4).
+    Readers use their own connections and are never blocked (WAL).
   * Money rules are CHECK constraints too: balance >= 0 and 0 <= held <= balance.
     Python checks them first only to give a friendly sentence.
   * The journal is append-only, one row per balance change; for every account
@@ -39,6 +40,7 @@ from bank.errors import (MAX_ACCOUNT_NUMBER, BankError, FaultCode, RememberedRef
 from bank.money import format_amount
 from bank.clock import now                 # noqa: F401  (others import it from here too)
 from bank.core.messages import TxState
+from bank.group_commit import GroupCommit
 from bank.ledger_2pc import ParticipantSteps
 from bank.ledger_audit import Audit
 from bank.ledger_replog import Replog
@@ -94,11 +96,11 @@ class Ledger(ParticipantSteps, Replog, Audit):
     def __init__(self, path, branch: str):
         self.path, self.branch = pathlib.Path(path), branch
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
         self._readers = threading.local()
         self._replay = threading.local()    # .seq: set while a replica applies a change
-        self._writer = self._connect()
-        self._writer.executescript(SCHEMA)
+        writer = self._connect()
+        writer.executescript(SCHEMA)
+        self._commits = GroupCommit(writer)   # the one writer connection (group commit)
         self._claim_name()
 
     def _connect(self) -> sqlite3.Connection:
@@ -112,8 +114,7 @@ class Ledger(ParticipantSteps, Replog, Audit):
         return conn
 
     def close(self):
-        with self._lock:
-            self._writer.close()
+        self._commits.close()
 
     def _claim_name(self):
         """A database belongs to one branch: refuse to serve Delhi from Mumbai.db."""
@@ -129,35 +130,28 @@ class Ledger(ParticipantSteps, Replog, Audit):
 
     @contextlib.contextmanager
     def _write(self, change=None):
-        """Run a block as one durable SQLite transaction, one writer at a time.
+        """Run a block as one durable step, one writer at a time.
 
         When the block returns normally, COMMIT has reached the disk; only then may the
         caller tell anyone. If it raises, everything it did is rolled back. `change`,
         the (method, args) that caused the write, is appended to the replog with it.
+        Steps that arrive together share one COMMIT (bank/group_commit.py, G1-G4):
+        read this as BEGIN IMMEDIATE; the block; COMMIT.
         """
-        with self._lock:
-            try:
-                self._writer.execute("BEGIN IMMEDIATE")
-                yield self._writer
-                if change is not None:
-                    self._writer.execute("INSERT INTO replog(seq, op) VALUES (?, ?)",
-                                         (getattr(self._replay, "seq", None),
-                                          json.dumps(change)))
-                self._writer.execute("COMMIT")      # durable here (synchronous=FULL)
-            except BaseException as exc:
-                self._roll_back()                   # also when COMMIT itself failed
-                if _is_storage_failure(exc):        # disk full, I/O error: say so
-                    raise storage_refusal(self.path, self.branch, exc) from None
-                raise
-
-    def _roll_back(self) -> None:
-        """Undo the write in progress; a rollback that fails (the disk again) leaves
-        SQLite to undo it from its WAL, as after a crash."""
         try:
-            if self._writer.in_transaction:
-                self._writer.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
+            with self._commits.step() as db:
+                yield db
+                if change is not None:
+                    db.execute("INSERT INTO replog(seq, op) VALUES (?, ?)",
+                               (getattr(self._replay, "seq", None), json.dumps(change)))
+        except BaseException as exc:
+            if _is_storage_failure(exc):        # disk full, I/O error: say so
+                raise storage_refusal(self.path, self.branch, exc) from None
+            raise
+
+    def counters(self) -> dict:
+        """{"fsyncs": COMMITs that wrote (each one fsync), "steps": ledger steps kept}."""
+        return self._commits.counters()
 
     def _read(self) -> sqlite3.Connection:
         conn = getattr(self._readers, "conn", None)

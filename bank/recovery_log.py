@@ -225,6 +225,7 @@ class RecoveryLog:
         self._sync_lock = threading.Lock()      # one fsync at a time (group commit)
         self._written = 0                       # lines written so far
         self._synced = 0                        # lines known to be on disk
+        self.fsyncs = 0                         # forced writes so far (counters)
         self._file = None
         self._size = 0                          # bytes in the file: a failed write is cut back here
         self._read_existing(accept_damage)
@@ -383,6 +384,7 @@ class RecoveryLog:
             target = self._written
             os.fsync(self._file.fileno())
             self._synced = target
+            self.fsyncs += 1                     # shown by the coordinator's ping()
 
     # ---- reading at start (Rule 6) -------------------------------------------------
 

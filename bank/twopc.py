@@ -26,7 +26,7 @@ Rules (how the core's effects are carried out):
   * D6 - one presumption per log: the coordinator runs the core's table of its
     --presumption (C1-C13), writes it into every begin record (so recovery finishes
     each transaction under its own), counts each transaction's writes and messages
-    (bank/counters.py, N1-N2), and refuses to start on a log written under another
+    (bank/txn_counters.py, N1-N2), and refuses to start on a log written under another
     presumption: a txid it no longer knows would be presumed the other way.
 
 Glossary (more in bank/core/messages.py):
@@ -48,7 +48,7 @@ import time
 from bank.errors import BankError, FaultCode
 from bank.ledger import now
 from bank.core.coordinator import DECIDED, CoordinatorTxn, Presumption, presumed_outcome
-from bank.counters import TxnCounters
+from bank.txn_counters import TxnCounters
 from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
 from bank.requests import RequestRegistry
 from bank.twopc_recovery import rebuild_before_crash
@@ -377,7 +377,7 @@ class TwoPhaseCommit(Recovery):
         self.faults.crash_if_armed("crash-after-prepare")
         # ---- The decision, durable before visible (C3, C4; D1) ----
         after = self._step(txn, txn.core.decide)
-        log.info("%s: decided %s %s", txn.txid, txn.published.value, txn.core.reason)
+        log.debug("%s: decided %s %s", txn.txid, txn.published.value, txn.core.reason)
         if txn.published is TxState.COMMITTED:
             self.faults.crash_if_armed("crash-after-decision")
         # ---- Phase 2: the decision (C5, C6), then the client's answer (D3) ----

@@ -7,7 +7,7 @@ coordinator runs one table per presumption (--presumption nothing|abort|commit);
 it counts its own writes and every message (transaction(txid)["counts"]), and each
 branch's writes are read from its SQLite file (its replog: one forced COMMIT each).
 Read first: bank/core/coordinator.py (C8, C10-C13 and the three tables),
-bank/counters.py (N1-N3), bank/recovery_log.py (Rule 2), lab 12 (what a forced
+bank/txn_counters.py (N1-N3), bank/recovery_log.py (Rule 2), lab 12 (what a forced
 write costs).
 
 Scenario: three clusters, one per presumption, each in its own folder:
@@ -42,7 +42,7 @@ import textwrap
 
 from labkit import LocalCluster, expect, lab_folder, passed, show, step, wait_until
 
-from bank.counters import branch_writes
+from bank.txn_counters import branch_writes
 
 PRESUMPTIONS = ("nothing", "abort", "commit")
 CASES = {"commit": ("Mumbai/1001", "Delhi/1001", "100"),

@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "labs"))
 
-from bank.counters import branch_writes                   # noqa: E402
+from bank.txn_counters import branch_writes                   # noqa: E402
 from bank.errors import BankError                         # noqa: E402
 from bank.local_cluster import LocalCluster               # noqa: E402
 from bank.recovery_log import RecoveryLog                 # noqa: E402

@@ -9,7 +9,7 @@ reads the command line, connects, and runs this BankShell.
 The shell is split by role; each file holds one group of commands:
     plumbing.py      running one command: output, errors, arguments (the base class)
     banking.py       branches, accounts, open, balance, deposit, withdraw, transfer
-    records.py       journal, txns, show, recover, check
+    records.py       journal, txns, show, recover, check, counters
     direct.py        reads from the branches themselves while the coordinator is down
     lab.py           crash, restart, fault, partition, heal, failover
     activity_log.py  log, export, clear

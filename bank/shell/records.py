@@ -1,4 +1,4 @@
-"""The shell's records: journal, txns, show, recover and check.
+"""The shell's records: journal, txns, show, recover, check and counters.
 
 Role: show what the bank recorded (the branch journals, the coordinator's transfers
 and their message traces) and audit it. What a person is shown is computed in
@@ -17,6 +17,7 @@ Glossary:
   in doubt  a transfer still being decided, or decided but not yet applied everywhere
 """
 
+from bank.counters import per_transfer, totals
 from bank.errors import BankError, FaultCode, check_branch_name
 from bank.shell.guide import TXN_STATES
 from bank.shell.plumbing import ShellError, is_count, when
@@ -136,6 +137,20 @@ class RecordsCommands:
             return self._fail(f"The check failed: {', '.join(failed)}.")
         busy = any(r[1] in ("wait", "?") for r in rows)
         self._say("All checks passed" + (" (some work is still in flight)." if busy else "."))
+
+    def do_counters(self, arg):
+        """counters: fsyncs and messages per transfer since the last `counters` (or start).
+        Run it, make some transfers (or a load), run it again: with several clients at
+        once, the ledger steps per branch COMMIT rise above 1 (group commit at work).
+        Example: counters"""
+        self._args(arg, 0)
+        branches = {b["name"]: b.get("counters", {}) for b in self.coord.call("branches")}
+        now = totals(self.coord.call("ping").get("counters", {}), branches)
+        before = getattr(self, "_counted", None)
+        self._table(per_transfer(now, before), ["counter", "value", "meaning"],
+                    right=("value",))
+        self._counted = now
+        self._say("Since the " + ("last `counters`." if before else "servers started."))
 
     def _refused(self, in_doubt: list) -> list:
         """(txid, branch, answer) for decided transfers a branch refuses to apply: read

@@ -1,0 +1,111 @@
+"""A sustained run: does the kit slow down, or grow, the longer it runs?
+
+Run:  python bench/sustained.py                  (120 s, 8 clients, hot pair)
+      python bench/sustained.py --seconds 60 --clients 4 --workload spread
+
+Every 10 s it prints that window's transfers/s, p50 and p99, and each process's
+resident memory (the coordinator, every branch, and this client); at the end the
+last window against the first and each process's memory growth, with the targets
+of issue 13 (last window >= 0.9 x the first; memory flat within 10 %).
+
+Rules: loopback only; the cluster is started and ended here. Numbers are for the
+README and closing notes, never for tests.
+"""
+
+import argparse
+import os
+import pathlib
+import signal
+import statistics
+import sys
+import threading
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import systems                    # noqa: E402
+import workload                   # noqa: E402
+
+
+def memory_line(pids: dict) -> str:
+    return "  ".join(f"{name} {systems.rss_kib(pid) / 1024:.1f} MB"
+                     for name, pid in pids.items())
+
+
+def sustained(system, name: str, clients: int, seconds: float, window: float) -> list:
+    """Run the load; return one row per window: (per_s, p50, p99, {process: KiB})."""
+    done, lock = [], threading.Lock()             # (finish time, latency ms)
+    stop_at = time.monotonic() + seconds
+
+    def client_loop(k: int) -> None:
+        src, dst = workload.pair_for(name, k, len(system.branches))
+        n = 0
+        while time.monotonic() < stop_at:
+            a, b = (src, dst) if n % 2 == 0 else (dst, src)
+            t0 = time.perf_counter()
+            system.transfer(a, b)
+            with lock:
+                done.append((time.monotonic(), (time.perf_counter() - t0) * 1000))
+            n += 1
+
+    pids = dict(system.pids(), client=os.getpid())
+    threads = [threading.Thread(target=client_loop, args=(k,), daemon=True)
+               for k in range(clients)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    rows = []
+    for w in range(1, int(seconds // window) + 1):
+        time.sleep(max(0.0, start + w * window - time.monotonic()))   # paces the report
+        with lock:                          # take this window's samples: the client's
+            batch = done[:]                 # own memory stays flat too
+            done.clear()
+        ms = [lat for _, lat in batch]
+        memory = {n: systems.rss_kib(p) for n, p in pids.items()}
+        row = (len(ms) / window, statistics.median(ms) if ms else 0,
+               workload.percentile(ms, 99), memory)
+        rows.append(row)
+        print(f"{(w - 1) * window:5.0f}-{w * window:<4.0f}s {row[0]:7.1f}/s  p50 {row[1]:6.2f} ms"
+              f"  p99 {row[2]:6.2f} ms   {memory_line(pids)}", flush=True)
+    for t in threads:
+        t.join()
+    return rows
+
+
+def verdict(rows: list) -> str:
+    first, last = rows[0], rows[-1]
+    lines = [f"last window / first: {last[0] / first[0]:.2f} (target >= 0.90)"]
+    for name in first[3]:
+        a, b = rows[1][3][name] if len(rows) > 1 else first[3][name], last[3][name]
+        growth = (b - a) / a * 100 if a else 0.0
+        lines.append(f"memory of {name}: {a / 1024:.1f} -> {b / 1024:.1f} MB "
+                     f"({growth:+.1f} % from the second window; target within 10 %)")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=120.0)
+    p.add_argument("--window", type=float, default=10.0)
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--branches", type=int, default=2)
+    p.add_argument("--workload", default="hot", choices=["hot", "spread"])
+    p.add_argument("--kit", default=str(HERE.parent), help="the kit's folder")
+    args = p.parse_args()
+    # A `kill` (or a timeout) ends us through the finally blocks: servers stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
+    systems.add_kit_to_path(args.kit)
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"{args.clients} clients, {args.workload}, {args.seconds:.0f} s", flush=True)
+    kit = systems.Kit(args.branches).start()
+    try:
+        kit.open_spread_accounts(args.clients)
+        rows = sustained(kit, args.workload, args.clients, args.seconds, args.window)
+    finally:
+        kit.stop()
+    print(verdict(rows))
+
+
+if __name__ == "__main__":
+    main()

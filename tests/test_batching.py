@@ -1,0 +1,189 @@
+"""Batched 2PC messages keep every rule of the protocol (bank/batching.py B1-B4).
+
+Rules checked:
+  * B1/B2 - at a real branch, the items of one batch() are answered each in its own
+    slot: a "no" vote (no funds), a refusal (commit of an unknown txid) and a yes vote
+    side by side; only the yes holds money;
+  * B2 - a malformed batch is refused whole and changes nothing;
+  * B2 - at the coordinator, callers that share a batch each get their own answer or
+    their own error, and a failure of the whole call reaches each as a failure (never
+    as a "no" or as another caller's answer);
+  * B3 - a message with nothing in flight to its branch goes alone, at once;
+  * a branch killed (kill -9) while batched transfers run, then restarted, leaves every
+    transfer committed at both branches or at neither, as the coordinator decided, and
+    money is conserved.
+Real processes on 127.0.0.1, real SQLite files; polling with a deadline.
+"""
+
+import decimal
+import threading
+
+import pytest
+
+from bank.batching import BatchingLink
+from bank.errors import BankError, FaultCode
+from bank.local_cluster import LocalCluster
+from polling import wait_for
+
+COORD = "http://127.0.0.1:1"
+
+
+@pytest.fixture
+def bank(tmp_path):
+    cluster = LocalCluster(home=tmp_path, branch_args=("--ask-every", "0.3"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_each_item_of_a_batch_gets_its_own_answer(bank):
+    """B1/B2: yes, no and a refusal in one batch, each in its own slot; only the yes
+    vote holds money; the refused commit changed nothing."""
+    mumbai = bank.client("Mumbai")
+    slots = mumbai.call("batch", [
+        ["prepare", ["t-yes", COORD, [{"account": "1001", "delta": "-10.00"}]]],
+        ["prepare", ["t-no", COORD, [{"account": "1002", "delta": "-99999.00"}]]],
+        ["commit", ["t-never-prepared"]],
+        ["prepare", ["t-bad-arity"]]])
+    assert slots[0] == {"result": {"vote": "yes", "reason": ""}}
+    assert slots[1]["result"]["vote"] == "no"
+    assert slots[2]["fault"] == int(FaultCode.PROTOCOL_VIOLATION), slots[2]
+    assert slots[3]["fault"] == int(FaultCode.BAD_INPUT), slots[3]
+    assert mumbai.call("account", "1001")["held"] == "10.00"
+    assert mumbai.call("account", "1002")["held"] == "0.00"
+    assert mumbai.call("status", "t-never-prepared")["state"] == "unknown"
+
+
+def test_a_malformed_batch_is_refused_whole(bank):
+    """B2: a batch with an item that is not prepare/commit/abort is refused in one
+    sentence before anything runs; the good item in it did nothing."""
+    mumbai = bank.client("Mumbai")
+    with pytest.raises(BankError) as refused:
+        mumbai.call("batch", [["prepare", ["t1", COORD, [{"account": "1001",
+                                                          "delta": "-1.00"}]]],
+                              ["deposit", ["1001", "5.00"]]])
+    assert refused.value.code == FaultCode.BAD_INPUT and "batch item" in refused.value.message
+    assert mumbai.call("status", "t1")["state"] == "unknown"
+    assert mumbai.call("account", "1001")["balance"] == "10000.00"
+
+
+class SlowLink:
+    """A stand-in BranchLink: the first call waits until released; records every call."""
+
+    def __init__(self, fail_batches=False):
+        self.urls, self.calls = ["http://127.0.0.1:1"], []
+        self.release, self.first_in = threading.Event(), threading.Event()
+        self.fail_batches = fail_batches
+
+    def call(self, method, *args):
+        self.calls.append((method, args))
+        if len(self.calls) == 1:
+            self.first_in.set()
+            assert self.release.wait(10)
+        if method == "batch":
+            if self.fail_batches:
+                raise BankError(FaultCode.UNAVAILABLE, "Delhi cannot be reached (timed out).")
+            return [{"fault": int(FaultCode.PROTOCOL_VIOLATION), "message": f"no {a[0]}"}
+                    if a[0].startswith("bad") else {"result": {"vote": "yes", "txid": a[0]}}
+                    for _, a in args[0]]
+        return {"vote": "yes", "txid": args[0]}
+
+
+def run_behind_a_slow_call(link, txids):
+    """Send txids[0] alone (held in flight), queue the others behind it, release."""
+    batching, answers = BatchingLink(link), {}
+
+    def send(txid):
+        try:
+            answers[txid] = batching.call("prepare", txid, COORD, [])
+        except BankError as exc:
+            answers[txid] = exc
+    first = threading.Thread(target=send, args=(txids[0],))
+    first.start()
+    assert link.first_in.wait(10)
+    rest = [threading.Thread(target=send, args=(t,)) for t in txids[1:]]
+    for t in rest:
+        t.start()
+    wait_for(lambda: len(batching._waiting) == len(rest), 10, "the others to queue")
+    link.release.set()
+    for t in [first, *rest]:
+        t.join(10)
+    return answers
+
+
+def test_callers_sharing_a_batch_get_their_own_answers():
+    """B2/B3: the first message goes alone; the three queued behind it share one batch
+    call; the one the branch refused gets its own error, the others their own votes."""
+    link = SlowLink()
+    answers = run_behind_a_slow_call(link, ["t0", "t1", "bad2", "t3"])
+    assert [m for m, _ in link.calls] == ["prepare", "batch"]
+    assert answers["t0"] == {"vote": "yes", "txid": "t0"}
+    assert answers["t1"] == {"vote": "yes", "txid": "t1"}
+    assert answers["t3"] == {"vote": "yes", "txid": "t3"}
+    assert isinstance(answers["bad2"], BankError)
+    assert answers["bad2"].code == FaultCode.PROTOCOL_VIOLATION
+
+
+def test_a_failed_batch_call_is_a_failure_for_each_never_a_no():
+    """B2: when the batch call itself fails (timeout), each of its callers gets that
+    failure as an error (the 2PC driver counts it as silence), never a vote."""
+    link = SlowLink(fail_batches=True)
+    answers = run_behind_a_slow_call(link, ["t0", "t1", "t2"])
+    assert answers["t0"] == {"vote": "yes", "txid": "t0"}
+    for txid in ("t1", "t2"):
+        assert isinstance(answers[txid], BankError)
+        assert answers[txid].code == FaultCode.UNAVAILABLE
+
+
+def test_a_branch_crash_during_batched_transfers_leaves_all_or_nothing(bank):
+    """A kill -9 of Delhi while eight clients run batched transfers, then a restart:
+    every transfer the coordinator decided is applied at both branches or at neither,
+    exactly as decided; nothing stays held; money is conserved."""
+    stop, told, errors = threading.Event(), [], []
+
+    def client(k):
+        coordinator = bank.coordinator()
+        pair = ("Mumbai/1001", "Delhi/1002")
+        n = 0
+        while not stop.is_set():
+            src, dst = pair if (n + k) % 2 else pair[::-1]
+            try:
+                told.append(coordinator.call("transfer", src, dst, "1.00"))
+            except BankError as exc:
+                errors.append(exc)
+            n += 1
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    counters = lambda: bank.coordinator().call("ping")["counters"]            # noqa: E731
+    wait_for(lambda: counters().get("transfers", 0) >= 60, 60, "60 transfers")
+    c = counters()
+    assert c["rpcs_sent"] < 4 * c["transfers"], c         # batches did form
+    bank.kill("Delhi")
+    wait_for(lambda: len(told) + len(errors) >= c["transfers"] + 10, 30,
+             "transfers to go on while Delhi is down")
+    bank.restart("Delhi")
+    wait_for(lambda: len(told) >= c["transfers"] + 40, 60, "transfers after the restart")
+    stop.set()
+    for t in threads:
+        t.join(30)
+    wait_for(lambda: not bank.client("Mumbai").call("in_doubt")
+             and not bank.client("Delhi").call("in_doubt")
+             and bank.coordinator().call("transactions", 10_000, "in-doubt") == [],
+             60, "every transfer to finish")
+    journals = {b: bank.client(b).call("journal", "", 10_000) for b in ("Mumbai", "Delhi")}
+    applied = {b: {r["txid"] for r in rows if r["txid"]} for b, rows in journals.items()}
+    assert applied["Mumbai"] == applied["Delhi"]          # both or neither, for every txid
+    for answer in told:
+        decided = bank.coordinator().call("decision", answer["txid"])["decision"]
+        assert decided == answer["outcome"], answer
+        assert (answer["txid"] in applied["Mumbai"]) == (decided == "committed"), answer
+    total = decimal.Decimal(0)
+    for branch in ("Mumbai", "Delhi"):
+        for acct in bank.client(branch).call("accounts"):
+            assert acct["held"] == "0.00", acct
+            total += decimal.Decimal(acct["balance"])
+    assert total == decimal.Decimal("30000.00")
+    assert all(e.code == FaultCode.UNAVAILABLE for e in errors), errors[:3]

@@ -17,7 +17,6 @@ Process tests get their own cluster in tmp_path, stopped (by pid) by the fixture
 shell runs in-process (onecmd into a StringIO). Waiting is polling with a deadline.
 """
 
-import io
 import pathlib
 import re
 import sys
@@ -29,7 +28,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import local_cluster as cluster                    # noqa: E402
-from bank import shell                                       # noqa: E402
+from shelltest import run, shell_on  # noqa: E402
 from bank.errors import BankError                            # noqa: E402
 from bank.faults import FaultPoints                          # noqa: E402
 from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS   # noqa: E402
@@ -92,15 +91,9 @@ def bank(tmp_path):
 
 @pytest.fixture
 def sh(bank):
-    client = shell.coordinator_client(bank.coordinator_url, bank.secret)
-    return shell.BankShell(client, bank, bank.home, stdout=io.StringIO())
+    """A fresh shell on that cluster, writing to a StringIO."""
+    return shell_on(bank)
 
-
-def run(sh, line: str) -> str:
-    sh.stdout.seek(0)
-    sh.stdout.truncate()
-    sh.onecmd(line)
-    return sh.stdout.getvalue()
 
 
 def block_a_transfer(sh, fault: str) -> str:

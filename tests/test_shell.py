@@ -27,6 +27,7 @@ from bank import activity  # noqa: E402
 from bank import config  # noqa: E402
 from bank import local_cluster as cluster   # noqa: E402
 from bank import shell     # noqa: E402
+from shelltest import run, shell_on  # noqa: E402
 from bank import views     # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -43,16 +44,8 @@ def bank(tmp_path_factory):
 @pytest.fixture
 def sh(bank):
     """A fresh shell on that cluster, writing to a StringIO."""
-    client = shell.coordinator_client(bank.coordinator_url, bank.secret)
-    return shell.BankShell(client, bank, bank.home, stdout=io.StringIO())
+    return shell_on(bank)
 
-
-def run(sh, line: str) -> str:
-    """Run one command; return what it printed."""
-    sh.stdout.seek(0)
-    sh.stdout.truncate()
-    sh.onecmd(line)
-    return sh.stdout.getvalue()
 
 
 def wait_until(predicate, timeout=15.0):

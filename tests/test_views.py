@@ -13,7 +13,6 @@ fixture; the shell runs in-process (onecmd into a StringIO). Waiting is polling 
 deadline, never a bare sleep.
 """
 
-import io
 import pathlib
 import re
 import signal
@@ -26,7 +25,7 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-from bank import shell                                      # noqa: E402
+from shelltest import run, shell_on  # noqa: E402
 from bank.local_cluster import LocalCluster                  # noqa: E402
 from polling import wait_for                                 # noqa: E402
 
@@ -48,15 +47,9 @@ def bank(tmp_path):
 
 @pytest.fixture
 def sh(bank):
-    client = shell.coordinator_client(bank.coordinator_url, bank.secret)
-    return shell.BankShell(client, bank, bank.home, stdout=io.StringIO())
+    """A fresh shell on that cluster, writing to a StringIO."""
+    return shell_on(bank)
 
-
-def run(sh, line: str) -> str:
-    sh.stdout.seek(0)
-    sh.stdout.truncate()
-    sh.onecmd(line)
-    return sh.stdout.getvalue()
 
 
 def txid_in(text: str) -> str:

@@ -32,7 +32,7 @@ def main():
         coord = bank.coordinator()
         step("Start: every branch has a synchronous replica.")
         wait_until(lambda: all(r["in_sync"] for b in coord.call("branches") for r in b["replicas"]),
-                   "every replica is in sync")
+                   "every replica is in sync", timeout=60)
         before = total_money(bank)
         step("Arm crash-after-vote on Mumbai's primary; transfer 40 Mumbai/1001 -> Delhi/1002.")
         bank.client("Mumbai").call("fault", "crash-after-vote")

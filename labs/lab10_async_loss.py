@@ -53,7 +53,7 @@ def main():
         coord = bank.coordinator()
         step("Mumbai's primary answers first and ships changes to its replica a moment later.")
         wait_until(lambda: all(r["in_sync"] for b in coord.call("branches") for r in b["replicas"]),
-                   "the replica is in sync")
+                   "the replica is in sync", timeout=60)
         show(f"synchronous: {bank.client('Mumbai').call('replication')['synchronous']}")
 
         step("Deposit 123.00 on Mumbai/1001, and pull the primary's plug at once.")
@@ -64,7 +64,8 @@ def main():
             show(f"attempt {attempt}: a heartbeat slipped in; start the primary and try again")
             bank.restart("Mumbai")
             wait_until(lambda: all(r["in_sync"] for b in coord.call("branches")
-                                   for r in b["replicas"]), "the replica is in sync again")
+                                   for r in b["replicas"]), "the replica is in sync again",
+                       timeout=60)
         expect(acked is not None, "the deposit was acknowledged before it was shipped")
         show(f"the customer's receipt: Mumbai/1001 balance {acked['balance']}")
 

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.slow
 D = decimal.Decimal
 MUMBAI, DELHI = "Mumbai", "Delhi"
 REPLICA = replica_name(MUMBAI)
-SYNC_DEADLINE = 20.0
+SYNC_DEADLINE = 40.0          # replicas recorded in sync (generous: a loaded machine)
 needs_sigstop = pytest.mark.skipif(os.name == "nt" or not hasattr(signal, "SIGSTOP"),
                                    reason="pauses a process with SIGSTOP")
 

@@ -19,7 +19,6 @@ message a window manager sends when a user clicks the close button.
 
 import csv
 import ctypes
-import ctypes.util
 import gc
 import json
 import os
@@ -31,7 +30,6 @@ import struct
 import subprocess
 import sys
 import time
-import zlib
 
 import pytest
 
@@ -50,6 +48,7 @@ from bank.window.app import App  # noqa: E402
 from bank.window.calls import ALL  # noqa: E402
 from bank.window.look import TITLE  # noqa: E402
 from bank.window.seen import Seen  # noqa: E402
+from x11shot import X11  # noqa: E402
 
 SCREENSHOT = KIT / "docs" / "screenshot.png"   # rewritten only with BANK_SCREENSHOT=1
 
@@ -596,141 +595,6 @@ def test_screenshot_for_the_readme(app, bank, display, tmp_path):
     target.write_bytes(png)
 
 
-@pytest.mark.parametrize("scale, screen, expected", [
-    (1.0, (1920, 1080), (1280, 800)), (1.4, (1920, 1080), (1792, 1080)),
-    (1.0, (1024, 768), (1024, 768)), (1.6, (1280, 800), (1280, 800))])
-def test_the_window_grows_with_the_font_but_never_past_the_screen(scale, screen, expected):
-    """Rule L4: the window opens at 1280x800 times font-size / 10, within the screen."""
-    from bank.window.look import window_size
-    assert window_size(scale, screen) == expected
-
-
-@pytest.mark.parametrize("wire, shown", [("-1200.00", "-1,200.00"), ("1200.00", "1,200.00"),
-                                          ("0.00", "0.00"), ("+3.50", "3.50"),
-                                          ("5000000.00", "5,000,000.00"), ("odd", "odd")])
-def test_the_journal_tab_shows_money_like_the_branches_tree(wire, shown):
-    """The journal tab formats money as the tree does (thousands separated, never a
-    float); the CSV export keeps the wire form; anything odd is shown as it came."""
-    assert logs_panel.money_text(wire) == shown
-
-
-@pytest.mark.parametrize("rows, expected", [
-    ([("begin", 1), ("prepare", 2), ("vote", 3), ("decision", 4), ("commit", 5), ("end", 6)],
-     [("voting", 1, 3), ("decision", 4, 4), ("completion", 5, 6)]),
-    ([("begin", 1), ("prepare", 2), ("error", 3)], [("voting", 1, 3)]),
-    ([("recovered", 1), ("decision", 2), ("commit", 3)],
-     [("voting", 1, 1), ("decision", 2, 2), ("completion", 3, 3)]),
-    ([], [])])
-def test_the_diagram_draws_the_phases_around_the_commit_point(rows, expected):
-    """Diagram: voting runs up to the decision, the decision row is the commit point,
-    completion follows it; with no decision yet, everything drawn is voting."""
-    assert draw.phases(rows) == expected
-
-
-def _overlap(a, b) -> bool:
-    """Two canvas bounding boxes (x0, y0, x1, y1) share more than a pixel's edge."""
-    return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1
-
-
-def _projector_window(bank, tmp_path, font_size: int, geometry: str):
-    root = tk.Tk()
-    window = App(root, bank.coordinator(timeout=15), cluster=bank, font_size=font_size,
-                 activity=ActivityLog(tmp_path / f"activity-{font_size}.csv"))
-    if geometry:
-        root.geometry(geometry)
-    until(root, lambda: len(window.seen.account_refs()) == 4, "the accounts")
-    return window
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("font_size, geometry, least_width", [
-    (10, "1024x768", 1024), (14, "", 1700)])
-def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_path,
-                                                            font_size, geometry, least_width):
-    """Rule L4 and diagram Rule 4: at 1024x768, and at --font-size 14 on a 1920x1080
-    screen (where the window grows with the font), no column of any table is narrower
-    than its heading, and the diagram's boxes (parties, the decision) overlap neither
-    each other nor the labels beside them; a party's name fits in its box."""
-    app = _projector_window(bank, tmp_path, font_size, geometry)
-    try:
-        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
-        until(app.root, lambda: "Done" in app.result.cget("text"), "the transfer")
-        txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "listed")
-        app.transactions.tree.selection_set(txid)
-        canvas = app.transactions.diagram
-        until(app.root, lambda: arrows(canvas, "end", "coordinator", "log"), "the diagram")
-        until(app.root, lambda: app.root.winfo_width() >= least_width, "the window's size")
-        app.root.update()
-        trees = [w for w in _all_widgets(app.root) if isinstance(w, tk.ttk.Treeview)]
-        assert len(trees) >= 4                  # branches, transactions, activity, journals
-        for tree in trees:
-            for col in ("#0", *tree.cget("columns")):
-                heading = tree.heading(col, "text")
-                if heading and (col != "#0" or "tree" in str(tree.cget("show"))):
-                    assert tree.column(col, "width") >= \
-                        app.look.heading_font.measure(heading), (heading, font_size)
-        assert {canvas.gettags(i)[1] for i in canvas.find_withtag("phase")} >= {
-            "phase-voting", "phase-decision", "phase-completion"}
-        boxes = [canvas.bbox(i) for i in canvas.find_withtag("party-box")]
-        boxes += [canvas.bbox(canvas.find_withtag("decision-box")[0])]
-        assert len(boxes) == 5
-        for i, a in enumerate(boxes):
-            assert not any(_overlap(a, b) for b in boxes[i + 1:]), (a, font_size)
-        for label in canvas.find_withtag("label"):
-            assert not _overlap(canvas.bbox(label), boxes[-1]), canvas.itemcget(label, "text")
-        for title in canvas.find_withtag("party-title"):
-            name = canvas.gettags(title)[1]
-            box = canvas.bbox(canvas.find_withtag(f"{name}&&party-box")[0])
-            tx0, _, tx1, _ = canvas.bbox(title)
-            assert box[0] <= tx0 and tx1 <= box[2], name
-    finally:
-        app.close()
-        del app
-        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
-
-
-@pytest.mark.slow
-def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
-    """At --font-size 14 on a 1920x1080 screen the window grows to 1792x1080 and can be
-    captured: a committed transfer's diagram, then the coordinator crashed after its
-    decision, the blocking map and the held money on the gauge. With BANK_SCREENSHOT=1
-    the capture replaces docs/projector.png for the README (else a temp file)."""
-    x11 = X11.open(display)
-    if x11 is None:
-        pytest.skip("libX11 cannot be loaded here: no screenshot")
-    app = _projector_window(bank, tmp_path, 14, "+0+0")
-    try:
-        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
-        until(app.root, lambda: "Done" in app.result.cget("text"), "a first transfer")
-        txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "listed")
-        app.transactions.tree.selection_set(txid)
-        until(app.root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
-              "the diagram")
-        app.left_tabs.select(4)
-        app.lab.fault_member.set("coordinator")
-        app.lab.fault_point.set("crash-after-decision")
-        app.lab.arm_button.invoke()
-        until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
-        transfer(app, "Delhi/1001", "Mumbai/1002", "400")
-        until(app.root, lambda: len(app.transactions.blocked.get_children()) == 2
-              and app.branches.split["held"] == 400_00
-              and "NOT CURRENT" in app.transactions.title.cget("text")
-              and all("DOWN" in app.transactions.blocked.set(i, "waiting")
-                      for i in app.transactions.blocked.get_children()), "the blocked bank")
-        size = app.look.size
-        until(app.root, lambda: (app.root.winfo_width(), app.root.winfo_height()) == size,
-              "the window at its full size")
-        png = x11.screenshot(0, 0, *size)
-        assert struct.unpack(">II", png[16:24]) == size == (1792, 1080)
-        target = KIT / "docs" / "projector.png" if os.environ.get("BANK_SCREENSHOT") == "1" \
-            else tmp_path / "projector.png"
-        target.write_bytes(png)
-    finally:
-        app.close()
-        del app
-        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
-
-
 @pytest.mark.slow
 def test_closing_the_window_stops_the_cluster_it_started(display, tmp_path):
     """`python gui_tk.py --home DIR` starts a local cluster; closing its window the way
@@ -770,127 +634,6 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-# ---- X11 through ctypes: a screenshot and a polite close ---------------------------------
-
-class _XImage(ctypes.Structure):
-    _fields_ = [("width", ctypes.c_int), ("height", ctypes.c_int),
-                ("xoffset", ctypes.c_int), ("format", ctypes.c_int),
-                ("data", ctypes.POINTER(ctypes.c_ubyte)), ("byte_order", ctypes.c_int),
-                ("bitmap_unit", ctypes.c_int), ("bitmap_bit_order", ctypes.c_int),
-                ("bitmap_pad", ctypes.c_int), ("depth", ctypes.c_int),
-                ("bytes_per_line", ctypes.c_int), ("bits_per_pixel", ctypes.c_int),
-                ("red_mask", ctypes.c_ulong), ("green_mask", ctypes.c_ulong),
-                ("blue_mask", ctypes.c_ulong)]
-
-
-class _XClientMessage(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_int), ("serial", ctypes.c_ulong),
-                ("send_event", ctypes.c_int), ("display", ctypes.c_void_p),
-                ("window", ctypes.c_ulong), ("message_type", ctypes.c_ulong),
-                ("format", ctypes.c_int), ("data", ctypes.c_long * 5)]
-
-
-class _XEvent(ctypes.Union):
-    _fields_ = [("client", _XClientMessage), ("pad", ctypes.c_long * 24)]
-
-
-class X11:
-    """Just enough of Xlib: grab the screen, find a window by title, ask it to close."""
-
-    def __init__(self, lib, display):
-        self.lib, self.display = lib, display
-        self.root = lib.XDefaultRootWindow(display)
-
-    @classmethod
-    def open(cls, name: str):
-        path = ctypes.util.find_library("X11")
-        if not path:
-            return None
-        lib = ctypes.CDLL(path)
-        lib.XOpenDisplay.restype = ctypes.c_void_p
-        lib.XOpenDisplay.argtypes = [ctypes.c_char_p]
-        lib.XDefaultRootWindow.restype = ctypes.c_ulong
-        lib.XDefaultRootWindow.argtypes = [ctypes.c_void_p]
-        lib.XGetImage.restype = ctypes.POINTER(_XImage)
-        lib.XGetImage.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int, ctypes.c_int,
-                                  ctypes.c_uint, ctypes.c_uint, ctypes.c_ulong, ctypes.c_int]
-        lib.XFree.argtypes = [ctypes.c_void_p]
-        lib.XQueryTree.argtypes = [ctypes.c_void_p, ctypes.c_ulong,
-                                   ctypes.POINTER(ctypes.c_ulong),
-                                   ctypes.POINTER(ctypes.c_ulong),
-                                   ctypes.POINTER(ctypes.POINTER(ctypes.c_ulong)),
-                                   ctypes.POINTER(ctypes.c_uint)]
-        lib.XFetchName.argtypes = [ctypes.c_void_p, ctypes.c_ulong,
-                                   ctypes.POINTER(ctypes.c_char_p)]
-        lib.XInternAtom.restype = ctypes.c_ulong
-        lib.XInternAtom.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-        lib.XSendEvent.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int,
-                                   ctypes.c_long, ctypes.POINTER(_XEvent)]
-        lib.XFlush.argtypes = [ctypes.c_void_p]
-        lib.XCloseDisplay.argtypes = [ctypes.c_void_p]
-        display = lib.XOpenDisplay(name.encode())
-        return cls(lib, display) if display else None
-
-    def close(self) -> None:
-        self.lib.XCloseDisplay(self.display)
-
-    def screenshot(self, x: int, y: int, width: int, height: int) -> bytes:
-        """The screen's pixels in that rectangle, as PNG bytes (24-bit RGB)."""
-        image = self.lib.XGetImage(self.display, self.root, x, y, width, height,
-                                   0xFFFFFFFF, 2)                       # ZPixmap
-        assert image, "XGetImage failed"
-        img = image.contents
-        assert img.bits_per_pixel == 32, img.bits_per_pixel
-        raw = ctypes.string_at(img.data, img.bytes_per_line * height)
-        rows = []
-        for row in range(height):                # BGRX (little-endian) -> RGB
-            line = raw[row * img.bytes_per_line:row * img.bytes_per_line + 4 * width]
-            rgb = bytearray(3 * width)
-            rgb[0::3], rgb[1::3], rgb[2::3] = line[2::4], line[1::4], line[0::4]
-            rows.append(b"\x00" + bytes(rgb))
-        self.lib.XFree(img.data)
-        self.lib.XFree(image)
-        return _png(width, height, b"".join(rows))
-
-    def find_window(self, title: str):
-        """A top-level window whose name is `title`, or None."""
-        root_ret, parent = ctypes.c_ulong(), ctypes.c_ulong()
-        children, count = ctypes.POINTER(ctypes.c_ulong)(), ctypes.c_uint()
-        self.lib.XQueryTree(self.display, self.root, ctypes.byref(root_ret),
-                            ctypes.byref(parent), ctypes.byref(children), ctypes.byref(count))
-        found = None
-        for i in range(count.value):
-            name = ctypes.c_char_p()
-            if self.lib.XFetchName(self.display, children[i], ctypes.byref(name)) and \
-                    name.value:
-                if name.value.decode(errors="replace") == title:
-                    found = children[i]
-                self.lib.XFree(name)
-        if children:
-            self.lib.XFree(children)
-        return found
-
-    def close_window(self, window: int) -> None:
-        """Send WM_DELETE_WINDOW, as a window manager does for the close button."""
-        event = _XEvent()
-        event.client.type = 33                                           # ClientMessage
-        event.client.window = window
-        event.client.message_type = self.lib.XInternAtom(self.display, b"WM_PROTOCOLS", 0)
-        event.client.format = 32
-        event.client.data[0] = self.lib.XInternAtom(self.display, b"WM_DELETE_WINDOW", 0)
-        self.lib.XSendEvent(self.display, window, 0, 0, ctypes.byref(event))
-        self.lib.XFlush(self.display)
-
-
-def _png(width: int, height: int, scanlines: bytes) -> bytes:
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + \
-            struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)       # 8-bit RGB
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) +
-            chunk(b"IDAT", zlib.compress(scanlines, 9)) + chunk(b"IEND", b""))
 
 
 # ---- views that never mislead (issue 19) ------------------------------------------------------

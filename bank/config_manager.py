@@ -29,6 +29,10 @@ from bank.errors import BankError, FaultCode
 
 log = logging.getLogger("config-manager")
 
+REFUSAL_CODES = {"not-primary": FaultCode.NOT_PRIMARY, "unconfigured": FaultCode.UNAVAILABLE,
+                 "changed": FaultCode.UNAVAILABLE, "not-in-sync": FaultCode.PROTOCOL_VIOLATION,
+                 "bad-request": FaultCode.BAD_INPUT}     # how each kind of refusal is answered
+
 
 class ConfigManager:
     """The configurations of every branch, kept in the coordinator's recovery log."""
@@ -111,13 +115,9 @@ class ConfigManager:
         try:
             effects = decide(core)
         except Refused as exc:
-            if exc.wait:
+            if exc.kind == "wait":
                 raise _Wait(exc.wait) from None
-            code = FaultCode.NOT_PRIMARY if exc.not_primary else \
-                FaultCode.UNAVAILABLE if "No configuration" in str(exc) else \
-                FaultCode.PROTOCOL_VIOLATION if exc.rule == "M5" and "in-sync" in str(exc) \
-                else FaultCode.BAD_INPUT if exc.rule == "M3" else FaultCode.UNAVAILABLE
-            raise BankError(code, str(exc)) from None
+            raise BankError(REFUSAL_CODES[exc.kind], str(exc)) from None
         try:
             for effect in effects:
                 if isinstance(effect, Record):

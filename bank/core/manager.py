@@ -93,11 +93,14 @@ class Configuration:
 
 
 class Refused(Exception):
-    """A configuration change the rules forbid; nothing changes. ``not_primary``: the
-    asker is not the recorded primary at the recorded epoch (M2)."""
+    """A configuration change the rules forbid; nothing changes. ``kind`` says what
+    kind of refusal it is, for the service to answer with the right fault code:
+    "not-primary" (M2), "unconfigured" (M2), "wait" (M4, for ``wait`` seconds),
+    "changed" (M5: try again), "not-in-sync" (M5) or "bad-request" (M3)."""
 
-    def __init__(self, rule: str, sentence: str, not_primary: bool = False, wait: float = 0):
-        self.rule, self.not_primary, self.wait = rule, not_primary, wait
+    def __init__(self, rule: str, sentence: str, kind: str, wait: float = 0):
+        self.rule, self.kind, self.wait = rule, kind, wait
+        self.not_primary = kind == "not-primary"
         super().__init__(sentence)
 
 
@@ -121,7 +124,8 @@ class Manager:
     def add(self, url: str, epoch: int, replica: str, now: float) -> list:
         self._check_primary(url, epoch)
         if replica == url:
-            raise Refused("M3", f"{url} is {self.branch}'s primary, not a replica of it.")
+            raise Refused("M3", f"{url} is {self.branch}'s primary, not a replica of it.",
+                          "bad-request")
         in_sync = tuple(sorted(set(self.config.in_sync) | {replica}))
         return self._step(Event.ADD, now, replace(self.config, in_sync=in_sync))
 
@@ -144,13 +148,14 @@ class Manager:
         wait = self.lease_left(now)
         if wait:
             raise Refused("M4", f"{self.branch}'s old primary may still hold its lease for "
-                                f"{wait:.1f} s.", wait=wait)
+                                f"{wait:.1f} s.", "wait", wait=wait)
         if self.config.version != expected_version:
             raise Refused("M5", f"{self.branch}'s configuration changed during the failover "
-                                f"(now version {self.config.version}); try again.")
+                                f"(now version {self.config.version}); try again.",
+                          "changed")
         if new_primary not in self.config.in_sync:
             raise Refused("M5", f"{new_primary} is not in {self.branch}'s recorded in-sync "
-                                "set.")
+                                "set.", "not-in-sync")
         return self._step(Event.INSTALL, now,
                           Configuration(new_primary, (), self.config.epoch + 1,
                                         self.config.version))
@@ -162,11 +167,11 @@ class Manager:
         c = self.config
         if not c.version:
             raise Refused("M2", f"No configuration is recorded for {self.branch} yet: its "
-                                "primary must ask for a lease first.")
+                                "primary must ask for a lease first.", "unconfigured")
         if c.primary != url or c.epoch != epoch:
             raise Refused("M2", f"Fenced: {self.branch}'s primary is {c.primary} at epoch "
                                 f"{c.epoch} (configuration version {c.version}), not {url} "
-                                f"at epoch {epoch}.", not_primary=True)
+                                f"at epoch {epoch}.", "not-primary")
 
     def _step(self, event: Event, now: float, new: Configuration = None) -> list:
         row, effects = MANAGER[event], []

@@ -175,25 +175,26 @@ def connect(url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT):
 class Client:
     """Calls one server's methods; failures become BankError with a plain sentence.
 
-    Thread-safe: each thread keeps its own kept-alive connection.
+    Thread-safe: each thread keeps its own kept-alive connection (a _Wire).
     """
 
     def __init__(self, url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT,
                  label: str = ""):
         self.url, self.secret, self.timeout = url, secret, timeout
         self.label = label or url
+        self._keyring = None if secret is None else _keyring(secret)
         self._local = threading.local()
 
     def call(self, method: str, *args):
         try:
-            proxy = getattr(self._local, "proxy", None)
-            if proxy is None:
-                proxy = self._local.proxy = connect(self.url, self.secret, self.timeout)
-            return getattr(proxy, method)(*args)
+            wire = getattr(self._local, "wire", None)
+            if wire is None:
+                wire = self._local.wire = _Wire(self.url, self.timeout, self._keyring)
+            return wire.call(method, args)
         except xmlrpc.client.Fault as fault:
             raise BankError(_known_code(fault.faultCode), fault.faultString) from None
         except xmlrpc.client.ProtocolError as exc:
-            self._local.proxy = None
+            self._forget_wire()
             if exc.errcode == 401:
                 raise BankError(FaultCode.UNAUTHORIZED,
                                 f"{self.label} refused the call: wrong or missing key "
@@ -204,18 +205,116 @@ class Client:
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} answered HTTP {exc.errcode}.") from None
         except (xmlrpc.client.Error, xml.parsers.expat.ExpatError) as exc:
-            self._local.proxy = None
+            self._forget_wire()
             raise BankError(FaultCode.UNAVAILABLE, f"{self.label} answered something that "
                             f"is not XML-RPC ({type(exc).__name__}): is that the right "
                             "address?") from None
         except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
-            self._local.proxy = None          # the connection is unusable; start afresh
+            self._forget_wire()               # the connection is unusable; start afresh
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} cannot be reached ({_why(exc)}).",
                             not_sent=isinstance(exc, ConnectionRefusedError)) from None
         except BaseException:                 # e.g. Ctrl-C mid-call: the connection is
-            self._local.proxy = None          # half used, so never reuse it
+            self._forget_wire()               # half used, so never reuse it
             raise
+
+    def _forget_wire(self) -> None:
+        wire = getattr(self._local, "wire", None)
+        if wire is not None:
+            wire.close()
+        self._local.wire = None
+
+
+class _Wire:
+    """One kept-alive HTTP/1.1 connection of a Client: the kit's own calls, lean.
+
+    The same request and answer as connect()'s ServerProxy sends and reads (the
+    signature headers, one XML-RPC body, Content-Length), and the same rules: each
+    call is sent once; a kept-alive connection the server closed meanwhile is
+    replaced before sending; only a 401 for another server id is signed again.
+    What it leaves out is http.client's general machinery: the email package parsed
+    every answer's headers, and with the request's marshalling that was a third of
+    a call's CPU at the caller (issue 13). An answer must carry Content-Length (the
+    kit's servers always do) or close the connection.
+    """
+
+    MAX_LINE = 65536
+    MAX_HEADERS = 100
+
+    def __init__(self, url: str, timeout: float, keyring=None):
+        rest = url.split("://", 1)[-1]
+        where, slash, path = rest.partition("/")
+        self.host = where                                  # "host:port", as in the URL
+        name, _, port = where.rpartition(":")
+        self.address = (name.strip("[]"), int(port) if port else 80)
+        self.path = "/" + path if slash else "/"
+        self.timeout, self.keyring = timeout, keyring
+        self.sock = self.reader = None
+
+    def call(self, method: str, args: tuple):
+        body = xmlrpc.client.dumps(args, method, encoding="utf-8",
+                                   allow_none=False).encode("utf-8")
+        signed_for = _SERVER_IDS.get(self.host, "")
+        status, headers, answer = self._post(body, signed_for)
+        announced = headers.get(SERVER_HEADER.lower(), "")
+        if status == 401 and self.keyring and announced and announced != signed_for:
+            _SERVER_IDS[self.host] = announced         # learnt: sign for it from now on
+            status, headers, answer = self._post(body, announced)
+        if status != 200:
+            self.close()
+            raise xmlrpc.client.ProtocolError(self.host + self.path, status,
+                                              "refused", headers)
+        return xmlrpc.client.loads(answer)[0][0]      # a Fault is raised by loads
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        self.sock = self.reader = None
+
+    def _post(self, body: bytes, signed_for: str) -> tuple:
+        """Send one request; (status, headers with lower-case names, body)."""
+        if self.sock is not None and _closed_by_peer(self.sock):
+            self.close()
+        if self.sock is None:
+            self.sock = socket.create_connection(self.address, self.timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.reader = self.sock.makefile("rb")
+        lines = [f"POST {self.path} HTTP/1.1", f"Host: {self.host}",
+                 "Content-Type: text/xml", f"Content-Length: {len(body)}"]
+        if self.keyring:
+            lines += [f"{k}: {v}" for k, v in sign(self.keyring, body, signed_for).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        return self._read_answer()
+
+    def _read_answer(self) -> tuple:
+        status_line = self._line()
+        parts = status_line.split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+            raise http.client.BadStatusLine(status_line[:80].decode("latin-1"))
+        headers = {}
+        for _ in range(self.MAX_HEADERS):
+            line = self._line()
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        else:
+            raise http.client.HTTPException("too many headers in the answer")
+        length = headers.get("content-length")
+        answer = self.reader.read(int(length)) if length is not None else self.reader.read()
+        if length is not None and len(answer) != int(length):
+            raise http.client.IncompleteRead(answer)
+        if length is None or headers.get("connection", "").lower() == "close":
+            self.close()
+        return int(parts[1]), headers, answer
+
+    def _line(self) -> bytes:
+        line = self.reader.readline(self.MAX_LINE + 1)
+        if not line:
+            raise http.client.RemoteDisconnected("the server closed the connection")
+        if len(line) > self.MAX_LINE:
+            raise http.client.LineTooLong("a line of the answer")
+        return line
 
 
 def _known_code(code) -> FaultCode:

@@ -50,6 +50,7 @@ import pathlib
 import re
 import socket
 import socketserver
+import sys
 import threading
 import time
 import xmlrpc.client
@@ -629,10 +630,32 @@ def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
     log_dir = pathlib.Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"{name}.log"
-    fmt = logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+    handler = _TerminalAndFile(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for handler in (logging.StreamHandler(), logging.FileHandler(path, encoding="utf-8")):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
+    root.addHandler(handler)
     return path
+
+
+class _TerminalAndFile(logging.Handler):
+    """Writes each log line to the terminal (stderr) and to the log file.
+
+    One handler, so a line is formatted once: a branch narrates every 2PC step, and
+    two handlers formatted each line twice (issue 13).
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.file = open(path, "a", encoding="utf-8")
+
+    def emit(self, record):
+        try:
+            line = self.format(record) + "\n"
+            for stream in (sys.stderr, self.file):    # stderr is None under pythonw
+                if stream is None:
+                    continue
+                stream.write(line)
+                stream.flush()
+        except Exception:
+            self.handleError(record)

@@ -141,8 +141,10 @@ class Replicas:
         self.in_set = set(urls)
 
     def after_write(self) -> None:
-        """Rule 1: in synchronous mode, return only once every in-sync replica has it."""
-        if self.synchronous:
+        """Rule 1: in synchronous mode, return only once every in-sync replica has it.
+        With no replica in sync there is nobody to wait for, and no need to read the
+        replog's end (a query on every write of an unreplicated branch; issue 13)."""
+        if self.synchronous and any(link.in_sync for link in list(self.links.values())):
             self.sync_all(self.ledger.applied_seq())
 
     def sync_all(self, upto: int) -> None:

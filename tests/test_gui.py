@@ -43,6 +43,7 @@ from bank.errors import BankError, FaultCode  # noqa: E402
 
 tk = pytest.importorskip("tkinter")
 from bank.window import diagram as draw  # noqa: E402
+from bank.window import gauge  # noqa: E402
 from bank.window import logs as logs_panel  # noqa: E402
 from bank.window.app import App  # noqa: E402
 from bank.window.calls import ALL  # noqa: E402
@@ -204,7 +205,7 @@ def test_the_gauge_counts_every_rupee_once(moment, mumbai, delhi, expected):
     is still in its source's balance, money in flight is in no balance, and a hold whose
     credit already landed is not counted twice."""
     books = {"Mumbai": {"up": True, **mumbai}, "Delhi": {"up": True, **delhi}}
-    split = draw.money_split(books)
+    split = gauge.money_split(books)
     assert (split["available"], split["held"], split["in_flight"],
             split["unreachable"]) == expected
     assert split["total"] == 1000_00
@@ -240,7 +241,7 @@ def test_a_branch_that_stops_answering_keeps_its_last_accounts():
     assert seen.account_refs() == ["Mumbai/1001"]
     books = seen.books({"Delhi": {"accounts": [_acct("1001", "300.00")], "prepared": []}})
     assert books["Mumbai"] == {"up": False, "accounts": accounts}
-    split = draw.money_split(books)
+    split = gauge.money_split(books)
     assert (split["available"], split["unreachable"], split["total"]) == (300_00, 500_00,
                                                                           800_00)
 

@@ -20,6 +20,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 tk = pytest.importorskip("tkinter")
+from tkinter import font as _font  # noqa: E402,F401  (tk.font)
 from tkinter import ttk  # noqa: E402
 
 from bank.activity import ActivityLog  # noqa: E402
@@ -119,10 +120,28 @@ def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_p
             box = canvas.bbox(canvas.find_withtag(f"{name}&&party-box")[0])
             tx0, _, tx1, _ = canvas.bbox(title)
             assert box[0] <= tx0 and tx1 <= box[2], name
+        if geometry == "1024x768":
+            _assert_fits_a_small_screen(app, canvas)
     finally:
         app.close()
         del app
         gc.collect()    # the window's reference cycles are freed on this (Tk) thread
+
+
+def _assert_fits_a_small_screen(app, canvas) -> None:
+    """Diagram Rule 4 and branches Rule B5 at 1024x768: the 2-branch transfer's diagram
+    needs no sideways scrolling (its drawing ends inside the canvas) and no member's
+    state is cut in the branches tree (its column is as wide as its longest state)."""
+    drawn = canvas.bbox("party-box || lifeline || arrow || decision-box || label")
+    assert float(canvas.cget("scrollregion").split()[2]) <= canvas.winfo_width()
+    assert drawn[2] <= canvas.winfo_width(), (drawn, canvas.winfo_width())
+    assert canvas.xview() == (0.0, 1.0)
+    tree, font = app.branches.tree, tk.font.nametofont("TkDefaultFont")
+    states = [tree.set(iid, "owner") for iid in tree.get_children("")]
+    assert len(states) == 3 and all(states)
+    assert "owner" in tree.cget("displaycolumns") or tree.cget("displaycolumns") == ("#all",)
+    for state in states:
+        assert font.measure(state) + 8 <= tree.column("owner", "width"), state
 
 
 @pytest.mark.slow

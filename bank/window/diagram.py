@@ -111,9 +111,10 @@ def place(canvas, parties: list, width: float, size: Sizes) -> tuple:
     if any(bold.measure(t) / 2 + size.char > size.half * 0.8 for t in titles.values()):
         titles = {p: t.replace(" ", "\n", 1) for p, t in titles.items()}
         size = replace(size, head_h=2 * bold.metrics("linespace") + 10)
-    halves = {p: max(3 * size.char, max(map(bold.measure, t.split("\n"))) / 2 + size.char)
+    pad = size.char / 2                      # between a title and its box; between boxes
+    halves = {p: max(3 * size.char, max(map(bold.measure, t.split("\n"))) / 2 + pad)
               for p, t in titles.items()}
-    least = [halves[a] + halves[b] + size.char for a, b in zip(parties, parties[1:])]
+    least = [halves[a] + halves[b] + pad for a, b in zip(parties, parties[1:])]
     if parties[:2] == ["log", "coordinator"] and least:   # the decision box and its arrow
         least[0] = max(least[0], size.box_half + 3 * size.char)
     x0 = size.left + halves[parties[0]] + 4
@@ -166,6 +167,13 @@ def compress(trace: list) -> list:
     return out
 
 
+def visible_width(canvas) -> int:
+    """The width a drawing on `canvas` can use without a sideways scroll (inside its
+    border and focus ring)."""
+    edge = int(float(canvas.cget("highlightthickness"))) + int(float(canvas.cget("borderwidth")))
+    return canvas.winfo_width() - 2 * edge
+
+
 def draw_sequence(canvas, txn: dict, width: int, ending: bool = True) -> int:
     """Draw `txn` (coordinator.transaction() reply) as a sequence diagram; returns its height.
     A replay that stops half way leaves out the `ending` (how the transfer stands now)."""
@@ -187,7 +195,7 @@ def draw_sequence(canvas, txn: dict, width: int, ending: bool = True) -> int:
     if ending:
         y = _draw_ending(canvas, txn, xs, y + size.row_h, size)
     height = max(bottom, y + size.row_h)
-    canvas.configure(scrollregion=(0, 0, max(width, size.right), height))
+    canvas.configure(scrollregion=(0, 0, max(width, int(size.right)), height))
     return height
 
 

@@ -199,7 +199,7 @@ class TraceReplay:
         shown = dict(self.txn, trace=self.txn["trace"][:self.step])
         if self.step < len(self.states) - 1:
             shown["state"] = "replaying"          # no ending drawn before the last step
-        draw.draw_sequence(self.diagram, shown, self.diagram.winfo_width(),
+        draw.draw_sequence(self.diagram, shown, draw.visible_width(self.diagram),
                            ending=self.step == len(self.states) - 1)
         items = self.diagram.find_withtag("arrow") + self.diagram.find_withtag("never-sent")
         if self.step and items:                   # mark the step just taken

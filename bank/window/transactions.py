@@ -229,7 +229,7 @@ class TransactionsPanel:
         if txn is None:
             return
         self._show_title()
-        draw.draw_sequence(self.diagram, txn, self.diagram.winfo_width())
+        draw.draw_sequence(self.diagram, txn, draw.visible_width(self.diagram))
         for button in (self.replay_button, self.save_button):
             button.configure(state="normal" if txn.get("trace") else "disabled")
 

@@ -218,7 +218,7 @@ def _draw_rows(canvas, rows: list, shown: list, xs: dict, y: float, size: Sizes)
         mark = views.trace_mark(row)
         if mark:                             # Rule 3: the event, with its words under it
             _draw_mark(canvas, mark, xs, y, size)
-            y += size.row_h * 0.8
+            y += size.row_h * MARK_ROW
             ys.append(("mark", y))
     _draw_phases(canvas, ys, size)
     if len(rows) > len(shown):
@@ -232,37 +232,39 @@ RESTART_WORDS = "coordinator restarted: the rows above are rebuilt from its reco
 
 # ---- marks: a crash, a partition, a retry, a decision query (Rule 3) -------------------------
 
+MARK_ROW = 0.9       # a mark's own line under its message, in rows
 MARK_LOOK = {"crash": ("✕", RED), "partition": ("‖", AMBER), "retry": ("↻", AMBER),
              "query": ("?", PURPLE)}
 
 
 def _draw_mark(canvas, mark: tuple, xs: dict, y: float, size: Sizes) -> None:
-    """One event, as bank/views.py reads it: a sign of its own shape on the lifeline of
-    the party concerned, and its words under the row (tags ``mark``, ``mark-KIND``)."""
+    """One event, as bank/views.py reads it, on a line of its own just under the row `y`
+    of its message: a sign of its own shape on the lifeline of the party concerned, and
+    its words beside it (tags ``mark``, ``mark-KIND``, ``mark-at-PARTY``)."""
     kind, party, words = mark
     symbol, colour = MARK_LOOK[kind]
-    x, r = xs.get(party, xs["coordinator"]), size.row_h / 2 - 3
+    x, y = xs.get(party, xs["coordinator"]), y + MARK_ROW * size.row_h / 2 + size.row_h / 2
+    r = MARK_ROW * size.row_h / 2 - 3
     tags = ("mark", f"mark-{kind}", f"mark-at-{party}")
     shape = {"crash": [(-1, -.4), (-.4, -1), (.4, -1), (1, -.4), (1, .4), (.4, 1), (-.4, 1),
                        (-1, .4)],                                   # an octagon: a stop
              "partition": [(-.6, -1), (.6, -1), (.6, 1), (-.6, 1)],  # a wall
-             "query": [(0, -1.15), (1.15, 0), (0, 1.15), (-1.15, 0)]}.get(kind)
+             "query": [(0, -1.1), (1.1, 0), (0, 1.1), (-1.1, 0)]}.get(kind)
     if shape:
         canvas.create_polygon(*[c for dx, dy in shape for c in (x + dx * r, y + dy * r)],
                               fill=colour, outline=PAPER, tags=tags)
     else:                                                         # a retry: a circle
         canvas.create_oval(x - r, y - r, x + r, y + r, fill=colour, outline=PAPER, tags=tags)
     canvas.create_text(x, y, text=symbol, fill=PAPER, font=("TkHeadingFont",), tags=tags)
-    below = y + size.row_h * 0.55
-    right = size.right
-    text = f"{symbol} {words}"
-    label = canvas.create_text(x + r, below, anchor="w", text=text, fill=colour,
+    label = canvas.create_text(x + r + 4, y, anchor="w", text=words, fill=colour,
                                tags=(*tags, "mark-label", "label"))
     left, _, end, _ = canvas.bbox(label)
-    if end > right:                          # no room to the right: end at the lifeline
-        canvas.coords(label, max(size.left, x - (end - left)), below)
-        canvas.itemconfigure(label, anchor="w")
-        _fit(canvas, label, right - max(size.left, x - (end - left)))
+    if end > size.right and x - r - 4 - size.left > size.right - x - r - 4:
+        canvas.itemconfigure(label, anchor="e")     # more room on the left of the sign
+        canvas.coords(label, x - r - 4, y)
+        _fit(canvas, label, x - r - 4 - size.left)
+    else:
+        _fit(canvas, label, size.right - x - r - 4)
 
 
 PHASE_BG = {"voting": "#eef3fb", "decision": "#fff7d6", "completion": "#eef7ee"}
@@ -370,12 +372,10 @@ def _draw_message(canvas, row, times, last_ms, xs, y, size: Sizes) -> None:
                        font=("TkFixedFont",), tags=("time", *rebuilt))
     x1, x2 = xs[src], xs[dst]
     label_tags = ("label", f"msg-{msg}")
-    pad = size.row_h / 2 if views.trace_mark(row) else 0     # room for the mark's sign
     if row.get("sent") is False:             # refused before it left: at the sender only
         _draw_never_sent(canvas, row, (x1, x2), y, _label(row, times, last_ms), size)
         return
     if x1 == x2:                             # a message to itself: a small loop
-        x1 += pad
         canvas.create_line(x1, y - 8, x1 + 26, y - 8, x1 + 26, y + 4, x1 + 3, y + 4,
                            arrow="last", fill=colour, width=2, tags=tags)
         label = canvas.create_text(x1 + 32, y - 2, anchor="w", fill=colour, tags=label_tags,
@@ -391,7 +391,7 @@ def _draw_message(canvas, row, times, last_ms, xs, y, size: Sizes) -> None:
                        else 2, dash=((2, 4) if rebuilt else (6, 3)) if dashed else (),
                        tags=tags)
     if "log" in (src, dst):                  # the log is leftmost: use the room beside it
-        right = max(x1, x2) - 8 - pad
+        right = max(x1, x2) - 8
         label = canvas.create_text(right, y - lift, anchor="e", fill=colour, tags=label_tags,
                                    text=_label(row, times, last_ms))
         _fit(canvas, label, right - (min(x1, x2) + size.box_half + 4 if msg == "decision"
@@ -407,7 +407,7 @@ def _draw_message(canvas, row, times, last_ms, xs, y, size: Sizes) -> None:
 def _draw_never_sent(canvas, row: dict, ends: tuple, y: float, text: str,
                      size: Sizes) -> None:
     """A stub from the sender towards the receiver, crossed, with why it never left
-    (shortened before the receiver's lifeline, where its mark may stand)."""
+    (its mark, a partition or a branch that is down, stands on the line under it)."""
     x1, x2 = ends
     way = 1 if x2 > x1 else -1
     stub = x1 + way * 3 * size.char
@@ -416,8 +416,7 @@ def _draw_never_sent(canvas, row: dict, ends: tuple, y: float, text: str,
     _cross(canvas, stub, y)
     label = canvas.create_text(stub + way * 10, y, anchor="w" if way > 0 else "e",
                                text=text, fill=RED, tags=("label", "never-sent"))
-    _fit(canvas, label, (x2 - stub - size.row_h / 2 - 14) if way > 0 else
-         (stub - 10 - size.left))
+    _fit(canvas, label, (size.right - stub - 10) if way > 0 else (stub - 10 - size.left))
 
 
 def _decision_box(canvas, row: dict, colour: str, x: float, y: float, size: Sizes) -> None:
@@ -477,12 +476,15 @@ def _cross(canvas, x: float, y: float) -> None:
 
 
 def _cut_line(canvas, xs: dict, y: float, text: str, size: Sizes) -> None:
-    x0, x1 = min(xs.values()) - size.half, max(xs.values()) + size.half
+    """A zigzag across every lifeline (a crash or a wait cut the protocol), and why."""
+    x0, x1 = max(size.left, min(xs.values()) - size.half), size.right
     points = []
     for i, x in enumerate(range(int(x0), int(x1), 12)):
         points += [x, y + (4 if i % 2 else -4)]
     canvas.create_line(*points, fill=RED, width=2, tags=("cut",))
-    canvas.create_text(x0, y - 10, anchor="w", text="⚡ " + text, fill=RED, tags=("cut",))
+    words = canvas.create_text(x0, y - 10, anchor="w", text="⚡ " + text, fill=RED,
+                               tags=("cut",))
+    _fit(canvas, words, x1 - x0)
 
 
 def _draw_ending(canvas, txn: dict, xs: dict, y: float, size: Sizes) -> float:

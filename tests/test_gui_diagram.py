@@ -189,3 +189,37 @@ def test_a_recovered_transfer_is_drawn_from_its_log_then_its_recovery(app):
     assert crash and canvas.bbox(crash[0])[1] > cut
     commits = [canvas.coords(i)[1] for i in canvas.find_withtag("arrow&&msg-commit")]
     assert len(commits) >= 2 and min(commits) > cut
+
+
+@pytest.mark.slow
+def test_the_gauge_writes_the_presumption_counters_the_shell_counts(app, bank):
+    """Gauge Rule G3: when the coordinator counts (its ping has "counters"), the gauge
+    writes forced writes and messages per transfer: the very numbers the shell's
+    `counters` prints from the same ping and branches() (bank/counters.py)."""
+    from bank.counters import per_transfer, totals
+    gauge = app.branches.gauge
+
+    def costs():
+        return " ".join(gauge.itemcget(i, "text") for i in gauge.find_withtag("gauge-costs"))
+    until(app.root, lambda: "no transfer between branches yet" in costs(), "no cost yet")
+    for amount in ("10", "20"):
+        transfer(app, "Mumbai/1001", "Delhi/1002", amount)
+        until(app.root, lambda: f"Done: {amount}" in app.result.cget("text"), "a transfer")
+    coordinator = bank.coordinator()
+    until(app.root, lambda: "2 so far" in costs(), "the costs of two transfers")
+
+    def the_shells_numbers():
+        """The rows of `counters` now, if the gauge writes the same numbers (the counts
+        settle once the transfers' last records are written)."""
+        rows = {what.strip(): value for what, value, _ in per_transfer(totals(
+            coordinator.call("ping")["counters"],
+            {b["name"]: b.get("counters") or {} for b in coordinator.call("branches")}))}
+        written = costs()
+        return all(part in written for part in (
+            f"{rows['messages per transfer']} messages",
+            f"{rows['fsyncs per transfer']} forced writes",
+            f"recovery log {rows['of which the recovery log']}",
+            f"branches {rows['of which branch COMMITs']}")) and rows
+    until(app.root, the_shells_numbers, "the gauge to write the shell's numbers")
+    x0, _, x1, _ = gauge.bbox(gauge.find_withtag("gauge-costs")[0])
+    assert x1 <= gauge.winfo_width()                       # wrapped inside the bar's width

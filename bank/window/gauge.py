@@ -11,6 +11,9 @@ Rules:
     gauge's parts always add up to its total.
   * Rule G2 - the picture follows the font: the bar, its callouts and its legend grow
     with --font-size (the window's Rule L4), so held money is never an unlabelled sliver.
+  * Rule G3 - the presumption counters (forced writes and messages per transfer) are
+    written under the bar when the coordinator counts them, read as the shell's
+    `counters` reads them (bank/counters.py): the same numbers in both.
   * Canvas items carry tags a test can search: ``gauge-held`` is the held segment,
     ``callout-held`` its amount, ``legend``, ``gauge-note`` when it was read.
 
@@ -22,6 +25,7 @@ Glossary:
 
 from tkinter import font as tkfont
 
+from bank.counters import per_transfer
 from bank.money import format_amount, parse_amount, parse_delta
 from bank.window.diagram import GREY, INK, RED
 
@@ -81,12 +85,29 @@ def show_money(minor: int) -> str:
     return f"{sign}{int(units.lstrip('-')):,}.{cents}"
 
 
-def draw_gauge(canvas, split: dict, width: int, note: str = "") -> int:
+def cost_text(now, coordinator_up: bool = True) -> str:
+    """The presumption counters in one line: forced writes and messages per transfer,
+    from the rows the shell's `counters` prints (bank/counters.py, per_transfer), or ''
+    when the coordinator does not count them (`now` is None: no counters in its ping)."""
+    if not now:
+        return ""
+    rows = {what.strip(): value for what, value, _ in per_transfer(now)}
+    if not now.get("transfers"):
+        return "cost per transfer: no transfer between branches yet"
+    old = "" if coordinator_up else " (as last counted: the coordinator is down)"
+    return (f"cost per transfer, {rows['transfers between branches']} so far: "
+            f"{rows['messages per transfer']} messages, {rows['fsyncs per transfer']} "
+            f"forced writes (recovery log {rows['of which the recovery log']}, branches "
+            f"{rows['of which branch COMMITs']}){old}")
+
+
+def draw_gauge(canvas, split: dict, width: int, note: str = "", costs: str = "") -> int:
     """A horizontal bar: one coloured segment per part of the money, in proportion, with
     the amount of every part that is not simply available written under its segment (so
     a hold of 1% is a sliver with its number beside it), a legend, and under it `note`:
-    when the numbers were read, or why they are old (tag gauge-note). Returns the height
-    the drawing needs: it grows with the font (Rule 4)."""
+    when the numbers were read, or why they are old (tag gauge-note), and the `costs`
+    (cost_text: tag gauge-costs), wrapped to the bar's width. Returns the height the
+    drawing needs: it grows with the font (Rule G2)."""
     canvas.delete("all")
     plain = tkfont.nametofont("TkDefaultFont", root=canvas)
     line, total = plain.metrics("linespace"), split.get("total", 0)
@@ -118,7 +139,12 @@ def draw_gauge(canvas, split: dict, width: int, note: str = "") -> int:
     if note:
         canvas.create_text(x0, y, anchor="w", text=note, tags=("gauge-note",),
                            fill=RED if note.startswith("NOT") else GREY)
-    return int(y + line / 2 + 6)
+        y += line + 2
+    if costs:
+        item = canvas.create_text(x0, y - line / 2, anchor="nw", text=costs, fill=INK,
+                                  width=x1 - x0, tags=("gauge-costs",))
+        y = canvas.bbox(item)[3] + line / 2
+    return int(y - line / 2 + 6 if note or costs else y + line / 2 + 6)
 
 
 def _gauge_segments(split: dict, x0: float, x1: float) -> list:

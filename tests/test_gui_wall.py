@@ -1,4 +1,4 @@
-"""The window's sequence diagram (bank/window/diagram.py) on a real Tk under Xvfb.
+"""The window for a classroom wall (issue 15), on a real Tk under Xvfb: what it says.
 
 Rules checked: crashes, partitions, retries and decision queries are each marked on the
 lifeline concerned, with a sign of their own and their words, inside their phase band,
@@ -6,8 +6,10 @@ read from the trace by the same function as the shell's text diagram (bank/views
 trace_mark); a recovered transfer is drawn from its recovery log (begin, prepares, yes
 votes, the forced decision) above the restart, then its recovery (diagram Rule 3b,
 bank/twopc_recovery.py T1-T3); a label too long for its arrow ends in "…" and shows in
-full on hover, and so do the boxes. The fixtures (a display, a cluster, the app) are
-those of tests/test_gui.py.
+full on hover, and so do the boxes; the gauge writes the presumption counters the
+shell's `counters` prints; a withdrawal refused because money is held names the
+transaction in doubt that holds it (bank/ledger.py), in the window and in the shell.
+The fixtures (a display, a cluster, the app) are those of tests/test_gui.py.
 """
 
 import pathlib
@@ -223,3 +225,31 @@ def test_the_gauge_writes_the_presumption_counters_the_shell_counts(app, bank):
     until(app.root, the_shells_numbers, "the gauge to write the shell's numbers")
     x0, _, x1, _ = gauge.bbox(gauge.find_withtag("gauge-costs")[0])
     assert x1 <= gauge.winfo_width()                       # wrapped inside the bar's width
+
+
+@pytest.mark.slow
+def test_a_refusal_because_money_is_held_names_the_transaction_in_doubt(app, bank, dead_url):
+    """bank/ledger.py: Mumbai holds 400.00 of 1001 for a transaction whose coordinator is
+    gone (prepared, in doubt). A withdrawal that only the held money would cover is
+    refused in one sentence naming that transaction and saying it is in doubt, in the
+    window's result and in the shell (the sentence comes from the branch's ledger);
+    nothing moves."""
+    from shelltest import run, shell_on
+    mumbai = bank.client("Mumbai")
+    vote = mumbai.call("prepare", "T-held-1", dead_url, [{"account": "1001", "delta": "-400.00"}])
+    assert vote["vote"] == "yes"
+    until(app.root, lambda: app.branches.tree.exists("a:Mumbai/1001") and
+          app.branches.tree.set("a:Mumbai/1001", "held") == "400.00", "the hold shown")
+    app.left_tabs.select(2)
+    app.operations.withdraw.account.set("Mumbai/1001")
+    app.operations.withdraw.amount.set("9700")
+    app.operations.withdraw.button.invoke()
+    said = until(app.root, lambda: (lambda t: t.startswith("Refused") and t)(
+        app.result.cget("text")), "the refusal")
+    assert said == ("Refused: Insufficient funds in Mumbai/1001: 9600.00 available, 9700.00 "
+                    "needed; 400.00 is held by transaction T-held-1 (in doubt: prepared, "
+                    "waiting for the coordinator's decision)."), said
+    assert said.count(". ") == 0                                  # one sentence
+    out = run(shell_on(bank), "withdraw Mumbai/1001 9700")
+    assert "400.00 is held by transaction T-held-1 (in doubt" in out, out
+    assert mumbai.call("accounts")[0]["balance"] == "10000.00"

@@ -136,6 +136,11 @@ def _assert_fits_a_small_screen(app, canvas) -> None:
     assert float(canvas.cget("scrollregion").split()[2]) <= canvas.winfo_width()
     assert drawn[2] <= canvas.winfo_width(), (drawn, canvas.winfo_width())
     assert canvas.xview() == (0.0, 1.0)
+    _assert_no_state_is_cut(app)
+
+
+def _assert_no_state_is_cut(app) -> None:
+    """Branches Rule B5: every member's state fits its column (shown, and wide enough)."""
     tree, font = app.branches.tree, tk.font.nametofont("TkDefaultFont")
     states = [tree.set(iid, "owner") for iid in tree.get_children("")]
     assert len(states) == 3 and all(states)
@@ -148,7 +153,8 @@ def _assert_fits_a_small_screen(app, canvas) -> None:
 def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
     """At --font-size 14 on a 1920x1080 screen the window grows to 1792x1080 and can be
     captured: a committed transfer's diagram, then the coordinator crashed after its
-    decision, the blocking map and the held money on the gauge. With BANK_SCREENSHOT=1
+    decision, the blocking map and the held money on the gauge, and no member's state
+    cut in the branches tree (Rule B5). With BANK_SCREENSHOT=1
     the capture replaces docs/projector.png for the README (else a temp file)."""
     x11 = X11.open(display)
     if x11 is None:
@@ -175,6 +181,10 @@ def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
         size = app.look.size
         until(app.root, lambda: (app.root.winfo_width(), app.root.winfo_height()) == size,
               "the window at its full size")
+        app.root.update()
+        assert any("1 in doubt" in app.branches.tree.set(m, "owner")
+                   for m in app.branches.tree.get_children(""))
+        _assert_no_state_is_cut(app)                 # Rule B5, with the longer states
         png = x11.screenshot(0, 0, *size)
         assert struct.unpack(">II", png[16:24]) == size == (1792, 1080)
         target = KIT / "docs" / "projector.png" if os.environ.get("BANK_SCREENSHOT") == "1" \

@@ -12,7 +12,9 @@ transaction in doubt that holds it (bank/ledger.py), in the window and in the sh
 The fixtures (a display, a cluster, the app) are those of tests/test_gui.py.
 """
 
+import os
 import pathlib
+import struct
 import sys
 
 import pytest
@@ -27,6 +29,7 @@ from bank.window import diagram as draw  # noqa: E402
 from bank.window.look import CanvasHover, Look  # noqa: E402
 from test_gui import (app, arrows, bank, display, transfer,  # noqa: E402,F401
                       until)
+from x11shot import X11  # noqa: E402
 
 
 def row(ms, src, dst, msg, detail="", **extra) -> dict:
@@ -191,6 +194,21 @@ def test_a_recovered_transfer_is_drawn_from_its_log_then_its_recovery(app):
     assert crash and canvas.bbox(crash[0])[1] > cut
     commits = [canvas.coords(i)[1] for i in canvas.find_withtag("arrow&&msg-commit")]
     assert len(commits) >= 2 and min(commits) > cut
+    _screenshot(app, "recovered.png")
+
+
+def _screenshot(app, name: str) -> None:
+    """The window as it is, for the README: docs/NAME with BANK_SCREENSHOT=1 (else not
+    kept, so a test run never changes the work tree)."""
+    x11 = X11.open(os.environ.get("DISPLAY", ""))
+    if x11 is None or os.environ.get("BANK_SCREENSHOT") != "1":
+        return
+    until(app.root, lambda: app.root.winfo_ismapped() and app.root.winfo_width() == 1280,
+          "the window drawn at full size")
+    app.root.update()
+    png = x11.screenshot(0, 0, 1280, 800)
+    assert struct.unpack(">II", png[16:24]) == (1280, 800)
+    (KIT / "docs" / name).write_bytes(png)
 
 
 @pytest.mark.slow

@@ -94,10 +94,15 @@ class BranchesPanel:
             if iid.startswith("r:")]
         need = max(map(font.measure, states), default=0) + look.px(2)
         fixed = sum(tree.column(c, "width") for c in ("#0", "balance", "held"))
-        wide = tree.winfo_width() - fixed - tree.column("available", "width") >= need
+        room = tree.winfo_width() - fixed - 4            # the tree's border
+        wide = room - tree.column("available", "width") >= need
         shown = ("owner", *MONEY_COLUMNS) if wide else ("owner", "balance", "held")
         if tuple(tree.cget("displaycolumns")) != shown:
             tree.configure(displaycolumns=shown)
+        # Tk shares out the width only when the tree is resized: give the state the rest.
+        rest = room - (tree.column("available", "width") if wide else 0)
+        if rest > tree.column("owner", "minwidth") and rest != tree.column("owner", "width"):
+            tree.column("owner", width=rest)
 
     # ---- the tree -------------------------------------------------------------------------
 

@@ -115,9 +115,12 @@ def place(canvas, parties: list, width: float, size: Sizes) -> tuple:
     halves = {p: max(3 * size.char, max(map(bold.measure, t.split("\n"))) / 2 + pad)
               for p, t in titles.items()}
     least = [halves[a] + halves[b] + pad for a, b in zip(parties, parties[1:])]
-    if parties[:2] == ["log", "coordinator"] and least:   # the decision box and its arrow
-        least[0] = max(least[0], size.box_half + 3 * size.char)
     x0 = size.left + halves[parties[0]] + 4
+    if parties[:2] == ["log", "coordinator"] and least:   # the decision box and its arrow,
+        plain = tkfont.nametofont("TkDefaultFont", root=canvas)   # with its label if room
+        labelled = size.box_half + plain.measure("decision") + 3 * size.char
+        room = width - x0 - sum(least[1:]) - halves[parties[-1]] - 8
+        least[0] = max(least[0], min(labelled, room), size.box_half + 3 * size.char)
     spare = max(0.0, width - x0 - sum(least) - halves[parties[-1]] - 8) / max(1, gaps)
     xs, x = {}, x0
     for i, name in enumerate(parties):

@@ -13,7 +13,8 @@ and its handlers, and the app hands it the answers it asked for:
   logs.py          the activity log and the branch journals, CSV export
   lab.py           crash, restart, fault points, partition/heal, failover
   seen.py          what the window last heard (plain data);  look.py  fonts and styles
-  calls.py         what runs on worker threads;  diagram.py  the drawings
+  calls.py         what runs on worker threads
+  diagram.py       the sequence diagram (layout.py: its sizes);  gauge.py  the money gauge
 
 Rules (the window's, carried out here and in every panel):
   * Rule W1 - only the Tk thread touches widgets. Every network call runs on a few worker

@@ -642,8 +642,9 @@ def _running(pid: int) -> bool:
 @pytest.mark.slow
 def test_a_partitioned_branch_gets_no_arrows_only_never_sent_stubs(app, bank):
     """Cut off by a lab partition, Delhi is sent nothing: the diagram draws the prepare
-    and the abort as crossed stubs at the coordinator with the reason (never-sent), and
-    no arrow reaches Delhi; Mumbai's arrows are drawn as usual."""
+    and the abort as crossed stubs at the coordinator with the reason (never-sent; in
+    full on hover if shortened) and a partition mark on Delhi's lifeline, and no arrow
+    reaches Delhi; Mumbai's arrows are drawn as usual."""
     bank.coordinator().call("partition", "Delhi")
     transfer(app, "Mumbai/1001", "Delhi/1002", "10")
     txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction")
@@ -655,8 +656,12 @@ def test_a_partitioned_branch_gets_no_arrows_only_never_sent_stubs(app, bank):
     assert diagram.find_withtag("never-sent&&msg-prepare&&to-Delhi")
     assert not diagram.find_withtag("arrow&&to-Delhi") and not diagram.find_withtag(
         "arrow&&from-Delhi")
-    labels = [diagram.itemcget(i, "text") for i in diagram.find_withtag("label&&never-sent")]
+    labels = [diagram.tips.get(i, diagram.itemcget(i, "text"))      # in full (hover)
+              for i in diagram.find_withtag("label&&never-sent")]
     assert any("never sent: cut off (lab partition)" in text for text in labels), labels
+    marks = [diagram.itemcget(i, "text") for i in diagram.find_withtag(
+        "mark-partition&&mark-at-Delhi&&mark-label")]
+    assert marks and all(text == "Delhi cut off (lab partition)" for text in marks), marks
     bank.coordinator().call("heal", "Delhi")
 
 

@@ -327,7 +327,7 @@ def _draw_message(canvas, row, times, last_ms, xs, y, size: Sizes) -> None:
         right = max(x1, x2) - 8
         label = canvas.create_text(right, y - lift, anchor="e", fill=colour, tags=label_tags,
                                    text=_label(row, times, last_ms))
-        _fit(canvas, label, right - (min(x1, x2) + size.box_half + 4 if msg == "decision"
+        _fit(canvas, label, right - (min(x1, x2) + 4 if msg == "decision"   # the box's edge
                                      else size.left + 4))     # past the log's lifeline
     else:
         label = canvas.create_text((x1 + x2) / 2, y - lift, text=_label(row, times, last_ms),
@@ -378,7 +378,11 @@ def _fit(canvas, item, room: float) -> None:
         if right - left <= room or keep == 0:
             break
         keep = min(keep - 1, max(0, int(keep * room / (right - left)) - 1))
-        canvas.itemconfigure(item, text=full[:keep].rstrip() + "…")
+        space = full.rfind(" ", 0, keep + 1)
+        # Cut between words where one fits (never "+1200.…", a number cut short), else
+        # inside the only word, keeping at least 4 letters of it.
+        keep = space if space > 0 else keep if keep >= 4 else 0
+        canvas.itemconfigure(item, text=full[:keep].rstrip() + "…" if keep else "")
     left, _, right, _ = canvas.bbox(item)
     if right - left > room:
         canvas.itemconfigure(item, text="")

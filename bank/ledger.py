@@ -337,15 +337,35 @@ class Ledger(ParticipantSteps, Replog, Audit):
         return row
 
     def _require_available(self, db, number, amount):
+        """Refuse (one sentence) to spend more than balance - held; when held money is
+        why, the sentence names the transactions in doubt that hold it."""
         row = self._get_account(db, number)
         available = row["balance"] - row["held"]
         if available < amount:
-            held = f" ({format_amount(row['held'])} is held by transfers in progress)" \
-                if row["held"] else ""
+            held = f"; {self._held_words(db, number, row['held'])}" if row["held"] else ""
             raise BankError(FaultCode.INSUFFICIENT_FUNDS,
                             f"Insufficient funds in {self.branch}/{number}: "
-                            f"{format_amount(available)} available{held}, "
-                            f"{format_amount(amount)} needed.")
+                            f"{format_amount(available)} available, "
+                            f"{format_amount(amount)} needed{held}.")
+
+    @staticmethod
+    def _held_words(db, number: str, held: int) -> str:
+        """'100.00 is held by transaction T (in doubt: prepared, waiting for its
+        coordinator's decision)', or the same for several (at most 3 named)."""
+        holders = []
+        for txn in db.execute("SELECT txid, ops FROM txns WHERE state='prepared' "
+                              "ORDER BY created").fetchall():
+            debit = -sum(op["delta"] for op in json.loads(txn["ops"])
+                         if op["account"] == number and op["delta"] < 0)
+            if debit:
+                holders.append(f"{txn['txid']} ({format_amount(debit)})")
+        waiting = "in doubt: prepared, waiting for the coordinator's decision"
+        if len(holders) == 1:
+            return (f"{format_amount(held)} is held by transaction "
+                    f"{holders[0].split(' ')[0]} ({waiting})")
+        more = f" and {len(holders) - 3} more" if len(holders) > 3 else ""
+        return (f"{format_amount(held)} is held by {len(holders)} transactions ({waiting}): "
+                f"{', '.join(holders[:3])}{more}")
 
     def _change_balance(self, db, number, delta, kind, txid="", request_id="", detail=""):
         db.execute("UPDATE accounts SET balance = balance + ? WHERE number=?", (delta, number))

@@ -129,11 +129,13 @@ class Txn:
             self._tail.append(entry)
         return entry
 
-    def never_sent(self, entry: dict, why: str) -> None:
+    def never_sent(self, entry: dict, why: str, kind: str) -> None:
         """D5: the message of `entry` was refused before it left (a partition, a refused
-        connection): the diagram draws it at the sender only, with the reason."""
+        connection): the diagram draws it at the sender only, with the reason and its
+        kind ("cut-off" or "unreachable"), which the views mark as a partition or a
+        branch that is down (bank/views.py, trace_mark)."""
         with self._trace_lock:
-            entry.update(sent=False, detail=(entry["detail"] + "; " if entry["detail"]
+            entry.update(sent=False, kind=kind, detail=(entry["detail"] + "; " if entry["detail"]
                                              else "") + "never sent: " + why)
 
     @property
@@ -496,7 +498,7 @@ class TwoPhaseCommit(Recovery):
         one sent and unanswered gets an "error" row from the branch with its kind.
         Returns the reason for the core (what is known beyond the kind)."""
         if not sent:
-            txn.never_sent(asked, words)
+            txn.never_sent(asked, words, kind_of(silence))
             return "never sent"
         txn.note(branch, COORDINATOR, "error", f"{what} not received: {words}",
                  kind=kind_of(silence))

@@ -21,6 +21,12 @@ Rules:
   * Rule 2b - a recovered transfer's rows from before a coordinator restart are rebuilt
     from its recovery log (bank/twopc_recovery.py): they say so, and a time the log does
     not hold is drawn as "?".
+  * Rule 2c - the events a diagram points out are read from the trace in one place
+    (trace_mark), for the shell's text diagram and the window's alike: a crash (the
+    coordinator's restart, or a branch that refused the connection: nothing listens
+    there), a partition (a message a lab partition kept from leaving), a retry (the
+    coordinator sending its decision again) and a decision query (a branch asking the
+    coordinator). Nothing else is a mark; a timeout is not a crash (it may be slow).
   * Rule 3 - a number that may be old says so: a branch that does not answer now
     shows the count from the last answer it gave, with its age ("1, as of 12 s ago"),
     never a 0 it did not say (in_doubt_text: the shell and the window both use it).
@@ -33,6 +39,7 @@ Glossary:
   category  committed, aborted or in-doubt: what a person is told about a transfer
   trace   the coordinator's list of messages: {"at", "ms", "from", "to", "msg", "detail"}
   party   a sender or receiver in a trace
+  mark    an event pointed out on a diagram: (kind, party, words), see trace_mark
 """
 
 from bank.money import format_amount
@@ -88,6 +95,43 @@ def in_doubt_text(row: dict, now: float) -> str:
     return f"{row.get('in_doubt', 0)} ({age_text(row['answered_at'], now)})"
 
 
+# ---- marks: the events a diagram points out (Rule 2c) --------------------------------------
+
+MARK_KINDS = ("crash", "partition", "retry", "query")
+
+
+def trace_mark(m: dict):
+    """(kind, party, words) for a trace row that marks an event, else None (Rule 2c).
+
+    kind is one of MARK_KINDS; party is the lifeline it happened on; words say it in
+    one short phrase. Only what the row proves: "unreachable" is a refused connection
+    (nothing listens: the branch is down), "cut-off" a lab partition (twopc.py D5).
+    """
+    msg, kind = m["msg"], m.get("kind")
+    if msg == "recovered":
+        return "crash", "coordinator", "coordinator crashed, restarted from its log"
+    branch = m["to"] if m["from"] == "coordinator" else m["from"]
+    if kind == "unreachable":
+        return "crash", branch, f"{branch} down (connection refused)"
+    if kind == "cut-off":
+        return "partition", branch, f"{branch} cut off (lab partition)"
+    if msg == "retry":
+        return "retry", "coordinator", "retry: the decision sent again"
+    if msg == "query":
+        return "query", m["from"], f"{m['from']} asks for the decision"
+    return None
+
+
+def mark_counts(trace: list) -> dict:
+    """kind -> how many rows of `trace` mark it (Rule 2c), for every kind in MARK_KINDS."""
+    counts = dict.fromkeys(MARK_KINDS, 0)
+    for m in trace:
+        mark = trace_mark(m)
+        if mark:
+            counts[mark[0]] += 1
+    return counts
+
+
 # ---- the sequence diagram of one transfer -------------------------------------------------
 
 COLUMN = 16                    # characters per party; each lifeline sits at COLUMN // 2
@@ -133,6 +177,9 @@ def _diagram_row(item: dict, count: int, parties: list) -> str:
         line[start:start + len(text)] = text
     if item.get("rebuilt"):                      # Rule 2b: it says where it came from
         note += " (rebuilt from the log)"
+    mark = trace_mark(item)
+    if mark:                                      # Rule 2c: the event, named
+        note = f"[{mark[0]}: {mark[2]}] {note}"
     return f"{item['ms']:>6}  {''.join(line)}  {note}".rstrip()
 
 
@@ -188,10 +235,11 @@ def _diagram_summary(txn: dict) -> list:
     if any(m.get("rebuilt") for m in trace):
         lines.append("Before the restart: rebuilt from the recovery log (times it does not "
                      "hold are shown as ?); after it: as it happened")
-    retries, queries = (sum(m["msg"] == kind for m in trace) for kind in ("retry", "query"))
-    if retries or queries:
-        lines.append(f"Retries by the coordinator: {retries}; decision queries from "
-                     f"branches: {queries}")
+    marks = mark_counts(trace)
+    if any(marks.values()):
+        lines.append(f"Retries by the coordinator: {marks['retry']}; decision queries from "
+                     f"branches: {marks['query']}; crashes seen: {marks['crash']}; "
+                     f"messages kept back by a partition: {marks['partition']}")
     if txn.get("waiting_for"):
         lines.append("Still waiting for an acknowledgement from: "
                      f"{', '.join(txn['waiting_for'])} (the coordinator keeps retrying)")

@@ -43,6 +43,7 @@ from bank.errors import BankError, FaultCode  # noqa: E402
 
 tk = pytest.importorskip("tkinter")
 from bank.window import diagram as draw  # noqa: E402
+from bank.window import gauge  # noqa: E402
 from bank.window import logs as logs_panel  # noqa: E402
 from bank.window.app import App  # noqa: E402
 from bank.window.calls import ALL  # noqa: E402
@@ -204,7 +205,7 @@ def test_the_gauge_counts_every_rupee_once(moment, mumbai, delhi, expected):
     is still in its source's balance, money in flight is in no balance, and a hold whose
     credit already landed is not counted twice."""
     books = {"Mumbai": {"up": True, **mumbai}, "Delhi": {"up": True, **delhi}}
-    split = draw.money_split(books)
+    split = gauge.money_split(books)
     assert (split["available"], split["held"], split["in_flight"],
             split["unreachable"]) == expected
     assert split["total"] == 1000_00
@@ -240,7 +241,7 @@ def test_a_branch_that_stops_answering_keeps_its_last_accounts():
     assert seen.account_refs() == ["Mumbai/1001"]
     books = seen.books({"Delhi": {"accounts": [_acct("1001", "300.00")], "prepared": []}})
     assert books["Mumbai"] == {"up": False, "accounts": accounts}
-    split = draw.money_split(books)
+    split = gauge.money_split(books)
     assert (split["available"], split["unreachable"], split["total"]) == (300_00, 500_00,
                                                                           800_00)
 
@@ -641,8 +642,9 @@ def _running(pid: int) -> bool:
 @pytest.mark.slow
 def test_a_partitioned_branch_gets_no_arrows_only_never_sent_stubs(app, bank):
     """Cut off by a lab partition, Delhi is sent nothing: the diagram draws the prepare
-    and the abort as crossed stubs at the coordinator with the reason (never-sent), and
-    no arrow reaches Delhi; Mumbai's arrows are drawn as usual."""
+    and the abort as crossed stubs at the coordinator with the reason (never-sent; in
+    full on hover if shortened) and a partition mark on Delhi's lifeline, and no arrow
+    reaches Delhi; Mumbai's arrows are drawn as usual."""
     bank.coordinator().call("partition", "Delhi")
     transfer(app, "Mumbai/1001", "Delhi/1002", "10")
     txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction")
@@ -654,8 +656,12 @@ def test_a_partitioned_branch_gets_no_arrows_only_never_sent_stubs(app, bank):
     assert diagram.find_withtag("never-sent&&msg-prepare&&to-Delhi")
     assert not diagram.find_withtag("arrow&&to-Delhi") and not diagram.find_withtag(
         "arrow&&from-Delhi")
-    labels = [diagram.itemcget(i, "text") for i in diagram.find_withtag("label&&never-sent")]
+    labels = [diagram.tips.get(i, diagram.itemcget(i, "text"))      # in full (hover)
+              for i in diagram.find_withtag("label&&never-sent")]
     assert any("never sent: cut off (lab partition)" in text for text in labels), labels
+    marks = [diagram.itemcget(i, "text") for i in diagram.find_withtag(
+        "mark-partition&&mark-at-Delhi&&mark-label")]
+    assert marks and all(text == "Delhi cut off (lab partition)" for text in marks), marks
     bank.coordinator().call("heal", "Delhi")
 
 

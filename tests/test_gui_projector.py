@@ -20,6 +20,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 tk = pytest.importorskip("tkinter")
+from tkinter import font as _font  # noqa: E402,F401  (tk.font)
 from tkinter import ttk  # noqa: E402
 
 from bank.activity import ActivityLog  # noqa: E402
@@ -119,17 +120,41 @@ def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_p
             box = canvas.bbox(canvas.find_withtag(f"{name}&&party-box")[0])
             tx0, _, tx1, _ = canvas.bbox(title)
             assert box[0] <= tx0 and tx1 <= box[2], name
+        if geometry == "1024x768":
+            _assert_fits_a_small_screen(app, canvas)
     finally:
         app.close()
         del app
         gc.collect()    # the window's reference cycles are freed on this (Tk) thread
 
 
+def _assert_fits_a_small_screen(app, canvas) -> None:
+    """Diagram Rule 4 and branches Rule B5 at 1024x768: the 2-branch transfer's diagram
+    needs no sideways scrolling (its drawing ends inside the canvas) and no member's
+    state is cut in the branches tree (its column is as wide as its longest state)."""
+    drawn = canvas.bbox("party-box || lifeline || arrow || decision-box || label")
+    assert float(canvas.cget("scrollregion").split()[2]) <= canvas.winfo_width()
+    assert drawn[2] <= canvas.winfo_width(), (drawn, canvas.winfo_width())
+    assert canvas.xview() == (0.0, 1.0)
+    _assert_no_state_is_cut(app)
+
+
+def _assert_no_state_is_cut(app) -> None:
+    """Branches Rule B5: every member's state fits its column (shown, and wide enough)."""
+    tree, font = app.branches.tree, tk.font.nametofont("TkDefaultFont")
+    states = [tree.set(iid, "owner") for iid in tree.get_children("")]
+    assert len(states) == 3 and all(states)
+    assert "owner" in tree.cget("displaycolumns") or tree.cget("displaycolumns") == ("#all",)
+    for state in states:
+        assert font.measure(state) + 8 <= tree.column("owner", "width"), state
+
+
 @pytest.mark.slow
 def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
     """At --font-size 14 on a 1920x1080 screen the window grows to 1792x1080 and can be
     captured: a committed transfer's diagram, then the coordinator crashed after its
-    decision, the blocking map and the held money on the gauge. With BANK_SCREENSHOT=1
+    decision, the blocking map and the held money on the gauge, and no member's state
+    cut in the branches tree (Rule B5). With BANK_SCREENSHOT=1
     the capture replaces docs/projector.png for the README (else a temp file)."""
     x11 = X11.open(display)
     if x11 is None:
@@ -156,6 +181,10 @@ def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
         size = app.look.size
         until(app.root, lambda: (app.root.winfo_width(), app.root.winfo_height()) == size,
               "the window at its full size")
+        app.root.update()
+        assert any("1 in doubt" in app.branches.tree.set(m, "owner")
+                   for m in app.branches.tree.get_children(""))
+        _assert_no_state_is_cut(app)                 # Rule B5, with the longer states
         png = x11.screenshot(0, 0, *size)
         assert struct.unpack(">II", png[16:24]) == size == (1792, 1080)
         target = KIT / "docs" / "projector.png" if os.environ.get("BANK_SCREENSHOT") == "1" \

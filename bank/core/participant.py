@@ -110,8 +110,9 @@ def problem_with(ops, accounts: dict, branch: str) -> str:
     for number, amount in debits.items():
         balance, held = accounts[number]
         if balance - held < amount:
+            hold = f"; {_money(held)} is held by transactions in doubt" if held else ""
             return (f"insufficient funds in {branch}/{number}: {_money(balance - held)} "
-                    f"available, {_money(amount)} needed")
+                    f"available, {_money(amount)} needed{hold}")
     return ""
 
 

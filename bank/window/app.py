@@ -13,7 +13,8 @@ and its handlers, and the app hands it the answers it asked for:
   logs.py          the activity log and the branch journals, CSV export
   lab.py           crash, restart, fault points, partition/heal, failover
   seen.py          what the window last heard (plain data);  look.py  fonts and styles
-  calls.py         what runs on worker threads;  diagram.py  the drawings
+  calls.py         what runs on worker threads
+  diagram.py       the sequence diagram (layout.py: its sizes);  gauge.py  the money gauge
 
 Rules (the window's, carried out here and in every panel):
   * Rule W1 - only the Tk thread touches widgets. Every network call runs on a few worker
@@ -63,7 +64,7 @@ POLL_MS = 50               # how often the Tk thread collects finished calls
 REFRESH_MS = 1000          # how often each source is refreshed
 CALL_TIMEOUT = 3           # seconds: refresh calls give up quickly
 FONT_SIZE = 10             # points; --font-size 14 for a big projector
-LEFT_SHARE = 0.55          # the most of the window's width the left column takes
+LEFT_SHARE = 0.53          # the most of the window's width the left column takes
 
 
 class App:
@@ -121,7 +122,7 @@ class App:
 
     def _place_sash(self, width: int, left) -> None:
         """...but on a small screen (1024x768) it gives up room so the diagram keeps at
-        least 45% of the window. Done once, when the window first gets its size: after
+        least 47% of the window. Done once, when the window first gets its size: after
         that the sash is the user's."""
         if width < 100 or getattr(self, "_sash_placed", False):
             return

@@ -15,6 +15,9 @@ Rules:
     or the read failed, the last gauge stays (its total never jumps) but says so in
     red: "NOT CURRENT: ..., showing the snapshot of 10:42:07". A branch it could not
     read is named, and its part (its last seen accounts) called approximate.
+  * Rule B5 - a member's state is never cut: on a small screen (1024x768) the tree
+    leaves out its Available column (balance - held, both still shown) before the
+    state column would get narrower than its longest state.
   * Rule B4 - rows are updated in place (``_upsert``), never cleared and rebuilt, so a
     refresh every second neither flickers nor loses the user's scroll position.
 
@@ -26,11 +29,13 @@ Glossary:
 
 import time
 import tkinter as tk
+from tkinter import font as tkfont
 from tkinter import ttk
 
 from bank.local_cluster import COORDINATOR as COORD
 from bank.money import parse_amount
 from bank.window import diagram as draw
+from bank.window import gauge as money_gauge
 from bank.window.look import Hover
 
 MONEY_COLUMNS = ("balance", "held", "available")
@@ -57,7 +62,7 @@ class BranchesPanel:
                                highlightthickness=0)
         self.gauge.pack(fill="x")
         self.gauge.bind("<Configure>", lambda e: self.draw_gauge())
-        self.split = draw.money_split({})
+        self.split = money_gauge.money_split({})
         self.money_at, self.gauge_note = "", ""     # when the split was read; what to say
 
     @staticmethod
@@ -75,7 +80,29 @@ class BranchesPanel:
         tree.tag_configure("stale", foreground="#9a9a9a")
         tree.tag_configure("holding", foreground=draw.AMBER)
         tree.pack(fill="both", expand=True)
+        tree.bind("<Configure>", lambda e: BranchesPanel.fit_columns(tree, look), add="+")
         return tree
+
+    @staticmethod
+    def fit_columns(tree: ttk.Treeview, look) -> None:
+        """Rule B5: leave out Available when the state column would be too narrow for
+        its longest state; show it again when the tree is wide enough."""
+        font = tkfont.nametofont("TkDefaultFont")
+        members = tree.get_children("")
+        states = [tree.set(iid, "owner") for iid in members] + [
+            tree.set(iid, "owner") for m in members for iid in tree.get_children(m)
+            if iid.startswith("r:")]
+        need = max(map(font.measure, states), default=0) + look.px(2)
+        fixed = sum(tree.column(c, "width") for c in ("#0", "balance", "held"))
+        room = tree.winfo_width() - fixed - 4            # the tree's border
+        wide = room - tree.column("available", "width") >= need
+        shown = ("owner", *MONEY_COLUMNS) if wide else ("owner", "balance", "held")
+        if tuple(tree.cget("displaycolumns")) != shown:
+            tree.configure(displaycolumns=shown)
+        # Tk shares out the width only when the tree is resized: give the state the rest.
+        rest = room - (tree.column("available", "width") if wide else 0)
+        if rest > tree.column("owner", "minwidth") and rest != tree.column("owner", "width"):
+            tree.column("owner", width=rest)
 
     # ---- the tree -------------------------------------------------------------------------
 
@@ -86,13 +113,15 @@ class BranchesPanel:
         for name in sorted(self.seen.routes):
             wanted += self._render_branch(name)
         self._drop_rows_except(set(wanted))
+        self.fit_columns(self.tree, self.app.look)          # Rule B5: a longer state
 
     def _render_branch(self, name: str) -> list:
         """The branch's row, then its replicas and accounts under it; their row ids."""
         accounts = self.seen.accounts(name)
         totals = [sum(_minor(a[k]) for a in accounts) for k in MONEY_COLUMNS]
         iid = self._upsert("m:" + name, "", name, (
-            self.member_text(name), *(draw.show_money(t) if accounts else "" for t in totals)),
+            self.member_text(name),
+            *(money_gauge.show_money(t) if accounts else "" for t in totals)),
             self.member_tag(name))
         return [iid, *self._render_replicas(name, iid), *self._render_accounts(name, iid)]
 
@@ -113,7 +142,8 @@ class BranchesPanel:
         for acct in self.seen.accounts(name):
             tag = "stale" if not up else ("holding" if _minor(acct["held"]) else "")
             rows.append(self._upsert(f"a:{name}/{acct['number']}", parent, acct["number"], (
-                acct["owner"], *(draw.show_money(_minor(acct[k])) for k in MONEY_COLUMNS)),
+                acct["owner"],
+                *(money_gauge.show_money(_minor(acct[k])) for k in MONEY_COLUMNS)),
                 tag))
         return rows
 
@@ -185,14 +215,16 @@ class BranchesPanel:
             self.gauge_note = ("NOT CURRENT: transfers kept changing the books, so no "
                                f"consistent snapshot could be made; {shown}")
         else:
-            self.split = draw.money_split(self.seen.books(result))
+            self.split = money_gauge.money_split(self.seen.books(result))
             self.money_at = time.strftime("%H:%M:%S")
             self.gauge_note = f"a consistent snapshot, as of {self.money_at}"
         self.draw_gauge()
 
     def draw_gauge(self) -> None:
         """Draw the gauge; give it the height its drawing needs (it grows with the font)."""
-        height = draw.draw_gauge(self.gauge, self.split, self.gauge.winfo_width(),
-                                 self.gauge_note)
+        costs = money_gauge.cost_text(self.seen.counters(),
+                                      self.seen.coord.get("up") is not False)
+        height = money_gauge.draw_gauge(self.gauge, self.split, self.gauge.winfo_width(),
+                                        self.gauge_note, costs)
         if abs(int(self.gauge.cget("height")) - height) > 2:
             self.gauge.configure(height=height)

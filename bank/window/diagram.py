@@ -1,7 +1,8 @@
-"""Drawings for the desktop window: the 2PC sequence diagram and the money gauge.
+"""The desktop window's drawing of one transfer: the 2PC sequence diagram.
 
-Role: turn plain data (a transaction's trace, the branches' accounts) into pictures on
-a Tk Canvas. The panels own the window; this file only draws and counts.
+Role: turn plain data (a transaction's trace, as coordinator.transaction() answers it)
+into a picture on a Tk Canvas. The panels own the window; this file only draws. (The
+money gauge is drawn by bank/window/gauge.py.)
 
 Rules:
   * Rule 1 - no network, no threads: every function here gets plain dicts and lists
@@ -11,44 +12,46 @@ Rules:
     trace says a message failed, the arrow is red and cut with a cross; a message the
     trace marks never sent ("sent": False) is a short stub at its sender with a cross
     and the reason, tagged ``never-sent`` (not ``arrow``): it reached nobody.
-  * Rule 3 - money is counted in integer minor units (money.py), never floats; the
-    gauge's parts always add up to its total.
+  * Rule 3 - the events are marked where they happened (``marks``): a crash, a
+    partition, a retry and a decision query each get their own labelled sign on the
+    lifeline of the party concerned, at its row (so inside its phase band). What is an
+    event is read by bank/views.py (trace_mark), the same reading as the shell's text
+    diagram: the window invents no second one. Tags ``mark`` + ``mark-crash``, ...
+  * Rule 3b - rows the coordinator rebuilt from its recovery log after a restart (the
+    trace says "rebuilt") are drawn with dotted arrows, "? ms" where the log holds no
+    time, tag ``rebuilt``; the restart is the cut line between the two stories, and it
+    says the rows above it are rebuilt from the recovery log.
   * The two phases are light bands behind the rows (``phases``): phase 1 (voting) up
     to the decision, the decision's own row (the commit point: "commit: on disk"), and
     phase 2 (completion) after it; tags ``phase-voting``, ``phase-decision``, ...
-  * Rule 4 - every length follows the font (``sizes``): with ``--font-size 14`` on a
-    projector the boxes, rows and gaps grow with the text, so no box overlaps another
-    and a label is shortened with a visible "…" only when its arrow is too short.
+  * Rule 4 - every length follows the font and the width (bank/window/layout.py): the
+    boxes, rows and gaps grow with ``--font-size 14``, so no box overlaps another, and
+    pack at 1024x768 so a 2-branch transfer needs no sideways scrolling. A label too
+    long for its room is shortened with a visible "…" and keeps its full text for the
+    hover (``tip``; look.CanvasHover), as do the boxes.
   * Canvas items carry tags a test (or a curious student) can search:
     ``arrow`` + ``msg-prepare`` + ``from-coordinator`` + ``to-Mumbai``; ``cut`` marks
-    where a crash or an error cut the protocol; ``gauge-held`` is the held segment.
+    where a crash or an error cut the protocol; ``rebuilt`` the rows from the log.
 
 Glossary:
   party      a column of the diagram: "log" (the coordinator's recovery log),
              "coordinator", and each branch taking part
   lifeline   the dashed vertical line under a party; time runs downwards
   trace row  {"at", "ms", "from", "to", "msg", "detail"}: one message the coordinator saw
-  in flight  money already taken off a committed source but not yet credited by a
-             destination that is still prepared: it is in no balance right now
+  mark       an event pointed out on a lifeline: crash, partition, retry, query
 """
 
 import re
-from dataclasses import dataclass
 from tkinter import font as tkfont
 
-from bank.money import format_amount, parse_amount, parse_delta
+from bank import views
+from bank.window.layout import PARTY_TITLES, Sizes, place, sizes
 
-# ---- palette and sizes -------------------------------------------------------------------
+# ---- palette -------------------------------------------------------------------
 
 GREEN, RED, AMBER, BLUE = "#2e7d32", "#c62828", "#b26a00", "#1f5fbf"
 GREY, PURPLE, INK, PAPER = "#6b6b6b", "#7b1fa2", "#222222", "#ffffff"
 STATE_BG = {"committed": "#dcefdc", "aborted": "#f7d9d9", "in-doubt": "#fff0c2"}
-GAUGE_COLOURS = {"available": "#4caf50", "held": "#5c7cfa", "in_flight": "#f0a500",
-                 "unreachable": "#b0b0b0"}
-GAUGE_LABELS = {"available": "available",
-                "held": "held by prepared transactions",
-                "in_flight": "in doubt: sent, not yet credited",
-                "unreachable": "down (last seen)"}
 
 TOP = 12             # pixels above the party boxes
 MAX_ROWS = 220       # a long outage is summarised, not drawn forever
@@ -56,37 +59,6 @@ MAX_ROWS = 220       # a long outage is summarised, not drawn forever
 MSG_COLOUR = {"begin": GREY, "prepare": BLUE, "vote": GREEN, "decision": GREEN,
               "commit": GREEN, "abort": RED, "ack": GREY, "end": GREY, "error": RED,
               "retry": AMBER, "query": PURPLE, "recovered": AMBER}
-
-
-# ---- sizes: every length of the drawing follows the font (Rule 4) ------------------------
-
-@dataclass(frozen=True)
-class Sizes:
-    """The lengths of one drawing, in pixels, measured from the window's fonts."""
-    left: float          # room for the time column
-    head_h: float        # party header boxes
-    half: float          # half the width of a party box
-    row_h: float         # one message per row
-    gap: float           # the least distance between two lifelines
-    box_half: float      # half the width of the decision box ("commit: on disk")
-    wait_half: float     # half the width of an "in doubt" mark
-    char: float          # one digit of the default font
-
-
-def sizes(canvas, titles=("recovery log", "coordinator")) -> Sizes:
-    """Measure the fonts on `canvas` so boxes, labels and gaps never overlap (Rule 4)."""
-    plain = tkfont.nametofont("TkDefaultFont", root=canvas)
-    bold = tkfont.nametofont("TkHeadingFont", root=canvas)
-    fixed = tkfont.nametofont("TkFixedFont", root=canvas)
-    char, line = plain.measure("0"), bold.metrics("linespace")
-    half = max(58, max(bold.measure(t) for t in titles) / 2 + char)
-    box_half = bold.measure("commit: on disk") / 2 + char
-    # Between two lifelines: two half boxes, or the decision box and its arrow's label.
-    gap = max(130, 2 * half + 2 * char, box_half + plain.measure("decision") + 4 * char)
-    # The time column, then room for the phase bands' names, written upwards.
-    return Sizes(left=max(64, fixed.measure("99999 ms") + char) + line, head_h=line + 12,
-                 half=half, row_h=max(27, plain.metrics("linespace") + 12), gap=gap,
-                 box_half=box_half, wait_half=bold.measure("in doubt") / 2 + char, char=char)
 
 
 # ---- the sequence diagram ---------------------------------------------------------------------
@@ -129,25 +101,35 @@ def compress(trace: list) -> list:
     return out
 
 
+def visible_width(canvas) -> int:
+    """The width a drawing on `canvas` can use without a sideways scroll (inside its
+    border and focus ring)."""
+    edge = int(float(canvas.cget("highlightthickness"))) + int(float(canvas.cget("borderwidth")))
+    return canvas.winfo_width() - 2 * edge
+
+
 def draw_sequence(canvas, txn: dict, width: int, ending: bool = True) -> int:
     """Draw `txn` (coordinator.transaction() reply) as a sequence diagram; returns its height.
     A replay that stops half way leaves out the `ending` (how the transfer stands now)."""
     canvas.delete("all")
+    canvas.tips = {}                          # item -> its full text, for the hover
     parties = parties_of(txn)
     size = sizes(canvas, [PARTY_TITLES.get(name, name) for name in parties])
-    gap = max(size.gap, (width - size.left - 2 * size.half - 20) / max(1, len(parties) - 1))
-    xs = {name: size.left + size.half + 4 + i * gap for i, name in enumerate(parties)}
+    xs, titles, size = place(canvas, parties, width, size)
     rows = compress(txn.get("trace") or [])
     shown = rows[:MAX_ROWS]
-    cuts = sum(1 for row, _, _ in shown if row["msg"] == "recovered")
-    bottom = TOP + size.head_h + 20 + size.row_h * (len(shown) + cuts + 2)
+    extra = sum(1 for row, _, _ in shown if row["msg"] == "recovered" or views.trace_mark(row))
+    bottom = TOP + size.head_h + 20 + size.row_h * (len(shown) + extra + 2)
     for name in parties:
-        _draw_party(canvas, name, xs[name], bottom, size)
+        _draw_party(canvas, name, titles[name], xs[name], bottom, size)
+    if not size.unit:                         # packed: the time column says its unit once
+        canvas.create_text(4, TOP + size.head_h / 2, anchor="w", text="ms", fill=GREY,
+                           font=("TkFixedFont",), tags=("time",))
     y = _draw_rows(canvas, rows, shown, xs, TOP + size.head_h + size.row_h - 1, size)
     if ending:
         y = _draw_ending(canvas, txn, xs, y + size.row_h, size)
     height = max(bottom, y + size.row_h)
-    canvas.configure(scrollregion=(0, 0, max(width, xs[parties[-1]] + size.half + 30), height))
+    canvas.configure(scrollregion=(0, 0, max(width, int(size.right)), height))
     return height
 
 
@@ -162,17 +144,61 @@ def _draw_rows(canvas, rows: list, shown: list, xs: dict, y: float, size: Sizes)
     for row, times, last_ms in shown:
         if row["msg"] == "recovered":        # the coordinator restarted: cut across all
             y += size.row_h
-            _cut_line(canvas, xs, y, "coordinator restarted: it knows only its recovery log",
-                      size)
+            _cut_line(canvas, xs, y, RESTART_WORDS if any(r.get("rebuilt") for r, _, _ in shown)
+                      else "coordinator restarted: it knows only its recovery log", size)
         y += size.row_h
         _draw_message(canvas, row, times, last_ms, xs, y, size)
         ys.append((row["msg"], y))
+        mark = views.trace_mark(row)
+        if mark:                             # Rule 3: the event, with its words under it
+            _draw_mark(canvas, mark, xs, y, size)
+            y += size.row_h * MARK_ROW
+            ys.append(("mark", y))
     _draw_phases(canvas, ys, size)
     if len(rows) > len(shown):
         y += size.row_h
         canvas.create_text(size.left + 8, y, anchor="w", fill=GREY, tags=("note",),
                            text=f"... {len(rows) - len(shown)} more rows not drawn")
     return y
+
+
+RESTART_WORDS = "coordinator restarted: the rows above are rebuilt from its recovery log"
+
+# ---- marks: a crash, a partition, a retry, a decision query (Rule 3) -------------------------
+
+MARK_ROW = 0.9       # a mark's own line under its message, in rows
+MARK_LOOK = {"crash": ("✕", RED), "partition": ("‖", AMBER), "retry": ("↻", AMBER),
+             "query": ("?", PURPLE)}
+
+
+def _draw_mark(canvas, mark: tuple, xs: dict, y: float, size: Sizes) -> None:
+    """One event, as bank/views.py reads it, on a line of its own just under the row `y`
+    of its message: a sign of its own shape on the lifeline of the party concerned, and
+    its words beside it (tags ``mark``, ``mark-KIND``, ``mark-at-PARTY``)."""
+    kind, party, words = mark
+    symbol, colour = MARK_LOOK[kind]
+    x, y = xs.get(party, xs["coordinator"]), y + MARK_ROW * size.row_h / 2 + size.row_h / 2
+    r = MARK_ROW * size.row_h / 2 - 3
+    tags = ("mark", f"mark-{kind}", f"mark-at-{party}")
+    shape = {"crash": [(-1, -.4), (-.4, -1), (.4, -1), (1, -.4), (1, .4), (.4, 1), (-.4, 1),
+                       (-1, .4)],                                   # an octagon: a stop
+             "partition": [(-.6, -1), (.6, -1), (.6, 1), (-.6, 1)],  # a wall
+             "query": [(0, -1.1), (1.1, 0), (0, 1.1), (-1.1, 0)]}.get(kind)
+    if shape:
+        canvas.create_polygon(*[c for dx, dy in shape for c in (x + dx * r, y + dy * r)],
+                              fill=colour, outline=PAPER, tags=tags)
+    else:                                                         # a retry: a circle
+        canvas.create_oval(x - r, y - r, x + r, y + r, fill=colour, outline=PAPER, tags=tags)
+    canvas.create_text(x, y, text=symbol, fill=PAPER, font=("TkHeadingFont",), tags=tags)
+    label = canvas.create_text(x + r + 4, y, anchor="w", text=words, fill=colour,
+                               tags=(*tags, "mark-label", "label"))
+    left, _, end, _ = canvas.bbox(label)
+    if end > size.right and x - r - 4 - size.left > size.right - x - r - 4:
+        canvas.itemconfigure(label, anchor="e")     # more room on the left of the sign
+        canvas.coords(label, x - r - 4, y)
+        _fit(canvas, label, x - r - 4 - size.left)
+    else:
+        _fit(canvas, label, size.right - x - r - 4)
 
 
 PHASE_BG = {"voting": "#eef3fb", "decision": "#fff7d6", "completion": "#eef7ee"}
@@ -215,17 +241,22 @@ def _draw_phases(canvas, ys: list, size: Sizes) -> None:
                                tags=("phase", f"phase-name-{phase}"))
 
 
-PARTY_TITLES = {"log": "recovery log", "coordinator": "coordinator"}
+PARTY_TIPS = {"log": "recovery log: the coordinator's file on disk (begin, decision, end)",
+              "coordinator": "coordinator: runs Two-Phase Commit for the transfer"}
 
 
-def _draw_party(canvas, name: str, x: float, bottom: float, size: Sizes) -> None:
-    title = PARTY_TITLES.get(name, name)
+def _draw_party(canvas, name: str, title: tuple, x: float, bottom: float,
+                size: Sizes) -> None:
+    """A party's box (its title, perhaps on two lines) and its lifeline."""
+    text, half = title
     fill = {"log": "#ececec", "coordinator": "#e3ecfa"}.get(name, "#e7f3e7")
     tags = ("party", f"party-{name}")
-    canvas.create_rectangle(x - size.half, TOP, x + size.half, TOP + size.head_h, fill=fill,
-                            outline=GREY, tags=(*tags, "party-box"))
-    canvas.create_text(x, TOP + size.head_h / 2, text=title, font=("TkHeadingFont",),
-                       tags=(*tags, "party-title"))
+    box = canvas.create_rectangle(x - half, TOP, x + half, TOP + size.head_h, fill=fill,
+                                  outline=GREY, tags=(*tags, "party-box"))
+    title = canvas.create_text(x, TOP + size.head_h / 2, text=text, font=("TkHeadingFont",),
+                               justify="center", tags=(*tags, "party-title"))
+    for item in (box, title):
+        tip(canvas, item, PARTY_TIPS.get(name, f"branch {name}: a participant"))
     canvas.create_line(x, TOP + size.head_h, x, bottom, dash=(4, 4), fill="#9a9a9a",
                        tags=("lifeline", f"party-{name}"))
 
@@ -253,7 +284,8 @@ def _label(row: dict, times: int, last_ms: int) -> str:
     else:
         text = f"{msg} {detail}".strip().replace(" -> ", " → ")
     if times > 1:
-        text += f"   ×{times} (until {last_ms / 1000:.1f} s)"
+        text += f"   ×{times}" + (f" (until {last_ms / 1000:.1f} s)"
+                                   if isinstance(last_ms, int) else "")
     return text
 
 
@@ -267,33 +299,36 @@ def _colour(row: dict) -> str:
 def _draw_message(canvas, row, times, last_ms, xs, y, size: Sizes) -> None:
     src, dst, msg = row["from"], row["to"], row["msg"]
     colour, lift = _colour(row), size.row_h / 2 - 4      # a label sits just above its arrow
-    tags = ("arrow", f"msg-{msg}", f"from-{src}", f"to-{dst}")
-    canvas.create_text(4, y, anchor="w", text=f"{row['ms']} ms", fill=GREY,
-                       font=("TkFixedFont",), tags=("time",))
+    rebuilt = ("rebuilt",) if row.get("rebuilt") else ()     # Rule 3b: from the log
+    tags = ("arrow", f"msg-{msg}", f"from-{src}", f"to-{dst}", *rebuilt)
+    canvas.create_text(4, y, anchor="w", text=f"{row['ms']}{size.unit}", fill=GREY,
+                       font=("TkFixedFont",), tags=("time", *rebuilt))
     x1, x2 = xs[src], xs[dst]
     label_tags = ("label", f"msg-{msg}")
     if row.get("sent") is False:             # refused before it left: at the sender only
-        _draw_never_sent(canvas, row, x1, x2, y, _label(row, times, last_ms), size)
+        _draw_never_sent(canvas, row, (x1, x2), y, _label(row, times, last_ms), size)
         return
     if x1 == x2:                             # a message to itself: a small loop
         canvas.create_line(x1, y - 8, x1 + 26, y - 8, x1 + 26, y + 4, x1 + 3, y + 4,
                            arrow="last", fill=colour, width=2, tags=tags)
-        canvas.create_text(x1 + 32, y - 2, anchor="w", text=_label(row, times, last_ms),
-                           fill=colour, tags=label_tags)
+        label = canvas.create_text(x1 + 32, y - 2, anchor="w", fill=colour, tags=label_tags,
+                                   text=_label(row, times, last_ms))
+        _fit(canvas, label, size.right - x1 - 32)
         return
-    dashed = msg in ("query", "error", "ack", "vote")
+    dashed = msg in ("query", "error", "ack", "vote") or bool(rebuilt)
     if msg == "decision":                    # the commit point: a box on the log's lifeline
         _decision_box(canvas, row, colour, xs[dst], y, size)
         edge = size.box_half                     # the arrow stops at the box
         x2 = x2 + edge if x2 < x1 else x2 - edge
     canvas.create_line(x1, y, x2, y, arrow="last", fill=colour, width=3 if msg == "decision"
-                       else 2, dash=(6, 3) if dashed else (), tags=tags)
+                       else 2, dash=((2, 4) if rebuilt else (6, 3)) if dashed else (),
+                       tags=tags)
     if "log" in (src, dst):                  # the log is leftmost: use the room beside it
         right = max(x1, x2) - 8
         label = canvas.create_text(right, y - lift, anchor="e", fill=colour, tags=label_tags,
                                    text=_label(row, times, last_ms))
-        _fit(canvas, label, right - max(size.left, min(x1, x2) + (
-            size.box_half if msg == "decision" else 0) + 4))
+        _fit(canvas, label, right - (min(x1, x2) + 4 if msg == "decision"   # the box's edge
+                                     else size.left + 4))     # past the log's lifeline
     else:
         label = canvas.create_text((x1 + x2) / 2, y - lift, text=_label(row, times, last_ms),
                                    fill=colour, tags=label_tags)
@@ -302,37 +337,73 @@ def _draw_message(canvas, row, times, last_ms, xs, y, size: Sizes) -> None:
         _cross(canvas, x1, y)
 
 
-def _draw_never_sent(canvas, row: dict, x1: float, x2: float, y: float, text: str,
+def _draw_never_sent(canvas, row: dict, ends: tuple, y: float, text: str,
                      size: Sizes) -> None:
-    """A stub from the sender towards the receiver, crossed, with why it never left."""
-    tip = x1 + (1 if x2 > x1 else -1) * 3 * size.char
+    """A stub from the sender towards the receiver, crossed, with why it never left
+    (its mark, a partition or a branch that is down, stands on the line under it)."""
+    x1, x2 = ends
+    way = 1 if x2 > x1 else -1
+    stub = x1 + way * 3 * size.char
     tags = ("never-sent", f"msg-{row['msg']}", f"from-{row['from']}", f"to-{row['to']}")
-    canvas.create_line(x1, y, tip, y, fill=RED, width=2, tags=tags)
-    _cross(canvas, tip, y)
-    canvas.create_text(tip + (10 if x2 > x1 else -10), y, anchor="w" if x2 > x1 else "e",
-                       text=text, fill=RED, tags=("label", "never-sent"))
+    canvas.create_line(x1, y, stub, y, fill=RED, width=2, tags=tags)
+    _cross(canvas, stub, y)
+    label = canvas.create_text(stub + way * 10, y, anchor="w" if way > 0 else "e",
+                               text=text, fill=RED, tags=("label", "never-sent"))
+    _fit(canvas, label, (size.right - stub - 10) if way > 0 else (stub - 10 - size.left))
 
 
 def _decision_box(canvas, row: dict, colour: str, x: float, y: float, size: Sizes) -> None:
     """The decision as written to the recovery log: "commit: on disk" or "abort: logged"."""
     logged = "commit: on disk" if "commit" in row["detail"] else "abort: logged"
     half_h = size.row_h / 2 - 3
-    canvas.create_rectangle(x - size.box_half, y - half_h, x + size.box_half, y + half_h, fill="#fff7d6", outline=colour,
-                            width=2, tags=("decision-box",))
-    canvas.create_text(x, y, text=logged, fill=colour, font=("TkHeadingFont",),
-                       tags=("decision-box",))
+    box = canvas.create_rectangle(x - size.box_half, y - half_h, x + size.box_half,
+                                  y + half_h, fill="#fff7d6", outline=colour, width=2,
+                                  tags=("decision-box",))
+    text = canvas.create_text(x, y, text=logged, fill=colour, font=("TkHeadingFont",),
+                              tags=("decision-box",))
+    why = ("forced to disk before anyone is told: the commit point" if "commit" in logged
+           else "not forced: a lost abort is presumed anyway")
+    for item in (box, text):
+        tip(canvas, item, f"decision: {row['detail']} - {why}")
 
 
 def _fit(canvas, item, room: float) -> None:
-    """Shorten a label (keeping its start) until it fits in `room` pixels."""
-    text = canvas.itemcget(item, "text")
-    while len(text) > 8:
+    """Shorten a label (keeping its start) until it fits in `room` pixels, with a visible
+    "…" where it is cut (dropped only if not even "…" fits), and keep its full text for
+    the hover (Rule 4; tips)."""
+    full = canvas.itemcget(item, "text")
+    keep = len(full)
+    while True:
         left, _, right, _ = canvas.bbox(item)
-        if right - left <= room:
-            return
-        text = text[:max(8, int(len(text) * room / (right - left)) - 2)].rstrip() + "…"
-        canvas.itemconfigure(item, text=text)
-        text = text[:-1]
+        if right - left <= room or keep == 0:
+            break
+        keep = min(keep - 1, max(0, int(keep * room / (right - left)) - 1))
+        space = full.rfind(" ", 0, keep + 1)
+        # Cut between words where one fits (never "+1200.…", a number cut short), else
+        # inside the only word, keeping at least 4 letters of it.
+        keep = space if space > 0 else keep if keep >= 4 else 0
+        canvas.itemconfigure(item, text=full[:keep].rstrip() + "…" if keep else "")
+    left, _, right, _ = canvas.bbox(item)
+    if right - left > room:
+        canvas.itemconfigure(item, text="")
+    if canvas.itemcget(item, "text") != full:
+        tip(canvas, item, full)
+
+
+def tip(canvas, item, text: str) -> None:
+    """Keep `text` as what hovering over `item` shows (bank/window/look.py, CanvasHover)."""
+    if not hasattr(canvas, "tips"):
+        canvas.tips = {}
+    canvas.tips[item] = text
+
+
+def tip_at(canvas, x: float, y: float) -> str:
+    """The hover text of the topmost item at canvas point (x, y) that has one, or ''."""
+    tips = getattr(canvas, "tips", {})
+    for item in reversed(canvas.find_overlapping(x - 1, y - 1, x + 1, y + 1)):
+        if item in tips:
+            return tips[item]
+    return ""
 
 
 def _cross(canvas, x: float, y: float) -> None:
@@ -342,12 +413,15 @@ def _cross(canvas, x: float, y: float) -> None:
 
 
 def _cut_line(canvas, xs: dict, y: float, text: str, size: Sizes) -> None:
-    x0, x1 = min(xs.values()) - size.half, max(xs.values()) + size.half
+    """A zigzag across every lifeline (a crash or a wait cut the protocol), and why."""
+    x0, x1 = max(size.left, min(xs.values()) - size.half), size.right
     points = []
     for i, x in enumerate(range(int(x0), int(x1), 12)):
         points += [x, y + (4 if i % 2 else -4)]
     canvas.create_line(*points, fill=RED, width=2, tags=("cut",))
-    canvas.create_text(x0, y - 10, anchor="w", text="⚡ " + text, fill=RED, tags=("cut",))
+    words = canvas.create_text(x0, y - 10, anchor="w", text="⚡ " + text, fill=RED,
+                               tags=("cut",))
+    _fit(canvas, words, x1 - x0)
 
 
 def _draw_ending(canvas, txn: dict, xs: dict, y: float, size: Sizes) -> float:
@@ -367,131 +441,11 @@ def _draw_ending(canvas, txn: dict, xs: dict, y: float, size: Sizes) -> float:
     _cut_line(canvas, xs, y, "in doubt: " + text, size)
     top, bottom = y + 12, y + 12 + size.row_h - 6
     for name in waiting:
-        canvas.create_rectangle(xs[name] - size.wait_half, top, xs[name] + size.wait_half,
-                                bottom, fill="#fff0c2", outline=AMBER, width=2,
-                                tags=("cut", "waiting"))
-        canvas.create_text(xs[name], (top + bottom) / 2, text="in doubt", fill=AMBER,
-                           tags=("cut",))
+        box = canvas.create_rectangle(xs[name] - size.wait_half, top, xs[name] + size.wait_half,
+                                      bottom, fill="#fff0c2", outline=AMBER, width=2,
+                                      tags=("cut", "waiting"))
+        words = canvas.create_text(xs[name], (top + bottom) / 2, text="in doubt", fill=AMBER,
+                                   tags=("cut",))
+        for item in (box, words):
+            tip(canvas, item, f"{name} has not acknowledged the decision yet: {text}")
     return bottom + 8
-
-
-# ---- the money gauge ------------------------------------------------------------------------
-
-def money_split(branches: dict) -> dict:
-    """Count all the bank's money, in minor units, split four ways that add up to the total.
-
-    `branches`: name -> {"up": bool, "accounts": [account dicts], "prepared": [txns from
-    in_doubt(), each with "elsewhere": "committed" if another branch already committed it]},
-    all read at one moment (calls.fetch_money). A down branch's accounts are its last
-    seen ones.
-
-    While a transfer runs the total stays the same: before the source commits, the money
-    is held there (still in its balance); after the source commits and before the
-    destination does, it is in flight; a hold whose credit has already landed elsewhere
-    is not counted twice.
-    """
-    split = dict.fromkeys(GAUGE_COLOURS, 0)
-    for snap in branches.values():
-        for acct in snap.get("accounts", []):
-            balance = parse_amount(acct["balance"], allow_zero=True)
-            held = parse_amount(acct["held"], allow_zero=True)
-            if not snap.get("up"):
-                split["unreachable"] += balance
-                continue
-            split["available"] += balance - held
-            split["held"] += held
-        if not snap.get("up"):
-            continue
-        for txn in snap.get("prepared", []):
-            if txn.get("elsewhere") != "committed":
-                continue
-            for op in txn.get("ops", []):
-                delta = parse_delta(op["delta"])
-                if delta > 0:
-                    split["in_flight"] += delta     # left its source, not yet here
-                else:
-                    split["held"] += delta          # already credited elsewhere
-    split["total"] = sum(split[k] for k in GAUGE_COLOURS)
-    split["unread"] = sorted(name for name, snap in branches.items() if not snap.get("up"))
-    return split
-
-
-def show_money(minor: int) -> str:
-    """Minor units for people: 12345678 -> '123,456.78' (thousands separated)."""
-    units, cents = format_amount(minor).split(".")
-    sign = "-" if units.startswith("-") else ""
-    return f"{sign}{int(units.lstrip('-')):,}.{cents}"
-
-
-def draw_gauge(canvas, split: dict, width: int, note: str = "") -> int:
-    """A horizontal bar: one coloured segment per part of the money, in proportion, with
-    the amount of every part that is not simply available written under its segment (so
-    a hold of 1% is a sliver with its number beside it), a legend, and under it `note`:
-    when the numbers were read, or why they are old (tag gauge-note). Returns the height
-    the drawing needs: it grows with the font (Rule 4)."""
-    canvas.delete("all")
-    plain = tkfont.nametofont("TkDefaultFont", root=canvas)
-    line, total = plain.metrics("linespace"), split.get("total", 0)
-    x0, x1, y0, y1 = 10, max(60, width - 10), 6, 6 + line + 10
-    canvas.create_rectangle(x0, y0, x1, y1, fill="#f2f2f2", outline=GREY, tags=("gauge",))
-    segments = _gauge_segments(split, x0, x1)
-    for key, left, right in segments:
-        canvas.create_rectangle(left, y0, right, y1, fill=GAUGE_COLOURS[key], outline="",
-                                stipple="gray50" if key == "unreachable" else "",
-                                tags=("gauge", f"gauge-{key}"))
-    unread = ", ".join(split.get("unread") or [])
-    approx = f"  (approximate: {unread} not read; its part is as last seen)" if unread else ""
-    canvas.create_text((x0 + x1) / 2, (y0 + y1) / 2, tags=("gauge", "gauge-total"),
-                       text=f"total {show_money(total)}{approx}", font=("TkHeadingFont",))
-    y = y1 + line / 2 + 3
-    y = _gauge_callouts(canvas, plain, segments, split, (x0, x1), y, line)
-    box = line / 2 - 1
-    texts = {key: f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}"
-             for key in GAUGE_COLOURS}
-    per_row = 2 if max(map(plain.measure, texts.values())) + 3 * box < (x1 - x0) / 2 else 1
-    column = (x1 - x0) / per_row
-    for i, key in enumerate(GAUGE_COLOURS):
-        lx, ly = x0 + (i % per_row) * column, y + (i // per_row) * (line + 4)
-        canvas.create_rectangle(lx, ly - box, lx + 2 * box, ly + box, fill=GAUGE_COLOURS[key],
-                                outline=GREY, tags=("legend", f"legend-{key}"))
-        canvas.create_text(lx + 2 * box + 5, ly, anchor="w", tags=("legend",),
-                           text=texts[key])
-    y += len(GAUGE_COLOURS) // per_row * (line + 4)
-    if note:
-        canvas.create_text(x0, y, anchor="w", text=note, tags=("gauge-note",),
-                           fill=RED if note.startswith("NOT") else GREY)
-    return int(y + line / 2 + 6)
-
-
-def _gauge_segments(split: dict, x0: float, x1: float) -> list:
-    """(part, left, right) for each part of the money that is not zero, in proportion
-    (the last one ends at the bar's end, so rounding never leaves a gap)."""
-    parts, total = [k for k in GAUGE_COLOURS if split.get(k)], split.get("total", 0)
-    out, x = [], x0
-    for i, key in enumerate(parts):
-        share = split[key] * (x1 - x0) / total if total else 0
-        end = x1 if i == len(parts) - 1 else min(x1, x + max(4, share))
-        out.append((key, x, end))
-        x = end
-    return out
-
-
-def _gauge_callouts(canvas, plain, segments: list, split: dict, span: tuple, y: float,
-                    line: float) -> float:
-    """Under the bar: the amount of each held, in-doubt or unreachable segment, centred
-    under it (kept inside the bar, and never on top of the previous amount); the next y."""
-    x0, x1 = span
-    placed, nxt = False, x0
-    for key, left, right in segments:
-        if key == "available":
-            continue
-        text = f"{GAUGE_LABELS[key].split(':')[0].split(' by ')[0]} {show_money(split[key])}"
-        width = plain.measure(text)
-        at = max(nxt, min(x1 - width, (left + right) / 2 - width / 2))
-        canvas.create_line((left + right) / 2, y - line / 2 - 2, (left + right) / 2,
-                           y - line / 2 + 2, fill=GAUGE_COLOURS[key], width=3,
-                           tags=("callout", f"callout-{key}"))
-        canvas.create_text(at, y, anchor="w", text=text, fill=INK if key != "unreachable"
-                           else GREY, tags=("callout", f"callout-{key}"))
-        nxt, placed = at + width + plain.measure("  "), True
-    return y + line + 4 if placed else y

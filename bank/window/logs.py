@@ -28,7 +28,7 @@ from tkinter import filedialog, messagebox, ttk
 from bank.activity import JOURNAL_FIELDS, write_csv
 from bank.errors import BankError
 from bank.money import parse_amount, parse_delta
-from bank.window.diagram import show_money
+from bank.window.gauge import show_money
 from bank.window.calls import ALL, fetch_journal
 
 ACTIVITY_SHOWN = 1000              # newest rows in the table; the file keeps them all

@@ -4,7 +4,8 @@ Role: set up ttk (theme 'clam', fonts at ``--font-size``, the named styles the p
 use) so the window reads well from a laptop (1024x768) to a classroom wall (a projector
 at 1920x1080, ``--font-size 14``), and offer the helpers every panel needs: ``px`` (a
 width), ``columns`` (headings that are never cut), ``table`` (a scrolled Treeview) and
-``Hover`` (a cell cut short shows in full under the pointer).
+``Hover`` (a cell cut short shows in full under the pointer) and ``CanvasHover`` (the
+same for a diagram's shortened labels and its boxes).
 
 Rules:
   * Rule L1 - look only: no network, no state of the bank. Panels decide what to show;
@@ -158,16 +159,50 @@ class Hover:
             self.show(text, event.x_root + 12, event.y_root + 16)
 
     def show(self, text: str, x: int, y: int) -> None:
-        self.tip = tk.Toplevel(self.tree)
-        self.tip.wm_overrideredirect(True)
-        self.tip.wm_geometry(f"+{x}+{y}")
-        tk.Label(self.tip, text=text, background="#ffffe0", relief="solid", borderwidth=1,
-                 justify="left", wraplength=self.tree.winfo_screenwidth() // 2).pack()
+        self.tip = _tip_box(self.tree, text, x, y)
 
     def hide(self) -> None:
         if self.tip is not None:
             self.tip.destroy()
         self.tip, self.cell = None, None
+
+
+class CanvasHover:
+    """Show the full text of a diagram's item (a shortened label, a box) in a small box
+    under the pointer (Rule L4); the drawing keeps the texts (diagram.tip, tip_at)."""
+
+    def __init__(self, canvas: tk.Canvas):
+        self.canvas, self.tip, self.text = canvas, None, ""
+        canvas.bind("<Motion>", self._moved, add="+")
+        canvas.bind("<Leave>", lambda _e: self.hide(), add="+")
+
+    def text_at(self, x: int, y: int) -> str:
+        """The hover text at window point (x, y) of the canvas (scrolled or not), or ''."""
+        return draw.tip_at(self.canvas, self.canvas.canvasx(x), self.canvas.canvasy(y))
+
+    def _moved(self, event) -> None:
+        text = self.text_at(event.x, event.y)
+        if text == self.text:
+            return
+        self.hide()
+        self.text = text
+        if text:
+            self.tip = _tip_box(self.canvas, text, event.x_root + 12, event.y_root + 16)
+
+    def hide(self) -> None:
+        if self.tip is not None:
+            self.tip.destroy()
+        self.tip, self.text = None, ""
+
+
+def _tip_box(widget, text: str, x: int, y: int) -> tk.Toplevel:
+    """A small yellow box with `text` at screen point (x, y)."""
+    tip = tk.Toplevel(widget)
+    tip.wm_overrideredirect(True)
+    tip.wm_geometry(f"+{x}+{y}")
+    tk.Label(tip, text=text, background="#ffffe0", relief="solid", borderwidth=1,
+             justify="left", wraplength=widget.winfo_screenwidth() // 2).pack()
+    return tip
 
 
 def scrolled(holder, widget) -> None:

@@ -26,6 +26,7 @@ Glossary:
 
 import time
 
+from bank.counters import totals
 from bank.money import format_amount, parse_delta
 from bank.local_cluster import COORDINATOR as COORD
 from bank.views import in_doubt_text
@@ -90,6 +91,16 @@ class Seen:
             return ""                                # not heard of yet: let the call say
         _epoch, replicas = self.replication[name]
         return "" if replicas else f"{name} has no replica: nothing to promote"
+
+    def counters(self):
+        """The bank's counters (bank/counters.py, totals) from the coordinator's last ping
+        and each branch's row of branches(), or None when the coordinator does not
+        count them (no "counters" in its ping): what the shell's `counters` reads."""
+        counted = self.coord.get("ping", {}).get("counters")
+        if not counted:
+            return None
+        return totals(counted, {name: row.get("counters") or {}
+                                for name, row in self.last_word.items()})
 
     def branch_state(self, name: str) -> str:
         """'up', 'down' or '' (not heard from yet) for a member."""

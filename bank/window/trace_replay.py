@@ -31,7 +31,8 @@ from tkinter import ttk
 from bank.errors import BankError
 from bank.money import parse_delta
 from bank.window import diagram as draw
-from bank.window.look import Look, scrolled
+from bank.window import gauge
+from bank.window.look import CanvasHover, Look, scrolled
 
 TITLE = "Replay of a transfer"
 FIELDS = ("txid", "trace")             # what every saved trace has
@@ -126,10 +127,10 @@ def _snapshot(coord, durable, held, applied, ops) -> dict:
     lines = {"coordinator": [f"recovery log: {', '.join(coord['log']) or 'empty'}",
                              f"doing: {coord['doing']}"]}
     for branch, state in durable.items():
-        change = ", ".join(f"{acct} {'+' if d > 0 else '-'}{draw.show_money(abs(d))}"
+        change = ", ".join(f"{acct} {'+' if d > 0 else '-'}{gauge.show_money(abs(d))}"
                            for acct, d in ops.get(branch, [])) or "none"
         lines[branch] = [f"durable state: {state}",
-                         f"held: {draw.show_money(held[branch])}",
+                         f"held: {gauge.show_money(held[branch])}",
                          f"balance change: {change if applied[branch] else 'none yet'}"]
     return lines
 
@@ -175,6 +176,7 @@ class TraceReplay:
         self.diagram = tk.Canvas(holder, background=draw.PAPER, highlightthickness=0,
                                  width=int(self.top.winfo_screenwidth() * 0.45))
         scrolled(holder, self.diagram)
+        self.hover = CanvasHover(self.diagram)      # a shortened label in full
         self.diagram.bind("<Configure>", lambda e: self._draw())
         self.parties = tk.Text(panes, width=36, wrap="word", font="TkDefaultFont")
         self.parties.tag_configure("party", font="TkHeadingFont")
@@ -197,7 +199,7 @@ class TraceReplay:
         shown = dict(self.txn, trace=self.txn["trace"][:self.step])
         if self.step < len(self.states) - 1:
             shown["state"] = "replaying"          # no ending drawn before the last step
-        draw.draw_sequence(self.diagram, shown, self.diagram.winfo_width(),
+        draw.draw_sequence(self.diagram, shown, draw.visible_width(self.diagram),
                            ending=self.step == len(self.states) - 1)
         items = self.diagram.find_withtag("arrow") + self.diagram.find_withtag("never-sent")
         if self.step and items:                   # mark the step just taken

@@ -33,8 +33,9 @@ from tkinter import ttk
 from bank.money import parse_amount
 from bank.views import txn_category, txn_state_text
 from bank.window import diagram as draw
+from bank.window import gauge
 from bank.window import trace_replay
-from bank.window.look import Hover, scrolled
+from bank.window.look import CanvasHover, Hover, scrolled
 
 HINT = ("Make a transfer between two branches, or select one above:\n"
         "its Two-Phase Commit is drawn here, one arrow per message,\n"
@@ -117,6 +118,7 @@ class TransactionsPanel:
         canvas = tk.Canvas(holder, background=draw.PAPER, highlightthickness=1,
                            highlightbackground="#c8c8c8")
         scrolled(holder, canvas)
+        self.hover = CanvasHover(canvas)       # a shortened label or a box, in full (L4)
         canvas.bind("<Configure>", lambda e: self.draw())
         canvas.bind("<MouseWheel>", lambda e: canvas.yview_scroll(-e.delta // 120, "units"))
         canvas.bind("<Button-4>", lambda e: canvas.yview_scroll(-2, "units"))
@@ -163,7 +165,7 @@ class TransactionsPanel:
     def _show_row(self, index: int, row: dict) -> None:
         tree, txid = self.tree, row["txid"]
         values = (f"{row['src']} → {row['dst']}",
-                  draw.show_money(parse_amount(row["amount"])) if row.get("amount") else "",
+                  gauge.show_money(parse_amount(row["amount"])) if row.get("amount") else "",
                   txn_state_text(row), txid)
         tags = (txn_category(row),)
         if not tree.exists(txid):
@@ -227,7 +229,7 @@ class TransactionsPanel:
         if txn is None:
             return
         self._show_title()
-        draw.draw_sequence(self.diagram, txn, self.diagram.winfo_width())
+        draw.draw_sequence(self.diagram, txn, draw.visible_width(self.diagram))
         for button in (self.replay_button, self.save_button):
             button.configure(state="normal" if txn.get("trace") else "disabled")
 

@@ -1,0 +1,185 @@
+"""The money gauge of the desktop window: all the bank's money in one bar.
+
+Role: count every branch's money, read at one moment, into four parts that add up to
+the total (available, held by prepared transactions, in doubt: sent but not yet
+credited, and down: last seen), and draw them as one bar with the amounts written
+under it. The branches panel (bank/window/branches.py) owns the Canvas; this file only
+counts and draws.
+
+Rules:
+  * Rule G1 - money is counted in integer minor units (money.py), never floats; the
+    gauge's parts always add up to its total.
+  * Rule G2 - the picture follows the font: the bar, its callouts and its legend grow
+    with --font-size (the window's Rule L4), so held money is never an unlabelled sliver.
+  * Rule G3 - the presumption counters (forced writes and messages per transfer) are
+    written under the bar when the coordinator counts them, read as the shell's
+    `counters` reads them (bank/counters.py): the same numbers in both.
+  * Canvas items carry tags a test can search: ``gauge-held`` is the held segment,
+    ``callout-held`` its amount, ``legend``, ``gauge-note`` when it was read.
+
+Glossary:
+  split      the gauge's numbers, in minor units: available, held, in_flight, unreachable
+  in flight  money already taken off a committed source but not yet credited by a
+             destination that is still prepared: it is in no balance right now
+"""
+
+from tkinter import font as tkfont
+
+from bank.counters import per_transfer
+from bank.money import format_amount, parse_amount, parse_delta
+from bank.window.diagram import GREY, INK, RED
+
+GAUGE_COLOURS = {"available": "#4caf50", "held": "#5c7cfa", "in_flight": "#f0a500",
+                 "unreachable": "#b0b0b0"}
+GAUGE_LABELS = {"available": "available",
+                "held": "held by prepared transactions",
+                "in_flight": "in doubt: sent, not yet credited",
+                "unreachable": "down (last seen)"}
+
+
+# ---- the money gauge--------------------------------------------------------------------
+
+def money_split(branches: dict) -> dict:
+    """Count all the bank's money, in minor units, split four ways that add up to the total.
+
+    `branches`: name -> {"up": bool, "accounts": [account dicts], "prepared": [txns from
+    in_doubt(), each with "elsewhere": "committed" if another branch already committed it]},
+    all read at one moment (calls.fetch_money). A down branch's accounts are its last
+    seen ones.
+
+    While a transfer runs the total stays the same: before the source commits, the money
+    is held there (still in its balance); after the source commits and before the
+    destination does, it is in flight; a hold whose credit has already landed elsewhere
+    is not counted twice.
+    """
+    split = dict.fromkeys(GAUGE_COLOURS, 0)
+    for snap in branches.values():
+        for acct in snap.get("accounts", []):
+            balance = parse_amount(acct["balance"], allow_zero=True)
+            held = parse_amount(acct["held"], allow_zero=True)
+            if not snap.get("up"):
+                split["unreachable"] += balance
+                continue
+            split["available"] += balance - held
+            split["held"] += held
+        if not snap.get("up"):
+            continue
+        for txn in snap.get("prepared", []):
+            if txn.get("elsewhere") != "committed":
+                continue
+            for op in txn.get("ops", []):
+                delta = parse_delta(op["delta"])
+                if delta > 0:
+                    split["in_flight"] += delta     # left its source, not yet here
+                else:
+                    split["held"] += delta          # already credited elsewhere
+    split["total"] = sum(split[k] for k in GAUGE_COLOURS)
+    split["unread"] = sorted(name for name, snap in branches.items() if not snap.get("up"))
+    return split
+
+
+def show_money(minor: int) -> str:
+    """Minor units for people: 12345678 -> '123,456.78' (thousands separated)."""
+    units, cents = format_amount(minor).split(".")
+    sign = "-" if units.startswith("-") else ""
+    return f"{sign}{int(units.lstrip('-')):,}.{cents}"
+
+
+def cost_text(now, coordinator_up: bool = True) -> tuple:
+    """The presumption counters, (in full, short): forced writes and messages per
+    transfer, from the rows the shell's `counters` prints (bank/counters.py,
+    per_transfer); ("", "") when the coordinator does not count them (`now` is None: no
+    counters in its ping). The gauge writes the full one if it fits on one line."""
+    if not now:
+        return "", ""
+    rows = {what.strip(): value for what, value, _ in per_transfer(now)}
+    if not now.get("transfers"):
+        return ("cost per transfer: no transfer between branches yet",) * 2
+    old = "" if coordinator_up else " (as last counted: the coordinator is down)"
+    short = (f"per transfer, {rows['transfers between branches']} so far: "
+             f"{rows['messages per transfer']} messages, {rows['fsyncs per transfer']} "
+             "forced writes")
+    return (f"cost {short} (recovery log {rows['of which the recovery log']}, branches "
+            f"{rows['of which branch COMMITs']}){old}", short + old)
+
+
+def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "")) -> int:
+    """A horizontal bar: one coloured segment per part of the money, in proportion, with
+    the amount of every part that is not simply available written under its segment (so
+    a hold of 1% is a sliver with its number beside it), a legend, and under it `note`:
+    when the numbers were read, or why they are old (tag gauge-note), and the `costs`
+    (cost_text: tag gauge-costs, the short one if the full one needs two lines,
+    wrapped to the bar's width). Returns the height the
+    drawing needs: it grows with the font (Rule G2)."""
+    canvas.delete("all")
+    plain = tkfont.nametofont("TkDefaultFont", root=canvas)
+    line, total = plain.metrics("linespace"), split.get("total", 0)
+    x0, x1, y0, y1 = 10, max(60, width - 10), 6, 6 + line + 10
+    canvas.create_rectangle(x0, y0, x1, y1, fill="#f2f2f2", outline=GREY, tags=("gauge",))
+    segments = _gauge_segments(split, x0, x1)
+    for key, left, right in segments:
+        canvas.create_rectangle(left, y0, right, y1, fill=GAUGE_COLOURS[key], outline="",
+                                stipple="gray50" if key == "unreachable" else "",
+                                tags=("gauge", f"gauge-{key}"))
+    unread = ", ".join(split.get("unread") or [])
+    approx = f"  (approximate: {unread} not read; its part is as last seen)" if unread else ""
+    canvas.create_text((x0 + x1) / 2, (y0 + y1) / 2, tags=("gauge", "gauge-total"),
+                       text=f"total {show_money(total)}{approx}", font=("TkHeadingFont",))
+    y = y1 + line / 2 + 3
+    y = _gauge_callouts(canvas, plain, segments, split, (x0, x1), y, line)
+    box = line / 2 - 1
+    texts = {key: f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}"
+             for key in GAUGE_COLOURS}
+    per_row = 2 if max(map(plain.measure, texts.values())) + 3 * box < (x1 - x0) / 2 else 1
+    column = (x1 - x0) / per_row
+    for i, key in enumerate(GAUGE_COLOURS):
+        lx, ly = x0 + (i % per_row) * column, y + (i // per_row) * (line + 4)
+        canvas.create_rectangle(lx, ly - box, lx + 2 * box, ly + box, fill=GAUGE_COLOURS[key],
+                                outline=GREY, tags=("legend", f"legend-{key}"))
+        canvas.create_text(lx + 2 * box + 5, ly, anchor="w", tags=("legend",),
+                           text=texts[key])
+    y += len(GAUGE_COLOURS) // per_row * (line + 4)
+    if note:
+        canvas.create_text(x0, y, anchor="w", text=note, tags=("gauge-note",),
+                           fill=RED if note.startswith("NOT") else GREY)
+        y += line + 2
+    if costs[0]:
+        text = costs[0] if plain.measure(costs[0]) <= x1 - x0 else costs[1]
+        item = canvas.create_text(x0, y - line / 2, anchor="nw", text=text, fill=INK,
+                                  width=x1 - x0, tags=("gauge-costs",))
+        y = canvas.bbox(item)[3] + line / 2
+    return int(y - line / 2 + 6 if note or costs[0] else y + line / 2 + 6)
+
+
+def _gauge_segments(split: dict, x0: float, x1: float) -> list:
+    """(part, left, right) for each part of the money that is not zero, in proportion
+    (the last one ends at the bar's end, so rounding never leaves a gap)."""
+    parts, total = [k for k in GAUGE_COLOURS if split.get(k)], split.get("total", 0)
+    out, x = [], x0
+    for i, key in enumerate(parts):
+        share = split[key] * (x1 - x0) / total if total else 0
+        end = x1 if i == len(parts) - 1 else min(x1, x + max(4, share))
+        out.append((key, x, end))
+        x = end
+    return out
+
+
+def _gauge_callouts(canvas, plain, segments: list, split: dict, span: tuple, y: float,
+                    line: float) -> float:
+    """Under the bar: the amount of each held, in-doubt or unreachable segment, centred
+    under it (kept inside the bar, and never on top of the previous amount); the next y."""
+    x0, x1 = span
+    placed, nxt = False, x0
+    for key, left, right in segments:
+        if key == "available":
+            continue
+        text = f"{GAUGE_LABELS[key].split(':')[0].split(' by ')[0]} {show_money(split[key])}"
+        width = plain.measure(text)
+        at = max(nxt, min(x1 - width, (left + right) / 2 - width / 2))
+        canvas.create_line((left + right) / 2, y - line / 2 - 2, (left + right) / 2,
+                           y - line / 2 + 2, fill=GAUGE_COLOURS[key], width=3,
+                           tags=("callout", f"callout-{key}"))
+        canvas.create_text(at, y, anchor="w", text=text, fill=INK if key != "unreachable"
+                           else GREY, tags=("callout", f"callout-{key}"))
+        nxt, placed = at + width + plain.measure("  "), True
+    return y + line + 4 if placed else y

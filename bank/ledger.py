@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS txns(
     decided     TEXT,
     peers       TEXT NOT NULL DEFAULT '[]',  -- JSON [["Delhi", URL]]: the others (P9)
     heuristic   TEXT NOT NULL DEFAULT '',    -- the operator's heuristic decision (P10)
-    damage      TEXT NOT NULL DEFAULT '');   -- the coordinator's, if it contradicts (P11)
+    told        TEXT NOT NULL DEFAULT '');   -- the coordinator's decision after it (P11)
 CREATE TABLE IF NOT EXISTS journal(
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     ts            TEXT NOT NULL,
@@ -91,7 +91,7 @@ CREATE INDEX IF NOT EXISTS txns_by_state ON txns(state);
 # Columns added since the first schema: a database written before them gets them, empty.
 ADDED_COLUMNS = {"txns": (("peers", "TEXT NOT NULL DEFAULT '[]'"),
                           ("heuristic", "TEXT NOT NULL DEFAULT ''"),
-                          ("damage", "TEXT NOT NULL DEFAULT ''"))}
+                          ("told", "TEXT NOT NULL DEFAULT ''"))}
 
 
 
@@ -200,7 +200,7 @@ class Ledger(ParticipantSteps, Replog, Audit):
         if row is None:
             return {"txid": txid, "state": TxState.UNKNOWN.value, "coordinator": "",
                     "ops": [], "reason": "", "created": "", "decided": "", "peers": [],
-                    "heuristic": "", "damage": ""}
+                    "heuristic": "", "told": "", "damage": ""}
         return self._txn_dict(row)
 
     def in_doubt(self) -> list:
@@ -387,7 +387,8 @@ class Ledger(ParticipantSteps, Replog, Audit):
                 "ops": ops, "reason": row["reason"], "created": row["created"],
                 "decided": row["decided"] or "",
                 "peers": [name for name, _ in json.loads(row["peers"])],
-                "heuristic": row["heuristic"], "damage": row["damage"]}
+                "heuristic": row["heuristic"], "told": row["told"],
+                "damage": row["told"] if row["told"] != row["heuristic"] else ""}
 
 
 # ---- storage faults: a failing disk, a damaged database --------------------------------------

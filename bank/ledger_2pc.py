@@ -71,7 +71,7 @@ class ParticipantSteps:
         """P10: the operator forces an in-doubt txid to commit or abort (P7 otherwise)."""
         with self._write(("heuristic", [txid, outcome])) as db:
             txn = self._participant(db, txid)
-            effects = self._allowed(txn, f"decide {outcome} heuristically",
+            effects = self._allowed(txn, "decide heuristically",
                                     lambda: txn.on_heuristic(outcome))
             return self._carry_out(db, txn, effects).state
 
@@ -133,7 +133,7 @@ class ParticipantSteps:
         return ParticipantTxn(self.branch, row["txid"], TxState(row["state"]),
                               row["coordinator"], ops, row["reason"],
                               tuple(tuple(p) for p in json.loads(row["peers"])),
-                              row["heuristic"], row["damage"])
+                              row["heuristic"], row["told"])
 
     @staticmethod
     def _balances(db, ops) -> dict:
@@ -151,10 +151,10 @@ class ParticipantSteps:
         ops_json = json.dumps([{"account": n, "delta": d} for n, d in txn.ops])
         decided = None if record.kind == TxState.PREPARED.value else now()
         db.execute("INSERT INTO txns(txid, coordinator, ops, state, reason, created, decided,"
-                   " peers, heuristic, damage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   " peers, heuristic, told) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                    "ON CONFLICT(txid) DO UPDATE SET state=excluded.state, "
                    "decided=excluded.decided, heuristic=excluded.heuristic, "
-                   "damage=excluded.damage",
+                   "told=excluded.told",
                    (txn.txid, txn.coordinator, ops_json, record.kind, record.reason, now(),
                     decided, json.dumps([list(p) for p in txn.peers]), record.heuristic or txn.heuristic,
-                    record.damage or txn.damage))
+                    record.told or txn.told))

@@ -185,21 +185,32 @@ def test_p10_a_heuristic_decision_applies_and_is_recorded_as_heuristic(outcome, 
         participant(TxState.PREPARED).on_heuristic("maybe")
 
 
-def test_p11_a_contradicting_decision_records_the_damage_and_is_acknowledged():
-    """P11: after a heuristic abort, the coordinator's commit is not refused: the damage
-    is recorded durably (heuristic aborted, coordinator committed), nothing is applied,
-    and it is acknowledged; an agreeing decision is a plain repeat (P3)."""
+def test_p11_the_coordinators_decision_after_a_heuristic_one_is_recorded_and_acked():
+    """P11: after a heuristic abort, the coordinator's commit is not refused: it is
+    recorded durably next to the heuristic one (the damage), nothing is applied, and it
+    is acknowledged; an agreeing decision is recorded too; without a heuristic decision
+    a commit of an aborted txn is still P7."""
     txn = participant(TxState.ABORTED, heuristic="aborted")
     effects = txn.on_commit()
     assert [type(e) for e in effects] == [Record, Reply]
-    assert effects[0].damage == "committed" and effects[0].heuristic == "aborted"
-    assert txn.state is TxState.ABORTED and txn.damage == "committed"
+    assert effects[0].told == "committed" and effects[0].heuristic == "aborted"
+    assert effects[0].forced and txn.state is TxState.ABORTED and txn.told == "committed"
     txn = participant(TxState.COMMITTED, heuristic="committed")
-    assert txn.on_abort()[0].damage == "aborted" and txn.state is TxState.COMMITTED
+    assert txn.on_abort()[0].told == "aborted" and txn.state is TxState.COMMITTED
     agreeing = participant(TxState.ABORTED, heuristic="aborted")
-    assert agreeing.on_abort() == [Reply(Ack("T1", "Mumbai", TxState.ABORTED))]
+    effects = agreeing.on_abort()
+    assert effects[0].told == "aborted" and not [e for e in effects if isinstance(e, Apply)]
     with pytest.raises(ProtocolViolation):                   # no heuristic: still P7
         participant(TxState.ABORTED).on_commit()
+
+
+def test_p8_a_heuristic_decision_is_not_told_to_peers_as_knowledge():
+    """P8 with P10: a heuristically decided txn answers a peer "in-doubt" until the
+    coordinator's decision is known; then it answers the coordinator's decision."""
+    txn = participant(TxState.ABORTED, heuristic="aborted")
+    assert txn.on_peer_query("Delhi")[0].message.outcome == "in-doubt"
+    txn.on_commit()
+    assert txn.on_peer_query("Delhi")[0].message.outcome == "committed"
 
 
 # ---- the coordinator ------------------------------------------------------------------

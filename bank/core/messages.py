@@ -179,7 +179,7 @@ class Record:
     forced: bool
     reason: str = ""
     heuristic: str = ""         # participant: the operator's heuristic decision (P10)
-    damage: str = ""            # participant: the coordinator's decision that contradicts it (P11)
+    told: str = ""              # participant: the coordinator's decision after it (P11)
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,12 @@ Rules:
   * P10 - a heuristic decision: the operator forces an in-doubt transaction to commit
     or abort (a teacher's RPC). It is applied as P4 or P5 and recorded durably as
     heuristic. Only a prepared txid may be decided so.
-  * P11 - the coordinator's decision arrives after a heuristic one: if it agrees,
-    P3; if it contradicts it, the damage (heuristic mixed outcome) is recorded
-    durably and the decision acknowledged, so the coordinator stops retrying and the
-    audit can show who decided what. Nothing is undone: the money already moved.
+  * P11 - the coordinator's decision arrives after a heuristic one: it is recorded
+    durably next to the heuristic one and acknowledged, so the coordinator stops
+    retrying. If it contradicts the heuristic one, that is the damage (a heuristic
+    mixed outcome) the audit shows; nothing is undone: the money already moved. Until
+    the coordinator's decision is known, a heuristic txn answers a peer "in-doubt"
+    (P8): an operator's guess must not spread to the other participants.
 
 Glossary:
   op        one account change of a transaction: (account number, signed paise)
@@ -46,7 +48,7 @@ Glossary:
   in doubt  prepared, the decision not yet known here
   peer      another participant of the same transaction
   heuristic a decision taken by an operator instead of the coordinator (P10)
-  damage    a heuristic decision the coordinator's later contradicts (P11)
+  damage    a heuristic decision the coordinator's decision contradicts (P11)
 """
 
 import enum
@@ -72,7 +74,7 @@ class Event(str, enum.Enum):
     NO_COORDINATOR = "timeout (the coordinator cannot be reached)"
     HEURISTIC_COMMIT = "heuristic commit (operator)"
     HEURISTIC_ABORT = "heuristic abort (operator)"
-    CONTRADICTED = "a decision contradicting the heuristic one"
+    AFTER_HEURISTIC = "the coordinator's decision, after a heuristic one"
 
 
 class Do(str, enum.Enum):
@@ -89,7 +91,7 @@ class Do(str, enum.Enum):
     ANSWER_PEER = "answer the peer what we know"
     ASK_PEERS = "ask the other participants"
     RECORD_HEURISTIC = "record the heuristic decision (durable)"
-    RECORD_DAMAGE = "record the contradicting decision: damage (durable)"
+    RECORD_DECISION = "record the coordinator's decision next to it (durable)"
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,8 @@ PARTICIPANT = {
     (P, Event.HEURISTIC_COMMIT): Step("P10", C, (Do.RELEASE_HOLDS, Do.APPLY_OPS,
                                                  Do.RECORD_HEURISTIC, Do.ACK)),
     (P, Event.HEURISTIC_ABORT):  Step("P10", A, (Do.RELEASE_HOLDS, Do.RECORD_HEURISTIC, Do.ACK)),
-    (C, Event.CONTRADICTED):  Step("P11", C, (Do.RECORD_DAMAGE, Do.ACK)),
-    (A, Event.CONTRADICTED):  Step("P11", A, (Do.RECORD_DAMAGE, Do.ACK)),
+    (C, Event.AFTER_HEURISTIC): Step("P11", C, (Do.RECORD_DECISION, Do.ACK)),
+    (A, Event.AFTER_HEURISTIC): Step("P11", A, (Do.RECORD_DECISION, Do.ACK)),
     # Anything else is P7: (U, COMMIT), (A, COMMIT), (C, ABORT), a timeout or restart
     # of a transaction that is not in doubt, a heuristic decision of one not in doubt.
 }
@@ -171,16 +173,17 @@ class ParticipantTxn:
 
     Its fields are exactly what the branch keeps durably for the txid (its txns row),
     so recovery rebuilds it from that row alone. peers: ((name, address), ...) of the
-    other participants (P9); heuristic and damage: P10 and P11.
+    other participants (P9); heuristic: the operator's decision (P10); told: the
+    coordinator's decision when it arrived after the heuristic one (P11).
     """
 
     def __init__(self, branch: str, txid: str, state: TxState = TxState.UNKNOWN,
                  coordinator: str = "", ops: tuple = (), reason: str = "",
-                 peers: tuple = (), heuristic: str = "", damage: str = ""):
+                 peers: tuple = (), heuristic: str = "", told: str = ""):
         self.branch, self.txid, self.state = branch, txid, state
         self.coordinator, self.ops, self.reason = coordinator, tuple(ops), reason
         self.peers = _others(peers, branch)                       # whom to ask (P9)
-        self.heuristic, self.damage = heuristic, damage           # P10, P11
+        self.heuristic, self.told = heuristic, told               # P10, P11
 
     # ---- events ----------------------------------------------------------------------
 
@@ -196,15 +199,15 @@ class ParticipantTxn:
         return self._step(Event.PREPARE_FAIL if problem else Event.PREPARE_OK)
 
     def on_commit(self) -> list:
-        if self.heuristic and self.state is TxState.ABORTED:           # P11
-            self.damage = TxState.COMMITTED.value
-            return self._step(Event.CONTRADICTED)
+        if self.heuristic:                                             # P11
+            self.told = TxState.COMMITTED.value
+            return self._step(Event.AFTER_HEURISTIC)
         return self._step(Event.COMMIT)
 
     def on_abort(self, coordinator: str = "") -> list:
-        if self.heuristic and self.state is TxState.COMMITTED:         # P11
-            self.damage = TxState.ABORTED.value
-            return self._step(Event.CONTRADICTED)
+        if self.heuristic:                                             # P11
+            self.told = TxState.ABORTED.value
+            return self._step(Event.AFTER_HEURISTIC)
         if self.state is TxState.UNKNOWN:
             self.coordinator, self.reason = coordinator, "aborted before any prepare arrived"
         return self._step(Event.ABORT)
@@ -274,12 +277,14 @@ class ParticipantTxn:
         if do is Do.RECORD_HEURISTIC:
             return [Record(self.txid, next_state.value, forced=True, heuristic=next_state.value,
                            reason=f"heuristic {next_state.value} by the operator (P10)")]
-        if do is Do.RECORD_DAMAGE:
+        if do is Do.RECORD_DECISION:
             return [Record(self.txid, next_state.value, forced=True, heuristic=self.heuristic,
-                           damage=self.damage, reason=f"heuristic {self.heuristic}, but the "
-                           f"coordinator decided {self.damage} (P11)")]
+                           told=self.told, reason=f"heuristic {self.heuristic}; the "
+                           f"coordinator decided {self.told} (P11)")]
         if do is Do.ANSWER_PEER:
             known = next_state.value if next_state is not TxState.PREPARED else IN_DOUBT
+            if self.heuristic:                  # P8: an operator's guess is not knowledge
+                known = self.told or IN_DOUBT
             return [Reply(OutcomeAnswer(self.txid, self.branch, known))]
         if do is Do.ASK_PEERS:
             return [Send(name, OutcomeQuery(self.txid, self.branch)) for name, _ in self.peers]

@@ -45,7 +45,7 @@ from bank.ledger import Ledger
 from bank.money import parse_amount, parse_delta
 from bank.core.messages import Role, TxState
 from bank.branch_roles import ReplicationRoles
-from bank.branch_termination import Termination, _held_text, _ops_text
+from bank.branch_termination import ASK_PEERS_AFTER, Termination, _held_text, _ops_text
 from bank.core.replica import BranchRole
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
 from bank.storage import durable_replace
@@ -72,7 +72,7 @@ class Branch(ReplicationRoles, Termination):
 
     def __init__(self, name: str, db_path, *, allow_faults=False, secret=None,
                  ask_every: float = ASK_EVERY, replica_of: str = "", synchronous=True,
-                 coordinator: str = ""):
+                 coordinator: str = "", ask_peers_after: float = ASK_PEERS_AFTER):
         self.name = check_branch_name(name)
         self.coordinator = check_url(coordinator, "coordinator URL") if coordinator else ""
         self.ledger, replica_of = _open_ledger(db_path, self.name, replica_of, secret)
@@ -80,6 +80,8 @@ class Branch(ReplicationRoles, Termination):
         if allow_faults:
             self.PUBLIC_METHODS = Branch.PUBLIC_METHODS + ("fault",)
         self.secret, self.ask_every = secret, ask_every
+        self.ask_peers_after = ask_peers_after  # T1: seconds of coordinator silence first
+        self._silent_since = {}                 # txid -> when the coordinator first was silent
         self.url = ""                           # set once the server listens
         self._coordinators = {}                 # url -> rpc.Client
         self._stop = threading.Event()

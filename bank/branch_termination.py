@@ -10,8 +10,10 @@ Mixed into bank.branch_service.Branch.
 Rules:
   * The core decides; this file only sends the queries the core returns and feeds the
     answers back through the ledger's commit or abort step (durable before anyone hears).
-  * T1 - the other participants are asked only when the coordinator gives no answer
-    at all (down, cut off): a coordinator that answers "pending" is still deciding.
+  * T1 - the other participants are asked only when the coordinator has given no
+    answer at all (down, cut off) for ``--ask-peers-after`` seconds (default 30): a
+    coordinator that answers "pending" is still deciding, and one that is merely
+    restarting will answer soon.
   * T2 - a peer that cannot be reached counts as "in-doubt": it tells us nothing.
   * T3 - the branch narrates every query and every answer in its terminal (B5), so a
     class sees who asked whom and what it learned, or that it still waits.
@@ -24,6 +26,7 @@ Glossary:
 """
 
 import logging
+import time
 
 from bank import rpc
 from bank.core.messages import IN_DOUBT, TxState
@@ -33,6 +36,7 @@ from bank.money import format_amount, format_delta
 log = logging.getLogger("branch")
 
 DECIDED = (TxState.COMMITTED.value, TxState.ABORTED.value)
+ASK_PEERS_AFTER = 30.0   # seconds of coordinator silence before the peers are asked (T1)
 HEURISTIC_WORDS = {"commit": TxState.COMMITTED.value, "committed": TxState.COMMITTED.value,
                    "abort": TxState.ABORTED.value, "aborted": TxState.ABORTED.value}
 
@@ -98,13 +102,18 @@ class Termination:
                 if decision in DECIDED:
                     self._learn(txn.txid, decision, f"the coordinator at {query.to}")
                     resolved += 1
-                elif decision == "" and txn.peers:                  # T1: ask the others
+                elif decision == "" and txn.peers and self._silent_long(txn.txid):   # T1
                     resolved += self._ask_peers(txn, query.to)
                 else:                                               # B5: still blocked
                     log.info("termination: %s is in doubt; asked the coordinator at %s "
                              "for the decision: %s. Still %s.", txn.txid, query.to,
                              _answer_text(decision), _held_text(self.name, txn.ops))
         return resolved
+
+    def _silent_long(self, txid: str) -> bool:
+        """T1: has the coordinator been silent about txid for ask_peers_after seconds?"""
+        since = self._silent_since.setdefault(txid, time.monotonic())
+        return time.monotonic() - since >= self.ask_peers_after
 
     def _ask_peers(self, txn, coordinator_url: str) -> int:
         """P9: ask each other participant in turn; the first that knows decides for us."""
@@ -127,6 +136,7 @@ class Termination:
         learn = {TxState.COMMITTED.value: self.ledger.commit,
                  TxState.ABORTED.value: self.ledger.abort}
         self._write(learn[decision], txid)
+        self._silent_since.pop(txid, None)
         log.info("termination: learned %s for %s from %s; the hold is released.",
                  decision, txid, source)
 
@@ -138,6 +148,7 @@ class Termination:
                 coordinator_url, self.secret, timeout=3, label="the coordinator")
         try:
             answer = client.call("decision", txid, self.name)
+            self._silent_since.pop(txid, None)          # it answers: T1 starts over
             return answer.get("decision", "") if isinstance(answer, dict) else ""
         except BankError as exc:
             log.debug("termination: no decision for %s yet (%s)", txid, exc)

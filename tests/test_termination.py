@@ -3,7 +3,7 @@
 Rules checked (bank/core/participant.py; carried out by bank/branch_termination.py):
   * P9 - a branch in doubt whose coordinator is down asks the other participants named
     in its prepare, and applies what one of them knows; it narrates who it asked and
-    what it heard (T3);
+    what it heard (T3); with the default --ask-peers-after it first waits (T1);
   * P9/P6 - when no participant knows, it keeps waiting and keeps its holds, until the
     coordinator is back;
   * P8 - a branch that never voted on a txid records it aborted before answering, so a
@@ -40,7 +40,7 @@ from shelltest import run, shell_on                          # noqa: E402
 def bank(tmp_path):
     """Mumbai and Delhi (preloaded) and a coordinator in tmp_path, stopped by pid."""
     local = cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi"),
-                                 branch_args=("--ask-every", "0.3"))
+                                 branch_args=("--ask-every", "0.3", "--ask-peers-after", "0"))
     try:
         local.start()
         yield local
@@ -55,7 +55,8 @@ def crash_coordinator_during_transfer(bank, fault: str) -> str:
     with pytest.raises(BankError):
         bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "7")
     assert bank.members["coordinator"].wait_exit(10) == 86
-    [txn] = bank.client("Mumbai").call("in_doubt")
+    [txn] = wait_for(lambda: bank.client("Mumbai").call("in_doubt"), 10,
+                     "Mumbai to hold the transfer prepared")
     return txn["txid"]
 
 
@@ -98,6 +99,23 @@ def test_p9_when_no_peer_knows_the_branch_keeps_waiting_and_holding(bank):
     wait_for(lambda: mumbai.call("status", txid)["state"] == "committed", 20,
              "the restarted coordinator to finish the transfer")
     assert bank.client("Delhi").call("account", "1002")["balance"] == "5007.00"
+
+
+def test_t1_by_default_the_peers_are_asked_only_after_a_long_silence(tmp_path):
+    """T1: with the default --ask-peers-after (30 s), a branch in doubt whose coordinator
+    just went down keeps asking the coordinator and does not ask its peers yet."""
+    local = cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi"),
+                                 branch_args=("--ask-every", "0.2"))
+    try:
+        local.start()
+        txid = crash_coordinator_during_transfer(local, "crash-mid-commit")
+        wait_for(lambda: log_of(local, "Mumbai").count(f"{txid} is in doubt; asked the "
+                                                        "coordinator") >= 3, 20,
+                 "Mumbai to ask the coordinator three times")
+        assert "asking the other participants" not in log_of(local, "Mumbai")
+        assert local.client("Mumbai").call("status", txid)["state"] == "prepared"
+    finally:
+        local.stop()
 
 
 def test_p8_a_branch_that_never_voted_answers_aborted_and_votes_no_later(bank):

@@ -13,7 +13,7 @@ import pathlib
 import sys
 
 from bank import rpc
-from bank.branch_service import ASK_EVERY, Branch
+from bank.branch_service import ASK_EVERY, ASK_PEERS_AFTER, Branch
 from bank.errors import BankError
 from bank.ledger import check_database
 
@@ -42,6 +42,9 @@ def parse_args(argv=None):
                    help="answer writes before replicas have them (a lab: this can lose money)")
     p.add_argument("--ask-every", type=float, default=ASK_EVERY, metavar="SECONDS",
                    help="how often to ask the coordinator about in-doubt transactions")
+    p.add_argument("--ask-peers-after", type=float, default=ASK_PEERS_AFTER, metavar="SECONDS",
+                   help="once the coordinator has not answered for this long, ask the "
+                        "other participants too (cooperative termination)")
     p.add_argument("--log-dir", default="logs", help="where the log file goes")
     p.add_argument("--url-file", help="write the served URL here once listening")
     return p.parse_args(argv)
@@ -62,6 +65,7 @@ def main(argv=None):
     try:
         branch = Branch(args.name, db, allow_faults=args.allow_faults or bool(args.fail_at),
                         secret=secret, ask_every=args.ask_every, replica_of=args.replica_of,
+                        ask_peers_after=args.ask_peers_after,
                         synchronous=not args.async_replication,
                         coordinator=args.coordinator)
     except BankError as exc:             # e.g. a full disk while it records its role

@@ -3,8 +3,10 @@
 Role: check every request, hand it to the ledger (where the participant core,
 bank/core/participant.py, decides and SQLite makes it durable), and only then
 answer. It also runs the participant's timer (rule P6): a branch holding a prepared
-transaction asks the coordinator for the decision until it learns it. Its
-replication role (primary, replica, fenced) is bank/branch_roles.py.
+transaction asks the coordinator for the decision until it learns it, and the other
+participants when the coordinator cannot be reached (P8, P9: bank/branch_termination.py,
+with the teacher's heuristic decisions, P10, P11). Its replication role (primary,
+replica, fenced) is bank/branch_roles.py.
 The program that starts it is branch.py at the top of the repository.
 
 Rules:
@@ -40,9 +42,10 @@ from bank.faults import FaultPoints
 from bank.core.messages import BRANCH_POINTS
 from bank.core.participant import MAX_OPS
 from bank.ledger import Ledger
-from bank.money import format_amount, format_delta, parse_amount, parse_delta
+from bank.money import parse_amount, parse_delta
 from bank.core.messages import Role, TxState
 from bank.branch_roles import ReplicationRoles
+from bank.branch_termination import ASK_PEERS_AFTER, Termination, _held_text, _ops_text
 from bank.core.replica import BranchRole
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
 from bank.storage import durable_replace
@@ -53,12 +56,14 @@ PRELOAD = (("1001", "Asha Rao", 10_000_00), ("1002", "Vikram Shah", 5_000_00))
 ASK_EVERY = 2.0          # seconds between decision queries for an in-doubt txn
 
 
-class Branch(ReplicationRoles):
+class Branch(ReplicationRoles, Termination):
     """The public XML-RPC methods of one branch. Each returns a dict or a list of dicts."""
 
     PUBLIC_METHODS = ("ping", "open_account", "account", "accounts", "deposit", "withdraw",
                       "transfer", "prepare", "commit", "abort", "status", "in_doubt",
                       "journal", "promote", "batch",
+                      # cooperative termination and heuristic decisions (branch_termination.py)
+                      "outcome", "heuristic", "heuristics",
                       # replication between branch servers (replication.py)
                       "replication", "changes_since", "attach_replica", "caught_up",
                       "replicate", "follow", "use_manager",
@@ -67,7 +72,7 @@ class Branch(ReplicationRoles):
 
     def __init__(self, name: str, db_path, *, allow_faults=False, secret=None,
                  ask_every: float = ASK_EVERY, replica_of: str = "", synchronous=True,
-                 coordinator: str = ""):
+                 coordinator: str = "", ask_peers_after: float = ASK_PEERS_AFTER):
         self.name = check_branch_name(name)
         self.coordinator = check_url(coordinator, "coordinator URL") if coordinator else ""
         self.ledger, replica_of = _open_ledger(db_path, self.name, replica_of, secret)
@@ -75,6 +80,8 @@ class Branch(ReplicationRoles):
         if allow_faults:
             self.PUBLIC_METHODS = Branch.PUBLIC_METHODS + ("fault",)
         self.secret, self.ask_every = secret, ask_every
+        self.ask_peers_after = ask_peers_after  # T1: seconds of coordinator silence first
+        self._silent_since = {}                 # txid -> when the coordinator first was silent
         self.url = ""                           # set once the server listens
         self._coordinators = {}                 # url -> rpc.Client
         self._stop = threading.Event()
@@ -171,20 +178,25 @@ class Branch(ReplicationRoles):
 
     # ---- 2PC participant --------------------------------------------------------------
 
-    def prepare(self, txid, coordinator, ops) -> dict:
+    def prepare(self, txid, coordinator, ops, participants=None) -> dict:
         """Phase 1: can this branch apply `ops`? Holds debits, records, then votes.
 
+        participants (optional): {name: URL} of every participant of the transaction,
+        kept with the txid so that, in doubt and cut off from the coordinator, this
+        branch can ask the others (cooperative termination, P9).
         Answers {"vote": "yes"|"no", "reason"}; a repeated prepare gets the same vote.
         Example: prepare("C1-20261125T130102-9f3a2c", "http://127.0.0.1:9000",
-                         [{"account": "1001", "delta": "-50.00"}])
+                         [{"account": "1001", "delta": "-50.00"}],
+                         {"Mumbai": "http://127.0.0.1:9001", "Delhi": "http://127.0.0.1:9002"})
         """
         txid = check_token(txid, "transaction id")
         coordinator = check_url(coordinator, "coordinator URL")
-        parsed = _parse_ops(ops)
+        parsed, peers = _parse_ops(ops), _parse_participants(participants)
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-vote")
         refuse = "fault injected: vote-no" if self.faults.fires("vote-no") else ""
-        vote, reason = self._write(self.ledger.prepare, txid, coordinator, parsed, refuse)
+        vote, reason = self._write(self.ledger.prepare, txid, coordinator, parsed, refuse,
+                                   peers)
         if vote.value == "yes":
             log.info("prepare %s (%s): vote yes, recorded on disk; %s until the "
                      "coordinator decides.", txid, _ops_text(self.name, parsed),
@@ -204,6 +216,8 @@ class Branch(ReplicationRoles):
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-commit")
         state = self._write(self.ledger.commit, txid)       # durable here and on replicas
+        if state is not TxState.COMMITTED:                  # P11: a heuristic abort here
+            return self._damage_answer(txid, "commit")
         log.info("commit %s: the coordinator decided commit; applied here (%s), the hold "
                  "is released.", txid, state.value)
         self.faults.crash_if_armed("crash-after-commit")
@@ -216,9 +230,21 @@ class Branch(ReplicationRoles):
         txid = check_token(txid, "transaction id")
         self.faults.maybe_delay()
         state = self._write(self.ledger.abort, txid)
+        if state is not TxState.ABORTED:                    # P11: a heuristic commit here
+            return self._damage_answer(txid, "abort")
         log.info("abort %s: the coordinator decided abort; nothing applied here (%s), any "
                  "hold is released.", txid, state.value)
         return {"txid": txid, "state": state.value}
+
+    def _damage_answer(self, txid: str, decided: str) -> dict:
+        """P11: the coordinator's decision contradicts our heuristic one: recorded, said."""
+        row = self.ledger.status(txid)
+        log.warning("%s %s: the coordinator decided %s, but the operator had forced %s "
+                    "here (heuristic): heuristic damage recorded; the money does not "
+                    "balance across branches (see check).", decided, txid, row["damage"],
+                    row["heuristic"])
+        return {"txid": txid, "state": row["state"], "heuristic": row["heuristic"],
+                "damage": row["damage"]}
 
     def batch(self, calls) -> list:
         """Several prepare/commit/abort calls in one message (bank/batching.py, B1-B4).
@@ -256,54 +282,6 @@ class Branch(ReplicationRoles):
         crash-after-vote, crash-before-commit, crash-after-commit, delay=SECONDS; "" disarms.
         """
         return self.faults.arm(point)
-
-    # ---- termination protocol: ask for the decisions we are waiting on ---------------
-
-    def resolve_in_doubt(self) -> int:
-        """P6: each prepared txn's timer fires; the core asks its coordinator for the
-        decision, and what we learn goes through the core's commit or abort step.
-
-        Returns how many were resolved. A coordinator that is down or still deciding
-        changes nothing: we simply ask again later.
-        """
-        learn = {TxState.COMMITTED.value: self.ledger.commit,
-                 TxState.ABORTED.value: self.ledger.abort}
-        resolved = 0
-        for txn in self.ledger.waiting():           # one bad coordinator URL must not
-            for query in txn.on_timeout():          # stop the rest: Send(DecisionQuery)
-                decision = self._ask_decision(query.message.txid, query.to)
-                if decision in learn:
-                    self._write(learn[decision], txn.txid)
-                    resolved += 1
-                    log.info("termination: learned %s for %s from the coordinator at %s; "
-                             "the hold is released.", decision, txn.txid, query.to)
-                else:                                               # B5: still blocked
-                    log.info("termination: %s is in doubt; asked the coordinator at %s "
-                             "for the decision: %s. Still %s.", txn.txid, query.to,
-                             _answer_text(decision), _held_text(self.name, txn.ops))
-        return resolved
-
-    def _ask_decision(self, txid: str, coordinator_url: str) -> str:
-        client = self._coordinators.get(coordinator_url)
-        if client is None:
-            client = self._coordinators[coordinator_url] = rpc.Client(
-                coordinator_url, self.secret, timeout=3, label="the coordinator")
-        try:
-            answer = client.call("decision", txid, self.name)
-            return answer.get("decision", "") if isinstance(answer, dict) else ""
-        except BankError as exc:
-            log.debug("termination: no decision for %s yet (%s)", txid, exc)
-            return ""
-
-    def run_termination(self):
-        """Background loop: resolve in-doubt txns now (after a restart) and every few s."""
-        while not self._stop.is_set():
-            try:
-                if self.role == "primary":
-                    self.resolve_in_doubt()
-            except Exception:
-                log.exception("termination loop")
-            self._stop.wait(self.ask_every)
 
     def run_replication(self):
         """Background loop: a primary checks it was not replaced and sends heartbeats;
@@ -395,26 +373,15 @@ def _newer_primary_at(url: str, epoch: int, secret) -> bool:
 
 
 
-def _ops_text(branch: str, ops) -> str:
-    """[("1001", -10000)] -> "Mumbai/1001 -100.00" (B5's sentences)."""
-    return ", ".join(f"{branch}/{number} {format_delta(delta)}" for number, delta in ops)
-
-
-def _held_text(branch: str, ops) -> str:
-    """What a yes vote holds (B5): "holding 100.00 of Mumbai/1001"; a credit holds nothing
-    but waits too ("holding nothing; its credit of 100.00 to Delhi/1002 waits")."""
-    debits = [f"{format_amount(-delta)} of {branch}/{number}" for number, delta in ops
-              if delta < 0]
-    credits = [f"{format_amount(delta)} to {branch}/{number}" for number, delta in ops
-               if delta > 0]
-    if debits:
-        return "holding " + ", ".join(debits)
-    return "holding nothing; its credit of " + ", ".join(credits) + " waits"
-
-
-def _answer_text(decision: str) -> str:
-    """The coordinator's answer to a decision query, in words (B5)."""
-    return {"": "no answer", "pending": "not decided yet"}.get(decision, decision)
+def _parse_participants(participants) -> list:
+    """{"Mumbai": URL, ...} -> [["Delhi", URL], ...] sorted; None (an old caller) -> []."""
+    if participants in (None, ""):
+        return []
+    if not isinstance(participants, dict) or len(participants) > MAX_OPS:
+        raise BankError(FaultCode.BAD_INPUT, "participants must be a struct like "
+                        '{"Mumbai": "http://127.0.0.1:9001"} naming each participant.')
+    return sorted([check_branch_name(name), check_url(url, f"URL of {name}")]
+                  for name, url in participants.items())
 
 
 def _parse_ops(ops) -> list:

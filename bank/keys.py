@@ -52,12 +52,13 @@ METHOD_ROLES = {
     "account": "student", "accounts": "student", "journal": "student",
     "branches": "student", "transactions": "student", "transaction": "student",
     "status": "student", "in_doubt": "student", "audit": "student",
-    "replication": "student", "configuration": "student",
+    "replication": "student", "configuration": "student", "heuristics": "student",
     # the teacher: lab controls
     "fault": "teacher", "partition": "teacher", "heal": "teacher", "failover": "teacher",
-    "recover": "teacher",
+    "recover": "teacher", "heuristic": "teacher",
     # servers among themselves: 2PC, termination, replication, fencing
     "prepare": "server", "commit": "server", "abort": "server", "decision": "server",
+    "outcome": "server",
     "changes_since": "server", "attach_replica": "server", "caught_up": "server",
     "replicate": "server", "follow": "server", "promote": "server",
     # servers and the configuration manager (the coordinator): leases and the in-sync set

@@ -64,7 +64,10 @@ CREATE TABLE IF NOT EXISTS txns(
     state       TEXT NOT NULL CHECK (state IN ('prepared', 'committed', 'aborted')),
     reason      TEXT NOT NULL DEFAULT '',
     created     TEXT NOT NULL,
-    decided     TEXT);
+    decided     TEXT,
+    peers       TEXT NOT NULL DEFAULT '[]',  -- JSON [["Delhi", URL]]: the others (P9)
+    heuristic   TEXT NOT NULL DEFAULT '',    -- the operator's heuristic decision (P10)
+    told        TEXT NOT NULL DEFAULT '');   -- the coordinator's decision after it (P11)
 CREATE TABLE IF NOT EXISTS journal(
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
     ts            TEXT NOT NULL,
@@ -85,6 +88,10 @@ CREATE TABLE IF NOT EXISTS requests(
 CREATE INDEX IF NOT EXISTS journal_by_account ON journal(account, seq);
 CREATE INDEX IF NOT EXISTS txns_by_state ON txns(state);
 """
+# Columns added since the first schema: a database written before them gets them, empty.
+ADDED_COLUMNS = {"txns": (("peers", "TEXT NOT NULL DEFAULT '[]'"),
+                          ("heuristic", "TEXT NOT NULL DEFAULT ''"),
+                          ("told", "TEXT NOT NULL DEFAULT ''"))}
 
 
 
@@ -100,6 +107,7 @@ class Ledger(ParticipantSteps, Replog, Audit):
         self._replay = threading.local()    # .seq: set while a replica applies a change
         writer = self._connect()
         writer.executescript(SCHEMA)
+        _add_missing_columns(writer)
         self._commits = GroupCommit(writer)   # the one writer connection (group commit)
         self._claim_name()
 
@@ -191,7 +199,8 @@ class Ledger(ParticipantSteps, Replog, Audit):
         row = self._read().execute("SELECT * FROM txns WHERE txid=?", (txid,)).fetchone()
         if row is None:
             return {"txid": txid, "state": TxState.UNKNOWN.value, "coordinator": "",
-                    "ops": [], "reason": "", "created": "", "decided": ""}
+                    "ops": [], "reason": "", "created": "", "decided": "", "peers": [],
+                    "heuristic": "", "told": "", "damage": ""}
         return self._txn_dict(row)
 
     def in_doubt(self) -> list:
@@ -396,7 +405,10 @@ class Ledger(ParticipantSteps, Replog, Audit):
                for op in json.loads(row["ops"])]
         return {"txid": row["txid"], "state": row["state"], "coordinator": row["coordinator"],
                 "ops": ops, "reason": row["reason"], "created": row["created"],
-                "decided": row["decided"] or ""}
+                "decided": row["decided"] or "",
+                "peers": [name for name, _ in json.loads(row["peers"])],
+                "heuristic": row["heuristic"], "told": row["told"],
+                "damage": row["told"] if row["told"] != row["heuristic"] else ""}
 
 
 # ---- storage faults: a failing disk, a damaged database --------------------------------------
@@ -419,6 +431,15 @@ def storage_refusal(path, branch: str, exc: BaseException) -> BankError:
                      f"{branch} could not write to its database {path} ({exc}), so "
                      "nothing was changed. Reads still work; writes resume when the "
                      "disk has room again.")
+
+
+def _add_missing_columns(conn) -> None:
+    """An older database gains the columns added since (ADDED_COLUMNS), empty."""
+    for table, columns in ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name, kind in columns:
+            if name not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 def check_database(path, branch: str = "") -> str:

@@ -1,6 +1,7 @@
 """A branch's 2PC steps in SQLite: the participant core decides, this carries it out.
 
-Role: for prepare, commit and abort, rebuild the participant core of the txid from
+Role: for prepare, commit, abort, a peer's query (P8) and a heuristic decision
+(P10), rebuild the participant core of the txid from
 its durable row (bank/core/participant.py), feed it the event, and carry out the
 effects it returns (holds, balance changes, the txns row) inside ONE SQLite
 transaction. It is mixed into bank.ledger.Ledger and uses its ``_write()``.
@@ -18,7 +19,7 @@ Glossary:
 import json
 
 from bank.clock import now
-from bank.core.messages import Apply, Hold, ProtocolViolation, Record, Reply, TxState
+from bank.core.messages import Apply, Hold, ProtocolViolation, Record, Reply, Send, TxState
 from bank.core.participant import MAX_OPS, ParticipantTxn
 from bank.errors import BankError, FaultCode
 
@@ -28,15 +29,18 @@ class ParticipantSteps:
 
     # ---- 2PC participant steps: the core decides, the ledger carries out -----------------
 
-    def prepare(self, txid: str, coordinator: str, ops: list, refuse: str = "") -> tuple:
+    def prepare(self, txid: str, coordinator: str, ops: list, refuse: str = "",
+                peers: list = ()) -> tuple:
         """Phase 1 (rules P1-P3): the participant core votes; its effects are made durable.
 
         ops: [(account number, signed minor units)]. Returns (Vote, reason) once the
-        vote's record is on disk. `refuse` is a reason to vote no (the vote-no fault).
+        vote's record is on disk. `refuse` is a reason to vote no (the vote-no fault);
+        peers: [[name, URL], ...] of the transaction's participants, kept for P9.
         """
-        with self._write(("prepare", [txid, coordinator, ops, refuse])) as db:
+        with self._write(("prepare", [txid, coordinator, ops, refuse, list(peers)])) as db:
             txn = self._participant(db, txid)
-            effects = txn.on_prepare(coordinator, ops, self._balances(db, ops), refuse)
+            effects = txn.on_prepare(coordinator, ops, self._balances(db, ops), refuse,
+                                     tuple(tuple(pair) for pair in peers))
             vote = self._carry_out(db, txn, effects)
             return vote.vote, vote.reason
 
@@ -52,6 +56,34 @@ class ParticipantSteps:
             txn = self._participant(db, txid)
             effects = self._allowed(txn, "abort", lambda: txn.on_abort(coordinator))
             return self._carry_out(db, txn, effects).state
+
+    def peer_outcome(self, txid: str, asker: str) -> str:
+        """P8: what this branch knows of txid, for a peer in doubt: committed, aborted or
+        in-doubt. A txid it never voted on is recorded aborted (durably) first."""
+        txn = self._participant(self._read(), txid)
+        if txn.state is not TxState.UNKNOWN:               # known: a read is enough
+            return self._answer_of(txn.on_peer_query(asker)).outcome
+        with self._write(("peer_outcome", [txid, asker])) as db:
+            txn = self._participant(db, txid)
+            return self._carry_out(db, txn, txn.on_peer_query(asker)).outcome
+
+    def heuristic(self, txid: str, outcome: str) -> TxState:
+        """P10: the operator forces an in-doubt txid to commit or abort (P7 otherwise)."""
+        with self._write(("heuristic", [txid, outcome])) as db:
+            txn = self._participant(db, txid)
+            effects = self._allowed(txn, "decide heuristically",
+                                    lambda: txn.on_heuristic(outcome))
+            return self._carry_out(db, txn, effects).state
+
+    def heuristic_damage(self) -> list:
+        """Every heuristic decision here (P10) and what the coordinator decided (P11)."""
+        rows = self._read().execute("SELECT * FROM txns WHERE heuristic != '' "
+                                    "ORDER BY created").fetchall()
+        return [self._txn_dict(r) for r in rows]
+
+    @staticmethod
+    def _answer_of(effects: list):
+        return next(e.message for e in effects if isinstance(e, Reply))
 
     def waiting(self) -> list:
         """The participant core of every prepared txn (in doubt here), oldest first."""
@@ -84,6 +116,8 @@ class ParticipantSteps:
                 self._save_txn(db, txn, effect)
             elif isinstance(effect, Reply):
                 answer = effect.message
+            elif isinstance(effect, Send):
+                raise AssertionError(f"a ledger step sends nothing: {effect!r}")
             else:
                 raise AssertionError(f"a ledger cannot carry out {effect!r}")
         assert answer is not None, "every participant step answers its caller"
@@ -97,7 +131,9 @@ class ParticipantSteps:
     def _participant_from(self, row) -> ParticipantTxn:
         ops = tuple((op["account"], op["delta"]) for op in json.loads(row["ops"]))
         return ParticipantTxn(self.branch, row["txid"], TxState(row["state"]),
-                              row["coordinator"], ops, row["reason"])
+                              row["coordinator"], ops, row["reason"],
+                              tuple(tuple(p) for p in json.loads(row["peers"])),
+                              row["heuristic"], row["told"])
 
     @staticmethod
     def _balances(db, ops) -> dict:
@@ -114,8 +150,11 @@ class ParticipantSteps:
         """The txns row is the participant's durable state: insert it or move it on."""
         ops_json = json.dumps([{"account": n, "delta": d} for n, d in txn.ops])
         decided = None if record.kind == TxState.PREPARED.value else now()
-        db.execute("INSERT INTO txns(txid, coordinator, ops, state, reason, created, decided)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(txid) DO UPDATE SET "
-                   "state=excluded.state, decided=excluded.decided",
+        db.execute("INSERT INTO txns(txid, coordinator, ops, state, reason, created, decided,"
+                   " peers, heuristic, told) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT(txid) DO UPDATE SET state=excluded.state, "
+                   "decided=excluded.decided, heuristic=excluded.heuristic, "
+                   "told=excluded.told",
                    (txn.txid, txn.coordinator, ops_json, record.kind, record.reason, now(),
-                    decided))
+                    decided, json.dumps([list(p) for p in txn.peers]), record.heuristic or txn.heuristic,
+                    record.told or txn.told))

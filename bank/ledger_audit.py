@@ -1,8 +1,9 @@
 """A branch's own audit: its books summed in SQL, exact at any size.
 
 Role: answer the shell's `check` for one branch: totals, holds, negative balances,
-and every account whose journal does not add up to its balance. It only reads, in
-one snapshot. Mixed into bank.ledger.Ledger.
+every account whose journal does not add up to its balance, and every heuristic
+decision (P10) with the damage when the coordinator decided otherwise (P11). It only
+reads, in one snapshot. Mixed into bank.ledger.Ledger.
 
 Rules:
   * Exact at any size: every row is summed by SQLite; nothing is sampled or cut off.
@@ -10,7 +11,12 @@ Rules:
 
 Glossary:
   reconcile   an account's journal amounts add up to its balance
+  damage      a heuristic decision the coordinator's contradicts: this branch applied
+              what it should not have, or not what it should have
+  imbalance   what the damage did to the money: + created here, - missing here
 """
+
+import json
 
 from bank.money import format_amount
 
@@ -55,12 +61,34 @@ class Audit:
             holds = db.execute("SELECT number, held FROM accounts WHERE held != 0 "
                                "ORDER BY number").fetchall()
             mismatched = self.reconcile()
+            heuristics = db.execute("SELECT txid, ops, state, heuristic, told FROM txns "
+                                    "WHERE heuristic != '' ORDER BY created").fetchall()
         finally:
             db.execute("COMMIT")
+        damaged = [_damage(self.branch, r) for r in heuristics]        # (row, minor units)
         return {"branch": self.branch, "accounts": sums[0], "journal_rows": sums[1],
                 "total": format_amount(sums[2]), "held": format_amount(sums[3]),
                 "brought_in": format_amount(sums[4]),
                 "negative": negative[:named], "negative_count": len(negative),
                 "holds": [{"account": r[0], "held": format_amount(r[1])} for r in holds][:named],
                 "holds_count": len(holds),
-                "mismatched": mismatched[:named], "mismatched_count": len(mismatched)}
+                "mismatched": mismatched[:named], "mismatched_count": len(mismatched),
+                "heuristics": [d for d, _ in damaged][:named],
+                "heuristics_count": len(damaged),
+                "imbalance": format_amount(sum(minor for _, minor in damaged))}
+
+
+def _damage(branch: str, row) -> tuple:
+    """(one heuristic decision, its imbalance in minor units) (P10, P11).
+
+    A heuristic commit the coordinator aborted applied money it should not have (+);
+    a heuristic abort the coordinator committed left out money it should have applied (-).
+    """
+    applied = sum(op["delta"] for op in json.loads(row["ops"]))
+    imbalance = 0
+    damaged = row["told"] not in ("", row["heuristic"])
+    if damaged:
+        imbalance = applied if row["heuristic"] == "committed" else -applied
+    return {"txid": row["txid"], "branch": branch, "heuristic": row["heuristic"],
+            "coordinator": row["told"] or "not known here yet",
+            "damaged": damaged, "imbalance": format_amount(imbalance)}, imbalance

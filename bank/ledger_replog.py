@@ -19,7 +19,8 @@ import sqlite3
 
 from bank.errors import BankError, FaultCode, RememberedRefusal
 
-REPLICATED = ("open_account", "deposit", "withdraw", "transfer", "prepare", "commit", "abort")
+REPLICATED = ("open_account", "deposit", "withdraw", "transfer", "prepare", "commit", "abort",
+              "peer_outcome", "heuristic")
 
 
 class Replog:

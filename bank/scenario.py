@@ -15,6 +15,7 @@ A scenario file (every section but [scenario] may be left out):
     branches = Mumbai, Delhi        # each opens 1001 (10000.00) and 1002 (5000.00)
     replicas = 0                    # synchronous replicas per branch
     ask_every = 0.5                 # seconds between an in-doubt branch's questions
+    ask_peers_after = 30            # seconds of coordinator silence before it asks its peers
     async_replication = no
     [steps]
     run =
@@ -34,6 +35,7 @@ Steps (one a line; `#` starts a comment):
     deposit ACCT AMOUNT [-> ok|refused]     withdraw ACCT AMOUNT [-> ok|refused]
     fault MEMBER POINT     crashed MEMBER (it died on purpose)     kill MEMBER     restart MEMBER
     partition BRANCH     heal BRANCH     failover BRANCH     join
+    heuristic BRANCH TN commit|abort   (the teacher forces TN at BRANCH, without the coordinator)
     after-heartbeat REPLICA (a heartbeat from its primary just arrived)
     say TEXT     check CHECK     wait CHECK (poll until it holds, 20 s at most)
 Checks (in steps and in [expect]):
@@ -72,7 +74,8 @@ from bank.money import format_amount, parse_amount
 WAIT_SECONDS = 20.0
 SYNC_SECONDS = 60.0      # replicas recorded in sync at start (slower on a loaded machine)
 STEP_WORDS = ("transfer", "deposit", "withdraw", "fault", "crashed", "kill", "restart",
-              "partition", "heal", "failover", "join", "after-heartbeat", "say", "check", "wait")
+              "partition", "heal", "failover", "join", "after-heartbeat", "say", "check", "wait",
+              "heuristic")
 OUTCOMES = {"transfer": ("committed", "aborted", "unknown"), "deposit": ("ok", "refused"),
             "withdraw": ("ok", "refused")}
 
@@ -99,6 +102,7 @@ class Scenario:
         self.branches = tuple(b.strip() for b in cluster.get("branches", "Mumbai, Delhi").split(","))
         self.replicas = self._number(cluster.get("replicas", "0"), "replicas")
         self.ask_every = cluster.get("ask_every", "0.5")
+        self.ask_peers_after = cluster.get("ask_peers_after", "30")
         self.async_replication = cluster.get("async_replication", "no").lower() in ("yes", "true")
         raw = ini.get("steps", "run", fallback="")
         self.steps = [line.split("#")[0].strip() for line in raw.splitlines()]
@@ -294,6 +298,12 @@ class Player:
         self.bank.coordinator().call("heal", branch)
         return ""
 
+    def step_heuristic(self, branch, name, outcome) -> str:
+        """The teacher's heuristic decision of transfer `name` at `branch` (P10)."""
+        done = self.bank.client(branch).call("heuristic", self.txid(name), outcome)
+        self.note(f"{branch} {done['state']} {done['txid']} heuristically")
+        return ""
+
     def step_failover(self, branch) -> str:
         result = self.bank.coordinator().call("failover", branch)
         self.note(f"new primary {result['primary']} at epoch {result['epoch']}")
@@ -400,7 +410,8 @@ def run_file(path, out=sys.stdout, keep=False, step=False) -> bool:
     """Play one scenario file in a fresh folder; True if every line was as expected."""
     scenario = Scenario(path)
     home = pathlib.Path(tempfile.mkdtemp(prefix=f"bank-scenario-{scenario.path.stem}-"))
-    branch_args = ["--ask-every", scenario.ask_every]
+    branch_args = ["--ask-every", scenario.ask_every,
+                   "--ask-peers-after", scenario.ask_peers_after]
     if scenario.async_replication:
         branch_args.append("--async-replication")
     try:

@@ -476,7 +476,8 @@ class TwoPhaseCommit(Recovery):
         asked = txn.note(COORDINATOR, branch, "prepare", ", ".join(
             f"{o['account']} {o['delta']}" for o in ops))
         try:
-            answer = self.links[branch].call("prepare", txn.txid, prepare.coordinator, ops)
+            answer = self.links[branch].call("prepare", txn.txid, prepare.coordinator, ops,
+                                             self._participants(prepare))
             txn.counts.sent(COORDINATOR)                            # N1: prepare
             txn.counts.sent(branch)                                 # N2: its vote
             vote, reason = Vote(answer["vote"]), answer.get("reason", "")
@@ -491,6 +492,11 @@ class TwoPhaseCommit(Recovery):
         with txn.lock:
             txn.vote_words[branch] = words
         self._step(txn, txn.core.on_vote, branch, vote, reason)
+
+    def _participants(self, prepare) -> dict:
+        """The prepare's participants as {name: URL} (P9: whom an in-doubt branch asks)."""
+        return {name: self.links[name].url for name in prepare.participants
+                if getattr(self.links.get(name), "url", "")}
 
     def _note_silence(self, txn: Txn, asked: dict, branch: str, silence: Silence,
                       words: str, sent: bool, what: str) -> str:
@@ -527,7 +533,7 @@ class TwoPhaseCommit(Recovery):
         branch, method = send.to, type(send.message).__name__.lower()   # commit | abort
         told = txn.note(COORDINATOR, branch, method)
         try:
-            self.links[branch].call(method, txn.txid)
+            answer = self.links[branch].call(method, txn.txid)
         except Exception as exc:                # noqa: BLE001 - no ack; retried later (C6)
             silence, words, sent = _silence(exc, self._timeout(branch))
             if sent:
@@ -536,7 +542,10 @@ class TwoPhaseCommit(Recovery):
             return
         txn.counts.sent(COORDINATOR)                                # N1: commit or abort
         txn.counts.sent(branch)                                     # N2: its answer
-        txn.note(branch, COORDINATOR, "ack", method, kind="ack")
+        damage = answer.get("damage", "") if isinstance(answer, dict) else ""
+        txn.note(branch, COORDINATOR, "ack", method + (            # P11: say what it did
+            f"; but {branch} had decided {answer.get('heuristic')} heuristically "
+            "(heuristic damage)" if damage else ""), kind="ack")
         self._step(txn, txn.core.on_ack, branch)
 
     # ---- what the API shows ---------------------------------------------------------

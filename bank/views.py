@@ -303,6 +303,7 @@ def audit(books: list, in_doubt: list, branches: list, start_total=None, missing
                                  f"({sum(b['journal_rows'] for b in books)} rows)"),
             ("holds", "wait" if held else "ok", ", ".join(held) or "none"),
             ("in-doubt transactions", "wait" if doubts else "ok", "; ".join(doubts) or "none")]
+    rows += heuristic_rows(books)
     if refused:
         rows.append(("decisions accepted", "FAIL", "; ".join(
             (answer.rstrip(".") if branch in answer and txid in answer else
@@ -310,6 +311,33 @@ def audit(books: list, in_doubt: list, branches: list, start_total=None, missing
             " (the decision is logged: every retry will be refused)"
             for txid, branch, answer in refused)))
     return rows
+
+
+def heuristic_rows(books: list) -> list:
+    """The audit's rows for heuristic decisions (P10, P11): none if there were none; FAIL
+    naming each damaged transaction, who decided what, and the money out of balance."""
+    decided = [h for b in books for h in b.get("heuristics", [])]
+    if not decided:
+        return []
+    damaged = [h for h in decided if h["damaged"]]
+    detail = "; ".join(
+        f"{h['txid']}: {h['branch']} decided {h['heuristic']} (heuristic), the coordinator "
+        + (f"decided {h['coordinator']}: {h['branch']} is {_imbalance_words(h['imbalance'])}"
+           if h["damaged"] else "has not told it yet") for h in decided)
+    if not damaged:
+        return [("heuristic decisions", "wait", detail)]
+    total = sum(minor(b.get("imbalance", "0.00")) for b in books)
+    return [("heuristic decisions", "FAIL", detail + " (heuristic mixed outcome)"),
+            ("money out of balance (heuristic damage)", "FAIL",
+             f"{format_amount(total)} across branches ("
+             + ", ".join(f"{b['branch']} {b['imbalance']}" for b in books
+                         if b.get("heuristics")) + ")")]
+
+
+def _imbalance_words(amount: str) -> str:
+    """ "-7.00" -> "7.00 short of the decision"; "7.00" -> "7.00 over the decision". """
+    return (f"{amount.lstrip('-')} short of the decision" if amount.startswith("-")
+            else f"{amount} over the decision")
 
 
 def _named(books: list, key: str, show) -> list:

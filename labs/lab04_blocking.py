@@ -30,7 +30,10 @@ from labkit import BankError, expect, lab_cluster, passed, show, show_log, step,
 
 
 def main():
-    with lab_cluster("lab04", branch_args=("--ask-every", "0.5")) as bank:
+    # Blocking, as 2PC alone has it: no asking the other branch here, even at a long
+    # --step pause (that is cooperative termination, lab 15).
+    with lab_cluster("lab04", branch_args=("--ask-every", "0.5",
+                                             "--ask-peers-after", "3600")) as bank:
         coord, mumbai = bank.coordinator(), bank.client("Mumbai")
         before = total_money(bank)
         step(f"Total money in the bank: {before}. Arm crash-after-prepare on the coordinator.")

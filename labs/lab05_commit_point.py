@@ -29,7 +29,10 @@ from labkit import (BankError, expect, lab_cluster, log_lines, passed, show, sho
 
 
 def main():
-    with lab_cluster("lab05", branch_args=("--ask-every", "0.5")) as bank:
+    # Blocking, as 2PC alone has it: no asking the other branch here, even at a long
+    # --step pause (that is cooperative termination, lab 15).
+    with lab_cluster("lab05", branch_args=("--ask-every", "0.5",
+                                             "--ask-peers-after", "3600")) as bank:
         coord = bank.coordinator()
         before = total_money(bank)
         step("Arm crash-after-decision on the coordinator; transfer 250 Mumbai/1001 -> Delhi/1002.")

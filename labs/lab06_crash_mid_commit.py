@@ -33,7 +33,10 @@ from labkit import (BankError, branch_total, expect, lab_cluster, passed, show, 
 
 
 def main():
-    with lab_cluster("lab06", branch_args=("--ask-every", "0.5")) as bank:
+    # Blocking, as 2PC alone has it: no asking the other branch here, even at a long
+    # --step pause (that is cooperative termination, lab 15).
+    with lab_cluster("lab06", branch_args=("--ask-every", "0.5",
+                                             "--ask-peers-after", "3600")) as bank:
         coord, mumbai, delhi = bank.coordinator(), bank.client("Mumbai"), bank.client("Delhi")
         before = branch_total(bank)
         step(f"The bank holds {before}. Arm crash-mid-commit; transfer 7 Mumbai/1001 -> Delhi/1002.")

@@ -34,7 +34,10 @@ from labkit import BankError, expect, lab_cluster, passed, show, step, total_mon
 
 
 def main():
-    with lab_cluster("lab07", branch_args=("--ask-every", "0.5")) as bank:
+    # Blocking, as 2PC alone has it: no asking the other branch here, even at a long
+    # --step pause (that is cooperative termination, lab 15).
+    with lab_cluster("lab07", branch_args=("--ask-every", "0.5",
+                                             "--ask-peers-after", "3600")) as bank:
         coord, delhi = bank.coordinator(), bank.client("Delhi")
         before = total_money(bank)
         step("Arm delay=1 on Mumbai; start a transfer of 100 Mumbai/1001 -> Delhi/1002.")

@@ -52,11 +52,16 @@ YES_VOTER, NO_VOTER = "Delhi", "Mumbai"
 # R*, 1986, an update transaction whose subordinates all voted yes: (log writes, of them
 # forced, messages). The coordinator's writes are per transaction, its messages per
 # subordinate; a subordinate's are its own. "nothing" is the paper's basic 2P.
+# Checked against summaries of the paper (its table itself was not at hand): 2P as in
+# Hellerstein and Brewer's CS262B notes on R* (subordinate 2 forced writes and 2
+# messages; coordinator a forced commit, an unforced end, 2 messages per subordinate);
+# PA's abort as in A. Colyer's summary (the morning paper, 2016-01-12): the abort
+# record is written unforced by the coordinator and the subordinates, no ack, no end.
 R_STAR = {
     ("nothing", "commit"): {"coordinator": (2, 1, 2), "branch": (2, 2, 2)},
     ("nothing", "abort"):  {"coordinator": (2, 1, 2), "branch": (2, 2, 2)},
     ("abort", "commit"):   {"coordinator": (2, 1, 2), "branch": (2, 2, 2)},
-    ("abort", "abort"):    {"coordinator": (0, 0, 2), "branch": (2, 1, 1)},
+    ("abort", "abort"):    {"coordinator": (1, 0, 2), "branch": (2, 1, 1)},
     ("commit", "commit"):  {"coordinator": (2, 2, 2), "branch": (2, 1, 1)},
     ("commit", "abort"):   {"coordinator": (3, 2, 2), "branch": (2, 2, 2)},
 }
@@ -81,8 +86,9 @@ WHY = {
     ("nothing", "abort", "coordinator"): BEGIN,
     ("abort", "commit", "coordinator"): BEGIN,
     ("abort", "abort", "coordinator"): (
-        "R*'s presumed-abort coordinator writes nothing for an abort and forgets it at "
-        "once. The kit writes begin, abort and end, none of them forced (Rule 2), and "
+        "R*'s presumed-abort coordinator writes only its abort record, unforced, and "
+        "forgets the transaction at once (no end record). The kit writes begin, abort and "
+        "end, none of them forced (Rule 2), and "
         "waits for the acknowledgements, so the shell, transactions() and a retried "
         "request id can still show the outcome. Losing them is safe: a txid without a "
         "commit record is aborted (C8)."),

@@ -15,7 +15,8 @@ from bank.core import coordinator as C            # noqa: E402
 from bank.core import participant as P            # noqa: E402
 from bank.core import replica as R                # noqa: E402
 from bank.core.messages import (Abort, Ack, Apply, Commit, CoordState, DecisionAnswer,  # noqa: E402
-                                DecisionQuery, Hold, Outcome, Prepare, ProtocolViolation,
+                                DecisionQuery, Hold, Outcome, OutcomeAnswer, OutcomeQuery,
+                                Prepare, ProtocolViolation,
                                 Record, Reply, Role, Send, Silence, TxState, Vote, VoteMsg)
 
 OPS = (("1001", -5000), ("1002", 5000))           # move 50.00 from 1001 to 1002
@@ -23,8 +24,12 @@ RICH = {"1001": (10000, 0), "1002": (0, 0)}
 POOR = {"1001": (1000, 0), "1002": (0, 0)}
 
 
-def participant(state=TxState.UNKNOWN, ops=OPS):
-    return P.ParticipantTxn("Mumbai", "T1", state, "http://coord", ops)
+PEERS = (("Mumbai", "http://mumbai"), ("Delhi", "http://delhi"), ("Pune", "http://pune"))
+
+
+def participant(state=TxState.UNKNOWN, ops=OPS, heuristic=""):
+    return P.ParticipantTxn("Mumbai", "T1", state, "http://coord", ops, peers=PEERS,
+                            heuristic=heuristic)
 
 
 # ---- the participant ------------------------------------------------------------------
@@ -119,6 +124,93 @@ def test_p7_illegal_steps_are_refused_and_change_nothing(state, step):
         getattr(txn, step)()
     assert txn.state is state
     assert "participant Mumbai" in str(refused.value) and state.value in str(refused.value)
+
+
+def test_p8_a_peer_gets_what_we_know_and_an_unvoted_txid_is_aborted_first():
+    """P8: committed and aborted are answered as they are, prepared answers in-doubt and
+    changes nothing; a txid never voted on is recorded aborted (durably) BEFORE the
+    answer, and a prepare arriving later votes no (so the answer stays true)."""
+    for state, known in ((TxState.COMMITTED, "committed"), (TxState.ABORTED, "aborted"),
+                         (TxState.PREPARED, "in-doubt")):
+        txn = participant(state)
+        assert txn.on_peer_query("Delhi") == [Reply(OutcomeAnswer("T1", "Mumbai", known))]
+        assert txn.state is state
+    txn = P.ParticipantTxn("Mumbai", "T1")
+    effects = txn.on_peer_query("Delhi")
+    assert isinstance(effects[0], Record) and effects[0].kind == "aborted" and effects[0].forced
+    assert effects[1] == Reply(OutcomeAnswer("T1", "Mumbai", "aborted"))
+    assert txn.on_prepare("c", OPS, RICH)[-1].message.vote is Vote.NO
+
+
+def test_p9_cut_off_from_the_coordinator_ask_the_peers_and_apply_what_one_knows():
+    """P9: an in-doubt participant that cannot reach its coordinator asks every other
+    participant named in the prepare (never itself); a committed or aborted answer goes
+    through P4 or P5; in-doubt answers change nothing: it keeps its holds (P6)."""
+    txn = participant(TxState.PREPARED)
+    assert txn.on_coordinator_unreachable() == [Send("Delhi", OutcomeQuery("T1", "Mumbai")),
+                                                Send("Pune", OutcomeQuery("T1", "Mumbai"))]
+    assert txn.on_peer_answer("in-doubt") == [] and txn.state is TxState.PREPARED
+    assert txn.on_peer_answer("") == [] and txn.state is TxState.PREPARED
+    effects = txn.on_peer_answer("committed")
+    assert Apply("1001", -5000, "T1") in effects and txn.state is TxState.COMMITTED
+    aborted = participant(TxState.PREPARED)
+    assert aborted.on_peer_answer("aborted")[0] == Hold("1001", -5000)
+    assert aborted.state is TxState.ABORTED
+    with pytest.raises(ProtocolViolation):
+        participant(TxState.COMMITTED).on_coordinator_unreachable()
+
+
+def test_p9_prepare_keeps_the_other_participants():
+    """P9: the prepare's participants are kept with the txid, without the branch itself."""
+    txn = P.ParticipantTxn("Mumbai", "T1")
+    txn.on_prepare("c", OPS, RICH, peers=PEERS)
+    assert txn.peers == (("Delhi", "http://delhi"), ("Pune", "http://pune"))
+
+
+@pytest.mark.parametrize("outcome, state", [("committed", TxState.COMMITTED),
+                                            ("aborted", TxState.ABORTED)])
+def test_p10_a_heuristic_decision_applies_and_is_recorded_as_heuristic(outcome, state):
+    """P10: the operator forces an in-doubt txn: released (and applied for commit),
+    recorded durably as heuristic; only a prepared txn may be decided so (P7)."""
+    txn = participant(TxState.PREPARED)
+    effects = txn.on_heuristic(outcome)
+    record = next(e for e in effects if isinstance(e, Record))
+    assert record.forced and record.heuristic == outcome and record.kind == outcome
+    assert txn.state is state and txn.heuristic == outcome
+    assert (Apply("1001", -5000, "T1") in effects) is (state is TxState.COMMITTED)
+    for other in (TxState.UNKNOWN, TxState.COMMITTED, TxState.ABORTED):
+        with pytest.raises(ProtocolViolation):
+            participant(other).on_heuristic(outcome)
+    with pytest.raises(ProtocolViolation):
+        participant(TxState.PREPARED).on_heuristic("maybe")
+
+
+def test_p11_the_coordinators_decision_after_a_heuristic_one_is_recorded_and_acked():
+    """P11: after a heuristic abort, the coordinator's commit is not refused: it is
+    recorded durably next to the heuristic one (the damage), nothing is applied, and it
+    is acknowledged; an agreeing decision is recorded too; without a heuristic decision
+    a commit of an aborted txn is still P7."""
+    txn = participant(TxState.ABORTED, heuristic="aborted")
+    effects = txn.on_commit()
+    assert [type(e) for e in effects] == [Record, Reply]
+    assert effects[0].told == "committed" and effects[0].heuristic == "aborted"
+    assert effects[0].forced and txn.state is TxState.ABORTED and txn.told == "committed"
+    txn = participant(TxState.COMMITTED, heuristic="committed")
+    assert txn.on_abort()[0].told == "aborted" and txn.state is TxState.COMMITTED
+    agreeing = participant(TxState.ABORTED, heuristic="aborted")
+    effects = agreeing.on_abort()
+    assert effects[0].told == "aborted" and not [e for e in effects if isinstance(e, Apply)]
+    with pytest.raises(ProtocolViolation):                   # no heuristic: still P7
+        participant(TxState.ABORTED).on_commit()
+
+
+def test_p8_a_heuristic_decision_is_not_told_to_peers_as_knowledge():
+    """P8 with P10: a heuristically decided txn answers a peer "in-doubt" until the
+    coordinator's decision is known; then it answers the coordinator's decision."""
+    txn = participant(TxState.ABORTED, heuristic="aborted")
+    assert txn.on_peer_query("Delhi")[0].message.outcome == "in-doubt"
+    txn.on_commit()
+    assert txn.on_peer_query("Delhi")[0].message.outcome == "committed"
 
 
 # ---- the coordinator ------------------------------------------------------------------

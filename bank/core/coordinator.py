@@ -288,7 +288,8 @@ class CoordinatorTxn:
         if do is Do.LOG_END:
             return [Record(self.txid, "end", forced=False, reason=self.reason)]
         if do is Do.SEND_PREPARE:
-            return [Send(b, Prepare(self.txid, self.coordinator, tuple(self.plan[b])))
+            return [Send(b, Prepare(self.txid, self.coordinator, tuple(self.plan[b]),
+                                    tuple(self.participants)))
                     for b in self.participants]
         if do is Do.SEND_DECISION:
             message = Commit if self.decision is TxState.COMMITTED else Abort

@@ -68,10 +68,13 @@ class Silence(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Prepare:
-    """Coordinator -> participant: can you apply these ops? ops: ((account, delta), ...)."""
+    """Coordinator -> participant: can you apply these ops? ops: ((account, delta), ...).
+    participants: the names of every participant of the transaction, so that one in
+    doubt knows whom else to ask (cooperative termination, P9)."""
     txid: str
     coordinator: str
     ops: tuple
+    participants: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,25 @@ class DecisionAnswer:
 
 
 @dataclass(frozen=True)
+class OutcomeQuery:
+    """Participant -> participant (cooperative termination, P9): what do you know of txid?"""
+    txid: str
+    asker: str
+
+
+@dataclass(frozen=True)
+class OutcomeAnswer:
+    """Participant -> participant (P8): "committed", "aborted", or "in-doubt" (I do not
+    know either). A participant that had not voted answers "aborted", recorded first."""
+    txid: str
+    branch: str
+    outcome: str
+
+
+IN_DOUBT = "in-doubt"              # a peer's "I do not know either" (P8)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """Coordinator -> client: the transfer's outcome, "committed" or "aborted"."""
     txid: str
@@ -156,6 +178,8 @@ class Record:
     kind: str                   # participant: a TxState value; coordinator: a log record
     forced: bool
     reason: str = ""
+    heuristic: str = ""         # participant: the operator's heuristic decision (P10)
+    told: str = ""              # participant: the coordinator's decision after it (P11)
 
 
 @dataclass(frozen=True)

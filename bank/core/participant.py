@@ -24,18 +24,39 @@ Rules:
     restart it keeps the holds and asks the coordinator (termination protocol).
   * P7 - anything else is a protocol violation, refused, changing nothing: commit of
     an unknown or aborted txid, abort of a committed one.
+  * P8 - a peer asks what we know of a txid (cooperative termination): committed or
+    aborted is answered as it is; prepared answers "in-doubt" (we do not know either);
+    a txid we never voted on is recorded "aborted" durably FIRST, then answered
+    "aborted": we can never vote yes on it later, so the answer is safe to act on.
+  * P9 - an in-doubt participant that cannot reach its coordinator asks the other
+    participants (named in the prepare). A "committed" or "aborted" answer is applied
+    as the coordinator's would be (P4, P5); if every peer is in doubt too, nothing
+    changes: it keeps its holds and keeps asking (P6).
+  * P10 - a heuristic decision: the operator forces an in-doubt transaction to commit
+    or abort (a teacher's RPC). It is applied as P4 or P5 and recorded durably as
+    heuristic. Only a prepared txid may be decided so.
+  * P11 - the coordinator's decision arrives after a heuristic one: it is recorded
+    durably next to the heuristic one and acknowledged, so the coordinator stops
+    retrying. If it contradicts the heuristic one, that is the damage (a heuristic
+    mixed outcome) the audit shows; nothing is undone: the money already moved. Until
+    the coordinator's decision is known, a heuristic txn answers a peer "in-doubt"
+    (P8): an operator's guess must not spread to the other participants.
 
 Glossary:
   op        one account change of a transaction: (account number, signed paise)
   hold      money reserved by a prepared transaction; not available to spend
   in doubt  prepared, the decision not yet known here
+  peer      another participant of the same transaction
+  heuristic a decision taken by an operator instead of the coordinator (P10)
+  damage    a heuristic decision the coordinator's decision contradicts (P11)
 """
 
 import enum
 from dataclasses import dataclass
 
-from bank.core.messages import (Ack, Apply, DecisionQuery, Hold, ProtocolViolation, Record,
-                                Reply, Send, TxState, Vote, VoteMsg)
+from bank.core.messages import (IN_DOUBT, Ack, Apply, DecisionQuery, Hold, OutcomeAnswer,
+                                OutcomeQuery, ProtocolViolation, Record, Reply, Send, TxState,
+                                Vote, VoteMsg)
 
 MAX_OPS = 64                      # ops in one prepare
 
@@ -49,6 +70,11 @@ class Event(str, enum.Enum):
     ABORT = "abort"
     TIMEOUT = "timeout (no decision yet)"
     RESTART = "restart"
+    PEER_ASKS = "a peer asks for the outcome"
+    NO_COORDINATOR = "timeout (the coordinator cannot be reached)"
+    HEURISTIC_COMMIT = "heuristic commit (operator)"
+    HEURISTIC_ABORT = "heuristic abort (operator)"
+    AFTER_HEURISTIC = "the coordinator's decision, after a heuristic one"
 
 
 class Do(str, enum.Enum):
@@ -62,6 +88,10 @@ class Do(str, enum.Enum):
     VOTE_AGAIN = "answer the recorded vote"
     ACK = "acknowledge"
     ASK = "ask the coordinator"
+    ANSWER_PEER = "answer the peer what we know"
+    ASK_PEERS = "ask the other participants"
+    RECORD_HEURISTIC = "record the heuristic decision (durable)"
+    RECORD_DECISION = "record the coordinator's decision next to it (durable)"
 
 
 @dataclass(frozen=True)
@@ -86,8 +116,18 @@ PARTICIPANT = {
     (A, Event.ABORT):         Step("P3", A, (Do.ACK,)),
     (P, Event.TIMEOUT):       Step("P6", P, (Do.ASK,)),
     (P, Event.RESTART):       Step("P6", P, (Do.ASK,)),
-    # Anything else is P7: (U, COMMIT), (A, COMMIT), (C, ABORT), and a timeout or
-    # restart of a transaction that is not in doubt.
+    (U, Event.PEER_ASKS):     Step("P8", A, (Do.RECORD, Do.ANSWER_PEER)),
+    (P, Event.PEER_ASKS):     Step("P8", P, (Do.ANSWER_PEER,)),
+    (C, Event.PEER_ASKS):     Step("P8", C, (Do.ANSWER_PEER,)),
+    (A, Event.PEER_ASKS):     Step("P8", A, (Do.ANSWER_PEER,)),
+    (P, Event.NO_COORDINATOR): Step("P9", P, (Do.ASK_PEERS,)),
+    (P, Event.HEURISTIC_COMMIT): Step("P10", C, (Do.RELEASE_HOLDS, Do.APPLY_OPS,
+                                                 Do.RECORD_HEURISTIC, Do.ACK)),
+    (P, Event.HEURISTIC_ABORT):  Step("P10", A, (Do.RELEASE_HOLDS, Do.RECORD_HEURISTIC, Do.ACK)),
+    (C, Event.AFTER_HEURISTIC): Step("P11", C, (Do.RECORD_DECISION, Do.ACK)),
+    (A, Event.AFTER_HEURISTIC): Step("P11", A, (Do.RECORD_DECISION, Do.ACK)),
+    # Anything else is P7: (U, COMMIT), (A, COMMIT), (C, ABORT), a timeout or restart
+    # of a transaction that is not in doubt, a heuristic decision of one not in doubt.
 }
 del U, P, C, A
 
@@ -116,6 +156,13 @@ def problem_with(ops, accounts: dict, branch: str) -> str:
     return ""
 
 
+def _others(peers, branch: str) -> tuple:
+    """The other participants, as (name, address) pairs sorted by name (P9). The core
+    only names them; the address is for the server that sends the query."""
+    return tuple(sorted((str(name), str(address)) for name, address in peers
+                        if name != branch))
+
+
 def _money(paise: int) -> str:
     # The core formats its own reasons, so it needs no import from the wire layer.
     sign = "-" if paise < 0 else ""
@@ -126,31 +173,72 @@ class ParticipantTxn:
     """One transaction at one branch. Feed it events; carry out the effects it returns.
 
     Its fields are exactly what the branch keeps durably for the txid (its txns row),
-    so recovery rebuilds it from that row alone.
+    so recovery rebuilds it from that row alone. peers: ((name, address), ...) of the
+    other participants (P9); heuristic: the operator's decision (P10); told: the
+    coordinator's decision when it arrived after the heuristic one (P11).
     """
 
     def __init__(self, branch: str, txid: str, state: TxState = TxState.UNKNOWN,
-                 coordinator: str = "", ops: tuple = (), reason: str = ""):
+                 coordinator: str = "", ops: tuple = (), reason: str = "",
+                 peers: tuple = (), heuristic: str = "", told: str = ""):
         self.branch, self.txid, self.state = branch, txid, state
         self.coordinator, self.ops, self.reason = coordinator, tuple(ops), reason
+        self.peers = _others(peers, branch)                       # whom to ask (P9)
+        self.heuristic, self.told = heuristic, told               # P10, P11
 
     # ---- events ----------------------------------------------------------------------
 
-    def on_prepare(self, coordinator: str, ops, accounts: dict, refuse: str = "") -> list:
-        """A prepare: P1 or P2 for a new txid (accounts as in problem_with), P3 if known."""
+    def on_prepare(self, coordinator: str, ops, accounts: dict, refuse: str = "",
+                   peers: tuple = ()) -> list:
+        """A prepare: P1 or P2 for a new txid (accounts as in problem_with), P3 if known.
+        peers: the transaction's participants as (name, address) pairs (kept for P9)."""
         if self.state is not TxState.UNKNOWN:
             return self._step(Event.PREPARE_AGAIN)
         problem = refuse or problem_with(ops, accounts, self.branch)
         self.coordinator, self.ops, self.reason = coordinator, tuple(ops), problem
+        self.peers = _others(peers, self.branch)
         return self._step(Event.PREPARE_FAIL if problem else Event.PREPARE_OK)
 
     def on_commit(self) -> list:
+        if self.heuristic:                                             # P11
+            self.told = TxState.COMMITTED.value
+            return self._step(Event.AFTER_HEURISTIC)
         return self._step(Event.COMMIT)
 
     def on_abort(self, coordinator: str = "") -> list:
+        if self.heuristic:                                             # P11
+            self.told = TxState.ABORTED.value
+            return self._step(Event.AFTER_HEURISTIC)
         if self.state is TxState.UNKNOWN:
             self.coordinator, self.reason = coordinator, "aborted before any prepare arrived"
         return self._step(Event.ABORT)
+
+    def on_peer_query(self, asker: str) -> list:
+        """P8: a peer asks what we know. A txid we never voted on is aborted for good first."""
+        if self.state is TxState.UNKNOWN:
+            self.reason = f"aborted before voting: {asker} asked for its outcome (P8)"
+        return self._step(Event.PEER_ASKS)
+
+    def on_coordinator_unreachable(self) -> list:
+        """P9: the coordinator did not answer our query: ask the other participants."""
+        return self._step(Event.NO_COORDINATOR)
+
+    def on_peer_answer(self, outcome: str) -> list:
+        """P9: a peer's answer: committed or aborted is applied (P4, P5); in-doubt, wait."""
+        if outcome in (TxState.COMMITTED.value, TxState.ABORTED.value):
+            return self.on_decision(outcome)
+        return []                                   # P6: nobody knows yet, keep waiting
+
+    def on_heuristic(self, outcome: str) -> list:
+        """P10: the operator forces this in-doubt txn to commit or abort (P7 if not in doubt)."""
+        event = {TxState.COMMITTED.value: Event.HEURISTIC_COMMIT,
+                 TxState.ABORTED.value: Event.HEURISTIC_ABORT}.get(outcome)
+        if event is None:
+            raise ProtocolViolation(f"participant {self.branch}", self.state,
+                                    f"heuristic {outcome}", "P7")
+        effects = self._step(event)
+        self.heuristic = self.state.value
+        return effects
 
     def on_timeout(self) -> list:
         return self._step(Event.TIMEOUT)
@@ -187,6 +275,20 @@ class ParticipantTxn:
             return [Apply(n, d, self.txid) for n, d in self.ops]
         if do is Do.RECORD:
             return [Record(self.txid, next_state.value, forced=True, reason=self.reason)]
+        if do is Do.RECORD_HEURISTIC:
+            return [Record(self.txid, next_state.value, forced=True, heuristic=next_state.value,
+                           reason=f"heuristic {next_state.value} by the operator (P10)")]
+        if do is Do.RECORD_DECISION:
+            return [Record(self.txid, next_state.value, forced=True, heuristic=self.heuristic,
+                           told=self.told, reason=f"heuristic {self.heuristic}; the "
+                           f"coordinator decided {self.told} (P11)")]
+        if do is Do.ANSWER_PEER:
+            known = next_state.value if next_state is not TxState.PREPARED else IN_DOUBT
+            if self.heuristic:                  # P8: an operator's guess is not knowledge
+                known = self.told or IN_DOUBT
+            return [Reply(OutcomeAnswer(self.txid, self.branch, known))]
+        if do is Do.ASK_PEERS:
+            return [Send(name, OutcomeQuery(self.txid, self.branch)) for name, _ in self.peers]
         if do is Do.VOTE_YES:
             return [Reply(VoteMsg(self.txid, self.branch, Vote.YES))]
         if do is Do.VOTE_NO:

@@ -21,8 +21,9 @@ Glossary:
 """
 
 from bank.core.messages import (Abort, Ack, Apply, Commit, CoordState, DecisionAnswer,
-                                DecisionQuery, Hold, Outcome, Prepare, ProtocolViolation,
-                                Record, Reply, Send, Silence, TxState, Vote, VoteMsg)
+                                DecisionQuery, Hold, Outcome, OutcomeAnswer, OutcomeQuery,
+                                Prepare, ProtocolViolation, Record, Reply, Send, Silence,
+                                TxState, Vote, VoteMsg)
 from bank.core.coordinator import presumed_outcome
 from bank.explorer.world import (CLIENT, COORDINATOR, FAULTS, Branch, Coordinator,
                                  Envelope, Ghost, Note, State)
@@ -41,18 +42,23 @@ class BranchSteps:
         txn = self.participant(name, m.txid)
         try:
             if isinstance(m, Prepare):
-                effects = txn.on_prepare(m.coordinator, m.ops, self.balances(name, m.ops))
+                effects = txn.on_prepare(m.coordinator, m.ops, self.balances(name, m.ops),
+                                         peers=tuple((p, "") for p in m.participants))
             elif isinstance(m, Commit):
                 effects = txn.on_commit()
             elif isinstance(m, Abort):
                 effects = txn.on_abort(env.src)
+            elif isinstance(m, OutcomeQuery):                 # P8: a peer asks us
+                effects = txn.on_peer_query(m.asker)
+            elif isinstance(m, OutcomeAnswer):                # P9: a peer's answer
+                effects = txn.on_peer_answer(m.outcome)
             else:
                 assert isinstance(m, DecisionAnswer), m
                 effects = txn.on_decision(m.outcome)
         except ProtocolViolation as exc:                      # S2
             self.note(name, name, "refused", str(exc), kind="self")
             return
-        caller = None if isinstance(m, DecisionAnswer) else env.src
+        caller = None if isinstance(m, (DecisionAnswer, OutcomeAnswer)) else env.src
         self.participant_effects(name, txn, effects, caller)
 
     def participant(self, name: str, txid: str):
@@ -60,8 +66,8 @@ class BranchSteps:
         row = self.rows_of(name).get(txid)
         if row is None:
             return self.variant.participant(name, txid)
-        _, state, coordinator, ops, reason = row
-        return self.variant.participant(name, txid, state, coordinator, ops, reason)
+        _, state, coordinator, ops, reason, peers = row
+        return self.variant.participant(name, txid, state, coordinator, ops, reason, peers)
 
     def balances(self, name: str, ops) -> dict:
         accounts = self.draft(name)[0]
@@ -103,7 +109,7 @@ class BranchSteps:
         old = rows.get(txn.txid)
         reason = old[4] if old else record.reason
         state = TxState(record.kind)
-        rows[txn.txid] = (txn.txid, state, txn.coordinator, txn.ops, reason)
+        rows[txn.txid] = (txn.txid, state, txn.coordinator, txn.ops, reason, txn.peers)
         if state is TxState.ABORTED and (name, txn.txid) in self.yes \
                 and (txn.txid, TxState.ABORTED.value) not in self.decisions:
             self.lone = self.lone | {(name, txn.txid)}
@@ -281,6 +287,14 @@ class StepRun(BranchSteps):
         txn = self.participant(action.who, action.txid)
         self.participant_effects(action.who, txn, txn.on_timeout(), caller=None)
 
+    def ask_peers(self, action) -> None:
+        """P9: a prepared branch whose coordinator is down asks the other participants."""
+        self.note(action.who, action.who, "ask peers", f"{action.txid}: the coordinator "
+                  "is down", kind="self")
+        txn = self.participant(action.who, action.txid)
+        self.participant_effects(action.who, txn, txn.on_coordinator_unreachable(),
+                                 caller=None)
+
     def vote_timeout(self, action) -> None:
         """A vote did not arrive in time: a Silence, never a no (C2, C4)."""
         self.note(action.branch, COORDINATOR, "no vote", f"{action.txid}: no answer in time",
@@ -394,7 +408,8 @@ class StepRun(BranchSteps):
             self.decide(message.txid, TxState.COMMITTED.value)
         elif isinstance(message, Abort):
             self.decide(message.txid, TxState.ABORTED.value)
-        elif isinstance(message, (Outcome, DecisionAnswer)) and message.outcome in DECIDED:
+        elif isinstance(message, (Outcome, DecisionAnswer, OutcomeAnswer)) \
+                and message.outcome in DECIDED:     # a peer's answer too: P8 makes it a fact
             self.decide(message.txid, message.outcome)
 
     def decide(self, txid: str, outcome: str) -> None:
@@ -410,6 +425,7 @@ class StepRun(BranchSteps):
 HANDLERS = {"start": StepRun.start, "deliver": StepRun.deliver,
             "duplicate": StepRun.duplicate, "lose": StepRun.lose, "crash": StepRun.crash,
             "restart": StepRun.restart, "timeout": StepRun.timeout,
+            "ask-peers": StepRun.ask_peers,
             "vote-timeout": StepRun.vote_timeout, "retry": StepRun.retry,
             "partition": StepRun.partition, "heal": StepRun.heal}
 
@@ -429,4 +445,8 @@ def describe(message) -> tuple:
         return f"decision? {message.txid}", ""
     if isinstance(message, DecisionAnswer):
         return f"{message.outcome} {message.txid}", "the answer to decision?"
+    if isinstance(message, OutcomeQuery):
+        return f"outcome? {message.txid}", f"{message.asker} asks a peer (P9)"
+    if isinstance(message, OutcomeAnswer):
+        return f"{message.outcome} {message.txid}", "the answer to outcome? (P8)"
     return type(message).__name__, ""

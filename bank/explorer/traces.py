@@ -18,12 +18,13 @@ import enum
 import json
 from pathlib import Path
 
-from bank.core.messages import (Abort, Ack, Commit, DecisionAnswer, DecisionQuery, Prepare,
-                                TxState, Vote, VoteMsg)
+from bank.core.messages import (Abort, Ack, Commit, DecisionAnswer, DecisionQuery,
+                                OutcomeAnswer, OutcomeQuery, Prepare, TxState, Vote, VoteMsg)
 from bank.explorer.world import Action, Config, Envelope
 
 MESSAGES = {cls.__name__: cls for cls in (Prepare, VoteMsg, Commit, Abort, Ack,
-                                          DecisionQuery, DecisionAnswer)}
+                                          DecisionQuery, DecisionAnswer, OutcomeQuery,
+                                          OutcomeAnswer)}
 ENUM_FIELDS = {"vote": Vote, "state": TxState}
 
 
@@ -72,8 +73,8 @@ def message_to_json(message) -> dict:
         value = getattr(message, f.name)
         if isinstance(value, enum.Enum):
             value = value.value
-        elif isinstance(value, tuple):
-            value = [list(op) for op in value]
+        elif isinstance(value, tuple):                 # ops: pairs; participants: names
+            value = [list(op) if isinstance(op, tuple) else op for op in value]
         data[f.name] = value
     return data
 
@@ -91,5 +92,7 @@ def message_from_json(data: dict):
             value = ENUM_FIELDS[f.name](value)
         elif f.name == "ops":
             value = tuple((str(number), int(delta)) for number, delta in value)
+        elif f.name == "participants":
+            value = tuple(str(name) for name in value)
         values[f.name] = value
     return cls(**values)

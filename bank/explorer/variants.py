@@ -32,8 +32,8 @@ class VoteYesWithoutHold(ParticipantTxn):
     committed. Here: prepare's holds are simply left out.
     """
 
-    def on_prepare(self, coordinator, ops, accounts, refuse=""):
-        effects = super().on_prepare(coordinator, ops, accounts, refuse)
+    def on_prepare(self, coordinator, ops, accounts, refuse="", peers=()):
+        effects = super().on_prepare(coordinator, ops, accounts, refuse, peers)
         return [e for e in effects if not isinstance(e, Hold)]
 
 

@@ -125,7 +125,7 @@ class Action(NamedTuple):
     """One thing that may happen next. crash_after > 0: the process crashes after
     carrying out that many effects of this step (W5)."""
     kind: str                # start deliver duplicate lose crash restart timeout
-    who: str                 # vote-timeout retry partition heal
+    who: str                 # ask-peers vote-timeout retry partition heal
     txid: str = ""
     branch: str = ""
     envelope: object = None
@@ -207,6 +207,9 @@ class World:
             if branch.up:
                 found += [Action("timeout", name, row[0]) for row in branch.rows
                           if row[1] is TxState.PREPARED and row[0] not in busy]
+            if branch.up and not up[COORDINATOR]:                      # P9 (T1)
+                found += [Action("ask-peers", name, row[0]) for row in branch.rows
+                          if row[1] is TxState.PREPARED and row[5] and row[0] not in busy]
         return found
 
     def successors(self, state: State, actions=None):

@@ -93,6 +93,21 @@ class LabCommands:
         name = self.coord.call("heal", check_branch_name(*self._args(arg, 1)))["branch"]
         self._say(f"{name} is reachable again; unfinished transfers are being retried.")
 
+    def do_heuristic(self, arg):
+        """heuristic BRANCH TXID commit|abort: (teacher) force an in-doubt transfer at one
+        branch, without the coordinator: a heuristic decision, recorded as such (P10). If
+        the coordinator decided otherwise, the branch records the damage and `check`
+        shows it: who decided what, and the money out of balance.
+        Example: heuristic Delhi C1-20261125T130102-9f3a2c abort"""
+        name, txid, outcome = self._args(arg, 3)
+        name = check_branch_name(name)
+        if name not in self._branch_urls():
+            self.learn_branches(self.coord.call("branches"))
+        done = self._branch_client(name).call("heuristic", txid, outcome)
+        self._say(f"{name} {done['state']} {done['txid']} heuristically (the operator "
+                  "decided, not the coordinator). If the coordinator decided otherwise, "
+                  "`check` will show the damage.")
+
     def do_failover(self, arg):
         """failover BRANCH: promote the branch's best in-sync replica and route to it.
         Example: failover Mumbai"""

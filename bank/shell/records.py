@@ -116,7 +116,9 @@ class RecordsCommands:
         Money is conserved when the total equals opening balances + deposits - withdrawals
         (transfers only move it); every journal must add up to its account's balance.
         Each branch sums its whole journal itself, so the check is exact at any size. A
-        branch that refuses a logged decision (not just silent) fails the check.
+        branch that refuses a logged decision (not just silent) fails the check, and so
+        does heuristic damage: the transaction, who decided what (the operator at a
+        branch, the coordinator), and the money out of balance across branches.
         Example: check"""
         self._args(arg, 0)
         branches = self.coord.call("branches")

@@ -1,0 +1,206 @@
+"""A branch in doubt: the termination protocol, cooperative termination and heuristics.
+
+Role: carry out, for a branch server, what the participant core (bank/core/
+participant.py) decides for a prepared transaction whose decision has not arrived:
+ask the coordinator (P6); if it cannot be reached, ask the other participants (P9);
+answer a peer that asks us (P8); and let the teacher force a heuristic decision
+(P10), recording the damage if the coordinator later decided otherwise (P11).
+Mixed into bank.branch_service.Branch.
+
+Rules:
+  * The core decides; this file only sends the queries the core returns and feeds the
+    answers back through the ledger's commit or abort step (durable before anyone hears).
+  * T1 - the other participants are asked only when the coordinator has given no
+    answer at all (down, cut off) for ``--ask-peers-after`` seconds (default 30): a
+    coordinator that answers "pending" is still deciding, and one that is merely
+    restarting will answer soon.
+  * T2 - a peer that cannot be reached counts as "in-doubt": it tells us nothing.
+  * T3 - the branch narrates every query and every answer in its terminal (B5), so a
+    class sees who asked whom and what it learned, or that it still waits.
+
+Glossary:
+  peer        another participant of the same transaction (named in the prepare)
+  in-doubt    a peer's answer: it is prepared too and does not know the decision
+  heuristic   a decision taken by an operator, not by the coordinator (P10)
+  damage      a heuristic decision the coordinator's decision contradicts (P11)
+"""
+
+import logging
+import time
+
+from bank import rpc
+from bank.core.messages import IN_DOUBT, TxState
+from bank.errors import BankError, FaultCode, check_branch_name, check_token
+from bank.money import format_amount, format_delta
+
+log = logging.getLogger("branch")
+
+DECIDED = (TxState.COMMITTED.value, TxState.ABORTED.value)
+ASK_PEERS_AFTER = 30.0   # seconds of coordinator silence before the peers are asked (T1)
+HEURISTIC_WORDS = {"commit": TxState.COMMITTED.value, "committed": TxState.COMMITTED.value,
+                   "abort": TxState.ABORTED.value, "aborted": TxState.ABORTED.value}
+
+
+class Termination:
+    """Mixed into Branch: what a branch does while it is in doubt, and for peers in doubt."""
+
+    # ---- RPCs ---------------------------------------------------------------------------
+
+    def outcome(self, txid, asker="") -> dict:
+        """P8: what this branch knows of txid, for another participant in doubt:
+        {"txid", "branch", "outcome": "committed"|"aborted"|"in-doubt"}. A txid this
+        branch never voted on is first recorded aborted, so it can never vote yes on it.
+
+        Example: outcome("C1-20261125T130102-9f3a2c", "Delhi")
+        """
+        txid = check_token(txid, "transaction id")
+        asker = check_branch_name(asker) if asker not in ("", None) else "a peer"
+        never_voted = self.ledger.txn_state(txid) is TxState.UNKNOWN
+        known = self._write(self.ledger.peer_outcome, txid, asker)
+        why = (" (it had not voted: recorded aborted first, so it never will)" if never_voted
+               else " (it is waiting too)" if known == IN_DOUBT else "")
+        log.info("cooperative termination: %s asked about %s; %s answers %s%s.", asker, txid,
+                 self.name, known, why)
+        return {"txid": txid, "branch": self.name, "outcome": known}
+
+    def heuristic(self, txid, outcome) -> dict:
+        """P10 (teacher): force an in-doubt txid to "commit" or "abort" without the
+        coordinator, recorded durably as heuristic. If the coordinator later decides
+        otherwise, the branch records the damage (P11) and the audit shows it.
+
+        Example: heuristic("C1-20261125T130102-9f3a2c", "abort")
+        """
+        txid = check_token(txid, "transaction id")
+        decided = HEURISTIC_WORDS.get(outcome) if isinstance(outcome, str) else None
+        if decided is None:
+            raise BankError(FaultCode.BAD_INPUT, "A heuristic decision is \"commit\" or "
+                            "\"abort\"; nothing was changed.")
+        state = self._write(self.ledger.heuristic, txid, decided)
+        log.warning("heuristic decision: the operator forced %s to %s here, without the "
+                    "coordinator; the hold is released. If the coordinator decided "
+                    "otherwise, the damage will be recorded.", txid, state.value)
+        return {"txid": txid, "state": state.value, "heuristic": state.value}
+
+    def heuristics(self) -> list:
+        """Every heuristic decision of this branch, with the coordinator's decision where it
+        contradicted it: [{"txid", "state", "heuristic", "damage", "ops", ...}]."""
+        return self.ledger.heuristic_damage()
+
+    # ---- the termination loop: P6, then P9 -------------------------------------------
+
+    def resolve_in_doubt(self) -> int:
+        """P6: each prepared txn's timer fires; the core asks its coordinator for the
+        decision; if the coordinator gives no answer, the core asks the other
+        participants (P9). What we learn goes through the core's commit or abort step.
+
+        Returns how many were resolved. Nobody knowing changes nothing: we ask again later.
+        """
+        resolved = 0
+        for txn in self.ledger.waiting():           # one bad URL must not stop the rest
+            for query in txn.on_timeout():          # Send(coordinator, DecisionQuery)
+                decision = self._ask_decision(query.message.txid, query.to)
+                if decision in DECIDED:
+                    self._learn(txn.txid, decision, f"the coordinator at {query.to}")
+                    resolved += 1
+                elif decision == "" and txn.peers and self._silent_long(txn.txid):   # T1
+                    resolved += self._ask_peers(txn, query.to)
+                else:                                               # B5: still blocked
+                    log.info("termination: %s is in doubt; asked the coordinator at %s "
+                             "for the decision: %s. Still %s.", txn.txid, query.to,
+                             _answer_text(decision), _held_text(self.name, txn.ops))
+        return resolved
+
+    def _silent_long(self, txid: str) -> bool:
+        """T1: has the coordinator been silent about txid for ask_peers_after seconds?"""
+        since = self._silent_since.setdefault(txid, time.monotonic())
+        return time.monotonic() - since >= self.ask_peers_after
+
+    def _ask_peers(self, txn, coordinator_url: str) -> int:
+        """P9: ask each other participant in turn; the first that knows decides for us."""
+        log.info("termination: %s is in doubt and the coordinator at %s cannot be reached; "
+                 "asking the other participants (%s).", txn.txid, coordinator_url,
+                 ", ".join(name for name, _ in txn.peers))
+        addresses = dict(txn.peers)
+        for query in txn.on_coordinator_unreachable():       # Send(peer, OutcomeQuery)
+            known = self._ask_peer(query.to, addresses.get(query.to, ""), txn.txid)
+            log.info("termination: asking %s about %s: %s says %s.", query.to, txn.txid,
+                     query.to, _peer_text(known))
+            if known in DECIDED and txn.on_peer_answer(known):
+                self._learn(txn.txid, known, query.to)
+                return 1
+        log.info("termination: nobody knows the outcome of %s yet; still %s, and asking "
+                 "again in %.0f s.", txn.txid, _held_text(self.name, txn.ops), self.ask_every)
+        return 0
+
+    def _learn(self, txid: str, decision: str, source: str) -> None:
+        learn = {TxState.COMMITTED.value: self.ledger.commit,
+                 TxState.ABORTED.value: self.ledger.abort}
+        self._write(learn[decision], txid)
+        self._silent_since.pop(txid, None)
+        log.info("termination: learned %s for %s from %s; the hold is released.",
+                 decision, txid, source)
+
+    def _ask_decision(self, txid: str, coordinator_url: str) -> str:
+        """The coordinator's decision, "pending", "in-doubt", or "" if it did not answer."""
+        client = self._coordinators.get(coordinator_url)
+        if client is None:
+            client = self._coordinators[coordinator_url] = rpc.Client(
+                coordinator_url, self.secret, timeout=3, label="the coordinator")
+        try:
+            answer = client.call("decision", txid, self.name)
+            self._silent_since.pop(txid, None)          # it answers: T1 starts over
+            return answer.get("decision", "") if isinstance(answer, dict) else ""
+        except BankError as exc:
+            log.debug("termination: no decision for %s yet (%s)", txid, exc)
+            return ""
+
+    def _ask_peer(self, name: str, url: str, txid: str) -> str:
+        """A peer's answer (P8), or "in-doubt" if it cannot be reached (T2)."""
+        if not url:
+            return IN_DOUBT
+        try:
+            answer = rpc.Client(url, self.secret, timeout=3,
+                                label=f"branch {name}").call("outcome", txid, self.name)
+        except BankError as exc:
+            log.debug("termination: %s did not answer about %s (%s)", name, txid, exc)
+            return ""
+        known = answer.get("outcome", "") if isinstance(answer, dict) else ""
+        return known if known in DECIDED + (IN_DOUBT,) else ""
+
+    def run_termination(self):
+        """Background loop: resolve in-doubt txns now (after a restart) and every few s."""
+        while not self._stop.is_set():
+            try:
+                if self.role == "primary":
+                    self.resolve_in_doubt()
+            except Exception:
+                log.exception("termination loop")
+            self._stop.wait(self.ask_every)
+
+
+def _ops_text(branch: str, ops) -> str:
+    """[("1001", -10000)] -> "Mumbai/1001 -100.00" (B5's sentences)."""
+    return ", ".join(f"{branch}/{number} {format_delta(delta)}" for number, delta in ops)
+
+
+def _held_text(branch: str, ops) -> str:
+    """What a yes vote holds (B5): "holding 100.00 of Mumbai/1001"; a credit holds nothing
+    but waits too ("holding nothing; its credit of 100.00 to Delhi/1002 waits")."""
+    debits = [f"{format_amount(-delta)} of {branch}/{number}" for number, delta in ops
+              if delta < 0]
+    credits = [f"{format_amount(delta)} to {branch}/{number}" for number, delta in ops
+               if delta > 0]
+    if debits:
+        return "holding " + ", ".join(debits)
+    return "holding nothing; its credit of " + ", ".join(credits) + " waits"
+
+
+def _answer_text(decision: str) -> str:
+    """The coordinator's answer to a decision query, in words (B5)."""
+    return {"": "no answer", "pending": "not decided yet"}.get(decision, decision)
+
+
+def _peer_text(known: str) -> str:
+    """A peer's answer, in words (T3)."""
+    return {"": "nothing (it cannot be reached)",
+            IN_DOUBT: "it does not know either (in doubt too)"}.get(known, known)

@@ -1,0 +1,202 @@
+"""Cooperative termination (P8, P9) and heuristic decisions (P10, P11), with real processes.
+
+Rules checked (bank/core/participant.py; carried out by bank/branch_termination.py):
+  * P9 - a branch in doubt whose coordinator is down asks the other participants named
+    in its prepare, and applies what one of them knows; it narrates who it asked and
+    what it heard (T3); with the default --ask-peers-after it first waits (T1);
+  * P9/P6 - when no participant knows, it keeps waiting and keeps its holds, until the
+    coordinator is back;
+  * P8 - a branch that never voted on a txid records it aborted before answering, so a
+    late prepare votes no; an old caller's prepare (no participants) still works;
+  * P10/P11 - the teacher's heuristic decision is recorded as heuristic; the
+    coordinator's contradicting decision is recorded as damage and acknowledged; the
+    shell's `check` names the transaction, who decided what, and the money out of balance;
+  * refusals: a heuristic decision of a txid not in doubt, or of a word that is not
+    commit or abort, changes nothing and is one sentence with a stable code.
+
+Each process test gets its own cluster in tmp_path, stopped by pid by the fixture.
+Waiting is polling with a deadline (tests/polling.py).
+"""
+
+import pathlib
+import re
+import sqlite3
+import sys
+
+import pytest
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
+
+from bank import local_cluster as cluster                    # noqa: E402
+from bank.errors import BankError, FaultCode                 # noqa: E402
+from bank.ledger import Ledger                               # noqa: E402
+from polling import wait_for                                 # noqa: E402
+from shelltest import run, shell_on                          # noqa: E402
+
+
+@pytest.fixture
+def bank(tmp_path):
+    """Mumbai and Delhi (preloaded) and a coordinator in tmp_path, stopped by pid."""
+    local = cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi"),
+                                 branch_args=("--ask-every", "0.3", "--ask-peers-after", "0"))
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+
+
+def crash_coordinator_during_transfer(bank, fault: str) -> str:
+    """Arm `fault` at the coordinator, transfer 7.00 Mumbai/1001 -> Delhi/1002, wait for
+    the crash; return the txid Mumbai holds prepared."""
+    bank.coordinator().call("fault", fault)
+    with pytest.raises(BankError):
+        bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "7")
+    assert bank.members["coordinator"].wait_exit(10) == 86
+    [txn] = wait_for(lambda: bank.client("Mumbai").call("in_doubt"), 10,
+                     "Mumbai to hold the transfer prepared")
+    return txn["txid"]
+
+
+def log_of(bank, name: str) -> str:
+    return (bank.home / "logs" / f"{name}.log").read_text(errors="replace")
+
+
+def test_p9_a_branch_in_doubt_learns_the_commit_from_its_peer(bank):
+    """P9: the coordinator crashed after telling Delhi only (crash-mid-commit); Mumbai, in
+    doubt, cannot reach it, asks Delhi, hears "committed" and commits, the coordinator
+    still down; its log narrates the question and the answer (T3)."""
+    txid = crash_coordinator_during_transfer(bank, "crash-mid-commit")
+    mumbai = bank.client("Mumbai")
+    assert bank.client("Delhi").call("status", txid)["state"] == "committed"
+    assert mumbai.call("status", txid)["peers"] == ["Delhi"]
+    wait_for(lambda: mumbai.call("status", txid)["state"] == "committed", 20,
+             "Mumbai to learn the commit from Delhi")
+    assert not bank.members["coordinator"].alive
+    account = mumbai.call("account", "1001")
+    assert (account["balance"], account["held"]) == ("9993.00", "0.00")
+    text = log_of(bank, "Mumbai")
+    assert f"asking Delhi about {txid}: Delhi says committed." in text
+    assert re.search(rf"learned committed for {re.escape(txid)} from Delhi", text)
+    assert f"Mumbai asked about {txid}; Delhi answers committed." in log_of(bank, "Delhi")
+
+
+def test_p9_when_no_peer_knows_the_branch_keeps_waiting_and_holding(bank):
+    """P9 and P6: the coordinator crashed after forcing commit, before telling anyone;
+    each branch asks the other, both answer in-doubt; nothing changes and the 7.00 stays
+    held, until the restarted coordinator tells the decision."""
+    txid = crash_coordinator_during_transfer(bank, "crash-after-decision")
+    mumbai = bank.client("Mumbai")
+    wait_for(lambda: "nobody knows the outcome of " + txid in log_of(bank, "Mumbai"), 20,
+             "Mumbai to say that nobody knows")
+    assert "Delhi says it does not know either (in doubt too)." in log_of(bank, "Mumbai")
+    assert mumbai.call("status", txid)["state"] == "prepared"
+    assert bank.client("Delhi").call("status", txid)["state"] == "prepared"
+    assert mumbai.call("account", "1001")["held"] == "7.00"
+    bank.restart("coordinator")
+    wait_for(lambda: mumbai.call("status", txid)["state"] == "committed", 20,
+             "the restarted coordinator to finish the transfer")
+    assert bank.client("Delhi").call("account", "1002")["balance"] == "5007.00"
+
+
+def test_t1_by_default_the_peers_are_asked_only_after_a_long_silence(tmp_path):
+    """T1: with the default --ask-peers-after (30 s), a branch in doubt whose coordinator
+    just went down keeps asking the coordinator and does not ask its peers yet."""
+    local = cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi"),
+                                 branch_args=("--ask-every", "0.2"))
+    try:
+        local.start()
+        txid = crash_coordinator_during_transfer(local, "crash-mid-commit")
+        wait_for(lambda: log_of(local, "Mumbai").count(f"{txid} is in doubt; asked the "
+                                                        "coordinator") >= 3, 20,
+                 "Mumbai to ask the coordinator three times")
+        assert "asking the other participants" not in log_of(local, "Mumbai")
+        assert local.client("Mumbai").call("status", txid)["state"] == "prepared"
+    finally:
+        local.stop()
+
+
+def test_p8_a_branch_that_never_voted_answers_aborted_and_votes_no_later(bank):
+    """P8: asked about a txid it never saw, Delhi records it aborted first and answers
+    "aborted"; a prepare for it arriving later votes no and holds nothing. A prepare
+    from an old caller (no participants) still votes and keeps no peers."""
+    delhi = bank.client("Delhi")
+    answer = delhi.call("outcome", "T-late-1", "Mumbai")
+    assert answer == {"txid": "T-late-1", "branch": "Delhi", "outcome": "aborted"}
+    assert delhi.call("status", "T-late-1")["state"] == "aborted"
+    vote = delhi.call("prepare", "T-late-1", bank.coordinator_url,
+                      [{"account": "1001", "delta": "-5.00"}],
+                      {"Mumbai": bank.members["Mumbai"].url, "Delhi": delhi.url})
+    assert vote["vote"] == "no" and delhi.call("account", "1001")["held"] == "0.00"
+    old = delhi.call("prepare", "T-old-1", bank.coordinator_url,
+                     [{"account": "1001", "delta": "-5.00"}])
+    assert old["vote"] == "yes" and delhi.call("status", "T-old-1")["peers"] == []
+    assert delhi.call("outcome", "T-old-1", "Mumbai")["outcome"] == "in-doubt"
+    assert "it had not voted: recorded aborted first" in log_of(bank, "Delhi")
+
+
+def test_p10_p11_a_heuristic_abort_against_a_commit_is_damage_the_check_shows(bank):
+    """P10, P11: the teacher forces Delhi to abort while the logged decision is commit;
+    the restarted coordinator's commit is recorded at Delhi as damage and acknowledged
+    (the transfer ends); `check` names the txid, who decided what, and 7.00 missing."""
+    txid = crash_coordinator_during_transfer(bank, "crash-after-decision")
+    sh = shell_on(bank)
+    out = run(sh, f"heuristic Delhi {txid} abort")
+    assert out.startswith(f"Delhi aborted {txid} heuristically"), out
+    row = bank.client("Delhi").call("status", txid)
+    assert (row["state"], row["heuristic"], row["damage"]) == ("aborted", "aborted", "")
+    bank.restart("coordinator")
+    delhi, mumbai = bank.client("Delhi"), bank.client("Mumbai")
+    wait_for(lambda: delhi.call("status", txid)["damage"] == "committed", 20,
+             "Delhi to record the coordinator's commit as damage")
+    wait_for(lambda: bank.coordinator().call("transaction", txid)["state"] == "committed", 20,
+             "the coordinator to finish the transfer (every branch acknowledged)")
+    assert mumbai.call("account", "1001")["balance"] == "9993.00"
+    assert delhi.call("account", "1002")["balance"] == "5000.00"
+    report = run(shell_on(bank), "check")
+    assert (f"{txid}: Delhi decided aborted (heuristic), the coordinator decided "
+            "committed: Delhi is 7.00 short of the decision") in report, report
+    assert re.search(r"money out of balance \(heuristic damage\)\s+FAIL\s+-7\.00 across "
+                     r"branches \(Delhi -7\.00\)", report), report
+    trace = bank.coordinator().call("transaction", txid)["trace"]
+    assert any("heuristic damage" in m["detail"] for m in trace)
+
+
+def test_heuristic_refusals_change_nothing(bank):
+    """P10/P7: a heuristic decision of a txid that is not in doubt is refused (409) and of
+    a word other than commit/abort (400), each in one sentence; nothing changes."""
+    mumbai = bank.client("Mumbai")
+    done = bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "5")
+    before = mumbai.call("status", done["txid"])
+    with pytest.raises(BankError) as refused:
+        mumbai.call("heuristic", done["txid"], "abort")
+    assert refused.value.code == FaultCode.PROTOCOL_VIOLATION
+    assert "it is committed here" in refused.value.message
+    with pytest.raises(BankError) as bad:
+        mumbai.call("heuristic", done["txid"], "maybe")
+    assert bad.value.code == FaultCode.BAD_INPUT and "nothing was changed" in bad.value.message
+    assert mumbai.call("status", done["txid"]) == before
+    assert mumbai.call("heuristics") == []
+
+
+def test_a_database_from_before_the_new_columns_opens_with_them_empty(tmp_path):
+    """A branch database written before peers/heuristic/damage existed gains the columns
+    (empty) when opened, and its prepared transaction keeps working."""
+    path = tmp_path / "Old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE txns(txid TEXT PRIMARY KEY, coordinator TEXT NOT NULL,
+              ops TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('prepared',
+              'committed', 'aborted')), reason TEXT NOT NULL DEFAULT '',
+              created TEXT NOT NULL, decided TEXT);
+            INSERT INTO txns VALUES ('T-old', 'http://c', '[]', 'aborted', '', 'x', 'y');""")
+    db.close()
+    ledger = Ledger(path, "Old")
+    try:
+        row = ledger.status("T-old")
+        assert (row["state"], row["peers"], row["heuristic"], row["damage"]) == \
+            ("aborted", [], "", "")
+    finally:
+        ledger.close()

@@ -40,6 +40,7 @@ Glossary (more in bank/core/messages.py):
 """
 
 import collections
+import itertools
 import logging
 import secrets
 import threading
@@ -377,12 +378,17 @@ class TwoPhaseCommit(Recovery):
         return f"{self.name}-{stamp}-{secrets.token_hex(3)}"
 
     def _forget_old_txns(self):
-        while len(self.txns) > KEEP_TXNS:
-            txid, old = next(iter(self.txns.items()))
-            if old.core.state in (CoordState.COMMITTED, CoordState.ABORTED):
-                self.txns.popitem(last=False)
-            else:
-                break
+        """Keep at most KEEP_TXNS finished transactions in memory, oldest forgotten first.
+
+        Unfinished ones are kept whatever their age (they still have work to do), and
+        never pin the finished ones behind them: a transaction stuck for an hour behind
+        a crashed branch once kept every later one, and memory grew with uptime.
+        Called with self._lock held, once per new transaction; it looks at the oldest
+        ones beyond the limit: the unfinished among them (work in flight) and one more.
+        """
+        for txid in list(itertools.islice(self.txns, max(0, len(self.txns) - KEEP_TXNS))):
+            if self.txns[txid].core.state in (CoordState.COMMITTED, CoordState.ABORTED):
+                del self.txns[txid]
 
     def _run_two_phase_commit(self, txn: Txn) -> None:
         """The whole protocol for one transaction; sets txn.result for the client."""

@@ -93,7 +93,7 @@ class Envelope(NamedTuple):
 class Branch(NamedTuple):
     up: bool
     accounts: tuple          # ((number, balance, held), ...)
-    rows: tuple              # ((txid, state, coordinator, ops, reason), ...): the txns table
+    rows: tuple              # ((txid, state, coordinator, ops, reason, peers), ...): txns table
 
 
 class Coordinator(NamedTuple):

@@ -48,7 +48,7 @@ def party_states(world: World, state) -> dict:
         rows = [f"{number}: balance {paise(balance)}, held {paise(held)}"
                 for number, balance, held in branch.accounts]
         rows += [f"{txid}: {_value(st)}" + (f" ({reason})" if reason else "")
-                 for txid, st, _coord, _ops, reason in branch.rows]
+                 for txid, st, _coord, _ops, reason, *_peers in branch.rows]
         lines[name] = ["up" if branch.up else "DOWN (crashed)", *rows]
     if state.told:
         lines["client"] = [f"told {txid}: {outcome}" for txid, outcome in sorted(state.told)]

@@ -354,6 +354,42 @@ def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path
         coord.close()
 
 
+def test_a_stuck_transaction_does_not_keep_every_later_one_in_memory(tmp_path, monkeypatch):
+    """Memory stays flat with uptime (issue 13): the coordinator keeps at most KEEP_TXNS
+    finished transactions, even behind an unfinished one (a commit never acknowledged
+    by a branch that is down), which it keeps, with its work still to do.
+
+    In-process coordinator with stand-in branches, as above; KEEP_TXNS shrunk to 3.
+    """
+    monkeypatch.setattr(twopc, "KEEP_TXNS", 3)
+    coord = coordinator_module.Coordinator(
+        "C1", {"Mumbai": "http://127.0.0.1:9", "Delhi": "http://127.0.0.1:9"},
+        tmp_path / "recovery.log")
+    stuck = []
+
+    def delhi_never_acks_the_first(method, *args):
+        if method == "prepare":
+            return {"vote": "yes", "reason": ""}
+        if not stuck:
+            stuck.append(args[0])
+        if args[0] == stuck[0]:
+            raise BankError(FaultCode.UNAVAILABLE, "Delhi cannot be reached (test).")
+        return {"txid": args[0]}
+
+    monkeypatch.setattr(coord.links["Mumbai"], "call",
+                        lambda method, *args: {"vote": "yes", "reason": ""}
+                        if method == "prepare" else {"txid": args[0]})
+    monkeypatch.setattr(coord.links["Delhi"], "call", delhi_never_acks_the_first)
+    try:
+        for i in range(20):
+            assert coord.transfer(SRC, DST, "1")["outcome"] == "committed"
+        kept = coord.twopc.txns
+        assert stuck[0] in kept                        # unfinished: kept, still retried
+        assert len(kept) <= 3 + 1, len(kept)           # the 19 finished behind it: 3 kept
+    finally:
+        coord.close()
+
+
 # ---- local transfers and no votes -----------------------------------------------------
 
 def test_same_branch_transfer_uses_no_two_phase_commit(bank):

@@ -26,7 +26,8 @@ logs/recovery.log would have made the outcome "committed"?
 Run: python labs/lab04_blocking.py [--step] [--keep]     Handout: labs/lab04_blocking.md
 """
 
-from labkit import BankError, expect, lab_cluster, passed, show, show_log, step, total_money, wait_until
+from labkit import (expect, lab_cluster, passed, show, show_log, step, total_money,
+                    transfer_expecting_a_crash, wait_until)
 
 
 def main():
@@ -40,12 +41,7 @@ def main():
         coord.call("fault", "crash-after-prepare")
 
         step("Transfer 100 from Mumbai/1001 to Delhi/1002.")
-        try:
-            coord.call("transfer", "Mumbai/1001", "Delhi/1002", "100")
-            expect(False, "the coordinator to crash")
-        except BankError as exc:
-            show(f"the client hears: {exc.message}")
-        expect(bank.members["coordinator"].wait_exit(10) == 86, "the coordinator crashed on purpose")
+        transfer_expecting_a_crash(bank, "Mumbai/1001", "Delhi/1002", "100")
 
         step("Mumbai is blocked: the transfer is prepared, the money held.")
         doubt = mumbai.call("in_doubt")

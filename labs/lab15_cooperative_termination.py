@@ -36,19 +36,14 @@ and not just answer "I have not voted"? Why does a branch wait some seconds
 Run: python labs/lab15_cooperative_termination.py [--step] [--keep]     Handout: labs/lab15_cooperative_termination.md
 """
 
-from labkit import (BankError, branch_total, expect, lab_cluster, passed, show, step,
-                    wait_until)
+from labkit import (branch_total, expect, lab_cluster, passed, show, step,
+                    transfer_expecting_a_crash, wait_until)
 
 
 def crash_during(bank, fault: str, src: str, dst: str, amount: str) -> str:
     """Arm `fault` at the coordinator, transfer, see it crash; the txid Mumbai holds."""
     bank.coordinator().call("fault", fault)
-    try:
-        bank.coordinator().call("transfer", src, dst, amount)
-        expect(False, "the coordinator to crash")
-    except BankError as exc:
-        show(f"the client hears: {exc.message}")
-    expect(bank.members["coordinator"].wait_exit(10) == 86, "the coordinator crashed on purpose")
+    transfer_expecting_a_crash(bank, src, dst, amount)
     [txn] = bank.client("Mumbai").call("in_doubt")
     return txn["txid"]
 

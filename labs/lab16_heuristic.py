@@ -36,8 +36,8 @@ Run: python labs/lab16_heuristic.py [--step] [--keep]     Handout: labs/lab16_he
 
 import io
 
-from labkit import (BankError, branch_total, expect, lab_cluster, passed, show, step,
-                    wait_until)
+from labkit import (branch_total, expect, lab_cluster, passed, show, step,
+                    transfer_expecting_a_crash, wait_until)
 from bank import shell
 
 
@@ -57,12 +57,7 @@ def main():
         before = branch_total(bank)
         step(f"The bank holds {before}. The coordinator decides commit and dies at once.")
         bank.coordinator().call("fault", "crash-after-decision")
-        try:
-            bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "7")
-            expect(False, "the coordinator to crash")
-        except BankError as exc:
-            show(f"the client hears: {exc.message}")
-        expect(bank.members["coordinator"].wait_exit(10) == 86, "the coordinator crashed on purpose")
+        transfer_expecting_a_crash(bank, "Mumbai/1001", "Delhi/1002", "7")
         [txn] = mumbai.call("in_doubt")
         txid = txn["txid"]
         expect(delhi.call("status", txid)["state"] == "prepared", "Delhi is prepared, in doubt")

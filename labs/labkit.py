@@ -134,6 +134,17 @@ def wait_until(predicate, what: str, timeout: float = 20.0) -> None:
     sys.exit(1)
 
 
+def transfer_expecting_a_crash(bank, src: str, dst: str, amount: str) -> None:
+    """Transfer with a crash armed at the coordinator: the client hears no outcome, and
+    the coordinator exits with the labs' crash code (86)."""
+    try:
+        bank.coordinator().call("transfer", src, dst, amount)
+        expect(False, "the coordinator to crash")
+    except BankError as exc:
+        show(f"the client hears: {exc.message}")
+    expect(bank.members["coordinator"].wait_exit(10) == 86, "the coordinator crashed on purpose")
+
+
 def passed(number: int, lesson: str) -> None:
     print(f"\nLab {number} passed: {lesson}", flush=True)
 

@@ -161,6 +161,15 @@ def transfer(app, src, dst, amount):
     app.operations.transfer.button.invoke()
 
 
+def arm_coordinator_crash(app, point="crash-after-decision"):
+    """Arm a crash point at the coordinator from the Lab tab, as a teacher would."""
+    app.left_tabs.select(4)
+    app.lab.fault_member.set("coordinator")
+    app.lab.fault_point.set(point)
+    app.lab.arm_button.invoke()
+    until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+
+
 def arrows(canvas, msg: str, src: str, dst: str) -> tuple:
     return canvas.find_withtag(f"arrow&&msg-{msg}&&from-{src}&&to-{dst}")
 
@@ -536,11 +545,7 @@ def test_a_blocked_bank_is_visible_while_the_coordinator_is_down(app):
     that it waits for a coordinator that is down; the gauge writes the held amount on
     it. After the restart the map empties. (The last diagram's "NOT CURRENT" title is
     checked by the projector screenshot test.)"""
-    app.left_tabs.select(4)
-    app.lab.fault_member.set("coordinator")
-    app.lab.fault_point.set("crash-after-decision")
-    app.lab.arm_button.invoke()
-    until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+    arm_coordinator_crash(app)
     transfer(app, "Mumbai/1001", "Delhi/1002", "400")
     until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
     blocked = app.transactions.blocked

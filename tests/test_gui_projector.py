@@ -27,8 +27,8 @@ from bank.activity import ActivityLog  # noqa: E402
 from bank.window import diagram as draw  # noqa: E402
 from bank.window import logs as logs_panel  # noqa: E402
 from bank.window.app import App  # noqa: E402
-from test_gui import (_all_widgets, arrows, bank, display, transfer,  # noqa: E402,F401
-                      until)
+from test_gui import (_all_widgets, arm_coordinator_crash, arrows, bank,  # noqa: E402,F401
+                      display, transfer, until)
 from x11shot import X11  # noqa: E402
 
 
@@ -167,11 +167,7 @@ def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
         app.transactions.tree.selection_set(txid)
         until(app.root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
               "the diagram")
-        app.left_tabs.select(4)
-        app.lab.fault_member.set("coordinator")
-        app.lab.fault_point.set("crash-after-decision")
-        app.lab.arm_button.invoke()
-        until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+        arm_coordinator_crash(app)
         transfer(app, "Delhi/1001", "Mumbai/1002", "400")
         until(app.root, lambda: len(app.transactions.blocked.get_children()) == 2
               and app.branches.split["held"] == 400_00

@@ -27,8 +27,8 @@ tk = pytest.importorskip("tkinter")
 from bank import views  # noqa: E402
 from bank.window import diagram as draw  # noqa: E402
 from bank.window.look import CanvasHover, Look  # noqa: E402
-from test_gui import (app, arrows, bank, display, transfer,  # noqa: E402,F401
-                      until)
+from test_gui import (app, arm_coordinator_crash, arrows, bank,  # noqa: E402,F401
+                      display, transfer, until)
 from x11shot import X11  # noqa: E402
 
 
@@ -165,11 +165,7 @@ def test_a_recovered_transfer_is_drawn_from_its_log_then_its_recovery(app):
     begin, both prepares, both yes votes and the decision box "commit: on disk", rebuilt
     from the recovery log (dotted, tag rebuilt), then the crash mark and the commits
     re-sent: never a diagram without its decision."""
-    app.left_tabs.select(4)
-    app.lab.fault_member.set("coordinator")
-    app.lab.fault_point.set("crash-after-decision")
-    app.lab.arm_button.invoke()
-    until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+    arm_coordinator_crash(app)
     transfer(app, "Mumbai/1001", "Delhi/1002", "400")
     until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
     app.lab.buttons["coordinator"]["restart"].invoke()

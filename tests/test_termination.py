@@ -200,3 +200,19 @@ def test_a_database_from_before_the_new_columns_opens_with_them_empty(tmp_path):
             ("aborted", [], "", "")
     finally:
         ledger.close()
+
+
+def test_the_shell_heuristic_names_a_branch_like_other_commands(bank):
+    """P10 from the shell: a branch name is matched without regard to case (`mumbai` is
+    Mumbai), and a branch the bank does not have is refused in one sentence, never a
+    traceback or a KeyError; nothing changes either way."""
+    mumbai = bank.client("Mumbai")
+    done = bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "5")
+    sh = shell_on(bank)
+    unknown = run(sh, f"heuristic Pune {done['txid']} abort")
+    assert unknown.startswith("Error: This shell knows no address for a branch 'Pune'"), unknown
+    assert "KeyError" not in unknown and len(unknown.strip().splitlines()) == 1, unknown
+    lower = run(sh, f"heuristic mumbai {done['txid']} abort")
+    assert "it is committed here" in lower, lower              # Mumbai itself refused it
+    assert mumbai.call("heuristics") == []
+    assert mumbai.call("status", done["txid"])["state"] == "committed"

@@ -86,12 +86,14 @@ def test_p9_a_branch_in_doubt_learns_the_commit_from_its_peer(bank):
 def test_p9_when_no_peer_knows_the_branch_keeps_waiting_and_holding(bank):
     """P9 and P6: the coordinator crashed after forcing commit, before telling anyone;
     each branch asks the other, both answer in-doubt; nothing changes and the 7.00 stays
-    held, until the restarted coordinator tells the decision."""
+    held, until the restarted coordinator tells the decision. The log says when it asks
+    again as --ask-every gives it (0.3 s, never rounded to "0 s")."""
     txid = crash_coordinator_during_transfer(bank, "crash-after-decision")
     mumbai = bank.client("Mumbai")
     wait_for(lambda: "nobody knows the outcome of " + txid in log_of(bank, "Mumbai"), 20,
              "Mumbai to say that nobody knows")
     assert "Delhi says it does not know either (in doubt too)." in log_of(bank, "Mumbai")
+    assert "and asking again in 0.3 s." in log_of(bank, "Mumbai")   # --ask-every, not "0 s"
     assert mumbai.call("status", txid)["state"] == "prepared"
     assert bank.client("Delhi").call("status", txid)["state"] == "prepared"
     assert mumbai.call("account", "1001")["held"] == "7.00"

@@ -129,7 +129,7 @@ class Termination:
                 self._learn(txn.txid, known, query.to)
                 return 1
         log.info("termination: nobody knows the outcome of %s yet; still %s, and asking "
-                 "again in %.0f s.", txn.txid, _held_text(self.name, txn.ops), self.ask_every)
+                 "again in %g s.", txn.txid, _held_text(self.name, txn.ops), self.ask_every)
         return 0
 
     def _learn(self, txid: str, decision: str, source: str) -> None:

@@ -23,7 +23,8 @@ Rules:
   * Every answer names the server in an ``X-Bank-Server`` header: its id,
     ``NAME@HOST:PORT`` (e.g. ``Mumbai@127.0.0.1:9100``). A client signs for that id;
     one that does not know it yet learns it from the header of any answer (the
-    kit's client: from the 401 of its first call, which it then sends again).
+    kit's client: from the 401 of its first call, which it then sends again; the
+    server logs that first call as info, not as a wrong signature).
   * HTTP/1.1 keep-alive: a client reuses one connection for many calls. A connection
     may wait ``IDLE_TIMEOUT`` s for its next request; once a request begins, all of it
     (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total, however
@@ -136,6 +137,9 @@ class RecentNonces:
         self.steps += 1
 
 
+FIRST_CALL = "signed for no server id yet"      # a client's first call: normal, not an attack
+
+
 class SignatureChecker:
     """Verifies signed requests, learns their role, and refuses replays."""
 
@@ -166,7 +170,9 @@ class SignatureChecker:
             return "signed before this server started (a possible replay)", ""
         expected = keys.mac(key, keys.signed_text(stamp, nonce, role, self.server_id, body))
         if not hmac.compare_digest(expected, given):
-            return "wrong signature", ""
+            unaddressed = keys.mac(key, keys.signed_text(stamp, nonce, role, "", body))
+            return (FIRST_CALL if hmac.compare_digest(unaddressed, given)
+                    else "wrong signature"), ""
         with self._lock:
             if int(stamp) <= self.nonces.floor_ms:
                 return "signed too long ago for its nonce to be checked (a possible replay)", ""
@@ -256,8 +262,12 @@ class _Handler(SimpleXMLRPCRequestHandler):
         checker = self.server.checker
         if checker is not None:
             why, role = checker.verify(self.headers, body)
-            if why:
+            if why == FIRST_CALL:                     # it learns the id from the 401
+                log.info("a first call from %s named no server id yet: told this server's "
+                         "id, the client signs again", self.client_address[0])
+            elif why:
                 log.warning("refused a request from %s: %s", self.client_address[0], why)
+            if why:
                 return self._refuse(401, "Unauthorized: this server needs a request "
                                          "signed with a role's key (X-Bank-Key).")
         if b"\x00" in body or body.startswith((b"\xff\xfe", b"\xfe\xff")):

@@ -116,7 +116,7 @@ def trace_mark(m: dict):
     if kind == "cut-off":
         return "partition", branch, f"{branch} cut off (lab partition)"
     if msg == "retry":
-        return "retry", "coordinator", "retry: the decision sent again"
+        return "retry", "coordinator", "the decision sent again"
     if msg == "query":
         return "query", m["from"], f"{m['from']} asks for the decision"
     return None
@@ -202,7 +202,10 @@ def message_label(m: dict) -> tuple:
         return "decision?", detail.replace("decision? -> ", "answered: "), ">"
     if msg == "prepare":
         return "prepare", f"{m['to']}/{detail}", ">"
-    return (f"ack {detail}", "", ">") if msg == "ack" else (msg, detail, ">")
+    if msg == "ack":                              # "commit; but Delhi had decided ..." (P11)
+        done, _, damage = detail.partition("; ")
+        return f"ack {done}", damage, ">"
+    return msg, detail, ">"
 
 
 def collapse(trace: list, longest: int = 4) -> list:

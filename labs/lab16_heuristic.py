@@ -22,8 +22,10 @@ Steps:
   1. Run `python labs/lab16_heuristic.py --step --keep`.
   2. At the pause after the heuristic abort, read `SELECT txid, state, heuristic, told
      FROM txns` in `FOLDER/data/Delhi.db`, and the end of `FOLDER/logs/Delhi.log`.
-  3. After the restart, run `python shell.py --home FOLDER` and type `check`, then
-     `show TXID`: find Delhi's acknowledgement and what it says.
+  3. At the last pause (after the restart), in a second terminal run `python shell.py
+     --home FOLDER`, type `check`, then `show TXID`: find Delhi's acknowledgement and
+     what it says. Do it before pressing Enter: once the lab ends, its coordinator is
+     gone, and with it the messages that `show` draws.
   4. In bank/core/participant.py, find why Delhi's abort was not told to Mumbai.
 
 Questions: Who lost the 7.00, and who would have to repair it, by hand? Why does Delhi

@@ -207,6 +207,26 @@ def test_an_abort_is_never_drawn_as_forced_to_disk():
         "forced to disk: the commit point"
 
 
+def test_an_ack_with_heuristic_damage_shows_the_damage_in_full_beside_its_arrow():
+    """P11 in the diagram: an acknowledgement that records heuristic damage keeps the
+    arrow's label short ("ack commit") and says the damage in full in the note beside
+    it, so `show` never cuts it off; a plain ack has no note."""
+    from bank.views import message_label, sequence_diagram
+    ack = {"msg": "ack", "detail": "commit; but Delhi had decided aborted heuristically "
+                                   "(heuristic damage)"}
+    assert message_label(ack)[:2] == ("ack commit", "but Delhi had decided aborted "
+                                                    "heuristically (heuristic damage)")
+    assert message_label({"msg": "ack", "detail": "commit"})[:2] == ("ack commit", "")
+    trace = [{"ms": 0, "from": "coordinator", "to": "coordinator", "msg": "retry",
+              "detail": "waiting for Delhi"},
+             {"ms": 1, "from": "Delhi", "to": "coordinator", **ack}]
+    text = sequence_diagram({"txid": "T1", "src": "Mumbai/1001", "dst": "Delhi/1002",
+                             "amount": "7.00", "outcome": "committed", "state": "committed",
+                             "participants": ["Delhi"], "trace": trace})
+    assert "but Delhi had decided aborted heuristically (heuristic damage)" in text, text
+    assert "[retry: the decision sent again]" in text and "retry: retry" not in text, text
+
+
 # ---- the activity log of one cluster (A1, A2) ---------------------------------------------
 
 def test_the_activity_log_shows_the_rows_of_its_own_cluster(tmp_path):

@@ -146,9 +146,10 @@ def test_a_participant_that_never_commits_breaks_progress(monkeypatch):
     assert "circle" in result.violation.detail and result.continuation
 
 
-def test_the_shell_explore_command_catches_a_broken_variant(tmp_path, dead_url):
+def test_the_shell_explore_command_catches_a_broken_variant(tmp_path, dead_url, capsys):
     """The shell's `explore` runs the same search as explore.py: a broken variant is
-    reported with the rule it breaks, and bad options get one sentence, not a traceback.
+    reported with the rule it breaks, and bad options get one sentence naming what is
+    wrong, not a traceback nor argparse's usage block; `explore --help` lists them.
     (It needs no cluster: the coordinator here is an address where nothing answers.)"""
     import io
     from bank import rpc
@@ -159,7 +160,11 @@ def test_the_shell_explore_command_catches_a_broken_variant(tmp_path, dead_url):
     assert "VIOLATION of no-lone-abort" in out.getvalue()
     assert shell.failures == 0
     shell.onecmd("explore --crashes lots")
-    assert "not understood" in out.getvalue() and shell.failures == 1
+    assert "not understood (argument --crashes: invalid int value: 'lots')" in out.getvalue()
+    assert shell.failures == 1
+    assert "usage:" not in out.getvalue() + capsys.readouterr().err
+    shell.onecmd("explore --help")
+    assert "--variant VARIANT" in out.getvalue() and shell.failures == 1
 
 
 # ---- the replication world (bank/explorer/replication.py) ------------------------------

@@ -61,6 +61,19 @@ def test_every_lab_has_a_handout_and_answers():
         assert lab.name in plan, f"labs/README.md does not list {lab.name}"
 
 
+def test_every_question_of_a_handout_has_its_answer():
+    """A teacher's file answers every question of its handout: one numbered answer per
+    numbered question, in the same order (a question added to a lab needs its answer)."""
+    for lab in LABS:
+        handout = (LABS_DIR / f"{lab.stem}.md").read_text()
+        questions = handout.split("## Questions", 1)[1].split("Answers for teachers", 1)[0]
+        answers = (LABS_DIR / "answers" / f"{lab.stem}.md").read_text()
+        asked = re.findall(r"^(\d+)\. ", questions, re.M)
+        answered = re.findall(r"^(\d+)\. ", answers, re.M)
+        assert asked and answered == asked, \
+            f"{lab.stem}: questions {asked}, answers {answered} in labs/answers/"
+
+
 
 
 def test_every_handout_matches_its_lab():

@@ -301,6 +301,28 @@ def test_request_replayed_to_another_server_gets_401(bank):
     assert (status, snapshot(bank)) == (401, before), data
 
 
+def test_a_first_call_without_the_server_id_is_refused_and_logged_as_normal(bank):
+    """A request signed for no server id (a client's first call, before it learned the
+    id from a 401) is refused with 401 like any other and changes nothing; the branch logs
+    it as an ordinary first call (info), never as "wrong signature": a student reading
+    the log of a happy transfer sees no false alarm. A signature for another server's
+    id is still logged as a wrong signature (warning)."""
+    from polling import wait_for
+    url, log_file = url_of(bank, "Mumbai"), bank.home / "logs" / "Mumbai.log"
+    body = call_body("deposit", "1001", "1.00")
+    before = snapshot(bank)
+    status, _ = exchange(url, body, rpc.sign(bank.secret, body, ""))
+    assert (status, snapshot(bank)) == (401, before)
+    first = wait_for(lambda: [line for line in log_file.read_text().splitlines()
+                              if "named no server id yet" in line], 10, "the first call logged")
+    assert " INFO " in first[-1] and "wrong signature" not in first[-1], first[-1]
+    count = log_file.read_text().count("wrong signature")
+    status, _ = exchange(url, body, signed(bank, body, url_of(bank, "Delhi")))
+    assert (status, snapshot(bank)) == (401, before)
+    wait_for(lambda: log_file.read_text().count("wrong signature") > count, 10,
+             "the signature for another server logged as wrong")
+
+
 def test_request_replayed_after_a_restart_gets_401(bank, plain):
     """A signed request replayed to the same branch after that branch restarted is still
     a replay: HTTP 401, nothing changes."""

@@ -135,10 +135,12 @@ def test_every_error_is_one_sentence_and_the_shell_goes_on(sh, line, expected):
 
 
 def test_a_typo_gets_a_suggestion(sh):
-    """An unknown command is answered with the closest commands (difflib)."""
+    """An unknown command is answered with the closest commands (difflib); a word the
+    handouts use for a command ("the audit shows the damage") points to that command."""
     out = run(sh, "tranfer Mumbai/1001 Delhi/1002 5")
     assert "Unknown command 'tranfer', did you mean 'transfer'?" in out
     assert "did you mean 'balance'" in run(sh, "balanse Mumbai/1001")
+    assert "Unknown command 'audit', did you mean 'check'? Type help" in run(sh, "audit")
 
 
 # ---- check and show ---------------------------------------------------------------------

@@ -86,12 +86,14 @@ def test_p9_a_branch_in_doubt_learns_the_commit_from_its_peer(bank):
 def test_p9_when_no_peer_knows_the_branch_keeps_waiting_and_holding(bank):
     """P9 and P6: the coordinator crashed after forcing commit, before telling anyone;
     each branch asks the other, both answer in-doubt; nothing changes and the 7.00 stays
-    held, until the restarted coordinator tells the decision."""
+    held, until the restarted coordinator tells the decision. The log says when it asks
+    again as --ask-every gives it (0.3 s, never rounded to "0 s")."""
     txid = crash_coordinator_during_transfer(bank, "crash-after-decision")
     mumbai = bank.client("Mumbai")
     wait_for(lambda: "nobody knows the outcome of " + txid in log_of(bank, "Mumbai"), 20,
              "Mumbai to say that nobody knows")
     assert "Delhi says it does not know either (in doubt too)." in log_of(bank, "Mumbai")
+    assert "and asking again in 0.3 s." in log_of(bank, "Mumbai")   # --ask-every, not "0 s"
     assert mumbai.call("status", txid)["state"] == "prepared"
     assert bank.client("Delhi").call("status", txid)["state"] == "prepared"
     assert mumbai.call("account", "1001")["held"] == "7.00"
@@ -200,3 +202,19 @@ def test_a_database_from_before_the_new_columns_opens_with_them_empty(tmp_path):
             ("aborted", [], "", "")
     finally:
         ledger.close()
+
+
+def test_the_shell_heuristic_names_a_branch_like_other_commands(bank):
+    """P10 from the shell: a branch name is matched without regard to case (`mumbai` is
+    Mumbai), and a branch the bank does not have is refused in one sentence, never a
+    traceback or a KeyError; nothing changes either way."""
+    mumbai = bank.client("Mumbai")
+    done = bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "5")
+    sh = shell_on(bank)
+    unknown = run(sh, f"heuristic Pune {done['txid']} abort")
+    assert unknown.startswith("Error: This shell knows no address for a branch 'Pune'"), unknown
+    assert "KeyError" not in unknown and len(unknown.strip().splitlines()) == 1, unknown
+    lower = run(sh, f"heuristic mumbai {done['txid']} abort")
+    assert "it is committed here" in lower, lower              # Mumbai itself refused it
+    assert mumbai.call("heuristics") == []
+    assert mumbai.call("status", done["txid"])["state"] == "committed"

@@ -14,6 +14,8 @@ Glossary:
   variant   a deliberately broken copy of one rule of the core, to see it caught
 """
 
+import contextlib
+import io
 import shlex
 
 from bank.explorer import cli
@@ -32,10 +34,16 @@ class ExploreCommands:
         (variants promote-out-of-sync, drop-without-manager). The default search
         takes about a minute; a broken variant is caught in seconds.
         Example: explore --variant abort-on-restart"""
+        said, shown = io.StringIO(), io.StringIO()     # argparse's own usage block is noise
         try:
-            options = cli.parser().parse_args(shlex.split(arg))
-        except SystemExit:
-            raise ShellError("Those explore options are not understood; "
+            with contextlib.redirect_stderr(said), contextlib.redirect_stdout(shown):
+                options = cli.parser().parse_args(shlex.split(arg))
+        except SystemExit as exc:
+            if exc.code == 0:                           # --help: the explorer's options
+                return self._say(shown.getvalue().rstrip())
+            why = said.getvalue().strip().splitlines()[-1:] or [""]
+            why = why[0].split("error: ", 1)[-1]
+            raise ShellError(f"Those explore options are not understood ({why}); "
                              "`help explore` lists them.") from None
         if not options.variant and not options.replay and not options.random_walk:
             self._say("Exploring every run of the kit's 2PC core (about a minute)...")

@@ -2,7 +2,8 @@
 
 Role: the cmd.Cmd conventions every command relies on. `help` is built from the
 commands' docstrings (first line "USAGE: what it does", last line "Example: ...");
-an unknown word is answered with the closest commands; Tab completes commands,
+an unknown word is answered with the closest commands (or, for a word the handouts
+use for one, like "audit", with that command: SYNONYMS); Tab completes commands,
 branches, accounts, txids, nodes and fault points.
 
 Rules:
@@ -61,11 +62,14 @@ class GuideCommands:
         return True
 
     # ---- typo hints --------------------------------------------------------------
+    # (SYNONYMS, below the class: words the README and handouts use for a command)
 
     def default(self, line: str) -> None:
         word, names = line.split()[0], self.command_names()
-        close = [n for n in names if n.startswith(word) and len(word) > 1]
-        close += [n for n in difflib.get_close_matches(word, names, 3) if n not in close]
+        close = [n for n in [SYNONYMS.get(word.lower())] if n in names]   # the one meant
+        if not close:
+            close = [n for n in names if n.startswith(word) and len(word) > 1]
+            close += [n for n in difflib.get_close_matches(word, names, 3) if n not in close]
         hint = f", did you mean {' or '.join(repr(n) for n in close[:3])}?" if close else "."
         self._fail(f"Unknown command {word!r}{hint} Type help to list the commands.")
 
@@ -120,3 +124,8 @@ class GuideCommands:
                 self._names = self._names or {"branches": [], "accounts": [], "txids": []}
             self._names_at = time.monotonic()
         return self._names
+
+
+# Words a newcomer takes from the handouts ("the audit shows the damage") for a command.
+SYNONYMS = {"audit": "check", "kill": "crash", "start": "restart", "trace": "show",
+            "diagram": "show", "transactions": "txns", "status": "txns"}

@@ -94,15 +94,16 @@ class LabCommands:
         self._say(f"{name} is reachable again; unfinished transfers are being retried.")
 
     def do_heuristic(self, arg):
-        """heuristic BRANCH TXID commit|abort: (teacher) force an in-doubt transfer at one
-        branch, without the coordinator: a heuristic decision, recorded as such (P10). If
-        the coordinator decided otherwise, the branch records the damage and `check`
-        shows it: who decided what, and the money out of balance.
+        """heuristic BRANCH TXID commit|abort: (teacher) force an in-doubt transfer at one branch.
+        The operator decides, not the coordinator: a heuristic decision, recorded as such
+        (P10). If the coordinator decided otherwise, the branch records the damage and
+        `check` shows it: who decided what, and the money out of balance.
         Example: heuristic Delhi C1-20261125T130102-9f3a2c abort"""
         name, txid, outcome = self._args(arg, 3)
         name = check_branch_name(name)
-        if name not in self._branch_urls():
+        if name.lower() not in {known.lower() for known in self._branch_urls()}:
             self.learn_branches(self.coord.call("branches"))
+        name = self._known(name)   # "delhi" is Delhi; an unknown branch is one sentence
         done = self._branch_client(name).call("heuristic", txid, outcome)
         self._say(f"{name} {done['state']} {done['txid']} heuristically (the operator "
                   "decided, not the coordinator). If the coordinator decided otherwise, "

@@ -596,3 +596,59 @@ def test_introspection_with_a_list_gets_bad_input(bank, server):
     status, data = post_signed(bank, url_of(bank, server), call_body("system.methodHelp", [1]))
     assert status == 200
     assert fault_of(data)[0] == FaultCode.BAD_INPUT, fault_of(data)
+
+
+def _raw_exchange(url: str, head: bytes, body: bytes = b"") -> bytes:
+    """Send these exact bytes (request line and headers, then body) over a plain socket;
+    everything the server answers until it closes the connection."""
+    parts = urllib.parse.urlsplit(url)
+    assert parts.hostname == "127.0.0.1"           # tests talk to loopback only
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer
+
+
+def _request_head(lines: list, body: bytes, version: str = "HTTP/1.1") -> bytes:
+    return (f"POST / {version}\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            + "".join(line + "\r\n" for line in lines)
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize("case, lines, version, status", [
+    ("content-length-twice", ["Content-Length: 5"], "HTTP/1.1", b" 400 "),
+    ("folded-header-line", ["X-Note: one", " two"], "HTTP/1.1", b" 400 "),
+    ("header-without-colon", ["X-Note"], "HTTP/1.1", b" 400 "),
+    ("too-many-headers", [f"X-H{i}: {i}" for i in range(rpc.MAX_HEADERS + 1)], "HTTP/1.1",
+     b" 431 "),
+    ("http-2", [], "HTTP/2.0", b" 505 "),
+])
+def test_the_servers_own_header_reader_refuses_what_http_server_refused(bank, case, lines,
+                                                                        version, status):
+    """The lean request path (issue 13) reads headers itself: a header given twice (how
+    requests are smuggled), a folded or colon-less line, too many headers, or an HTTP
+    version other than 1.x is refused with an HTTP status, and the server keeps serving."""
+    body = call_body("ping")
+    answer = _raw_exchange(url_of(bank, "Mumbai"), _request_head(lines, body, version), body)
+    assert status in answer.split(b"\r\n", 1)[0] + b" ", answer[:200]
+    assert b"Traceback" not in answer
+    assert_serving(bank, "Mumbai")
+
+
+def test_a_hand_written_http_request_gets_one_whole_answer(bank):
+    """Any HTTP client keeps working (issue 13): a hand-written HTTP/1.0 request over a
+    plain socket, with no keep-alive, gets a 200 with Content-Length, the X-Bank-Server
+    header and the XML-RPC answer in full, and the connection is then closed."""
+    body = call_body("ping")
+    signature = "".join(f"{k}: {v}\r\n" for k, v in signed(bank, body, url_of(bank, "Mumbai"))
+                        .items())
+    head = (f"POST /RPC2 HTTP/1.0\r\nContent-Type: text/xml\r\n{signature}"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    answer = _raw_exchange(url_of(bank, "Mumbai"), head, body)
+    head_part, _, xml = answer.partition(b"\r\n\r\n")
+    assert head_part.startswith(b"HTTP/1.1 200 OK"), head_part
+    assert f"Content-Length: {len(xml)}".encode() in head_part
+    assert b"X-Bank-Server: Mumbai@127.0.0.1:" in head_part
+    assert xmlrpc.client.loads(xml)[0][0]["name"] == "Mumbai"

@@ -151,6 +151,22 @@ def test_with_the_coordinator_down_the_shell_reads_the_branches(sh, bank):
     assert sh.failures == failed_before + 1
 
 
+def test_with_the_coordinator_down_check_audits_the_branches_own_books(sh, bank):
+    """V1, V4: `check` while the coordinator is down audits each branch's own books under
+    the unreachable line: money is conserved (the debit is only held), and the hold and
+    each branch's prepared transfer are work in flight ("wait"), not a failure."""
+    block_a_transfer(sh, "crash-after-prepare")
+    wait_for(lambda: bank.client("Mumbai").call("in_doubt"), 10, "a prepare")
+    failed_before = sh.failures
+    out = run(sh, "check")
+    assert UNREACHABLE.match(out), out
+    assert re.search(r"money conserved\s+ok", out), out
+    assert re.search(r"holds\s+wait\s+Mumbai/1001 holds 100\.00", out), out
+    assert "Delhi has 1 prepared" in out and "Mumbai has 1 prepared" in out, out
+    assert "All checks passed (some work is still in flight)." in out, out
+    assert sh.failures == failed_before
+
+
 def test_an_error_the_coordinator_answers_is_not_hidden_by_a_direct_read(sh, bank):
     """V2: only an unreachable coordinator makes the shell read the branches: an error
     the coordinator answered (here: a branch that is down) is shown as it is."""

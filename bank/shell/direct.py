@@ -1,8 +1,8 @@
 """The shell's reads when the coordinator is down: straight from the branches.
 
 Role: a class watching a blocked bank must still see who is blocked and on what. When
-the coordinator cannot be reached, `balance`, `accounts`, `branches`, `txns in-doubt`
-and `journal` ask each branch themselves (its own XML-RPC reads, the student role),
+the coordinator cannot be reached, `balance`, `accounts`, `branches`, `txns in-doubt`,
+`journal` and `check` ask each branch themselves (its own XML-RPC reads, the student role),
 under one line that says the coordinator is unreachable. Nothing here writes: money
 still moves only through the coordinator (Rule 2 of the shell).
 

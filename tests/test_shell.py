@@ -400,6 +400,16 @@ def test_export_never_overwrites_a_file_unless_asked(sh, tmp_path):
     assert target.read_text(encoding="utf-8").startswith("seq,ts,branch")
 
 
+def test_export_into_a_folder_that_does_not_exist_is_refused(sh, tmp_path):
+    """A typo in a folder name is not silently turned into new folders: the export is
+    refused in one sentence naming the folder, and nothing is created."""
+    target = tmp_path / "no-such-folder" / "deeper" / "out.csv"
+    out = run(sh, f"export journal all {target}")
+    assert out.startswith("Not written: there is no folder") and out.count("\n") == 1, out
+    assert str(target.parent) in out
+    assert not (tmp_path / "no-such-folder").exists() and sh.failures == 1
+
+
 def test_export_never_writes_a_servers_files_even_with_force(sh, bank):
     """The recovery log, a branch database and anything in data/ are never export targets."""
     recovery_log = bank.home / "logs" / "recovery.log"

@@ -79,6 +79,9 @@ class ActivityCommands:
         if activity.protected_reason(path):         # say so before fetching any rows
             raise ShellError(f"Not written: {path} {activity.protected_reason(path)}; "
                              "export to another file.")
+        if path.parent != self.home / "logs" and not path.parent.is_dir():
+            raise ShellError(f"Not written: there is no folder {path.parent}; create it "
+                             "first, or give a bare file name (it goes to logs/).")
         rows, missing = self._journal_rows(selector) if kind == "journal" else (None, [])
         count = self._write_export(rows, path, selector, force)
         done = f"Wrote {count} {kind} rows to {path.resolve()}"

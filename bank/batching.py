@@ -109,14 +109,15 @@ class BatchingLink:
                 slots = self.link.call("batch", [[m.method, list(m.args)] for m in batch])
         except BankError as exc:                # the whole call failed: each item alike
             slots = [{"fault": int(exc.code), "message": exc.message,
-                      "not_sent": exc.not_sent}] * len(batch)
+                      "not_sent": exc.not_sent, "why": exc.why}] * len(batch)
         except Exception as exc:                # noqa: BLE001 - a strange answer, for all
             slots = [{"fault": int(FaultCode.INTERNAL),
                       "message": f"a strange answer to a batch ({exc!r})"}] * len(batch)
         for message, slot in zip(batch, slots):
             if "fault" in slot:
                 message.error = BankError(_code(slot["fault"]), slot["message"],
-                                          not_sent=slot.get("not_sent", False))
+                                          not_sent=slot.get("not_sent", False),
+                                          why=slot.get("why", ""))
             else:
                 message.result = slot["result"]
             message.wake.set()

@@ -37,8 +37,8 @@ from bank.batching import batching_links
 from bank.config_manager import ConfigManager
 from bank.coordinator_lab import LabControls
 from bank.counters import COUNTS
-from bank.errors import (BankError, FaultCode, check_branch_name, check_limit, check_text,
-                    check_token, split_acct_ref)
+from bank.errors import (CUT_OFF, BankError, FaultCode, check_branch_name, check_limit,
+                         check_text, check_token, split_acct_ref)
 from bank.faults import FaultPoints
 from bank.core.messages import COORDINATOR_POINTS
 from bank.money import format_amount, format_delta, parse_amount
@@ -104,7 +104,7 @@ class BranchLink:
         if self.partitioned:
             raise BankError(FaultCode.UNAVAILABLE,
                             f"branch {self.name} is cut off by a lab partition "
-                            f"(heal {self.name} to reconnect).")
+                            f"(heal {self.name} to reconnect).", not_sent=True, why=CUT_OFF)
         try:
             return self.client.call(method, *args)
         except BankError as exc:
@@ -112,7 +112,7 @@ class BranchLink:
             if not moved or not self.find_primary():
                 if exc.not_sent:                  # the branch never got it: say so
                     raise BankError(exc.code, exc.message + " Nothing was done.",
-                                    not_sent=True) from None
+                                    not_sent=True, why=exc.why) from None
                 raise
         return self.client.call(method, *args)
 

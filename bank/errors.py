@@ -40,14 +40,23 @@ class FaultCode(enum.IntEnum):
         return self.name.lower().replace("_", "-")
 
 
+TIMED_OUT = "timed-out"        # sent; no answer in time (it may still be applied)
+REFUSED = "refused"            # the connection was refused: nothing listens there
+CUT_OFF = "cut-off"            # a lab partition refused it before it left this process
+BROKEN = "broken"              # the connection broke: sent or not, nobody can tell
+
+
 class BankError(Exception):
     """A refusal with a stable code and one sentence a student understands."""
 
-    def __init__(self, code: FaultCode, message: str, *, not_sent: bool = False):
+    def __init__(self, code: FaultCode, message: str, *, not_sent: bool = False,
+                 why: str = ""):
         super().__init__(message)
         self.code = FaultCode(code)
         self.message = message
         self.not_sent = not_sent    # UNAVAILABLE before the request left: safe to resend
+        self.why = why              # for UNAVAILABLE, what is known, for code to read:
+                                    # TIMED_OUT, REFUSED, CUT_OFF or BROKEN (above), or ""
 
     def __str__(self):
         return self.message

@@ -33,7 +33,7 @@ import xml.parsers.expat
 import xmlrpc.client
 
 from bank import keys
-from bank.errors import BankError, FaultCode
+from bank.errors import BROKEN, REFUSED, TIMED_OUT, BankError, FaultCode
 
 SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name
 REFUSAL_HEADER = "X-Bank-Refusal"  # a 403: the sentence naming the role and the method
@@ -213,7 +213,8 @@ class Client:
             self._forget_wire()               # the connection is unusable; start afresh
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} cannot be reached ({_why(exc)}).",
-                            not_sent=isinstance(exc, ConnectionRefusedError)) from None
+                            not_sent=isinstance(exc, ConnectionRefusedError),
+                            why=_cause(exc)) from None
         except BaseException:                 # e.g. Ctrl-C mid-call: the connection is
             self._forget_wire()               # half used, so never reuse it
             raise
@@ -322,6 +323,15 @@ def _known_code(code) -> FaultCode:
         return FaultCode(code)
     except ValueError:
         return FaultCode.INTERNAL
+
+
+def _cause(exc) -> str:
+    """What a failed call is known to be, for code to read (BankError.why)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return REFUSED
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return TIMED_OUT
+    return BROKEN
 
 
 def _why(exc) -> str:

@@ -46,7 +46,7 @@ import secrets
 import threading
 import time
 
-from bank.errors import BankError, FaultCode
+from bank.errors import CUT_OFF, TIMED_OUT, BankError, FaultCode
 from bank.ledger import now
 from bank.core.coordinator import DECIDED, CoordinatorTxn, Presumption, presumed_outcome
 from bank.txn_counters import TxnCounters
@@ -634,9 +634,9 @@ def _silence(exc: Exception, seconds=None) -> tuple:
     (a lab partition) or the connection was refused (nothing listens there)."""
     if not isinstance(exc, BankError):
         return Silence.ERROR, f"a strange answer ({exc!r})", True
-    if exc.code == FaultCode.UNAVAILABLE and "lab partition" in exc.message:
+    if exc.why == CUT_OFF:
         return Silence.CUT_OFF, Silence.CUT_OFF.value, False
-    if exc.code == FaultCode.UNAVAILABLE and "no answer in time" in exc.message:
+    if exc.why == TIMED_OUT:
         waited = f" ({seconds:g} s)" if seconds else ""
         return Silence.TIMEOUT, Silence.TIMEOUT.value + waited, True
     if exc.code == FaultCode.UNAVAILABLE and exc.not_sent:

@@ -30,7 +30,7 @@ from datetime import datetime
 
 from bank import local_cluster as cluster
 from bank import rpc
-from bank.errors import BankError, FaultCode, split_acct_ref
+from bank.errors import BROKEN, REFUSED, TIMED_OUT, BankError, FaultCode, split_acct_ref
 from bank.shell.plumbing import sentence
 from bank.views import age_text
 
@@ -44,8 +44,7 @@ class DirectReads:
 
     def _coordinator_down(self, exc: BankError) -> bool:
         """True if the coordinator itself could not be reached (not an error it answered)."""
-        return exc.code == FaultCode.UNAVAILABLE and \
-            exc.message.startswith(f"{self.coord.label} cannot be reached")
+        return exc.why in (REFUSED, TIMED_OUT, BROKEN)   # our own connection failed
 
     def _read(self, method: str, *args):
         """The coordinator's answer to a read, or the same answer from the branches (V1)."""

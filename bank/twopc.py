@@ -494,7 +494,8 @@ class TwoPhaseCommit(Recovery):
             vote, words, sent = _silence(exc, self._timeout(branch))
             if sent:
                 txn.counts.sent(COORDINATOR)                        # N1: it left
-            reason = self._note_silence(txn, asked, branch, vote, words, sent, "vote")
+            reason = self._note_silence(txn, asked, branch, vote, words, sent, "vote",
+                                        getattr(exc, "code", None))
         with txn.lock:
             txn.vote_words[branch] = words
         self._step(txn, txn.core.on_vote, branch, vote, reason)
@@ -505,15 +506,16 @@ class TwoPhaseCommit(Recovery):
                 if getattr(self.links.get(name), "url", "")}
 
     def _note_silence(self, txn: Txn, asked: dict, branch: str, silence: Silence,
-                      words: str, sent: bool, what: str) -> str:
+                      words: str, sent: bool, what: str, code=None) -> str:
         """Trace a missing answer (D5): a message never sent is marked so at the sender;
-        one sent and unanswered gets an "error" row from the branch with its kind.
+        one sent and unanswered gets an "error" row from the branch with its kind, and
+        the fault code when one came back (409: the branch refuses the step for good).
         Returns the reason for the core (what is known beyond the kind)."""
         if not sent:
             txn.never_sent(asked, words, kind_of(silence))
             return "never sent"
         txn.note(branch, COORDINATOR, "error", f"{what} not received: {words}",
-                 kind=kind_of(silence))
+                 kind=kind_of(silence), **({"code": int(code)} if code else {}))
         if silence is Silence.TIMEOUT:
             return "waited " + words.removeprefix(silence.value).strip(" ()")
         return words
@@ -544,7 +546,8 @@ class TwoPhaseCommit(Recovery):
             silence, words, sent = _silence(exc, self._timeout(branch))
             if sent:
                 txn.counts.sent(COORDINATOR)                        # N1: it left
-            self._note_silence(txn, told, branch, silence, words, sent, "ack")
+            self._note_silence(txn, told, branch, silence, words, sent, "ack",
+                               getattr(exc, "code", None))
             return
         txn.counts.sent(COORDINATOR)                                # N1: commit or abort
         txn.counts.sent(branch)                                     # N2: its answer

@@ -42,6 +42,7 @@ Glossary:
   mark    an event pointed out on a diagram: (kind, party, words), see trace_mark
 """
 
+from bank.errors import FaultCode
 from bank.money import format_amount
 
 
@@ -259,20 +260,19 @@ def vote_text(branch: str, words: str, kind=None) -> str:
 
 # ---- the audit behind `check` ---------------------------------------------------------------
 
-REFUSAL = "refuses to"       # in a branch's answer: a protocol violation (Fault 409), not silence
-
-
 def refusals(txn: dict) -> list:
     """(branch, its answer) for each branch still to acknowledge `txn`'s decision whose
-    latest answer in the trace is a refusal: it will refuse every retry, so this is a
-    failure to report, not work in flight."""
+    latest answer in the trace is a refusal (fault 409, a protocol violation, as the
+    trace row's code says): it will refuse every retry, so this is a failure to report,
+    not work in flight."""
     latest = {}
     for m in txn.get("trace", []):
         if m["to"] == "coordinator" and m["msg"] in ("ack", "error"):
             latest[m["from"]] = m
     return [(b, latest[b]["detail"].partition(": ")[2] or latest[b]["detail"])
             for b in txn.get("waiting_for") or []
-            if b in latest and latest[b]["msg"] == "error" and REFUSAL in latest[b]["detail"]]
+            if b in latest and latest[b]["msg"] == "error"
+            and latest[b].get("code") == FaultCode.PROTOCOL_VIOLATION]
 
 
 def audit(books: list, in_doubt: list, branches: list, start_total=None, missing=(),

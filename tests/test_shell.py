@@ -188,16 +188,19 @@ def test_check_is_exact_past_ten_thousand_journal_rows(sh, bank):
 
 
 def test_only_a_branchs_latest_refusal_counts_as_refusing():
-    """views.refusals: a waiting branch whose latest answer is a refusal refuses; one that
-    is only unreachable, or that acknowledged since, does not."""
-    def answer(branch, msg, detail=""):
-        return {"ms": 0, "from": branch, "to": "coordinator", "msg": msg, "detail": detail}
+    """views.refusals: a waiting branch whose latest answer is a refusal (its trace row
+    carries fault code 409) refuses; one that is only unreachable (503), or that
+    acknowledged since, does not. The code decides, never the words."""
+    def answer(branch, msg, detail="", code=None):
+        return {"ms": 0, "from": branch, "to": "coordinator", "msg": msg, "detail": detail,
+                **({"code": code} if code else {})}
     refused = "no ack: Delhi refuses to commit T: it is unknown here."
     silent = "no ack: branch Pune at http://127.0.0.1:1 cannot be reached."
     txn = {"txid": "T", "waiting_for": ["Delhi", "Pune"],
-           "trace": [answer("Mumbai", "error", refused.replace("Delhi", "Mumbai")),
-                     answer("Mumbai", "ack", "commit"), answer("Delhi", "error", silent),
-                     answer("Delhi", "error", refused), answer("Pune", "error", silent)]}
+           "trace": [answer("Mumbai", "error", refused.replace("Delhi", "Mumbai"), 409),
+                     answer("Mumbai", "ack", "commit"), answer("Delhi", "error", silent, 503),
+                     answer("Delhi", "error", refused, 409), answer("Pune", "error", silent),
+                     answer("Pune", "error", "no ack: Pune refuses to commit (words only)")]}
     assert views.refusals(txn) == [("Delhi", "Delhi refuses to commit T: it is unknown here.")]
     txn["trace"].append(answer("Delhi", "error", silent.replace("Pune", "Delhi")))
     assert views.refusals(txn) == []

@@ -31,14 +31,14 @@ from datetime import datetime
 from bank.errors import BankError
 from bank.money import format_delta, parse_amount
 
-COORDINATOR, LOG = "coordinator", "log"      # the parties, as bank/twopc.py names them
+COORDINATOR, LOG = "coordinator", "log"      # the parties, as bank/twopc_txn.py names them
 IMPLIED_YES = "yes: implied by the logged commit (C3)"
 
 
 def rebuild_before_crash(txn, decision: str) -> None:
     """T1-T3: write the rows the log proves into `txn`'s trace, then the restart mark.
 
-    txn: a bank.twopc.Txn rebuilt from the log (info: src, dst, amount, branches,
+    txn: a bank.twopc_txn.Txn rebuilt from the log (info: src, dst, amount, branches,
     began); decision: "commit", "abort" or "" as the log holds it.
     """
     info = txn.info

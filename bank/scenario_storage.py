@@ -119,11 +119,11 @@ class LogSteps:
             own = counts.get(COORDINATOR, {})
             return (own.get("forced", 0) + own.get("unforced", 0) if field == "writes"
                     else own.get(field, 0))
+        self.bank.member(party)                   # not a member: one sentence naming them
         if field == "messages":                                   # N2: answers it got
             return counts.get(party, {}).get("messages", 0)
         if field == "unforced":                                   # N3: every write forced
             return 0
-        self.bank.member(party)                                   # names the members if not one
         return branch_writes(self.bank.home / "data" / f"{party}.db", self.txid(name))
 
     def _detail(self, name) -> dict:

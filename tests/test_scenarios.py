@@ -50,7 +50,8 @@ def test_a_log_step_on_a_running_coordinator_is_refused_and_counts_are_graded(tm
     one the step is FAIL with the reason and the log is left alone; a transfer's counters
     are graded with the number found."""
     path = tmp_path / "log.ini"
-    path.write_text("[steps]\nrun =\n    transfer Mumbai/1001 Delhi/1002 1 -> committed\n"
+    path.write_text("[cluster]\nask_every = 3600\n"       # no decision query: it counts (N2)
+                    "[steps]\nrun =\n    transfer Mumbai/1001 Delhi/1002 1 -> committed\n"
                     "    wait T1 on coordinator = committed\n    tear-log\n"
                     "[expect]\nT1 coordinator forced = 2\nT1 messages = 8\n"
                     "torn tail cut = 0\n")

@@ -17,6 +17,7 @@ A scenario file (every section but [scenario] may be left out):
     ask_every = 0.5                 # seconds between an in-doubt branch's questions
     ask_peers_after = 30            # seconds of coordinator silence before it asks its peers
     async_replication = no
+    presumption = abort             # the coordinator's: nothing, abort or commit (lab 14)
     [steps]
     run =
         fault coordinator crash-after-prepare
@@ -33,16 +34,26 @@ Steps (one a line; `#` starts a comment):
     transfer SRC DST AMOUNT [-> committed|aborted|unknown] [&]   the Nth transfer is TN;
                                    `&` runs it in the background (`join` waits for it)
     deposit ACCT AMOUNT [-> ok|refused]     withdraw ACCT AMOUNT [-> ok|refused]
-    fault MEMBER POINT     crashed MEMBER (it died on purpose)     kill MEMBER     restart MEMBER
+    fault MEMBER POINT     crashed MEMBER (it died on purpose)     kill MEMBER
+    restart MEMBER [--accept-damaged-log] [-> started|refused]   (refused: it exited while starting)
     partition BRANCH     heal BRANCH     failover BRANCH     join
     heuristic BRANCH TN commit|abort   (the teacher forces TN at BRANCH, without the coordinator)
     after-heartbeat REPLICA (a heartbeat from its primary just arrived)
     say TEXT     check CHECK     wait CHECK (poll until it holds, 20 s at most)
+    tear-log (half a record at the end of the coordinator's recovery log, as a crash leaves it)
+    damage-log TN begin|commit|abort|end (one character of that record changed, as an editor would)
+    restore-log (the operator puts back the log as it was before the first damage-log)
+                                   (the three log steps need the coordinator down: kill it first)
 Checks (in steps and in [expect]):
     total = AMOUNT           every balance, through the coordinator (or the branches if it is down)
     MEMBER/NUMBER = AMOUNT   a balance, read from that member     MEMBER/NUMBER held = AMOUNT
     TN = OUTCOME             what the client heard                TN on MEMBER = STATE
-    in doubt on MEMBER = N   MEMBER = ROLE (primary, replica, fenced, down)
+    in doubt on MEMBER = N   MEMBER = ROLE (primary, replica, fenced, down, refused)
+    TN on coordinator = STATE  (committed, aborted, in doubt, ...: transaction(txid)["state"])
+    torn tail cut = N        damaged lines = N   (what the coordinator's recovery found in its log)
+    TN asked by BRANCH = yes|no       (BRANCH asked the coordinator for TN's decision)
+    TN PARTY writes|forced|unforced|messages = N   what TN cost the coordinator or a branch
+    TN writes|forced|unforced|messages = N         the same, summed over every party
 
 Rules:
   * The whole file is checked before anything starts: a bad line is named, with one
@@ -50,6 +61,8 @@ Rules:
   * A failed step stops the steps (the rest are "not reached"); every [expect] line is
     still graded. The grade is "N of M lines as expected"; the exit code is 0 only if all are.
   * Real processes on loopback, ports from the OS; the folder is removed unless --keep.
+
+The log steps and the checks on the log and the counters are in bank/scenario_storage.py.
 
 Glossary:
   member   a process of the cluster: a branch (Mumbai), a replica (Mumbai-replica1), coordinator
@@ -70,14 +83,17 @@ from bank.errors import BankError
 from bank.faults import CRASH_EXIT_CODE
 from bank.local_cluster import COORDINATOR, LocalCluster
 from bank.money import format_amount, parse_amount
+from bank.scenario_storage import COUNT_FIELDS, LOG_KINDS, LogSteps
 
 WAIT_SECONDS = 20.0
 SYNC_SECONDS = 60.0      # replicas recorded in sync at start (slower on a loaded machine)
 STEP_WORDS = ("transfer", "deposit", "withdraw", "fault", "crashed", "kill", "restart",
               "partition", "heal", "failover", "join", "after-heartbeat", "say", "check", "wait",
-              "heuristic")
+              "heuristic", "tear-log", "damage-log", "restore-log")
 OUTCOMES = {"transfer": ("committed", "aborted", "unknown"), "deposit": ("ok", "refused"),
-            "withdraw": ("ok", "refused")}
+            "withdraw": ("ok", "refused"), "restart": ("started", "refused")}
+RESTART_OPTIONS = ("--accept-damaged-log",)
+PRESUMPTIONS = ("nothing", "abort", "commit")
 
 
 class ScenarioError(ValueError):
@@ -104,6 +120,10 @@ class Scenario:
         self.ask_every = cluster.get("ask_every", "0.5")
         self.ask_peers_after = cluster.get("ask_peers_after", "30")
         self.async_replication = cluster.get("async_replication", "no").lower() in ("yes", "true")
+        self.presumption = cluster.get("presumption", "abort").strip()
+        if self.presumption not in PRESUMPTIONS:
+            raise ScenarioError(f"{self.path}: presumption must be one of "
+                                f"{', '.join(PRESUMPTIONS)}, not {self.presumption!r}.")
         raw = ini.get("steps", "run", fallback="")
         self.steps = [line.split("#")[0].strip() for line in raw.splitlines()]
         self.steps = [s for s in self.steps if s]
@@ -126,6 +146,13 @@ class Scenario:
                                 f"of: {', '.join(STEP_WORDS)}.")
         if word in ("check", "wait"):
             parse_check(" ".join(rest), self.path)
+        elif word == "restart" and any(w.startswith("--") and w not in RESTART_OPTIONS
+                                       for w in rest):
+            raise ScenarioError(f"{self.path}: in {line!r} the only option a restart takes "
+                                f"is {', '.join(RESTART_OPTIONS)}.")
+        elif word == "damage-log" and rest[1:2] and rest[1] not in LOG_KINDS:
+            raise ScenarioError(f"{self.path}: in {line!r} the record must be one of "
+                                f"{', '.join(LOG_KINDS)}.")
         elif word in OUTCOMES and "->" in rest and rest[rest.index("->") + 1:][:1] and \
                 rest[rest.index("->") + 1] not in OUTCOMES[word]:
             raise ScenarioError(f"{self.path}: in {line!r} the outcome must be one of "
@@ -141,11 +168,17 @@ def parse_check(line: str, where="") -> tuple:
         raise ScenarioError(f"{where}: {line!r} is not a check of the form KEY = VALUE.")
     if key == "total":
         return ("total", "", "", value)
+    if key in ("torn tail cut", "damaged lines"):
+        return (words[0], "", "", value)
+    if len(words) == 4 and _is_transfer(words[0]) and words[1:3] == ["asked", "by"]:
+        return ("asked", words[0], words[3], value)
+    if len(words) in (2, 3) and _is_transfer(words[0]) and words[-1] in COUNT_FIELDS:
+        return ("count", f"{words[0]} {words[-1]}", " ".join(words[1:-1]), value)
     if key.startswith("in doubt on ") and len(words) == 4:
         return ("in-doubt", "", words[3], value)
     if len(words) == 3 and words[0][:1] == "T" and words[1] == "on":
         return ("state", words[0], words[2], value)
-    if len(words) == 1 and words[0][:1] == "T" and words[0][1:].isdigit():
+    if len(words) == 1 and _is_transfer(words[0]):
         return ("heard", words[0], "", value)
     if len(words) in (1, 2) and "/" in words[0] and words[1:] in ([], ["held"]):
         member, number = words[0].split("/", 1)
@@ -156,10 +189,15 @@ def parse_check(line: str, where="") -> tuple:
                         "python -m bank.scenario --help).")
 
 
+def _is_transfer(word: str) -> bool:
+    return word[:1] == "T" and word[1:].isdigit()
+
+
 # ---- playing a scenario -------------------------------------------------------------------
 
-class Player:
-    """Plays a Scenario's steps against a LocalCluster and grades each line."""
+class Player(LogSteps):
+    """Plays a Scenario's steps against a LocalCluster and grades each line (the steps
+    and checks on the recovery log and the counters come from LogSteps)."""
 
     def __init__(self, scenario: Scenario, bank: LocalCluster, out=sys.stdout, step=False):
         self.scenario, self.bank, self.out, self.step = scenario, bank, out, step
@@ -167,6 +205,7 @@ class Player:
         self.background = []
         self.marks = []                  # True/False per graded line
         self.notes = []                  # what a step saw, printed under its grade
+        self.refused = {}                # member -> why its last restart failed
 
     def play(self) -> bool:
         """Every step, then every expected line; True if all were as expected."""
@@ -286,9 +325,18 @@ class Player:
         self.bank.kill(member)
         return ""
 
-    def step_restart(self, member) -> str:
-        self.bank.restart(member)
-        return ""
+    def step_restart(self, member, *tail) -> str:
+        """Start a member again; `-> refused` expects it to exit while starting."""
+        wanted = tail[tail.index("->") + 1] if "->" in tail[:-1] else "started"
+        try:
+            self.bank.restart(member, tuple(w for w in tail if w in RESTART_OPTIONS))
+            self.refused.pop(member, None)
+            heard = "started"
+        except RuntimeError as exc:      # it exited (or hung) while starting: why, in its words
+            self.refused[member] = _why_refused(str(exc))
+            self.note(f"{member} did not start: {self.refused[member]}")
+            heard = "refused"
+        return _differs(heard, wanted, f"the restart of {member} was")
 
     def step_partition(self, branch) -> str:
         self.bank.coordinator().call("partition", branch)
@@ -381,6 +429,8 @@ class Player:
         txid = self.txid(name)
         if not txid:
             return "(no txid known)"
+        if member == COORDINATOR:
+            return self.bank.coordinator(timeout=5).call("transaction", txid)["state"]
         return self.bank.client(member).call("status", txid)["state"]
 
     def found_in_doubt(self, _subject, member) -> str:
@@ -388,12 +438,19 @@ class Player:
 
     def found_role(self, _subject, member) -> str:
         if not self.bank.member(member).alive:
-            return "down"
+            return "refused" if member in self.refused else "down"
         return self.bank.client(member).call("ping")["role"]
 
 
 def _differs(heard: str, wanted: str, what: str) -> str:
     return "" if not wanted or heard == wanted else f"{what} {heard}, expected {wanted}"
+
+
+def _why_refused(text: str) -> str:
+    """The line of a failed start's output that says why (a coordinator's 'Cannot start')."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("Cannot start")]
+    return (said or lines or ["(it said nothing)"])[-1]
 
 
 def _amount(text: str) -> str:
@@ -416,7 +473,8 @@ def run_file(path, out=sys.stdout, keep=False, step=False) -> bool:
         branch_args.append("--async-replication")
     try:
         with LocalCluster(home=home, branches=scenario.branches, replicas=scenario.replicas,
-                          branch_args=tuple(branch_args)) as bank:
+                          branch_args=tuple(branch_args),
+                          coordinator_args=("--presumption", scenario.presumption)) as bank:
             if scenario.replicas:
                 _wait_in_sync(bank)
             return Player(scenario, bank, out, step).play()

@@ -23,6 +23,9 @@ Steps:
   3. At the damage step, compare the changed line with the original (the lab prints it).
   4. Read the coordinator's refusal: it names the line. Then read how `--accept-damaged-log`
      keeps that transaction in doubt rather than presuming abort.
+  5. Play the same lesson without Python:
+     `python -m bank.scenario labs/scenarios/lab11_storage_faults.ini`. Its steps
+     `tear-log` and `damage-log T1 commit` do to the log what this lab does by hand.
 
 Questions: Why is cutting the torn tail safe, but skipping the damaged line not?
 Which transactions must stay in doubt when a damaged line hides its txid?

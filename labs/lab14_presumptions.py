@@ -28,6 +28,9 @@ Steps:
      the row behind each number of the table in step 2.
   4. For each cell marked *, read the explanation, then find the line of the kit that
      makes the difference.
+  5. Play `python -m bank.scenario labs/scenarios/lab14_presumptions.ini`: one cluster,
+     presumed abort, every party's counts checked line by line. Change its
+     `presumption = abort` to `commit` and play it again: which lines fail, and why?
 
 Questions: Which presumption is cheapest for a bank whose transfers almost always
 commit, and which when most abort? Why must presumed commit force its begin record

@@ -36,6 +36,7 @@ from bank.local_cluster import COORDINATOR as COORD
 from bank.money import parse_amount
 from bank.window import diagram as draw
 from bank.window import gauge as money_gauge
+from bank.window.fit import MIN_TREE_ROWS
 from bank.window.look import Hover
 
 MONEY_COLUMNS = ("balance", "held", "available")
@@ -51,14 +52,17 @@ class BranchesPanel:
 
     def __init__(self, parent, app):
         self.app, self.seen = app, app.seen
-        box = ttk.LabelFrame(parent, text="Branches and accounts", style="Panel.TLabelframe",
-                             padding=4)
-        self.tree = self._build_tree(box, app.look)
-        gauge_box = ttk.LabelFrame(parent, text="All the money in the bank",
-                                   style="Panel.TLabelframe", padding=2)
-        gauge_box.pack(side="bottom", fill="x", pady=(6, 0))
-        box.pack(side="top", fill="both", expand=True)    # after the gauge: takes the rest
-        self.gauge = tk.Canvas(gauge_box, height=100, background=draw.PAPER,
+        self.box = ttk.LabelFrame(parent, text="Branches and accounts",
+                                  style="Panel.TLabelframe", padding=4)
+        self.tree = self._build_tree(self.box, app.look)
+        self.bar = ttk.Scrollbar(self.box, orient="vertical", command=self.tree.yview)
+        self.tree.configure(yscrollcommand=self.bar.set)
+        self.gauge_box = ttk.LabelFrame(parent, text="All the money in the bank",
+                                        style="Panel.TLabelframe", padding=2)
+        # Top down, before the forms: the tree keeps its rows (fit.py, Rule F1).
+        self.box.pack(side="top", fill="x")
+        self.gauge_box.pack(side="top", fill="x", pady=(6, 0))
+        self.gauge = tk.Canvas(self.gauge_box, height=100, background=draw.PAPER,
                                highlightthickness=0)
         self.gauge.pack(fill="x")
         self.gauge.bind("<Configure>", lambda e: self.draw_gauge())
@@ -67,7 +71,7 @@ class BranchesPanel:
 
     @staticmethod
     def _build_tree(box, look) -> ttk.Treeview:
-        tree = ttk.Treeview(box, columns=("owner", *MONEY_COLUMNS), height=5,
+        tree = ttk.Treeview(box, columns=("owner", *MONEY_COLUMNS), height=MIN_TREE_ROWS,
                             selectmode="browse")
         look.column(tree, "#0", "Branch", 14)
         for col, text, width in (("owner", "Owner / state", 19), ("balance", "Balance", 11),
@@ -82,6 +86,16 @@ class BranchesPanel:
         tree.pack(fill="both", expand=True)
         tree.bind("<Configure>", lambda e: BranchesPanel.fit_columns(tree, look), add="+")
         return tree
+
+    def show_rows(self, rows: int, wanted: int) -> None:
+        """Show `rows` rows (the app shares the column, fit.py Rule F1); a scrollbar
+        when some of the `wanted` rows are out of sight."""
+        if int(self.tree.cget("height")) != rows:
+            self.tree.configure(height=rows)
+        if rows < wanted and not self.bar.winfo_manager():
+            self.bar.pack(side="right", fill="y", before=self.tree)
+        elif rows >= wanted and self.bar.winfo_manager():
+            self.bar.pack_forget()
 
     @staticmethod
     def fit_columns(tree: ttk.Treeview, look) -> None:
@@ -228,3 +242,4 @@ class BranchesPanel:
                                         self.gauge_note, costs)
         if abs(int(self.gauge.cget("height")) - height) > 2:
             self.gauge.configure(height=height)
+            self.app.share_left()          # the tree gives or takes rows (fit.py, F1)

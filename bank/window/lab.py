@@ -29,6 +29,7 @@ from tkinter import ttk
 from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS
 from bank.local_cluster import COORDINATOR as COORD
 from bank.window import diagram as draw
+from bank.window.fit import Scrolled
 
 DANGER = ("crash", "partition")                    # drawn in red
 BRANCH_ONLY = ("partition", "heal", "failover")    # the coordinator has no such buttons
@@ -41,8 +42,9 @@ class LabPanel:
 
     def __init__(self, tabs: ttk.Notebook, app):
         self.app, self.seen = app, app.seen
-        frame = ttk.Frame(tabs, padding=(8, 4))
-        tabs.add(frame, text="⚠ Lab")
+        scrolled = Scrolled(tabs, padding=(8, 4))  # scrolls when the column is short (F1)
+        tabs.add(scrolled.outer, text="⚠ Lab")
+        frame = scrolled.inner
         ttk.Label(frame, text="Lab controls: these break things on purpose.",
                   foreground=draw.RED, font="TkHeadingFont").pack(anchor="w")
         self.rows = ttk.Frame(frame)
@@ -75,12 +77,15 @@ class LabPanel:
     def _build_recover(self, frame) -> None:
         bottom = ttk.Frame(frame)
         bottom.pack(fill="x", pady=(6, 0))
-        ttk.Button(bottom, text="Recover now", style="Small.TButton",
-                   command=self.recover).pack(side="left", anchor="n")
+        button = ttk.Button(bottom, text="Recover now", style="Small.TButton",
+                            command=self.recover)
+        button.pack(side="left", anchor="n")
         note = NOTE if self.app.cluster is not None else \
             "Crash and restart need the local cluster. " + NOTE     # Rule A2
-        ttk.Label(bottom, text=note, style="Dim.TLabel", wraplength=380).pack(
-            side="left", padx=8)
+        label = ttk.Label(bottom, text=note, style="Dim.TLabel", wraplength=380)
+        label.pack(side="left", padx=8)
+        bottom.bind("<Configure>", lambda e: label.configure(     # as wide as there is room
+            wraplength=max(150, e.width - button.winfo_reqwidth() - 20)), add="+")
 
     # ---- one row per member (Rule A4) -----------------------------------------------------
 

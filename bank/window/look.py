@@ -77,6 +77,7 @@ class Look:
         style.configure("Treeview", rowheight=self.line_px + 7)
         style.configure("Treeview.Heading", font="TkHeadingFont")
         style.configure("TNotebook.Tab", padding=(self.px(1), 4))
+        self.tab_pad = self.px(1) + 3       # each side of a tab's label, with its border
         style.configure("Title.TLabel", font=self.title_font)
         for name, colour in (("Dim", draw.GREY), ("Ok", draw.GREEN), ("Bad", draw.RED),
                              ("Unknown", draw.AMBER), ("Info", draw.INK)):
@@ -159,7 +160,7 @@ class Hover:
             self.show(text, event.x_root + 12, event.y_root + 16)
 
     def show(self, text: str, x: int, y: int) -> None:
-        self.tip = _tip_box(self.tree, text, x, y)
+        self.tip = tip_box(self.tree, text, x, y)
 
     def hide(self) -> None:
         if self.tip is not None:
@@ -187,7 +188,7 @@ class CanvasHover:
         self.hide()
         self.text = text
         if text:
-            self.tip = _tip_box(self.canvas, text, event.x_root + 12, event.y_root + 16)
+            self.tip = tip_box(self.canvas, text, event.x_root + 12, event.y_root + 16)
 
     def hide(self) -> None:
         if self.tip is not None:
@@ -195,7 +196,7 @@ class CanvasHover:
         self.tip, self.text = None, ""
 
 
-def _tip_box(widget, text: str, x: int, y: int) -> tk.Toplevel:
+def tip_box(widget, text: str, x: int, y: int) -> tk.Toplevel:
     """A small yellow box with `text` at screen point (x, y)."""
     tip = tk.Toplevel(widget)
     tip.wm_overrideredirect(True)

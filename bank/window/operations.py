@@ -27,6 +27,7 @@ from tkinter import ttk
 from bank.errors import BankError, FaultCode, check_text, split_acct_ref
 from bank.money import format_amount, parse_amount
 from bank.window.calls import new_request_id
+from bank.window.fit import Scrolled
 
 
 def failure_text(what: str, error: BankError):
@@ -51,9 +52,10 @@ class Form:
 
     def __init__(self, tabs: ttk.Notebook, title: str, app):
         self.app = app
-        self.frame = ttk.Frame(tabs, padding=8)
+        scrolled = Scrolled(tabs, padding=8)      # scrolls when the column is short (F1)
+        tabs.add(scrolled.outer, text=title)
+        self.frame = scrolled.inner
         self.frame.columnconfigure(1, weight=1)
-        tabs.add(self.frame, text=title)
         self.account_boxes, self.branch_boxes = [], []
 
     # ---- building -----------------------------------------------------------------------

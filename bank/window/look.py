@@ -128,8 +128,9 @@ class Hover:
     """Show a Treeview cell in full in a small box under the pointer when its column is
     too narrow for it (Treeview itself cuts long text without a mark) (Rule L4)."""
 
-    def __init__(self, tree: ttk.Treeview):
+    def __init__(self, tree: ttk.Treeview, full=None):
         self.tree, self.tip, self.cell = tree, None, None
+        self.full = full          # (row, col) -> the whole text of a cell shown shortened
         tree.bind("<Motion>", self._moved, add="+")
         tree.bind("<Leave>", lambda _e: self.hide(), add="+")
 
@@ -138,12 +139,15 @@ class Hover:
         tree = self.tree
         if not row or not col:
             return ""
+        whole = self.full(row, col) if self.full else ""
         if col == "#0":
             text = tree.item(row, "text")
         else:
             index = int(col[1:]) - 1
             values = tree.item(row, "values")
             text = str(values[index]) if index < len(values) else ""
+        if whole and whole != text:
+            return whole
         width = tree.column(col, "width")
         font = tkfont.nametofont("TkDefaultFont")
         return text if font.measure(text) + 12 > width else ""

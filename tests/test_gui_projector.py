@@ -72,6 +72,14 @@ def test_a_long_line_is_shortened_between_words_with_a_mark(text, room, expected
     assert fit.shorten(text, room, len) == expected
 
 
+def test_a_state_is_shortened_between_its_parts():
+    """Branches Rule B5 (with fit.py F3): a member's state keeps whole parts, the first
+    ones, so "0 in flight" is never shown as "0…"."""
+    assert fit.shorten("● up · 0 in flight", 10, len, sep=" · ") == "● up…"
+    assert fit.shorten("● up · 1 in doubt · primary", 20, len, sep=" · ") == \
+        "● up · 1 in doubt…"
+
+
 @pytest.mark.parametrize("rows, expected", [
     ([("begin", 1), ("prepare", 2), ("vote", 3), ("decision", 4), ("commit", 5), ("end", 6)],
      [("voting", 1, 3), ("decision", 4, 4), ("completion", 5, 6)]),
@@ -274,13 +282,17 @@ def _assert_fits_a_small_screen(app, canvas) -> None:
 
 
 def _assert_no_state_is_cut(app) -> None:
-    """Branches Rule B5: every member's state fits its column (shown, and wide enough)."""
-    tree, font = app.branches.tree, tk.font.nametofont("TkDefaultFont")
-    states = [tree.set(iid, "owner") for iid in tree.get_children("")]
-    assert len(states) == 3 and all(states)
+    """Branches Rule B5: every member's state fits its column (shown, and wide enough, in
+    the row's bold font), whole or its first words and "…" (whole on hover)."""
+    tree, bold = app.branches.tree, tk.font.nametofont("TkHeadingFont")
+    members = tree.get_children("")
+    assert len(members) == 3 and all(tree.set(iid, "owner") for iid in members)
     assert "owner" in tree.cget("displaycolumns") or tree.cget("displaycolumns") == ("#all",)
-    for state in states:
-        assert font.measure(state) + 8 <= tree.column("owner", "width"), state
+    for iid in members:
+        shown, whole = tree.set(iid, "owner"), app.branches.states[iid]
+        assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1])
+                                  and whole[len(shown) - 1] in " ·"), (shown, whole)
+        assert bold.measure(shown) + 8 <= tree.column("owner", "width"), shown
 
 
 @pytest.mark.slow

@@ -141,7 +141,8 @@ class BranchesPanel:
         """Each state whole if it fits `room`, else its first words and "…" (F3)."""
         for iid, whole in self.states.items():
             if self.tree.exists(iid):
-                text = shorten(whole, room, self._font(iid).measure) or whole.split(" ")[0]
+                text = shorten(whole, room, self._font(iid).measure, sep=" · ") or \
+                    whole.split(" · ")[0]
                 if self.tree.set(iid, "owner") != text:
                     self.tree.set(iid, "owner", text)
 

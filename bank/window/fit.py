@@ -184,14 +184,14 @@ class Tabs:
 
 # ---- Rule F3: a line shortened between words --------------------------------------------
 
-def shorten(text: str, room: float, measure) -> str:
-    """`text` if measure(text) fits `room`, else its longest run of whole words that
-    fits with "…" after it (or "" when not even one word does) (Rule F3)."""
+def shorten(text: str, room: float, measure, sep: str = " ") -> str:
+    """`text` if measure(text) fits `room`, else its longest run of whole words (parts
+    between `sep`) that fits with "…" after it, or "" when not even one does (Rule F3)."""
     if measure(text) <= room:
         return text
-    words = text.split(" ")
+    words = text.split(sep)
     for count in range(len(words) - 1, 0, -1):
-        head = " ".join(words[:count]).rstrip(" ·,;:-")
+        head = sep.join(words[:count]).rstrip(" ·,;:-")
         if head.strip() and measure(head + ELLIPSIS) <= room:
             return head + ELLIPSIS
     return ""

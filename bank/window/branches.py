@@ -40,7 +40,7 @@ from bank.money import parse_amount
 from bank.window import diagram as draw
 from bank.window import gauge as money_gauge
 from bank.window.fit import MIN_TREE_ROWS, shorten
-from bank.window.look import Hover
+from bank.window.look import CanvasHover, Hover
 
 MONEY_COLUMNS = ("balance", "held", "available")
 TAG_COLOURS = {"up": draw.GREEN, "down": draw.RED, "cut": draw.AMBER}
@@ -71,6 +71,7 @@ class BranchesPanel:
         self.gauge = tk.Canvas(self.gauge_box, height=100, background=draw.PAPER,
                                highlightthickness=0)
         self.gauge.pack(fill="x")
+        CanvasHover(self.gauge)          # a short legend name, in full (gauge.py, G2)
         self.gauge.bind("<Configure>", lambda e: self.draw_gauge())
         self.split = money_gauge.money_split({})
         self.money_at, self.gauge_note = "", ""     # when the split was read; what to say

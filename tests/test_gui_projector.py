@@ -170,10 +170,17 @@ def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank
     tree shows at least every branch, the coordinator and two accounts (5 rows) whole,
     no member's state cut; a form cut short has a scrollbar; no notebook tab's label is
     wider than its tab; no tree column is narrower than its heading; the header's texts
-    are whole or end with "…" and do not overlap."""
-    app = _projector_window(bank, tmp_path, font_size, "1024x768", source=LONG_SOURCE)
+    are whole or end with "…" and do not overlap. At font 14, with BANK_SCREENSHOT=1,
+    the window after a transfer replaces docs/projector-1024.png (else a temp file)."""
+    app = _projector_window(bank, tmp_path, font_size, "1024x768+0+0", source=LONG_SOURCE)
     try:
         root = app.root
+        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
+        until(root, lambda: "Done" in app.result.cget("text"), "the transfer")
+        txid = until(root, lambda: next(iter(app.transactions.txns), ""), "listed")
+        app.transactions.tree.selection_set(txid)
+        until(root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
+              "the diagram")
         until(root, lambda: (root.winfo_width(), root.winfo_height()) == (1024, 768),
               "the window at 1024x768")
         for tab in range(len(app.left_tabs.tabs())):
@@ -191,10 +198,27 @@ def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank
                 assert font.measure(text) + 4 <= width, (text, width, font_size)
         _assert_no_heading_is_cut(app, font_size)
         _assert_header_whole_or_marked(app)
+        if font_size == 14:
+            app.left_tabs.select(0)
+            _settle(root)
+            _screenshot(display, (1024, 768), "projector-1024.png", tmp_path)
     finally:
         app.close()
         del app
         gc.collect()    # the window's reference cycles are freed on this (Tk) thread
+
+
+def _screenshot(display, size: tuple, name: str, tmp_path) -> None:
+    """Capture the screen's top left `size`: docs/NAME with BANK_SCREENSHOT=1, else a
+    temp file (a test run never changes the work tree); skipped without libX11."""
+    x11 = X11.open(display)
+    if x11 is None:
+        return
+    png = x11.screenshot(0, 0, *size)
+    assert struct.unpack(">II", png[16:24]) == size
+    target = KIT / "docs" / name if os.environ.get("BANK_SCREENSHOT") == "1" \
+        else tmp_path / name
+    target.write_bytes(png)
 
 
 def _settle(root, rounds: int = 10) -> None:

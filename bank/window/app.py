@@ -66,7 +66,8 @@ POLL_MS = 50               # how often the Tk thread collects finished calls
 REFRESH_MS = 1000          # how often each source is refreshed
 CALL_TIMEOUT = 3           # seconds: refresh calls give up quickly
 FONT_SIZE = 10             # points; --font-size 14 for a big projector
-LEFT_SHARE = 0.53          # the most of the window's width the left column takes
+LEFT_SHARE = 0.53          # the most of the window's width the left column takes...
+LEFT_MOST = 0.58           # ...unless the branches tree needs more (large fonts)
 GAP = 6                    # pixels between the boxes of the left column
 ABOUT = "branches, balances and the Two-Phase Commit protocol, live"
 SHORT_TABS = {"Open account": "Open", "Activity log": "Activity",    # on a narrow screen
@@ -121,6 +122,7 @@ class App:
         self._build_right(right)
         self.panes = panes
         panes.bind("<Configure>", lambda e: self._place_sash(e.width, left), add="+")
+        panes.bind("<ButtonRelease-1>", lambda e: setattr(self, "_sash_moved", True), add="+")
 
     def _build_header(self, source: str) -> None:
         """The title, what the window shows, and where the bank is: on a narrow screen
@@ -137,6 +139,16 @@ class App:
         top.bind("<Configure>", lambda e: fit.fit_line(
             e.width - 24 - title.winfo_reqwidth() - self.look.px(1.5), *self.header,
             gap=self.look.px(2)), add="+")
+
+    def widen_left(self, pixels: int) -> None:
+        """The branches tree needs `pixels` more (its columns at their least, Rule B5):
+        move the sash right, up to LEFT_MOST of the window, unless the user moved it."""
+        if getattr(self, "_sash_moved", False) or not getattr(self, "_sash_placed", False):
+            return
+        width, now = self.panes.winfo_width(), self.panes.sashpos(0)
+        wanted = min(now + pixels, int(width * LEFT_MOST))
+        if wanted > now:
+            self.panes.sashpos(0, wanted)
 
     def _place_sash(self, width: int, left) -> None:
         """...but on a small screen (1024x768) it gives up room so the diagram keeps at
@@ -186,8 +198,8 @@ class App:
         """The answer to the last operation, in plain words (packed first: never cut)."""
         box = ttk.LabelFrame(parent, text="Result", style="Panel.TLabelframe", padding=4)
         box.pack(side="bottom", fill="x", pady=(GAP, 0))
-        result = ttk.Label(box, text="Choose an operation above; its result is explained "
-                           "here.", style="Dim.TLabel", wraplength=500, justify="left")
+        result = ttk.Label(box, text="Each operation's result is explained here.",
+                           style="Dim.TLabel", wraplength=500, justify="left")
         result.pack(fill="x")
         box.bind("<Configure>", lambda e: result.configure(wraplength=max(200, e.width - 16)))
         return result

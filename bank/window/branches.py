@@ -20,7 +20,8 @@ Rules:
     column (balance - held, both still shown) before the state column would get
     narrower than its longest state; if a state still does not fit, it keeps its first
     words and "…" and shows whole on hover. A state says first what a class must see
-    (up or down, in doubt, cut off, armed), then the branch's role and epoch.
+    (up or down, in doubt, cut off, armed), then the branch's role and epoch when it
+    has replicas; the coordinator's transfers in flight when there are some.
   * Rule B4 - rows are updated in place (``_upsert``), never cleared and rebuilt, so a
     refresh every second neither flickers nor loses the user's scroll position.
 
@@ -124,6 +125,9 @@ class BranchesPanel:
         if rest > tree.column("owner", "minwidth") and rest != tree.column("owner", "width"):
             tree.column("owner", width=rest)
         self._shorten_states(tree.column("owner", "width") - look.px(2))
+        over = sum(tree.column(c, "width") for c in ("#0", *shown)) - (tree.winfo_width() - 4)
+        if over > 0:                                     # even at its least: more room
+            self.app.widen_left(over)
 
     def _fit_money_columns(self) -> None:
         """Each money column as wide as its widest amount, in the row's font (a member's
@@ -238,9 +242,10 @@ class BranchesPanel:
         if state == "":
             return "..."
         armed = [f"armed: {self.seen.armed(name)}"] if self.seen.armed(name) else []
-        if name == COORD:
+        if name == COORD:                  # what is in flight, when something is
             in_flight = self.seen.coord.get("ping", {}).get("in_flight", 0)
-            return " · ".join(["● up", f"{in_flight} in flight", *armed])
+            return " · ".join(["● up", *([f"{in_flight} in flight"] if in_flight else []),
+                               *armed])
         return " · ".join(["● up", *self._branch_news(name), *armed, *self._branch_role(name)])
 
     def _branch_news(self, name: str) -> list:
@@ -250,10 +255,11 @@ class BranchesPanel:
         return news + (["cut off"] if self.seen.partitioned.get(name) else [])
 
     def _branch_role(self, name: str) -> list:
-        """Its role, and its epoch when it has replicas (shortened first, Rule B5)."""
-        role = [self.seen.snaps.get(name, {}).get("role", "")]
+        """Its role and epoch when it has replicas (without, it is always the primary);
+        shortened first (Rule B5)."""
+        role = self.seen.snaps.get(name, {}).get("role", "")
         epoch, replicas = self.seen.replication.get(name, (0, []))
-        return [r for r in role if r] + ([f"epoch {epoch}"] if replicas else [])
+        return [*([role] if role else []), f"epoch {epoch}"] if replicas else []
 
     def member_tag(self, name: str) -> str:
         """The row's colour: up (green), down (red), cut off by a partition (amber)."""

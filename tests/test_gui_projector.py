@@ -242,17 +242,19 @@ def _visible_rows(tree) -> int:
 
 def _tab_widths(notebook) -> list:
     """(label, width in pixels) of each tab, found by asking the notebook which tab is
-    under each pixel of its row of tabs."""
+    under each pixel of its row of tabs (the row where every tab is)."""
     notebook.update()
-    row = next(y for y in range(1, 60) if _tab_at(notebook, 8, y) == 0)
-    spans = {}
-    for x in range(notebook.winfo_width()):
-        index = _tab_at(notebook, x, row)
-        if index is not None:
-            lo, hi = spans.get(index, (x, x))
-            spans[index] = (min(lo, x), max(hi, x))
-    assert len(spans) == len(notebook.tabs())
-    return [(notebook.tab(i, "text"), hi - lo + 1) for i, (lo, hi) in sorted(spans.items())]
+    for row in range(1, 80):
+        spans = {}
+        for x in range(notebook.winfo_width()):
+            index = _tab_at(notebook, x, row)
+            if index is not None:
+                lo, hi = spans.get(index, (x, x))
+                spans[index] = (min(lo, x), max(hi, x))
+        if len(spans) == len(notebook.tabs()):
+            return [(notebook.tab(i, "text"), hi - lo + 1)
+                    for i, (lo, hi) in sorted(spans.items())]
+    raise AssertionError(f"no row of {notebook} shows all its tabs")
 
 
 def _tab_at(notebook, x: int, y: int):

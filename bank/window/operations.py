@@ -70,14 +70,16 @@ class Form:
         var = tk.StringVar()
         box = ttk.Combobox(self.frame, textvariable=var, width=30)
         box.grid(row=row, column=1, columnspan=2, sticky="we", pady=3)
+        box.bind("<Return>", lambda e: self.go())     # Enter sends, as the button does
         (self.branch_boxes if branches else self.account_boxes).append(box)
         return var
 
     def _entry(self, row: int, label: str) -> tk.StringVar:
         self._label(row, label)
         var = tk.StringVar()
-        ttk.Entry(self.frame, textvariable=var, width=16).grid(
-            row=row, column=1, columnspan=2, sticky="we", pady=3)
+        entry = ttk.Entry(self.frame, textvariable=var, width=16)
+        entry.grid(row=row, column=1, columnspan=2, sticky="we", pady=3)
+        entry.bind("<Return>", lambda e: self.go())   # (the button may be scrolled away)
         return var
 
     def _button(self, row: int, text: str) -> ttk.Button:

@@ -229,7 +229,7 @@ def fit_line(room: float, first: Shortened, second: Shortened, gap: float) -> No
     """Two texts on one line, `second` more important: both whole if they fit; else
     `first` is shortened, then left out, before `second` is shortened (Rule F3)."""
     rest = room - second.need() - gap
-    if rest >= min(first.need(), tkfont.nametofont("TkDefaultFont").measure("0") * 12):
+    if rest >= min(first.need(), tkfont.nametofont("TkDefaultFont").measure("0") * 30):
         first.fit(rest)
         second.fit(room)
     else:

@@ -192,6 +192,7 @@ def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank
             canvas, bar = form[0], form[1]
             assert canvas.winfo_height() + 1 >= canvas.winfo_reqheight() or \
                 bar.winfo_ismapped(), (font_size, tab)
+        _assert_every_lab_button_in_reach(app)
         font = tk.font.nametofont("TkDefaultFont")          # the tabs' font
         for notebook in (app.left_tabs, app.right_tabs):
             for text, width in _tab_widths(notebook):
@@ -219,6 +220,19 @@ def _screenshot(display, size: tuple, name: str, tmp_path) -> None:
     target = KIT / "docs" / name if os.environ.get("BANK_SCREENSHOT") == "1" \
         else tmp_path / name
     target.write_bytes(png)
+
+
+def _assert_every_lab_button_in_reach(app) -> None:
+    """Lab Rule A5: every button of the Lab tab is inside the tab's width (in a narrow
+    column the buttons go under the member's name), so none is out of reach."""
+    app.left_tabs.select(4)
+    _settle(app.root)
+    tab = app.root.nametowidget(app.left_tabs.select())
+    right = tab.winfo_rootx() + tab.winfo_width()
+    buttons = [b for row in app.lab.buttons.values() for b in row.values()]
+    assert len(buttons) == 12                # the coordinator's 2, each branch's 5
+    for button in [*buttons, app.lab.arm_button]:
+        assert button.winfo_rootx() + button.winfo_width() <= right, button.cget("text")
 
 
 def _settle(root, rounds: int = 10) -> None:

@@ -90,30 +90,33 @@ def show_money(minor: int) -> str:
 
 
 def cost_text(now, coordinator_up: bool = True) -> tuple:
-    """The presumption counters, (in full, short): forced writes and messages per
-    transfer, from the rows the shell's `counters` prints (bank/counters.py,
-    per_transfer); ("", "") when the coordinator does not count them (`now` is None: no
-    counters in its ping). The gauge writes the full one if it fits on one line."""
+    """The presumption counters, (in full, short, shortest): forced writes and messages
+    per transfer, from the rows the shell's `counters` prints (bank/counters.py,
+    per_transfer); ("", "", "") when the coordinator does not count them (`now` is None:
+    no counters in its ping). The gauge writes the longest that fits on one line."""
     if not now:
-        return "", ""
+        return "", "", ""
     rows = {what.strip(): value for what, value, _ in per_transfer(now)}
     if not now.get("transfers"):
-        return ("cost per transfer: no transfer between branches yet",) * 2
+        return ("cost per transfer: no transfer between branches yet",) * 2 + (
+            "no transfer between branches yet",)
     old = "" if coordinator_up else " (as last counted: the coordinator is down)"
     short = (f"per transfer, {rows['transfers between branches']} so far: "
              f"{rows['messages per transfer']} messages, {rows['fsyncs per transfer']} "
              "forced writes")
+    shortest = (f"{rows['messages per transfer']} messages, {rows['fsyncs per transfer']} "
+                f"forced writes per transfer{old}")
     return (f"cost {short} (recovery log {rows['of which the recovery log']}, branches "
-            f"{rows['of which branch COMMITs']}){old}", short + old)
+            f"{rows['of which branch COMMITs']}){old}", short + old, shortest)
 
 
-def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "")) -> int:
+def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "", "")) -> int:
     """A horizontal bar: one coloured segment per part of the money, in proportion, with
     the amount of every part that is not simply available written under its segment (so
     a hold of 1% is a sliver with its number beside it), a legend, and under it `note`:
     when the numbers were read, or why they are old (tag gauge-note), and the `costs`
-    (cost_text: tag gauge-costs, the short one if the full one needs two lines,
-    wrapped to the bar's width). Returns the height the
+    (cost_text: tag gauge-costs, the longest that fits on one line, else the shortest
+    wrapped to the bar's width; the full one on hover). Returns the height the
     drawing needs: it grows with the font (Rule G2)."""
     canvas.delete("all")
     canvas.tips = {}                          # item -> its long text, for the hover
@@ -148,9 +151,10 @@ def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "")) 
                            fill=RED if note.startswith("NOT") else GREY)
         y += line + 2
     if costs[0]:
-        text = costs[0] if plain.measure(costs[0]) <= x1 - x0 else costs[1]
+        text = next((c for c in costs if plain.measure(c) <= x1 - x0), costs[-1])
         item = canvas.create_text(x0, y - line / 2, anchor="nw", text=text, fill=INK,
                                   width=x1 - x0, tags=("gauge-costs",))
+        tip(canvas, item, costs[0])           # the full one, with its split, on hover
         y = canvas.bbox(item)[3] + line / 2
     return int(y - line / 2 + 6 if note or costs[0] else y + line / 2 + 6)
 

@@ -21,6 +21,7 @@ Files (one role each, in bank/window/):
   lab.py           crash, restart, fault points, partition/heal, failover
   trace_replay.py  a transfer's trace replayed message by message (--replay FILE)
   seen.py, look.py, calls.py, diagram.py   what was heard, the look, the calls, drawing
+  fit.py           a small screen: the tree keeps its rows, forms scroll, nothing is cut
 
 Rules:
   * Rule 1 - this file only wires things up: no widget and no call of the window is

@@ -25,6 +25,7 @@ from tkinter import ttk  # noqa: E402
 
 from bank.activity import ActivityLog  # noqa: E402
 from bank.window import diagram as draw  # noqa: E402
+from bank.window import fit  # noqa: E402
 from bank.window import logs as logs_panel  # noqa: E402
 from bank.window.app import App  # noqa: E402
 from test_gui import (_all_widgets, arm_coordinator_crash, arrows, bank,  # noqa: E402,F401
@@ -51,6 +52,34 @@ def test_the_journal_tab_shows_money_like_the_branches_tree(wire, shown):
     assert logs_panel.money_text(wire) == shown
 
 
+@pytest.mark.parametrize("room, others, expected", [
+    (700, 300, 7), (700, 480, 6), (700, 520, 5), (400, 500, 5)])
+def test_the_tree_keeps_its_rows_and_gives_the_rest_to_the_form(room, others, expected):
+    """fit.py Rule F1: the tree shows every row (7) when the column has room, gives up
+    rows to the other parts down to MIN_TREE_ROWS (every member and two accounts), and
+    never fewer however short the column (the form then scrolls)."""
+    assert fit.tree_rows(room, others, overhead=70, row_h=25, wanted=7) == expected
+
+
+@pytest.mark.parametrize("text, room, expected", [
+    ("local cluster, attached", 30, "local cluster, attached"),
+    ("local cluster, started by this window", 17, "local cluster…"),
+    ("local cluster, started by this window", 26, "local cluster, started by…"),
+    ("branches · balances", 12, "branches…"), ("coordinator", 5, "")])
+def test_a_long_line_is_shortened_between_words_with_a_mark(text, room, expected):
+    """fit.py Rule F3: a line too long for its room keeps its whole words that fit and
+    ends with "…" (never a word cut, never a trailing comma or dot); "" if none fits."""
+    assert fit.shorten(text, room, len) == expected
+
+
+def test_a_state_is_shortened_between_its_parts():
+    """Branches Rule B5 (with fit.py F3): a member's state keeps whole parts, the first
+    ones, so "0 in flight" is never shown as "0…"."""
+    assert fit.shorten("● up · 0 in flight", 10, len, sep=" · ") == "● up…"
+    assert fit.shorten("● up · 1 in doubt · primary", 20, len, sep=" · ") == \
+        "● up · 1 in doubt…"
+
+
 @pytest.mark.parametrize("rows, expected", [
     ([("begin", 1), ("prepare", 2), ("vote", 3), ("decision", 4), ("commit", 5), ("end", 6)],
      [("voting", 1, 3), ("decision", 4, 4), ("completion", 5, 6)]),
@@ -69,10 +98,10 @@ def _overlap(a, b) -> bool:
     return a[0] < b[2] - 1 and b[0] < a[2] - 1 and a[1] < b[3] - 1 and b[1] < a[3] - 1
 
 
-def _projector_window(bank, tmp_path, font_size: int, geometry: str):
+def _projector_window(bank, tmp_path, font_size: int, geometry: str, source=""):
     root = tk.Tk()
     window = App(root, bank.coordinator(timeout=15), cluster=bank, font_size=font_size,
-                 activity=ActivityLog(tmp_path / f"activity-{font_size}.csv"))
+                 activity=ActivityLog(tmp_path / f"activity-{font_size}.csv"), source=source)
     if geometry:
         root.geometry(geometry)
     until(root, lambda: len(window.seen.account_refs()) == 4, "the accounts")
@@ -128,6 +157,159 @@ def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_p
         gc.collect()    # the window's reference cycles are freed on this (Tk) thread
 
 
+LONG_SOURCE = ("local cluster, started by this window (stops when it closes) · "
+               "http://127.0.0.1:43067")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("font_size", [10, 14])
+def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank, tmp_path,
+                                                                   font_size):
+    """fit.py Rules F1-F3 and branches Rule B5 on an ordinary projector (1024x768), with
+    the default font and with --font-size 14, whichever left tab is shown: the branches
+    tree shows at least every branch, the coordinator and two accounts (5 rows) whole,
+    no member's state cut; a form cut short has a scrollbar; no notebook tab's label is
+    wider than its tab; no tree column is narrower than its heading; the header's texts
+    are whole or end with "…" and do not overlap. At font 14, with BANK_SCREENSHOT=1,
+    the window after a transfer replaces docs/projector-1024.png (else a temp file)."""
+    app = _projector_window(bank, tmp_path, font_size, "1024x768+0+0", source=LONG_SOURCE)
+    try:
+        root = app.root
+        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
+        until(root, lambda: "Done" in app.result.cget("text"), "the transfer")
+        txid = until(root, lambda: next(iter(app.transactions.txns), ""), "listed")
+        app.transactions.tree.selection_set(txid)
+        until(root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
+              "the diagram")
+        until(root, lambda: (root.winfo_width(), root.winfo_height()) == (1024, 768),
+              "the window at 1024x768")
+        for tab in range(len(app.left_tabs.tabs())):
+            app.left_tabs.select(tab)
+            _settle(root)
+            assert _visible_rows(app.branches.tree) >= 5, (font_size, tab)
+            _assert_no_state_is_cut(app)
+            form = root.nametowidget(app.left_tabs.select()).winfo_children()
+            canvas, bar = form[0], form[1]
+            assert canvas.winfo_height() + 1 >= canvas.winfo_reqheight() or \
+                bar.winfo_ismapped(), (font_size, tab)
+        _assert_every_lab_button_in_reach(app)
+        font = tk.font.nametofont("TkDefaultFont")          # the tabs' font
+        for notebook in (app.left_tabs, app.right_tabs):
+            for text, width in _tab_widths(notebook):
+                assert font.measure(text) + 4 <= width, (text, width, font_size)
+        _assert_no_heading_is_cut(app, font_size)
+        _assert_header_whole_or_marked(app)
+        if font_size == 14:
+            app.left_tabs.select(0)
+            _settle(root)
+            _screenshot(display, (1024, 768), "projector-1024.png", tmp_path)
+    finally:
+        app.close()
+        del app
+        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
+
+
+def _screenshot(display, size: tuple, name: str, tmp_path) -> None:
+    """Capture the screen's top left `size`: docs/NAME with BANK_SCREENSHOT=1, else a
+    temp file (a test run never changes the work tree); skipped without libX11."""
+    x11 = X11.open(display)
+    if x11 is None:
+        return
+    png = x11.screenshot(0, 0, *size)
+    assert struct.unpack(">II", png[16:24]) == size
+    target = KIT / "docs" / name if os.environ.get("BANK_SCREENSHOT") == "1" \
+        else tmp_path / name
+    target.write_bytes(png)
+
+
+def _assert_every_lab_button_in_reach(app) -> None:
+    """Lab Rule A5: every button of the Lab tab is inside the tab's width (in a narrow
+    column the buttons go under the member's name), so none is out of reach."""
+    app.left_tabs.select(4)
+    _settle(app.root)
+    tab = app.root.nametowidget(app.left_tabs.select())
+    right = tab.winfo_rootx() + tab.winfo_width()
+    buttons = [b for row in app.lab.buttons.values() for b in row.values()]
+    assert len(buttons) == 12                # the coordinator's 2, each branch's 5
+    for button in [*buttons, app.lab.arm_button]:
+        assert button.winfo_rootx() + button.winfo_width() <= right, button.cget("text")
+
+
+def _settle(root, rounds: int = 10) -> None:
+    """Let the window lay itself out: a few rounds of Tk's idle work (no waiting)."""
+    for _ in range(rounds):
+        root.update()
+
+
+def _visible_rows(tree) -> int:
+    """How many of the tree's rows are in sight whole (Treeview.bbox is '' out of sight)."""
+    bottom, count = tree.winfo_height(), 0
+    pending = list(tree.get_children(""))
+    while pending:
+        iid = pending.pop(0)
+        box = tree.bbox(iid)
+        count += bool(box) and box[1] + box[3] <= bottom
+        if tree.item(iid, "open"):
+            pending[:0] = tree.get_children(iid)
+    return count
+
+
+def _tab_widths(notebook) -> list:
+    """(label, width in pixels) of each tab, found by asking the notebook which tab is
+    under each pixel of its row of tabs (the row where every tab is)."""
+    notebook.update()
+    for row in range(1, 80):
+        spans = {}
+        for x in range(notebook.winfo_width()):
+            index = _tab_at(notebook, x, row)
+            if index is not None:
+                lo, hi = spans.get(index, (x, x))
+                spans[index] = (min(lo, x), max(hi, x))
+        if len(spans) == len(notebook.tabs()):
+            return [(notebook.tab(i, "text"), hi - lo + 1)
+                    for i, (lo, hi) in sorted(spans.items())]
+    raise AssertionError(f"no row of {notebook} shows all its tabs")
+
+
+def _tab_at(notebook, x: int, y: int):
+    try:
+        index = notebook.index(f"@{x},{y}")
+    except tk.TclError:
+        return None
+    return index if isinstance(index, int) else None
+
+
+def _assert_no_heading_is_cut(app, font_size) -> None:
+    """Rule L4: no column of any table is narrower than its heading."""
+    trees = [w for w in _all_widgets(app.root) if isinstance(w, tk.ttk.Treeview)]
+    assert len(trees) >= 4                  # branches, transactions, activity, journals
+    for tree in trees:
+        for col in ("#0", *tree.cget("columns")):
+            heading = tree.heading(col, "text")
+            if heading and (col != "#0" or "tree" in str(tree.cget("show"))):
+                assert tree.column(col, "width") >= \
+                    app.look.heading_font.measure(heading), (heading, font_size)
+
+
+def _assert_header_whole_or_marked(app) -> None:
+    """fit.py Rule F3: each text of the header is whole, or its words that fit and "…"
+    (the whole text on hover); the texts do not overlap and none passes the window."""
+    font = tk.font.nametofont("TkDefaultFont")
+    labels = [w for w in _all_widgets(app.root) if isinstance(w, ttk.Label)
+              and w.master == app.source_label.master]
+    assert len(labels) == 3                 # the title, what it shows, the source
+    for shortened in app.header:
+        text = shortened.label.cget("text")
+        assert text == shortened.full or (text.endswith("…") and shortened.full.startswith(
+            text[:-1]) and shortened.full[len(text) - 1] in " ,·;:-") or text == ""
+        assert font.measure(text) <= shortened.label.winfo_width() or not text
+    assert app.source_label.cget("text"), "the source is never left out"
+    spans = sorted((w.winfo_x(), w.winfo_x() + w.winfo_width()) for w in labels
+                   if w.cget("text"))
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+    assert spans[-1][1] <= app.source_label.master.winfo_width()
+
+
 def _assert_fits_a_small_screen(app, canvas) -> None:
     """Diagram Rule 4 and branches Rule B5 at 1024x768: the 2-branch transfer's diagram
     needs no sideways scrolling (its drawing ends inside the canvas) and no member's
@@ -140,13 +322,17 @@ def _assert_fits_a_small_screen(app, canvas) -> None:
 
 
 def _assert_no_state_is_cut(app) -> None:
-    """Branches Rule B5: every member's state fits its column (shown, and wide enough)."""
-    tree, font = app.branches.tree, tk.font.nametofont("TkDefaultFont")
-    states = [tree.set(iid, "owner") for iid in tree.get_children("")]
-    assert len(states) == 3 and all(states)
+    """Branches Rule B5: every member's state fits its column (shown, and wide enough, in
+    the row's bold font), whole or its first words and "…" (whole on hover)."""
+    tree, bold = app.branches.tree, tk.font.nametofont("TkHeadingFont")
+    members = tree.get_children("")
+    assert len(members) == 3 and all(tree.set(iid, "owner") for iid in members)
     assert "owner" in tree.cget("displaycolumns") or tree.cget("displaycolumns") == ("#all",)
-    for state in states:
-        assert font.measure(state) + 8 <= tree.column("owner", "width"), state
+    for iid in members:
+        shown, whole = tree.set(iid, "owner"), app.branches.states[iid]
+        assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1])
+                                  and whole[len(shown) - 1] in " ·"), (shown, whole)
+        assert bold.measure(shown) + 8 <= tree.column("owner", "width"), shown
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ and its handlers, and the app hands it the answers it asked for:
   seen.py          what the window last heard (plain data);  look.py  fonts and styles
   calls.py         what runs on worker threads
   diagram.py       the sequence diagram (layout.py: its sizes);  gauge.py  the money gauge
+  fit.py           fitting a small screen: the tree keeps its rows, forms scroll, short tabs
 
 Rules (the window's, carried out here and in every panel):
   * Rule W1 - only the Tk thread touches widgets. Every network call runs on a few worker
@@ -48,6 +49,7 @@ from tkinter import ttk
 from bank import rpc
 from bank.activity import ActivityLog
 from bank.local_cluster import COORDINATOR as COORD
+from bank.window import fit
 from bank.window.branches import BranchesPanel
 from bank.window.calls import (WORKERS, Workers, fetch_branch, fetch_coordinator,
                                fetch_money, fetch_routes)
@@ -64,7 +66,12 @@ POLL_MS = 50               # how often the Tk thread collects finished calls
 REFRESH_MS = 1000          # how often each source is refreshed
 CALL_TIMEOUT = 3           # seconds: refresh calls give up quickly
 FONT_SIZE = 10             # points; --font-size 14 for a big projector
-LEFT_SHARE = 0.53          # the most of the window's width the left column takes
+LEFT_SHARE = 0.53          # the most of the window's width the left column takes...
+LEFT_MOST = 0.58           # ...unless the branches tree needs more (large fonts)
+GAP = 6                    # pixels between the boxes of the left column
+ABOUT = "branches, balances and the Two-Phase Commit protocol, live"
+SHORT_TABS = {"Open account": "Open", "Activity log": "Activity",    # on a narrow screen
+              "Branch journals": "Journals"}                         # (fit.py, Rule F2)
 
 
 class App:
@@ -90,6 +97,7 @@ class App:
         self.seen = Seen({name: cluster.members[name].url for name in cluster.branch_names}
                          if cluster is not None else {})
         self.closed = False
+        self._share_id = None              # a pending share of the left column (Rule F1)
         self.look = Look(root, font_size)
         self._build(source)
         self._update_clients()
@@ -100,13 +108,7 @@ class App:
     # ---- the frame: a header, two columns of panels, a status line ------------------------
 
     def _build(self, source: str) -> None:
-        top = ttk.Frame(self.root, padding=(10, 6, 10, 2))
-        top.pack(fill="x")
-        ttk.Label(top, text="Distributed bank", style="Title.TLabel").pack(side="left")
-        ttk.Label(top, text="  branches, balances and the Two-Phase Commit protocol, live",
-                  style="Dim.TLabel").pack(side="left")
-        self.source_label = ttk.Label(top, text=source, style="Dim.TLabel")
-        self.source_label.pack(side="right")
+        self._build_header(source)
         self.status = ttk.Label(self.root, padding=(10, 2), style="Dim.TLabel",
                                 text="Connecting...")
         self.status.pack(side="bottom", fill="x")
@@ -115,10 +117,38 @@ class App:
         left, right = ttk.Frame(panes), ttk.Frame(panes)
         panes.add(left, weight=0)             # the left column keeps its natural width...
         panes.add(right, weight=1)
+        self.left = left
         self._build_left(left)
         self._build_right(right)
         self.panes = panes
         panes.bind("<Configure>", lambda e: self._place_sash(e.width, left), add="+")
+        panes.bind("<ButtonRelease-1>", lambda e: setattr(self, "_sash_moved", True), add="+")
+
+    def _build_header(self, source: str) -> None:
+        """The title, what the window shows, and where the bank is: on a narrow screen
+        the middle text is shortened (or left out), then the source (fit.py, Rule F3)."""
+        top = ttk.Frame(self.root, padding=(10, 6, 10, 2))
+        top.pack(fill="x")
+        title = ttk.Label(top, text="Distributed bank", style="Title.TLabel")
+        title.pack(side="left")
+        self.source_label = ttk.Label(top, text=source, style="Dim.TLabel")
+        self.source_label.pack(side="right")
+        about = ttk.Label(top, style="Dim.TLabel", text=ABOUT)
+        about.pack(side="left", padx=(self.look.px(1.5), 0))
+        self.header = (fit.Shortened(about, ABOUT), fit.Shortened(self.source_label, source))
+        top.bind("<Configure>", lambda e: fit.fit_line(
+            e.width - 24 - title.winfo_reqwidth() - self.look.px(1.5), *self.header,
+            gap=self.look.px(2)), add="+")
+
+    def widen_left(self, pixels: int) -> None:
+        """The branches tree needs `pixels` more (its columns at their least, Rule B5):
+        move the sash right, up to LEFT_MOST of the window, unless the user moved it."""
+        if getattr(self, "_sash_moved", False) or not getattr(self, "_sash_placed", False):
+            return
+        width, now = self.panes.winfo_width(), self.panes.sashpos(0)
+        wanted = min(now + pixels, int(width * LEFT_MOST))
+        if wanted > now:
+            self.panes.sashpos(0, wanted)
 
     def _place_sash(self, width: int, left) -> None:
         """...but on a small screen (1024x768) it gives up room so the diagram keeps at
@@ -132,27 +162,44 @@ class App:
             self.panes.sashpos(0, int(width * LEFT_SHARE))
 
     def _build_left(self, left) -> None:
-        """Bottom up, so the branches tree takes what is left: result, forms, branches."""
+        """The result at the bottom, then top down: the branches tree, the gauge, and the
+        forms, which get what is left (fit.py, Rule F1: the tree keeps its rows)."""
         self.result = self._build_result(left)
+        self.branches = BranchesPanel(left, self)
         self.left_tabs = ttk.Notebook(left)
-        self.left_tabs.pack(side="bottom", fill="x", pady=(6, 0))
+        self.left_tabs.pack(side="top", fill="both", expand=True, pady=(GAP, 0))
         self.operations = OperationsPanel(self.left_tabs, self)    # tabs 0-3
         self.lab = LabPanel(self.left_tabs, self)                  # tab 4
-        self.branches = BranchesPanel(left, self)
+        self.left_names = fit.Tabs(self.left_tabs, SHORT_TABS, self.look.tab_pad)   # F2
+        left.bind("<Configure>", lambda e: self.share_left(), add="+")
+        self.left_tabs.bind("<<NotebookTabChanged>>", lambda e: self.share_left(), add="+")
+
+    def share_left(self) -> None:
+        """Soon (once, however often asked): give the tree the rows Rule F1 allows."""
+        if self._share_id is None and not self.closed:
+            self._share_id = self.root.after_idle(self._share_left_now)
+
+    def _share_left_now(self) -> None:
+        if not self.closed:                # (asked again meanwhile: once is enough)
+            fit.share_left_column(self.left, self.branches.tree, self.branches.box,
+                                  (self.branches.gauge_box, self.result.master),
+                                  self.left_tabs, GAP, self.branches.show_rows)
+        self._share_id = None
 
     def _build_right(self, right) -> None:
         self.right_tabs = ttk.Notebook(right)
         self.right_tabs.pack(fill="both", expand=True)
         self.transactions = TransactionsPanel(self.right_tabs, self)
         self.logs = LogsPanel(self.right_tabs, self)
+        self.right_names = fit.Tabs(self.right_tabs, SHORT_TABS, self.look.tab_pad)  # F2
 
     @staticmethod
     def _build_result(parent) -> ttk.Label:
         """The answer to the last operation, in plain words (packed first: never cut)."""
         box = ttk.LabelFrame(parent, text="Result", style="Panel.TLabelframe", padding=4)
-        box.pack(side="bottom", fill="x", pady=(6, 0))
-        result = ttk.Label(box, text="Choose an operation above; its result is explained "
-                           "here.", style="Dim.TLabel", wraplength=500, justify="left")
+        box.pack(side="bottom", fill="x", pady=(GAP, 0))
+        result = ttk.Label(box, text="Each operation's result is explained here.",
+                           style="Dim.TLabel", wraplength=500, justify="left")
         result.pack(fill="x")
         box.bind("<Configure>", lambda e: result.configure(wraplength=max(200, e.width - 16)))
         return result
@@ -269,6 +316,7 @@ class App:
         """Show what was last seen in every panel that lists members or accounts."""
         self.branches.render()
         self.lab.render()
+        self.share_left()                  # a row more or less in the tree (Rule F1)
         self.operations.offer(self.seen)
         self.logs.offer(self.seen)
 
@@ -277,6 +325,7 @@ class App:
     def say(self, text: str, kind: str = "info") -> None:
         """Show a result in plain words: kind is ok, bad, unknown or info."""
         self.result.configure(text=text, style=f"{kind.capitalize()}.TLabel")
+        self.share_left()                  # a longer result takes room (Rule F1)
 
     def finish(self, command: str, accounts, kind: str, text: str, ok=None) -> None:
         """Show the result of an operation and add it to the activity log."""
@@ -295,9 +344,10 @@ class App:
         if self.closed:
             return
         self.closed = True
-        for after_id in (self._poll_id, self._tick_id):
+        for after_id in (self._poll_id, self._tick_id, self._share_id):
             try:
-                self.root.after_cancel(after_id)
+                if after_id is not None:
+                    self.root.after_cancel(after_id)
             except tk.TclError:
                 pass
         self.workers.stop()

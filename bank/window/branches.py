@@ -15,9 +15,13 @@ Rules:
     or the read failed, the last gauge stays (its total never jumps) but says so in
     red: "NOT CURRENT: ..., showing the snapshot of 10:42:07". A branch it could not
     read is named, and its part (its last seen accounts) called approximate.
-  * Rule B5 - a member's state is never cut: on a small screen (1024x768) the tree
-    leaves out its Available column (balance - held, both still shown) before the
-    state column would get narrower than its longest state.
+  * Rule B5 - a member's state is never cut mid-word: the money columns are as wide as
+    their amounts; on a small screen (1024x768) the tree leaves out its Available
+    column (balance - held, both still shown) before the state column would get
+    narrower than its longest state; if a state still does not fit, it keeps its first
+    words and "…" and shows whole on hover. A state says first what a class must see
+    (up or down, in doubt, cut off, armed), then the branch's role and epoch when it
+    has replicas; the coordinator's transfers in flight when there are some.
   * Rule B4 - rows are updated in place (``_upsert``), never cleared and rebuilt, so a
     refresh every second neither flickers nor loses the user's scroll position.
 
@@ -36,7 +40,8 @@ from bank.local_cluster import COORDINATOR as COORD
 from bank.money import parse_amount
 from bank.window import diagram as draw
 from bank.window import gauge as money_gauge
-from bank.window.look import Hover
+from bank.window.fit import MIN_TREE_ROWS, shorten
+from bank.window.look import CanvasHover, Hover
 
 MONEY_COLUMNS = ("balance", "held", "available")
 TAG_COLOURS = {"up": draw.GREEN, "down": draw.RED, "cut": draw.AMBER}
@@ -51,48 +56,64 @@ class BranchesPanel:
 
     def __init__(self, parent, app):
         self.app, self.seen = app, app.seen
-        box = ttk.LabelFrame(parent, text="Branches and accounts", style="Panel.TLabelframe",
-                             padding=4)
-        self.tree = self._build_tree(box, app.look)
-        gauge_box = ttk.LabelFrame(parent, text="All the money in the bank",
-                                   style="Panel.TLabelframe", padding=2)
-        gauge_box.pack(side="bottom", fill="x", pady=(6, 0))
-        box.pack(side="top", fill="both", expand=True)    # after the gauge: takes the rest
-        self.gauge = tk.Canvas(gauge_box, height=100, background=draw.PAPER,
+        self.box = ttk.LabelFrame(parent, text="Branches and accounts",
+                                  style="Panel.TLabelframe", padding=4)
+        self.tree = self._build_tree(self.box, app.look)
+        self.states = {}                 # row id -> its whole state (Rule B5: for the hover)
+        Hover(self.tree, full=self._whole_state)   # a state cut short shows in full
+        self.tree.bind("<Configure>", lambda e: self.fit_columns(), add="+")
+        self.bar = ttk.Scrollbar(self.box, orient="vertical", command=self.tree.yview)
+        self.tree.configure(yscrollcommand=self.bar.set)
+        self.gauge_box = ttk.LabelFrame(parent, text="All the money in the bank",
+                                        style="Panel.TLabelframe", padding=2)
+        # Top down, before the forms: the tree keeps its rows (fit.py, Rule F1).
+        self.box.pack(side="top", fill="x")
+        self.gauge_box.pack(side="top", fill="x", pady=(6, 0))
+        self.gauge = tk.Canvas(self.gauge_box, height=100, background=draw.PAPER,
                                highlightthickness=0)
         self.gauge.pack(fill="x")
+        CanvasHover(self.gauge)          # a short legend name, in full (gauge.py, G2)
         self.gauge.bind("<Configure>", lambda e: self.draw_gauge())
         self.split = money_gauge.money_split({})
         self.money_at, self.gauge_note = "", ""     # when the split was read; what to say
 
     @staticmethod
     def _build_tree(box, look) -> ttk.Treeview:
-        tree = ttk.Treeview(box, columns=("owner", *MONEY_COLUMNS), height=5,
+        tree = ttk.Treeview(box, columns=("owner", *MONEY_COLUMNS), height=MIN_TREE_ROWS,
                             selectmode="browse")
         look.column(tree, "#0", "Branch", 14)
         for col, text, width in (("owner", "Owner / state", 19), ("balance", "Balance", 11),
                                  ("held", "Held", 9), ("available", "Available", 11)):
             look.column(tree, col, text, width, "w" if col == "owner" else "e",
                         stretch=col == "owner")
-        Hover(tree)                      # a long state shows in full under the pointer
         for tag, colour in TAG_COLOURS.items():
             tree.tag_configure(tag, foreground=colour, font="TkHeadingFont")
         tree.tag_configure("stale", foreground="#9a9a9a")
         tree.tag_configure("holding", foreground=draw.AMBER)
         tree.pack(fill="both", expand=True)
-        tree.bind("<Configure>", lambda e: BranchesPanel.fit_columns(tree, look), add="+")
         return tree
 
-    @staticmethod
-    def fit_columns(tree: ttk.Treeview, look) -> None:
-        """Rule B5: leave out Available when the state column would be too narrow for
-        its longest state; show it again when the tree is wide enough."""
-        font = tkfont.nametofont("TkDefaultFont")
-        members = tree.get_children("")
-        states = [tree.set(iid, "owner") for iid in members] + [
-            tree.set(iid, "owner") for m in members for iid in tree.get_children(m)
-            if iid.startswith("r:")]
-        need = max(map(font.measure, states), default=0) + look.px(2)
+    def show_rows(self, rows: int, wanted: int) -> None:
+        """Show `rows` rows (the app shares the column, fit.py Rule F1); a scrollbar
+        when some of the `wanted` rows are out of sight."""
+        if int(self.tree.cget("height")) != rows:
+            self.tree.configure(height=rows)
+        if rows < wanted and not self.bar.winfo_manager():
+            self.bar.pack(side="right", fill="y", before=self.tree)
+        elif rows >= wanted and self.bar.winfo_manager():
+            self.bar.pack_forget()
+
+    def fit_columns(self) -> None:
+        """Rule B5: the money columns as wide as their amounts (never narrower than their
+        headings); Available left out when the state column would be too narrow for the
+        longest state, shown again when the tree is wide enough; a state that still does
+        not fit keeps its first words and "…" (fit.py, Rule F3)."""
+        tree, look = self.tree, self.app.look
+        if tree.winfo_width() < 50:                      # not laid out yet
+            return
+        self._fit_money_columns()
+        need = max((self._font(iid).measure(text) for iid, text in self.states.items()),
+                   default=0) + look.px(2)
         fixed = sum(tree.column(c, "width") for c in ("#0", "balance", "held"))
         room = tree.winfo_width() - fixed - 4            # the tree's border
         wide = room - tree.column("available", "width") >= need
@@ -103,24 +124,62 @@ class BranchesPanel:
         rest = room - (tree.column("available", "width") if wide else 0)
         if rest > tree.column("owner", "minwidth") and rest != tree.column("owner", "width"):
             tree.column("owner", width=rest)
+        self._shorten_states(tree.column("owner", "width") - look.px(2))
+        over = sum(tree.column(c, "width") for c in ("#0", *shown)) - (tree.winfo_width() - 4)
+        if over > 0:                                     # even at its least: more room
+            self.app.widen_left(over)
+
+    def _fit_money_columns(self) -> None:
+        """Each money column as wide as its widest amount, in the row's font (a member's
+        row is bold), and never narrower than its heading (Rule L4)."""
+        tree, look = self.tree, self.app.look
+        rows = [*tree.get_children(""),
+                *(iid for m in tree.get_children("") for iid in tree.get_children(m))]
+        for col in MONEY_COLUMNS:
+            widest = max((self._font(iid).measure(tree.set(iid, col)) for iid in rows),
+                         default=0)
+            width = max(look.heading_px(tree.heading(col, "text")), widest + look.px(1.5))
+            if tree.column(col, "width") != width:
+                tree.column(col, width=width)
+
+    def _shorten_states(self, room: int) -> None:
+        """Each state whole if it fits `room`, else its first words and "…" (F3)."""
+        for iid, whole in self.states.items():
+            if self.tree.exists(iid):
+                text = shorten(whole, room, self._font(iid).measure, sep=" · ") or \
+                    whole.split(" · ")[0]
+                if self.tree.set(iid, "owner") != text:
+                    self.tree.set(iid, "owner", text)
+
+    def _font(self, iid: str):
+        """The font of a row: bold for a member or replica with a state colour."""
+        tags = self.tree.item(iid, "tags")
+        bold = bool(tags) and tags[0] in TAG_COLOURS
+        return tkfont.nametofont("TkHeadingFont" if bold else "TkDefaultFont")
+
+    def _whole_state(self, row: str, col: str) -> str:
+        """For the hover: the whole state of a member's or replica's row."""
+        return self.states.get(row, "") if self.tree.column(col, "id") == "owner" else ""
 
     # ---- the tree -------------------------------------------------------------------------
 
     def render(self) -> None:
         """Show what was last seen: one row per member, replica and account (Rule B4)."""
         wanted = [self._upsert("m:" + COORD, "", "coordinator",
-                               (self.member_text(COORD), "", "", ""), self.member_tag(COORD))]
+                               (self._state("m:" + COORD, self.member_text(COORD)), "", "", ""),
+                               self.member_tag(COORD))]
         for name in sorted(self.seen.routes):
             wanted += self._render_branch(name)
         self._drop_rows_except(set(wanted))
-        self.fit_columns(self.tree, self.app.look)          # Rule B5: a longer state
+        self.states = {iid: text for iid, text in self.states.items() if iid in wanted}
+        self.fit_columns()                                   # Rule B5: a longer state
 
     def _render_branch(self, name: str) -> list:
         """The branch's row, then its replicas and accounts under it; their row ids."""
         accounts = self.seen.accounts(name)
         totals = [sum(_minor(a[k]) for a in accounts) for k in MONEY_COLUMNS]
         iid = self._upsert("m:" + name, "", name, (
-            self.member_text(name),
+            self._state("m:" + name, self.member_text(name)),
             *(money_gauge.show_money(t) if accounts else "" for t in totals)),
             self.member_tag(name))
         return [iid, *self._render_replicas(name, iid), *self._render_accounts(name, iid)]
@@ -132,7 +191,7 @@ class BranchesPanel:
             state = ("○ down" if not rep["up"] else
                      f"● {'in sync' if rep['in_sync'] else 'OUT OF SYNC'} · lag {rep['lag']}")
             rows.append(self._upsert(f"r:{name}/{k}", parent, rep["role"] or "server",
-                                     (state, "", "", ""),
+                                     (self._state(f"r:{name}/{k}", state), "", "", ""),
                                      "up" if rep["up"] and rep["in_sync"] else "down"))
         return rows
 
@@ -146,6 +205,12 @@ class BranchesPanel:
                 *(money_gauge.show_money(_minor(acct[k])) for k in MONEY_COLUMNS)),
                 tag))
         return rows
+
+    def _state(self, iid: str, whole: str) -> str:
+        """Remember a row's whole state; the text shown (shortened if it was, Rule B5)."""
+        self.states[iid] = whole
+        shown = self.tree.set(iid, "owner") if self.tree.exists(iid) else ""
+        return shown if shown.endswith("…") and whole.startswith(shown[:-1]) else whole
 
     def _drop_rows_except(self, wanted: set) -> None:
         """Delete the rows of members, replicas and accounts that are gone."""
@@ -176,24 +241,25 @@ class BranchesPanel:
                                else f" · in doubt: {doubt}")
         if state == "":
             return "..."
-        armed = self.seen.armed(name)
-        text = self._coordinator_text() if name == COORD else self._branch_text(name)
-        return text + (f" · armed: {armed}" if armed else "")
+        armed = [f"armed: {self.seen.armed(name)}"] if self.seen.armed(name) else []
+        if name == COORD:                  # what is in flight, when something is
+            in_flight = self.seen.coord.get("ping", {}).get("in_flight", 0)
+            return " · ".join(["● up", *([f"{in_flight} in flight"] if in_flight else []),
+                               *armed])
+        return " · ".join(["● up", *self._branch_news(name), *armed, *self._branch_role(name)])
 
-    def _coordinator_text(self) -> str:
-        return f"● up · {self.seen.coord.get('ping', {}).get('in_flight', 0)} in flight"
-
-    def _branch_text(self, name: str) -> str:
+    def _branch_news(self, name: str) -> list:
+        """What a class should see first about a branch: in doubt, cut off."""
         snap = self.seen.snaps.get(name, {})
-        text = f"● up · {snap.get('role', '')}"
+        news = [f"{snap['in_doubt']} in doubt"] if snap.get("in_doubt") else []
+        return news + (["cut off"] if self.seen.partitioned.get(name) else [])
+
+    def _branch_role(self, name: str) -> list:
+        """Its role and epoch when it has replicas (without, it is always the primary);
+        shortened first (Rule B5)."""
+        role = self.seen.snaps.get(name, {}).get("role", "")
         epoch, replicas = self.seen.replication.get(name, (0, []))
-        if replicas:
-            text += f" · epoch {epoch}"
-        if snap.get("in_doubt"):
-            text += f" · {snap['in_doubt']} in doubt"
-        if self.seen.partitioned.get(name):
-            text += " · cut off"
-        return text
+        return [*([role] if role else []), f"epoch {epoch}"] if replicas else []
 
     def member_tag(self, name: str) -> str:
         """The row's colour: up (green), down (red), cut off by a partition (amber)."""
@@ -228,3 +294,4 @@ class BranchesPanel:
                                         self.gauge_note, costs)
         if abs(int(self.gauge.cget("height")) - height) > 2:
             self.gauge.configure(height=height)
+            self.app.share_left()          # the tree gives or takes rows (fit.py, F1)

@@ -11,6 +11,8 @@ Rules:
     gauge's parts always add up to its total.
   * Rule G2 - the picture follows the font: the bar, its callouts and its legend grow
     with --font-size (the window's Rule L4), so held money is never an unlabelled sliver.
+    In a narrow column the legend keeps two parts per row with short names (held, in
+    doubt, down), the long ones on hover, so the branches tree keeps its rows.
   * Rule G3 - the presumption counters (forced writes and messages per transfer) are
     written under the bar when the coordinator counts them, read as the shell's
     `counters` reads them (bank/counters.py): the same numbers in both.
@@ -27,7 +29,7 @@ from tkinter import font as tkfont
 
 from bank.counters import per_transfer
 from bank.money import format_amount, parse_amount, parse_delta
-from bank.window.diagram import GREY, INK, RED
+from bank.window.diagram import GREY, INK, RED, tip
 
 GAUGE_COLOURS = {"available": "#4caf50", "held": "#5c7cfa", "in_flight": "#f0a500",
                  "unreachable": "#b0b0b0"}
@@ -35,6 +37,8 @@ GAUGE_LABELS = {"available": "available",
                 "held": "held by prepared transactions",
                 "in_flight": "in doubt: sent, not yet credited",
                 "unreachable": "down (last seen)"}
+SHORT_LABELS = {"available": "available", "held": "held", "in_flight": "in doubt",
+                "unreachable": "down"}           # a narrow column: the long ones on hover
 
 
 # ---- the money gauge--------------------------------------------------------------------
@@ -86,32 +90,36 @@ def show_money(minor: int) -> str:
 
 
 def cost_text(now, coordinator_up: bool = True) -> tuple:
-    """The presumption counters, (in full, short): forced writes and messages per
-    transfer, from the rows the shell's `counters` prints (bank/counters.py,
-    per_transfer); ("", "") when the coordinator does not count them (`now` is None: no
-    counters in its ping). The gauge writes the full one if it fits on one line."""
+    """The presumption counters, (in full, short, shortest): forced writes and messages
+    per transfer, from the rows the shell's `counters` prints (bank/counters.py,
+    per_transfer); ("", "", "") when the coordinator does not count them (`now` is None:
+    no counters in its ping). The gauge writes the longest that fits on one line."""
     if not now:
-        return "", ""
+        return "", "", ""
     rows = {what.strip(): value for what, value, _ in per_transfer(now)}
     if not now.get("transfers"):
-        return ("cost per transfer: no transfer between branches yet",) * 2
+        return ("cost per transfer: no transfer between branches yet",) * 2 + (
+            "no transfer between branches yet",)
     old = "" if coordinator_up else " (as last counted: the coordinator is down)"
     short = (f"per transfer, {rows['transfers between branches']} so far: "
              f"{rows['messages per transfer']} messages, {rows['fsyncs per transfer']} "
              "forced writes")
+    shortest = (f"{rows['messages per transfer']} messages, {rows['fsyncs per transfer']} "
+                f"forced writes per transfer{old}")
     return (f"cost {short} (recovery log {rows['of which the recovery log']}, branches "
-            f"{rows['of which branch COMMITs']}){old}", short + old)
+            f"{rows['of which branch COMMITs']}){old}", short + old, shortest)
 
 
-def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "")) -> int:
+def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "", "")) -> int:
     """A horizontal bar: one coloured segment per part of the money, in proportion, with
     the amount of every part that is not simply available written under its segment (so
     a hold of 1% is a sliver with its number beside it), a legend, and under it `note`:
     when the numbers were read, or why they are old (tag gauge-note), and the `costs`
-    (cost_text: tag gauge-costs, the short one if the full one needs two lines,
-    wrapped to the bar's width). Returns the height the
+    (cost_text: tag gauge-costs, the longest that fits on one line, else the shortest
+    wrapped to the bar's width; the full one on hover). Returns the height the
     drawing needs: it grows with the font (Rule G2)."""
     canvas.delete("all")
+    canvas.tips = {}                          # item -> its long text, for the hover
     plain = tkfont.nametofont("TkDefaultFont", root=canvas)
     line, total = plain.metrics("linespace"), split.get("total", 0)
     x0, x1, y0, y1 = 10, max(60, width - 10), 6, 6 + line + 10
@@ -128,27 +136,40 @@ def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "")) 
     y = y1 + line / 2 + 3
     y = _gauge_callouts(canvas, plain, segments, split, (x0, x1), y, line)
     box = line / 2 - 1
-    texts = {key: f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}"
-             for key in GAUGE_COLOURS}
-    per_row = 2 if max(map(plain.measure, texts.values())) + 3 * box < (x1 - x0) / 2 else 1
+    texts, per_row = _legend_texts(split, plain, (x1 - x0) / 2 - 3 * box)
     column = (x1 - x0) / per_row
     for i, key in enumerate(GAUGE_COLOURS):
         lx, ly = x0 + (i % per_row) * column, y + (i // per_row) * (line + 4)
         canvas.create_rectangle(lx, ly - box, lx + 2 * box, ly + box, fill=GAUGE_COLOURS[key],
                                 outline=GREY, tags=("legend", f"legend-{key}"))
-        canvas.create_text(lx + 2 * box + 5, ly, anchor="w", tags=("legend",),
-                           text=texts[key])
+        item = canvas.create_text(lx + 2 * box + 5, ly, anchor="w", tags=("legend",),
+                                  text=texts[key])
+        tip(canvas, item, f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}")
     y += len(GAUGE_COLOURS) // per_row * (line + 4)
     if note:
         canvas.create_text(x0, y, anchor="w", text=note, tags=("gauge-note",),
                            fill=RED if note.startswith("NOT") else GREY)
         y += line + 2
     if costs[0]:
-        text = costs[0] if plain.measure(costs[0]) <= x1 - x0 else costs[1]
+        text = next((c for c in costs if plain.measure(c) <= x1 - x0), costs[-1])
         item = canvas.create_text(x0, y - line / 2, anchor="nw", text=text, fill=INK,
                                   width=x1 - x0, tags=("gauge-costs",))
+        tip(canvas, item, costs[0])           # the full one, with its split, on hover
         y = canvas.bbox(item)[3] + line / 2
     return int(y - line / 2 + 6 if note or costs[0] else y + line / 2 + 6)
+
+
+def _legend_texts(split: dict, plain, half: float) -> tuple:
+    """(the legend's texts, how many per row): two per row with the long labels if they
+    fit half the bar, else with the short ones if they do (the long ones are the
+    hover's), else one per row with the long labels (Rule G2)."""
+    for labels in (GAUGE_LABELS, SHORT_LABELS):
+        texts = {key: f"{show_money(split.get(key, 0))} {labels[key]}"
+                 for key in GAUGE_COLOURS}
+        if max(map(plain.measure, texts.values())) < half:
+            return texts, 2
+    return {key: f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}"
+            for key in GAUGE_COLOURS}, 1
 
 
 def _gauge_segments(split: dict, x0: float, x1: float) -> list:

@@ -14,6 +14,8 @@ Rules:
     set), cut off (a lab partition), up, down, or "?" (not heard from yet).
   * Rule A4 - rows are added as members appear (a branch the coordinator reports later
     gets its row then); a row is never removed while the window is open.
+  * Rule A5 - no button is out of reach: when a member's buttons do not fit beside its
+    name (1024x768 at font 14), they go on a line of their own under it.
 
 Glossary:
   member       the coordinator or a branch
@@ -29,6 +31,7 @@ from tkinter import ttk
 from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS
 from bank.local_cluster import COORDINATOR as COORD
 from bank.window import diagram as draw
+from bank.window.fit import Scrolled
 
 DANGER = ("crash", "partition")                    # drawn in red
 BRANCH_ONLY = ("partition", "heal", "failover")    # the coordinator has no such buttons
@@ -41,13 +44,16 @@ class LabPanel:
 
     def __init__(self, tabs: ttk.Notebook, app):
         self.app, self.seen = app, app.seen
-        frame = ttk.Frame(tabs, padding=(8, 4))
-        tabs.add(frame, text="⚠ Lab")
+        scrolled = Scrolled(tabs, padding=(8, 4))  # scrolls when the column is short (F1)
+        tabs.add(scrolled.outer, text="⚠ Lab")
+        frame = scrolled.inner
         ttk.Label(frame, text="Lab controls: these break things on purpose.",
                   foreground=draw.RED, font="TkHeadingFont").pack(anchor="w")
         self.rows = ttk.Frame(frame)
         self.rows.pack(fill="x", pady=(2, 0))
-        self.buttons, self.labels, self.reasons = {}, {}, {}
+        self.buttons, self.labels, self.reasons, self.names = {}, {}, {}, {}
+        self.narrow = False                        # the layout for a narrow column (A5)
+        self.rows.bind("<Configure>", lambda e: self.fit(e.width), add="+")
         self._build_arming(frame)
         self._build_recover(frame)
         self._fault_choices()
@@ -55,8 +61,12 @@ class LabPanel:
 
     def _build_arming(self, frame) -> None:
         """Fault point: [member] [point] [Arm] [Disarm]."""
-        arm = ttk.Frame(frame)
-        arm.pack(fill="x", pady=(6, 0))
+        line = ttk.Frame(frame)
+        line.pack(fill="x", pady=(6, 0))
+        arm, press = ttk.Frame(line), ttk.Frame(line)   # press: beside, or under (A5)
+        arm.grid(row=0, column=0, sticky="w")
+        press.grid(row=0, column=1, sticky="w")
+        self.arm_line = (arm, press)
         ttk.Label(arm, text="Fault point").pack(side="left")
         self.fault_member = tk.StringVar(value=COORD)
         self.fault_member_box = ttk.Combobox(arm, textvariable=self.fault_member, width=11,
@@ -66,21 +76,24 @@ class LabPanel:
         self.fault_point = tk.StringVar(value=COORDINATOR_POINTS[1])
         self.fault_point_box = ttk.Combobox(arm, textvariable=self.fault_point, width=18)
         self.fault_point_box.pack(side="left", padx=(0, 4))
-        self.arm_button = ttk.Button(arm, text="Arm", style="Danger.Small.TButton", width=6,
-                                     command=self.arm)
+        self.arm_button = ttk.Button(press, text="Arm", style="Danger.Small.TButton",
+                                     width=6, command=self.arm)
         self.arm_button.pack(side="left")
-        ttk.Button(arm, text="Disarm", style="Small.TButton", width=7,
+        ttk.Button(press, text="Disarm", style="Small.TButton", width=7,
                    command=lambda: self.arm(disarm=True)).pack(side="left", padx=(4, 0))
 
     def _build_recover(self, frame) -> None:
         bottom = ttk.Frame(frame)
         bottom.pack(fill="x", pady=(6, 0))
-        ttk.Button(bottom, text="Recover now", style="Small.TButton",
-                   command=self.recover).pack(side="left", anchor="n")
+        button = ttk.Button(bottom, text="Recover now", style="Small.TButton",
+                            command=self.recover)
+        button.pack(side="left", anchor="n")
         note = NOTE if self.app.cluster is not None else \
             "Crash and restart need the local cluster. " + NOTE     # Rule A2
-        ttk.Label(bottom, text=note, style="Dim.TLabel", wraplength=380).pack(
-            side="left", padx=8)
+        label = ttk.Label(bottom, text=note, style="Dim.TLabel", wraplength=380)
+        label.pack(side="left", padx=8)
+        bottom.bind("<Configure>", lambda e: label.configure(     # as wide as there is room
+            wraplength=max(150, e.width - button.winfo_reqwidth() - 20)), add="+")
 
     # ---- one row per member (Rule A4) -----------------------------------------------------
 
@@ -92,10 +105,8 @@ class LabPanel:
         self.fault_member_box.configure(values=list(self.buttons))
 
     def _add_row(self, name: str, row: int) -> None:
-        ttk.Label(self.rows, text=name, font="TkHeadingFont", width=11).grid(
-            row=row, column=0, sticky="w")
+        self.names[name] = ttk.Label(self.rows, text=name, font="TkHeadingFont", width=11)
         self.labels[name] = ttk.Label(self.rows, text="?", width=8)
-        self.labels[name].grid(row=row, column=1, sticky="w")
         local = "normal" if self.app.cluster is not None else "disabled"    # Rule A2
         actions = (("crash", "Crash", self.crash, local),
                    ("restart", "Restart", self.restart, local),
@@ -103,16 +114,62 @@ class LabPanel:
                    ("heal", "Heal", self.heal, "normal"),
                    ("failover", "Failover", self.failover, "normal"))
         buttons = {}
-        for col, (key, text, command, state) in enumerate(actions, start=2):
+        for key, text, command, state in actions:
             if name == COORD and key in BRANCH_ONLY:
                 continue
             buttons[key] = ttk.Button(
                 self.rows, text=text, width=7, state=state, command=lambda c=command: c(name),
                 style="Danger.Small.TButton" if key in DANGER else "Small.TButton")
-            buttons[key].grid(row=row, column=col, padx=2, pady=2)
         self.buttons[name] = buttons
         self.reasons[name] = ttk.Label(self.rows, text="", style="Dim.TLabel")
-        self.reasons[name].grid(row=row, column=2 + len(actions), sticky="w", padx=4)
+        self._place_row(name, row)
+
+    def _place_row(self, name: str, row: int) -> None:
+        """A member's name, state and buttons on one line, its reason for a disabled
+        button after them; in a narrow column (Rule A5) the buttons go on a line of
+        their own under the name, and the reason under them."""
+        buttons, reason = list(self.buttons[name].values()), self.reasons[name]
+        if not self.narrow:
+            self.names[name].grid(row=row, column=0, sticky="w")
+            self.labels[name].grid(row=row, column=1, sticky="w")
+            for col, button in enumerate(buttons, start=2):
+                button.grid(row=row, column=col, padx=2, pady=2)
+            reason.grid(row=row, column=7, columnspan=1, sticky="w", padx=4)
+            return
+        self.names[name].grid(row=3 * row, column=0, columnspan=2, sticky="w")
+        self.labels[name].grid(row=3 * row, column=2, columnspan=3, sticky="w")
+        for col, button in enumerate(buttons):
+            button.grid(row=3 * row + 1, column=col, padx=2, pady=2)
+        reason.grid(row=3 * row + 2, column=0, columnspan=5, sticky="w", padx=4)
+        self._show_reason(reason)
+
+    def fit(self, width: int) -> None:
+        """Rule A5: one line per member while it fits `width`, else the narrow layout."""
+        wide_need = sum(w.winfo_reqwidth() + 4 for w in (
+            *self.names.values(), *self.labels.values())) / max(1, len(self.names)) + \
+            max((sum(b.winfo_reqwidth() + 4 for b in bs.values())
+                 for bs in self.buttons.values()), default=0)
+        narrow = wide_need > width
+        if narrow != self.narrow:
+            self.narrow = narrow
+            for widget in self.rows.grid_slaves():
+                widget.grid_forget()
+            for row, name in enumerate(self.buttons):
+                self._place_row(name, row)
+        for reason in self.reasons.values():
+            reason.configure(wraplength=max(150, width - 8) if narrow else 0)
+            self._show_reason(reason)
+        arm, press = self.arm_line
+        beside = arm.winfo_reqwidth() + press.winfo_reqwidth() <= width
+        press.grid(row=0 if beside else 1, column=1 if beside else 0, sticky="w",
+                   pady=0 if beside else (4, 0))
+
+    def _show_reason(self, reason) -> None:
+        """In the narrow layout an empty reason takes no line of its own."""
+        if self.narrow and not reason.cget("text"):
+            reason.grid_remove()
+        elif not reason.winfo_manager():
+            reason.grid()
 
     def _fault_choices(self) -> None:
         """The points the chosen member knows (a branch's, or the coordinator's)."""
@@ -130,6 +187,7 @@ class LabPanel:
                 why = self.seen.failover_refusal(name)
                 buttons["failover"].configure(state="disabled" if why else "normal")
                 self.reasons[name].configure(text=why)
+                self._show_reason(self.reasons[name])
         for name, label in self.labels.items():
             state = self.seen.branch_state(name) or "?"
             if self.seen.armed(name):

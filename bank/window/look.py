@@ -77,6 +77,7 @@ class Look:
         style.configure("Treeview", rowheight=self.line_px + 7)
         style.configure("Treeview.Heading", font="TkHeadingFont")
         style.configure("TNotebook.Tab", padding=(self.px(1), 4))
+        self.tab_pad = self.px(1) + 3       # each side of a tab's label, with its border
         style.configure("Title.TLabel", font=self.title_font)
         for name, colour in (("Dim", draw.GREY), ("Ok", draw.GREEN), ("Bad", draw.RED),
                              ("Unknown", draw.AMBER), ("Info", draw.INK)):
@@ -127,8 +128,9 @@ class Hover:
     """Show a Treeview cell in full in a small box under the pointer when its column is
     too narrow for it (Treeview itself cuts long text without a mark) (Rule L4)."""
 
-    def __init__(self, tree: ttk.Treeview):
+    def __init__(self, tree: ttk.Treeview, full=None):
         self.tree, self.tip, self.cell = tree, None, None
+        self.full = full          # (row, col) -> the whole text of a cell shown shortened
         tree.bind("<Motion>", self._moved, add="+")
         tree.bind("<Leave>", lambda _e: self.hide(), add="+")
 
@@ -137,12 +139,15 @@ class Hover:
         tree = self.tree
         if not row or not col:
             return ""
+        whole = self.full(row, col) if self.full else ""
         if col == "#0":
             text = tree.item(row, "text")
         else:
             index = int(col[1:]) - 1
             values = tree.item(row, "values")
             text = str(values[index]) if index < len(values) else ""
+        if whole and whole != text:
+            return whole
         width = tree.column(col, "width")
         font = tkfont.nametofont("TkDefaultFont")
         return text if font.measure(text) + 12 > width else ""
@@ -159,7 +164,7 @@ class Hover:
             self.show(text, event.x_root + 12, event.y_root + 16)
 
     def show(self, text: str, x: int, y: int) -> None:
-        self.tip = _tip_box(self.tree, text, x, y)
+        self.tip = tip_box(self.tree, text, x, y)
 
     def hide(self) -> None:
         if self.tip is not None:
@@ -187,7 +192,7 @@ class CanvasHover:
         self.hide()
         self.text = text
         if text:
-            self.tip = _tip_box(self.canvas, text, event.x_root + 12, event.y_root + 16)
+            self.tip = tip_box(self.canvas, text, event.x_root + 12, event.y_root + 16)
 
     def hide(self) -> None:
         if self.tip is not None:
@@ -195,7 +200,7 @@ class CanvasHover:
         self.tip, self.text = None, ""
 
 
-def _tip_box(widget, text: str, x: int, y: int) -> tk.Toplevel:
+def tip_box(widget, text: str, x: int, y: int) -> tk.Toplevel:
     """A small yellow box with `text` at screen point (x, y)."""
     tip = tk.Toplevel(widget)
     tip.wm_overrideredirect(True)

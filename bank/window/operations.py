@@ -27,6 +27,7 @@ from tkinter import ttk
 from bank.errors import BankError, FaultCode, check_text, split_acct_ref
 from bank.money import format_amount, parse_amount
 from bank.window.calls import new_request_id
+from bank.window.fit import Scrolled
 
 
 def failure_text(what: str, error: BankError):
@@ -51,9 +52,10 @@ class Form:
 
     def __init__(self, tabs: ttk.Notebook, title: str, app):
         self.app = app
-        self.frame = ttk.Frame(tabs, padding=8)
+        scrolled = Scrolled(tabs, padding=(8, 4))  # scrolls when the column is short (F1)
+        tabs.add(scrolled.outer, text=title)
+        self.frame = scrolled.inner
         self.frame.columnconfigure(1, weight=1)
-        tabs.add(self.frame, text=title)
         self.account_boxes, self.branch_boxes = [], []
 
     # ---- building -----------------------------------------------------------------------
@@ -67,20 +69,26 @@ class Form:
         self._label(row, label)
         var = tk.StringVar()
         box = ttk.Combobox(self.frame, textvariable=var, width=30)
-        box.grid(row=row, column=1, sticky="we", pady=3)
+        box.grid(row=row, column=1, columnspan=2, sticky="we", pady=3)
+        box.bind("<Return>", lambda e: self.go())     # Enter sends, as the button does
         (self.branch_boxes if branches else self.account_boxes).append(box)
         return var
 
     def _entry(self, row: int, label: str) -> tk.StringVar:
         self._label(row, label)
         var = tk.StringVar()
-        ttk.Entry(self.frame, textvariable=var, width=32).grid(row=row, column=1,
-                                                               sticky="we", pady=3)
+        entry = ttk.Entry(self.frame, textvariable=var, width=16)
+        entry.grid(row=row, column=1, columnspan=2, sticky="we", pady=3)
+        entry.bind("<Return>", lambda e: self.go())   # (the button may be scrolled away)
         return var
 
     def _button(self, row: int, text: str) -> ttk.Button:
+        """The form's button, beside the field of `row` (its last): one row less, so a
+        form fits a short column (fit.py, Rule F1)."""
+        for field in self.frame.grid_slaves(row=row, column=1):
+            field.grid_configure(columnspan=1)
         button = ttk.Button(self.frame, text=text, command=self.go, style="Go.TButton")
-        button.grid(row=row, column=1, sticky="e", pady=(6, 0))
+        button.grid(row=row, column=2, sticky="e", padx=(6, 0), pady=3)
         return button
 
     def offer(self, accounts: list, branches: list) -> None:
@@ -155,7 +163,7 @@ class TransferForm(Form):
         self.src = self._picker(0, "From account")
         self.dst = self._picker(1, "To account")
         self.amount = self._entry(2, "Amount")
-        self.button = self._button(3, "Transfer")
+        self.button = self._button(2, "Transfer")
 
     def entry_ok(self):
         """(src, dst, amount) from the form, or None."""
@@ -211,7 +219,7 @@ class CashForm(Form):
         self.verb = verb
         self.account = self._picker(0, "Account")
         self.amount = self._entry(1, "Amount")
-        self.button = self._button(2, verb.capitalize())
+        self.button = self._button(1, verb.capitalize())
 
     def entry_ok(self):
         """(account, amount) from the form, or None."""
@@ -245,7 +253,7 @@ class OpenAccountForm(Form):
         self.owner = self._entry(1, "Owner")
         self.initial = self._entry(2, "Opening deposit")
         self.initial.set("0")
-        self.button = self._button(3, "Open account")
+        self.button = self._button(2, "Open account")
 
     def entry_ok(self):
         """(branch, owner, initial) from the form, or None."""

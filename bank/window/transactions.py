@@ -37,8 +37,8 @@ from bank.window import gauge
 from bank.window import trace_replay
 from bank.window.look import CanvasHover, Hover, scrolled
 
-HINT = ("Make a transfer between two branches, or select one above:\n"
-        "its Two-Phase Commit is drawn here, one arrow per message,\n"
+HINT = ("Make a transfer between two branches, or select one above: "
+        "its Two-Phase Commit is drawn here, one arrow per message, "
         "with the time each one was sent (ms after it began).")
 # What a class reads first comes first; the long id last (Rule L4: hover shows cut text).
 LIST_COLUMNS = (("transfer", "From → to", 23), ("amount", "Amount", 10),
@@ -111,8 +111,7 @@ class TransactionsPanel:
         title = ttk.Label(bar, text="Select a transaction to see its messages.",
                           style="Dim.TLabel")
         title.pack(side="left", fill="x", expand=True)
-        frame.bind("<Configure>", lambda e: title.configure(
-            wraplength=max(200, e.width - self.app.look.px(36))))
+        bar.bind("<Configure>", lambda e: self._fit_title(title, e.width), add="+")
         holder = ttk.Frame(frame)
         holder.pack(fill="both", expand=True)
         canvas = tk.Canvas(holder, background=draw.PAPER, highlightthickness=1,
@@ -123,8 +122,24 @@ class TransactionsPanel:
         canvas.bind("<MouseWheel>", lambda e: canvas.yview_scroll(-e.delta // 120, "units"))
         canvas.bind("<Button-4>", lambda e: canvas.yview_scroll(-2, "units"))
         canvas.bind("<Button-5>", lambda e: canvas.yview_scroll(2, "units"))
-        canvas.create_text(16, 16, anchor="nw", fill=draw.GREY, tags=("note",), text=HINT)
+        canvas.create_text(16, 16, anchor="nw", fill=draw.GREY, tags=("note", "hint"),
+                           text=HINT, width=400)
+        canvas.bind("<Configure>", lambda e: canvas.itemconfigure(      # wrapped to fit
+            "hint", width=max(150, e.width - 32)), add="+")
         return title, canvas
+
+    def _fit_title(self, title, width: int) -> None:
+        """The diagram's title wraps beside the buttons when there is room for a few
+        words there, else above them, across the panel (never cut mid-word)."""
+        room = (width - self.replay_button.winfo_reqwidth()
+                - self.save_button.winfo_reqwidth() - 16)
+        above = room < self.app.look.px(24)
+        if above != (title.pack_info().get("side") == "top"):
+            if above:
+                title.pack(side="top", fill="x", expand=False, before=self.save_button)
+            else:
+                title.pack(side="left", fill="x", expand=True, after=self.replay_button)
+        title.configure(wraplength=max(120, width - 8 if above else room))
 
     # ---- the blocking map and a coordinator that is down (Rule T5) ------------------------
 

@@ -1,0 +1,238 @@
+"""How the desktop window fits a small screen: who gives way, and how, so nothing is cut.
+
+Role: from a laptop to a classroom projector at 1024x768 with ``--font-size 14``, the
+left column cannot always hold the branches tree, the gauge, a form and the result at
+full size, and a line of text may be longer than its room. This file decides who gives
+way (``share_left_column``), and offers the widgets that give way gracefully: a form
+that scrolls (``Scrolled``), notebook tabs that take short names (``Tabs``), and a label
+shortened between words (``Shortened``). Look only, like look.py: no network, no bank.
+
+Rules:
+  * Rule F1 - the left column shares its height in this order: the result and the gauge
+    whole; then the branches tree, at least MIN_TREE_ROWS rows (every member of the
+    default cluster) and every row when there is room; then the form shown gets the
+    rest, and scrolls when that is less than it needs. The form asked for is the one
+    shown, not the tallest tab (the Lab tab), so no empty room is kept from the tree.
+  * Rule F2 - a tab label is never cut: when a notebook's labels do not fit its width,
+    they take their short names (the long one shows on hover).
+  * Rule F3 - a line too long for its room is shortened between words and ends with
+    "…", never cut mid-word without a mark; the whole line shows on hover.
+
+Glossary:
+  need       the height a widget asks for (winfo_reqheight), plus its gap above
+  room       the height (or width) a widget is given
+  short name the label a tab takes when the long ones do not fit ("Open" for "Open account")
+"""
+
+import tkinter as tk
+from tkinter import font as tkfont
+from tkinter import ttk
+
+from bank.window.look import tip_box
+
+MIN_TREE_ROWS = 5           # coordinator, Mumbai, Delhi and two accounts (Rule F1)
+ELLIPSIS = "…"
+
+
+# ---- Rule F1: the left column's height ---------------------------------------------------
+
+def tree_rows(room: int, others: int, overhead: int, row_h: int, wanted: int) -> int:
+    """How many rows the branches tree shows in a column `room` high, when the other
+    parts need `others` and the tree's box `overhead` (its title, heading, borders):
+    every row (`wanted`) if they fit, never fewer than MIN_TREE_ROWS (Rule F1)."""
+    fits = (room - others - overhead) // max(1, row_h)
+    return max(MIN_TREE_ROWS, min(wanted, fits))
+
+
+def shown_rows(tree: ttk.Treeview, parent: str = "") -> int:
+    """The rows a tree has to show: its items, and the children of the open ones."""
+    return sum(1 + (shown_rows(tree, iid) if tree.item(iid, "open") else 0)
+               for iid in tree.get_children(parent))
+
+
+def tab_need(notebook: ttk.Notebook) -> int:
+    """The height `notebook` needs to show the tab now selected whole: a notebook asks
+    for its tallest tab, so take that one off and put the selected one in (Rule F1)."""
+    panes = [notebook.nametowidget(t) for t in notebook.tabs()]
+    if not panes or not notebook.select():
+        return notebook.winfo_reqheight()
+    shown = notebook.nametowidget(notebook.select())
+    return (notebook.winfo_reqheight() - max(p.winfo_reqheight() for p in panes)
+            + shown.winfo_reqheight())
+
+
+def share_left_column(column, tree: ttk.Treeview, tree_box, others, notebook, gap: int,
+                      set_rows) -> None:
+    """Give the branches tree the rows Rule F1 allows in `column` (its height now), with
+    `others` (the gauge's and the result's boxes) whole and the notebook's shown tab;
+    set_rows(rows, all_rows) applies it. The notebook, packed last, gets the rest."""
+    column.update_idletasks()                      # every size asked for is current
+    room = column.winfo_height()
+    if room < 50:                                  # not laid out yet
+        return
+    row_h = int(ttk.Style(tree).lookup("Treeview", "rowheight") or 20)
+    need = sum(w.winfo_reqheight() + gap for w in others) + tab_need(notebook) + gap
+    overhead = tree_box.winfo_reqheight() - int(tree.cget("height")) * row_h
+    wanted = shown_rows(tree)
+    set_rows(tree_rows(room, need, overhead, row_h, wanted), wanted)
+
+
+# ---- a form that scrolls when it is given less than it needs (Rule F1) -------------------
+
+class Scrolled:
+    """A frame whose content scrolls up and down when it is given less height than it
+    asks for; the scrollbar shows only then. Put the content in ``inner``; add ``outer``
+    (to a notebook, or pack it). ``outer`` asks for the content's whole size."""
+
+    def __init__(self, parent, padding=0):
+        self.outer = ttk.Frame(parent)
+        background = ttk.Style(parent).lookup("TFrame", "background") or None
+        self.canvas = tk.Canvas(self.outer, highlightthickness=0, borderwidth=0,
+                                background=background)
+        self.bar = ttk.Scrollbar(self.outer, orient="vertical", command=self.canvas.yview)
+        self.canvas.configure(yscrollcommand=self.bar.set)
+        self.inner = ttk.Frame(self.canvas, padding=padding)
+        self.window = self.canvas.create_window(0, 0, anchor="nw", window=self.inner)
+        self.canvas.grid(row=0, column=0, sticky="nsew")
+        self.outer.rowconfigure(0, weight=1)
+        self.outer.columnconfigure(0, weight=1)
+        self.inner.bind("<Configure>", lambda e: self._content_changed(), add="+")
+        self.canvas.bind("<Configure>", lambda e: self._room_changed(e.width), add="+")
+        for widget in (self.canvas, self.inner):
+            widget.bind("<Button-4>", lambda e: self.scroll(-1), add="+")
+            widget.bind("<Button-5>", lambda e: self.scroll(1), add="+")
+            widget.bind("<MouseWheel>", lambda e: self.scroll(-1 if e.delta > 0 else 1),
+                        add="+")
+
+    def scroll(self, step: int) -> None:
+        if self.bar.winfo_ismapped():
+            self.canvas.yview_scroll(step, "units")
+
+    def _content_changed(self) -> None:
+        """The content's size changed: ask for all of it, and scroll over all of it."""
+        width, height = self.inner.winfo_reqwidth(), self.inner.winfo_reqheight()
+        self.canvas.configure(scrollregion=(0, 0, width, height), width=width, height=height)
+        self._show_bar()
+
+    def _room_changed(self, width: int) -> None:
+        """The room given changed: the content takes its width; a bar if it is short."""
+        self.canvas.itemconfigure(self.window, width=width)
+        self._show_bar()
+
+    def _show_bar(self) -> None:
+        short = self.inner.winfo_reqheight() > self.canvas.winfo_height() + 1
+        if short and not self.bar.winfo_ismapped():
+            self.bar.grid(row=0, column=1, sticky="ns")
+        elif not short and self.bar.winfo_manager():
+            self.bar.grid_remove()
+            self.canvas.yview_moveto(0)
+
+
+# ---- Rule F2: tab labels that are never cut ------------------------------------------------
+
+class Tabs:
+    """Keep every label of `notebook` whole: the long names while they all fit its width,
+    else the short ones of `short` (long name -> short name); hovering a tab that has a
+    short name shows the long one (Rule F2)."""
+
+    def __init__(self, notebook: ttk.Notebook, short: dict, pad: int):
+        self.notebook, self.short, self.pad = notebook, short, pad
+        self.long = {}                             # tab id -> its long name
+        self.tip, self.tip_tab = None, None
+        notebook.bind("<Configure>", lambda e: self.fit(e.width), add="+")
+        notebook.bind("<Motion>", self._moved, add="+")
+        notebook.bind("<Leave>", lambda e: self._hide(), add="+")
+
+    def names(self) -> dict:
+        """Every tab's long name (learnt the first time it is seen)."""
+        for tab in self.notebook.tabs():
+            self.long.setdefault(tab, self.notebook.tab(tab, "text"))
+        return self.long
+
+    def width_of(self, labels) -> int:
+        """The width the tabs need for `labels`: the text and its padding on both sides."""
+        font = tkfont.nametofont("TkDefaultFont")
+        return sum(font.measure(label) + 2 * self.pad for label in labels)
+
+    def fit(self, width: int) -> None:
+        names = self.names()
+        fits = self.width_of(names.values()) <= width
+        for tab, name in names.items():
+            label = name if fits else self.short.get(name, name)
+            if self.notebook.tab(tab, "text") != label:
+                self.notebook.tab(tab, text=label)
+
+    def _moved(self, event) -> None:
+        try:
+            index = self.notebook.index(f"@{event.x},{event.y}")
+        except tk.TclError:
+            index = None
+        tab = self.notebook.tabs()[index] if isinstance(index, int) else None
+        if tab == self.tip_tab:
+            return
+        self._hide()
+        name = self.long.get(tab, "")
+        if tab is not None and name and self.notebook.tab(tab, "text") != name:
+            self.tip, self.tip_tab = tip_box(self.notebook, name, event.x_root + 12,
+                                             event.y_root + 16), tab
+
+    def _hide(self) -> None:
+        if self.tip is not None:
+            self.tip.destroy()
+        self.tip, self.tip_tab = None, None
+
+
+# ---- Rule F3: a line shortened between words --------------------------------------------
+
+def shorten(text: str, room: float, measure, sep: str = " ") -> str:
+    """`text` if measure(text) fits `room`, else its longest run of whole words (parts
+    between `sep`) that fits with "…" after it, or "" when not even one does (Rule F3)."""
+    if measure(text) <= room:
+        return text
+    words = text.split(sep)
+    for count in range(len(words) - 1, 0, -1):
+        head = sep.join(words[:count]).rstrip(" ·,;:-")
+        if head.strip() and measure(head + ELLIPSIS) <= room:
+            return head + ELLIPSIS
+    return ""
+
+
+class Shortened:
+    """A ttk.Label that shows its `text` shortened to the room it is given (``fit``),
+    with the whole text on hover when shortened (Rule F3)."""
+
+    def __init__(self, label: ttk.Label, text: str):
+        self.label, self.full, self.tip = label, text, None
+        label.bind("<Enter>", self._enter, add="+")
+        label.bind("<Leave>", lambda e: self._hide(), add="+")
+
+    def need(self) -> int:
+        return tkfont.nametofont("TkDefaultFont").measure(self.full)
+
+    def fit(self, room: float) -> None:
+        text = shorten(self.full, room, tkfont.nametofont("TkDefaultFont").measure)
+        if self.label.cget("text") != text:
+            self.label.configure(text=text)
+
+    def _enter(self, event) -> None:
+        self._hide()
+        if self.label.cget("text") != self.full:
+            self.tip = tip_box(self.label, self.full, event.x_root + 12, event.y_root + 16)
+
+    def _hide(self) -> None:
+        if self.tip is not None:
+            self.tip.destroy()
+        self.tip = None
+
+
+def fit_line(room: float, first: Shortened, second: Shortened, gap: float) -> None:
+    """Two texts on one line, `second` more important: both whole if they fit; else
+    `first` is shortened, then left out, before `second` is shortened (Rule F3)."""
+    rest = room - second.need() - gap
+    if rest >= min(first.need(), tkfont.nametofont("TkDefaultFont").measure("0") * 30):
+        first.fit(rest)
+        second.fit(room)
+    else:
+        first.fit(0)
+        second.fit(room - gap)
+

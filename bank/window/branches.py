@@ -288,8 +288,8 @@ class BranchesPanel:
 
     def draw_gauge(self) -> None:
         """Draw the gauge; give it the height its drawing needs (it grows with the font)."""
-        costs = money_gauge.cost_text(self.seen.counters(),
-                                      self.seen.coord.get("up") is not False)
+        now, then = self.seen.counters_since_opened()
+        costs = money_gauge.cost_text(now, self.seen.coord.get("up") is not False, then)
         height = money_gauge.draw_gauge(self.gauge, self.split, self.gauge.winfo_width(),
                                         self.gauge_note, costs)
         if abs(int(self.gauge.cget("height")) - height) > 2:

@@ -42,6 +42,7 @@ class Seen:
         self.last_word = {}                # branch -> its row of branches(): in_doubt, stale
         self.snaps = {}                    # branch -> last snapshot (see fetch_branch)
         self.coord = {"up": None, "ping": {}, "error": "", "seen": ""}
+        self.counted_from = None           # the first counters read (counters_since_opened)
 
     # ---- answers coming in --------------------------------------------------------------
 
@@ -101,6 +102,19 @@ class Seen:
             return None
         return totals(counted, {name: row.get("counters") or {}
                                 for name, row in self.last_word.items()})
+
+    def counters_since_opened(self) -> tuple:
+        """(now, then): the counters now and when this window first read them, so that
+        "per transfer" leaves out what came before (the branches' preloaded accounts,
+        other people's work). A process that restarted counts from 0 again: then the
+        window counts from now on. (None, None) when the coordinator does not count."""
+        now = self.counters()
+        heard_all = self.last_word and all(r.get("counters") for r in self.last_word.values())
+        if now is None or not heard_all:     # a baseline without a branch's counts would
+            return None, None                # count its start-up writes as a transfer's
+        if self.counted_from is None or any(now[k] < self.counted_from.get(k, 0) for k in now):
+            self.counted_from = dict(now)
+        return now, self.counted_from
 
     def branch_state(self, name: str) -> str:
         """'up', 'down' or '' (not heard from yet) for a member."""

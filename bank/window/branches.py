@@ -289,7 +289,8 @@ class BranchesPanel:
     def draw_gauge(self) -> None:
         """Draw the gauge; give it the height its drawing needs (it grows with the font)."""
         now, then = self.seen.counters_since_opened()
-        costs = money_gauge.cost_text(now, self.seen.coord.get("up") is not False, then)
+        costs = money_gauge.cost_text(now, self.seen.coord.get("up") is not False, then,
+                                      self.seen.counted_at)
         height = money_gauge.draw_gauge(self.gauge, self.split, self.gauge.winfo_width(),
                                         self.gauge_note, costs)
         if abs(int(self.gauge.cget("height")) - height) > 2:

@@ -89,9 +89,9 @@ def show_money(minor: int) -> str:
     return f"{sign}{int(units.lstrip('-')):,}.{cents}"
 
 
-def cost_text(now, coordinator_up: bool = True, then=None) -> tuple:
+def cost_text(now, coordinator_up: bool = True, then=None, since: str = "") -> tuple:
     """The presumption counters, (in full, short, shortest): forced writes and messages
-    per transfer since `then` (the window's first reading), from the rows the shell's
+    per transfer since `then` (the window's first reading, at `since`), from the rows the shell's
     `counters` prints (bank/counters.py, per_transfer); ("", "", "") when the
     coordinator does not count them (`now` is None: no counters in its ping). The gauge
     writes the longest that fits on one line."""
@@ -99,8 +99,8 @@ def cost_text(now, coordinator_up: bool = True, then=None) -> tuple:
         return "", "", ""
     rows = {what.strip(): value for what, value, _ in per_transfer(now, then)}
     if rows["transfers between branches"] == "0":
-        return ("cost per transfer: no transfer between branches yet",) * 2 + (
-            "no transfer between branches yet",)
+        none = "no transfer between branches" + (f" since {since}" if since else " yet")
+        return (f"cost per transfer: {none}",) * 2 + (none,)
     old = "" if coordinator_up else " (as last counted: the coordinator is down)"
     short = (f"per transfer, {rows['transfers between branches']} since this window opened: "
              f"{rows['messages per transfer']} messages, {rows['fsyncs per transfer']} "

@@ -43,6 +43,7 @@ class Seen:
         self.snaps = {}                    # branch -> last snapshot (see fetch_branch)
         self.coord = {"up": None, "ping": {}, "error": "", "seen": ""}
         self.counted_from = None           # the first counters read (counters_since_opened)
+        self.counted_at = ""               # and when, "HH:MM:SS"
 
     # ---- answers coming in --------------------------------------------------------------
 
@@ -113,7 +114,7 @@ class Seen:
         if now is None or not heard_all:     # a baseline without a branch's counts would
             return None, None                # count its start-up writes as a transfer's
         if self.counted_from is None or any(now[k] < self.counted_from.get(k, 0) for k in now):
-            self.counted_from = dict(now)
+            self.counted_from, self.counted_at = dict(now), time.strftime("%H:%M:%S")
         return now, self.counted_from
 
     def branch_state(self, name: str) -> str:

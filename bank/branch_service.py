@@ -82,6 +82,7 @@ class Branch(ReplicationRoles, Termination):
         self.secret, self.ask_every = secret, ask_every
         self.ask_peers_after = ask_peers_after  # T1: seconds of coordinator silence first
         self._silent_since = {}                 # txid -> when the coordinator first was silent
+        self._prepared_since = {}               # txid -> when the termination loop saw it (T4)
         self.url = ""                           # set once the server listens
         self._coordinators = {}                 # url -> rpc.Client
         self._stop = threading.Event()

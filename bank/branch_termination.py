@@ -17,6 +17,9 @@ Rules:
   * T2 - a peer that cannot be reached counts as "in-doubt": it tells us nothing.
   * T3 - the branch narrates every query and every answer in its terminal (B5), so a
     class sees who asked whom and what it learned, or that it still waits.
+  * T4 - each prepared transaction times out on its own clock (P6): it is asked about
+    once it has waited ``--ask-every`` seconds, not at the loop's next tick; after a
+    restart, every prepared one is asked about at once.
 
 Glossary:
   peer        another participant of the same transaction (named in the prepare)
@@ -88,7 +91,7 @@ class Termination:
 
     # ---- the termination loop: P6, then P9 -------------------------------------------
 
-    def resolve_in_doubt(self) -> int:
+    def resolve_in_doubt(self, after_restart: bool = False) -> int:
         """P6: each prepared txn's timer fires; the core asks its coordinator for the
         decision; if the coordinator gives no answer, the core asks the other
         participants (P9). What we learn goes through the core's commit or abort step.
@@ -96,7 +99,7 @@ class Termination:
         Returns how many were resolved. Nobody knowing changes nothing: we ask again later.
         """
         resolved = 0
-        for txn in self.ledger.waiting():           # one bad URL must not stop the rest
+        for txn in self._timed_out(self.ledger.waiting(), after_restart):
             for query in txn.on_timeout():          # Send(coordinator, DecisionQuery)
                 decision = self._ask_decision(query.message.txid, query.to)
                 if decision in DECIDED:
@@ -109,6 +112,17 @@ class Termination:
                              "for the decision: %s. Still %s.", txn.txid, query.to,
                              _answer_text(decision), _held_text(self.name, txn.ops))
         return resolved
+
+    def _timed_out(self, waiting: list, after_restart: bool) -> list:
+        """T4: P6's timeout is each transaction's own. One prepared a moment ago is not
+        asked about at the loop's next tick (its decision is most likely on its way, and
+        the question would only race it), but once it has waited a whole ask_every.
+        After a restart, every prepared one has waited long enough: ask at once."""
+        now = time.monotonic()
+        since = -float("inf") if after_restart else now
+        self._prepared_since = {t.txid: self._prepared_since.get(t.txid, since)
+                                for t in waiting}   # forgets the resolved: stays small
+        return [t for t in waiting if now - self._prepared_since[t.txid] >= self.ask_every]
 
     def _silent_long(self, txid: str) -> bool:
         """T1: has the coordinator been silent about txid for ask_peers_after seconds?"""
@@ -169,10 +183,12 @@ class Termination:
 
     def run_termination(self):
         """Background loop: resolve in-doubt txns now (after a restart) and every few s."""
+        after_restart = True
         while not self._stop.is_set():
             try:
                 if self.role == "primary":
-                    self.resolve_in_doubt()
+                    self.resolve_in_doubt(after_restart)
+                    after_restart = False
             except Exception:
                 log.exception("termination loop")
             self._stop.wait(self.ask_every)

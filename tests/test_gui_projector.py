@@ -127,14 +127,7 @@ def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_p
         until(app.root, lambda: arrows(canvas, "end", "coordinator", "log"), "the diagram")
         until(app.root, lambda: app.root.winfo_width() >= least_width, "the window's size")
         app.root.update()
-        trees = [w for w in _all_widgets(app.root) if isinstance(w, tk.ttk.Treeview)]
-        assert len(trees) >= 4                  # branches, transactions, activity, journals
-        for tree in trees:
-            for col in ("#0", *tree.cget("columns")):
-                heading = tree.heading(col, "text")
-                if heading and (col != "#0" or "tree" in str(tree.cget("show"))):
-                    assert tree.column(col, "width") >= \
-                        app.look.heading_font.measure(heading), (heading, font_size)
+        _assert_no_heading_is_cut(app, font_size)
         assert {canvas.gettags(i)[1] for i in canvas.find_withtag("phase")} >= {
             "phase-voting", "phase-decision", "phase-completion"}
         boxes = [canvas.bbox(i) for i in canvas.find_withtag("party-box")]

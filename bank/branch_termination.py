@@ -119,7 +119,7 @@ class Termination:
         the question would only race it), but once it has waited a whole ask_every.
         After a restart, every prepared one has waited long enough: ask at once."""
         now = time.monotonic()
-        since = -float("inf") if after_restart else now
+        since = now - self.ask_every if after_restart else now     # due at once, or later
         self._prepared_since = {t.txid: self._prepared_since.get(t.txid, since)
                                 for t in waiting}   # forgets the resolved: stays small
         return [t for t in waiting if now - self._prepared_since[t.txid] >= self.ask_every]

@@ -150,7 +150,7 @@ class RecordsCommands:
         for name in sorted(self._branch_urls()):
             try:
                 books.append(self._ask(name, "audit"))
-                branches.append({"name": name, "in_doubt": len(self._ask(name, "in_doubt"))})
+                branches.append({"name": name, "in_doubt": self._ask(name, "ping")["in_doubt"]})
             except BankError as exc:
                 rows.append(("branch reachable", "FAIL", self._explain(exc)))
                 missing.append(name)

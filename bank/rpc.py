@@ -69,7 +69,7 @@ MAX_CONNECTIONS = 64           # connections served at once; more are turned awa
 IDLE_TIMEOUT = 30              # seconds a connection may wait between requests
 REQUEST_TIMEOUT = 10           # seconds a whole request may take to arrive, once begun
 SIGNATURE_WINDOW = 120         # seconds a signed request stays valid
-MAX_NONCES = 100_000           # nonces remembered at most (about 25 MB): see RecentNonces
+MAX_NONCES = 100_000           # nonces remembered at most (about 13 MB): see RecentNonces
 
 log = logging.getLogger("rpc")
 
@@ -94,47 +94,62 @@ def write_secret(path) -> keys.Keyring:
 class RecentNonces:
     """The nonces seen lately, forgotten oldest first: a replay cache of bounded size.
 
-    A nonce is kept for 2 * SIGNATURE_WINDOW after it arrived: a request signed at
-    time s is accepted only until s + SIGNATURE_WINDOW, and arrives no earlier than
-    s - SIGNATURE_WINDOW, so after that no replay of it can pass the time check.
-    Arrivals come in time order, so expiring is popping from the left of a deque:
-    each nonce is added once and removed once, whatever the uptime (issue 13).
-    At most ``limit`` are kept; when a flood exceeds it, the oldest is dropped and
-    ``floor_ms`` rises to its timestamp, so that a replay of it is still refused.
+    A nonce is kept for at least 2 * SIGNATURE_WINDOW after it arrived: a request
+    signed at time s is accepted only until s + SIGNATURE_WINDOW, and arrives no earlier
+    than s - SIGNATURE_WINDOW, so after that no replay of it can pass the time check.
+    Nonces are kept in slices of arrival time (a set per SLICE seconds, oldest first),
+    and a slice is forgotten whole once the next one began that long ago (so every
+    nonce in it arrived before): each nonce is added once and forgotten once, whatever
+    the uptime (issue 13), and holds no time, stamp or tuple of its own, which halves
+    the cache's memory (a nonce is kept at most SLICE seconds longer for it).
+    At most ``limit`` are kept; when a flood exceeds it, the oldest slice is dropped
+    and ``floor_ms`` rises to the newest timestamp in it, so that a replay of any of
+    them is still refused. A slice never holds more than limit // SLICES_AT_LIMIT
+    nonces, so a flood drops a small part of the cache at a time.
     """
+
+    SLICE = 10.0                 # seconds of arrivals per slice
+    SLICES_AT_LIMIT = 16         # a full cache is at least this many slices
 
     def __init__(self, keep_for: float, limit: int):
         self.keep_for, self.limit = keep_for, limit
-        self._order = collections.deque()     # (arrival time, nonce, stamp ms), oldest left
-        self._seen = set()
+        self._slices = collections.deque()   # [first arrival, newest stamp ms, nonces]
+        self._count = 0
         self.floor_ms = 0                     # stamps at or below this are refused
-        self.steps = 0                        # entries touched, to show the cost is flat
+        self.steps = 0                        # nonces added or forgotten: the cost is flat
 
     def __len__(self):
-        return len(self._seen)
+        return self._count
 
     def add(self, nonce: str, stamp_ms: int, now: float) -> bool:
         """Remember nonce; False if it was seen already (a replay)."""
         self._expire(now)
-        if nonce in self._seen:
-            return False
-        self._order.append((now, nonce, stamp_ms))
-        self._seen.add(nonce)
+        for _, _, nonces in self._slices:
+            if nonce in nonces:
+                return False
+        newest = self._slices[-1] if self._slices else None
+        if newest is None or now >= newest[0] + self.SLICE or \
+                len(newest[2]) >= max(1, self.limit // self.SLICES_AT_LIMIT):
+            newest = [now, 0, set()]
+            self._slices.append(newest)
+        newest[1] = max(newest[1], stamp_ms)
+        newest[2].add(nonce)
+        self._count += 1
         self.steps += 1
-        if len(self._order) > self.limit:
+        while self._count > self.limit:
             self._drop_oldest()
-        assert len(self._order) == len(self._seen) <= self.limit
         return True
 
     def _expire(self, now: float) -> None:
-        while self._order and self._order[0][0] < now - self.keep_for:
-            self._drop_oldest()
+        """Forget the slices whose every nonce arrived more than keep_for ago."""
+        while len(self._slices) > 1 and self._slices[1][0] <= now - self.keep_for:
+            self._drop_oldest()               # the next slice began after its last arrival
 
     def _drop_oldest(self) -> None:
-        _, nonce, stamp_ms = self._order.popleft()
-        self._seen.discard(nonce)
-        self.floor_ms = max(self.floor_ms, stamp_ms)
-        self.steps += 1
+        _, newest_ms, nonces = self._slices.popleft()
+        self._count -= len(nonces)
+        self.floor_ms = max(self.floor_ms, newest_ms)
+        self.steps += len(nonces)
 
 
 FIRST_CALL = "signed for no server id yet"      # a client's first call: normal, not an attack

@@ -3,16 +3,24 @@
 Run:  python bench/sustained.py           (250 s warm-up, then 120 s; 8 clients, hot pair)
       python bench/sustained.py --seconds 60 --clients 4 --workload spread
 
-Every 10 s it prints that window's transfers/s, p50 and p99, and each process's
-resident memory (the coordinator, every branch, and this client); at the end the
-last window against the first and each process's memory growth, with the targets
-of issue 13 (last window >= 0.9 x the first; memory flat within 10 %).
+Every 10 s it prints that window's transfers/s, p50 and p99, each server's CPU per
+transfer (ms; Linux), and each process's resident memory (the coordinator, every
+branch, and this client); at the end the last window against the first, the last
+minute against the first, each server's CPU per transfer and each process's memory
+growth, with the targets of issue 13 (last window >= 0.9 x the first; memory flat
+within 10 %).
+
+CPU per transfer is the direct measure of "the cost of a request does not grow with
+uptime": the rate also moves with the machine (a virtual machine's speed can change
+by 10-15 % from minute to minute), and this client's own CPU per transfer, whose work
+never changes, shows how much.
 
 A warm-up (--warm-up, 250 s) runs the same load first, printed but not judged: the
 kit's bounded caches fill during it, and a cache that stops at its bound is not
 growth with uptime. The largest is each server's replay cache (bank/rpc.py): a
 signature is valid for SIGNATURE_WINDOW (120 s) either side of its time, so every
-nonce seen in the last 240 s is kept (at most MAX_NONCES); the coordinator also
+nonce seen in the last 240 s is kept (up to 10 s more: they are forgotten ten
+seconds at a time; at most MAX_NONCES); the coordinator also
 remembers its last 10,000 finished transactions and 1,000 traces, and each SQLite
 connection caches up to 2 MB of pages. Growth from the first window after the
 warm-up is what the target judges; the whole run's start is printed as well.
@@ -42,10 +50,28 @@ def memory_line(pids: dict) -> str:
                      for name, pid in pids.items())
 
 
+def cpu_now(pids: dict) -> dict:
+    """Each process's CPU seconds so far (this client's from the standard library)."""
+    return {name: time.process_time() if pid == os.getpid() else systems.cpu_seconds(pid)
+            for name, pid in pids.items()}
+
+
+def cpu_per_transfer(before: dict, after: dict, transfers: int) -> dict:
+    """ms of CPU per transfer of each process in a window (None where unknown)."""
+    return {name: None if before[name] is None or not transfers
+            else (after[name] - before[name]) * 1000 / transfers for name in after}
+
+
+def cpu_line(per_transfer: dict) -> str:
+    return "  ".join(f"{name} {ms:.2f}" for name, ms in per_transfer.items()
+                     if ms is not None)
+
+
 def sustained(system, name: str, clients: int, seconds: float, window: float,
               warm_up: float = 0.0) -> list:
     """Run the load; return one row per window after the warm-up:
-    (per_s, p50, p99, {process: KiB}); the warm-up's rows are printed only."""
+    (per_s, p50, p99, {process: KiB}, {process: CPU ms per transfer}); the warm-up's
+    rows are printed only."""
     seconds += warm_up
     done, lock = [], threading.Lock()             # (finish time, latency ms)
     stop_at = time.monotonic() + seconds
@@ -67,7 +93,7 @@ def sustained(system, name: str, clients: int, seconds: float, window: float,
     start = time.monotonic()
     for t in threads:
         t.start()
-    rows, start_memory = [], {}
+    rows, start_memory, cpu = [], {}, cpu_now(pids)
     for w in range(1, int(seconds // window) + 1):
         time.sleep(max(0.0, start + w * window - time.monotonic()))   # paces the report
         with lock:                          # take this window's samples: the client's
@@ -75,13 +101,15 @@ def sustained(system, name: str, clients: int, seconds: float, window: float,
             done.clear()
         ms = [lat for _, lat in batch]
         memory = {n: systems.rss_kib(p) for n, p in pids.items()}
+        cpu, before = cpu_now(pids), cpu
         row = (len(ms) / window, statistics.median(ms) if ms else 0,
-               workload.percentile(ms, 99), memory)
+               workload.percentile(ms, 99), memory, cpu_per_transfer(before, cpu, len(ms)))
         warming = w * window <= warm_up
         if not warming:
             rows.append(row)
         print(f"{(w - 1) * window:5.0f}-{w * window:<4.0f}s {row[0]:7.1f}/s  p50 {row[1]:6.2f} ms"
-              f"  p99 {row[2]:6.2f} ms   {memory_line(pids)}"
+              f"  p99 {row[2]:6.2f} ms   CPU ms/transfer {cpu_line(row[4])}   "
+              f"{memory_line(pids)}"
               + ("   (warm-up)" if warming else ""), flush=True)
         if w == 1:                          # for the line on the whole run
             start_memory.update(memory)
@@ -94,7 +122,16 @@ def verdict(rows: list, start_memory: dict, warm_up: float) -> str:
     first, last = rows[0], rows[-1]
     since = f"since the end of the {warm_up:.0f} s warm-up" if warm_up else \
         "from the first window"
-    lines = [f"last window / first: {last[0] / first[0]:.2f} (target >= 0.90)"]
+    minute = max(1, min(len(rows) // 2, 6))          # windows in the first and last minute
+    early, late = rows[:minute], rows[-minute:]
+    lines = [f"last window / first: {last[0] / first[0]:.2f} (target >= 0.90); "
+             f"last {minute} windows / first {minute}: "
+             f"{_mean(r[0] for r in late) / _mean(r[0] for r in early):.2f}"]
+    for name, ms in first[4].items():
+        if ms is not None:
+            a, b = _mean(r[4][name] for r in early), _mean(r[4][name] for r in late)
+            lines.append(f"CPU per transfer of {name}: {a:.2f} -> {b:.2f} ms "
+                         f"({(b - a) / a * 100:+.1f} %, first {minute} windows -> last {minute})")
     for name in first[3]:
         a, b = first[3][name], last[3][name]
         growth = (b - a) / a * 100 if a else 0.0
@@ -102,6 +139,10 @@ def verdict(rows: list, start_memory: dict, warm_up: float) -> str:
                      f"({growth:+.1f} % {since}; target within 10 %; "
                      f"{start_memory.get(name, a) / 1024:.1f} MB after the first window)")
     return "\n".join(lines)
+
+
+def _mean(values) -> float:
+    return statistics.mean(list(values))
 
 
 def main():

@@ -26,11 +26,11 @@ Glossary:
   leader   the caller whose turn it is to carry the waiting messages to the branch
 """
 
-import concurrent.futures
 import logging
 import threading
 
 from bank.errors import BankError, FaultCode
+from bank.handoff import Latch, Workers
 
 log = logging.getLogger("batching")
 
@@ -45,7 +45,7 @@ class _Message:
 
     def __init__(self, method: str, args: tuple):
         self.method, self.args = method, args
-        self.wake = threading.Event()
+        self.wake = Latch()
         self.batch = None            # set when this caller leads a batch
         self.result, self.error = None, None
 
@@ -142,13 +142,12 @@ class BatchRunner:
 
     def __init__(self, branch, workers: int = 16):
         self.branch = branch
-        self._pool = concurrent.futures.ThreadPoolExecutor(workers,
-                                                           thread_name_prefix="batch")
+        self._pool = Workers(workers, "batch")
 
     def run(self, items) -> list:
         checked = _check_items(items)
-        futures = [self._pool.submit(self._one, method, args) for method, args in checked]
-        return [f.result() for f in futures]
+        jobs = [self._pool.start(self._one, method, args) for method, args in checked]
+        return [job.wait() for job in jobs]
 
     def _one(self, method: str, args: list) -> dict:
         try:

@@ -33,6 +33,7 @@ import threading
 import time
 
 from bank import rpc
+from bank.handoff import Workers
 from bank.batching import batching_links
 from bank.config_manager import ConfigManager
 from bank.coordinator_lab import LabControls
@@ -159,7 +160,7 @@ class Coordinator(LabControls):
         self.auto_failover = auto_failover
         self._stop_config = threading.Event()
         self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching),  # optional
-                                    self.log, self.faults, self._pool,
+                                    self.log, self.faults, Workers(32, "2pc-send"),
                                     requests=self.requests, presumption=presumption)
         self.url = url
 

@@ -65,18 +65,19 @@ KEEP_TXNS = 1000             # transactions kept in memory with their traces
 def in_parallel(pool, fn, items) -> None:
     """Run fn on every item at once and return when all are done (D2).
 
-    All but the last go to the pool; the last runs on this thread, which would
-    otherwise only wait: one thread handoff fewer per step (issue 13). fn handles
-    its own failures (a silence is an answer), so nothing is lost by not collecting.
+    All but the last go to the workers (bank/handoff.py: a handoff made of one
+    Lock, H1-H3); the last runs on this thread, which would otherwise only wait: one
+    thread handoff fewer per step (issue 13). fn handles its own failures (a silence
+    is an answer); one it did not handle is raised here (H3).
     """
     items = list(items)
-    futures = [pool.submit(fn, item) for item in items[:-1]]
+    jobs = [pool.start(fn, item) for item in items[:-1]]
     try:
         if items:
             fn(items[-1])
     finally:
-        for future in futures:
-            future.result()
+        for job in jobs:
+            job.wait()
 
 
 # ---- recovery and background retries (D4) -------------------------------------------------
@@ -194,7 +195,8 @@ class TwoPhaseCommit(Recovery, TxnViews):
     """Drives 2PC for transfers and remembers them, with their traces, for the API.
 
     links: branch name -> an object with call(method, *args) (coordinator.BranchLink);
-    log: the RecoveryLog; faults: the coordinator's FaultPoints; pool: a thread pool.
+    log: the RecoveryLog; faults: the coordinator's FaultPoints; pool: the Workers
+    (bank/handoff.py) that carry a round's messages to all but one participant.
     """
 
     def __init__(self, name: str, links: dict, recovery_log, faults, pool, requests=None,

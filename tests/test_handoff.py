@@ -1,0 +1,54 @@
+"""The handoffs between threads (bank/handoff.py, H1-H3): a Latch wakes its waiter
+whenever it is set, a job's error reaches whoever waits for it, and Workers run jobs
+at once up to their limit while reusing the threads they started."""
+
+import threading
+
+import pytest
+
+from bank.handoff import Latch, Workers
+from polling import wait_for
+
+
+def test_a_latch_wakes_its_waiter_whether_set_before_or_after_the_wait():
+    """H1: set() before wait() lets wait() return at once; set() while a thread waits
+    wakes it; a second set() is harmless."""
+    early = Latch()
+    early.set()
+    early.set()
+    early.wait()                                        # returns: it was set before
+    late, woke = Latch(), threading.Event()
+    waiter = threading.Thread(target=lambda: (late.wait(), woke.set()))
+    waiter.start()
+    assert not woke.wait(0.05)                          # still waiting: not set yet
+    late.set()
+    waiter.join(5)
+    assert woke.is_set()
+
+
+def test_a_jobs_result_and_error_reach_whoever_waits_for_it():
+    """H3: wait() returns the job's result, or raises the very exception it raised."""
+    workers = Workers(2, "test")
+    assert workers.start(lambda a, b: a + b, 2, 3).wait() == 5
+    job = workers.start(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        job.wait()
+
+
+def test_workers_run_jobs_at_once_up_to_their_limit_and_reuse_their_threads():
+    """H2: three jobs that wait for each other all run at once with most=3 (none waits
+    for a thread); twenty jobs one after another then run on those same three threads."""
+    workers, started, release = Workers(3, "test"), [], threading.Event()
+
+    def blocking():
+        started.append(threading.current_thread().name)
+        release.wait(10)
+
+    jobs = [workers.start(blocking) for _ in range(3)]
+    wait_for(lambda: len(started) == 3, 10, "three jobs running at once", interval=0.01)
+    release.set()
+    for job in jobs:
+        job.wait()
+    names = {workers.start(lambda: threading.current_thread().name).wait()
+             for _ in range(20)}
+    assert names <= set(started) and len(set(started)) == 3

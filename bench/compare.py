@@ -4,6 +4,7 @@ Run:  python bench/compare.py                    (about 3 minutes)
       python bench/compare.py --seconds 2 --clients 1 8     (a quick look)
       python bench/compare.py --branches 2 4 8 --workloads spread --no-postgres
       python bench/compare.py --also-kit /tmp/old=before    (before and after, one run)
+      python bench/compare.py --repeat 3 --seconds 3   (each cell 3 times: the median run)
 
 For each workload (hot pair, spread accounts) and each number of clients (1, 2, 4,
 8, 16) it runs the kit, then PostgreSQL (the order rotates every step, so neither
@@ -28,16 +29,35 @@ sys.path.insert(0, str(HERE))
 import systems                    # noqa: E402
 import workload                   # noqa: E402
 
-COLUMNS = ("workload", "branches", "clients", "system", "per_s", "p50_ms", "p99_ms",
-           "fsyncs", "rpcs", "failed")
-HEADERS = ("workload", "branches", "clients", "system", "transfers/s", "p50 ms", "p99 ms",
-           "fsyncs/transfer", "RPCs/transfer", "failed")
+COLUMNS = ("workload", "branches", "clients", "system", "per_s", "per_s_range", "p50_ms",
+           "p99_ms", "fsyncs", "rpcs", "failed")
+HEADERS = ("workload", "branches", "clients", "system", "transfers/s", "runs' range",
+           "p50 ms", "p99 ms", "fsyncs/transfer", "RPCs/transfer", "failed")
 
 
 def table(rows: list) -> str:
     from tabulate import tabulate
-    return tabulate([[r[c] for c in COLUMNS] for r in rows], HEADERS, floatfmt=".1f",
-                    missingval="-")
+    return tabulate([[_cell(r, c) for c in COLUMNS] for r in rows], HEADERS,
+                    floatfmt=".1f", missingval="-")
+
+
+def _cell(row: dict, column: str):
+    value = row.get(column)
+    if column == "per_s_range" and value:
+        return f"{value[0]:.0f}-{value[1]:.0f}"
+    return value
+
+
+def median_run(runs: list) -> dict:
+    """Of a system's repeated runs of one cell, the one with the median rate (its p50,
+    p99 and counts come with it), noting how many runs there were and their range:
+    this machine's speed moves by 10-30 % between runs, so one run can mislead."""
+    ranked = sorted(runs, key=lambda row: row["per_s"])
+    median = dict(ranked[len(ranked) // 2])
+    if len(runs) > 1:
+        median["runs"] = len(runs)
+        median["per_s_range"] = [ranked[0]["per_s"], ranked[-1]["per_s"]]
+    return median
 
 
 def measure(args) -> list:
@@ -61,13 +81,16 @@ def measure(args) -> list:
             step = 0
             for name in args.workloads:
                 for clients in args.clients:
-                    order = started[step % len(started):] + started[:step % len(started)]
-                    step += 1
-                    for system in order:
-                        workload.run(system, name, clients, min(1.0, args.seconds))  # warm
-                        row = workload.run(system, name, clients, args.seconds)
-                        rows.append(row)
-                        print(table([row]).splitlines()[-1], flush=True)
+                    runs = {id(system): [] for system in started}
+                    for _ in range(args.repeat):
+                        order = started[step % len(started):] + started[:step % len(started)]
+                        step += 1
+                        for system in order:
+                            workload.run(system, name, clients, min(1.0, args.seconds))  # warm
+                            row = workload.run(system, name, clients, args.seconds)
+                            runs[id(system)].append(row)
+                            print(table([row]).splitlines()[-1], flush=True)
+                    rows += [median_run(runs[id(system)]) for system in started]
         finally:
             for system in started:
                 system.stop()
@@ -81,6 +104,9 @@ def main():
     p.add_argument("--branches", type=int, nargs="+", default=[2])
     p.add_argument("--workloads", nargs="+", default=["hot", "spread"],
                    choices=["hot", "spread"])
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs of each cell, every system in turn; the table shows each "
+                        "system's median run")
     p.add_argument("--no-postgres", dest="postgres", action="store_false")
     p.add_argument("--unbatched", action="store_true",
                    help="also run the kit with --no-batching (group commit still on)")

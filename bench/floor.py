@@ -54,7 +54,7 @@ def serve_bare() -> None:
 
     server = SimpleXMLRPCServer(("127.0.0.1", 0), KeepAlive, logRequests=False)
     server.register_function(lambda: True, "noop")
-    server.register_function(lambda: repr(time.process_time()), "cpu")   # its own CPU
+    server.register_function(lambda: str(time.process_time_ns()), "cpu")   # its own CPU
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -78,10 +78,10 @@ def bare_call() -> dict:
     try:
         port = int(child.stdout.readline())
         proxy = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}")
-        server_cpu0, client_cpu0 = float(proxy.cpu()), time.process_time()
+        server_ns, client_ns = int(proxy.cpu()), time.process_time_ns()
         samples = timed(proxy.noop, CALLS)
-        server_cpu = (float(proxy.cpu()) - server_cpu0) / (CALLS + 50) * 1000
-        client_cpu = (time.process_time() - client_cpu0) / (CALLS + 50) * 1000
+        server_cpu = (int(proxy.cpu()) - server_ns) / (CALLS + 50) / 1e6      # ms per call
+        client_cpu = (time.process_time_ns() - client_ns) / (CALLS + 50) / 1e6
         return {"p50": statistics.median(samples), "client_cpu": client_cpu,
                 "server_cpu": server_cpu}
     finally:

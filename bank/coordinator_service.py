@@ -33,7 +33,6 @@ import threading
 import time
 
 from bank import rpc
-from bank.handoff import Workers
 from bank.batching import batching_links
 from bank.config_manager import ConfigManager
 from bank.coordinator_lab import LabControls
@@ -41,6 +40,7 @@ from bank.counters import COUNTS
 from bank.errors import (CUT_OFF, BankError, FaultCode, check_branch_name, check_limit,
                          check_text, check_token, split_acct_ref)
 from bank.faults import FaultPoints
+from bank.handoff import Workers
 from bank.core.messages import COORDINATOR_POINTS
 from bank.money import format_amount, format_delta, parse_amount
 from bank.recovery_log import RecoveryLog

@@ -144,6 +144,9 @@ class BatchRunner:
         self.branch = branch
         self._pool = Workers(workers, "batch")
 
+    def close(self) -> None:
+        self._pool.close()
+
     def run(self, items) -> list:
         checked = _check_items(items)
         jobs = [self._pool.start(self._one, method, args) for method, args in checked]

@@ -306,6 +306,7 @@ class Branch(ReplicationRoles, Termination):
 
     def close(self):
         self._stop.set()
+        self._batches.close()
         self.ledger.close()
 
     def preload(self) -> None:

@@ -159,8 +159,9 @@ class Coordinator(LabControls):
         self.manager = ConfigManager(self.log, self.links)      # config_manager.py M1-M6
         self.auto_failover = auto_failover
         self._stop_config = threading.Event()
+        self._senders = Workers(32, "2pc-send")       # bank/handoff.py
         self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching),  # optional
-                                    self.log, self.faults, Workers(32, "2pc-send"),
+                                    self.log, self.faults, self._senders,
                                     requests=self.requests, presumption=presumption)
         self.url = url
 
@@ -412,6 +413,7 @@ class Coordinator(LabControls):
         self._stop_config.set()
         self.twopc.stop()
         self._pool.shutdown(wait=False)
+        self._senders.close()
         self.log.close()
 
     # ---- helpers --------------------------------------------------------------------

@@ -91,8 +91,19 @@ class Workers:
         self._jobs.put(job)
         return job
 
+    def close(self) -> None:
+        """End every worker thread once the jobs handed before are done (a job handed
+        later starts new ones)."""
+        with self._lock:
+            started, self._threads, self._idle = self._threads, 0, 0
+        for _ in range(started):
+            self._jobs.put(None)
+
     def _work(self) -> None:
         while True:
-            self._jobs.get().run()
+            job = self._jobs.get()
+            if job is None:                  # close()
+                return
+            job.run()
             with self._lock:
                 self._idle += 1

@@ -52,3 +52,15 @@ def test_workers_run_jobs_at_once_up_to_their_limit_and_reuse_their_threads():
     names = {workers.start(lambda: threading.current_thread().name).wait()
              for _ in range(20)}
     assert names <= set(started) and len(set(started)) == 3
+
+
+def test_closed_workers_end_their_threads():
+    """close() ends every worker thread once its jobs are done, so a server that is
+    closed (the tests start many in one process) leaves no thread behind."""
+    workers = Workers(4, "closing-test")
+    for job in [workers.start(lambda: None) for _ in range(4)]:
+        job.wait()
+    workers.close()
+    wait_for(lambda: not [t for t in threading.enumerate()
+                          if t.name.startswith("closing-test-")], 10, "the workers to end",
+             interval=0.01)

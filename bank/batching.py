@@ -30,7 +30,7 @@ import logging
 import threading
 
 from bank.errors import BankError, FaultCode
-from bank.handoff import Latch, Workers
+from bank.handoff import Latch, Workers, run_all
 
 log = logging.getLogger("batching")
 
@@ -149,8 +149,7 @@ class BatchRunner:
 
     def run(self, items) -> list:
         checked = _check_items(items)
-        jobs = [self._pool.start(self._one, method, args) for method, args in checked]
-        return [job.wait() for job in jobs]
+        return run_all(self._pool, lambda item: self._one(*item), checked)   # B4
 
     def _one(self, method: str, args: list) -> dict:
         try:

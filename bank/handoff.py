@@ -1,8 +1,9 @@
 """Handing work and wake-ups from one thread to another, cheaply.
 
 Role: the coordinator hands each 2PC round's messages to worker threads (one per
-participant but the last, which the caller sends itself), and a batched message
-wakes the caller waiting for its answer. Both happen several times per transfer,
+participant but the last, which the caller sends itself), a branch runs the items
+of a batch the same way, and a batched message wakes the caller waiting for its
+answer. Both happen several times per transfer,
 so they are made of the cheapest thing Python has: a plain Lock.
 
 Rules:
@@ -15,6 +16,9 @@ Rules:
   * H2 - Workers start threads as they are needed, up to `most`, and keep them: a
     job never waits for a thread while fewer than `most` are busy.
   * H3 - a job's exception is not lost: it is raised again in whoever waits for it.
+  * H4 - run_all runs a function on several items at once: all but the last on
+    workers, the last on the calling thread, which would otherwise only wait (one
+    handoff fewer); it returns when all are done.
 
 Glossary:
   job     one function call handed to a worker; wait() returns its result
@@ -107,3 +111,20 @@ class Workers:
             job.run()
             with self._lock:
                 self._idle += 1
+
+
+def run_all(workers: Workers, fn, items) -> list:
+    """fn(item) for every item at once; their results in order once all are done (H4).
+    Every item finishes before an error is raised: the last item's own, else the first
+    of the others' (H3)."""
+    items = list(items)
+    jobs = [workers.start(fn, item) for item in items[:-1]]
+    try:
+        last = [fn(items[-1])] if items else []
+    finally:
+        for job in jobs:
+            job.done.wait()
+    for job in jobs:
+        if job.error is not None:
+            raise job.error
+    return [job.result for job in jobs] + last

@@ -11,8 +11,9 @@ Rules (how the core's effects are carried out):
   * D1 - records first, then messages: every Record effect of a step is written (and
     a forced one fsynced) while the transaction's lock is held, before any Send or
     Reply of that step leaves. So nobody sees a decision that is not durable (C3, C7).
-  * D2 - the sends of a step go out in parallel, each with a timeout; each answer (or
-    its absence, as a Silence: never a "no") is fed back into the core.
+  * D2 - the sends of a step go out in parallel (bank/handoff.py, run_all: the last
+    from this very thread), each with a timeout; each answer (or its absence, as a
+    Silence: never a "no") is fed back into the core.
   * D3 - the client is answered after the first round of phase 2, with
     ``waiting_for`` naming the participants that have not acknowledged yet.
   * D4 - retries run in the background until every participant acknowledges (C6);
@@ -48,6 +49,7 @@ import threading
 import time
 
 from bank.errors import CUT_OFF, TIMED_OUT, BankError, FaultCode
+from bank.handoff import run_all
 from bank.ledger import now
 from bank.core.coordinator import Presumption, presumed_outcome
 from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
@@ -60,24 +62,6 @@ log = logging.getLogger("coordinator")
 
 RETRY_EVERY = 1.0            # seconds between phase-2 retries
 KEEP_TXNS = 1000             # transactions kept in memory with their traces
-
-
-def in_parallel(pool, fn, items) -> None:
-    """Run fn on every item at once and return when all are done (D2).
-
-    All but the last go to the workers (bank/handoff.py: a handoff made of one
-    Lock, H1-H3); the last runs on this thread, which would otherwise only wait: one
-    thread handoff fewer per step (issue 13). fn handles its own failures (a silence
-    is an answer); one it did not handle is raised here (H3).
-    """
-    items = list(items)
-    jobs = [pool.start(fn, item) for item in items[:-1]]
-    try:
-        if items:
-            fn(items[-1])
-    finally:
-        for job in jobs:
-            job.wait()
 
 
 # ---- recovery and background retries (D4) -------------------------------------------------
@@ -149,7 +133,7 @@ class Recovery:
                 txn.note(COORDINATOR, COORDINATOR, "retry",
                          "waiting for " + ", ".join(txn.core.waiting_for()))
                 sends += [(txn, send) for send in self._step(txn, txn.core.on_retry)]
-            in_parallel(self._pool, lambda job: self._tell(*job), sends)
+            run_all(self._pool, lambda job: self._tell(*job), sends)
         finally:
             for txn in claimed:
                 txn.phase2_lock.release()
@@ -298,7 +282,7 @@ class TwoPhaseCommit(Recovery, TxnViews):
         except LogWriteError:          # storage faults: refused before any prepare was sent
             self._forget(txn)
             raise
-        in_parallel(self._pool, lambda send: self._ask_vote(txn, send), prepares)
+        run_all(self._pool, lambda send: self._ask_vote(txn, send), prepares)
         self.faults.crash_if_armed("crash-after-prepare")
         # ---- The decision, durable before visible (C3, C4; D1) ----
         after = self._step(txn, txn.core.decide)
@@ -433,7 +417,7 @@ class TwoPhaseCommit(Recovery, TxnViews):
                     self.faults.fires("crash-mid-commit"):
                 self._tell(txn, sends[0])                # one participant told...
                 self.faults.crash_now("crash-mid-commit")  # ...and the others never
-            in_parallel(self._pool, lambda send: self._tell(txn, send), sends)
+            run_all(self._pool, lambda send: self._tell(txn, send), sends)
         finally:
             txn.phase2_lock.release()
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from bank.handoff import Latch, Workers
+from bank.handoff import Latch, Workers, run_all
 from polling import wait_for
 
 
@@ -64,3 +64,26 @@ def test_closed_workers_end_their_threads():
     wait_for(lambda: not [t for t in threading.enumerate()
                           if t.name.startswith("closing-test-")], 10, "the workers to end",
              interval=0.01)
+
+
+def test_run_all_keeps_the_order_runs_the_last_item_here_and_waits_for_every_item():
+    """H4: run_all returns the results in the items' order, runs the last item on the
+    calling thread, and raises an item's error only once every item has finished."""
+    workers, here = Workers(4, "run-all-test"), threading.current_thread().name
+    assert run_all(workers, lambda n: (n * n, threading.current_thread().name),
+                   [1, 2, 3])[-1] == (9, here)
+    assert [r[0] for r in run_all(workers, lambda n: (n * n, None), [1, 2, 3])] == [1, 4, 9]
+    finished, release = [], threading.Event()
+
+    def item(n):
+        if n == 0:
+            raise ValueError("item 0 fails at once")
+        release.wait(10)                       # the others still run when it fails
+        finished.append(n)
+
+    releaser = threading.Timer(0.05, release.set)
+    releaser.start()
+    with pytest.raises(ValueError):
+        run_all(workers, item, [0, 1, 2])
+    assert sorted(finished) == [1, 2]           # both had finished before the raise
+    releaser.join()

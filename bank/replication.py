@@ -64,6 +64,8 @@ class ReplicaLink:
 
     def __init__(self, url: str, secret, acked: int):
         self.url, self.acked, self.in_sync = url, acked, False
+        self.recorded = False                  # the manager answered that it is in sync
+        self.refusal = ""                      # the manager's last refusal to record it
         self.client = rpc.Client(url, secret, timeout=PUSH_TIMEOUT, label=f"replica {url}")
         self.lock = threading.Lock()           # one push to this replica at a time
 
@@ -127,12 +129,16 @@ class Replicas:
         manager = self.branch.manager()
         if manager is None:
             return                        # no manager: no one can promote it, nothing to record
-        self._save_in_set(self.in_set | {link.url})
+        if link.url not in self.in_set:
+            self._save_in_set(self.in_set | {link.url})
         try:
             manager.call("add_replica", self.branch.name, self.branch.url, self.branch.epoch,
                          link.url)
-        except BankError as exc:
-            log.warning("the manager did not record %s in sync: %s", link.url, exc.message)
+            link.recorded, link.refusal = True, ""
+        except BankError as exc:          # the next heartbeat asks again; said once
+            level = logging.DEBUG if exc.message == link.refusal else logging.WARNING
+            log.log(level, "the manager did not record %s in sync: %s", link.url, exc.message)
+            link.refusal = exc.message
             if exc.code == FaultCode.NOT_PRIMARY:
                 self.branch.learn_from_manager()
 
@@ -175,7 +181,7 @@ class Replicas:
         in-sync set (caller holds link.lock). Raises BankError (the write is not
         acknowledged) if the manager cannot record it within DROP_WAIT seconds."""
         if link.url not in self.in_set or self.branch.role != "primary":
-            link.in_sync = False         # never recorded in sync, or we were replaced
+            link.in_sync = link.recorded = False     # never recorded in sync, or replaced
             log.warning("replica %s is out of sync: %s", link.url, why)
             return
         self.branch.roles.on_replica_silent()                 # ASK_MANAGER_TO_DROP
@@ -190,7 +196,7 @@ class Replicas:
                             "kept here but may be lost in a failover; try again later.") \
                 from None
         self._save_in_set(self.in_set - {link.url})
-        link.in_sync = False
+        link.in_sync = link.recorded = False
         log.warning("replica %s is out of sync (recorded by the manager): %s", link.url, why)
 
     def _ask_manager_to_drop(self, url: str) -> str:
@@ -223,9 +229,10 @@ class Replicas:
         except BankError as exc:                  # R7: a drop the manager did not record
             log.warning("heartbeat: %s", exc.message)
         if self.branch.manager() is not None:
-            for link in list(self.links.values()):     # in sync before the manager was known
-                if link.in_sync and link.url not in self.in_set \
-                        and link.lock.acquire(blocking=False):
+            # In sync but not recorded by the manager: it was not known yet, or it refused
+            # (a primary's first add_replica can reach it before its first lease): ask again.
+            for link in list(self.links.values()):
+                if link.in_sync and not link.recorded and link.lock.acquire(blocking=False):
                     try:
                         if link.in_sync:
                             self._join_manager_set(link)

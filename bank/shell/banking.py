@@ -34,12 +34,8 @@ class BankingCommands:
         shows the in-doubt count of its last answer, with its age.
         Example: branches"""
         self._args(arg, 0)
-        try:
-            answer = self.coord.call("branches")
-        except BankError as exc:
-            if not self._coordinator_down(exc):
-                raise
-            self._say_unreachable(exc)
+        answer = self._from_coordinator("branches")
+        if answer is None:
             return self._branch_table(self._direct_branch_rows())
         self.learn_branches(answer)
         rows = []

@@ -46,15 +46,24 @@ class DirectReads:
         """True if the coordinator itself could not be reached (not an error it answered)."""
         return exc.why in (REFUSED, TIMED_OUT, BROKEN)   # our own connection failed
 
+    def _from_coordinator(self, method: str, *args):
+        """The coordinator's answer, or None if it cannot be reached (said once, V1).
+        Once it was down in a command, it is not asked again in that command."""
+        if self._direct:
+            return None
+        try:
+            return self.coord.call(method, *args)
+        except BankError as exc:
+            if not self._coordinator_down(exc):
+                raise
+            self._say_unreachable(exc)
+            return None
+
     def _read(self, method: str, *args):
         """The coordinator's answer to a read, or the same answer from the branches (V1)."""
-        if not self._direct:                    # once down in a command, not asked again
-            try:
-                return self.coord.call(method, *args)
-            except BankError as exc:
-                if not self._coordinator_down(exc):
-                    raise
-                self._say_unreachable(exc)
+        answer = self._from_coordinator(method, *args)
+        if answer is not None:
+            return answer
         if method == "account":
             branch, number = self._split(args[0])
             return self._ask(branch, "account", number)
@@ -79,14 +88,8 @@ class DirectReads:
 
     def _branch_names(self) -> list:
         """The branches' names: the coordinator's list, or the known addresses' (V3)."""
-        if not self._direct:
-            try:
-                return self.coord.call("ping")["branches"]
-            except BankError as exc:
-                if not self._coordinator_down(exc):
-                    raise
-                self._say_unreachable(exc)
-        return sorted(self._branch_urls())
+        ping = self._from_coordinator("ping")
+        return ping["branches"] if ping is not None else sorted(self._branch_urls())
 
     def _branch_urls(self) -> dict:
         """name -> URL of each branch's primary, from what this shell knows (V3)."""

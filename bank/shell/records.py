@@ -122,12 +122,8 @@ class RecordsCommands:
         While the coordinator is down, each branch's own books are checked (V1, V4).
         Example: check"""
         self._args(arg, 0)
-        try:
-            branches = self.coord.call("branches")
-        except BankError as exc:
-            if not self._coordinator_down(exc):
-                raise
-            self._say_unreachable(exc)
+        branches = self._from_coordinator("branches")
+        if branches is None:                              # V1, V4: its own books
             return self._report_check(self._check_rows_from_branches())
         books, rows, missing = [], [], []
         for b in branches:

@@ -36,6 +36,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import bench_bank                                  # noqa: E402
 import systems                                     # noqa: E402
 
 CALLS = 2000          # no-op calls and pings timed
@@ -63,12 +64,7 @@ def timed(call, count: int) -> list:
     """Milliseconds of each of `count` calls, after a few untimed ones."""
     for _ in range(min(50, count)):
         call()
-    samples = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return samples
+    return bench_bank.timed_calls(lambda _: call(), count)
 
 
 def bare_call() -> dict:

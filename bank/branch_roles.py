@@ -46,13 +46,26 @@ class ReplicationRoles:
         """R1: only a primary writes, and in synchronous mode the reply waits until every
         in-sync replica has the change; R2: anyone else refuses, naming the primary;
         R8: a primary whose lease ran out refuses too."""
+        applied = self._apply(operation, *args)           # APPLY
+        self.replicas.after_write()                       # PUSH to in-sync replicas
+        return self._acknowledge(applied)                 # ANSWER
+
+    def _apply(self, operation, *args) -> tuple:
+        """The write itself, if our role allows it: (its result, None), or (None, the
+        refusal the ledger remembered); a remembered refusal is a write too, which the
+        replicas get before the client hears it."""
         self._check_role_for_write()
         try:
-            result = operation(*args)                     # APPLY
-        except RememberedRefusal:             # a remembered refusal is a write too:
-            self.replicas.after_write()       # replicas have it before the client hears
-            raise
-        self.replicas.after_write()                       # PUSH to in-sync replicas
+            return operation(*args), None
+        except RememberedRefusal as refusal:
+            return None, refusal
+
+    def _acknowledge(self, applied: tuple):
+        """After the push: the write's result, unless our role changed meanwhile (R1, R4,
+        R8) or it was a remembered refusal, raised now."""
+        result, refusal = applied
+        if refusal is not None:
+            raise refusal
         try:
             self.roles.on_write_pushed(lease_ok=self.lease_ok())   # R1, again R4 and R8
         except RoleRefused as refused:
@@ -63,7 +76,7 @@ class ReplicationRoles:
                             f"{self.name} at {self.url} was replaced by a newer primary "
                             f"({self.primary_url or 'see the replicas'}) while writing: "
                             "this change is not acknowledged.") from None
-        return result                                     # ANSWER
+        return result
 
     def check_replication_link(self) -> None:
         """The lab's partition of the replication link (fault cut-replication): while it

@@ -35,7 +35,7 @@ import threading
 import time
 
 from bank import rpc
-from bank.batching import BatchRunner
+from bank.batching import BatchRunner, run_step
 from bank.errors import (BankError, FaultCode, check_account_number, check_branch_name,
                     check_limit, check_text, check_token, check_url)
 from bank.faults import FaultPoints
@@ -190,14 +190,35 @@ class Branch(ReplicationRoles, Termination):
                          [{"account": "1001", "delta": "-50.00"}],
                          {"Mumbai": "http://127.0.0.1:9001", "Delhi": "http://127.0.0.1:9002"})
         """
+        return run_step(self, self.prepare_step(txid, coordinator, ops, participants))
+
+    def commit(self, txid) -> dict:
+        """Phase 2: apply a prepared transaction. Repeating it is harmless.
+
+        Committing an unknown or aborted txid is a protocol violation (Fault 409).
+        """
+        return run_step(self, self.commit_step(txid))
+
+    def abort(self, txid) -> dict:
+        """Phase 2: release the holds of a transaction; an unknown txid is recorded aborted
+        (so a late prepare votes no). Aborting a committed txid is refused (Fault 409).
+        """
+        return run_step(self, self.abort_step(txid))
+
+    # Each participant step in two halves around its write (bank/batching.py, B4): the
+    # `yield` hands the write to whoever runs the step, and resumes once it is durable
+    # and on the in-sync replicas, with the write's result. Alone, that is at once;
+    # in a batch, after the COMMIT the batch's writes share.
+
+    def prepare_step(self, txid, coordinator, ops, participants=None):
         txid = check_token(txid, "transaction id")
         coordinator = check_url(coordinator, "coordinator URL")
         parsed, peers = _parse_ops(ops), _parse_participants(participants)
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-vote")
         refuse = "fault injected: vote-no" if self.faults.fires("vote-no") else ""
-        vote, reason = self._write(self.ledger.prepare, txid, coordinator, parsed, refuse,
-                                   peers)
+        vote, reason = yield self._apply(self.ledger.prepare, txid, coordinator, parsed,
+                                         refuse, peers)
         if vote.value == "yes":
             log.info("prepare %s (%s): vote yes, recorded on disk; %s until the "
                      "coordinator decides.", txid, _ops_text(self.name, parsed),
@@ -208,15 +229,11 @@ class Branch(ReplicationRoles, Termination):
         self.faults.crash_if_armed("crash-after-vote")
         return {"vote": vote.value, "reason": reason}
 
-    def commit(self, txid) -> dict:
-        """Phase 2: apply a prepared transaction. Repeating it is harmless.
-
-        Committing an unknown or aborted txid is a protocol violation (Fault 409).
-        """
+    def commit_step(self, txid):
         txid = check_token(txid, "transaction id")
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-commit")
-        state = self._write(self.ledger.commit, txid)       # durable here and on replicas
+        state = yield self._apply(self.ledger.commit, txid)   # durable here and on replicas
         if state is not TxState.COMMITTED:                  # P11: a heuristic abort here
             return self._damage_answer(txid, "commit")
         log.info("commit %s: the coordinator decided commit; applied here (%s), the hold "
@@ -224,13 +241,10 @@ class Branch(ReplicationRoles, Termination):
         self.faults.crash_if_armed("crash-after-commit")
         return {"txid": txid, "state": state.value}
 
-    def abort(self, txid) -> dict:
-        """Phase 2: release the holds of a transaction; an unknown txid is recorded aborted
-        (so a late prepare votes no). Aborting a committed txid is refused (Fault 409).
-        """
+    def abort_step(self, txid):
         txid = check_token(txid, "transaction id")
         self.faults.maybe_delay()
-        state = self._write(self.ledger.abort, txid)
+        state = yield self._apply(self.ledger.abort, txid)
         if state is not TxState.ABORTED:                    # P11: a heuristic commit here
             return self._damage_answer(txid, "abort")
         log.info("abort %s: the coordinator decided abort; nothing applied here (%s), any "

@@ -19,6 +19,12 @@ Rules:
   * G4 - a COMMIT the disk refuses fails every step of that group and keeps none of
     them (SQLite rolls the whole transaction back): each caller hears that nothing
     was changed, which is true.
+  * G5 - a held group: a thread that carries several steps (a batch: bank/batching.py, B4) holds the
+    group open while it runs them one after the other; its steps return before the
+    COMMIT, and nobody else closes the group meanwhile. Letting go closes it as G3
+    would and waits for the disk, so the holder still answers none of its steps
+    before they are durable (G1); a failed COMMIT fails them all (G4), and so does
+    any step after one whose group already failed (nothing of them was kept).
 
 Glossary:
   step       one ledger operation: a deposit, a prepare, a commit...
@@ -53,13 +59,20 @@ class GroupCommit:
         self._group = None                 # the open group, if any
         self.commits = 0                   # COMMITs that wrote something: fsyncs
         self.steps = 0                     # steps that were kept
+        self._holding = threading.Lock()   # taken by the holder for its whole batch
+        self._holder = None                # the thread holding the group open (G5)
+        self._held = []                    # the groups its steps joined
 
     @contextlib.contextmanager
     def step(self):
         """Run the with-block as one step; return once its group is durable (G1).
 
         The block's own exception comes out unchanged, with its step undone (G2).
+        A step of the thread holding the group returns at once: it waits in hold (G5).
         """
+        holding = self._holder is threading.current_thread()
+        if holding:
+            self._refuse_after_failure()
         with self._queue:
             self._queued += 1
         self._lock.acquire()
@@ -67,6 +80,8 @@ class GroupCommit:
             self._queued -= 1
         try:
             group = self._join()
+            if holding and group not in self._held:
+                self._held.append(group)
             try:
                 self.conn.execute("SAVEPOINT step")
                 yield self.conn
@@ -79,9 +94,34 @@ class GroupCommit:
                 self._close_if_last(group)              # G3
         finally:
             self._lock.release()
+        if holding:
+            return                                      # G5: the holder waits for it
         group.durable.wait()                            # G1: only now may we answer
         if group.error is not None:                     # G4
             raise sqlite3.OperationalError(str(group.error))
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Hold the group open while this thread runs several steps (G5); on leaving,
+        close it and return once it is durable, or raise if any of its groups failed."""
+        with self._holding:                             # one holder at a time
+            self._holder, self._held = threading.current_thread(), []
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._holder = None
+                    if self._group is not None:
+                        self._close_if_last(self._group)   # G3: or whoever is queued
+            for group in self._held:
+                group.durable.wait()                    # G1 for every step it ran
+            self._refuse_after_failure()
+
+    def _refuse_after_failure(self) -> None:
+        """G5: once a held group failed (G4), its holder's steps fail too."""
+        failed = next((g.error for g in self._held if g.error is not None), None)
+        if failed is not None:
+            raise sqlite3.OperationalError(str(failed))
 
     def _join(self) -> _Group:
         if self._group is None:
@@ -102,8 +142,11 @@ class GroupCommit:
             return                                      # already ended (G4)
         with self._queue:
             someone_next = self._queued > 0
-        if someone_next and group.steps < self.max_steps and not now:
-            return
+        if not now:
+            if self._holder is not None:
+                return                                  # G5: its holder closes it
+            if someone_next and group.steps < self.max_steps:
+                return
         try:
             self.conn.execute("COMMIT")                 # durable here (synchronous=FULL)
             self.commits += 1 if group.steps else 0

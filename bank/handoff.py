@@ -1,10 +1,10 @@
 """Handing work and wake-ups from one thread to another, cheaply.
 
 Role: the coordinator hands each 2PC round's messages to worker threads (one per
-participant but the last, which the caller sends itself), a branch runs the items
-of a batch the same way, and a batched message wakes the caller waiting for its
-answer. Both happen several times per transfer,
-so they are made of the cheapest thing Python has: a plain Lock.
+participant but the last, which the caller sends itself), and a batched message
+wakes the caller waiting for its answer. Both happen several times per transfer,
+so they are made of the cheapest thing Python has: a plain Lock. (A branch hands
+nothing off: it carries out a batch on the thread that received it, B4.)
 
 Rules:
   * H1 - a Latch is a one-shot signal for one waiter: wait() returns once set() was

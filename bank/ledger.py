@@ -157,6 +157,18 @@ class Ledger(ParticipantSteps, Replog, Audit):
                 raise storage_refusal(self.path, self.branch, exc) from None
             raise
 
+    @contextlib.contextmanager
+    def one_commit(self):
+        """This thread's steps inside the block share one COMMIT, made when it ends
+        (bank/group_commit.py, G5: a batch). Leaving returns once they are durable."""
+        try:
+            with self._commits.hold():
+                yield
+        except sqlite3.Error as exc:
+            if _is_storage_failure(exc):
+                raise storage_refusal(self.path, self.branch, exc) from None
+            raise
+
     def counters(self) -> dict:
         """{"fsyncs": COMMITs that wrote (each one fsync), "steps": ledger steps kept}."""
         return self._commits.counters()

@@ -9,6 +9,9 @@ Rules checked:
     their own error, and a failure of the whole call reaches each as a failure (never
     as a "no" or as another caller's answer);
   * B3 - a message with nothing in flight to its branch goes alone, at once;
+  * B4 - a batch's items share one COMMIT (one fsync) at the branch, and its
+    crash-after faults strike after it: a branch that dies answering a batch of
+    prepares comes back with every one of them prepared;
   * a branch killed (kill -9) while batched transfers run, then restarted, leaves every
     transfer committed at both branches or at neither, as the coordinator decided, and
     money is conserved.
@@ -54,6 +57,28 @@ def test_each_item_of_a_batch_gets_its_own_answer(bank):
     assert mumbai.call("account", "1001")["held"] == "10.00"
     assert mumbai.call("account", "1002")["held"] == "0.00"
     assert mumbai.call("status", "t-never-prepared")["state"] == "unknown"
+
+
+def test_a_batch_shares_one_fsync_and_crashes_only_after_it(bank):
+    """B4: four prepares in one batch cost the branch one fsync. Then, with
+    crash-after-vote armed, a batch of two prepares kills the branch while it answers:
+    after a restart both are prepared (their shared COMMIT came before any answer)."""
+    mumbai = bank.client("Mumbai")
+    fsyncs = lambda: mumbai.call("ping")["counters"]["fsyncs"]              # noqa: E731
+    before = fsyncs()
+    slots = mumbai.call("batch", [["prepare", [f"t-{k}", COORD, [
+        {"account": "1001", "delta": "-1.00"}]]] for k in range(4)])
+    assert slots == [{"result": {"vote": "yes", "reason": ""}}] * 4
+    assert fsyncs() - before == 1
+    mumbai.call("fault", "crash-after-vote")
+    with pytest.raises(BankError):
+        mumbai.call("batch", [["prepare", [f"t-crash-{k}", COORD, [
+            {"account": "1001", "delta": "-1.00"}]]] for k in range(2)])
+    bank.restart("Mumbai")
+    mumbai = bank.client("Mumbai")
+    assert [mumbai.call("status", f"t-crash-{k}")["state"] for k in range(2)] == \
+        ["prepared", "prepared"]
+    assert mumbai.call("account", "1001")["held"] == "6.00"
 
 
 def test_a_malformed_batch_is_refused_whole(bank):

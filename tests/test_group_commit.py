@@ -1,11 +1,14 @@
 """Group commit at a branch and the bounded replay cache: speed that keeps every rule.
 
-Rules checked (bank/group_commit.py G1-G4, issue 13):
+Rules checked (bank/group_commit.py G1-G5, issue 13):
   * G2 - in one group, a "no" vote (or any failing step) is undone alone: the other
     transfers of the group are prepared, each with its own vote;
   * G1 - nothing is acknowledged before it is durable: when a step returns, another
     connection (another process) already sees it;
   * group commit really shares: a group of queued steps costs one COMMIT (one fsync);
+  * G5 - a held group (a batch): the holder's steps share one COMMIT, made when it
+    lets go, and none is visible before; another writer's step joins the group and
+    returns only after that COMMIT;
   * a crash (a real process ending abruptly) in the middle of a group keeps none of
     the group's steps, which were not acknowledged, and everything acknowledged before;
   * the replay cache of signed requests stays bounded and its work per request stays
@@ -113,6 +116,31 @@ def test_nothing_is_acknowledged_before_its_group_is_on_disk(tmp_path):
     for t in [blocker, *threads]:
         t.join(10)
     assert seen == {f"t{k}": "prepared" for k in range(8)}
+
+
+def test_a_held_group_commits_once_when_its_holder_lets_go(tmp_path):
+    """G5 (and G1): three prepares on one thread inside one_commit() return at once but
+    are not on disk until it ends; a deposit from another thread joins the group and
+    returns only after the holder lets go; then all four are visible: one COMMIT."""
+    ledger = open_ledger(tmp_path / "m.db")
+    fsyncs_before, deposited = ledger.counters()["fsyncs"], threading.Event()
+    with ledger.one_commit():
+        votes = [ledger.prepare(f"t{k}", COORD, [("1001", -1_00)]) for k in range(3)]
+        other = threading.Thread(target=lambda: (ledger.deposit("1002", 1_00),
+                                                 deposited.set()))
+        other.start()
+        wait_for(lambda: (group := ledger._commits._group) is not None and group.steps == 4,
+                 10, "the deposit to join the held group")
+        assert not deposited.is_set()                    # nobody else closes a held group
+        assert [seen_by_another_connection(tmp_path / "m.db", f"t{k}")
+                for k in range(3)] == ["", "", ""]       # not on disk yet: not answered
+    other.join(10)
+    assert deposited.is_set()
+    assert [v[0] for v in votes] == [Vote.YES] * 3
+    assert [seen_by_another_connection(tmp_path / "m.db", f"t{k}")
+            for k in range(3)] == ["prepared"] * 3
+    assert ledger.account("1002")["balance"] == "6.00"
+    assert ledger.counters()["fsyncs"] - fsyncs_before == 1      # one group, one COMMIT
 
 
 def test_a_failing_step_is_undone_alone_and_the_others_commit(tmp_path):

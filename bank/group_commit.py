@@ -19,12 +19,12 @@ Rules:
   * G4 - a COMMIT the disk refuses fails every step of that group and keeps none of
     them (SQLite rolls the whole transaction back): each caller hears that nothing
     was changed, which is true.
-  * G5 - a held group: a thread that carries several steps (a batch: bank/batching.py, B4) holds the
-    group open while it runs them one after the other; its steps return before the
-    COMMIT, and nobody else closes the group meanwhile. Letting go closes it as G3
-    would and waits for the disk, so the holder still answers none of its steps
-    before they are durable (G1); a failed COMMIT fails them all (G4), and so does
-    any step after one whose group already failed (nothing of them was kept).
+  * G5 - a held group: a thread that carries several steps (a batch, bank/batching.py
+    B4) holds the group open while it runs them one after the other; its steps
+    return before the COMMIT, and nobody else closes the group meanwhile. Letting go
+    closes it as G3 would and waits for the disk, so the holder still answers none
+    of its steps before they are durable (G1); a failed COMMIT fails them all (G4),
+    and so does any step after one whose group already failed (nothing was kept).
 
 Glossary:
   step       one ledger operation: a deposit, a prepare, a commit...

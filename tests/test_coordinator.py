@@ -17,6 +17,7 @@ its own tmp_path, stopped by the fixture. Waiting is polling with a deadline.
 
 import decimal
 import pathlib
+import re
 import sys
 import threading
 import time
@@ -252,6 +253,33 @@ def test_decision_for_unknown_txid_is_aborted(tmp_path):
     try:
         answer = coord.decision("C1-20260101T000000-abcdef", "Mumbai")
         assert answer == {"txid": "C1-20260101T000000-abcdef", "decision": "aborted"}
+    finally:
+        coord.close()
+
+
+def test_no_two_transactions_get_the_same_txid(tmp_path):
+    """D7: 200,000 txids drawn as fast as the coordinator can (far more than a second's
+    worth of transfers) are all different and readable, C1-<UTC second>-<6 hex>; and an
+    id this coordinator already holds is never given out again. (Random digits alone
+    gave about a thousand repeats here; a branch answers a known txid with its recorded
+    vote, P3, so a repeated id is a transfer told "committed" and never applied.)"""
+    coord = coordinator_module.Coordinator(
+        "C1", {"Mumbai": "http://127.0.0.1:9", "Delhi": "http://127.0.0.1:9"},
+        tmp_path / "recovery.log")
+    try:
+        driver = coord.twopc
+        with driver._lock:
+            txids = [driver._new_txid() for _ in range(200_000)]
+        assert len(set(txids)) == len(txids)
+        assert all(re.fullmatch(r"C1-\d{8}T\d{6}-[0-9a-f]{6}", t) for t in txids[:1000])
+        start = next(driver._serials)
+        held = {f"C1-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(time.time() + dt))}-"
+                f"{(start + 1) % twopc.TXID_SERIALS:06x}" for dt in (0, 1)}           # this second and the next
+        for txid in held:
+            driver.txns[txid] = None
+        with driver._lock:
+            fresh = driver._new_txid()
+        assert fresh not in held and fresh.endswith(f"{(start + 2) % twopc.TXID_SERIALS:06x}")
     finally:
         coord.close()
 

@@ -12,7 +12,8 @@ library's XML-RPC between two processes and an fsync, then the kit itself, and
 prints the floor beside what the kit does.
 
 It also prints the CPU side: what one transfer costs in messages and ledger steps
-with 8 clients (batching shares some), and the least CPU those can take here.
+with 8 clients (batching shares some), the least CPU those can take here, and each
+process's CPU and thread switches per transfer (Linux only).
 
 Rules: numbers are for the README and closing notes, never for tests. Only
 127.0.0.1, bounded in count and time; every process started here is ended here.
@@ -124,7 +125,9 @@ def kit_loaded(kit, clients: int = 8) -> dict:
     def snapshot() -> dict:
         cpu = [systems.cpu_seconds(pid) for pid in kit.pids().values()]
         return {"counters": kit.counters(), "done": done[0], "at": time.monotonic(),
-                "cpu": None if None in cpu else sum(cpu) + time.process_time()}
+                "cpu": None if None in cpu else sum(cpu) + time.process_time(),
+                "each": {name: (systems.cpu_seconds(pid), systems.thread_switches(pid))
+                         for name, pid in kit.pids().items()}}
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
@@ -143,7 +146,20 @@ def kit_loaded(kit, clients: int = 8) -> dict:
         return (last["counters"][key] - first["counters"][key]) / counted
     return {"clients": clients, "rate": made / (last["at"] - first["at"]),
             "messages": per_transfer("rpcs"), "fsyncs": per_transfer("fsyncs"),
-            "cpu": None if first["cpu"] is None else (last["cpu"] - first["cpu"]) * 1000 / made}
+            "cpu": None if first["cpu"] is None else (last["cpu"] - first["cpu"]) * 1000 / made,
+            "each": _each_process(first["each"], last["each"], made)}
+
+
+def _each_process(first: dict, last: dict, made: int) -> dict:
+    """name -> (ms of CPU, voluntary switches, involuntary switches) per transfer."""
+    each = {}
+    for name, (cpu, switches) in last.items():
+        cpu0, switches0 = first.get(name, (None, None))
+        if None in (cpu, cpu0, switches, switches0):
+            continue                                       # not Linux
+        each[name] = ((cpu - cpu0) * 1000 / made, (switches[0] - switches0[0]) / made,
+                      (switches[1] - switches0[1]) / made)
+    return each
 
 
 # ---- the report --------------------------------------------------------------------------
@@ -180,6 +196,11 @@ def report(fsync: float, bare: dict, alone: dict, loaded: dict) -> None:
         print(f"  the kit used {loaded['cpu']:.2f} ms of CPU per transfer, all processes and "
               f"the client together: at most {cores * 1000 / loaded['cpu']:.0f}/s on "
               f"{cores} cores")
+    for name, (cpu, slept, preempted) in loaded["each"].items():
+        print(f"  {name + ':':13} {cpu:.2f} ms of CPU and {slept:4.1f} thread switches per "
+              f"transfer (+ {preempted:.1f} forced by the OS)")
+    if loaded["each"]:
+        print("  (a switch is a thread going to sleep: for I/O, a lock, or Python's GIL)")
 
 
 def main() -> None:

@@ -37,7 +37,10 @@ def main(src: str, out: str) -> None:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     rate.legend(fontsize=8)
-    fig.suptitle("The kit's 2PC beside PostgreSQL's native 2PC (loopback, 2 cores, one run)")
+    runs = max(r.get("runs", 1) for r in rows)
+    each = f"; each point the median of {runs} runs" if runs > 1 else ""
+    fig.suptitle(f"The kit's 2PC beside PostgreSQL's native 2PC (loopback, 2 cores, "
+                 f"one run{each})")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")

@@ -61,6 +61,26 @@ def cpu_seconds(pid: int):
         return None
 
 
+def thread_switches(pid: int):
+    """(voluntary, involuntary) context switches of all a process's threads so far
+    (Linux /proc; threads that ended are not counted), or None. A voluntary one is a
+    thread going to sleep: waiting for I/O, a lock, or Python's GIL."""
+    total = [0, 0]
+    try:
+        for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+            try:
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total[0] += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        total[1] += int(line.split()[1])
+            except OSError:
+                continue                  # the thread ended meanwhile
+    except OSError:
+        return None
+    return tuple(total)
+
+
 # ---- the kit ---------------------------------------------------------------------------------
 
 class Kit:

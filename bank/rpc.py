@@ -36,7 +36,8 @@ Glossary:
   service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
   keys      the role keys from --secret-file (a keys file); a server holds all three
   role      student, teacher or server: what a request's key may call
-  nonce     a random string used once, so that a captured request cannot be replayed
+  nonce     a string used once (a random prefix per process and a count), so that a
+            captured request cannot be replayed
   server id who a signature is for: NAME@HOST:PORT, as the server announces it
 """
 

@@ -27,8 +27,8 @@ Rules:
     server logs that first call as info, not as a wrong signature).
   * HTTP/1.1 keep-alive: a client reuses one connection for many calls. A connection
     may wait ``IDLE_TIMEOUT`` s for its next request; once a request begins, all of it
-    (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total, however
-    slowly the bytes trickle. At most ``MAX_CONNECTIONS`` are open at once; when all
+    (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total (give or
+    take a second), however slowly the bytes trickle. At most ``MAX_CONNECTIONS`` are open at once; when all
     are taken, the one that has waited or trickled the longest is closed to make room.
     Only a connection whose call is running counts as busy and is never closed.
 
@@ -270,7 +270,7 @@ class _Handler(SimpleXMLRPCRequestHandler):
         if self.headers.get("Content-Encoding", "identity").lower() != "identity":
             return self._refuse(415, "Compressed requests are not accepted.")
         body = self.rfile.read(int(length))
-        self.connection.settimeout(IDLE_TIMEOUT)      # reading is over: a normal timeout
+        self.clock.allow(IDLE_TIMEOUT)                # reading is over: a normal timeout
         if len(body) != int(length):                  # to send the answer
             self.close_connection = True              # the client left, or was made to
             return
@@ -303,7 +303,7 @@ class _Handler(SimpleXMLRPCRequestHandler):
             self.server.connections.busy(self.connection, False)
 
     def _refuse(self, status: int, sentence: str):
-        self.connection.settimeout(IDLE_TIMEOUT)
+        self.clock.allow(IDLE_TIMEOUT)
         payload = (sentence + "\n").encode()
         self.send_response(status)
         if status == 403:                             # the client shows this sentence
@@ -382,9 +382,11 @@ class _RequestClock(io.RawIOBase):
     seconds hold its connection (and a thread) for ever.
     """
 
+    SLACK = 1.0        # seconds a wait may outlast its deadline, to spare a system call
+
     def __init__(self, sock):
         super().__init__()
-        self.sock = sock
+        self.sock, self.timeout = sock, sock.gettimeout()
         self.next_request()
 
     def readable(self) -> bool:
@@ -397,11 +399,20 @@ class _RequestClock(io.RawIOBase):
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the request took too long to arrive")
-        self.sock.settimeout(left)
+        self.allow(left)
         count = self.sock.recv_into(buffer)
         if count and self.waiting:          # the first byte: the request's clock starts
             self.waiting, self.deadline = False, time.monotonic() + REQUEST_TIMEOUT
         return count
+
+    def allow(self, seconds: float) -> None:
+        """Let the next socket operation wait `seconds` (up to SLACK more). The timeout
+        is changed only when it must be: each change is a system call that hands
+        Python's GIL to another thread, and a request usually arrives in one read, so
+        in a busy server most requests need none (issue 13)."""
+        if self.timeout is None or not seconds <= self.timeout <= seconds + self.SLACK:
+            self.sock.settimeout(seconds)
+            self.timeout = seconds
 
 
 class _Connections:

@@ -28,8 +28,9 @@ Rules:
   * HTTP/1.1 keep-alive: a client reuses one connection for many calls. A connection
     may wait ``IDLE_TIMEOUT`` s for its next request; once a request begins, all of it
     (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total (give or
-    take a second), however slowly the bytes trickle. At most ``MAX_CONNECTIONS`` are open at once; when all
-    are taken, the one that has waited or trickled the longest is closed to make room.
+    take a second), however slowly the bytes trickle. At most ``MAX_CONNECTIONS`` are
+    open at once; when all are taken, the one that has waited or trickled the longest
+    is closed to make room.
     Only a connection whose call is running counts as busy and is never closed.
 
 Glossary:

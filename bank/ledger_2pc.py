@@ -39,8 +39,9 @@ class ParticipantSteps:
         """
         with self._write(("prepare", [txid, coordinator, ops, refuse, list(peers)])) as db:
             txn = self._participant(db, txid)
-            effects = txn.on_prepare(coordinator, ops, self._balances(db, ops), refuse,
-                                     tuple(tuple(pair) for pair in peers))
+            effects = self._allowed(txn, "prepare other operations under", lambda: (
+                txn.on_prepare(coordinator, ops, self._balances(db, ops), refuse,
+                               tuple(tuple(pair) for pair in peers))))
             vote = self._carry_out(db, txn, effects)
             return vote.vote, vote.reason
 

@@ -84,6 +84,22 @@ def test_p3_a_repeated_prepare_gets_the_recorded_vote_and_changes_nothing(state,
     assert txn.state is state
 
 
+@pytest.mark.parametrize("state", [TxState.PREPARED, TxState.COMMITTED, TxState.ABORTED])
+def test_p7_a_prepare_reusing_a_known_txid_for_other_ops_is_refused(state):
+    """P7 (with P3): a prepare under a txid known here for other ops is refused and
+    changes nothing; answering it the recorded vote would say "yes" to a second
+    transaction for money it never held. A txid recorded without ops (aborted before
+    any prepare, P5) still answers a late prepare with its "no"."""
+    txn = participant(state)
+    with pytest.raises(ProtocolViolation, match="P7"):
+        txn.on_prepare("c", (("1001", -100), ("1002", 100)), RICH)
+    assert txn.state is state and txn.ops == OPS
+    assert participant(TxState.PREPARED).on_prepare("c", OPS[::-1], {})[-1].message.vote \
+        is Vote.YES                                          # same ops, another order
+    late = participant(TxState.ABORTED, ops=())
+    assert late.on_prepare("c", OPS, RICH)[-1].message.vote is Vote.NO
+
+
 def test_p4_commit_releases_holds_applies_ops_records_then_acks():
     """P4: commit releases the holds, applies every op, records 'committed', then acks."""
     effects = participant(TxState.PREPARED).on_commit()

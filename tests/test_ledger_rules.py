@@ -5,8 +5,9 @@ Rules checked (design section 4):
   * the journal of every account adds up to its balance;
   * held is exactly the sum of the debits of the prepared transactions;
   * a committed transaction's ops appear in the journal exactly once, others never;
-  * prepare holds funds or votes no; commit of an unknown/aborted txid and abort of a
-    committed one are protocol violations that change nothing;
+  * prepare holds funds or votes no; commit of an unknown/aborted txid, abort of a
+    committed one and a prepare reusing a known txid for other ops (P7) are protocol
+    violations that change nothing;
   * a request_id makes a local operation apply at most once, and its first outcome,
     a refusal for lack of funds included, is its only outcome.
 """
@@ -188,9 +189,13 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(txid=st.sampled_from(TXIDS), ops=ops_lists,
           refuse=st.sampled_from(("", "", "", "fault injected: vote-no")))
     def prepare(self, txid, ops, refuse):
+        state, recorded = self.txns.get(txid, (TxState.UNKNOWN, []))
+        if recorded and sorted(map(tuple, ops)) != sorted(map(tuple, recorded)):
+            refused(self.conn, FaultCode.PROTOCOL_VIOLATION,   # P7: a txid reused for
+                    self.ledger.prepare, txid, COORD, ops, refuse)   # other ops
+            return
         before = raw_state(self.conn)
         vote, reason = self.ledger.prepare(txid, COORD, ops, refuse)
-        state = self.state(txid)
         if state is not TxState.UNKNOWN:             # known txid: the recorded vote again
             expected = Vote.YES if state in (TxState.PREPARED, TxState.COMMITTED) else Vote.NO
             assert vote is expected
@@ -329,6 +334,22 @@ def test_commit_of_unknown_or_aborted_txn_is_a_protocol_violation(ledger, db, tx
         assert ledger.prepare(txid, COORD, [("1001", -500_00)])[0] is Vote.NO
     error = refused(db, FaultCode.PROTOCOL_VIOLATION, ledger.commit, txid)
     assert txid in error.message and "\n" not in error.message
+
+
+@pytest.mark.parametrize("then_commit", [False, True])
+def test_a_prepare_reusing_a_txid_for_other_ops_is_refused(ledger, db, then_commit):
+    """P7 (two transactions must never share a txid, D7): a second prepare under a
+    txid this branch knows, for other ops, is refused (409) in one sentence and holds,
+    applies and records nothing; the first transaction is unchanged."""
+    ledger.prepare("T1", COORD, [("1001", -10_00), ("1002", 10_00)])
+    if then_commit:
+        ledger.commit("T1")
+    state = ledger.txn_state("T1")
+    error = refused(db, FaultCode.PROTOCOL_VIOLATION, ledger.prepare, "T1", COORD,
+                    [("1001", -30_00), ("1003", 30_00)])
+    assert "T1" in error.message and "other operations" in error.message, error.message
+    assert ledger.txn_state("T1") is state
+    assert balance(ledger, "1003") == ("0.00", "0.00")
 
 
 def test_abort_of_committed_txn_is_refused(ledger, db):

@@ -15,7 +15,8 @@ Rules:
   * P2 - a prepare that cannot be applied (no such account, not enough available
     money, a refusal) records "aborted" and votes no with the reason.
   * P3 - messages may be repeated: a prepare for a known txid gets the recorded vote
-    again; a repeated commit or abort is acknowledged again and changes nothing.
+    again (if it asks for the same ops); a repeated commit or abort is acknowledged
+    again and changes nothing.
   * P4 - commit releases the holds and applies every op, durably, then acknowledges.
     It cannot fail: the money was reserved at prepare (P1).
   * P5 - abort releases the holds (if any) and records "aborted". An abort for an
@@ -23,7 +24,9 @@ Rules:
   * P6 - a participant that voted yes never decides alone: on a timeout or after a
     restart it keeps the holds and asks the coordinator (termination protocol).
   * P7 - anything else is a protocol violation, refused, changing nothing: commit of
-    an unknown or aborted txid, abort of a committed one.
+    an unknown or aborted txid, abort of a committed one, a prepare that reuses a
+    known txid for other ops (two transactions sharing an id: answering it the
+    recorded vote would tell the second one "yes" for money it never held).
   * P8 - a peer asks what we know of a txid (cooperative termination): committed or
     aborted is answered as it is; prepared answers "in-doubt" (we do not know either);
     a txid we never voted on is recorded "aborted" durably FIRST, then answered
@@ -66,6 +69,7 @@ class Event(str, enum.Enum):
     PREPARE_OK = "prepare (all ops valid)"
     PREPARE_FAIL = "prepare (an op is invalid)"
     PREPARE_AGAIN = "prepare (txid already known)"
+    PREPARE_OTHER = "prepare (txid already known, for other ops)"
     COMMIT = "commit"
     ABORT = "abort"
     TIMEOUT = "timeout (no decision yet)"
@@ -127,7 +131,8 @@ PARTICIPANT = {
     (C, Event.AFTER_HEURISTIC): Step("P11", C, (Do.RECORD_DECISION, Do.ACK)),
     (A, Event.AFTER_HEURISTIC): Step("P11", A, (Do.RECORD_DECISION, Do.ACK)),
     # Anything else is P7: (U, COMMIT), (A, COMMIT), (C, ABORT), a timeout or restart
-    # of a transaction that is not in doubt, a heuristic decision of one not in doubt.
+    # of a transaction that is not in doubt, a heuristic decision of one not in doubt,
+    # and PREPARE_OTHER in any state.
 }
 del U, P, C, A
 
@@ -190,10 +195,12 @@ class ParticipantTxn:
 
     def on_prepare(self, coordinator: str, ops, accounts: dict, refuse: str = "",
                    peers: tuple = ()) -> list:
-        """A prepare: P1 or P2 for a new txid (accounts as in problem_with), P3 if known.
+        """A prepare: P1 or P2 for a new txid (accounts as in problem_with), P3 if known
+        (P7 if known for other ops).
         peers: the transaction's participants as (name, address) pairs (kept for P9)."""
         if self.state is not TxState.UNKNOWN:
-            return self._step(Event.PREPARE_AGAIN)
+            same = not self.ops or sorted(map(tuple, ops)) == sorted(self.ops)   # none: P5, P8
+            return self._step(Event.PREPARE_AGAIN if same else Event.PREPARE_OTHER)
         problem = refuse or problem_with(ops, accounts, self.branch)
         self.coordinator, self.ops, self.reason = coordinator, tuple(ops), problem
         self.peers = _others(peers, self.branch)

@@ -37,20 +37,17 @@ Glossary:
   service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
   keys      the role keys from --secret-file (a keys file); a server holds all three
   role      student, teacher or server: what a request's key may call
-  nonce     a string used once (a random prefix per process and a count), so that a
-            captured request cannot be replayed
+  nonce     a string used once, so that a captured request cannot be replayed (the
+            checks, and the replay cache, are in bank/rpc_signatures.py)
   server id who a signature is for: NAME@HOST:PORT, as the server announces it
 """
 
-import collections
-import hmac
 import inspect
 import io
 import ipaddress
 import logging
 import os
 import pathlib
-import re
 import socket
 import socketserver
 import sys
@@ -63,6 +60,9 @@ from bank import keys
 from bank.errors import BankError, FaultCode
 from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
                              SERVER_HEADER, Client, connect, server_id_at, sign)
+from bank.rpc_signatures import (FIRST_CALL, MAX_NONCES, SIGNATURE_WINDOW,  # noqa: F401
+                                 RecentNonces, SignatureChecker, _is_count, load_secret,
+                                 new_secret, write_secret)
 
 PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py stop), "
              "or pick another with --port (0 = any free port).")
@@ -70,140 +70,11 @@ MAX_BODY = 256 * 1024          # bytes; a prepare with 64 ops is about 10 KB
 MAX_CONNECTIONS = 64           # connections served at once; more are turned away
 IDLE_TIMEOUT = 30              # seconds a connection may wait between requests
 REQUEST_TIMEOUT = 10           # seconds a whole request may take to arrive, once begun
-SIGNATURE_WINDOW = 120         # seconds a signed request stays valid
-MAX_NONCES = 100_000           # nonces remembered at most (about 13 MB): see RecentNonces
 
 log = logging.getLogger("rpc")
 
 
-# ---- keys files and signature checks -----------------------------------------------
-
-def new_secret() -> str:
-    """A fresh random key: 64 hex characters."""
-    return keys.new_key()
-
-
-def load_secret(path) -> keys.Keyring:
-    """Read a keys file (or an old single-secret file); refuse a bad one in a sentence."""
-    return keys.load_keys(path)
-
-
-def write_secret(path) -> keys.Keyring:
-    """Create a keys file with three fresh role keys, readable by its owner only."""
-    return keys.write_keys(path, keys.new_keyring())
-
-
-class RecentNonces:
-    """The nonces seen lately, forgotten oldest first: a replay cache of bounded size.
-
-    A nonce is kept for at least 2 * SIGNATURE_WINDOW after it arrived: a request
-    signed at time s is accepted only until s + SIGNATURE_WINDOW, and arrives no earlier
-    than s - SIGNATURE_WINDOW, so after that no replay of it can pass the time check.
-    Nonces are kept in slices of arrival time (a set per SLICE seconds, oldest first),
-    and a slice is forgotten whole once the next one began that long ago (so every
-    nonce in it arrived before): each nonce is added once and forgotten once, whatever
-    the uptime (issue 13), and holds no time, stamp or tuple of its own, which halves
-    the cache's memory (a nonce is kept at most SLICE seconds longer for it).
-    At most ``limit`` are kept; when a flood exceeds it, the oldest slice is dropped
-    and ``floor_ms`` rises to the newest timestamp in it, so that a replay of any of
-    them is still refused. A slice never holds more than limit // SLICES_AT_LIMIT
-    nonces, so a flood drops a small part of the cache at a time.
-    """
-
-    SLICE = 10.0                 # seconds of arrivals per slice
-    SLICES_AT_LIMIT = 16         # a full cache is at least this many slices
-
-    def __init__(self, keep_for: float, limit: int):
-        self.keep_for, self.limit = keep_for, limit
-        self._slices = collections.deque()   # [first arrival, newest stamp ms, nonces]
-        self._count = 0
-        self.floor_ms = 0                     # stamps at or below this are refused
-        self.steps = 0                        # nonces added or forgotten: the cost is flat
-
-    def __len__(self):
-        return self._count
-
-    def add(self, nonce: str, stamp_ms: int, now: float) -> bool:
-        """Remember nonce; False if it was seen already (a replay)."""
-        self._expire(now)
-        for _, _, nonces in self._slices:
-            if nonce in nonces:
-                return False
-        newest = self._slices[-1] if self._slices else None
-        if newest is None or now >= newest[0] + self.SLICE or \
-                len(newest[2]) >= max(1, self.limit // self.SLICES_AT_LIMIT):
-            newest = [now, 0, set()]
-            self._slices.append(newest)
-        newest[1] = max(newest[1], stamp_ms)
-        newest[2].add(nonce)
-        self._count += 1
-        self.steps += 1
-        while self._count > self.limit:
-            self._drop_oldest()
-        return True
-
-    def _expire(self, now: float) -> None:
-        """Forget the slices whose every nonce arrived more than keep_for ago."""
-        while len(self._slices) > 1 and self._slices[1][0] <= now - self.keep_for:
-            self._drop_oldest()               # the next slice began after its last arrival
-
-    def _drop_oldest(self) -> None:
-        _, newest_ms, nonces = self._slices.popleft()
-        self._count -= len(nonces)
-        self.floor_ms = max(self.floor_ms, newest_ms)
-        self.steps += len(nonces)
-
-
-FIRST_CALL = "signed for no server id yet"      # a client's first call: normal, not an attack
-
-
-class SignatureChecker:
-    """Verifies signed requests, learns their role, and refuses replays."""
-
-    def __init__(self, secret, server_id: str, clock=time.time):
-        self.keyring = keys.as_keyring(secret)
-        self.server_id, self.clock = server_id, clock
-        self.started_ms = int(clock() * 1000)    # nonces seen before a restart are
-        self.nonces = RecentNonces(2 * SIGNATURE_WINDOW, MAX_NONCES)   # forgotten, so
-        self._lock = threading.Lock()            # older signatures are refused outright
-
-    def problem(self, headers, body: bytes):
-        """None if the request is properly signed, else why not (for the log)."""
-        return self.verify(headers, body)[0]
-
-    def verify(self, headers, body: bytes) -> tuple:
-        """(None, role) if the request is properly signed with role's key, else (why, "")."""
-        stamp, nonce = headers.get("X-Bank-Time", ""), headers.get("X-Bank-Nonce", "")
-        given, role = headers.get("X-Bank-Signature", ""), headers.get("X-Bank-Key", "")
-        if not (stamp and nonce and given and role):
-            return "unsigned request (or no X-Bank-Key)", ""
-        key = self.keyring.keys.get(role)
-        if key is None:
-            return f"signed with a key this server does not hold ({role[:20]!r})", ""
-        now = self.clock()
-        if not _is_count(stamp) or abs(now * 1000 - int(stamp)) > SIGNATURE_WINDOW * 1000:
-            return "stale or malformed timestamp", ""
-        if int(stamp) < self.started_ms:
-            return "signed before this server started (a possible replay)", ""
-        expected = keys.mac(key, keys.signed_text(stamp, nonce, role, self.server_id, body))
-        if not hmac.compare_digest(expected, given):
-            unaddressed = keys.mac(key, keys.signed_text(stamp, nonce, role, "", body))
-            return (FIRST_CALL if hmac.compare_digest(unaddressed, given)
-                    else "wrong signature"), ""
-        with self._lock:
-            if int(stamp) <= self.nonces.floor_ms:
-                return "signed too long ago for its nonce to be checked (a possible replay)", ""
-            if not self.nonces.add(nonce, int(stamp), now):
-                return "replayed request", ""
-        return None, role
-
-
 # ---- the server ----------------------------------------------------------------------
-
-def _is_count(text: str) -> bool:
-    """A plain ASCII whole number of at most 15 digits (str.isdigit() accepts '²')."""
-    return bool(re.fullmatch(r"[0-9]{1,15}", text))
-
 
 class _Handler(SimpleXMLRPCRequestHandler):
     """One HTTP connection. Checks the request before any XML is parsed."""

@@ -23,7 +23,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import ledger as ledger_module                  # noqa: E402
-from bank import rpc                                      # noqa: E402
+from bank import rpc, rpc_signatures                       # noqa: E402
 from bank.errors import BankError, FaultCode              # noqa: E402
 from bank.local_cluster import LocalCluster               # noqa: E402
 
@@ -73,7 +73,7 @@ def test_replay_cache_stays_bounded_and_costs_the_same_per_request():
 def test_replay_is_refused_even_after_the_cache_overflows(monkeypatch):
     """A flood beyond MAX_NONCES drops the oldest nonces, yet a replay of a dropped one is
     still refused (its timestamp is at or below the cache's floor)."""
-    monkeypatch.setattr(rpc, "MAX_NONCES", 50)
+    monkeypatch.setattr(rpc_signatures, "MAX_NONCES", 50)
     secret, clock = "s" * 40, FakeClock()
     checker = rpc.SignatureChecker(secret, "Mumbai@127.0.0.1:9100", clock=clock)
     first = _signed_headers(secret, checker, clock, 0)

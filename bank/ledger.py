@@ -143,28 +143,28 @@ class Ledger(ParticipantSteps, Replog, Audit):
         When the block returns normally, COMMIT has reached the disk; only then may the
         caller tell anyone. If it raises, everything it did is rolled back. `change`,
         the (method, args) that caused the write, is appended to the replog with it.
-        Steps that arrive together share one COMMIT (bank/group_commit.py, G1-G4):
+        Steps that arrive together share one COMMIT (bank/group_commit.py, G1-G5):
         read this as BEGIN IMMEDIATE; the block; COMMIT.
         """
-        try:
-            with self._commits.step() as db:
-                yield db
-                if change is not None:
-                    db.execute("INSERT INTO replog(seq, op) VALUES (?, ?)",
-                               (getattr(self._replay, "seq", None), json.dumps(change)))
-        except BaseException as exc:
-            if _is_storage_failure(exc):        # disk full, I/O error: say so
-                raise storage_refusal(self.path, self.branch, exc) from None
-            raise
+        with self._storage_errors(), self._commits.step() as db:
+            yield db
+            if change is not None:
+                db.execute("INSERT INTO replog(seq, op) VALUES (?, ?)",
+                           (getattr(self._replay, "seq", None), json.dumps(change)))
 
     @contextlib.contextmanager
     def one_commit(self):
         """This thread's steps inside the block share one COMMIT, made when it ends
         (bank/group_commit.py, G5: a batch). Leaving returns once they are durable."""
+        with self._storage_errors(), self._commits.hold():
+            yield
+
+    @contextlib.contextmanager
+    def _storage_errors(self):
+        """A failure of the disk under SQLite (full, I/O error) becomes one sentence."""
         try:
-            with self._commits.hold():
-                yield
-        except sqlite3.Error as exc:
+            yield
+        except BaseException as exc:
             if _is_storage_failure(exc):
                 raise storage_refusal(self.path, self.branch, exc) from None
             raise

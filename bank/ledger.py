@@ -1,8 +1,10 @@
 """A branch's ledger in SQLite: accounts, 2PC transaction states and the journal.
 
-Role: the storage half of a branch. It applies local operations and the
-participant's 2PC steps, each as ONE SQLite transaction that is durable when the
-method returns. It never touches the network (branch.py does that).
+Role: the storage half of a branch. It applies local operations
+(bank/ledger_local.py) and the participant's 2PC steps (bank/ledger_2pc.py), each
+as ONE SQLite transaction that is durable when the method returns; this file holds
+the database itself, its one writer and its reads. It never touches the network
+(branch.py does that).
 
 Rules:
   * Durable before visible: every write runs inside ``_write()``: BEGIN IMMEDIATE,
@@ -10,7 +12,7 @@ Rules:
     after it returns may the caller reply. A crash at any point leaves exactly what
     the last COMMIT said.
   * One writer: one connection makes all writes of this branch, one step at a time;
-    steps that queue up share one COMMIT (group commit, bank/group_commit.py G1-G4).
+    steps that queue up share one COMMIT (group commit, bank/group_commit.py G1-G5).
     Readers use their own connections and are never blocked (WAL).
   * Money rules are CHECK constraints too: balance >= 0 and 0 <= held <= balance.
     Python checks them first only to give a friendly sentence.
@@ -35,18 +37,16 @@ import pathlib
 import sqlite3
 import threading
 
-from bank.errors import (MAX_ACCOUNT_NUMBER, BankError, FaultCode, RememberedRefusal,
-                         check_account_number)
+from bank.errors import BankError, FaultCode
 from bank.money import format_amount
 from bank.clock import now                 # noqa: F401  (others import it from here too)
 from bank.core.messages import TxState
 from bank.group_commit import GroupCommit
 from bank.ledger_2pc import ParticipantSteps
 from bank.ledger_audit import Audit
+from bank.ledger_local import LocalOperations
 from bank.ledger_replog import Replog
 
-FIRST_NUMBER = 1001   # numbers a branch chooses: the smallest free one from here...
-LAST_NUMBER = MAX_ACCOUNT_NUMBER   # ...to here, all of them ones the API accepts
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(
     key   TEXT PRIMARY KEY,
@@ -95,10 +95,10 @@ ADDED_COLUMNS = {"txns": (("peers", "TEXT NOT NULL DEFAULT '[]'"),
 
 
 
-class Ledger(ParticipantSteps, Replog, Audit):
-    """One branch's SQLite database. Its 2PC steps are in bank/ledger_2pc.py and its
-    replication log in bank/ledger_replog.py; this class holds the storage itself,
-    the reads and the local operations."""
+class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
+    """One branch's SQLite database. Its local operations are in bank/ledger_local.py,
+    its 2PC steps in bank/ledger_2pc.py and its replication log in
+    bank/ledger_replog.py; this class holds the storage itself and the reads."""
 
     def __init__(self, path, branch: str):
         self.path, self.branch = pathlib.Path(path), branch
@@ -220,120 +220,6 @@ class Ledger(ParticipantSteps, Replog, Audit):
         rows = self._read().execute("SELECT * FROM txns WHERE state='prepared' "
                                     "ORDER BY created").fetchall()
         return [self._txn_dict(r) for r in rows]
-
-    # ---- local operations (one branch, no 2PC) ----------------------------------------
-
-    def open_account(self, owner: str, initial: int, number: str = "",
-                     request_id: str = "") -> dict:
-        number = check_account_number(number) if number else ""
-        return self._once(request_id, ("open_account", [owner, initial, number, request_id]),
-                          lambda db: self._open_account(db, owner, initial, number))
-
-    def _open_account(self, db, owner, initial, number):
-        if not number:
-            number = self._free_number(db)
-        elif db.execute("SELECT 1 FROM accounts WHERE number=?", (number,)).fetchone():
-            raise BankError(FaultCode.BAD_INPUT,
-                            f"Account {self.branch}/{number} already exists.")
-        db.execute("INSERT INTO accounts(number, owner, balance, held, opened) "
-                   "VALUES (?, ?, 0, 0, ?)", (number, owner, now()))
-        if initial:
-            self._change_balance(db, number, initial, "open", detail="opening deposit")
-        else:
-            self._journal(db, number, "open", 0, 0, detail="opened empty")
-        return self._account_dict(self._get_account(db, number))
-
-    def _free_number(self, db) -> str:
-        """The smallest number from FIRST_NUMBER to LAST_NUMBER no account has yet.
-
-        Not MAX + 1: one account opened as 999999999999 would make every later
-        number 13 digits long, which no other call accepts (the money would be stuck).
-        """
-        row = db.execute(
-            "SELECT MIN(candidate) FROM (SELECT ? AS candidate UNION ALL "
-            "  SELECT CAST(number AS INTEGER) + 1 FROM accounts "
-            "  WHERE CAST(number AS INTEGER) BETWEEN ? AND ?) "
-            "WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE number = CAST(candidate AS TEXT))",
-            (FIRST_NUMBER, FIRST_NUMBER, LAST_NUMBER - 1)).fetchone()
-        if row[0] is None:
-            raise BankError(FaultCode.BAD_INPUT,
-                            f"{self.branch} has no free account number left (every number "
-                            f"from {FIRST_NUMBER} to {LAST_NUMBER} is taken).")
-        assert FIRST_NUMBER <= row[0] <= LAST_NUMBER, row[0]
-        return str(row[0])
-
-    def deposit(self, number: str, amount: int, request_id: str = "") -> dict:
-        return self._once(request_id, ("deposit", [number, amount, request_id]),
-                          lambda db: self._deposit(db, number, amount, request_id))
-
-    def withdraw(self, number: str, amount: int, request_id: str = "") -> dict:
-        return self._once(request_id, ("withdraw", [number, amount, request_id]),
-                          lambda db: self._withdraw(db, number, amount, request_id))
-
-    def transfer(self, src: str, dst: str, amount: int, request_id: str = "") -> dict:
-        if src == dst:
-            raise BankError(FaultCode.BAD_INPUT, "Source and destination are the same account.")
-        return self._once(request_id, ("transfer", [src, dst, amount, request_id]),
-                          lambda db: self._transfer(db, src, dst, amount, request_id))
-
-    def _deposit(self, db, number, amount, request_id):
-        self._get_account(db, number)
-        self._change_balance(db, number, amount, "deposit", request_id=request_id)
-        return self._account_dict(self._get_account(db, number))
-
-    def _withdraw(self, db, number, amount, request_id):
-        self._require_available(db, number, amount)
-        self._change_balance(db, number, -amount, "withdraw", request_id=request_id)
-        return self._account_dict(self._get_account(db, number))
-
-    def _transfer(self, db, src, dst, amount, request_id):
-        self._get_account(db, dst)
-        self._require_available(db, src, amount)
-        self._change_balance(db, src, -amount, "transfer-out", request_id=request_id,
-                             detail=f"to {self.branch}/{dst}")
-        self._change_balance(db, dst, amount, "transfer-in", request_id=request_id,
-                             detail=f"from {self.branch}/{src}")
-        return {"src": self._account_dict(self._get_account(db, src)),
-                "dst": self._account_dict(self._get_account(db, dst))}
-
-    def _once(self, request_id: str, change: tuple, operation) -> dict:
-        """Run `operation` in one write; with a request_id, at most once ever.
-
-        A retry with the same request_id gets the first outcome back: the first
-        result, or the first refusal (insufficient funds stays refused, even after a
-        deposit). The same id with different arguments is refused.
-        """
-        if not request_id:
-            with self._write(change) as db:
-                return operation(db)
-        method, args = change
-        key = json.dumps([method, *args[:-1]])          # the call without its request id
-        with self._write(change) as db:
-            row = db.execute("SELECT fingerprint, result FROM requests "
-                             "WHERE request_id=?", (request_id,)).fetchone()
-            if row is not None and row["fingerprint"] != key:
-                raise BankError(FaultCode.BAD_INPUT,
-                                f"Request id {request_id!r} was already used for a "
-                                "different operation.")
-            outcome = json.loads(row["result"]) if row is not None else \
-                self._run_remembered(db, request_id, key, operation)
-        if "refused" in outcome:                  # durable (and replicated) like a result
-            raise RememberedRefusal(outcome["refused"]["code"], outcome["refused"]["message"])
-        return outcome
-
-    @staticmethod
-    def _run_remembered(db, request_id: str, key: str, operation) -> dict:
-        """Run operation and record its outcome, a refusal included, for request_id."""
-        db.execute("SAVEPOINT operation")
-        try:
-            outcome = operation(db)
-        except BankError as exc:
-            db.execute("ROLLBACK TO operation")         # nothing of it stays...
-            outcome = {"refused": {"code": int(exc.code), "message": exc.message}}
-        db.execute("RELEASE operation")                 # ...but its refusal does
-        db.execute("INSERT INTO requests VALUES (?, ?, ?)",
-                   (request_id, key, json.dumps(outcome)))
-        return outcome
 
     def meta(self, key: str, default: str = "") -> str:
         row = self._read().execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -22,7 +22,7 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-from bank import ledger as ledger_module                  # noqa: E402
+from bank import ledger as ledger_module, ledger_local     # noqa: E402
 from bank import rpc, rpc_signatures                       # noqa: E402
 from bank.errors import BankError, FaultCode              # noqa: E402
 from bank.local_cluster import LocalCluster               # noqa: E402
@@ -107,7 +107,7 @@ def test_a_branch_only_opens_numbers_the_api_accepts(branch_client):
 def test_a_full_number_range_is_refused_with_a_sentence(tmp_path, monkeypatch):
     """When every number of the range is taken, opening one more is refused with one
     sentence and changes nothing (a tiny range stands in for 12 digits)."""
-    monkeypatch.setattr(ledger_module, "LAST_NUMBER", 1003)
+    monkeypatch.setattr(ledger_local, "LAST_NUMBER", 1003)
     ledger = ledger_module.Ledger(tmp_path / "Pune.db", "Pune")
     try:
         numbers = [ledger.open_account("Owner", 0)["number"] for _ in range(3)]

@@ -1,0 +1,207 @@
+"""Reading the recovery log back at start: a torn tail is cut, damage is faced (Rule 6).
+
+Role: the half of bank/recovery_log.py that runs once, when the coordinator starts:
+read every line, check its checksum and grammar (Rule 3), check that it can follow
+the lines before it, and rebuild what the log says (transactions in flight, the
+finished ones, each branch's configuration). RecoveryLog inherits ReadAtStart and
+calls ``_read_existing`` from its constructor; the rules are in recovery_log.py.
+
+Rules (Rule 6, in short): only the LAST write can be cut short by a crash, so a
+last line without its end of line, or with zero bytes in it, is a torn tail: it was
+never acknowledged, and it is cut (kept in the history file). Any other bad line is
+damage: the log refuses to open (LogDamaged), or, accepted by an operator, keeps
+every transaction the damage could touch in doubt.
+
+Glossary:
+  torn tail  the last line, cut short by a crash in the middle of its write
+  damage     a line that was written whole and is wrong now
+  problem    one damaged line, said for the operator: its number and what is wrong
+"""
+
+import json
+import logging
+import os
+import pathlib
+import re
+import zlib
+
+from bank.errors import BankError, FaultCode
+from bank.storage import truncate_to
+
+_LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\}) "
+                   r"crc=([0-9a-f]{8})$")
+_LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
+
+log = logging.getLogger("recovery-log")
+
+
+class LogDamaged(BankError):
+    """The recovery log holds damage (Rule 6): the coordinator must not serve on it."""
+
+    def __init__(self, message: str):
+        super().__init__(FaultCode.INTERNAL, message)
+
+
+class Problem:
+    """What is wrong with one line of the log, for the operator."""
+
+    def __init__(self, line_no: int, what: str, raw: bytes = b"", txid: str = ""):
+        legible = _LEGIBLE.match(raw)
+        self.line_no, self.what = line_no, what
+        self.kind = legible.group(1).decode() if legible else ""
+        self.txid = txid or (legible.group(2).decode() if legible else "")
+
+    def __str__(self):
+        about = f" ({self.kind or 'a record'} of {self.txid}, as far as it can be read)" \
+            if self.txid else ""
+        return f"line {self.line_no}: {self.what}{about}"
+
+
+def read_lines(path: pathlib.Path):
+    """(records, torn, damage, good_size) from the log file at `path`.
+
+    records: [(line_no, kind, txid, data)] of the well-formed lines, in order (checked
+    for contradictions later); torn: the torn tail's lines (cut); damage: [Problem];
+    good_size: the file's length without its torn tail.
+    """
+    data = path.read_bytes() if path.exists() else b""
+    lines = data.splitlines(keepends=True)
+    tail_start = len(lines)
+    while tail_start > 0 and _looks_torn(lines[tail_start - 1]):
+        tail_start -= 1
+    records, damage = [], []
+    for i, raw in enumerate(lines[:tail_start], start=1):
+        record, problem = parse_line(raw)
+        if problem:
+            damage.append(Problem(i, problem, raw))
+        else:
+            records.append((i, *record))
+    good_size = sum(len(raw) for raw in lines[:tail_start])
+    return records, lines[tail_start:], damage, good_size
+
+
+def _looks_torn(raw: bytes) -> bool:
+    """A write that never finished: no end of line, or zero bytes the disk never got."""
+    return not raw.endswith(b"\n") or b"\0" in raw
+
+
+def parse_line(raw: bytes):
+    """((kind, txid, data), "") from one complete line, or (None, what is wrong)."""
+    body, sep, crc = raw.rstrip(b"\n").rpartition(b" crc=")
+    if not sep:
+        return None, "it has no checksum (crc=)"
+    if f"{zlib.crc32(body):08x}".encode() != crc:
+        return None, "its checksum does not match its text (a changed or garbled byte)"
+    try:
+        match = _LINE.match(raw.decode("utf-8").rstrip("\n"))
+        data = json.loads(match.group(4)) if match else None
+    except (UnicodeDecodeError, ValueError):
+        match = data = None
+    if match is None or not isinstance(data, dict):
+        return None, "its checksum matches but it is not a record of this log"
+    return (match.group(2), match.group(3), data), ""
+
+
+def config_contradiction(branch: str, data: dict, before: dict) -> str:
+    """Why this config record cannot follow `before` (the branch's last one), or "" (Rule 8)."""
+    if not all(isinstance(data.get(k), int) for k in ("epoch", "version")) \
+            or not isinstance(data.get("primary"), str) \
+            or not isinstance(data.get("in_sync"), list):
+        return f"a config for {branch} without primary, in_sync, epoch and version"
+    if before and (data["version"] <= before["version"] or data["epoch"] < before["epoch"]):
+        return (f"a config for {branch} at version {data['version']}, epoch {data['epoch']}, "
+                f"after version {before['version']}, epoch {before['epoch']}")
+    return ""
+
+
+def contradiction(kind: str, txid: str, data: dict, in_flight: dict, finished) -> str:
+    """Why this record cannot follow the ones before it, or "" if it can.
+
+    In a log this program wrote, a txid's records come in order: begin, one decision
+    (repeated only after a restart), end; compaction keeps begin and the decision of
+    txns in flight and one ``done`` for finished ones. Anything else is damage.
+    """
+    known = txid in in_flight or txid in finished
+    decision = in_flight.get(txid, {}).get("decision")
+    if kind in ("begin", "done") and known:
+        return f"a {kind} for {txid}, which the log already holds"
+    if kind in ("commit", "abort", "end") and txid not in in_flight:
+        return (f"a {kind} for {txid}, which " +
+                ("had already ended" if txid in finished else "was never begun"))
+    if kind in ("commit", "abort") and decision not in (None, kind):
+        return f"a {kind} for {txid}, which was already decided {decision}"
+    if kind == "end" and (data.get("outcome") == "committed") != (decision == "commit") \
+            and not (data.get("outcome") == "aborted" and decision is None):
+        return f"an end saying {data.get('outcome')!r} for {txid}, decided {decision}"
+    return ""
+
+
+class ReadAtStart:
+    """Mixed into RecoveryLog: read the existing file once, at start (Rule 6)."""
+
+    def _read_existing(self, accept_damage: bool) -> None:
+        records, torn, self.damage, good_size = read_lines(self.path)
+        for line_no, kind, txid, data in records:
+            if kind == "config":
+                problem = config_contradiction(txid, data, self.configs.get(txid, {}))
+            else:
+                problem = contradiction(kind, txid, data, self.in_flight, self.finished)
+            if problem:
+                self.damage.append(Problem(line_no, problem, txid=txid))
+                self.in_doubt.add(txid)
+            else:
+                self._replay(kind, txid, data)
+        self.damage.sort(key=lambda p: p.line_no)
+        if self.damage:
+            self._face_damage(accept_damage)
+        if torn:
+            self._cut_torn_tail(torn, good_size)
+
+    def _face_damage(self, accept_damage: bool) -> None:
+        """Refuse a damaged log, or keep what it may hide in doubt (Rule 6)."""
+        first, more = self.damage[0], self.damage[1:]
+        others = f" (and {len(more)} more damaged line(s): " \
+                 f"{', '.join(str(p.line_no) for p in more)})" if more else ""
+        if not accept_damage:
+            raise LogDamaged(
+                f"The recovery log {self.path} is damaged at {first}{others}. Reading "
+                "on could abort a transaction a branch already committed, so the "
+                "coordinator will not start. Restore the file from a backup, or start "
+                "with --accept-damaged-log to keep every transaction this damage may "
+                "touch in doubt (never presumed aborted) until an operator settles it.")
+        self.in_doubt |= {t for t, e in self.in_flight.items() if e["decision"] is None}
+        self.in_doubt |= {p.txid for p in self.damage if p.txid and p.txid not in
+                          self.in_flight and p.txid not in self.finished}
+        log.critical("recovery log %s is damaged at %s%s; accepted: %d transaction(s) "
+                     "kept in doubt: %s", self.path, first, others, len(self.in_doubt),
+                     ", ".join(sorted(self.in_doubt)) or "none known")
+
+    def _cut_torn_tail(self, torn: list, good_size: int) -> None:
+        """Cut the unfinished last write off (it was never acknowledged), keeping a
+        copy in the history file for whoever wants to look."""
+        self.torn = len(torn)
+        with open(self.history_path, "ab") as history:
+            history.write(b"".join(raw.rstrip(b"\n") + b"  (torn tail, cut)\n"
+                                   for raw in torn))
+            history.flush()
+            os.fsync(history.fileno())
+        with open(self.path, "r+b") as f:
+            truncate_to(f.fileno(), good_size)
+        log.warning("cut a torn tail of %d line(s) from %s: a write cut short by a "
+                    "crash, never acknowledged", self.torn, self.path)
+
+    def _replay(self, kind: str, txid: str, data: dict) -> None:
+        if kind == "begin":
+            self.in_flight[txid] = {"info": data, "decision": None}
+        elif kind in ("commit", "abort"):
+            self._entry(txid)["decision"] = kind
+            if kind == "commit":
+                self._finish_if_presumed_commit(txid, ended="")   # its time is in the line
+        elif kind == "end":
+            entry = self.in_flight.pop(txid, {"info": {}})
+            self._remember_finished(txid, dict(entry["info"], **data))
+        elif kind == "done":
+            self._remember_finished(txid, data)
+        elif kind == "config":
+            self.configs[txid] = data
+        self.records += 1

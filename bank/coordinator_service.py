@@ -30,12 +30,12 @@ Glossary (more in bank/core/messages.py):
 import concurrent.futures
 import logging
 import threading
-import time
 
 from bank import rpc
 from bank.batching import batching_links
 from bank.config_manager import ConfigManager
 from bank.coordinator_lab import LabControls
+from bank.coordinator_status import BranchStatus
 from bank.counters import COUNTS
 from bank.errors import (CUT_OFF, BankError, FaultCode, check_branch_name, check_limit,
                          check_text, check_token, split_acct_ref)
@@ -135,7 +135,7 @@ class BranchLink:
 
 # ---- the coordinator service ----------------------------------------------------------------
 
-class Coordinator(LabControls):
+class Coordinator(LabControls, BranchStatus):
     """The public XML-RPC methods of the coordinator."""
 
     PUBLIC_METHODS = ("ping", "branches", "open_account", "account", "accounts", "deposit",
@@ -186,55 +186,6 @@ class Coordinator(LabControls):
                 "branches": sorted(self.links), "in_flight": len(self.log.in_flight),
                 "faults": self.faults.describe()["armed"], "log": self.log.describe(),
                 "counters": dict(COUNTS.snapshot(), fsyncs=self.log.fsyncs)}
-
-    def branches(self) -> list:
-        """Every branch: {"name", "url", "up", "role", "epoch", "applied", "in_doubt",
-        "partitioned", "error", "counters" (when up: see ping), "answered_at", "stale",
-        "replicas": [{"url", "up", "role", "epoch", "in_sync", "applied", "lag"}]}, pinged
-        in parallel. A branch that does not answer now (down, slow, cut off) shows the
-        in-doubt count of the last answer it gave, with "stale": true and "answered_at"
-        (Unix time; 0: it never answered)."""
-        return self._each_branch(self._branch_status)
-
-    def _branch_status(self, link: BranchLink) -> dict:
-        row = {"name": link.name, "url": link.url, "up": False, "role": "", "epoch": 0,
-               "applied": 0, "in_doubt": 0, "partitioned": link.partitioned, "error": "",
-               "answered_at": 0.0, "stale": False}
-        try:
-            info = link.call("ping")
-            row.update(up=True, role=info["role"], epoch=info["epoch"],
-                       applied=info["applied"], in_doubt=info["in_doubt"],
-                       counters=info.get("counters", {}))
-            link.last_answer = (time.time(), info)
-            row["answered_at"] = link.last_answer[0]
-        except (BankError, KeyError) as exc:
-            row["error"] = str(exc)
-            row.update(self._last_word(link), stale=True)
-        row["replicas"] = [self._replica_status(link, url, row["applied"])
-                           for url in link.replica_urls()]
-        return row
-
-    def _last_word(self, link: BranchLink) -> dict:
-        """A silent branch's in-doubt count from the last answer it gave: its last ping,
-        or its yes votes since (prepared here, not acknowledged), whichever is newer."""
-        pinged_at, info = link.last_answer or (0.0, {})
-        held, voted_at = self.twopc.held_at(link.name)
-        if voted_at > pinged_at:
-            return {"in_doubt": held, "answered_at": voted_at}
-        return {"in_doubt": info.get("in_doubt", 0), "answered_at": pinged_at}
-
-    def _replica_status(self, link: BranchLink, url: str, primary_applied: int) -> dict:
-        row = {"url": url, "up": False, "role": "", "epoch": 0, "in_sync": False,
-               "applied": 0, "lag": 0,
-               "recorded": url in self.manager.config(link.name).get("in_sync", [])}
-        try:
-            info = link.ask(url, "ping", timeout=2)
-            row.update(up=True, role=info["role"], epoch=info["epoch"], name=info["name"],
-                       in_sync=info["in_sync"] and row["recorded"], applied=info["applied"],
-                       lag=max(0, primary_applied - info["applied"]))
-        except (BankError, KeyError):
-            pass
-        return row
 
     def account(self, acct) -> dict:
         """One account by BRANCH/NUMBER. Example: account("Mumbai/1001")"""

@@ -3,8 +3,9 @@
 Role: what bank/ledger.py (a participant's SQLite transaction), bank/twopc.py (the
 coordinator's driver) and the network do for real, done on plain Python values. A
 StepRun copies the parts of a State it may change, carries out one Action and
-freezes the result into the next State (BranchSteps holds its ledger part). It
-decides nothing about the protocol: the core objects do (rule W1 in world.py).
+freezes the result into the next State (BranchSteps holds its ledger part,
+CoordinatorSteps its driver's). It decides nothing about the protocol: the core
+objects do (rule W1 in world.py).
 
 Rules (the W rules are in world.py):
   * S1 - effects are carried out in the order the core lists them; before each one a
@@ -118,7 +119,84 @@ class BranchSteps:
 
 
 
-class StepRun(BranchSteps):
+class CoordinatorSteps:
+    """What the coordinator's driver does in a step (bank/twopc.py for real): a part of
+    StepRun."""
+
+    def at_coordinator(self, env) -> None:
+        m = env.message
+        if m.txid not in self.memory:
+            if isinstance(m, DecisionQuery):                      # C8, from the log
+                decided = next((k for k in DECIDED_BY_LOG if (m.txid, k) in self.log), "")
+                answer = DECIDED_BY_LOG.get(decided) or presumed_outcome(
+                    self.world.config.presumption)
+                self.send(COORDINATOR, env.src, DecisionAnswer(m.txid, answer))
+            return                                              # a vote or ack for nothing
+        core = self.coordinator_core(m.txid)
+        if isinstance(m, VoteMsg):
+            self.coordinator_effects(core, core.on_vote(m.branch, m.vote, m.reason), None)
+            self.decide_if_all_voted(core)
+        elif isinstance(m, Ack):
+            self.coordinator_effects(core, core.on_ack(m.branch), caller=None)
+        else:
+            assert isinstance(m, DecisionQuery), m
+            self.coordinator_effects(core, core.on_query(), caller=env.src)
+        self.save(core)
+
+    def decide_if_all_voted(self, core) -> None:
+        """The driver collects every vote (or its silence), then asks the core (C3, C4)."""
+        if core.state is CoordState.PREPARING and set(core.votes) == set(core.participants):
+            self.coordinator_effects(core, core.decide(), caller=CLIENT)
+
+    def coordinator_core(self, txid: str):
+        """The transaction's core, rebuilt from the coordinator's memory."""
+        _, state, votes, acks, reason = self.memory[txid]
+        core = self.new_core(txid)
+        core.state, core.votes, core.acks, core.reason = state, dict(votes), set(acks), reason
+        return core
+
+    def new_core(self, txid: str):
+        """A new coordinator core for txid, of the variant and presumption explored."""
+        return self.variant.coordinator(txid, self.world.plans[txid], COORDINATOR,
+                                        self.world.config.presumption)
+
+    def save(self, core) -> None:
+        if not self.coord_up:
+            return                                  # crashed during the step: memory is gone
+        self.memory_changed = True
+        self.memory[core.txid] = (core.txid, core.state, tuple(sorted(core.votes.items())),
+                                  frozenset(core.acks), core.reason)
+        if core.decision is not TxState.UNKNOWN:
+            self.decide(core.txid, core.decision.value)
+
+    def coordinator_effects(self, core, effects: list, caller) -> None:
+        """Carry out the coordinator's effects in order (S1); records go to the log (W3)."""
+        for effect in effects:
+            if not self.may_carry_out(COORDINATOR, effect):
+                return
+            if isinstance(effect, Record):
+                self.write_log(effect)
+            elif isinstance(effect, Send):
+                self.send(COORDINATOR, effect.to, effect.message)
+            elif isinstance(effect, Reply) and isinstance(effect.message, Outcome):
+                self.told = self.told | {(effect.message.txid, effect.message.outcome)}
+                self.reveal(effect.message)
+                self.note(COORDINATOR, CLIENT, effect.message.outcome,
+                          effect.message.reason, kind="msg")
+            elif isinstance(effect, Reply) and caller not in (None, CLIENT):
+                self.send(COORDINATOR, caller, effect.message)
+
+    def write_log(self, record: Record) -> None:
+        if record.forced:
+            self.log = self.log | self.unflushed | {(record.txid, record.kind)}
+            self.unflushed = frozenset()
+        else:
+            self.unflushed = self.unflushed | {(record.txid, record.kind)}
+        self.note(COORDINATOR, LOG, f"{record.kind} {record.txid}",
+                  "forced to disk" if record.forced else "not forced")
+
+
+class StepRun(BranchSteps, CoordinatorSteps):
     """One step being carried out on mutable copies of a state's parts."""
 
     def __init__(self, world, state: State, with_notes: bool):
@@ -310,80 +388,6 @@ class StepRun(BranchSteps):
         core = self.coordinator_core(action.txid)
         self.coordinator_effects(core, core.on_retry(), caller=None)
         self.save(core)
-
-    # ---- at the coordinator --------------------------------------------------------------
-
-    def at_coordinator(self, env) -> None:
-        m = env.message
-        if m.txid not in self.memory:
-            if isinstance(m, DecisionQuery):                      # C8, from the log
-                decided = next((k for k in DECIDED_BY_LOG if (m.txid, k) in self.log), "")
-                answer = DECIDED_BY_LOG.get(decided) or presumed_outcome(
-                    self.world.config.presumption)
-                self.send(COORDINATOR, env.src, DecisionAnswer(m.txid, answer))
-            return                                              # a vote or ack for nothing
-        core = self.coordinator_core(m.txid)
-        if isinstance(m, VoteMsg):
-            self.coordinator_effects(core, core.on_vote(m.branch, m.vote, m.reason), None)
-            self.decide_if_all_voted(core)
-        elif isinstance(m, Ack):
-            self.coordinator_effects(core, core.on_ack(m.branch), caller=None)
-        else:
-            assert isinstance(m, DecisionQuery), m
-            self.coordinator_effects(core, core.on_query(), caller=env.src)
-        self.save(core)
-
-    def decide_if_all_voted(self, core) -> None:
-        """The driver collects every vote (or its silence), then asks the core (C3, C4)."""
-        if core.state is CoordState.PREPARING and set(core.votes) == set(core.participants):
-            self.coordinator_effects(core, core.decide(), caller=CLIENT)
-
-    def coordinator_core(self, txid: str):
-        """The transaction's core, rebuilt from the coordinator's memory."""
-        _, state, votes, acks, reason = self.memory[txid]
-        core = self.new_core(txid)
-        core.state, core.votes, core.acks, core.reason = state, dict(votes), set(acks), reason
-        return core
-
-    def new_core(self, txid: str):
-        """A new coordinator core for txid, of the variant and presumption explored."""
-        return self.variant.coordinator(txid, self.world.plans[txid], COORDINATOR,
-                                        self.world.config.presumption)
-
-    def save(self, core) -> None:
-        if not self.coord_up:
-            return                                  # crashed during the step: memory is gone
-        self.memory_changed = True
-        self.memory[core.txid] = (core.txid, core.state, tuple(sorted(core.votes.items())),
-                                  frozenset(core.acks), core.reason)
-        if core.decision is not TxState.UNKNOWN:
-            self.decide(core.txid, core.decision.value)
-
-    def coordinator_effects(self, core, effects: list, caller) -> None:
-        """Carry out the coordinator's effects in order (S1); records go to the log (W3)."""
-        for effect in effects:
-            if not self.may_carry_out(COORDINATOR, effect):
-                return
-            if isinstance(effect, Record):
-                self.write_log(effect)
-            elif isinstance(effect, Send):
-                self.send(COORDINATOR, effect.to, effect.message)
-            elif isinstance(effect, Reply) and isinstance(effect.message, Outcome):
-                self.told = self.told | {(effect.message.txid, effect.message.outcome)}
-                self.reveal(effect.message)
-                self.note(COORDINATOR, CLIENT, effect.message.outcome,
-                          effect.message.reason, kind="msg")
-            elif isinstance(effect, Reply) and caller not in (None, CLIENT):
-                self.send(COORDINATOR, caller, effect.message)
-
-    def write_log(self, record: Record) -> None:
-        if record.forced:
-            self.log = self.log | self.unflushed | {(record.txid, record.kind)}
-            self.unflushed = frozenset()
-        else:
-            self.unflushed = self.unflushed | {(record.txid, record.kind)}
-        self.note(COORDINATOR, LOG, f"{record.kind} {record.txid}",
-                  "forced to disk" if record.forced else "not forced")
 
     # ---- bookkeeping ------------------------------------------------------------------------
 

@@ -104,7 +104,8 @@ def compress(trace: list) -> list:
 def visible_width(canvas) -> int:
     """The width a drawing on `canvas` can use without a sideways scroll (inside its
     border and focus ring)."""
-    edge = int(float(canvas.cget("highlightthickness"))) + int(float(canvas.cget("borderwidth")))
+    edge = sum(canvas.winfo_pixels(canvas.cget(option))      # a screen distance, in
+               for option in ("highlightthickness", "borderwidth"))   # whole pixels
     return canvas.winfo_width() - 2 * edge
 
 

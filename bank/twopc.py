@@ -34,7 +34,7 @@ Rules (how the core's effects are carried out):
     the digits counting up from a random start, never one this coordinator holds. A
     branch answers a txid it knows with its recorded vote (P3), so a second transfer
     under the same id would be told "committed" and never applied. (With random
-    digits, at 300 transfers a second two shared an id about every seven minutes.)
+    digits, at 300 transfers a second two shared an id about every six minutes.)
 
 Glossary (more in bank/core/messages.py):
   plan        which ops each participant is asked to prepare

@@ -98,8 +98,9 @@ def test_p9_when_no_peer_knows_the_branch_keeps_waiting_and_holding(bank):
     assert bank.client("Delhi").call("status", txid)["state"] == "prepared"
     assert mumbai.call("account", "1001")["held"] == "7.00"
     bank.restart("coordinator")
-    wait_for(lambda: mumbai.call("status", txid)["state"] == "committed", 20,
-             "the restarted coordinator to finish the transfer")
+    wait_for(lambda: all(bank.client(b).call("status", txid)["state"] == "committed"
+                         for b in ("Mumbai", "Delhi")), 20,
+             "the restarted coordinator to finish the transfer at both branches")
     assert bank.client("Delhi").call("account", "1002")["balance"] == "5007.00"
 
 

@@ -166,9 +166,6 @@ class BatchRunner:
     def __init__(self, branch):
         self.branch = branch
 
-    def close(self) -> None:
-        """Nothing to stop: a batch runs on the thread of the call that carries it."""
-
     def run(self, items) -> list:
         """B4: every item's write, one after the other, in ONE held group (G5); its
         COMMIT and one push to the replicas for all; then every item's answer. Each

@@ -320,7 +320,6 @@ class Branch(ReplicationRoles, Termination):
 
     def close(self):
         self._stop.set()
-        self._batches.close()
         self.ledger.close()
 
     def preload(self) -> None:

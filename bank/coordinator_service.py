@@ -27,7 +27,6 @@ Glossary (more in bank/core/messages.py):
   request id  a client-chosen id: a retried call returns the first outcome
 """
 
-import concurrent.futures
 import logging
 import threading
 
@@ -40,7 +39,7 @@ from bank.counters import COUNTS
 from bank.errors import (CUT_OFF, BankError, FaultCode, check_branch_name, check_limit,
                          check_text, check_token, split_acct_ref)
 from bank.faults import FaultPoints
-from bank.handoff import Workers
+from bank.handoff import Workers, run_all
 from bank.core.messages import COORDINATOR_POINTS
 from bank.money import format_amount, format_delta, parse_amount
 from bank.recovery_log import RecoveryLog
@@ -154,12 +153,11 @@ class Coordinator(LabControls, BranchStatus):
         if allow_faults:
             self.PUBLIC_METHODS = Coordinator.PUBLIC_METHODS + Coordinator.LAB_METHODS
         self.log = RecoveryLog(log_path, accept_damage=accept_damaged_log)
-        self._pool = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="2pc")
         self.requests = RequestRegistry()                                   # Rule 4
         self.manager = ConfigManager(self.log, self.links)      # config_manager.py M1-M6
         self.auto_failover = auto_failover
         self._stop_config = threading.Event()
-        self._senders = Workers(32, "2pc-send")       # bank/handoff.py
+        self._senders = Workers(32, "2pc-send")       # bank/handoff.py: every parallel call
         self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching),  # optional
                                     self.log, self.faults, self._senders,
                                     requests=self.requests, presumption=presumption)
@@ -355,7 +353,7 @@ class Coordinator(LabControls, BranchStatus):
         """Find each branch's current primary, then let the 2PC driver finish what the
         log says is unfinished and keep retrying."""
         with_replicas = [link for link in self.links.values() if len(link.urls) > 1]
-        list(self._pool.map(lambda link: link.find_primary(), with_replicas))
+        run_all(self._senders, lambda link: link.find_primary(), with_replicas)
         self.twopc.start()
         threading.Thread(target=self.run_configuration, name="configuration", daemon=True,
                          args=(self.auto_failover, self._stop_config)).start()
@@ -363,7 +361,6 @@ class Coordinator(LabControls, BranchStatus):
     def close(self):
         self._stop_config.set()
         self.twopc.stop()
-        self._pool.shutdown(wait=False)
         self._senders.close()
         self.log.close()
 
@@ -382,7 +379,7 @@ class Coordinator(LabControls, BranchStatus):
         return self._link(branch), number
 
     def _each_branch(self, fn) -> list:
-        return list(self._pool.map(fn, [self.links[n] for n in sorted(self.links)]))
+        return run_all(self._senders, fn, [self.links[n] for n in sorted(self.links)])
 
     @staticmethod
     def _try(link: BranchLink, method: str, *args, default):

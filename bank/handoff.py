@@ -1,7 +1,8 @@
 """Handing work and wake-ups from one thread to another, cheaply.
 
 Role: the coordinator hands each 2PC round's messages to worker threads (one per
-participant but the last, which the caller sends itself), and a batched message
+participant but the last, which the caller sends itself; its pings of every branch
+go the same way), and a batched message
 wakes the caller waiting for its answer. Both happen several times per transfer,
 so they are made of the cheapest thing Python has: a plain Lock. (A branch hands
 nothing off: it carries out a batch on the thread that received it, B4.)

@@ -24,12 +24,21 @@ Rules:
     the items share one fsync and one push (fewer round trips AND fewer fsyncs), no
     item is answered before its write is durable, and a COMMIT that fails fails
     every item that wrote, as it would have failed each of them alone (G4).
+  * B5 - a decision rides a busy line: a commit or abort for a branch with a message
+    already in flight there is posted, not awaited; it leaves in the next batch to
+    that branch, and its acknowledgement reaches the 2PC driver when that batch
+    returns (a batch of posted decisions alone is carried by whoever ends the call
+    in flight). On a free line a decision goes at once, as any message (B3). A read
+    through the coordinator first waits until the decisions posted before it have
+    been carried, so it sees every transfer the coordinator has answered.
 
 Glossary:
   item     one message in a batch: [method, [args...]]; method is prepare|commit|abort
   slot     an item's answer: {"result": ...} or {"fault": code, "message": sentence}
   step     a participant call in two halves around its write (Branch.prepare_step...)
   leader   the caller whose turn it is to carry the waiting messages to the branch
+  posted   a decision queued with a function to call with its answer (B5), and no
+           caller waiting for it
 """
 
 import logging
@@ -47,17 +56,27 @@ MAX_BATCH = 64                  # items per call at most
 # ---- the coordinator's side: a link that batches ------------------------------------
 
 class _Message:
-    """One caller's message, waiting for its turn (to lead) or for its answer."""
+    """One caller's message, waiting for its turn (to lead) or for its answer; or a
+    posted one (B5), whose answer goes to `then` instead."""
 
-    def __init__(self, method: str, args: tuple):
-        self.method, self.args = method, args
+    def __init__(self, method: str, args: tuple, then=None):
+        self.method, self.args, self.then = method, args, then
         self.wake = Latch()
         self.batch = None            # set when this caller leads a batch
         self.result, self.error = None, None
 
+    def answered(self) -> None:
+        if self.then is None:
+            self.wake.set()
+            return
+        try:
+            self.then(self.result, self.error)
+        except Exception:                   # noqa: BLE001 - never strand the others
+            log.exception("a posted %s's answer could not be taken in", self.method)
+
 
 class BatchingLink:
-    """Wraps a coordinator.BranchLink: prepare/commit/abort may ride in a batch (B1-B4).
+    """Wraps a coordinator.BranchLink: prepare/commit/abort may ride in a batch (B1-B5).
 
     Everything else (reads, pings, a branch with replicas) goes straight to the link.
     """
@@ -67,6 +86,8 @@ class BatchingLink:
         self._lock = threading.Lock()
         self._in_flight = False          # a call to this branch is on its way
         self._waiting = []               # _Message, oldest first
+        self._posted = self._carried = 0   # posted decisions so far, and carried (B5)
+        self._carried_more = threading.Condition(self._lock)
 
     def __getattr__(self, name):         # url, partitioned, find_primary... of the link
         return getattr(self.link, name)
@@ -95,16 +116,42 @@ class BatchingLink:
             raise mine.error
         return mine.result
 
-    def _pass_the_turn(self) -> None:
-        """The call in flight returned: the oldest waiting caller carries the next batch."""
+    def post(self, method: str, args: tuple, then) -> bool:
+        """B5: if a message is in flight to this branch, queue a decision to ride in the
+        next batch and return True; `then(result, error)` gets its answer. False: the
+        line is free (or the branch has replicas), and the caller sends it itself."""
+        if method not in ("commit", "abort") or len(self.link.urls) > 1:
+            return False
         with self._lock:
-            if not self._waiting:
-                self._in_flight = False
+            if not self._in_flight:
+                return False
+            self._waiting.append(_Message(method, args, then))
+            self._posted += 1
+        return True
+
+    def wait_for_posted(self, timeout: float) -> None:
+        """B5: return once every decision posted so far has been carried (or after
+        `timeout` seconds: a read is never stuck behind a branch that does not answer)."""
+        with self._lock:
+            target = self._posted
+            self._carried_more.wait_for(lambda: self._carried >= target, timeout)
+
+    def _pass_the_turn(self) -> None:
+        """The call in flight returned: the oldest waiting caller carries the next batch;
+        a batch of posted decisions only (no caller waits for them) is carried from here."""
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    self._in_flight = False
+                    return
+                batch = self._waiting[:self.max_batch]
+                del self._waiting[:self.max_batch]
+            leader = next((m for m in batch if m.then is None), None)
+            if leader is not None:
+                leader.batch = batch
+                leader.wake.set()
                 return
-            batch = self._waiting[:self.max_batch]
-            del self._waiting[:self.max_batch]
-        batch[0].batch = batch
-        batch[0].wake.set()
+            self._carry(batch)
 
     def _carry(self, batch: list) -> None:
         """Send the batch as one call and hand every item its own slot (B2)."""
@@ -126,7 +173,12 @@ class BatchingLink:
                                           why=slot.get("why", ""))
             else:
                 message.result = slot["result"]
-            message.wake.set()
+            message.answered()
+        posted = sum(1 for message in batch if message.then is not None)
+        if posted:
+            with self._lock:
+                self._carried += posted
+                self._carried_more.notify_all()
 
 
 def _code(code) -> FaultCode:

@@ -188,12 +188,12 @@ class Coordinator(LabControls, BranchStatus):
     def account(self, acct) -> dict:
         """One account by BRANCH/NUMBER. Example: account("Mumbai/1001")"""
         branch, number = self._route(acct)
-        return branch.read("account", number)
+        return self._read(branch, "account", number)
 
     def accounts(self, branch="") -> list:
         """The accounts of one branch, or of every reachable branch if "" is given."""
         if branch:
-            return self._link(branch).read("accounts")
+            return self._read(self._link(branch), "accounts")
         lists = self._each_branch(lambda link: self._try(link, "accounts", default=[]))
         return [acct for rows in lists for acct in rows]
 
@@ -205,9 +205,9 @@ class Coordinator(LabControls, BranchStatus):
         limit = check_limit(limit)
         if isinstance(acct_or_branch, str) and "/" in acct_or_branch:
             branch, number = self._route(acct_or_branch)
-            return branch.read("journal", number, limit)
+            return self._read(branch, "journal", number, limit)
         if acct_or_branch:
-            return self._link(acct_or_branch).read("journal", "", limit)
+            return self._read(self._link(acct_or_branch), "journal", "", limit)
         lists = self._each_branch(lambda link: self._try(link, "journal", "", limit, default=[]))
         rows = sorted((r for rows in lists for r in rows), key=lambda r: r["ts"])
         return rows[-limit:]
@@ -381,12 +381,17 @@ class Coordinator(LabControls, BranchStatus):
     def _each_branch(self, fn) -> list:
         return run_all(self._senders, fn, [self.links[n] for n in sorted(self.links)])
 
-    @staticmethod
-    def _try(link: BranchLink, method: str, *args, default):
+    def _try(self, link: BranchLink, method: str, *args, default):
         try:
-            return link.read(method, *args)
+            return self._read(link, method, *args)
         except BankError:
             return default
+
+    def _read(self, link: BranchLink, method: str, *args):
+        """A read of one branch, once the decisions riding to it have been carried
+        (bank/batching.py, B5): it sees every transfer this coordinator has answered."""
+        self.twopc.settle(link.name)
+        return link.read(method, *args)
 
     # ---- the audit (the shell's `check`) --------------------------------------------
 
@@ -395,7 +400,7 @@ class Coordinator(LabControls, BranchStatus):
 
         Example: audit("Mumbai")
         """
-        return self._link(branch).read("audit")
+        return self._read(self._link(branch), "audit")
 
 
 COORDINATOR_PARTY = "coordinator"

@@ -15,7 +15,10 @@ Rules (how the core's effects are carried out):
     from this very thread), each with a timeout; each answer (or its absence, as a
     Silence: never a "no") is fed back into the core.
   * D3 - the client is answered after the first round of phase 2, with
-    ``waiting_for`` naming the participants that have not acknowledged yet.
+    ``waiting_for`` naming the participants that have not acknowledged yet. A
+    decision for a branch that already has a message on its way rides the next batch
+    there (bank/batching.py, B5) and is not awaited: under load the client hears the
+    outcome at the forced decision, the branch in ``waiting_for``.
   * D4 - retries run in the background until every participant acknowledges (C6);
     no work ever waits on the thread pool it runs on.
   * D5 - say what is known, no more: every answer in the trace keeps its kind (yes,
@@ -68,6 +71,7 @@ log = logging.getLogger("coordinator")
 RETRY_EVERY = 1.0            # seconds between phase-2 retries
 KEEP_TXNS = 1000             # transactions kept in memory with their traces
 TXID_SERIALS = 16 ** 6       # a txid's last part: 6 hex digits (D7)
+SETTLE_WAIT = 5.0            # seconds a read waits at most for decisions riding (B5)
 
 
 # ---- recovery and background retries (D4) -------------------------------------------------
@@ -420,24 +424,67 @@ class TwoPhaseCommit(Recovery, TxnViews):
         return getattr(getattr(self.links.get(branch), "client", None), "timeout", None)
 
     def _send_decision(self, txn: Txn, sends: list) -> None:
-        """Carry out the first round of the decision's sends (C5; retries: C6, below)."""
+        """Carry out the first round of the decision's sends (C5; retries: C6, below).
+        Those that ride a busy line (B5) are answered later, on the thread that carries
+        them; the phase-2 lock is let go when the last of them is answered."""
         if not txn.phase2_lock.acquire(blocking=False):
             return                                   # another thread is already at it
+        txn.riding = 1                               # this thread's own turn
         try:
             if sends and txn.published is TxState.COMMITTED and \
                     self.faults.fires("crash-mid-commit"):
                 self._tell(txn, sends[0])                # one participant told...
                 self.faults.crash_now("crash-mid-commit")  # ...and the others never
-            run_all(self._pool, lambda send: self._tell(txn, send), sends)
+            now = [job for job in (self._ride(txn, send) for send in sends) if job]
+            run_all(self._pool, lambda job: self._tell(txn, *job), now)
         finally:
+            self._let_go(txn)
+
+    def _ride(self, txn: Txn, send: Send):
+        """B5: post the decision to ride the next batch to its branch if a message is on
+        its way there: None. Otherwise (send, its trace entry), to be sent now."""
+        branch, method = send.to, _method(send)
+        told = txn.note(COORDINATOR, branch, method)
+        post = getattr(self.links[branch], "post", None)        # None: --no-batching
+        if post is None:
+            return send, told
+
+        def answered(answer, exc):              # on the thread that carried it
+            try:
+                self._told(txn, send, told, answer, exc)
+            finally:
+                self._let_go(txn)
+        with txn.lock:
+            txn.riding += 1
+        if post(method, (txn.txid,), answered):
+            return None
+        self._let_go(txn)
+        return send, told
+
+    @staticmethod
+    def _let_go(txn: Txn) -> None:
+        """One phase-2 message answered (or this thread's turn over): the last lets go
+        of the phase-2 lock, so retries (C6) may tell whoever did not acknowledge."""
+        with txn.lock:
+            txn.riding -= 1
+            last = txn.riding == 0
+        if last:
             txn.phase2_lock.release()
 
-    def _tell(self, txn: Txn, send: Send) -> None:
-        branch, method = send.to, type(send.message).__name__.lower()   # commit | abort
-        told = txn.note(COORDINATOR, branch, method)
+    def _tell(self, txn: Txn, send: Send, told: dict = None) -> None:
+        """Send one decision and wait for its acknowledgement (C5, C6)."""
+        told = told or txn.note(COORDINATOR, send.to, _method(send))
         try:
-            answer = self.links[branch].call(method, txn.txid)
+            answer = self.links[send.to].call(_method(send), txn.txid)
         except Exception as exc:                # noqa: BLE001 - no ack; retried later (C6)
+            self._told(txn, send, told, None, exc)
+            return
+        self._told(txn, send, told, answer, None)
+
+    def _told(self, txn: Txn, send: Send, told: dict, answer, exc) -> None:
+        """Feed a decision's acknowledgement, or its absence (D5), into the core."""
+        branch, method = send.to, _method(send)
+        if exc is not None:                     # no ack; retried later (C6)
             silence, words, sent = _silence(exc, self._timeout(branch))
             if sent:
                 txn.counts.sent(COORDINATOR)                        # N1: it left
@@ -453,6 +500,13 @@ class TwoPhaseCommit(Recovery, TxnViews):
         self._step(txn, txn.core.on_ack, branch)
 
     # ---- what the API shows ---------------------------------------------------------
+
+    def settle(self, branch: str) -> None:
+        """B5: wait until the decisions riding to `branch` have been carried, so that a
+        read of it sees every transfer this coordinator has answered."""
+        wait = getattr(self.links.get(branch), "wait_for_posted", None)
+        if wait is not None:
+            wait(SETTLE_WAIT)
 
     def decision(self, txid: str, asker: str = "") -> str:
         """committed, aborted, or pending while the votes are still being collected.
@@ -493,6 +547,11 @@ def check_presumption(recovery_log, presumption: Presumption) -> None:
             f"{other[0]}, so this coordinator cannot run presumed {presumption.value} on it "
             "(a transaction it no longer remembers would be presumed the other way): start "
             f"with --presumption {other[0]}, or with a new --log."))
+
+
+def _method(send: Send) -> str:
+    """The call a decision's Send stands for: commit or abort."""
+    return type(send.message).__name__.lower()
 
 
 def _silence(exc: Exception, seconds=None) -> tuple:

@@ -1,4 +1,4 @@
-"""Batched 2PC messages keep every rule of the protocol (bank/batching.py B1-B4).
+"""Batched 2PC messages keep every rule of the protocol (bank/batching.py B1-B5).
 
 Rules checked:
   * B1/B2 - at a real branch, the items of one batch() are answered each in its own
@@ -12,6 +12,12 @@ Rules checked:
   * B4 - a batch's items share one COMMIT (one fsync) at the branch, and its
     crash-after faults strike after it: a branch that dies answering a batch of
     prepares comes back with every one of them prepared;
+  * B5 - a decision for a free line is not posted (the caller sends it at once); one
+    for a busy line rides the next batch, its answer goes to its own function, a
+    batch of posted decisions alone is carried without any caller, and a reader
+    waiting for the posted decisions returns once they are carried; through a real
+    coordinator, eight clients' transfers are all visible to a read made right after
+    the last answer, and every one of them ends;
   * a branch killed (kill -9) while batched transfers run, then restarted, leaves every
     transfer committed at both branches or at neither, as the coordinator decided, and
     money is conserved.
@@ -160,6 +166,83 @@ def test_a_failed_batch_call_is_a_failure_for_each_never_a_no():
     for txid in ("t1", "t2"):
         assert isinstance(answers[txid], BankError)
         assert answers[txid].code == FaultCode.UNAVAILABLE
+
+
+def test_a_decision_is_posted_only_behind_a_message_in_flight():
+    """B5: on a free line post() declines (the 2PC driver sends the decision itself,
+    at once); behind a message in flight, the commit and the abort ride the next batch,
+    each answer reaches its own function, and nobody had to wait for them."""
+    link = SlowLink()
+    batching, answers = BatchingLink(link), {}
+    assert batching.post("commit", ("t0",), None) is False
+    assert link.calls == []
+    first = threading.Thread(target=batching.call, args=("prepare", "t1", COORD, []))
+    first.start()
+    assert link.first_in.wait(10)
+    for method, txid in (("commit", "t2"), ("abort", "t3")):
+        assert batching.post(method, (txid,), lambda answer, exc, t=txid: answers.update(
+            {t: (answer, exc)}))
+    assert batching.post("prepare", ("t4", COORD, []), None) is False   # decisions only
+    link.release.set()
+    first.join(10)
+    wait_for(lambda: len(answers) == 2, 10, "the posted decisions' answers")
+    assert [m for m, _ in link.calls] == ["prepare", "batch"]
+    assert [item[0] for item in link.calls[1][1][0]] == ["commit", "abort"]
+    assert answers["t2"] == ({"vote": "yes", "txid": "t2"}, None)
+    assert answers["t3"] == ({"vote": "yes", "txid": "t3"}, None)
+    assert not batching._in_flight                  # the line is free again
+
+
+def test_a_read_waits_until_the_decisions_posted_before_it_are_carried():
+    """B5: wait_for_posted() returns at once when nothing is posted, and otherwise only
+    after the batch carrying the posted decision has come back."""
+    link = SlowLink()
+    batching = BatchingLink(link)
+    batching.wait_for_posted(0)                       # nothing posted: no wait
+    first = threading.Thread(target=batching.call, args=("prepare", "t1", COORD, []))
+    first.start()
+    assert link.first_in.wait(10)
+    assert batching.post("commit", ("t1",), lambda answer, exc: None)
+    reader_done = threading.Event()
+    reader = threading.Thread(target=lambda: (batching.wait_for_posted(10),
+                                              reader_done.set()))
+    reader.start()
+    assert not reader_done.wait(0.2)                  # the commit is still waiting
+    link.release.set()
+    assert reader_done.wait(10)
+    assert [m for m, _ in link.calls] == ["prepare", "commit"]
+    first.join(10)
+    reader.join(10)
+
+
+def test_concurrent_transfers_are_all_seen_by_the_next_read(bank):
+    """B5 through real processes: eight clients transfer at once, so decisions ride
+    busy lines and some answers name a branch in waiting_for; a read through the
+    coordinator made right after the last answer already sees every transfer, and
+    every transaction then ends with both acknowledgements."""
+    answers, lock = [], threading.Lock()
+
+    def client(k):
+        coordinator = bank.coordinator()
+        for n in range(25):
+            src, dst = ("Mumbai/1001", "Delhi/1002") if (n + k) % 2 else \
+                ("Delhi/1002", "Mumbai/1001")
+            answer = coordinator.call("transfer", src, dst, "1.00")
+            with lock:
+                answers.append((src, answer))
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(answers) == 200 and all(a["outcome"] == "committed" for _, a in answers)
+    expected = 10_000 + sum(1 if src.startswith("Delhi") else -1 for src, _ in answers)
+    seen = bank.coordinator().call("account", "Mumbai/1001")
+    assert decimal.Decimal(seen["balance"]) == expected, seen
+    assert seen["held"] == "0.00", seen
+    assert any(a["waiting_for"] for _, a in answers)          # some decisions rode
+    wait_for(lambda: bank.coordinator().call("transactions", 1000, "in-doubt") == [], 30,
+             "every transaction to end")
 
 
 def test_a_branch_crash_during_batched_transfers_leaves_all_or_nothing(bank):

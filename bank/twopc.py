@@ -300,7 +300,12 @@ class TwoPhaseCommit(Recovery, TxnViews):
         run_all(self._pool, lambda send: self._ask_vote(txn, send), prepares)
         self.faults.crash_if_armed("crash-after-prepare")
         # ---- The decision, durable before visible (C3, C4; D1) ----
-        after = self._step(txn, txn.core.decide)
+        txn.phase2_lock.acquire()     # the first round of phase 2 is ours: a retry that
+        try:                          # saw the decision first would answer the client early
+            after = self._step(txn, txn.core.decide)
+        except BaseException:
+            txn.phase2_lock.release()
+            raise
         log.debug("%s: decided %s %s", txn.txid, txn.published.value, txn.core.reason)
         if txn.published is TxState.COMMITTED:
             self.faults.crash_if_armed("crash-after-decision")
@@ -424,11 +429,10 @@ class TwoPhaseCommit(Recovery, TxnViews):
         return getattr(getattr(self.links.get(branch), "client", None), "timeout", None)
 
     def _send_decision(self, txn: Txn, sends: list) -> None:
-        """Carry out the first round of the decision's sends (C5; retries: C6, below).
-        Those that ride a busy line (B5) are answered later, on the thread that carries
-        them; the phase-2 lock is let go when the last of them is answered."""
-        if not txn.phase2_lock.acquire(blocking=False):
-            return                                   # another thread is already at it
+        """Carry out the first round of the decision's sends (C5; retries: C6, below),
+        holding the phase-2 lock taken before the decision. Those that ride a busy line
+        (B5) are answered later, on the thread that carries them; the lock is let go
+        when the last of them is answered."""
         txn.riding = 1                               # this thread's own turn
         try:
             if sends and txn.published is TxState.COMMITTED and \

@@ -246,7 +246,8 @@ def _diagram_summary(txn: dict) -> list:
                      f"messages kept back by a partition: {marks['partition']}")
     if txn.get("waiting_for"):
         lines.append("Still waiting for an acknowledgement from: "
-                     f"{', '.join(txn['waiting_for'])} (the coordinator keeps retrying)")
+                     f"{', '.join(txn['waiting_for'])} (the coordinator keeps telling it until it "
+                     "does)")
     return lines
 
 

@@ -130,6 +130,6 @@ class BankingCommands:
             return self._fail(f"Outcome not known yet ({result['outcome']}); `show {txid}` "
                               "tells it once the coordinator knows.")
         waiting = ", ".join(result.get("waiting_for") or [])
-        late = (f" The decision is durable; {waiting} has not acknowledged it yet and the "
-                "coordinator keeps retrying." if waiting else "")
+        late = (f" The decision is durable; {waiting} has not acknowledged it yet, and the "
+                "coordinator keeps telling it until it does." if waiting else "")
         self._say(f"Committed: moved {amount} from {src} to {dst} ({how}).{late}")

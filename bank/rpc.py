@@ -56,7 +56,7 @@ import time
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
-from bank import keys
+from bank import keys, rpc_reading
 from bank.errors import BankError, FaultCode
 from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
                              SERVER_HEADER, Client, connect, server_id_at, sign)
@@ -386,7 +386,7 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
     def parse(self, data: bytes):
         """(method, params) of a request body, or None if it is not XML-RPC."""
         try:
-            params, method = xmlrpc.client.loads(data)
+            params, method = rpc_reading.loads(data)        # W1: as xmlrpc.client reads
         except Exception:
             return None
         return method, params

@@ -33,7 +33,7 @@ import time
 import xml.parsers.expat
 import xmlrpc.client
 
-from bank import keys
+from bank import keys, rpc_reading
 from bank.errors import BROKEN, REFUSED, TIMED_OUT, BankError, FaultCode
 
 SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name
@@ -273,7 +273,7 @@ class _Wire:
             self.close()
             raise xmlrpc.client.ProtocolError(self.host + self.path, status,
                                               "refused", headers)
-        return xmlrpc.client.loads(answer)[0][0]      # a Fault is raised by loads
+        return rpc_reading.loads(answer)[0][0]        # a Fault is raised by loads (W1)
 
     def close(self) -> None:
         if self.sock is not None:

@@ -24,20 +24,22 @@ Rules:
     the items share one fsync and one push (fewer round trips AND fewer fsyncs), no
     item is answered before its write is durable, and a COMMIT that fails fails
     every item that wrote, as it would have failed each of them alone (G4).
-  * B5 - a decision rides a busy line: a commit or abort for a branch with a message
-    already in flight there is posted, not awaited; it leaves in the next batch to
-    that branch, and its acknowledgement reaches the 2PC driver when that batch
-    returns (a batch of posted decisions alone is carried by whoever ends the call
-    in flight). On a free line a decision goes at once, as any message (B3). A read
-    through the coordinator first waits until the decisions posted before it have
-    been carried, so it sees every transfer the coordinator has answered.
+  * B5 - a message rides a busy line: one for a branch with a message already in
+    flight there is posted, with a function for its answer, instead of a thread
+    waiting for its turn. It leaves in the next batch to that branch, and its answer
+    reaches the 2PC driver on the thread that carries that batch (a batch of posted
+    messages alone is carried by whoever ends the call in flight). The driver waits
+    for the votes it posted, not for the decisions: under load the client hears the
+    outcome at the forced decision (twopc.py, D3). On a free line a message goes at
+    once (B3). A read through the coordinator first waits until the messages posted
+    before it have been carried, so it sees every transfer the coordinator answered.
 
 Glossary:
   item     one message in a batch: [method, [args...]]; method is prepare|commit|abort
   slot     an item's answer: {"result": ...} or {"fault": code, "message": sentence}
   step     a participant call in two halves around its write (Branch.prepare_step...)
   leader   the caller whose turn it is to carry the waiting messages to the branch
-  posted   a decision queued with a function to call with its answer (B5), and no
+  posted   a message queued with a function to call with its answer (B5), and no
            caller waiting for it
 """
 
@@ -86,7 +88,7 @@ class BatchingLink:
         self._lock = threading.Lock()
         self._in_flight = False          # a call to this branch is on its way
         self._waiting = []               # _Message, oldest first
-        self._posted = self._carried = 0   # posted decisions so far, and carried (B5)
+        self._posted = self._carried = 0   # posted messages so far, and carried (B5)
         self._carried_more = threading.Condition(self._lock)
 
     def __getattr__(self, name):         # url, partitioned, find_primary... of the link
@@ -117,10 +119,10 @@ class BatchingLink:
         return mine.result
 
     def post(self, method: str, args: tuple, then) -> bool:
-        """B5: if a message is in flight to this branch, queue a decision to ride in the
+        """B5: if a message is in flight to this branch, queue this one to ride in the
         next batch and return True; `then(result, error)` gets its answer. False: the
         line is free (or the branch has replicas), and the caller sends it itself."""
-        if method not in ("commit", "abort") or len(self.link.urls) > 1:
+        if method not in BATCHED or len(self.link.urls) > 1:
             return False
         with self._lock:
             if not self._in_flight:
@@ -130,7 +132,7 @@ class BatchingLink:
         return True
 
     def wait_for_posted(self, timeout: float) -> None:
-        """B5: return once every decision posted so far has been carried (or after
+        """B5: return once every message posted so far has been carried (or after
         `timeout` seconds: a read is never stuck behind a branch that does not answer)."""
         with self._lock:
             target = self._posted
@@ -138,7 +140,7 @@ class BatchingLink:
 
     def _pass_the_turn(self) -> None:
         """The call in flight returned: the oldest waiting caller carries the next batch;
-        a batch of posted decisions only (no caller waits for them) is carried from here."""
+        a batch of posted messages only (no caller waits for them) is carried from here."""
         while True:
             with self._lock:
                 if not self._waiting:

@@ -20,6 +20,9 @@ Rules:
   * H4 - run_all runs a function on several items at once: all but the last on
     workers, the last on the calling thread, which would otherwise only wait (one
     handoff fewer); it returns when all are done.
+  * H5 - a Countdown calls its function once, when the last of its shares is done:
+    the owner's own share, and one per answer still out (answers that ride a batch
+    arrive on other threads, bank/batching.py B5).
 
 Glossary:
   job     one function call handed to a worker; wait() returns its result
@@ -47,6 +50,30 @@ class Latch:
 
     def wait(self) -> None:
         self._lock.acquire()             # at once if set, else when set; one waiter only
+
+
+class Countdown:
+    """Calls at_zero() once every share is done (H5): one share for its owner from the
+    start, one more for each add(). The answers of a 2PC round arrive on several
+    threads; whichever takes in the last one calls at_zero (it wakes the waiter, or
+    lets go of a lock)."""
+
+    __slots__ = ("_lock", "_left", "_at_zero")
+
+    def __init__(self, at_zero):
+        self._lock = threading.Lock()
+        self._left, self._at_zero = 1, at_zero
+
+    def add(self) -> None:
+        with self._lock:
+            self._left += 1
+
+    def done(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._at_zero()
 
 
 class Job:

@@ -16,9 +16,10 @@ Rules (how the core's effects are carried out):
     Silence: never a "no") is fed back into the core.
   * D3 - the client is answered after the first round of phase 2, with
     ``waiting_for`` naming the participants that have not acknowledged yet. A
-    decision for a branch that already has a message on its way rides the next batch
-    there (bank/batching.py, B5) and is not awaited: under load the client hears the
-    outcome at the forced decision, the branch in ``waiting_for``.
+    message for a branch that already has one on its way rides the next batch there
+    (bank/batching.py, B5); the driver waits for such a vote, but not for such a
+    decision: under load the client hears the outcome at the forced decision, the
+    branch in ``waiting_for``.
   * D4 - retries run in the background until every participant acknowledges (C6);
     no work ever waits on the thread pool it runs on.
   * D5 - say what is known, no more: every answer in the trace keeps its kind (yes,
@@ -57,10 +58,11 @@ import threading
 import time
 
 from bank.errors import CUT_OFF, TIMED_OUT, BankError, FaultCode
-from bank.handoff import run_all
+from bank.handoff import Countdown, Latch, run_all
 from bank.ledger import now
 from bank.core.coordinator import Presumption, presumed_outcome
-from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
+from bank.core.messages import (CoordState, Prepare, Record, Reply, Send, Silence, TxState,
+                                Vote)
 from bank.requests import RequestRegistry
 from bank.twopc_recovery import rebuild_before_crash
 from bank.twopc_txn import COORDINATOR, LOG, Txn, TxnViews, kind_of
@@ -297,7 +299,9 @@ class TwoPhaseCommit(Recovery, TxnViews):
         except LogWriteError:          # storage faults: refused before any prepare was sent
             self._forget(txn)
             raise
-        run_all(self._pool, lambda send: self._ask_vote(txn, send), prepares)
+        votes_in = Latch()
+        self._round(txn, prepares, self._voted, votes_in.set)
+        votes_in.wait()                                  # every vote, or its absence
         self.faults.crash_if_armed("crash-after-prepare")
         # ---- The decision, durable before visible (C3, C4; D1) ----
         txn.phase2_lock.acquire()     # the first round of phase 2 is ours: a retry that
@@ -377,24 +381,82 @@ class TwoPhaseCommit(Recovery, TxnViews):
                          "will finish it from what the log holds", txn.txid, exc_info=True)
             self.faults.crash_now("the recovery log could not be written")
 
-    def _ask_vote(self, txn: Txn, send: Send) -> None:
+    # ---- one round of messages (D2, B5) -------------------------------------------------
+
+    def _round(self, txn: Txn, sends: list, take, all_taken) -> None:
+        """Send one round of messages (D2). One for a branch that already has a message
+        on its way rides the next batch there (bank/batching.py, B5); the others leave
+        now, in parallel, and this returns when they are answered. take() feeds each
+        answer, or its absence, to the core, on whichever thread receives it; once every
+        message of the round has been taken in, all_taken() is called."""
+        count = Countdown(all_taken)
+        now = []
+        for send in sends:
+            asked = self._note_sent(txn, send)
+            if not self._ride(txn, send, asked, take, count):
+                now.append((send, asked))
+        run_all(self._pool, lambda job: self._call(txn, *job, take), now)
+        count.done()                       # this thread's own share; riders may be out
+
+    def _ride(self, txn: Txn, send: Send, asked: dict, take, count) -> bool:
+        """B5: post the message to ride the next batch to its branch, if a message is on
+        its way there (True); its answer is taken in by the thread that carries it."""
+        post = getattr(self.links[send.to], "post", None)        # None: --no-batching
+
+        def answered(answer, exc):
+            try:
+                take(txn, send, asked, answer, exc)
+            finally:
+                count.done()
+        if post is None:
+            return False
+        count.add()
+        if post(_method(send), self._arguments(txn, send), answered):
+            return True
+        count.done()
+        return False
+
+    def _call(self, txn: Txn, send: Send, asked: dict, take) -> None:
+        """Send one message now and wait for its answer; take() it in, or its absence."""
+        try:
+            answer = self.links[send.to].call(_method(send), *self._arguments(txn, send))
+        except Exception as exc:                # noqa: BLE001 - every failure is a silence
+            take(txn, send, asked, None, exc)
+            return
+        take(txn, send, asked, answer, None)
+
+    def _arguments(self, txn: Txn, send: Send) -> tuple:
+        """What a Send carries to the branch: a prepare's ops and participants, or only
+        the txid (commit, abort)."""
+        message = send.message
+        if isinstance(message, Prepare):
+            return txn.txid, message.coordinator, list(message.ops), self._participants(message)
+        return (txn.txid,)
+
+    @staticmethod
+    def _note_sent(txn: Txn, send: Send) -> dict:
+        """The trace's row for a message as it leaves (a prepare shows its ops)."""
+        ops = getattr(send.message, "ops", ())
+        return txn.note(COORDINATOR, send.to, _method(send),
+                        ", ".join(f"{o['account']} {o['delta']}" for o in ops))
+
+    def _voted(self, txn: Txn, send: Send, asked: dict, answer, exc) -> None:
         """One participant's vote (D2). Anything but a clear yes or no (an error, a
         timeout, an answer we do not understand) is a Silence, which the core counts
         as a missing vote: abort (C4), but never recorded as a "no" (D5)."""
-        branch, prepare = send.to, send.message
-        ops = list(prepare.ops)
-        asked = txn.note(COORDINATOR, branch, "prepare", ", ".join(
-            f"{o['account']} {o['delta']}" for o in ops))
+        branch = send.to
         try:
-            answer = self.links[branch].call("prepare", txn.txid, prepare.coordinator, ops,
-                                             self._participants(prepare))
+            if exc is None:
+                vote, reason = Vote(answer["vote"]), answer.get("reason", "")
+        except Exception as strange:            # noqa: BLE001 - a strange answer
+            exc = strange
+        if exc is None:
             txn.counts.sent(COORDINATOR)                            # N1: prepare
             txn.counts.sent(branch)                                 # N2: its vote
-            vote, reason = Vote(answer["vote"]), answer.get("reason", "")
             words = vote.value + (f": {reason}" if reason else "")
             txn.note(branch, COORDINATOR, "vote", words, kind=vote.value)
             txn.voted_at[branch] = time.time()
-        except Exception as exc:                # noqa: BLE001 - every failure is a silence
+        else:
             vote, words, sent = _silence(exc, self._timeout(branch))
             if sent:
                 txn.counts.sent(COORDINATOR)                        # N1: it left
@@ -431,59 +493,20 @@ class TwoPhaseCommit(Recovery, TxnViews):
     def _send_decision(self, txn: Txn, sends: list) -> None:
         """Carry out the first round of the decision's sends (C5; retries: C6, below),
         holding the phase-2 lock taken before the decision. Those that ride a busy line
-        (B5) are answered later, on the thread that carries them; the lock is let go
-        when the last of them is answered."""
-        txn.riding = 1                               # this thread's own turn
+        (B5) are not awaited; the lock is let go when the last answer is taken in."""
         try:
             if sends and txn.published is TxState.COMMITTED and \
                     self.faults.fires("crash-mid-commit"):
                 self._tell(txn, sends[0])                # one participant told...
                 self.faults.crash_now("crash-mid-commit")  # ...and the others never
-            now = [job for job in (self._ride(txn, send) for send in sends) if job]
-            run_all(self._pool, lambda job: self._tell(txn, *job), now)
-        finally:
-            self._let_go(txn)
-
-    def _ride(self, txn: Txn, send: Send):
-        """B5: post the decision to ride the next batch to its branch if a message is on
-        its way there: None. Otherwise (send, its trace entry), to be sent now."""
-        branch, method = send.to, _method(send)
-        told = txn.note(COORDINATOR, branch, method)
-        post = getattr(self.links[branch], "post", None)        # None: --no-batching
-        if post is None:
-            return send, told
-
-        def answered(answer, exc):              # on the thread that carried it
-            try:
-                self._told(txn, send, told, answer, exc)
-            finally:
-                self._let_go(txn)
-        with txn.lock:
-            txn.riding += 1
-        if post(method, (txn.txid,), answered):
-            return None
-        self._let_go(txn)
-        return send, told
-
-    @staticmethod
-    def _let_go(txn: Txn) -> None:
-        """One phase-2 message answered (or this thread's turn over): the last lets go
-        of the phase-2 lock, so retries (C6) may tell whoever did not acknowledge."""
-        with txn.lock:
-            txn.riding -= 1
-            last = txn.riding == 0
-        if last:
+        except BaseException:
             txn.phase2_lock.release()
+            raise
+        self._round(txn, sends, self._told, txn.phase2_lock.release)
 
-    def _tell(self, txn: Txn, send: Send, told: dict = None) -> None:
-        """Send one decision and wait for its acknowledgement (C5, C6)."""
-        told = told or txn.note(COORDINATOR, send.to, _method(send))
-        try:
-            answer = self.links[send.to].call(_method(send), txn.txid)
-        except Exception as exc:                # noqa: BLE001 - no ack; retried later (C6)
-            self._told(txn, send, told, None, exc)
-            return
-        self._told(txn, send, told, answer, None)
+    def _tell(self, txn: Txn, send: Send) -> None:
+        """Send one decision now and take in its acknowledgement (C5, C6)."""
+        self._call(txn, send, self._note_sent(txn, send), self._told)
 
     def _told(self, txn: Txn, send: Send, told: dict, answer, exc) -> None:
         """Feed a decision's acknowledgement, or its absence (D5), into the core."""

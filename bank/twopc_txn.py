@@ -50,7 +50,6 @@ class Txn:
         self.done = threading.Event()      # set when the client has its answer
         self.result = None
         self.phase2_lock = threading.Lock()   # one phase-2 round at a time
-        self.riding = 0                       # its messages not answered yet (B5)
         self.lock = threading.Lock()          # guards the core: votes and acks arrive
         self._trace_lock = threading.Lock()   # on several threads at once
         self._t0 = time.monotonic()

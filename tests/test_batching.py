@@ -12,10 +12,10 @@ Rules checked:
   * B4 - a batch's items share one COMMIT (one fsync) at the branch, and its
     crash-after faults strike after it: a branch that dies answering a batch of
     prepares comes back with every one of them prepared;
-  * B5 - a decision for a free line is not posted (the caller sends it at once); one
+  * B5 - a message for a free line is not posted (the caller sends it at once); one
     for a busy line rides the next batch, its answer goes to its own function, a
-    batch of posted decisions alone is carried without any caller, and a reader
-    waiting for the posted decisions returns once they are carried; through a real
+    batch of posted messages alone is carried without any caller, and a reader
+    waiting for the posted messages returns once they are carried; through a real
     coordinator, each of eight concurrent clients reads its own transfer applied
     right after each answer, and every transaction ends;
   * a branch killed (kill -9) while batched transfers run, then restarted, leaves every
@@ -168,10 +168,11 @@ def test_a_failed_batch_call_is_a_failure_for_each_never_a_no():
         assert answers[txid].code == FaultCode.UNAVAILABLE
 
 
-def test_a_decision_is_posted_only_behind_a_message_in_flight():
-    """B5: on a free line post() declines (the 2PC driver sends the decision itself,
-    at once); behind a message in flight, the commit and the abort ride the next batch,
-    each answer reaches its own function, and nobody had to wait for them."""
+def test_a_message_is_posted_only_behind_a_message_in_flight():
+    """B5: on a free line post() declines (the 2PC driver sends the message itself,
+    at once); behind a message in flight, a prepare, a commit and an abort ride the
+    next batch, each answer reaches its own function, and no thread waited for them;
+    a read (not a 2PC message) is never posted."""
     link = SlowLink()
     batching, answers = BatchingLink(link), {}
     assert batching.post("commit", ("t0",), None) is False
@@ -179,17 +180,18 @@ def test_a_decision_is_posted_only_behind_a_message_in_flight():
     first = threading.Thread(target=batching.call, args=("prepare", "t1", COORD, []))
     first.start()
     assert link.first_in.wait(10)
-    for method, txid in (("commit", "t2"), ("abort", "t3")):
-        assert batching.post(method, (txid,), lambda answer, exc, t=txid: answers.update(
+    for method, args in (("prepare", ("t2", COORD, [])), ("commit", ("t3",)),
+                         ("abort", ("t4",))):
+        assert batching.post(method, args, lambda answer, exc, t=args[0]: answers.update(
             {t: (answer, exc)}))
-    assert batching.post("prepare", ("t4", COORD, []), None) is False   # decisions only
+    assert batching.post("account", ("1001",), None) is False
     link.release.set()
     first.join(10)
-    wait_for(lambda: len(answers) == 2, 10, "the posted decisions' answers")
+    wait_for(lambda: len(answers) == 3, 10, "the posted messages' answers")
     assert [m for m, _ in link.calls] == ["prepare", "batch"]
-    assert [item[0] for item in link.calls[1][1][0]] == ["commit", "abort"]
-    assert answers["t2"] == ({"vote": "yes", "txid": "t2"}, None)
-    assert answers["t3"] == ({"vote": "yes", "txid": "t3"}, None)
+    assert [item[0] for item in link.calls[1][1][0]] == ["prepare", "commit", "abort"]
+    for txid in ("t2", "t3", "t4"):
+        assert answers[txid] == ({"vote": "yes", "txid": txid}, None)
     assert not batching._in_flight                  # the line is free again
 
 

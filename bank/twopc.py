@@ -390,13 +390,15 @@ class TwoPhaseCommit(Recovery, TxnViews):
         answer, or its absence, to the core, on whichever thread receives it; once every
         message of the round has been taken in, all_taken() is called."""
         count = Countdown(all_taken)
-        now = []
-        for send in sends:
-            asked = self._note_sent(txn, send)
-            if not self._ride(txn, send, asked, take, count):
-                now.append((send, asked))
-        run_all(self._pool, lambda job: self._call(txn, *job, take), now)
-        count.done()                       # this thread's own share; riders may be out
+        try:
+            now = []
+            for send in sends:
+                asked = self._note_sent(txn, send)
+                if not self._ride(txn, send, asked, take, count):
+                    now.append((send, asked))
+            run_all(self._pool, lambda job: self._call(txn, *job, take), now)
+        finally:
+            count.done()                   # this thread's own share; riders may be out
 
     def _ride(self, txn: Txn, send: Send, asked: dict, take, count) -> bool:
         """B5: post the message to ride the next batch to its branch, if a message is on

@@ -2,8 +2,9 @@
 
 Role: an optional layer between the coordinator's 2PC driver (bank/twopc.py) and a
 branch. While one prepare, commit or abort is on its way to a branch, the ones that
-other transfers want to send there wait; when it returns, they all leave together
-in ONE call, ``batch([[method, args], ...])``, and each caller gets its own answer.
+other transfers want to send there wait (posted with a function for their answer,
+B5, or with their caller's thread waiting); when it returns, they all leave together
+in ONE call, ``batch([[method, args], ...])``, and each gets its own answer.
 A student may skip this file: without it (coordinator.py --no-batching) every
 message is its own call, and the protocol is exactly the same.
 
@@ -28,7 +29,8 @@ Rules:
     flight there is posted, with a function for its answer, instead of a thread
     waiting for its turn. It leaves in the next batch to that branch, and its answer
     reaches the 2PC driver on the thread that carries that batch (a batch of posted
-    messages alone is carried by whoever ends the call in flight). The driver waits
+    messages alone is carried by a worker thread: never by a caller, whose own
+    answer would wait behind it). The driver waits
     for the votes it posted, not for the decisions: under load the client hears the
     outcome at the forced decision (twopc.py, D3). On a free line a message goes at
     once (B3). A read through the coordinator first waits until the messages posted
@@ -47,7 +49,7 @@ import logging
 import threading
 
 from bank.errors import BankError, FaultCode
-from bank.handoff import Latch
+from bank.handoff import Latch, Workers
 
 log = logging.getLogger("batching")
 
@@ -83,8 +85,9 @@ class BatchingLink:
     Everything else (reads, pings, a branch with replicas) goes straight to the link.
     """
 
-    def __init__(self, link, max_batch: int = MAX_BATCH):
+    def __init__(self, link, workers: Workers = None, max_batch: int = MAX_BATCH):
         self.link, self.max_batch = link, max_batch
+        self.workers = workers or Workers(4, f"carrier-{getattr(link, 'name', '')}")
         self._lock = threading.Lock()
         self._in_flight = False          # a call to this branch is on its way
         self._waiting = []               # _Message, oldest first
@@ -110,10 +113,7 @@ class BatchingLink:
                 self._pass_the_turn()
         mine.wake.wait()
         if mine.batch is not None:                              # our turn to carry them
-            try:
-                self._carry(mine.batch)
-            finally:
-                self._pass_the_turn()
+            self._carry(mine.batch)
         if mine.error is not None:
             raise mine.error
         return mine.result
@@ -140,34 +140,27 @@ class BatchingLink:
 
     def _pass_the_turn(self) -> None:
         """The call in flight returned: the oldest waiting caller carries the next batch;
-        a batch of posted messages only (no caller waits for them) is carried from here."""
-        while True:
-            with self._lock:
-                if not self._waiting:
-                    self._in_flight = False
-                    return
-                batch = self._waiting[:self.max_batch]
-                del self._waiting[:self.max_batch]
-            leader = next((m for m in batch if m.then is None), None)
-            if leader is not None:
-                leader.batch = batch
-                leader.wake.set()
+        a batch of posted messages only (no caller waits for them) goes to a worker."""
+        with self._lock:
+            if not self._waiting:
+                self._in_flight = False
                 return
-            self._carry(batch)
+            batch = self._waiting[:self.max_batch]
+            del self._waiting[:self.max_batch]
+        leader = next((m for m in batch if m.then is None), None)
+        if leader is None:
+            self.workers.start(self._carry, batch)
+            return
+        leader.batch = batch
+        leader.wake.set()
 
     def _carry(self, batch: list) -> None:
-        """Send the batch as one call and hand every item its own slot (B2)."""
+        """Send the batch as one call; let the next batch go; then hand every item its
+        own slot (B2), while that next batch is on its way."""
         try:
-            if len(batch) == 1:
-                slots = [{"result": self.link.call(batch[0].method, *batch[0].args)}]
-            else:
-                slots = self.link.call("batch", [[m.method, list(m.args)] for m in batch])
-        except BankError as exc:                # the whole call failed: each item alike
-            slots = [{"fault": int(exc.code), "message": exc.message,
-                      "not_sent": exc.not_sent, "why": exc.why}] * len(batch)
-        except Exception as exc:                # noqa: BLE001 - a strange answer, for all
-            slots = [{"fault": int(FaultCode.INTERNAL),
-                      "message": f"a strange answer to a batch ({exc!r})"}] * len(batch)
+            slots = self._send(batch)
+        finally:
+            self._pass_the_turn()
         for message, slot in zip(batch, slots):
             if "fault" in slot:
                 message.error = BankError(_code(slot["fault"]), slot["message"],
@@ -182,6 +175,21 @@ class BatchingLink:
                 self._carried += posted
                 self._carried_more.notify_all()
 
+    def _send(self, batch: list) -> list:
+        """The batch as one call (one message alone as itself): a slot per item."""
+        try:
+            if len(batch) == 1:
+                slots = [{"result": self.link.call(batch[0].method, *batch[0].args)}]
+            else:
+                slots = self.link.call("batch", [[m.method, list(m.args)] for m in batch])
+        except BankError as exc:                # the whole call failed: each item alike
+            slots = [{"fault": int(exc.code), "message": exc.message,
+                      "not_sent": exc.not_sent, "why": exc.why}] * len(batch)
+        except Exception as exc:                # noqa: BLE001 - a strange answer, for all
+            slots = [{"fault": int(FaultCode.INTERNAL),
+                      "message": f"a strange answer to a batch ({exc!r})"}] * len(batch)
+        return slots
+
 
 def _code(code) -> FaultCode:
     try:
@@ -190,9 +198,12 @@ def _code(code) -> FaultCode:
         return FaultCode.INTERNAL
 
 
-def batching_links(links: dict, enabled: bool = True) -> dict:
-    """The links the 2PC driver uses: batching ones, or the plain links (--no-batching)."""
-    return {name: BatchingLink(link) for name, link in links.items()} if enabled else links
+def batching_links(links: dict, workers: Workers, enabled: bool = True) -> dict:
+    """The links the 2PC driver uses: batching ones, or the plain links (--no-batching).
+    workers carry the batches of posted messages (B5)."""
+    if not enabled:
+        return links
+    return {name: BatchingLink(link, workers) for name, link in links.items()}
 
 
 # ---- the branch's side: carry out a batch in three passes ------------------------------

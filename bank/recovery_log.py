@@ -299,22 +299,30 @@ class RecoveryLog(ReadAtStart):
         assert not self.damage, "a damaged log is never compacted (Rule 6)"
         with self._write_lock, self._sync_lock:
             tmp = self.path.with_suffix(".compacting")
-            lines = [self._line("config", b, c) for b, c in sorted(self.configs.items())]
-            lines += [self._line("done", t, s) for t, s in self.finished.items()]
-            for txid, entry in self.in_flight.items():
-                lines.append(self._line("begin", txid, entry["info"]))
-                if entry["decision"]:
-                    lines.append(self._line(entry["decision"], txid, {}))
-            with open(tmp, "wb") as f:
-                f.write("".join(lines).encode())
+            records = 0
+            with open(tmp, "wb") as f:           # line by line: no multi-MB string, which
+                for line in self._compacted_lines():   # left the process bigger after
+                    f.write(line.encode())             # every compaction (issue 13)
+                    records += 1
                 f.flush()
                 os.fsync(f.fileno())
             self._archive_old_lines()
             os.replace(tmp, self.path)           # atomic: old or new, never half
             fsync_folder(self.path.parent)       # and the rename survives a power cut
             self._open_for_appends()
-            self.records = len(lines)
+            self.records = records
             self._written = self._synced = 0
+
+    def _compacted_lines(self):
+        """What a compacted log holds: configs, summaries of the finished, in-flight."""
+        for branch, config in sorted(self.configs.items()):
+            yield self._line("config", branch, config)
+        for txid, summary in self.finished.items():
+            yield self._line("done", txid, summary)
+        for txid, entry in self.in_flight.items():
+            yield self._line("begin", txid, entry["info"])
+            if entry["decision"]:
+                yield self._line(entry["decision"], txid, {})
 
     def _open_for_appends(self) -> None:
         if self._file is not None:

@@ -29,8 +29,9 @@ Rules:
     flight there is posted, with a function for its answer, instead of a thread
     waiting for its turn. It leaves in the next batch to that branch, and its answer
     reaches the 2PC driver on the thread that carries that batch (a batch of posted
-    messages alone is carried by a worker thread: never by a caller, whose own
-    answer would wait behind it). The driver waits
+    messages alone is carried by one of the line's own two carrier threads: never by
+    a caller, whose own answer would wait behind it, nor by the coordinator's pool,
+    whose jobs may be waiting in this very line). The driver waits
     for the votes it posted, not for the decisions: under load the client hears the
     outcome at the forced decision (twopc.py, D3). On a free line a message goes at
     once (B3). A read through the coordinator first waits until the messages posted
@@ -85,9 +86,11 @@ class BatchingLink:
     Everything else (reads, pings, a branch with replicas) goes straight to the link.
     """
 
-    def __init__(self, link, workers: Workers = None, max_batch: int = MAX_BATCH):
+    def __init__(self, link, max_batch: int = MAX_BATCH):
         self.link, self.max_batch = link, max_batch
-        self.workers = workers or Workers(4, f"carrier-{getattr(link, 'name', '')}")
+        # B5: this line's own carriers, never the coordinator's pool: the pool's jobs may
+        # wait in this line, so its progress must not wait for them (bank/handoff.py H4)
+        self.carriers = Workers(2, f"carrier-{getattr(link, 'name', '')}")
         self._lock = threading.Lock()
         self._in_flight = False          # a call to this branch is on its way
         self._waiting = []               # _Message, oldest first
@@ -149,7 +152,7 @@ class BatchingLink:
             del self._waiting[:self.max_batch]
         leader = next((m for m in batch if m.then is None), None)
         if leader is None:
-            self.workers.start(self._carry, batch)
+            self.carriers.start(self._carry, batch)
             return
         leader.batch = batch
         leader.wake.set()
@@ -198,12 +201,9 @@ def _code(code) -> FaultCode:
         return FaultCode.INTERNAL
 
 
-def batching_links(links: dict, workers: Workers, enabled: bool = True) -> dict:
-    """The links the 2PC driver uses: batching ones, or the plain links (--no-batching).
-    workers carry the batches of posted messages (B5)."""
-    if not enabled:
-        return links
-    return {name: BatchingLink(link, workers) for name, link in links.items()}
+def batching_links(links: dict, enabled: bool = True) -> dict:
+    """The links the 2PC driver uses: batching ones, or the plain links (--no-batching)."""
+    return {name: BatchingLink(link) for name, link in links.items()} if enabled else links
 
 
 # ---- the branch's side: carry out a batch in three passes ------------------------------

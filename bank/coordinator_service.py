@@ -158,7 +158,7 @@ class Coordinator(LabControls, BranchStatus):
         self.auto_failover = auto_failover
         self._stop_config = threading.Event()
         self._senders = Workers(32, "2pc-send")       # bank/handoff.py: every parallel call
-        self.twopc = TwoPhaseCommit(name, batching_links(self.links, self._senders, batching),
+        self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching),  # optional
                                     self.log, self.faults, self._senders,
                                     requests=self.requests, presumption=presumption)
         self.url = url

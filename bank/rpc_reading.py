@@ -10,11 +10,12 @@ coordinator and of each branch).
 
 Rules:
   * W1 - the same values, or the same error, as ``xmlrpc.client.loads``: this file
-    reads only the plain shapes (string, int, i4, i8, boolean, double, nil, array,
-    struct, and a value with no type, which is a string). Anything else (a fault,
+    reads only the plain shapes (string, int, i4, i8, boolean, nil, array, struct,
+    and a value with no type, which is a string). Anything else (a fault, a double,
     a dateTime, base64, a namespaced tag, an element out of place, text that is not
     a number) is handed to the standard parser, which answers as it always has: so
-    any XML-RPC client, or a hand-written request, is read exactly as before.
+    any XML-RPC client, or a hand-written request, is read exactly as before. (No
+    float is made here: money is never a float, and the API refuses a double.)
   * W2 - nothing is trusted more: the same expat parser reads the bytes (with its
     limits on entity expansion); the server checks the signature first (rpc.py).
 
@@ -88,8 +89,6 @@ def _read_value(value):
         return int(text)
     if kind == "boolean" and text in ("0", "1"):
         return text == "1"
-    if kind == "double":
-        return float(text)
     if kind == "nil":
         return None
     raise Unusual(kind)

@@ -11,9 +11,9 @@ Rules (how the core's effects are carried out):
   * D1 - records first, then messages: every Record effect of a step is written (and
     a forced one fsynced) while the transaction's lock is held, before any Send or
     Reply of that step leaves. So nobody sees a decision that is not durable (C3, C7).
-  * D2 - the sends of a step go out in parallel (bank/handoff.py, run_all: the last
-    from this very thread), each with a timeout; each answer (or its absence, as a
-    Silence: never a "no") is fed back into the core.
+  * D2 - the sends of a step go out in parallel, each with a timeout (one round at a
+    time: bank/twopc_rounds.py); each answer (or its absence, as a Silence: never a
+    "no") is fed back into the core.
   * D3 - the client is answered after the first round of phase 2, with
     ``waiting_for`` naming the participants that have not acknowledged yet. A
     message for a branch that already has one on its way rides the next batch there
@@ -58,13 +58,13 @@ import threading
 import time
 
 from bank.errors import CUT_OFF, TIMED_OUT, BankError, FaultCode
-from bank.handoff import Countdown, Latch, run_all
+from bank.handoff import Latch, run_all
 from bank.ledger import now
 from bank.core.coordinator import Presumption, presumed_outcome
-from bank.core.messages import (CoordState, Prepare, Record, Reply, Send, Silence, TxState,
-                                Vote)
+from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
 from bank.requests import RequestRegistry
 from bank.twopc_recovery import rebuild_before_crash
+from bank.twopc_rounds import Rounds, method_of
 from bank.twopc_txn import COORDINATOR, LOG, Txn, TxnViews, kind_of
 from bank.recovery_log import IN_DOUBT, LogWriteError
 
@@ -73,7 +73,6 @@ log = logging.getLogger("coordinator")
 RETRY_EVERY = 1.0            # seconds between phase-2 retries
 KEEP_TXNS = 1000             # transactions kept in memory with their traces
 TXID_SERIALS = 16 ** 6       # a txid's last part: 6 hex digits (D7)
-SETTLE_WAIT = 5.0            # seconds a read waits at most for decisions riding (B5)
 
 
 # ---- recovery and background retries (D4) -------------------------------------------------
@@ -187,7 +186,7 @@ class Recovery:
 
 # ---- the driver ------------------------------------------------------------------------------
 
-class TwoPhaseCommit(Recovery, TxnViews):
+class TwoPhaseCommit(Recovery, Rounds, TxnViews):
     """Drives 2PC for transfers and remembers them, with their traces, for the API.
 
     links: branch name -> an object with call(method, *args) (coordinator.BranchLink);
@@ -381,67 +380,6 @@ class TwoPhaseCommit(Recovery, TxnViews):
                          "will finish it from what the log holds", txn.txid, exc_info=True)
             self.faults.crash_now("the recovery log could not be written")
 
-    # ---- one round of messages (D2, B5) -------------------------------------------------
-
-    def _round(self, txn: Txn, sends: list, take, all_taken) -> None:
-        """Send one round of messages (D2). One for a branch that already has a message
-        on its way rides the next batch there (bank/batching.py, B5); the others leave
-        now, in parallel, and this returns when they are answered. take() feeds each
-        answer, or its absence, to the core, on whichever thread receives it; once every
-        message of the round has been taken in, all_taken() is called."""
-        count = Countdown(all_taken)
-        try:
-            now = []
-            for send in sends:
-                asked = self._note_sent(txn, send)
-                if not self._ride(txn, send, asked, take, count):
-                    now.append((send, asked))
-            run_all(self._pool, lambda job: self._call(txn, *job, take), now)
-        finally:
-            count.done()                   # this thread's own share; riders may be out
-
-    def _ride(self, txn: Txn, send: Send, asked: dict, take, count) -> bool:
-        """B5: post the message to ride the next batch to its branch, if a message is on
-        its way there (True); its answer is taken in by the thread that carries it."""
-        post = getattr(self.links[send.to], "post", None)        # None: --no-batching
-
-        def answered(answer, exc):
-            try:
-                take(txn, send, asked, answer, exc)
-            finally:
-                count.done()
-        if post is None:
-            return False
-        count.add()
-        if post(_method(send), self._arguments(txn, send), answered):
-            return True
-        count.done()
-        return False
-
-    def _call(self, txn: Txn, send: Send, asked: dict, take) -> None:
-        """Send one message now and wait for its answer; take() it in, or its absence."""
-        try:
-            answer = self.links[send.to].call(_method(send), *self._arguments(txn, send))
-        except Exception as exc:                # noqa: BLE001 - every failure is a silence
-            take(txn, send, asked, None, exc)
-            return
-        take(txn, send, asked, answer, None)
-
-    def _arguments(self, txn: Txn, send: Send) -> tuple:
-        """What a Send carries to the branch: a prepare's ops and participants, or only
-        the txid (commit, abort)."""
-        message = send.message
-        if isinstance(message, Prepare):
-            return txn.txid, message.coordinator, list(message.ops), self._participants(message)
-        return (txn.txid,)
-
-    @staticmethod
-    def _note_sent(txn: Txn, send: Send) -> dict:
-        """The trace's row for a message as it leaves (a prepare shows its ops)."""
-        ops = getattr(send.message, "ops", ())
-        return txn.note(COORDINATOR, send.to, _method(send),
-                        ", ".join(f"{o['account']} {o['delta']}" for o in ops))
-
     def _voted(self, txn: Txn, send: Send, asked: dict, answer, exc) -> None:
         """One participant's vote (D2). Anything but a clear yes or no (an error, a
         timeout, an answer we do not understand) is a Silence, which the core counts
@@ -468,11 +406,6 @@ class TwoPhaseCommit(Recovery, TxnViews):
             txn.vote_words[branch] = words
         self._step(txn, txn.core.on_vote, branch, vote, reason)
 
-    def _participants(self, prepare) -> dict:
-        """The prepare's participants as {name: URL} (P9: whom an in-doubt branch asks)."""
-        return {name: self.links[name].url for name in prepare.participants
-                if getattr(self.links.get(name), "url", "")}
-
     def _note_silence(self, txn: Txn, asked: dict, branch: str, silence: Silence,
                       words: str, sent: bool, what: str, code=None) -> str:
         """Trace a missing answer (D5): a message never sent is marked so at the sender;
@@ -487,10 +420,6 @@ class TwoPhaseCommit(Recovery, TxnViews):
         if silence is Silence.TIMEOUT:
             return "waited " + words.removeprefix(silence.value).strip(" ()")
         return words
-
-    def _timeout(self, branch: str):
-        """Seconds a call to `branch` waits for an answer (None if unknown)."""
-        return getattr(getattr(self.links.get(branch), "client", None), "timeout", None)
 
     def _send_decision(self, txn: Txn, sends: list) -> None:
         """Carry out the first round of the decision's sends (C5; retries: C6, below),
@@ -512,7 +441,7 @@ class TwoPhaseCommit(Recovery, TxnViews):
 
     def _told(self, txn: Txn, send: Send, told: dict, answer, exc) -> None:
         """Feed a decision's acknowledgement, or its absence (D5), into the core."""
-        branch, method = send.to, _method(send)
+        branch, method = send.to, method_of(send)
         if exc is not None:                     # no ack; retried later (C6)
             silence, words, sent = _silence(exc, self._timeout(branch))
             if sent:
@@ -529,13 +458,6 @@ class TwoPhaseCommit(Recovery, TxnViews):
         self._step(txn, txn.core.on_ack, branch)
 
     # ---- what the API shows ---------------------------------------------------------
-
-    def settle(self, branch: str) -> None:
-        """B5: wait until the decisions riding to `branch` have been carried, so that a
-        read of it sees every transfer this coordinator has answered."""
-        wait = getattr(self.links.get(branch), "wait_for_posted", None)
-        if wait is not None:
-            wait(SETTLE_WAIT)
 
     def decision(self, txid: str, asker: str = "") -> str:
         """committed, aborted, or pending while the votes are still being collected.
@@ -576,11 +498,6 @@ def check_presumption(recovery_log, presumption: Presumption) -> None:
             f"{other[0]}, so this coordinator cannot run presumed {presumption.value} on it "
             "(a transaction it no longer remembers would be presumed the other way): start "
             f"with --presumption {other[0]}, or with a new --log."))
-
-
-def _method(send: Send) -> str:
-    """The call a decision's Send stands for: commit or abort."""
-    return type(send.message).__name__.lower()
 
 
 def _silence(exc: Exception, seconds=None) -> tuple:

@@ -31,10 +31,9 @@ Rules:
     reaches the 2PC driver on the thread that carries that batch (a batch of posted
     messages alone is carried by one of the line's own two carrier threads: never by
     a caller, whose own answer would wait behind it, nor by the coordinator's pool,
-    whose jobs may be waiting in this very line). The driver waits
-    for the votes it posted, not for the decisions: under load the client hears the
-    outcome at the forced decision (twopc.py, D3). On a free line a message goes at
-    once (B3). A read through the coordinator first waits until the messages posted
+    whose jobs may be waiting in this very line). The driver waits for the votes it
+    posted, not for the decisions: under load the client hears the outcome at the
+    forced decision (twopc.py, D3). On a free line a message goes at once (B3). A read through the coordinator first waits until the messages posted
     before it have been carried, so it sees every transfer the coordinator answered.
 
 Glossary:
@@ -143,7 +142,7 @@ class BatchingLink:
 
     def _pass_the_turn(self) -> None:
         """The call in flight returned: the oldest waiting caller carries the next batch;
-        a batch of posted messages only (no caller waits for them) goes to a worker."""
+        a batch of posted messages only (no caller waits for them) goes to a carrier."""
         with self._lock:
             if not self._waiting:
                 self._in_flight = False

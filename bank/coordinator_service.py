@@ -388,7 +388,7 @@ class Coordinator(LabControls, BranchStatus):
             return default
 
     def _read(self, link: BranchLink, method: str, *args):
-        """A read of one branch, once the decisions riding to it have been carried
+        """A read of one branch, once the messages riding to it have been carried
         (bank/batching.py, B5): it sees every transfer this coordinator has answered."""
         self.twopc.settle(link.name)
         return link.read(method, *args)

@@ -53,14 +53,14 @@ class Rounds:
         """B5: post the message to ride the next batch to its branch, if a message is on
         its way there (True); its answer is taken in by the thread that carries it."""
         post = getattr(self.links[send.to], "post", None)        # None: --no-batching
+        if post is None:
+            return False
 
-        def answered(answer, exc):
+        def answered(answer, exc):                               # on the carrier's thread
             try:
                 take(txn, send, asked, answer, exc)
             finally:
                 count.done()
-        if post is None:
-            return False
         count.add()
         if post(method_of(send), self._arguments(txn, send), answered):
             return True
@@ -101,7 +101,7 @@ class Rounds:
         return getattr(getattr(self.links.get(branch), "client", None), "timeout", None)
 
     def settle(self, branch: str) -> None:
-        """B5: wait until the decisions riding to `branch` have been carried, so that a
+        """B5: wait until the messages riding to `branch` have been carried, so that a
         read of it sees every transfer this coordinator has answered."""
         wait = getattr(self.links.get(branch), "wait_for_posted", None)
         if wait is not None:

@@ -120,18 +120,24 @@ class BatchingLink:
             raise mine.error
         return mine.result
 
-    def post(self, method: str, args: tuple, then) -> bool:
-        """B5: if a message is in flight to this branch, queue this one to ride in the
-        next batch and return True; `then(result, error)` gets its answer. False: the
-        line is free (or the branch has replicas), and the caller sends it itself."""
-        if method not in BATCHED or len(self.link.urls) > 1:
-            return False
+    def send_or_post(self, method: str, args: tuple, then):
+        """B3 or B5: if the line is free, send the message now and return its reply
+        (whose finish() reads the answer, then lets the next batch go); if a message is
+        in flight to this branch, post this one to ride the next batch and return None:
+        `then(result, error)` gets its answer, on the thread that carries it."""
+        if method not in BATCHED or len(self.link.urls) > 1:    # replicas: plain calls
+            return self.link.send(method, *args)
         with self._lock:
-            if not self._in_flight:
-                return False
-            self._waiting.append(_Message(method, args, then))
-            self._posted += 1
-        return True
+            if self._in_flight:
+                self._waiting.append(_Message(method, args, then))
+                self._posted += 1
+                return None
+            self._in_flight = True
+        try:                                   # once it is answered, the next batch
+            return self.link.send(method, *args, then=self._pass_the_turn)
+        except BaseException:
+            self._pass_the_turn()
+            raise
 
     def wait_for_posted(self, timeout: float) -> None:
         """B5: return once every message posted so far has been carried (or after

@@ -99,6 +99,11 @@ class BranchLink:
         """Call the branch's primary; if the server says it no longer is one, or nothing
         listens there any more, find the one that is and ask again (the refused call
         changed nothing)."""
+        return self.send(method, *args).finish()
+
+    def send(self, method: str, *args, then=None) -> "BranchReply":
+        """Send a call to the branch's primary now (as call() does); the returned
+        BranchReply's finish() reads its answer, and then calls then() if given."""
         if method in ("prepare", "commit", "abort", "batch"):   # the protocol's messages
             COUNTS.add("rpcs_sent")
         if self.partitioned:
@@ -106,15 +111,22 @@ class BranchLink:
                             f"branch {self.name} is cut off by a lab partition "
                             f"(heal {self.name} to reconnect).", not_sent=True, why=CUT_OFF)
         try:
-            return self.client.call(method, *args)
+            return BranchReply(self, method, args, self.client.send(method, *args), then)
         except BankError as exc:
-            moved = exc.code == FaultCode.NOT_PRIMARY or (exc.not_sent and len(self.urls) > 1)
-            if not moved or not self.find_primary():
-                if exc.not_sent:                  # the branch never got it: say so
-                    raise BankError(exc.code, exc.message + " Nothing was done.",
-                                    not_sent=True, why=exc.why) from None
-                raise
-        return self.client.call(method, *args)
+            self.follow_primary(exc)
+        return BranchReply(self, method, args, self.client.send(method, *args), then)
+
+    def follow_primary(self, exc: BankError) -> None:
+        """A call failed: if the server is no longer the primary, or nothing listens at
+        a replicated branch's route, route to the primary and return (send it again);
+        otherwise raise the failure (saying so if the call never left)."""
+        moved = exc.code == FaultCode.NOT_PRIMARY or (exc.not_sent and len(self.urls) > 1)
+        if moved and self.find_primary():
+            return
+        if exc.not_sent:                          # the branch never got it: say so
+            raise BankError(exc.code, exc.message + " Nothing was done.",
+                            not_sent=True, why=exc.why) from None
+        raise exc
 
     def read(self, method: str, *args):
         """A read goes to the primary, or to a replica if the primary cannot be reached
@@ -130,6 +142,33 @@ class BranchLink:
                 except BankError:
                     continue
             raise
+
+
+class BranchReply:
+    """A call on its way to a branch (BranchLink.send). finish() waits for the answer
+    and returns it, then calls `then`; select() may wait on it (fileno), until its
+    `deadline`."""
+
+    def __init__(self, link: BranchLink, method: str, args: tuple, pending, then=None):
+        self.link, self.method, self.args, self.pending = link, method, args, pending
+        self.deadline, self.then = pending.deadline, then
+
+    def fileno(self) -> int:
+        return self.pending.fileno()
+
+    def finish(self):
+        try:
+            return self._answer()
+        finally:
+            if self.then is not None:
+                self.then()
+
+    def _answer(self):
+        try:
+            return self.pending.finish()
+        except BankError as exc:
+            self.link.follow_primary(exc)         # Rule 3: it moved; ask the primary
+        return self.link.client.call(self.method, *self.args)
 
 
 # ---- the coordinator service ----------------------------------------------------------------

@@ -8,7 +8,10 @@ Rules:
   * A call is sent once. A broken kept-alive connection is noticed before sending and
     replaced; the only resend is of a call refused with 401 because it was signed for
     another server id (a 401 changed nothing).
-  * Every call has a timeout (DEFAULT_CALL_TIMEOUT unless told otherwise).
+  * Every call has a timeout (DEFAULT_CALL_TIMEOUT unless told otherwise), counted
+    from when it was sent. A call's two halves may be apart (Client.send, then the
+    Pending's finish), so that one thread can have calls out to several servers at
+    once and read each answer as it arrives (the coordinator's rounds of 2PC).
   * Signatures are HMAC-SHA256 over a timestamp, a nonce, the key's role, the
     server's id and the body (sign() below), with the weakest key held that may make
     the call (bank/keys.py, K1-K4); the server side that checks them is bank/rpc.py.
@@ -183,7 +186,9 @@ def connect(url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT):
 class Client:
     """Calls one server's methods; failures become BankError with a plain sentence.
 
-    Thread-safe: each thread keeps its own kept-alive connection (a _Wire).
+    Thread-safe: each thread keeps its own kept-alive connection (a _Wire). A call is
+    sent and then its answer read (call); the two halves may also be apart (send, then
+    Pending.finish), so that one thread can have calls out to several servers at once.
     """
 
     def __init__(self, url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT,
@@ -194,15 +199,27 @@ class Client:
         self._local = threading.local()
 
     def call(self, method: str, *args):
-        try:
-            wire = getattr(self._local, "wire", None)
-            if wire is None:
-                wire = self._local.wire = _Wire(self.url, self.timeout, self._keyring)
-            return wire.call(method, args)
-        except xmlrpc.client.Fault as fault:
-            raise BankError(_known_code(fault.faultCode), fault.faultString) from None
-        except xmlrpc.client.ProtocolError as exc:
-            self._forget_wire()
+        return self.send(method, *args).finish()
+
+    def send(self, method: str, *args) -> "Pending":
+        """Send one call now; its answer is read by the Pending's finish()."""
+        wire, self._local.wire = getattr(self._local, "wire", None), None  # lent to
+        try:                                              # this call until it is answered
+            wire = wire or _Wire(self.url, self.timeout, self._keyring)
+            wire.send(method, args)
+        except BaseException as exc:
+            self._failed(wire, exc)
+        return Pending(self, wire)
+
+    def _failed(self, wire, exc: BaseException):
+        """Raise what a failed call means, as one plain sentence; a connection that
+        failed (anything but the server's own fault) is closed, never reused."""
+        if isinstance(exc, xmlrpc.client.Fault):
+            self._give_back(wire)
+            raise BankError(_known_code(exc.faultCode), exc.faultString) from None
+        if wire is not None:                 # None: the URL itself was unusable
+            wire.close()
+        if isinstance(exc, xmlrpc.client.ProtocolError):
             if exc.errcode == 401:
                 raise BankError(FaultCode.UNAUTHORIZED,
                                 f"{self.label} refused the call: wrong or missing key "
@@ -212,26 +229,44 @@ class Client:
                                 + _header(exc.headers, REFUSAL_HEADER)) from None
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} answered HTTP {exc.errcode}.") from None
-        except (xmlrpc.client.Error, xml.parsers.expat.ExpatError) as exc:
-            self._forget_wire()
+        if isinstance(exc, (xmlrpc.client.Error, xml.parsers.expat.ExpatError)):
             raise BankError(FaultCode.UNAVAILABLE, f"{self.label} answered something that "
                             f"is not XML-RPC ({type(exc).__name__}): is that the right "
                             "address?") from None
-        except (OSError, http.client.HTTPException, socket.timeout, ValueError) as exc:
-            self._forget_wire()               # the connection is unusable; start afresh
+        if isinstance(exc, (OSError, http.client.HTTPException, ValueError)):
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} cannot be reached ({_why(exc)}).",
                             not_sent=isinstance(exc, ConnectionRefusedError),
                             why=_cause(exc)) from None
-        except BaseException:                 # e.g. Ctrl-C mid-call: the connection is
-            self._forget_wire()               # half used, so never reuse it
-            raise
+        raise exc                        # e.g. Ctrl-C mid-call: the wire is half used
 
-    def _forget_wire(self) -> None:
-        wire = getattr(self._local, "wire", None)
-        if wire is not None:
+    def _give_back(self, wire) -> None:
+        """A call is over: keep its connection alive for this thread's next call."""
+        if getattr(self._local, "wire", None) is None:
+            self._local.wire = wire
+        else:
             wire.close()
-        self._local.wire = None
+
+
+class Pending:
+    """A call sent and not answered yet: finish() waits for its answer (at most the
+    client's timeout since it was sent) and returns it, or raises a BankError."""
+
+    def __init__(self, client: Client, wire: "_Wire"):
+        self.client, self.wire = client, wire
+        self.deadline = time.monotonic() + client.timeout
+
+    def fileno(self) -> int:
+        """The connection's socket, for select(): readable once the answer begins."""
+        return self.wire.sock.fileno()
+
+    def finish(self):
+        try:
+            answer = self.wire.receive(self.deadline - time.monotonic())
+        except BaseException as exc:
+            self.client._failed(self.wire, exc)
+        self.client._give_back(self.wire)
+        return answer
 
 
 class _Wire:
@@ -260,40 +295,61 @@ class _Wire:
         self.timeout, self.keyring = timeout, keyring
         self.sock = self.reader = None
 
-    def call(self, method: str, args: tuple):
+    def send(self, method: str, args: tuple) -> None:
+        """Send one call; receive() reads its answer. The first call to a server with
+        keys learns its id here (a 401 that names it, then signed again), so that once
+        this returns the call is on its way, and its answer the next thing to arrive."""
         body = xmlrpc.client.dumps(args, method, encoding="utf-8",
                                    allow_none=False).encode("utf-8")
-        signed_for = _SERVER_IDS.get(self.host, "")
-        status, headers, answer = self._post(body, signed_for)
-        announced = headers.get(SERVER_HEADER.lower(), "")
-        if status == 401 and self.keyring and announced and announced != signed_for:
-            _SERVER_IDS[self.host] = announced         # learnt: sign for it from now on
-            status, headers, answer = self._post(body, announced)
+        self.sent, self.early = (body, _SERVER_IDS.get(self.host, "")), None
+        self._post(*self.sent)
+        if self.keyring and not self.sent[1]:
+            self.early = self._signed_again_if_refused(self._read_answer())
+
+    def receive(self, seconds: float):
+        """The answer to the call sent, waiting at most `seconds` more."""
+        self.sock.settimeout(max(seconds, 0.001))
+        status, headers, answer = self.early or \
+            self._signed_again_if_refused(self._read_answer()) or self._read_answer()
         if status != 200:
             self.close()
             raise xmlrpc.client.ProtocolError(self.host + self.path, status,
                                               "refused", headers)
         return rpc_reading.loads(answer)[0][0]        # a Fault is raised by loads (W1)
 
+    def _signed_again_if_refused(self, answered: tuple):
+        """A 401 for another server id than the one signed for changed nothing: learn
+        the id, send the call again signed for it, and return None (its answer is on
+        its way). Any other answer is returned as it is."""
+        status, headers, _ = answered
+        body, signed_for = self.sent
+        announced = headers.get(SERVER_HEADER.lower(), "")
+        if status == 401 and self.keyring and announced and announced != signed_for:
+            _SERVER_IDS[self.host] = announced         # learnt: sign for it from now on
+            self.sent = body, announced
+            self._post(*self.sent)
+            return None
+        return answered
+
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
         self.sock = self.reader = None
 
-    def _post(self, body: bytes, signed_for: str) -> tuple:
-        """Send one request; (status, headers with lower-case names, body)."""
+    def _post(self, body: bytes, signed_for: str) -> None:
+        """Send one request (a kept-alive connection the server closed is replaced)."""
         if self.sock is not None and _closed_by_peer(self.sock):
             self.close()
         if self.sock is None:
             self.sock = socket.create_connection(self.address, self.timeout)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.reader = self.sock.makefile("rb")
+        self.sock.settimeout(self.timeout)           # receive() may have shortened it
         lines = [f"POST {self.path} HTTP/1.1", f"Host: {self.host}",
                  "Content-Type: text/xml", f"Content-Length: {len(body)}"]
         if self.keyring:
             lines += [f"{k}: {v}" for k, v in sign(self.keyring, body, signed_for).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        return self._read_answer()
 
     def _read_answer(self) -> tuple:
         status_line = self._line()

@@ -11,8 +11,9 @@ Rules (how the core's effects are carried out):
   * D1 - records first, then messages: every Record effect of a step is written (and
     a forced one fsynced) while the transaction's lock is held, before any Send or
     Reply of that step leaves. So nobody sees a decision that is not durable (C3, C7).
-  * D2 - the sends of a step go out in parallel, each with a timeout (one round at a
-    time: bank/twopc_rounds.py); each answer (or its absence, as a Silence: never a
+  * D2 - the sends of a step all leave before any answer is awaited, each with a
+    timeout; one thread then takes in each answer as it arrives (one round at a
+    time: bank/twopc_rounds.py). Each answer (or its absence, as a Silence: never a
     "no") is fed back into the core.
   * D3 - the client is answered after the first round of phase 2, with
     ``waiting_for`` naming the participants that have not acknowledged yet. A

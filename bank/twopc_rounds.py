@@ -4,13 +4,17 @@ Role: the coordinator's 2PC driver (bank/twopc.py) sends each round of a transac
 (its prepares, then its decision) through Rounds._round, and takes each answer in
 with its own function (_voted, _told). This file only moves the messages: whether a
 message rides the next batch to a branch that already has one on its way
-(bank/batching.py, B5) or leaves now, in parallel with the others (D2), and when the
-round is over (a Countdown, bank/handoff.py H5). A student may read twopc.py alone:
-with --no-batching every message simply leaves now.
+(bank/batching.py, B5) or leaves now; how the answers of those that left now are
+read (all sent first, then each taken in as it arrives, on one thread: D2); and
+when the round is over (a Countdown, bank/handoff.py H5). A student may read
+twopc.py alone: with --no-batching every message simply leaves now.
 
 Rules (twopc.py's, carried out here):
-  * D2 - the sends of a round go out in parallel, each with a timeout; each answer
-    (or its absence) is taken in by the driver.
+  * D2 - the sends of a round all leave before any answer is awaited, each with a
+    timeout; this thread then takes in each answer (or its absence) as it arrives.
+    No thread is handed a message to wait for: the branches work in parallel while
+    one thread waits for all of them (select), so a lone transfer runs on the
+    thread that received it.
   * B5 - a message for a busy line rides its next batch; its answer is taken in by
     the thread that carries that batch, and the round ends once the last one is in.
     A read through the coordinator first waits for the messages riding to its
@@ -20,41 +24,52 @@ Glossary:
   round    the messages one step of the protocol sends: the prepares, or the decision
   take     the driver's function that feeds an answer, or its absence, to the core
   rider    a message posted to ride a busy line
+  reply    a message that left now and whose answer is awaited (finish() reads it)
 """
 
+import select
+import time
+
 from bank.core.messages import Prepare, Send
-from bank.handoff import Countdown, run_all
+from bank.handoff import Countdown
 from bank.twopc_txn import COORDINATOR, Txn
 
 SETTLE_WAIT = 5.0            # seconds a read waits at most for messages riding (B5)
 
 
 class Rounds:
-    """Mixed into TwoPhaseCommit (which has links and _pool): sends one round."""
+    """Mixed into TwoPhaseCommit (which has links): sends one round."""
 
     def _round(self, txn: Txn, sends: list, take, all_taken) -> None:
         """Send one round of messages (D2). One for a branch that already has a message
         on its way rides the next batch there (bank/batching.py, B5); the others leave
-        now, in parallel, and this returns when they are answered. take() feeds each
-        answer, or its absence, to the core, on whichever thread receives it; once every
-        message of the round has been taken in, all_taken() is called."""
-        count = Countdown(all_taken)
+        now, all of them, and this thread then takes in their answers as they arrive.
+        take() feeds each answer, or its absence, to the core; once every message of
+        the round has been taken in (riders too, on the threads that carry them),
+        all_taken() is called."""
+        count, out = Countdown(all_taken), []
         try:
-            now = []
             for send in sends:
                 asked = self._note_sent(txn, send)
-                if not self._ride(txn, send, asked, take, count):
-                    now.append((send, asked))
-            run_all(self._pool, lambda job: self._call(txn, *job, take), now)
+                try:
+                    reply = self._send(txn, send, asked, take, count)
+                except Exception as exc:        # noqa: BLE001 - every failure is a silence
+                    take(txn, send, asked, None, exc)
+                    continue
+                if reply is not None:
+                    out.append((reply, send, asked))
         finally:
-            count.done()                   # this thread's own share; riders may be out
+            try:
+                self._take_answers(txn, out, take)    # even after an error: every line
+            finally:                                  # sent on is let go (H3)
+                count.done()               # this thread's own share; riders may be out
 
-    def _ride(self, txn: Txn, send: Send, asked: dict, take, count) -> bool:
-        """B5: post the message to ride the next batch to its branch, if a message is on
-        its way there (True); its answer is taken in by the thread that carries it."""
-        post = getattr(self.links[send.to], "post", None)        # None: --no-batching
-        if post is None:
-            return False
+    def _send(self, txn: Txn, send: Send, asked: dict, take, count):
+        """Send the message now (its reply, to finish), or post it to ride a busy line
+        (None): then its answer is taken in by the thread that carries it (B5)."""
+        link, method, args = self.links[send.to], method_of(send), self._arguments(txn, send)
+        if not hasattr(link, "send_or_post"):                    # --no-batching
+            return link.send(method, *args)
 
         def answered(answer, exc):                               # on the carrier's thread
             try:
@@ -62,10 +77,35 @@ class Rounds:
             finally:
                 count.done()
         count.add()
-        if post(method_of(send), self._arguments(txn, send), answered):
-            return True
-        count.done()
-        return False
+        try:
+            reply = link.send_or_post(method, args, answered)
+        except BaseException:
+            count.done()
+            raise
+        if reply is not None:
+            count.done()                                         # it left now
+        return reply
+
+    @staticmethod
+    def _take_answers(txn: Txn, out: list, take) -> None:
+        """D2: wait for the answers of the messages sent now, and take in each as soon
+        as it arrives; one not answered by its deadline is a silence. Every answer is
+        read before an error in taking one in is raised (H3)."""
+        failure = None
+        while out:
+            soonest = min(reply.deadline for reply, _, _ in out)
+            ready, _, _ = select.select([reply for reply, _, _ in out], [], [],
+                                        max(0.0, soonest - time.monotonic()))
+            arrived = [entry for entry in out if entry[0] in ready] or \
+                [next(entry for entry in out if entry[0].deadline == soonest)]
+            for entry in arrived:
+                out.remove(entry)
+                try:
+                    _take_reply(txn, *entry, take)
+                except Exception as exc:            # noqa: BLE001 - raised once all are in
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _call(self, txn: Txn, send: Send, asked: dict, take) -> None:
         """Send one message now and wait for its answer; take() it in, or its absence."""
@@ -106,6 +146,16 @@ class Rounds:
         wait = getattr(self.links.get(branch), "wait_for_posted", None)
         if wait is not None:
             wait(SETTLE_WAIT)
+
+
+def _take_reply(txn: Txn, reply, send: Send, asked: dict, take) -> None:
+    """Read one message's answer and take it in, or take in its absence."""
+    try:
+        answer = reply.finish()
+    except Exception as exc:                    # noqa: BLE001 - every failure is a silence
+        take(txn, send, asked, None, exc)
+        return
+    take(txn, send, asked, answer, None)
 
 
 def method_of(send: Send) -> str:

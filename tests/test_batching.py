@@ -121,6 +121,22 @@ class SlowLink:
                     for _, a in args[0]]
         return {"vote": "yes", "txid": args[0]}
 
+    def send(self, method, *args, then=None):
+        """A call sent now: made when its reply is finished (as a real one is read)."""
+        return SlowReply(lambda: self.call(method, *args), then)
+
+
+class SlowReply:
+    def __init__(self, answer, then):
+        self.answer, self.then = answer, then
+
+    def finish(self):
+        try:
+            return self.answer()
+        finally:
+            if self.then is not None:
+                self.then()
+
 
 def run_behind_a_slow_call(link, txids):
     """Send txids[0] alone (held in flight), queue the others behind it, release."""
@@ -169,30 +185,28 @@ def test_a_failed_batch_call_is_a_failure_for_each_never_a_no():
 
 
 def test_a_message_is_posted_only_behind_a_message_in_flight():
-    """B5: on a free line post() declines (the 2PC driver sends the message itself,
-    at once); behind a message in flight, a prepare, a commit and an abort ride the
-    next batch, each answer reaches its own function, and no thread waited for them;
-    a read (not a 2PC message) is never posted."""
+    """B3 and B5: on a free line send_or_post() sends the message now, and the line
+    stays busy until its reply is read; behind it a prepare, a commit and an abort are
+    posted to ride the next batch, each answer reaches its own function, and no thread
+    waited for them; a read (not a 2PC message) is never posted."""
     link = SlowLink()
     batching, answers = BatchingLink(link), {}
-    assert batching.post("commit", ("t0",), None) is False
-    assert link.calls == []
-    first = threading.Thread(target=batching.call, args=("prepare", "t1", COORD, []))
-    first.start()
-    assert link.first_in.wait(10)
+    link.release.set()
+    reply = batching.send_or_post("prepare", ("t1", COORD, []), None)
+    assert reply is not None and batching._in_flight
     for method, args in (("prepare", ("t2", COORD, [])), ("commit", ("t3",)),
                          ("abort", ("t4",))):
-        assert batching.post(method, args, lambda answer, exc, t=args[0]: answers.update(
-            {t: (answer, exc)}))
-    assert batching.post("account", ("1001",), None) is False
-    link.release.set()
-    first.join(10)
+        assert batching.send_or_post(method, args, lambda answer, exc, t=args[0]:
+                                     answers.update({t: (answer, exc)})) is None
+    assert batching.send_or_post("account", ("1001",), None) is not None
+    assert link.calls == []
+    assert reply.finish() == {"vote": "yes", "txid": "t1"}
     wait_for(lambda: len(answers) == 3, 10, "the posted messages' answers")
     assert [m for m, _ in link.calls] == ["prepare", "batch"]
     assert [item[0] for item in link.calls[1][1][0]] == ["prepare", "commit", "abort"]
     for txid in ("t2", "t3", "t4"):
         assert answers[txid] == ({"vote": "yes", "txid": txid}, None)
-    assert not batching._in_flight                  # the line is free again
+    wait_for(lambda: not batching._in_flight, 10, "the line to be free again")
 
 
 def test_a_read_waits_until_the_decisions_posted_before_it_are_carried():
@@ -204,7 +218,7 @@ def test_a_read_waits_until_the_decisions_posted_before_it_are_carried():
     first = threading.Thread(target=batching.call, args=("prepare", "t1", COORD, []))
     first.start()
     assert link.first_in.wait(10)
-    assert batching.post("commit", ("t1",), lambda answer, exc: None)
+    assert batching.send_or_post("commit", ("t1",), lambda answer, exc: None) is None
     reader_done = threading.Event()
     reader = threading.Thread(target=lambda: (batching.wait_for_posted(10),
                                               reader_done.set()))

@@ -29,6 +29,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import coordinator_service as coordinator_module   # noqa: E402
+from bank import rpc                                    # noqa: E402
 from bank import twopc                                  # noqa: E402
 from bank import recovery_log                          # noqa: E402
 from bank.local_cluster import COORDINATOR, LocalCluster  # noqa: E402
@@ -340,8 +341,64 @@ def test_request_id_retry_after_coordinator_crash_returns_the_decided_outcome(ba
     assert_outcome_everywhere(bank, retry["txid"], EXPECTED[point])
 
 
+class StandInBranch:
+    """A stand-in branch on a real XML-RPC server (the kit's own, rpc.Server, on a port
+    from the OS): prepare, commit and abort are answered by answer(method, txid); a
+    batch item by the same. Lets a test drive an in-process coordinator's 2PC with
+    answers of its choosing, over the same wire as a real branch."""
+
+    PUBLIC_METHODS = ("prepare", "commit", "abort", "batch")
+
+    def __init__(self, name, answer):
+        self.name, self.answer = name, answer
+        self.server = rpc.Server(self, "127.0.0.1", 0)
+        threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True).start()
+        self.url = self.server.url
+
+    def prepare(self, txid, coordinator, ops, participants=None):
+        return self.answer("prepare", txid)
+
+    def commit(self, txid):
+        return self.answer("commit", txid)
+
+    def abort(self, txid):
+        return self.answer("abort", txid)
+
+    def batch(self, items):
+        slots = []
+        for method, args in items:
+            try:
+                slots.append({"result": self.answer(method, args[0])})
+            except BankError as exc:
+                slots.append({"fault": int(exc.code), "message": exc.message})
+        return slots
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stand_ins():
+    """stand_ins(answer_for_mumbai, answer_for_delhi) -> {name: url}; closed after."""
+    made = []
+
+    def start(mumbai, delhi):
+        made.extend([StandInBranch("Mumbai", mumbai), StandInBranch("Delhi", delhi)])
+        return {branch.name: branch.url for branch in made[-2:]}
+    yield start
+    for branch in made:
+        branch.close()
+
+
+def yes_and_ack(method, txid):
+    """A branch that votes yes to every prepare and acknowledges every decision."""
+    return {"vote": "yes", "reason": ""} if method == "prepare" else {"txid": txid}
+
+
 def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path,
-                                                                        monkeypatch):
+                                                                        monkeypatch,
+                                                                        stand_ins):
     """A client is never told 'aborted' for a transfer that committed: retrying an old
     request id returns 'committed' with the first txid, or refuses (outcome no longer
     known), however many transfers ran since; it never moves money a second time.
@@ -351,19 +408,15 @@ def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path
     """
     monkeypatch.setattr(twopc, "KEEP_TXNS", 3)
     monkeypatch.setattr(recovery_log, "KEEP_FINISHED", 3)
-    coord = coordinator_module.Coordinator(
-        "C1", {"Mumbai": "http://127.0.0.1:9", "Delhi": "http://127.0.0.1:9"},
-        tmp_path / "recovery.log")
     prepares = []
 
-    def always_yes(method, *args):
+    def always_yes(method, txid):
         if method == "prepare":
-            prepares.append(args[0])
-            return {"vote": "yes", "reason": ""}
-        return {"txid": args[0]}
+            prepares.append(txid)
+        return yes_and_ack(method, txid)
 
-    for link in coord.links.values():
-        monkeypatch.setattr(link, "call", always_yes)
+    coord = coordinator_module.Coordinator("C1", stand_ins(always_yes, always_yes),
+                                           tmp_path / "recovery.log")
     try:
         first = coord.transfer(SRC, DST, "10", "old-request")
         assert first["outcome"] == "committed"
@@ -382,7 +435,8 @@ def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path
         coord.close()
 
 
-def test_a_stuck_transaction_does_not_keep_every_later_one_in_memory(tmp_path, monkeypatch):
+def test_a_stuck_transaction_does_not_keep_every_later_one_in_memory(tmp_path, monkeypatch,
+                                                                     stand_ins):
     """Memory stays flat with uptime (issue 13): the coordinator keeps at most KEEP_TXNS
     finished transactions, even behind an unfinished one (a commit never acknowledged
     by a branch that is down), which it keeps, with its work still to do.
@@ -390,24 +444,19 @@ def test_a_stuck_transaction_does_not_keep_every_later_one_in_memory(tmp_path, m
     In-process coordinator with stand-in branches, as above; KEEP_TXNS shrunk to 3.
     """
     monkeypatch.setattr(twopc, "KEEP_TXNS", 3)
-    coord = coordinator_module.Coordinator(
-        "C1", {"Mumbai": "http://127.0.0.1:9", "Delhi": "http://127.0.0.1:9"},
-        tmp_path / "recovery.log")
     stuck = []
 
-    def delhi_never_acks_the_first(method, *args):
+    def delhi_never_acks_the_first(method, txid):
         if method == "prepare":
             return {"vote": "yes", "reason": ""}
         if not stuck:
-            stuck.append(args[0])
-        if args[0] == stuck[0]:
+            stuck.append(txid)
+        if txid == stuck[0]:
             raise BankError(FaultCode.UNAVAILABLE, "Delhi cannot be reached (test).")
-        return {"txid": args[0]}
+        return {"txid": txid}
 
-    monkeypatch.setattr(coord.links["Mumbai"], "call",
-                        lambda method, *args: {"vote": "yes", "reason": ""}
-                        if method == "prepare" else {"txid": args[0]})
-    monkeypatch.setattr(coord.links["Delhi"], "call", delhi_never_acks_the_first)
+    coord = coordinator_module.Coordinator(
+        "C1", stand_ins(yes_and_ack, delhi_never_acks_the_first), tmp_path / "recovery.log")
     try:
         for i in range(20):
             assert coord.transfer(SRC, DST, "1")["outcome"] == "committed"

@@ -23,8 +23,8 @@ Rules:
   * Every answer names the server in an ``X-Bank-Server`` header: its id,
     ``NAME@HOST:PORT`` (e.g. ``Mumbai@127.0.0.1:9100``). A client signs for that id;
     one that does not know it yet learns it from the header of any answer (the
-    kit's client: from the 401 of its first call, which it then sends again; the
-    server logs that first call as info, not as a wrong signature).
+    kit's client: from the 401 to a listMethods signed for no server id, sent
+    before its first call; the server logs it as info, not as a wrong signature).
   * HTTP/1.1 keep-alive: a client reuses one connection for many calls. A connection
     may wait ``IDLE_TIMEOUT`` s for its next request; once a request begins, all of it
     (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total (give or

@@ -138,6 +138,7 @@ class _Transport(xmlrpc.client.Transport):
 
 
 _SERVER_IDS = {}             # "host:port" as in a URL -> the id that server announced
+_WHO_ARE_YOU = xmlrpc.client.dumps((), "system.listMethods").encode()   # see _Wire
 
 
 def _header(headers, name: str) -> str:
@@ -296,40 +297,38 @@ class _Wire:
         self.sock = self.reader = None
 
     def send(self, method: str, args: tuple) -> None:
-        """Send one call; receive() reads its answer. The first call to a server with
-        keys learns its id here (a 401 that names it, then signed again), so that once
-        this returns the call is on its way, and its answer the next thing to arrive."""
+        """Send one call; receive() reads its answer, the next thing to arrive."""
         body = xmlrpc.client.dumps(args, method, encoding="utf-8",
                                    allow_none=False).encode("utf-8")
-        self.sent, self.early = (body, _SERVER_IDS.get(self.host, "")), None
+        if self.keyring and self.host not in _SERVER_IDS:
+            self._learn_server_id()
+        self.sent = body, _SERVER_IDS.get(self.host, "")
         self._post(*self.sent)
-        if self.keyring and not self.sent[1]:
-            self.early = self._signed_again_if_refused(self._read_answer())
 
     def receive(self, seconds: float):
         """The answer to the call sent, waiting at most `seconds` more."""
         self.sock.settimeout(max(seconds, 0.001))
-        status, headers, answer = self.early or \
-            self._signed_again_if_refused(self._read_answer()) or self._read_answer()
+        status, headers, answer = self._read_answer()
+        body, signed_for = self.sent
+        announced = headers.get(SERVER_HEADER.lower(), "")
+        if status == 401 and self.keyring and announced and announced != signed_for:
+            _SERVER_IDS[self.host] = announced     # another server now: sign for it
+            self._post(body, announced)            # (a 401 changed nothing)
+            status, headers, answer = self._read_answer()
         if status != 200:
             self.close()
             raise xmlrpc.client.ProtocolError(self.host + self.path, status,
                                               "refused", headers)
         return rpc_reading.loads(answer)[0][0]        # a Fault is raised by loads (W1)
 
-    def _signed_again_if_refused(self, answered: tuple):
-        """A 401 for another server id than the one signed for changed nothing: learn
-        the id, send the call again signed for it, and return None (its answer is on
-        its way). Any other answer is returned as it is."""
-        status, headers, _ = answered
-        body, signed_for = self.sent
-        announced = headers.get(SERVER_HEADER.lower(), "")
-        if status == 401 and self.keyring and announced and announced != signed_for:
-            _SERVER_IDS[self.host] = announced         # learnt: sign for it from now on
-            self.sent = body, announced
-            self._post(*self.sent)
-            return None
-        return answered
+    def _learn_server_id(self) -> None:
+        """Before the first signed call to a server, ask who it is: a call signed for
+        no server id is refused with 401 (it changes nothing), and every answer's
+        X-Bank-Server header names the server. So the call itself is signed right
+        and sent once, and its answer is the next thing this connection reads."""
+        self._post(_WHO_ARE_YOU, "")
+        _, headers, _ = self._read_answer()
+        _SERVER_IDS[self.host] = headers.get(SERVER_HEADER.lower(), "")
 
     def close(self) -> None:
         if self.sock is not None:

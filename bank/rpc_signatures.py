@@ -12,7 +12,7 @@ Rules:
     SIGNATURE_WINDOW seconds away or before this server started, the MAC is wrong,
     or the nonce was seen already (a replay).
   * A first call that names no server id yet is not an attack: the client learns the
-    id from the refusal's header and signs again (FIRST_CALL).
+    id from the refusal's header and signs for it (FIRST_CALL).
   * The replay cache is bounded and its cost per request flat, whatever the uptime
     (issue 13): nonces expire in time order, a slice of arrivals at a time
     (RecentNonces); a flood beyond MAX_NONCES drops the oldest slice and raises the

@@ -323,6 +323,27 @@ def test_a_first_call_without_the_server_id_is_refused_and_logged_as_normal(bank
              "the signature for another server logged as wrong")
 
 
+def test_the_kit_client_learns_a_server_id_before_its_first_call(bank):
+    """A kit client that has never called a keyed server first asks who it is (a
+    listMethods signed for no server id: refused with 401, changing nothing), so its
+    first call is signed right and sent once, and its answer is the next thing on the
+    connection: a deposit sent with Client.send is readable for select() and, once
+    finished, has moved 1.00 exactly once."""
+    import select
+    from decimal import Decimal
+    from bank import rpc_client
+    url = url_of(bank, "Mumbai")
+    rpc_client._SERVER_IDS.pop(urllib.parse.urlsplit(url).netloc, None)   # never called
+    client = rpc.Client(url, bank.secret)
+    before = client.call("account", "1001")["balance"]
+    rpc_client._SERVER_IDS.pop(urllib.parse.urlsplit(url).netloc, None)
+    pending = rpc.Client(url, bank.secret).send("deposit", "1001", "1.00")
+    assert select.select([pending], [], [], 10)[0] == [pending]
+    pending.finish()
+    after = client.call("account", "1001")["balance"]
+    assert Decimal(after) - Decimal(before) == Decimal("1.00")
+
+
 def test_request_replayed_after_a_restart_gets_401(bank, plain):
     """A signed request replayed to the same branch after that branch restarted is still
     a replay: HTTP 401, nothing changes."""

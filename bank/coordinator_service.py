@@ -146,8 +146,8 @@ class BranchLink:
 
 class BranchReply:
     """A call on its way to a branch (BranchLink.send). finish() waits for the answer
-    and returns it, then calls `then`; select() may wait on it (fileno), until its
-    `deadline`."""
+    and returns it, then calls `then` (so does abandon()); a selector may wait on it
+    (fileno), until its `deadline`."""
 
     def __init__(self, link: BranchLink, method: str, args: tuple, pending, then=None):
         self.link, self.method, self.args, self.pending = link, method, args, pending
@@ -159,6 +159,15 @@ class BranchReply:
     def finish(self):
         try:
             return self._answer()
+        finally:
+            if self.then is not None:
+                self.then()
+
+    def abandon(self) -> None:
+        """Give up on the answer (its reader stopped early): the connection is closed,
+        and then() is called as finish() would have."""
+        try:
+            self.pending.abandon()
         finally:
             if self.then is not None:
                 self.then()
@@ -196,7 +205,7 @@ class Coordinator(LabControls, BranchStatus):
         self.manager = ConfigManager(self.log, self.links)      # config_manager.py M1-M6
         self.auto_failover = auto_failover
         self._stop_config = threading.Event()
-        self._senders = Workers(32, "2pc-send")       # bank/handoff.py: every parallel call
+        self._senders = Workers(32, "2pc-send")       # bank/handoff.py: pings, recovery
         self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching),  # optional
                                     self.log, self.faults, self._senders,
                                     requests=self.requests, presumption=presumption)

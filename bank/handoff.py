@@ -1,11 +1,13 @@
 """Handing work and wake-ups from one thread to another, cheaply.
 
-Role: the coordinator hands each 2PC round's messages to worker threads (one per
-participant but the last, which the caller sends itself; its pings of every branch
-go the same way), and a batched message
-wakes the caller waiting for its answer. Both happen several times per transfer,
-so they are made of the cheapest thing Python has: a plain Lock. (A branch hands
-nothing off: it carries out a batch on the thread that received it, B4.)
+Role: the coordinator hands work between threads: a batched message wakes the
+caller waiting for its answer, a line's posted batch goes to that line's carriers,
+the last answer of a round wakes the driver (a Countdown), and its pings of every
+branch and its recovery passes' decisions go to worker threads. Some of these happen
+several times per transfer, so they are made of the cheapest thing Python has: a
+plain Lock. (A round's own messages are not handed off: one thread sends them and
+reads their answers, bank/twopc_rounds.py D2. A branch hands nothing off: it
+carries out a batch on the thread that received it, B4.)
 
 Rules:
   * H1 - a Latch is a one-shot signal for one waiter: wait() returns once set() was

@@ -151,8 +151,8 @@ class _Handler(SimpleXMLRPCRequestHandler):
         if checker is not None:
             why, role = checker.verify(self.headers, body)
             if why == FIRST_CALL:                     # it learns the id from the 401
-                log.info("a first call from %s named no server id yet: told this server's "
-                         "id, the client signs again", self.client_address[0])
+                log.info("a call from %s named no server id yet (a client asking who this "
+                         "server is): told it this server's id", self.client_address[0])
             elif why:
                 log.warning("refused a request from %s: %s", self.client_address[0], why)
             if why:

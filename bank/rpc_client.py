@@ -7,7 +7,10 @@ every failure as a plain sentence (a BankError), never a traceback.
 Rules:
   * A call is sent once. A broken kept-alive connection is noticed before sending and
     replaced; the only resend is of a call refused with 401 because it was signed for
-    another server id (a 401 changed nothing).
+    another server id (a 401 changed nothing). Before its first call to a server with
+    keys, a client asks who it is (a listMethods signed for no server id, refused
+    with 401 naming it), so that its calls are signed right the first time and each
+    call's answer is the next thing its connection reads.
   * Every call has a timeout (DEFAULT_CALL_TIMEOUT unless told otherwise), counted
     from when it was sent. A call's two halves may be apart (Client.send, then the
     Pending's finish), so that one thread can have calls out to several servers at
@@ -137,6 +140,10 @@ class _Transport(xmlrpc.client.Transport):
         super().send_content(connection, request_body)
 
 
+class _NotSent(OSError):
+    """The call could not leave (asking the server who it is failed first)."""
+
+
 _SERVER_IDS = {}             # "host:port" as in a URL -> the id that server announced
 _WHO_ARE_YOU = xmlrpc.client.dumps((), "system.listMethods").encode()   # see _Wire
 
@@ -237,7 +244,7 @@ class Client:
         if isinstance(exc, (OSError, http.client.HTTPException, ValueError)):
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} cannot be reached ({_why(exc)}).",
-                            not_sent=isinstance(exc, ConnectionRefusedError),
+                            not_sent=isinstance(exc, (ConnectionRefusedError, _NotSent)),
                             why=_cause(exc)) from None
         raise exc                        # e.g. Ctrl-C mid-call: the wire is half used
 
@@ -258,12 +265,16 @@ class Pending:
         self.deadline = time.monotonic() + client.timeout
 
     def fileno(self) -> int:
-        """The connection's socket, for select(): readable once the answer begins."""
+        """The connection's socket, for a selector: readable once the answer begins."""
         return self.wire.sock.fileno()
+
+    def abandon(self) -> None:
+        """Give up on the answer: the connection, half used, is closed."""
+        self.wire.close()
 
     def finish(self):
         try:
-            answer = self.wire.receive(self.deadline - time.monotonic())
+            answer = self.wire.receive(self.deadline)
         except BaseException as exc:
             self.client._failed(self.wire, exc)
         self.client._give_back(self.wire)
@@ -301,25 +312,32 @@ class _Wire:
         body = xmlrpc.client.dumps(args, method, encoding="utf-8",
                                    allow_none=False).encode("utf-8")
         if self.keyring and self.host not in _SERVER_IDS:
-            self._learn_server_id()
+            try:
+                self._learn_server_id()
+            except (OSError, http.client.HTTPException) as exc:   # the call never left
+                raise _NotSent(f"asking who the server is: {_why(exc)}") from exc
         self.sent = body, _SERVER_IDS.get(self.host, "")
         self._post(*self.sent)
 
-    def receive(self, seconds: float):
-        """The answer to the call sent, waiting at most `seconds` more."""
-        self.sock.settimeout(max(seconds, 0.001))
+    def receive(self, deadline: float):
+        """The answer to the call sent, waiting until `deadline` (time.monotonic())."""
+        self._wait_until(deadline)
         status, headers, answer = self._read_answer()
         body, signed_for = self.sent
         announced = headers.get(SERVER_HEADER.lower(), "")
         if status == 401 and self.keyring and announced and announced != signed_for:
             _SERVER_IDS[self.host] = announced     # another server now: sign for it
             self._post(body, announced)            # (a 401 changed nothing)
+            self._wait_until(deadline)
             status, headers, answer = self._read_answer()
         if status != 200:
             self.close()
             raise xmlrpc.client.ProtocolError(self.host + self.path, status,
                                               "refused", headers)
         return rpc_reading.loads(answer)[0][0]        # a Fault is raised by loads (W1)
+
+    def _wait_until(self, deadline: float) -> None:
+        self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
 
     def _learn_server_id(self) -> None:
         """Before the first signed call to a server, ask who it is: a call signed for

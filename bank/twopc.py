@@ -12,9 +12,10 @@ Rules (how the core's effects are carried out):
     a forced one fsynced) while the transaction's lock is held, before any Send or
     Reply of that step leaves. So nobody sees a decision that is not durable (C3, C7).
   * D2 - the sends of a step all leave before any answer is awaited, each with a
-    timeout; one thread then takes in each answer as it arrives (one round at a
-    time: bank/twopc_rounds.py). Each answer (or its absence, as a Silence: never a
-    "no") is fed back into the core.
+    timeout; in a transaction's rounds one thread then takes in each answer as it
+    arrives (bank/twopc_rounds.py), and a recovery pass sends its decisions on the
+    pool. Each answer (or its absence, as a Silence: never a "no") is fed back into
+    the core.
   * D3 - the client is answered after the first round of phase 2, with
     ``waiting_for`` naming the participants that have not acknowledged yet. A
     message for a branch that already has one on its way rides the next batch there
@@ -190,9 +191,10 @@ class Recovery:
 class TwoPhaseCommit(Recovery, Rounds, TxnViews):
     """Drives 2PC for transfers and remembers them, with their traces, for the API.
 
-    links: branch name -> an object with call(method, *args) (coordinator.BranchLink);
+    links: branch name -> a coordinator.BranchLink (call, and send, whose reply a
+    selector can wait on), or a batching.BatchingLink around one (send_or_post too);
     log: the RecoveryLog; faults: the coordinator's FaultPoints; pool: the Workers
-    (bank/handoff.py) that carry a round's messages to all but one participant.
+    (bank/handoff.py) that send a recovery pass's decisions, all at once.
     """
 
     def __init__(self, name: str, links: dict, recovery_log, faults, pool, requests=None,

@@ -13,7 +13,7 @@ Rules (twopc.py's, carried out here):
   * D2 - the sends of a round all leave before any answer is awaited, each with a
     timeout; this thread then takes in each answer (or its absence) as it arrives.
     No thread is handed a message to wait for: the branches work in parallel while
-    one thread waits for all of them (select), so a lone transfer runs on the
+    one thread waits for all of them (a selector), so a lone transfer runs on the
     thread that received it.
   * B5 - a message for a busy line rides its next batch; its answer is taken in by
     the thread that carries that batch, and the round ends once the last one is in.
@@ -27,7 +27,7 @@ Glossary:
   reply    a message that left now and whose answer is awaited (finish() reads it)
 """
 
-import select
+import selectors
 import time
 
 from bank.core.messages import Prepare, Send
@@ -90,20 +90,21 @@ class Rounds:
     def _take_answers(txn: Txn, out: list, take) -> None:
         """D2: wait for the answers of the messages sent now, and take in each as soon
         as it arrives; one not answered by its deadline is a silence. Every answer is
-        read before an error in taking one in is raised (H3)."""
+        read before an error in taking one in is raised (H3); if this thread stops
+        early anyway (an error waiting, Ctrl-C), each reply left is abandoned, which
+        lets its line go: no later message waits behind it for ever."""
         failure = None
-        while out:
-            soonest = min(reply.deadline for reply, _, _ in out)
-            ready, _, _ = select.select([reply for reply, _, _ in out], [], [],
-                                        max(0.0, soonest - time.monotonic()))
-            arrived = [entry for entry in out if entry[0] in ready] or \
-                [next(entry for entry in out if entry[0].deadline == soonest)]
-            for entry in arrived:
-                out.remove(entry)
-                try:
-                    _take_reply(txn, *entry, take)
-                except Exception as exc:            # noqa: BLE001 - raised once all are in
-                    failure = failure or exc
+        try:
+            while out:
+                for entry in _arrived(out):
+                    out.remove(entry)
+                    try:
+                        _take_reply(txn, *entry, take)
+                    except Exception as exc:        # noqa: BLE001 - raised once all are in
+                        failure = failure or exc
+        finally:
+            for reply, _, _ in out:
+                reply.abandon()
         if failure is not None:
             raise failure
 
@@ -146,6 +147,20 @@ class Rounds:
         wait = getattr(self.links.get(branch), "wait_for_posted", None)
         if wait is not None:
             wait(SETTLE_WAIT)
+
+
+def _arrived(out: list) -> list:
+    """The (reply, send, asked) entries whose answer has begun to arrive, waiting for
+    the first one; if none arrives by the soonest deadline, the entry that has it (its
+    finish() then reads what is there, or reports the silence)."""
+    if len(out) == 1:
+        return out[:]                        # finish() itself waits until its deadline
+    soonest = min(out, key=lambda entry: entry[0].deadline)
+    with selectors.DefaultSelector() as selector:     # poll/epoll/kqueue: no fd limit
+        for entry in out:
+            selector.register(entry[0], selectors.EVENT_READ, entry)
+        ready = selector.select(max(0.0, soonest[0].deadline - time.monotonic()))
+    return [key.data for key, _ in ready] or [soonest]
 
 
 def _take_reply(txn: Txn, reply, send: Send, asked: dict, take) -> None:

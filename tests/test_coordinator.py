@@ -30,6 +30,8 @@ if str(KIT) not in sys.path:
 
 from bank import coordinator_service as coordinator_module   # noqa: E402
 from bank import rpc                                    # noqa: E402
+from bank.batching import BatchingLink                  # noqa: E402
+from bank.twopc_rounds import Rounds                    # noqa: E402
 from bank import twopc                                  # noqa: E402
 from bank import recovery_log                          # noqa: E402
 from bank.local_cluster import COORDINATOR, LocalCluster  # noqa: E402
@@ -394,6 +396,31 @@ def stand_ins():
 def yes_and_ack(method, txid):
     """A branch that votes yes to every prepare and acknowledges every decision."""
     return {"vote": "yes", "reason": ""} if method == "prepare" else {"txid": txid}
+
+
+@pytest.mark.parametrize("failure", [ValueError, KeyboardInterrupt])
+def test_a_round_lets_every_line_go_when_taking_an_answer_in_fails(stand_ins, failure):
+    """D2 with H3: a round's thread reads the answers of the messages it sent now; if
+    taking one in fails, the others are still read (ValueError: raised once all are
+    in) or abandoned (KeyboardInterrupt: the thread stops at once). Either way every
+    line sent on is let go, so no later message to that branch waits for ever."""
+    urls = stand_ins(yes_and_ack, yes_and_ack)
+    lines = {name: BatchingLink(coordinator_module.BranchLink(name, url, None))
+             for name, url in urls.items()}
+    out = [(line.send_or_post("prepare", ("t1", "http://127.0.0.1:1", []), None), name, {})
+           for name, line in lines.items()]
+    taken = []
+
+    def take(txn, send, asked, answer, exc):
+        taken.append(send)
+        if len(taken) == 1:
+            raise failure("taking this answer in failed")
+    with pytest.raises(failure):
+        Rounds._take_answers(None, out, take)
+    assert len(taken) == (2 if failure is ValueError else 1)
+    assert not any(line._in_flight for line in lines.values())
+    for line in lines.values():                     # the lines carry messages again
+        assert line.call("commit", "t1") == {"txid": "t1"}
 
 
 def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path,

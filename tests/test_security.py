@@ -302,9 +302,9 @@ def test_request_replayed_to_another_server_gets_401(bank):
 
 
 def test_a_first_call_without_the_server_id_is_refused_and_logged_as_normal(bank):
-    """A request signed for no server id (a client's first call, before it learned the
-    id from a 401) is refused with 401 like any other and changes nothing; the branch logs
-    it as an ordinary first call (info), never as "wrong signature": a student reading
+    """A request signed for no server id (how a client asks a server who it is, before
+    its first call) is refused with 401 like any other and changes nothing; the branch
+    logs it as an ordinary first contact (info), never as "wrong signature": a student reading
     the log of a happy transfer sees no false alarm. A signature for another server's
     id is still logged as a wrong signature (warning)."""
     from polling import wait_for
@@ -342,6 +342,21 @@ def test_the_kit_client_learns_a_server_id_before_its_first_call(bank):
     pending.finish()
     after = client.call("account", "1001")["balance"]
     assert Decimal(after) - Decimal(before) == Decimal("1.00")
+
+
+def test_a_call_whose_server_never_says_who_it_is_was_not_sent(bank):
+    """A call that could not leave because asking the server who it is failed (here a
+    port that accepts connections and never answers) is reported as not sent: the
+    client's sentence says the server cannot be reached, and BankError.not_sent is
+    True, so the coordinator's trace never shows it as delivered."""
+    mute = socket.create_server(("127.0.0.1", 0))          # listens, never answers
+    try:
+        url = f"http://127.0.0.1:{mute.getsockname()[1]}"
+        with pytest.raises(BankError) as failed:
+            rpc.Client(url, bank.secret, timeout=0.5).call("ping")
+        assert failed.value.not_sent and "cannot be reached" in failed.value.message
+    finally:
+        mute.close()
 
 
 def test_request_replayed_after_a_restart_gets_401(bank, plain):

@@ -33,8 +33,9 @@ Rules:
     a caller, whose own answer would wait behind it, nor by the coordinator's pool,
     whose jobs may be waiting in this very line). The driver waits for the votes it
     posted, not for the decisions: under load the client hears the outcome at the
-    forced decision (twopc.py, D3). On a free line a message goes at once (B3). A read through the coordinator first waits until the messages posted
-    before it have been carried, so it sees every transfer the coordinator answered.
+    forced decision (twopc.py, D3). On a free line a message goes at once (B3). A
+    read through the coordinator first waits until the messages posted before it
+    have been carried, so it sees every transfer the coordinator answered.
 
 Glossary:
   item     one message in a batch: [method, [args...]]; method is prepare|commit|abort

@@ -151,7 +151,7 @@ class BranchReply:
 
     def __init__(self, link: BranchLink, method: str, args: tuple, pending, then=None):
         self.link, self.method, self.args, self.pending = link, method, args, pending
-        self.deadline, self.then = pending.deadline, then
+        self.deadline, self.then = pending.deadline, then or _nothing
 
     def fileno(self) -> int:
         return self.pending.fileno()
@@ -160,8 +160,7 @@ class BranchReply:
         try:
             return self._answer()
         finally:
-            if self.then is not None:
-                self.then()
+            self.then()
 
     def abandon(self) -> None:
         """Give up on the answer (its reader stopped early): the connection is closed,
@@ -169,8 +168,7 @@ class BranchReply:
         try:
             self.pending.abandon()
         finally:
-            if self.then is not None:
-                self.then()
+            self.then()
 
     def _answer(self):
         try:
@@ -178,6 +176,10 @@ class BranchReply:
         except BankError as exc:
             self.link.follow_primary(exc)         # Rule 3: it moved; ask the primary
         return self.link.client.call(self.method, *self.args)
+
+
+def _nothing() -> None:
+    """What a BranchReply does once answered when nobody asked for anything."""
 
 
 # ---- the coordinator service ----------------------------------------------------------------

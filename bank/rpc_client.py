@@ -145,7 +145,7 @@ class _NotSent(OSError):
 
 
 _SERVER_IDS = {}             # "host:port" as in a URL -> the id that server announced
-_WHO_ARE_YOU = xmlrpc.client.dumps((), "system.listMethods").encode()   # see _Wire
+_WHO_ARE_YOU = xmlrpc.client.dumps((), "system.listMethods").encode()   # server_id_at
 
 
 def _header(headers, name: str) -> str:
@@ -156,16 +156,23 @@ def _header(headers, name: str) -> str:
     return ""
 
 
-def server_id_at(url: str, timeout: float = DEFAULT_CALL_TIMEOUT) -> str:
-    """The id a server announces (X-Bank-Server), learnt from one unsigned request.
+def server_id_at(url: str, timeout: float = DEFAULT_CALL_TIMEOUT, secret=None) -> str:
+    """The id a server announces (X-Bank-Server), learnt from one request it refuses.
 
-    What a lab script in another language does once before signing its calls.
+    What a lab script in another language does once before signing its calls, and
+    what the kit's own client does before its first call to a server with keys. With
+    `secret` the request is a listMethods signed for no server id, which the server
+    logs as a first contact (info), not as a refused signature.
     """
     parts = url.split("://", 1)[-1].split("/", 1)[0]
     host, _, port = parts.rpartition(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    body, headers = b"", {"Content-Type": "text/xml"}
+    if secret is not None:
+        body = _WHO_ARE_YOU
+        headers.update(sign(secret, body, ""))
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
     try:
-        conn.request("POST", "/", b"", {"Content-Type": "text/xml"})
+        conn.request("POST", "/", body, headers)
         resp = conn.getresponse()
         resp.read()
         return resp.getheader(SERVER_HEADER, "")
@@ -312,8 +319,8 @@ class _Wire:
         body = xmlrpc.client.dumps(args, method, encoding="utf-8",
                                    allow_none=False).encode("utf-8")
         if self.keyring and self.host not in _SERVER_IDS:
-            try:
-                self._learn_server_id()
+            try:                                  # so that its answer is the next thing
+                _SERVER_IDS[self.host] = server_id_at(self.host, self.timeout, self.keyring)
             except (OSError, http.client.HTTPException) as exc:   # the call never left
                 raise _NotSent(f"asking who the server is: {_why(exc)}") from exc
         self.sent = body, _SERVER_IDS.get(self.host, "")
@@ -338,15 +345,6 @@ class _Wire:
 
     def _wait_until(self, deadline: float) -> None:
         self.sock.settimeout(max(deadline - time.monotonic(), 0.001))
-
-    def _learn_server_id(self) -> None:
-        """Before the first signed call to a server, ask who it is: a call signed for
-        no server id is refused with 401 (it changes nothing), and every answer's
-        X-Bank-Server header names the server. So the call itself is signed right
-        and sent once, and its answer is the next thing this connection reads."""
-        self._post(_WHO_ARE_YOU, "")
-        _, headers, _ = self._read_answer()
-        _SERVER_IDS[self.host] = headers.get(SERVER_HEADER.lower(), "")
 
     def close(self) -> None:
         if self.sock is not None:

@@ -98,8 +98,9 @@ class Rounds:
             while out:
                 for entry in _arrived(out):
                     out.remove(entry)
+                    reply, send, asked = entry
                     try:
-                        _take_reply(txn, *entry, take)
+                        _take_answer(txn, send, asked, take, reply.finish)
                     except Exception as exc:        # noqa: BLE001 - raised once all are in
                         failure = failure or exc
         finally:
@@ -110,12 +111,9 @@ class Rounds:
 
     def _call(self, txn: Txn, send: Send, asked: dict, take) -> None:
         """Send one message now and wait for its answer; take() it in, or its absence."""
-        try:
-            answer = self.links[send.to].call(method_of(send), *self._arguments(txn, send))
-        except Exception as exc:                # noqa: BLE001 - every failure is a silence
-            take(txn, send, asked, None, exc)
-            return
-        take(txn, send, asked, answer, None)
+        link, method = self.links[send.to], method_of(send)
+        _take_answer(txn, send, asked, take,
+                     lambda: link.call(method, *self._arguments(txn, send)))
 
     def _arguments(self, txn: Txn, send: Send) -> tuple:
         """What a Send carries to the branch: a prepare's ops and participants, or only
@@ -163,10 +161,10 @@ def _arrived(out: list) -> list:
     return [key.data for key, _ in ready] or [soonest]
 
 
-def _take_reply(txn: Txn, reply, send: Send, asked: dict, take) -> None:
-    """Read one message's answer and take it in, or take in its absence."""
+def _take_answer(txn: Txn, send: Send, asked: dict, take, answer_of) -> None:
+    """Take in the message's answer, answer_of(), or its failure as a silence."""
     try:
-        answer = reply.finish()
+        answer = answer_of()
     except Exception as exc:                    # noqa: BLE001 - every failure is a silence
         take(txn, send, asked, None, exc)
         return

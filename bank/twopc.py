@@ -104,7 +104,7 @@ class Recovery:
             txn.result = {"txid": txid, "outcome": txn.published.value, "reason": "",
                           "waiting_for": txn.core.waiting_for()}
             txn.done.set()
-            self.txns[txid] = txn
+            self._remember(txn)
         for txid, data in self.log.finished.items():
             if data.get("request_id"):
                 self.requests.record(data["request_id"], (
@@ -119,7 +119,7 @@ class Recovery:
         txn.note(COORDINATOR, LOG, "recovered", txn.core.reason)
         self._step(txn, txn.core.on_restart, decision, True)
         txn.done.set()
-        self.txns[txn.txid] = txn
+        self._remember(txn)
 
     def recover(self) -> dict:
         """Re-send the decision of every unfinished transaction now, and wait for it.
@@ -164,8 +164,10 @@ class Recovery:
         return False
 
     def _unfinished(self) -> list:
+        """The decided transactions still waiting for an acknowledgement. Only the open
+        ones are looked at (a few under load), not the thousand remembered."""
         with self._lock:
-            return [t for t in self.txns.values() if t.published and not t.ended]
+            return [t for t in self.open_txns.values() if t.published]
 
     def run_retries(self) -> None:
         """Background loop: keep telling the decision until every participant acks (C6).
@@ -204,6 +206,7 @@ class TwoPhaseCommit(Recovery, Rounds, TxnViews):
         check_presumption(recovery_log, self.presumption)           # D6
         self.url = ""                              # ours, sent with every prepare
         self.txns = collections.OrderedDict()      # txid -> Txn, newest last
+        self.open_txns = {}                        # txid -> Txn not ended yet (in flight)
         self.requests = requests if requests is not None else RequestRegistry()   # shared
         self._lock = threading.Lock()
         self._pool = pool
@@ -241,7 +244,7 @@ class TwoPhaseCommit(Recovery, Rounds, TxnViews):
                 return self._finished_request(txid), False
             txn = Txn(self._new_txid(), plan, dict(info, branches=sorted(plan), began=now(),
                                                    **self._presumption_info()), self.url)
-            self.txns[txn.txid] = txn
+            self._remember(txn)
             self._forget_old_txns()
             if rid:
                 self.requests.record(rid, fingerprint, txn.txid)
@@ -279,6 +282,19 @@ class TwoPhaseCommit(Recovery, Rounds, TxnViews):
             txid = f"{self.name}-{stamp}-{next(self._serials) % TXID_SERIALS:06x}"
             if txid not in self.txns and txid not in self.log.finished:   # a restart
                 return txid
+
+    def _remember(self, txn: Txn) -> None:
+        """Keep a transaction for the API, and among the open ones until it ends."""
+        self.txns[txn.txid] = txn
+        if not txn.ended:
+            self.open_txns[txn.txid] = txn
+
+    def _ended(self, txn: Txn) -> None:
+        """The transaction is over (its end record, or C12): no longer open. Called with
+        txn.lock held; the driver's lock is always taken after a txn's, never before."""
+        txn.ended = now()
+        with self._lock:
+            self.open_txns.pop(txn.txid, None)
 
     def _forget_old_txns(self):
         """Keep at most KEEP_TXNS finished transactions in memory, oldest forgotten first.
@@ -343,7 +359,7 @@ class TwoPhaseCommit(Recovery, Rounds, TxnViews):
                     if isinstance(effect, Record):
                         self._write_record(txn, effect)
             if txn.core.state in (CoordState.COMMITTED, CoordState.ABORTED) and not txn.ended:
-                txn.ended = now()         # C12: presumed commit finishes without an end
+                self._ended(txn)          # C12: presumed commit finishes without an end
             return [e for e in effects if not isinstance(e, Record)]
 
     def _write_record(self, txn: Txn, record: Record) -> None:
@@ -364,7 +380,7 @@ class TwoPhaseCommit(Recovery, Rounds, TxnViews):
         else:
             assert record.kind == "end", record
             self.log.end(txn.txid, txn.core.decision.value, record.reason)
-            txn.ended = now()
+            self._ended(txn)
             txn.note(COORDINATOR, LOG, "end", "every participant acknowledged")
         txn.counts.wrote(COORDINATOR, record.forced)                # N1
 
@@ -484,6 +500,7 @@ class TwoPhaseCommit(Recovery, Rounds, TxnViews):
         """Drop a transaction that never started (its begin could not be logged)."""
         with self._lock:
             self.txns.pop(txn.txid, None)
+            self.open_txns.pop(txn.txid, None)
         if txn.info.get("request_id"):
             self.requests.forget(txn.info["request_id"], txn.txid)
 

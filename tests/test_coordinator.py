@@ -466,19 +466,20 @@ def test_a_stuck_transaction_does_not_keep_every_later_one_in_memory(tmp_path, m
                                                                      stand_ins):
     """Memory stays flat with uptime (issue 13): the coordinator keeps at most KEEP_TXNS
     finished transactions, even behind an unfinished one (a commit never acknowledged
-    by a branch that is down), which it keeps, with its work still to do.
+    by a branch that is down), which it keeps, with its work still to do. The retry
+    loop looks only at the open transactions: the stuck one, until it is acknowledged.
 
     In-process coordinator with stand-in branches, as above; KEEP_TXNS shrunk to 3.
     """
     monkeypatch.setattr(twopc, "KEEP_TXNS", 3)
-    stuck = []
+    stuck, delhi_back = [], []
 
     def delhi_never_acks_the_first(method, txid):
         if method == "prepare":
             return {"vote": "yes", "reason": ""}
         if not stuck:
             stuck.append(txid)
-        if txid == stuck[0]:
+        if txid == stuck[0] and not delhi_back:
             raise BankError(FaultCode.UNAVAILABLE, "Delhi cannot be reached (test).")
         return {"txid": txid}
 
@@ -490,6 +491,10 @@ def test_a_stuck_transaction_does_not_keep_every_later_one_in_memory(tmp_path, m
         kept = coord.twopc.txns
         assert stuck[0] in kept                        # unfinished: kept, still retried
         assert len(kept) <= 3 + 1, len(kept)           # the 19 finished behind it: 3 kept
+        assert list(coord.twopc.open_txns) == stuck    # all the retry loop looks at
+        delhi_back.append(True)
+        assert coord.twopc.recover() == {"resent": 1, "unfinished": []}
+        assert coord.twopc.open_txns == {} and kept[stuck[0]].ended
     finally:
         coord.close()
 

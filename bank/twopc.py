@@ -188,49 +188,15 @@ class Recovery:
         self._stop.set()
 
 
-# ---- the driver ------------------------------------------------------------------------------
+# ---- the transactions the driver remembers (D7) ----------------------------------------
 
-class TwoPhaseCommit(Recovery, Rounds, TxnViews):
-    """Drives 2PC for transfers and remembers them, with their traces, for the API.
-
-    links: branch name -> a coordinator.BranchLink (call, and send, whose reply a
-    selector can wait on), or a batching.BatchingLink around one (send_or_post too);
-    log: the RecoveryLog; faults: the coordinator's FaultPoints; pool: the Workers
-    (bank/handoff.py) that send a recovery pass's decisions, all at once.
-    """
-
-    def __init__(self, name: str, links: dict, recovery_log, faults, pool, requests=None,
-                 presumption: str = Presumption.ABORT.value):
-        self.name, self.links, self.log, self.faults = name, links, recovery_log, faults
-        self.presumption = Presumption(presumption)
-        check_presumption(recovery_log, self.presumption)           # D6
-        self.url = ""                              # ours, sent with every prepare
-        self.txns = collections.OrderedDict()      # txid -> Txn, newest last
-        self.open_txns = {}                        # txid -> Txn not ended yet (in flight)
-        self.requests = requests if requests is not None else RequestRegistry()   # shared
-        self._lock = threading.Lock()
-        self._pool = pool
-        self._stop = threading.Event()
-        self._recovery = OnceAtATime(self._recovery_pass, "recovery")
-        self._serials = itertools.count(secrets.randbelow(TXID_SERIALS))   # D7
-        self._recover_from_log()
-
-    def transfer(self, info: dict, plan: dict) -> dict:
-        """Run 2PC for one transfer (or join the run of the same request id); its outcome.
-
-        info: {"src", "dst", "amount", "request_id"}; plan: branch -> its ops.
-        """
-        txn, first = self._claim(info, plan)
-        if first:
-            try:
-                self._run_two_phase_commit(txn)
-            finally:
-                txn.done.set()      # a retry waiting on the same request id never hangs
-        txn.done.wait()
-        if txn.result is None:
-            raise BankError(FaultCode.INTERNAL, f"Transfer {txn.txid} failed inside the "
-                            "coordinator; its outcome is in transactions() once recovered.")
-        return txn.result
+class Remembered:
+    """Mixed into TwoPhaseCommit: the transactions it remembers for the API (txns,
+    newest last; at most KEEP_TXNS finished ones) and those still open (open_txns:
+    begun, not yet ended, the only ones the retry loop looks at), each under a fresh
+    txid (D7), and the request ids that name them. They change under the driver's
+    lock (taken after a transaction's own lock, never before it), except while the log
+    is read at start, before anyone can call."""
 
     def _claim(self, info: dict, plan: dict):
         """A new Txn, or the one already started for the same request id (and False)."""
@@ -308,6 +274,59 @@ class TwoPhaseCommit(Recovery, Rounds, TxnViews):
         for txid in list(itertools.islice(self.txns, max(0, len(self.txns) - KEEP_TXNS))):
             if self.txns[txid].core.state in (CoordState.COMMITTED, CoordState.ABORTED):
                 del self.txns[txid]
+
+    def _forget(self, txn: Txn) -> None:
+        """Drop a transaction that never started (its begin could not be logged)."""
+        with self._lock:
+            self.txns.pop(txn.txid, None)
+            self.open_txns.pop(txn.txid, None)
+        if txn.info.get("request_id"):
+            self.requests.forget(txn.info["request_id"], txn.txid)
+
+
+# ---- the driver ------------------------------------------------------------------------------
+
+class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
+    """Drives 2PC for transfers and remembers them, with their traces, for the API.
+
+    links: branch name -> a coordinator.BranchLink (call, and send, whose reply a
+    selector can wait on), or a batching.BatchingLink around one (send_or_post too);
+    log: the RecoveryLog; faults: the coordinator's FaultPoints; pool: the Workers
+    (bank/handoff.py) that send a recovery pass's decisions, all at once.
+    """
+
+    def __init__(self, name: str, links: dict, recovery_log, faults, pool, requests=None,
+                 presumption: str = Presumption.ABORT.value):
+        self.name, self.links, self.log, self.faults = name, links, recovery_log, faults
+        self.presumption = Presumption(presumption)
+        check_presumption(recovery_log, self.presumption)           # D6
+        self.url = ""                              # ours, sent with every prepare
+        self.txns = collections.OrderedDict()      # txid -> Txn, newest last
+        self.open_txns = {}                        # txid -> Txn not ended yet (in flight)
+        self.requests = requests if requests is not None else RequestRegistry()   # shared
+        self._lock = threading.Lock()
+        self._pool = pool
+        self._stop = threading.Event()
+        self._recovery = OnceAtATime(self._recovery_pass, "recovery")
+        self._serials = itertools.count(secrets.randbelow(TXID_SERIALS))   # D7
+        self._recover_from_log()
+
+    def transfer(self, info: dict, plan: dict) -> dict:
+        """Run 2PC for one transfer (or join the run of the same request id); its outcome.
+
+        info: {"src", "dst", "amount", "request_id"}; plan: branch -> its ops.
+        """
+        txn, first = self._claim(info, plan)
+        if first:
+            try:
+                self._run_two_phase_commit(txn)
+            finally:
+                txn.done.set()      # a retry waiting on the same request id never hangs
+        txn.done.wait()
+        if txn.result is None:
+            raise BankError(FaultCode.INTERNAL, f"Transfer {txn.txid} failed inside the "
+                            "coordinator; its outcome is in transactions() once recovered.")
+        return txn.result
 
     def _run_two_phase_commit(self, txn: Txn) -> None:
         """The whole protocol for one transaction; sets txn.result for the client."""
@@ -495,14 +514,6 @@ class TwoPhaseCommit(Recovery, Rounds, TxnViews):
         txn.counts.sent(asker or "?")                               # N2: the query
         txn.counts.sent(COORDINATOR)                                # N1: the answer
         return answer
-
-    def _forget(self, txn: Txn) -> None:
-        """Drop a transaction that never started (its begin could not be logged)."""
-        with self._lock:
-            self.txns.pop(txn.txid, None)
-            self.open_txns.pop(txn.txid, None)
-        if txn.info.get("request_id"):
-            self.requests.forget(txn.info["request_id"], txn.txid)
 
 
 def check_presumption(recovery_log, presumption: Presumption) -> None:

@@ -493,7 +493,7 @@ def test_a_stuck_transaction_does_not_keep_every_later_one_in_memory(tmp_path, m
         assert len(kept) <= 3 + 1, len(kept)           # the 19 finished behind it: 3 kept
         assert list(coord.twopc.open_txns) == stuck    # all the retry loop looks at
         delhi_back.append(True)
-        assert coord.twopc.recover() == {"resent": 1, "unfinished": []}
+        assert coord.twopc.recover()["unfinished"] == []   # (or the retry loop's pass)
         assert coord.twopc.open_txns == {} and kept[stuck[0]].ended
     finally:
         coord.close()

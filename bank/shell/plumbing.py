@@ -114,6 +114,7 @@ class ShellCore(cmd.Cmd):
         self._cmd, self._failed, self._result, self._extra = "", False, "", []
         self._direct = False           # True once a command reads from the branches
         self.start_total = self._total()
+        self._start_counting()          # `counters` leaves out what came before
 
     # ---- running commands ----------------------------------------------------------
 

@@ -32,7 +32,7 @@ import workload                   # noqa: E402
 COLUMNS = ("workload", "branches", "clients", "system", "per_s", "per_s_range", "p50_ms",
            "p99_ms", "fsyncs", "rpcs", "failed")
 HEADERS = ("workload", "branches", "clients", "system", "transfers/s", "runs' range",
-           "p50 ms", "p99 ms", "fsyncs/transfer", "RPCs/transfer", "failed")
+           "p50 ms", "p99 ms", "fsyncs/transfer", "messages/transfer", "failed")
 
 
 def table(rows: list) -> str:
@@ -98,10 +98,12 @@ def measure(args) -> list:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=5.0, help="per measurement")
-    p.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    p.add_argument("--branches", type=int, nargs="+", default=[2])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--seconds", type=float, default=5.0,
+                   help="per measurement, after a warm-up of up to 1 s")
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="counts")
+    p.add_argument("--branches", type=int, nargs="+", default=[2], help="counts")
     p.add_argument("--workloads", nargs="+", default=["hot", "spread"],
                    choices=["hot", "spread"])
     p.add_argument("--repeat", type=int, default=1,
@@ -116,6 +118,10 @@ def main():
                         "change), alternating with the rest")
     p.add_argument("--save", default="", help="write the rows as JSON here")
     args = p.parse_args()
+    for folder in [args.kit] + [spec.partition("=")[0] for spec in args.also_kit]:
+        if not (pathlib.Path(folder) / "branch.py").is_file():
+            p.error(f"{folder!r} is not a checkout of the kit (it has no branch.py): for "
+                    "--also-kit, make one first, e.g. git worktree add /tmp/old 2c6a031")
     # A `kill` (or a timeout) ends us through the finally blocks: servers stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     systems.add_kit_to_path(args.kit)

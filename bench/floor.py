@@ -1,6 +1,6 @@
 """Where one transfer's time goes, and the floor this design cannot go below.
 
-Run:  python bench/floor.py              (about 40 seconds; starts its own servers)
+Run:  python bench/floor.py              (about 12 seconds; starts its own servers)
 
 A transfer answered after phase 2 (rule D3) waits, in a row, for three calls (the
 client's call to the coordinator, the prepares, the commits; the two branches of a

@@ -47,4 +47,7 @@ def main(src: str, out: str) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python bench/plot.py ROWS.json OUT.png  (ROWS.json: what "
+                 "bench/compare.py --save wrote)")
     main(*sys.argv[1:3])

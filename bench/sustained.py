@@ -17,7 +17,7 @@ never changes, shows how much.
 
 A warm-up (--warm-up, 250 s) runs the same load first, printed but not judged: the
 kit's bounded caches fill during it, and a cache that stops at its bound is not
-growth with uptime. The largest is each server's replay cache (bank/rpc.py): a
+growth with uptime. The largest is each server's replay cache (bank/rpc_signatures.py): a
 signature is valid for SIGNATURE_WINDOW (120 s) either side of its time, so every
 nonce seen in the last 240 s is kept (up to 10 s more: they are forgotten ten
 seconds at a time; at most MAX_NONCES); the coordinator also
@@ -146,15 +146,16 @@ def _mean(values) -> float:
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=120.0)
-    p.add_argument("--window", type=float, default=10.0)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--seconds", type=float, default=120.0, help="the measured run")
+    p.add_argument("--window", type=float, default=10.0, help="seconds per printed line")
     p.add_argument("--warm-up", type=float, default=250.0,
                    help="seconds of load before the measured run (caches fill: the "
                         "replay cache keeps 240 s of nonces)")
-    p.add_argument("--clients", type=int, default=8)
-    p.add_argument("--branches", type=int, default=2)
-    p.add_argument("--workload", default="hot", choices=["hot", "spread"])
+    p.add_argument("--clients", type=int, default=8, help="at once")
+    p.add_argument("--branches", type=int, default=2, help="servers")
+    p.add_argument("--workload", default="hot", choices=["hot", "spread"], help="accounts")
     p.add_argument("--kit", default=str(HERE.parent), help="the kit's folder")
     args = p.parse_args()
     # A `kill` (or a timeout) ends us through the finally blocks: servers stopped too.

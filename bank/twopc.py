@@ -166,8 +166,7 @@ class Recovery:
     def _unfinished(self) -> list:
         """The decided transactions still waiting for an acknowledgement. Only the open
         ones are looked at (a few under load), not the thousand remembered."""
-        with self._lock:
-            return [t for t in self.open_txns.values() if t.published]
+        return [t for t in self._open_now() if t.published]
 
     def run_retries(self) -> None:
         """Background loop: keep telling the decision until every participant acks (C6).
@@ -194,9 +193,11 @@ class Remembered:
     """Mixed into TwoPhaseCommit: the transactions it remembers for the API (txns,
     newest last; at most KEEP_TXNS finished ones) and those still open (open_txns:
     begun, not yet ended, the only ones the retry loop looks at), each under a fresh
-    txid (D7), and the request ids that name them. They change under the driver's
-    lock (taken after a transaction's own lock, never before it), except while the log
-    is read at start, before anyone can call."""
+    txid (D7), and the request ids that name them. txns changes under the driver's
+    lock (self._lock). open_txns has a lock of its own, always taken last and held
+    alone: a transaction ends while its own lock is held, and a view may hold the
+    driver's lock while it reads a transaction (TxnViews.detail), so taking either of
+    those to end a transaction could deadlock."""
 
     def _claim(self, info: dict, plan: dict):
         """A new Txn, or the one already started for the same request id (and False)."""
@@ -253,14 +254,19 @@ class Remembered:
         """Keep a transaction for the API, and among the open ones until it ends."""
         self.txns[txn.txid] = txn
         if not txn.ended:
-            self.open_txns[txn.txid] = txn
+            with self._open_lock:
+                self.open_txns[txn.txid] = txn
 
     def _ended(self, txn: Txn) -> None:
-        """The transaction is over (its end record, or C12): no longer open. Called with
-        txn.lock held; the driver's lock is always taken after a txn's, never before."""
+        """The transaction is over (its end record, or C12): no longer open."""
         txn.ended = now()
-        with self._lock:
+        with self._open_lock:
             self.open_txns.pop(txn.txid, None)
+
+    def _open_now(self) -> list:
+        """The open transactions, as a list taken under their lock."""
+        with self._open_lock:
+            return list(self.open_txns.values())
 
     def _forget_old_txns(self):
         """Keep at most KEEP_TXNS finished transactions in memory, oldest forgotten first.
@@ -274,11 +280,14 @@ class Remembered:
         for txid in list(itertools.islice(self.txns, max(0, len(self.txns) - KEEP_TXNS))):
             if self.txns[txid].core.state in (CoordState.COMMITTED, CoordState.ABORTED):
                 del self.txns[txid]
+                with self._open_lock:          # it has ended: already gone, normally
+                    self.open_txns.pop(txid, None)
 
     def _forget(self, txn: Txn) -> None:
         """Drop a transaction that never started (its begin could not be logged)."""
         with self._lock:
             self.txns.pop(txn.txid, None)
+        with self._open_lock:
             self.open_txns.pop(txn.txid, None)
         if txn.info.get("request_id"):
             self.requests.forget(txn.info["request_id"], txn.txid)
@@ -303,6 +312,7 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         self.url = ""                              # ours, sent with every prepare
         self.txns = collections.OrderedDict()      # txid -> Txn, newest last
         self.open_txns = {}                        # txid -> Txn not ended yet (in flight)
+        self._open_lock = threading.Lock()         # open_txns only: taken last, alone
         self.requests = requests if requests is not None else RequestRegistry()   # shared
         self._lock = threading.Lock()
         self._pool = pool
@@ -398,8 +408,10 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
                      f"abort: {record.reason}".rstrip(": ") + forced)
         else:
             assert record.kind == "end", record
-            self.log.end(txn.txid, txn.core.decision.value, record.reason)
-            self._ended(txn)
+            try:
+                self.log.end(txn.txid, txn.core.decision.value, record.reason)
+            finally:                # the log holds it as finished, even if its compaction
+                self._ended(txn)    # failed afterwards (a full disk): nothing left to do
             txn.note(COORDINATOR, LOG, "end", "every participant acknowledged")
         txn.counts.wrote(COORDINATOR, record.forced)                # N1
 

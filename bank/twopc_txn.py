@@ -149,8 +149,7 @@ class TxnViews:
         """(count, when): transactions `branch` voted yes to and has not acknowledged the
         decision of, so it holds them prepared as of its last vote (Unix time; 0: none).
         What a branch that does not answer now last told us (views.in_doubt_text)."""
-        with self._lock:
-            txns = list(self.open_txns.values())
+        txns = self._open_now()
         held = [t.voted_at[branch] for t in txns if branch in t.voted_at and
                 t.core.votes.get(branch) is Vote.YES and branch not in t.core.acks]
         return len(held), max(held, default=0.0)

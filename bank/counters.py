@@ -46,6 +46,12 @@ def totals(coordinator: dict, branches: dict) -> dict:
             "steps": steps}
 
 
+def restarted(now: dict, before) -> bool:
+    """Did a server restart since `before` (totals())? Its counters start from 0 again,
+    so one of the totals went down: count from `now` instead (never a negative rate)."""
+    return before is not None and any(now[k] < before.get(k, 0) for k in now)
+
+
 def per_transfer(now: dict, before: dict = None) -> list:
     """[(what, value, meaning)] rows for the change from `before` to `now` (totals())."""
     before = before or dict.fromkeys(now, 0)

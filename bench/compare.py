@@ -120,8 +120,9 @@ def main():
     args = p.parse_args()
     for folder in [args.kit] + [spec.partition("=")[0] for spec in args.also_kit]:
         if not (pathlib.Path(folder) / "branch.py").is_file():
-            p.error(f"{folder!r} is not a checkout of the kit (it has no branch.py): for "
-                    "--also-kit, make one first, e.g. git worktree add /tmp/old 2c6a031")
+            p.error(f"{folder!r} is not a checkout of the kit (it has no branch.py); to "
+                    "run another version, make one first, e.g. git worktree add /tmp/old "
+                    "2c6a031")
     # A `kill` (or a timeout) ends us through the finally blocks: servers stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
     systems.add_kit_to_path(args.kit)

@@ -269,3 +269,34 @@ def test_the_shell_shows_fsyncs_and_messages_per_transfer(tmp_path):
     fsyncs = float(re.search(r"fsyncs per transfer\s+([0-9.]+)", out).group(1))
     assert 0 < fsyncs <= 5.0, out
     assert "Since the last `counters`." in out
+
+
+def test_the_shells_counters_start_again_after_a_server_restarts(tmp_path):
+    """A restarted server counts from 0 again: `counters` says so and counts from there,
+    never showing a negative count or rate (as the window does: bank/counters.py,
+    restarted)."""
+    import io
+    import re
+    import shell
+    from bank.local_cluster import COORDINATOR, LocalCluster
+    with LocalCluster(home=tmp_path, allow_faults=False) as bank:
+        for _ in range(3):                         # before the shell: its baseline
+            bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "1.00")
+        sh = shell.BankShell(shell.coordinator_client(bank.coordinator_url, bank.secret),
+                             bank, bank.home, stdout=io.StringIO())
+        bank.restart(COORDINATOR)                  # it counts 1 transfer, not 3 + 1
+        sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
+        sh.stdout.seek(0)
+        sh.stdout.truncate()
+        sh.onecmd("counters")
+        said = sh.stdout.getvalue()
+        assert "A server restarted since this shell started" in said, said
+        assert not re.search(r"\s-[0-9]", said), said
+        sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
+        sh.stdout.seek(0)
+        sh.stdout.truncate()
+        sh.onecmd("counters")
+        out = sh.stdout.getvalue()
+    assert re.search(r"transfers between branches\s+1\b", out), out
+    assert re.search(r"messages per transfer\s+5\.00\b", out), out
+    assert "Since the last `counters`." in out

@@ -17,7 +17,7 @@ Glossary:
   in doubt  a transfer still being decided, or decided but not yet applied everywhere
 """
 
-from bank.counters import per_transfer, totals
+from bank.counters import per_transfer, restarted, totals
 from bank.errors import BankError, FaultCode, check_branch_name
 from bank.shell.guide import TXN_STATES
 from bank.shell.plumbing import ShellError, is_count, when
@@ -168,25 +168,35 @@ class RecordsCommands:
         commit at work).
         Example: counters"""
         self._args(arg, 0)
-        now = self._counter_totals()
-        self._table(per_transfer(now, self._counted), ["counter", "value", "meaning"],
-                    right=("value",))
-        self._say(f"Since {self._counted_since}.")
+        now, _ = self._counter_totals()
+        before, since = self._counted, self._counted_since
         self._counted, self._counted_since = now, "the last `counters`"
+        if restarted(now, before):
+            self._say(f"A server restarted since {since}, and its counters start again "
+                      "from 0: counting from now. Run `counters` again later.")
+            return
+        self._table(per_transfer(now, before), ["counter", "value", "meaning"],
+                    right=("value",))
+        self._say(f"Since {since}.")
 
     def _start_counting(self) -> None:
         """`counters` counts from the shell's start, as the window does from its own: the
         branches' start-up COMMITs (their schema, preloaded accounts) are left out, so
-        a first lone transfer shows its 5 messages and 5 fsyncs."""
+        a first lone transfer shows its 5 messages and 5 fsyncs. Without the counts of
+        every branch (one is down) it counts from the servers' start instead."""
         try:
-            self._counted, self._counted_since = self._counter_totals(), "this shell started"
+            now, every_branch = self._counter_totals()
         except BankError:                      # the coordinator is not answering yet
-            self._counted, self._counted_since = None, "the servers started"
+            now, every_branch = None, False
+        self._counted = now if every_branch else None
+        self._counted_since = "this shell started" if self._counted else "the servers started"
 
-    def _counter_totals(self) -> dict:
-        """The bank's counters now (bank/counters.py, totals)."""
+    def _counter_totals(self) -> tuple:
+        """The bank's counters now (bank/counters.py, totals), and whether every branch
+        gave its own (one that is down adds nothing)."""
         branches = {b["name"]: b.get("counters", {}) for b in self.coord.call("branches")}
-        return totals(self.coord.call("ping").get("counters", {}), branches)
+        return (totals(self.coord.call("ping").get("counters", {}), branches),
+                all(branches.values()))
 
     def _refused(self, in_doubt: list) -> list:
         """(txid, branch, answer) for decided transfers a branch refuses to apply: read

@@ -26,7 +26,7 @@ Glossary:
 
 import time
 
-from bank.counters import totals
+from bank.counters import restarted, totals
 from bank.money import format_amount, parse_delta
 from bank.local_cluster import COORDINATOR as COORD
 from bank.views import in_doubt_text
@@ -113,7 +113,7 @@ class Seen:
         heard_all = self.last_word and all(r.get("counters") for r in self.last_word.values())
         if now is None or not heard_all:     # a baseline without a branch's counts would
             return None, None                # count its start-up writes as a transfer's
-        if self.counted_from is None or any(now[k] < self.counted_from.get(k, 0) for k in now):
+        if self.counted_from is None or restarted(now, self.counted_from):
             self.counted_from, self.counted_at = dict(now), time.strftime("%H:%M:%S")
         return now, self.counted_from
 

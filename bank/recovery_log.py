@@ -27,6 +27,8 @@ Rules:
     every start), it is rewritten to hold only unfinished transactions and a one-line
     summary of the last ``KEEP_FINISHED`` finished ones; the old lines are appended to
     recovery.history.log. So restart time follows work in flight, not history.
+    Compaction is housekeeping: one the disk refuses (full) fails no transaction, the
+    log goes on as it was, and it is tried again after another COMPACT_AFTER records.
   * Rule 5 - group commit. Concurrent ``commit()`` calls share one fsync: whoever
     syncs first makes everything written so far durable.
   * Rule 6 - a torn tail is cut; damage stops the coordinator. A crash can only cut
@@ -112,6 +114,7 @@ class RecoveryLog(ReadAtStart):
         self.in_flight = {}           # txid -> {"info": begin data, "decision": str|None}
         self.finished = collections.OrderedDict()   # txid -> summary, oldest first
         self.records = 0
+        self._compact_at = COMPACT_AFTER         # records: the next compaction (Rule 4)
         self.torn = 0                 # lines of torn tail cut at start
         self.damage = []              # [Problem]: what recovery found damaged (Rule 6)
         self.in_doubt = set()         # txids the damage may touch: never presumed aborted
@@ -174,8 +177,8 @@ class RecoveryLog(ReadAtStart):
             entry = self.in_flight.pop(txid, {"info": {}})
             self._remember_finished(txid, dict(entry["info"], **data))
             self._append_if_possible("end", txid, data)
-        if self.records >= COMPACT_AFTER and not self.damage:
-            self.compact()
+        if self.records >= self._compact_at and not self.damage:
+            self._compact_when_possible()
 
     def config(self, branch: str, data: dict) -> None:
         """Record a branch's new configuration, forced: on disk before it returns (Rule 8).
@@ -300,18 +303,39 @@ class RecoveryLog(ReadAtStart):
         with self._write_lock, self._sync_lock:
             tmp = self.path.with_suffix(".compacting")
             records = 0
-            with open(tmp, "wb") as f:           # line by line: no multi-MB string, which
-                for line in self._compacted_lines():   # left the process bigger after
-                    f.write(line.encode())             # every compaction (issue 13)
-                    records += 1
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                with open(tmp, "wb") as f:       # line by line: no multi-MB string, which
+                    for line in self._compacted_lines():   # left the process bigger
+                        f.write(line.encode())             # after every compaction
+                        records += 1                       # (issue 13)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError:
+                tmp.unlink(missing_ok=True)      # a full disk: give its space back
+                raise
             self._archive_old_lines()
             os.replace(tmp, self.path)           # atomic: old or new, never half
             fsync_folder(self.path.parent)       # and the rename survives a power cut
             self._open_for_appends()
-            self.records = records
+            self.records, self._compact_at = records, COMPACT_AFTER
             self._written = self._synced = 0
+
+    def _compact_when_possible(self) -> None:
+        """Rule 4 after an end: compact, unless the disk refuses (full). Then the active
+        log is as it was (compact() replaces it only once the new one is complete), the
+        transaction that just ended still ended, and the next try waits for another
+        COMPACT_AFTER records, so a full disk does not rewrite the log at every end."""
+        try:
+            self.compact()
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if self._file is None or self._file.closed:     # replaced, not reopened
+                self.broken = f"it could not be reopened after compaction: {why}"
+                log.critical("recovery log %s: %s", self.path, self.broken)
+                return
+            self._compact_at = self.records + COMPACT_AFTER
+            log.warning("recovery log %s could not be compacted (%s); it goes on as it is "
+                        "and will be compacted later", self.path, why)
 
     def _compacted_lines(self):
         """What a compacted log holds: configs, summaries of the finished, in-flight."""

@@ -230,6 +230,55 @@ def test_record_with_a_non_utf8_byte_is_damage(log_path):
 
 # ---- compaction ---------------------------------------------------------------------------
 
+def test_a_log_that_cannot_be_reopened_after_compaction_refuses_writes_in_a_sentence(
+        log_path, monkeypatch):
+    """Rule 7 after Rule 4: if the compacted log replaced the old one but cannot be
+    opened for appends (no file handles left), every later write is refused with
+    LogWriteError and a sentence (not an error on a closed file), and a restart reads
+    the compacted log whole."""
+    monkeypatch.setattr(recovery_log, "COMPACT_AFTER", 3)
+    log = RecoveryLog(log_path)
+
+    def no_handles_left(self):
+        self._file.close()
+        raise OSError(24, "Too many open files")
+    monkeypatch.setattr(RecoveryLog, "_open_for_appends", no_handles_left)
+    log.begin("C1-a", INFO)
+    log.commit("C1-a")
+    log.end("C1-a", "committed")                   # compacts, then cannot reopen
+    with pytest.raises(recovery_log.LogWriteError) as refused:
+        log.begin("C1-b", INFO)
+    assert "cannot be written any more" in refused.value.message
+    assert "reopened after compaction" in refused.value.message
+    monkeypatch.undo()
+    assert set(RecoveryLog(log_path).finished) == {"C1-a"}
+
+def test_a_compaction_the_disk_refuses_fails_no_transaction(log_path, monkeypatch):
+    """Rule 4 with Rule 7: compaction is housekeeping. When the disk refuses it (full),
+    end() still returns, no half-written compacted file is left taking space, the
+    active log keeps every record (a restart finds all the transactions), and the next
+    try waits for another COMPACT_AFTER records instead of coming at every end."""
+    monkeypatch.setattr(recovery_log, "COMPACT_AFTER", 6)     # begin + commit + end: 3
+    log = RecoveryLog(log_path)
+    tries = []
+
+    def disk_full(self):
+        tries.append(len(self.finished))
+        yield self._line("config", "Mumbai", {"url": "http://127.0.0.1:1"})
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(RecoveryLog, "_compacted_lines", disk_full)
+    for i in range(4):
+        txid = f"C1-full-{i}"
+        log.begin(txid, INFO)
+        log.commit(txid)
+        log.end(txid, "committed")                 # never raises
+    assert tries == [2, 4]                         # at 6 records, then 6 more
+    assert not log_path.with_suffix(".compacting").exists()
+    monkeypatch.undo()
+    again = RecoveryLog(log_path)
+    assert set(again.finished) == {f"C1-full-{i}" for i in range(4)}
+    assert again.in_flight == {}
+
 @pytest.mark.slow
 def test_compaction_keeps_restart_proportional_to_work_in_flight(log_path, monkeypatch):
     """Compaction keeps the active log small: after 100,000 finished transactions it holds

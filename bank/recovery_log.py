@@ -329,13 +329,22 @@ class RecoveryLog(ReadAtStart):
             self.compact()
         except OSError as exc:
             why = exc.strerror or str(exc)
-            if self._file is None or self._file.closed:     # replaced, not reopened
+            if not self._appending_to_the_log():   # replaced, but not reopened: lines
                 self.broken = f"it could not be reopened after compaction: {why}"
-                log.critical("recovery log %s: %s", self.path, self.broken)
-                return
+                log.critical("recovery log %s: %s", self.path, self.broken)   # written now
+                return                                                        # would be lost
             self._compact_at = self.records + COMPACT_AFTER
             log.warning("recovery log %s could not be compacted (%s); it goes on as it is "
                         "and will be compacted later", self.path, why)
+
+    def _appending_to_the_log(self) -> bool:
+        """Is our open file the one at self.path? Not once compaction replaced it and
+        failed before reopening it: lines appended then would go to the old file, which
+        no restart reads."""
+        try:
+            return os.path.samestat(os.fstat(self._file.fileno()), os.stat(self.path))
+        except (OSError, ValueError, AttributeError):     # closed, missing, or none
+            return False
 
     def _compacted_lines(self):
         """What a compacted log holds: configs, summaries of the finished, in-flight."""

@@ -230,19 +230,28 @@ def test_record_with_a_non_utf8_byte_is_damage(log_path):
 
 # ---- compaction ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("where", ["reopening", "syncing the folder"])
 def test_a_log_that_cannot_be_reopened_after_compaction_refuses_writes_in_a_sentence(
-        log_path, monkeypatch):
-    """Rule 7 after Rule 4: if the compacted log replaced the old one but cannot be
-    opened for appends (no file handles left), every later write is refused with
-    LogWriteError and a sentence (not an error on a closed file), and a restart reads
-    the compacted log whole."""
+        log_path, monkeypatch, where):
+    """Rule 7 after Rule 4: if the compacted log replaced the old one, but the folder's
+    fsync or reopening it for appends then fails, every later write is refused with
+    LogWriteError and a sentence. Lines appended to the old file (closed, or still
+    open but replaced) would be read by no restart: a lost commit record. A restart
+    reads the compacted log whole."""
     monkeypatch.setattr(recovery_log, "COMPACT_AFTER", 3)
     log = RecoveryLog(log_path)
 
     def no_handles_left(self):
         self._file.close()
         raise OSError(24, "Too many open files")
-    monkeypatch.setattr(RecoveryLog, "_open_for_appends", no_handles_left)
+
+    def folder_refuses(folder):                    # once the compacted file is in place
+        if not log_path.with_suffix(".compacting").exists():
+            raise OSError(5, "Input/output error")
+    if where == "reopening":
+        monkeypatch.setattr(RecoveryLog, "_open_for_appends", no_handles_left)
+    else:
+        monkeypatch.setattr(recovery_log, "fsync_folder", folder_refuses)
     log.begin("C1-a", INFO)
     log.commit("C1-a")
     log.end("C1-a", "committed")                   # compacts, then cannot reopen

@@ -241,7 +241,7 @@ class RecoveryLog(ReadAtStart):
                                 "is repaired. Nothing was done.")
         line = self._line(kind, txid, data).encode()
         try:
-            self._write_all(line)
+            write_whole(self._file, line)
         except OSError as exc:
             self._cut_back()
             raise LogWriteError(f"The recovery log {self.path} could not be written "
@@ -253,10 +253,6 @@ class RecoveryLog(ReadAtStart):
         self.records += 1
         return self._written
 
-    def _write_all(self, line: bytes) -> None:
-        view = memoryview(line)
-        while view:
-            view = view[self._file.write(view):]   # a raw write may be partial
 
     def _cut_back(self) -> None:
         """Remove the part of a failed line that did reach the file (Rule 7)."""
@@ -280,6 +276,9 @@ class RecoveryLog(ReadAtStart):
         with self._sync_lock:
             if self._synced >= line_no:
                 return                           # someone else's fsync covered us
+            if self.broken:                      # Rule 7: nothing is made durable now;
+                raise OSError(f"the recovery log {self.path} cannot be written any more "
+                              f"({self.broken})")          # a commit stops the process
             target = self._written
             os.fsync(self._file.fileno())
             self._synced = target
@@ -296,55 +295,68 @@ class RecoveryLog(ReadAtStart):
         """Rewrite the log with only in-flight txns and recent summaries; archive the rest.
 
         The new file is complete and on disk before it replaces the old one, and the
-        old one stays open for appends until then: a failure leaves a working log.
-        The history is on disk before the old lines leave the active log.
+        old one stays open for appends until then: a failure before the replace changes
+        nothing (the new file is removed, the history cut back to what it was). A failure after it
+        (the folder's fsync, reopening) breaks the log (Rule 7): the file still open is
+        the replaced one, which no restart reads. The history is on disk before the old
+        lines leave the active log.
         """
         assert not self.damage, "a damaged log is never compacted (Rule 6)"
         with self._write_lock, self._sync_lock:
             tmp = self.path.with_suffix(".compacting")
-            records = 0
+            history_size = self._history_size()
             try:
-                with open(tmp, "wb") as f:       # line by line: no multi-MB string, which
-                    for line in self._compacted_lines():   # left the process bigger
-                        f.write(line.encode())             # after every compaction
-                        records += 1                       # (issue 13)
-                    f.flush()
-                    os.fsync(f.fileno())
+                records = self._write_compacted(tmp)
+                self._archive_old_lines()
+                os.replace(tmp, self.path)       # atomic: old or new, never half
             except OSError:
-                tmp.unlink(missing_ok=True)      # a full disk: give its space back
+                tmp.unlink(missing_ok=True)      # not in place: give its space back,
+                self._cut_history_back(history_size)   # and archive them once, later
                 raise
-            self._archive_old_lines()
-            os.replace(tmp, self.path)           # atomic: old or new, never half
-            fsync_folder(self.path.parent)       # and the rename survives a power cut
-            self._open_for_appends()
+            try:
+                fsync_folder(self.path.parent)   # and the rename survives a power cut
+                self._open_for_appends()
+            except OSError as exc:
+                self._break(f"it could not be reopened after compaction: "
+                            f"{exc.strerror or exc}")
+                raise
             self.records, self._compact_at = records, COMPACT_AFTER
             self._written = self._synced = 0
 
+    def _write_compacted(self, tmp: pathlib.Path) -> int:
+        """The compacted log into tmp, on disk; its number of records. Line by line: a
+        multi-MB string left the process bigger after every compaction (issue 13)."""
+        records = 0
+        with open(tmp, "wb") as f:
+            for line in self._compacted_lines():
+                f.write(line.encode())
+                records += 1
+            f.flush()
+            os.fsync(f.fileno())
+        return records
+
     def _compact_when_possible(self) -> None:
-        """Rule 4 after an end: compact, unless the disk refuses (full). Then the active
-        log is as it was (compact() replaces it only once the new one is complete), the
-        transaction that just ended still ended, and the next try waits for another
-        COMPACT_AFTER records, so a full disk does not rewrite the log at every end."""
+        """Rule 4 after an end: compact, unless the disk refuses (full, an I/O error).
+        Then the active log is as it was, the transaction that just ended still ended,
+        and the next try waits for another COMPACT_AFTER records, so a full disk does
+        not rewrite the log at every end. (A failure after the replace broke the log:
+        compact() said so, and every later write is refused.)"""
         try:
             self.compact()
         except OSError as exc:
-            why = exc.strerror or str(exc)
-            if not self._appending_to_the_log():   # replaced, but not reopened: lines
-                self.broken = f"it could not be reopened after compaction: {why}"
-                log.critical("recovery log %s: %s", self.path, self.broken)   # written now
-                return                                                        # would be lost
+            if self.broken:
+                return
             self._compact_at = self.records + COMPACT_AFTER
             log.warning("recovery log %s could not be compacted (%s); it goes on as it is "
-                        "and will be compacted later", self.path, why)
+                        "and will be compacted later", self.path, exc.strerror or exc)
 
-    def _appending_to_the_log(self) -> bool:
-        """Is our open file the one at self.path? Not once compaction replaced it and
-        failed before reopening it: lines appended then would go to the old file, which
-        no restart reads."""
-        try:
-            return os.path.samestat(os.fstat(self._file.fileno()), os.stat(self.path))
-        except (OSError, ValueError, AttributeError):     # closed, missing, or none
-            return False
+    def _break(self, why: str) -> None:
+        """Rule 7: no write is possible any more; close the file so that nothing can be
+        appended to it or fsynced as if it were the log."""
+        self.broken = why
+        log.critical("recovery log %s: %s", self.path, why)
+        if self._file is not None:
+            self._file.close()
 
     def _compacted_lines(self):
         """What a compacted log holds: configs, summaries of the finished, in-flight."""
@@ -370,14 +382,27 @@ class RecoveryLog(ReadAtStart):
         if not self.path.exists():
             return
         new_file = not self.history_path.exists()
-        with open(self.path, "rb") as src, open(self.history_path, "ab") as dst:
-            for raw in src:
-                if b" done " not in raw[:40]:
-                    dst.write(raw if raw.endswith(b"\n") else raw + b"  (torn)\n")
-            dst.flush()
+        with open(self.path, "rb") as src, open(self.history_path, "ab", buffering=0) as dst:
+            for chunk in _history_chunks(src):
+                write_whole(dst, chunk)
             os.fsync(dst.fileno())
         if new_file:
             fsync_folder(self.history_path.parent)
+
+    def _history_size(self) -> int:
+        return self.history_path.stat().st_size if self.history_path.exists() else 0
+
+    def _cut_history_back(self, size: int) -> None:
+        """After a compaction that failed: the history as it was (lines copied for it
+        are still in the active log). The history is for people; if even this fails,
+        it may hold some lines twice, which is said in the log."""
+        try:
+            if self._history_size() > size:
+                with open(self.history_path, "r+b") as f:
+                    truncate_to(f.fileno(), size)
+        except OSError as exc:
+            log.warning("recovery history %s could not be cut back (%s): it may hold some "
+                        "records twice", self.history_path, exc.strerror or exc)
 
     @staticmethod
     def _line(kind: str, txid: str, data: dict) -> str:
@@ -389,3 +414,24 @@ class RecoveryLog(ReadAtStart):
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def write_whole(raw_file, data: bytes) -> None:
+    """Write all of data to an unbuffered file (a raw write may be partial)."""
+    view = memoryview(data)
+    while view:
+        view = view[raw_file.write(view):]
+
+
+def _history_chunks(src, size: int = 65536):
+    """The active log's own records (not the summaries compaction wrote), in chunks
+    of about `size` bytes; a torn last line is kept, marked."""
+    chunk = bytearray()
+    for raw in src:
+        if b" done " not in raw[:40]:
+            chunk += raw if raw.endswith(b"\n") else raw + b"  (torn)\n"
+        if len(chunk) >= size:
+            yield bytes(chunk)
+            chunk.clear()
+    if chunk:
+        yield bytes(chunk)

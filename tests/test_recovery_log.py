@@ -235,9 +235,10 @@ def test_a_log_that_cannot_be_reopened_after_compaction_refuses_writes_in_a_sent
         log_path, monkeypatch, where):
     """Rule 7 after Rule 4: if the compacted log replaced the old one, but the folder's
     fsync or reopening it for appends then fails, every later write is refused with
-    LogWriteError and a sentence. Lines appended to the old file (closed, or still
-    open but replaced) would be read by no restart: a lost commit record. A restart
-    reads the compacted log whole."""
+    LogWriteError and a sentence, and a line written before and still waiting for its
+    fsync gets an OSError (for a commit record the coordinator then stops: C8). Lines
+    appended to the old file (closed, or still open but replaced) would be read by no
+    restart: a lost commit record. A restart reads the compacted log whole."""
     monkeypatch.setattr(recovery_log, "COMPACT_AFTER", 3)
     log = RecoveryLog(log_path)
 
@@ -254,13 +255,61 @@ def test_a_log_that_cannot_be_reopened_after_compaction_refuses_writes_in_a_sent
         monkeypatch.setattr(recovery_log, "fsync_folder", folder_refuses)
     log.begin("C1-a", INFO)
     log.commit("C1-a")
-    log.end("C1-a", "committed")                   # compacts, then cannot reopen
+    log.begin("C1-p", INFO)                        # written, not yet fsynced
+    pending = log._written
+    log.end("C1-a", "committed")                   # compacts, then fails
     with pytest.raises(recovery_log.LogWriteError) as refused:
         log.begin("C1-b", INFO)
     assert "cannot be written any more" in refused.value.message
     assert "reopened after compaction" in refused.value.message
+    with pytest.raises(OSError):
+        log._sync_to(pending)                      # as commit() would, next
     monkeypatch.undo()
-    assert set(RecoveryLog(log_path).finished) == {"C1-a"}
+    again = RecoveryLog(log_path)
+    assert set(again.finished) == {"C1-a"} and set(again.in_flight) == {"C1-p"}
+
+
+@pytest.mark.parametrize("where", ["writing the history", "replacing the log"])
+def test_a_compaction_that_fails_before_the_replace_changes_nothing(log_path, monkeypatch,
+                                                                     where):
+    """Rule 4: until the compacted file replaces the log, a failure (a full disk while
+    the old lines are archived, a refused rename) changes nothing: the half-made file
+    is removed, the history is cut back to what it was (no half copy, so the next
+    compaction archives the lines once), the log keeps taking records, and a restart
+    finds every transaction."""
+    monkeypatch.setattr(recovery_log, "COMPACT_AFTER", 6)
+    log = RecoveryLog(log_path)
+    history = log.history_path
+    before = history.stat().st_size if history.exists() else 0
+    real_replace = os.replace
+
+    def refuse(*args):
+        raise OSError(28, "No space left on device")
+    real_write_whole = recovery_log.write_whole
+
+    def history_fills_up(f, data):                 # a few bytes reach the disk, then full
+        if f.name != str(history):
+            return real_write_whole(f, data)
+        f.write(data[:10])
+        refuse()
+    if where == "writing the history":
+        monkeypatch.setattr(recovery_log, "write_whole", history_fills_up)
+    else:
+        monkeypatch.setattr(os, "replace", refuse)
+    for i in range(2):                             # the second end compacts, and fails
+        log.begin(f"C1-{i}", INFO)
+        log.commit(f"C1-{i}")
+        log.end(f"C1-{i}", "committed")
+    assert not log_path.with_suffix(".compacting").exists()
+    assert (history.stat().st_size if history.exists() else 0) == before
+    monkeypatch.setattr(os, "replace", real_replace)
+    monkeypatch.undo()
+    log.begin("C1-2", INFO)                        # the log goes on
+    log.commit("C1-2")
+    again = RecoveryLog(log_path)
+    assert set(again.finished) == {"C1-0", "C1-1"} and set(again.in_flight) == {"C1-2"}
+    lines = history.read_bytes().splitlines()
+    assert len(lines) == len(set(lines)), "every old line archived once"
 
 def test_a_compaction_the_disk_refuses_fails_no_transaction(log_path, monkeypatch):
     """Rule 4 with Rule 7: compaction is housekeeping. When the disk refuses it (full),

@@ -49,13 +49,16 @@ Rules:
     (disk full, I/O error) is cut off again and the call raises ``LogWriteError``:
     the operation at hand is refused, the log stays line-clean, and the next write
     tries again (writes resume when space returns). If the cut itself fails, the log
-    refuses every later write (``broken``). A failed fsync raises OSError: the
-    record may or may not be on disk, and only a restart can tell.
+    refuses every later write (``broken``). A failed fsync raises OSError and breaks
+    the log too: the record may or may not be on disk (and a retried fsync may say
+    yes for writes it lost), so only a restart can tell. So does a compaction that
+    failed after its file replaced the log.
 
   * Rule 8 - configurations (bank/config_manager.py). A ``config`` record holds one
     branch's whole configuration (primary, in-sync replicas, epoch, version); the
     last one of a branch is its configuration. It is forced like a commit, and
-    compaction keeps the last one of every branch. A config whose version is not
+    compaction keeps the last one of every branch (one written and not yet fsynced
+    too). A config whose version is not
     higher than the one before it, or whose epoch is lower, is damage (Rule 6).
 
 Glossary:
@@ -119,6 +122,7 @@ class RecoveryLog(ReadAtStart):
         self.damage = []              # [Problem]: what recovery found damaged (Rule 6)
         self.in_doubt = set()         # txids the damage may touch: never presumed aborted
         self.configs = {}             # branch -> its last config record (Rule 8)
+        self._configs_written = {}    # branch -> its last config line, maybe not synced
         self.broken = ""              # why no write is possible any more (Rule 7)
         self._write_lock = threading.Lock()     # one writer of lines at a time
         self._sync_lock = threading.Lock()      # one fsync at a time (group commit)
@@ -177,7 +181,7 @@ class RecoveryLog(ReadAtStart):
             entry = self.in_flight.pop(txid, {"info": {}})
             self._remember_finished(txid, dict(entry["info"], **data))
             self._append_if_possible("end", txid, data)
-        if self.records >= self._compact_at and not self.damage:
+        if self.records >= self._compact_at and not (self.damage or self.broken):
             self._compact_when_possible()
 
     def config(self, branch: str, data: dict) -> None:
@@ -189,7 +193,8 @@ class RecoveryLog(ReadAtStart):
         assert not problem, problem
         with self._write_lock:
             line_no = self._append("config", branch, data)
-        self._sync_to(line_no)
+            self._configs_written[branch] = dict(data)   # a compaction before the fsync
+        self._sync_to(line_no)                           # keeps it (Rule 4)
         with self._write_lock:
             self.configs[branch] = dict(data)
 
@@ -280,7 +285,11 @@ class RecoveryLog(ReadAtStart):
                 raise OSError(f"the recovery log {self.path} cannot be written any more "
                               f"({self.broken})")          # a commit stops the process
             target = self._written
-            os.fsync(self._file.fileno())
+            try:
+                os.fsync(self._file.fileno())
+            except OSError as exc:               # what reached the disk is unknown now,
+                self._break(f"an fsync failed: {exc.strerror or exc}")   # and a retried
+                raise                                                   # fsync may lie
             self._synced = target
             self.fsyncs += 1                     # shown by the coordinator's ping()
 
@@ -294,12 +303,13 @@ class RecoveryLog(ReadAtStart):
     def compact(self) -> None:
         """Rewrite the log with only in-flight txns and recent summaries; archive the rest.
 
-        The new file is complete and on disk before it replaces the old one, and the
-        old one stays open for appends until then: a failure before the replace changes
-        nothing (the new file is removed, the history cut back to what it was). A failure after it
-        (the folder's fsync, reopening) breaks the log (Rule 7): the file still open is
-        the replaced one, which no restart reads. The history is on disk before the old
-        lines leave the active log.
+        The new file is complete and on disk before it replaces the old one (closed for
+        the replace: Windows renames no file held open; no append can come meanwhile,
+        both locks are held). A failure before the replace changes nothing: the new
+        file is removed, the history cut back to what it was, the old log reopened. A
+        failure after it (the folder's fsync, reopening) breaks the log (Rule 7): what
+        we would append to is not the file a restart reads. The history is on disk
+        before the old lines leave the active log.
         """
         assert not self.damage, "a damaged log is never compacted (Rule 6)"
         with self._write_lock, self._sync_lock:
@@ -308,18 +318,36 @@ class RecoveryLog(ReadAtStart):
             try:
                 records = self._write_compacted(tmp)
                 self._archive_old_lines()
+                if self._file is not None:
+                    self._file.close()
                 os.replace(tmp, self.path)       # atomic: old or new, never half
             except OSError:
-                tmp.unlink(missing_ok=True)      # not in place: give its space back,
-                self._cut_history_back(history_size)   # and archive them once, later
+                self._undo_compaction(tmp, history_size)
                 raise
-            try:
-                fsync_folder(self.path.parent)   # and the rename survives a power cut
-                self._open_for_appends()
-            except OSError as exc:
-                self._break(f"it could not be reopened after compaction: "
-                            f"{exc.strerror or exc}")
-                raise
+            self._reopen_or_break(fsync_folder, self.path.parent)  # the rename survives
+            self.records, self._compact_at = records, COMPACT_AFTER     # a power cut
+            self._written = self._synced = 0
+
+    def _undo_compaction(self, tmp: pathlib.Path, history_size: int) -> None:
+        """Before the replace: the new file's space given back, the history as it was
+        (its lines are archived once, later), and the old log open again."""
+        try:
+            tmp.unlink(missing_ok=True)
+        finally:
+            self._cut_history_back(history_size)
+            if self._file is None or self._file.closed:
+                self._reopen_or_break()
+
+    def _reopen_or_break(self, first=None, *args) -> None:
+        """Open the log for appends (after first(*args), if given); if that fails, the
+        log is broken (Rule 7) and the failure raised."""
+        try:
+            if first is not None:
+                first(*args)
+            self._open_for_appends()
+        except OSError as exc:
+            self._break(f"it could not be reopened after compaction: {exc.strerror or exc}")
+            raise
             self.records, self._compact_at = records, COMPACT_AFTER
             self._written = self._synced = 0
 
@@ -360,7 +388,8 @@ class RecoveryLog(ReadAtStart):
 
     def _compacted_lines(self):
         """What a compacted log holds: configs, summaries of the finished, in-flight."""
-        for branch, config in sorted(self.configs.items()):
+        configs = {**self.configs, **self._configs_written}    # as the lines on disk
+        for branch, config in sorted(configs.items()):
             yield self._line("config", branch, config)
         for txid, summary in self.finished.items():
             yield self._line("done", txid, summary)

@@ -230,6 +230,71 @@ def test_record_with_a_non_utf8_byte_is_damage(log_path):
 
 # ---- compaction ---------------------------------------------------------------------------
 
+def config_of(primary: str, version: int) -> dict:
+    return {"primary": primary, "in_sync": [], "epoch": version, "version": version}
+
+
+def test_a_config_written_just_before_a_compaction_is_kept(log_path, monkeypatch):
+    """Rule 8 with Rule 4: a config record is forced; if another thread compacts the
+    log between its line and its fsync, the compacted log keeps it (it used to hold
+    the branch's previous config, and a restart brought the old primary back)."""
+    log = RecoveryLog(log_path)
+    log.config("Delhi", config_of("http://127.0.0.1:1", 1))
+    real_sync_to = RecoveryLog._sync_to
+
+    def compaction_first(self, line_no):            # as another thread's end() would
+        monkeypatch.setattr(RecoveryLog, "_sync_to", real_sync_to)
+        self.compact()
+        real_sync_to(self, line_no)
+    monkeypatch.setattr(RecoveryLog, "_sync_to", compaction_first)
+    log.config("Delhi", config_of("http://127.0.0.1:2", 2))
+    assert RecoveryLog(log_path).configs["Delhi"]["primary"] == "http://127.0.0.1:2"
+
+
+def test_the_log_is_not_held_open_while_compaction_replaces_it(log_path, monkeypatch):
+    """Portability of Rule 4: Windows renames no file that is held open, so the log is
+    closed for the replace (no append can come meanwhile: both locks are held), then
+    reopened; appends go on to the compacted file."""
+    monkeypatch.setattr(recovery_log, "COMPACT_AFTER", 3)
+    log = RecoveryLog(log_path)
+    real_replace, held_open = os.replace, []
+
+    def as_windows_would(src, dst):
+        held_open.append(log._file is not None and not log._file.closed)
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "replace", as_windows_would)
+    log.begin("C1-a", INFO)
+    log.commit("C1-a")
+    log.end("C1-a", "committed")                   # compacts
+    log.begin("C1-b", INFO)
+    log.commit("C1-b")
+    assert held_open == [False]
+    again = RecoveryLog(log_path)
+    assert set(again.finished) == {"C1-a"} and set(again.in_flight) == {"C1-b"}
+
+
+def test_a_failed_fsync_breaks_the_log(log_path, monkeypatch):
+    """Rule 7: after an fsync of the log fails, what reached the disk is unknown (and a
+    retried fsync may report success for lost writes), so the log is broken: the
+    caller gets the error (for a commit the coordinator stops, C8), every later write
+    is refused in a sentence, and no compaction runs on it."""
+    monkeypatch.setattr(recovery_log, "COMPACT_AFTER", 3)
+    log = RecoveryLog(log_path)
+    log.begin("C1-a", INFO)
+    real_fsync = os.fsync
+
+    def failing_fsync(fd):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        log.commit("C1-a")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    log.end("C1-a", "committed")                   # past COMPACT_AFTER: no compaction
+    assert log._file.closed
+    with pytest.raises(recovery_log.LogWriteError) as refused:
+        log.begin("C1-b", INFO)
+    assert "an fsync failed" in refused.value.message
+
 @pytest.mark.parametrize("where", ["reopening", "syncing the folder"])
 def test_a_log_that_cannot_be_reopened_after_compaction_refuses_writes_in_a_sentence(
         log_path, monkeypatch, where):
@@ -264,9 +329,12 @@ def test_a_log_that_cannot_be_reopened_after_compaction_refuses_writes_in_a_sent
     assert "reopened after compaction" in refused.value.message
     with pytest.raises(OSError):
         log._sync_to(pending)                      # as commit() would, next
+    log.end("C1-p", "aborted")                     # a broken log is not compacted again
+    assert log._file.closed
     monkeypatch.undo()
     again = RecoveryLog(log_path)
     assert set(again.finished) == {"C1-a"} and set(again.in_flight) == {"C1-p"}
+    assert not log_path.with_suffix(".compacting").exists()
 
 
 @pytest.mark.parametrize("where", ["writing the history", "replacing the log"])

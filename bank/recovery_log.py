@@ -348,8 +348,6 @@ class RecoveryLog(ReadAtStart):
         except OSError as exc:
             self._break(f"it could not be reopened after compaction: {exc.strerror or exc}")
             raise
-            self.records, self._compact_at = records, COMPACT_AFTER
-            self._written = self._synced = 0
 
     def _write_compacted(self, tmp: pathlib.Path) -> int:
         """The compacted log into tmp, on disk; its number of records. Line by line: a

@@ -101,9 +101,134 @@ class LogWriteError(BankError):
         super().__init__(FaultCode.UNAVAILABLE, message)
 
 
+# ---- compaction (Rule 4) ------------------------------------------------------------
+
+class Compaction:
+    """Mixed into RecoveryLog: Rule 4, compaction. The log is rewritten with only what
+    recovery needs, the old lines go to the history file, and every way it can fail
+    leaves either the old log working (before the replace) or a broken one that
+    refuses writes (after it, Rule 7)."""
+
+    def compact(self) -> None:
+        """Rewrite the log with only in-flight txns and recent summaries; archive the rest.
+
+        The new file is complete and on disk before it replaces the old one (closed for
+        the replace: Windows renames no file held open; no append can come meanwhile,
+        both locks are held). A failure before the replace changes nothing: the new
+        file is removed, the history cut back to what it was, the old log reopened. A
+        failure after it (the folder's fsync, reopening) breaks the log (Rule 7): what
+        we would append to is not the file a restart reads. The history is on disk
+        before the old lines leave the active log.
+        """
+        assert not self.damage, "a damaged log is never compacted (Rule 6)"
+        with self._write_lock, self._sync_lock:
+            tmp = self.path.with_suffix(".compacting")
+            history_size = self._history_size()
+            try:
+                records = self._write_compacted(tmp)
+                self._archive_old_lines()
+                if self._file is not None:
+                    self._file.close()
+                os.replace(tmp, self.path)       # atomic: old or new, never half
+            except OSError:
+                self._undo_compaction(tmp, history_size)
+                raise
+            self._reopen_or_break(fsync_folder, self.path.parent)  # the rename survives
+            self.records, self._compact_at = records, COMPACT_AFTER     # a power cut
+            self._written = self._synced = 0
+
+    def _undo_compaction(self, tmp: pathlib.Path, history_size: int) -> None:
+        """Before the replace: the new file's space given back, the history as it was
+        (its lines are archived once, later), and the old log open again."""
+        try:
+            tmp.unlink(missing_ok=True)
+        finally:
+            self._cut_history_back(history_size)
+            if self._file is None or self._file.closed:
+                self._reopen_or_break()
+
+    def _reopen_or_break(self, first=None, *args) -> None:
+        """Open the log for appends (after first(*args), if given); if that fails, the
+        log is broken (Rule 7) and the failure raised."""
+        try:
+            if first is not None:
+                first(*args)
+            self._open_for_appends()
+        except OSError as exc:
+            self._break(f"it could not be reopened after compaction: {exc.strerror or exc}")
+            raise
+
+    def _write_compacted(self, tmp: pathlib.Path) -> int:
+        """The compacted log into tmp, on disk; its number of records. Line by line: a
+        multi-MB string left the process bigger after every compaction (issue 13)."""
+        records = 0
+        with open(tmp, "wb") as f:
+            for line in self._compacted_lines():
+                f.write(line.encode())
+                records += 1
+            f.flush()
+            os.fsync(f.fileno())
+        return records
+
+    def _compact_when_possible(self) -> None:
+        """Rule 4 after an end: compact, unless the disk refuses (full, an I/O error).
+        Then the active log is as it was, the transaction that just ended still ended,
+        and the next try waits for another COMPACT_AFTER records, so a full disk does
+        not rewrite the log at every end. (A failure after the replace broke the log:
+        compact() said so, and every later write is refused.)"""
+        try:
+            self.compact()
+        except OSError as exc:
+            if self.broken:
+                return
+            self._compact_at = self.records + COMPACT_AFTER
+            log.warning("recovery log %s could not be compacted (%s); it goes on as it is "
+                        "and will be compacted later", self.path, exc.strerror or exc)
+
+    def _compacted_lines(self):
+        """What a compacted log holds: configs, summaries of the finished, in-flight."""
+        configs = {**self.configs, **self._configs_written}    # as the lines on disk
+        for branch, config in sorted(configs.items()):
+            yield self._line("config", branch, config)
+        for txid, summary in self.finished.items():
+            yield self._line("done", txid, summary)
+        for txid, entry in self.in_flight.items():
+            yield self._line("begin", txid, entry["info"])
+            if entry["decision"]:
+                yield self._line(entry["decision"], txid, {})
+
+    def _archive_old_lines(self) -> None:
+        """Append the original records (not our own summaries) to the history file,
+        and make them durable (file and folder) before the caller drops them."""
+        if not self.path.exists():
+            return
+        new_file = not self.history_path.exists()
+        with open(self.path, "rb") as src, open(self.history_path, "ab", buffering=0) as dst:
+            for chunk in _history_chunks(src):
+                write_whole(dst, chunk)
+            os.fsync(dst.fileno())
+        if new_file:
+            fsync_folder(self.history_path.parent)
+
+    def _history_size(self) -> int:
+        return self.history_path.stat().st_size if self.history_path.exists() else 0
+
+    def _cut_history_back(self, size: int) -> None:
+        """After a compaction that failed: the history as it was (lines copied for it
+        are still in the active log). The history is for people; if even this fails,
+        it may hold some lines twice, which is said in the log."""
+        try:
+            if self._history_size() > size:
+                with open(self.history_path, "r+b") as f:
+                    truncate_to(f.fileno(), size)
+        except OSError as exc:
+            log.warning("recovery history %s could not be cut back (%s): it may hold some "
+                        "records twice", self.history_path, exc.strerror or exc)
+
+
 # ---- the log -----------------------------------------------------------------------------
 
-class RecoveryLog(ReadAtStart):
+class RecoveryLog(ReadAtStart, Compaction):
     """Read at start, appended while running, compacted now and then.
 
     accept_damage: open a damaged log anyway, keeping every transaction the damage
@@ -298,84 +423,6 @@ class RecoveryLog(ReadAtStart):
         while len(self.finished) > KEEP_FINISHED:
             self.finished.popitem(last=False)
 
-    # ---- compaction (Rule 4) -------------------------------------------------------
-
-    def compact(self) -> None:
-        """Rewrite the log with only in-flight txns and recent summaries; archive the rest.
-
-        The new file is complete and on disk before it replaces the old one (closed for
-        the replace: Windows renames no file held open; no append can come meanwhile,
-        both locks are held). A failure before the replace changes nothing: the new
-        file is removed, the history cut back to what it was, the old log reopened. A
-        failure after it (the folder's fsync, reopening) breaks the log (Rule 7): what
-        we would append to is not the file a restart reads. The history is on disk
-        before the old lines leave the active log.
-        """
-        assert not self.damage, "a damaged log is never compacted (Rule 6)"
-        with self._write_lock, self._sync_lock:
-            tmp = self.path.with_suffix(".compacting")
-            history_size = self._history_size()
-            try:
-                records = self._write_compacted(tmp)
-                self._archive_old_lines()
-                if self._file is not None:
-                    self._file.close()
-                os.replace(tmp, self.path)       # atomic: old or new, never half
-            except OSError:
-                self._undo_compaction(tmp, history_size)
-                raise
-            self._reopen_or_break(fsync_folder, self.path.parent)  # the rename survives
-            self.records, self._compact_at = records, COMPACT_AFTER     # a power cut
-            self._written = self._synced = 0
-
-    def _undo_compaction(self, tmp: pathlib.Path, history_size: int) -> None:
-        """Before the replace: the new file's space given back, the history as it was
-        (its lines are archived once, later), and the old log open again."""
-        try:
-            tmp.unlink(missing_ok=True)
-        finally:
-            self._cut_history_back(history_size)
-            if self._file is None or self._file.closed:
-                self._reopen_or_break()
-
-    def _reopen_or_break(self, first=None, *args) -> None:
-        """Open the log for appends (after first(*args), if given); if that fails, the
-        log is broken (Rule 7) and the failure raised."""
-        try:
-            if first is not None:
-                first(*args)
-            self._open_for_appends()
-        except OSError as exc:
-            self._break(f"it could not be reopened after compaction: {exc.strerror or exc}")
-            raise
-
-    def _write_compacted(self, tmp: pathlib.Path) -> int:
-        """The compacted log into tmp, on disk; its number of records. Line by line: a
-        multi-MB string left the process bigger after every compaction (issue 13)."""
-        records = 0
-        with open(tmp, "wb") as f:
-            for line in self._compacted_lines():
-                f.write(line.encode())
-                records += 1
-            f.flush()
-            os.fsync(f.fileno())
-        return records
-
-    def _compact_when_possible(self) -> None:
-        """Rule 4 after an end: compact, unless the disk refuses (full, an I/O error).
-        Then the active log is as it was, the transaction that just ended still ended,
-        and the next try waits for another COMPACT_AFTER records, so a full disk does
-        not rewrite the log at every end. (A failure after the replace broke the log:
-        compact() said so, and every later write is refused.)"""
-        try:
-            self.compact()
-        except OSError as exc:
-            if self.broken:
-                return
-            self._compact_at = self.records + COMPACT_AFTER
-            log.warning("recovery log %s could not be compacted (%s); it goes on as it is "
-                        "and will be compacted later", self.path, exc.strerror or exc)
-
     def _break(self, why: str) -> None:
         """Rule 7: no write is possible any more; close the file so that nothing can be
         appended to it or fsynced as if it were the log."""
@@ -384,52 +431,12 @@ class RecoveryLog(ReadAtStart):
         if self._file is not None:
             self._file.close()
 
-    def _compacted_lines(self):
-        """What a compacted log holds: configs, summaries of the finished, in-flight."""
-        configs = {**self.configs, **self._configs_written}    # as the lines on disk
-        for branch, config in sorted(configs.items()):
-            yield self._line("config", branch, config)
-        for txid, summary in self.finished.items():
-            yield self._line("done", txid, summary)
-        for txid, entry in self.in_flight.items():
-            yield self._line("begin", txid, entry["info"])
-            if entry["decision"]:
-                yield self._line(entry["decision"], txid, {})
-
     def _open_for_appends(self) -> None:
         if self._file is not None:
             self._file.close()
         # Unbuffered: each line goes to the OS in whole writes we control (Rule 7).
         self._file = open(self.path, "ab", buffering=0)
         self._size = os.fstat(self._file.fileno()).st_size
-
-    def _archive_old_lines(self) -> None:
-        """Append the original records (not our own summaries) to the history file,
-        and make them durable (file and folder) before the caller drops them."""
-        if not self.path.exists():
-            return
-        new_file = not self.history_path.exists()
-        with open(self.path, "rb") as src, open(self.history_path, "ab", buffering=0) as dst:
-            for chunk in _history_chunks(src):
-                write_whole(dst, chunk)
-            os.fsync(dst.fileno())
-        if new_file:
-            fsync_folder(self.history_path.parent)
-
-    def _history_size(self) -> int:
-        return self.history_path.stat().st_size if self.history_path.exists() else 0
-
-    def _cut_history_back(self, size: int) -> None:
-        """After a compaction that failed: the history as it was (lines copied for it
-        are still in the active log). The history is for people; if even this fails,
-        it may hold some lines twice, which is said in the log."""
-        try:
-            if self._history_size() > size:
-                with open(self.history_path, "r+b") as f:
-                    truncate_to(f.fileno(), size)
-        except OSError as exc:
-            log.warning("recovery history %s could not be cut back (%s): it may hold some "
-                        "records twice", self.history_path, exc.strerror or exc)
 
     @staticmethod
     def _line(kind: str, txid: str, data: dict) -> str:

@@ -58,8 +58,8 @@ Rules:
     branch's whole configuration (primary, in-sync replicas, epoch, version); the
     last one of a branch is its configuration. It is forced like a commit, and
     compaction keeps the last one of every branch (one written and not yet fsynced
-    too). A config whose version is not
-    higher than the one before it, or whose epoch is lower, is damage (Rule 6).
+    too). A config whose version is not higher than the one before it, or whose
+    epoch is lower, is damage (Rule 6).
 
 Glossary:
   config     a branch's configuration, as its configuration manager recorded it
@@ -133,8 +133,8 @@ class Compaction:
             except OSError:
                 self._undo_compaction(tmp, history_size)
                 raise
-            self._reopen_or_break(fsync_folder, self.path.parent)  # the rename survives
-            self.records, self._compact_at = records, COMPACT_AFTER     # a power cut
+            self._reopen_or_break(sync_folder=True)
+            self.records, self._compact_at = records, COMPACT_AFTER
             self._written = self._synced = 0
 
     def _undo_compaction(self, tmp: pathlib.Path, history_size: int) -> None:
@@ -147,12 +147,13 @@ class Compaction:
             if self._file is None or self._file.closed:
                 self._reopen_or_break()
 
-    def _reopen_or_break(self, first=None, *args) -> None:
-        """Open the log for appends (after first(*args), if given); if that fails, the
-        log is broken (Rule 7) and the failure raised."""
+    def _reopen_or_break(self, sync_folder: bool = False) -> None:
+        """Open the log for appends (after fsyncing its folder, so that a replace
+        survives a power cut); if that fails, the log is broken (Rule 7) and the
+        failure raised."""
         try:
-            if first is not None:
-                first(*args)
+            if sync_folder:
+                fsync_folder(self.path.parent)
             self._open_for_appends()
         except OSError as exc:
             self._break(f"it could not be reopened after compaction: {exc.strerror or exc}")
@@ -382,7 +383,6 @@ class RecoveryLog(ReadAtStart, Compaction):
         self._written += 1
         self.records += 1
         return self._written
-
 
     def _cut_back(self) -> None:
         """Remove the part of a failed line that did reach the file (Rule 7)."""

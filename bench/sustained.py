@@ -17,10 +17,10 @@ never changes, shows how much.
 
 A warm-up (--warm-up, 250 s) runs the same load first, printed but not judged: the
 kit's bounded caches fill during it, and a cache that stops at its bound is not
-growth with uptime. The largest is each server's replay cache (bank/rpc_signatures.py): a
-signature is valid for SIGNATURE_WINDOW (120 s) either side of its time, so every
-nonce seen in the last 240 s is kept (up to 10 s more: they are forgotten ten
-seconds at a time; at most MAX_NONCES); the coordinator also
+growth with uptime. The largest is each server's replay cache
+(bank/rpc_signatures.py): a signature is valid for SIGNATURE_WINDOW (120 s) either
+side of its time, so every nonce seen in the last 240 s is kept (up to 10 s more:
+they are forgotten ten seconds at a time; at most MAX_NONCES); the coordinator also
 remembers its last 10,000 finished transactions and 1,000 traces, and each SQLite
 connection caches up to 2 MB of pages. Growth from the first window after the
 warm-up is what the target judges; the whole run's start is printed as well.

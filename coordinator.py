@@ -14,6 +14,7 @@ import errno
 import sys
 
 from bank import rpc
+from bank.batching import MAX_HOLD_MS
 from bank.config import read_config
 from bank.coordinator_service import Coordinator
 from bank.errors import BankError
@@ -43,6 +44,10 @@ def parse_args(argv=None):
     p.add_argument("--fail-at", default="", metavar="POINT", help="arm a fault point now")
     p.add_argument("--no-batching", dest="batching", action="store_false",
                    help="send every prepare/commit/abort alone (bank/batching.py off)")
+    p.add_argument("--hold-decisions", type=float, default=0.0, metavar="MS",
+                   help="hold a commit or abort for a free branch up to MS milliseconds, "
+                        "to ride the next message there (bank/batching.py B6); the client "
+                        "is then answered at the forced decision (0, the default: never)")
     p.add_argument("--secret-file", help="shared secret: sign and require signed calls")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="serve beyond loopback without a secret (trusted networks only)")
@@ -61,6 +66,12 @@ def parse_args(argv=None):
     if not branches:
         p.error("name at least one branch: --branch Mumbai=http://127.0.0.1:9100")
     args.branches = branches
+    if not 0 <= args.hold_decisions <= MAX_HOLD_MS:
+        p.error(f"--hold-decisions takes 0 to {MAX_HOLD_MS} milliseconds, not "
+                f"{args.hold_decisions:g}")
+    if args.hold_decisions and not args.batching:
+        p.error("--hold-decisions needs batching: a held decision rides a batch "
+                "(leave out --no-batching)")
     args.name = args.name or config.get("name", "C1")
     args.host = args.host or config.get("host", "127.0.0.1")
     args.port = args.port if args.port is not None else int(config.get("port", 9000))
@@ -86,7 +97,8 @@ def main(argv=None):
                                   accept_damaged_log=args.accept_damaged_log,
                                   auto_failover=args.auto_failover,
                                   presumption=args.presumption,
-                                  batching=args.batching)
+                                  batching=args.batching,
+                                  hold_decisions=args.hold_decisions / 1000)
         server = rpc.Server(coordinator, args.host, args.port, secret)
     except OSError as exc:
         raise SystemExit(f"Cannot start the coordinator: {exc.strerror or exc}."

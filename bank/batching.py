@@ -36,6 +36,15 @@ Rules:
     forced decision (twopc.py, D3). On a free line a message goes at once (B3). A
     read through the coordinator first waits until the messages posted before it
     have been carried, so it sees every transfer the coordinator answered.
+  * B6 - a decision may wait for company (coordinator.py --hold-decisions MS; off by
+    default): a commit or abort for a free line is held up to MS milliseconds and
+    leaves with the next message to that branch, in one batch (one round trip and
+    one fsync for both); if none comes in time it leaves alone. Delaying phase 2 is
+    always safe: the decision is durable before it is held (D1), and a crash with
+    decisions held is a crash after the decision (recovery sends them, C8). The
+    driver does not wait for a held decision (B5): the client hears the outcome at
+    the forced decision, with the branches in ``waiting_for``. A read through the
+    coordinator sends what is held to its branch at once, and a stop sends it all.
 
 Glossary:
   item     one message in a batch: [method, [args...]]; method is prepare|commit|abort
@@ -44,10 +53,12 @@ Glossary:
   leader   the caller whose turn it is to carry the waiting messages to the branch
   posted   a message queued with a function to call with its answer (B5), and no
            caller waiting for it
+  held     a posted decision waiting on a free line for company (B6)
 """
 
 import logging
 import threading
+import time
 
 from bank.errors import BankError, FaultCode
 from bank.handoff import Latch, Workers
@@ -55,7 +66,9 @@ from bank.handoff import Latch, Workers
 log = logging.getLogger("batching")
 
 BATCHED = ("prepare", "commit", "abort")
+DECISIONS = ("commit", "abort")
 MAX_BATCH = 64                  # items per call at most
+MAX_HOLD_MS = 1000              # --hold-decisions at most (B6)
 
 
 # ---- the coordinator's side: a link that batches ------------------------------------
@@ -81,21 +94,27 @@ class _Message:
 
 
 class BatchingLink:
-    """Wraps a coordinator.BranchLink: prepare/commit/abort may ride in a batch (B1-B5).
+    """Wraps a coordinator.BranchLink: prepare/commit/abort may ride in a batch (B1-B6).
 
     Everything else (reads, pings, a branch with replicas) goes straight to the link.
+    hold: seconds a decision for a free line waits for company (B6; 0: it leaves now).
     """
 
-    def __init__(self, link, max_batch: int = MAX_BATCH):
-        self.link, self.max_batch = link, max_batch
+    def __init__(self, link, max_batch: int = MAX_BATCH, hold: float = 0.0):
+        self.link, self.max_batch, self.hold = link, max_batch, hold
         # B5: this line's own carriers, never the coordinator's pool: the pool's jobs may
         # wait in this line, so its progress must not wait for them (bank/handoff.py H4)
         self.carriers = Workers(2, f"carrier-{getattr(link, 'name', '')}")
         self._lock = threading.Lock()
         self._in_flight = False          # a call to this branch is on its way
-        self._waiting = []               # _Message, oldest first
+        self._waiting = []               # _Message, oldest first; on a free line: held
         self._posted = self._carried = 0   # posted messages so far, and carried (B5)
         self._carried_more = threading.Condition(self._lock)
+        self._send_held_at = None        # B6: when the held decisions leave alone
+        self._held_more = threading.Condition(self._lock)
+        if hold:
+            threading.Thread(target=self._send_held_in_time, daemon=True,
+                             name=f"held-{getattr(link, 'name', '')}").start()
 
     def __getattr__(self, name):         # url, partitioned, find_primary... of the link
         return getattr(self.link, name)
@@ -122,27 +141,85 @@ class BatchingLink:
         return mine.result
 
     def send_or_post(self, method: str, args: tuple, then):
-        """B3 or B5: if the line is free, send the message now and return its reply
+        """B3, B5 or B6: if the line is free, send the message now and return its reply
         (whose finish() reads the answer, then lets the next batch go); if a message is
-        in flight to this branch, post this one to ride the next batch and return None:
-        `then(result, error)` gets its answer, on the thread that carries it."""
+        in flight to this branch, or the message is a decision to hold (B6), post it to
+        ride the next batch and return None: `then(result, error)` gets its answer, on
+        the thread that carries it. A message for a free line with decisions held there
+        takes them along, in one batch."""
         if method not in BATCHED or len(self.link.urls) > 1:    # replicas: plain calls
             return self.link.send(method, *args)
+        message = _Message(method, args, then)
         with self._lock:
             if self._in_flight:
-                self._waiting.append(_Message(method, args, then))
-                self._posted += 1
+                self._post(message)                 # B5: it rides the next batch
                 return None
-            self._in_flight = True
+            if self.hold and method in DECISIONS:
+                self._post(message)                 # B6: held, waiting for company
+                if self._send_held_at is None:
+                    self._send_held_at = time.monotonic() + self.hold
+                    self._held_more.notify()
+                return None
+            held = self._take_held(room_for=1) or []   # B6: it takes the held along
+            self._in_flight = True                  # B3: or it leaves now, alone
         try:                                   # once it is answered, the next batch
+            if held:
+                return _TakingHeld(self, held, message)
             return self.link.send(method, *args, then=self._pass_the_turn)
-        except BaseException:
+        except BaseException as exc:
             self._pass_the_turn()
+            self.hand_out(held, _failed(exc, len(held)))     # not sent: retried (C6)
             raise
+
+    def _post(self, message: _Message) -> None:
+        """B5, B6 (with the lock held): queue a message for the next batch to carry."""
+        self._waiting.append(message)
+        self._posted += 1
+
+    def _take_held(self, room_for: int = 0):
+        """B6 (with the lock held): the messages waiting on a free line, as the next
+        batch (leaving room for `room_for` more), the line now in flight; None if the
+        line is busy (they ride its next batch) or nothing waits."""
+        self._send_held_at = None
+        if self._in_flight or not self._waiting:
+            return None
+        self._in_flight = True
+        return self._next_batch(self.max_batch - room_for)
+
+    def _next_batch(self, most: int = 0) -> list:
+        """The oldest waiting messages, at most `most` (max_batch), with the lock held."""
+        most = most or self.max_batch
+        batch = self._waiting[:most]
+        del self._waiting[:most]
+        if not self._waiting:
+            self._send_held_at = None
+        return batch
+
+    def _send_held_in_time(self) -> None:
+        """B6, on the line's own thread: held decisions that found no company in time
+        leave alone, carried like any batch of posted messages."""
+        with self._lock:
+            while True:
+                due = self._send_held_at
+                if due is None or due > time.monotonic():
+                    self._held_more.wait(None if due is None else due - time.monotonic())
+                    continue
+                batch = self._take_held()
+                if batch:
+                    self.carriers.start(self._carry, batch)
+
+    def send_held(self) -> None:
+        """B6: send the decisions held on this line now (a read or a stop is coming)."""
+        with self._lock:
+            batch = self._take_held()
+        if batch:
+            self.carriers.start(self._carry, batch)
 
     def wait_for_posted(self, timeout: float) -> None:
         """B5: return once every message posted so far has been carried (or after
-        `timeout` seconds: a read is never stuck behind a branch that does not answer)."""
+        `timeout` seconds: a read is never stuck behind a branch that does not answer).
+        Held decisions (B6) are sent first: a read does not wait out their hold."""
+        self.send_held()
         with self._lock:
             target = self._posted
             self._carried_more.wait_for(lambda: self._carried >= target, timeout)
@@ -154,8 +231,7 @@ class BatchingLink:
             if not self._waiting:
                 self._in_flight = False
                 return
-            batch = self._waiting[:self.max_batch]
-            del self._waiting[:self.max_batch]
+            batch = self._next_batch()
         leader = next((m for m in batch if m.then is None), None)
         if leader is None:
             self.carriers.start(self._carry, batch)
@@ -170,13 +246,16 @@ class BatchingLink:
             slots = self._send(batch)
         finally:
             self._pass_the_turn()
+        self.hand_out(batch, slots)
+
+    def hand_out(self, batch: list, slots: list) -> None:
+        """Give every message of a carried batch its own slot (B2), and count the posted
+        ones as carried (B5)."""
         for message, slot in zip(batch, slots):
-            if "fault" in slot:
-                message.error = BankError(_code(slot["fault"]), slot["message"],
-                                          not_sent=slot.get("not_sent", False),
-                                          why=slot.get("why", ""))
-            else:
-                message.result = slot["result"]
+            try:
+                message.result = _result_of(slot)
+            except BankError as exc:
+                message.error = exc
             message.answered()
         posted = sum(1 for message in batch if message.then is not None)
         if posted:
@@ -188,16 +267,69 @@ class BatchingLink:
         """The batch as one call (one message alone as itself): a slot per item."""
         try:
             if len(batch) == 1:
-                slots = [{"result": self.link.call(batch[0].method, *batch[0].args)}]
-            else:
-                slots = self.link.call("batch", [[m.method, list(m.args)] for m in batch])
-        except BankError as exc:                # the whole call failed: each item alike
-            slots = [{"fault": int(exc.code), "message": exc.message,
-                      "not_sent": exc.not_sent, "why": exc.why}] * len(batch)
-        except Exception as exc:                # noqa: BLE001 - a strange answer, for all
-            slots = [{"fault": int(FaultCode.INTERNAL),
-                      "message": f"a strange answer to a batch ({exc!r})"}] * len(batch)
-        return slots
+                return [{"result": self.link.call(batch[0].method, *batch[0].args)}]
+            return self.link.call("batch", _items(batch))
+        except Exception as exc:                # noqa: BLE001 - the whole call failed
+            return _failed(exc, len(batch))
+
+
+class _TakingHeld:
+    """B6: a message sent now with the decisions held on its line, in one batch call,
+    read like a reply of its own (a selector waits on it; D2): finish() hands the held
+    decisions their slots and returns the message's own answer, or raises its fault."""
+
+    def __init__(self, line: BatchingLink, held: list, message: _Message):
+        self.line, self.held = line, held
+        self.reply = line.link.send("batch", _items(held + [message]),
+                                    then=line._pass_the_turn)
+
+    @property
+    def deadline(self) -> float:
+        return self.reply.deadline
+
+    def fileno(self) -> int:
+        return self.reply.fileno()
+
+    def finish(self):
+        try:
+            slots = self.reply.finish()
+        except Exception as exc:                # noqa: BLE001 - the whole call failed
+            slots = _failed(exc, len(self.held) + 1)
+        self.line.hand_out(self.held, slots[:-1])
+        return _result_of(slots[-1])
+
+    def abandon(self) -> None:
+        """Its reader stopped early: the held decisions are told so (not acknowledged,
+        so retried later, C6), and the line is let go."""
+        try:
+            self.reply.abandon()
+        finally:
+            self.line.hand_out(self.held, _failed(BankError(
+                FaultCode.UNAVAILABLE, "the answer to a batch was not read"), len(self.held)))
+
+
+def _items(batch: list) -> list:
+    """A batch's items as the batch call carries them: [[method, [args...]], ...]."""
+    return [[m.method, list(m.args)] for m in batch]
+
+
+def _failed(exc: Exception, count: int) -> list:
+    """The slots of a batch call that failed as a whole: each item alike (B2)."""
+    if isinstance(exc, BankError):
+        slot = {"fault": int(exc.code), "message": exc.message, "not_sent": exc.not_sent,
+                "why": exc.why}
+    else:                                   # a strange answer, for all
+        slot = {"fault": int(FaultCode.INTERNAL),
+                "message": f"a strange answer to a batch ({exc!r})"}
+    return [slot] * count
+
+
+def _result_of(slot: dict):
+    """An item's result, or its fault raised as a BankError."""
+    if "fault" in slot:
+        raise BankError(_code(slot["fault"]), slot["message"],
+                        not_sent=slot.get("not_sent", False), why=slot.get("why", ""))
+    return slot["result"]
 
 
 def _code(code) -> FaultCode:
@@ -207,9 +339,11 @@ def _code(code) -> FaultCode:
         return FaultCode.INTERNAL
 
 
-def batching_links(links: dict, enabled: bool = True) -> dict:
-    """The links the 2PC driver uses: batching ones, or the plain links (--no-batching)."""
-    return {name: BatchingLink(link) for name, link in links.items()} if enabled else links
+def batching_links(links: dict, enabled: bool = True, hold: float = 0.0) -> dict:
+    """The links the 2PC driver uses: batching ones, or the plain links (--no-batching);
+    hold: seconds a decision waits for company (B6, --hold-decisions)."""
+    return {name: BatchingLink(link, hold=hold) for name, link in links.items()} \
+        if enabled else links
 
 
 # ---- the branch's side: carry out a batch in three passes ------------------------------

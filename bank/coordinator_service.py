@@ -196,7 +196,7 @@ class Coordinator(LabControls, BranchStatus):
 
     def __init__(self, name: str, branches: dict, log_path, *, secret=None,
                  allow_faults=False, url="", accept_damaged_log=False, auto_failover=0.0,
-                 presumption="abort", batching=True):
+                 presumption="abort", batching=True, hold_decisions=0.0):
         self.name, self.secret = name, secret
         self.links = {n: BranchLink(check_branch_name(n), u, secret) for n, u in branches.items()}
         self.faults = FaultPoints("coordinator", COORDINATOR_POINTS, allow_faults)
@@ -208,7 +208,8 @@ class Coordinator(LabControls, BranchStatus):
         self.auto_failover = auto_failover
         self._stop_config = threading.Event()
         self._senders = Workers(32, "2pc-send")       # bank/handoff.py: pings, recovery
-        self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching),  # optional
+        self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching,  # optional
+                                                         hold_decisions),
                                     self.log, self.faults, self._senders,
                                     requests=self.requests, presumption=presumption)
         self.url = url

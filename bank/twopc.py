@@ -21,7 +21,8 @@ Rules (how the core's effects are carried out):
     message for a branch that already has one on its way rides the next batch there
     (bank/batching.py, B5); the driver waits for such a vote, but not for such a
     decision: under load the client hears the outcome at the forced decision, the
-    branch in ``waiting_for``.
+    branch in ``waiting_for``. So does every client when decisions are held for
+    company (--hold-decisions, B6): a held decision is not waited for either.
   * D4 - retries run in the background until every participant acknowledges (C6);
     no work ever waits on the thread pool it runs on.
   * D5 - say what is known, no more: every answer in the trace keeps its kind (yes,
@@ -66,7 +67,7 @@ from bank.core.coordinator import Presumption, presumed_outcome
 from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
 from bank.requests import RequestRegistry
 from bank.twopc_recovery import rebuild_before_crash
-from bank.twopc_rounds import Rounds, method_of
+from bank.twopc_rounds import STOP_WAIT, Rounds, method_of
 from bank.twopc_txn import COORDINATOR, LOG, Txn, TxnViews, kind_of
 from bank.recovery_log import IN_DOUBT, LogWriteError
 
@@ -184,7 +185,11 @@ class Recovery:
         threading.Thread(target=self.run_retries, name="retries", daemon=True).start()
 
     def stop(self) -> None:
+        """Stop retrying, once the decisions riding or held (B5, B6) have been sent: a
+        clean stop leaves no branch waiting for a decision that was ready to go."""
         self._stop.set()
+        for branch in self.links:
+            self.settle(branch, STOP_WAIT)
 
 
 # ---- the transactions the driver remembers (D7) ----------------------------------------

@@ -35,6 +35,7 @@ from bank.handoff import Countdown
 from bank.twopc_txn import COORDINATOR, Txn
 
 SETTLE_WAIT = 5.0            # seconds a read waits at most for messages riding (B5)
+STOP_WAIT = 1.0              # seconds a stop waits at most for them, per branch
 
 
 class Rounds:
@@ -139,12 +140,13 @@ class Rounds:
         """Seconds a call to `branch` waits for an answer (None if unknown)."""
         return getattr(getattr(self.links.get(branch), "client", None), "timeout", None)
 
-    def settle(self, branch: str) -> None:
-        """B5: wait until the messages riding to `branch` have been carried, so that a
-        read of it sees every transfer this coordinator has answered."""
+    def settle(self, branch: str, timeout: float = SETTLE_WAIT) -> None:
+        """B5: wait until the messages riding to `branch` (and those held there, B6) have
+        been carried, so that a read of it sees every transfer this coordinator has
+        answered."""
         wait = getattr(self.links.get(branch), "wait_for_posted", None)
         if wait is not None:
-            wait(SETTLE_WAIT)
+            wait(timeout)
 
 
 def _arrived(out: list) -> list:

@@ -5,6 +5,7 @@ Run:  python bench/compare.py                    (about 3 minutes)
       python bench/compare.py --branches 2 4 8 --workloads spread --no-postgres
       python bench/compare.py --also-kit /tmp/old=before    (before and after, one run)
       python bench/compare.py --repeat 3 --seconds 3   (each cell 3 times: the median run)
+      python bench/compare.py --hold 2    (also the kit with --hold-decisions 2)
 
 For each workload (hot pair, spread accounts) and each number of clients (1, 2, 4,
 8, 16) it runs the kit, then PostgreSQL (the order rotates every step, so neither
@@ -70,6 +71,8 @@ def measure(args) -> list:
         kinds = [systems.Kit(branches)] + ([] if why_not else [systems.Postgres(branches)])
         if args.unbatched:
             kinds.append(systems.Kit(branches, batching=False))
+        if args.hold:
+            kinds.append(systems.Kit(branches, hold_ms=args.hold))
         for spec in args.also_kit:
             folder, _, label = spec.partition("=")
             kinds.append(systems.Kit(branches, folder=folder, label=label or folder))
@@ -112,6 +115,9 @@ def main():
     p.add_argument("--no-postgres", dest="postgres", action="store_false")
     p.add_argument("--unbatched", action="store_true",
                    help="also run the kit with --no-batching (group commit still on)")
+    p.add_argument("--hold", type=float, default=0, metavar="MS",
+                   help="also run the kit with coordinator.py --hold-decisions MS (its "
+                        "decisions wait for company, bank/batching.py B6)")
     p.add_argument("--kit", default=str(HERE.parent), help="the kit's folder")
     p.add_argument("--also-kit", action="append", default=[], metavar="FOLDER[=LABEL]",
                    help="also run another checkout's programs (e.g. the version before a "

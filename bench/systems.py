@@ -89,19 +89,23 @@ class Kit:
     name = "kit"
 
     def __init__(self, branches: int = 2, batching: bool = True, folder: str = "",
-                 label: str = ""):
+                 label: str = "", hold_ms: float = 0):
         """folder: run the programs of another checkout of the kit (an older version,
-        to measure before and after in one run); label names it in the table."""
+        to measure before and after in one run); label names it in the table.
+        hold_ms: the coordinator's --hold-decisions (bank/batching.py B6)."""
         from bank.local_cluster import LocalCluster
         self._home = tempfile.TemporaryDirectory(prefix="bench-kit-")
         self.branches = BRANCH_NAMES[:branches]
+        args = () if batching else ("--no-batching",)
         if not batching:
             self.name = "kit, no batching"
+        if hold_ms:
+            self.name, args = f"kit, decisions held {hold_ms:g} ms", \
+                ("--hold-decisions", f"{hold_ms:g}")
         if label:
             self.name = f"kit {label}"
         self.cluster = LocalCluster(home=self._home.name, branches=self.branches,
-                                    allow_faults=False,
-                                    coordinator_args=() if batching else ("--no-batching",))
+                                    allow_faults=False, coordinator_args=args)
         for member in self.cluster.members.values():
             if folder:
                 member.script = str(pathlib.Path(folder).resolve() / member.script)

@@ -35,6 +35,7 @@ from bank.local_cluster import LocalCluster
 from polling import wait_for
 
 COORD = "http://127.0.0.1:1"
+PAIR = ("Mumbai/1001", "Delhi/1002")
 
 
 @pytest.fixture
@@ -320,3 +321,119 @@ def test_a_branch_crash_during_batched_transfers_leaves_all_or_nothing(bank):
             total += decimal.Decimal(acct["balance"])
     assert total == decimal.Decimal("30000.00")
     assert all(e.code == FaultCode.UNAVAILABLE for e in errors), errors[:3]
+
+
+# ---- B6: decisions held for company (coordinator.py --hold-decisions) -----------------
+
+def test_a_held_decision_rides_the_next_message_to_its_branch():
+    """B6: on a free line a held commit is not sent; the next prepare to that branch
+    takes it along in ONE batch call, read by the prepare's own reply (the commit's
+    answer reaches its function); the line is free again afterwards."""
+    link = SlowLink()
+    link.release.set()
+    batching, answers = BatchingLink(link, hold=60.0), {}
+    assert batching.send_or_post("commit", ("t1",), lambda answer, exc:
+                                 answers.update(t1=(answer, exc))) is None
+    assert link.calls == [] and not batching._in_flight          # held, line free
+    reply = batching.send_or_post("prepare", ("t2", COORD, []), None)
+    assert reply is not None and reply.finish() == {"vote": "yes", "txid": "t2"}
+    assert [m for m, _ in link.calls] == ["batch"]
+    assert [item[0] for item in link.calls[0][1][0]] == ["commit", "prepare"]
+    assert answers == {"t1": ({"vote": "yes", "txid": "t1"}, None)}
+    assert not batching._in_flight
+
+
+def test_a_held_decision_with_no_company_leaves_alone_in_time():
+    """B6: a held decision that no message comes to take along leaves by itself once
+    its hold is over, as a plain call; its answer reaches its function."""
+    link = SlowLink()
+    link.release.set()
+    batching, answers = BatchingLink(link, hold=0.05), {}
+    batching.send_or_post("abort", ("t1",), lambda answer, exc: answers.update(t1=answer))
+    wait_for(lambda: "t1" in answers, 10, "the held abort to leave alone")
+    assert [m for m, _ in link.calls] == ["abort"]
+
+
+def test_a_read_sends_the_held_decisions_at_once():
+    """B6 with B5: a read waiting for the posted messages sends the held ones now
+    instead of waiting out their hold (here a minute): it returns with the commit
+    carried."""
+    link = SlowLink()
+    link.release.set()
+    batching = BatchingLink(link, hold=60.0)
+    batching.send_or_post("commit", ("t1",), lambda answer, exc: None)
+    batching.wait_for_posted(30)
+    assert [m for m, _ in link.calls] == ["commit"]
+    assert batching._carried == batching._posted == 1
+
+
+def test_a_failed_call_fails_the_held_decisions_it_carried_never_as_an_ack():
+    """B6 with B2: when the batch call that carries held decisions fails as a whole,
+    each held decision gets that failure (no acknowledgement: it is retried, C6), and
+    the message that took them along gets it too."""
+    link = SlowLink(fail_batches=True)
+    link.release.set()
+    batching, answers = BatchingLink(link, hold=60.0), {}
+    for txid in ("t1", "t2"):
+        batching.send_or_post("commit", (txid,), lambda answer, exc, t=txid:
+                              answers.update({t: (answer, exc)}))
+    reply = batching.send_or_post("prepare", ("t3", COORD, []), None)
+    with pytest.raises(BankError) as failed:
+        reply.finish()
+    assert failed.value.code == FaultCode.UNAVAILABLE
+    for txid in ("t1", "t2"):
+        answer, exc = answers[txid]
+        assert answer is None and exc.code == FaultCode.UNAVAILABLE
+    assert not batching._in_flight
+
+
+def test_held_decisions_through_a_real_coordinator(tmp_path):
+    """B6 and D3 through real processes (--hold-decisions 1000): a transfer is answered
+    at the forced decision, both branches in waiting_for; each commit rides the next
+    transfer's prepare to its branch, so ten transfers in a row take fewer than three
+    messages each (four without holding); a read through the coordinator sees every
+    transfer applied; every transaction ends, and money is conserved."""
+    cluster = LocalCluster(home=tmp_path, coordinator_args=("--hold-decisions", "1000"))
+    try:
+        cluster.start()
+        coordinator = cluster.coordinator()
+        before = coordinator.call("ping")["counters"].get("rpcs_sent", 0)
+        balances = {a: coordinator.call("account", a)["balance"] for a in PAIR}
+        for n in range(10):
+            src, dst = PAIR[::1 if n % 2 else -1]
+            answer = coordinator.call("transfer", src, dst, "1.00")
+            assert answer["outcome"] == "committed"
+            assert answer["waiting_for"] == ["Delhi", "Mumbai"], answer
+        sent = coordinator.call("ping")["counters"]["rpcs_sent"] - before
+        assert sent < 3 * 10, sent
+        assert {a: coordinator.call("account", a)["balance"] for a in PAIR} == balances
+        wait_for(lambda: coordinator.call("transactions", 100, "in-doubt") == [], 30,
+                 "every transaction to end")
+        for branch in ("Mumbai", "Delhi"):
+            assert not cluster.client(branch).call("in_doubt")
+    finally:
+        cluster.stop()
+
+
+def test_a_coordinator_crash_with_decisions_held_loses_none(tmp_path):
+    """B6 is safe: the decision is durable before it is held (D1). A coordinator killed
+    right after answering, its commit still held, sends it once restarted (C8): the
+    transfer is applied at both branches, nothing stays held, money is conserved."""
+    cluster = LocalCluster(home=tmp_path, coordinator_args=("--hold-decisions", "1000"))
+    try:
+        cluster.start()
+        balances = {a: cluster.coordinator().call("account", a)["balance"] for a in PAIR}
+        answer = cluster.coordinator().call("transfer", *PAIR, "5.00")
+        assert answer["outcome"] == "committed"
+        cluster.kill("coordinator")
+        cluster.restart("coordinator")
+        wait_for(lambda: all(cluster.client(b).call("status", answer["txid"])["state"]
+                             == "committed" for b in ("Mumbai", "Delhi")), 30,
+                 "the held commit to reach both branches after the restart")
+        after = {a: cluster.coordinator().call("account", a)["balance"] for a in PAIR}
+        assert {a: decimal.Decimal(after[a]) - decimal.Decimal(balances[a]) for a in PAIR} \
+            == {"Mumbai/1001": -5, "Delhi/1002": 5}
+        for branch in ("Mumbai", "Delhi"):
+            assert all(a["held"] == "0.00" for a in cluster.client(branch).call("accounts"))
+    finally:
+        cluster.stop()

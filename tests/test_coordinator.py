@@ -687,3 +687,43 @@ def test_partition_during_phase_two_blocks_then_heal_commits(bank):
     wait_for(lambda: settled(bank, txid), 10, "the coordinator to log end")
     assert balance(bank, DST) == OPENING["1002"] + 40
     assert_bank_is_consistent(bank)
+
+
+def test_a_clean_stop_sends_the_decisions_held_for_company(tmp_path, stand_ins):
+    """B6: with decisions held for a minute (--hold-decisions 60000), the client is
+    answered at the forced decision and no commit has left yet; closing the coordinator
+    (Ctrl-C) sends the held commits before the log is closed: each branch gets its
+    commit, and the transaction ends, so no branch waits for a restart."""
+    decided = []
+
+    def record(method, txid):
+        decided.append((method, txid))
+        return yes_and_ack(method, txid)
+    coord = coordinator_module.Coordinator("C1", stand_ins(record, record),
+                                           tmp_path / "recovery.log", hold_decisions=60.0)
+    try:
+        answer = coord.transfer(SRC, DST, "1")
+        assert answer["outcome"] == "committed"
+        assert answer["waiting_for"] == ["Delhi", "Mumbai"]
+        assert [m for m, _ in decided] == ["prepare", "prepare"]
+    finally:
+        coord.close()
+    assert sorted(m for m, _ in decided) == ["commit", "commit", "prepare", "prepare"]
+    assert coord.twopc.txns[answer["txid"]].ended
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--hold-decisions", "-1"], "--hold-decisions takes 0 to 1000 milliseconds, not -1"),
+    (["--hold-decisions", "5000"], "--hold-decisions takes 0 to 1000 milliseconds"),
+    (["--hold-decisions", "nan"], "--hold-decisions takes 0 to 1000 milliseconds"),
+    (["--no-batching", "--hold-decisions", "2"], "--hold-decisions needs batching")])
+def test_hold_decisions_refuses_what_it_cannot_do_in_one_sentence(extra, says, capsys):
+    """B6's option: a hold out of range, or holding without batching (a held decision
+    rides a batch), is refused before anything starts, in one sentence."""
+    import coordinator as coordinator_main
+    with pytest.raises(SystemExit):
+        coordinator_main.parse_args(["--branch", "Mumbai=http://127.0.0.1:1", *extra])
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert coordinator_main.parse_args(["--branch", "Mumbai=http://127.0.0.1:1",
+                                        "--hold-decisions", "2"]).hold_decisions == 2

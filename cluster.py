@@ -2,6 +2,7 @@
 
     python cluster.py start      # Mumbai and Delhi (preloaded) + a coordinator
     python cluster.py start --replicas 1   # ... and one synchronous replica per branch
+    python cluster.py start --hold-decisions 5000   # decisions wait 5 s for company
     python cluster.py status     # what runs, where
     python cluster.py stop
     python cluster.py reset      # delete its databases and logs (when stopped)
@@ -16,6 +17,7 @@ import argparse
 import sys
 
 from bank import keys
+from bank.batching import hold_ms_arg
 from bank.local_cluster import (KIT, LocalCluster, replicas_arg, reset, running_cluster,
                                 stop_running)
 
@@ -30,6 +32,9 @@ def main(argv=None):
     p.add_argument("--from", dest="source", metavar="KEYS",
                    help="with secret --role: the classroom's keys file to take it from")
     p.add_argument("--home", default=str(KIT), help="folder for data/ and logs/")
+    p.add_argument("--hold-decisions", type=hold_ms_arg, default=0.0, metavar="MS",
+                   help="with start: the coordinator holds a commit or abort up to MS "
+                        "milliseconds for the next message to its branch (B6; 0: never)")
     p.add_argument("--replicas", type=replicas_arg, default=0, metavar="N",
                    help="with start: N synchronous replicas per branch (0 to 3), each its "
                         "own process and database")
@@ -54,7 +59,9 @@ def main(argv=None):
         for name, info in state["members"].items():
             print(f"  {name:<12} {info['url']}  (pid {info['pid']})")
         return 0
-    cluster = LocalCluster(args.home, fixed_ports=True, replicas=args.replicas)
+    cluster = LocalCluster(args.home, fixed_ports=True, replicas=args.replicas,
+                           coordinator_args=("--hold-decisions", f"{args.hold_decisions:g}")
+                           if args.hold_decisions else ())
     print("Starting the local cluster...", flush=True)
     cluster.start()
     for name, member in cluster.members.items():

@@ -14,7 +14,7 @@ import errno
 import sys
 
 from bank import rpc
-from bank.batching import MAX_HOLD_MS
+from bank.batching import hold_ms_arg
 from bank.config import read_config
 from bank.coordinator_service import Coordinator
 from bank.errors import BankError
@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument("--fail-at", default="", metavar="POINT", help="arm a fault point now")
     p.add_argument("--no-batching", dest="batching", action="store_false",
                    help="send every prepare/commit/abort alone (bank/batching.py off)")
-    p.add_argument("--hold-decisions", type=float, default=0.0, metavar="MS",
+    p.add_argument("--hold-decisions", type=hold_ms_arg, default=0.0, metavar="MS",
                    help="hold a commit or abort for a free branch up to MS milliseconds, "
                         "to ride the next message there (bank/batching.py B6); the client "
                         "is then answered at the forced decision (0, the default: never)")
@@ -66,9 +66,6 @@ def parse_args(argv=None):
     if not branches:
         p.error("name at least one branch: --branch Mumbai=http://127.0.0.1:9100")
     args.branches = branches
-    if not 0 <= args.hold_decisions <= MAX_HOLD_MS:
-        p.error(f"--hold-decisions takes 0 to {MAX_HOLD_MS} milliseconds, not "
-                f"{args.hold_decisions:g}")
     if args.hold_decisions and not args.batching:
         p.error("--hold-decisions needs batching: a held decision rides a batch "
                 "(leave out --no-batching)")

@@ -17,7 +17,8 @@ Rules:
     (the branch unreachable, a timeout) reaches every item, as it would have reached
     each call alone: a missing vote or a missing ack, never a "no".
   * B3 - no waiting added when the line is free: a message with nothing in flight to
-    its branch leaves at once, alone. Batches form only behind a message in flight.
+    its branch leaves at once, alone (with the decisions held there, B6). Batches
+    form only behind a message in flight, or around held decisions.
   * B4 - at the branch, a batch is carried out in three passes on the thread that
     received it: every item's write, one after the other in ONE held group
     (bank/group_commit.py, G5); that group's COMMIT and one push to the in-sync
@@ -34,17 +35,20 @@ Rules:
     whose jobs may be waiting in this very line). The driver waits for the votes it
     posted, not for the decisions: under load the client hears the outcome at the
     forced decision (twopc.py, D3). On a free line a message goes at once (B3). A
-    read through the coordinator first waits until the messages posted before it
-    have been carried, so it sees every transfer the coordinator answered.
+    read through the coordinator (and a deposit, a withdrawal or a local transfer)
+    first waits until the messages posted before it have been carried, so it sees
+    every transfer the coordinator answered.
   * B6 - a decision may wait for company (coordinator.py --hold-decisions MS; off by
     default): a commit or abort for a free line is held up to MS milliseconds and
-    leaves with the next message to that branch, in one batch (one round trip and
-    one fsync for both); if none comes in time it leaves alone. Delaying phase 2 is
-    always safe: the decision is durable before it is held (D1), and a crash with
-    decisions held is a crash after the decision (recovery sends them, C8). The
-    driver does not wait for a held decision (B5): the client hears the outcome at
-    the forced decision, with the branches in ``waiting_for``. A read through the
-    coordinator sends what is held to its branch at once, and a stop sends it all.
+    leaves with the next prepare, commit or abort a round sends to that branch, in one
+    batch (one round trip and one fsync for all); if none comes in time it leaves
+    alone. (A retry's call leaves alone; the held ones follow it, as riders.)
+    Delaying phase 2 is always safe: the decision is durable before it is held (D1),
+    and a crash with decisions held is a crash after the decision (recovery sends
+    them, C8). The driver does not wait for a held decision (B5): the client hears
+    the outcome at the forced decision, with the branches in ``waiting_for``. A read
+    (or a deposit...) through the coordinator sends what is held for its branch at
+    once, and a stop sends it all. A batch holds at most MAX_BATCH messages.
 
 Glossary:
   item     one message in a batch: [method, [args...]]; method is prepare|commit|abort
@@ -56,6 +60,7 @@ Glossary:
   held     a posted decision waiting on a free line for company (B6)
 """
 
+import argparse
 import logging
 import threading
 import time
@@ -68,7 +73,19 @@ log = logging.getLogger("batching")
 BATCHED = ("prepare", "commit", "abort")
 DECISIONS = ("commit", "abort")
 MAX_BATCH = 64                  # items per call at most
-MAX_HOLD_MS = 1000              # --hold-decisions at most (B6)
+MAX_HOLD_MS = 60_000           # --hold-decisions at most (B6): a minute, for a lab
+
+
+def hold_ms_arg(text: str) -> float:
+    """argparse type for --hold-decisions MS (B6): 0 to MAX_HOLD_MS milliseconds."""
+    try:
+        ms = float(text)
+    except ValueError:
+        ms = -1.0
+    if not 0 <= ms <= MAX_HOLD_MS:                     # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"0 to {MAX_HOLD_MS} milliseconds, not {text!r}")
+    return ms
 
 
 # ---- the coordinator's side: a link that batches ------------------------------------
@@ -112,9 +129,11 @@ class BatchingLink:
         self._carried_more = threading.Condition(self._lock)
         self._send_held_at = None        # B6: when the held decisions leave alone
         self._held_more = threading.Condition(self._lock)
+        self._closed = False
+        self.hold_thread = threading.Thread(target=self._send_held_in_time, daemon=True,
+                                            name=f"held-{getattr(link, 'name', '')}")
         if hold:
-            threading.Thread(target=self._send_held_in_time, daemon=True,
-                             name=f"held-{getattr(link, 'name', '')}").start()
+            self.hold_thread.start()
 
     def __getattr__(self, name):         # url, partitioned, find_primary... of the link
         return getattr(self.link, name)
@@ -179,16 +198,17 @@ class BatchingLink:
     def _take_held(self, room_for: int = 0):
         """B6 (with the lock held): the messages waiting on a free line, as the next
         batch (leaving room for `room_for` more), the line now in flight; None if the
-        line is busy (they ride its next batch) or nothing waits."""
+        line is busy or nothing waits, or there is no room. A busy line needs no timer:
+        whatever waits rides its next batch, handed on by _pass_the_turn."""
         self._send_held_at = None
-        if self._in_flight or not self._waiting:
+        if self._in_flight or not self._waiting or self.max_batch <= room_for:
             return None
         self._in_flight = True
         return self._next_batch(self.max_batch - room_for)
 
-    def _next_batch(self, most: int = 0) -> list:
+    def _next_batch(self, most: int = None) -> list:
         """The oldest waiting messages, at most `most` (max_batch), with the lock held."""
-        most = most or self.max_batch
+        most = self.max_batch if most is None else most
         batch = self._waiting[:most]
         del self._waiting[:most]
         if not self._waiting:
@@ -199,7 +219,7 @@ class BatchingLink:
         """B6, on the line's own thread: held decisions that found no company in time
         leave alone, carried like any batch of posted messages."""
         with self._lock:
-            while True:
+            while not self._closed:
                 due = self._send_held_at
                 if due is None or due > time.monotonic():
                     self._held_more.wait(None if due is None else due - time.monotonic())
@@ -214,6 +234,14 @@ class BatchingLink:
             batch = self._take_held()
         if batch:
             self.carriers.start(self._carry, batch)
+
+    def stop_holding(self) -> None:
+        """At a stop: send what is held (B6) and end the line's hold thread; posted
+        messages are still carried, and a decision leaves at once from now on."""
+        with self._lock:
+            self._closed, self.hold = True, 0.0
+            self._held_more.notify()
+        self.send_held()
 
     def wait_for_posted(self, timeout: float) -> None:
         """B5: return once every message posted so far has been carried (or after
@@ -268,7 +296,7 @@ class BatchingLink:
         try:
             if len(batch) == 1:
                 return [{"result": self.link.call(batch[0].method, *batch[0].args)}]
-            return self.link.call("batch", _items(batch))
+            return _slots(self.link.call("batch", _items(batch)), len(batch))
         except Exception as exc:                # noqa: BLE001 - the whole call failed
             return _failed(exc, len(batch))
 
@@ -291,8 +319,11 @@ class _TakingHeld:
         return self.reply.fileno()
 
     def finish(self):
+        """The held decisions' answers are taken in first, on this thread (for another
+        transaction: its acknowledgement, perhaps its end record), then this message's
+        own answer is returned (or its fault raised) for its round to take in."""
         try:
-            slots = self.reply.finish()
+            slots = _slots(self.reply.finish(), len(self.held) + 1)
         except Exception as exc:                # noqa: BLE001 - the whole call failed
             slots = _failed(exc, len(self.held) + 1)
         self.line.hand_out(self.held, slots[:-1])
@@ -313,6 +344,17 @@ def _items(batch: list) -> list:
     return [[m.method, list(m.args)] for m in batch]
 
 
+def _slots(answer, count: int) -> list:
+    """A batch call's answer, if it is what B2 promises: a slot (a dict) per item, in
+    order. Anything else (another version of the kit, say) fails the whole call, so
+    that no message is left without an answer or given another's."""
+    if not (isinstance(answer, list) and len(answer) == count
+            and all(isinstance(slot, dict) and ("result" in slot or "fault" in slot)
+                    for slot in answer)):
+        raise ValueError(f"{count} slots expected, got {str(answer)[:80]}")
+    return answer
+
+
 def _failed(exc: Exception, count: int) -> list:
     """The slots of a batch call that failed as a whole: each item alike (B2)."""
     if isinstance(exc, BankError):
@@ -327,7 +369,7 @@ def _failed(exc: Exception, count: int) -> list:
 def _result_of(slot: dict):
     """An item's result, or its fault raised as a BankError."""
     if "fault" in slot:
-        raise BankError(_code(slot["fault"]), slot["message"],
+        raise BankError(_code(slot["fault"]), str(slot.get("message", "refused")),
                         not_sent=slot.get("not_sent", False), why=slot.get("why", ""))
     return slot["result"]
 

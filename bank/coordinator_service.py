@@ -335,7 +335,7 @@ class Coordinator(LabControls, BranchStatus):
         amount = _amount_text(amount)
         request_id = check_token(request_id, "request id", optional=True)
         return self._once(request_id, (method, f"{link.name}/{number}", amount), link.name,
-                          lambda: link.call(method, number, amount, request_id))
+                          lambda: self._write(link, method, number, amount, request_id))
 
     def _once(self, request_id: str, fingerprint: tuple, branch: str, call):
         """Route one call under its request id (Rule 4): a definite first outcome is
@@ -384,7 +384,8 @@ class Coordinator(LabControls, BranchStatus):
         fingerprint = ("transfer", f"{link.name}/{src_no}", f"{link.name}/{dst_no}", amount)
         try:
             self._once(request_id, fingerprint, link.name,
-                       lambda: link.call("transfer", src_no, dst_no, amount, request_id))
+                       lambda: self._write(link, "transfer", src_no, dst_no, amount,
+                                           request_id))
             return {"txid": "", "outcome": "committed", "reason": "", "waiting_for": [],
                     "local": True}
         except BankError as exc:
@@ -440,9 +441,16 @@ class Coordinator(LabControls, BranchStatus):
 
     def _read(self, link: BranchLink, method: str, *args):
         """A read of one branch, once the messages riding to it have been carried
-        (bank/batching.py, B5): it sees every transfer this coordinator has answered."""
+        (bank/batching.py, B5, B6): it sees every transfer this coordinator has answered."""
         self.twopc.settle(link.name)
         return link.read(method, *args)
+
+    def _write(self, link: BranchLink, method: str, *args):
+        """A deposit, withdrawal or local transfer at one branch, once the messages
+        riding to it have been carried (B5, B6): money a transfer just brought in can
+        be spent at once."""
+        self.twopc.settle(link.name)
+        return link.call(method, *args)
 
     # ---- the audit (the shell's `check`) --------------------------------------------
 

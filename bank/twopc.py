@@ -188,8 +188,7 @@ class Recovery:
         """Stop retrying, once the decisions riding or held (B5, B6) have been sent: a
         clean stop leaves no branch waiting for a decision that was ready to go."""
         self._stop.set()
-        for branch in self.links:
-            self.settle(branch, STOP_WAIT)
+        self.send_what_waits(STOP_WAIT)
 
 
 # ---- the transactions the driver remembers (D7) ----------------------------------------

@@ -35,7 +35,7 @@ from bank.handoff import Countdown
 from bank.twopc_txn import COORDINATOR, Txn
 
 SETTLE_WAIT = 5.0            # seconds a read waits at most for messages riding (B5)
-STOP_WAIT = 1.0              # seconds a stop waits at most for them, per branch
+STOP_WAIT = 2.0              # seconds a stop waits at most for them, in all
 
 
 class Rounds:
@@ -67,7 +67,8 @@ class Rounds:
 
     def _send(self, txn: Txn, send: Send, asked: dict, take, count):
         """Send the message now (its reply, to finish), or post it to ride a busy line
-        (None): then its answer is taken in by the thread that carries it (B5)."""
+        (B5) or to wait on a free one for company (a decision held, B6): None, and its
+        answer is taken in by the thread that carries it."""
         link, method, args = self.links[send.to], method_of(send), self._arguments(txn, send)
         if not hasattr(link, "send_or_post"):                    # --no-batching
             return link.send(method, *args)
@@ -140,13 +141,24 @@ class Rounds:
         """Seconds a call to `branch` waits for an answer (None if unknown)."""
         return getattr(getattr(self.links.get(branch), "client", None), "timeout", None)
 
-    def settle(self, branch: str, timeout: float = SETTLE_WAIT) -> None:
+    def settle(self, branch: str) -> None:
         """B5: wait until the messages riding to `branch` (and those held there, B6) have
-        been carried, so that a read of it sees every transfer this coordinator has
-        answered."""
+        been carried, so that a read of it, or a deposit, withdrawal or local transfer,
+        sees every transfer this coordinator has answered."""
         wait = getattr(self.links.get(branch), "wait_for_posted", None)
         if wait is not None:
-            wait(timeout)
+            wait(SETTLE_WAIT)
+
+
+    def send_what_waits(self, timeout: float) -> None:
+        """At a stop (B5, B6): send the decisions held on every line now, then wait until
+        everything posted has been carried, `timeout` seconds at most in all."""
+        lines = [line for line in self.links.values() if hasattr(line, "stop_holding")]
+        for line in lines:
+            line.stop_holding()
+        deadline = time.monotonic() + timeout
+        for line in lines:
+            line.wait_for_posted(max(0.0, deadline - time.monotonic()))
 
 
 def _arrived(out: list) -> list:

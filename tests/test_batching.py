@@ -388,12 +388,12 @@ def test_a_failed_call_fails_the_held_decisions_it_carried_never_as_an_ack():
 
 
 def test_held_decisions_through_a_real_coordinator(tmp_path):
-    """B6 and D3 through real processes (--hold-decisions 1000): a transfer is answered
+    """B6 and D3 through real processes (--hold-decisions 10000): a transfer is answered
     at the forced decision, both branches in waiting_for; each commit rides the next
     transfer's prepare to its branch, so ten transfers in a row take fewer than three
     messages each (four without holding); a read through the coordinator sees every
     transfer applied; every transaction ends, and money is conserved."""
-    cluster = LocalCluster(home=tmp_path, coordinator_args=("--hold-decisions", "1000"))
+    cluster = LocalCluster(home=tmp_path, coordinator_args=("--hold-decisions", "10000"))
     try:
         cluster.start()
         coordinator = cluster.coordinator()
@@ -417,14 +417,18 @@ def test_held_decisions_through_a_real_coordinator(tmp_path):
 
 def test_a_coordinator_crash_with_decisions_held_loses_none(tmp_path):
     """B6 is safe: the decision is durable before it is held (D1). A coordinator killed
-    right after answering, its commit still held, sends it once restarted (C8): the
+    right after answering, its commit still held (both branches still prepared, with
+    a hold of ten seconds), sends it once restarted (C8): the
     transfer is applied at both branches, nothing stays held, money is conserved."""
-    cluster = LocalCluster(home=tmp_path, coordinator_args=("--hold-decisions", "1000"))
+    cluster = LocalCluster(home=tmp_path, coordinator_args=("--hold-decisions", "10000"))
     try:
         cluster.start()
         balances = {a: cluster.coordinator().call("account", a)["balance"] for a in PAIR}
         answer = cluster.coordinator().call("transfer", *PAIR, "5.00")
         assert answer["outcome"] == "committed"
+        for branch in ("Mumbai", "Delhi"):                     # the commit is held
+            assert cluster.client(branch).call("status", answer["txid"])["state"] == \
+                "prepared"
         cluster.kill("coordinator")
         cluster.restart("coordinator")
         wait_for(lambda: all(cluster.client(b).call("status", answer["txid"])["state"]
@@ -437,3 +441,69 @@ def test_a_coordinator_crash_with_decisions_held_loses_none(tmp_path):
             assert all(a["held"] == "0.00" for a in cluster.client(branch).call("accounts"))
     finally:
         cluster.stop()
+
+
+def test_money_a_transfer_brought_in_can_be_spent_at_once(tmp_path):
+    """B6 with B5: with decisions held for ten seconds, a withdrawal through the
+    coordinator of all that a transfer just brought in succeeds right after the
+    transfer's answer (the held commit is sent first), and so does a local transfer."""
+    cluster = LocalCluster(home=tmp_path, coordinator_args=("--hold-decisions", "10000"))
+    try:
+        cluster.start()
+        coordinator = cluster.coordinator()
+        had = decimal.Decimal(coordinator.call("account", "Delhi/1002")["balance"])
+        assert coordinator.call("transfer", *PAIR, "5.00")["outcome"] == "committed"
+        coordinator.call("withdraw", "Delhi/1002", str(had))
+        assert coordinator.call("account", "Delhi/1002")["balance"] == "5.00"
+        assert coordinator.call("transfer", "Mumbai/1002", "Delhi/1002",
+                                "7.00")["outcome"] == "committed"
+        other = coordinator.call("open_account", "Delhi", "Asha", "0")["number"]
+        moved = coordinator.call("transfer", "Delhi/1002", f"Delhi/{other}", "12.00")
+        assert moved["outcome"] == "committed" and moved["local"]
+    finally:
+        cluster.stop()
+
+
+class ShortBatches(SlowLink):
+    """A stand-in branch that answers a batch with one slot, whatever it was sent."""
+
+    def call(self, method, *args):
+        answer = super().call(method, *args)
+        return answer[:1] if method == "batch" else answer
+
+
+def test_a_batch_answer_of_the_wrong_shape_fails_each_item_never_strands_one():
+    """B2 with B6: a batch answered with fewer slots than items (another version of
+    the kit, say) is a failure of the whole call for every item: each held decision
+    and the message that took them along get an answer, none another's."""
+    link = ShortBatches()
+    link.release.set()
+    batching, answers = BatchingLink(link, hold=60.0), {}
+    for txid in ("t1", "t2"):
+        batching.send_or_post("commit", (txid,), lambda answer, exc, t=txid:
+                              answers.update({t: (answer, exc)}))
+    reply = batching.send_or_post("prepare", ("t3", COORD, []), None)
+    with pytest.raises(BankError) as failed:
+        reply.finish()
+    assert failed.value.code == FaultCode.INTERNAL
+    assert sorted(answers) == ["t1", "t2"]
+    assert all(answer is None and exc.code == FaultCode.INTERNAL
+               for answer, exc in answers.values())
+    assert batching._carried == batching._posted == 2
+
+
+def test_held_decisions_never_overfill_a_batch():
+    """B6 with MAX_BATCH: a message takes held decisions along only while the batch
+    has room; with a batch of one, the prepare leaves alone and the held commit
+    follows it; at a stop the line's hold thread ends."""
+    link = SlowLink()
+    link.release.set()
+    batching, answers = BatchingLink(link, max_batch=1, hold=60.0), {}
+    batching.send_or_post("commit", ("t1",), lambda answer, exc: answers.update(t1=answer))
+    reply = batching.send_or_post("prepare", ("t2", COORD, []), None)
+    assert reply.finish() == {"vote": "yes", "txid": "t2"}
+    wait_for(lambda: "t1" in answers, 10, "the held commit to follow")
+    assert [m for m, _ in link.calls] == ["prepare", "commit"]
+    batching.stop_holding()
+    batching.hold_thread.join(10)
+    assert not batching.hold_thread.is_alive()

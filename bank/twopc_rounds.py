@@ -86,6 +86,8 @@ class Rounds:
             raise
         if reply is not None:
             count.done()                                         # it left now
+        else:
+            txn.posted(asked)                                    # it rides (B5, B6)
         return reply
 
     @staticmethod

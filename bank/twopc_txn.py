@@ -91,6 +91,13 @@ class Txn:
             entry.update(sent=False, kind=kind, detail=(entry["detail"] + "; " if entry["detail"]
                                              else "") + "never sent: " + why)
 
+    def posted(self, entry: dict) -> None:
+        """The message of `entry` did not leave at once: it rides the next batch to its
+        branch (bank/batching.py B5, or held for company, B6). The diagram says so."""
+        with self._trace_lock:
+            entry["detail"] = (entry["detail"] + "; " if entry["detail"] else "") + \
+                f"rides the next batch to {entry['to']}"
+
     @property
     def trace(self) -> list:
         with self._trace_lock:

@@ -129,7 +129,9 @@ class BankingCommands:
         if result["outcome"] != "committed":
             return self._fail(f"Outcome not known yet ({result['outcome']}); `show {txid}` "
                               "tells it once the coordinator knows.")
-        waiting = ", ".join(result.get("waiting_for") or [])
-        late = (f" The decision is durable; {waiting} has not acknowledged it yet, and the "
-                "coordinator keeps telling it until it does." if waiting else "")
+        waiting = result.get("waiting_for") or []
+        who, has, them, do = ((waiting[0], "has", "it", "it does") if len(waiting) == 1
+                              else (" and ".join(waiting), "have", "them", "they do"))
+        late = (f" The decision is durable; {who} {has} not acknowledged it yet, and the "
+                f"coordinator keeps telling {them} until {do}." if waiting else "")
         self._say(f"Committed: moved {amount} from {src} to {dst} ({how}).{late}")

@@ -1,6 +1,6 @@
 """Where one transfer's time goes, and the floor this design cannot go below.
 
-Run:  python bench/floor.py              (about 12 seconds; starts its own servers)
+Run:  python bench/floor.py              (about 15 seconds; starts its own servers)
 
 A transfer answered after phase 2 (rule D3) waits, in a row, for three calls (the
 client's call to the coordinator, the prepares, the commits; the two branches of a
@@ -42,6 +42,7 @@ import systems                                     # noqa: E402
 
 CALLS = 2000          # no-op calls and pings timed
 TRANSFERS = 400       # transfers timed with 1 client
+HOLD_MS = 3           # and again with coordinator.py --hold-decisions 3 (B6)
 LOAD_SECONDS = 6      # the 8-client run that counts messages and CPU
 
 
@@ -101,13 +102,18 @@ def kit_alone(kit) -> dict:
     """p50 of a signed ping to a branch, and of a transfer with one client."""
     branch = kit.cluster.client("Mumbai")
     ping = statistics.median(timed(lambda: branch.call("ping"), CALLS // 2))
+    return {"ping": ping, "transfer": one_client(kit)}
+
+
+def one_client(kit) -> float:
+    """p50 of a transfer with one client, back and forth on the hot pair."""
     turn = [0]
 
     def transfer():
         a, b = systems.HOT_PAIR if turn[0] % 2 == 0 else systems.HOT_PAIR[::-1]
         turn[0] += 1
         kit.transfer(a, b)
-    return {"ping": ping, "transfer": statistics.median(timed(transfer, TRANSFERS))}
+    return statistics.median(timed(transfer, TRANSFERS))
 
 
 def kit_loaded(kit, clients: int = 8) -> dict:
@@ -171,6 +177,8 @@ def report(fsync: float, bare: dict, alone: dict, loaded: dict) -> None:
           f"{bare['client_cpu']:.2f} ms client + {bare['server_cpu']:.2f} ms server")
     print(f"{'a signed ping to a branch of the kit':46} {alone['ping']:6.2f} ms (p50)")
     print(f"{'a transfer, the kit, 1 client':46} {alone['transfer']:6.2f} ms (p50)")
+    print(f"{'  the same, with --hold-decisions ' + str(HOLD_MS):46} {alone['held']:6.2f} ms "
+          "(p50; answered at the forced decision)")
     after_phase2 = 3 * call + 3 * fsync
     at_decision = 2 * call + 2 * fsync
     print()
@@ -180,8 +188,9 @@ def report(fsync: float, bare: dict, alone: dict, loaded: dict) -> None:
           f"{after_phase2:.2f} ms")
     print(f"  answered at the forced decision:      2 calls + 2 fsyncs in a row = "
           f"{at_decision:.2f} ms")
-    print(f"  the kit's p50 is {alone['transfer'] / after_phase2:.1f} x the first floor;"
-          f" issue 13's target is 3 ms")
+    print(f"  the kit's p50 is {alone['transfer'] / after_phase2:.1f} x the first floor, "
+          f"{alone['held'] / at_decision:.1f} x the second with decisions held; issue 13's "
+          "target is 3 ms")
     per_call = bare["client_cpu"] + bare["server_cpu"]
     print()
     print(f"With {loaded['clients']} clients on the hot pair the kit made "
@@ -217,6 +226,11 @@ def main() -> None:
         alone, loaded = kit_alone(kit), kit_loaded(kit)
     finally:
         kit.stop()
+    held = systems.Kit(hold_ms=HOLD_MS).start()
+    try:
+        alone["held"] = one_client(held)
+    finally:
+        held.stop()
     report(fsync, bare, alone, loaded)
 
 

@@ -300,3 +300,22 @@ def test_the_shells_counters_start_again_after_a_server_restarts(tmp_path):
     assert re.search(r"transfers between branches\s+1\b", out), out
     assert re.search(r"messages per transfer\s+5\.00\b", out), out
     assert "Since the last `counters`." in out
+
+
+def test_the_shells_counters_name_a_branch_that_is_down_instead_of_a_restart(tmp_path):
+    """`counters` with a branch down: its counts are missing, so nothing is added up; the
+    shell names the branch in one sentence and keeps its baseline (it does not say a
+    server restarted, nor count from now)."""
+    import io
+    import shell
+    from bank.local_cluster import LocalCluster
+    with LocalCluster(home=tmp_path, allow_faults=False) as bank:
+        sh = shell.BankShell(shell.coordinator_client(bank.coordinator_url, bank.secret),
+                             bank, bank.home, stdout=io.StringIO())
+        baseline = sh._counted
+        bank.kill("Delhi")
+        sh.onecmd("counters")
+        said = sh.stdout.getvalue()
+    assert "Delhi did not answer, so the counters cannot be added up" in said, said
+    assert "restarted" not in said and "Traceback" not in said
+    assert baseline is not None and sh._counted == baseline

@@ -168,7 +168,11 @@ class RecordsCommands:
         commit at work).
         Example: counters"""
         self._args(arg, 0)
-        now, _ = self._counter_totals()
+        now, silent = self._counter_totals()
+        if silent:                   # its counts are missing: not a restart, not a rate
+            return self._fail(f"{' and '.join(silent)} did not answer, so the counters "
+                              "cannot be added up; run `counters` again once "
+                              f"{'it is' if len(silent) == 1 else 'they are'} back.")
         before, since = self._counted, self._counted_since
         self._counted, self._counted_since = now, "the last `counters`"
         if restarted(now, before):
@@ -185,18 +189,18 @@ class RecordsCommands:
         a first lone transfer shows its 5 messages and 5 fsyncs. Without the counts of
         every branch (one is down) it counts from the servers' start instead."""
         try:
-            now, every_branch = self._counter_totals()
+            now, silent = self._counter_totals()
         except BankError:                      # the coordinator is not answering yet
-            now, every_branch = None, False
-        self._counted = now if every_branch else None
+            now, silent = None, ["the coordinator"]
+        self._counted = None if silent else now
         self._counted_since = "this shell started" if self._counted else "the servers started"
 
     def _counter_totals(self) -> tuple:
-        """The bank's counters now (bank/counters.py, totals), and whether every branch
-        gave its own (one that is down adds nothing)."""
+        """The bank's counters now (bank/counters.py, totals), and the branches that
+        did not give their own (one that is down adds nothing)."""
         branches = {b["name"]: b.get("counters", {}) for b in self.coord.call("branches")}
         return (totals(self.coord.call("ping").get("counters", {}), branches),
-                all(branches.values()))
+                sorted(name for name, counts in branches.items() if not counts))
 
     def _refused(self, in_doubt: list) -> list:
         """(txid, branch, answer) for decided transfers a branch refuses to apply: read

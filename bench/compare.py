@@ -93,7 +93,8 @@ def measure(args) -> list:
                             row = workload.run(system, name, clients, args.seconds)
                             runs[id(system)].append(row)
                             print(table([row]).splitlines()[-1], flush=True)
-                    rows += [median_run(runs[id(system)]) for system in started]
+                    rows += [dict(median_run(runs[id(system)]), cores=os.cpu_count())
+                             for system in started]
         finally:
             for system in started:
                 system.stop()

@@ -39,8 +39,9 @@ def main(src: str, out: str) -> None:
     rate.legend(fontsize=8)
     runs = max(r.get("runs", 1) for r in rows)
     each = f"; each point the median of {runs} runs" if runs > 1 else ""
-    fig.suptitle(f"The kit's 2PC beside PostgreSQL's native 2PC (loopback, 2 cores, "
-                 f"one run{each})")
+    cores = rows[0].get("cores")                # saved by compare.py since 2026-11-29
+    where = f"loopback, {cores} cores" if cores else "loopback"
+    fig.suptitle(f"The kit's 2PC beside PostgreSQL's native 2PC ({where}, one run{each})")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")

@@ -50,6 +50,9 @@ def main(argv=None):
         stopped = stop_running(args.home)
         print("Stopped: " + ", ".join(stopped) if stopped else "No local cluster was running.")
         return 0
+    if args.hold_decisions and args.replicas:
+        p.error("--hold-decisions works only for branches without replicas (a replicated "
+                "branch gets every message alone); leave out one of them")
     state = running_cluster(args.home)
     if args.command == "status" or state:
         if not state:
@@ -58,6 +61,9 @@ def main(argv=None):
         print("A local cluster is running:")
         for name, info in state["members"].items():
             print(f"  {name:<12} {info['url']}  (pid {info['pid']})")
+        if args.command == "start" and (args.hold_decisions or args.replicas):
+            print("It keeps the settings it was started with; to start it with others: "
+                  "python cluster.py stop, then start again.")
         return 0
     cluster = LocalCluster(args.home, fixed_ports=True, replicas=args.replicas,
                            coordinator_args=("--hold-decisions", f"{args.hold_decisions:g}")

@@ -66,6 +66,10 @@ def parse_args(argv=None):
     if not branches:
         p.error("name at least one branch: --branch Mumbai=http://127.0.0.1:9100")
     args.branches = branches
+    replicated = sorted(name for name, urls in branches.items() if len(urls) > 1)
+    if args.hold_decisions and replicated:
+        print(f"Note: --hold-decisions does not apply to {', '.join(replicated)}: a branch "
+              "with replicas gets every message alone.", flush=True)
     if args.hold_decisions and not args.batching:
         p.error("--hold-decisions needs batching: a held decision rides a batch "
                 "(leave out --no-batching)")

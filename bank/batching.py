@@ -48,7 +48,8 @@ Rules:
     them, C8). The driver does not wait for a held decision (B5): the client hears
     the outcome at the forced decision, with the branches in ``waiting_for``. A read
     (or a deposit...) through the coordinator sends what is held for its branch at
-    once, and a stop sends it all. A batch holds at most MAX_BATCH messages.
+    once, and a clean stop (Ctrl-C) sends it all; a killed coordinator leaves it to
+    recovery. A batch holds at most MAX_BATCH messages.
 
 Glossary:
   item     one message in a batch: [method, [args...]]; method is prepare|commit|abort
@@ -94,8 +95,8 @@ class _Message:
     """One caller's message, waiting for its turn (to lead) or for its answer; or a
     posted one (B5), whose answer goes to `then` instead."""
 
-    def __init__(self, method: str, args: tuple, then=None):
-        self.method, self.args, self.then = method, args, then
+    def __init__(self, method: str, args: tuple, then=None, note=None):
+        self.method, self.args, self.then, self.note = method, args, then, note
         self.wake = Latch()
         self.batch = None            # set when this caller leads a batch
         self.result, self.error = None, None
@@ -159,22 +160,23 @@ class BatchingLink:
             raise mine.error
         return mine.result
 
-    def send_or_post(self, method: str, args: tuple, then):
+    def send_or_post(self, method: str, args: tuple, then, note=None):
         """B3, B5 or B6: if the line is free, send the message now and return its reply
         (whose finish() reads the answer, then lets the next batch go); if a message is
         in flight to this branch, or the message is a decision to hold (B6), post it to
         ride the next batch and return None: `then(result, error)` gets its answer, on
         the thread that carries it. A message for a free line with decisions held there
-        takes them along, in one batch."""
+        takes them along, in one batch. note(how), if given, is told how a posted
+        message goes: "held" or "queued" as it is posted, "left" as its batch leaves."""
         if method not in BATCHED or len(self.link.urls) > 1:    # replicas: plain calls
             return self.link.send(method, *args)
-        message = _Message(method, args, then)
+        message = _Message(method, args, then, note)
         with self._lock:
             if self._in_flight:
-                self._post(message)                 # B5: it rides the next batch
+                self._post(message, "queued")       # B5: it rides the next batch
                 return None
             if self.hold and method in DECISIONS:
-                self._post(message)                 # B6: held, waiting for company
+                self._post(message, "held")         # B6: held, waiting for company
                 if self._send_held_at is None:
                     self._send_held_at = time.monotonic() + self.hold
                     self._held_more.notify()
@@ -190,10 +192,13 @@ class BatchingLink:
             self.hand_out(held, _failed(exc, len(held)))     # not sent: retried (C6)
             raise
 
-    def _post(self, message: _Message) -> None:
-        """B5, B6 (with the lock held): queue a message for the next batch to carry."""
+    def _post(self, message: _Message, how: str) -> None:
+        """B5, B6 (with the lock held): queue a message for the next batch to carry; its
+        note is told how (before any thread can carry it, so before its answer)."""
         self._waiting.append(message)
         self._posted += 1
+        if message.note is not None:
+            message.note(how)
 
     def _take_held(self, room_for: int = 0):
         """B6 (with the lock held): the messages waiting on a free line, as the next
@@ -270,6 +275,7 @@ class BatchingLink:
     def _carry(self, batch: list) -> None:
         """Send the batch as one call; let the next batch go; then hand every item its
         own slot (B2), while that next batch is on its way."""
+        _leaving(batch)
         try:
             slots = self._send(batch)
         finally:
@@ -308,6 +314,7 @@ class _TakingHeld:
 
     def __init__(self, line: BatchingLink, held: list, message: _Message):
         self.line, self.held = line, held
+        _leaving(held)
         self.reply = line.link.send("batch", _items(held + [message]),
                                     then=line._pass_the_turn)
 
@@ -337,6 +344,16 @@ class _TakingHeld:
         finally:
             self.line.hand_out(self.held, _failed(BankError(
                 FaultCode.UNAVAILABLE, "the answer to a batch was not read"), len(self.held)))
+
+
+def _leaving(batch: list) -> None:
+    """Tell the posted messages of a batch that it is leaving now (their trace time)."""
+    for message in batch:
+        if message.note is not None:
+            try:
+                message.note("left")
+            except Exception:                   # noqa: BLE001 - a trace row, never the batch
+                log.exception("noting that a %s left", message.method)
 
 
 def _items(batch: list) -> list:

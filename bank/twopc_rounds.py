@@ -80,14 +80,13 @@ class Rounds:
                 count.done()
         count.add()
         try:
-            reply = link.send_or_post(method, args, answered)
+            reply = link.send_or_post(method, args, answered,
+                                      lambda how: txn.rides(asked, how))     # B5, B6
         except BaseException:
             count.done()
             raise
         if reply is not None:
             count.done()                                         # it left now
-        else:
-            txn.posted(asked)                                    # it rides (B5, B6)
         return reply
 
     @staticmethod
@@ -150,7 +149,6 @@ class Rounds:
         wait = getattr(self.links.get(branch), "wait_for_posted", None)
         if wait is not None:
             wait(SETTLE_WAIT)
-
 
     def send_what_waits(self, timeout: float) -> None:
         """At a stop (B5, B6): send the decisions held on every line now, then wait until

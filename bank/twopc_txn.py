@@ -91,12 +91,15 @@ class Txn:
             entry.update(sent=False, kind=kind, detail=(entry["detail"] + "; " if entry["detail"]
                                              else "") + "never sent: " + why)
 
-    def posted(self, entry: dict) -> None:
-        """The message of `entry` did not leave at once: it rides the next batch to its
-        branch (bank/batching.py B5, or held for company, B6). The diagram says so."""
+    def rides(self, entry: dict, how: str) -> None:
+        """The message of `entry` did not leave at once (bank/batching.py): how is
+        "held" (B6) or "queued" (B5) when it is posted, "left" when its batch leaves,
+        which becomes its time in the trace. The views say how it went (rides_text)."""
         with self._trace_lock:
-            entry["detail"] = (entry["detail"] + "; " if entry["detail"] else "") + \
-                f"rides the next batch to {entry['to']}"
+            if how == "left":
+                entry.update(at=now(), ms=int((time.monotonic() - self._t0) * 1000))
+            else:
+                entry["rides"] = how
 
     @property
     def trace(self) -> list:

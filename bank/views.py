@@ -201,12 +201,13 @@ def message_label(m: dict) -> tuple:
             detail, "x"
     if msg == "query":
         return "decision?", detail.replace("decision? -> ", "answered: "), ">"
+    rides = rides_text(m)
     if msg == "prepare":
-        return "prepare", f"{m['to']}/{detail}", ">"
+        return "prepare", f"{m['to']}/{detail}" + (f"; {rides}" if rides else ""), ">"
     if msg == "ack":                              # "commit; but Delhi had decided ..." (P11)
         done, _, damage = detail.partition("; ")
         return f"ack {done}", damage, ">"
-    return msg, detail, ">"
+    return msg, "; ".join(part for part in (detail, rides) if part), ">"
 
 
 def collapse(trace: list, longest: int = 4) -> list:
@@ -245,10 +246,26 @@ def _diagram_summary(txn: dict) -> list:
                      f"branches: {marks['query']}; crashes seen: {marks['crash']}; "
                      f"messages kept back by a partition: {marks['partition']}")
     if txn.get("waiting_for"):
-        lines.append("Still waiting for an acknowledgement from: "
-                     f"{', '.join(txn['waiting_for'])} (the coordinator keeps telling it until it "
-                     "does)")
+        lines.append(f"Still waiting: {not_told_yet(txn['waiting_for'])}.")
     return lines
+
+
+def not_told_yet(waiting: list, verb: str = "acknowledged") -> str:
+    """The branches a committed transfer still waits for, as one sentence: "Delhi has
+    not acknowledged it yet, and the coordinator keeps telling it until it does" (or
+    "Delhi and Mumbai have ... them until they do")."""
+    if len(waiting) == 1:
+        return (f"{waiting[0]} has not {verb} it yet, and the coordinator keeps telling "
+                "it until it does")
+    return (f"{' and '.join(waiting)} have not {verb} it yet, and the coordinator keeps "
+            "telling them until they do")
+
+
+def rides_text(m: dict) -> str:
+    """How a message that did not leave at once went (bank/batching.py B5, B6): "" for
+    one sent at once; its time in the trace is when it left."""
+    return {"held": "held for company, then sent (B6)",
+            "queued": "rode a batch behind a busy line (B5)"}.get(m.get("rides"), "")
 
 
 def vote_text(branch: str, words: str, kind=None) -> str:

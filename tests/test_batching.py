@@ -331,15 +331,17 @@ def test_a_held_decision_rides_the_next_message_to_its_branch():
     answer reaches its function); the line is free again afterwards."""
     link = SlowLink()
     link.release.set()
-    batching, answers = BatchingLink(link, hold=60.0), {}
+    batching, answers, notes = BatchingLink(link, hold=60.0), {}, []
     assert batching.send_or_post("commit", ("t1",), lambda answer, exc:
-                                 answers.update(t1=(answer, exc))) is None
+                                 answers.update(t1=(answer, exc)), notes.append) is None
     assert link.calls == [] and not batching._in_flight          # held, line free
+    assert notes == ["held"]
     reply = batching.send_or_post("prepare", ("t2", COORD, []), None)
     assert reply is not None and reply.finish() == {"vote": "yes", "txid": "t2"}
     assert [m for m, _ in link.calls] == ["batch"]
     assert [item[0] for item in link.calls[0][1][0]] == ["commit", "prepare"]
     assert answers == {"t1": ({"vote": "yes", "txid": "t1"}, None)}
+    assert notes == ["held", "left"]                 # its trace time: when it left
     assert not batching._in_flight
 
 
@@ -453,12 +455,12 @@ def test_money_a_transfer_brought_in_can_be_spent_at_once(tmp_path):
         coordinator = cluster.coordinator()
         had = decimal.Decimal(coordinator.call("account", "Delhi/1002")["balance"])
         assert coordinator.call("transfer", *PAIR, "5.00")["outcome"] == "committed"
-        coordinator.call("withdraw", "Delhi/1002", str(had))
-        assert coordinator.call("account", "Delhi/1002")["balance"] == "5.00"
+        coordinator.call("withdraw", "Delhi/1002", str(had + 5))        # all of it
+        assert coordinator.call("account", "Delhi/1002")["balance"] == "0.00"
         assert coordinator.call("transfer", "Mumbai/1002", "Delhi/1002",
                                 "7.00")["outcome"] == "committed"
         other = coordinator.call("open_account", "Delhi", "Asha", "0")["number"]
-        moved = coordinator.call("transfer", "Delhi/1002", f"Delhi/{other}", "12.00")
+        moved = coordinator.call("transfer", "Delhi/1002", f"Delhi/{other}", "7.00")
         assert moved["outcome"] == "committed" and moved["local"]
     finally:
         cluster.stop()
@@ -507,3 +509,27 @@ def test_held_decisions_never_overfill_a_batch():
     batching.stop_holding()
     batching.hold_thread.join(10)
     assert not batching.hold_thread.is_alive()
+
+
+def test_a_posted_messages_trace_row_says_how_it_went_and_when_it_left():
+    """B5 and B6 in the trace (D5: say what is known): a message posted behind a busy
+    line is noted "queued", a held decision "held", each "left" when its batch leaves;
+    the shell's and the window's diagrams say so, and the row's own text (read by the
+    window's replay) is left as it was."""
+    from bank.views import message_label
+    link = SlowLink()
+    batching, notes = BatchingLink(link, hold=60.0), []
+    link.release.set()
+    reply = batching.send_or_post("prepare", ("t1", COORD, []), None)
+    batching.send_or_post("prepare", ("t2", COORD, []), lambda a, e: None,
+                          lambda how: notes.append(("t2", how)))
+    assert notes == [("t2", "queued")]
+    reply.finish()
+    wait_for(lambda: ("t2", "left") in notes, 10, "the queued prepare to leave")
+    row = {"msg": "prepare", "to": "Delhi", "detail": "1002 +1.00", "rides": "queued"}
+    assert message_label(row) == ("prepare", "Delhi/1002 +1.00; rode a batch behind a "
+                                  "busy line (B5)", ">")
+    row = {"msg": "commit", "to": "Delhi", "detail": "", "rides": "held"}
+    assert message_label(row)[1] == "held for company, then sent (B6)"
+    from bank.window.diagram import _label            # the window's arrow says it too
+    assert _label(row, 1, 0) == "commit (held, B6)"

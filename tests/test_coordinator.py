@@ -739,3 +739,21 @@ def test_cluster_start_refuses_a_hold_out_of_range_before_starting_anything(tmp_
     err = capsys.readouterr().err
     assert "--hold-decisions: 0 to 60000 milliseconds, not '-3'" in err
     assert "Traceback" not in err and not (tmp_path / "data").exists()
+
+
+def test_hold_decisions_says_where_it_cannot_apply(tmp_path, capsys):
+    """B6 holds decisions only on batching lines, and a branch with replicas gets every
+    message alone: cluster.py start refuses --hold-decisions with --replicas (nothing
+    started), and coordinator.py names the replicated branches it does not apply to."""
+    import cluster as cluster_main
+    import coordinator as coordinator_main
+    with pytest.raises(SystemExit):
+        cluster_main.main(["start", "--home", str(tmp_path), "--replicas", "1",
+                           "--hold-decisions", "3"])
+    assert "--hold-decisions works only for branches without replicas" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+    coordinator_main.parse_args(["--branch", "Mumbai=http://127.0.0.1:1,http://127.0.0.1:2",
+                                 "--branch", "Delhi=http://127.0.0.1:3",
+                                 "--hold-decisions", "3"])
+    assert "--hold-decisions does not apply to Mumbai" in capsys.readouterr().out

@@ -488,7 +488,7 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     app.lab.arm_button.invoke()
     until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
     transfer(app, "Mumbai/1001", "Delhi/1002", "300")
-    until(app.root, lambda: "has not confirmed yet" in app.result.cget("text"), "the result")
+    until(app.root, lambda: "has not confirmed it yet" in app.result.cget("text"), "the result")
     until(app.root, lambda: app.seen.branch_state("Delhi") == "down", "Delhi shown down")
     txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction")
     until(app.root, lambda: "in-doubt" in app.transactions.tree.item(txid, "tags"), "an amber row")

@@ -257,7 +257,7 @@ def test_retries_are_folded_in_the_diagram():
     out = views.sequence_diagram(txn)
     assert "the 3 message(s) above repeated 4 more time(s)" in out
     assert out.count("[retry]") == 1 and "|x" in out
-    assert "Still waiting for an acknowledgement from: Delhi" in out
+    assert "Still waiting: Delhi has not acknowledged it yet" in out
 
 
 def test_a_decided_commit_not_yet_applied_is_in_doubt_in_the_shell_as_in_the_window(sh, bank):

@@ -19,7 +19,7 @@ import time
 
 from bank import local_cluster as cluster
 from bank.errors import BankError, check_branch_name
-from bank.views import in_doubt_text
+from bank.views import in_doubt_text, not_told_yet
 
 AMOUNT_LIKE = re.compile(r"^[-+]?[0-9.,]+$")
 
@@ -130,8 +130,5 @@ class BankingCommands:
             return self._fail(f"Outcome not known yet ({result['outcome']}); `show {txid}` "
                               "tells it once the coordinator knows.")
         waiting = result.get("waiting_for") or []
-        who, has, them, do = ((waiting[0], "has", "it", "it does") if len(waiting) == 1
-                              else (" and ".join(waiting), "have", "them", "they do"))
-        late = (f" The decision is durable; {who} {has} not acknowledged it yet, and the "
-                f"coordinator keeps telling {them} until {do}." if waiting else "")
+        late = f" The decision is durable; {not_told_yet(waiting)}." if waiting else ""
         self._say(f"Committed: moved {amount} from {src} to {dst} ({how}).{late}")

@@ -26,6 +26,7 @@ from tkinter import ttk
 
 from bank.errors import BankError, FaultCode, check_text, split_acct_ref
 from bank.money import format_amount, parse_amount
+from bank.views import not_told_yet
 from bank.window.calls import new_request_id
 from bank.window.fit import Scrolled
 
@@ -207,8 +208,7 @@ class TransferForm(Form):
         text = f"Done: {amount} moved from {src} to {dst} ({how})."
         if not result.get("waiting_for"):
             return text, "ok"
-        return text + (f" {', '.join(result['waiting_for'])} has not confirmed yet; the "
-                       "coordinator keeps telling it until it does."), "unknown"
+        return text + f" {not_told_yet(result['waiting_for'], 'confirmed')}.", "unknown"
 
 
 class CashForm(Form):

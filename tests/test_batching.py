@@ -369,11 +369,9 @@ def test_a_read_sends_the_held_decisions_at_once():
     assert batching._carried == batching._posted == 1
 
 
-def test_a_failed_call_fails_the_held_decisions_it_carried_never_as_an_ack():
-    """B6 with B2: when the batch call that carries held decisions fails as a whole,
-    each held decision gets that failure (no acknowledgement: it is retried, C6), and
-    the message that took them along gets it too."""
-    link = SlowLink(fail_batches=True)
+def two_held_then_a_prepare(link):
+    """Hold commits t1 and t2 (B6), then send prepare t3, which takes them along; the
+    line, the held decisions' answers, and what the prepare's reply raised."""
     link.release.set()
     batching, answers = BatchingLink(link, hold=60.0), {}
     for txid in ("t1", "t2"):
@@ -382,7 +380,15 @@ def test_a_failed_call_fails_the_held_decisions_it_carried_never_as_an_ack():
     reply = batching.send_or_post("prepare", ("t3", COORD, []), None)
     with pytest.raises(BankError) as failed:
         reply.finish()
-    assert failed.value.code == FaultCode.UNAVAILABLE
+    return batching, answers, failed.value
+
+
+def test_a_failed_call_fails_the_held_decisions_it_carried_never_as_an_ack():
+    """B6 with B2: when the batch call that carries held decisions fails as a whole,
+    each held decision gets that failure (no acknowledgement: it is retried, C6), and
+    the message that took them along gets it too."""
+    batching, answers, failed = two_held_then_a_prepare(SlowLink(fail_batches=True))
+    assert failed.code == FaultCode.UNAVAILABLE
     for txid in ("t1", "t2"):
         answer, exc = answers[txid]
         assert answer is None and exc.code == FaultCode.UNAVAILABLE
@@ -478,16 +484,8 @@ def test_a_batch_answer_of_the_wrong_shape_fails_each_item_never_strands_one():
     """B2 with B6: a batch answered with fewer slots than items (another version of
     the kit, say) is a failure of the whole call for every item: each held decision
     and the message that took them along get an answer, none another's."""
-    link = ShortBatches()
-    link.release.set()
-    batching, answers = BatchingLink(link, hold=60.0), {}
-    for txid in ("t1", "t2"):
-        batching.send_or_post("commit", (txid,), lambda answer, exc, t=txid:
-                              answers.update({t: (answer, exc)}))
-    reply = batching.send_or_post("prepare", ("t3", COORD, []), None)
-    with pytest.raises(BankError) as failed:
-        reply.finish()
-    assert failed.value.code == FaultCode.INTERNAL
+    batching, answers, failed = two_held_then_a_prepare(ShortBatches())
+    assert failed.code == FaultCode.INTERNAL
     assert sorted(answers) == ["t1", "t2"]
     assert all(answer is None and exc.code == FaultCode.INTERNAL
                for answer, exc in answers.values())

@@ -14,6 +14,7 @@ is bank/local_cluster.py; this file is its command line.
 """
 
 import argparse
+import pathlib
 import sys
 
 from bank import keys
@@ -53,17 +54,21 @@ def main(argv=None):
     if args.hold_decisions and args.replicas:
         p.error("--hold-decisions works only for branches without replicas (a replicated "
                 "branch gets every message alone); leave out one of them")
+    home = "" if pathlib.Path(args.home) == pathlib.Path(KIT) else f" --home {args.home}"
     state = running_cluster(args.home)
     if args.command == "status" or state:
         if not state:
-            print("No local cluster is running. Start one with: python cluster.py start")
+            print(f"No local cluster is running. Start one with: python cluster.py start{home}")
             return 1
         print("A local cluster is running:")
         for name, info in state["members"].items():
             print(f"  {name:<12} {info['url']}  (pid {info['pid']})")
+        started_with = state.get("coordinator_args", [])
+        if "--hold-decisions" in started_with:
+            print_hold(started_with[started_with.index("--hold-decisions") + 1])
         if args.command == "start" and (args.hold_decisions or args.replicas):
             print("It keeps the settings it was started with; to start it with others: "
-                  "python cluster.py stop, then start again.")
+                  f"python cluster.py stop{home}, then start again.")
         return 0
     cluster = LocalCluster(args.home, fixed_ports=True, replicas=args.replicas,
                            coordinator_args=("--hold-decisions", f"{args.hold_decisions:g}")
@@ -72,8 +77,15 @@ def main(argv=None):
     cluster.start()
     for name, member in cluster.members.items():
         print(f"  {name:<12} {member.url}  (pid {member.proc.pid})")
-    print(f"Logs in {cluster.home / 'logs'}; stop it with: python cluster.py stop")
+    if args.hold_decisions:
+        print_hold(f"{args.hold_decisions:g}")
+    print(f"Logs in {cluster.home / 'logs'}; stop it with: python cluster.py stop{home}")
     return 0
+
+
+def print_hold(ms: str) -> None:
+    print(f"  the coordinator holds each decision up to {ms} ms for company "
+          "(bank/batching.py B6)")
 
 
 def make_keys(path, role, source) -> int:

@@ -111,7 +111,9 @@ def main(argv=None):
         coordinator.faults.arm(args.fail_at)
     print(f"Coordinator {args.name} serving at {coordinator.url} (log {args.log}, "
           f"branches {', '.join(f'{n}={u[0]}' for n, u in args.branches.items())}, "
-          f"authentication {'on' if secret else 'OFF'}, presumed {args.presumption})",
+          f"authentication {'on' if secret else 'OFF'}, presumed {args.presumption}"
+          + (f", decisions held up to {args.hold_decisions:g} ms" if args.hold_decisions
+             else "") + ")",
           flush=True)
     if coordinator.log.damage:
         found = coordinator.log.describe()

@@ -93,13 +93,20 @@ class Txn:
 
     def rides(self, entry: dict, how: str) -> None:
         """The message of `entry` did not leave at once (bank/batching.py): how is
-        "held" (B6) or "queued" (B5) when it is posted, "left" when its batch leaves,
-        which becomes its time in the trace. The views say how it went (rides_text)."""
+        "held" (B6) or "queued" (B5) when it is posted; "left" when its batch leaves,
+        which becomes its time and its place in the trace. The views say how it went
+        (bank/views.py, rides_text)."""
         with self._trace_lock:
-            if how == "left":
-                entry.update(at=now(), ms=int((time.monotonic() - self._t0) * 1000))
-            else:
+            if how != "left":
                 entry["rides"] = how
+                return
+            entry.update(at=now(), ms=int((time.monotonic() - self._t0) * 1000), left=True)
+            for rows in (self._tail, self._head):         # to the end: in time order
+                for i, row in enumerate(rows):
+                    if row is entry:
+                        del rows[i]
+                        (self._tail if self._tail else self._head).append(entry)
+                        return
 
     @property
     def trace(self) -> list:

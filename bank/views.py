@@ -252,20 +252,24 @@ def _diagram_summary(txn: dict) -> list:
 
 def not_told_yet(waiting: list, verb: str = "acknowledged") -> str:
     """The branches a committed transfer still waits for, as one sentence: "Delhi has
-    not acknowledged it yet, and the coordinator keeps telling it until it does" (or
-    "Delhi and Mumbai have ... them until they do")."""
+    not acknowledged it yet; the coordinator tells it until it does" (or "Delhi and
+    Mumbai have ... tells them until they do")."""
     if len(waiting) == 1:
-        return (f"{waiting[0]} has not {verb} it yet, and the coordinator keeps telling "
-                "it until it does")
-    return (f"{' and '.join(waiting)} have not {verb} it yet, and the coordinator keeps "
-            "telling them until they do")
+        return f"{waiting[0]} has not {verb} it yet; the coordinator tells it until it does"
+    return (f"{' and '.join(waiting)} have not {verb} it yet; the coordinator tells them "
+            "until they do")
 
 
 def rides_text(m: dict) -> str:
-    """How a message that did not leave at once went (bank/batching.py B5, B6): "" for
-    one sent at once; its time in the trace is when it left."""
-    return {"held": "held for company, then sent (B6)",
-            "queued": "rode a batch behind a busy line (B5)"}.get(m.get("rides"), "")
+    """How a message that did not leave at once goes (bank/batching.py B5, B6): "" for
+    one sent at once; once its batch left, its time in the trace is when it left."""
+    if m.get("rides") == "held":
+        return "held for company, then sent (B6)" if m.get("left") else \
+            "held for company (B6): not sent yet"
+    if m.get("rides") == "queued":
+        return "rode a batch behind a busy line (B5)" if m.get("left") else \
+            "waits to ride the next batch (B5)"
+    return ""
 
 
 def vote_text(branch: str, words: str, kind=None) -> str:

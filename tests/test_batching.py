@@ -524,10 +524,21 @@ def test_a_posted_messages_trace_row_says_how_it_went_and_when_it_left():
     assert notes == [("t2", "queued")]
     reply.finish()
     wait_for(lambda: ("t2", "left") in notes, 10, "the queued prepare to leave")
-    row = {"msg": "prepare", "to": "Delhi", "detail": "1002 +1.00", "rides": "queued"}
+    row = {"msg": "prepare", "to": "Delhi", "detail": "1002 +1.00", "rides": "queued",
+           "left": True}
     assert message_label(row) == ("prepare", "Delhi/1002 +1.00; rode a batch behind a "
                                   "busy line (B5)", ">")
     row = {"msg": "commit", "to": "Delhi", "detail": "", "rides": "held"}
-    assert message_label(row)[1] == "held for company, then sent (B6)"
+    assert message_label(row)[1] == "held for company (B6): not sent yet"
+    assert message_label(dict(row, left=True))[1] == "held for company, then sent (B6)"
     from bank.window.diagram import _label            # the window's arrow says it too
     assert _label(row, 1, 0) == "commit (held, B6)"
+    from bank.twopc_txn import Txn                    # and its row moves to when it left
+    txn = Txn("t", {"Delhi": []}, {})
+    held = txn.note("coordinator", "Delhi", "commit")
+    txn.note("Delhi", "coordinator", "decision?")
+    txn.rides(held, "held")
+    assert [r["msg"] for r in txn.trace] == ["commit", "decision?"]
+    txn.rides(held, "left")
+    assert [r["msg"] for r in txn.trace] == ["decision?", "commit"]
+    assert txn.trace[-1]["left"] and txn.trace[-1]["rides"] == "held"

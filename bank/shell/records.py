@@ -134,6 +134,7 @@ class RecordsCommands:
                 missing.append(b["name"])
         in_doubt = [t for t in self.coord.call("transactions", REMEMBERED, "")
                     if txn_category(t) == "in-doubt"]
+        branches = self._from_coordinator("branches") or branches   # read after the books
         rows += audit(books, in_doubt, branches, self.start_total, missing,
                       self._refused(in_doubt))
         self._report_check(rows)
@@ -162,10 +163,10 @@ class RecordsCommands:
         self._say("All checks passed" + (" (some work is still in flight)." if busy else "."))
 
     def do_counters(self, arg):
-        """counters: fsyncs and messages per transfer since the last `counters` (or since
-        the shell started). Run it, make some transfers (or a load), run it again: with
-        several clients at once, the ledger steps per branch COMMIT rise above 1 (group
-        commit at work).
+        """counters: fsyncs and messages per transfer since the last `counters`.
+        (The first time: since the shell started.) Run it, make some transfers (or a
+        load), run it again: with several clients at once, the ledger steps per branch
+        COMMIT rise above 1 (group commit at work).
         Example: counters"""
         self._args(arg, 0)
         now, silent = self._counter_totals()

@@ -284,7 +284,7 @@ def _label(row: dict, times: int, last_ms: int) -> str:
         text = f"ack ({detail})" if detail else "ack"
     else:
         text = f"{msg} {detail}".strip().replace(" -> ", " → ")
-        text += {"held": " (held, B6)", "queued": " (rode a batch)"}.get(row.get("rides"), "")
+        text += {"held": " (held, B6)", "queued": " (rides a batch)"}.get(row.get("rides"), "")
     if times > 1:
         text += f"   ×{times}" + (f" (until {last_ms / 1000:.1f} s)"
                                    if isinstance(last_ms, int) else "")

@@ -542,3 +542,50 @@ def test_a_posted_messages_trace_row_says_how_it_went_and_when_it_left():
     txn.rides(held, "left")
     assert [r["msg"] for r in txn.trace] == ["decision?", "commit"]
     assert txn.trace[-1]["left"] and txn.trace[-1]["rides"] == "held"
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--hold-decisions", "-1"], "--hold-decisions: 0 to 60000 milliseconds, not '-1'"),
+    (["--hold-decisions", "soon"], "--hold-decisions: 0 to 60000 milliseconds"),
+    (["--hold-decisions", "100000"], "--hold-decisions: 0 to 60000 milliseconds"),
+    (["--hold-decisions", "nan"], "--hold-decisions: 0 to 60000 milliseconds"),
+    (["--no-batching", "--hold-decisions", "2"], "--hold-decisions needs batching")])
+def test_hold_decisions_refuses_what_it_cannot_do_in_one_sentence(extra, says, capsys):
+    """B6's option: a hold out of range, or holding without batching (a held decision
+    rides a batch), is refused before anything starts, in one sentence."""
+    import coordinator as coordinator_main
+    with pytest.raises(SystemExit):
+        coordinator_main.parse_args(["--branch", "Mumbai=http://127.0.0.1:1", *extra])
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+    assert coordinator_main.parse_args(["--branch", "Mumbai=http://127.0.0.1:1",
+                                        "--hold-decisions", "2"]).hold_decisions == 2
+
+
+def test_cluster_start_refuses_a_hold_out_of_range_before_starting_anything(tmp_path, capsys):
+    """cluster.py start --hold-decisions takes the coordinator's range (B6); a value out
+    of it is refused in one sentence and nothing is started (no cluster state written)."""
+    import cluster as cluster_main
+    with pytest.raises(SystemExit):
+        cluster_main.main(["start", "--home", str(tmp_path), "--hold-decisions", "-3"])
+    err = capsys.readouterr().err
+    assert "--hold-decisions: 0 to 60000 milliseconds, not '-3'" in err
+    assert "Traceback" not in err and not (tmp_path / "data").exists()
+
+
+def test_hold_decisions_says_where_it_cannot_apply(tmp_path, capsys):
+    """B6 holds decisions only on batching lines, and a branch with replicas gets every
+    message alone: cluster.py start refuses --hold-decisions with --replicas (nothing
+    started), and coordinator.py names the replicated branches it does not apply to."""
+    import cluster as cluster_main
+    import coordinator as coordinator_main
+    with pytest.raises(SystemExit):
+        cluster_main.main(["start", "--home", str(tmp_path), "--replicas", "1",
+                           "--hold-decisions", "3"])
+    assert "--hold-decisions works only for branches without replicas" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+    coordinator_main.parse_args(["--branch", "Mumbai=http://127.0.0.1:1,http://127.0.0.1:2",
+                                 "--branch", "Delhi=http://127.0.0.1:3",
+                                 "--hold-decisions", "3"])
+    assert "--hold-decisions does not apply to Mumbai" in capsys.readouterr().out

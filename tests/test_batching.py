@@ -1,4 +1,4 @@
-"""Batched 2PC messages keep every rule of the protocol (bank/batching.py B1-B5).
+"""Batched 2PC messages keep every rule of the protocol (bank/batching.py B1-B6).
 
 Rules checked:
   * B1/B2 - at a real branch, the items of one batch() are answered each in its own
@@ -20,7 +20,14 @@ Rules checked:
     right after each answer, and every transaction ends;
   * a branch killed (kill -9) while batched transfers run, then restarted, leaves every
     transfer committed at both branches or at neither, as the coordinator decided, and
-    money is conserved.
+    money is conserved;
+  * B6 - a held decision rides the next message to its branch, or leaves alone once its
+    hold is over; a read sends it at once; a failed or misshapen batch answer fails
+    every item and strands none; a batch is never overfilled; the trace says how each
+    posted message went; through real processes a transfer is answered at the forced
+    decision and costs fewer messages, money it brought in can be spent at once, and a
+    coordinator killed with decisions held loses none; --hold-decisions refuses what it
+    cannot do in one sentence.
 Real processes on 127.0.0.1, real SQLite files; polling with a deadline.
 """
 

@@ -11,27 +11,29 @@ nothing on its way waits up to 3 s for the next message to that branch. (The bra
 ask about a transaction in doubt only every 30 s here, so they do not end the wait
 themselves; the default is every 2 s.) First transfer (7.00, Mumbai/1001 ->
 Delhi/1002): the client hears "committed" with both branches in waiting_for, while
-both branches, asked directly, are still prepared. Second transfer (8.00, back): its
-prepares take the held commits along; once it is answered, the first transfer is
-committed at both branches, and the second is prepared. Nothing else comes: 3 s
-later its commits leave alone. Then ten transfers in a row, counted: messages and
+both branches, asked directly, are still prepared. At once, a second transfer (8.00,
+back): its prepares take the held commits along; once it is answered, the first
+transfer is committed at both branches, and the second is prepared. Nothing else
+comes: 3 s later its commits leave alone. Then ten transfers in a row, counted: messages and
 fsyncs per transfer. Last, a read of Delhi through the coordinator sends what is held
 for Delhi first, so it sees the transfer it was just told about; Mumbai's commit stays
 held until its time is over.
 
 Steps:
   1. Run `python labs/lab17_held_decisions.py --step --keep`.
-  2. At the second pause, run `python shell.py --home FOLDER -c "show TXID"` with the
-     first transfer's txid: find the commit rows and their note, and compare their
-     time with the second transfer's answer. (A new shell adds up the bank's money
-     through the coordinator, so it sends what is still held: step 5 shows why.)
-  3. Compare step 4's numbers with lab 14's table (5 messages and 5 fsyncs for a lone
-     transfer under presumed abort).
+  2. At the second pause (nothing is held then: a new shell adds up the bank's money
+     through the coordinator, which sends what is held, as step 4 shows), run
+     `python shell.py --home FOLDER -c "show TXID"` with each transfer's txid: the
+     first one's commits left with the second's prepares, the second's alone, 3 s
+     after its commit point.
+  3. Compare step 3's numbers with a transfer whose decisions go alone: 5 messages
+     (the client's call, 2 prepares, 2 commits) and 5 fsyncs (lab 14: the forced
+     commit record and 2 COMMITs at each branch).
   4. In bank/batching.py, find where a prepare takes the held decisions along, and
      where the line's own thread sends them alone.
 
 Questions: Why may the coordinator answer "committed" before any branch has heard the
-decision? In step 2, what did the one call to each branch carry, and how many fsyncs
+decision? In step 1, what did the one call to each branch carry, and how many fsyncs
 did each branch make for it? Why is it safe to delay phase 2 for seconds, and what
 happens to a held commit if the coordinator crashes? What does a client (or a student
 reading a branch directly) see differently when decisions are held? Why does the kit
@@ -41,10 +43,8 @@ milliseconds, not seconds?
 Run: python labs/lab17_held_decisions.py [--step] [--keep]     Handout: labs/lab17_held_decisions.md
 """
 
-import time
-
-from labkit import (branch_total, expect, lab_cluster, parse_amount, passed, show, step,
-                    wait_until)
+from labkit import (branch_total, expect, lab_cluster, options, parse_amount, passed, show,
+                    step, wait_until)
 
 from bank.counters import per_transfer, totals
 from bank.views import rides_text
@@ -57,6 +57,19 @@ PAIR = ("Mumbai/1001", "Delhi/1002")
 def states(bank, txid: str) -> dict:
     """Each branch's state of txid, asked of the branch itself (this holds nothing up)."""
     return {name: bank.client(name).call("status", txid)["state"] for name in BOTH}
+
+
+def show_commits(coordinator, txid: str) -> list:
+    """Print the commit and ack rows of txid's trace (a commit's time is when it left);
+    the commits' times, in ms from the transaction's start."""
+    trace = coordinator.call("transaction", txid)["trace"]
+    for row in trace:
+        if row["msg"] in ("commit", "ack"):
+            show(f"at {row['ms']:>4} ms: {row['from']} -> {row['to']}: {row['msg']}  "
+                 f"{rides_text(row)}".rstrip())
+    expect(all(r.get("rides") == "held" and r.get("left") for r in trace
+               if r["msg"] == "commit"), "the trace says both commits were held, then sent")
+    return [row["ms"] for row in trace if row["msg"] == "commit"]
 
 
 def counted(bank) -> dict:
@@ -72,38 +85,36 @@ def main():
         coordinator = bank.coordinator()
         before = branch_total(bank)
         show(f"coordinator at {bank.coordinator_url}, decisions held up to {HOLD_MS} ms")
-        step("A transfer is answered at the commit point, before any branch has heard it.")
+        step("A transfer is answered at the commit point; the next one takes its commits "
+             "along.")
         first = coordinator.call("transfer", *PAIR, "7.00")
-        show(f"the client hears: {first['outcome']}, waiting for {first['waiting_for']} "
-             f"({first['txid']})")
+        show(f"first transfer {first['txid']}: the client hears {first['outcome']}, "
+             f"waiting for {first['waiting_for']}")
         expect(first["outcome"] == "committed" and first["waiting_for"] == ["Delhi", "Mumbai"],
                "committed, with both branches still to be told")
         expect(states(bank, first["txid"]) == {"Mumbai": "prepared", "Delhi": "prepared"},
                "both branches, asked directly, are still prepared")
         expect(bank.client("Mumbai").call("account", "1001")["held"] == "7.00",
                "Mumbai/1001 still holds the 7.00")
-
-        step("The next transfer's prepares take the held commits along.")
         second = coordinator.call("transfer", *PAIR[::-1], "8.00")
-        left_at = time.monotonic()
+        show(f"second transfer {second['txid']}: {second['outcome']}")
         expect(states(bank, first["txid"]) == {"Mumbai": "committed", "Delhi": "committed"},
                "the first transfer is committed at both branches")
         expect(states(bank, second["txid"]) == {"Mumbai": "prepared", "Delhi": "prepared"},
                "the second is prepared, its own commits held in turn")
-        trace = coordinator.call("transaction", first["txid"])["trace"]
-        for row in trace:
-            if row["msg"] in ("commit", "ack"):
-                show(f"at {row['ms']:>4} ms: {row['from']} -> {row['to']}: {row['msg']}  "
-                     f"{rides_text(row)}".rstrip())
-        expect(all(r.get("rides") == "held" and r.get("left") for r in trace
-                   if r["msg"] == "commit"), "the trace says both commits were held, then sent")
+        rode = show_commits(coordinator, first["txid"])
+        expect(all(ms < HOLD_MS for ms in rode),
+               "the first transfer's commits rode the second's prepares, long before "
+               "their hold was over")
 
         step("Nothing else comes: the held commits leave alone when the hold is over.")
         wait_until(lambda: states(bank, second["txid"]) == {"Mumbai": "committed",
                                                             "Delhi": "committed"},
                    "the second transfer is committed at both branches", HOLD_MS / 1000 + 20)
-        show(f"about {time.monotonic() - left_at:.1f} s after its answer (the hold is "
-             f"{HOLD_MS / 1000:.0f} s)")
+        alone = show_commits(coordinator, second["txid"])
+        if not options().step:           # a pause, or a new shell, may have sent them
+            expect(all(ms >= HOLD_MS for ms in alone),
+                   f"they left alone once their {HOLD_MS} ms were over")
 
         step("Ten transfers in a row: messages and fsyncs per transfer.")
         start = counted(bank)

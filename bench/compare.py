@@ -125,6 +125,8 @@ def main():
                         "change), alternating with the rest")
     p.add_argument("--save", default="", help="write the rows as JSON here")
     args = p.parse_args()
+    if args.hold < 0:
+        p.error(f"--hold takes milliseconds, 0 or more, not {args.hold:g}")
     for folder in [args.kit] + [spec.partition("=")[0] for spec in args.also_kit]:
         if not (pathlib.Path(folder) / "branch.py").is_file():
             p.error(f"{folder!r} is not a checkout of the kit (it has no branch.py); to "

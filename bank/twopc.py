@@ -391,6 +391,7 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
                 for effect in effects:                                   # commit: abort
                     if isinstance(effect, Record):
                         self._write_record(txn, effect)
+            txn.settle()                  # durable: now the new state may be seen (D1)
             if txn.core.state in (CoordState.COMMITTED, CoordState.ABORTED) and not txn.ended:
                 self._ended(txn)          # C12: presumed commit finishes without an end
             return [e for e in effects if not isinstance(e, Record)]

@@ -11,7 +11,9 @@ Rules:
     its kind; a message refused before it left is marked "sent": False.
   * A long outage (retries every second) keeps the first TRACE_HEAD and the last
     TRACE_TAIL messages of a trace, so its memory is bounded and its end always shown.
-  * A decision is shown only once it is durable (``published``, D1).
+  * A decision is shown only once it is durable (D1): every view reads
+    ``visible_state``, the core's state as of its last step whose records are on
+    disk, never the core's own state, which moves before its records are written.
 
 Glossary:
   trace     the list of messages of one transaction: who, to whom, what, when
@@ -42,6 +44,8 @@ class Txn:
         self.core = CoordinatorTxn(txid, plan, url,  # decides; see bank/core/coordinator.py
                                    info.get("presumption", Presumption.ABORT.value))
         self.info = info                   # src, dst, amount, request_id, presumption
+        self.visible_state = self.core.state   # the core's state once durable (D1): what
+                                               # views and the client may see (settle())
         self.counts = TxnCounters()        # writes and messages, per party (N1, N2)
         self.began = now()
         self.ended = ""
@@ -62,10 +66,16 @@ class Txn:
     def txid(self) -> str:
         return self.core.txid
 
+    def settle(self) -> None:
+        """The core's records are on disk (TwoPhaseCommit._step): its state may be seen.
+        Until then a view shows the state before (a commit being forced is still
+        "preparing"; if the disk refuses it, it never looked committed: C3)."""
+        self.visible_state = self.core.state
+
     @property
     def published(self):
         """The decision others may see: set only once it is durable (D1), else None."""
-        return self.core.decision if self.core.state in DECIDED else None
+        return self.core.decision if self.visible_state in DECIDED else None
 
     def note(self, sender: str, receiver: str, msg: str, detail: str = "", **extra) -> dict:
         """Add one message to the trace and return its entry (D5 may mark it never sent).
@@ -132,7 +142,7 @@ class Txn:
 
     def summary(self) -> dict:
         outcome = self.published.value if self.published else ""
-        return {"txid": self.txid, "state": self.core.state.value, "outcome": outcome,
+        return {"txid": self.txid, "state": self.visible_state.value, "outcome": outcome,
                 "src": self.info.get("src", ""), "dst": self.info.get("dst", ""),
                 "amount": self.info.get("amount", ""), "reason": self.core.reason,
                 "request_id": self.info.get("request_id", ""), "began": self.began,

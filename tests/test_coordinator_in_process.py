@@ -7,6 +7,8 @@ Rules checked (bank/twopc.py, bank/twopc_rounds.py, bank/batching.py):
   * memory stays flat behind a stuck transaction, and the retry loop looks only at the
     open ones (issue 13); ending a transaction never waits for the driver's lock;
   * a transfer whose log compaction fails is committed and not left open (Rule 4);
+  * D1: no view shows a commit before its record is on disk, nor ever if the disk
+    refuses it (C3);
   * B6: a clean stop sends the decisions held for company.
 
 The stand-ins are real XML-RPC servers (the kit's rpc.Server) on ports from the OS,
@@ -241,6 +243,41 @@ def test_a_transfer_whose_log_compaction_fails_is_committed_and_not_left_open(
         assert txn.ended and coord.twopc.open_txns == {}
         assert coord.twopc.recover() == {"resent": 0, "unfinished": []}
     finally:
+        monkeypatch.undo()
+        coord.close()
+
+
+def test_no_view_shows_a_commit_before_its_record_is_on_disk(tmp_path, monkeypatch,
+                                                            stand_ins):
+    """D1: a decision is visible only once it is durable. While the commit record is
+    being forced, transactions() still shows the transfer as collecting votes (the
+    core has moved on; the disk has not; transaction(txid) waits for the write, as it
+    reads the votes under the transaction's lock). Here the disk then
+    refuses the record (full: C3), so the transfer aborts, and no view ever said
+    "committed" (before the fix both did, for as long as the write took)."""
+    coord = coordinator_module.Coordinator("C1", stand_ins(yes_and_ack, yes_and_ack),
+                                           tmp_path / "recovery.log")
+    forcing, refuse = threading.Event(), threading.Event()
+
+    def slow_full_disk(txid):
+        forcing.set()
+        refuse.wait(10)
+        raise recovery_log.LogWriteError("No space left on device")
+    monkeypatch.setattr(coord.twopc.log, "commit", slow_full_disk)
+    answers = []
+    try:
+        client = threading.Thread(target=lambda: answers.append(
+            coord.transfer(SRC, DST, "1")), daemon=True)
+        client.start()
+        assert forcing.wait(10), "the commit record was never written"
+        (row,) = coord.twopc.summaries()
+        assert (row["state"], row["outcome"]) == ("preparing", "")
+        refuse.set()
+        client.join(10)
+        assert answers and answers[0]["outcome"] == "aborted"
+        assert coord.twopc.detail(row["txid"])["outcome"] == "aborted"
+    finally:
+        refuse.set()
         monkeypatch.undo()
         coord.close()
 

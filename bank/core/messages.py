@@ -39,7 +39,8 @@ class CoordState(str, enum.Enum):
     PREPARING = "preparing"     # phase 1: votes are being collected
     COMMITTING = "committing"   # commit is logged (forced); telling participants
     ABORTING = "aborting"       # abort decided; telling participants
-    COMMITTED = "committed"     # every participant acknowledged commit (end logged)
+    COMMITTED = "committed"     # every participant acknowledged commit (end logged);
+                                # presumed commit: the commit record is forced (C12)
     ABORTED = "aborted"         # every participant acknowledged abort (end logged)
     IN_DOUBT = "in doubt"       # its log records were damaged: never presumed either way
 

@@ -61,8 +61,11 @@ def main(argv=None):
             print(f"No local cluster is running. Start one with: python cluster.py start{home}")
             return 1
         print("A local cluster is running:")
+        cluster = LocalCluster.attach(args.home)
         for name, info in state["members"].items():
-            print(f"  {name:<12} {info['url']}  (pid {info['pid']})")
+            down = "" if cluster.answers(name) else \
+                "  does not answer: `restart " + name + "` in the shell brings it back"
+            print(f"  {name:<12} {info['url']}  (pid {info['pid']}){down}")
         started_with = state.get("coordinator_args", [])
         if "--hold-decisions" in started_with:
             print_hold(started_with[started_with.index("--hold-decisions") + 1])
@@ -74,7 +77,11 @@ def main(argv=None):
                            coordinator_args=("--hold-decisions", f"{args.hold_decisions:g}")
                            if args.hold_decisions else ())
     print("Starting the local cluster...", flush=True)
-    cluster.start()
+    try:
+        cluster.start()
+    except RuntimeError as exc:            # a member exited or hung: its own words follow
+        print(f"Cannot start the local cluster: {exc}", file=sys.stderr)
+        return 2
     for name, member in cluster.members.items():
         print(f"  {name:<12} {member.url}  (pid {member.proc.pid})")
     if args.hold_decisions:

@@ -76,6 +76,9 @@ def open_shell(args, say) -> tuple:
                       args.home, where=f"the local cluster in {local.home}")
     how = "started now; it stops when you quit" if started else "it keeps running after you quit"
     members = "\n".join(f"  {n:<12} {m.url}" for n, m in local.members.items())
+    if not started and not local.answers(cluster.COORDINATOR):
+        members += ("\nIts coordinator does not answer (crashed?): `restart coordinator` "
+                    "brings it back; until then reads go to the branches directly.")
     return shell, f"Connected to {shell.where} ({how}):\n{members}", local if started else None
 
 

@@ -81,10 +81,12 @@ class Member:
         self.url = ""
         self.url_file = home / "data" / f"{name}.url"
         self.output = home / "logs" / f"{name}.out"
+        self._output_from = 0         # where this run's output starts in that file
 
     def start(self, extra=()) -> str:
         """Start the process and wait (with a deadline) until it listens; return its URL."""
         self.url_file.unlink(missing_ok=True)
+        self._output_from = self.output.stat().st_size if self.output.exists() else 0
         cmd = [sys.executable, str(KIT / self.script), *self.args, "--port", str(self.port),
                "--url-file", str(self.url_file), "--log-dir", str(self.home / "logs"),
                *extra]
@@ -101,17 +103,23 @@ class Member:
         while time.monotonic() < deadline:
             if self.url_file.exists():
                 return self.url_file.read_text(encoding="utf-8").strip()
-            if self.proc.poll() is not None:
+            if self.proc.poll() is not None:     # its last line says why (one sentence)
+                output = self.last_output()
+                why = output.splitlines()[-1] if output else "it wrote nothing"
                 raise RuntimeError(f"{self.name} exited with code {self.proc.returncode} "
-                                   f"while starting:\n{self.last_output()}")
+                                   f"while starting: {why}\n{output}")
             time.sleep(0.05)                 # polling for a file, with a deadline
         self.kill()
         raise RuntimeError(f"{self.name} did not start within {START_TIMEOUT} s:\n"
                            f"{self.last_output()}")
 
     def last_output(self, lines: int = 15) -> str:
+        """The last lines this process wrote to its .out file (not an earlier run's)."""
         try:
-            return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
+            with open(self.output, "rb") as out:
+                out.seek(self._output_from)
+                text = out.read().decode(errors="replace")
+            return "\n".join(text.splitlines()[-lines:])
         except OSError:
             return ""
 
@@ -172,6 +180,7 @@ class LocalCluster:
         self.members[COORDINATOR] = Member(COORDINATOR, "coordinator.py",
                                            self.coordinator_args, self.home,
                                            self._port(COORDINATOR, fixed_ports))
+        self.recorded = False         # is HOME/data/cluster.json this cluster's record?
 
     @staticmethod
     def _port(name, fixed):
@@ -233,14 +242,17 @@ class LocalCluster:
 
     def stop(self) -> None:
         """End every member: those we started, and those another program (a shell
-        attached to this cluster, say) restarted since, by the pid it recorded."""
-        recorded = _recorded(self.home)
+        attached to this cluster, say) restarted since, by the pid it recorded. A
+        cluster whose start failed ends only its own processes and leaves the record
+        alone: it may be another cluster's, still running from the same home."""
+        recorded = _recorded(self.home) if self.recorded else {}
         for name, member in self.members.items():
             member.kill()
             pid, _ = recorded.get(name, (None, ""))
             if member.proc is None or pid != member.proc.pid:
                 _end_recorded(pid, member.url)
-        (self.home / "data" / "cluster.json").unlink(missing_ok=True)
+        if self.recorded:
+            (self.home / "data" / "cluster.json").unlink(missing_ok=True)
 
     def __enter__(self):
         return self.start()
@@ -259,6 +271,10 @@ class LocalCluster:
     def coordinator(self, timeout: float = 30) -> rpc.Client:
         return self.client(COORDINATOR, timeout)
 
+    def answers(self, name: str) -> bool:
+        """Does the member answer now (a ping signed with the cluster's keys)?"""
+        return _ours(self.member(name).url, self.secret)
+
     def save_state(self) -> None:
         """Record URLs, pids and command lines, so another program can attach."""
         state = {"secret_file": str(self.secret_file),
@@ -267,6 +283,7 @@ class LocalCluster:
                                  "script": m.script, "args": m.args, "port": m.port}
                              for n, m in self.members.items()}}
         (self.home / "data" / "cluster.json").write_text(json.dumps(state, indent=2))
+        self.recorded = True
 
     @classmethod
     def attach(cls, home=KIT):
@@ -279,6 +296,7 @@ class LocalCluster:
         cluster.secret_file = pathlib.Path(state["secret_file"])
         cluster.secret = rpc.load_secret(cluster.secret_file)
         cluster.coordinator_args = state["coordinator_args"]
+        cluster.recorded = True
         cluster.members = {}
         for name, info in state["members"].items():
             member = Member(name, info["script"], info["args"], cluster.home, info["port"])
@@ -309,7 +327,10 @@ def replicas_arg(text: str) -> int:
 # ---- attaching to a cluster that is already running ------------------------------------
 
 def running_cluster(home=KIT):
-    """The state of a cluster started earlier from `home`, if its coordinator answers."""
+    """The state of a cluster started earlier from `home`, if any of its members still
+    answers with its keys. Its coordinator may be down (a crash a lab asked for): a
+    shell attaches all the same, reads the branches directly and can restart it; a
+    start would fail on the branches' databases, which the live ones hold."""
     path = pathlib.Path(home) / "data" / "cluster.json"
     try:
         state = json.loads(path.read_text())
@@ -320,11 +341,22 @@ def running_cluster(home=KIT):
     try:
         rpc.Client(url, secret, timeout=2).call("ping")
     except BankError as exc:
-        if exc.code == FaultCode.UNAVAILABLE:
-            return None                       # nothing answers there: not running
-        raise SystemExit(f"A cluster started from {home} answers at {url} but refused us "
-                         f"({exc.message}). Stop it with `python cluster.py stop`.")
+        if exc.code != FaultCode.UNAVAILABLE:
+            raise SystemExit(f"A cluster started from {home} answers at {url} but refused "
+                             f"us ({exc.message}). Stop it with `python cluster.py stop`.")
+        others = [info["url"] for name, info in state["members"].items() if name != COORDINATOR]
+        if not any(_ours(other, secret) for other in others):
+            return None                       # nothing of it answers: not running
     return state
+
+
+def _ours(url, secret) -> bool:
+    """Does a member of this cluster answer at url (a ping signed with its keys)?"""
+    try:
+        rpc.Client(url, secret, timeout=2).call("ping")
+        return True
+    except BankError:
+        return False
 
 
 def stop_running(home=KIT) -> list:

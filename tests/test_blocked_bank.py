@@ -3,7 +3,7 @@
 Rules checked:
   * the shell with the coordinator down answers balance, branches, txns in-doubt and
     journal from the branches directly, under a line saying the coordinator cannot be
-    reached (bank/shell/direct.py, Rules V1-V4);
+    reached, and a shell that knows no branch says so (bank/shell/direct.py, V1-V4);
   * after a coordinator restart, `show` of a recovered transfer draws what the recovery
     log proves happened before the crash (begin, prepares, yes votes, the forced commit)
     and then the recovery; never "none logged yet" for a decided one (bank/twopc_recovery.py);
@@ -17,6 +17,7 @@ Process tests get their own cluster in tmp_path, stopped (by pid) by the fixture
 shell runs in-process (onecmd into a StringIO). Waiting is polling with a deadline.
 """
 
+import io
 import pathlib
 import re
 import sys
@@ -28,6 +29,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import local_cluster as cluster                    # noqa: E402
+from bank import shell                                       # noqa: E402
 from shelltest import run, shell_on  # noqa: E402
 from bank.errors import BankError                            # noqa: E402
 from bank.faults import FaultPoints                          # noqa: E402
@@ -165,6 +167,21 @@ def test_with_the_coordinator_down_check_audits_the_branches_own_books(sh, bank)
     assert "Delhi has 1 prepared" in out and "Mumbai has 1 prepared" in out, out
     assert "All checks passed (some work is still in flight)." in out, out
     assert sh.failures == failed_before
+
+
+def test_a_shell_that_knows_no_branch_says_so_and_never_passes_the_check(bank):
+    """V3: a shell attached by URL after the coordinator went down knows no branch's
+    address; `check`, `txns in-doubt` and `accounts` fail with one sentence saying so
+    (check said "All checks passed" over no books at all, and txns "nothing to show"
+    while the branches held money in doubt)."""
+    bank.kill("coordinator")
+    client = shell.coordinator_client(bank.coordinator_url, bank.secret)
+    blind = shell.BankShell(client, None, bank.home, stdout=io.StringIO())
+    for command in ("check", "txns in-doubt", "accounts"):
+        out = run(blind, command)
+        assert "Error: This shell knows no branch's address" in out, out
+        assert "passed" not in out and "nothing to show" not in out, out
+    assert blind.failures == 3
 
 
 def test_an_error_the_coordinator_answers_is_not_hidden_by_a_direct_read(sh, bank):

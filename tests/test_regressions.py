@@ -104,3 +104,25 @@ def test_reset_refuses_while_running_and_empties_a_stopped_cluster(tmp_path):
     assert any(p.endswith(".db") for p in cluster.reset(tmp_path))
     with cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)) as again:
         assert again.coordinator().call("account", "Mumbai/1001")["balance"] == "10000.00"
+
+
+def test_a_cluster_whose_coordinator_is_down_is_still_found_and_never_orphaned(tmp_path):
+    """A cluster whose coordinator crashed is still running: its branches hold their
+    databases, and maybe money in doubt. A new shell attaches to it and can restart the
+    coordinator (it used to start a second cluster, which failed on the databases and
+    deleted cluster.json, leaving the branches running with nothing that could stop
+    them); a start that fails all the same leaves the record alone, and `cluster.py
+    stop` ends the branches by it."""
+    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi")).start()
+    try:
+        bank.kill("coordinator")
+        attached, started = cluster.attach_or_start(tmp_path)
+        assert not started
+        assert attached.answers("Mumbai") and not attached.answers("coordinator")
+        with pytest.raises(RuntimeError, match="Mumbai exited"):
+            cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi")).start()
+        assert cluster.running_cluster(tmp_path) is not None
+        assert sorted(cluster.stop_running(tmp_path)) == ["Delhi", "Mumbai"]
+        assert not bank.answers("Mumbai") and not bank.answers("Delhi")
+    finally:
+        bank.stop()

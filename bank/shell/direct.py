@@ -15,7 +15,8 @@ Rules:
     behind it, a bad account) is shown as it is.
   * V3 - the branches' addresses come from the local cluster, the cluster.ini the shell
     was given, or the coordinator's last `branches` answer; a branch that does not
-    answer either is named, never left out in silence.
+    answer either is named, never left out in silence, and a shell that knows no
+    branch at all says so, never answers with nothing.
   * V4 - the branches know their prepared transfers (in doubt: holding money, waiting
     for the decision) but not the coordinator's list of committed and aborted ones, so
     only `txns in-doubt` (and `txns`) can be answered while it is down.
@@ -35,6 +36,8 @@ from bank.shell.plumbing import sentence
 from bank.views import age_text
 
 BRANCH_TIMEOUT = 3             # seconds a direct read waits for a branch
+NO_ADDRESSES = ("This shell knows no branch's address, so it cannot read the branches "
+                "directly: start it with --config and the cluster.ini that names them.")
 
 
 class DirectReads:
@@ -89,7 +92,7 @@ class DirectReads:
     def _branch_names(self) -> list:
         """The branches' names: the coordinator's list, or the known addresses' (V3)."""
         ping = self._from_coordinator("ping")
-        return ping["branches"] if ping is not None else sorted(self._branch_urls())
+        return ping["branches"] if ping is not None else sorted(self.direct_urls())
 
     def _branch_urls(self) -> dict:
         """name -> URL of each branch's primary, from what this shell knows (V3)."""
@@ -97,6 +100,14 @@ class DirectReads:
         if self.local is not None:
             for name in self.local.branch_names:
                 urls.setdefault(name, self.local.members[name].url)
+        return urls
+
+    def direct_urls(self) -> dict:
+        """The known branches' addresses, for reads while the coordinator is down: none
+        known is one sentence, not an empty answer (V3)."""
+        urls = self._branch_urls()
+        if not urls:
+            raise BankError(FaultCode.UNAVAILABLE, NO_ADDRESSES)
         return urls
 
     def learn_branches(self, rows: list) -> None:
@@ -130,7 +141,7 @@ class DirectReads:
         if branch:
             return read(self._known(branch))
         rows = []
-        for name in sorted(self._branch_urls()):
+        for name in sorted(self.direct_urls()):
             try:
                 rows += read(name)
             except BankError as exc:
@@ -142,7 +153,7 @@ class DirectReads:
     def _direct_branch_rows(self) -> list:
         """Rows of `branches` from each branch's own ping, and the coordinator DOWN."""
         rows = []
-        for name, url in sorted(self._branch_urls().items()):
+        for name, url in sorted(self.direct_urls().items()):
             try:
                 info = self._ask(name, "ping")
                 rows.append([name, url, "up", info["role"], info["epoch"], "-",

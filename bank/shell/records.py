@@ -144,7 +144,7 @@ class RecordsCommands:
         branch's books, and how many transfers it holds prepared; which of them the
         coordinator decided is not known here, so they can only be "wait"."""
         books, rows, missing, branches = [], [], [], []
-        for name in sorted(self._branch_urls()):
+        for name in sorted(self.direct_urls()):
             try:
                 books.append(self._ask(name, "audit"))
                 branches.append({"name": name, "in_doubt": self._ask(name, "ping")["in_doubt"]})

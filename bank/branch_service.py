@@ -236,8 +236,8 @@ class Branch(ReplicationRoles, Termination):
         state = yield self._apply(self.ledger.commit, txid)   # durable here and on replicas
         if state is not TxState.COMMITTED:                  # P11: a heuristic abort here
             return self._damage_answer(txid, "commit")
-        log.info("commit %s: the coordinator decided commit; applied here (%s), the hold "
-                 "is released.", txid, state.value)
+        log.info("commit %s: the coordinator decided commit; applied here (%s), any "
+                 "hold is released.", txid, state.value)
         self.faults.crash_if_armed("crash-after-commit")
         return {"txid": txid, "state": state.value}
 

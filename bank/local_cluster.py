@@ -390,7 +390,9 @@ def reset(home=KIT) -> list:
     """Delete a stopped cluster's databases, logs and keys: the next start is fresh."""
     home = pathlib.Path(home)
     if running_cluster(home) is not None:
-        raise SystemExit("A local cluster is running from here: python cluster.py stop first.")
+        where = "" if home.resolve() == KIT.resolve() else f" --home {home}"
+        raise SystemExit(f"A local cluster is running from here: python cluster.py stop{where} "
+                         "first.")
     removed = []
     for pattern in ("data/*.db*", "data/*.url", "data/cluster.*", "logs/*.log*", "logs/*.out",
                     "logs/*.csv", "logs/.shell_history"):

@@ -86,6 +86,8 @@ def _parse_text(text: str) -> int:
     if not match:
         if re.fullmatch(r"[0-9]+\.[0-9]{3,}", text):
             raise _bad(text, "money has at most two decimals")
+        if re.fullmatch(r"[0-9]{16,}(\.[0-9]{1,2})?", text):     # too long to read: too big
+            raise _bad(text, "it is above the maximum of " + MAX_AMOUNT_TEXT)
         raise _bad(text, "it is not a plain decimal number")
     units, cents = match.group(1), (match.group(2) or "").ljust(2, "0")
     return int(units) * MINOR_PER_UNIT + int(cents)

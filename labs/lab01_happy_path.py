@@ -18,8 +18,9 @@ Steps:
      `logs/Mumbai.log`, `logs/Delhi.log`) in an editor or with `cat`, and find the txid.
   3. In a second terminal, attach the shell to the lab's cluster while it runs:
      `python shell.py --home FOLDER`, then `show last` and `journal Mumbai/1001`.
-  4. After the lab, `python shell.py --home FOLDER` no longer finds a cluster; the files stay
-     (because of `--keep`). Delete the folder when you are done.
+  4. After the lab its cluster is stopped and the files stay (because of `--keep`):
+     `python shell.py --home FOLDER` would start a new cluster on them, with the same
+     accounts and logs. Delete the folder when you are done.
 
 Questions: Which of the three recovery-log records is forced (fsynced) and why is it
 the only one? In the trace, what happens between the last vote and the first commit?

@@ -123,6 +123,16 @@ def test_parse_amount_refuses_non_ascii_digits(value):
         parse_amount(value)
 
 
+@pytest.mark.parametrize("value", ["9999999999999999", "99999999999999999999999",
+                                   "12345678901234567.50"])
+def test_too_many_digits_is_refused_as_above_the_maximum(value):
+    """A number too long to read is too big: the sentence says "above the maximum"
+    (it said "not a plain decimal number", which it is)."""
+    with pytest.raises(BankError) as refused:
+        parse_amount(value)
+    assert "above the maximum of 1000000000.00" in refused.value.message
+
+
 # ---- parse_delta -------------------------------------------------------------------
 
 DELTAS = [

@@ -277,7 +277,9 @@ def test_a_decided_commit_not_yet_applied_is_in_doubt_in_the_shell_as_in_the_win
 
 
 @pytest.mark.parametrize("line, expected", [
-    ("journal Mumbai \u00b2", "is not a branch name"),
+    ("journal Mumbai \u00b2", "is not a number of rows"),
+    ("journal \u00b2", "is not a number of rows"),
+    ("journal Mumbai/1001 abc", "is not a number of rows"),
     ("log \u00b2", "is not an account"),
     ("txns \u00b3", "is not a state"),
     ("txns \u0663", "is not a state"),

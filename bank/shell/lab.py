@@ -63,8 +63,9 @@ class LabCommands:
     def do_fault(self, arg):
         """fault NODE POINT: arm a named fault point on a node (off disarms).
         Branch points: vote-no, crash-before-vote, crash-after-vote, crash-before-commit,
-        crash-after-commit, delay=SECONDS. Coordinator points: crash-after-prepare,
-        crash-after-decision, crash-mid-commit.
+        crash-after-commit, delay=SECONDS, and cut-replication (stays on until off: a
+        replicated branch's link to its replicas is cut). Coordinator points:
+        crash-after-prepare, crash-after-decision, crash-mid-commit.
         Example: fault Delhi crash-after-vote"""
         node, point = self._args(arg, 2)
         node, point = self._node(node), "" if point in ("off", "none") else point

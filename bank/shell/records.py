@@ -37,6 +37,9 @@ class RecordsCommands:
         for word in self._args(arg, 0, 2):
             if is_count(word):
                 limit = int(word)
+            elif target or word.lstrip("+-").isdigit():
+                raise ShellError(f"{word!r} is not a number of rows: give a whole number, "
+                                 "like 10 (journal [ACCT|BRANCH] [N]).")
             else:
                 target = self._acct(word) if "/" in word else check_branch_name(word)
         rows = self._read("journal", target, limit)

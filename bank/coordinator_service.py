@@ -36,8 +36,8 @@ from bank.config_manager import ConfigManager
 from bank.coordinator_lab import LabControls
 from bank.coordinator_status import BranchStatus
 from bank.counters import COUNTS
-from bank.errors import (CUT_OFF, BankError, FaultCode, check_branch_name, check_limit,
-                         check_text, check_token, split_acct_ref)
+from bank.errors import (CUT_OFF, NOTHING_DONE, BankError, FaultCode, check_branch_name,
+                         check_limit, check_text, check_token, split_acct_ref)
 from bank.faults import FaultPoints
 from bank.handoff import Workers, run_all
 from bank.core.messages import COORDINATOR_POINTS
@@ -124,7 +124,7 @@ class BranchLink:
         if moved and self.find_primary():
             return
         if exc.not_sent:                          # the branch never got it: say so
-            raise BankError(exc.code, exc.message + " Nothing was done.",
+            raise BankError(exc.code, exc.message + NOTHING_DONE,
                             not_sent=True, why=exc.why) from None
         raise exc
 

@@ -62,6 +62,20 @@ class BankError(Exception):
         return self.message
 
 
+NOTHING_DONE = " Nothing was done."     # ends a message whose request surely never arrived
+
+
+def surely_not_done(exc: BankError) -> bool:
+    """Did a failed call certainly change nothing? Every refusal but UNAVAILABLE is
+    decided before anything runs; an UNAVAILABLE only when the request never left
+    (not_sent: a refused connection here) or the server that answered says so (the
+    coordinator could not reach the branch: its message ends with NOTHING_DONE).
+    Otherwise the call may have arrived just before the line broke: its outcome is
+    not known, never "failed"."""
+    return (exc.code != FaultCode.UNAVAILABLE or exc.not_sent
+            or exc.message.endswith(NOTHING_DONE))
+
+
 # ---- input checks ---------------------------------------------------------------
 
 MAX_TEXT = 80                                   # owner names, branch names

@@ -506,6 +506,23 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     assert app.branches.split["total"] == 30_000_00 and app.branches.split["held"] == 0
 
 
+
+@pytest.mark.parametrize("error, kind", [
+    (BankError(FaultCode.UNAVAILABLE, "branch Delhi at http://127.0.0.1:1 cannot be "
+               "reached (connection refused: is it running?). Nothing was done."), "bad"),
+    (BankError(FaultCode.UNAVAILABLE, "refused here", not_sent=True), "bad"),
+    (BankError(FaultCode.UNAVAILABLE, "no answer in time (30 s)"), "unknown"),
+    (BankError(FaultCode.INSUFFICIENT_FUNDS, "Insufficient funds."), "bad")])
+def test_an_outcome_is_unknown_only_when_the_call_may_have_arrived(error, kind):
+    """O2 with errors.surely_not_done: an unreachable server is "not known" only when
+    the call may have arrived; when the coordinator says it never reached the branch
+    ("Nothing was done.") or the connection was refused here, the window says it was
+    not done (it said "not known ... Nothing was done." in one breath)."""
+    from bank.window.operations import failure_text
+    text, shown = failure_text("deposit", error)
+    assert shown == kind, text
+    assert ("not known" in text) == (kind == "unknown"), text
+
 @pytest.mark.slow
 def test_money_in_flight_keeps_the_total(app):
     """If the coordinator dies after the source committed but before the destination

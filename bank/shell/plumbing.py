@@ -34,7 +34,7 @@ from tabulate import tabulate
 from bank import activity
 from bank import local_cluster as cluster
 from bank import rpc
-from bank.errors import BankError, FaultCode, split_acct_ref
+from bank.errors import BankError, FaultCode, split_acct_ref, surely_not_done
 from bank.money import format_amount, parse_amount
 from bank.views import minor
 
@@ -262,8 +262,7 @@ class ShellCore(cmd.Cmd):
         try:
             return self.coord.call(method, *args, request_id)
         except (BankError, KeyboardInterrupt) as exc:
-            if isinstance(exc, BankError) and (exc.code != FaultCode.UNAVAILABLE or exc.not_sent
-                                               or exc.message.endswith("Nothing was done.")):
+            if isinstance(exc, BankError) and surely_not_done(exc):
                 raise
             why = self._explain(exc) if isinstance(exc, BankError) else "Interrupted."
             self._reconnect()

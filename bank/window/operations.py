@@ -24,7 +24,7 @@ Glossary:
 import tkinter as tk
 from tkinter import ttk
 
-from bank.errors import BankError, FaultCode, check_text, split_acct_ref
+from bank.errors import BankError, check_text, split_acct_ref, surely_not_done
 from bank.money import format_amount, parse_amount
 from bank.views import not_told_yet
 from bank.window.calls import new_request_id
@@ -34,11 +34,11 @@ from bank.window.fit import Scrolled
 def failure_text(what: str, error: BankError):
     """(text, kind) for a refusal, or (Rule O2) for an outcome we cannot know yet.
 
-    An unreachable server is never taken as "nothing happened": the call may have
-    arrived just before it went down (and xmlrpc.client re-sends a request once on
-    a reset connection, so even "connection refused" can follow a delivered call).
+    An unreachable server is taken as "nothing happened" only when that is sure (a
+    refused connection, or the coordinator saying it never reached the branch): the
+    call may have arrived just before the line broke (errors.surely_not_done).
     """
-    if error.code == FaultCode.UNAVAILABLE:
+    if not surely_not_done(error):
         return (f"The outcome of this {what} is not known: {error.message} If it was "
                 "down before you pressed the button, nothing happened; if it went down "
                 "during the call, the operation may still complete. Watch the balances "

@@ -112,7 +112,7 @@ class _Message:
 
 
 class BatchingLink:
-    """Wraps a coordinator.BranchLink: prepare/commit/abort may ride in a batch (B1-B6).
+    """Wraps a coordinator_service.BranchLink: prepare/commit/abort may ride in a batch (B1-B6).
 
     Everything else (reads, pings, a branch with replicas) goes straight to the link.
     hold: seconds a decision for a free line waits for company (B6; 0: it leaves now).

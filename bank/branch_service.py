@@ -10,16 +10,16 @@ replica, fenced) is bank/branch_roles.py.
 The program that starts it is branch.py at the top of the repository.
 
 Rules:
-  * B1 - check, then write, then reply. Arguments are checked before anything
+  * BR1 - check, then write, then reply. Arguments are checked before anything
     changes; the ledger makes the change durable; the reply leaves afterwards.
-  * B2 - a yes vote is a promise (P1, P6). A prepared transaction never times out
+  * BR2 - a yes vote is a promise (P1, P6). A prepared transaction never times out
     by itself: it asks for the decision every few seconds (``--ask-every``).
-  * B3 - fault points sit exactly between those steps (see faults.py), so a
+  * BR3 - fault points sit exactly between those steps (see faults.py), so a
     student can crash the branch "after the vote was recorded, before it was sent".
-  * B4 - roles (bank/keys.py): a branch started with ``--coordinator URL`` carries out
+  * BR4 - roles (bank/keys.py): a branch started with ``--coordinator URL`` carries out
     participant steps only for that coordinator: a prepare naming another one is
     refused like a wrong role (HTTP 403), before anything changes (refuse_caller).
-  * B5 - the branch narrates its 2PC steps in its terminal and log (INFO, one plain
+  * BR5 - the branch narrates its 2PC steps in its terminal and log (INFO, one plain
     sentence each): the prepare and its vote, the commit or abort, and each time it
     asks the coordinator for a decision while it holds money ("still holding 100.00").
     So a class watching the branch windows sees who is blocked, and on what.
@@ -279,7 +279,7 @@ class Branch(ReplicationRoles, Termination):
         return self.ledger.in_doubt()
 
     def refuse_caller(self, role: str, method: str, params) -> str:
-        """B4: why this well-signed call is not for us to carry out, or "" (rpc.py asks).
+        """BR4: why this well-signed call is not for us to carry out, or "" (rpc.py asks).
 
         Participant steps are only for the coordinator this branch is configured with;
         without --coordinator (one laptop) any coordinator holding the server key may.

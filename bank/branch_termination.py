@@ -15,7 +15,7 @@ Rules:
     coordinator that answers "pending" is still deciding, and one that is merely
     restarting will answer soon.
   * T2 - a peer that cannot be reached counts as "in-doubt": it tells us nothing.
-  * T3 - the branch narrates every query and every answer in its terminal (B5), so a
+  * T3 - the branch narrates every query and every answer in its terminal (BR5), so a
     class sees who asked whom and what it learned, or that it still waits.
   * T4 - each prepared transaction times out on its own clock (P6): it is asked about
     once it has waited ``--ask-every`` seconds, not at the loop's next tick; after a
@@ -107,7 +107,7 @@ class Termination:
                     resolved += 1
                 elif decision == "" and txn.peers and self._silent_long(txn.txid):   # T1
                     resolved += self._ask_peers(txn, query.to)
-                else:                                               # B5: still blocked
+                else:                                               # BR5: still blocked
                     log.info("termination: %s is in doubt; asked the coordinator at %s "
                              "for the decision: %s. Still %s.", txn.txid, query.to,
                              _answer_text(decision), _held_text(self.name, txn.ops))
@@ -195,12 +195,12 @@ class Termination:
 
 
 def _ops_text(branch: str, ops) -> str:
-    """[("1001", -10000)] -> "Mumbai/1001 -100.00" (B5's sentences)."""
+    """[("1001", -10000)] -> "Mumbai/1001 -100.00" (BR5's sentences)."""
     return ", ".join(f"{branch}/{number} {format_delta(delta)}" for number, delta in ops)
 
 
 def _held_text(branch: str, ops) -> str:
-    """What a yes vote holds (B5): "holding 100.00 of Mumbai/1001"; a credit holds nothing
+    """What a yes vote holds (BR5): "holding 100.00 of Mumbai/1001"; a credit holds nothing
     but waits too ("holding nothing; its credit of 100.00 to Delhi/1002 waits")."""
     debits = [f"{format_amount(-delta)} of {branch}/{number}" for number, delta in ops
               if delta < 0]
@@ -212,7 +212,7 @@ def _held_text(branch: str, ops) -> str:
 
 
 def _answer_text(decision: str) -> str:
-    """The coordinator's answer to a decision query, in words (B5)."""
+    """The coordinator's answer to a decision query, in words (BR5)."""
     return {"": "no answer", "pending": "not decided yet"}.get(decision, decision)
 
 

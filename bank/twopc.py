@@ -4,7 +4,7 @@ Role: run the protocol for each transfer between branches, remember every
 transaction with its trace, finish interrupted ones after a crash, and answer
 "what was decided?". coordinator.py serves this over XML-RPC and routes everything
 else. The decisions themselves are the coordinator core's (bank/core/coordinator.py,
-rules C1-C9); this file only carries out the effects the core returns and feeds the
+rules C1-C13); this file only carries out the effects the core returns and feeds the
 answers back in; bank/recovery_log.py is the durable log.
 
 Rules (how the core's effects are carried out):
@@ -302,7 +302,7 @@ class Remembered:
 class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
     """Drives 2PC for transfers and remembers them, with their traces, for the API.
 
-    links: branch name -> a coordinator.BranchLink (call, and send, whose reply a
+    links: branch name -> a coordinator_service.BranchLink (call, and send, whose reply a
     selector can wait on), or a batching.BatchingLink around one (send_or_post too);
     log: the RecoveryLog; faults: the coordinator's FaultPoints; pool: the Workers
     (bank/handoff.py) that send a recovery pass's decisions, all at once.

@@ -9,15 +9,15 @@ crash and restart, then the recovery (bank/twopc.py, Recovery, adds the rest as 
 happens). It decides nothing: the core's on_restart does (bank/core/coordinator.py).
 
 Rules:
-  * T1 - only what the log proves: a begin record proves the transfer began (at the
+  * TR1 - only what the log proves: a begin record proves the transfer began (at the
     time it holds); prepares went to every participant (C1 sends them right after
     the begin); a commit record proves every participant voted yes (C3: commit is
     logged only after every yes) and that the decision was forced to disk. Nothing
     is drawn for what the log cannot tell: with no decision logged, the votes are
     unknown and none is drawn (the acks of the abort that recovery sends follow).
-  * T2 - rebuilt rows say so: each carries "rebuilt": True and a detail naming its
+  * TR2 - rebuilt rows say so: each carries "rebuilt": True and a detail naming its
     evidence; a time the log does not hold is drawn as "?", never invented.
-  * T3 - the restart is one "recovered" row between the two stories (the window draws
+  * TR3 - the restart is one "recovered" row between the two stories (the window draws
     it as a cut across every lifeline): the ms after it continue from the begin.
 
 Glossary:
@@ -36,7 +36,7 @@ IMPLIED_YES = "yes: implied by the logged commit (C3)"
 
 
 def rebuild_before_crash(txn, decision: str) -> None:
-    """T1-T3: write the rows the log proves into `txn`'s trace, then the restart mark.
+    """TR1-TR3: write the rows the log proves into `txn`'s trace, then the restart mark.
 
     txn: a bank.twopc_txn.Txn rebuilt from the log (info: src, dst, amount, branches,
     began); decision: "commit", "abort" or "" as the log holds it.
@@ -63,7 +63,7 @@ def rebuild_before_crash(txn, decision: str) -> None:
 
 
 def _continue_clock_from(txn, began: str) -> None:
-    """T3: the trace's ms count from the begin, so the rows after the restart read as
+    """TR3: the trace's ms count from the begin, so the rows after the restart read as
     time since the transfer began (the gap is the outage)."""
     try:
         elapsed = time.time() - datetime.fromisoformat(began).timestamp()

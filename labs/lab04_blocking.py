@@ -1,7 +1,7 @@
 """Lab 4: 2PC blocks. The coordinator dies after collecting the votes, before deciding.
 
 Goal: see why a participant that voted yes must wait, and how it unblocks.
-Read first: bank/core/participant.py (rule P6), bank/branch_service.py (resolve_in_doubt), bank/twopc.py (decision, rule C7).
+Read first: bank/core/participant.py (rule P6), bank/branch_termination.py (resolve_in_doubt), bank/twopc.py (decision, rule C7).
 
 Scenario: Mumbai and Delhi both vote yes for a transfer, then the coordinator
 crashes before deciding (fault point crash-after-prepare). Mumbai holds the money:

@@ -2,7 +2,7 @@
 
 Goal: see what must reach the backup before the primary may answer, and how a
 prepared transaction survives the loss of its primary.
-Read first: bank/replication.py (the write path, Rule 1), bank/core/replica.py (R1-R9), bank/config_manager.py (M1-M6), bank/branch_roles.py (promote, fence).
+Read first: bank/replication.py (the write path, Rule 1), bank/core/replica.py (R1-R9), bank/core/manager.py (M1-M6), bank/branch_roles.py (promote, fence).
 
 Scenario: every branch has a synchronous replica. Mumbai's primary votes yes and
 dies before replying (crash-after-vote). Because the prepare reached the replica

@@ -4,8 +4,8 @@ Goal: see the difference between testing and checking. A test tries the runs som
 thought of; the explorer tries every order of messages, every crash point and every
 lost message within small budgets, on the kit's own protocol core, and either says
 "no violation in N states" or draws the shortest run that breaks a rule.
-Read first: bank/core/participant.py (its table: rules P1-P7), bank/core/coordinator.py
-(C1-C9), bank/explorer/variants.py (each broken variant is a few lines), and the
+Read first: bank/core/participant.py (its table: rules P1-P11), bank/core/coordinator.py
+(C1-C13), bank/explorer/variants.py (each broken variant is a few lines), and the
 README's section "The explorer".
 
 Scenario: (1) the correct core, one transfer, one crash and one lost message: every

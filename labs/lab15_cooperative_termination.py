@@ -3,7 +3,7 @@
 Goal: see a branch in doubt, cut off from its dead coordinator, end its wait by
 asking the other participant of the transaction; and see the case where asking does
 not help, because nobody but the dead coordinator knows the decision.
-Read first: bank/core/participant.py (P6, P8, P9), bank/branch_termination.py (T1-T3:
+Read first: bank/core/participant.py (P6, P8, P9), bank/branch_termination.py (T1-T4:
 resolve_in_doubt, _ask_peers, outcome), bank/twopc.py (the participants a prepare names).
 
 Scenario: the branches here ask their peers after 1 s of coordinator silence
@@ -49,7 +49,7 @@ def crash_during(bank, fault: str, src: str, dst: str, amount: str) -> str:
 
 
 def narration(bank, name: str, txid: str, words: str) -> list:
-    """The lines of a branch's log about txid that contain `words` (its B5/T3 narration)."""
+    """The lines of a branch's log about txid that contain `words` (its BR5/T3 narration)."""
     text = (bank.home / "logs" / f"{name}.log").read_text(errors="replace")
     return [line.split(" INFO ", 1)[-1] for line in text.splitlines()
             if txid in line and words in line]

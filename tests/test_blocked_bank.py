@@ -10,7 +10,7 @@ Rules checked:
   * fault points: delay=SECONDS is a branch point only (F1), in ASCII digits (F2);
   * the activity log shows the rows of the cluster the shell is attached to (A1, A2);
   * the LAN guide says to edit the addresses and gives commands that parse;
-  * a branch narrates its 2PC steps in plain sentences in its log (B5 in
+  * a branch narrates its 2PC steps in plain sentences in its log (BR5 in
     bank/branch_service.py), and says it is still holding money while it asks.
 
 Process tests get their own cluster in tmp_path, stopped (by pid) by the fixture; the
@@ -192,7 +192,7 @@ def test_an_error_the_coordinator_answers_is_not_hidden_by_a_direct_read(sh, ban
     assert out.startswith("Error:") and "read from the branches" not in out, out
 
 
-# ---- a recovered transaction's story (T1-T3) ----------------------------------------------
+# ---- a recovered transaction's story (TR1-TR3) --------------------------------------------
 
 def diagram_rows(shown: str) -> list:
     """(ms, the rest) for each message row of a `show` diagram, in order."""
@@ -201,7 +201,7 @@ def diagram_rows(shown: str) -> list:
 
 
 def test_a_recovered_commit_is_drawn_from_its_log_then_its_recovery(sh, bank):
-    """T1-T3: after crash-after-decision and a restart, `show` draws begin, the prepares,
+    """TR1-TR3: after crash-after-decision and a restart, `show` draws begin, the prepares,
     the yes votes and the forced COMMIT from before the crash (rebuilt from the log),
     then the restart and the commits re-sent; the summary names the logged decision."""
     out = block_a_transfer(sh, "crash-after-decision")

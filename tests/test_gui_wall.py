@@ -5,7 +5,7 @@ lifeline concerned, with a sign of their own and their words, inside their phase
 read from the trace by the same function as the shell's text diagram (bank/views.py,
 trace_mark); a recovered transfer is drawn from its recovery log (begin, prepares, yes
 votes, the forced decision) above the restart, then its recovery (diagram Rule 3b,
-bank/twopc_recovery.py T1-T3); a label too long for its arrow ends in "…" and shows in
+bank/twopc_recovery.py TR1-TR3); a label too long for its arrow ends in "…" and shows in
 full on hover, and so do the boxes; the gauge writes the presumption counters the
 shell's `counters` prints; a withdrawal refused because money is held names the
 transaction in doubt that holds it (bank/ledger.py), in the window and in the shell.
@@ -160,7 +160,7 @@ def test_a_shortened_label_ends_in_an_ellipsis_and_shows_in_full_on_hover(displa
 
 @pytest.mark.slow
 def test_a_recovered_transfer_is_drawn_from_its_log_then_its_recovery(app):
-    """Diagram Rule 3b (twopc_recovery T1-T3): the coordinator crashes right after forcing
+    """Diagram Rule 3b (twopc_recovery TR1-TR3): the coordinator crashes right after forcing
     its commit; after its restart the window draws, above the restart's cut line, the
     begin, both prepares, both yes votes and the decision box "commit: on disk", rebuilt
     from the recovery log (dotted, tag rebuilt), then the crash mark and the commits

@@ -1,7 +1,7 @@
 """Roles on a classroom LAN (issue 16): servers, the teacher and students hold different
 keys, and each can do only its part.
 
-Rules checked (bank/keys.py K1-K4, bank/branch_service.py B4), against real processes on
+Rules checked (bank/keys.py K1-K4, bank/branch_service.py BR4), against real processes on
 127.0.0.1 (ports from the OS):
   * every public method of a branch and of the coordinator belongs to exactly one role;
   * a request signed with the student key may call only the student's methods: any other
@@ -269,7 +269,7 @@ def pune(bank, tmp_path):
 
 
 def test_branch_takes_part_only_for_its_configured_coordinator(bank, pune):
-    """B4: a prepare signed with the server key but naming another coordinator is refused
+    """BR4: a prepare signed with the server key but naming another coordinator is refused
     with 403 (naming the configured one) and records nothing; the same prepare naming the
     configured coordinator is carried out."""
     ops = [{"account": "1001", "delta": "+1000000.00"}]

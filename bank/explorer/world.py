@@ -23,9 +23,14 @@ Rules:
     their way to it (calls in progress fail), and a message sent to it is lost.
   * W5 - a crash may cut a step in two: after some of its effects, before the rest
     (the coordinator between any two; a participant after its durable part, before
-    its answer). Budgets bound crashes, losses, duplicates and partitions (W6).
+    its answer).
+  * W6 - faults come from budgets: each run may crash, lose, duplicate and
+    partition only so many times (the explorer's options), so the states are finite.
   * W7 - everything is a value: a State is made of tuples and frozensets, so it can
     be hashed, compared and replayed exactly. Nothing here reads a clock or a die.
+  * W8 - time is a timer that is due: a vote timeout, a retry of a decision, a
+    prepared branch's query (to the coordinator, or to its peers while the coordinator
+    is down) may fire only for a transaction with no message on its way.
 
 Glossary:
   envelope   a message on its way: (sender, receiver, message)

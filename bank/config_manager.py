@@ -12,6 +12,10 @@ Rules:
     the record cannot be written, the core's configuration is put back as it was.
   * S2 - after a restart every branch is treated as if a lease had just been granted
     (M4), since the last grant's time is not durable.
+  * S3 - a branch whose config record is damaged (recovery log Rule 6, accepted with
+    --accept-damaged-log) is in doubt: its last good record may be older than what
+    its servers were told, so no change to it is made (no lease, no failover) until
+    an operator restores the log.
 
 Glossary:
   configuration  primary + in-sync set + epoch + version, of one branch
@@ -110,6 +114,12 @@ class ConfigManager:
 
     def _carry_out(self, branch: str, decide) -> dict:
         """Ask the branch's core; force its record to the log (M1), then answer (S1)."""
+        if branch in self.log.in_doubt:                                  # S3
+            raise BankError(FaultCode.UNAVAILABLE, (
+                f"{branch}'s configuration is in doubt: its record in the recovery log "
+                "is damaged, and the record before it may be older than what its "
+                "servers were told, so it is not changed (no lease, no failover) until "
+                "the log is restored."))
         core = self._cores.setdefault(branch, Manager(branch))
         before = (core.config, core.granted_at)
         try:

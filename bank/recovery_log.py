@@ -34,7 +34,12 @@ Rules:
   * Rule 6 - a torn tail is cut; damage stops the coordinator. A crash can only cut
     the LAST write short: a last line without its end of line (or holding the zero
     bytes of a write that never reached the disk) is a torn tail. It was never
-    acknowledged, so it is cut off and reported. Anything else is damage: a complete
+    acknowledged, so it is cut off and reported. Unless cutting could change history:
+    a last line that lacks only its end of line (checksum and grammar good) is a
+    whole record and is kept; a torn line that still reads as the commit of a
+    transaction in flight, or as a config, may be damage to a record that was forced
+    and acted on (a crash and damage look the same there), so it is damage. Anything
+    else is damage too: a complete
     line failing its checksum or its grammar, or a record that contradicts the ones
     before it (a commit for a transaction never begun, two different decisions).
     Reading on as if the line were absent would turn corruption into a different

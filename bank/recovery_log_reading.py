@@ -10,7 +10,15 @@ Rules (Rule 6, in short): only the LAST write can be cut short by a crash, so a
 last line without its end of line, or with zero bytes in it, is a torn tail: it was
 never acknowledged, and it is cut (kept in the history file). Any other bad line is
 damage: the log refuses to open (LogDamaged), or, accepted by an operator, keeps
-every transaction the damage could touch in doubt.
+every transaction the damage could touch in doubt. Two cases at the tail are not
+simply cut, because cutting them could change history:
+  * a last line whose only flaw is its missing end of line (its checksum and grammar
+    are good) is a whole record: it is kept. Keeping it is safe either way: a commit
+    is written only after every yes vote, a config before anyone acts on it.
+  * a torn line that still reads as the commit of a transaction in flight, or as a
+    branch's config, is damage: a crash during its write (never acknowledged) and
+    damage after it was on disk (perhaps already sent to a branch) look the same, and
+    only the first may be cut. Its transaction, or its branch, is kept in doubt.
 
 Glossary:
   torn tail  the last line, cut short by a crash in the middle of its write
@@ -31,6 +39,7 @@ from bank.storage import truncate_to
 _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\}) "
                    r"crc=([0-9a-f]{8})$")
 _LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
+_FORCED_TAIL = re.compile(rb"^\S+ (commit|config) +([A-Za-z0-9_.:-]{1,64})")  # id maybe cut
 
 log = logging.getLogger("recovery-log")
 
@@ -58,14 +67,18 @@ class Problem:
 
 
 def read_lines(path: pathlib.Path):
-    """(records, torn, damage, good_size) from the log file at `path`.
+    """(records, torn, damage, good_size, unended) from the log file at `path`.
 
     records: [(line_no, kind, txid, data)] of the well-formed lines, in order (checked
-    for contradictions later); torn: the torn tail's lines (cut); damage: [Problem];
-    good_size: the file's length without its torn tail.
+    for contradictions later); torn: [(line_no, raw)] of the torn tail's lines; damage:
+    [Problem]; good_size: the file's length without its torn tail; unended: the last
+    record is whole but lacks its end of line (it is kept).
     """
     data = path.read_bytes() if path.exists() else b""
     lines = data.splitlines(keepends=True)
+    unended = bool(lines) and _whole_but_unended(lines[-1])
+    if unended:
+        lines[-1] += b"\n"
     tail_start = len(lines)
     while tail_start > 0 and _looks_torn(lines[tail_start - 1]):
         tail_start -= 1
@@ -76,13 +89,33 @@ def read_lines(path: pathlib.Path):
             damage.append(Problem(i, problem, raw))
         else:
             records.append((i, *record))
-    good_size = sum(len(raw) for raw in lines[:tail_start])
-    return records, lines[tail_start:], damage, good_size
+    good_size = min(len(data), sum(len(raw) for raw in lines[:tail_start]))
+    torn = list(enumerate(lines[tail_start:], start=tail_start + 1))
+    return records, torn, damage, good_size, unended
 
 
 def _looks_torn(raw: bytes) -> bool:
     """A write that never finished: no end of line, or zero bytes the disk never got."""
     return not raw.endswith(b"\n") or b"\0" in raw
+
+
+def _whole_but_unended(raw: bytes) -> bool:
+    """The last line lacks only its end of line: checksum and grammar are good."""
+    return not raw.endswith(b"\n") and b"\0" not in raw and not parse_line(raw + b"\n")[1]
+
+
+def forced_record_in(raw: bytes, in_flight: dict, configs: dict) -> list:
+    """What a torn line may be the forced record of (Rule 6): the txids in flight and
+    undecided whose id starts with what can still be read of a commit's txid, or the
+    branch of a config. [] if it can be neither (then cutting it changes nothing)."""
+    legible = _FORCED_TAIL.match(raw)
+    if not legible:
+        return []
+    kind, start = legible.group(1).decode(), legible.group(2).decode()
+    if kind == "commit":
+        return sorted(t for t, e in in_flight.items()
+                      if t.startswith(start) and e["decision"] is None)
+    return sorted(b for b in configs if b.startswith(start)) or [start]
 
 
 def parse_line(raw: bytes):
@@ -140,7 +173,7 @@ class ReadAtStart:
     """Mixed into RecoveryLog: read the existing file once, at start (Rule 6)."""
 
     def _read_existing(self, accept_damage: bool) -> None:
-        records, torn, self.damage, good_size = read_lines(self.path)
+        records, torn, self.damage, good_size, unended = read_lines(self.path)
         for line_no, kind, txid, data in records:
             if kind == "config":
                 problem = config_contradiction(txid, data, self.configs.get(txid, {}))
@@ -151,11 +184,39 @@ class ReadAtStart:
                 self.in_doubt.add(txid)
             else:
                 self._replay(kind, txid, data)
+        risky = self._forced_records_torn(torn)
+        self.damage += risky
         self.damage.sort(key=lambda p: p.line_no)
         if self.damage:
             self._face_damage(accept_damage)
-        if torn:
-            self._cut_torn_tail(torn, good_size)
+        if torn and not risky:
+            self._cut_torn_tail([raw for _, raw in torn], good_size)
+        elif risky or unended:
+            self._end_last_line()          # kept as evidence (risky) or as a record
+
+    def _forced_records_torn(self, torn: list) -> list:
+        """[Problem] for each torn line that may be a forced record: the commit of a
+        transaction in flight, or a config (Rule 6): cutting it could presume a commit
+        aborted, or a config older than the one the branches were told."""
+        problems = []
+        for line_no, raw in torn:
+            for about in forced_record_in(raw, self.in_flight, self.configs):
+                problems.append(Problem(line_no, (
+                    "its last record is cut short and may be a forced one: a crash during "
+                    "its write (never acknowledged) and damage after it was on disk (maybe "
+                    "already acted on) cannot be told apart"), raw, txid=about))
+                self.in_doubt.add(about)
+        return problems
+
+    def _end_last_line(self) -> None:
+        """Give the last line its end of line, so the next record starts a line of its own."""
+        with open(self.path, "r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(size - 1, 0))
+            if size and f.read(1) != b"\n":          # now at the end: the write appends
+                f.write(b"\n")
+                f.flush()
+                os.fsync(f.fileno())
 
     def _face_damage(self, accept_damage: bool) -> None:
         """Refuse a damaged log, or keep what it may hide in doubt (Rule 6)."""

@@ -164,16 +164,90 @@ def test_torn_last_record_is_ignored_and_the_rest_recovered(log_path):
     again.close()
 
 
-def test_garbage_appended_without_newline_is_ignored(log_path):
-    """Half a line at the end of the log (no newline: the write never finished) is
-    ignored and every complete record is recovered."""
+def test_a_torn_commit_of_no_transaction_in_flight_is_cut(log_path):
+    """Half a line at the end of the log (no newline: the write never finished) that
+    can be the decision of no transaction in flight is cut, and every complete record
+    is recovered (as lab 11 shows)."""
     write_sample(log_path)
     with open(log_path, "ab") as f:
-        f.write(b"2026-11-25T13:01:02.999+00:00 commit T3 {} crc=12")
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T9 {} crc=12")
 
     log = RecoveryLog(log_path)
-    assert log.torn == 1
-    assert_sample_recovered(log)          # T3 is still undecided: its commit was torn
+    assert log.torn == 1 and not log.damage
+    assert_sample_recovered(log)
+    log.close()
+
+
+@pytest.mark.parametrize("tail", [b"{} crc=12", b"{} crc=\0\0\0\0\0\0\0\0\n", b""])
+def test_a_torn_commit_of_a_transaction_in_flight_is_damage_not_an_abort(log_path, tail):
+    """Rule 6: a torn last line that still reads as the commit of a transaction in
+    flight may be a crash during its write (never acknowledged) or damage after it was
+    forced and sent: cutting it would presume abort of a transfer a branch may have
+    committed (money created). So the log refuses to open and changes nothing; with
+    accept_damage the transaction is kept in doubt, and the line stays as evidence."""
+    write_sample(log_path)
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T3 " + tail)
+    before = log_path.read_bytes()
+
+    with pytest.raises(LogDamaged, match="last record is cut short"):
+        RecoveryLog(log_path)
+    assert log_path.read_bytes() == before
+
+    log = RecoveryLog(log_path, accept_damage=True)
+    assert "T3" in log.in_doubt and log.outcome("T3") is None and log.torn == 0
+    log.begin("T4", INFO)                 # the next record starts a line of its own
+    log.close()
+    again = RecoveryLog(log_path, accept_damage=True)
+    assert "T3" in again.in_doubt and "T4" in again.in_flight
+    again.close()
+
+
+def test_a_last_record_missing_only_its_end_of_line_is_kept(log_path):
+    """Rule 6: a last line whose checksum and grammar are good lacks only its end of
+    line: it is a whole record and is kept (it was cut as torn: a forced commit that a
+    branch had already applied was then presumed aborted). Keeping it is safe: a
+    commit is written only after every yes vote."""
+    write_sample(log_path)
+    log = RecoveryLog(log_path)
+    log.commit("T3")
+    log.close()
+    log_path.write_bytes(log_path.read_bytes().rstrip(b"\n"))
+
+    log = RecoveryLog(log_path)
+    assert log.torn == 0 and not log.damage
+    assert log.in_flight["T3"]["decision"] == "commit"
+    log.begin("T4", INFO)
+    log.close()
+    again = RecoveryLog(log_path)
+    assert again.in_flight["T3"]["decision"] == "commit" and "T4" in again.in_flight
+    again.close()
+
+
+def test_a_torn_config_keeps_its_branch_in_doubt_and_unchanged(log_path):
+    """Rule 6 and 8: a torn last line that reads as a branch's config may have been
+    forced and acted on (a replica dropped from the in-sync set, writes acknowledged
+    without it). Falling back to the config before it could promote a replica that
+    misses those writes: the log refuses to open; accepted, the branch is in doubt and
+    the configuration manager refuses every change to it (no failover) in one sentence."""
+    from bank.config_manager import ConfigManager
+    from bank.errors import BankError, FaultCode
+    log = RecoveryLog(log_path)
+    log.config("Mumbai", {"primary": "http://p", "in_sync": ["http://r"], "epoch": 1,
+                          "version": 2})
+    log.close()
+    with open(log_path, "ab") as f:
+        f.write(b'2026-11-25T13:01:02.999+00:00 config Mumbai {"epoch": 1, "in_sy')
+
+    with pytest.raises(LogDamaged):
+        RecoveryLog(log_path)
+    log = RecoveryLog(log_path, accept_damage=True)
+    assert "Mumbai" in log.in_doubt
+    manager = ConfigManager(log, links={})
+    with pytest.raises(BankError) as refused:
+        manager.install("Mumbai", "http://r", 2)
+    assert refused.value.code == FaultCode.UNAVAILABLE
+    assert "Mumbai's configuration" in refused.value.message
     log.close()
 
 

@@ -24,7 +24,7 @@ def default_db(name: str) -> pathlib.Path:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Run one bank branch (a 2PC participant).")
     p.add_argument("--name", required=True, help="branch name, e.g. Mumbai")
-    p.add_argument("--port", type=int, default=9100, help="port (0: any free port)")
+    p.add_argument("--port", type=rpc.port_arg, default=9100, help="port (0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
     p.add_argument("--db", help="SQLite file (default: data/NAME.db)")
     p.add_argument("--preload", action="store_true",
@@ -40,9 +40,11 @@ def parse_args(argv=None):
                    help="run as a replica of the primary at URL")
     p.add_argument("--async-replication", action="store_true",
                    help="answer writes before replicas have them (a lab: this can lose money)")
-    p.add_argument("--ask-every", type=float, default=ASK_EVERY, metavar="SECONDS",
+    p.add_argument("--ask-every", type=rpc.seconds_arg(0.05, 3600), default=ASK_EVERY,
+                   metavar="SECONDS",
                    help="how often to ask the coordinator about in-doubt transactions")
-    p.add_argument("--ask-peers-after", type=float, default=ASK_PEERS_AFTER, metavar="SECONDS",
+    p.add_argument("--ask-peers-after", type=rpc.seconds_arg(0, 86400), default=ASK_PEERS_AFTER,
+                   metavar="SECONDS",
                    help="once the coordinator has not answered for this long, ask the "
                         "other participants too (cooperative termination)")
     p.add_argument("--log-dir", default="logs", help="where the log file goes")
@@ -76,7 +78,10 @@ def main(argv=None):
     if args.preload and branch.role == "primary":
         branch.preload()
     if args.fail_at:
-        branch.faults.arm(args.fail_at)
+        try:
+            branch.faults.arm(args.fail_at)
+        except BankError as exc:
+            raise SystemExit(f"Branch {args.name} cannot start: {exc.message}")
     try:
         server = rpc.Server(branch, args.host, args.port, secret)
     except OSError as exc:

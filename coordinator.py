@@ -11,13 +11,16 @@ bank/twopc.py drives 2PC, bank/coordinator_service.py serves the public API.
 
 import argparse
 import errno
+import re
 import sys
 
 from bank import rpc
 from bank.batching import hold_ms_arg
 from bank.config import read_config
 from bank.coordinator_service import Coordinator
-from bank.errors import BankError
+from bank.errors import BankError, check_branch_name, check_url
+
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,15}")   # a coordinator's name, in every txid
 
 # ---- command line ------------------------------------------------------------------------
 
@@ -25,7 +28,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Run the 2PC coordinator of the bank.")
     p.add_argument("--config", help="cluster.ini with [coordinator] and [branches]")
     p.add_argument("--name", default=None, help="coordinator name, used in txids (C1)")
-    p.add_argument("--port", type=int, default=None, help="port (default 9000; 0: any)")
+    p.add_argument("--port", type=rpc.port_arg, default=None,
+                   help="port (default 9000; 0: any)")
     p.add_argument("--host", default=None, help="address to serve on (127.0.0.1)")
     p.add_argument("--branch", action="append", default=[], metavar="NAME=URL[,URL...]",
                    help="a branch and its URL (then its replicas' URLs); repeat per branch")
@@ -33,7 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--accept-damaged-log", action="store_true",
                    help="start even though the recovery log is damaged: every transaction "
                         "the damage may touch is kept in doubt, never presumed aborted")
-    p.add_argument("--auto-failover", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--auto-failover", type=rpc.seconds_arg(0, 86400), default=0.0,
+                   metavar="SECONDS",
                    help="replace a primary by an in-sync replica once it has not renewed "
                         "its lease for SECONDS (0, the default: failover only by hand)")
     p.add_argument("--presumption", choices=("nothing", "abort", "commit"), default=None,
@@ -60,11 +65,20 @@ def parse_args(argv=None):
         name, sep, url = item.partition("=")
         if not sep or not url:
             p.error(f"--branch takes NAME=URL[,REPLICA_URL...], not {item!r}")
+        if name.strip() in branches:
+            p.error(f"branch {name.strip()} is given twice; give each branch once")
         branches[name.strip()] = url
     branches = {name: [u.strip() for u in urls.split(",") if u.strip()]
                 for name, urls in branches.items()}
     if not branches:
         p.error("name at least one branch: --branch Mumbai=http://127.0.0.1:9100")
+    try:
+        for name, urls in branches.items():
+            check_branch_name(name)
+            for url in urls:
+                check_url(url, f"URL of branch {name}")
+    except BankError as exc:
+        p.error(exc.message)
     args.branches = branches
     replicated = sorted(name for name, urls in branches.items() if len(urls) > 1)
     if args.hold_decisions and replicated:
@@ -74,6 +88,9 @@ def parse_args(argv=None):
         p.error("--hold-decisions needs batching: a held decision rides a batch "
                 "(leave out --no-batching)")
     args.name = args.name or config.get("name", "C1")
+    if not NAME.fullmatch(args.name):
+        p.error(f"the coordinator's name goes into every txid: 1 to 16 letters, digits, _ "
+                f"or -, starting with a letter, like C1; not {args.name!r}")
     args.host = args.host or config.get("host", "127.0.0.1")
     args.port = args.port if args.port is not None else int(config.get("port", 9000))
     args.log = args.log or config.get("log", "logs/recovery.log")
@@ -108,7 +125,10 @@ def main(argv=None):
         raise SystemExit(f"Cannot start the coordinator: {exc.message}")
     coordinator.url = server.url
     if args.fail_at:
-        coordinator.faults.arm(args.fail_at)
+        try:
+            coordinator.faults.arm(args.fail_at)
+        except BankError as exc:
+            raise SystemExit(f"Cannot start the coordinator: {exc.message}")
     print(f"Coordinator {args.name} serving at {coordinator.url} (log {args.log}, "
           f"branches {', '.join(f'{n}={u[0]}' for n, u in args.branches.items())}, "
           f"authentication {'on' if secret else 'OFF'}, presumed {args.presumption}"

@@ -339,6 +339,11 @@ class RecoveryLog(ReadAtStart, Compaction):
             decision = self.in_flight.get(txid, {}).get("decision")
         return {"commit": "committed", "abort": "aborted"}.get(decision)
 
+    def hides_request_ids(self) -> bool:
+        """May accepted damage hide a request id (Rule 6)? A begin or done line holds
+        one; a line too damaged to tell its kind may be either."""
+        return any(p.kind in ("", "begin", "done") for p in self.damage)
+
     def in_doubt_about(self, txid: str) -> bool:
         """May accepted damage have hidden this txid's outcome? (Rule 6)
 

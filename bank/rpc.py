@@ -42,8 +42,10 @@ Glossary:
   server id who a signature is for: NAME@HOST:PORT, as the server announces it
 """
 
+import argparse
 import inspect
 import io
+import math
 import ipaddress
 import logging
 import os
@@ -534,12 +536,37 @@ def hold_exclusive(path, what: str) -> None:
     _HELD_LOCKS.append(handle)
 
 
+def port_arg(text: str) -> int:
+    """argparse type for --port: 0 (any free port) to 65535."""
+    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port from 0 (any free one) to 65535, not {text!r}")
+    return int(text)
+
+
+def seconds_arg(least: float, most: float):
+    """argparse type for a time from `least` to `most` seconds (nan and inf refused: a
+    loop waiting 0 or nan seconds would spin)."""
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not least <= value <= most:
+            raise argparse.ArgumentTypeError(f"{least:g} to {most:g} seconds, not {text!r}")
+        return value
+    return seconds
+
+
 def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
     """Log to stderr and to logs/<name>.log (runtime logs live in logs/)."""
     log_dir = pathlib.Path(log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"{name}.log"
-    handler = _TerminalAndFile(path)
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handler = _TerminalAndFile(path)
+    except OSError as exc:
+        raise SystemExit(f"Cannot write the log file {path}: {exc.strerror or exc}. Give a "
+                         "folder this program may write to with --log-dir.")
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -36,7 +36,9 @@ Rules (how the core's effects are carried out):
     --presumption (C1-C13), writes it into every begin record (so recovery finishes
     each transaction under its own), counts each transaction's writes and messages
     (bank/txn_counters.py, N1-N2), and refuses to start on a log written under another
-    presumption: a txid it no longer knows would be presumed the other way.
+    presumption: a txid it no longer knows would be presumed the other way. It also
+    refuses a log whose unfinished transactions name a branch it was not given:
+    recovery could not finish them.
   * D7 - no two transactions share a txid: <coordinator>-<UTC second>-<6 hex digits>,
     the digits counting up from a random start, never one this coordinator holds. A
     branch answers a txid it knows with its recorded vote (P3), so a second transfer
@@ -60,7 +62,7 @@ import secrets
 import threading
 import time
 
-from bank.errors import CUT_OFF, TIMED_OUT, BankError, FaultCode
+from bank.errors import CUT_OFF, NOTHING_DONE, TIMED_OUT, BankError, FaultCode
 from bank.handoff import Latch, run_all
 from bank.ledger import now
 from bank.core.coordinator import Presumption, presumed_outcome
@@ -209,6 +211,12 @@ class Remembered:
         with self._lock:
             rid = info["request_id"]
             txid = self.requests.check(rid, fingerprint) if rid else ""   # refuses another op
+            if rid and not txid and self.log.hides_request_ids():    # Rule 6: never twice
+                raise BankError(FaultCode.UNAVAILABLE, (
+                    f"Request id {rid!r} is not run: the recovery log is damaged (started "
+                    "with --accept-damaged-log) and a damaged line may hold it, so running "
+                    "it could move the money a second time; send it again once the log is "
+                    "restored.") + NOTHING_DONE)
             if txid:
                 if txid in self.txns:
                     return self.txns[txid], False
@@ -313,6 +321,7 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         self.name, self.links, self.log, self.faults = name, links, recovery_log, faults
         self.presumption = Presumption(presumption)
         check_presumption(recovery_log, self.presumption)           # D6
+        check_branches_known(recovery_log, links)                    # D6
         self.url = ""                              # ours, sent with every prepare
         self.txns = collections.OrderedDict()      # txid -> Txn, newest last
         self.open_txns = {}                        # txid -> Txn not ended yet (in flight)
@@ -546,6 +555,24 @@ def check_presumption(recovery_log, presumption: Presumption) -> None:
             f"{other[0]}, so this coordinator cannot run presumed {presumption.value} on it "
             "(a transaction it no longer remembers would be presumed the other way): start "
             f"with --presumption {other[0]}, or with a new --log."))
+
+
+def check_branches_known(recovery_log, links: dict) -> None:
+    """D6: refuse a log whose unfinished transactions name a branch this coordinator was
+    not given (--branch): recovery could send them no decision, and they would block."""
+    missing = {}
+    for txid, entry in recovery_log.in_flight.items():
+        for branch in entry["info"].get("branches", []):
+            if branch not in links:
+                missing.setdefault(branch, []).append(txid)
+    if missing:
+        branch, txids = sorted(missing.items())[0]
+        raise BankError(FaultCode.BAD_INPUT, (
+            f"The recovery log {recovery_log.path} has {len(txids)} unfinished "
+            f"transfer(s) with branch {branch} ({', '.join(sorted(txids)[:3])}"
+            f"{', ...' if len(txids) > 3 else ''}), but {branch} is not among this "
+            f"coordinator's branches ({', '.join(sorted(links)) or 'none'}): start it with "
+            f"--branch {branch}=URL too, so that recovery can finish them."))
 
 
 def _silence(exc: Exception, seconds=None) -> tuple:

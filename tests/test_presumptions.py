@@ -20,7 +20,7 @@ from bank.txn_counters import branch_writes                   # noqa: E402
 from bank.errors import BankError                         # noqa: E402
 from bank.local_cluster import LocalCluster               # noqa: E402
 from bank.recovery_log import RecoveryLog                 # noqa: E402
-from bank.twopc import check_presumption                  # noqa: E402
+from bank.twopc import check_branches_known, check_presumption   # noqa: E402
 from bank.core.coordinator import Presumption             # noqa: E402
 from polling import wait_for                              # noqa: E402
 
@@ -80,6 +80,25 @@ def test_presumed_abort_log_reads_as_before_and_answers_aborted(tmp_path):
         assert [l.split()[1] for l in lines] == ["begin", "commit", "end"]
         assert "presumption" not in lines[0]
         assert bank.coordinator().call("decision", "C1-unknown-txid")["decision"] == "aborted"
+
+
+def test_a_log_naming_a_branch_the_coordinator_was_not_given_is_refused(tmp_path):
+    """D6: a coordinator restarted without a branch that its log's unfinished transfers
+    name refuses to start, in one sentence naming the branch and the option to add (it
+    started, recovery failed with a traceback, and the transfer stayed committing for
+    good, answering 500); a branch with nothing unfinished may be left out."""
+    log = RecoveryLog(tmp_path / "recovery.log")
+    log.begin("T1", {"branches": ["Delhi", "Mumbai"]})
+    log.commit("T1")
+    with pytest.raises(BankError) as refused:
+        check_branches_known(log, {"Mumbai": None})
+    message = refused.value.message
+    assert "branch Delhi (T1)" in message and "--branch Delhi=URL" in message, message
+    assert "\n" not in message
+    check_branches_known(log, {"Mumbai": None, "Delhi": None})
+    log.end("T1", "committed")
+    check_branches_known(log, {"Mumbai": None})
+    log.close()
 
 
 def test_a_log_of_another_presumption_is_refused_with_one_sentence(tmp_path):

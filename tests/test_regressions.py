@@ -126,3 +126,50 @@ def test_a_cluster_whose_coordinator_is_down_is_still_found_and_never_orphaned(t
         assert not bank.answers("Mumbai") and not bank.answers("Delhi")
     finally:
         bank.stop()
+
+
+@pytest.mark.parametrize("program, args, says", [
+    ("coordinator", ["--name", "C 1"], "the coordinator's name goes into every txid"),
+    ("coordinator", ["--name", "C" * 17], "1 to 16 letters"),
+    ("coordinator", ["--port", "99999"], "a port from 0 (any free one) to 65535"),
+    ("coordinator", ["--auto-failover", "-1"], "--auto-failover: 0 to 86400 seconds"),
+    ("coordinator", ["--branch", "X=ftp://a"], "The URL of branch X must start with http://"),
+    ("coordinator", ["--branch", "Mumbai=http://127.0.0.1:2"], "branch Mumbai is given twice"),
+    ("branch", ["--port", "-1"], "a port from 0 (any free one) to 65535"),
+    ("branch", ["--ask-every", "0"], "--ask-every: 0.05 to 3600 seconds, not '0'"),
+    ("branch", ["--ask-every", "nan"], "--ask-every: 0.05 to 3600 seconds"),
+    ("branch", ["--ask-peers-after", "-1"], "--ask-peers-after: 0 to 86400 seconds")])
+def test_a_bad_start_option_is_one_sentence_before_anything_starts(program, args, says,
+                                                                   capsys):
+    """Every start option is checked before anything starts, and refused in one
+    sentence: a coordinator name that makes every txid invalid (every transfer aborted
+    and waited for ever), a port out of range (an OverflowError), a negative wait, a
+    zero or nan --ask-every (the branch spun at full CPU), a branch given twice or at
+    a URL that is not http."""
+    main = __import__(program)
+    base = ["--branch", "Mumbai=http://127.0.0.1:1"] if program == "coordinator" \
+        else ["--name", "Pune"]
+    with pytest.raises(SystemExit):
+        main.parse_args([*base, *args])
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("program, args, says", [
+    ("coordinator.py", ["--fail-at", "bogus"], "'bogus' is not a fault point of a coordinator"),
+    ("branch.py", ["--fail-at", "bogus"], "'bogus' is not a fault point of a branch"),
+    ("coordinator.py", ["--log-dir", "{home}/a-file/logs"], "Cannot write the log file"),
+    ("branch.py", ["--log-dir", "{home}/a-file/logs"], "Cannot write the log file")])
+def test_a_bad_start_that_only_the_program_finds_is_a_sentence_too(tmp_home, program, args,
+                                                                   says):
+    """A fault point that does not exist, or a log folder that cannot be made, stops
+    the program with one sentence, not a traceback."""
+    (tmp_home / "a-file").write_text("not a folder")
+    base = ["--branch", "Mumbai=http://127.0.0.1:1", "--log", str(tmp_home / "r.log")] \
+        if program == "coordinator.py" else ["--name", "Pune", "--db", str(tmp_home / "P.db")]
+    done = subprocess.run([sys.executable, str(KIT / program), *base, "--port", "0",
+                           "--log-dir", str(tmp_home / "logs"),
+                           *[a.format(home=tmp_home) for a in args]],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and says in done.stderr and "Traceback" not in done.stderr, \
+        done.stderr

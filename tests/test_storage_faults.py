@@ -312,6 +312,29 @@ def test_the_issue_case_accepted_keeps_the_txn_in_doubt(half_committed):
     assert total_once_settled(bank) == TOTAL
 
 
+def test_a_request_id_a_damaged_line_may_hold_is_never_run_again(tmp_path):
+    """Rule 6: on a damaged log accepted with --accept-damaged-log, a request id the
+    coordinator does not know may be in the damaged line (here: the compacted `done`
+    summary of the transfer that used it). Retrying it is refused in one sentence and
+    moves nothing (it ran again: the money moved twice)."""
+    with cluster.LocalCluster(home=tmp_path) as bank:
+        coord = bank.coordinator()
+        assert coord.call("transfer", "Mumbai/1001", "Delhi/1002", "100",
+                          "pay-rent")["outcome"] == "committed"
+        bank.restart("coordinator")             # compaction: the transfer is a `done` line
+        log_path = tmp_path / "logs" / "recovery.log"
+        data = log_path.read_bytes()
+        assert data.count(b"pay-rent") == 1 and b" done " in data
+        log_path.write_bytes(data.replace(b"pay-rent", b"qay-rent"))
+        bank.restart("coordinator", ["--accept-damaged-log"])
+        with pytest.raises(BankError) as refused:
+            bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "100",
+                                    "pay-rent")
+        assert "a damaged line may hold it" in refused.value.message
+        assert refused.value.message.endswith("Nothing was done.")
+        assert bank.client("Mumbai").call("account", "1001")["balance"] == "9900.00"
+
+
 # ---- a full or failing disk: refuse, change nothing, resume ---------------------------------
 
 resource = pytest.importorskip("resource") if os.name != "nt" else None

@@ -10,11 +10,17 @@ Mixed into bank.branch_service.Branch.
 Rules:
   * The core decides; this file only sends the queries the core returns and feeds the
     answers back through the ledger's commit or abort step (durable before anyone hears).
+    That step rebuilds the core from the transaction's durable row and carries out its
+    effects in the same SQLite transaction, so here a peer's answer only asks the core
+    whether it decides anything (on_peer_answer: an empty list means keep waiting). A
+    prepared transaction found after a restart is asked about through the timeout row:
+    the table's restart row (P6) asks the same, and the explorer plays it.
   * T1 - the other participants are asked only when the coordinator has given no
     answer at all (down, cut off) for ``--ask-peers-after`` seconds (default 30): a
     coordinator that answers "pending" is still deciding, and one that is merely
     restarting will answer soon.
-  * T2 - a peer that cannot be reached counts as "in-doubt": it tells us nothing.
+  * T2 - a peer that cannot be reached tells us nothing, like one in doubt: its silence
+    ("") is never fed to the core, and the narration says it cannot be reached.
   * T3 - the branch narrates every query and every answer in its terminal (BR5), so a
     class sees who asked whom and what it learned, or that it still waits.
   * T4 - each prepared transaction times out on its own clock (P6): it is asked about
@@ -169,7 +175,8 @@ class Termination:
             return ""
 
     def _ask_peer(self, name: str, url: str, txid: str) -> str:
-        """A peer's answer (P8), or "in-doubt" if it cannot be reached (T2)."""
+        """A peer's answer (P8); "" if it cannot be reached, in-doubt if it has no
+        address (T2: either way it tells us nothing)."""
         if not url:
             return IN_DOUBT
         try:

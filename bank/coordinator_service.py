@@ -41,7 +41,7 @@ from bank.errors import (CUT_OFF, NOTHING_DONE, BankError, FaultCode, check_bran
 from bank.faults import FaultPoints
 from bank.handoff import Workers, run_all
 from bank.core.messages import COORDINATOR_POINTS
-from bank.money import format_amount, format_delta, parse_amount
+from bank.money import format_amount, parse_amount
 from bank.recovery_log import RecoveryLog
 from bank.ledger import now
 from bank.requests import RequestRegistry, describe
@@ -375,8 +375,8 @@ class Coordinator(LabControls, BranchStatus):
             return self._local_transfer(src_branch, src_no, dst_no, amount, request_id)
         info = {"src": f"{src_branch.name}/{src_no}", "dst": f"{dst_branch.name}/{dst_no}",
                 "amount": amount, "request_id": request_id}
-        plan = {src_branch.name: [{"account": src_no, "delta": format_delta(-parse_amount(amount))}],
-                dst_branch.name: [{"account": dst_no, "delta": format_delta(parse_amount(amount))}]}
+        paise = parse_amount(amount)                # the core's ops: (account, paise)
+        plan = {src_branch.name: ((src_no, -paise),), dst_branch.name: ((dst_no, paise),)}
         COUNTS.add("transfers")
         return self.twopc.transfer(info, plan)
 

@@ -93,7 +93,6 @@ from bank.storage import fsync_folder, truncate_to
 
 COMPACT_AFTER = 20_000       # records in the active log before it is compacted
 KEEP_FINISHED = 10_000       # finished txns remembered (for request ids and history)
-KINDS = ("begin", "commit", "abort", "end", "done", "config")
 IN_DOUBT = "in-doubt"        # what decision() answers for a txid the damage may touch
 
 log = logging.getLogger("recovery-log")

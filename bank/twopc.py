@@ -437,9 +437,7 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         process: the decision may or may not be on disk, and only recovery can tell (C8)."""
         try:
             self.log.commit(txn.txid)
-        except LogWriteError:
-            raise
-        except OSError:
+        except OSError:                     # (a LogWriteError is no OSError: it goes up)
             log.critical("cannot force the commit of %s to the log: stopping; recovery "
                          "will finish it from what the log holds", txn.txid, exc_info=True)
             self.faults.crash_now("the recovery log could not be written")
@@ -524,10 +522,12 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
     # ---- what the API shows ---------------------------------------------------------
 
     def decision(self, txid: str, asker: str = "") -> str:
-        """committed, aborted, or pending while the votes are still being collected.
+        """committed, aborted, pending while the votes are still being collected, or
+        in-doubt for one a damaged log may hide (C9).
 
-        Only a decision that is durable is ever answered (C7); a txid with no
-        commit record is aborted (C8).
+        Only a decision that is durable is ever answered (C7); a txid the log holds no
+        record of is what the presumption says (C8: aborted; C12: committed; C10: in
+        presumed nothing every undecided one is remembered).
         """
         with self._lock:
             txn = self.txns.get(txid)

@@ -32,6 +32,7 @@ import time
 
 from bank.core.messages import Prepare, Send
 from bank.handoff import Countdown
+from bank.money import format_delta
 from bank.twopc_txn import COORDINATOR, Txn
 
 SETTLE_WAIT = 5.0            # seconds a read waits at most for messages riding (B5)
@@ -122,8 +123,10 @@ class Rounds:
         """What a Send carries to the branch: a prepare's ops and participants, or only
         the txid (commit, abort)."""
         message = send.message
-        if isinstance(message, Prepare):
-            return txn.txid, message.coordinator, list(message.ops), self._participants(message)
+        if isinstance(message, Prepare):                 # money as text on the wire
+            ops = [{"account": account, "delta": format_delta(paise)}
+                   for account, paise in message.ops]
+            return txn.txid, message.coordinator, ops, self._participants(message)
         return (txn.txid,)
 
     @staticmethod
@@ -131,7 +134,7 @@ class Rounds:
         """The trace's row for a message as it leaves (a prepare shows its ops)."""
         ops = getattr(send.message, "ops", ())
         return txn.note(COORDINATOR, send.to, method_of(send),
-                        ", ".join(f"{o['account']} {o['delta']}" for o in ops))
+                        ", ".join(f"{account} {format_delta(paise)}" for account, paise in ops))
 
     def _participants(self, prepare) -> dict:
         """The prepare's participants as {name: URL} (P9: whom an in-doubt branch asks)."""

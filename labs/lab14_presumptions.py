@@ -110,7 +110,8 @@ WHY = {
 NO_VOTER_WHY = (
     "R* sends no abort to a subordinate that voted no: it has already aborted. The kit "
     "sends the abort to every participant that has not acknowledged (C4, C6), so the no "
-    "voter writes a second record (P3, a repeated abort) and answers: 2 writes, both "
+    "voter is called a second time (P3, a repeated abort: the table writes nothing new, "
+    "but every branch call ends in a forced SQLite COMMIT) and answers: 2 writes, both "
     "forced, 2 messages. (R*'s table has no column for it.)")
 
 

@@ -9,7 +9,8 @@ Rules checked (bank/twopc.py, bank/twopc_rounds.py, bank/batching.py):
   * a transfer whose log compaction fails is committed and not left open (Rule 4);
   * D1: no view shows a commit before its record is on disk, nor ever if the disk
     refuses it (C3);
-  * B6: a clean stop sends the decisions held for company.
+  * B6: a clean stop sends the decisions held for company;
+  * the core's Prepare carries (account, paise) ops; text money only on the wire.
 
 The stand-ins are real XML-RPC servers (the kit's rpc.Server) on ports from the OS,
 answering prepare, commit, abort and batch as each test says; the coordinator is a
@@ -280,6 +281,35 @@ def test_no_view_shows_a_commit_before_its_record_is_on_disk(tmp_path, monkeypat
         refuse.set()
         monkeypatch.undo()
         coord.close()
+
+
+def test_the_cores_prepare_carries_money_as_paise_and_the_wire_as_text(tmp_path, stand_ins):
+    """The core's vocabulary (bank/core/messages.py): a Prepare's ops are ((account,
+    paise), ...) on the coordinator as in the explorer and the participant, so the
+    message is a value (hashable); only the wire carries text money, as the branch's
+    prepare(ops) documents: [{"account": "1001", "delta": "-1.00"}]."""
+    seen = []
+
+    class Recording(StandInBranch):
+        def prepare(self, txid, coordinator, ops, participants=None):
+            seen.append(ops)
+            return super().prepare(txid, coordinator, ops, participants)
+    made = [Recording("Mumbai", yes_and_ack), Recording("Delhi", yes_and_ack)]
+    coord = coordinator_module.Coordinator("C1", {b.name: b.url for b in made},
+                                           tmp_path / "recovery.log")
+    try:
+        txid = coord.transfer(SRC, DST, "1")["txid"]
+        core = coord.twopc.txns[txid].core
+        assert core.plan == {"Mumbai": (("1001", -100),), "Delhi": (("1002", 100),)}
+        prepares = [e.message for e in type(core)(txid, core.plan).begin()
+                    if hasattr(e, "message")]
+        assert all(hash(p) for p in prepares)
+        assert sorted(seen, key=str) == [[{"account": "1001", "delta": "-1.00"}],
+                                         [{"account": "1002", "delta": "+1.00"}]]
+    finally:
+        coord.close()
+        for branch in made:
+            branch.close()
 
 
 def test_a_clean_stop_sends_the_decisions_held_for_company(tmp_path, stand_ins):

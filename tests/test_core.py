@@ -502,6 +502,29 @@ def test_r7_a_silent_replica_is_dropped_only_once_the_manager_recorded_it():
         R.BranchRole(Role.REPLICA).on_replica_silent()
 
 
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+def test_every_event_a_role_has_no_row_for_is_refused_under_its_own_rule(role):
+    """The replica table's refusals name the rule broken, from a table (REFUSED_BY), never
+    guessed from the event's words: every (role, event) has a row or a rule, one the
+    module defines ("a write's pushes are done" at a replica was blamed on R6, the
+    follow rule; it is R2: a replica serves no writes)."""
+    for event in R.Event:
+        if (role, event) in R.REPLICA:
+            continue
+        assert event in R.REFUSED_BY, (role, event)
+        with pytest.raises(R.RoleRefused) as refused:
+            R.BranchRole(role, 2)._step(event)
+        assert refused.value.rule == R.REFUSED_BY[event]
+        assert f"* {refused.value.rule} - " in R.__doc__
+    examples = {(Role.REPLICA, R.Event.PUSHED): "R2", (Role.PRIMARY, R.Event.PROMOTE): "R5",
+                (Role.FENCED, R.Event.FOLLOW): "R6", (Role.REPLICA, R.Event.DROP_RECORDED): "R7"}
+    for (who, event), rule in examples.items():
+        if who is role:
+            with pytest.raises(R.RoleRefused) as refused:
+                R.BranchRole(role, 2)._step(event)
+            assert refused.value.rule == rule
+
+
 def test_r8_a_primary_without_a_lease_refuses_writes():
     """R8: a primary whose lease ran out refuses a write, and stays a primary."""
     node = R.BranchRole(Role.PRIMARY, 2)

@@ -51,7 +51,7 @@ Glossary:
   presumption  what the coordinator answers for a txid it has no record of: nothing
                (it never forgets an undecided one), abort (default) or commit
   participant  a branch taking part in the transaction
-  plan         branch -> the ops that branch is asked to prepare
+  plan         branch -> the ops that branch is asked to prepare: ((account, paise), ...)
   waiting_for  participants that have not acknowledged the decision yet
 """
 
@@ -184,7 +184,7 @@ def presumed_outcome(presumption: Presumption = Presumption.ABORT) -> str:
 class CoordinatorTxn:
     """One transaction at the coordinator. Feed it events; carry out what it returns.
 
-    plan: branch -> the ops for that branch (carried in Prepare as they are given).
+    plan: branch -> the ops for that branch, ((account, paise), ...), carried in Prepare.
     presumption: which table decides (C10-C13); presumed abort unless told.
     """
 

@@ -69,7 +69,8 @@ class Silence(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Prepare:
-    """Coordinator -> participant: can you apply these ops? ops: ((account, delta), ...).
+    """Coordinator -> participant: can you apply these ops? ops: ((account, paise), ...),
+    the same shape on the servers and in the explorer (text only on the wire).
     participants: the names of every participant of the transaction, so that one in
     doubt knows whom else to ask (cooperative termination, P9)."""
     txid: str
@@ -84,15 +85,6 @@ class VoteMsg:
     txid: str
     branch: str
     vote: Vote
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class NoVote:
-    """What the coordinator's server reports when a vote did not arrive (timeout, ...)."""
-    txid: str
-    branch: str
-    silence: Silence
     reason: str = ""
 
 
@@ -155,19 +147,6 @@ class Outcome:
     txid: str
     outcome: str
     reason: str = ""
-
-
-@dataclass(frozen=True)
-class Timeout:
-    """A timer fired (a participant waiting for a decision; a coordinator retrying)."""
-    txid: str
-
-
-@dataclass(frozen=True)
-class Restart:
-    """The process restarted; the role is rebuilt from what its durable records say."""
-    txid: str
-    decision: str = ""          # coordinator only: "commit", "abort", "" (none logged)
 
 
 # ---- effects: what a role asks its server to carry out, in order -----------------------------

@@ -35,7 +35,8 @@ Rules:
   * R9 - a server of one branch refuses to replicate, attach to, follow or be promoted
     for another branch: the names must match, and the refusal names both.
   * In-sync set: a replica that misses a push (a gap, a timeout) is out of sync (R7);
-    it gets no pushes until it has pulled everything (``LINK`` below).
+    it gets no pushes until it has pulled everything (bank/replication.py keeps
+    each replica's ReplicaLink.in_sync).
 
 Glossary:
   epoch     a number raised by every promotion; higher wins
@@ -120,23 +121,15 @@ REPLICA = {
     # Anything else is refused as a protocol violation: promoting a primary or a
     # fenced server, a primary told to follow another.
 }
-del PR, RE, FE, E
 
-
-class Link(str, enum.Enum):
-    """A replica as its primary sees it."""
-    OUT_OF_SYNC = "out of sync"
-    IN_SYNC = "in sync"
-
-
-LINK = {
-    (Link.OUT_OF_SYNC, "attached"): Link.OUT_OF_SYNC,    # a replica starts out of sync
-    (Link.IN_SYNC, "attached"): Link.OUT_OF_SYNC,        # ... also when it restarted
-    (Link.OUT_OF_SYNC, "caught up and pushed"): Link.IN_SYNC,
-    (Link.IN_SYNC, "push applied"): Link.IN_SYNC,
-    (Link.IN_SYNC, "push failed"): Link.OUT_OF_SYNC,     # gets no pushes until caught up
-    (Link.OUT_OF_SYNC, "push failed"): Link.OUT_OF_SYNC,
+# The rule a role breaks when an event comes that its row does not take (no row above).
+REFUSED_BY = {
+    E.PROMOTE: "R5", E.PROMOTE_STALE: "R5",          # only a replica is promoted
+    E.FOLLOW: "R6",                                  # only a replica follows another
+    E.WRITE_NO_LEASE: "R2", E.PUSHED: "R2", E.PUSHED_NO_LEASE: "R2",   # no writes here
+    E.REPLICA_SILENT: "R7", E.DROP_RECORDED: "R7", E.DROP_UNRECORDED: "R7",
 }
+del PR, RE, FE, E
 
 
 class RoleRefused(Exception):
@@ -213,9 +206,7 @@ class BranchRole:
     def _step(self, event: Event, epoch: int = 0, primary: str = None) -> list:
         row = REPLICA.get((self.role, event))
         if row is None:
-            raise RoleRefused(self.role, event, "R5" if "promote" in event.value else
-                              "R7" if "manager" in event.value or "replica" in event.value
-                              else "R6", not_primary=False)
+            raise RoleRefused(self.role, event, REFUSED_BY[event], not_primary=False)
         if row.effects == (Do.REFUSE,):                 # nothing changes: refuse (R2, R3, R5)
             raise RoleRefused(self.role, event, row.rule,
                               not_primary=event in (Event.WRITE, Event.OLD_PUSH))

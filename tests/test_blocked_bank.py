@@ -231,6 +231,21 @@ def _positions(rows: list, words: list) -> list:
     return found
 
 
+@pytest.mark.parametrize("decision, prepares", [("", 0), ("abort", 2), ("commit", 2)])
+def test_a_rebuilt_trace_draws_prepares_only_when_a_decision_proves_them(decision, prepares):
+    """TR1: a begin record alone does not prove the prepares left (the begin is written
+    first; the crash may come in between), so a recovered transfer with no decision
+    logged is drawn without them; a logged decision proves the votes were collected."""
+    from bank.twopc_recovery import rebuild_before_crash
+    from bank.twopc_txn import Txn
+    info = {"src": "Mumbai/1001", "dst": "Delhi/1002", "amount": "5.00",
+            "branches": ["Delhi", "Mumbai"], "began": "2026-11-25T13:01:02.123+00:00"}
+    txn = Txn("T1", {"Delhi": [], "Mumbai": []}, info)
+    rebuild_before_crash(txn, decision)
+    assert [r["msg"] for r in txn.trace].count("prepare") == prepares
+    assert txn.trace[0]["msg"] == "begin" and txn.trace[-1]["msg"] == "recovered"
+
+
 def test_an_abort_is_never_drawn_as_forced_to_disk():
     """Rule 2 of views: only a commit is forced (the commit point); a decision to abort
     is written unforced (presumed abort), and the diagram says so."""

@@ -19,8 +19,7 @@ import sys
 
 from bank import keys
 from bank.batching import hold_ms_arg
-from bank.local_cluster import (KIT, LocalCluster, replicas_arg, reset, running_cluster,
-                                stop_running)
+from bank.local_cluster import KIT, LocalCluster, replicas_arg, reset, stop_running
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Start or stop the local demo cluster.")
@@ -55,18 +54,17 @@ def main(argv=None):
         p.error("--hold-decisions works only for branches without replicas (a replicated "
                 "branch gets every message alone); leave out one of them")
     home = "" if pathlib.Path(args.home) == pathlib.Path(KIT) else f" --home {args.home}"
-    state = running_cluster(args.home)
-    if args.command == "status" or state:
-        if not state:
+    running = LocalCluster.attach(args.home)           # None: nothing of it answers
+    if args.command == "status" or running:
+        if not running:
             print(f"No local cluster is running. Start one with: python cluster.py start{home}")
             return 1
         print("A local cluster is running:")
-        cluster = LocalCluster.attach(args.home)
-        for name, info in state["members"].items():
-            down = "" if cluster.answers(name) else \
+        for name, member in running.members.items():
+            down = "" if running.answers(name) else \
                 "  does not answer: `restart " + name + "` in the shell brings it back"
-            print(f"  {name:<12} {info['url']}  (pid {info['pid']}){down}")
-        started_with = state.get("coordinator_args", [])
+            print(f"  {name:<12} {member.url}  (pid {member.pid}){down}")
+        started_with = running.coordinator_args
         if "--hold-decisions" in started_with:
             print_hold(started_with[started_with.index("--hold-decisions") + 1])
         if args.command == "start" and (args.hold_decisions or args.replicas):

@@ -60,14 +60,15 @@ def parse_args(argv=None):
     p.add_argument("--url-file", help="write the served URL here once listening")
     args = p.parse_args(argv)
     config = read_config(args.config) if args.config else {"branches": {}}
-    branches = dict(config["branches"])
+    given = {}                                   # --branch overrides the config file's
     for item in args.branch:
         name, sep, url = item.partition("=")
         if not sep or not url:
             p.error(f"--branch takes NAME=URL[,REPLICA_URL...], not {item!r}")
-        if name.strip() in branches:
-            p.error(f"branch {name.strip()} is given twice; give each branch once")
-        branches[name.strip()] = url
+        if name.strip() in given:
+            p.error(f"--branch {name.strip()} is given twice; give each branch once")
+        given[name.strip()] = url
+    branches = dict(config["branches"], **given)
     branches = {name: [u.strip() for u in urls.split(",") if u.strip()]
                 for name, urls in branches.items()}
     if not branches:

@@ -78,6 +78,7 @@ class Member:
         self.name, self.script, self.args, self.home, self.port = name, script, args, home, port
         self.proc = None
         self.pid = None               # set from cluster.json when attached, not started
+        self.secret = None            # the cluster's keys: is what answers at url ours?
         self.url = ""
         self.url_file = home / "data" / f"{name}.url"
         self.output = home / "logs" / f"{name}.out"
@@ -127,7 +128,7 @@ class Member:
     def alive(self) -> bool:
         if self.proc is not None:
             return self.proc.poll() is None
-        return self.pid is not None and _answers(self.url)
+        return self.pid is not None and _ours(self.url, self.secret)
 
     def kill(self) -> None:
         """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess)."""
@@ -136,7 +137,7 @@ class Member:
                 self.proc.kill()
             self.proc.wait(timeout=10)
         else:
-            _end_recorded(self.pid, self.url)   # a member started by another launcher
+            _end_recorded(self.pid, self.url, self.secret)   # started by another launcher
         self.pid = None
 
     def wait_exit(self, timeout: float = 10.0):
@@ -250,7 +251,7 @@ class LocalCluster:
             member.kill()
             pid, _ = recorded.get(name, (None, ""))
             if member.proc is None or pid != member.proc.pid:
-                _end_recorded(pid, member.url)
+                _end_recorded(pid, member.url, self.secret)
         if self.recorded:
             (self.home / "data" / "cluster.json").unlink(missing_ok=True)
 
@@ -300,7 +301,7 @@ class LocalCluster:
         cluster.members = {}
         for name, info in state["members"].items():
             member = Member(name, info["script"], info["args"], cluster.home, info["port"])
-            member.url, member.pid = info["url"], info["pid"]
+            member.url, member.pid, member.secret = info["url"], info["pid"], cluster.secret
             cluster.members[name] = member
         return cluster
 
@@ -338,12 +339,7 @@ def running_cluster(home=KIT):
         url = state["members"][COORDINATOR]["url"]
     except (OSError, ValueError, KeyError, SystemExit):
         return None
-    try:
-        rpc.Client(url, secret, timeout=2).call("ping")
-    except BankError as exc:
-        if exc.code != FaultCode.UNAVAILABLE:
-            raise SystemExit(f"A cluster started from {home} answers at {url} but refused "
-                             f"us ({exc.message}). Stop it with `python cluster.py stop`.")
+    if not _ours(url, secret):                # down, or another cluster's on that port now
         others = [info["url"] for name, info in state["members"].items() if name != COORDINATOR]
         if not any(_ours(other, secret) for other in others):
             return None                       # nothing of it answers: not running
@@ -361,8 +357,13 @@ def _ours(url, secret) -> bool:
 
 def stop_running(home=KIT) -> list:
     """Stop a cluster started by `python cluster.py start` (by its recorded pids)."""
+    try:
+        secret = rpc.load_secret(json.loads((pathlib.Path(home) / "data" / "cluster.json")
+                                            .read_text())["secret_file"])
+    except (OSError, ValueError, KeyError, SystemExit):
+        secret = None                         # no record: nothing recorded to stop
     stopped = [name for name, (pid, url) in _recorded(home).items()
-               if _end_recorded(pid, url)]
+               if _end_recorded(pid, url, secret)]
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
     return stopped
 
@@ -376,10 +377,11 @@ def _recorded(home) -> dict:
         return {}
 
 
-def _end_recorded(pid, url) -> bool:
+def _end_recorded(pid, url, secret) -> bool:
     """End a member we did not start ourselves, by its recorded pid, if it still answers
-    at its URL (so a reused pid of some other program is never touched)."""
-    if not pid or not _answers(url):
+    at its URL with this cluster's keys (so neither a reused pid of some other program
+    nor another cluster now on that port is ever touched)."""
+    if not pid or secret is None or not _ours(url, secret):
         return False
     _kill_pid(pid)
     _wait_until_silent(url)

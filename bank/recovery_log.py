@@ -34,11 +34,12 @@ Rules:
   * Rule 6 - a torn tail is cut; damage stops the coordinator. A crash can only cut
     the LAST write short: a last line without its end of line (or holding the zero
     bytes of a write that never reached the disk) is a torn tail. It was never
-    acknowledged, so it is cut off and reported. Unless cutting could change history:
-    a last line that lacks only its end of line (checksum and grammar good) is a
-    whole record and is kept; a torn line that still reads as the commit of a
-    transaction in flight, or as a config, may be damage to a record that was forced
-    and acted on (a crash and damage look the same there), so it is damage. Anything
+    acknowledged, so it is cut off and reported. Unless cutting could change history
+    (damage to a forced record a branch acted on looks the same): a last line that
+    lacks only its end of line is a whole record, kept; a torn commit naming one
+    transaction in flight by its whole txid is kept as that commit (safe either way:
+    a commit follows every yes vote); a torn commit more than one transaction may be,
+    or a torn config of a branch configured before, is damage. Anything
     else is damage too: a complete
     line failing its checksum or its grammar, or a record that contradicts the ones
     before it (a commit for a transaction never begun, two different decisions).
@@ -85,7 +86,7 @@ import pathlib
 import threading
 import zlib
 
-from bank.errors import BankError, FaultCode
+from bank.errors import NOTHING_DONE, BankError, FaultCode
 from bank.ledger import now
 from bank.recovery_log_reading import LogDamaged  # noqa: F401 (re-exported)
 from bank.recovery_log_reading import ReadAtStart, config_contradiction
@@ -378,7 +379,7 @@ class RecoveryLog(ReadAtStart, Compaction):
         if self.broken:
             raise LogWriteError(f"The recovery log {self.path} cannot be written any more "
                                 f"({self.broken}); restart the coordinator once the disk "
-                                "is repaired. Nothing was done.")
+                                "is repaired." + NOTHING_DONE)
         line = self._line(kind, txid, data).encode()
         try:
             write_whole(self._file, line)

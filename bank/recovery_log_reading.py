@@ -11,14 +11,18 @@ last line without its end of line, or with zero bytes in it, is a torn tail: it 
 never acknowledged, and it is cut (kept in the history file). Any other bad line is
 damage: the log refuses to open (LogDamaged), or, accepted by an operator, keeps
 every transaction the damage could touch in doubt. Two cases at the tail are not
-simply cut, because cutting them could change history:
+simply cut, because cutting them could change history (a forced record damaged
+after a branch acted on it looks like one a crash cut short):
   * a last line whose only flaw is its missing end of line (its checksum and grammar
-    are good) is a whole record: it is kept. Keeping it is safe either way: a commit
-    is written only after every yes vote, a config before anyone acts on it.
-  * a torn line that still reads as the commit of a transaction in flight, or as a
-    branch's config, is damage: a crash during its write (never acknowledged) and
-    damage after it was on disk (perhaps already sent to a branch) look the same, and
-    only the first may be cut. Its transaction, or its branch, is kept in doubt.
+    are good) is a whole record: it is kept.
+  * a torn line that reads as the commit of a transaction in flight and undecided,
+    its whole txid legible, is that commit: it is kept (replayed; compaction at start
+    writes it whole). Keeping a commit is safe whichever tore it: a commit is written
+    only after every yes vote, and one whose half line could not be cut off again
+    stops the coordinator before anyone hears otherwise (bank/twopc.py).
+  * a torn commit whose txid is cut short (more than one may match), or a torn config
+    of a branch configured before, is damage: which transaction, or which
+    configuration, cannot be told; they are kept in doubt.
 
 Glossary:
   torn tail  the last line, cut short by a crash in the middle of its write
@@ -39,6 +43,7 @@ from bank.storage import truncate_to
 _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\}) "
                    r"crc=([0-9a-f]{8})$")
 _LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
+_KIND = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) ")
 _FORCED_TAIL = re.compile(rb"^\S+ (commit|config) +([A-Za-z0-9_.:-]{1,64})")  # id maybe cut
 
 log = logging.getLogger("recovery-log")
@@ -54,10 +59,11 @@ class LogDamaged(BankError):
 class Problem:
     """What is wrong with one line of the log, for the operator."""
 
-    def __init__(self, line_no: int, what: str, raw: bytes = b"", txid: str = ""):
-        legible = _LEGIBLE.match(raw)
+    def __init__(self, line_no: int, what: str, raw: bytes = b"", txid: str = "",
+                 kind: str = ""):
+        legible, kind_read = _LEGIBLE.match(raw), _KIND.match(raw)
         self.line_no, self.what = line_no, what
-        self.kind = legible.group(1).decode() if legible else ""
+        self.kind = kind or (kind_read.group(1).decode() if kind_read else "")
         self.txid = txid or (legible.group(2).decode() if legible else "")
 
     def __str__(self):
@@ -89,7 +95,7 @@ def read_lines(path: pathlib.Path):
             damage.append(Problem(i, problem, raw))
         else:
             records.append((i, *record))
-    good_size = min(len(data), sum(len(raw) for raw in lines[:tail_start]))
+    good_size = sum(len(raw) for raw in lines[:tail_start])
     torn = list(enumerate(lines[tail_start:], start=tail_start + 1))
     return records, torn, damage, good_size, unended
 
@@ -104,18 +110,25 @@ def _whole_but_unended(raw: bytes) -> bool:
     return not raw.endswith(b"\n") and b"\0" not in raw and not parse_line(raw + b"\n")[1]
 
 
-def forced_record_in(raw: bytes, in_flight: dict, configs: dict) -> list:
-    """What a torn line may be the forced record of (Rule 6): the txids in flight and
-    undecided whose id starts with what can still be read of a commit's txid, or the
-    branch of a config. [] if it can be neither (then cutting it changes nothing)."""
+def forced_record_in(raw: bytes, in_flight: dict, configs: dict) -> tuple:
+    """(kind, [what it may be about]) for a torn line that reads as a forced record
+    (Rule 6): a commit's candidates are the txids in flight and undecided that start
+    with what can be read of its txid; a config's, the branches configured before whose
+    name starts so. ("", []) if it can be neither (then cutting it changes nothing: a
+    branch's first config only records the primary that asked, which asks again)."""
     legible = _FORCED_TAIL.match(raw)
     if not legible:
-        return []
+        return "", []
     kind, start = legible.group(1).decode(), legible.group(2).decode()
     if kind == "commit":
-        return sorted(t for t, e in in_flight.items()
-                      if t.startswith(start) and e["decision"] is None)
-    return sorted(b for b in configs if b.startswith(start)) or [start]
+        return kind, sorted(t for t, e in in_flight.items()
+                            if t.startswith(start) and e["decision"] is None)
+    return kind, sorted(b for b in configs if b.startswith(start))
+
+
+def _names_whole(raw: bytes, candidates: list) -> bool:
+    """Does the torn commit name exactly one candidate, by its whole txid?"""
+    return len(candidates) == 1 and _FORCED_TAIL.match(raw).group(2).decode() == candidates[0]
 
 
 def parse_line(raw: bytes):
@@ -184,29 +197,38 @@ class ReadAtStart:
                 self.in_doubt.add(txid)
             else:
                 self._replay(kind, txid, data)
-        risky = self._forced_records_torn(torn)
+        kept, risky = self._face_torn_forced_records(torn)
         self.damage += risky
         self.damage.sort(key=lambda p: p.line_no)
         if self.damage:
             self._face_damage(accept_damage)
-        if torn and not risky:
+        if torn and not (kept or risky):
             self._cut_torn_tail([raw for _, raw in torn], good_size)
-        elif risky or unended:
-            self._end_last_line()          # kept as evidence (risky) or as a record
+        elif torn or unended:              # compaction at start writes it whole; on a
+            self._end_last_line()          # damaged log it stays, as evidence
 
-    def _forced_records_torn(self, torn: list) -> list:
-        """[Problem] for each torn line that may be a forced record: the commit of a
-        transaction in flight, or a config (Rule 6): cutting it could presume a commit
-        aborted, or a config older than the one the branches were told."""
-        problems = []
+    def _face_torn_forced_records(self, torn: list) -> tuple:
+        """(kept, [Problem]) for the torn lines that read as forced records (Rule 6).
+        Cutting one could presume a commit aborted, or bring back a config older than
+        the one its branch was told. The commit of one txid in flight, read whole, is
+        replayed (kept); a commit that more than one txid may be, or a config, is damage,
+        and what it may be about is kept in doubt."""
+        kept, problems = False, []
         for line_no, raw in torn:
-            for about in forced_record_in(raw, self.in_flight, self.configs):
+            kind, candidates = forced_record_in(raw, self.in_flight, self.configs)
+            if kind == "commit" and _names_whole(raw, candidates):
+                self._replay("commit", candidates[0], {})
+                log.warning("line %d, the last, is the commit of %s cut short: kept, as "
+                            "a commit (Rule 6)", line_no, candidates[0])
+                kept = True
+                continue
+            for about in candidates:
                 problems.append(Problem(line_no, (
                     "its last record is cut short and may be a forced one: a crash during "
                     "its write (never acknowledged) and damage after it was on disk (maybe "
-                    "already acted on) cannot be told apart"), raw, txid=about))
+                    "already acted on) cannot be told apart"), raw, txid=about, kind=kind))
                 self.in_doubt.add(about)
-        return problems
+        return kept, problems
 
     def _end_last_line(self) -> None:
         """Give the last line its end of line, so the next record starts a line of its own."""

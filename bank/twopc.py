@@ -409,7 +409,8 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         """One Record effect into the recovery log; forced ones are fsynced (C3)."""
         info, forced = txn.info, " (forced to disk)" if record.forced else ""
         if record.kind == "begin":
-            self.log.begin(txn.txid, info, forced=record.forced)
+            self._forced_or_stop(txn, record, lambda: self.log.begin(txn.txid, info,
+                                                                      forced=record.forced))
             txn.note(COORDINATOR, LOG, "begin", f"{info.get('src', '')} -> "
                      f"{info.get('dst', '')} {info.get('amount', '')}{forced}")
         elif record.kind == "commit":
@@ -417,7 +418,8 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
             self._force_commit(txn)                        # fsync: THE commit point
             txn.note(COORDINATOR, LOG, "decision", "commit (forced to disk)")
         elif record.kind == "abort":
-            self.log.abort(txn.txid, forced=record.forced)
+            self._forced_or_stop(txn, record, lambda: self.log.abort(txn.txid,
+                                                                      forced=record.forced))
             txn.note(COORDINATOR, LOG, "decision",
                      f"abort: {record.reason}".rstrip(": ") + forced)
         else:
@@ -433,14 +435,33 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         """Log the commit decision durably (fsync: THE commit point).
 
         LogWriteError (a full disk: the record certainly is not in the log) goes up to
-        _step, which asks the core to abort instead. If the fsync itself fails, stop the
-        process: the decision may or may not be on disk, and only recovery can tell (C8)."""
+        _step, which asks the core to abort instead. But if the half-written line could
+        not be cut off again (the log broke), a restart may read it as this commit
+        (recovery log Rule 6): no abort may be told, so stop, as for a failed fsync."""
         try:
             self.log.commit(txn.txid)
+        except LogWriteError:
+            if self.log.broken:
+                self._stop_for_the_log(txn, "commit")
+            raise
+        except OSError:
+            self._stop_for_the_log(txn, "commit")
+
+    def _forced_or_stop(self, txn: Txn, record: Record, write) -> None:
+        """write() a record; if a forced one's fsync fails, stop (Rule 7 of the log)."""
+        try:
+            write()
         except OSError:                     # (a LogWriteError is no OSError: it goes up)
-            log.critical("cannot force the commit of %s to the log: stopping; recovery "
-                         "will finish it from what the log holds", txn.txid, exc_info=True)
-            self.faults.crash_now("the recovery log could not be written")
+            if not record.forced:
+                raise
+            self._stop_for_the_log(txn, record.kind)
+
+    def _stop_for_the_log(self, txn: Txn, kind: str) -> None:
+        """A forced record may or may not be on disk: only recovery can tell what the log
+        holds, so nobody may be told anything first. Stop the process (C8)."""
+        log.critical("cannot force the %s of %s to the log: stopping; recovery will finish "
+                     "it from what the log holds", kind, txn.txid, exc_info=True)
+        self.faults.crash_now("the recovery log could not be written")
 
     def _voted(self, txn: Txn, send: Send, asked: dict, answer, exc) -> None:
         """One participant's vote (D2). Anything but a clear yes or no (an error, a

@@ -10,11 +10,11 @@ happens). It decides nothing: the core's on_restart does (bank/core/coordinator.
 
 Rules:
   * TR1 - only what the log proves: a begin record proves the transfer began (at the
-    time it holds); a decision record proves the prepares went to every participant
-    (votes were collected), and a commit record that every participant voted yes (C3:
-    commit is logged only after every yes) and that the decision was forced to disk.
-    Nothing is drawn for what the log cannot tell: with no decision logged, whether
-    the prepares left before the crash (the begin is written first) and the votes
+    time it holds); a commit record proves the prepares went to every participant and
+    that every one voted yes (C3: commit is logged only after every yes), and that the
+    decision was forced to disk. Nothing is drawn for what the log cannot tell: without
+    a commit, whether the prepares left before the crash (the begin is written first;
+    an abort may be recovery's own, or follow a prepare that never left) and the votes
     are unknown, and none is drawn (the acks of the abort that recovery sends follow).
   * TR2 - rebuilt rows say so: each carries "rebuilt": True and a detail naming its
     evidence; a time the log does not hold is drawn as "?", never invented.
@@ -47,7 +47,7 @@ def rebuild_before_crash(txn, decision: str) -> None:
     _continue_clock_from(txn, info.get("began", ""))
     txn.note(COORDINATOR, LOG, "begin", f"{info.get('src', '')} -> {info.get('dst', '')} "
              f"{info.get('amount', '')}", rebuilt=True, ms=0)
-    for branch, ops in (_ops(info) if decision else {}).items():     # proven by a decision
+    for branch, ops in (_ops(info) if decision == "commit" else {}).items():   # TR1
         txn.note(COORDINATOR, branch, "prepare", ops, rebuilt=True, ms="?")
     if decision == "commit":
         for branch in info.get("branches", []):

@@ -2,7 +2,7 @@
 
 Goal: tell the two apart, as the recovery log does. A crash can only cut the LAST
 write short (a torn tail): it was never acknowledged, so cutting it is safe (unless
-it still reads as the commit of a transaction in flight: see Rule 6). A line
+it reads as the commit of a transaction in flight: then it is kept, Rule 6). A line
 that was written whole and is wrong now (damage) may have been a commit that a
 branch already applied: reading on as if it were absent would abort the other
 branch, and money would appear out of nowhere.

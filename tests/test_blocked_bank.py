@@ -231,11 +231,12 @@ def _positions(rows: list, words: list) -> list:
     return found
 
 
-@pytest.mark.parametrize("decision, prepares", [("", 0), ("abort", 2), ("commit", 2)])
-def test_a_rebuilt_trace_draws_prepares_only_when_a_decision_proves_them(decision, prepares):
-    """TR1: a begin record alone does not prove the prepares left (the begin is written
-    first; the crash may come in between), so a recovered transfer with no decision
-    logged is drawn without them; a logged decision proves the votes were collected."""
+@pytest.mark.parametrize("decision, prepares", [("", 0), ("abort", 0), ("commit", 2)])
+def test_a_rebuilt_trace_draws_prepares_only_when_a_commit_proves_them(decision, prepares):
+    """TR1: a begin record does not prove the prepares left (it is written first; the
+    crash may come in between), nor does an abort (recovery writes its own after a
+    restart that found no decision, and C4 one after a prepare that never left); a
+    commit does: every participant voted yes."""
     from bank.twopc_recovery import rebuild_before_crash
     from bank.twopc_txn import Txn
     info = {"src": "Mumbai/1001", "dst": "Delhi/1002", "amount": "5.00",

@@ -10,7 +10,9 @@ Rules checked (bank/twopc.py, bank/twopc_rounds.py, bank/batching.py):
   * D1: no view shows a commit before its record is on disk, nor ever if the disk
     refuses it (C3);
   * B6: a clean stop sends the decisions held for company;
-  * the core's Prepare carries (account, paise) ops; text money only on the wire.
+  * the core's Prepare carries (account, paise) ops; text money only on the wire;
+  * a forced record whose fsync fails, or a commit whose half line cannot be cut off
+    again, stops the coordinator before any decision is told (Rules 6, 7 of the log).
 
 The stand-ins are real XML-RPC servers (the kit's rpc.Server) on ports from the OS,
 answering prepare, commit, abort and batch as each test says; the coordinator is a
@@ -310,6 +312,94 @@ def test_the_cores_prepare_carries_money_as_paise_and_the_wire_as_text(tmp_path,
         coord.close()
         for branch in made:
             branch.close()
+
+
+class Stopped(Exception):
+    """Stands in for the process ending (faults.crash_now is os._exit)."""
+
+
+@pytest.mark.parametrize("failing", ["abort", "commit"])
+def test_a_forced_record_whose_fsync_fails_stops_the_coordinator(tmp_path, monkeypatch,
+                                                                stand_ins, failing):
+    """Rule 7 of the log with D1: when the fsync of a forced record (presumed commit's
+    abort, any commit) fails, what is on disk is unknown, so nobody may be told
+    anything: the coordinator stops (recovery decides from the log) before any decision
+    is sent or shown. (A failed forced abort left the transaction half decided: shown
+    preparing, never retried.)"""
+    def no_vote(method, txid):
+        return {"vote": "no", "reason": "no"} if method == "prepare" else {"txid": txid}
+    decided = []
+
+    def recording(answer):
+        def answer_and_record(method, txid):
+            if method in ("commit", "abort"):
+                decided.append(method)
+            return answer(method, txid)
+        return answer_and_record
+    second = no_vote if failing == "abort" else yes_and_ack
+    coord = coordinator_module.Coordinator(
+        "C1", stand_ins(recording(yes_and_ack), recording(second)),
+        tmp_path / "recovery.log", presumption="commit")
+    real_fsync, calls = recovery_log.os.fsync, []
+
+    def fsync(fd):                          # 1: the forced begin (C11); 2: the decision
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(5, "Input/output error")
+        return real_fsync(fd)
+
+    def stop(point):
+        raise Stopped(point)
+    monkeypatch.setattr(recovery_log.os, "fsync", fsync)
+    monkeypatch.setattr(coord.twopc.faults, "crash_now", stop)
+    try:
+        with pytest.raises(Stopped):
+            coord.transfer(SRC, DST, "1")
+        assert decided == []
+        (row,) = coord.twopc.summaries()
+        assert row["outcome"] == "", row
+    finally:
+        monkeypatch.undo()
+        coord.close()
+
+
+def test_a_commit_whose_half_line_cannot_be_cut_stops_the_coordinator(tmp_path, monkeypatch,
+                                                                      stand_ins):
+    """Rule 6 and 7 of the log: a commit record that could not be written whole is cut
+    off again, and the transfer aborts (C3). If the cut fails too, the half line stays,
+    and a restart keeps a torn commit as that commit: so no abort may be told now. The
+    coordinator stops, before any decision is sent."""
+    decided = []
+
+    def record(method, txid):
+        if method in ("commit", "abort"):
+            decided.append(method)
+        return yes_and_ack(method, txid)
+    coord = coordinator_module.Coordinator("C1", stand_ins(record, record),
+                                           tmp_path / "recovery.log")
+    real_write = recovery_log.write_whole
+
+    def half_then_full_disk(raw_file, data):
+        if b" commit " in data:
+            real_write(raw_file, data[:len(data) // 2])
+            raise OSError(28, "No space left on device")
+        real_write(raw_file, data)
+
+    def cannot_cut(fd, size):
+        raise OSError(5, "Input/output error")
+
+    def stop(point):
+        raise Stopped(point)
+    monkeypatch.setattr(recovery_log, "write_whole", half_then_full_disk)
+    monkeypatch.setattr(recovery_log, "truncate_to", cannot_cut)
+    monkeypatch.setattr(coord.twopc.faults, "crash_now", stop)
+    try:
+        with pytest.raises(Stopped):
+            coord.transfer(SRC, DST, "1")
+        assert decided == [] and coord.twopc.log.broken
+    finally:
+        monkeypatch.undo()
+        coord.close()
 
 
 def test_a_clean_stop_sends_the_decisions_held_for_company(tmp_path, stand_ins):

@@ -179,15 +179,38 @@ def test_a_torn_commit_of_no_transaction_in_flight_is_cut(log_path):
 
 
 @pytest.mark.parametrize("tail", [b"{} crc=12", b"{} crc=\0\0\0\0\0\0\0\0\n", b""])
-def test_a_torn_commit_of_a_transaction_in_flight_is_damage_not_an_abort(log_path, tail):
-    """Rule 6: a torn last line that still reads as the commit of a transaction in
-    flight may be a crash during its write (never acknowledged) or damage after it was
-    forced and sent: cutting it would presume abort of a transfer a branch may have
-    committed (money created). So the log refuses to open and changes nothing; with
-    accept_damage the transaction is kept in doubt, and the line stays as evidence."""
+def test_a_torn_commit_naming_one_transaction_in_flight_is_kept_as_its_commit(log_path,
+                                                                             tail):
+    """Rule 6: a torn last line that reads as the commit of a transaction in flight, its
+    whole txid legible, may be a crash during its write (never acknowledged) or damage
+    after it was forced and sent. Cutting it would presume abort of a transfer a branch
+    may have committed (money created); keeping it is safe either way (a commit is
+    written only after every yes vote), so it is replayed, and compaction writes it
+    whole: after another restart the transaction is still committed."""
     write_sample(log_path)
     with open(log_path, "ab") as f:
         f.write(b"2026-11-25T13:01:02.999+00:00 commit T3 " + tail)
+
+    log = RecoveryLog(log_path)
+    assert not log.damage and not log.in_doubt
+    assert log.in_flight["T3"]["decision"] == "commit"
+    log.close()
+    again = RecoveryLog(log_path)
+    assert again.in_flight["T3"]["decision"] == "commit" and again.torn == 0
+    again.close()
+
+
+def test_a_torn_commit_more_than_one_transaction_may_be_is_damage(log_path):
+    """Rule 6: a torn commit whose txid is cut short may be the commit of any transaction
+    in flight whose id starts so: which one cannot be told, so the log refuses to open
+    and changes nothing; accepted, every candidate is kept in doubt, never presumed
+    aborted, and the line stays as evidence (the next record starts a line of its own)."""
+    write_sample(log_path)
+    log = RecoveryLog(log_path)
+    log.begin("T30", INFO)
+    log.close()
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T3")
     before = log_path.read_bytes()
 
     with pytest.raises(LogDamaged, match="last record is cut short"):
@@ -195,11 +218,12 @@ def test_a_torn_commit_of_a_transaction_in_flight_is_damage_not_an_abort(log_pat
     assert log_path.read_bytes() == before
 
     log = RecoveryLog(log_path, accept_damage=True)
-    assert "T3" in log.in_doubt and log.outcome("T3") is None and log.torn == 0
-    log.begin("T4", INFO)                 # the next record starts a line of its own
+    assert {"T3", "T30"} <= log.in_doubt and log.outcome("T3") is None
+    assert not log.hides_request_ids()          # a commit holds no request id
+    log.begin("T4", INFO)
     log.close()
     again = RecoveryLog(log_path, accept_damage=True)
-    assert "T3" in again.in_doubt and "T4" in again.in_flight
+    assert {"T3", "T30"} <= again.in_doubt and "T4" in again.in_flight
     again.close()
 
 
@@ -242,12 +266,24 @@ def test_a_torn_config_keeps_its_branch_in_doubt_and_unchanged(log_path):
     with pytest.raises(LogDamaged):
         RecoveryLog(log_path)
     log = RecoveryLog(log_path, accept_damage=True)
-    assert "Mumbai" in log.in_doubt
+    assert "Mumbai" in log.in_doubt and not log.hides_request_ids()
     manager = ConfigManager(log, links={})
     with pytest.raises(BankError) as refused:
         manager.install("Mumbai", "http://r", 2)
     assert refused.value.code == FaultCode.UNAVAILABLE
     assert "Mumbai's configuration" in refused.value.message
+    log.close()
+
+
+def test_a_torn_first_config_of_a_branch_is_cut(log_path):
+    """Rule 6: a torn config of a branch never configured before can only have recorded
+    the first primary that asked (M1), which asks again: it is cut like any torn tail,
+    and no branch (nor a cut-short name) is put in doubt."""
+    write_sample(log_path)
+    with open(log_path, "ab") as f:
+        f.write(b'2026-11-25T13:01:02.999+00:00 config Mumb')
+    log = RecoveryLog(log_path)
+    assert log.torn == 1 and not log.damage and not log.in_doubt and log.configs == {}
     log.close()
 
 

@@ -134,7 +134,7 @@ def test_a_cluster_whose_coordinator_is_down_is_still_found_and_never_orphaned(t
     ("coordinator", ["--port", "99999"], "a port from 0 (any free one) to 65535"),
     ("coordinator", ["--auto-failover", "-1"], "--auto-failover: 0 to 86400 seconds"),
     ("coordinator", ["--branch", "X=ftp://a"], "The URL of branch X must start with http://"),
-    ("coordinator", ["--branch", "Mumbai=http://127.0.0.1:2"], "branch Mumbai is given twice"),
+    ("coordinator", ["--branch", "Mumbai=http://127.0.0.1:2"], "--branch Mumbai is given twice"),
     ("branch", ["--port", "-1"], "a port from 0 (any free one) to 65535"),
     ("branch", ["--ask-every", "0"], "--ask-every: 0.05 to 3600 seconds, not '0'"),
     ("branch", ["--ask-every", "nan"], "--ask-every: 0.05 to 3600 seconds"),
@@ -173,3 +173,38 @@ def test_a_bad_start_that_only_the_program_finds_is_a_sentence_too(tmp_home, pro
                           capture_output=True, text=True, timeout=30)
     assert done.returncode != 0 and says in done.stderr and "Traceback" not in done.stderr, \
         done.stderr
+
+
+def test_a_branch_on_the_command_line_overrides_the_config_file(tmp_path):
+    """--branch NAME=URL replaces the config file's address for NAME (as --port and
+    --name override theirs); only the same --branch given twice is refused."""
+    import coordinator
+    ini = tmp_path / "cluster.ini"
+    ini.write_text("[coordinator]\nname = C1\n[branches]\nMumbai = http://127.0.0.1:9100\n"
+                   "Delhi = http://127.0.0.1:9101\n")
+    args = coordinator.parse_args(["--config", str(ini), "--branch",
+                                   "Mumbai=http://127.0.0.1:9200"])
+    assert args.branches == {"Mumbai": ["http://127.0.0.1:9200"],
+                             "Delhi": ["http://127.0.0.1:9101"]}
+
+
+def test_a_stale_record_never_touches_another_cluster_on_its_ports(tmp_path):
+    """A home whose cluster.json is stale (its cluster gone; another cluster, with other
+    keys, now on those ports) has no running cluster, and `cluster.py stop` on it ends
+    nothing: a member counts as ours only if it answers with our keys (the other
+    cluster's coordinator refused us and the shell stopped; stop killed by recorded pid
+    whatever answered there, even another program that reused the pid)."""
+    import json
+    other = cluster.LocalCluster(home=tmp_path / "other", branches=("Mumbai",)).start()
+    try:
+        stale = tmp_path / "stale" / "data"
+        stale.mkdir(parents=True)
+        record = json.loads((tmp_path / "other" / "data" / "cluster.json").read_text())
+        rpc.write_secret(stale / "cluster.keys")
+        record["secret_file"] = str(stale / "cluster.keys")
+        (stale / "cluster.json").write_text(json.dumps(record))
+        assert cluster.running_cluster(tmp_path / "stale") is None
+        assert cluster.stop_running(tmp_path / "stale") == []
+        assert other.answers("Mumbai") and other.answers("coordinator")
+    finally:
+        other.stop()

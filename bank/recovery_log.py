@@ -250,6 +250,7 @@ class RecoveryLog(ReadAtStart, Compaction):
         self.records = 0
         self._compact_at = COMPACT_AFTER         # records: the next compaction (Rule 4)
         self.torn = 0                 # lines of torn tail cut at start
+        self.torn_kept = []           # txids whose torn commit was kept (Rule 6)
         self.damage = []              # [Problem]: what recovery found damaged (Rule 6)
         self.in_doubt = set()         # txids the damage may touch: never presumed aborted
         self.configs = {}             # branch -> its last config record (Rule 8)
@@ -359,7 +360,8 @@ class RecoveryLog(ReadAtStart, Compaction):
 
     def describe(self) -> dict:
         """What recovery found, for ping(): torn tail cut, damage, txids in doubt."""
-        return {"torn_tail_cut": self.torn, "damaged": [str(p) for p in self.damage],
+        return {"torn_tail_cut": self.torn, "torn_commit_kept": self.torn_kept,
+                "damaged": [str(p) for p in self.damage],
                 "in_doubt": sorted(self.in_doubt), "writable": not self.broken}
 
     def _entry(self, txid: str) -> dict:

@@ -218,6 +218,7 @@ class ReadAtStart:
             kind, candidates = forced_record_in(raw, self.in_flight, self.configs)
             if kind == "commit" and _names_whole(raw, candidates):
                 self._replay("commit", candidates[0], {})
+                self.torn_kept.append(candidates[0])
                 log.warning("line %d, the last, is the commit of %s cut short: kept, as "
                             "a commit (Rule 6)", line_no, candidates[0])
                 kept = True

@@ -194,6 +194,7 @@ def test_a_torn_commit_naming_one_transaction_in_flight_is_kept_as_its_commit(lo
     log = RecoveryLog(log_path)
     assert not log.damage and not log.in_doubt
     assert log.in_flight["T3"]["decision"] == "commit"
+    assert log.describe()["torn_commit_kept"] == ["T3"]
     log.close()
     again = RecoveryLog(log_path)
     assert again.in_flight["T3"]["decision"] == "commit" and again.torn == 0

@@ -131,9 +131,15 @@ def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "", "
                                 stipple="gray50" if key == "unreachable" else "",
                                 tags=("gauge", f"gauge-{key}"))
     unread = ", ".join(split.get("unread") or [])
-    approx = f"  (approximate: {unread} not read; its part is as last seen)" if unread else ""
-    canvas.create_text((x0 + x1) / 2, (y0 + y1) / 2, tags=("gauge", "gauge-total"),
-                       text=f"total {show_money(total)}{approx}", font=("TkHeadingFont",))
+    shown = f"total {show_money(total)}"
+    said = [f"{shown}  (approximate: {unread} not read; its part is as last seen)",
+            f"{shown}  (approximate: {unread} not read)", f"{shown} ({unread} not read)"] \
+        if unread else [shown]
+    heading = tkfont.nametofont("TkHeadingFont", root=canvas)   # the longest that fits
+    item = canvas.create_text((x0 + x1) / 2, (y0 + y1) / 2, tags=("gauge", "gauge-total"),
+                              text=next((t for t in said if heading.measure(t) <= x1 - x0 - 8),
+                                        said[-1]), font=("TkHeadingFont",))
+    tip(canvas, item, said[0])
     y = y1 + line / 2 + 3
     y = _gauge_callouts(canvas, plain, segments, split, (x0, x1), y, line)
     box = line / 2 - 1

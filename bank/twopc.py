@@ -535,6 +535,8 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         txn.counts.sent(COORDINATOR)                                # N1: commit or abort
         txn.counts.sent(branch)                                     # N2: its answer
         damage = answer.get("damage", "") if isinstance(answer, dict) else ""
+        if damage and branch not in txn.damaged:
+            txn.damaged.append(branch)
         txn.note(branch, COORDINATOR, "ack", method + (            # P11: say what it did
             f"; but {branch} had decided {answer.get('heuristic')} heuristically "
             "(heuristic damage)" if damage else ""), kind="ack")

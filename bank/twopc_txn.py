@@ -61,6 +61,8 @@ class Txn:
         self.voted_at = {}                    # branch -> Unix time its vote arrived
         self.implied_votes = {}               # branch -> words: yes implied by a logged
                                               # commit, after a restart (twopc_recovery)
+        self.damaged = []                     # branches that acknowledged with heuristic
+                                              # damage (P11): the books do not balance
 
     @property
     def txid(self) -> str:
@@ -147,7 +149,8 @@ class Txn:
                 "amount": self.info.get("amount", ""), "reason": self.core.reason,
                 "request_id": self.info.get("request_id", ""), "began": self.began,
                 "ended": self.ended, "participants": list(self.core.participants),
-                "waiting_for": self.core.waiting_for() if self.published else []}
+                "waiting_for": self.core.waiting_for() if self.published else [],
+                "damaged": list(self.damaged)}
 
 
 def summary_from_log(txid: str, data: dict) -> dict:
@@ -157,7 +160,7 @@ def summary_from_log(txid: str, data: dict) -> dict:
             "amount": data.get("amount", ""), "reason": data.get("reason", ""),
             "request_id": data.get("request_id", ""), "began": data.get("began", ""),
             "ended": data.get("ended", ""), "participants": data.get("branches", []),
-            "waiting_for": []}
+            "waiting_for": [], "damaged": []}
 
 
 def kind_of(answer) -> str:

@@ -66,6 +66,9 @@ def txn_category(row: dict) -> str:
 def txn_state_text(row: dict) -> str:
     """A short phrase for a list of transfers: "committed", "aborted: ...", ..."""
     state, waiting = row.get("state", ""), row.get("waiting_for") or []
+    damaged = row.get("damaged") or []
+    if damaged and state in ("committed", "aborted"):        # P11: say it where it is listed
+        return f"{state}, but heuristic damage at {', '.join(damaged)} (see check)"
     if state == "committed":
         return "committed"
     if state == "aborted":

@@ -143,7 +143,8 @@ def test_p8_a_branch_that_never_voted_answers_aborted_and_votes_no_later(bank):
 def test_p10_p11_a_heuristic_abort_against_a_commit_is_damage_the_check_shows(bank):
     """P10, P11: the teacher forces Delhi to abort while the logged decision is commit;
     the restarted coordinator's commit is recorded at Delhi as damage and acknowledged
-    (the transfer ends); `check` names the txid, who decided what, and 7.00 missing."""
+    (the transfer ends); `check` names the txid, who decided what, and 7.00 missing, and
+    `txns` lists the transfer as committed with heuristic damage at Delhi."""
     txid = crash_coordinator_during_transfer(bank, "crash-after-decision")
     sh = shell_on(bank)
     out = run(sh, f"heuristic Delhi {txid} abort")
@@ -165,6 +166,9 @@ def test_p10_p11_a_heuristic_abort_against_a_commit_is_damage_the_check_shows(ba
                      r"branches \(Delhi -7\.00\)", report), report
     trace = bank.coordinator().call("transaction", txid)["trace"]
     assert any("heuristic damage" in m["detail"] for m in trace)
+    assert bank.coordinator().call("transaction", txid)["damaged"] == ["Delhi"]
+    listed = run(shell_on(bank), "txns committed")               # said where it is listed
+    assert "committed, but heuristic damage at Delhi (see check)" in listed, listed
 
 
 def test_heuristic_refusals_change_nothing(bank):

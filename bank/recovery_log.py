@@ -266,8 +266,15 @@ class RecoveryLog(ReadAtStart, Compaction):
         self._read_existing(accept_damage)
         if self.damage:
             self._open_for_appends()            # never compacted: keep the evidence
+            self._write_kept_commits_whole()
         else:
-            self.compact()
+            self.compact()                      # (writes a kept torn commit whole too)
+
+    def _write_kept_commits_whole(self) -> None:
+        """Rule 6 on a damaged log (not compacted): a torn commit that was kept is
+        written again, whole and forced, so the next start reads it as a record."""
+        for txid in self.torn_kept:
+            self._sync_to(self._append("commit", txid, {}))
 
     # ---- appending ----------------------------------------------------------------
 

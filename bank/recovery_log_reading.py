@@ -10,9 +10,9 @@ Rules (Rule 6, in short): only the LAST write can be cut short by a crash, so a
 last line without its end of line, or with zero bytes in it, is a torn tail: it was
 never acknowledged, and it is cut (kept in the history file). Any other bad line is
 damage: the log refuses to open (LogDamaged), or, accepted by an operator, keeps
-every transaction the damage could touch in doubt. Two cases at the tail are not
-simply cut, because cutting them could change history (a forced record damaged
-after a branch acted on it looks like one a crash cut short):
+every transaction the damage could touch in doubt. Some tails are not simply cut,
+because cutting them could change history (a forced record damaged after a branch
+acted on it looks like one a crash cut short):
   * a last line whose only flaw is its missing end of line (its checksum and grammar
     are good) is a whole record: it is kept.
   * a torn line that reads as the commit of a transaction in flight and undecided,
@@ -20,9 +20,13 @@ after a branch acted on it looks like one a crash cut short):
     writes it whole). Keeping a commit is safe whichever tore it: a commit is written
     only after every yes vote, and one whose half line could not be cut off again
     stops the coordinator before anyone hears otherwise (bank/twopc.py).
-  * a torn commit whose txid is cut short (more than one may match), or a torn config
-    of a branch configured before, is damage: which transaction, or which
-    configuration, cannot be told; they are kept in doubt.
+  * a torn commit whose txid is cut short (more than one may match), a torn config of
+    a branch configured before, or a torn begin under presumed commit (forced: C11) is
+    damage: which transaction, or which configuration, cannot be told; they are kept
+    in doubt.
+  * The limit: damage that leaves the last line unreadable as to its kind or its id
+    (zeros, a cut before them) looks exactly like a crash mid-write, and is cut. A
+    crash cannot do that to a record after its fsync returned; only damage can.
 
 Glossary:
   torn tail  the last line, cut short by a crash in the middle of its write
@@ -44,7 +48,8 @@ _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\})
                    r"crc=([0-9a-f]{8})$")
 _LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
 _KIND = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) ")
-_FORCED_TAIL = re.compile(rb"^\S+ (commit|config) +([A-Za-z0-9_.:-]{1,64})")  # id maybe cut
+_ID_START = re.compile(rb"^\S+ (?:begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64})")
+_FORCED_TAIL = re.compile(rb"^\S+ (commit|config|begin) +([A-Za-z0-9_.:-]{1,64})")  # id maybe cut
 
 log = logging.getLogger("recovery-log")
 
@@ -61,10 +66,11 @@ class Problem:
 
     def __init__(self, line_no: int, what: str, raw: bytes = b"", txid: str = "",
                  kind: str = ""):
-        legible, kind_read = _LEGIBLE.match(raw), _KIND.match(raw)
+        legible, kind_read, start = _LEGIBLE.match(raw), _KIND.match(raw), _ID_START.match(raw)
         self.line_no, self.what = line_no, what
         self.kind = kind or (kind_read.group(1).decode() if kind_read else "")
         self.txid = txid or (legible.group(2).decode() if legible else "")
+        self.start = self.txid or (start.group(1).decode() if start else "")  # id, maybe cut
 
     def __str__(self):
         about = f" ({self.kind or 'a record'} of {self.txid}, as far as it can be read)" \
@@ -110,12 +116,14 @@ def _whole_but_unended(raw: bytes) -> bool:
     return not raw.endswith(b"\n") and b"\0" not in raw and not parse_line(raw + b"\n")[1]
 
 
-def forced_record_in(raw: bytes, in_flight: dict, configs: dict) -> tuple:
+def forced_record_in(raw: bytes, in_flight: dict, configs: dict, presumed_commit: bool):
     """(kind, [what it may be about]) for a torn line that reads as a forced record
     (Rule 6): a commit's candidates are the txids in flight and undecided that start
     with what can be read of its txid; a config's, the branches configured before whose
-    name starts so. ("", []) if it can be neither (then cutting it changes nothing: a
-    branch's first config only records the primary that asked, which asks again)."""
+    name starts so; a begin's, under presumed commit (C11: forced, and a txid with no
+    record is presumed committed), its txid as far as it can be read. ("", []) if it
+    can be none (then cutting it changes nothing: a branch's first config only records
+    the primary that asked, which asks again; an unforced begin may be lost)."""
     legible = _FORCED_TAIL.match(raw)
     if not legible:
         return "", []
@@ -123,6 +131,8 @@ def forced_record_in(raw: bytes, in_flight: dict, configs: dict) -> tuple:
     if kind == "commit":
         return kind, sorted(t for t, e in in_flight.items()
                             if t.startswith(start) and e["decision"] is None)
+    if kind == "begin":
+        return kind, [start] if presumed_commit or b'"presumption": "commit"' in raw else []
     return kind, sorted(b for b in configs if b.startswith(start))
 
 
@@ -187,25 +197,27 @@ class ReadAtStart:
 
     def _read_existing(self, accept_damage: bool) -> None:
         records, torn, self.damage, good_size, unended = read_lines(self.path)
+        begun_at = {}                      # txid -> the line of its begin
         for line_no, kind, txid, data in records:
             if kind == "config":
                 problem = config_contradiction(txid, data, self.configs.get(txid, {}))
             else:
                 problem = contradiction(kind, txid, data, self.in_flight, self.finished)
             if problem:
-                self.damage.append(Problem(line_no, problem, txid=txid))
+                self.damage.append(Problem(line_no, problem, txid=txid, kind=kind))
                 self.in_doubt.add(txid)
             else:
                 self._replay(kind, txid, data)
+                begun_at.setdefault(txid, line_no)
         kept, risky = self._face_torn_forced_records(torn)
         self.damage += risky
         self.damage.sort(key=lambda p: p.line_no)
         if self.damage:
-            self._face_damage(accept_damage)
+            self._face_damage(accept_damage, begun_at)
         if torn and not (kept or risky):
             self._cut_torn_tail([raw for _, raw in torn], good_size)
-        elif torn or unended:              # compaction at start writes it whole; on a
-            self._end_last_line()          # damaged log it stays, as evidence
+        elif self.damage and (torn or unended):  # kept as evidence (no compaction now);
+            self._end_last_line()                # else compaction replaces the file
 
     def _face_torn_forced_records(self, torn: list) -> tuple:
         """(kept, [Problem]) for the torn lines that read as forced records (Rule 6).
@@ -214,8 +226,11 @@ class ReadAtStart:
         replayed (kept); a commit that more than one txid may be, or a config, is damage,
         and what it may be about is kept in doubt."""
         kept, problems = False, []
+        infos = [e["info"] for e in self.in_flight.values()] + list(self.finished.values())
+        presumed_commit = any(i.get("presumption") == "commit" for i in infos)
         for line_no, raw in torn:
-            kind, candidates = forced_record_in(raw, self.in_flight, self.configs)
+            kind, candidates = forced_record_in(raw, self.in_flight, self.configs,
+                                                presumed_commit)
             if kind == "commit" and _names_whole(raw, candidates):
                 self._replay("commit", candidates[0], {})
                 self.torn_kept.append(candidates[0])
@@ -241,8 +256,11 @@ class ReadAtStart:
                 f.flush()
                 os.fsync(f.fileno())
 
-    def _face_damage(self, accept_damage: bool) -> None:
-        """Refuse a damaged log, or keep what it may hide in doubt (Rule 6)."""
+    def _face_damage(self, accept_damage: bool, begun_at: dict) -> None:
+        """Refuse a damaged log, or keep what it may hide in doubt (Rule 6): each
+        undecided transaction begun before a damaged line (which may be its decision),
+        each txid a damaged line names, and each branch whose config it may be (all of
+        them if its kind cannot be read)."""
         first, more = self.damage[0], self.damage[1:]
         others = f" (and {len(more)} more damaged line(s): " \
                  f"{', '.join(str(p.line_no) for p in more)})" if more else ""
@@ -253,9 +271,15 @@ class ReadAtStart:
                 "coordinator will not start. Restore the file from a backup, or start "
                 "with --accept-damaged-log to keep every transaction this damage may "
                 "touch in doubt (never presumed aborted) until an operator settles it.")
-        self.in_doubt |= {t for t, e in self.in_flight.items() if e["decision"] is None}
+        last = max(p.line_no for p in self.damage)
+        self.in_doubt |= {t for t, e in self.in_flight.items()
+                          if e["decision"] is None and begun_at.get(t, 0) < last}
         self.in_doubt |= {p.txid for p in self.damage if p.txid and p.txid not in
                           self.in_flight and p.txid not in self.finished}
+        for p in self.damage:
+            if p.kind in ("config", ""):
+                self.in_doubt |= {b for b in self.configs if b.startswith(p.start)
+                                  or not p.kind}
         log.critical("recovery log %s is damaged at %s%s; accepted: %d transaction(s) "
                      "kept in doubt: %s", self.path, first, others, len(self.in_doubt),
                      ", ".join(sorted(self.in_doubt)) or "none known")

@@ -201,6 +201,44 @@ def test_a_torn_commit_naming_one_transaction_in_flight_is_kept_as_its_commit(lo
     again.close()
 
 
+def test_a_kept_torn_commit_survives_a_crash_during_the_start_that_keeps_it(log_path,
+                                                                          monkeypatch):
+    """Rule 6: the start that keeps a torn commit changes nothing in the file before
+    compaction replaces it whole; a crash (or a full disk) in between leaves the torn line
+    as it was, and the next start keeps it again (it was given an end of line first,
+    and read as damage: the coordinator refused to start, the transfer blocked)."""
+    write_sample(log_path)
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T3 {} crc=12")
+    before = log_path.read_bytes()
+
+    def crash(self):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(RecoveryLog, "compact", crash)
+    with pytest.raises(OSError):
+        RecoveryLog(log_path)
+    monkeypatch.undo()
+    assert log_path.read_bytes() == before
+    log = RecoveryLog(log_path)
+    assert log.in_flight["T3"]["decision"] == "commit" and not log.damage
+    log.close()
+
+
+def test_a_kept_torn_commit_on_an_accepted_damaged_log_is_written_whole(log_path):
+    """Rule 6 on a log accepted with damage (never compacted): the torn commit kept is
+    written again, whole and forced, so the next start still reads T3 as committed."""
+    write_sample(log_path)
+    lines = lines_of(log_path)
+    i = line_index(lines, "end", "T1")
+    lines[i] = lines[i].replace(b"committed", b"commitxed")
+    log_path.write_bytes(b"".join(lines) + b"2026-11-25T13:01:02.999+00:00 commit T3 {} cr")
+    for start in ("first", "second"):
+        log = RecoveryLog(log_path, accept_damage=True)
+        assert log.in_flight["T3"]["decision"] == "commit", start
+        assert "T3" not in log.in_doubt, start
+        log.close()
+
+
 def test_a_torn_commit_more_than_one_transaction_may_be_is_damage(log_path):
     """Rule 6: a torn commit whose txid is cut short may be the commit of any transaction
     in flight whose id starts so: which one cannot be told, so the log refuses to open
@@ -254,7 +292,8 @@ def test_a_torn_config_keeps_its_branch_in_doubt_and_unchanged(log_path):
     forced and acted on (a replica dropped from the in-sync set, writes acknowledged
     without it). Falling back to the config before it could promote a replica that
     misses those writes: the log refuses to open; accepted, the branch is in doubt and
-    the configuration manager refuses every change to it (no failover) in one sentence."""
+    the configuration manager refuses every change to it (no failover) in one sentence,
+    at this start and the next (the line, ended, then read as damage naming no branch)."""
     from bank.config_manager import ConfigManager
     from bank.errors import BankError, FaultCode
     log = RecoveryLog(log_path)
@@ -262,18 +301,19 @@ def test_a_torn_config_keeps_its_branch_in_doubt_and_unchanged(log_path):
                           "version": 2})
     log.close()
     with open(log_path, "ab") as f:
-        f.write(b'2026-11-25T13:01:02.999+00:00 config Mumbai {"epoch": 1, "in_sy')
+        f.write(b'2026-11-25T13:01:02.999+00:00 config Mum')      # torn in the name
 
     with pytest.raises(LogDamaged):
         RecoveryLog(log_path)
-    log = RecoveryLog(log_path, accept_damage=True)
-    assert "Mumbai" in log.in_doubt and not log.hides_request_ids()
-    manager = ConfigManager(log, links={})
-    with pytest.raises(BankError) as refused:
-        manager.install("Mumbai", "http://r", 2)
-    assert refused.value.code == FaultCode.UNAVAILABLE
-    assert "Mumbai's configuration" in refused.value.message
-    log.close()
+    for start in ("first", "second"):        # the next start decides the same way
+        log = RecoveryLog(log_path, accept_damage=True)
+        assert "Mumbai" in log.in_doubt and not log.hides_request_ids(), start
+        manager = ConfigManager(log, links={})
+        with pytest.raises(BankError) as refused:
+            manager.install("Mumbai", "http://r", 2)
+        assert refused.value.code == FaultCode.UNAVAILABLE
+        assert "Mumbai's configuration" in refused.value.message
+        log.close()
 
 
 def test_a_torn_first_config_of_a_branch_is_cut(log_path):
@@ -296,7 +336,9 @@ def test_a_torn_first_config_of_a_branch_is_cut(log_path):
 def test_middle_record_with_a_bad_crc_is_damage_and_refused(log_path, damage):
     """A complete line in the MIDDLE of the log whose CRC-32 does not match its text is
     damage, not a torn write: the log refuses to open, naming the file and the line, and
-    changes nothing. (Ignoring it would presume abort of T2, which may have committed.)"""
+    changes nothing. (Ignoring it would presume abort of T2, which may have committed.)
+    Accepted, what it may hide is in doubt: T2, not T3 or T4, begun after it (an accepted
+    log kept every later transfer blocked after any crash)."""
     write_sample(log_path)
     lines = lines_of(log_path)
     i = line_index(lines, "commit", "T2")
@@ -320,9 +362,17 @@ def test_middle_record_with_a_bad_crc_is_damage_and_refused(log_path, damage):
 
     accepted = RecoveryLog(log_path, accept_damage=True)
     assert accepted.outcome("T1") == "committed"
-    assert accepted.in_doubt >= {"T2", "T3"}           # never presumed aborted
-    assert accepted.outcome("T2") is None and accepted.in_doubt_about("T2")
-    accepted.close()
+    assert "T2" in accepted.in_doubt                   # never presumed aborted
+    assert "T3" not in accepted.in_doubt               # begun after the damaged line,
+    assert accepted.outcome("T2") is None and accepted.in_doubt_about("T2")  # it cannot
+    accepted.close()                                   # hold T3's decision
+
+    again = RecoveryLog(log_path, accept_damage=True)  # a new transfer after the damage,
+    again.begin("T4", INFO)                            # then a crash: it is not in doubt
+    again.close()
+    again = RecoveryLog(log_path, accept_damage=True)
+    assert "T4" in again.in_flight and "T4" not in again.in_doubt
+    again.close()
 
 
 def test_record_with_a_non_utf8_byte_is_damage(log_path):
@@ -566,3 +616,32 @@ def test_compaction_keeps_restart_proportional_to_work_in_flight(log_path, monke
     assert again.finished[newest]["request_id"] == f"req-{total - 1}"
     assert len(again.finished) == recovery_log.KEEP_FINISHED
     again.close()
+
+
+def test_a_torn_begin_under_presumed_commit_is_damage(log_path):
+    """Rule 6 with C11: under presumed commit a begin is forced, and a txid with no
+    record is presumed committed. A torn begin may be damage to one forced before its
+    prepares left (a branch may have voted no): cutting it would presume the transfer
+    committed. So it is damage; accepted, its txid is in doubt. Under presumed abort a
+    torn begin is cut (losing a begin is safe there)."""
+    log = RecoveryLog(log_path)
+    log.begin("T1", {"branches": ["Mumbai"], "presumption": "commit"}, forced=True)
+    log.commit("T1")
+    log.close()
+    with open(log_path, "ab") as f:
+        f.write(b'2026-11-25T13:01:02.999+00:00 begin  T2 {"amount": "1')
+    with pytest.raises(LogDamaged):
+        RecoveryLog(log_path)
+    log = RecoveryLog(log_path, accept_damage=True)
+    assert "T2" in log.in_doubt and log.in_doubt_about("T2")
+    log.close()
+
+    plain = log_path.with_name("plain.log")
+    log = RecoveryLog(plain)
+    log.begin("T1", INFO)
+    log.close()
+    with open(plain, "ab") as f:
+        f.write(b'2026-11-25T13:01:02.999+00:00 begin  T2 {"amount": "1')
+    log = RecoveryLog(plain)
+    assert log.torn == 1 and not log.damage
+    log.close()

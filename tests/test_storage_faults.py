@@ -538,3 +538,28 @@ def test_losing_every_unsynced_write_loses_nothing_acknowledged(tmp_path):
                          == "committed", 10, f"{txid} committed at {name}")
         assert format_amount(sum(balances(bank).values())) == TOTAL
         assert bank.client("Mumbai").call("account", "1001")["balance"] == "9988.00"
+
+
+def test_the_shell_restarts_a_coordinator_on_a_damaged_log_when_told_to(tmp_path):
+    """The damaged-log refusal says to start with --accept-damaged-log; from the shell
+    that is `restart coordinator --accept-damaged-log` (it could not be done there: the
+    option was refused as a usage error). A plain restart says so; the option is for
+    the coordinator only."""
+    from shelltest import run, shell_on
+    with cluster.LocalCluster(home=tmp_path) as bank:
+        assert bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002",
+                                       "5")["outcome"] == "committed"
+        sh = shell_on(bank)
+        run(sh, "crash coordinator")
+        log_path = tmp_path / "logs" / "recovery.log"
+        lines = log_path.read_bytes().splitlines(keepends=True)
+        lines[0] = lines[0].replace(b"Mumbai/1001", b"Mumbai/1007")   # damage, crc kept
+        log_path.write_bytes(b"".join(lines))
+        out = run(sh, "restart coordinator")
+        assert "is damaged at line 1" in out and \
+            "(here: restart coordinator --accept-damaged-log)" in out, out
+        assert run(sh, "restart Delhi --accept-damaged-log").startswith(
+            "restart takes one option, for the coordinator only"), out
+        out = run(sh, "restart coordinator --accept-damaged-log")
+        assert out.startswith("Restarted coordinator"), out
+        assert bank.coordinator().call("ping")["log"]["damaged"][0].startswith("line 1:")

@@ -48,13 +48,22 @@ class LabCommands:
 
     def do_restart(self, arg):
         """restart NODE: start a crashed (or running) node again, on its port and its data.
+        `restart coordinator --accept-damaged-log` starts it on a damaged recovery log,
+        keeping what the damage may hide in doubt (README, "The recovery log").
         Example: restart Delhi"""
         self._need_local()
-        name = self._node(*self._args(arg, 1))
+        words = self._args(arg, 1, 2)
+        name, extra = self._node(words[0]), tuple(words[1:])
+        if extra and (extra != ("--accept-damaged-log",) or name != cluster.COORDINATOR):
+            raise ShellError("restart takes one option, for the coordinator only: restart "
+                             "coordinator --accept-damaged-log.")
         try:
-            url = self.local.restart(name)
+            url = self.local.restart(name, extra)
         except RuntimeError as exc:
-            raise ShellError(f"{name} did not start again: {str(exc).splitlines()[0]}")
+            why = str(exc).splitlines()[0]
+            hint = " (here: restart coordinator --accept-damaged-log)" \
+                if "--accept-damaged-log" in why and not extra else ""
+            raise ShellError(f"{name} did not start again: {why}{hint}")
         self._say(f"Restarted {name} at {url}; " + (
             "it read its recovery log and finishes what was in flight."
             if name == cluster.COORDINATOR else

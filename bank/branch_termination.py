@@ -66,7 +66,10 @@ class Termination:
         asker = check_branch_name(asker) if asker not in ("", None) else "a peer"
         never_voted = self.ledger.txn_state(txid) is TxState.UNKNOWN
         known = self._write(self.ledger.peer_outcome, txid, asker)
+        heuristic = known == IN_DOUBT and self.ledger.status(txid)["heuristic"]
         why = (" (it had not voted: recorded aborted first, so it never will)" if never_voted
+               else f" (it {heuristic} heuristically: an operator's guess is not passed on "
+                    "as the decision, P8, P10)" if heuristic
                else " (it is waiting too)" if known == IN_DOUBT else "")
         log.info("cooperative termination: %s asked about %s; %s answers %s%s.", asker, txid,
                  self.name, known, why)

@@ -35,7 +35,7 @@ Rules (how the core's effects are carried out):
   * D6 - one presumption per log: the coordinator runs the core's table of its
     --presumption (C1-C13), writes it into every begin record (so recovery finishes
     each transaction under its own), counts each transaction's writes and messages
-    (bank/txn_counters.py, N1-N2), and refuses to start on a log written under another
+    (bank/txn_counters.py, N1-N3), and refuses to start on a log written under another
     presumption: a txid it no longer knows would be presumed the other way. It also
     refuses a log whose unfinished transactions name a branch it was not given:
     recovery could not finish them.
@@ -113,7 +113,10 @@ class Recovery:
                 self.requests.record(data["request_id"], (
                     "transfer", data.get("src"), data.get("dst"), data.get("amount")), txid)
         if self.log.in_flight:
-            log.info("recovery: %d transaction(s) to finish", len(self.log.in_flight))
+            log.info("recovery: %d transaction(s) to finish: %s", len(self.log.in_flight),
+                     "; ".join(f"{txid} ({e['decision'] or 'no decision logged: abort'}, "
+                               f"telling {', '.join(e['info'].get('branches', [])) or '-'})"
+                               for txid, e in list(self.log.in_flight.items())[:10]))
 
     def _keep_in_doubt(self, txn: Txn, decision: str) -> None:
         """C9: a txn the damaged log may have decided: shown in doubt, never sent a
@@ -150,6 +153,10 @@ class Recovery:
                          "waiting for " + ", ".join(txn.core.waiting_for()))
                 sends += [(txn, send) for send in self._step(txn, txn.core.on_retry)]
             run_all(self._pool, lambda job: self._tell(*job), sends)
+            for txn in claimed:
+                if not txn.core.waiting_for():
+                    log.info("%s: every participant has acknowledged the decision (%s) "
+                             "now, sent again (C6)", txn.txid, txn.core.decision.value)
         finally:
             for txn in claimed:
                 txn.phase2_lock.release()
@@ -527,6 +534,8 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         branch, method = send.to, method_of(send)
         if exc is not None:                     # no ack; retried later (C6)
             silence, words, sent = _silence(exc, self._timeout(branch))
+            log.info("%s: the %s to %s was not acknowledged (%s); it is sent again every "
+                     "%g s until it is (C6)", txn.txid, method, branch, words, RETRY_EVERY)
             if sent:
                 txn.counts.sent(COORDINATOR)                        # N1: it left
             self._note_silence(txn, told, branch, silence, words, sent, "ack",

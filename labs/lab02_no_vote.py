@@ -4,7 +4,8 @@ Goal: see that a single no vote aborts the whole transfer, that a branch which v
 yes is told to abort and releases what it held, and that a no can come from the
 ledger's own rules (not enough money) as well as from a branch told to refuse.
 Read first: bank/core/coordinator.py (C4: any no decides abort), bank/core/participant.py
-(P2: a branch that cannot apply a prepare records aborted and votes no), bank/ledger_2pc.py (prepare: when a branch votes no).
+(P2: a branch that cannot apply a prepare records aborted and votes no; problem_with: when),
+bank/ledger_2pc.py (prepare: the vote recorded in one SQLite write).
 
 Scenario:
   1. Transfer 6000 from Mumbai/1002, which holds 5000.00: Mumbai votes no.

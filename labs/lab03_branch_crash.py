@@ -3,7 +3,7 @@
 Goal: see that a branch may forget a transaction it never voted on, but that a yes
 vote is a durable promise: it survives a crash of the voter.
 Read first: bank/core/participant.py (rules P1 and P6), bank/ledger_2pc.py (prepare),
-bank/branch_service.py (prepare: where the two fault points sit).
+bank/branch_service.py (prepare_step: where the two fault points sit).
 
 Scenario:
   1. Delhi dies in prepare BEFORE it records anything (crash-before-vote). The

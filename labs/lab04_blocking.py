@@ -12,7 +12,8 @@ the txid, so the transfer is aborted (presumed abort) and the hold is released.
 Steps:
   1. Run `python labs/lab04_blocking.py --step --keep`.
   2. At the pause where Mumbai is blocked, open its database:
-     `sqlite3 FOLDER/data/Mumbai.db "SELECT number, balance, held FROM accounts"`. The
+     `sqlite3 FOLDER/data/Mumbai.db "SELECT number, balance, held FROM accounts"` (amounts
+     in paise: 1000000 is 10000.00). The
      coordinator is down; the shell (`python shell.py --home FOLDER`) reads the branches
      directly: `txns in-doubt` shows what Mumbai holds and since when. Read
      `FOLDER/logs/Mumbai.log` (it says it is asking) and `FOLDER/logs/recovery.log`.

@@ -15,10 +15,13 @@ Steps:
   2. At the pause after the crash, read the recovery log lines printed: `begin`, then `commit`,
      and no `end`. Both branches are prepared: neither has heard "commit".
   3. After the restart, read `FOLDER/logs/coordinator.log`: find where recovery re-sends commit.
-  4. Check both journals (`journal Mumbai/1001` in the shell, with `--home FOLDER`, before the
-     lab ends): one debit and one credit, each once.
+  4. At the last pause (after the restart; the cluster still runs), check both journals
+     (`journal Mumbai/1001` in the shell, with `--home FOLDER`): one debit and one credit,
+     each once.
 
-Questions: Open logs/recovery.log in the lab's folder: which lines tell the story?
+Questions: Open logs/recovery.log in the lab's folder (the coordinator compacts it at
+each start, Rule 4: the lines from before the restart are in logs/recovery.history.log):
+which lines tell the story?
 Why must the commit record be fsynced, but the begin record need not be?
 
 Run: python labs/lab05_commit_point.py [--step] [--keep]     Handout: labs/lab05_commit_point.md

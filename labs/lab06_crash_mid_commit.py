@@ -17,7 +17,8 @@ and re-sends commit: Mumbai applies the debit, the total is right again.
 Steps:
   1. Run `python labs/lab06_crash_mid_commit.py --step --keep`.
   2. At the pause "Half applied", add up the balances yourself from both databases
-     (`SELECT number, balance, held FROM accounts` in `FOLDER/data/Mumbai.db` and `Delhi.db`).
+     (`SELECT number, balance, held FROM accounts` in `FOLDER/data/Mumbai.db` and `Delhi.db`;
+     amounts in paise: 1000000 is 10000.00).
   3. Explain the extra 7.00: where is it, and who could spend it?
   4. After the restart, check that Delhi's journal has exactly one credit for the txid.
 

@@ -4,8 +4,10 @@ Goal: see what a yes vote reserves. When a branch votes yes on a debit it puts t
 amount on hold: the balance is unchanged, but the money is no longer available,
 so a second transfer (or a withdrawal) that would need it is refused, at once,
 instead of waiting for the first one to finish.
-Read first: bank/ledger_2pc.py (prepare: hold the debit), bank/ledger.py (available =
-balance - held; withdraw), bank/core/participant.py (P1: vote yes only with the money held).
+Read first: bank/core/participant.py (P1: vote yes only with the money held;
+problem_with: the check a prepare must pass), bank/ledger.py (_require_available:
+available = balance - held), bank/ledger_local.py (withdraw), bank/ledger_2pc.py (prepare:
+the check and the hold in one SQLite write).
 
 Scenario: Mumbai/1002 holds 5000.00. Delhi answers every 2PC call one second late
 (fault delay=1), so transfer T1 of A (A from --seed, more than half of 5000.00) from
@@ -19,8 +21,8 @@ Steps:
      change, the lesson does not.
   2. At the first pause, note balance, held and available for Mumbai/1002.
   3. At each next pause, predict the answer before pressing Enter.
-  4. Read `bank/ledger.py` for where `available` is computed, and `bank/ledger_2pc.py` for
-     where `prepare` refuses.
+  4. Read `bank/ledger.py` (`_require_available`) for where `available` is computed, and
+     `problem_with` in `bank/core/participant.py` for where a prepare is refused.
 
 Questions: Why does the branch refuse T2 rather than make it wait for T1? If T1 had
 aborted, would T2 have been wrong to be refused? What would happen without holds

@@ -6,7 +6,8 @@ its replica a moment later (with the next heartbeat, about a second). If the
 primary dies in between and the replica is promoted, the acknowledged deposit is
 gone: the customer holds a receipt for money the bank no longer has.
 Read first: bank/replication.py (Rule 1, and "Async mode"), bank/core/replica.py
-(R5: only an in-sync replica is promoted), lab 9 (the synchronous case).
+(R5: promoted only by its manager), bank/core/manager.py (M5: only a member of the
+recorded in-sync set is promoted), lab 9 (the synchronous case).
 
 Scenario: Mumbai with one replica, asynchronous. Right after a heartbeat reaches the
 replica, deposit 123.00 on Mumbai/1001 (acknowledged: balance 10123.00) and pull the

@@ -65,9 +65,10 @@ def main():
         original = log_path.read_bytes()
         lines = original.splitlines(keepends=True)
         i = next(k for k, raw in enumerate(lines) if raw.split()[1] == b"commit")
+        show(f"line {i + 1} as written:    {lines[i].decode().rstrip()}")
         lines[i] = lines[i].replace(txid.encode(), txid[:-1].encode() + b"#", 1)
         log_path.write_bytes(b"".join(lines))
-        show(f"changed one character of line {i + 1}: {lines[i].decode().rstrip()}")
+        show(f"one character changed: {lines[i].decode().rstrip()}")
 
         step("Restart the coordinator on the damaged log: it refuses, naming the line.")
         try:

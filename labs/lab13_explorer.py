@@ -21,11 +21,13 @@ Steps:
      `bank/explorer/variants.py` open beside it.
   3. Save a run and replay it in the window:
      `python explore.py --variant decision-in-memory --save run.json`, then
-     `python explore.py --replay run.json --window`.
+     `python explore.py --replay run.json --window` (without --window, the same run
+     is replayed as text: on a machine with no display).
   4. Optional (about a minute): `python explore.py` for the default world's state count.
 
-Questions: In the abort-on-restart run, which step makes the atomicity impossible to
-keep, and which rule (P-id) says so? Why is the shortest run for decision-in-memory
+Questions: In the abort-on-restart run (`python explore.py --variant abort-on-restart`
+draws it), which step makes the atomicity impossible to keep, and which rule (P-id)
+says so? Why is the shortest run for decision-in-memory
 longer than the one for abort-on-restart? Save a run (`python explore.py --variant
 decision-in-memory --save run.json`) and step through it with `python explore.py
 --replay run.json --window`: at which step does the coordinator's log stop agreeing
@@ -62,8 +64,10 @@ def main() -> int:
             print(f"\nFAILED: the explorer did not catch {name}.")
             return 1
         lines = text.splitlines()
-        print(text if number == 0 else "\n".join(l for l in lines if l.startswith(
-            ("States", "Result", "  What", "  The variant", "The shortest"))))
+        print(text if number == 0 else "\n".join(
+            l.replace("):", f"): python explore.py --variant {name} draws it")
+            if l.startswith("The shortest") else l for l in lines if l.startswith(
+                ("States", "Result", "  What", "  The variant", "The shortest"))))
     step("The replication world: a primary, its replica, the coordinator as configuration "
          "manager; a crash, a lost push, leases running out, a failover at any moment.")
     text, found = cli.explore(["--world", "replication"])

@@ -82,10 +82,14 @@ def lab_folder(name: str):
 
 @contextlib.contextmanager
 def lab_cluster(name: str, **cluster_args):
-    """Start a LocalCluster in a fresh lab folder; stop it and clean up at the end."""
+    """Start a LocalCluster in a fresh lab folder; stop it and clean up at the end. In
+    --step mode the lab pauses once more after its last step, with the cluster still
+    running, so the class can look at the end state (a shell on FOLDER, the logs)."""
     with lab_folder(name) as home:
         with LocalCluster(home=home, **cluster_args) as bank:
             yield bank
+            pause(f"the last step is done and the cluster still runs (python shell.py "
+                  f"--home {home}); Enter stops it")
 
 
 # ---- steps, pauses and checks ------------------------------------------------------------

@@ -35,19 +35,23 @@ def test_lab_passes_and_cleans_up(lab):
 
 
 def test_step_mode_pauses_and_keep_keeps_the_folder():
-    """--step stops before each next step until Enter (here fed as newlines); --keep
-    leaves the lab's folder (data/, logs/) for a look, and says where."""
+    """--step stops before each next step until Enter (here fed as newlines), and once
+    more after the last one with the cluster still running (so a class can look at the
+    end state); --keep leaves the lab's folder (data/, logs/) for a look, and says where."""
     lab = LABS_DIR / "lab03_branch_crash.py"
     done = subprocess.run([sys.executable, str(lab), "--step", "--keep"], input="\n" * 20,
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert done.stdout.count("Press Enter to go on.") == 3     # before steps 2, 3 and 4
+    assert done.stdout.count("Press Enter to go on.") == 4     # before steps 2-4, and after
+    assert "the last step is done and the cluster still runs" in done.stdout
     folder = pathlib.Path(re.search(r"^Kept \(--keep\): (\S+)", done.stdout, re.M).group(1))
     try:
         assert (folder / "logs" / "recovery.log").exists()
         assert folder.is_relative_to(pathlib.Path(tempfile.gettempdir()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_every_lab_has_a_handout_and_answers():
     """Every lab has a handout (goal, files, steps, expected transcript, questions) next
     to it, a teacher's answer file in labs/answers/, and a line in the course plan."""

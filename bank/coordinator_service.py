@@ -229,9 +229,9 @@ class Coordinator(LabControls, BranchStatus):
         """Who this is: {"name", "role": "coordinator", "url", "branches", "in_flight",
         "faults", "log", "counters"}. "counters": {"transfers", "rpcs_sent", "fsyncs"}
         so far (bank/counters.py). "log" is what recovery found in the recovery log:
-        {"torn_tail_cut": lines cut, "torn_commit_kept": [txid, ...] (Rule 6),
-        "damaged": ["line N: what is wrong", ...],
-        "in_doubt": [txid, ...] kept in doubt because of the damage, "writable"}."""
+        {"torn_tail_cut": lines cut, "torn_kept": ["commit TXID", ...] (Rule 6),
+        "damaged": ["line N: what is wrong", ...], "in_doubt": [txid or branch, ...]
+        kept in doubt because of the damage, "writable"}."""
         return {"name": self.name, "role": "coordinator", "url": self.url, "epoch": 1,
                 "branches": sorted(self.links), "in_flight": len(self.log.in_flight),
                 "faults": self.faults.describe()["armed"], "log": self.log.describe(),

@@ -38,8 +38,9 @@ Rules:
     (damage to a forced record a branch acted on looks the same): a last line that
     lacks only its end of line is a whole record, kept; a torn commit naming one
     transaction in flight by its whole txid is kept as that commit (safe either way:
-    a commit follows every yes vote); a torn commit more than one transaction may be,
-    or a torn config of a branch configured before, is damage. Anything
+    a commit follows every yes vote), and so is a torn begin under presumed commit
+    (recovery aborts it, C13); a torn commit or begin more than one transaction may
+    be, or a torn config of a branch configured before, is damage. Anything
     else is damage too: a complete
     line failing its checksum or its grammar, or a record that contradicts the ones
     before it (a commit for a transaction never begun, two different decisions).
@@ -75,7 +76,8 @@ Glossary:
   torn tail  the last line, cut short by a crash in the middle of its write
   damage     a line that was written whole and is wrong now (Rule 6)
   in doubt   a txid whose outcome a damaged line may have held: neither committed
-             nor aborted until an operator decides
+             nor aborted until an operator decides; or a branch whose configuration
+             a damaged line may have held (no lease, no failover)
 """
 
 import collections
@@ -89,7 +91,7 @@ import zlib
 from bank.errors import NOTHING_DONE, BankError, FaultCode
 from bank.ledger import now
 from bank.recovery_log_reading import LogDamaged  # noqa: F401 (re-exported)
-from bank.recovery_log_reading import ReadAtStart, config_contradiction
+from bank.recovery_log_reading import ReadAtStart, config_contradiction, ends_a_line
 from bank.storage import fsync_folder, truncate_to
 
 COMPACT_AFTER = 20_000       # records in the active log before it is compacted
@@ -250,7 +252,7 @@ class RecoveryLog(ReadAtStart, Compaction):
         self.records = 0
         self._compact_at = COMPACT_AFTER         # records: the next compaction (Rule 4)
         self.torn = 0                 # lines of torn tail cut at start
-        self.torn_kept = []           # txids whose torn commit was kept (Rule 6)
+        self.torn_kept = []           # (kind, txid, data) of torn records kept (Rule 6)
         self.damage = []              # [Problem]: what recovery found damaged (Rule 6)
         self.in_doubt = set()         # txids the damage may touch: never presumed aborted
         self.configs = {}             # branch -> its last config record (Rule 8)
@@ -266,15 +268,19 @@ class RecoveryLog(ReadAtStart, Compaction):
         self._read_existing(accept_damage)
         if self.damage:
             self._open_for_appends()            # never compacted: keep the evidence
-            self._write_kept_commits_whole()
+            self._write_kept_records_whole()
         else:
             self.compact()                      # (writes a kept torn commit whole too)
 
-    def _write_kept_commits_whole(self) -> None:
-        """Rule 6 on a damaged log (not compacted): a torn commit that was kept is
-        written again, whole and forced, so the next start reads it as a record."""
-        for txid in self.torn_kept:
-            self._sync_to(self._append("commit", txid, {}))
+    def _write_kept_records_whole(self) -> None:
+        """Rule 6 on a damaged log (not compacted): a torn record that was kept is
+        written again, whole and forced, so the next start reads it as a record. The
+        torn line's end of line goes in the same write: no crash can leave it ended
+        (damage) without the whole record after it."""
+        ended = ends_a_line(self.path)
+        for kind, txid, data in self.torn_kept:
+            self._sync_to(self._append(kind, txid, data, prefix=b"" if ended else b"\n"))
+            ended = True
 
     # ---- appending ----------------------------------------------------------------
 
@@ -367,7 +373,8 @@ class RecoveryLog(ReadAtStart, Compaction):
 
     def describe(self) -> dict:
         """What recovery found, for ping(): torn tail cut, damage, txids in doubt."""
-        return {"torn_tail_cut": self.torn, "torn_commit_kept": self.torn_kept,
+        return {"torn_tail_cut": self.torn,
+                "torn_kept": [f"{kind} {txid}" for kind, txid, _ in self.torn_kept],
                 "damaged": [str(p) for p in self.damage],
                 "in_doubt": sorted(self.in_doubt), "writable": not self.broken}
 
@@ -382,14 +389,15 @@ class RecoveryLog(ReadAtStart, Compaction):
             self._remember_finished(txid, dict(entry["info"], outcome="committed",
                                                reason="", ended=now() if ended is None else ended))
 
-    def _append(self, kind: str, txid: str, data: dict) -> int:
+    def _append(self, kind: str, txid: str, data: dict, prefix: bytes = b"") -> int:
         """Write one whole line (caller holds _write_lock); it is in the OS, not yet on
-        disk. A line that cannot be written whole is cut off again (Rule 7)."""
+        disk. A line that cannot be written whole is cut off again (Rule 7). prefix: an
+        end of line the torn line before it lacks (Rule 6), in the same write."""
         if self.broken:
             raise LogWriteError(f"The recovery log {self.path} cannot be written any more "
                                 f"({self.broken}); restart the coordinator once the disk "
                                 "is repaired." + NOTHING_DONE)
-        line = self._line(kind, txid, data).encode()
+        line = prefix + self._line(kind, txid, data).encode()
         try:
             write_whole(self._file, line)
         except OSError as exc:

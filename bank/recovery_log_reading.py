@@ -20,10 +20,12 @@ acted on it looks like one a crash cut short):
     writes it whole). Keeping a commit is safe whichever tore it: a commit is written
     only after every yes vote, and one whose half line could not be cut off again
     stops the coordinator before anyone hears otherwise (bank/twopc.py).
-  * a torn commit whose txid is cut short (more than one may match), a torn config of
-    a branch configured before, or a torn begin under presumed commit (forced: C11) is
-    damage: which transaction, or which configuration, cannot be told; they are kept
-    in doubt.
+  * a torn begin under presumed commit (forced: C11; a txid with no record would be
+    presumed committed), its whole txid legible, is kept too: with no decision after
+    it, recovery aborts it (C13), right whichever tore it.
+  * a torn commit or begin whose txid is cut short (more than one may match), or a torn
+    config of a branch configured before, is damage: which transaction, or which
+    configuration, cannot be told; they are kept in doubt.
   * The limit: damage that leaves the last line unreadable as to its kind or its id
     (zeros, a cut before them) looks exactly like a crash mid-write, and is cut. A
     crash cannot do that to a record after its fsync returned; only damage can.
@@ -111,6 +113,24 @@ def _looks_torn(raw: bytes) -> bool:
     return not raw.endswith(b"\n") or b"\0" in raw
 
 
+def _begin_as_far_as_read(raw: bytes) -> dict:
+    """A kept torn begin under presumed commit: its branches if the tear left them whole
+    (recovery tells them the abort and waits for their acknowledgements, C13)."""
+    branches = re.search(rb'"branches": \[((?:"[A-Za-z0-9_ -]{1,80}"(?:, )?)*)\]', raw)
+    data = {"presumption": "commit"}
+    if branches:
+        data["branches"] = json.loads(b"[" + branches.group(1) + b"]")
+    return data
+
+
+def ends_a_line(path: pathlib.Path) -> bool:
+    """Does the file end with an end of line (or hold nothing)?"""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(size - 1, 0))
+        return size == 0 or f.read(1) == b"\n"
+
+
 def _whole_but_unended(raw: bytes) -> bool:
     """The last line lacks only its end of line: checksum and grammar are good."""
     return not raw.endswith(b"\n") and b"\0" not in raw and not parse_line(raw + b"\n")[1]
@@ -137,8 +157,12 @@ def forced_record_in(raw: bytes, in_flight: dict, configs: dict, presumed_commit
 
 
 def _names_whole(raw: bytes, candidates: list) -> bool:
-    """Does the torn commit name exactly one candidate, by its whole txid?"""
-    return len(candidates) == 1 and _FORCED_TAIL.match(raw).group(2).decode() == candidates[0]
+    """Does the torn record name exactly one candidate, by its whole txid? (A begin's
+    txid is whole when the space after it was written.)"""
+    legible = _FORCED_TAIL.match(raw)
+    if len(candidates) != 1 or legible.group(2).decode() != candidates[0]:
+        return False
+    return legible.group(1) != b"begin" or raw[legible.end():legible.end() + 1] == b" "
 
 
 def parse_line(raw: bytes):
@@ -216,26 +240,30 @@ class ReadAtStart:
             self._face_damage(accept_damage, begun_at)
         if torn and not (kept or risky):
             self._cut_torn_tail([raw for _, raw in torn], good_size)
-        elif self.damage and (torn or unended):  # kept as evidence (no compaction now);
-            self._end_last_line()                # else compaction replaces the file
+        elif self.damage and (torn or unended) and not kept:  # evidence, no compaction
+            self._end_last_line()       # now (kept records end it: recovery_log.py)
 
     def _face_torn_forced_records(self, torn: list) -> tuple:
         """(kept, [Problem]) for the torn lines that read as forced records (Rule 6).
-        Cutting one could presume a commit aborted, or bring back a config older than
-        the one its branch was told. The commit of one txid in flight, read whole, is
-        replayed (kept); a commit that more than one txid may be, or a config, is damage,
-        and what it may be about is kept in doubt."""
+        Cutting one could presume a commit aborted, a transfer committed (presumed
+        commit: a txid with no record), or bring back a config older than the one its
+        branch was told. A commit of one txid in flight, or a begin under presumed
+        commit, read with its whole txid, is replayed (kept: a begin with no decision
+        after it is aborted by recovery, C13); one whose txid is cut short, or a config,
+        is damage, and what it may be about is kept in doubt."""
         kept, problems = False, []
         infos = [e["info"] for e in self.in_flight.values()] + list(self.finished.values())
         presumed_commit = any(i.get("presumption") == "commit" for i in infos)
         for line_no, raw in torn:
             kind, candidates = forced_record_in(raw, self.in_flight, self.configs,
                                                 presumed_commit)
-            if kind == "commit" and _names_whole(raw, candidates):
-                self._replay("commit", candidates[0], {})
-                self.torn_kept.append(candidates[0])
-                log.warning("line %d, the last, is the commit of %s cut short: kept, as "
-                            "a commit (Rule 6)", line_no, candidates[0])
+            whole = _names_whole(raw, candidates)
+            if whole and kind in ("commit", "begin"):
+                data = {} if kind == "commit" else _begin_as_far_as_read(raw)
+                self._replay(kind, candidates[0], data)
+                self.torn_kept.append((kind, candidates[0], data))
+                log.warning("line %d, the last, is the %s of %s cut short: kept (Rule 6)",
+                            line_no, kind, candidates[0])
                 kept = True
                 continue
             for about in candidates:
@@ -248,10 +276,8 @@ class ReadAtStart:
 
     def _end_last_line(self) -> None:
         """Give the last line its end of line, so the next record starts a line of its own."""
-        with open(self.path, "r+b") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(size - 1, 0))
-            if size and f.read(1) != b"\n":          # now at the end: the write appends
+        if not ends_a_line(self.path):
+            with open(self.path, "ab") as f:
                 f.write(b"\n")
                 f.flush()
                 os.fsync(f.fileno())

@@ -91,6 +91,7 @@ class Recovery:
         """Rebuild each unfinished transaction from its log records through the core (C8):
         a logged commit is re-sent, anything else is aborted. Its trace first gets what
         the log proves happened before the crash (bank/twopc_recovery.py)."""
+        told = _recovery_words(self.log)              # before recovery writes anything
         for txid, entry in list(self.log.in_flight.items()):
             info = entry["info"]
             txn = Txn(txid, {b: [] for b in info.get("branches", [])}, info)
@@ -112,11 +113,9 @@ class Recovery:
             if data.get("request_id"):
                 self.requests.record(data["request_id"], (
                     "transfer", data.get("src"), data.get("dst"), data.get("amount")), txid)
-        if self.log.in_flight:
-            log.info("recovery: %d transaction(s) to finish: %s", len(self.log.in_flight),
-                     "; ".join(f"{txid} ({e['decision'] or 'no decision logged: abort'}, "
-                               f"telling {', '.join(e['info'].get('branches', [])) or '-'})"
-                               for txid, e in list(self.log.in_flight.items())[:10]))
+        if told:
+            log.info("recovery: %d transaction(s) to finish: %s", len(told),
+                     "; ".join(told[:10]))
 
     def _keep_in_doubt(self, txn: Txn, decision: str) -> None:
         """C9: a txn the damaged log may have decided: shown in doubt, never sent a
@@ -445,10 +444,11 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         _step, which asks the core to abort instead. But if the half-written line could
         not be cut off again (the log broke), a restart may read it as this commit
         (recovery log Rule 6): no abort may be told, so stop, as for a failed fsync."""
+        broken_before = self.log.broken
         try:
             self.log.commit(txn.txid)
         except LogWriteError:
-            if self.log.broken:
+            if self.log.broken and not broken_before:    # this commit's half line stays
                 self._stop_for_the_log(txn, "commit")
             raise
         except OSError:
@@ -534,8 +534,11 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         branch, method = send.to, method_of(send)
         if exc is not None:                     # no ack; retried later (C6)
             silence, words, sent = _silence(exc, self._timeout(branch))
-            log.info("%s: the %s to %s was not acknowledged (%s); it is sent again every "
-                     "%g s until it is (C6)", txn.txid, method, branch, words, RETRY_EVERY)
+            if branch not in txn.unacknowledged_said:          # said once, not every retry
+                txn.unacknowledged_said.add(branch)
+                log.info("%s: the %s to %s was not acknowledged (%s); it is sent again "
+                         "every %g s until it is (C6)", txn.txid, method, branch, words,
+                         RETRY_EVERY)
             if sent:
                 txn.counts.sent(COORDINATOR)                        # N1: it left
             self._note_silence(txn, told, branch, silence, words, sent, "ack",
@@ -587,6 +590,20 @@ def check_presumption(recovery_log, presumption: Presumption) -> None:
             f"{other[0]}, so this coordinator cannot run presumed {presumption.value} on it "
             "(a transaction it no longer remembers would be presumed the other way): start "
             f"with --presumption {other[0]}, or with a new --log."))
+
+
+def _recovery_words(recovery_log) -> list:
+    """What recovery will do with each unfinished transaction, as the log holds it, for
+    the coordinator's log: "TXID (commit: telling Delhi, Mumbai)"."""
+    words = []
+    for txid, entry in recovery_log.in_flight.items():
+        if txid in recovery_log.in_doubt:
+            words.append(f"{txid} (kept in doubt: the log is damaged)")
+            continue
+        decision = entry["decision"] or "no decision logged: abort"
+        branches = ", ".join(entry["info"].get("branches", [])) or "its branches when they ask"
+        words.append(f"{txid} ({decision}: telling {branches})")
+    return words
 
 
 def check_branches_known(recovery_log, links: dict) -> None:

@@ -63,6 +63,7 @@ class Txn:
                                               # commit, after a restart (twopc_recovery)
         self.damaged = []                     # branches that acknowledged with heuristic
                                               # damage (P11): the books do not balance
+        self.unacknowledged_said = set()      # branches whose missing ack was logged
 
     @property
     def txid(self) -> str:

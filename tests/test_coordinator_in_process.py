@@ -12,7 +12,8 @@ Rules checked (bank/twopc.py, bank/twopc_rounds.py, bank/batching.py):
   * B6: a clean stop sends the decisions held for company;
   * the core's Prepare carries (account, paise) ops; text money only on the wire;
   * a forced record whose fsync fails, or a commit whose half line cannot be cut off
-    again, stops the coordinator before any decision is told (Rules 6, 7 of the log).
+    again, stops the coordinator before any decision is told (Rules 6, 7 of the log);
+  * a missing acknowledgement is narrated once, not at every retry (C6).
 
 The stand-ins are real XML-RPC servers (the kit's rpc.Server) on ports from the OS,
 answering prepare, commit, abort and batch as each test says; the coordinator is a
@@ -312,6 +313,34 @@ def test_the_cores_prepare_carries_money_as_paise_and_the_wire_as_text(tmp_path,
         coord.close()
         for branch in made:
             branch.close()
+
+
+def test_a_missing_acknowledgement_is_logged_once_not_at_every_retry(tmp_path, stand_ins,
+                                                                     caplog):
+    """The coordinator narrates a decision a branch has not acknowledged (C6) once per
+    transaction and branch, and once more when every participant has it: not at every
+    retry, which would add a line a second for as long as the branch is down."""
+    acking = threading.Event()
+
+    def late_delhi(method, txid):
+        if method == "commit" and not acking.is_set():
+            raise BankError(FaultCode.UNAVAILABLE, "Delhi is busy")
+        return yes_and_ack(method, txid)
+    coord = coordinator_module.Coordinator("C1", stand_ins(yes_and_ack, late_delhi),
+                                           tmp_path / "recovery.log")
+    try:
+        with caplog.at_level("INFO", logger="coordinator"):
+            txid = coord.transfer(SRC, DST, "1")["txid"]
+            for _ in range(3):
+                coord.twopc.recover()                # three more rounds of retries
+            acking.set()
+            assert coord.twopc.recover()["unfinished"] == []
+        said = [r.getMessage() for r in caplog.records if txid in r.getMessage()]
+        assert len([m for m in said if "was not acknowledged" in m]) == 1, said
+        assert any("every participant has acknowledged the decision (committed)" in m
+                   for m in said), said
+    finally:
+        coord.close()
 
 
 class Stopped(Exception):

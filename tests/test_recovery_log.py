@@ -194,7 +194,7 @@ def test_a_torn_commit_naming_one_transaction_in_flight_is_kept_as_its_commit(lo
     log = RecoveryLog(log_path)
     assert not log.damage and not log.in_doubt
     assert log.in_flight["T3"]["decision"] == "commit"
-    assert log.describe()["torn_commit_kept"] == ["T3"]
+    assert log.describe()["torn_kept"] == ["commit T3"]
     log.close()
     again = RecoveryLog(log_path)
     assert again.in_flight["T3"]["decision"] == "commit" and again.torn == 0
@@ -618,22 +618,41 @@ def test_compaction_keeps_restart_proportional_to_work_in_flight(log_path, monke
     again.close()
 
 
-def test_a_torn_begin_under_presumed_commit_is_damage(log_path):
+def test_a_torn_begin_under_presumed_commit_is_kept_or_damage(log_path):
     """Rule 6 with C11: under presumed commit a begin is forced, and a txid with no
-    record is presumed committed. A torn begin may be damage to one forced before its
-    prepares left (a branch may have voted no): cutting it would presume the transfer
-    committed. So it is damage; accepted, its txid is in doubt. Under presumed abort a
-    torn begin is cut (losing a begin is safe there)."""
+    record is presumed committed. Cutting a torn begin could presume a transfer with a
+    no vote committed (damage after its fsync looks like a crash mid-write). With its
+    whole txid legible it is kept: no decision follows it, so recovery aborts it (C13),
+    right either way; with its txid cut short it is damage (accepted: every unknown
+    txid in doubt). Under presumed abort a torn begin is cut (losing a begin is safe)."""
+    def pc_log(path, tail):
+        log = RecoveryLog(path)
+        log.begin("T1", {"branches": ["Mumbai"], "presumption": "commit"}, forced=True)
+        log.commit("T1")
+        log.close()
+        with open(path, "ab") as f:
+            f.write(b"2026-11-25T13:01:02.999+00:00 begin  " + tail)
+
+    pc_log(log_path, b'T2 {"amount": "1')
     log = RecoveryLog(log_path)
-    log.begin("T1", {"branches": ["Mumbai"], "presumption": "commit"}, forced=True)
-    log.commit("T1")
+    assert log.in_flight["T2"] == {"info": {"presumption": "commit"}, "decision": None}
+    assert log.describe()["torn_kept"] == ["begin T2"] and not log.damage
     log.close()
-    with open(log_path, "ab") as f:
-        f.write(b'2026-11-25T13:01:02.999+00:00 begin  T2 {"amount": "1')
+
+    torn_late = log_path.with_name("late.log")      # torn after its branches: they are
+    pc_log(torn_late, b'T2 {"amount": "1.00", "began": "x", "branches": ["Delhi", "Mumbai"], '
+                      b'"dst": "Del')                # kept, so recovery tells them (C13)
+    log = RecoveryLog(torn_late)
+    assert log.in_flight["T2"]["info"] == {"presumption": "commit",
+                                           "branches": ["Delhi", "Mumbai"]}
+    log.close()
+
+    cut = log_path.with_name("cut.log")
+    pc_log(cut, b"T")
     with pytest.raises(LogDamaged):
-        RecoveryLog(log_path)
-    log = RecoveryLog(log_path, accept_damage=True)
-    assert "T2" in log.in_doubt and log.in_doubt_about("T2")
+        RecoveryLog(cut)
+    log = RecoveryLog(cut, accept_damage=True)
+    assert log.in_doubt_about("T2")
     log.close()
 
     plain = log_path.with_name("plain.log")

@@ -220,6 +220,29 @@ def test_the_gauge_counts_every_rupee_once(moment, mumbai, delhi, expected):
     assert split["total"] == 1000_00
 
 
+@pytest.mark.parametrize("width", [900, 420, 300])
+def test_the_gauge_says_the_longest_approximate_total_that_fits(display, width):
+    """Rule G2: with a branch not read, the total's label is the longest of its sentences
+    that fits the bar, always naming the branch, and the full one is on hover (it ran
+    past the bar in a narrow window)."""
+    import tkinter.font as tkfont
+    root = tk.Tk()
+    try:
+        canvas = tk.Canvas(root, width=width, height=200)
+        split = dict(gauge.money_split({"Mumbai": {"up": True, "accounts": [
+            {"balance": "1000.00", "held": "0.00"}]}}), unread=["Delhi"])
+        gauge.draw_gauge(canvas, split, width)
+        (item,) = canvas.find_withtag("gauge-total")
+        text = canvas.itemcget(item, "text")
+        assert "Delhi" in text and text.startswith("total 1,000.00"), text
+        bar = width - 20                                    # the bar: 10 px each side
+        assert tkfont.nametofont("TkHeadingFont", root=canvas).measure(text) <= bar, text
+        assert ("its part is as last seen" in text) == (width == 900), text
+        assert "its part is as last seen" in canvas.tips[item]
+    finally:
+        root.destroy()
+
+
 def test_repeated_retries_are_drawn_once_with_a_count():
     """A branch that stays down makes the coordinator retry every second: the diagram
     folds identical rounds into one, labelled with how many times and until when."""

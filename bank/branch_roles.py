@@ -38,6 +38,7 @@ class ReplicationRoles:
     """Mixed into Branch: its role (self.roles, a core BranchRole) carried out."""
 
     _lease_until = 0.0            # time.monotonic() until which our lease holds (R8)
+    _lease_failing = False        # the last renewal failed (said once in the log)
     _manager_client = None
 
     # ---- roles: primary, replica, fenced -----------------------------------------------
@@ -139,8 +140,13 @@ class ReplicationRoles:
         except BankError as exc:
             if exc.code == FaultCode.NOT_PRIMARY:
                 self.learn_from_manager()
-            log.info("lease not renewed: %s", exc.message)
+            if not self._lease_failing:               # said once, not every second
+                log.info("lease not renewed: %s (asking again every second)", exc.message)
+            self._lease_failing = True
             return
+        if self._lease_failing:
+            log.info("lease renewed: the configuration manager answers again")
+        self._lease_failing = False
         self._lease_until = sent + float(answer["seconds"])
 
     def learn_from_manager(self) -> None:

@@ -23,9 +23,11 @@ Steps:
   1. Run `python labs/lab17_held_decisions.py --step --keep`.
   2. At the second pause (nothing is held then: a new shell adds up the bank's money
      through the coordinator, which sends what is held, as step 4 shows), run
-     `python shell.py --home FOLDER -c "show TXID"` with each transfer's txid: the
-     first one's commits left with the second's prepares, the second's alone, 3 s
-     after its commit point.
+     `python shell.py --home FOLDER -c "show TXID"` with each transfer's txid. Each
+     diagram counts ms from its own begin: the first one's commits are marked "held for
+     company, then sent (B6)" a few ms after its commit point, when the second transfer's
+     prepares took them along (step 1 printed when); the second's left alone, about
+     3000 ms after its commit point.
   3. Compare step 3's numbers with a transfer whose decisions go alone: 5 messages
      (the client's call, 2 prepares, 2 commits) and 5 fsyncs (lab 14: the forced
      commit record and 2 COMMITs at each branch).

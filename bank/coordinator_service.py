@@ -202,7 +202,8 @@ class Coordinator(LabControls, BranchStatus):
         self.faults = FaultPoints("coordinator", COORDINATOR_POINTS, allow_faults)
         if allow_faults:
             self.PUBLIC_METHODS = Coordinator.PUBLIC_METHODS + Coordinator.LAB_METHODS
-        self.log = RecoveryLog(log_path, accept_damage=accept_damaged_log)
+        self.log = RecoveryLog(log_path, accept_damage=accept_damaged_log,
+                               presumed_commit=presumption == "commit")
         self.requests = RequestRegistry()                                   # Rule 4
         self.manager = ConfigManager(self.log, self.links)      # config_manager.py M1-M6
         self.auto_failover = auto_failover

@@ -241,9 +241,11 @@ class RecoveryLog(ReadAtStart, Compaction):
 
     accept_damage: open a damaged log anyway, keeping every transaction the damage
     could touch in doubt (Rule 6); without it a damaged log raises LogDamaged.
+    presumed_commit: the coordinator runs presumed commit (a begin is forced: Rule 6
+    reads a torn begin as such even in a log that holds no transaction yet).
     """
 
-    def __init__(self, path, accept_damage: bool = False):
+    def __init__(self, path, accept_damage: bool = False, presumed_commit: bool = False):
         self.path = pathlib.Path(path)
         self.history_path = self.path.with_name(self.path.stem + ".history" + self.path.suffix)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,6 +267,7 @@ class RecoveryLog(ReadAtStart, Compaction):
         self.fsyncs = 0                         # forced writes so far (counters)
         self._file = None
         self._size = 0                          # bytes in the file: a failed write is cut back here
+        self.presumed_commit = presumed_commit
         self._read_existing(accept_damage)
         if self.damage:
             self._open_for_appends()            # never compacted: keep the evidence

@@ -253,7 +253,8 @@ class ReadAtStart:
         is damage, and what it may be about is kept in doubt."""
         kept, problems = False, []
         infos = [e["info"] for e in self.in_flight.values()] + list(self.finished.values())
-        presumed_commit = any(i.get("presumption") == "commit" for i in infos)
+        presumed_commit = self.presumed_commit or any(i.get("presumption") == "commit"
+                                                      for i in infos)
         for line_no, raw in torn:
             kind, candidates = forced_record_in(raw, self.in_flight, self.configs,
                                                 presumed_commit)

@@ -655,6 +655,11 @@ def test_a_torn_begin_under_presumed_commit_is_kept_or_damage(log_path):
     assert log.in_doubt_about("T2")
     log.close()
 
+    first = log_path.with_name("first.log")           # no transaction yet: the
+    first.write_bytes(b"2026-11-25T13:01:02.999+00:00 begin  T")   # coordinator says
+    with pytest.raises(LogDamaged):
+        RecoveryLog(first, presumed_commit=True)
+
     plain = log_path.with_name("plain.log")
     log = RecoveryLog(plain)
     log.begin("T1", INFO)

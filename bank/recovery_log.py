@@ -289,11 +289,13 @@ class RecoveryLog(ReadAtStart, Compaction):
 
     def begin(self, txid: str, info: dict, forced: bool = False) -> None:
         """A transaction starts (not forced: Rule 2, unless presumed commit asks: C11).
+        On a damaged log every begin is forced (Rule 6): a txid it does not know is then
+        one the damage may hide, never one begun since whose begin a crash lost.
         LogWriteError if it cannot be written."""
         with self._write_lock:
             line_no = self._append("begin", txid, info)
             self.in_flight[txid] = {"info": info, "decision": None}
-        if forced:
+        if forced or self.damage:
             self._sync_to(line_no)
 
     def commit(self, txid: str) -> None:

@@ -51,7 +51,7 @@ _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\})
 _LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
 _KIND = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) ")
 _ID_START = re.compile(rb"^\S+ (?:begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64})")
-_FORCED_TAIL = re.compile(rb"^\S+ (commit|config|begin) +([A-Za-z0-9_.:-]{1,64})")  # id maybe cut
+_FORCED_TAIL = re.compile(rb"^\S+ (commit|config|begin|done) +([A-Za-z0-9_.:-]{1,64})")  # id cut?
 
 log = logging.getLogger("recovery-log")
 
@@ -67,9 +67,11 @@ class Problem:
     """What is wrong with one line of the log, for the operator."""
 
     def __init__(self, line_no: int, what: str, raw: bytes = b"", txid: str = "",
-                 kind: str = ""):
+                 kind: str = "", named: bool = False):
         legible, kind_read, start = _LEGIBLE.match(raw), _KIND.match(raw), _ID_START.match(raw)
         self.line_no, self.what = line_no, what
+        self.named = named      # what it is about is known for sure (its checksum held,
+                                # or a torn tail's candidates): it hides no other decision
         self.kind = kind or (kind_read.group(1).decode() if kind_read else "")
         self.txid = txid or (legible.group(2).decode() if legible else "")
         self.start = self.txid or (start.group(1).decode() if start else "")  # id, maybe cut
@@ -99,13 +101,21 @@ def read_lines(path: pathlib.Path):
     records, damage = [], []
     for i, raw in enumerate(lines[:tail_start], start=1):
         record, problem = parse_line(raw)
-        if problem:
+        if problem and not _written_again(raw, lines[i:i + 1]):
             damage.append(Problem(i, problem, raw))
-        else:
+        elif not problem:
             records.append((i, *record))
     good_size = sum(len(raw) for raw in lines[:tail_start])
     torn = list(enumerate(lines[tail_start:], start=tail_start + 1))
     return records, torn, damage, good_size, unended
+
+
+def _written_again(raw: bytes, after: list) -> bool:
+    """Is this bad line a torn record that Rule 6 kept and wrote again whole, right after
+    it (same kind, same txid)? Then it hides nothing: it is not damage."""
+    torn, again = _FORCED_TAIL.match(raw), after and parse_line(after[0])[0]
+    return bool(torn and again and (torn.group(1).decode(), torn.group(2).decode())
+                == (again[0], again[1]))
 
 
 def _looks_torn(raw: bytes) -> bool:
@@ -153,6 +163,8 @@ def forced_record_in(raw: bytes, in_flight: dict, configs: dict, presumed_commit
                             if t.startswith(start) and e["decision"] is None)
     if kind == "begin":
         return kind, [start] if presumed_commit or b'"presumption": "commit"' in raw else []
+    if kind == "done":                  # written only by compaction, into a file on disk
+        return kind, [start]            # before it replaced the log: no crash tears one
     return kind, sorted(b for b in configs if b.startswith(start))
 
 
@@ -228,12 +240,12 @@ class ReadAtStart:
             else:
                 problem = contradiction(kind, txid, data, self.in_flight, self.finished)
             if problem:
-                self.damage.append(Problem(line_no, problem, txid=txid, kind=kind))
+                self.damage.append(Problem(line_no, problem, txid=txid, kind=kind, named=True))
                 self.in_doubt.add(txid)
             else:
                 self._replay(kind, txid, data)
                 begun_at.setdefault(txid, line_no)
-        kept, risky = self._face_torn_forced_records(torn)
+        kept, risky = self._face_torn_forced_records(torn, begun_at)
         self.damage += risky
         self.damage.sort(key=lambda p: p.line_no)
         if self.damage:
@@ -243,7 +255,7 @@ class ReadAtStart:
         elif self.damage and (torn or unended) and not kept:  # evidence, no compaction
             self._end_last_line()       # now (kept records end it: recovery_log.py)
 
-    def _face_torn_forced_records(self, torn: list) -> tuple:
+    def _face_torn_forced_records(self, torn: list, begun_at: dict) -> tuple:
         """(kept, [Problem]) for the torn lines that read as forced records (Rule 6).
         Cutting one could presume a commit aborted, a transfer committed (presumed
         commit: a txid with no record), or bring back a config older than the one its
@@ -263,6 +275,7 @@ class ReadAtStart:
                 data = {} if kind == "commit" else _begin_as_far_as_read(raw)
                 self._replay(kind, candidates[0], data)
                 self.torn_kept.append((kind, candidates[0], data))
+                begun_at.setdefault(candidates[0], line_no)
                 log.warning("line %d, the last, is the %s of %s cut short: kept (Rule 6)",
                             line_no, kind, candidates[0])
                 kept = True
@@ -271,7 +284,8 @@ class ReadAtStart:
                 problems.append(Problem(line_no, (
                     "its last record is cut short and may be a forced one: a crash during "
                     "its write (never acknowledged) and damage after it was on disk (maybe "
-                    "already acted on) cannot be told apart"), raw, txid=about, kind=kind))
+                    "already acted on) cannot be told apart"), raw, txid=about, kind=kind,
+                    named=True))
                 self.in_doubt.add(about)
         return kept, problems
 
@@ -298,7 +312,9 @@ class ReadAtStart:
                 "coordinator will not start. Restore the file from a backup, or start "
                 "with --accept-damaged-log to keep every transaction this damage may "
                 "touch in doubt (never presumed aborted) until an operator settles it.")
-        last = max(p.line_no for p in self.damage)
+        decisions = [p.line_no for p in self.damage            # lines that may hide a
+                     if not p.named and p.kind in ("commit", "abort", "")]   # decision
+        last = max(decisions, default=0)
         self.in_doubt |= {t for t, e in self.in_flight.items()
                           if e["decision"] is None and begun_at.get(t, 0) < last}
         self.in_doubt |= {p.txid for p in self.damage if p.txid and p.txid not in

@@ -669,3 +669,64 @@ def test_a_torn_begin_under_presumed_commit_is_kept_or_damage(log_path):
     log = RecoveryLog(plain)
     assert log.torn == 1 and not log.damage
     log.close()
+
+
+def test_accepted_damage_keeps_in_doubt_only_what_it_may_hide(log_path):
+    """Rule 6 on an accepted damaged log: a torn commit whose txid is cut short keeps in
+    doubt only the transactions it may be (their ids start so), not an unrelated one in
+    flight (every undecided transaction was kept in doubt: a power cut blocked them
+    all). A torn record kept and written again whole is not damage at the next start,
+    and a begin there is forced, so a txid the log does not know after a crash is one
+    the damage may hide, never one begun since."""
+    log = RecoveryLog(log_path)
+    for txid in ("A1", "A2", "B1"):
+        log.begin(txid, INFO)
+    log.close()
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit A")
+    log = RecoveryLog(log_path, accept_damage=True)
+    assert {"A1", "A2"} <= log.in_doubt and "B1" not in log.in_doubt
+    before = log.fsyncs
+    log.begin("C1", INFO)
+    assert log.fsyncs == before + 1                    # forced on a damaged log
+    log.close()
+
+
+def test_a_kept_record_written_again_is_not_damage_at_the_next_start(log_path):
+    """Rule 6: on an accepted damaged log a kept torn commit is written again whole,
+    right after the torn line; the next start reads that pair as one record, so it adds
+    no damaged line and puts nothing more in doubt (an undecided U begun before it was)."""
+    write_sample(log_path)
+    lines = lines_of(log_path)
+    i = line_index(lines, "end", "T1")
+    lines[i] = lines[i].replace(b"committed", b"commitxed")         # damage, elsewhere
+    log_path.write_bytes(b"".join(lines))
+    log = RecoveryLog(log_path, accept_damage=True)
+    log.begin("U", INFO)
+    log.begin("T4", INFO)
+    log.close()
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T4 {} c")
+    first = RecoveryLog(log_path, accept_damage=True)
+    assert first.in_flight["T4"]["decision"] == "commit" and "U" not in first.in_doubt
+    first.close()
+    second = RecoveryLog(log_path, accept_damage=True)
+    assert len(second.damage) == 1 and "U" not in second.in_doubt
+    assert second.in_flight["T4"]["decision"] == "commit"
+    second.close()
+
+
+def test_a_torn_done_line_is_damage(log_path):
+    """Rule 6: a `done` line is written only by compaction, into a file on disk before it
+    replaces the log, so no crash tears one: a torn one is damage (cut, the request id
+    it held was run a second time). Accepted, request ids count as hidden."""
+    write_sample(log_path)
+    RecoveryLog(log_path).close()                      # compaction: T1 becomes a done line
+    data = log_path.read_bytes()
+    done = next(l for l in data.splitlines(keepends=True) if b" done " in l)
+    log_path.write_bytes(data.replace(done, b"") + done[:len(done) - 20])
+    with pytest.raises(LogDamaged):
+        RecoveryLog(log_path)
+    log = RecoveryLog(log_path, accept_damage=True)
+    assert log.hides_request_ids()
+    log.close()

@@ -1,0 +1,312 @@
+"""Rule 6 of the recovery log at its tail, on real files and with no processes.
+
+Rules checked (bank/recovery_log.py Rule 6, bank/recovery_log_reading.py):
+  * a torn last line that can be no forced record is cut; one that lacks only its end
+    of line is kept whole;
+  * a torn commit naming one transaction in flight by its whole txid is kept as that
+    commit, and so is a torn begin under presumed commit (recovery aborts it, C13),
+    surviving a crash during the start that keeps them;
+  * a torn commit or begin that more than one txid may be, a torn config of a
+    configured branch, and a torn done line are damage;
+  * on an accepted damaged log, only what the damage may hide is kept in doubt, a kept
+    record written again whole is one record at the next start, and begins are forced.
+Other damage (a bad line in the middle) is in tests/test_recovery_log.py and
+tests/test_storage_faults.py.
+"""
+
+import pathlib
+import sys
+
+import pytest
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
+
+from bank.recovery_log import LogDamaged, RecoveryLog     # noqa: E402
+from test_recovery_log import (INFO, assert_sample_recovered, line_index,  # noqa: E402
+                               lines_of, write_sample)
+
+
+@pytest.fixture
+def log_path(tmp_path) -> pathlib.Path:
+    """Where the recovery log of one test lives (a fresh folder per test)."""
+    return tmp_path / "recovery.log"
+
+
+def test_a_torn_commit_of_no_transaction_in_flight_is_cut(log_path):
+    """Half a line at the end of the log (no newline: the write never finished) that
+    can be the decision of no transaction in flight is cut, and every complete record
+    is recovered (as lab 11 shows)."""
+    write_sample(log_path)
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T9 {} crc=12")
+
+    log = RecoveryLog(log_path)
+    assert log.torn == 1 and not log.damage
+    assert_sample_recovered(log)
+    log.close()
+
+
+@pytest.mark.parametrize("tail", [b"{} crc=12", b"{} crc=\0\0\0\0\0\0\0\0\n", b""])
+def test_a_torn_commit_naming_one_transaction_in_flight_is_kept_as_its_commit(log_path,
+                                                                             tail):
+    """Rule 6: a torn last line that reads as the commit of a transaction in flight, its
+    whole txid legible, may be a crash during its write (never acknowledged) or damage
+    after it was forced and sent. Cutting it would presume abort of a transfer a branch
+    may have committed (money created); keeping it is safe either way (a commit is
+    written only after every yes vote), so it is replayed, and compaction writes it
+    whole: after another restart the transaction is still committed."""
+    write_sample(log_path)
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T3 " + tail)
+
+    log = RecoveryLog(log_path)
+    assert not log.damage and not log.in_doubt
+    assert log.in_flight["T3"]["decision"] == "commit"
+    assert log.describe()["torn_kept"] == ["commit T3"]
+    log.close()
+    again = RecoveryLog(log_path)
+    assert again.in_flight["T3"]["decision"] == "commit" and again.torn == 0
+    again.close()
+
+
+def test_a_kept_torn_commit_survives_a_crash_during_the_start_that_keeps_it(log_path,
+                                                                          monkeypatch):
+    """Rule 6: the start that keeps a torn commit changes nothing in the file before
+    compaction replaces it whole; a crash (or a full disk) in between leaves the torn line
+    as it was, and the next start keeps it again (it was given an end of line first,
+    and read as damage: the coordinator refused to start, the transfer blocked)."""
+    write_sample(log_path)
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T3 {} crc=12")
+    before = log_path.read_bytes()
+
+    def crash(self):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(RecoveryLog, "compact", crash)
+    with pytest.raises(OSError):
+        RecoveryLog(log_path)
+    monkeypatch.undo()
+    assert log_path.read_bytes() == before
+    log = RecoveryLog(log_path)
+    assert log.in_flight["T3"]["decision"] == "commit" and not log.damage
+    log.close()
+
+
+def test_a_kept_torn_commit_on_an_accepted_damaged_log_is_written_whole(log_path):
+    """Rule 6 on a log accepted with damage (never compacted): the torn commit kept is
+    written again, whole and forced, so the next start still reads T3 as committed."""
+    write_sample(log_path)
+    lines = lines_of(log_path)
+    i = line_index(lines, "end", "T1")
+    lines[i] = lines[i].replace(b"committed", b"commitxed")
+    log_path.write_bytes(b"".join(lines) + b"2026-11-25T13:01:02.999+00:00 commit T3 {} cr")
+    for start in ("first", "second"):
+        log = RecoveryLog(log_path, accept_damage=True)
+        assert log.in_flight["T3"]["decision"] == "commit", start
+        assert "T3" not in log.in_doubt, start
+        log.close()
+
+
+def test_a_torn_commit_more_than_one_transaction_may_be_is_damage(log_path):
+    """Rule 6: a torn commit whose txid is cut short may be the commit of any transaction
+    in flight whose id starts so: which one cannot be told, so the log refuses to open
+    and changes nothing; accepted, every candidate is kept in doubt, never presumed
+    aborted, and the line stays as evidence (the next record starts a line of its own)."""
+    write_sample(log_path)
+    log = RecoveryLog(log_path)
+    log.begin("T30", INFO)
+    log.close()
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T3")
+    before = log_path.read_bytes()
+
+    with pytest.raises(LogDamaged, match="last record is cut short"):
+        RecoveryLog(log_path)
+    assert log_path.read_bytes() == before
+
+    log = RecoveryLog(log_path, accept_damage=True)
+    assert {"T3", "T30"} <= log.in_doubt and log.outcome("T3") is None
+    assert not log.hides_request_ids()          # a commit holds no request id
+    log.begin("T4", INFO)
+    log.close()
+    again = RecoveryLog(log_path, accept_damage=True)
+    assert {"T3", "T30"} <= again.in_doubt and "T4" in again.in_flight
+    again.close()
+
+
+def test_a_last_record_missing_only_its_end_of_line_is_kept(log_path):
+    """Rule 6: a last line whose checksum and grammar are good lacks only its end of
+    line: it is a whole record and is kept (it was cut as torn: a forced commit that a
+    branch had already applied was then presumed aborted). Keeping it is safe: a
+    commit is written only after every yes vote."""
+    write_sample(log_path)
+    log = RecoveryLog(log_path)
+    log.commit("T3")
+    log.close()
+    log_path.write_bytes(log_path.read_bytes().rstrip(b"\n"))
+
+    log = RecoveryLog(log_path)
+    assert log.torn == 0 and not log.damage
+    assert log.in_flight["T3"]["decision"] == "commit"
+    log.begin("T4", INFO)
+    log.close()
+    again = RecoveryLog(log_path)
+    assert again.in_flight["T3"]["decision"] == "commit" and "T4" in again.in_flight
+    again.close()
+
+
+def test_a_torn_config_keeps_its_branch_in_doubt_and_unchanged(log_path):
+    """Rule 6 and 8: a torn last line that reads as a branch's config may have been
+    forced and acted on (a replica dropped from the in-sync set, writes acknowledged
+    without it). Falling back to the config before it could promote a replica that
+    misses those writes: the log refuses to open; accepted, the branch is in doubt and
+    the configuration manager refuses every change to it (no failover) in one sentence,
+    at this start and the next (the line, ended, then read as damage naming no branch)."""
+    from bank.config_manager import ConfigManager
+    from bank.errors import BankError, FaultCode
+    log = RecoveryLog(log_path)
+    log.config("Mumbai", {"primary": "http://p", "in_sync": ["http://r"], "epoch": 1,
+                          "version": 2})
+    log.close()
+    with open(log_path, "ab") as f:
+        f.write(b'2026-11-25T13:01:02.999+00:00 config Mum')      # torn in the name
+
+    with pytest.raises(LogDamaged):
+        RecoveryLog(log_path)
+    for start in ("first", "second"):        # the next start decides the same way
+        log = RecoveryLog(log_path, accept_damage=True)
+        assert "Mumbai" in log.in_doubt and not log.hides_request_ids(), start
+        manager = ConfigManager(log, links={})
+        with pytest.raises(BankError) as refused:
+            manager.install("Mumbai", "http://r", 2)
+        assert refused.value.code == FaultCode.UNAVAILABLE
+        assert "Mumbai's configuration" in refused.value.message
+        log.close()
+
+
+def test_a_torn_first_config_of_a_branch_is_cut(log_path):
+    """Rule 6: a torn config of a branch never configured before can only have recorded
+    the first primary that asked (M1), which asks again: it is cut like any torn tail,
+    and no branch (nor a cut-short name) is put in doubt."""
+    write_sample(log_path)
+    with open(log_path, "ab") as f:
+        f.write(b'2026-11-25T13:01:02.999+00:00 config Mumb')
+    log = RecoveryLog(log_path)
+    assert log.torn == 1 and not log.damage and not log.in_doubt and log.configs == {}
+    log.close()
+
+
+def test_a_torn_begin_under_presumed_commit_is_kept_or_damage(log_path):
+    """Rule 6 with C11: under presumed commit a begin is forced, and a txid with no
+    record is presumed committed. Cutting a torn begin could presume a transfer with a
+    no vote committed (damage after its fsync looks like a crash mid-write). With its
+    whole txid legible it is kept: no decision follows it, so recovery aborts it (C13),
+    right either way; with its txid cut short it is damage (accepted: every unknown
+    txid in doubt). Under presumed abort a torn begin is cut (losing a begin is safe)."""
+    def pc_log(path, tail):
+        log = RecoveryLog(path)
+        log.begin("T1", {"branches": ["Mumbai"], "presumption": "commit"}, forced=True)
+        log.commit("T1")
+        log.close()
+        with open(path, "ab") as f:
+            f.write(b"2026-11-25T13:01:02.999+00:00 begin  " + tail)
+
+    pc_log(log_path, b'T2 {"amount": "1')
+    log = RecoveryLog(log_path)
+    assert log.in_flight["T2"] == {"info": {"presumption": "commit"}, "decision": None}
+    assert log.describe()["torn_kept"] == ["begin T2"] and not log.damage
+    log.close()
+
+    torn_late = log_path.with_name("late.log")      # torn after its branches: they are
+    pc_log(torn_late, b'T2 {"amount": "1.00", "began": "x", "branches": ["Delhi", "Mumbai"], '
+                      b'"dst": "Del')                # kept, so recovery tells them (C13)
+    log = RecoveryLog(torn_late)
+    assert log.in_flight["T2"]["info"] == {"presumption": "commit",
+                                           "branches": ["Delhi", "Mumbai"]}
+    log.close()
+
+    cut = log_path.with_name("cut.log")
+    pc_log(cut, b"T")
+    with pytest.raises(LogDamaged):
+        RecoveryLog(cut)
+    log = RecoveryLog(cut, accept_damage=True)
+    assert log.in_doubt_about("T2")
+    log.close()
+
+    first = log_path.with_name("first.log")           # no transaction yet: the
+    first.write_bytes(b"2026-11-25T13:01:02.999+00:00 begin  T")   # coordinator says
+    with pytest.raises(LogDamaged):
+        RecoveryLog(first, presumed_commit=True)
+
+    plain = log_path.with_name("plain.log")
+    log = RecoveryLog(plain)
+    log.begin("T1", INFO)
+    log.close()
+    with open(plain, "ab") as f:
+        f.write(b'2026-11-25T13:01:02.999+00:00 begin  T2 {"amount": "1')
+    log = RecoveryLog(plain)
+    assert log.torn == 1 and not log.damage
+    log.close()
+
+
+def test_accepted_damage_keeps_in_doubt_only_what_it_may_hide(log_path):
+    """Rule 6 on an accepted damaged log: a torn commit whose txid is cut short keeps in
+    doubt only the transactions it may be (their ids start so), not an unrelated one in
+    flight (every undecided transaction was kept in doubt: a power cut blocked them
+    all). A torn record kept and written again whole is not damage at the next start,
+    and a begin there is forced, so a txid the log does not know after a crash is one
+    the damage may hide, never one begun since."""
+    log = RecoveryLog(log_path)
+    for txid in ("A1", "A2", "B1"):
+        log.begin(txid, INFO)
+    log.close()
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit A")
+    log = RecoveryLog(log_path, accept_damage=True)
+    assert {"A1", "A2"} <= log.in_doubt and "B1" not in log.in_doubt
+    before = log.fsyncs
+    log.begin("C1", INFO)
+    assert log.fsyncs == before + 1                    # forced on a damaged log
+    log.close()
+
+
+def test_a_kept_record_written_again_is_not_damage_at_the_next_start(log_path):
+    """Rule 6: on an accepted damaged log a kept torn commit is written again whole,
+    right after the torn line; the next start reads that pair as one record, so it adds
+    no damaged line and puts nothing more in doubt (an undecided U begun before it was)."""
+    write_sample(log_path)
+    lines = lines_of(log_path)
+    i = line_index(lines, "end", "T1")
+    lines[i] = lines[i].replace(b"committed", b"commitxed")         # damage, elsewhere
+    log_path.write_bytes(b"".join(lines))
+    log = RecoveryLog(log_path, accept_damage=True)
+    log.begin("U", INFO)
+    log.begin("T4", INFO)
+    log.close()
+    with open(log_path, "ab") as f:
+        f.write(b"2026-11-25T13:01:02.999+00:00 commit T4 {} c")
+    first = RecoveryLog(log_path, accept_damage=True)
+    assert first.in_flight["T4"]["decision"] == "commit" and "U" not in first.in_doubt
+    first.close()
+    second = RecoveryLog(log_path, accept_damage=True)
+    assert len(second.damage) == 1 and "U" not in second.in_doubt
+    assert second.in_flight["T4"]["decision"] == "commit"
+    second.close()
+
+
+def test_a_torn_done_line_is_damage(log_path):
+    """Rule 6: a `done` line is written only by compaction, into a file on disk before it
+    replaces the log, so no crash tears one: a torn one is damage (cut, the request id
+    it held was run a second time). Accepted, request ids count as hidden."""
+    write_sample(log_path)
+    RecoveryLog(log_path).close()                      # compaction: T1 becomes a done line
+    data = log_path.read_bytes()
+    done = next(l for l in data.splitlines(keepends=True) if b" done " in l)
+    log_path.write_bytes(data.replace(done, b"") + done[:len(done) - 20])
+    with pytest.raises(LogDamaged):
+        RecoveryLog(log_path)
+    log = RecoveryLog(log_path, accept_damage=True)
+    assert log.hides_request_ids()
+    log.close()

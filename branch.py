@@ -40,10 +40,10 @@ def parse_args(argv=None):
                    help="run as a replica of the primary at URL")
     p.add_argument("--async-replication", action="store_true",
                    help="answer writes before replicas have them (a lab: this can lose money)")
-    p.add_argument("--ask-every", type=rpc.seconds_arg(0.05, 3600), default=ASK_EVERY,
+    p.add_argument("--ask-every", type=rpc.time_arg(0.05, 3600), default=ASK_EVERY,
                    metavar="SECONDS",
                    help="how often to ask the coordinator about in-doubt transactions")
-    p.add_argument("--ask-peers-after", type=rpc.seconds_arg(0, 86400), default=ASK_PEERS_AFTER,
+    p.add_argument("--ask-peers-after", type=rpc.time_arg(0, 86400), default=ASK_PEERS_AFTER,
                    metavar="SECONDS",
                    help="once the coordinator has not answered for this long, ask the "
                         "other participants too (cooperative termination)")

@@ -37,7 +37,7 @@ def parse_args(argv=None):
     p.add_argument("--accept-damaged-log", action="store_true",
                    help="start even though the recovery log is damaged: every transaction "
                         "the damage may touch is kept in doubt, never presumed aborted")
-    p.add_argument("--auto-failover", type=rpc.seconds_arg(0, 86400), default=0.0,
+    p.add_argument("--auto-failover", type=rpc.time_arg(0, 86400), default=0.0,
                    metavar="SECONDS",
                    help="replace a primary by an in-sync replica once it has not renewed "
                         "its lease for SECONDS (0, the default: failover only by hand)")

@@ -61,13 +61,13 @@ Glossary:
   held     a posted decision waiting on a free line for company (B6)
 """
 
-import argparse
 import logging
 import threading
 import time
 
 from bank.errors import BankError, FaultCode
 from bank.handoff import Latch, Workers
+from bank.rpc import time_arg
 
 log = logging.getLogger("batching")
 
@@ -77,16 +77,7 @@ MAX_BATCH = 64                  # items per call at most
 MAX_HOLD_MS = 60_000           # --hold-decisions at most (B6): a minute, for a lab
 
 
-def hold_ms_arg(text: str) -> float:
-    """argparse type for --hold-decisions MS (B6): 0 to MAX_HOLD_MS milliseconds."""
-    try:
-        ms = float(text)
-    except ValueError:
-        ms = -1.0
-    if not 0 <= ms <= MAX_HOLD_MS:                     # also refuses nan
-        raise argparse.ArgumentTypeError(
-            f"0 to {MAX_HOLD_MS} milliseconds, not {text!r}")
-    return ms
+hold_ms_arg = time_arg(0, MAX_HOLD_MS, "milliseconds")   # argparse type: --hold-decisions
 
 
 # ---- the coordinator's side: a link that batches ------------------------------------

@@ -543,18 +543,18 @@ def port_arg(text: str) -> int:
     return int(text)
 
 
-def seconds_arg(least: float, most: float):
-    """argparse type for a time from `least` to `most` seconds (nan and inf refused: a
-    loop waiting 0 or nan seconds would spin)."""
-    def seconds(text: str) -> float:
+def time_arg(least: float, most: float, unit: str = "seconds"):
+    """argparse type for a time (never money) from `least` to `most` units; nan and inf
+    are refused: a loop waiting 0 or nan seconds would spin."""
+    def read(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
         if not least <= value <= most:
-            raise argparse.ArgumentTypeError(f"{least:g} to {most:g} seconds, not {text!r}")
+            raise argparse.ArgumentTypeError(f"{least:g} to {most:g} {unit}, not {text!r}")
         return value
-    return seconds
+    return read
 
 
 def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:

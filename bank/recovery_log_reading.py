@@ -49,9 +49,14 @@ from bank.storage import truncate_to
 _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\}) "
                    r"crc=([0-9a-f]{8})$")
 _LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
-_KIND = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) ")
-_ID_START = re.compile(rb"^\S+ (?:begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64})")
-_FORCED_TAIL = re.compile(rb"^\S+ (commit|config|begin|done) +([A-Za-z0-9_.:-]{1,64})")  # id cut?
+_START = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{0,64})")
+FORCED_KINDS = ("commit", "config", "begin", "done")   # a torn one may not be cut (Rule 6)
+
+
+def _start_of(raw: bytes) -> tuple:
+    """(kind, its id as far as it can be read) of a line, or ("", "") if no kind reads."""
+    start = _START.match(raw)
+    return (start.group(1).decode(), start.group(2).decode()) if start else ("", "")
 
 log = logging.getLogger("recovery-log")
 
@@ -68,13 +73,13 @@ class Problem:
 
     def __init__(self, line_no: int, what: str, raw: bytes = b"", txid: str = "",
                  kind: str = "", named: bool = False):
-        legible, kind_read, start = _LEGIBLE.match(raw), _KIND.match(raw), _ID_START.match(raw)
+        legible, (kind_read, start) = _LEGIBLE.match(raw), _start_of(raw)
         self.line_no, self.what = line_no, what
         self.named = named      # what it is about is known for sure (its checksum held,
                                 # or a torn tail's candidates): it hides no other decision
-        self.kind = kind or (kind_read.group(1).decode() if kind_read else "")
+        self.kind = kind or kind_read
         self.txid = txid or (legible.group(2).decode() if legible else "")
-        self.start = self.txid or (start.group(1).decode() if start else "")  # id, maybe cut
+        self.start = self.txid or start                                # its id, maybe cut
 
     def __str__(self):
         about = f" ({self.kind or 'a record'} of {self.txid}, as far as it can be read)" \
@@ -113,9 +118,8 @@ def read_lines(path: pathlib.Path):
 def _written_again(raw: bytes, after: list) -> bool:
     """Is this bad line a torn record that Rule 6 kept and wrote again whole, right after
     it (same kind, same txid)? Then it hides nothing: it is not damage."""
-    torn, again = _FORCED_TAIL.match(raw), after and parse_line(after[0])[0]
-    return bool(torn and again and (torn.group(1).decode(), torn.group(2).decode())
-                == (again[0], again[1]))
+    again = after and parse_line(after[0])[0]
+    return bool(again and _start_of(raw) == (again[0], again[1]))
 
 
 def _looks_torn(raw: bytes) -> bool:
@@ -154,10 +158,9 @@ def forced_record_in(raw: bytes, in_flight: dict, configs: dict, presumed_commit
     record is presumed committed), its txid as far as it can be read. ("", []) if it
     can be none (then cutting it changes nothing: a branch's first config only records
     the primary that asked, which asks again; an unforced begin may be lost)."""
-    legible = _FORCED_TAIL.match(raw)
-    if not legible:
+    kind, start = _start_of(raw)
+    if kind not in FORCED_KINDS or not start:
         return "", []
-    kind, start = legible.group(1).decode(), legible.group(2).decode()
     if kind == "commit":
         return kind, sorted(t for t, e in in_flight.items()
                             if t.startswith(start) and e["decision"] is None)
@@ -171,10 +174,10 @@ def forced_record_in(raw: bytes, in_flight: dict, configs: dict, presumed_commit
 def _names_whole(raw: bytes, candidates: list) -> bool:
     """Does the torn record name exactly one candidate, by its whole txid? (A begin's
     txid is whole when the space after it was written.)"""
-    legible = _FORCED_TAIL.match(raw)
-    if len(candidates) != 1 or legible.group(2).decode() != candidates[0]:
+    kind, start = _start_of(raw)
+    if len(candidates) != 1 or start != candidates[0]:
         return False
-    return legible.group(1) != b"begin" or raw[legible.end():legible.end() + 1] == b" "
+    return kind != "begin" or bool(_LEGIBLE.match(raw))    # the space after its id came
 
 
 def parse_line(raw: bytes):

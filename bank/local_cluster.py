@@ -332,18 +332,13 @@ def running_cluster(home=KIT):
     answers with its keys. Its coordinator may be down (a crash a lab asked for): a
     shell attaches all the same, reads the branches directly and can restart it; a
     start would fail on the branches' databases, which the live ones hold."""
-    path = pathlib.Path(home) / "data" / "cluster.json"
-    try:
-        state = json.loads(path.read_text())
-        secret = rpc.load_secret(state["secret_file"])
-        url = state["members"][COORDINATOR]["url"]
-    except (OSError, ValueError, KeyError, SystemExit):
+    state, secret = _record(home)
+    if state is None or COORDINATOR not in state["members"]:
         return None
-    if not _ours(url, secret):                # down, or another cluster's on that port now
-        others = [info["url"] for name, info in state["members"].items() if name != COORDINATOR]
-        if not any(_ours(other, secret) for other in others):
-            return None                       # nothing of it answers: not running
-    return state
+    members = state["members"]                # the coordinator first: it is the usual one
+    urls = [members[COORDINATOR].get("url", "")] + [
+        info.get("url", "") for name, info in members.items() if name != COORDINATOR]
+    return state if any(_ours(url, secret) for url in urls) else None
 
 
 def _ours(url, secret) -> bool:
@@ -357,23 +352,31 @@ def _ours(url, secret) -> bool:
 
 def stop_running(home=KIT) -> list:
     """Stop a cluster started by `python cluster.py start` (by its recorded pids)."""
-    try:
-        secret = rpc.load_secret(json.loads((pathlib.Path(home) / "data" / "cluster.json")
-                                            .read_text())["secret_file"])
-    except (OSError, ValueError, KeyError, SystemExit):
-        secret = None                         # no record: nothing recorded to stop
+    _, secret = _record(home)
     stopped = [name for name, (pid, url) in _recorded(home).items()
                if _end_recorded(pid, url, secret)]
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
     return stopped
 
 
-def _recorded(home) -> dict:
-    """member name -> (pid, url), from HOME/data/cluster.json ({} if there is none)."""
+def _record(home) -> tuple:
+    """(HOME/data/cluster.json's state, the cluster's keys), or (None, None) if there is
+    no readable record."""
     try:
         state = json.loads((pathlib.Path(home) / "data" / "cluster.json").read_text())
+        if not isinstance(state.get("members"), dict):
+            return None, None
+        return state, rpc.load_secret(state["secret_file"])
+    except (OSError, ValueError, KeyError, AttributeError, SystemExit):
+        return None, None
+
+
+def _recorded(home) -> dict:
+    """member name -> (pid, url), from HOME/data/cluster.json ({} if there is none)."""
+    state, _ = _record(home)
+    try:
         return {n: (info.get("pid"), info["url"]) for n, info in state["members"].items()}
-    except (OSError, ValueError, KeyError):
+    except (TypeError, KeyError, AttributeError):
         return {}
 
 

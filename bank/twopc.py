@@ -421,7 +421,7 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
                      f"{info.get('dst', '')} {info.get('amount', '')}{forced}")
         elif record.kind == "commit":
             assert record.forced, "C3: the commit record is always forced"
-            self._force_commit(txn)                        # fsync: THE commit point
+            self._force_commit(txn, record)                # fsync: THE commit point
             txn.note(COORDINATOR, LOG, "decision", "commit (forced to disk)")
         elif record.kind == "abort":
             self._forced_or_stop(txn, record, lambda: self.log.abort(txn.txid,
@@ -437,8 +437,9 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
             txn.note(COORDINATOR, LOG, "end", "every participant acknowledged")
         txn.counts.wrote(COORDINATOR, record.forced)                # N1
 
-    def _force_commit(self, txn: Txn) -> None:
-        """Log the commit decision durably (fsync: THE commit point).
+    def _force_commit(self, txn: Txn, record: Record) -> None:
+        """Log the commit decision durably (fsync: THE commit point; a failed fsync
+        stops the process, _forced_or_stop).
 
         LogWriteError (a full disk: the record certainly is not in the log) goes up to
         _step, which asks the core to abort instead. But if the half-written line could
@@ -446,13 +447,11 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         (recovery log Rule 6): no abort may be told, so stop, as for a failed fsync."""
         broken_before = self.log.broken
         try:
-            self.log.commit(txn.txid)
+            self._forced_or_stop(txn, record, lambda: self.log.commit(txn.txid))
         except LogWriteError:
             if self.log.broken and not broken_before:    # this commit's half line stays
                 self._stop_for_the_log(txn, "commit")
             raise
-        except OSError:
-            self._stop_for_the_log(txn, "commit")
 
     def _forced_or_stop(self, txn: Txn, record: Record, write) -> None:
         """write() a record; if a forced one's fsync fails, stop (Rule 7 of the log)."""

@@ -73,10 +73,15 @@ class ReplicationRoles:
             if refused.rule == "R8":
                 raise BankError(FaultCode.UNAVAILABLE, self._no_lease_sentence(
                     " This change is kept here but not acknowledged.")) from None
-            raise BankError(FaultCode.NOT_PRIMARY,    # a replica refused our push: replaced
+            # A replica refused our push: we were replaced. Not NOT_PRIMARY, which says
+            # "changed nothing, ask the primary": this change is applied here and may
+            # have reached the new primary before its promotion, so sending it there
+            # again could apply it twice. Its outcome is unknown (errors.surely_not_done).
+            raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.name} at {self.url} was replaced by a newer primary "
                             f"({self.primary_url or 'see the replicas'}) while writing: "
-                            "this change is not acknowledged.") from None
+                            "this change is not acknowledged, and the new primary may or "
+                            "may not have it (a request id makes a retry safe).") from None
         return result
 
     def check_replication_link(self) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from bank import local_cluster as cluster
 from bank import rpc
-from bank.errors import BankError, FaultCode
+from bank.errors import BankError, FaultCode, surely_not_done
 from polling import wait_for
 
 KIT = cluster.KIT
@@ -18,7 +18,9 @@ KIT = cluster.KIT
 def test_a_replaced_primary_never_acknowledges_a_write(start_branch, tmp_home):
     """A primary that learns, while writing, that a replica was promoted over it (the
     replica refuses its push: old epoch) refuses the write instead of acknowledging a
-    change no one else will ever have; from then on it is fenced."""
+    change no one else will ever have; from then on it is fenced. The refusal says the
+    outcome is unknown (UNAVAILABLE), not NOT_PRIMARY: the change is applied there, so
+    whoever sends it to the new primary again could apply it twice."""
     primary = start_branch("Mumbai")
     replica = cluster.Member("Mumbai-r", "branch.py", [
         "--name", "Mumbai", "--db", str(tmp_home / "data" / "Mumbai-r.db"),
@@ -30,7 +32,8 @@ def test_a_replaced_primary_never_acknowledges_a_write(start_branch, tmp_home):
         r.call("promote", "Mumbai", 2)             # as the manager would, while the primary runs
         with pytest.raises(BankError) as refused:
             p.call("deposit", "1001", "5.00")
-        assert refused.value.code == FaultCode.NOT_PRIMARY
+        assert refused.value.code == FaultCode.UNAVAILABLE
+        assert not surely_not_done(refused.value)
         assert p.call("ping")["role"] == "fenced"
         assert r.call("account", "1001")["balance"] == "10000.00"   # nothing acknowledged
     finally:

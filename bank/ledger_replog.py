@@ -38,24 +38,33 @@ class Replog:
                                     "LIMIT ?", (seq, limit)).fetchall()
         return [(r["seq"], r["op"]) for r in rows]
 
-    def apply_change(self, seq: int, op_json: str) -> bool:
-        """Replay a primary's change `seq` here (replicas only). False if already applied.
+    def apply_changes(self, changes) -> int:
+        """Replay a primary's changes [(seq, change), ...] here, in order, in one COMMIT
+        (replicas only); those already applied are skipped. Returns how many were new.
 
-        Changes must arrive in order: a gap raises BankError, and the replica catches up.
-        A replica has a single writer, the replication stream, which calls this in order.
+        Changes must follow on from this history: a gap raises BankError before
+        anything is applied, and the replica catches up. A replica has a single
+        writer, the replication stream, so the history read at the start stays ours.
         """
+        applied = self.applied_seq()
+        fresh = [(seq, op) for seq, op in changes if seq > applied]
+        for expected, (seq, _) in enumerate(fresh, start=applied + 1):
+            if seq != expected:
+                raise BankError(FaultCode.BAD_INPUT,
+                                f"change {seq} arrived but {expected} is next: catching up.")
+        with self.one_commit():               # one fsync for the whole push
+            for seq, op in fresh:
+                self._apply_change(seq, op)
+        return len(fresh)
+
+    def _apply_change(self, seq: int, op_json: str) -> None:
+        """Replay change `seq` (the next one) as the call that made it on the primary."""
         try:
             method, args = json.loads(op_json)
         except (TypeError, ValueError):
             method, args = None, None
         if method not in REPLICATED or not isinstance(args, list):
             raise BankError(FaultCode.BAD_INPUT, "That is not a replicated change.")
-        applied = self.applied_seq()
-        if seq <= applied:
-            return False
-        if seq != applied + 1:
-            raise BankError(FaultCode.BAD_INPUT,
-                            f"change {seq} arrived but {applied + 1} is next: catching up.")
         self._replay.seq = seq
         try:
             getattr(self, method)(*args)
@@ -66,7 +75,6 @@ class Replog:
                             f"Change {seq} ({method}) cannot be applied here: {exc}.") from None
         finally:
             self._replay.seq = None
-        return True
 
     def change_hash(self, seq: int) -> str:
         """A fingerprint of change `seq`, to check that two histories agree up to it."""

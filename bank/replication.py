@@ -83,6 +83,7 @@ class Replicas:
         for url in json.loads(self.ledger.meta("replicas", "[]")):
             self.links[url] = ReplicaLink(url, branch.secret, 0)   # out of sync until it calls
         self.in_set = set(json.loads(self.ledger.meta("in_set", "[]")))        # Rule 3
+        self._in_set_lock = threading.Lock()   # one change of in_set at a time (Rule 3)
         for url in self.in_set:          # may be in the manager's set: push to it as before
             self.links.setdefault(url, ReplicaLink(url, branch.secret, 0)).in_sync = True
 
@@ -129,8 +130,7 @@ class Replicas:
         manager = self.branch.manager()
         if manager is None:
             return                        # no manager: no one can promote it, nothing to record
-        if link.url not in self.in_set:
-            self._save_in_set(self.in_set | {link.url})
+        self._change_in_set(add=link.url)
         try:
             manager.call("add_replica", self.branch.name, self.branch.url, self.branch.epoch,
                          link.url)
@@ -142,9 +142,16 @@ class Replicas:
             if exc.code == FaultCode.NOT_PRIMARY:
                 self.branch.learn_from_manager()
 
-    def _save_in_set(self, urls: set) -> None:
-        self.ledger.set_meta(in_set=json.dumps(sorted(urls)))
-        self.in_set = set(urls)
+    def _change_in_set(self, add: str = "", remove: str = "") -> None:
+        """Rule 3: add or remove one replica of in_set, durably. Joins and drops of
+        different replicas run under different link locks: the set is read and written
+        under its own lock, or one of two changes at once would be lost (a replica the
+        manager lists, forgotten here, would then be dropped without asking it)."""
+        with self._in_set_lock:
+            urls = (self.in_set | {add} if add else self.in_set) - {remove}
+            if urls != self.in_set:
+                self.ledger.set_meta(in_set=json.dumps(sorted(urls)))
+                self.in_set = urls
 
     def after_write(self) -> None:
         """Rule 1: in synchronous mode, return only once every in-sync replica has it.
@@ -195,7 +202,7 @@ class Replicas:
                             f"could not record it out of sync ({refusal}). The change is "
                             "kept here but may be lost in a failover; try again later.") \
                 from None
-        self._save_in_set(self.in_set - {link.url})
+        self._change_in_set(remove=link.url)
         link.in_sync = link.recorded = False
         log.warning("replica %s is out of sync (recorded by the manager): %s", link.url, why)
 
@@ -277,8 +284,7 @@ class Follower:
                    for c in changes):
             raise BankError(FaultCode.BAD_INPUT, "changes must be [[seq, change], ...].")
         with self._apply_lock:
-            for seq, op in changes:
-                self.ledger.apply_change(seq, op)
+            self.ledger.apply_changes(changes)       # in order, one fsync for all
             self.primary_seq = max(self.primary_seq, primary_seq)
             self.last_heard = time.monotonic()
             self.in_sync = self.branch.url in in_sync_urls
@@ -300,8 +306,7 @@ class Follower:
             while True:
                 with self._apply_lock:
                     batch = self.primary.call("changes_since", self.ledger.applied_seq(), BATCH)
-                    for seq, op in batch:
-                        self.ledger.apply_change(seq, op)
+                    self.ledger.apply_changes(batch)
                 if not batch:
                     break
             answer = self.primary.call("caught_up", self.branch.url, self.ledger.applied_seq())

@@ -1,0 +1,65 @@
+"""The primary's and the replica's bookkeeping, in one process on a real SQLite file.
+
+Rules checked (bank/replication.py):
+  * Rule 3 - the set of replicas the manager may list (``in_set``) is changed one
+    change at a time: a join and a drop of two replicas at once both stay, in memory
+    and on disk (a lost join would let the primary drop a listed replica silently);
+  * Rule 1 - a replica applies a push of several changes in one COMMIT (one fsync),
+    and answers only once they are durable.
+"""
+
+import json
+import threading
+import time
+import types
+
+from bank.ledger import Ledger
+from bank.replication import Follower, Replicas
+
+A, B = "http://127.0.0.1:1", "http://127.0.0.1:2"
+
+
+def _branch(tmp_path, name="Mumbai"):
+    """What Replicas and Follower read of their branch: its name, ledger and secret."""
+    return types.SimpleNamespace(name=name, url="http://127.0.0.1:3", secret=None,
+                                 ledger=Ledger(tmp_path / f"{name}.db", name))
+
+
+def test_a_join_and_a_drop_at_once_both_stay_in_the_in_set(tmp_path):
+    """Rule 3: adding replica A while replica B is removed (each under its own link's
+    lock) leaves {A}, on disk too; neither change overwrites the other."""
+    branch = _branch(tmp_path)
+    slow_set_meta = branch.ledger.set_meta
+
+    def set_meta(**values):                    # widen the window a race would need
+        time.sleep(0.005)
+        slow_set_meta(**values)
+
+    branch.ledger.set_meta = set_meta
+    for _ in range(10):
+        branch.ledger.set_meta(in_set=json.dumps([B]))
+        replicas = Replicas(branch)
+        threads = [threading.Thread(target=replicas._change_in_set, kwargs={"add": A}),
+                   threading.Thread(target=replicas._change_in_set, kwargs={"remove": B})]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert replicas.in_set == {A}
+        assert json.loads(branch.ledger.meta("in_set")) == [A]
+
+
+def test_a_push_of_many_changes_costs_the_replica_one_commit(tmp_path):
+    """Rule 1 at the replica: the changes of one push are applied in order and made
+    durable by one COMMIT, before the answer names them applied."""
+    (tmp_path / "r").mkdir()
+    primary, replica = _branch(tmp_path), _branch(tmp_path / "r")
+    for n in range(5):
+        primary.ledger.open_account(f"Owner {n}", 1000)
+    changes = [list(change) for change in primary.ledger.changes_since(0, 100)]
+    follower = Follower(replica, primary.url)
+    before = replica.ledger.counters()["fsyncs"]
+    answer = follower.receive(changes, len(changes), [])
+    assert answer["applied"] == len(changes) == 5
+    assert replica.ledger.counters()["fsyncs"] - before == 1
+    assert [a["owner"] for a in replica.ledger.accounts()] == [f"Owner {n}" for n in range(5)]

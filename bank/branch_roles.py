@@ -157,7 +157,7 @@ class ReplicationRoles:
     def learn_from_manager(self) -> None:
         """R4: the manager says we are not the primary: learn its epoch (we are fenced)."""
         try:
-            config = self.manager().call("config", self.name)
+            config = self.manager().call("configuration", self.name)
         except (BankError, AttributeError):
             return
         if config and config.get("primary") != self.url:

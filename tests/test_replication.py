@@ -592,6 +592,21 @@ def test_old_primary_restarted_while_new_primary_is_down_is_fenced_once_it_is_ba
              "the old primary to learn the higher epoch")
 
 
+def test_old_primary_back_while_every_other_server_is_down_learns_from_the_manager(make_bank):
+    """R4 through the manager: an old primary restarted while the new primary is down
+    reaches no other server of its branch, but the manager refuses its lease renewal
+    naming the recorded primary, and that fences it (learn_from_manager)."""
+    bank = make_bank()
+    new_url = bank.members[MUMBAI_REPLICA].url
+    bank.kill(MUMBAI)
+    call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
+    bank.kill(MUMBAI_REPLICA)
+    bank.restart(MUMBAI)
+    ping = wait_for(lambda: (lambda p: p if p["role"] == "fenced" else None)(
+        call(bank, MUMBAI, "ping")), 15, "the old primary to learn the epoch from the manager")
+    assert ping["epoch"] == 2 and ping["primary"] == new_url
+
+
 @pytest.mark.skipif(os.name == "nt", reason="pauses a process with SIGSTOP")
 def test_replica_dropped_after_a_timeout_catches_up_again(make_bank):
     """A replica that does not answer within the timeout is marked out of sync; it

@@ -8,8 +8,10 @@ before answering, reads the clock for leases, and checks M6 (every server named 
 one of the branch's servers), which needs the cluster's addresses.
 
 Rules:
-  * S1 - one change at a time (a lock), and the record is forced before the answer; if
-    the record cannot be written, the core's configuration is put back as it was.
+  * S1 - one change of a branch's configuration at a time (a lock per branch: a
+    failover waiting out one primary's lease must not hold up the other branches'
+    renewals, or their leases would run out too), and the record is forced before the
+    answer; if the record cannot be written, the core's configuration is put back.
   * S2 - after a restart every branch is treated as if a lease had just been granted
     (M4), since the last grant's time is not durable.
   * S3 - a branch whose config record is damaged (recovery log Rule 6, accepted with
@@ -43,7 +45,7 @@ class ConfigManager:
 
     def __init__(self, recovery_log, links: dict, clock=time.monotonic):
         self.log, self.links, self.clock = recovery_log, links, clock
-        self._lock = threading.Lock()              # S1: one configuration change at a time
+        self._locks = {}                           # S1: branch -> its Lock
         self._cores = {}                           # branch -> Manager (bank/core/manager.py)
         for name, data in recovery_log.configs.items():
             config = Configuration(data["primary"], tuple(data["in_sync"]), data["epoch"],
@@ -60,7 +62,7 @@ class ConfigManager:
     def lease(self, branch: str, url: str, epoch: int) -> dict:
         """M1/M2: renew the lease of the recorded primary; the first primary to ask for a
         branch with no configuration yet is recorded as its primary, at its epoch."""
-        with self._lock:
+        with self._lock_of(branch):
             if not self.config(branch):
                 self._check_server(branch, url)
             answer = self._carry_out(branch, lambda core: core.lease(url, epoch, self.clock()))
@@ -68,14 +70,14 @@ class ConfigManager:
 
     def add_replica(self, branch: str, url: str, epoch: int, replica: str) -> dict:
         """M3: the primary pushed everything to `replica`: it is in sync from now on."""
-        with self._lock:
+        with self._lock_of(branch):
             self._check_server(branch, replica)
             return self._carry_out(branch, lambda core: core.add(url, epoch, replica,
                                                                  self.clock()))
 
     def drop_replica(self, branch: str, url: str, epoch: int, replica: str) -> dict:
         """M3/R7: the primary could not push to `replica`: record it out of sync."""
-        with self._lock:
+        with self._lock_of(branch):
             return self._carry_out(branch, lambda core: core.drop(url, epoch, replica,
                                                                   self.clock()))
 
@@ -94,9 +96,9 @@ class ConfigManager:
 
     def install(self, branch: str, new_primary: str, expected_version: int) -> dict:
         """M4, M5: record `new_primary` (a member of the in-sync set) as the primary, at the
-        next epoch. Waits out the old lease first, holding the lock so that no renewal
-        can sneak in. `expected_version`: the configuration the caller chose from."""
-        with self._lock:
+        next epoch. Waits out the old lease first, holding the branch's lock so that no
+        renewal can sneak in. `expected_version`: the configuration the caller chose from."""
+        with self._lock_of(branch):
             while True:
                 try:
                     installed = self._carry_out(branch, lambda core: core.install(
@@ -111,6 +113,11 @@ class ConfigManager:
             return installed
 
     # ---- carrying out the core's effects -------------------------------------------------
+
+    def _lock_of(self, branch: str) -> threading.Lock:
+        """S1: the lock of one branch's configuration (setdefault: one per branch, even
+        when two threads ask first at once)."""
+        return self._locks.setdefault(branch, threading.Lock())
 
     def _carry_out(self, branch: str, decide) -> dict:
         """Ask the branch's core; force its record to the log (M1), then answer (S1)."""

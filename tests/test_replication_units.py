@@ -15,6 +15,7 @@ import types
 
 from bank.ledger import Ledger
 from bank.replication import Follower, Replicas
+from polling import wait_for
 
 A, B = "http://127.0.0.1:1", "http://127.0.0.1:2"
 
@@ -63,3 +64,32 @@ def test_a_push_of_many_changes_costs_the_replica_one_commit(tmp_path):
     assert answer["applied"] == len(changes) == 5
     assert replica.ledger.counters()["fsyncs"] - before == 1
     assert [a["owner"] for a in replica.ledger.accounts()] == [f"Owner {n}" for n in range(5)]
+
+
+def test_a_failover_waiting_out_one_lease_does_not_hold_up_another_branch(tmp_path):
+    """S1 (bank/config_manager.py): configuration changes are one at a time per branch.
+    While a failover of Mumbai waits out its old primary's lease (M4, seconds), Delhi's
+    primary still renews its lease at once, so it keeps serving writes."""
+    from bank.config_manager import ConfigManager
+    from bank.recovery_log import RecoveryLog
+    servers = {"Mumbai": ["http://m:1", "http://m:2"], "Delhi": ["http://d:1", "http://d:2"]}
+    links = {name: types.SimpleNamespace(urls=urls) for name, urls in servers.items()}
+    log = RecoveryLog(tmp_path / "recovery.log")
+    manager = ConfigManager(log, links)
+    for name, (primary, replica) in servers.items():
+        manager.lease(name, primary, 1)
+        manager.add_replica(name, primary, 1, replica)
+    version = manager.config("Mumbai")["version"]
+    failover = threading.Thread(target=manager.install, args=("Mumbai", "http://m:2", version))
+    failover.start()
+    try:
+        wait_for(lambda: manager._lock_of("Mumbai").locked(), 5,
+                 "the failover to take Mumbai's lock and wait out its lease")
+        started = time.monotonic()
+        manager.lease("Delhi", "http://d:1", 1)
+        assert time.monotonic() - started < 1.0
+        assert failover.is_alive()
+    finally:
+        failover.join(30)
+        log.close()
+    assert manager.config("Mumbai")["primary"] == "http://m:2"

@@ -117,12 +117,15 @@ class ReplicationRoles:
                 f"place. It renews the lease once the manager answers.{tail}")
 
     def use_manager(self, url) -> dict:
-        """The coordinator says it is this branch's configuration manager (kept durably)."""
+        """The coordinator says it is this branch's configuration manager (kept durably).
+        Returns {"name", "manager", "role", "primary"}: the manager sees from the role
+        and primary whether a replica follows the primary it recorded."""
         url = check_url(url, "manager URL")
         if url != self.ledger.meta("manager", ""):
             self.ledger.set_meta(manager=url)
             self._manager_client = None
-        return {"name": self.name, "manager": url}
+        return {"name": self.name, "manager": url, "role": self.role.value,
+                "primary": self.primary_url}
 
     def manager(self):
         """An rpc.Client for the configuration manager, or None if none is known."""

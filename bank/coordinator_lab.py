@@ -110,13 +110,22 @@ class LabControls:
                             f"{info.get('epoch')}).")
 
     def tell_servers_their_manager(self) -> None:
-        """Every server of every branch learns this coordinator's URL (use_manager)."""
+        """Every server of every branch learns this coordinator's URL (use_manager), and
+        a replica that follows another primary than the recorded one is told to follow
+        the recorded one (it was down when a failover sent `follow`, R6)."""
         for link in list(self.links.values()):
             if link.partitioned or not self.url:
                 continue
+            primary = self.manager.config(link.name).get("primary", "")
             for url in link.urls:
                 try:
-                    link.ask(url, "use_manager", self.url, timeout=1)
+                    told = link.ask(url, "use_manager", self.url, timeout=1)
+                    if primary and url != primary and told.get("role") == "replica" \
+                            and told.get("primary") != primary:
+                        link.ask(url, "follow", primary, link.name)
+                        log.warning("%s's replica %s followed %s: told to follow the "
+                                    "recorded primary %s", link.name, url,
+                                    told.get("primary") or "no one", primary)
                 except BankError:
                     pass                                  # down: told at the next round
 
@@ -182,13 +191,18 @@ class LabControls:
         return self._promote(link, url, installed["epoch"], old=link.url)
 
     def _finish_failover(self, link, config: dict):
-        """A failover recorded but cut short (the promote never arrived): finish it."""
+        """A failover recorded but cut short: finish it. Either the promote never
+        arrived (the server is still a replica, at an older epoch), or its answer was
+        lost (it is the primary at the recorded epoch, but we never routed there nor
+        told the others). Promoting again is safe: the same promote, the same answer."""
         try:
             info = link.ask(config["primary"], "ping", timeout=2)
         except BankError:
             return None
-        if info.get("role") == "replica" and info.get("epoch", 0) < config["epoch"] \
-                and info.get("name") == link.name:
+        role, epoch = info.get("role"), info.get("epoch", 0)
+        if info.get("name") == link.name and (
+                (role == "replica" and epoch < config["epoch"])
+                or (role == "primary" and epoch == config["epoch"])):
             return self._promote(link, config["primary"], config["epoch"], old=link.url)
         return None
 

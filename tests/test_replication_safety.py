@@ -53,9 +53,9 @@ def make_bank(tmp_path):
     waited on until each replica is recorded in sync by the manager."""
     started = []
 
-    def make(branches=(MUMBAI,), coordinator_args=()):
+    def make(branches=(MUMBAI,), coordinator_args=(), replicas=1):
         bank = LocalCluster(home=tmp_path / f"bank{len(started)}", branches=branches,
-                            replicas=1, branch_args=("--ask-every", "0.3"),
+                            replicas=replicas, branch_args=("--ask-every", "0.3"),
                             coordinator_args=coordinator_args)
         started.append(bank)
         bank.start()
@@ -230,6 +230,27 @@ def test_auto_failover_replaces_a_silent_primary_and_keeps_every_write(make_bank
              "the coordinator to fail over on its own")
     assert call(bank, COORDINATOR, "configuration", MUMBAI)["epoch"] == 2
     assert_nothing_lost(bank, acked)
+
+
+def test_a_replica_down_during_a_failover_follows_the_new_primary_once_back(make_bank):
+    """R6 (bank/coordinator_lab.py): a failover tells every other replica to follow the
+    new primary; one that was down then, restarted as a replica of the dead primary, is
+    told again by the manager's round, catches up from the new primary and is recorded
+    in sync there, instead of trying to reach the dead one for ever."""
+    bank = make_bank(replicas=2)
+    first, second = bank.replica_names(MUMBAI)
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", "before-failover")
+    bank.kill(MUMBAI)
+    bank.kill(second)
+    promoted = call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
+    assert promoted["primary"] == bank.members[first].url
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", "after-failover")
+    bank.restart(second)                          # still --replica-of the dead primary
+    wait_for(lambda: bank.members[second].url in call(
+        bank, COORDINATOR, "configuration", MUMBAI).get("in_sync", []), SYNC_DEADLINE,
+        "the restarted replica to follow the new primary and be recorded in sync")
+    assert call(bank, second, "ping")["primary"] == promoted["primary"]
+    assert "after-failover" in request_ids(bank, second)
 
 
 # ---- the configuration is durable ---------------------------------------------------------

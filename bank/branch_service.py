@@ -96,7 +96,7 @@ class Branch(ReplicationRoles, Termination):
         self.follower = Follower(self, self.primary_url) if self.role == "replica" else None
         self._batches = BatchRunner(self)       # carries out batch() (bank/batching.py)
 
-    # The replication role is the core's (bank/core/replica.py, rules R1-R6).
+    # The replication role is the core's (bank/core/replica.py, rules R1-R9).
     role = property(lambda self: self.roles.role)
     epoch = property(lambda self: self.roles.epoch)
     primary_url = property(lambda self: self.roles.primary)

@@ -13,7 +13,9 @@ The table (the README's copy is generated from it):
     MANAGER[event] = Step(rule, effects in order)        (guards: see Configuration)
 
 Rules:
-  * M1 - every change is a forced record before anyone hears of it.
+  * M1 - the first primary to ask for a lease of a branch with no configuration is
+    recorded as its primary (after M6's check); that change, like every other, is a
+    forced record before anyone hears of it.
   * M2 - only the recorded primary, at the recorded epoch, may change its branch's
     in-sync set or renew its lease; anyone else is refused, told who the primary is.
   * M3 - a replica joins the in-sync set when its primary asks (after pushing it

@@ -22,7 +22,9 @@ Rules:
     bank/core/manager.py), which picks a member of the in-sync set it recorded and
     records the new configuration, with a higher epoch, durably first; the replica
     takes that epoch. A promotion at an epoch not newer than its own is refused, and
-    so is a promote that does not come from the manager.
+    so is a promote that names no branch and epoch (only the manager knows them).
+    Servers are trusted (bank/keys.py K1): any holder of the server key may call
+    promote, which is why students never get that key.
   * R6 - a replica may be told to follow another primary (after a failover); a
     primary or a fenced server may not: its history may differ from the new one.
   * R7 - a primary drops an in-sync replica that does not answer only once the

@@ -81,7 +81,8 @@ def surely_not_done(exc: BankError) -> bool:
 MAX_TEXT = 80                                   # owner names, branch names
 MAX_ACCOUNT_NUMBER = 10**12 - 1                 # the largest number check_account_number takes
 # All matched with fullmatch(): "$" alone would also accept a trailing newline.
-_NUMBER_RE = re.compile(r"[0-9]{1,12}")           # account numbers: digits only
+_NUMBER_RE = re.compile(r"[1-9][0-9]{0,11}")     # account numbers: digits, no leading 0
+                                                # (01001 would pass for 1001)
 _BRANCH_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")   # txids and request ids
 
@@ -103,7 +104,8 @@ def check_text(value, what: str, *, max_len: int = MAX_TEXT) -> str:
 
 
 def check_account_number(value) -> str:
-    """Account numbers are 1 to 12 digits, sent as a string ("1001").
+    """Account numbers are 1 to 12 digits, sent as a string ("1001"), with no leading
+    zero: "01001" is refused, or a student could open it beside 1001 to catch transfers.
 
     A branch never opens an account with a number this refuses (ledger.open_account).
     """
@@ -112,8 +114,8 @@ def check_account_number(value) -> str:
         value = str(value)
     if not isinstance(value, str) or not _NUMBER_RE.fullmatch(value.strip()):
         raise BankError(FaultCode.BAD_INPUT,
-                        f"{_show(value)} is not an account number "
-                        "(use 1 to 12 digits, like \"1001\").")
+                        f"{_show(value)} is not an account number (use 1 to 12 digits, "
+                        "not starting with 0, like \"1001\").")
     return value.strip()
 
 

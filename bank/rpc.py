@@ -21,10 +21,12 @@ Rules:
     for its caller (``refuse_caller``, e.g. a branch's configured coordinator).
     ``system.listMethods`` lists a caller only what its role may call.
   * Every answer names the server in an ``X-Bank-Server`` header: its id,
-    ``NAME@HOST:PORT`` (e.g. ``Mumbai@127.0.0.1:9100``). A client signs for that id;
-    one that does not know it yet learns it from the header of any answer (the
-    kit's client: from the 401 to a listMethods signed for no server id, sent
-    before its first call; the server logs it as info, not as a wrong signature).
+    ``NAME@HOST:PORT#RUN`` (e.g. ``Mumbai@127.0.0.1:9100#3f9a0c12``), RUN new at every
+    start. A client signs for that id; one that does not know it yet learns it from
+    the header of any answer (the kit's client: from the 401 to a listMethods signed
+    for no server id, sent before its first call, and again from the 401 to its
+    first call after the server restarted; the server logs both as info, not as a
+    wrong signature).
   * HTTP/1.1 keep-alive: a client reuses one connection for many calls. A connection
     may wait ``IDLE_TIMEOUT`` s for its next request; once a request begins, all of it
     (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total (give or
@@ -39,7 +41,7 @@ Glossary:
   role      student, teacher or server: what a request's key may call
   nonce     a string used once, so that a captured request cannot be replayed (the
             checks, and the replay cache, are in bank/rpc_signatures.py)
-  server id who a signature is for: NAME@HOST:PORT, as the server announces it
+  server id who a signature is for: NAME@HOST:PORT#RUN, as the server announces it
 """
 
 import argparse
@@ -50,6 +52,7 @@ import ipaddress
 import logging
 import os
 import pathlib
+import secrets
 import socket
 import socketserver
 import sys
@@ -62,7 +65,7 @@ from bank import keys, rpc_reading
 from bank.errors import BankError, FaultCode
 from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
                              SERVER_HEADER, Client, connect, server_id_at, sign)
-from bank.rpc_signatures import (FIRST_CALL, MAX_NONCES, SIGNATURE_WINDOW,  # noqa: F401
+from bank.rpc_signatures import (EARLIER_RUN, FIRST_CALL, MAX_NONCES, SIGNATURE_WINDOW,  # noqa: F401
                                  RecentNonces, SignatureChecker, _is_count, load_secret,
                                  new_secret, write_secret)
 
@@ -74,6 +77,9 @@ IDLE_TIMEOUT = 30              # seconds a connection may wait between requests
 REQUEST_TIMEOUT = 10           # seconds a whole request may take to arrive, once begun
 
 log = logging.getLogger("rpc")
+NOT_AN_ATTACK = {             # refused signatures a client makes in the normal course
+    FIRST_CALL: "named no server id yet (a client asking who this server is)",
+    EARLIER_RUN: "was signed for an earlier run of this server (it restarted since)"}
 
 
 # ---- the server ----------------------------------------------------------------------
@@ -152,9 +158,9 @@ class _Handler(SimpleXMLRPCRequestHandler):
         checker = self.server.checker
         if checker is not None:
             why, role = checker.verify(self.headers, body)
-            if why == FIRST_CALL:                     # it learns the id from the 401
-                log.info("a call from %s named no server id yet (a client asking who this "
-                         "server is): told it this server's id", self.client_address[0])
+            if why in NOT_AN_ATTACK:                  # it learns the id from the 401
+                log.info("a call from %s %s: told it this server's id",
+                         self.client_address[0], NOT_AN_ATTACK[why])
             elif why:
                 log.warning("refused a request from %s: %s", self.client_address[0], why)
             if why:
@@ -172,9 +178,9 @@ class _Handler(SimpleXMLRPCRequestHandler):
         self.server.connections.busy(self.connection, True)    # never closed to make room
         try:
             response = self.server.answer(call, role)
-            self.wfile.write(self._answer_head(len(response)) + response)   # one send
-        finally:
-            self.server.connections.busy(self.connection, False)
+        finally:                  # sending may be cut to make room: a client that never
+            self.server.connections.busy(self.connection, False)   # reads holds no slot
+        self.wfile.write(self._answer_head(len(response)) + response)   # one send
 
     def _refuse(self, status: int, sentence: str):
         self.clock.allow(IDLE_TIMEOUT)
@@ -292,8 +298,8 @@ class _RequestClock(io.RawIOBase):
 class _Connections:
     """Open connections, so that idle ones can make room for new clients.
 
-    A connection is busy while its call runs and its answer is sent; otherwise it is
-    idle (kept alive between calls, or a client still sending its request).
+    A connection is busy while its call runs; otherwise it is idle (kept alive between
+    calls, a client still sending its request, or one not reading its answer).
     """
 
     def __init__(self):
@@ -338,7 +344,8 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
         self.service = service
         self.service_name = getattr(service, "name", type(service).__name__)
         self._caller = threading.local()        # the role of the call this thread runs
-        self.server_id = f"{self.service_name}@{self.url.split('://', 1)[1]}"
+        self.server_id = (f"{self.service_name}@{self.url.split('://', 1)[1]}"   # a new
+                          f"#{secrets.token_hex(4)}")          # RUN at every start
         self.checker = SignatureChecker(secret, self.server_id) if secret else None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.connections = _Connections()
@@ -382,6 +389,17 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def handle_error(self, request, client_address):
+        """A connection that failed. A client that went away (reset, broken pipe, a
+        timeout) is one line in the log, not a traceback in the terminal the class
+        watches; anything else is a bug, and its traceback goes to the log."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            log.info("connection from %s ended: %s", client_address[0],
+                     error.strerror or type(error).__name__)
+        else:
+            log.exception("unexpected error on a connection from %s", client_address[0])
 
     # ---- one call: parse, check the caller's role, run, answer --------------------------
 

@@ -22,7 +22,7 @@ Rules:
     server's sentence, which names the role and the method.
 
 Glossary:
-  server id  who a signature is for: NAME@HOST:PORT, as the server announces it in the
+  server id  who a signature is for: NAME@HOST:PORT#RUN, as the server announces it in the
              X-Bank-Server header of every answer
   nonce      a random string used once, so that a captured request cannot be replayed
 """
@@ -42,7 +42,8 @@ import xmlrpc.client
 from bank import keys, rpc_reading
 from bank.errors import BROKEN, REFUSED, TIMED_OUT, BankError, FaultCode
 
-SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name
+SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name; every
+                                  # signed request: the id it was signed for
 REFUSAL_HEADER = "X-Bank-Refusal"  # a 403: the sentence naming the role and the method
 DEFAULT_CALL_TIMEOUT = 10      # seconds a client waits for an answer
 
@@ -62,7 +63,7 @@ def sign(secret, body: bytes, server_id: str, now=None, nonce=None, role="") -> 
     secret: a Keyring, or a key text (see bank/keys.py). The key is the weakest role
     held that may call the body's method, unless `role` is given. The MAC covers the
     time, a fresh nonce, the role (the key id, K3), the id of the server it is meant
-    for (NAME@HOST:PORT, from that server's X-Bank-Server header) and the body: it
+    for (NAME@HOST:PORT#RUN, from that server's X-Bank-Server header) and the body: it
     cannot be replayed later, twice, or to another server, even one on the same port.
     """
     keyring = _keyring(secret)
@@ -70,8 +71,11 @@ def sign(secret, body: bytes, server_id: str, now=None, nonce=None, role="") -> 
     stamp = str(int((time.time() if now is None else now) * 1000))   # milliseconds
     nonce = nonce or f"{_NONCE_PREFIX}{next(_NONCE_COUNT):x}"
     text = keys.signed_text(stamp, nonce, role, server_id, body)
-    return {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Key": role,
-            "X-Bank-Signature": keys.mac(keyring.keys[role], text)}
+    headers = {"X-Bank-Time": stamp, "X-Bank-Nonce": nonce, "X-Bank-Key": role,
+               "X-Bank-Signature": keys.mac(keyring.keys[role], text)}
+    if server_id:               # so that a server that restarted since can tell (EARLIER_RUN)
+        headers[SERVER_HEADER] = server_id
+    return headers
 
 
 def method_in(body: bytes) -> str:

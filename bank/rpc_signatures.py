@@ -7,21 +7,33 @@ remembers the nonces of recent requests so that a captured one cannot be replaye
 
 Rules:
   * A request is signed with one role's key over its time, a nonce, the role, the id
-    of the server it is for (NAME@HOST:PORT) and its body. It is refused if any part
-    is missing, the key is not one this server holds, the time is more than
-    SIGNATURE_WINDOW seconds away or before this server started, the MAC is wrong,
-    or the nonce was seen already (a replay).
-  * A first call that names no server id yet is not an attack: the client learns the
-    id from the refusal's header and signs for it (FIRST_CALL).
+    of the server it is for (NAME@HOST:PORT#RUN) and its body. It is refused if any
+    part is missing, the key is not one this server holds, the time is more than
+    SIGNATURE_WINDOW seconds away, the MAC is wrong, or the nonce was seen already (a
+    replay).
+  * RUN is new at every start of a server, and the replay cache is not kept across a
+    restart: a request signed for an earlier run names another id, so its MAC fails
+    here, however its time was stamped (a client whose clock runs ahead could
+    otherwise have a captured request replayed once the server restarted).
+  * Two refusals are not attacks, and are logged as info: a first call that names no
+    server id yet (FIRST_CALL), and a call signed for an earlier run of this server
+    (EARLIER_RUN; the client names the id it signed for in X-Bank-Server). In both,
+    the client learns the id from the refusal's header and signs for it.
   * The replay cache is bounded and its cost per request flat, whatever the uptime
     (issue 13): nonces expire in time order, a slice of arrivals at a time
     (RecentNonces); a flood beyond MAX_NONCES drops the oldest slice and raises the
     floor below which every timestamp is refused, so no replay slips through.
+  * Each role has its own replay cache, and a nonce is at most MAX_NONCE_LENGTH
+    characters: a student who floods a server with requests stamped far ahead raises
+    only the student role's floor (refusing students for a while), never the floor of
+    the servers' own 2PC and lease calls or of the teacher's; and long nonces cannot
+    make the cache outgrow its memory.
 
 Glossary:
   nonce     a string used once (a random prefix per process and a count), so that a
             captured request cannot be replayed
-  server id who a signature is for: NAME@HOST:PORT, as the server announces it
+  server id who a signature is for: NAME@HOST:PORT#RUN, as the server announces it
+  run       a random word new at every start of a server
   floor     the newest timestamp among forgotten nonces: anything signed at or before
             it is refused, as its nonce can no longer be checked
 """
@@ -33,9 +45,12 @@ import threading
 import time
 
 from bank import keys
+from bank.rpc_client import SERVER_HEADER
 
 SIGNATURE_WINDOW = 120         # seconds a signed request stays valid
-MAX_NONCES = 100_000           # nonces remembered at most (about 13 MB): see RecentNonces
+MAX_NONCES = 100_000           # nonces remembered per role at most (about 13 MB each)
+MAX_NONCE_LENGTH = 64          # characters; letters, digits and _ . : + / = -
+_NONCE = re.compile(r"[A-Za-z0-9_.:+/=-]{1,%d}" % MAX_NONCE_LENGTH)
 
 
 def new_secret() -> str:
@@ -115,6 +130,7 @@ class RecentNonces:
 
 
 FIRST_CALL = "signed for no server id yet"      # a client's first call: normal, not an attack
+EARLIER_RUN = "signed for an earlier run of this server (it restarted)"   # normal too
 
 
 class SignatureChecker:
@@ -123,9 +139,9 @@ class SignatureChecker:
     def __init__(self, secret, server_id: str, clock=time.time):
         self.keyring = keys.as_keyring(secret)
         self.server_id, self.clock = server_id, clock
-        self.started_ms = int(clock() * 1000)    # nonces seen before a restart are
-        self.nonces = RecentNonces(2 * SIGNATURE_WINDOW, MAX_NONCES)   # forgotten, so
-        self._lock = threading.Lock()            # older signatures are refused outright
+        self.nonces = {role: RecentNonces(2 * SIGNATURE_WINDOW, MAX_NONCES)
+                       for role in keys.ROLES}
+        self._lock = threading.Lock()
 
     def problem(self, headers, body: bytes):
         """None if the request is properly signed, else why not (for the log)."""
@@ -137,25 +153,48 @@ class SignatureChecker:
         given, role = headers.get("X-Bank-Signature", ""), headers.get("X-Bank-Key", "")
         if not (stamp and nonce and given and role):
             return "unsigned request (or no X-Bank-Key)", ""
+        if not _NONCE.fullmatch(nonce):
+            return f"malformed nonce (at most {MAX_NONCE_LENGTH} letters, digits or _.:+/=-)", ""
         key = self.keyring.keys.get(role)
         if key is None:
             return f"signed with a key this server does not hold ({role[:20]!r})", ""
         now = self.clock()
         if not _is_count(stamp) or abs(now * 1000 - int(stamp)) > SIGNATURE_WINDOW * 1000:
             return "stale or malformed timestamp", ""
-        if int(stamp) < self.started_ms:
-            return "signed before this server started (a possible replay)", ""
         expected = keys.mac(key, keys.signed_text(stamp, nonce, role, self.server_id, body))
         if not hmac.compare_digest(expected, given):
-            unaddressed = keys.mac(key, keys.signed_text(stamp, nonce, role, "", body))
-            return (FIRST_CALL if hmac.compare_digest(unaddressed, given)
-                    else "wrong signature"), ""
+            claimed = headers.get(SERVER_HEADER, "")           # the id it was signed for
+            return self._why_not(key, (stamp, nonce, role), body, given, claimed), ""
+        nonces = self.nonces[role]
         with self._lock:
-            if int(stamp) <= self.nonces.floor_ms:
+            if int(stamp) <= nonces.floor_ms:
                 return "signed too long ago for its nonce to be checked (a possible replay)", ""
-            if not self.nonces.add(nonce, int(stamp), now):
+            if not nonces.add(nonce, int(stamp), now):
                 return "replayed request", ""
         return None, role
+
+
+    def _why_not(self, key: str, signed: tuple, body: bytes, given: str, claimed: str) -> str:
+        """Why a MAC did not match: signed for no id yet (FIRST_CALL), for an earlier
+        run of this server (EARLIER_RUN: the id it claims is ours but for the run, and
+        the MAC matches that id), or simply wrong."""
+        if _mac_matches(key, signed, "", body, given):
+            return FIRST_CALL
+        if _earlier_run_of(claimed, self.server_id) and \
+                _mac_matches(key, signed, claimed, body, given):
+            return EARLIER_RUN
+        return "wrong signature"
+
+
+def _mac_matches(key: str, signed: tuple, server_id: str, body: bytes, given: str) -> bool:
+    """Does `given` sign (time, nonce, role) = `signed`, for `server_id`, and body?"""
+    return hmac.compare_digest(keys.mac(key, keys.signed_text(*signed, server_id, body)),
+                               given)
+
+
+def _earlier_run_of(claimed: str, server_id: str) -> bool:
+    """Is `claimed` this server's id with another RUN (NAME@HOST:PORT#RUN)?"""
+    return claimed != server_id and claimed.partition("#")[0] == server_id.partition("#")[0]
 
 
 def _is_count(text: str) -> bool:

@@ -23,7 +23,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import ledger as ledger_module, ledger_local     # noqa: E402
-from bank import rpc, rpc_signatures                       # noqa: E402
+from bank import keys, rpc, rpc_signatures                 # noqa: E402
 from bank.errors import BankError, FaultCode              # noqa: E402
 from bank.local_cluster import LocalCluster               # noqa: E402
 
@@ -60,9 +60,9 @@ def test_replay_cache_stays_bounded_and_costs_the_same_per_request():
             i += 1
         clock.now += 1
         kept_for = 2 * rpc.SIGNATURE_WINDOW + rpc.RecentNonces.SLICE + 1
-        assert len(checker.nonces) <= per_second * kept_for
+        assert len(checker.nonces["student"]) <= per_second * kept_for
         if (second + 1) % (2 * rpc.SIGNATURE_WINDOW) == 0:
-            steps_per_window.append(checker.nonces.steps)
+            steps_per_window.append(checker.nonces["student"].steps)
     costs = [b - a for a, b in zip([0] + steps_per_window, steps_per_window)]
     window_requests = per_second * 2 * rpc.SIGNATURE_WINDOW
     assert all(cost <= 2 * window_requests for cost in costs), costs   # add + expire, once
@@ -81,8 +81,41 @@ def test_replay_is_refused_even_after_the_cache_overflows(monkeypatch):
     for i in range(1, 200):
         clock.now += 0.01
         assert checker.problem(_signed_headers(secret, checker, clock, i), b"<body/>") is None
-    assert len(checker.nonces) <= 50
+    assert len(checker.nonces["student"]) <= 50
     assert checker.problem(first, b"<body/>") is not None
+
+
+def test_a_students_flood_raises_only_the_student_roles_floor(monkeypatch):
+    """Each role has its own replay cache: a student's flood stamped two minutes ahead
+    overflows the student cache and raises its floor into the future, refusing later
+    student requests for a while, but a server's request (2PC, leases) stamped now is
+    still accepted, and a replay of any flooded request is still refused."""
+    monkeypatch.setattr(rpc_signatures, "MAX_NONCES", 50)
+    clock = FakeClock()
+    ring = keys.Keyring.from_master("s" * 40)
+    checker = rpc.SignatureChecker(ring, "Mumbai@127.0.0.1:9100", clock=clock)
+    ahead = clock.now + rpc.SIGNATURE_WINDOW - 1
+    flood = [rpc.sign(ring, b"<body/>", checker.server_id, now=ahead, nonce=f"f{i}",
+                      role="student") for i in range(200)]
+    accepted = [h for h in flood if checker.problem(h, b"<body/>") is None]
+    assert len(accepted) > 50                           # the cache overflowed
+    assert checker.nonces["student"].floor_ms == int(ahead * 1000)   # its floor: ahead
+    server_call = rpc.sign(ring, b"<body/>", checker.server_id, now=clock.now, role="server")
+    assert checker.problem(server_call, b"<body/>") is None
+    student_call = rpc.sign(ring, b"<body/>", checker.server_id, now=clock.now, role="student")
+    assert "too long ago" in checker.problem(student_call, b"<body/>")
+    assert checker.problem(flood[0], b"<body/>") is not None
+
+
+def test_a_nonce_longer_than_the_limit_is_refused():
+    """A nonce is at most MAX_NONCE_LENGTH characters of a plain alphabet, so the replay
+    cache's memory stays bounded whatever a client sends."""
+    secret, clock = "s" * 40, FakeClock()
+    checker = rpc.SignatureChecker(secret, "Mumbai@127.0.0.1:9100", clock=clock)
+    long_nonce = "a" * (rpc_signatures.MAX_NONCE_LENGTH + 1)
+    headers = rpc.sign(secret, b"<body/>", checker.server_id, now=clock.now, nonce=long_nonce)
+    assert "malformed nonce" in checker.problem(headers, b"<body/>")
+    assert len(checker.nonces["student"]) == 0
 
 
 # ---- account numbers (issue 18 item 8) ------------------------------------------------------
@@ -101,6 +134,18 @@ def test_a_branch_only_opens_numbers_the_api_accepts(branch_client):
     with pytest.raises(BankError) as err:
         branch_client.call("open_account", "Too Long", "1", "1000000000000")
     assert err.value.code == FaultCode.BAD_INPUT and "account number" in err.value.message
+    assert branch_client.call("accounts") == before
+
+
+def test_a_number_with_a_leading_zero_is_refused(branch_client):
+    """An account number never starts with 0: "01001" would look like 1001 in a list,
+    and a student who opened it could catch transfers meant for 1001. Refused with a
+    sentence, nothing opened."""
+    before = branch_client.call("accounts")
+    for number in ("01001", "0"):
+        with pytest.raises(BankError) as err:
+            branch_client.call("open_account", "Look Alike", "1", number)
+        assert err.value.code == FaultCode.BAD_INPUT and "starting with 0" in err.value.message
     assert branch_client.call("accounts") == before
 
 

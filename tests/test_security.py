@@ -118,7 +118,7 @@ def call_body(method: str, *args) -> bytes:
 
 def signed(bank, body: bytes, url: str, **kw) -> dict:
     """Headers signing `body` for the server at `url` (signatures name the server's id,
-    NAME@HOST:PORT, which it announces in the X-Bank-Server header of every answer)."""
+    NAME@HOST:PORT#RUN, which it announces in the X-Bank-Server header of every answer)."""
     return rpc.sign(bank.secret, body, rpc.server_id_at(url), **kw)
 
 
@@ -374,6 +374,27 @@ def test_request_replayed_after_a_restart_gets_401(bank, plain):
     assert (status, client.call("account", "1001")) == (401, before)
 
 
+def test_request_stamped_ahead_replayed_after_a_restart_gets_401(bank, plain):
+    """A request from a client whose clock runs 90 s ahead (inside the signature window)
+    names the server's RUN, new at every start: replayed after the branch restarted,
+    its time would still pass, but its MAC does not (HTTP 401, nothing changes). A
+    client that keeps calling signs again for the new run, and the branch logs that
+    as info, not as a wrong signature."""
+    pune = plain["Pune"]
+    client = rpc.Client(pune.url, bank.secret)
+    body = call_body("withdraw", "1001", "1.00")
+    headers = signed(bank, body, pune.url, now=time.time() + 90)
+    assert exchange(pune.url, body, headers)[0] == 200
+    client.call("ping")                            # this client knows the old run
+    pune.kill()
+    pune.start()                                   # same port, same database
+    before = client.call("account", "1001")        # a 401, then signed for the new run
+    status, _ = exchange(pune.url, body, headers)
+    assert (status, client.call("account", "1001")) == (401, before)
+    log = (bank.home / "logs" / "Pune.log").read_text()
+    assert "an earlier run of this server" in log
+
+
 def _raw_post(host: str, port: int, body: bytes, headers: dict) -> int:
     """POST exactly these bytes to a loopback address; the HTTP status."""
     assert host.startswith("127.")                 # loopback only (127.0.0.2 on Linux)
@@ -415,7 +436,7 @@ def test_request_replayed_to_another_server_on_the_same_port_gets_401(tmp_path):
             member.start()
         mumbai, delhi = started
         assert mumbai.port == delhi.port == port
-        assert rpc.server_id_at(mumbai.url) == f"Mumbai@127.0.0.1:{port}"
+        assert rpc.server_id_at(mumbai.url).startswith(f"Mumbai@127.0.0.1:{port}#")
         body = call_body("deposit", "1001", "1.00")
         headers = rpc.sign(secret, body, rpc.server_id_at(mumbai.url))
         assert _raw_post("127.0.0.1", port, body, headers) == 200

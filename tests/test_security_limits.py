@@ -1,7 +1,7 @@
 """Limits of the servers: slow clients, where a server may bind, and the lab methods.
 
-Rules checked: a client that sends its request slowly can neither hold a server's
-connections nor last past the whole-request deadline; a server refuses a non-loopback
+Rules checked: a client that sends its request slowly, or never reads its answers,
+cannot hold a server's connections, nor last past the whole-request deadline; a server refuses a non-loopback
 address without keys; lab methods exist only with --allow-faults. The fixtures and
 helpers are tests/test_security.py's.
 """
@@ -10,8 +10,10 @@ import pathlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
+import xmlrpc.client
 
 import pytest
 
@@ -214,3 +216,51 @@ def test_lab_methods_exist_with_allow_faults(bank):
     assert "fault" in rpc.Client(url_of(bank, "Mumbai"), teacher).call("system.listMethods")
     listed = rpc.Client(url_of(bank, "coordinator"), teacher).call("system.listMethods")
     assert set(LAB_METHODS) <= set(listed)
+
+
+# ---- clients that do not read their answers ---------------------------------------------
+
+class _BigAnswers:
+    """A service whose answer is far larger than a socket buffer (like a long journal)."""
+    name = "Toy"
+    PUBLIC_METHODS = ("ping", "big")
+
+    def __init__(self):
+        self.bigs = 0
+
+    def ping(self):
+        return "pong"
+
+    def big(self):
+        self.bigs += 1
+        return "x" * 4_000_000
+
+
+def test_clients_that_never_read_their_answers_cannot_hold_every_connection(monkeypatch):
+    """A connection counts as busy only while its call runs: one whose client never
+    reads the answer can be closed to make room, so MAX_CONNECTIONS such clients do
+    not turn a new client away (the kit's own rpc.Server, limit lowered to 4)."""
+    monkeypatch.setattr(rpc, "MAX_CONNECTIONS", 4)
+    service = _BigAnswers()
+    server = rpc.Server(service, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
+    body = xmlrpc.client.dumps((), "big").encode()
+    socks = []
+    try:
+        for _ in range(4):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(server.server_address)
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                         % len(body) + body)
+            socks.append(sock)
+        wait_for(lambda: service.bigs == 4 and not any(
+            busy for _, busy in list(server.connections._open.values())), 10,
+            "four answers being sent to clients that do not read them")
+        assert rpc.Client(server.url, timeout=5).call("ping") == "pong"
+    finally:
+        for sock in socks:
+            sock.close()
+        server.shutdown()
+        server.server_close()

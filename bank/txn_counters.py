@@ -51,7 +51,9 @@ class TxnCounters:
 
     def _add(self, party: str, field: str) -> None:
         with self._lock:
-            counts = self._counts.setdefault(party, dict.fromkeys(FIELDS, 0))
+            counts = self._counts.get(party)
+            if counts is None:          # not setdefault: it would build a dict every time
+                counts = self._counts[party] = dict.fromkeys(FIELDS, 0)
             counts[field] += 1
 
 

@@ -168,7 +168,8 @@ class _Handler(SimpleXMLRPCRequestHandler):
                                          "signed with a role's key (X-Bank-Key).")
         if b"\x00" in body or body.startswith((b"\xff\xfe", b"\xfe\xff")):
             return self._refuse(400, "Requests must be UTF-8 XML.")   # no UTF-16/32 tricks
-        if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        upper = body.upper()                          # one copy for both checks
+        if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
             return self._refuse(400, "DOCTYPE and entity declarations are not accepted.")
         call = self.server.parse(body)                # (method, params), or None
         forbidden = call and role and self.server.forbidden(role, *call)
@@ -585,7 +586,7 @@ def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
     except OSError as exc:
         raise SystemExit(f"Cannot write the log file {path}: {exc.strerror or exc}. Give a "
                          "folder this program may write to with --log-dir.")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(_LineFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.addHandler(handler)
@@ -595,6 +596,27 @@ def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
     logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     return path
+
+
+class _LineFormatter(logging.Formatter):
+    """logging's own format, with the date and time of day formatted once a second.
+
+    A branch narrates two lines per transfer, and the standard formatTime converts
+    and formats the time of every line (a third of a line's formatting, issue 13);
+    the text is the same: "2026-11-29 17:20:01,123", local time.
+    """
+
+    _second = (None, "")        # (whole second, its text): replaced whole, never edited
+
+    def formatTime(self, record, datefmt=None):
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        whole = int(record.created)
+        cached = self._second
+        if cached[0] != whole:
+            text = time.strftime(self.default_time_format, self.converter(whole))
+            cached = self._second = (whole, text)
+        return self.default_msec_format % (cached[1], record.msecs)
 
 
 class _TerminalAndFile(logging.Handler):

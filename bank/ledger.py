@@ -36,6 +36,7 @@ import json
 import pathlib
 import sqlite3
 import threading
+import weakref
 
 from bank.errors import BankError, FaultCode
 from bank.money import format_amount
@@ -95,6 +96,10 @@ ADDED_COLUMNS = {"txns": (("peers", "TEXT NOT NULL DEFAULT '[]'"),
 
 
 
+class _Connection(sqlite3.Connection):
+    """A SQLite connection that a WeakSet can hold (the C type takes no weak references)."""
+
+
 class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
     """One branch's SQLite database. Its local operations are in bank/ledger_local.py,
     its 2PC steps in bank/ledger_2pc.py and its replication log in
@@ -104,6 +109,8 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
         self.path, self.branch = pathlib.Path(path), branch
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._readers = threading.local()
+        self._all_readers = weakref.WeakSet()   # every thread's reader, to close them all
+        self._readers_lock = threading.Lock()
         self._replay = threading.local()    # .seq: set while a replica applies a change
         writer = self._connect()
         writer.executescript(SCHEMA)
@@ -114,7 +121,7 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing is implicit.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                               timeout=30)
+                               timeout=30, factory=_Connection)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")     # COMMIT waits for the disk
@@ -122,7 +129,13 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
         return conn
 
     def close(self):
+        """Close the writer and every thread's reader: on Windows a database file that
+        any connection holds open cannot be renamed (a fenced primary's, set aside)."""
         self._commits.close()
+        with self._readers_lock:
+            readers = list(self._all_readers)
+        for conn in readers:
+            conn.close()
 
     def _claim_name(self):
         """A database belongs to one branch: refuse to serve Delhi from Mumbai.db."""
@@ -177,6 +190,8 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
         conn = getattr(self._readers, "conn", None)
         if conn is None:
             conn = self._readers.conn = self._connect()
+            with self._readers_lock:
+                self._all_readers.add(conn)     # weakly: gone with its thread
         return conn
 
     # ---- reading ----------------------------------------------------------------------

@@ -5,13 +5,18 @@ Rules checked (bank/replication.py):
     change at a time: a join and a drop of two replicas at once both stay, in memory
     and on disk (a lost join would let the primary drop a listed replica silently);
   * Rule 1 - a replica applies a push of several changes in one COMMIT (one fsync),
-    and answers only once they are durable.
+    and answers only once they are durable;
+  * S1 (bank/config_manager.py) - configuration changes are one at a time per branch;
+  * a closed ledger leaves no connection open (its file can then be set aside).
 """
 
 import json
+import pathlib
 import threading
 import time
 import types
+
+import pytest
 
 from bank.ledger import Ledger
 from bank.replication import Follower, Replicas
@@ -93,3 +98,26 @@ def test_a_failover_waiting_out_one_lease_does_not_hold_up_another_branch(tmp_pa
         failover.join(30)
         log.close()
     assert manager.config("Mumbai")["primary"] == "http://m:2"
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/fd").is_dir(), reason="reads /proc/self/fd")
+def test_closing_a_ledger_closes_every_threads_connection(tmp_path):
+    """A closed ledger holds its database files open nowhere, the readers of other
+    threads included: on Windows an open file cannot be renamed, and a fenced primary
+    restarted as a replica sets its database aside by renaming it."""
+    branch = _branch(tmp_path)
+    reader = threading.Thread(target=branch.ledger.applied_seq)
+    reader.start()
+    reader.join()
+    branch.ledger.meta("role")                     # this thread's reader too
+    branch.ledger.close()
+    still_open = [fd for fd in pathlib.Path("/proc/self/fd").iterdir()
+                  if str(tmp_path) in str(_target(fd))]
+    assert not still_open
+
+
+def _target(fd: pathlib.Path) -> str:
+    try:
+        return str(fd.readlink())
+    except OSError:
+        return ""

@@ -12,7 +12,7 @@ import errno
 import pathlib
 import sys
 
-from bank import rpc
+from bank import console, rpc
 from bank.branch_service import ASK_EVERY, ASK_PEERS_AFTER, Branch
 from bank.errors import BankError
 from bank.ledger import check_database
@@ -99,4 +99,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    console.use_utf8()
     sys.exit(main())

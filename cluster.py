@@ -17,7 +17,7 @@ import argparse
 import pathlib
 import sys
 
-from bank import keys
+from bank import console, keys
 from bank.batching import hold_ms_arg
 from bank.local_cluster import KIT, LocalCluster, replicas_arg, reset, stop_running
 
@@ -121,4 +121,5 @@ def make_keys(path, role, source) -> int:
 
 
 if __name__ == "__main__":
+    console.use_utf8()
     sys.exit(main())

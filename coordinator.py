@@ -14,7 +14,7 @@ import errno
 import re
 import sys
 
-from bank import rpc
+from bank import console, rpc
 from bank.batching import hold_ms_arg
 from bank.config import read_config
 from bank.coordinator_service import Coordinator
@@ -146,4 +146,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    console.use_utf8()
     sys.exit(main())

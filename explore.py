@@ -8,7 +8,9 @@
 
 import sys
 
+from bank import console
 from bank.explorer.cli import main
 
 if __name__ == "__main__":
+    console.use_utf8()
     sys.exit(main())

@@ -41,9 +41,16 @@ import logging
 import pathlib
 import signal
 import sys
-import tkinter as tk
 
-from bank import local_cluster
+try:
+    import tkinter as tk
+except ModuleNotFoundError:        # some Pythons are built without Tk
+    raise SystemExit("The window needs Tk for Python (the tkinter module), which this "
+                     "Python lacks. Install it (Debian or Ubuntu: sudo apt install "
+                     "python3-tk; macOS with Homebrew: brew install python-tk), or use "
+                     "the shell instead: python shell.py") from None
+
+from bank import console, local_cluster
 from bank import rpc
 from bank.config import coordinator_address
 from bank.activity import ActivityLog
@@ -126,4 +133,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    console.use_utf8()
     sys.exit(main())

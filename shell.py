@@ -25,6 +25,7 @@ import argparse
 import pathlib
 import sys
 
+from bank import console
 from bank import local_cluster as cluster
 from bank import rpc
 from bank.config import coordinator_address, read_config
@@ -122,4 +123,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    console.use_utf8()
     sys.exit(main())

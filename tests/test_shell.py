@@ -13,6 +13,7 @@ import io
 import pathlib
 import re
 import sqlite3
+import os
 import subprocess
 import sys
 import time
@@ -516,6 +517,23 @@ def test_a_script_on_stdin_exits_non_zero_when_a_command_fails(bank):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "# a lab\nbank> balance Mumbai/9999\nError: There is no account" in done.stdout
     assert "bank> balance Mumbai/1001\nMumbai/1001 (Asha Rao)" in done.stdout
+
+
+def test_a_piped_script_is_read_and_answered_in_utf8_whatever_the_platform(bank):
+    """bank/console.py: a script piped into the shell is UTF-8, and so is what the shell
+    writes to a pipe, even where Python's default for redirected streams is not (here
+    PYTHONIOENCODING=cp1252, as on many Windows machines): an owner named in Devanagari
+    is opened under its own name and listed, not a UnicodeDecodeError (nor a garbled
+    name) before the first command."""
+    script = "open Mumbai चाँद राव 5\naccounts Mumbai\n".encode("utf-8")   # ँ: byte 0x81
+    done = subprocess.run([sys.executable, str(KIT / "shell.py"), "--home", str(bank.home)],
+                          input=script, capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONIOENCODING": "cp1252"})
+    out = done.stdout.decode("utf-8")
+    assert done.returncode == 0, out + done.stderr.decode("utf-8", "replace")
+    ref = re.search(r"Opened (Mumbai/\d+)", out).group(1)
+    assert bank.coordinator().call("account", ref)["owner"] == "चाँद राव"
+    assert out.count("चाँद राव") >= 2
 
 
 def test_the_client_address_comes_from_the_one_config_reader(tmp_path):

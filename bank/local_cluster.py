@@ -51,9 +51,12 @@ START_TIMEOUT = 20.0          # seconds a member may take to start listening
 COORDINATOR = "coordinator"
 
 
-# A member must not die when the user presses Ctrl-C in the shell that started it.
-_DETACHED = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"
-             else {"start_new_session": True})
+# A member must not die when the user presses Ctrl-C in the terminal that started it,
+# nor when that terminal is closed (`cluster.py start` leaves the cluster up). On
+# Windows a process attached to a console ends with it: a member gets no console (its
+# output goes to its .out file anyway), in a process group of its own.
+_DETACHED = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS}
+             if os.name == "nt" else {"start_new_session": True})
 
 
 def _port_is_free(port: int) -> bool:

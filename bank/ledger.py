@@ -125,6 +125,7 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")     # COMMIT waits for the disk
+        conn.execute("PRAGMA fullfsync=ON")         # macOS: through the drive's cache too
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 

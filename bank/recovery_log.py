@@ -92,6 +92,7 @@ from bank.errors import NOTHING_DONE, BankError, FaultCode
 from bank.ledger import now
 from bank.recovery_log_reading import LogDamaged  # noqa: F401 (re-exported)
 from bank.recovery_log_reading import ReadAtStart, config_contradiction, ends_a_line
+from bank import storage
 from bank.storage import fsync_folder, truncate_to
 
 COMPACT_AFTER = 20_000       # records in the active log before it is compacted
@@ -175,7 +176,7 @@ class Compaction:
                 f.write(line.encode())
                 records += 1
             f.flush()
-            os.fsync(f.fileno())
+            storage.fsync(f.fileno())
         return records
 
     def _compact_when_possible(self) -> None:
@@ -214,7 +215,7 @@ class Compaction:
         with open(self.path, "rb") as src, open(self.history_path, "ab", buffering=0) as dst:
             for chunk in _history_chunks(src):
                 write_whole(dst, chunk)
-            os.fsync(dst.fileno())
+            storage.fsync(dst.fileno())
         if new_file:
             fsync_folder(self.history_path.parent)
 
@@ -443,7 +444,7 @@ class RecoveryLog(ReadAtStart, Compaction):
                               f"({self.broken})")          # a commit stops the process
             target = self._written
             try:
-                os.fsync(self._file.fileno())
+                storage.fsync(self._file.fileno())
             except OSError as exc:               # what reached the disk is unknown now,
                 self._break(f"an fsync failed: {exc.strerror or exc}")   # and a retried
                 raise                                                   # fsync may lie

@@ -44,6 +44,7 @@ import re
 import zlib
 
 from bank.errors import BankError, FaultCode
+from bank import storage
 from bank.storage import truncate_to
 
 _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\}) "
@@ -298,7 +299,7 @@ class ReadAtStart:
             with open(self.path, "ab") as f:
                 f.write(b"\n")
                 f.flush()
-                os.fsync(f.fileno())
+                storage.fsync(f.fileno())
 
     def _face_damage(self, accept_damage: bool, begun_at: dict) -> None:
         """Refuse a damaged log, or keep what it may hide in doubt (Rule 6): each
@@ -338,7 +339,7 @@ class ReadAtStart:
             history.write(b"".join(raw.rstrip(b"\n") + b"  (torn tail, cut)\n"
                                    for raw in torn))
             history.flush()
-            os.fsync(history.fileno())
+            storage.fsync(history.fileno())
         with open(self.path, "r+b") as f:
             truncate_to(f.fileno(), good_size)
         log.warning("cut a torn tail of %d line(s) from %s: a write cut short by a "

@@ -36,7 +36,7 @@ from bank import rpc                                    # noqa: E402
 from bank.batching import BatchingLink                  # noqa: E402
 from bank.twopc_rounds import Rounds                    # noqa: E402
 from bank import twopc                                  # noqa: E402
-from bank import recovery_log                          # noqa: E402
+from bank import recovery_log, storage                 # noqa: E402
 from bank.errors import BankError, FaultCode      # noqa: E402
 from polling import wait_for                  # noqa: E402
 
@@ -369,7 +369,7 @@ def test_a_forced_record_whose_fsync_fails_stops_the_coordinator(tmp_path, monke
     coord = coordinator_module.Coordinator(
         "C1", stand_ins(recording(yes_and_ack), recording(second)),
         tmp_path / "recovery.log", presumption="commit")
-    real_fsync, calls = recovery_log.os.fsync, []
+    real_fsync, calls = storage.fsync, []
 
     def fsync(fd):                          # 1: the forced begin (C11); 2: the decision
         calls.append(fd)
@@ -379,7 +379,7 @@ def test_a_forced_record_whose_fsync_fails_stops_the_coordinator(tmp_path, monke
 
     def stop(point):
         raise Stopped(point)
-    monkeypatch.setattr(recovery_log.os, "fsync", fsync)
+    monkeypatch.setattr(storage, "fsync", fsync)
     monkeypatch.setattr(coord.twopc.faults, "crash_now", stop)
     try:
         with pytest.raises(Stopped):

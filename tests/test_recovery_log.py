@@ -23,7 +23,7 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-from bank import recovery_log                      # noqa: E402  (needs the kit on sys.path first)
+from bank import recovery_log, storage             # noqa: E402  (needs the kit on sys.path first)
 from bank.recovery_log import LogDamaged, RecoveryLog     # noqa: E402
 
 INFO = {"src": "Mumbai/1001", "dst": "Delhi/1002", "amount": "50.00", "request_id": "",
@@ -119,7 +119,7 @@ def test_abort_and_end_are_recovered(log_path):
 def test_commit_is_forced_to_disk_before_it_returns(log_path, monkeypatch):
     """The commit point: commit() returns only after an fsync that covers the commit
     record (begin/abort/end need not be forced: presumed abort makes losing them safe)."""
-    real_fsync = os.fsync
+    real_fsync = storage.fsync
     synced_contents = []                  # the file as it was at each fsync
 
     def spying_fsync(fd):
@@ -128,9 +128,9 @@ def test_commit_is_forced_to_disk_before_it_returns(log_path, monkeypatch):
 
     log = RecoveryLog(log_path)
     log.begin("T1", INFO)
-    monkeypatch.setattr(os, "fsync", spying_fsync)
+    monkeypatch.setattr(storage, "fsync", spying_fsync)
     log.commit("T1")
-    monkeypatch.setattr(os, "fsync", real_fsync)
+    monkeypatch.setattr(storage, "fsync", real_fsync)
 
     lines = lines_of(log_path)
     commit_line = lines[line_index(lines, "commit", "T1")]
@@ -279,14 +279,14 @@ def test_a_failed_fsync_breaks_the_log(log_path, monkeypatch):
     monkeypatch.setattr(recovery_log, "COMPACT_AFTER", 3)
     log = RecoveryLog(log_path)
     log.begin("C1-a", INFO)
-    real_fsync = os.fsync
+    real_fsync = storage.fsync
 
     def failing_fsync(fd):
         raise OSError(5, "Input/output error")
-    monkeypatch.setattr(os, "fsync", failing_fsync)
+    monkeypatch.setattr(storage, "fsync", failing_fsync)
     with pytest.raises(OSError):
         log.commit("C1-a")
-    monkeypatch.setattr(os, "fsync", real_fsync)
+    monkeypatch.setattr(storage, "fsync", real_fsync)
     log.end("C1-a", "committed")                   # past COMPACT_AFTER: no compaction
     assert log._file.closed
     with pytest.raises(recovery_log.LogWriteError) as refused:
@@ -410,11 +410,11 @@ def test_compaction_keeps_restart_proportional_to_work_in_flight(log_path, monke
     restart recovers every in-flight txn with its decision. The restart time is printed
     (not asserted: it depends on the machine).
 
-    Speed only: os.fsync is replaced by a no-op in THIS test, because 100,000 forced
+    Speed only: storage.fsync is replaced by a no-op in THIS test, because 100,000 forced
     commits would take minutes on a real disk; durability is checked by
     test_commit_is_forced_to_disk_before_it_returns.
     """
-    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    monkeypatch.setattr(storage, "fsync", lambda fd: None)
     total, every = 100_000, 10_000
     expected_in_flight = {}
     log = RecoveryLog(log_path)

@@ -187,6 +187,9 @@ def parse_line(raw: bytes):
     if not sep:
         return None, "it has no checksum (crc=)"
     if f"{zlib.crc32(body):08x}".encode() != crc:
+        if crc.endswith(b"\r") and f"{zlib.crc32(body):08x}".encode() == crc[:-1]:
+            return None, ("it ends in a carriage return (\\r\\n): was the log saved with "
+                          "Windows line endings? The kit writes \\n only")
         return None, "its checksum does not match its text (a changed or garbled byte)"
     try:
         match = _LINE.match(raw.decode("utf-8").rstrip("\n"))

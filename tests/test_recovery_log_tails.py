@@ -310,3 +310,13 @@ def test_a_torn_done_line_is_damage(log_path):
     log = RecoveryLog(log_path, accept_damage=True)
     assert log.hides_request_ids()
     log.close()
+
+
+def test_a_log_saved_with_windows_line_endings_says_so(log_path):
+    """Rule 6: a log an editor saved with \\r\\n line endings is damage on every line (the
+    checksum covers the line without its \\r), and the refusal says what happened, so a
+    student on Windows knows what to undo."""
+    write_sample(log_path)
+    log_path.write_bytes(log_path.read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(LogDamaged, match="Windows line endings"):
+        RecoveryLog(log_path)

@@ -16,10 +16,9 @@ Glossary:
 
 import contextlib
 import io
-import shlex
 
 from bank.explorer import cli
-from bank.shell.plumbing import ShellError
+from bank.shell.plumbing import ShellError, split_words
 
 
 class ExploreCommands:
@@ -37,7 +36,7 @@ class ExploreCommands:
         said, shown = io.StringIO(), io.StringIO()     # argparse's own usage block is noise
         try:
             with contextlib.redirect_stderr(said), contextlib.redirect_stdout(shown):
-                options = cli.parser().parse_args(shlex.split(arg))
+                options = cli.parser().parse_args(split_words(arg))   # C:\ paths too
         except SystemExit as exc:
             if exc.code == 0:                           # --help: the explorer's options
                 return self._say(shown.getvalue().rstrip())

@@ -70,7 +70,8 @@ def split_words(arg: str) -> list:
         words = shlex.split(arg, posix=os.name != "nt")     # keep C:\ paths on Windows
     except ValueError:
         raise ShellError("A quote is not closed; put quotes around both ends of a name.")
-    return [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w for w in words]
+    return [w[1:-1] if len(w) > 1 and w[0] == w[-1] and w[0] in "\"'" else w
+            for w in words]      # non-POSIX shlex (Windows) keeps a word's quotes
 
 
 TIMED_OUT = re.compile(r"cannot be reached \(no answer in time\)\.?")

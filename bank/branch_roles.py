@@ -107,7 +107,9 @@ class ReplicationRoles:
     # ---- the configuration manager and the lease (R7, R8) ------------------------------
 
     def lease_ok(self) -> bool:
-        """R8: a lease is needed once a replica may be in the manager's in-sync set."""
+        """R8: a lease is needed once a replica may be in the manager's in-sync set. With
+        in_set empty the manager lists no replica, so it can promote no one in our place,
+        and no lease is needed to be sure we are still the primary."""
         return not self.replicas.in_set or time.monotonic() < self._lease_until
 
     def _no_lease_sentence(self, tail: str) -> str:

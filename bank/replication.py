@@ -35,7 +35,12 @@ Rules:
 
 Glossary:
   replog     the ordered list of changes of a branch (ledger_replog.py); seq is a position in it
-  in sync    a replica holding every change the primary has acknowledged
+  in sync    a replica holding every change the primary has acknowledged. Four places
+             keep a view of it: ReplicaLink.in_sync (the primary pushes to it and waits
+             for it), ReplicaLink.recorded (the manager answered that it recorded it),
+             Replicas.in_set (durable: every replica the manager MAY list, a superset
+             of its record) and the manager's own in-sync set (the one that counts,
+             Rule 3); a replica's Follower.in_sync is what it was last told
   epoch      a number raised by every promotion; higher wins
   fenced     a former primary that learned of a higher epoch: it refuses writes
 """
@@ -187,6 +192,9 @@ class Replicas:
         """R7: stop waiting for this replica, once the manager recorded that it left the
         in-sync set (caller holds link.lock). Raises BankError (the write is not
         acknowledged) if the manager cannot record it within DROP_WAIT seconds."""
+        # Not in in_set: the manager cannot list it (in_set is saved BEFORE every ask to
+        # add, and shrunk only after a recorded drop), so it can never be promoted, and
+        # dropping it needs no one's leave.
         if link.url not in self.in_set or self.branch.role != "primary":
             link.in_sync = link.recorded = False     # never recorded in sync, or replaced
             log.warning("replica %s is out of sync: %s", link.url, why)

@@ -199,8 +199,8 @@ def test_repeated_retries_are_drawn_once_with_a_count():
 
 
 def test_a_branch_that_stops_answering_keeps_its_last_accounts():
-    """A branch that stops answering is shown down with its last seen accounts, and the
-    gauge counts that money as unreachable instead of losing it (seen.py Rule S2)."""
+    """A branch that stops answering is shown down with its last seen accounts (seen.py
+    Rule S2); the gauge gives it a grey part that size but no total (gauge.py Rule G4)."""
     seen = Seen({"Mumbai": "http://127.0.0.1:1", "Delhi": "http://127.0.0.1:2"})
     accounts = [_acct("1001", "500.00")]
     seen.got_branch("Mumbai", {"ping": {"role": "primary"}, "accounts": accounts}, None)
@@ -212,7 +212,7 @@ def test_a_branch_that_stops_answering_keeps_its_last_accounts():
     assert books["Mumbai"] == {"up": False, "accounts": accounts}
     split = gauge.money_split(books)
     assert (split["available"], split["unreachable"], split["total"]) == (300_00, 500_00,
-                                                                          800_00)
+                                                                          None)
 
 
 ROUTE_CASES = [  # (a local cluster?, the coordinator reports Mumbai up?, URL followed?)
@@ -377,7 +377,7 @@ def test_crash_and_restart_from_the_lab_controls(app, bank):
     assert not bank.members["Mumbai"].alive
     assert "down" in app.branches.tree.item("m:Mumbai", "values")[0]
     until(app.root, lambda: app.branches.split["unreachable"] == 15_000_00, "Mumbai's money greyed")
-    assert app.branches.split["total"] == 30_000_00
+    assert app.branches.split["total"] is None              # not known (gauge Rule G4)
     app.left_tabs.select(1)                 # the rest keeps working: Delhi takes a deposit
     app.operations.deposit.account.set("Delhi/1001")
     app.operations.deposit.amount.set("1")
@@ -387,6 +387,7 @@ def test_crash_and_restart_from_the_lab_controls(app, bank):
     until(app.root, lambda: app.seen.branch_state("Mumbai") == "up", "Mumbai shown up again")
     until(app.root, lambda: app.branches.split["unreachable"] == 0, "Mumbai's money counted again")
     assert balance(app, "Mumbai/1001") == "10,000.00"
+    assert app.branches.split["total"] == 30_001_00          # with Delhi's deposit
 
 
 def test_failover_from_the_lab_controls(display, tmp_path):
@@ -441,7 +442,17 @@ def test_a_slow_branch_never_freezes_the_window(app):
 def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     """A branch that crashes before applying a logged commit leaves the transaction in
     doubt: amber in the list, its diagram cut where the commit got no ack; once the branch
-    is restarted it learns the decision and the transaction turns green."""
+    is restarted it learns the decision and the transaction turns green. Meanwhile the
+    gauge never shows money lost or created (gauge Rule G4): with Delhi down after
+    Mumbai's debit it says the total is not known, never 29,700.00."""
+    totals = []
+    shown = app.branches.got_money
+
+    def spy(result, error):                  # record every total the window computes
+        shown(result, error)
+        if result is not None:
+            totals.append(app.branches.split["total"])
+    app.branches.got_money = spy
     app.left_tabs.select(4)
     app.lab.fault_member.set("Delhi")
     app.lab.fault_point.set("crash-before-commit")
@@ -457,6 +468,10 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     until(app.root, lambda: app.transactions.diagram.find_withtag("waiting"), "the in-doubt mark")
     assert arrows(app.transactions.diagram, "error", "Delhi", "coordinator")     # no ack: cut there
     assert app.transactions.diagram.find_withtag("cut")
+    until(app.root, lambda: balance(app, "Mumbai/1001") == "9,700.00", "Mumbai debited")
+    gauge_says = " ".join(app.branches.gauge.itemcget(i, "text")
+                          for i in app.branches.gauge.find_withtag("gauge-total"))
+    assert gauge_says.startswith("total not known: Delhi not read"), gauge_says
     app.lab.buttons["Delhi"]["restart"].invoke()
     until(app.root, lambda: "committed" in app.transactions.tree.item(txid, "tags"), "a green row")
     until(app.root, lambda: balance(app, "Delhi/1002") == "5,300.00", "the credit landed")
@@ -464,6 +479,7 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
           "the diagram updated")
     until(app.root, lambda: app.branches.split["unreachable"] == 0, "every branch counted")
     assert app.branches.split["total"] == 30_000_00 and app.branches.split["held"] == 0
+    assert None in totals and set(totals) == {30_000_00, None}, totals
 
 
 

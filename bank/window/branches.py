@@ -14,7 +14,8 @@ Rules:
     (calls.fetch_money), and says when it was read. When the books kept moving (None)
     or the read failed, the last gauge stays (its total never jumps) but says so in
     red: "NOT CURRENT: ..., showing the snapshot of 10:42:07". A branch it could not
-    read is named, and its part (its last seen accounts) called approximate.
+    read is named, and the total is then "not known" (gauge.py, Rule G4): its last
+    seen balances are never added to the others' read now.
   * Rule B5 - a member's state is never cut mid-word: the money columns are as wide as
     their amounts; on a small screen (1024x768) the tree leaves out its Available
     column (balance - held, both still shown) before the state column would get
@@ -28,7 +29,7 @@ Rules:
 Glossary:
   row id   "m:NAME" a member, "r:NAME/K" its K-th replica, "a:NAME/NUMBER" an account
   gauge    the bar that counts all the money: available, held, in doubt, unreachable
-  split    the gauge's numbers, in minor units (diagram.money_split)
+  split    the gauge's numbers, in minor units (gauge.money_split)
 """
 
 import time

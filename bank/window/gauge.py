@@ -1,18 +1,24 @@
 """The money gauge of the desktop window: all the bank's money in one bar.
 
-Role: count every branch's money, read at one moment, into four parts that add up to
-the total (available, held by prepared transactions, in doubt: sent but not yet
-credited, and down: last seen), and draw them as one bar with the amounts written
-under it. The branches panel (bank/window/branches.py) owns the Canvas; this file only
-counts and draws.
+Role: count every branch's money, read at one moment, into the parts of one bar
+(available, held by prepared transactions, in doubt: sent but not yet credited) and
+draw them with the amounts written under it. The branches panel
+(bank/window/branches.py) owns the Canvas; this file only counts and draws.
 
 Rules:
   * Rule G1 - money is counted in integer minor units (money.py), never floats; the
     gauge's parts always add up to its total.
+  * Rule G4 - a total is shown only when every branch was read. A branch that is down
+    (or does not answer) makes the total "not known": its money, and any money on its
+    way to or from it, cannot be counted, and adding its last seen balances to the
+    others' read now would show money created or lost (a transfer that moved money in
+    between). Its part of the bar is a grey hatch with its name and no amount; the
+    in-doubt amount is "not known" too; the branches tree keeps its last seen
+    balances, greyed.
   * Rule G2 - the picture follows the font: the bar, its callouts and its legend grow
     with --font-size (the window's Rule L4), so held money is never an unlabelled sliver.
     In a narrow column the legend keeps two parts per row with short names (held, in
-    doubt, down), the long ones on hover, so the branches tree keeps its rows.
+    doubt, not read), the long ones on hover, so the branches tree keeps its rows.
   * Rule G3 - the presumption counters (forced writes and messages per transfer) are
     written under the bar when the coordinator counts them, read as the shell's
     `counters` reads them (bank/counters.py): the same numbers in both.
@@ -20,7 +26,9 @@ Rules:
     ``callout-held`` its amount, ``legend``, ``gauge-note`` when it was read.
 
 Glossary:
-  split      the gauge's numbers, in minor units: available, held, in_flight, unreachable
+  split      the gauge's numbers, in minor units: available, held, in_flight (and
+             unreachable: only the width of the grey part of the branches not read);
+             "total" (None when a branch was not read) and "unread" (their names)
   in flight  money already taken off a committed source but not yet credited by a
              destination that is still prepared: it is in no balance right now
 """
@@ -36,20 +44,21 @@ GAUGE_COLOURS = {"available": "#4caf50", "held": "#5c7cfa", "in_flight": "#f0a50
 GAUGE_LABELS = {"available": "available",
                 "held": "held by prepared transactions",
                 "in_flight": "in doubt: sent, not yet credited",
-                "unreachable": "down (last seen)"}
+                "unreachable": "not read (down or not answering)"}
 SHORT_LABELS = {"available": "available", "held": "held", "in_flight": "in doubt",
-                "unreachable": "down"}           # a narrow column: the long ones on hover
+                "unreachable": "not read"}       # a narrow column: the long ones on hover
 
 
 # ---- the money gauge--------------------------------------------------------------------
 
 def money_split(branches: dict) -> dict:
-    """Count all the bank's money, in minor units, split four ways that add up to the total.
+    """Count all the bank's money, in minor units, split into parts that add up to the total.
 
     `branches`: name -> {"up": bool, "accounts": [account dicts], "prepared": [txns from
     in_doubt(), each with "elsewhere": "committed" if another branch already committed it]},
     all read at one moment (calls.fetch_money). A down branch's accounts are its last
-    seen ones.
+    seen ones: they only size its grey part of the bar ("unreachable"); its money is
+    not counted, and the total is None (Rule G4).
 
     While a transfer runs the total stays the same: before the source commits, the money
     is held there (still in its balance); after the source commits and before the
@@ -58,16 +67,15 @@ def money_split(branches: dict) -> dict:
     """
     split = dict.fromkeys(GAUGE_COLOURS, 0)
     for snap in branches.values():
+        if not snap.get("up"):                      # Rule G4: never added to the rest
+            split["unreachable"] += sum(parse_amount(a["balance"], allow_zero=True)
+                                        for a in snap.get("accounts", []))
+            continue
         for acct in snap.get("accounts", []):
             balance = parse_amount(acct["balance"], allow_zero=True)
             held = parse_amount(acct["held"], allow_zero=True)
-            if not snap.get("up"):
-                split["unreachable"] += balance
-                continue
             split["available"] += balance - held
             split["held"] += held
-        if not snap.get("up"):
-            continue
         for txn in snap.get("prepared", []):
             if txn.get("elsewhere") != "committed":
                 continue
@@ -77,9 +85,32 @@ def money_split(branches: dict) -> dict:
                     split["in_flight"] += delta     # left its source, not yet here
                 else:
                     split["held"] += delta          # already credited elsewhere
-    split["total"] = sum(split[k] for k in GAUGE_COLOURS)
     split["unread"] = sorted(name for name, snap in branches.items() if not snap.get("up"))
+    split["total"] = None if split["unread"] else sum(
+        split[k] for k in ("available", "held", "in_flight"))
     return split
+
+
+def total_texts(split: dict) -> list:
+    """What the bar says, longest first (the gauge writes the longest that fits, the
+    first on hover): the total, or with a branch not read that it is not known (G4)."""
+    if split.get("total") is not None:
+        return [f"total {show_money(split['total'])}"]
+    names = " and ".join(split.get("unread") or [])
+    return [f"total not known: {names} not read (its money, and money on its way to or "
+            f"from it, cannot be counted; its last seen balances are greyed above)",
+            f"total not known: {names} not read", "total not known"]
+
+
+def legend_text(key: str, split: dict, labels: dict) -> str:
+    """One part of the legend: its amount and name; with a branch not read, the
+    branches not read by name, and the in-doubt amount not known (Rule G4)."""
+    unread = split.get("unread") or []
+    if key == "unreachable":
+        return f"{', '.join(unread)} {labels[key]}" if unread else "every branch read"
+    if key == "in_flight" and unread:
+        return "in doubt: not known"
+    return f"{show_money(split.get(key, 0))} {labels[key]}"
 
 
 def show_money(minor: int) -> str:
@@ -122,7 +153,7 @@ def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "", "
     canvas.delete("all")
     canvas.tips = {}                          # item -> its long text, for the hover
     plain = tkfont.nametofont("TkDefaultFont", root=canvas)
-    line, total = plain.metrics("linespace"), split.get("total", 0)
+    line = plain.metrics("linespace")
     x0, x1, y0, y1 = 10, max(60, width - 10), 6, 6 + line + 10
     canvas.create_rectangle(x0, y0, x1, y1, fill="#f2f2f2", outline=GREY, tags=("gauge",))
     segments = _gauge_segments(split, x0, x1)
@@ -130,11 +161,7 @@ def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "", "
         canvas.create_rectangle(left, y0, right, y1, fill=GAUGE_COLOURS[key], outline="",
                                 stipple="gray50" if key == "unreachable" else "",
                                 tags=("gauge", f"gauge-{key}"))
-    unread = ", ".join(split.get("unread") or [])
-    shown = f"total {show_money(total)}"
-    said = [f"{shown}  (approximate: {unread} not read; its part is as last seen)",
-            f"{shown}  (approximate: {unread} not read)", f"{shown} ({unread} not read)"] \
-        if unread else [shown]
+    said = total_texts(split)
     heading = tkfont.nametofont("TkHeadingFont", root=canvas)   # the longest that fits
     item = canvas.create_text((x0 + x1) / 2, (y0 + y1) / 2, tags=("gauge", "gauge-total"),
                               text=next((t for t in said if heading.measure(t) <= x1 - x0 - 8),
@@ -151,7 +178,7 @@ def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "", "
                                 outline=GREY, tags=("legend", f"legend-{key}"))
         item = canvas.create_text(lx + 2 * box + 5, ly, anchor="w", tags=("legend",),
                                   text=texts[key])
-        tip(canvas, item, f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}")
+        tip(canvas, item, legend_text(key, split, GAUGE_LABELS))
     y += len(GAUGE_COLOURS) // per_row * (line + 4)
     if note:
         canvas.create_text(x0, y, anchor="w", text=note, tags=("gauge-note",),
@@ -171,18 +198,18 @@ def _legend_texts(split: dict, plain, half: float) -> tuple:
     fit half the bar, else with the short ones if they do (the long ones are the
     hover's), else one per row with the long labels (Rule G2)."""
     for labels in (GAUGE_LABELS, SHORT_LABELS):
-        texts = {key: f"{show_money(split.get(key, 0))} {labels[key]}"
-                 for key in GAUGE_COLOURS}
+        texts = {key: legend_text(key, split, labels) for key in GAUGE_COLOURS}
         if max(map(plain.measure, texts.values())) < half:
             return texts, 2
-    return {key: f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}"
-            for key in GAUGE_COLOURS}, 1
+    return {key: legend_text(key, split, GAUGE_LABELS) for key in GAUGE_COLOURS}, 1
 
 
 def _gauge_segments(split: dict, x0: float, x1: float) -> list:
     """(part, left, right) for each part of the money that is not zero, in proportion
-    (the last one ends at the bar's end, so rounding never leaves a gap)."""
-    parts, total = [k for k in GAUGE_COLOURS if split.get(k)], split.get("total", 0)
+    (the last one ends at the bar's end, so rounding never leaves a gap). A branch not
+    read is drawn by its last seen balances: its width only, never a number (G4)."""
+    parts = [k for k in GAUGE_COLOURS if split.get(k)]
+    total = sum(split[k] for k in parts)
     out, x = [], x0
     for i, key in enumerate(parts):
         share = split[key] * (x1 - x0) / total if total else 0
@@ -201,7 +228,8 @@ def _gauge_callouts(canvas, plain, segments: list, split: dict, span: tuple, y: 
     for key, left, right in segments:
         if key == "available":
             continue
-        text = f"{GAUGE_LABELS[key].split(':')[0].split(' by ')[0]} {show_money(split[key])}"
+        text = (f"{' and '.join(split.get('unread') or [])} not read" if key == "unreachable"
+                else f"{SHORT_LABELS[key]} {show_money(split[key])}")
         width = plain.measure(text)
         at = max(nxt, min(x1 - width, (left + right) / 2 - width / 2))
         canvas.create_line((left + right) / 2, y - line / 2 - 2, (left + right) / 2,

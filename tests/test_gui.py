@@ -564,6 +564,25 @@ def test_a_blocked_bank_is_visible_while_the_coordinator_is_down(app):
 
 
 @pytest.mark.slow
+def test_the_diagram_is_current_again_once_the_coordinator_answers(app):
+    """Rule T5: while the coordinator is down the shown diagram's title says NOT CURRENT;
+    its first answer after a restart makes it current again, even for a finished
+    transfer that is never fetched again (the title stayed NOT CURRENT until another
+    transaction was selected)."""
+    transfer(app, "Mumbai/1001", "Delhi/1002", "10")
+    until(app.root, lambda: "Done" in app.result.cget("text"), "the transfer")
+    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "listed")
+    app.transactions.tree.selection_set(txid)
+    title = app.transactions.title
+    until(app.root, lambda: title.cget("text").startswith(txid), "the diagram's title")
+    app.lab.buttons["coordinator"]["crash"].invoke()
+    until(app.root, lambda: title.cget("text").startswith("NOT CURRENT"), "NOT CURRENT")
+    app.lab.buttons["coordinator"]["restart"].invoke()
+    until(app.root, lambda: title.cget("text").startswith(txid), "the title current again")
+    assert str(title.cget("style")) == "Ok.TLabel" and "committed" in title.cget("text")
+
+
+@pytest.mark.slow
 def test_screenshot_for_the_readme(app, bank, display, tmp_path):
     """The window fits 1280x800 and can be captured as a PNG. With BANK_SCREENSHOT=1 the
     capture replaces docs/screenshot.png for the README; otherwise it goes to a temp

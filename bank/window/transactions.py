@@ -18,7 +18,7 @@ Rules:
     coordinator: every transaction a branch holds prepared is listed (the blocking map:
     branch, money held, since when, what it waits for), so a transfer left in doubt by a
     crashed coordinator is on screen; and while the coordinator is down the last diagram
-    says it is not current instead of staying green.
+    says it is not current instead of staying green, until its first answer after.
 
 Glossary:
   txid       a transaction id, e.g. "coordinator-20240102-ab12cd"; the row id in the list
@@ -176,6 +176,7 @@ class TransactionsPanel:
         if self.selected in self.txns and self.shown is not None and \
                 self.shown.get("state") != self.txns[self.selected]["state"]:
             self._fetch(self.selected)                 # Rule T2: its state moved on
+        self._show_title()              # the coordinator answers: no longer NOT CURRENT (T5)
 
     def _show_row(self, index: int, row: dict) -> None:
         tree, txid = self.tree, row["txid"]
@@ -258,12 +259,13 @@ class TransactionsPanel:
                 f"{txn_state_text(txn)}")
         if self.app.seen.coord.get("up") is False:
             when = f" at {self.last_seen}" if self.last_seen else ""
-            self.title.configure(style="Dim.TLabel", text=(
-                f"NOT CURRENT: the coordinator is down; as last seen{when}: {text}"))
-            return
-        self.title.configure(text=text, style={"committed": "Ok.TLabel",
-                                               "aborted": "Bad.TLabel"}.get(
-            txn_category(txn), "Unknown.TLabel"))
+            text = f"NOT CURRENT: the coordinator is down; as last seen{when}: {text}"
+            style = "Dim.TLabel"
+        else:
+            style = {"committed": "Ok.TLabel", "aborted": "Bad.TLabel"}.get(
+                txn_category(txn), "Unknown.TLabel")
+        if (self.title.cget("text"), str(self.title.cget("style"))) != (text, style):
+            self.title.configure(text=text, style=style)     # (asked every refresh)
 
     # ---- replaying the shown transaction, or saving it to replay later ---------------------
 

@@ -113,8 +113,9 @@ def test_a_saved_trace_steps_forward_and_back_with_every_partys_state(display, t
     """RP1: stepping through a transfer's saved trace shows, after each message, the
     state the messages imply (a vote yes: prepared and holding the debit; the logged
     commit: the decision in the recovery log; an ack: committed, hold released, balance
-    changed), the step's arrow marked; going back shows the earlier state again."""
-    from bank.window.trace_replay import TraceReplay, load_trace, save_trace
+    changed), the step's arrow marked; going back shows the earlier state again. Step 0
+    says it is the start, not that the coordinator kept no message (it has 11)."""
+    from bank.window.trace_replay import START, TraceReplay, load_trace, save_trace
     path = save_trace(TRACE, tmp_path / "trace.json")
     root = tk.Tk()
     try:
@@ -137,6 +138,8 @@ def test_a_saved_trace_steps_forward_and_back_with_every_partys_state(display, t
             root.update()
             assert view.state_text() == seen[step], step
         assert view.diagram.find_withtag("decision-box") == ()     # not decided at step 0
+        notes = [view.diagram.itemcget(i, "text") for i in view.diagram.find_withtag("note")]
+        assert notes == [START] and "No messages kept" not in " ".join(notes), notes
     finally:
         root.destroy()
         gc.collect()        # free Tk objects on this thread (see test_gui.py)

@@ -109,9 +109,16 @@ def visible_width(canvas) -> int:
     return canvas.winfo_width() - 2 * edge
 
 
-def draw_sequence(canvas, txn: dict, width: int, ending: bool = True) -> int:
+NO_MESSAGES = ("No messages kept for this transaction: it finished before the coordinator "
+               "last restarted,\nso only its outcome is in the recovery log.")
+
+
+def draw_sequence(canvas, txn: dict, width: int, ending: bool = True,
+                  empty: str = NO_MESSAGES) -> int:
     """Draw `txn` (coordinator.transaction() reply) as a sequence diagram; returns its height.
-    A replay that stops half way leaves out the `ending` (how the transfer stands now)."""
+    A replay that stops half way leaves out the `ending` (how the transfer stands now),
+    and says its own `empty` words at its start (nothing is drawn yet, though the
+    trace holds messages: NO_MESSAGES would be untrue there)."""
     canvas.delete("all")
     canvas.tips = {}                          # item -> its full text, for the hover
     parties = parties_of(txn)
@@ -126,7 +133,7 @@ def draw_sequence(canvas, txn: dict, width: int, ending: bool = True) -> int:
     if not size.unit:                         # packed: the time column says its unit once
         canvas.create_text(4, TOP + size.head_h / 2, anchor="w", text="ms", fill=GREY,
                            font=("TkFixedFont",), tags=("time",))
-    y = _draw_rows(canvas, rows, shown, xs, TOP + size.head_h + size.row_h - 1, size)
+    y = _draw_rows(canvas, rows, shown, xs, TOP + size.head_h + size.row_h - 1, size, empty)
     if ending:
         y = _draw_ending(canvas, txn, xs, y + size.row_h, size)
     height = max(bottom, y + size.row_h)
@@ -134,13 +141,13 @@ def draw_sequence(canvas, txn: dict, width: int, ending: bool = True) -> int:
     return height
 
 
-def _draw_rows(canvas, rows: list, shown: list, xs: dict, y: float, size: Sizes) -> float:
-    """One arrow per shown row, a cut where the coordinator restarted; the last y."""
+def _draw_rows(canvas, rows: list, shown: list, xs: dict, y: float, size: Sizes,
+               empty: str) -> float:
+    """One arrow per shown row, a cut where the coordinator restarted; the last y. No
+    row at all: the `empty` words instead."""
     if not rows:
         canvas.create_text(size.left + 8, y + 10, anchor="w", fill=GREY, tags=("note",),
-                           text="No messages kept for this transaction: it finished before "
-                                "the coordinator last restarted,\nso only its outcome is in "
-                                "the recovery log.")
+                           text=empty)
     ys = []                                  # (message, y) of every drawn row
     for row, times, last_ms in shown:
         if row["msg"] == "recovered":        # the coordinator restarted: cut across all

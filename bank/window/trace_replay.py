@@ -35,6 +35,7 @@ from bank.window import gauge
 from bank.window.look import CanvasHover, Look, scrolled
 
 TITLE = "Replay of a transfer"
+START = "The start: no message sent yet. Press Next (or →) to send the first one."
 FIELDS = ("txid", "trace")             # what every saved trace has
 
 
@@ -200,7 +201,7 @@ class TraceReplay:
         if self.step < len(self.states) - 1:
             shown["state"] = "replaying"          # no ending drawn before the last step
         draw.draw_sequence(self.diagram, shown, draw.visible_width(self.diagram),
-                           ending=self.step == len(self.states) - 1)
+                           ending=self.step == len(self.states) - 1, empty=START)
         items = self.diagram.find_withtag("arrow") + self.diagram.find_withtag("never-sent")
         if self.step and items:                   # mark the step just taken
             x0, y0, x1, y1 = self.diagram.bbox(max(items))

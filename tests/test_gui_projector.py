@@ -53,11 +53,13 @@ def test_the_journal_tab_shows_money_like_the_branches_tree(wire, shown):
 
 
 @pytest.mark.parametrize("room, others, expected", [
-    (700, 300, 7), (700, 480, 6), (700, 520, 5), (400, 500, 5)])
+    (700, 300, 7), (700, 480, 6), (700, 520, 4), (700, 550, 3), (700, 560, 5),
+    (400, 500, 5)])
 def test_the_tree_keeps_its_rows_and_gives_the_rest_to_the_form(room, others, expected):
-    """fit.py Rule F1: the tree shows every row (7) when the column has room, gives up
-    rows to the other parts down to MIN_TREE_ROWS (every member and two accounts), and
-    never fewer however short the column (the form then scrolls)."""
+    """fit.py Rule F1: the tree shows every row (7) when the column has room and gives
+    up rows to the other parts (the form shown whole, its button in sight) down to
+    LEAST_TREE_ROWS (3); when even that would not make the form whole, it keeps
+    MIN_TREE_ROWS (every member and two accounts) and the form scrolls."""
     assert fit.tree_rows(room, others, overhead=70, row_h=25, wanted=7) == expected
 
 
@@ -365,6 +367,66 @@ def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
         target = KIT / "docs" / "projector.png" if os.environ.get("BANK_SCREENSHOT") == "1" \
             else tmp_path / "projector.png"
         target.write_bytes(png)
+    finally:
+        app.close()
+        del app
+        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("geometry", ["1024x768", "1280x720"])
+def test_a_small_projector_at_font_14_keeps_the_form_the_diagram_and_the_state(
+        display, bank, tmp_path, geometry):
+    """fit.py Rules F1 and F4, diagram Rule 4c, at --font-size 14 on 1024x768 and
+    1280x720 (what --help suggests for a projector): after a transfer whose result runs
+    to three lines, the Transfer button is in sight (the result scrolls, two lines at
+    most; it hid the Amount field and the button); the diagram of a transfer between
+    two branches ends inside its canvas with every party's title written (only "De" of
+    Delhi showed); the transactions list shows its State column whole (the txid gives
+    way); and the mouse wheel over a label of the Lab tab scrolls it (only the empty
+    space between widgets did)."""
+    app = _projector_window(bank, tmp_path, 14, geometry + "+0+0", source=LONG_SOURCE)
+    try:
+        root = app.root
+        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
+        until(root, lambda: "Done" in app.result.cget("text"), "the transfer")
+        txid = until(root, lambda: next(iter(app.transactions.txns), ""), "listed")
+        app.transactions.tree.selection_set(txid)
+        canvas = app.transactions.diagram
+        until(root, lambda: arrows(canvas, "end", "coordinator", "log"), "the diagram")
+        width, height = map(int, geometry.split("x"))
+        until(root, lambda: (root.winfo_width(), root.winfo_height()) == (width, height),
+              f"the window at {geometry}")
+        app.left_tabs.select(0)
+        _settle(root)
+        assert app.result.winfo_reqheight() > 2.5 * app.look.line_px       # 3 lines...
+        assert app.result_box.winfo_height() < 2.5 * app.look.line_px + 12  # ...2 shown
+        tab = root.nametowidget(app.left_tabs.select())
+        for widget in (app.operations.transfer.button, *tab.winfo_children()[0]
+                       .winfo_children()[0].winfo_children()):
+            assert widget.winfo_rooty() + widget.winfo_height() <= \
+                tab.winfo_rooty() + tab.winfo_height() + 1, (geometry, widget)
+        assert app.operations.transfer.button.winfo_ismapped()
+        drawn = canvas.bbox("party-box || lifeline || arrow || decision-box || label")
+        assert drawn[2] <= draw.visible_width(canvas), (drawn, canvas.winfo_width())
+        assert float(canvas.cget("scrollregion").split()[2]) <= canvas.winfo_width()
+        titles = [canvas.itemcget(i, "text") for i in canvas.find_withtag("party-title")]
+        assert len(titles) == 4 and all(titles), titles
+        tree = app.transactions.tree
+        shown = [c for c in tree.cget("displaycolumns")] if tree.cget("displaycolumns") \
+            != ("#all",) else list(tree.cget("columns"))
+        assert "state" in shown
+        right = sum(tree.column(c, "width") for c in shown[:shown.index("state") + 1])
+        assert right <= tree.winfo_width(), (right, tree.winfo_width())
+        app.left_tabs.select(4)
+        _settle(root)
+        pane = root.nametowidget(app.left_tabs.select()).winfo_children()[0]
+        if pane.yview() != (0.0, 1.0):                     # the Lab tab is cut short here
+            label = app.lab.names["Delhi"]
+            label.event_generate("<Button-5>")
+            _settle(root, 3)
+            assert pane.yview()[0] > 0, "the wheel over a label scrolls the Lab tab"
+        _screenshot(display, (width, height), f"projector-{width}x{height}-f14.png", tmp_path)
     finally:
         app.close()
         del app

@@ -68,7 +68,9 @@ CALL_TIMEOUT = 3           # seconds: refresh calls give up quickly
 FONT_SIZE = 10             # points; --font-size 14 for a big projector
 LEFT_SHARE = 0.53          # the most of the window's width the left column takes...
 LEFT_MOST = 0.58           # ...unless the branches tree needs more (large fonts)
+RIGHT_LEAST = 38           # digits: the least the right column keeps (the diagram)
 GAP = 6                    # pixels between the boxes of the left column
+RESULT_LINES = 2           # the result shows this many lines at most, then scrolls
 ABOUT = "branches, balances and the Two-Phase Commit protocol, live"
 SHORT_TABS = {"Open account": "Open", "Activity log": "Activity",    # on a narrow screen
               "Branch journals": "Journals"}                         # (fit.py, Rule F2)
@@ -142,11 +144,13 @@ class App:
 
     def widen_left(self, pixels: int) -> None:
         """The branches tree needs `pixels` more (its columns at their least, Rule B5):
-        move the sash right, up to LEFT_MOST of the window, unless the user moved it."""
+        move the sash right, up to LEFT_MOST of the window, unless the user moved it,
+        and never so far that the right column gets less than RIGHT_LEAST digits (the
+        diagram of a transfer between two branches needs them at 1024x768, font 14)."""
         if getattr(self, "_sash_moved", False) or not getattr(self, "_sash_placed", False):
             return
         width, now = self.panes.winfo_width(), self.panes.sashpos(0)
-        wanted = min(now + pixels, int(width * LEFT_MOST))
+        wanted = min(now + pixels, int(width * LEFT_MOST), width - self.look.px(RIGHT_LEAST))
         if wanted > now:
             self.panes.sashpos(0, wanted)
 
@@ -182,7 +186,7 @@ class App:
     def _share_left_now(self) -> None:
         if not self.closed:                # (asked again meanwhile: once is enough)
             fit.share_left_column(self.left, self.branches.tree, self.branches.box,
-                                  (self.branches.gauge_box, self.result.master),
+                                  (self.branches.gauge_box, self.result_box),
                                   self.left_tabs, GAP, self.branches.show_rows)
         self._share_id = None
 
@@ -193,15 +197,22 @@ class App:
         self.logs = LogsPanel(self.right_tabs, self)
         self.right_names = fit.Tabs(self.right_tabs, SHORT_TABS, self.look.tab_pad)  # F2
 
-    @staticmethod
-    def _build_result(parent) -> ttk.Label:
-        """The answer to the last operation, in plain words (packed first: never cut)."""
-        box = ttk.LabelFrame(parent, text="Result", style="Panel.TLabelframe", padding=4)
+    def _build_result(self, parent) -> ttk.Label:
+        """The answer to the last operation, in plain words (packed first: never cut). It
+        shows RESULT_LINES lines at most and scrolls beyond them, so a long answer never
+        pushes the form's button out of sight (fit.py, Rule F1). No title: the sentence
+        says what it is, and a short screen needs the line."""
+        box = ttk.Frame(parent, style="Result.TFrame", padding=1)
         box.pack(side="bottom", fill="x", pady=(GAP, 0))
-        result = ttk.Label(box, text="Each operation's result is explained here.",
+        self.result_box = box
+        pane = fit.Scrolled(box, padding=(6, 3),
+                            most=lambda: RESULT_LINES * self.look.line_px + 6)
+        pane.outer.pack(fill="x")
+        result = ttk.Label(pane.inner, text="Each operation's result is explained here.",
                            style="Dim.TLabel", wraplength=500, justify="left")
         result.pack(fill="x")
-        box.bind("<Configure>", lambda e: result.configure(wraplength=max(200, e.width - 16)))
+        pane.canvas.bind("<Configure>", lambda e: result.configure(
+            wraplength=max(200, e.width - 16)), add="+")
         return result
 
     # ---- plumbing: calls off the Tk thread, results back on it (Rules W1-W3) --------------

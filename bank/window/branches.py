@@ -19,7 +19,8 @@ Rules:
   * Rule B5 - a member's state is never cut mid-word: the money columns are as wide as
     their amounts; on a small screen (1024x768) the tree leaves out its Available
     column (balance - held, both still shown) before the state column would get
-    narrower than its longest state; if a state still does not fit, it keeps its first
+    narrower than its longest state, and heads the state column "State" rather than
+    cut Held; if a state still does not fit, it keeps its first
     words and "…" and shows whole on hover. A state says first what a class must see
     (up or down, in doubt, cut off, armed), then the branch's role and epoch when it
     has replicas; the coordinator's transfers in flight when there are some.
@@ -45,6 +46,7 @@ from bank.window.fit import MIN_TREE_ROWS, shorten
 from bank.window.look import CanvasHover, Hover
 
 MONEY_COLUMNS = ("balance", "held", "available")
+OWNER_HEADING = "Owner / state"          # "State" in a narrow tree (Rule B5)
 TAG_COLOURS = {"up": draw.GREEN, "down": draw.RED, "cut": draw.AMBER}
 
 
@@ -83,7 +85,7 @@ class BranchesPanel:
         tree = ttk.Treeview(box, columns=("owner", *MONEY_COLUMNS), height=MIN_TREE_ROWS,
                             selectmode="browse")
         look.column(tree, "#0", "Branch", 14)
-        for col, text, width in (("owner", "Owner / state", 19), ("balance", "Balance", 11),
+        for col, text, width in (("owner", OWNER_HEADING, 19), ("balance", "Balance", 11),
                                  ("held", "Held", 9), ("available", "Available", 11)):
             look.column(tree, col, text, width, "w" if col == "owner" else "e",
                         stretch=col == "owner")
@@ -113,6 +115,7 @@ class BranchesPanel:
         if tree.winfo_width() < 50:                      # not laid out yet
             return
         self._fit_money_columns()
+        self._fit_name_column()
         need = max((self._font(iid).measure(text) for iid, text in self.states.items()),
                    default=0) + look.px(2)
         fixed = sum(tree.column(c, "width") for c in ("#0", "balance", "held"))
@@ -123,6 +126,7 @@ class BranchesPanel:
             tree.configure(displaycolumns=shown)
         # Tk shares out the width only when the tree is resized: give the state the rest.
         rest = room - (tree.column("available", "width") if wide else 0)
+        self._name_state_column(rest)
         if rest > tree.column("owner", "minwidth") and rest != tree.column("owner", "width"):
             tree.column("owner", width=rest)
         self._shorten_states(tree.column("owner", "width") - look.px(2))
@@ -142,6 +146,32 @@ class BranchesPanel:
             width = max(look.heading_px(tree.heading(col, "text")), widest + look.px(1.5))
             if tree.column(col, "width") != width:
                 tree.column(col, width=width)
+
+    def _name_state_column(self, room: int) -> None:
+        """Its heading "Owner / state", or "State" when `room` is narrower than that
+        (1024x768 at font 14): a long heading made the tree cut its Held column."""
+        tree, look = self.tree, self.app.look
+        heading = OWNER_HEADING if room >= look.heading_px(OWNER_HEADING) else "State"
+        if tree.heading("owner", "text") != heading:
+            tree.heading("owner", text=heading)
+            tree.column("owner", minwidth=look.heading_px(heading))
+
+    def _fit_name_column(self) -> None:
+        """The Branch column as wide as its widest name at its depth (a member's bold,
+        an account's or replica's one indent in), never narrower than its heading: a
+        fixed width took room the states and Held need at 1024x768, font 14."""
+        tree, look = self.tree, self.app.look
+        indent = int(ttk.Style(tree).lookup("Treeview", "indent") or 20)
+        widest = 0
+        for member in tree.get_children(""):
+            widest = max(widest, self._font(member).measure(tree.item(member, "text")))
+            for child in tree.get_children(member):
+                widest = max(widest, indent + self._font(child).measure(
+                    tree.item(child, "text")))
+        width = max(look.heading_px(tree.heading("#0", "text")),
+                    widest + indent + look.px(1))
+        if tree.column("#0", "width") != width:
+            tree.column("#0", width=width)
 
     def _shorten_states(self, room: int) -> None:
         """Each state whole if it fits `room`, else its first words and "…" (F3)."""

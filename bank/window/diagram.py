@@ -26,7 +26,8 @@ Rules:
     phase 2 (completion) after it; tags ``phase-voting``, ``phase-decision``, ...
   * Rule 4 - every length follows the font and the width (bank/window/layout.py): the
     boxes, rows and gaps grow with ``--font-size 14``, so no box overlaps another, and
-    pack at 1024x768 so a 2-branch transfer needs no sideways scrolling. A label too
+    pack (then scale down) at 1024x768 so a 2-branch transfer needs no sideways
+    scrolling, even at font 14. A label too
     long for its room is shortened with a visible "…" and keeps its full text for the
     hover (``tip``; look.CanvasHover), as do the boxes.
   * Canvas items carry tags a test (or a curious student) can search:
@@ -122,7 +123,8 @@ def draw_sequence(canvas, txn: dict, width: int, ending: bool = True,
     canvas.delete("all")
     canvas.tips = {}                          # item -> its full text, for the hover
     parties = parties_of(txn)
-    size = sizes(canvas, [PARTY_TITLES.get(name, name) for name in parties])
+    digits = max((len(str(row.get("ms", ""))) for row in txn.get("trace") or []), default=1)
+    size = sizes(canvas, [PARTY_TITLES.get(name, name) for name in parties], digits)
     xs, titles, size = place(canvas, parties, width, size)
     rows = compress(txn.get("trace") or [])
     shown = rows[:MAX_ROWS]
@@ -263,6 +265,7 @@ def _draw_party(canvas, name: str, title: tuple, x: float, bottom: float,
                                   outline=GREY, tags=(*tags, "party-box"))
     title = canvas.create_text(x, TOP + size.head_h / 2, text=text, font=("TkHeadingFont",),
                                justify="center", tags=(*tags, "party-title"))
+    _fit(canvas, title, 2 * half - 4)         # a box scaled down (layout.py, Rule 4c)
     for item in (box, title):
         tip(canvas, item, PARTY_TIPS.get(name, f"branch {name}: a participant"))
     canvas.create_line(x, TOP + size.head_h, x, bottom, dash=(4, 4), fill="#9a9a9a",
@@ -370,6 +373,7 @@ def _decision_box(canvas, row: dict, colour: str, x: float, y: float, size: Size
                                   tags=("decision-box",))
     text = canvas.create_text(x, y, text=logged, fill=colour, font=("TkHeadingFont",),
                               tags=("decision-box",))
+    _fit(canvas, text, 2 * size.box_half - 6)     # a box scaled down (layout.py, Rule 4c)
     why = ("forced to disk before anyone is told: the commit point" if "commit" in logged
            else "not forced: a lost abort is presumed anyway")
     for item in (box, text):
@@ -455,6 +459,7 @@ def _draw_ending(canvas, txn: dict, xs: dict, y: float, size: Sizes) -> float:
                                       tags=("cut", "waiting"))
         words = canvas.create_text(xs[name], (top + bottom) / 2, text="in doubt", fill=AMBER,
                                    tags=("cut",))
+        _fit(canvas, words, 2 * size.wait_half - 4)
         for item in (box, words):
             tip(canvas, item, f"{name} has not acknowledged the decision yet: {text}")
     return bottom + 8

@@ -8,15 +8,23 @@ that scrolls (``Scrolled``), notebook tabs that take short names (``Tabs``), and
 shortened between words (``Shortened``). Look only, like look.py: no network, no bank.
 
 Rules:
-  * Rule F1 - the left column shares its height in this order: the result and the gauge
-    whole; then the branches tree, at least MIN_TREE_ROWS rows (every member of the
-    default cluster) and every row when there is room; then the form shown gets the
-    rest, and scrolls when that is less than it needs. The form asked for is the one
-    shown, not the tallest tab (the Lab tab), so no empty room is kept from the tree.
+  * Rule F1 - the left column shares its height in this order: the gauge whole and the
+    result (two lines at most: a longer one scrolls, it never grows into the form);
+    then the form shown whole, so its button is always in sight; then the branches
+    tree, every row when there is room, at least MIN_TREE_ROWS (every member of the
+    default cluster and two accounts) unless giving rows up, down to LEAST_TREE_ROWS,
+    makes the form whole (1280x720 at font 14); the tree then scrolls. A tab that
+    cannot be whole even so (the Lab tab) leaves the tree MIN_TREE_ROWS and scrolls.
+    The form asked for is the one shown, not the tallest tab, so no empty room is
+    kept from the tree. Every scrolled pane scrolls with the mouse wheel over any of
+    its widgets.
   * Rule F2 - a tab label is never cut: when a notebook's labels do not fit its width,
     they take their short names (the long one shows on hover).
   * Rule F3 - a line too long for its room is shortened between words and ends with
     "…", never cut mid-word without a mark; the whole line shows on hover.
+  * Rule F4 - a table keeps its most telling column in sight (a transaction's State,
+    what a blocked branch waits for): in a narrow panel the long transaction id is
+    left out first, then the other columns get narrower (whole on hover).
 
 Glossary:
   need       the height a widget asks for (winfo_reqheight), plus its gap above
@@ -31,6 +39,7 @@ from tkinter import ttk
 from bank.window.look import tip_box
 
 MIN_TREE_ROWS = 5           # coordinator, Mumbai, Delhi and two accounts (Rule F1)
+LEAST_TREE_ROWS = 3         # the fewest it gives up to, for a form's button (Rule F1)
 ELLIPSIS = "…"
 
 
@@ -39,9 +48,11 @@ ELLIPSIS = "…"
 def tree_rows(room: int, others: int, overhead: int, row_h: int, wanted: int) -> int:
     """How many rows the branches tree shows in a column `room` high, when the other
     parts need `others` and the tree's box `overhead` (its title, heading, borders):
-    every row (`wanted`) if they fit, never fewer than MIN_TREE_ROWS (Rule F1)."""
+    every row (`wanted`) if they fit; fewer, down to LEAST_TREE_ROWS, so that the form
+    shown is whole (its button in sight); MIN_TREE_ROWS when even that cannot make it
+    whole (a tall tab, the Lab's, scrolls instead) (Rule F1)."""
     fits = (room - others - overhead) // max(1, row_h)
-    return max(MIN_TREE_ROWS, min(wanted, fits))
+    return min(wanted, fits) if fits >= LEAST_TREE_ROWS else MIN_TREE_ROWS
 
 
 def shown_rows(tree: ttk.Treeview, parent: str = "") -> int:
@@ -79,12 +90,19 @@ def share_left_column(column, tree: ttk.Treeview, tree_box, others, notebook, ga
 
 # ---- a form that scrolls when it is given less than it needs (Rule F1) -------------------
 
+NO_WHEEL = ("TCombobox", "Text", "TSpinbox")   # the wheel means something else there
+
+
 class Scrolled:
     """A frame whose content scrolls up and down when it is given less height than it
     asks for; the scrollbar shows only then. Put the content in ``inner``; add ``outer``
-    (to a notebook, or pack it). ``outer`` asks for the content's whole size."""
+    (to a notebook, or pack it). ``outer`` asks for the content's whole size, or at most
+    ``most()`` pixels when that is given (the result box: two lines, then it scrolls).
+    The mouse wheel scrolls it over any of its widgets (but a combobox's own)."""
 
-    def __init__(self, parent, padding=0):
+    def __init__(self, parent, padding=0, most=None):
+        self.most = most
+        self.wheel_tag = f"Wheel{id(self)}"           # one bind tag for all its widgets
         self.outer = ttk.Frame(parent)
         background = ttk.Style(parent).lookup("TFrame", "background") or None
         self.canvas = tk.Canvas(self.outer, highlightthickness=0, borderwidth=0,
@@ -98,20 +116,34 @@ class Scrolled:
         self.outer.columnconfigure(0, weight=1)
         self.inner.bind("<Configure>", lambda e: self._content_changed(), add="+")
         self.canvas.bind("<Configure>", lambda e: self._room_changed(e.width), add="+")
-        for widget in (self.canvas, self.inner):
-            widget.bind("<Button-4>", lambda e: self.scroll(-1), add="+")
-            widget.bind("<Button-5>", lambda e: self.scroll(1), add="+")
-            widget.bind("<MouseWheel>", lambda e: self.scroll(-1 if e.delta > 0 else 1),
-                        add="+")
+        self.canvas.bind_class(self.wheel_tag, "<Button-4>", lambda e: self.scroll(-1))
+        self.canvas.bind_class(self.wheel_tag, "<Button-5>", lambda e: self.scroll(1))
+        self.canvas.bind_class(self.wheel_tag, "<MouseWheel>",
+                               lambda e: self.scroll(-1 if e.delta > 0 else 1))
 
     def scroll(self, step: int) -> None:
         if self.bar.winfo_ismapped():
             self.canvas.yview_scroll(step, "units")
 
+    def _wheel_everywhere(self) -> None:
+        """Give the wheel's bind tag to the canvas and every widget inside (rows are
+        added later, so on every change of the content): the wheel over a label or a
+        button scrolled nothing, and the Lab tab's Restart could not be reached."""
+        pending = [self.canvas, self.inner]
+        while pending:
+            widget = pending.pop()
+            pending += widget.winfo_children()
+            tags = widget.bindtags()
+            if self.wheel_tag not in tags and widget.winfo_class() not in NO_WHEEL:
+                widget.bindtags((*tags, self.wheel_tag))
+
     def _content_changed(self) -> None:
-        """The content's size changed: ask for all of it, and scroll over all of it."""
+        """The content's size changed: ask for all of it (or the most allowed), and
+        scroll over all of it."""
         width, height = self.inner.winfo_reqwidth(), self.inner.winfo_reqheight()
-        self.canvas.configure(scrollregion=(0, 0, width, height), width=width, height=height)
+        shown = height if self.most is None else min(height, self.most())
+        self.canvas.configure(scrollregion=(0, 0, width, height), width=width, height=shown)
+        self._wheel_everywhere()
         self._show_bar()
 
     def _room_changed(self, width: int) -> None:
@@ -126,6 +158,33 @@ class Scrolled:
         elif not short and self.bar.winfo_manager():
             self.bar.grid_remove()
             self.canvas.yview_moveto(0)
+
+
+# ---- Rule F4: a table's most telling column stays in sight -------------------------------
+
+def share_columns(tree: ttk.Treeview, width: int, natural: dict, stretch: str,
+                  least: int, give_way=(), shrink: str = "") -> None:
+    """Fit `tree`'s columns, at their `natural` widths (column -> pixels), into `width`
+    so that `stretch` (what a class must read: a transaction's state) gets at least
+    `least` and all the rest: the `give_way` columns are left out first, in order (the
+    long transaction id), then `shrink` gets narrower, down to its heading (a cell cut
+    short shows in full on hover) (Rule F4)."""
+    shown, drop = list(tree.cget("columns")), list(give_way)
+    widths = {c: natural[c] for c in shown if c != stretch}
+    while width - sum(widths[c] for c in shown if c != stretch) < least and drop:
+        shown.remove(drop.pop(0))
+    short = least - (width - sum(widths[c] for c in shown if c != stretch))
+    if shrink and short > 0:
+        widths[shrink] = max(tree.column(shrink, "minwidth"), widths[shrink] - short)
+    if list(tree.cget("displaycolumns")) != shown and \
+            not (tree.cget("displaycolumns") == ("#all",) and shown == list(tree.cget("columns"))):
+        tree.configure(displaycolumns=shown)
+    for col in shown:
+        if col != stretch and tree.column(col, "width") != widths[col]:
+            tree.column(col, width=widths[col])
+    rest = max(least, width - sum(widths[c] for c in shown if c != stretch))
+    if tree.column(stretch, "width") != rest:
+        tree.column(stretch, width=rest)
 
 
 # ---- Rule F2: tab labels that are never cut ------------------------------------------------

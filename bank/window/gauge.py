@@ -38,6 +38,7 @@ from tkinter import font as tkfont
 from bank.counters import per_transfer
 from bank.money import format_amount, parse_amount, parse_delta
 from bank.window.diagram import GREY, INK, RED, tip
+from bank.window.fit import shorten
 
 GAUGE_COLOURS = {"available": "#4caf50", "held": "#5c7cfa", "in_flight": "#f0a500",
                  "unreachable": "#b0b0b0"}
@@ -103,14 +104,26 @@ def total_texts(split: dict) -> list:
 
 
 def legend_text(key: str, split: dict, labels: dict) -> str:
-    """One part of the legend: its amount and name; with a branch not read, the
-    branches not read by name, and the in-doubt amount not known (Rule G4)."""
+    """One part's name in the legend (its colour's key; the amounts are under the bar);
+    with a branch not read, the branches not read by name, and the in-doubt amount
+    "not known" (Rule G4)."""
     unread = split.get("unread") or []
-    if key == "unreachable":
-        return f"{', '.join(unread)} {labels[key]}" if unread else "every branch read"
+    if key == "unreachable" and unread:
+        return f"{', '.join(unread)} not read"
     if key == "in_flight" and unread:
         return "in doubt: not known"
-    return f"{show_money(split.get(key, 0))} {labels[key]}"
+    return labels[key]
+
+
+def legend_tip(key: str, split: dict) -> str:
+    """What hovering over a part's name in the legend says: its amount in full words."""
+    unread = " and ".join(split.get("unread") or [])
+    if key == "unreachable":
+        return (f"{unread} not read (down or not answering): its money is not counted"
+                if unread else "every branch was read")
+    if key == "in_flight" and unread:
+        return f"in doubt: not known while {unread} is not read"
+    return f"{show_money(split.get(key, 0))} {GAUGE_LABELS[key]}"
 
 
 def show_money(minor: int) -> str:
@@ -132,24 +145,26 @@ def cost_text(now, coordinator_up: bool = True, then=None, since: str = "") -> t
     if rows["transfers between branches"] == "0":
         none = "no transfer between branches" + (f" since {since}" if since else " yet")
         return (f"cost per transfer: {none}",) * 2 + (none,)
-    old = "" if coordinator_up else " (as last counted: the coordinator is down)"
+    old, brief = ("", "") if coordinator_up else (
+        " (as last counted: the coordinator is down)", " (as last counted)")
     short = (f"per transfer, {rows['transfers between branches']} since this window opened: "
              f"{rows['messages per transfer']} messages, {rows['fsyncs per transfer']} "
              "forced writes")
     shortest = (f"{rows['messages per transfer']} messages, {rows['fsyncs per transfer']} "
-                f"forced writes per transfer{old}")
+                f"forced writes per transfer{brief}")
     return (f"cost {short} (recovery log {rows['of which the recovery log']}, branches "
-            f"{rows['of which branch COMMITs']}){old}", short + old, shortest)
+            f"{rows['of which branch COMMITs']}){old}", short + brief, shortest)
 
 
 def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "", "")) -> int:
     """A horizontal bar: one coloured segment per part of the money, in proportion, with
-    the amount of every part that is not simply available written under its segment (so
-    a hold of 1% is a sliver with its number beside it), a legend, and under it `note`:
-    when the numbers were read, or why they are old (tag gauge-note), and the `costs`
-    (cost_text: tag gauge-costs, the longest that fits on one line, else the shortest
-    wrapped to the bar's width; the full one on hover). Returns the height the
-    drawing needs: it grows with the font (Rule G2)."""
+    the amount of every part that is not zero written under its segment (so a hold of
+    1% is a sliver with its number beside it), the legend (each colour's name), and
+    under it `note`: when the numbers were read, or why they are old (tag gauge-note),
+    and the `costs` (cost_text: tag gauge-costs, the longest that fits on one line,
+    else the shortest shortened with "…"; the full one on hover). Returns the height
+    the drawing needs: it grows with the font (Rule G2), never with what the texts say
+    (an amount held, or a coordinator going down, pushed the form down by a line)."""
     canvas.delete("all")
     canvas.tips = {}                          # item -> its long text, for the hover
     plain = tkfont.nametofont("TkDefaultFont", root=canvas)
@@ -168,9 +183,28 @@ def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "", "
                                         said[-1]), font=("TkHeadingFont",))
     tip(canvas, item, said[0])
     y = y1 + line / 2 + 3
-    y = _gauge_callouts(canvas, plain, segments, split, (x0, x1), y, line)
+    _gauge_callouts(canvas, plain, segments, split, (x0, x1), y, line)
+    y += line + 4                             # the amounts' line, kept even when empty
+    y = _draw_legend(canvas, plain, split, (x0, x1), y, line)
+    if note:
+        canvas.create_text(x0, y, anchor="w", text=note, tags=("gauge-note",),
+                           fill=RED if note.startswith("NOT") else GREY)
+        y += line + 2
+    if costs[0]:                              # one line, whatever it says (Rule G2)
+        text = next((c for c in costs if plain.measure(c) <= x1 - x0), None) or \
+            shorten(costs[-1], x1 - x0, plain.measure) or costs[-1]
+        item = canvas.create_text(x0, y, anchor="w", text=text, fill=INK,
+                                  tags=("gauge-costs",))
+        tip(canvas, item, costs[0])           # the full one, with its split, on hover
+        y += line + 2
+    return int(y - line / 2 + 6 if note or costs[0] else y + line / 2 + 6)
+
+
+def _draw_legend(canvas, plain, split: dict, span: tuple, y: float, line: float) -> float:
+    """Each part's colour and name, as many per row as fit (Rule G2); the next y."""
+    x0, x1 = span
     box = line / 2 - 1
-    texts, per_row = _legend_texts(split, plain, (x1 - x0) / 2 - 3 * box)
+    texts, per_row = _legend_texts(split, plain, x1 - x0, 2 * box + 5 + plain.measure("  "))
     column = (x1 - x0) / per_row
     for i, key in enumerate(GAUGE_COLOURS):
         lx, ly = x0 + (i % per_row) * column, y + (i // per_row) * (line + 4)
@@ -178,29 +212,20 @@ def draw_gauge(canvas, split: dict, width: int, note: str = "", costs=("", "", "
                                 outline=GREY, tags=("legend", f"legend-{key}"))
         item = canvas.create_text(lx + 2 * box + 5, ly, anchor="w", tags=("legend",),
                                   text=texts[key])
-        tip(canvas, item, legend_text(key, split, GAUGE_LABELS))
-    y += len(GAUGE_COLOURS) // per_row * (line + 4)
-    if note:
-        canvas.create_text(x0, y, anchor="w", text=note, tags=("gauge-note",),
-                           fill=RED if note.startswith("NOT") else GREY)
-        y += line + 2
-    if costs[0]:
-        text = next((c for c in costs if plain.measure(c) <= x1 - x0), costs[-1])
-        item = canvas.create_text(x0, y - line / 2, anchor="nw", text=text, fill=INK,
-                                  width=x1 - x0, tags=("gauge-costs",))
-        tip(canvas, item, costs[0])           # the full one, with its split, on hover
-        y = canvas.bbox(item)[3] + line / 2
-    return int(y - line / 2 + 6 if note or costs[0] else y + line / 2 + 6)
+        tip(canvas, item, legend_tip(key, split))
+    return y + -(-len(GAUGE_COLOURS) // per_row) * (line + 4)
 
 
-def _legend_texts(split: dict, plain, half: float) -> tuple:
-    """(the legend's texts, how many per row): two per row with the long labels if they
-    fit half the bar, else with the short ones if they do (the long ones are the
-    hover's), else one per row with the long labels (Rule G2)."""
-    for labels in (GAUGE_LABELS, SHORT_LABELS):
-        texts = {key: legend_text(key, split, labels) for key in GAUGE_COLOURS}
-        if max(map(plain.measure, texts.values())) < half:
-            return texts, 2
+def _legend_texts(split: dict, plain, room: float, beside: float) -> tuple:
+    """(the legend's names, how many per row): all four on one row if they fit, with
+    the long names, else the short ones (the long ones are the hover's); else two per
+    row; else one per row with the long names (Rule G2). `beside`: a colour box and
+    the gap after a name."""
+    for per_row in (4, 2):
+        for labels in (GAUGE_LABELS, SHORT_LABELS):
+            texts = {key: legend_text(key, split, labels) for key in GAUGE_COLOURS}
+            if max(map(plain.measure, texts.values())) + beside <= room / per_row:
+                return texts, per_row
     return {key: legend_text(key, split, GAUGE_LABELS) for key in GAUGE_COLOURS}, 1
 
 
@@ -220,22 +245,37 @@ def _gauge_segments(split: dict, x0: float, x1: float) -> list:
 
 
 def _gauge_callouts(canvas, plain, segments: list, split: dict, span: tuple, y: float,
-                    line: float) -> float:
-    """Under the bar: the amount of each held, in-doubt or unreachable segment, centred
-    under it (kept inside the bar, and never on top of the previous amount); the next y."""
-    x0, x1 = span
-    placed, nxt = False, x0
-    for key, left, right in segments:
-        if key == "available":
-            continue
-        text = (f"{' and '.join(split.get('unread') or [])} not read" if key == "unreachable"
-                else f"{SHORT_LABELS[key]} {show_money(split[key])}")
-        width = plain.measure(text)
-        at = max(nxt, min(x1 - width, (left + right) / 2 - width / 2))
+                    line: float) -> None:
+    """Under the bar: the amount of each part, centred under its segment (kept inside the
+    bar, and never on top of the previous amount); with its name if they all fit, else
+    the amounts alone (the names are the legend's; in full on hover)."""
+    unread = " and ".join(split.get("unread") or [])
+    named = {key: f"{unread} not read" if key == "unreachable" else
+             f"{SHORT_LABELS[key]} {show_money(split[key])}" for key, _, _ in segments}
+    bare = {key: unread if key == "unreachable" else show_money(split[key])
+            for key, _, _ in segments}
+    texts, places = named, _callout_places(plain, segments, named, span)
+    if places and places[-1][1] + plain.measure(named[places[-1][0]]) > span[1]:
+        texts, places = bare, _callout_places(plain, segments, bare, span)    # crowded
+    for key, at in places:
+        left, right = next((l, r) for k, l, r in segments if k == key)
         canvas.create_line((left + right) / 2, y - line / 2 - 2, (left + right) / 2,
                            y - line / 2 + 2, fill=GAUGE_COLOURS[key], width=3,
                            tags=("callout", f"callout-{key}"))
-        canvas.create_text(at, y, anchor="w", text=text, fill=INK if key != "unreachable"
-                           else GREY, tags=("callout", f"callout-{key}"))
-        nxt, placed = at + width + plain.measure("  "), True
-    return y + line + 4 if placed else y
+        item = canvas.create_text(at, y, anchor="w", text=texts[key],
+                                  fill=INK if key != "unreachable" else GREY,
+                                  tags=("callout", f"callout-{key}"))
+        tip(canvas, item, named[key])
+
+
+def _callout_places(plain, segments: list, texts: dict, span: tuple) -> list:
+    """(part, x) of each amount: centred under its segment, inside the bar, after the
+    previous amount."""
+    x0, x1 = span
+    places, nxt = [], x0
+    for key, left, right in segments:
+        width = plain.measure(texts[key])
+        at = max(nxt, min(x1 - width, (left + right) / 2 - width / 2))
+        places.append((key, at))
+        nxt = at + width + plain.measure("  ")
+    return places

@@ -12,6 +12,12 @@ Rules:
     title on two lines and the times under one "ms" heading, so a transfer between two
     branches needs no sideways scrolling. Labels that no longer fit are shortened with
     "…" by the drawing, which keeps their full text for the hover.
+  * Rule 4c - packed and still too wide (1024x768 at font 14): the log and the
+    coordinator take their short titles (SHORT_TITLES) and the decision box says
+    "commit…" (each in full on hover); if even that is too wide, every distance from
+    the time column is scaled down to the width there is, boxes included (a title too
+    long for its box ends with "…"). The time column is as wide as the trace's
+    longest time. The drawing never needs a sideways scroll.
 
 Glossary:
   party     a column of the diagram: "log", "coordinator", and each branch taking part
@@ -24,6 +30,7 @@ from dataclasses import dataclass, replace
 from tkinter import font as tkfont
 
 PARTY_TITLES = {"log": "recovery log", "coordinator": "coordinator"}
+SHORT_TITLES = {"log": "log", "coordinator": "coord."}    # packed still too wide (4c)
 
 
 # ---- sizes: every length of the drawing follows the font (Rule 4) ------------------------
@@ -43,8 +50,9 @@ class Sizes:
     unit: str = " ms"    # after each time; "" when packed (the column's head says ms)
 
 
-def sizes(canvas, titles=("recovery log", "coordinator")) -> Sizes:
-    """Measure the fonts on `canvas` so boxes, labels and gaps never overlap (Rule 4)."""
+def sizes(canvas, titles=("recovery log", "coordinator"), digits: int = 5) -> Sizes:
+    """Measure the fonts on `canvas` so boxes, labels and gaps never overlap (Rule 4);
+    the time column as wide as `digits` digits (the trace's longest time)."""
     plain = tkfont.nametofont("TkDefaultFont", root=canvas)
     bold = tkfont.nametofont("TkHeadingFont", root=canvas)
     fixed = tkfont.nametofont("TkFixedFont", root=canvas)
@@ -54,7 +62,8 @@ def sizes(canvas, titles=("recovery log", "coordinator")) -> Sizes:
     # Between two lifelines: two half boxes, or the decision box and its arrow's label.
     gap = max(130, 2 * half + 2 * char, box_half + plain.measure("decision") + 4 * char)
     # The time column, then room for the phase bands' names, written upwards.
-    return Sizes(left=max(64, fixed.measure("99999 ms") + char) + line, head_h=line + 12,
+    time = fixed.measure("9" * max(3, digits) + " ms") + char
+    return Sizes(left=max(64, time) + line, head_h=line + 12,
                  half=half, row_h=max(27, plain.metrics("linespace") + 12), gap=gap,
                  box_half=box_half, wait_half=bold.measure("in doubt") / 2 + char, char=char)
 
@@ -64,9 +73,7 @@ def place(canvas, parties: list, width: float, size: Sizes) -> tuple:
     `width` when there is room for the roomy layout, else packed as tight as the boxes
     allow, a two-word title on two lines (Rule 4: at 1024x768 a transfer between two
     branches is drawn without sideways scrolling; labels too long are shortened with
-    "…" and shown in full on hover)."""
-    bold = tkfont.nametofont("TkHeadingFont", root=canvas)
-    fixed = tkfont.nametofont("TkFixedFont", root=canvas)
+    "…" and shown in full on hover); else short titles, then scaled down (Rule 4c)."""
     titles = {p: PARTY_TITLES.get(p, p) for p in parties}
     gaps = len(parties) - 1
     roomy = (width - size.left - 2 * size.half - 12) / max(1, gaps)
@@ -74,6 +81,32 @@ def place(canvas, parties: list, width: float, size: Sizes) -> tuple:
         xs = {p: size.left + size.half + 4 + i * roomy for i, p in enumerate(parties)}
         size = replace(size, right=xs[parties[-1]] + size.half + 8)
         return xs, {p: (t, size.half) for p, t in titles.items()}, size
+    xs, boxes, packed = _pack(canvas, parties, titles, width, size)
+    if packed.right <= width or not gaps:
+        return xs, boxes, packed
+    short = {p: SHORT_TITLES.get(p, p) for p in parties}
+    bold = tkfont.nametofont("TkHeadingFont", root=canvas)     # the decision box: "commit…"
+    size = replace(size, box_half=bold.measure("commit…") / 2 + size.char / 2)
+    xs, boxes, packed = _pack(canvas, parties, short, width, size)
+    return _scaled(xs, boxes, packed, width) if packed.right > width else (xs, boxes, packed)
+
+
+def _scaled(xs: dict, boxes: dict, size: Sizes, width: float) -> tuple:
+    """Every distance from the time column's edge, and every box, scaled so the drawing
+    ends at `width` (Rule 4c)."""
+    edge = size.left
+    scale = max(0.3, (width - edge) / (size.right - edge))
+    xs = {p: edge + (x - edge) * scale for p, x in xs.items()}
+    boxes = {p: (title, half * scale) for p, (title, half) in boxes.items()}
+    return xs, boxes, replace(size, right=width, box_half=size.box_half * scale,
+                              wait_half=min(size.wait_half, size.half * scale))
+
+
+def _pack(canvas, parties: list, titles: dict, width: float, size: Sizes) -> tuple:
+    """The packed layout: each gap as small as its two boxes allow (Rule 4b)."""
+    bold = tkfont.nametofont("TkHeadingFont", root=canvas)
+    fixed = tkfont.nametofont("TkFixedFont", root=canvas)
+    gaps = len(parties) - 1
     size = replace(size, unit="", left=size.left - fixed.measure("999 ms") + fixed.measure("999"))
     if any(bold.measure(t) / 2 + size.char > size.half * 0.8 for t in titles.values()):
         titles = {p: t.replace(" ", "\n", 1) for p, t in titles.items()}

@@ -83,6 +83,7 @@ class Look:
                              ("Unknown", draw.AMBER), ("Info", draw.INK)):
             style.configure(f"{name}.TLabel", foreground=colour)
         style.configure("Panel.TLabelframe.Label", font="TkHeadingFont")
+        style.configure("Result.TFrame", background=draw.GREY)    # its thin border
         style.configure("Danger.TButton", foreground=draw.RED)
         style.configure("Small.TButton", padding=(4, 1))
         style.configure("Danger.Small.TButton", padding=(4, 1), foreground=draw.RED)
@@ -201,12 +202,16 @@ class CanvasHover:
 
 
 def tip_box(widget, text: str, x: int, y: int) -> tk.Toplevel:
-    """A small yellow box with `text` at screen point (x, y)."""
+    """A small yellow box with `text` at screen point (x, y), moved left or up as far
+    as it must to stay whole on the screen (a hover near the right edge was cut)."""
     tip = tk.Toplevel(widget)
     tip.wm_overrideredirect(True)
-    tip.wm_geometry(f"+{x}+{y}")
     tk.Label(tip, text=text, background="#ffffe0", relief="solid", borderwidth=1,
              justify="left", wraplength=widget.winfo_screenwidth() // 2).pack()
+    tip.update_idletasks()                          # its size, before it is placed
+    x = max(0, min(x, widget.winfo_screenwidth() - tip.winfo_reqwidth()))
+    y = max(0, min(y, widget.winfo_screenheight() - tip.winfo_reqheight()))
+    tip.wm_geometry(f"+{x}+{y}")
     return tip
 
 

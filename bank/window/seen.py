@@ -185,9 +185,9 @@ def _thousands(minor: int) -> str:
 
 def _waiting_text(txn: dict, coordinator_up) -> str:
     if txn.get("elsewhere") == "committed":
-        what = "the commit (another branch applied it)"
+        what = "the commit (another branch has it)"
     else:
-        what = "the coordinator's decision"
+        what = "the decision"
     if coordinator_up is False:
-        return f"{what} (coordinator DOWN: it may not decide alone)"
+        return f"{what}; coordinator DOWN"     # it may not decide alone: README, hover
     return what

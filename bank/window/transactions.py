@@ -14,6 +14,9 @@ Rules:
     diagram always shows the selected one.
   * Rule T4 - while a transaction is in doubt, the diagram keeps its latest messages in
     view, unless the user has scrolled up to read.
+  * Rule T6 - in a narrow panel the State (and a blocked branch's "Waiting for") stays
+    in sight: the transaction id is left out first (it is in the diagram's title), then
+    the transfer (or the money) column gets narrower, whole on hover (fit.py, Rule F4).
   * Rule T5 - what a blocked bank looks like is read from the branches, not from the
     coordinator: every transaction a branch holds prepared is listed (the blocking map:
     branch, money held, since when, what it waits for), so a transfer left in doubt by a
@@ -33,6 +36,7 @@ from tkinter import ttk
 from bank.money import parse_amount
 from bank.views import txn_category, txn_state_text
 from bank.window import diagram as draw
+from bank.window import fit
 from bank.window import gauge
 from bank.window import trace_replay
 from bank.window.look import CanvasHover, Hover, scrolled
@@ -81,6 +85,10 @@ class TransactionsPanel:
         tree.tag_configure("blocked", background=draw.STATE_BG["in-doubt"])
         tree.pack(fill="x")
         Hover(tree)
+        natural = {col: tree.column(col, "width") for col, _, _ in BLOCKED_COLUMNS}
+        tree.bind("<Configure>", lambda e: fit.share_columns(     # Rule F4
+            tree, e.width - 4, natural, "waiting", look.px(13), ("txid", "since"), "money"),
+            add="+")
         return box, tree
 
     def _build_list(self, frame, look) -> ttk.Treeview:
@@ -95,6 +103,10 @@ class TransactionsPanel:
             tree.tag_configure(category, background=colour)
         scrolled(holder, tree)
         Hover(tree)
+        natural = {col: tree.column(col, "width") for col, _, _ in LIST_COLUMNS}
+        tree.bind("<Configure>", lambda e: fit.share_columns(     # Rule F4
+            tree, e.width - 4, natural, "state", look.px(14), ("txid",), "transfer"),
+            add="+")
         tree.bind("<<TreeviewSelect>>", lambda e: self._on_select())
         return tree
 

@@ -28,8 +28,8 @@ MAX_AMOUNT_TEXT = "1000000000.00"
 # Digits, optionally a point and one or two more digits. No sign, no exponent,
 # no spaces inside, no thousands separators: one obvious spelling.
 _AMOUNT_RE = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
-ACCEPTED = ('a positive decimal string with at most two decimals, like "500" or '
-            '"500.50" (at most ' + MAX_AMOUNT_TEXT + ')')
+ACCEPTED = ('an amount like "500" or "500.50": more than zero, at most two decimals, '
+            'no commas (at most ' + MAX_AMOUNT_TEXT + ')')
 
 
 def parse_amount(value, *, allow_zero=False) -> int:
@@ -77,6 +77,16 @@ def format_amount(minor: int) -> str:
 def format_delta(minor: int) -> str:
     """Signed form for ops: "+50.00" / "-50.00"."""
     return ("+" if minor > 0 else "") + format_amount(minor)
+
+
+_WIRE_AMOUNT = re.compile(r"(?<![\w.,])(\d{4,})\.(\d{2})(?![\d.])")
+
+
+def with_thousands(text: str) -> str:
+    """Every amount in a sentence (digits, a point, two digits) with its thousands
+    separated, as the window writes money: "moved 20000.00" -> "moved 20,000.00".
+    For people only: the wire and the CSV files keep the plain form."""
+    return _WIRE_AMOUNT.sub(lambda m: f"{int(m[1]):,}.{m[2]}", text)
 
 
 def _parse_text(text: str) -> int:

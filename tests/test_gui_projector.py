@@ -52,6 +52,20 @@ def test_the_journal_tab_shows_money_like_the_branches_tree(wire, shown):
     assert logs_panel.money_text(wire) == shown
 
 
+@pytest.mark.parametrize("said, shown", [
+    ("Done: 20000.00 moved from Mumbai/1001 to Delhi/1002 (C1-20261129T173327-c3386d).",
+     "Done: 20,000.00 moved from Mumbai/1001 to Delhi/1002 (C1-20261129T173327-c3386d)."),
+    ("prepare 1001 -1200.00", "prepare 1001 -1,200.00"), ("held 400.00", "held 400.00"),
+    ("9600.00 available, 1234567.89 needed", "9,600.00 available, 1,234,567.89 needed"),
+    ("at 17:33:28, 1,200.00 already", "at 17:33:28, 1,200.00 already")])
+def test_the_window_writes_every_amount_with_thousands_separated(said, shown):
+    """One format for money in the window (bank/money.py, with_thousands): the result
+    sentences, a branch's refusal and the diagram's labels write 20,000.00 as the tree
+    does (they said 20000.00); account numbers, txids and times are left alone."""
+    from bank.money import with_thousands
+    assert with_thousands(said) == shown
+
+
 @pytest.mark.parametrize("room, others, expected", [
     (700, 300, 7), (700, 480, 6), (700, 520, 4), (700, 550, 3), (700, 560, 5),
     (400, 500, 5)])

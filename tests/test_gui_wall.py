@@ -258,8 +258,8 @@ def test_a_refusal_because_money_is_held_names_the_transaction_in_doubt(app, ban
     """bank/ledger.py: Mumbai holds 400.00 of 1001 for a transaction whose coordinator is
     gone (prepared, in doubt). A withdrawal that only the held money would cover is
     refused in one sentence naming that transaction and saying it is in doubt, in the
-    window's result and in the shell (the sentence comes from the branch's ledger);
-    nothing moves."""
+    window's result and in the shell (the sentence comes from the branch's ledger; the
+    window writes its amounts as it writes all money, 9,600.00); nothing moves."""
     from shelltest import run, shell_on
     mumbai = bank.client("Mumbai")
     vote = mumbai.call("prepare", "T-held-1", dead_url, [{"account": "1001", "delta": "-400.00"}])
@@ -272,7 +272,7 @@ def test_a_refusal_because_money_is_held_names_the_transaction_in_doubt(app, ban
     app.operations.withdraw.button.invoke()
     said = until(app.root, lambda: (lambda t: t.startswith("Refused") and t)(
         app.result.cget("text")), "the refusal")
-    assert said == ("Refused: Insufficient funds in Mumbai/1001: 9600.00 available, 9700.00 "
+    assert said == ("Refused: Insufficient funds in Mumbai/1001: 9,600.00 available, 9,700.00 "
                     "needed; 400.00 is held by transaction T-held-1 (in doubt: prepared, "
                     "waiting for the coordinator's decision)."), said
     assert said.count(". ") == 0                                  # one sentence

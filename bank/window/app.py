@@ -48,6 +48,7 @@ from tkinter import ttk
 
 from bank import rpc
 from bank.activity import ActivityLog
+from bank.money import with_thousands
 from bank.local_cluster import COORDINATOR as COORD
 from bank.window import fit
 from bank.window.branches import BranchesPanel
@@ -334,7 +335,9 @@ class App:
     # ---- telling the user -----------------------------------------------------------------
 
     def say(self, text: str, kind: str = "info") -> None:
-        """Show a result in plain words: kind is ok, bad, unknown or info."""
+        """Show a result in plain words: kind is ok, bad, unknown or info. Money in it is
+        written as everywhere in the window, "20,000.00" (a branch's refusal too)."""
+        text = with_thousands(text)
         self.result.configure(text=text, style=f"{kind.capitalize()}.TLabel")
         self.share_left()                  # a longer result takes room (Rule F1)
 
@@ -343,7 +346,8 @@ class App:
         self.say(text, kind)
         try:
             self.activity.record("gui", command, accounts,
-                                 ok=kind == "ok" if ok is None else ok, result=text)
+                                 ok=kind == "ok" if ok is None else ok,
+                                 result=with_thousands(text))
         except OSError as exc:
             self.status.configure(text=f"Cannot write the activity log: {exc}")
         self.logs.reload_activity_if_changed()

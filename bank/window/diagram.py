@@ -46,6 +46,7 @@ import re
 from tkinter import font as tkfont
 
 from bank import views
+from bank.money import with_thousands
 from bank.window.layout import PARTY_TITLES, Sizes, place, sizes
 
 # ---- palette -------------------------------------------------------------------
@@ -295,6 +296,7 @@ def _label(row: dict, times: int, last_ms: int) -> str:
     else:
         text = f"{msg} {detail}".strip().replace(" -> ", " → ")
         text += {"held": " (held, B6)", "queued": " (rides a batch)"}.get(row.get("rides"), "")
+    text = with_thousands(text)               # money as the whole window writes it
     if times > 1:
         text += f"   ×{times}" + (f" (until {last_ms / 1000:.1f} s)"
                                    if isinstance(last_ms, int) else "")

@@ -29,7 +29,7 @@ import tkinter as tk
 from tkinter import ttk
 
 from bank.errors import BankError
-from bank.money import parse_delta
+from bank.money import parse_delta, with_thousands
 from bank.window import diagram as draw
 from bank.window import gauge
 from bank.window.look import CanvasHover, Look, scrolled
@@ -145,7 +145,8 @@ def step_text(row: dict, index: int) -> str:
         words += "  (never sent)"
     if row["msg"] == "error":
         words = f"no answer: {row.get('detail', '')}"
-    return f"step {index}: {row['from']} → {row['to']}   {words}   ({row.get('ms', 0)} ms)"
+    return with_thousands(f"step {index}: {row['from']} → {row['to']}   {words}   "
+                          f"({row.get('ms', 0)} ms)")
 
 
 # ---- the window ---------------------------------------------------------------------------

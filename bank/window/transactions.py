@@ -33,7 +33,7 @@ Glossary:
 import tkinter as tk
 from tkinter import ttk
 
-from bank.money import parse_amount
+from bank.money import parse_amount, with_thousands
 from bank.views import txn_category, txn_state_text
 from bank.window import diagram as draw
 from bank.window import fit
@@ -194,7 +194,7 @@ class TransactionsPanel:
         tree, txid = self.tree, row["txid"]
         values = (f"{row['src']} → {row['dst']}",
                   gauge.show_money(parse_amount(row["amount"])) if row.get("amount") else "",
-                  txn_state_text(row), txid)
+                  with_thousands(txn_state_text(row)), txid)
         tags = (txn_category(row),)
         if not tree.exists(txid):
             tree.insert("", index, iid=txid, values=values, tags=tags)
@@ -267,8 +267,8 @@ class TransactionsPanel:
         txn = self.shown
         if txn is None:
             return
-        text = (f"{txn['txid']}:  {txn['src']} → {txn['dst']}  {txn['amount']}  ·  "
-                f"{txn_state_text(txn)}")
+        text = with_thousands(f"{txn['txid']}:  {txn['src']} → {txn['dst']}  "
+                              f"{txn['amount']}  ·  {txn_state_text(txn)}")
         if self.app.seen.coord.get("up") is False:
             when = f" at {self.last_seen}" if self.last_seen else ""
             text = f"NOT CURRENT: the coordinator is down; as last seen{when}: {text}"

@@ -65,9 +65,11 @@ class ActivityLog:
         self._lock = threading.Lock()
 
     def record(self, source: str, command: str, accounts=(), ok=True, result="") -> None:
-        """Append one operation and its result, naming this log's cluster (A1)."""
+        """Append one operation and its result, naming this log's cluster (A1). `ok`:
+        True (done), False (refused, not done) or None (its outcome is not known)."""
+        said = "unknown" if ok is None else "yes" if ok else "no"
         row = {"ts": now(), "source": source, "command": command,
-               "accounts": " ".join(accounts), "ok": "yes" if ok else "no", "result": result,
+               "accounts": " ".join(accounts), "ok": said, "result": result,
                "cluster": self.cluster}
         with self._lock:
             self._upgrade_old_header()

@@ -252,8 +252,8 @@ def test_transfer_updates_balances_list_and_diagram(app):
     until(app.root, lambda: "Done: 250.00 moved from Mumbai/1001 to Delhi/1002" in
           app.result.cget("text"), "the result in plain words")
     txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction list")
-    until(app.root, lambda: tree_values(app.transactions.tree, txid)["state"] == "committed",
-          "the transaction listed as committed")
+    until(app.root, lambda: tree_values(app.transactions.tree, txid)["state"] == "✓ committed",
+          "the transaction listed as committed (marked, not by colour alone)")
     assert "committed" in app.transactions.tree.item(txid, "tags")          # drawn green
     app.transactions.tree.selection_set(txid)
     until(app.root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
@@ -502,7 +502,8 @@ def test_an_outcome_is_unknown_only_when_the_call_may_have_arrived(error, kind):
 @pytest.mark.slow
 def test_money_in_flight_keeps_the_total(app):
     """If the coordinator dies after the source committed but before the destination
-    heard the decision, the window says the outcome is unknown (never "aborted"), the
+    heard the decision, the window says the outcome is unknown (never "aborted"; the
+    activity log's ok says "unknown", not "no"), the
     money in flight is counted as in doubt so the total stays the same, and after the
     coordinator's restart it finishes the commit from its recovery log."""
     app.left_tabs.select(4)
@@ -513,6 +514,7 @@ def test_money_in_flight_keeps_the_total(app):
     transfer(app, "Delhi/1001", "Mumbai/1002", "400")
     until(app.root, lambda: "outcome of this transfer is not known" in app.result.cget("text"),
           "an unknown outcome")
+    assert app.activity.rows()[-1]["ok"] == "unknown"     # not "no": it may have committed
     until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
     until(app.root, lambda: app.branches.split["in_flight"] == 400_00, "the money in flight")
     assert app.branches.split["total"] == 30_000_00

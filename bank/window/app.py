@@ -342,11 +342,14 @@ class App:
         self.share_left()                  # a longer result takes room (Rule F1)
 
     def finish(self, command: str, accounts, kind: str, text: str, ok=None) -> None:
-        """Show the result of an operation and add it to the activity log."""
+        """Show the result of an operation and add it to the activity log: done (`ok`
+        True, or kind ok), not known (kind unknown: the log says so, never "no"), or
+        not done."""
         self.say(text, kind)
+        if ok is None:
+            ok = {"ok": True, "unknown": None}.get(kind, False)
         try:
-            self.activity.record("gui", command, accounts,
-                                 ok=kind == "ok" if ok is None else ok,
+            self.activity.record("gui", command, accounts, ok=ok,
                                  result=with_thousands(text))
         except OSError as exc:
             self.status.configure(text=f"Cannot write the activity log: {exc}")

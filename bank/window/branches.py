@@ -219,8 +219,8 @@ class BranchesPanel:
         """A row per replica: its role, sync state and lag."""
         rows = []
         for k, rep in enumerate(self.seen.replication.get(name, (0, []))[1]):
-            state = ("○ down" if not rep["up"] else
-                     f"● {'in sync' if rep['in_sync'] else 'OUT OF SYNC'} · lag {rep['lag']}")
+            state = ("○ down" if not rep["up"] else      # a shape of its own, not colour only
+                     f"{'● in sync' if rep['in_sync'] else '▲ OUT OF SYNC'} · lag {rep['lag']}")
             rows.append(self._upsert(f"r:{name}/{k}", parent, rep["role"] or "server",
                                      (self._state(f"r:{name}/{k}", state), "", "", ""),
                                      "up" if rep["up"] and rep["in_sync"] else "down"))

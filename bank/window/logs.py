@@ -16,7 +16,8 @@ Rules:
     and says how many rows went where; a failure to write is a sentence, not a traceback.
 
 Glossary:
-  activity   a row of logs/activity.csv: ts, source (shell or gui), command, ok, result
+  activity   a row of logs/activity.csv: ts, source (shell or gui), command, ok (yes,
+             no, or unknown: the outcome was not known when it was logged), result
   journal    a branch's append-only record of balance changes: kind, amount, balance after
   scope      whose journal: "All", a branch name, or BRANCH/NUMBER
   stamp      the activity file's mtime when it was last shown (Rule G3)
@@ -28,6 +29,7 @@ from tkinter import filedialog, messagebox, ttk
 from bank.activity import JOURNAL_FIELDS, write_csv
 from bank.errors import BankError
 from bank.money import parse_amount, parse_delta
+from bank.window import diagram as draw
 from bank.window.gauge import show_money
 from bank.window.calls import ALL, fetch_journal
 
@@ -81,6 +83,7 @@ class LogsPanel:
                                                 command=self.clear_activity)
         self.clear_activity_button.pack(side="left")
         self.activity_tree = self.app.look.table(frame, ACTIVITY_COLUMNS)
+        self.activity_tree.tag_configure("unknown", foreground=draw.AMBER)
 
     def _build_journals(self, frame) -> None:
         bar = ttk.Frame(frame)
@@ -142,7 +145,7 @@ class LogsPanel:
         for row in reversed(rows[-ACTIVITY_SHOWN:]):
             tree.insert("", "end", values=(row["ts"][5:19].replace("T", " "), row["source"],
                                            row["command"], row["ok"], row["result"]),
-                        tags=() if row["ok"] == "yes" else ("refused",))
+                        tags={"yes": (), "unknown": ("unknown",)}.get(row["ok"], ("refused",)))
 
     def export_activity(self) -> None:
         account = self.activity_account()

@@ -194,7 +194,8 @@ class TransferForm(Form):
             text, kind = (f"Not done: the transfer was aborted and no money moved. "
                           f"Why: {result['reason'] or 'a participant voted no'}."), "bad"
         committed = error is None and result["outcome"] == "committed"
-        self._tell(f"transfer {src} {dst} {amount}", (src, dst), kind, text, ok=committed)
+        self._tell(f"transfer {src} {dst} {amount}", (src, dst), kind, text,
+                   ok=True if committed else None)     # None: "unknown" or "no", by kind
         if result and result.get("txid"):
             self.app.transactions.select(result["txid"])
 

@@ -1,7 +1,7 @@
 """The transactions panel of the desktop window: the list, and the chosen one's diagram.
 
-Role: list the coordinator's recent transactions, coloured by how they stand (committed
-green, aborted red, in doubt amber), and draw the selected one as a sequence diagram:
+Role: list the coordinator's recent transactions, coloured and marked by how they stand
+(✓ committed green, ✗ aborted red, … in doubt amber), and draw the selected one as a sequence diagram:
 one arrow per Two-Phase Commit message, as the coordinator's trace recorded it.
 
 Rules:
@@ -48,6 +48,8 @@ HINT = ("Make a transfer between two branches, or select one above: "
 LIST_COLUMNS = (("transfer", "From → to", 23), ("amount", "Amount", 10),
                 ("state", "State", 30), ("txid", "Transaction id", 25))
 
+
+MARKS = {"committed": "✓ ", "aborted": "✗ ", "in-doubt": "… "}   # not colour alone
 
 BLOCKED_COLUMNS = (("branch", "Branch", 9), ("money", "Money held", 20),
                    ("since", "Since (UTC)", 10), ("waiting", "Waiting for", 30),
@@ -194,7 +196,8 @@ class TransactionsPanel:
         tree, txid = self.tree, row["txid"]
         values = (f"{row['src']} → {row['dst']}",
                   gauge.show_money(parse_amount(row["amount"])) if row.get("amount") else "",
-                  with_thousands(txn_state_text(row)), txid)
+                  MARKS.get(txn_category(row), "") + with_thousands(txn_state_text(row)),
+                  txid)
         tags = (txn_category(row),)
         if not tree.exists(txid):
             tree.insert("", index, iid=txid, values=values, tags=tags)

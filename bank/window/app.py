@@ -105,6 +105,8 @@ class App:
         self._build(source)
         self._update_clients()
         self.root.protocol("WM_DELETE_WINDOW", self.close)
+        if self.root.tk.call("tk", "windowingsystem") == "aqua":   # macOS: Cmd-Q, app menu
+            self.root.createcommand("::tk::mac::Quit", self.close)   # close as the button does
         self._poll_id = self.root.after(POLL_MS, self._poll)
         self._tick_id = self.root.after(10, self._tick)
 

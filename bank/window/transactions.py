@@ -133,7 +133,8 @@ class TransactionsPanel:
         scrolled(holder, canvas)
         self.hover = CanvasHover(canvas)       # a shortened label or a box, in full (L4)
         canvas.bind("<Configure>", lambda e: self.draw())
-        canvas.bind("<MouseWheel>", lambda e: canvas.yview_scroll(-e.delta // 120, "units"))
+        canvas.bind("<MouseWheel>", lambda e: canvas.yview_scroll(  # by its sign: on macOS
+            -2 if e.delta > 0 else 2, "units"))         # and touchpads a delta is under 120
         canvas.bind("<Button-4>", lambda e: canvas.yview_scroll(-2, "units"))
         canvas.bind("<Button-5>", lambda e: canvas.yview_scroll(2, "units"))
         canvas.create_text(16, 16, anchor="nw", fill=draw.GREY, tags=("note", "hint"),

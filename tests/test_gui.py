@@ -420,22 +420,25 @@ def test_failover_from_the_lab_controls(display, tmp_path):
 @pytest.mark.slow
 def test_a_slow_branch_never_freezes_the_window(app):
     """With a branch delaying every vote by 2 s, the transfer takes seconds but the Tk
-    event loop keeps turning: no single update() takes more than a fraction of that."""
+    event loop keeps turning: no single update() takes more than a fraction of that; and
+    the result line counts the seconds it has waited (operations Rule O5)."""
     app.left_tabs.select(4)
     app.lab.fault_member.set("Delhi")
     app.lab.fault_point.set("delay=2")
     app.lab.arm_button.invoke()
     until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
     transfer(app, "Mumbai/1001", "Delhi/1002", "7")
-    slowest, started = 0.0, time.monotonic()
+    slowest, started, counted = 0.0, time.monotonic(), False
     while "Done" not in app.result.cget("text"):
         assert time.monotonic() - started < 30, app.result.cget("text")
         tick = time.monotonic()
         app.root.update()
         slowest = max(slowest, time.monotonic() - tick)
+        counted = counted or "still waiting after 1 s" in app.result.cget("text")
         time.sleep(0.02)
     assert time.monotonic() - started > 1.5          # it really was slow...
     assert slowest < 0.5                              # ...and the window never waited
+    assert counted                                    # ...and said it was waiting
 
 
 @pytest.mark.slow

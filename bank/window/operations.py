@@ -14,6 +14,9 @@ Rules:
     applies once.
   * Rule O4 - the Tk thread never waits: forms only submit calls (``app.submit``); the
     answer comes back to a ``_done`` method on the Tk thread.
+  * Rule O5 - a call that takes long shows that it is still on its way: every second
+    the waiting sentence counts the seconds (a blocked transfer, a slow branch), until
+    the answer comes or another operation is sent.
 
 Glossary:
   form      one tab: labels, fields (pickers and entries), a button, a check, a done
@@ -21,6 +24,8 @@ Glossary:
   checked   the values entry_ok() returned: exactly what will be sent
 """
 
+import itertools
+import time
 import tkinter as tk
 from tkinter import ttk
 
@@ -47,6 +52,9 @@ def failure_text(what: str, error: BankError):
 
 
 # ---- what every form has -------------------------------------------------------------------
+
+_CALLS = itertools.count(1)        # numbers the calls the forms send (Rule O5)
+
 
 class Form:
     """One tab of the operations notebook: a grid of labels and fields, and a button."""
@@ -144,9 +152,29 @@ class Form:
     def send(self, checked) -> None:
         raise NotImplementedError
 
-    def _call(self, args: tuple, done) -> None:
-        """Call the coordinator on a worker (Rule O4); done(result, error) on Tk."""
-        self.app.submit(self.app.bank.call, args, done)
+    def _call(self, args: tuple, done, waiting: str = "") -> None:
+        """Call the coordinator on a worker (Rule O4); done(result, error) on Tk. While
+        it waits, `waiting` is shown, with the seconds so far (Rule O5)."""
+        call = Form.latest = next(_CALLS)
+
+        def answered(result, error):
+            if Form.latest == call:
+                Form.latest = 0                     # stop counting its seconds
+            done(result, error)
+        self.app.submit(self.app.bank.call, args, answered)
+        if waiting:
+            self.say(waiting + "...", "info")
+            self._count_seconds(call, waiting, time.monotonic())
+
+    latest = 0                     # the last call any form sent (0 once answered)
+
+    def _count_seconds(self, call: int, waiting: str, started: float) -> None:
+        def tick():
+            if Form.latest == call:                 # unanswered, and nothing sent since
+                seconds = round(time.monotonic() - started)
+                self.say(f"{waiting}... still waiting after {seconds} s", "info")
+                self._count_seconds(call, waiting, started)
+        self.app.root.after(1000, tick)
 
     def _tell(self, command: str, accounts, kind: str, text: str, ok=None) -> None:
         """Show the outcome, log it, and refresh at once (the balances have moved)."""
@@ -180,9 +208,9 @@ class TransferForm(Form):
 
     def send(self, checked) -> None:
         src, dst, amount = checked
-        self.say(f"Transferring {amount} from {src} to {dst}...", "info")
         self._call(("transfer", src, dst, amount, new_request_id()),
-                   lambda result, error: self._done(checked, result, error))
+                   lambda result, error: self._done(checked, result, error),
+                   waiting=f"Transferring {amount} from {src} to {dst}")
 
     def _done(self, checked, result, error) -> None:
         src, dst, amount = checked
@@ -230,9 +258,10 @@ class CashForm(Form):
 
     def send(self, checked) -> None:
         acct, amount = checked
-        self.say(f"{self.verb.capitalize()}ing {amount} ...", "info")
+        into = "into" if self.verb == "deposit" else "from"
         self._call((self.verb, acct, amount, new_request_id()),
-                   lambda result, error: self._done(checked, result, error))
+                   lambda result, error: self._done(checked, result, error),
+                   waiting=f"{self.verb.capitalize()}ing {amount} {into} {acct}")
 
     def _done(self, checked, result, error) -> None:
         acct, amount = checked

@@ -382,12 +382,6 @@ def _newer_primary_at(url: str, epoch: int, secret) -> bool:
     return info.get("role") == "primary" and info.get("epoch", 0) > epoch
 
 
-
-
-
-
-
-
 def _parse_participants(participants) -> list:
     """{"Mumbai": URL, ...} -> [["Delhi", URL], ...] sorted; None (an old caller) -> []."""
     if participants in (None, ""):

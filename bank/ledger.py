@@ -4,7 +4,7 @@ Role: the storage half of a branch. It applies local operations
 (bank/ledger_local.py) and the participant's 2PC steps (bank/ledger_2pc.py), each
 as ONE SQLite transaction that is durable when the method returns; this file holds
 the database itself, its one writer and its reads. It never touches the network
-(branch.py does that).
+(bank/branch_service.py does that).
 
 Rules:
   * Durable before visible: every write runs inside ``_write()``: BEGIN IMMEDIATE,

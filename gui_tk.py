@@ -44,7 +44,7 @@ import sys
 
 try:
     import tkinter as tk
-except ModuleNotFoundError:        # some Pythons are built without Tk
+except ImportError:                # some Pythons are built without Tk, or lack its libraries
     raise SystemExit("The window needs Tk for Python (the tkinter module), which this "
                      "Python lacks. Install it (Debian or Ubuntu: sudo apt install "
                      "python3-tk; macOS with Homebrew: brew install python-tk), or use "

@@ -131,7 +131,9 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
 
     def close(self):
         """Close the writer and every thread's reader: on Windows a database file that
-        any connection holds open cannot be renamed (a fenced primary's, set aside)."""
+        any connection holds open cannot be renamed (a fenced primary's, set aside).
+        Only once no thread uses this ledger any more: a reader closed under a thread
+        stays closed for it."""
         self._commits.close()
         with self._readers_lock:
             readers = list(self._all_readers)

@@ -41,6 +41,7 @@ class Replog:
     def apply_changes(self, changes) -> int:
         """Replay a primary's changes [(seq, change), ...] here, in order, in one COMMIT
         (replicas only); those already applied are skipped. Returns how many were new.
+        If one fails, it is rolled back alone and raises: the changes before it stay.
 
         Changes must follow on from this history: a gap raises BankError before
         anything is applied, and the replica catches up. A replica has a single

@@ -153,7 +153,10 @@ class Replicas:
         under its own lock, or one of two changes at once would be lost (a replica the
         manager lists, forgotten here, would then be dropped without asking it)."""
         with self._in_set_lock:
-            urls = (self.in_set | {add} if add else self.in_set) - {remove}
+            urls = set(self.in_set)
+            if add:
+                urls.add(add)
+            urls.discard(remove)
             if urls != self.in_set:
                 self.ledger.set_meta(in_set=json.dumps(sorted(urls)))
                 self.in_set = urls

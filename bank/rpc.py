@@ -31,9 +31,9 @@ Rules:
     may wait ``IDLE_TIMEOUT`` s for its next request; once a request begins, all of it
     (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total (give or
     take a second), however slowly the bytes trickle. At most ``MAX_CONNECTIONS`` are
-    open at once; when all are taken, the one that has waited or trickled the longest
-    is closed to make room.
-    Only a connection whose call is running counts as busy and is never closed.
+    open at once; when all are taken, the one idle the longest (waiting, trickling a
+    request in, or not reading its answer) is closed to make room. Only a connection
+    whose call is running counts as busy and is never closed.
 
 Glossary:
   service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
@@ -179,8 +179,9 @@ class _Handler(SimpleXMLRPCRequestHandler):
         self.server.connections.busy(self.connection, True)    # never closed to make room
         try:
             response = self.server.answer(call, role)
-        finally:                  # sending may be cut to make room: a client that never
-            self.server.connections.busy(self.connection, False)   # reads holds no slot
+        finally:
+            # Sending may be cut to make room: a client that never reads holds no slot.
+            self.server.connections.busy(self.connection, False)
         self.wfile.write(self._answer_head(len(response)) + response)   # one send
 
     def _refuse(self, status: int, sentence: str):

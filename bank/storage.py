@@ -15,7 +15,8 @@ Rules:
     and the folder step is skipped.
   * On macOS fsync only hands the data to the drive, whose own cache a power cut may
     lose; ``fsync`` here asks the drive to write it (F_FULLFSYNC), as SQLite's
-    fullfsync does for the ledgers.
+    fullfsync does for the ledgers, and falls back to fsync on a file system that
+    cannot (a network share).
 
 Glossary:
   fsync      ask the OS to write a file's data (or a folder's list of names) to disk
@@ -34,10 +35,13 @@ except ImportError:                        # elsewhere; Windows has no fcntl at 
 
 def fsync(fd: int) -> None:
     """Make the data of an open file durable (Rule 1), through the drive's cache."""
-    if F_FULLFSYNC is None:
-        os.fsync(fd)
-    else:
-        fcntl(fd, F_FULLFSYNC)
+    if F_FULLFSYNC is not None:
+        try:
+            fcntl(fd, F_FULLFSYNC)
+            return
+        except OSError:       # a file system that cannot (SMB, NTFS, ZFS): plain fsync,
+            pass              # as SQLite, Go and libuv do
+    os.fsync(fd)
 
 
 def fsync_folder(folder) -> None:

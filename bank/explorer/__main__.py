@@ -2,6 +2,8 @@
 
 import sys
 
+from bank import console
 from bank.explorer.cli import main
 
+console.use_utf8()
 sys.exit(main())

@@ -4,7 +4,8 @@ Role: check the kit's replication rules the way bank/explorer/world.py checks 2P
 every order of pushes and acknowledgements, a crash, a lost push, time passing
 (leases running out), a failover at any moment, on the very cores the servers run:
 BranchRole (bank/core/replica.py, R1-R9) at each branch server and Manager
-(bank/core/manager.py, M1-M5; M6 needs the cluster's addresses) at the coordinator. This file plays the network, the
+(bank/core/manager.py, M1-M5; M6 needs the cluster's addresses) at the
+coordinator. This file plays the network, the
 clock and the disks; the cores decide.
 
 Rules:

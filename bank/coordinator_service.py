@@ -68,15 +68,15 @@ class BranchLink:
         """Route to this server from now on (kept-alive connections per thread)."""
         self.url = url
         self.client = rpc.Client(url, self.secret, timeout=PREPARE_TIMEOUT,
-                                 label=f"branch {self.name} at {url}")
+                                 label=f"branch {self.name} at {url}", expect=self.name)
 
     def replica_urls(self) -> list:
         return [u for u in self.urls if u != self.url]
 
     def ask(self, url: str, method: str, *args, timeout: float = 3):
         """Call one particular server of this branch (a replica, say), not the route."""
-        return rpc.Client(url, self.secret, timeout=timeout,
-                          label=f"{self.name} server {url}").call(method, *args)
+        return rpc.Client(url, self.secret, timeout=timeout, label=f"{self.name} server {url}",
+                          expect=self.name).call(method, *args)
 
     def find_primary(self) -> bool:
         """Route to whichever server of this branch is the primary with the highest epoch

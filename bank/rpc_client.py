@@ -106,8 +106,9 @@ class _Transport(xmlrpc.client.Transport):
     connection breaks, and so may apply a call twice, or report "connection refused"
     for a call that was applied.) A kept-alive connection that the server has closed
     meanwhile is noticed before sending, and replaced. The one exception: a call
-    refused with 401 because it was signed for another server id is signed for the
-    id that server announced and sent again (a 401 changed nothing).
+    refused with 401 because it was signed for no server id yet, or for an earlier
+    run of that server, is signed for the id it announced and sent again (a 401
+    changed nothing; _sign_again_for).
     """
 
     def __init__(self, timeout: float, secret=None):
@@ -124,8 +125,8 @@ class _Transport(xmlrpc.client.Transport):
             return self.single_request(host, handler, request_body, verbose)
         except xmlrpc.client.ProtocolError as exc:
             announced = _header(exc.headers, SERVER_HEADER)
-            if exc.errcode != 401 or not self.secret or not announced \
-                    or announced == self._signed_for:
+            if exc.errcode != 401 or not self.secret \
+                    or not _sign_again_for(announced, self._signed_for):
                 raise
             _SERVER_IDS[host] = announced          # learnt: sign for it from now on
             self.close()
@@ -150,6 +151,17 @@ class _NotSent(OSError):
 
 _SERVER_IDS = {}             # "host:port" as in a URL -> the id that server announced
 _WHO_ARE_YOU = xmlrpc.client.dumps((), "system.listMethods").encode()   # server_id_at
+
+
+def _sign_again_for(announced: str, signed_for: str) -> bool:
+    """After a 401 announcing `announced`: sign the call for it and send it again? Yes
+    when we signed for no server yet (a first call), or for this very server in an
+    earlier RUN (NAME@HOST:PORT#RUN: it restarted). Never for ANOTHER server: whatever
+    answers at an address could then have our call signed for that server, and play
+    it there."""
+    if not announced or announced == signed_for:
+        return False
+    return not signed_for or announced.partition("#")[0] == signed_for.partition("#")[0]
 
 
 def _header(headers, name: str) -> str:
@@ -211,9 +223,10 @@ class Client:
     """
 
     def __init__(self, url: str, secret=None, timeout: float = DEFAULT_CALL_TIMEOUT,
-                 label: str = ""):
+                 label: str = "", expect: str = ""):
         self.url, self.secret, self.timeout = url, secret, timeout
         self.label = label or url
+        self.expect = expect          # the NAME a server there must announce (or "": any)
         self._keyring = None if secret is None else _keyring(secret)
         self._local = threading.local()
 
@@ -224,7 +237,7 @@ class Client:
         """Send one call now; its answer is read by the Pending's finish()."""
         wire, self._local.wire = getattr(self._local, "wire", None), None  # lent to
         try:                                              # this call until it is answered
-            wire = wire or _Wire(self.url, self.timeout, self._keyring)
+            wire = wire or _Wire(self.url, self.timeout, self._keyring, self.expect)
             wire.send(method, args)
         except BaseException as exc:
             self._failed(wire, exc)
@@ -308,14 +321,14 @@ class _Wire:
     MAX_LINE = 65536
     MAX_HEADERS = 100
 
-    def __init__(self, url: str, timeout: float, keyring=None):
+    def __init__(self, url: str, timeout: float, keyring=None, expect: str = ""):
         rest = url.split("://", 1)[-1]
         where, slash, path = rest.partition("/")
         self.host = where                                  # "host:port", as in the URL
         name, _, port = where.rpartition(":")
         self.address = (name.strip("[]"), int(port) if port else 80)
         self.path = "/" + path if slash else "/"
-        self.timeout, self.keyring = timeout, keyring
+        self.timeout, self.keyring, self.expect = timeout, keyring, expect
         self.sock = self.reader = None
 
     def send(self, method: str, args: tuple) -> None:
@@ -328,6 +341,10 @@ class _Wire:
             except (OSError, http.client.HTTPException) as exc:   # the call never left
                 raise _NotSent(f"asking who the server is: {_why(exc)}") from exc
         self.sent = body, _SERVER_IDS.get(self.host, "")
+        named = self.sent[1].partition("@")[0]
+        if self.expect and named and named != self.expect:   # never sign for another
+            raise _NotSent(f"the server at that address says it is {named}, not "
+                           f"{self.expect}")
         self._post(*self.sent)
 
     def receive(self, deadline: float):
@@ -336,8 +353,8 @@ class _Wire:
         status, headers, answer = self._read_answer()
         body, signed_for = self.sent
         announced = headers.get(SERVER_HEADER.lower(), "")
-        if status == 401 and self.keyring and announced and announced != signed_for:
-            _SERVER_IDS[self.host] = announced     # another server now: sign for it
+        if status == 401 and self.keyring and _sign_again_for(announced, signed_for):
+            _SERVER_IDS[self.host] = announced     # it restarted: sign for its new run
             self._post(body, announced)            # (a 401 changed nothing)
             self._wait_until(deadline)
             status, headers, answer = self._read_answer()

@@ -22,12 +22,14 @@ every wait is a poll with a deadline.
 """
 
 import http.client
+import http.server
 import os
 import pathlib
 import random
 import socket
 import stat
 import sys
+import threading
 import time
 import urllib.parse
 import xmlrpc.client
@@ -709,3 +711,45 @@ def test_a_hand_written_http_request_gets_one_whole_answer(bank):
     assert f"Content-Length: {len(xml)}".encode() in head_part
     assert b"X-Bank-Server: Mumbai@127.0.0.1:" in head_part
     assert xmlrpc.client.loads(xml)[0][0]["name"] == "Mumbai"
+
+
+class _Impostor(http.server.BaseHTTPRequestHandler):
+    """Answers every request with a 401 announcing the id it is given (another server's)."""
+    protocol_version = "HTTP/1.1"
+    announce, seen = "", []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).seen.append(self.headers.get("X-Bank-Server", ""))
+        self.send_response(401)
+        self.send_header("X-Bank-Server", type(self).announce)
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_call_is_never_signed_for_a_server_it_was_not_meant_for(bank):
+    """Whatever answers at a branch's address cannot get the coordinator's call signed
+    for another server by announcing that server's id in a 401 (it could then play it
+    there): a client that expects Mumbai refuses to sign for Delhi, and one that signed
+    for Mumbai signs again only for Mumbai in a new run. Nothing is sent; one sentence."""
+    from bank.rpc_client import _sign_again_for
+    _Impostor.announce, _Impostor.seen = rpc.server_id_at(url_of(bank, "Delhi")), []
+    impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
+    threading.Thread(target=impostor.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{impostor.server_address[1]}"
+        with pytest.raises(BankError) as refused:
+            rpc.Client(url, bank.secret, expect="Mumbai").call("deposit", "1001", "7.00")
+        assert refused.value.not_sent and "says it is Delhi, not Mumbai" in refused.value.message
+        assert _Impostor.seen == [""]                 # only the first contact, unaddressed
+    finally:
+        impostor.shutdown()
+        impostor.server_close()
+    mumbai = "Mumbai@127.0.0.1:9100#0a1b2c3d"
+    assert _sign_again_for("Mumbai@127.0.0.1:9100#ffff0000", mumbai)
+    assert not _sign_again_for("Delhi@127.0.0.1:9101#ffff0000", mumbai)
+    assert _sign_again_for("Delhi@127.0.0.1:9101#ffff0000", "")      # a first call

@@ -121,3 +121,14 @@ def _target(fd: pathlib.Path) -> str:
         return str(fd.readlink())
     except OSError:
         return ""
+
+
+def test_a_replica_replays_an_account_number_older_rules_accepted(tmp_path):
+    """A replica replays what its primary accepted: an account opened as "0123" before
+    numbers with a leading zero were refused is copied, not refused for ever (the
+    replica would never get past that change, never be in sync)."""
+    replica = _branch(tmp_path)
+    change = json.dumps(["open_account", ["Old Rules", 500, "0123", ""]])
+    assert replica.ledger.apply_changes([[1, change]]) == 1
+    assert replica.ledger.applied_seq() == 1
+    assert replica.ledger.account("0123")["owner"] == "Old Rules"

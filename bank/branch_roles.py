@@ -255,12 +255,19 @@ class ReplicationRoles:
                             f"{self.url or 'This server'} is a server of {self.name}, not of "
                             f"{theirs}: it will not {what} for {theirs}.") from None
 
-    def follow(self, primary_url, branch="") -> dict:
+    def follow(self, primary_url, branch="", epoch=0) -> dict:
         """Become (or stay) a replica of primary_url, e.g. after a failover. The new
-        primary must be a server of this branch (R9)."""
+        primary must be a server of this branch (R9); `epoch`, the one the manager
+        recorded with it: a follow from an older epoch than ours is stale (R6), a newer
+        one is adopted (R4)."""
         primary_url = check_url(primary_url, "primary URL")
         if branch:
             self._check_same_branch(check_branch_name(branch), "follow a primary")
+        epoch = _check_seq(epoch, "The epoch")
+        if epoch and epoch < self.epoch:
+            raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                            f"{self.name} at {self.url} is at epoch {self.epoch}: a follow "
+                            f"of {primary_url} at epoch {epoch} is stale (R6).")
         try:
             theirs = rpc.Client(primary_url, self.secret, timeout=2).call("ping")["name"]
         except (BankError, KeyError, TypeError):
@@ -269,6 +276,8 @@ class ReplicationRoles:
             raise BankError(FaultCode.PROTOCOL_VIOLATION,
                             f"{primary_url} is a server of {theirs}, not of {self.name}: "
                             f"{self.name} at {self.url} will not follow it.")
+        if epoch > self.epoch and self.role.value == "replica":
+            self.learn_epoch(epoch, primary_url)                    # R4
         try:
             self.roles.on_follow(primary_url)                       # R6
         except RoleRefused:

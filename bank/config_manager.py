@@ -47,17 +47,20 @@ class ConfigManager:
         self.log, self.links, self.clock = recovery_log, links, clock
         self._locks = {}                           # S1: branch -> its Lock
         self._cores = {}                           # branch -> Manager (bank/core/manager.py)
+        self._recorded = {}                        # branch -> its config as last forced (M1)
         for name, data in recovery_log.configs.items():
             config = Configuration(data["primary"], tuple(data["in_sync"]), data["epoch"],
                                    data["version"])
             self._cores[name] = Manager(name, config, granted_at=clock())   # S2
+            self._recorded[name] = config.as_dict()
 
     # ---- what the primaries ask (M1-M3) --------------------------------------------------
 
     def config(self, branch: str) -> dict:
-        """The branch's configuration, or {} if none was recorded yet."""
-        core = self._cores.get(branch)
-        return core.config.as_dict() if core else {}
+        """The branch's configuration as last recorded, or {} if none was yet. Not the
+        core's: the core moves before its record is forced, and a change whose record
+        failed is undone (S1), so nobody may hear of it before then (M1)."""
+        return dict(self._recorded.get(branch, {}))
 
     def lease(self, branch: str, url: str, epoch: int) -> dict:
         """M1/M2: renew the lease of the recorded primary; the first primary to ask for a
@@ -145,6 +148,7 @@ class ConfigManager:
         except BaseException:
             core.config, core.granted_at = before                       # S1
             raise
+        self._recorded[branch] = core.config.as_dict()                  # now it may be heard
         return core.config.as_dict()
 
     # ---- M6 ------------------------------------------------------------------------------

@@ -116,13 +116,14 @@ class LabControls:
         for link in list(self.links.values()):
             if link.partitioned or not self.url:
                 continue
-            primary = self.manager.config(link.name).get("primary", "")
+            config = self.manager.config(link.name)
+            primary = config.get("primary", "")
             for url in link.urls:
                 try:
                     told = link.ask(url, "use_manager", self.url, timeout=1)
                     if primary and url != primary and told.get("role") == "replica" \
                             and told.get("primary") != primary:
-                        link.ask(url, "follow", primary, link.name)
+                        link.ask(url, "follow", primary, link.name, config["epoch"])
                         log.warning("%s's replica %s followed %s: told to follow the "
                                     "recorded primary %s", link.name, url,
                                     told.get("primary") or "no one", primary)
@@ -211,7 +212,7 @@ class LabControls:
         link.use(url)
         for other in link.replica_urls():
             try:
-                link.ask(other, "follow", url, link.name)
+                link.ask(other, "follow", url, link.name, epoch)
             except BankError:
                 pass                     # a replica that is down is left as it is
         log.warning("failover: %s now served by %s (epoch %s)", link.name, url, epoch)

@@ -183,6 +183,9 @@ class Replicas:
                 answer = link.client.call("replicate", self.branch.epoch, batch,
                                           self.ledger.applied_seq(), self.in_sync_urls())
                 link.acked = answer["applied"]
+                if link.acked > self.ledger.applied_seq():    # it holds changes we never
+                    self._drop(link, "it holds changes this primary never had")   # had:
+                    return                     # out of sync; attaching again copies anew
                 if not batch or link.acked >= upto:
                     return
         except BankError as exc:

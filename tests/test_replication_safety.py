@@ -236,7 +236,8 @@ def test_a_replica_down_during_a_failover_follows_the_new_primary_once_back(make
     """R6 (bank/coordinator_lab.py): a failover tells every other replica to follow the
     new primary; one that was down then, restarted as a replica of the dead primary, is
     told again by the manager's round, catches up from the new primary and is recorded
-    in sync there, instead of trying to reach the dead one for ever."""
+    in sync there, instead of trying to reach the dead one for ever. A follow from the
+    older epoch (a round that read the configuration before the failover) is stale."""
     bank = make_bank(replicas=2)
     first, second = bank.replica_names(MUMBAI)
     call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", "before-failover")
@@ -251,6 +252,10 @@ def test_a_replica_down_during_a_failover_follows_the_new_primary_once_back(make
         "the restarted replica to follow the new primary and be recorded in sync")
     assert call(bank, second, "ping")["primary"] == promoted["primary"]
     assert "after-failover" in request_ids(bank, second)
+    with pytest.raises(BankError) as stale:          # a round that read the old
+        call(bank, second, "follow", bank.members[MUMBAI].url, MUMBAI, 1)   # config: R6
+    assert stale.value.code == FaultCode.PROTOCOL_VIOLATION and "stale" in stale.value.message
+    assert call(bank, second, "ping")["primary"] == promoted["primary"]
 
 
 # ---- the configuration is durable ---------------------------------------------------------

@@ -132,3 +132,30 @@ def test_a_replica_replays_an_account_number_older_rules_accepted(tmp_path):
     assert replica.ledger.apply_changes([[1, change]]) == 1
     assert replica.ledger.applied_seq() == 1
     assert replica.ledger.account("0123")["owner"] == "Old Rules"
+
+
+def test_nobody_hears_of_a_configuration_before_its_record_is_forced(tmp_path):
+    """M1 at the service: while a change's record is being forced, config() (what the
+    `configuration` RPC and the manager's own rounds read) still gives the recorded
+    configuration; if the record fails, the change never was."""
+    from bank.config_manager import ConfigManager
+    from bank.recovery_log import RecoveryLog
+    links = {"Mumbai": types.SimpleNamespace(urls=["http://m:1", "http://m:2"])}
+    log = RecoveryLog(tmp_path / "recovery.log")
+    manager = ConfigManager(log, links)
+    manager.lease("Mumbai", "http://m:1", 1)
+    recorded = manager.config("Mumbai")
+    seen_while_forcing = []
+
+    def failing_config(branch, data):
+        seen_while_forcing.append(manager.config(branch))
+        raise OSError(5, "Input/output error")
+    log.config = failing_config
+    try:
+        manager.add_replica("Mumbai", "http://m:1", 1, "http://m:2")
+    except OSError:
+        pass
+    finally:
+        log.close()
+    assert seen_while_forcing == [recorded] and recorded["in_sync"] == []
+    assert manager.config("Mumbai") == recorded

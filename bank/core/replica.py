@@ -25,8 +25,10 @@ Rules:
     so is a promote that names no branch and epoch (only the manager knows them).
     Servers are trusted (bank/keys.py K1): any holder of the server key may call
     promote, which is why students never get that key.
-  * R6 - a replica may be told to follow another primary (after a failover); a
-    primary or a fenced server may not: its history may differ from the new one.
+  * R6 - a replica may be told to follow another primary (after a failover), with
+    the epoch the manager recorded for it; a follow from an epoch older than the
+    replica's is stale and refused. A primary or a fenced server may not be told to
+    follow: its history may differ from the new one.
   * R7 - a primary drops an in-sync replica that does not answer only once the
     configuration manager has recorded the removal; until then the write waits, and
     if the manager cannot be asked in time the write is refused (not acknowledged).

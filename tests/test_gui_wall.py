@@ -174,6 +174,9 @@ def test_a_recovered_transfer_is_drawn_from_its_log_then_its_recovery(app):
     app.transactions.tree.selection_set(txid)
     canvas = app.transactions.diagram
     until(app.root, lambda: arrows(canvas, "end", "coordinator", "log"), "the whole diagram")
+    until(app.root, lambda: "commit: on disk" in [     # whole once the layout has settled
+        canvas.itemcget(i, "text") for i in canvas.find_withtag("decision-box")
+        if canvas.type(i) == "text"], "the decision box written whole")
     cut = min(canvas.coords(i)[1] for i in canvas.find_withtag("cut")
               if canvas.type(i) == "line")
     rebuilt = {}
@@ -183,8 +186,6 @@ def test_a_recovered_transfer_is_drawn_from_its_log_then_its_recovery(app):
         assert canvas.coords(item)[1] < cut
     assert rebuilt == {"begin": 1, "prepare": 2, "vote": 2, "decision": 1}, rebuilt
     box = canvas.find_withtag("decision-box")
-    assert "commit: on disk" in [canvas.itemcget(i, "text") for i in box
-                                 if canvas.type(i) == "text"]
     assert canvas.bbox(box[0])[3] < cut
     crash = canvas.find_withtag("mark-crash&&mark-at-coordinator")
     assert crash and canvas.bbox(crash[0])[1] > cut

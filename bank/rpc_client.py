@@ -106,9 +106,9 @@ class _Transport(xmlrpc.client.Transport):
     connection breaks, and so may apply a call twice, or report "connection refused"
     for a call that was applied.) A kept-alive connection that the server has closed
     meanwhile is noticed before sending, and replaced. The one exception: a call
-    refused with 401 because it was signed for no server id yet, or for an earlier
-    run of that server, is signed for the id it announced and sent again (a 401
-    changed nothing; _sign_again_for).
+    refused with 401 because it was signed for another server id (none yet, or the
+    server restarted) is signed for the id it announced and sent again (a 401 changed
+    nothing; _sign_again_for).
     """
 
     def __init__(self, timeout: float, secret=None):
@@ -153,15 +153,15 @@ _SERVER_IDS = {}             # "host:port" as in a URL -> the id that server ann
 _WHO_ARE_YOU = xmlrpc.client.dumps((), "system.listMethods").encode()   # server_id_at
 
 
-def _sign_again_for(announced: str, signed_for: str) -> bool:
+def _sign_again_for(announced: str, signed_for: str, expect: str = "") -> bool:
     """After a 401 announcing `announced`: sign the call for it and send it again? Yes
-    when we signed for no server yet (a first call), or for this very server in an
-    earlier RUN (NAME@HOST:PORT#RUN: it restarted). Never for ANOTHER server: whatever
-    answers at an address could then have our call signed for that server, and play
-    it there."""
+    if it names another id than the one we signed for (a first call, or the server
+    restarted: a new RUN, or another server took the address), and, when the caller
+    expects a server NAME, only if it is that name: whatever answers at an address
+    must not get a coordinator's call signed for another branch, to play it there."""
     if not announced or announced == signed_for:
         return False
-    return not signed_for or announced.partition("#")[0] == signed_for.partition("#")[0]
+    return not expect or announced.partition("@")[0] == expect
 
 
 def _header(headers, name: str) -> str:
@@ -353,8 +353,9 @@ class _Wire:
         status, headers, answer = self._read_answer()
         body, signed_for = self.sent
         announced = headers.get(SERVER_HEADER.lower(), "")
-        if status == 401 and self.keyring and _sign_again_for(announced, signed_for):
-            _SERVER_IDS[self.host] = announced     # it restarted: sign for its new run
+        if status == 401 and self.keyring and \
+                _sign_again_for(announced, signed_for, self.expect):
+            _SERVER_IDS[self.host] = announced     # another id now (a restart): sign for it
             self._post(body, announced)            # (a 401 changed nothing)
             self._wait_until(deadline)
             status, headers, answer = self._read_answer()

@@ -41,7 +41,7 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-from bank import rpc                                     # noqa: E402
+from bank import rpc, rpc_client                         # noqa: E402
 from bank.local_cluster import LocalCluster, Member       # noqa: E402
 from bank.errors import BankError, FaultCode        # noqa: E402
 
@@ -354,7 +354,8 @@ def test_a_call_whose_server_never_says_who_it_is_was_not_sent(bank):
     mute = socket.create_server(("127.0.0.1", 0))          # listens, never answers
     try:
         url = f"http://127.0.0.1:{mute.getsockname()[1]}"
-        with pytest.raises(BankError) as failed:
+        rpc_client._SERVER_IDS.pop(url.split("://")[1], None)   # a port reused from an
+        with pytest.raises(BankError) as failed:                 # earlier test's server
             rpc.Client(url, bank.secret, timeout=0.5).call("ping")
         assert failed.value.not_sent and "cannot be reached" in failed.value.message
     finally:
@@ -734,8 +735,8 @@ class _Impostor(http.server.BaseHTTPRequestHandler):
 def test_a_call_is_never_signed_for_a_server_it_was_not_meant_for(bank):
     """Whatever answers at a branch's address cannot get the coordinator's call signed
     for another server by announcing that server's id in a 401 (it could then play it
-    there): a client that expects Mumbai refuses to sign for Delhi, and one that signed
-    for Mumbai signs again only for Mumbai in a new run. Nothing is sent; one sentence."""
+    there): a client that expects Mumbai (the coordinator's links do) never signs for
+    Delhi, at its first call or after a 401. Nothing is sent; one sentence."""
     from bank.rpc_client import _sign_again_for
     _Impostor.announce, _Impostor.seen = rpc.server_id_at(url_of(bank, "Delhi")), []
     impostor = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Impostor)
@@ -750,6 +751,6 @@ def test_a_call_is_never_signed_for_a_server_it_was_not_meant_for(bank):
         impostor.shutdown()
         impostor.server_close()
     mumbai = "Mumbai@127.0.0.1:9100#0a1b2c3d"
-    assert _sign_again_for("Mumbai@127.0.0.1:9100#ffff0000", mumbai)
-    assert not _sign_again_for("Delhi@127.0.0.1:9101#ffff0000", mumbai)
-    assert _sign_again_for("Delhi@127.0.0.1:9101#ffff0000", "")      # a first call
+    assert _sign_again_for("Mumbai@127.0.0.1:9100#ffff0000", mumbai, "Mumbai")   # restarted
+    assert not _sign_again_for("Delhi@127.0.0.1:9100#ffff0000", mumbai, "Mumbai")
+    assert not _sign_again_for("Delhi@127.0.0.1:9100#ffff0000", "", "Mumbai")

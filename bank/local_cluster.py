@@ -77,8 +77,11 @@ def replica_name(branch: str, k: int = 1) -> str:
 class Member:
     """One launched process of the cluster, restartable on the same port."""
 
-    def __init__(self, name: str, script: str, args: list, home: pathlib.Path, port: int = 0):
+    def __init__(self, name: str, script: str, args: list, home: pathlib.Path, port: int = 0,
+                 preferred: bool = False):
         self.name, self.script, self.args, self.home, self.port = name, script, args, home, port
+        self.preferred = preferred    # port is a default one, free when we looked: if it is
+                                      # taken by the time we start, any free port will do
         self.proc = None
         self.pid = None               # set from cluster.json when attached, not started
         self.secret = None            # the cluster's keys: is what answers at url ours?
@@ -88,7 +91,20 @@ class Member:
         self._output_from = 0         # where this run's output starts in that file
 
     def start(self, extra=()) -> str:
-        """Start the process and wait (with a deadline) until it listens; return its URL."""
+        """Start the process and wait (with a deadline) until it listens; return its URL.
+        A default port that another program took since it was found free is given up
+        for any free one (the first start only: a restart keeps its port)."""
+        try:
+            return self._start(extra)
+        except RuntimeError:
+            if not self.preferred or _port_is_free(self.port):
+                raise                             # it failed for another reason
+            self.port = 0                         # (the README: "another free port if taken")
+            return self._start(extra)
+        finally:
+            self.preferred = False
+
+    def _start(self, extra) -> str:
         self.url_file.unlink(missing_ok=True)
         self._output_from = self.output.stat().st_size if self.output.exists() else 0
         cmd = [sys.executable, str(KIT / self.script), *self.args, "--port", str(self.port),
@@ -171,8 +187,8 @@ class LocalCluster:
         for name in branches:
             args = ["--name", name, "--db", str(self.home / "data" / f"{name}.db"), *common,
                     *(["--preload"] if preload else []), *branch_args]
-            self.members[name] = Member(name, "branch.py", args, self.home,
-                                        self._port(name, fixed_ports))
+            port = self._port(name, fixed_ports)
+            self.members[name] = Member(name, "branch.py", args, self.home, port, bool(port))
             for k in range(1, replicas + 1):
                 replica = replica_name(name, k)
                 args = ["--name", name, "--db", str(self.home / "data" / f"{replica}.db"),
@@ -181,9 +197,9 @@ class LocalCluster:
         self.replicas = replicas
         self.coordinator_args = [*common, "--log", str(self.home / "logs" / "recovery.log"),
                                  *coordinator_args]
+        port = self._port(COORDINATOR, fixed_ports)
         self.members[COORDINATOR] = Member(COORDINATOR, "coordinator.py",
-                                           self.coordinator_args, self.home,
-                                           self._port(COORDINATOR, fixed_ports))
+                                           self.coordinator_args, self.home, port, bool(port))
         self.recorded = False         # is HOME/data/cluster.json this cluster's record?
 
     @staticmethod

@@ -211,3 +211,21 @@ def test_a_stale_record_never_touches_another_cluster_on_its_ports(tmp_path):
         assert other.answers("Mumbai") and other.answers("coordinator")
     finally:
         other.stop()
+
+
+def test_a_default_port_taken_after_it_was_found_free_falls_back_to_any(tmp_path):
+    """A cluster started on its default ports gives a member another free port when the
+    default one was taken between the check and the start (another program, or a
+    second cluster starting at the same moment), instead of failing the whole start."""
+    import socket
+    local = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",))
+    holder = socket.create_server(("127.0.0.1", 0))      # takes "Mumbai's default port"
+    taken = holder.getsockname()[1]
+    local.members["Mumbai"].port, local.members["Mumbai"].preferred = taken, True
+    try:
+        local.start()
+        assert local.members["Mumbai"].port not in (0, taken)
+        assert rpc.Client(local.members["Mumbai"].url, local.secret).call("ping")["name"] == "Mumbai"
+    finally:
+        local.stop()
+        holder.close()

@@ -29,6 +29,11 @@ Rules:
     too. Nothing is acknowledged that a promotion could lose.
   * Rule 4 - a primary with a non-empty ``in_set`` renews a lease from the manager
     every heartbeat and serves writes only while it holds one (R8).
+  * Rule 5 - only a primary pushes (changes or heartbeats). A fenced server has
+    adopted the new epoch, and a replica takes any push at its own epoch (R3): a push
+    from a fenced old primary would pass, and write into the new primary's replica a
+    change that was never acknowledged, where the new primary's own change of that
+    number then counts as already applied.
   * Async mode (``--async-replication``, for the lab that shows what it loses): the
     primary answers first and ships changes a moment later. A failover can then lose
     acknowledged writes. It is the lesson, never the default.
@@ -177,7 +182,7 @@ class Replicas:
     def _push(self, link: ReplicaLink, upto: int) -> None:
         """Send link every change up to `upto` (caller holds link.lock); drop it on failure."""
         try:
-            while link.in_sync:
+            while link.in_sync and self.branch.role == "primary":      # Rule 5
                 self.branch.check_replication_link()     # lab: cut-replication
                 batch = self.ledger.changes_since(link.acked, BATCH)
                 answer = link.client.call("replicate", self.branch.epoch, batch,
@@ -244,7 +249,10 @@ class Replicas:
 
     def heartbeat(self) -> None:
         """Keep replicas informed (and, in async mode, ship the changes). Out-of-sync
-        replicas are told so, so that they stop believing they are in sync and catch up."""
+        replicas are told so, so that they stop believing they are in sync and catch up.
+        Only a primary sends them (Rule 5)."""
+        if self.branch.role != "primary":
+            return
         try:
             self.sync_all(self.ledger.applied_seq())
         except BankError as exc:                  # R7: a drop the manager did not record

@@ -258,6 +258,42 @@ def test_a_replica_down_during_a_failover_follows_the_new_primary_once_back(make
     assert call(bank, second, "ping")["primary"] == promoted["primary"]
 
 
+def test_a_fenced_old_primary_never_pushes_its_unacknowledged_change(make_bank):
+    """Rule 5 of bank/replication.py: an old primary restarted after a failover learns
+    the new epoch (fenced) and adopts it; it must then push nothing, or the new
+    primary's replica, which takes any push at its epoch (R3), would hold a deposit
+    that was never acknowledged, in the place of the new primary's next change."""
+    bank = make_bank(replicas=2)
+    bank.kill(COORDINATOR)                            # no manager: no drop is recorded
+    call(bank, MUMBAI, "fault", "cut-replication")    # so this deposit stays at the
+    unacked = threading.Thread(target=_refused_deposit, args=(bank,))   # primary only
+    unacked.start()
+    wait_for(lambda: call(bank, MUMBAI, "ping")["applied"] >
+             call(bank, REPLICA, "ping")["applied"], 10, "the deposit applied at the primary")
+    bank.kill(MUMBAI)
+    unacked.join(30)
+    bank.restart(COORDINATOR)
+    promoted = call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)["primary"]
+    other = next(r for r in bank.replica_names(MUMBAI) if bank.members[r].url != promoted)
+    wait_recorded_in_sync = lambda: bank.members[other].url in call(     # noqa: E731
+        bank, COORDINATOR, "configuration", MUMBAI).get("in_sync", [])
+    wait_for(wait_recorded_in_sync, SYNC_DEADLINE, "the other replica in sync again")
+    bank.restart(MUMBAI)                              # its old command: no --replica-of
+    wait_for(lambda: call(bank, MUMBAI, "ping")["role"] == "fenced", 15, "the old primary fenced")
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", "after-the-restart")
+    wait_for(lambda: "after-the-restart" in request_ids(bank, other), 15, "the deposit copied")
+    assert "never-acknowledged" not in request_ids(bank, other)
+
+
+def _refused_deposit(bank):
+    """A deposit straight to Mumbai's primary that cannot be acknowledged (it ends in a
+    refusal once the primary has been killed, or after DROP_WAIT)."""
+    try:
+        call(bank, MUMBAI, "deposit", "1001", "500.00", "never-acknowledged", timeout=20)
+    except BankError:
+        pass
+
+
 # ---- the configuration is durable ---------------------------------------------------------
 
 def test_the_configuration_survives_a_coordinator_restart(make_bank):

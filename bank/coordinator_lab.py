@@ -20,7 +20,13 @@ Rules:
     replica hears of it; a failover cut short is finished by the next one.
   * Automatic failover (coordinator.py --auto-failover SECONDS): a primary that has
     not renewed its lease for that long, while the recorded set has a member, is
-    replaced the same way.
+    replaced the same way, and a failover recorded but cut short (its promote lost) is
+    finished. A failover that cannot be made is said once, not every second.
+  * Only the recorded in-sync set can replace a primary: if a failover was recorded
+    (its in-sync set then empty) and its new primary never comes back, the branch
+    waits for it, even when another replica holds every acknowledged write. The
+    manager cannot tell a server that never served from one serving on the far side of
+    a partition (PacificA makes the same trade: safety before availability).
 
 Glossary:
   partition   a lab switch: the coordinator pretends it cannot reach a branch at all
@@ -142,15 +148,26 @@ class LabControls:
                 log.exception("configuration loop")
 
     def _auto_failover(self, after: float) -> None:
+        """Fail over a primary silent for `after` seconds that a replica could replace,
+        and finish a failover that was recorded but never carried out (its promote lost:
+        the recorded primary does not renew, and its in-sync set is empty)."""
         for name in list(self.links):
             config = self.manager.config(name)
-            if config.get("in_sync") and self.manager.silent_for(name) >= after:
-                log.warning("auto-failover: %s's primary %s silent for %.1f s", name,
-                            config["primary"], self.manager.silent_for(name))
-                try:
-                    self.failover(name)
-                except BankError as exc:
-                    log.warning("auto-failover of %s: %s", name, exc.message)
+            unfinished = config and config["primary"] != self.links[name].url
+            if not (config.get("in_sync") or unfinished) or \
+                    self.manager.silent_for(name) < after:
+                continue
+            said = self._auto_failover_said.get(name)     # a failing try is said once,
+            try:                                          # not every second
+                self.failover(name)
+                self._auto_failover_said.pop(name, None)
+                log.warning("auto-failover: %s's primary %s was silent; replaced", name,
+                            config["primary"])
+            except BankError as exc:
+                if exc.message != said:
+                    log.warning("auto-failover of %s (its primary %s silent): %s", name,
+                                config["primary"], exc.message)
+                self._auto_failover_said[name] = exc.message
 
     # ---- failover (R5, M4, M5) --------------------------------------------------------
 
@@ -171,7 +188,7 @@ class LabControls:
             if unfinished:
                 return unfinished
         reasons, candidates = [], []
-        for url in link.replica_urls():
+        for url in _others(link, config):
             if url not in config.get("in_sync", []):
                 reasons.append(f"{url} is out of sync (not in the recorded in-sync set"
                                + (f", version {config['version']})" if config else ")"))
@@ -219,3 +236,12 @@ class LabControls:
         self.twopc.request_recovery()
         return {"branch": link.name, "primary": url, "old_primary": old,
                 "epoch": promoted["epoch"], "applied": promoted["applied"]}
+
+
+def _others(link, config: dict) -> list:
+    """The servers of a branch that may replace its primary: all but the recorded one
+    (or, with nothing recorded, the route). Not all but the route: after a coordinator
+    restart that found no primary, the route is the first server listed, which may be
+    the one in-sync replica left."""
+    primary = config.get("primary") or link.url
+    return [url for url in link.urls if url != primary]

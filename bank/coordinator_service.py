@@ -207,6 +207,7 @@ class Coordinator(LabControls, BranchStatus):
         self.requests = RequestRegistry()                                   # Rule 4
         self.manager = ConfigManager(self.log, self.links)      # config_manager.py M1-M6
         self.auto_failover = auto_failover
+        self._auto_failover_said = {}    # branch -> its last failed try's sentence
         self._stop_config = threading.Event()
         self._senders = Workers(32, "2pc-send")       # bank/handoff.py: pings, recovery
         self.twopc = TwoPhaseCommit(name, batching_links(self.links, batching,  # optional

@@ -294,6 +294,25 @@ def _refused_deposit(bank):
         pass
 
 
+def test_after_a_coordinator_restart_failover_finds_the_one_in_sync_replica(make_bank):
+    """M5 with the route lost: the old primary rejoined as a replica and is the one
+    recorded in-sync member; the coordinator and the current primary die. Restarted,
+    the coordinator finds no primary, so its route stays on the first server listed,
+    the rejoined one; failover still considers it (every server but the recorded
+    primary), and promotes it."""
+    bank = make_bank()
+    old, new = bank.members[MUMBAI].url, bank.members[REPLICA].url
+    assert call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)["primary"] == new
+    bank.restart(MUMBAI, extra=("--replica-of", new))
+    wait_for(lambda: old in call(bank, COORDINATOR, "configuration", MUMBAI).get("in_sync", []),
+             SYNC_DEADLINE, "the old primary back in sync, as a replica")
+    bank.kill(COORDINATOR)
+    bank.kill(REPLICA)
+    bank.restart(COORDINATOR)
+    assert call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)["primary"] == old
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", "after-two-failovers")
+
+
 # ---- the configuration is durable ---------------------------------------------------------
 
 def test_the_configuration_survives_a_coordinator_restart(make_bank):

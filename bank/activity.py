@@ -13,6 +13,9 @@ Rules:
   * Rule E2 - an export never writes a running server's files, even with force: a
     database and its WAL, a log, a lock, a URL or secret file, the activity log being
     kept, or anything in a folder that holds a branch database (a cluster home's data/).
+  * Rule E3 - an export is a file named *.csv, and nothing else: even with force it
+    never replaces a program, a document or a system file (a script's `export
+    /etc/passwd --force`, run as root, once replaced the machine's list of users).
   * Clearing empties this file only.
   * Rule A1 - one file may serve several clusters (a shell attached by URL keeps the
     kit's logs/activity.csv): each row names its cluster (the coordinator's URL), and a
@@ -155,9 +158,11 @@ def write_csv(rows: list, target, fields=JOURNAL_FIELDS, force: bool = False) ->
 
 
 def protected_reason(target: pathlib.Path) -> str:
-    """Why `target` must never be an export (Rule E2), or "" if it may be written."""
+    """Why `target` must never be an export (Rules E2, E3), or "" if it may be written."""
     path = target.expanduser().resolve()
     name = path.name.lower()
+    if not name.endswith(".csv"):
+        return "is not a .csv file (an export writes only files whose name ends in .csv)"
     if name.endswith(PROTECTED_SUFFIXES) or name in PROTECTED_NAMES:
         return "is a file the servers or the kit use (a database, a log, a lock, a secret)"
     if name in HOME_LOG_NAMES and path.parent.name == "logs" and \

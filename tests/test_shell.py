@@ -416,6 +416,17 @@ def test_export_into_a_folder_that_does_not_exist_is_refused(sh, tmp_path):
     assert not (tmp_path / "no-such-folder").exists() and sh.failures == 1
 
 
+def test_export_writes_only_csv_files_even_with_force(sh, tmp_path):
+    """Rule E3: an export is a *.csv file; a program, a document or a system file is
+    never replaced, even with --force (one sentence, the file as it was)."""
+    for name in ("passwd", "notes.txt", "lab.py"):
+        target = tmp_path / name
+        target.write_text("precious\n", encoding="utf-8")
+        out = run(sh, f"export all {target} --force")
+        assert out.startswith("Not written:") and ".csv" in out and out.count("\n") == 1, out
+        assert target.read_text(encoding="utf-8") == "precious\n"
+
+
 def test_export_never_writes_a_servers_files_even_with_force(sh, bank):
     """The recovery log, a branch database and anything in data/ are never export targets."""
     recovery_log = bank.home / "logs" / "recovery.log"

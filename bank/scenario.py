@@ -512,6 +512,10 @@ def main(argv=None) -> int:
         except ScenarioError as exc:
             print(f"Not played: {exc}", file=sys.stderr)
             failed += 1
+        except KeyboardInterrupt:        # a teacher's Ctrl-C: a sentence, not a traceback
+            print(f"\nStopped (Ctrl-C) during {path}; its cluster is stopped.",
+                  file=sys.stderr)
+            return 130
     return 1 if failed else 0
 
 

@@ -71,6 +71,10 @@ def lab_folder(name: str):
           flush=True)
     try:
         yield home
+    except KeyboardInterrupt:            # a teacher's Ctrl-C: a sentence, not a traceback
+        print(f"\nStopped (Ctrl-C); the cluster is stopped. The lab's folder is kept "
+              f"for a look: {home}", flush=True)
+        raise SystemExit(130) from None
     except BaseException:
         print(f"\nThe lab's folder is kept for a look: {home}", flush=True)
         raise

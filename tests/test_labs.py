@@ -9,7 +9,10 @@ import re
 import subprocess
 import sys
 import shutil
+import signal
 import tempfile
+import threading
+import time
 
 import pytest
 
@@ -50,6 +53,36 @@ def test_step_mode_pauses_and_keep_keeps_the_folder():
         assert folder.is_relative_to(pathlib.Path(tempfile.gettempdir()))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT (Ctrl-C) to the lab")
+def test_ctrl_c_at_a_pause_stops_the_lab_with_a_sentence():
+    """A teacher's Ctrl-C at a --step pause stops the lab's cluster and ends with one
+    sentence naming the kept folder, exit code 130, never a Python traceback."""
+    lab = LABS_DIR / "lab03_branch_crash.py"
+    proc = subprocess.Popen([sys.executable, str(lab), "--step"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []                 # what the lab printed so far (its prompt ends no line)
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stdout.read(1),
+                                                               "")), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while "Press Enter to go on." not in "".join(seen):   # the first pause
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(seen)
+            time.sleep(0.05)                                   # polling, with a deadline
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(10)
+        err = proc.stderr.read()
+        out = "".join(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "Stopped (Ctrl-C)" in out and "Traceback" not in err, out + err
+    folder = pathlib.Path(re.search(r"kept for a look: (\S+)", out).group(1))
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_every_lab_has_a_handout_and_answers():

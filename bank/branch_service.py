@@ -343,18 +343,20 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
     starts from a fresh copy.
 
     Its old database may hold changes no replica ever got, so it is kept aside
-    (NAME.db.before-rejoin-TIME), never merged. But a database that is still the
-    newest primary (e.g. a promoted replica restarted with its old --replica-of) is
-    never set aside: it starts as the primary.
+    (NAME.db.before-rejoin-TIME), never merged. But a promoted replica restarted with
+    its old --replica-of (the server it replaced) starts as the primary it was, unless
+    that server now answers as a newer primary (it was replaced in turn): then it
+    rejoins that one, instead of coming back fenced for good.
     """
     ledger = Ledger(db_path, name)
     role = ledger.meta("role", "primary")
     if replica_of and role == "primary" and ledger.applied_seq():
-        if replica_of == ledger.meta("promoted_from"):
+        newer = _newer_primary_at(replica_of, int(ledger.meta("epoch", "1")), secret)
+        if replica_of == ledger.meta("promoted_from") and not newer:
             log.warning("%s was promoted to replace %s: starting as the primary",
                         db_path, replica_of)
             return ledger, ""                  # a stale --replica-of after a failover
-        if not _newer_primary_at(replica_of, int(ledger.meta("epoch", "1")), secret):
+        if not newer:
             ledger.close()
             raise SystemExit(
                 f"{db_path} holds a primary's data, and {replica_of} does not answer as a "

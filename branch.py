@@ -90,7 +90,7 @@ def main(argv=None):
     branch.url = server.url
     branch.check_fenced()               # an old primary learns of a promotion before serving
     branch.replicas.heartbeat()         # and tells its replicas they are out of sync
-    print(f"Branch {branch.name} ({branch.role}) serving at {server.url} "
+    print(f"Branch {branch.name} ({branch.role.value}) serving at {server.url} "
           f"(database {branch.ledger.path}, authentication "
           f"{'on' if secret else 'OFF'}, faults {'allowed' if args.allow_faults else 'off'})",
           flush=True)

@@ -246,7 +246,8 @@ def _diagram_summary(txn: dict) -> list:
     marks = mark_counts(trace)
     if any(marks.values()):
         lines.append(f"Retries by the coordinator: {marks['retry']}; decision queries from "
-                     f"branches: {marks['query']}; crashes seen: {marks['crash']}; "
+                     f"branches: {marks['query']}; crash marks (a restart, or a connection "
+                     f"refused): {marks['crash']}; "
                      f"messages kept back by a partition: {marks['partition']}")
     if txn.get("waiting_for"):
         lines.append(f"Still waiting: {not_told_yet(txn['waiting_for'])}.")

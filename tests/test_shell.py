@@ -86,6 +86,14 @@ def shell_cli(bank, *args, stdin=""):
 
 # ---- money commands ---------------------------------------------------------------------
 
+def test_open_with_an_amount_for_an_owner_is_refused(sh):
+    """`open Delhi 500` (the owner forgotten) opens nothing: one sentence with the usage,
+    instead of an account owned by "500"; a quoted number is still a name."""
+    out = run(sh, "open Delhi 500")
+    assert "looks like an amount" in out and out.count("\n") == 1 and sh.failures == 1
+    assert "Opened Delhi/" in run(sh, 'open Delhi "007" 5')
+
+
 def test_deposit_adds_money_and_says_the_new_balance(sh, bank):
     """A deposit changes the balance by exactly the amount and reports the new balance."""
     ref = new_account(sh, "Mumbai", "100")

@@ -19,6 +19,7 @@ import time
 
 from bank import local_cluster as cluster
 from bank.errors import BankError, check_branch_name
+from bank.shell.plumbing import ShellError
 from bank.views import in_doubt_text, not_told_yet
 
 AMOUNT_LIKE = re.compile(r"^[-+]?[0-9.,]+$")
@@ -80,6 +81,9 @@ class BankingCommands:
         Example: open Delhi Meera Iyer 500"""
         words = self._args(arg, 2, 20)
         branch = check_branch_name(words[0])
+        if len(words) == 2 and AMOUNT_LIKE.match(words[1]):   # `open Delhi 500`: no owner
+            raise ShellError(f"{words[1]!r} looks like an amount, not an owner's name: "
+                             "open BRANCH OWNER [AMOUNT].")
         amount = words.pop() if len(words) > 2 and AMOUNT_LIKE.match(words[-1]) else "0"
         acct = self._write("open_account", (branch, " ".join(words[1:]), self._amount(
             amount, allow_zero=True)), "`show {}` tells it once the coordinator answers")

@@ -66,10 +66,10 @@ class RecordsCommands:
                 raise
             return self._txns_from_branches(exc, state, limit)
         rows = [t for t in rows if not state or txn_category(t) == state][:limit]
-        self._table([[t["txid"], t["src"], t["dst"], t["amount"], txn_state_text(t)[:80]]
+        self._table([[t["txid"], t["src"], t["dst"], t["amount"], _cut(txn_state_text(t))]
                      for t in rows], ["txid", "from", "to", "amount", "state"],
                     right=("amount",))
-        self._result = f"{len(rows)} transfers"
+        self._result = f"{len(rows)} transfer{'' if len(rows) == 1 else 's'}"
 
     def _txns_from_branches(self, exc: BankError, state: str, limit: int) -> None:
         """The coordinator is down: the branches know only what they hold in doubt (V4)."""
@@ -218,3 +218,9 @@ class RecordsCommands:
                 continue                    # forgotten meanwhile: nothing to say about it
             found += [(t["txid"], branch, answer) for branch, answer in refusals(txn)]
         return found
+
+
+def _cut(text: str, most: int = 80) -> str:
+    """A table cell of at most `most` characters, ending in "..." when cut (`show TXID`
+    has it whole)."""
+    return text if len(text) <= most else text[:most - 3].rstrip() + "..."

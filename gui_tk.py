@@ -64,13 +64,13 @@ OPERATION_TIMEOUT = 15     # seconds: a transfer may wait for a slow vote (5 s a
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="The desktop window of the distributed bank.")
-    p.add_argument("--coordinator", metavar="URL", help="a coordinator to use, e.g. "
+    p.add_argument("--coordinator", metavar="URL", type=rpc.url_arg, help="a coordinator to use, e.g. "
                    "http://192.168.1.30:9000 (default: the local cluster)")
     p.add_argument("--secret-file", help="the shared secret of that coordinator")
     p.add_argument("--config", help="cluster.ini: use the coordinator it describes")
     p.add_argument("--replicas", type=local_cluster.replicas_arg, default=0, metavar="N",
                    help="if it starts the local cluster: N replicas per branch (0 to 3)")
-    p.add_argument("--home", default=str(local_cluster.KIT),
+    p.add_argument("--home", default=str(local_cluster.KIT), type=rpc.folder_arg,
                    help="the local cluster's folder (data/ and logs/)")
     p.add_argument("--activity", help="the activity log (default HOME/logs/activity.csv)")
     p.add_argument("--font-size", type=int, default=FONT_SIZE,

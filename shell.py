@@ -39,12 +39,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description="The bank's shell. At the prompt, type help.")
     p.add_argument("-c", dest="commands", metavar="COMMANDS",
                    help='run commands separated by ";" and exit (non-zero if one failed)')
-    p.add_argument("--coordinator", metavar="URL", help="attach to this coordinator")
+    p.add_argument("--coordinator", metavar="URL", type=rpc.url_arg, help="attach to this coordinator")
     p.add_argument("--secret-file", help="the shared secret of that coordinator")
     p.add_argument("--config", help="attach to the coordinator named in a cluster.ini")
     p.add_argument("--replicas", type=cluster.replicas_arg, default=0, metavar="N",
                    help="if it starts the local cluster: N replicas per branch (0 to 3)")
-    p.add_argument("--home", default=str(KIT),
+    p.add_argument("--home", default=str(KIT), type=rpc.folder_arg,
                    help="the local cluster's folder (data/, logs/); default: the kit's")
     args = p.parse_args(argv)
     if args.coordinator and args.config:

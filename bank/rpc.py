@@ -62,7 +62,7 @@ import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 from bank import keys, rpc_reading
-from bank.errors import BankError, FaultCode
+from bank.errors import BankError, FaultCode, check_url
 from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
                              SERVER_HEADER, Client, connect, server_id_at, sign)
 from bank.rpc_signatures import (EARLIER_RUN, FIRST_CALL, MAX_NONCES, SIGNATURE_WINDOW,  # noqa: F401
@@ -561,6 +561,30 @@ def port_arg(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"a port from 0 (any free one) to 65535, not {text!r}")
     return int(text)
+
+
+def url_arg(text: str) -> str:
+    """argparse type for a server's URL: http://HOST:PORT (a port it can be dialled on)."""
+    try:
+        url = check_url(text, "URL")
+    except BankError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    port = url.split("://", 1)[1].split("/", 1)[0].rpartition(":")[2]
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"a URL like http://127.0.0.1:9000, with its port, "
+                                         f"not {text!r}")
+    return url
+
+
+def folder_arg(text: str) -> str:
+    """argparse type for a folder the program keeps files in (--home): it exists, or
+    can be made now."""
+    try:
+        pathlib.Path(text).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot use {text!r} as a folder: "
+                                         f"{exc.strerror or exc}") from None
+    return text
 
 
 def time_arg(least: float, most: float, unit: str = "seconds"):

@@ -141,7 +141,10 @@ def test_a_cluster_whose_coordinator_is_down_is_still_found_and_never_orphaned(t
     ("branch", ["--port", "-1"], "a port from 0 (any free one) to 65535"),
     ("branch", ["--ask-every", "0"], "--ask-every: 0.05 to 3600 seconds, not '0'"),
     ("branch", ["--ask-every", "nan"], "--ask-every: 0.05 to 3600 seconds"),
-    ("branch", ["--ask-peers-after", "-1"], "--ask-peers-after: 0 to 86400 seconds")])
+    ("branch", ["--ask-peers-after", "-1"], "--ask-peers-after: 0 to 86400 seconds"),
+    ("shell", ["--coordinator", "notaurl"], "must start with http://"),
+    ("shell", ["--coordinator", "http://x"], "with its port"),
+    ("shell", ["--home", f"{__file__}/inside-a-file"], "as a folder")])
 def test_a_bad_start_option_is_one_sentence_before_anything_starts(program, args, says,
                                                                    capsys):
     """Every start option is checked before anything starts, and refused in one
@@ -150,8 +153,8 @@ def test_a_bad_start_option_is_one_sentence_before_anything_starts(program, args
     zero or nan --ask-every (the branch spun at full CPU), a branch given twice or at
     a URL that is not http."""
     main = __import__(program)
-    base = ["--branch", "Mumbai=http://127.0.0.1:1"] if program == "coordinator" \
-        else ["--name", "Pune"]
+    base = {"coordinator": ["--branch", "Mumbai=http://127.0.0.1:1"],
+            "branch": ["--name", "Pune"]}.get(program, [])
     with pytest.raises(SystemExit):
         main.parse_args([*base, *args])
     err = capsys.readouterr().err

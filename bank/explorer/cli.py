@@ -16,6 +16,7 @@ Glossary:
 import argparse
 import secrets
 import sys
+import time
 
 from bank.explorer import render, replication, search, traces, variants
 from bank.explorer.world import Config, World
@@ -83,8 +84,9 @@ def check(options) -> Config:
                   getattr(options, "presumption", "abort"))
 
 
-def explore(options) -> tuple:
-    """(report text, True if a violation was found). Raises ValueError for bad options."""
+def explore(options, progress=None) -> tuple:
+    """(report text, True if a violation was found). Raises ValueError for bad options.
+    `progress(depth, states)` hears of each finished level of a breadth-first search."""
     options = options_from(options)
     if options.world == "replication":
         return explore_replication(options)
@@ -95,7 +97,7 @@ def explore(options) -> tuple:
         seed = options.seed if options.seed is not None else secrets.randbelow(10**6)
         result = search.random_walk(world, options.random_walk, seed)
     else:
-        result = search.breadth_first(world, options.max_states)
+        result = search.breadth_first(world, options.max_states, progress)
     return draw(world, result, options.save), result.violation is not None
 
 
@@ -146,6 +148,21 @@ def run(options) -> str:
         return "Those options are not understood: try --help."
 
 
+def _progress_every(seconds: float):
+    """A progress(depth, states) that tells the terminal (stderr) how far a long search
+    got, at most every `seconds`, so that a minute of silence is not taken for a hang."""
+    began = last = time.monotonic()
+
+    def progress(depth: int, states: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= seconds:
+            last = now
+            print(f"  ... {states:,} states so far, {depth} steps deep ({now - began:.0f} s)",
+                  file=sys.stderr, flush=True)
+    return progress
+
+
 def main(argv=None) -> int:
     options = parser().parse_args(argv)
     if options.window:
@@ -154,8 +171,11 @@ def main(argv=None) -> int:
             return 2
         from bank.window.replay import open_window     # Tk only when a window is asked for
         return open_window(options.replay)
+    if not (options.replay or options.random_walk):
+        print("Exploring every run within the budgets (the defaults take about a minute)...",
+              file=sys.stderr, flush=True)
     try:
-        text, found = explore(options)
+        text, found = explore(options, _progress_every(5.0))
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

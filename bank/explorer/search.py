@@ -58,20 +58,22 @@ class Result:
         return self.explored / self.seconds if self.seconds else 0.0
 
 
-def breadth_first(world, max_states: int = MAX_STATES) -> Result:
-    """Every state within the budgets, level by level (E1-E3)."""
+def breadth_first(world, max_states: int = MAX_STATES, progress=None) -> Result:
+    """Every state within the budgets, level by level (E1-E3). `progress(depth,
+    states)`, if given, hears of each level as it is finished (a long search shows it
+    is moving)."""
     # States are plain tuples without cycles: reference counting frees them, and the
     # cyclic collector would only scan the growing table again and again (E4).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _breadth_first(world, max_states)
+        return _breadth_first(world, max_states, progress or (lambda depth, states: None))
     finally:
         if collecting:
             gc.enable()
 
 
-def _breadth_first(world, max_states: int) -> Result:
+def _breadth_first(world, max_states: int, progress) -> Result:
     began = time.perf_counter()
     result = Result("breadth-first")
     start = world.initial()
@@ -102,6 +104,7 @@ def _breadth_first(world, max_states: int) -> Result:
                 break
         result.depth += bool(level)
         frontier = level
+        progress(result.depth, len(parents))
     result.complete = not frontier or bool(found)
     result.distinct = len(parents)
     found = found or _stuck(world, parents, calm)

@@ -110,3 +110,12 @@ def test_the_gauge_says_the_longest_not_known_total_that_fits(display, width):
             assert wrong not in written, written
     finally:
         root.destroy()
+
+
+def test_with_no_branch_read_the_total_is_not_known():
+    """Rule G4: a window that has read no branch (its coordinator does not answer and it
+    knows no branch's address) says the total is not known; never "total 0.00"."""
+    split = gauge.money_split({})
+    assert split["total"] is None
+    assert gauge.total_texts(split)[-1] == "total not known"
+    assert "every branch not read" in gauge.total_texts(split)[1]

@@ -87,6 +87,8 @@ def money_split(branches: dict) -> dict:
                 else:
                     split["held"] += delta          # already credited elsewhere
     split["unread"] = sorted(name for name, snap in branches.items() if not snap.get("up"))
+    if not branches:                                # no branch known yet: nothing read
+        split["unread"] = ["every branch"]
     split["total"] = None if split["unread"] else sum(
         split[k] for k in ("available", "held", "in_flight"))
     return split

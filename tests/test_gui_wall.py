@@ -123,8 +123,9 @@ def test_crashes_partitions_retries_and_queries_are_marked_in_their_phase(displa
         text = views.sequence_diagram(txn)
         for kind in ("crash", "partition", "retry", "query"):
             assert f"[{kind}: " in text, text
-        assert "Retries by the coordinator: 1; decision queries from branches: 1; crashes " \
-               "seen: 2; messages kept back by a partition: 1" in text
+        assert "Retries by the coordinator: 1; decision queries from branches: 1; crash " \
+               "marks (a restart, or a connection refused): 2; messages kept back by a " \
+               "partition: 1" in text
     finally:
         root.destroy()
 

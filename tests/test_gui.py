@@ -123,6 +123,19 @@ def app(display, bank, tmp_path):
 # So every test that closes a window collects it at once, on the Tk thread.
 
 
+def totals_drawn(app) -> list:
+    """A list that every total the window's money gauge computes from now on is added
+    to (None: not known, Rule G4)."""
+    totals, shown = [], app.branches.got_money
+
+    def spy(result, error):
+        shown(result, error)
+        if result is not None:
+            totals.append(app.branches.split["total"])
+    app.branches.got_money = spy
+    return totals
+
+
 def until(root, condition, what: str, timeout: float = 20.0):
     """Run Tk's event loop until condition() is true; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -274,14 +287,7 @@ def test_transfer_updates_balances_list_and_diagram(app):
 def test_the_money_gauge_stays_constant_while_transfers_run(app):
     """Transfers only move money: every gauge the window draws while several run at
     once adds up to the same total (held and in-flight money included)."""
-    totals = []
-    shown = app.branches.got_money
-
-    def spy(result, error):                  # record every gauge the window computes
-        shown(result, error)
-        if result is not None:
-            totals.append(app.branches.split["total"])
-    app.branches.got_money = spy
+    totals = totals_drawn(app)
     for amount in ("11", "12.50", "13", "14", "15.25", "16"):
         transfer(app, "Mumbai/1001", "Delhi/1001", amount)
         transfer(app, "Delhi/1002", "Mumbai/1002", amount)
@@ -448,14 +454,7 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     is restarted it learns the decision and the transaction turns green. Meanwhile the
     gauge never shows money lost or created (gauge Rule G4): with Delhi down after
     Mumbai's debit it says the total is not known, never 29,700.00."""
-    totals = []
-    shown = app.branches.got_money
-
-    def spy(result, error):                  # record every total the window computes
-        shown(result, error)
-        if result is not None:
-            totals.append(app.branches.split["total"])
-    app.branches.got_money = spy
+    totals = totals_drawn(app)
     app.left_tabs.select(4)
     app.lab.fault_member.set("Delhi")
     app.lab.fault_point.set("crash-before-commit")

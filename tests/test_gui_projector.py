@@ -184,10 +184,7 @@ def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank
     app = _projector_window(bank, tmp_path, font_size, "1024x768+0+0", source=LONG_SOURCE)
     try:
         root = app.root
-        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
-        until(root, lambda: "Done" in app.result.cget("text"), "the transfer")
-        txid = until(root, lambda: next(iter(app.transactions.txns), ""), "listed")
-        app.transactions.tree.selection_set(txid)
+        txid = _transfer_and_select(app)
         until(root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
               "the diagram")
         until(root, lambda: (root.winfo_width(), root.winfo_height()) == (1024, 768),
@@ -402,10 +399,7 @@ def test_a_small_projector_at_font_14_keeps_the_form_the_diagram_and_the_state(
     app = _projector_window(bank, tmp_path, 14, geometry + "+0+0", source=LONG_SOURCE)
     try:
         root = app.root
-        transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
-        until(root, lambda: "Done" in app.result.cget("text"), "the transfer")
-        txid = until(root, lambda: next(iter(app.transactions.txns), ""), "listed")
-        app.transactions.tree.selection_set(txid)
+        txid = _transfer_and_select(app)
         canvas = app.transactions.diagram
         until(root, lambda: arrows(canvas, "end", "coordinator", "log"), "the diagram")
         width, height = map(int, geometry.split("x"))
@@ -445,3 +439,13 @@ def test_a_small_projector_at_font_14_keeps_the_form_the_diagram_and_the_state(
         app.close()
         del app
         gc.collect()    # the window's reference cycles are freed on this (Tk) thread
+
+
+def _transfer_and_select(app) -> str:
+    """Transfer 1,200.00 Mumbai -> Delhi through the form, wait for it, select it in
+    the list (its diagram is then drawn); its txid."""
+    transfer(app, "Mumbai/1001", "Delhi/1002", "1200")
+    until(app.root, lambda: "Done" in app.result.cget("text"), "the transfer")
+    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "listed")
+    app.transactions.tree.selection_set(txid)
+    return txid

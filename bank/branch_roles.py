@@ -5,7 +5,9 @@ branch server: check the role and the lease before a write (R1, R2, R8), take or
 refuse a push (R3, R4), be promoted by the configuration manager (R5), follow (R6),
 refuse other branches (R9), and record the role and epoch durably. Pushing and
 pulling changes, and dropping replicas through the manager (R7), is
-bank/replication.py's job. Mixed into bank.branch_service.Branch.
+bank/replication.py's job. Two classes, both mixed into bank.branch_service.Branch:
+ReplicationRoles (the role, fencing, promote, follow and the replication RPCs) and
+ManagerLink (the configuration manager and the lease).
 
 Rules:
   * The core decides the role; this file only asks it and records what it returns.
@@ -36,10 +38,6 @@ log = logging.getLogger("branch")
 
 class ReplicationRoles:
     """Mixed into Branch: its role (self.roles, a core BranchRole) carried out."""
-
-    _lease_until = 0.0            # time.monotonic() until which our lease holds (R8)
-    _lease_failing = False        # the last renewal failed (said once in the log)
-    _manager_client = None
 
     # ---- roles: primary, replica, fenced -----------------------------------------------
 
@@ -103,70 +101,6 @@ class ReplicationRoles:
                             f"{self.name} at {self.url or 'this address'} is "
                             f"{_role_words(self.role)} and does not accept writes.{where}") \
                 from None
-
-    # ---- the configuration manager and the lease (R7, R8) ------------------------------
-
-    def lease_ok(self) -> bool:
-        """R8: a lease is needed once a replica may be in the manager's in-sync set. With
-        in_set empty the manager lists no replica, so it can promote no one in our place,
-        and no lease is needed to be sure we are still the primary."""
-        return not self.replicas.in_set or time.monotonic() < self._lease_until
-
-    def _no_lease_sentence(self, tail: str) -> str:
-        where = self.ledger.meta("manager", "") or "no manager known yet"
-        return (f"{self.name} at {self.url} holds no lease from the configuration manager "
-                f"({where}), so it serves no writes: a replica may be promoted in its "
-                f"place. It renews the lease once the manager answers.{tail}")
-
-    def use_manager(self, url) -> dict:
-        """The coordinator says it is this branch's configuration manager (kept durably).
-        Returns {"name", "manager", "role", "primary"}: the manager sees from the role
-        and primary whether a replica follows the primary it recorded."""
-        url = check_url(url, "manager URL")
-        if url != self.ledger.meta("manager", ""):
-            self.ledger.set_meta(manager=url)
-            self._manager_client = None
-        return {"name": self.name, "manager": url, "role": self.role.value,
-                "primary": self.primary_url}
-
-    def manager(self):
-        """An rpc.Client for the configuration manager, or None if none is known."""
-        url = self.ledger.meta("manager", "")
-        if not url:
-            return None
-        if self._manager_client is None or self._manager_client.url != url:
-            self._manager_client = rpc.Client(url, self.secret, timeout=2,
-                                              label="the configuration manager")
-        return self._manager_client
-
-    def renew_lease(self) -> None:
-        """R8: a primary asks the manager for a lease, counted from before the request."""
-        manager = self.manager()
-        if self.role != "primary" or manager is None or not self.url:
-            return
-        sent = time.monotonic()
-        try:
-            answer = manager.call("lease", self.name, self.url, self.epoch)
-        except BankError as exc:
-            if exc.code == FaultCode.NOT_PRIMARY:
-                self.learn_from_manager()
-            if not self._lease_failing:               # said once, not every second
-                log.info("lease not renewed: %s (asking again every second)", exc.message)
-            self._lease_failing = True
-            return
-        if self._lease_failing:
-            log.info("lease renewed: the configuration manager answers again")
-        self._lease_failing = False
-        self._lease_until = sent + float(answer["seconds"])
-
-    def learn_from_manager(self) -> None:
-        """R4: the manager says we are not the primary: learn its epoch (we are fenced)."""
-        try:
-            config = self.manager().call("configuration", self.name)
-        except (BankError, AttributeError):
-            return
-        if config and config.get("primary") != self.url:
-            self.learn_epoch(int(config["epoch"]), config["primary"])
 
     def _record_role(self) -> None:
         """Carry out RECORD_ROLE: the role, epoch and primary, durably (only if changed)."""
@@ -351,6 +285,78 @@ class ReplicationRoles:
                             f"{self.name} at {self.url} is {_role_words(self.role.value)} "
                             f"(epoch {self.epoch}), not a {role}." + (f" The primary is {self.primary_url}."
                                                 if self.primary_url else ""))
+
+
+class ManagerLink:
+    """Mixed into Branch: the configuration manager and the lease (R7, R8): who the
+    manager is (told by the coordinator, kept durably), renewing the lease, and what
+    the manager's refusal teaches (R4)."""
+
+    _lease_until = 0.0            # time.monotonic() until which our lease holds (R8)
+    _lease_failing = False        # the last renewal failed (said once in the log)
+    _manager_client = None
+
+    def lease_ok(self) -> bool:
+        """R8: a lease is needed once a replica may be in the manager's in-sync set. With
+        in_set empty the manager lists no replica, so it can promote no one in our place,
+        and no lease is needed to be sure we are still the primary."""
+        return not self.replicas.in_set or time.monotonic() < self._lease_until
+
+    def _no_lease_sentence(self, tail: str) -> str:
+        where = self.ledger.meta("manager", "") or "no manager known yet"
+        return (f"{self.name} at {self.url} holds no lease from the configuration manager "
+                f"({where}), so it serves no writes: a replica may be promoted in its "
+                f"place. It renews the lease once the manager answers.{tail}")
+
+    def use_manager(self, url) -> dict:
+        """The coordinator says it is this branch's configuration manager (kept durably).
+        Returns {"name", "manager", "role", "primary"}: the manager sees from the role
+        and primary whether a replica follows the primary it recorded."""
+        url = check_url(url, "manager URL")
+        if url != self.ledger.meta("manager", ""):
+            self.ledger.set_meta(manager=url)
+            self._manager_client = None
+        return {"name": self.name, "manager": url, "role": self.role.value,
+                "primary": self.primary_url}
+
+    def manager(self):
+        """An rpc.Client for the configuration manager, or None if none is known."""
+        url = self.ledger.meta("manager", "")
+        if not url:
+            return None
+        if self._manager_client is None or self._manager_client.url != url:
+            self._manager_client = rpc.Client(url, self.secret, timeout=2,
+                                              label="the configuration manager")
+        return self._manager_client
+
+    def renew_lease(self) -> None:
+        """R8: a primary asks the manager for a lease, counted from before the request."""
+        manager = self.manager()
+        if self.role != "primary" or manager is None or not self.url:
+            return
+        sent = time.monotonic()
+        try:
+            answer = manager.call("lease", self.name, self.url, self.epoch)
+        except BankError as exc:
+            if exc.code == FaultCode.NOT_PRIMARY:
+                self.learn_from_manager()
+            if not self._lease_failing:               # said once, not every second
+                log.info("lease not renewed: %s (asking again every second)", exc.message)
+            self._lease_failing = True
+            return
+        if self._lease_failing:
+            log.info("lease renewed: the configuration manager answers again")
+        self._lease_failing = False
+        self._lease_until = sent + float(answer["seconds"])
+
+    def learn_from_manager(self) -> None:
+        """R4: the manager says we are not the primary: learn its epoch (we are fenced)."""
+        try:
+            config = self.manager().call("configuration", self.name)
+        except (BankError, AttributeError):
+            return
+        if config and config.get("primary") != self.url:
+            self.learn_epoch(int(config["epoch"]), config["primary"])
 
 
 def _check_seq(value, what: str = "A replog position") -> int:

@@ -44,7 +44,7 @@ from bank.core.participant import MAX_OPS
 from bank.ledger import Ledger
 from bank.money import parse_amount, parse_delta
 from bank.core.messages import Role, TxState
-from bank.branch_roles import ReplicationRoles
+from bank.branch_roles import ManagerLink, ReplicationRoles
 from bank.branch_termination import ASK_PEERS_AFTER, Termination, _held_text, _ops_text
 from bank.core.replica import BranchRole
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
@@ -56,7 +56,7 @@ PRELOAD = (("1001", "Asha Rao", 10_000_00), ("1002", "Vikram Shah", 5_000_00))
 ASK_EVERY = 2.0          # seconds between decision queries for an in-doubt txn
 
 
-class Branch(ReplicationRoles, Termination):
+class Branch(ReplicationRoles, ManagerLink, Termination):
     """The public XML-RPC methods of one branch. Each returns a dict or a list of dicts."""
 
     PUBLIC_METHODS = ("ping", "open_account", "account", "accounts", "deposit", "withdraw",

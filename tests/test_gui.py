@@ -1,10 +1,10 @@
 """The desktop window (gui_tk.py and bank/window/), driven for real: real Tk on an X
 display, real processes.
 
-Rules checked here: the window shows the bank and the protocol as they are; every call
-runs off the Tk thread, so the window never freezes; input is checked before it is sent;
-logs export as CSV that reads back; the lab controls really crash and restart members;
-and a window that started the local cluster leaves no process behind when it closes.
+Rules checked here: the window shows the bank and the protocol as they are; input is
+checked before it is sent; logs export as CSV that reads back; and a window that
+started the local cluster leaves no process behind when it closes. The window under
+faults (crashes, failover, a slow or frozen branch, a blocked bank): test_gui_faults.py.
 
 How: Tk needs an X display. If DISPLAY is unset, the ``display`` fixture starts Xvfb
 on a free display number (``-displayfd``: the server picks it and says so once it
@@ -18,14 +18,12 @@ message a window manager sends when a user clicks the close button.
 """
 
 import csv
-import ctypes
 import gc
 import json
 import os
 import pathlib
 import select
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -374,219 +372,6 @@ def test_activity_and_journal_export_as_csv(app, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_crash_and_restart_from_the_lab_controls(app, bank):
-    """Crashing a branch shows it down (its money as last seen) while the rest keeps
-    working; restarting it shows it up again with the same accounts."""
-    app.left_tabs.select(4)
-    app.lab.buttons["Mumbai"]["crash"].invoke()
-    until(app.root, lambda: app.seen.branch_state("Mumbai") == "down", "Mumbai shown down")
-    assert not bank.members["Mumbai"].alive
-    assert "down" in app.branches.tree.item("m:Mumbai", "values")[0]
-    until(app.root, lambda: app.branches.split["unreachable"] == 15_000_00, "Mumbai's money greyed")
-    assert app.branches.split["total"] is None              # not known (gauge Rule G4)
-    app.left_tabs.select(1)                 # the rest keeps working: Delhi takes a deposit
-    app.operations.deposit.account.set("Delhi/1001")
-    app.operations.deposit.amount.set("1")
-    app.operations.deposit.button.invoke()
-    until(app.root, lambda: balance(app, "Delhi/1001") == "10,001.00", "a deposit at Delhi")
-    app.lab.buttons["Mumbai"]["restart"].invoke()
-    until(app.root, lambda: app.seen.branch_state("Mumbai") == "up", "Mumbai shown up again")
-    until(app.root, lambda: app.branches.split["unreachable"] == 0, "Mumbai's money counted again")
-    assert balance(app, "Mumbai/1001") == "10,000.00"
-    assert app.branches.split["total"] == 30_001_00          # with Delhi's deposit
-
-
-def test_failover_from_the_lab_controls(display, tmp_path):
-    """With a replica per branch, the window shows each replica in sync with its lag;
-    after the primary is crashed, the Failover button promotes the replica (epoch 2)
-    and the window follows the new primary."""
-    local = cluster.LocalCluster(home=tmp_path, replicas=1).start()
-    root = tk.Tk()
-    window = App(root, local.coordinator(timeout=15), cluster=local,
-                 activity=ActivityLog(tmp_path / "activity.csv"))
-    try:
-        until(root, lambda: "in sync" in str(window.branches.tree.item("r:Mumbai/0", "values"))
-              if window.branches.tree.exists("r:Mumbai/0") else False, "Mumbai's replica in sync")
-        window.left_tabs.select(4)
-        until(root, lambda: str(window.lab.buttons["Mumbai"]["failover"].cget("state"))
-              == "normal", "Failover enabled for a branch with a replica")
-        window.lab.buttons["Mumbai"]["crash"].invoke()
-        until(root, lambda: window.seen.branch_state("Mumbai") == "down", "Mumbai shown down")
-        window.lab.buttons["Mumbai"]["failover"].invoke()
-        until(root, lambda: "now served by" in window.result.cget("text"), "the failover")
-        until(root, lambda: window.seen.branch_state("Mumbai") == "up"
-              and "epoch 2" in window.branches.tree.item("m:Mumbai", "values")[0],
-              "the promoted primary shown at epoch 2")
-        assert balance(window, "Mumbai/1001") == "10,000.00"
-    finally:
-        window.close()
-        local.stop()
-
-
-@pytest.mark.slow
-def test_a_slow_branch_never_freezes_the_window(app):
-    """With a branch delaying every vote by 2 s, the transfer takes seconds but the Tk
-    event loop keeps turning: no single update() takes more than a fraction of that; and
-    the result line counts the seconds it has waited (operations Rule O5)."""
-    app.left_tabs.select(4)
-    app.lab.fault_member.set("Delhi")
-    app.lab.fault_point.set("delay=2")
-    app.lab.arm_button.invoke()
-    until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
-    transfer(app, "Mumbai/1001", "Delhi/1002", "7")
-    slowest, started, counted = 0.0, time.monotonic(), False
-    while "Done" not in app.result.cget("text"):
-        assert time.monotonic() - started < 30, app.result.cget("text")
-        tick = time.monotonic()
-        app.root.update()
-        slowest = max(slowest, time.monotonic() - tick)
-        counted = counted or "still waiting after 1 s" in app.result.cget("text")
-        time.sleep(0.02)
-    assert time.monotonic() - started > 1.5          # it really was slow...
-    assert slowest < 0.5                              # ...and the window never waited
-    assert counted                                    # ...and said it was waiting
-
-
-@pytest.mark.slow
-def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
-    """A branch that crashes before applying a logged commit leaves the transaction in
-    doubt: amber in the list, its diagram cut where the commit got no ack; once the branch
-    is restarted it learns the decision and the transaction turns green. Meanwhile the
-    gauge never shows money lost or created (gauge Rule G4): with Delhi down after
-    Mumbai's debit it says the total is not known, never 29,700.00."""
-    totals = totals_drawn(app)
-    app.left_tabs.select(4)
-    app.lab.fault_member.set("Delhi")
-    app.lab.fault_point.set("crash-before-commit")
-    app.lab.arm_button.invoke()
-    until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
-    transfer(app, "Mumbai/1001", "Delhi/1002", "300")
-    until(app.root, lambda: "has not confirmed it yet" in app.result.cget("text"), "the result")
-    until(app.root, lambda: app.seen.branch_state("Delhi") == "down", "Delhi shown down")
-    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction")
-    until(app.root, lambda: "in-doubt" in app.transactions.tree.item(txid, "tags"), "an amber row")
-    assert "waiting for Delhi" in tree_values(app.transactions.tree, txid)["state"]
-    app.transactions.tree.selection_set(txid)
-    until(app.root, lambda: app.transactions.diagram.find_withtag("waiting"), "the in-doubt mark")
-    assert arrows(app.transactions.diagram, "error", "Delhi", "coordinator")     # no ack: cut there
-    assert app.transactions.diagram.find_withtag("cut")
-    until(app.root, lambda: balance(app, "Mumbai/1001") == "9,700.00", "Mumbai debited")
-    gauge_says = " ".join(app.branches.gauge.itemcget(i, "text")
-                          for i in app.branches.gauge.find_withtag("gauge-total"))
-    assert gauge_says.startswith("total not known: Delhi not read"), gauge_says
-    app.lab.buttons["Delhi"]["restart"].invoke()
-    until(app.root, lambda: "committed" in app.transactions.tree.item(txid, "tags"), "a green row")
-    until(app.root, lambda: balance(app, "Delhi/1002") == "5,300.00", "the credit landed")
-    until(app.root, lambda: not app.transactions.diagram.find_withtag("waiting"),
-          "the diagram updated")
-    until(app.root, lambda: app.branches.split["unreachable"] == 0, "every branch counted")
-    assert app.branches.split["total"] == 30_000_00 and app.branches.split["held"] == 0
-    assert None in totals and set(totals) == {30_000_00, None}, totals
-
-
-
-@pytest.mark.parametrize("error, kind", [
-    (BankError(FaultCode.UNAVAILABLE, "branch Delhi at http://127.0.0.1:1 cannot be "
-               "reached (connection refused: is it running?). Nothing was done."), "bad"),
-    (BankError(FaultCode.UNAVAILABLE, "refused here", not_sent=True), "bad"),
-    (BankError(FaultCode.UNAVAILABLE, "no answer in time (30 s)"), "unknown"),
-    (BankError(FaultCode.INSUFFICIENT_FUNDS, "Insufficient funds."), "bad")])
-def test_an_outcome_is_unknown_only_when_the_call_may_have_arrived(error, kind):
-    """O2 with errors.surely_not_done: an unreachable server is "not known" only when
-    the call may have arrived; when the coordinator says it never reached the branch
-    ("Nothing was done.") or the connection was refused here, the window says it was
-    not done (it said "not known ... Nothing was done." in one breath)."""
-    from bank.window.operations import failure_text
-    text, shown = failure_text("deposit", error)
-    assert shown == kind, text
-    assert ("not known" in text) == (kind == "unknown"), text
-
-@pytest.mark.slow
-def test_money_in_flight_keeps_the_total(app):
-    """If the coordinator dies after the source committed but before the destination
-    heard the decision, the window says the outcome is unknown (never "aborted"; the
-    activity log's ok says "unknown", not "no"), the
-    money in flight is counted as in doubt so the total stays the same, and after the
-    coordinator's restart it finishes the commit from its recovery log."""
-    app.left_tabs.select(4)
-    app.lab.fault_member.set("coordinator")
-    app.lab.fault_point.set("crash-mid-commit")       # tells Delhi (first by name), then dies
-    app.lab.arm_button.invoke()
-    until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
-    transfer(app, "Delhi/1001", "Mumbai/1002", "400")
-    until(app.root, lambda: "outcome of this transfer is not known" in app.result.cget("text"),
-          "an unknown outcome")
-    assert app.activity.rows()[-1]["ok"] == "unknown"     # not "no": it may have committed
-    until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
-    until(app.root, lambda: app.branches.split["in_flight"] == 400_00, "the money in flight")
-    assert app.branches.split["total"] == 30_000_00
-    until(app.root, lambda: balance(app, "Delhi/1001") == "9,600.00", "the debit shown")
-    assert balance(app, "Mumbai/1002") == "5,000.00"            # the credit is not there
-    app.lab.buttons["coordinator"]["restart"].invoke()
-    until(app.root, lambda: balance(app, "Mumbai/1002") == "5,400.00", "the commit finished")
-    until(app.root, lambda: app.branches.split["in_flight"] == 0, "nothing in flight")
-    assert app.branches.split["total"] == 30_000_00
-    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""),
-                 "the recovered transaction")
-    app.transactions.tree.selection_set(txid)
-    until(app.root, lambda: arrows(app.transactions.diagram, "recovered", "coordinator", "log"),
-          "the recovered mark")
-    assert app.transactions.diagram.find_withtag("cut")
-
-
-@pytest.mark.slow
-def test_a_blocked_bank_is_visible_while_the_coordinator_is_down(app):
-    """Rule T5: the coordinator crashes right after forcing its commit decision, before
-    telling anyone. While it is down, the window reads the branches directly: the
-    in-doubt transfer is on screen with each branch that holds it, the money held, and
-    that it waits for a coordinator that is down; the gauge writes the held amount on
-    it. After the restart the map empties. (The last diagram's "NOT CURRENT" title is
-    checked by the projector screenshot test.)"""
-    arm_coordinator_crash(app)
-    transfer(app, "Mumbai/1001", "Delhi/1002", "400")
-    until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
-    blocked = app.transactions.blocked
-    def blocking_rows():
-        rows = [tree_values(blocked, iid) for iid in blocked.get_children()]
-        return len(rows) == 2 and all("DOWN" in row["waiting"] for row in rows) and rows
-    rows = until(app.root, blocking_rows, "the blocking map, saying the coordinator is down")
-    assert app.transactions.blocked_box.winfo_ismapped()
-    by_branch = {row["branch"]: row for row in rows}
-    assert by_branch["Mumbai"]["money"] == "holds 400.00 of 1001"
-    assert by_branch["Delhi"]["money"] == "to credit 400.00 to 1002"
-    assert all("coordinator DOWN" in row["waiting"] for row in rows)
-    assert by_branch["Mumbai"]["txid"] == by_branch["Delhi"]["txid"]
-    until(app.root, lambda: app.branches.split["held"] == 400_00, "the held money")
-    callouts = [app.branches.gauge.itemcget(i, "text")
-                for i in app.branches.gauge.find_withtag("callout-held")
-                if app.branches.gauge.type(i) == "text"]
-    assert "held 400.00" in callouts
-    app.lab.buttons["coordinator"]["restart"].invoke()
-    until(app.root, lambda: not blocked.get_children(), "the map emptied")
-    until(app.root, lambda: balance(app, "Delhi/1002") == "5,400.00", "the commit finished")
-    assert not app.transactions.blocked_box.winfo_ismapped()
-
-
-@pytest.mark.slow
-def test_the_diagram_is_current_again_once_the_coordinator_answers(app):
-    """Rule T5: while the coordinator is down the shown diagram's title says NOT CURRENT;
-    its first answer after a restart makes it current again, even for a finished
-    transfer that is never fetched again (the title stayed NOT CURRENT until another
-    transaction was selected)."""
-    transfer(app, "Mumbai/1001", "Delhi/1002", "10")
-    until(app.root, lambda: "Done" in app.result.cget("text"), "the transfer")
-    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "listed")
-    app.transactions.tree.selection_set(txid)
-    title = app.transactions.title
-    until(app.root, lambda: title.cget("text").startswith(txid), "the diagram's title")
-    app.lab.buttons["coordinator"]["crash"].invoke()
-    until(app.root, lambda: title.cget("text").startswith("NOT CURRENT"), "NOT CURRENT")
-    app.lab.buttons["coordinator"]["restart"].invoke()
-    until(app.root, lambda: title.cget("text").startswith(txid), "the title current again")
-    assert str(title.cget("style")) == "Ok.TLabel" and "committed" in title.cget("text")
-
-
-@pytest.mark.slow
 def test_screenshot_for_the_readme(app, bank, display, tmp_path):
     """The window fits 1280x800 and can be captured as a PNG. With BANK_SCREENSHOT=1 the
     capture replaces docs/screenshot.png for the README; otherwise it goes to a temp
@@ -656,59 +441,3 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-# ---- views that never mislead (issue 19) ------------------------------------------------------
-
-@pytest.mark.slow
-def test_a_partitioned_branch_gets_no_arrows_only_never_sent_stubs(app, bank):
-    """Cut off by a lab partition, Delhi is sent nothing: the diagram draws the prepare
-    and the abort as crossed stubs at the coordinator with the reason (never-sent; in
-    full on hover if shortened) and a partition mark on Delhi's lifeline, and no arrow
-    reaches Delhi; Mumbai's arrows are drawn as usual."""
-    bank.coordinator().call("partition", "Delhi")
-    transfer(app, "Mumbai/1001", "Delhi/1002", "10")
-    txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction")
-    app.transactions.tree.selection_set(txid)
-    diagram = app.transactions.diagram
-    until(app.root, lambda: arrows(diagram, "prepare", "coordinator", "Mumbai"), "the diagram")
-    until(app.root, lambda: diagram.find_withtag("never-sent&&msg-abort&&to-Delhi"),
-          "the abort stub")
-    assert diagram.find_withtag("never-sent&&msg-prepare&&to-Delhi")
-    assert not diagram.find_withtag("arrow&&to-Delhi") and not diagram.find_withtag(
-        "arrow&&from-Delhi")
-    labels = [diagram.tips.get(i, diagram.itemcget(i, "text"))      # in full (hover)
-              for i in diagram.find_withtag("label&&never-sent")]
-    assert any("never sent: cut off (lab partition)" in text for text in labels), labels
-    marks = [diagram.itemcget(i, "text") for i in diagram.find_withtag(
-        "mark-partition&&mark-at-Delhi&&mark-label")]
-    assert marks and all(text == "Delhi cut off (lab partition)" for text in marks), marks
-    bank.coordinator().call("heal", "Delhi")
-
-
-@pytest.mark.slow
-def test_a_frozen_branch_makes_the_gauge_say_what_it_could_not_read(app, bank):
-    """With Delhi frozen (SIGSTOP), the gauge names Delhi as not read and counts its last
-    seen money apart, never as available; a snapshot that cannot be made consistent is
-    shown as not current, with the time of the one still drawn."""
-    gauge = app.branches.gauge
-
-    def texts(tag):
-        return " ".join(gauge.itemcget(i, "text") for i in gauge.find_withtag(tag))
-    until(app.root, lambda: texts("gauge-note").startswith("a consistent snapshot, as of"),
-          "a dated gauge")
-    delhi = bank.member("Delhi").proc
-    delhi.send_signal(signal.SIGSTOP)
-    try:
-        until(app.root, lambda: "Delhi not read" in texts("gauge-total"), "Delhi named",
-              timeout=30)
-        assert app.branches.split["unreachable"] == 15_000_00       # Delhi's, as last seen
-        assert app.branches.split["available"] == 15_000_00         # Mumbai's only
-        assert texts("gauge-note").startswith("a consistent snapshot, as of")
-        app.branches.got_money(None, None)          # what fetch_money says when it gives up
-        assert texts("gauge-note").startswith("NOT CURRENT: transfers kept changing the "
-                                              "books") and "showing the snapshot of" in \
-            texts("gauge-note")
-    finally:
-        delhi.send_signal(signal.SIGCONT)
-    until(app.root, lambda: app.branches.split["unread"] == [], "Delhi read again", timeout=30)

@@ -231,7 +231,7 @@ class LabControls:
             try:
                 link.ask(other, "follow", url, link.name, epoch)
             except BankError:
-                pass                     # a replica that is down is left as it is
+                pass                     # down: the manager's round tells it once back
         log.warning("failover: %s now served by %s (epoch %s)", link.name, url, epoch)
         self.twopc.request_recovery()
         return {"branch": link.name, "primary": url, "old_primary": old,

@@ -57,12 +57,14 @@ class LabControls:
         return {"branch": link.name, "partitioned": True}
 
     def heal(self, branch) -> dict:
-        """Lab: end a partition; unfinished transactions are retried at once."""
+        """Lab: end a partition; unfinished transactions are retried at once.
+        Returns {"branch", "partitioned": False, "was_partitioned"}."""
         link = self._link(branch)
-        link.partitioned = False
-        log.warning("heal: %s is reachable again", link.name)
+        was_partitioned, link.partitioned = link.partitioned, False
+        if was_partitioned:
+            log.warning("heal: %s is reachable again", link.name)
         self.twopc.request_recovery()
-        return {"branch": link.name, "partitioned": False}
+        return {"branch": link.name, "partitioned": False, "was_partitioned": was_partitioned}
 
 
     # ---- the configuration manager's RPCs (bank/config_manager.py) -------------------

@@ -329,7 +329,8 @@ def test_coordinator_crash_after_decision_is_reported_as_not_known(sh, bank):
 
 
 def test_partition_makes_transfers_abort_until_healed(sh):
-    """While the coordinator cannot reach Delhi, transfers to it abort; heal ends that."""
+    """While the coordinator cannot reach Delhi, transfers to it abort; heal ends that.
+    Healing a branch that was not cut off says so, rather than "reachable again"."""
     src = new_account(sh, "Mumbai", "10")
     assert "can no longer reach Delhi" in run(sh, "partition Delhi")
     try:
@@ -338,6 +339,7 @@ def test_partition_makes_transfers_abort_until_healed(sh):
     finally:
         assert "Delhi is reachable again" in run(sh, "heal Delhi")
     assert run(sh, f"transfer {src} Delhi/1001 1").startswith("Committed")
+    assert "Delhi was not cut off" in run(sh, "heal Delhi")
 
 
 def test_check_fails_when_a_branch_refuses_a_logged_commit_for_good(tmp_path):

@@ -100,8 +100,13 @@ class LabCommands:
     def do_heal(self, arg):
         """heal BRANCH: end a partition; unfinished transfers are retried at once.
         Example: heal Delhi"""
-        name = self.coord.call("heal", check_branch_name(*self._args(arg, 1)))["branch"]
-        self._say(f"{name} is reachable again; unfinished transfers are being retried.")
+        healed = self.coord.call("heal", check_branch_name(*self._args(arg, 1)))
+        name = healed["branch"]
+        if healed.get("was_partitioned", True):
+            self._say(f"{name} is reachable again; unfinished transfers are being retried.")
+        else:
+            self._say(f"{name} was not cut off (no partition to end); unfinished transfers "
+                      "are retried anyway.")
 
     def do_heuristic(self, arg):
         """heuristic BRANCH TXID commit|abort: (teacher) force an in-doubt transfer at one branch.

@@ -230,7 +230,9 @@ class LabPanel:
     def heal(self, name: str) -> None:
         self._run(f"heal {name}", self.app.bank.call, ("heal", name),
                   lambda r: f"{name} is reachable again; unfinished transactions are "
-                            "retried.")
+                            "retried." if r.get("was_partitioned", True) else
+                            f"{name} was not cut off (no partition to end); unfinished "
+                            "transactions are retried anyway.")
 
     def failover(self, name: str) -> None:
         self._run(f"failover {name}", self.app.bank.call, ("failover", name),

@@ -234,11 +234,20 @@ def collapse(trace: list, longest: int = 4) -> list:
     return out
 
 
+def _no_votes(trace: list) -> str:
+    """What to say when the coordinator knows no vote: after a restart it knows only
+    what its recovery log holds, and the log keeps decisions, not votes."""
+    restarted = any(m.get("rebuilt") for m in trace) or any(
+        m["msg"] == "recovered" for m in trace)
+    return ("none known (the coordinator restarted since, and its recovery log keeps "
+            "decisions, not votes)" if restarted else "none")
+
+
 def _diagram_summary(txn: dict) -> list:
     trace, votes = txn["trace"], txn.get("votes") or {}
     decided = [m["detail"] for m in trace if m["msg"] == "decision"]
     lines = ["Votes: " + ("; ".join(vote_text(b, v, (txn.get("vote_kinds") or {}).get(b))
-                                    for b, v in sorted(votes.items())) or "none"),
+                                    for b, v in sorted(votes.items())) or _no_votes(trace)),
              "Decision (logged): " + (decided[-1] if decided else "none logged yet")]
     if any(m.get("rebuilt") for m in trace):
         lines.append("Before the restart: rebuilt from the recovery log (times it does not "

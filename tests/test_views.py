@@ -26,6 +26,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from shelltest import run, shell_on  # noqa: E402
+from bank import views                                       # noqa: E402
 from bank.local_cluster import LocalCluster                  # noqa: E402
 from polling import wait_for                                 # noqa: E402
 
@@ -183,3 +184,14 @@ def test_a_frozen_branch_is_slow_not_unreachable_and_keeps_its_last_count(bank, 
     assert deposit.startswith("Outcome not known:") and "gave no answer in time." in deposit
     assert "Delhi gave no vote (no answer in time): waited 5 s" in moved, moved
     assert "cannot be reached" not in deposit + moved
+
+
+def test_no_votes_after_a_restart_says_why():
+    """`show` after a coordinator restart (presumed abort: the log kept no votes) says
+    the votes are not known and why, never a bare "Votes: none" beside yes votes the
+    branches did give."""
+    row = {"ms": 0, "from": "coordinator", "to": "log", "msg": "recovered",
+           "detail": "found after a restart: in flight (re-sending)"}
+    lines = views._diagram_summary({"trace": [row], "votes": {}})
+    assert lines[0].startswith("Votes: none known (the coordinator restarted since")
+    assert views._diagram_summary({"trace": [], "votes": {}})[0] == "Votes: none"

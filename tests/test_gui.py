@@ -172,13 +172,19 @@ def transfer(app, src, dst, amount):
     app.operations.transfer.button.invoke()
 
 
-def arm_coordinator_crash(app, point="crash-after-decision"):
-    """Arm a crash point at the coordinator from the Lab tab, as a teacher would."""
+def arm_from_lab(app, member: str, point: str) -> None:
+    """Arm a fault point (a crash, a delay) at a member from the Lab tab, as a teacher
+    would, and wait until the window says it is armed."""
     app.left_tabs.select(4)
-    app.lab.fault_member.set("coordinator")
+    app.lab.fault_member.set(member)
     app.lab.fault_point.set(point)
     app.lab.arm_button.invoke()
-    until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+    until(app.root, lambda: f"armed on {member}" in app.result.cget("text"), "armed")
+
+
+def arm_coordinator_crash(app, point="crash-after-decision"):
+    """Arm a crash point at the coordinator from the Lab tab."""
+    arm_from_lab(app, "coordinator", point)
 
 
 def arrows(canvas, msg: str, src: str, dst: str) -> tuple:

@@ -29,8 +29,8 @@ from bank.errors import BankError, FaultCode  # noqa: E402
 tk = pytest.importorskip("tkinter")
 from bank.window.app import App  # noqa: E402
 from test_gui import (  # noqa: E402,F401  (fixtures and helpers)
-    app, arm_coordinator_crash, arrows, balance, bank, display, totals_drawn, transfer,
-    tree_values, until)
+    app, arm_coordinator_crash, arm_from_lab, arrows, balance, bank, display,
+    totals_drawn, transfer, tree_values, until)
 
 
 @pytest.mark.slow
@@ -88,11 +88,7 @@ def test_a_slow_branch_never_freezes_the_window(app):
     """With a branch delaying every vote by 2 s, the transfer takes seconds but the Tk
     event loop keeps turning: no single update() takes more than a fraction of that; and
     the result line counts the seconds it has waited (operations Rule O5)."""
-    app.left_tabs.select(4)
-    app.lab.fault_member.set("Delhi")
-    app.lab.fault_point.set("delay=2")
-    app.lab.arm_button.invoke()
-    until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
+    arm_from_lab(app, "Delhi", "delay=2")
     transfer(app, "Mumbai/1001", "Delhi/1002", "7")
     slowest, started, counted = 0.0, time.monotonic(), False
     while "Done" not in app.result.cget("text"):
@@ -115,11 +111,7 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     gauge never shows money lost or created (gauge Rule G4): with Delhi down after
     Mumbai's debit it says the total is not known, never 29,700.00."""
     totals = totals_drawn(app)
-    app.left_tabs.select(4)
-    app.lab.fault_member.set("Delhi")
-    app.lab.fault_point.set("crash-before-commit")
-    app.lab.arm_button.invoke()
-    until(app.root, lambda: "armed on Delhi" in app.result.cget("text"), "the fault armed")
+    arm_from_lab(app, "Delhi", "crash-before-commit")
     transfer(app, "Mumbai/1001", "Delhi/1002", "300")
     until(app.root, lambda: "has not confirmed it yet" in app.result.cget("text"), "the result")
     until(app.root, lambda: app.seen.branch_state("Delhi") == "down", "Delhi shown down")
@@ -168,11 +160,7 @@ def test_money_in_flight_keeps_the_total(app):
     activity log's ok says "unknown", not "no"), the
     money in flight is counted as in doubt so the total stays the same, and after the
     coordinator's restart it finishes the commit from its recovery log."""
-    app.left_tabs.select(4)
-    app.lab.fault_member.set("coordinator")
-    app.lab.fault_point.set("crash-mid-commit")       # tells Delhi (first by name), then dies
-    app.lab.arm_button.invoke()
-    until(app.root, lambda: "armed on coordinator" in app.result.cget("text"), "armed")
+    arm_from_lab(app, "coordinator", "crash-mid-commit")   # tells Delhi, then dies
     transfer(app, "Delhi/1001", "Mumbai/1002", "400")
     until(app.root, lambda: "outcome of this transfer is not known" in app.result.cget("text"),
           "an unknown outcome")

@@ -185,12 +185,13 @@ class Replicas:
             while link.in_sync and self.branch.role == "primary":      # Rule 5
                 self.branch.check_replication_link()     # lab: cut-replication
                 batch = self.ledger.changes_since(link.acked, BATCH)
-                answer = link.client.call("replicate", self.branch.epoch, batch,
-                                          self.ledger.applied_seq(), self.in_sync_urls())
+                ours = self.ledger.applied_seq()      # read after the batch: it has them all
+                answer = link.client.call("replicate", self.branch.epoch, batch, ours,
+                                          self.in_sync_urls())
                 link.acked = answer["applied"]
-                if link.acked > self.ledger.applied_seq():    # it holds changes we never
-                    self._drop(link, "it holds changes this primary never had")   # had:
-                    return                     # out of sync; attaching again copies anew
+                if link.acked > ours:        # it holds changes we never had: out of sync,
+                    self._drop(link, "it holds changes this primary never had")
+                    return                   # and attaching again copies it anew
                 if not batch or link.acked >= upto:
                     return
         except BankError as exc:

@@ -210,7 +210,7 @@ class ReplicationRoles:
             raise BankError(FaultCode.PROTOCOL_VIOLATION,
                             f"{primary_url} is a server of {theirs}, not of {self.name}: "
                             f"{self.name} at {self.url} will not follow it.")
-        if epoch > self.epoch and self.role.value == "replica":
+        if epoch > self.epoch and self.role == "replica":
             self.learn_epoch(epoch, primary_url)                    # R4
         try:
             self.roles.on_follow(primary_url)                       # R6

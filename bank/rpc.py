@@ -65,9 +65,9 @@ from bank import keys, rpc_reading
 from bank.errors import BankError, FaultCode, check_url
 from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
                              SERVER_HEADER, Client, connect, server_id_at, sign)
-from bank.rpc_signatures import (EARLIER_RUN, FIRST_CALL, MAX_NONCES, SIGNATURE_WINDOW,  # noqa: F401
-                                 RecentNonces, SignatureChecker, _is_count, load_secret,
-                                 new_secret, write_secret)
+from bank.rpc_signatures import (  # noqa: F401 (re-exported)
+    EARLIER_RUN, FIRST_CALL, MAX_NONCES, SIGNATURE_WINDOW, RecentNonces, SignatureChecker,
+    _is_count, load_secret, new_secret, write_secret)
 
 PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py stop), "
              "or pick another with --port (0 = any free port).")

@@ -161,7 +161,12 @@ def _sign_again_for(announced: str, signed_for: str, expect: str = "") -> bool:
     must not get a coordinator's call signed for another branch, to play it there."""
     if not announced or announced == signed_for:
         return False
-    return not expect or announced.partition("@")[0] == expect
+    return not expect or _name_in(announced) == expect
+
+
+def _name_in(server_id: str) -> str:
+    """The NAME of a server id NAME@HOST:PORT#RUN."""
+    return server_id.partition("@")[0]
 
 
 def _header(headers, name: str) -> str:
@@ -341,8 +346,8 @@ class _Wire:
             except (OSError, http.client.HTTPException) as exc:   # the call never left
                 raise _NotSent(f"asking who the server is: {_why(exc)}") from exc
         self.sent = body, _SERVER_IDS.get(self.host, "")
-        named = self.sent[1].partition("@")[0]
-        if self.expect and named and named != self.expect:   # never sign for another
+        named = self.expect and _name_in(self.sent[1])      # only when a name is expected
+        if named and named != self.expect:                   # never sign for another
             raise _NotSent(f"the server at that address says it is {named}, not "
                            f"{self.expect}")
         self._post(*self.sent)

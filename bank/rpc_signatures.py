@@ -161,10 +161,10 @@ class SignatureChecker:
         now = self.clock()
         if not _is_count(stamp) or abs(now * 1000 - int(stamp)) > SIGNATURE_WINDOW * 1000:
             return "stale or malformed timestamp", ""
-        expected = keys.mac(key, keys.signed_text(stamp, nonce, role, self.server_id, body))
-        if not hmac.compare_digest(expected, given):
+        signed = (stamp, nonce, role)
+        if not _mac_matches(key, signed, self.server_id, body, given):
             claimed = headers.get(SERVER_HEADER, "")           # the id it was signed for
-            return self._why_not(key, (stamp, nonce, role), body, given, claimed), ""
+            return self._why_not(key, signed, body, given, claimed), ""
         nonces = self.nonces[role]
         with self._lock:
             if int(stamp) <= nonces.floor_ms:

@@ -5,7 +5,7 @@ Rules checked here: the lab controls really crash, restart and fail over members
 slow branch never freezes the window, which counts the seconds it waits; an in-doubt
 transfer is amber until its branch is back; the money gauge never shows money lost or
 created while money is in flight or a branch is down (gauge Rule G4); the outcome is
-"unknown" only when the call may have arrived; a blocked bank is visible while the
+"unknown" only when the call may have arrived, and followed until it is known; a blocked bank is visible while the
 coordinator is down, and the diagram is current again once it answers; a partitioned
 branch gets no arrows, only never-sent stubs; a frozen branch makes the gauge say what
 it could not read.
@@ -135,6 +135,45 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     assert app.branches.split["total"] == 30_000_00 and app.branches.split["held"] == 0
     assert None in totals and set(totals) == {30_000_00, None}, totals
 
+
+
+def test_an_unconfirmed_commit_is_followed_until_both_branches_confirm(app, bank, tmp_path):
+    """Rule O6 (bank/window/operations.py): a transfer answered "committed, Delhi has not
+    confirmed it yet" is followed; once the coordinator lists it committed (Delhi was
+    restarted and acknowledged), the Result says both branches have confirmed, in green,
+    and the activity log records what was learned."""
+    arm_from_lab(app, "Delhi", "crash-before-commit")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "300")
+    until(app.root, lambda: "has not confirmed it yet" in app.result.cget("text"), "the result")
+    assert str(app.result.cget("style")) == "Unknown.TLabel"
+    until(app.root, lambda: app.seen.branch_state("Delhi") == "down", "Delhi shown down")
+    bank.start_member("Delhi")                  # restarted outside the window: nothing said
+    until(app.root, lambda: "both branches have now confirmed" in app.result.cget("text"),
+          "the Result updated")
+    assert str(app.result.cget("style")) == "Ok.TLabel"
+    assert app.result.cget("text").startswith("Done: 300.00 moved from Mumbai/1001 to Delhi/1002")
+    log = (tmp_path / "activity.csv").read_text(encoding="utf-8")
+    assert "Outcome now known: Done: 300.00 moved" in log
+
+
+def test_an_unknown_outcome_that_aborted_is_said_once_known(app, bank):
+    """Rule O6: a transfer whose coordinator crashed after the prepares (the window could
+    only say "not known") is aborted by the restarted coordinator (presumed abort); the
+    window learns it from the transactions list and says no money moved, and a later
+    transfer's Result is never overwritten by it."""
+    arm_coordinator_crash(app, "crash-after-prepare")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "200")
+    until(app.root, lambda: "is not known" in app.result.cget("text"), "an unknown outcome")
+    until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
+    bank.start_member("coordinator")
+    until(app.root, lambda: "learned after the call" in app.result.cget("text"),
+          "the Result updated", timeout=30)
+    assert app.result.cget("text").startswith("Not done: the transfer was aborted")
+    assert str(app.result.cget("style")) == "Bad.TLabel"
+    until(app.root, lambda: balance(app, "Mumbai/1001") == "10,000.00", "nothing moved")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "5")
+    until(app.root, lambda: "Done: 5.00 moved" in app.result.cget("text"), "the next one")
+    assert app.operations.transfer.following is None
 
 
 @pytest.mark.parametrize("error, kind", [

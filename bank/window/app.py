@@ -100,6 +100,7 @@ class App:
         self.seen = Seen({name: cluster.members[name].url for name in cluster.branch_names}
                          if cluster is not None else {})
         self.closed = False
+        self.said = 0                   # results shown so far (say(); operations.py O6)
         self._share_id = None              # a pending share of the left column (Rule F1)
         self.look = Look(root, font_size)
         self._build(source)
@@ -294,6 +295,7 @@ class App:
         self.seen.got_coordinator(result, error)
         if error is None:
             self.transactions.show(result["txns"])
+            self.operations.learn(result["txns"])
         else:
             self.transactions.coordinator_down(self.seen.coord.get("seen", ""))
         self.render()
@@ -340,6 +342,7 @@ class App:
         """Show a result in plain words: kind is ok, bad, unknown or info. Money in it is
         written as everywhere in the window, "20,000.00" (a branch's refusal too)."""
         text = with_thousands(text)
+        self.said += 1                     # which result is shown (operations.py, Rule O6)
         self.result.configure(text=text, style=f"{kind.capitalize()}.TLabel")
         self.share_left()                  # a longer result takes room (Rule F1)
 
@@ -348,6 +351,16 @@ class App:
         True, or kind ok), not known (kind unknown: the log says so, never "no"), or
         not done."""
         self.say(text, kind)
+        self._record(command, accounts, kind, text, ok)
+
+    def learned(self, command: str, accounts, kind: str, text: str, still_shown: bool):
+        """An outcome not known at the time is known now (operations.py, Rule O6): the
+        activity log says so, and the Result too if it still shows that operation."""
+        if still_shown:
+            self.say(text, kind)
+        self._record(command, accounts, kind, "Outcome now known: " + text, None)
+
+    def _record(self, command: str, accounts, kind: str, text: str, ok) -> None:
         if ok is None:
             ok = {"ok": True, "unknown": None}.get(kind, False)
         try:

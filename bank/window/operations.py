@@ -17,6 +17,12 @@ Rules:
   * Rule O5 - a call that takes long shows that it is still on its way: every second
     the waiting sentence counts the seconds (a blocked transfer, a slow branch), until
     the answer comes or another operation is sent.
+  * Rule O6 - an outcome not known yet is followed: after a transfer answered "unknown"
+    (a branch has not confirmed the commit yet, or the coordinator stopped answering),
+    every transactions list the coordinator sends is searched for that transfer's
+    request id; once its row says committed or aborted, the activity log says what was
+    learned and, if the Result still shows that transfer, it says so too. Only the
+    coordinator's reported state counts (Rule T1), never a guess.
 
 Glossary:
   form      one tab: labels, fields (pickers and entries), a button, a check, a done
@@ -31,7 +37,7 @@ from tkinter import ttk
 
 from bank.errors import BankError, check_text, split_acct_ref, surely_not_done
 from bank.money import format_amount, parse_amount
-from bank.views import not_told_yet
+from bank.views import not_told_yet, txn_category
 from bank.window.calls import new_request_id
 from bank.window.fit import Scrolled
 
@@ -206,13 +212,17 @@ class TransferForm(Form):
             return None
         return src, dst, amount
 
+    following = None      # (request id, checked, the Result's number) of an unknown one
+
     def send(self, checked) -> None:
         src, dst, amount = checked
-        self._call(("transfer", src, dst, amount, new_request_id()),
-                   lambda result, error: self._done(checked, result, error),
+        request_id = new_request_id()
+        self.following = None                     # the Result moves on to this one
+        self._call(("transfer", src, dst, amount, request_id),
+                   lambda result, error: self._done(checked, request_id, result, error),
                    waiting=f"Transferring {amount} from {src} to {dst}")
 
-    def _done(self, checked, result, error) -> None:
+    def _done(self, checked, request_id, result, error) -> None:
         src, dst, amount = checked
         if error is not None:
             text, kind = failure_text("transfer", error)
@@ -224,8 +234,30 @@ class TransferForm(Form):
         committed = error is None and result["outcome"] == "committed"
         self._tell(f"transfer {src} {dst} {amount}", (src, dst), kind, text,
                    ok=True if committed else None)     # None: "unknown" or "no", by kind
+        if kind == "unknown":                          # Rule O6: learn how it ended
+            self.following = (request_id, checked, self.app.said)
         if result and result.get("txid"):
             self.app.transactions.select(result["txid"])
+
+    def learn(self, rows: list) -> None:
+        """Rule O6: the coordinator's transactions list has come; if the transfer we
+        follow has ended there, say how (in the log, and in the Result if still shown)."""
+        if self.following is None:
+            return
+        request_id, (src, dst, amount), shown = self.following
+        row = next((r for r in rows if r.get("request_id") == request_id), None)
+        if row is None or txn_category(row) == "in-doubt":
+            return                                     # not ended, or not listed (yet)
+        self.following = None
+        if txn_category(row) == "committed":
+            text, kind = (f"Done: {amount} moved from {src} to {dst} ({row['txid']}); "
+                          "both branches have now confirmed the commit."), "ok"
+        else:
+            text, kind = (f"Not done: the transfer was aborted and no money moved "
+                          f"(learned after the call). Why: "
+                          f"{row.get('reason') or 'a participant voted no'}."), "bad"
+        self.app.learned(f"transfer {src} {dst} {amount}", (src, dst), kind, text,
+                         still_shown=self.app.said == shown)
 
     @staticmethod
     def _committed_text(checked, result):
@@ -325,6 +357,10 @@ class OperationsPanel:
         self.withdraw = CashForm(tabs, app, "withdraw")
         self.open_account = OpenAccountForm(tabs, app)
         self.forms = (self.transfer, self.deposit, self.withdraw, self.open_account)
+
+    def learn(self, rows: list) -> None:
+        """The coordinator's transactions list: how a transfer left unknown ended (O6)."""
+        self.transfer.learn(rows)
 
     def offer(self, seen) -> None:
         """Give every picker the accounts and branches last seen."""

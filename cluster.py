@@ -67,6 +67,10 @@ def main(argv=None):
         started_with = running.coordinator_args
         if "--hold-decisions" in started_with:
             print_hold(started_with[started_with.index("--hold-decisions") + 1])
+        if args.command == "start":
+            running.keep()                 # Rule L1 of bank/local_cluster.py
+            print("It stays running until `python cluster.py stop" + home + "`, also after "
+                  "the shell or window that started it (if one did) ends.")
         if args.command == "start" and (args.hold_decisions or args.replicas):
             print("It keeps the settings it was started with; to start it with others: "
                   f"python cluster.py stop{home}, then start again.")

@@ -27,7 +27,8 @@ Rules:
   * Rule 1 - this file only wires things up: no widget and no call of the window is
     made here (they live in bank/window/, which states the window's own rules).
   * Rule 2 - if this program started the local cluster, it stops it when it ends, even
-    when the window could not open; a cluster it merely attached to keeps running.
+    when the window could not open, unless another program attached to it since
+    (bank/local_cluster.py, Rule L1); a cluster it merely attached to keeps running.
   * Rule 3 - Ctrl-C in the terminal, or ``kill``, closes the window the way its close
     button does.
 
@@ -93,7 +94,8 @@ def connect(args):
     print("Attaching to the local cluster, or starting one...", flush=True)
     cluster, started = local_cluster.attach_or_start(args.home, args.replicas)
     bank = cluster.coordinator(timeout=OPERATION_TIMEOUT)
-    how = "started by this window (stops when it closes)" if started else "attached"
+    how = ("started by this window (stops when it closes, unless another program attaches)"
+           if started else "attached")
     return bank, cluster, started, f"local cluster, {how} · {cluster.coordinator_url}"
 
 
@@ -127,8 +129,8 @@ def main(argv=None):
             signal.signal(signum, lambda *_: root.after_idle(app.close))
         root.mainloop()
     finally:
-        if started:
-            cluster.stop()                 # idempotent: also if the window failed
+        if started and not cluster.stop_unless_kept():   # idempotent: also if it failed
+            print(local_cluster.left_running("window", args.home))
     return 0
 
 

@@ -13,7 +13,8 @@ Run it:
 Rules:
   * Exit code: 0 if every command worked, 1 if one failed (an error, a failed check,
     an aborted transfer), 2 if the local cluster could not be started.
-  * A cluster this shell started is stopped when it exits; one it attached to keeps running.
+  * A cluster this shell started is stopped when it exits, unless another program
+    attached to it since (bank/local_cluster.py, Rule L1); one it attached to keeps running.
   * In a script, messages about connecting go to stderr, so stdout is the transcript.
 
 Glossary:
@@ -75,7 +76,8 @@ def open_shell(args, say) -> tuple:
     local, started = cluster.attach_or_start(args.home, args.replicas)
     shell = BankShell(coordinator_client(local.coordinator_url, local.secret), local,
                       args.home, where=f"the local cluster in {local.home}")
-    how = "started now; it stops when you quit" if started else "it keeps running after you quit"
+    how = ("started now; it stops when you quit, unless another program attaches to it"
+           if started else "it keeps running after you quit")
     members = "\n".join(f"  {n:<12} {m.url}" for n, m in local.members.items())
     if not started and not local.answers(cluster.COORDINATOR):
         members += ("\nIts coordinator does not answer (crashed?): `restart coordinator` "
@@ -118,8 +120,8 @@ def main(argv=None) -> int:
         return 1 if shell.failures else 0
     finally:
         if to_stop is not None:
-            to_stop.stop()
-            say("Stopped the local cluster this shell started.")
+            say("Stopped the local cluster this shell started." if to_stop.stop_unless_kept()
+                else cluster.left_running("shell", args.home))
 
 
 if __name__ == "__main__":

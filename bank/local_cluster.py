@@ -22,6 +22,11 @@ Rules:
   * A member is ended only by the pid this launcher started.
   * State is kept between runs: databases in HOME/data, logs in HOME/logs, and the
     running cluster's URLs and pids in HOME/data/cluster.json.
+  * Rule L1 - a cluster is stopped on exit only by the program that started it, and
+    only if no other program attached to it since: a shell, a window or
+    ``cluster.py start`` that finds it running marks it kept (HOME/data/cluster.kept),
+    so the one that started it leaves it running for them and says so
+    (``python cluster.py stop`` stops it). A new start clears the mark.
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -29,6 +34,8 @@ Rules:
 Glossary:
   home    the folder that holds a cluster's data/ and logs/ (the repository by default)
   member  one process of the cluster: a branch, or "coordinator"
+  kept    attached to by another program since it started: not stopped on its
+          starter's exit (Rule L1)
 """
 
 import argparse
@@ -273,6 +280,7 @@ class LocalCluster:
                 _end_recorded(pid, member.url, self.secret)
         if self.recorded:
             (self.home / "data" / "cluster.json").unlink(missing_ok=True)
+            self._kept_mark().unlink(missing_ok=True)
 
     def __enter__(self):
         return self.start()
@@ -303,7 +311,29 @@ class LocalCluster:
                                  "script": m.script, "args": m.args, "port": m.port}
                              for n, m in self.members.items()}}
         (self.home / "data" / "cluster.json").write_text(json.dumps(state, indent=2))
+        if not self.recorded:
+            self._kept_mark().unlink(missing_ok=True)     # a new cluster: no one else yet
         self.recorded = True
+
+    def _kept_mark(self) -> pathlib.Path:
+        return self.home / "data" / "cluster.kept"
+
+    def keep(self) -> None:
+        """Another program attached to this cluster: its starter must not stop it (L1)."""
+        self._kept_mark().touch()
+
+    @property
+    def kept(self) -> bool:
+        """Has another program attached since it started (Rule L1)?"""
+        return self._kept_mark().exists()
+
+    def stop_unless_kept(self) -> bool:
+        """Stop the cluster this program started, unless another program attached to it
+        since (Rule L1). True if it was stopped."""
+        if self.recorded and self.kept:
+            return False
+        self.stop()
+        return True
 
     @classmethod
     def attach(cls, home=KIT):
@@ -329,12 +359,22 @@ def attach_or_start(home=KIT, replicas: int = 0):
     """(cluster, started): attach to the local cluster if one runs, else start one with
     `replicas` replicas per branch (each its own process and database).
 
-    The caller stops the cluster when it exits only if it started it.
+    The caller stops the cluster when it exits only if it started it, and then with
+    stop_unless_kept() (Rule L1).
     """
     cluster = LocalCluster.attach(home)
     if cluster is not None:
+        cluster.keep()                   # its starter leaves it running for us (L1)
         return cluster, False
     return LocalCluster(home, fixed_ports=True, replicas=replicas).start(), True
+
+
+def left_running(who: str, home) -> str:
+    """What a program that started the cluster says when it leaves it running (L1)."""
+    where = "" if pathlib.Path(home).resolve() == KIT else f" --home {home}"
+    return (f"Left the local cluster running: another program (a shell, a window or "
+            f"`python cluster.py start`) attached to it after this {who} started it. "
+            f"`python cluster.py stop{where}` stops it.")
 
 
 def replicas_arg(text: str) -> int:
@@ -375,6 +415,7 @@ def stop_running(home=KIT) -> list:
     stopped = [name for name, (pid, url) in _recorded(home).items()
                if _end_recorded(pid, url, secret)]
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
+    (pathlib.Path(home) / "data" / "cluster.kept").unlink(missing_ok=True)
     return stopped
 
 

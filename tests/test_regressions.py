@@ -131,6 +131,73 @@ def test_a_cluster_whose_coordinator_is_down_is_still_found_and_never_orphaned(t
         bank.stop()
 
 
+def test_a_shell_that_started_the_cluster_stops_it_when_no_one_else_attached(tmp_path):
+    """Rule L1 (bank/local_cluster.py): a shell that started the local cluster and that
+    no other program attached to stops it when it ends, and says so."""
+    done = subprocess.run([sys.executable, str(KIT / "shell.py"), "--home", str(tmp_path),
+                           "-c", "balance Mumbai/1001"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert "Stopped the local cluster this shell started." in done.stderr, done.stderr
+    assert cluster.running_cluster(tmp_path) is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal (pty) is POSIX only")
+def test_a_shell_leaves_running_a_cluster_another_program_attached_to(tmp_path):
+    """Rule L1: a window (here: attach_or_start, as gui_tk.py calls it) that attaches to
+    the cluster a shell started keeps it: when that shell quits, it leaves the cluster
+    running, says so and how to stop it; the window's coordinator still answers."""
+    import os
+    import pty
+    import select
+    import time
+    master, slave = pty.openpty()             # a terminal: the shell runs interactively
+    shell = subprocess.Popen([sys.executable, str(KIT / "shell.py"), "--home", str(tmp_path)],
+                             stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path)
+    os.close(slave)
+    said = b""
+
+    def read_until(words: bytes, seconds: float = 60) -> None:
+        nonlocal said
+        deadline = time.monotonic() + seconds
+        while words not in said and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    said += os.read(master, 4096)
+                except OSError:                # the shell ended and closed the terminal
+                    break
+        assert words in said, said.decode(errors="replace")
+    try:
+        read_until(b"Type help")
+        window, started = cluster.attach_or_start(tmp_path)
+        assert not started
+        os.write(master, b"quit\n")
+        read_until(b"Left the local cluster running")
+        assert shell.wait(timeout=30) == 0
+        assert b"python cluster.py stop --home" in said
+        assert window.answers("coordinator")
+    finally:
+        shell.kill()
+        os.close(master)
+        cluster.stop_running(tmp_path)
+    assert cluster.running_cluster(tmp_path) is None
+
+
+def test_cluster_start_finding_one_running_keeps_it_for_good(tmp_path):
+    """Rule L1: `python cluster.py start` that finds the cluster a window started says it
+    stays running until `cluster.py stop`, and the window then leaves it running."""
+    bank, started = cluster.attach_or_start(tmp_path)
+    try:
+        assert started
+        done = subprocess.run([sys.executable, str(KIT / "cluster.py"), "start", "--home",
+                               str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert "It stays running until `python cluster.py stop --home" in done.stdout
+        assert not bank.stop_unless_kept()
+        assert bank.answers("coordinator")
+    finally:
+        bank.stop()
+    assert cluster.running_cluster(tmp_path) is None
+
+
 @pytest.mark.parametrize("program, args, says", [
     ("coordinator", ["--name", "C 1"], "the coordinator's name goes into every txid"),
     ("coordinator", ["--name", "C" * 17], "1 to 16 letters"),

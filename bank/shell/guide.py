@@ -45,7 +45,8 @@ class GuideCommands:
                     "`help COMMAND` explains one, with an example.")
 
     def do_quit(self, arg):
-        """quit: leave the shell (a cluster this shell started is stopped).
+        """quit: leave the shell (a cluster this shell started is stopped, unless another
+        program attached to it since: then it says so and leaves it running).
         Example: quit"""
         return True
 

@@ -27,7 +27,8 @@ Rules (the window's, carried out here and in every panel):
     (``start``), so slow calls never pile up.
   * Rule W3 - one callback that fails is logged and the pump goes on: a bug in one panel
     never stops the window from updating.
-  * Rule W4 - if the window started the local cluster, it stops it when it closes; a
+  * Rule W4 - if the window started the local cluster, it stops it when it closes
+    (unless another program attached to it since: bank/local_cluster.py, Rule L1); a
     cluster it merely attached to keeps running.
   * Local files (the activity log and CSV exports) are read and written on the Tk thread:
     they are small and on this machine. Only the network is kept off it.
@@ -386,5 +387,5 @@ class App:
         self.workers.stop()
         if self.started and self.cluster is not None:
             self.root.withdraw()
-            self.cluster.stop()
+            self.cluster.stop_unless_kept()     # gui_tk.py says so if it is left running
         self.root.destroy()

@@ -238,8 +238,9 @@ class ReplicationRoles:
 
     def attach_replica(self, url, applied, last_hash="", branch="") -> dict:
         """A replica of `branch` introduces itself (it starts out of sync); last_hash
-        fingerprints its last change, so that a diverged history is detected and copied
-        again. A replica of another branch is refused, naming both (R9)."""
+        fingerprints its whole history up to `applied` (Ledger.history_hash), so that a
+        history that differs anywhere is detected and copied again. A replica of
+        another branch is refused, naming both (R9)."""
         self.check_replication_link()                      # lab: cut-replication
         self._require_role("primary")
         if branch not in ("", None):

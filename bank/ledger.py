@@ -32,6 +32,7 @@ Glossary:
 """
 
 import contextlib
+import hashlib
 import json
 import pathlib
 import sqlite3
@@ -112,6 +113,8 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
         self._all_readers = weakref.WeakSet()   # every thread's reader, to close them all
         self._readers_lock = threading.Lock()
         self._replay = threading.local()    # .seq: set while a replica applies a change
+        self._history = (0, hashlib.sha256())    # (seq, digest): ledger_replog.history_hash
+        self._history_lock = threading.Lock()
         writer = self._connect()
         writer.executescript(SCHEMA)
         _add_missing_columns(writer)

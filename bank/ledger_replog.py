@@ -8,6 +8,8 @@ another database rebuilds the same ledger. This is how replicas copy a primary
 Rules:
   * Changes are applied in replog order; a gap is refused (the replica catches up).
   * Only the calls named in REPLICATED are ever replayed.
+  * Two histories are compared by a fingerprint of every change up to a point
+    (history_hash), never by the last change alone.
 
 Glossary:
   seq     a change's position in the replog; a replica has applied every seq up to its own
@@ -77,13 +79,35 @@ class Replog:
         finally:
             self._replay.seq = None
 
-    def change_hash(self, seq: int) -> str:
-        """A fingerprint of change `seq`, to check that two histories agree up to it."""
-        row = self._read().execute("SELECT op FROM replog WHERE seq=?", (seq,)).fetchone()
-        return hashlib.sha256(row["op"].encode()).hexdigest()[:16] if row else ""
+    def history_hash(self, seq: int) -> str:
+        """A fingerprint of this history up to change `seq`: every change from the first,
+        in order, so two histories get the same one only if they agree all the way
+        (the last change alone could match after an earlier one differed). "" if this
+        database lacks change `seq`.
+
+        The digest reached is kept (committed changes never change; reset() forgets it),
+        so a replica attaching again costs only the changes since the last time.
+        """
+        with self._history_lock:
+            done, digest = self._history
+            if seq < done:                           # an earlier point: count again
+                done, digest = 0, hashlib.sha256()
+            digest = digest.copy()
+            for row in self._read().execute("SELECT seq, op FROM replog WHERE seq > ? AND "
+                                            "seq <= ? ORDER BY seq", (done, seq)):
+                if row["seq"] != done + 1:
+                    return ""                        # a gap: not a history we can compare
+                digest.update(row["op"].encode() + b"\n")
+                done = row["seq"]
+            if done != seq:
+                return ""
+            self._history = (done, digest)
+            return digest.hexdigest()[:16]
 
     def reset(self) -> None:
         """Forget everything (a replica whose history diverged copies the primary again)."""
+        with self._history_lock:
+            self._history = (0, hashlib.sha256())
         with self._write() as db:
             for table in ("journal", "requests", "txns", "accounts", "replog"):
                 db.execute(f"DELETE FROM {table}")

@@ -104,7 +104,7 @@ class Replicas:
         e.g. from a primary that died), the answer says "diverged": it must start over.
         """
         diverged = applied > self.ledger.applied_seq() or \
-            (applied and last_hash != self.ledger.change_hash(applied))
+            (applied and last_hash != self.ledger.history_hash(applied))
         link = self.links.get(url)
         if link is None:
             link = self.links[url] = ReplicaLink(url, self.branch.secret, applied)
@@ -319,7 +319,7 @@ class Follower:
             self.branch.check_replication_link()             # lab: cut-replication
             applied = self.ledger.applied_seq()
             info = self.primary.call("attach_replica", self.branch.url, applied,
-                                     self.ledger.change_hash(applied), self.branch.name)
+                                     self.ledger.history_hash(applied), self.branch.name)
             self.branch.roles.check_same_branch(self.branch.name, info.get("name"))   # R9
             self._adopt_epoch(info["epoch"])
             if info.get("diverged"):

@@ -7,7 +7,9 @@ Rules checked (bank/replication.py):
   * Rule 1 - a replica applies a push of several changes in one COMMIT (one fsync),
     and answers only once they are durable;
   * S1 (bank/config_manager.py) - configuration changes are one at a time per branch;
-  * a closed ledger leaves no connection open (its file can then be set aside).
+  * a closed ledger leaves no connection open (its file can then be set aside);
+  * a replica whose history differs anywhere before its last change (not only at it)
+    is told it diverged when it attaches, and copies the primary again.
 """
 
 import json
@@ -27,7 +29,7 @@ A, B = "http://127.0.0.1:1", "http://127.0.0.1:2"
 
 def _branch(tmp_path, name="Mumbai"):
     """What Replicas and Follower read of their branch: its name, ledger and secret."""
-    return types.SimpleNamespace(name=name, url="http://127.0.0.1:3", secret=None,
+    return types.SimpleNamespace(name=name, url="http://127.0.0.1:3", secret=None, epoch=1,
                                  ledger=Ledger(tmp_path / f"{name}.db", name))
 
 
@@ -159,3 +161,33 @@ def test_nobody_hears_of_a_configuration_before_its_record_is_forced(tmp_path):
         log.close()
     assert seen_while_forcing == [recorded] and recorded["in_sync"] == []
     assert manager.config("Mumbai") == recorded
+
+
+def test_a_history_that_differs_before_its_last_change_is_detected(tmp_path):
+    """bank/ledger_replog.py: two histories are compared by a fingerprint of every change
+    up to a point. A replica whose second change differs from the primary's, but whose
+    last change is the same (two deposits of 1.00 with no request id), is told
+    "diverged" when it attaches (the last change alone would have matched); a replica
+    with the primary's very history is not. The kept digest gives the same fingerprint
+    as one counted from the start, and reset() forgets it."""
+    (tmp_path / "r").mkdir()
+    primary, replica = _branch(tmp_path), _branch(tmp_path / "r")
+    for ledger, middle in ((primary.ledger, "deposit"), (replica.ledger, "withdraw")):
+        ledger.open_account("Owner", 1000_00)
+        getattr(ledger, middle)("1001", 200_00)
+        ledger.deposit("1001", 1_00)
+    assert primary.ledger.changes_since(2) == replica.ledger.changes_since(2)   # last: same
+    replicas = Replicas(primary)
+    answer = replicas.attach(A, 3, replica.ledger.history_hash(3))
+    assert answer["diverged"]
+    assert replicas.links[A].acked == 0                     # it starts over from change 1
+
+    (tmp_path / "same").mkdir()
+    twin = _branch(tmp_path / "same")
+    twin.ledger.apply_changes(primary.ledger.changes_since(0))
+    assert not replicas.attach(B, 3, twin.ledger.history_hash(3))["diverged"]
+    assert twin.ledger.history_hash(2) == primary.ledger.history_hash(2)   # an earlier point
+    assert twin.ledger.history_hash(3) == primary.ledger.history_hash(3)   # kept, then on
+    assert twin.ledger.history_hash(4) == ""                               # not in this history
+    twin.ledger.reset()
+    assert twin.ledger.history_hash(1) == ""

@@ -316,12 +316,16 @@ def test_crash_and_restart_a_branch(sh, bank):
 
 
 def test_coordinator_crash_after_decision_is_reported_as_not_known(sh, bank):
-    """If the answer is lost, the shell says 'not known' (never 'aborted'); show tells later."""
+    """If the answer is lost, the shell says 'not known' (never 'aborted') and the activity
+    log says "unknown" (never "no"); show tells later."""
     src, dst = new_account(sh, "Mumbai", "10"), new_account(sh, "Delhi", "0")
     assert "Armed crash-after-decision" in run(sh, "fault coordinator crash-after-decision")
     out = run(sh, f"transfer {src} {dst} 4")
     assert out.startswith("Outcome not known:") and "Aborted" not in out
     request_id = re.search(r"`show (shell-\w+)`", out).group(1)
+    with open(sh.activity.path, newline="", encoding="utf-8") as f:
+        logged = [row for row in csv.DictReader(f) if row["command"] == f"transfer {src} {dst} 4"]
+    assert [row["ok"] for row in logged] == ["unknown"]        # never "no" (activity.py)
     assert run(sh, "restart coordinator").startswith("Restarted coordinator")
     shown = wait_for_output(sh, f"show {request_id}", "Outcome: committed")
     assert "Outcome: committed" in shown, shown

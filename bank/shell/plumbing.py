@@ -50,6 +50,11 @@ class ShellError(Exception):
     """A failed command whose sentence is shown as it is (no "Error:" prefix)."""
 
 
+class OutcomeUnknown(ShellError):
+    """A money-moving call that got no answer: it may have been applied. The activity
+    log says "unknown" for it, never "no" (bank/activity.py)."""
+
+
 # ---- small helpers ----------------------------------------------------------------------
 
 def coordinator_client(url: str, secret=None) -> rpc.Client:
@@ -129,8 +134,12 @@ class ShellCore(cmd.Cmd):
             line, self._cmd = self._cmd.lower() + line[len(self._cmd):], self._cmd.lower()
         self._failed, self._result, self._extra, self._direct = False, "", [], False
         self._names_at, stop = 0.0, False      # completion names may have changed
+        unknown = False
         try:
             stop = super().onecmd(line)
+        except OutcomeUnknown as exc:
+            self._fail(str(exc))
+            unknown = True
         except ShellError as exc:
             self._fail(str(exc))
         except BankError as exc:
@@ -144,7 +153,8 @@ class ShellCore(cmd.Cmd):
         if self._cmd not in NOT_RECORDED and self._cmd in self.command_names():
             refs = [w for w in line.split() if ACCT_RE.match(w)] + self._extra
             try:
-                self.activity.record("shell", line, refs, not self._failed, self._result)
+                self.activity.record("shell", line, refs, None if unknown else not self._failed,
+                                     self._result)
             except OSError as exc:
                 self._print(f"(The activity log could not be written: {exc.strerror}.)")
         return bool(stop)
@@ -267,7 +277,7 @@ class ShellCore(cmd.Cmd):
                 raise
             why = self._explain(exc) if isinstance(exc, BankError) else "Interrupted."
             self._reconnect()
-            raise ShellError(f"Outcome not known: {why} It may still take effect; "
+            raise OutcomeUnknown(f"Outcome not known: {why} It may still take effect; "
                              f"{learn.format(request_id)} (request id {request_id}).")
 
 

@@ -112,6 +112,12 @@ def make_keys(path, role, source) -> int:
     if not path:
         print(keyring.text(), end="")
         return 0
+    if pathlib.Path(path).exists():      # its keys may be on every laptop of the class
+        print(f"{path} already exists and is left as it is: a new keys file there would "
+              "lock out every laptop that holds its keys (or overwrite some other file). "
+              "Choose another name, or remove it first if you mean to replace it.",
+              file=sys.stderr)
+        return 2
     keys.write_keys(path, keyring)
     given = {"student": "each student's laptop", "teacher": "the teacher's laptop",
              "server": "a server laptop"}

@@ -15,7 +15,8 @@ Rules checked (bank/keys.py K1-K4, bank/branch_service.py BR4), against real pro
   * system.listMethods shows a caller only what its role may call;
   * a branch configured with its coordinator refuses a prepare for another one (403);
   * a client in another language signs with only its role's key, as the README says;
-  * `python cluster.py secret` writes three role keys, and `--role` one of them, mode 0600.
+  * `python cluster.py secret` writes three role keys, and `--role` one of them, mode 0600;
+    it never overwrites a file.
 """
 
 import hashlib
@@ -308,6 +309,19 @@ def test_cluster_secret_writes_role_keys_private(tmp_path):
     bad = subprocess.run([*run, str(tmp_path / "x"), "--role", "teacher", "--from",
                           str(student)], capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "no teacher key" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cluster_secret_never_overwrites_a_file(tmp_path):
+    """`python cluster.py secret FILE` refuses a FILE that exists, in one sentence, and
+    leaves it as it was: a classroom's keys file replaced would lock out every laptop
+    holding its keys (and a mistyped name could be a database)."""
+    run = [sys.executable, str(KIT / "cluster.py"), "secret"]
+    full = tmp_path / "classroom.keys"
+    subprocess.run([*run, str(full)], check=True, capture_output=True, timeout=60)
+    before = full.read_bytes()
+    again = subprocess.run([*run, str(full)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "already exists and is left as it is" in again.stderr
+    assert "Traceback" not in again.stderr and full.read_bytes() == before
 
 
 def test_a_client_in_another_language_signs_with_only_its_role_key(bank, tmp_path):

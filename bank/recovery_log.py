@@ -322,12 +322,16 @@ class RecoveryLog(ReadAtStart, Compaction):
         if forced and written:
             self._sync_to(written)
 
-    def end(self, txid: str, outcome: str, reason: str = "") -> None:
+    def end(self, txid: str, outcome: str, reason: str = "", damaged=()) -> None:
         """Every participant acknowledged: the transaction needs no more work.
+        damaged: the branches that acknowledged with heuristic damage (P11), kept so
+        that the transaction is still shown with it after a restart.
 
         Not forced; if it cannot be written, a restart only re-sends the decision.
         """
         data = {"outcome": outcome, "reason": reason, "ended": now()}
+        if damaged:
+            data["damaged"] = sorted(damaged)
         with self._write_lock:
             entry = self.in_flight.pop(txid, {"info": {}})
             self._remember_finished(txid, dict(entry["info"], **data))

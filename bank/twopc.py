@@ -431,7 +431,7 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         else:
             assert record.kind == "end", record
             try:
-                self.log.end(txn.txid, txn.core.decision.value, record.reason)
+                self.log.end(txn.txid, txn.core.decision.value, record.reason, txn.damaged)
             finally:                # the log holds it as finished, even if its compaction
                 self._ended(txn)    # failed afterwards (a full disk): nothing left to do
             txn.note(COORDINATOR, LOG, "end", "every participant acknowledged")

@@ -161,7 +161,7 @@ def summary_from_log(txid: str, data: dict) -> dict:
             "amount": data.get("amount", ""), "reason": data.get("reason", ""),
             "request_id": data.get("request_id", ""), "began": data.get("began", ""),
             "ended": data.get("ended", ""), "participants": data.get("branches", []),
-            "waiting_for": [], "damaged": []}
+            "waiting_for": [], "damaged": list(data.get("damaged", []))}
 
 
 def kind_of(answer) -> str:

@@ -144,7 +144,8 @@ def test_p10_p11_a_heuristic_abort_against_a_commit_is_damage_the_check_shows(ba
     """P10, P11: the teacher forces Delhi to abort while the logged decision is commit;
     the restarted coordinator's commit is recorded at Delhi as damage and acknowledged
     (the transfer ends); `check` names the txid, who decided what, and 7.00 missing, and
-    `txns` lists the transfer as committed with heuristic damage at Delhi."""
+    `txns` lists the transfer as committed with heuristic damage at Delhi, also after
+    another restart of the coordinator (the end record keeps the damage)."""
     txid = crash_coordinator_during_transfer(bank, "crash-after-decision")
     sh = shell_on(bank)
     out = run(sh, f"heuristic Delhi {txid} abort")
@@ -168,6 +169,11 @@ def test_p10_p11_a_heuristic_abort_against_a_commit_is_damage_the_check_shows(ba
     assert any("heuristic damage" in m["detail"] for m in trace)
     assert bank.coordinator().call("transaction", txid)["damaged"] == ["Delhi"]
     listed = run(shell_on(bank), "txns committed")               # said where it is listed
+    assert "committed, but heuristic damage at Delhi (see check)" in listed, listed
+    bank.restart("coordinator")           # known from the log's end record only: still said
+    wait_for(lambda: bank.coordinator().call("transaction", txid)["damaged"] == ["Delhi"], 20,
+             "the restarted coordinator to list the damage")
+    listed = run(shell_on(bank), "txns committed")
     assert "committed, but heuristic damage at Delhi (see check)" in listed, listed
 
 

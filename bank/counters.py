@@ -11,6 +11,8 @@ Rules:
 Glossary:
   fsyncs      COMMITs of a branch's ledger that wrote (group commit shares them) and
               forced writes of the coordinator's recovery log
+  twopc_fsyncs  a branch's COMMITs with a prepare, commit or abort among their steps:
+              the ones a transfer costs (deposits, openings... make the others)
   rpcs_sent   2PC calls the coordinator made to branches (prepare, commit, abort);
               pings and reads are not counted
   transfers   transfers between branches the coordinator ran
@@ -39,11 +41,12 @@ COUNTS = Counters()        # this process's
 def totals(coordinator: dict, branches: dict) -> dict:
     """The bank's totals from the coordinator's and each branch's ping counters."""
     steps = sum(c.get("steps", 0) for c in branches.values())
-    branch_fsyncs = sum(c.get("fsyncs", 0) for c in branches.values())
+    all_fsyncs = sum(c.get("fsyncs", 0) for c in branches.values())
+    twopc_fsyncs = sum(c.get("twopc_fsyncs", c.get("fsyncs", 0)) for c in branches.values())
     transfers = coordinator.get("transfers", 0)
     return {"transfers": transfers, "rpcs": coordinator.get("rpcs_sent", 0) + transfers,
-            "log_fsyncs": coordinator.get("fsyncs", 0), "branch_fsyncs": branch_fsyncs,
-            "steps": steps}
+            "log_fsyncs": coordinator.get("fsyncs", 0), "branch_fsyncs": twopc_fsyncs,
+            "other_fsyncs": all_fsyncs - twopc_fsyncs, "steps": steps}
 
 
 def restarted(now: dict, before) -> bool:
@@ -60,13 +63,17 @@ def per_transfer(now: dict, before: dict = None) -> list:
 
     def each(x):
         return f"{x / n:.2f}" if n else "-"
-    shared = f"{d['steps'] / d['branch_fsyncs']:.2f}" if d["branch_fsyncs"] else "-"
+    commits = d["branch_fsyncs"] + d.get("other_fsyncs", 0)
+    shared = f"{d['steps'] / commits:.2f}" if commits else "-"
     return [("transfers between branches", str(n), "run by the coordinator"),
             ("messages per transfer", each(d["rpcs"]),
              "the client's call + the coordinator's calls to branches (5 unbatched)"),
             ("fsyncs per transfer", each(d["log_fsyncs"] + d["branch_fsyncs"]),
              "recovery log + branch COMMITs (5 without group commit)"),
             ("  of which the recovery log", each(d["log_fsyncs"]), "forced commit records"),
-            ("  of which branch COMMITs", each(d["branch_fsyncs"]), "one per group"),
+            ("  of which branch COMMITs", each(d["branch_fsyncs"]),
+             "one per group with a prepare, commit or abort"),
+            ("other branch COMMITs", str(d.get("other_fsyncs", 0)),
+             "deposits, withdrawals, openings, local transfers: not counted above"),
             ("ledger steps per branch COMMIT", shared,
              "above 1.00: group commit at work")]

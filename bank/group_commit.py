@@ -44,6 +44,7 @@ class _Group:
 
     def __init__(self):
         self.steps = 0
+        self.twopc = False        # has a kept step of a 2PC message (for the counters)
         self.durable = threading.Event()
         self.error = None         # the COMMIT's failure (G4), if it failed
 
@@ -59,13 +60,15 @@ class GroupCommit:
         self._group = None                 # the open group, if any
         self.commits = 0                   # COMMITs that wrote something: fsyncs
         self.steps = 0                     # steps that were kept
+        self.twopc_commits = 0             # COMMITs with a 2PC step among them
         self._holding = threading.Lock()   # taken by the holder for its whole batch
         self._holder = None                # the thread holding the group open (G5)
         self._held = []                    # the groups its steps joined
 
     @contextlib.contextmanager
-    def step(self):
+    def step(self, twopc: bool = False):
         """Run the with-block as one step; return once its group is durable (G1).
+        twopc: the step carries out a 2PC message (only counted: bank/counters.py).
 
         The block's own exception comes out unchanged, with its step undone (G2).
         A step of the thread holding the group returns at once: it waits in hold (G5).
@@ -87,6 +90,7 @@ class GroupCommit:
                 yield self.conn
                 self.conn.execute("RELEASE step")
                 group.steps += 1
+                group.twopc = group.twopc or twopc
             except BaseException:
                 self._undo_step(group)                  # G2: this step alone
                 raise
@@ -150,6 +154,7 @@ class GroupCommit:
         try:
             self.conn.execute("COMMIT")                 # durable here (synchronous=FULL)
             self.commits += 1 if group.steps else 0
+            self.twopc_commits += 1 if group.twopc else 0
             self.steps += group.steps
             self._end(group, None)
         except sqlite3.Error as exc:
@@ -173,4 +178,5 @@ class GroupCommit:
             self.conn.close()
 
     def counters(self) -> dict:
-        return {"fsyncs": self.commits, "steps": self.steps}
+        return {"fsyncs": self.commits, "steps": self.steps,
+                "twopc_fsyncs": self.twopc_commits}

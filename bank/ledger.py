@@ -91,6 +91,8 @@ CREATE INDEX IF NOT EXISTS journal_by_account ON journal(account, seq);
 CREATE INDEX IF NOT EXISTS txns_by_state ON txns(state);
 """
 # Columns added since the first schema: a database written before them gets them, empty.
+TWOPC_STEPS = ("prepare", "commit", "abort")   # a transfer's own COMMITs (the counters)
+
 ADDED_COLUMNS = {"txns": (("peers", "TEXT NOT NULL DEFAULT '[]'"),
                           ("heuristic", "TEXT NOT NULL DEFAULT ''"),
                           ("told", "TEXT NOT NULL DEFAULT ''"))}
@@ -165,7 +167,8 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
         Steps that arrive together share one COMMIT (bank/group_commit.py, G1-G5):
         read this as BEGIN IMMEDIATE; the block; COMMIT.
         """
-        with self._storage_errors(), self._commits.step() as db:
+        twopc = change is not None and change[0] in TWOPC_STEPS     # for the counters
+        with self._storage_errors(), self._commits.step(twopc) as db:
             yield db
             if change is not None:
                 db.execute("INSERT INTO replog(seq, op) VALUES (?, ?)",
@@ -189,7 +192,8 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
             raise
 
     def counters(self) -> dict:
-        """{"fsyncs": COMMITs that wrote (each one fsync), "steps": ledger steps kept}."""
+        """{"fsyncs": COMMITs that wrote (each one fsync), "steps": ledger steps kept,
+        "twopc_fsyncs": those COMMITs with a prepare, commit or abort among their steps}."""
         return self._commits.counters()
 
     def _read(self) -> sqlite3.Connection:

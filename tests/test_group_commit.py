@@ -271,6 +271,28 @@ def test_the_shell_shows_fsyncs_and_messages_per_transfer(tmp_path):
     assert "Since the last `counters`." in out
 
 
+def test_local_operations_are_not_counted_as_a_transfers_fsyncs(tmp_path):
+    """bank/counters.py: deposits, withdrawals and openings (no 2PC) make COMMITs of their
+    own; `counters` lists them apart ("other branch COMMITs") instead of adding them to
+    the fsyncs per transfer, so one transfer among five local operations still shows
+    its 5 fsyncs."""
+    import io
+    import re
+    import shell
+    from bank.local_cluster import LocalCluster
+    with LocalCluster(home=tmp_path, allow_faults=False) as bank:
+        sh = shell.BankShell(shell.coordinator_client(bank.coordinator_url, bank.secret),
+                             bank, bank.home, stdout=io.StringIO())
+        for line in ("open Mumbai Ada 5", "open Delhi Bo 5", "deposit Mumbai/1001 2",
+                     "withdraw Delhi/1002 1", "deposit Delhi/1001 3",
+                     "transfer Mumbai/1001 Delhi/1002 1.00"):
+            sh.onecmd(line)
+        sh.onecmd("counters")
+        out = sh.stdout.getvalue()
+    assert re.search(r"fsyncs per transfer\s+5\.00\b", out), out
+    assert re.search(r"other branch COMMITs\s+5\b", out), out
+
+
 def test_the_shells_counters_start_again_after_a_server_restarts(tmp_path):
     """A restarted server counts from 0 again: `counters` says so and counts from there,
     never showing a negative count or rate (as the window does: bank/counters.py,

@@ -252,10 +252,19 @@ def test_the_window_follows_a_failover_to_the_new_primary(local, up, follows):
 
 def test_failover_is_disabled_with_its_reason_for_a_branch_without_replica(app):
     """Issue 12: a branch with no replica has nothing to promote, so its Failover
-    button is disabled and the reason is written beside it."""
+    button is disabled and the reason is written under it (Rule A5), whole: the label
+    is as wide as its text needs, within the Lab tab (it was cut to "Mu")."""
+    app.left_tabs.select(4)
     until(app.root, lambda: str(app.lab.buttons["Mumbai"]["failover"].cget("state"))
           == "disabled", "Failover disabled for Mumbai")
-    assert "no replica" in app.lab.reasons["Mumbai"].cget("text")
+    reason = app.lab.reasons["Mumbai"]
+    assert "no replica" in reason.cget("text")
+    until(app.root, lambda: reason.winfo_ismapped() and reason.winfo_width() > 1, "shown")
+    assert reason.winfo_width() >= reason.winfo_reqwidth() - 1, "cut"
+    right = reason.winfo_rootx() + reason.winfo_width()
+    tab = app.lab.rows.winfo_toplevel()
+    assert right <= tab.winfo_rootx() + tab.winfo_width()
+    assert reason.winfo_rooty() > app.lab.buttons["Mumbai"]["failover"].winfo_rooty()
 
 
 @pytest.mark.slow

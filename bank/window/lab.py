@@ -15,7 +15,8 @@ Rules:
   * Rule A4 - rows are added as members appear (a branch the coordinator reports later
     gets its row then); a row is never removed while the window is open.
   * Rule A5 - no button is out of reach: when a member's buttons do not fit beside its
-    name (1024x768 at font 14), they go on a line of their own under it.
+    name (1024x768 at font 14), they go on a line of their own under it; the reason a
+    button is disabled has a line of its own under the buttons, wrapped, read whole.
 
 Glossary:
   member       the coordinator or a branch
@@ -126,15 +127,17 @@ class LabPanel:
 
     def _place_row(self, name: str, row: int) -> None:
         """A member's name, state and buttons on one line, its reason for a disabled
-        button after them; in a narrow column (Rule A5) the buttons go on a line of
-        their own under the name, and the reason under them."""
+        button on the line under them (wrapped to the column, so it is read whole); in
+        a narrow column (Rule A5) the buttons go on a line of their own under the name,
+        and the reason under them."""
         buttons, reason = list(self.buttons[name].values()), self.reasons[name]
         if not self.narrow:
-            self.names[name].grid(row=row, column=0, sticky="w")
-            self.labels[name].grid(row=row, column=1, sticky="w")
+            self.names[name].grid(row=2 * row, column=0, sticky="w")
+            self.labels[name].grid(row=2 * row, column=1, sticky="w")
             for col, button in enumerate(buttons, start=2):
-                button.grid(row=row, column=col, padx=2, pady=2)
-            reason.grid(row=row, column=7, columnspan=1, sticky="w", padx=4)
+                button.grid(row=2 * row, column=col, padx=2, pady=2)
+            reason.grid(row=2 * row + 1, column=0, columnspan=7, sticky="w", padx=4)
+            self._show_reason(reason)
             return
         self.names[name].grid(row=3 * row, column=0, columnspan=2, sticky="w")
         self.labels[name].grid(row=3 * row, column=2, columnspan=3, sticky="w")
@@ -157,7 +160,7 @@ class LabPanel:
             for row, name in enumerate(self.buttons):
                 self._place_row(name, row)
         for reason in self.reasons.values():
-            reason.configure(wraplength=max(150, width - 8) if narrow else 0)
+            reason.configure(wraplength=max(150, width - 8))
             self._show_reason(reason)
         arm, press = self.arm_line
         beside = arm.winfo_reqwidth() + press.winfo_reqwidth() <= width
@@ -165,8 +168,8 @@ class LabPanel:
                    pady=0 if beside else (4, 0))
 
     def _show_reason(self, reason) -> None:
-        """In the narrow layout an empty reason takes no line of its own."""
-        if self.narrow and not reason.cget("text"):
+        """An empty reason takes no line of its own."""
+        if not reason.cget("text"):
             reason.grid_remove()
         elif not reason.winfo_manager():
             reason.grid()
@@ -181,7 +184,7 @@ class LabPanel:
 
     def render(self) -> None:
         """Each member's state label, from its last answer (Rule A3); Failover disabled,
-        with the reason beside it, for a branch that has no replica."""
+        with the reason under it, for a branch that has no replica."""
         for name, buttons in self.buttons.items():
             if "failover" in buttons:
                 why = self.seen.failover_refusal(name)

@@ -26,6 +26,12 @@ acted on it looks like one a crash cut short):
   * a torn commit or begin whose txid is cut short (more than one may match), or a torn
     config of a branch configured before, is damage: which transaction, or which
     configuration, cannot be told; they are kept in doubt.
+  * a last line with zero bytes that also holds a whole record is damage, not a torn
+    tail: each write is one record, so that record was written whole (a zero byte in
+    place of the end of line between the last two records made them one line).
+  * a bad line in the middle is excused only as a kept torn record written again: a
+    strict beginning of the record right after it, its time apart. A line that holds
+    the starts of two records has no kind that can be trusted: it may hide a decision.
   * The limit: damage that leaves the last line unreadable as to its kind or its id
     (zeros, a cut before them) looks exactly like a crash mid-write, and is cut. A
     crash cannot do that to a record after its fsync returned; only damage can.
@@ -52,6 +58,8 @@ _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\})
 _LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
 _START = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{0,64})")
 FORCED_KINDS = ("commit", "config", "begin", "done")   # a torn one may not be cut (Rule 6)
+_RECORD_START = re.compile(rb"(?:^|[\s\0])\d{4}-\d\d-\d\dT\S+ "
+                           rb"(?:begin|commit|abort|end|done|config) ")   # anywhere in a line
 
 
 def _start_of(raw: bytes) -> tuple:
@@ -75,6 +83,8 @@ class Problem:
     def __init__(self, line_no: int, what: str, raw: bytes = b"", txid: str = "",
                  kind: str = "", named: bool = False):
         legible, (kind_read, start) = _LEGIBLE.match(raw), _start_of(raw)
+        if _holds_several_records(raw):      # it may hide a decision: kind unknown
+            kind_read = ""
         self.line_no, self.what = line_no, what
         self.named = named      # what it is about is known for sure (its checksum held,
                                 # or a torn tail's candidates): it hides no other decision
@@ -118,14 +128,43 @@ def read_lines(path: pathlib.Path):
 
 def _written_again(raw: bytes, after: list) -> bool:
     """Is this bad line a torn record that Rule 6 kept and wrote again whole, right after
-    it (same kind, same txid)? Then it hides nothing: it is not damage."""
+    it? Then it hides nothing: it is not damage. It must be what a crash leaves of that
+    very record: a strict beginning of it, its time apart (the record written again
+    has a new one), zero bytes standing for bytes the disk never got. A whole line
+    whose checksum fails is damage even when the line after it names the same
+    transaction (one changed character of a txid can make it name the next one)."""
     again = after and parse_line(after[0])[0]
-    return bool(again and _start_of(raw) == (again[0], again[1]))
+    if not again or _start_of(raw) != (again[0], again[1]):
+        return False
+    torn, whole = _after_time(raw.rstrip(b"\n")), _after_time(after[0].rstrip(b"\n"))
+    return len(torn) < len(whole) and all(b in (0, w) for b, w in zip(torn, whole))
+
+
+def _after_time(raw: bytes) -> bytes:
+    """A line without its timestamp (the first word), which two writes of one record
+    do not share."""
+    return raw.partition(b" ")[2]
 
 
 def _looks_torn(raw: bytes) -> bool:
-    """A write that never finished: no end of line, or zero bytes the disk never got."""
-    return not raw.endswith(b"\n") or b"\0" in raw
+    """A write that never finished: no end of line, or zero bytes the disk never got.
+    Not a line that holds a whole record beside its zero bytes: each write is one
+    record, so that record was written whole before, and the zeros are damage (a zero
+    byte in place of the end of line between two records made them one line)."""
+    if not raw.endswith(b"\n"):
+        return True
+    return b"\0" in raw and not _holds_a_whole_record(raw)
+
+
+def _holds_a_whole_record(raw: bytes) -> bool:
+    pieces = re.split(rb"\0+", raw.rstrip(b"\n"))
+    return any(piece and parse_line(piece + b"\n")[0] for piece in pieces)
+
+
+def _holds_several_records(raw: bytes) -> bool:
+    """Does this line hold the starts of more than one record (an end of line between
+    them damaged)? Then the kind read at its start says nothing of the rest."""
+    return len(_RECORD_START.findall(raw)) > 1
 
 
 def _begin_as_far_as_read(raw: bytes) -> dict:

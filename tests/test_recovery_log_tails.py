@@ -8,6 +8,9 @@ Rules checked (bank/recovery_log.py Rule 6, bank/recovery_log_reading.py):
     surviving a crash during the start that keeps them;
   * a torn commit or begin that more than one txid may be, a torn config of a
     configured branch, and a torn done line are damage;
+  * a whole line whose txid was changed to the next line's, and a zero byte in place of
+    an end of line between two records, are damage (each had lost a commit), and a
+    line holding two records may hide a decision;
   * on an accepted damaged log, only what the damage may hide is kept in doubt, a kept
     record written again whole is one record at the next start, and begins are forced.
 Other damage (a bad line in the middle) is in tests/test_recovery_log.py and
@@ -320,3 +323,69 @@ def test_a_log_saved_with_windows_line_endings_says_so(log_path):
     log_path.write_bytes(log_path.read_bytes().replace(b"\n", b"\r\n"))
     with pytest.raises(LogDamaged, match="Windows line endings"):
         RecoveryLog(log_path)
+
+
+# ---- damage that looks like a crash's, found by a nemesis (each lost a commit) ----------
+
+def _commits_of(log_path, *txids) -> list:
+    """Begin each txid and commit it, in order, through the log itself."""
+    log = RecoveryLog(log_path)
+    for txid in txids:
+        log.begin(txid, INFO)
+    for txid in txids:
+        log.commit(txid)
+    log.close()
+    return lines_of(log_path)
+
+
+def test_a_commit_line_whose_txid_now_names_the_next_line_is_damage(log_path):
+    """Rule 6: a bad line is excused as "a kept torn record written again" only if it is
+    a strict beginning of the record after it. A whole commit line of T01 whose txid was
+    changed to T02 (the next line's, one character off, as txids that count up are) is
+    damage: the coordinator refuses to start, instead of presuming T01 aborted."""
+    lines = _commits_of(log_path, "T01", "T02")
+    i = line_index(lines, "commit", "T01")
+    lines[i] = lines[i].replace(b"T01", b"T02")
+    log_path.write_bytes(b"".join(lines))
+    with pytest.raises(LogDamaged, match=f"line {i + 1}: its checksum does not match"):
+        RecoveryLog(log_path)
+    accepted = RecoveryLog(log_path, accept_damage=True)
+    assert "T01" in accepted.in_doubt and accepted.outcome("T01") != "aborted"
+    accepted.close()
+
+
+def test_a_zero_byte_in_place_of_an_end_of_line_is_damage_not_a_torn_tail(log_path):
+    """Rule 6: a last line with a zero byte is torn only if it holds no whole record. A
+    zero byte in place of the end of line between the last two commits (each written
+    whole, and fsynced, before anyone heard of it) is damage: the log is not opened, and
+    accepted, both commits stay in doubt or committed, never presumed aborted."""
+    lines = _commits_of(log_path, "T01", "T02")
+    i = line_index(lines, "commit", "T01")
+    assert i == len(lines) - 2
+    lines[i] = lines[i][:-1] + b"\0"
+    log_path.write_bytes(b"".join(lines))
+    with pytest.raises(LogDamaged):
+        RecoveryLog(log_path)
+    accepted = RecoveryLog(log_path, accept_damage=True)
+    for txid in ("T01", "T02"):
+        assert txid in accepted.in_doubt or accepted.in_flight[txid]["decision"] == "commit"
+    accepted.close()
+
+
+def test_an_accepted_line_that_swallowed_the_next_keeps_its_decision_in_doubt(log_path):
+    """Rule 6 accepted: an end of line damaged into a space joins a begin and the commit
+    after it into one bad line. Its kind is read as unknown (it holds two records), so
+    the commit it may hide keeps its transaction in doubt, never presumed aborted."""
+    log = RecoveryLog(log_path)
+    log.begin("T01", INFO)
+    log.begin("T02", INFO)
+    log.commit("T01")
+    log.close()
+    lines = lines_of(log_path)
+    i = line_index(lines, "begin", "T02")
+    assert lines[i + 1].split()[1:3] == [b"commit", b"T01"]
+    lines[i] = lines[i][:-1] + b" "
+    log_path.write_bytes(b"".join(lines))
+    accepted = RecoveryLog(log_path, accept_damage=True)
+    assert "T01" in accepted.in_doubt and accepted.outcome("T01") != "aborted"
+    accepted.close()

@@ -7,10 +7,10 @@ finished ones, each branch's configuration). RecoveryLog inherits ReadAtStart an
 calls ``_read_existing`` from its constructor; the rules are in recovery_log.py.
 
 Rules (Rule 6, in short): only the LAST write can be cut short by a crash, so a
-last line without its end of line, or with zero bytes in it, is a torn tail: it was
-never acknowledged, and it is cut (kept in the history file). Any other bad line is
-damage: the log refuses to open (LogDamaged), or, accepted by an operator, keeps
-every transaction the damage could touch in doubt. Some tails are not simply cut,
+last line without its end of line, or with zero bytes at its start or end, is a torn
+tail: it was never acknowledged, and it is cut (kept in the history file). Any other
+bad line is damage: the log refuses to open (LogDamaged), or, accepted by an
+operator, keeps every transaction the damage could touch in doubt. Some tails are not simply cut,
 because cutting them could change history (a forced record damaged after a branch
 acted on it looks like one a crash cut short):
   * a last line whose only flaw is its missing end of line (its checksum and grammar
@@ -33,8 +33,11 @@ acted on it looks like one a crash cut short):
     strict beginning of the record right after it, its time apart. A line that holds
     the starts of two records has no kind that can be trusted: it may hide a decision.
   * The limit: damage that leaves the last line unreadable as to its kind or its id
-    (zeros, a cut before them) looks exactly like a crash mid-write, and is cut. A
-    crash cannot do that to a record after its fsync returned; only damage can.
+    (a cut before them, zeros from its start) looks exactly like a crash mid-write,
+    and is cut. A crash cannot do that to
+    a record after its fsync returned; only damage can. (Zeros only inside a last
+    line whose first and last bytes came through are damage: a disk loses whole
+    sectors.)
 
 Glossary:
   torn tail  the last line, cut short by a crash in the middle of its write
@@ -148,12 +151,17 @@ def _after_time(raw: bytes) -> bytes:
 
 def _looks_torn(raw: bytes) -> bool:
     """A write that never finished: no end of line, or zero bytes the disk never got.
-    Not a line that holds a whole record beside its zero bytes: each write is one
-    record, so that record was written whole before, and the zeros are damage (a zero
-    byte in place of the end of line between two records made them one line)."""
+
+    A disk loses whole sectors (512 bytes or more), and a record is shorter than two:
+    so the zeros of a torn write run from the line's start (its first sector lost) or
+    to its end. Zeros only inside a line whose first and last bytes came through are
+    damage, and so is a line that holds a whole record beside its zeros: each write is
+    one record, so that record was written whole (a zero byte in place of the end of
+    line between two records made them one line)."""
     if not raw.endswith(b"\n"):
         return True
-    return b"\0" in raw and not _holds_a_whole_record(raw)
+    at_an_edge = raw.startswith(b"\0") or raw.rstrip(b"\n").endswith(b"\0")
+    return at_an_edge and not _holds_a_whole_record(raw)
 
 
 def _holds_a_whole_record(raw: bytes) -> bool:

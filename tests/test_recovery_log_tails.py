@@ -10,7 +10,8 @@ Rules checked (bank/recovery_log.py Rule 6, bank/recovery_log_reading.py):
     configured branch, and a torn done line are damage;
   * a whole line whose txid was changed to the next line's, and a zero byte in place of
     an end of line between two records, are damage (each had lost a commit), and a
-    line holding two records may hide a decision;
+    line holding two records may hide a decision; zeros inside a last line whose start
+    and end of line came through are damage (a torn write loses whole sectors);
   * on an accepted damaged log, only what the damage may hide is kept in doubt, a kept
     record written again whole is one record at the next start, and begins are forced.
 Other damage (a bad line in the middle) is in tests/test_recovery_log.py and
@@ -389,3 +390,21 @@ def test_an_accepted_line_that_swallowed_the_next_keeps_its_decision_in_doubt(lo
     accepted = RecoveryLog(log_path, accept_damage=True)
     assert "T01" in accepted.in_doubt and accepted.outcome("T01") != "aborted"
     accepted.close()
+
+
+def test_zeros_inside_a_last_line_that_kept_its_start_and_end_are_damage(log_path):
+    """Rule 6: a disk loses whole sectors and a record is shorter than two, so a torn
+    write that kept its end of line has its zeros from the line's start. A zero byte
+    inside the kind word of a whole last commit (start and end of line intact) is
+    damage, not a tail to cut (it lost that commit); zeros from the line's start are
+    still a torn tail, cut."""
+    lines = _commits_of(log_path, "T01")
+    last = lines[-1]
+    at = last.index(b"commit") + 3
+    log_path.write_bytes(b"".join(lines[:-1]) + last[:at] + b"\0" + last[at + 1:])
+    with pytest.raises(LogDamaged):
+        RecoveryLog(log_path)
+    log_path.write_bytes(b"".join(lines[:-1]) + b"\0" * (at + 1) + last[at + 1:])
+    cut = RecoveryLog(log_path)
+    assert cut.torn == 1 and cut.in_flight["T01"]["decision"] is None
+    cut.close()

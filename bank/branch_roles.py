@@ -23,6 +23,7 @@ Glossary:
   lease     until when this primary may serve writes without asking the manager again
 """
 
+import json
 import logging
 import time
 
@@ -34,6 +35,7 @@ from bank.errors import (BankError, FaultCode, RememberedRefusal, check_branch_n
 from bank.replication import Follower
 
 log = logging.getLogger("branch")
+MAX_FOLLOWED = 16          # primaries followed, kept in the ledger's meta
 
 
 class ReplicationRoles:
@@ -219,6 +221,7 @@ class ReplicationRoles:
                             f"{self.name} is {_role_words(self.role)}: its history may differ; "
                             "restart it with --replica-of to rejoin from a fresh copy.") from None
         self._record_role()
+        remember_followed(self.ledger, primary_url)
         self.follower = Follower(self, primary_url)
         return {"name": self.name, "role": self.role.value, "primary": primary_url}
 
@@ -378,3 +381,22 @@ def _primary_named_in(sentence: str) -> str:
         if word.startswith("http"):
             return word.rstrip(".")
     return ""
+
+
+def remember_followed(ledger, url: str) -> None:
+    """Keep (durably, the last few) the primaries this server followed as a replica: a
+    stale --replica-of naming one of them, after this server was promoted, is then
+    known for what it is (bank/branch_service.py, _open_ledger), also after two
+    failovers, when the server it replaced was not the one it was started after."""
+    followed = followed_primaries(ledger)
+    if url not in followed:
+        ledger.set_meta(followed=json.dumps((followed + [url])[-MAX_FOLLOWED:]))
+
+
+def followed_primaries(ledger) -> list:
+    """The primaries this server followed as a replica, oldest first."""
+    try:
+        followed = json.loads(ledger.meta("followed", "[]"))
+    except ValueError:
+        return []
+    return [url for url in followed if isinstance(url, str)] if isinstance(followed, list) else []

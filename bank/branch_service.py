@@ -44,7 +44,8 @@ from bank.core.participant import MAX_OPS
 from bank.ledger import Ledger
 from bank.money import parse_amount, parse_delta
 from bank.core.messages import Role, TxState
-from bank.branch_roles import ManagerLink, ReplicationRoles
+from bank.branch_roles import (ManagerLink, ReplicationRoles, followed_primaries,
+                               remember_followed)
 from bank.branch_termination import ASK_PEERS_AFTER, Termination, _held_text, _ops_text
 from bank.core.replica import BranchRole
 from bank.replication import HEARTBEAT_EVERY, Follower, Replicas
@@ -344,7 +345,8 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
 
     Its old database may hold changes no replica ever got, so it is kept aside
     (NAME.db.before-rejoin-TIME), never merged. But a promoted replica restarted with
-    its old --replica-of (the server it replaced) starts as the primary it was, unless
+    its old --replica-of (a server it followed before, the one it replaced or the one
+    it was started after: remember_followed) starts as the primary it was, unless
     that server now answers as a newer primary (it was replaced in turn): then it
     rejoins that one, instead of coming back fenced for good.
     """
@@ -352,7 +354,8 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
     role = ledger.meta("role", "primary")
     if replica_of and role == "primary" and ledger.applied_seq():
         newer = _newer_primary_at(replica_of, int(ledger.meta("epoch", "1")), secret)
-        if replica_of == ledger.meta("promoted_from") and not newer:
+        followed = followed_primaries(ledger) + [ledger.meta("promoted_from", "")]
+        if replica_of in followed and not newer:
             log.warning("%s was promoted to replace %s: starting as the primary",
                         db_path, replica_of)
             return ledger, ""                  # a stale --replica-of after a failover
@@ -372,6 +375,8 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
         log.warning("rejoining as a replica: old database kept as %s.before-rejoin-%s",
                     db_path, stamp)
         ledger = Ledger(db_path, name)
+    if replica_of:
+        remember_followed(ledger, replica_of)
     return ledger, replica_of
 
 

@@ -660,6 +660,38 @@ def test_restarting_the_promoted_replica_keeps_its_data(make_bank):
         assert balance(bank, MUMBAI_REPLICA, "1001") == D("10011.00")
 
 
+def test_a_server_promoted_by_a_second_failover_restarts_as_the_primary(tmp_path):
+    """bank/branch_service.py _open_ledger: a promoted server restarted with a stale
+    --replica-of starts as the primary it was if that URL names a server it followed
+    before (remember_followed), not only the one it replaced: after two failovers the
+    launcher still names the first primary, and the server must come back (it used to
+    refuse to start, leaving the branch down with a committed transfer half applied)."""
+    bank = LocalCluster(home=tmp_path, branches=(MUMBAI,), replicas=2,
+                        branch_args=("--ask-every", "0.3"))
+    try:
+        bank.start()
+        wait_in_sync(bank, MUMBAI)
+        bank.kill(MUMBAI)
+        first = call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)["primary"]
+        first_name = next(n for n, m in bank.members.items() if m.url == first)
+        other = next(m.url for n, m in bank.members.items()
+                     if n.startswith(MUMBAI + "-") and n != first_name)
+        wait_for(lambda: any(r["url"] == other and r["in_sync"] and r["lag"] == 0
+                             for r in branch_row(bank, MUMBAI)["replicas"]),
+                 SYNC_DEADLINE, "the other replica in sync with the new primary")
+        bank.kill(first_name)
+        second = call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)["primary"]
+        second_name = next(n for n, m in bank.members.items() if m.url == second)
+        call(bank, COORDINATOR, "deposit", "Mumbai/1001", "11.00", "after-two-failovers")
+        bank.kill(second_name)
+        bank.restart(second_name)                    # still with --replica-of the first
+        ping = call(bank, second_name, "ping")
+        assert ping["role"] == "primary" and ping["epoch"] == 3, ping
+        assert balance(bank, second_name, "1001") == D("10011.00")
+    finally:
+        bank.stop()
+
+
 def test_fenced_old_primary_cannot_follow_on_a_divergent_database(make_bank):
     """A former primary rejoins only from a fresh copy: told to follow the new primary,
     it either refuses or ends up with exactly the new primary's accounts."""

@@ -30,8 +30,8 @@ import time
 from bank import rpc
 from bank.core.replica import Do as ReplicaDo
 from bank.core.replica import RoleRefused
-from bank.errors import (BankError, FaultCode, RememberedRefusal, check_branch_name,
-                         check_limit, check_url)
+from bank.errors import (NOTHING_DONE, BankError, FaultCode, RememberedRefusal,
+                         check_branch_name, check_limit, check_url)
 from bank.replication import Follower
 
 log = logging.getLogger("branch")
@@ -97,7 +97,8 @@ class ReplicationRoles:
             self.roles.on_write(lease_ok=self.lease_ok())
         except RoleRefused as refused:
             if refused.rule == "R8":
-                raise BankError(FaultCode.UNAVAILABLE, self._no_lease_sentence("")) from None
+                raise BankError(FaultCode.UNAVAILABLE,              # refused before it ran
+                                self._no_lease_sentence(NOTHING_DONE)) from None
             where = f" The primary is {self.primary_url}." if self.primary_url else ""
             raise BankError(FaultCode.NOT_PRIMARY,
                             f"{self.name} at {self.url or 'this address'} is "

@@ -109,7 +109,8 @@ class BranchLink:
         if self.partitioned:
             raise BankError(FaultCode.UNAVAILABLE,
                             f"branch {self.name} is cut off by a lab partition "
-                            f"(heal {self.name} to reconnect).", not_sent=True, why=CUT_OFF)
+                            f"(heal {self.name} to reconnect)." + NOTHING_DONE,
+                            not_sent=True, why=CUT_OFF)
         try:
             return BranchReply(self, method, args, self.client.send(method, *args), then)
         except BankError as exc:

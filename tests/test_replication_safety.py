@@ -33,7 +33,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank.config_manager import lease_wait                     # noqa: E402
-from bank.errors import BankError, FaultCode                   # noqa: E402
+from bank.errors import BankError, FaultCode, surely_not_done  # noqa: E402
 from bank.local_cluster import COORDINATOR, LocalCluster, replica_name  # noqa: E402
 from polling import wait_for                                   # noqa: E402
 
@@ -179,6 +179,8 @@ def test_a_write_the_manager_cannot_record_is_not_acknowledged(make_bank):
     assert refused.value.code == FaultCode.UNAVAILABLE
     assert "not acknowledged" in refused.value.message.lower() \
         or "no lease" in refused.value.message, refused.value.message
+    kept = "is kept here" in refused.value.message     # applied, not acknowledged
+    assert surely_not_done(refused.value) != kept      # refused before it ran: nothing done
     bank.restart(COORDINATOR)
     wait_for(lambda: _deposit_ok(bank, "after-manager-back"), 30,
              "writes to resume once the manager can record the drop")

@@ -333,13 +333,16 @@ def test_coordinator_crash_after_decision_is_reported_as_not_known(sh, bank):
 
 
 def test_partition_makes_transfers_abort_until_healed(sh):
-    """While the coordinator cannot reach Delhi, transfers to it abort; heal ends that.
-    Healing a branch that was not cut off says so, rather than "reachable again"."""
+    """While the coordinator cannot reach Delhi, transfers to it abort and a deposit is
+    refused with "Nothing was done" (it never left: its outcome is known); heal ends
+    that. Healing a branch that was not cut off says so, rather than "reachable again"."""
     src = new_account(sh, "Mumbai", "10")
     assert "can no longer reach Delhi" in run(sh, "partition Delhi")
     try:
         out = run(sh, f"transfer {src} Delhi/1001 1")
         assert out.startswith("Aborted:") and "partition" in out
+        out = run(sh, "deposit Delhi/1001 1")        # never sent: refused, not "not known"
+        assert out.startswith("Error:") and "Nothing was done" in out, out
     finally:
         assert "Delhi is reachable again" in run(sh, "heal Delhi")
     assert run(sh, f"transfer {src} Delhi/1001 1").startswith("Committed")

@@ -31,11 +31,13 @@ def parser() -> argparse.ArgumentParser:
                + "; in the replication world: " + ", ".join(replication.VARIANTS))
     p.add_argument("--world", choices=("2pc", "replication"), default="2pc",
                    help="2pc (default): a coordinator, branches, transfers; replication: a "
-                        "primary, its replica and the configuration manager")
+                        "primary, its replicas and the configuration manager")
     p.add_argument("--writes", type=int, default=2,
                    help="replication world: deposits the client makes (default 2)")
     p.add_argument("--ticks", type=int, default=2,
                    help="replication world: lease periods that may pass (default 2)")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="replication world: replicas of the branch, 1 or 2 (default 1)")
     p.add_argument("--branches", type=int, default=2, help="2 or 3 (default 2)")
     p.add_argument("--transfers", type=int, default=2,
                    help="1 to 3 concurrent transfers; T2 is unaffordable (default 2)")
@@ -89,7 +91,7 @@ def explore(options, progress=None) -> tuple:
     `progress(depth, states)` hears of each finished level of a breadth-first search."""
     options = options_from(options)
     if options.world == "replication":
-        return explore_replication(options)
+        return explore_replication(options, progress)
     if options.replay:
         return replay_file(options.replay)
     world = World(check(options))
@@ -101,14 +103,14 @@ def explore(options, progress=None) -> tuple:
     return draw(world, result, options.save), result.violation is not None
 
 
-def explore_replication(options) -> tuple:
+def explore_replication(options, progress=None) -> tuple:
     """The replication world (bank/explorer/replication.py): (report, violation found)."""
     for name in ("writes", "crashes", "losses", "ticks"):
         if not 0 <= getattr(options, name) <= 4:
             raise ValueError(f"--{name} must be between 0 and 4.")
     budgets = replication.Budgets(options.writes, options.crashes, options.losses,
-                                  options.ticks, options.variant)
-    return replication.report(budgets)
+                                  options.ticks, options.variant, options.replicas)
+    return replication.report(budgets, options.max_states, progress)
 
 
 def draw(world, result, save: str = "") -> str:

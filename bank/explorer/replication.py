@@ -1,8 +1,9 @@
-"""The replication world: a primary, its replica and the configuration manager, explored.
+"""The replication world: a primary, its replicas and the configuration manager, explored.
 
 Role: check the kit's replication rules the way bank/explorer/world.py checks 2PC:
 every order of pushes and acknowledgements, a crash, a lost push, time passing
-(leases running out), a failover at any moment, on the very cores the servers run:
+(leases running out), a failover to any replica at any moment, with one replica or
+two, on the very cores the servers run:
 BranchRole (bank/core/replica.py, R1-R9) at each branch server and Manager
 (bank/core/manager.py, M1-M5; M6 needs the cluster's addresses) at the
 coordinator. This file plays the network, the
@@ -17,6 +18,11 @@ Rules:
     not renewed has run out, for the primary (R8) and for the manager alike. The clock
     assumption of bank/core/manager.py is what makes that one tick for both.
   * X4 - budgets bound the writes, crashes, lost messages and ticks.
+  * X5 - the branch has one replica or two (Mumbai-r1, Mumbai-r2), all in sync at the
+    start. A write is pushed to each replica in the primary's view, and every push and
+    answer travels on its own, so one replica can have a write the other lacks. A
+    promoted replica starts with an empty in-sync set (M5) and no replica catches up
+    here, so a run has at most one failover.
 
 Invariants:
   * acked-writes-survive  every write a client was told is acknowledged is in the log
@@ -28,6 +34,7 @@ Glossary:
   view     the replicas a primary waits for before it acknowledges a write
 """
 
+import gc
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -37,9 +44,8 @@ from bank.core.messages import Role
 from bank.core.replica import BranchRole, Do, RoleRefused
 from bank.explorer.world import Note
 
-PRIMARY, REPLICA, MANAGER, CLIENT = "Mumbai", "Mumbai-r1", "coordinator", "client"
-SERVERS = (PRIMARY, REPLICA)
-PARTIES = (CLIENT, MANAGER, PRIMARY, REPLICA)
+PRIMARY, MANAGER, CLIENT = "Mumbai", "coordinator", "client"
+REPLICAS = ("Mumbai-r1", "Mumbai-r2")    # a world of n replicas has the first n (X5)
 TICK = lease_wait()
 RULES = {
     "acked-writes-survive": "every acknowledged write is in the log of the branch's "
@@ -55,9 +61,11 @@ class Budgets:
     losses: int = 1
     ticks: int = 2
     variant: str = ""
+    replicas: int = 1        # not a budget: the size of the world (X5)
 
 
 class Server(NamedTuple):
+    name: str
     up: bool
     role: Role
     epoch: int
@@ -79,7 +87,7 @@ class State(NamedTuple):
     clock: int
     config: Configuration
     granted_at: float
-    servers: tuple           # Server per name in SERVERS
+    servers: tuple           # Server: the primary first, then each replica
     network: frozenset       # Push messages on their way
     pending: frozenset       # (write, server, replica): a primary still waits (volatile)
     written: tuple           # writes the client has sent
@@ -110,15 +118,23 @@ class ReplicationWorld:
         if budgets.variant and budgets.variant not in VARIANTS:
             raise ValueError(f"There is no replication variant {budgets.variant!r}; the "
                              f"variants are: {', '.join(VARIANTS)}.")
+        if not 1 <= budgets.replicas <= len(REPLICAS):
+            raise ValueError(f"--replicas must be between 1 and {len(REPLICAS)}.")
         self.budgets = budgets
+        self.replicas = REPLICAS[:budgets.replicas]
+        self.servers = (PRIMARY,) + self.replicas
+        self.parties = (CLIENT, MANAGER) + self.servers     # the diagram's columns
         self.manager_class = PromoteOutOfSync if budgets.variant == "promote-out-of-sync" \
             else Manager
 
     def initial(self) -> State:
-        primary = Server(True, Role.PRIMARY, 1, "", (), (REPLICA,), 0.0)
-        replica = Server(True, Role.REPLICA, 1, PRIMARY, (), (), -1.0)
-        return State(0, Configuration(PRIMARY, (REPLICA,), 1, 1), 0.0, (primary, replica),
-                     frozenset(), frozenset(), (), frozenset(), (0, 0, 0))
+        """Every replica in sync, recorded so by the manager; the primary holds a lease."""
+        primary = Server(PRIMARY, True, Role.PRIMARY, 1, "", (), self.replicas, 0.0)
+        replicas = tuple(Server(name, True, Role.REPLICA, 1, PRIMARY, (), (), -1.0)
+                         for name in self.replicas)
+        return State(0, Configuration(PRIMARY, self.replicas, 1, 1), 0.0,
+                     (primary,) + replicas, frozenset(), frozenset(), (), frozenset(),
+                     (0, 0, 0))
 
     # ---- what may happen next ---------------------------------------------------------
 
@@ -126,14 +142,14 @@ class ReplicationWorld:
         b, (crashes, losses, ticks) = self.budgets, s.used
         found = []
         if len(s.written) < b.writes:
-            found += [("write", name) for name in SERVERS if self._server(s, name).up]
+            found += [("write", name) for name in self.servers if self._server(s, name).up]
         for msg in sorted(s.network):
             if self._server(s, msg.dst).up:
                 found.append(("deliver", msg))
             if losses < b.losses:
                 found.append(("lose", msg))
         found += [("silent", who) for who in sorted({(o, r) for _, o, r in s.pending})]
-        for name in SERVERS:
+        for name in self.servers:
             server = self._server(s, name)
             if server.up and server.role is Role.PRIMARY:
                 found.append(("renew", name))
@@ -321,19 +337,25 @@ class ReplicationWorld:
         return s._replace(config=manager.config, granted_at=manager.granted_at)
 
     def _server(self, s, name) -> Server:
-        return s.servers[SERVERS.index(name)]
+        return server_named(s, name)
 
     def _put(self, s, name, server) -> State:
-        servers = list(s.servers)
-        servers[SERVERS.index(name)] = server
-        return s._replace(servers=tuple(servers))
+        return s._replace(servers=tuple(server if old.name == name else old
+                                        for old in s.servers))
+
+
+def server_named(s: State, name: str) -> Server:
+    for server in s.servers:
+        if server.name == name:
+            return server
+    raise KeyError(name)
 
 
 # ---- invariants ------------------------------------------------------------------------------
 
 def violation(s: State):
     """(invariant, what is wrong) for the first rule broken in s, or None."""
-    primary = s.servers[SERVERS.index(s.config.primary)]
+    primary = server_named(s, s.config.primary)
     for w, name, epoch in sorted(s.acked):
         if w not in primary.log:
             return ("acked-writes-survive",
@@ -349,11 +371,28 @@ def violation(s: State):
 
 # ---- the search ------------------------------------------------------------------------------
 
-def explore(budgets: Budgets = Budgets(), max_states: int = 2_000_000) -> dict:
+PROGRESS_EVERY = 4096        # steps between two calls of progress(depth, states)
+
+
+def explore(budgets: Budgets = Budgets(), max_states: int = 2_000_000, progress=None) -> dict:
     """Breadth-first over every state within the budgets; the first violation has a
-    shortest run. Returns {"states", "explored", "depth", "seconds", "violation",
-    "trace", "notes"}."""
-    world, began = ReplicationWorld(budgets), time.perf_counter()
+    shortest run. `progress(depth, states)`, if given, hears every few thousand steps
+    how far the search got. Returns {"states", "explored", "depth", "seconds",
+    "complete", "violation", "trace", "notes"}."""
+    # States are plain tuples without cycles: the cyclic collector would only scan the
+    # growing table again and again (as in search.py, E4).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _breadth_first(ReplicationWorld(budgets), max_states,
+                              progress or (lambda depth, states: None))
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _breadth_first(world, max_states: int, progress) -> dict:
+    began = time.perf_counter()
     start = world.initial()
     parents, frontier, explored, depth = {start: None}, [start], 0, 0
     found = None
@@ -362,6 +401,8 @@ def explore(budgets: Budgets = Budgets(), max_states: int = 2_000_000) -> dict:
         for state in frontier:
             for action in world.actions(state):
                 explored += 1
+                if not explored % PROGRESS_EVERY:
+                    progress(depth + 1, len(parents))
                 after = world.step(state, action)[0]
                 if after in parents:
                     continue
@@ -374,37 +415,47 @@ def explore(budgets: Budgets = Budgets(), max_states: int = 2_000_000) -> dict:
                 break
         depth += bool(level)
         frontier = level
-    trace, notes = [], []
-    if found:
-        key = found
-        while parents[key] is not None:
-            key, action = parents[key]
-            trace.append(action)
-        trace.reverse()
-        state = start
-        for action in trace:
-            state, step_notes = world.step(state, action)
-            notes.append(step_notes)
+    trace = _path(parents, found) if found else []
     return {"states": len(parents), "explored": explored, "depth": depth,
-            "seconds": time.perf_counter() - began,
+            "seconds": time.perf_counter() - began, "complete": not frontier or bool(found),
             "violation": violation(found) if found else None, "trace": trace,
-            "notes": notes}
+            "notes": _notes(world, start, trace)}
 
 
-def report(budgets: Budgets = Budgets()) -> tuple:
+def _path(parents: dict, state: State) -> list:
+    """The actions from the initial state to `state`."""
+    trace = []
+    while parents[state] is not None:
+        state, action = parents[state]
+        trace.append(action)
+    return trace[::-1]
+
+
+def _notes(world, start: State, trace: list) -> list:
+    """The diagram's notes of each step of `trace`, replayed from `start`."""
+    notes, state = [], start
+    for action in trace:
+        state, step_notes = world.step(state, action)
+        notes.append(step_notes)
+    return notes
+
+
+def report(budgets: Budgets = Budgets(), max_states: int = 2_000_000, progress=None) -> tuple:
     """(text, True if a violation was found): what explore() found, for a person."""
     from bank.explorer.render import COLUMN, _row
-    result = explore(budgets)
-    b = budgets
+    result = explore(budgets, max_states, progress)
+    world, b = ReplicationWorld(budgets), budgets
     lines = [f"The explorer, replication world: "
              f"{'the kit as it is' if not b.variant else 'variant ' + b.variant}",
-             f"World: {PRIMARY} (primary) and {REPLICA} (in sync), the coordinator as "
-             "configuration manager",
+             f"World: {PRIMARY} (primary) and {', '.join(world.replicas)} (in sync), the "
+             "coordinator as configuration manager",
              f"Budgets: writes {b.writes}, crashes {b.crashes}, lost messages {b.losses}, "
              f"lease periods passing {b.ticks}",
              "Invariants: " + ", ".join(RULES),
              f"States: {result['states']:,} distinct, {result['explored']:,} explored, depth "
              f"{result['depth']}, {result['seconds']:.1f} s", ""]
+    if not result["complete"]:
+        lines.insert(-1, f"Search: STOPPED at {max_states:,} states: not exhaustive")
     if result["violation"] is None:
         lines.append("Result: no violation. Every invariant held in every state reached.")
         return "\n".join(lines), False
@@ -413,9 +464,9 @@ def report(budgets: Budgets = Budgets()) -> tuple:
     if b.variant:
         lines.append(f"  The variant {b.variant} breaks {VARIANTS[b.variant]}.")
     lines += ["", f"The shortest run to it ({len(result['trace'])} steps):", "",
-              "step  " + "".join(p.center(COLUMN) for p in PARTIES).rstrip()]
+              "step  " + "".join(p.center(COLUMN) for p in world.parties).rstrip()]
     for number, step_notes in enumerate(result["notes"], 1):
         for i, note in enumerate(step_notes):
             prefix = f"{number:>4}  " if i == 0 else "      "
-            lines.append(prefix + _row(note, list(PARTIES)))
+            lines.append(prefix + _row(note, list(world.parties)))
     return "\n".join(lines), True

@@ -193,6 +193,34 @@ def test_each_replication_variant_loses_an_acknowledged_write(variant, rule):
     assert f"breaks {rule}" in text and "promote" in text
 
 
+def test_a_lost_message_adds_no_state_to_check():
+    """X6: with a loss budget or without, the same states are reached once the network
+    is set aside (a lost message is one never delivered), so two replicas can leave
+    losses out of their default budgets without checking less."""
+    def reached(losses):
+        world = repl.ReplicationWorld(repl.Budgets(writes=1, crashes=1, losses=losses,
+                                                   ticks=1, replicas=2))
+        seen, waiting = set(), [world.initial()]
+        while waiting:
+            state = waiting.pop()
+            if state not in seen:
+                seen.add(state)
+                waiting += [world.step(state, action)[0] for action in world.actions(state)]
+        return {s._replace(network=frozenset(), used=(s.used[0], 0, s.used[2])) for s in seen}
+    assert reached(losses=1) == reached(losses=0)
+
+
+def test_each_world_size_has_its_default_budgets():
+    """The defaults of one replica are the budgets the README quotes; two replicas leave
+    out the loss (X6) and the second lease period, so that the default search of either
+    is exhaustive in well under a minute. A budget given replaces its default."""
+    assert repl.budgets_for(1) == repl.Budgets(2, 1, 1, 2)
+    assert repl.budgets_for(2) == repl.Budgets(2, 1, 0, 1, replicas=2)
+    assert repl.budgets_for(2, ticks=2, losses=None).ticks == 2
+    with pytest.raises(ValueError, match="--replicas must be 1 or 2"):
+        cli.explore(["--world", "replication", "--replicas", "3"])
+
+
 def test_replication_world_from_the_command_line():
     """`explore.py --world replication` runs the same search; an unknown variant there is
     refused with one sentence."""

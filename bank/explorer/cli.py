@@ -34,15 +34,18 @@ def parser() -> argparse.ArgumentParser:
                         "primary, its replicas and the configuration manager")
     p.add_argument("--writes", type=int, default=2,
                    help="replication world: deposits the client makes (default 2)")
-    p.add_argument("--ticks", type=int, default=2,
-                   help="replication world: lease periods that may pass (default 2)")
+    p.add_argument("--ticks", type=int,
+                   help="replication world: lease periods that may pass (default 2; "
+                        "1 with two replicas)")
     p.add_argument("--replicas", type=int, default=1,
                    help="replication world: replicas of the branch, 1 or 2 (default 1)")
     p.add_argument("--branches", type=int, default=2, help="2 or 3 (default 2)")
     p.add_argument("--transfers", type=int, default=2,
                    help="1 to 3 concurrent transfers; T2 is unaffordable (default 2)")
     p.add_argument("--crashes", type=int, default=1, help="crash budget (default 1)")
-    p.add_argument("--losses", type=int, default=1, help="lost messages (default 1)")
+    p.add_argument("--losses", type=int,
+                   help="lost messages (default 1; 0 in the replication world with two "
+                        "replicas, where a loss adds no state: X6)")
     p.add_argument("--duplicates", type=int, default=0, help="duplicated messages (default 0)")
     p.add_argument("--partitions", type=int, default=0, help="partitions (default 0)")
     p.add_argument("--presumption", choices=("nothing", "abort", "commit"), default="abort",
@@ -75,13 +78,16 @@ def check(options) -> Config:
         raise ValueError("--branches must be 2 or 3.")
     if not 1 <= options.transfers <= 3:
         raise ValueError("--transfers must be 1, 2 or 3.")
-    for name in ("crashes", "losses", "duplicates", "partitions"):
-        if not 0 <= getattr(options, name) <= 5:
+    losses = Config.losses if options.losses is None else options.losses   # not given
+    budgets = {"crashes": options.crashes, "losses": losses,
+               "duplicates": options.duplicates, "partitions": options.partitions}
+    for name, value in budgets.items():
+        if not 0 <= value <= 5:
             raise ValueError(f"--{name} must be between 0 and 5.")
     if options.random_walk < 0 or options.max_states < 1:
         raise ValueError("--random-walk and --max-states must be positive.")
     variants.get(options.variant)                      # a sentence if unknown
-    return Config(options.branches, options.transfers, options.crashes, options.losses,
+    return Config(options.branches, options.transfers, options.crashes, losses,
                   options.duplicates, options.partitions, options.variant,
                   getattr(options, "presumption", "abort"))
 
@@ -105,11 +111,11 @@ def explore(options, progress=None) -> tuple:
 
 def explore_replication(options, progress=None) -> tuple:
     """The replication world (bank/explorer/replication.py): (report, violation found)."""
-    for name in ("writes", "crashes", "losses", "ticks"):
-        if not 0 <= getattr(options, name) <= 4:
+    given = {name: getattr(options, name) for name in ("writes", "crashes", "losses", "ticks")}
+    for name, value in given.items():
+        if value is not None and not 0 <= value <= 4:
             raise ValueError(f"--{name} must be between 0 and 4.")
-    budgets = replication.Budgets(options.writes, options.crashes, options.losses,
-                                  options.ticks, options.variant, options.replicas)
+    budgets = replication.budgets_for(options.replicas, options.variant, **given)
     return replication.report(budgets, options.max_states, progress)
 
 

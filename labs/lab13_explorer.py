@@ -78,7 +78,9 @@ def main() -> int:
         return 1
     for name in replication.VARIANTS:
         step(f"Broken replication variant {name}: it breaks {replication.VARIANTS[name]}")
-        text, found = cli.explore(["--world", "replication", "--variant", name])
+        replicas = str(replication.REPLICAS_NEEDED.get(name, 1))    # the smallest world
+        text, found = cli.explore(["--world", "replication", "--variant", name,
+                                   "--replicas", replicas])
         if not found:
             print(f"\nFAILED: the explorer did not catch {name}.")
             return 1

@@ -193,6 +193,28 @@ def test_each_replication_variant_loses_an_acknowledged_write(variant, rule):
     assert f"breaks {rule}" in text and "promote" in text
 
 
+@pytest.mark.parametrize("variant", sorted(repl.VARIANTS))
+def test_every_replication_variant_is_caught_with_two_replicas(variant):
+    """Each broken rule (M5, R7, R1) still loses an acknowledged write when the branch
+    has two replicas: the shortest run ends in a failover to a replica that lacks it."""
+    text, found = repl.report(repl.budgets_for(2, variant, writes=1))
+    assert found and "VIOLATION of acked-writes-survive" in text, text
+    assert f"breaks {repl.VARIANTS[variant].split(':')[0]}" in text
+    assert " promote " in text.splitlines()[-1]                 # the last step: a failover
+
+
+def test_acknowledging_after_one_replica_is_caught_only_with_two():
+    """R1 asks for every in-sync replica, not one of them: with a single replica the
+    two are the same (no violation, and the report says to try --replicas 2); with two,
+    the primary acknowledges once Mumbai-r1 has the write and Mumbai-r2, which never got
+    it, is promoted (5 steps)."""
+    text, found = repl.report(repl.budgets_for(1, "ack-after-one-replica"))
+    assert not found and "needs 2 replicas to break anything: try --replicas 2" in text
+    text, found = repl.report(repl.budgets_for(2, "ack-after-one-replica"))
+    assert found and "the recorded primary Mumbai-r2 does not have it" in text, text
+    assert "The shortest run to it (5 steps)" in text
+
+
 def test_a_lost_message_adds_no_state_to_check():
     """X6: with a loss budget or without, the same states are reached once the network
     is set aside (a lost message is one never delivered), so two replicas can leave

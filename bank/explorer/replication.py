@@ -127,7 +127,12 @@ def budgets_for(replicas: int = 1, variant: str = "", **given) -> Budgets:
 
 VARIANTS = {"promote-out-of-sync": "M5: only a member of the recorded in-sync set is promoted",
             "drop-without-manager": "R7: a primary drops a silent replica only once the "
-                                    "manager has recorded it"}
+                                    "manager has recorded it",
+            "ack-after-one-replica": "R1: a primary answers a write only after every "
+                                     "in-sync replica has it"}
+# The replicas a variant needs before it can break anything (1 if not named here): with
+# one replica, "one of them" and "every one" are the same.
+REPLICAS_NEEDED = {"ack-after-one-replica": 2}
 
 
 class ReplicationWorld:
@@ -225,7 +230,7 @@ class ReplicationWorld:
             s = self._put(s, msg.dst, server._replace(role=role.role))
             notes.append(Note(msg.dst, msg.dst, "fenced", "a newer primary exists (R4)"))
             return s._replace(pending=frozenset(p for p in s.pending if p[1] != msg.dst))
-        s = s._replace(pending=s.pending - {sender_left})
+        s = s._replace(pending=self._stop_waiting(s, sender_left))
         return self._ack_if_done(s, msg.dst, msg.write, notes)
 
     def _receive_push(self, s, msg, notes):
@@ -341,6 +346,13 @@ class ReplicationWorld:
             return s
         notes.append(Note(name, CLIENT, f"ack {w}", f"epoch {server.epoch}"))
         return s._replace(acked=s.acked | {(w, name, server.epoch)})
+
+    def _stop_waiting(self, s, answered) -> frozenset:
+        """R1: a replica's answer ends the wait for that replica only. (The broken
+        variant ack-after-one-replica stops waiting for all of them at the first.)"""
+        if self.budgets.variant == "ack-after-one-replica":
+            return frozenset(p for p in s.pending if p[:2] != answered[:2])
+        return s.pending - {answered}
 
     def _now(self, s) -> float:
         return s.clock * TICK
@@ -477,6 +489,10 @@ def report(budgets: Budgets = Budgets(), max_states: int = 2_000_000, progress=N
         lines.insert(-1, f"Search: STOPPED at {max_states:,} states: not exhaustive")
     if result["violation"] is None:
         lines.append("Result: no violation. Every invariant held in every state reached.")
+        if b.replicas < REPLICAS_NEEDED.get(b.variant, 1):
+            lines.append(f"  The variant {b.variant} needs {REPLICAS_NEEDED[b.variant]} "
+                         f"replicas to break anything: try --replicas "
+                         f"{REPLICAS_NEEDED[b.variant]}.")
         return "\n".join(lines), False
     rule, what = result["violation"]
     lines += [f"Result: VIOLATION of {rule}: {RULES[rule]}.", f"  What is wrong: {what}."]

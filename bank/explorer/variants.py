@@ -114,7 +114,8 @@ def get(name: str) -> Variant:
     if not name:
         return KIT
     if name not in VARIANTS:
+        from bank.explorer import replication   # here: it imports world.py, which imports us
         raise ValueError(f"There is no variant {name!r}; the variants are: "
                          f"{', '.join(VARIANTS)} (and, with --world replication, "
-                         "promote-out-of-sync and drop-without-manager).")
+                         f"{', '.join(replication.VARIANTS)}).")
     return VARIANTS[name]

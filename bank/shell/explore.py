@@ -30,8 +30,9 @@ class ExploreCommands:
         vote-yes-without-hold, abort-after-timeout, commit-before-force,
         decision-in-memory), --crashes N, --losses N, --transfers N, --branches N,
         --random-walk STEPS --seed S, --save FILE, --replay FILE; --world replication
-        (variants promote-out-of-sync, drop-without-manager). The default search
-        takes about a minute; a broken variant is caught in seconds.
+        [--replicas 2] (variants promote-out-of-sync, drop-without-manager,
+        ack-after-one-replica). The default search takes about a minute; a broken
+        variant is caught in seconds.
         Example: explore --variant abort-on-restart"""
         said, shown = io.StringIO(), io.StringIO()     # argparse's own usage block is noise
         try:

@@ -243,6 +243,18 @@ def test_each_world_size_has_its_default_budgets():
         cli.explore(["--world", "replication", "--replicas", "3"])
 
 
+def test_a_long_replication_search_shows_progress_and_a_cut_one_says_so():
+    """A search tells progress(depth, states) how far it got every few thousand steps
+    (the command line prints it every 5 s), and one stopped by max states says it is
+    not exhaustive rather than "no violation" alone."""
+    heard = []
+    repl.explore(repl.budgets_for(2, writes=1, ticks=1),
+                 progress=lambda depth, states: heard.append(states))
+    assert heard and heard == sorted(heard)
+    text, found = repl.report(repl.budgets_for(2), max_states=500)
+    assert not found and "Search: STOPPED at 500 states: not exhaustive" in text
+
+
 def test_replication_world_from_the_command_line():
     """`explore.py --world replication` runs the same search; an unknown variant there is
     refused with one sentence."""

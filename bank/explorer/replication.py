@@ -119,10 +119,15 @@ DEFAULTS = {1: Budgets(), 2: Budgets(losses=0, ticks=1, replicas=2)}
 def budgets_for(replicas: int = 1, variant: str = "", **given) -> Budgets:
     """The default budgets of a world of `replicas` replicas, with every budget `given`
     (not None) instead."""
-    if replicas not in DEFAULTS:
-        raise ValueError(f"--replicas must be {' or '.join(map(str, DEFAULTS))}.")
+    check_replicas(replicas)
     given = {name: value for name, value in given.items() if value is not None}
     return replace(DEFAULTS[replicas], variant=variant, **given)
+
+
+def check_replicas(replicas: int) -> None:
+    """A sentence (ValueError) unless the world has default budgets for that many."""
+    if replicas not in DEFAULTS:
+        raise ValueError(f"--replicas must be {' or '.join(map(str, DEFAULTS))}.")
 
 
 VARIANTS = {"promote-out-of-sync": "M5: only a member of the recorded in-sync set is promoted",
@@ -142,8 +147,7 @@ class ReplicationWorld:
         if budgets.variant and budgets.variant not in VARIANTS:
             raise ValueError(f"There is no replication variant {budgets.variant!r}; the "
                              f"variants are: {', '.join(VARIANTS)}.")
-        if not 1 <= budgets.replicas <= len(REPLICAS):
-            raise ValueError(f"--replicas must be between 1 and {len(REPLICAS)}.")
+        check_replicas(budgets.replicas)
         self.budgets = budgets
         self.replicas = REPLICAS[:budgets.replicas]
         self.servers = (PRIMARY,) + self.replicas
@@ -376,6 +380,7 @@ class ReplicationWorld:
 
 
 def server_named(s: State, name: str) -> Server:
+    """The server called `name` in state s (the invariants need it too)."""
     for server in s.servers:
         if server.name == name:
             return server

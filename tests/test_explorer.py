@@ -167,6 +167,34 @@ def test_the_shell_explore_command_catches_a_broken_variant(tmp_path, dead_url, 
     assert "--variant VARIANT" in out.getvalue() and shell.failures == 1
 
 
+def test_the_shell_explore_command_shows_progress_and_stops_on_ctrl_c(tmp_path, dead_url,
+                                                                     monkeypatch):
+    """bank/shell/explore.py: a long search shows its progress in the shell (it was
+    silent for minutes), Ctrl-C stops it with a sentence that says it ran in the shell
+    (not "may still finish on the server"), and --window, which needs a terminal of its
+    own, is refused with one sentence. (The search is made to report progress at once
+    and then to be interrupted, as a student's Ctrl-C would.)"""
+    import io
+    from bank import rpc
+    from bank.explorer import cli
+    from bank.shell import BankShell
+
+    def interrupted_search(options, progress=None):
+        progress(3, 1234)
+        raise KeyboardInterrupt
+    every = cli.progress_every
+    monkeypatch.setattr(cli, "explore", interrupted_search)
+    monkeypatch.setattr(cli, "progress_every", lambda seconds, say: every(0, say))
+    out = io.StringIO()
+    shell = BankShell(rpc.Client(dead_url, None, timeout=1), home=tmp_path, stdout=out)
+    shell.onecmd("explore")
+    said = out.getvalue()
+    assert "progress every 5 s" in said and "1,234 states so far, 3 steps deep" in said
+    assert "Search stopped (Ctrl-C)" in said and "server" not in said.split("stopped")[1]
+    shell.onecmd("explore --replay run.json --window")
+    assert "--window opens a window" in out.getvalue() and shell.failures == 2
+
+
 # ---- the replication world (bank/explorer/replication.py) ------------------------------
 
 from bank.explorer import replication as repl        # noqa: E402

@@ -156,18 +156,19 @@ def run(options) -> str:
         return "Those options are not understood: try --help."
 
 
-def _progress_every(seconds: float):
-    """A progress(depth, states) that tells the terminal (stderr) how far a long search
-    got, at most every `seconds`, so that a minute of silence is not taken for a hang."""
+def progress_every(seconds: float, say=None):
+    """A progress(depth, states) that says how far a long search got, at most every
+    `seconds` (to the terminal's stderr, or through say(text)), so that a minute of
+    silence is not taken for a hang."""
     began = last = time.monotonic()
+    say = say or (lambda text: print(text, file=sys.stderr, flush=True))
 
     def progress(depth: int, states: int) -> None:
         nonlocal last
         now = time.monotonic()
         if now - last >= seconds:
             last = now
-            print(f"  ... {states:,} states so far, {depth} steps deep ({now - began:.0f} s)",
-                  file=sys.stderr, flush=True)
+            say(f"  ... {states:,} states so far, {depth} steps deep ({now - began:.0f} s)")
     return progress
 
 
@@ -183,7 +184,7 @@ def main(argv=None) -> int:
         print("Exploring every run within the budgets (the defaults take about a minute)...",
               file=sys.stderr, flush=True)
     try:
-        text, found = explore(options, _progress_every(5.0))
+        text, found = explore(options, progress_every(5.0))
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -8,7 +8,8 @@ protocol cores in a simulator, not the servers.
 Rules:
   * The options are the explorer's own (`python explore.py --help`); a bad one is
     refused with one sentence.
-  * A long search says so before it starts.
+  * A long search says so before it starts, shows its progress every 5 s, and stops
+    on Ctrl-C with a sentence (it runs here: no server is involved).
 
 Glossary:
   variant   a deliberately broken copy of one rule of the core, to see it caught
@@ -45,10 +46,17 @@ class ExploreCommands:
             why = why[0].split("error: ", 1)[-1]
             raise ShellError(f"Those explore options are not understood ({why}); "
                              "`help explore` lists them.") from None
+        if options.window:
+            raise ShellError("--window opens a window: run `python explore.py --replay FILE "
+                             "--window` in a terminal; here --replay FILE prints the run.")
         if not options.variant and not options.replay and not options.random_walk:
-            self._say("Exploring every run of the kit's 2PC core (about a minute)...")
+            self._say("Exploring every run within the budgets; progress every 5 s "
+                      "(Ctrl-C stops the search)...")
         try:
-            text, _found = cli.explore(options)
+            text, _found = cli.explore(options, cli.progress_every(5.0, self._print))
         except ValueError as exc:
             raise ShellError(str(exc)) from None
+        except KeyboardInterrupt:
+            raise ShellError("Search stopped (Ctrl-C): it ran here, in the shell, and "
+                             "nothing else was changed.") from None
         self._say(text)

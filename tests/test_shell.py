@@ -290,11 +290,13 @@ def test_a_decided_commit_not_yet_applied_is_in_doubt_in_the_shell_as_in_the_win
     ("journal \u00b2", "is not a number of rows"),
     ("journal Mumbai/1001 abc", "is not a number of rows"),
     ("log \u00b2", "is not an account"),
+    ("log 0", "The limit must be a whole number from 1 to 10000."),
     ("txns \u00b3", "is not a state"),
     ("txns \u0663", "is not a state"),
 ])
 def test_counts_are_ascii_digits_only(sh, line, expected):
-    """A superscript or non-ASCII digit is not a row count: one sentence, never a ValueError."""
+    """A superscript or non-ASCII digit is not a row count: one sentence, never a ValueError;
+    nor is 0 (`log 0` printed every row, then said rows were not shown)."""
     out = run(sh, line)
     assert expected in out and out.count("\n") == 1, out
     assert "failed on this command" not in out and "ValueError" not in out

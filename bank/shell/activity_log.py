@@ -20,7 +20,7 @@ import pathlib
 import re
 
 from bank import activity
-from bank.errors import BankError, check_branch_name
+from bank.errors import BankError, check_branch_name, check_limit
 from bank.shell.plumbing import ACCT_RE, ShellError, is_count, when
 
 JOURNAL_ALL = 10_000           # the most journal rows one call returns (per branch)
@@ -38,7 +38,8 @@ class ActivityCommands:
         every = "--all" in words
         account, limit = "", 20
         for word in (w for w in words if w != "--all"):
-            account, limit = (account, int(word)) if is_count(word) else (self._acct(word), limit)
+            account, limit = (account, check_limit(word)) if is_count(word) \
+                else (self._acct(word), limit)             # `log 0` as `txns 0`: refused
         rows = self.activity.rows(account, every=every)
         extra = (lambda r: [r.get("cluster") or "?"]) if every else (lambda r: [])
         self._table([[when(r["ts"]), r["source"], r["command"], r["ok"], r["result"][:70],

@@ -89,6 +89,17 @@ def with_thousands(text: str) -> str:
     return _WIRE_AMOUNT.sub(lambda m: f"{int(m[1]):,}.{m[2]}", text)
 
 
+_GROUPED = re.compile(r"[0-9]{1,3}(,[0-9]{3})+(\.[0-9]{1,2})?")
+
+
+def without_thousands(text: str) -> str:
+    """An amount typed as the window shows money, "1,200.50", in the plain form the
+    wire takes, "1200.50". Only commas that group digits by three are taken away:
+    "1,2" stays as typed (and is refused by parse_amount with its reason)."""
+    text = text.strip()
+    return text.replace(",", "") if _GROUPED.fullmatch(text) else text
+
+
 def _parse_text(text: str) -> int:
     if text.startswith("-"):
         raise _bad(text, "amounts must be positive")

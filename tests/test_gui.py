@@ -318,12 +318,14 @@ def test_the_money_gauge_stays_constant_while_transfers_run(app):
 
 @pytest.mark.slow
 def test_input_is_checked_before_sending(app):
-    """A bad amount or account is refused on the spot with a sentence; nothing is sent."""
+    """A bad amount or account is refused on the spot with a sentence; nothing is sent.
+    An amount typed as the window writes money ("1,200.50") is taken."""
     cases = [  # (src, dst, amount, words in the answer)
         ("Mumbai/1001", "Delhi/1002", "12.345", "at most two decimals"),
         ("Mumbai/1001", "Delhi/1002", "-5", "positive"),
         ("Mumbai/1001", "Delhi/1002", "", "not a plain decimal"),
         ("Mumbai/1001", "Delhi/1002", "1e3", "not a plain decimal"),
+        ("Mumbai/1001", "Delhi/1002", "1,2", "not a plain decimal"),
         ("Mumbai/1001", "Mumbai/1001", "5", "the same"),
         ("", "Delhi/1002", "5", "Choose the from account"),
         ("Mumbai-1001", "Delhi/1002", "5", "BRANCH/NUMBER"),
@@ -339,6 +341,9 @@ def test_input_is_checked_before_sending(app):
     app.operations.transfer.src.set("Mumbai/1001")
     app.operations.transfer.dst.set("Delhi/1002  Vikram Shah")
     assert app.operations.transfer.entry_ok() == ("Mumbai/1001", "Delhi/1002", "0.50")
+    app.operations.transfer.amount.set("1,200.50")    # as the window writes money
+    assert app.operations.transfer.entry_ok() == ("Mumbai/1001", "Delhi/1002", "1200.50")
+    app.operations.transfer.amount.set("0.5")
     app.operations.transfer.button.invoke()          # ... and this one goes through
     until(app.root, lambda: balance(app, "Delhi/1002") == "5,000.50", "the transfer")
 

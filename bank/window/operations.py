@@ -36,7 +36,7 @@ import tkinter as tk
 from tkinter import ttk
 
 from bank.errors import BankError, check_text, split_acct_ref, surely_not_done
-from bank.money import format_amount, parse_amount
+from bank.money import format_amount, parse_amount, without_thousands
 from bank.views import not_told_yet, txn_category
 from bank.window.calls import new_request_id
 from bank.window.fit import Scrolled
@@ -139,7 +139,8 @@ class Form:
     def amount_ok(self, text: str, allow_zero=False):
         """The amount as a two-decimal string, or None (with the reason shown)."""
         try:
-            return format_amount(parse_amount((text or "").strip(), allow_zero=allow_zero))
+            return format_amount(parse_amount(without_thousands(text or ""),
+                                              allow_zero=allow_zero))   # "1,200.50" too
         except BankError as exc:
             self.say(exc.message, "bad")
             return None

@@ -215,6 +215,9 @@ def report(fsync: float, bare: dict, alone: dict, loaded: dict) -> None:
 def main() -> None:
     if "--serve-bare" in sys.argv:
         return serve_bare()
+    if len(sys.argv) > 1:                 # --help, or anything else: it takes no options
+        print(__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1])
+        return None
     if hasattr(os, "getloadavg"):
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
               "(numbers mean little on a busy machine)", flush=True)

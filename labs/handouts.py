@@ -126,12 +126,20 @@ def stale() -> list:
 
 
 def main(argv) -> int:
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.split("\n\n")[2].rstrip())              # the three ways to run it
+        return 0
     if "--check" in argv:
         wrong = stale()
         print("Every handout is current." if not wrong else
               f"Out of date (run python labs/handouts.py): {', '.join(wrong)}")
         return 1 if wrong else 0
-    for lab in labs(argv):
+    chosen = labs(argv)
+    if argv and not chosen:
+        print(f"No lab's name starts with {' or '.join(argv)}: the labs are "
+              f"{', '.join(lab.stem for lab in labs())}.", file=sys.stderr)
+        return 2
+    for lab in chosen:
         transcript, seconds = run_lab(lab)
         lab.with_suffix(".md").write_text(handout(lab, transcript, seconds), encoding="utf-8")
         print(f"{lab.with_suffix('.md').name}: written ({seconds:.1f} s)")

@@ -181,7 +181,9 @@ def main(argv=None) -> int:
         from bank.window.replay import open_window     # Tk only when a window is asked for
         return open_window(options.replay)
     if not (options.replay or options.random_walk):
-        print("Exploring every run within the budgets (the defaults take about a minute)...",
+        long = options.world == "2pc" and not options.variant     # the default search
+        print("Exploring every run within the budgets" +
+              (" (the defaults take about a minute)..." if long else "..."),
               file=sys.stderr, flush=True)
     try:
         text, found = explore(options, progress_every(5.0))

@@ -67,6 +67,9 @@ class LabCommands:
         self._say(f"Restarted {name} at {url}; " + (
             "it read its recovery log and finishes what was in flight."
             if name == cluster.COORDINATOR else
+            "a replica catches up with its primary; one promoted since serves as the "
+            "primary and asks the coordinator about its in-doubt transfers."
+            if "-replica" in name else
             "it asks the coordinator about its in-doubt transfers at once."))
 
     def do_fault(self, arg):

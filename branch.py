@@ -71,7 +71,7 @@ def main(argv=None):
                         synchronous=not args.async_replication,
                         coordinator=args.coordinator)
     except BankError as exc:             # e.g. a full disk while it records its role
-        raise SystemExit(f"Branch {args.name} cannot start: {exc.message}")
+        raise SystemExit(f"Branch {args.name!r} cannot start: {exc.message}")
     if args.async_replication:
         print("WARNING: asynchronous replication: writes are acknowledged before the "
               "replicas have them; a failover can lose acknowledged money.", flush=True)
@@ -81,7 +81,7 @@ def main(argv=None):
         try:
             branch.faults.arm(args.fail_at)
         except BankError as exc:
-            raise SystemExit(f"Branch {args.name} cannot start: {exc.message}")
+            raise SystemExit(f"Branch {args.name!r} cannot start: {exc.message}")
     try:
         server = rpc.Server(branch, args.host, args.port, secret)
     except OSError as exc:

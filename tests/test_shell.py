@@ -599,3 +599,14 @@ def test_a_fresh_home_starts_a_cluster_runs_the_tour_and_stops_it(tmp_path):
     assert "Starting a local cluster" in done.stderr and "Stopped the local cluster" in done.stderr
     assert done.stdout.count("Outcome: committed") == 2 and "All checks passed" in done.stdout
     assert cluster.running_cluster(tmp_path) is None
+
+
+def test_quit_with_extra_words_is_a_usage_error_not_a_quit(sh):
+    """`quit now` or `exit please` is refused like any command with extra words (it
+    quit, and in a script skipped every command after it with exit status 0)."""
+    for line in ("quit now", "exit please"):
+        sh.stdout.seek(0)
+        sh.stdout.truncate()
+        assert not sh.onecmd(line)
+        assert sh.stdout.getvalue().startswith("Usage: ")
+    assert sh.onecmd("quit") and sh.onecmd("exit")

@@ -48,11 +48,13 @@ class GuideCommands:
         """quit: leave the shell (a cluster this shell started is stopped, unless another
         program attached to it since: then it says so and leaves it running).
         Example: quit"""
+        self._args(arg, 0)                   # `quit now` is refused, as extra words are
         return True
 
     def do_exit(self, arg):
         """exit: leave the shell, like quit.
         Example: exit"""
+        self._args(arg, 0)
         return True
 
     def do_EOF(self, arg):

@@ -60,16 +60,18 @@ def open_shell(args, say) -> tuple:
             (args.coordinator, None)
         secret_file = args.secret_file or secret_file
         client = coordinator_client(url, rpc.load_secret(secret_file) if secret_file else None)
+        reached = "Connected to"
         try:
             client.call("ping")
         except BankError as exc:
             say(f"Warning: {sentence(exc)}")
+            reached = "Not connected yet (each command tries again) to"
         shell = BankShell(client, home=args.home, branch_urls=_branch_urls(args.config))
         try:
             shell.learn_branches(client.call("branches"))     # for reads while it is down
         except BankError:
             pass                                             # the warning above said so
-        return shell, (f"Connected to {shell.where}; crash and restart are unavailable here: "
+        return shell, (f"{reached} {shell.where}; crash and restart are unavailable here: "
                        "they work only on the local cluster that `python shell.py` starts."), None
     if cluster.running_cluster(args.home) is None:
         say(f"Starting a local cluster in {pathlib.Path(args.home).resolve()} ...")

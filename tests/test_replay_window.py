@@ -30,7 +30,8 @@ def saved_run(tmp_path) -> pathlib.Path:
 
 def test_replay_steps_forward_and_back_showing_each_steps_state(display, saved_run):  # noqa: F811
     """Stepping through a saved run shows, at every step, the parties' state after that
-    step as the simulator computes it, and going back shows the earlier state again."""
+    step as the simulator computes it, and going back shows the earlier state again; a
+    diagram wider than the window scrolls sideways (V4)."""
     from bank.window.replay import Replay, party_states
     config, actions = traces.load(saved_run)
     world = World(config)
@@ -56,6 +57,13 @@ def test_replay_steps_forward_and_back_showing_each_steps_state(display, saved_r
         marked = view.diagram.get(*view.diagram.tag_ranges("now")[:2])
         notes = search.replay(world, actions)[1][1]       # step 2's lines, and only them
         assert marked.count("\n") == len(notes) and notes[0].label in marked, marked
+        view.show(len(actions))                           # V4: a wide diagram scrolls
+        root.geometry("300x400")
+        root.update()
+        assert view.diagram.xview()[1] < 1.0             # wider than the window: not cut,
+        view.diagram.xview_moveto(1.0)                    # but scrolled to
+        root.update()
+        assert view.diagram.xview()[1] == 1.0
     finally:
         root.destroy()
         gc.collect()        # free Tk objects on this thread (see test_gui.py)

@@ -14,6 +14,9 @@ Rules:
     the explorer's replay (bank/explorer/search.py), which runs the real cores.
   * V2 - a file that is not a saved run is refused with one sentence (traces.load).
   * V3 - only the Tk thread touches widgets; nothing here waits on the network.
+  * V4 - readable on a projector: --font-size sizes every font (gui_tk.py --replay RUN
+    --font-size 14), the window takes most of the screen, and a diagram wider than
+    the window scrolls sideways instead of being cut.
 
 Glossary:
   step   one action of the run (a delivery, a loss, a crash, a timeout ...)
@@ -21,6 +24,7 @@ Glossary:
 """
 
 import tkinter as tk
+from tkinter import font as tkfont
 from tkinter import ttk
 
 from bank.explorer import render, search, traces
@@ -90,10 +94,15 @@ class Replay:
                   foreground="#b00020" if self.violation else "#1b5e20").pack(fill="x")
         panes = ttk.PanedWindow(self.root, orient="vertical")
         panes.pack(fill="both", expand=True)
-        self.diagram = tk.Text(panes, height=18, wrap="none", font="TkFixedFont")
+        drawing = ttk.Frame(panes)
+        self.diagram = tk.Text(drawing, height=18, wrap="none", font="TkFixedFont")
         self.diagram.tag_configure("now", background="#fff0c2")
+        sideways = ttk.Scrollbar(drawing, orient="horizontal", command=self.diagram.xview)
+        self.diagram.configure(xscrollcommand=sideways.set)       # V4: never cut
+        sideways.pack(side="bottom", fill="x")
+        self.diagram.pack(fill="both", expand=True)
         self.parties = tk.Text(panes, height=14, wrap="word", font="TkFixedFont")
-        panes.add(self.diagram, weight=3)
+        panes.add(drawing, weight=3)
         panes.add(self.parties, weight=2)
         self.root.bind("<Right>", lambda _e: self.show(self.step + 1))
         self.root.bind("<Left>", lambda _e: self.show(self.step - 1))
@@ -130,9 +139,14 @@ class Replay:
         widget.configure(state="disabled")
 
 
-def open_window(path) -> int:
-    """Open the replay window on a saved run; returns when it is closed."""
+def open_window(path, font_size: int = 0) -> int:
+    """Open the replay window on a saved run (fonts of `font_size` points if given, V4);
+    returns when it is closed."""
     root = tk.Tk()
+    if font_size:
+        for name in ("TkDefaultFont", "TkTextFont", "TkFixedFont", "TkHeadingFont"):
+            tkfont.nametofont(name).configure(size=font_size)
+    root.geometry(f"{root.winfo_screenwidth() * 9 // 10}x{root.winfo_screenheight() * 8 // 10}")
     try:
         Replay(root, path)
     except ValueError as exc:

@@ -247,7 +247,7 @@ def open_file(path, font_size: int) -> int:
         pass
     else:
         from bank.window.replay import open_window as open_run
-        return open_run(path)
+        return open_run(path, font_size)
     try:
         txn = load_trace(path)
     except ValueError as exc:

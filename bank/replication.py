@@ -18,7 +18,10 @@ Rules:
     a timeout) is out of sync: it no longer receives changes, is told so at every
     heartbeat, catches up by pulling ``changes_since``, and is in sync again only
     once it has everything. A replica whose history differs from the primary's (it
-    holds a change the primary never had) throws its copy away and copies again.
+    holds a change the primary never had) throws its copy away and copies again, but
+    never for a primary of an older epoch than its own (R3: one that was replaced,
+    named by a stale --replica-of): it copies nothing from it, and waits for the
+    manager to name the current primary (bank/coordinator_lab.py, the manager round).
   * Rule 3 - the in-sync set that counts is the one the configuration manager (the
     coordinator, bank/config_manager.py) recorded. A replica joins it after the
     primary pushed it everything; it leaves it only once the manager recorded the
@@ -321,6 +324,12 @@ class Follower:
             info = self.primary.call("attach_replica", self.branch.url, applied,
                                      self.ledger.history_hash(applied), self.branch.name)
             self.branch.roles.check_same_branch(self.branch.name, info.get("name"))   # R9
+            if info["epoch"] < self.branch.epoch:            # R3: it was replaced since
+                log.warning("%s is a primary of epoch %d, older than mine (%d): it was "
+                            "replaced, so I copy nothing from it; the manager names the "
+                            "current primary", self.primary_url, info["epoch"],
+                            self.branch.epoch)
+                return self.in_sync
             self._adopt_epoch(info["epoch"])
             if info.get("diverged"):
                 log.warning("my history differs from the primary's: copying it again")

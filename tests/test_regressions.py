@@ -131,6 +131,27 @@ def test_a_cluster_whose_coordinator_is_down_is_still_found_and_never_orphaned(t
         bank.stop()
 
 
+def test_a_replica_copies_nothing_from_a_primary_of_an_older_epoch(start_branch, tmp_path):
+    """Rule 2 of bank/replication.py (R3): a replica at epoch 2 whose --replica-of names a
+    primary still at epoch 1 (replaced since; a stale launcher argument) copies nothing
+    from it, even though its history differs: it used to throw its own copy away and
+    copy the old primary's, and could then be promoted without the writes the current
+    primary acknowledged. It stays out of sync until the manager names the primary."""
+    import types
+    from bank.core.replica import BranchRole
+    from bank.ledger import Ledger
+    from bank.replication import Follower
+    old_primary = start_branch("Mumbai")                 # epoch 1, its own history
+    ledger = Ledger(tmp_path / "replica.db", "Mumbai")
+    ledger.open_account("Asha Rao", 10_000_00, "1001")
+    ledger.deposit("1001", 7_00, "acked-at-epoch-2")     # a write of the current primary
+    branch = types.SimpleNamespace(name="Mumbai", url="http://127.0.0.1:3", secret=None,
+                                   epoch=2, ledger=ledger, roles=BranchRole("replica", 2),
+                                   check_replication_link=lambda: None)
+    assert not Follower(branch, old_primary.url).catch_up()
+    assert ledger.applied_seq() == 2 and ledger.account("1001")["balance"] == "10007.00"
+
+
 def test_a_shell_that_started_the_cluster_stops_it_when_no_one_else_attached(tmp_path):
     """Rule L1 (bank/local_cluster.py): a shell that started the local cluster and that
     no other program attached to stops it when it ends, and says so."""

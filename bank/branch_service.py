@@ -347,23 +347,24 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
     (NAME.db.before-rejoin-TIME), never merged. But a promoted replica restarted with
     its old --replica-of (a server it followed before, the one it replaced or the one
     it was started after: remember_followed) starts as the primary it was, unless
-    that server now answers as a newer primary (it was replaced in turn): then it
-    rejoins that one, instead of coming back fenced for good.
+    that server now answers with a newer epoch (as a primary, a replica or fenced: a
+    newer primary exists, so it was replaced in turn): then it rejoins, instead of
+    coming back fenced for good, or serving reads of a stale history.
     """
     ledger = Ledger(db_path, name)
     role = ledger.meta("role", "primary")
     if replica_of and role == "primary" and ledger.applied_seq():
-        newer = _newer_primary_at(replica_of, int(ledger.meta("epoch", "1")), secret)
+        newer = _newer_at(replica_of, int(ledger.meta("epoch", "1")), secret)
         followed = followed_primaries(ledger) + [ledger.meta("promoted_from", "")]
         if replica_of in followed and not newer:
-            log.warning("%s was promoted to replace %s: starting as the primary",
+            log.warning("%s was promoted since it followed %s: starting as the primary",
                         db_path, replica_of)
             return ledger, ""                  # a stale --replica-of after a failover
         if not newer:
             ledger.close()
             raise SystemExit(
-                f"{db_path} holds a primary's data, and {replica_of} does not answer as a "
-                "newer primary, so rejoining it could lose or fork data. Start this server "
+                f"{db_path} holds a primary's data, and {replica_of} does not answer with "
+                "a newer epoch, so rejoining it could lose or fork data. Start this server "
                 f"when {replica_of} is up, or without --replica-of to serve as the primary.")
     if replica_of and role != "replica" and ledger.applied_seq():
         ledger.close()
@@ -380,13 +381,14 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
     return ledger, replica_of
 
 
-def _newer_primary_at(url: str, epoch: int, secret) -> bool:
-    """Does a primary with a higher epoch than ours answer at url?"""
+def _newer_at(url: str, epoch: int, secret) -> bool:
+    """Does a server with a higher epoch than ours answer at url (a primary, or a
+    replica or fenced server that has seen one): so we were replaced?"""
     try:
         info = rpc.Client(url, secret, timeout=3).call("ping")
     except BankError:
         return False
-    return info.get("role") == "primary" and info.get("epoch", 0) > epoch
+    return isinstance(info.get("epoch"), int) and info["epoch"] > epoch
 
 
 def _parse_participants(participants) -> list:

@@ -91,7 +91,7 @@ import zlib
 from bank.errors import NOTHING_DONE, BankError, FaultCode
 from bank.ledger import now
 from bank.recovery_log_reading import LogDamaged  # noqa: F401 (re-exported)
-from bank.recovery_log_reading import ReadAtStart, config_contradiction, ends_a_line
+from bank.recovery_log_reading import REWRITE, ReadAtStart, config_contradiction, ends_a_line
 from bank import storage
 from bank.storage import fsync_folder, truncate_to
 
@@ -278,12 +278,16 @@ class RecoveryLog(ReadAtStart, Compaction):
 
     def _write_kept_records_whole(self) -> None:
         """Rule 6 on a damaged log (not compacted): a torn record that was kept is
-        written again, whole and forced, so the next start reads it as a record. The
-        torn line's end of line goes in the same write: no crash can leave it ended
-        (damage) without the whole record after it."""
+        written again, whole and forced, so the next start reads it as a record, marked
+        in its checksummed data as the rewrite of the torn line just before it (REWRITE:
+        only that line is excused at the next start). The torn line's end of line goes
+        in the same write. (A crash during it may still leave the end of line without
+        the record: then the torn line is damage at the next start, and what it may be
+        is kept in doubt: safe, if less convenient.)"""
         ended = ends_a_line(self.path)
         for kind, txid, data in self.torn_kept:
-            self._sync_to(self._append(kind, txid, data, prefix=b"" if ended else b"\n"))
+            marked = dict(data, **{REWRITE: True})
+            self._sync_to(self._append(kind, txid, marked, prefix=b"" if ended else b"\n"))
             ended = True
 
     # ---- appending ----------------------------------------------------------------

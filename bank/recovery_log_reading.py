@@ -52,6 +52,7 @@ import pathlib
 import re
 import zlib
 
+from bank.clock import now
 from bank.errors import BankError, FaultCode
 from bank import storage
 from bank.storage import truncate_to
@@ -61,8 +62,8 @@ _LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\})
 _LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
 _START = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{0,64})")
 FORCED_KINDS = ("commit", "config", "begin", "done")   # a torn one may not be cut (Rule 6)
-_RECORD_START = re.compile(rb"(?:^|[\s\0])\d{4}-\d\d-\d\dT\S+ "
-                           rb"(?:begin|commit|abort|end|done|config) ")   # anywhere in a line
+SECTOR = 512               # the least a disk writes, or loses, at once
+REWRITE = "rewrites_torn"  # in a record Rule 6 kept torn and wrote again whole
 
 
 def _start_of(raw: bytes) -> tuple:
@@ -86,17 +87,18 @@ class Problem:
     def __init__(self, line_no: int, what: str, raw: bytes = b"", txid: str = "",
                  kind: str = "", named: bool = False):
         legible, (kind_read, start) = _LEGIBLE.match(raw), _start_of(raw)
-        if _holds_several_records(raw):      # it may hide a decision: kind unknown
-            kind_read = ""
         self.line_no, self.what = line_no, what
         self.named = named      # what it is about is known for sure (its checksum held,
                                 # or a torn tail's candidates): it hides no other decision
-        self.kind = kind or kind_read
+        # A line whose checksum failed may be any record, or several (a damaged end of
+        # line joins two): its kind counts as unknown; what it reads as is only said.
+        self.kind = kind if named else ""
+        self.read_as = kind or kind_read
         self.txid = txid or (legible.group(2).decode() if legible else "")
         self.start = self.txid or start                                # its id, maybe cut
 
     def __str__(self):
-        about = f" ({self.kind or 'a record'} of {self.txid}, as far as it can be read)" \
+        about = f" ({self.read_as or 'a record'} of {self.txid}, as far as it can be read)" \
             if self.txid else ""
         return f"line {self.line_no}: {self.what}{about}"
 
@@ -114,8 +116,12 @@ def read_lines(path: pathlib.Path):
     unended = bool(lines) and _whole_but_unended(lines[-1])
     if unended:
         lines[-1] += b"\n"
+    starts = [0]
+    for raw in lines:
+        starts.append(starts[-1] + len(raw))
     tail_start = len(lines)
-    while tail_start > 0 and _looks_torn(lines[tail_start - 1]):
+    while tail_start > 0 and _looks_torn(lines[tail_start - 1], starts[tail_start - 1],
+                                         len(data)):
         tail_start -= 1
     records, damage = [], []
     for i, raw in enumerate(lines[:tail_start], start=1):
@@ -131,48 +137,30 @@ def read_lines(path: pathlib.Path):
 
 def _written_again(raw: bytes, after: list) -> bool:
     """Is this bad line a torn record that Rule 6 kept and wrote again whole, right after
-    it? Then it hides nothing: it is not damage. It must be what a crash leaves of that
-    very record: a strict beginning of it, its time apart (the record written again
-    has a new one), zero bytes standing for bytes the disk never got. A whole line
-    whose checksum fails is damage even when the line after it names the same
-    transaction (one changed character of a txid can make it name the next one)."""
+    it? Then it hides nothing: it is not damage. The record written again says so in
+    its own checksummed data (REWRITE), and names the same kind and transaction as
+    what can be read of the bad line; a whole line whose checksum fails is damage even
+    when the line after it names the same transaction (one changed character of a
+    txid can make a commit name the next one)."""
     again = after and parse_line(after[0])[0]
-    if not again or _start_of(raw) != (again[0], again[1]):
-        return False
-    torn, whole = _after_time(raw.rstrip(b"\n")), _after_time(after[0].rstrip(b"\n"))
-    return len(torn) < len(whole) and all(b in (0, w) for b, w in zip(torn, whole))
+    return bool(again and again[2].get(REWRITE) is True
+                and _start_of(raw) == (again[0], again[1]))
 
 
-def _after_time(raw: bytes) -> bytes:
-    """A line without its timestamp (the first word), which two writes of one record
-    do not share."""
-    return raw.partition(b" ")[2]
-
-
-def _looks_torn(raw: bytes) -> bool:
+def _looks_torn(raw: bytes, start: int, size: int) -> bool:
     """A write that never finished: no end of line, or zero bytes the disk never got.
 
-    A disk loses whole sectors (512 bytes or more), and a record is shorter than two:
-    so the zeros of a torn write run from the line's start (its first sector lost) or
-    to its end. Zeros only inside a line whose first and last bytes came through are
-    damage, and so is a line that holds a whole record beside its zeros: each write is
-    one record, so that record was written whole (a zero byte in place of the end of
-    line between two records made them one line)."""
-    if not raw.endswith(b"\n"):
-        return True
-    at_an_edge = raw.startswith(b"\0") or raw.rstrip(b"\n").endswith(b"\0")
-    return at_an_edge and not _holds_a_whole_record(raw)
-
-
-def _holds_a_whole_record(raw: bytes) -> bool:
-    pieces = re.split(rb"\0+", raw.rstrip(b"\n"))
-    return any(piece and parse_line(piece + b"\n")[0] for piece in pieces)
-
-
-def _holds_several_records(raw: bytes) -> bool:
-    """Does this line hold the starts of more than one record (an end of line between
-    them damaged)? Then the kind read at its start says nothing of the rest."""
-    return len(_RECORD_START.findall(raw)) > 1
+    A disk loses whole sectors: the zeros of a crash run from a sector's start, or
+    from where the file ended before (a line's start), to a sector's end or the end of
+    the file. Any other zero bytes are damage (a zero byte in place of an end of line,
+    or inside a whole record). `start` is the line's offset in the file, `size` the
+    file's length."""
+    for zeros in re.finditer(rb"\0+", raw):
+        first, end = start + zeros.start(), start + zeros.end()
+        if not (zeros.start() == 0 or first % SECTOR == 0) or \
+                not (end % SECTOR == 0 or end == size):
+            return False
+    return not raw.endswith(b"\n") or b"\0" in raw
 
 
 def _begin_as_far_as_read(raw: bytes) -> dict:
@@ -217,6 +205,13 @@ def forced_record_in(raw: bytes, in_flight: dict, configs: dict, presumed_commit
     if kind == "done":                  # written only by compaction, into a file on disk
         return kind, [start]            # before it replaced the log: no crash tears one
     return kind, sorted(b for b in configs if b.startswith(start))
+
+
+def _commit_length(raw: bytes) -> int:
+    """How long the commit line that `raw` begins is, without its end of line (a commit
+    record's data is {}): a torn line longer than that holds more than one record."""
+    _, txid = _start_of(raw)
+    return len(f"{now()} {'commit':<6} {txid} {{}} crc=00000000")
 
 
 def _names_whole(raw: bytes, candidates: list) -> bool:
@@ -325,6 +320,12 @@ class ReadAtStart:
             kind, candidates = forced_record_in(raw, self.in_flight, self.configs,
                                                 presumed_commit)
             whole = _names_whole(raw, candidates)
+            if whole and kind == "commit" and len(raw.rstrip(b"\n")) > _commit_length(raw):
+                problems.append(Problem(line_no, (    # it hid another record: anything
+                    "its last line is longer than the commit it begins, so it holds what "
+                    "was another record (damage, not a crash)"), raw))
+                self.in_doubt.add(candidates[0])
+                continue
             if whole and kind in ("commit", "begin"):
                 data = {} if kind == "commit" else _begin_as_far_as_read(raw)
                 self._replay(kind, candidates[0], data)
@@ -396,6 +397,7 @@ class ReadAtStart:
                     "crash, never acknowledged", self.torn, self.path)
 
     def _replay(self, kind: str, txid: str, data: dict) -> None:
+        data = {k: v for k, v in data.items() if k != REWRITE}     # (only a mark)
         if kind == "begin":
             self.in_flight[txid] = {"info": data, "decision": None}
         elif kind in ("commit", "abort"):

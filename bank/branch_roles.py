@@ -165,20 +165,21 @@ class ReplicationRoles:
         if self.role == "primary" and epoch == self.epoch:
             return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                     "applied": self.ledger.applied_seq()}   # the manager asks again: same answer
-        old_primary = self.primary_url
-        try:
-            self.roles.on_promote(epoch)                              # R5
-        except RoleRefused:
-            if self.role != "replica":
+        with self.role_lock:         # not while a push is between its check and apply
+            old_primary = self.primary_url
+            try:
+                self.roles.on_promote(epoch)                              # R5
+            except RoleRefused:
+                if self.role != "replica":
+                    raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                                    f"{self.name} is a {self.role.value}, not a replica: "
+                                    "nothing to promote.") from None
                 raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                                f"{self.name} is a {self.role.value}, not a replica: "
-                                "nothing to promote.") from None
-            raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} at {self.url} is at epoch {self.epoch}: a promotion "
-                            f"at epoch {epoch} is stale.") from None
-        self._record_role()
-        self.ledger.set_meta(promoted_from=old_primary)
-        self.follower = None
+                                f"{self.name} at {self.url} is at epoch {self.epoch}: a promotion "
+                                f"at epoch {epoch} is stale.") from None
+            self._record_role()
+            self.ledger.set_meta(promoted_from=old_primary)
+            self.follower = None
         self._lease_until = time.monotonic() + 1.0    # until the first renewal, a second
         return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "applied": self.ledger.applied_seq()}
@@ -213,17 +214,23 @@ class ReplicationRoles:
             raise BankError(FaultCode.PROTOCOL_VIOLATION,
                             f"{primary_url} is a server of {theirs}, not of {self.name}: "
                             f"{self.name} at {self.url} will not follow it.")
-        if epoch > self.epoch and self.role == "replica":
-            self.learn_epoch(epoch, primary_url)                    # R4
-        try:
-            self.roles.on_follow(primary_url)                       # R6
-        except RoleRefused:
-            raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} is {_role_words(self.role)}: its history may differ; "
-                            "restart it with --replica-of to rejoin from a fresh copy.") from None
-        self._record_role()
-        remember_followed(self.ledger, primary_url)
-        self.follower = Follower(self, primary_url)
+        with self.role_lock:             # no push is between its epoch check and its apply
+            if epoch and epoch < self.epoch:                        # (checked again)
+                raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                                f"{self.name} at {self.url} is at epoch {self.epoch}: a "
+                                f"follow of {primary_url} at epoch {epoch} is stale (R6).")
+            if epoch > self.epoch and self.role == "replica":
+                self.learn_epoch(epoch, primary_url)                # R4
+            try:
+                self.roles.on_follow(primary_url)                   # R6
+            except RoleRefused:
+                raise BankError(FaultCode.PROTOCOL_VIOLATION,
+                                f"{self.name} is {_role_words(self.role)}: its history may "
+                                "differ; restart it with --replica-of to rejoin from a fresh "
+                                "copy.") from None
+            self._record_role()
+            remember_followed(self.ledger, primary_url)
+            self.follower = Follower(self, primary_url)
         return {"name": self.name, "role": self.role.value, "primary": primary_url}
 
     # ---- replication RPCs (between branch servers) -----------------------------------
@@ -270,18 +277,19 @@ class ReplicationRoles:
         epoch, primary_seq = _check_seq(epoch, "The epoch"), _check_seq(primary_seq)
         if not isinstance(changes, list) or not isinstance(in_sync_urls, list):
             raise BankError(FaultCode.BAD_INPUT, "changes and in_sync must be lists.")
-        try:
-            effects = self.roles.on_push(epoch)                     # R3, R4
-        except RoleRefused:                         # the sender was replaced: fence it
-            primary = self.url if self.role == "primary" else self.primary_url
-            raise BankError(FaultCode.NOT_PRIMARY,
-                            f"Fenced: epoch {epoch} is over; {self.name} is at epoch "
-                            f"{self.epoch} and its primary is {primary}.") from None
-        self._record_role()
-        if ReplicaDo.REFUSE in effects:             # we were a primary: now fenced (R4)
-            log.warning("fenced: a primary at epoch %d pushed changes", epoch)
-            self._require_role("replica")
-        return self.follower.receive(changes, primary_seq, in_sync_urls)
+        with self.role_lock:        # checked and applied at once: a follow() of a newer
+            try:                    # primary cannot come between (its catch-up would miss it)
+                effects = self.roles.on_push(epoch)                 # R3, R4
+            except RoleRefused:                     # the sender was replaced: fence it
+                primary = self.url if self.role == "primary" else self.primary_url
+                raise BankError(FaultCode.NOT_PRIMARY,
+                                f"Fenced: epoch {epoch} is over; {self.name} is at epoch "
+                                f"{self.epoch} and its primary is {primary}.") from None
+            self._record_role()
+            if ReplicaDo.REFUSE in effects:         # we were a primary: now fenced (R4)
+                log.warning("fenced: a primary at epoch %d pushed changes", epoch)
+                self._require_role("replica")
+            return self.follower.receive(changes, primary_seq, in_sync_urls)
 
     def _require_role(self, role: str) -> None:
         if self.role != role:

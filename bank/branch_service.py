@@ -95,6 +95,8 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
         self._record_role()
         self.replicas = Replicas(self, synchronous)
         self.follower = Follower(self, self.primary_url) if self.role == "replica" else None
+        self.role_lock = threading.RLock()  # a push is checked and applied under it, and
+                                            # follow/promote change the role under it
         self._batches = BatchRunner(self)       # carries out batch() (bank/batching.py)
 
     # The replication role is the core's (bank/core/replica.py, rules R1-R9).
@@ -367,6 +369,7 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
                 "a newer epoch, so rejoining it could lose or fork data. Start this server "
                 f"when {replica_of} is up, or without --replica-of to serve as the primary.")
     if replica_of and role != "replica" and ledger.applied_seq():
+        followed = followed_primaries(ledger)      # this server followed them: still true
         ledger.close()
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for suffix in ("", "-wal", "-shm"):
@@ -376,6 +379,8 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
         log.warning("rejoining as a replica: old database kept as %s.before-rejoin-%s",
                     db_path, stamp)
         ledger = Ledger(db_path, name)
+        for url in followed:
+            remember_followed(ledger, url)
     if replica_of:
         remember_followed(ledger, replica_of)
     return ledger, replica_of

@@ -11,8 +11,9 @@ Rules:
 Glossary:
   fsyncs      COMMITs of a branch's ledger that wrote (group commit shares them) and
               forced writes of the coordinator's recovery log
-  twopc_fsyncs  a branch's COMMITs with a prepare, commit or abort among their steps:
-              the ones a transfer costs (deposits, openings... make the others)
+  twopc_fsyncs  a branch's COMMITs with a 2PC step among their steps (prepare, commit,
+              abort, a peer's or a heuristic decision): what transfers cost (deposits,
+              openings... make the others)
   rpcs_sent   2PC calls the coordinator made to branches (prepare, commit, abort);
               pings and reads are not counted
   transfers   transfers between branches the coordinator ran

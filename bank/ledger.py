@@ -91,7 +91,7 @@ CREATE INDEX IF NOT EXISTS journal_by_account ON journal(account, seq);
 CREATE INDEX IF NOT EXISTS txns_by_state ON txns(state);
 """
 # Columns added since the first schema: a database written before them gets them, empty.
-TWOPC_STEPS = ("prepare", "commit", "abort")   # a transfer's own COMMITs (the counters)
+TWOPC_STEPS = ("prepare", "commit", "abort", "peer_outcome", "heuristic")   # (counters)
 
 ADDED_COLUMNS = {"txns": (("peers", "TEXT NOT NULL DEFAULT '[]'"),
                           ("heuristic", "TEXT NOT NULL DEFAULT ''"),
@@ -193,7 +193,7 @@ class Ledger(LocalOperations, ParticipantSteps, Replog, Audit):
 
     def counters(self) -> dict:
         """{"fsyncs": COMMITs that wrote (each one fsync), "steps": ledger steps kept,
-        "twopc_fsyncs": those COMMITs with a prepare, commit or abort among their steps}."""
+        "twopc_fsyncs": those COMMITs with a 2PC step among their steps}."""
         return self._commits.counters()
 
     def _read(self) -> sqlite3.Connection:

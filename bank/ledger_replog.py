@@ -101,13 +101,15 @@ class Replog:
                 done = row["seq"]
             if done != seq:
                 return ""
-            self._history = (done, digest)
+            if seq >= self._history[0]:     # kept only forward: a replica that lags
+                self._history = (done, digest)   # does not cost the next one a recount
             return digest.hexdigest()[:16]
 
     def reset(self) -> None:
         """Forget everything (a replica whose history diverged copies the primary again)."""
-        with self._history_lock:
-            self._history = (0, hashlib.sha256())
-        with self._write() as db:
-            for table in ("journal", "requests", "txns", "accounts", "replog"):
-                db.execute(f"DELETE FROM {table}")
+        with self._history_lock:        # the old history's fingerprint goes with it
+            with self._write() as db:
+                for table in ("journal", "requests", "txns", "accounts", "replog"):
+                    db.execute(f"DELETE FROM {table}")
+                db.execute("DELETE FROM sqlite_sequence")   # rows numbered from 1 again,
+            self._history = (0, hashlib.sha256())           # as the primary's are

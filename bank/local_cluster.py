@@ -310,9 +310,9 @@ class LocalCluster:
                  "members": {n: {"url": m.url, "pid": m.proc.pid if m.proc else m.pid,
                                  "script": m.script, "args": m.args, "port": m.port}
                              for n, m in self.members.items()}}
+        if not self.recorded:                 # a new cluster: no one else attached yet
+            self._kept_mark().unlink(missing_ok=True)     # (before the record others read)
         (self.home / "data" / "cluster.json").write_text(json.dumps(state, indent=2))
-        if not self.recorded:
-            self._kept_mark().unlink(missing_ok=True)     # a new cluster: no one else yet
         self.recorded = True
 
     def _kept_mark(self) -> pathlib.Path:
@@ -373,7 +373,8 @@ def left_running(who: str, home) -> str:
     """What a program that started the cluster says when it leaves it running (L1)."""
     where = "" if pathlib.Path(home).resolve() == KIT else f" --home {home}"
     return (f"Left the local cluster running: another program (a shell, a window or "
-            f"`python cluster.py start`) attached to it after this {who} started it. "
+            f"`python cluster.py start`) attached to it after this {who} started it, and "
+            f"may still use it (or may have ended: `python cluster.py status{where}`). "
             f"`python cluster.py stop{where}` stops it.")
 
 

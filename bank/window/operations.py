@@ -250,7 +250,11 @@ class TransferForm(Form):
         if row is None or txn_category(row) == "in-doubt":
             return                                     # not ended, or not listed (yet)
         self.following = None
-        if txn_category(row) == "committed":
+        if txn_category(row) == "committed" and row.get("damaged"):      # P11
+            text, kind = (f"Committed ({row['txid']}), but with heuristic damage at "
+                          f"{', '.join(row['damaged'])}: the books do not balance; "
+                          "see check."), "bad"
+        elif txn_category(row) == "committed":
             text, kind = (f"Done: {amount} moved from {src} to {dst} ({row['txid']}); "
                           "both branches have now confirmed the commit."), "ok"
         else:

@@ -370,6 +370,7 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
                 f"when {replica_of} is up, or without --replica-of to serve as the primary.")
     if replica_of and role != "replica" and ledger.applied_seq():
         followed = followed_primaries(ledger)      # this server followed them: still true
+        epoch = ledger.meta("epoch", "1")          # and saw this epoch: no older primary
         ledger.close()
         stamp = time.strftime("%Y%m%dT%H%M%S")
         for suffix in ("", "-wal", "-shm"):
@@ -379,6 +380,7 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
         log.warning("rejoining as a replica: old database kept as %s.before-rejoin-%s",
                     db_path, stamp)
         ledger = Ledger(db_path, name)
+        ledger.set_meta(epoch=epoch)                # is copied after a rejoin (R3)
         for url in followed:
             remember_followed(ledger, url)
     if replica_of:

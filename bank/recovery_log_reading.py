@@ -6,38 +6,38 @@ the lines before it, and rebuild what the log says (transactions in flight, the
 finished ones, each branch's configuration). RecoveryLog inherits ReadAtStart and
 calls ``_read_existing`` from its constructor; the rules are in recovery_log.py.
 
-Rules (Rule 6, in short): only the LAST write can be cut short by a crash, so a
-last line without its end of line, or with zero bytes at its start or end, is a torn
-tail: it was never acknowledged, and it is cut (kept in the history file). Any other
-bad line is damage: the log refuses to open (LogDamaged), or, accepted by an
-operator, keeps every transaction the damage could touch in doubt. Some tails are not simply cut,
-because cutting them could change history (a forced record damaged after a branch
-acted on it looks like one a crash cut short):
+Rules (Rule 6, in short): only the LAST writes can be cut short by a crash, and a disk
+loses whole sectors: so the trailing lines that lack their end of line, or whose zero
+bytes each run from a 512-byte sector's start (or the line's) to a sector's end (or
+the file's), are a torn tail: never acknowledged, cut (kept in the history file). Any
+other bad line is damage: the log refuses to open (LogDamaged), or, accepted by an
+operator, keeps every transaction the damage could touch in doubt. Some tails are
+not simply cut, because cutting them could change history (a forced record damaged
+after a branch acted on it looks like one a crash cut short):
   * a last line whose only flaw is its missing end of line (its checksum and grammar
     are good) is a whole record: it is kept.
   * a torn line that reads as the commit of a transaction in flight and undecided,
-    its whole txid legible, is that commit: it is kept (replayed; compaction at start
-    writes it whole). Keeping a commit is safe whichever tore it: a commit is written
-    only after every yes vote, and one whose half line could not be cut off again
-    stops the coordinator before anyone hears otherwise (bank/twopc.py).
+    its whole txid legible, no longer than a commit, is that commit: it is kept
+    (replayed; compaction at start writes it whole). Keeping a commit is safe
+    whichever tore it: a commit is written only after every yes vote, and one whose
+    half line could not be cut off again stops the coordinator before anyone hears
+    otherwise (bank/twopc.py). A torn line longer than its commit held another record
+    (maybe an acknowledged commit): damage.
   * a torn begin under presumed commit (forced: C11; a txid with no record would be
     presumed committed), its whole txid legible, is kept too: with no decision after
     it, recovery aborts it (C13), right whichever tore it.
   * a torn commit or begin whose txid is cut short (more than one may match), or a torn
     config of a branch configured before, is damage: which transaction, or which
     configuration, cannot be told; they are kept in doubt.
-  * a last line with zero bytes that also holds a whole record is damage, not a torn
-    tail: each write is one record, so that record was written whole (a zero byte in
-    place of the end of line between the last two records made them one line).
-  * a bad line in the middle is excused only as a kept torn record written again: a
-    strict beginning of the record right after it, its time apart. A line that holds
-    the starts of two records has no kind that can be trusted: it may hide a decision.
-  * The limit: damage that leaves the last line unreadable as to its kind or its id
-    (a cut before them, zeros from its start) looks exactly like a crash mid-write,
-    and is cut. A crash cannot do that to
-    a record after its fsync returned; only damage can. (Zeros only inside a last
-    line whose first and last bytes came through are damage: a disk loses whole
-    sectors.)
+  * a damaged line's kind is not trusted: a damaged end of line joins two records,
+    so it may hide a decision, a config or a request id (accepted, all are kept in
+    doubt). A bad line is excused only right before the record Rule 6 wrote again
+    for it, which says so in its checksummed data (REWRITE).
+  * The limits: damage that leaves the last line unreadable as to its kind or its id
+    in a crash's shape (a cut before them, zeros on whole sectors) is cut; a crash
+    cannot do that to a record after its fsync returned, only damage can. And zeros
+    in a line followed by whole lines (a middle sector lost while later writes got
+    through) are refused as damage, not cut: only trailing lines are a torn tail.
 
 Glossary:
   torn tail  the last line, cut short by a crash in the middle of its write
@@ -52,7 +52,6 @@ import pathlib
 import re
 import zlib
 
-from bank.clock import now
 from bank.errors import BankError, FaultCode
 from bank import storage
 from bank.storage import truncate_to
@@ -208,10 +207,12 @@ def forced_record_in(raw: bytes, in_flight: dict, configs: dict, presumed_commit
 
 
 def _commit_length(raw: bytes) -> int:
-    """How long the commit line that `raw` begins is, without its end of line (a commit
-    record's data is {}): a torn line longer than that holds more than one record."""
+    """How long the commit line that `raw` begins is, with its end of line (a commit
+    record's data is {}; its time is as wide as this line's first word): a torn line
+    longer than that holds more than one record."""
+    stamp, _, _ = raw.partition(b" ")
     _, txid = _start_of(raw)
-    return len(f"{now()} {'commit':<6} {txid} {{}} crc=00000000")
+    return len(stamp) + len(f" {'commit':<6} {txid} {{}} crc=00000000\n")
 
 
 def _names_whole(raw: bytes, candidates: list) -> bool:
@@ -320,7 +321,7 @@ class ReadAtStart:
             kind, candidates = forced_record_in(raw, self.in_flight, self.configs,
                                                 presumed_commit)
             whole = _names_whole(raw, candidates)
-            if whole and kind == "commit" and len(raw.rstrip(b"\n")) > _commit_length(raw):
+            if whole and kind == "commit" and len(raw) > _commit_length(raw):
                 problems.append(Problem(line_no, (    # it hid another record: anything
                     "its last line is longer than the commit it begins, so it holds what "
                     "was another record (damage, not a crash)"), raw))

@@ -299,6 +299,7 @@ class Follower:
         self.primary = rpc.Client(primary_url, branch.secret, timeout=5,
                                   label=f"the primary at {primary_url}")
         self.in_sync = False            # restarted replicas always start out of sync
+        self.said_older = False         # the primary named is of an older epoch: said
         self.primary_seq = 0            # the highest change the primary told us exists
         self.last_heard = 0.0
         self._apply_lock = threading.Lock()
@@ -325,10 +326,13 @@ class Follower:
                                      self.ledger.history_hash(applied), self.branch.name)
             self.branch.roles.check_same_branch(self.branch.name, info.get("name"))   # R9
             if info["epoch"] < self.branch.epoch:            # R3: it was replaced since
-                log.warning("%s is a primary of epoch %d, older than mine (%d): it was "
-                            "replaced, so I copy nothing from it; the manager names the "
-                            "current primary", self.primary_url, info["epoch"],
-                            self.branch.epoch)
+                if not self.said_older:                      # (said once, not every second)
+                    log.warning("%s is a primary of epoch %d, older than mine (%d): it was "
+                                "replaced, so I copy nothing from it and wait to be told "
+                                "the current primary (the manager does, or an operator: "
+                                "restart with --replica-of it)", self.primary_url,
+                                info["epoch"], self.branch.epoch)
+                self.said_older = True
                 return self.in_sync
             self._adopt_epoch(info["epoch"])
             if info.get("diverged"):

@@ -8,10 +8,11 @@ Rules checked (bank/recovery_log.py Rule 6, bank/recovery_log_reading.py):
     surviving a crash during the start that keeps them;
   * a torn commit or begin that more than one txid may be, a torn config of a
     configured branch, and a torn done line are damage;
-  * a whole line whose txid was changed to the next line's, and a zero byte in place of
-    an end of line between two records, are damage (each had lost a commit), and a
-    line holding two records may hide a decision; zeros inside a last line whose start
-    and end of line came through are damage (a torn write loses whole sectors);
+  * a crash's zeros lie on whole sectors: other zeros (in place of an end of line,
+    inside a whole commit) are damage, and so are a whole line whose txid was changed to
+    the next line's and a torn commit line longer than a commit (each had lost a
+    commit); a damaged line may hide a decision; unforced records that lost a sector
+    are cut;
   * on an accepted damaged log, only what the damage may hide is kept in doubt, a kept
     record written again whole is one record at the next start, and begins are forced.
 Other damage (a bad line in the middle) is in tests/test_recovery_log.py and
@@ -69,7 +70,8 @@ def pad_to_sector(log_path, then: int) -> None:
     assert (log_path.stat().st_size + then) % 512 == 0
 
 
-@pytest.mark.parametrize("tail", [b"{} crc=12", b"{} crc=\0\0\0\0\0\0\0\0", b""])
+@pytest.mark.parametrize("tail", [b"{} crc=12", b"{} crc=\0\0\0\0\0\0\0\0", b"",
+                                  b"{} c" + b"\0" * 12])       # zeros over its end of line too
 def test_a_torn_commit_naming_one_transaction_in_flight_is_kept_as_its_commit(log_path,
                                                                              tail):
     """Rule 6: a torn last line that reads as the commit of a transaction in flight, its

@@ -337,8 +337,9 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
     def audit(self) -> dict:
         """This branch's books reconciled in SQL over every journal row, exact at any size:
         {"branch", "accounts", "journal_rows", "total", "held", "brought_in", "negative",
-        "holds", "mismatched", and their counts}. Example: audit()"""
-        return self.ledger.audit()
+        "holds", "mismatched", and their counts, "role" and "url" of this server (books
+        read from a replica or a fenced server may lag)}. Example: audit()"""
+        return dict(self.ledger.audit(), role=self.role.value, url=self.url)
 
 
 def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:

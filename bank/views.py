@@ -314,7 +314,9 @@ def audit(books: list, in_doubt: list, branches: list, start_total=None, missing
           refused=()) -> list:
     """(check, result, detail) rows; result is "ok", "wait" (work in flight) or "FAIL".
 
-    books: each branch's audit() (sums over its whole journal, made in SQL);
+    books: each branch's audit() (sums over its whole journal, made in SQL, with the
+           role and URL of the server that answered: a fenced server or a replica
+           answering for a branch whose primary is down fails the check);
     refused: (txid, branch, answer) for decisions a branch refuses for good.
     """
     total = sum(minor(b["total"]) for b in books)
@@ -342,6 +344,12 @@ def audit(books: list, in_doubt: list, branches: list, start_total=None, missing
             ("holds", "wait" if held else "ok", ", ".join(held) or "none"),
             ("in-doubt transactions", "wait" if doubts else "ok", "; ".join(doubts) or "none")]
     rows += heuristic_rows(books)
+    stale = [f"{b['branch']} read from {b.get('url') or 'a server'}, a {b['role']}"
+             for b in books if b.get("role", "primary") != "primary"]
+    if stale:                    # no primary answered: the books may lack acknowledged writes
+        rows.append(("books from a primary", "FAIL",
+                     "; ".join(stale) + ": no primary answers, so these books may lack "
+                     "acknowledged writes"))
     if refused:
         rows.append(("decisions accepted", "FAIL", "; ".join(
             (answer.rstrip(".") if branch in answer and txid in answer else

@@ -712,3 +712,16 @@ def test_fenced_old_primary_cannot_follow_on_a_divergent_database(make_bank):
              SYNC_DEADLINE, "the old primary to report itself caught up")
     assert book(bank, MUMBAI) == book(bank, MUMBAI_REPLICA), \
         "an in-sync replica with different balances"
+
+
+def test_check_fails_when_a_branch_s_books_come_from_a_replica(make_bank):
+    """bank/views.py audit: with Mumbai's primary down and no failover yet, the
+    coordinator reads Mumbai's books from its replica; `check` says so and fails
+    ("books from a primary"), instead of passing on books that may lack acknowledged
+    writes (it said "All checks passed" on a fenced server's stale books)."""
+    from shelltest import run, shell_on
+    bank = make_bank()
+    bank.kill(MUMBAI)
+    report = run(shell_on(bank), "check")
+    assert "books from a primary" in report and "a replica" in report, report
+    assert "The check failed" in report and "All checks passed" not in report

@@ -339,10 +339,12 @@ class Follower:
                 log.warning("my history differs from the primary's: copying it again")
                 with self._apply_lock:
                     self.ledger.reset()
-            while True:
+            while True:              # pulled without the lock (a push need not wait for
+                since = self.ledger.applied_seq()           # the network), applied under it
+                batch = self.primary.call("changes_since", since, BATCH)
                 with self._apply_lock:
-                    batch = self.primary.call("changes_since", self.ledger.applied_seq(), BATCH)
-                    self.ledger.apply_changes(batch)
+                    if self.ledger.applied_seq() == since:  # else a push came first: pull again
+                        self.ledger.apply_changes(batch)
                 if not batch:
                     break
             answer = self.primary.call("caught_up", self.branch.url, self.ledger.applied_seq())

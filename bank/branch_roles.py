@@ -29,7 +29,7 @@ import time
 
 from bank import rpc
 from bank.core.replica import Do as ReplicaDo
-from bank.core.replica import RoleRefused
+from bank.core.replica import RoleRefused, lease_holds
 from bank.errors import (NOTHING_DONE, BankError, FaultCode, RememberedRefusal,
                          check_branch_name, check_limit, check_url)
 from bank.replication import Follower
@@ -313,7 +313,7 @@ class ManagerLink:
         """R8: a lease is needed once a replica may be in the manager's in-sync set. With
         in_set empty the manager lists no replica, so it can promote no one in our place,
         and no lease is needed to be sure we are still the primary."""
-        return not self.replicas.in_set or time.monotonic() < self._lease_until
+        return lease_holds(bool(self.replicas.in_set), time.monotonic(), self._lease_until)
 
     def _no_lease_sentence(self, tail: str) -> str:
         where = self.ledger.meta("manager", "") or "no manager known yet"

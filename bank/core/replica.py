@@ -136,6 +136,15 @@ REFUSED_BY = {
 del PR, RE, FE, E
 
 
+def lease_holds(replicas_listed: bool, now: float, lease_until: float) -> bool:
+    """R8: a primary may serve a write now? A lease is needed once a replica may be in
+    the manager's recorded in-sync set (replicas_listed): with none listed the manager
+    can promote no one in its place, so it is surely still the primary. The servers
+    (bank/branch_roles.py) and the explorer (bank/explorer/replication.py) both ask
+    this, so both follow the one rule."""
+    return not replicas_listed or now < lease_until
+
+
 class RoleRefused(Exception):
     """A step this role may not take. ``not_primary``: a write at a non-primary (R2)
     or a push from an old epoch (R3); otherwise a protocol violation."""

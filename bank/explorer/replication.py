@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 from bank.core.manager import LEASE_SECONDS, Configuration, Manager, Refused, lease_wait
 from bank.core.messages import Role
-from bank.core.replica import BranchRole, Do, RoleRefused
+from bank.core.replica import BranchRole, Do, RoleRefused, lease_holds
 from bank.explorer.world import Note
 
 PRIMARY, MANAGER, CLIENT = "Mumbai", "coordinator", "client"
@@ -362,8 +362,10 @@ class ReplicationWorld:
         return s.clock * TICK
 
     def _lease_ok(self, s, server: Server) -> bool:
-        return server.lease_from >= 0 and \
-            self._now(s) < server.lease_from + LEASE_SECONDS    # shorter than a tick (X3)
+        """R8, the servers' rule (core lease_holds): the view stands for the replicas the
+        primary may be listed with; a lease runs shorter than a tick (X3)."""
+        until = server.lease_from + LEASE_SECONDS if server.lease_from >= 0 else -1.0
+        return lease_holds(bool(server.view), self._now(s), until)
 
     def _manager(self, s) -> Manager:
         return self.manager_class(PRIMARY, s.config, s.granted_at)

@@ -347,26 +347,19 @@ class App:
         self.result.configure(text=text, style=f"{kind.capitalize()}.TLabel")
         self.share_left()                  # a longer result takes room (Rule F1)
 
-    def finish(self, command: str, accounts, kind: str, text: str, ok=None) -> None:
-        """Show the result of an operation and add it to the activity log: done (`ok`
-        True, or kind ok), not known (kind unknown: the log says so, never "no"), or
-        not done."""
-        self.say(text, kind)
-        self._record(command, accounts, kind, text, ok)
-
-    def learned(self, command: str, accounts, kind: str, text: str, still_shown: bool):
-        """An outcome not known at the time is known now (operations.py, Rule O6): the
-        activity log says so, and the Result too if it still shows that operation."""
-        if still_shown:
+    def finish(self, command: str, accounts, kind: str, text: str, ok=None,
+               shown=True, logged="") -> None:
+        """Show the result of an operation (unless `shown` is False: another result has
+        replaced it) and add it to the activity log (`logged`, or the same text): done
+        (`ok` True, or kind ok), not known (kind unknown: the log says so, never "no"),
+        or not done. (operations.py O6 calls it again once an unknown outcome is known.)"""
+        if shown:
             self.say(text, kind)
-        self._record(command, accounts, kind, "Outcome now known: " + text, None)
-
-    def _record(self, command: str, accounts, kind: str, text: str, ok) -> None:
         if ok is None:
             ok = {"ok": True, "unknown": None}.get(kind, False)
         try:
             self.activity.record("gui", command, accounts, ok=ok,
-                                 result=with_thousands(text))
+                                 result=with_thousands(logged or text))
         except OSError as exc:
             self.status.configure(text=f"Cannot write the activity log: {exc}")
         self.logs.reload_activity_if_changed()

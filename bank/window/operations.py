@@ -261,8 +261,8 @@ class TransferForm(Form):
             text, kind = (f"Not done: the transfer was aborted and no money moved "
                           f"(learned after the call). Why: "
                           f"{row.get('reason') or 'a participant voted no'}."), "bad"
-        self.app.learned(f"transfer {src} {dst} {amount}", (src, dst), kind, text,
-                         still_shown=self.app.said == shown)
+        self.app.finish(f"transfer {src} {dst} {amount}", (src, dst), kind, text,
+                        shown=self.app.said == shown, logged="Outcome now known: " + text)
 
     @staticmethod
     def _committed_text(checked, result):

@@ -1,0 +1,186 @@
+"""Replicated branches whose servers restart, rejoin or lose their primary: real
+processes (the helpers and the fixture are tests/test_replication.py's).
+
+Rules checked:
+  * an old primary that comes back is fenced by the epoch, also while the new primary
+    is down or every other server is, and it learns of the new epoch from the manager;
+  * a replica dropped after a timeout (paused) catches up and is in sync again;
+  * the coordinator routes to the promoted primary, also after its own restart;
+  * a promoted server restarted (also after two failovers, with the launcher's stale
+    --replica-of) starts as the primary it was and keeps its data;
+  * a fenced old primary never follows on a database that diverged;
+  * `check` fails when a branch's books come from a replica (no primary answers).
+"""
+
+import os
+import pathlib
+import signal
+import sys
+
+import pytest
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
+
+from bank.errors import BankError  # noqa: E402
+from bank.local_cluster import COORDINATOR, LocalCluster  # noqa: E402
+from polling import wait_for  # noqa: E402
+from test_replication import (  # noqa: E402,F401  (the fixture and helpers)
+    BUG_DEADLINE, D, MUMBAI, MUMBAI_REPLICA, SYNC_DEADLINE, all_replicas_in_sync, balance,
+    book, branch_row, call, deposit_and_kill_before_shipping, make_bank, wait_in_sync,
+    without_replica_of)
+
+pytestmark = pytest.mark.slow
+
+
+def test_old_primary_restarted_while_new_primary_is_down_is_fenced_once_it_is_back(make_bank):
+    """An old primary that comes back is fenced by the epoch, even if the new primary was
+    briefly unreachable at that moment: once the new primary answers again, the old one
+    refuses writes."""
+    bank = make_bank()
+    bank.kill(MUMBAI)
+    call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
+    bank.kill(MUMBAI_REPLICA)                        # the new primary is down a moment
+    bank.restart(MUMBAI)                             # the old one comes back meanwhile
+    promoted = bank.members[MUMBAI_REPLICA]
+    promoted.args = without_replica_of(promoted.args)  # restart it as the primary it is
+    promoted.start()
+    assert call(bank, MUMBAI_REPLICA, "ping")["role"] == "primary"
+    wait_for(lambda: call(bank, MUMBAI, "ping")["role"] == "fenced", BUG_DEADLINE,
+             "the old primary to learn the higher epoch")
+
+
+def test_old_primary_back_while_every_other_server_is_down_learns_from_the_manager(make_bank):
+    """R4 through the manager: an old primary restarted while the new primary is down
+    reaches no other server of its branch, but the manager refuses its lease renewal
+    naming the recorded primary, and that fences it (learn_from_manager)."""
+    bank = make_bank()
+    new_url = bank.members[MUMBAI_REPLICA].url
+    bank.kill(MUMBAI)
+    call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
+    bank.kill(MUMBAI_REPLICA)
+    bank.restart(MUMBAI)
+    ping = wait_for(lambda: (lambda p: p if p["role"] == "fenced" else None)(
+        call(bank, MUMBAI, "ping")), 15, "the old primary to learn the epoch from the manager")
+    assert ping["epoch"] == 2 and ping["primary"] == new_url
+
+
+@pytest.mark.skipif(os.name == "nt", reason="pauses a process with SIGSTOP")
+def test_replica_dropped_after_a_timeout_catches_up_again(make_bank):
+    """A replica that does not answer within the timeout is marked out of sync; it
+    catches up when it is back and is in sync again only once it has everything."""
+    bank = make_bank()
+    replica = bank.members[MUMBAI_REPLICA].proc
+    replica.send_signal(signal.SIGSTOP)              # a long pause (GC, swap, a VM hiccup)
+    try:
+        call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", "during-pause",
+             timeout=20)                             # answered after the 2 s push timeout
+        # Checked while it is still paused: once resumed it may catch up at once.
+        assert call(bank, MUMBAI, "replication")["replicas"][0]["in_sync"] is False
+    finally:
+        replica.send_signal(signal.SIGCONT)
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "2.00", "after-pause")
+    wait_for(lambda: all_replicas_in_sync(bank, MUMBAI)
+             and book(bank, MUMBAI_REPLICA) == book(bank, MUMBAI), BUG_DEADLINE,
+             "the dropped replica to catch up (it says in_sync but lacks writes)")
+
+
+def test_restarted_coordinator_routes_to_the_promoted_primary(make_bank):
+    """The coordinator follows the promotion, also after its own restart."""
+    bank = make_bank()
+    bank.kill(MUMBAI)
+    call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
+    bank.restart(COORDINATOR)
+    try:
+        acct = call(bank, COORDINATOR, "deposit", "Mumbai/1001", "3.00", "after-restart")
+    except BankError as exc:
+        raise AssertionError(f"the restarted coordinator cannot reach Mumbai: {exc}")
+    assert D(acct["balance"]) == D("10003.00")
+
+
+def test_restarting_the_promoted_replica_keeps_its_data(make_bank):
+    """A promotion is durable: restarting the promoted server does not throw away the
+    new primary's database (an acknowledged write after the failover stays served)."""
+    bank = make_bank()
+    bank.kill(MUMBAI)
+    call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "11.00", "on-new-primary")
+    try:
+        bank.restart(MUMBAI_REPLICA)
+        started = True
+    except RuntimeError:                             # refusing to start would be safe too
+        started = False
+    aside = list((bank.home / "data").glob(f"{MUMBAI_REPLICA}.db.before-rejoin-*"))
+    assert not aside, f"the promoted primary's database was set aside: {aside}"
+    if started:
+        ping = call(bank, MUMBAI_REPLICA, "ping")
+        assert ping["role"] == "primary" and ping["epoch"] == 2, ping
+        assert balance(bank, MUMBAI_REPLICA, "1001") == D("10011.00")
+
+
+def test_a_server_promoted_by_a_second_failover_restarts_as_the_primary(tmp_path):
+    """bank/branch_service.py _open_ledger: a promoted server restarted with a stale
+    --replica-of starts as the primary it was if that URL names a server it followed
+    before (remember_followed), not only the one it replaced: after two failovers the
+    launcher still names the first primary, and the server must come back (it used to
+    refuse to start, leaving the branch down with a committed transfer half applied)."""
+    bank = LocalCluster(home=tmp_path, branches=(MUMBAI,), replicas=2,
+                        branch_args=("--ask-every", "0.3"))
+    try:
+        bank.start()
+        wait_in_sync(bank, MUMBAI)
+        bank.kill(MUMBAI)
+        first = call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)["primary"]
+        first_name = next(n for n, m in bank.members.items() if m.url == first)
+        other = next(m.url for n, m in bank.members.items()
+                     if n.startswith(MUMBAI + "-") and n != first_name)
+        wait_for(lambda: any(r["url"] == other and r["in_sync"] and r["lag"] == 0
+                             for r in branch_row(bank, MUMBAI)["replicas"]),
+                 SYNC_DEADLINE, "the other replica in sync with the new primary")
+        bank.kill(first_name)
+        second = call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)["primary"]
+        second_name = next(n for n, m in bank.members.items() if m.url == second)
+        call(bank, COORDINATOR, "deposit", "Mumbai/1001", "11.00", "after-two-failovers")
+        bank.kill(second_name)
+        bank.restart(second_name)                    # still with --replica-of the first
+        ping = call(bank, second_name, "ping")
+        assert ping["role"] == "primary" and ping["epoch"] == 3, ping
+        assert balance(bank, second_name, "1001") == D("10011.00")
+    finally:
+        bank.stop()
+
+
+def test_fenced_old_primary_cannot_follow_on_a_divergent_database(make_bank):
+    """A former primary rejoins only from a fresh copy: told to follow the new primary,
+    it either refuses or ends up with exactly the new primary's accounts."""
+    bank = make_bank((MUMBAI,), "--async-replication")
+    new_url = bank.members[MUMBAI_REPLICA].url
+    deposit_and_kill_before_shipping(bank, "100.00")   # on the old primary only
+    call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", "new-history")  # same seq
+    bank.restart(MUMBAI)
+    wait_for(lambda: call(bank, MUMBAI, "ping")["role"] == "fenced", 10, "fencing")
+    try:
+        call(bank, MUMBAI, "follow", new_url)
+    except BankError:
+        return                                       # refused: safe
+    old_url = bank.members[MUMBAI].url
+    wait_for(lambda: [r for r in branch_row(bank, MUMBAI)["replicas"]
+                      if r["url"] == old_url and r["in_sync"] and r["lag"] == 0],
+             SYNC_DEADLINE, "the old primary to report itself caught up")
+    assert book(bank, MUMBAI) == book(bank, MUMBAI_REPLICA), \
+        "an in-sync replica with different balances"
+
+
+def test_check_fails_when_a_branch_s_books_come_from_a_replica(make_bank):
+    """bank/views.py audit: with Mumbai's primary down and no failover yet, the
+    coordinator reads Mumbai's books from its replica; `check` says so and fails
+    ("books from a primary"), instead of passing on books that may lack acknowledged
+    writes (it said "All checks passed" on a fenced server's stale books)."""
+    from shelltest import run, shell_on
+    bank = make_bank()
+    bank.kill(MUMBAI)
+    report = run(shell_on(bank), "check")
+    assert "books from a primary" in report and "a replica" in report, report
+    assert "The check failed" in report and "All checks passed" not in report

@@ -202,10 +202,6 @@ class ReplicationRoles:
         if branch:
             self._check_same_branch(check_branch_name(branch), "follow a primary")
         epoch = _check_seq(epoch, "The epoch")
-        if epoch and epoch < self.epoch:
-            raise BankError(FaultCode.PROTOCOL_VIOLATION,
-                            f"{self.name} at {self.url} is at epoch {self.epoch}: a follow "
-                            f"of {primary_url} at epoch {epoch} is stale (R6).")
         try:
             theirs = rpc.Client(primary_url, self.secret, timeout=2).call("ping")["name"]
         except (BankError, KeyError, TypeError):
@@ -215,7 +211,7 @@ class ReplicationRoles:
                             f"{primary_url} is a server of {theirs}, not of {self.name}: "
                             f"{self.name} at {self.url} will not follow it.")
         with self.role_lock:             # no push is between its epoch check and its apply
-            if epoch and epoch < self.epoch:                        # (checked again)
+            if epoch and epoch < self.epoch:
                 raise BankError(FaultCode.PROTOCOL_VIOLATION,
                                 f"{self.name} at {self.url} is at epoch {self.epoch}: a "
                                 f"follow of {primary_url} at epoch {epoch} is stale (R6).")
@@ -310,9 +306,7 @@ class ManagerLink:
     _manager_client = None
 
     def lease_ok(self) -> bool:
-        """R8: a lease is needed once a replica may be in the manager's in-sync set. With
-        in_set empty the manager lists no replica, so it can promote no one in our place,
-        and no lease is needed to be sure we are still the primary."""
+        """R8 (bank/core/replica.py, lease_holds): in_set is who the manager may list."""
         return lease_holds(bool(self.replicas.in_set), time.monotonic(), self._lease_until)
 
     def _no_lease_sentence(self, tail: str) -> str:
@@ -392,14 +386,15 @@ def _primary_named_in(sentence: str) -> str:
     return ""
 
 
-def remember_followed(ledger, url: str) -> None:
+def remember_followed(ledger, *urls: str) -> None:
     """Keep (durably, the last few) the primaries this server followed as a replica: a
     stale --replica-of naming one of them, after this server was promoted, is then
     known for what it is (bank/branch_service.py, _open_ledger), also after two
     failovers, when the server it replaced was not the one it was started after."""
     followed = followed_primaries(ledger)
-    if url not in followed:
-        ledger.set_meta(followed=json.dumps((followed + [url])[-MAX_FOLLOWED:]))
+    new = [url for url in dict.fromkeys(urls) if url and url not in followed]
+    if new:
+        ledger.set_meta(followed=json.dumps((followed + new)[-MAX_FOLLOWED:]))
 
 
 def followed_primaries(ledger) -> list:

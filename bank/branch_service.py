@@ -382,10 +382,8 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
                     db_path, stamp)
         ledger = Ledger(db_path, name)
         ledger.set_meta(epoch=epoch)                # is copied after a rejoin (R3)
-        for url in followed:
-            remember_followed(ledger, url)
-    if replica_of:
-        remember_followed(ledger, replica_of)
+        remember_followed(ledger, *followed)
+    remember_followed(ledger, replica_of)
     return ledger, replica_of
 
 

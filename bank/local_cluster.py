@@ -280,7 +280,7 @@ class LocalCluster:
                 _end_recorded(pid, member.url, self.secret)
         if self.recorded:
             (self.home / "data" / "cluster.json").unlink(missing_ok=True)
-            self._kept_mark().unlink(missing_ok=True)
+            _kept_mark(self.home).unlink(missing_ok=True)
 
     def __enter__(self):
         return self.start()
@@ -311,21 +311,18 @@ class LocalCluster:
                                  "script": m.script, "args": m.args, "port": m.port}
                              for n, m in self.members.items()}}
         if not self.recorded:                 # a new cluster: no one else attached yet
-            self._kept_mark().unlink(missing_ok=True)     # (before the record others read)
+            _kept_mark(self.home).unlink(missing_ok=True)     # (before the record others read)
         (self.home / "data" / "cluster.json").write_text(json.dumps(state, indent=2))
         self.recorded = True
 
-    def _kept_mark(self) -> pathlib.Path:
-        return self.home / "data" / "cluster.kept"
-
     def keep(self) -> None:
         """Another program attached to this cluster: its starter must not stop it (L1)."""
-        self._kept_mark().touch()
+        _kept_mark(self.home).touch()
 
     @property
     def kept(self) -> bool:
         """Has another program attached since it started (Rule L1)?"""
-        return self._kept_mark().exists()
+        return _kept_mark(self.home).exists()
 
     def stop_unless_kept(self) -> bool:
         """Stop the cluster this program started, unless another program attached to it
@@ -367,6 +364,11 @@ def attach_or_start(home=KIT, replicas: int = 0):
         cluster.keep()                   # its starter leaves it running for us (L1)
         return cluster, False
     return LocalCluster(home, fixed_ports=True, replicas=replicas).start(), True
+
+
+def _kept_mark(home) -> pathlib.Path:
+    """HOME/data/cluster.kept: another program attached since the start (Rule L1)."""
+    return pathlib.Path(home) / "data" / "cluster.kept"
 
 
 def left_running(who: str, home) -> str:
@@ -416,7 +418,7 @@ def stop_running(home=KIT) -> list:
     stopped = [name for name, (pid, url) in _recorded(home).items()
                if _end_recorded(pid, url, secret)]
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
-    (pathlib.Path(home) / "data" / "cluster.kept").unlink(missing_ok=True)
+    _kept_mark(home).unlink(missing_ok=True)
     return stopped
 
 

@@ -96,7 +96,7 @@ def trace_states(txn: dict) -> list:
 
 def _apply(row, coord, durable, held, applied, ops) -> None:
     """Change the states by one trace row (Rule RP1)."""
-    msg, src, dst = row["msg"], row["from"], row["to"]
+    msg, src = row["msg"], row["from"]
     detail = row.get("detail", "")
     if row.get("sent") is False:
         return                                          # it never left: nothing changed

@@ -84,6 +84,7 @@ from bank.faults import CRASH_EXIT_CODE
 from bank.local_cluster import COORDINATOR, LocalCluster
 from bank.money import format_amount, parse_amount
 from bank.scenario_storage import COUNT_FIELDS, LOG_KINDS, LogSteps
+from bank.views import minor
 
 WAIT_SECONDS = 20.0
 SYNC_SECONDS = 60.0      # replicas recorded in sync at start (slower on a loaded machine)
@@ -414,7 +415,7 @@ class Player(LogSteps):
             accounts = self.bank.coordinator(timeout=5).call("accounts", "")
         except BankError:
             accounts = [a for b in self.scenario.branches for a in self.bank.client(b).call("accounts")]
-        return format_amount(sum(parse_amount(a["balance"], allow_zero=True) for a in accounts))
+        return format_amount(sum(minor(a["balance"]) for a in accounts))   # balances: no cap
 
     def found_balance(self, number, member) -> str:
         return self.bank.client(member).call("account", number)["balance"]

@@ -31,6 +31,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 from bank.local_cluster import LocalCluster                  # noqa: E402,F401  (labs import it from here)
 from bank.errors import BankError                      # noqa: E402,F401
 from bank.money import format_amount, parse_amount     # noqa: E402,F401
+from bank.views import minor                           # noqa: E402
 
 _step = 0
 _options = None
@@ -162,12 +163,12 @@ def passed(number: int, lesson: str) -> None:
 def total_money(bank) -> str:
     """Sum of every balance of every branch, as a decimal string (via integer paise)."""
     accounts = bank.coordinator().call("accounts", "")
-    return format_amount(sum(parse_amount(a["balance"], allow_zero=True) for a in accounts))
+    return format_amount(sum(minor(a["balance"]) for a in accounts))
 
 
 def branch_total(bank, names=("Mumbai", "Delhi")) -> str:
     """Every balance, asked of the branches themselves (the coordinator may be down)."""
-    return format_amount(sum(parse_amount(a["balance"], allow_zero=True)
+    return format_amount(sum(minor(a["balance"])
                              for name in names for a in bank.client(name).call("accounts")))
 
 

@@ -320,3 +320,25 @@ def test_a_default_port_taken_after_it_was_found_free_falls_back_to_any(tmp_path
     finally:
         local.stop()
         holder.close()
+
+
+def test_a_balance_above_one_operations_maximum_is_read_everywhere(start_branch):
+    """Only one operation is capped (money.MAX_AMOUNT), never a balance: after two
+    deposits of the maximum, the readers of balances (the labs' totals, the window's
+    money gauge and branches tree) count 2,000,010,000.00 instead of refusing it as
+    "not a valid amount" (they read balances with parse_amount, the cap included)."""
+    pytest.importorskip("tkinter")
+    sys.path.insert(0, str(KIT / "labs"))
+    import labkit
+    from bank.window import branches, gauge
+    mumbai = start_branch("Mumbai")
+    client = rpc.Client(mumbai.url)
+    for _ in range(2):
+        client.call("deposit", "1001", "1000000000.00")
+    accounts = client.call("accounts")
+    assert client.call("account", "1001")["balance"] == "2000010000.00"
+    bank = type("Bank", (), {"client": lambda self, name: client})()
+    assert labkit.branch_total(bank, ["Mumbai"]) == "2000015000.00"
+    split = gauge.money_split({"Mumbai": {"up": True, "accounts": accounts, "prepared": []}})
+    assert split["total"] == split["available"] == 2_000_015_000_00
+    assert branches._minor("2000010000.00") == 2_000_010_000_00

@@ -39,9 +39,9 @@ from tkinter import font as tkfont
 from tkinter import ttk
 
 from bank.local_cluster import COORDINATOR as COORD
-from bank.money import parse_amount
 from bank.window import diagram as draw
 from bank.window import gauge as money_gauge
+from bank.views import minor
 from bank.window.fit import MIN_TREE_ROWS, shorten
 from bank.window.look import CanvasHover, Hover
 
@@ -51,7 +51,8 @@ TAG_COLOURS = {"up": draw.GREEN, "down": draw.RED, "cut": draw.AMBER}
 
 
 def _minor(text: str) -> int:
-    return parse_amount(text, allow_zero=True)
+    """A balance, held or available amount: any size (parse_amount caps one operation)."""
+    return minor(text)
 
 
 class BranchesPanel:

@@ -36,7 +36,8 @@ Glossary:
 from tkinter import font as tkfont
 
 from bank.counters import per_transfer
-from bank.money import format_amount, parse_amount, parse_delta
+from bank.money import format_amount, parse_delta
+from bank.views import minor
 from bank.window.diagram import GREY, INK, RED, tip
 from bank.window.fit import shorten
 
@@ -69,12 +70,11 @@ def money_split(branches: dict) -> dict:
     split = dict.fromkeys(GAUGE_COLOURS, 0)
     for snap in branches.values():
         if not snap.get("up"):                      # Rule G4: never added to the rest
-            split["unreachable"] += sum(parse_amount(a["balance"], allow_zero=True)
+            split["unreachable"] += sum(minor(a["balance"])      # a balance: no cap
                                         for a in snap.get("accounts", []))
             continue
         for acct in snap.get("accounts", []):
-            balance = parse_amount(acct["balance"], allow_zero=True)
-            held = parse_amount(acct["held"], allow_zero=True)
+            balance, held = minor(acct["balance"]), minor(acct["held"])   # no cap
             split["available"] += balance - held
             split["held"] += held
         for txn in snap.get("prepared", []):

@@ -94,6 +94,20 @@ def test_open_with_an_amount_for_an_owner_is_refused(sh):
     assert "Opened Delhi/" in run(sh, 'open Delhi "007" 5')
 
 
+@pytest.mark.parametrize("amount", ["1e3", "1_000", "\u0661\u0660\u0660", "\uff15\uff10\uff10"],
+                         ids=["exponent", "underscore", "arabic-indic", "full-width"])
+def test_open_with_a_number_the_money_parser_refuses_opens_nothing(sh, bank, amount):
+    """Every refused input changes nothing and gets one sentence: `open Delhi Meera 1e3`
+    (or 1_000, Arabic-Indic or full-width digits) is refused as an amount, as `deposit`
+    refuses it, instead of opening an account for "Meera 1e3" with 0.00."""
+    before = len(bank.coordinator().call("accounts", "Delhi"))
+    out = run(sh, f"open Delhi Meera {amount}")
+    assert "is not a valid amount" in out and out.count("\n") == 1, out
+    assert "Opened" not in run(sh, f"open Delhi {amount}")
+    assert len(bank.coordinator().call("accounts", "Delhi")) == before
+    assert sh.failures == 2
+
+
 def test_deposit_adds_money_and_says_the_new_balance(sh, bank):
     """A deposit changes the balance by exactly the amount and reports the new balance."""
     ref = new_account(sh, "Mumbai", "100")

@@ -22,7 +22,10 @@ from bank.errors import BankError, check_branch_name
 from bank.shell.plumbing import ShellError
 from bank.views import in_doubt_text, not_told_yet
 
-AMOUNT_LIKE = re.compile(r"^[-+]?[0-9.,]+$")
+# A last word that is any spelling of a number is the amount, so that one the money
+# parser refuses ("1e3", "1_000", "\u0661\u0660\u0660" or full-width digits: \d is any
+# script's digit) is refused with its reason, never glued to the owner's name.
+AMOUNT_LIKE = re.compile(r"^[-+]?(?:[0-9.,]+|[\d.,_]*\d[\d.,_]*(?:[eE][-+]?\d+)?)$")
 
 
 class BankingCommands:

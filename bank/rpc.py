@@ -539,8 +539,13 @@ def hold_exclusive(path, what: str) -> None:
     ends, however it ends (the OS drops it), so a crash never leaves it stuck.
     """
     lock_path = pathlib.Path(str(path) + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+")
+    except OSError as exc:                   # a sentence, never a traceback
+        raise SystemExit(f"Cannot use {path} as this program's {what}: {exc.strerror or exc} "
+                         f"({exc.filename or lock_path}). Give it a file in a folder this "
+                         "program may create and write to (--db / --log).")
     try:
         if os.name == "nt":
             import msvcrt

@@ -53,6 +53,21 @@ def test_a_second_server_on_the_same_database_refuses_to_start(start_branch, tmp
     assert rpc.Client(first.url).call("ping")["name"] == "Mumbai"
 
 
+@pytest.mark.parametrize("program", ["branch.py", "coordinator.py"])
+def test_a_database_or_log_in_a_folder_that_cannot_be_made_is_a_sentence(tmp_home, program):
+    """Never a traceback: a --db or --log whose folder cannot be made (a plain file is in
+    the way) ends the program with one sentence naming the file, not a FileExistsError."""
+    (tmp_home / "afile").write_text("not a folder\n")
+    where = str(tmp_home / "afile" / "x.db")
+    args = (["--name", "Mumbai", "--db", where, "--log-dir", str(tmp_home / "logs")]
+            if program == "branch.py" else
+            ["--log", where, "--branch", "Mumbai=http://127.0.0.1:9"])
+    done = subprocess.run([sys.executable, str(KIT / program), "--port", "0", *args],
+                          capture_output=True, text=True, timeout=30, cwd=tmp_home)
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"Cannot use {where}")
+
+
 def test_a_second_coordinator_on_the_same_log_refuses_to_start(tmp_home):
     """One recovery log, one coordinator: a second one would compact the first one's
     log away (losing commit records), so it refuses to start."""

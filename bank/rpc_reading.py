@@ -16,6 +16,12 @@ Rules:
     a number) is handed to the standard parser, which answers as it always has: so
     any XML-RPC client, or a hand-written request, is read exactly as before. (No
     float is made here: money is never a float, and the API refuses a double.)
+  * W3 - the one exception to W1: an int (int, i4, i8, and the standard parser's other
+    int tags) is ASCII digits, with an optional sign and spaces around them, as in
+    any string amount (money.py: one obvious spelling). Python's int() also takes
+    any script's digits ("\u09ea", the Bengali four, looks like an 8), "1_000" and
+    "\uff11" (full-width), and an int amount means whole units: such a message is
+    refused, by both readers, as not XML-RPC.
   * W2 - nothing is trusted more: the same expat parser reads the bytes (with its
     limits on entity expansion); the server checks the signature first (rpc.py).
 
@@ -24,10 +30,12 @@ Glossary:
   unusual  any shape W1 does not read; it goes to the standard parser
 """
 
+import re
 import xml.etree.ElementTree as ElementTree
 import xmlrpc.client
 
 INTS = ("int", "i4", "i8")
+_PLAIN_INT = re.compile(r"[ \t\r\n]*[-+]?[0-9]+[ \t\r\n]*")     # W3: ASCII digits only
 
 
 class Unusual(Exception):
@@ -39,7 +47,7 @@ def loads(data: bytes) -> tuple:
     try:
         return read_plain(data)
     except Exception:                       # noqa: BLE001 - unusual, or an error: the
-        return xmlrpc.client.loads(data)    # standard parser says what it always said
+        return _standard_loads(data)        # standard parser says what it always said (W3)
 
 
 def read_plain(data: bytes) -> tuple:
@@ -86,7 +94,7 @@ def _read_value(value):
     if kind == "string":
         return text
     if kind in INTS:
-        return int(text)
+        return _int(text)
     if kind == "boolean" and text in ("0", "1"):
         return text == "1"
     if kind == "nil":
@@ -111,3 +119,33 @@ def _text_of(element) -> str:
     if len(element):
         raise Unusual(element.tag)
     return element.text or ""
+
+
+def _int(text: str) -> int:
+    """An int's text, in ASCII digits only (W3); ValueError otherwise."""
+    if not _PLAIN_INT.fullmatch(text):
+        raise ValueError("an int is written in ASCII digits")
+    return int(text)
+
+
+class _StrictInts(xmlrpc.client.Unmarshaller):
+    """The standard library's reader, but its ints are ASCII digits only (W3)."""
+    dispatch = dict(xmlrpc.client.Unmarshaller.dispatch)
+
+    def end_int(self, data):
+        self.append(_int(data))
+        self._value = 0
+
+    for _tag, _end in list(dispatch.items()):
+        if _end is xmlrpc.client.Unmarshaller.end_int:
+            dispatch[_tag] = end_int
+    del _tag, _end
+
+
+def _standard_loads(data: bytes) -> tuple:
+    """xmlrpc.client.loads(data), with W3's ints."""
+    target = _StrictInts()
+    parser = xmlrpc.client.ExpatParser(target)
+    parser.feed(data)
+    parser.close()
+    return target.close(), target.getmethodname()

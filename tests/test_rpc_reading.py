@@ -88,3 +88,20 @@ def test_every_unusual_shape_gets_the_standard_answer(text):
     with the same error when there is one (a fault raises Fault, 409)."""
     theirs, ours = both(text.encode())
     assert ours == theirs
+
+
+@pytest.mark.parametrize("digits", ["\u09ea", "\u0661\u0662\u0663", "\uff11\uff12", "1_000",
+                                    "\u0967\u0966"])
+@pytest.mark.parametrize("shape", ["plain", "unusual"])
+def test_an_int_in_other_digits_than_ascii_is_refused_by_both_readers(digits, shape):
+    """W3: an int is ASCII digits (money's one obvious spelling): Python's int() would
+    read the Bengali four, which looks like an 8, as 4 (a deposit of 4.00), and "1_000"
+    as 1000; the kit's reader and its standard fallback (an unusual shape: two values
+    in one) both refuse them, and still read a plain int, sign and spaces included."""
+    ints = f"<int>{digits}</int>" if shape == "plain" else f"<string>x</string><int>{digits}</int>"
+    body = (f"<methodCall><methodName>deposit</methodName><params><param><value>{ints}"
+            "</value></param></params></methodCall>").encode()
+    with pytest.raises(ValueError):
+        rpc_reading.loads(body)
+    assert rpc_reading.loads(body.replace(digits.encode(), b" -12 ")) == \
+        xmlrpc.client.loads(body.replace(digits.encode(), b" -12 "))

@@ -108,6 +108,18 @@ def test_open_with_a_number_the_money_parser_refuses_opens_nothing(sh, bank, amo
     assert sh.failures == 2
 
 
+def test_a_command_with_a_control_character_is_refused_and_not_logged(sh, bank):
+    """A line with a control character (an escape code typed or pasted) is refused with
+    one sentence before it runs: nothing is opened, and the escape never reaches the
+    activity log, whose `log` would print it to a terminal again."""
+    before = len(bank.coordinator().call("accounts", "Delhi"))
+    out = run(sh, "open Delhi Meera\x1b[31m 5")
+    assert "control character" in out and "Nothing was done" in out and out.count("\n") == 1
+    assert len(bank.coordinator().call("accounts", "Delhi")) == before
+    assert "\x1b" not in run(sh, "log")
+    assert "Opened Delhi/" in run(sh, "open Delhi Meera\tIyer 5")     # a tab is a space
+
+
 def test_deposit_adds_money_and_says_the_new_balance(sh, bank):
     """A deposit changes the balance by exactly the amount and reports the new balance."""
     ref = new_account(sh, "Mumbai", "100")

@@ -126,8 +126,13 @@ class ShellCore(cmd.Cmd):
 
     def onecmd(self, line: str) -> bool:
         """Run one command: errors become one sentence; the activity log gets a row."""
-        line = line.strip()
+        line = line.strip().replace("\t", " ")
         if not line or line.startswith("#"):
+            return False
+        if not line.isprintable():     # an escape code would reach the log and the screen
+            bad = next(c for c in line if not c.isprintable())
+            self._fail(f"The command contains a control character ({bad!r}); type it "
+                       "again without it. Nothing was done.")
             return False
         self._cmd = self.parseline(line)[0] or ""
         if self._cmd.lower() != self._cmd and self._cmd.lower() in self.command_names():

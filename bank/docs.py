@@ -3,13 +3,15 @@
 Role: write, from the code itself, the parts of README.md that would otherwise drift:
 the map of files (each module's first docstring line) and, for each role of the core,
 its transition table and its state diagram. ``python -m bank.docs`` rewrites them in
-README.md; tests/test_docs.py fails when the README's copy differs.
+README.md (``--check`` only says whether they are current); tests/test_docs.py fails
+when the README's copy differs.
 
 Rules:
   * Only text between ``<!-- BEGIN generated:NAME -->`` and ``<!-- END generated:NAME -->``
     is ever rewritten; everything else in the README is written by people.
 """
 
+import argparse
 import ast
 import pathlib
 import re
@@ -146,12 +148,26 @@ def rewrite(text: str) -> str:
     return text
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bank.docs",
+        description="Rewrite the README's generated parts (the file map, the role tables "
+                    "and diagrams) from the code.")
+    parser.add_argument("--check", action="store_true",
+                        help="only say whether README.md is current (exit 1 if not); "
+                             "write nothing")
+    args = parser.parse_args(argv)
     readme = ROOT / "README.md"
     old = readme.read_text(encoding="utf-8")
     new = rewrite(old)
+    if new == old:
+        print("README.md is up to date.")
+        return 0
+    if args.check:
+        print("README.md is out of date: `python -m bank.docs` rewrites its generated parts.")
+        return 1
     readme.write_text(new, encoding="utf-8")
-    print("README.md is up to date." if new == old else "README.md rewritten.")
+    print("README.md rewritten.")
     return 0
 
 

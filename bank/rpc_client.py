@@ -445,4 +445,6 @@ def _why(exc) -> str:
         return "no answer in time"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused: is it running?"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):   # [Errno 104], [Errno 32]
+        return "the server closed the connection"
     return type(exc).__name__ if not str(exc) else str(exc)[:80]

@@ -45,8 +45,9 @@ class GuideCommands:
                     "`help COMMAND` explains one, with an example.")
 
     def do_quit(self, arg):
-        """quit: leave the shell (a cluster this shell started is stopped, unless another
-        program attached to it since: then it says so and leaves it running).
+        """quit: leave the shell, stopping the cluster it started (unless others use it).
+        If another program attached to that cluster since, the shell says so and leaves
+        it running.
         Example: quit"""
         self._args(arg, 0)                   # `quit now` is refused, as extra words are
         return True

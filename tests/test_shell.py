@@ -525,6 +525,12 @@ def test_clear_asks_first_and_keeps_the_journals(sh, bank):
     assert "Not cleared" in run(sh, "clear") and sh.failures == 1      # a script: no prompt
     sh.interactive, sh.ask = True, lambda prompt: "n"
     assert "Not cleared." in run(sh, "clear") and sh.activity.rows()
+
+    def ctrl_c(prompt):
+        raise KeyboardInterrupt
+    sh.ask = ctrl_c                       # Ctrl-C at the question is a no, not "Interrupted"
+    out = run(sh, "clear")
+    assert "Not cleared." in out and "Interrupted" not in out and sh.activity.rows()
     sh.ask = lambda prompt: "y"
     assert "Cleared the activity log" in run(sh, "clear")
     assert sh.activity.rows() == []

@@ -132,10 +132,11 @@ class ActivityCommands:
             raise ShellError(f"Cannot write {path}: {exc.strerror or exc}.")
 
     def _yes(self, question: str) -> bool:
-        """Ask a y/N question at the prompt; anything but y or yes (or Ctrl-D) is no."""
+        """Ask a y/N question at the prompt; anything but y or yes (Ctrl-D and Ctrl-C
+        too: nothing was sent to a server yet) is no."""
         try:
             return self.ask(question).strip().lower() in ("y", "yes")
-        except EOFError:
+        except (EOFError, KeyboardInterrupt):
             self._print()
             return False
 
@@ -151,11 +152,8 @@ class ActivityCommands:
         question = (f"Clear the activity log ({len(self.activity.rows(every=True))} rows, "
                     "of every cluster it holds)? "
                     "The branch journals are kept. [y/N] ")
-        try:
-            if not words and self.ask(question).strip().lower() not in ("y", "yes"):
-                return self._say("Not cleared.")
-        except EOFError:
-            return self._say("\nNot cleared.")
+        if not words and not self._yes(question):
+            return self._say("Not cleared.")
         removed = self.activity.clear()
         self._say(f"Cleared the activity log ({removed} rows); the branch journals are "
                   "untouched.")

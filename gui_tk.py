@@ -40,7 +40,6 @@ Glossary:
 import argparse
 import logging
 import pathlib
-import signal
 import sys
 
 try:
@@ -55,7 +54,7 @@ from bank import console, local_cluster
 from bank import rpc
 from bank.config import coordinator_address
 from bank.activity import ActivityLog
-from bank.window import trace_replay
+from bank.window import run_until_closed, trace_replay
 from bank.window.app import FONT_SIZE, App
 
 OPERATION_TIMEOUT = 15     # seconds: a transfer may wait for a slow vote (5 s at most)
@@ -123,11 +122,7 @@ def main(argv=None):
             return 1
         app = App(root, bank, cluster=cluster, activity=activity, started=started,
                   source=description, font_size=args.font_size)
-        # Ctrl-C in the terminal, or `kill`, closes the window the same way (Tk itself
-        # would only print the KeyboardInterrupt and carry on).
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: root.after_idle(app.close))
-        root.mainloop()
+        run_until_closed(root, app.close)     # Ctrl-C or kill close it too (Rule W1)
     finally:
         if started and not cluster.stop_unless_kept():   # idempotent: also if it failed
             print(local_cluster.left_running("window", args.home))

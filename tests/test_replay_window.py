@@ -194,3 +194,39 @@ def test_screenshot_of_a_trace_replay(display, tmp_path):  # noqa: F811
     finally:
         root.destroy()
         gc.collect()        # free Tk objects on this thread (see test_gui.py)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT (Ctrl-C) to the window")
+@pytest.mark.parametrize("kind", ["trace", "explorer-run"])
+def test_ctrl_c_closes_a_replay_window(display, saved_run, tmp_path, kind):  # noqa: F811
+    """Rule W1 (bank/window/__init__.py): Ctrl-C in the terminal closes a replay window
+    nobody touches (a saved trace, or an explorer's run), as it closes the main window;
+    Tk's loop alone never let the signal's handler run."""
+    import json
+    import signal
+    import subprocess
+    from polling import wait_for
+    from x11shot import X11
+    from bank.window import replay, trace_replay
+    x11 = X11.open(display)
+    if x11 is None:
+        pytest.skip("libX11 cannot be loaded here: cannot see the window open")
+    path, title = saved_run, f"{replay.TITLE}: {saved_run}"
+    if kind == "trace":
+        path, title = tmp_path / "trace.json", f"{trace_replay.TITLE}: {TRACE['txid']}"
+        path.write_text(json.dumps(TRACE), encoding="utf-8")
+    root_dir = pathlib.Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, str(root_dir / "gui_tk.py"), "--replay", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        # Tk makes the X window when its loop maps it: the handlers are in place by then
+        wait_for(lambda: proc.poll() is None and x11.find_window(title), 30,
+                 "the replay window to open")
+        proc.send_signal(signal.SIGINT)
+        wait_for(lambda: proc.poll() is not None, 15, "the window to close on Ctrl-C")
+        assert proc.returncode == 0, proc.stdout.read().decode()
+    finally:
+        x11.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

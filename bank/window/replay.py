@@ -29,6 +29,7 @@ from tkinter import ttk
 
 from bank.explorer import render, search, traces
 from bank.explorer.world import World
+from bank.window import run_until_closed
 
 TITLE = "Replay of an explored run"
 
@@ -153,5 +154,5 @@ def open_window(path, font_size: int = 0) -> int:
         root.destroy()
         print(exc)
         return 2
-    root.mainloop()
+    run_until_closed(root)            # Ctrl-C closes it (Rule W1)
     return 0

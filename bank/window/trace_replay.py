@@ -31,7 +31,7 @@ from tkinter import ttk
 from bank.errors import BankError
 from bank.money import parse_delta, with_thousands
 from bank.window import diagram as draw
-from bank.window import gauge
+from bank.window import gauge, run_until_closed
 from bank.window.look import CanvasHover, Look, scrolled
 
 TITLE = "Replay of a transfer"
@@ -257,5 +257,5 @@ def open_file(path, font_size: int) -> int:
     Look(root, font_size)                              # fonts and styles, as the window's
     root.title(f"{TITLE}: {txn['txid']}")
     TraceReplay(root, txn)
-    root.mainloop()
+    run_until_closed(root)            # Ctrl-C closes it (Rule W1)
     return 0

@@ -14,9 +14,13 @@ Rules:
   * Rule 3 - an outcome not known (the branch did not answer) is never guessed: a
     retry asks the branch again with the same id, and the branch, which remembers
     its request ids durably (ledger.py), applies it at most once.
-  * Rule 4 - bounded: the last KEEP ids are remembered, the oldest forgotten first.
-    This memory is the coordinator's only; after its restart, cross-branch ids come
-    back from the recovery log and the branches still apply each local id once.
+  * Rule 4 - bounded: the last KEEP routed ids and, apart, the last KEEP_TRANSFERS
+    cross-branch transfer ids are remembered, the oldest forgotten first. Apart, so
+    that a flood of cheap routed calls (a student's deposits) cannot push a recent
+    transfer's id out and make its retry move the money a second time: a transfer id
+    is forgotten only after as many later transfers as the recovery log keeps. This
+    memory is the coordinator's only; after its restart, cross-branch ids come back
+    from the recovery log and the branches still apply each local id once.
 
 Glossary:
   fingerprint  (kind, arguments...), e.g. ("deposit", "Mumbai/1001", "250.00")
@@ -28,9 +32,10 @@ import threading
 
 from bank.errors import BankError, FaultCode
 from bank.ledger import now
+from bank.recovery_log import KEEP_FINISHED
 
-KEEP = 20_000                  # request ids remembered: the recovery log's 10,000
-                               # finished transfers, and as many routed operations
+KEEP = 20_000                  # routed operations' request ids remembered (Rule 4)
+KEEP_TRANSFERS = KEEP_FINISHED  # cross-branch transfers' ids: as many as the log keeps
 DEFINITE_REFUSALS = (FaultCode.INSUFFICIENT_FUNDS, FaultCode.UNKNOWN_ACCOUNT,
                      FaultCode.BAD_INPUT, FaultCode.BAD_AMOUNT)
 
@@ -59,20 +64,26 @@ class Entry:
 class RequestRegistry:
     """Request ids of every operation the coordinator routes (thread-safe, bounded)."""
 
-    def __init__(self, keep: int = KEEP):
-        self.keep = keep
-        self._entries = collections.OrderedDict()     # request id -> Entry, oldest first
+    def __init__(self, keep: int = KEEP, keep_transfers: int = KEEP_TRANSFERS):
+        self.keep, self.keep_transfers = keep, keep_transfers
+        self._routed = collections.OrderedDict()      # request id -> Entry, oldest first
+        self._transfers = collections.OrderedDict()   # the same, for 2PC transfers (Rule 4)
         self._lock = threading.Lock()
 
     def __len__(self):
-        return len(self._entries)
+        return len(self._routed) + len(self._transfers)
+
+    def _get(self, request_id: str):
+        """The entry of request_id in either memory, or None (caller holds _lock)."""
+        entry = self._transfers.get(request_id)
+        return entry if entry is not None else self._routed.get(request_id)
 
     # ---- for the routed operations (coordinator_service.py) -------------------------
 
     def claim(self, request_id: str, fingerprint: tuple) -> Entry:
         """The entry of request_id, new or earlier; refused if it named another operation."""
         with self._lock:
-            entry = self._entries.get(request_id)
+            entry = self._get(request_id)
             if entry is None:
                 entry = self._add(Entry(request_id, fingerprint))
             _same_operation(entry, fingerprint)
@@ -92,7 +103,7 @@ class RequestRegistry:
     def lookup(self, request_id: str):
         """The entry of request_id, or None."""
         with self._lock:
-            return self._entries.get(request_id)
+            return self._get(request_id)
 
     # ---- for cross-branch transfers (twopc.py) -------------------------------------
 
@@ -100,7 +111,7 @@ class RequestRegistry:
         """The txid an earlier transfer with this id started, "" if none; refused if
         the id named another operation (Rule 1)."""
         with self._lock:
-            entry = self._entries.get(request_id)
+            entry = self._get(request_id)
             if entry is None:
                 return ""
             _same_operation(entry, fingerprint)
@@ -109,24 +120,25 @@ class RequestRegistry:
     def record(self, request_id: str, fingerprint: tuple, txid: str) -> None:
         """Remember that request_id started transaction txid (its outcome is 2PC's)."""
         with self._lock:
-            if request_id not in self._entries:
+            if self._get(request_id) is None:
                 self._add(Entry(request_id, fingerprint, txid))
 
     def forget(self, request_id: str, txid: str) -> None:
         """Forget request_id if it names txid: that transaction never started (its
         begin could not be logged), so a retry may start it afresh."""
         with self._lock:
-            entry = self._entries.get(request_id)
+            entry = self._transfers.get(request_id)
             if entry is not None and entry.txid == txid:
-                del self._entries[request_id]
+                del self._transfers[request_id]
 
     # ---- helpers --------------------------------------------------------------------
 
     def _add(self, entry: Entry) -> Entry:
-        self._entries[entry.request_id] = entry
-        while len(self._entries) > self.keep:           # Rule 4
-            self._entries.popitem(last=False)
-        assert len(self._entries) <= self.keep
+        memory, keep = (self._transfers, self.keep_transfers) if entry.txid else \
+            (self._routed, self.keep)
+        memory[entry.request_id] = entry
+        while len(memory) > keep:                       # Rule 4
+            memory.popitem(last=False)
         return entry
 
 

@@ -23,6 +23,9 @@ Rules:
     (issue 13): nonces expire in time order, a slice of arrivals at a time
     (RecentNonces); a flood beyond MAX_NONCES drops the oldest slice and raises the
     floor below which every timestamp is refused, so no replay slips through.
+  * A signature is 64 hex digits (HMAC-SHA256, as sign() writes it); anything else is
+    refused as malformed (401) before it is compared: hmac.compare_digest raises on
+    text that is not ASCII, which dropped the connection with a traceback in the log.
   * Each role has its own replay cache, and a nonce is at most MAX_NONCE_LENGTH
     characters: a student who floods a server with requests stamped far ahead raises
     only the student role's floor (refusing students for a while), never the floor of
@@ -51,6 +54,7 @@ SIGNATURE_WINDOW = 120         # seconds a signed request stays valid
 MAX_NONCES = 100_000           # nonces remembered per role at most (about 13 MB each)
 MAX_NONCE_LENGTH = 64          # characters; letters, digits and _ . : + / = -
 _NONCE = re.compile(r"[A-Za-z0-9_.:+/=-]{1,%d}" % MAX_NONCE_LENGTH)
+_SIGNATURE = re.compile(r"[0-9A-Fa-f]{64}")      # hex HMAC-SHA256
 
 
 def new_secret() -> str:
@@ -155,6 +159,8 @@ class SignatureChecker:
             return "unsigned request (or no X-Bank-Key)", ""
         if not _NONCE.fullmatch(nonce):
             return f"malformed nonce (at most {MAX_NONCE_LENGTH} letters, digits or _.:+/=-)", ""
+        if not _SIGNATURE.fullmatch(given):
+            return "malformed signature (not 64 hex digits)", ""
         key = self.keyring.keys.get(role)
         if key is None:
             return f"signed with a key this server does not hold ({role[:20]!r})", ""

@@ -236,9 +236,18 @@ def _empty_signature(bank, body, url):
     return headers
 
 
+def _non_ascii_signature(bank, body, url):
+    """Not hex: hmac.compare_digest raises on non-ASCII text (it dropped the connection,
+    with a traceback in the server's log, instead of a 401)."""
+    headers = signed(bank, body, url)
+    headers["X-Bank-Signature"] = "\u00e9" * 64
+    return headers
+
+
 BAD_SIGNATURES = {"unsigned": _unsigned, "other-secret": _other_secret, "stale": _stale,
                   "future": _future, "tampered-body": _tampered, "no-nonce": _no_nonce,
-                  "bad-time": _bad_time, "empty-signature": _empty_signature}
+                  "bad-time": _bad_time, "empty-signature": _empty_signature,
+                  "non-ascii-signature": _non_ascii_signature}
 
 
 @pytest.mark.parametrize("case", list(BAD_SIGNATURES))

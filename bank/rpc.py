@@ -30,7 +30,8 @@ Rules:
   * HTTP/1.1 keep-alive: a client reuses one connection for many calls. A connection
     may wait ``IDLE_TIMEOUT`` s for its next request; once a request begins, all of it
     (line, headers, body) must arrive within ``REQUEST_TIMEOUT`` s in total (give or
-    take a second), however slowly the bytes trickle. At most ``MAX_CONNECTIONS`` are
+    take a second), however slowly the bytes trickle; its headers may hold
+    ``MAX_HEADER_BYTES`` in all. At most ``MAX_CONNECTIONS`` are
     open at once; when all are taken, the one idle the longest (waiting, trickling a
     request in, or not reading its answer) is closed to make room. Only a connection
     whose call is running counts as busy and is never closed.
@@ -225,6 +226,8 @@ class _Handler(SimpleXMLRPCRequestHandler):
 _DATE = [0, ""]                # (second, its Date header text): formatted once a second
 MAX_HEADER_LINE = 65536        # bytes in one header line, as http.server allows
 MAX_HEADERS = 100              # header lines in one request
+MAX_HEADER_BYTES = 65536       # bytes in all of them: 100 lines of 64 KB each were 6 MB
+                               # held per connection, 400 MB for 64 unsigned clients
 
 
 class _Headers(dict):
@@ -238,13 +241,19 @@ def _read_headers(rfile):
     """The header lines up to the blank line, as _Headers, or (status, why) to refuse.
 
     A header given twice is refused (two Content-Lengths are how requests get
-    smuggled past a proxy), and so is a folded continuation line.
+    smuggled past a proxy), and so is a folded continuation line. All the lines
+    together may hold MAX_HEADER_BYTES (431 beyond), so that a client with no key
+    cannot make a connection hold megabytes while it waits.
     """
     headers = _Headers()
+    left = MAX_HEADER_BYTES
     for _ in range(MAX_HEADERS + 1):
-        line = rfile.readline(MAX_HEADER_LINE + 1)
+        line = rfile.readline(min(MAX_HEADER_LINE, left) + 1)
         if len(line) > MAX_HEADER_LINE:
             return 431, "Header line too long"
+        left -= len(line)
+        if left < 0:
+            return 431, "Request headers too large"
         if line in (b"\r\n", b"\n", b""):
             return headers
         name, colon, value = line.decode("iso-8859-1").partition(":")

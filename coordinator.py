@@ -106,7 +106,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    secret = rpc.load_secret(args.secret_file) if args.secret_file else None
+    secret = rpc.load_secret(args.secret_file).as_server() if args.secret_file \
+        else None           # K5: its own calls are signed with the server key
     rpc.check_bind(args.host, secret, args.insecure_no_auth)
     rpc.hold_exclusive(args.log, "recovery log")
     rpc.setup_logging("coordinator", args.log_dir)

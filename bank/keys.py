@@ -19,6 +19,12 @@ Rules:
     A keys file has one line per role, "ROLE KEY". A file with one bare key (a
     classroom secret from before roles) is a master key: the three role keys are
     derived from it, so its holder holds every role.
+  * K5 - a client signs each call with the weakest role it holds that may make it
+    (least privilege), except a server (branch.py, coordinator.py: Keyring.as_server):
+    it signs every call the server role may make with the server key, its own pings
+    and reads and the students' banking it relays included. Each role has its own
+    replay cache (bank/rpc_signatures.py), so a student who floods a server's student
+    cache then refuses students only, never a server's call to it.
 
 Glossary:
   role     student, teacher or server: what a key may do
@@ -92,11 +98,17 @@ class Keyring:
     """The role keys a program holds: {role: key}. Signs each call with the weakest
     role it holds that may make it (least privilege)."""
 
-    def __init__(self, keys: dict):
+    def __init__(self, keys: dict, prefer: str = ""):
         unknown = set(keys) - set(ROLES)
         assert not unknown, f"unknown roles {unknown}"
         assert all(len(k) >= MIN_KEY_LENGTH for k in keys.values())
         self.keys = dict(keys)
+        self.prefer = prefer if prefer in self.keys else ""   # K5: a server's own role
+
+    def as_server(self) -> "Keyring":
+        """K5: the same keys, signing every call the server role may make with the
+        server key (a server's keyring); as it was if it holds no server key."""
+        return Keyring(self.keys, prefer="server")
 
     @classmethod
     def from_master(cls, master: str) -> "Keyring":
@@ -134,7 +146,10 @@ class Keyring:
 
     def role_for(self, method: str) -> str:
         """The weakest role held that may call `method`; the weakest held if none may
-        (the server then refuses it with a sentence naming role and method)."""
+        (the server then refuses it with a sentence naming role and method). A
+        server's keyring signs with the server key whatever that may call (K5)."""
+        if self.prefer and may_call(self.prefer, method):
+            return self.prefer
         for role in self.roles:
             if may_call(role, method):
                 return role

@@ -18,7 +18,8 @@ Rules:
     student can crash the branch "after the vote was recorded, before it was sent".
   * BR4 - roles (bank/keys.py): a branch started with ``--coordinator URL`` carries out
     participant steps only for that coordinator: a prepare naming another one is
-    refused like a wrong role (HTTP 403), before anything changes (refuse_caller).
+    refused like a wrong role (HTTP 403), before anything changes (refuse_caller),
+    alone or inside a batch (the whole batch is refused).
   * BR5 - the branch narrates its 2PC steps in its terminal and log (INFO, one plain
     sentence each): the prepare and its vote, the commit or abort, and each time it
     asks the coordinator for a decision while it holds money ("still holding 100.00").
@@ -286,14 +287,24 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
 
         Participant steps are only for the coordinator this branch is configured with;
         without --coordinator (one laptop) any coordinator holding the server key may.
+        A prepare inside a batch is checked as one sent alone (the whole batch refused).
         """
-        if method != "prepare" or not self.coordinator or len(params) < 2:
+        if not self.coordinator:
             return ""
-        if params[1] == self.coordinator:
+        if method == "prepare":
+            named = [params[1]] if len(params) >= 2 else []
+        elif method == "batch" and params and isinstance(params[0], list):
+            named = [item[1][1] for item in params[0]
+                     if isinstance(item, list) and len(item) == 2 and item[0] == "prepare"
+                     and isinstance(item[1], list) and len(item[1]) >= 2]
+        else:
             return ""
-        return (f"Forbidden: branch {self.name} takes part only in transactions of the "
-                f"coordinator it is configured with ({self.coordinator}), not "
-                f"{str(params[1])[:80]!r}. Nothing was changed.")
+        for coordinator in named:
+            if coordinator != self.coordinator:
+                return (f"Forbidden: branch {self.name} takes part only in transactions of "
+                        f"the coordinator it is configured with ({self.coordinator}), not "
+                        f"{str(coordinator)[:80]!r}. Nothing was changed.")
+        return ""
 
     def fault(self, point) -> dict:
         """Arm a fault point (only with --allow-faults): vote-no, crash-before-vote,

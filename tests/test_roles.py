@@ -287,6 +287,24 @@ def test_branch_takes_part_only_for_its_configured_coordinator(bank, pune):
     assert reader.call("account", "1001")["held"] == "0.00"
 
 
+def test_a_prepare_in_a_batch_is_for_the_configured_coordinator_too(bank, pune):
+    """BR4 through the batch: a batch holding a prepare that names another coordinator
+    is refused whole with 403, as that prepare alone would be, and records nothing; a
+    batch whose prepare names the configured coordinator is carried out."""
+    ops = [{"account": "1001", "delta": "+1000000.00"}]
+    calls = [["abort", ["T-batch-0"]], ["prepare", ["T-batch-1", "http://127.0.0.1:1", ops]]]
+    status, sentence = post(pune.url, "batch", (calls,), bank.secret, "server")
+    assert status == 403 and bank.coordinator_url in sentence, sentence
+    reader = rpc.Client(pune.url, bank.secret.only("student"))
+    assert reader.call("status", "T-batch-1")["state"] == "unknown"
+    assert reader.call("status", "T-batch-0")["state"] == "unknown"
+    ours = [["prepare", ["T-batch-2", bank.coordinator_url, [{"account": "1001",
+                                                              "delta": "-1.00"}]]]]
+    status, slots = post(pune.url, "batch", (ours,), bank.secret, "server")
+    assert status == 200 and slots[0]["result"]["vote"] == "yes", slots
+    assert post(pune.url, "abort", ("T-batch-2",), bank.secret, "server")[0] == 200
+
+
 # ---- keys files and a client in another language ------------------------------------------
 
 def test_cluster_secret_writes_role_keys_private(tmp_path):

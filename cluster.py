@@ -35,9 +35,10 @@ def main(argv=None):
     p.add_argument("--hold-decisions", type=hold_ms_arg, default=0.0, metavar="MS",
                    help="with start: the coordinator holds a commit or abort up to MS "
                         "milliseconds for the next message to its branch (B6; 0: never)")
-    p.add_argument("--replicas", type=replicas_arg, default=0, metavar="N",
+    p.add_argument("--replicas", type=replicas_arg, default=None, metavar="N",
                    help="with start: N synchronous replicas per branch (0 to 3), each its "
-                        "own process and database")
+                        "own process and database (default: as many as its data/ holds, "
+                        "none for a new bank)")
     args = p.parse_args(argv)
     if args.command == "secret":
         return make_keys(args.file, args.role, args.source)
@@ -63,7 +64,7 @@ def main(argv=None):
         for name, member in running.members.items():
             down = "" if running.answers(name) else \
                 "  does not answer: `restart " + name + "` in the shell brings it back"
-            print(f"  {name:<12} {member.url}  (pid {member.pid}){down}")
+            print(f"  {name:<16} {member.url}  (pid {member.pid}){down}")
         started_with = running.coordinator_args
         if "--hold-decisions" in started_with:
             print_hold(started_with[started_with.index("--hold-decisions") + 1])
@@ -85,7 +86,7 @@ def main(argv=None):
         print(f"Cannot start the local cluster: {exc}", file=sys.stderr)
         return 2
     for name, member in cluster.members.items():
-        print(f"  {name:<12} {member.url}  (pid {member.proc.pid})")
+        print(f"  {name:<16} {member.url}  (pid {member.proc.pid})")
     if args.hold_decisions:
         print_hold(f"{args.hold_decisions:g}")
     print(f"Logs in {cluster.home / 'logs'}; stop it with: python cluster.py stop{home}")

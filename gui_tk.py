@@ -68,8 +68,9 @@ def parse_args(argv=None):
                    "http://192.168.1.30:9000 (default: the local cluster)")
     p.add_argument("--secret-file", help="the shared secret of that coordinator")
     p.add_argument("--config", help="cluster.ini: use the coordinator it describes")
-    p.add_argument("--replicas", type=local_cluster.replicas_arg, default=0, metavar="N",
-                   help="if it starts the local cluster: N replicas per branch (0 to 3)")
+    p.add_argument("--replicas", type=local_cluster.replicas_arg, default=None, metavar="N",
+                   help="if it starts the local cluster: N replicas per branch (0 to 3; "
+                        "default: as many as its data/ holds)")
     p.add_argument("--home", default=str(local_cluster.KIT), type=rpc.folder_arg,
                    help="the local cluster's folder (data/ and logs/)")
     p.add_argument("--activity", help="the activity log (default HOME/logs/activity.csv)")

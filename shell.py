@@ -43,8 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--coordinator", metavar="URL", type=rpc.url_arg, help="attach to this coordinator")
     p.add_argument("--secret-file", help="the shared secret of that coordinator")
     p.add_argument("--config", help="attach to the coordinator named in a cluster.ini")
-    p.add_argument("--replicas", type=cluster.replicas_arg, default=0, metavar="N",
-                   help="if it starts the local cluster: N replicas per branch (0 to 3)")
+    p.add_argument("--replicas", type=cluster.replicas_arg, default=None, metavar="N",
+                   help="if it starts the local cluster: N replicas per branch (0 to 3; "
+                        "default: as many as its data/ holds)")
     p.add_argument("--home", default=str(KIT), type=rpc.folder_arg,
                    help="the local cluster's folder (data/, logs/); default: the kit's")
     args = p.parse_args(argv)
@@ -80,7 +81,10 @@ def open_shell(args, say) -> tuple:
                       args.home, where=f"the local cluster in {local.home}")
     how = ("started now; it stops when you quit, unless another program attaches to it"
            if started else "it keeps running after you quit")
-    members = "\n".join(f"  {n:<12} {m.url}" for n, m in local.members.items())
+    members = "\n".join(f"  {n:<16} {m.url}" for n, m in local.members.items())
+    if not started and args.replicas is not None:
+        members += ("\n--replicas was not used: the cluster already runs, with the settings "
+                    "it was started with.")
     if not started and not local.answers(cluster.COORDINATOR):
         members += ("\nIts coordinator does not answer (crashed?): `restart coordinator` "
                     "brings it back; until then reads go to the branches directly.")

@@ -27,6 +27,13 @@ Rules:
     ``cluster.py start`` that finds it running marks it kept (HOME/data/cluster.kept),
     so the one that started it leaves it running for them and says so
     (``python cluster.py stop`` stops it). A new start clears the mark.
+  * Rule L2 - a home's data keeps its layout: started without ``--replicas``, a
+    cluster has as many replicas per branch as its data folder holds databases for
+    (none for a new home). A replica may have replaced its primary (a failover), whose
+    database is then fenced, so fewer replicas than the data holds is refused with a
+    sentence (``python cluster.py reset`` starts a new bank). Its members start again
+    on the ports of the last run where they are free (HOME/data/cluster.ports): a
+    replica promoted there knows its old primary by that address.
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -56,6 +63,7 @@ DEFAULT_BRANCHES = ("Mumbai", "Delhi")
 DEFAULT_PORTS = {"coordinator": 9000, "Mumbai": 9100, "Delhi": 9101}
 START_TIMEOUT = 20.0          # seconds a member may take to start listening
 COORDINATOR = "coordinator"
+MAX_REPLICAS = 3              # per branch, at most
 
 
 # A member must not die when the user presses Ctrl-C in the terminal that started it,
@@ -79,6 +87,13 @@ def _port_is_free(port: int) -> bool:
 
 def replica_name(branch: str, k: int = 1) -> str:
     return f"{branch}-replica{k}"
+
+
+def replicas_in(home, branches=DEFAULT_BRANCHES) -> int:
+    """L2: how many replicas per branch a home's data holds databases for (0: none)."""
+    data = pathlib.Path(home) / "data"
+    return max((k for k in range(1, MAX_REPLICAS + 1) for name in branches
+                if (data / f"{replica_name(name, k)}.db").exists()), default=0)
 
 
 class Member:
@@ -179,8 +194,11 @@ class LocalCluster:
 
     def __init__(self, home=KIT, branches=DEFAULT_BRANCHES, *, preload=True,
                  allow_faults=True, fixed_ports=False, coordinator_args=(),
-                 branch_args=(), replicas=0):
+                 branch_args=(), replicas=None):
+        """replicas: per branch; None, as many as the home's data holds (L2)."""
         self.home = pathlib.Path(home).resolve()
+        self.replicas_found = replicas_in(self.home, branches)
+        replicas = self.replicas_found if replicas is None else replicas
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         self.secret_file = self.home / "data" / "cluster.keys"   # all three roles
@@ -200,7 +218,9 @@ class LocalCluster:
                 replica = replica_name(name, k)
                 args = ["--name", name, "--db", str(self.home / "data" / f"{replica}.db"),
                         *common, *branch_args]
-                self.members[replica] = Member(replica, "branch.py", args, self.home, 0)
+                port = self._port(replica, fixed_ports)
+                self.members[replica] = Member(replica, "branch.py", args, self.home, port,
+                                               bool(port))
         self.replicas = replicas
         self.coordinator_args = [*common, "--log", str(self.home / "logs" / "recovery.log"),
                                  *coordinator_args]
@@ -209,10 +229,14 @@ class LocalCluster:
                                            self.coordinator_args, self.home, port, bool(port))
         self.recorded = False         # is HOME/data/cluster.json this cluster's record?
 
-    @staticmethod
-    def _port(name, fixed):
-        port = DEFAULT_PORTS.get(name, 0) if fixed else 0
-        return port if port and _port_is_free(port) else 0
+    def _port(self, name, fixed):
+        """The port a member should start on, if free: its port in this home's last run
+        (L2: a home's members keep their addresses), else its default one (fixed)."""
+        for port in (_ports_of(self.home).get(name, 0),
+                     DEFAULT_PORTS.get(name, 0) if fixed else 0):
+            if port and _port_is_free(port):
+                return port
+        return 0
 
     @property
     def branch_names(self) -> list:
@@ -228,6 +252,12 @@ class LocalCluster:
         If any member fails to start (or Ctrl-C arrives), the ones already started are
         stopped again: nothing is left running in the background.
         """
+        if self.replicas < self.replicas_found:                 # L2
+            raise RuntimeError(
+                f"the bank's data in {self.home / 'data'} has {self.replicas_found} "
+                f"replica(s) per branch, and one may have replaced its primary (a "
+                f"failover), so it must start with --replicas {self.replicas_found} "
+                f"(or more); `python cluster.py reset` deletes it for a new bank.")
         try:
             for name in self.branch_names:
                 self.members[name].start()
@@ -313,6 +343,8 @@ class LocalCluster:
         if not self.recorded:                 # a new cluster: no one else attached yet
             _kept_mark(self.home).unlink(missing_ok=True)     # (before the record others read)
         (self.home / "data" / "cluster.json").write_text(json.dumps(state, indent=2))
+        _ports_file(self.home).write_text(json.dumps(      # L2: kept after a stop
+            {n: m.port for n, m in self.members.items()}, indent=2))
         self.recorded = True
 
     def keep(self) -> None:
@@ -352,9 +384,10 @@ class LocalCluster:
         return cluster
 
 
-def attach_or_start(home=KIT, replicas: int = 0):
+def attach_or_start(home=KIT, replicas=None):
     """(cluster, started): attach to the local cluster if one runs, else start one with
-    `replicas` replicas per branch (each its own process and database).
+    `replicas` replicas per branch (each its own process and database; None: as many
+    as its data holds, L2).
 
     The caller stops the cluster when it exits only if it started it, and then with
     stop_unless_kept() (Rule L1).
@@ -364,6 +397,21 @@ def attach_or_start(home=KIT, replicas: int = 0):
         cluster.keep()                   # its starter leaves it running for us (L1)
         return cluster, False
     return LocalCluster(home, fixed_ports=True, replicas=replicas).start(), True
+
+
+def _ports_file(home) -> pathlib.Path:
+    """HOME/data/cluster.ports: each member's port in the last run (Rule L2)."""
+    return pathlib.Path(home) / "data" / "cluster.ports"
+
+
+def _ports_of(home) -> dict:
+    """member name -> its port in the home's last run ({} if none is known)."""
+    try:
+        ports = json.loads(_ports_file(home).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {n: p for n, p in ports.items() if isinstance(p, int)} \
+        if isinstance(ports, dict) else {}
 
 
 def _kept_mark(home) -> pathlib.Path:
@@ -381,9 +429,9 @@ def left_running(who: str, home) -> str:
 
 
 def replicas_arg(text: str) -> int:
-    """argparse type for --replicas N: a whole number from 0 to 3."""
-    if not text.isdigit() or not 0 <= int(text) <= 3:
-        raise argparse.ArgumentTypeError(f"--replicas takes 0 to 3, not {text!r}")
+    """argparse type for --replicas N: a whole number from 0 to MAX_REPLICAS."""
+    if not text.isdigit() or not 0 <= int(text) <= MAX_REPLICAS:
+        raise argparse.ArgumentTypeError(f"--replicas takes 0 to {MAX_REPLICAS}, not {text!r}")
     return int(text)
 
 

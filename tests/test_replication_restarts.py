@@ -9,7 +9,10 @@ Rules checked:
   * a promoted server restarted (also after two failovers, with the launcher's stale
     --replica-of) starts as the primary it was and keeps its data;
   * a fenced old primary never follows on a database that diverged;
-  * `check` fails when a branch's books come from a replica (no primary answers).
+  * `check` fails when a branch's books come from a replica (no primary answers);
+  * a home's data keeps its layout (bank/local_cluster.py L2): started again without
+    --replicas after a failover, the cluster has its replicas and banks on; with
+    fewer, it is refused with a sentence before anything starts.
 """
 
 import os
@@ -184,3 +187,29 @@ def test_check_fails_when_a_branch_s_books_come_from_a_replica(make_bank):
     report = run(shell_on(bank), "check")
     assert "books from a primary" in report and "a replica" in report, report
     assert "The check failed" in report and "All checks passed" not in report
+
+
+def test_a_home_started_again_keeps_its_replicas_after_a_failover(make_bank):
+    """L2 (bank/local_cluster.py): after a failover and a stop, a plain start of the same
+    home (no --replicas: what `python shell.py` does) starts the replicas its data holds,
+    so the promoted server is the primary again and deposits commit; asking for fewer
+    replicas than the data holds is refused with a sentence, and nothing starts."""
+    bank = make_bank()
+    call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "7.00", "before-the-stop", timeout=30)
+    before = balance(bank, MUMBAI_REPLICA, "1001")
+    bank.stop()
+    fewer = LocalCluster(home=bank.home, branches=(MUMBAI,), replicas=0)
+    with pytest.raises(RuntimeError, match="--replicas 1"):
+        fewer.start()
+    assert all(m.proc is None for m in fewer.members.values()), "a member started anyway"
+    again = LocalCluster(home=bank.home, branches=(MUMBAI,))
+    try:
+        again.start()
+        assert MUMBAI_REPLICA in again.members
+        wait_for(lambda: call(again, COORDINATOR, "deposit", "Mumbai/1001", "1.00",
+                              "after-the-start", timeout=30), BUG_DEADLINE,
+                 "a deposit to commit after the start")
+        assert balance(again, MUMBAI_REPLICA, "1001") == before + 1
+    finally:
+        again.stop()

@@ -193,7 +193,9 @@ class LabControls:
         for url in _others(link, config):
             if url not in config.get("in_sync", []):
                 reasons.append(f"{url} is out of sync (not in the recorded in-sync set"
-                               + (f", version {config['version']})" if config else ")"))
+                               + (f", version {config['version']}" if config else "")
+                               + "; a replica is recorded once it has caught up, a few "
+                               "seconds after it starts, and dropped when it misses a write)")
                 continue
             status = self._replica_status(link, url, 0)
             if status.get("name", link.name) != link.name:

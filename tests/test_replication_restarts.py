@@ -213,3 +213,17 @@ def test_a_home_started_again_keeps_its_replicas_after_a_failover(make_bank):
         assert balance(again, MUMBAI_REPLICA, "1001") == before + 1
     finally:
         again.stop()
+
+
+def test_the_shell_says_a_replaced_primary_came_back_fenced(make_bank):
+    """A plain sentence per role: `restart` of a primary replaced by a failover says it
+    came back fenced (it refuses writes), even before the server itself has learned it
+    (the manager's record says who the primary is); the promoted one serves as primary."""
+    from shelltest import run, shell_on
+    bank = make_bank()
+    sh = shell_on(bank)
+    run(sh, f"crash {MUMBAI}")
+    assert "epoch 2" in run(sh, f"failover {MUMBAI}")
+    assert "came back fenced" in run(sh, f"restart {MUMBAI}")
+    assert "serves as the primary" in run(sh, f"restart {MUMBAI_REPLICA}")
+    assert sh.failures == 0

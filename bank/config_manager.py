@@ -108,10 +108,10 @@ class ConfigManager:
                         new_primary, expected_version, self.clock()))
                     break
                 except _Wait as wait:
-                    log.warning("%s: waiting %.1f s for the old primary's lease to run "
+                    log.info("%s: waiting %.1f s for the old primary's lease to run "
                                 "out", branch, wait.seconds)
                     time.sleep(wait.seconds)
-            log.warning("%s: %s is the primary at epoch %d (version %d)", branch,
+            log.info("%s: %s is the primary at epoch %d (version %d)", branch,
                         new_primary, installed["epoch"], installed["version"])
             return installed
 
@@ -142,7 +142,7 @@ class ConfigManager:
             for effect in effects:
                 if isinstance(effect, Record):
                     self.log.config(branch, core.config.as_dict())      # forced (M1)
-                    log.warning("%s: configuration version %d: primary %s, in sync %s",
+                    log.info("%s: configuration version %d: primary %s, in sync %s",
                                 branch, core.config.version, core.config.primary,
                                 list(core.config.in_sync) or "none")
         except BaseException:

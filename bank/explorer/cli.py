@@ -24,7 +24,7 @@ from bank.explorer.world import Config, World
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m bank.explorer",
+        prog="python explore.py",
         description="Explore every run of the kit's Two-Phase Commit (the real protocol "
                     "cores) within fault budgets, checking its invariants in every state.",
         epilog="Variants (each breaks one rule): " + ", ".join(variants.VARIANTS)
@@ -111,12 +111,23 @@ def explore(options, progress=None) -> tuple:
 
 def explore_replication(options, progress=None) -> tuple:
     """The replication world (bank/explorer/replication.py): (report, violation found)."""
+    budgets = check_replication(options)
+    return replication.report(budgets, options.max_states, progress)
+
+
+def check_replication(options):
+    """The replication world's budgets the options ask for, or a ValueError."""
+    unused = [f"--{name.replace('_', '-')}" for name in ("save", "replay", "random_walk")
+              if getattr(options, name)]
+    if unused:
+        raise ValueError(f"{' and '.join(unused)} work{'s' if len(unused) == 1 else ''} in "
+                         "the 2pc world only: the "
+                         "replication world prints its runs but does not save them.")
     given = {name: getattr(options, name) for name in ("writes", "crashes", "losses", "ticks")}
     for name, value in given.items():
         if value is not None and not 0 <= value <= 4:
             raise ValueError(f"--{name} must be between 0 and 4.")
-    budgets = replication.budgets_for(options.replicas, options.variant, **given)
-    return replication.report(budgets, options.max_states, progress)
+    return replication.budgets_for(options.replicas, options.variant, **given)
 
 
 def draw(world, result, save: str = "") -> str:
@@ -135,7 +146,7 @@ def replay_file(path: str) -> tuple:
     config, actions = traces.load(path)
     world = World(config)
     states, notes, violation = search.replay(world, actions)
-    result = search.Result("replay", explored=len(actions), distinct=len(set(states)),
+    result = search.Result("replay", explored=len(states), distinct=len(set(states)),
                            depth=len(actions), violation=violation, trace=actions)
     text = render.report(world, result, notes)
     if violation is None:
@@ -180,6 +191,12 @@ def main(argv=None) -> int:
             return 2
         from bank.window.replay import open_window     # Tk only when a window is asked for
         return open_window(options.replay)
+    try:                                               # a bad option: its sentence first
+        check_replication(options) if options.world == "replication" else \
+            None if options.replay else check(options)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if not (options.replay or options.random_walk):
         long = options.world == "2pc" and not options.variant     # the default search
         print("Exploring every run within the budgets" +

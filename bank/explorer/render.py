@@ -46,7 +46,7 @@ def report(world, result, notes=(), continuation_notes=(), saved: str = "") -> s
                       f"{len(result.continuation)} steps), it never finishes:", "",
                   diagram(world, continuation_notes, first=len(result.trace) + 1)]
     if saved:
-        lines += ["", f"Saved to {saved}; replay it with: python -m bank.explorer "
+        lines += ["", f"Saved to {saved}; replay it with: python explore.py "
                       f"--replay {saved}"]
     return "\n".join(lines)
 

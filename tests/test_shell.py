@@ -343,6 +343,22 @@ def test_crash_and_restart_a_branch(sh, bank):
     assert balance(bank, src) == "10.00"
 
 
+def test_a_cluster_stopped_under_the_shell_is_not_half_restarted(tmp_path):
+    """`python cluster.py stop` while a shell is attached: the shell says the cluster was
+    stopped and how to start it again, and refuses `restart` (one member alone would make
+    half a bank), instead of suggesting `restart coordinator`."""
+    local = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    try:
+        sh = shell_on(local)
+        assert cluster.stop_running(tmp_path)
+        out = run(sh, "txns committed")
+        assert "was stopped" in out and "restart coordinator" not in out, out
+        assert "was stopped" in run(sh, "restart coordinator")
+        assert all(not m.alive for m in local.members.values()), "a member was started"
+    finally:
+        local.stop()
+
+
 def test_coordinator_crash_after_decision_is_reported_as_not_known(sh, bank):
     """If the answer is lost, the shell says 'not known' (never 'aborted') and the activity
     log says "unknown" (never "no"); show tells later."""

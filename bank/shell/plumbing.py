@@ -44,6 +44,7 @@ ACCT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/[0-9]+$")
 # Row counts are ASCII digits: str.isdigit() also accepts "²", which int() refuses.
 COUNT_RE = re.compile(r"[0-9]{1,6}")
 NOT_RECORDED = ("help", "log", "clear", "quit", "exit", "EOF")
+WITHOUT_A_BANK = NOT_RECORDED + ("export",)     # commands that work on a stopped cluster
 
 
 class ShellError(Exception):
@@ -100,6 +101,10 @@ def when(ts: str) -> str:
     return ts[:19].replace("T", " ")
 
 
+STOPPED_ELSEWHERE = ("The local cluster was stopped (python cluster.py stop, or the program "
+                     "that started it ended): quit, and `python shell.py` starts it again.")
+
+
 # ---- the base of the shell ---------------------------------------------------------------
 
 class ShellCore(cmd.Cmd):
@@ -141,6 +146,8 @@ class ShellCore(cmd.Cmd):
         self._names_at, stop = 0.0, False      # completion names may have changed
         unknown = False
         try:
+            if self._cmd not in WITHOUT_A_BANK and self._stopped_elsewhere():
+                raise ShellError(STOPPED_ELSEWHERE)    # and `restart` would make half a bank
             stop = super().onecmd(line)
         except OutcomeUnknown as exc:
             self._fail(str(exc))
@@ -257,6 +264,11 @@ class ShellCore(cmd.Cmd):
         if self.local is None:
             raise ShellError(f"{self._cmd} works only on a local cluster (python shell.py); "
                              f"this shell is attached to {self.where}.")
+
+    def _stopped_elsewhere(self) -> bool:
+        """Was the local cluster stopped under this shell (`python cluster.py stop`)? Its
+        record, HOME/data/cluster.json, is gone then."""
+        return self.local is not None and not (self.local.home / "data" / "cluster.json").exists()
 
     def _total(self):
         """The money over all branches now, or None if a branch cannot be read."""

@@ -21,7 +21,7 @@ import re
 
 from bank import activity
 from bank.errors import BankError, check_branch_name, check_limit
-from bank.shell.plumbing import ACCT_RE, ShellError, is_count, when
+from bank.shell.plumbing import ACCT_RE, ShellError, cut, is_count, when
 
 JOURNAL_ALL = 10_000           # the most journal rows one call returns (per branch)
 
@@ -42,7 +42,7 @@ class ActivityCommands:
                 else (self._acct(word), limit)             # `log 0` as `txns 0`: refused
         rows = self.activity.rows(account, every=every)
         extra = (lambda r: [r.get("cluster") or "?"]) if every else (lambda r: [])
-        self._table([[when(r["ts"]), r["source"], r["command"], r["ok"], r["result"][:70],
+        self._table([[when(r["ts"]), r["source"], r["command"], r["ok"], cut(r["result"], 70),
                       *extra(r)] for r in rows[-limit:]],
                     ["time (UTC)", "from", "command", "ok", "result"] +
                     (["cluster"] if every else []))

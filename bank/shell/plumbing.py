@@ -96,6 +96,12 @@ def is_count(word: str) -> bool:
     return COUNT_RE.fullmatch(word) is not None
 
 
+def cut(text: str, most: int = 80) -> str:
+    """A table cell of at most `most` characters, ending in "..." when cut (`show` or
+    `export` has it whole)."""
+    return text if len(text) <= most else text[:most - 3].rstrip() + "..."
+
+
 def when(ts: str) -> str:
     """'2026-11-25T13:17:33.255+00:00' -> '2026-11-25 13:17:33' (UTC)."""
     return ts[:19].replace("T", " ")

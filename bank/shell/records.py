@@ -20,7 +20,7 @@ Glossary:
 from bank.counters import per_transfer, restarted, totals
 from bank.errors import BankError, FaultCode, check_branch_name
 from bank.shell.guide import TXN_STATES
-from bank.shell.plumbing import ShellError, is_count, when
+from bank.shell.plumbing import ShellError, cut, is_count, when
 from bank.views import audit, refusals, sequence_diagram, txn_category, txn_state_text
 
 REMEMBERED = 1000              # the coordinator keeps this many transfers (twopc.KEEP_TXNS)
@@ -66,7 +66,7 @@ class RecordsCommands:
                 raise
             return self._txns_from_branches(exc, state, limit)
         rows = [t for t in rows if not state or txn_category(t) == state][:limit]
-        self._table([[t["txid"], t["src"], t["dst"], t["amount"], _cut(txn_state_text(t))]
+        self._table([[t["txid"], t["src"], t["dst"], t["amount"], cut(txn_state_text(t))]
                      for t in rows], ["txid", "from", "to", "amount", "state"],
                     right=("amount",))
         self._result = f"{len(rows)} transfer{'' if len(rows) == 1 else 's'}"
@@ -218,9 +218,3 @@ class RecordsCommands:
                 continue                    # forgotten meanwhile: nothing to say about it
             found += [(t["txid"], branch, answer) for branch, answer in refusals(txn)]
         return found
-
-
-def _cut(text: str, most: int = 80) -> str:
-    """A table cell of at most `most` characters, ending in "..." when cut (`show TXID`
-    has it whole)."""
-    return text if len(text) <= most else text[:most - 3].rstrip() + "..."

@@ -37,7 +37,8 @@ from bank.coordinator_lab import LabControls
 from bank.coordinator_status import BranchStatus
 from bank.counters import COUNTS
 from bank.errors import (CUT_OFF, NOTHING_DONE, BankError, FaultCode, check_branch_name,
-                         check_limit, check_text, check_token, split_acct_ref)
+                         check_limit, check_text, check_token, split_acct_ref,
+                         unknown_branch)
 from bank.faults import FaultPoints
 from bank.handoff import Workers, run_all
 from bank.core.messages import COORDINATOR_POINTS
@@ -425,9 +426,7 @@ class Coordinator(LabControls, BranchStatus):
     def _link(self, name) -> BranchLink:
         name = check_branch_name(name)
         if name not in self.links:
-            raise BankError(FaultCode.UNKNOWN_ACCOUNT,
-                            f"There is no branch {name!r}; the branches are "
-                            f"{', '.join(sorted(self.links))}.")
+            raise BankError(FaultCode.UNKNOWN_ACCOUNT, unknown_branch(name, self.links))
         return self.links[name]
 
     def _route(self, acct) -> tuple:

@@ -127,6 +127,15 @@ def check_branch_name(value) -> str:
     return value.strip()
 
 
+def unknown_branch(name: str, names) -> str:
+    """The sentence for a branch name that is none of `names`; a slip of case ("mumbai")
+    is named, since branch names are case-sensitive."""
+    same = [n for n in names if n.lower() == name.lower()]
+    hint = f" (names are case-sensitive: did you mean {same[0]}?)" if same else ""
+    return (f"There is no branch {name!r}{hint}; the branches are "
+            f"{', '.join(sorted(names)) or 'none'}.")
+
+
 def check_token(value, what: str, *, optional: bool = False) -> str:
     """Txids and request ids: 1-64 of letters, digits and _ . : -"""
     if optional and (value is None or value == ""):

@@ -158,6 +158,7 @@ def test_a_bad_amount_gets_one_sentence_saying_what_is_accepted(sh, amount):
     ("balance Mumbai/9999", "There is no account Mumbai/9999."),
     ("balance Mumbai1001", "write it as BRANCH/NUMBER, like Mumbai/1001"),
     ("balance Pune/1001", "There is no branch 'Pune'"),
+    ("balance mumbai/1001", "did you mean Mumbai?"),
     ("transfer Mumbai/1001 Delhi/1002", "Usage: transfer SRC DST AMOUNT (for example:"),
     ("open Delhi \"Meera", "A quote is not closed"),
 ])

@@ -31,7 +31,8 @@ from datetime import datetime
 
 from bank import local_cluster as cluster
 from bank import rpc
-from bank.errors import BROKEN, REFUSED, TIMED_OUT, BankError, FaultCode, split_acct_ref
+from bank.errors import (BROKEN, REFUSED, TIMED_OUT, BankError, FaultCode, split_acct_ref,
+                         unknown_branch)
 from bank.shell.plumbing import sentence
 from bank.views import age_text
 
@@ -131,9 +132,10 @@ class DirectReads:
         for name in urls:
             if name.lower() == branch.lower():
                 return name
-        known = ", ".join(sorted(urls)) or "none"
-        raise BankError(FaultCode.BAD_INPUT, f"This shell knows no address for a branch "
-                                             f"{branch!r} (it knows: {known}).")
+        if urls:
+            raise BankError(FaultCode.BAD_INPUT, unknown_branch(branch, urls))
+        raise BankError(FaultCode.BAD_INPUT, f"This shell knows no branch's address yet, so "
+                                             f"not {branch!r}'s.")
 
     def _each(self, read, branch: str = "") -> list:
         """read(name) for one branch, or for every known branch; a branch that does not

@@ -35,7 +35,8 @@ import time
 import tkinter as tk
 from tkinter import ttk
 
-from bank.errors import BankError, check_text, split_acct_ref, surely_not_done
+from bank.errors import (BankError, check_text, split_acct_ref, surely_not_done,
+                         unknown_branch)
 from bank.money import format_amount, parse_amount, without_thousands
 from bank.views import not_told_yet, txn_category
 from bank.window.calls import new_request_id
@@ -131,8 +132,7 @@ class Form:
             return None
         routes = self.app.seen.routes
         if routes and branch not in routes:
-            self.say(f"There is no branch {branch!r}; the branches are "
-                     f"{', '.join(sorted(routes))}.", "bad")
+            self.say(unknown_branch(branch, routes), "bad")
             return None
         return f"{branch}/{number}"
 

@@ -223,7 +223,7 @@ def test_the_shell_heuristic_names_a_branch_like_other_commands(bank):
     done = bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "5")
     sh = shell_on(bank)
     unknown = run(sh, f"heuristic Pune {done['txid']} abort")
-    assert unknown.startswith("Error: This shell knows no address for a branch 'Pune'"), unknown
+    assert unknown.startswith("Error: There is no branch 'Pune'; the branches are"), unknown
     assert "KeyError" not in unknown and len(unknown.strip().splitlines()) == 1, unknown
     lower = run(sh, f"heuristic mumbai {done['txid']} abort")
     assert "it is committed here" in lower, lower              # Mumbai itself refused it

@@ -20,11 +20,14 @@ Rules:
     classroom secret from before roles) is a master key: the three role keys are
     derived from it, so its holder holds every role.
   * K5 - a client signs each call with the weakest role it holds that may make it
-    (least privilege), except a server (branch.py, coordinator.py: Keyring.as_server):
-    it signs every call the server role may make with the server key, its own pings
-    and reads and the students' banking it relays included. Each role has its own
+    (least privilege), except a server's upkeep (branch.py, coordinator.py:
+    Keyring.as_server): its pings and its reads of replication state and
+    configuration (UPKEEP) are signed with the server key. Each role has its own
     replay cache (bank/rpc_signatures.py), so a student who floods a server's student
-    cache then refuses students only, never a server's call to it.
+    cache refuses students only: never the servers' protocol nor their upkeep (the
+    coordinator still sees the branch up). The students' banking the coordinator
+    relays stays signed as student traffic, so a student flood cannot fill the server
+    cache through the coordinator.
 
 Glossary:
   role     student, teacher or server: what a key may do
@@ -73,6 +76,10 @@ METHOD_ROLES = {
 }
 assert set(METHOD_ROLES.values()) <= set(ROLES)
 
+# K5: the student-role methods a server calls for its own upkeep (health, replication
+# state, configuration), signed with the server key by a server's keyring.
+UPKEEP = ("ping", "replication", "configuration", "status")
+
 
 def role_of(method: str) -> str:
     """The role a method belongs to, or "" if it belongs to nobody (K2)."""
@@ -106,8 +113,8 @@ class Keyring:
         self.prefer = prefer if prefer in self.keys else ""   # K5: a server's own role
 
     def as_server(self) -> "Keyring":
-        """K5: the same keys, signing every call the server role may make with the
-        server key (a server's keyring); as it was if it holds no server key."""
+        """K5: the same keys, signing a server's upkeep calls (UPKEEP) with the server
+        key (a server's keyring); as it was if it holds no server key."""
         return Keyring(self.keys, prefer="server")
 
     @classmethod
@@ -147,8 +154,8 @@ class Keyring:
     def role_for(self, method: str) -> str:
         """The weakest role held that may call `method`; the weakest held if none may
         (the server then refuses it with a sentence naming role and method). A
-        server's keyring signs with the server key whatever that may call (K5)."""
-        if self.prefer and may_call(self.prefer, method):
+        server's keyring signs its upkeep with the server key (K5)."""
+        if self.prefer and method in UPKEEP:
             return self.prefer
         for role in self.roles:
             if may_call(role, method):

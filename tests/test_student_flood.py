@@ -4,11 +4,11 @@ Rule checked (bank/keys.py K5, bank/rpc_signatures.py, README "Running on a LAN
 safely"): each role has its own replay cache; a student who sends more signed requests
 than the cache holds, stamped ahead, raises the student role's floor, and the server
 then refuses student-signed requests for a while. A branch and the coordinator sign
-every call the server role may make with the server key (their pings and reads of
-one another, and the students' banking the coordinator relays), so during such a
-flood the coordinator still sees the branch up and still relays a deposit to it, and
-the teacher still reaches it. (Before, servers signed their pings and relayed banking
-with the student key, the weakest they held, and all of it was refused.)
+their upkeep (pings, replication and configuration reads) with the server key, so
+during such a flood the coordinator still sees the branch up, 2PC still runs there,
+and the teacher still reaches it; the students' banking the coordinator relays is
+student traffic, refused like the rest. (Before, servers signed their pings with the
+student key, the weakest they held, and the coordinator saw the branch down.)
 
 The branch runs with its replay cache cut to 2,000 nonces per role (a wrapper around
 branch.py), so that the flood is 2,200 requests, not 100,000. Real processes on
@@ -101,4 +101,5 @@ def test_a_student_flood_refuses_students_only(tmp_path):
         rows = {row["name"]: row for row in
                 rpc.Client(cluster.coordinator_url, teacher, timeout=15).call("branches")}
         assert rows["Mumbai"]["up"], rows["Mumbai"]["error"]
-        assert coord.call("deposit", "Mumbai/1001", "1")["balance"] == "10001.00"
+        moved = coord.call("transfer", "Delhi/1001", "Mumbai/1002", "1")   # 2PC: server key
+        assert moved["outcome"] == "committed", moved

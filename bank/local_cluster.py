@@ -49,6 +49,7 @@ import argparse
 import json
 import os
 import pathlib
+import secrets
 import signal
 import socket
 import subprocess
@@ -228,6 +229,7 @@ class LocalCluster:
         self.members[COORDINATOR] = Member(COORDINATOR, "coordinator.py",
                                            self.coordinator_args, self.home, port, bool(port))
         self.recorded = False         # is HOME/data/cluster.json this cluster's record?
+        self.run = secrets.token_hex(6)  # names this run in its record (current())
 
     def _port(self, name, fixed):
         """The port a member should start on, if free: its port in this home's last run
@@ -300,15 +302,17 @@ class LocalCluster:
     def stop(self) -> None:
         """End every member: those we started, and those another program (a shell
         attached to this cluster, say) restarted since, by the pid it recorded. A
-        cluster whose start failed ends only its own processes and leaves the record
-        alone: it may be another cluster's, still running from the same home."""
-        recorded = _recorded(self.home) if self.recorded else {}
+        cluster whose start failed, or whose record is gone or another run's (it was
+        stopped, and started again since), ends only its own processes and leaves the
+        record alone: it may be another cluster's, still running from the same home."""
+        ours = self.recorded and self.current()    # not a later run's record (L1)
+        recorded = _recorded(self.home) if ours else {}
         for name, member in self.members.items():
             member.kill()
             pid, _ = recorded.get(name, (None, ""))
             if member.proc is None or pid != member.proc.pid:
                 _end_recorded(pid, member.url, self.secret)
-        if self.recorded:
+        if ours:
             (self.home / "data" / "cluster.json").unlink(missing_ok=True)
             _kept_mark(self.home).unlink(missing_ok=True)
 
@@ -335,7 +339,7 @@ class LocalCluster:
 
     def save_state(self) -> None:
         """Record URLs, pids and command lines, so another program can attach."""
-        state = {"secret_file": str(self.secret_file),
+        state = {"run": self.run, "secret_file": str(self.secret_file),
                  "coordinator_args": self.coordinator_args,
                  "members": {n: {"url": m.url, "pid": m.proc.pid if m.proc else m.pid,
                                  "script": m.script, "args": m.args, "port": m.port}
@@ -355,6 +359,12 @@ class LocalCluster:
     def kept(self) -> bool:
         """Has another program attached since it started (Rule L1)?"""
         return _kept_mark(self.home).exists()
+
+    def current(self) -> bool:
+        """Is HOME/data/cluster.json still this run's record? Not once it was stopped
+        (`python cluster.py stop`), nor once a later start replaced it."""
+        state, _ = _record(self.home)
+        return state is not None and state.get("run", "") == self.run
 
     def stop_unless_kept(self) -> bool:
         """Stop the cluster this program started, unless another program attached to it
@@ -376,6 +386,7 @@ class LocalCluster:
         cluster.secret = rpc.load_secret(cluster.secret_file)
         cluster.coordinator_args = state["coordinator_args"]
         cluster.recorded = True
+        cluster.run = state.get("run", "")
         cluster.members = {}
         for name, info in state["members"].items():
             member = Member(name, info["script"], info["args"], cluster.home, info["port"])

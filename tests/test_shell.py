@@ -29,6 +29,7 @@ from bank import config  # noqa: E402
 from bank import local_cluster as cluster   # noqa: E402
 from bank import shell     # noqa: E402
 from shelltest import run, shell_on  # noqa: E402
+from polling import wait_for  # noqa: E402
 from bank import views     # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -347,17 +348,28 @@ def test_crash_and_restart_a_branch(sh, bank):
 def test_a_cluster_stopped_under_the_shell_is_not_half_restarted(tmp_path):
     """`python cluster.py stop` while a shell is attached: the shell says the cluster was
     stopped and how to start it again, and refuses `restart` (one member alone would make
-    half a bank), instead of suggesting `restart coordinator`."""
+    half a bank), instead of suggesting `restart coordinator`. Once a new start runs in
+    the same home (same ports, same keys), the old shell still says so, and its exit
+    never stops the new cluster (L1: only its own run's record)."""
     local = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    newer = None
     try:
         sh = shell_on(local)
         assert cluster.stop_running(tmp_path)
         out = run(sh, "txns committed")
         assert "was stopped" in out and "restart coordinator" not in out, out
         assert "was stopped" in run(sh, "restart coordinator")
-        assert all(not m.alive for m in local.members.values()), "a member was started"
+        wait_for(lambda: all(not m.alive for m in local.members.values()), 10,
+                 "every member of the stopped cluster to be gone (none started again)")
+        newer = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+        assert "was stopped" in run(sh, "balance Mumbai/1001")
+        assert local.stop_unless_kept()                 # the old shell quits...
+        assert all(m.alive for m in newer.members.values()), "it stopped the new cluster"
+        assert cluster.LocalCluster.attach(tmp_path) is not None
     finally:
         local.stop()
+        if newer is not None:
+            newer.stop()
 
 
 def test_coordinator_crash_after_decision_is_reported_as_not_known(sh, bank):

@@ -107,8 +107,9 @@ def when(ts: str) -> str:
     return ts[:19].replace("T", " ")
 
 
-STOPPED_ELSEWHERE = ("The local cluster was stopped (python cluster.py stop, or the program "
-                     "that started it ended): quit, and `python shell.py` starts it again.")
+STOPPED_ELSEWHERE = ("The local cluster this shell used was stopped (python cluster.py stop, "
+                     "or the program that started it ended): quit, and `python shell.py` "
+                     "starts it again (or attaches to it, if it runs again).")
 
 
 # ---- the base of the shell ---------------------------------------------------------------
@@ -272,9 +273,9 @@ class ShellCore(cmd.Cmd):
                              f"this shell is attached to {self.where}.")
 
     def _stopped_elsewhere(self) -> bool:
-        """Was the local cluster stopped under this shell (`python cluster.py stop`)? Its
-        record, HOME/data/cluster.json, is gone then."""
-        return self.local is not None and not (self.local.home / "data" / "cluster.json").exists()
+        """Was the local cluster stopped under this shell (`python cluster.py stop`), or
+        even started again since? Its record is then gone, or another run's."""
+        return self.local is not None and not self.local.current()
 
     def _total(self):
         """The money over all branches now, or None if a branch cannot be read."""

@@ -74,11 +74,15 @@ class LabCommands:
         (the coordinator's `configuration`) already says who the primary is."""
         member = self.local.member(name)
         try:
-            role = self.local.client(name, timeout=3).call("ping").get("role", "")
-            branch = member.args[member.args.index("--name") + 1]
-            primary = self.coord.call("configuration", branch).get("primary", member.url)
-        except (BankError, ValueError, IndexError):
-            role, primary = "", member.url
+            info = self.local.client(name, timeout=3).call("ping")
+        except BankError:
+            return "it does not answer yet: `branches` shows when it is up."
+        role, primary = info.get("role", ""), member.url
+        try:
+            primary = self.coord.call("configuration", info.get("name", "")).get(
+                "primary", member.url)
+        except BankError:                   # the coordinator is down: the server's word
+            pass
         if role == "fenced" or (role == "primary" and primary != member.url):
             return ("it came back fenced: another server replaced it as the primary, so it "
                     "refuses writes (to rejoin as a replica, see the README's replication "

@@ -31,9 +31,10 @@ Rules:
     cluster has as many replicas per branch as its data folder holds databases for
     (none for a new home). A replica may have replaced its primary (a failover), whose
     database is then fenced, so fewer replicas than the data holds is refused with a
-    sentence (``python cluster.py reset`` starts a new bank). Its members start again
-    on the ports of the last run where they are free (HOME/data/cluster.ports): a
-    replica promoted there knows its old primary by that address.
+    sentence (``python cluster.py reset`` starts a new bank). In a home with replicas,
+    its members start again on the ports of the last run where they are free
+    (HOME/data/cluster.ports): a replica promoted there knows its old primary by that
+    address.
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -103,8 +104,8 @@ class Member:
     def __init__(self, name: str, script: str, args: list, home: pathlib.Path, port: int = 0,
                  preferred: bool = False):
         self.name, self.script, self.args, self.home, self.port = name, script, args, home, port
-        self.preferred = preferred    # port is a default one, free when we looked: if it is
-                                      # taken by the time we start, any free port will do
+        self.preferred = preferred    # port is a default or remembered one (L2), free when
+                                      # we looked: if taken by the time we start, any will do
         self.proc = None
         self.pid = None               # set from cluster.json when attached, not started
         self.secret = None            # the cluster's keys: is what answers at url ours?
@@ -115,8 +116,9 @@ class Member:
 
     def start(self, extra=()) -> str:
         """Start the process and wait (with a deadline) until it listens; return its URL.
-        A default port that another program took since it was found free is given up
-        for any free one (the first start only: a restart keeps its port)."""
+        A preferred port (default or remembered) that another program took since it was
+        found free is given up for any free one (the first start only: a restart keeps
+        its port)."""
         try:
             return self._start(extra)
         except RuntimeError:
@@ -232,10 +234,11 @@ class LocalCluster:
         self.run = secrets.token_hex(6)  # names this run in its record (current())
 
     def _port(self, name, fixed):
-        """The port a member should start on, if free: its port in this home's last run
-        (L2: a home's members keep their addresses), else its default one (fixed)."""
-        for port in (_ports_of(self.home).get(name, 0),
-                     DEFAULT_PORTS.get(name, 0) if fixed else 0):
+        """The port a member should start on, if free: in a home with replicas, its port
+        in the last run (L2: a promoted replica knows its old primary by its address),
+        else its default one (fixed); 0 for any free port."""
+        remembered = _ports_of(self.home) if self.replicas_found else {}
+        for port in (remembered.get(name, 0), DEFAULT_PORTS.get(name, 0) if fixed else 0):
             if port and _port_is_free(port):
                 return port
         return 0

@@ -18,9 +18,11 @@ Rules:
     cross-branch transfer ids are remembered, the oldest forgotten first. Apart, so
     that a flood of cheap routed calls (a student's deposits) cannot push a recent
     transfer's id out and make its retry move the money a second time: a transfer id
-    is forgotten only after as many later transfers as the recovery log keeps. This
-    memory is the coordinator's only; after its restart, cross-branch ids come back
-    from the recovery log and the branches still apply each local id once.
+    is forgotten only after as many later transfers as the recovery log keeps, and
+    never while its transaction is still open (twopc.py looks among the open ones
+    when this memory has forgotten an id). This memory is the coordinator's only;
+    after its restart, cross-branch ids come back from the recovery log and the
+    branches still apply each local id once.
 
 Glossary:
   fingerprint  (kind, arguments...), e.g. ("deposit", "Mumbai/1001", "250.00")
@@ -64,8 +66,9 @@ class Entry:
 class RequestRegistry:
     """Request ids of every operation the coordinator routes (thread-safe, bounded)."""
 
-    def __init__(self, keep: int = KEEP, keep_transfers: int = KEEP_TRANSFERS):
-        self.keep, self.keep_transfers = keep, keep_transfers
+    def __init__(self, keep: int = 0, keep_transfers: int = 0):
+        """keep, keep_transfers: how many ids each memory holds (0: KEEP, KEEP_TRANSFERS)."""
+        self.keep, self.keep_transfers = keep or KEEP, keep_transfers or KEEP_TRANSFERS
         self._routed = collections.OrderedDict()      # request id -> Entry, oldest first
         self._transfers = collections.OrderedDict()   # the same, for 2PC transfers (Rule 4)
         self._lock = threading.Lock()

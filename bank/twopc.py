@@ -217,6 +217,8 @@ class Remembered:
         with self._lock:
             rid = info["request_id"]
             txid = self.requests.check(rid, fingerprint) if rid else ""   # refuses another op
+            if rid and not txid:
+                txid = self._still_open(rid, fingerprint)
             if rid and not txid and self.log.hides_request_ids():    # Rule 6: never twice
                 raise BankError(FaultCode.UNAVAILABLE, (
                     f"Request id {rid!r} is not run: the recovery log is damaged (started "
@@ -274,12 +276,34 @@ class Remembered:
         if not txn.ended:
             with self._open_lock:
                 self.open_txns[txn.txid] = txn
+                if txn.info.get("request_id"):
+                    self.open_requests[txn.info["request_id"]] = txn.txid
 
     def _ended(self, txn: Txn) -> None:
         """The transaction is over (its end record, or C12): no longer open."""
         txn.ended = now()
+        self._close(txn.txid)
+
+    def _close(self, txid: str) -> None:
+        """No longer open: out of open_txns, and its request id out of open_requests."""
         with self._open_lock:
-            self.open_txns.pop(txn.txid, None)
+            txn = self.open_txns.pop(txid, None)
+            rid = txn.info.get("request_id") if txn is not None else ""
+            if rid and self.open_requests.get(rid) == txid:
+                del self.open_requests[rid]
+
+    def _still_open(self, rid: str, fingerprint: tuple) -> str:
+        """The txid of an open transaction started for request id `rid`, if the request
+        ids' memory forgot it while it was open (bank/requests.py Rule 4 counts starts,
+        and a transaction can stay open behind a branch that is down): it is remembered
+        again, and checked like any other (one id, one operation). With self._lock."""
+        with self._open_lock:
+            txn = self.open_txns.get(self.open_requests.get(rid, ""))
+        if txn is None:
+            return ""
+        self.requests.record(rid, ("transfer", txn.info["src"], txn.info["dst"],
+                                   txn.info["amount"]), txn.txid)
+        return self.requests.check(rid, fingerprint)
 
     def _open_now(self) -> list:
         """The open transactions, as a list taken under their lock."""
@@ -298,15 +322,13 @@ class Remembered:
         for txid in list(itertools.islice(self.txns, max(0, len(self.txns) - KEEP_TXNS))):
             if self.txns[txid].core.state in (CoordState.COMMITTED, CoordState.ABORTED):
                 del self.txns[txid]
-                with self._open_lock:          # it has ended: already gone, normally
-                    self.open_txns.pop(txid, None)
+                self._close(txid)              # it has ended: already gone, normally
 
     def _forget(self, txn: Txn) -> None:
         """Drop a transaction that never started (its begin could not be logged)."""
         with self._lock:
             self.txns.pop(txn.txid, None)
-        with self._open_lock:
-            self.open_txns.pop(txn.txid, None)
+        self._close(txn.txid)
         if txn.info.get("request_id"):
             self.requests.forget(txn.info["request_id"], txn.txid)
 
@@ -331,6 +353,7 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         self.url = ""                              # ours, sent with every prepare
         self.txns = collections.OrderedDict()      # txid -> Txn, newest last
         self.open_txns = {}                        # txid -> Txn not ended yet (in flight)
+        self.open_requests = {}                    # request id -> txid of an open one
         self._open_lock = threading.Lock()         # open_txns only: taken last, alone
         self.requests = requests if requests is not None else RequestRegistry()   # shared
         self._lock = threading.Lock()

@@ -8,8 +8,12 @@ transfer's id stays, so its retry answers the first txid and outcome, and the mo
 moves once. (Before, one memory of 20,000 ids held both, and 20,000 student deposits
 made a classmate's retried transfer run a second time.)
 
-The real-process test runs the coordinator with its routed memory cut to 200 ids (a
-wrapper around coordinator.py), so that the flood is 300 deposits, not 20,000.
+A transfer still open (its commit not yet acknowledged by a branch that is down) is
+never forgotten, however many transfers start after it: its retry answers its txid.
+
+The real-process tests run the coordinator with its routed memory cut to 200 ids and
+its transfer memory to 20 (a wrapper around coordinator.py), so that the floods are
+300 deposits and 30 transfers, not 20,000 and 10,000.
 """
 
 import pathlib
@@ -28,12 +32,12 @@ from bank.local_cluster import COORDINATOR, LocalCluster    # noqa: E402
 from bank.requests import RequestRegistry                   # noqa: E402
 
 ROUTED_KEEP = 200
+TRANSFERS_KEEP = 20
 WRAPPER = f"""\
 import runpy, sys
 sys.path.insert(0, {str(KIT)!r})
 from bank import requests
-init = requests.RequestRegistry.__init__            # the first default is the routed
-init.__defaults__ = ({ROUTED_KEEP},) + init.__defaults__[1:]   # memory's size
+requests.KEEP, requests.KEEP_TRANSFERS = {ROUTED_KEEP}, {TRANSFERS_KEEP}
 sys.argv[0] = {str(KIT / "coordinator.py")!r}
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -67,3 +71,22 @@ def test_a_student_flood_of_deposits_does_not_replay_a_transfer(tmp_path):
         retry = coord.call("transfer", "Mumbai/1001", "Delhi/1002", "100", "victim-1")
         assert retry["txid"] == first["txid"]
         assert coord.call("account", "Mumbai/1001")["balance"] == balance
+
+
+def test_an_open_transfer_keeps_its_request_id_behind_many_later_transfers(tmp_path):
+    """Rule 4: a transfer decided but still open (Delhi crashed before its commit) is
+    answered by its retry with its own txid after more later transfers than the
+    transfer memory holds; before, the retry started a second transaction."""
+    wrapper = tmp_path / "small_registry_coordinator.py"
+    wrapper.write_text(WRAPPER, encoding="utf-8")
+    cluster = LocalCluster(home=tmp_path / "home", branches=("Mumbai", "Delhi"))
+    cluster.members[COORDINATOR].script = str(wrapper)      # an absolute path
+    with cluster:
+        coord = cluster.coordinator(timeout=30)
+        cluster.client("Delhi").call("fault", "crash-before-commit")
+        first = coord.call("transfer", "Mumbai/1001", "Delhi/1002", "100", "stuck-1")
+        assert first["outcome"] == "committed" and first["waiting_for"] == ["Delhi"]
+        for k in range(TRANSFERS_KEEP + 10):        # Delhi is down: each one aborts
+            coord.call("transfer", "Mumbai/1001", "Delhi/1002", "1", f"later-{k}")
+        retry = coord.call("transfer", "Mumbai/1001", "Delhi/1002", "100", "stuck-1")
+        assert retry["txid"] == first["txid"], (first, retry)

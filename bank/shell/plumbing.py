@@ -44,7 +44,7 @@ ACCT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/[0-9]+$")
 # Row counts are ASCII digits: str.isdigit() also accepts "²", which int() refuses.
 COUNT_RE = re.compile(r"[0-9]{1,6}")
 NOT_RECORDED = ("help", "log", "clear", "quit", "exit", "EOF")
-WITHOUT_A_BANK = NOT_RECORDED + ("export",)     # commands that work on a stopped cluster
+WITHOUT_A_BANK = NOT_RECORDED + ("export", "explore")   # they work on a stopped cluster
 
 
 class ShellError(Exception):
@@ -153,7 +153,8 @@ class ShellCore(cmd.Cmd):
         self._names_at, stop = 0.0, False      # completion names may have changed
         unknown = False
         try:
-            if self._cmd not in WITHOUT_A_BANK and self._stopped_elsewhere():
+            if self._cmd in self.command_names() and self._cmd not in WITHOUT_A_BANK \
+                    and self._stopped_elsewhere():
                 raise ShellError(STOPPED_ELSEWHERE)    # and `restart` would make half a bank
             stop = super().onecmd(line)
         except OutcomeUnknown as exc:

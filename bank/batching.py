@@ -425,7 +425,7 @@ class BatchRunner:
         """B4: every item's write, one after the other, in ONE held group (G5); its
         COMMIT and one push to the replicas for all; then every item's answer. Each
         slot is its own (B2), and no answer is made before its write is durable."""
-        items = _check_items(items)
+        items = check_items(items)
         slots, steps, written = [None] * len(items), {}, {}
         try:
             with self.branch.ledger.one_commit():                       # G5
@@ -462,7 +462,7 @@ def _fault_slot(method: str, exc: Exception) -> dict:
             "message": f"{method} failed inside the branch (see its log)."}
 
 
-def _check_items(items) -> list:
+def check_items(items) -> list:
     """[(method, args)] from a batch, or BAD_INPUT for the whole batch (nothing done)."""
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
         raise BankError(FaultCode.BAD_INPUT, f"A batch is a list of 1 to {MAX_BATCH} "

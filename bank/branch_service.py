@@ -36,7 +36,7 @@ import threading
 import time
 
 from bank import rpc
-from bank.batching import BatchRunner, run_step
+from bank.batching import BatchRunner, check_items, run_step
 from bank.errors import (BankError, FaultCode, check_account_number, check_branch_name,
                     check_limit, check_text, check_token, check_url)
 from bank.faults import FaultPoints
@@ -293,10 +293,12 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
             return ""
         if method == "prepare":
             named = [params[1]] if len(params) >= 2 else []
-        elif method == "batch" and params and isinstance(params[0], list):
-            named = [item[1][1] for item in params[0]
-                     if isinstance(item, list) and len(item) == 2 and item[0] == "prepare"
-                     and isinstance(item[1], list) and len(item[1]) >= 2]
+        elif method == "batch" and params:
+            try:
+                items = check_items(params[0])      # the batch runner's own reading
+            except BankError:
+                return ""                           # refused as a whole when it runs
+            named = [args[1] for item, args in items if item == "prepare" and len(args) >= 2]
         else:
             return ""
         for coordinator in named:

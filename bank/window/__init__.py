@@ -26,7 +26,11 @@ def run_until_closed(root, close=None) -> None:
     def turn():
         root.after(TURN_MS, turn)           # nothing to do: the turn itself is the point
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
-    root.after(TURN_MS, turn)
-    root.mainloop()
+    before = {signum: signal.signal(signum, on_signal)
+              for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        root.after(TURN_MS, turn)
+        root.mainloop()
+    finally:                # Ctrl-C works again as usual (while a cluster stops, say)
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

@@ -72,7 +72,7 @@ def main(argv=None):
             running.keep()                 # Rule L1 of bank/local_cluster.py
             print("It stays running until `python cluster.py stop" + home + "`, also after "
                   "the shell or window that started it (if one did) ends.")
-        if args.command == "start" and (args.hold_decisions or args.replicas):
+        if args.command == "start" and (args.hold_decisions or args.replicas is not None):
             print("It keeps the settings it was started with; to start it with others: "
                   f"python cluster.py stop{home}, then start again.")
         return 0

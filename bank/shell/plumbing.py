@@ -143,8 +143,8 @@ class ShellCore(cmd.Cmd):
             return False
         if not line.isprintable():     # an escape code would reach the log and the screen
             bad = next(c for c in line if not c.isprintable())
-            self._fail(f"The command contains a control character ({bad!r}); type it "
-                       "again without it. Nothing was done.")
+            self._fail(f"The command contains a character that cannot be shown "
+                       f"(U+{ord(bad):04X}); type it again without it. Nothing was done.")
             return False
         self._cmd = self.parseline(line)[0] or ""
         if self._cmd.lower() != self._cmd and self._cmd.lower() in self.command_names():

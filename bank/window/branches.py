@@ -50,11 +50,6 @@ OWNER_HEADING = "Owner / state"          # "State" in a narrow tree (Rule B5)
 TAG_COLOURS = {"up": draw.GREEN, "down": draw.RED, "cut": draw.AMBER}
 
 
-def _minor(text: str) -> int:
-    """A balance, held or available amount: any size (parse_amount caps one operation)."""
-    return minor(text)
-
-
 class BranchesPanel:
     """The tree of members and accounts (``tree``) and the money gauge (``gauge``)."""
 
@@ -209,7 +204,7 @@ class BranchesPanel:
     def _render_branch(self, name: str) -> list:
         """The branch's row, then its replicas and accounts under it; their row ids."""
         accounts = self.seen.accounts(name)
-        totals = [sum(_minor(a[k]) for a in accounts) for k in MONEY_COLUMNS]
+        totals = [sum(minor(a[k]) for a in accounts) for k in MONEY_COLUMNS]
         iid = self._upsert("m:" + name, "", name, (
             self._state("m:" + name, self.member_text(name)),
             *(money_gauge.show_money(t) if accounts else "" for t in totals)),
@@ -231,10 +226,10 @@ class BranchesPanel:
         """A row per account; greyed if the branch is down (Rule B2), amber if held."""
         up, rows = self.seen.snaps.get(name, {}).get("up"), []
         for acct in self.seen.accounts(name):
-            tag = "stale" if not up else ("holding" if _minor(acct["held"]) else "")
+            tag = "stale" if not up else ("holding" if minor(acct["held"]) else "")
             rows.append(self._upsert(f"a:{name}/{acct['number']}", parent, acct["number"], (
                 acct["owner"],
-                *(money_gauge.show_money(_minor(acct[k])) for k in MONEY_COLUMNS)),
+                *(money_gauge.show_money(minor(acct[k])) for k in MONEY_COLUMNS)),
                 tag))
         return rows
 

@@ -40,7 +40,8 @@ def main():
                                              "--ask-peers-after", "3600")) as bank:
         coord, delhi = bank.coordinator(), bank.client("Delhi")
         before = total_money(bank)
-        step("Arm delay=1 on Mumbai; start a transfer of 100 Mumbai/1001 -> Delhi/1002.")
+        step("Arm delay=1 on Mumbai; start a transfer of 100 Mumbai/1001 -> Delhi/1002; "
+             "the moment Delhi has voted yes, cut the coordinator off from Delhi.")
         bank.client("Mumbai").call("fault", "delay=1")
         heard = {}
         worker = threading.Thread(target=lambda: heard.update(coord.call(
@@ -48,9 +49,8 @@ def main():
         worker.start()
         wait_until(lambda: len(delhi.call("in_doubt")) == 1, "Delhi voted yes (it is prepared)")
         txid = delhi.call("in_doubt")[0]["txid"]
-
-        step("Cut the coordinator off from Delhi.")
-        coord.call("partition", "Delhi")
+        coord.call("partition", "Delhi")     # no pause before: Mumbai votes within a second
+        show("cut: the coordinator and Delhi no longer reach each other")
         worker.join(30)
         show(f"the client hears: {heard.get('outcome')} (waiting for {heard.get('waiting_for')})")
         expect(heard.get("outcome") == "committed", "the decision is commit, and durable")

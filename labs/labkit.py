@@ -99,10 +99,12 @@ def lab_cluster(name: str, **cluster_args):
 
 # ---- steps, pauses and checks ------------------------------------------------------------
 
-def step(text: str) -> None:
-    """Begin the next numbered step (in --step mode, first wait for Enter)."""
+def step(text: str, wait: bool = True) -> None:
+    """Begin the next numbered step (in --step mode, first wait for Enter, unless
+    wait=False: the state before it lasts only a moment, like a transfer kept open
+    for a few seconds, and a pause would let it end)."""
     global _step
-    if _step:
+    if _step and wait:
         pause()
     _step += 1
     print(f"\n[{_step}] {text}", flush=True)

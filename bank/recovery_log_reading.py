@@ -379,9 +379,18 @@ class ReadAtStart:
             if p.kind in ("config", ""):
                 self.in_doubt |= {b for b in self.configs if b.startswith(p.start)
                                   or not p.kind}
+        txids, configs = self.doubts()
         log.critical("recovery log %s is damaged at %s%s; accepted: %d transaction(s) "
-                     "kept in doubt: %s", self.path, first, others, len(self.in_doubt),
-                     ", ".join(sorted(self.in_doubt)) or "none known")
+                     "kept in doubt: %s%s", self.path, first, others, len(txids),
+                     ", ".join(txids) or "none known",
+                     f"; and the configuration of {', '.join(configs)}" if configs else "")
+
+    def doubts(self) -> tuple:
+        """(txids, branches): what is kept in doubt, the transactions and the branches
+        whose configuration the damage may touch (in_doubt holds both: a config record
+        names its branch where a transaction record names its txid)."""
+        configs = sorted(b for b in self.in_doubt if b in self.configs)
+        return sorted(t for t in self.in_doubt if t not in self.configs), configs
 
     def _cut_torn_tail(self, torn: list, good_size: int) -> None:
         """Cut the unfinished last write off (it was never acknowledged), keeping a

@@ -20,7 +20,9 @@ Steps:
      `sqlite3 FOLDER/data/Delhi.db "SELECT txid, state FROM txns"` (or Python's `sqlite3`).
   3. Read `FOLDER/logs/Delhi.log` after the restart: find the line where Delhi learns the
      decision ("termination: learned aborted").
-  4. Compare with case 1: why is there no `txns` row at all?
+  4. Compare with case 1: Delhi crashed with no `txns` row for it (the lab printed "no
+     record"). Look at its row now: after the restart the coordinator told it "abort"
+     again, and Delhi recorded it for a txid it had never seen. Why is that safe?
 
 Questions: Why must Delhi not simply forget an unanswered prepare after a restart?
 What would happen if the coordinator had received the yes just before the crash?

@@ -18,7 +18,9 @@ Steps:
      directly: `txns in-doubt` shows what Mumbai holds and since when. Read
      `FOLDER/logs/Mumbai.log` (it says it is asking) and `FOLDER/logs/recovery.log`.
   3. Count the lines of the recovery log for the txid. Which record is missing?
-  4. After the restart, find in `FOLDER/logs/Mumbai.log` the line where Mumbai learns "aborted".
+  4. After the restart, find in `FOLDER/logs/coordinator.log` the recovery line ("no
+     decision logged: abort") and in `FOLDER/logs/Mumbai.log` the abort it applied. Had
+     the coordinator not told it, Mumbai's next question would have had the same answer.
 
 Questions: Why may Mumbai not abort on a timeout? What would go wrong if the
 coordinator answered "aborted" while it was still collecting votes? Which record in
@@ -53,7 +55,8 @@ def main():
         show("the recovery log has no decision for it:")
         show_log(bank, doubt[0]["txid"])
 
-        step("Restart the coordinator. Mumbai asks it for the decision and unblocks by itself.")
+        step("Restart the coordinator. Its recovery finds no decision and tells the branches "
+             "abort (Mumbai would also learn it by asking).")
         bank.restart("coordinator")
         wait_until(lambda: not mumbai.call("in_doubt"), "Mumbai has nothing in doubt")
         status = mumbai.call("status", doubt[0]["txid"])

@@ -11,8 +11,9 @@ recorded in-sync set is promoted), lab 9 (the synchronous case).
 
 Scenario: Mumbai with one replica, asynchronous. Right after a heartbeat reaches the
 replica, deposit 123.00 on Mumbai/1001 (acknowledged: balance 10123.00) and pull the
-plug on the primary at once. The replica last heard from its primary a moment ago,
-so it believes it is in sync, and the coordinator promotes it. Its Mumbai/1001
+plug on the primary at once. The replica is in the in-sync set the manager recorded
+(an async primary never drops a replica for a change it has not shipped yet), so the
+coordinator promotes it. Its Mumbai/1001
 holds 10000.00. If the race is lost (a heartbeat slipped in), the lab tries again,
 up to five times, and says so.
 

@@ -4,7 +4,8 @@ Goal: see a branch in doubt, cut off from its dead coordinator, end its wait by
 asking the other participant of the transaction; and see the case where asking does
 not help, because nobody but the dead coordinator knows the decision.
 Read first: bank/core/participant.py (P6, P8, P9), bank/branch_termination.py (T1-T4:
-resolve_in_doubt, _ask_peers, outcome), bank/twopc.py (the participants a prepare names).
+resolve_in_doubt, _ask_peers, outcome), bank/twopc_rounds.py (_participants: the
+participants a prepare names).
 
 Scenario: the branches here ask their peers after 1 s of coordinator silence
 (--ask-peers-after 1; the default is 30 s). First transfer (7.00, Mumbai/1001 ->

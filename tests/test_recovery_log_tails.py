@@ -190,7 +190,8 @@ def test_a_torn_config_keeps_its_branch_in_doubt_and_unchanged(log_path):
     misses those writes: the log refuses to open; accepted, the branch is in doubt and
     the configuration manager refuses every change to it (no failover) in one sentence,
     at this start and the next (the line, ended, then read as damage that may be any
-    record)."""
+    record). ping() names it among the configurations in doubt, not the transactions.
+    """
     from bank.config_manager import ConfigManager
     from bank.errors import BankError, FaultCode
     log = RecoveryLog(log_path)
@@ -205,6 +206,8 @@ def test_a_torn_config_keeps_its_branch_in_doubt_and_unchanged(log_path):
     for start in ("first", "second"):        # the next start decides the same way
         log = RecoveryLog(log_path, accept_damage=True)
         assert "Mumbai" in log.in_doubt, start
+        assert log.describe()["configs_in_doubt"] == ["Mumbai"]      # named as a branch,
+        assert "Mumbai" not in log.describe()["in_doubt"]            # not as a transaction
         # First a torn config (only Mumbai's); then the line, ended, is damage that may
         # be any record: it may hide a request id too.
         assert log.hides_request_ids() == (start == "second"), start

@@ -26,7 +26,8 @@ Steps:
   4. Optional (about a minute): `python explore.py` for the default world's state count.
 
 Questions: In the abort-on-restart run (`python explore.py --variant abort-on-restart`
-draws it), which step makes the atomicity impossible to keep, and which rule (P-id)
+draws it), which step makes atomicity impossible to guarantee (the coordinator could
+still decide commit, though in this short run it never does), and which rule (P-id)
 says so? Why is the shortest run for decision-in-memory
 longer than the one for abort-on-restart? Save a run (`python explore.py --variant
 decision-in-memory --save run.json`) and step through it with `python explore.py

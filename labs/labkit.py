@@ -80,7 +80,9 @@ def lab_folder(name: str):
         print(f"\nThe lab's folder is kept for a look: {home}", flush=True)
         raise
     if opts.keep:
-        print(f"\nKept (--keep): {home}   (look: python shell.py --home {home})", flush=True)
+        look = f"   (look: python shell.py --home {home})" \
+            if (home / "data" / "cluster.keys").exists() else ""    # a cluster ran here
+        print(f"\nKept (--keep): {home}{look}", flush=True)
     else:
         shutil.rmtree(home, ignore_errors=True)
 

@@ -189,8 +189,14 @@ def main(argv=None) -> int:
         if not options.replay:
             print("--window goes with --replay FILE.", file=sys.stderr)
             return 2
-        from bank.window.replay import open_window     # Tk only when a window is asked for
-        return open_window(options.replay)
+        import tkinter                                 # Tk only when a window is asked for
+        from bank.window.replay import open_window
+        try:
+            return open_window(options.replay)
+        except tkinter.TclError as exc:
+            print(f"Cannot open the window ({exc}): is there a display? Without one, "
+                  f"leave out --window.", file=sys.stderr)
+            return 1
     try:                                               # a bad option: its sentence first
         check_replication(options) if options.world == "replication" else \
             None if options.replay else check(options)

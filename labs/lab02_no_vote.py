@@ -16,7 +16,8 @@ Scenario:
 Steps:
   1. Run `python labs/lab02_no_vote.py --step`.
   2. At the first pause, note the reason the client hears: it comes from Mumbai's ledger.
-  3. At the second pause, compare the order of the votes: did the coordinator wait for Delhi?
+  3. At the second pause, compare the times of the votes and of the decision: did the
+     coordinator wait for both votes before it decided?
   4. At the last step, read the three recovery-log lines: which kind of record is there
      instead of `commit`? (Compare with lab 1.)
 
@@ -33,8 +34,13 @@ from labkit import expect, lab_cluster, passed, show, show_log, step, total_mone
 
 
 def votes(bank, txid: str) -> str:
+    """The votes in the order they arrived, then the decision, each with its time (ms
+    since the transfer began), from the coordinator's trace."""
     trace = bank.coordinator().call("transaction", txid)["trace"]
-    return "; ".join(f"{m['from']}: {m['detail']}" for m in trace if m["msg"] == "vote")
+    return "; ".join(f"[{m['ms']} ms] {m['from']} votes {m['detail'].split(':')[0]}"
+                     if m["msg"] == "vote" else
+                     f"[{m['ms']} ms] the coordinator decides {m['detail'].split(':')[0]}"
+                     for m in trace if m["msg"] in ("vote", "decision"))
 
 
 def main():

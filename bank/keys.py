@@ -42,6 +42,7 @@ import os
 import pathlib
 import re
 import secrets
+import sys
 
 ROLES = ("student", "teacher", "server")        # weakest first: a client signs with the
 INCLUDES = {"student": ("student",),            # first one it holds that may call
@@ -204,9 +205,14 @@ def load_keys(path) -> Keyring:
     except OSError as exc:
         raise SystemExit(f"Cannot read the keys file {path}: {exc.strerror}.")
     try:
-        return Keyring.parse(text, str(path))
+        keyring = Keyring.parse(text, str(path))
     except ValueError as exc:
         raise SystemExit(str(exc))
+    if os.name != "nt" and path.stat().st_mode & 0o077:        # K4: said, not refused
+        print(f"Warning: the keys file {path} can be read by other users of this machine "
+              f"(mode {path.stat().st_mode & 0o777:o}); `chmod 600 {path}` makes it "
+              "private again.", file=sys.stderr)
+    return keyring
 
 
 def write_keys(path, keyring: Keyring) -> Keyring:

@@ -387,3 +387,17 @@ def test_readme_lists_every_method_with_its_role():
         assert owners == [role], (method, owners)
     for name in ("classroom.keys", "teacher.keys", "student.keys"):
         assert f"`{name}`" in readme
+
+
+@pytest.mark.skipif(os.name == "nt", reason="file modes are POSIX")
+def test_a_keys_file_others_can_read_is_said_at_load(tmp_path, capsys):
+    """K4: a keys file copied or created readable by other users (mode 644) still loads,
+    with one sentence saying so and how to fix it; a private one (0600) loads silently."""
+    path = tmp_path / "classroom.keys"
+    keys.write_keys(path, keys.new_keyring())
+    keys.load_keys(path)
+    assert capsys.readouterr().err == ""
+    path.chmod(0o644)
+    assert keys.load_keys(path).roles == keys.ROLES
+    said = capsys.readouterr().err
+    assert "can be read by other users" in said and "chmod 600" in said and said.count("\n") == 1

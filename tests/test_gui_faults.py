@@ -169,11 +169,29 @@ def test_an_unknown_outcome_that_aborted_is_said_once_known(app, bank):
     until(app.root, lambda: "learned after the call" in app.result.cget("text"),
           "the Result updated", timeout=30)
     assert app.result.cget("text").startswith("Not done: the transfer was aborted")
+    assert "presumed abort" in app.result.cget("text")      # nobody voted no here
     assert str(app.result.cget("style")) == "Bad.TLabel"
     until(app.root, lambda: balance(app, "Mumbai/1001") == "10,000.00", "nothing moved")
     transfer(app, "Mumbai/1001", "Delhi/1002", "5")
     until(app.root, lambda: "Done: 5.00 moved" in app.result.cget("text"), "the next one")
     assert app.operations.transfer.following is None
+
+
+def test_an_unknown_outcome_with_heuristic_damage_never_says_no_money_moved(app, bank):
+    """Rule O6 with P11: the coordinator crashed after the prepares, Delhi's operator
+    committed on his own (a heuristic decision), and the restarted coordinator presumed
+    abort: the window says the books do not balance, in red, never "no money moved"."""
+    arm_coordinator_crash(app, "crash-after-prepare")
+    transfer(app, "Mumbai/1001", "Delhi/1002", "200")
+    until(app.root, lambda: "is not known" in app.result.cget("text"), "an unknown outcome")
+    until(app.root, lambda: app.seen.branch_state("coordinator") == "down", "coordinator down")
+    [txn] = bank.client("Delhi").call("in_doubt")
+    bank.client("Delhi").call("heuristic", txn["txid"], "commit")
+    bank.start_member("coordinator")
+    until(app.root, lambda: "heuristic damage at Delhi" in app.result.cget("text"),
+          "the Result updated", timeout=30)
+    assert "no money moved" not in app.result.cget("text")
+    assert str(app.result.cget("style")) == "Bad.TLabel"
 
 
 @pytest.mark.parametrize("error, kind", [

@@ -51,11 +51,18 @@ def failure_text(what: str, error: BankError):
     call may have arrived just before the line broke (errors.surely_not_done).
     """
     if not surely_not_done(error):
-        return (f"The outcome of this {what} is not known: {error.message} If it was "
-                "down before you pressed the button, nothing happened; if it went down "
-                "during the call, the operation may still complete. Watch the balances "
-                "and the transactions list."), "unknown"
+        return (f"The outcome of this {what} is not known: {error.message.rstrip('.')}. "
+                "It may still complete (a paused or slow server answers late): look at "
+                "the balances and the transactions list before you try again."), "unknown"
     return f"Refused: {error.message}", "bad"
+
+
+def aborted_text(answer: dict, when: str = "") -> str:
+    """An aborted transfer, and why: its reason, or (none recorded: a coordinator that
+    restarted with no decision logged) the presumption."""
+    why = answer.get("reason") or ("no decision was logged before the coordinator "
+                                   "stopped, so it presumed abort")
+    return f"Not done: the transfer was aborted and no money moved{when}. Why: {why.rstrip('.')}."
 
 
 # ---- what every form has -------------------------------------------------------------------
@@ -230,8 +237,7 @@ class TransferForm(Form):
         elif result["outcome"] == "committed":
             text, kind = self._committed_text(checked, result)
         else:
-            text, kind = (f"Not done: the transfer was aborted and no money moved. "
-                          f"Why: {result['reason'] or 'a participant voted no'}."), "bad"
+            text, kind = aborted_text(result), "bad"
         committed = error is None and result["outcome"] == "committed"
         self._tell(f"transfer {src} {dst} {amount}", (src, dst), kind, text,
                    ok=True if committed else None)     # None: "unknown" or "no", by kind
@@ -250,17 +256,16 @@ class TransferForm(Form):
         if row is None or txn_category(row) == "in-doubt":
             return                                     # not ended, or not listed (yet)
         self.following = None
-        if txn_category(row) == "committed" and row.get("damaged"):      # P11
-            text, kind = (f"Committed ({row['txid']}), but with heuristic damage at "
-                          f"{', '.join(row['damaged'])}: the books do not balance; "
-                          "see check."), "bad"
+        if row.get("damaged"):                                           # P11
+            text, kind = (f"{txn_category(row).capitalize()} ({row['txid']}), but with "
+                          f"heuristic damage at {', '.join(row['damaged'])}: a branch "
+                          "decided the other way on its own, so the books do not "
+                          "balance; see check."), "bad"
         elif txn_category(row) == "committed":
             text, kind = (f"Done: {amount} moved from {src} to {dst} ({row['txid']}); "
                           "both branches have now confirmed the commit."), "ok"
         else:
-            text, kind = (f"Not done: the transfer was aborted and no money moved "
-                          f"(learned after the call). Why: "
-                          f"{row.get('reason') or 'a participant voted no'}."), "bad"
+            text, kind = aborted_text(row, " (learned after the call)"), "bad"
         self.app.finish(f"transfer {src} {dst} {amount}", (src, dst), kind, text,
                         shown=self.app.said == shown, logged="Outcome now known: " + text)
 

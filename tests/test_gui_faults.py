@@ -346,3 +346,29 @@ def test_a_frozen_branch_makes_the_gauge_say_what_it_could_not_read(app, bank):
     finally:
         delhi.send_signal(signal.SIGCONT)
     until(app.root, lambda: app.branches.split["unread"] == [], "Delhi read again", timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="pauses a branch with SIGSTOP")
+def test_an_unknown_deposit_is_asked_again_until_its_outcome_is_known(app, bank, tmp_path):
+    """Rule O6 for a deposit: with Delhi paused, the deposit's outcome is not known (the
+    coordinator gave up waiting, the branch may still apply it); once Delhi runs again,
+    the window asks again with the same request id, the branch answers with the one
+    deposit it applied, and the Result and the activity log say so: applied once."""
+    delhi = bank.member("Delhi").proc
+    delhi.send_signal(signal.SIGSTOP)
+    try:
+        app.left_tabs.select(1)
+        app.operations.deposit.account.set("Delhi/1002")
+        app.operations.deposit.amount.set("4")
+        app.operations.deposit.button.invoke()
+        until(app.root, lambda: "is not known" in app.result.cget("text"),
+              "an unknown outcome", timeout=40)
+    finally:
+        delhi.send_signal(signal.SIGCONT)
+    until(app.root, lambda: app.result.cget("text").startswith("Done: deposited 4.00"),
+          "the outcome learned", timeout=30)
+    assert "5,004.00" in app.result.cget("text") or "5004.00" in app.result.cget("text")
+    assert bank.client("Delhi").call("account", "1002")["balance"] == "5004.00"
+    log = (tmp_path / "activity.csv").read_text(encoding="utf-8")
+    assert "Outcome now known: Done: deposited 4.00" in log

@@ -22,7 +22,10 @@ Rules:
     every transactions list the coordinator sends is searched for that transfer's
     request id; once its row says committed or aborted, the activity log says what was
     learned and, if the Result still shows that transfer, it says so too. Only the
-    coordinator's reported state counts (Rule T1), never a guess.
+    coordinator's reported state counts (Rule T1), never a guess. A deposit or a
+    withdrawal left unknown is asked again with the same request id at each refresh
+    (the branch applies an id at most once and answers a repeat with its first
+    outcome: bank/requests.py Rule 3) until it is answered.
 
 Glossary:
   form      one tab: labels, fields (pickers and entries), a button, a check, a done
@@ -298,22 +301,47 @@ class CashForm(Form):
         amount = acct and self.amount_ok(self.amount.get())
         return (acct, amount) if amount else None
 
+    following = None      # (the call, with its request id; the Result's number): O6
+
     def send(self, checked) -> None:
         acct, amount = checked
         into = "into" if self.verb == "deposit" else "from"
-        self._call((self.verb, acct, amount, new_request_id()),
-                   lambda result, error: self._done(checked, result, error),
+        args = (self.verb, acct, amount, new_request_id())
+        self.following = None                     # the Result moves on to this one
+        self._call(args, lambda result, error: self._done(args, result, error),
                    waiting=f"{self.verb.capitalize()}ing {amount} {into} {acct}")
 
-    def _done(self, checked, result, error) -> None:
-        acct, amount = checked
+    def _done(self, args, result, error) -> None:
+        text, kind = self._outcome(args, result, error)
+        self._tell(f"{self.verb} {args[1]} {args[2]}", (args[1],), kind, text)
+        if kind == "unknown":                          # Rule O6: ask again later
+            self.following = (args, self.app.said)
+
+    def _outcome(self, args, result, error) -> tuple:
+        """(text, kind) for the answer to a deposit or withdrawal."""
+        _, acct, amount, _ = args
         if error is not None:
-            text, kind = failure_text(self.verb, error)
-        else:
-            did, into = ("deposited", "into") if self.verb == "deposit" else ("withdrew", "from")
-            text, kind = (f"Done: {did} {amount} {into} {acct}; its balance is now "
-                          f"{result['balance']} ({result['available']} available)."), "ok"
-        self._tell(f"{self.verb} {acct} {amount}", (acct,), kind, text)
+            return failure_text(self.verb, error)
+        did, into = ("deposited", "into") if self.verb == "deposit" else ("withdrew", "from")
+        return (f"Done: {did} {amount} {into} {acct}; its balance is now "
+                f"{result['balance']} ({result['available']} available)."), "ok"
+
+    def learn(self) -> None:
+        """Rule O6: send the unknown call again, with its request id, to learn how it
+        ended; said in the log (and in the Result, if it still shows that call)."""
+        if self.following is not None:
+            args = self.following[0]
+            self.app.start(f"follow {args[3]}", self.app.bank.call, args,
+                           lambda result, error: self._learned(args, result, error))
+
+    def _learned(self, args, result, error) -> None:
+        text, kind = self._outcome(args, result, error)
+        if kind == "unknown" or self.following is None or self.following[0] != args:
+            return                                     # not known yet, or moved on
+        shown = self.app.said == self.following[1]
+        self.following = None
+        self.app.finish(f"{self.verb} {args[1]} {args[2]}", (args[1],), kind, text,
+                        shown=shown, logged="Outcome now known: " + text)
 
 
 class OpenAccountForm(Form):
@@ -369,8 +397,11 @@ class OperationsPanel:
         self.forms = (self.transfer, self.deposit, self.withdraw, self.open_account)
 
     def learn(self, rows: list) -> None:
-        """The coordinator's transactions list: how a transfer left unknown ended (O6)."""
+        """The coordinator's transactions list has come: how a transfer left unknown
+        ended, and (asked again) a deposit or withdrawal (O6)."""
         self.transfer.learn(rows)
+        self.deposit.learn()
+        self.withdraw.learn()
 
     def offer(self, seen) -> None:
         """Give every picker the accounts and branches last seen."""

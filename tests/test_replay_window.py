@@ -153,11 +153,17 @@ def test_a_saved_trace_steps_forward_and_back_with_every_partys_state(display, t
         gc.collect()        # free Tk objects on this thread (see test_gui.py)
 
 
-@pytest.mark.parametrize("content", ["{}", "not json", '{"txid": "x", "trace": [1]}'])
+@pytest.mark.parametrize("content", [
+    "{}", "not json", '{"txid": "x", "trace": [1]}',
+    '{"txid": "x", "trace": [{"from": "a", "to": "b", "msg": "prepare", "ms": 0}]}',
+    '{"txid": "x", "trace": [{"from": "a", "to": "b", "msg": "prepare", "detail": "",'
+    ' "ms": "abc"}]}'], ids=["empty", "not-json", "a-number", "no-detail", "ms-text"])
 def test_a_file_that_is_not_a_trace_is_refused_with_a_sentence(display, tmp_path, content,  # noqa: F811
                                                               capsys):
     """RP2: gui_tk.py --replay on a file that is neither a trace nor an explorer run
-    answers one sentence and exit code 2, never a traceback."""
+    (or a trace with rows missing their detail or time, edited by hand) answers one
+    sentence and exit code 2, never a traceback (a missing detail raised KeyError at
+    the first step)."""
     from bank.window.trace_replay import open_file
     bad = tmp_path / "bad.json"
     bad.write_text(content, encoding="utf-8")

@@ -37,6 +37,7 @@ from bank.window.look import CanvasHover, Look, scrolled
 TITLE = "Replay of a transfer"
 START = "The start: no message sent yet. Press Next (or →) to send the first one."
 FIELDS = ("txid", "trace")             # what every saved trace has
+ROW_TEXTS = ("from", "to", "msg", "detail")   # and every row of it, with its "ms"
 
 
 # ---- the trace as a file ------------------------------------------------------------------
@@ -57,11 +58,16 @@ def load_trace(path) -> dict:
         raise ValueError(f"Cannot read {path} as a saved trace: {exc}.") from None
     rows = txn.get("trace") if isinstance(txn, dict) else None
     if not isinstance(rows, list) or not all(isinstance(txn.get(f), (str, list))
-                                             for f in FIELDS) or not all(
-            isinstance(r, dict) and {"from", "to", "msg"} <= set(r) for r in rows):
+                                             for f in FIELDS) or not all(map(_a_row, rows)):
         raise ValueError(f"{path} is not a transfer's trace (save one with the "
                          "transactions panel's Save trace button).")
     return txn
+
+
+def _a_row(row) -> bool:
+    """Is this a trace row as the coordinator writes it (texts, and a time in ms)?"""
+    return isinstance(row, dict) and all(isinstance(row.get(k), str) for k in ROW_TEXTS) \
+        and isinstance(row.get("ms"), (int, float)) and not isinstance(row["ms"], bool)
 
 
 # ---- what every party holds after each step (Rule RP1) -----------------------------------

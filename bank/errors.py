@@ -98,8 +98,9 @@ def check_text(value, what: str, *, max_len: int = MAX_TEXT) -> str:
         raise BankError(FaultCode.BAD_INPUT,
                         f"The {what} is too long (at most {max_len} characters).")
     if not value.isprintable():
-        raise BankError(FaultCode.BAD_INPUT,
-                        f"The {what} contains control characters.")
+        bad = next(c for c in value if not c.isprintable())
+        raise BankError(FaultCode.BAD_INPUT, f"The {what} contains a character that "
+                        f"cannot be shown (U+{ord(bad):04X}): type it without it.")
     return value
 
 

@@ -433,6 +433,16 @@ def _kept_mark(home) -> pathlib.Path:
     return pathlib.Path(home) / "data" / "cluster.kept"
 
 
+def stopped_under(program: str) -> str:
+    """What a shell or window says once the local cluster it used was stopped under it
+    (its record is gone or another run's: LocalCluster.current())."""
+    return (f"The local cluster this {program} used was stopped (python cluster.py stop, "
+            f"or the program that started it ended): "
+            + ("quit, and `python shell.py`" if program == "shell" else
+               "close this window, and `python gui_tk.py`")
+            + " starts it again (or attaches to it, if it runs again).")
+
+
 def left_running(who: str, home) -> str:
     """What a program that started the cluster says when it leaves it running (L1)."""
     where = "" if pathlib.Path(home).resolve() == KIT else f" --home {home}"

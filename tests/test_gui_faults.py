@@ -372,3 +372,18 @@ def test_an_unknown_deposit_is_asked_again_until_its_outcome_is_known(app, bank,
     assert bank.client("Delhi").call("account", "1002")["balance"] == "5004.00"
     log = (tmp_path / "activity.csv").read_text(encoding="utf-8")
     assert "Outcome now known: Done: deposited 4.00" in log
+
+
+def test_a_cluster_stopped_under_the_window_is_said_and_not_half_restarted(app, bank, tmp_path):
+    """`python cluster.py stop` while the window is open: the status line says the
+    cluster was stopped and how to start it again (it looked like every member had
+    crashed), and the Lab's Restart refuses in words instead of starting one member
+    alone (half a bank, left running after the window closed)."""
+    from bank import local_cluster
+    assert local_cluster.stop_running(tmp_path)
+    until(app.root, lambda: "was stopped" in app.status.cget("text"), "the status line")
+    app.lab.restart("Delhi")
+    until(app.root, lambda: "was stopped" in app.result.cget("text"), "the refusal")
+    from polling import wait_for
+    wait_for(lambda: all(m.proc is None or m.proc.poll() is not None
+                         for m in bank.members.values()), 10, "no member started again")

@@ -107,11 +107,6 @@ def when(ts: str) -> str:
     return ts[:19].replace("T", " ")
 
 
-STOPPED_ELSEWHERE = ("The local cluster this shell used was stopped (python cluster.py stop, "
-                     "or the program that started it ended): quit, and `python shell.py` "
-                     "starts it again (or attaches to it, if it runs again).")
-
-
 # ---- the base of the shell ---------------------------------------------------------------
 
 class ShellCore(cmd.Cmd):
@@ -155,7 +150,7 @@ class ShellCore(cmd.Cmd):
         try:
             if self._cmd in self.command_names() and self._cmd not in WITHOUT_A_BANK \
                     and self._stopped_elsewhere():
-                raise ShellError(STOPPED_ELSEWHERE)    # and `restart` would make half a bank
+                raise ShellError(cluster.stopped_under("shell"))    # and `restart` would make half a bank
             stop = super().onecmd(line)
         except OutcomeUnknown as exc:
             self._fail(str(exc))

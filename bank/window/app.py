@@ -51,6 +51,7 @@ from bank import rpc
 from bank.activity import ActivityLog
 from bank.money import with_thousands
 from bank.local_cluster import COORDINATOR as COORD
+from bank.local_cluster import stopped_under
 from bank.window import fit
 from bank.window.branches import BranchesPanel
 from bank.window.calls import (WORKERS, Workers, fetch_branch, fetch_coordinator,
@@ -268,6 +269,11 @@ class App:
 
     # ---- the refresh: ask every source, hand the answers to the panels --------------------
 
+    def cluster_gone(self) -> bool:
+        """Was the local cluster stopped under this window (`python cluster.py stop`)?"""
+        return self.cluster is not None and getattr(self.cluster, "recorded", False) \
+            and not self.cluster.current()
+
     def refresh(self) -> None:
         """Ask every source again (skipping those still answering the last time)."""
         slow = []
@@ -285,12 +291,15 @@ class App:
         self._show_status(slow)
 
     def _show_status(self, slow: list) -> None:
+        if self.cluster_gone():
+            self.status.configure(text=stopped_under("window"), style="Bad.TLabel")
+            return
         text = f"Refreshed {time.strftime('%H:%M:%S')}"
         if slow:
             text += f" · still waiting for {', '.join(slow)} (not asked again until it answers)"
         if self.seen.coord.get("error"):
             text += f" · coordinator: {self.seen.coord['error']}"
-        self.status.configure(text=text)
+        self.status.configure(text=text, style="Dim.TLabel")
 
     def _got_coordinator(self, result, error) -> None:
         self.seen.got_coordinator(result, error)

@@ -31,6 +31,7 @@ from tkinter import ttk
 
 from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS
 from bank.local_cluster import COORDINATOR as COORD
+from bank.local_cluster import stopped_under
 from bank.window import diagram as draw
 from bank.window.fit import Scrolled
 
@@ -203,6 +204,13 @@ class LabPanel:
 
     # ---- the actions (Rule A1) ------------------------------------------------------------
 
+    def _cluster_gone(self, command: str) -> bool:
+        """Refuse a crash or restart on a cluster stopped under the window, in words."""
+        if not self.app.cluster_gone():
+            return False
+        self.app.finish(f"lab: {command}", (), "bad", "Lab: " + stopped_under("window"))
+        return True
+
     def _run(self, command: str, fn, args, explain) -> None:
         """Call fn(*args) on a worker; explain(result) says what happened, in words."""
         self.app.say(f"Lab: {command}...", "info")
@@ -217,10 +225,14 @@ class LabPanel:
         self.app.submit(fn, args, done)
 
     def crash(self, name: str) -> None:
+        if self._cluster_gone(f"crash {name}"):
+            return
         self._run(f"crash {name}", self.app.cluster.kill, (name,),
                   lambda r: f"{name} crashed (its process was killed, like a power cut).")
 
     def restart(self, name: str) -> None:
+        if self._cluster_gone(f"restart {name}"):      # one member alone: half a bank
+            return
         self._run(f"restart {name}", self.app.cluster.restart, (name,),
                   lambda url: f"{name} restarted at {url}; it recovers from its "
                               f"{'recovery log' if name == COORD else 'database'}.")

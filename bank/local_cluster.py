@@ -291,6 +291,31 @@ class LocalCluster:
                                  f"{', '.join(self.members)}.")
         return self.members[name]
 
+    def role_in_words(self, name: str, coordinator) -> str:
+        """What a branch server does now, by its role, for a person (after a restart
+        or before a crash). A replaced primary may learn it was replaced a moment after
+        it starts: the manager's record (the coordinator's `configuration`, asked
+        through `coordinator`, an rpc.Client) already names the primary."""
+        member = self.member(name)
+        try:
+            info = self.client(name, timeout=3).call("ping")
+        except BankError:
+            return "it does not answer yet."
+        role, primary = info.get("role", ""), member.url
+        try:
+            primary = coordinator.call("configuration", info.get("name", "")).get(
+                "primary", member.url)
+        except BankError:                   # the coordinator is down: the server's word
+            pass
+        if role == "fenced" or (role == "primary" and primary != member.url):
+            return ("it is fenced: another server replaced it as the primary, so it "
+                    "refuses writes (to rejoin as a replica, see the README's replication "
+                    "walkthrough, step 5).")
+        if role == "replica":
+            return "it serves as a replica and catches up with its primary."
+        return "it serves as the primary and asks the coordinator about its in-doubt " \
+               "transfers at once."
+
     def kill(self, name: str) -> None:
         """Crash a member (no cleanup: like a power cut)."""
         self.member(name).kill()

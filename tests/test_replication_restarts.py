@@ -217,7 +217,7 @@ def test_a_home_started_again_keeps_its_replicas_after_a_failover(make_bank):
 
 def test_the_shell_says_a_replaced_primary_came_back_fenced(make_bank):
     """A plain sentence per role: `restart` of a primary replaced by a failover says it
-    came back fenced (it refuses writes): from the manager's record of who the primary
+    is fenced (it refuses writes): from the manager's record of who the primary
     is, or, with the coordinator down, from the server's own role; the promoted one
     serves as the primary."""
     from shelltest import run, shell_on
@@ -225,10 +225,10 @@ def test_the_shell_says_a_replaced_primary_came_back_fenced(make_bank):
     sh = shell_on(bank)
     run(sh, f"crash {MUMBAI}")
     assert "epoch 2" in run(sh, f"failover {MUMBAI}")
-    assert "came back fenced" in run(sh, f"restart {MUMBAI}")
+    assert "it is fenced" in run(sh, f"restart {MUMBAI}")
     assert "serves as the primary" in run(sh, f"restart {MUMBAI_REPLICA}")
     wait_for(lambda: call(bank, MUMBAI, "ping")["role"] == "fenced", 10,
              "the old primary to learn it was replaced")
     run(sh, "crash coordinator")                     # the manager cannot be asked now:
-    assert "came back fenced" in run(sh, f"restart {MUMBAI}")    # the server's own word
+    assert "it is fenced" in run(sh, f"restart {MUMBAI}")    # the server's own word
     assert sh.failures == 0

@@ -17,7 +17,7 @@ Glossary:
 
 from bank import local_cluster as cluster
 from bank import rpc
-from bank.errors import BankError, check_branch_name
+from bank.errors import check_branch_name
 from bank.shell.plumbing import ShellError
 
 FAULT_EFFECTS = {
@@ -66,31 +66,7 @@ class LabCommands:
             raise ShellError(f"{name} did not start again: {why}{hint}")
         self._say(f"Restarted {name} at {url}; " + (
             "it read its recovery log and finishes what was in flight."
-            if name == cluster.COORDINATOR else self._back_as(name)))
-
-    def _back_as(self, name: str) -> str:
-        """What a restarted branch server does now, by the role it came back in. A
-        replaced primary may learn so a moment after it starts: the manager's record
-        (the coordinator's `configuration`) already says who the primary is."""
-        member = self.local.member(name)
-        try:
-            info = self.local.client(name, timeout=3).call("ping")
-        except BankError:
-            return "it does not answer yet: `branches` shows when it is up."
-        role, primary = info.get("role", ""), member.url
-        try:
-            primary = self.coord.call("configuration", info.get("name", "")).get(
-                "primary", member.url)
-        except BankError:                   # the coordinator is down: the server's word
-            pass
-        if role == "fenced" or (role == "primary" and primary != member.url):
-            return ("it came back fenced: another server replaced it as the primary, so it "
-                    "refuses writes (to rejoin as a replica, see the README's replication "
-                    "walkthrough, step 5).")
-        if role == "replica":
-            return "it serves as a replica and catches up with its primary."
-        return "it serves as the primary and asks the coordinator about its in-doubt " \
-               "transfers at once."
+            if name == cluster.COORDINATOR else self.local.role_in_words(name, self.coord)))
 
     def do_fault(self, arg):
         """fault NODE POINT: arm a named fault point on a node (off disarms).

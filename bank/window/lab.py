@@ -227,15 +227,32 @@ class LabPanel:
     def crash(self, name: str) -> None:
         if self._cluster_gone(f"crash {name}"):
             return
-        self._run(f"crash {name}", self.app.cluster.kill, (name,),
-                  lambda r: f"{name} crashed (its process was killed, like a power cut).")
+        self._run(f"crash {name}", self._ask_and_crash, (name,),
+                  lambda was: f"{name} crashed (its process was killed, like a power cut)."
+                              + (" Before it, " + was if "fenced" in was else ""))
+
+    def _ask_and_crash(self, name: str) -> str:
+        """A member's role in words, then its crash (on a worker thread): after a
+        failover, the member named for the branch may be its fenced old primary."""
+        was = "" if name == COORD else self._role(name)
+        self.app.cluster.kill(name)
+        return was
 
     def restart(self, name: str) -> None:
         if self._cluster_gone(f"restart {name}"):      # one member alone: half a bank
             return
-        self._run(f"restart {name}", self.app.cluster.restart, (name,),
-                  lambda url: f"{name} restarted at {url}; it recovers from its "
-                              f"{'recovery log' if name == COORD else 'database'}.")
+        self._run(f"restart {name}", self._restart_and_ask, (name,),
+                  lambda said: f"{name} restarted at {said[0]}; it recovers from its "
+                               f"{'recovery log' if name == COORD else 'database'}"
+                               + (f"; {said[1]}" if said[1] else "."))
+
+    def _restart_and_ask(self, name: str) -> tuple:
+        """(url, its role in words) of a member restarted (on a worker thread)."""
+        url = self.app.cluster.restart(name)
+        return url, "" if name == COORD else self._role(name)
+
+    def _role(self, name: str) -> str:
+        return self.app.cluster.role_in_words(name, self.app.bank)
 
     def partition(self, name: str) -> None:
         self._run(f"partition {name}", self.app.bank.call, ("partition", name),

@@ -208,22 +208,27 @@ class TransactionsPanel:
             tree.move(txid, "", index)
 
     def select(self, txid: str) -> None:
-        """Select a transaction in the list (its diagram follows)."""
+        """Select a transaction in the list (its diagram follows). It is chosen here and
+        now: the list's own selection event comes later, and a refresh in between
+        would otherwise select the one before again (show() keeps `selected` selected)."""
         if self.tree.exists(txid):
             self.tree.selection_set(txid)
             self.tree.see(txid)
-        else:
-            self.selected = txid
-            self._fetch(txid)
+        self._choose(txid)
 
     def _on_select(self) -> None:
         chosen = self.tree.selection()
-        if chosen and chosen[0] != self.selected:
-            self.selected = chosen[0]
-            self.shown = None
-            self.diagram.delete("all")
-            self.title.configure(text=f"{self.selected}: loading...")
-            self._fetch(self.selected)
+        if chosen:
+            self._choose(chosen[0])
+
+    def _choose(self, txid: str) -> None:
+        """Show this transaction's diagram (fetched), unless it is already the one."""
+        if txid == self.selected:
+            return
+        self.selected, self.shown = txid, None
+        self.diagram.delete("all")
+        self.title.configure(text=f"{txid}: loading...")
+        self._fetch(txid)
 
     # ---- the diagram (Rules T2-T4) --------------------------------------------------------
 

@@ -323,7 +323,7 @@ def test_input_is_checked_before_sending(app):
     cases = [  # (src, dst, amount, words in the answer)
         ("Mumbai/1001", "Delhi/1002", "12.345", "at most two decimals"),
         ("Mumbai/1001", "Delhi/1002", "-5", "positive"),
-        ("Mumbai/1001", "Delhi/1002", "", "not a plain decimal"),
+        ("Mumbai/1001", "Delhi/1002", "", "Type an amount"),
         ("Mumbai/1001", "Delhi/1002", "1e3", "not a plain decimal"),
         ("Mumbai/1001", "Delhi/1002", "1,2", "not a plain decimal"),
         ("Mumbai/1001", "Mumbai/1001", "5", "the same"),

@@ -148,6 +148,9 @@ class Form:
 
     def amount_ok(self, text: str, allow_zero=False):
         """The amount as a two-decimal string, or None (with the reason shown)."""
+        if not (text or "").strip():
+            self.say("Type an amount, like 500 or 500.50.", "bad")
+            return None
         try:
             return format_amount(parse_amount(without_thousands(text or ""),
                                               allow_zero=allow_zero))   # "1,200.50" too

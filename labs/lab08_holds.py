@@ -9,8 +9,8 @@ problem_with: the check a prepare must pass), bank/ledger.py (_require_available
 available = balance - held), bank/ledger_local.py (withdraw), bank/ledger_2pc.py (prepare:
 the check and the hold in one SQLite write).
 
-Scenario: Mumbai/1002 holds 5000.00. Delhi answers every 2PC call four seconds late
-(fault delay=4, within the coordinator's 5 s wait for a vote), so transfer T1 of A (A
+Scenario: Mumbai/1002 holds 5000.00. Delhi answers every 2PC call three seconds late
+(fault delay=3, well within the coordinator's 5 s wait for a vote), so transfer T1 of A (A
 from --seed, more than half of 5000.00) from Mumbai/1002 to Delhi stays open: Mumbai
 has voted yes and holds A. Meanwhile a second transfer T2 of A from the same account
 (to a third branch, Chennai, which answers at once) is refused by Mumbai's no vote
@@ -21,7 +21,7 @@ Steps:
   1. Run `python labs/lab08_holds.py --step`, then again with `--seed 7`: the amounts
      change, the lesson does not.
   2. At the first pause, predict what T2 and the two withdrawals will get (T1 is not
-     started yet). The lab does not pause while T1 is open: it lasts four seconds.
+     started yet). The lab does not pause while T1 is open: it lasts three seconds.
   3. Compare the printed balance, held and free amounts with your prediction, and
      find the words "held by" in the refusals: the hold, not the balance, refused them.
   4. Read `bank/ledger.py` (`_require_available`) for where `available` is computed, and
@@ -47,9 +47,9 @@ def main():
         text, free_text = format_amount(amount), format_amount(free)
         coord, mumbai = bank.coordinator(), bank.client("Mumbai")
         before = total_money(bank)
-        step("Arm delay=4 on Delhi. Next, with no pause while it is open: T1, "
+        step("Arm delay=3 on Delhi. Next, with no pause while it is open: T1, "
              f"{text} from Mumbai/1002 (5000.00) to Delhi/1001.")
-        bank.client("Delhi").call("fault", "delay=4")
+        bank.client("Delhi").call("fault", "delay=3")
         first = {}
         worker = threading.Thread(target=lambda: first.update(coord.call(
             "transfer", "Mumbai/1002", "Delhi/1001", text)))

@@ -351,27 +351,38 @@ def test_a_frozen_branch_makes_the_gauge_say_what_it_could_not_read(app, bank):
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="pauses a branch with SIGSTOP")
 def test_an_unknown_deposit_is_asked_again_until_its_outcome_is_known(app, bank, tmp_path):
-    """Rule O6 for a deposit: with Delhi paused, the deposit's outcome is not known (the
-    coordinator gave up waiting, the branch may still apply it); once Delhi runs again,
-    the window asks again with the same request id, the branch answers with the one
-    deposit it applied, and the Result and the activity log say so: applied once."""
+    """Rule O6 for a deposit: with Delhi paused, the deposit's outcome is not known. Delhi
+    is then killed (the deposit never ran): the window's repeats are refused with
+    "Nothing was done", which speaks of the repeat only, so it stays "not known" (it
+    said "Refused" once, even for a deposit applied before the crash). Restarted, Delhi
+    applies the repeat, once, and the Result and the activity log say so."""
     delhi = bank.member("Delhi").proc
     delhi.send_signal(signal.SIGSTOP)
+    app.left_tabs.select(1)
+    app.operations.deposit.account.set("Delhi/1002")
+    app.operations.deposit.amount.set("4")
+    app.operations.deposit.button.invoke()
     try:
-        app.left_tabs.select(1)
-        app.operations.deposit.account.set("Delhi/1002")
-        app.operations.deposit.amount.set("4")
-        app.operations.deposit.button.invoke()
         until(app.root, lambda: "is not known" in app.result.cget("text"),
               "an unknown outcome", timeout=40)
     finally:
-        delhi.send_signal(signal.SIGCONT)
+        bank.kill("Delhi")                       # it never ran the deposit
+    until(app.root, lambda: app.seen.branch_state("Delhi") == "down", "Delhi shown down")
+    request_id = app.operations.deposit.following[0][3]
+
+    def repeats():                                   # messages the coordinator sent for it
+        trace = bank.coordinator().call("transaction", request_id)["trace"]
+        return sum(1 for m in trace if m["to"] == "Delhi")
+    first = repeats()
+    until(app.root, lambda: repeats() > first and f"follow {request_id}" not in app.busy,
+          "a repeat sent, and answered, while Delhi is down")
+    assert "is not known" in app.result.cget("text")
+    bank.start_member("Delhi")
     until(app.root, lambda: app.result.cget("text").startswith("Done: deposited 4.00"),
           "the outcome learned", timeout=30)
-    assert "5,004.00" in app.result.cget("text") or "5004.00" in app.result.cget("text")
-    assert bank.client("Delhi").call("account", "1002")["balance"] == "5004.00"
+    assert bank.client("Delhi").call("account", "1002")["balance"] == "5004.00"  # once
     log = (tmp_path / "activity.csv").read_text(encoding="utf-8")
-    assert "Outcome now known: Done: deposited 4.00" in log
+    assert "Outcome now known: Done: deposited 4.00" in log and "Refused" not in log
 
 
 def test_a_cluster_stopped_under_the_window_is_said_and_not_half_restarted(app, bank, tmp_path):

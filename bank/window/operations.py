@@ -42,6 +42,7 @@ from bank.errors import (BankError, check_text, split_acct_ref, surely_not_done,
                          unknown_branch)
 from bank.money import format_amount, parse_amount, without_thousands
 from bank.views import not_told_yet, txn_category
+from bank.requests import DEFINITE_REFUSALS
 from bank.window.calls import new_request_id
 from bank.window.fit import Scrolled
 
@@ -320,13 +321,13 @@ class CashForm(Form):
         if kind == "unknown":                          # Rule O6: ask again later
             self.following = (args, self.app.said)
 
-    def _outcome(self, args, result, error) -> tuple:
+    def _outcome(self, args, result, error, now: str = "is now") -> tuple:
         """(text, kind) for the answer to a deposit or withdrawal."""
         _, acct, amount, _ = args
         if error is not None:
             return failure_text(self.verb, error)
         did, into = ("deposited", "into") if self.verb == "deposit" else ("withdrew", "from")
-        return (f"Done: {did} {amount} {into} {acct}; its balance is now "
+        return (f"Done: {did} {amount} {into} {acct}; its balance {now} "
                 f"{result['balance']} ({result['available']} available)."), "ok"
 
     def learn(self) -> None:
@@ -338,9 +339,14 @@ class CashForm(Form):
                            lambda result, error: self._learned(args, result, error))
 
     def _learned(self, args, result, error) -> None:
-        text, kind = self._outcome(args, result, error)
-        if kind == "unknown" or self.following is None or self.following[0] != args:
-            return                                     # not known yet, or moved on
+        """A repeat's answer settles the first call's outcome only if it is a result or
+        a definite refusal (the branch's first answer, which it remembers): "Nothing was
+        done" or any other failure speaks of the repeat alone, so it is asked again."""
+        if error is not None and error.code not in DEFINITE_REFUSALS:
+            return                                     # not known yet
+        if self.following is None or self.following[0] != args:
+            return                                     # moved on to another call
+        text, kind = self._outcome(args, result, error, now="was then")
         shown = self.app.said == self.following[1]
         self.following = None
         self.app.finish(f"{self.verb} {args[1]} {args[2]}", (args[1],), kind, text,

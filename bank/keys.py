@@ -197,6 +197,9 @@ def new_keyring() -> Keyring:
     return Keyring({role: new_key() for role in ROLES})
 
 
+_WARNED = set()              # keys files already said to be readable by others (K4)
+
+
 def load_keys(path) -> Keyring:
     """Read a keys file (or an old single-secret file); refuse a bad one in a sentence."""
     path = pathlib.Path(path)
@@ -208,7 +211,8 @@ def load_keys(path) -> Keyring:
         keyring = Keyring.parse(text, str(path))
     except ValueError as exc:
         raise SystemExit(str(exc))
-    if os.name != "nt" and path.stat().st_mode & 0o077:        # K4: said, not refused
+    if os.name != "nt" and path.stat().st_mode & 0o077 and path not in _WARNED:   # K4:
+        _WARNED.add(path)                                                # said, once
         print(f"Warning: the keys file {path} can be read by other users of this machine "
               f"(mode {path.stat().st_mode & 0o777:o}); `chmod 600 {path}` makes it "
               "private again.", file=sys.stderr)

@@ -374,9 +374,8 @@ class LocalCluster:
                              for n, m in self.members.items()}}
         if not self.recorded:                 # a new cluster: no one else attached yet
             _kept_mark(self.home).unlink(missing_ok=True)     # (before the record others read)
-        (self.home / "data" / "cluster.json").write_text(json.dumps(state, indent=2))
-        _ports_file(self.home).write_text(json.dumps(      # L2: kept after a stop
-            {n: m.port for n, m in self.members.items()}, indent=2))
+        _write_whole(self.home / "data" / "cluster.json", state)
+        _write_whole(_ports_file(self.home), {n: m.port for n, m in self.members.items()})
         self.recorded = True
 
     def keep(self) -> None:
@@ -391,8 +390,11 @@ class LocalCluster:
     def current(self) -> bool:
         """Is HOME/data/cluster.json still this run's record? Not once it was stopped
         (`python cluster.py stop`), nor once a later start replaced it."""
-        state, _ = _record(self.home)
-        return state is not None and state.get("run", "") == self.run
+        try:                                   # the run id only: no keys to load
+            state = json.loads((self.home / "data" / "cluster.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(state, dict) and state.get("run", "") == self.run
 
     def stop_unless_kept(self) -> bool:
         """Stop the cluster this program started, unless another program attached to it
@@ -436,6 +438,15 @@ def attach_or_start(home=KIT, replicas=None):
         cluster.keep()                   # its starter leaves it running for us (L1)
         return cluster, False
     return LocalCluster(home, fixed_ports=True, replicas=replicas).start(), True
+
+
+def _write_whole(path: pathlib.Path, data) -> None:
+    """Write a record as JSON all at once (a new file, then renamed over the old), so
+    that another program reading it meanwhile sees the old record or the new one,
+    never a half-written one (which read as "the cluster was stopped")."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
 
 
 def _ports_file(home) -> pathlib.Path:

@@ -390,7 +390,7 @@ class RecoveryLog(ReadAtStart, Compaction):
         return {"torn_tail_cut": self.torn,
                 "torn_kept": [f"{kind} {txid}" for kind, txid, _ in self.torn_kept],
                 "damaged": [str(p) for p in self.damage],
-                "in_doubt": self.doubts()[0], "configs_in_doubt": self.doubts()[1],
+                **dict(zip(("in_doubt", "configs_in_doubt"), self.doubts())),
                 "writable": not self.broken}
 
     def _entry(self, txid: str) -> dict:

@@ -68,6 +68,8 @@ def main():
         expect(state == "no record" and held == 0, "Delhi promised nothing, so it has nothing to keep")
         bank.restart("Delhi")
         expect(delhi.call("in_doubt") == [], "restarted, Delhi has nothing in doubt: it may forget")
+        wait_until(lambda: delhi.call("status", first["txid"])["state"] == "aborted",
+                   "the coordinator told it abort again, and Delhi recorded it (step 4)")
 
         step("After the vote: arm crash-after-vote on Delhi; transfer 75 Delhi/1001 -> Mumbai/1002.")
         result = crash_and_transfer(bank, "crash-after-vote", "75")

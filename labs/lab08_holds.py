@@ -36,8 +36,8 @@ Run: python labs/lab08_holds.py [--step] [--seed N] [--keep]     Handout: labs/l
 
 import threading
 
-from labkit import (BankError, expect, format_amount, lab_cluster, minor, passed, rng, show,
-                    step, total_money, wait_until)
+from labkit import (BankError, expect, format_amount, lab_cluster, minor, passed, pause, rng,
+                    show, step, total_money, wait_until)
 
 
 def main():
@@ -49,6 +49,7 @@ def main():
         before = total_money(bank)
         step("Arm delay=3 on Delhi. Next, with no pause while it is open: T1, "
              f"{text} from Mumbai/1002 (5000.00) to Delhi/1001.")
+        pause(f"predict what T2 ({text} more) and the withdrawals will get; T1 starts next")
         bank.client("Delhi").call("fault", "delay=3")
         first = {}
         worker = threading.Thread(target=lambda: first.update(coord.call(

@@ -77,7 +77,7 @@ def main():
         except RuntimeError as exc:
             refusal = [t for t in str(exc).splitlines() if "damaged at line" in t]
             show(refusal[0] if refusal else str(exc)[-300:])
-            expect(bool(refusal) and f"line {i + 1}" in refusal[0],
+            expect(bool(refusal) and f"line {i + 1}:" in refusal[0],
                    "a refusal naming the changed line")
         expect(bank.client("Mumbai").call("status", txid)["state"] == "prepared",
                "Mumbai still holds the debit prepared (nothing was presumed aborted)")

@@ -169,7 +169,7 @@ def test_an_unknown_outcome_that_aborted_is_said_once_known(app, bank):
     until(app.root, lambda: "learned after the call" in app.result.cget("text"),
           "the Result updated", timeout=30)
     assert app.result.cget("text").startswith("Not done: the transfer was aborted")
-    assert "presumed abort" in app.result.cget("text")      # nobody voted no here
+    assert "presumed aborted" in app.result.cget("text")    # nobody voted no here
     assert str(app.result.cget("style")) == "Bad.TLabel"
     until(app.root, lambda: balance(app, "Mumbai/1001") == "10,000.00", "nothing moved")
     transfer(app, "Mumbai/1001", "Delhi/1002", "5")

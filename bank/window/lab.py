@@ -229,7 +229,8 @@ class LabPanel:
             return
         self._run(f"crash {name}", self._ask_and_crash, (name,),
                   lambda was: f"{name} crashed (its process was killed, like a power cut)."
-                              + (" Before it, " + was if "fenced" in was else ""))
+                              + (" It was fenced: " + was.split(": ", 1)[1]
+                                 if "fenced" in was else ""))
 
     def _ask_and_crash(self, name: str) -> str:
         """A member's role in words, then its crash (on a worker thread): after a

@@ -64,8 +64,8 @@ def failure_text(what: str, error: BankError):
 def aborted_text(answer: dict, when: str = "") -> str:
     """An aborted transfer, and why: its reason, or (none recorded: a coordinator that
     restarted with no decision logged) the presumption."""
-    why = answer.get("reason") or ("no decision was logged before the coordinator "
-                                   "stopped, so it presumed abort")
+    why = answer.get("reason") or ("not kept: the coordinator restarted since (a "
+                                   "transfer it had not decided is presumed aborted)")
     return f"Not done: the transfer was aborted and no money moved{when}. Why: {why.rstrip('.')}."
 
 

@@ -29,7 +29,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import coordinator_service as coordinator_module   # noqa: E402
-from bank import twopc                                  # noqa: E402
+from bank import twopc_memory                           # noqa: E402
 from bank.local_cluster import COORDINATOR, LocalCluster  # noqa: E402
 from bank.errors import BankError, FaultCode      # noqa: E402
 from bank.faults import CRASH_EXIT_CODE
@@ -273,12 +273,12 @@ def test_no_two_transactions_get_the_same_txid(tmp_path):
         assert all(re.fullmatch(r"C1-\d{8}T\d{6}-[0-9a-f]{6}", t) for t in txids[:1000])
         start = next(driver._serials)
         held = {f"C1-{time.strftime('%Y%m%dT%H%M%S', time.gmtime(time.time() + dt))}-"
-                f"{(start + 1) % twopc.TXID_SERIALS:06x}" for dt in (0, 1)}           # this second and the next
+                f"{(start + 1) % twopc_memory.TXID_SERIALS:06x}" for dt in (0, 1)}           # this second and the next
         for txid in held:
             driver.txns[txid] = None
         with driver._lock:
             fresh = driver._new_txid()
-        assert fresh not in held and fresh.endswith(f"{(start + 2) % twopc.TXID_SERIALS:06x}")
+        assert fresh not in held and fresh.endswith(f"{(start + 2) % twopc_memory.TXID_SERIALS:06x}")
     finally:
         coord.close()
 

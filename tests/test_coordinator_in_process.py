@@ -35,7 +35,7 @@ from bank import coordinator_service as coordinator_module   # noqa: E402
 from bank import rpc                                    # noqa: E402
 from bank.batching import BatchingLink                  # noqa: E402
 from bank.twopc_rounds import Rounds                    # noqa: E402
-from bank import twopc                                  # noqa: E402
+from bank import twopc_memory                           # noqa: E402
 from bank import recovery_log, storage                 # noqa: E402
 from bank.errors import BankError, FaultCode      # noqa: E402
 from polling import wait_for                  # noqa: E402
@@ -133,7 +133,7 @@ def test_request_id_retry_never_reports_a_committed_transfer_as_aborted(tmp_path
     In-process coordinator with stand-in branches that always vote yes; KEEP_TXNS and
     KEEP_FINISHED are shrunk to 3 so that 'many transfers later' takes 5 transfers.
     """
-    monkeypatch.setattr(twopc, "KEEP_TXNS", 3)
+    monkeypatch.setattr(twopc_memory, "KEEP_TXNS", 3)
     monkeypatch.setattr(recovery_log, "KEEP_FINISHED", 3)
     prepares = []
 
@@ -171,7 +171,7 @@ def test_a_stuck_transaction_does_not_keep_every_later_one_in_memory(tmp_path, m
 
     In-process coordinator with stand-in branches, as above; KEEP_TXNS shrunk to 3.
     """
-    monkeypatch.setattr(twopc, "KEEP_TXNS", 3)
+    monkeypatch.setattr(twopc_memory, "KEEP_TXNS", 3)
     stuck, delhi_back = [], []
 
     def delhi_never_acks_the_first(method, txid):

@@ -23,7 +23,7 @@ from bank.shell.guide import TXN_STATES
 from bank.shell.plumbing import ShellError, cut, is_count, when
 from bank.views import audit, refusals, sequence_diagram, txn_category, txn_state_text
 
-REMEMBERED = 1000              # the coordinator keeps this many transfers (twopc.KEEP_TXNS)
+REMEMBERED = 1000              # the coordinator keeps this many transfers (twopc_memory.KEEP_TXNS)
 TRACES_READ = 50               # check reads at most this many traces (one call each)
 
 

@@ -461,3 +461,22 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_coordinator_that_refuses_the_key_is_not_shown_down(display, bank, tmp_path):  # noqa: F811
+    """A window started with the wrong keys (or none) against a running coordinator
+    shows it running but refusing this window's key, with the option that fixes it,
+    never "down" in red beside a status line that says otherwise (Rule S4)."""
+    from bank import keys, rpc
+    from bank.local_cluster import COORDINATOR as COORD
+    root = tk.Tk()
+    window = App(root, rpc.Client(bank.coordinator_url, keys.new_keyring(), timeout=5),
+                 activity=ActivityLog(tmp_path / "activity.csv"), source="wrong keys")
+    try:
+        until(root, lambda: "refuses this window's key" in window.branches.member_text(COORD),
+              "the coordinator's row")
+        assert window.seen.branch_state(COORD) == "down"      # it answers nothing we may read
+    finally:
+        window.close()
+        del window
+        gc.collect()

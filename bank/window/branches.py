@@ -262,6 +262,8 @@ class BranchesPanel:
     def member_text(self, name: str) -> str:
         """The state column of a member's row: '● up · ...', '○ down' or '...'."""
         state = self.seen.branch_state(name)
+        if state == "down" and self.seen.key_refused(name):
+            return "● runs, but refuses this window's key (--secret-file)"
         if state == "down":
             doubt = "" if name == COORD else self.seen.in_doubt_text(name, time.time())
             return "○ down" + ("" if doubt in ("", "0", "?") or doubt.startswith("0 ")

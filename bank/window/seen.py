@@ -12,6 +12,8 @@ Rules:
     one it gave, with its age, never a 0 it did not say.
   * Rule S3 - with a local cluster, a branch's address is the cluster's own, unless the
     coordinator reports it up somewhere else (after a failover): the window follows.
+  * Rule S4 - a member that refuses this window's key (HTTP 401) runs: it is not
+    reachable for the window, but it is never called down (key_refused).
 
 Glossary:
   source     something the window refreshes: the coordinator, or one branch
@@ -26,6 +28,7 @@ Glossary:
 
 import time
 
+from bank.errors import FaultCode
 from bank.counters import restarted, totals
 from bank.money import format_amount, parse_delta
 from bank.local_cluster import COORDINATOR as COORD
@@ -53,7 +56,7 @@ class Seen:
             self.coord = {"up": True, "ping": result["ping"], "error": "",
                           "seen": time.strftime("%H:%M:%S")}
         else:
-            self.coord.update(up=False, error=error.message)
+            self.coord.update(up=False, error=error.message, key_refused=_key_refused(error))
 
     def got_routes(self, rows: list, local: bool) -> None:
         """The coordinator's branches(): partitions, replicas, and where primaries are."""
@@ -73,10 +76,15 @@ class Seen:
             snap.update(up=True, error="", role=ping.get("role", ""),
                         faults=ping.get("faults", ""), in_doubt=ping.get("in_doubt", 0),
                         accounts=result["accounts"], seen=time.strftime("%H:%M:%S"))
-        else:
-            snap.update(up=False, error=error.message)     # in doubt: see in_doubt_text
+        else:                                              # in doubt: see in_doubt_text
+            snap.update(up=False, error=error.message, key_refused=_key_refused(error))
 
     # ---- questions panels ask -----------------------------------------------------------
+
+    def key_refused(self, name: str) -> bool:
+        """S4: did a member that did not answer refuse this window's key (it runs)?"""
+        snap = self.coord if name == COORD else self.snaps.get(name, {})
+        return bool(snap.get("key_refused")) and snap.get("up") is False
 
     def in_doubt_text(self, name: str, now: float) -> str:
         """A branch's in-doubt count: its own if it answers the window, else the last
@@ -191,3 +199,8 @@ def _waiting_text(txn: dict, coordinator_up) -> str:
     if coordinator_up is False:
         return f"{what}; coordinator DOWN"     # it may not decide alone: README, hover
     return what
+
+
+def _key_refused(error) -> bool:
+    """A member that answered 401: it runs, but refuses this window's key (or none)."""
+    return getattr(error, "code", None) == FaultCode.UNAUTHORIZED

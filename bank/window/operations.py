@@ -342,7 +342,7 @@ class CashForm(Form):
         """A repeat's answer settles the first call's outcome only if it is a result or
         a definite refusal (the branch's first answer, which it remembers): "Nothing was
         done" or any other failure speaks of the repeat alone, so it is asked again."""
-        if error is not None and error.code not in DEFINITE_REFUSALS:
+        if error is not None and getattr(error, "code", None) not in DEFINITE_REFUSALS:
             return                                     # not known yet
         if self.following is None or self.following[0] != args:
             return                                     # moved on to another call

@@ -396,6 +396,12 @@ class LocalCluster:
             return False
         return isinstance(state, dict) and state.get("run", "") == self.run
 
+    def stopped_elsewhere(self) -> bool:
+        """Was this cluster, started or attached to, stopped under the program using it
+        (`python cluster.py stop`), or even started again since? Its record is then
+        gone, or another run's."""
+        return self.recorded and not self.current()
+
     def stop_unless_kept(self) -> bool:
         """Stop the cluster this program started, unless another program attached to it
         since (Rule L1). True if it was stopped."""

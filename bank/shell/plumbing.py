@@ -149,7 +149,7 @@ class ShellCore(cmd.Cmd):
         unknown = False
         try:
             if self._cmd in self.command_names() and self._cmd not in WITHOUT_A_BANK \
-                    and self._stopped_elsewhere():
+                    and self.local is not None and self.local.stopped_elsewhere():
                 raise ShellError(cluster.stopped_under("shell"))    # and `restart` would make half a bank
             stop = super().onecmd(line)
         except OutcomeUnknown as exc:
@@ -267,11 +267,6 @@ class ShellCore(cmd.Cmd):
         if self.local is None:
             raise ShellError(f"{self._cmd} works only on a local cluster (python shell.py); "
                              f"this shell is attached to {self.where}.")
-
-    def _stopped_elsewhere(self) -> bool:
-        """Was the local cluster stopped under this shell (`python cluster.py stop`), or
-        even started again since? Its record is then gone, or another run's."""
-        return self.local is not None and not self.local.current()
 
     def _total(self):
         """The money over all branches now, or None if a branch cannot be read."""

@@ -269,11 +269,6 @@ class App:
 
     # ---- the refresh: ask every source, hand the answers to the panels --------------------
 
-    def cluster_gone(self) -> bool:
-        """Was the local cluster stopped under this window (`python cluster.py stop`)?"""
-        return self.cluster is not None and getattr(self.cluster, "recorded", False) \
-            and not self.cluster.current()
-
     def refresh(self) -> None:
         """Ask every source again (skipping those still answering the last time)."""
         slow = []
@@ -291,7 +286,7 @@ class App:
         self._show_status(slow)
 
     def _show_status(self, slow: list) -> None:
-        if self.cluster_gone():
+        if self.cluster is not None and self.cluster.stopped_elsewhere():
             self.status.configure(text=stopped_under("window"), style="Bad.TLabel")
             return
         text = f"Refreshed {time.strftime('%H:%M:%S')}"

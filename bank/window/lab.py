@@ -206,7 +206,7 @@ class LabPanel:
 
     def _cluster_gone(self, command: str) -> bool:
         """Refuse a crash or restart on a cluster stopped under the window, in words."""
-        if not self.app.cluster_gone():
+        if not self.app.cluster.stopped_elsewhere():
             return False
         self.app.finish(f"lab: {command}", (), "bad", "Lab: " + stopped_under("window"))
         return True

@@ -21,13 +21,23 @@ Fixtures (all function-scoped, so tests never depend on each other):
                  coordinator address for prepares whose decision never comes
 """
 
+import os
 import pathlib
 import socket
 import sys
+import tempfile
 
 import pytest
 
 KIT = pathlib.Path(__file__).resolve().parent.parent
+
+# The suite starts about 900 servers. Where bytecode is not written (PYTHONDONTWRITEBYTECODE,
+# set on some CI machines), each of them compiled the kit's 46 modules again: 0.15 s of CPU
+# per process, a third of the suite's CPU. The servers this suite starts inherit this
+# environment: they cache their bytecode once, in the temp folder, never in the source tree.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+os.environ.setdefault("PYTHONPYCACHEPREFIX",
+                      str(pathlib.Path(tempfile.gettempdir()) / "bank-kit-bytecode"))
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 

@@ -21,6 +21,7 @@ Fixtures (all function-scoped, so tests never depend on each other):
                  coordinator address for prepares whose decision never comes
 """
 
+import gc
 import os
 import pathlib
 import socket
@@ -43,6 +44,20 @@ if str(KIT) not in sys.path:
 
 from bank import local_cluster as cluster  # noqa: E402  (needs the kit on sys.path first)
 from bank import rpc      # noqa: E402
+
+
+# A closed window is a web of reference cycles (widgets and their callbacks). Left to the
+# cyclic garbage collector, it is freed on whatever thread allocates next, perhaps a worker
+# thread of the next window or of an in-process server, where freeing a Tk variable fails
+# ("main thread is not in main loop") or ends the process. pytest lets go of a test's
+# fixtures only after their teardown, so the window tests' garbage is collected here, once
+# the test is over, on the main thread (the Tk one).
+WINDOW_TESTS = ("tests/test_gui", "tests/test_replay_window")
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if nodeid.startswith(WINDOW_TESTS):
+        gc.collect()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ message a window manager sends when a user clicks the close button.
 """
 
 import csv
-import gc
 import json
 import os
 import pathlib
@@ -110,15 +109,7 @@ def app(display, bank, tmp_path):
           and window.seen.branch_state("Delhi") == "up" and window.seen.branch_state("coordinator")
           == "up" and len(window.seen.account_refs()) == 4, "the cluster to show up")
     yield window
-    window.close()
-    del window
-    gc.collect()        # free the window's Tk objects here, on the Tk thread (see below)
-
-
-# A closed window is a web of reference cycles (widgets and their callbacks). Left to the
-# cyclic garbage collector, it may be freed on whatever thread allocates next: a worker of
-# the next window, where freeing a Tk variable fails ("main thread is not in main loop").
-# So every test that closes a window collects it at once, on the Tk thread.
+    window.close()          # its garbage is collected on this thread: conftest.py
 
 
 def totals_drawn(app) -> list:
@@ -478,5 +469,3 @@ def test_a_coordinator_that_refuses_the_key_is_not_shown_down(display, bank, tmp
         assert window.seen.branch_state(COORD) == "down"      # it answers nothing we may read
     finally:
         window.close()
-        del window
-        gc.collect()

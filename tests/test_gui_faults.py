@@ -123,9 +123,12 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     assert arrows(app.transactions.diagram, "error", "Delhi", "coordinator")     # no ack: cut there
     assert app.transactions.diagram.find_withtag("cut")
     until(app.root, lambda: balance(app, "Mumbai/1001") == "9,700.00", "Mumbai debited")
-    gauge_says = " ".join(app.branches.gauge.itemcget(i, "text")
-                          for i in app.branches.gauge.find_withtag("gauge-total"))
-    assert gauge_says.startswith("total not known: Delhi not read"), gauge_says
+
+    def gauge_says():                     # redrawn at its own refresh, after the table's
+        return " ".join(app.branches.gauge.itemcget(i, "text")
+                        for i in app.branches.gauge.find_withtag("gauge-total"))
+    until(app.root, lambda: gauge_says().startswith("total not known: Delhi not read"),
+          "the gauge saying the total is not known")
     app.lab.buttons["Delhi"]["restart"].invoke()
     until(app.root, lambda: "committed" in app.transactions.tree.item(txid, "tags"), "a green row")
     until(app.root, lambda: balance(app, "Delhi/1002") == "5,300.00", "the credit landed")

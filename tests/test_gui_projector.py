@@ -7,7 +7,6 @@ formatted like the branches tree; a blocked bank is visible on the projector. Th
 fixtures (a display, a cluster) and helpers are those of tests/test_gui.py.
 """
 
-import gc
 import os
 import pathlib
 import struct
@@ -162,8 +161,6 @@ def test_projector_mode_cuts_no_heading_and_overlaps_no_box(display, bank, tmp_p
             _assert_fits_a_small_screen(app, canvas)
     finally:
         app.close()
-        del app
-        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
 
 
 LONG_SOURCE = ("local cluster, started by this window (stops when it closes) · "
@@ -211,8 +208,6 @@ def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank
             _screenshot(display, (1024, 768), "projector-1024.png", tmp_path)
     finally:
         app.close()
-        del app
-        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
 
 
 def _screenshot(display, size: tuple, name: str, tmp_path) -> None:
@@ -380,8 +375,6 @@ def test_projector_screenshot_of_a_blocked_bank(display, bank, tmp_path):
         target.write_bytes(png)
     finally:
         app.close()
-        del app
-        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
 
 
 @pytest.mark.slow
@@ -437,8 +430,6 @@ def test_a_small_projector_at_font_14_keeps_the_form_the_diagram_and_the_state(
         _screenshot(display, (width, height), f"projector-{width}x{height}-f14.png", tmp_path)
     finally:
         app.close()
-        del app
-        gc.collect()    # the window's reference cycles are freed on this (Tk) thread
 
 
 def _transfer_and_select(app) -> str:

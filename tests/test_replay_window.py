@@ -4,7 +4,6 @@ A run the explorer saved is opened, stepped forward and back, and the state show
 each step is the state the explorer's replay computes for that step.
 """
 
-import gc
 import pathlib
 import sys
 
@@ -66,7 +65,6 @@ def test_replay_steps_forward_and_back_showing_each_steps_state(display, saved_r
         assert view.diagram.xview()[1] == 1.0
     finally:
         root.destroy()
-        gc.collect()        # free Tk objects on this thread (see test_gui.py)
 
 
 def test_a_file_that_is_not_a_run_is_refused_with_a_sentence(display, tmp_path):  # noqa: F811
@@ -150,7 +148,6 @@ def test_a_saved_trace_steps_forward_and_back_with_every_partys_state(display, t
         assert notes == [START] and "No messages kept" not in " ".join(notes), notes
     finally:
         root.destroy()
-        gc.collect()        # free Tk objects on this thread (see test_gui.py)
 
 
 @pytest.mark.parametrize("content", [
@@ -199,7 +196,6 @@ def test_screenshot_of_a_trace_replay(display, tmp_path):  # noqa: F811
         target.write_bytes(png)
     finally:
         root.destroy()
-        gc.collect()        # free Tk objects on this thread (see test_gui.py)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT (Ctrl-C) to the window")

@@ -29,9 +29,11 @@ Rules:
     (``python cluster.py stop`` stops it). A new start clears the mark.
   * Rule L2 - a home's data keeps its layout: started without ``--replicas``, a
     cluster has as many replicas per branch as its data folder holds databases for
-    (none for a new home). A replica may have replaced its primary (a failover), whose
-    database is then fenced, so fewer replicas than the data holds is refused with a
-    sentence (``python cluster.py reset`` starts a new bank). In a home with replicas,
+    (none for a new home). Fewer replicas than the data holds is allowed only while
+    every branch's own database still says it is the primary (read from the databases:
+    ``primaries_replaced``). After a failover a replica serves the branch and the old
+    primary's database is fenced, so fewer is refused with a sentence (``python
+    cluster.py reset`` starts a new bank). In a home with replicas,
     its members start again on the ports of the last run where they are free
     (HOME/data/cluster.ports): a replica promoted there knows its old primary by that
     address.
@@ -47,12 +49,14 @@ Glossary:
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -192,6 +196,33 @@ class Member:
             return None
 
 
+def primaries_replaced(home, branches=DEFAULT_BRANCHES) -> list:
+    """L2: the branches whose own database (data/NAME.db) no longer says it is the
+    primary at the branch's newest epoch: a replica took over (a failover), or the
+    database cannot be read. Read while the cluster is stopped."""
+    data = pathlib.Path(home) / "data"
+    replaced = []
+    for name in branches:
+        role, epoch = _role_on_disk(data / f"{name}.db")
+        newest = max((_role_on_disk(data / f"{replica_name(name, k)}.db")[1]
+                      for k in range(1, MAX_REPLICAS + 1)
+                      if (data / f"{replica_name(name, k)}.db").exists()), default=0)
+        if role != "primary" or epoch < newest:
+            replaced.append(name)
+    return replaced
+
+
+def _role_on_disk(db: pathlib.Path) -> tuple:
+    """(role, epoch) as a branch's database records them (branch_roles.py), or ("", 0)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+            meta = dict(conn.execute("SELECT key, value FROM meta "
+                                     "WHERE key IN ('role', 'epoch')").fetchall())
+        return meta.get("role", ""), int(meta.get("epoch") or 0)
+    except (sqlite3.Error, ValueError):
+        return "", 0
+
+
 class LocalCluster:
     """Branches plus a coordinator on loopback, sharing one home folder and secret."""
 
@@ -257,12 +288,15 @@ class LocalCluster:
         If any member fails to start (or Ctrl-C arrives), the ones already started are
         stopped again: nothing is left running in the background.
         """
-        if self.replicas < self.replicas_found:                 # L2
+        replaced = (primaries_replaced(self.home, self.branch_names)
+                    if self.replicas < self.replicas_found else [])     # L2
+        if replaced:
             raise RuntimeError(
                 f"the bank's data in {self.home / 'data'} has {self.replicas_found} "
-                f"replica(s) per branch, and one may have replaced its primary (a "
-                f"failover), so it must start with --replicas {self.replicas_found} "
-                f"(or more); `python cluster.py reset` deletes it for a new bank.")
+                f"replica(s) per branch, and {' and '.join(replaced)} is served by a "
+                f"replica since a failover, so it must start with --replicas "
+                f"{self.replicas_found} (or more); `python cluster.py reset` deletes it "
+                f"for a new bank.")
         try:
             for name in self.branch_names:
                 self.members[name].start()

@@ -12,7 +12,8 @@ Rules checked:
   * `check` fails when a branch's books come from a replica (no primary answers);
   * a home's data keeps its layout (bank/local_cluster.py L2): started again without
     --replicas after a failover, the cluster has its replicas and banks on; with
-    fewer, it is refused with a sentence before anything starts.
+    fewer, it is refused with a sentence before anything starts; with no failover,
+    fewer is allowed and the primary banks on.
 """
 
 import os
@@ -210,6 +211,35 @@ def test_a_home_started_again_keeps_its_replicas_after_a_failover(make_bank):
         wait_for(lambda: call(again, COORDINATOR, "deposit", "Mumbai/1001", "1.00",
                               "after-the-start", timeout=30), BUG_DEADLINE,
                  "a deposit to commit after the start")
+        assert balance(again, MUMBAI_REPLICA, "1001") == before + 1
+    finally:
+        again.stop()
+
+
+def test_a_home_with_no_failover_may_start_with_fewer_replicas(make_bank):
+    """L2: while every branch's own database still says it is the primary (no failover
+    happened), the same home may start with fewer replicas than its data holds: the
+    primary banks on with everything it acknowledged, and a later plain start brings
+    the replica back."""
+    bank = make_bank()
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "7.00", "before-the-stop", timeout=30)
+    before = balance(bank, MUMBAI, "1001")
+    bank.stop()
+    fewer = LocalCluster(home=bank.home, branches=(MUMBAI,), replicas=0)
+    try:
+        fewer.start()
+        assert MUMBAI_REPLICA not in fewer.members
+        wait_for(lambda: call(fewer, COORDINATOR, "deposit", "Mumbai/1001", "1.00",
+                              "with-no-replica", timeout=30), BUG_DEADLINE,
+                 "a deposit to commit (once the primary holds its lease)")
+        assert balance(fewer, MUMBAI, "1001") == before + 1
+    finally:
+        fewer.stop()
+    again = LocalCluster(home=bank.home, branches=(MUMBAI,))      # as many as data/ holds
+    try:
+        again.start()
+        assert MUMBAI_REPLICA in again.members
+        wait_in_sync(again, MUMBAI)
         assert balance(again, MUMBAI_REPLICA, "1001") == before + 1
     finally:
         again.stop()

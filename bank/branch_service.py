@@ -237,23 +237,31 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
         txid = check_token(txid, "transaction id")
         self.faults.maybe_delay()
         self.faults.crash_if_armed("crash-before-commit")
-        state = yield self._apply(self.ledger.commit, txid)   # durable here and on replicas
-        if state is not TxState.COMMITTED:                  # P11: a heuristic abort here
+        ack = yield self._apply(self.ledger.commit, txid)     # durable here and on replicas
+        if ack.state is not TxState.COMMITTED:              # P11: a heuristic abort here
             return self._damage_answer(txid, "commit")
-        log.info("commit %s: the coordinator decided commit; applied here (%s), any "
-                 "hold is released.", txid, state.value)
+        if ack.again:
+            log.info("commit %s again: it was already applied here, so nothing is done "
+                     "twice (P3); acknowledged again.", txid)
+        else:
+            log.info("commit %s: the coordinator decided commit; applied here, any hold "
+                     "is released.", txid)
         self.faults.crash_if_armed("crash-after-commit")
-        return {"txid": txid, "state": state.value}
+        return {"txid": txid, "state": ack.state.value, "again": ack.again}
 
     def abort_step(self, txid):
         txid = check_token(txid, "transaction id")
         self.faults.maybe_delay()
-        state = yield self._apply(self.ledger.abort, txid)
-        if state is not TxState.ABORTED:                    # P11: a heuristic commit here
+        ack = yield self._apply(self.ledger.abort, txid)
+        if ack.state is not TxState.ABORTED:                # P11: a heuristic commit here
             return self._damage_answer(txid, "abort")
-        log.info("abort %s: the coordinator decided abort; nothing applied here (%s), any "
-                 "hold is released.", txid, state.value)
-        return {"txid": txid, "state": state.value}
+        if ack.again:
+            log.info("abort %s again: it was already aborted here (P3); acknowledged again.",
+                     txid)
+        else:
+            log.info("abort %s: the coordinator decided abort; nothing applied here, any "
+                     "hold is released.", txid)
+        return {"txid": txid, "state": ack.state.value, "again": ack.again}
 
     def _damage_answer(self, txid: str, decided: str) -> dict:
         """P11: the coordinator's decision contradicts our heuristic one: recorded, said."""

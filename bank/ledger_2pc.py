@@ -19,7 +19,7 @@ Glossary:
 import json
 
 from bank.clock import now
-from bank.core.messages import Apply, Hold, ProtocolViolation, Record, Reply, Send, TxState
+from bank.core.messages import Ack, Apply, Hold, ProtocolViolation, Record, Reply, Send, TxState
 from bank.core.participant import MAX_OPS, ParticipantTxn
 from bank.errors import BankError, FaultCode
 
@@ -45,18 +45,20 @@ class ParticipantSteps:
             vote = self._carry_out(db, txn, effects)
             return vote.vote, vote.reason
 
-    def commit(self, txid: str) -> TxState:
-        """Phase 2 (rules P4, P3, P7): apply a prepared txn's ops. Repeats are harmless."""
+    def commit(self, txid: str) -> Ack:
+        """Phase 2 (rules P4, P3, P7): apply a prepared txn's ops. A repeat changes
+        nothing and is acknowledged again (the Ack says so: `again`)."""
         with self._write(("commit", [txid])) as db:
             txn = self._participant(db, txid)
-            return self._carry_out(db, txn, self._allowed(txn, "commit", txn.on_commit)).state
+            return self._carry_out(db, txn, self._allowed(txn, "commit", txn.on_commit))
 
-    def abort(self, txid: str, coordinator: str = "") -> TxState:
-        """Phase 2 (rules P5, P3, P7): release holds, record 'aborted' (unknown txids too)."""
+    def abort(self, txid: str, coordinator: str = "") -> Ack:
+        """Phase 2 (rules P5, P3, P7): release holds, record 'aborted' (unknown txids
+        too). A repeat changes nothing and is acknowledged again."""
         with self._write(("abort", [txid, coordinator])) as db:
             txn = self._participant(db, txid)
             effects = self._allowed(txn, "abort", lambda: txn.on_abort(coordinator))
-            return self._carry_out(db, txn, effects).state
+            return self._carry_out(db, txn, effects)
 
     def peer_outcome(self, txid: str, asker: str) -> str:
         """P8: what this branch knows of txid, for a peer in doubt: committed, aborted or

@@ -427,9 +427,8 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         damage = answer.get("damage", "") if isinstance(answer, dict) else ""
         if damage and branch not in txn.damaged:
             txn.damaged.append(branch)
-        txn.note(branch, COORDINATOR, "ack", method + (            # P11: say what it did
-            f"; but {branch} had decided {answer.get('heuristic')} heuristically "
-            "(heuristic damage)" if damage else ""), kind="ack")
+        txn.note(branch, COORDINATOR, "ack", method + _ack_words(answer, branch, damage),
+                 kind="ack")
         self._step(txn, txn.core.on_ack, branch)
 
     # ---- what the API shows ---------------------------------------------------------
@@ -500,6 +499,17 @@ def check_branches_known(recovery_log, links: dict) -> None:
             f"{', ...' if len(txids) > 3 else ''}), but {branch} is not among this "
             f"coordinator's branches ({', '.join(sorted(links)) or 'none'}): start it with "
             f"--branch {branch}=URL too, so that recovery can finish them."))
+
+
+def _ack_words(answer, branch: str, damage: str) -> str:
+    """What an acknowledgement says beyond its method, for the trace: a repeat (P3: it
+    was applied before, nothing was done twice) or heuristic damage (P11)."""
+    if damage:
+        return (f"; but {branch} had decided {answer.get('heuristic')} heuristically "
+                "(heuristic damage)")
+    if isinstance(answer, dict) and answer.get("again"):
+        return " again: already done there, nothing done twice (P3)"
+    return ""
 
 
 def _silence(exc: Exception, seconds=None) -> tuple:

@@ -58,10 +58,22 @@ def main():
         bank.restart("coordinator")
         wait_until(lambda: mumbai.call("status", txid)["state"] == "committed", "Mumbai committed")
         expect(mumbai.call("account", "1001")["balance"] == "9993.00", "Mumbai/1001 is 9993.00")
+        wait_until(lambda: _ack_from(bank, txid, "Delhi"), "Delhi acknowledged the re-sent commit")
+        delhi_ack = _ack_from(bank, txid, "Delhi")
+        show(f"Delhi's answer, in the coordinator's trace (`show`): ack {delhi_ack}")
+        expect("again" in delhi_ack, "Delhi had applied it already, so it did nothing (P3)")
         expect(delhi.call("account", "1002")["balance"] == "5007.00",
                "Delhi/1002 is 5007.00: the credit was applied once")
         expect(branch_total(bank) == before, f"the total is right again ({before})")
     passed(6, "a half-applied commit is finished by recovery, because the decision was logged first.")
+
+
+def _ack_from(bank, txid: str, branch: str) -> str:
+    """What `branch` said when it acknowledged the decision, from the coordinator's
+    trace of txid ("" until it has)."""
+    trace = bank.coordinator().call("transaction", txid)["trace"]
+    return next((row["detail"] for row in trace
+                 if row["from"] == branch and row["msg"] == "ack"), "")
 
 
 if __name__ == "__main__":

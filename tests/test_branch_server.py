@@ -189,13 +189,15 @@ def test_crash_before_commit_keeps_txn_prepared(branch_member, branch_client, de
 def test_crash_after_commit_is_durable_and_a_repeated_commit_answers_ok(
         branch_member, branch_client, dead_url):
     """Commit is durable before the ack: after a crash that swallowed the ack, the txn is
-    committed, and the coordinator's retried commit answers ok without applying again."""
+    committed, and the coordinator's retried commit answers ok without applying again,
+    and says so (again: P3)."""
     branch_client.call("prepare", "T-done", dead_url, OPS)
     crash_at(branch_member, branch_client, "crash-after-commit", "commit", "T-done")
     branch_member.start()
 
     assert branch_client.call("status", "T-done")["state"] == "committed"
-    assert branch_client.call("commit", "T-done") == {"txid": "T-done", "state": "committed"}
+    assert branch_client.call("commit", "T-done") == {"txid": "T-done", "state": "committed",
+                                                      "again": True}
     assert money(branch_client, "1001") == ("9950.00", "0.00")
     assert money(branch_client, "1002") == ("5050.00", "0.00")
     assert sorted(txn_rows(branch_client, "T-done")) == [("1001", "-50.00"), ("1002", "50.00")]

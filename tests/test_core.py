@@ -108,6 +108,17 @@ def test_p4_commit_releases_holds_applies_ops_records_then_acks():
                        Reply(Ack("T1", "Mumbai", TxState.COMMITTED))]
 
 
+def test_p3_a_repeated_decision_is_acknowledged_again_and_does_nothing():
+    """P3: a commit of a committed txid, or an abort of an aborted one, has no effect
+    but its acknowledgement, which says it is a repeat (so a trace can say nothing was
+    done twice)."""
+    assert participant(TxState.COMMITTED).on_commit() == [
+        Reply(Ack("T1", "Mumbai", TxState.COMMITTED, again=True))]
+    assert participant(TxState.ABORTED).on_abort() == [
+        Reply(Ack("T1", "Mumbai", TxState.ABORTED, again=True))]
+    assert not participant(TxState.PREPARED).on_commit()[-1].message.again
+
+
 def test_p5_abort_releases_holds_and_an_unknown_txid_is_remembered_aborted():
     """P5: abort releases holds; an abort for an unknown txid is recorded, so a late
     prepare votes no (P3)."""

@@ -219,7 +219,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if state in (TxState.UNKNOWN, TxState.ABORTED):
             refused(self.conn, FaultCode.PROTOCOL_VIOLATION, self.ledger.commit, txid)
             return
-        assert self.ledger.commit(txid) is TxState.COMMITTED
+        assert self.ledger.commit(txid).state is TxState.COMMITTED
         if state is TxState.PREPARED:
             ops = self.txns[txid][1]
             for number, amount in debits(ops).items():
@@ -234,7 +234,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if state is TxState.COMMITTED:
             refused(self.conn, FaultCode.PROTOCOL_VIOLATION, self.ledger.abort, txid)
             return
-        assert self.ledger.abort(txid) is TxState.ABORTED
+        assert self.ledger.abort(txid).state is TxState.ABORTED
         if state is TxState.PREPARED:
             for number, amount in debits(self.txns[txid][1]).items():
                 self.held[number] -= amount
@@ -364,12 +364,14 @@ def test_abort_of_committed_txn_is_refused(ledger, db):
 def test_abort_of_unknown_txn_records_aborted_so_a_late_prepare_votes_no(ledger):
     """Abort before prepare (the decision overtook the prepare) is recorded; the late
     prepare then votes no and holds nothing."""
-    assert ledger.abort("T-late") is TxState.ABORTED
+    first = ledger.abort("T-late")
+    assert first.state is TxState.ABORTED and not first.again
     assert ledger.status("T-late")["state"] == "aborted"
     vote, reason = ledger.prepare("T-late", COORD, [("1001", -10_00)])
     assert vote is Vote.NO and "aborted" in reason
     assert balance(ledger, "1001") == ("100.00", "0.00")
-    assert ledger.abort("T-late") is TxState.ABORTED          # repeating is harmless
+    repeat = ledger.abort("T-late")                                 # repeating is harmless
+    assert repeat.state is TxState.ABORTED and repeat.again         # and said to be (P3)
 
 
 @pytest.mark.parametrize("ops, vote", [([("1001", -30_00)], Vote.YES),
@@ -387,7 +389,7 @@ def test_repeated_commit_applies_once(ledger):
     """Commit is idempotent: a retried commit answers committed and applies nothing again."""
     ledger.prepare("T1", COORD, [("1001", -30_00), ("1002", 30_00)])
     for _ in range(3):
-        assert ledger.commit("T1") is TxState.COMMITTED
+        assert ledger.commit("T1").state is TxState.COMMITTED
     assert balance(ledger, "1001") == ("70.00", "0.00")
     assert balance(ledger, "1002") == ("50.00", "0.00")
     assert [r["amount"] for r in ledger.journal() if r["txid"] == "T1"] == ["-30.00", "30.00"]
@@ -415,7 +417,7 @@ def test_prepared_txn_survives_reopening_the_database(ledger, tmp_path):
     try:
         assert again.txn_state("T1") is TxState.PREPARED
         assert balance(again, "1001") == ("100.00", "40.00")
-        assert again.commit("T1") is TxState.COMMITTED
+        assert again.commit("T1").state is TxState.COMMITTED
         assert balance(again, "1001") == ("60.00", "0.00")
     finally:
         again.close()
@@ -455,7 +457,7 @@ def test_withdraw_and_transfer_respect_holds(ledger, db):
     assert ledger.prepare("T2", COORD, [("1001", -20_01)])[0] is Vote.NO
     ledger.withdraw("1001", 20_00)
     assert balance(ledger, "1001") == ("80.00", "80.00")
-    assert ledger.commit("T1") is TxState.COMMITTED                # can never fail
+    assert ledger.commit("T1").state is TxState.COMMITTED                # can never fail
     assert balance(ledger, "1001") == ("0.00", "0.00")
 
 
@@ -463,7 +465,7 @@ def test_abort_releases_the_hold(ledger):
     """Abort of a prepared txn releases exactly its holds and journals nothing."""
     ledger.prepare("T1", COORD, [("1001", -30_00), ("1002", -5_00), ("1003", 7_00)])
     assert balance(ledger, "1001") == ("100.00", "30.00")
-    assert ledger.abort("T1") is TxState.ABORTED
+    assert ledger.abort("T1").state is TxState.ABORTED
     assert [balance(ledger, n) for n in ACCOUNTS] == \
         [("100.00", "0.00"), ("20.00", "0.00"), ("0.00", "0.00")]
     assert not [r for r in ledger.journal() if r["txid"] == "T1"]

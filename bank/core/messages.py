@@ -102,10 +102,12 @@ class Abort:
 
 @dataclass(frozen=True)
 class Ack:
-    """Participant -> coordinator: the decision is applied and durable here."""
+    """Participant -> coordinator: the decision is applied and durable here. again: it
+    was already, before this message (a repeat: acknowledged again, nothing done, P3)."""
     txid: str
     branch: str
     state: TxState
+    again: bool = False
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ class Do(str, enum.Enum):
     VOTE_NO = "vote no"
     VOTE_AGAIN = "answer the recorded vote"
     ACK = "acknowledge"
+    ACK_AGAIN = "acknowledge again (nothing done)"
     ASK = "ask the coordinator"
     ANSWER_PEER = "answer the peer what we know"
     ASK_PEERS = "ask the other participants"
@@ -114,10 +115,10 @@ PARTICIPANT = {
     (C, Event.PREPARE_AGAIN): Step("P3", C, (Do.VOTE_AGAIN,)),
     (A, Event.PREPARE_AGAIN): Step("P3", A, (Do.VOTE_AGAIN,)),
     (P, Event.COMMIT):        Step("P4", C, (Do.RELEASE_HOLDS, Do.APPLY_OPS, Do.RECORD, Do.ACK)),
-    (C, Event.COMMIT):        Step("P3", C, (Do.ACK,)),
+    (C, Event.COMMIT):        Step("P3", C, (Do.ACK_AGAIN,)),
     (P, Event.ABORT):         Step("P5", A, (Do.RELEASE_HOLDS, Do.RECORD, Do.ACK)),
     (U, Event.ABORT):         Step("P5", A, (Do.RECORD, Do.ACK)),
-    (A, Event.ABORT):         Step("P3", A, (Do.ACK,)),
+    (A, Event.ABORT):         Step("P3", A, (Do.ACK_AGAIN,)),
     (P, Event.TIMEOUT):       Step("P6", P, (Do.ASK,)),
     (P, Event.RESTART):       Step("P6", P, (Do.ASK,)),
     (U, Event.PEER_ASKS):     Step("P8", A, (Do.RECORD, Do.ANSWER_PEER)),
@@ -304,7 +305,7 @@ class ParticipantTxn:
             yes = self.state in (TxState.PREPARED, TxState.COMMITTED)
             return [Reply(VoteMsg(self.txid, self.branch, Vote.YES if yes else Vote.NO,
                                   f"already {self.state.value}"))]
-        if do is Do.ACK:
-            return [Reply(Ack(self.txid, self.branch, next_state))]
+        if do in (Do.ACK, Do.ACK_AGAIN):
+            return [Reply(Ack(self.txid, self.branch, next_state, again=do is Do.ACK_AGAIN))]
         assert do is Do.ASK, do
         return [Send(self.coordinator, DecisionQuery(self.txid, self.branch))]

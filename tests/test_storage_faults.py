@@ -480,15 +480,16 @@ def test_a_branch_refuses_to_serve_a_damaged_database(tmp_path, healthy_db, what
 RECORDING_WRAPPER = '''
 import os, runpy, sys
 record, script = sys.argv[1], sys.argv[2]
-real_fsync = os.fsync
+sys.argv = [script] + sys.argv[3:]
+sys.path.insert(0, os.path.dirname(script))
+from bank import storage        # every forced write goes through storage.fsync (on macOS
+real_fsync = storage.fsync      # it is fcntl F_FULLFSYNC, never os.fsync)
 def recording_fsync(fd):
     real_fsync(fd)
     st = os.fstat(fd)
     with open(record, "a") as f:
         f.write(f"{st.st_ino} {st.st_size}\\n")
-os.fsync = recording_fsync
-sys.argv = [script] + sys.argv[3:]
-sys.path.insert(0, os.path.dirname(script))
+storage.fsync = recording_fsync
 runpy.run_path(script, run_name="__main__")
 '''
 

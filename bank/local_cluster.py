@@ -74,9 +74,12 @@ MAX_REPLICAS = 3              # per branch, at most
 
 # A member must not die when the user presses Ctrl-C in the terminal that started it,
 # nor when that terminal is closed (`cluster.py start` leaves the cluster up). On
-# Windows a process attached to a console ends with it: a member gets no console (its
-# output goes to its .out file anyway), in a process group of its own.
-_DETACHED = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.DETACHED_PROCESS}
+# Windows a process attached to a console ends with it: a member gets a console of its
+# own with no window (its output goes to its .out file anyway), in a process group of
+# its own. Not DETACHED_PROCESS: in a venv, sys.executable is a launcher that starts
+# the real python.exe, and a launcher with no console gives that child a new, VISIBLE
+# console window; closing it kills the member (CPython issue 85785).
+_DETACHED = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
              if os.name == "nt" else {"start_new_session": True})
 
 

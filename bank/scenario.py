@@ -79,6 +79,7 @@ import threading
 import time
 import uuid
 
+from bank import console
 from bank.errors import BankError
 from bank.faults import CRASH_EXIT_CODE
 from bank.local_cluster import COORDINATOR, LocalCluster
@@ -521,4 +522,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    console.use_utf8()        # a teacher's title or note may hold any character
     sys.exit(main())

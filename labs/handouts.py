@@ -44,6 +44,7 @@ def run_lab(lab: pathlib.Path) -> tuple:
     """(transcript, seconds): the lab in normal mode, as a student runs it."""
     started = time.monotonic()
     done = subprocess.run([sys.executable, str(lab)], capture_output=True, text=True,
+                          encoding="utf-8", errors="replace",   # a lab writes UTF-8
                           stdin=subprocess.DEVNULL, timeout=300)
     if done.returncode != 0:
         raise SystemExit(f"{lab.name} failed, so its handout was not written:\n"

@@ -28,6 +28,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
+from bank import console                               # noqa: E402
 from bank.local_cluster import LocalCluster                  # noqa: E402,F401  (labs import it from here)
 from bank.errors import BankError                      # noqa: E402,F401
 from bank.money import format_amount, parse_amount     # noqa: E402,F401
@@ -42,6 +43,7 @@ def options() -> argparse.Namespace:
     """The lab's command-line options (parsed once): step, seed, keep."""
     global _options
     if _options is None:
+        console.use_utf8()          # as every program: a redirected lab writes UTF-8
         parser = argparse.ArgumentParser(description=_title())
         parser.add_argument("--step", action="store_true",
                             help="stop at each state worth looking at until Enter is pressed")

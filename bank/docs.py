@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     if args.check:
         print("README.md is out of date: `python -m bank.docs` rewrites its generated parts.")
         return 1
-    readme.write_text(new, encoding="utf-8")
+    readme.write_text(new, encoding="utf-8", newline="\n")   # LF on Windows too
     print("README.md rewritten.")
     return 0
 

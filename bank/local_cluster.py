@@ -428,7 +428,8 @@ class LocalCluster:
         """Is HOME/data/cluster.json still this run's record? Not once it was stopped
         (`python cluster.py stop`), nor once a later start replaced it."""
         try:                                   # the run id only: no keys to load
-            state = json.loads((self.home / "data" / "cluster.json").read_text())
+            record = self.home / "data" / "cluster.json"
+            state = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return False
         return isinstance(state, dict) and state.get("run", "") == self.run
@@ -488,7 +489,7 @@ def _write_whole(path: pathlib.Path, data) -> None:
     that another program reading it meanwhile sees the old record or the new one,
     never a half-written one (which read as "the cluster was stopped")."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -500,7 +501,7 @@ def _ports_file(home) -> pathlib.Path:
 def _ports_of(home) -> dict:
     """member name -> its port in the home's last run ({} if none is known)."""
     try:
-        ports = json.loads(_ports_file(home).read_text())
+        ports = json.loads(_ports_file(home).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return {n: p for n, p in ports.items() if isinstance(p, int)} \
@@ -577,7 +578,8 @@ def _record(home) -> tuple:
     """(HOME/data/cluster.json's state, the cluster's keys), or (None, None) if there is
     no readable record."""
     try:
-        state = json.loads((pathlib.Path(home) / "data" / "cluster.json").read_text())
+        record = pathlib.Path(home) / "data" / "cluster.json"
+        state = json.loads(record.read_text(encoding="utf-8"))
         if not isinstance(state.get("members"), dict):
             return None, None
         return state, rpc.load_secret(state["secret_file"])

@@ -293,7 +293,8 @@ class Player(LogSteps):
         entry = self.transfers.get(name, {})
         if not entry.get("txid") and entry:
             log = self.bank.home / "logs" / "recovery.log"
-            for line in (log.read_text(errors="replace").split("\n") if log.exists() else []):
+            text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+            for line in text.split("\n"):
                 words = line.split()
                 if len(words) > 3 and words[1] == "begin" and f'"{entry["request_id"]}"' in line:
                     entry["txid"] = words[2]

@@ -142,7 +142,8 @@ def main(argv) -> int:
         return 2
     for lab in chosen:
         transcript, seconds = run_lab(lab)
-        lab.with_suffix(".md").write_text(handout(lab, transcript, seconds), encoding="utf-8")
+        lab.with_suffix(".md").write_text(handout(lab, transcript, seconds), encoding="utf-8",
+                                          newline="\n")          # LF on Windows too
         print(f"{lab.with_suffix('.md').name}: written ({seconds:.1f} s)")
     return 0
 

@@ -35,7 +35,7 @@ from labkit import (expect, format_amount, lab_cluster, passed, rng, show, show_
 
 def branch_log_lines(bank, name: str, txid: str) -> list:
     """The lines of logs/NAME.log that mention txid (a branch's own narration)."""
-    text = (bank.home / "logs" / f"{name}.log").read_text(errors="replace")
+    text = (bank.home / "logs" / f"{name}.log").read_text(encoding="utf-8", errors="replace")
     return [line for line in text.splitlines() if txid in line]
 
 
@@ -53,7 +53,7 @@ def main():
         step("The coordinator's recovery log: begin, commit (forced), end.")
         show_log(bank, txid)
         kinds = [line.split()[1] for line in (bank.home / "logs" / "recovery.log")
-                 .read_text().splitlines() if txid in line]
+                 .read_text(encoding="utf-8").splitlines() if txid in line]
         expect(kinds == ["begin", "commit", "end"], "three records: begin, commit, end")
 
         step("The messages, in order (what `show last` draws in the shell).")
@@ -75,9 +75,10 @@ def main():
         expect(total_money(bank) == before, f"money is conserved ({before})")
 
         step("A deposit is local to one branch: no prepare, no vote, no recovery-log record.")
-        lines_before = len((bank.home / "logs" / "recovery.log").read_text().splitlines())
+        log = bank.home / "logs" / "recovery.log"
+        lines_before = len(log.read_text(encoding="utf-8").splitlines())
         coord.call("deposit", "Mumbai/1002", "25")
-        lines_after = len((bank.home / "logs" / "recovery.log").read_text().splitlines())
+        lines_after = len(log.read_text(encoding="utf-8").splitlines())
         expect(lines_after == lines_before, "the recovery log did not grow")
     passed(1, "one transfer, read in the recovery log, the trace, the branches' logs and journals.")
 

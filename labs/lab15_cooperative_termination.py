@@ -51,7 +51,7 @@ def crash_during(bank, fault: str, src: str, dst: str, amount: str) -> str:
 
 def narration(bank, name: str, txid: str, words: str) -> list:
     """The lines of a branch's log about txid that contain `words` (its BR5/T3 narration)."""
-    text = (bank.home / "logs" / f"{name}.log").read_text(errors="replace")
+    text = (bank.home / "logs" / f"{name}.log").read_text(encoding="utf-8", errors="replace")
     return [line.split(" INFO ", 1)[-1] for line in text.splitlines()
             if txid in line and words in line]
 

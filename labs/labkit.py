@@ -180,7 +180,7 @@ def branch_total(bank, names=("Mumbai", "Delhi")) -> str:
 
 def log_lines(bank, txid: str = "") -> list:
     """The coordinator's recovery log, whole lines (only those of txid, if given)."""
-    text = (bank.home / "logs" / "recovery.log").read_text(errors="replace")
+    text = (bank.home / "logs" / "recovery.log").read_text(encoding="utf-8", errors="replace")
     return [line for line in text.splitlines() if txid in line]
 
 

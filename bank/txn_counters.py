@@ -23,6 +23,7 @@ Glossary:
 """
 
 import json
+import pathlib
 import sqlite3
 import threading
 
@@ -60,7 +61,8 @@ class TxnCounters:
 def branch_writes(db_path, txid: str) -> int:
     """N3: the forced writes a branch made for txid (its prepare, commit and abort
     steps, repeats included), read from the branch's SQLite file."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    uri = pathlib.Path(db_path).resolve().as_uri() + "?mode=ro"   # '#', '%', C:\ escaped
+    conn = sqlite3.connect(uri, uri=True)
     try:
         rows = conn.execute("SELECT op FROM replog").fetchall()
     finally:

@@ -34,6 +34,7 @@ import errno
 import pathlib
 import threading
 
+from bank import storage
 from bank.ledger import now
 
 FIELDS = ("ts", "source", "command", "accounts", "ok", "result", "cluster")
@@ -97,7 +98,7 @@ class ActivityLog:
             writer = csv.DictWriter(f, FIELDS, extrasaction="ignore", restval="")
             writer.writeheader()
             writer.writerows(rows)
-        tmp.replace(self.path)                     # whole, or not at all
+        storage.replace(tmp, self.path)            # whole, or not at all
 
     def _read_all(self) -> list:
         if not self.path.exists():

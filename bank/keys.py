@@ -44,6 +44,8 @@ import re
 import secrets
 import sys
 
+from bank import storage
+
 ROLES = ("student", "teacher", "server")        # weakest first: a client signs with the
 INCLUDES = {"student": ("student",),            # first one it holds that may call
             "teacher": ("teacher", "student"),
@@ -228,7 +230,7 @@ def write_keys(path, keyring: Keyring) -> Keyring:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(keyring.text())
-    os.replace(tmp, path)
+    storage.replace(tmp, path)
     return keyring
 
 

@@ -61,7 +61,7 @@ import subprocess
 import sys
 import time
 
-from bank import rpc
+from bank import rpc, storage
 from bank.errors import BankError, FaultCode
 
 KIT = pathlib.Path(__file__).resolve().parent.parent   # the repository: programs on top
@@ -490,7 +490,7 @@ def _write_whole(path: pathlib.Path, data) -> None:
     never a half-written one (which read as "the cluster was stopped")."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    storage.replace(tmp, path)        # Windows: a reader may hold the old one a moment
 
 
 def _ports_file(home) -> pathlib.Path:

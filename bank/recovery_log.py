@@ -137,7 +137,7 @@ class Compaction:
                 self._archive_old_lines()
                 if self._file is not None:
                     self._file.close()
-                os.replace(tmp, self.path)       # atomic: old or new, never half
+                storage.replace(tmp, self.path)  # atomic: old or new, never half
             except OSError:
                 self._undo_compaction(tmp, history_size)
                 raise

@@ -62,7 +62,7 @@ import time
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
-from bank import keys, rpc_reading
+from bank import keys, rpc_reading, storage
 from bank.errors import BankError, FaultCode, check_url
 from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
                              SERVER_HEADER, Client, connect, server_id_at, sign)
@@ -510,7 +510,7 @@ def serve(server: Server, on_stop=None, url_file=None) -> None:
         path = pathlib.Path(url_file)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(server.url + "\n", encoding="utf-8")
-        os.replace(tmp, path)              # atomic: a launcher never sees half a file
+        storage.replace(tmp, path)         # atomic: a launcher never sees half a file
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -12,7 +12,9 @@ Rules:
   * Rule 3 - ``os.replace`` is atomic: after a crash the name points at the old file
     or the new one, never at half of either.
   * Windows cannot open a folder to fsync it; there NTFS's own journal keeps renames,
-    and the folder step is skipped.
+    and the folder step is skipped. Windows also refuses to replace a file that another
+    program has open at that moment (a reader of it, a virus scanner, the search
+    indexer): ``replace`` tries again for about a second before it gives up.
   * On macOS fsync only hands the data to the drive, whose own cache a power cut may
     lose; ``fsync`` here asks the drive to write it (F_FULLFSYNC), as SQLite's
     fullfsync does for the ledgers, and falls back to fsync on a file system that
@@ -26,6 +28,7 @@ Glossary:
 
 import os
 import pathlib
+import time
 
 try:
     from fcntl import F_FULLFSYNC, fcntl   # macOS only (F_FULLFSYNC)
@@ -65,6 +68,19 @@ def fsync_file(path) -> None:
         os.close(fd)
 
 
+def replace(src, dst) -> None:
+    """os.replace (atomic, Rule 3), tried again for about a second on Windows while
+    another program holds dst open (PermissionError there, as pip also finds)."""
+    for wait in (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, None):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if os.name != "nt" or wait is None:
+                raise
+            time.sleep(wait)
+
+
 def durable_replace(src, dst) -> None:
     """Rename src to dst so that a power cut keeps the new name and its data.
 
@@ -72,7 +88,7 @@ def durable_replace(src, dst) -> None:
     bytes) and the folder after it (so the rename itself is kept).
     """
     fsync_file(src)
-    os.replace(src, dst)                         # atomic (Rule 3)
+    replace(src, dst)                            # atomic (Rule 3)
     fsync_folder(pathlib.Path(dst).parent)
     if pathlib.Path(src).parent != pathlib.Path(dst).parent:
         fsync_folder(pathlib.Path(src).parent)   # the old name's removal, too

@@ -564,3 +564,28 @@ def test_the_shell_restarts_a_coordinator_on_a_damaged_log_when_told_to(tmp_path
         out = run(sh, "restart coordinator --accept-damaged-log")
         assert out.startswith("Restarted coordinator"), out
         assert bank.coordinator().call("ping")["log"]["damaged"][0].startswith("line 1:")
+
+
+# ---- Windows: a file another program holds open cannot be replaced for a moment ----------
+
+def test_replace_tries_again_while_another_program_holds_the_file(tmp_path, monkeypatch):
+    """On Windows os.replace raises PermissionError while a reader (a shell reading
+    cluster.json, a virus scanner) has the target open; storage.replace waits it out."""
+    from bank import storage
+    src, dst = tmp_path / "new", tmp_path / "old"
+    src.write_text("new", encoding="utf-8")
+    dst.write_text("old", encoding="utf-8")
+    real_replace, refusals = os.replace, [PermissionError(13, "Access is denied")] * 2
+
+    def replace_held_open(a, b):
+        if refusals:
+            raise refusals.pop()
+        real_replace(a, b)
+    monkeypatch.setattr(storage.os, "replace", replace_held_open)
+    monkeypatch.setattr(storage.os, "name", "nt")
+    storage.replace(src, dst)
+    assert dst.read_text(encoding="utf-8") == "new" and not refusals
+    refusals[:] = [PermissionError(13, "Access is denied")] * 10     # held for good
+    src.write_text("newer", encoding="utf-8")
+    with pytest.raises(PermissionError):
+        storage.replace(src, dst)

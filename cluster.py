@@ -14,6 +14,7 @@ is bank/local_cluster.py; this file is its command line.
 """
 
 import argparse
+import os
 import pathlib
 import sys
 
@@ -120,12 +121,14 @@ def make_keys(path, role, source) -> int:
               file=sys.stderr)
         return 2
     keys.write_keys(path, keyring)
+    private = ("readable by you only" if os.name != "nt" else   # Windows ignores mode 0600:
+               "private only if its folder is yours")          # the folder's rights apply
     given = {"student": "each student's laptop", "teacher": "the teacher's laptop",
              "server": "a server laptop"}
-    print(f"Wrote the {role} key to {path} (readable by you only): copy it to "
+    print(f"Wrote the {role} key to {path} ({private}): copy it to "
           f"{given[role]}." if role else
-          f"Wrote three role keys (student, teacher, server) to {path} (readable by you "
-          "only). Copy it to every branch laptop and the coordinator's; give students "
+          f"Wrote three role keys (student, teacher, server) to {path} ({private}). "
+          "Copy it to every branch laptop and the coordinator's; give students "
           f"only the student key: python cluster.py secret student.keys --role student "
           f"--from {path}")
     return 0

@@ -227,7 +227,9 @@ def write_keys(path, keyring: Keyring) -> Keyring:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # O_BINARY (Windows only): without it os.open's file is in text mode, and the C
+    # library turns each "\r\n" Python writes into "\r\r\n".
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(keyring.text())
     storage.replace(tmp, path)

@@ -206,8 +206,9 @@ def tip_box(widget, text: str, x: int, y: int) -> tk.Toplevel:
     as it must to stay whole on the screen (a hover near the right edge was cut)."""
     tip = tk.Toplevel(widget)
     tip.wm_overrideredirect(True)
-    tk.Label(tip, text=text, background="#ffffe0", relief="solid", borderwidth=1,
-             justify="left", wraplength=widget.winfo_screenwidth() // 2).pack()
+    tk.Label(tip, text=text, background="#ffffe0", foreground=draw.INK,  # dark text: in
+             relief="solid", borderwidth=1, justify="left",              # macOS dark mode
+             wraplength=widget.winfo_screenwidth() // 2).pack()          # Tk's is white
     tip.update_idletasks()                          # its size, before it is placed
     x = max(0, min(x, widget.winfo_screenwidth() - tip.winfo_reqwidth()))
     y = max(0, min(y, widget.winfo_screenheight() - tip.winfo_reqheight()))

@@ -21,7 +21,8 @@ folder, and counts every fsync it makes:
 Steps:
   1. Run `python labs/lab12_group_commit.py --step --keep`.
   2. At the first pause, note the cost of one fsync here. Run the lab again with the folder on
-     another disk if you have one (set TMPDIR, e.g. `TMPDIR=$HOME python labs/...`): compare.
+     another disk if you have one (set TMPDIR: `TMPDIR=$HOME python labs/...` in bash;
+     in PowerShell `$env:TMPDIR=$HOME` first): compare.
   3. Open `FOLDER/logs/recovery.log` after step 2: 200 begin lines, none of them forced.
   4. At the last step, compare the commits per second alone and together; then read
      `_sync_to` in bank/recovery_log.py and explain the "commits per fsync" number (why

@@ -325,6 +325,7 @@ def test_a_partitioned_branch_gets_no_arrows_only_never_sent_stubs(app, bank):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="pauses a branch with SIGSTOP")
 def test_a_frozen_branch_makes_the_gauge_say_what_it_could_not_read(app, bank):
     """With Delhi frozen (SIGSTOP), the gauge names Delhi as not read and counts its last
     seen money apart, never as available; a snapshot that cannot be made consistent is

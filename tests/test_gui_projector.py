@@ -3,8 +3,9 @@
 Rules checked: every size follows the font size and never passes the screen; no table
 column is narrower than its heading and no diagram box overlaps another, at 1024x768
 and at font size 14; the diagram draws the phases around the commit point; money is
-formatted like the branches tree; a blocked bank is visible on the projector. The
-fixtures (a display, a cluster) and helpers are those of tests/test_gui.py.
+formatted like the branches tree, and no amount is cut (fit.py, Rule F5); a blocked
+bank is visible on the projector. The fixtures (a display, a cluster) and helpers are
+those of tests/test_gui.py.
 """
 
 import os
@@ -440,3 +441,101 @@ def _transfer_and_select(app) -> str:
     txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "listed")
     app.transactions.tree.selection_set(txid)
     return txid
+
+
+MOST = "999,999,999.99"       # the most one operation may move (bank/money.py), as typed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("font_size, geometry", [(10, ""), (14, "1024x768+0+0")])
+def test_a_large_amount_is_never_cut(display, bank, tmp_path, font_size, geometry):
+    """fit.py Rule F5, money is never cut: after two deposits of 999,999,999.99 into
+    Mumbai/1001 (its balance 2,000,009,999.98), a transfer of as much, and another one
+    left in doubt by a coordinator that crashed after its decision, every cell that
+    holds money fits its column, in the font its row is drawn in: the transactions
+    list's amount, the branch journal's amount and balance, the activity log's command
+    and result, the branches tree's money columns, and the blocked map's money held, in
+    sight (it cannot scroll sideways): whole, or in a narrow map (1024x768, font 14)
+    its first words and "…", whole on hover. At the default size and at --font-size 14
+    on 1024x768. (A Treeview cuts a cell silently: 1,234,567,890.12 showed as
+    "1,234,567,8", and a class read a wrong amount.)"""
+    app = _projector_window(bank, tmp_path, font_size, geometry)
+    try:
+        root = app.root
+        for balance in ("1,000,009,999.99", "2,000,009,999.98"):
+            _deposit(app, "Mumbai/1001", MOST)
+            until(root, lambda: f"is now {balance}" in app.result.cget("text"), balance)
+        transfer(app, "Mumbai/1001", "Delhi/1002", MOST)
+        until(root, lambda: f"Done: {MOST} moved" in app.result.cget("text"), "the transfer")
+        until(root, lambda: app.transactions.txns, "the transfer listed")
+        arm_coordinator_crash(app)
+        transfer(app, "Mumbai/1001", "Delhi/1001", MOST)
+        blocked = app.transactions.blocked
+        until(root, lambda: len(blocked.get_children()) == 2, "the blocked map")
+        app.logs.load_journal()
+        until(root, lambda: len(app.logs.journal_rows) >= 8, "the journals")
+        until(root, lambda: len(app.logs.activity_tree.get_children()) >= 4, "the activity")
+        _settle(root)
+        _assert_money_whole(app.transactions.tree, ["amount"])
+        _assert_money_whole(blocked, ["money"])
+        assert _right_edge(blocked, "money") <= blocked.winfo_width(), "out of sight"
+        _assert_blocked_money_whole_or_marked(blocked)
+        _assert_money_whole(app.logs.journal_tree, ["amount", "balance_after"])
+        _assert_money_whole(app.logs.activity_tree, ["command", "result"])
+        tree = app.branches.tree
+        _assert_money_whole(tree, [c for c in ("balance", "held", "available")
+                                   if c in _shown_columns(tree)])
+        _assert_no_heading_is_cut(app, font_size)
+    finally:
+        app.close()
+
+
+def _deposit(app, account: str, amount: str) -> None:
+    app.left_tabs.select(1)
+    app.operations.deposit.account.set(account)
+    app.operations.deposit.amount.set(amount)
+    app.operations.deposit.button.invoke()
+
+
+def _assert_money_whole(tree, columns) -> None:
+    """Each cell of `columns` (shown) fits its column, with the cell's padding (4 px
+    each side), measured in its row's font: a tag's (a bold member) or the default."""
+    rows = list(tree.get_children(""))
+    rows += [child for iid in rows for child in tree.get_children(iid)]
+    assert rows and columns
+    for col in columns:
+        assert col in _shown_columns(tree), col
+        for iid in rows:
+            text = tree.set(iid, col)
+            fonts = [tree.tag_configure(t, "font") for t in tree.item(iid, "tags")]
+            font = tk.font.nametofont(str(next((f for f in fonts if f), "TkDefaultFont")))
+            assert font.measure(text) + 8 <= tree.column(col, "width"), \
+                (col, text, tree.column(col, "width"))
+
+
+def _assert_blocked_money_whole_or_marked(blocked) -> None:
+    """Rule F5 in the blocked map, which cannot scroll sideways: each money text is
+    whole, or (a narrow map) its first words and "…", so an amount shows whole or not
+    at all; hovering over a shortened one shows it whole."""
+    wholes = {"Mumbai": f"holds {MOST} of 1001", "Delhi": f"to credit {MOST} to 1001"}
+    for iid in blocked.get_children(""):
+        shown, whole = blocked.set(iid, "money"), wholes[blocked.set(iid, "branch")]
+        assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1])
+                                  and whole[len(shown) - 1] == " "), (shown, whole)
+        if shown != whole:
+            x, y, width, height = blocked.bbox(iid, "money")
+            blocked.event_generate("<Motion>", x=x + width // 2, y=y + height // 2)
+            tips = [w.cget("text") for w in _all_widgets(blocked)
+                    if isinstance(w, tk.Label)]
+            assert tips == [whole], tips
+
+
+def _shown_columns(tree) -> list:
+    shown = list(tree.cget("displaycolumns"))
+    return list(tree.cget("columns")) if shown == ["#all"] else shown
+
+
+def _right_edge(tree, col) -> int:
+    """Where column `col` ends, in pixels from the tree's left (the tree's border: 2)."""
+    shown = _shown_columns(tree)
+    return 2 + sum(tree.column(c, "width") for c in shown[:shown.index(col) + 1])

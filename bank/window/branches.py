@@ -17,11 +17,11 @@ Rules:
     read is named, and the total is then "not known" (gauge.py, Rule G4): its last
     seen balances are never added to the others' read now.
   * Rule B5 - a member's state is never cut mid-word: the money columns are as wide as
-    their amounts; on a small screen (1024x768) the tree leaves out its Available
-    column (balance - held, both still shown) before the state column would get
-    narrower than its longest state, and heads the state column "State" rather than
-    cut Held; if a state still does not fit, it keeps its first
-    words and "…" and shows whole on hover. A state says first what a class must see
+    their amounts (fit.py, Rule F5); on a small screen (1024x768) the tree leaves out
+    its Available column (balance - held, both still shown) before the state column
+    would get narrower than its longest state, and heads the state column "State"
+    rather than cut Held; if a state still does not fit, it keeps its first words and
+    "…" and shows whole on hover. A state says first what a class must see
     (up or down, in doubt, cut off, armed), then the branch's role and epoch when it
     has replicas; the coordinator's transfers in flight when there are some.
   * Rule B4 - rows are updated in place (``_upsert``), never cleared and rebuilt, so a
@@ -42,7 +42,7 @@ from bank.local_cluster import COORDINATOR as COORD
 from bank.window import diagram as draw
 from bank.window import gauge as money_gauge
 from bank.views import minor
-from bank.window.fit import MIN_TREE_ROWS, shorten
+from bank.window.fit import MIN_TREE_ROWS, fit_money, shorten
 from bank.window.look import CanvasHover, Hover
 
 MONEY_COLUMNS = ("balance", "held", "available")
@@ -131,17 +131,13 @@ class BranchesPanel:
             self.app.widen_left(over)
 
     def _fit_money_columns(self) -> None:
-        """Each money column as wide as its widest amount, in the row's font (a member's
-        row is bold), and never narrower than its heading (Rule L4)."""
-        tree, look = self.tree, self.app.look
+        """Each money column as wide as its widest amount, a member's and an account's,
+        in the row's font (a member's row is bold), and never narrower than its heading
+        (fit.py, Rule F5)."""
+        tree = self.tree
         rows = [*tree.get_children(""),
                 *(iid for m in tree.get_children("") for iid in tree.get_children(m))]
-        for col in MONEY_COLUMNS:
-            widest = max((self._font(iid).measure(tree.set(iid, col)) for iid in rows),
-                         default=0)
-            width = max(look.heading_px(tree.heading(col, "text")), widest + look.px(1.5))
-            if tree.column(col, "width") != width:
-                tree.column(col, width=width)
+        fit_money(tree, MONEY_COLUMNS, rows)
 
     def _name_state_column(self, room: int) -> None:
         """Its heading "Owner / state", or "State" when `room` is narrower than that

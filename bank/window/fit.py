@@ -3,9 +3,10 @@
 Role: from a laptop to a classroom projector at 1024x768 with ``--font-size 14``, the
 left column cannot always hold the branches tree, the gauge, a form and the result at
 full size, and a line of text may be longer than its room. This file decides who gives
-way (``share_left_column``), and offers the widgets that give way gracefully: a form
-that scrolls (``Scrolled``), notebook tabs that take short names (``Tabs``), and a label
-shortened between words (``Shortened``). Look only, like look.py: no network, no bank.
+way (``share_left_column``, ``share_columns``), and offers the widgets that give way
+gracefully: a form that scrolls (``Scrolled``), notebook tabs that take short names
+(``Tabs``), and a label shortened between words (``Shortened``); money never gives way
+(``fit_money``). Look only, like look.py: no network, no bank.
 
 Rules:
   * Rule F1 - the left column shares its height in this order: the gauge whole and the
@@ -25,10 +26,21 @@ Rules:
   * Rule F4 - a table keeps its most telling column in sight (a transaction's State,
     what a blocked branch waits for): in a narrow panel the long transaction id is
     left out first, then the other columns get narrower (whole on hover).
+  * Rule F5 - money is never cut: a Treeview cuts a cell silently at its right, so
+    1,234,567,890.12 would read "1,234,567,8". A column that holds money (an amount, or
+    a line with amounts in it: the activity log's command and result) is as wide as
+    its widest text, in the font its row is drawn in, never narrower than its heading,
+    each time its rows change. In a narrow panel F4's columns give way first; a table
+    that scrolls sideways (the transactions list, the logs) then scrolls rather than
+    narrow its money; the blocked map, which cannot scroll, narrows its money last,
+    after the transaction id and the time are left out, and then shows each text's
+    first words and "…" (Rule F3): an amount whole or not at all, whole on hover.
 
 Glossary:
   need       the height a widget asks for (winfo_reqheight), plus its gap above
   room       the height (or width) a widget is given
+  natural    a column's width before any sharing: its digits (look.column), or its
+             widest text for a money column (Rule F5)
   short name the label a tab takes when the long ones do not fit ("Open" for "Open account")
 """
 
@@ -40,6 +52,7 @@ from bank.window.look import tip_box
 
 MIN_TREE_ROWS = 5           # coordinator, Mumbai, Delhi and two accounts (Rule F1)
 LEAST_TREE_ROWS = 3         # the fewest it gives up to, for a form's button (Rule F1)
+MONEY_PAD = 1.5             # digits beside a money text: the cell's padding (Rule F5)
 ELLIPSIS = "…"
 
 
@@ -163,14 +176,17 @@ class Scrolled:
 # ---- Rule F4: a table's most telling column stays in sight -------------------------------
 
 def share_columns(tree: ttk.Treeview, width: int, natural: dict, stretch: str,
-                  least: int, give_way=(), shrink: str = "") -> None:
+                  least: int, give_way=(), shrink: str = "", money=(), full=None) -> None:
     """Fit `tree`'s columns, at their `natural` widths (column -> pixels), into `width`
     so that `stretch` (what a class must read: a transaction's state) gets at least
     `least` and all the rest: the `give_way` columns are left out first, in order (the
     long transaction id), then `shrink` gets narrower, down to its heading (a cell cut
-    short shows in full on hover) (Rule F4)."""
+    short shows in full on hover) (Rule F4). A `money` column is as wide as its widest
+    text now; if it is `shrink` (it narrows last), its texts are shortened between
+    words, from their whole texts `full(row, col)` (Rule F5)."""
     shown, drop = list(tree.cget("columns")), list(give_way)
     widths = {c: natural[c] for c in shown if c != stretch}
+    widths.update({c: money_width(tree, c, full=full) for c in money})
     while width - sum(widths[c] for c in shown if c != stretch) < least and drop:
         shown.remove(drop.pop(0))
     short = least - (width - sum(widths[c] for c in shown if c != stretch))
@@ -185,6 +201,72 @@ def share_columns(tree: ttk.Treeview, width: int, natural: dict, stretch: str,
     rest = max(least, width - sum(widths[c] for c in shown if c != stretch))
     if tree.column(stretch, "width") != rest:
         tree.column(stretch, width=rest)
+    if shrink in money and full:
+        shorten_cells(tree, shrink, full)
+
+
+def keep_columns_shared(tree: ttk.Treeview, stretch: str, least: int, give_way=(),
+                        shrink: str = "", money=(), full=None):
+    """Share `tree`'s width as share_columns says whenever the tree is resized; returns
+    the function that shares it again, for when its rows change (a wider amount, F5)."""
+    natural = {col: tree.column(col, "width") for col in tree.cget("columns")}
+
+    def share(width: int = 0) -> None:
+        width = width or tree.winfo_width()
+        if width < 50:                   # not laid out yet: its <Configure> will share it
+            return
+        room = width - 4                 # inside the tree's border
+        share_columns(tree, room, natural, stretch, least, give_way, shrink, money, full)
+    tree.bind("<Configure>", lambda e: share(e.width), add="+")
+    return share
+
+
+# ---- Rule F5: money is never cut --------------------------------------------------------
+
+def row_font(tree: ttk.Treeview, iid: str) -> tkfont.Font:
+    """The font row `iid` is drawn in: its tag's, if a tag sets one (a member's row in
+    the branches tree is bold), else the Treeview's, TkDefaultFont."""
+    for tag in tree.item(iid, "tags"):
+        font = tree.tag_configure(tag, "font")
+        if font:
+            return tkfont.nametofont(str(font))
+    return tkfont.nametofont("TkDefaultFont")
+
+
+def cell_pad() -> int:
+    """Room beside a cell's text: the cell's own padding, and a little (Rule F5)."""
+    return int(MONEY_PAD * tkfont.nametofont("TkDefaultFont").measure("0"))
+
+
+def money_width(tree: ttk.Treeview, col: str, rows=None, full=None) -> int:
+    """The width column `col` needs so that no text of `rows` (the top-level rows unless
+    given) is cut: the widest, in its row's font (the whole text `full(row, col)` when
+    the cell may show it shortened), with cell_pad; never narrower than the column's
+    heading (its minwidth, look.column) (Rule F5)."""
+    rows = tree.get_children("") if rows is None else rows
+    whole = full or tree.set                       # tree.set(row, col): the cell's text
+    widest = max((row_font(tree, iid).measure(whole(iid, col)) for iid in rows), default=0)
+    return max(int(tree.column(col, "minwidth")), widest + cell_pad())
+
+
+def fit_money(tree: ttk.Treeview, columns, rows=None) -> None:
+    """Each of `columns` as wide as its widest text (money_width): call it after the
+    rows change, a Treeview never widens a column by itself (Rule F5)."""
+    for col in columns:
+        width = money_width(tree, col, rows)
+        if tree.column(col, "width") != width:
+            tree.column(col, width=width)
+
+
+def shorten_cells(tree: ttk.Treeview, col: str, full) -> None:
+    """Each cell of a narrowed money column whole if it fits, else its first words and
+    "…" (Rule F3): an amount has no space in it, so it shows whole or not at all, never
+    cut; `full(row, col)` is the whole text (the hover shows it) (Rule F5)."""
+    room = tree.column(col, "width") - cell_pad()
+    for iid in tree.get_children(""):
+        text = shorten(full(iid, col), room, row_font(tree, iid).measure)
+        if tree.set(iid, col) != text:
+            tree.set(iid, col, text)
 
 
 # ---- Rule F2: tab labels that are never cut ------------------------------------------------

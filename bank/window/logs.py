@@ -14,6 +14,10 @@ Rules:
     a refresh every second costs one stat() when nothing happened.
   * Rule G4 - an export writes exactly the rows shown (the same filter, the same scope),
     and says how many rows went where; a failure to write is a sentence, not a traceback.
+  * Rule G5 - an amount is never cut (fit.py, Rule F5): once the rows are in, the
+    journal's amount and balance, and the activity log's command and result (their
+    words hold the amounts), are as wide as their widest text; the tables scroll
+    sideways instead.
 
 Glossary:
   activity   a row of logs/activity.csv: ts, source (shell or gui), command, ok (yes,
@@ -30,13 +34,16 @@ from bank.activity import JOURNAL_FIELDS, write_csv
 from bank.errors import BankError
 from bank.money import parse_amount, parse_delta
 from bank.window import diagram as draw
+from bank.window import fit
 from bank.window.gauge import show_money
 from bank.window.calls import ALL, fetch_journal
+from bank.window.look import RIGHT_ALIGNED
 
 ACTIVITY_SHOWN = 1000              # newest rows in the table; the file keeps them all
 JOURNAL_MAX = 10000                # the most rows one journal request may ask for
 ACTIVITY_COLUMNS = (("ts", "time (UTC)", 15), ("source", "from", 5),
                     ("command", "command", 30), ("ok", "ok", 4), ("result", "result", 60))
+ACTIVITY_MONEY = ("command", "result")          # amounts in their words (Rule G5)
 JOURNAL_COLUMNS = (("ts", "time (UTC)", 19), ("branch", "branch", 8),
                    ("account", "account", 8), ("kind", "kind", 9), ("amount", "amount", 10),
                    ("balance_after", "balance", 10), ("txid", "transaction id", 25),
@@ -146,6 +153,7 @@ class LogsPanel:
             tree.insert("", "end", values=(row["ts"][5:19].replace("T", " "), row["source"],
                                            row["command"], row["ok"], row["result"]),
                         tags={"yes": (), "unknown": ("unknown",)}.get(row["ok"], ("refused",)))
+        fit.fit_money(tree, ACTIVITY_MONEY)                      # Rule G5
 
     def export_activity(self) -> None:
         account = self.activity_account()
@@ -203,6 +211,7 @@ class LogsPanel:
                                            money_text(row["amount"]),
                                            money_text(row["balance_after"]), row["txid"],
                                            row["detail"]))
+        fit.fit_money(tree, RIGHT_ALIGNED)                       # Rule G5: its money
 
     def export_journal(self) -> None:
         if not self.journal_rows:

@@ -16,7 +16,11 @@ Rules:
     view, unless the user has scrolled up to read.
   * Rule T6 - in a narrow panel the State (and a blocked branch's "Waiting for") stays
     in sight: the transaction id is left out first (it is in the diagram's title), then
-    the transfer (or the money) column gets narrower, whole on hover (fit.py, Rule F4).
+    the transfer column gets narrower, whole on hover (fit.py, Rule F4). An amount is
+    never cut: the Amount and Money held columns are as wide as their widest amount
+    (fit.py, Rule F5); the list scrolls sideways instead, and the blocked map narrows
+    its money only after the id and the time are left out, to its first words and "…"
+    (an amount whole or not at all; whole on hover).
   * Rule T5 - what a blocked bank looks like is read from the branches, not from the
     coordinator: every transaction a branch holds prepared is listed (the blocking map:
     branch, money held, since when, what it waits for), so a transfer left in doubt by a
@@ -65,18 +69,19 @@ class TransactionsPanel:
         self.selected = ""                 # txid whose diagram is shown
         self.shown = None                  # the transaction() reply drawn
         self.last_seen = ""                # when the coordinator last answered
+        self.money_held = {}               # blocked row -> its whole money text (T6)
         panes = ttk.PanedWindow(notebook, orient="vertical")
         notebook.add(panes, text="Transactions")
         top, bottom = ttk.Frame(panes, padding=4), ttk.Frame(panes, padding=4)
-        self.blocked_box, self.blocked = self._build_blocked(top, app.look)
-        self.tree = self._build_list(top, app.look)
+        self.blocked_box, self.blocked, self.fit_blocked = self._build_blocked(top, app.look)
+        self.tree, self.fit_list = self._build_list(top, app.look)
         self.title, self.diagram = self._build_diagram(bottom)
         panes.add(top, weight=1)
         panes.add(bottom, weight=4)
 
-    @staticmethod
-    def _build_blocked(frame, look):
-        """The blocking map (Rule T5): shown only while some branch holds a transaction."""
+    def _build_blocked(self, frame, look):
+        """The blocking map (Rule T5): shown only while some branch holds a transaction;
+        its box, its tree and the function that fits its columns again (T6)."""
         box = ttk.LabelFrame(frame, style="Panel.TLabelframe", padding=2,
                              text="Blocked: money held for transactions in doubt "
                                   "(read from the branches)")
@@ -86,14 +91,18 @@ class TransactionsPanel:
             look.column(tree, col, text, width, stretch=col == "waiting")
         tree.tag_configure("blocked", background=draw.STATE_BG["in-doubt"])
         tree.pack(fill="x")
-        Hover(tree)
-        natural = {col: tree.column(col, "width") for col, _, _ in BLOCKED_COLUMNS}
-        tree.bind("<Configure>", lambda e: fit.share_columns(     # Rule F4
-            tree, e.width - 4, natural, "waiting", look.px(13), ("txid", "since"), "money"),
-            add="+")
-        return box, tree
+        Hover(tree, full=self._whole_money)
+        return box, tree, fit.keep_columns_shared(                 # Rules F4 and F5
+            tree, "waiting", look.px(13), ("txid", "since"), shrink="money",
+            money=("money",), full=self._whole_money)
 
-    def _build_list(self, frame, look) -> ttk.Treeview:
+    def _whole_money(self, row: str, col: str) -> str:
+        """A blocked row's whole money text (shown shortened in a narrow map, T6)."""
+        return self.money_held.get(row, "") if self.blocked.column(col, "id") == "money" \
+            else ""
+
+    def _build_list(self, frame, look):
+        """The list of transactions, and the function that fits its columns again (T6)."""
         holder = ttk.Frame(frame)
         holder.pack(fill="both", expand=True)
         tree = ttk.Treeview(holder, columns=[c[0] for c in LIST_COLUMNS], height=5,
@@ -105,12 +114,9 @@ class TransactionsPanel:
             tree.tag_configure(category, background=colour)
         scrolled(holder, tree)
         Hover(tree)
-        natural = {col: tree.column(col, "width") for col, _, _ in LIST_COLUMNS}
-        tree.bind("<Configure>", lambda e: fit.share_columns(     # Rule F4
-            tree, e.width - 4, natural, "state", look.px(14), ("txid",), "transfer"),
-            add="+")
         tree.bind("<<TreeviewSelect>>", lambda e: self._on_select())
-        return tree
+        return tree, fit.keep_columns_shared(                      # Rules F4 and F5
+            tree, "state", look.px(14), ("txid",), shrink="transfer", money=("amount",))
 
     def _build_diagram(self, frame):
         """The diagram's title line and its scrolled Canvas."""
@@ -162,10 +168,13 @@ class TransactionsPanel:
         """Every transaction a branch holds prepared, with its money and what it waits for."""
         tree = self.blocked
         tree.delete(*tree.get_children(""))
+        self.money_held = {}
         for row in rows:
-            tree.insert("", "end", values=tuple(row[c[0]] for c in BLOCKED_COLUMNS),
-                        tags=("blocked",))
+            iid = tree.insert("", "end", values=tuple(row[c[0]] for c in BLOCKED_COLUMNS),
+                              tags=("blocked",))
+            self.money_held[iid] = row["money"]
         tree.configure(height=max(1, min(len(rows), 4)))
+        self.fit_blocked()                 # as wide as its widest amount (fit.py, F5)
         if rows and not self.blocked_box.winfo_ismapped():
             self.blocked_box.pack(side="top", fill="x", before=self.tree.master)
         elif not rows and self.blocked_box.winfo_manager():
@@ -186,6 +195,7 @@ class TransactionsPanel:
         for iid in self.tree.get_children(""):
             if iid not in self.txns:
                 self.tree.delete(iid)
+        self.fit_list()                    # as wide as its widest amount (fit.py, F5)
         if self.selected in self.txns and self.tree.selection() != (self.selected,):
             self.tree.selection_set(self.selected)     # chosen before its row was listed
         if self.selected in self.txns and self.shown is not None and \

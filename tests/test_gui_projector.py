@@ -45,10 +45,12 @@ def test_the_window_grows_with_the_font_but_never_past_the_screen(scale, screen,
 
 @pytest.mark.parametrize("wire, shown", [("-1200.00", "-1,200.00"), ("1200.00", "1,200.00"),
                                           ("0.00", "0.00"), ("+3.50", "3.50"),
-                                          ("5000000.00", "5,000,000.00"), ("odd", "odd")])
+                                          ("5000000.00", "5,000,000.00"), ("odd", "odd"),
+                                          ("2000009999.98", "2,000,009,999.98")])
 def test_the_journal_tab_shows_money_like_the_branches_tree(wire, shown):
     """The journal tab formats money as the tree does (thousands separated, never a
-    float); the CSV export keeps the wire form; anything odd is shown as it came."""
+    float), a balance above the most one operation may move too; the CSV export keeps
+    the wire form; anything odd is shown as it came."""
     assert logs_panel.money_text(wire) == shown
 
 

@@ -27,12 +27,12 @@ Glossary:
   stamp      the activity file's mtime when it was last shown (Rule G3)
 """
 
+import re
 import tkinter as tk
 from tkinter import filedialog, messagebox, ttk
 
 from bank.activity import JOURNAL_FIELDS, write_csv
-from bank.errors import BankError
-from bank.money import parse_amount, parse_delta
+from bank.views import minor
 from bank.window import diagram as draw
 from bank.window import fit
 from bank.window.gauge import show_money
@@ -48,6 +48,7 @@ JOURNAL_COLUMNS = (("ts", "time (UTC)", 19), ("branch", "branch", 8),
                    ("account", "account", 8), ("kind", "kind", 9), ("amount", "amount", 10),
                    ("balance_after", "balance", 10), ("txid", "transaction id", 25),
                    ("detail", "detail", 20))
+WIRE_MONEY = re.compile(r"[+-]?[0-9]+\.[0-9]{2}")    # a journal's amount or balance
 
 
 class LogsPanel:
@@ -231,11 +232,9 @@ class LogsPanel:
 
 
 def money_text(text: str) -> str:
-    """A journal amount as the branches tree shows money: '-1200.00' -> '-1,200.00'
-    (on screen only: the CSV export keeps the wire form). Anything odd is shown as is."""
-    try:
-        minor = parse_delta(text) if str(text)[:1] in "+-" else parse_amount(text,
-                                                                             allow_zero=True)
-    except BankError:
-        return str(text)
-    return show_money(minor)
+    """A journal amount or balance as the branches tree shows money: '-1200.00' ->
+    '-1,200.00' (on screen only: the CSV export keeps the wire form). Read as money,
+    not checked as an operation's amount: a balance may pass the most one operation
+    moves (2000009999.98 was shown as it came). Anything odd is shown as is."""
+    text = str(text)
+    return show_money(minor(text)) if WIRE_MONEY.fullmatch(text) else text

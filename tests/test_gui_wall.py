@@ -24,9 +24,10 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 tk = pytest.importorskip("tkinter")
+from tkinter import ttk  # noqa: E402
 from bank import views  # noqa: E402
 from bank.window import diagram as draw  # noqa: E402
-from bank.window.look import CanvasHover, Look  # noqa: E402
+from bank.window.look import CanvasHover, Hover, Look  # noqa: E402
 from test_gui import (app, arm_coordinator_crash, arrows, bank,  # noqa: E402,F401
                       display, transfer, until)
 from x11shot import X11  # noqa: E402
@@ -284,3 +285,21 @@ def test_a_refusal_because_money_is_held_names_the_transaction_in_doubt(app, ban
     out = run(shell_on(bank), "withdraw Mumbai/1001 9700")
     assert "400.00 is held by transaction T-held-1 (in doubt" in out, out
     assert mumbai.call("accounts")[0]["balance"] == "10000.00"
+
+
+def test_a_hovered_cell_shows_its_own_text_when_a_column_before_it_is_hidden(display):
+    """Rule L4: hovering over a cut cell shows that cell's whole text, also in a table
+    that hides some of its columns (the blocked map drops its time in a narrow panel),
+    never the text of the column at the same place among all of them."""
+    root = tk.Tk()
+    try:
+        tree = ttk.Treeview(root, columns=("branch", "since", "waiting"), show="headings")
+        tree.pack()
+        tree.column("waiting", width=40)
+        tree.insert("", "end", iid="r", values=("Mumbai", "10:00:00",
+                                                "the coordinator's decision, asked every 2 s"))
+        tree.configure(displaycolumns=("branch", "waiting"))
+        root.update()
+        assert Hover(tree).full_text("r", "#2") == "the coordinator's decision, asked every 2 s"
+    finally:
+        root.destroy()

@@ -143,10 +143,8 @@ class Hover:
         whole = self.full(row, col) if self.full else ""
         if col == "#0":
             text = tree.item(row, "text")
-        else:
-            index = int(col[1:]) - 1
-            values = tree.item(row, "values")
-            text = str(values[index]) if index < len(values) else ""
+        else:                  # "#N" counts the columns shown: ask Tk which one it is
+            text = str(tree.set(row, tree.column(col, "id")))
         if whole and whole != text:
             return whole
         width = tree.column(col, "width")

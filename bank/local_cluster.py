@@ -30,13 +30,15 @@ Rules:
   * Rule L2 - a home's data keeps its layout: started without ``--replicas``, a
     cluster has as many replicas per branch as its data folder holds databases for
     (none for a new home). Fewer replicas than the data holds is allowed only while
-    every branch's own database still says it is the primary (read from the databases:
-    ``primaries_replaced``). After a failover a replica serves the branch and the old
-    primary's database is fenced, so fewer is refused with a sentence (``python
-    cluster.py reset`` starts a new bank). In a home with replicas,
+    no failover happened: every branch's own database still says it is the primary at
+    its newest epoch, and the coordinator's recovery log records no newer epoch (a
+    failover whose promote never arrived changes no database): ``why_replaced``.
+    After a failover a replica serves the branch (or is to) and the old primary's
+    database is fenced (or will be, at its first lease), so fewer is refused with a
+    sentence (``python cluster.py reset`` starts a new bank). In a home with replicas,
     its members start again on the ports of the last run where they are free
-    (HOME/data/cluster.ports): a replica promoted there knows its old primary by that
-    address.
+    (HOME/data/cluster.ports, which keeps the port of a member left out of a run with
+    fewer replicas): a replica promoted there knows its old primary by that address.
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -63,6 +65,7 @@ import time
 
 from bank import rpc, storage
 from bank.errors import BankError, FaultCode
+from bank.recovery_log_reading import read_lines
 
 KIT = pathlib.Path(__file__).resolve().parent.parent   # the repository: programs on top
 DEFAULT_BRANCHES = ("Mumbai", "Delhi")
@@ -199,20 +202,58 @@ class Member:
             return None
 
 
-def primaries_replaced(home, branches=DEFAULT_BRANCHES) -> list:
-    """L2: the branches whose own database (data/NAME.db) no longer says it is the
-    primary at the branch's newest epoch: a replica took over (a failover), or the
-    database cannot be read. Read while the cluster is stopped."""
+def primaries_replaced(home, branches=DEFAULT_BRANCHES, recovery_log=None) -> list:
+    """L2: the branches whose own database (data/NAME.db) may no longer be the primary's
+    (why_replaced says why)."""
+    return list(why_replaced(home, branches, recovery_log))
+
+
+def why_replaced(home, branches=DEFAULT_BRANCHES, recovery_log=None) -> dict:
+    """L2: branch -> why its own database (data/NAME.db) may no longer be its primary's:
+    it says it is not the primary, or is at an older epoch than one of its replicas'
+    databases (a replica took over), or the configuration manager recorded a newer
+    epoch in the coordinator's recovery log (HOME/logs/recovery.log unless said
+    otherwise): a failover whose promote never arrived leaves every database as it
+    was, but the manager names the replica, so the old primary would be fenced at its
+    first lease. A database or log that cannot be read counts as replaced. Read while
+    the cluster is stopped."""
     data = pathlib.Path(home) / "data"
-    replaced = []
+    log_path = pathlib.Path(recovery_log or pathlib.Path(home) / "logs" / "recovery.log")
+    recorded, log_problem = _recorded_epochs(log_path)
+    why = {}
     for name in branches:
         role, epoch = _role_on_disk(data / f"{name}.db")
         newest = max((_role_on_disk(data / f"{replica_name(name, k)}.db")[1]
                       for k in range(1, MAX_REPLICAS + 1)
                       if (data / f"{replica_name(name, k)}.db").exists()), default=0)
-        if role != "primary" or epoch < newest:
-            replaced.append(name)
-    return replaced
+        if not role:
+            why[name] = f"{name}.db cannot be read or records no role"
+        elif role != "primary":
+            why[name] = f"{name}.db is {role} at epoch {epoch}"
+        elif epoch < newest:
+            why[name] = f"{name}.db is at epoch {epoch}, a replica's database at {newest}"
+        elif log_problem:
+            why[name] = log_problem
+        elif recorded.get(name, 0) > epoch:
+            why[name] = (f"the coordinator recorded {name} at epoch {recorded[name]}, "
+                         f"{name}.db is at {epoch}")
+    return why
+
+
+def _recorded_epochs(path: pathlib.Path) -> tuple:
+    """({branch: epoch as its configuration manager last recorded it}, "") from the
+    coordinator's recovery log (config records: bank/config_manager.py), or ({}, why it
+    cannot be read); ({}, "") if there is no log yet."""
+    if not path.exists():
+        return {}, ""
+    try:
+        records, _, damage, _, _ = read_lines(path)
+    except OSError as exc:
+        return {}, f"the recovery log {path} cannot be read ({exc.strerror or exc})"
+    if damage:
+        return {}, f"the recovery log {path} is damaged (its failovers cannot be read)"
+    return {branch: record["epoch"] for _, kind, branch, record in records
+            if kind == "config" and isinstance(record.get("epoch"), int)}, ""
 
 
 def _role_on_disk(db: pathlib.Path) -> tuple:
@@ -278,6 +319,15 @@ class LocalCluster:
         return 0
 
     @property
+    def recovery_log_path(self) -> pathlib.Path:
+        """The coordinator's recovery log, as it is started (the last --log; relative
+        to the home, its working folder)."""
+        args = self.coordinator_args
+        path = next((args[i + 1] for i in range(len(args) - 2, -1, -1) if args[i] == "--log"),
+                    "logs/recovery.log")
+        return self.home / path
+
+    @property
     def branch_names(self) -> list:
         """The branches' primaries as started (replicas are members named NAME-replicaK)."""
         return [n for n in self.members if n != COORDINATOR and "-replica" not in n]
@@ -291,13 +341,14 @@ class LocalCluster:
         If any member fails to start (or Ctrl-C arrives), the ones already started are
         stopped again: nothing is left running in the background.
         """
-        replaced = (primaries_replaced(self.home, self.branch_names)
-                    if self.replicas < self.replicas_found else [])     # L2
+        replaced = (why_replaced(self.home, self.branch_names, self.recovery_log_path)
+                    if self.replicas < self.replicas_found else {})     # L2
         if replaced:
             raise RuntimeError(
                 f"the bank's data in {self.home / 'data'} has {self.replicas_found} "
-                f"replica(s) per branch, and {' and '.join(replaced)} is served by a "
-                f"replica since a failover, so it must start with --replicas "
+                f"replica(s) per branch, and a replica may serve "
+                f"{' and '.join(replaced)} since a failover "
+                f"({'; '.join(replaced.values())}), so it must start with --replicas "
                 f"{self.replicas_found} (or more); `python cluster.py reset` deletes it "
                 f"for a new bank.")
         try:
@@ -412,7 +463,8 @@ class LocalCluster:
         if not self.recorded:                 # a new cluster: no one else attached yet
             _kept_mark(self.home).unlink(missing_ok=True)     # (before the record others read)
         _write_whole(self.home / "data" / "cluster.json", state)
-        _write_whole(_ports_file(self.home), {n: m.port for n, m in self.members.items()})
+        _write_whole(_ports_file(self.home), dict(_ports_of(self.home), **{   # L2: a replica
+            n: m.port for n, m in self.members.items()}))      # left out keeps its port
         self.recorded = True
 
     def keep(self) -> None:

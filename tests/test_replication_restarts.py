@@ -20,6 +20,8 @@ import os
 import pathlib
 import signal
 import sys
+import threading
+import time
 
 import pytest
 
@@ -224,6 +226,7 @@ def test_a_home_with_no_failover_may_start_with_fewer_replicas(make_bank):
     bank = make_bank()
     call(bank, COORDINATOR, "deposit", "Mumbai/1001", "7.00", "before-the-stop", timeout=30)
     before = balance(bank, MUMBAI, "1001")
+    replica_port = bank.members[MUMBAI_REPLICA].port
     bank.stop()
     fewer = LocalCluster(home=bank.home, branches=(MUMBAI,), replicas=0)
     try:
@@ -239,10 +242,54 @@ def test_a_home_with_no_failover_may_start_with_fewer_replicas(make_bank):
     try:
         again.start()
         assert MUMBAI_REPLICA in again.members
+        assert again.members[MUMBAI_REPLICA].port == replica_port   # L2: its port kept
         wait_in_sync(again, MUMBAI)
         assert balance(again, MUMBAI_REPLICA, "1001") == before + 1
     finally:
         again.stop()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="pauses a process with SIGSTOP")
+def test_fewer_replicas_are_refused_after_a_failover_whose_promote_never_arrived(make_bank):
+    """L2: a failover the manager recorded (epoch 2, the replica named primary) whose
+    promote never reached the replica leaves both databases as they were, primary and
+    replica at epoch 1. Started with fewer replicas, the old primary would be fenced at
+    its first lease (the manager names the replica), and the replica's port forgotten:
+    no server could be promoted any more. So fewer is refused; a plain start finishes
+    the failover and banks on."""
+    bank = make_bank()
+    bank.members[MUMBAI].proc.send_signal(signal.SIGSTOP)     # its lease is not renewed
+    failover = threading.Thread(target=lambda: _refused(call, bank, COORDINATOR, "failover",
+                                                        MUMBAI, timeout=30))
+    failover.start()
+    time.sleep(1.5)                     # the failover waits out the old lease (M4) ...
+    bank.kill(MUMBAI_REPLICA)           # ... and its promote finds the replica gone
+    failover.join()
+    assert call(bank, COORDINATOR, "configuration", MUMBAI)["epoch"] == 2
+    bank.kill(MUMBAI)                   # paused still: it never heard of epoch 2
+    bank.stop()
+    fewer = LocalCluster(home=bank.home, branches=(MUMBAI,), replicas=0)
+    try:
+        with pytest.raises(RuntimeError, match="recorded Mumbai at epoch 2"):
+            fewer.start()
+    finally:
+        fewer.stop()                    # (were it started after all: by its pids)
+    again = LocalCluster(home=bank.home, branches=(MUMBAI,))
+    try:
+        again.start()
+        call(again, COORDINATOR, "failover", MUMBAI, timeout=30)     # finished now
+        wait_for(lambda: call(again, COORDINATOR, "deposit", "Mumbai/1001", "1.00",
+                              "after-the-failover", timeout=30), BUG_DEADLINE,
+                 "a deposit to commit on the promoted replica")
+    finally:
+        again.stop()
+
+
+def _refused(call, *args, **kwargs):
+    try:
+        call(*args, **kwargs)
+    except BankError:
+        pass
 
 
 def test_the_shell_says_a_replaced_primary_came_back_fenced(make_bank):

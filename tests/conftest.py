@@ -21,9 +21,11 @@ Fixtures (all function-scoped, so tests never depend on each other):
                  coordinator address for prepares whose decision never comes
 """
 
+import atexit
 import gc
 import os
 import pathlib
+import shutil
 import socket
 import sys
 import tempfile
@@ -32,13 +34,23 @@ import pytest
 
 KIT = pathlib.Path(__file__).resolve().parent.parent
 
+
 # The suite starts about 900 servers. Where bytecode is not written (PYTHONDONTWRITEBYTECODE,
 # set on some CI machines), each of them compiled the kit's 46 modules again: 0.15 s of CPU
 # per process, a third of the suite's CPU. The servers this suite starts inherit this
-# environment: they cache their bytecode once, in the temp folder, never in the source tree.
+# environment: they cache their bytecode once per run, never in the source tree, in a
+# folder of this run's own (mkdtemp: private to this user, so no other user of the machine
+# can plant bytecode there for our servers to run, and no earlier run's bytecode of a file
+# edited since can be taken for it), removed when the run ends. xdist's workers inherit it.
+def _bytecode_folder() -> str:
+    folder = tempfile.mkdtemp(prefix="bank-kit-bytecode-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
-os.environ.setdefault("PYTHONPYCACHEPREFIX",
-                      str(pathlib.Path(tempfile.gettempdir()) / "bank-kit-bytecode"))
+if "PYTHONPYCACHEPREFIX" not in os.environ:            # (a user's own setting is kept)
+    os.environ["PYTHONPYCACHEPREFIX"] = _bytecode_folder()
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 

@@ -72,6 +72,16 @@ def pytest_runtest_logfinish(nodeid, location):
         gc.collect()
 
 
+@pytest.hookimpl(tryfirst=True)         # before pytest-xdist turns "-n N" into --dist load
+def pytest_cmdline_main(config):
+    """With -n N and no --dist, an idle process takes tests from a busy one (worksteal),
+    so a run does not end with one process working through a queue of slow tests. Set
+    here, not in pytest.ini's addopts: there, --dist stops pytest from starting at all
+    where pytest-xdist is not installed (or is disabled: -p no:xdist)."""
+    if getattr(config.option, "numprocesses", None) and config.option.dist == "no":
+        config.option.dist = "worksteal"
+
+
 @pytest.fixture
 def tmp_home(tmp_path) -> pathlib.Path:
     """A fresh home folder with data/ and logs/, as cluster.Member expects."""

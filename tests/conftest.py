@@ -64,11 +64,13 @@ from bank import rpc      # noqa: E402
 # ("main thread is not in main loop") or ends the process. pytest lets go of a test's
 # fixtures only after their teardown, so the window tests' garbage is collected here, once
 # the test is over, on the main thread (the Tk one).
-WINDOW_TESTS = ("tests/test_gui", "tests/test_replay_window")
+WINDOW_TESTS = ("test_gui", "test_replay_window")      # the files' names begin so
 
 
 def pytest_runtest_logfinish(nodeid, location):
-    if nodeid.startswith(WINDOW_TESTS):
+    # By the file's name, not the node id's start, which depends on the rootdir (run
+    # from tests/ with its own -c or --rootdir, it has no "tests/").
+    if pathlib.PurePath(nodeid.split("::")[0]).name.startswith(WINDOW_TESTS):
         gc.collect()
 
 

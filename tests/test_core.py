@@ -119,6 +119,17 @@ def test_p3_a_repeated_decision_is_acknowledged_again_and_does_nothing():
     assert not participant(TxState.PREPARED).on_commit()[-1].message.again
 
 
+def test_p11_the_coordinators_decision_after_a_heuristic_one_is_new_once_then_a_repeat():
+    """P11 then P3: the coordinator's decision reaching a txid decided heuristically is
+    recorded beside it and acknowledged; the same decision sent again is acknowledged
+    again, recording nothing more."""
+    txn = participant(TxState.PREPARED)
+    txn.on_heuristic("committed")
+    first = txn.on_commit()
+    assert isinstance(first[0], Record) and not first[-1].message.again
+    assert txn.on_commit() == [Reply(Ack("T1", "Mumbai", TxState.COMMITTED, again=True))]
+
+
 def test_p5_abort_releases_holds_and_an_unknown_txid_is_remembered_aborted():
     """P5: abort releases holds; an abort for an unknown txid is recorded, so a late
     prepare votes no (P3)."""

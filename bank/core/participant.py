@@ -40,7 +40,7 @@ Rules:
     heuristic. Only a prepared txid may be decided so.
   * P11 - the coordinator's decision arrives after a heuristic one: it is recorded
     durably next to the heuristic one and acknowledged, so the coordinator stops
-    retrying. If it contradicts the heuristic one, that is the damage (a heuristic
+    retrying; the same decision again is a repeat (P3). If it contradicts the heuristic one, that is the damage (a heuristic
     mixed outcome) the audit shows; nothing is undone: the money already moved. Until
     the coordinator's decision is known, a heuristic txn answers a peer "in-doubt"
     (P8): an operator's guess must not spread to the other participants.
@@ -79,6 +79,7 @@ class Event(str, enum.Enum):
     HEURISTIC_COMMIT = "heuristic commit (operator)"
     HEURISTIC_ABORT = "heuristic abort (operator)"
     AFTER_HEURISTIC = "the coordinator's decision, after a heuristic one"
+    AFTER_HEURISTIC_AGAIN = "the same decision again, after a heuristic one"
 
 
 class Do(str, enum.Enum):
@@ -131,6 +132,8 @@ PARTICIPANT = {
     (P, Event.HEURISTIC_ABORT):  Step("P10", A, (Do.RELEASE_HOLDS, Do.RECORD_HEURISTIC, Do.ACK)),
     (C, Event.AFTER_HEURISTIC): Step("P11", C, (Do.RECORD_DECISION, Do.ACK)),
     (A, Event.AFTER_HEURISTIC): Step("P11", A, (Do.RECORD_DECISION, Do.ACK)),
+    (C, Event.AFTER_HEURISTIC_AGAIN): Step("P3", C, (Do.ACK_AGAIN,)),
+    (A, Event.AFTER_HEURISTIC_AGAIN): Step("P3", A, (Do.ACK_AGAIN,)),
     # Anything else is P7: (U, COMMIT), (A, COMMIT), (C, ABORT), a timeout or restart
     # of a transaction that is not in doubt, a heuristic decision of one not in doubt,
     # and PREPARE_OTHER in any state.
@@ -209,17 +212,22 @@ class ParticipantTxn:
 
     def on_commit(self) -> list:
         if self.heuristic:                                             # P11
-            self.told = TxState.COMMITTED.value
-            return self._step(Event.AFTER_HEURISTIC)
+            return self._after_heuristic(TxState.COMMITTED.value)
         return self._step(Event.COMMIT)
 
     def on_abort(self, coordinator: str = "") -> list:
         if self.heuristic:                                             # P11
-            self.told = TxState.ABORTED.value
-            return self._step(Event.AFTER_HEURISTIC)
+            return self._after_heuristic(TxState.ABORTED.value)
         if self.state is TxState.UNKNOWN:
             self.coordinator, self.reason = coordinator, "aborted before any prepare arrived"
         return self._step(Event.ABORT)
+
+    def _after_heuristic(self, decided: str) -> list:
+        """P11: the coordinator's decision reaches a txid decided heuristically here: it
+        is recorded beside the heuristic one; the same decision again is a repeat (P3)."""
+        again = self.told == decided
+        self.told = decided
+        return self._step(Event.AFTER_HEURISTIC_AGAIN if again else Event.AFTER_HEURISTIC)
 
     def on_peer_query(self, asker: str) -> list:
         """P8: a peer asks what we know. A txid we never voted on is aborted for good first."""

@@ -23,8 +23,9 @@ Steps:
   4. After the restart, check that Delhi's journal has exactly one credit for the txid.
 
 Questions: Between the crash and the restart, is the money "created" real? Who
-could spend it? Why may Mumbai not abort, although the coordinator is down? If
-recovery re-sends commit to Delhi too, why is Delhi's credit not applied twice?
+could spend it? Why may Mumbai not abort, although the coordinator is down? Delhi
+answers the re-sent commit "again": which row of the participant's table
+(bank/core/participant.py) makes it so, and what does Delhi read to know it?
 
 Run: python labs/lab06_crash_mid_commit.py [--step] [--keep]     Handout: labs/lab06_crash_mid_commit.md
 """

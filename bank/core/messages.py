@@ -102,8 +102,9 @@ class Abort:
 
 @dataclass(frozen=True)
 class Ack:
-    """Participant -> coordinator: the decision is applied and durable here. again: it
-    was already, before this message (a repeat: acknowledged again, nothing done, P3)."""
+    """Participant -> coordinator: the decision is applied and durable here. again: the
+    decision was already applied here before this message (a repeat: acknowledged
+    again, nothing done, P3)."""
     txid: str
     branch: str
     state: TxState

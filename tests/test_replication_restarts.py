@@ -210,9 +210,8 @@ def test_a_home_started_again_keeps_its_replicas_after_a_failover(make_bank):
     try:
         again.start()
         assert MUMBAI_REPLICA in again.members
-        wait_for(lambda: call(again, COORDINATOR, "deposit", "Mumbai/1001", "1.00",
-                              "after-the-start", timeout=30), BUG_DEADLINE,
-                 "a deposit to commit after the start")
+        deposit_one_rupee(again, "after-the-start",
+                          "a deposit to commit after the start")
         assert balance(again, MUMBAI_REPLICA, "1001") == before + 1
     finally:
         again.stop()
@@ -232,9 +231,8 @@ def test_a_home_with_no_failover_may_start_with_fewer_replicas(make_bank):
     try:
         fewer.start()
         assert MUMBAI_REPLICA not in fewer.members
-        wait_for(lambda: call(fewer, COORDINATOR, "deposit", "Mumbai/1001", "1.00",
-                              "with-no-replica", timeout=30), BUG_DEADLINE,
-                 "a deposit to commit (once the primary holds its lease)")
+        deposit_one_rupee(fewer, "with-no-replica",
+                          "a deposit to commit (once the primary holds its lease)")
         assert balance(fewer, MUMBAI, "1001") == before + 1
     finally:
         fewer.stop()
@@ -278,11 +276,17 @@ def test_fewer_replicas_are_refused_after_a_failover_whose_promote_never_arrived
     try:
         again.start()
         call(again, COORDINATOR, "failover", MUMBAI, timeout=30)     # finished now
-        wait_for(lambda: call(again, COORDINATOR, "deposit", "Mumbai/1001", "1.00",
-                              "after-the-failover", timeout=30), BUG_DEADLINE,
-                 "a deposit to commit on the promoted replica")
+        deposit_one_rupee(again, "after-the-failover",
+                          "a deposit to commit on the promoted replica")
     finally:
         again.stop()
+
+
+def deposit_one_rupee(bank, request_id: str, what: str) -> None:
+    """Deposit 1.00 into Mumbai/1001 through the coordinator once the branch takes writes
+    (after a start, its primary first needs a lease); `what` names it if it never does."""
+    wait_for(lambda: call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", request_id,
+                          timeout=30), BUG_DEADLINE, what)
 
 
 def _refused(call, *args, **kwargs):

@@ -162,6 +162,9 @@ def test_a_bad_amount_gets_one_sentence_saying_what_is_accepted(sh, amount):
     ("balance mumbai/1001", "did you mean Mumbai?"),
     ("transfer Mumbai/1001 Delhi/1002", "Usage: transfer SRC DST AMOUNT (for example:"),
     ("open Delhi \"Meera", "A quote is not closed"),
+    ("balance Mumbai/ 1001", "with no space: write Mumbai/1001, not 'Mumbai/ 1001'"),
+    ("transfer Mumbai/ 1001 Delhi/1002 5", "with no space: write Mumbai/1001"),
+    ("deposit Mumbai /1001 5", "with no space: write Mumbai/1001, not 'Mumbai /1001'"),
 ])
 def test_every_error_is_one_sentence_and_the_shell_goes_on(sh, line, expected):
     """Errors are one plain line (no traceback), count as failures, and the shell keeps going."""

@@ -43,6 +43,7 @@ COORDINATOR_TIMEOUT = 30       # seconds: longer than a 2PC round with its vote 
 ACCT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/[0-9]+$")
 # Row counts are ASCII digits: str.isdigit() also accepts "²", which int() refuses.
 COUNT_RE = re.compile(r"[0-9]{1,6}")
+BRANCH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 NOT_RECORDED = ("help", "log", "clear", "quit", "exit", "EOF")
 WITHOUT_A_BANK = NOT_RECORDED + ("export", "explore")   # they work on a stopped cluster
 
@@ -78,6 +79,22 @@ def split_words(arg: str) -> list:
         raise ShellError("A quote is not closed; put quotes around both ends of a name.")
     return [w[1:-1] if len(w) > 1 and w[0] == w[-1] and w[0] in "\"'" else w
             for w in words]      # non-POSIX shlex (Windows) keeps a word's quotes
+
+
+def split_account(words: list) -> str:
+    """An account typed with a space in it ("Mumbai/ 1001", "Mumbai /1001", "Mumbai / 1001"),
+    as typed, or "" if there is none: the shell names it rather than count its halves as
+    two words (a usage line, or "'' is not an account number")."""
+    for i, word in enumerate(words[:-1]):
+        rest = words[i + 1:]
+        if word.endswith("/") and BRANCH_WORD.fullmatch(word[:-1]) and COUNT_RE.fullmatch(rest[0]):
+            return f"{word} {rest[0]}"
+        if BRANCH_WORD.fullmatch(word) and rest[0].startswith("/") and COUNT_RE.fullmatch(rest[0][1:]):
+            return f"{word} {rest[0]}"
+        if BRANCH_WORD.fullmatch(word) and rest[0] == "/" and len(rest) > 1 \
+                and COUNT_RE.fullmatch(rest[1]):
+            return f"{word} / {rest[1]}"
+    return ""
 
 
 TIMED_OUT = re.compile(r"cannot be reached \(no answer in time\)\.?")
@@ -241,6 +258,11 @@ class ShellCore(cmd.Cmd):
     def _args(self, arg: str, low: int, high=None) -> list:
         """The command's words; a wrong count is a usage error with an example."""
         words = split_words(arg)
+        typed = split_account(words)
+        if typed:
+            branch, _, number = typed.replace(" ", "").partition("/")
+            raise ShellError(f"An account is one word, with no space: write {branch}/{number}, "
+                             f"not {typed!r}.")
         if not low <= len(words) <= (low if high is None else high):
             usage, _, example = doc_parts(getattr(self, "do_" + self._cmd, self.do_help))
             raise ShellError(f"Usage: {usage} (for example: {example}).")

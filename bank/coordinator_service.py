@@ -239,7 +239,8 @@ class Coordinator(LabControls, BranchStatus):
         return {"name": self.name, "role": "coordinator", "url": self.url, "epoch": 1,
                 "branches": sorted(self.links), "in_flight": len(self.log.in_flight),
                 "faults": self.faults.describe()["armed"], "log": self.log.describe(),
-                "counters": dict(COUNTS.snapshot(), fsyncs=self.log.fsyncs)}
+                "counters": dict(COUNTS.snapshot(), fsyncs=self.log.fsyncs,
+                                        config_fsyncs=self.log.config_fsyncs)}
 
     def account(self, acct) -> dict:
         """One account by BRANCH/NUMBER. Example: account("Mumbai/1001")"""

@@ -10,7 +10,9 @@ Rules:
 
 Glossary:
   fsyncs      COMMITs of a branch's ledger that wrote (group commit shares them) and
-              forced writes of the coordinator's recovery log
+              forced writes of the coordinator's recovery log that carried a
+              transaction's record (those with only a configuration record are
+              config_fsyncs: no transfer costs them)
   twopc_fsyncs  a branch's COMMITs with a 2PC step among their steps (prepare, commit,
               abort, a peer's or a heuristic decision): what transfers cost (deposits,
               openings... make the others)

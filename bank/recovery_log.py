@@ -265,7 +265,9 @@ class RecoveryLog(ReadAtStart, Compaction):
         self._sync_lock = threading.Lock()      # one fsync at a time (group commit)
         self._written = 0                       # lines written so far
         self._synced = 0                        # lines known to be on disk
-        self.fsyncs = 0                         # forced writes so far (counters)
+        self.fsyncs = 0               # forced writes with a transaction's record (counters)
+        self.config_fsyncs = 0        # forced writes of configuration records only
+        self._last_txn_line = 0       # the last line written for a transaction
         self._file = None
         self._size = 0                          # bytes in the file: a failed write is cut back here
         self.presumed_commit = presumed_commit
@@ -424,6 +426,8 @@ class RecoveryLog(ReadAtStart, Compaction):
         self._size += len(line)
         self._written += 1
         self.records += 1
+        if kind != "config":
+            self._last_txn_line = self._written
         return self._written
 
     def _cut_back(self) -> None:
@@ -457,8 +461,14 @@ class RecoveryLog(ReadAtStart, Compaction):
             except OSError as exc:               # what reached the disk is unknown now,
                 self._break(f"an fsync failed: {exc.strerror or exc}")   # and a retried
                 raise                                                   # fsync may lie
+            # shown by the coordinator's ping(): what transfers cost, apart from what a
+            # change of configuration costs (a lab's count per transfer must not move
+            # because a replica was dropped at that moment)
+            if self._synced < self._last_txn_line <= target:
+                self.fsyncs += 1
+            else:
+                self.config_fsyncs += 1
             self._synced = target
-            self.fsyncs += 1                     # shown by the coordinator's ping()
 
     def _remember_finished(self, txid: str, summary: dict) -> None:
         self.finished[txid] = summary

@@ -457,3 +457,18 @@ def test_compaction_keeps_restart_proportional_to_work_in_flight(log_path, monke
     assert again.finished[newest]["request_id"] == f"req-{total - 1}"
     assert len(again.finished) == recovery_log.KEEP_FINISHED
     again.close()
+
+
+def test_forced_writes_of_configuration_alone_are_not_counted_as_a_transfers(log_path):
+    """Counters: a forced write that carried only a configuration record (a replica
+    dropped, a failover) is counted apart (config_fsyncs), so a lab's forced writes per
+    transfer do not move with the configuration; one that carried a transaction's
+    record counts for transfers (fsyncs)."""
+    log = RecoveryLog(log_path)
+    log.config("Mumbai", {"version": 1, "epoch": 1, "primary": "http://127.0.0.1:9100",
+                          "in_sync": []})
+    assert (log.fsyncs, log.config_fsyncs) == (0, 1)
+    log.begin("C1-a", INFO)
+    log.commit("C1-a")
+    assert (log.fsyncs, log.config_fsyncs) == (1, 1)
+    log.close()

@@ -204,7 +204,8 @@ def main(argv=None) -> int:
         print(exc, file=sys.stderr)
         return 2
     if not (options.replay or options.random_walk):
-        long = options.world == "2pc" and not options.variant     # the default search
+        long = options.world == "2pc" and not options.variant and options.transfers >= 2 \
+            and options.branches >= 2                           # the default search, or more
         print("Exploring every run within the budgets" +
               (" (the defaults take about a minute)..." if long else "..."),
               file=sys.stderr, flush=True)

@@ -27,18 +27,9 @@ Rules:
     ``cluster.py start`` that finds it running marks it kept (HOME/data/cluster.kept),
     so the one that started it leaves it running for them and says so
     (``python cluster.py stop`` stops it). A new start clears the mark.
-  * Rule L2 - a home's data keeps its layout: started without ``--replicas``, a
-    cluster has as many replicas per branch as its data folder holds databases for
-    (none for a new home). Fewer replicas than the data holds is allowed only while
-    no failover happened: every branch's own database still says it is the primary at
-    its newest epoch, and the coordinator's recovery log records no newer epoch (a
-    failover whose promote never arrived changes no database): ``why_replaced``.
-    After a failover a replica serves the branch (or is to) and the old primary's
-    database is fenced (or will be, at its first lease), so fewer is refused with a
-    sentence (``python cluster.py reset`` starts a new bank). In a home with replicas,
-    its members start again on the ports of the last run where they are free
-    (HOME/data/cluster.ports, which keeps the port of a member left out of a run with
-    fewer replicas): a replica promoted there knows its old primary by that address.
+  * Rule L2 - a home's data keeps its layout (its replicas, whether a failover
+    happened, the ports of the last run): bank/cluster_home.py reads it, and ``start``
+    refuses fewer replicas than the data holds after a failover.
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -51,28 +42,25 @@ Glossary:
 """
 
 import argparse
-import contextlib
 import json
 import os
 import pathlib
 import secrets
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 
 from bank import rpc, storage
 from bank.errors import BankError, FaultCode
-from bank.recovery_log_reading import read_lines
+from bank.cluster_home import (DEFAULT_BRANCHES, MAX_REPLICAS, ports_file, ports_of,
+                               replica_name, replicas_in, why_replaced)
 
 KIT = pathlib.Path(__file__).resolve().parent.parent   # the repository: programs on top
-DEFAULT_BRANCHES = ("Mumbai", "Delhi")
 DEFAULT_PORTS = {"coordinator": 9000, "Mumbai": 9100, "Delhi": 9101}
 START_TIMEOUT = 20.0          # seconds a member may take to start listening
 COORDINATOR = "coordinator"
-MAX_REPLICAS = 3              # per branch, at most
 
 
 # A member must not die when the user presses Ctrl-C in the terminal that started it,
@@ -95,17 +83,6 @@ def _port_is_free(port: int) -> bool:
             return True
         except OSError:
             return False
-
-
-def replica_name(branch: str, k: int = 1) -> str:
-    return f"{branch}-replica{k}"
-
-
-def replicas_in(home, branches=DEFAULT_BRANCHES) -> int:
-    """L2: how many replicas per branch a home's data holds databases for (0: none)."""
-    data = pathlib.Path(home) / "data"
-    return max((k for k in range(1, MAX_REPLICAS + 1) for name in branches
-                if (data / f"{replica_name(name, k)}.db").exists()), default=0)
 
 
 class Member:
@@ -202,71 +179,6 @@ class Member:
             return None
 
 
-def primaries_replaced(home, branches=DEFAULT_BRANCHES, recovery_log=None) -> list:
-    """L2: the branches whose own database (data/NAME.db) may no longer be the primary's
-    (why_replaced says why)."""
-    return list(why_replaced(home, branches, recovery_log))
-
-
-def why_replaced(home, branches=DEFAULT_BRANCHES, recovery_log=None) -> dict:
-    """L2: branch -> why its own database (data/NAME.db) may no longer be its primary's:
-    it says it is not the primary, or is at an older epoch than one of its replicas'
-    databases (a replica took over), or the configuration manager recorded a newer
-    epoch in the coordinator's recovery log (HOME/logs/recovery.log unless said
-    otherwise): a failover whose promote never arrived leaves every database as it
-    was, but the manager names the replica, so the old primary would be fenced at its
-    first lease. A database or log that cannot be read counts as replaced. Read while
-    the cluster is stopped."""
-    data = pathlib.Path(home) / "data"
-    log_path = pathlib.Path(recovery_log or pathlib.Path(home) / "logs" / "recovery.log")
-    recorded, log_problem = _recorded_epochs(log_path)
-    why = {}
-    for name in branches:
-        role, epoch = _role_on_disk(data / f"{name}.db")
-        newest = max((_role_on_disk(data / f"{replica_name(name, k)}.db")[1]
-                      for k in range(1, MAX_REPLICAS + 1)
-                      if (data / f"{replica_name(name, k)}.db").exists()), default=0)
-        if not role:
-            why[name] = f"{name}.db cannot be read or records no role"
-        elif role != "primary":
-            why[name] = f"{name}.db is {role} at epoch {epoch}"
-        elif epoch < newest:
-            why[name] = f"{name}.db is at epoch {epoch}, a replica's database at {newest}"
-        elif log_problem:
-            why[name] = log_problem
-        elif recorded.get(name, 0) > epoch:
-            why[name] = (f"the coordinator recorded {name} at epoch {recorded[name]}, "
-                         f"{name}.db is at {epoch}")
-    return why
-
-
-def _recorded_epochs(path: pathlib.Path) -> tuple:
-    """({branch: epoch as its configuration manager last recorded it}, "") from the
-    coordinator's recovery log (config records: bank/config_manager.py), or ({}, why it
-    cannot be read); ({}, "") if there is no log yet."""
-    if not path.exists():
-        return {}, ""
-    try:
-        records, _, damage, _, _ = read_lines(path)
-    except OSError as exc:
-        return {}, f"the recovery log {path} cannot be read ({exc.strerror or exc})"
-    if damage:
-        return {}, f"the recovery log {path} is damaged (its failovers cannot be read)"
-    return {branch: record["epoch"] for _, kind, branch, record in records
-            if kind == "config" and isinstance(record.get("epoch"), int)}, ""
-
-
-def _role_on_disk(db: pathlib.Path) -> tuple:
-    """(role, epoch) as a branch's database records them (branch_roles.py), or ("", 0)."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
-            meta = dict(conn.execute("SELECT key, value FROM meta "
-                                     "WHERE key IN ('role', 'epoch')").fetchall())
-        return meta.get("role", ""), int(meta.get("epoch") or 0)
-    except (sqlite3.Error, ValueError):
-        return "", 0
-
-
 class LocalCluster:
     """Branches plus a coordinator on loopback, sharing one home folder and secret."""
 
@@ -312,7 +224,7 @@ class LocalCluster:
         """The port a member should start on, if free: in a home with replicas, its port
         in the last run (L2: a promoted replica knows its old primary by its address),
         else its default one (fixed); 0 for any free port."""
-        remembered = _ports_of(self.home) if self.replicas_found else {}
+        remembered = ports_of(self.home) if self.replicas_found else {}
         for port in (remembered.get(name, 0), DEFAULT_PORTS.get(name, 0) if fixed else 0):
             if port and _port_is_free(port):
                 return port
@@ -463,7 +375,7 @@ class LocalCluster:
         if not self.recorded:                 # a new cluster: no one else attached yet
             _kept_mark(self.home).unlink(missing_ok=True)     # (before the record others read)
         _write_whole(self.home / "data" / "cluster.json", state)
-        _write_whole(_ports_file(self.home), dict(_ports_of(self.home), **{   # L2: a replica
+        _write_whole(ports_file(self.home), dict(ports_of(self.home), **{   # L2: a replica
             n: m.port for n, m in self.members.items()}))      # left out keeps its port
         self.recorded = True
 
@@ -543,21 +455,6 @@ def _write_whole(path: pathlib.Path, data) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
     storage.replace(tmp, path)        # Windows: a reader may hold the old one a moment
-
-
-def _ports_file(home) -> pathlib.Path:
-    """HOME/data/cluster.ports: each member's port in the last run (Rule L2)."""
-    return pathlib.Path(home) / "data" / "cluster.ports"
-
-
-def _ports_of(home) -> dict:
-    """member name -> its port in the home's last run ({} if none is known)."""
-    try:
-        ports = json.loads(_ports_file(home).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {n: p for n, p in ports.items() if isinstance(p, int)} \
-        if isinstance(ports, dict) else {}
 
 
 def _kept_mark(home) -> pathlib.Path:

@@ -10,7 +10,7 @@ Rules checked:
     --replica-of) starts as the primary it was and keeps its data;
   * a fenced old primary never follows on a database that diverged;
   * `check` fails when a branch's books come from a replica (no primary answers);
-  * a home's data keeps its layout (bank/local_cluster.py L2): started again without
+  * a home's data keeps its layout (bank/cluster_home.py L2): started again without
     --replicas after a failover, the cluster has its replicas and banks on; with
     fewer, it is refused with a sentence before anything starts; with no failover,
     fewer is allowed and the primary banks on.

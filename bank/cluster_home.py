@@ -43,11 +43,16 @@ def replica_name(branch: str, k: int = 1) -> str:
     return f"{branch}-replica{k}"
 
 
+def replica_dbs(data: pathlib.Path, branch: str) -> dict:
+    """K -> data/BRANCH-replicaK.db, for each replica database the folder holds."""
+    paths = {k: data / f"{replica_name(branch, k)}.db" for k in range(1, MAX_REPLICAS + 1)}
+    return {k: path for k, path in paths.items() if path.exists()}
+
+
 def replicas_in(home, branches=DEFAULT_BRANCHES) -> int:
     """L2: how many replicas per branch a home's data holds databases for (0: none)."""
     data = pathlib.Path(home) / "data"
-    return max((k for k in range(1, MAX_REPLICAS + 1) for name in branches
-                if (data / f"{replica_name(name, k)}.db").exists()), default=0)
+    return max((k for name in branches for k in replica_dbs(data, name)), default=0)
 
 
 def why_replaced(home, branches=DEFAULT_BRANCHES, recovery_log=None) -> dict:
@@ -65,9 +70,8 @@ def why_replaced(home, branches=DEFAULT_BRANCHES, recovery_log=None) -> dict:
     why = {}
     for name in branches:
         role, epoch = role_on_disk(data / f"{name}.db")
-        newest = max((role_on_disk(data / f"{replica_name(name, k)}.db")[1]
-                      for k in range(1, MAX_REPLICAS + 1)
-                      if (data / f"{replica_name(name, k)}.db").exists()), default=0)
+        newest = max((role_on_disk(db)[1] for db in replica_dbs(data, name).values()),
+                     default=0)
         if not role:
             why[name] = f"{name}.db cannot be read or records no role"
         elif role != "primary":

@@ -40,8 +40,9 @@ Rules:
     heuristic. Only a prepared txid may be decided so.
   * P11 - the coordinator's decision arrives after a heuristic one: it is recorded
     durably next to the heuristic one and acknowledged, so the coordinator stops
-    retrying; the same decision again is a repeat (P3). If it contradicts the heuristic one, that is the damage (a heuristic
-    mixed outcome) the audit shows; nothing is undone: the money already moved. Until
+    retrying; the same decision again is a repeat (P3). If it contradicts the
+    heuristic one, that is the damage (a heuristic mixed outcome) the audit shows;
+    nothing is undone: the money already moved. Until
     the coordinator's decision is known, a heuristic txn answers a peer "in-doubt"
     (P8): an operator's guess must not spread to the other participants.
 

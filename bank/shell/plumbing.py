@@ -43,7 +43,7 @@ COORDINATOR_TIMEOUT = 30       # seconds: longer than a 2PC round with its vote 
 ACCT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*/[0-9]+$")
 # Row counts are ASCII digits: str.isdigit() also accepts "²", which int() refuses.
 COUNT_RE = re.compile(r"[0-9]{1,6}")
-BRANCH_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+SPACED_ACCT = re.compile(r"[A-Za-z][A-Za-z0-9_-]* ?/ ?[0-9]+")   # "Mumbai/ 1001"...
 NOT_RECORDED = ("help", "log", "clear", "quit", "exit", "EOF")
 WITHOUT_A_BANK = NOT_RECORDED + ("export", "explore")   # they work on a stopped cluster
 
@@ -85,15 +85,10 @@ def split_account(words: list) -> str:
     """An account typed with a space in it ("Mumbai/ 1001", "Mumbai /1001", "Mumbai / 1001"),
     as typed, or "" if there is none: the shell names it rather than count its halves as
     two words (a usage line, or "'' is not an account number")."""
-    for i, word in enumerate(words[:-1]):
-        rest = words[i + 1:]
-        if word.endswith("/") and BRANCH_WORD.fullmatch(word[:-1]) and COUNT_RE.fullmatch(rest[0]):
-            return f"{word} {rest[0]}"
-        if BRANCH_WORD.fullmatch(word) and rest[0].startswith("/") and COUNT_RE.fullmatch(rest[0][1:]):
-            return f"{word} {rest[0]}"
-        if BRANCH_WORD.fullmatch(word) and rest[0] == "/" and len(rest) > 1 \
-                and COUNT_RE.fullmatch(rest[1]):
-            return f"{word} / {rest[1]}"
+    for i in range(len(words) - 1):
+        for typed in (" ".join(words[i:i + 2]), " ".join(words[i:i + 3])):
+            if SPACED_ACCT.fullmatch(typed):
+                return typed
     return ""
 
 

@@ -267,12 +267,16 @@ class ReplicationRoles:
         self._require_role("primary")
         return self.replicas.caught_up(check_url(url, "replica URL"), _check_seq(applied))
 
-    def replicate(self, epoch, changes, primary_seq, in_sync_urls) -> dict:
-        """A push from the primary: apply these changes in order."""
+    def replicate(self, epoch, changes, primary_seq, in_sync_urls, branch="") -> dict:
+        """A push from the primary of `branch`: apply these changes in order. A push
+        from another branch's primary (an address reused) is refused before its epoch
+        is read (R9): a higher epoch of another branch must not fence us."""
         self.check_replication_link()                      # lab: cut-replication
         epoch, primary_seq = _check_seq(epoch, "The epoch"), _check_seq(primary_seq)
         if not isinstance(changes, list) or not isinstance(in_sync_urls, list):
             raise BankError(FaultCode.BAD_INPUT, "changes and in_sync must be lists.")
+        if branch not in ("", None):
+            self._check_same_branch(check_branch_name(branch), "take changes pushed")
         with self.role_lock:        # checked and applied at once: a follow() of a newer
             try:                    # primary cannot come between (its catch-up would miss it)
                 effects = self.roles.on_push(epoch)                 # R3, R4

@@ -190,7 +190,7 @@ class Replicas:
                 batch = self.ledger.changes_since(link.acked, BATCH)
                 ours = self.ledger.applied_seq()      # read after the batch: it has them all
                 answer = link.client.call("replicate", self.branch.epoch, batch, ours,
-                                          self.in_sync_urls())
+                                          self.in_sync_urls(), self.branch.name)
                 link.acked = answer["applied"]
                 if link.acked > ours:        # it holds changes we never had: out of sync,
                     self._drop(link, "it holds changes this primary never had")
@@ -276,7 +276,8 @@ class Replicas:
                 try:
                     self.branch.check_replication_link()     # lab: cut-replication
                     link.client.call("replicate", self.branch.epoch, [],
-                                     self.ledger.applied_seq(), self.in_sync_urls())
+                                     self.ledger.applied_seq(), self.in_sync_urls(),
+                                     self.branch.name)
                 except BankError as exc:
                     if exc.code == FaultCode.NOT_PRIMARY:
                         self.branch.fence(exc.message)

@@ -368,6 +368,31 @@ def test_a_replica_pointed_at_another_branch_is_refused_and_keeps_its_copy(make_
         assert sum(D(a["balance"]) for a in served) == mumbai_total
 
 
+def test_a_push_from_another_branchs_primary_is_refused_before_its_epoch_counts(make_bank):
+    """R9: Delhi's primary pushing to Mumbai's replica (an address reused after a
+    restart) is refused, naming both branches, before the push's epoch is read: the
+    replica applies none of Delhi's changes, keeps its epoch (a higher epoch of
+    another branch fences no one) and its total."""
+    bank = make_bank((MUMBAI, DELHI))
+    mumbai_total = total(bank, REPLICA)
+    before = call(bank, REPLICA, "ping")
+    delhi = call(bank, DELHI, "ping")
+    changes = call(bank, DELHI, "changes_since", 0, 50)
+    assert changes
+    with pytest.raises(BankError) as refused:
+        call(bank, REPLICA, "replicate", before["epoch"] + 5, changes, delhi["applied"],
+             [], DELHI)
+    assert refused.value.code == FaultCode.PROTOCOL_VIOLATION
+    assert "Mumbai" in refused.value.message and "Delhi" in refused.value.message
+    after = call(bank, REPLICA, "ping")
+    assert (after["role"], after["epoch"], after["applied"]) == \
+        (before["role"], before["epoch"], before["applied"])
+    assert total(bank, REPLICA) == mumbai_total
+    call(bank, COORDINATOR, "deposit", "Mumbai/1001", "5.00", "still-replicated")
+    wait_for(lambda: total(bank, REPLICA) == mumbai_total + 5 or None, 15,
+             "Mumbai's own pushes to go on reaching its replica")
+
+
 def _mumbai_up(bank) -> bool:
     try:
         call(bank, COORDINATOR, "accounts", MUMBAI, timeout=5)

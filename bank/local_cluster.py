@@ -60,6 +60,7 @@ from bank.cluster_home import (DEFAULT_BRANCHES, MAX_REPLICAS, ports_file, ports
 KIT = pathlib.Path(__file__).resolve().parent.parent   # the repository: programs on top
 DEFAULT_PORTS = {"coordinator": 9000, "Mumbai": 9100, "Delhi": 9101}
 START_TIMEOUT = 20.0          # seconds a member may take to start listening
+LEASE_WAIT = 6.0              # seconds a start waits for replicated primaries' leases
 COORDINATOR = "coordinator"
 
 
@@ -270,11 +271,35 @@ class LocalCluster:
                     self.members[replica].args += ["--replica-of", self.members[name].url]
                     self.members[replica].start()
             self.start_member(COORDINATOR)
+            self._wait_for_leases()
         except BaseException:
             self.stop()
             raise
         self.save_state()
         return self
+
+    def _wait_for_leases(self) -> None:
+        """A replicated branch's primary serves writes only once it holds a lease from
+        the coordinator (R8), about a second after the coordinator starts: wait for one
+        server of each such branch to take writes (up to LEASE_WAIT), so that the first
+        transfer of a class is not refused. A branch whose primary is down is not
+        waited for longer: its writes are refused with a sentence saying why."""
+        deadline = time.monotonic() + LEASE_WAIT
+        waiting = [name for name in self.branch_names if self.replica_names(name)]
+        while waiting and time.monotonic() < deadline:
+            waiting = [name for name in waiting if not self._takes_writes(name)]
+            if waiting:
+                time.sleep(0.05)       # polling servers we started, with a deadline
+
+    def _takes_writes(self, branch: str) -> bool:
+        """Does a server of `branch` (its primary, wherever a failover put it) take writes?"""
+        for name in (branch, *self.replica_names(branch)):
+            try:
+                if self.client(name, timeout=3).call("ping").get("takes_writes"):
+                    return True
+            except BankError:
+                continue
+        return False
 
     def start_member(self, name: str, extra=()) -> str:
         member = self.member(name)
@@ -308,9 +333,9 @@ class LocalCluster:
         except BankError:                   # the coordinator is down: the server's word
             pass
         if role == "fenced" or (role == "primary" and primary != member.url):
-            return ("it is fenced: another server replaced it as the primary, so it "
-                    "refuses writes (to rejoin as a replica, see the README's replication "
-                    "walkthrough, step 5).")
+            return (f"it is fenced: another server replaced it as the primary, so it "
+                    f"refuses writes (`restart {name} --rejoin` in the shell makes it a "
+                    f"replica of the new primary: README, replication, step 5).")
         if role == "replica":
             return "it serves as a replica and catches up with its primary."
         return "it serves as the primary and asks the coordinator about its in-doubt " \
@@ -326,6 +351,30 @@ class LocalCluster:
         url = self.start_member(name, extra)
         self.save_state()
         return url
+
+    def rejoin(self, name: str, coordinator) -> str:
+        """Restart a branch server as a replica of its branch's current primary, as the
+        manager (the coordinator, asked through `coordinator`) records it: how a primary
+        replaced by a failover comes back into the in-sync set. It keeps its old
+        database aside (NAME.db.before-rejoin-TIME, never merged: it may hold changes
+        no one else had) and copies the primary from scratch (bank/branch_service.py)."""
+        branch = self.branch_of(name)
+        primary = coordinator.call("configuration", branch).get("primary", "")
+        if not primary:
+            raise BankError(FaultCode.BAD_INPUT, f"{branch} has no replicas, so {name} has "
+                            "no primary to rejoin: `restart` it instead.")
+        if primary == self.member(name).url:
+            raise BankError(FaultCode.BAD_INPUT, f"{name} is {branch}'s primary now: only "
+                            "a server that another replaced rejoins (`restart` it instead).")
+        return self.restart(name, ("--replica-of", primary))
+
+    def branch_of(self, name: str) -> str:
+        """The branch a member serves (a replica's name is its branch's and -rN)."""
+        for branch in self.branch_names:
+            if name == branch or name in self.replica_names(branch):
+                return branch
+        raise BankError(FaultCode.BAD_INPUT, f"{name} is not a branch server; the branch "
+                        f"servers are {', '.join(m for m in self.members if m != COORDINATOR)}.")
 
     def stop(self) -> None:
         """End every member: those we started, and those another program (a shell

@@ -207,6 +207,24 @@ class Stream:
 
 # ---- 1. failover under load ----------------------------------------------------------------
 
+def test_the_first_transfer_after_a_start_with_replicas_commits(tmp_path):
+    """R8 at the launcher: a primary whose replicas are in its durable in-sync set takes
+    writes only once it holds a lease, so LocalCluster.start() of a home that has
+    replicas returns only once each branch's primary does (ping's takes_writes): the
+    class's first transfer commits, and is not refused with "holds no lease"."""
+    def cluster():
+        return LocalCluster(home=tmp_path / "bank", branches=(MUMBAI, "Delhi"), replicas=1)
+    with cluster() as bank:
+        for name in (MUMBAI, "Delhi"):
+            wait_in_sync(bank, name)
+    with cluster() as bank:                  # started again: the in-sync set is on disk
+        answer = call(bank, COORDINATOR, "transfer", "Mumbai/1001", "Delhi/1002", "1.00",
+                      timeout=30)
+        assert answer["outcome"] == "committed", answer
+        assert all(call(bank, name, "ping")["takes_writes"] for name in (MUMBAI, "Delhi"))
+        assert not call(bank, MUMBAI_REPLICA, "ping")["takes_writes"]
+
+
 def test_failover_under_load_keeps_every_acknowledged_write(make_bank):
     """A primary answers a write only after every in-sync replica has it; so after the
     Mumbai primary is killed mid-stream and the coordinator fails over, every

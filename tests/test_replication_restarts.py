@@ -313,3 +313,39 @@ def test_the_shell_says_a_replaced_primary_came_back_fenced(make_bank):
     run(sh, "crash coordinator")                     # the manager cannot be asked now:
     assert "it is fenced" in run(sh, f"restart {MUMBAI}")    # the server's own word
     assert sh.failures == 0
+
+
+def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_take_over(
+        make_bank):
+    """Replication step 5 from the shell: `restart Mumbai --rejoin` restarts the primary
+    a failover replaced as a replica of the new one; it keeps its old database aside,
+    is recorded in sync by the manager, receives later writes, and a second failover
+    back to it loses nothing (every deposit is there). --rejoin on the current primary,
+    or on the coordinator, is refused with a sentence and changes nothing."""
+    from shelltest import run, shell_on
+    bank = make_bank()
+    sh = shell_on(bank)
+    old_url = bank.members[MUMBAI].url
+    deposit_one_rupee(bank, "before-failover", "a deposit before the failover")
+    run(sh, f"crash {MUMBAI}")
+    assert "epoch 2" in run(sh, f"failover {MUMBAI}")
+    refused = run(sh, f"restart {MUMBAI_REPLICA} --rejoin")
+    assert "primary now" in refused and sh.failures == 1
+    assert call(bank, MUMBAI_REPLICA, "ping")["role"] == "primary"
+    assert "one option here: restart coordinator --accept-damaged-log" in \
+        run(sh, "restart coordinator --rejoin")
+    said = run(sh, f"restart {MUMBAI} --rejoin")
+    assert "as a replica of Mumbai's primary" in said, said
+    assert bank.members[MUMBAI].url == old_url                     # its port kept
+    assert list((bank.home / "data").glob("Mumbai.db.before-rejoin-*"))
+    wait_for(lambda: old_url in call(bank, COORDINATOR, "configuration", MUMBAI)["in_sync"]
+             or None, SYNC_DEADLINE, "the rejoined server to be recorded in sync")
+    deposit_one_rupee(bank, "after-rejoin", "a deposit after the rejoin")
+    wait_for(lambda: book(bank, MUMBAI) == book(bank, MUMBAI_REPLICA) or None,
+             SYNC_DEADLINE, "the rejoined replica to hold every change")
+    expected = balance(bank, MUMBAI_REPLICA, "1001")
+    run(sh, f"crash {MUMBAI_REPLICA}")
+    assert "epoch 3" in run(sh, f"failover {MUMBAI}")
+    assert call(bank, COORDINATOR, "configuration", MUMBAI)["primary"] == old_url
+    assert balance(bank, MUMBAI, "1001") == expected
+    assert sh.failures == 2                     # the two refusals above, and no other

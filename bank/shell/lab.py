@@ -47,23 +47,34 @@ class LabCommands:
                   f"`restart {name}` brings it back.")
 
     def do_restart(self, arg):
-        """restart NODE: start a crashed (or running) node again, on its port and its data.
+        """restart NODE [--rejoin | --accept-damaged-log]: start a crashed (or running)
+        node again, on its port and its data. `restart Mumbai --rejoin` brings a branch
+        server that a failover replaced back as a replica of the current primary (its
+        old database is kept aside and it copies the primary anew: README, replication).
         `restart coordinator --accept-damaged-log` starts it on a damaged recovery log,
         keeping what the damage may hide in doubt (README, "The recovery log").
         Example: restart Delhi"""
         self._need_local()
         words = self._args(arg, 1, 2)
         name, extra = self._node(words[0]), tuple(words[1:])
-        if extra and (extra != ("--accept-damaged-log",) or name != cluster.COORDINATOR):
-            raise ShellError("restart takes one option, for the coordinator only: restart "
-                             "coordinator --accept-damaged-log.")
+        option = "--accept-damaged-log" if name == cluster.COORDINATOR else "--rejoin"
+        if extra and extra != (option,):
+            raise ShellError(f"restart takes one option here: restart {name} {option}.")
+        rejoin = extra == ("--rejoin",)
         try:
-            url = self.local.restart(name, extra)
+            url = (self.local.rejoin(name, self.coord) if rejoin
+                   else self.local.restart(name, extra))
         except RuntimeError as exc:
             why = str(exc).splitlines()[0]
             hint = " (here: restart coordinator --accept-damaged-log)" \
                 if "--accept-damaged-log" in why and not extra else ""
             raise ShellError(f"{name} did not start again: {why}{hint}")
+        if rejoin:
+            self._say(f"Restarted {name} at {url} as a replica of "
+                      f"{self.local.branch_of(name)}'s primary: its old database is kept "
+                      f"aside, it copies the primary anew, and `branches` shows it in sync "
+                      f"once the coordinator has recorded it.")
+            return
         self._say(f"Restarted {name} at {url}; " + (
             "it read its recovery log and finishes what was in flight."
             if name == cluster.COORDINATOR else self.local.role_in_words(name, self.coord)))

@@ -245,6 +245,9 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
         if ack.again:
             log.info("commit %s again: it was already applied here, so nothing is done "
                      "twice (P3); acknowledged again.", txid)
+        elif ack.heuristic:
+            log.info("commit %s: the coordinator decided commit, as the operator had "
+                     "forced here by hand (P11): nothing more to apply.", txid)
         else:
             log.info("commit %s: the coordinator decided commit; applied here, any hold "
                      "is released.", txid)
@@ -260,6 +263,9 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
         if ack.again:
             log.info("abort %s again: it was already aborted here (P3); acknowledged again.",
                      txid)
+        elif ack.heuristic:
+            log.info("abort %s: the coordinator decided abort, as the operator had forced "
+                     "here by hand (P11): nothing more to release.", txid)
         else:
             log.info("abort %s: the coordinator decided abort; nothing applied here, any "
                      "hold is released.", txid)

@@ -122,12 +122,16 @@ def test_p3_a_repeated_decision_is_acknowledged_again_and_does_nothing():
 def test_p11_the_coordinators_decision_after_a_heuristic_one_is_new_once_then_a_repeat():
     """P11 then P3: the coordinator's decision reaching a txid decided heuristically is
     recorded beside it and acknowledged; the same decision sent again is acknowledged
-    again, recording nothing more."""
+    again, recording nothing more. The acknowledgement names the operator's decision,
+    so the branch's log says the operator applied it, not the coordinator's commit."""
     txn = participant(TxState.PREPARED)
     txn.on_heuristic("committed")
     first = txn.on_commit()
     assert isinstance(first[0], Record) and not first[-1].message.again
-    assert txn.on_commit() == [Reply(Ack("T1", "Mumbai", TxState.COMMITTED, again=True))]
+    assert first[-1].message.heuristic == "committed"
+    assert participant(TxState.PREPARED).on_commit()[-1].message.heuristic == ""
+    assert txn.on_commit() == [Reply(Ack("T1", "Mumbai", TxState.COMMITTED, again=True,
+                                         heuristic="committed"))]
 
 
 def test_p5_abort_releases_holds_and_an_unknown_txid_is_remembered_aborted():

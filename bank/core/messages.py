@@ -104,11 +104,13 @@ class Abort:
 class Ack:
     """Participant -> coordinator: the decision is applied and durable here. again: the
     decision was already applied here before this message (a repeat: acknowledged
-    again, nothing done, P3)."""
+    again, nothing done, P3). heuristic: what the operator forced here before the
+    decision came (P10, P11), or ""."""
     txid: str
     branch: str
     state: TxState
     again: bool = False
+    heuristic: str = ""
 
 
 @dataclass(frozen=True)

@@ -315,6 +315,7 @@ class ParticipantTxn:
             return [Reply(VoteMsg(self.txid, self.branch, Vote.YES if yes else Vote.NO,
                                   f"already {self.state.value}"))]
         if do in (Do.ACK, Do.ACK_AGAIN):
-            return [Reply(Ack(self.txid, self.branch, next_state, again=do is Do.ACK_AGAIN))]
+            return [Reply(Ack(self.txid, self.branch, next_state, again=do is Do.ACK_AGAIN,
+                              heuristic=self.heuristic or ""))]
         assert do is Do.ASK, do
         return [Send(self.coordinator, DecisionQuery(self.txid, self.branch))]

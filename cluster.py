@@ -63,9 +63,7 @@ def main(argv=None):
             return 1
         print("A local cluster is running:")
         for name, member in running.members.items():
-            down = "" if running.answers(name) else \
-                "  does not answer: `restart " + name + "` in the shell brings it back"
-            print(f"  {name:<16} {member.url}  (pid {member.pid}){down}")
+            print_member(running, name, member.pid)
         started_with = running.coordinator_args
         if "--hold-decisions" in started_with:
             print_hold(started_with[started_with.index("--hold-decisions") + 1])
@@ -87,11 +85,26 @@ def main(argv=None):
         print(f"Cannot start the local cluster: {exc}", file=sys.stderr)
         return 2
     for name, member in cluster.members.items():
-        print(f"  {name:<16} {member.url}  (pid {member.proc.pid})")
+        print_member(cluster, name, member.proc.pid)
     if args.hold_decisions:
         print_hold(f"{args.hold_decisions:g}")
     print(f"Logs in {cluster.home / 'logs'}; stop it with: python cluster.py stop{home}")
     return 0
+
+
+def print_member(cluster, name: str, pid) -> None:
+    """One member: its name, URL, pid, and what it does now (a failover moves roles)."""
+    role = cluster.role_now(name)
+    if not role:
+        said = f"does not answer: `restart {name}` in the shell brings it back"
+    elif role == "fenced":
+        said = (f"fenced: a failover replaced it; `restart {name} --rejoin` in the shell "
+                "makes it a replica again")
+    elif role == "primary" and not cluster.replica_names(cluster.branch_of(name)):
+        said = ""                              # no replicas: "primary" would say nothing
+    else:
+        said = "" if role == "coordinator" else role
+    print(f"  {name:<16} {cluster.member(name).url}  (pid {pid})" + (f"  {said}" if said else ""))
 
 
 def print_hold(ms: str) -> None:

@@ -361,8 +361,9 @@ class LocalCluster:
         branch = self.branch_of(name)
         primary = coordinator.call("configuration", branch).get("primary", "")
         if not primary:
-            raise BankError(FaultCode.BAD_INPUT, f"{branch} has no replicas, so {name} has "
-                            "no primary to rejoin: `restart` it instead.")
+            raise BankError(FaultCode.BAD_INPUT, f"The coordinator records no primary for "
+                            f"{branch} (it does once a replica of it has caught up), so "
+                            f"{name} has none to rejoin: `restart` it instead.")
         if primary == self.member(name).url:
             raise BankError(FaultCode.BAD_INPUT, f"{name} is {branch}'s primary now: only "
                             "a server that another replaced rejoins (`restart` it instead).")
@@ -413,6 +414,15 @@ class LocalCluster:
     def answers(self, name: str) -> bool:
         """Does the member answer now (a ping signed with the cluster's keys)?"""
         return _ours(self.member(name).url, self.secret)
+
+    def role_now(self, name: str) -> str:
+        """A branch server's role as it answers now ("primary", "replica", "fenced"),
+        "coordinator", or "" if it does not answer: after a failover, the member named
+        for a branch is no longer its primary."""
+        try:
+            return self.client(name, timeout=2).call("ping").get("role", "")
+        except BankError:
+            return ""
 
     def save_state(self) -> None:
         """Record URLs, pids and command lines, so another program can attach."""

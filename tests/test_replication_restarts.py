@@ -13,12 +13,16 @@ Rules checked:
   * a home's data keeps its layout (bank/cluster_home.py L2): started again without
     --replicas after a failover, the cluster has its replicas and banks on; with
     fewer, it is refused with a sentence before anything starts; with no failover,
-    fewer is allowed and the primary banks on.
+    fewer is allowed and the primary banks on;
+  * `restart Mumbai --rejoin` brings a replaced primary back as a replica that can take
+    over again, and `cluster.py status` names each server's role as it is now.
 """
 
 import os
 import pathlib
+import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -320,7 +324,8 @@ def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_tak
     """Replication step 5 from the shell: `restart Mumbai --rejoin` restarts the primary
     a failover replaced as a replica of the new one; it keeps its old database aside,
     is recorded in sync by the manager, receives later writes, and a second failover
-    back to it loses nothing (every deposit is there). --rejoin on the current primary,
+    back to it loses nothing (every deposit is there); `cluster.py status` says fenced,
+    then replica, by the member's name. --rejoin on the current primary,
     or on the coordinator, is refused with a sentence and changes nothing."""
     from shelltest import run, shell_on
     bank = make_bank()
@@ -334,8 +339,14 @@ def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_tak
     assert call(bank, MUMBAI_REPLICA, "ping")["role"] == "primary"
     assert "one option here: restart coordinator --accept-damaged-log" in \
         run(sh, "restart coordinator --rejoin")
+    assert "it is fenced" in run(sh, f"restart {MUMBAI}")
+    assert re.search(r"Mumbai .*fenced: a failover replaced it; `restart Mumbai --rejoin`",
+                     cluster_status(bank))
     said = run(sh, f"restart {MUMBAI} --rejoin")
     assert "as a replica of Mumbai's primary" in said, said
+    status = cluster_status(bank)                   # roles as they are now, by name
+    assert re.search(r"Mumbai +\S+ +\(pid \d+\) +replica", status), status
+    assert re.search(r"Mumbai-replica1 +\S+ +\(pid \d+\) +primary", status), status
     assert bank.members[MUMBAI].url == old_url                     # its port kept
     assert list((bank.home / "data").glob("Mumbai.db.before-rejoin-*"))
     wait_for(lambda: old_url in call(bank, COORDINATOR, "configuration", MUMBAI)["in_sync"]
@@ -349,3 +360,10 @@ def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_tak
     assert call(bank, COORDINATOR, "configuration", MUMBAI)["primary"] == old_url
     assert balance(bank, MUMBAI, "1001") == expected
     assert sh.failures == 2                     # the two refusals above, and no other
+
+
+def cluster_status(bank) -> str:
+    """What `python cluster.py status` prints for this cluster's home."""
+    return subprocess.run([sys.executable, str(KIT / "cluster.py"), "status", "--home",
+                           str(bank.home)], capture_output=True, text=True, timeout=60,
+                          encoding="utf-8").stdout

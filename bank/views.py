@@ -345,6 +345,7 @@ def audit(books: list, in_doubt: list, branches: list, start_total=None, missing
             ("in-doubt transactions", "wait" if doubts else "ok", "; ".join(doubts) or "none")]
     rows += heuristic_rows(books)
     stale = [f"{b['branch']} read from {b.get('url') or 'a server'}, a {b['role']}"
+             + (" server" if b["role"] == "fenced" else "")         # not "a fenced:"
              for b in books if b.get("role", "primary") != "primary"]
     if stale:                    # no primary answered: the books may lack acknowledged writes
         rows.append(("books from a primary", "FAIL",

@@ -337,7 +337,7 @@ def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_tak
     refused = run(sh, f"restart {MUMBAI_REPLICA} --rejoin")
     assert "primary now" in refused and sh.failures == 1
     assert call(bank, MUMBAI_REPLICA, "ping")["role"] == "primary"
-    assert "one option here: restart coordinator --accept-damaged-log" in \
+    assert "the coordinator has no replicas: `restart coordinator` starts it again" in \
         run(sh, "restart coordinator --rejoin")
     assert "it is fenced" in run(sh, f"restart {MUMBAI}")
     assert re.search(r"Mumbai .*fenced: a failover replaced it; `restart Mumbai --rejoin`",
@@ -360,6 +360,29 @@ def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_tak
     assert call(bank, COORDINATOR, "configuration", MUMBAI)["primary"] == old_url
     assert balance(bank, MUMBAI, "1001") == expected
     assert sh.failures == 2                     # the two refusals above, and no other
+
+
+def test_reads_while_the_coordinator_is_down_ask_the_primary_a_failover_installed(make_bank):
+    """bank/shell/direct.py V3: after `failover Mumbai` and `crash coordinator`, the
+    shell's direct reads ask Mumbai's primary where the failover put it, in the shell
+    that failed over and in a shell started afterwards. (They asked the old primary,
+    fenced: `branches` listed it as Mumbai, and `check` failed "books from a primary: no
+    primary answers" while the promoted primary answered.)"""
+    from shelltest import run, shell_on
+    bank = make_bank()
+    sh = shell_on(bank)
+    run(sh, f"crash {MUMBAI}")
+    assert "epoch 2" in run(sh, f"failover {MUMBAI}")
+    assert "it is fenced" in run(sh, f"restart {MUMBAI}")
+    run(sh, "crash coordinator")
+    new_url = bank.members[MUMBAI_REPLICA].url
+    for shell_ in (sh, shell_on(bank)):
+        report = run(shell_, "check")
+        assert "All checks passed" in report and "books from a primary" not in report, \
+            report
+        row = [line for line in run(shell_, "branches").splitlines()
+               if line.startswith(MUMBAI + " ")]
+        assert row and new_url in row[0] and "primary" in row[0], row
 
 
 def cluster_status(bank) -> str:

@@ -204,6 +204,16 @@ def test_audit_catches_money_created_and_a_journal_that_does_not_add_up():
     assert rows["money conserved"] == "FAIL" and rows["journals reconcile"] == "FAIL"
 
 
+def test_audit_names_the_role_of_a_server_that_is_not_a_primary_in_words():
+    """"books from a primary" says "a fenced server" (it said "a fenced:")."""
+    books = [{"branch": "Mumbai", "accounts": 1, "journal_rows": 1, "total": "1.00",
+              "held": "0.00", "brought_in": "1.00", "negative": [], "holds": [],
+              "mismatched": [], "role": role, "url": "http://127.0.0.1:9100"}
+             for role in ("fenced", "replica")]
+    detail = {r[0]: r[2] for r in views.audit(books, [], [])}["books from a primary"]
+    assert "9100, a fenced server;" in detail and "9100, a replica:" in detail, detail
+
+
 def test_check_is_exact_past_ten_thousand_journal_rows(sh, bank):
     """check reconciles every journal row, however many: a healthy branch with more than
     10,000 rows passes. (The rows are written straight into Mumbai's SQLite file, as one

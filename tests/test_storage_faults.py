@@ -560,7 +560,7 @@ def test_the_shell_restarts_a_coordinator_on_a_damaged_log_when_told_to(tmp_path
         assert "is damaged at line 1" in out and \
             "(here: restart coordinator --accept-damaged-log)" in out, out
         assert run(sh, "restart Delhi --accept-damaged-log").startswith(
-            "restart takes one option here: restart Delhi --rejoin."), out
+            "--accept-damaged-log is for the coordinator only"), out
         out = run(sh, "restart coordinator --accept-damaged-log")
         assert out.startswith("Restarted coordinator"), out
         assert bank.coordinator().call("ping")["log"]["damaged"][0].startswith("line 1:")

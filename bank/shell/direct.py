@@ -13,8 +13,9 @@ Rules:
   * V2 - only reads fall back, and only when the coordinator itself cannot be reached
     (its own connection failed): an error the coordinator answered (a branch down
     behind it, a bad account) is shown as it is.
-  * V3 - the branches' addresses come from the local cluster, the cluster.ini the shell
-    was given, or the coordinator's last `branches` answer; a branch that does not
+  * V3 - the branches' addresses come from the local cluster (whose servers are asked
+    which is the primary: a failover moves it), the cluster.ini the shell was given, or
+    the coordinator's last `branches` or `failover` answer; a branch that does not
     answer either is named, never left out in silence, and a shell that knows no
     branch at all says so, never answers with nothing.
   * V4 - the branches know their prepared transfers (in doubt: holding money, waiting
@@ -96,12 +97,33 @@ class DirectReads:
         return ping["branches"] if ping is not None else sorted(self.direct_urls())
 
     def _branch_urls(self) -> dict:
-        """name -> URL of each branch's primary, from what this shell knows (V3)."""
+        """name -> URL of each branch's primary, from what this shell knows (V3). On a
+        local cluster, once the coordinator is down, the branch's servers are asked which
+        of them is the primary (a failover moves it: the shell's own, the window's, or
+        one made before this shell started)."""
         urls = dict(self.branch_urls)
         if self.local is not None:
             for name in self.local.branch_names:
                 urls.setdefault(name, self.local.members[name].url)
+                if self._direct and self.local.replica_names(name):
+                    urls[name] = self._local_primary(name, urls[name])
         return urls
+
+    def _local_primary(self, branch: str, url: str) -> str:
+        """The URL of the server of `branch` that answers as its primary at the highest
+        epoch, asked once per command; `url` if none does."""
+        if branch not in self._primaries:
+            best, epoch = url, -1
+            for member in (branch, *self.local.replica_names(branch)):
+                there = self.local.members[member].url
+                try:
+                    info = rpc.Client(there, self.coord.secret, BRANCH_TIMEOUT).call("ping")
+                except BankError:
+                    continue
+                if info.get("role") == "primary" and info.get("epoch", 0) > epoch:
+                    best, epoch = there, info.get("epoch", 0)
+            self._primaries[branch] = best
+        return self._primaries[branch]
 
     def direct_urls(self) -> dict:
         """The known branches' addresses, for reads while the coordinator is down: none

@@ -58,6 +58,14 @@ class LabCommands:
         words = self._args(arg, 1, 2)
         name, extra = self._node(words[0]), tuple(words[1:])
         option = "--accept-damaged-log" if name == cluster.COORDINATOR else "--rejoin"
+        if extra == ("--rejoin",) and option != "--rejoin":          # the coordinator
+            raise ShellError("--rejoin is for a branch server a failover replaced; the "
+                             "coordinator has no replicas: `restart coordinator` starts "
+                             "it again.")
+        if extra == ("--accept-damaged-log",) and option != extra[0]:   # a branch
+            raise ShellError(f"--accept-damaged-log is for the coordinator only (a damaged "
+                             f"recovery log): `restart {name}` starts this server again, "
+                             f"`restart {name} --rejoin` one that a failover replaced.")
         if extra and extra != (option,):
             raise ShellError(f"restart takes one option here: restart {name} {option}.")
         rejoin = extra == ("--rejoin",)
@@ -138,6 +146,7 @@ class LabCommands:
         """failover BRANCH: promote the branch's best in-sync replica and route to it.
         Example: failover Mumbai"""
         done = self.coord.call("failover", check_branch_name(*self._args(arg, 1)))
+        self.branch_urls[done["branch"]] = done["primary"]     # direct reads go there
         self._say(f"{done['branch']} is now served by {done['primary']} at epoch "
                   f"{done['epoch']} (it had applied {done['applied']} changes); the old "
                   f"primary {done['old_primary']} will be fenced if it comes back.")

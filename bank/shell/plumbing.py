@@ -138,6 +138,7 @@ class ShellCore(cmd.Cmd):
         self._names, self._names_at = {}, 0.0
         self._cmd, self._failed, self._result, self._extra = "", False, "", []
         self._direct = False           # True once a command reads from the branches
+        self._primaries = {}           # branch -> its primary's URL, for that command
         self.start_total = self._total()
         self._start_counting()          # `counters` leaves out what came before
 
@@ -157,6 +158,7 @@ class ShellCore(cmd.Cmd):
         if self._cmd.lower() != self._cmd and self._cmd.lower() in self.command_names():
             line, self._cmd = self._cmd.lower() + line[len(self._cmd):], self._cmd.lower()
         self._failed, self._result, self._extra, self._direct = False, "", [], False
+        self._primaries = {}
         self._names_at, stop = 0.0, False      # completion names may have changed
         unknown = False
         try:

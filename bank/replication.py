@@ -31,7 +31,11 @@ Rules:
     the manager's record durably (``in_set``), so a restarted primary pushes to them
     too. Nothing is acknowledged that a promotion could lose.
   * Rule 4 - a primary with a non-empty ``in_set`` renews a lease from the manager
-    every heartbeat and serves writes only while it holds one (R8).
+    every heartbeat and serves writes only while it holds one (R8). Without one it
+    acknowledges nothing, so its heartbeat pushes nothing to its in-sync replicas:
+    one it cannot reach then needs no drop (R7), which would wait DROP_WAIT for the
+    manager. (A whole cluster started again: its primaries come up before their
+    replicas and the coordinator, and each waited six seconds.)
   * Rule 5 - only a primary pushes (changes or heartbeats). A fenced server has
     adopted the new epoch, and a replica takes any push at its own epoch (R3): a push
     from a fenced old primary would pass, and write into the new primary's replica a
@@ -258,7 +262,8 @@ class Replicas:
         if self.branch.role != "primary":
             return
         try:
-            self.sync_all(self.ledger.applied_seq())
+            if self.branch.lease_ok():     # Rule 4: no lease, no write to acknowledge, so
+                self.sync_all(self.ledger.applied_seq())   # no drop to wait for either
         except BankError as exc:                  # R7: a drop the manager did not record
             log.warning("heartbeat: %s", exc.message)
         if self.branch.manager() is not None:

@@ -211,7 +211,10 @@ def test_the_first_transfer_after_a_start_with_replicas_commits(tmp_path):
     """R8 at the launcher: a primary whose replicas are in its durable in-sync set takes
     writes only once it holds a lease, so LocalCluster.start() of a home that has
     replicas returns only once each branch's primary does (ping's takes_writes): the
-    class's first transfer commits, and is not refused with "holds no lease"."""
+    class's first transfer commits, and is not refused with "holds no lease". Rule 4 of
+    bank/replication.py: a primary started before its replicas and the coordinator
+    holds no lease, so its heartbeats push nothing and it never waits to drop a
+    replica that is not up yet (each primary waited DROP_WAIT, 6 s, for the manager)."""
     def cluster():
         return LocalCluster(home=tmp_path / "bank", branches=(MUMBAI, "Delhi"), replicas=1)
     with cluster() as bank:
@@ -223,6 +226,9 @@ def test_the_first_transfer_after_a_start_with_replicas_commits(tmp_path):
         assert answer["outcome"] == "committed", answer
         assert all(call(bank, name, "ping")["takes_writes"] for name in (MUMBAI, "Delhi"))
         assert not call(bank, MUMBAI_REPLICA, "ping")["takes_writes"]
+    for name in (MUMBAI, "Delhi"):
+        text = (tmp_path / "bank" / "logs" / f"{name}.log").read_text(encoding="utf-8")
+        assert "could not record it out of sync" not in text, name
 
 
 def test_failover_under_load_keeps_every_acknowledged_write(make_bank):

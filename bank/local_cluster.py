@@ -55,7 +55,7 @@ import time
 from bank import rpc, storage
 from bank.errors import BankError, FaultCode
 from bank.cluster_home import (DEFAULT_BRANCHES, MAX_REPLICAS, ports_file, ports_of,
-                               replica_name, replicas_in, why_replaced)
+                               replica_name, replicas_in, role_on_disk, why_replaced)
 
 KIT = pathlib.Path(__file__).resolve().parent.parent   # the repository: programs on top
 DEFAULT_PORTS = {"coordinator": 9000, "Mumbai": 9100, "Delhi": 9101}
@@ -368,6 +368,10 @@ class LocalCluster:
             raise BankError(FaultCode.BAD_INPUT, f"{name} is {branch}'s primary now: only "
                             "a server that another replaced rejoins (`restart` it instead).")
         return self.restart(name, ("--replica-of", primary))
+
+    def role_on_disk(self, name: str) -> str:
+        """A branch server's role as its database records it, up or down ("" if unknown)."""
+        return role_on_disk(self.home / "data" / f"{name}.db")[0]
 
     def branch_of(self, name: str) -> str:
         """The branch a member serves (a replica's name is its branch's and -rN)."""

@@ -15,10 +15,12 @@ applies the debit. The old primary, restarted, is fenced.
 Steps:
   1. Run `python labs/lab09_failover.py --step --keep`.
   2. At the pause after the crash, compare the replica's database with the dead primary's:
-     both have the transaction `prepared`, its 40.00 held (`SELECT txid, state FROM txns`
-     in `FOLDER/data/Mumbai.db` and `FOLDER/data/Mumbai-replica1.db`).
+     both have the transaction `prepared` (`SELECT txid, state FROM txns` in
+     `FOLDER/data/Mumbai.db` and `FOLDER/data/Mumbai-replica1.db`), its 40.00 held
+     (`SELECT number, held FROM accounts`: amounts are kept in paise, so 4000).
   3. After the failover, note the epoch; after the old primary restarts, read its log for
-     the line that says it is fenced.
+     the line that says it is fenced. (In a shell attached to the kept cluster,
+     `restart Mumbai --rejoin` then makes the old primary a replica again.)
 
 Questions: What would async replication lose here? Why does the promoted replica
 get a higher epoch, and who checks it?

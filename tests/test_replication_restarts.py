@@ -351,11 +351,15 @@ def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_tak
     assert list((bank.home / "data").glob("Mumbai.db.before-rejoin-*"))
     wait_for(lambda: old_url in call(bank, COORDINATOR, "configuration", MUMBAI)["in_sync"]
              or None, SYNC_DEADLINE, "the rejoined server to be recorded in sync")
+    again = run(sh, f"restart {MUMBAI} --rejoin")              # a replica already:
+    assert "was a replica already, so it keeps its copy" in again, again   # nothing set aside
+    assert len(list((bank.home / "data").glob("Mumbai.db.before-rejoin-*"))) == 1
     deposit_one_rupee(bank, "after-rejoin", "a deposit after the rejoin")
     wait_for(lambda: book(bank, MUMBAI) == book(bank, MUMBAI_REPLICA) or None,
              SYNC_DEADLINE, "the rejoined replica to hold every change")
     expected = balance(bank, MUMBAI_REPLICA, "1001")
-    run(sh, f"crash {MUMBAI_REPLICA}")
+    crashed = run(sh, f"crash {MUMBAI_REPLICA}")       # the crash names the role it had
+    assert f"Crashed {MUMBAI_REPLICA} (Mumbai's primary, at " in crashed, crashed
     assert "epoch 3" in run(sh, f"failover {MUMBAI}")
     assert call(bank, COORDINATOR, "configuration", MUMBAI)["primary"] == old_url
     assert balance(bank, MUMBAI, "1001") == expected

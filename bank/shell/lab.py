@@ -42,9 +42,18 @@ class LabCommands:
         name = self._node(*self._args(arg, 1))
         if not self.local.members[name].alive:
             return self._say(f"{name} is already down; `restart {name}` starts it.")
+        role = self._replicated_role(name)        # a failover moves the primary
         self.local.kill(name)
-        self._say(f"Crashed {name}: killed with no cleanup. What it made durable survives; "
-                  f"`restart {name}` brings it back.")
+        self._say(f"Crashed {name}{role}: killed with no cleanup. What it made durable "
+                  f"survives; `restart {name}` brings it back.")
+
+    def _replicated_role(self, name: str) -> str:
+        """' (Mumbai's replica, at URL)' for a server of a replicated branch, else ''."""
+        if name == cluster.COORDINATOR or not self.local.replica_names(
+                self.local.branch_of(name)):
+            return ""
+        role = self.local.role_now(name) or self.local.role_on_disk(name) or "server"
+        return f" ({self.local.branch_of(name)}'s {role}, at {self.local.members[name].url})"
 
     def do_restart(self, arg):
         """restart NODE [--rejoin | --accept-damaged-log]: start a crashed (or running)
@@ -69,6 +78,7 @@ class LabCommands:
         if extra and extra != (option,):
             raise ShellError(f"restart takes one option here: restart {name} {option}.")
         rejoin = extra == ("--rejoin",)
+        was = self.local.role_on_disk(name) if rejoin else ""
         try:
             url = (self.local.rejoin(name, self.coord) if rejoin
                    else self.local.restart(name, extra))
@@ -78,10 +88,12 @@ class LabCommands:
                 if "--accept-damaged-log" in why and not extra else ""
             raise ShellError(f"{name} did not start again: {why}{hint}")
         if rejoin:
+            copied = ("it was a replica already, so it keeps its copy and catches up" if
+                      was == "replica" else "its old database is kept aside, it copies the "
+                      "primary anew")
             self._say(f"Restarted {name} at {url} as a replica of "
-                      f"{self.local.branch_of(name)}'s primary: its old database is kept "
-                      f"aside, it copies the primary anew, and `branches` shows it in sync "
-                      f"once the coordinator has recorded it.")
+                      f"{self.local.branch_of(name)}'s primary: {copied}, and `branches` "
+                      f"shows it in sync once the coordinator has recorded it.")
             return
         self._say(f"Restarted {name} at {url}; " + (
             "it read its recovery log and finishes what was in flight."

@@ -352,29 +352,63 @@ class LocalCluster:
         self.save_state()
         return url
 
-    def rejoin(self, name: str, coordinator) -> str:
+    def rejoin(self, name: str, coordinator) -> dict:
         """Restart a branch server as a replica of its branch's current primary, as the
         manager (the coordinator, asked through `coordinator`) records it: how a primary
         replaced by a failover comes back into the in-sync set. It keeps its old
         database aside (NAME.db.before-rejoin-TIME, never merged: it may hold changes
-        no one else had) and copies the primary from scratch (bank/branch_service.py)."""
+        no one else had) and copies the primary from scratch (bank/branch_service.py);
+        a server that is a replica already keeps its database and catches up.
+
+        Nothing is restarted unless the recorded primary answers as its branch's
+        primary: the server could not copy a primary that is down, and one that once
+        followed it would start as the primary it was (a stale --replica-of), then be
+        fenced. Returns {"url", "primary", "kept" (the database kept aside, or ""),
+        "role" (the role it started in: "replica" if it rejoined)}."""
         branch = self.branch_of(name)
         primary = coordinator.call("configuration", branch).get("primary", "")
         if not primary:
-            raise BankError(FaultCode.BAD_INPUT, f"The coordinator records no primary for "
-                            f"{branch} (it does once a replica of it has caught up), so "
-                            f"{name} has none to rejoin: `restart` it instead.")
+            why = (f"{branch} has no replicas" if not self.replica_names(branch) else
+                   f"the coordinator records no primary of {branch} yet (a primary asks "
+                   f"for its first lease about a second after it starts)")
+            raise BankError(FaultCode.BAD_INPUT, f"{why}, so no failover replaced {name}: "
+                            f"`restart {name}` instead.")
         if primary == self.member(name).url:
             raise BankError(FaultCode.BAD_INPUT, f"{name} is {branch}'s primary now: only "
                             "a server that another replaced rejoins (`restart` it instead).")
-        return self.restart(name, ("--replica-of", primary))
+        who = next((f"{n} at {m.url}" for n, m in self.members.items() if m.url == primary),
+                   primary)
+        try:
+            info = rpc.Client(primary, self.secret, timeout=3).call("ping")
+        except BankError as exc:
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"{branch}'s primary ({who}) does not answer "
+                            f"({exc.message.rstrip('.')}), so {name} has no one to copy "
+                            f"from: nothing was restarted. Start that server again (or "
+                            f"`failover {branch}`), then rejoin.") from None
+        if info.get("name") != branch or info.get("role") != "primary":
+            raise BankError(FaultCode.UNAVAILABLE,
+                            f"The coordinator records {who} as {branch}'s primary, but it "
+                            f"answers as {info.get('name')}'s {info.get('role')} (epoch "
+                            f"{info.get('epoch')}): nothing was restarted. `failover "
+                            f"{branch}` finishes the failover; then rejoin.")
+        db = self.home / _arg_of(self.member(name).args, "--db")   # absolute as started
+        before = set(db.parent.glob(db.name + ".before-rejoin-*"))
+        url = self.restart(name, ("--replica-of", primary))
+        kept = sorted(set(db.parent.glob(db.name + ".before-rejoin-*")) - before)
+        try:
+            role = self.client(name, timeout=3).call("ping").get("role", "")
+        except BankError:
+            role = ""
+        return {"url": url, "primary": primary, "role": role,
+                "kept": kept[0].name if kept else ""}
 
     def role_on_disk(self, name: str) -> str:
         """A branch server's role as its database records it, up or down ("" if unknown)."""
         return role_on_disk(self.home / "data" / f"{name}.db")[0]
 
     def branch_of(self, name: str) -> str:
-        """The branch a member serves (a replica's name is its branch's and -rN)."""
+        """The branch a member serves (a replica's name is its branch's and -replicaK)."""
         for branch in self.branch_names:
             if name == branch or name in self.replica_names(branch):
                 return branch
@@ -494,6 +528,12 @@ class LocalCluster:
             member.url, member.pid, member.secret = info["url"], info["pid"], cluster.secret
             cluster.members[name] = member
         return cluster
+
+
+def _arg_of(args, option: str) -> str:
+    """The value of the last `option` in a command line (args), or ""."""
+    values = [args[i + 1] for i in range(len(args) - 1) if args[i] == option]
+    return values[-1] if values else ""
 
 
 def attach_or_start(home=KIT, replicas=None):

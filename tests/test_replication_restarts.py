@@ -352,7 +352,7 @@ def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_tak
     wait_for(lambda: old_url in call(bank, COORDINATOR, "configuration", MUMBAI)["in_sync"]
              or None, SYNC_DEADLINE, "the rejoined server to be recorded in sync")
     again = run(sh, f"restart {MUMBAI} --rejoin")              # a replica already:
-    assert "was a replica already, so it keeps its copy" in again, again   # nothing set aside
+    assert "was a replica already, so it keeps its database" in again, again  # none aside
     assert len(list((bank.home / "data").glob("Mumbai.db.before-rejoin-*"))) == 1
     deposit_one_rupee(bank, "after-rejoin", "a deposit after the rejoin")
     wait_for(lambda: book(bank, MUMBAI) == book(bank, MUMBAI_REPLICA) or None,
@@ -394,3 +394,34 @@ def cluster_status(bank) -> str:
     return subprocess.run([sys.executable, str(KIT / "cluster.py"), "status", "--home",
                            str(bank.home)], capture_output=True, text=True, timeout=60,
                           encoding="utf-8").stdout
+
+
+def test_restart_rejoin_while_the_recorded_primary_is_down_restarts_nothing(make_bank):
+    """--rejoin needs the primary the coordinator records to answer. Without this, a
+    promoted server that once followed that primary, rejoined while it was down, took
+    its stale-`--replica-of` path: it started as the primary it was (then was fenced
+    by the manager, and stayed fenced), while the shell said "Restarted ... as a
+    replica ... its old database is kept aside". Now nothing is restarted and one
+    sentence says which server to start first; once it is back, the rejoin works."""
+    from shelltest import run, shell_on
+    bank = make_bank()
+    sh = shell_on(bank)
+    old_url = bank.members[MUMBAI].url
+    run(sh, f"crash {MUMBAI}")
+    assert "epoch 2" in run(sh, f"failover {MUMBAI}")
+    assert "as a replica" in run(sh, f"restart {MUMBAI} --rejoin")
+    wait_for(lambda: old_url in call(bank, COORDINATOR, "configuration", MUMBAI)["in_sync"]
+             or None, SYNC_DEADLINE, "the rejoined server to be recorded in sync")
+    run(sh, f"crash {MUMBAI_REPLICA}")
+    assert "epoch 3" in run(sh, f"failover {MUMBAI}")        # back to the first server
+    run(sh, f"crash {MUMBAI}")                                # and it is down now
+    said = run(sh, f"restart {MUMBAI_REPLICA} --rejoin")
+    assert f"primary ({MUMBAI} at {old_url}) does not answer" in said, said
+    assert "nothing was restarted" in said and sh.failures == 1
+    assert not bank.answers(MUMBAI_REPLICA)
+    assert not list((bank.home / "data").glob(f"{MUMBAI_REPLICA}.db.before-rejoin-*"))
+    assert "serves as the primary" in run(sh, f"restart {MUMBAI}")
+    said = run(sh, f"restart {MUMBAI_REPLICA} --rejoin")
+    assert "as a replica" in said and "kept aside" in said, said
+    assert call(bank, MUMBAI_REPLICA, "ping")["role"] == "replica"
+    assert sh.failures == 1

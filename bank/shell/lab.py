@@ -58,8 +58,9 @@ class LabCommands:
     def do_restart(self, arg):
         """restart NODE [--rejoin | --accept-damaged-log]: start a crashed (or running)
         node again, on its port and its data. `restart Mumbai --rejoin` brings a branch
-        server that a failover replaced back as a replica of the current primary (its
-        old database is kept aside and it copies the primary anew: README, replication).
+        server that a failover replaced back as a replica of the current primary, once
+        that primary answers (its old database is kept aside and it copies the primary
+        anew; a replica keeps its database: README, replication).
         `restart coordinator --accept-damaged-log` starts it on a damaged recovery log,
         keeping what the damage may hide in doubt (README, "The recovery log").
         Example: restart Delhi"""
@@ -78,26 +79,32 @@ class LabCommands:
         if extra and extra != (option,):
             raise ShellError(f"restart takes one option here: restart {name} {option}.")
         rejoin = extra == ("--rejoin",)
-        was = self.local.role_on_disk(name) if rejoin else ""
         try:
-            url = (self.local.rejoin(name, self.coord) if rejoin
-                   else self.local.restart(name, extra))
+            if rejoin:
+                return self._rejoin(name)
+            url = self.local.restart(name, extra)
         except RuntimeError as exc:
             why = str(exc).splitlines()[0]
             hint = " (here: restart coordinator --accept-damaged-log)" \
                 if "--accept-damaged-log" in why and not extra else ""
             raise ShellError(f"{name} did not start again: {why}{hint}")
-        if rejoin:
-            copied = ("it was a replica already, so it keeps its copy and catches up" if
-                      was == "replica" else "its old database is kept aside, it copies the "
-                      "primary anew")
-            self._say(f"Restarted {name} at {url} as a replica of "
-                      f"{self.local.branch_of(name)}'s primary: {copied}, and `branches` "
-                      f"shows it in sync once the coordinator has recorded it.")
-            return
         self._say(f"Restarted {name} at {url}; " + (
             "it read its recovery log and finishes what was in flight."
             if name == cluster.COORDINATOR else self.local.role_in_words(name, self.coord)))
+
+    def _rejoin(self, name: str) -> None:
+        """restart NAME --rejoin: say what happened, by the role it started in."""
+        done = self.local.rejoin(name, self.coord)
+        url, branch = done["url"], self.local.branch_of(name)
+        if done["role"] != "replica":
+            raise ShellError(f"Restarted {name} at {url}, but it did not rejoin as a "
+                             f"replica: {self.local.role_in_words(name, self.coord)}")
+        how = (f"its old database is kept aside ({done['kept']}), it copies the primary "
+               f"anew" if done["kept"] else
+               "it was a replica already, so it keeps its database and catches up")
+        self._say(f"Restarted {name} at {url} as a replica of {branch}'s primary "
+                  f"{done['primary']}: {how}, and `branches` shows it in sync once the "
+                  f"coordinator has recorded it.")
 
     def do_fault(self, arg):
         """fault NODE POINT: arm a named fault point on a node (off disarms).

@@ -110,7 +110,7 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
     def ping(self) -> dict:
         """Who and what this server is: {"name", "role": "primary"|"replica"|"fenced",
         "epoch", "primary", "applied", "in_sync", "takes_writes" (a primary that needs
-        no lease, or holds one: R8), "accounts", "in_doubt", "faults", "counters":
+        no lease, as no replica is in its in_set, or holds one: R8), "accounts", "in_doubt", "faults", "counters":
         {"fsyncs", "steps"} of the ledger (bank/group_commit.py)}."""
         return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "primary": self.primary_url, "applied": self.ledger.applied_seq(),

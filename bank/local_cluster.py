@@ -282,8 +282,9 @@ class LocalCluster:
         """A replicated branch's primary serves writes only once it holds a lease from
         the coordinator (R8), about a second after the coordinator starts: wait for one
         server of each such branch to take writes (up to LEASE_WAIT), so that the first
-        transfer of a class is not refused. A branch whose primary is down is not
-        waited for longer: its writes are refused with a sentence saying why."""
+        transfer of a class is not refused. A branch none of whose servers takes
+        writes (its primary down, say) is waited for LEASE_WAIT in all, no longer (each
+        ping at most 3 s more): its writes are refused with a sentence saying why."""
         deadline = time.monotonic() + LEASE_WAIT
         waiting = [name for name in self.branch_names if self.replica_names(name)]
         while waiting and time.monotonic() < deadline:

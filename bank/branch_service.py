@@ -110,8 +110,9 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
     def ping(self) -> dict:
         """Who and what this server is: {"name", "role": "primary"|"replica"|"fenced",
         "epoch", "primary", "applied", "in_sync", "takes_writes" (a primary that needs
-        no lease, as no replica is in its in_set, or holds one: R8), "accounts", "in_doubt", "faults", "counters":
-        {"fsyncs", "steps"} of the ledger (bank/group_commit.py)}."""
+        no lease, as no replica is in its in_set, or holds one: R8), "accounts",
+        "in_doubt", "faults", "counters": {"fsyncs", "steps"} of the ledger
+        (bank/group_commit.py)}."""
         return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "primary": self.primary_url, "applied": self.ledger.applied_seq(),
                 "in_sync": bool(self.follower and self.follower.in_sync),
@@ -386,7 +387,7 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
     ledger = Ledger(db_path, name)
     role = ledger.meta("role", "primary")
     if replica_of and role == "primary" and ledger.applied_seq():
-        newer = _newer_at(replica_of, int(ledger.meta("epoch", "1")), secret)
+        newer = _newer_at(replica_of, name, int(ledger.meta("epoch", "1")), secret)
         followed = followed_primaries(ledger) + [ledger.meta("promoted_from", "")]
         if replica_of in followed and not newer:
             log.warning("%s was promoted since it followed %s: starting as the primary",
@@ -416,14 +417,16 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
     return ledger, replica_of
 
 
-def _newer_at(url: str, epoch: int, secret) -> bool:
-    """Does a server with a higher epoch than ours answer at url (a primary, or a
-    replica or fenced server that has seen one): so we were replaced?"""
+def _newer_at(url: str, name: str, epoch: int, secret) -> bool:
+    """Does a server of our branch with a higher epoch than ours answer at url (a
+    primary, or a replica or fenced server that has seen one): so we were replaced?
+    Another branch's epochs say nothing of ours (R9)."""
     try:
         info = rpc.Client(url, secret, timeout=3).call("ping")
     except BankError:
         return False
-    return isinstance(info.get("epoch"), int) and info["epoch"] > epoch
+    return info.get("name") == name and isinstance(info.get("epoch"), int) and \
+        info["epoch"] > epoch
 
 
 def _parse_participants(participants) -> list:

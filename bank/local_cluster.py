@@ -271,11 +271,11 @@ class LocalCluster:
                     self.members[replica].args += ["--replica-of", self.members[name].url]
                     self.members[replica].start()
             self.start_member(COORDINATOR)
-            self._wait_for_leases()
         except BaseException:
             self.stop()
             raise
-        self.save_state()
+        self.save_state()              # first: another shell attaches, never starts twice
+        self._wait_for_leases()
         return self
 
     def _wait_for_leases(self) -> None:

@@ -601,3 +601,13 @@ def test_non_loopback_host_without_a_secret_is_refused(tmp_path, host):
     assert "--secret-file" in result.stderr and "Traceback" not in result.stderr
     assert "serving at" not in result.stdout
     assert list(tmp_path.iterdir()) == [], "it created files before refusing"
+
+
+def test_an_epoch_answered_by_another_branchs_server_says_nothing_of_ours(shared_branch_url):
+    """R9 at start-up (branch_service._newer_at): a server started with --replica-of
+    pointing at another branch's server never reads that server's epoch as a sign that
+    it was replaced (it would set its own database aside to copy a primary it may not
+    follow); the same server is newer for a replica of its own branch."""
+    from bank.branch_service import _newer_at
+    assert _newer_at(shared_branch_url, "Mumbai", 0, None)
+    assert not _newer_at(shared_branch_url, "Delhi", 0, None)

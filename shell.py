@@ -125,7 +125,11 @@ def main(argv=None) -> int:
         shell.run_script(script)
         return 1 if shell.failures else 0
     finally:
-        if to_stop is not None:
+        if to_stop is not None and to_stop.stopped_elsewhere():
+            say("The local cluster this shell started was stopped already (cluster.py "
+                "stop?); nothing of it is left running.")
+            to_stop.stop()                          # ends only what is still ours (L1)
+        elif to_stop is not None:
             say("Stopped the local cluster this shell started." if to_stop.stop_unless_kept()
                 else cluster.left_running("shell", args.home))
 

@@ -361,11 +361,30 @@ class LocalCluster:
         no one else had) and copies the primary from scratch (bank/branch_service.py);
         a server that is a replica already keeps its database and catches up.
 
-        Nothing is restarted unless the recorded primary answers as its branch's
-        primary: the server could not copy a primary that is down, and one that once
-        followed it would start as the primary it was (a stale --replica-of), then be
-        fenced. Returns {"url", "primary", "kept" (the database kept aside, or ""),
-        "role" (the role it started in: "replica" if it rejoined)}."""
+        Returns {"url", "primary", "kept" (the database kept aside, or ""), "said" (what
+        happened, in words)}. BankError if nothing was restarted (_primary_to_rejoin),
+        or if the server did not come back as a replica (it says what it is instead)."""
+        branch, primary = self._primary_to_rejoin(name, coordinator)
+        db = self.home / _arg_of(self.member(name).args, "--db")   # absolute as started
+        before = set(db.parent.glob(db.name + ".before-rejoin-*"))
+        url = self.restart(name, ("--replica-of", primary))
+        kept = sorted(set(db.parent.glob(db.name + ".before-rejoin-*")) - before)
+        if self.role_now(name) != "replica":
+            raise BankError(FaultCode.UNAVAILABLE, f"Restarted {name} at {url}, but it did "
+                            f"not rejoin as a replica: {self.role_in_words(name, coordinator)}")
+        how = (f"its old database is kept aside ({kept[0].name}), it copies the primary "
+               f"anew" if kept else
+               "it was a replica already, so it keeps its database and catches up")
+        return {"url": url, "primary": primary, "kept": kept[0].name if kept else "",
+                "said": f"Restarted {name} at {url} as a replica of {branch}'s primary "
+                        f"{primary}: {how}; it is listed in sync once the coordinator has "
+                        f"recorded it (about a second)."}
+
+    def _primary_to_rejoin(self, name: str, coordinator) -> tuple:
+        """(branch, the URL of its primary as the manager records it), once that primary
+        answers as its branch's primary: a server cannot copy a primary that is down,
+        and one that once followed it would start as the primary it was (a stale
+        --replica-of), then be fenced. Else BankError, and nothing is restarted."""
         branch = self.branch_of(name)
         primary = coordinator.call("configuration", branch).get("primary", "")
         if not primary:
@@ -373,10 +392,10 @@ class LocalCluster:
                    f"the coordinator records no primary of {branch} yet (a primary asks "
                    f"for its first lease about a second after it starts)")
             raise BankError(FaultCode.BAD_INPUT, f"{why}, so no failover replaced {name}: "
-                            f"`restart {name}` instead.")
+                            f"restart it instead.")
         if primary == self.member(name).url:
             raise BankError(FaultCode.BAD_INPUT, f"{name} is {branch}'s primary now: only "
-                            "a server that another replaced rejoins (`restart` it instead).")
+                            "a server that another replaced rejoins (restart it instead).")
         who = next((f"{n} at {m.url}" for n, m in self.members.items() if m.url == primary),
                    primary)
         try:
@@ -386,23 +405,14 @@ class LocalCluster:
                             f"{branch}'s primary ({who}) does not answer "
                             f"({exc.message.rstrip('.')}), so {name} has no one to copy "
                             f"from: nothing was restarted. Start that server again (or "
-                            f"`failover {branch}`), then rejoin.") from None
+                            f"fail {branch} over), then rejoin.") from None
         if info.get("name") != branch or info.get("role") != "primary":
             raise BankError(FaultCode.UNAVAILABLE,
                             f"The coordinator records {who} as {branch}'s primary, but it "
                             f"answers as {info.get('name')}'s {info.get('role')} (epoch "
-                            f"{info.get('epoch')}): nothing was restarted. `failover "
-                            f"{branch}` finishes the failover; then rejoin.")
-        db = self.home / _arg_of(self.member(name).args, "--db")   # absolute as started
-        before = set(db.parent.glob(db.name + ".before-rejoin-*"))
-        url = self.restart(name, ("--replica-of", primary))
-        kept = sorted(set(db.parent.glob(db.name + ".before-rejoin-*")) - before)
-        try:
-            role = self.client(name, timeout=3).call("ping").get("role", "")
-        except BankError:
-            role = ""
-        return {"url": url, "primary": primary, "role": role,
-                "kept": kept[0].name if kept else ""}
+                            f"{info.get('epoch')}): nothing was restarted. A failover of "
+                            f"{branch} finishes the failover; then rejoin.")
+        return branch, primary
 
     def role_on_disk(self, name: str) -> str:
         """A branch server's role as its database records it, up or down ("" if unknown)."""

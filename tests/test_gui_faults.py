@@ -59,7 +59,8 @@ def test_crash_and_restart_from_the_lab_controls(app, bank):
 def test_failover_from_the_lab_controls(display, tmp_path):
     """With a replica per branch, the window shows each replica in sync with its lag;
     after the primary is crashed, the Failover button promotes the replica (epoch 2)
-    and the window follows the new primary."""
+    and the window follows the new primary; the old primary restarted is fenced, and
+    Rejoin brings it back as a replica of the new one (README, replication step 5)."""
     local = cluster.LocalCluster(home=tmp_path, replicas=1).start()
     root = tk.Tk()
     window = App(root, local.coordinator(timeout=15), cluster=local,
@@ -78,6 +79,13 @@ def test_failover_from_the_lab_controls(display, tmp_path):
               and "epoch 2" in window.branches.tree.item("m:Mumbai", "values")[0],
               "the promoted primary shown at epoch 2")
         assert balance(window, "Mumbai/1001") == "10,000.00"
+        window.lab.buttons["Mumbai"]["restart"].invoke()      # the old primary: fenced
+        until(root, lambda: "fenced" in window.result.cget("text"), "Mumbai back, fenced")
+        window.lab.buttons["Mumbai"]["rejoin"].invoke()       # README, replication step 5
+        until(root, lambda: "as a replica of Mumbai's primary" in window.result.cget("text"),
+              "Mumbai rejoined as a replica")
+        assert "kept aside" in window.result.cget("text")
+        assert local.role_now("Mumbai") == "replica"
     finally:
         window.close()
         local.stop()

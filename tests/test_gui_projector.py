@@ -234,7 +234,7 @@ def _assert_every_lab_button_in_reach(app) -> None:
     tab = app.root.nametowidget(app.left_tabs.select())
     right = tab.winfo_rootx() + tab.winfo_width()
     buttons = [b for row in app.lab.buttons.values() for b in row.values()]
-    assert len(buttons) == 12                # the coordinator's 2, each branch's 5
+    assert len(buttons) == 14                # the coordinator's 2, each branch's 6
     for button in [*buttons, app.lab.arm_button]:
         assert button.winfo_rootx() + button.winfo_width() <= right, button.cget("text")
 

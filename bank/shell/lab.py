@@ -81,7 +81,7 @@ class LabCommands:
         rejoin = extra == ("--rejoin",)
         try:
             if rejoin:
-                return self._rejoin(name)
+                return self._say(self.local.rejoin(name, self.coord)["said"])
             url = self.local.restart(name, extra)
         except RuntimeError as exc:
             why = str(exc).splitlines()[0]
@@ -91,20 +91,6 @@ class LabCommands:
         self._say(f"Restarted {name} at {url}; " + (
             "it read its recovery log and finishes what was in flight."
             if name == cluster.COORDINATOR else self.local.role_in_words(name, self.coord)))
-
-    def _rejoin(self, name: str) -> None:
-        """restart NAME --rejoin: say what happened, by the role it started in."""
-        done = self.local.rejoin(name, self.coord)
-        url, branch = done["url"], self.local.branch_of(name)
-        if done["role"] != "replica":
-            raise ShellError(f"Restarted {name} at {url}, but it did not rejoin as a "
-                             f"replica: {self.local.role_in_words(name, self.coord)}")
-        how = (f"its old database is kept aside ({done['kept']}), it copies the primary "
-               f"anew" if done["kept"] else
-               "it was a replica already, so it keeps its database and catches up")
-        self._say(f"Restarted {name} at {url} as a replica of {branch}'s primary "
-                  f"{done['primary']}: {how}, and `branches` shows it in sync once the "
-                  f"coordinator has recorded it.")
 
     def do_fault(self, arg):
         """fault NODE POINT: arm a named fault point on a node (off disarms).

@@ -1,8 +1,9 @@
 """The lab panel of the desktop window: the controls that break things on purpose.
 
 Role: the "⚠ Lab" tab of the left notebook. One row per member (the coordinator and each
-branch) with its state and buttons: Crash, Restart, and for branches Partition, Heal and
-Failover; below them, arming a named fault point, and "Recover now".
+branch) with its state and buttons: Crash, Restart, and for branches Partition, Heal,
+Failover and Rejoin (a server a failover replaced comes back as a replica); below
+them, arming a named fault point, and "Recover now".
 
 Rules:
   * Rule A1 - a lab action is an ordinary call, made on a worker (``app.submit``); its
@@ -15,8 +16,9 @@ Rules:
   * Rule A4 - rows are added as members appear (a branch the coordinator reports later
     gets its row then); a row is never removed while the window is open.
   * Rule A5 - no button is out of reach: when a member's buttons do not fit beside its
-    name (1024x768 at font 14), they go on a line of their own under it; the reason a
-    button is disabled has a line of its own under the buttons, wrapped, read whole.
+    name (1024x768 at font 14), they go on lines of their own under it, three to a
+    line; the reason a button is disabled has a line of its own under the buttons,
+    wrapped, read whole.
 
 Glossary:
   member       the coordinator or a branch
@@ -36,7 +38,9 @@ from bank.window import diagram as draw
 from bank.window.fit import Scrolled
 
 DANGER = ("crash", "partition")                    # drawn in red
-BRANCH_ONLY = ("partition", "heal", "failover")    # the coordinator has no such buttons
+BRANCH_ONLY = ("partition", "heal", "failover", "rejoin")   # not the coordinator's
+NARROW_PER_LINE = 3           # buttons per line in a narrow column (Rule A5)
+NARROW_LINES = 4              # grid lines per member there: name, 2 of buttons, reason
 NOTE = ("Crash kills the process, like a power cut. Partition cuts the coordinator off a "
         "branch (this window still sees it).")
 
@@ -114,7 +118,8 @@ class LabPanel:
                    ("restart", "Restart", self.restart, local),
                    ("partition", "Partition", self.partition, "normal"),
                    ("heal", "Heal", self.heal, "normal"),
-                   ("failover", "Failover", self.failover, "normal"))
+                   ("failover", "Failover", self.failover, "normal"),
+                   ("rejoin", "Rejoin", self.rejoin, local))
         buttons = {}
         for key, text, command, state in actions:
             if name == COORD and key in BRANCH_ONLY:
@@ -129,22 +134,26 @@ class LabPanel:
     def _place_row(self, name: str, row: int) -> None:
         """A member's name, state and buttons on one line, its reason for a disabled
         button on the line under them (wrapped to the column, so it is read whole); in
-        a narrow column (Rule A5) the buttons go on a line of their own under the name,
-        and the reason under them."""
+        a narrow column (Rule A5) the buttons go on lines of their own under the name,
+        three to a line, and the reason under them."""
         buttons, reason = list(self.buttons[name].values()), self.reasons[name]
         if not self.narrow:
             self.names[name].grid(row=2 * row, column=0, sticky="w")
             self.labels[name].grid(row=2 * row, column=1, sticky="w")
             for col, button in enumerate(buttons, start=2):
                 button.grid(row=2 * row, column=col, padx=2, pady=2)
-            reason.grid(row=2 * row + 1, column=0, columnspan=7, sticky="w", padx=4)
+            reason.grid(row=2 * row + 1, column=0, columnspan=2 + len(buttons), sticky="w",
+                        padx=4)
             self._show_reason(reason)
             return
-        self.names[name].grid(row=3 * row, column=0, columnspan=2, sticky="w")
-        self.labels[name].grid(row=3 * row, column=2, columnspan=3, sticky="w")
-        for col, button in enumerate(buttons):
-            button.grid(row=3 * row + 1, column=col, padx=2, pady=2)
-        reason.grid(row=3 * row + 2, column=0, columnspan=5, sticky="w", padx=4)
+        top = NARROW_LINES * row                   # name, two lines of buttons, reason
+        self.names[name].grid(row=top, column=0, columnspan=2, sticky="w")
+        self.labels[name].grid(row=top, column=2, columnspan=NARROW_PER_LINE - 2, sticky="w")
+        for at, button in enumerate(buttons):
+            button.grid(row=top + 1 + at // NARROW_PER_LINE, column=at % NARROW_PER_LINE,
+                        padx=2, pady=2)
+        reason.grid(row=top + NARROW_LINES - 1, column=0, columnspan=NARROW_PER_LINE,
+                    sticky="w", padx=4)
         self._show_reason(reason)
 
     def fit(self, width: int) -> None:
@@ -271,6 +280,14 @@ class LabPanel:
         self._run(f"failover {name}", self.app.bank.call, ("failover", name),
                   lambda r: f"{name} is now served by {r['primary']} at epoch {r['epoch']}; "
                             "the old primary is fenced if it comes back.")
+
+    def rejoin(self, name: str) -> None:
+        """README, replication step 5: the server a failover replaced comes back as a
+        replica of the new primary (LocalCluster.rejoin says what happened)."""
+        if self._cluster_gone(f"rejoin {name}"):
+            return
+        self._run(f"rejoin {name}", self.app.cluster.rejoin, (name, self.app.bank),
+                  lambda done: done["said"])
 
     def arm(self, disarm=False) -> None:
         """Arm the chosen fault point on the chosen member (or disarm it)."""

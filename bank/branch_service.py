@@ -403,7 +403,7 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
         followed = followed_primaries(ledger)      # this server followed them: still true
         epoch = ledger.meta("epoch", "1")          # and saw this epoch: no older primary
         ledger.close()
-        stamp = time.strftime("%Y%m%dT%H%M%S")
+        stamp = _unused_stamp(db_path)
         for suffix in ("", "-wal", "-shm"):
             old = pathlib.Path(str(db_path) + suffix)
             if old.exists():             # synced, renamed, folder synced: kept for sure
@@ -415,6 +415,18 @@ def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:
         remember_followed(ledger, *followed)
     remember_followed(ledger, replica_of)
     return ledger, replica_of
+
+
+def _unused_stamp(db_path) -> str:
+    """A time stamp no copy of db_path was set aside under yet: a second rejoin within
+    the same second must never replace the first one's copy (it may hold changes no
+    one else had)."""
+    stamp = base = time.strftime("%Y%m%dT%H%M%S")
+    taken = 1
+    while pathlib.Path(f"{db_path}.before-rejoin-{stamp}").exists():
+        taken += 1
+        stamp = f"{base}-{taken}"
+    return stamp
 
 
 def _newer_at(url: str, name: str, epoch: int, secret) -> bool:

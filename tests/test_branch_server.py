@@ -611,3 +611,14 @@ def test_an_epoch_answered_by_another_branchs_server_says_nothing_of_ours(shared
     from bank.branch_service import _newer_at
     assert _newer_at(shared_branch_url, "Mumbai", 0, None)
     assert not _newer_at(shared_branch_url, "Delhi", 0, None)
+
+
+def test_a_second_set_aside_in_the_same_second_never_replaces_the_first(tmp_path):
+    """A database set aside for a rejoin (NAME.db.before-rejoin-TIME) may hold changes no
+    one else had: a second one within the same second gets a name of its own."""
+    from bank.branch_service import _unused_stamp
+    db = tmp_path / "Mumbai.db"
+    first = _unused_stamp(db)
+    (tmp_path / f"Mumbai.db.before-rejoin-{first}").write_text("first copy")
+    second = _unused_stamp(db)
+    assert second != first

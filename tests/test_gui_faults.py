@@ -127,7 +127,7 @@ def test_in_doubt_transaction_is_amber_until_the_branch_is_back(app):
     until(app.root, lambda: app.seen.branch_state("Delhi") == "down", "Delhi shown down")
     txid = until(app.root, lambda: next(iter(app.transactions.txns), ""), "the transaction")
     until(app.root, lambda: "in-doubt" in app.transactions.tree.item(txid, "tags"), "an amber row")
-    assert "waiting for Delhi" in tree_values(app.transactions.tree, txid)["state"]
+    assert "waiting for Delhi" in app.transactions.whole[txid]["state"]   # whole on hover
     app.transactions.tree.selection_set(txid)
     until(app.root, lambda: app.transactions.diagram.find_withtag("waiting"), "the in-doubt mark")
     assert arrows(app.transactions.diagram, "error", "Delhi", "coordinator")     # no ack: cut there

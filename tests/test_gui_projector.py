@@ -177,7 +177,8 @@ def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank
     """fit.py Rules F1-F3 and branches Rule B5 on an ordinary projector (1024x768), with
     the default font and with --font-size 14, whichever left tab is shown: the branches
     tree shows at least every branch, the coordinator and two accounts (5 rows) whole,
-    no member's state cut; a form cut short has a scrollbar; no notebook tab's label is
+    no member's state cut, no transaction's From → to or State cut without "…"; a form
+    cut short has a scrollbar; no notebook tab's label is
     wider than its tab; no tree column is narrower than its heading; the header's texts
     are whole or end with "…" and do not overlap. At font 14, with BANK_SCREENSHOT=1,
     the window after a transfer replaces docs/projector-1024.png (else a temp file)."""
@@ -194,6 +195,7 @@ def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank
             _settle(root)
             assert _visible_rows(app.branches.tree) >= 5, (font_size, tab)
             _assert_no_state_is_cut(app)
+            _assert_no_transfer_is_cut(app)
             form = root.nametowidget(app.left_tabs.select()).winfo_children()
             canvas, bar = form[0], form[1]
             assert canvas.winfo_height() + 1 >= canvas.winfo_reqheight() or \
@@ -323,6 +325,23 @@ def _assert_fits_a_small_screen(app, canvas) -> None:
     assert drawn[2] <= canvas.winfo_width(), (drawn, canvas.winfo_width())
     assert canvas.xview() == (0.0, 1.0)
     _assert_no_state_is_cut(app)
+
+
+def _assert_no_transfer_is_cut(app) -> None:
+    """fit.py Rule F4: the transactions list shows each From → to and State whole, or
+    shortened with "…" (whole on hover), never cut at the column's edge, and a route
+    keeps its whole source account."""
+    panel = app.transactions
+    tree, font = panel.tree, tk.font.nametofont("TkDefaultFont")
+    assert tree.get_children("")
+    for txid in tree.get_children(""):
+        for col in ("transfer", "state"):
+            shown, whole = tree.set(txid, col), panel.whole[txid][col]
+            assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1])), \
+                (shown, whole)
+            assert font.measure(shown) <= tree.column(col, "width"), (col, shown)
+        source = panel.whole[txid]["transfer"].split(" → ")[0]
+        assert tree.set(txid, "transfer").startswith(source)      # never "Mumbai/100…"
 
 
 def _assert_no_state_is_cut(app) -> None:

@@ -25,7 +25,11 @@ Rules:
     "…", never cut mid-word without a mark; the whole line shows on hover.
   * Rule F4 - a table keeps its most telling column in sight (a transaction's State,
     what a blocked branch waits for): in a narrow panel the long transaction id is
-    left out first, then the other columns get narrower (whole on hover).
+    left out first, then the other columns get narrower (whole on hover). A table
+    that knows its cells' whole texts (the transactions list: From → to, State) shows
+    a cell too long for its column shortened between words with "…" (F3; by letters
+    when not even its first word fits), never cut without a mark; its From → to
+    narrows no further than "SOURCE →…", so an account number is never cut.
   * Rule F5 - money is never cut: a Treeview cuts a cell silently at its right, so
     1,234,567,890.12 would read "1,234,567,8". A column that holds money (an amount, or
     a line with amounts in it: the activity log's command and result) is as wide as
@@ -176,14 +180,16 @@ class Scrolled:
 # ---- Rule F4: a table's most telling column stays in sight -------------------------------
 
 def share_columns(tree: ttk.Treeview, width: int, natural: dict, stretch: str,
-                  least: int, give_way=(), shrink: str = "", money=(), full=None) -> None:
+                  least: int, give_way=(), shrink: str = "", money=(), full=None,
+                  marked=()) -> None:
     """Fit `tree`'s columns, at their `natural` widths (column -> pixels), into `width`
     so that `stretch` (what a class must read: a transaction's state) gets at least
     `least` and all the rest: the `give_way` columns are left out first, in order (the
     long transaction id), then `shrink` gets narrower, down to its heading (a cell cut
     short shows in full on hover) (Rule F4). A `money` column is as wide as its widest
     text now; if it is `shrink` (it narrows last), its texts are shortened between
-    words, from their whole texts `full(row, col)` (Rule F5)."""
+    words, from their whole texts `full(row, col)` (Rule F5). The `marked` columns'
+    texts too, by letters if need be (they hold no money): F4."""
     shown, drop = list(tree.cget("columns")), list(give_way)
     widths = {c: natural[c] for c in shown if c != stretch}
     widths.update({c: money_width(tree, c, full=full) for c in money})
@@ -203,10 +209,13 @@ def share_columns(tree: ttk.Treeview, width: int, natural: dict, stretch: str,
         tree.column(stretch, width=rest)
     if shrink in money and full:
         shorten_cells(tree, shrink, full)
+    for col in marked if full else ():
+        if col in shown:
+            shorten_cells(tree, col, full, letters=True)
 
 
 def keep_columns_shared(tree: ttk.Treeview, stretch: str, least: int, give_way=(),
-                        shrink: str = "", money=(), full=None):
+                        shrink: str = "", money=(), full=None, marked=()):
     """Share `tree`'s width as share_columns says whenever the tree is resized; returns
     the function that shares it again, for when its rows change (a wider amount, F5)."""
     natural = {col: tree.column(col, "width") for col in tree.cget("columns")}
@@ -216,7 +225,8 @@ def keep_columns_shared(tree: ttk.Treeview, stretch: str, least: int, give_way=(
         if width < 50:                   # not laid out yet: its <Configure> will share it
             return
         room = width - 4                 # inside the tree's border
-        share_columns(tree, room, natural, stretch, least, give_way, shrink, money, full)
+        share_columns(tree, room, natural, stretch, least, give_way, shrink, money, full,
+                      marked)
     tree.bind("<Configure>", lambda e: share(e.width), add="+")
     return share
 
@@ -258,13 +268,14 @@ def fit_money(tree: ttk.Treeview, columns, rows=None) -> None:
             tree.column(col, width=width)
 
 
-def shorten_cells(tree: ttk.Treeview, col: str, full) -> None:
-    """Each cell of a narrowed money column whole if it fits, else its first words and
-    "…" (Rule F3): an amount has no space in it, so it shows whole or not at all, never
-    cut; `full(row, col)` is the whole text (the hover shows it) (Rule F5)."""
+def shorten_cells(tree: ttk.Treeview, col: str, full, letters: bool = False) -> None:
+    """Each cell of a narrowed column whole if it fits, else its first words and "…"
+    (Rule F3): in a money column an amount has no space in it, so it shows whole or
+    not at all, never cut (Rule F5); elsewhere (`letters`) a first word too long is cut
+    by letters, with "…". `full(row, col)` is the whole text (the hover shows it)."""
     room = tree.column(col, "width") - cell_pad()
     for iid in tree.get_children(""):
-        text = shorten(full(iid, col), room, row_font(tree, iid).measure)
+        text = shorten(full(iid, col), room, row_font(tree, iid).measure, letters=letters)
         if tree.set(iid, col) != text:
             tree.set(iid, col, text)
 
@@ -325,9 +336,10 @@ class Tabs:
 
 # ---- Rule F3: a line shortened between words --------------------------------------------
 
-def shorten(text: str, room: float, measure, sep: str = " ") -> str:
+def shorten(text: str, room: float, measure, sep: str = " ", letters: bool = False) -> str:
     """`text` if measure(text) fits `room`, else its longest run of whole words (parts
-    between `sep`) that fits with "…" after it, or "" when not even one does (Rule F3)."""
+    between `sep`) that fits with "…" after it, or "" when not even one does (Rule F3);
+    with `letters`, then its longest run of letters that fits with "…"."""
     if measure(text) <= room:
         return text
     words = text.split(sep)
@@ -335,6 +347,9 @@ def shorten(text: str, room: float, measure, sep: str = " ") -> str:
         head = sep.join(words[:count]).rstrip(" ·,;:-")
         if head.strip() and measure(head + ELLIPSIS) <= room:
             return head + ELLIPSIS
+    for count in range(len(text) - 1, 0, -1) if letters else ():
+        if measure(text[:count] + ELLIPSIS) <= room:
+            return text[:count] + ELLIPSIS
     return ""
 
 

@@ -35,6 +35,7 @@ Glossary:
 """
 
 import tkinter as tk
+from tkinter import font as tkfont
 from tkinter import ttk
 
 from bank.money import parse_amount, with_thousands
@@ -70,6 +71,7 @@ class TransactionsPanel:
         self.shown = None                  # the transaction() reply drawn
         self.last_seen = ""                # when the coordinator last answered
         self.money_held = {}               # blocked row -> its whole money text (T6)
+        self.whole = {}                    # txid -> {column: its whole text} (fit.py F4)
         panes = ttk.PanedWindow(notebook, orient="vertical")
         notebook.add(panes, text="Transactions")
         top, bottom = ttk.Frame(panes, padding=4), ttk.Frame(panes, padding=4)
@@ -113,10 +115,27 @@ class TransactionsPanel:
         for category, colour in draw.STATE_BG.items():
             tree.tag_configure(category, background=colour)
         scrolled(holder, tree)
-        Hover(tree)
+        Hover(tree, full=self._whole_cell)
         tree.bind("<<TreeviewSelect>>", lambda e: self._on_select())
         return tree, fit.keep_columns_shared(                      # Rules F4 and F5
-            tree, "state", look.px(14), ("txid",), shrink="transfer", money=("amount",))
+            tree, "state", look.px(14), ("txid",), shrink="transfer", money=("amount",),
+            full=self._whole_cell, marked=("transfer", "state"))
+
+    def _keep_sources_whole(self) -> None:
+        """From → to narrows no further than its widest "SOURCE →…" (fit.py, F4): a
+        shortened route keeps its whole source account, never cut inside a number."""
+        measure = tkfont.nametofont("TkDefaultFont").measure
+        need = max((measure(w["transfer"].split(" → ")[0] + " →" + fit.ELLIPSIS)
+                    for w in self.whole.values()), default=0) + fit.cell_pad()
+        least = max(need, self.app.look.heading_px(LIST_COLUMNS[0][1]))
+        if self.tree.column("transfer", "minwidth") != least:
+            self.tree.column("transfer", minwidth=least)
+
+    def _whole_cell(self, txid: str, col: str) -> str:
+        """A listed transaction's whole From → to or State (shown shortened with "…"
+        in a narrow list: fit.py, F4); any other cell's text as it is."""
+        col = self.tree.column(col, "id")
+        return self.whole.get(txid, {}).get(col) or str(self.tree.set(txid, col))
 
     def _build_diagram(self, frame):
         """The diagram's title line and its scrolled Canvas."""
@@ -195,6 +214,8 @@ class TransactionsPanel:
         for iid in self.tree.get_children(""):
             if iid not in self.txns:
                 self.tree.delete(iid)
+                self.whole.pop(iid, None)
+        self._keep_sources_whole()
         self.fit_list()                    # as wide as its widest amount (fit.py, F5)
         if self.selected in self.txns and self.tree.selection() != (self.selected,):
             self.tree.selection_set(self.selected)     # chosen before its row was listed
@@ -210,6 +231,7 @@ class TransactionsPanel:
                   MARKS.get(txn_category(row), "") + with_thousands(txn_state_text(row)),
                   txid)
         tags = (txn_category(row),)
+        self.whole[txid] = {"transfer": values[0], "state": values[2]}
         if not tree.exists(txid):
             tree.insert("", index, iid=txid, values=values, tags=tags)
             return

@@ -215,6 +215,34 @@ def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank
         app.close()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("font_size, geometry", [
+    (10, "1280x800"), (10, "1024x768"), (14, "1280x720"), (14, "")])
+def test_a_route_is_shortened_only_when_the_list_has_no_room_for_it(display, bank,
+                                                                   tmp_path, font_size,
+                                                                   geometry):
+    """fit.py Rule F4: From → to gives way only when State would get less than its
+    least; while there is room it is as wide as its whole text. At the default window
+    (1280x800), the State column had 170 px to spare and every route still read
+    'Mumbai/1001 →…', its destination gone (the column kept its 23 digits, a little
+    less than the whole route and the cell's padding)."""
+    app = _projector_window(bank, tmp_path, font_size,
+                            geometry + "+0+0" if geometry else "", source=LONG_SOURCE)
+    try:
+        txid = _transfer_and_select(app)
+        if geometry:
+            width, height = map(int, geometry.split("x"))
+            until(app.root, lambda: (app.root.winfo_width(), app.root.winfo_height())
+                  == (width, height), f"the window at {geometry}")
+        _settle(app.root)
+        tree = app.transactions.tree
+        assert tree.set(txid, "transfer") == "Mumbai/1001 → Delhi/1002", \
+            (tree.column("transfer", "width"), tree.column("state", "width"))
+        _assert_no_transfer_is_cut(app)
+    finally:
+        app.close()
+
+
 def _screenshot(display, size: tuple, name: str, tmp_path) -> None:
     """Capture the screen's top left `size`: docs/NAME with BANK_SCREENSHOT=1, else a
     temp file (a test run never changes the work tree); skipped without libX11."""

@@ -189,10 +189,14 @@ def share_columns(tree: ttk.Treeview, width: int, natural: dict, stretch: str,
     short shows in full on hover) (Rule F4). A `money` column is as wide as its widest
     text now; if it is `shrink` (it narrows last), its texts are shortened between
     words, from their whole texts `full(row, col)` (Rule F5). The `marked` columns'
-    texts too, by letters if need be (they hold no money): F4."""
+    texts too, by letters if need be (they hold no money): F4; a marked `shrink` is
+    as wide as its widest whole text while there is room, so its texts are shortened
+    only when it had to give way."""
     shown, drop = list(tree.cget("columns")), list(give_way)
     widths = {c: natural[c] for c in shown if c != stretch}
     widths.update({c: money_width(tree, c, full=full) for c in money})
+    if full and shrink in marked and shrink not in money:   # whole while there is room
+        widths[shrink] = max(natural[shrink], money_width(tree, shrink, full=full))
     while width - sum(widths[c] for c in shown if c != stretch) < least and drop:
         shown.remove(drop.pop(0))
     short = least - (width - sum(widths[c] for c in shown if c != stretch))

@@ -317,11 +317,12 @@ class LocalCluster:
                                  f"{', '.join(self.members)}.")
         return self.members[name]
 
-    def role_in_words(self, name: str, coordinator) -> str:
+    def role_in_words(self, name: str, coordinator, rejoin: str = "") -> str:
         """What a branch server does now, by its role, for a person (after a restart
         or before a crash). A replaced primary may learn it was replaced a moment after
         it starts: the manager's record (the coordinator's `configuration`, asked
-        through `coordinator`, an rpc.Client) already names the primary."""
+        through `coordinator`, an rpc.Client) already names the primary. `rejoin`: how
+        the person asking rejoins a fenced one (the shell's command unless given)."""
         member = self.member(name)
         try:
             info = self.client(name, timeout=3).call("ping")
@@ -334,9 +335,10 @@ class LocalCluster:
         except BankError:                   # the coordinator is down: the server's word
             pass
         if role == "fenced" or (role == "primary" and primary != member.url):
+            how = rejoin or f"`restart {name} --rejoin` in the shell"
             return (f"it is fenced: another server replaced it as the primary, so it "
-                    f"refuses writes (`restart {name} --rejoin` in the shell makes it a "
-                    f"replica of the new primary: README, replication, step 5).")
+                    f"refuses writes ({how} makes it a replica of the new primary: "
+                    f"README, replication, step 5).")
         if role == "replica":
             return "it serves as a replica and catches up with its primary."
         return "it serves as the primary and asks the coordinator about its in-doubt " \

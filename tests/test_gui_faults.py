@@ -81,6 +81,8 @@ def test_failover_from_the_lab_controls(display, tmp_path):
         assert balance(window, "Mumbai/1001") == "10,000.00"
         window.lab.buttons["Mumbai"]["restart"].invoke()      # the old primary: fenced
         until(root, lambda: "fenced" in window.result.cget("text"), "Mumbai back, fenced")
+        assert "the Rejoin button in Mumbai's row" in window.result.cget("text")
+        assert "in the shell" not in window.result.cget("text")   # the button is right here
         window.lab.buttons["Mumbai"]["rejoin"].invoke()       # README, replication step 5
         until(root, lambda: "as a replica of Mumbai's primary" in window.result.cget("text"),
               "Mumbai rejoined as a replica")

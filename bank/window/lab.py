@@ -262,7 +262,8 @@ class LabPanel:
         return url, "" if name == COORD else self._role(name)
 
     def _role(self, name: str) -> str:
-        return self.app.cluster.role_in_words(name, self.app.bank)
+        return self.app.cluster.role_in_words(       # this window has a button for it
+            name, self.app.bank, rejoin=f"the Rejoin button in {name}'s row here")
 
     def partition(self, name: str) -> None:
         self._run(f"partition {name}", self.app.bank.call, ("partition", name),

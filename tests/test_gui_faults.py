@@ -60,7 +60,8 @@ def test_failover_from_the_lab_controls(display, tmp_path):
     """With a replica per branch, the window shows each replica in sync with its lag;
     after the primary is crashed, the Failover button promotes the replica (epoch 2)
     and the window follows the new primary; the old primary restarted is fenced, and
-    Rejoin brings it back as a replica of the new one (README, replication step 5)."""
+    Rejoin brings it back as a replica of the new one (README, replication step 5);
+    pressed twice, the second is refused while the first runs (Lab Rule A6)."""
     local = cluster.LocalCluster(home=tmp_path, replicas=1).start()
     root = tk.Tk()
     window = App(root, local.coordinator(timeout=15), cluster=local,
@@ -84,6 +85,8 @@ def test_failover_from_the_lab_controls(display, tmp_path):
         assert "the Rejoin button in Mumbai's row" in window.result.cget("text")
         assert "in the shell" not in window.result.cget("text")   # the button is right here
         window.lab.buttons["Mumbai"]["rejoin"].invoke()       # README, replication step 5
+        window.lab.buttons["Mumbai"]["rejoin"].invoke()       # pressed again at once (A6)
+        assert "still busy with rejoin Mumbai" in window.result.cget("text")
         until(root, lambda: "as a replica of Mumbai's primary" in window.result.cget("text"),
               "Mumbai rejoined as a replica")
         assert "kept aside" in window.result.cget("text")

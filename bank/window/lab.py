@@ -19,6 +19,8 @@ Rules:
     name (1024x768 at font 14), they go on lines of their own under it, three to a
     line; the reason a button is disabled has a line of its own under the buttons,
     wrapped, read whole.
+  * Rule A6 - one crash, restart or rejoin of a member at a time: pressed again while
+    one is under way (a rejoin takes seconds), it is refused with a sentence.
 
 Glossary:
   member       the coordinator or a branch
@@ -58,6 +60,7 @@ class LabPanel:
         self.rows = ttk.Frame(frame)
         self.rows.pack(fill="x", pady=(2, 0))
         self.buttons, self.labels, self.reasons, self.names = {}, {}, {}, {}
+        self.busy = {}                             # member -> its crash/restart/rejoin (A6)
         self.narrow = False                        # the layout for a narrow column (A5)
         self.rows.bind("<Configure>", lambda e: self.fit(e.width), add="+")
         self._build_arming(frame)
@@ -220,11 +223,20 @@ class LabPanel:
         self.app.finish(f"lab: {command}", (), "bad", "Lab: " + stopped_under("window"))
         return True
 
-    def _run(self, command: str, fn, args, explain) -> None:
-        """Call fn(*args) on a worker; explain(result) says what happened, in words."""
+    def _run(self, command: str, fn, args, explain, process: str = "") -> None:
+        """Call fn(*args) on a worker; explain(result) says what happened, in words. A
+        crash, restart or rejoin of a `process` still under way refuses another one of
+        it (Rule A6): two workers would kill and start the same process at once."""
+        if process in self.busy:
+            self.app.say(f"Lab: {process} is still busy with {self.busy[process]}; wait "
+                         f"for its result.", "bad")
+            return
+        if process:
+            self.busy[process] = command
         self.app.say(f"Lab: {command}...", "info")
 
         def done(result, error):
+            self.busy.pop(process, None)
             if error is not None:
                 self.app.finish(f"lab: {command}", (), "bad",
                                 f"Lab: {command} failed: {error.message}")
@@ -239,7 +251,7 @@ class LabPanel:
         self._run(f"crash {name}", self._ask_and_crash, (name,),
                   lambda was: f"{name} crashed (its process was killed, like a power cut)."
                               + (" It was fenced: " + was.split(": ", 1)[1]
-                                 if "fenced" in was else ""))
+                                 if "fenced" in was else ""), process=name)
 
     def _ask_and_crash(self, name: str) -> str:
         """A member's role in words, then its crash (on a worker thread): after a
@@ -254,7 +266,7 @@ class LabPanel:
         self._run(f"restart {name}", self._restart_and_ask, (name,),
                   lambda said: f"{name} restarted at {said[0]}; it recovers from its "
                                f"{'recovery log' if name == COORD else 'database'}"
-                               + (f"; {said[1]}" if said[1] else "."))
+                               + (f"; {said[1]}" if said[1] else "."), process=name)
 
     def _restart_and_ask(self, name: str) -> tuple:
         """(url, its role in words) of a member restarted (on a worker thread)."""
@@ -288,7 +300,7 @@ class LabPanel:
         if self._cluster_gone(f"rejoin {name}"):
             return
         self._run(f"rejoin {name}", self.app.cluster.rejoin, (name, self.app.bank),
-                  lambda done: done["said"])
+                  lambda done: done["said"], process=name)
 
     def arm(self, disarm=False) -> None:
         """Arm the chosen fault point on the chosen member (or disarm it)."""

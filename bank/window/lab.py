@@ -196,12 +196,14 @@ class LabPanel:
             self.fault_point.set(points[0])
 
     def render(self) -> None:
-        """Each member's state label, from its last answer (Rule A3); Failover disabled,
-        with the reason under it, for a branch that has no replica."""
+        """Each member's state label, from its last answer (Rule A3); Failover and
+        Rejoin disabled, with the reason under them, for a branch that has no replica."""
         for name, buttons in self.buttons.items():
             if "failover" in buttons:
                 why = self.seen.failover_refusal(name)
                 buttons["failover"].configure(state="disabled" if why else "normal")
+                if self.app.cluster is not None:        # Rule A2: else always disabled
+                    buttons["rejoin"].configure(state="disabled" if why else "normal")
                 self.reasons[name].configure(text=why)
                 self._show_reason(self.reasons[name])
         for name, label in self.labels.items():

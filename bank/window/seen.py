@@ -100,7 +100,7 @@ class Seen:
         if name not in self.replication:
             return ""                                # not heard of yet: let the call say
         _epoch, replicas = self.replication[name]
-        return "" if replicas else f"{name} has no replica: nothing to promote"
+        return "" if replicas else f"{name} has no replica: nothing to promote or rejoin"
 
     def counters(self):
         """The bank's counters (bank/counters.py, totals) from the coordinator's last ping

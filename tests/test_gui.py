@@ -243,8 +243,8 @@ def test_the_window_follows_a_failover_to_the_new_primary(local, up, follows):
 
 def test_failover_is_disabled_with_its_reason_for_a_branch_without_replica(app):
     """Issue 12: a branch with no replica has nothing to promote, so its Failover (and
-    Rejoin) button is disabled and the reason is written under it (Rule A5), whole: the label
-    is as wide as its text needs, within the Lab tab (it was cut to "Mu")."""
+    Rejoin) button is disabled and the reason is written under it (Rule A5), whole:
+    the label is as wide as its text needs, within the Lab tab (it was cut to "Mu")."""
     app.left_tabs.select(4)
     until(app.root, lambda: str(app.lab.buttons["Mumbai"]["failover"].cget("state"))
           == "disabled", "Failover disabled for Mumbai")

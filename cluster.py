@@ -104,7 +104,8 @@ def print_member(cluster, name: str, pid) -> None:
         said = ""                              # no replicas: "primary" would say nothing
     else:
         said = "" if role == "coordinator" else role
-    print(f"  {name:<16} {cluster.member(name).url}  (pid {pid})" + (f"  {said}" if said else ""))
+    line = f"  {name:<16} {cluster.member(name).url}  (pid {pid})"
+    print(f"{line}  {said}" if said else line)
 
 
 def print_hold(ms: str) -> None:

@@ -372,8 +372,9 @@ class LocalCluster:
         url = self.restart(name, ("--replica-of", primary))
         kept = sorted(set(db.parent.glob(db.name + ".before-rejoin-*")) - before)
         if self.role_now(name) != "replica":
+            now = self.role_in_words(name, coordinator)
             raise BankError(FaultCode.UNAVAILABLE, f"Restarted {name} at {url}, but it did "
-                            f"not rejoin as a replica: {self.role_in_words(name, coordinator)}")
+                            f"not rejoin as a replica: {now}")
         how = (f"its old database is kept aside ({kept[0].name}), it copies the primary "
                f"anew" if kept else
                "it was a replica already, so it keeps its database and catches up")
@@ -425,8 +426,9 @@ class LocalCluster:
         for branch in self.branch_names:
             if name == branch or name in self.replica_names(branch):
                 return branch
+        servers = ", ".join(m for m in self.members if m != COORDINATOR)
         raise BankError(FaultCode.BAD_INPUT, f"{name} is not a branch server; the branch "
-                        f"servers are {', '.join(m for m in self.members if m != COORDINATOR)}.")
+                        f"servers are {servers}.")
 
     def stop(self) -> None:
         """End every member: those we started, and those another program (a shell

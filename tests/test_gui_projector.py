@@ -365,8 +365,8 @@ def _assert_no_transfer_is_cut(app) -> None:
     for txid in tree.get_children(""):
         for col in ("transfer", "state"):
             shown, whole = tree.set(txid, col), panel.whole[txid][col]
-            assert shown == whole or (shown.endswith("…") and whole.startswith(shown[:-1])), \
-                (shown, whole)
+            marked = shown.endswith("…") and whole.startswith(shown[:-1])
+            assert shown == whole or marked, (shown, whole)
             assert font.measure(shown) <= tree.column(col, "width"), (col, shown)
         source = panel.whole[txid]["transfer"].split(" → ")[0]
         assert tree.set(txid, "transfer").startswith(source)      # never "Mumbai/100…"

@@ -30,6 +30,9 @@ Rules:
   * Rule L2 - a home's data keeps its layout (its replicas, whether a failover
     happened, the ports of the last run): bank/cluster_home.py reads it, and ``start``
     refuses fewer replicas than the data holds after a failover.
+  * What each server of a replicated branch does now (primary, replica, fenced), the
+    start's wait for leases and the rejoin of a replaced primary are
+    bank/cluster_roles.py's (Rules L3, L4).
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -55,13 +58,12 @@ import time
 from bank import rpc, storage
 from bank.errors import BankError, FaultCode
 from bank.cluster_home import (DEFAULT_BRANCHES, MAX_REPLICAS, ports_file, ports_of,
-                               replica_name, replicas_in, role_on_disk, why_replaced)
+                               replica_name, replicas_in, why_replaced)
+from bank.cluster_roles import COORDINATOR, ClusterRoles
 
 KIT = pathlib.Path(__file__).resolve().parent.parent   # the repository: programs on top
 DEFAULT_PORTS = {"coordinator": 9000, "Mumbai": 9100, "Delhi": 9101}
 START_TIMEOUT = 20.0          # seconds a member may take to start listening
-LEASE_WAIT = 6.0              # seconds a start waits for replicated primaries' leases
-COORDINATOR = "coordinator"
 
 
 # A member must not die when the user presses Ctrl-C in the terminal that started it,
@@ -180,7 +182,7 @@ class Member:
             return None
 
 
-class LocalCluster:
+class LocalCluster(ClusterRoles):
     """Branches plus a coordinator on loopback, sharing one home folder and secret."""
 
     def __init__(self, home=KIT, branches=DEFAULT_BRANCHES, *, preload=True,
@@ -278,30 +280,6 @@ class LocalCluster:
         self._wait_for_leases()
         return self
 
-    def _wait_for_leases(self) -> None:
-        """A replicated branch's primary serves writes only once it holds a lease from
-        the coordinator (R8), about a second after the coordinator starts: wait for one
-        server of each such branch to take writes (up to LEASE_WAIT), so that the first
-        transfer of a class is not refused. A branch none of whose servers takes
-        writes (its primary down, say) is waited for LEASE_WAIT in all, no longer (each
-        ping at most 3 s more): its writes are refused with a sentence saying why."""
-        deadline = time.monotonic() + LEASE_WAIT
-        waiting = [name for name in self.branch_names if self.replica_names(name)]
-        while waiting and time.monotonic() < deadline:
-            waiting = [name for name in waiting if not self._takes_writes(name)]
-            if waiting:
-                time.sleep(0.05)       # polling servers we started, with a deadline
-
-    def _takes_writes(self, branch: str) -> bool:
-        """Does a server of `branch` (its primary, wherever a failover put it) take writes?"""
-        for name in (branch, *self.replica_names(branch)):
-            try:
-                if self.client(name, timeout=3).call("ping").get("takes_writes"):
-                    return True
-            except BankError:
-                continue
-        return False
-
     def start_member(self, name: str, extra=()) -> str:
         member = self.member(name)
         if name == COORDINATOR:
@@ -317,33 +295,6 @@ class LocalCluster:
                                  f"{', '.join(self.members)}.")
         return self.members[name]
 
-    def role_in_words(self, name: str, coordinator, rejoin: str = "") -> str:
-        """What a branch server does now, by its role, for a person (after a restart
-        or before a crash). A replaced primary may learn it was replaced a moment after
-        it starts: the manager's record (the coordinator's `configuration`, asked
-        through `coordinator`, an rpc.Client) already names the primary. `rejoin`: how
-        the person asking rejoins a fenced one (the shell's command unless given)."""
-        member = self.member(name)
-        try:
-            info = self.client(name, timeout=3).call("ping")
-        except BankError:
-            return "it does not answer yet."
-        role, primary = info.get("role", ""), member.url
-        try:
-            primary = coordinator.call("configuration", info.get("name", "")).get(
-                "primary", member.url)
-        except BankError:                   # the coordinator is down: the server's word
-            pass
-        if role == "fenced" or (role == "primary" and primary != member.url):
-            how = rejoin or f"`restart {name} --rejoin` in the shell"
-            return (f"it is fenced: another server replaced it as the primary, so it "
-                    f"refuses writes ({how} makes it a replica of the new primary: "
-                    f"README, replication, step 5).")
-        if role == "replica":
-            return "it serves as a replica and catches up with its primary."
-        return "it serves as the primary and asks the coordinator about its in-doubt " \
-               "transfers at once."
-
     def kill(self, name: str) -> None:
         """Crash a member (no cleanup: like a power cut)."""
         self.member(name).kill()
@@ -354,81 +305,6 @@ class LocalCluster:
         url = self.start_member(name, extra)
         self.save_state()
         return url
-
-    def rejoin(self, name: str, coordinator) -> dict:
-        """Restart a branch server as a replica of its branch's current primary, as the
-        manager (the coordinator, asked through `coordinator`) records it: how a primary
-        replaced by a failover comes back into the in-sync set. It keeps its old
-        database aside (NAME.db.before-rejoin-TIME, never merged: it may hold changes
-        no one else had) and copies the primary from scratch (bank/branch_service.py);
-        a server that is a replica already keeps its database and catches up.
-
-        Returns {"url", "primary", "kept" (the database kept aside, or ""), "said" (what
-        happened, in words)}. BankError if nothing was restarted (_primary_to_rejoin),
-        or if the server did not come back as a replica (it says what it is instead)."""
-        branch, primary = self._primary_to_rejoin(name, coordinator)
-        db = self.home / _arg_of(self.member(name).args, "--db")   # absolute as started
-        before = set(db.parent.glob(db.name + ".before-rejoin-*"))
-        url = self.restart(name, ("--replica-of", primary))
-        kept = sorted(set(db.parent.glob(db.name + ".before-rejoin-*")) - before)
-        if self.role_now(name) != "replica":
-            now = self.role_in_words(name, coordinator)
-            raise BankError(FaultCode.UNAVAILABLE, f"Restarted {name} at {url}, but it did "
-                            f"not rejoin as a replica: {now}")
-        how = (f"its old database is kept aside ({kept[0].name}), it copies the primary "
-               f"anew" if kept else
-               "it was a replica already, so it keeps its database and catches up")
-        return {"url": url, "primary": primary, "kept": kept[0].name if kept else "",
-                "said": f"Restarted {name} at {url} as a replica of {branch}'s primary "
-                        f"{primary}: {how}; it is listed in sync once the coordinator has "
-                        f"recorded it (about a second)."}
-
-    def _primary_to_rejoin(self, name: str, coordinator) -> tuple:
-        """(branch, the URL of its primary as the manager records it), once that primary
-        answers as its branch's primary: a server cannot copy a primary that is down,
-        and one that once followed it would start as the primary it was (a stale
-        --replica-of), then be fenced. Else BankError, and nothing is restarted."""
-        branch = self.branch_of(name)
-        primary = coordinator.call("configuration", branch).get("primary", "")
-        if not primary:
-            why = (f"{branch} has no replicas" if not self.replica_names(branch) else
-                   f"the coordinator records no primary of {branch} yet (a primary asks "
-                   f"for its first lease about a second after it starts)")
-            raise BankError(FaultCode.BAD_INPUT, f"{why}, so no failover replaced {name}: "
-                            f"restart it instead.")
-        if primary == self.member(name).url:
-            raise BankError(FaultCode.BAD_INPUT, f"{name} is {branch}'s primary now: only "
-                            "a server that another replaced rejoins (restart it instead).")
-        who = next((f"{n} at {m.url}" for n, m in self.members.items() if m.url == primary),
-                   primary)
-        try:
-            info = rpc.Client(primary, self.secret, timeout=3).call("ping")
-        except BankError as exc:
-            raise BankError(FaultCode.UNAVAILABLE,
-                            f"{branch}'s primary ({who}) does not answer "
-                            f"({exc.message.rstrip('.')}), so {name} has no one to copy "
-                            f"from: nothing was restarted. Start that server again (or "
-                            f"fail {branch} over), then rejoin.") from None
-        if info.get("name") != branch or info.get("role") != "primary":
-            raise BankError(FaultCode.UNAVAILABLE,
-                            f"The coordinator records {who} as {branch}'s primary, but it "
-                            f"answers as {info.get('name')}'s {info.get('role')} (epoch "
-                            f"{info.get('epoch')}): nothing was restarted. A failover of "
-                            f"{branch} finishes the failover; then rejoin.")
-        return branch, primary
-
-    def role_on_disk(self, name: str) -> str:
-        """A branch server's role as its database records it, up or down ("" if unknown)."""
-        return role_on_disk(self.home / "data" / f"{name}.db")[0]
-
-    def branch_of(self, name: str) -> str:
-        """The branch a member serves (a replica's name is its branch's and -replicaK)."""
-        for branch in self.branch_names:
-            if name == branch or name in self.replica_names(branch):
-                return branch
-        servers = ", ".join(m for m in self.members if m != COORDINATOR)
-        raise BankError(FaultCode.BAD_INPUT, f"{name} is not a branch server; the branch "
-                        f"servers are {servers}.")
 
     def stop(self) -> None:
         """End every member: those we started, and those another program (a shell
@@ -467,15 +343,6 @@ class LocalCluster:
     def answers(self, name: str) -> bool:
         """Does the member answer now (a ping signed with the cluster's keys)?"""
         return _ours(self.member(name).url, self.secret)
-
-    def role_now(self, name: str) -> str:
-        """A branch server's role as it answers now ("primary", "replica", "fenced"),
-        "coordinator", or "" if it does not answer: after a failover, the member named
-        for a branch is no longer its primary."""
-        try:
-            return self.client(name, timeout=2).call("ping").get("role", "")
-        except BankError:
-            return ""
 
     def save_state(self) -> None:
         """Record URLs, pids and command lines, so another program can attach."""
@@ -543,12 +410,6 @@ class LocalCluster:
             member.url, member.pid, member.secret = info["url"], info["pid"], cluster.secret
             cluster.members[name] = member
         return cluster
-
-
-def _arg_of(args, option: str) -> str:
-    """The value of the last `option` in a command line (args), or ""."""
-    values = [args[i + 1] for i in range(len(args) - 1) if args[i] == option]
-    return values[-1] if values else ""
 
 
 def attach_or_start(home=KIT, replicas=None):

@@ -243,15 +243,7 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
         ack = yield self._apply(self.ledger.commit, txid)     # durable here and on replicas
         if ack.state is not TxState.COMMITTED:              # P11: a heuristic abort here
             return self._damage_answer(txid, "commit")
-        if ack.again:
-            log.info("commit %s again: it was already applied here, so nothing is done "
-                     "twice (P3); acknowledged again.", txid)
-        elif ack.heuristic:
-            log.info("commit %s: the coordinator decided commit, as the operator had "
-                     "forced here by hand (P11): nothing more to apply.", txid)
-        else:
-            log.info("commit %s: the coordinator decided commit; applied here, any hold "
-                     "is released.", txid)
+        log.info(ACKED[_how_acked(ack)]["commit"], txid)
         self.faults.crash_if_armed("crash-after-commit")
         return {"txid": txid, "state": ack.state.value, "again": ack.again}
 
@@ -261,15 +253,7 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
         ack = yield self._apply(self.ledger.abort, txid)
         if ack.state is not TxState.ABORTED:                # P11: a heuristic commit here
             return self._damage_answer(txid, "abort")
-        if ack.again:
-            log.info("abort %s again: it was already aborted here (P3); acknowledged again.",
-                     txid)
-        elif ack.heuristic:
-            log.info("abort %s: the coordinator decided abort, as the operator had forced "
-                     "here by hand (P11): nothing more to release.", txid)
-        else:
-            log.info("abort %s: the coordinator decided abort; nothing applied here, any "
-                     "hold is released.", txid)
+        log.info(ACKED[_how_acked(ack)]["abort"], txid)
         return {"txid": txid, "state": ack.state.value, "again": ack.again}
 
     def _damage_answer(self, txid: str, decided: str) -> dict:
@@ -370,6 +354,29 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
         "holds", "mismatched", and their counts, "role" and "url" of this server (books
         read from a replica or a fenced server may lag)}. Example: audit()"""
         return dict(self.ledger.audit(), role=self.role.value, url=self.url)
+
+
+# What a branch's log says when it acknowledges a decision: a new one, the same one
+# again (P3), or the one the operator had already forced here (P11).
+ACKED = {
+    "new": {"commit": "commit %s: the coordinator decided commit; applied here, any hold "
+                      "is released.",
+            "abort": "abort %s: the coordinator decided abort; nothing applied here, any "
+                     "hold is released."},
+    "again": {"commit": "commit %s again: it was already applied here, so nothing is done "
+                        "twice (P3); acknowledged again.",
+              "abort": "abort %s again: it was already aborted here (P3); acknowledged "
+                       "again."},
+    "heuristic": {"commit": "commit %s: the coordinator decided commit, as the operator "
+                            "had forced here by hand (P11): nothing more to apply.",
+                  "abort": "abort %s: the coordinator decided abort, as the operator had "
+                           "forced here by hand (P11): nothing more to release."},
+}
+
+
+def _how_acked(ack) -> str:
+    """Which of ACKED's lines an acknowledgement (bank/core/messages.py Ack) takes."""
+    return "again" if ack.again else "heuristic" if ack.heuristic else "new"
 
 
 def _open_ledger(db_path, name: str, replica_of: str, secret) -> tuple:

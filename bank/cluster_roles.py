@@ -34,7 +34,7 @@ LEASE_WAIT = 6.0              # seconds a start waits for replicated primaries' 
 
 class ClusterRoles:
     """Mixed into LocalCluster, which has members, branch_names, replica_names, member,
-    client, restart and home."""
+    client, restart, home and secret."""
 
     def role_now(self, name: str) -> str:
         """A branch server's role as it answers now ("primary", "replica", "fenced"),

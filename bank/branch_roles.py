@@ -313,6 +313,11 @@ class ManagerLink:
         """R8 (bank/core/replica.py, lease_holds): in_set is who the manager may list."""
         return lease_holds(bool(self.replicas.in_set), time.monotonic(), self._lease_until)
 
+    def holds_lease(self) -> bool:
+        """Does a lease from the manager hold now? (A primary with no replica in its
+        in_set takes writes without one, R8, but needs one the moment a replica joins.)"""
+        return time.monotonic() < self._lease_until
+
     def _no_lease_sentence(self, tail: str) -> str:
         where = self.ledger.meta("manager", "") or "no manager known yet"
         return (f"{self.name} at {self.url} holds no lease from the configuration manager "

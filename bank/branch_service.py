@@ -110,13 +110,14 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
     def ping(self) -> dict:
         """Who and what this server is: {"name", "role": "primary"|"replica"|"fenced",
         "epoch", "primary", "applied", "in_sync", "takes_writes" (a primary that needs
-        no lease, as no replica is in its in_set, or holds one: R8), "accounts",
-        "in_doubt", "faults", "counters": {"fsyncs", "steps"} of the ledger
-        (bank/group_commit.py)}."""
+        no lease, as no replica is in its in_set, or holds one: R8), "holds_lease" (a
+        lease from the manager holds now), "accounts", "in_doubt", "faults",
+        "counters": {"fsyncs", "steps"} of the ledger (bank/group_commit.py)}."""
         return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "primary": self.primary_url, "applied": self.ledger.applied_seq(),
                 "in_sync": bool(self.follower and self.follower.in_sync),
                 "takes_writes": self.role.value == "primary" and self.lease_ok(),
+                "holds_lease": self.role.value == "primary" and self.holds_lease(),
                 "accounts": self.ledger.count_accounts(),
                 "in_doubt": len(self.ledger.in_doubt()),
                 "faults": self.faults.describe()["armed"],

@@ -8,7 +8,7 @@ replication, step 5).
 
 Rules:
   * Rule L3 - a start returns once one server of each replicated branch takes writes
-    (it holds its lease, R8; at most LEASE_WAIT), so a class's first transfer is not
+    and holds its lease (R8; at most LEASE_WAIT), so a class's first transfer is not
     refused "holds no lease".
   * Rule L4 - a rejoin restarts a server as a replica of the primary the coordinator
     records, and only once that primary answers as its branch's primary: a server
@@ -89,10 +89,13 @@ class ClusterRoles:
 
     def _takes_writes(self, branch: str) -> bool:
         """Does a server of `branch` (its primary, wherever a failover put it) take
-        writes?"""
+        writes and hold its lease? Taking writes is not enough: with no replica in its
+        in-sync set yet, a primary needs no lease, and it needs one the moment its
+        replica, attaching again after a start, is back in sync."""
         for name in (branch, *self.replica_names(branch)):
             try:
-                if self.client(name, timeout=3).call("ping").get("takes_writes"):
+                info = self.client(name, timeout=3).call("ping")
+                if info.get("takes_writes") and info.get("holds_lease"):
                     return True
             except BankError:
                 continue

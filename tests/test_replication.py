@@ -225,6 +225,7 @@ def test_the_first_transfer_after_a_start_with_replicas_commits(tmp_path):
                       timeout=30)
         assert answer["outcome"] == "committed", answer
         assert all(call(bank, name, "ping")["takes_writes"] for name in (MUMBAI, "Delhi"))
+        assert all(call(bank, name, "ping")["holds_lease"] for name in (MUMBAI, "Delhi"))
         assert not call(bank, MUMBAI_REPLICA, "ping")["takes_writes"]
     for name in (MUMBAI, "Delhi"):
         text = (tmp_path / "bank" / "logs" / f"{name}.log").read_text(encoding="utf-8")

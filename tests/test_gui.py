@@ -239,6 +239,25 @@ def test_the_window_follows_a_failover_to_the_new_primary(local, up, follows):
     assert seen.replication["Mumbai"] == (2, [])
 
 
+def test_each_server_of_a_replicated_branch_answers_for_itself():
+    """A server of a replicated branch is shown by its own answer (seen.py Rule S5):
+    its role whatever its name, down when it stops answering, never down when it only
+    refuses this window's key (S4); a fault armed there is its own, not its branch's."""
+    seen = Seen({"Mumbai": "http://127.0.0.1:1"})
+    assert seen.server_state("Mumbai-replica1") == ""               # not heard from yet
+    seen.got_server("Mumbai-replica1", {"role": "primary", "faults": "crash-before-vote"},
+                    None)
+    seen.got_server("Mumbai", {"role": "fenced", "faults": ""}, None)
+    assert seen.server_state("Mumbai-replica1") == "primary"
+    assert seen.server_state("Mumbai") == "fenced"
+    assert seen.armed("Mumbai-replica1") == "crash-before-vote" and not seen.armed("Mumbai")
+    seen.got_server("Mumbai-replica1", None, BankError(FaultCode.UNAVAILABLE, "down."))
+    assert seen.server_state("Mumbai-replica1") == "down"
+    assert not seen.armed("Mumbai-replica1")
+    seen.got_server("Mumbai", None, BankError(FaultCode.UNAUTHORIZED, "not your key."))
+    assert seen.server_state("Mumbai") == ""
+
+
 # ---- the window, for real ----------------------------------------------------------------
 
 def test_failover_is_disabled_with_its_reason_for_a_branch_without_replica(app):

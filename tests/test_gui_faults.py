@@ -56,12 +56,29 @@ def test_crash_and_restart_from_the_lab_controls(app, bank):
     assert app.branches.split["total"] == 30_001_00          # with Delhi's deposit
 
 
+def lab_state(window, member: str) -> str:
+    """What a member's row in the Lab tab says (its state label)."""
+    return str(window.lab.labels[member].cget("text"))
+
+
+def deposit(window, account: str, amount: str) -> None:
+    """Deposit through the window's form, as a teacher would."""
+    window.left_tabs.select(1)
+    window.operations.deposit.account.set(account)
+    window.operations.deposit.amount.set(amount)
+    window.operations.deposit.button.invoke()
+    window.left_tabs.select(4)
+
+
 def test_failover_from_the_lab_controls(display, tmp_path):
     """With a replica per branch, the window shows each replica in sync with its lag;
     after the primary is crashed, the Failover button promotes the replica (epoch 2)
     and the window follows the new primary; the old primary restarted is fenced, and
     Rejoin brings it back as a replica of the new one (README, replication step 5);
-    pressed twice, the second is refused while the first runs (Lab Rule A6)."""
+    pressed twice, the second is refused while the first runs (Lab Rule A6). Every
+    server has a row that says what it does now (Lab Rule A7), so the class fails back
+    from the window too: crash the promoted replica from its own row, fail over, and
+    rejoin it; a deposit made in between is kept through both failovers."""
     local = cluster.LocalCluster(home=tmp_path, replicas=1).start()
     root = tk.Tk()
     window = App(root, local.coordinator(timeout=15), cluster=local,
@@ -91,6 +108,26 @@ def test_failover_from_the_lab_controls(display, tmp_path):
               "Mumbai rejoined as a replica")
         assert "kept aside" in window.result.cget("text")
         assert local.role_now("Mumbai") == "replica"
+        lab = window.lab                                       # the second cycle (A7)
+        until(root, lambda: lab_state(window, "Mumbai") == "replica"
+              and lab_state(window, "Mumbai-replica1") == "primary", "each row's role")
+        assert set(lab.buttons["Mumbai-replica1"]) == {"crash", "restart", "rejoin"}
+        assert "Mumbai-replica1" not in lab.fault_member_box.cget("values")
+        deposit(window, "Mumbai/1001", "5")
+        until(root, lambda: balance(window, "Mumbai/1001") == "10,005.00", "the deposit")
+        until(root, lambda: "in sync" in str(window.branches.tree.item("r:Mumbai/0", "values")),
+              "Mumbai in sync again")
+        lab.buttons["Mumbai-replica1"]["crash"].invoke()
+        until(root, lambda: lab_state(window, "Mumbai-replica1") == "down", "its row down")
+        lab.buttons["Mumbai"]["failover"].invoke()
+        until(root, lambda: "now served by" in window.result.cget("text"), "failing back")
+        until(root, lambda: lab_state(window, "Mumbai") == "primary", "Mumbai primary again")
+        lab.buttons["Mumbai-replica1"]["rejoin"].invoke()
+        until(root, lambda: "Restarted Mumbai-replica1" in window.result.cget("text"),
+              "the promoted replica rejoined", timeout=30)
+        until(root, lambda: lab_state(window, "Mumbai-replica1") == "replica", "its row")
+        until(root, lambda: balance(window, "Mumbai/1001") == "10,005.00",
+              "the deposit kept through both failovers")
     finally:
         window.close()
         local.stop()

@@ -281,6 +281,7 @@ class App:
                               lambda result, error, n=name: self._got_branch(n, result, error)):
                 slow.append(name)
         self.start("money", fetch_money, (dict(self.clients),), self._got_money)
+        self.lab.ask_servers()             # each server of a replicated branch (A7)
         self.transactions.follow()
         self.logs.reload_activity_if_changed()
         self._show_status(slow)
@@ -331,7 +332,7 @@ class App:
             if client is None or client.url != url:
                 self.clients[name] = rpc.Client(url, self.secret, timeout=CALL_TIMEOUT,
                                                 label=f"branch {name}")
-        self.lab.add_rows([COORD, *sorted(self.seen.routes)])
+        self.lab.add_rows(self.lab.members(sorted(self.seen.routes)))
 
     def render(self) -> None:
         """Show what was last seen in every panel that lists members or accounts."""

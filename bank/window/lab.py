@@ -2,7 +2,8 @@
 
 Role: the "⚠ Lab" tab of the left notebook. One row per member (the coordinator and each
 branch) with its state and buttons: Crash, Restart, and for branches Partition, Heal,
-Failover and Rejoin (a server a failover replaced comes back as a replica); below
+Failover and Rejoin (a server a failover replaced comes back as a replica); in a local
+cluster with replicas, a row per replica server too (Crash, Restart, Rejoin); below
 them, arming a named fault point, and "Recover now".
 
 Rules:
@@ -21,6 +22,11 @@ Rules:
     wrapped, read whole.
   * Rule A6 - one crash, restart or rejoin of a member at a time: pressed again while
     one is under way (a rejoin takes seconds), it is refused with a sentence.
+  * Rule A7 - every server of a replicated branch has a row, and its label says what
+    that server does now (primary, replica, fenced, down: Seen Rule S5), whatever its
+    name. Crash, Restart and Rejoin act on the server of the row; Partition, Heal and
+    Failover on the branch, in the row named for it. So a class fails over, rejoins
+    and fails back from the window as often as it likes.
 
 Glossary:
   member       the coordinator or a branch
@@ -28,11 +34,13 @@ Glossary:
                ``delay=SECONDS`` which slows every 2PC step there until disarmed
   partition    the coordinator cannot reach that branch (this window still can)
   failover     promote the branch's in-sync replica to primary, at a higher epoch
+  server       one process of a replicated branch: Mumbai, Mumbai-replica1, ...
 """
 
 import tkinter as tk
 from tkinter import ttk
 
+from bank import rpc
 from bank.core.messages import BRANCH_POINTS, COORDINATOR_POINTS
 from bank.local_cluster import COORDINATOR as COORD
 from bank.local_cluster import stopped_under
@@ -41,6 +49,10 @@ from bank.window.fit import Scrolled
 
 DANGER = ("crash", "partition")                    # drawn in red
 BRANCH_ONLY = ("partition", "heal", "failover", "rejoin")   # not the coordinator's
+THE_BRANCHS = ("partition", "heal", "failover")    # a branch's, not one server's (A7)
+ROLE_COLOURS = {"primary": draw.GREEN, "replica": draw.GREEN, "up": draw.GREEN,
+                "fenced": draw.AMBER}              # any other state is drawn red
+PING_TIMEOUT = 2              # seconds a server of a replicated branch has to answer
 NARROW_PER_LINE = 3           # buttons per line in a narrow column (Rule A5)
 NARROW_LINES = 4              # grid lines per member there: name, 2 of buttons, reason
 NOTE = ("Crash kills the process, like a power cut. Partition cuts the coordinator off a "
@@ -61,12 +73,41 @@ class LabPanel:
         self.rows.pack(fill="x", pady=(2, 0))
         self.buttons, self.labels, self.reasons, self.names = {}, {}, {}, {}
         self.busy = {}                             # member -> its crash/restart/rejoin (A6)
+        self.servers = {}                          # server -> rpc.Client at its address (A7)
         self.narrow = False                        # the layout for a narrow column (A5)
         self.rows.bind("<Configure>", lambda e: self.fit(e.width), add="+")
         self._build_arming(frame)
         self._build_recover(frame)
         self._fault_choices()
-        self.add_rows([COORD, *self.seen.routes])
+        self.add_rows(self.members(self.seen.routes))
+
+    # ---- the servers of replicated branches (Rule A7) -------------------------------------
+
+    def members(self, branches) -> list:
+        """The coordinator, then each branch followed by its replica servers (a local
+        cluster's; none without one)."""
+        cluster = self.app.cluster
+        return [COORD, *(m for b in branches for m in
+                         (b, *(cluster.replica_names(b) if cluster is not None else ())))]
+
+    def ask_servers(self) -> None:
+        """Ping each server of a replicated branch at its own address (Seen Rule S5),
+        skipping one still answering the last time."""
+        cluster = self.app.cluster
+        for name in self.buttons:
+            if cluster is None or name == COORD or name not in cluster.members or \
+                    not cluster.replica_names(cluster.branch_of(name)):
+                continue
+            url = cluster.members[name].url
+            if name not in self.servers or self.servers[name].url != url:
+                self.servers[name] = rpc.Client(url, self.app.secret, timeout=PING_TIMEOUT,
+                                                label=f"server {name}")
+            self.app.start(f"server:{name}", self.servers[name].call, ("ping",),
+                           lambda ping, error, n=name: self._got_server(n, ping, error))
+
+    def _got_server(self, name: str, ping, error) -> None:
+        self.seen.got_server(name, ping, error)
+        self.render()
 
     def _build_arming(self, frame) -> None:
         """Fault point: [member] [point] [Arm] [Disarm]."""
@@ -111,10 +152,11 @@ class LabPanel:
         for name in names:
             if name not in self.buttons:
                 self._add_row(name, len(self.buttons))
-        self.fault_member_box.configure(values=list(self.buttons))
+        self.fault_member_box.configure(values=[n for n in self.buttons if n == COORD
+                                                or n in self.seen.routes])
 
     def _add_row(self, name: str, row: int) -> None:
-        self.names[name] = ttk.Label(self.rows, text=name, font="TkHeadingFont", width=11)
+        self.names[name] = ttk.Label(self.rows, text=name, font="TkHeadingFont", width=-11)   # at least: a server's name is longer
         self.labels[name] = ttk.Label(self.rows, text="?", width=8)
         local = "normal" if self.app.cluster is not None else "disabled"    # Rule A2
         actions = (("crash", "Crash", self.crash, local),
@@ -124,8 +166,9 @@ class LabPanel:
                    ("failover", "Failover", self.failover, "normal"),
                    ("rejoin", "Rejoin", self.rejoin, local))
         buttons = {}
+        replica = name != COORD and name not in self.seen.routes    # a replica server
         for key, text, command, state in actions:
-            if name == COORD and key in BRANCH_ONLY:
+            if (name == COORD and key in BRANCH_ONLY) or (replica and key in THE_BRANCHS):
                 continue
             buttons[key] = ttk.Button(
                 self.rows, text=text, width=7, state=state, command=lambda c=command: c(name),
@@ -161,8 +204,7 @@ class LabPanel:
 
     def fit(self, width: int) -> None:
         """Rule A5: one line per member while it fits `width`, else the narrow layout."""
-        wide_need = sum(w.winfo_reqwidth() + 4 for w in (
-            *self.names.values(), *self.labels.values())) / max(1, len(self.names)) + \
+        wide_need = _widest(self.names.values()) + _widest(self.labels.values()) + \
             max((sum(b.winfo_reqwidth() + 4 for b in bs.values())
                  for bs in self.buttons.values()), default=0)
         narrow = wide_need > width
@@ -207,14 +249,15 @@ class LabPanel:
                 self.reasons[name].configure(text=why)
                 self._show_reason(self.reasons[name])
         for name, label in self.labels.items():
-            state = self.seen.branch_state(name) or "?"
+            server = name in self.seen.servers              # Rule A7: its own role
+            state = (self.seen.server_state(name) if server else
+                     self.seen.branch_state(name)) or "?"
             if self.seen.armed(name):
                 label.configure(text="armed", foreground=draw.AMBER)
-            elif self.seen.partitioned.get(name) and state == "up":
+            elif self.seen.partitioned.get(name) and state not in ("down", "?"):
                 label.configure(text="cut off", foreground=draw.AMBER)
             else:
-                label.configure(text=state, foreground=draw.GREEN if state == "up"
-                                else draw.RED)
+                label.configure(text=state, foreground=ROLE_COLOURS.get(state, draw.RED))
 
     # ---- the actions (Rule A1) ------------------------------------------------------------
 
@@ -327,3 +370,8 @@ class LabPanel:
         self._run("recover", self.app.bank.call, ("recover",),
                   lambda r: f"re-sent {r['resent']} decision(s); still unfinished: "
                             f"{', '.join(r['unfinished']) or 'none'}.")
+
+
+def _widest(widgets) -> int:
+    """The width a grid column of these widgets takes: its widest one's, with padding."""
+    return max((w.winfo_reqwidth() + 4 for w in widgets), default=0)

@@ -14,6 +14,10 @@ Rules:
     coordinator reports it up somewhere else (after a failover): the window follows.
   * Rule S4 - a member that refuses this window's key (HTTP 401) runs: it is not
     reachable for the window, but it is never called down (key_refused).
+  * Rule S5 - with a local cluster, each server of a replicated branch is asked at its
+    own address (``servers``), so the lab says what that server does now (primary,
+    replica, fenced), whatever its name: after a failover the server named for the
+    branch may be a replica, and the branch's primary one named NAME-replicaK.
 
 Glossary:
   source     something the window refreshes: the coordinator, or one branch
@@ -21,6 +25,8 @@ Glossary:
              "accounts", "seen"}; a down branch keeps its last accounts
   route      where a branch's primary answers: branch -> URL
   member     the coordinator or a branch (what the lab controls crash and restart)
+  server     one process of a replicated branch (Mumbai, Mumbai-replica1), whose role
+             a failover changes
   blocking map  each transaction a branch holds prepared, with the money it keeps
              for it, since when, and what it waits for (read from the branches: it
              shows even while the coordinator is down)
@@ -44,6 +50,7 @@ class Seen:
         self.replication = {}              # branch -> (epoch, [replica rows]) from branches()
         self.last_word = {}                # branch -> its row of branches(): in_doubt, stale
         self.snaps = {}                    # branch -> last snapshot (see fetch_branch)
+        self.servers = {}                  # server -> its last ping: {"up", "role", "faults"} (S5)
         self.coord = {"up": None, "ping": {}, "error": "", "seen": ""}
         self.counted_from = None           # the first counters read (counters_since_opened)
         self.counted_at = ""               # and when, "HH:MM:SS"
@@ -78,6 +85,15 @@ class Seen:
                         accounts=result["accounts"], seen=time.strftime("%H:%M:%S"))
         else:                                              # in doubt: see in_doubt_text
             snap.update(up=False, error=error.message, key_refused=_key_refused(error))
+
+    def got_server(self, name: str, ping, error) -> None:
+        """One server of a replicated branch, asked at its own address (Rule S5)."""
+        if error is None:
+            self.servers[name] = {"up": True, "role": ping.get("role", ""),
+                                  "faults": ping.get("faults", "")}
+        else:
+            self.servers[name] = {"up": False, "role": "", "faults": "",
+                                  "key_refused": _key_refused(error)}
 
     # ---- questions panels ask -----------------------------------------------------------
 
@@ -130,8 +146,19 @@ class Seen:
         up = self.coord.get("up") if name == COORD else self.snaps.get(name, {}).get("up")
         return "" if up is None else ("up" if up else "down")
 
+    def server_state(self, name: str) -> str:
+        """What one server of a replicated branch does now, as it last answered
+        (Rule S5): 'primary', 'replica', 'fenced', 'down', or '' (not heard from yet)."""
+        server = self.servers.get(name)
+        if server is None or server.get("key_refused"):     # S4: it runs, not down
+            return ""
+        return (server["role"] or "up") if server["up"] else "down"
+
     def armed(self, name: str) -> str:
-        """The fault point armed in a member, as its last ping said ('' if none)."""
+        """The fault point armed in a member, as its last ping said ('' if none); a
+        server of a replicated branch answers for itself (Rule S5)."""
+        if name in self.servers:
+            return self.servers[name]["faults"] if self.servers[name]["up"] else ""
         if self.branch_state(name) != "up":
             return ""
         snap = self.coord.get("ping", {}) if name == COORD else self.snaps.get(name, {})

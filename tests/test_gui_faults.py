@@ -412,8 +412,9 @@ def test_an_unknown_deposit_is_asked_again_until_its_outcome_is_known(app, bank,
     "Nothing was done", which speaks of the repeat only, so it stays "not known" (it
     said "Refused" once, even for a deposit applied before the crash). Restarted, Delhi
     applies the repeat, once, and the Result and the activity log say so."""
-    delhi = bank.member("Delhi").proc
-    delhi.send_signal(signal.SIGSTOP)
+    bank.coordinator().call("account", "Delhi/1002")   # it knows who Delhi is: else,
+    delhi = bank.member("Delhi").proc                  # with Delhi paused, the deposit is
+    delhi.send_signal(signal.SIGSTOP)                  # never sent (a definite "no")
     app.left_tabs.select(1)
     app.operations.deposit.account.set("Delhi/1002")
     app.operations.deposit.amount.set("4")

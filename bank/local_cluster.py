@@ -493,8 +493,13 @@ def _ours(url, secret) -> bool:
 
 
 def stop_running(home=KIT) -> list:
-    """Stop a cluster started by `python cluster.py start` (by its recorded pids)."""
-    _, secret = _record(home)
+    """Stop a cluster started by `python cluster.py start` (by its recorded pids). Its
+    record first stops naming its run, so the program that started it, quitting
+    meanwhile, knows at once it was stopped under it (stopped_elsewhere); the members
+    stay listed until they are ended, so a stop cut short can be run again."""
+    state, secret = _record(home)
+    if state is not None:
+        _write_whole(pathlib.Path(home) / "data" / "cluster.json", dict(state, run="stopping"))
     stopped = [name for name, (pid, url) in _recorded(home).items()
                if _end_recorded(pid, url, secret)]
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)

@@ -675,6 +675,29 @@ def test_a_fresh_home_starts_a_cluster_runs_the_tour_and_stops_it(tmp_path):
     assert cluster.running_cluster(tmp_path) is None
 
 
+def test_a_shell_whose_cluster_was_stopped_from_outside_says_so_when_it_quits(tmp_path):
+    """A shell that started the local cluster, which `cluster.py stop` then stopped while
+    the shell ran, says so when it quits, instead of "Stopped the local cluster this
+    shell started", and leaves nothing running. (A branch slowed with delay=3 keeps
+    the shell's transfer, and so the shell, running while the cluster is stopped.)"""
+    script = tmp_path / "script.txt"
+    script.write_text("fault Mumbai delay=3\ntransfer Mumbai/1001 Delhi/1002 1\n")
+    with script.open() as commands:
+        shell_run = subprocess.Popen(
+            [sys.executable, str(KIT / "shell.py"), "--home", str(tmp_path)],
+            stdin=commands, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: cluster.running_cluster(tmp_path), 60, "the shell's cluster")
+        assert cluster.stop_running(tmp_path)    # what `python cluster.py stop` does
+        out, err = shell_run.communicate(timeout=60)
+    finally:
+        if shell_run.poll() is None:
+            shell_run.kill()
+    assert "was stopped already" in err, out + err
+    assert "Stopped the local cluster this shell started" not in err
+    assert cluster.running_cluster(tmp_path) is None
+
+
 def test_quit_with_extra_words_is_a_usage_error_not_a_quit(sh):
     """`quit now` or `exit please` is refused like any command with extra words (it
     quit, and in a script skipped every command after it with exit status 0)."""

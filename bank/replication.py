@@ -36,11 +36,16 @@ Rules:
     one it cannot reach then needs no drop (R7), which would wait DROP_WAIT for the
     manager. (A whole cluster started again: its primaries come up before their
     replicas and the coordinator, and each waited six seconds.)
-  * Rule 5 - only a primary pushes (changes or heartbeats). A fenced server has
-    adopted the new epoch, and a replica takes any push at its own epoch (R3): a push
-    from a fenced old primary would pass, and write into the new primary's replica a
-    change that was never acknowledged, where the new primary's own change of that
-    number then counts as already applied.
+  * Rule 5 - only a primary pushes (changes or heartbeats), and a push carries the
+    epoch its sender is the primary at, read with the role as one, just before each
+    push (BranchRole.push_epoch, R4), never the epoch of the moment the push is sent.
+    A fenced server has adopted the new epoch, and a replica takes any push at its own
+    epoch (R3): a push from a fenced old primary would pass, and write into the new
+    primary's replica a change that was never acknowledged, where the new primary's
+    own change of that number then counts as already applied. The lease does not
+    prevent it: a write that passed its lease check may still be pushing long after
+    the lease ran out (a slow replica, a drop waiting for the manager, a paused
+    thread), while another thread learns the new epoch from the manager.
   * Async mode (``--async-replication``, for the lab that shows what it loses): the
     primary answers first and ships changes a moment later. A failover can then lose
     acknowledged writes. It is the lesson, never the default.
@@ -189,11 +194,14 @@ class Replicas:
     def _push(self, link: ReplicaLink, upto: int) -> None:
         """Send link every change up to `upto` (caller holds link.lock); drop it on failure."""
         try:
-            while link.in_sync and self.branch.role == "primary":      # Rule 5
+            while link.in_sync:
+                epoch = self.branch.roles.push_epoch()       # Rule 5: the epoch we are
+                if not epoch:                                # the primary at, read with
+                    return                                   # the role (R4), or nothing
                 self.branch.check_replication_link()     # lab: cut-replication
                 batch = self.ledger.changes_since(link.acked, BATCH)
                 ours = self.ledger.applied_seq()      # read after the batch: it has them all
-                answer = link.client.call("replicate", self.branch.epoch, batch, ours,
+                answer = link.client.call("replicate", epoch, batch, ours,
                                           self.in_sync_urls(), self.branch.name)
                 link.acked = answer["applied"]
                 if link.acked > ours:        # it holds changes we never had: out of sync,
@@ -279,8 +287,11 @@ class Replicas:
         for link in list(self.links.values()):
             if not link.in_sync and link.lock.acquire(blocking=False):
                 try:
+                    epoch = self.branch.roles.push_epoch()   # Rule 5: fenced meanwhile
+                    if not epoch:                            # (the pushes above may
+                        return                               # take seconds): stop
                     self.branch.check_replication_link()     # lab: cut-replication
-                    link.client.call("replicate", self.branch.epoch, [],
+                    link.client.call("replicate", epoch, [],
                                      self.ledger.applied_seq(), self.in_sync_urls(),
                                      self.branch.name)
                 except BankError as exc:

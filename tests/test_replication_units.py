@@ -20,8 +20,10 @@ import types
 
 import pytest
 
+from bank.core.messages import Role
+from bank.core.replica import BranchRole
 from bank.ledger import Ledger
-from bank.replication import Follower, Replicas
+from bank.replication import Follower, ReplicaLink, Replicas
 from polling import wait_for
 
 A, B = "http://127.0.0.1:1", "http://127.0.0.1:2"
@@ -191,3 +193,88 @@ def test_a_history_that_differs_before_its_last_change_is_detected(tmp_path):
     assert twin.ledger.history_hash(4) == ""                               # not in this history
     twin.ledger.reset()
     assert twin.ledger.history_hash(1) == ""
+
+
+# ---- R4 / Rule 5: a push carries an epoch its sender was the primary at ------------------
+
+class _Watched(BranchRole):
+    """A BranchRole that notes (role, epoch) as another thread could read them after
+    every attribute it writes."""
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        seen = self.__dict__.setdefault("seen", [])
+        try:
+            seen.append((self.role, self.epoch))
+        except (AttributeError, IndexError, TypeError):
+            pass                                   # not all set yet (in __init__)
+
+
+def test_a_fenced_primary_is_never_seen_as_the_primary_of_the_epoch_it_learned():
+    """R4: a primary that learns a higher epoch adopts it and is fenced in ONE step: a
+    thread reading the role and the epoch meanwhile sees (primary, old epoch) or
+    (fenced, new epoch), never (primary, new epoch) - with that pair a push would go
+    out at the new epoch, which the new primary's replicas take (R3)."""
+    role = _Watched(Role.PRIMARY, 1)
+    role.seen = []
+    role.on_higher_epoch(2, B)
+    assert (Role.PRIMARY, 2) not in role.seen, role.seen
+    assert (role.role, role.epoch, role.push_epoch()) == (Role.FENCED, 2, 0)
+    promoted = _Watched(Role.REPLICA, 2, A)
+    promoted.seen = []
+    promoted.on_promote(3)
+    assert (Role.PRIMARY, 2) not in promoted.seen, promoted.seen
+    assert promoted.push_epoch() == 3
+
+
+class _PushingBranch:
+    """What Replicas reads of a primary: a real ledger and a real BranchRole."""
+
+    def __init__(self, tmp_path):
+        self.name, self.url, self.secret = "Mumbai", "http://127.0.0.1:3", None
+        self.ledger = Ledger(tmp_path / "Mumbai.db", "Mumbai")
+        self.roles = BranchRole(Role.PRIMARY, 1)
+
+    role = property(lambda self: self.roles.role)
+    epoch = property(lambda self: self.roles.epoch)
+
+    def check_replication_link(self):
+        pass
+
+    def fence(self, why):
+        self.roles.on_replaced()
+
+    def manager(self):
+        return None
+
+
+def test_a_push_under_way_when_its_primary_learns_a_higher_epoch_never_carries_it(tmp_path):
+    """R4, Rule 5 (bank/replication.py): a write checked its role at epoch 1 and is
+    pushing when another thread (a lease renewal the manager refused, a drop) fences
+    the primary AT epoch 2. The push must not go out at epoch 2: a replica of the new
+    primary takes any push at its own epoch (R3), keeps this unacknowledged change,
+    and later skips the new primary's own change of the same number as already applied
+    - an acknowledged write then lost in a failover to it (reproduced with real
+    processes: the in-sync replica held 41000.00 where its primary held 40501.00)."""
+    branch = _PushingBranch(tmp_path)
+    branch.ledger.open_account("Asha", 1000)
+    replicas = Replicas(branch)
+    sent = []
+
+    class Client:
+        def call(self, method, epoch, changes, primary_seq, in_sync, name):
+            sent.append(epoch)
+            return {"applied": changes[-1][0] if changes else primary_seq}
+
+    link = replicas.links[A] = ReplicaLink(A, None, 0)
+    link.client, link.in_sync = Client(), True
+    read_batch = branch.ledger.changes_since
+
+    def fenced_meanwhile(seq, limit=500):          # the window: after the role check
+        branch.roles.on_higher_epoch(2, B)         # another thread: the manager said so
+        return read_batch(seq, limit)
+
+    branch.ledger.changes_since = fenced_meanwhile
+    replicas._push(link, branch.ledger.applied_seq())
+    assert 2 not in sent, f"pushed at epoch 2 after being fenced at it: {sent}"
+    assert branch.roles.role is Role.FENCED

@@ -17,7 +17,14 @@ Rules:
     older epoch is refused, which tells its sender it was replaced (it fences itself).
   * R4 - a server that sees a higher epoch than its own adopts it; a primary that
     sees one is fenced: it never serves a write again (it may rejoin as a replica
-    from a fresh copy).
+    from a fresh copy), and never pushes at the epoch it adopted. A push carries the
+    epoch its sender is the primary at (push_epoch), read with the role as one: the
+    role, epoch and primary change together, in one step, so no thread ever reads
+    the old role with the new epoch. (A write that checked its role at epoch 1 may
+    still be pushing seconds later, when another thread has learned epoch 2 from the
+    manager; pushed at epoch 2, its change would be taken by the new primary's
+    replica, R3, which then skips the new primary's own change of that number as
+    already applied: an acknowledged write lost in the next failover.)
   * R5 - a replica is promoted only by its configuration manager (the coordinator,
     bank/core/manager.py), which picks a member of the in-sync set it recorded and
     records the new configuration, with a higher epoch, durably first; the replica
@@ -159,7 +166,21 @@ class BranchRole:
 
     def __init__(self, role: Role = Role.PRIMARY, epoch: int = 1, primary: str = ""):
         assert epoch >= 1, epoch
-        self.role, self.epoch, self.primary = Role(role), epoch, primary
+        self._now = (Role(role), epoch, primary)    # R4: one value, replaced whole
+
+    # R4: the role, epoch and primary are read from one tuple that _step replaces whole,
+    # so that a thread reading them while another one steps sees them all of before or
+    # all of after, never the old role with the new epoch.
+    role = property(lambda self: self._now[0])
+    epoch = property(lambda self: self._now[1])
+    primary = property(lambda self: self._now[2])
+
+    def push_epoch(self) -> int:
+        """R4 (Rule 5 of bank/replication.py): the epoch a push may carry now: ours while
+        we are the primary, else 0 (push nothing). A fenced server has adopted the
+        newer epoch, which it must never push at: role and epoch are read at once."""
+        role, epoch, _ = self._now
+        return epoch if role is Role.PRIMARY else 0
 
     # ---- events: each returns the effects to carry out, or raises RoleRefused ----------
 
@@ -224,11 +245,12 @@ class BranchRole:
             raise RoleRefused(self.role, event, row.rule,
                               not_primary=event in (Event.WRITE, Event.OLD_PUSH))
         effects = list(row.effects)
+        role, now_epoch, now_primary = self._now
         if Do.ADOPT_EPOCH in effects:
-            self.epoch = max(self.epoch, epoch)
+            now_epoch = max(now_epoch, epoch)
         if primary is not None:
-            self.primary = primary
-        if row.next is Role.PRIMARY and self.role is not Role.PRIMARY:
-            self.primary = ""
-        self.role = row.next
+            now_primary = primary
+        if row.next is Role.PRIMARY and role is not Role.PRIMARY:
+            now_primary = ""
+        self._now = (row.next, now_epoch, now_primary)      # R4: all three at once
         return effects                   # R4 on a push ends in REFUSE: record, then refuse

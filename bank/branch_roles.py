@@ -13,8 +13,9 @@ Rules:
   * The core decides the role; this file only asks it and records what it returns.
   * A role change is durable (the ledger's meta table) before the server acts on it.
   * The manager's URL is told by the coordinator (``use_manager``) and kept durably.
-  * A lease counts from the moment the request was SENT (time.monotonic), so that it
-    ends on this server before the manager thinks it does (bank/core/manager.py M4).
+  * A lease counts from the moment the request was SENT, on bank.clock.lease_clock (a
+    clock that also counts a suspend of the machine), so that it ends on this server
+    before the manager thinks it does (bank/core/manager.py M4).
 
 Glossary:
   epoch     a number raised by every promotion; higher wins
@@ -25,9 +26,8 @@ Glossary:
 
 import json
 import logging
-import time
 
-from bank import rpc
+from bank import clock, rpc
 from bank.core.replica import Do as ReplicaDo
 from bank.core.replica import RoleRefused, lease_holds
 from bank.errors import (NOTHING_DONE, BankError, FaultCode, RememberedRefusal,
@@ -180,7 +180,7 @@ class ReplicationRoles:
             self._record_role()
             self.ledger.set_meta(promoted_from=old_primary)
             self.follower = None
-        self._lease_until = time.monotonic() + 1.0    # until the first renewal, a second
+        self._lease_until = clock.lease_clock() + 1.0    # until the first renewal, a second
         return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "applied": self.ledger.applied_seq()}
 
@@ -305,18 +305,19 @@ class ManagerLink:
     manager is (told by the coordinator, kept durably), renewing the lease, and what
     the manager's refusal teaches (R4)."""
 
-    _lease_until = 0.0            # time.monotonic() until which our lease holds (R8)
+    _lease_until = 0.0            # clock.lease_clock() until which our lease holds (R8)
     _lease_failing = False        # the last renewal failed (said once in the log)
     _manager_client = None
 
     def lease_ok(self) -> bool:
         """R8 (bank/core/replica.py, lease_holds): in_set is who the manager may list."""
-        return lease_holds(bool(self.replicas.in_set), time.monotonic(), self._lease_until)
+        return lease_holds(bool(self.replicas.in_set), clock.lease_clock(),
+                           self._lease_until)
 
     def holds_lease(self) -> bool:
         """Does a lease from the manager hold now? (A primary with no replica in its
         in_set takes writes without one, R8, but needs one the moment a replica joins.)"""
-        return time.monotonic() < self._lease_until
+        return clock.lease_clock() < self._lease_until
 
     def _no_lease_sentence(self, tail: str) -> str:
         where = self.ledger.meta("manager", "") or "no manager known yet"
@@ -350,7 +351,7 @@ class ManagerLink:
         manager = self.manager()
         if self.role != "primary" or manager is None or not self.url:
             return
-        sent = time.monotonic()
+        sent = clock.lease_clock()
         try:
             answer = manager.call("lease", self.name, self.url, self.epoch)
         except BankError as exc:

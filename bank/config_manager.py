@@ -4,8 +4,9 @@ Role: the coordinator keeps, for every replicated branch, its configuration (pri
 in-sync replicas, epoch, version). The decisions are the pure core's
 (bank/core/manager.py, rules M1-M5); this file carries them out: it writes each new
 configuration to the coordinator's recovery log (forced, bank/recovery_log.py Rule 8)
-before answering, reads the clock for leases, and checks M6 (every server named is
-one of the branch's servers), which needs the cluster's addresses.
+before answering, reads the clock for leases (bank/clock.py lease_clock, the clock the
+primaries count theirs on), and checks M6 (every server named is one of the branch's
+servers), which needs the cluster's addresses.
 
 Rules:
   * S1 - one change of a branch's configuration at a time (a lock per branch: a
@@ -28,6 +29,7 @@ import logging
 import threading
 import time
 
+from bank import clock as clocks
 from bank.core.manager import (LEASE_SECONDS, Configuration, Manager, Refused,
                                lease_wait)  # noqa: F401  (lease_wait: tests, labs)
 from bank.core.messages import Record
@@ -43,15 +45,16 @@ REFUSAL_CODES = {"not-primary": FaultCode.NOT_PRIMARY, "unconfigured": FaultCode
 class ConfigManager:
     """The configurations of every branch, kept in the coordinator's recovery log."""
 
-    def __init__(self, recovery_log, links: dict, clock=time.monotonic):
-        self.log, self.links, self.clock = recovery_log, links, clock
+    def __init__(self, recovery_log, links: dict, clock=None):
+        self.log, self.links = recovery_log, links
+        self.clock = clock or clocks.lease_clock        # M4: the primaries' lease clock
         self._locks = {}                           # S1: branch -> its Lock
         self._cores = {}                           # branch -> Manager (bank/core/manager.py)
         self._recorded = {}                        # branch -> its config as last forced (M1)
         for name, data in recovery_log.configs.items():
             config = Configuration(data["primary"], tuple(data["in_sync"]), data["epoch"],
                                    data["version"])
-            self._cores[name] = Manager(name, config, granted_at=clock())   # S2
+            self._cores[name] = Manager(name, config, granted_at=self.clock())   # S2
             self._recorded[name] = config.as_dict()
 
     # ---- what the primaries ask (M1-M3) --------------------------------------------------

@@ -21,6 +21,7 @@ import types
 import pytest
 
 from bank.core.messages import Role
+from bank.branch_roles import ManagerLink
 from bank.core.replica import BranchRole
 from bank.ledger import Ledger
 from bank.replication import Follower, ReplicaLink, Replicas
@@ -278,3 +279,57 @@ def test_a_push_under_way_when_its_primary_learns_a_higher_epoch_never_carries_i
     replicas._push(link, branch.ledger.applied_seq())
     assert 2 not in sent, f"pushed at epoch 2 after being fenced at it: {sent}"
     assert branch.roles.role is Role.FENCED
+
+
+# ---- R8, M4: the clock a lease is counted on -------------------------------------------
+
+class _Lessee(ManagerLink):
+    """What a primary's lease reads: its in_set (one replica listed: R8 applies), its
+    role, its manager."""
+
+    def __init__(self, manager):
+        self.replicas = types.SimpleNamespace(in_set={A})
+        self.role, self.name, self.url, self.epoch = "primary", "Mumbai", B, 1
+        self._manager = manager
+
+    def manager(self):
+        return self._manager
+
+
+def test_a_lease_is_counted_on_a_clock_that_runs_while_the_machine_sleeps(monkeypatch):
+    """R8, M4 (the clock assumption of bank/core/manager.py): a lease is counted on
+    bank.clock.lease_clock, by the primary from the moment it SENT its request and by
+    the manager from its grant. On Linux that clock is CLOCK_BOOTTIME: time.monotonic
+    (CLOCK_MONOTONIC) stops while the machine is suspended (a laptop's lid closed, as
+    the README suggests for stopping a server on a LAN), so a primary waking up after
+    the manager installed another would believe its lease still held for seconds."""
+    import sys
+
+    from bank import clock
+    from bank.config_manager import ConfigManager, lease_wait
+
+    if sys.platform.startswith("linux"):
+        assert clock.LEASE_CLOCK == "CLOCK_BOOTTIME"
+    now = [time.monotonic()]
+    monkeypatch.setattr(clock, "lease_clock", lambda: now[0])
+
+    class Manager:                               # answers 0.5 s after the request
+        def call(self, method, *args):
+            now[0] += 0.5
+            return {"granted": True, "seconds": 4.0}
+
+    lessee = _Lessee(Manager())
+    sent = now[0]
+    lessee.renew_lease()
+    assert lessee._lease_until == sent + 4.0     # counted from the request, not the answer
+    assert lessee.lease_ok() and lessee.holds_lease()
+    now[0] += 10.0                               # the machine slept 10 s: time.monotonic
+    assert not lessee.lease_ok()                 # did not move, the lease clock did
+    assert not lessee.holds_lease()
+    log = types.SimpleNamespace(in_doubt=set(), configs={"Mumbai": {
+        "primary": B, "in_sync": [A], "epoch": 1, "version": 2}})
+    manager = ConfigManager(log, {})
+    assert manager.clock() == now[0]             # the manager counts on the same clock,
+    assert manager.lease_left("Mumbai") == pytest.approx(lease_wait())   # S2: a grant
+    now[0] += 10.0                               # the coordinator's machine slept
+    assert manager.lease_left("Mumbai") == 0

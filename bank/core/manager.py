@@ -29,8 +29,10 @@ Rules:
     listed under Mumbai is refused, naming both) - checked by the service, which knows
     the cluster's addresses.
 
-Clock assumption (M4): the monotonic clocks of the coordinator and of the branch
-servers each run at real-time rate within CLOCK_DRIFT; no wall clock is used.
+Clock assumption (M4): the lease clocks of the coordinator and of the branch servers
+(bank/clock.py lease_clock: on Linux CLOCK_BOOTTIME, which keeps counting while the
+machine is suspended) each run at real-time rate within CLOCK_DRIFT; no wall clock is
+used.
 
 Glossary:
   configuration  primary + in-sync set + epoch + version, of one branch

@@ -49,7 +49,7 @@ from bank.window.fit import Scrolled
 
 DANGER = ("crash", "partition")                    # drawn in red
 BRANCH_ONLY = ("partition", "heal", "failover", "rejoin")   # not the coordinator's
-THE_BRANCHS = ("partition", "heal", "failover")    # a branch's, not one server's (A7)
+BRANCH_WIDE = ("partition", "heal", "failover")  # a branch's, not one server's (A7)
 ROLE_COLOURS = {"primary": draw.GREEN, "replica": draw.GREEN, "up": draw.GREEN,
                 "fenced": draw.AMBER}              # any other state is drawn red
 PING_TIMEOUT = 2              # seconds a server of a replicated branch has to answer
@@ -156,7 +156,8 @@ class LabPanel:
                                                 or n in self.seen.routes])
 
     def _add_row(self, name: str, row: int) -> None:
-        self.names[name] = ttk.Label(self.rows, text=name, font="TkHeadingFont", width=-11)   # at least: a server's name is longer
+        self.names[name] = ttk.Label(self.rows, text=name, font="TkHeadingFont",
+                                     width=-11)    # at least 11: Mumbai-replica1 is longer
         self.labels[name] = ttk.Label(self.rows, text="?", width=8)
         local = "normal" if self.app.cluster is not None else "disabled"    # Rule A2
         actions = (("crash", "Crash", self.crash, local),
@@ -168,7 +169,7 @@ class LabPanel:
         buttons = {}
         replica = name != COORD and name not in self.seen.routes    # a replica server
         for key, text, command, state in actions:
-            if (name == COORD and key in BRANCH_ONLY) or (replica and key in THE_BRANCHS):
+            if (name == COORD and key in BRANCH_ONLY) or (replica and key in BRANCH_WIDE):
                 continue
             buttons[key] = ttk.Button(
                 self.rows, text=text, width=7, state=state, command=lambda c=command: c(name),

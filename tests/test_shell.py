@@ -603,6 +603,18 @@ def test_every_command_has_help_with_an_example(sh):
     assert all(name in out for name in sh.command_names())
 
 
+def test_help_lists_each_command_with_a_whole_sentence(sh):
+    """`help` lists each command with the first sentence of its docstring, whole: a
+    docstring whose first line stops mid-sentence (restart's) goes on to the line where
+    that sentence ends, rather than being listed as "start a crashed (or running)"."""
+    out = run(sh, "help")
+    for name in sh.command_names():
+        usage, summary, _ = shell.doc_parts(getattr(sh, "do_" + name))
+        assert summary.endswith("."), (name, summary)
+        assert summary in " ".join(out.split()), (name, summary)
+    assert "start a crashed (or running) node again, on its port and its data." in out
+
+
 # ---- scripting ---------------------------------------------------------------------------
 
 def test_dash_c_runs_commands_echoes_them_and_exits_zero(bank):

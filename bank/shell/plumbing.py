@@ -65,9 +65,17 @@ def coordinator_client(url: str, secret=None) -> rpc.Client:
 
 
 def doc_parts(func) -> tuple:
-    """(usage, summary, example) from a do_ method's docstring."""
+    """(usage, summary, example) from a do_ method's docstring. The summary is the first
+    sentence: a first line that stops mid-sentence ("restart NODE [...]: start a crashed
+    (or running)") goes on to the line where that sentence ends, so `help` never lists a
+    command cut short."""
     lines = inspect.cleandoc(func.__doc__ or "").splitlines() or [""]
     usage, _, summary = lines[0].partition(": ")
+    for line in lines[1:-1]:
+        if summary.endswith("."):
+            break
+        end = re.search(r"\.(\s|$)", line)
+        summary += " " + (line[:end.start() + 1] if end else line)
     return usage, summary, lines[-1].replace("Example: ", "", 1)
 
 

@@ -168,7 +168,8 @@ class _Handler(SimpleXMLRPCRequestHandler):
                 return self._refuse(401, "Unauthorized: this server needs a request "
                                          "signed with a role's key (X-Bank-Key).")
         if b"\x00" in body or body.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return self._refuse(400, "Requests must be UTF-8 XML.")   # no UTF-16/32 tricks
+            return self._refuse(400, "Requests must be UTF-8 XML, without NUL "   # no UTF-16/32
+                                     "characters (U+0000).")                     # tricks
         upper = body.upper()                          # one copy for both checks
         if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
             return self._refuse(400, "DOCTYPE and entity declarations are not accepted.")
@@ -189,8 +190,10 @@ class _Handler(SimpleXMLRPCRequestHandler):
         self.clock.allow(IDLE_TIMEOUT)
         payload = (sentence + "\n").encode()
         self.send_response(status)
-        if status == 403:                             # the client shows this sentence
-            self.send_header(REFUSAL_HEADER, sentence.encode("ascii", "replace").decode())
+        # Every refusal's sentence also travels in a header: a client (the kit's, or a
+        # student's xmlrpc.client, whose ProtocolError keeps the headers, not the body)
+        # shows it, instead of a bare "HTTP 413".
+        self.send_header(REFUSAL_HEADER, sentence.encode("ascii", "replace").decode())
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")

@@ -40,11 +40,15 @@ import xml.parsers.expat
 import xmlrpc.client
 
 from bank import keys, rpc_reading
-from bank.errors import BROKEN, REFUSED, TIMED_OUT, BankError, FaultCode
+from bank.errors import BROKEN, NOTHING_DONE, REFUSED, TIMED_OUT, BankError, FaultCode
 
 SERVER_HEADER = "X-Bank-Server"   # every answer: the id a signature must name; every
                                   # signed request: the id it was signed for
-REFUSAL_HEADER = "X-Bank-Refusal"  # a 403: the sentence naming the role and the method
+REFUSAL_HEADER = "X-Bank-Refusal"  # a refusal's sentence (a 403: naming role and method)
+# HTTP statuses a server answers before reading the call (bank/rpc.py: a malformed, too
+# large or compressed request, a wrong path, too many headers): nothing ran, so the
+# outcome is known (nothing was done), not "not known" as after a lost answer.
+REFUSED_UNREAD = (400, 404, 411, 413, 415, 431)
 DEFAULT_CALL_TIMEOUT = 10      # seconds a client waits for an answer
 
 
@@ -264,6 +268,10 @@ class Client:
             if exc.errcode == 403:
                 raise BankError(FaultCode.NOT_ALLOWED, f"{self.label} refused the call. "
                                 + _header(exc.headers, REFUSAL_HEADER)) from None
+            if exc.errcode in REFUSED_UNREAD:     # refused before anything ran: definite
+                why = _header(exc.headers, REFUSAL_HEADER) or f"HTTP {exc.errcode}."
+                raise BankError(FaultCode.BAD_INPUT, f"{self.label} refused the call: "
+                                f"{why}{NOTHING_DONE}") from None
             raise BankError(FaultCode.UNAVAILABLE,
                             f"{self.label} answered HTTP {exc.errcode}.") from None
         if isinstance(exc, (xmlrpc.client.Error, xml.parsers.expat.ExpatError)):

@@ -494,3 +494,27 @@ def test_a_call_is_never_signed_for_a_server_it_was_not_meant_for(bank):
     assert _sign_again_for("Mumbai@127.0.0.1:9100#ffff0000", mumbai, "Mumbai")   # restarted
     assert not _sign_again_for("Delhi@127.0.0.1:9100#ffff0000", mumbai, "Mumbai")
     assert not _sign_again_for("Delhi@127.0.0.1:9100#ffff0000", "", "Mumbai")
+
+
+# ---- refusals before the call is read ------------------------------------------------------
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_request_refused_before_it_is_read_says_why_and_changes_nothing(bank, server):
+    """A request refused before the call is read (here: a body over MAX_BODY, 413) carries
+    its sentence in the X-Bank-Refusal header, so a student's plain xmlrpc.client (whose
+    ProtocolError keeps the headers, not the body) can read why; the kit's client turns it
+    into BAD_INPUT ending "Nothing was done." (a definite refusal: the shell says Error,
+    not "Outcome not known"), and nothing changes."""
+    url, before = url_of(bank, server), balance_1001(bank)
+    huge = "x" * (rpc.MAX_BODY + 1)
+    with pytest.raises(xmlrpc.client.ProtocolError) as plain:
+        xmlrpc.client.ServerProxy(url).status(huge)
+    assert plain.value.errcode == 413
+    assert "Request too large" in plain.value.headers.get(rpc_client.REFUSAL_HEADER, "")
+    acct = DEPOSIT[server][1]
+    with pytest.raises(BankError) as kit:
+        rpc.Client(url, bank.secret).call("deposit", acct, "1.00", huge)
+    assert kit.value.code == FaultCode.BAD_INPUT, kit.value.message
+    assert "Request too large" in kit.value.message
+    assert kit.value.message.endswith("Nothing was done.")
+    assert balance_1001(bank) == before

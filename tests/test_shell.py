@@ -579,6 +579,18 @@ def test_clear_asks_first_and_keeps_the_journals(sh, bank):
     assert len(bank.coordinator().call("journal", ref, 10)) == 1
 
 
+def test_a_request_too_large_to_read_is_an_error_not_an_unknown_outcome(sh, bank):
+    """An opening whose owner name makes the request larger than a server reads (413) was
+    refused before anything ran: the shell says Error with the server's reason and that
+    nothing was done, never "Outcome not known ... may still take effect"; no account
+    is opened."""
+    before = len(bank.coordinator().call("accounts", "Mumbai"))
+    out = run(sh, "open Mumbai " + "x" * 300_000 + " 5")
+    assert out.startswith("Error: ") and "Request too large" in out, out[:300]
+    assert "Nothing was done." in out and "Outcome not known" not in out, out[:300]
+    assert len(bank.coordinator().call("accounts", "Mumbai")) == before
+
+
 # ---- completion and help ----------------------------------------------------------------
 
 def test_tab_completes_commands_accounts_nodes_and_txids(sh):

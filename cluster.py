@@ -26,7 +26,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Start or stop the local demo cluster.")
     p.add_argument("command", choices=("start", "stop", "status", "reset", "secret"),
                    help="reset deletes the databases and logs of a stopped cluster; "
-                        "secret [FILE] makes a shared secret for a classroom LAN")
+                        "secret [FILE] makes a classroom LAN's three role keys "
+                        "(with --role and --from: one role's key from them)")
     p.add_argument("file", nargs="?", help="with secret: write the keys to FILE (mode 0600)")
     p.add_argument("--role", choices=keys.ROLES,
                    help="with secret: write only this role's key, taken from --from")
@@ -119,6 +120,12 @@ def make_keys(path, role, source) -> int:
         print("Say which keys file to take the key from: "
               f"python cluster.py secret {path or role + '.keys'} --role {role} "
               "--from classroom.keys", file=sys.stderr)
+        return 2
+    if source and not role:              # new keys would not be the class's: say so
+        print(f"--from takes one role's key from {source}: say which with --role, as in "
+              f"python cluster.py secret {path or 'student.keys'} --role student --from "
+              f"{source}. Nothing was written (without --from, secret makes new keys, "
+              "which no laptop of the class holds).", file=sys.stderr)
         return 2
     try:
         keyring = keys.load_keys(source).only(role) if role else keys.new_keyring()

@@ -342,6 +342,19 @@ def test_cluster_secret_never_overwrites_a_file(tmp_path):
     assert "Traceback" not in again.stderr and full.read_bytes() == before
 
 
+def test_cluster_secret_from_without_a_role_is_refused(tmp_path):
+    """`python cluster.py secret FILE --from classroom.keys` without --role is refused in
+    one sentence naming --role, and writes nothing: it used to ignore --from and write
+    three new keys, which no laptop of the class holds."""
+    run = [sys.executable, str(KIT / "cluster.py"), "secret"]
+    full, copy = tmp_path / "classroom.keys", tmp_path / "copy.keys"
+    subprocess.run([*run, str(full)], check=True, capture_output=True, timeout=60)
+    done = subprocess.run([*run, str(copy), "--from", str(full)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "--role" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not copy.exists()
+
+
 def test_a_client_in_another_language_signs_with_only_its_role_key(bank, tmp_path):
     """The README's recipe, done by hand: from a student keys file, HMAC-SHA256 of
     TIME, NONCE, ROLE, SERVER-ID (each then a newline) and the body, with X-Bank-Key

@@ -56,6 +56,7 @@ def main(argv=None):
     args = parse_args(argv)
     secret = rpc.load_secret(args.secret_file).as_server() if args.secret_file \
         else None           # K5: its own calls are signed with the server key
+    rpc.check_server_keys(secret, args.secret_file)
     rpc.check_bind(args.host, secret, args.insecure_no_auth)
     rpc.hold_exclusive(args.db or default_db(args.name), "database")
     rpc.setup_logging(pathlib.Path(args.db).stem if args.db else args.name, args.log_dir)

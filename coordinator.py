@@ -108,6 +108,7 @@ def main(argv=None):
     args = parse_args(argv)
     secret = rpc.load_secret(args.secret_file).as_server() if args.secret_file \
         else None           # K5: its own calls are signed with the server key
+    rpc.check_server_keys(secret, args.secret_file)
     rpc.check_bind(args.host, secret, args.insecure_no_auth)
     rpc.hold_exclusive(args.log, "recovery log")
     rpc.setup_logging("coordinator", args.log_dir)

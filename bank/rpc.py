@@ -540,6 +540,24 @@ def check_bind(host: str, secret, insecure: bool) -> None:
         "(To do it anyway on a trusted network, add --insecure-no-auth.)")
 
 
+def check_server_keys(secret, path) -> None:
+    """Refuse to serve with a keys file that lacks a role's key. A server checks the
+    signatures of all three roles (a student's deposit, a teacher's fault, another
+    server's prepare), so it needs all three keys; with student.keys alone it would
+    start and then answer every server and teacher call with 401."""
+    if secret is None:
+        return
+    missing = [role for role in keys.ROLES if role not in secret.keys]
+    if missing:
+        held = " and ".join(secret.roles)
+        raise SystemExit(
+            f"{path} holds only the {held} key: a server checks the signatures of all "
+            f"three roles, so it needs the {' and '.join(missing)} key"
+            f"{'s' if len(missing) > 1 else ''} too. Start it with the classroom's keys "
+            "file (--secret-file classroom.keys, made by `python cluster.py secret "
+            "classroom.keys`); student.keys and teacher.keys are for shells and windows.")
+
+
 _HELD_LOCKS = []              # lock files held for the life of the process
 
 

@@ -355,6 +355,29 @@ def test_cluster_secret_from_without_a_role_is_refused(tmp_path):
     assert "Traceback" not in done.stderr and not copy.exists()
 
 
+@pytest.mark.parametrize("program", ["branch.py", "coordinator.py"])
+@pytest.mark.parametrize("role", ["student", "teacher"])
+def test_a_server_refuses_a_keys_file_without_all_three_roles(tmp_path, program, role):
+    """A server checks the signatures of every role, so a branch or coordinator started
+    with student.keys or teacher.keys (one role's key) exits non-zero before serving or
+    creating anything, in one sentence naming the missing keys and classroom.keys; it
+    used to start and then answer every server and teacher call with 401."""
+    full, one = tmp_path / "classroom.keys", tmp_path / f"{role}.keys"
+    keys.write_keys(one, keys.write_keys(full, keys.new_keyring()).only(role))
+    work = tmp_path / "work"
+    work.mkdir()
+    args = ["--name", "Pune"] if program == "branch.py" else \
+        ["--branch", "Pune=http://127.0.0.1:1", "--log", str(work / "recovery.log")]
+    done = subprocess.run([sys.executable, str(KIT / program), *args, "--port", "0",
+                           "--secret-file", str(one), "--log-dir", str(work / "logs")],
+                          cwd=work, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode != 0 and "serving at" not in done.stdout
+    assert f"holds only the {role} key" in done.stderr, done.stderr
+    assert "classroom.keys" in done.stderr and "Traceback" not in done.stderr
+    assert list(work.iterdir()) == [], "it created files before refusing"
+
+
 def test_a_client_in_another_language_signs_with_only_its_role_key(bank, tmp_path):
     """The README's recipe, done by hand: from a student keys file, HMAC-SHA256 of
     TIME, NONCE, ROLE, SERVER-ID (each then a newline) and the body, with X-Bank-Key

@@ -343,6 +343,16 @@ def test_counts_are_ascii_digits_only(sh, line, expected):
     assert "failed on this command" not in out and "ValueError" not in out
 
 
+@pytest.mark.parametrize("line", ["txns in-doubt -3", "txns 99999999999999", "txns +5",
+                                  "log Mumbai/1001 -5", "log 99999999999999"])
+def test_a_number_that_is_not_a_row_count_is_named_as_one(sh, line):
+    """A negative, signed or too long number where a row count goes is "not a number of
+    rows", as `journal` says, not "not a state" (txns) or "not an account" (log)."""
+    out = run(sh, line)
+    assert "is not a number of rows" in out and out.count("\n") == 1, out
+    assert "is not a state" not in out and "is not an account" not in out, out
+
+
 # ---- crashes, faults, partitions --------------------------------------------------------
 
 def test_crash_and_restart_a_branch(sh, bank):

@@ -17,6 +17,8 @@ Glossary:
   in doubt  a transfer still being decided, or decided but not yet applied everywhere
 """
 
+import re
+
 from bank.counters import per_transfer, restarted, totals
 from bank.errors import BankError, FaultCode, check_branch_name
 from bank.shell.guide import TXN_STATES
@@ -55,6 +57,9 @@ class RecordsCommands:
         Example: txns in-doubt"""
         state, limit = "", 20
         for word in self._args(arg, 0, 2):
+            if not is_count(word) and re.fullmatch(r"[+-]?[0-9]+", word):   # not a count
+                raise ShellError(f"{word!r} is not a number of rows: give a whole number, "
+                                 "like 10 (txns [in-doubt|committed|aborted] [N]).")
             if not (is_count(word) or word in TXN_STATES):
                 raise ShellError(f"{word!r} is not a state: use {', '.join(TXN_STATES)}, "
                                  "or a number of rows.")

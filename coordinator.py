@@ -143,6 +143,8 @@ def main(argv=None):
         print(f"WARNING: the recovery log is damaged ({'; '.join(found['damaged'])}); "
               f"kept in doubt, never presumed aborted: {', '.join(found['in_doubt']) or '-'} "
               "(and any transaction the log does not know).", flush=True)
+    for sentence in coordinator.manager.moved(len(coordinator.log.in_flight)):
+        print(f"WARNING: {sentence}", flush=True)             # config_manager.py S4
     coordinator.start_background()
     rpc.serve(server, on_stop=coordinator.close, url_file=args.url_file)
 

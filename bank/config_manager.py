@@ -19,6 +19,11 @@ Rules:
     --accept-damaged-log) is in doubt: its last good record may be older than what
     its servers were told, so no change to it is made (no lease, no failover) until
     an operator restores the log.
+  * S4 - a recorded primary that is none of the servers the coordinator was given
+    for its branch (the servers moved to new addresses, or the log is another bank's)
+    is said at start-up (moved()): its lease renewals are refused (M6), so its
+    writes stop once a replica joins, and a failover names the live primary as out
+    of sync. The record is never changed by hand: it is what the servers were told.
 
 Glossary:
   configuration  primary + in-sync set + epoch + version, of one branch
@@ -56,6 +61,28 @@ class ConfigManager:
                                    data["version"])
             self._cores[name] = Manager(name, config, granted_at=self.clock())   # S2
             self._recorded[name] = config.as_dict()
+
+    def moved(self, unfinished: int) -> list:
+        """S4: one sentence per branch whose recorded primary is none of the servers
+        this coordinator was given for it. `unfinished`: transfers the log has not
+        finished, which a new log would forget."""
+        said = []
+        for branch, config in sorted(self._recorded.items()):
+            link = self.links.get(branch)
+            if link is None or config["primary"] in link.urls:
+                continue
+            fresh = ("a recovery log of its own (--log, or log = in its cluster.ini)"
+                     if not unfinished else
+                     f"a recovery log of its own (--log, or log = in its cluster.ini) "
+                     f"once the {unfinished} unfinished transfer(s) in this one are "
+                     f"finished (restart the servers at their old addresses first)")
+            said.append(f"the recovery log records {branch}'s primary at "
+                        f"{config['primary']} (epoch {config['epoch']}), which is not one "
+                        f"of the servers given for {branch} now ({', '.join(link.urls)}), "
+                        f"so its lease renewals will be refused (M6). If {branch}'s "
+                        f"servers moved to new addresses, this log is the old bank's: "
+                        f"start this coordinator with {fresh}.")
+        return said
 
     # ---- what the primaries ask (M1-M3) --------------------------------------------------
 

@@ -425,3 +425,31 @@ def test_restart_rejoin_while_the_recorded_primary_is_down_restarts_nothing(make
     assert "as a replica" in said and "kept aside" in said, said
     assert call(bank, MUMBAI_REPLICA, "ping")["role"] == "replica"
     assert sh.failures == 1
+
+
+def test_a_recorded_primary_at_an_address_no_longer_given_is_said_at_start(tmp_path):
+    """config_manager.py S4: a recovery log whose recorded primary of Mumbai is none of
+    the servers the coordinator is given for Mumbai now (the servers moved, say from
+    127.0.0.1 to a LAN address) makes the coordinator say so at start, naming both
+    addresses and the way out; its lease renewals would be refused without a word."""
+    from bank.local_cluster import Member
+    from bank.recovery_log import RecoveryLog
+    log_path = tmp_path / "logs" / "recovery.log"
+    log_path.parent.mkdir(parents=True)
+    (tmp_path / "data").mkdir()
+    old = RecoveryLog(log_path)
+    old.config("Mumbai", {"primary": "http://127.0.0.1:9", "in_sync": [], "epoch": 1,
+                          "version": 1})
+    old.close()
+    coordinator = Member("coordinator", "coordinator.py",
+                         ["--log", str(log_path), "--branch", "Mumbai=http://127.0.0.2:9"],
+                         tmp_path)
+    try:
+        coordinator.start()
+        said = wait_for(lambda: "WARNING" in coordinator.last_output()
+                        and coordinator.last_output(), 10, "the warning")
+    finally:
+        coordinator.kill()
+    assert "records Mumbai's primary at http://127.0.0.1:9 (epoch 1)" in said, said
+    assert "not one of the servers given for Mumbai now (http://127.0.0.2:9)" in said
+    assert "start this coordinator with a recovery log of its own" in said

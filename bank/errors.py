@@ -171,8 +171,8 @@ def check_url(value, what: str) -> str:
 
 def split_acct_ref(value) -> tuple:
     """'Mumbai/1001' -> ('Mumbai', '1001')."""
-    if not isinstance(value, str) or value.count("/") != 1:
-        raise BankError(FaultCode.BAD_INPUT,
+    if not isinstance(value, str) or value.count("/") != 1 or "" in value.split("/"):
+        raise BankError(FaultCode.BAD_INPUT,          # "Mumbai/": which account?
                         f"{_show(value)} is not an account; write it as BRANCH/NUMBER, "
                         "like Mumbai/1001.")
     branch, number = value.split("/")

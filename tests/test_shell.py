@@ -165,9 +165,13 @@ def test_a_bad_amount_gets_one_sentence_saying_what_is_accepted(sh, amount):
     ("balance Mumbai/ 1001", "with no space: write Mumbai/1001, not 'Mumbai/ 1001'"),
     ("transfer Mumbai/ 1001 Delhi/1002 5", "with no space: write Mumbai/1001"),
     ("deposit Mumbai /1001 5", "with no space: write Mumbai/1001, not 'Mumbai /1001'"),
+    ("deposit Mumbai/ 5", "'Mumbai/ 5' is not an account (BRANCH/NUMBER in one word"),
+    ("transfer Mumbai/ Delhi/1002 5", "'Mumbai/' is not an account; write it as BRANCH"),
 ])
 def test_every_error_is_one_sentence_and_the_shell_goes_on(sh, line, expected):
-    """Errors are one plain line (no traceback), count as failures, and the shell keeps going."""
+    """Errors are one plain line (no traceback), count as failures, and the shell keeps
+    going. An account typed with a space is named, and joined only where that leaves
+    the command its other words ("deposit Mumbai/ 5" lacks a number, not a space)."""
     out = run(sh, line)
     assert expected in out and out.count("\n") == 1 and "Traceback" not in out
     assert sh.failures == 1

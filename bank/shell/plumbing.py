@@ -264,12 +264,15 @@ class ShellCore(cmd.Cmd):
         """The command's words; a wrong count is a usage error with an example."""
         words = split_words(arg)
         typed = split_account(words)
-        if typed:
+        usage, _, example = doc_parts(getattr(self, "do_" + self._cmd, self.do_help))
+        if typed and len(words) - typed.count(" ") < low:    # joined, too few words: the
+            raise ShellError(f"{typed!r} is not an account (BRANCH/NUMBER in one word, "
+                             f"like Mumbai/1001). Usage: {usage} (for example: {example}).")
+        if typed:                                  # "number" was the next argument
             branch, _, number = typed.replace(" ", "").partition("/")
             raise ShellError(f"An account is one word, with no space: write {branch}/{number}, "
                              f"not {typed!r}.")
         if not low <= len(words) <= (low if high is None else high):
-            usage, _, example = doc_parts(getattr(self, "do_" + self._cmd, self.do_help))
             raise ShellError(f"Usage: {usage} (for example: {example}).")
         return words
 

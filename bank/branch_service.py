@@ -312,7 +312,8 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
 
     def fault(self, point) -> dict:
         """Arm a fault point (only with --allow-faults): vote-no, crash-before-vote,
-        crash-after-vote, crash-before-commit, crash-after-commit, delay=SECONDS; "" disarms.
+        crash-after-vote, crash-before-commit, crash-after-commit (each fires once),
+        cut-replication (stays on until disarmed), delay=SECONDS; "" disarms.
         """
         return self.faults.arm(point)
 

@@ -165,6 +165,11 @@ def test_the_shell_explore_command_catches_a_broken_variant(tmp_path, dead_url, 
     assert "usage:" not in out.getvalue() + capsys.readouterr().err
     shell.onecmd("explore --help")
     assert "--variant VARIANT" in out.getvalue() and shell.failures == 1
+    out.seek(0)
+    out.truncate()
+    shell.onecmd("explore --crashes -1")          # said at once, no "Exploring..." first
+    assert out.getvalue().strip().endswith("--crashes must be between 0 and 5.")
+    assert "Exploring" not in out.getvalue() and shell.failures == 2
 
 
 def test_the_shell_explore_command_shows_progress_and_stops_on_ctrl_c(tmp_path, dead_url,

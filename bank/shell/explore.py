@@ -49,6 +49,10 @@ class ExploreCommands:
         if options.window:
             raise ShellError("--window opens a window: run `python explore.py --replay FILE "
                              "--window` in a terminal; here --replay FILE prints the run.")
+        try:                                  # bad budgets are said before "Exploring..."
+            (cli.check_replication if options.world == "replication" else cli.check)(options)
+        except ValueError as exc:
+            raise ShellError(str(exc)) from None
         if not options.variant and not options.replay and not options.random_walk:
             self._say("Exploring every run within the budgets; progress every 5 s "
                       "(Ctrl-C stops the search)...")

@@ -67,8 +67,8 @@ from bank.errors import BankError, FaultCode, check_url
 from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
                              SERVER_HEADER, Client, connect, server_id_at, sign)
 from bank.rpc_signatures import (  # noqa: F401 (re-exported)
-    EARLIER_RUN, FIRST_CALL, MAX_NONCES, SIGNATURE_WINDOW, RecentNonces, SignatureChecker,
-    _is_count, load_secret, new_secret, write_secret)
+    EARLIER_RUN, FIRST_CALL, MAX_NONCES, SIGNATURE_WINDOW, UNSIGNED, RecentNonces,
+    SignatureChecker, _is_count, load_secret, new_secret, write_secret)
 
 PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py stop), "
              "or pick another with --port (0 = any free port).")
@@ -80,7 +80,8 @@ REQUEST_TIMEOUT = 10           # seconds a whole request may take to arrive, onc
 log = logging.getLogger("rpc")
 NOT_AN_ATTACK = {             # refused signatures a client makes in the normal course
     FIRST_CALL: "named no server id yet (a client asking who this server is)",
-    EARLIER_RUN: "was signed for an earlier run of this server (it restarted since)"}
+    EARLIER_RUN: "was signed for an earlier run of this server (it restarted since)",
+    UNSIGNED: "was not signed (a client learning who this server is, as the README says)"}
 
 
 # ---- the server ----------------------------------------------------------------------

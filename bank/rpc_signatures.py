@@ -135,6 +135,8 @@ class RecentNonces:
 
 FIRST_CALL = "signed for no server id yet"      # a client's first call: normal, not an attack
 EARLIER_RUN = "signed for an earlier run of this server (it restarted)"   # normal too
+UNSIGNED = "unsigned request"          # no signature header at all: how a client in
+                                       # another language learns the id (README): normal
 
 
 class SignatureChecker:
@@ -155,8 +157,10 @@ class SignatureChecker:
         """(None, role) if the request is properly signed with role's key, else (why, "")."""
         stamp, nonce = headers.get("X-Bank-Time", ""), headers.get("X-Bank-Nonce", "")
         given, role = headers.get("X-Bank-Signature", ""), headers.get("X-Bank-Key", "")
+        if not (stamp or nonce or given or role):
+            return UNSIGNED, ""
         if not (stamp and nonce and given and role):
-            return "unsigned request (or no X-Bank-Key)", ""
+            return "a signature header is missing (X-Bank-Time, -Nonce, -Signature, -Key)", ""
         if not _NONCE.fullmatch(nonce):
             return f"malformed nonce (at most {MAX_NONCE_LENGTH} letters, digits or _.:+/=-)", ""
         if not _SIGNATURE.fullmatch(given):

@@ -265,6 +265,24 @@ def test_badly_signed_request_gets_401_and_changes_nothing(bank, server, case):
     assert_serving(bank, server)
 
 
+def test_an_unsigned_request_is_logged_as_normal_a_half_signed_one_as_a_warning(bank):
+    """A request with no signature at all is how a client in another language learns
+    who a server is (README, LAN): logged plainly, not as a WARNING on the teacher's
+    screen each time a student's script starts; one with some signature headers but
+    not all is a client gone wrong, and stays a warning. Both are 401s."""
+    url, log_file = url_of(bank, "Mumbai"), bank.home / "logs" / "Mumbai.log"
+    body = call_body("ping")
+    assert exchange(url, body, _unsigned(bank, body, url))[0] == 401
+    assert exchange(url, body, _no_nonce(bank, body, url))[0] == 401
+    from polling import wait_for
+    text = wait_for(lambda: "signature header is missing" in log_file.read_text()
+                    and log_file.read_text(), 10, "both in Mumbai's log")
+    unsigned = [line for line in text.splitlines() if "was not signed" in line]
+    assert unsigned and not any("WARNING" in line for line in unsigned), unsigned
+    assert any("WARNING" in line and "signature header is missing" in line
+               for line in text.splitlines())
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_replayed_request_gets_401_and_changes_nothing(bank, server):
     """The same signed request (same headers, same body) sent twice: served once, then

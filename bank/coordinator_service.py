@@ -37,8 +37,8 @@ from bank.coordinator_lab import LabControls
 from bank.coordinator_status import BranchStatus
 from bank.counters import COUNTS
 from bank.errors import (CUT_OFF, NOTHING_DONE, BankError, FaultCode, check_branch_name,
-                         check_limit, check_text, check_token, split_acct_ref,
-                         unknown_branch)
+                         check_limit, check_text, check_token, show_value,
+                         split_acct_ref, unknown_branch)
 from bank.faults import FaultPoints
 from bank.handoff import Workers, run_all
 from bank.core.messages import COORDINATOR_POINTS
@@ -249,6 +249,7 @@ class Coordinator(LabControls, BranchStatus):
 
     def accounts(self, branch="") -> list:
         """The accounts of one branch, or of every reachable branch if "" is given."""
+        _text_or_all(branch, "branch")
         if branch:
             return self._read(self._link(branch), "accounts")
         lists = self._each_branch(lambda link: self._try(link, "accounts", default=[]))
@@ -260,7 +261,8 @@ class Coordinator(LabControls, BranchStatus):
         Example: journal("Mumbai/1001", 20)
         """
         limit = check_limit(limit)
-        if isinstance(acct_or_branch, str) and "/" in acct_or_branch:
+        acct_or_branch = _text_or_all(acct_or_branch, "account or branch")
+        if "/" in acct_or_branch:
             branch, number = self._route(acct_or_branch)
             return self._read(branch, "journal", number, limit)
         if acct_or_branch:
@@ -507,3 +509,12 @@ def _matches(row: dict, state: str) -> bool:
         return row["state"] in ("new", "preparing", "committing", "aborting", "in doubt")
     return row["outcome"] == state and row["state"] in ("committed", "aborted",
                                                         "committing", "aborting")
+
+
+def _text_or_all(value, what: str) -> str:
+    """A read's scope is text; "" (or none given) means all of it. A list, a number or
+    a struct is refused, not read as "all" because it is empty or false."""
+    if value is not None and not isinstance(value, str):
+        raise BankError(FaultCode.BAD_INPUT, f"The {what} must be text (\"\" for all), "
+                        f"not {show_value(value)}.")
+    return value or ""

@@ -292,6 +292,20 @@ def test_decision_for_unknown_txid_is_aborted_over_rpc(bank):
     assert call(bank, COORDINATOR, "decision", done["txid"])["decision"] == "committed"
 
 
+def test_a_read_of_the_wrong_type_is_refused_not_read_as_all(bank):
+    """A read's scope is text, "" for all: a list, a number or a struct is refused with
+    one sentence (journal([], 5) returned every branch's journal, and accounts(0) every
+    account), while "" and a branch's name read as before."""
+    coordinator = bank.coordinator()
+    for call in (("journal", [], 5), ("journal", 7), ("accounts", []), ("accounts", 0),
+                 ("accounts", {"branch": "Mumbai"})):
+        with pytest.raises(BankError, match=r"must be text \(\"\" for all\)") as info:
+            coordinator.call(*call)
+        assert info.value.code == FaultCode.BAD_INPUT, call
+    assert len(coordinator.call("journal", "", 2)) == 2
+    assert {a["branch"] for a in coordinator.call("accounts", "Mumbai")} == {"Mumbai"}
+
+
 # ---- request ids ---------------------------------------------------------------------------
 
 def test_request_id_makes_a_retried_transfer_apply_once(bank):

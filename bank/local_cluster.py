@@ -19,7 +19,7 @@ or from Python (what labs and tests do):
 Rules:
   * Processes are started with ``subprocess`` (no fork) and ended with
     ``Popen.kill()``, so it works the same on Windows, macOS and Linux.
-  * A member is ended only by the pid this launcher started.
+  * A member is ended only by a pid this launcher started or the record names (L5).
   * State is kept between runs: databases in HOME/data, logs in HOME/logs, and the
     running cluster's URLs and pids in HOME/data/cluster.json.
   * Rule L1 - a cluster is stopped on exit only by the program that started it, and
@@ -33,6 +33,13 @@ Rules:
   * What each server of a replicated branch does now (primary, replica, fenced), the
     start's wait for leases and the rejoin of a replaced primary are
     bank/cluster_roles.py's (Rules L3, L4).
+  * Rule L5 - programs attached to one cluster (a window and a shell beside it) each
+    crash and restart its members: a member is the process that answers at its URL
+    now, whoever started it last. A crash ends the process this program started if
+    it still runs, else the one the record names (another program restarted it
+    since); the record is never rewritten with a pid that has ended in place of the
+    one another program wrote; and a crash that leaves the member answering is an
+    error, never reported done.
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -159,19 +166,36 @@ class Member:
             return ""
 
     @property
+    def running_ours(self) -> bool:
+        """Does the process this program started still run?"""
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
     def alive(self) -> bool:
-        if self.proc is not None:
-            return self.proc.poll() is None
-        return self.pid is not None and _ours(self.url, self.secret)
+        """Does the member run: the process we started, or one that answers at its URL
+        with the cluster's keys (another program attached to the cluster restarted it
+        since, Rule L5)?"""
+        if self.running_ours:
+            return True
+        if self.proc is None and self.pid is None:
+            return False
+        return self.secret is not None and _ours(self.url, self.secret)
 
     def kill(self) -> None:
-        """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess)."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.kill()
+        """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess) on the
+        process we started; if that one has ended, the process the record names for
+        this member (Rule L5: another program restarted it since), if it answers at
+        our URL with the cluster's keys."""
+        if self.running_ours:
+            self.proc.kill()
             self.proc.wait(timeout=10)
         else:
-            _end_recorded(self.pid, self.url, self.secret)   # started by another launcher
+            if self.proc is not None:
+                self.proc.wait(timeout=10)
+            pid, url = _recorded(self.home).get(self.name, (None, ""))
+            if not pid or url != self.url:
+                pid = self.pid                       # what we knew when we attached
+            _end_recorded(pid, self.url, self.secret)   # started by another launcher
         self.pid = None
 
     def wait_exit(self, timeout: float = 10.0):
@@ -220,6 +244,8 @@ class LocalCluster(ClusterRoles):
         port = self._port(COORDINATOR, fixed_ports)
         self.members[COORDINATOR] = Member(COORDINATOR, "coordinator.py",
                                            self.coordinator_args, self.home, port, bool(port))
+        for member in self.members.values():
+            member.secret = self.secret   # is what answers at its URL ours? (L5)
         self.recorded = False         # is HOME/data/cluster.json this cluster's record?
         self.run = secrets.token_hex(6)  # names this run in its record (current())
 
@@ -296,8 +322,16 @@ class LocalCluster(ClusterRoles):
         return self.members[name]
 
     def kill(self, name: str) -> None:
-        """Crash a member (no cleanup: like a power cut)."""
-        self.member(name).kill()
+        """Crash a member (no cleanup: like a power cut). BankError if it still answers
+        after (Rule L5): a process no record of this cluster names, say."""
+        member = self.member(name)
+        member.kill()
+        if _ours(member.url, self.secret):
+            raise BankError(FaultCode.UNAVAILABLE, f"{name} still answers at {member.url} "
+                            f"after the crash: it was started by a program this one has "
+                            f"no pid from (HOME/data/cluster.json does not name it), so "
+                            f"nothing was killed. Crash it from that program, or stop the "
+                            f"cluster: python cluster.py stop.")
 
     def restart(self, name: str, extra=()) -> str:
         """Start a member again on its old port and database (kill it first if alive)."""
@@ -346,9 +380,19 @@ class LocalCluster(ClusterRoles):
 
     def save_state(self) -> None:
         """Record URLs, pids and command lines, so another program can attach."""
+        theirs = _recorded(self.home) if self.recorded and self.current() else {}
+
+        def pid_of(name, m):
+            """Ours while it runs; else the record's (Rule L5: another program may
+            have restarted it since), else the one we knew."""
+            if m.running_ours:
+                return m.proc.pid
+            pid, url = theirs.get(name, (None, ""))
+            return pid if pid and url == m.url else (m.proc.pid if m.proc else m.pid)
+
         state = {"run": self.run, "secret_file": str(self.secret_file),
                  "coordinator_args": self.coordinator_args,
-                 "members": {n: {"url": m.url, "pid": m.proc.pid if m.proc else m.pid,
+                 "members": {n: {"url": m.url, "pid": pid_of(n, m),
                                  "script": m.script, "args": m.args, "port": m.port}
                              for n, m in self.members.items()}}
         if not self.recorded:                 # a new cluster: no one else attached yet

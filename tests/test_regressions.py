@@ -146,6 +146,55 @@ def test_a_cluster_whose_coordinator_is_down_is_still_found_and_never_orphaned(t
         bank.stop()
 
 
+def test_a_window_and_a_shell_crash_what_the_other_restarted(tmp_path):
+    """Rule L5 (bank/local_cluster.py): a window and a shell attached to one cluster
+    each crash and restart its members. A crash ends the member that answers now, even
+    when the other program restarted it since; the record is never rewritten with a
+    pid that has ended in place of the live one the other wrote; so `cluster.py stop`
+    ends everything. It used to kill only its own, long dead, process and say "Mumbai
+    crashed" while Mumbai still ran (a failover then fenced a live primary, a Rejoin
+    failed on the database, and the stop left Mumbai running with no pid recorded)."""
+    window = cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi")).start()
+    shell = cluster.LocalCluster.attach(tmp_path)
+    try:
+        window.kill("Mumbai")                    # the window crashes Mumbai...
+        shell.restart("Mumbai")                  # ...the shell starts it again
+        assert window.members["Mumbai"].alive    # the window sees it running
+        window.restart("Delhi")                  # the window writes the record again
+        window.kill("Mumbai")                    # and crashes the shell's Mumbai
+        assert not window.answers("Mumbai")
+        assert not shell.members["Mumbai"].alive
+        window.restart("Mumbai")                 # the window's again: the shell crashes it
+        shell.kill("Mumbai")
+        assert not shell.answers("Mumbai")
+        shell.restart("Mumbai")
+        window.restart("Delhi")                  # the record keeps the shell's Mumbai
+        assert sorted(cluster.stop_running(tmp_path)) == ["Delhi", "Mumbai", "coordinator"]
+        assert not window.answers("Mumbai") and not window.answers("Delhi")
+    finally:
+        shell.stop()
+        window.stop()
+
+
+def test_a_crash_that_leaves_the_member_running_is_an_error(tmp_path):
+    """Rule L5: a member that still answers after a crash (its process is one no record
+    of this cluster names) is an error that says so, never a crash reported done."""
+    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    stray = None
+    try:
+        bank.kill("Mumbai")
+        member = bank.members["Mumbai"]
+        stray = cluster.Member("Mumbai", member.script, member.args, tmp_path, member.port)
+        stray.start()                            # started by no launcher that records it
+        with pytest.raises(BankError, match="still answers at .* nothing was killed"):
+            bank.kill("Mumbai")
+        assert bank.answers("Mumbai")
+    finally:
+        if stray is not None:
+            stray.kill()
+        bank.stop()
+
+
 def test_a_replica_copies_nothing_from_a_primary_of_an_older_epoch(start_branch, tmp_path):
     """Rule 2 of bank/replication.py (R3): a replica at epoch 2 whose --replica-of names a
     primary still at epoch 1 (replaced since; a stale launcher argument) copies nothing

@@ -126,9 +126,16 @@ class ClusterRoles:
                f"anew" if kept else
                "it was a replica already, so it keeps its database and catches up")
         return {"url": url, "primary": primary, "kept": kept[0].name if kept else "",
-                "said": f"Restarted {name} at {url} as a replica of {branch}'s primary "
-                        f"{primary}: {how}; it is listed in sync once the coordinator has "
-                        f"recorded it (about a second)."}
+                "said": f"Restarted {name} at {url} as a replica of {branch}'s primary, "
+                        f"{self.server_at(primary, with_url=True)}: {how}; it is listed in "
+                        f"sync once the coordinator has recorded it (about a second)."}
+
+    def server_at(self, url: str, with_url: bool = False) -> str:
+        """The name of the member at `url` ("Mumbai-replica1", or "Mumbai-replica1 at
+        URL" with_url), for a person: after a failover a branch's primary is a server
+        whose name is not the branch's. The URL itself if no member is there."""
+        name = next((n for n, m in self.members.items() if m.url == url), "")
+        return (f"{name} at {url}" if with_url else name) if name else url
 
     def _primary_to_rejoin(self, name: str, coordinator) -> tuple:
         """(branch, the URL of its primary as the manager records it), once that primary
@@ -146,8 +153,7 @@ class ClusterRoles:
         if primary == self.member(name).url:
             raise BankError(FaultCode.BAD_INPUT, f"{name} is {branch}'s primary now: only "
                             "a server that another replaced rejoins (restart it instead).")
-        who = next((f"{n} at {m.url}" for n, m in self.members.items() if m.url == primary),
-                   primary)
+        who = self.server_at(primary, with_url=True)
         try:
             info = rpc.Client(primary, self.secret, timeout=3).call("ping")
         except BankError as exc:

@@ -78,7 +78,9 @@ def test_failover_from_the_lab_controls(display, tmp_path):
     pressed twice, the second is refused while the first runs (Lab Rule A6). Every
     server has a row that says what it does now (Lab Rule A7), so the class fails back
     from the window too: crash the promoted replica from its own row, fail over, and
-    rejoin it; a deposit made in between is kept through both failovers."""
+    rejoin it; a deposit made in between is kept through both failovers. Every result
+    names a server as its row does, never by its port alone, and a crash says the role
+    its row showed (Lab Rule A8): a class reads the rows."""
     local = cluster.LocalCluster(home=tmp_path, replicas=1).start()
     root = tk.Tk()
     window = App(root, local.coordinator(timeout=15), cluster=local,
@@ -93,6 +95,8 @@ def test_failover_from_the_lab_controls(display, tmp_path):
         until(root, lambda: window.seen.branch_state("Mumbai") == "down", "Mumbai shown down")
         window.lab.buttons["Mumbai"]["failover"].invoke()
         until(root, lambda: "now served by" in window.result.cget("text"), "the failover")
+        assert "now served by Mumbai-replica1 at epoch 2; the old primary, Mumbai, is " \
+            "fenced" in window.result.cget("text")                    # A8: the rows' names
         until(root, lambda: window.seen.branch_state("Mumbai") == "up"
               and "epoch 2" in window.branches.tree.item("m:Mumbai", "values")[0],
               "the promoted primary shown at epoch 2")
@@ -107,6 +111,7 @@ def test_failover_from_the_lab_controls(display, tmp_path):
         until(root, lambda: "as a replica of Mumbai's primary" in window.result.cget("text"),
               "Mumbai rejoined as a replica")
         assert "kept aside" in window.result.cget("text")
+        assert "Mumbai's primary, Mumbai-replica1 at http" in window.result.cget("text")
         assert local.role_now("Mumbai") == "replica"
         lab = window.lab                                       # the second cycle (A7)
         until(root, lambda: lab_state(window, "Mumbai") == "replica"
@@ -119,8 +124,11 @@ def test_failover_from_the_lab_controls(display, tmp_path):
               "Mumbai in sync again")
         lab.buttons["Mumbai-replica1"]["crash"].invoke()
         until(root, lambda: lab_state(window, "Mumbai-replica1") == "down", "its row down")
+        assert "Mumbai-replica1 (Mumbai's primary) crashed" in window.result.cget("text")
         lab.buttons["Mumbai"]["failover"].invoke()
         until(root, lambda: "now served by" in window.result.cget("text"), "failing back")
+        assert "served by Mumbai at epoch 3; the old primary, Mumbai-replica1," \
+            in window.result.cget("text")
         until(root, lambda: lab_state(window, "Mumbai") == "primary", "Mumbai primary again")
         lab.buttons["Mumbai-replica1"]["rejoin"].invoke()
         until(root, lambda: "Restarted Mumbai-replica1" in window.result.cget("text"),

@@ -27,6 +27,9 @@ Rules:
     name. Crash, Restart and Rejoin act on the server of the row; Partition, Heal and
     Failover on the branch, in the row named for it. So a class fails over, rejoins
     and fails back from the window as often as it likes.
+  * Rule A8 - a result names a server as its row does (Mumbai-replica1), not by its
+    URL alone, and a crash says the role the row showed (Mumbai's primary): the class
+    reads the rows, not the ports.
 
 Glossary:
   member       the coordinator or a branch
@@ -294,10 +297,13 @@ class LabPanel:
     def crash(self, name: str) -> None:
         if self._cluster_gone(f"crash {name}"):
             return
+        role = self.seen.server_state(name) if name in self.seen.servers else ""
+        role = (f" ({self.app.cluster.branch_of(name)}'s {role})"      # Rule A8
+                if role in ("primary", "replica") else "")
         self._run(f"crash {name}", self._ask_and_crash, (name,),
-                  lambda was: f"{name} crashed (its process was killed, like a power cut)."
-                              + (" It was fenced: " + was.split(": ", 1)[1]
-                                 if "fenced" in was else ""), process=name)
+                  lambda was: f"{name}{role} crashed (its process was killed, like a power "
+                              "cut)." + (" It was fenced: " + was.split(": ", 1)[1]
+                                         if "fenced" in was else ""), process=name)
 
     def _ask_and_crash(self, name: str) -> str:
         """A member's role in words, then its crash (on a worker thread): after a
@@ -337,8 +343,15 @@ class LabPanel:
 
     def failover(self, name: str) -> None:
         self._run(f"failover {name}", self.app.bank.call, ("failover", name),
-                  lambda r: f"{name} is now served by {r['primary']} at epoch {r['epoch']}; "
-                            "the old primary is fenced if it comes back.")
+                  lambda r: f"{name} is now served by {self._server(r['primary'])} at epoch "
+                            f"{r['epoch']}; the old primary, {self._server(r['old_primary'])}"
+                            ", is fenced (it refuses writes) while it runs or when it comes "
+                            "back.")
+
+    def _server(self, url: str) -> str:
+        """Rule A8: the server at `url` by the name of its row (Mumbai-replica1), as the
+        Lab rows name it; its URL without a local cluster."""
+        return self.app.cluster.server_at(url) if self.app.cluster is not None else url
 
     def rejoin(self, name: str) -> None:
         """README, replication step 5: the server a failover replaced comes back as a

@@ -97,12 +97,16 @@ def test_failover_from_the_lab_controls(display, tmp_path):
         until(root, lambda: "now served by" in window.result.cget("text"), "the failover")
         assert "now served by Mumbai-replica1 at epoch 2; the old primary, Mumbai, is " \
             "fenced" in window.result.cget("text")                    # A8: the rows' names
+        def states():                                 # each row's whole state (B5)
+            return window.branches.states
         until(root, lambda: window.seen.branch_state("Mumbai") == "up"
-              and "epoch 2" in window.branches.tree.item("m:Mumbai", "values")[0],
-              "the promoted primary shown at epoch 2")
+              and "primary Mumbai-replica1 · epoch 2" in states().get("m:Mumbai", ""),
+              "the promoted primary named in the tree at epoch 2 (Rule B6)")
         assert balance(window, "Mumbai/1001") == "10,000.00"
         window.lab.buttons["Mumbai"]["restart"].invoke()      # the old primary: fenced
         until(root, lambda: "fenced" in window.result.cget("text"), "Mumbai back, fenced")
+        until(root, lambda: window.branches.tree.item("r:Mumbai/0", "text") == "Mumbai"
+              and "fenced" in states().get("r:Mumbai/0", ""), "the tree names it, fenced")
         assert "the Rejoin button in Mumbai's row" in window.result.cget("text")
         assert "in the shell" not in window.result.cget("text")   # the button is right here
         window.lab.buttons["Mumbai"]["rejoin"].invoke()       # README, replication step 5

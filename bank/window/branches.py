@@ -26,6 +26,11 @@ Rules:
     has replicas; the coordinator's transfers in flight when there are some.
   * Rule B4 - rows are updated in place (``_upsert``), never cleared and rebuilt, so a
     refresh every second neither flickers nor loses the user's scroll position.
+  * Rule B6 - with a local cluster, servers are named as the Lab rows name them: a
+    branch's row says which server is its primary when it is not the one named for
+    the branch ("primary Mumbai-replica1" after a failover), and each replica's row
+    is that server's name, its role and its sync state, so the tree and the Lab
+    never seem to disagree about "Mumbai".
 
 Glossary:
   row id   "m:NAME" a member, "r:NAME/K" its K-th replica, "a:NAME/NUMBER" an account
@@ -208,15 +213,30 @@ class BranchesPanel:
         return [iid, *self._render_replicas(name, iid), *self._render_accounts(name, iid)]
 
     def _render_replicas(self, name: str, parent: str) -> list:
-        """A row per replica: its role, sync state and lag."""
+        """A row per replica: the server's name (Rule B6) or role, its sync state and lag."""
         rows = []
         for k, rep in enumerate(self.seen.replication.get(name, (0, []))[1]):
-            state = ("○ down" if not rep["up"] else      # a shape of its own, not colour only
-                     f"{'● in sync' if rep['in_sync'] else '▲ OUT OF SYNC'} · lag {rep['lag']}")
-            rows.append(self._upsert(f"r:{name}/{k}", parent, rep["role"] or "server",
+            server = self._server_at(rep["url"])
+            role = rep["role"] or "server"
+            if not rep["up"]:
+                state = "○ down"                         # a shape of its own, not colour only
+            elif role == "fenced":                       # replaced: out of the set, no lag
+                state = "▲ fenced (refuses writes)"
+            else:
+                state = (f"{'● in sync' if rep['in_sync'] else '▲ OUT OF SYNC'} · "
+                         f"lag {rep['lag']}")
+            if server and rep["up"] and role != "fenced":
+                state = f"{role} · {state}"              # its name is in the first column
+            rows.append(self._upsert(f"r:{name}/{k}", parent, server or role,
                                      (self._state(f"r:{name}/{k}", state), "", "", ""),
                                      "up" if rep["up"] and rep["in_sync"] else "down"))
         return rows
+
+    def _server_at(self, url: str) -> str:
+        """Rule B6: the local cluster's name for the server at `url`, or ""."""
+        cluster = self.app.cluster
+        name = cluster.server_at(url) if cluster is not None else ""
+        return "" if name == url else name
 
     def _render_accounts(self, name: str, parent: str) -> list:
         """A row per account; greyed if the branch is down (Rule B2), amber if held."""
@@ -284,6 +304,9 @@ class BranchesPanel:
         shortened first (Rule B5)."""
         role = self.seen.snaps.get(name, {}).get("role", "")
         epoch, replicas = self.seen.replication.get(name, (0, []))
+        server = self._server_at(self.seen.routes.get(name, ""))      # Rule B6
+        if role and server and server != name:
+            role = f"{role} {server}"                   # "primary Mumbai-replica1"
         return [*([role] if role else []), f"epoch {epoch}"] if replicas else []
 
     def member_tag(self, name: str) -> str:

@@ -20,7 +20,10 @@ Steps:
      (`SELECT number, held FROM accounts`: amounts are kept in paise, so 4000).
   3. After the failover, note the epoch; after the old primary restarts, read its log for
      the line that says it is fenced. (In a shell attached to the kept cluster,
-     `restart Mumbai --rejoin` then makes the old primary a replica again.)
+     `restart Mumbai --rejoin` then makes the old primary a replica again. The window,
+     `python gui_tk.py --home FOLDER`, does the same from its Lab tab, where each
+     server's row says what it does now: Rejoin in Mumbai's row; then fail back by
+     crashing Mumbai-replica1 in its own row and pressing Failover in Mumbai's.)
 
 Questions: What would async replication lose here? Why does the promoted replica
 get a higher epoch, and who checks it?

@@ -279,6 +279,20 @@ def test_failover_is_disabled_with_its_reason_for_a_branch_without_replica(app):
 
 
 @pytest.mark.slow
+def test_a_long_result_shows_two_whole_lines_and_scrolls(app):
+    """A result longer than two lines shows exactly two, whole, and scrolls for the rest
+    (fit.py Rule F1): the scroll bar's own least height made the box taller, and the
+    top of a cut third line showed under the second."""
+    from bank.window.app import RESULT_LINES
+    app.say("A sentence long enough to take more than two lines of the result box, as "
+            "a fenced server's restart does: " + "it refuses writes until it rejoins. " * 6)
+    canvas = app.result.master.master                 # the Scrolled pane's canvas
+    until(app.root, lambda: app.result.winfo_reqheight() > 2.5 * app.look.line_px
+          and canvas.winfo_height() > 1, "a long result laid out")
+    app.root.update()
+    assert canvas.winfo_height() <= RESULT_LINES * app.look.line_px + 6   # no third line
+
+
 def test_transfer_updates_balances_list_and_diagram(app):
     """A transfer from the form moves the money on screen, lists the transaction as
     committed, and its diagram has one arrow per 2PC message: prepare, vote, commit and

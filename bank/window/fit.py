@@ -169,11 +169,22 @@ class Scrolled:
         self._show_bar()
 
     def _show_bar(self) -> None:
+        """The bar while the content is taller than the room. With `most`, the bar is
+        placed beside the canvas rather than gridded: gridded, its own least height (its
+        arrows) made the result box taller than two lines, and a cut third line showed."""
         short = self.inner.winfo_reqheight() > self.canvas.winfo_height() + 1
         if short and not self.bar.winfo_ismapped():
-            self.bar.grid(row=0, column=1, sticky="ns")
+            if self.most is None:
+                self.bar.grid(row=0, column=1, sticky="ns")
+            else:
+                self.bar.place(relx=1.0, rely=0.0, relheight=1.0, anchor="ne")
+                self.canvas.grid_configure(padx=(0, self.bar.winfo_reqwidth()))
         elif not short and self.bar.winfo_manager():
-            self.bar.grid_remove()
+            if self.most is None:
+                self.bar.grid_remove()
+            else:
+                self.bar.place_forget()
+                self.canvas.grid_configure(padx=0)
             self.canvas.yview_moveto(0)
 
 

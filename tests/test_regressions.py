@@ -163,7 +163,8 @@ def test_a_window_and_a_shell_crash_what_the_other_restarted(tmp_path):
         window.restart("Delhi")                  # the window writes the record again
         window.kill("Mumbai")                    # and crashes the shell's Mumbai
         assert not window.answers("Mumbai")
-        assert not shell.members["Mumbai"].alive
+        wait_for(lambda: not shell.members["Mumbai"].alive, 10,   # reaped a moment after
+                 "the shell to see its Mumbai ended")             # it stops answering
         window.restart("Mumbai")                 # the window's again: the shell crashes it
         shell.kill("Mumbai")
         assert not shell.answers("Mumbai")

@@ -20,7 +20,8 @@ import sys
 
 from bank import console, keys
 from bank.batching import hold_ms_arg
-from bank.local_cluster import KIT, LocalCluster, replicas_arg, reset, stop_running
+from bank.local_cluster import (KIT, LocalCluster, answering_members, replicas_arg, reset,
+                                stop_running)
 
 def main(argv=None):
     p = argparse.ArgumentParser(description="Start or stop the local demo cluster.")
@@ -50,14 +51,29 @@ def main(argv=None):
               if removed else "Nothing to remove.")
         return 0
     if args.command == "stop":
-        stopped = stop_running(args.home)
-        print("Stopped: " + ", ".join(stopped) if stopped else "No local cluster was running.")
+        left = []
+        stopped = stop_running(args.home, left)
+        if stopped or not left:
+            print("Stopped: " + ", ".join(stopped) if stopped else
+                  "No local cluster was running.")
+        if left:                          # L6: never reported stopped while it answers
+            print(f"Still running: {', '.join(left)}: the process answering there is not "
+                  "the one the record named, so it was not stopped. End it where it was "
+                  "started.", file=sys.stderr)
+            return 1
         return 0
     if args.hold_decisions and args.replicas:
         p.error("--hold-decisions works only for branches without replicas (a replicated "
                 "branch gets every message alone); leave out one of them")
     home = "" if pathlib.Path(args.home) == pathlib.Path(KIT) else f" --home {args.home}"
     running = LocalCluster.attach(args.home)           # None: nothing of it answers
+    if args.command == "status" and not running and answering_members(args.home):
+        print("A start of the local cluster was cut short (its program ended while it "
+              "started) or is under way; these of its members run:")
+        for name, (pid, url) in answering_members(args.home).items():
+            print(f"  {name:<16} {url}  (pid {pid})")
+        print(f"`python cluster.py stop{home}` ends them.")
+        return 1
     if args.command == "status" or running:
         if not running:
             print(f"No local cluster is running. Start one with: python cluster.py start{home}")

@@ -40,6 +40,13 @@ Rules:
     since); the record is never rewritten with a pid that has ended in place of the
     one another program wrote; and a crash that leaves the member answering is an
     error, never reported done.
+  * Rule L6 - the record names every process a program starts from the moment it is
+    spawned, before it listens: at a start, member by member (a record marked
+    "starting", which no program attaches to), and at a restart, its new pid at once.
+    So a program killed (kill -9) while it starts or restarts the cluster leaves no
+    server that no record names: `cluster.py stop` ends them, `status` lists them, and
+    a start never writes its record over one whose members still answer. A stop
+    reports as stopped only a member that stopped answering.
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -110,6 +117,7 @@ class Member:
         self.url_file = home / "data" / f"{name}.url"
         self.output = home / "logs" / f"{name}.out"
         self._output_from = 0         # where this run's output starts in that file
+        self.on_spawn = None          # called once the process exists, before it listens (L6)
 
     def start(self, extra=()) -> str:
         """Start the process and wait (with a deadline) until it listens; return its URL.
@@ -136,6 +144,8 @@ class Member:
             self.proc = subprocess.Popen(cmd, cwd=self.home, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          **_DETACHED)
+        if self.on_spawn is not None:
+            self.on_spawn(self)                  # recorded before it listens (L6)
         self.url = self._wait_for_url()
         self.port = int(self.url.rsplit(":", 1)[1])      # a restart reuses the port
         return self.url
@@ -246,7 +256,10 @@ class LocalCluster(ClusterRoles):
                                            self.coordinator_args, self.home, port, bool(port))
         for member in self.members.values():
             member.secret = self.secret   # is what answers at its URL ours? (L5)
+            member.on_spawn = self._spawned
         self.recorded = False         # is HOME/data/cluster.json this cluster's record?
+        self.starting = False         # our record is marked "starting" (L6)
+        self._may_record = False      # no record of a live cluster is in the way (L6)
         self.run = secrets.token_hex(6)  # names this run in its record (current())
 
     def _port(self, name, fixed):
@@ -292,6 +305,8 @@ class LocalCluster(ClusterRoles):
                 f"({'; '.join(replaced.values())}), so it must start with --replicas "
                 f"{self.replicas_found} (or more); `python cluster.py reset` deletes it "
                 f"for a new bank.")
+        self._may_record = not answering_members(self.home)   # never over a live one (L6)
+        self.starting = True
         try:
             for name in self.branch_names:
                 self.members[name].start()
@@ -300,8 +315,10 @@ class LocalCluster(ClusterRoles):
                     self.members[replica].start()
             self.start_member(COORDINATOR)
         except BaseException:
+            self.starting = False
             self.stop()
             raise
+        self.starting = False
         self.save_state()              # first: another shell attaches, never starts twice
         self._wait_for_leases()
         return self
@@ -339,6 +356,12 @@ class LocalCluster(ClusterRoles):
         url = self.start_member(name, extra)
         self.save_state()
         return url
+
+    def _spawned(self, member: Member) -> None:
+        """Rule L6: a process was spawned: record its pid now, before it listens (a
+        start's record is marked "starting" until every member listens)."""
+        if self.recorded or (self.starting and self._may_record):
+            self.save_state()
 
     def stop(self) -> None:
         """End every member: those we started, and those another program (a shell
@@ -391,6 +414,7 @@ class LocalCluster(ClusterRoles):
             return pid if pid and url == m.url else (m.proc.pid if m.proc else m.pid)
 
         state = {"run": self.run, "secret_file": str(self.secret_file),
+                 **({"starting": True} if self.starting else {}),
                  "coordinator_args": self.coordinator_args,
                  "members": {n: {"url": m.url, "pid": pid_of(n, m),
                                  "script": m.script, "args": m.args, "port": m.port}
@@ -447,11 +471,13 @@ class LocalCluster(ClusterRoles):
         cluster.secret = rpc.load_secret(cluster.secret_file)
         cluster.coordinator_args = state["coordinator_args"]
         cluster.recorded = True
+        cluster.starting = cluster._may_record = False
         cluster.run = state.get("run", "")
         cluster.members = {}
         for name, info in state["members"].items():
             member = Member(name, info["script"], info["args"], cluster.home, info["port"])
             member.url, member.pid, member.secret = info["url"], info["pid"], cluster.secret
+            member.on_spawn = cluster._spawned
             cluster.members[name] = member
         return cluster
 
@@ -519,8 +545,8 @@ def running_cluster(home=KIT):
     shell attaches all the same, reads the branches directly and can restart it; a
     start would fail on the branches' databases, which the live ones hold."""
     state, secret = _record(home)
-    if state is None or COORDINATOR not in state["members"]:
-        return None
+    if state is None or COORDINATOR not in state["members"] or state.get("starting"):
+        return None                           # (a start under way or cut short: L6)
     members = state["members"]                # the coordinator first: it is the usual one
     urls = [members[COORDINATOR].get("url", "")] + [
         info.get("url", "") for name, info in members.items() if name != COORDINATOR]
@@ -536,19 +562,59 @@ def _ours(url, secret) -> bool:
         return False
 
 
-def stop_running(home=KIT) -> list:
+def stop_running(home=KIT, still_running=None) -> list:
     """Stop a cluster started by `python cluster.py start` (by its recorded pids). Its
     record first stops naming its run, so the program that started it, quitting
     meanwhile, knows at once it was stopped under it (stopped_elsewhere); the members
-    stay listed until they are ended, so a stop cut short can be run again."""
+    stay listed until they are ended, so a stop cut short can be run again. Only a member
+    that stopped answering is listed as stopped; one that still answers after its
+    recorded pid was ended is added to `still_running` ("NAME at URL"), if given (L6)."""
     state, secret = _record(home)
     if state is not None:
         _write_whole(pathlib.Path(home) / "data" / "cluster.json", dict(state, run="stopping"))
-    stopped = [name for name, (pid, url) in _recorded(home).items()
-               if _end_recorded(pid, url, secret)]
+    stopped = []
+    starting = state is not None and state.get("starting")
+    for name, (pid, url) in _recorded(home).items():
+        if pid and not url:                         # spawned, not recorded listening (L6)
+            url = _url_written(home, name, wait=START_TIMEOUT / 2 if starting else 0)
+        if pid and secret is not None and _ours(url, secret):
+            _kill_pid(pid)
+            if _wait_until_silent(url):
+                stopped.append(name)
+            elif still_running is not None:         # not the process the record names
+                still_running.append(f"{name} at {url}")
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
     _kept_mark(home).unlink(missing_ok=True)
     return stopped
+
+
+def answering_members(home=KIT) -> dict:
+    """name -> (pid, url) of each member HOME/data/cluster.json names that answers with
+    the cluster's keys: a running cluster's, or those of a start under way or cut short
+    (a program killed while starting it, L6)."""
+    state, secret = _record(home)
+    if state is None:
+        return {}
+    found = {}
+    for name, (pid, url) in _recorded(home).items():
+        url = url or _url_written(home, name)
+        if url and _ours(url, secret):
+            found[name] = (pid, url)
+    return found
+
+
+def _url_written(home, name, wait: float = 0) -> str:
+    """The URL a member wrote to HOME/data/NAME.url once it listened ("" if none, after
+    waiting up to `wait` seconds for a member still starting: its starter was killed)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            path = pathlib.Path(home) / "data" / f"{name}.url"
+            return path.read_text(encoding="utf-8").strip()
+        except OSError:
+            if time.monotonic() >= deadline:
+                return ""
+            time.sleep(0.05)                # polling for a file, with a deadline
 
 
 def _record(home) -> tuple:
@@ -580,8 +646,7 @@ def _end_recorded(pid, url, secret) -> bool:
     if not pid or secret is None or not _ours(url, secret):
         return False
     _kill_pid(pid)
-    _wait_until_silent(url)
-    return True
+    return _wait_until_silent(url)
 
 
 def reset(home=KIT) -> list:
@@ -621,7 +686,11 @@ def _kill_pid(pid: int) -> None:
         pass
 
 
-def _wait_until_silent(url, timeout: float = 10.0) -> None:
+def _wait_until_silent(url, timeout: float = 10.0) -> bool:
+    """Wait until nothing answers at url; True if so within timeout."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _answers(url):
+    while _answers(url):
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
+    return True

@@ -409,3 +409,72 @@ def test_a_balance_above_one_operations_maximum_is_read_everywhere(start_branch)
     assert split["total"] == split["available"] == 2_000_015_000_00
     assert branches.minor is views.minor                  # the tree reads balances uncapped
     assert views.minor("2000010000.00") == 2_000_010_000_00
+
+
+def _answering_url_files(home) -> list:
+    """The members of a home that answer at the URL they wrote when they listened."""
+    return [p.stem for p in (home / "data").glob("*.url")
+            if cluster._answers(p.read_text(encoding="utf-8").strip())]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="kill -9 of a program is POSIX here")
+def test_a_program_killed_while_it_starts_the_cluster_leaves_nothing_unnamed(tmp_path):
+    """Rule L6 (bank/local_cluster.py): the record names each process a start spawns,
+    before the start is done. A shell killed (kill -9) while it started a cluster with
+    replicas used to leave Mumbai, its replica and Delhi running with no cluster.json:
+    `cluster.py status` said no cluster ran, `cluster.py stop` 'No local cluster was
+    running', and the next shell failed on Mumbai.db, telling to run that stop. Now
+    status lists them as a start cut short, stop ends them, and the next shell starts."""
+    import os
+    import signal
+    shell = subprocess.Popen([sys.executable, str(KIT / "shell.py"), "--home", str(tmp_path),
+                              "--replicas", "1", "-c", "balance Mumbai/1001"], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (tmp_path / "data" / "Delhi.url").exists() or shell.poll() is not None,
+                 60, "Delhi listening")
+        os.kill(shell.pid, signal.SIGKILL)        # mid-start: the coordinator not yet up
+        shell.wait(timeout=10)
+        assert _answering_url_files(tmp_path), "nothing of the start was left to test"
+        status = subprocess.run([sys.executable, str(KIT / "cluster.py"), "status", "--home",
+                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert "cut short" in status.stdout and "Mumbai " in status.stdout, status.stdout
+        stop = subprocess.run([sys.executable, str(KIT / "cluster.py"), "stop", "--home",
+                               str(tmp_path)], capture_output=True, text=True, timeout=90)
+        assert "Stopped: Mumbai" in stop.stdout, stop.stdout + stop.stderr
+        assert _answering_url_files(tmp_path) == []
+        again = subprocess.run([sys.executable, str(KIT / "shell.py"), "--home",
+                                str(tmp_path), "-c", "check"], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=120)
+        assert "All checks passed" in again.stdout, again.stdout + again.stderr
+    finally:
+        shell.kill()
+        cluster.stop_running(tmp_path)
+    assert _answering_url_files(tmp_path) == []
+
+
+def test_a_program_killed_while_it_restarts_a_member_leaves_it_named(tmp_path, monkeypatch):
+    """Rule L6: a restart records the new process's pid as soon as it is spawned. A
+    shell killed between its restarted Mumbai listening and its rewrite of cluster.json
+    left the record naming the old, dead pid: `cluster.py stop` killed that pid (maybe
+    some other program's by now), waited 10 s, said 'Stopped: Mumbai, ...' and left
+    Mumbai running. A stop now ends it, and lists as stopped only what stopped."""
+    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    shell = cluster.LocalCluster.attach(tmp_path)
+    listens = cluster.Member._wait_for_url
+
+    def killed_once_it_listens(member):      # the program dies here: no cleanup after
+        listens(member)
+        raise KeyboardInterrupt
+    try:
+        monkeypatch.setattr(cluster.Member, "_wait_for_url", killed_once_it_listens)
+        with pytest.raises(KeyboardInterrupt):
+            shell.restart("Mumbai")
+        monkeypatch.undo()
+        assert shell.answers("Mumbai")
+        assert "Mumbai" in cluster.stop_running(tmp_path)
+        assert not shell.answers("Mumbai")
+    finally:
+        if shell.members["Mumbai"].proc is not None:
+            shell.members["Mumbai"].proc.kill()
+        bank.stop()

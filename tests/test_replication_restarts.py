@@ -309,7 +309,9 @@ def test_the_shell_says_a_replaced_primary_came_back_fenced(make_bank):
     bank = make_bank()
     sh = shell_on(bank)
     run(sh, f"crash {MUMBAI}")
-    assert "epoch 2" in run(sh, f"failover {MUMBAI}")
+    said = run(sh, f"failover {MUMBAI}")                  # servers by name, as in crash
+    assert f"served by {MUMBAI_REPLICA} at http" in said and "epoch 2" in said, said
+    assert f"the old primary, {MUMBAI} at http" in said
     assert "it is fenced" in run(sh, f"restart {MUMBAI}")
     assert "serves as the primary" in run(sh, f"restart {MUMBAI_REPLICA}")
     wait_for(lambda: call(bank, MUMBAI, "ping")["role"] == "fenced", 10,
@@ -369,14 +371,17 @@ def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_tak
 def test_reads_while_the_coordinator_is_down_ask_the_primary_a_failover_installed(make_bank):
     """bank/shell/direct.py V3: after `failover Mumbai` and `crash coordinator`, the
     shell's direct reads ask Mumbai's primary where the failover put it, in the shell
-    that failed over and in a shell started afterwards. (They asked the old primary,
+    that failed over and in a shell started afterwards. (The failover names both
+    servers as `crash` takes them, not by address alone.) (They asked the old primary,
     fenced: `branches` listed it as Mumbai, and `check` failed "books from a primary: no
     primary answers" while the promoted primary answered.)"""
     from shelltest import run, shell_on
     bank = make_bank()
     sh = shell_on(bank)
     run(sh, f"crash {MUMBAI}")
-    assert "epoch 2" in run(sh, f"failover {MUMBAI}")
+    said = run(sh, f"failover {MUMBAI}")                  # servers by name, as in crash
+    assert f"served by {MUMBAI_REPLICA} at http" in said and "epoch 2" in said, said
+    assert f"the old primary, {MUMBAI} at http" in said
     assert "it is fenced" in run(sh, f"restart {MUMBAI}")
     run(sh, "crash coordinator")
     new_url = bank.members[MUMBAI_REPLICA].url

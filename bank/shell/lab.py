@@ -152,6 +152,10 @@ class LabCommands:
         Example: failover Mumbai"""
         done = self.coord.call("failover", check_branch_name(*self._args(arg, 1)))
         self.branch_urls[done["branch"]] = done["primary"]     # direct reads go there
-        self._say(f"{done['branch']} is now served by {done['primary']} at epoch "
-                  f"{done['epoch']} (it had applied {done['applied']} changes); the old "
-                  f"primary {done['old_primary']} will be fenced if it comes back.")
+        server = (self.local.server_at if self.local is not None else  # its name (as
+                  lambda url, with_url=False: url)                     # crash takes it)
+        self._say(f"{done['branch']} is now served by "
+                  f"{server(done['primary'], with_url=True)} at epoch {done['epoch']} (it "
+                  f"had applied {done['applied']} changes); the old primary, "
+                  f"{server(done['old_primary'], with_url=True)}, is fenced (it refuses "
+                  f"writes) while it runs or when it comes back.")

@@ -19,7 +19,8 @@ or from Python (what labs and tests do):
 Rules:
   * Processes are started with ``subprocess`` (no fork) and ended with
     ``Popen.kill()``, so it works the same on Windows, macOS and Linux.
-  * A member is ended only by a pid this launcher started or the record names (L5).
+  * A member is ended only by a pid this launcher started or this run's record names
+    (L5), never by one of ours that has ended (the system may reuse it).
   * State is kept between runs: databases in HOME/data, logs in HOME/logs, and the
     running cluster's URLs and pids in HOME/data/cluster.json.
   * Rule L1 - a cluster is stopped on exit only by the program that started it, and
@@ -37,9 +38,11 @@ Rules:
     crash and restart its members: a member is the process that answers at its URL
     now, whoever started it last. A crash ends the process this program started if
     it still runs, else the one the record names (another program restarted it
-    since); the record is never rewritten with a pid that has ended in place of the
-    one another program wrote; and a crash that leaves the member answering is an
-    error, never reported done.
+    since), if the record is still this run's (a record of a later run names none of
+    ours, even at the same URLs) and the pid is not one of ours that has ended; the
+    record is never rewritten with a pid that has ended in place of the one another
+    program wrote; and a crash that leaves the member answering is an error, never
+    reported done.
   * Rule L6 - the record names every process a program starts from the moment it is
     spawned, before it listens: at a start, member by member (a record marked
     "starting", which no program attaches to), and at a restart, its new pid at once.
@@ -191,21 +194,18 @@ class Member:
             return False
         return self.secret is not None and _ours(self.url, self.secret)
 
-    def kill(self) -> None:
+    def kill(self, recorded_pid=None) -> None:
         """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess) on the
-        process we started; if that one has ended, the process the record names for
-        this member (Rule L5: another program restarted it since), if it answers at
-        our URL with the cluster's keys."""
+        process we started. If that one has ended (or we started none), the process
+        `recorded_pid` names (the pid this cluster's record gives this member now:
+        another program restarted it since, Rule L5), if it answers at our URL with
+        the cluster's keys. Never the pid of a process we started and saw end: the
+        system may have given that number to another program since."""
         if self.running_ours:
             self.proc.kill()
             self.proc.wait(timeout=10)
-        else:
-            if self.proc is not None:
-                self.proc.wait(timeout=10)
-            pid, url = _recorded(self.home).get(self.name, (None, ""))
-            if not pid or url != self.url:
-                pid = self.pid                       # what we knew when we attached
-            _end_recorded(pid, self.url, self.secret)   # started by another launcher
+        elif recorded_pid and not (self.proc is not None and recorded_pid == self.proc.pid):
+            _end_recorded(recorded_pid, self.url, self.secret)   # another launcher's
         self.pid = None
 
     def wait_exit(self, timeout: float = 10.0):
@@ -342,7 +342,7 @@ class LocalCluster(ClusterRoles):
         """Crash a member (no cleanup: like a power cut). BankError if it still answers
         after (Rule L5): a process no record of this cluster names, say."""
         member = self.member(name)
-        member.kill()
+        member.kill(self._recorded_pid(name))
         if _ours(member.url, self.secret):
             raise BankError(FaultCode.UNAVAILABLE, f"{name} still answers at {member.url} "
                             f"after the crash: it was started by a program this one has "
@@ -350,9 +350,19 @@ class LocalCluster(ClusterRoles):
                             f"nothing was killed. Crash it from that program, or stop the "
                             f"cluster: python cluster.py stop.")
 
+    def _recorded_pid(self, name: str):
+        """The pid HOME/data/cluster.json names for a member now, if it is this run's
+        record and names it at the member's URL (Rule L5: another program attached to
+        this cluster may have restarted it since); else None. A record that is gone or
+        another run's names none of our members, even at the same URLs (L1)."""
+        if not (self.recorded and self.current()):
+            return None
+        pid, url = _recorded(self.home).get(name, (None, ""))
+        return pid if url == self.member(name).url else None
+
     def restart(self, name: str, extra=()) -> str:
         """Start a member again on its old port and database (kill it first if alive)."""
-        self.member(name).kill()
+        self.member(name).kill(self._recorded_pid(name))
         url = self.start_member(name, extra)
         self.save_state()
         return url
@@ -370,12 +380,8 @@ class LocalCluster(ClusterRoles):
         stopped, and started again since), ends only its own processes and leaves the
         record alone: it may be another cluster's, still running from the same home."""
         ours = self.recorded and self.current()    # not a later run's record (L1)
-        recorded = _recorded(self.home) if ours else {}
         for name, member in self.members.items():
-            member.kill()
-            pid, _ = recorded.get(name, (None, ""))
-            if member.proc is None or pid != member.proc.pid:
-                _end_recorded(pid, member.url, self.secret)
+            member.kill(self._recorded_pid(name) if ours else None)
         if ours:
             (self.home / "data" / "cluster.json").unlink(missing_ok=True)
             _kept_mark(self.home).unlink(missing_ok=True)

@@ -196,6 +196,61 @@ def test_a_crash_that_leaves_the_member_running_is_an_error(tmp_path):
         bank.stop()
 
 
+def test_a_program_whose_cluster_was_stopped_ends_nothing_of_a_later_one(tmp_path):
+    """Rules L1, L5: a program whose cluster was stopped under it (`cluster.py stop`)
+    and then started again from the same home, on the same ports, ends only its own
+    processes when it quits: never the later run's, which the record now names at the
+    same URLs. (A shell quitting says "nothing of it is left running" and called
+    stop(); each member's crash read the later run's record and killed its members.)"""
+    first = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    later = None
+    try:
+        ports = {name: m.port for name, m in first.members.items()}
+        assert sorted(cluster.stop_running(tmp_path)) == ["Mumbai", "coordinator"]
+        later = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",))
+        for name, member in later.members.items():
+            member.port = ports[name]            # cluster.py start: the default ports
+        later.start()
+        assert first.stopped_elsewhere()
+        first.stop()                             # what shell.py does when it quits
+        assert later.answers("Mumbai") and later.answers("coordinator")
+    finally:
+        first.stop()
+        if later is not None:
+            later.stop()
+
+
+def test_a_crash_never_signals_a_pid_this_program_saw_end(tmp_path):
+    """Rule L5: a crash ends the process the record names, but never by the pid of a
+    process this program started and saw end: the system may have given that number
+    to another program since. Here the record still names our crashed Mumbai (the
+    member that answers now was started by a program that recorded no pid), and that
+    pid is, as if reused, an innocent process's: it is not signalled."""
+    import json
+    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    innocent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    stray = None
+    try:
+        bank.kill("Mumbai")
+        member = bank.members["Mumbai"]
+        member.proc.pid = innocent.pid           # the system reused our ended pid
+        record_file = tmp_path / "data" / "cluster.json"
+        record = json.loads(record_file.read_text())
+        record["members"]["Mumbai"]["pid"] = innocent.pid   # the record names it still
+        record_file.write_text(json.dumps(record))
+        stray = cluster.Member("Mumbai", member.script, member.args, tmp_path, member.port)
+        stray.start()                            # started by no launcher that records it
+        with pytest.raises(BankError, match="still answers at"):
+            bank.kill("Mumbai")
+        assert innocent.poll() is None, "an innocent process was killed"
+    finally:
+        innocent.kill()
+        innocent.wait()
+        if stray is not None:
+            stray.kill()
+        bank.stop()
+
+
 def test_a_replica_copies_nothing_from_a_primary_of_an_older_epoch(start_branch, tmp_path):
     """Rule 2 of bank/replication.py (R3): a replica at epoch 2 whose --replica-of names a
     primary still at epoch 1 (replaced since; a stale launcher argument) copies nothing

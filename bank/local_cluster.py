@@ -190,9 +190,7 @@ class Member:
         since, Rule L5)?"""
         if self.running_ours:
             return True
-        if self.proc is None and self.pid is None:
-            return False
-        return self.secret is not None and _ours(self.url, self.secret)
+        return bool(self.url) and self.secret is not None and _ours(self.url, self.secret)
 
     def kill(self, recorded_pid=None) -> None:
         """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess) on the

@@ -220,6 +220,26 @@ def test_a_program_whose_cluster_was_stopped_ends_nothing_of_a_later_one(tmp_pat
             later.stop()
 
 
+def test_a_program_attached_sees_and_crashes_a_member_restarted_after_its_crash(tmp_path):
+    """Rule L5: a member is the process that answers at its URL now. A program attached
+    to the cluster (a shell beside the window) that crashed a member sees it running
+    again once the other program restarted it, and can crash it again. (Its `alive`
+    answered "down" without asking once it had crashed the member itself, so the
+    shell's `crash Mumbai` said "Mumbai is already down" while Mumbai ran.)"""
+    window = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    shell = cluster.LocalCluster.attach(tmp_path)
+    try:
+        shell.kill("Mumbai")
+        assert not shell.members["Mumbai"].alive
+        window.restart("Mumbai")
+        assert shell.members["Mumbai"].alive
+        shell.kill("Mumbai")
+        assert not window.answers("Mumbai")
+    finally:
+        shell.stop()
+        window.stop()
+
+
 def test_a_crash_never_signals_a_pid_this_program_saw_end(tmp_path):
     """Rule L5: a crash ends the process the record names, but never by the pid of a
     process this program started and saw end: the system may have given that number

@@ -38,7 +38,7 @@ Rules:
     replicas and the coordinator, and each waited six seconds.)
   * Rule 5 - only a primary pushes (changes or heartbeats), and a push carries the
     epoch its sender is the primary at, read with the role as one, just before each
-    push (BranchRole.push_epoch, R4), never the epoch of the moment the push is sent.
+    push (BranchRole.push_epoch, R4), never an epoch read apart from the role.
     A fenced server has adopted the new epoch, and a replica takes any push at its own
     epoch (R3): a push from a fenced old primary would pass, and write into the new
     primary's replica a change that was never acknowledged, where the new primary's

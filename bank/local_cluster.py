@@ -46,10 +46,13 @@ Rules:
   * Rule L6 - the record names every process a program starts from the moment it is
     spawned, before it listens: at a start, member by member (a record marked
     "starting", which no program attaches to), and at a restart, its new pid at once.
-    So a program killed (kill -9) while it starts or restarts the cluster leaves no
-    server that no record names: `cluster.py stop` ends them, `status` lists them, and
-    a start never writes its record over one whose members still answer. A stop
-    reports as stopped only a member that stopped answering.
+    And each server writes its own pid beside its URL in HOME/data (NAME.pid, then
+    NAME.url: rpc.serve), which a stop and a crash take first. So a program killed
+    (kill -9) while it starts or restarts the cluster, even between spawning a server
+    and recording it, leaves no server that cannot be found: `cluster.py stop` ends
+    them, `status` lists them, and a start never writes its record over one whose
+    members still answer. A stop reports as stopped only a member that stopped
+    answering.
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -80,6 +83,8 @@ from bank.cluster_roles import COORDINATOR, ClusterRoles
 
 KIT = pathlib.Path(__file__).resolve().parent.parent   # the repository: programs on top
 DEFAULT_PORTS = {"coordinator": 9000, "Mumbai": 9100, "Delhi": 9101}
+ANY_PORTS = "BANK_PORTS"      # =any in the environment: never the default ports, any free
+                              # ones (several homes at once: the test suite, two groups)
 START_TIMEOUT = 20.0          # seconds a member may take to start listening
 
 
@@ -265,6 +270,7 @@ class LocalCluster(ClusterRoles):
         in the last run (L2: a promoted replica knows its old primary by its address),
         else its default one (fixed); 0 for any free port."""
         remembered = ports_of(self.home) if self.replicas_found else {}
+        fixed = fixed and os.environ.get(ANY_PORTS, "") != "any"
         for port in (remembered.get(name, 0), DEFAULT_PORTS.get(name, 0) if fixed else 0):
             if port and _port_is_free(port):
                 return port
@@ -356,7 +362,9 @@ class LocalCluster(ClusterRoles):
         if not (self.recorded and self.current()):
             return None
         pid, url = _recorded(self.home).get(name, (None, ""))
-        return pid if url == self.member(name).url else None
+        if url != self.member(name).url:
+            return None
+        return _pid_written(self.home, name, url) or pid     # its own word first
 
     def restart(self, name: str, extra=()) -> str:
         """Start a member again on its old port and database (kill it first if alive)."""
@@ -573,36 +581,68 @@ def stop_running(home=KIT, still_running=None) -> list:
     stay listed until they are ended, so a stop cut short can be run again. Only a member
     that stopped answering is listed as stopped; one that still answers after its
     recorded pid was ended is added to `still_running` ("NAME at URL"), if given (L6)."""
-    state, secret = _record(home)
+    state, _ = _record(home)
     if state is not None:
         _write_whole(pathlib.Path(home) / "data" / "cluster.json", dict(state, run="stopping"))
     stopped = []
     starting = state is not None and state.get("starting")
-    for name, (pid, url) in _recorded(home).items():
+    secret, members = _members_of(home)
+    for name, (pid, url) in members.items():
         if pid and not url:                         # spawned, not recorded listening (L6)
             url = _url_written(home, name, wait=START_TIMEOUT / 2 if starting else 0)
-        if pid and secret is not None and _ours(url, secret):
-            _kill_pid(pid)
-            if _wait_until_silent(url):
-                stopped.append(name)
-            elif still_running is not None:         # not the process the record names
-                still_running.append(f"{name} at {url}")
+        if not url or secret is None or not _ours(url, secret):
+            continue
+        pid = _pid_written(home, name, url) or pid  # its own word, else the record's
+        if not pid:
+            continue
+        _kill_pid(pid)
+        if _wait_until_silent(url):
+            stopped.append(name)
+        elif still_running is not None:             # not the process the record names
+            still_running.append(f"{name} at {url}")
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
     _kept_mark(home).unlink(missing_ok=True)
     return stopped
+
+
+def _members_of(home) -> tuple:
+    """(the home's keys, name -> (pid, url)) of every member HOME/data/cluster.json
+    names, and of every server that wrote its URL in HOME/data (NAME.url, its own pid
+    in NAME.pid): a launcher killed between spawning a server and recording it (L6)
+    leaves a server only its own files name."""
+    state, secret = _record(home)
+    if secret is None:
+        try:
+            secret = rpc.load_secret(pathlib.Path(home) / "data" / "cluster.keys")
+        except (OSError, ValueError, SystemExit):
+            secret = None
+    members = _recorded(home)
+    for written in sorted((pathlib.Path(home) / "data").glob("*.url")):
+        members.setdefault(written.stem, (None, ""))
+    return secret, members
+
+
+def _pid_written(home, name: str, url: str):
+    """The pid the server answering at `url` wrote beside its URL (NAME.pid), or None
+    if NAME.url names another URL (an earlier run's) or there is none."""
+    data = pathlib.Path(home) / "data"
+    try:
+        if (data / f"{name}.url").read_text(encoding="utf-8").strip() != url:
+            return None
+        return int((data / f"{name}.pid").read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
 
 
 def answering_members(home=KIT) -> dict:
     """name -> (pid, url) of each member HOME/data/cluster.json names that answers with
     the cluster's keys: a running cluster's, or those of a start under way or cut short
     (a program killed while starting it, L6)."""
-    state, secret = _record(home)
-    if state is None:
-        return {}
+    secret, members = _members_of(home)
     found = {}
-    for name, (pid, url) in _recorded(home).items():
+    for name, (pid, url) in members.items():
         url = url or _url_written(home, name)
-        if url and _ours(url, secret):
+        if url and secret is not None and _ours(url, secret):
             found[name] = (pid, url)
     return found
 

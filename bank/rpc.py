@@ -81,7 +81,7 @@ log = logging.getLogger("rpc")
 NOT_AN_ATTACK = {             # refused signatures a client makes in the normal course
     FIRST_CALL: "named no server id yet (a client asking who this server is)",
     EARLIER_RUN: "was signed for an earlier run of this server (it restarted since)",
-    UNSIGNED: "was not signed (a client learning who this server is, as the README says)"}
+    UNSIGNED: "was not signed (a client without keys, or one learning who this server is)"}
 
 
 # ---- the server ----------------------------------------------------------------------
@@ -508,13 +508,16 @@ def _fault(code, sentence: str) -> bytes:
 def serve(server: Server, on_stop=None, url_file=None) -> None:
     """Serve until Ctrl-C, then stop cleanly (the database is closed by on_stop).
 
-    url_file: where to write our URL once we listen, for a launcher (cluster.py).
+    url_file: where to write our URL once we listen, for a launcher (cluster.py); our
+    process id goes beside it first (the same name, .pid), so that a launcher killed
+    before it recorded our pid leaves no server that `cluster.py stop` cannot end.
     """
     if url_file:
         path = pathlib.Path(url_file)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(server.url + "\n", encoding="utf-8")
-        storage.replace(tmp, path)         # atomic: a launcher never sees half a file
+        for where, text in ((path.with_suffix(".pid"), str(os.getpid())), (path, server.url)):
+            tmp = where.with_suffix(".tmp")
+            tmp.write_text(text + "\n", encoding="utf-8")
+            storage.replace(tmp, where)    # atomic: a launcher never sees half a file
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -54,6 +54,11 @@ if "PYTHONPYCACHEPREFIX" not in os.environ:            # (a user's own setting i
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
+# Ports come from the OS: a shell or cluster.py a test starts in a fresh home never takes
+# the default ports (9000, 9100, 9101), which a parallel test's restart may need again
+# (bank/local_cluster.py ANY_PORTS).
+os.environ["BANK_PORTS"] = "any"
+
 from bank import local_cluster as cluster  # noqa: E402  (needs the kit on sys.path first)
 from bank import rpc      # noqa: E402
 

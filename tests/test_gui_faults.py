@@ -107,8 +107,14 @@ def test_failover_from_the_lab_controls(display, tmp_path):
         until(root, lambda: "fenced" in window.result.cget("text"), "Mumbai back, fenced")
         until(root, lambda: window.branches.tree.item("r:Mumbai/0", "text") == "Mumbai"
               and "fenced" in states().get("r:Mumbai/0", ""), "the tree names it, fenced")
+        assert window.branches.tree.item("r:Mumbai/0", "tags") == ("cut",)   # amber, as A7
         assert "the Rejoin button in Mumbai's row" in window.result.cget("text")
         assert "in the shell" not in window.result.cget("text")   # the button is right here
+        window.lab.buttons["Mumbai"]["partition"].invoke()  # cuts the branch's primary off
+        until(root, lambda: lab_state(window, "Mumbai-replica1") == "cut off", "its row")
+        assert lab_state(window, "Mumbai") == "fenced"
+        window.lab.buttons["Mumbai"]["heal"].invoke()
+        until(root, lambda: lab_state(window, "Mumbai-replica1") == "primary", "healed")
         window.lab.buttons["Mumbai"]["rejoin"].invoke()       # README, replication step 5
         window.lab.buttons["Mumbai"]["rejoin"].invoke()       # pressed again at once (A6)
         assert "still busy with rejoin Mumbai" in window.result.cget("text")

@@ -177,16 +177,44 @@ def test_a_window_and_a_shell_crash_what_the_other_restarted(tmp_path):
         window.stop()
 
 
-def test_a_crash_that_leaves_the_member_running_is_an_error(tmp_path):
-    """Rule L5: a member that still answers after a crash (its process is one no record
-    of this cluster names) is an error that says so, never a crash reported done."""
+def _stray(bank, name: str, files):
+    """A server for `name` on its port and database, started by no launcher that
+    records it, writing its URL and pid (NAME.url, NAME.pid) under `files`/data."""
+    member = bank.members[name]
+    (files / "data").mkdir(parents=True, exist_ok=True)
+    (files / "logs").mkdir(exist_ok=True)
+    stray = cluster.Member(name, member.script, member.args, files, member.port)
+    stray.start()
+    return stray
+
+
+def test_a_crash_ends_the_server_that_wrote_its_pid_in_the_home(tmp_path):
+    """Rule L5: a crash ends the process that answers at a member's URL now, by the pid
+    it wrote itself beside its URL in the home's data (rpc.serve), even when no record
+    names it (a program restarted it and died before saving its record)."""
     bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
     stray = None
     try:
         bank.kill("Mumbai")
-        member = bank.members["Mumbai"]
-        stray = cluster.Member("Mumbai", member.script, member.args, tmp_path, member.port)
-        stray.start()                            # started by no launcher that records it
+        stray = _stray(bank, "Mumbai", tmp_path)
+        bank.kill("Mumbai")
+        assert not bank.answers("Mumbai")
+        stray.proc.wait(timeout=10)
+    finally:
+        if stray is not None:
+            stray.kill()
+        bank.stop()
+
+
+def test_a_crash_that_leaves_the_member_running_is_an_error(tmp_path):
+    """Rule L5: a member that still answers after a crash (its process is one neither
+    a record of this cluster nor its own files in the home name) is an error that says
+    so, never a crash reported done."""
+    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    stray = None
+    try:
+        bank.kill("Mumbai")
+        stray = _stray(bank, "Mumbai", tmp_path / "elsewhere")
         with pytest.raises(BankError, match="still answers at .* nothing was killed"):
             bank.kill("Mumbai")
         assert bank.answers("Mumbai")
@@ -258,8 +286,7 @@ def test_a_crash_never_signals_a_pid_this_program_saw_end(tmp_path):
         record = json.loads(record_file.read_text())
         record["members"]["Mumbai"]["pid"] = innocent.pid   # the record names it still
         record_file.write_text(json.dumps(record))
-        stray = cluster.Member("Mumbai", member.script, member.args, tmp_path, member.port)
-        stray.start()                            # started by no launcher that records it
+        stray = _stray(bank, "Mumbai", tmp_path / "elsewhere")   # no record, no pid here
         with pytest.raises(BankError, match="still answers at"):
             bank.kill("Mumbai")
         assert innocent.poll() is None, "an innocent process was killed"

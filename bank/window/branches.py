@@ -227,9 +227,10 @@ class BranchesPanel:
                          f"lag {rep['lag']}")
             if server and rep["up"] and role != "fenced":
                 state = f"{role} · {state}"              # its name is in the first column
+            tag = ("cut" if role == "fenced" else "up" if rep["in_sync"] else "down") \
+                if rep["up"] else "down"                 # fenced: amber, as in the Lab
             rows.append(self._upsert(f"r:{name}/{k}", parent, server or role,
-                                     (self._state(f"r:{name}/{k}", state), "", "", ""),
-                                     "up" if rep["up"] and rep["in_sync"] else "down"))
+                                     (self._state(f"r:{name}/{k}", state), "", "", ""), tag))
         return rows
 
     def _server_at(self, url: str) -> str:

@@ -13,7 +13,8 @@ Rules:
   * Rule A2 - Crash and Restart need the local cluster (they kill and start processes on
     this machine); with a remote coordinator they are shown but disabled.
   * Rule A3 - a member's state label says what its last answer said: armed (a fault is
-    set), cut off (a lab partition), up, down, or "?" (not heard from yet).
+    set), cut off (a lab partition: on the row of the branch's primary, the server the
+    coordinator is cut off from), up, down, or "?" (not heard from yet).
   * Rule A4 - rows are added as members appear (a branch the coordinator reports later
     gets its row then); a row is never removed while the window is open.
   * Rule A5 - no button is out of reach: when a member's buttons do not fit beside its
@@ -258,10 +259,21 @@ class LabPanel:
                      self.seen.branch_state(name)) or "?"
             if self.seen.armed(name):
                 label.configure(text="armed", foreground=draw.AMBER)
-            elif self.seen.partitioned.get(name) and state not in ("down", "?"):
+            elif self._cut_off(name) and state not in ("down", "?"):
                 label.configure(text="cut off", foreground=draw.AMBER)
             else:
                 label.configure(text=state, foreground=ROLE_COLOURS.get(state, draw.RED))
+
+    def _cut_off(self, name: str) -> bool:
+        """Is this row's server the one a lab partition cuts the coordinator off from: the
+        primary of a partitioned branch (after a failover, Mumbai-replica1's row, not
+        the fenced Mumbai's)?"""
+        cluster = self.app.cluster
+        if cluster is None or name not in cluster.members or name == COORD:
+            return bool(self.seen.partitioned.get(name))
+        branch = cluster.branch_of(name)
+        return bool(self.seen.partitioned.get(branch)) and \
+            self.seen.routes.get(branch) == cluster.members[name].url
 
     # ---- the actions (Rule A1) ------------------------------------------------------------
 

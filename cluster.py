@@ -58,8 +58,8 @@ def main(argv=None):
                   "No local cluster was running.")
         if left:                          # L6: never reported stopped while it answers
             print(f"Still running: {', '.join(left)}: the process answering there is not "
-                  "the one the record named, so it was not stopped. End it where it was "
-                  "started.", file=sys.stderr)
+                  "one whose pid this home's record or files name, so it was not stopped. "
+                  "End it where it was started.", file=sys.stderr)
             return 1
         return 0
     if args.hold_decisions and args.replicas:

@@ -37,17 +37,22 @@ Rules:
   * Rule L5 - programs attached to one cluster (a window and a shell beside it) each
     crash and restart its members: a member is the process that answers at its URL
     now, whoever started it last. A crash ends the process this program started if
-    it still runs, else the one the record names (another program restarted it
-    since), if the record is still this run's (a record of a later run names none of
-    ours, even at the same URLs) and the pid is not one of ours that has ended; the
-    record is never rewritten with a pid that has ended in place of the one another
+    it still runs, else the one answering at its URL (another program restarted it
+    since), by the pid that server wrote in the home or else the record names (L6),
+    if the record is still this run's (a record of a later run names none of ours,
+    even at the same URLs) and the pid is not one of ours that has ended; the record
+    is never rewritten with a pid that has ended in place of the one another
     program wrote; and a crash that leaves the member answering is an error, never
     reported done.
   * Rule L6 - the record names every process a program starts from the moment it is
     spawned, before it listens: at a start, member by member (a record marked
     "starting", which no program attaches to), and at a restart, its new pid at once.
     And each server writes its own pid beside its URL in HOME/data (NAME.pid, then
-    NAME.url: rpc.serve), which a stop and a crash take first. So a program killed
+    NAME.url: rpc.serve), with its server id (new at every start), which a stop and a
+    crash take first, only while the server at the URL announces that id: a file left
+    by a server that has ended names no pid (the system may have reused it), and then
+    neither does the record, unless the file holds no id (an older kit's server). A
+    stop also ends a server that only its own files name. So a program killed
     (kill -9) while it starts or restarts the cluster, even between spawning a server
     and recording it, leaves no server that cannot be found: `cluster.py stop` ends
     them, `status` lists them, and a start never writes its record over one whose
@@ -65,6 +70,7 @@ Glossary:
 """
 
 import argparse
+import http.client
 import json
 import os
 import pathlib
@@ -200,15 +206,20 @@ class Member:
     def kill(self, recorded_pid=None) -> None:
         """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess) on the
         process we started. If that one has ended (or we started none), the process
-        `recorded_pid` names (the pid this cluster's record gives this member now:
-        another program restarted it since, Rule L5), if it answers at our URL with
-        the cluster's keys. Never the pid of a process we started and saw end: the
-        system may have given that number to another program since."""
+        `recorded_pid` names (a pid, or a function asked only then:
+        LocalCluster._recorded_pid, the pid the server at our URL wrote in the home,
+        else the one this run's record gives: another program restarted it since, Rule
+        L5), if it answers at our URL with the cluster's keys.
+        Never the pid of a process we started and saw end: the system may have given
+        that number to another program since."""
         if self.running_ours:
             self.proc.kill()
             self.proc.wait(timeout=10)
-        elif recorded_pid and not (self.proc is not None and recorded_pid == self.proc.pid):
-            _end_recorded(recorded_pid, self.url, self.secret)   # another launcher's
+        else:
+            if callable(recorded_pid):   # asked only now: it asks the server its id
+                recorded_pid = recorded_pid()
+            if recorded_pid and not (self.proc is not None and recorded_pid == self.proc.pid):
+                _end_recorded(recorded_pid, self.url, self.secret)   # another launcher's
         self.pid = None
 
     def wait_exit(self, timeout: float = 10.0):
@@ -346,7 +357,7 @@ class LocalCluster(ClusterRoles):
         """Crash a member (no cleanup: like a power cut). BankError if it still answers
         after (Rule L5): a process no record of this cluster names, say."""
         member = self.member(name)
-        member.kill(self._recorded_pid(name))
+        member.kill(lambda: self._recorded_pid(name))
         if _ours(member.url, self.secret):
             raise BankError(FaultCode.UNAVAILABLE, f"{name} still answers at {member.url} "
                             f"after the crash: it was started by a program this one has "
@@ -355,20 +366,22 @@ class LocalCluster(ClusterRoles):
                             f"cluster: python cluster.py stop.")
 
     def _recorded_pid(self, name: str):
-        """The pid HOME/data/cluster.json names for a member now, if it is this run's
-        record and names it at the member's URL (Rule L5: another program attached to
-        this cluster may have restarted it since); else None. A record that is gone or
-        another run's names none of our members, even at the same URLs (L1)."""
+        """The pid of the process at a member's URL now (Rule L5: another program
+        attached to this cluster may have restarted it since), if HOME/data/cluster.json
+        is this run's record and names the member at that URL: the pid the server wrote
+        in HOME/data/NAME.pid, else the record's (_pid_at, Rule L6); else None. A record
+        that is gone or another run's names none of our members, even at the same URLs
+        (L1)."""
         if not (self.recorded and self.current()):
             return None
         pid, url = _recorded(self.home).get(name, (None, ""))
         if url != self.member(name).url:
             return None
-        return _pid_written(self.home, name, url) or pid     # its own word first
+        return _pid_at(self.home, name, url, pid)          # its own word first
 
     def restart(self, name: str, extra=()) -> str:
         """Start a member again on its old port and database (kill it first if alive)."""
-        self.member(name).kill(self._recorded_pid(name))
+        self.member(name).kill(lambda: self._recorded_pid(name))
         url = self.start_member(name, extra)
         self.save_state()
         return url
@@ -387,7 +400,7 @@ class LocalCluster(ClusterRoles):
         record alone: it may be another cluster's, still running from the same home."""
         ours = self.recorded and self.current()    # not a later run's record (L1)
         for name, member in self.members.items():
-            member.kill(self._recorded_pid(name) if ours else None)
+            member.kill((lambda name=name: self._recorded_pid(name)) if ours else None)
         if ours:
             (self.home / "data" / "cluster.json").unlink(missing_ok=True)
             _kept_mark(self.home).unlink(missing_ok=True)
@@ -578,27 +591,33 @@ def stop_running(home=KIT, still_running=None) -> list:
     """Stop a cluster started by `python cluster.py start` (by its recorded pids). Its
     record first stops naming its run, so the program that started it, quitting
     meanwhile, knows at once it was stopped under it (stopped_elsewhere); the members
-    stay listed until they are ended, so a stop cut short can be run again. Only a member
-    that stopped answering is listed as stopped; one that still answers after its
-    recorded pid was ended is added to `still_running` ("NAME at URL"), if given (L6)."""
+    stay listed until they are ended, so a stop cut short can be run again. Each is ended
+    by its own word (NAME.pid, if the server at its URL wrote it: _pid_at), and so is a
+    server that only its own files name (its launcher was killed before recording it).
+    Only a member that stopped answering is listed as stopped; a recorded one that still
+    answers (no pid of it known, or still there after it was ended) is added to
+    `still_running` ("NAME at URL"), if given (L6)."""
     state, _ = _record(home)
     if state is not None:
         _write_whole(pathlib.Path(home) / "data" / "cluster.json", dict(state, run="stopping"))
     stopped = []
     starting = state is not None and state.get("starting")
     secret, members = _members_of(home)
+    recorded = _recorded(home)
     for name, (pid, url) in members.items():
-        if pid and not url:                         # spawned, not recorded listening (L6)
-            url = _url_written(home, name, wait=START_TIMEOUT / 2 if starting else 0)
+        if not url:                 # not recorded listening, or only its own files name it
+            url = _url_written(home, name, wait=START_TIMEOUT / 2 if starting and pid else 0)
         if not url or secret is None or not _ours(url, secret):
             continue
-        pid = _pid_written(home, name, url) or pid  # its own word, else the record's
-        if not pid:
+        pid = _pid_at(home, name, url, pid)         # its own word first
+        if not pid:                                 # nothing names the process there
+            if still_running is not None and name in recorded:
+                still_running.append(f"{name} at {url}")
             continue
         _kill_pid(pid)
         if _wait_until_silent(url):
             stopped.append(name)
-        elif still_running is not None:             # not the process the record names
+        elif still_running is not None:             # not the process the pid named
             still_running.append(f"{name} at {url}")
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
     _kept_mark(home).unlink(missing_ok=True)
@@ -622,28 +641,37 @@ def _members_of(home) -> tuple:
     return secret, members
 
 
-def _pid_written(home, name: str, url: str):
-    """The pid the server answering at `url` wrote beside its URL (NAME.pid), or None
-    if NAME.url names another URL (an earlier run's) or there is none."""
-    data = pathlib.Path(home) / "data"
+def _pid_at(home, name: str, url: str, recorded=None):
+    """The pid of the process answering at `url` for member `name`, or None. Its own
+    word first: the pid in HOME/data/NAME.pid, whose second line is the id of the
+    server that wrote it (rpc.serve), new at every start, taken only if the server at
+    `url` announces that id now. A file left by a server that has ended (its pid may be
+    another program's by now) names nothing, and neither does the record then: what
+    answers there is not what this home started last. Only with no such file (a server
+    of an older kit) is it `recorded`, the pid the record names."""
     try:
-        if (data / f"{name}.url").read_text(encoding="utf-8").strip() != url:
-            return None
-        return int((data / f"{name}.pid").read_text(encoding="utf-8").strip())
+        text = (pathlib.Path(home) / "data" / f"{name}.pid").read_text(encoding="utf-8")
+        pid, server_id = text.split()
+        pid = int(pid)
     except (OSError, ValueError):
+        return recorded
+    try:
+        return pid if rpc.server_id_at(url, timeout=2) == server_id else None
+    except (OSError, http.client.HTTPException):
         return None
 
 
 def answering_members(home=KIT) -> dict:
-    """name -> (pid, url) of each member HOME/data/cluster.json names that answers with
-    the cluster's keys: a running cluster's, or those of a start under way or cut short
-    (a program killed while starting it, L6)."""
+    """name -> (pid, url) of each member HOME/data/cluster.json or its own files in
+    HOME/data (NAME.url, NAME.pid) name that answers with the cluster's keys: a running
+    cluster's, or those of a start under way or cut short (a program killed while
+    starting it, L6)."""
     secret, members = _members_of(home)
     found = {}
     for name, (pid, url) in members.items():
         url = url or _url_written(home, name)
         if url and secret is not None and _ours(url, secret):
-            found[name] = (pid, url)
+            found[name] = (_pid_at(home, name, url, pid), url)
     return found
 
 
@@ -701,8 +729,8 @@ def reset(home=KIT) -> list:
         raise SystemExit(f"A local cluster is running from here: python cluster.py stop{where} "
                          "first.")
     removed = []
-    for pattern in ("data/*.db*", "data/*.url", "data/cluster.*", "logs/*.log*", "logs/*.out",
-                    "logs/*.csv", "logs/.shell_history"):
+    for pattern in ("data/*.db*", "data/*.url", "data/*.pid", "data/cluster.*", "logs/*.log*",
+                    "logs/*.out", "logs/*.csv", "logs/.shell_history"):
         for path in home.glob(pattern):
             try:
                 path.unlink()

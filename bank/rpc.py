@@ -510,11 +510,15 @@ def serve(server: Server, on_stop=None, url_file=None) -> None:
 
     url_file: where to write our URL once we listen, for a launcher (cluster.py); our
     process id goes beside it first (the same name, .pid), so that a launcher killed
-    before it recorded our pid leaves no server that `cluster.py stop` cannot end.
+    before it recorded our pid leaves no server that `cluster.py stop` cannot end. The
+    .pid file's second line is our server id (NAME@HOST:PORT#RUN, new at every start):
+    a launcher takes the pid only while the server at the URL announces that id, so a
+    file left by an ended server (its pid maybe another program's by now) names nothing.
     """
     if url_file:
         path = pathlib.Path(url_file)
-        for where, text in ((path.with_suffix(".pid"), str(os.getpid())), (path, server.url)):
+        for where, text in ((path.with_suffix(".pid"), f"{os.getpid()}\n{server.server_id}"),
+                            (path, server.url)):
             tmp = where.with_suffix(".tmp")
             tmp.write_text(text + "\n", encoding="utf-8")
             storage.replace(tmp, where)    # atomic: a launcher never sees half a file

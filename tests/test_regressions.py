@@ -580,3 +580,73 @@ def test_a_program_killed_while_it_restarts_a_member_leaves_it_named(tmp_path, m
         if shell.members["Mumbai"].proc is not None:
             shell.members["Mumbai"].proc.kill()
         bank.stop()
+
+
+def _ends(url: str, pid_file, seconds: float = 15) -> None:
+    """Poll until nothing answers at url; else end the process pid_file names (cleanup)."""
+    try:
+        wait_for(lambda: not cluster._answers(url), seconds, f"nothing answering at {url}")
+    except BaseException:
+        cluster._kill_pid(int(pid_file.read_text().split()[0]))
+        raise
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="kill -9 of a program is POSIX here")
+def test_a_stop_ends_a_server_only_its_own_files_name(tmp_path):
+    """Rule L6: a program killed between spawning a server and recording it leaves a
+    server that only its own files in the home name (NAME.url, NAME.pid): `cluster.py
+    status` lists it and says `cluster.py stop` ends it, and the stop does. (The stop
+    looked only for members with a recorded pid, said 'No local cluster was running.'
+    and left Mumbai running; the next start then failed on Mumbai.db.)"""
+    launcher = (f"import os, signal, sys\nsys.path.insert(0, {str(KIT)!r})\n"
+                "from bank import local_cluster as c\n"
+                "def killed(self, member):   # the program dies before recording it\n"
+                "    os.kill(os.getpid(), signal.SIGKILL)\n"
+                "c.LocalCluster._spawned = killed\n"
+                f"c.LocalCluster({str(tmp_path)!r}, branches=('Mumbai',)).start()\n")
+    subprocess.run([sys.executable, "-c", launcher], cwd=tmp_path, timeout=60)
+    url_file = tmp_path / "data" / "Mumbai.url"
+    wait_for(url_file.exists, 30, "the orphaned Mumbai listening")
+    url = url_file.read_text().strip()
+    try:
+        assert cluster._answers(url)
+        status = subprocess.run([sys.executable, str(KIT / "cluster.py"), "status", "--home",
+                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert "cut short" in status.stdout and "Mumbai " in status.stdout, status.stdout
+        stop = subprocess.run([sys.executable, str(KIT / "cluster.py"), "stop", "--home",
+                               str(tmp_path)], capture_output=True, text=True, timeout=60)
+        assert "Stopped: Mumbai" in stop.stdout, stop.stdout + stop.stderr
+        assert not cluster._answers(url)
+    finally:
+        _ends(url, tmp_path / "data" / "Mumbai.pid", 1)
+
+
+def test_a_pid_file_left_by_an_ended_server_names_nothing(tmp_path):
+    """Rules L5, L6: the pid in HOME/data/NAME.pid is taken only from the server that
+    wrote it, while it answers at its URL: a file left by a member that crashed names a
+    pid the system may have reused since. Here Mumbai crashed, its files stayed, that
+    pid is (as if reused) an innocent process's, and a server with the same keys that
+    writes into another home now answers at Mumbai's URL (a copy of this home, say).
+    Neither a crash nor `cluster.py stop` signals the innocent process; both say the
+    server still answers. (Both took NAME.pid whenever NAME.url matched the URL.)"""
+    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    innocent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    stray = None
+    try:
+        bank.kill("Mumbai")
+        pid_file = tmp_path / "data" / "Mumbai.pid"
+        lines = pid_file.read_text().splitlines()
+        pid_file.write_text("\n".join([str(innocent.pid), *lines[1:]]) + "\n")
+        stray = _stray(bank, "Mumbai", tmp_path / "elsewhere")
+        with pytest.raises(BankError, match="still answers at"):
+            bank.kill("Mumbai")
+        left = []
+        cluster.stop_running(tmp_path, left)
+        assert left == [f"Mumbai at {stray.url}"]
+        assert innocent.poll() is None, "an innocent process was killed"
+    finally:
+        innocent.kill()
+        innocent.wait()
+        if stray is not None:
+            stray.kill()
+        bank.stop()

@@ -55,9 +55,9 @@ Rules:
     stop also ends a server that only its own files name. So a program killed
     (kill -9) while it starts or restarts the cluster, even between spawning a server
     and recording it, leaves no server that cannot be found: `cluster.py stop` ends
-    them, `status` lists them, and a start never writes its record over one whose
-    members still answer. A stop reports as stopped only a member that stopped
-    answering.
+    them and `status` lists them (a start over such servers fails on their databases'
+    locks, saying so). A stop reports as stopped only a member that stopped answering,
+    and removes the files of each it ended, so a later start asks no stale address.
   * The cluster makes its own keys file (HOME/data/cluster.keys, mode 0600) with all
     three role keys (student, teacher, server; bank/keys.py): every member and client
     on this laptop holds every role, so one laptop needs no extra step.
@@ -401,6 +401,8 @@ class LocalCluster(ClusterRoles):
         ours = self.recorded and self.current()    # not a later run's record (L1)
         for name, member in self.members.items():
             member.kill((lambda name=name: self._recorded_pid(name)) if ours else None)
+            if member.url and not _answers(member.url):
+                _forget_files(self.home, name, member.url)
         if ours:
             (self.home / "data" / "cluster.json").unlink(missing_ok=True)
             _kept_mark(self.home).unlink(missing_ok=True)
@@ -617,11 +619,27 @@ def stop_running(home=KIT, still_running=None) -> list:
         _kill_pid(pid)
         if _wait_until_silent(url):
             stopped.append(name)
+            _forget_files(home, name, url)
         elif still_running is not None:             # not the process the pid named
             still_running.append(f"{name} at {url}")
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
     _kept_mark(home).unlink(missing_ok=True)
     return stopped
+
+
+def _forget_files(home, name: str, url: str) -> None:
+    """A server ended and silent: remove the URL and pid files it wrote (NAME.url,
+    NAME.pid), unless a later server of that name has written its own since, so that
+    the next start has no stale address to ask (a refused connection can take seconds
+    on Windows)."""
+    data = pathlib.Path(home) / "data"
+    try:
+        if (data / f"{name}.url").read_text(encoding="utf-8").strip() != url:
+            return
+    except OSError:
+        return
+    for suffix in (".url", ".pid"):
+        (data / f"{name}{suffix}").unlink(missing_ok=True)
 
 
 def _members_of(home) -> tuple:

@@ -52,10 +52,12 @@ def main(argv=None):
         return 0
     if args.command == "stop":
         left = []
+        recorded = (pathlib.Path(args.home) / "data" / "cluster.json").exists()
         stopped = stop_running(args.home, left)
         if stopped or not left:
             print("Stopped: " + ", ".join(stopped) if stopped else
-                  "No local cluster was running.")
+                  "Its members had stopped already (the program that started it, say); "
+                  "its record is removed." if recorded else "No local cluster was running.")
         if left:                          # L6: never reported stopped while it answers
             print(f"Still running: {', '.join(left)}: the process answering there is not "
                   "one whose pid this home's record or files name, so it was not stopped. "

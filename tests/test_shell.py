@@ -726,7 +726,7 @@ def test_a_shell_whose_cluster_was_stopped_from_outside_says_so_when_it_quits(tm
             stdin=commands, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: cluster.running_cluster(tmp_path), 60, "the shell's cluster")
-        assert cluster.stop_running(tmp_path)    # what `python cluster.py stop` does
+        cluster.stop_running(tmp_path)           # what `python cluster.py stop` does
         out, err = shell_run.communicate(timeout=60)
     finally:
         if shell_run.poll() is None:

@@ -268,34 +268,47 @@ def test_a_program_attached_sees_and_crashes_a_member_restarted_after_its_crash(
         window.stop()
 
 
-def test_a_crash_never_signals_a_pid_this_program_saw_end(tmp_path):
+@pytest.fixture
+def innocent():
+    """A process of no cluster, standing in for one the system gave a reused pid: the
+    test checks it is never signalled."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
+def mumbai_alone(tmp_path):
+    """A cluster of Mumbai and a coordinator, and whatever stray servers the test adds
+    to `strays` (see _stray), all ended at the end."""
+    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
+    bank.strays = []
+    yield bank
+    for stray in bank.strays:
+        stray.kill()
+    bank.stop()
+
+
+def test_a_crash_never_signals_a_pid_this_program_saw_end(tmp_path, innocent,
+                                                           mumbai_alone):
     """Rule L5: a crash ends the process the record names, but never by the pid of a
     process this program started and saw end: the system may have given that number
     to another program since. Here the record still names our crashed Mumbai (the
     member that answers now was started by a program that recorded no pid), and that
     pid is, as if reused, an innocent process's: it is not signalled."""
     import json
-    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
-    innocent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    stray = None
-    try:
+    bank = mumbai_alone
+    bank.kill("Mumbai")
+    bank.members["Mumbai"].proc.pid = innocent.pid     # the system reused our ended pid
+    record_file = tmp_path / "data" / "cluster.json"
+    record = json.loads(record_file.read_text())
+    record["members"]["Mumbai"]["pid"] = innocent.pid   # the record names it still
+    record_file.write_text(json.dumps(record))
+    bank.strays.append(_stray(bank, "Mumbai", tmp_path / "elsewhere"))  # no record, no pid
+    with pytest.raises(BankError, match="still answers at"):
         bank.kill("Mumbai")
-        member = bank.members["Mumbai"]
-        member.proc.pid = innocent.pid           # the system reused our ended pid
-        record_file = tmp_path / "data" / "cluster.json"
-        record = json.loads(record_file.read_text())
-        record["members"]["Mumbai"]["pid"] = innocent.pid   # the record names it still
-        record_file.write_text(json.dumps(record))
-        stray = _stray(bank, "Mumbai", tmp_path / "elsewhere")   # no record, no pid here
-        with pytest.raises(BankError, match="still answers at"):
-            bank.kill("Mumbai")
-        assert innocent.poll() is None, "an innocent process was killed"
-    finally:
-        innocent.kill()
-        innocent.wait()
-        if stray is not None:
-            stray.kill()
-        bank.stop()
+    assert innocent.poll() is None, "an innocent process was killed"
 
 
 def test_a_replica_copies_nothing_from_a_primary_of_an_older_epoch(start_branch, tmp_path):
@@ -513,6 +526,18 @@ def test_a_balance_above_one_operations_maximum_is_read_everywhere(start_branch)
     assert views.minor("2000010000.00") == 2_000_010_000_00
 
 
+def _status_then_stop_end_a_start_cut_short(home) -> None:
+    """`cluster.py status` lists Mumbai as a member of a start cut short, and
+    `cluster.py stop` ends it (Rule L6)."""
+    def run(command):
+        return subprocess.run([sys.executable, str(KIT / "cluster.py"), command, "--home",
+                               str(home)], capture_output=True, text=True, timeout=90)
+    status = run("status")
+    assert "cut short" in status.stdout and "Mumbai " in status.stdout, status.stdout
+    stop = run("stop")
+    assert "Stopped: Mumbai" in stop.stdout, stop.stdout + stop.stderr
+
+
 def _answering_url_files(home) -> list:
     """The members of a home that answer at the URL they wrote when they listened."""
     return [p.stem for p in (home / "data").glob("*.url")
@@ -538,12 +563,7 @@ def test_a_program_killed_while_it_starts_the_cluster_leaves_nothing_unnamed(tmp
         os.kill(shell.pid, signal.SIGKILL)        # mid-start: the coordinator not yet up
         shell.wait(timeout=10)
         assert _answering_url_files(tmp_path), "nothing of the start was left to test"
-        status = subprocess.run([sys.executable, str(KIT / "cluster.py"), "status", "--home",
-                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
-        assert "cut short" in status.stdout and "Mumbai " in status.stdout, status.stdout
-        stop = subprocess.run([sys.executable, str(KIT / "cluster.py"), "stop", "--home",
-                               str(tmp_path)], capture_output=True, text=True, timeout=90)
-        assert "Stopped: Mumbai" in stop.stdout, stop.stdout + stop.stderr
+        _status_then_stop_end_a_start_cut_short(tmp_path)
         assert _answering_url_files(tmp_path) == []
         again = subprocess.run([sys.executable, str(KIT / "shell.py"), "--home",
                                 str(tmp_path), "-c", "check"], cwd=tmp_path,
@@ -610,18 +630,13 @@ def test_a_stop_ends_a_server_only_its_own_files_name(tmp_path):
     url = url_file.read_text().strip()
     try:
         assert cluster._answers(url)
-        status = subprocess.run([sys.executable, str(KIT / "cluster.py"), "status", "--home",
-                                 str(tmp_path)], capture_output=True, text=True, timeout=60)
-        assert "cut short" in status.stdout and "Mumbai " in status.stdout, status.stdout
-        stop = subprocess.run([sys.executable, str(KIT / "cluster.py"), "stop", "--home",
-                               str(tmp_path)], capture_output=True, text=True, timeout=60)
-        assert "Stopped: Mumbai" in stop.stdout, stop.stdout + stop.stderr
+        _status_then_stop_end_a_start_cut_short(tmp_path)
         assert not cluster._answers(url)
     finally:
         _ends(url, tmp_path / "data" / "Mumbai.pid", 1)
 
 
-def test_a_pid_file_left_by_an_ended_server_names_nothing(tmp_path):
+def test_a_pid_file_left_by_an_ended_server_names_nothing(tmp_path, innocent, mumbai_alone):
     """Rules L5, L6: the pid in HOME/data/NAME.pid is taken only from the server that
     wrote it, while it answers at its URL: a file left by a member that crashed names a
     pid the system may have reused since. Here Mumbai crashed, its files stayed, that
@@ -629,24 +644,16 @@ def test_a_pid_file_left_by_an_ended_server_names_nothing(tmp_path):
     writes into another home now answers at Mumbai's URL (a copy of this home, say).
     Neither a crash nor `cluster.py stop` signals the innocent process; both say the
     server still answers. (Both took NAME.pid whenever NAME.url matched the URL.)"""
-    bank = cluster.LocalCluster(home=tmp_path, branches=("Mumbai",)).start()
-    innocent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    stray = None
-    try:
+    bank = mumbai_alone
+    bank.kill("Mumbai")
+    pid_file = tmp_path / "data" / "Mumbai.pid"
+    lines = pid_file.read_text().splitlines()
+    pid_file.write_text("\n".join([str(innocent.pid), *lines[1:]]) + "\n")
+    stray = _stray(bank, "Mumbai", tmp_path / "elsewhere")
+    bank.strays.append(stray)
+    with pytest.raises(BankError, match="still answers at"):
         bank.kill("Mumbai")
-        pid_file = tmp_path / "data" / "Mumbai.pid"
-        lines = pid_file.read_text().splitlines()
-        pid_file.write_text("\n".join([str(innocent.pid), *lines[1:]]) + "\n")
-        stray = _stray(bank, "Mumbai", tmp_path / "elsewhere")
-        with pytest.raises(BankError, match="still answers at"):
-            bank.kill("Mumbai")
-        left = []
-        cluster.stop_running(tmp_path, left)
-        assert left == [f"Mumbai at {stray.url}"]
-        assert innocent.poll() is None, "an innocent process was killed"
-    finally:
-        innocent.kill()
-        innocent.wait()
-        if stray is not None:
-            stray.kill()
-        bank.stop()
+    left = []
+    cluster.stop_running(tmp_path, left)
+    assert left == [f"Mumbai at {stray.url}"]
+    assert innocent.poll() is None, "an innocent process was killed"

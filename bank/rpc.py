@@ -3,7 +3,9 @@
 Role: turn a service object's explicit list of public methods into a safe, threaded
 XML-RPC server. The client half (connections that sign their calls and report
 failures as plain sentences) is bank/rpc_client.py; its names are re-exported here
-(rpc.Client, rpc.connect, rpc.sign, rpc.server_id_at) for the programs that use them.
+(rpc.Client, rpc.connect, rpc.sign, rpc.server_id_at) for the programs that use them,
+as are bank/server_process.py's (rpc.serve, rpc.check_bind, rpc.setup_logging, ...):
+what a server process does around its server.
 
 Rules:
   * Only the functions a service lists in ``PUBLIC_METHODS`` are served (plus
@@ -45,14 +47,10 @@ Glossary:
   server id who a signature is for: NAME@HOST:PORT#RUN, as the server announces it
 """
 
-import argparse
 import inspect
 import io
-import math
-import ipaddress
 import logging
 import os
-import pathlib
 import secrets
 import socket
 import socketserver
@@ -62,8 +60,8 @@ import time
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
-from bank import keys, rpc_reading, storage
-from bank.errors import BankError, FaultCode, check_url
+from bank import keys, rpc_reading
+from bank.errors import BankError, FaultCode
 from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
                              SERVER_HEADER, Client, connect, server_id_at, sign)
 from bank.rpc_signatures import (  # noqa: F401 (re-exported)
@@ -505,206 +503,6 @@ def _fault(code, sentence: str) -> bytes:
                                methodresponse=True, encoding="utf-8").encode()
 
 
-def serve(server: Server, on_stop=None, url_file=None) -> None:
-    """Serve until Ctrl-C, then stop cleanly (the database is closed by on_stop).
-
-    url_file: where to write our URL once we listen, for a launcher (cluster.py); our
-    process id goes beside it first (the same name, .pid), so that a launcher killed
-    before it recorded our pid leaves no server that `cluster.py stop` cannot end. The
-    .pid file's second line is our server id (NAME@HOST:PORT#RUN, new at every start):
-    a launcher takes the pid only while the server at the URL announces that id, so a
-    file left by an ended server (its pid maybe another program's by now) names nothing.
-    """
-    if url_file:
-        path = pathlib.Path(url_file)
-        for where, text in ((path.with_suffix(".pid"), f"{os.getpid()}\n{server.server_id}"),
-                            (path, server.url)):
-            tmp = where.with_suffix(".tmp")
-            tmp.write_text(text + "\n", encoding="utf-8")
-            storage.replace(tmp, where)    # atomic: a launcher never sees half a file
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        print("\nStopping.", flush=True)
-    finally:
-        server.server_close()
-        if on_stop:
-            on_stop()
-
-
-def check_bind(host: str, secret, insecure: bool) -> None:
-    """Refuse to serve beyond this machine without a secret (unless told loudly)."""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False                     # a host name: it may be reachable by anyone
-    if loopback or secret or insecure:
-        return
-    raise SystemExit(
-        f"Refusing to serve on {host} without a shared secret (keys): anyone on the "
-        "network could move money.\nMake keys with `python cluster.py secret classroom.keys`, "
-        "start every server with --secret-file classroom.keys, and give students only "
-        "`python cluster.py secret student.keys --role student --from classroom.keys`.\n"
-        "(To do it anyway on a trusted network, add --insecure-no-auth.)")
-
-
-def check_server_keys(secret, path) -> None:
-    """Refuse to serve with a keys file that lacks a role's key. A server checks the
-    signatures of all three roles (a student's deposit, a teacher's fault, another
-    server's prepare), so it needs all three keys; with student.keys alone it would
-    start and then answer every server and teacher call with 401."""
-    if secret is None:
-        return
-    missing = [role for role in keys.ROLES if role not in secret.keys]
-    if missing:
-        held = " and ".join(secret.roles)
-        raise SystemExit(
-            f"{path} holds only the {held} key: a server checks the signatures of all "
-            f"three roles, so it needs the {' and '.join(missing)} key"
-            f"{'s' if len(missing) > 1 else ''} too. Start it with the classroom's keys "
-            "file (--secret-file classroom.keys, made by `python cluster.py secret "
-            "classroom.keys`); student.keys and teacher.keys are for shells and windows.")
-
-
-_HELD_LOCKS = []              # lock files held for the life of the process
-
-
-def hold_exclusive(path, what: str) -> None:
-    """Refuse to run if another process already uses `path` (a database, a log).
-
-    Two coordinators appending to one recovery log, or two branches serving one
-    database, would each believe they own it. The lock is released when the process
-    ends, however it ends (the OS drops it), so a crash never leaves it stuck.
-    """
-    lock_path = pathlib.Path(str(path) + ".lock")
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path, "a+")
-    except OSError as exc:                   # a sentence, never a traceback
-        raise SystemExit(f"Cannot use {path} as this program's {what}: {exc.strerror or exc} "
-                         f"({exc.filename or lock_path}). Give it a file in a folder this "
-                         "program may create and write to (--db / --log).")
-    try:
-        if os.name == "nt":
-            import msvcrt
-            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise SystemExit(f"Another process is already using {path} as its {what}. Stop it "
-                         "first (a local cluster: python cluster.py stop), or give this one "
-                         "its own file (--db / --log).")
-    _HELD_LOCKS.append(handle)
-
-
-def port_arg(text: str) -> int:
-    """argparse type for --port: 0 (any free port) to 65535."""
-    if not (text.isascii() and text.isdigit()) or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"a port from 0 (any free one) to 65535, not {text!r}")
-    return int(text)
-
-
-def url_arg(text: str) -> str:
-    """argparse type for a server's URL: http://HOST:PORT (a port it can be dialled on)."""
-    try:
-        url = check_url(text, "URL")
-    except BankError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
-    port = url.split("://", 1)[1].split("/", 1)[0].rpartition(":")[2]
-    if not (port.isascii() and port.isdigit()) or not 0 < int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"a URL like http://127.0.0.1:9000, with its port, "
-                                         f"not {text!r}")
-    return url
-
-
-def folder_arg(text: str) -> str:
-    """argparse type for a folder the program keeps files in (--home): it exists, or
-    can be made now."""
-    try:
-        pathlib.Path(text).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot use {text!r} as a folder: "
-                                         f"{exc.strerror or exc}") from None
-    return text
-
-
-def time_arg(least: float, most: float, unit: str = "seconds"):
-    """argparse type for a time (never money) from `least` to `most` units; nan and inf
-    are refused: a loop waiting 0 or nan seconds would spin."""
-    def read(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not least <= value <= most:
-            raise argparse.ArgumentTypeError(f"{least:g} to {most:g} {unit}, not {text!r}")
-        return value
-    return read
-
-
-def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
-    """Log to stderr and to logs/<name>.log (runtime logs live in logs/)."""
-    log_dir = pathlib.Path(log_dir)
-    path = log_dir / f"{name}.log"
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        handler = _TerminalAndFile(path)
-    except OSError as exc:
-        raise SystemExit(f"Cannot write the log file {path}: {exc.strerror or exc}. Give a "
-                         "folder this program may write to with --log-dir.")
-    handler.setFormatter(_LineFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.addHandler(handler)
-    # Branches narrate every 2PC step at INFO (the course reads it). Our format uses
-    # no caller, thread or process fields, so skip collecting them on every line, as
-    # the Logging HOWTO's "Optimization" section suggests.
-    logging._srcfile = None
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    return path
-
-
-class _LineFormatter(logging.Formatter):
-    """logging's own format, with the date and time of day formatted once a second.
-
-    A branch narrates two lines per transfer, and the standard formatTime converts
-    and formats the time of every line (a third of a line's formatting, issue 13);
-    the text is the same: "2026-11-29 17:20:01,123", local time.
-    """
-
-    _second = (None, "")        # (whole second, its text): replaced whole, never edited
-
-    def formatTime(self, record, datefmt=None):
-        if datefmt is not None:
-            return super().formatTime(record, datefmt)
-        whole = int(record.created)
-        cached = self._second
-        if cached[0] != whole:
-            text = time.strftime(self.default_time_format, self.converter(whole))
-            cached = self._second = (whole, text)
-        return self.default_msec_format % (cached[1], record.msecs)
-
-
-class _TerminalAndFile(logging.Handler):
-    """Writes each log line to the terminal (stderr) and to the log file.
-
-    One handler, so a line is formatted once: a branch narrates every 2PC step, and
-    two handlers formatted each line twice (issue 13).
-    """
-
-    def __init__(self, path):
-        super().__init__()
-        self.file = open(path, "a", encoding="utf-8")
-
-    def emit(self, record):
-        try:
-            line = self.format(record) + "\n"
-            for stream in (sys.stderr, self.file):    # stderr is None under pythonw
-                if stream is None:
-                    continue
-                stream.write(line)
-                stream.flush()
-        except Exception:
-            self.handleError(record)
+from bank.server_process import (  # noqa: E402,F401 (re-exported: rpc.serve, ...)
+    check_bind, check_server_keys, folder_arg, hold_exclusive, port_arg, serve,
+    setup_logging, time_arg, url_arg)

@@ -39,7 +39,7 @@ from bank.errors import BankError, FaultCode
 START_TIMEOUT = 20.0          # seconds a member may take to start listening
 
 
-def _write_whole(path: pathlib.Path, data) -> None:
+def write_whole(path: pathlib.Path, data) -> None:
     """Write a record as JSON all at once (a new file, then renamed over the old), so
     that another program reading it meanwhile sees the old record or the new one,
     never a half-written one (which read as "the cluster was stopped")."""
@@ -48,7 +48,7 @@ def _write_whole(path: pathlib.Path, data) -> None:
     storage.replace(tmp, path)        # Windows: a reader may hold the old one a moment
 
 
-def _kept_mark(home) -> pathlib.Path:
+def kept_mark(home) -> pathlib.Path:
     """HOME/data/cluster.kept: another program attached since the start (Rule L1)."""
     return pathlib.Path(home) / "data" / "cluster.kept"
 
@@ -64,10 +64,10 @@ def running_cluster(home):
     members = state["members"]                # the coordinator first: it is the usual one
     urls = [members[COORDINATOR].get("url", "")] + [
         info.get("url", "") for name, info in members.items() if name != COORDINATOR]
-    return state if any(_ours(url, secret) for url in urls) else None
+    return state if any(is_ours(url, secret) for url in urls) else None
 
 
-def _ours(url, secret) -> bool:
+def is_ours(url, secret) -> bool:
     """Does a member of this cluster answer at url (a ping signed with its keys)?"""
     try:
         rpc.Client(url, secret, timeout=2).call("ping")
@@ -81,40 +81,40 @@ def stop_running(home, still_running=None) -> list:
     record first stops naming its run, so the program that started it, quitting
     meanwhile, knows at once it was stopped under it (stopped_elsewhere); the members
     stay listed until they are ended, so a stop cut short can be run again. Each is ended
-    by its own word (NAME.pid, if the server at its URL wrote it: _pid_at), and so is a
+    by its own word (NAME.pid, if the server at its URL wrote it: pid_at), and so is a
     server that only its own files name (its launcher was killed before recording it).
     Only a member that stopped answering is listed as stopped; a recorded one that still
     answers (no pid of it known, or still there after it was ended) is added to
     `still_running` ("NAME at URL"), if given (L6)."""
     state, _ = _record(home)
     if state is not None:
-        _write_whole(pathlib.Path(home) / "data" / "cluster.json", dict(state, run="stopping"))
+        write_whole(pathlib.Path(home) / "data" / "cluster.json", dict(state, run="stopping"))
     stopped = []
     starting = state is not None and state.get("starting")
     secret, members = _members_of(home)
-    recorded = _recorded(home)
+    recorded = recorded_members(home)
     for name, (pid, url) in members.items():
         if not url:                 # not recorded listening, or only its own files name it
             url = _url_written(home, name, wait=START_TIMEOUT / 2 if starting and pid else 0)
-        if not url or secret is None or not _ours(url, secret):
+        if not url or secret is None or not is_ours(url, secret):
             continue
-        pid = _pid_at(home, name, url, pid)         # its own word first
+        pid = pid_at(home, name, url, pid)         # its own word first
         if not pid:                                 # nothing names the process there
             if still_running is not None and name in recorded:
                 still_running.append(f"{name} at {url}")
             continue
-        _kill_pid(pid)
+        kill_pid(pid)
         if _wait_until_silent(url):
             stopped.append(name)
-            _forget_files(home, name, url)
+            forget_files(home, name, url)
         elif still_running is not None:             # not the process the pid named
             still_running.append(f"{name} at {url}")
     (pathlib.Path(home) / "data" / "cluster.json").unlink(missing_ok=True)
-    _kept_mark(home).unlink(missing_ok=True)
+    kept_mark(home).unlink(missing_ok=True)
     return stopped
 
 
-def _forget_files(home, name: str, url: str) -> None:
+def forget_files(home, name: str, url: str) -> None:
     """A server ended and silent: remove the URL and pid files it wrote (NAME.url,
     NAME.pid), unless a later server of that name has written its own since, so that
     the next start has no stale address to ask (a refused connection can take seconds
@@ -140,13 +140,13 @@ def _members_of(home) -> tuple:
             secret = rpc.load_secret(pathlib.Path(home) / "data" / "cluster.keys")
         except (OSError, ValueError, SystemExit):
             secret = None
-    members = _recorded(home)
+    members = recorded_members(home)
     for written in sorted((pathlib.Path(home) / "data").glob("*.url")):
         members.setdefault(written.stem, (None, ""))
     return secret, members
 
 
-def _pid_at(home, name: str, url: str, recorded=None):
+def pid_at(home, name: str, url: str, recorded=None):
     """The pid of the process answering at `url` for member `name`, or None. Its own
     word first: the pid in HOME/data/NAME.pid, whose second line is the id of the
     server that wrote it (rpc.serve), new at every start, taken only if the server at
@@ -175,8 +175,8 @@ def answering_members(home) -> dict:
     found = {}
     for name, (pid, url) in members.items():
         url = url or _url_written(home, name)
-        if url and secret is not None and _ours(url, secret):
-            found[name] = (_pid_at(home, name, url, pid), url)
+        if url and secret is not None and is_ours(url, secret):
+            found[name] = (pid_at(home, name, url, pid), url)
     return found
 
 
@@ -207,7 +207,7 @@ def _record(home) -> tuple:
         return None, None
 
 
-def _recorded(home) -> dict:
+def recorded_members(home) -> dict:
     """member name -> (pid, url), from HOME/data/cluster.json ({} if there is none)."""
     state, _ = _record(home)
     try:
@@ -216,17 +216,17 @@ def _recorded(home) -> dict:
         return {}
 
 
-def _end_recorded(pid, url, secret) -> bool:
+def end_recorded(pid, url, secret) -> bool:
     """End a member we did not start ourselves, by its recorded pid, if it still answers
     at its URL with this cluster's keys (so neither a reused pid of some other program
     nor another cluster now on that port is ever touched)."""
-    if not pid or secret is None or not _ours(url, secret):
+    if not pid or secret is None or not is_ours(url, secret):
         return False
-    _kill_pid(pid)
+    kill_pid(pid)
     return _wait_until_silent(url)
 
 
-def _answers(url) -> bool:
+def answers_at(url) -> bool:
     """Does anything answer HTTP at url? (Any answer, even 401, means it is up.)"""
     try:
         rpc.Client(url, None, timeout=2).call("ping")
@@ -235,7 +235,7 @@ def _answers(url) -> bool:
         return exc.code != FaultCode.UNAVAILABLE or "HTTP" in exc.message
 
 
-def _kill_pid(pid: int) -> None:
+def kill_pid(pid: int) -> None:
     """End a process we did not start ourselves (its pid is in cluster.json)."""
     try:
         os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))  # TerminateProcess on Windows
@@ -246,7 +246,7 @@ def _kill_pid(pid: int) -> None:
 def _wait_until_silent(url, timeout: float = 10.0) -> bool:
     """Wait until nothing answers at url; True if so within timeout."""
     deadline = time.monotonic() + timeout
-    while _answers(url):
+    while answers_at(url):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)

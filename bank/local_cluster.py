@@ -86,10 +86,10 @@ from bank.errors import BankError, FaultCode
 from bank.cluster_home import (DEFAULT_BRANCHES, MAX_REPLICAS, ports_file, ports_of,
                                replica_name, replicas_in, why_replaced)
 from bank.cluster_roles import COORDINATOR, ClusterRoles
-from bank.cluster_record import (START_TIMEOUT, _answers, _end_recorded, _forget_files,
-                                 _kept_mark, _ours, _pid_at, _recorded, _write_whole,
-                                 answering_members, running_cluster)
-from bank.cluster_record import _kill_pid, stop_running  # noqa: F401 (cluster.py, tests)
+from bank.cluster_record import (START_TIMEOUT, answering_members, answers_at, end_recorded,
+                                 forget_files, is_ours, kept_mark, pid_at, recorded_members,
+                                 running_cluster, write_whole)
+from bank.cluster_record import kill_pid, stop_running  # noqa: F401 (cluster.py, tests)
 
 KIT = pathlib.Path(__file__).resolve().parent.parent   # the repository: programs on top
 DEFAULT_PORTS = {"coordinator": 9000, "Mumbai": 9100, "Delhi": 9101}
@@ -204,7 +204,7 @@ class Member:
         since, Rule L5)?"""
         if self.running_ours:
             return True
-        return bool(self.url) and self.secret is not None and _ours(self.url, self.secret)
+        return bool(self.url) and self.secret is not None and is_ours(self.url, self.secret)
 
     def kill(self, recorded_pid=None) -> None:
         """Like pulling the plug: Popen.kill() (SIGKILL / TerminateProcess) on the
@@ -222,7 +222,7 @@ class Member:
             if callable(recorded_pid):   # asked only now: it asks the server its id
                 recorded_pid = recorded_pid()
             if recorded_pid and not (self.proc is not None and recorded_pid == self.proc.pid):
-                _end_recorded(recorded_pid, self.url, self.secret)   # another launcher's
+                end_recorded(recorded_pid, self.url, self.secret)   # another launcher's
         self.pid = None
 
     def wait_exit(self, timeout: float = 10.0):
@@ -361,7 +361,7 @@ class LocalCluster(ClusterRoles):
         after (Rule L5): a process no record of this cluster names, say."""
         member = self.member(name)
         member.kill(lambda: self._recorded_pid(name))
-        if _ours(member.url, self.secret):
+        if is_ours(member.url, self.secret):
             raise BankError(FaultCode.UNAVAILABLE, f"{name} still answers at {member.url} "
                             f"after the crash: it was started by a program this one has "
                             f"no pid from (HOME/data/cluster.json does not name it), so "
@@ -372,15 +372,15 @@ class LocalCluster(ClusterRoles):
         """The pid of the process at a member's URL now (Rule L5: another program
         attached to this cluster may have restarted it since), if HOME/data/cluster.json
         is this run's record and names the member at that URL: the pid the server wrote
-        in HOME/data/NAME.pid, else the record's (_pid_at, Rule L6); else None. A record
+        in HOME/data/NAME.pid, else the record's (pid_at, Rule L6); else None. A record
         that is gone or another run's names none of our members, even at the same URLs
         (L1)."""
         if not (self.recorded and self.current()):
             return None
-        pid, url = _recorded(self.home).get(name, (None, ""))
+        pid, url = recorded_members(self.home).get(name, (None, ""))
         if url != self.member(name).url:
             return None
-        return _pid_at(self.home, name, url, pid)          # its own word first
+        return pid_at(self.home, name, url, pid)          # its own word first
 
     def restart(self, name: str, extra=()) -> str:
         """Start a member again on its old port and database (kill it first if alive)."""
@@ -404,11 +404,11 @@ class LocalCluster(ClusterRoles):
         ours = self.recorded and self.current()    # not a later run's record (L1)
         for name, member in self.members.items():
             member.kill((lambda name=name: self._recorded_pid(name)) if ours else None)
-            if member.url and not _answers(member.url):
-                _forget_files(self.home, name, member.url)
+            if member.url and not answers_at(member.url):
+                forget_files(self.home, name, member.url)
         if ours:
             (self.home / "data" / "cluster.json").unlink(missing_ok=True)
-            _kept_mark(self.home).unlink(missing_ok=True)
+            kept_mark(self.home).unlink(missing_ok=True)
 
     def __enter__(self):
         return self.start()
@@ -429,11 +429,11 @@ class LocalCluster(ClusterRoles):
 
     def answers(self, name: str) -> bool:
         """Does the member answer now (a ping signed with the cluster's keys)?"""
-        return _ours(self.member(name).url, self.secret)
+        return is_ours(self.member(name).url, self.secret)
 
     def save_state(self) -> None:
         """Record URLs, pids and command lines, so another program can attach."""
-        theirs = _recorded(self.home) if self.recorded and self.current() else {}
+        theirs = recorded_members(self.home) if self.recorded and self.current() else {}
 
         def pid_of(name, m):
             """Ours while it runs; else the record's (Rule L5: another program may
@@ -450,20 +450,20 @@ class LocalCluster(ClusterRoles):
                                  "script": m.script, "args": m.args, "port": m.port}
                              for n, m in self.members.items()}}
         if not self.recorded:                 # a new cluster: no one else attached yet
-            _kept_mark(self.home).unlink(missing_ok=True)     # (before the record others read)
-        _write_whole(self.home / "data" / "cluster.json", state)
-        _write_whole(ports_file(self.home), dict(ports_of(self.home), **{   # L2: a replica
+            kept_mark(self.home).unlink(missing_ok=True)     # (before the record others read)
+        write_whole(self.home / "data" / "cluster.json", state)
+        write_whole(ports_file(self.home), dict(ports_of(self.home), **{   # L2: a replica
             n: m.port for n, m in self.members.items()}))      # left out keeps its port
         self.recorded = True
 
     def keep(self) -> None:
         """Another program attached to this cluster: its starter must not stop it (L1)."""
-        _kept_mark(self.home).touch()
+        kept_mark(self.home).touch()
 
     @property
     def kept(self) -> bool:
         """Has another program attached since it started (Rule L1)?"""
-        return _kept_mark(self.home).exists()
+        return kept_mark(self.home).exists()
 
     def current(self) -> bool:
         """Is HOME/data/cluster.json still this run's record? Not once it was stopped

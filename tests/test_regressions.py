@@ -541,7 +541,7 @@ def _status_then_stop_end_a_start_cut_short(home) -> None:
 def _answering_url_files(home) -> list:
     """The members of a home that answer at the URL they wrote when they listened."""
     return [p.stem for p in (home / "data").glob("*.url")
-            if cluster._answers(p.read_text(encoding="utf-8").strip())]
+            if cluster.answers_at(p.read_text(encoding="utf-8").strip())]
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="kill -9 of a program is POSIX here")
@@ -605,9 +605,9 @@ def test_a_program_killed_while_it_restarts_a_member_leaves_it_named(tmp_path, m
 def _ends(url: str, pid_file, seconds: float = 15) -> None:
     """Poll until nothing answers at url; else end the process pid_file names (cleanup)."""
     try:
-        wait_for(lambda: not cluster._answers(url), seconds, f"nothing answering at {url}")
+        wait_for(lambda: not cluster.answers_at(url), seconds, f"nothing answering at {url}")
     except BaseException:
-        cluster._kill_pid(int(pid_file.read_text().split()[0]))
+        cluster.kill_pid(int(pid_file.read_text().split()[0]))
         raise
 
 
@@ -629,9 +629,9 @@ def test_a_stop_ends_a_server_only_its_own_files_name(tmp_path):
     wait_for(url_file.exists, 30, "the orphaned Mumbai listening")
     url = url_file.read_text().strip()
     try:
-        assert cluster._answers(url)
+        assert cluster.answers_at(url)
         _status_then_stop_end_a_start_cut_short(tmp_path)
-        assert not cluster._answers(url)
+        assert not cluster.answers_at(url)
     finally:
         _ends(url, tmp_path / "data" / "Mumbai.pid", 1)
 

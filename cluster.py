@@ -69,10 +69,12 @@ def main(argv=None):
                 "branch gets every message alone); leave out one of them")
     home = "" if pathlib.Path(args.home) == pathlib.Path(KIT) else f" --home {args.home}"
     running = LocalCluster.attach(args.home)           # None: nothing of it answers
-    if args.command == "status" and not running and answering_members(args.home):
+    cut_short = answering_members(args.home) if args.command == "status" and not running \
+        else {}
+    if cut_short:
         print("A start of the local cluster was cut short (its program ended while it "
               "started) or is under way; these of its members run:")
-        for name, (pid, url) in answering_members(args.home).items():
+        for name, (pid, url) in cut_short.items():
             print(f"  {name:<16} {url}  (pid {pid})")
         print(f"`python cluster.py stop{home}` ends them.")
         return 1

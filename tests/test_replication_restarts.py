@@ -300,6 +300,16 @@ def _refused(call, *args, **kwargs):
         pass
 
 
+def crash_and_fail_over_mumbai(sh) -> None:
+    """In the shell `sh`: crash Mumbai's primary and fail Mumbai over; the failover
+    names both servers as `crash` takes them (epoch 2, Mumbai-replica1 serving)."""
+    from shelltest import run
+    run(sh, f"crash {MUMBAI}")
+    said = run(sh, f"failover {MUMBAI}")
+    assert f"served by {MUMBAI_REPLICA} at http" in said and "epoch 2" in said, said
+    assert f"the old primary, {MUMBAI} at http" in said
+
+
 def test_the_shell_says_a_replaced_primary_came_back_fenced(make_bank):
     """A plain sentence per role: `restart` of a primary replaced by a failover says it
     is fenced (it refuses writes): from the manager's record of who the primary
@@ -308,10 +318,7 @@ def test_the_shell_says_a_replaced_primary_came_back_fenced(make_bank):
     from shelltest import run, shell_on
     bank = make_bank()
     sh = shell_on(bank)
-    run(sh, f"crash {MUMBAI}")
-    said = run(sh, f"failover {MUMBAI}")                  # servers by name, as in crash
-    assert f"served by {MUMBAI_REPLICA} at http" in said and "epoch 2" in said, said
-    assert f"the old primary, {MUMBAI} at http" in said
+    crash_and_fail_over_mumbai(sh)
     assert "it is fenced" in run(sh, f"restart {MUMBAI}")
     assert "serves as the primary" in run(sh, f"restart {MUMBAI_REPLICA}")
     wait_for(lambda: call(bank, MUMBAI, "ping")["role"] == "fenced", 10,
@@ -378,10 +385,7 @@ def test_reads_while_the_coordinator_is_down_ask_the_primary_a_failover_installe
     from shelltest import run, shell_on
     bank = make_bank()
     sh = shell_on(bank)
-    run(sh, f"crash {MUMBAI}")
-    said = run(sh, f"failover {MUMBAI}")                  # servers by name, as in crash
-    assert f"served by {MUMBAI_REPLICA} at http" in said and "epoch 2" in said, said
-    assert f"the old primary, {MUMBAI} at http" in said
+    crash_and_fail_over_mumbai(sh)
     assert "it is fenced" in run(sh, f"restart {MUMBAI}")
     run(sh, "crash coordinator")
     new_url = bank.members[MUMBAI_REPLICA].url

@@ -27,7 +27,9 @@ Rules:
     cache refuses students only: never the servers' protocol nor their upkeep (the
     coordinator still sees the branch up). The students' banking the coordinator
     relays stays signed as student traffic, so a student flood cannot fill the server
-    cache through the coordinator.
+    cache through the coordinator. Likewise student calls may keep only a share of a
+    server's connections busy (bank/rpc.py STUDENT_SHARE): the rest is the servers'
+    and the teacher's.
 
 Glossary:
   role     student, teacher or server: what a key may do

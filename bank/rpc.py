@@ -37,6 +37,13 @@ Rules:
     open at once; when all are taken, the one idle the longest (waiting, trickling a
     request in, or not reading its answer) is closed to make room. Only a connection
     whose call is running counts as busy and is never closed.
+  * Calls signed with the student key may keep at most ``STUDENT_SHARE`` of those
+    connections busy at once; one more is refused with HTTP 503 and a sentence before
+    it runs (nothing changed). A busy connection is never closed to make room, so
+    without this a student with 64 slow reads at once (long journals through the
+    coordinator) turned every other caller away: the branches' lease renewals (their
+    writes stopped), the coordinator's 2PC, the teacher. A student flood refuses
+    students only, as with the replay caches (bank/keys.py K5).
 
 Glossary:
   service   an object with PUBLIC_METHODS, e.g. a Branch or a Coordinator
@@ -72,6 +79,8 @@ PORT_HINT = (" Another server uses that port: a local cluster (python cluster.py
              "or pick another with --port (0 = any free port).")
 MAX_BODY = 256 * 1024          # bytes; a prepare with 64 ops is about 10 KB
 MAX_CONNECTIONS = 64           # connections served at once; more are turned away
+STUDENT_SHARE = 0.75           # of them, how many student calls may keep busy at once:
+                               # the rest is room for the servers' calls and the teacher's
 IDLE_TIMEOUT = 30              # seconds a connection may wait between requests
 REQUEST_TIMEOUT = 10           # seconds a whole request may take to arrive, once begun
 
@@ -177,12 +186,15 @@ class _Handler(SimpleXMLRPCRequestHandler):
         if forbidden:                                 # K2: not this role's method
             log.warning("refused %s from %s: %s", call[0], self.client_address[0], forbidden)
             return self._refuse(403, forbidden)
+        if not self.server.student_calls.enter(role):   # the rest is others' room
+            return self._refuse(503, STUDENTS_BUSY)
         self.server.connections.busy(self.connection, True)    # never closed to make room
         try:
             response = self.server.answer(call, role)
         finally:
             # Sending may be cut to make room: a client that never reads holds no slot.
             self.server.connections.busy(self.connection, False)
+            self.server.student_calls.leave(role)
         self.wfile.write(self._answer_head(len(response)) + response)   # one send
 
     def _refuse(self, status: int, sentence: str):
@@ -345,6 +357,39 @@ class _Connections:
         return True
 
 
+STUDENTS_BUSY = ("Busy: this server runs as many calls signed with the student key at once "
+                 "as it may, keeping room for the servers' own calls and the teacher's. "
+                 "Nothing was changed; try again in a moment.")
+
+
+class _StudentCalls:
+    """The calls signed with the student key that are running: at most `limit` at once."""
+
+    def __init__(self, limit: int):
+        self.limit, self.running, self.said = limit, 0, False
+        self._lock = threading.Lock()
+
+    def enter(self, role) -> bool:
+        """May this call run now? Always for another role (or none: a server without keys)."""
+        if role != "student":
+            return True
+        with self._lock:
+            if self.running < self.limit:
+                self.running, self.said = self.running + 1, False
+                return True
+            said, self.said = self.said, True
+        if not said:                     # once per flood, not once per refused call
+            log.warning("%d calls signed with the student key are running: refusing more "
+                        "until one ends (room kept for the servers and the teacher)",
+                        self.limit)
+        return False
+
+    def leave(self, role) -> None:
+        if role == "student":
+            with self._lock:
+                self.running -= 1
+
+
 class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
     """A threaded XML-RPC server for one service object's PUBLIC_METHODS."""
     daemon_threads = True
@@ -361,6 +406,7 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
                           f"#{secrets.token_hex(4)}")          # RUN at every start
         self.checker = SignatureChecker(secret, self.server_id) if secret else None
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.student_calls = _StudentCalls(max(1, int(MAX_CONNECTIONS * STUDENT_SHARE)))
         self.connections = _Connections()
         for name in service.PUBLIC_METHODS:
             self.register_function(getattr(service, name), name)

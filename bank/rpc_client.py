@@ -20,6 +20,9 @@ Rules:
     the call (bank/keys.py, K1-K4); the server side that checks them is bank/rpc.py.
   * A call refused for its role (HTTP 403) becomes BankError(NOT_ALLOWED) with the
     server's sentence, which names the role and the method.
+  * A student's call refused because the server already runs as many of them as it
+    may (HTTP 503, bank/rpc.py STUDENT_SHARE) becomes BankError(UNAVAILABLE) with the
+    server's sentence, marked not_sent: it never ran, so it is safe to send again.
 
 Glossary:
   server id  who a signature is for: NAME@HOST:PORT#RUN, as the server announces it in the
@@ -268,6 +271,10 @@ class Client:
             if exc.errcode == 403:
                 raise BankError(FaultCode.NOT_ALLOWED, f"{self.label} refused the call. "
                                 + _header(exc.headers, REFUSAL_HEADER)) from None
+            if exc.errcode == 503 and _header(exc.headers, REFUSAL_HEADER):
+                # Busy with students' calls (bank/rpc.py STUDENT_SHARE): it never ran.
+                raise BankError(FaultCode.UNAVAILABLE, f"{self.label} refused the call. "
+                                + _header(exc.headers, REFUSAL_HEADER), not_sent=True) from None
             if exc.errcode in REFUSED_UNREAD:     # refused before anything ran: definite
                 why = _header(exc.headers, REFUSAL_HEADER) or f"HTTP {exc.errcode}."
                 raise BankError(FaultCode.BAD_INPUT, f"{self.label} refused the call: "

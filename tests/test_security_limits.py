@@ -21,7 +21,7 @@ KIT = pathlib.Path(__file__).resolve().parent.parent
 if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
-from bank import rpc                                     # noqa: E402
+from bank import keys, rpc                               # noqa: E402
 from bank.errors import BankError, FaultCode        # noqa: E402
 from polling import wait_for                             # noqa: E402
 from test_security import (  # noqa: E402,F401  (fixtures and helpers)
@@ -262,5 +262,68 @@ def test_clients_that_never_read_their_answers_cannot_hold_every_connection(monk
     finally:
         for sock in socks:
             sock.close()
+        server.shutdown()
+        server.server_close()
+
+
+# ---- a student's slow calls leave room for the others -----------------------------------
+
+class _SlowReads:
+    """A service whose student read runs until released (like a long journal read through
+    the coordinator), beside a server call (a lease renewal) and a teacher call."""
+    name = "Toy"
+    PUBLIC_METHODS = ("journal", "lease", "fault")
+
+    def __init__(self):
+        self.release, self.started, self._lock = threading.Event(), 0, threading.Lock()
+
+    def journal(self):
+        with self._lock:
+            self.started += 1
+        self.release.wait(10)
+        return "rows"
+
+    def lease(self):
+        return "granted"
+
+    def fault(self):
+        return "armed"
+
+
+def test_student_calls_cannot_keep_every_connection_busy(monkeypatch):
+    """Calls signed with the student key may keep only STUDENT_SHARE of the connections
+    busy at once: one more is refused (503, "Busy", not run, safe to resend), and a
+    server's call (a lease renewal) and the teacher's still run at once. Before, slow
+    student reads held every connection and the branches' lease renewals were turned
+    away, so their writes stopped (the kit's own rpc.Server, limit lowered to 4)."""
+    monkeypatch.setattr(rpc, "MAX_CONNECTIONS", 4)          # students: 3 at once
+    keyring = keys.new_keyring()
+    service = _SlowReads()
+    server = rpc.Server(service, "127.0.0.1", 0, keyring)
+    thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
+    thread.start()
+    student = keyring.only("student")
+    readers = [threading.Thread(target=rpc.Client(server.url, student, timeout=15).call,
+                                args=("journal",), daemon=True) for _ in range(3)]
+    try:
+        for reader in readers:
+            reader.start()
+        wait_for(lambda: service.started == 3, 10, "three slow student reads running")
+        with pytest.raises(BankError) as refused:
+            rpc.Client(server.url, student, timeout=5).call("journal")
+        assert refused.value.code == FaultCode.UNAVAILABLE and refused.value.not_sent
+        assert "Busy" in refused.value.message and "Nothing was changed" in \
+            refused.value.message
+        assert service.started == 3                          # it never ran
+        assert rpc.Client(server.url, keyring.only("server"), timeout=5).call("lease") \
+            == "granted"
+        assert rpc.Client(server.url, keyring.only("teacher"), timeout=5).call("fault") \
+            == "armed"
+        service.release.set()
+        for reader in readers:
+            reader.join(10)
+        assert rpc.Client(server.url, student, timeout=5).call("journal") == "rows"
+    finally:
+        service.release.set()
         server.shutdown()
         server.server_close()

@@ -114,6 +114,12 @@ class Termination:
                 if decision in DECIDED:
                     self._learn(txn.txid, decision, f"the coordinator at {query.to}")
                     resolved += 1
+                elif txn.heuristic:                 # P11: only the coordinator's will do
+                    log.info("termination: %s was decided %s here by the operator "
+                             "(heuristic); asked the coordinator at %s for its decision: "
+                             "%s. Asking again until it answers, so that any damage is "
+                             "recorded (P11).", txn.txid, txn.heuristic, query.to,
+                             _answer_text(decision))
                 elif decision == "" and txn.peers and self._silent_long(txn.txid):   # T1
                     resolved += self._ask_peers(txn, query.to)
                 else:                                               # BR5: still blocked
@@ -158,10 +164,19 @@ class Termination:
     def _learn(self, txid: str, decision: str, source: str) -> None:
         learn = {TxState.COMMITTED.value: self.ledger.commit,
                  TxState.ABORTED.value: self.ledger.abort}
-        self._write(learn[decision], txid)
+        ack = self._write(learn[decision], txid)
         self._silent_since.pop(txid, None)
-        log.info("termination: learned %s for %s from %s; the hold is released.",
-                 decision, txid, source)
+        if not ack.heuristic:
+            log.info("termination: learned %s for %s from %s; the hold is released.",
+                     decision, txid, source)
+        elif ack.heuristic == decision:                                   # P11
+            log.info("termination: learned %s for %s from %s, as the operator had "
+                     "forced here (heuristic): no damage.", decision, txid, source)
+        else:
+            log.warning("termination: learned %s for %s from %s, but the operator had "
+                        "forced %s here (heuristic): heuristic damage recorded; the money "
+                        "does not balance across branches (see check).", decision, txid,
+                        source, ack.heuristic)
 
     def _ask_decision(self, txid: str, coordinator_url: str) -> str:
         """The coordinator's decision, "pending", "in-doubt", or "" if it did not answer."""

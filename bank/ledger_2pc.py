@@ -89,10 +89,14 @@ class ParticipantSteps:
         return next(e.message for e in effects if isinstance(e, Reply))
 
     def waiting(self) -> list:
-        """The participant core of every prepared txn (in doubt here), oldest first."""
-        rows = self._read().execute("SELECT * FROM txns WHERE state='prepared' "
-                                    "ORDER BY created").fetchall()
-        return [self._participant_from(r) for r in rows]
+        """The participant core of every txn waiting for the coordinator's decision,
+        oldest first: each prepared one (in doubt here, P6) and each decided
+        heuristically and not yet told the coordinator's decision (P11)."""
+        db = self._read()
+        rows = db.execute("SELECT * FROM txns WHERE state='prepared'").fetchall()
+        rows += db.execute("SELECT * FROM txns WHERE heuristic != '' AND told = '' "
+                           "AND state != 'prepared'").fetchall()
+        return [self._participant_from(r) for r in sorted(rows, key=lambda r: r["created"])]
 
     def _allowed(self, txn: ParticipantTxn, verb: str, step) -> list:
         """Run a core step; a protocol violation (P7) becomes a refusal for the caller."""

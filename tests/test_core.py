@@ -246,6 +246,22 @@ def test_p11_the_coordinators_decision_after_a_heuristic_one_is_recorded_and_ack
         participant(TxState.ABORTED).on_commit()
 
 
+@pytest.mark.parametrize("state", [TxState.COMMITTED, TxState.ABORTED])
+def test_p11_a_heuristic_txn_asks_the_coordinator_until_it_is_told(state):
+    """P11: a txn decided heuristically and not yet told the coordinator's decision
+    times out like a prepared one (P6): it asks the coordinator, changing nothing (a
+    coordinator under presumed commit never tells it again, C12). Once told, or
+    without a heuristic decision, a decided txn has nothing to ask (P7)."""
+    txn = participant(state, heuristic=state.value)
+    assert txn.on_timeout() == [Send("http://coord", DecisionQuery("T1", "Mumbai"))]
+    assert txn.state is state
+    txn.on_decision("committed")
+    with pytest.raises(ProtocolViolation):
+        txn.on_timeout()
+    with pytest.raises(ProtocolViolation):
+        participant(state).on_timeout()
+
+
 def test_p8_a_heuristic_decision_is_not_told_to_peers_as_knowledge():
     """P8 with P10: a heuristically decided txn answers a peer "in-doubt" until the
     coordinator's decision is known; then it answers the coordinator's decision."""

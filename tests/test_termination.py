@@ -177,6 +177,29 @@ def test_p10_p11_a_heuristic_abort_against_a_commit_is_damage_the_check_shows(ba
     assert "committed, but heuristic damage at Delhi (see check)" in listed, listed
 
 
+def test_p11_under_presumed_commit_a_heuristic_abort_still_learns_the_commit(tmp_path):
+    """P11 with C12: under presumed commit the restarted coordinator finds the forced
+    commit and tells nobody (no acknowledgement is awaited), so the branch the teacher
+    forced to abort asks for the decision itself: it records the commit as damage, and
+    `check` fails with 7.00 missing. (It never asked: the damage stayed 'the coordinator
+    has not told it yet' for good, while Mumbai committed from its own query.)"""
+    with cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi"),
+                              coordinator_args=("--presumption", "commit"),
+                              branch_args=("--ask-every", "0.3")) as bank:
+        txid = crash_coordinator_during_transfer(bank, "crash-after-decision")
+        delhi, mumbai = bank.client("Delhi"), bank.client("Mumbai")
+        assert delhi.call("heuristic", txid, "abort")["heuristic"] == "aborted"
+        bank.restart("coordinator")
+        wait_for(lambda: mumbai.call("status", txid)["state"] == "committed", 20,
+                 "Mumbai to learn the commit from the restarted coordinator")
+        wait_for(lambda: delhi.call("status", txid)["damage"] == "committed", 20,
+                 "Delhi to ask for the decision and record the commit as damage")
+        report = run(shell_on(bank), "check")
+        assert (f"{txid}: Delhi decided aborted (heuristic), the coordinator decided "
+                "committed: Delhi is 7.00 short of the decision") in report, report
+        assert "heuristic damage recorded" in log_of(bank, "Delhi")
+
+
 def test_heuristic_refusals_change_nothing(bank):
     """P10/P7: a heuristic decision of a txid that is not in doubt is refused (409) and of
     a word other than commit/abort (400), each in one sentence; nothing changes."""

@@ -44,7 +44,10 @@ Rules:
     heuristic one, that is the damage (a heuristic mixed outcome) the audit shows;
     nothing is undone: the money already moved. Until
     the coordinator's decision is known, a heuristic txn answers a peer "in-doubt"
-    (P8): an operator's guess must not spread to the other participants.
+    (P8): an operator's guess must not spread to the other participants, and the
+    branch keeps asking the coordinator for it as P6 does: a coordinator need not tell
+    it again (presumed commit forgets a commit once it is forced, C12), and damage
+    nobody records is damage hidden.
 
 Glossary:
   op        one account change of a transaction: (account number, signed paise)
@@ -79,6 +82,7 @@ class Event(str, enum.Enum):
     NO_COORDINATOR = "timeout (the coordinator cannot be reached)"
     HEURISTIC_COMMIT = "heuristic commit (operator)"
     HEURISTIC_ABORT = "heuristic abort (operator)"
+    UNTOLD_TIMEOUT = "timeout (decided heuristically, the coordinator's decision unknown)"
     AFTER_HEURISTIC = "the coordinator's decision, after a heuristic one"
     AFTER_HEURISTIC_AGAIN = "the same decision again, after a heuristic one"
 
@@ -131,6 +135,8 @@ PARTICIPANT = {
     (P, Event.HEURISTIC_COMMIT): Step("P10", C, (Do.RELEASE_HOLDS, Do.APPLY_OPS,
                                                  Do.RECORD_HEURISTIC, Do.ACK)),
     (P, Event.HEURISTIC_ABORT):  Step("P10", A, (Do.RELEASE_HOLDS, Do.RECORD_HEURISTIC, Do.ACK)),
+    (C, Event.UNTOLD_TIMEOUT): Step("P11", C, (Do.ASK,)),
+    (A, Event.UNTOLD_TIMEOUT): Step("P11", A, (Do.ASK,)),
     (C, Event.AFTER_HEURISTIC): Step("P11", C, (Do.RECORD_DECISION, Do.ACK)),
     (A, Event.AFTER_HEURISTIC): Step("P11", A, (Do.RECORD_DECISION, Do.ACK)),
     (C, Event.AFTER_HEURISTIC_AGAIN): Step("P3", C, (Do.ACK_AGAIN,)),
@@ -258,7 +264,9 @@ class ParticipantTxn:
         return effects
 
     def on_timeout(self) -> list:
-        return self._step(Event.TIMEOUT)
+        """P6: ask the coordinator; P11: so does a heuristic txn not yet told its decision."""
+        untold = self.heuristic and not self.told
+        return self._step(Event.UNTOLD_TIMEOUT if untold else Event.TIMEOUT)
 
     def on_restart(self) -> list:
         return self._step(Event.RESTART)

@@ -16,9 +16,11 @@ Rules:
     prepared transaction found after a restart is asked about through the timeout row:
     the table's restart row (P6) asks the same, and the explorer plays it.
   * T1 - the other participants are asked only when the coordinator has given no
-    answer at all (down, cut off) for ``--ask-peers-after`` seconds (default 30): a
-    coordinator that answers "pending" is still deciding, and one that is merely
-    restarting will answer soon.
+    answer at all (down, cut off), or only "in-doubt", for ``--ask-peers-after``
+    seconds (default 30): a coordinator that answers "pending" is still deciding, and
+    one that is merely restarting will answer soon; but one that answers "in-doubt"
+    runs on a damaged log (C9) and will not know until an operator restores it, while
+    a peer may know already.
   * T2 - a peer that cannot be reached tells us nothing, like one in doubt: its silence
     ("") is never fed to the core, and the narration says it cannot be reached.
   * T3 - the branch narrates every query and every answer in its terminal (BR5), so a
@@ -120,8 +122,9 @@ class Termination:
                              "%s. Asking again until it answers, so that any damage is "
                              "recorded (P11).", txn.txid, txn.heuristic, query.to,
                              _answer_text(decision))
-                elif decision == "" and txn.peers and self._silent_long(txn.txid):   # T1
-                    resolved += self._ask_peers(txn, query.to)
+                elif decision in ("", IN_DOUBT) and txn.peers and \
+                        self._silent_long(txn.txid):                            # T1
+                    resolved += self._ask_peers(txn, query.to, decision)
                 else:                                               # BR5: still blocked
                     log.info("termination: %s is in doubt; asked the coordinator at %s "
                              "for the decision: %s. Still %s.", txn.txid, query.to,
@@ -140,14 +143,18 @@ class Termination:
         return [t for t in waiting if now - self._prepared_since[t.txid] >= self.ask_every]
 
     def _silent_long(self, txid: str) -> bool:
-        """T1: has the coordinator been silent about txid for ask_peers_after seconds?"""
+        """T1: has the coordinator been silent (or in doubt) about txid for
+        ask_peers_after seconds?"""
         since = self._silent_since.setdefault(txid, time.monotonic())
         return time.monotonic() - since >= self.ask_peers_after
 
-    def _ask_peers(self, txn, coordinator_url: str) -> int:
-        """P9: ask each other participant in turn; the first that knows decides for us."""
-        log.info("termination: %s is in doubt and the coordinator at %s cannot be reached; "
-                 "asking the other participants (%s).", txn.txid, coordinator_url,
+    def _ask_peers(self, txn, coordinator_url: str, decision: str = "") -> int:
+        """P9: ask each other participant in turn; the first that knows decides for us.
+        decision: what the coordinator said, "" (nothing) or in-doubt (T1)."""
+        why = "is in doubt itself (its recovery log is damaged)" if decision == IN_DOUBT \
+            else "cannot be reached"
+        log.info("termination: %s is in doubt and the coordinator at %s %s; asking the "
+                 "other participants (%s).", txn.txid, coordinator_url, why,
                  ", ".join(name for name, _ in txn.peers))
         addresses = dict(txn.peers)
         for query in txn.on_coordinator_unreachable():       # Send(peer, OutcomeQuery)
@@ -186,11 +193,13 @@ class Termination:
                 coordinator_url, self.secret, timeout=3, label="the coordinator")
         try:
             answer = client.call("decision", txid, self.name)
-            self._silent_since.pop(txid, None)          # it answers: T1 starts over
-            return answer.get("decision", "") if isinstance(answer, dict) else ""
         except BankError as exc:
             log.debug("termination: no decision for %s yet (%s)", txid, exc)
             return ""
+        decision = answer.get("decision", "") if isinstance(answer, dict) else ""
+        if decision != IN_DOUBT:                # it knows, or soon will: T1 starts over
+            self._silent_since.pop(txid, None)
+        return decision
 
     def _ask_peer(self, name: str, url: str, txid: str) -> str:
         """A peer's answer (P8); "" if it cannot be reached, in-doubt if it has no

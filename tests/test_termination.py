@@ -200,6 +200,38 @@ def test_p11_under_presumed_commit_a_heuristic_abort_still_learns_the_commit(tmp
         assert "heuristic damage recorded" in log_of(bank, "Delhi")
 
 
+def test_t1_a_coordinator_in_doubt_on_a_damaged_log_lets_the_branch_ask_its_peers(bank):
+    """T1 with C9 and P9: the coordinator crashed after telling Delhi the commit (Delhi
+    committed and crashed before its ack), and the commit record in its log was
+    damaged; started with --accept-damaged-log it answers "in-doubt", and will until an
+    operator restores the log. Once Delhi is back, Mumbai, in doubt, asks it, hears
+    "committed" and commits: the bank's total is whole again. (It asked only the
+    coordinator, forever, while Delhi knew.)"""
+    bank.client("Delhi").call("fault", "crash-after-commit")
+    txid = crash_coordinator_during_transfer(bank, "crash-mid-commit")
+    assert bank.members["Delhi"].wait_exit(10) == 86
+    log_path = bank.home / "logs" / "recovery.log"
+    lines = log_path.read_bytes().splitlines(keepends=True)
+    i = next(k for k, raw in enumerate(lines) if raw.split()[1] == b"commit")
+    lines[i] = lines[i].replace(txid.encode(), txid[:-1].encode() + b"#", 1)
+    log_path.write_bytes(b"".join(lines))
+    bank.start_member("coordinator", extra=("--accept-damaged-log",))
+    coord, mumbai = bank.coordinator(), bank.client("Mumbai")
+    assert coord.call("decision", txid)["decision"] == "in-doubt"
+    wait_for(lambda: any(m["msg"] == "query" and m["from"] == "Mumbai"
+                         for m in coord.call("transaction", txid)["trace"]),
+             20, "Mumbai to ask the coordinator for the decision")
+    assert mumbai.call("status", txid)["state"] == "prepared"
+    bank.restart("Delhi")
+    assert bank.client("Delhi").call("status", txid)["state"] == "committed"
+    wait_for(lambda: mumbai.call("status", txid)["state"] == "committed", 20,
+             "Mumbai to learn the commit from Delhi")
+    assert mumbai.call("account", "1001")["balance"] == "9993.00"
+    assert bank.client("Delhi").call("account", "1002")["balance"] == "5007.00"
+    assert "is in doubt itself (its recovery log is damaged); asking the other " \
+           "participants (Delhi)" in log_of(bank, "Mumbai")
+
+
 def test_heuristic_refusals_change_nothing(bank):
     """P10/P7: a heuristic decision of a txid that is not in doubt is refused (409) and of
     a word other than commit/abort (400), each in one sentence; nothing changes."""

@@ -31,7 +31,8 @@ Rules:
     aborted is answered as it is; prepared answers "in-doubt" (we do not know either);
     a txid we never voted on is recorded "aborted" durably FIRST, then answered
     "aborted": we can never vote yes on it later, so the answer is safe to act on.
-  * P9 - an in-doubt participant that cannot reach its coordinator asks the other
+  * P9 - an in-doubt participant that cannot reach its coordinator, or whose
+    coordinator is in doubt itself (C9: its log is damaged), asks the other
     participants (named in the prepare). A "committed" or "aborted" answer is applied
     as the coordinator's would be (P4, P5); if every peer is in doubt too, nothing
     changes: it keeps its holds and keeps asking (P6).
@@ -79,7 +80,7 @@ class Event(str, enum.Enum):
     TIMEOUT = "timeout (no decision yet)"
     RESTART = "restart"
     PEER_ASKS = "a peer asks for the outcome"
-    NO_COORDINATOR = "timeout (the coordinator cannot be reached)"
+    NO_COORDINATOR = "timeout (the coordinator cannot be reached, or is in doubt itself)"
     HEURISTIC_COMMIT = "heuristic commit (operator)"
     HEURISTIC_ABORT = "heuristic abort (operator)"
     UNTOLD_TIMEOUT = "timeout (decided heuristically, the coordinator's decision unknown)"
@@ -243,7 +244,8 @@ class ParticipantTxn:
         return self._step(Event.PEER_ASKS)
 
     def on_coordinator_unreachable(self) -> list:
-        """P9: the coordinator did not answer our query: ask the other participants."""
+        """P9: the coordinator did not answer our query, or answered that it is in doubt
+        itself (C9): ask the other participants."""
         return self._step(Event.NO_COORDINATOR)
 
     def on_peer_answer(self, outcome: str) -> list:

@@ -37,7 +37,10 @@ Rules (how the core's effects are carried out):
     --presumption (C1-C13), writes it into every begin record (so recovery finishes
     each transaction under its own), counts each transaction's writes and messages
     (bank/txn_counters.py, N1-N3), and refuses to start on a log written under another
-    presumption: a txid it no longer knows would be presumed the other way. It also
+    presumption: a txid it no longer knows would be presumed the other way. A new log
+    is no way round while a branch holds one of the old log's transactions in doubt:
+    the new log knows none of them, and presumes (presumed commit would tell a branch
+    in doubt "committed" while another had voted no). It also
     refuses a log whose unfinished transactions name a branch it was not given:
     recovery could not finish them.
   * D7 - no two transactions share a txid: <coordinator>-<UTC second>-<6 hex digits>,
@@ -466,7 +469,10 @@ def check_presumption(recovery_log, presumption: Presumption) -> None:
             f"The recovery log {recovery_log.path} holds transactions run under presumed "
             f"{other[0]}, so this coordinator cannot run presumed {presumption.value} on it "
             "(a transaction it no longer remembers would be presumed the other way): start "
-            f"with --presumption {other[0]}, or with a new --log."))
+            f"with --presumption {other[0]}. Start presumed {presumption.value} on a new "
+            "--log only once no branch holds a transaction of this one in doubt (the "
+            "shell's check: in-doubt transactions ok): the new log would not know them "
+            "either, and would presume their outcome."))
 
 
 def _recovery_words(recovery_log) -> list:

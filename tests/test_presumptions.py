@@ -101,15 +101,46 @@ def test_a_log_naming_a_branch_the_coordinator_was_not_given_is_refused(tmp_path
     log.close()
 
 
+def test_a_new_log_under_presumed_commit_presumes_what_the_old_one_left_in_doubt(tmp_path):
+    """D6's condition for a new log, shown on real processes: Delhi voted no and the
+    presumed-abort coordinator crashed before deciding, Mumbai holds its yes in doubt.
+    Presumed commit is refused on that log (the sentence names the condition: no branch
+    in doubt); a presumed-commit coordinator on a new log, against that condition,
+    tells Mumbai "committed": 7.00 leaves Mumbai and never reaches Delhi. (The refusal
+    offered "or with a new --log" as the way round, unconditionally.)"""
+    with LocalCluster(home=tmp_path, branch_args=("--ask-every", "0.3")) as bank:
+        mumbai, delhi = bank.client("Mumbai"), bank.client("Delhi")
+        delhi.call("fault", "vote-no")
+        bank.coordinator().call("fault", "crash-after-prepare")
+        with pytest.raises(BankError):
+            bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "7")
+        assert bank.members["coordinator"].wait_exit(10) == 86
+        [held] = mumbai.call("in_doubt")
+        with pytest.raises(RuntimeError) as refused:
+            bank.start_member("coordinator", extra=("--presumption", "commit"))
+        assert "only once no branch holds a transaction of this one in doubt" in \
+            str(refused.value)
+        assert "or with a new --log" not in str(refused.value)
+        new_log = tmp_path / "logs" / "new.log"
+        bank.start_member("coordinator", extra=("--presumption", "commit", "--log", str(new_log)))
+        wait_for(lambda: mumbai.call("status", held["txid"])["state"] == "committed", 20,
+                 "Mumbai to be told the presumed commit")
+        assert delhi.call("status", held["txid"])["state"] == "aborted"
+
+
 def test_a_log_of_another_presumption_is_refused_with_one_sentence(tmp_path):
     """D6: a coordinator asked for one presumption refuses a recovery log that holds
-    transactions of another (one sentence naming both), and accepts its own."""
+    transactions of another (one sentence naming both), and accepts its own. It does not
+    offer a new log as a way round without its condition (no branch in doubt)."""
     log = RecoveryLog(tmp_path / "recovery.log")
     log.begin("T1", {"branches": ["Mumbai"], "presumption": "commit"}, forced=True)
     log.commit("T1")
     with pytest.raises(BankError) as refused:
         check_presumption(log, Presumption.ABORT)
     assert "presumed commit" in refused.value.message and "\n" not in refused.value.message
+    assert "or with a new --log" not in refused.value.message
+    assert "only once no branch holds a transaction of this one in doubt" in \
+        refused.value.message
     check_presumption(log, Presumption.COMMIT)
     assert log.outcome("T1") == "committed" and "T1" not in log.in_flight
     log.close()

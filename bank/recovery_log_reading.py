@@ -365,7 +365,9 @@ class ReadAtStart:
             raise LogDamaged(
                 f"The recovery log {self.path} is damaged at {first}{others}. Reading "
                 "on could abort a transaction a branch already committed, so the "
-                "coordinator will not start. Restore the file from a backup, or start "
+                "coordinator will not start. Restore the file as it was when the "
+                "coordinator stopped (never an older backup: a commit written since "
+                "would be presumed aborted), or start "
                 "with --accept-damaged-log to keep every transaction this damage may "
                 "touch in doubt (never presumed aborted) until an operator settles it.")
         decisions = [p.line_no for p in self.damage            # lines that may hide a

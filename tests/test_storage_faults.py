@@ -268,12 +268,16 @@ def half_committed(tmp_path):
 
 def test_the_issue_case_refused_then_restored_keeps_the_total(half_committed):
     """The coordinator refuses the damaged log (no presumed abort of Mumbai, so no 7.00
-    out of nowhere); once the file is restored, recovery commits Mumbai and the bank's
-    total is what it was."""
+    out of nowhere), and says to restore the file as it was when the coordinator
+    stopped, never an older backup (one taken before the commit record would presume
+    it aborted: the same 7.00); once the file is restored, recovery commits Mumbai and
+    the bank's total is what it was."""
     bank, txid, original = half_committed
     with pytest.raises(RuntimeError) as refused:
         bank.start_member("coordinator")
     assert "recovery.log is damaged at line" in str(refused.value)
+    assert "never an older backup: a commit written since would be presumed aborted" in \
+        " ".join(str(refused.value).split())
     assert bank.client("Mumbai").call("status", txid)["state"] == "prepared"
     assert total_once_settled(bank) == TOTAL
 

@@ -151,8 +151,9 @@ class Termination:
     def _ask_peers(self, txn, coordinator_url: str, decision: str = "") -> int:
         """P9: ask each other participant in turn; the first that knows decides for us.
         decision: what the coordinator said, "" (nothing) or in-doubt (T1)."""
-        why = "is in doubt itself (its recovery log is damaged)" if decision == IN_DOUBT \
-            else "cannot be reached"
+        why = "cannot be reached"
+        if decision == IN_DOUBT:                   # C9 or C14
+            why = "is in doubt itself (its recovery log is damaged, or newer than the txid)"
         log.info("termination: %s is in doubt and the coordinator at %s %s; asking the "
                  "other participants (%s).", txn.txid, coordinator_url, why,
                  ", ".join(name for name, _ in txn.peers))

@@ -7,6 +7,7 @@ checksums, a torn tail, damage) is in bank/recovery_log_reading.py.
 
 One record per line (open logs/recovery.log in any editor):
 
+    2026-11-25T13:00:58.001+00:00 created log {"txids_from": "20261125T130058"} crc=...
     2026-11-25T13:01:02.123+00:00 begin  C1-20261125T130102-9f3a2c {"branches": [...], ...} crc=1a2b3c4d
     2026-11-25T13:01:02.140+00:00 commit C1-20261125T130102-9f3a2c {} crc=...
     2026-11-25T13:01:02.152+00:00 end    C1-20261125T130102-9f3a2c {"outcome": "committed"} crc=...
@@ -68,6 +69,13 @@ Rules:
     too). A config whose version is not higher than the one before it, or whose
     epoch is lower, is damage (Rule 6).
 
+  * Rule 9 - a log knows when it was created. A new log (or one found empty) starts
+    with a ``created`` record naming the second from which its txids are stamped
+    (bank/twopc_memory.py never stamps one earlier); compaction keeps it first. A
+    txid stamped before it belongs to a log that is gone (deleted, emptied, replaced
+    while a branch was in doubt): its outcome is not this log's to presume (C14). (One
+    stamped in the very second the new log was created cannot be told apart.)
+
 Glossary:
   config     a branch's configuration, as its configuration manager recorded it
   forced     written and fsynced before the call returns
@@ -86,8 +94,10 @@ import logging
 import os
 import pathlib
 import threading
+import time
 import zlib
 
+from bank.core.coordinator import txid_second
 from bank.errors import NOTHING_DONE, BankError, FaultCode
 from bank.ledger import now
 from bank.recovery_log_reading import LogDamaged  # noqa: F401 (re-exported)
@@ -195,7 +205,10 @@ class Compaction:
                         "and will be compacted later", self.path, exc.strerror or exc)
 
     def _compacted_lines(self):
-        """What a compacted log holds: configs, summaries of the finished, in-flight."""
+        """What a compacted log holds: when it was created, configs, summaries of the
+        finished, in-flight."""
+        if self.created:
+            yield self._line("created", "log", {"txids_from": self.created})
         configs = {**self.configs, **self._configs_written}    # as the lines on disk
         for branch, config in sorted(configs.items()):
             yield self._line("config", branch, config)
@@ -259,6 +272,8 @@ class RecoveryLog(ReadAtStart, Compaction):
         self.damage = []              # [Problem]: what recovery found damaged (Rule 6)
         self.in_doubt = set()         # txids the damage may touch: never presumed aborted
         self.configs = {}             # branch -> its last config record (Rule 8)
+        self.created = ""             # the second its txids start from (Rule 9); "" if
+                                      # written before logs recorded it
         self._configs_written = {}    # branch -> its last config line, maybe not synced
         self.broken = ""              # why no write is possible any more (Rule 7)
         self._write_lock = threading.Lock()     # one writer of lines at a time
@@ -272,6 +287,9 @@ class RecoveryLog(ReadAtStart, Compaction):
         self._size = 0                          # bytes in the file: a failed write is cut back here
         self.presumed_commit = presumed_commit
         self._read_existing(accept_damage)
+        if not (self.created or self.in_flight or self.finished or self.configs
+                or self.damage):
+            self.created = txid_second(time.time())   # a new log: compact() writes it
         if self.damage:
             self._open_for_appends()            # never compacted: keep the evidence
             self._write_kept_records_whole()
@@ -510,11 +528,12 @@ def write_whole(raw_file, data: bytes) -> None:
 
 
 def _history_chunks(src, size: int = 65536):
-    """The active log's own records (not the summaries compaction wrote), in chunks
+    """The active log's own records (not the summaries or the created record that
+    compaction writes again), in chunks
     of about `size` bytes; a torn last line is kept, marked."""
     chunk = bytearray()
     for raw in src:
-        if b" done " not in raw[:40]:
+        if b" done " not in raw[:40] and b" created " not in raw[:40]:
             chunk += raw if raw.endswith(b"\n") else raw + b"  (torn)\n"
         if len(chunk) >= size:
             yield bytes(chunk)

@@ -56,10 +56,10 @@ from bank.errors import BankError, FaultCode
 from bank import storage
 from bank.storage import truncate_to
 
-_LINE = re.compile(r"^(\S+) (begin|commit|abort|end|done|config) +(\S+) (\{.*\}) "
-                   r"crc=([0-9a-f]{8})$")
-_LEGIBLE = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{1,64}) ")
-_START = re.compile(rb"^\S+ (begin|commit|abort|end|done|config) +([A-Za-z0-9_.:-]{0,64})")
+KINDS = "begin|commit|abort|end|done|config|created"      # of records (the module's docstring)
+_LINE = re.compile(rf"^(\S+) ({KINDS}) +(\S+) (\{{.*\}}) crc=([0-9a-f]{{8}})$")
+_LEGIBLE = re.compile(rf"^\S+ ({KINDS}) +([A-Za-z0-9_.:-]{{1,64}}) ".encode())
+_START = re.compile(rf"^\S+ ({KINDS}) +([A-Za-z0-9_.:-]{{0,64}})".encode())
 FORCED_KINDS = ("commit", "config", "begin", "done")   # a torn one may not be cut (Rule 6)
 SECTOR = 512               # the least a disk writes, or loses, at once
 REWRITE = "rewrites_torn"  # in a record Rule 6 kept torn and wrote again whole
@@ -256,6 +256,16 @@ def config_contradiction(branch: str, data: dict, before: dict) -> str:
     return ""
 
 
+def created_contradiction(data: dict, before: str) -> str:
+    """Why this created record is wrong here, or "" (Rule 9): one per log, naming the
+    second its txids start from."""
+    if before:
+        return "a second created record (a log is created once)"
+    if not re.fullmatch(r"\d{8}T\d{6}", str(data.get("txids_from", ""))):
+        return "a created record without the second its txids start from"
+    return ""
+
+
 def contradiction(kind: str, txid: str, data: dict, in_flight: dict, finished) -> str:
     """Why this record cannot follow the ones before it, or "" if it can.
 
@@ -287,6 +297,8 @@ class ReadAtStart:
         for line_no, kind, txid, data in records:
             if kind == "config":
                 problem = config_contradiction(txid, data, self.configs.get(txid, {}))
+            elif kind == "created":
+                problem = created_contradiction(data, self.created)
             else:
                 problem = contradiction(kind, txid, data, self.in_flight, self.finished)
             if problem:
@@ -421,6 +433,8 @@ class ReadAtStart:
             self._remember_finished(txid, dict(entry["info"], **data))
         elif kind == "done":
             self._remember_finished(txid, data)
+        elif kind == "created":
+            self.created = data["txids_from"]
         elif kind == "config":
             self.configs[txid] = data
         self.records += 1

@@ -4,7 +4,7 @@ Role: run the protocol for each transfer between branches, remember every
 transaction with its trace, finish interrupted ones after a crash, and answer
 "what was decided?". coordinator.py serves this over XML-RPC and routes everything
 else. The decisions themselves are the coordinator core's (bank/core/coordinator.py,
-rules C1-C13); this file only carries out the effects the core returns and feeds the
+rules C1-C14); this file only carries out the effects the core returns and feeds the
 answers back in; bank/recovery_log.py is the durable log.
 
 Rules (how the core's effects are carried out):
@@ -39,8 +39,8 @@ Rules (how the core's effects are carried out):
     (bank/txn_counters.py, N1-N3), and refuses to start on a log written under another
     presumption: a txid it no longer knows would be presumed the other way. A new log
     is no way round while a branch holds one of the old log's transactions in doubt:
-    the new log knows none of them, and presumes (presumed commit would tell a branch
-    in doubt "committed" while another had voted no). It also
+    the new log knows none of them and answers "in-doubt" (C14; presuming, presumed
+    commit would tell a branch in doubt "committed" while another had voted no). It also
     refuses a log whose unfinished transactions name a branch it was not given:
     recovery could not finish them.
   * D7 - no two transactions share a txid: <coordinator>-<UTC second>-<6 hex digits>,
@@ -65,7 +65,7 @@ import time
 
 from bank.errors import CUT_OFF, TIMED_OUT, BankError, FaultCode
 from bank.handoff import Latch, run_all
-from bank.core.coordinator import Presumption, presumed_outcome
+from bank.core.coordinator import Presumption, begun_before, presumed_outcome
 from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
 from bank.twopc_recovery import rebuild_before_crash
 from bank.twopc_rounds import STOP_WAIT, Rounds, method_of
@@ -438,7 +438,7 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
 
     def decision(self, txid: str, asker: str = "") -> str:
         """committed, aborted, pending while the votes are still being collected, or
-        in-doubt for one a damaged log may hide (C9).
+        in-doubt for one a damaged log may hide (C9) or begun before this log (C14).
 
         Only a decision that is durable is ever answered (C7); a txid the log holds no
         record of is what the presumption says (C8: aborted; C12: committed; C10: in
@@ -449,7 +449,8 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         if txn is None:                                                  # storage faults:
             if self.log.in_doubt_about(txid):     # a damaged log may hide it: never presume
                 return IN_DOUBT
-            return self.log.outcome(txid) or presumed_outcome(self.presumption)  # C8, C12
+            return self.log.outcome(txid) or presumed_outcome(        # C8, C12, C14
+                self.presumption, begun_before(txid, self.log.created))
         answer = self._step(txn, txn.core.on_query)[0].message.outcome   # C7, C9
         txn.note(asker or "?", COORDINATOR, "query", f"decision? -> {answer}")
         txn.counts.sent(asker or "?")                               # N2: the query
@@ -472,7 +473,8 @@ def check_presumption(recovery_log, presumption: Presumption) -> None:
             f"with --presumption {other[0]}. Start presumed {presumption.value} on a new "
             "--log only once no branch holds a transaction of this one in doubt (the "
             "shell's check: in-doubt transactions ok): the new log would not know them "
-            "either, and would presume their outcome."))
+            "either, and answers \"in-doubt\" for them (C14), so they stay blocked until "
+            "their branches settle them among themselves or an operator does."))
 
 
 def _recovery_words(recovery_log) -> list:

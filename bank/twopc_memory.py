@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 
-from bank.core.coordinator import Presumption
+from bank.core.coordinator import Presumption, txid_second
 from bank.core.messages import CoordState
 from bank.errors import NOTHING_DONE, BankError, FaultCode
 from bank.ledger import now
@@ -110,8 +110,9 @@ class Remembered:
 
     def _new_txid(self) -> str:
         """Readable and unique (D7): <coordinator>-<UTC second>-<serial>, e.g.
-        C1-20261125T130102-9f3a2c. Called with self._lock held."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        C1-20261125T130102-9f3a2c. Never stamped before its log was created (a clock set
+        back since): C14 would take it for another log's. Called with self._lock held."""
+        stamp = max(txid_second(time.time()), self.log.created)
         while True:
             txid = f"{self.name}-{stamp}-{next(self._serials) % TXID_SERIALS:06x}"
             if txid not in self.txns and txid not in self.log.finished:   # a restart

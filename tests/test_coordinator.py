@@ -250,10 +250,33 @@ def test_decision_for_unknown_txid_is_aborted(tmp_path):
         "C1", {"Mumbai": "http://127.0.0.1:9", "Delhi": "http://127.0.0.1:9"},
         tmp_path / "recovery.log")
     try:
-        answer = coord.decision("C1-20260101T000000-abcdef", "Mumbai")
-        assert answer == {"txid": "C1-20260101T000000-abcdef", "decision": "aborted"}
+        answer = coord.decision("C1-29990101T000000-abcdef", "Mumbai")
+        assert answer == {"txid": "C1-29990101T000000-abcdef", "decision": "aborted"}
     finally:
         coord.close()
+
+
+def test_c14_a_txid_from_before_the_log_was_created_is_in_doubt(tmp_path):
+    """C14 (recovery log Rule 9): a log presumes only about its own transactions. The
+    old log was deleted while Mumbai held one of its transactions prepared, which it
+    had committed and Delhi had applied: the new log answers "in-doubt" for that txid
+    (before, "aborted": Mumbai would have released 5.00 that Delhi had credited), and
+    still presumes about txids of its own time; its txids are never stamped before it."""
+    log_path = tmp_path / "recovery.log"
+    old = coordinator_module.Coordinator("C1", {"Mumbai": "http://127.0.0.1:9"}, log_path)
+    old.close()
+    first_line = log_path.read_text().splitlines()[0]
+    assert " created log " in first_line and "txids_from" in first_line
+    log_path.unlink()                                      # an operator "starts afresh"
+    new = coordinator_module.Coordinator("C1", {"Mumbai": "http://127.0.0.1:9"}, log_path)
+    try:
+        created = new.twopc.log.created
+        assert new.decision("C1-20000101T000000-00abcd", "Mumbai")["decision"] == "in-doubt"
+        assert new.decision("C1-29990101T000000-00abcd", "Mumbai")["decision"] == "aborted"
+        with new.twopc._lock:
+            assert new.twopc._new_txid().split("-")[1] >= created
+    finally:
+        new.close()
 
 
 def test_no_two_transactions_get_the_same_txid(tmp_path):
@@ -286,7 +309,7 @@ def test_no_two_transactions_get_the_same_txid(tmp_path):
 def test_decision_for_unknown_txid_is_aborted_over_rpc(bank):
     """Presumed abort, on the wire: decision(txid) for a txid never seen is 'aborted';
     for a committed one it is 'committed'."""
-    assert call(bank, COORDINATOR, "decision", "C1-20260101T000000-abcdef")["decision"] \
+    assert call(bank, COORDINATOR, "decision", "C1-29990101T000000-abcdef")["decision"] \
         == "aborted"
     done = bank.coordinator().call("transfer", SRC, DST, "1")
     assert call(bank, COORDINATOR, "decision", done["txid"])["decision"] == "committed"

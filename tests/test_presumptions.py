@@ -9,6 +9,7 @@ it. Waiting is polling with a deadline (tests/polling.py).
 import importlib
 import pathlib
 import sys
+import time
 
 import pytest
 
@@ -21,7 +22,7 @@ from bank.errors import BankError                         # noqa: E402
 from bank.local_cluster import LocalCluster               # noqa: E402
 from bank.recovery_log import RecoveryLog                 # noqa: E402
 from bank.twopc import check_branches_known, check_presumption   # noqa: E402
-from bank.core.coordinator import Presumption             # noqa: E402
+from bank.core.coordinator import Presumption, txid_second   # noqa: E402
 from polling import wait_for                              # noqa: E402
 
 lab14 = importlib.import_module("lab14_presumptions")
@@ -101,14 +102,16 @@ def test_a_log_naming_a_branch_the_coordinator_was_not_given_is_refused(tmp_path
     log.close()
 
 
-def test_a_new_log_under_presumed_commit_presumes_what_the_old_one_left_in_doubt(tmp_path):
-    """D6's condition for a new log, shown on real processes: Delhi voted no and the
-    presumed-abort coordinator crashed before deciding, Mumbai holds its yes in doubt.
+def test_a_new_log_under_presumed_commit_never_presumes_what_the_old_one_left_in_doubt(
+        tmp_path):
+    """D6's condition for a new log, and C14, on real processes: Delhi voted no and the
+    presumed-abort coordinator crashed before deciding; Mumbai holds its yes in doubt.
     Presumed commit is refused on that log (the sentence names the condition: no branch
-    in doubt); a presumed-commit coordinator on a new log, against that condition,
-    tells Mumbai "committed": 7.00 leaves Mumbai and never reaches Delhi. (The refusal
-    offered "or with a new --log" as the way round, unconditionally.)"""
-    with LocalCluster(home=tmp_path, branch_args=("--ask-every", "0.3")) as bank:
+    in doubt). A presumed-commit coordinator on a new log, against that condition,
+    answers "in-doubt" for the old txid (C14), never "committed" (before: 7.00 left
+    Mumbai and never reached Delhi); Mumbai then asks Delhi (P9) and aborts."""
+    with LocalCluster(home=tmp_path, branch_args=("--ask-every", "0.3",
+                                                  "--ask-peers-after", "0.5")) as bank:
         mumbai, delhi = bank.client("Mumbai"), bank.client("Delhi")
         delhi.call("fault", "vote-no")
         bank.coordinator().call("fault", "crash-after-prepare")
@@ -121,10 +124,14 @@ def test_a_new_log_under_presumed_commit_presumes_what_the_old_one_left_in_doubt
         assert "only once no branch holds a transaction of this one in doubt" in \
             str(refused.value)
         assert "or with a new --log" not in str(refused.value)
+        stamp = held["txid"].split("-")[1]      # a new log a second later, at least
+        wait_for(lambda: txid_second(time.time()) > stamp, 3, "the txid's second to pass")
         new_log = tmp_path / "logs" / "new.log"
         bank.start_member("coordinator", extra=("--presumption", "commit", "--log", str(new_log)))
-        wait_for(lambda: mumbai.call("status", held["txid"])["state"] == "committed", 20,
-                 "Mumbai to be told the presumed commit")
+        assert bank.coordinator().call("decision", held["txid"])["decision"] == "in-doubt"
+        wait_for(lambda: mumbai.call("status", held["txid"])["state"] == "aborted", 20,
+                 "Mumbai to learn the abort from Delhi")
+        assert mumbai.call("account", "1001")["balance"] == "10000.00"
         assert delhi.call("status", held["txid"])["state"] == "aborted"
 
 

@@ -22,6 +22,7 @@ import pathlib
 import re
 import sqlite3
 import sys
+import time
 
 import pytest
 
@@ -30,6 +31,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import local_cluster as cluster                    # noqa: E402
+from bank.core.coordinator import txid_second                # noqa: E402
 from bank.errors import BankError, FaultCode                 # noqa: E402
 from bank.ledger import Ledger                               # noqa: E402
 from polling import wait_for                                 # noqa: E402
@@ -228,8 +230,35 @@ def test_t1_a_coordinator_in_doubt_on_a_damaged_log_lets_the_branch_ask_its_peer
              "Mumbai to learn the commit from Delhi")
     assert mumbai.call("account", "1001")["balance"] == "9993.00"
     assert bank.client("Delhi").call("account", "1002")["balance"] == "5007.00"
-    assert "is in doubt itself (its recovery log is damaged); asking the other " \
-           "participants (Delhi)" in log_of(bank, "Mumbai")
+    assert "is in doubt itself (its recovery log is damaged, or newer than the txid); " \
+           "asking the other participants (Delhi)" in log_of(bank, "Mumbai")
+
+
+def test_c14_a_new_log_never_presumes_about_a_transaction_of_the_old_one(bank):
+    """C14 with T1 and P9: the coordinator crashed after telling Delhi the commit (Delhi
+    committed and crashed before its ack), and then its recovery log was deleted, as
+    an operator "starting afresh" might. The new log answers "in-doubt" for the old
+    txid, never "aborted" (before: Mumbai aborted, and when Delhi came back the bank
+    held 7.00 more than before: Delhi's credit without Mumbai's debit). Mumbai keeps
+    the money held, and once Delhi is back it learns the commit from Delhi."""
+    bank.client("Delhi").call("fault", "crash-after-commit")
+    txid = crash_coordinator_during_transfer(bank, "crash-mid-commit")
+    assert bank.members["Delhi"].wait_exit(10) == 86
+    stamp = txid.split("-")[1]                 # an operator takes more than a second:
+    wait_for(lambda: txid_second(time.time()) > stamp, 3, "the txid's second to pass")
+    (bank.home / "logs" / "recovery.log").unlink()
+    bank.start_member("coordinator")
+    coord, mumbai = bank.coordinator(), bank.client("Mumbai")
+    assert coord.call("decision", txid)["decision"] == "in-doubt"
+    wait_for(lambda: f"{txid} is in doubt and the coordinator at {coord.url} is in doubt "
+             "itself" in log_of(bank, "Mumbai"), 20, "Mumbai to hear the new coordinator "
+             "is in doubt too, and to ask Delhi (down)")
+    assert mumbai.call("status", txid)["state"] == "prepared"
+    bank.restart("Delhi")
+    wait_for(lambda: mumbai.call("status", txid)["state"] == "committed", 20,
+             "Mumbai to learn the commit from Delhi")
+    assert mumbai.call("account", "1001")["balance"] == "9993.00"
+    assert bank.client("Delhi").call("account", "1002")["balance"] == "5007.00"
 
 
 def test_heuristic_refusals_change_nothing(bank):

@@ -47,6 +47,13 @@ rows each (PRESUMED_NOTHING, PRESUMED_COMMIT; TABLES holds all three):
     committed), every participant acknowledges it, then end; after a restart, a
     begin with no decision is aborted the same way.
 
+Under every presumption:
+  * C14 - a log presumes only about its own transactions. A txid stamped before the
+    log was created (the log was deleted, emptied or replaced by a new one while a
+    branch held a transaction in doubt) was decided, or not, in a log that is gone:
+    it is answered "in-doubt", never presumed either way. The branch then asks the
+    other participants (P9), or waits for an operator.
+
 Glossary:
   presumption  what the coordinator answers for a txid it has no record of: nothing
                (it never forgets an undecided one), abort (default) or commit
@@ -56,10 +63,13 @@ Glossary:
 """
 
 import enum
+import re
+import time
 from dataclasses import dataclass
 
-from bank.core.messages import (Abort, Commit, CoordState, DecisionAnswer, Outcome, Prepare,
-                                ProtocolViolation, Record, Reply, Send, Silence, TxState, Vote)
+from bank.core.messages import (IN_DOUBT, Abort, Commit, CoordState, DecisionAnswer, Outcome,
+                                Prepare, ProtocolViolation, Record, Reply, Send, Silence,
+                                TxState, Vote)
 
 
 class Event(str, enum.Enum):
@@ -173,12 +183,33 @@ DECIDED = (CoordState.COMMITTING, CoordState.COMMITTED, CoordState.ABORTING,
            CoordState.ABORTED)
 
 
-def presumed_outcome(presumption: Presumption = Presumption.ABORT) -> str:
+def presumed_outcome(presumption: Presumption = Presumption.ABORT,
+                     before_this_log: bool = False) -> str:
     """C8, C12: the answer for a txid with no record at all. Presumed nothing answers
     aborted too: it forgets a txid only once every participant has acknowledged its
-    decision, so one it does not know was never decided (C10)."""
+    decision, so one it does not know was never decided (C10). C14: a txid begun
+    before this log was created is not this log's to presume: in-doubt."""
+    if before_this_log:
+        return IN_DOUBT
     return TxState.COMMITTED.value if Presumption(presumption) is Presumption.COMMIT \
         else TxState.ABORTED.value
+
+
+TXID_STAMP = re.compile(r"-(\d{8}T\d{6})-[0-9a-f]+$")   # <name>-<UTC second>-<serial> (D7)
+
+
+def txid_second(seconds: float) -> str:
+    """The UTC second of a txid (D7) and of a log's creation (C14), e.g. 20261125T130102,
+    for a time given in seconds since the epoch (the caller reads the clock)."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
+
+
+def begun_before(txid: str, log_created: str) -> bool:
+    """C14: is txid stamped before the second its log was created (both as in a txid,
+    e.g. 20261125T130102)? False when either is unknown: a txid of another shape, or
+    a log written before logs recorded their creation."""
+    stamp = TXID_STAMP.search(txid)
+    return bool(stamp and log_created) and stamp.group(1) < log_created
 
 
 class CoordinatorTxn:

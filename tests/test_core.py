@@ -453,6 +453,21 @@ def test_c12_presumed_commit_is_finished_once_commit_is_forced():
     assert C.presumed_outcome(C.Presumption.NOTHING) == "aborted"
 
 
+@pytest.mark.parametrize("presumption", list(C.Presumption))
+def test_c14_a_txid_from_before_the_log_is_never_presumed(presumption):
+    """C14: under every presumption, a txid stamped before its log was created is
+    answered in-doubt; one stamped since (or of another shape, or on a log that does
+    not know its creation) is presumed as before (C8, C12)."""
+    created = "20261130T120000"
+    assert C.begun_before("C1-20261130T115959-00002a", created)
+    assert not C.begun_before("C1-20261130T120000-00002a", created)
+    assert not C.begun_before("C1-unknown-txid", created)
+    assert not C.begun_before("C1-20261130T115959-00002a", "")
+    assert C.presumed_outcome(presumption, before_this_log=True) == "in-doubt"
+    assert C.presumed_outcome(presumption) in ("aborted", "committed")
+    assert C.txid_second(0) == "19700101T000000"
+
+
 def test_c13_presumed_commit_forces_abort_and_awaits_every_ack():
     """C13: under presumed commit an abort is forced and acknowledged by everyone before
     end; a restart that finds begin without a decision forces an abort."""

@@ -35,6 +35,31 @@ def test_lab_passes_and_cleans_up(lab):
     folder = re.search(r"^Folder: (\S+)", done.stdout, re.M)
     if folder:                                   # the explorer's lab starts no servers
         assert not pathlib.Path(folder.group(1)).exists(), "the lab left its folder behind"
+    handout = lab.with_suffix(".md").read_text(encoding="utf-8")
+    stale = quoted_log_lines(handout) - quoted_log_lines(done.stdout)
+    assert not stale, (f"{lab.stem}: its handout quotes log lines the servers no longer "
+                       f"write (run python labs/handouts.py {lab.stem}): {sorted(stale)}")
+
+
+# A line of a transcript that quotes a server's log: "Mumbai: 2026-... branch INFO ..."
+# (lab 1) or "Mumbai.log: termination: ..." (lab 15).
+LOG_QUOTE = re.compile(r"^\s*\w+(?:\.log)?: (?:\S+ \S+ \w+ (?:INFO|WARNING) )?.*$", re.M)
+VARYING = [(re.compile(r"C\d+-\d{8}T\d{6}-[0-9a-f]+"), "TXID"),
+           (re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d+"), "TIME"),
+           (re.compile(r"http://[\w.]+:\d+"), "URL")]
+
+
+def quoted_log_lines(text: str) -> set:
+    """The server-log sentences a transcript quotes, with what differs per run (txids,
+    times, ports) replaced: what is left is the kit's own wording."""
+    quoted = set()
+    for line in LOG_QUOTE.findall(text):
+        if " INFO " not in line and " WARNING " not in line and ".log: " not in line:
+            continue
+        for pattern, word in VARYING:
+            line = pattern.sub(word, line)
+        quoted.add(line.strip())
+    return quoted
 
 
 def test_step_mode_pauses_and_keep_keeps_the_folder():

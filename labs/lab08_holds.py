@@ -21,7 +21,9 @@ Steps:
   1. Run `python labs/lab08_holds.py --step`, then again with `--seed 7`: the amounts
      change, the lesson does not.
   2. At the first pause, predict what T2 and the two withdrawals will get (T1 is not
-     started yet). The lab does not pause while T1 is open: it lasts three seconds.
+     started yet). The lab does not pause while T1 is open: Mumbai holds the money
+     about three seconds (until Delhi's late vote), and the client hears T1's outcome
+     about three seconds after that (Delhi acknowledges the commit late too).
   3. Compare the printed balance, held and free amounts with your prediction, and
      find the words "held by" in the refusals: the hold, not the balance, refused them.
   4. Read `bank/ledger.py` (`_require_available`) for where `available` is computed, and
@@ -79,7 +81,8 @@ def main():
         show(f"withdrew {free_text}")
         expect(mumbai.call("account", "1002")["held"] == text, f"T1 still holds {text}")
 
-        step("T1 finishes.")
+        step("T1 finishes: Delhi acknowledges the commit three seconds late too, so its "
+             "outcome comes about six seconds after it began.")
         worker.join(30)
         show(f"T1: {first.get('outcome')}")
         expect(first.get("outcome") == "committed", "T1 committed")

@@ -131,6 +131,28 @@ def test_crashes_partitions_retries_and_queries_are_marked_in_their_phase(displa
         root.destroy()
 
 
+@pytest.mark.parametrize("width", [440, 560])
+def test_the_no_messages_note_is_wrapped_within_the_drawing(display, width):
+    """Diagram Rule 4 (and fit Rule F3): a transfer with no messages kept (it finished
+    before the coordinator last restarted) says so in a note that wraps between words
+    inside the diagram's width; it is never cut at the canvas edge, mid-word."""
+    root = tk.Tk()
+    try:
+        Look(root, 10)
+        canvas = tk.Canvas(root, width=width, height=400)
+        canvas.pack()
+        root.update()
+        txn = dict(_transfer_with_every_event(), trace=[], state="committed",
+                   waiting_for=[])
+        draw.draw_sequence(canvas, txn, width)
+        [note] = [i for i in canvas.find_withtag("note")
+                  if "No messages kept" in canvas.itemcget(i, "text")]
+        assert canvas.bbox(note)[2] <= width, (canvas.bbox(note), width)
+        assert canvas.itemcget(note, "text") == draw.NO_MESSAGES     # whole, not shortened
+    finally:
+        root.destroy()
+
+
 def test_a_shortened_label_ends_in_an_ellipsis_and_shows_in_full_on_hover(display):
     """Diagram Rule 4: at 1024x768 a label longer than its arrow is cut with a visible
     "…" (never silently), and hovering over it, or over a box, shows the full text."""

@@ -112,7 +112,7 @@ def visible_width(canvas) -> int:
 
 
 NO_MESSAGES = ("No messages kept for this transaction: it finished before the coordinator "
-               "last restarted,\nso only its outcome is in the recovery log.")
+               "last restarted, so only its outcome is in the recovery log.")
 
 
 def draw_sequence(canvas, txn: dict, width: int, ending: bool = True,
@@ -148,9 +148,9 @@ def _draw_rows(canvas, rows: list, shown: list, xs: dict, y: float, size: Sizes,
                empty: str) -> float:
     """One arrow per shown row, a cut where the coordinator restarted; the last y. No
     row at all: the `empty` words instead."""
-    if not rows:
+    if not rows:                             # wrapped within the drawing: never cut (F3)
         canvas.create_text(size.left + 8, y + 10, anchor="w", fill=GREY, tags=("note",),
-                           text=empty)
+                           text=empty, width=max(size.right - size.left - 16, 120))
     ys = []                                  # (message, y) of every drawn row
     for row, times, last_ms in shown:
         if row["msg"] == "recovered":        # the coordinator restarted: cut across all

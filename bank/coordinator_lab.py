@@ -185,7 +185,7 @@ class LabControls:
         """
         link = self._link(branch)
         config = self.manager.config(link.name)
-        if config and config["primary"] != link.url:
+        if _recorded_primary(link, config) not in ("", link.url):
             unfinished = self._finish_failover(link, config)
             if unfinished:
                 return unfinished
@@ -242,10 +242,18 @@ class LabControls:
                 "epoch": promoted["epoch"], "applied": promoted["applied"]}
 
 
+def _recorded_primary(link, config: dict) -> str:
+    """The branch's recorded primary, if it is one of the servers this coordinator was
+    given; else "": a record naming another address is from a run with other ports or
+    other machines (the coordinator warned at start, S4), and no server of ours."""
+    primary = config.get("primary", "") if config else ""
+    return primary if primary in link.urls else ""
+
+
 def _others(link, config: dict) -> list:
     """The servers of a branch that may replace its primary: all but the recorded one
-    (or, with nothing recorded, the route). Not all but the route: after a coordinator
-    restart that found no primary, the route is the first server listed, which may be
-    the one in-sync replica left."""
-    primary = config.get("primary") or link.url
+    (or, with nothing recorded, or a record from another run, the route). Not all but
+    the route: after a coordinator restart that found no primary, the route is the
+    first server listed, which may be the one in-sync replica left."""
+    primary = _recorded_primary(link, config) or link.url
     return [url for url in link.urls if url != primary]

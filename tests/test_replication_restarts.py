@@ -462,3 +462,23 @@ def test_a_recorded_primary_at_an_address_no_longer_given_is_said_at_start(tmp_p
     assert "records Mumbai's primary at http://127.0.0.1:9 (epoch 1)" in said, said
     assert "not one of the servers given for Mumbai now (http://127.0.0.2:9)" in said
     assert "start this coordinator with a recovery log of its own" in said
+
+
+def test_failover_never_takes_the_primary_for_a_replica_of_a_record_from_another_run(
+        tmp_path):
+    """Failover (M4) and S4: the recovery log records Mumbai's primary at the address of
+    an earlier run (the ports changed since), and Mumbai has no replicas. Failover says
+    "it has no replicas"; it used to call Mumbai's own primary, at its new address, a
+    replica "out of sync"."""
+    from bank.recovery_log import RecoveryLog
+    log_path = tmp_path / "logs" / "recovery.log"
+    log_path.parent.mkdir(parents=True)
+    old = RecoveryLog(log_path)
+    old.config("Mumbai", {"primary": "http://127.0.0.1:9", "in_sync": [], "epoch": 1,
+                          "version": 1})
+    old.close()
+    with LocalCluster(home=tmp_path) as bank:
+        with pytest.raises(BankError) as refused:
+            bank.coordinator().call("failover", "Mumbai")
+    assert refused.value.message.endswith("No replica of Mumbai can be promoted: it has "
+                                          "no replicas."), refused.value.message

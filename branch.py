@@ -34,9 +34,11 @@ def parse_args(argv=None):
     p.add_argument("--secret-file", help="shared secret: sign and require signed calls")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="serve beyond loopback without a secret (trusted networks only)")
-    p.add_argument("--coordinator", default="", metavar="URL",
+    # URLs are checked here, before anything is opened: a replica remembers the primary
+    # it was started to follow, so a mistyped --replica-of would stay in its database.
+    p.add_argument("--coordinator", default=None, type=rpc.url_arg, metavar="URL",
                    help="take part only in transactions of this coordinator (a LAN)")
-    p.add_argument("--replica-of", default="", metavar="URL",
+    p.add_argument("--replica-of", default=None, type=rpc.url_arg, metavar="URL",
                    help="run as a replica of the primary at URL")
     p.add_argument("--async-replication", action="store_true",
                    help="answer writes before replicas have them (a lab: this can lose money)")
@@ -49,7 +51,9 @@ def parse_args(argv=None):
                         "other participants too (cooperative termination)")
     p.add_argument("--log-dir", default="logs", help="where the log file goes")
     p.add_argument("--url-file", help="write the served URL here once listening")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.coordinator, args.replica_of = args.coordinator or "", args.replica_of or ""
+    return args
 
 
 def main(argv=None):

@@ -1,0 +1,65 @@
+"""Bad command lines of the kit's programs (branch.py, coordinator.py, cluster.py).
+
+Rule checked: a program given a bad option value, a folder where a file belongs, or a
+configuration file it cannot read stops at once with a non-zero exit and one sentence
+naming what is wrong; it prints no traceback, never says it is serving, and leaves no
+database behind that remembers the bad value.
+
+Each program runs in its own scratch folder (tmp_path) with --port 0, so nothing here
+binds a default port; one that starts serving by mistake is killed by the pid we
+started, and the test fails.
+"""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+KIT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run_program(folder: pathlib.Path, script: str, *args) -> tuple:
+    """(exit code, stdout, stderr) of `python SCRIPT ARGS` run in `folder`."""
+    proc = subprocess.Popen([sys.executable, str(KIT / script), *args], cwd=folder,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True)
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()                                # by the pid we started
+        out, err = proc.communicate()
+        pytest.fail(f"BUG: {script} {' '.join(args)} kept running: {out[-300:]}")
+    return proc.returncode, out, err
+
+
+def assert_refused(folder, script, *args, says: str) -> str:
+    """The program refuses its command line: non-zero exit, no traceback, not serving,
+    and the last line of what it printed says `says`."""
+    code, out, err = run_program(folder, script, *args)
+    last = (err.strip() or out.strip()).splitlines()[-1]
+    assert code != 0, (out, err)
+    assert "serving at" not in out, out
+    assert "Traceback" not in err, err
+    assert says in last, last
+    return last
+
+
+# ---- branch.py ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option, url, says", [
+    ("--replica-of", "notaurl", "must start with http://"),
+    ("--replica-of", "ftp://x", "must start with http://"),
+    ("--replica-of", "http://127.0.0.1:99999", "with its port"),
+    ("--coordinator", "http://x:y", "with its port"),
+])
+def test_a_branch_refuses_a_bad_url_before_opening_its_database(tmp_path, option, url, says):
+    """A branch started with a URL that cannot be dialled (--replica-of, --coordinator)
+    stops with one sentence before it opens its database. (It accepted them: a replica
+    remembers the primary it was started to follow, so `--replica-of notaurl` stayed in
+    its database and it retried "invalid literal for int()" for ever, even when started
+    again without the option.)"""
+    db = tmp_path / "data" / "Mumbai.db"
+    assert_refused(tmp_path, "branch.py", "--name", "Mumbai", "--port", "0", "--db", str(db),
+                   option, url, says=says)
+    assert not db.exists()

@@ -50,7 +50,8 @@ def parse_args(argv=None):
                    help="once the coordinator has not answered for this long, ask the "
                         "other participants too (cooperative termination)")
     p.add_argument("--log-dir", default="logs", help="where the log file goes")
-    p.add_argument("--url-file", help="write the served URL here once listening")
+    p.add_argument("--url-file", type=rpc.file_arg,
+                   help="write the served URL here once listening")
     args = p.parse_args(argv)
     args.coordinator, args.replica_of = args.coordinator or "", args.replica_of or ""
     return args

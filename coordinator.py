@@ -57,7 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="serve beyond loopback without a secret (trusted networks only)")
     p.add_argument("--log-dir", default="logs", help="where the process log goes")
-    p.add_argument("--url-file", help="write the served URL here once listening")
+    p.add_argument("--url-file", type=rpc.file_arg,
+                   help="write the served URL here once listening")
     args = p.parse_args(argv)
     config = read_config(args.config) if args.config else {"branches": {}}
     given = {}                                   # --branch overrides the config file's

@@ -45,12 +45,15 @@ def serve(server, on_stop=None, url_file=None) -> None:
     file left by an ended server (its pid maybe another program's by now) names nothing.
     """
     if url_file:
-        path = pathlib.Path(url_file)
-        for where, text in ((path.with_suffix(".pid"), f"{os.getpid()}\n{server.server_id}"),
-                            (path, server.url)):
-            tmp = where.with_suffix(".tmp")
-            tmp.write_text(text + "\n", encoding="utf-8")
-            storage.replace(tmp, where)    # atomic: a launcher never sees half a file
+        try:
+            _write_url_file(pathlib.Path(url_file), server)
+        except OSError as exc:             # a folder, or a place it may not write: a sentence
+            server.server_close()
+            if on_stop:
+                on_stop()
+            raise SystemExit(f"Cannot write the URL file {url_file}: "
+                             f"{exc.strerror or exc}. Give --url-file a file name in a "
+                             "folder this program may write to.") from None
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
@@ -59,6 +62,15 @@ def serve(server, on_stop=None, url_file=None) -> None:
         server.server_close()
         if on_stop:
             on_stop()
+
+
+def _write_url_file(path: pathlib.Path, server) -> None:
+    """Our pid and server id beside the URL file (NAME.pid), then the URL file itself."""
+    for where, text in ((path.with_suffix(".pid"), f"{os.getpid()}\n{server.server_id}"),
+                        (path, server.url)):
+        tmp = where.with_suffix(".tmp")
+        tmp.write_text(text + "\n", encoding="utf-8")
+        storage.replace(tmp, where)        # atomic: a launcher never sees half a file
 
 
 def check_bind(host: str, secret, insecure: bool) -> None:
@@ -156,6 +168,18 @@ def folder_arg(text: str) -> str:
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"cannot use {text!r} as a folder: "
                                          f"{exc.strerror or exc}") from None
+    return text
+
+
+def file_arg(text: str) -> str:
+    """argparse type for a file the program writes (--url-file): not a folder, in a
+    folder that exists or can be made now. Checked before the server starts, so that
+    it never announces a URL it then cannot record."""
+    path = pathlib.Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name, "
+                                         "like data/Mumbai.url")
+    folder_arg(str(path.parent))
     return text
 
 

@@ -63,3 +63,15 @@ def test_a_branch_refuses_a_bad_url_before_opening_its_database(tmp_path, option
     assert_refused(tmp_path, "branch.py", "--name", "Mumbai", "--port", "0", "--db", str(db),
                    option, url, says=says)
     assert not db.exists()
+
+
+@pytest.mark.parametrize("script, args", [
+    ("branch.py", ["--name", "Mumbai", "--db", "data/Mumbai.db"]),
+    ("coordinator.py", ["--log", "logs/recovery.log", "--branch", "Mumbai=http://127.0.0.1:1"]),
+])
+def test_a_folder_as_the_url_file_is_refused_before_serving(tmp_path, script, args):
+    """--url-file naming a folder is refused before the server starts, with a sentence.
+    (It was a traceback, IsADirectoryError, after the program had said it was serving.)"""
+    (tmp_path / "a-folder").mkdir()
+    assert_refused(tmp_path, script, *args, "--port", "0", "--url-file", "a-folder",
+                   says="is a folder; give a file name")

@@ -14,11 +14,25 @@ import pathlib
 
 
 def read_config(path) -> dict:
-    """cluster.ini -> options. See cluster.ini in the repository for the format."""
-    cp = configparser.ConfigParser()
-    if not cp.read(path, encoding="utf-8"):
-        raise SystemExit(f"Cannot read the config file {path}.")
+    """cluster.ini -> options. See cluster.ini in the repository for the format.
+
+    A file that cannot be read as such (not UTF-8, a line outside a section, a name
+    given twice, a port that is not one) stops the program with one sentence naming
+    the file, never a traceback. Values are taken as written: no %(name)s expansion
+    (a "%" in a URL or a path is just a character)."""
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        if not cp.read(path, encoding="utf-8"):
+            raise SystemExit(f"Cannot read the config file {path}.")
+    except UnicodeDecodeError:
+        raise SystemExit(f"Cannot read the config file {path}: it is not UTF-8 text.") from None
+    except configparser.Error as exc:
+        raise SystemExit(f"Cannot read the config file {path}: {_problem(exc)}.") from None
     section = cp["coordinator"] if cp.has_section("coordinator") else {}
+    port = section.get("port", "0").strip()
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise SystemExit(f"Cannot use the config file {path}: port = {port!r} is not a "
+                         "port (0, any free one, to 65535).")
     branches = dict(cp["branches"]) if cp.has_section("branches") else {}
     # configparser lower-cases keys; keep the names as written in the file.
     names = {k.lower(): k for k in _raw_keys(path, "branches")}
@@ -42,6 +56,21 @@ def coordinator_address(path) -> tuple:
     if secret_file and not pathlib.Path(secret_file).exists() and beside.exists():
         secret_file = str(beside)
     return f"http://{host}:{config.get('port', '9000').strip()}", secret_file
+
+
+def _problem(exc: configparser.Error) -> str:
+    """What is wrong in the file, in words (configparser's own text spans lines)."""
+    line = getattr(exc, "lineno", "?")
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return (f"line {line} comes before any [section] (the file has [coordinator] "
+                "and [branches] sections)")
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"{exc.option} is given twice in [{exc.section}] (line {line}); give it once"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"[{exc.section}] is given twice (line {line}); give it once"
+    if isinstance(exc, configparser.ParsingError):
+        return "a line there is not NAME = VALUE, a [section] or a # comment"
+    return str(exc).splitlines()[0].rstrip(".")
 
 
 def _raw_keys(path, section_name) -> list:

@@ -75,3 +75,29 @@ def test_a_folder_as_the_url_file_is_refused_before_serving(tmp_path, script, ar
     (tmp_path / "a-folder").mkdir()
     assert_refused(tmp_path, script, *args, "--port", "0", "--url-file", "a-folder",
                    says="is a folder; give a file name")
+
+
+# ---- coordinator.py --config (bank/config.py, the one reader of cluster.ini) ---------------
+
+BRANCHES = "[branches]\nMumbai = http://127.0.0.1:1\n"
+CONFIGS = {
+    "not-utf-8": (b"[branches]\nMumbai = http://127.0.0.1:1\n# \xff\xfe\n", "is not UTF-8 text"),
+    "no-section": (b"garbage\n", "comes before any [section]"),
+    "name-twice": (BRANCHES.encode() + b"Mumbai = http://127.0.0.1:2\n", "is given twice"),
+    "section-twice": ((BRANCHES * 2).encode(), "is given twice"),
+    "percent-sign": (b"[coordinator]\nport = 0\nname = C%(x)s\n" + BRANCHES.encode(),
+                     "1 to 16 letters"),             # read as written, then refused as a name
+    "port-not-a-number": (b"[coordinator]\nport = abc\n" + BRANCHES.encode(), "is not a port"),
+    "port-too-big": (b"[coordinator]\nport = 99999\n" + BRANCHES.encode(), "is not a port"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_a_config_file_the_coordinator_cannot_read_is_refused_in_a_sentence(tmp_path, case):
+    """A cluster.ini that is not UTF-8, has a line outside a section, a name or section
+    given twice, a %(name)s in a value, or a port that is not one: one sentence naming
+    the file. (Each was a configparser or int() traceback, or OverflowError at bind.)"""
+    text, says = CONFIGS[case]
+    (tmp_path / "cluster.ini").write_bytes(text)
+    assert_refused(tmp_path, "coordinator.py", "--config", "cluster.ini", "--log",
+                   "logs/recovery.log", says=says)

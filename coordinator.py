@@ -79,8 +79,11 @@ def parse_args(argv=None):
             check_branch_name(name)
             for url in urls:
                 check_url(url, f"URL of branch {name}")
+                rpc.url_arg(url)                  # with a port it can be dialled on
     except BankError as exc:
         p.error(exc.message)
+    except argparse.ArgumentTypeError as exc:
+        p.error(f"--branch {name}: {exc}")
     args.branches = branches
     replicated = sorted(name for name, urls in branches.items() if len(urls) > 1)
     if args.hold_decisions and replicated:

@@ -101,3 +101,11 @@ def test_a_config_file_the_coordinator_cannot_read_is_refused_in_a_sentence(tmp_
     (tmp_path / "cluster.ini").write_bytes(text)
     assert_refused(tmp_path, "coordinator.py", "--config", "cluster.ini", "--log",
                    "logs/recovery.log", says=says)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://x:y", "http://127.0.0.1"])
+def test_a_branch_url_without_a_port_it_can_dial_is_refused(tmp_path, url):
+    """--branch NAME=URL needs a port from 1 to 65535, as every other URL option does
+    (rpc.url_arg). (The coordinator started, then failed every call to that branch.)"""
+    assert_refused(tmp_path, "coordinator.py", "--port", "0", "--log", "logs/recovery.log",
+                   "--branch", f"Mumbai={url}", says="with its port")

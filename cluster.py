@@ -18,7 +18,7 @@ import os
 import pathlib
 import sys
 
-from bank import console, keys
+from bank import console, keys, rpc
 from bank.batching import hold_ms_arg
 from bank.local_cluster import (KIT, LocalCluster, answering_members, replicas_arg, reset,
                                 stop_running)
@@ -34,7 +34,8 @@ def main(argv=None):
                    help="with secret: write only this role's key, taken from --from")
     p.add_argument("--from", dest="source", metavar="KEYS",
                    help="with secret --role: the classroom's keys file to take it from")
-    p.add_argument("--home", default=str(KIT), help="folder for data/ and logs/")
+    p.add_argument("--home", default=str(KIT), type=rpc.folder_arg,
+                   help="folder for data/ and logs/")
     p.add_argument("--hold-decisions", type=hold_ms_arg, default=0.0, metavar="MS",
                    help="with start: the coordinator holds a commit or abort up to MS "
                         "milliseconds for the next message to its branch (B6; 0: never)")
@@ -43,6 +44,9 @@ def main(argv=None):
                         "own process and database (default: as many as its data/ holds, "
                         "none for a new bank)")
     args = p.parse_args(argv)
+    if args.file is not None and args.command != "secret":      # never start on a typo
+        p.error(f"{args.command} takes no file name (only secret FILE does), "
+                f"not {args.file!r}")
     if args.command == "secret":
         return make_keys(args.file, args.role, args.source)
     if args.command == "reset":

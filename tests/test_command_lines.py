@@ -109,3 +109,24 @@ def test_a_branch_url_without_a_port_it_can_dial_is_refused(tmp_path, url):
     (rpc.url_arg). (The coordinator started, then failed every call to that branch.)"""
     assert_refused(tmp_path, "coordinator.py", "--port", "0", "--log", "logs/recovery.log",
                    "--branch", f"Mumbai={url}", says="with its port")
+
+
+# ---- cluster.py ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, says", [
+    (["start", "stray"], "start takes no file name"),
+    (["status", "stray"], "status takes no file name"),
+    (["start", "--home", "a-file"], "as a folder"),
+])
+def test_cluster_refuses_a_stray_word_or_a_file_as_its_home(tmp_path, args, says):
+    """Only `secret` takes a file name, and --home is a folder: `cluster.py start stray`
+    started a cluster in the kit's folder on the default ports (the word was ignored),
+    and `--home a-file` was a NotADirectoryError traceback."""
+    (tmp_path / "a-file").write_text("not a folder\n")
+    home = [] if "--home" in args else ["--home", str(tmp_path / "home")]
+    try:
+        assert_refused(tmp_path, "cluster.py", *args, *home, says=says)
+        assert not (tmp_path / "home" / "data").exists()
+    finally:                           # a cluster started by mistake ends with the test
+        if (tmp_path / "home" / "data").exists():
+            run_program(tmp_path, "cluster.py", "stop", "--home", str(tmp_path / "home"))

@@ -151,6 +151,9 @@ class _Handler(SimpleXMLRPCRequestHandler):
     def do_POST(self):
         if not self.is_rpc_path_valid():
             return self._refuse(404, "Not found: post XML-RPC to /")
+        if self.headers.get("Transfer-Encoding") is not None:   # with a Content-Length
+            return self._refuse(411, "Chunked requests (Transfer-Encoding) are not "  # too:
+                                     "accepted; send the body with a Content-Length.")  # smuggling
         length = self.headers.get("Content-Length", "")
         if not _is_count(length):
             return self._refuse(411, "A Content-Length header is required.")

@@ -32,7 +32,7 @@ if str(KIT) not in sys.path:
 from bank import rpc                                     # noqa: E402
 from bank.errors import FaultCode                        # noqa: E402
 from test_security import (  # noqa: E402,F401  (fixtures and helpers)
-    SERVERS, assert_no_leak, assert_serving, bank, call_body, exchange, fault_of,
+    DEPOSIT, SERVERS, assert_no_leak, assert_serving, bank, call_body, exchange, fault_of,
     post_signed, signed, snapshot, url_of)
 
 
@@ -302,3 +302,19 @@ def test_a_hand_written_http_request_gets_one_whole_answer(bank):
     assert f"Content-Length: {len(xml)}".encode() in head_part
     assert b"X-Bank-Server: Mumbai@127.0.0.1:" in head_part
     assert xmlrpc.client.loads(xml)[0][0]["name"] == "Mumbai"
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_chunked_request_with_a_content_length_is_refused(bank, server):
+    """A body announced both chunked (Transfer-Encoding) and by Content-Length is refused
+    with 411 and a sentence, not read by its Content-Length: the two framings disagreeing
+    is how requests are smuggled past a proxy (RFC 9112, 6.1). (It was served.)"""
+    body = call_body(*DEPOSIT[server])
+    headers = signed(bank, body, url_of(bank, server))
+    headers["Transfer-Encoding"] = "chunked"
+    before = snapshot(bank)
+    status, data = exchange(url_of(bank, server), body, headers)
+    assert status == 411, (status, data)
+    assert b"Content-Length" in data
+    assert snapshot(bank) == before
+    assert_serving(bank, server)

@@ -200,6 +200,17 @@ class _Handler(SimpleXMLRPCRequestHandler):
             self.server.student_calls.leave(role)
         self.wfile.write(self._answer_head(len(response)) + response)   # one send
 
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a malformed request line or header line, too many
+        headers, a method or HTTP version not served) are answered as ours are: one
+        sentence, also in X-Bank-Refusal, not an HTML page. Always as HTTP/1.1: for a
+        request line it could not read, http.server answered as HTTP/0.9, a page with
+        no status line that no HTTP/1.x client can read."""
+        if self.request_version in ("HTTP/0.9", ""):
+            self.request_version = "HTTP/1.1"
+        what = (message or self.responses.get(code, ("Refused",))[0]).rstrip(".")
+        self._refuse(code, f"{what}: this server answers XML-RPC posted to / over HTTP/1.x.")
+
     def _refuse(self, status: int, sentence: str):
         self.clock.allow(IDLE_TIMEOUT)
         payload = (sentence + "\n").encode()

@@ -304,6 +304,28 @@ def test_a_hand_written_http_request_gets_one_whole_answer(bank):
     assert xmlrpc.client.loads(xml)[0][0]["name"] == "Mumbai"
 
 
+@pytest.mark.parametrize("case, request_bytes, status", [
+    ("request-line-with-four-words", b"POST / HTTP/1.1 extra\r\n\r\n", b"400"),
+    ("blank-request-line", b"\r\n\r\n", b"400"),
+    ("header-without-colon", b"POST / HTTP/1.1\r\nX-Note\r\n\r\n", b"400"),
+    ("http-2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"505"),
+    ("get", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"501"),
+])
+def test_a_request_http_server_refuses_gets_a_status_line_and_one_sentence(
+        bank, case, request_bytes, status):
+    """A request refused while its line or headers are read is answered like every other
+    refusal: an HTTP/1.1 status line, the sentence in X-Bank-Refusal, a one-line plain
+    text body. (A request line that could not be read got an HTTP/0.9 answer, an HTML
+    page with no status line at all; the others an HTML page without X-Bank-Refusal.)"""
+    answer = _raw_exchange(url_of(bank, "Mumbai"), request_bytes)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status + b" "), answer[:200]
+    assert b"\r\nX-Bank-Refusal: " in head, head
+    assert b"<html" not in body.lower() and body.decode().count("\n") == 1, body
+    assert b"XML-RPC" in body
+    assert_serving(bank, "Mumbai")
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_a_chunked_request_with_a_content_length_is_refused(bank, server):
     """A body announced both chunked (Transfer-Encoding) and by Content-Length is refused

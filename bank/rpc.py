@@ -68,7 +68,7 @@ import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
 from bank import keys, rpc_reading
-from bank.errors import BankError, FaultCode
+from bank.errors import BankError, FaultCode, show_value
 from bank.rpc_client import (DEFAULT_CALL_TIMEOUT, REFUSAL_HEADER,  # noqa: F401 (re-exported)
                              SERVER_HEADER, Client, connect, server_id_at, sign)
 from bank.rpc_signatures import (  # noqa: F401 (re-exported)
@@ -521,10 +521,11 @@ class Server(socketserver.ThreadingMixIn, SimpleXMLRPCServer):
 
     def _call(self, method, params):
         func = self.funcs.get(method) if isinstance(method, str) else None
-        if func is None:
+        if func is None:                  # an empty <methodName/> reads as None (W1)
+            named = (f"is no method {show_value(method)}" if method else
+                     "was no method name in the request")
             raise BankError(FaultCode.UNKNOWN_METHOD,
-                            f"There is no method {str(method)[:60]!r}; "
-                            "system.listMethods lists them.")
+                            f"There {named}; system.listMethods lists them.")
         fewest, most = self.arities[method]       # computed once, at registration
         if not fewest <= len(params) <= most:
             raise BankError(FaultCode.BAD_INPUT,

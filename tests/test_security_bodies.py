@@ -340,3 +340,15 @@ def test_a_chunked_request_with_a_content_length_is_refused(bank, server):
     assert b"Content-Length" in data
     assert snapshot(bank) == before
     assert_serving(bank, server)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("name, says", [("", "There was no method name in the request"),
+                                        ("x" * 300, "There is no method 'xxx")])
+def test_an_unknown_method_is_named_as_sent(bank, server, name, says):
+    """An empty method name is said to be missing, not called 'None' (how xmlrpc reads an
+    empty <methodName/>); a long one is cut with "...", never silently."""
+    status, data = post_signed(bank, url_of(bank, server), call_body(name))
+    code, sentence = fault_of(data)
+    assert code == FaultCode.UNKNOWN_METHOD and sentence.startswith(says), sentence
+    assert "None" not in sentence and ("..." in sentence) == bool(name), sentence

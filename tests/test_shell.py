@@ -348,13 +348,23 @@ def test_counts_are_ascii_digits_only(sh, line, expected):
 
 
 @pytest.mark.parametrize("line", ["txns in-doubt -3", "txns 99999999999999", "txns +5",
-                                  "log Mumbai/1001 -5", "log 99999999999999"])
+                                  "log Mumbai/1001 -5", "log 99999999999999",
+                                  "journal 1234567"])
 def test_a_number_that_is_not_a_row_count_is_named_as_one(sh, line):
     """A negative, signed or too long number where a row count goes is "not a number of
     rows", as `journal` says, not "not a state" (txns) or "not an account" (log)."""
     out = run(sh, line)
     assert "is not a number of rows" in out and out.count("\n") == 1, out
     assert "is not a state" not in out and "is not an account" not in out, out
+    assert "a whole number from 1 to 10000" in out, out   # (99999999999999 is whole)
+
+
+def test_help_with_more_than_one_word_gets_its_usage(sh):
+    """`help help help` is a usage error (help takes one command), not "Unknown command
+    'help', did you mean 'help'?"."""
+    out = run(sh, "help help help")
+    assert out.startswith("Usage: help [COMMAND]") and out.count("\n") == 1, out
+    assert run(sh, "help transfer").startswith("transfer SRC DST AMOUNT: move money")
 
 
 # ---- crashes, faults, partitions --------------------------------------------------------

@@ -39,8 +39,8 @@ class ActivityCommands:
         account, limit = "", 20
         for word in (w for w in words if w != "--all"):
             if not is_count(word) and re.fullmatch(r"[+-]?[0-9]+", word):   # not a count
-                raise ShellError(f"{word!r} is not a number of rows: give a whole number, "
-                                 "like 10 (log [ACCT] [N] [--all]).")
+                raise ShellError(f"{word!r} is not a number of rows: give a whole number "
+                                 "from 1 to 10000, like 10 (log [ACCT] [N] [--all]).")
             account, limit = (account, check_limit(word)) if is_count(word) \
                 else (self._acct(word), limit)             # `log 0` as `txns 0`: refused
         rows = self.activity.rows(account, every=every)

@@ -36,8 +36,9 @@ class GuideCommands:
     def do_help(self, arg):
         """help [COMMAND]: list the commands, or explain one with an example.
         Example: help transfer"""
-        if arg.strip():
-            func = getattr(self, "do_" + arg.strip(), None)
+        topic = self._args(arg, 0, 1)          # `help help help`: a usage, not a typo hint
+        if topic:
+            func = getattr(self, "do_" + topic[0], None)
             return self._print(inspect.cleandoc(func.__doc__)) if func else self.default(arg)
         self._table([doc_parts(getattr(self, "do_" + n))[:2] for n in self.command_names()],
                     ["command", "what it does"])

@@ -40,8 +40,8 @@ class RecordsCommands:
             if is_count(word):
                 limit = int(word)
             elif target or word.lstrip("+-").isdigit():
-                raise ShellError(f"{word!r} is not a number of rows: give a whole number, "
-                                 "like 10 (journal [ACCT|BRANCH] [N]).")
+                raise ShellError(f"{word!r} is not a number of rows: give a whole number "
+                                 "from 1 to 10000, like 10 (journal [ACCT|BRANCH] [N]).")
             else:
                 target = self._acct(word) if "/" in word else check_branch_name(word)
         rows = self._read("journal", target, limit)
@@ -58,8 +58,8 @@ class RecordsCommands:
         state, limit = "", 20
         for word in self._args(arg, 0, 2):
             if not is_count(word) and re.fullmatch(r"[+-]?[0-9]+", word):   # not a count
-                raise ShellError(f"{word!r} is not a number of rows: give a whole number, "
-                                 "like 10 (txns [in-doubt|committed|aborted] [N]).")
+                raise ShellError(f"{word!r} is not a number of rows: give a whole number "
+                                 "from 1 to 10000, like 10 (txns [in-doubt|committed|aborted] [N]).")
             if not (is_count(word) or word in TXN_STATES):
                 raise ShellError(f"{word!r} is not a state: use {', '.join(TXN_STATES)}, "
                                  "or a number of rows.")

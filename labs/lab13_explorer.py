@@ -48,11 +48,17 @@ from labkit import options, step
 from bank.explorer import cli, replication, variants
 
 
+def explore(args: list) -> tuple:
+    """cli.explore, saying every few seconds how far a long search got (on stderr: the
+    handout's transcript stays the same on a fast machine and a slow one)."""
+    return cli.explore(args, cli.progress_every(3.0))
+
+
 def main() -> int:
     options()                     # --step pauses between stages; breadth-first search is not random
     print(__doc__.strip().splitlines()[0], flush=True)
     step("The kit's own core: one transfer, one crash, one lost message, every run.")
-    text, found = cli.explore(["--transfers", "1"])
+    text, found = explore(["--transfers", "1"])
     print("\n".join(line for line in text.splitlines() if line.startswith(("States", "Result"))))
     if found:
         print(text)
@@ -60,7 +66,7 @@ def main() -> int:
         return 1
     for number, name in enumerate(variants.VARIANTS):
         step(f"Broken variant {name}: it breaks {variants.get(name).rule}")
-        text, found = cli.explore(["--variant", name])
+        text, found = explore(["--variant", name])
         if not found:
             print(f"\nFAILED: the explorer did not catch {name}.")
             return 1
@@ -71,7 +77,7 @@ def main() -> int:
                 ("States", "Result", "  What", "  The variant", "The shortest"))))
     step("The replication world: a primary, its replica, the coordinator as configuration "
          "manager; a crash, a lost push, leases running out, a failover at any moment.")
-    text, found = cli.explore(["--world", "replication"])
+    text, found = explore(["--world", "replication"])
     print("\n".join(line for line in text.splitlines() if line.startswith(("States", "Result"))))
     if found:
         print(text)
@@ -80,7 +86,7 @@ def main() -> int:
     for name in replication.VARIANTS:
         step(f"Broken replication variant {name}: it breaks {replication.VARIANTS[name]}")
         replicas = str(replication.REPLICAS_NEEDED.get(name, 1))    # the smallest world
-        text, found = cli.explore(["--world", "replication", "--variant", name,
+        text, found = explore(["--world", "replication", "--variant", name,
                                    "--replicas", replicas])
         if not found:
             print(f"\nFAILED: the explorer did not catch {name}.")

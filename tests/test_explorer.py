@@ -119,7 +119,7 @@ def test_the_command_line_reports_and_draws_a_violation(tmp_path):
                            "--variant", "decision-in-memory", "--save", str(saved)],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
-    for words in ("States explored:", "states/s", "VIOLATION of atomicity", "CRASH",
+    for words in ("States:", "steps tried", "steps/s", "VIOLATION of atomicity", "CRASH",
                   "coordinator", "Mumbai", "Delhi", f"--replay {saved}"):
         assert words in done.stdout
     again = subprocess.run([sys.executable, "-m", "bank.explorer", "--replay", str(saved)],

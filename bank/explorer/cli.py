@@ -146,7 +146,7 @@ def replay_file(path: str) -> tuple:
     config, actions = traces.load(path)
     world = World(config)
     states, notes, violation = search.replay(world, actions)
-    result = search.Result("replay", explored=len(states), distinct=len(set(states)),
+    result = search.Result("replay", explored=len(actions), distinct=len(set(states)),
                            depth=len(actions), violation=violation, trace=actions)
     text = render.report(world, result, notes)
     if violation is None:

@@ -75,8 +75,9 @@ def describe_search(result) -> str:
                if result.complete else "STOPPED at max states: not exhaustive"),
            "random walk": f"random walk, seed {result.seed}, {result.walks} walk(s)",
            "replay": "replay of a saved run"}[result.mode]
-    return (f"Search: {how}\nStates explored: {result.explored:,} (distinct {result.distinct:,})"
-            f", depth {result.depth}, {result.seconds:.1f} s, {result.per_second:,.0f} states/s")
+    rate = "" if result.mode == "replay" else f", {result.per_second:,.0f} steps/s"
+    return (f"Search: {how}\nStates: {result.distinct:,} distinct, {result.explored:,} steps "
+            f"tried, depth {result.depth}, {result.seconds:.1f} s{rate}")
 
 
 def diagram(world, notes_per_step, first: int = 1) -> str:

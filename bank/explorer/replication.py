@@ -490,7 +490,7 @@ def report(budgets: Budgets = Budgets(), max_states: int = 2_000_000, progress=N
              f"Budgets: writes {b.writes}, crashes {b.crashes}, lost messages {b.losses}, "
              f"lease periods passing {b.ticks}",
              "Invariants: " + ", ".join(RULES),
-             f"States: {result['states']:,} distinct, {result['explored']:,} explored, depth "
+             f"States: {result['states']:,} distinct, {result['explored']:,} steps tried, depth "
              f"{result['depth']}, {result['seconds']:.1f} s", ""]
     if not result["complete"]:
         lines.insert(-1, f"Search: STOPPED at {max_states:,} states: not exhaustive")

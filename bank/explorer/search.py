@@ -19,8 +19,9 @@ Rules:
   * E4 - the cyclic garbage collector is paused during a breadth-first search.
 
 Glossary:
-  explored   transitions tried (an action from a state), counted with repeats
-  distinct   different states reached
+  explored   steps tried (an action taken from a state), counted with repeats: printed
+             as "steps tried"; fewer than the states when most steps lead to new ones
+  distinct   different states reached, the first one included
   depth      the length of the longest shortest run found
 """
 
@@ -35,6 +36,7 @@ from bank.explorer.invariants import (CalmGraph, calm_action, first_violation,
 
 MAX_STATES = 3_000_000
 WALK_DEPTH = 120               # a random walk starts again after this many steps
+PROGRESS_EVERY = 2048          # states of a level between two calls of progress()
 
 
 @dataclass
@@ -60,8 +62,8 @@ class Result:
 
 def breadth_first(world, max_states: int = MAX_STATES, progress=None) -> Result:
     """Every state within the budgets, level by level (E1-E3). `progress(depth,
-    states)`, if given, hears of each level as it is finished (a long search shows it
-    is moving)."""
+    states)`, if given, hears of each level as it is finished, and every PROGRESS_EVERY
+    states tried within one (a long search shows it is moving)."""
     # States are plain tuples without cycles: reference counting frees them, and the
     # cyclic collector would only scan the growing table again and again (E4).
     collecting = gc.isenabled()
@@ -84,7 +86,9 @@ def _breadth_first(world, max_states: int, progress) -> Result:
     frontier = [start]
     while frontier and not found and len(parents) < max_states:
         level = []
-        for state in frontier:
+        for done, state in enumerate(frontier, 1):
+            if not done % PROGRESS_EVERY:
+                progress(result.depth, len(parents))
             key, actions = hash(state), world.actions(state)
             quiet, calm_key = calm_action(world, state, actions), None
             for action, after in world.successors(state, actions):

@@ -33,6 +33,8 @@ Run: python labs/lab09_failover.py [--step] [--keep]     Handout: labs/lab09_fai
 
 from labkit import expect, lab_cluster, passed, show, step, total_money, wait_until
 
+from bank.core.manager import lease_wait
+
 
 def main():
     with lab_cluster("lab09", replicas=1, branch_args=("--ask-every", "0.5")) as bank:
@@ -55,6 +57,8 @@ def main():
         expect(replica.call("account", "1001")["held"] == "40.00", "40.00 is held on the replica")
 
         step("Fail over Mumbai to its replica; the coordinator's commit reaches the new primary.")
+        show(f"(the coordinator first waits up to {lease_wait():.0f} s for the old primary's "
+             "lease to run out: then it can take no more writes)")
         result = coord.call("failover", "Mumbai")
         show(f"new primary {result['primary']} at epoch {result['epoch']}")
         wait_until(lambda: replica.call("status", heard["txid"])["state"] == "committed",

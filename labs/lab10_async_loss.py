@@ -36,6 +36,8 @@ import time
 
 from labkit import expect, lab_cluster, passed, show, step, wait_until
 
+from bank.core.manager import lease_wait
+
 
 def deposit_and_pull_the_plug(bank):
     """Deposit right after a heartbeat, then kill the primary before the next one ships
@@ -72,6 +74,8 @@ def main():
         show(f"the customer's receipt: Mumbai/1001 balance {acked['balance']}")
 
         step("Fail over Mumbai to its replica, which believes it is in sync.")
+        show(f"(the coordinator first waits up to {lease_wait():.0f} s for the old primary's "
+             "lease to run out: then it can take no more writes)")
         result = coord.call("failover", "Mumbai")
         show(f"new primary {result['primary']} at epoch {result['epoch']}")
         now = coord.call("account", "Mumbai/1001")["balance"]

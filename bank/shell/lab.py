@@ -17,6 +17,7 @@ Glossary:
 
 from bank import local_cluster as cluster
 from bank import rpc
+from bank.core.manager import lease_wait
 from bank.errors import check_branch_name
 from bank.shell.plumbing import ShellError
 
@@ -150,7 +151,10 @@ class LabCommands:
     def do_failover(self, arg):
         """failover BRANCH: promote the branch's best in-sync replica and route to it.
         Example: failover Mumbai"""
-        done = self.coord.call("failover", check_branch_name(*self._args(arg, 1)))
+        branch = check_branch_name(*self._args(arg, 1))
+        self._print(f"Failing over {branch}: first its old primary's lease must run out "
+                    f"(up to {lease_wait():.0f} s), so that it can take no more writes...")
+        done = self.coord.call("failover", branch)
         self.branch_urls[done["branch"]] = done["primary"]     # direct reads go there
         server = (self.local.server_at if self.local is not None else  # its name (as
                   lambda url, with_url=False: url)                     # crash takes it)

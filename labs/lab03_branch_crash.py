@@ -69,7 +69,8 @@ def main():
         bank.restart("Delhi")
         expect(delhi.call("in_doubt") == [], "restarted, Delhi has nothing in doubt: it may forget")
         wait_until(lambda: delhi.call("status", first["txid"])["state"] == "aborted",
-                   "the coordinator told it abort again, and Delhi recorded it (step 4)")
+                   "the coordinator told it abort again, and Delhi recorded it "
+                   "(the handout's step 4 asks why that is safe)")
 
         step("After the vote: arm crash-after-vote on Delhi; transfer 75 Delhi/1001 -> Mumbai/1002.")
         result = crash_and_transfer(bank, "crash-after-vote", "75")

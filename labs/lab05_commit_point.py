@@ -27,8 +27,8 @@ Why must the commit record be fsynced, but the begin record need not be?
 Run: python labs/lab05_commit_point.py [--step] [--keep]     Handout: labs/lab05_commit_point.md
 """
 
-from labkit import (BankError, expect, lab_cluster, log_lines, passed, show, show_log, step,
-                    total_money, wait_until)
+from labkit import (expect, lab_cluster, log_lines, passed, show_log, step,
+                    total_money, transfer_expecting_a_crash, wait_until)
 
 
 def main():
@@ -40,11 +40,7 @@ def main():
         before = total_money(bank)
         step("Arm crash-after-decision on the coordinator; transfer 250 Mumbai/1001 -> Delhi/1002.")
         coord.call("fault", "crash-after-decision")
-        try:
-            coord.call("transfer", "Mumbai/1001", "Delhi/1002", "250")
-        except BankError as exc:
-            show(f"the client hears: {exc.message} (the outcome is not known to it)")
-        expect(bank.members["coordinator"].wait_exit(10) == 86, "the coordinator crashed on purpose")
+        transfer_expecting_a_crash(bank, "Mumbai/1001", "Delhi/1002", "250")
 
         step("Both branches are in doubt; the log already says commit.")
         for name in ("Mumbai", "Delhi"):

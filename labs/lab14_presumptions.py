@@ -115,6 +115,13 @@ NO_VOTER_WHY = (
     "forced, 2 messages. (R*'s table has no column for it.)")
 
 
+def sorted_dict(value):
+    """A dict printed in the same order at every run (by key, nested too)."""
+    if isinstance(value, dict):
+        return {key: sorted_dict(value[key]) for key in sorted(value)}
+    return value
+
+
 def measure(home, presumption: str) -> dict:
     """Run both cases on a fresh cluster of this presumption: (case) -> counts."""
     found = {}
@@ -189,8 +196,8 @@ def main():
                 cells = as_cells(measured)
                 kit[(presumption, case)] = {p: cells[p] for p in ("coordinator", "branch")}
                 no_voter[(presumption, case)] = cells["no-voter"]
-                show(f"presumed {presumption}, {case}: counts {measured['counts']}, "
-                     f"branch writes {measured['writes']}")
+                show(f"presumed {presumption}, {case}: counts {sorted_dict(measured['counts'])}, "
+                     f"branch writes {sorted_dict(measured['writes'])}")
 
         step("The table of R* (Mohan, Lindsay, Obermarck 1986) from the kit's counters.")
         differ = print_table(kit)

@@ -156,7 +156,8 @@ def transfer_expecting_a_crash(bank, src: str, dst: str, amount: str) -> None:
         bank.coordinator().call("transfer", src, dst, amount)
         expect(False, "the coordinator to crash")
     except BankError as exc:
-        show(f"the client hears: {exc.message}")
+        show(f"the client hears: {exc.message.rstrip('.')}. The outcome is not known to "
+             "the client.")
     expect(bank.members["coordinator"].wait_exit(10) == 86, "the coordinator crashed on purpose")
 
 

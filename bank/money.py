@@ -28,6 +28,7 @@ MAX_AMOUNT_TEXT = "1000000000.00"
 # Digits, optionally a point and one or two more digits. No sign, no exponent,
 # no spaces inside, no thousands separators: one obvious spelling.
 _AMOUNT_RE = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
+_LEADING_ZEROS = re.compile(r"^0+(?=[0-9])")       # all but the last digit before the point
 ACCEPTED = ('an amount like "500" or "500.50": more than zero, at most two decimals, '
             'no commas (at most ' + MAX_AMOUNT_TEXT + ')')
 
@@ -103,7 +104,7 @@ def without_thousands(text: str) -> str:
 def _parse_text(text: str) -> int:
     if text.startswith("-"):
         raise _bad(text, "amounts must be positive")
-    match = _AMOUNT_RE.fullmatch(text)
+    match = _AMOUNT_RE.fullmatch(_LEADING_ZEROS.sub("", text))    # "0007" is 7, however long
     if not match:
         if re.fullmatch(r"[0-9]+\.[0-9]{3,}", text):
             raise _bad(text, "money has at most two decimals")

@@ -133,6 +133,14 @@ def test_too_many_digits_is_refused_as_above_the_maximum(value):
     assert "above the maximum of 1000000000.00" in refused.value.message
 
 
+
+@pytest.mark.parametrize("value, paise", [("000000000000000000001", 100), ("0007.50", 750),
+                                          ("00000000000000000000.05", 5), ("0", 0)])
+def test_leading_zeros_do_not_count_towards_the_length(value, paise):
+    """A number is read by its value: leading zeros make it no bigger ("0001" was read
+    as 1.00, but twenty digits of it were refused as "above the maximum")."""
+    assert parse_amount(value, allow_zero=True) == paise
+
 # ---- parse_delta -------------------------------------------------------------------
 
 DELTAS = [

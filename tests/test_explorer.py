@@ -105,9 +105,14 @@ def test_a_random_walk_catches_a_broken_variant_and_replays_it():
     (["--transfers", "0"], "--transfers must be 1, 2 or 3."),
     (["--crashes", "-1"], "--crashes must be between 0 and 5."),
     (["--variant", "nope"], "There is no variant 'nope'"),
+    (["--random-walk", "99999999999999999999"], "--random-walk and --max-states may be at "
+                                                "most 30,000,000"),
+    (["--world", "replication", "--max-states", "40000000"], "--random-walk and --max-states "
+                                                              "may be at most 30,000,000"),
 ])
 def test_bad_options_get_a_sentence(words, sentence):
-    """Every rejected option changes nothing and is answered with one clear sentence."""
+    """Every rejected option changes nothing and is answered with one clear sentence;
+    every search is bounded (E3), also by what it may be asked for."""
     assert cli.run(words).startswith(sentence)
 
 

@@ -84,8 +84,7 @@ def check(options) -> Config:
     for name, value in budgets.items():
         if not 0 <= value <= 5:
             raise ValueError(f"--{name} must be between 0 and 5.")
-    if options.random_walk < 0 or options.max_states < 1:
-        raise ValueError("--random-walk and --max-states must be positive.")
+    check_limits(options)
     variants.get(options.variant)                      # a sentence if unknown
     return Config(options.branches, options.transfers, options.crashes, losses,
                   options.duplicates, options.partitions, options.variant,
@@ -115,6 +114,16 @@ def explore_replication(options, progress=None) -> tuple:
     return replication.report(budgets, options.max_states, progress)
 
 
+def check_limits(options) -> None:
+    """E3, in both worlds: a search asks for a positive number of states or steps, and
+    not more than memory allows; else a ValueError."""
+    if options.random_walk < 0 or options.max_states < 1:
+        raise ValueError("--random-walk and --max-states must be positive.")
+    if max(options.random_walk, options.max_states) > search.MOST_STATES:
+        raise ValueError(f"--random-walk and --max-states may be at most "
+                         f"{search.MOST_STATES:,}: every state kept takes memory.")
+
+
 def check_replication(options):
     """The replication world's budgets the options ask for, or a ValueError."""
     unused = [f"--{name.replace('_', '-')}" for name in ("save", "replay", "random_walk")
@@ -123,6 +132,7 @@ def check_replication(options):
         raise ValueError(f"{' and '.join(unused)} work{'s' if len(unused) == 1 else ''} in "
                          "the 2pc world only: the "
                          "replication world prints its runs but does not save them.")
+    check_limits(options)
     given = {name: getattr(options, name) for name in ("writes", "crashes", "losses", "ticks")}
     for name, value in given.items():
         if value is not None and not 0 <= value <= 4:

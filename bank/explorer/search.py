@@ -35,6 +35,7 @@ from bank.explorer.invariants import (CalmGraph, calm_action, first_violation,
                                       progress_violation)
 
 MAX_STATES = 3_000_000
+MOST_STATES = 30_000_000      # the most --max-states or --random-walk may ask (E3): memory
 WALK_DEPTH = 120               # a random walk starts again after this many steps
 PROGRESS_EVERY = 2048          # states of a level between two calls of progress()
 

@@ -7,7 +7,7 @@ checksums, a torn tail, damage) is in bank/recovery_log_reading.py.
 
 One record per line (open logs/recovery.log in any editor):
 
-    2026-11-25T13:00:58.001+00:00 created log {"txids_from": "20261125T130058"} crc=...
+    2026-11-25T13:00:58.001+00:00 created log {"txids_from": "20261125T130059"} crc=...
     2026-11-25T13:01:02.123+00:00 begin  C1-20261125T130102-9f3a2c {"branches": [...], ...} crc=1a2b3c4d
     2026-11-25T13:01:02.140+00:00 commit C1-20261125T130102-9f3a2c {} crc=...
     2026-11-25T13:01:02.152+00:00 end    C1-20261125T130102-9f3a2c {"outcome": "committed"} crc=...
@@ -73,8 +73,9 @@ Rules:
     with a ``created`` record naming the second from which its txids are stamped
     (bank/twopc_memory.py never stamps one earlier); compaction keeps it first. A
     txid stamped before it belongs to a log that is gone (deleted, emptied, replaced
-    while a branch was in doubt): its outcome is not this log's to presume (C14). (One
-    stamped in the very second the new log was created cannot be told apart.)
+    while a branch was in doubt): its outcome is not this log's to presume (C14). It
+    names the second after the log's creation: the coordinator of the log that is
+    gone may have stamped a txid in the very second this one was created.
 
 Glossary:
   config     a branch's configuration, as its configuration manager recorded it
@@ -289,7 +290,9 @@ class RecoveryLog(ReadAtStart, Compaction):
         self._read_existing(accept_damage)
         if not (self.created or self.in_flight or self.finished or self.configs
                 or self.damage):
-            self.created = txid_second(time.time())   # a new log: compact() writes it
+            # a new log (compact() writes it): from the next second, which no txid of
+            # the log it replaces can bear (Rule 9)
+            self.created = txid_second(time.time() + 1)
         if self.damage:
             self._open_for_appends()            # never compacted: keep the evidence
             self._write_kept_records_whole()

@@ -279,6 +279,29 @@ def test_c14_a_txid_from_before_the_log_was_created_is_in_doubt(tmp_path):
         new.close()
 
 
+def test_c14_a_txid_stamped_in_the_second_its_new_log_was_made_is_in_doubt(tmp_path):
+    """C14 (recovery log Rule 9): the old log was deleted and the coordinator started
+    again on a new one within the very second the old coordinator stamped a transaction
+    a branch holds in doubt (a script restarts it in well under a second). The new log
+    answers "in-doubt" for that txid too: it names the second after its creation. (It
+    named its own second, so it presumed "aborted": with Delhi's credit applied,
+    Mumbai released its debit and the bank held 7.00 more.) Its own txids, stamped
+    from that next second, are still presumed about."""
+    log_path = tmp_path / "recovery.log"
+    before = time.time()                    # the old coordinator stamps its txid now
+    new = coordinator_module.Coordinator("C1", {"Mumbai": "http://127.0.0.1:9"}, log_path)
+    try:
+        second = time.strftime("%Y%m%dT%H%M%S", time.gmtime(before))
+        old_txid = f"C1-{second}-00abcd"    # the log was made in this second, or later
+        assert new.decision(old_txid, "Mumbai")["decision"] == "in-doubt"
+        with new.twopc._lock:
+            own = new.twopc._new_txid()     # never sent: a begin lost with its prepare
+        assert own.split("-")[1] > second
+        assert new.decision(own, "Mumbai")["decision"] == "aborted"
+    finally:
+        new.close()
+
+
 def test_no_two_transactions_get_the_same_txid(tmp_path):
     """D7: 200,000 txids drawn as fast as the coordinator can (far more than a second's
     worth of transfers) are all different and readable, C1-<UTC second>-<6 hex>; and an

@@ -303,7 +303,8 @@ class ReadAtStart:
                 problem = contradiction(kind, txid, data, self.in_flight, self.finished)
             if problem:
                 self.damage.append(Problem(line_no, problem, txid=txid, kind=kind, named=True))
-                self.in_doubt.add(txid)
+                if kind != "created":              # (which names no transaction: Rule 9)
+                    self.in_doubt.add(txid)
             else:
                 self._replay(kind, txid, data)
                 begun_at.setdefault(txid, line_no)
@@ -388,7 +389,8 @@ class ReadAtStart:
         self.in_doubt |= {t for t, e in self.in_flight.items()
                           if e["decision"] is None and begun_at.get(t, 0) < last}
         self.in_doubt |= {p.txid for p in self.damage if p.txid and p.txid not in
-                          self.in_flight and p.txid not in self.finished}
+                          self.in_flight and p.txid not in self.finished
+                          and p.read_as != "created"}       # names no transaction
         for p in self.damage:
             if p.kind in ("config", ""):
                 self.in_doubt |= {b for b in self.configs if b.startswith(p.start)

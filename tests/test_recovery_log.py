@@ -212,6 +212,33 @@ def test_middle_record_with_a_bad_crc_is_damage_and_refused(log_path, damage):
     again.close()
 
 
+@pytest.mark.parametrize("damage", ["a changed byte", "a second created record"])
+def test_a_damaged_created_record_keeps_no_transaction_named_log_in_doubt(log_path, damage):
+    """Rule 9 with Rule 6: the created record is damaged (a student edits line 1 in lab
+    11, or the log holds a second one). Accepted, the damage is reported and every txid
+    the log does not know is in doubt; but "log", the word where a created record puts
+    its txid, is no transaction and is not listed as one kept in doubt (it was: "1
+    transaction(s) kept in doubt: log", and ping's in_doubt said ["log"])."""
+    write_sample(log_path)
+    lines = lines_of(log_path)
+    assert b" created log " in lines[0]
+    if damage == "a changed byte":
+        lines[0] = lines[0].replace(b"txids_from", b"txids_frox")
+    else:
+        lines.insert(1, lines[0])
+    log_path.write_bytes(b"".join(lines))
+    accepted = RecoveryLog(log_path, accept_damage=True)
+    try:
+        described = accepted.describe()
+        assert [p.split(":")[0] for p in described["damaged"]] == \
+            ["line 1" if damage == "a changed byte" else "line 2"]
+        assert described["in_doubt"] == []
+        assert accepted.outcome("T1") == "committed"
+        assert accepted.in_doubt_about("C1-20261125T130102-9f3a2c")     # unknown: in doubt
+    finally:
+        accepted.close()
+
+
 def test_record_with_a_non_utf8_byte_is_damage(log_path):
     """A garbled record (here one byte flipped to 0xff, as disk corruption would) in the
     middle of the log is damage: refused with the line named, never a traceback."""

@@ -19,8 +19,10 @@ Rules:
     answer at all (down, cut off), or only "in-doubt", for ``--ask-peers-after``
     seconds (default 30): a coordinator that answers "pending" is still deciding, and
     one that is merely restarting will answer soon; but one that answers "in-doubt"
-    runs on a damaged log (C9) and will not know until an operator restores it, while
-    a peer may know already.
+    runs on a damaged log (C9), or a log newer than the txid (C14), and will not know
+    until an operator restores it, or ever, while a peer may know already. A txn
+    decided heuristically and not yet told asks them alike (P11), to record the
+    decision beside its own.
   * T2 - a peer that cannot be reached tells us nothing, like one in doubt: its silence
     ("") is never fed to the core, and the narration says it cannot be reached.
   * T3 - the branch narrates every query and every answer in its terminal (BR5), so a
@@ -116,15 +118,15 @@ class Termination:
                 if decision in DECIDED:
                     self._learn(txn.txid, decision, f"the coordinator at {query.to}")
                     resolved += 1
-                elif txn.heuristic:                 # P11: only the coordinator's will do
+                elif decision in ("", IN_DOUBT) and txn.peers and \
+                        self._silent_long(txn.txid):                       # T1, P9, P11
+                    resolved += self._ask_peers(txn, query.to, decision)
+                elif txn.heuristic:                 # P11: the decision, to record beside it
                     log.info("termination: %s was decided %s here by the operator "
                              "(heuristic); asked the coordinator at %s for its decision: "
                              "%s. Asking again until it answers, so that any damage is "
                              "recorded (P11).", txn.txid, txn.heuristic, query.to,
                              _answer_text(decision))
-                elif decision in ("", IN_DOUBT) and txn.peers and \
-                        self._silent_long(txn.txid):                            # T1
-                    resolved += self._ask_peers(txn, query.to, decision)
                 else:                                               # BR5: still blocked
                     log.info("termination: %s is in doubt; asked the coordinator at %s "
                              "for the decision: %s. Still %s.", txn.txid, query.to,
@@ -154,8 +156,10 @@ class Termination:
         why = "cannot be reached"
         if decision == IN_DOUBT:                   # C9 or C14
             why = "is in doubt itself (its recovery log is damaged, or newer than the txid)"
-        log.info("termination: %s is in doubt and the coordinator at %s %s; asking the "
-                 "other participants (%s).", txn.txid, coordinator_url, why,
+        waits = f"was decided {txn.heuristic} here heuristically (P11)" if txn.heuristic \
+            else "is in doubt"
+        log.info("termination: %s %s and the coordinator at %s %s; asking the "
+                 "other participants (%s).", txn.txid, waits, coordinator_url, why,
                  ", ".join(name for name, _ in txn.peers))
         addresses = dict(txn.peers)
         for query in txn.on_coordinator_unreachable():       # Send(peer, OutcomeQuery)
@@ -165,8 +169,10 @@ class Termination:
             if known in DECIDED and txn.on_peer_answer(known):
                 self._learn(txn.txid, known, query.to)
                 return 1
+        still = f"decided {txn.heuristic} here heuristically" if txn.heuristic \
+            else _held_text(self.name, txn.ops)
         log.info("termination: nobody knows the outcome of %s yet; still %s, and asking "
-                 "again in %g s.", txn.txid, _held_text(self.name, txn.ops), self.ask_every)
+                 "again in %g s.", txn.txid, still, self.ask_every)
         return 0
 
     def _learn(self, txid: str, decision: str, source: str) -> None:

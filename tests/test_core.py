@@ -262,6 +262,24 @@ def test_p11_a_heuristic_txn_asks_the_coordinator_until_it_is_told(state):
         participant(state).on_timeout()
 
 
+def test_p11_a_heuristic_txn_asks_its_peers_where_p9_would_and_records_their_answer():
+    """P11 with P9: a heuristic txn not yet told, whose coordinator is silent or in doubt
+    itself (a log that is gone, C14), asks the other participants as a prepared one
+    does; a peer's committed is recorded beside the heuristic abort (the damage),
+    nothing is applied. (It asked the coordinator only: in doubt for good, so the
+    damage was never recorded.) Once told, it has nobody to ask (P7)."""
+    txn = participant(TxState.ABORTED, heuristic="aborted")
+    assert txn.on_coordinator_unreachable() == [
+        Send("Delhi", OutcomeQuery("T1", "Mumbai")), Send("Pune", OutcomeQuery("T1", "Mumbai"))]
+    assert txn.on_peer_answer("in-doubt") == []
+    effects = txn.on_peer_answer("committed")
+    assert [type(e) for e in effects] == [Record, Reply]
+    assert effects[0].told == "committed" and effects[0].heuristic == "aborted"
+    assert txn.state is TxState.ABORTED
+    with pytest.raises(ProtocolViolation):
+        txn.on_coordinator_unreachable()
+
+
 def test_p8_a_heuristic_decision_is_not_told_to_peers_as_knowledge():
     """P8 with P10: a heuristically decided txn answers a peer "in-doubt" until the
     coordinator's decision is known; then it answers the coordinator's decision."""

@@ -261,6 +261,33 @@ def test_c14_a_new_log_never_presumes_about_a_transaction_of_the_old_one(bank):
     assert bank.client("Delhi").call("account", "1002")["balance"] == "5007.00"
 
 
+def test_p11_a_heuristic_abort_of_a_gone_logs_txid_learns_the_commit_from_a_peer(bank):
+    """P11 with C14 and P9: the coordinator crashed after telling Delhi the commit (Delhi
+    committed and crashed before its ack), and its recovery log was then deleted; the
+    operator forced Mumbai's txn to abort (heuristic). The new log answers "in-doubt"
+    for good, so Mumbai asks Delhi too, once it is back, and records the commit beside
+    its abort: the damage (7.00 out of balance) is shown by the audit. (It asked the
+    coordinator only, forever: 'not known here yet', no damage, while the bank held 7.00
+    more than it should.)"""
+    bank.client("Delhi").call("fault", "crash-after-commit")
+    txid = crash_coordinator_during_transfer(bank, "crash-mid-commit")
+    assert bank.members["Delhi"].wait_exit(10) == 86
+    (bank.home / "logs" / "recovery.log").unlink()
+    bank.start_member("coordinator")
+    assert bank.coordinator().call("decision", txid)["decision"] == "in-doubt"
+    mumbai = bank.client("Mumbai")
+    assert mumbai.call("heuristic", txid, "abort")["state"] == "aborted"
+    bank.restart("Delhi")
+    [row] = wait_for(lambda: [h for h in mumbai.call("heuristics") if h["told"]], 20,
+                     "Mumbai to learn the commit from Delhi, beside its heuristic abort")
+    assert (row["txid"], row["heuristic"], row["told"], row["damage"]) == \
+        (txid, "aborted", "committed", "committed")
+    [damaged] = mumbai.call("audit")["heuristics"]
+    assert damaged["damaged"] and damaged["coordinator"] == "committed"
+    assert mumbai.call("account", "1001")["balance"] == "10000.00"      # nothing undone
+    assert "heuristic damage recorded" in log_of(bank, "Mumbai")
+
+
 def test_heuristic_refusals_change_nothing(bank):
     """P10/P7: a heuristic decision of a txid that is not in doubt is refused (409) and of
     a word other than commit/abort (400), each in one sentence; nothing changes."""

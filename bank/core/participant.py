@@ -48,7 +48,10 @@ Rules:
     (P8): an operator's guess must not spread to the other participants, and the
     branch keeps asking the coordinator for it as P6 does: a coordinator need not tell
     it again (presumed commit forgets a commit once it is forced, C12), and damage
-    nobody records is damage hidden.
+    nobody records is damage hidden. So, where P9 would, it asks the other
+    participants too (a coordinator in doubt about a txid of a log that is gone, C14,
+    never learns it): a peer's committed or aborted is the coordinator's decision
+    (P8), recorded the same way.
 
 Glossary:
   op        one account change of a transaction: (account number, signed paise)
@@ -84,6 +87,8 @@ class Event(str, enum.Enum):
     HEURISTIC_COMMIT = "heuristic commit (operator)"
     HEURISTIC_ABORT = "heuristic abort (operator)"
     UNTOLD_TIMEOUT = "timeout (decided heuristically, the coordinator's decision unknown)"
+    UNTOLD_NO_COORDINATOR = ("timeout (decided heuristically, the coordinator cannot be "
+                             "reached or is in doubt itself)")
     AFTER_HEURISTIC = "the coordinator's decision, after a heuristic one"
     AFTER_HEURISTIC_AGAIN = "the same decision again, after a heuristic one"
 
@@ -138,6 +143,8 @@ PARTICIPANT = {
     (P, Event.HEURISTIC_ABORT):  Step("P10", A, (Do.RELEASE_HOLDS, Do.RECORD_HEURISTIC, Do.ACK)),
     (C, Event.UNTOLD_TIMEOUT): Step("P11", C, (Do.ASK,)),
     (A, Event.UNTOLD_TIMEOUT): Step("P11", A, (Do.ASK,)),
+    (C, Event.UNTOLD_NO_COORDINATOR): Step("P11", C, (Do.ASK_PEERS,)),
+    (A, Event.UNTOLD_NO_COORDINATOR): Step("P11", A, (Do.ASK_PEERS,)),
     (C, Event.AFTER_HEURISTIC): Step("P11", C, (Do.RECORD_DECISION, Do.ACK)),
     (A, Event.AFTER_HEURISTIC): Step("P11", A, (Do.RECORD_DECISION, Do.ACK)),
     (C, Event.AFTER_HEURISTIC_AGAIN): Step("P3", C, (Do.ACK_AGAIN,)),
@@ -245,8 +252,10 @@ class ParticipantTxn:
 
     def on_coordinator_unreachable(self) -> list:
         """P9: the coordinator did not answer our query, or answered that it is in doubt
-        itself (C9): ask the other participants."""
-        return self._step(Event.NO_COORDINATOR)
+        itself (C9, C14): ask the other participants. So does a heuristic txn not yet
+        told the coordinator's decision (P11); their answer is recorded beside it."""
+        untold = self.heuristic and not self.told
+        return self._step(Event.UNTOLD_NO_COORDINATOR if untold else Event.NO_COORDINATOR)
 
     def on_peer_answer(self, outcome: str) -> list:
         """P9: a peer's answer: committed or aborted is applied (P4, P5); in-doubt, wait."""

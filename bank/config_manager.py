@@ -22,8 +22,10 @@ Rules:
   * S4 - a recorded primary that is none of the servers the coordinator was given
     for its branch (the servers moved to new addresses, or the log is another bank's)
     is said at start-up (moved()): its lease renewals are refused (M6), so its
-    writes stop once a replica joins, and a failover names the live primary as out
-    of sync. The record is never changed by hand: it is what the servers were told.
+    writes stop once a replica joins; a failover never takes the branch's live
+    primary for a replica, nor finishes towards the recorded address
+    (bank/coordinator_lab.py). The record is never changed by hand: it is what the
+    servers were told.
 
 Glossary:
   configuration  primary + in-sync set + epoch + version, of one branch

@@ -309,7 +309,8 @@ class Coordinator(LabControls, BranchStatus):
         Branches ask this when they hold a prepared txid (termination protocol). No
         commit record means aborted (presumed abort), unless the txn is still voting,
         or the recovery log is damaged and the damage may hide its outcome (in-doubt:
-        accepted with --accept-damaged-log; the branch keeps waiting).
+        accepted with --accept-damaged-log), or the txid was stamped before this log
+        was created (in-doubt, C14); an in-doubt branch then asks its peers (P9).
         """
         txid = check_token(txid, "transaction id")
         asker = check_branch_name(asker) if asker not in ("", None) else ""

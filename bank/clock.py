@@ -16,6 +16,9 @@ seconds that were left, while the manager, on another machine, counted them and 
 have installed a new primary. Elsewhere it is time.monotonic, which on some systems
 (macOS) also stops while the machine sleeps: the README's clock assumption says so.
 LEASE_CLOCK names the clock.
+
+Txid seconds: txid_second() is the UTC second written in a txid and in a recovery
+log's created record (C14), as text that sorts as time does.
 """
 
 import time
@@ -43,3 +46,9 @@ def now() -> str:
     if cached[0] != whole:
         cached = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
     return f"{cached[1]}.{int((t - whole) * 1000):03d}+00:00"
+
+
+def txid_second(seconds: float) -> str:
+    """The UTC second in a txid (bank/twopc.py D7) and in a recovery log's created record
+    (C14), e.g. 20261125T130102: text that sorts as time does."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))

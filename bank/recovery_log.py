@@ -75,7 +75,8 @@ Rules:
     txid stamped before it belongs to a log that is gone (deleted, emptied, replaced
     while a branch was in doubt): its outcome is not this log's to presume (C14). It
     names the second after the log's creation: the coordinator of the log that is
-    gone may have stamped a txid in the very second this one was created.
+    gone may have stamped a txid in the very second this one was created. (Only a log
+    whose whole life fell in the second this one was made stays indistinguishable.)
 
 Glossary:
   config     a branch's configuration, as its configuration manager recorded it
@@ -98,7 +99,7 @@ import threading
 import time
 import zlib
 
-from bank.core.coordinator import txid_second
+from bank.clock import txid_second
 from bank.errors import NOTHING_DONE, BankError, FaultCode
 from bank.ledger import now
 from bank.recovery_log_reading import LogDamaged  # noqa: F401 (re-exported)
@@ -288,8 +289,7 @@ class RecoveryLog(ReadAtStart, Compaction):
         self._size = 0                          # bytes in the file: a failed write is cut back here
         self.presumed_commit = presumed_commit
         self._read_existing(accept_damage)
-        if not (self.created or self.in_flight or self.finished or self.configs
-                or self.damage):
+        if self.records == 0 and not self.damage:
             # a new log (compact() writes it): from the next second, which no txid of
             # the log it replaces can bear (Rule 9)
             self.created = txid_second(time.time() + 1)

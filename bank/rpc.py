@@ -379,8 +379,10 @@ STUDENTS_BUSY = ("Busy: this server runs as many calls signed with the student k
 class _StudentCalls:
     """The calls signed with the student key that are running: at most `limit` at once."""
 
+    SAY_EVERY = 60.0                     # seconds between two warnings of one flood
+
     def __init__(self, limit: int):
-        self.limit, self.running, self.said = limit, 0, False
+        self.limit, self.running, self._said_at = limit, 0, None
         self._lock = threading.Lock()
 
     def enter(self, role) -> bool:
@@ -389,10 +391,12 @@ class _StudentCalls:
             return True
         with self._lock:
             if self.running < self.limit:
-                self.running, self.said = self.running + 1, False
+                self.running += 1
                 return True
-            said, self.said = self.said, True
-        if not said:                     # once per flood, not once per refused call
+            now = time.monotonic()
+            say = self._said_at is None or now - self._said_at >= self.SAY_EVERY
+            self._said_at = now if say else self._said_at
+        if say:                          # once a minute at most, not once per refused call
             log.warning("%d calls signed with the student key are running: refusing more "
                         "until one ends (room kept for the servers and the teacher)",
                         self.limit)

@@ -27,7 +27,8 @@ import secrets
 import threading
 import time
 
-from bank.core.coordinator import Presumption, txid_second
+from bank.clock import txid_second
+from bank.core.coordinator import Presumption
 from bank.core.messages import CoordState
 from bank.errors import NOTHING_DONE, BankError, FaultCode
 from bank.ledger import now

@@ -22,7 +22,8 @@ from bank.errors import BankError                         # noqa: E402
 from bank.local_cluster import LocalCluster               # noqa: E402
 from bank.recovery_log import RecoveryLog                 # noqa: E402
 from bank.twopc import check_branches_known, check_presumption   # noqa: E402
-from bank.core.coordinator import Presumption, txid_second   # noqa: E402
+from bank.clock import txid_second                        # noqa: E402
+from bank.core.coordinator import Presumption             # noqa: E402
 from polling import wait_for                              # noqa: E402
 
 lab14 = importlib.import_module("lab14_presumptions")

@@ -31,7 +31,7 @@ if str(KIT) not in sys.path:
     sys.path.insert(0, str(KIT))
 
 from bank import local_cluster as cluster                    # noqa: E402
-from bank.core.coordinator import txid_second                # noqa: E402
+from bank.clock import txid_second                           # noqa: E402
 from bank.errors import BankError, FaultCode                 # noqa: E402
 from bank.ledger import Ledger                               # noqa: E402
 from polling import wait_for                                 # noqa: E402

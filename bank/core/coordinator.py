@@ -64,7 +64,6 @@ Glossary:
 
 import enum
 import re
-import time
 from dataclasses import dataclass
 
 from bank.core.messages import (IN_DOUBT, Abort, Commit, CoordState, DecisionAnswer, Outcome,
@@ -198,15 +197,10 @@ def presumed_outcome(presumption: Presumption = Presumption.ABORT,
 TXID_STAMP = re.compile(r"-(\d{8}T\d{6})-[0-9a-f]+$")   # <name>-<UTC second>-<serial> (D7)
 
 
-def txid_second(seconds: float) -> str:
-    """The UTC second of a txid (D7) and of a log's creation (C14), e.g. 20261125T130102,
-    for a time given in seconds since the epoch (the caller reads the clock)."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
-
 
 def begun_before(txid: str, log_created: str) -> bool:
-    """C14: is txid stamped before the second its log was created (both as in a txid,
-    e.g. 20261125T130102)? False when either is unknown: a txid of another shape, or
+    """C14: is txid stamped before the second its log's txids start from (both as in a
+    txid, e.g. 20261125T130102: bank/clock.py txid_second)? False when either is unknown: a txid of another shape, or
     a log written before logs recorded their creation."""
     stamp = TXID_STAMP.search(txid)
     return bool(stamp and log_created) and stamp.group(1) < log_created

@@ -308,6 +308,24 @@ class ManagerLink:
     _lease_until = 0.0            # clock.lease_clock() until which our lease holds (R8)
     _lease_failing = False        # the last renewal failed (said once in the log)
     _manager_client = None
+    config_version = 0            # the configuration version the manager last told us (M3)
+
+    def heard_configuration(self, answer) -> None:
+        """M3: keep the configuration version of the manager's last answer; our adds and
+        drops name it, so that one delayed on its way cannot land after a later one."""
+        version = answer.get("version") if isinstance(answer, dict) else None
+        if isinstance(version, int) and not isinstance(version, bool):
+            self.config_version = version
+
+    def read_configuration_version(self) -> None:
+        """M3: an add or drop was refused (perhaps as made at an old version): read the
+        configuration, so that the next one names the version the manager is at."""
+        manager = self.manager()
+        if manager is not None:
+            try:
+                self.heard_configuration(manager.call("configuration", self.name))
+            except BankError:
+                pass                      # asked again at the next try
 
     def lease_ok(self) -> bool:
         """R8 (bank/core/replica.py, lease_holds): in_set is who the manager may list."""
@@ -364,6 +382,7 @@ class ManagerLink:
         if self._lease_failing:
             log.info("lease renewed: the configuration manager answers again")
         self._lease_failing = False
+        self.heard_configuration(answer)
         self._lease_until = sent + float(answer["seconds"])
 
     def learn_from_manager(self) -> None:

@@ -103,18 +103,21 @@ class ConfigManager:
             answer = self._carry_out(branch, lambda core: core.lease(url, epoch, self.clock()))
         return dict(answer, granted=True, seconds=LEASE_SECONDS)
 
-    def add_replica(self, branch: str, url: str, epoch: int, replica: str) -> dict:
-        """M3: the primary pushed everything to `replica`: it is in sync from now on."""
+    def add_replica(self, branch: str, url: str, epoch: int, replica: str,
+                    version: int) -> dict:
+        """M3: the primary pushed everything to `replica`: it is in sync from now on.
+        `version`: the configuration version the primary last heard."""
         with self._lock_of(branch):
             self._check_server(branch, replica)
             return self._carry_out(branch, lambda core: core.add(url, epoch, replica,
-                                                                 self.clock()))
+                                                                 self.clock(), version))
 
-    def drop_replica(self, branch: str, url: str, epoch: int, replica: str) -> dict:
+    def drop_replica(self, branch: str, url: str, epoch: int, replica: str,
+                     version: int) -> dict:
         """M3/R7: the primary could not push to `replica`: record it out of sync."""
         with self._lock_of(branch):
             return self._carry_out(branch, lambda core: core.drop(url, epoch, replica,
-                                                                  self.clock()))
+                                                                  self.clock(), version))
 
     # ---- what failover asks (M4, M5) ------------------------------------------------------
 

@@ -82,17 +82,21 @@ class LabControls:
             self._check_claim(link, url, epoch)        # the first primary to ask is checked
         return self.manager.lease(link.name, url, epoch)
 
-    def add_replica(self, branch, url, epoch, replica) -> dict:
-        """The primary `url` pushed everything to `replica`: record it in sync (M3)."""
+    def add_replica(self, branch, url, epoch, replica, version) -> dict:
+        """The primary `url` pushed everything to `replica`: record it in sync (M3), if
+        the configuration is still at `version`, the one the primary last heard."""
         link, url, epoch = self._manager_args(branch, url, epoch)
         return self.manager.add_replica(link.name, url, epoch,
-                                        check_url(replica, "replica URL"))
+                                        check_url(replica, "replica URL"),
+                                        _check_version(version))
 
-    def drop_replica(self, branch, url, epoch, replica) -> dict:
-        """The primary `url` cannot push to `replica`: record it out of sync (M3, R7)."""
+    def drop_replica(self, branch, url, epoch, replica, version) -> dict:
+        """The primary `url` cannot push to `replica`: record it out of sync (M3, R7), if
+        the configuration is still at `version`, the one the primary last heard."""
         link, url, epoch = self._manager_args(branch, url, epoch)
         return self.manager.drop_replica(link.name, url, epoch,
-                                         check_url(replica, "replica URL"))
+                                         check_url(replica, "replica URL"),
+                                         _check_version(version))
 
     def _manager_args(self, branch, url, epoch) -> tuple:
         link = self._link(branch)
@@ -240,6 +244,13 @@ class LabControls:
         self.twopc.request_recovery()
         return {"branch": link.name, "primary": url, "old_primary": old,
                 "epoch": promoted["epoch"], "applied": promoted["applied"]}
+
+
+def _check_version(version) -> int:
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < 2**31:
+        raise BankError(FaultCode.BAD_INPUT, "The configuration version must be a whole "
+                                             "number from 0.")
+    return version
 
 
 def _recorded_primary(link, config: dict) -> str:

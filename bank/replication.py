@@ -29,7 +29,10 @@ Rules:
     acknowledged, and if the manager cannot be asked within DROP_WAIT seconds the
     write fails with a sentence saying why. The primary keeps the set it may be in
     the manager's record durably (``in_set``), so a restarted primary pushes to them
-    too. Nothing is acknowledged that a promotion could lose.
+    too. Each add and drop names the configuration version the primary last heard
+    (M3): an add it gave up waiting for can then never reach the manager after a
+    later drop and list again a replica the primary answers writes without. Nothing
+    is acknowledged that a promotion could lose.
   * Rule 4 - a primary with a non-empty ``in_set`` renews a lease from the manager
     every heartbeat and serves writes only while it holds one (R8). Without one it
     acknowledges nothing, so its heartbeat pushes nothing to its in-sync replicas:
@@ -154,8 +157,9 @@ class Replicas:
             return                        # no manager: no one can promote it, nothing to record
         self._change_in_set(add=link.url)
         try:
-            manager.call("add_replica", self.branch.name, self.branch.url, self.branch.epoch,
-                         link.url)
+            self.branch.heard_configuration(manager.call(
+                "add_replica", self.branch.name, self.branch.url, self.branch.epoch,
+                link.url, self.branch.config_version))
             link.recorded, link.refusal = True, ""
         except BankError as exc:          # the next heartbeat asks again; said once
             level = logging.DEBUG if exc.message == link.refusal else logging.WARNING
@@ -163,6 +167,8 @@ class Replicas:
             link.refusal = exc.message
             if exc.code == FaultCode.NOT_PRIMARY:
                 self.branch.learn_from_manager()
+            else:                         # M3: maybe refused at an old version: read it
+                self.branch.read_configuration_version()
 
     def _change_in_set(self, add: str = "", remove: str = "") -> None:
         """Rule 3: add or remove one replica of in_set, durably. Joins and drops of
@@ -248,14 +254,16 @@ class Replicas:
             manager = self.branch.manager()
             if manager is not None:
                 try:
-                    manager.call("drop_replica", self.branch.name, self.branch.url,
-                                 self.branch.epoch, url)
+                    self.branch.heard_configuration(manager.call(
+                        "drop_replica", self.branch.name, self.branch.url,
+                        self.branch.epoch, url, self.branch.config_version))
                     return ""
                 except BankError as exc:
                     why = exc.message
                     if exc.code == FaultCode.NOT_PRIMARY:
                         self.branch.learn_from_manager()
                         return why
+                    self.branch.read_configuration_version()     # M3: maybe changed
             if time.monotonic() >= deadline:
                 return why
             time.sleep(0.3)               # a bounded wait for the manager to come back

@@ -661,19 +661,37 @@ def test_m2_only_the_recorded_primary_at_its_epoch_may_change_anything():
     core = managed()
     for url, epoch in (("http://q", 1), ("http://p", 0)):
         for request in (lambda: core.lease(url, epoch, 1.0),
-                        lambda: core.drop(url, epoch, "http://q", 1.0)):
+                        lambda: core.drop(url, epoch, "http://q", 1.0, 3)):
             with pytest.raises(M.Refused) as refused:
                 request()
             assert refused.value.not_primary and core.config.in_sync == ("http://q",)
 
 
 def test_m3_joining_and_leaving_the_in_sync_set_is_recorded_first():
-    """M3: add and drop are forced records; a drop that changes nothing records nothing."""
+    """M3: add and drop are forced records, each a new version, even one that leaves
+    the set as it was (a drop of a replica not listed)."""
     core = managed(in_sync=())
-    assert core.add("http://p", 1, "http://q", 1.0)[0].kind == "config"
+    assert core.add("http://p", 1, "http://q", 1.0, 3)[0].kind == "config"
     assert core.config.in_sync == ("http://q",) and core.config.version == 4
-    assert core.drop("http://p", 1, "http://q", 1.0)[0].kind == "config"
-    assert core.drop("http://p", 1, "http://q", 1.0) == [Reply(core.config)]
+    assert core.drop("http://p", 1, "http://q", 1.0, 4)[0].kind == "config"
+    assert core.drop("http://p", 1, "http://q", 1.0, 5)[0].kind == "config"
+    assert core.config == M.Configuration("http://p", (), 1, 6)
+
+
+def test_m3_an_add_delayed_past_a_later_drop_cannot_undo_it():
+    """M3: a change of the in-sync set names the configuration version its primary last
+    heard, and one made at another version is refused ("changed"). The primary asked to
+    add q at version 3 and gave up waiting; it then dropped q (recorded: version 4) and
+    answered writes without q. The add, arriving now, must not list q again: a failover
+    to q would lose those writes."""
+    core = managed(in_sync=())                  # q was dropped before: version 3
+    core.drop("http://p", 1, "http://q", 1.0, 3)    # q not listed: still a new version
+    with pytest.raises(M.Refused) as refused:
+        core.add("http://p", 1, "http://q", 1.0, 3)                     # the delayed add
+    assert refused.value.kind == "changed" and refused.value.rule == "M3"
+    assert core.config == M.Configuration("http://p", (), 1, 4)
+    core.add("http://p", 1, "http://q", 1.0, 4)     # asked again at the version heard
+    assert core.config.in_sync == ("http://q",)
 
 
 def test_m4_no_new_primary_while_the_old_lease_may_be_held():

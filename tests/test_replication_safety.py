@@ -481,3 +481,44 @@ def test_nemesis_partition_of_the_replication_link_loses_no_acknowledged_write(m
     assert all(D(a["held"]) == 0 for a in call(bank, primary, "accounts"))
     print(f"\ncut-replication nemesis: 3 faults, {len(stream.acked)} deposits acknowledged, "
           f"{stream.failed} refused, {landed} on the new primary, 0 lost")
+
+
+def test_an_add_replica_delayed_past_a_later_drop_cannot_list_the_replica_again(
+        tmp_path, monkeypatch):
+    """M3: an add of a replica that reaches the manager after a later drop of it (the
+    primary gave up waiting for the add, then dropped the replica and acknowledged a
+    write without it) is refused: each request names the configuration version its
+    primary last heard. Before, the delayed add listed the replica in sync again, and a
+    failover to it lost the acknowledged deposit."""
+    flag = tmp_path / "delay-next-add"
+    monkeypatch.setenv("BANK_DELAY_ADD_FILE", str(flag))
+    monkeypatch.setenv("BANK_DELAY_ADD_SECONDS", "6")
+    bank = LocalCluster(home=tmp_path / "bank", branches=(MUMBAI,), replicas=1,
+                        branch_args=("--ask-every", "0.3"))
+    bank.members[COORDINATOR].script = str(KIT / "tests" / "delayed_coordinator.py")
+    try:
+        bank.start()
+        wait_recorded(bank, MUMBAI)
+        replica_url = bank.members[REPLICA].url
+        call(bank, REPLICA, "fault", "cut-replication")     # dropped (recorded)
+        wait_for(lambda: call(bank, COORDINATOR, "configuration", MUMBAI)["in_sync"] == [],
+                 SYNC_DEADLINE, "the replica dropped")
+        flag.touch()                                 # its next add_replica is delayed
+        call(bank, REPLICA, "fault", "")             # it catches up; the add is on its way
+        wait_for(lambda: any(r["in_sync"] for r in call(bank, MUMBAI, "replication")
+                             ["replicas"]), SYNC_DEADLINE, "the replica in sync at Mumbai")
+        call(bank, REPLICA, "fault", "cut-replication")      # the next push fails: a drop
+        call(bank, COORDINATOR, "deposit", "Mumbai/1001", "1.00", "acked-1")
+        wait_for(lambda: not flag.exists() and not any(
+            r["in_sync"] for r in call(bank, MUMBAI, "replication")["replicas"]),
+            SYNC_DEADLINE, "the delayed add to leave and the drop to be recorded")
+        wait_for(lambda: flag.with_name(flag.name + ".done").exists(), 30,
+                 "the delayed add to reach the manager")
+        config = call(bank, COORDINATOR, "configuration", MUMBAI)
+        assert replica_url not in config["in_sync"], config
+        bank.kill(MUMBAI)
+        call(bank, REPLICA, "fault", "")
+        with pytest.raises(BankError):               # not in sync: never promoted
+            call(bank, COORDINATOR, "failover", MUMBAI, timeout=60)
+    finally:
+        bank.stop()

@@ -87,8 +87,8 @@ def test_a_failover_waiting_out_one_lease_does_not_hold_up_another_branch(tmp_pa
     log = RecoveryLog(tmp_path / "recovery.log")
     manager = ConfigManager(log, links)
     for name, (primary, replica) in servers.items():
-        manager.lease(name, primary, 1)
-        manager.add_replica(name, primary, 1, replica)
+        version = manager.lease(name, primary, 1)["version"]
+        manager.add_replica(name, primary, 1, replica, version)
     version = manager.config("Mumbai")["version"]
     failover = threading.Thread(target=manager.install, args=("Mumbai", "http://m:2", version))
     failover.start()
@@ -157,7 +157,7 @@ def test_nobody_hears_of_a_configuration_before_its_record_is_forced(tmp_path):
         raise OSError(5, "Input/output error")
     log.config = failing_config
     try:
-        manager.add_replica("Mumbai", "http://m:1", 1, "http://m:2")
+        manager.add_replica("Mumbai", "http://m:1", 1, "http://m:2", recorded["version"])
     except OSError:
         pass
     finally:

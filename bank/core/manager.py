@@ -20,7 +20,13 @@ Rules:
     in-sync set or renew its lease; anyone else is refused, told who the primary is.
   * M3 - a replica joins the in-sync set when its primary asks (after pushing it
     everything) and leaves it when its primary asks (R7); the primary answers a write
-    without that replica only once the removal is recorded.
+    without that replica only once the removal is recorded. Each request names the
+    configuration version its primary last heard, and one made at another version is
+    refused ("changed": the primary reads the configuration and asks again); each one
+    taken is recorded as a new version, even one that leaves the set as it was. So the
+    set changes in the order the primary asked: an add that was delayed on its way
+    (its primary gave up waiting, then dropped the replica and answered writes
+    without it) can never reach the manager after that drop and undo it.
   * M4 - a new primary is installed only once the old primary's lease has surely run
     out (LEASE_SECONDS x (1 + 2 x CLOCK_DRIFT) + LEASE_MARGIN after the last grant).
   * M5 - only a member of the recorded in-sync set is promoted, and the new
@@ -100,7 +106,7 @@ class Refused(Exception):
     """A configuration change the rules forbid; nothing changes. ``kind`` says what
     kind of refusal it is, for the service to answer with the right fault code:
     "not-primary" (M2), "unconfigured" (M2), "wait" (M4, for ``wait`` seconds),
-    "changed" (M5: try again), "not-in-sync" (M5) or "bad-request" (M3)."""
+    "changed" (M3, M5: try again), "not-in-sync" (M5) or "bad-request" (M3)."""
 
     def __init__(self, rule: str, sentence: str, kind: str, wait: float = 0):
         self.rule, self.kind, self.wait = rule, kind, wait
@@ -125,16 +131,18 @@ class Manager:
         self._check_primary(url, epoch)
         return self._step(Event.LEASE, now)
 
-    def add(self, url: str, epoch: int, replica: str, now: float) -> list:
+    def add(self, url: str, epoch: int, replica: str, now: float, version: int) -> list:
         self._check_primary(url, epoch)
+        self._check_version(version)
         if replica == url:
             raise Refused("M3", f"{url} is {self.branch}'s primary, not a replica of it.",
                           "bad-request")
         in_sync = tuple(sorted(set(self.config.in_sync) | {replica}))
         return self._step(Event.ADD, now, replace(self.config, in_sync=in_sync))
 
-    def drop(self, url: str, epoch: int, replica: str, now: float) -> list:
+    def drop(self, url: str, epoch: int, replica: str, now: float, version: int) -> list:
         self._check_primary(url, epoch)
+        self._check_version(version)
         in_sync = tuple(r for r in self.config.in_sync if r != replica)
         return self._step(Event.DROP, now, replace(self.config, in_sync=in_sync))
 
@@ -177,14 +185,19 @@ class Manager:
                                 f"{c.epoch} (configuration version {c.version}), not {url} "
                                 f"at epoch {epoch}.", "not-primary")
 
+    def _check_version(self, version: int) -> None:
+        """M3: a change of the in-sync set is made at the version its primary last heard."""
+        if version != self.config.version:
+            raise Refused("M3", f"{self.branch}'s configuration is at version "
+                                f"{self.config.version}, not {version} as the request "
+                                "assumed (it changed since, or the request was delayed); "
+                                "read the configuration and ask again.", "changed")
+
     def _step(self, event: Event, now: float, new: Configuration = None) -> list:
         row, effects = MANAGER[event], []
         for do in row.effects:
-            if do is Do.RECORD:
-                new = replace(new, version=new.version + 1)
-                if new == replace(self.config, version=new.version) and self.config.version:
-                    continue                                  # nothing changed: no record
-                self.config = new
+            if do is Do.RECORD:         # always a new version, even if the set is the
+                self.config = replace(new, version=new.version + 1)   # same (M3)
                 effects.append(Record(self.branch, "config", forced=True))
             elif do is Do.GRANT:
                 self.granted_at = now

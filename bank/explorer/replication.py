@@ -269,7 +269,8 @@ class ReplicationWorld:
         if self.budgets.variant != "drop-without-manager":
             manager = self._manager(s)
             try:
-                manager.drop(name, server.epoch, replica, self._now(s))        # M3
+                manager.drop(name, server.epoch, replica, self._now(s),       # M3
+                             manager.config.version)
                 notes.append(Note(name, MANAGER, "drop", f"{replica}: recorded (forced)"))
                 s = self._with_manager(s, manager)
                 role.on_drop_answer(recorded=True)

@@ -8,8 +8,9 @@ round are asked at once) and three forced writes (the branches' prepares, the
 coordinator's commit record, the branches' commits). However lean the code around
 them, one transfer cannot be faster than those six waits. This script measures each
 wait on this machine with nothing of the kit in it, a no-op call of the standard
-library's XML-RPC between two processes and an fsync, then the kit itself, and
-prints the floor beside what the kit does.
+library's XML-RPC between two processes and an fsync, then the kit's own calls (a
+signed ping; a prepare and a commit sent to one branch alone) and the kit itself, and
+prints the floors beside what the kit does.
 
 It also prints the CPU side: what one transfer costs in messages and ledger steps
 with 8 clients (batching shares some), the least CPU those can take here, and each
@@ -99,10 +100,27 @@ def fsync_ms(folder: str) -> float:
 # ---- the kit -----------------------------------------------------------------------------
 
 def kit_alone(kit) -> dict:
-    """p50 of a signed ping to a branch, and of a transfer with one client."""
+    """p50 of a signed ping to a branch, of a prepare and of a commit at that branch
+    alone (as the coordinator sends them), and of a transfer with one client."""
     branch = kit.cluster.client("Mumbai")
     ping = statistics.median(timed(lambda: branch.call("ping"), CALLS // 2))
-    return {"ping": ping, "transfer": one_client(kit)}
+    return {"ping": ping, **branch_steps(branch, kit.cluster.client("coordinator").url),
+            "transfer": one_client(kit)}
+
+
+def branch_steps(branch, coordinator: str) -> dict:
+    """p50 of one prepare (0.01 held at Mumbai/1001) and of its commit, each a signed
+    call answered once its write is on disk: the branch's part of each 2PC round."""
+    prepares, commits = [], []
+    for i in range(TRANSFERS):
+        txid = f"F1-{i:06d}"                      # this script's own: nobody else asks
+        for took, call in ((prepares, ("prepare", txid, coordinator,
+                                       [{"account": "1001", "delta": "-0.01"}])),
+                           (commits, ("commit", txid))):
+            started = time.perf_counter()
+            branch.call(*call)
+            took.append((time.perf_counter() - started) * 1000)
+    return {"prepare": statistics.median(prepares), "commit": statistics.median(commits)}
 
 
 def one_client(kit) -> float:
@@ -176,6 +194,8 @@ def report(fsync: float, bare: dict, alone: dict, loaded: dict) -> None:
     print(f"{'a no-op stdlib XML-RPC call, two processes':46} {call:6.2f} ms (p50); CPU "
           f"{bare['client_cpu']:.2f} ms client + {bare['server_cpu']:.2f} ms server")
     print(f"{'a signed ping to a branch of the kit':46} {alone['ping']:6.2f} ms (p50)")
+    print(f"{'a prepare at that branch alone, then commit':46} {alone['prepare']:6.2f} ms, "
+          f"{alone['commit']:.2f} ms (p50; each a signed call, its write on disk)")
     print(f"{'a transfer, the kit, 1 client':46} {alone['transfer']:6.2f} ms (p50)")
     print(f"{f'  the same, decisions held {HOLD_MS} ms':46} {alone['held']:6.2f} ms "
           "(p50; answered at the forced decision: coordinator.py --hold-decisions)")
@@ -191,6 +211,12 @@ def report(fsync: float, bare: dict, alone: dict, loaded: dict) -> None:
     print(f"  the kit's p50 is {alone['transfer'] / after_phase2:.1f} x the first floor, "
           f"{alone['held'] / at_decision:.1f} x the second with decisions held; the "
           "target set for the kit is 3 ms (README, Speed)")
+    steps = alone["ping"] + alone["prepare"] + fsync
+    print("With the kit's own calls and steps, and still no work at the coordinator (the "
+          "client's call as a signed ping, one branch's prepare, the forced decision, "
+          "one branch's commit):")
+    print(f"  answered after phase 2: {steps + alone['commit']:.2f} ms; answered at the "
+          f"forced decision: {steps:.2f} ms")
     per_call = bare["client_cpu"] + bare["server_cpu"]
     print()
     print(f"With {loaded['clients']} clients on the hot pair the kit made "

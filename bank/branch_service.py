@@ -37,6 +37,7 @@ import time
 
 from bank import rpc
 from bank.batching import BatchRunner, check_items, run_step
+from bank.counters import RUN
 from bank.errors import (BankError, FaultCode, check_account_number, check_branch_name,
                     check_limit, check_text, check_token, check_url)
 from bank.faults import FaultPoints
@@ -112,7 +113,8 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
         "epoch", "primary", "applied", "in_sync", "takes_writes" (a primary that needs
         no lease, as no replica is in its in_set, or holds one: R8), "holds_lease" (a
         lease from the manager holds now), "accounts", "in_doubt", "faults",
-        "counters": {"fsyncs", "steps"} of the ledger (bank/group_commit.py)}."""
+        "counters": {"fsyncs", "steps"} of the ledger (bank/group_commit.py), and the
+        "run" that counted them (bank/counters.py)}."""
         return {"name": self.name, "role": self.role.value, "epoch": self.epoch,
                 "primary": self.primary_url, "applied": self.ledger.applied_seq(),
                 "in_sync": bool(self.follower and self.follower.in_sync),
@@ -121,7 +123,7 @@ class Branch(ReplicationRoles, ManagerLink, Termination):
                 "accounts": self.ledger.count_accounts(),
                 "in_doubt": len(self.ledger.in_doubt()),
                 "faults": self.faults.describe()["armed"],
-                "counters": self.ledger.counters()}
+                "counters": dict(self.ledger.counters(), run=RUN)}
 
     def account(self, number) -> dict:
         """One account: {"branch", "number", "owner", "balance", "held", "available"}.

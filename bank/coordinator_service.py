@@ -35,7 +35,7 @@ from bank.batching import batching_links
 from bank.config_manager import ConfigManager
 from bank.coordinator_lab import LabControls
 from bank.coordinator_status import BranchStatus
-from bank.counters import COUNTS
+from bank.counters import COUNTS, RUN
 from bank.errors import (CUT_OFF, NOTHING_DONE, BankError, FaultCode, check_branch_name,
                          check_limit, check_text, check_token, show_value,
                          split_acct_ref, unknown_branch)
@@ -232,7 +232,8 @@ class Coordinator(LabControls, BranchStatus):
     def ping(self) -> dict:
         """Who this is: {"name", "role": "coordinator", "url", "branches", "in_flight",
         "faults", "log", "counters"}. "counters": {"transfers", "rpcs_sent", "fsyncs"}
-        so far (bank/counters.py). "log" is what recovery found in the recovery log:
+        so far, and the "run" that counted them (bank/counters.py). "log" is what
+        recovery found in the recovery log:
         {"torn_tail_cut": lines cut, "torn_kept": ["commit TXID", ...] (Rule 6),
         "damaged": ["line N: what is wrong", ...], "in_doubt": [txid or branch, ...]
         kept in doubt because of the damage, "writable"}."""
@@ -240,7 +241,7 @@ class Coordinator(LabControls, BranchStatus):
                 "branches": sorted(self.links), "in_flight": len(self.log.in_flight),
                 "faults": self.faults.describe()["armed"], "log": self.log.describe(),
                 "counters": dict(COUNTS.snapshot(), fsyncs=self.log.fsyncs,
-                                        config_fsyncs=self.log.config_fsyncs)}
+                                        config_fsyncs=self.log.config_fsyncs, run=RUN)}
 
     def account(self, acct) -> dict:
         """One account by BRANCH/NUMBER. Example: account("Mumbai/1001")"""

@@ -5,7 +5,9 @@ shell's `counters` command, which divides them by the transfers made
 (``per_transfer``, pure: no I/O).
 
 Rules:
-  * Counters only ever grow while a process runs; they start at 0 with it.
+  * Counters only ever grow while a process runs; they start at 0 with it, under a new
+    ``run`` (RUN), so a reader tells a restart by the run, never by guessing from the
+    sums (one server back at 0 while the others counted on leaves every sum higher).
   * Counting is cheap (one lock, one addition) and never changes what a server does.
 
 Glossary:
@@ -21,6 +23,7 @@ Glossary:
   transfers   transfers between branches the coordinator ran
 """
 
+import secrets
 import threading
 
 
@@ -39,29 +42,39 @@ class Counters:
 
 
 COUNTS = Counters()        # this process's
+RUN = secrets.token_hex(4)  # this process's run: its counters started at 0 with it
 
 
 def totals(coordinator: dict, branches: dict) -> dict:
-    """The bank's totals from the coordinator's and each branch's ping counters."""
+    """The bank's totals from the coordinator's and each branch's ping counters, and
+    "runs": which run of each server counted them (a text, not a count)."""
     steps = sum(c.get("steps", 0) for c in branches.values())
     all_fsyncs = sum(c.get("fsyncs", 0) for c in branches.values())
     twopc_fsyncs = sum(c.get("twopc_fsyncs", c.get("fsyncs", 0)) for c in branches.values())
     transfers = coordinator.get("transfers", 0)
+    runs = {"coordinator": coordinator.get("run", ""),
+            **{name: c.get("run", "") for name, c in branches.items()}}
     return {"transfers": transfers, "rpcs": coordinator.get("rpcs_sent", 0) + transfers,
             "log_fsyncs": coordinator.get("fsyncs", 0), "branch_fsyncs": twopc_fsyncs,
-            "other_fsyncs": all_fsyncs - twopc_fsyncs, "steps": steps}
+            "other_fsyncs": all_fsyncs - twopc_fsyncs, "steps": steps,
+            "runs": " ".join(f"{name}={run}" for name, run in sorted(runs.items()))}
 
 
 def restarted(now: dict, before) -> bool:
-    """Did a server restart since `before` (totals())? Its counters start from 0 again,
-    so one of the totals went down: count from `now` instead (never a negative rate)."""
-    return before is not None and any(now[k] < before.get(k, 0) for k in now)
+    """Did a server restart since `before` (totals())? Its counters start from 0 again
+    under a new run (or a failover put another server in its place): count from `now`
+    instead (never a negative rate). A total that went down says so too (a server
+    that names no run)."""
+    if before is None:
+        return False
+    return now.get("runs") != before.get("runs") or \
+        any(now[k] < before.get(k, 0) for k in now if k != "runs")
 
 
 def per_transfer(now: dict, before: dict = None) -> list:
     """[(what, value, meaning)] rows for the change from `before` to `now` (totals())."""
     before = before or dict.fromkeys(now, 0)
-    d = {k: now[k] - before.get(k, 0) for k in now}
+    d = {k: now[k] - before.get(k, 0) for k in now if k != "runs"}
     n = d["transfers"]
 
     def each(x):

@@ -324,6 +324,38 @@ def test_the_shells_counters_start_again_after_a_server_restarts(tmp_path):
     assert "Since the last `counters`." in out
 
 
+def test_the_shells_counters_see_one_branch_restart_while_the_others_count_on(tmp_path):
+    """A restart is told by each server's run, not by the bank's sums going down: Delhi
+    restarted (its counts from 0 again) while Mumbai and the coordinator counted on, so
+    every sum still grew; `counters` says a server restarted and counts from there. (It
+    showed 3.00 branch COMMITs per transfer for sequential transfers, as if group
+    commit had saved one: Delhi's counts from before its restart had gone missing.)"""
+    import io
+    import re
+    import shell
+    from bank.local_cluster import LocalCluster
+    with LocalCluster(home=tmp_path, allow_faults=False) as bank:
+        bank.restart("Delhi")      # its start-up writes: as at the restart below (no preload)
+        sh = shell.BankShell(shell.coordinator_client(bank.coordinator_url, bank.secret),
+                             bank, bank.home, stdout=io.StringIO())
+        for _ in range(3):
+            sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
+        bank.restart("Delhi")
+        sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
+        sh.stdout.seek(0)
+        sh.stdout.truncate()
+        sh.onecmd("counters")
+        said = sh.stdout.getvalue()
+        assert "A server restarted since this shell started" in said, said
+        sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
+        sh.stdout.seek(0)
+        sh.stdout.truncate()
+        sh.onecmd("counters")
+        out = sh.stdout.getvalue()
+    assert re.search(r"transfers between branches\s+1\b", out), out
+    assert re.search(r"fsyncs per transfer\s+5\.00\b", out), out
+
+
 def test_the_shells_counters_name_a_branch_that_is_down_instead_of_a_restart(tmp_path):
     """`counters` with a branch down: its counts are missing, so nothing is added up; the
     shell names the branch in one sentence and keeps its baseline (it does not say a

@@ -152,8 +152,9 @@ class LabCommands:
         """failover BRANCH: promote the branch's best in-sync replica and route to it.
         Example: failover Mumbai"""
         branch = check_branch_name(*self._args(arg, 1))
-        self._print(f"Failing over {branch}: first its old primary's lease must run out "
-                    f"(up to {lease_wait():.0f} s), so that it can take no more writes...")
+        self._print(f"Asking the coordinator to fail over {branch} (a failover first waits "
+                    f"up to {lease_wait():.0f} s for the old primary's lease to run out, so "
+                    "that it takes no more writes)...")
         done = self.coord.call("failover", branch)
         self.branch_urls[done["branch"]] = done["primary"]     # direct reads go there
         server = (self.local.server_at if self.local is not None else  # its name (as

@@ -76,7 +76,8 @@ def main() -> int:
             if l.startswith("The shortest") else l for l in lines if l.startswith(
                 ("States", "Result", "  What", "  The variant", "The shortest"))))
     step("The replication world: a primary, its replica, the coordinator as configuration "
-         "manager; a crash, a lost push, leases running out, a failover at any moment.")
+         "manager; a crash, a lost push, leases running out, a failover at any moment, a "
+         "dropped replica catching up while its add is on its way to the manager.")
     text, found = explore(["--world", "replication"])
     print("\n".join(line for line in text.splitlines() if line.startswith(("States", "Result"))))
     if found:

@@ -233,12 +233,33 @@ def test_each_replication_variant_loses_an_acknowledged_write(variant, rule):
 
 @pytest.mark.parametrize("variant", sorted(repl.VARIANTS))
 def test_every_replication_variant_is_caught_with_two_replicas(variant):
-    """Each broken rule (M5, R7, R1) still loses an acknowledged write when the branch
-    has two replicas: the shortest run ends in a failover to a replica that lacks it."""
-    text, found = repl.report(repl.budgets_for(2, variant, writes=1))
+    """Each broken rule (M5, R7, R1, M3) still loses an acknowledged write when the
+    branch has two replicas: the shortest run ends in a failover to a replica that lacks
+    it. (M3's needs a replica dropped twice, so two writes and a catch-up between.)"""
+    given = dict(writes=2, catch_ups=1) if variant == "add-at-any-version" else \
+        dict(writes=1)
+    text, found = repl.report(repl.budgets_for(2, variant, **given))
     assert found and "VIOLATION of acked-writes-survive" in text, text
     assert f"breaks {repl.VARIANTS[variant].split(':')[0]}" in text
     assert " promote " in text.splitlines()[-1]                 # the last step: a failover
+
+
+def test_an_add_delayed_past_a_later_drop_is_caught():
+    """X7, M3: a dropped replica catches up and its primary's add to the manager is on
+    its way when the primary drops it again and acknowledges a write without it. With
+    the kit's M3 the late add names an old configuration version and is refused: no
+    violation. A manager that takes an add at any version (the kit's old rule) lists the
+    replica again, and a failover to it loses the write: the explorer draws that run."""
+    text, found = repl.report(repl.budgets_for(1))
+    assert not found and "catch-ups 1" in text, text
+    text, found = repl.report(repl.budgets_for(1, "add-at-any-version"))
+    assert found and "W2 was acknowledged by Mumbai" in text, text
+    assert "The shortest run to it (8 steps)" in text
+    steps = text.split("The shortest run")[1]
+    assert steps.index("caught up") < steps.index("at version 2: recorded") \
+        < steps.index("<---- add") < steps.index("promote")
+    text, found = repl.report(repl.budgets_for(1, "add-at-any-version", catch_ups=0))
+    assert not found                     # without a catch-up, no add is ever on its way
 
 
 def test_acknowledging_after_one_replica_is_caught_only_with_two():
@@ -255,8 +276,9 @@ def test_acknowledging_after_one_replica_is_caught_only_with_two():
 
 def test_a_lost_message_adds_no_state_to_check():
     """X6: with a loss budget or without, the same states are reached once the network
-    is set aside (a lost message is one never delivered), so two replicas can leave
-    losses out of their default budgets without checking less."""
+    is set aside (a lost message is one never delivered, an add on its way to the
+    manager (X7) included), so two replicas can leave losses out of their default
+    budgets without checking less."""
     def reached(losses):
         world = repl.ReplicationWorld(repl.Budgets(writes=1, crashes=1, losses=losses,
                                                    ticks=1, replicas=2))
@@ -266,16 +288,18 @@ def test_a_lost_message_adds_no_state_to_check():
             if state not in seen:
                 seen.add(state)
                 waiting += [world.step(state, action)[0] for action in world.actions(state)]
-        return {s._replace(network=frozenset(), used=(s.used[0], 0, s.used[2])) for s in seen}
+        return {s._replace(network=frozenset(), used=(s.used[0], 0, *s.used[2:]))
+                for s in seen}
     assert reached(losses=1) == reached(losses=0)
 
 
 def test_each_world_size_has_its_default_budgets():
     """The defaults of one replica are the budgets the README quotes; two replicas leave
-    out the loss (X6) and the second lease period, so that the default search of either
-    is exhaustive in well under a minute. A budget given replaces its default."""
-    assert repl.budgets_for(1) == repl.Budgets(2, 1, 1, 2)
-    assert repl.budgets_for(2) == repl.Budgets(2, 1, 0, 1, replicas=2)
+    out the loss (X6), the second lease period and the catch-up (X7), so that the
+    default search of either is exhaustive in well under a minute. A budget given
+    replaces its default."""
+    assert repl.budgets_for(1) == repl.Budgets(2, 1, 1, 2, 1)
+    assert repl.budgets_for(2) == repl.Budgets(2, 1, 0, 1, 0, replicas=2)
     assert repl.budgets_for(2, ticks=2, losses=None).ticks == 2
     with pytest.raises(ValueError, match="--replicas must be 1 or 2"):
         cli.explore(["--world", "replication", "--replicas", "3"])

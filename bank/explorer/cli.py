@@ -37,6 +37,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ticks", type=int,
                    help="replication world: lease periods that may pass (default 2; "
                         "1 with two replicas)")
+    p.add_argument("--catch-ups", type=int,
+                   help="replication world: dropped replicas that catch up again, their "
+                        "add on its way to the manager (default 1; 0 with two replicas)")
     p.add_argument("--replicas", type=int, default=1,
                    help="replication world: replicas of the branch, 1 or 2 (default 1)")
     p.add_argument("--branches", type=int, default=2, help="2 or 3 (default 2)")
@@ -133,10 +136,11 @@ def check_replication(options):
                          "the 2pc world only: the "
                          "replication world prints its runs but does not save them.")
     check_limits(options)
-    given = {name: getattr(options, name) for name in ("writes", "crashes", "losses", "ticks")}
+    given = {name: getattr(options, name)
+             for name in ("writes", "crashes", "losses", "ticks", "catch_ups")}
     for name, value in given.items():
         if value is not None and not 0 <= value <= 4:
-            raise ValueError(f"--{name} must be between 0 and 4.")
+            raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 4.")
     return replication.budgets_for(options.replicas, options.variant, **given)
 
 

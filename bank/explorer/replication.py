@@ -2,8 +2,9 @@
 
 Role: check the kit's replication rules the way bank/explorer/world.py checks 2PC:
 every order of pushes and acknowledgements, a crash, a lost push, time passing
-(leases running out), a failover to any replica at any moment, with one replica or
-two, on the very cores the servers run:
+(leases running out), a failover to any replica at any moment, a dropped replica
+catching up again while its primary's add is on its way to the manager, with one
+replica or two, on the very cores the servers run:
 BranchRole (bank/core/replica.py, R1-R9) at each branch server and Manager
 (bank/core/manager.py, M1-M5; M6 needs the cluster's addresses) at the
 coordinator. This file plays the network, the
@@ -11,18 +12,26 @@ clock and the disks; the cores decide.
 
 Rules:
   * X1 - a branch server's durable state is its role, epoch, known primary, the writes
-    it applied and the replicas it pushes to; what it is waiting for is volatile.
+    it applied and the replicas it pushes to; what it is waiting for, and the
+    configuration version it last heard from the manager (M3), are volatile.
   * X2 - the manager is always reachable here (the coordinator does not crash in this
     world: tests/test_replication_safety.py covers that case with real processes).
   * X3 - time moves in ticks of lease_wait() (M4): after a tick every lease that was
     not renewed has run out, for the primary (R8) and for the manager alike. The clock
     assumption of bank/core/manager.py is what makes that one tick for both.
-  * X4 - budgets bound the writes, crashes, lost messages and ticks.
+  * X4 - budgets bound the writes, crashes, lost messages, ticks and catch-ups.
   * X5 - the branch has one replica or two (Mumbai-r1, Mumbai-r2), all in sync at the
     start. A write is pushed to each replica in the primary's view, and every push and
     answer travels on its own, so one replica can have a write the other lacks. A
-    promoted replica starts with an empty in-sync set (M5) and no replica catches up
-    here, so a run has at most one failover.
+    promoted replica starts with an empty in-sync set (M5) and only a replica of the
+    primary it was dropped by catches up here, so a run has at most one failover.
+  * X7 - a replica the primary dropped may catch up: it copies the
+    primary's log, the primary pushes to it again and sends the manager an add at the
+    configuration version it last heard (M3). The add travels on its own, like a push,
+    and the primary does not wait for its answer (it gave up waiting, as a real one
+    does after 2 s): so it can reach the manager after a later drop of the same
+    replica. The primary hears versions from lease and drop answers, and reads the
+    configuration again after a refusal.
   * X6 - a lost message only leaves the network, and no step reads the network but to
     deliver from it: every state a run with a loss reaches, network aside, the same run
     reaches with that message never delivered. So a loss adds no state to check (only
@@ -64,6 +73,7 @@ class Budgets:
     crashes: int = 1
     losses: int = 1
     ticks: int = 2
+    catch_ups: int = 1       # dropped replicas catching up, their add on its way (X7)
     variant: str = ""
     replicas: int = 1        # not a budget: the size of the world (X5)
 
@@ -77,14 +87,16 @@ class Server(NamedTuple):
     log: tuple               # writes applied, in order (durable)
     view: tuple              # replicas it pushes to and waits for (durable)
     lease_from: float        # when its lease was granted (-1: none)
+    heard: int = 0           # the configuration version it last heard (volatile, M3)
 
 
 class Push(NamedTuple):
     src: str
     dst: str
-    kind: str                # "push", "ack", "refused"
-    write: str
+    kind: str                # "push", "ack", "refused", or "add" (to the manager, X7)
+    write: str               # an add: the replica to list
     epoch: int
+    version: int = 0         # an add: the configuration version its sender last heard
 
 
 class State(NamedTuple):
@@ -96,10 +108,18 @@ class State(NamedTuple):
     pending: frozenset       # (write, server, replica): a primary still waits (volatile)
     written: tuple           # writes the client has sent
     acked: frozenset         # (write, server, epoch) the client was told
-    used: tuple              # (crashes, losses, ticks)
+    used: tuple              # (crashes, losses, ticks, catch_ups)
 
 
 # ---- the broken variants (each a small change to a real core) --------------------------
+
+class AddAtAnyVersion(Manager):
+    """Breaks M3: the manager takes an add or drop whatever version its primary heard
+    (the kit's old rule): an add delayed on its way can land after a later drop."""
+
+    def _check_version(self, version):
+        pass
+
 
 class PromoteOutOfSync(Manager):
     """Breaks M5: the manager installs any replica, in the recorded in-sync set or not."""
@@ -113,7 +133,7 @@ class PromoteOutOfSync(Manager):
 # The default budgets, by number of replicas: each world is searched exhaustively in
 # well under a minute. Two replicas: no loss (X6) and one lease period (with
 # --ticks 2 there are three times the states).
-DEFAULTS = {1: Budgets(), 2: Budgets(losses=0, ticks=1, replicas=2)}
+DEFAULTS = {1: Budgets(), 2: Budgets(losses=0, ticks=1, catch_ups=0, replicas=2)}
 
 
 def budgets_for(replicas: int = 1, variant: str = "", **given) -> Budgets:
@@ -134,7 +154,9 @@ VARIANTS = {"promote-out-of-sync": "M5: only a member of the recorded in-sync se
             "drop-without-manager": "R7: a primary drops a silent replica only once the "
                                     "manager has recorded it",
             "ack-after-one-replica": "R1: a primary answers a write only after every "
-                                     "in-sync replica has it"}
+                                     "in-sync replica has it",
+            "add-at-any-version": "M3: the manager takes an add or drop only at the "
+                                  "configuration version its primary last heard"}
 # The replicas a variant needs before it can break anything (1 if not named here): with
 # one replica, "one of them" and "every one" are the same.
 REPLICAS_NEEDED = {"ack-after-one-replica": 2}
@@ -152,27 +174,28 @@ class ReplicationWorld:
         self.replicas = REPLICAS[:budgets.replicas]
         self.servers = (PRIMARY,) + self.replicas
         self.parties = (CLIENT, MANAGER) + self.servers     # the diagram's columns
-        self.manager_class = PromoteOutOfSync if budgets.variant == "promote-out-of-sync" \
-            else Manager
+        self.manager_class = {"promote-out-of-sync": PromoteOutOfSync,
+                              "add-at-any-version": AddAtAnyVersion}.get(budgets.variant,
+                                                                        Manager)
 
     def initial(self) -> State:
         """Every replica in sync, recorded so by the manager; the primary holds a lease."""
-        primary = Server(PRIMARY, True, Role.PRIMARY, 1, "", (), self.replicas, 0.0)
+        primary = Server(PRIMARY, True, Role.PRIMARY, 1, "", (), self.replicas, 0.0, 1)
         replicas = tuple(Server(name, True, Role.REPLICA, 1, PRIMARY, (), (), -1.0)
                          for name in self.replicas)
         return State(0, Configuration(PRIMARY, self.replicas, 1, 1), 0.0,
                      (primary,) + replicas, frozenset(), frozenset(), (), frozenset(),
-                     (0, 0, 0))
+                     (0, 0, 0, 0))
 
     # ---- what may happen next ---------------------------------------------------------
 
     def actions(self, s: State) -> list:
-        b, (crashes, losses, ticks) = self.budgets, s.used
+        b, (crashes, losses, ticks, catch_ups) = self.budgets, s.used
         found = []
         if len(s.written) < b.writes:
             found += [("write", name) for name in self.servers if self._server(s, name).up]
         for msg in sorted(s.network):
-            if self._server(s, msg.dst).up:
+            if msg.dst == MANAGER or self._server(s, msg.dst).up:       # X2
                 found.append(("deliver", msg))
             if losses < b.losses:
                 found.append(("lose", msg))
@@ -189,7 +212,19 @@ class ReplicationWorld:
                 found.append(("failover", name))
         if ticks < b.ticks:
             found.append(("tick", ""))
+        if catch_ups < b.catch_ups:
+            found += [("catch_up", pair) for pair in self._may_catch_up(s)]
         return found
+
+    def _may_catch_up(self, s: State) -> list:
+        """X7: (primary, replica) for each up replica its up primary dropped."""
+        pairs = []
+        for primary in s.servers:
+            if primary.up and primary.role is Role.PRIMARY:
+                pairs += [(primary.name, r.name) for r in s.servers
+                          if r.up and r.role is Role.REPLICA and r.primary == primary.name
+                          and r.epoch == primary.epoch and r.name not in primary.view]
+        return pairs
 
     # ---- one step ----------------------------------------------------------------------
 
@@ -221,6 +256,9 @@ class ReplicationWorld:
 
     def _deliver(self, s, msg, notes):
         s = s._replace(network=s.network - {msg})
+        if msg.kind == "add":                          # X7: it was on its way
+            notes.append(Note(msg.src, msg.dst, "add", f"{msg.write} at version {msg.version}"))
+            return self._receive_add(s, msg, notes)
         notes.append(Note(msg.src, msg.dst, f"{msg.kind} {msg.write}"))
         if msg.kind == "push":
             return self._receive_push(s, msg, notes)
@@ -270,13 +308,17 @@ class ReplicationWorld:
             manager = self._manager(s)
             try:
                 manager.drop(name, server.epoch, replica, self._now(s),       # M3
-                             manager.config.version)
-                notes.append(Note(name, MANAGER, "drop", f"{replica}: recorded (forced)"))
+                             server.heard)
+                notes.append(Note(name, MANAGER, "drop", f"{replica} at version "
+                                  f"{server.heard}: recorded (forced)"))
                 s = self._with_manager(s, manager)
                 role.on_drop_answer(recorded=True)
             except Refused as exc:
                 notes.append(Note(MANAGER, name, "refused", str(exc)[:40]))
+                if exc.kind == "changed":          # M3: it reads the version, asks again
+                    s = self._put(s, name, server._replace(heard=manager.config.version))
                 return s
+            server = server._replace(heard=manager.config.version)
         server = server._replace(view=tuple(r for r in server.view if r != replica))
         s = self._put(s, name, server)
         waiting = {w for w, o, r in s.pending if (o, r) == who}
@@ -297,7 +339,8 @@ class ReplicationWorld:
             return self._put(s, name, server._replace(role=role.role, epoch=role.epoch))
         notes.append(Note(name, MANAGER, "lease", "renewed"))
         s = self._with_manager(s, manager)
-        return self._put(s, name, server._replace(lease_from=self._now(s)))
+        return self._put(s, name, server._replace(lease_from=self._now(s),
+                                                  heard=manager.config.version))
 
     def _failover(self, s, name, notes):
         manager = self._manager(s)
@@ -317,25 +360,53 @@ class ReplicationWorld:
 
     def _crash(self, s, name, notes):
         notes.append(Note(name, name, "CRASH", "volatile state lost", kind="crash"))
-        crashes, losses, ticks = s.used
-        s = s._replace(used=(crashes + 1, losses, ticks),
+        crashes, losses, ticks, catch_ups = s.used
+        s = s._replace(used=(crashes + 1, losses, ticks, catch_ups),
                        network=frozenset(m for m in s.network if m.dst != name))
         s = s._replace(pending=frozenset(p for p in s.pending if p[1] != name))
         return self._put(s, name, self._server(s, name)._replace(up=False))
 
     def _restart(self, s, name, notes):
         notes.append(Note(name, name, "restart", "from its durable state"))
-        return self._put(s, name, self._server(s, name)._replace(up=True, lease_from=-1.0))
+        return self._put(s, name, self._server(s, name)._replace(up=True, lease_from=-1.0,
+                                                                 heard=0))
 
     def _lose(self, s, msg, notes):
         notes.append(Note(msg.src, msg.dst, f"{msg.kind} {msg.write}", "LOST", kind="lost"))
-        crashes, losses, ticks = s.used
-        return s._replace(network=s.network - {msg}, used=(crashes, losses + 1, ticks))
+        crashes, losses, ticks, catch_ups = s.used
+        return s._replace(network=s.network - {msg},
+                          used=(crashes, losses + 1, ticks, catch_ups))
 
     def _tick(self, s, _what, notes):
         notes.append(Note(MANAGER, MANAGER, "time passes", "every lease not renewed ends"))
-        crashes, losses, ticks = s.used
-        return s._replace(clock=s.clock + 1, used=(crashes, losses, ticks + 1))
+        crashes, losses, ticks, catch_ups = s.used
+        return s._replace(clock=s.clock + 1, used=(crashes, losses, ticks + 1, catch_ups))
+
+    def _catch_up(self, s, pair, notes):
+        """X7: `replica` caught up with `name`: it copies the primary's log, the primary
+        pushes to it again (its view is durable, saved before the ask, Rule 3) and asks
+        the manager to list it, at the version it last heard; it does not wait."""
+        name, replica = pair
+        primary = self._server(s, name)
+        notes.append(Note(replica, name, "caught up", f"copied {len(primary.log)} write(s)"))
+        s = self._put(s, replica, self._server(s, replica)._replace(log=primary.log))
+        s = self._put(s, name, primary._replace(view=primary.view + (replica,)))
+        add = Push(name, MANAGER, "add", replica, primary.epoch, primary.heard)
+        crashes, losses, ticks, catch_ups = s.used
+        return s._replace(network=s.network | {add},
+                          used=(crashes, losses, ticks, catch_ups + 1))
+
+    def _receive_add(self, s, msg, notes):
+        """M3: the add reaches the manager; its answer is not waited for (X7)."""
+        manager = self._manager(s)
+        try:
+            manager.add(msg.src, msg.epoch, msg.write, self._now(s), msg.version)
+        except Refused as exc:
+            notes.append(Note(MANAGER, MANAGER, "add refused", f"{exc.rule} ({exc.kind})"))
+            return s
+        notes.append(Note(MANAGER, MANAGER, f"{msg.write} in sync",
+                          f"version {manager.config.version} (forced)"))
+        return self._with_manager(s, manager)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -489,7 +560,7 @@ def report(budgets: Budgets = Budgets(), max_states: int = 2_000_000, progress=N
              f"World: {PRIMARY} (primary) and {', '.join(world.replicas)} (in sync), the "
              "coordinator as configuration manager",
              f"Budgets: writes {b.writes}, crashes {b.crashes}, lost messages {b.losses}, "
-             f"lease periods passing {b.ticks}",
+             f"lease periods passing {b.ticks}, catch-ups {b.catch_ups}",
              "Invariants: " + ", ".join(RULES),
              f"States: {result['states']:,} distinct, {result['explored']:,} steps tried, depth "
              f"{result['depth']}, {result['seconds']:.1f} s", ""]

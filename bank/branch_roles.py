@@ -30,7 +30,7 @@ import logging
 from bank import clock, rpc
 from bank.core.replica import Do as ReplicaDo
 from bank.core.replica import RoleRefused, lease_holds
-from bank.errors import (NOTHING_DONE, BankError, FaultCode, RememberedRefusal,
+from bank.errors import (NOTHING_DONE, TIMED_OUT, BankError, FaultCode, RememberedRefusal,
                          check_branch_name, check_limit, check_url)
 from bank.replication import Follower
 
@@ -317,9 +317,16 @@ class ManagerLink:
         if isinstance(version, int) and not isinstance(version, bool):
             self.config_version = version
 
+    def after_failed_change(self, exc: BankError) -> None:
+        """M3: an add or drop failed. Unanswered in time, it may have been taken: keep the
+        version, so that the same request sent again is answered as a repeat (no new
+        record). Refused (perhaps as made at an old version): read the version."""
+        if exc.why != TIMED_OUT:
+            self.read_configuration_version()
+
     def read_configuration_version(self) -> None:
-        """M3: an add or drop was refused (perhaps as made at an old version): read the
-        configuration, so that the next one names the version the manager is at."""
+        """M3: read the configuration, so that the next add or drop names the version
+        the manager is at."""
         manager = self.manager()
         if manager is not None:
             try:

@@ -166,7 +166,7 @@ class ConfigManager:
                 "servers were told, so it is not changed (no lease, no failover) until "
                 "the log is restored."))
         core = self._cores.setdefault(branch, Manager(branch))
-        before = (core.config, core.granted_at)
+        before = (core.config, core.granted_at, core.last_change)
         try:
             effects = decide(core)
         except Refused as exc:
@@ -181,7 +181,7 @@ class ConfigManager:
                                 branch, core.config.version, core.config.primary,
                                 list(core.config.in_sync) or "none")
         except BaseException:
-            core.config, core.granted_at = before                       # S1
+            core.config, core.granted_at, core.last_change = before     # S1
             raise
         self._recorded[branch] = core.config.as_dict()                  # now it may be heard
         return core.config.as_dict()

@@ -167,8 +167,8 @@ class Replicas:
             link.refusal = exc.message
             if exc.code == FaultCode.NOT_PRIMARY:
                 self.branch.learn_from_manager()
-            else:                         # M3: maybe refused at an old version: read it
-                self.branch.read_configuration_version()
+            else:                         # M3: maybe refused at an old version
+                self.branch.after_failed_change(exc)
 
     def _change_in_set(self, add: str = "", remove: str = "") -> None:
         """Rule 3: add or remove one replica of in_set, durably. Joins and drops of
@@ -263,7 +263,7 @@ class Replicas:
                     if exc.code == FaultCode.NOT_PRIMARY:
                         self.branch.learn_from_manager()
                         return why
-                    self.branch.read_configuration_version()     # M3: maybe changed
+                    self.branch.after_failed_change(exc)         # M3: maybe changed
             if time.monotonic() >= deadline:
                 return why
             time.sleep(0.3)               # a bounded wait for the manager to come back

@@ -694,6 +694,24 @@ def test_m3_an_add_delayed_past_a_later_drop_cannot_undo_it():
     assert core.config.in_sync == ("http://q",)
 
 
+def test_m3_the_last_change_asked_again_is_answered_again_without_a_record():
+    """M3: a drop whose answer came too late (a slow disk) is sent again at the same
+    version: with nothing changed since, it is answered again and nothing is recorded
+    (the primary re-read the version and dropped again, one forced record per try, and
+    on a disk slower than its timeout never heard an answer). Once anything else was
+    taken, the old request is refused as before, and a delayed add never matches."""
+    core = managed()                                  # q in sync, version 3
+    assert core.drop("http://p", 1, "http://q", 1.0, 3)[0].kind == "config"
+    again = core.drop("http://p", 1, "http://q", 1.0, 3)
+    assert again == [Reply(core.config)] and core.config == M.Configuration("http://p", (), 1, 4)
+    with pytest.raises(M.Refused):                    # not the last change: an add at 3
+        core.add("http://p", 1, "http://q", 1.0, 3)
+    core.add("http://p", 1, "http://r", 1.0, 4)       # something else is taken
+    with pytest.raises(M.Refused) as refused:
+        core.drop("http://p", 1, "http://q", 1.0, 3)
+    assert refused.value.kind == "changed" and core.config.version == 5
+
+
 def test_m4_no_new_primary_while_the_old_lease_may_be_held():
     """M4: install is refused, with the time left, until lease_wait() after the grant."""
     core = managed(granted_at=10.0)

@@ -26,7 +26,10 @@ Rules:
     taken is recorded as a new version, even one that leaves the set as it was. So the
     set changes in the order the primary asked: an add that was delayed on its way
     (its primary gave up waiting, then dropped the replica and answered writes
-    without it) can never reach the manager after that drop and undo it.
+    without it) can never reach the manager after that drop and undo it. The last
+    request taken, sent again at the same version (its answer was lost, or came too
+    late) while nothing else changed, is answered again with no new record: a slow
+    disk then costs one record per change, not one per try.
   * M4 - a new primary is installed only once the old primary's lease has surely run
     out (LEASE_SECONDS x (1 + 2 x CLOCK_DRIFT) + LEASE_MARGIN after the last grant).
   * M5 - only a member of the recorded in-sync set is promoted, and the new
@@ -121,6 +124,7 @@ class Manager:
     def __init__(self, branch: str, config: Configuration = Configuration(),
                  granted_at: float = None):
         self.branch, self.config, self.granted_at = branch, config, granted_at
+        self.last_change = None       # M3: the last add or drop taken, as it was asked
 
     # ---- requests from the primary (M1-M3) ------------------------------------------
 
@@ -133,18 +137,33 @@ class Manager:
 
     def add(self, url: str, epoch: int, replica: str, now: float, version: int) -> list:
         self._check_primary(url, epoch)
+        asked = (Event.ADD, url, epoch, replica, version)
+        if self._repeated(asked):
+            return [Reply(self.config)]
         self._check_version(version)
         if replica == url:
             raise Refused("M3", f"{url} is {self.branch}'s primary, not a replica of it.",
                           "bad-request")
         in_sync = tuple(sorted(set(self.config.in_sync) | {replica}))
-        return self._step(Event.ADD, now, replace(self.config, in_sync=in_sync))
+        return self._change(asked, now, replace(self.config, in_sync=in_sync))
 
     def drop(self, url: str, epoch: int, replica: str, now: float, version: int) -> list:
         self._check_primary(url, epoch)
+        asked = (Event.DROP, url, epoch, replica, version)
+        if self._repeated(asked):
+            return [Reply(self.config)]
         self._check_version(version)
         in_sync = tuple(r for r in self.config.in_sync if r != replica)
-        return self._step(Event.DROP, now, replace(self.config, in_sync=in_sync))
+        return self._change(asked, now, replace(self.config, in_sync=in_sync))
+
+    def _repeated(self, asked: tuple) -> bool:
+        """M3: is this the last change taken, asked again, with nothing changed since?"""
+        return asked == self.last_change and self.config.version == asked[-1] + 1
+
+    def _change(self, asked: tuple, now: float, new: Configuration) -> list:
+        effects = self._step(asked[0], now, new)
+        self.last_change = asked
+        return effects
 
     # ---- failover (M4, M5) ---------------------------------------------------------------
 

@@ -49,10 +49,17 @@ class BankingCommands:
                          "-", in_doubt_text(b, time.time())])
             for r in b.get("replicas", []):
                 sync = ("in sync" if r["in_sync"] else "OUT OF SYNC") if r["up"] else "DOWN"
-                rows.append([f"  {b['name']} replica", r["url"], sync, r["role"] or "-",
-                             r["epoch"] or "-", r["lag"] if r["up"] else "-", "-"])
+                rows.append([f"  {self._server_name(r['url'], b['name'])}", r["url"], sync,
+                             r["role"] or "-", r["epoch"] or "-",
+                             r["lag"] if r["up"] else "-", "-"])
         rows.append([cluster.COORDINATOR, self.coord.url, "up", "coordinator", "-", "-", "-"])
         self._branch_table(rows)
+
+    def _server_name(self, url: str, branch: str) -> str:
+        """A replica's name as crash, restart and cluster.py status say it
+        (Mumbai-replica1; after a failover, maybe Mumbai), if this shell started it."""
+        name = self.local.server_at(url) if self.local is not None else url
+        return name if name != url else f"{branch} replica"
 
     def _branch_table(self, rows: list) -> None:
         self._table(rows, ["name", "url", "state", "role", "epoch", "lag", "in doubt"],

@@ -56,6 +56,14 @@ def queued(ledger, n):
     return wait_for(lambda: ledger._commits._queued >= n, 10, f"{n} writers queued")
 
 
+def printed(sh, command: str) -> str:
+    """What the shell prints for one command (its output buffer emptied first)."""
+    sh.stdout.seek(0)
+    sh.stdout.truncate()
+    sh.onecmd(command)
+    return sh.stdout.getvalue()
+
+
 def seen_by_another_connection(path, txid) -> str:
     conn = sqlite3.connect(path)
     try:
@@ -259,10 +267,7 @@ def test_the_shell_shows_fsyncs_and_messages_per_transfer(tmp_path):
             t.join(30)
         wait_for(lambda: all(b["in_doubt"] == 0 for b in bank.coordinator().call("branches")),
                  15, "every commit to reach the branches")
-        sh.stdout.seek(0)
-        sh.stdout.truncate()
-        sh.onecmd("counters")
-        out = sh.stdout.getvalue()
+        out = printed(sh, "counters")
     assert re.search(r"transfers between branches\s+8\b", out), out
     messages = float(re.search(r"messages per transfer\s+([0-9.]+)", out).group(1))
     assert 1 < messages <= 5.0, out
@@ -308,17 +313,11 @@ def test_the_shells_counters_start_again_after_a_server_restarts(tmp_path):
                              bank, bank.home, stdout=io.StringIO())
         bank.restart(COORDINATOR)                  # it counts 1 transfer, not 3 + 1
         sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
-        sh.stdout.seek(0)
-        sh.stdout.truncate()
-        sh.onecmd("counters")
-        said = sh.stdout.getvalue()
+        said = printed(sh, "counters")
         assert "A server restarted since this shell started" in said, said
         assert not re.search(r"\s-[0-9]", said), said
         sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
-        sh.stdout.seek(0)
-        sh.stdout.truncate()
-        sh.onecmd("counters")
-        out = sh.stdout.getvalue()
+        out = printed(sh, "counters")
     assert re.search(r"transfers between branches\s+1\b", out), out
     assert re.search(r"messages per transfer\s+5\.00\b", out), out
     assert "Since the last `counters`." in out
@@ -342,16 +341,10 @@ def test_the_shells_counters_see_one_branch_restart_while_the_others_count_on(tm
             sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
         bank.restart("Delhi")
         sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
-        sh.stdout.seek(0)
-        sh.stdout.truncate()
-        sh.onecmd("counters")
-        said = sh.stdout.getvalue()
+        said = printed(sh, "counters")
         assert "A server restarted since this shell started" in said, said
         sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
-        sh.stdout.seek(0)
-        sh.stdout.truncate()
-        sh.onecmd("counters")
-        out = sh.stdout.getvalue()
+        out = printed(sh, "counters")
     assert re.search(r"transfers between branches\s+1\b", out), out
     assert re.search(r"fsyncs per transfer\s+5\.00\b", out), out
 

@@ -11,6 +11,7 @@ bank/twopc.py drives 2PC, bank/coordinator_service.py serves the public API.
 
 import argparse
 import errno
+import pathlib
 import re
 import sys
 
@@ -92,13 +93,16 @@ def parse_args(argv=None):
     if args.hold_decisions and not args.batching:
         p.error("--hold-decisions needs batching: a held decision rides a batch "
                 "(leave out --no-batching)")
-    args.name = args.name or config.get("name", "C1")
+    args.name = config.get("name", "C1") if args.name is None else args.name   # "": refused
     if not NAME.fullmatch(args.name):
         p.error(f"the coordinator's name goes into every txid: 1 to 16 letters, digits, _ "
                 f"or -, starting with a letter, like C1; not {args.name!r}")
     args.host = args.host or config.get("host", "127.0.0.1")
     args.port = args.port if args.port is not None else int(config.get("port", 9000))
     args.log = args.log or config.get("log", "logs/recovery.log")
+    if pathlib.Path(args.log).is_dir():
+        p.error(f"--log {args.log!r} is a folder; give the recovery log's file, like "
+                "logs/recovery.log")
     args.secret_file = args.secret_file or config.get("secret_file") or None
     args.allow_faults = args.allow_faults or config.get("allow_faults", "no") == "yes"
     args.presumption = args.presumption or config.get("presumption", "abort")

@@ -211,6 +211,9 @@ def load_keys(path) -> Keyring:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SystemExit(f"Cannot read the keys file {path}: {exc.strerror}.")
+    except UnicodeDecodeError:
+        raise SystemExit(f"{path} is not a keys file: it is not text (UTF-8). Make one "
+                         "with `python cluster.py secret FILE`.") from None
     try:
         keyring = Keyring.parse(text, str(path))
     except ValueError as exc:

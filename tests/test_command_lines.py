@@ -130,3 +130,30 @@ def test_cluster_refuses_a_stray_word_or_a_file_as_its_home(tmp_path, args, says
     finally:                           # a cluster started by mistake ends with the test
         if (tmp_path / "home" / "data").exists():
             run_program(tmp_path, "cluster.py", "stop", "--home", str(tmp_path / "home"))
+
+
+# ---- small refusals found by the input fuzzer ---------------------------------------------
+
+def test_a_coordinator_named_nothing_is_refused(tmp_path):
+    """coordinator.py --name "": a coordinator's name goes into every txid, so an empty
+    one is refused in one sentence (it silently became C1)."""
+    assert_refused(tmp_path, "coordinator.py", "--name", "", "--port", "0",
+                   "--branch", "Mumbai=http://127.0.0.1:9100", says="not ''")
+
+
+def test_a_recovery_log_that_is_a_folder_is_named(tmp_path):
+    """coordinator.py --log FOLDER: the sentence names the folder and what to give
+    instead (it said only "Is a directory.")."""
+    (tmp_path / "logs").mkdir()
+    assert_refused(tmp_path, "coordinator.py", "--log", "logs", "--port", "0",
+                   "--branch", "Mumbai=http://127.0.0.1:9100",
+                   says="--log 'logs' is a folder; give the recovery log's file")
+
+
+def test_a_keys_file_that_is_not_text_is_named_as_such(tmp_path):
+    """cluster.py secret --from FILE where FILE is not UTF-8 text: one sentence naming
+    the file (it printed Python's codec error)."""
+    (tmp_path / "garbage.keys").write_bytes(b"\xff\xfe\xf3\x00 not a key")
+    assert_refused(tmp_path, "cluster.py", "secret", "student.keys", "--role", "student",
+                   "--from", "garbage.keys", says="garbage.keys is not a keys file")
+    assert not (tmp_path / "student.keys").exists()

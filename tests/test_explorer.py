@@ -236,7 +236,7 @@ def test_every_replication_variant_is_caught_with_two_replicas(variant):
     """Each broken rule (M5, R7, R1, M3) still loses an acknowledged write when the
     branch has two replicas: the shortest run ends in a failover to a replica that lacks
     it. (M3's needs a replica dropped twice, so two writes and a catch-up between.)"""
-    given = dict(writes=2, catch_ups=1) if variant == "add-at-any-version" else \
+    given = dict(writes=2, catch_ups=1) if variant.endswith("-at-any-version") else \
         dict(writes=1)
     text, found = repl.report(repl.budgets_for(2, variant, **given))
     assert found and "VIOLATION of acked-writes-survive" in text, text
@@ -260,6 +260,21 @@ def test_an_add_delayed_past_a_later_drop_is_caught():
         < steps.index("<---- add") < steps.index("promote")
     text, found = repl.report(repl.budgets_for(1, "add-at-any-version", catch_ups=0))
     assert not found                     # without a catch-up, no add is ever on its way
+
+
+def test_a_repeat_at_another_version_is_caught():
+    """X2, M3: the manager answers again, with no new record, only the last add or drop
+    taken asked again at the same version. The explorer keeps the manager's memory of
+    that last change from step to step, as the coordinator does, so a manager that
+    takes a second drop of the same replica, at the version the first one's answer
+    told, for a repeat of the first is caught: no record is made, the late add lands at
+    the version it names, lists the replica again, and a failover to it loses W2."""
+    text, found = repl.report(repl.budgets_for(1, "repeat-at-any-version"))
+    assert found and "W2 was acknowledged by Mumbai" in text, text
+    steps = text.split("The shortest run")[1]
+    assert steps.index("at version 1: recorded") \
+        < steps.index("at version 2: answered again as a repeat") \
+        < steps.index("<---- add") < steps.index("promote"), text
 
 
 def test_acknowledging_after_one_replica_is_caught_only_with_two():

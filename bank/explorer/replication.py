@@ -15,7 +15,9 @@ Rules:
     it applied and the replicas it pushes to; what it is waiting for, and the
     configuration version it last heard from the manager (M3), are volatile.
   * X2 - the manager is always reachable here (the coordinator does not crash in this
-    world: tests/test_replication_safety.py covers that case with real processes).
+    world: tests/test_replication_safety.py covers that case with real processes), so
+    what its core keeps in memory (the last add or drop taken, M3's repeat) carries on
+    from one step to the next, as it does in the coordinator.
   * X3 - time moves in ticks of lease_wait() (M4): after a tick every lease that was
     not renewed has run out, for the primary (R8) and for the manager alike. The clock
     assumption of bank/core/manager.py is what makes that one tick for both.
@@ -109,6 +111,7 @@ class State(NamedTuple):
     written: tuple           # writes the client has sent
     acked: frozenset         # (write, server, epoch) the client was told
     used: tuple              # (crashes, losses, ticks, catch_ups)
+    last_change: tuple = None    # the manager's last add or drop taken (M3, in memory)
 
 
 # ---- the broken variants (each a small change to a real core) --------------------------
@@ -119,6 +122,15 @@ class AddAtAnyVersion(Manager):
 
     def _check_version(self, version):
         pass
+
+
+class RepeatAtAnyVersion(Manager):
+    """Breaks M3: a request like the last change taken (same primary, epoch and replica)
+    is answered as its repeat whatever version it names: a second drop of the replica,
+    made at the version the first one's answer told, is answered without a record."""
+
+    def _repeated(self, asked):
+        return self.last_change is not None and asked[:-1] == self.last_change[:-1]
 
 
 class PromoteOutOfSync(Manager):
@@ -156,7 +168,9 @@ VARIANTS = {"promote-out-of-sync": "M5: only a member of the recorded in-sync se
             "ack-after-one-replica": "R1: a primary answers a write only after every "
                                      "in-sync replica has it",
             "add-at-any-version": "M3: the manager takes an add or drop only at the "
-                                  "configuration version its primary last heard"}
+                                  "configuration version its primary last heard",
+            "repeat-at-any-version": "M3: only the last change taken, asked again at the "
+                                     "same version, is answered as a repeat"}
 # The replicas a variant needs before it can break anything (1 if not named here): with
 # one replica, "one of them" and "every one" are the same.
 REPLICAS_NEEDED = {"ack-after-one-replica": 2}
@@ -175,8 +189,9 @@ class ReplicationWorld:
         self.servers = (PRIMARY,) + self.replicas
         self.parties = (CLIENT, MANAGER) + self.servers     # the diagram's columns
         self.manager_class = {"promote-out-of-sync": PromoteOutOfSync,
-                              "add-at-any-version": AddAtAnyVersion}.get(budgets.variant,
-                                                                        Manager)
+                              "add-at-any-version": AddAtAnyVersion,
+                              "repeat-at-any-version": RepeatAtAnyVersion}.get(
+                                  budgets.variant, Manager)
 
     def initial(self) -> State:
         """Every replica in sync, recorded so by the manager; the primary holds a lease."""
@@ -307,10 +322,13 @@ class ReplicationWorld:
         if self.budgets.variant != "drop-without-manager":
             manager = self._manager(s)
             try:
+                before = manager.config.version
                 manager.drop(name, server.epoch, replica, self._now(s),       # M3
                              server.heard)
+                taken = ("recorded (forced)" if manager.config.version != before else
+                         "answered again as a repeat (no record)")
                 notes.append(Note(name, MANAGER, "drop", f"{replica} at version "
-                                  f"{server.heard}: recorded (forced)"))
+                                  f"{server.heard}: {taken}"))
                 s = self._with_manager(s, manager)
                 role.on_drop_answer(recorded=True)
             except Refused as exc:
@@ -440,10 +458,13 @@ class ReplicationWorld:
         return lease_holds(bool(server.view), self._now(s), until)
 
     def _manager(self, s) -> Manager:
-        return self.manager_class(PRIMARY, s.config, s.granted_at)
+        manager = self.manager_class(PRIMARY, s.config, s.granted_at)
+        manager.last_change = s.last_change          # X2: the coordinator's memory
+        return manager
 
     def _with_manager(self, s, manager) -> State:
-        return s._replace(config=manager.config, granted_at=manager.granted_at)
+        return s._replace(config=manager.config, granted_at=manager.granted_at,
+                          last_change=manager.last_change)
 
     def _server(self, s, name) -> Server:
         return server_named(s, name)

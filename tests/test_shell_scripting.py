@@ -1,8 +1,8 @@
 """The shell as a program: -c, scripts on stdin, its options and its own cluster.
 
-Like tests/test_shell.py (whose cluster fixture and helpers it uses): one local cluster
-for the module, each test a fresh BankShell or a `python shell.py` subprocess; waiting is
-polling with a deadline, never a bare sleep.
+Most tests run `python shell.py` as a subprocess, on the module's cluster (the fixture
+of tests/test_shell.py) or on a home of their own that the shell starts and stops.
+Waiting is polling with a deadline, never a bare sleep.
 """
 
 import os

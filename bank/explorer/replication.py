@@ -110,11 +110,21 @@ class State(NamedTuple):
     pending: frozenset       # (write, server, replica): a primary still waits (volatile)
     written: tuple           # writes the client has sent
     acked: frozenset         # (write, server, epoch) the client was told
-    used: tuple              # (crashes, losses, ticks, catch_ups)
+    used: tuple              # (crashes, losses, ticks, catch_ups) spent: _spend()
     last_change: tuple = None    # the manager's last add or drop taken (M3, in memory)
 
 
 # ---- the broken variants (each a small change to a real core) --------------------------
+
+
+CRASHES, LOSSES, TICKS, CATCH_UPS = range(4)     # what State.used counts, in order (X4)
+
+
+def _spend(s, budget: int):
+    """The state with one more of `budget` spent (X4)."""
+    used = list(s.used)
+    used[budget] += 1
+    return s._replace(used=tuple(used))
 
 class AddAtAnyVersion(Manager):
     """Breaks M3: the manager takes an add or drop whatever version its primary heard
@@ -378,9 +388,8 @@ class ReplicationWorld:
 
     def _crash(self, s, name, notes):
         notes.append(Note(name, name, "CRASH", "volatile state lost", kind="crash"))
-        crashes, losses, ticks, catch_ups = s.used
-        s = s._replace(used=(crashes + 1, losses, ticks, catch_ups),
-                       network=frozenset(m for m in s.network if m.dst != name))
+        s = _spend(s, CRASHES)._replace(
+            network=frozenset(m for m in s.network if m.dst != name))
         s = s._replace(pending=frozenset(p for p in s.pending if p[1] != name))
         return self._put(s, name, self._server(s, name)._replace(up=False))
 
@@ -391,14 +400,11 @@ class ReplicationWorld:
 
     def _lose(self, s, msg, notes):
         notes.append(Note(msg.src, msg.dst, f"{msg.kind} {msg.write}", "LOST", kind="lost"))
-        crashes, losses, ticks, catch_ups = s.used
-        return s._replace(network=s.network - {msg},
-                          used=(crashes, losses + 1, ticks, catch_ups))
+        return _spend(s, LOSSES)._replace(network=s.network - {msg})
 
     def _tick(self, s, _what, notes):
         notes.append(Note(MANAGER, MANAGER, "time passes", "every lease not renewed ends"))
-        crashes, losses, ticks, catch_ups = s.used
-        return s._replace(clock=s.clock + 1, used=(crashes, losses, ticks + 1, catch_ups))
+        return _spend(s, TICKS)._replace(clock=s.clock + 1)
 
     def _catch_up(self, s, pair, notes):
         """X7: `replica` caught up with `name`: it copies the primary's log, the primary
@@ -410,9 +416,7 @@ class ReplicationWorld:
         s = self._put(s, replica, self._server(s, replica)._replace(log=primary.log))
         s = self._put(s, name, primary._replace(view=primary.view + (replica,)))
         add = Push(name, MANAGER, "add", replica, primary.epoch, primary.heard)
-        crashes, losses, ticks, catch_ups = s.used
-        return s._replace(network=s.network | {add},
-                          used=(crashes, losses, ticks, catch_ups + 1))
+        return _spend(s, CATCH_UPS)._replace(network=s.network | {add})
 
     def _receive_add(self, s, msg, notes):
         """M3: the add reaches the manager; its answer is not waited for (X7)."""

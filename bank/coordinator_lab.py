@@ -88,7 +88,7 @@ class LabControls:
         link, url, epoch = self._manager_args(branch, url, epoch)
         return self.manager.add_replica(link.name, url, epoch,
                                         check_url(replica, "replica URL"),
-                                        _check_version(version))
+                                        _whole_number(version, "configuration version", 0))
 
     def drop_replica(self, branch, url, epoch, replica, version) -> dict:
         """The primary `url` cannot push to `replica`: record it out of sync (M3, R7), if
@@ -96,16 +96,14 @@ class LabControls:
         link, url, epoch = self._manager_args(branch, url, epoch)
         return self.manager.drop_replica(link.name, url, epoch,
                                          check_url(replica, "replica URL"),
-                                         _check_version(version))
+                                         _whole_number(version, "configuration version", 0))
 
     def _manager_args(self, branch, url, epoch) -> tuple:
         link = self._link(branch)
         if link.partitioned:
             raise BankError(FaultCode.UNAVAILABLE,
                             f"branch {link.name} is cut off by a lab partition.")
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or not 1 <= epoch < 2**31:
-            raise BankError(FaultCode.BAD_INPUT, "The epoch must be a whole number from 1.")
-        return link, check_url(url, "primary URL"), epoch
+        return link, check_url(url, "primary URL"), _whole_number(epoch, "epoch", 1)
 
     def _check_claim(self, link, url: str, epoch: int) -> None:
         """Before recording a first configuration, the claimant must really be a primary
@@ -246,11 +244,13 @@ class LabControls:
                 "epoch": promoted["epoch"], "applied": promoted["applied"]}
 
 
-def _check_version(version) -> int:
-    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version < 2**31:
-        raise BankError(FaultCode.BAD_INPUT, "The configuration version must be a whole "
-                                             "number from 0.")
-    return version
+def _whole_number(value, what: str, least: int) -> int:
+    """An epoch or a configuration version from a primary: a whole number from `least`,
+    or one sentence."""
+    if not isinstance(value, int) or isinstance(value, bool) or not least <= value < 2**31:
+        raise BankError(FaultCode.BAD_INPUT, f"The {what} must be a whole number from "
+                                             f"{least}.")
+    return value
 
 
 def _recorded_primary(link, config: dict) -> str:

@@ -290,8 +290,7 @@ class RecoveryLog(ReadAtStart, Compaction):
         self.presumed_commit = presumed_commit
         self._read_existing(accept_damage)
         if self.records == 0 and not self.damage:
-            # a new log (compact() writes it): from the next second, which no txid of
-            # the log it replaces can bear (Rule 9)
+            # a new log (compact() writes it): its txids from the next second (Rule 9)
             self.created = txid_second(time.time() + 1)
         if self.damage:
             self._open_for_appends()            # never compacted: keep the evidence

@@ -197,11 +197,11 @@ def presumed_outcome(presumption: Presumption = Presumption.ABORT,
 TXID_STAMP = re.compile(r"-(\d{8}T\d{6})-[0-9a-f]+$")   # <name>-<UTC second>-<serial> (D7)
 
 
-
 def begun_before(txid: str, log_created: str) -> bool:
     """C14: is txid stamped before the second its log's txids start from (both as in a
-    txid, e.g. 20261125T130102: bank/clock.py txid_second)? False when either is unknown: a txid of another shape, or
-    a log written before logs recorded their creation."""
+    txid, e.g. 20261125T130102: bank/clock.py txid_second)? False when either is
+    unknown: a txid of another shape, or a log written before logs recorded their
+    creation."""
     stamp = TXID_STAMP.search(txid)
     return bool(stamp and log_created) and stamp.group(1) < log_created
 

@@ -32,7 +32,8 @@ Rules:
     a txid we never voted on is recorded "aborted" durably FIRST, then answered
     "aborted": we can never vote yes on it later, so the answer is safe to act on.
   * P9 - an in-doubt participant that cannot reach its coordinator, or whose
-    coordinator is in doubt itself (C9: its log is damaged), asks the other
+    coordinator is in doubt itself (C9: its log is damaged; C14: its log is newer than
+    the txid), asks the other
     participants (named in the prepare). A "committed" or "aborted" answer is applied
     as the coordinator's would be (P4, P5); if every peer is in doubt too, nothing
     changes: it keeps its holds and keeps asking (P6).

@@ -50,6 +50,9 @@ def parse_args(argv=None):
                    help="once the coordinator has not answered for this long, ask the "
                         "other participants too (cooperative termination)")
     p.add_argument("--log-dir", default="logs", help="where the log file goes")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only warnings and errors here; the log file keeps every "
+                        "line (cluster.py starts its servers so)")
     p.add_argument("--url-file", type=rpc.file_arg,
                    help="write the served URL here once listening")
     args = p.parse_args(argv)
@@ -64,7 +67,8 @@ def main(argv=None):
     rpc.check_server_keys(secret, args.secret_file)
     rpc.check_bind(args.host, secret, args.insecure_no_auth)
     rpc.hold_exclusive(args.db or default_db(args.name), "database")
-    rpc.setup_logging(pathlib.Path(args.db).stem if args.db else args.name, args.log_dir)
+    rpc.setup_logging(pathlib.Path(args.db).stem if args.db else args.name, args.log_dir,
+                      quiet=args.quiet)
     db = args.db or default_db(args.name)
     problem = check_database(db)        # never vote on a damaged ledger
     if problem:

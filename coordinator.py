@@ -58,6 +58,9 @@ def parse_args(argv=None):
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="serve beyond loopback without a secret (trusted networks only)")
     p.add_argument("--log-dir", default="logs", help="where the process log goes")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only warnings and errors here; the log file keeps every "
+                        "line (cluster.py starts its servers so)")
     p.add_argument("--url-file", type=rpc.file_arg,
                    help="write the served URL here once listening")
     args = p.parse_args(argv)
@@ -119,7 +122,7 @@ def main(argv=None):
     rpc.check_server_keys(secret, args.secret_file)
     rpc.check_bind(args.host, secret, args.insecure_no_auth)
     rpc.hold_exclusive(args.log, "recovery log")
-    rpc.setup_logging("coordinator", args.log_dir)
+    rpc.setup_logging("coordinator", args.log_dir, quiet=args.quiet)
     try:
         coordinator = Coordinator(args.name, args.branches, args.log, secret=secret,
                                   allow_faults=args.allow_faults or bool(args.fail_at),

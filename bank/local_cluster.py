@@ -156,7 +156,7 @@ class Member:
         self._output_from = self.output.stat().st_size if self.output.exists() else 0
         cmd = [sys.executable, str(KIT / self.script), *self.args, "--port", str(self.port),
                "--url-file", str(self.url_file), "--log-dir", str(self.home / "logs"),
-               *extra]
+               "--quiet", *extra]    # logs/NAME.log has every line; NAME.out the rest
         with open(self.output, "ab") as out:
             self.proc = subprocess.Popen(cmd, cwd=self.home, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

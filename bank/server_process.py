@@ -14,10 +14,16 @@ Rules:
   * One process per file: a second server on the same database or recovery log
     refuses to start (hold_exclusive).
   * A launcher is told a server's pid before its URL, each file written whole (serve).
+  * A log file stays bounded: past LOG_FILE_LIMIT bytes it becomes NAME.log.1 (an
+    older one is replaced) and a new NAME.log starts, so a class that runs the bank
+    all day, or a benchmark, never fills the disk.
 
 Glossary:
   url file   HOME/data/NAME.url, written once the server listens
   pid file   HOME/data/NAME.pid: its pid and server id, written just before
+  quiet      a server started by cluster.py has no terminal: its output goes to
+             logs/NAME.out, so only warnings and errors are copied there (the log
+             file has every line)
 """
 
 import argparse
@@ -31,6 +37,8 @@ import time
 
 from bank import keys, storage
 from bank.errors import BankError, check_url
+
+LOG_FILE_LIMIT = 16 * 1024 * 1024   # bytes in NAME.log before it becomes NAME.log.1
 
 
 def serve(server, on_stop=None, url_file=None) -> None:
@@ -197,13 +205,14 @@ def time_arg(least: float, most: float, unit: str = "seconds"):
     return read
 
 
-def setup_logging(name: str, log_dir="logs", verbose=False) -> pathlib.Path:
-    """Log to stderr and to logs/<name>.log (runtime logs live in logs/)."""
+def setup_logging(name: str, log_dir="logs", verbose=False, quiet=False) -> pathlib.Path:
+    """Log to stderr and to logs/<name>.log (runtime logs live in logs/). Quiet: only
+    warnings and errors go to stderr (a launcher's output file, not a person)."""
     log_dir = pathlib.Path(log_dir)
     path = log_dir / f"{name}.log"
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
-        handler = _TerminalAndFile(path)
+        handler = _TerminalAndFile(path, logging.WARNING if quiet else logging.DEBUG)
     except OSError as exc:
         raise SystemExit(f"Cannot write the log file {path}: {exc.strerror or exc}. Give a "
                          "folder this program may write to with --log-dir.")
@@ -244,20 +253,43 @@ class _TerminalAndFile(logging.Handler):
     """Writes each log line to the terminal (stderr) and to the log file.
 
     One handler, so a line is formatted once: a branch narrates every 2PC step, and
-    two handlers formatted each line twice (issue 13).
+    two handlers formatted each line twice (issue 13). The file is written as bytes,
+    counted as they go, so bounding it costs no call per line.
     """
 
-    def __init__(self, path):
+    def __init__(self, path: pathlib.Path, terminal_level: int):
         super().__init__()
-        self.file = open(path, "a", encoding="utf-8")
+        self.path, self.terminal_level = path, terminal_level
+        self.file, self.size = self._open()
+        self.limit = LOG_FILE_LIMIT
+
+    def _open(self):
+        file = open(self.path, "ab")
+        return file, file.seek(0, os.SEEK_END)
 
     def emit(self, record):
         try:
             line = self.format(record) + "\n"
-            for stream in (sys.stderr, self.file):    # stderr is None under pythonw
-                if stream is None:
-                    continue
-                stream.write(line)
-                stream.flush()
+            if sys.stderr is not None and record.levelno >= self.terminal_level:
+                sys.stderr.write(line)           # stderr is None under pythonw
+                sys.stderr.flush()
+            data = line.encode("utf-8", "replace")
+            self.file.write(data)
+            self.file.flush()
+            self.size += len(data)
+            if self.size >= self.limit:
+                self._start_afresh()
         except Exception:
             self.handleError(record)
+
+    def _start_afresh(self):
+        """NAME.log becomes NAME.log.1 and a new NAME.log begins. Where the rename is
+        refused (on Windows, while an editor holds the file), keep writing, and try
+        again one limit later."""
+        self.file.close()
+        try:
+            os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+            self.limit = LOG_FILE_LIMIT
+        except OSError:
+            self.limit = self.size + LOG_FILE_LIMIT
+        self.file, self.size = self._open()

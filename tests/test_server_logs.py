@@ -1,0 +1,51 @@
+"""A server's log: every line in logs/NAME.log, bounded; its launcher's copy quiet.
+
+Rules checked (bank/server_process.py):
+  * A log file past LOG_FILE_LIMIT becomes NAME.log.1 (an older one replaced) and a
+    new NAME.log starts: the disk a server uses for its log does not grow with uptime.
+  * A server started by cluster.py (--quiet) copies only warnings and errors to its
+    output file logs/NAME.out; logs/NAME.log still narrates every 2PC step.
+"""
+
+import logging
+
+from bank import rpc, server_process
+
+
+def test_a_log_file_past_its_limit_becomes_log_1_and_a_new_one_starts(tmp_path, monkeypatch):
+    """Rotation: with a 4,000-byte limit, 200 lines of 95 bytes leave two files,
+    NAME.log and NAME.log.1, each within the limit and one line, no third; the newest
+    line is in NAME.log and the one just before the last rotation in NAME.log.1."""
+    monkeypatch.setattr(server_process, "LOG_FILE_LIMIT", 4000)
+    handler = server_process._TerminalAndFile(tmp_path / "Mumbai.log", logging.CRITICAL)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("test_server_logs.rotation")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        for n in range(200):
+            logger.info("line %03d %s", n, "x" * 85)      # 95 bytes a line
+    finally:
+        logger.removeHandler(handler)
+        handler.file.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Mumbai.log", "Mumbai.log.1"]
+    newest = (tmp_path / "Mumbai.log").read_text().splitlines()
+    older = (tmp_path / "Mumbai.log.1").read_text().splitlines()
+    assert newest[-1].startswith("line 199 ")
+    assert int(older[-1].split()[1]) + 1 == int(newest[0].split()[1])   # no line lost
+    for path in tmp_path.iterdir():
+        assert path.stat().st_size <= 4000 + 100
+
+
+def test_a_server_started_quiet_narrates_in_its_log_file_and_not_on_its_output(
+        start_branch, tmp_home):
+    """--quiet (how cluster.py starts servers): a deposit's INFO narration is in
+    logs/Mumbai.log and not in logs/Mumbai.out, which keeps only warnings, errors and
+    the start-up lines."""
+    member = start_branch("Mumbai")
+    client = rpc.Client(member.url, timeout=10, label="Mumbai")
+    client.call("deposit", "1001", "1.00")
+    log = (tmp_home / "logs" / "Mumbai.log").read_text(encoding="utf-8")
+    out = (tmp_home / "logs" / "Mumbai.out").read_text(encoding="utf-8")
+    assert " INFO " in log
+    assert " INFO " not in out, out

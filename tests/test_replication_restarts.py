@@ -25,7 +25,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -264,8 +263,14 @@ def test_fewer_replicas_are_refused_after_a_failover_whose_promote_never_arrived
     failover = threading.Thread(target=lambda: _refused(call, bank, COORDINATOR, "failover",
                                                         MUMBAI, timeout=30))
     failover.start()
-    time.sleep(1.5)                     # the failover waits out the old lease (M4) ...
-    bank.kill(MUMBAI_REPLICA)           # ... and its promote finds the replica gone
+    # Kill the replica while the failover waits out the old lease (M4, about 4 s): by
+    # then it has chosen the replica (it pinged it), and its promote is still to come.
+    # (A fixed 1.5 s sleep raced both ends: a failover slower to start on a loaded
+    # machine pinged a replica already dead, and was refused with epoch 1.)
+    coordinator = bank.members[COORDINATOR]
+    wait_for(lambda: "for the old primary's lease to run out" in coordinator.last_output(200),
+             10, "the failover to wait out the old primary's lease", interval=0.02)
+    bank.kill(MUMBAI_REPLICA)           # its promote finds the replica gone
     failover.join()
     assert call(bank, COORDINATOR, "configuration", MUMBAI)["epoch"] == 2
     bank.kill(MUMBAI)                   # paused still: it never heard of epoch 2

@@ -354,6 +354,11 @@ def test_restart_rejoin_brings_a_replaced_primary_back_as_a_replica_that_can_tak
     assert "the coordinator has no replicas: `restart coordinator` starts it again" in \
         run(sh, "restart coordinator --rejoin")
     assert "it is fenced" in run(sh, f"restart {MUMBAI}")
+    # The shell says so from the manager's record; the server itself, whose status
+    # line follows, learns it a moment later if its ping of the new primary at start
+    # times out (a loaded machine): then its next heartbeat or lease renewal tells it.
+    wait_for(lambda: call(bank, MUMBAI, "ping")["role"] == "fenced", BUG_DEADLINE,
+             "the old primary to learn it was replaced")
     assert re.search(r"Mumbai .*fenced: a failover replaced it; `restart Mumbai --rejoin`",
                      cluster_status(bank))
     said = run(sh, f"restart {MUMBAI} --rejoin")

@@ -209,6 +209,10 @@ def run_cycles(bank, rounds, crash_round=-1):
                      f"{n} more acknowledged writes (refusals: {dict(load.errors)})")
         progress()
         for rnd in range(rounds):
+            # Recorded in sync once more just before the kill: the writes since the
+            # last wait may have had it dropped (a push slower than PUSH_TIMEOUT on a
+            # loaded machine), and it is recorded again only once it has caught up.
+            wait_in_sync_recorded(bank, MUMBAI)
             old = primary_member(bank, MUMBAI)
             epoch = configuration(bank, MUMBAI)["epoch"]
             bank.kill(old)

@@ -433,6 +433,7 @@ def test_nemesis_kill_and_pause_of_primary_and_replica_lose_no_acknowledged_writ
             acked_more()
             wait_recorded(bank, MUMBAI)
         acked_more()
+        wait_recorded(bank, MUMBAI)     # again: those writes may have had it dropped
         bank.kill(MUMBAI)
         faults += 1
     call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
@@ -470,6 +471,7 @@ def test_nemesis_partition_of_the_replication_link_loses_no_acknowledged_write(m
                 call(bank, member, "fault", "")
             wait_recorded(bank, MUMBAI)                  # caught up, in sync again
             acked_more()
+        wait_recorded(bank, MUMBAI)     # again: those writes may have had it dropped
         bank.kill(MUMBAI)
     call(bank, COORDINATOR, "failover", MUMBAI, timeout=30)
     assert_nothing_lost(bank, stream.acked)

@@ -142,7 +142,8 @@ def test_failover_from_the_lab_controls(display, tmp_path):
         assert "Mumbai-replica1 (Mumbai's primary) crashed" in window.result.cget("text")
         lab.buttons["Mumbai"]["failover"].invoke()
         until(root, lambda: "now served by" in window.result.cget("text"), "failing back")
-        assert "served by Mumbai at epoch 3; the old primary, Mumbai-replica1," \
+        assert "served by its first server, Mumbai, again at epoch 3; the old primary, " \
+            "Mumbai-replica1," \
             in window.result.cget("text")
         until(root, lambda: lab_state(window, "Mumbai") == "primary", "Mumbai primary again")
         lab.buttons["Mumbai-replica1"]["rejoin"].invoke()

@@ -99,10 +99,17 @@ class LabActions:
 
     def failover(self, name: str) -> None:
         self._run(f"failover {name}", self.app.bank.call, ("failover", name),
-                  lambda r: f"{name} is now served by {self._server(r['primary'])} at epoch "
-                            f"{r['epoch']}; the old primary, {self._server(r['old_primary'])}"
+                  lambda r: f"{name} is now served by {self._new_primary(name, r)} at "
+                            f"epoch {r['epoch']}; the old primary, "
+                            f"{self._server(r['old_primary'])}"
                             ", is fenced (it refuses writes) while it runs or when it comes "
                             "back.")
+
+    def _new_primary(self, branch: str, done: dict) -> str:
+        """The promoted server by its row's name; after a fail-back, the server first
+        started as the branch ("served by Mumbai" alone read as a riddle)."""
+        server = self._server(done["primary"])
+        return f"its first server, {server}, again" if server == branch else server
 
     def _server(self, url: str) -> str:
         """Rule A8: the server at `url` by the name of its row (Mumbai-replica1), as the

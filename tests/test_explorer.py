@@ -235,8 +235,10 @@ def test_each_replication_variant_loses_an_acknowledged_write(variant, rule):
 def test_every_replication_variant_is_caught_with_two_replicas(variant):
     """Each broken rule (M5, R7, R1, M3) still loses an acknowledged write when the
     branch has two replicas: the shortest run ends in a failover to a replica that lacks
-    it. (M3's needs a replica dropped twice, so two writes and a catch-up between.)"""
+    it. (M3's need a replica dropped twice, so two writes and a catch-up between, and
+    repeat-after-refusal a drop sent again after a timeout, X8.)"""
     given = dict(writes=2, catch_ups=1) if variant.endswith("-at-any-version") else \
+        dict(writes=2, catch_ups=1, resends=1) if variant == "repeat-after-refusal" else \
         dict(writes=1)
     text, found = repl.report(repl.budgets_for(2, variant, **given))
     assert found and "VIOLATION of acked-writes-survive" in text, text
@@ -277,6 +279,74 @@ def test_a_repeat_at_another_version_is_caught():
         < steps.index("<---- add") < steps.index("promote"), text
 
 
+def _run(world, actions):
+    """The state after `actions` from the initial one, and every step's notes as text."""
+    state, said = world.initial(), []
+    for action in actions:
+        state, notes = world.step(state, action)
+        said += [f"{n.label}: {n.detail}" for n in notes]
+    return state, "\n".join(said)
+
+
+@pytest.mark.parametrize("first_try_arrives", ["first", "last"])
+def test_a_drop_sent_again_after_a_timeout_is_taken_once(first_try_arrives):
+    """X8, M3: a drop unanswered in time is sent again at the version its primary kept;
+    whichever try reaches the manager first is recorded, the other is answered again
+    as a repeat with no record, and the write waits for an answer before it is
+    acknowledged."""
+    world = repl.ReplicationWorld(repl.budgets_for(1))
+    who = (repl.PRIMARY, "Mumbai-r1")
+    start = [("write", repl.PRIMARY), ("drop_unanswered", who)]
+    state, _ = _run(world, start)
+    assert not state.acked and state.config.in_sync == ("Mumbai-r1",)
+    [first] = [("deliver", m) for m in state.network if m.kind == "drop"]
+    then = [first, ("silent", who)] if first_try_arrives == "first" else \
+        [("silent", who), first]
+    state, said = _run(world, start + then)
+    assert state.config.in_sync == () and state.config.version == 2      # one record
+    assert said.count("(forced)") == 1 and said.count("a repeat") == 1, said
+    assert state.acked == {("W1", repl.PRIMARY, 1)}
+
+
+def test_an_add_sent_again_is_taken_once_and_never_after_a_later_drop():
+    """X7, X8, M3: an add sent again after a timeout travels beside its first try. The
+    first to arrive lists the replica; the other is answered again as a repeat. Once
+    the primary dropped the replica again, neither try, however late, lists it."""
+    world = repl.ReplicationWorld(repl.budgets_for(1))
+    who = (repl.PRIMARY, "Mumbai-r1")
+    start = [("write", repl.PRIMARY), ("silent", who), ("catch_up", who),
+             ("add_again", who)]
+    state, _ = _run(world, start)
+    tries = sorted(m for m in state.network if m.kind == "add")
+    assert [(m.version, m.copy) for m in tries] == [(2, 0), (2, 1)]     # the same request
+    state, said = _run(world, start + [("deliver", tries[1]), ("deliver", tries[0])])
+    assert state.config.in_sync == ("Mumbai-r1",) and state.config.version == 3
+    assert "answered again: a repeat: no record" in said, said
+    state, said = _run(world, start + [("write", repl.PRIMARY), ("silent", who),
+                                       ("deliver", tries[0]), ("deliver", tries[1])])
+    assert state.config.in_sync == () and said.count("add refused: M3 (changed)") == 2
+    assert ("W2", repl.PRIMARY, 1) in state.acked
+
+
+def test_a_repeat_of_a_refused_drop_is_caught_only_with_resends():
+    """X8, M3: only a change the manager took is answered again as a repeat. A manager
+    that notes each request as it arrives, refused or not, answers a drop that it
+    refused (made at an old version: the late add listed the replica meanwhile), sent
+    again unchanged after a timeout, as a repeat: its primary acknowledges W2 without
+    the replica the manager lists, and a failover to it loses W2. Without a resend no
+    refused request is ever sent again unchanged, and the variant passes."""
+    text, found = repl.report(repl.budgets_for(1, "repeat-after-refusal"))
+    assert found and "W2 was acknowledged by Mumbai" in text, text
+    assert "The shortest run to it (10 steps)" in text
+    steps = text.split("The shortest run")[1]
+    assert steps.index("<---- add") < steps.index("drop: no answer in time") \
+        < steps.index("drop refused: M3 (changed)") \
+        < steps.index("at version 2: answered again as a repeat") \
+        < steps.index("ack W2") < steps.index("promote"), text
+    text, found = repl.report(repl.budgets_for(1, "repeat-after-refusal", resends=0))
+    assert not found, text
+
+
 def test_acknowledging_after_one_replica_is_caught_only_with_two():
     """R1 asks for every in-sync replica, not one of them: with a single replica the
     two are the same (no violation, and the report says to try --replicas 2); with two,
@@ -309,12 +379,12 @@ def test_a_lost_message_adds_no_state_to_check():
 
 
 def test_each_world_size_has_its_default_budgets():
-    """The defaults of one replica are the budgets the README quotes; two replicas leave
-    out the loss (X6), the second lease period and the catch-up (X7), so that the
-    default search of either is exhaustive in well under a minute. A budget given
-    replaces its default."""
-    assert repl.budgets_for(1) == repl.Budgets(2, 1, 1, 2, 1)
-    assert repl.budgets_for(2) == repl.Budgets(2, 1, 0, 1, 0, replicas=2)
+    """The defaults of one replica are the budgets the README quotes, with no loss (X6);
+    two replicas leave out the second lease period, the catch-up (X7) and the resend
+    (X8) too, so that the default search of either is exhaustive in well under a
+    minute. A budget given replaces its default."""
+    assert repl.budgets_for(1) == repl.Budgets(2, 1, 0, 2, 1, 1)
+    assert repl.budgets_for(2) == repl.Budgets(2, 1, 0, 1, 0, 0, replicas=2)
     assert repl.budgets_for(2, ticks=2, losses=None).ticks == 2
     with pytest.raises(ValueError, match="--replicas must be 1 or 2"):
         cli.explore(["--world", "replication", "--replicas", "3"])

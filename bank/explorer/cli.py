@@ -40,6 +40,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--catch-ups", type=int,
                    help="replication world: dropped replicas that catch up again, their "
                         "add on its way to the manager (default 1; 0 with two replicas)")
+    p.add_argument("--resends", type=int,
+                   help="replication world: requests to the manager that go unanswered in "
+                        "time and are sent again, the first try still on its way (default "
+                        "1; 0 with two replicas)")
     p.add_argument("--replicas", type=int, default=1,
                    help="replication world: replicas of the branch, 1 or 2 (default 1)")
     p.add_argument("--branches", type=int, default=2, help="2 or 3 (default 2)")
@@ -47,8 +51,8 @@ def parser() -> argparse.ArgumentParser:
                    help="1 to 3 concurrent transfers; T2 is unaffordable (default 2)")
     p.add_argument("--crashes", type=int, default=1, help="crash budget (default 1)")
     p.add_argument("--losses", type=int,
-                   help="lost messages (default 1; 0 in the replication world with two "
-                        "replicas, where a loss adds no state: X6)")
+                   help="lost messages (default 1; 0 in the replication world, where a "
+                        "loss adds no state: X6)")
     p.add_argument("--duplicates", type=int, default=0, help="duplicated messages (default 0)")
     p.add_argument("--partitions", type=int, default=0, help="partitions (default 0)")
     p.add_argument("--presumption", choices=("nothing", "abort", "commit"), default="abort",
@@ -137,7 +141,7 @@ def check_replication(options):
                          "replication world prints its runs but does not save them.")
     check_limits(options)
     given = {name: getattr(options, name)
-             for name in ("writes", "crashes", "losses", "ticks", "catch_ups")}
+             for name in ("writes", "crashes", "losses", "ticks", "catch_ups", "resends")}
     for name, value in given.items():
         if value is not None and not 0 <= value <= 4:
             raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 4.")

@@ -3,8 +3,9 @@
 Role: check the kit's replication rules the way bank/explorer/world.py checks 2PC:
 every order of pushes and acknowledgements, a crash, a lost push, time passing
 (leases running out), a failover to any replica at any moment, a dropped replica
-catching up again while its primary's add is on its way to the manager, with one
-replica or two, on the very cores the servers run:
+catching up again while its primary's add is on its way to the manager, a request
+to the manager sent again after a timeout while the first try is still on its way,
+with one replica or two, on the very cores the servers run:
 BranchRole (bank/core/replica.py, R1-R9) at each branch server and Manager
 (bank/core/manager.py, M1-M5; M6 needs the cluster's addresses) at the
 coordinator. This file plays the network, the
@@ -17,11 +18,14 @@ Rules:
   * X2 - the manager is always reachable here (the coordinator does not crash in this
     world: tests/test_replication_safety.py covers that case with real processes), so
     what its core keeps in memory (the last add or drop taken, M3's repeat) carries on
-    from one step to the next, as it does in the coordinator.
+    from one step to the next, as it does in the coordinator, whatever it answered:
+    the world keeps the core's memory after a refusal too, rather than assume that a
+    refusal changed nothing.
   * X3 - time moves in ticks of lease_wait() (M4): after a tick every lease that was
     not renewed has run out, for the primary (R8) and for the manager alike. The clock
     assumption of bank/core/manager.py is what makes that one tick for both.
-  * X4 - budgets bound the writes, crashes, lost messages, ticks and catch-ups.
+  * X4 - budgets bound the writes, crashes, lost messages, ticks, catch-ups and
+    resends.
   * X5 - the branch has one replica or two (Mumbai-r1, Mumbai-r2), all in sync at the
     start. A write is pushed to each replica in the primary's view, and every push and
     answer travels on its own, so one replica can have a write the other lacks. A
@@ -37,7 +41,15 @@ Rules:
   * X6 - a lost message only leaves the network, and no step reads the network but to
     deliver from it: every state a run with a loss reaches, network aside, the same run
     reaches with that message never delivered. So a loss adds no state to check (only
-    a way to draw a run); the two-replica world leaves it out of its default budgets.
+    a way to draw a run); the default budgets leave it out.
+  * X8 - a request to the manager may go unanswered in time (bank/branch_roles.py,
+    after_failed_change: TIMED_OUT), its first try still on its way: the manager may
+    take it later, or took it and its answer was lost. The primary keeps the version
+    it heard (M3) and sends the same request again: a drop at its next try (it still
+    waits for the replica, so the write is not acknowledged), an add at any later
+    moment, as its heartbeat does (it never hears an add's answer here, X7). Both
+    tries travel on their own and may reach the manager in either order, before or
+    after other changes.
 
 Invariants:
   * acked-writes-survive  every write a client was told is acknowledged is in the log
@@ -73,9 +85,10 @@ RULES = {
 class Budgets:
     writes: int = 2
     crashes: int = 1
-    losses: int = 1
+    losses: int = 0          # a loss adds no state to check (X6), only a way to draw a run
     ticks: int = 2
     catch_ups: int = 1       # dropped replicas catching up, their add on its way (X7)
+    resends: int = 1         # requests to the manager unanswered in time, sent again (X8)
     variant: str = ""
     replicas: int = 1        # not a budget: the size of the world (X5)
 
@@ -90,15 +103,18 @@ class Server(NamedTuple):
     view: tuple              # replicas it pushes to and waits for (durable)
     lease_from: float        # when its lease was granted (-1: none)
     heard: int = 0           # the configuration version it last heard (volatile, M3)
+    asking: tuple = ()       # replicas whose add it sent and heard no answer to (volatile)
 
 
 class Push(NamedTuple):
     src: str
     dst: str
-    kind: str                # "push", "ack", "refused", or "add" (to the manager, X7)
-    write: str               # an add: the replica to list
+    kind: str                # "push", "ack", "refused", or "add" / "drop" (to the manager)
+    write: str               # an add or drop: the replica it names
     epoch: int
-    version: int = 0         # an add: the configuration version its sender last heard
+    version: int = 0         # an add or drop: the configuration version its sender heard
+    copy: int = 0            # 0, or which resend this is (X8): two tries of one request
+                             # are two messages on their way, not one
 
 
 class State(NamedTuple):
@@ -110,14 +126,14 @@ class State(NamedTuple):
     pending: frozenset       # (write, server, replica): a primary still waits (volatile)
     written: tuple           # writes the client has sent
     acked: frozenset         # (write, server, epoch) the client was told
-    used: tuple              # (crashes, losses, ticks, catch_ups) spent: _spend()
+    used: tuple              # (crashes, losses, ticks, catch_ups, resends) spent: _spend()
     last_change: tuple = None    # the manager's last add or drop taken (M3, in memory)
 
 
 # ---- the broken variants (each a small change to a real core) --------------------------
 
 
-CRASHES, LOSSES, TICKS, CATCH_UPS = range(4)     # what State.used counts, in order (X4)
+CRASHES, LOSSES, TICKS, CATCH_UPS, RESENDS = range(5)   # what State.used counts (X4)
 
 
 def _spend(s, budget: int):
@@ -143,6 +159,18 @@ class RepeatAtAnyVersion(Manager):
         return self.last_change is not None and asked[:-1] == self.last_change[:-1]
 
 
+class RepeatAfterRefusal(Manager):
+    """Breaks M3: the manager notes each add or drop as it arrives, refused or taken, as
+    the one to answer again: a drop refused as made at an old version, sent again
+    unchanged after a timeout (X8), is answered as a repeat with no record, and its
+    primary stops waiting for a replica the manager still lists."""
+
+    def _repeated(self, asked):
+        repeated = super()._repeated(asked)
+        self.last_change = asked           # noted on arrival, before it is taken
+        return repeated
+
+
 class PromoteOutOfSync(Manager):
     """Breaks M5: the manager installs any replica, in the recorded in-sync set or not."""
 
@@ -153,9 +181,9 @@ class PromoteOutOfSync(Manager):
 
 
 # The default budgets, by number of replicas: each world is searched exhaustively in
-# well under a minute. Two replicas: no loss (X6) and one lease period (with
-# --ticks 2 there are three times the states).
-DEFAULTS = {1: Budgets(), 2: Budgets(losses=0, ticks=1, catch_ups=0, replicas=2)}
+# well under a minute, with no loss (X6). Two replicas: one lease period (with
+# --ticks 2 there are three times the states), no catch-up and no resend.
+DEFAULTS = {1: Budgets(), 2: Budgets(ticks=1, catch_ups=0, resends=0, replicas=2)}
 
 
 def budgets_for(replicas: int = 1, variant: str = "", **given) -> Budgets:
@@ -180,7 +208,9 @@ VARIANTS = {"promote-out-of-sync": "M5: only a member of the recorded in-sync se
             "add-at-any-version": "M3: the manager takes an add or drop only at the "
                                   "configuration version its primary last heard",
             "repeat-at-any-version": "M3: only the last change taken, asked again at the "
-                                     "same version, is answered as a repeat"}
+                                     "same version, is answered as a repeat",
+            "repeat-after-refusal": "M3: only a change the manager took is answered "
+                                    "again as a repeat, never a request it refused"}
 # The replicas a variant needs before it can break anything (1 if not named here): with
 # one replica, "one of them" and "every one" are the same.
 REPLICAS_NEEDED = {"ack-after-one-replica": 2}
@@ -200,7 +230,8 @@ class ReplicationWorld:
         self.parties = (CLIENT, MANAGER) + self.servers     # the diagram's columns
         self.manager_class = {"promote-out-of-sync": PromoteOutOfSync,
                               "add-at-any-version": AddAtAnyVersion,
-                              "repeat-at-any-version": RepeatAtAnyVersion}.get(
+                              "repeat-at-any-version": RepeatAtAnyVersion,
+                              "repeat-after-refusal": RepeatAfterRefusal}.get(
                                   budgets.variant, Manager)
 
     def initial(self) -> State:
@@ -210,12 +241,12 @@ class ReplicationWorld:
                          for name in self.replicas)
         return State(0, Configuration(PRIMARY, self.replicas, 1, 1), 0.0,
                      (primary,) + replicas, frozenset(), frozenset(), (), frozenset(),
-                     (0, 0, 0, 0))
+                     (0, 0, 0, 0, 0))
 
     # ---- what may happen next ---------------------------------------------------------
 
     def actions(self, s: State) -> list:
-        b, (crashes, losses, ticks, catch_ups) = self.budgets, s.used
+        b, (crashes, losses, ticks, catch_ups, resends) = self.budgets, s.used
         found = []
         if len(s.written) < b.writes:
             found += [("write", name) for name in self.servers if self._server(s, name).up]
@@ -224,7 +255,12 @@ class ReplicationWorld:
                 found.append(("deliver", msg))
             if losses < b.losses:
                 found.append(("lose", msg))
-        found += [("silent", who) for who in sorted({(o, r) for _, o, r in s.pending})]
+        silent = sorted({(o, r) for _, o, r in s.pending})
+        found += [("silent", who) for who in silent]
+        if resends < b.resends:                                          # X8
+            found += [("drop_unanswered", who) for who in silent]
+            found += [("add_again", (server.name, r)) for server in s.servers
+                      if server.up and server.role is Role.PRIMARY for r in server.asking]
         for name in self.servers:
             server = self._server(s, name)
             if server.up and server.role is Role.PRIMARY:
@@ -281,9 +317,10 @@ class ReplicationWorld:
 
     def _deliver(self, s, msg, notes):
         s = s._replace(network=s.network - {msg})
-        if msg.kind == "add":                          # X7: it was on its way
-            notes.append(Note(msg.src, msg.dst, "add", f"{msg.write} at version {msg.version}"))
-            return self._receive_add(s, msg, notes)
+        if msg.dst == MANAGER:                         # X7, X8: it was on its way
+            notes.append(Note(msg.src, msg.dst, msg.kind,
+                              f"{msg.write} at version {msg.version}"))
+            return self._receive_change(s, msg, notes)
         notes.append(Note(msg.src, msg.dst, f"{msg.kind} {msg.write}"))
         if msg.kind == "push":
             return self._receive_push(s, msg, notes)
@@ -343,11 +380,13 @@ class ReplicationWorld:
                 role.on_drop_answer(recorded=True)
             except Refused as exc:
                 notes.append(Note(MANAGER, name, "refused", str(exc)[:40]))
+                s = self._with_manager(s, manager)     # X2: whatever it keeps, also now
                 if exc.kind == "changed":          # M3: it reads the version, asks again
                     s = self._put(s, name, server._replace(heard=manager.config.version))
                 return s
             server = server._replace(heard=manager.config.version)
-        server = server._replace(view=tuple(r for r in server.view if r != replica))
+        server = server._replace(view=tuple(r for r in server.view if r != replica),
+                                 asking=tuple(r for r in server.asking if r != replica))
         s = self._put(s, name, server)
         waiting = {w for w, o, r in s.pending if (o, r) == who}
         s = s._replace(pending=frozenset(p for p in s.pending if p[1:] != who))
@@ -355,12 +394,46 @@ class ReplicationWorld:
             s = self._ack_if_done(s, name, w, notes)
         return s
 
+    def _drop_unanswered(self, s, who, notes):
+        """X8: as _silent, but no answer to the drop comes in time: the request is still
+        on its way (the manager may take it later, or took it and the answer was lost).
+        The primary keeps the version it heard (M3) and still waits for the replica, so
+        the write is not acknowledged; its next try (silent) sends the same drop again."""
+        name, replica = who
+        server = self._server(s, name)
+        role = BranchRole(server.role, server.epoch, server.primary)
+        notes.append(Note(name, name, "timeout", f"{replica} did not answer"))
+        try:
+            role.on_replica_silent()                                        # R7
+        except RoleRefused:
+            return s
+        s = _spend(s, RESENDS)
+        drop = Push(name, MANAGER, "drop", replica, server.epoch, server.heard,
+                    s.used[RESENDS])
+        notes.append(Note(name, name, "drop: no answer in time", f"{replica} at version "
+                          f"{server.heard}, still on its way"))
+        return s._replace(network=s.network | {drop})
+
+    def _add_again(self, s, pair, notes):
+        """X8: no answer to its add came in time (X7): the primary sends the same add
+        again, at the version it last heard (kept after a timeout, M3). The first try may
+        still be on its way, and either may reach the manager first."""
+        name, replica = pair
+        primary = self._server(s, name)
+        s = _spend(s, RESENDS)
+        add = Push(name, MANAGER, "add", replica, primary.epoch, primary.heard,
+                   s.used[RESENDS])
+        notes.append(Note(name, name, "add: no answer in time", f"sends it again: "
+                          f"{replica} at version {primary.heard}"))
+        return s._replace(network=s.network | {add})
+
     def _renew(self, s, name, notes):
         server = self._server(s, name)
         manager = self._manager(s)
         try:
             manager.lease(name, server.epoch, self._now(s))                    # M2
         except Refused:
+            s = self._with_manager(s, manager)                                # X2
             role = BranchRole(server.role, server.epoch, server.primary)
             role.on_higher_epoch(manager.config.epoch, manager.config.primary)  # R4
             notes.append(Note(MANAGER, name, "not the primary", "fenced (R4)"))
@@ -376,7 +449,7 @@ class ReplicationWorld:
             manager.install(name, s.config.version, self._now(s))             # M4, M5
         except Refused as exc:
             notes.append(Note(MANAGER, MANAGER, "failover refused", f"{exc.rule}"))
-            return s
+            return self._with_manager(s, manager)                             # X2
         s = self._with_manager(s, manager)
         server = self._server(s, name)
         role = BranchRole(server.role, server.epoch, server.primary)
@@ -396,7 +469,7 @@ class ReplicationWorld:
     def _restart(self, s, name, notes):
         notes.append(Note(name, name, "restart", "from its durable state"))
         return self._put(s, name, self._server(s, name)._replace(up=True, lease_from=-1.0,
-                                                                 heard=0))
+                                                                 heard=0, asking=()))
 
     def _lose(self, s, msg, notes):
         notes.append(Note(msg.src, msg.dst, f"{msg.kind} {msg.write}", "LOST", kind="lost"))
@@ -414,20 +487,29 @@ class ReplicationWorld:
         primary = self._server(s, name)
         notes.append(Note(replica, name, "caught up", f"copied {len(primary.log)} write(s)"))
         s = self._put(s, replica, self._server(s, replica)._replace(log=primary.log))
-        s = self._put(s, name, primary._replace(view=primary.view + (replica,)))
+        s = self._put(s, name, primary._replace(view=primary.view + (replica,),
+                                                asking=primary.asking + (replica,)))
         add = Push(name, MANAGER, "add", replica, primary.epoch, primary.heard)
         return _spend(s, CATCH_UPS)._replace(network=s.network | {add})
 
-    def _receive_add(self, s, msg, notes):
-        """M3: the add reaches the manager; its answer is not waited for (X7)."""
+    def _receive_change(self, s, msg, notes):
+        """M3: an add or drop reaches the manager; no one waits for its answer any more
+        (X7, X8): taken (a new version), answered again as a repeat, or refused."""
         manager = self._manager(s)
+        ask = manager.add if msg.kind == "add" else manager.drop
+        before = manager.config.version
         try:
-            manager.add(msg.src, msg.epoch, msg.write, self._now(s), msg.version)
+            ask(msg.src, msg.epoch, msg.write, self._now(s), msg.version)
         except Refused as exc:
-            notes.append(Note(MANAGER, MANAGER, "add refused", f"{exc.rule} ({exc.kind})"))
-            return s
-        notes.append(Note(MANAGER, MANAGER, f"{msg.write} in sync",
-                          f"version {manager.config.version} (forced)"))
+            notes.append(Note(MANAGER, MANAGER, f"{msg.kind} refused",
+                              f"{exc.rule} ({exc.kind})"))
+            return self._with_manager(s, manager)                             # X2
+        if manager.config.version == before:
+            notes.append(Note(MANAGER, MANAGER, "answered again", "a repeat: no record"))
+        else:
+            listed = "in sync" if msg.kind == "add" else "out of sync"
+            notes.append(Note(MANAGER, MANAGER, f"{msg.write} {listed}",
+                              f"version {manager.config.version} (forced)"))
         return self._with_manager(s, manager)
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -585,7 +667,8 @@ def report(budgets: Budgets = Budgets(), max_states: int = 2_000_000, progress=N
              f"World: {PRIMARY} (primary) and {', '.join(world.replicas)} (in sync), the "
              "coordinator as configuration manager",
              f"Budgets: writes {b.writes}, crashes {b.crashes}, lost messages {b.losses}, "
-             f"lease periods passing {b.ticks}, catch-ups {b.catch_ups}",
+             f"lease periods passing {b.ticks}, catch-ups {b.catch_ups}, resends "
+             f"{b.resends}",
              "Invariants: " + ", ".join(RULES),
              f"States: {result['states']:,} distinct, {result['explored']:,} steps tried, depth "
              f"{result['depth']}, {result['seconds']:.1f} s", ""]

@@ -35,9 +35,11 @@ decision-in-memory --save run.json`) and step through it with `python explore.py
 with what Delhi did? How many states does the default world have (`python
 explore.py`, about a minute), and why does one more transfer multiply it? In the
 replication world, which step of the drop-without-manager run would the correct kit
-refuse, and which rule (R7) says so? Why must the failover wait for a tick (M4)?
+refuse, and which rule (R7) says so? Why must the failover wait for a tick (M4)? In
+the repeat-after-refusal run, which answer of the manager would the kit give
+differently, and why is that run impossible without a resend (X8)?
 
-Run: python labs/lab13_explorer.py [--step]   (about 10 seconds; it starts no servers, so it
+Run: python labs/lab13_explorer.py [--step]   (about 30 seconds; it starts no servers, so it
 has no folder)     Handout: labs/lab13_explorer.md
 """
 
@@ -76,8 +78,9 @@ def main() -> int:
             if l.startswith("The shortest") else l for l in lines if l.startswith(
                 ("States", "Result", "  What", "  The variant", "The shortest"))))
     step("The replication world: a primary, its replica, the coordinator as configuration "
-         "manager; a crash, a lost push, leases running out, a failover at any moment, a "
-         "dropped replica catching up while its add is on its way to the manager.")
+         "manager; a crash, leases running out, a failover at any moment, a dropped "
+         "replica catching up while its add is on its way to the manager, a request to "
+         "the manager sent again after a timeout while its first try is on its way.")
     text, found = explore(["--world", "replication"])
     print("\n".join(line for line in text.splitlines() if line.startswith(("States", "Result"))))
     if found:

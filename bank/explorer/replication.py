@@ -380,7 +380,7 @@ class ReplicationWorld:
                 role.on_drop_answer(recorded=True)
             except Refused as exc:
                 notes.append(Note(MANAGER, name, "refused", str(exc)[:40]))
-                s = self._with_manager(s, manager)     # X2: whatever it keeps, also now
+                s = self._with_manager(s, manager)     # X2: kept after a refusal too
                 if exc.kind == "changed":          # M3: it reads the version, asks again
                     s = self._put(s, name, server._replace(heard=manager.config.version))
                 return s

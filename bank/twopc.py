@@ -65,7 +65,7 @@ import time
 
 from bank.errors import CUT_OFF, TIMED_OUT, BankError, FaultCode
 from bank.handoff import Latch, run_all
-from bank.core.coordinator import Presumption, begun_before, presumed_outcome
+from bank.core.coordinator import CoordinatorTxn, Presumption
 from bank.core.messages import CoordState, Record, Reply, Send, Silence, TxState, Vote
 from bank.twopc_recovery import rebuild_before_crash
 from bank.twopc_rounds import STOP_WAIT, Rounds, method_of
@@ -449,8 +449,8 @@ class TwoPhaseCommit(Recovery, Remembered, Rounds, TxnViews):
         if txn is None:                                                  # storage faults:
             if self.log.in_doubt_about(txid):     # a damaged log may hide it: never presume
                 return IN_DOUBT
-            return self.log.outcome(txid) or presumed_outcome(        # C8, C12, C14
-                self.presumption, begun_before(txid, self.log.created))
+            return self.log.outcome(txid) or CoordinatorTxn.answer_unknown(   # C8, C12, C14
+                txid, self.presumption, self.log.created)
         answer = self._step(txn, txn.core.on_query)[0].message.outcome   # C7, C9
         txn.note(asker or "?", COORDINATOR, "query", f"decision? -> {answer}")
         txn.counts.sent(asker or "?")                               # N2: the query

@@ -260,6 +260,13 @@ class CoordinatorTxn:
     def on_query(self) -> list:
         return self._step(Event.QUERY)
 
+    @staticmethod
+    def answer_unknown(txid: str, presumption: Presumption, log_created: str) -> str:
+        """C8, C12, C14: the answer to a query about a txid the log holds no record of
+        (bank/twopc.py asks it, and so does the explorer's world): the presumption's,
+        unless the txid was stamped before this log was created: then in-doubt."""
+        return presumed_outcome(presumption, begun_before(txid, log_created))
+
     def on_commit_not_logged(self, why: str) -> list:
         """C3: the forced commit record did not reach the log: abort while nobody knows."""
         self.reason = f"the commit record could not be written: {why}"

@@ -55,6 +55,9 @@ def parser() -> argparse.ArgumentParser:
                         "loss adds no state: X6)")
     p.add_argument("--duplicates", type=int, default=0, help="duplicated messages (default 0)")
     p.add_argument("--partitions", type=int, default=0, help="partitions (default 0)")
+    p.add_argument("--log-losses", type=int, default=0,
+                   help="the coordinator's recovery log lost: it comes back on a new, empty "
+                        "log (C14; default 0)")
     p.add_argument("--presumption", choices=("nothing", "abort", "commit"), default="abort",
                    help="the coordinator's presumption, C8/C10-C13 (default abort)")
     p.add_argument("--variant", default="", help="a broken variant to explore instead of the kit")
@@ -87,15 +90,16 @@ def check(options) -> Config:
         raise ValueError("--transfers must be 1, 2 or 3.")
     losses = Config.losses if options.losses is None else options.losses   # not given
     budgets = {"crashes": options.crashes, "losses": losses,
-               "duplicates": options.duplicates, "partitions": options.partitions}
+               "duplicates": options.duplicates, "partitions": options.partitions,
+               "log-losses": options.log_losses}
     for name, value in budgets.items():
         if not 0 <= value <= 5:
             raise ValueError(f"--{name} must be between 0 and 5.")
     check_limits(options)
     variants.get(options.variant)                      # a sentence if unknown
     return Config(options.branches, options.transfers, options.crashes, losses,
-                  options.duplicates, options.partitions, options.variant,
-                  getattr(options, "presumption", "abort"))
+                  options.duplicates, options.partitions, options.log_losses,
+                  options.variant, getattr(options, "presumption", "abort"))
 
 
 def explore(options, progress=None) -> tuple:

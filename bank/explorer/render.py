@@ -58,6 +58,8 @@ def describe_world(world) -> list:
         + (" (more than there is: a no vote)" if t.amount > OPENING else "")
         for t in world.transfers)
     budgets = ", ".join(f"{FAULT_NAMES[f]} {c.budget(f)}" for f in FAULT_NAMES)
+    if c.log_losses:                        # off by default: named only when asked for
+        budgets += f", lost logs {c.log_losses}"
     kit = 'the kit as it is' if not c.variant else 'variant ' + c.variant
     if c.presumption != "abort":
         kit += f", presumed {c.presumption}"

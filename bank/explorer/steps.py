@@ -21,13 +21,14 @@ Glossary:
   position  how many effects of this step have been carried out (for crash cuts)
 """
 
-from bank.core.messages import (Abort, Ack, Apply, Commit, CoordState, DecisionAnswer,
-                                DecisionQuery, Hold, Outcome, OutcomeAnswer, OutcomeQuery,
+from bank.core.messages import (IN_DOUBT, Abort, Ack, Apply, Commit, CoordState,
+                                DecisionAnswer, DecisionQuery, Hold, Outcome, OutcomeAnswer,
+                                OutcomeQuery,
                                 Prepare, ProtocolViolation, Record, Reply, Send, Silence,
                                 TxState, Vote, VoteMsg)
-from bank.core.coordinator import presumed_outcome
 from bank.explorer.world import (CLIENT, COORDINATOR, FAULTS, Branch, Coordinator,
-                                 Envelope, Ghost, Note, State)
+                                 Envelope, Ghost, Note, State, clock_second, stamp_of,
+                                 stamped)
 from bank.money import format_amount, format_delta
 
 LOG = "log"
@@ -53,6 +54,9 @@ class BranchSteps:
                 effects = txn.on_peer_query(m.asker)
             elif isinstance(m, OutcomeAnswer):                # P9: a peer's answer
                 effects = txn.on_peer_answer(m.outcome)
+            elif isinstance(m, DecisionAnswer) and m.outcome == IN_DOUBT \
+                    and txn.state is TxState.PREPARED:      # C14: it does not know either:
+                effects = txn.on_coordinator_unreachable()  # P9, ask the peers at once (W8)
             else:
                 assert isinstance(m, DecisionAnswer), m
                 effects = txn.on_decision(m.outcome)
@@ -126,10 +130,9 @@ class CoordinatorSteps:
     def at_coordinator(self, env) -> None:
         m = env.message
         if m.txid not in self.memory:
-            if isinstance(m, DecisionQuery):                      # C8, from the log
+            if isinstance(m, DecisionQuery):                 # C8, from the log; C12, C14
                 decided = next((k for k in DECIDED_BY_LOG if (m.txid, k) in self.log), "")
-                answer = DECIDED_BY_LOG.get(decided) or presumed_outcome(
-                    self.world.config.presumption)
+                answer = DECIDED_BY_LOG.get(decided) or self.answer_unknown(m.txid)
                 self.send(COORDINATOR, env.src, DecisionAnswer(m.txid, answer))
             return                                              # a vote or ack for nothing
         core = self.coordinator_core(m.txid)
@@ -142,6 +145,13 @@ class CoordinatorSteps:
             assert isinstance(m, DecisionQuery), m
             self.coordinator_effects(core, core.on_query(), caller=env.src)
         self.save(core)
+
+    def answer_unknown(self, txid: str) -> str:
+        """What the core answers for a txid its log holds no record of (C8, C12, C14),
+        given the txid's stamp and the second the log was created (W9)."""
+        return self.variant.coordinator.answer_unknown(
+            stamped(txid, stamp_of(self.state, txid)), self.world.config.presumption,
+            clock_second(self.created))
 
     def decide_if_all_voted(self, core) -> None:
         """The driver collects every vote (or its silence), then asks the core (C3, C4)."""
@@ -204,7 +214,8 @@ class StepRun(BranchSteps, CoordinatorSteps):
         self.notes = [] if with_notes else None
         self.cuts, self.position, self.crash_after, self.stopped = [], 0, 0, False
         c = state.coordinator
-        self.coord_up, self.log, self.unflushed = c.up, c.log, c.unflushed
+        self.coord_up, self.log, self.unflushed, self.created = (c.up, c.log, c.unflushed,
+                                                                 c.created)
         self.memory = {m[0]: m for m in c.memory}     # volatile: lost in a crash
         self.memory_changed = False
         # Frozensets and tuples are replaced, never changed; a branch is copied into
@@ -225,7 +236,8 @@ class StepRun(BranchSteps, CoordinatorSteps):
                   if self.memory_changed else self.state.coordinator.memory)
         branches = tuple(self.frozen_branch(n, b)
                          for n, b in zip(self.world.names, self.state.branches))
-        return State(Coordinator(self.coord_up, self.log, self.unflushed, memory), branches,
+        return State(Coordinator(self.coord_up, self.log, self.unflushed, memory, self.created),
+                     branches,
                      self.network, self.cut, self.started, self.told, self.used,
                      Ghost(self.yes, self.decisions, self.lone))
 
@@ -264,7 +276,7 @@ class StepRun(BranchSteps, CoordinatorSteps):
     def start(self, action) -> None:
         """The client asks for a transfer: the coordinator begins it (C1)."""
         t = next(t for t in self.world.transfers if t.txid == action.txid)
-        self.started = self.started | {t.txid}
+        self.started = self.started | {(t.txid, self.created)}     # stamped now (W9)
         self.note(CLIENT, COORDINATOR, f"transfer {t.txid}",
                   f"{t.src}/1001 -> {t.dst}/1001 {format_amount(t.amount)}")
         core = self.new_core(t.txid)
@@ -356,6 +368,18 @@ class StepRun(BranchSteps, CoordinatorSteps):
                 self.coordinator_effects(core, core.on_retry(), caller=None)
             self.save(core)
 
+    def lose_log(self, action) -> None:
+        """W9: the coordinator's log is gone; it starts again on a new, empty one, created
+        a second after every txid begun so far (Rule 9). It knows nothing of them."""
+        self.use("log_losses")
+        if self.coord_up:
+            self.note(COORDINATOR, COORDINATOR, "STOPPED", "volatile state lost", kind="crash")
+        self.coord_up, self.memory, self.unflushed, self.log = True, {}, frozenset(), frozenset()
+        self.memory_changed, self.created = True, self.created + 1
+        self.network = frozenset(e for e in self.network if e.dst != COORDINATOR)    # W4
+        self.note(COORDINATOR, LOG, "LOG LOST", f"a new, empty log: txids from second "
+                  f"{self.created} (C14)", kind="lost")
+
     # ---- timers ---------------------------------------------------------------------------
 
     def timeout(self, action) -> None:
@@ -431,7 +455,8 @@ HANDLERS = {"start": StepRun.start, "deliver": StepRun.deliver,
             "restart": StepRun.restart, "timeout": StepRun.timeout,
             "ask-peers": StepRun.ask_peers,
             "vote-timeout": StepRun.vote_timeout, "retry": StepRun.retry,
-            "partition": StepRun.partition, "heal": StepRun.heal}
+            "partition": StepRun.partition, "heal": StepRun.heal,
+            "lose-log": StepRun.lose_log}
 
 
 def describe(message) -> tuple:

@@ -10,6 +10,8 @@ Rules:
     naming the rule (from bank/core) it breaks and how the original toy went wrong.
   * V2 - a variant lists the invariants (bank/explorer/invariants.py) a run of it can
     break: the explorer's first violation must be one of them.
+  * V3 - a variant that only a fault off by default can show names that fault's budget
+    (needs): the lab and the tests explore it with that budget.
 
 Glossary:
   variant   a named set of core classes: the kit's own, or a broken subclass
@@ -17,7 +19,7 @@ Glossary:
 
 from dataclasses import dataclass
 
-from bank.core.coordinator import CoordinatorTxn
+from bank.core.coordinator import CoordinatorTxn, presumed_outcome
 from bank.core.messages import Hold, Record, Reply, Send
 from bank.core.participant import ParticipantTxn
 
@@ -77,6 +79,18 @@ class DecisionInMemory(CoordinatorTxn):
                 if not (isinstance(e, Record) and e.kind == "commit")]
 
 
+class PresumeOverLostLog(CoordinatorTxn):
+    """Breaks C14 (a log presumes only about its own transactions): the rule before it.
+    A new log, created after the old one was lost, presumes about txids begun before
+    it as if it had forgotten them itself: a branch still in doubt about one is told
+    "aborted" (or "committed" under presumed commit), whatever the lost log held. Here:
+    the txid's stamp and the log's created record are not compared."""
+
+    @staticmethod
+    def answer_unknown(txid, presumption, log_created):
+        return presumed_outcome(presumption)
+
+
 # ---- the list ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -86,6 +100,7 @@ class Variant:
     coordinator: type
     rule: str                # the rule it breaks, in a sentence
     breaks: tuple = ()       # the invariants a run of it may break (V2)
+    needs: tuple = ()        # (budget, at least) without which no run shows it (V3)
 
 
 KIT = Variant("", ParticipantTxn, CoordinatorTxn, "none: the kit as it is")
@@ -106,6 +121,9 @@ VARIANTS = {v.name: v for v in (
     Variant("abort-after-timeout", AbortAfterTimeout, CoordinatorTxn,
             "P6: a participant that voted yes never aborts on its own (here: on a timeout)",
             ("no-lone-abort", "atomicity", "told-is-final")),
+    Variant("presume-over-lost-log", ParticipantTxn, PresumeOverLostLog,
+            "C14: a new log presumes nothing about a txid begun before it",
+            ("atomicity", "told-is-final", "no-lone-abort"), needs=(("log_losses", 1),)),
 )}
 
 

@@ -30,13 +30,21 @@ Rules:
     be hashed, compared and replayed exactly. Nothing here reads a clock or a die.
   * W8 - time is a timer that is due: a vote timeout, a retry of a decision, a
     prepared branch's query (to the coordinator, or to its peers while the coordinator
-    is down) may fire only for a transaction with no message on its way.
+    is down) may fire only for a transaction with no message on its way. A branch told
+    "in-doubt" by its coordinator asks its peers at once (bank/branch_termination.py).
+  * W9 - a lost log (the teacher deletes it, or starts the coordinator on a new one):
+    the coordinator stops if it is up (a crash, W4), and comes back on a new, empty
+    log created one second later on the world's clock, which ticks only then. Every
+    txid is stamped with the second it began (bank/twopc_memory.py, D7), so a txid
+    begun before the new log is older than it: the core's own answer_unknown decides
+    what the coordinator says about it (C14). Off unless --log-losses is given.
 
 Glossary:
   envelope   a message on its way: (sender, receiver, message)
   action     one thing that may happen next: deliver, lose, duplicate, crash, ...
   note       a line of the sequence diagram, produced while a step is carried out
   ghost      facts kept only for the invariants (who voted yes, what was decided)
+  second     the world's clock: 0 at first, one more for each lost log (W9)
 """
 
 from dataclasses import dataclass
@@ -50,7 +58,7 @@ CLIENT = "client"
 ACCOUNT = "1001"                             # every branch has one account
 OPENING = 10_000                             # its opening balance, in paise (100.00)
 BRANCH_NAMES = ("Mumbai", "Delhi", "Chennai")
-FAULTS = ("crashes", "losses", "duplicates", "partitions")
+FAULTS = ("crashes", "losses", "duplicates", "partitions", "log_losses")
 
 
 # ---- the configuration: who takes part, what they try, which faults are allowed ---------
@@ -63,6 +71,7 @@ class Config:
     losses: int = 1
     duplicates: int = 0
     partitions: int = 0
+    log_losses: int = 0      # the coordinator's log lost, a new one begun (W9)
     variant: str = ""        # "" is the kit as it is; else a name in variants.VARIANTS
     presumption: str = "abort"   # the coordinator's table: nothing, abort or commit
 
@@ -106,6 +115,7 @@ class Coordinator(NamedTuple):
     log: frozenset           # durable records: {(txid, kind), ...} (recovery needs no order)
     unflushed: frozenset     # records written but not forced: lost in a crash (W3)
     memory: tuple            # ((txid, state, votes, acks, reason), ...): volatile
+    created: int = 0         # the second its log was created (its created record, W9)
 
 
 class Ghost(NamedTuple):
@@ -120,7 +130,7 @@ class State(NamedTuple):
     branches: tuple          # a Branch per name, in BRANCH_NAMES order
     network: frozenset       # Envelopes on their way (a set: a resend of one is a no-op)
     cut: frozenset           # branches cut off from the coordinator (a partition)
-    started: frozenset       # txids the client has asked for
+    started: frozenset       # (txid, second it was stamped): the client asked for it
     told: frozenset          # (txid, outcome) the client was told
     used: tuple              # faults used so far, in FAULTS order
     ghost: Ghost
@@ -130,7 +140,7 @@ class Action(NamedTuple):
     """One thing that may happen next. crash_after > 0: the process crashes after
     carrying out that many effects of this step (W5)."""
     kind: str                # start deliver duplicate lose crash restart timeout
-    who: str                 # ask-peers vote-timeout retry partition heal
+    who: str                 # ask-peers vote-timeout retry partition heal lose-log
     txid: str = ""
     branch: str = ""
     envelope: object = None
@@ -176,7 +186,7 @@ class World:
         left = {f: self.config.budget(f) - n for f, n in zip(FAULTS, state.used)}
         up = self.up(state)
         found = [Action("start", CLIENT, t.txid) for t in self.transfers
-                 if t.txid not in state.started and up[COORDINATOR]]
+                 if stamp_of(state, t.txid) is None and up[COORDINATOR]]
         for env in sorted(state.network, key=_order):
             if self.deliverable(state, env, up):
                 found.append(Action("deliver", env.dst, envelope=env))
@@ -192,6 +202,8 @@ class World:
             found += [Action("partition", COORDINATOR, branch=b) for b in self.names
                       if b not in state.cut]
         found += [Action("heal", COORDINATOR, branch=b) for b in sorted(state.cut)]
+        if left["log_losses"]:
+            found.append(Action("lose-log", COORDINATOR))
         return found
 
     def _timer_actions(self, state: State, up: dict) -> list:
@@ -246,6 +258,23 @@ class World:
         run = StepRun(self, state, with_notes)
         run.do(action)
         return run.freeze(), run.notes, run.cuts
+
+
+def stamp_of(state: State, txid: str):
+    """The second txid was stamped with (W9), or None if it has not begun."""
+    return next((second for t, second in state.started if t == txid), None)
+
+
+def stamped(txid: str, second: int) -> str:
+    """txid as bank/twopc.py names it (<name>-<UTC second>-<serial>, D7), with its second
+    on the world's clock, for the core's begun_before to read (C14)."""
+    return f"{txid}-{clock_second(second)}-0"
+
+
+def clock_second(second: int) -> str:
+    """A second of the world's clock, written as in a txid and a created record (Rule 9
+    of bank/recovery_log.py); they sort as the seconds do."""
+    return f"20260101T{second:06d}"
 
 
 def _order(env: Envelope) -> tuple:

@@ -202,8 +202,8 @@ class World:
             found += [Action("partition", COORDINATOR, branch=b) for b in self.names
                       if b not in state.cut]
         found += [Action("heal", COORDINATOR, branch=b) for b in sorted(state.cut)]
-        if left["log_losses"]:
-            found.append(Action("lose-log", COORDINATOR))
+        if left["log_losses"] and state.started:      # before any begin, a new log is
+            found.append(Action("lose-log", COORDINATOR))      # the old one: no new state
         return found
 
     def _timer_actions(self, state: State, up: dict) -> list:

@@ -5,15 +5,17 @@ thought of; the explorer tries every order of messages, every crash point and ev
 lost message within small budgets, on the kit's own protocol core, and either says
 "no violation in N states" or draws the shortest run that breaks a rule.
 Read first: bank/core/participant.py (its table: rules P1-P11), bank/core/coordinator.py
-(C1-C13), bank/explorer/variants.py (each broken variant is a few lines), and the
+(C1-C14), bank/explorer/variants.py (each broken variant is a few lines), and the
 README's section "The explorer".
 
 Scenario: (1) the correct core, one transfer, one crash and one lost message: every
 reachable state is visited and no invariant breaks. (2) each broken variant in turn
 (vote yes without holding the money; abort what is prepared on restart, as the
 original toy did; abort on a timeout after voting yes; send commit before the
-decision is forced; keep the decision only in memory): the explorer finds the
-shortest run that breaks the rule, and the lab prints the first one in full.
+decision is forced; keep the decision only in memory; and, with the coordinator's
+log lost once, presume about txids begun before the new log, the rule before C14):
+the explorer finds the shortest run that breaks the rule, and the lab prints the
+first one in full.
 
 Steps:
   1. Run `python labs/lab13_explorer.py --step`.
@@ -38,6 +40,10 @@ replication world, which step of the drop-without-manager run would the correct 
 refuse, and which rule (R7) says so? Why must the failover wait for a tick (M4)? In
 the repeat-after-refusal run, which answer of the manager would the kit give
 differently, and why is that run impossible without a resend (X8)?
+Run `python explore.py --variant presume-over-lost-log --log-losses 1 --presumption
+commit`: what does the kit's coordinator answer Mumbai at the last step instead, and
+whom does Mumbai ask then (C14, P9)? Which transfer can the kit itself not finish after
+a lost log, and who ends it (P10)?
 
 Run: python labs/lab13_explorer.py [--step]   (about 30 seconds; it starts no servers, so it
 has no folder)     Handout: labs/lab13_explorer.md
@@ -68,13 +74,16 @@ def main() -> int:
         return 1
     for number, name in enumerate(variants.VARIANTS):
         step(f"Broken variant {name}: it breaks {variants.get(name).rule}")
-        text, found = explore(["--variant", name])
+        needs = [word for budget, least in variants.get(name).needs       # V3: a lost log
+                 for word in (f"--{budget.replace('_', '-')}", str(least))]
+        text, found = explore(["--variant", name, *needs])
         if not found:
             print(f"\nFAILED: the explorer did not catch {name}.")
             return 1
         lines = text.splitlines()
         print(text if number == 0 else "\n".join(
-            l.replace("):", f"): python explore.py --variant {name} draws it")
+            l.replace("):", f"): python explore.py {' '.join(['--variant', name, *needs])} "
+                      "draws it")
             if l.startswith("The shortest") else l for l in lines if l.startswith(
                 ("States", "Result", "  What", "  The variant", "The shortest"))))
     step("The replication world: a primary, its replica, the coordinator as configuration "

@@ -23,9 +23,8 @@ Glossary:
 
 from bank.core.messages import (IN_DOUBT, Abort, Ack, Apply, Commit, CoordState,
                                 DecisionAnswer, DecisionQuery, Hold, Outcome, OutcomeAnswer,
-                                OutcomeQuery,
-                                Prepare, ProtocolViolation, Record, Reply, Send, Silence,
-                                TxState, Vote, VoteMsg)
+                                OutcomeQuery, Prepare, ProtocolViolation, Record, Reply, Send,
+                                Silence, TxState, Vote, VoteMsg)
 from bank.explorer.world import (CLIENT, COORDINATOR, FAULTS, Branch, Coordinator,
                                  Envelope, Ghost, Note, State, clock_second, stamp_of,
                                  stamped)
@@ -236,10 +235,9 @@ class StepRun(BranchSteps, CoordinatorSteps):
                   if self.memory_changed else self.state.coordinator.memory)
         branches = tuple(self.frozen_branch(n, b)
                          for n, b in zip(self.world.names, self.state.branches))
-        return State(Coordinator(self.coord_up, self.log, self.unflushed, memory, self.created),
-                     branches,
-                     self.network, self.cut, self.started, self.told, self.used,
-                     Ghost(self.yes, self.decisions, self.lone))
+        coordinator = Coordinator(self.coord_up, self.log, self.unflushed, memory, self.created)
+        return State(coordinator, branches, self.network, self.cut, self.started, self.told,
+                     self.used, Ghost(self.yes, self.decisions, self.lone))
 
     def frozen_branch(self, name: str, branch: Branch) -> Branch:
         up = self.branch_up.get(name, branch.up)

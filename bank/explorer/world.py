@@ -202,8 +202,8 @@ class World:
             found += [Action("partition", COORDINATOR, branch=b) for b in self.names
                       if b not in state.cut]
         found += [Action("heal", COORDINATOR, branch=b) for b in sorted(state.cut)]
-        if left["log_losses"] and state.started:      # before any begin, a new log is
-            found.append(Action("lose-log", COORDINATOR))      # the old one: no new state
+        if left["log_losses"] and state.started:  # (lost before any begin, a log would
+            found.append(Action("lose-log", COORDINATOR))  # only copy the world without)
         return found
 
     def _timer_actions(self, state: State, up: dict) -> list:

@@ -482,6 +482,10 @@ def test_c14_a_txid_from_before_the_log_is_never_presumed(presumption):
     assert not C.begun_before("C1-20261130T115959-00002a", "")
     assert C.presumed_outcome(presumption, before_this_log=True) == "in-doubt"
     assert C.presumed_outcome(presumption) in ("aborted", "committed")
+    answer = C.CoordinatorTxn.answer_unknown            # what both drivers ask (twopc, explorer)
+    assert answer("C1-20261130T115959-00002a", presumption, created) == "in-doubt"
+    assert answer("C1-20261130T120000-00002a", presumption, created) == \
+        C.presumed_outcome(presumption)
 
 
 def test_c13_presumed_commit_forces_abort_and_awaits_every_ack():

@@ -29,7 +29,8 @@ class ExploreCommands:
         """explore [OPTIONS]: check every run of 2PC within fault budgets (the real core).
         Options as for `python explore.py`: --variant NAME (abort-on-restart,
         vote-yes-without-hold, abort-after-timeout, commit-before-force,
-        decision-in-memory), --crashes N, --losses N, --transfers N, --branches N,
+        decision-in-memory; presume-over-lost-log with --log-losses 1), --crashes N,
+        --losses N, --log-losses N, --presumption P, --transfers N, --branches N,
         --random-walk STEPS --seed S, --save FILE, --replay FILE; --world replication
         [--replicas 2] (variants promote-out-of-sync, drop-without-manager,
         ack-after-one-replica). The default search takes about a minute; a broken

@@ -30,6 +30,11 @@ Rules:
   * T4 - each prepared transaction times out on its own clock (P6): it is asked about
     once it has waited ``--ask-every`` seconds, not at the loop's next tick; after a
     restart, every prepared one is asked about at once.
+  * T5 - a decision learned while this server's role refuses writes (a replicated
+    primary restarted asks the coordinator at once, before its first lease arrives;
+    a lease lost, or a newer primary, R4, R8) is not applied now: one sentence in
+    the terminal, and the transaction stays prepared and is asked about again at the
+    next tick. The refusal never ends the pass: the other prepared ones are asked too.
 
 Glossary:
   peer        another participant of the same transaction (named in the prepare)
@@ -116,8 +121,8 @@ class Termination:
             for query in txn.on_timeout():          # Send(coordinator, DecisionQuery)
                 decision = self._ask_decision(query.message.txid, query.to)
                 if decision in DECIDED:
-                    self._learn(txn.txid, decision, f"the coordinator at {query.to}")
-                    resolved += 1
+                    resolved += self._learn(txn.txid, decision,
+                                            f"the coordinator at {query.to}")
                 elif decision in ("", IN_DOUBT) and txn.peers and \
                         self._silent_long(txn.txid):                       # T1, P9, P11
                     resolved += self._ask_peers(txn, query.to, decision)
@@ -167,18 +172,26 @@ class Termination:
             log.info("termination: asking %s about %s: %s says %s.", query.to, txn.txid,
                      query.to, _peer_text(known))
             if known in DECIDED and txn.on_peer_answer(known):
-                self._learn(txn.txid, known, query.to)
-                return 1
+                return self._learn(txn.txid, known, query.to)
         still = f"decided {txn.heuristic} here heuristically" if txn.heuristic \
             else _held_text(self.name, txn.ops)
         log.info("termination: nobody knows the outcome of %s yet; still %s, and asking "
                  "again in %g s.", txn.txid, still, self.ask_every)
         return 0
 
-    def _learn(self, txid: str, decision: str, source: str) -> None:
+    def _learn(self, txid: str, decision: str, source: str) -> int:
+        """Apply a decision learned from the coordinator or a peer: 1 if applied, 0 if
+        our role refused the write for now (T5), so the txn stays prepared and is asked
+        about again at the next tick."""
         learn = {TxState.COMMITTED.value: self.ledger.commit,
                  TxState.ABORTED.value: self.ledger.abort}
-        ack = self._write(learn[decision], txid)
+        try:
+            ack = self._write(learn[decision], txid)
+        except BankError as refused:     # T5: R8 (no lease yet, or lost), or fenced (R4)
+            log.info("termination: learned %s for %s from %s, but this server cannot "
+                     "write it now: %s Asking again in %g s.", decision, txid, source,
+                     refused.message, self.ask_every)
+            return 0
         self._silent_since.pop(txid, None)
         if not ack.heuristic:
             log.info("termination: learned %s for %s from %s; the hold is released.",
@@ -191,6 +204,7 @@ class Termination:
                         "forced %s here (heuristic): heuristic damage recorded; the money "
                         "does not balance across branches (see check).", decision, txid,
                         source, ack.heuristic)
+        return 1
 
     def _ask_decision(self, txid: str, coordinator_url: str) -> str:
         """The coordinator's decision, "pending", "in-doubt", or "" if it did not answer."""

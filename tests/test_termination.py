@@ -348,3 +348,23 @@ def test_the_shell_heuristic_names_a_branch_like_other_commands(bank):
     assert "it is committed here" in lower, lower              # Mumbai itself refused it
     assert mumbai.call("heuristics") == []
     assert mumbai.call("status", done["txid"])["state"] == "committed"
+
+
+def test_t5_a_replicated_primary_restarted_in_doubt_waits_for_its_lease_in_words(tmp_path):
+    """T5: a replicated primary restarted with a transaction in doubt asks the coordinator
+    at once, before its first lease arrives; the decision it learns cannot be written yet
+    (R8). That refusal is one sentence in the branch's terminal, never a traceback of the
+    termination loop, and the decision is applied once the lease holds."""
+    with cluster.LocalCluster(home=tmp_path, branches=("Mumbai", "Delhi"),
+                              replicas=1) as bank:
+        bank.client("Mumbai").call("fault", "crash-after-vote")
+        done = bank.coordinator().call("transfer", "Mumbai/1001", "Delhi/1002", "7")
+        assert done["outcome"] == "aborted"                 # its yes vote never arrived
+        assert bank.members["Mumbai"].wait_exit(10) == 86
+        bank.restart("Mumbai")
+        mumbai = bank.client("Mumbai")
+        wait_for(lambda: mumbai.call("status", done["txid"])["state"] == "aborted", 30,
+                 "Mumbai to apply the abort once its lease holds")
+        assert mumbai.call("in_doubt") == []
+        text = log_of(bank, "Mumbai")
+        assert "Traceback" not in text and "termination loop" not in text, text[-3000:]

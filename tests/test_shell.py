@@ -379,6 +379,23 @@ def test_crash_and_restart_a_branch(sh, bank):
     assert balance(bank, src) == "10.00"
 
 
+def test_an_unreachable_member_is_named_with_how_to_start_it_again(sh, bank):
+    """On a local cluster, a command refused because a member is down ends with the
+    command that starts it again: `restart Delhi` for a branch (a lab control armed on
+    it), `restart coordinator` for the coordinator; a failover the coordinator's death
+    cut short also says that asking again finishes it (M5's record says where it got)."""
+    assert run(sh, "crash Delhi").startswith("Crashed Delhi")
+    out = run(sh, "fault Delhi crash-before-commit")
+    assert "cannot be reached" in out and out.rstrip().endswith(
+        "; `restart Delhi` starts it again."), out
+    assert run(sh, "restart Delhi").startswith("Restarted Delhi")
+    assert run(sh, "crash coordinator").startswith("Crashed coordinator")
+    out = run(sh, "failover Mumbai")
+    assert "`restart coordinator` starts it again; then the same `failover` again " \
+        "finishes a failover it had begun." in out, out
+    assert run(sh, "restart coordinator").startswith("Restarted coordinator")
+
+
 def test_a_cluster_stopped_under_the_shell_is_not_half_restarted(tmp_path):
     """`python cluster.py stop` while a shell is attached: the shell says the cluster was
     stopped and how to start it again, and refuses `restart` (one member alone would make

@@ -251,10 +251,22 @@ class ShellCore(cmd.Cmd):
             return "That server does not take lab controls: start it with --allow-faults."
         if exc.code == FaultCode.UNAUTHORIZED:
             return text.rstrip(".") + "; give the shell its secret with --secret-file FILE."
-        if exc.code == FaultCode.UNAVAILABLE and text.startswith("The coordinator at") \
-                and self.local is not None:
-            return text.rstrip(".") + "; `restart coordinator` starts it again."
+        if exc.code == FaultCode.UNAVAILABLE and self.local is not None:
+            return text.rstrip(".") + self._how_to_restart(text)
         return text
+
+    def _how_to_restart(self, text: str) -> str:
+        """The local cluster's member a refusal names as unreachable, and how to bring it
+        back; a failover cut short by the coordinator's death is finished by asking again
+        (the coordinator's M5 record says where it got to)."""
+        if text.startswith("The coordinator at"):
+            again = "; then the same `failover` again finishes a failover it had begun" \
+                if self._cmd == "failover" else ""
+            return f"; `restart coordinator` starts it again{again}."
+        for name in self.local.members:
+            if text.startswith(f"{name} cannot be reached"):
+                return f"; `restart {name}` starts it again."
+        return "."
 
     def _reconnect(self) -> None:
         """A fresh client: an interrupted call leaves the old connection unusable."""

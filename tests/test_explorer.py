@@ -213,12 +213,15 @@ from bank.explorer import replication as repl        # noqa: E402
 
 def test_replication_world_keeps_every_acknowledged_write():
     """The kit's replication cores (R1-R8 at the servers, M1-M5 at the manager), with a
-    crash, a lost push and leases running out: every acknowledged write is in the log of
-    the recorded primary, also after a failover, and no two servers acknowledged writes
-    in the same epoch."""
-    text, found = repl.report(repl.Budgets())
-    assert not found, text
-    assert "no violation" in text
+    crash, leases running out and a replica catching up: every acknowledged write is in
+    the log of the recorded primary, also after a failover, and no two servers
+    acknowledged writes in the same epoch; so too with a request resent after a
+    timeout (X8), the crash left out. (The default world has both, and five times the
+    states: lab 13 explores it whole, and tests/test_labs.py fails on a violation.)"""
+    for budgets in (repl.Budgets(resends=0), repl.Budgets(crashes=0)):
+        text, found = repl.report(budgets)
+        assert not found, text
+        assert "no violation" in text
 
 
 @pytest.mark.parametrize("variant, rule", [("promote-out-of-sync", "M5"),

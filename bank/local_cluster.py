@@ -135,6 +135,7 @@ class Member:
         self.output = home / "logs" / f"{name}.out"
         self._output_from = 0         # where this run's output starts in that file
         self.on_spawn = None          # called once the process exists, before it listens (L6)
+        self.quiet = True             # --quiet: its INFO lines only in logs/NAME.log
 
     def start(self, extra=()) -> str:
         """Start the process and wait (with a deadline) until it listens; return its URL.
@@ -156,7 +157,7 @@ class Member:
         self._output_from = self.output.stat().st_size if self.output.exists() else 0
         cmd = [sys.executable, str(KIT / self.script), *self.args, "--port", str(self.port),
                "--url-file", str(self.url_file), "--log-dir", str(self.home / "logs"),
-               "--quiet", *extra]    # logs/NAME.log has every line; NAME.out the rest
+               *(["--quiet"] if self.quiet else []), *extra]
         with open(self.output, "ab") as out:
             self.proc = subprocess.Popen(cmd, cwd=self.home, stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

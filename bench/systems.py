@@ -109,6 +109,8 @@ class Kit:
         for member in self.cluster.members.values():
             if folder:
                 member.script = str(pathlib.Path(folder).resolve() / member.script)
+                member.quiet = "--quiet" in pathlib.Path(member.script).read_text(
+                    encoding="utf-8")                 # an older kit's servers lack it
 
     def start(self) -> "Kit":
         self.cluster.start()

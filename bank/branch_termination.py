@@ -35,6 +35,9 @@ Rules:
     a lease lost, or a newer primary, R4, R8) is not applied now: one sentence in
     the terminal, and the transaction stays prepared and is asked about again at the
     next tick. The refusal never ends the pass: the other prepared ones are asked too.
+    Only a refusal that may pass is "not now" (NOT_NOW: unavailable, as with no lease,
+    a newer primary or a full disk; not the primary): any other, such as a protocol
+    violation (P7), is a bug and stops the pass loudly, with its traceback.
 
 Glossary:
   peer        another participant of the same transaction (named in the prepare)
@@ -55,6 +58,7 @@ log = logging.getLogger("branch")
 
 DECIDED = (TxState.COMMITTED.value, TxState.ABORTED.value)
 ASK_PEERS_AFTER = 30.0   # seconds of coordinator silence before the peers are asked (T1)
+NOT_NOW = (FaultCode.UNAVAILABLE, FaultCode.NOT_PRIMARY)   # T5: the write may succeed later
 HEURISTIC_WORDS = {"commit": TxState.COMMITTED.value, "committed": TxState.COMMITTED.value,
                    "abort": TxState.ABORTED.value, "aborted": TxState.ABORTED.value}
 
@@ -188,6 +192,8 @@ class Termination:
         try:
             ack = self._write(learn[decision], txid)
         except BankError as refused:     # T5: R8 (no lease yet, or lost), or fenced (R4)
+            if refused.code not in NOT_NOW:      # a protocol violation is a bug: loud
+                raise
             log.info("termination: learned %s for %s from %s, but this server cannot "
                      "write it now: %s Asking again in %g s.", decision, txid, source,
                      refused.message, self.ask_every)

@@ -33,6 +33,7 @@ if str(KIT) not in sys.path:
 from bank import local_cluster as cluster                    # noqa: E402
 from bank.clock import txid_second                           # noqa: E402
 from bank.errors import BankError, FaultCode                 # noqa: E402
+from bank.branch_termination import Termination             # noqa: E402
 from bank.ledger import Ledger                               # noqa: E402
 from polling import wait_for                                 # noqa: E402
 from shelltest import run, shell_on                          # noqa: E402
@@ -368,3 +369,40 @@ def test_t5_a_replicated_primary_restarted_in_doubt_waits_for_its_lease_in_words
         assert mumbai.call("in_doubt") == []
         text = log_of(bank, "Mumbai")
         assert "Traceback" not in text and "termination loop" not in text, text[-3000:]
+
+
+class _Learner(Termination):
+    """Just enough of a branch for _learn: it is its own ledger, whose every commit or
+    abort is refused with `refusal`."""
+
+    def __init__(self, refusal):
+        self.ask_every, self._silent_since, self.ledger = 2.0, {}, self
+        self.refusal = refusal
+
+    def commit(self, txid):
+        raise self.refusal
+
+    abort = commit
+
+    def _write(self, operation, *args):
+        return operation(*args)
+
+
+@pytest.mark.parametrize("refusal, not_now", [
+    (BankError(FaultCode.UNAVAILABLE, "Mumbai holds no lease."), True),       # R8
+    (BankError(FaultCode.NOT_PRIMARY, "Mumbai is fenced."), True),            # R4
+    (BankError(FaultCode.PROTOCOL_VIOLATION, "Mumbai refuses to commit T1: it is "
+                                             "aborted here."), False),        # P7: a bug
+    (BankError(FaultCode.UNKNOWN_TXN, "No such transaction."), False)])
+def test_t5_only_a_refusal_that_may_pass_is_asked_about_again(refusal, not_now):
+    """T5: a learned decision the role refuses to write for now (no lease, R8; fenced,
+    R4) leaves the txn prepared, to be asked about again (0 resolved); any other refusal,
+    such as a protocol violation, is a bug: it is raised, so the termination loop logs
+    its traceback, never one quiet line repeated at every tick."""
+    learner = _Learner(refusal)
+    if not_now:
+        assert learner._learn("T1", "committed", "the coordinator") == 0
+    else:
+        with pytest.raises(BankError) as raised:
+            learner._learn("T1", "committed", "the coordinator")
+        assert raised.value is refusal

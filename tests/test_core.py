@@ -201,6 +201,20 @@ def test_p9_cut_off_from_the_coordinator_ask_the_peers_and_apply_what_one_knows(
         participant(TxState.COMMITTED).on_coordinator_unreachable()
 
 
+def test_p9_a_coordinator_in_doubt_itself_sends_a_waiting_participant_to_its_peers():
+    """P9 (C9, C14): a coordinator that answers "in-doubt" does not know the outcome
+    either: a prepared participant, or a heuristic one not yet told (P11), asks every
+    other participant, as if the coordinator could not be reached; one that knows its
+    outcome asks nobody and changes nothing."""
+    asks = [Send("Delhi", OutcomeQuery("T1", "Mumbai")),
+            Send("Pune", OutcomeQuery("T1", "Mumbai"))]
+    txn = participant(TxState.PREPARED)
+    assert txn.on_decision("in-doubt") == asks and txn.state is TxState.PREPARED
+    assert participant(TxState.ABORTED, heuristic="aborted").on_decision("in-doubt") == asks
+    done = participant(TxState.COMMITTED)
+    assert done.on_decision("in-doubt") == [] and done.state is TxState.COMMITTED
+
+
 def test_p9_prepare_keeps_the_other_participants():
     """P9: the prepare's participants are kept with the txid, without the branch itself."""
     txn = P.ParticipantTxn("Mumbai", "T1")

@@ -284,11 +284,16 @@ class ParticipantTxn:
         return self._step(Event.RESTART)
 
     def on_decision(self, outcome: str) -> list:
-        """The coordinator's answer to our query: committed, aborted, or pending (wait)."""
+        """The coordinator's answer to our query: committed, aborted, pending (wait), or
+        in-doubt: it does not know either (C9, C14), so one still waiting asks its
+        peers (P9, P11), as if the coordinator could not be reached."""
         if outcome == TxState.COMMITTED.value:
             return self.on_commit()
         if outcome == TxState.ABORTED.value:
             return self.on_abort()
+        waiting = self.state is TxState.PREPARED or (self.heuristic and not self.told)
+        if outcome == IN_DOUBT and waiting:
+            return self.on_coordinator_unreachable()
         return []                                   # P6: still undecided, keep waiting
 
     # ---- the table at work -------------------------------------------------------------

@@ -21,10 +21,10 @@ Glossary:
   position  how many effects of this step have been carried out (for crash cuts)
 """
 
-from bank.core.messages import (IN_DOUBT, Abort, Ack, Apply, Commit, CoordState,
-                                DecisionAnswer, DecisionQuery, Hold, Outcome, OutcomeAnswer,
-                                OutcomeQuery, Prepare, ProtocolViolation, Record, Reply, Send,
-                                Silence, TxState, Vote, VoteMsg)
+from bank.core.messages import (Abort, Ack, Apply, Commit, CoordState, DecisionAnswer,
+                                DecisionQuery, Hold, Outcome, OutcomeAnswer, OutcomeQuery,
+                                Prepare, ProtocolViolation, Record, Reply, Send, Silence,
+                                TxState, Vote, VoteMsg)
 from bank.explorer.world import (CLIENT, COORDINATOR, FAULTS, Branch, Coordinator,
                                  Envelope, Ghost, Note, State, clock_second, stamp_of,
                                  stamped)
@@ -53,9 +53,6 @@ class BranchSteps:
                 effects = txn.on_peer_query(m.asker)
             elif isinstance(m, OutcomeAnswer):                # P9: a peer's answer
                 effects = txn.on_peer_answer(m.outcome)
-            elif isinstance(m, DecisionAnswer) and m.outcome == IN_DOUBT \
-                    and txn.state is TxState.PREPARED:      # C14: it does not know either:
-                effects = txn.on_coordinator_unreachable()  # P9, ask the peers at once (W8)
             else:
                 assert isinstance(m, DecisionAnswer), m
                 effects = txn.on_decision(m.outcome)

@@ -31,7 +31,9 @@ Rules:
   * W8 - time is a timer that is due: a vote timeout, a retry of a decision, a
     prepared branch's query (to the coordinator, or to its peers while the coordinator
     is down) may fire only for a transaction with no message on its way. A branch told
-    "in-doubt" by its coordinator asks its peers at once (bank/branch_termination.py).
+    "in-doubt" by its coordinator asks its peers at once: the core's on_decision says
+    so (P9). The server first waits --ask-peers-after seconds of such answers (T1 in
+    bank/branch_termination.py); asking the coordinator again meanwhile changes nothing.
   * W9 - a lost log (the teacher deletes it, or starts the coordinator on a new one):
     the coordinator stops if it is up (a crash, W4), and comes back on a new, empty
     log created one second later on the world's clock, which ticks only then. Every

@@ -54,6 +54,17 @@ def test_the_rule_before_c14_is_caught_under_each_presumption(presumption, steps
     assert search.replay(world, result.trace)[2] == result.violation
 
 
+def test_the_variant_explored_without_a_lost_log_says_which_budget_it_needs():
+    """V3: without a lost log, presume-over-lost-log has nothing to presume over and
+    passes; the report says so and names the budget to give, so a student who forgot
+    it is not told the old rule is safe."""
+    text = cli.run(["--variant", "presume-over-lost-log", "--transfers", "1"])
+    assert "Result: no violation" in text
+    assert text.endswith("needs --log-losses 1 to break anything: try --log-losses 1.")
+    assert "needs --" not in cli.run(["--variant", "presume-over-lost-log", "--transfers",
+                                      "1", "--losses", "0", "--log-losses", "1"])
+
+
 def test_a_run_with_a_lost_log_saves_and_replays(tmp_path):
     """A saved run keeps its lost-log budget and its lose-log step, and replays to the
     same state."""

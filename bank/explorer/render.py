@@ -32,7 +32,7 @@ def report(world, result, notes=(), continuation_notes=(), saved: str = "") -> s
         where = ("each one" if result.mode == "breadth-first" else "the end of each walk")
         lines.append("Result: no violation. Every invariant held in every state reached, "
                      f"and from {where} the calm run finished.")
-        return "\n".join(lines)
+        return "\n".join(lines + unmet_needs(world))
     v = result.violation
     lines += [f"Result: VIOLATION of {v.invariant}: {RULES[v.invariant]}.",
               f"  What is wrong: {v.detail}."]
@@ -49,6 +49,14 @@ def report(world, result, notes=(), continuation_notes=(), saved: str = "") -> s
         lines += ["", f"Saved to {saved}; replay it with: python explore.py "
                       f"--replay {saved}"]
     return "\n".join(lines)
+
+
+def unmet_needs(world) -> list:
+    """V3: a variant explored without the fault it needs passes: say which budget to give."""
+    c = world.config
+    return [f"  The variant {c.variant} needs --{budget.replace('_', '-')} {least} to break "
+            f"anything: try --{budget.replace('_', '-')} {least}."
+            for budget, least in world.variant.needs if c.budget(budget) < least]
 
 
 def describe_world(world) -> list:

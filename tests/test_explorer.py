@@ -338,7 +338,8 @@ def test_a_repeat_of_a_refused_drop_is_caught_only_with_resends():
     refused (made at an old version: the late add listed the replica meanwhile), sent
     again unchanged after a timeout, as a repeat: its primary acknowledges W2 without
     the replica the manager lists, and a failover to it loses W2. Without a resend no
-    refused request is ever sent again unchanged, and the variant passes."""
+    refused request is ever sent again unchanged: the variant passes, and the report
+    says to give --resends 1."""
     text, found = repl.report(repl.budgets_for(1, "repeat-after-refusal"))
     assert found and "W2 was acknowledged by Mumbai" in text, text
     assert "The shortest run to it (10 steps)" in text
@@ -349,6 +350,7 @@ def test_a_repeat_of_a_refused_drop_is_caught_only_with_resends():
         < steps.index("ack W2") < steps.index("promote"), text
     text, found = repl.report(repl.budgets_for(1, "repeat-after-refusal", resends=0))
     assert not found, text
+    assert text.endswith("needs --resends 1 to break anything: try --resends 1."), text
 
 
 def test_acknowledging_after_one_replica_is_caught_only_with_two():

@@ -214,6 +214,10 @@ VARIANTS = {"promote-out-of-sync": "M5: only a member of the recorded in-sync se
 # The replicas a variant needs before it can break anything (1 if not named here): with
 # one replica, "one of them" and "every one" are the same.
 REPLICAS_NEEDED = {"ack-after-one-replica": 2}
+# The budgets a variant needs before it can break anything: a late add comes only from a
+# catch-up (X7), and a refused request is sent again unchanged only after a timeout (X8).
+BUDGETS_NEEDED = {"add-at-any-version": (("catch_ups", 1),),
+                  "repeat-after-refusal": (("catch_ups", 1), ("resends", 1))}
 
 
 class ReplicationWorld:
@@ -680,6 +684,10 @@ def report(budgets: Budgets = Budgets(), max_states: int = 2_000_000, progress=N
             lines.append(f"  The variant {b.variant} needs {REPLICAS_NEEDED[b.variant]} "
                          f"replicas to break anything: try --replicas "
                          f"{REPLICAS_NEEDED[b.variant]}.")
+        lines += [f"  The variant {b.variant} needs --{name.replace('_', '-')} {least} to "
+                  f"break anything: try --{name.replace('_', '-')} {least}."
+                  for name, least in BUDGETS_NEEDED.get(b.variant, ())
+                  if getattr(b, name) < least]
         return "\n".join(lines), False
     rule, what = result["violation"]
     lines += [f"Result: VIOLATION of {rule}: {RULES[rule]}.", f"  What is wrong: {what}."]

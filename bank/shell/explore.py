@@ -32,9 +32,10 @@ class ExploreCommands:
         decision-in-memory; presume-over-lost-log with --log-losses 1), --crashes N,
         --losses N, --log-losses N, --presumption P, --transfers N, --branches N,
         --random-walk STEPS --seed S, --save FILE, --replay FILE; --world replication
-        [--replicas 2] (variants promote-out-of-sync, drop-without-manager,
-        ack-after-one-replica). The default search takes about a minute; a broken
-        variant is caught in seconds.
+        [--replicas 2] --writes N --ticks N --catch-ups N --resends N (variants
+        promote-out-of-sync, drop-without-manager, ack-after-one-replica with 2
+        replicas, add-at-any-version, repeat-at-any-version, repeat-after-refusal). The
+        default search takes about a minute; a broken variant is caught in seconds.
         Example: explore --variant abort-on-restart"""
         said, shown = io.StringIO(), io.StringIO()     # argparse's own usage block is noise
         try:

@@ -130,9 +130,6 @@ class State(NamedTuple):
     last_change: tuple = None    # the manager's last add or drop taken (M3, in memory)
 
 
-# ---- the broken variants (each a small change to a real core) --------------------------
-
-
 CRASHES, LOSSES, TICKS, CATCH_UPS, RESENDS = range(5)   # what State.used counts (X4)
 
 
@@ -141,6 +138,19 @@ def _spend(s, budget: int):
     used = list(s.used)
     used[budget] += 1
     return s._replace(used=tuple(used))
+
+
+def _on_its_way(s, server, kind: str, replica: str):
+    """X8: one resend spent, and the request (an add or drop of replica, at the version
+    the primary kept, M3) put on its way as a message of its own beside any earlier try."""
+    s = _spend(s, RESENDS)
+    again = Push(server.name, MANAGER, kind, replica, server.epoch, server.heard,
+                 s.used[RESENDS])
+    return s._replace(network=s.network | {again})
+
+
+# ---- the broken variants (each a small change to a real core) --------------------------
+
 
 class AddAtAnyVersion(Manager):
     """Breaks M3: the manager takes an add or drop whatever version its primary heard
@@ -411,12 +421,9 @@ class ReplicationWorld:
             role.on_replica_silent()                                        # R7
         except RoleRefused:
             return s
-        s = _spend(s, RESENDS)
-        drop = Push(name, MANAGER, "drop", replica, server.epoch, server.heard,
-                    s.used[RESENDS])
         notes.append(Note(name, name, "drop: no answer in time", f"{replica} at version "
                           f"{server.heard}, still on its way"))
-        return s._replace(network=s.network | {drop})
+        return _on_its_way(s, server, "drop", replica)
 
     def _add_again(self, s, pair, notes):
         """X8: no answer to its add came in time (X7): the primary sends the same add
@@ -424,12 +431,9 @@ class ReplicationWorld:
         still be on its way, and either may reach the manager first."""
         name, replica = pair
         primary = self._server(s, name)
-        s = _spend(s, RESENDS)
-        add = Push(name, MANAGER, "add", replica, primary.epoch, primary.heard,
-                   s.used[RESENDS])
         notes.append(Note(name, name, "add: no answer in time", f"sends it again: "
                           f"{replica} at version {primary.heard}"))
-        return s._replace(network=s.network | {add})
+        return _on_its_way(s, primary, "add", replica)
 
     def _renew(self, s, name, notes):
         server = self._server(s, name)

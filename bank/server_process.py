@@ -273,6 +273,8 @@ class _TerminalAndFile(logging.Handler):
             if sys.stderr is not None and record.levelno >= self.terminal_level:
                 sys.stderr.write(line)           # stderr is None under pythonw
                 sys.stderr.flush()
+            if self.file is None:                # (the folder refused a new file)
+                return
             data = line.encode("utf-8", "replace")
             self.file.write(data)
             self.file.flush()
@@ -285,11 +287,19 @@ class _TerminalAndFile(logging.Handler):
     def _start_afresh(self):
         """NAME.log becomes NAME.log.1 and a new NAME.log begins. Where the rename is
         refused (on Windows, while an editor holds the file), keep writing, and try
-        again one limit later."""
+        again one limit later. Where even a new file is refused (the folder removed, or
+        made read-only), say so once on the terminal, and log there alone."""
         self.file.close()
         try:
             os.replace(self.path, self.path.with_name(self.path.name + ".1"))
             self.limit = LOG_FILE_LIMIT
         except OSError:
             self.limit = self.size + LOG_FILE_LIMIT
-        self.file, self.size = self._open()
+        try:
+            self.file, self.size = self._open()
+        except OSError as exc:
+            self.file = None
+            if sys.stderr is not None:
+                sys.stderr.write(f"Cannot write the log file {self.path} any more "
+                                 f"({exc.strerror or exc}); log lines go to the terminal "
+                                 "alone from now on.\n")

@@ -8,6 +8,9 @@ Rules checked (bank/server_process.py):
 """
 
 import logging
+import sys
+
+import pytest
 
 from bank import rpc, server_process
 
@@ -49,3 +52,31 @@ def test_a_server_started_quiet_narrates_in_its_log_file_and_not_on_its_output(
     out = (tmp_home / "logs" / "Mumbai.out").read_text(encoding="utf-8")
     assert " INFO " in log
     assert " INFO " not in out, out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows keeps an open file's folder")
+def test_a_log_folder_that_refuses_a_new_file_leaves_the_terminal_alone_logging(
+        tmp_path, monkeypatch, capsys):
+    """Rotation where the folder is gone by then (removed under the server): the
+    handler says once, on the terminal, that the log file cannot be written any more,
+    and later lines go on to the terminal with no "Logging error" traceback."""
+    monkeypatch.setattr(server_process, "LOG_FILE_LIMIT", 200)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    handler = server_process._TerminalAndFile(folder / "Mumbai.log", logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("test_server_logs.folder_gone")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        logger.info("first line %s", "x" * 80)
+        for path in folder.iterdir():         # the folder removed under the server
+            path.unlink()
+        folder.rmdir()
+        for n in range(5):
+            logger.info("line %d %s", n, "x" * 80)
+    finally:
+        logger.removeHandler(handler)
+    said = capsys.readouterr().err
+    assert said.count("Cannot write the log file") == 1, said
+    assert "line 4 " in said and "Logging error" not in said and "Traceback" not in said

@@ -185,7 +185,7 @@ def test_a_1024x768_projector_shows_every_member_and_cuts_no_label(display, bank
     app = _projector_window(bank, tmp_path, font_size, "1024x768+0+0", source=LONG_SOURCE)
     try:
         root = app.root
-        txid = _transfer_and_select(app)
+        _transfer_and_select(app)
         until(root, lambda: arrows(app.transactions.diagram, "end", "coordinator", "log"),
               "the diagram")
         until(root, lambda: (root.winfo_width(), root.winfo_height()) == (1024, 768),
@@ -442,7 +442,7 @@ def test_a_small_projector_at_font_14_keeps_the_form_the_diagram_and_the_state(
     app = _projector_window(bank, tmp_path, 14, geometry + "+0+0", source=LONG_SOURCE)
     try:
         root = app.root
-        txid = _transfer_and_select(app)
+        _transfer_and_select(app)
         canvas = app.transactions.diagram
         until(root, lambda: arrows(canvas, "end", "coordinator", "log"), "the diagram")
         width, height = map(int, geometry.split("x"))

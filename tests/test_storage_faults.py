@@ -22,7 +22,7 @@ import sys
 import pytest
 
 from conftest import KIT
-from polling import wait_for
+from polling import wait_configured, wait_for
 
 from bank import local_cluster as cluster
 from bank.errors import BankError
@@ -384,6 +384,7 @@ def test_a_full_disk_under_the_recovery_log_refuses_transfers_and_changes_nothin
     work, and transfers commit again once the disk has room."""
     with cluster.LocalCluster(home=tmp_path) as bank:
         coord, member = bank.coordinator(), bank.members["coordinator"]
+        wait_configured(bank)     # its config lines, else one may take a begin's room
         log_path = tmp_path / "logs" / "recovery.log"
         size = log_path.stat().st_size
 

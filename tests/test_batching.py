@@ -39,7 +39,7 @@ import pytest
 from bank.batching import BatchingLink
 from bank.errors import BankError, FaultCode
 from bank.local_cluster import LocalCluster
-from polling import wait_for
+from polling import wait_configured, wait_for
 
 COORD = "http://127.0.0.1:1"
 PAIR = ("Mumbai/1001", "Delhi/1002")
@@ -78,6 +78,7 @@ def test_a_batch_shares_one_fsync_and_crashes_only_after_it(bank):
     crash-after-vote armed, a batch of two prepares kills the branch while it answers:
     after a restart both are prepared (their shared COMMIT came before any answer)."""
     mumbai = bank.client("Mumbai")
+    wait_configured(bank)      # the start's configuration writes: a COMMIT at Mumbai too
     fsyncs = lambda: mumbai.call("ping")["counters"]["fsyncs"]              # noqa: E731
     before = fsyncs()
     slots = mumbai.call("batch", [["prepare", [f"t-{k}", COORD, [

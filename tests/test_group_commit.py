@@ -25,7 +25,7 @@ import threading
 from bank.core.messages import TxState, Vote
 from bank.ledger import Ledger, check_database
 from bank.rpc import RecentNonces
-from polling import wait_for
+from polling import wait_configured, wait_for
 
 BRANCH, COORD = "Mumbai", "http://127.0.0.1:1"
 
@@ -246,6 +246,7 @@ def test_the_shell_shows_fsyncs_and_messages_per_transfer(tmp_path):
     import shell
     from bank.local_cluster import LocalCluster
     with LocalCluster(home=tmp_path, allow_faults=False) as bank:
+        wait_configured(bank)      # the start's configuration writes: not a transfer's
         sh = shell.BankShell(shell.coordinator_client(bank.coordinator_url, bank.secret),
                              bank, bank.home, stdout=io.StringIO())
         sh.onecmd("transfer Mumbai/1001 Delhi/1002 1.00")
@@ -286,6 +287,7 @@ def test_local_operations_are_not_counted_as_a_transfers_fsyncs(tmp_path):
     import shell
     from bank.local_cluster import LocalCluster
     with LocalCluster(home=tmp_path, allow_faults=False) as bank:
+        wait_configured(bank)      # the start's configuration writes: not a transfer's
         sh = shell.BankShell(shell.coordinator_client(bank.coordinator_url, bank.secret),
                              bank, bank.home, stdout=io.StringIO())
         for line in ("open Mumbai Ada 5", "open Delhi Bo 5", "deposit Mumbai/1001 2",
@@ -334,6 +336,7 @@ def test_the_shells_counters_see_one_branch_restart_while_the_others_count_on(tm
     import shell
     from bank.local_cluster import LocalCluster
     with LocalCluster(home=tmp_path, allow_faults=False) as bank:
+        wait_configured(bank)      # the start's configuration writes: not a transfer's
         bank.restart("Delhi")      # its start-up writes: as at the restart below (no preload)
         sh = shell.BankShell(shell.coordinator_client(bank.coordinator_url, bank.secret),
                              bank, bank.home, stdout=io.StringIO())

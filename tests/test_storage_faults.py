@@ -524,6 +524,7 @@ def test_losing_every_unsynced_write_loses_nothing_acknowledged(tmp_path):
     bank.members["coordinator"].script = str(wrapper)
     bank.coordinator_args = [str(record), str(KIT / "coordinator.py"), *bank.coordinator_args]
     with bank:
+        wait_configured(bank)      # its forced config lines would sync the ends cut below
         told = []
         for round_ in range(2):                     # a restart between: compaction renames
             for i in range(3):

@@ -17,6 +17,7 @@ if str(KIT) not in sys.path:
 
 from bank import activity  # noqa: E402
 from shelltest import run  # noqa: E402
+from polling import wait_configured  # noqa: E402
 from test_shell import bank, sh, new_account  # noqa: E402,F401  (the module's cluster, helpers)
 
 pytestmark = pytest.mark.slow
@@ -88,6 +89,7 @@ def test_export_writes_only_csv_files_even_with_force(sh, tmp_path):
 def test_export_never_writes_a_servers_files_even_with_force(sh, bank):
     """The recovery log, a branch database and anything in data/ are never export targets."""
     recovery_log = bank.home / "logs" / "recovery.log"
+    wait_configured(bank)        # the start's config lines: written by then, not meanwhile
     before = recovery_log.read_bytes()
     for target in (recovery_log, bank.home / "data" / "Mumbai.db",
                    bank.home / "data" / "new.csv", bank.home / "logs" / "activity.csv"):

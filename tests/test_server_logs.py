@@ -15,16 +15,23 @@ import pytest
 from bank import rpc, server_process
 
 
+def logger_to(path, terminal_level: int, name: str):
+    """A logger of its own that writes through the servers' handler to `path` (and to
+    the terminal from `terminal_level` up); (logger, handler)."""
+    handler = server_process._TerminalAndFile(path, terminal_level)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"test_server_logs.{name}")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    return logger, handler
+
+
 def test_a_log_file_past_its_limit_becomes_log_1_and_a_new_one_starts(tmp_path, monkeypatch):
     """Rotation: with a 4,000-byte limit, 200 lines of 95 bytes leave two files,
     NAME.log and NAME.log.1, each within the limit and one line, no third; the newest
     line is in NAME.log and the one just before the last rotation in NAME.log.1."""
     monkeypatch.setattr(server_process, "LOG_FILE_LIMIT", 4000)
-    handler = server_process._TerminalAndFile(tmp_path / "Mumbai.log", logging.CRITICAL)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("test_server_logs.rotation")
-    logger.propagate, logger.level = False, logging.INFO
-    logger.addHandler(handler)
+    logger, handler = logger_to(tmp_path / "Mumbai.log", logging.CRITICAL, "rotation")
     try:
         for n in range(200):
             logger.info("line %03d %s", n, "x" * 85)      # 95 bytes a line
@@ -63,11 +70,7 @@ def test_a_log_folder_that_refuses_a_new_file_leaves_the_terminal_alone_logging(
     monkeypatch.setattr(server_process, "LOG_FILE_LIMIT", 200)
     folder = tmp_path / "logs"
     folder.mkdir()
-    handler = server_process._TerminalAndFile(folder / "Mumbai.log", logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("test_server_logs.folder_gone")
-    logger.propagate, logger.level = False, logging.INFO
-    logger.addHandler(handler)
+    logger, handler = logger_to(folder / "Mumbai.log", logging.DEBUG, "folder_gone")
     try:
         logger.info("first line %s", "x" * 80)
         for path in folder.iterdir():         # the folder removed under the server

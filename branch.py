@@ -49,12 +49,7 @@ def parse_args(argv=None):
                    metavar="SECONDS",
                    help="once the coordinator has not answered for this long, ask the "
                         "other participants too (cooperative termination)")
-    p.add_argument("--log-dir", default="logs", help="where the log file goes")
-    p.add_argument("--quiet", action="store_true",
-                   help="print only warnings and errors here; the log file keeps every "
-                        "line (cluster.py starts its servers so)")
-    p.add_argument("--url-file", type=rpc.file_arg,
-                   help="write the served URL here once listening")
+    rpc.add_output_options(p)              # --log-dir, --quiet, --url-file
     args = p.parse_args(argv)
     args.coordinator, args.replica_of = args.coordinator or "", args.replica_of or ""
     return args

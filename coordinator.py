@@ -57,12 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--secret-file", help="shared secret: sign and require signed calls")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="serve beyond loopback without a secret (trusted networks only)")
-    p.add_argument("--log-dir", default="logs", help="where the process log goes")
-    p.add_argument("--quiet", action="store_true",
-                   help="print only warnings and errors here; the log file keeps every "
-                        "line (cluster.py starts its servers so)")
-    p.add_argument("--url-file", type=rpc.file_arg,
-                   help="write the served URL here once listening")
+    rpc.add_output_options(p)              # --log-dir, --quiet, --url-file
     args = p.parse_args(argv)
     config = read_config(args.config) if args.config else {"branches": {}}
     given = {}                                   # --branch overrides the config file's

@@ -569,5 +569,5 @@ def _fault(code, sentence: str) -> bytes:
 
 
 from bank.server_process import (  # noqa: E402,F401 (re-exported: rpc.serve, ...)
-    check_bind, check_server_keys, file_arg, folder_arg, hold_exclusive, port_arg, serve,
-    setup_logging, time_arg, url_arg)
+    add_output_options, check_bind, check_server_keys, file_arg, folder_arg, hold_exclusive,
+    port_arg, serve, setup_logging, time_arg, url_arg)

@@ -205,6 +205,17 @@ def time_arg(least: float, most: float, unit: str = "seconds"):
     return read
 
 
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """The options every server shares for what it writes: its log and its URL."""
+    parser.add_argument("--log-dir", default="logs",
+                        help="where the log file goes (NAME.log; coordinator.log)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only warnings and errors here; the log file keeps "
+                             "every line (cluster.py starts its servers so)")
+    parser.add_argument("--url-file", type=file_arg,
+                        help="write the served URL here once listening")
+
+
 def setup_logging(name: str, log_dir="logs", verbose=False, quiet=False) -> pathlib.Path:
     """Log to stderr and to logs/<name>.log (runtime logs live in logs/). Quiet: only
     warnings and errors go to stderr (a launcher's output file, not a person)."""

@@ -209,6 +209,8 @@ def test_the_shell_explore_command_shows_progress_and_stops_on_ctrl_c(tmp_path, 
 # ---- the replication world (bank/explorer/replication.py) ------------------------------
 
 from bank.explorer import replication as repl        # noqa: E402
+from bank.explorer.replication_search import (  # noqa: E402
+    explore as explore_replication, report)
 
 
 def test_replication_world_keeps_every_acknowledged_write():
@@ -219,7 +221,7 @@ def test_replication_world_keeps_every_acknowledged_write():
     timeout (X8), the crash left out. (The default world has both, and five times the
     states: lab 13 explores it whole, and tests/test_labs.py fails on a violation.)"""
     for budgets in (repl.Budgets(resends=0), repl.Budgets(crashes=0)):
-        text, found = repl.report(budgets)
+        text, found = report(budgets)
         assert not found, text
         assert "no violation" in text
 
@@ -230,7 +232,7 @@ def test_each_replication_variant_loses_an_acknowledged_write(variant, rule):
     """A manager that promotes a replica outside the recorded in-sync set (M5), or a
     primary that drops a silent replica on its own say (R7), loses an acknowledged write:
     the explorer finds the shortest run, a failover after the write was acknowledged."""
-    text, found = repl.report(repl.Budgets(variant=variant))
+    text, found = report(repl.Budgets(variant=variant))
     assert found and "VIOLATION of acked-writes-survive" in text, text
     assert f"breaks {rule}" in text and "promote" in text
 
@@ -244,7 +246,7 @@ def test_every_replication_variant_is_caught_with_two_replicas(variant):
     given = dict(writes=2, catch_ups=1) if variant.endswith("-at-any-version") else \
         dict(writes=1, catch_ups=1, resends=1) if variant == "repeat-after-refusal" else \
         dict(writes=1)
-    text, found = repl.report(repl.budgets_for(2, variant, **given))
+    text, found = report(repl.budgets_for(2, variant, **given))
     assert found and "VIOLATION of acked-writes-survive" in text, text
     assert f"breaks {repl.VARIANTS[variant].split(':')[0]}" in text
     assert " promote " in text.splitlines()[-1]                 # the last step: a failover
@@ -256,15 +258,15 @@ def test_an_add_delayed_past_a_later_drop_is_caught():
     the kit's M3 the late add names an old configuration version and is refused: no
     violation. A manager that takes an add at any version (the kit's old rule) lists the
     replica again, and a failover to it loses the write: the explorer draws that run."""
-    text, found = repl.report(repl.budgets_for(1, resends=0))      # X8 has its own tests
+    text, found = report(repl.budgets_for(1, resends=0))      # X8 has its own tests
     assert not found and "catch-ups 1" in text, text
-    text, found = repl.report(repl.budgets_for(1, "add-at-any-version"))
+    text, found = report(repl.budgets_for(1, "add-at-any-version"))
     assert found and "W2 was acknowledged by Mumbai" in text, text
     assert "The shortest run to it (8 steps)" in text
     steps = text.split("The shortest run")[1]
     assert steps.index("caught up") < steps.index("at version 2: recorded") \
         < steps.index("<---- add") < steps.index("promote")
-    text, found = repl.report(repl.budgets_for(1, "add-at-any-version", catch_ups=0))
+    text, found = report(repl.budgets_for(1, "add-at-any-version", catch_ups=0))
     assert not found                     # without a catch-up, no add is ever on its way
 
 
@@ -275,7 +277,7 @@ def test_a_repeat_at_another_version_is_caught():
     takes a second drop of the same replica, at the version the first one's answer
     told, for a repeat of the first is caught: no record is made, the late add lands at
     the version it names, lists the replica again, and a failover to it loses W2."""
-    text, found = repl.report(repl.budgets_for(1, "repeat-at-any-version"))
+    text, found = report(repl.budgets_for(1, "repeat-at-any-version"))
     assert found and "W2 was acknowledged by Mumbai" in text, text
     steps = text.split("The shortest run")[1]
     assert steps.index("at version 1: recorded") \
@@ -340,7 +342,7 @@ def test_a_repeat_of_a_refused_drop_is_caught_only_with_resends():
     the replica the manager lists, and a failover to it loses W2. Without a resend no
     refused request is ever sent again unchanged: the variant passes, and the report
     says to give --resends 1."""
-    text, found = repl.report(repl.budgets_for(1, "repeat-after-refusal"))
+    text, found = report(repl.budgets_for(1, "repeat-after-refusal"))
     assert found and "W2 was acknowledged by Mumbai" in text, text
     assert "The shortest run to it (10 steps)" in text
     steps = text.split("The shortest run")[1]
@@ -348,7 +350,7 @@ def test_a_repeat_of_a_refused_drop_is_caught_only_with_resends():
         < steps.index("drop refused: M3 (changed)") \
         < steps.index("at version 2: answered again as a repeat") \
         < steps.index("ack W2") < steps.index("promote"), text
-    text, found = repl.report(repl.budgets_for(1, "repeat-after-refusal", resends=0))
+    text, found = report(repl.budgets_for(1, "repeat-after-refusal", resends=0))
     assert not found, text
     assert text.endswith("needs --resends 1 to break anything: try --resends 1."), text
 
@@ -358,9 +360,9 @@ def test_acknowledging_after_one_replica_is_caught_only_with_two():
     two are the same (no violation, and the report says to try --replicas 2); with two,
     the primary acknowledges once Mumbai-r1 has the write and Mumbai-r2, which never got
     it, is promoted (5 steps)."""
-    text, found = repl.report(repl.budgets_for(1, "ack-after-one-replica", resends=0))
+    text, found = report(repl.budgets_for(1, "ack-after-one-replica", resends=0))
     assert not found and "needs 2 replicas to break anything: try --replicas 2" in text
-    text, found = repl.report(repl.budgets_for(2, "ack-after-one-replica"))
+    text, found = report(repl.budgets_for(2, "ack-after-one-replica"))
     assert found and "the recorded primary Mumbai-r2 does not have it" in text, text
     assert "The shortest run to it (5 steps)" in text
 
@@ -401,10 +403,10 @@ def test_a_long_replication_search_shows_progress_and_a_cut_one_says_so():
     (the command line prints it every 5 s), and one stopped by max states says it is
     not exhaustive rather than "no violation" alone."""
     heard = []
-    repl.explore(repl.budgets_for(2, writes=1, ticks=1),
+    explore_replication(repl.budgets_for(2, writes=1, ticks=1),
                  progress=lambda depth, states: heard.append(states))
     assert heard and heard == sorted(heard)
-    text, found = repl.report(repl.budgets_for(2), max_states=500)
+    text, found = report(repl.budgets_for(2), max_states=500)
     assert not found and "Search: STOPPED at 500 states: not exhaustive" in text
 
 
@@ -422,7 +424,7 @@ def test_two_replicas_keep_every_acknowledged_write():
     travel each on its own, loses no acknowledged write when either replica is promoted,
     whatever the order (a drop while a push is under way included), and no two servers
     acknowledge writes in the same epoch."""
-    result = repl.explore(repl.Budgets(writes=1, crashes=1, ticks=1, resends=0, replicas=2))
+    result = explore_replication(repl.Budgets(writes=1, crashes=1, ticks=1, resends=0, replicas=2))
     assert result["violation"] is None, result["notes"]
     assert result["complete"] and result["states"] > 1000
 
@@ -430,7 +432,7 @@ def test_two_replicas_keep_every_acknowledged_write():
 def test_a_two_replica_counterexample_draws_both_replicas():
     """X5: the diagram has a column per replica, and a failover may pick either one:
     a manager that promotes out of the in-sync set (M5) is caught promoting one of them."""
-    text, found = repl.report(repl.Budgets(writes=1, crashes=0, losses=0, ticks=1,
+    text, found = report(repl.Budgets(writes=1, crashes=0, losses=0, ticks=1,
                                            variant="promote-out-of-sync", replicas=2))
     assert found and "Mumbai-r1, Mumbai-r2 (in sync)" in text
     header = next(line for line in text.splitlines() if line.startswith("step "))

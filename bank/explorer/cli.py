@@ -18,7 +18,7 @@ import secrets
 import sys
 import time
 
-from bank.explorer import render, replication, search, traces, variants
+from bank.explorer import render, replication, replication_search, search, traces, variants
 from bank.explorer.world import Config, World
 
 
@@ -122,7 +122,7 @@ def explore(options, progress=None) -> tuple:
 def explore_replication(options, progress=None) -> tuple:
     """The replication world (bank/explorer/replication.py): (report, violation found)."""
     budgets = check_replication(options)
-    return replication.report(budgets, options.max_states, progress)
+    return replication_search.report(budgets, options.max_states, progress)
 
 
 def check_limits(options) -> None:

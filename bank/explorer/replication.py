@@ -229,7 +229,82 @@ BUDGETS_NEEDED = {"add-at-any-version": (("catch_ups", 1),),
                   "repeat-after-refusal": (("catch_ups", 1), ("resends", 1))}
 
 
-class ReplicationWorld:
+# ---- the world's steps at the configuration manager -----------------------------------
+
+class ManagerSteps:
+    """Mixed into ReplicationWorld: the steps that happen at the coordinator, the
+    configuration manager. Its core (Manager, bank/core/manager.py, M1-M5) decides;
+    these only rebuild it from the state (X2) and carry out what it says."""
+
+    def _renew(self, s, name, notes):
+        server = self._server(s, name)
+        manager = self._manager(s)
+        try:
+            manager.lease(name, server.epoch, self._now(s))                    # M2
+        except Refused:
+            s = self._with_manager(s, manager)                                # X2
+            role = BranchRole(server.role, server.epoch, server.primary)
+            role.on_higher_epoch(manager.config.epoch, manager.config.primary)  # R4
+            notes.append(Note(MANAGER, name, "not the primary", "fenced (R4)"))
+            return self._put(s, name, server._replace(role=role.role, epoch=role.epoch))
+        notes.append(Note(name, MANAGER, "lease", "renewed"))
+        s = self._with_manager(s, manager)
+        return self._put(s, name, server._replace(lease_from=self._now(s),
+                                                  heard=manager.config.version))
+
+    def _failover(self, s, name, notes):
+        manager = self._manager(s)
+        try:
+            manager.install(name, s.config.version, self._now(s))             # M4, M5
+        except Refused as exc:
+            notes.append(Note(MANAGER, MANAGER, "failover refused", f"{exc.rule}"))
+            return self._with_manager(s, manager)                             # X2
+        s = self._with_manager(s, manager)
+        server = self._server(s, name)
+        role = BranchRole(server.role, server.epoch, server.primary)
+        role.on_promote(manager.config.epoch)                                 # R5
+        notes.append(Note(MANAGER, name, "promote", f"epoch {role.epoch} (recorded first)"))
+        return self._put(s, name, server._replace(role=role.role, epoch=role.epoch,
+                                                  primary="", view=(),
+                                                  lease_from=self._now(s)))
+
+    def _tick(self, s, _what, notes):
+        notes.append(Note(MANAGER, MANAGER, "time passes", "every lease not renewed ends"))
+        return _spend(s, TICKS)._replace(clock=s.clock + 1)
+
+    def _receive_change(self, s, msg, notes):
+        """M3: an add or drop reaches the manager; no one waits for its answer any more
+        (X7, X8): taken (a new version), answered again as a repeat, or refused."""
+        manager = self._manager(s)
+        ask = manager.add if msg.kind == "add" else manager.drop
+        before = manager.config.version
+        try:
+            ask(msg.src, msg.epoch, msg.write, self._now(s), msg.version)
+        except Refused as exc:
+            notes.append(Note(MANAGER, MANAGER, f"{msg.kind} refused",
+                              f"{exc.rule} ({exc.kind})"))
+            return self._with_manager(s, manager)                             # X2
+        if manager.config.version == before:
+            notes.append(Note(MANAGER, MANAGER, "answered again", "a repeat: no record"))
+        else:
+            listed = "in sync" if msg.kind == "add" else "out of sync"
+            notes.append(Note(MANAGER, MANAGER, f"{msg.write} {listed}",
+                              f"version {manager.config.version} (forced)"))
+        return self._with_manager(s, manager)
+
+    def _manager(self, s) -> Manager:
+        manager = self.manager_class(PRIMARY, s.config, s.granted_at)
+        manager.last_change = s.last_change          # X2: the coordinator's memory
+        return manager
+
+    def _with_manager(self, s, manager) -> State:
+        return s._replace(config=manager.config, granted_at=manager.granted_at,
+                          last_change=manager.last_change)
+
+
+# ---- the world ------------------------------------------------------------------------------
+
+class ReplicationWorld(ManagerSteps):
     """The simulator: initial state, enabled actions, one step (with diagram notes)."""
 
     def __init__(self, budgets: Budgets = Budgets()):
@@ -434,38 +509,6 @@ class ReplicationWorld:
                           f"{replica} at version {primary.heard}"))
         return _on_its_way(s, primary, "add", replica)
 
-    def _renew(self, s, name, notes):
-        server = self._server(s, name)
-        manager = self._manager(s)
-        try:
-            manager.lease(name, server.epoch, self._now(s))                    # M2
-        except Refused:
-            s = self._with_manager(s, manager)                                # X2
-            role = BranchRole(server.role, server.epoch, server.primary)
-            role.on_higher_epoch(manager.config.epoch, manager.config.primary)  # R4
-            notes.append(Note(MANAGER, name, "not the primary", "fenced (R4)"))
-            return self._put(s, name, server._replace(role=role.role, epoch=role.epoch))
-        notes.append(Note(name, MANAGER, "lease", "renewed"))
-        s = self._with_manager(s, manager)
-        return self._put(s, name, server._replace(lease_from=self._now(s),
-                                                  heard=manager.config.version))
-
-    def _failover(self, s, name, notes):
-        manager = self._manager(s)
-        try:
-            manager.install(name, s.config.version, self._now(s))             # M4, M5
-        except Refused as exc:
-            notes.append(Note(MANAGER, MANAGER, "failover refused", f"{exc.rule}"))
-            return self._with_manager(s, manager)                             # X2
-        s = self._with_manager(s, manager)
-        server = self._server(s, name)
-        role = BranchRole(server.role, server.epoch, server.primary)
-        role.on_promote(manager.config.epoch)                                 # R5
-        notes.append(Note(MANAGER, name, "promote", f"epoch {role.epoch} (recorded first)"))
-        return self._put(s, name, server._replace(role=role.role, epoch=role.epoch,
-                                                  primary="", view=(),
-                                                  lease_from=self._now(s)))
-
     def _crash(self, s, name, notes):
         notes.append(Note(name, name, "CRASH", "volatile state lost", kind="crash"))
         s = _spend(s, CRASHES)._replace(
@@ -482,10 +525,6 @@ class ReplicationWorld:
         notes.append(Note(msg.src, msg.dst, f"{msg.kind} {msg.write}", "LOST", kind="lost"))
         return _spend(s, LOSSES)._replace(network=s.network - {msg})
 
-    def _tick(self, s, _what, notes):
-        notes.append(Note(MANAGER, MANAGER, "time passes", "every lease not renewed ends"))
-        return _spend(s, TICKS)._replace(clock=s.clock + 1)
-
     def _catch_up(self, s, pair, notes):
         """X7: `replica` caught up with `name`: it copies the primary's log, the primary
         pushes to it again (its view is durable, saved before the ask, Rule 3) and asks
@@ -498,26 +537,6 @@ class ReplicationWorld:
                                                 asking=primary.asking + (replica,)))
         add = Push(name, MANAGER, "add", replica, primary.epoch, primary.heard)
         return _spend(s, CATCH_UPS)._replace(network=s.network | {add})
-
-    def _receive_change(self, s, msg, notes):
-        """M3: an add or drop reaches the manager; no one waits for its answer any more
-        (X7, X8): taken (a new version), answered again as a repeat, or refused."""
-        manager = self._manager(s)
-        ask = manager.add if msg.kind == "add" else manager.drop
-        before = manager.config.version
-        try:
-            ask(msg.src, msg.epoch, msg.write, self._now(s), msg.version)
-        except Refused as exc:
-            notes.append(Note(MANAGER, MANAGER, f"{msg.kind} refused",
-                              f"{exc.rule} ({exc.kind})"))
-            return self._with_manager(s, manager)                             # X2
-        if manager.config.version == before:
-            notes.append(Note(MANAGER, MANAGER, "answered again", "a repeat: no record"))
-        else:
-            listed = "in sync" if msg.kind == "add" else "out of sync"
-            notes.append(Note(MANAGER, MANAGER, f"{msg.write} {listed}",
-                              f"version {manager.config.version} (forced)"))
-        return self._with_manager(s, manager)
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -549,15 +568,6 @@ class ReplicationWorld:
         primary may be listed with; a lease runs shorter than a tick (X3)."""
         until = server.lease_from + LEASE_SECONDS if server.lease_from >= 0 else -1.0
         return lease_holds(bool(server.view), self._now(s), until)
-
-    def _manager(self, s) -> Manager:
-        manager = self.manager_class(PRIMARY, s.config, s.granted_at)
-        manager.last_change = s.last_change          # X2: the coordinator's memory
-        return manager
-
-    def _with_manager(self, s, manager) -> State:
-        return s._replace(config=manager.config, granted_at=manager.granted_at,
-                          last_change=manager.last_change)
 
     def _server(self, s, name) -> Server:
         return server_named(s, name)

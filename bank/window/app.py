@@ -79,41 +79,9 @@ SHORT_TABS = {"Open account": "Open", "Activity log": "Activity",    # on a narr
               "Branch journals": "Journals"}                         # (fit.py, Rule F2)
 
 
-class App:
-    """The whole window. Build it with a coordinator client; tests drive it directly.
-
-    ``App(root, bank, cluster=LocalCluster or None, activity=ActivityLog)``. ``pump()``
-    runs the callbacks of finished calls; ``refresh()`` asks every source again. The
-    panels are ``branches``, ``operations``, ``transactions``, ``logs`` and ``lab``;
-    ``seen`` is what the window last heard.
-    """
-
-    def __init__(self, root, bank, *, cluster=None, activity=None, started=False,
-                 source="", refresh_ms=REFRESH_MS, workers=WORKERS, font_size=FONT_SIZE):
-        self.root, self.bank, self.cluster, self.started = root, bank, cluster, started
-        self.activity = activity or ActivityLog(pathlib.Path("logs") / "activity.csv")
-        self.refresh_ms = refresh_ms
-        self.secret = getattr(bank, "secret", None)
-        self.poll_client = rpc.Client(bank.url, self.secret, timeout=CALL_TIMEOUT,
-                                      label="the coordinator")
-        self.workers = Workers(workers)
-        self.busy = set()                  # sources with a refresh in flight (Rule W2)
-        self.clients = {}                  # branch -> short-timeout rpc.Client
-        self.seen = Seen({name: cluster.members[name].url for name in cluster.branch_names}
-                         if cluster is not None else {})
-        self.closed = False
-        self.said = 0                   # results shown so far (say(); operations.py O6)
-        self._share_id = None              # a pending share of the left column (Rule F1)
-        self.look = Look(root, font_size)
-        self._build(source)
-        self._update_clients()
-        self.root.protocol("WM_DELETE_WINDOW", self.close)
-        if self.root.tk.call("tk", "windowingsystem") == "aqua":   # macOS: Cmd-Q, app menu
-            self.root.createcommand("::tk::mac::Quit", self.close)   # close as the button does
-        self._poll_id = self.root.after(POLL_MS, self._poll)
-        self._tick_id = self.root.after(10, self._tick)
-
-    # ---- the frame: a header, two columns of panels, a status line ------------------------
+class AppFrame:
+    """Mixed into App: the frame of the window, a header, two columns of panels and a
+    status line, and how the columns share its width (Rule F1)."""
 
     def _build(self, source: str) -> None:
         self._build_header(source)
@@ -220,6 +188,41 @@ class App:
         pane.canvas.bind("<Configure>", lambda e: result.configure(
             wraplength=max(200, e.width - 16)), add="+")
         return result
+
+
+class App(AppFrame):
+    """The whole window. Build it with a coordinator client; tests drive it directly.
+
+    ``App(root, bank, cluster=LocalCluster or None, activity=ActivityLog)``. ``pump()``
+    runs the callbacks of finished calls; ``refresh()`` asks every source again. The
+    panels are ``branches``, ``operations``, ``transactions``, ``logs`` and ``lab``;
+    ``seen`` is what the window last heard.
+    """
+
+    def __init__(self, root, bank, *, cluster=None, activity=None, started=False,
+                 source="", refresh_ms=REFRESH_MS, workers=WORKERS, font_size=FONT_SIZE):
+        self.root, self.bank, self.cluster, self.started = root, bank, cluster, started
+        self.activity = activity or ActivityLog(pathlib.Path("logs") / "activity.csv")
+        self.refresh_ms = refresh_ms
+        self.secret = getattr(bank, "secret", None)
+        self.poll_client = rpc.Client(bank.url, self.secret, timeout=CALL_TIMEOUT,
+                                      label="the coordinator")
+        self.workers = Workers(workers)
+        self.busy = set()                  # sources with a refresh in flight (Rule W2)
+        self.clients = {}                  # branch -> short-timeout rpc.Client
+        self.seen = Seen({name: cluster.members[name].url for name in cluster.branch_names}
+                         if cluster is not None else {})
+        self.closed = False
+        self.said = 0                   # results shown so far (say(); operations.py O6)
+        self._share_id = None              # a pending share of the left column (Rule F1)
+        self.look = Look(root, font_size)
+        self._build(source)
+        self._update_clients()
+        self.root.protocol("WM_DELETE_WINDOW", self.close)
+        if self.root.tk.call("tk", "windowingsystem") == "aqua":   # macOS: Cmd-Q, app menu
+            self.root.createcommand("::tk::mac::Quit", self.close)   # close as the button does
+        self._poll_id = self.root.after(POLL_MS, self._poll)
+        self._tick_id = self.root.after(10, self._tick)
 
     # ---- plumbing: calls off the Tk thread, results back on it (Rules W1-W3) --------------
 

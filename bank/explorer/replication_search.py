@@ -24,6 +24,7 @@ import time
 from bank.explorer.replication import (BUDGETS_NEEDED, PRIMARY, REPLICAS_NEEDED, RULES,
                                        VARIANTS, Budgets, ReplicationWorld, State,
                                        server_named)
+from bank.explorer.search import path_to
 
 
 # ---- invariants ------------------------------------------------------------------------------
@@ -90,20 +91,11 @@ def _breadth_first(world, max_states: int, progress) -> dict:
                 break
         depth += bool(level)
         frontier = level
-    trace = _path(parents, found) if found else []
+    trace = path_to(parents, found) if found else []
     return {"states": len(parents), "explored": explored, "depth": depth,
             "seconds": time.perf_counter() - began, "complete": not frontier or bool(found),
             "violation": violation(found) if found else None, "trace": trace,
             "notes": _notes(world, start, trace)}
-
-
-def _path(parents: dict, state: State) -> list:
-    """The actions from the initial state to `state`."""
-    trace = []
-    while parents[state] is not None:
-        state, action = parents[state]
-        trace.append(action)
-    return trace[::-1]
 
 
 def _notes(world, start: State, trace: list) -> list:

@@ -102,7 +102,7 @@ def _breadth_first(world, max_states: int, progress) -> Result:
                 level.append(after)
                 violation = first_violation(world, after)
                 if violation:
-                    found = violation, _path(parents, after_key), []
+                    found = violation, path_to(parents, after_key), []
                     break
             calm.remember(world, key, state, calm_key)
             if found:
@@ -124,14 +124,15 @@ def _stuck(world, parents: dict, calm: CalmGraph):
     key = calm.first_stuck()
     if key is None:
         return None
-    trace = _path(parents, key)
+    trace = path_to(parents, key)
     state = replay(world, trace)[0][-1]
     violation, continuation = progress_violation(world, state)
     return violation, trace, continuation
 
 
-def _path(parents: dict, key) -> list:
-    """The actions from the initial state to the state with this hash."""
+def path_to(parents: dict, key) -> list:
+    """The actions from the initial state to the state with this key (here its hash;
+    the replication world's search keys its table by the state itself)."""
     actions = []
     while parents[key] is not None:
         key, action = parents[key]

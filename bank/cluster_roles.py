@@ -34,7 +34,7 @@ LEASE_WAIT = 6.0              # seconds a start waits for replicated primaries' 
 
 class ClusterRoles:
     """Mixed into LocalCluster, which has members, branch_names, replica_names, member,
-    client, restart, home and secret."""
+    client, coordinator, restart, home and secret."""
 
     def role_now(self, name: str) -> str:
         """A branch server's role as it answers now ("primary", "replica", "fenced"),
@@ -86,6 +86,24 @@ class ClusterRoles:
             waiting = [name for name in waiting if not self._takes_writes(name)]
             if waiting:
                 time.sleep(0.05)       # polling servers we started, with a deadline
+
+    def wait_configured(self, timeout: float = 30.0) -> bool:
+        """Has the configuration manager recorded each branch's first configuration
+        (waiting up to `timeout` s)? A start returns a moment before that: then the
+        coordinator tells each branch who its manager is (a COMMIT at the branch) and
+        the branch's first lease request is recorded (a forced line in recovery.log).
+        A lab or a test that counts writes from the start waits for these first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                coordinator = self.coordinator()
+                if all(coordinator.call("configuration", name) for name in self.branch_names):
+                    return True
+            except BankError:
+                pass                           # not answering yet: ask again
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)                    # polling the coordinator we started
 
     def _takes_writes(self, branch: str) -> bool:
         """Does a server of `branch` (its primary, wherever a failover put it) take

@@ -103,24 +103,13 @@ def lab_cluster(name: str, **cluster_args):
 
 
 def _configured(bank, timeout: float = 30.0) -> None:
-    """Wait, silently, until the configuration manager has recorded each branch's first
-    configuration. The start returns a moment before that: then each branch learns who
-    its manager is (a COMMIT at the branch) and asks for its first lease (a forced
-    line in logs/recovery.log). Waited for here, these writes never land in the middle
-    of a lab's step (lab 1 counts the recovery log's lines around a deposit)."""
-    coordinator = bank.coordinator()
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if all(coordinator.call("configuration", name) for name in bank.branch_names):
-                return
-        except BankError:
-            pass                     # not answering yet: ask again
-        if time.monotonic() > deadline:
-            print(f"\nLAB FAILED: waited {timeout:.0f} s for the configuration manager to "
-                  "record every branch", flush=True)
-            sys.exit(1)
-        time.sleep(0.1)              # polling with a deadline, not waiting blindly
+    """Wait, silently, until the configuration manager has recorded every branch
+    (LocalCluster.wait_configured): the start's own writes then never land in the
+    middle of a lab's step (lab 1 counts the recovery log's lines around a deposit)."""
+    if not bank.wait_configured(timeout):
+        print(f"\nLAB FAILED: waited {timeout:.0f} s for the configuration manager to "
+              "record every branch", flush=True)
+        sys.exit(1)
 
 
 # ---- steps, pauses and checks ------------------------------------------------------------

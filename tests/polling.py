@@ -27,14 +27,8 @@ def wait_for(predicate, timeout, what, interval=0.1):
 
 def wait_configured(bank, timeout=30):
     """Wait until the configuration manager has recorded each branch's first
-    configuration (a LocalCluster `bank`).
-
-    A cluster's start returns before that: a moment later the coordinator tells each
-    branch who its manager is (a COMMIT at the branch), and the branch's first lease
-    request is recorded (a forced line in recovery.log). A test that counts fsyncs, or
-    measures the recovery log, from the start waits for these first, or counts them too.
-    """
-    coordinator = bank.coordinator()
-    wait_for(lambda: all(coordinator.call("configuration", name)
-                         for name in bank.branch_names),
-             timeout, "the manager to record each branch's first configuration")
+    configuration (LocalCluster.wait_configured). A test that counts fsyncs, or measures
+    the recovery log, from the start waits for the start's own writes first."""
+    if not bank.wait_configured(timeout):
+        raise AssertionError(f"timed out after {timeout} s waiting for the manager to "
+                             "record each branch's first configuration")

@@ -54,9 +54,14 @@ def report(world, result, notes=(), continuation_notes=(), saved: str = "") -> s
 def unmet_needs(world) -> list:
     """V3: a variant explored without the fault it needs passes: say which budget to give."""
     c = world.config
-    return [f"  The variant {c.variant} needs --{budget.replace('_', '-')} {least} to break "
-            f"anything: try --{budget.replace('_', '-')} {least}."
+    return [needs_more(c.variant, budget, least)
             for budget, least in world.variant.needs if c.budget(budget) < least]
+
+
+def needs_more(variant: str, budget: str, least: int) -> str:
+    """The line that says a variant showed nothing for want of a budget (both worlds)."""
+    option = f"--{budget.replace('_', '-')} {least}"
+    return f"  The variant {variant} needs {option} to break anything: try {option}."
 
 
 def describe_world(world) -> list:

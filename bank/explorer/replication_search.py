@@ -109,7 +109,7 @@ def _notes(world, start: State, trace: list) -> list:
 
 def report(budgets: Budgets = Budgets(), max_states: int = 2_000_000, progress=None) -> tuple:
     """(text, True if a violation was found): what explore() found, for a person."""
-    from bank.explorer.render import COLUMN, _row
+    from bank.explorer.render import COLUMN, _row, needs_more
     result = explore(budgets, max_states, progress)
     world, b = ReplicationWorld(budgets), budgets
     lines = [f"The explorer, replication world: "
@@ -130,8 +130,7 @@ def report(budgets: Budgets = Budgets(), max_states: int = 2_000_000, progress=N
             lines.append(f"  The variant {b.variant} needs {REPLICAS_NEEDED[b.variant]} "
                          f"replicas to break anything: try --replicas "
                          f"{REPLICAS_NEEDED[b.variant]}.")
-        lines += [f"  The variant {b.variant} needs --{name.replace('_', '-')} {least} to "
-                  f"break anything: try --{name.replace('_', '-')} {least}."
+        lines += [needs_more(b.variant, name, least)
                   for name, least in BUDGETS_NEEDED.get(b.variant, ())
                   if getattr(b, name) < least]
         return "\n".join(lines), False
